@@ -1,0 +1,421 @@
+"""The one place the core does I/O. Sync and async twins share everything but send and sleep.
+
+Each attempt gets two deadlines: the first byte (response headers) and the whole body. A route
+that hangs therefore costs at most its first-byte deadline before the router moves on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import anyio
+import httpx
+
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    AttemptSummary,
+    NoRouteAvailableError,
+    ReapiError,
+    RateLimitError,
+)
+from .catalog import Route
+from .providers import Batch, Protocol, Sleep, UpstreamRequest, UpstreamResponse
+from .router import Router
+
+__all__ = ["AsyncEngine", "Outcome", "SyncEngine"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T_co]):
+    result: T_co
+    route: Route
+    attempts: tuple[AttemptSummary, ...]
+
+
+def _httpx_kwargs(request: UpstreamRequest) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"headers": dict(request.headers)}
+    if request.json is not None:
+        kwargs["json"] = request.json
+    elif request.content is not None:
+        kwargs["content"] = request.content
+    if request.files:
+        kwargs["files"] = list(request.files)
+        data: dict[str, list[str]] = {}
+        for name, value in request.data:
+            data.setdefault(name, []).append(value)
+        kwargs["data"] = data
+    elif request.data:
+        kwargs["data"] = dict(request.data)
+    return kwargs
+
+
+def _timeouts(first_byte: float) -> httpx.Timeout:
+    # httpx's own timeouts back up the engine's deadlines (and are all the sync face has).
+    return httpx.Timeout(first_byte, pool=first_byte)
+
+
+def _summary(route: Route, code: str, status: int | None, started: float) -> AttemptSummary:
+    return AttemptSummary(
+        provider=route.provider,
+        route=route.key,
+        code=code,
+        status=status,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+
+
+def _exhausted(
+    attempts: list[AttemptSummary], last_error: ReapiError | None
+) -> NoRouteAvailableError:
+    retry_after = last_error.retry_after if isinstance(last_error, RateLimitError) else None
+    return NoRouteAvailableError(
+        f"all {len(attempts)} route(s) failed; last: {last_error.code if last_error else 'none'}",
+        attempts=tuple(attempts),
+        last_error=last_error,
+        retry_after=retry_after,
+        code="upstream_unavailable" if not isinstance(last_error, RateLimitError)
+        else "rate_limit_exceeded",
+    )
+
+
+class _Base:
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def _deadlines(self, request: UpstreamRequest, first_byte: float) -> tuple[float, float]:
+        cfg = self.router.config
+        body = cfg.download_timeout if request.download else cfg.body_timeout
+        return first_byte, body
+
+    @staticmethod
+    def _connection_error(exc: Exception, provider: str, phase: str) -> APIConnectionError:
+        if isinstance(exc, TimeoutError | httpx.TimeoutException):
+            return APITimeoutError(f"{provider} did not answer in time ({phase})", provider=provider)
+        return APIConnectionError(
+            f"{provider} could not be reached ({type(exc).__name__} during {phase})",
+            provider=provider,
+        )
+
+
+class SyncEngine(_Base):
+    """Blocking I/O on one pooled `httpx.Client`."""
+
+    def __init__(self, router: Router, client: httpx.Client | None = None) -> None:
+        super().__init__(router)
+        self._client = client or httpx.Client(limits=_LIMITS, follow_redirects=False)
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        self._client.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=16,
+                                                               thread_name_prefix="reapi")
+        return self._pool
+
+    def send(self, request: UpstreamRequest, provider: str, first_byte: float) -> UpstreamResponse:
+        first_byte, body_deadline = self._deadlines(request, first_byte)
+        started = time.perf_counter()
+        error: APIConnectionError | None = None
+        try:
+            built = self._client.build_request(
+                request.method, request.url, timeout=_timeouts(first_byte),
+                **_httpx_kwargs(request)
+            )
+            response = self._client.send(built, stream=True)
+        except (httpx.TransportError, TimeoutError) as exc:
+            error = self._connection_error(exc, provider, "waiting for the first byte")
+        if error is not None:
+            raise error
+        chunks: list[bytes] = []
+        try:
+            for chunk in response.iter_raw():
+                chunks.append(chunk)
+                if time.perf_counter() - started > first_byte + body_deadline:
+                    error = APITimeoutError(
+                        f"{provider} did not finish its answer in time", provider=provider
+                    )
+                    break
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            error = self._connection_error(exc, provider, "reading the body")
+        finally:
+            response.close()
+        if error is not None:
+            raise error
+        return UpstreamResponse(
+            response.status_code,
+            dict(response.headers),
+            b"".join(chunks),
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
+        try:
+            step = next(protocol)
+            while True:
+                reply: Any
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                    reply = None
+                elif isinstance(step, Batch):
+                    futures = [
+                        self._executor().submit(self.send, r, provider, first_byte)
+                        for r in step.requests
+                    ]
+                    reply = tuple(f.result() for f in futures)
+                else:
+                    reply = self.send(step, provider, first_byte)
+                step = protocol.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            protocol.close()
+
+    def run(self, routes: Sequence[Route], attempt: Callable[[Route], T]) -> Outcome[T]:
+        """Try routes in the router's order until one succeeds or a failure must not fail over."""
+        if self.router.config.hedge_after is not None and len(routes) > 1:
+            return self._run_hedged(routes, attempt, self.router.config.hedge_after)
+        attempts: list[AttemptSummary] = []
+        last_error: ReapiError | None = None
+        for route in self.router.candidates(routes):
+            started = time.perf_counter()
+            try:
+                result = attempt(route)
+            except ReapiError as error:
+                attempts.append(_summary(route, error.code, error.status, started))
+                if not self.router.record_failure(route, error):
+                    raise
+                last_error = error
+                continue
+            except BaseException:
+                self.router.release(route)
+                raise
+            self.router.record_success(route)
+            attempts.append(_summary(route, "ok", None, started))
+            return Outcome(result, route, tuple(attempts))
+        raise _exhausted(attempts, last_error)
+
+    def _run_hedged(
+        self, routes: Sequence[Route], attempt: Callable[[Route], T], hedge_after: float
+    ) -> Outcome[T]:
+        candidates: Iterator[Route] = self.router.candidates(routes)
+        attempts: list[AttemptSummary] = []
+        running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
+        last_error: ReapiError | None = None
+
+        def launch() -> None:
+            route = next(candidates, None)
+            if route is not None:
+                running[self._executor().submit(attempt, route)] = (route, time.perf_counter())
+
+        launch()
+        while running:
+            done, _ = concurrent.futures.wait(
+                running, timeout=hedge_after, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            if not done:
+                launch()
+                continue
+            for future in done:
+                route, started = running.pop(future)
+                error = future.exception()
+                if error is None:
+                    self.router.record_success(route)
+                    attempts.append(_summary(route, "ok", None, started))
+                    for other in running.values():
+                        self.router.release(other[0])
+                    return Outcome(future.result(), route, tuple(attempts))
+                if not isinstance(error, ReapiError):
+                    self.router.release(route)
+                    raise error
+                attempts.append(_summary(route, error.code, error.status, started))
+                if not self.router.record_failure(route, error):
+                    raise error
+                last_error = error
+                launch()
+        raise _exhausted(attempts, last_error)
+
+
+class AsyncEngine(_Base):
+    """Non-blocking I/O on one pooled `httpx.AsyncClient`; never blocks the event loop."""
+
+    def __init__(self, router: Router, client: httpx.AsyncClient | None = None) -> None:
+        super().__init__(router)
+        self._client = client or httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def send(
+        self, request: UpstreamRequest, provider: str, first_byte: float
+    ) -> UpstreamResponse:
+        first_byte, body_deadline = self._deadlines(request, first_byte)
+        started = time.perf_counter()
+        error: APIConnectionError | None = None
+        try:
+            built = self._client.build_request(
+                request.method, request.url, timeout=_timeouts(first_byte),
+                **_httpx_kwargs(request)
+            )
+            with anyio.fail_after(first_byte):
+                response = await self._client.send(built, stream=True)
+        except (httpx.TransportError, TimeoutError) as exc:
+            error = self._connection_error(exc, provider, "waiting for the first byte")
+        if error is not None:
+            raise error
+        content = b""
+        try:
+            with anyio.fail_after(body_deadline):
+                content = await response.aread()
+        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
+            error = self._connection_error(exc, provider, "reading the body")
+        finally:
+            await response.aclose()
+        if error is not None:
+            raise error
+        return UpstreamResponse(
+            response.status_code,
+            dict(response.headers),
+            content,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
+        try:
+            step = next(protocol)
+            while True:
+                reply: Any
+                if isinstance(step, Sleep):
+                    await anyio.sleep(step.seconds)
+                    reply = None
+                elif isinstance(step, Batch):
+                    reply = await self._send_all(step.requests, provider, first_byte)
+                else:
+                    reply = await self.send(step, provider, first_byte)
+                step = protocol.send(reply)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            protocol.close()
+
+    async def _send_all(
+        self, requests: Sequence[UpstreamRequest], provider: str, first_byte: float
+    ) -> tuple[UpstreamResponse, ...]:
+        replies: list[UpstreamResponse | None] = [None] * len(requests)
+
+        async def one(index: int, request: UpstreamRequest) -> None:
+            replies[index] = await self.send(request, provider, first_byte)
+
+        try:
+            async with anyio.create_task_group() as group:
+                for index, request in enumerate(requests):
+                    group.start_soon(one, index, request)
+        except BaseExceptionGroup as group_error:
+            first = group_error.exceptions[0]
+            raise first from None
+        return tuple(r for r in replies if r is not None)
+
+    async def run(
+        self, routes: Sequence[Route], attempt: Callable[[Route], Awaitable[T]]
+    ) -> Outcome[T]:
+        if self.router.config.hedge_after is not None and len(routes) > 1:
+            return await self._run_hedged(routes, attempt, self.router.config.hedge_after)
+        attempts: list[AttemptSummary] = []
+        last_error: ReapiError | None = None
+        for route in self.router.candidates(routes):
+            started = time.perf_counter()
+            try:
+                result = await attempt(route)
+            except ReapiError as error:
+                attempts.append(_summary(route, error.code, error.status, started))
+                if not self.router.record_failure(route, error):
+                    raise
+                last_error = error
+                continue
+            except BaseException:
+                self.router.release(route)
+                raise
+            self.router.record_success(route)
+            attempts.append(_summary(route, "ok", None, started))
+            return Outcome(result, route, tuple(attempts))
+        raise _exhausted(attempts, last_error)
+
+    async def _run_hedged(
+        self,
+        routes: Sequence[Route],
+        attempt: Callable[[Route], Awaitable[T]],
+        hedge_after: float,
+    ) -> Outcome[T]:
+        candidates = self.router.candidates(routes)
+        attempts: list[AttemptSummary] = []
+        send, receive = anyio.create_memory_object_stream[
+            tuple[Route, float, T | None, BaseException | None]
+        ](max_buffer_size=len(routes) + 1)
+        last_error: ReapiError | None = None
+        winner: Outcome[T] | None = None
+        fatal: BaseException | None = None
+
+        async with anyio.create_task_group() as group:
+
+            async def run_one(route: Route) -> None:
+                started = time.perf_counter()
+                try:
+                    result = await attempt(route)
+                except anyio.get_cancelled_exc_class():
+                    self.router.release(route)
+                    raise
+                except Exception as exc:  # reported to the loop below, which decides
+                    await send.send((route, started, None, exc))
+                    return
+                await send.send((route, started, result, None))
+
+            def launch() -> bool:
+                route = next(candidates, None)
+                if route is None:
+                    return False
+                group.start_soon(run_one, route)
+                return True
+
+            running = 1 if launch() else 0
+            while running and winner is None and fatal is None:
+                with anyio.move_on_after(hedge_after) as waited:
+                    route, started, result, error = await receive.receive()
+                if waited.cancelled_caught:
+                    running += 1 if launch() else 0
+                    continue
+                running -= 1
+                if error is None:
+                    self.router.record_success(route)
+                    attempts.append(_summary(route, "ok", None, started))
+                    winner = Outcome(result, route, tuple(attempts))  # type: ignore[arg-type]
+                elif not isinstance(error, ReapiError):
+                    self.router.release(route)
+                    fatal = error
+                else:
+                    attempts.append(_summary(route, error.code, error.status, started))
+                    if not self.router.record_failure(route, error):
+                        fatal = error
+                    else:
+                        last_error = error
+                        running += 1 if launch() else 0
+            group.cancel_scope.cancel()
+        if fatal is not None:
+            raise fatal
+        if winner is not None:
+            return winner
+        raise _exhausted(attempts, last_error)

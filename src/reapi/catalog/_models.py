@@ -1,0 +1,127 @@
+"""Typed catalog: public models, their capabilities, prices and ordered upstream routes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "Capabilities",
+    "Catalog",
+    "ModelSpec",
+    "Price",
+    "ProviderSpec",
+    "Route",
+    "ShapeSpec",
+    "SizeRule",
+]
+
+Kind = Literal["image", "video"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ProviderSpec(_Frozen):
+    """An upstream API endpoint: which adapter speaks it, where it lives, where its key comes from."""
+
+    adapter: str
+    base_url: str
+    api_key_env: tuple[str, ...] = ()
+    #: How long the upstream keeps result URLs alive, when it says (seconds).
+    url_lifetime_seconds: int | None = None
+    docs: str | None = None
+
+
+class ShapeSpec(_Frozen):
+    """What one OpenAI `size` means to upstreams that speak aspect ratio and resolution."""
+
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+
+
+class SizeRule(_Frozen):
+    """Free-form WxH sizes (GPT Image 2): edge multiples, bounds and aspect-ratio limits."""
+
+    multiple_of: int = 16
+    max_long_edge: int = 3840
+    max_short_edge: int = 2160
+    min_pixels: int = 0
+    max_ratio: float = 3.0
+
+
+class Capabilities(_Frozen):
+    """What a model (or one route, as `limits`) accepts. Empty means "not constrained here"."""
+
+    sizes: dict[str, ShapeSpec] = Field(default_factory=dict)
+    size_rule: SizeRule | None = None
+    aspect_ratios: tuple[str, ...] = ()
+    resolutions: tuple[str, ...] = ()
+    seconds: tuple[int, ...] = ()
+    qualities: tuple[str, ...] = ()
+    output_formats: tuple[str, ...] = ()
+    backgrounds: tuple[str, ...] = ()
+    n_max: int = 1
+    edits: bool = False
+    max_input_images: int = 0
+    mask: bool = False
+    input_reference: bool = False
+
+
+class Price(_Frozen):
+    """Credits charged per delivered unit; a failed generation costs nothing."""
+
+    unit: Literal["image", "second", "request"]
+    credits: int = Field(ge=0)
+    #: Per-resolution override of `credits` (e.g. 1080p video costs more per second).
+    by_resolution: dict[str, int] = Field(default_factory=dict)
+
+    def cost(self, *, units: int, resolution: str | None = None) -> int:
+        per_unit = self.by_resolution.get(resolution or "", self.credits)
+        return per_unit * max(units, 0)
+
+
+class Route(_Frozen):
+    """One way to serve a model: a provider plus that provider's own model id."""
+
+    provider: str
+    upstream_model: str
+    #: Adapter-specific knobs (e.g. a second endpoint for edits). Never user data.
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    #: Narrower limits than the model's, when this host cannot honour everything.
+    limits: Capabilities | None = None
+    #: Seconds to wait for the first byte of an answer; None = the router's default.
+    first_byte_timeout: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.provider}/{self.upstream_model}"
+
+
+class ModelSpec(_Frozen):
+    id: str
+    kind: Kind
+    name: str
+    owned_by: str
+    description: str = ""
+    created: int = 0
+    capabilities: Capabilities
+    price: Price
+    routes: tuple[Route, ...] = Field(min_length=1)
+
+
+class Catalog(_Frozen):
+    providers: dict[str, ProviderSpec]
+    models: dict[str, ModelSpec]
+
+    @model_validator(mode="after")
+    def _routes_name_known_providers(self) -> Catalog:
+        for model in self.models.values():
+            for route in model.routes:
+                if route.provider not in self.providers:
+                    raise ValueError(
+                        f"model {model.id!r} routes to unknown provider {route.provider!r}"
+                    )
+        return self

@@ -1,0 +1,43 @@
+"""Provider adapters, one per upstream API. Adding a provider: a module here, a line in
+`ADAPTERS`, catalog entries and its tests."""
+
+from __future__ import annotations
+
+from ._base import Adapter, Connection, ImageCall, VideoCall, parse_retry_after
+from ._protocol import (
+    Batch,
+    GeneratedFile,
+    ImageResult,
+    Protocol,
+    Sleep,
+    Step,
+    TaskState,
+    TaskStatus,
+    UpstreamRequest,
+    UpstreamResponse,
+)
+from .openai import OpenAIAdapter
+
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "Batch",
+    "Connection",
+    "GeneratedFile",
+    "ImageCall",
+    "ImageResult",
+    "Protocol",
+    "Sleep",
+    "Step",
+    "TaskState",
+    "TaskStatus",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "VideoCall",
+    "parse_retry_after",
+]
+
+#: Adapter name (as written in the catalog) → adapter class.
+ADAPTERS: dict[str, type[Adapter]] = {
+    OpenAIAdapter.name: OpenAIAdapter,
+}

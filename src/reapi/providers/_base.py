@@ -1,0 +1,175 @@
+"""What every adapter shares: its connection, the call objects it receives, error mapping.
+
+Adapters are pure: they build upstream requests and read upstream responses. They never read the
+environment, keep global state or do I/O. Error mapping turns (status, provider code) into one of
+reapi's exceptions; the upstream's message is dropped because it may echo the prompt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+from .._exceptions import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContentPolicyError,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ReapiError,
+)
+from .._params import ImageParams, Shape, VideoParams
+from .._payload import Payload
+from .._secret import Secret
+from ..catalog import Route
+from ._protocol import ImageResult, Protocol, TaskStatus, UpstreamRequest, UpstreamResponse
+
+__all__ = [
+    "Adapter",
+    "Connection",
+    "ImageCall",
+    "VideoCall",
+    "parse_retry_after",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One configured upstream: its name in the catalog, base URL and key."""
+
+    name: str
+    base_url: str
+    api_key: Secret
+    url_lifetime_seconds: int | None = None
+
+    def url(self, path: str) -> str:
+        return self.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageCall:
+    route: Route
+    params: ImageParams
+    shape: Shape
+    payload: Payload
+    idempotency_key: str
+    edit: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VideoCall:
+    route: Route
+    params: VideoParams
+    shape: Shape
+    payload: Payload
+    idempotency_key: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Retry-After as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(when - (time.time() if now is None else now), 0.0)
+
+
+class Adapter:
+    """Base class of every provider adapter. Subclasses override the operations they serve."""
+
+    #: The name catalog providers use in `adapter = "..."`.
+    name: ClassVar[str]
+    #: Provider error codes that mean "blocked by a content policy": never failed over.
+    content_policy_codes: ClassVar[frozenset[str]] = frozenset()
+    #: Provider error codes that mean "this account is out of quota or credit": fail over.
+    quota_codes: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    @property
+    def provider(self) -> str:
+        return self.connection.name
+
+    # -- operations (each a sans-I/O generator) --------------------------------------------
+    def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:
+        raise ConfigurationError(f"{self.name} does not generate images", provider=self.provider)
+
+    def submit_video(self, call: VideoCall) -> Protocol[str]:
+        """Create an upstream task; return its upstream id."""
+        raise ConfigurationError(f"{self.name} does not generate videos", provider=self.provider)
+
+    def poll_video(self, route: Route, task_id: str) -> Protocol[TaskStatus]:
+        raise ConfigurationError(f"{self.name} does not generate videos", provider=self.provider)
+
+    def cancel_video(self, route: Route, task_id: str) -> Protocol[None]:
+        """Best effort; providers without a cancel or delete call do nothing."""
+        return
+        yield
+
+    # -- error mapping -----------------------------------------------------------------------
+    def error_code(self, response: UpstreamResponse) -> str | None:
+        """The provider's machine-readable error code, if its error body has one."""
+        return None
+
+    def request_id(self, response: UpstreamResponse) -> str | None:
+        return response.header("x-request-id")
+
+    def check(self, response: UpstreamResponse) -> UpstreamResponse:
+        """Return the response if it is a success, else raise the mapped exception."""
+        if response.status < 400:
+            return response
+        raise self.error_for(response)
+
+    def error_for(self, response: UpstreamResponse) -> ReapiError:
+        status = response.status
+        code = self.error_code(response)
+        common: dict[str, Any] = {
+            "provider": self.provider,
+            "status": status,
+            "request_id": self.request_id(response),
+            "provider_code": _safe_code(code),
+        }
+        where = f"{self.provider} answered HTTP {status}"
+        if code in self.content_policy_codes:
+            return ContentPolicyError(f"{where}: blocked by its content policy", **common)
+        if code in self.quota_codes:
+            return QuotaExceededError(f"{where}: its account is out of quota", **common)
+        if status == 429:
+            return RateLimitError(
+                f"{where}: rate limited",
+                retry_after=parse_retry_after(response.header("retry-after")),
+                **common,
+            )
+        kinds: dict[int, type[APIStatusError]] = {
+            400: BadRequestError,
+            401: AuthenticationError,
+            403: PermissionDeniedError,
+            404: NotFoundError,
+            422: BadRequestError,
+        }
+        kind = kinds.get(status, InternalServerError if status >= 500 else BadRequestError)
+        return kind(where, **common)
+
+
+def _safe_code(code: str | None) -> str | None:
+    """Keep provider codes that look like identifiers; anything else could be free text."""
+    if code and len(code) <= 64 and code.replace("_", "").replace(".", "").isalnum():
+        return code
+    return None

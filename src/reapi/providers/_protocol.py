@@ -1,0 +1,151 @@
+"""The sans-I/O vocabulary shared by adapters and the engine.
+
+An adapter never touches the network. Each operation is a generator that yields `UpstreamRequest`
+(or `Sleep`) steps and receives `UpstreamResponse` objects back; its return value is the result.
+The engine drives the same generator from sync or async code, so protocol logic is written once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from .._exceptions import APIResponseError
+
+__all__ = [
+    "Batch",
+    "GeneratedFile",
+    "ImageResult",
+    "Protocol",
+    "Sleep",
+    "Step",
+    "TaskState",
+    "TaskStatus",
+    "UpstreamRequest",
+    "UpstreamResponse",
+]
+
+T = TypeVar("T")
+
+_SECRET_HEADERS = frozenset({"authorization", "x-goog-api-key", "x-api-key", "api-key"})
+
+
+def _masked(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k: ("[secret]" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
+
+
+Purpose = Literal["create", "poll", "download", "cancel"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One HTTP request to an upstream. Bodies and secret headers never show in its repr."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = field(default=None, repr=False)
+    content: bytes | None = field(default=None, repr=False)
+    #: multipart form fields (name, value) — repeated names allowed, as `image[]` needs.
+    data: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: multipart files (name, (filename, bytes, content type)).
+    files: tuple[tuple[str, tuple[str, bytes, str]], ...] = field(default=(), repr=False)
+    purpose: Purpose = "create"
+    #: True for large binary results: the engine allows the longer download deadline.
+    download: bool = False
+
+    def __repr__(self) -> str:
+        url = self.url.split("?", 1)[0]  # a query may carry `key=`
+        return f"UpstreamRequest({self.method} {url}, purpose={self.purpose!r})"
+
+    def safe_headers(self) -> dict[str, str]:
+        return _masked(self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    content: bytes = field(repr=False)
+    elapsed_ms: float = 0.0
+
+    def json(self, provider: str) -> Any:
+        """Parse the body; a body that is not JSON is the upstream's fault (failover-able)."""
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            raise APIResponseError(
+                "the provider answered with a body that is not valid JSON",
+                provider=provider,
+                status=self.status,
+            ) from None
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Wait before the next step (polling). The engine sleeps without blocking an event loop."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Several requests sent at once (e.g. n images from an upstream that makes one per call).
+    The generator receives a tuple of responses in the same order."""
+
+    requests: tuple[UpstreamRequest, ...]
+
+
+Step = UpstreamRequest | Sleep | Batch
+Protocol = Generator[Step, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedFile:
+    """One output: inline bytes, or a URL with the request that fetches it (auth if needed)."""
+
+    content_type: str
+    data: bytes | None = field(default=None, repr=False)
+    url: str | None = field(default=None, repr=False)
+    fetch: UpstreamRequest | None = None
+    #: Unix seconds when the upstream URL stops working, when known.
+    url_expires_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResult:
+    images: tuple[GeneratedFile, ...]
+    usage: Mapping[str, Any] | None = None
+    output_format: str | None = None
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+
+
+TaskState = Literal["queued", "in_progress", "completed", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskStatus:
+    """An upstream task mapped onto OpenAI's video states."""
+
+    state: TaskState
+    progress: int = 0
+    outputs: tuple[GeneratedFile, ...] = ()
+    thumbnail: GeneratedFile | None = None
+    #: For failed tasks: a stable code (never the upstream's message).
+    error_code: str | None = None
+    content_blocked: bool = False
+    #: Seconds the upstream suggests waiting before the next poll.
+    poll_after: float | None = None
+    seconds: int | None = None
+    size: str | None = None

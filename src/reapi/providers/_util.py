@@ -1,0 +1,51 @@
+"""Small helpers adapters share: base64, data URLs, content types, idempotency headers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from .._exceptions import APIResponseError
+from .._payload import File
+
+__all__ = [
+    "as_data_url",
+    "b64decode",
+    "content_type_for",
+    "drop_none",
+    "sniff_image_type",
+]
+
+_FORMAT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
+def content_type_for(output_format: str | None, default: str = "image/png") -> str:
+    return _FORMAT_TYPES.get((output_format or "").lower(), default)
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def b64decode(value: str, provider: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise APIResponseError(
+            "the provider returned image data that is not valid base64", provider=provider
+        ) from None
+
+
+def as_data_url(file: File) -> str:
+    return f"data:{file.content_type};base64,{base64.b64encode(file.content).decode()}"
+
+
+def drop_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}

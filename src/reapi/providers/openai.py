@@ -1,0 +1,237 @@
+"""OpenAI Images (`/v1/images/generations`, `/v1/images/edits`) and Videos (`/v1/videos`).
+
+Wire format: PROVIDERS.md §1 and §2. Any OpenAI-compatible upstream (Azure OpenAI, Vercel AI
+Gateway, another reapi gateway) can use this adapter with its own `base_url`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .._exceptions import APIResponseError
+from .._payload import File
+from ..catalog import Route
+from ._base import Adapter, ImageCall, VideoCall
+from ._protocol import (
+    GeneratedFile,
+    ImageResult,
+    Protocol,
+    TaskState,
+    TaskStatus,
+    UpstreamRequest,
+    UpstreamResponse,
+)
+from ._util import b64decode, content_type_for, drop_none
+
+__all__ = ["OpenAIAdapter"]
+
+_VIDEO_STATES: dict[str, TaskState] = {
+    "queued": "queued",
+    "in_progress": "in_progress",
+    "completed": "completed",
+    "failed": "failed",
+}
+
+
+class OpenAIAdapter(Adapter):
+    name = "openai"
+    content_policy_codes = frozenset({"moderation_blocked", "content_policy_violation"})
+    quota_codes = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+
+    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.connection.api_key.reveal()}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return headers
+
+    def error_code(self, response: UpstreamResponse) -> str | None:
+        try:
+            error = response.json(self.provider).get("error") or {}
+        except (APIResponseError, AttributeError):
+            return None
+        if not isinstance(error, dict):
+            return None
+        code = error.get("code") or error.get("type")
+        return code if isinstance(code, str) else None
+
+    # -- images ------------------------------------------------------------------------------
+    def _image_fields(self, call: ImageCall) -> dict[str, Any]:
+        params = call.params
+        return drop_none(
+            {
+                "model": call.route.upstream_model,
+                "n": params.n,
+                "size": call.shape.size,
+                "quality": params.quality,
+                "background": params.background,
+                "output_format": params.output_format,
+                "output_compression": params.output_compression,
+                "moderation": params.moderation,
+                "input_fidelity": params.input_fidelity if call.edit else None,
+                "user": call.payload.get("user"),
+            }
+        )
+
+    def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:
+        fields = self._image_fields(call)
+        fields["prompt"] = call.payload.get("prompt")
+        headers = self._headers(call.idempotency_key)
+        if not call.edit:
+            request = UpstreamRequest(
+                "POST", self.connection.url("images/generations"), headers, json=fields
+            )
+        else:
+            images: list[File] = list(call.payload.get("images") or ())
+            image_field = "image[]" if len(images) > 1 else "image"
+            files = [(image_field, (f.filename, f.content, f.content_type)) for f in images]
+            mask: File | None = call.payload.get("mask")
+            if mask is not None:
+                files.append(("mask", (mask.filename, mask.content, mask.content_type)))
+            request = UpstreamRequest(
+                "POST",
+                self.connection.url("images/edits"),
+                headers,
+                data=tuple((k, str(v)) for k, v in fields.items()),
+                files=tuple(files),
+            )
+        response = yield request
+        assert response is not None
+        return self._image_result(self.check(response), call)
+
+    def _image_result(self, response: UpstreamResponse, call: ImageCall) -> ImageResult:
+        body = response.json(self.provider)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            raise APIResponseError("the provider's answer has no image list", provider=self.provider)
+        output_format = body.get("output_format") or call.params.output_format
+        content_type = content_type_for(output_format)
+        lifetime = self.connection.url_lifetime_seconds
+        images = []
+        for item in body["data"]:
+            if isinstance(item, dict) and isinstance(item.get("b64_json"), str):
+                data = b64decode(item["b64_json"], self.provider)
+                images.append(GeneratedFile(content_type, data=data))
+            elif isinstance(item, dict) and isinstance(item.get("url"), str):
+                url = item["url"]
+                expires = int(time.time()) + lifetime if lifetime else None
+                images.append(
+                    GeneratedFile(
+                        content_type,
+                        url=url,
+                        fetch=UpstreamRequest("GET", url, purpose="download", download=True),
+                        url_expires_at=expires,
+                    )
+                )
+        if not images:
+            raise APIResponseError("the provider returned no image", provider=self.provider)
+        usage = body.get("usage")
+        return ImageResult(
+            images=tuple(images),
+            usage=usage if isinstance(usage, dict) else None,
+            output_format=output_format,
+            size=body.get("size"),
+            quality=body.get("quality"),
+            background=body.get("background"),
+        )
+
+    # -- videos ------------------------------------------------------------------------------
+    def submit_video(self, call: VideoCall) -> Protocol[str]:
+        fields = drop_none(
+            {
+                "model": call.route.upstream_model,
+                "prompt": call.payload.get("prompt"),
+                "seconds": str(call.shape.seconds) if call.shape.seconds else None,
+                "size": call.shape.size,
+            }
+        )
+        reference = call.payload.get("input_reference")
+        headers = self._headers(call.idempotency_key)
+        url = self.connection.url("videos")
+        if isinstance(reference, File):
+            request = UpstreamRequest(
+                "POST",
+                url,
+                headers,
+                data=tuple((k, str(v)) for k, v in fields.items()),
+                files=(
+                    (
+                        "input_reference",
+                        (reference.filename, reference.content, reference.content_type),
+                    ),
+                ),
+            )
+        else:
+            if isinstance(reference, str):
+                fields["input_reference"] = {"image_url": reference}
+            request = UpstreamRequest("POST", url, headers, json=fields)
+        response = yield request
+        assert response is not None
+        body = self.check(response).json(self.provider)
+        task_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(task_id, str) or not task_id:
+            raise APIResponseError("the provider returned no video id", provider=self.provider)
+        return task_id
+
+    def poll_video(self, route: Route, task_id: str) -> Protocol[TaskStatus]:
+        url = self.connection.url(f"videos/{task_id}")
+        response = yield UpstreamRequest("GET", url, self._headers(), purpose="poll")
+        assert response is not None
+        body = self.check(response).json(self.provider)
+        if not isinstance(body, dict):
+            raise APIResponseError("the provider's video object is not an object",
+                                   provider=self.provider)
+        state = _VIDEO_STATES.get(str(body.get("status")))
+        if state is None:
+            raise APIResponseError("the provider's video status is unknown", provider=self.provider)
+        poll_after_ms = response.header("openai-poll-after-ms")
+        status = TaskStatus(
+            state=state,
+            progress=int(body.get("progress") or 0),
+            poll_after=int(poll_after_ms) / 1000 if poll_after_ms and poll_after_ms.isdigit()
+            else None,
+            seconds=int(body["seconds"]) if str(body.get("seconds", "")).isdigit() else None,
+            size=body.get("size") if isinstance(body.get("size"), str) else None,
+        )
+        if state == "failed":
+            error = body.get("error")
+            code = error.get("code") if isinstance(error, dict) else None
+            blocked = code in self.content_policy_codes
+            return TaskStatus(
+                state="failed",
+                error_code="content_policy_violation" if blocked else "generation_failed",
+                content_blocked=blocked,
+            )
+        if state != "completed":
+            return status
+        expires = body.get("expires_at") if isinstance(body.get("expires_at"), int) else None
+        content = self.connection.url(f"videos/{task_id}/content")
+        video = GeneratedFile(
+            "video/mp4",
+            url=content,
+            fetch=UpstreamRequest("GET", content, self._headers(), purpose="download",
+                                  download=True),
+            url_expires_at=expires,
+        )
+        thumb_url = content + "?variant=thumbnail"
+        thumbnail = GeneratedFile(
+            "image/png",
+            url=thumb_url,
+            fetch=UpstreamRequest("GET", thumb_url, self._headers(), purpose="download",
+                                  download=True),
+            url_expires_at=expires,
+        )
+        return TaskStatus(
+            state="completed",
+            progress=100,
+            outputs=(video,),
+            thumbnail=thumbnail,
+            seconds=status.seconds,
+            size=status.size,
+        )
+
+    def cancel_video(self, route: Route, task_id: str) -> Protocol[None]:
+        url = self.connection.url(f"videos/{task_id}")
+        response = yield UpstreamRequest("DELETE", url, self._headers(), purpose="cancel")
+        assert response is not None
+        if response.status != 404:
+            self.check(response)

@@ -1,0 +1,100 @@
+"""Turn the arguments of the public methods into parameters (loggable) and a Payload (sealed)."""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, TypeAlias
+
+from .._exceptions import InvalidRequestError
+from .._params import ImageParams, VideoParams
+from .._payload import File, Payload
+from ..providers._util import sniff_image_type
+
+__all__ = ["FileInput", "image_request", "to_file", "video_request"]
+
+#: A file argument: bytes, a path, an open binary file, (filename, bytes[, content type]) or File.
+FileInput: TypeAlias = (
+    bytes | str | Path | IO[bytes] | tuple[str, bytes] | tuple[str, bytes, str] | File
+)
+
+
+def to_file(value: FileInput, param: str) -> File:
+    if isinstance(value, File):
+        return value
+    if isinstance(value, bytes):
+        name, content = param, value
+    elif isinstance(value, str | Path):
+        path = Path(value)
+        name, content = path.name, path.read_bytes()
+    elif isinstance(value, tuple):
+        name, content = value[0], value[1]
+        if len(value) == 3:
+            return File(content, name, value[2])
+    else:
+        content = value.read()
+        name = Path(str(getattr(value, "name", param))).name
+    content_type = (
+        sniff_image_type(content) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    )
+    return File(content, name, content_type)
+
+
+def _prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidRequestError("prompt must be a non-empty string", param="prompt",
+                                  code="missing_required_parameter")
+    if len(prompt) > 32000:
+        raise InvalidRequestError("prompt is longer than 32000 characters", param="prompt",
+                                  code="string_above_max_length")
+    return prompt
+
+
+def image_request(
+    *,
+    prompt: str,
+    model: str,
+    images: Sequence[FileInput] = (),
+    mask: FileInput | None = None,
+    user: str | None = None,
+    **options: Any,
+) -> tuple[ImageParams, Payload]:
+    files = [to_file(image, "image") for image in images]
+    for file in files:
+        if sniff_image_type(file.content) is None:
+            raise InvalidRequestError(
+                "image must be a PNG, JPEG or WebP file", param="image", code="invalid_image"
+            )
+    mask_file = to_file(mask, "mask") if mask is not None else None
+    if mask_file is not None and sniff_image_type(mask_file.content) != "image/png":
+        raise InvalidRequestError("mask must be a PNG file", param="mask", code="invalid_image")
+    n = options.pop("n", 1)
+    params = ImageParams(model=model, n=1 if n is None else int(n), **options)
+    payload = Payload(
+        prompt=_prompt(prompt), images=tuple(files) or None, mask=mask_file, user=user
+    )
+    return params, payload
+
+
+def video_request(
+    *,
+    prompt: str,
+    model: str,
+    seconds: int | str | None = None,
+    input_reference: FileInput | None = None,
+    **options: Any,
+) -> tuple[VideoParams, Payload]:
+    if seconds is not None and not str(seconds).isdigit():
+        raise InvalidRequestError("seconds must be a whole number", param="seconds")
+    reference: File | str | None = None
+    if isinstance(input_reference, str) and input_reference.startswith(
+        ("http://", "https://", "data:")
+    ):
+        reference = input_reference
+    elif input_reference is not None:
+        reference = to_file(input_reference, "input_reference")
+    params = VideoParams(
+        model=model, seconds=int(seconds) if seconds is not None else None, **options
+    )
+    return params, Payload(prompt=_prompt(prompt), input_reference=reference)

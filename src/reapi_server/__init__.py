@@ -1,0 +1,1 @@
+"""reapi gateway server."""

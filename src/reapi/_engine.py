@@ -142,7 +142,7 @@ class SyncEngine(_Base):
             raise error
         chunks: list[bytes] = []
         try:
-            for chunk in response.iter_raw():
+            for chunk in response.iter_bytes():
                 chunks.append(chunk)
                 if time.perf_counter() - started > first_byte + body_deadline:
                     error = APITimeoutError(

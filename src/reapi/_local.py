@@ -163,7 +163,10 @@ class LocalCore:
     # -- videos ------------------------------------------------------------------------------
     def prepare_video(self, params: VideoParams, payload: Payload) -> PreparedVideo:
         spec = self.model(params.model)
-        shape = check_video(spec, params, has_reference="input_reference" in payload)
+        shape = check_video(
+            spec, params, has_reference="input_reference" in payload,
+            has_prompt="prompt" in payload,
+        )
         routes = eligible_routes(spec, shape)
         return PreparedVideo(
             spec, params, shape, payload, self._with_keys(spec, routes), _new_key()

@@ -126,11 +126,23 @@ def check_image(
     return _resolve_shape(model, caps, params.size, params.aspect_ratio, params.resolution)
 
 
-def check_video(model: ModelSpec, params: VideoParams, *, has_reference: bool = False) -> Shape:
+def check_video(
+    model: ModelSpec, params: VideoParams, *, has_reference: bool = False, has_prompt: bool = True
+) -> Shape:
     caps = model.capabilities
     if model.kind != "video":
         raise InvalidRequestError(
             f"{model.id} is an image model; use the images endpoint", param="model"
+        )
+    if caps.prompt_required and not has_prompt:
+        raise InvalidRequestError(
+            "prompt must be a non-empty string", param="prompt", code="missing_required_parameter"
+        )
+    if caps.input_video and not has_reference:
+        raise InvalidRequestError(
+            f"{model.id} needs the video to work on as input_reference (a file or an https URL)",
+            param="input_reference",
+            code="missing_required_parameter",
         )
     if params.seconds is not None and caps.seconds and params.seconds not in caps.seconds:
         _refuse(model, "seconds", caps.seconds)

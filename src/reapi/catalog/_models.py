@@ -68,6 +68,10 @@ class Capabilities(_Frozen):
     max_input_images: int = 0
     mask: bool = False
     input_reference: bool = False
+    #: The reference input is a video (enhancement/upscaling), not an image.
+    input_video: bool = False
+    #: False for models driven by their input alone (e.g. video enhancement).
+    prompt_required: bool = True
 
 
 class Price(_Frozen):

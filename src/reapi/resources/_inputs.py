@@ -79,7 +79,7 @@ def image_request(
 
 def video_request(
     *,
-    prompt: str,
+    prompt: str | None,
     model: str,
     seconds: int | str | None = None,
     input_reference: FileInput | None = None,
@@ -97,4 +97,7 @@ def video_request(
     params = VideoParams(
         model=model, seconds=int(seconds) if seconds is not None else None, **options
     )
-    return params, Payload(prompt=_prompt(prompt), input_reference=reference)
+    # An empty prompt is allowed here: models driven by their input alone (enhancement) take
+    # none, and the catalog check refuses it for every other model.
+    text = _prompt(prompt) if prompt else None
+    return params, Payload(prompt=text, input_reference=reference)

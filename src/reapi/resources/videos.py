@@ -78,8 +78,8 @@ class Videos:
     def create(
         self,
         *,
-        prompt: str,
         model: str,
+        prompt: str | None = None,
         seconds: int | str | None = None,
         size: str | None = None,
         input_reference: FileInput | None = None,
@@ -237,8 +237,8 @@ class AsyncVideos:
     async def create(
         self,
         *,
-        prompt: str,
         model: str,
+        prompt: str | None = None,
         seconds: int | str | None = None,
         size: str | None = None,
         input_reference: FileInput | None = None,

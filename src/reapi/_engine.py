@@ -7,6 +7,7 @@ that hangs therefore costs at most its first-byte deadline before the router mov
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ __all__ = ["AsyncEngine", "Outcome", "SyncEngine"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+#: Metadata only: method, path (no query: it may hold `key=`), status, provider, timing.
+log = logging.getLogger("reapi")
 
 _LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
 
@@ -86,6 +90,12 @@ def _exhausted(
         code="upstream_unavailable" if not isinstance(last_error, RateLimitError)
         else "rate_limit_exceeded",
     )
+
+
+def _log_reply(request: UpstreamRequest, provider: str, status: int, elapsed_ms: float) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        path = httpx.URL(request.url).path
+        log.debug("%s %s %s -> %s in %.1f ms", provider, request.method, path, status, elapsed_ms)
 
 
 class _Base:
@@ -155,11 +165,10 @@ class SyncEngine(_Base):
             response.close()
         if error is not None:
             raise error
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _log_reply(request, provider, response.status_code, elapsed_ms)
         return UpstreamResponse(
-            response.status_code,
-            dict(response.headers),
-            b"".join(chunks),
-            elapsed_ms=(time.perf_counter() - started) * 1000,
+            response.status_code, dict(response.headers), b"".join(chunks), elapsed_ms
         )
 
     def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
@@ -197,6 +206,7 @@ class SyncEngine(_Base):
                 result = attempt(route)
             except ReapiError as error:
                 attempts.append(_summary(route, error.code, error.status, started))
+                log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 last_error = error
@@ -287,12 +297,9 @@ class AsyncEngine(_Base):
             await response.aclose()
         if error is not None:
             raise error
-        return UpstreamResponse(
-            response.status_code,
-            dict(response.headers),
-            content,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
-        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _log_reply(request, provider, response.status_code, elapsed_ms)
+        return UpstreamResponse(response.status_code, dict(response.headers), content, elapsed_ms)
 
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
@@ -343,6 +350,7 @@ class AsyncEngine(_Base):
                 result = await attempt(route)
             except ReapiError as error:
                 attempts.append(_summary(route, error.code, error.status, started))
+                log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 last_error = error

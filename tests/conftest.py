@@ -1,0 +1,48 @@
+"""Shared fixtures: test catalogs with two OpenAI-format hosts, so failover can be exercised
+with the OpenAI simulator (and pytest-httpx) alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from reapi.catalog import Catalog, default_catalog
+
+
+def two_host_catalog() -> Catalog:
+    """gpt-image-2 and a video model, each served by `primary` then `backup` (both OpenAI wire)."""
+    base = default_catalog()
+    image = base.models["gpt-image-2"].model_dump(mode="json")
+    image["routes"] = [
+        {"provider": "primary", "upstream_model": "gpt-image-2"},
+        {"provider": "backup", "upstream_model": "gpt-image-2"},
+    ]
+    video = {
+        "id": "sim-video",
+        "kind": "video",
+        "name": "Simulated video",
+        "owned_by": "reapi",
+        "capabilities": {
+            "sizes": {"1280x720": {"aspect_ratio": "16:9", "resolution": "720p"},
+                      "720x1280": {"aspect_ratio": "9:16", "resolution": "720p"}},
+            "seconds": [4, 8, 12],
+            "input_reference": True,
+        },
+        "price": {"unit": "second", "credits": 10},
+        "routes": [
+            {"provider": "primary", "upstream_model": "sora-2"},
+            {"provider": "backup", "upstream_model": "sora-2"},
+        ],
+    }
+    provider = {"adapter": "openai", "base_url": "http://unused.invalid/v1",
+                "url_lifetime_seconds": 3600}
+    return Catalog.model_validate(
+        {
+            "providers": {"primary": provider, "backup": provider},
+            "models": {"gpt-image-2": image, "sim-video": video},
+        }
+    )
+
+
+@pytest.fixture
+def catalog() -> Catalog:
+    return two_host_catalog()

@@ -1,0 +1,52 @@
+import copy
+import pickle
+
+import pytest
+
+from reapi import File, Payload
+
+MARKER = "MARKER-7f3a-prompt"
+
+
+def make() -> Payload:
+    return Payload(prompt=MARKER, user=MARKER + "-user", mask=File(MARKER.encode(), "m.png"))
+
+
+def test_repr_str_format_hide_every_field():
+    payload = make()
+    for text in (repr(payload), str(payload), f"{payload}", f"{payload!r}", "%s" % (payload,)):
+        assert MARKER not in text
+    assert repr(payload) == "Payload(<3 sealed fields>)"
+
+
+def test_file_repr_hides_bytes():
+    file = File(MARKER.encode(), "ref.png", "image/png")
+    assert MARKER not in repr(file)
+    assert MARKER not in str([file])
+
+
+def test_pickling_is_refused_without_revealing_content():
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        with pytest.raises(TypeError) as info:
+            pickle.dumps(make(), protocol=protocol)
+        assert MARKER not in str(info.value)
+
+
+def test_copies_stay_sealed():
+    payload = make()
+    for clone in (copy.copy(payload), copy.deepcopy(payload), copy.deepcopy({"p": payload})["p"]):
+        assert MARKER not in repr(clone)
+        assert clone.get("prompt") == MARKER
+
+
+def test_reveal_is_the_only_way_in_and_payload_is_immutable():
+    payload = make()
+    assert payload.reveal()["prompt"] == MARKER
+    with pytest.raises(AttributeError):
+        payload.prompt = "x"  # type: ignore[attr-defined]
+    assert sorted(payload.names()) == ["mask", "prompt", "user"]
+    assert "prompt" in payload and len(payload) == 3
+
+
+def test_none_fields_are_dropped():
+    assert len(Payload(prompt="p", user=None)) == 1

@@ -22,8 +22,10 @@ def two_host_catalog() -> Catalog:
         "name": "Simulated video",
         "owned_by": "reapi",
         "capabilities": {
-            "sizes": {"1280x720": {"aspect_ratio": "16:9", "resolution": "720p"},
-                      "720x1280": {"aspect_ratio": "9:16", "resolution": "720p"}},
+            "sizes": {
+                "1280x720": {"aspect_ratio": "16:9", "resolution": "720p"},
+                "720x1280": {"aspect_ratio": "9:16", "resolution": "720p"},
+            },
             "seconds": [4, 8, 12],
             "input_reference": True,
         },
@@ -33,8 +35,11 @@ def two_host_catalog() -> Catalog:
             {"provider": "backup", "upstream_model": "sora-2"},
         ],
     }
-    provider = {"adapter": "openai", "base_url": "http://unused.invalid/v1",
-                "url_lifetime_seconds": 3600}
+    provider = {
+        "adapter": "openai",
+        "base_url": "http://unused.invalid/v1",
+        "url_lifetime_seconds": 3600,
+    }
     return Catalog.model_validate(
         {
             "providers": {"primary": provider, "backup": provider},

@@ -60,7 +60,8 @@ class _Setup:
                 self.router = Router(RouterConfig(first_byte_timeout=600.0), breakers)
         else:
             resolved = (
-                catalog if isinstance(catalog, Catalog)
+                catalog
+                if isinstance(catalog, Catalog)
                 else load_catalog(Path(catalog) if catalog is not None else None)
             )
             connections = resolve_connections(resolved, provider_keys, provider_base_urls)
@@ -91,8 +92,12 @@ class ReAPI:
         http_client: httpx.Client | None = None,
     ) -> None:
         self._setup = _Setup(
-            api_key=api_key, base_url=base_url, provider_keys=provider_keys,
-            provider_base_urls=provider_base_urls, catalog=catalog, router=router,
+            api_key=api_key,
+            base_url=base_url,
+            provider_keys=provider_keys,
+            provider_base_urls=provider_base_urls,
+            catalog=catalog,
+            router=router,
             breakers=breakers,
         )
         self._engine = SyncEngine(self._setup.router, http_client)
@@ -137,8 +142,12 @@ class AsyncReAPI:
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._setup = _Setup(
-            api_key=api_key, base_url=base_url, provider_keys=provider_keys,
-            provider_base_urls=provider_base_urls, catalog=catalog, router=router,
+            api_key=api_key,
+            base_url=base_url,
+            provider_keys=provider_keys,
+            provider_base_urls=provider_base_urls,
+            catalog=catalog,
+            router=router,
             breakers=breakers,
         )
         self._engine = AsyncEngine(self._setup.router, http_client)
@@ -161,7 +170,9 @@ class AsyncReAPI:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()

@@ -21,8 +21,8 @@ from ._exceptions import (
     APITimeoutError,
     AttemptSummary,
     NoRouteAvailableError,
-    ReapiError,
     RateLimitError,
+    ReapiError,
 )
 from .catalog import Route
 from .providers import Batch, Protocol, Sleep, UpstreamRequest, UpstreamResponse
@@ -87,7 +87,8 @@ def _exhausted(
         attempts=tuple(attempts),
         last_error=last_error,
         retry_after=retry_after,
-        code="upstream_unavailable" if not isinstance(last_error, RateLimitError)
+        code="upstream_unavailable"
+        if not isinstance(last_error, RateLimitError)
         else "rate_limit_exceeded",
     )
 
@@ -110,7 +111,9 @@ class _Base:
     @staticmethod
     def _connection_error(exc: Exception, provider: str, phase: str) -> APIConnectionError:
         if isinstance(exc, TimeoutError | httpx.TimeoutException):
-            return APITimeoutError(f"{provider} did not answer in time ({phase})", provider=provider)
+            return APITimeoutError(
+                f"{provider} did not answer in time ({phase})", provider=provider
+            )
         return APIConnectionError(
             f"{provider} could not be reached ({type(exc).__name__} during {phase})",
             provider=provider,
@@ -132,8 +135,9 @@ class SyncEngine(_Base):
 
     def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
         if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=16,
-                                                               thread_name_prefix="reapi")
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=16, thread_name_prefix="reapi"
+            )
         return self._pool
 
     def send(self, request: UpstreamRequest, provider: str, first_byte: float) -> UpstreamResponse:
@@ -142,8 +146,7 @@ class SyncEngine(_Base):
         error: APIConnectionError | None = None
         try:
             built = self._client.build_request(
-                request.method, request.url, timeout=_timeouts(first_byte),
-                **_httpx_kwargs(request)
+                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
             )
             response = self._client.send(built, stream=True)
         except (httpx.TransportError, TimeoutError) as exc:
@@ -278,8 +281,7 @@ class AsyncEngine(_Base):
         error: APIConnectionError | None = None
         try:
             built = self._client.build_request(
-                request.method, request.url, timeout=_timeouts(first_byte),
-                **_httpx_kwargs(request)
+                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
             )
             with anyio.fail_after(first_byte):
                 response = await self._client.send(built, stream=True)

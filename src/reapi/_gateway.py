@@ -121,9 +121,7 @@ class GatewayProtocols:
         )
         headers = self._headers(idempotency_key)
         if not edit:
-            request = UpstreamRequest(
-                "POST", self._url("images/generations"), headers, json=fields
-            )
+            request = UpstreamRequest("POST", self._url("images/generations"), headers, json=fields)
         else:
             images: list[File] = list(payload.get("images") or ())
             name = "image[]" if len(images) > 1 else "image"
@@ -164,8 +162,12 @@ class GatewayProtocols:
                 self._url("videos"),
                 headers,
                 data=tuple((k, str(v)) for k, v in fields.items()),
-                files=(("input_reference", (reference.filename, reference.content,
-                                            reference.content_type)),),
+                files=(
+                    (
+                        "input_reference",
+                        (reference.filename, reference.content, reference.content_type),
+                    ),
+                ),
             )
         else:
             if isinstance(reference, str):

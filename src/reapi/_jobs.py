@@ -36,7 +36,7 @@ class VideoHandle:
     def decode(cls, video_id: str) -> VideoHandle:
         if not video_id.startswith(_PREFIX):
             raise _unknown()
-        token = video_id[len(_PREFIX):]
+        token = video_id[len(_PREFIX) :]
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             return cls(**json.loads(raw))

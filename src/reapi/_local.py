@@ -114,7 +114,11 @@ class LocalCore:
     def image_attempt(self, prepared: PreparedImage, route: Route) -> Protocol[ImageResult]:
         adapter = self.adapter(route)
         call = ImageCall(
-            route, prepared.params, prepared.shape, prepared.payload, prepared.idempotency_key,
+            route,
+            prepared.params,
+            prepared.shape,
+            prepared.payload,
+            prepared.idempotency_key,
             prepared.edit,
         )
         result = yield from adapter.generate_image(call)
@@ -132,7 +136,11 @@ class LocalCore:
             adapter.check(reply)
             images[index] = type(images[index])(images[index].content_type, data=reply.content)
         return ImageResult(
-            tuple(images), result.usage, result.output_format, result.size, result.quality,
+            tuple(images),
+            result.usage,
+            result.output_format,
+            result.size,
+            result.quality,
             result.background,
         )
 
@@ -164,7 +172,9 @@ class LocalCore:
     def prepare_video(self, params: VideoParams, payload: Payload) -> PreparedVideo:
         spec = self.model(params.model)
         shape = check_video(
-            spec, params, has_reference="input_reference" in payload,
+            spec,
+            params,
+            has_reference="input_reference" in payload,
             has_prompt="prompt" in payload,
         )
         routes = eligible_routes(spec, shape)
@@ -223,9 +233,11 @@ class LocalCore:
             seconds=str(status.seconds if status and status.seconds else handle.seconds or "")
             or None,
             size=(status.size if status and status.size else handle.size),
-            error=VideoError(code=status.error_code or "generation_failed",
-                             message=_failure_text(status))
-            if status and state == "failed" else None,
+            error=VideoError(
+                code=status.error_code or "generation_failed", message=_failure_text(status)
+            )
+            if status and state == "failed"
+            else None,
             reapi=ReapiInfo(
                 provider=handle.provider,
                 route=f"{handle.provider}/{handle.upstream_model}",
@@ -251,8 +263,13 @@ def _failure_text(status: TaskStatus) -> str:
 
 def attempts_of(outcome: Outcome[object]) -> tuple[Attempt, ...]:
     return tuple(
-        Attempt(provider=a.provider, route=a.route, code=a.code, status=a.status,
-                elapsed_ms=a.elapsed_ms)
+        Attempt(
+            provider=a.provider,
+            route=a.route,
+            code=a.code,
+            status=a.status,
+            elapsed_ms=a.elapsed_ms,
+        )
         for a in outcome.attempts
     )
 

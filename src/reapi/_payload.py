@@ -39,9 +39,7 @@ class Payload:
     def __init__(self, fields: Mapping[str, Any] | None = None, /, **more: Any) -> None:
         merged = dict(fields or {})
         merged.update(more)
-        object.__setattr__(
-            self, "_fields", {k: v for k, v in merged.items() if v is not None}
-        )
+        object.__setattr__(self, "_fields", {k: v for k, v in merged.items() if v is not None})
 
     # -- what may be said about a payload --------------------------------------------------
     def __repr__(self) -> str:

@@ -33,7 +33,8 @@ BaseUrlOption = Annotated[
     typer.Option(envvar="REAPI_BASE_URL", help="Use a reapi gateway instead of provider keys."),
 ]
 ApiKeyOption = Annotated[
-    str | None, typer.Option(envvar="REAPI_API_KEY", help="The gateway API key.", show_default=False)
+    str | None,
+    typer.Option(envvar="REAPI_API_KEY", help="The gateway API key.", show_default=False),
 ]
 
 
@@ -47,8 +48,11 @@ def _model_row(model: ModelSpec) -> dict[str, Any]:
         "price": model.price.model_dump(exclude_defaults=True),
         "capabilities": caps,
         "routes": [
-            {"provider": r.provider, "upstream_model": r.upstream_model,
-             **({"limits": r.limits.model_dump(exclude_defaults=True)} if r.limits else {})}
+            {
+                "provider": r.provider,
+                "upstream_model": r.upstream_model,
+                **({"limits": r.limits.model_dump(exclude_defaults=True)} if r.limits else {}),
+            }
             for r in model.routes
         ],
     }
@@ -76,7 +80,9 @@ def models(
 
 
 def _client(
-    catalog: Path | None, provider_url: list[str] | None, base_url: str | None,
+    catalog: Path | None,
+    provider_url: list[str] | None,
+    base_url: str | None,
     api_key: str | None,
 ) -> ReAPI:
     urls = {}
@@ -110,12 +116,18 @@ def image(
 ) -> None:
     """Generate an image and write it to a file (name-1.png, name-2.png, ... for n > 1)."""
     try:
-        with _client(catalog, provider_url, base_url, api_key) as client, console.status(
-            f"generating with {model}…"
+        with (
+            _client(catalog, provider_url, base_url, api_key) as client,
+            console.status(f"generating with {model}…"),
         ):
             result = client.images.generate(
-                prompt=prompt, model=model, n=n, size=size, quality=quality,
-                aspect_ratio=aspect_ratio, resolution=resolution,
+                prompt=prompt,
+                model=model,
+                n=n,
+                size=size,
+                quality=quality,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
             )
     except ReapiError as error:
         _fail(error)
@@ -146,20 +158,27 @@ def video(
 ) -> None:
     """Generate a video with a progress bar and write it to a file."""
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(), console=console,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=console,
     )
     try:
         with _client(catalog, provider_url, base_url, api_key) as client, progress:
             created = client.videos.create(
-                prompt=prompt, model=model, seconds=seconds, size=size,
+                prompt=prompt,
+                model=model,
+                seconds=seconds,
+                size=size,
                 input_reference=input_reference,
             )
             task = progress.add_task(f"{model} queued", total=100)
 
             def show(update: Video) -> None:
-                progress.update(task, completed=update.progress,
-                                description=f"{model} {update.status}")
+                progress.update(
+                    task, completed=update.progress, description=f"{model} {update.status}"
+                )
 
             final = client.videos.wait(created.id, poll_interval=poll_interval, on_progress=show)
             if final.status != "completed":
@@ -186,10 +205,12 @@ def simulate(
     typer.echo("reapi provider simulators are running (Ctrl-C to stop):")
     for name, url in handle.urls.items():
         typer.echo(f"  {name:<12} {url}")
-    typer.echo(f"  control      {handle.control_url}  (POST /faults/NAME {{\"fault\": \"hang\"}})")
+    typer.echo(f'  control      {handle.control_url}  (POST /faults/NAME {{"fault": "hang"}})')
     flags = " ".join(f"--provider-url {n}={u}" for n, u in handle.provider_urls.items())
-    typer.echo("\nTry:\n  OPENAI_API_KEY=sk-sim reapi image 'a lighthouse at dusk' "
-               f"--model gpt-image-2 -o out.png {flags}")
+    typer.echo(
+        "\nTry:\n  OPENAI_API_KEY=sk-sim reapi image 'a lighthouse at dusk' "
+        f"--model gpt-image-2 -o out.png {flags}"
+    )
     try:
         while True:
             time.sleep(3600)

@@ -64,21 +64,28 @@ def test_image_model_refuses_video_checks():
 
 def video_model(**caps) -> ModelSpec:
     return ModelSpec(
-        id="v", kind="video", name="V", owned_by="x",
-        capabilities=Capabilities(**caps), price=Price(unit="second", credits=5),
+        id="v",
+        kind="video",
+        name="V",
+        owned_by="x",
+        capabilities=Capabilities(**caps),
+        price=Price(unit="second", credits=5),
         routes=(
             Route(provider="a", upstream_model="v"),
-            Route(provider="b", upstream_model="v",
-                  limits=Capabilities(resolutions=("720p",))),
+            Route(provider="b", upstream_model="v", limits=Capabilities(resolutions=("720p",))),
         ),
     )
 
 
 def test_video_sizes_map_to_ratio_and_resolution():
     model = video_model(
-        sizes={"1920x1080": ShapeSpec(aspect_ratio="16:9", resolution="1080p"),
-               "1280x720": ShapeSpec(aspect_ratio="16:9", resolution="720p")},
-        aspect_ratios=("16:9",), resolutions=("720p", "1080p"), seconds=(4, 8),
+        sizes={
+            "1920x1080": ShapeSpec(aspect_ratio="16:9", resolution="1080p"),
+            "1280x720": ShapeSpec(aspect_ratio="16:9", resolution="720p"),
+        },
+        aspect_ratios=("16:9",),
+        resolutions=("720p", "1080p"),
+        seconds=(4, 8),
     )
     shape = check_video(model, VideoParams(model="v", size="1920x1080", seconds=8))
     assert (shape.aspect_ratio, shape.resolution, shape.seconds) == ("16:9", "1080p", 8)
@@ -110,7 +117,7 @@ def test_overlay_replaces_and_adds_models(tmp_path):
     catalog = load_catalog(path)
     assert catalog.models["gpt-image-2"].price.credits == 1
     assert "my-image" in catalog.models
-    assert list(catalog.models)[0] == "gpt-image-2"
+    assert next(iter(catalog.models)) == "gpt-image-2"
 
 
 def test_overlay_can_remove_and_env_var_is_read(tmp_path, monkeypatch):

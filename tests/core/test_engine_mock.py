@@ -23,8 +23,15 @@ BACKUP = "http://backup.test/v1"
 
 
 def ok(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"created": 1, "data": [{"b64_json": PNG}],
-                                     "output_format": "png", "size": "1024x1024"})
+    return httpx.Response(
+        200,
+        json={
+            "created": 1,
+            "data": [{"b64_json": PNG}],
+            "output_format": "png",
+            "size": "1024x1024",
+        },
+    )
 
 
 def client(catalog, **kw) -> ReAPI:
@@ -46,8 +53,12 @@ def test_request_fields_and_auth(httpx_mock, catalog):
     assert sent.headers["authorization"] == "Bearer sk-primary"
     assert sent.headers["idempotency-key"].startswith("reapi-")
     assert json.loads(sent.content) == {
-        "model": "gpt-image-2", "prompt": MARKER, "n": 1, "size": "1536x1024",
-        "quality": "high", "user": "u1",
+        "model": "gpt-image-2",
+        "prompt": MARKER,
+        "n": 1,
+        "size": "1536x1024",
+        "quality": "high",
+        "user": "u1",
     }
     assert result.data[0].content().startswith(b"\x89PNG")
     assert result.reapi.provider == "primary" and result.reapi.attempts == 1
@@ -58,8 +69,7 @@ def test_request_fields_and_auth(httpx_mock, catalog):
     [
         (500, {"error": {"message": MARKER, "type": "server_error"}}, {}),
         (503, b"<html>" + MARKER.encode(), {}),
-        (429, {"error": {"code": "rate_limit_exceeded", "message": MARKER}},
-         {"retry-after": "3"}),
+        (429, {"error": {"code": "rate_limit_exceeded", "message": MARKER}}, {"retry-after": "3"}),
         (429, {"error": {"code": "insufficient_quota", "message": MARKER}}, {}),
         (401, {"error": {"code": "invalid_api_key", "message": MARKER}}, {}),
         (200, b'{"created": 1, "data": [{"b64_js', {}),
@@ -67,8 +77,9 @@ def test_request_fields_and_auth(httpx_mock, catalog):
 )
 def test_failover_on_upstream_faults(httpx_mock, catalog, status, body, headers):
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    httpx_mock.add_response(url=f"{PRIMARY}/images/generations", status_code=status,
-                            content=content, headers=headers)
+    httpx_mock.add_response(
+        url=f"{PRIMARY}/images/generations", status_code=status, content=content, headers=headers
+    )
     httpx_mock.add_callback(ok, url=f"{BACKUP}/images/generations")
     result = client(catalog).images.generate(model="gpt-image-2", prompt=MARKER)
     assert result.reapi.provider == "backup"
@@ -78,9 +89,15 @@ def test_failover_on_upstream_faults(httpx_mock, catalog, status, body, headers)
 
 def test_content_block_is_not_failed_over_and_message_is_dropped(httpx_mock, catalog):
     httpx_mock.add_response(
-        url=f"{PRIMARY}/images/generations", status_code=400,
-        json={"error": {"code": "moderation_blocked", "type": "image_generation_user_error",
-                        "message": f"Your prompt {MARKER} was blocked"}},
+        url=f"{PRIMARY}/images/generations",
+        status_code=400,
+        json={
+            "error": {
+                "code": "moderation_blocked",
+                "type": "image_generation_user_error",
+                "message": f"Your prompt {MARKER} was blocked",
+            }
+        },
     )
     with pytest.raises(ContentPolicyError) as info:
         client(catalog).images.generate(model="gpt-image-2", prompt=MARKER)
@@ -92,9 +109,15 @@ def test_content_block_is_not_failed_over_and_message_is_dropped(httpx_mock, cat
 
 def test_upstream_400_echoing_prompt_is_reduced_to_a_code(httpx_mock, catalog):
     httpx_mock.add_response(
-        url=f"{PRIMARY}/images/generations", status_code=400,
-        json={"error": {"code": "invalid_value", "param": "prompt",
-                        "message": f"Invalid prompt '{MARKER}'"}},
+        url=f"{PRIMARY}/images/generations",
+        status_code=400,
+        json={
+            "error": {
+                "code": "invalid_value",
+                "param": "prompt",
+                "message": f"Invalid prompt '{MARKER}'",
+            }
+        },
     )
     with pytest.raises(Exception) as info:
         client(catalog).images.generate(model="gpt-image-2", prompt=MARKER)
@@ -111,16 +134,22 @@ def test_all_routes_down_reports_each_attempt(httpx_mock, catalog):
 
 
 def test_rate_limited_everywhere_surfaces_retry_after(httpx_mock, catalog):
-    httpx_mock.add_response(status_code=429, headers={"retry-after": "7"}, is_reusable=True,
-                            json={"error": {"code": "rate_limit_exceeded"}})
+    httpx_mock.add_response(
+        status_code=429,
+        headers={"retry-after": "7"},
+        is_reusable=True,
+        json={"error": {"code": "rate_limit_exceeded"}},
+    )
     with pytest.raises(NoRouteAvailableError) as info:
         client(catalog).images.generate(model="gpt-image-2", prompt=MARKER)
     assert info.value.http_status == 429 and info.value.retry_after == 7
 
 
 def test_url_results_are_fetched_when_bytes_are_wanted(httpx_mock, catalog):
-    httpx_mock.add_response(url=f"{PRIMARY}/images/generations",
-                            json={"created": 1, "data": [{"url": "http://cdn.test/a.png"}]})
+    httpx_mock.add_response(
+        url=f"{PRIMARY}/images/generations",
+        json={"created": 1, "data": [{"url": "http://cdn.test/a.png"}]},
+    )
     httpx_mock.add_response(url="http://cdn.test/a.png", content=base64.b64decode(PNG))
     result = client(catalog).images.generate(model="gpt-image-2", prompt="p")
     assert result.data[0].content() == base64.b64decode(PNG)
@@ -128,10 +157,11 @@ def test_url_results_are_fetched_when_bytes_are_wanted(httpx_mock, catalog):
 
 
 def test_url_results_kept_as_urls_say_when_they_expire(httpx_mock, catalog):
-    httpx_mock.add_response(url=f"{PRIMARY}/images/generations",
-                            json={"created": 1, "data": [{"url": "http://cdn.test/a.png"}]})
-    result = client(catalog).images.generate(model="gpt-image-2", prompt="p",
-                                             response_format="url")
+    httpx_mock.add_response(
+        url=f"{PRIMARY}/images/generations",
+        json={"created": 1, "data": [{"url": "http://cdn.test/a.png"}]},
+    )
+    result = client(catalog).images.generate(model="gpt-image-2", prompt="p", response_format="url")
     assert result.data[0].url == "http://cdn.test/a.png"
     assert result.reapi.url_expires_at is not None
 
@@ -146,8 +176,9 @@ def test_not_json_everywhere_is_a_response_error(httpx_mock, catalog):
 def test_edit_is_multipart_with_image_array_and_mask(httpx_mock, catalog):
     httpx_mock.add_callback(ok, url=f"{PRIMARY}/images/edits")
     png = base64.b64decode(PNG)
-    client(catalog).images.edit(model="gpt-image-2", prompt=MARKER,
-                                image=[png, ("b.png", png)], mask=png)
+    client(catalog).images.edit(
+        model="gpt-image-2", prompt=MARKER, image=[png, ("b.png", png)], mask=png
+    )
     sent = httpx_mock.get_requests()[0]
     assert sent.headers["content-type"].startswith("multipart/form-data")
     assert sent.content.count(b'name="image[]"') == 2
@@ -158,7 +189,8 @@ async def test_async_client_fails_over_too(httpx_mock, catalog):
     httpx_mock.add_response(url=f"{PRIMARY}/images/generations", status_code=500)
     httpx_mock.add_callback(ok, url=f"{BACKUP}/images/generations")
     async with AsyncReAPI(
-        catalog=catalog, provider_keys={"primary": "a", "backup": "b"},
+        catalog=catalog,
+        provider_keys={"primary": "a", "backup": "b"},
         provider_base_urls={"primary": PRIMARY, "backup": BACKUP},
     ) as aclient:
         result = await aclient.images.generate(model="gpt-image-2", prompt="p")

@@ -30,8 +30,9 @@ def test_stable_codes_and_retryable_flags():
 
 
 def test_repr_and_traceback_carry_metadata_only():
-    error = RateLimitError("openai answered HTTP 429", provider="openai", status=429,
-                           retry_after=1.0)
+    error = RateLimitError(
+        "openai answered HTTP 429", provider="openai", status=429, retry_after=1.0
+    )
     text = repr(error) + str(error) + "".join(traceback.format_exception(error))
     assert "openai" in text and "429" in text
 

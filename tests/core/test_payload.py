@@ -14,7 +14,8 @@ def make() -> Payload:
 
 def test_repr_str_format_hide_every_field():
     payload = make()
-    for text in (repr(payload), str(payload), f"{payload}", f"{payload!r}", "%s" % (payload,)):
+    texts = (repr(payload), str(payload), f"{payload}", f"{payload!r}", "{}".format(payload))  # noqa: UP032
+    for text in texts:
         assert MARKER not in text
     assert repr(payload) == "Payload(<3 sealed fields>)"
 

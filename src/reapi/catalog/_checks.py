@@ -114,11 +114,16 @@ def check_image(
         _refuse(model, "image", (), f"at most {caps.max_input_images} input images")
     if has_mask and not caps.mask:
         _refuse(model, "mask", (), "this model does not take a mask")
-    _check_choice(model, "quality", params.quality if params.quality != "auto" else None,
-                  caps.qualities)
+    _check_choice(
+        model, "quality", params.quality if params.quality != "auto" else None, caps.qualities
+    )
     _check_choice(model, "output_format", params.output_format, caps.output_formats)
-    _check_choice(model, "background", params.background if params.background != "auto" else None,
-                  caps.backgrounds)
+    _check_choice(
+        model,
+        "background",
+        params.background if params.background != "auto" else None,
+        caps.backgrounds,
+    )
     if params.output_compression is not None and not 0 <= params.output_compression <= 100:
         _refuse(model, "output_compression", (), "output_compression must be between 0 and 100")
     if params.response_format not in (None, "url", "b64_json"):

@@ -25,7 +25,7 @@ class _Frozen(BaseModel):
 
 
 class ProviderSpec(_Frozen):
-    """An upstream API endpoint: which adapter speaks it, where it lives, where its key comes from."""
+    """An upstream API: which adapter speaks it, where it lives, where its key comes from."""
 
     adapter: str
     base_url: str

@@ -30,7 +30,7 @@ from .._params import ImageParams, Shape, VideoParams
 from .._payload import Payload
 from .._secret import Secret
 from ..catalog import Route
-from ._protocol import ImageResult, Protocol, TaskStatus, UpstreamRequest, UpstreamResponse
+from ._protocol import ImageResult, Protocol, TaskStatus, UpstreamResponse
 
 __all__ = [
     "Adapter",

@@ -17,7 +17,12 @@ __all__ = [
     "sniff_image_type",
 ]
 
-_FORMAT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "jpg": "image/jpeg", "webp": "image/webp"}
+_FORMAT_TYPES = {
+    "png": "image/png",
+    "jpeg": "image/jpeg",
+    "jpg": "image/jpeg",
+    "webp": "image/webp",
+}
 
 
 def content_type_for(output_format: str | None, default: str = "image/png") -> str:

@@ -102,7 +102,9 @@ class OpenAIAdapter(Adapter):
     def _image_result(self, response: UpstreamResponse, call: ImageCall) -> ImageResult:
         body = response.json(self.provider)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
-            raise APIResponseError("the provider's answer has no image list", provider=self.provider)
+            raise APIResponseError(
+                "the provider's answer has no image list", provider=self.provider
+            )
         output_format = body.get("output_format") or call.params.output_format
         content_type = content_type_for(output_format)
         lifetime = self.connection.url_lifetime_seconds
@@ -178,8 +180,9 @@ class OpenAIAdapter(Adapter):
         assert response is not None
         body = self.check(response).json(self.provider)
         if not isinstance(body, dict):
-            raise APIResponseError("the provider's video object is not an object",
-                                   provider=self.provider)
+            raise APIResponseError(
+                "the provider's video object is not an object", provider=self.provider
+            )
         state = _VIDEO_STATES.get(str(body.get("status")))
         if state is None:
             raise APIResponseError("the provider's video status is unknown", provider=self.provider)
@@ -187,7 +190,8 @@ class OpenAIAdapter(Adapter):
         status = TaskStatus(
             state=state,
             progress=int(body.get("progress") or 0),
-            poll_after=int(poll_after_ms) / 1000 if poll_after_ms and poll_after_ms.isdigit()
+            poll_after=int(poll_after_ms) / 1000
+            if poll_after_ms and poll_after_ms.isdigit()
             else None,
             seconds=int(body["seconds"]) if str(body.get("seconds", "")).isdigit() else None,
             size=body.get("size") if isinstance(body.get("size"), str) else None,
@@ -208,16 +212,18 @@ class OpenAIAdapter(Adapter):
         video = GeneratedFile(
             "video/mp4",
             url=content,
-            fetch=UpstreamRequest("GET", content, self._headers(), purpose="download",
-                                  download=True),
+            fetch=UpstreamRequest(
+                "GET", content, self._headers(), purpose="download", download=True
+            ),
             url_expires_at=expires,
         )
         thumb_url = content + "?variant=thumbnail"
         thumbnail = GeneratedFile(
             "image/png",
             url=thumb_url,
-            fetch=UpstreamRequest("GET", thumb_url, self._headers(), purpose="download",
-                                  download=True),
+            fetch=UpstreamRequest(
+                "GET", thumb_url, self._headers(), purpose="download", download=True
+            ),
             url_expires_at=expires,
         )
         return TaskStatus(

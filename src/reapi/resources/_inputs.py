@@ -43,11 +43,13 @@ def to_file(value: FileInput, param: str) -> File:
 
 def _prompt(prompt: str) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
-        raise InvalidRequestError("prompt must be a non-empty string", param="prompt",
-                                  code="missing_required_parameter")
+        raise InvalidRequestError(
+            "prompt must be a non-empty string", param="prompt", code="missing_required_parameter"
+        )
     if len(prompt) > 32000:
-        raise InvalidRequestError("prompt is longer than 32000 characters", param="prompt",
-                                  code="string_above_max_length")
+        raise InvalidRequestError(
+            "prompt is longer than 32000 characters", param="prompt", code="string_above_max_length"
+        )
     return prompt
 
 

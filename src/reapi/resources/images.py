@@ -44,11 +44,22 @@ class Images:
     ) -> ImagesResponse:
         """Generate images. `aspect_ratio`/`resolution` are reapi extensions to OpenAI's shape."""
         params, payload = image_request(
-            prompt=prompt, model=model, user=user,
-            **_options(n=n, size=size, quality=quality, background=background,
-                       output_format=output_format, output_compression=output_compression,
-                       moderation=moderation, response_format=response_format,
-                       aspect_ratio=aspect_ratio, resolution=resolution, seed=seed),
+            prompt=prompt,
+            model=model,
+            user=user,
+            **_options(
+                n=n,
+                size=size,
+                quality=quality,
+                background=background,
+                output_format=output_format,
+                output_compression=output_compression,
+                moderation=moderation,
+                response_format=response_format,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                seed=seed,
+            ),
         )
         return self._run(params, payload, edit=False, idempotency_key=idempotency_key)
 
@@ -75,20 +86,34 @@ class Images:
         """Edit or compose from one or more input images (and an optional mask)."""
         images: list[FileInput] = image if isinstance(image, list) else [image]
         params, payload = image_request(
-            prompt=prompt, model=model, images=images, mask=mask, user=user,
-            **_options(n=n, size=size, quality=quality, background=background,
-                       output_format=output_format, output_compression=output_compression,
-                       input_fidelity=input_fidelity, response_format=response_format,
-                       aspect_ratio=aspect_ratio, resolution=resolution),
+            prompt=prompt,
+            model=model,
+            images=images,
+            mask=mask,
+            user=user,
+            **_options(
+                n=n,
+                size=size,
+                quality=quality,
+                background=background,
+                output_format=output_format,
+                output_compression=output_compression,
+                input_fidelity=input_fidelity,
+                response_format=response_format,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+            ),
         )
         return self._run(params, payload, edit=True, idempotency_key=idempotency_key)
 
-    def _run(self, params: Any, payload: Any, *, edit: bool,
-             idempotency_key: str | None) -> ImagesResponse:
+    def _run(
+        self, params: Any, payload: Any, *, edit: bool, idempotency_key: str | None
+    ) -> ImagesResponse:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
-            protocol = setup.gateway.images(params, payload, edit=edit,
-                                            idempotency_key=idempotency_key)
+            protocol = setup.gateway.images(
+                params, payload, edit=edit, idempotency_key=idempotency_key
+            )
             return engine.drive(protocol, "reapi-gateway", setup.router.config.first_byte_timeout)
         core = setup.core
         assert core is not None
@@ -96,7 +121,8 @@ class Images:
         outcome = engine.run(
             prepared.routes,
             lambda route: engine.drive(
-                core.image_attempt(prepared, route), route.provider,
+                core.image_attempt(prepared, route),
+                route.provider,
                 setup.router.first_byte_timeout(route),
             ),
         )
@@ -128,11 +154,22 @@ class AsyncImages:
         idempotency_key: str | None = None,
     ) -> ImagesResponse:
         params, payload = image_request(
-            prompt=prompt, model=model, user=user,
-            **_options(n=n, size=size, quality=quality, background=background,
-                       output_format=output_format, output_compression=output_compression,
-                       moderation=moderation, response_format=response_format,
-                       aspect_ratio=aspect_ratio, resolution=resolution, seed=seed),
+            prompt=prompt,
+            model=model,
+            user=user,
+            **_options(
+                n=n,
+                size=size,
+                quality=quality,
+                background=background,
+                output_format=output_format,
+                output_compression=output_compression,
+                moderation=moderation,
+                response_format=response_format,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                seed=seed,
+            ),
         )
         return await self._run(params, payload, edit=False, idempotency_key=idempotency_key)
 
@@ -158,29 +195,45 @@ class AsyncImages:
     ) -> ImagesResponse:
         images: list[FileInput] = image if isinstance(image, list) else [image]
         params, payload = image_request(
-            prompt=prompt, model=model, images=images, mask=mask, user=user,
-            **_options(n=n, size=size, quality=quality, background=background,
-                       output_format=output_format, output_compression=output_compression,
-                       input_fidelity=input_fidelity, response_format=response_format,
-                       aspect_ratio=aspect_ratio, resolution=resolution),
+            prompt=prompt,
+            model=model,
+            images=images,
+            mask=mask,
+            user=user,
+            **_options(
+                n=n,
+                size=size,
+                quality=quality,
+                background=background,
+                output_format=output_format,
+                output_compression=output_compression,
+                input_fidelity=input_fidelity,
+                response_format=response_format,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+            ),
         )
         return await self._run(params, payload, edit=True, idempotency_key=idempotency_key)
 
-    async def _run(self, params: Any, payload: Any, *, edit: bool,
-                   idempotency_key: str | None) -> ImagesResponse:
+    async def _run(
+        self, params: Any, payload: Any, *, edit: bool, idempotency_key: str | None
+    ) -> ImagesResponse:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
-            protocol = setup.gateway.images(params, payload, edit=edit,
-                                            idempotency_key=idempotency_key)
-            return await engine.drive(protocol, "reapi-gateway",
-                                      setup.router.config.first_byte_timeout)
+            protocol = setup.gateway.images(
+                params, payload, edit=edit, idempotency_key=idempotency_key
+            )
+            return await engine.drive(
+                protocol, "reapi-gateway", setup.router.config.first_byte_timeout
+            )
         core = setup.core
         assert core is not None
         prepared = core.prepare_image(params, payload, edit=edit)
 
         async def attempt(route: Any) -> Any:
             return await engine.drive(
-                core.image_attempt(prepared, route), route.provider,
+                core.image_attempt(prepared, route),
+                route.provider,
                 setup.router.first_byte_timeout(route),
             )
 

@@ -31,8 +31,11 @@ class Models:
     def list(self) -> ModelList:
         if self._setup.gateway is None:
             return _from_catalog(self._setup)
-        return self._engine.drive(self._setup.gateway.list_models(), "reapi-gateway",
-                                  self._setup.router.config.first_byte_timeout)
+        return self._engine.drive(
+            self._setup.gateway.list_models(),
+            "reapi-gateway",
+            self._setup.router.config.first_byte_timeout,
+        )
 
 
 class AsyncModels:
@@ -43,5 +46,8 @@ class AsyncModels:
     async def list(self) -> ModelList:
         if self._setup.gateway is None:
             return _from_catalog(self._setup)
-        return await self._engine.drive(self._setup.gateway.list_models(), "reapi-gateway",
-                                        self._setup.router.config.first_byte_timeout)
+        return await self._engine.drive(
+            self._setup.gateway.list_models(),
+            "reapi-gateway",
+            self._setup.router.config.first_byte_timeout,
+        )

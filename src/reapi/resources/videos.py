@@ -58,7 +58,8 @@ def _finished(video: Video) -> bool:
 
 def _not_ready(video_id: str) -> InvalidRequestError:
     return InvalidRequestError(
-        "this video is not completed yet; wait for it first", param="video_id",
+        "this video is not completed yet; wait for it first",
+        param="video_id",
         code="video_not_ready",
     )
 
@@ -88,16 +89,25 @@ class Videos:
         seed: int | None = None,
         idempotency_key: str | None = None,
     ) -> Video:
-        options = {k: v for k, v in {"size": size, "aspect_ratio": aspect_ratio,
-                                     "resolution": resolution, "seed": seed}.items()
-                   if v is not None}
-        params, payload = video_request(prompt=prompt, model=model, seconds=seconds,
-                                        input_reference=input_reference, **options)
+        options = {
+            k: v
+            for k, v in {
+                "size": size,
+                "aspect_ratio": aspect_ratio,
+                "resolution": resolution,
+                "seed": seed,
+            }.items()
+            if v is not None
+        }
+        params, payload = video_request(
+            prompt=prompt, model=model, seconds=seconds, input_reference=input_reference, **options
+        )
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
             return engine.drive(
                 setup.gateway.create_video(params, payload, idempotency_key=idempotency_key),
-                _GATEWAY, setup.router.config.first_byte_timeout,
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
             )
         core = setup.core
         assert core is not None
@@ -109,8 +119,11 @@ class Videos:
         assert core is not None
         outcome = engine.run(
             routes,
-            lambda route: engine.drive(core.video_attempt(job.prepared, route), route.provider,
-                                       router.first_byte_timeout(route)),
+            lambda route: engine.drive(
+                core.video_attempt(job.prepared, route),
+                route.provider,
+                router.first_byte_timeout(route),
+            ),
         )
         job.tried.add(outcome.route.key)
         handle = core.handle_for(job.prepared, outcome)
@@ -118,16 +131,20 @@ class Videos:
         self._memory.remember(video_id, job)
         if previous is not None:
             self._memory.forward(previous, video_id)
-        return core.video_object(handle, None, attempts=attempts_of(outcome),
-                                 resubmitted_from=previous)
+        return core.video_object(
+            handle, None, attempts=attempts_of(outcome), resubmitted_from=previous
+        )
 
     def _poll(self, video_id: str) -> tuple[Video, TaskStatus | None]:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
             for attempt in Retrying(**_POLL_RETRY):
                 with attempt:
-                    video = engine.drive(setup.gateway.retrieve_video(video_id), _GATEWAY,
-                                         setup.router.config.first_byte_timeout)
+                    video = engine.drive(
+                        setup.gateway.retrieve_video(video_id),
+                        _GATEWAY,
+                        setup.router.config.first_byte_timeout,
+                    )
             return video, None
         core = setup.core
         assert core is not None
@@ -136,12 +153,16 @@ class Videos:
         route = core.route_of(handle)
         for attempt in Retrying(**_POLL_RETRY):
             with attempt:
-                status = engine.drive(core.adapter(route).poll_video(route, handle.task_id),
-                                      route.provider, setup.router.first_byte_timeout(route))
+                status = engine.drive(
+                    core.adapter(route).poll_video(route, handle.task_id),
+                    route.provider,
+                    setup.router.first_byte_timeout(route),
+                )
         job = self._memory.get(video_id)
         if status.state == "failed" and not status.content_blocked and job is not None:
-            setup.router.record_failure(route, JobFailedError("task failed upstream",
-                                                              provider=route.provider))
+            setup.router.record_failure(
+                route, JobFailedError("task failed upstream", provider=route.provider)
+            )
             remaining = job.next_routes()
             if remaining:
                 job.resubmitted = True
@@ -171,8 +192,9 @@ class Videos:
             if _finished(video):
                 return video
             if time.monotonic() >= deadline:
-                raise APITimeoutError(f"video still {video.status} after {timeout:g}s",
-                                      code="wait_timeout")
+                raise APITimeoutError(
+                    f"video still {video.status} after {timeout:g}s", code="wait_timeout"
+                )
             hint = status.poll_after if status and status.poll_after is not None else None
             time.sleep(min(poll_interval if hint is None else hint, max(poll_interval, 0.0)))
 
@@ -184,8 +206,11 @@ class Videos:
     def download_content(self, video_id: str, *, variant: Variant = "video") -> BinaryContent:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
-            return engine.drive(setup.gateway.video_content(video_id, variant), _GATEWAY,
-                                setup.router.config.first_byte_timeout)
+            return engine.drive(
+                setup.gateway.video_content(video_id, variant),
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
+            )
         video, status = self._poll(video_id)
         chosen = _pick(status, variant) if status and status.state == "completed" else None
         if chosen is None or chosen.fetch is None:
@@ -197,33 +222,47 @@ class Videos:
         core.adapter(route).check(reply)
         return BinaryContent(reply.content, reply.header("content-type") or chosen.content_type)
 
-    def list(self, *, limit: int = 20, after: str | None = None,
-             order: Literal["asc", "desc"] = "desc") -> VideoList:
+    def list(
+        self, *, limit: int = 20, after: str | None = None, order: Literal["asc", "desc"] = "desc"
+    ) -> VideoList:
         setup = self._setup
         if setup.gateway is not None:
-            return self._engine.drive(setup.gateway.list_videos(limit=limit, after=after,
-                                                                order=order),
-                                      _GATEWAY, setup.router.config.first_byte_timeout)
-        ids = list(reversed(self._memory.created)) if order == "desc" else list(
-            self._memory.created)
+            return self._engine.drive(
+                setup.gateway.list_videos(limit=limit, after=after, order=order),
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
+            )
+        ids = (
+            list(reversed(self._memory.created)) if order == "desc" else list(self._memory.created)
+        )
         if after is not None and after in ids:
-            ids = ids[ids.index(after) + 1:]
+            ids = ids[ids.index(after) + 1 :]
         page = [self.retrieve(i) for i in ids[:limit]]
-        return VideoList(data=page, first_id=page[0].id if page else None,
-                         last_id=page[-1].id if page else None, has_more=len(ids) > limit)
+        return VideoList(
+            data=page,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+            has_more=len(ids) > limit,
+        )
 
     def delete(self, video_id: str) -> VideoDeleted:
         setup = self._setup
         if setup.gateway is not None:
-            return self._engine.drive(setup.gateway.delete_video(video_id), _GATEWAY,
-                                      setup.router.config.first_byte_timeout)
+            return self._engine.drive(
+                setup.gateway.delete_video(video_id),
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
+            )
         core = setup.core
         assert core is not None
         resolved = self._memory.resolve(video_id)
         handle = VideoHandle.decode(resolved)
         route = core.route_of(handle)
-        self._engine.drive(core.adapter(route).cancel_video(route, handle.task_id),
-                           route.provider, setup.router.first_byte_timeout(route))
+        self._engine.drive(
+            core.adapter(route).cancel_video(route, handle.task_id),
+            route.provider,
+            setup.router.first_byte_timeout(route),
+        )
         self._memory.forget(resolved)
         return VideoDeleted(id=video_id)
 
@@ -247,16 +286,25 @@ class AsyncVideos:
         seed: int | None = None,
         idempotency_key: str | None = None,
     ) -> Video:
-        options = {k: v for k, v in {"size": size, "aspect_ratio": aspect_ratio,
-                                     "resolution": resolution, "seed": seed}.items()
-                   if v is not None}
-        params, payload = video_request(prompt=prompt, model=model, seconds=seconds,
-                                        input_reference=input_reference, **options)
+        options = {
+            k: v
+            for k, v in {
+                "size": size,
+                "aspect_ratio": aspect_ratio,
+                "resolution": resolution,
+                "seed": seed,
+            }.items()
+            if v is not None
+        }
+        params, payload = video_request(
+            prompt=prompt, model=model, seconds=seconds, input_reference=input_reference, **options
+        )
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
             return await engine.drive(
                 setup.gateway.create_video(params, payload, idempotency_key=idempotency_key),
-                _GATEWAY, setup.router.config.first_byte_timeout,
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
             )
         core = setup.core
         assert core is not None
@@ -268,8 +316,11 @@ class AsyncVideos:
         assert core is not None
 
         async def attempt(route: Any) -> str:
-            return await engine.drive(core.video_attempt(job.prepared, route), route.provider,
-                                      router.first_byte_timeout(route))
+            return await engine.drive(
+                core.video_attempt(job.prepared, route),
+                route.provider,
+                router.first_byte_timeout(route),
+            )
 
         outcome = await engine.run(routes, attempt)
         job.tried.add(outcome.route.key)
@@ -278,8 +329,9 @@ class AsyncVideos:
         self._memory.remember(video_id, job)
         if previous is not None:
             self._memory.forward(previous, video_id)
-        return core.video_object(handle, None, attempts=attempts_of(outcome),
-                                 resubmitted_from=previous)
+        return core.video_object(
+            handle, None, attempts=attempts_of(outcome), resubmitted_from=previous
+        )
 
     async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
         async for attempt in AsyncRetrying(**_POLL_RETRY):
@@ -291,22 +343,31 @@ class AsyncVideos:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
             gateway = setup.gateway
-            video = await self._retrying(lambda: engine.drive(
-                gateway.retrieve_video(video_id), _GATEWAY,
-                setup.router.config.first_byte_timeout))
+            video = await self._retrying(
+                lambda: engine.drive(
+                    gateway.retrieve_video(video_id),
+                    _GATEWAY,
+                    setup.router.config.first_byte_timeout,
+                )
+            )
             return video, None
         core = setup.core
         assert core is not None
         video_id = self._memory.resolve(video_id)
         handle = VideoHandle.decode(video_id)
         route = core.route_of(handle)
-        status = await self._retrying(lambda: engine.drive(
-            core.adapter(route).poll_video(route, handle.task_id), route.provider,
-            setup.router.first_byte_timeout(route)))
+        status = await self._retrying(
+            lambda: engine.drive(
+                core.adapter(route).poll_video(route, handle.task_id),
+                route.provider,
+                setup.router.first_byte_timeout(route),
+            )
+        )
         job = self._memory.get(video_id)
         if status.state == "failed" and not status.content_blocked and job is not None:
-            setup.router.record_failure(route, JobFailedError("task failed upstream",
-                                                              provider=route.provider))
+            setup.router.record_failure(
+                route, JobFailedError("task failed upstream", provider=route.provider)
+            )
             remaining = job.next_routes()
             if remaining:
                 job.resubmitted = True
@@ -320,7 +381,7 @@ class AsyncVideos:
         self,
         video_id: str,
         *,
-        timeout: float = 1800.0,
+        timeout: float = 1800.0,  # noqa: ASYNC109 - the sync twin's and openai-python's signature
         poll_interval: float = 2.0,
         on_progress: ProgressCallback | None = None,
     ) -> Video:
@@ -335,23 +396,25 @@ class AsyncVideos:
             if _finished(video):
                 return video
             if time.monotonic() >= deadline:
-                raise APITimeoutError(f"video still {video.status} after {timeout:g}s",
-                                      code="wait_timeout")
+                raise APITimeoutError(
+                    f"video still {video.status} after {timeout:g}s", code="wait_timeout"
+                )
             hint = status.poll_after if status and status.poll_after is not None else None
-            await anyio.sleep(min(poll_interval if hint is None else hint,
-                                  max(poll_interval, 0.0)))
+            await anyio.sleep(min(poll_interval if hint is None else hint, max(poll_interval, 0.0)))
 
     async def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)
         video = await self.create(**kwargs)
         return await self.wait(video.id, on_progress=on_progress)
 
-    async def download_content(self, video_id: str, *,
-                               variant: Variant = "video") -> BinaryContent:
+    async def download_content(self, video_id: str, *, variant: Variant = "video") -> BinaryContent:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
-            return await engine.drive(setup.gateway.video_content(video_id, variant), _GATEWAY,
-                                      setup.router.config.first_byte_timeout)
+            return await engine.drive(
+                setup.gateway.video_content(video_id, variant),
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
+            )
         video, status = await self._poll(video_id)
         chosen = _pick(status, variant) if status and status.state == "completed" else None
         if chosen is None or chosen.fetch is None:
@@ -359,37 +422,52 @@ class AsyncVideos:
         core = setup.core
         assert core is not None
         route = core.route_of(VideoHandle.decode(video.id))
-        reply = await engine.send(chosen.fetch, route.provider,
-                                  setup.router.first_byte_timeout(route))
+        reply = await engine.send(
+            chosen.fetch, route.provider, setup.router.first_byte_timeout(route)
+        )
         core.adapter(route).check(reply)
         return BinaryContent(reply.content, reply.header("content-type") or chosen.content_type)
 
-    async def list(self, *, limit: int = 20, after: str | None = None,
-                   order: Literal["asc", "desc"] = "desc") -> VideoList:
+    async def list(
+        self, *, limit: int = 20, after: str | None = None, order: Literal["asc", "desc"] = "desc"
+    ) -> VideoList:
         setup = self._setup
         if setup.gateway is not None:
             return await self._engine.drive(
                 setup.gateway.list_videos(limit=limit, after=after, order=order),
-                _GATEWAY, setup.router.config.first_byte_timeout)
-        ids = list(reversed(self._memory.created)) if order == "desc" else list(
-            self._memory.created)
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
+            )
+        ids = (
+            list(reversed(self._memory.created)) if order == "desc" else list(self._memory.created)
+        )
         if after is not None and after in ids:
-            ids = ids[ids.index(after) + 1:]
+            ids = ids[ids.index(after) + 1 :]
         page = [await self.retrieve(i) for i in ids[:limit]]
-        return VideoList(data=page, first_id=page[0].id if page else None,
-                         last_id=page[-1].id if page else None, has_more=len(ids) > limit)
+        return VideoList(
+            data=page,
+            first_id=page[0].id if page else None,
+            last_id=page[-1].id if page else None,
+            has_more=len(ids) > limit,
+        )
 
     async def delete(self, video_id: str) -> VideoDeleted:
         setup = self._setup
         if setup.gateway is not None:
-            return await self._engine.drive(setup.gateway.delete_video(video_id), _GATEWAY,
-                                            setup.router.config.first_byte_timeout)
+            return await self._engine.drive(
+                setup.gateway.delete_video(video_id),
+                _GATEWAY,
+                setup.router.config.first_byte_timeout,
+            )
         core = setup.core
         assert core is not None
         resolved = self._memory.resolve(video_id)
         handle = VideoHandle.decode(resolved)
         route = core.route_of(handle)
-        await self._engine.drive(core.adapter(route).cancel_video(route, handle.task_id),
-                                 route.provider, setup.router.first_byte_timeout(route))
+        await self._engine.drive(
+            core.adapter(route).cancel_video(route, handle.task_id),
+            route.provider,
+            setup.router.first_byte_timeout(route),
+        )
         self._memory.forget(resolved)
         return VideoDeleted(id=video_id)

@@ -1,0 +1,1 @@
+"""Accounts: who owns credit, keys, jobs, outputs and usage."""

@@ -1,0 +1,1 @@
+"""API keys: format, issuing, revoking and authenticating bearer tokens."""

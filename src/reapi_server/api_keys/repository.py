@@ -1,0 +1,51 @@
+"""All SQL about API keys."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..ids import new_id
+from ..models import ApiKey
+
+__all__ = ["find_active", "insert", "list_for_account", "revoke"]
+
+
+async def insert(
+    session: AsyncSession, account_id: str, key_hash: str, last4: str, name: str, now: float
+) -> ApiKey:
+    key = ApiKey(
+        id=new_id("key"),
+        account_id=account_id,
+        key_hash=key_hash,
+        last4=last4,
+        name=name,
+        created_at=now,
+    )
+    session.add(key)
+    await session.flush()
+    return key
+
+
+async def find_active(session: AsyncSession, key_hash: str) -> ApiKey | None:
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    )
+    return result.scalar_one_or_none()
+
+
+async def revoke(
+    session: AsyncSession, *, key_id: str | None, key_hash: str | None, now: float
+) -> bool:
+    condition = ApiKey.id == key_id if key_id else ApiKey.key_hash == key_hash
+    result = await session.execute(
+        update(ApiKey).where(condition, ApiKey.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_for_account(session: AsyncSession, account_id: str) -> list[ApiKey]:
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
+    )
+    return list(result.scalars())

@@ -1,0 +1,100 @@
+"""`create_app()`: the FastAPI application of the gateway.
+
+Start-up migrates the database (unless told not to), then starts the video poller and the
+sweeper in this process; several processes may run them against one database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from reapi import __version__
+from reapi.catalog import Catalog
+from reapi.router import RouterConfig
+
+from .config import Settings
+from .jobs.poller import JobPoller
+from .jobs.sweeper import run_sweeper
+from .migrate import upgrade
+from .mirror import ObjectStore
+from .observability.health import router as health_router
+from .observability.middleware import AccessMiddleware
+from .openai_api.errors import install_error_handlers
+from .openai_api.router import v1
+from .runtime import Runtime, build_runtime
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("reapi_server")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    catalog: Catalog | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    store: ObjectStore | None = None,
+    router_config: RouterConfig | None = None,
+    clock: Callable[[], float] | None = None,
+    migrate: bool = True,
+) -> FastAPI:
+    settings = settings or Settings()
+    extra = {"clock": clock} if clock is not None else {}
+    rt = build_runtime(
+        settings,
+        catalog=catalog,
+        http_client=http_client,
+        store=store,
+        router_config=router_config,
+        **extra,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await upgrade(rt.db.engine)
+        # Plain tasks rather than a task group: the lifespan may be entered and left from
+        # different tasks (test harnesses do), which a cancel scope does not allow.
+        tasks: list[asyncio.Task[None]] = []
+        if settings.run_background_tasks:
+            tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
+            tasks.append(asyncio.create_task(run_sweeper(rt)))
+        log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await rt.aclose()
+
+    app = FastAPI(
+        title="reapi gateway",
+        version=__version__,
+        summary="OpenAI-compatible image and video API with failover and zero retention.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.runtime = rt
+    install_error_handlers(app)
+    app.include_router(v1)
+    app.include_router(health_router)
+    app.add_middleware(AccessMiddleware, metrics=rt.metrics)
+    return app
+
+
+def runtime_of(app: FastAPI) -> Runtime:
+    runtime: Runtime = app.state.runtime
+    return runtime
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory for `reapi-server serve --workers N` (settings from REAPI_*)."""
+    return create_app()

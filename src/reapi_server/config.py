@@ -1,0 +1,130 @@
+"""Server settings: environment (`REAPI_*`), an optional TOML file, then defaults.
+
+Secrets are `SecretStr` so that a settings object can be printed or logged without leaking them.
+Everything the server keeps on disk lives under `data_dir`: the SQLite file, mirrored outputs and
+the generated secret used to fingerprint idempotent requests.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["CONFIG_ENV", "Settings"]
+
+#: Environment variable naming a TOML config file (the CLI's `--config` sets it too).
+CONFIG_ENV = "REAPI_CONFIG"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REAPI_", env_nested_delimiter="__", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Path("reapi-data")
+    #: Defaults to a SQLite file in `data_dir`; `postgresql+asyncpg://...` for production.
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    #: The public address of this gateway, used in output URLs (`response_format=url`). When
+    #: unset, URLs are built from the address each request came in on.
+    public_base_url: str | None = None
+
+    #: Provider name (as in the catalog) → key. Unset providers fall back to the catalog's env
+    #: variables (OPENAI_API_KEY, ...), exactly as the SDK does.
+    provider_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    provider_base_urls: dict[str, str] = Field(default_factory=dict)
+    #: An operator catalog overlaid on the packaged one (TOML or JSON).
+    catalog_path: Path | None = None
+
+    #: Keys idempotency fingerprints; generated into `data_dir` when not given.
+    secret_key: SecretStr | None = None
+
+    # -- limits --------------------------------------------------------------------------------
+    requests_per_minute: int = 600
+    max_concurrent_videos: int = 8
+    #: Largest request body accepted (multipart uploads included), in bytes.
+    max_body_bytes: int = 64 * 1024 * 1024
+
+    # -- upstream deadlines ----------------------------------------------------------------------
+    first_byte_timeout: float | None = None
+
+    # -- jobs and reservations -------------------------------------------------------------------
+    run_background_tasks: bool = True
+    poll_interval: float = 2.0
+    max_poll_backoff: float = 60.0
+    #: How long a worker owns a video job it is polling before another may take it over.
+    job_lease_seconds: float = 120.0
+    #: An image request's credit hold is released by the sweeper after this long: its process
+    #: must have died (image requests finish well within it).
+    image_hold_seconds: float = 900.0
+    sweep_interval: float = 30.0
+    idempotency_ttl_seconds: float = 24 * 3600
+
+    # -- logging ----------------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    # -- derived values ----------------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'reapi.db').resolve()}"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.data_dir / "outputs"
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    def fingerprint_secret(self) -> bytes:
+        """The configured secret, or one generated once and kept (mode 0600) in the data dir."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        self.ensure_data_dir()
+        path = self.data_dir / "secret.key"
+        try:
+            return path.read_bytes().strip()
+        except FileNotFoundError:
+            pass
+        value = secrets.token_hex(32).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another worker wrote it first
+            return path.read_bytes().strip()
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(value)
+        return value
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with CLI flags applied (None means "not given")."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return self.model_copy(update=given)

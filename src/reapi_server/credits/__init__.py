@@ -1,0 +1,1 @@
+"""Credits: integer units, holds before upstream calls, a ledger that always adds up."""

@@ -1,0 +1,171 @@
+"""All SQL about credit. Every change to an account's `balance` or `reserved` writes a ledger
+row in the same transaction, so both always equal the sums of the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..ids import new_id
+from ..models import Account, CreditHold, LedgerEntry
+
+__all__ = [
+    "ClosedHold",
+    "balance_of",
+    "grant",
+    "ledger_sums",
+    "release",
+    "reserve",
+    "settle",
+    "stale_holds",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedHold:
+    account_id: str
+    amount: int
+    charged: int
+
+
+def _entry(
+    account_id: str, kind: str, amount: int, reserved_delta: int, hold_id: str | None, now: float
+) -> LedgerEntry:
+    return LedgerEntry(
+        account_id=account_id,
+        kind=kind,
+        amount=amount,
+        reserved_delta=reserved_delta,
+        hold_id=hold_id,
+        created_at=now,
+    )
+
+
+async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    await session.execute(
+        update(Account).where(Account.id == account_id).values(balance=Account.balance + amount)
+    )
+    session.add(_entry(account_id, "grant", amount, 0, None, now))
+    await session.flush()
+
+
+async def reserve(
+    session: AsyncSession,
+    account_id: str,
+    amount: int,
+    *,
+    purpose: str,
+    request_id: str,
+    expires_at: float | None,
+    now: float,
+) -> str | None:
+    """Move `amount` from balance to reserved, or return None if the balance is short.
+
+    One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
+    (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting)."""
+    result = await session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.balance >= amount)
+        .values(balance=Account.balance - amount, reserved=Account.reserved + amount)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    hold_id = new_id("hold")
+    session.add(
+        CreditHold(
+            id=hold_id,
+            account_id=account_id,
+            amount=amount,
+            charged=0,
+            status="held",
+            purpose=purpose,
+            request_id=request_id,
+            expires_at=expires_at,
+            created_at=now,
+        )
+    )
+    session.add(_entry(account_id, "reserve", -amount, amount, hold_id, now))
+    await session.flush()
+    return hold_id
+
+
+async def _close(
+    session: AsyncSession, hold_id: str, *, status: str, charge: int | None, now: float
+) -> ClosedHold | None:
+    """Close a held hold exactly once: the status condition loses every race but one."""
+    held = await session.execute(
+        select(CreditHold.account_id, CreditHold.amount).where(
+            CreditHold.id == hold_id, CreditHold.status == "held"
+        )
+    )
+    row = held.one_or_none()
+    if row is None:
+        return None
+    account_id, amount = row
+    # Never more than was held, never less than nothing: a provider's odd usage cannot mint credit.
+    charged = 0 if charge is None else min(max(charge, 0), amount)
+    closed = await session.execute(
+        update(CreditHold)
+        .where(CreditHold.id == hold_id, CreditHold.status == "held")
+        .values(status=status, charged=charged, closed_at=now)
+    )
+    if closed.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    refund = amount - charged
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id)
+        .values(balance=Account.balance + refund, reserved=Account.reserved - amount)
+    )
+    kind = "settle" if status == "settled" else "release"
+    session.add(_entry(account_id, kind, refund, -amount, hold_id, now))
+    await session.flush()
+    return ClosedHold(account_id, amount, charged)
+
+
+async def settle(session: AsyncSession, hold_id: str, charge: int, now: float) -> ClosedHold | None:
+    """Charge up to the held amount; any rest returns to the balance. None: already closed."""
+    return await _close(session, hold_id, status="settled", charge=charge, now=now)
+
+
+async def release(session: AsyncSession, hold_id: str, now: float) -> ClosedHold | None:
+    """Give the whole hold back. None: it was already settled or released."""
+    return await _close(session, hold_id, status="released", charge=None, now=now)
+
+
+async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> list[str]:
+    """Image holds whose request must have died with its process (videos are swept by job)."""
+    result = await session.execute(
+        select(CreditHold.id)
+        .where(
+            CreditHold.status == "held",
+            CreditHold.expires_at.is_not(None),
+            CreditHold.expires_at < now,
+        )
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def balance_of(session: AsyncSession, account_id: str) -> tuple[int, int]:
+    result = await session.execute(
+        select(Account.balance, Account.reserved).where(Account.id == account_id)
+    )
+    row = result.one_or_none()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
+
+async def ledger_sums(session: AsyncSession, account_id: str) -> tuple[int, int]:
+    """(sum of amount, sum of reserved_delta): must equal (balance, reserved)."""
+    result = await session.execute(
+        select(
+            func.coalesce(func.sum(LedgerEntry.amount), 0),
+            func.coalesce(func.sum(LedgerEntry.reserved_delta), 0),
+        ).where(LedgerEntry.account_id == account_id)
+    )
+    amount, reserved = result.one()
+    return int(amount), int(reserved)

@@ -1,0 +1,78 @@
+"""Errors the gateway itself raises (as opposed to `reapi.ReapiError` from the core).
+
+Each knows its HTTP status and OpenAI error `type`/`code`; messages are written here and never
+contain a submitted value.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "GatewayError",
+    "IdempotencyConflict",
+    "InsufficientCredits",
+    "InvalidApiKey",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "StorageUnavailable",
+]
+
+
+class GatewayError(Exception):
+    http_status = 400
+    error_type = "invalid_request_error"
+    default_code = "invalid_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.param = param
+        self.retry_after = retry_after
+
+
+class InvalidApiKey(GatewayError):
+    http_status = 401
+    default_code = "invalid_api_key"
+
+
+class InsufficientCredits(GatewayError):
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "insufficient_credits"
+
+
+class NotFound(GatewayError):
+    http_status = 404
+    default_code = "not_found"
+
+
+class IdempotencyConflict(GatewayError):
+    http_status = 409
+    default_code = "idempotency_key_reused"
+
+
+class PayloadTooLarge(GatewayError):
+    http_status = 413
+    default_code = "request_too_large"
+
+
+class RateLimited(GatewayError):
+    http_status = 429
+    error_type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class StorageUnavailable(GatewayError):
+    """Mirroring an output failed: the generation is not charged and nothing points at it."""
+
+    http_status = 502
+    error_type = "server_error"
+    default_code = "storage_unavailable"

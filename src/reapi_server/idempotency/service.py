@@ -1,0 +1,97 @@
+"""Claim a key before doing the work; replay the stored answer after.
+
+- same key, same request, already answered → the stored answer (no upstream call, no charge);
+- same key, same request, still running (another worker) → wait for its answer;
+- same key, other request → 409;
+- a request that failed leaves no record, so a retry with the same key runs again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from sqlalchemy.exc import IntegrityError
+
+from ..errors import IdempotencyConflict
+from ..runtime import Runtime
+from . import repository
+
+__all__ = ["Claim", "Replay", "abandon", "begin", "complete"]
+
+_MAX_KEY_LENGTH = 255
+_WAIT_STEP = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    record_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    status_code: int
+    snapshot: dict[str, Any]
+
+
+async def begin(
+    rt: Runtime, account_id: str, key: str, fingerprint: str, *, wait_seconds: float
+) -> Claim | Replay:
+    from .fingerprint import hash_idempotency_key
+
+    if not key or len(key) > _MAX_KEY_LENGTH:
+        raise IdempotencyConflict(
+            f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters",
+            code="invalid_idempotency_key",
+        )
+    key_hash = hash_idempotency_key(rt.fingerprint_secret, key)
+    deadline = anyio.current_time() + wait_seconds
+    while True:
+        now = rt.now()
+        try:
+            async with rt.db.write() as session:
+                existing = await repository.find(session, account_id, key_hash)
+                if existing is not None and existing.expires_at < now:
+                    await repository.drop(session, existing.id)
+                    existing = None
+                if existing is None:
+                    record_id = await repository.claim(
+                        session,
+                        account_id,
+                        key_hash,
+                        fingerprint,
+                        now,
+                        now + rt.settings.idempotency_ttl_seconds,
+                    )
+                    return Claim(record_id)
+                found_fingerprint, state = existing.fingerprint, existing.state
+                status_code, response = existing.status_code, existing.response
+        except IntegrityError:
+            continue  # another worker claimed it between our read and insert: look again
+        if found_fingerprint != fingerprint:
+            raise IdempotencyConflict(
+                "this Idempotency-Key was already used with a different request"
+            )
+        if state == "done" and status_code is not None and response is not None:
+            return Replay(status_code, json.loads(response))
+        if anyio.current_time() >= deadline:
+            raise IdempotencyConflict(
+                "a request with this Idempotency-Key is still in progress; retry later",
+                code="idempotency_key_in_progress",
+            )
+        await anyio.sleep(_WAIT_STEP)
+
+
+async def complete(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
+    async with rt.db.write() as session:
+        await repository.complete(
+            session, claim.record_id, status_code, json.dumps(snapshot, separators=(",", ":"))
+        )
+
+
+async def abandon(rt: Runtime, claim: Claim) -> None:
+    with anyio.CancelScope(shield=True):
+        async with rt.db.write() as session:
+            await repository.drop(session, claim.record_id)

@@ -1,0 +1,202 @@
+"""One image request: refuse what the catalog refuses, hold credit, run the core's failover loop,
+mirror the images, then settle and write the usage row in one transaction.
+
+Whatever goes wrong after the hold (an upstream failure, a storage failure, a cancelled request)
+releases it: a failed generation costs nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+import anyio
+
+from reapi import ReapiError
+from reapi._params import ImageParams
+from reapi._payload import Payload
+from reapi.catalog import Route
+from reapi.providers import ImageResult
+
+from ..api_keys.auth import Principal
+from ..credits import repository as credit_rows
+from ..credits.service import price_of, reserve_or_refuse
+from ..errors import GatewayError
+from ..mirror.outputs import discard, file_url, mirror, rows_for
+from ..observability.middleware import RequestContext
+from ..runtime import Runtime
+from ..usage import repository as usage_rows
+from ..usage.outcomes import error_code, failed_attempts, record_refusal
+from ..usage.service import new_row
+
+__all__ = ["ImageAnswer", "generate", "replay"]
+
+log = logging.getLogger("reapi_server.images")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageAnswer:
+    body: dict[str, Any]
+    #: What an idempotent replay needs: the answer without its image bytes, plus file ids.
+    snapshot: dict[str, Any]
+
+
+def _body(response: dict[str, Any], data: list[dict[str, str]]) -> dict[str, Any]:
+    return {**response, "data": data}
+
+
+async def generate(
+    rt: Runtime,
+    principal: Principal,
+    context: RequestContext,
+    params: ImageParams,
+    payload: Payload,
+    *,
+    edit: bool,
+    base_url: str,
+) -> ImageAnswer:
+    endpoint = "images.edits" if edit else "images.generations"
+    started = time.perf_counter()
+    as_url = params.response_format == "url"
+    try:
+        # The gateway always takes the bytes (to mirror them); `url` then means *our* URL.
+        prepared = rt.core.prepare_image(replace(params, response_format=None), payload, edit=edit)
+    except ReapiError as error:
+        await record_refusal(rt, principal, context, params.model, endpoint, error.code, started)
+        raise
+    cost = price_of(prepared.spec, prepared.shape, images=params.n)
+    request_id = context.request_id
+    now = rt.now()
+    try:
+        async with rt.db.write() as session:
+            hold_id = await reserve_or_refuse(
+                session,
+                principal.account_id,
+                cost,
+                purpose="image",
+                request_id=request_id,
+                expires_at=now + rt.settings.image_hold_seconds,
+                now=now,
+            )
+            session.add(
+                new_row(
+                    principal,
+                    request_id,
+                    model=prepared.spec.id,
+                    endpoint=endpoint,
+                    status="pending",
+                    now=now,
+                )
+            )
+    except GatewayError as error:
+        await record_refusal(
+            rt, principal, context, prepared.spec.id, endpoint, error.code, started
+        )
+        raise
+    rt.metrics.credits.labels("reserved").inc(cost)
+
+    async def attempt(route: Route) -> ImageResult:
+        return await rt.engine.drive(
+            rt.core.image_attempt(prepared, route),
+            route.provider,
+            rt.router.first_byte_timeout(route),
+        )
+
+    try:
+        outcome = await rt.engine.run(prepared.routes, attempt)
+        rt.metrics.record_attempts(
+            prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts)
+        )
+        context.provider, context.attempts = outcome.route.provider, len(outcome.attempts)
+        images = outcome.result.images
+        if any(image.data is None for image in images):
+            raise GatewayError(
+                "the provider returned an image without its bytes", code="upstream_bad_response"
+            )
+        files = await mirror(rt.store, [("image", i.data or b"", i.content_type) for i in images])
+        charge = price_of(prepared.spec, prepared.shape, images=len(files))
+        try:
+            async with rt.db.write() as session:
+                closed = await credit_rows.settle(session, hold_id, charge, rt.now())
+                session.add_all(rows_for(files, principal.account_id, rt.now()))
+                await usage_rows.finish(
+                    session,
+                    request_id,
+                    status="succeeded",
+                    credit_cost=closed.charged if closed else 0,
+                    provider=outcome.route.provider,
+                    attempts=len(outcome.attempts),
+                    duration_ms=_ms(started),
+                )
+        except BaseException:
+            await discard(rt.store, files)
+            raise
+    except BaseException as error:
+        await _release(rt, hold_id, request_id, error, started)
+        raise
+    if closed is not None:
+        rt.metrics.credits.labels("charged").inc(closed.charged)
+        rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
+
+    response = rt.core.images_response(prepared, outcome)
+    if response.reapi is not None:
+        response.reapi.url_expires_at = None  # our URLs do not expire
+    template = response.model_dump(mode="json", exclude_none=True, exclude={"data"})
+    if as_url:
+        data = [{"url": file_url(base_url, f.file_id)} for f in files]
+    else:
+        data = [{"b64_json": image.b64_json or ""} for image in response.data]
+    snapshot = {
+        "kind": "images",
+        "response": template,
+        "files": [f.file_id for f in files],
+        "as_url": as_url,
+    }
+    return ImageAnswer(_body(template, data), snapshot)
+
+
+async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:
+    """Rebuild a stored answer: the same images, from our storage."""
+    data: list[dict[str, str]] = []
+    for file_id in snapshot["files"]:
+        if snapshot["as_url"]:
+            data.append({"url": file_url(base_url, file_id)})
+            continue
+        stored = await rt.store.get(f"outputs/{file_id}")
+        if stored is not None:
+            data.append({"b64_json": base64.b64encode(stored.data).decode()})
+    return _body(snapshot["response"], data)
+
+
+async def _release(
+    rt: Runtime, hold_id: str, request_id: str, error: BaseException, started: float
+) -> None:
+    """Give the hold back and close the usage row; shielded, so a cancelled request still does."""
+    provider, attempts = failed_attempts(error)
+    with anyio.CancelScope(shield=True):
+        try:
+            async with rt.db.write() as session:
+                closed = await credit_rows.release(session, hold_id, rt.now())
+                await usage_rows.finish(
+                    session,
+                    request_id,
+                    status="failed",
+                    error_code=error_code(error),
+                    provider=provider,
+                    attempts=attempts,
+                    duration_ms=_ms(started),
+                )
+        except Exception as exc:  # the sweeper releases it later; never hide the first error
+            log.error(
+                "release failed", extra={"request_id": request_id, "code": type(exc).__name__}
+            )
+            return
+    if closed is not None:
+        rt.metrics.credits.labels("released").inc(closed.amount)
+
+
+def _ms(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)

@@ -1,0 +1,1 @@
+"""Per-key limits: requests per minute (in memory) and concurrent video jobs (in the database)."""

@@ -1,0 +1,23 @@
+"""ORM models. No table has a column for a prompt, an image or any other request body."""
+
+from .accounts import Account
+from .api_keys import ApiKey
+from .base import Base
+from .credits import CreditHold, LedgerEntry
+from .idempotency import IdempotencyRecord
+from .jobs import ACTIVE_JOB_STATES, VideoJob
+from .outputs import StoredOutput
+from .usage import UsageRecord
+
+__all__ = [
+    "ACTIVE_JOB_STATES",
+    "Account",
+    "ApiKey",
+    "Base",
+    "CreditHold",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "StoredOutput",
+    "UsageRecord",
+    "VideoJob",
+]

@@ -1,0 +1,25 @@
+"""Accounts hold credit: `balance` is spendable, `reserved` is held for requests in flight."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, CheckConstraint, Float, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+__all__ = ["Account"]
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        # The database itself refuses an overdraft, whatever the code above it does.
+        CheckConstraint("balance >= 0", name="balance_not_negative"),
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,52 @@
+"""Credit movements. Each ledger row says how it changed `balance` (`amount`) and `reserved`
+(`reserved_delta`), so both columns of an account always equal the sums of its rows.
+
+A hold (`CreditHold`) is one reservation: `held` until it is settled (charged) or released, each
+exactly once — the conditional `UPDATE ... WHERE status = 'held'` is what makes it once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+__all__ = ["CreditHold", "LedgerEntry"]
+
+
+class LedgerEntry(Base):
+    __tablename__ = "credit_ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    #: grant | reserve | settle | release
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    hold_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class CreditHold(Base):
+    __tablename__ = "credit_holds"
+    __table_args__ = (Index("ix_credit_holds_status_expires", "status", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    #: What was finally charged (≤ amount; the rest went back to the balance at settlement).
+    charged: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: held | settled | released
+    status: Mapped[str] = mapped_column(String(16), default="held")
+    #: image | video
+    purpose: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str] = mapped_column(String(40))
+    #: When a hold nobody settled may be released by the sweeper (None: a video job owns it).
+    expires_at: Mapped[float | None] = mapped_column(Float, default=None)
+    created_at: Mapped[float] = mapped_column(Float)
+    closed_at: Mapped[float | None] = mapped_column(Float, default=None)

@@ -1,0 +1,28 @@
+"""Generated outputs mirrored into the gateway's storage. A row is written only after its object
+is stored, and the object is deleted only after its row: no row points at a missing object."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Float, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .base import Base
+
+__all__ = ["StoredOutput"]
+
+
+class StoredOutput(Base):
+    __tablename__ = "stored_outputs"
+
+    #: The unguessable public id in `/v1/files/{id}/content`.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    storage_key: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    #: image | video | thumbnail
+    kind: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    created_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,1 @@
+"""Metadata-only logging, Prometheus metrics and health endpoints."""

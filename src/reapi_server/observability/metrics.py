@@ -1,0 +1,109 @@
+"""Prometheus metrics. Labels are route templates, methods, status codes, provider names and
+stable error codes: never a path with ids, a body, a prompt or a key."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from reapi.catalog import Catalog
+from reapi.router import BreakerState, Router
+
+__all__ = ["Metrics"]
+
+_STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class _BreakerCollector(Collector):
+    """Breaker states read at scrape time from the router (0 closed, 1 half-open, 2 open)."""
+
+    def __init__(self, router: Router, catalog: Catalog, providers: Iterable[str]) -> None:
+        self._router = router
+        self._routes = {
+            route.key: route
+            for model in catalog.models.values()
+            for route in model.routes
+            if route.provider in set(providers)
+        }
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "reapi_breaker_state",
+            "Circuit breaker state per upstream route (0 closed, 1 half-open, 2 open).",
+            labels=["route"],
+        )
+        for key, route in sorted(self._routes.items()):
+            family.add_metric([key], _STATE_VALUE[self._router.state(route)])
+        yield family
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "reapi_http_requests",
+            "HTTP requests answered.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "reapi_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+                30,
+                60,
+            ),
+        )
+        self.upstream_attempts = Counter(
+            "reapi_upstream_attempts",
+            "Attempts on upstream routes, by provider and outcome code.",
+            ["provider", "code"],
+            registry=self.registry,
+        )
+        self.failovers = Counter(
+            "reapi_failovers",
+            "Requests that moved to another route after a failed attempt.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.credits = Counter(
+            "reapi_credits",
+            "Credit units moved, by movement (reserved, charged, released).",
+            ["movement"],
+            registry=self.registry,
+        )
+        self.video_jobs = Counter(
+            "reapi_video_jobs_finished",
+            "Video jobs that reached a final state.",
+            ["status"],
+            registry=self.registry,
+        )
+
+    def watch_breakers(self, router: Router, catalog: Catalog, providers: Iterable[str]) -> None:
+        self.registry.register(_BreakerCollector(router, catalog, providers))
+
+    def record_attempts(self, model: str, attempts: Iterable[tuple[str, str]]) -> None:
+        count = 0
+        for provider, code in attempts:
+            self.upstream_attempts.labels(provider, code).inc()
+            count += 1
+        if count > 1:
+            self.failovers.labels(model).inc()

@@ -1,0 +1,113 @@
+"""The outermost layer: a request id, the access log line and the HTTP metrics.
+
+Pure ASGI (no BaseHTTPMiddleware) so that it adds no task or copy per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .metrics import Metrics
+
+__all__ = ["AccessMiddleware", "RequestContext", "context_of"]
+
+log = logging.getLogger("reapi_server.access")
+
+#: Any other method is counted as OTHER: a label value must never come from the client.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+_INTERNAL_START: Message = {
+    "type": "http.response.start",
+    "status": 500,
+    "headers": [(b"content-type", b"application/json")],
+}
+_INTERNAL_BODY: Message = {
+    "type": "http.response.body",
+    "body": b'{"error":{"message":"the gateway failed to handle this request",'
+    b'"type":"server_error","param":null,"code":"internal_error"}}',
+}
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What the handlers learn about a request that the access log should say (metadata)."""
+
+    request_id: str
+    provider: str | None = None
+    attempts: int | None = None
+
+
+def context_of(scope: Scope) -> RequestContext:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    context = state.get("reapi_context")
+    if context is None:
+        context = state["reapi_context"] = RequestContext(f"req_{secrets.token_hex(12)}")
+    return context
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class AccessMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        context = context_of(scope)
+        status = 500
+        started_response = [False]
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                started_response[0] = True
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", context.request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            try:
+                await self.app(scope, receive, send_with_id)
+            except Exception as exc:
+                # Answer here so that no server further out prints the traceback, whose
+                # exception message could hold request data; we log the type only.
+                log.error("unhandled error", extra={"code": type(exc).__name__})
+                if status == 500 and not started_response[0]:
+                    await send_with_id(_INTERNAL_START)
+                    await send_with_id(_INTERNAL_BODY)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            if route not in ("/metrics", "/healthz", "/readyz"):
+                log.info(
+                    "request",
+                    extra={
+                        "method": method,
+                        "route": route,
+                        "status": status,
+                        "provider": context.provider,
+                        "attempts": context.attempts,
+                        "request_id": context.request_id,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    },
+                )

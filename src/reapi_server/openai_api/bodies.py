@@ -1,0 +1,129 @@
+"""Reading request bodies into memory only, with a size limit.
+
+Starlette's form parser spools uploads over 1 MiB to temporary files; a reference image or mask
+would then touch the disk. This parser keeps every part in memory (bounded by `max_body_bytes`),
+so an upload leaves no temporary file and no open descriptor behind, whatever happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from python_multipart import MultipartParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import parse_options_header
+from starlette.requests import Request
+
+from ..errors import GatewayError, PayloadTooLarge
+
+__all__ = ["FormFile", "ParsedForm", "read_body", "read_form"]
+
+_MAX_PARTS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class FormFile:
+    filename: str
+    content_type: str
+    content: bytes = field(repr=False)
+
+
+@dataclass(slots=True)
+class ParsedForm:
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    files: list[tuple[str, FormFile]] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return f"ParsedForm(<{len(self.fields)} fields, {len(self.files)} files>)"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > limit:
+            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return bytes(chunks)
+
+
+class _Collector:
+    def __init__(self, charset: str) -> None:
+        self.charset = charset
+        self.form = ParsedForm()
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[bytes, bytes] = {}
+        self._data = bytearray()
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._data = bytearray()
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        if len(self.form.fields) + len(self.form.files) >= _MAX_PARTS:
+            raise GatewayError(f"at most {_MAX_PARTS} form parts", code="too_many_parts")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self._data += data[start:end]
+
+    def on_part_end(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = options.get(b"name", b"").decode(self.charset, "replace")
+        content = bytes(self._data)
+        self._data = bytearray()
+        if b"filename" in options:
+            filename = options[b"filename"].decode(self.charset, "replace")
+            content_type = self._headers.get(b"content-type", b"application/octet-stream")
+            self.form.files.append(
+                (name, FormFile(filename or name, content_type.decode("latin-1"), content))
+            )
+        else:
+            self.form.fields.append((name, content.decode(self.charset, "replace")))
+
+
+async def read_form(request: Request, limit: int) -> ParsedForm:
+    _, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise GatewayError("multipart body without a boundary", code="invalid_multipart")
+    charset = params.get(b"charset", b"utf-8").decode("latin-1")
+    collector = _Collector(charset if charset.lower() in ("utf-8", "latin-1") else "utf-8")
+    parser = MultipartParser(
+        boundary,
+        {
+            "on_part_begin": collector.on_part_begin,
+            "on_part_data": collector.on_part_data,
+            "on_part_end": collector.on_part_end,
+            "on_header_field": collector.on_header_field,
+            "on_header_value": collector.on_header_value,
+            "on_header_end": collector.on_header_end,
+            "on_headers_finished": collector.on_headers_finished,
+        },
+    )
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+            parser.write(chunk)
+        parser.finalize()
+    except FormParserError:
+        raise GatewayError(
+            "the multipart body could not be parsed", code="invalid_multipart"
+        ) from None
+    return collector.form

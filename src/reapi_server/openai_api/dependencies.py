@@ -1,0 +1,53 @@
+"""What every /v1 handler needs: the runtime, the caller (bearer key only) and its rate limit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ..api_keys.auth import Principal
+from ..errors import RateLimited
+from ..observability.middleware import RequestContext, context_of
+from ..runtime import Runtime
+
+__all__ = ["Caller", "Context", "Rt", "base_url_of"]
+
+# Declares the bearer scheme in the OpenAPI document; the check itself is ours (auto_error=False
+# so that a missing key gets OpenAI's error shape, not FastAPI's).
+_bearer = HTTPBearer(auto_error=False, description="An API key: rk_live_...")
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+async def caller(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    rt = runtime(request)
+    principal = await rt.auth.authenticate(request.headers.get("authorization"))
+    per_minute = principal.requests_per_minute or rt.settings.requests_per_minute
+    wait = rt.limiter.acquire(principal.key_id, per_minute)
+    if wait is not None:
+        raise RateLimited(
+            f"this key is limited to {per_minute} requests per minute", retry_after=wait
+        )
+    return principal
+
+
+def request_context(request: Request) -> RequestContext:
+    return context_of(request.scope)
+
+
+def base_url_of(request: Request) -> str:
+    configured = runtime(request).settings.public_base_url
+    return configured or str(request.base_url)
+
+
+Rt = Annotated[Runtime, Depends(runtime)]
+Caller = Annotated[Principal, Depends(caller)]
+Context = Annotated[RequestContext, Depends(request_context)]

@@ -1,0 +1,129 @@
+"""Every error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+
+Validation errors name the field and what is wrong with it, never the submitted value (FastAPI's
+default 422 body echoes it as `input`). Unexpected exceptions are logged by type only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
+
+from ..errors import GatewayError
+
+__all__ = ["error_response", "install_error_handlers", "validation_message"]
+
+log = logging.getLogger("reapi_server.errors")
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    402: "insufficient_quota",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    code: str | None,
+    param: str | None = None,
+    error_type: str | None = None,
+    retry_after: float | None = None,
+) -> Response:
+    body = {
+        "error": {
+            "message": message,
+            "type": error_type or _TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+    headers = {}
+    if retry_after is not None or status == 429:
+        headers["retry-after"] = str(max(math.ceil(retry_after or 1), 1))
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def _from_reapi(error: ReapiError) -> Response:
+    status = error.http_status
+    retry_after = None
+    if isinstance(error, NoRouteAvailableError | RateLimitError):
+        retry_after = error.retry_after
+    if isinstance(error, ConfigurationError):
+        # A model whose providers have no key here: the operator must act, the client may retry.
+        return error_response(
+            503, "no provider is configured for this model on this gateway", code=error.code
+        )
+    return error_response(
+        status, error.message, code=error.code, param=error.param, retry_after=retry_after
+    )
+
+
+def validation_message(errors: list[Any]) -> tuple[str, str | None]:
+    """A message built from locations and error kinds only: never `input` or `ctx` values."""
+    parts = []
+    first_param = None
+    for error in errors[:5]:
+        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        param = ".".join(location) or None
+        first_param = first_param or param
+        parts.append(f"{param or 'request'}: {error.get('type', 'invalid')}")
+    return "invalid request: " + "; ".join(parts), first_param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_reapi(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ReapiError)
+        return _from_reapi(exc)
+
+    async def on_gateway(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return error_response(
+            exc.http_status,
+            exc.message,
+            code=exc.code,
+            param=exc.param,
+            error_type=exc.error_type,
+            retry_after=exc.retry_after,
+        )
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message, param = validation_message(list(exc.errors()))
+        return error_response(422, message, code="invalid_request", param=param)
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        messages = {404: "no such endpoint", 405: "method not allowed on this endpoint"}
+        message = messages.get(exc.status_code, "the request could not be served")
+        return error_response(exc.status_code, message, code=f"http_{exc.status_code}")
+
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        log.error("unexpected error", extra={"code": type(exc).__name__})
+        return error_response(
+            500, "the gateway failed to handle this request", code="internal_error"
+        )
+
+    app.add_exception_handler(ReapiError, on_reapi)
+    app.add_exception_handler(GatewayError, on_gateway)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

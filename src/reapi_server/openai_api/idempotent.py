@@ -1,0 +1,58 @@
+"""Wrap a create call in `Idempotency-Key` handling (see `idempotency.service`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reapi._payload import Payload
+
+from ..api_keys.auth import Principal
+from ..idempotency import service
+from ..idempotency.fingerprint import fingerprint
+from ..runtime import Runtime
+from .responses import json_response
+
+__all__ = ["Created", "idempotent"]
+
+#: (HTTP status, body, snapshot for replays)
+Created = tuple[int, dict[str, Any], dict[str, Any]]
+
+_WAIT_FOR_FIRST = 300.0
+
+
+async def idempotent(
+    rt: Runtime,
+    principal: Principal,
+    request: Request,
+    endpoint: str,
+    params: Mapping[str, Any],
+    payload: Payload,
+    *,
+    run: Callable[[], Awaitable[Created]],
+    replay: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+) -> Response:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        status, body, _ = await run()
+        return json_response(body, status)
+    claimed = await service.begin(
+        rt,
+        principal.account_id,
+        key,
+        fingerprint(rt.fingerprint_secret, endpoint, params, payload),
+        wait_seconds=_WAIT_FOR_FIRST,
+    )
+    if isinstance(claimed, service.Replay):
+        body = await replay(claimed.snapshot)
+        return json_response(body, claimed.status_code, {"idempotent-replayed": "true"})
+    try:
+        status, body, snapshot = await run()
+    except BaseException:
+        await service.abandon(rt, claimed)
+        raise
+    await service.complete(rt, claimed, status, snapshot)
+    return json_response(body, status)

@@ -1,0 +1,47 @@
+"""GET /v1/models and /v1/models/{id}: the catalog models this gateway can serve."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from starlette.responses import Response
+
+from reapi import ModelNotFoundError
+from reapi.catalog import ModelSpec
+
+from ..runtime import Runtime
+from .dependencies import Caller, Rt
+from .responses import Model, ModelList, error_responses, json_response
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["Models"])
+
+
+def _servable(rt: Runtime) -> dict[str, ModelSpec]:
+    """Models with at least one route whose provider has a key here."""
+    return {
+        model_id: spec
+        for model_id, spec in rt.catalog.models.items()
+        if any(route.provider in rt.core.connections for route in spec.routes)
+    }
+
+
+def _model(spec: ModelSpec) -> dict[str, Any]:
+    return {"id": spec.id, "object": "model", "created": spec.created, "owned_by": spec.owned_by}
+
+
+@router.get("/models", response_model=ModelList, responses=error_responses(401, 429))
+async def list_models(rt: Rt, _: Caller) -> Response:
+    return json_response({"object": "list", "data": [_model(s) for s in _servable(rt).values()]})
+
+
+@router.get("/models/{model}", response_model=Model, responses=error_responses(401, 404, 422, 429))
+async def retrieve_model(
+    model: Annotated[str, Path(max_length=200)], rt: Rt, _: Caller
+) -> Response:
+    spec = _servable(rt).get(model)
+    if spec is None:
+        raise ModelNotFoundError("the model does not exist on this gateway", param="model")
+    return json_response(_model(spec))

@@ -1,0 +1,134 @@
+"""The /v1/videos endpoints: create (JSON or multipart), retrieve, list, content, delete."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
+
+from ..errors import GatewayError
+from ..jobs import service
+from .bodies import read_body, read_form
+from .dependencies import Caller, Context, Rt
+from .idempotent import Created, idempotent
+from .requests import VideoBody, parse_model, video_from_form, video_from_json
+from .responses import Video, VideoDeleted, VideoList, error_responses, json_response
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["Videos"])
+
+_VIDEO_SCHEMA = VideoBody.model_json_schema()
+_MULTIPART_SCHEMA = {
+    **_VIDEO_SCHEMA,
+    "properties": {
+        **{k: v for k, v in _VIDEO_SCHEMA["properties"].items() if k != "input_reference"},
+        "input_reference": {"type": "string", "format": "binary"},
+    },
+}
+VideoId = Annotated[str, Path(max_length=64)]
+
+
+@router.post(
+    "/videos",
+    summary="Start a video job",
+    response_model=Video,
+    responses=error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _VIDEO_SCHEMA},
+                "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
+            },
+        }
+    },
+)
+async def create_video(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
+    limit = rt.settings.max_body_bytes
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        _, params, payload = video_from_form(await read_form(request, limit))
+    else:
+        try:
+            data: Any = orjson.loads(await read_body(request, limit))
+        except orjson.JSONDecodeError:
+            raise GatewayError("the request body is not valid JSON", code="invalid_json") from None
+        params, payload = video_from_json(parse_model(VideoBody, data))
+
+    async def run() -> Created:
+        body = await service.create(rt, principal, context, params, payload)
+        return 200, body, {"kind": "video", "id": body["id"]}
+
+    async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
+        return await service.retrieve(rt, principal, snapshot["id"])
+
+    return await idempotent(
+        rt,
+        principal,
+        request,
+        "videos.create",
+        dataclasses.asdict(params),
+        payload,
+        run=run,
+        replay=replay,
+    )
+
+
+@router.get(
+    "/videos",
+    summary="List this account's videos",
+    response_model=VideoList,
+    responses=error_responses(401, 404, 422, 429),
+)
+async def list_videos(
+    rt: Rt,
+    principal: Caller,
+    limit: Annotated[int, Query(ge=0, le=100)] = 20,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+    after: Annotated[str | None, Query(max_length=64)] = None,
+) -> Response:
+    return json_response(
+        await service.list_videos(rt, principal, limit=limit, after=after, order=order)
+    )
+
+
+@router.get(
+    "/videos/{video_id}",
+    summary="Retrieve a video job",
+    response_model=Video,
+    responses=error_responses(401, 404, 422, 429),
+)
+async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
+    return json_response(await service.retrieve(rt, principal, video_id))
+
+
+@router.delete(
+    "/videos/{video_id}",
+    summary="Delete a video (an unfinished one is cancelled and not charged)",
+    response_model=VideoDeleted,
+    responses=error_responses(401, 404, 422, 429),
+)
+async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
+    return json_response(await service.delete(rt, principal, video_id))
+
+
+@router.get(
+    "/videos/{video_id}/content",
+    summary="Download a finished video or its thumbnail",
+    response_class=Response,
+    responses={
+        200: {"content": {"video/mp4": {}, "image/png": {}, "image/webp": {}}},
+        **error_responses(400, 401, 404, 422, 429),
+    },
+)
+async def video_content(
+    video_id: VideoId,
+    rt: Rt,
+    principal: Caller,
+    variant: Annotated[Literal["video", "thumbnail", "spritesheet"], Query()] = "video",
+) -> Response:
+    data, content_type = await service.content(rt, principal, video_id, variant)
+    return Response(data, media_type=content_type)

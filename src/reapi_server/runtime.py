@@ -1,0 +1,97 @@
+"""Everything a server process holds once: database, core, engine, storage, limits, metrics.
+
+The core objects are the SDK's own (`LocalCore`, `AsyncEngine`, `Router`): the server routes,
+fails over and talks to providers exactly as the in-process SDK does.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from reapi._engine import AsyncEngine
+from reapi._local import LocalCore
+from reapi._settings import resolve_connections
+from reapi.catalog import Catalog, load_catalog
+from reapi.router import Router, RouterConfig
+
+from .api_keys.auth import Authenticator
+from .config import Settings
+from .db import Database
+from .jobs.memory import PayloadMemory
+from .limits.rate import RateLimiter
+from .mirror import LocalDiskStore, ObjectStore
+from .observability.metrics import Metrics
+
+__all__ = ["Runtime", "build_runtime"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    catalog: Catalog
+    core: LocalCore
+    router: Router
+    engine: AsyncEngine
+    store: ObjectStore
+    auth: Authenticator
+    limiter: RateLimiter
+    metrics: Metrics
+    fingerprint_secret: bytes
+    clock: Callable[[], float] = time.time
+    #: Identifies this process as a lease owner of video jobs.
+    instance_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
+    #: Bodies of video jobs submitted by this process, for their one resubmission (memory only).
+    memory: PayloadMemory = field(default_factory=PayloadMemory)
+
+    def now(self) -> float:
+        return self.clock()
+
+    async def aclose(self) -> None:
+        await self.engine.aclose()
+        await self.db.dispose()
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    catalog: Catalog | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    store: ObjectStore | None = None,
+    router_config: RouterConfig | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Runtime:
+    settings.ensure_data_dir()
+    catalog = catalog or load_catalog(settings.catalog_path)
+    keys = {name: key.get_secret_value() for name, key in settings.provider_keys.items()}
+    connections = resolve_connections(catalog, keys, settings.provider_base_urls)
+    if router_config is None:
+        router_config = (
+            RouterConfig(first_byte_timeout=settings.first_byte_timeout)
+            if settings.first_byte_timeout
+            else RouterConfig()
+        )
+    router = Router(router_config)
+    db = Database(settings.resolved_database_url)
+    metrics = Metrics()
+    metrics.watch_breakers(router, catalog, connections)
+    return Runtime(
+        settings=settings,
+        db=db,
+        catalog=catalog,
+        core=LocalCore(catalog, connections),
+        router=router,
+        engine=AsyncEngine(router, http_client),
+        store=store or LocalDiskStore(settings.outputs_dir),
+        auth=Authenticator(db),
+        limiter=RateLimiter(),
+        metrics=metrics,
+        fingerprint_secret=settings.fingerprint_secret(),
+        clock=clock,
+    )

@@ -1,0 +1,1 @@
+"""Usage rows: one per create request, metadata only."""

@@ -1,0 +1,99 @@
+"""Gateway fixtures: a migrated SQLite database in a temp data dir, the fake upstream, an
+in-process ASGI client, and helpers to make accounts and keys."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.conftest import two_host_catalog
+from tests.server.fakes import BASE_URLS, KEYS, FakeUpstream
+from tests.server.helpers import make_account
+
+from reapi.router import RouterConfig
+from reapi_server.app import create_app
+from reapi_server.config import Settings
+from reapi_server.migrate import upgrade_sync
+from reapi_server.runtime import Runtime
+
+GATEWAY = "http://gateway.test"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Migrate once per session; each test copies the file (much faster than migrating)."""
+    path = tmp_path_factory.mktemp("template") / "reapi.db"
+    upgrade_sync(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+def settings_for(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "provider_keys": KEYS,
+        "provider_base_urls": BASE_URLS,
+        "run_background_tasks": False,
+        "poll_interval": 0.0,
+        "log_json": True,
+        "secret_key": "test-secret",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    rt: Runtime
+    upstream: FakeUpstream
+    data_dir: Path
+
+    async def account(self, credits: int = 10_000, email: str | None = None) -> tuple[str, str]:
+        """(account id, API key)"""
+        return await make_account(self.rt, credits=credits, email=email)
+
+
+@pytest.fixture
+def upstream() -> FakeUpstream:
+    return FakeUpstream()
+
+
+@pytest.fixture
+async def make_gateway(tmp_path: Path, migrated_template: Path, upstream: FakeUpstream):
+    """Factory: start a gateway (lifespan included) with settings overrides."""
+    stack: list[tuple[object, httpx.AsyncClient]] = []
+
+    async def start(database_url: str | None = None, **overrides: object) -> Gateway:
+        data_dir = tmp_path / f"data{len(stack)}"
+        data_dir.mkdir()
+        if database_url is None:
+            shutil.copy(migrated_template, data_dir / "reapi.db")
+        else:
+            overrides["database_url"] = database_url
+        settings = settings_for(data_dir, **overrides)
+        app = create_app(
+            settings,
+            catalog=two_host_catalog(),
+            http_client=httpx.AsyncClient(transport=upstream.transport()),
+            router_config=RouterConfig(first_byte_timeout=0.3),
+            migrate=database_url is not None,
+        )
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY)
+        stack.append((lifespan, client))
+        return Gateway(client, app.state.runtime, upstream, data_dir)
+
+    yield start
+    for lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def gateway(make_gateway) -> AsyncIterator[Gateway]:
+    yield await make_gateway()

@@ -1,0 +1,32 @@
+"""Helpers shared by the server tests."""
+
+from __future__ import annotations
+
+import secrets
+
+from reapi_server.accounts.service import create_account
+from reapi_server.api_keys.service import issue_key
+from reapi_server.credits import repository as credit_rows
+from reapi_server.runtime import Runtime
+
+
+async def make_account(
+    rt: Runtime, *, credits: int = 10_000, email: str | None = None
+) -> tuple[str, str]:
+    email = email or f"user-{secrets.token_hex(4)}@example.com"
+    async with rt.db.write() as session:
+        account = await create_account(session, email, credits_granted=credits, now=rt.now())
+        _, issued = await issue_key(session, account.id, now=rt.now())
+    return account.id, issued.plaintext
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+async def ledger_matches(rt: Runtime, account_id: str) -> tuple[int, int]:
+    async with rt.db.read() as session:
+        balance = await credit_rows.balance_of(session, account_id)
+        sums = await credit_rows.ledger_sums(session, account_id)
+    assert balance == sums, f"balance/reserved {balance} != ledger sums {sums}"
+    return balance

@@ -1,0 +1,53 @@
+"""The database-sensitive tests again on a real PostgreSQL server (Debian's package).
+
+Each test gets a fresh database cloned from a migrated template."""
+
+import asyncio
+import secrets
+
+import pytest
+from tests.server.helpers import ledger_matches
+from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
+from tests.server.test_credits import concurrent_spend
+from tests.server.test_videos import two_pollers_share_jobs
+
+from reapi_server.credits import repository as credit_rows
+from reapi_server.jobs.sweeper import sweep_once
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def pg_gateway(postgres_server, make_gateway):  # noqa: F811
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    return await make_gateway(database_url=postgres_server.url(name))
+
+
+async def test_fifty_concurrent_requests_never_overdraw(pg_gateway):
+    await concurrent_spend(pg_gateway)
+
+
+async def test_stale_holds_released_once_with_concurrent_sweepers(pg_gateway):
+    account, _ = await pg_gateway.account(credits=100)
+    rt = pg_gateway.rt
+    for index in range(5):
+        async with rt.db.write() as session:
+            await credit_rows.reserve(
+                session,
+                account,
+                10,
+                purpose="image",
+                request_id=f"dead{index}",
+                expires_at=rt.now() - 1,
+                now=rt.now(),
+            )
+    reports = await asyncio.gather(*(sweep_once(rt) for _ in range(4)))
+    assert sum(r.holds_released for r in reports) == 5
+    assert await ledger_matches(rt, account) == (100, 0)
+
+
+async def test_pollers_never_handle_a_job_twice(pg_gateway, make_gateway):
+    await two_pollers_share_jobs(pg_gateway)

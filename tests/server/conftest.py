@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from tests.conftest import two_host_catalog
 from tests.server.fakes import BASE_URLS, KEYS, FakeUpstream
 from tests.server.helpers import make_account
@@ -48,6 +49,7 @@ def settings_for(data_dir: Path, **overrides: object) -> Settings:
 @dataclass
 class Gateway:
     client: httpx.AsyncClient
+    app: FastAPI
     rt: Runtime
     upstream: FakeUpstream
     data_dir: Path
@@ -86,7 +88,7 @@ async def make_gateway(tmp_path: Path, migrated_template: Path, upstream: FakeUp
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY)
         stack.append((lifespan, client))
-        return Gateway(client, app.state.runtime, upstream, data_dir)
+        return Gateway(client, app, app.state.runtime, upstream, data_dir)
 
     yield start
     for lifespan, client in reversed(stack):

@@ -42,6 +42,16 @@ class _LeaseLost(Exception):
     pass
 
 
+def _reported_shape(status: TaskStatus) -> dict[str, Any]:
+    """What the upstream says it made, when it says (it may differ from what was asked)."""
+    reported: dict[str, Any] = {}
+    if status.size:
+        reported["size"] = status.size[:32]
+    if status.seconds:
+        reported["seconds"] = status.seconds
+    return reported
+
+
 class JobPoller:
     def __init__(self, rt: Runtime, *, batch: int = 16) -> None:
         self.rt = rt
@@ -164,12 +174,14 @@ class JobPoller:
                 await self._reschedule(job, failed=True)
             return
         try:
-            await self._settle(job, mirrored)
+            await self._settle(job, mirrored, status)
         except BaseException:
             await discard(rt.store, mirrored)
             raise
 
-    async def _settle(self, job: VideoJob, mirrored: list[MirroredFile]) -> None:
+    async def _settle(
+        self, job: VideoJob, mirrored: list[MirroredFile], status: TaskStatus
+    ) -> None:
         rt = self.rt
         now = rt.now()
         by_kind = {f.kind: f.file_id for f in mirrored}
@@ -182,6 +194,7 @@ class JobPoller:
                         job.id,
                         owner=rt.instance_id,
                         states=POLLED_STATES,
+                        **_reported_shape(status),
                         status="completed",
                         progress=100,
                         completed_at=now,

@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 
 from reapi import ReapiError
+from reapi._local import PreparedVideo
 from reapi._params import VideoParams
 from reapi._payload import Payload
 from reapi.catalog import Route
@@ -41,12 +42,15 @@ log = logging.getLogger("reapi_server.jobs")
 ENDPOINT = "videos.create"
 
 
-def _size_label(shape: Any) -> str | None:
+def _size_label(prepared: PreparedVideo) -> str | None:
+    """The size to report until the upstream says: as asked, else the model's first preset
+    (what OpenAI-style upstreams default to)."""
+    shape = prepared.shape
     if shape.size:
         return str(shape.size)
     if shape.aspect_ratio and shape.resolution:
         return f"{shape.aspect_ratio}@{shape.resolution}"
-    return None
+    return next(iter(prepared.spec.capabilities.sizes), None)
 
 
 async def create(
@@ -94,7 +98,7 @@ async def create(
                     status="submitting",
                     progress=0,
                     seconds=prepared.shape.seconds,
-                    size=_size_label(prepared.shape),
+                    size=_size_label(prepared),
                     cost=cost,
                     hold_id=hold_id,
                     attempts=0,

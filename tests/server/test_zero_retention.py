@@ -1,0 +1,163 @@
+"""CHECKS.md §1-4: unique markers in the prompt, reference image bytes, mask bytes and `user`,
+sent through success, a 422, an upstream 400 that echoes the prompt, 5xx, timeout, failover and a
+request cancelled mid-flight. Afterwards no marker may be found in logs (every level, every
+formatter, tracebacks included), the database files, the data dir, temp files, metrics or any
+answer. Keys (ours and the providers') must not show up either."""
+
+import asyncio
+import logging
+import tempfile
+import traceback
+from pathlib import Path
+
+from tests.server.fakes import KEYS, PNG
+from tests.server.helpers import auth
+
+from reapi.router import InMemoryBreakerStore
+from reapi_server.jobs.poller import JobPoller
+from reapi_server.jobs.sweeper import sweep_once
+from reapi_server.observability.logging import JsonFormatter, PlainFormatter
+
+PROMPT = "MARKER-prompt-7c1d9e"
+IMAGE = b"MARKER-image-2b8f41"
+MASK = b"MARKER-mask-93aa0c"
+USER = "MARKER-user-5e6f12"
+MARKERS = [PROMPT.encode(), IMAGE, MASK, USER.encode()]
+
+
+def _image(marker: bytes) -> bytes:
+    return PNG + marker + b"\0" * 64
+
+
+async def _exercise(gateway, key: str) -> list[bytes]:
+    """Every path a request can take; returns every answer body seen."""
+    client, up = gateway.client, gateway.upstream
+    answers: list[bytes] = []
+
+    def faults(**by_host: str) -> None:
+        """Switch upstream faults, with fresh breakers so each phase hits its routes."""
+        up.faults = {f"{host}.test": fault for host, fault in by_host.items()}
+        gateway.rt.router.breakers = InMemoryBreakerStore()
+
+    async def generate(**extra):
+        body = {"model": "gpt-image-2", "prompt": PROMPT, "user": USER, **extra}
+        response = await client.post(
+            "/v1/images/generations", json=body, headers={**auth(key), "idempotency-key": PROMPT}
+        )
+        answers.append(response.content)
+        return response
+
+    async def edit():
+        response = await client.post(
+            "/v1/images/edits",
+            data={"model": "gpt-image-2", "prompt": PROMPT, "user": USER},
+            files=[
+                ("image[]", ("a.png", _image(IMAGE), "image/png")),
+                ("image[]", ("b.png", _image(IMAGE), "image/png")),
+                ("mask", ("m.png", _image(MASK), "image/png")),
+            ],
+            headers=auth(key),
+        )
+        answers.append(response.content)
+        return response
+
+    async def video(**extra):
+        response = await client.post(
+            "/v1/videos",
+            data={"model": "sim-video", "prompt": PROMPT, "size": "1280x720", **extra},
+            files={"input_reference": ("ref.png", _image(IMAGE), "image/png")},
+            headers=auth(key),
+        )
+        answers.append(response.content)
+        return response
+
+    assert (await generate()).status_code == 200  # success
+    assert (await edit()).status_code == 200
+    assert (await generate(n=PROMPT)).status_code == 422  # validation error
+    bad = await client.post(
+        "/v1/images/generations", json={"prompt": {"x": PROMPT}, "user": [USER]}, headers=auth(key)
+    )
+    answers.append(bad.content)
+    assert bad.status_code == 422
+    faults(primary="400_echo")  # the upstream echoes prompt and user
+    assert (await edit()).status_code == 400
+    response = await client.post(
+        "/v1/images/generations",
+        json={"model": "gpt-image-2", "prompt": PROMPT, "user": USER},
+        headers=auth(key),
+    )
+    answers.append(response.content)
+    assert response.status_code == 400
+    faults(primary="500", backup="500")  # 5xx everywhere
+    assert (await edit()).status_code == 502
+    faults(primary="hang", backup="hang")  # timeouts
+    up.hang_seconds = 1.0
+    assert (await edit()).status_code == 504
+    faults(primary="500")  # failover
+    assert (await edit()).status_code == 200
+    faults(primary="reset", backup="truncated")
+    assert (await edit()).status_code == 502
+    faults(primary="hang")  # cancelled mid-flight (a client going away)
+    up.hang_seconds = 5.0
+    task = asyncio.create_task(edit())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    faults()
+    created = await video()  # videos: success, upstream failure + resubmission, and a refund
+    assert created.status_code == 200
+    up.video_outcome = "failed"
+    assert (await video()).status_code == 200
+    faults(primary="400_echo", backup="400_echo")
+    assert (await video()).status_code == 400
+    faults()
+    for _ in range(4):
+        await JobPoller(gateway.rt).run_once()
+    await sweep_once(gateway.rt)
+    for path in ("/v1/videos", "/v1/usage", "/v1/credits", "/metrics"):
+        answers.append((await client.get(path, headers=auth(key))).content)
+    video_id = created.json()["id"]
+    answers.append((await client.get(f"/v1/videos/{video_id}", headers=auth(key))).content)
+    return answers
+
+
+def _render(record: logging.LogRecord) -> str:
+    text = [JsonFormatter().format(record), PlainFormatter().format(record)]
+    text.append(logging.Formatter("%(message)s %(args)s").format(record))
+    if record.exc_info and record.exc_info[1] is not None:
+        text.append("".join(traceback.format_exception(record.exc_info[1])))
+        text.append(repr(record.exc_info[1]))
+    return "\n".join(text)
+
+
+def _files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+async def test_no_marker_survives_anywhere(make_gateway, caplog, capfd, tmp_path, monkeypatch):
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    monkeypatch.setenv("TMPDIR", str(temp))
+    caplog.set_level(logging.DEBUG)
+    gateway = await make_gateway()
+    _, key = await gateway.account(credits=100_000)
+
+    answers = await _exercise(gateway, key)
+    await gateway.rt.db.dispose()  # flush the WAL so the database files hold everything
+
+    secrets = [*MARKERS, key.encode(), *(k.encode() for k in KEYS.values())]
+    for answer in answers:
+        for secret in secrets:
+            assert secret not in answer, (secret, answer[:200])
+    logs = "\n".join(_render(record) for record in caplog.records)
+    captured = capfd.readouterr()
+    assert caplog.records, "the gateway logged nothing: the test would prove nothing"
+    for secret in secrets:
+        text = secret.decode()
+        assert text not in logs and text not in captured.out and text not in captured.err
+    for path in _files_under(gateway.data_dir) + _files_under(temp):
+        content = path.read_bytes()
+        for secret in secrets:
+            assert secret not in content, (secret, path)
+    assert len(gateway.upstream.calls) > 20  # the markers really went upstream

@@ -26,7 +26,7 @@ from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.middleware import AccessMiddleware
 from .openai_api.errors import install_error_handlers
-from .openai_api.router import v1
+from .openai_api.router import V1_ROUTERS
 from .runtime import Runtime, build_runtime
 
 __all__ = ["create_app"]
@@ -84,7 +84,8 @@ def create_app(
     )
     app.state.runtime = rt
     install_error_handlers(app)
-    app.include_router(v1)
+    for router in V1_ROUTERS:
+        app.include_router(router)
     app.include_router(health_router)
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
     return app

@@ -14,7 +14,7 @@ from .responses import CreditsBody, UsageList, error_responses, json_response
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Account"])
+router = APIRouter(prefix="/v1", tags=["Account"])
 
 
 @router.get(

@@ -19,7 +19,7 @@ from .responses import error_responses
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Files"])
+router = APIRouter(prefix="/v1", tags=["Files"])
 
 _FILE_ID = re.compile(r"^file_[0-9a-f]{48}$")
 

@@ -25,7 +25,7 @@ from .responses import ImagesResponse, error_responses
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Images"])
+router = APIRouter(prefix="/v1", tags=["Images"])
 
 _ERRORS = error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504)
 

@@ -16,7 +16,7 @@ from .responses import Model, ModelList, error_responses, json_response
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Models"])
+router = APIRouter(prefix="/v1", tags=["Models"])
 
 
 def _servable(rt: Runtime) -> dict[str, ModelSpec]:

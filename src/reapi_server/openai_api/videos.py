@@ -19,7 +19,7 @@ from .responses import Video, VideoDeleted, VideoList, error_responses, json_res
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["Videos"])
+router = APIRouter(prefix="/v1", tags=["Videos"])
 
 _VIDEO_SCHEMA = VideoBody.model_json_schema()
 _MULTIPART_SCHEMA = {

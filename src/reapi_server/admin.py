@@ -1,0 +1,144 @@
+"""Administrative operations behind the CLI, each one transaction on the server's database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .accounts import repository as accounts
+from .accounts.service import create_account, require_account
+from .api_keys import repository as keys
+from .api_keys.service import issue_key, revoke_key
+from .config import Settings
+from .credits import repository as credits
+from .db import Database
+from .migrate import upgrade
+
+__all__ = [
+    "AccountView",
+    "NewKey",
+    "add_account",
+    "grant_credits",
+    "list_keys",
+    "migrate",
+    "new_key",
+    "revoke",
+    "show_account",
+]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    id: str
+    email: str
+    balance: int
+    reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    key_id: str
+    #: Shown once, never stored.
+    plaintext: str
+
+    def __repr__(self) -> str:
+        return f"NewKey(key_id={self.key_id!r})"
+
+
+async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    settings.ensure_data_dir()
+    db = Database(settings.resolved_database_url)
+    try:
+        await upgrade(db.engine)
+        async with db.write() as session:
+            return await work(session)
+    finally:
+        await db.dispose()
+
+
+async def migrate(settings: Settings) -> None:
+    async def nothing(_: AsyncSession) -> None:
+        return None
+
+    await _in_transaction(settings, nothing)
+
+
+async def _view(session: AsyncSession, account_id: str) -> AccountView:
+    account = await accounts.get(session, account_id)
+    assert account is not None
+    await session.refresh(account)
+    return AccountView(account.id, account.email, account.balance, account.reserved)
+
+
+async def add_account(settings: Settings, email: str, credits_granted: int) -> AccountView:
+    async def work(session: AsyncSession) -> AccountView:
+        account = await create_account(
+            session, email, credits_granted=credits_granted, now=time.time()
+        )
+        return await _view(session, account.id)
+
+    return await _in_transaction(settings, work)
+
+
+async def show_account(settings: Settings, email: str) -> AccountView:
+    async def work(session: AsyncSession) -> AccountView:
+        return await _view(session, (await require_account(session, email)).id)
+
+    return await _in_transaction(settings, work)
+
+
+async def grant_credits(settings: Settings, email: str, amount: int) -> AccountView:
+    async def work(session: AsyncSession) -> AccountView:
+        account = await require_account(session, email)
+        await credits.grant(session, account.id, amount, time.time())
+        return await _view(session, account.id)
+
+    return await _in_transaction(settings, work)
+
+
+async def new_key(settings: Settings, email: str, name: str = "") -> NewKey:
+    async def work(session: AsyncSession) -> NewKey:
+        account = await require_account(session, email)
+        row, issued = await issue_key(session, account.id, name=name, now=time.time())
+        return NewKey(row.id, issued.plaintext)
+
+    return await _in_transaction(settings, work)
+
+
+async def revoke(settings: Settings, key_id_or_key: str) -> bool:
+    async def work(session: AsyncSession) -> bool:
+        return await revoke_key(session, key_id_or_key, now=time.time())
+
+    return await _in_transaction(settings, work)
+
+
+async def list_keys(settings: Settings, email: str) -> list[tuple[str, str, str, bool]]:
+    """(key id, name, last 4, revoked) for each key of the account."""
+
+    async def work(session: AsyncSession) -> list[tuple[str, str, str, bool]]:
+        account = await require_account(session, email)
+        rows = await keys.list_for_account(session, account.id)
+        return [(r.id, r.name, r.last4, r.revoked_at is not None) for r in rows]
+
+    return await _in_transaction(settings, work)
+
+
+async def ensure_account(settings: Settings, email: str, minimum_credits: int) -> AccountView:
+    """The demo's account: created once, topped up to `minimum_credits` on each start."""
+
+    async def work(session: AsyncSession) -> AccountView:
+        account = await accounts.find_by_email(session, email)
+        if account is None:
+            account = await create_account(session, email, credits_granted=0, now=time.time())
+        view = await _view(session, account.id)
+        if view.balance < minimum_credits:
+            await credits.grant(session, account.id, minimum_credits - view.balance, time.time())
+        return await _view(session, account.id)
+
+    return await _in_transaction(settings, work)

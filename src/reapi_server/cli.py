@@ -1,0 +1,225 @@
+"""`reapi-server`: run the gateway and administer its accounts, keys and credits.
+
+Every command takes `--data-dir` (or REAPI_DATA_DIR) and `--database-url` (or REAPI_DATABASE_URL)
+so that it acts on the same state as the running server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .config import CONFIG_ENV, Settings
+from .errors import GatewayError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="reapi gateway server: OpenAI-compatible /v1 with API keys, credits and failover.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
+credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(credits_app, name="credits")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="REAPI_DATA_DIR", help="State directory [./reapi-data]."),
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="REAPI_DATABASE_URL",
+        help="SQLAlchemy URL; default: a SQLite file in the data dir.",
+    ),
+]
+ConfigFile = Annotated[
+    Path | None,
+    typer.Option("--config", envvar=CONFIG_ENV, help="A TOML file of settings (env wins)."),
+]
+Email = Annotated[str, typer.Option("--email", help="The account's email.")]
+
+
+def _settings(
+    data_dir: Path | None, database_url: str | None, config: Path | None = None, **more: Any
+) -> Settings:
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+    return Settings().with_overrides(data_dir=data_dir, database_url=database_url, **more)
+
+
+def _run(coroutine: Any) -> Any:
+    try:
+        return asyncio.run(coroutine)
+    except GatewayError as error:
+        typer.secho(f"error: {error.message}", err=True, fg="red")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [8000].")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes [1].")] = None,
+) -> None:
+    """Run the gateway (uvicorn with uvloop and httptools)."""
+    settings = _settings(data_dir, database_url, config, host=host, port=port, workers=workers)
+    _serve(settings)
+
+
+def _serve(settings: Settings, app_instance: Any = None) -> None:
+    import uvicorn
+
+    from . import admin
+    from .observability.logging import configure_logging
+
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    asyncio.run(admin.migrate(settings))
+    settings.fingerprint_secret()  # created once here, not raced by the workers
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+    }
+    if app_instance is not None or settings.workers <= 1:
+        from .app import create_app
+
+        uvicorn.run(app_instance or create_app(settings, migrate=False), **common)
+        return
+    # Workers import the app themselves and read the same settings from the environment.
+    os.environ["REAPI_DATA_DIR"] = str(settings.data_dir)
+    os.environ["REAPI_DATABASE_URL"] = settings.resolved_database_url
+    uvicorn.run(
+        "reapi_server.app:app_from_environment", factory=True, workers=settings.workers, **common
+    )
+
+
+@app.command()
+def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the database schema."""
+    from . import admin
+
+    settings = _settings(data_dir, database_url)
+    _run(admin.migrate(settings))
+    typer.echo("database is up to date")
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: Email,
+    credits: Annotated[int, typer.Option("--credits", min=0, help="Initial credits.")] = 0,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an account (optionally with credits)."""
+    from . import admin
+
+    view = _run(admin.add_account(_settings(data_dir, database_url), email, credits))
+    typer.echo(f"account {view.id} {view.email} balance={view.balance}")
+
+
+@accounts_app.command("show")
+def accounts_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Show an account's balance."""
+    from . import admin
+
+    view = _run(admin.show_account(_settings(data_dir, database_url), email))
+    typer.echo(f"account {view.id} {view.email} balance={view.balance} reserved={view.reserved}")
+
+
+@keys_app.command("create")
+def keys_create(
+    email: Email,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Issue an API key. It is printed once: only its hash is kept."""
+    from . import admin
+
+    issued = _run(admin.new_key(_settings(data_dir, database_url), email, name))
+    typer.echo(f"key id: {issued.key_id}")
+    typer.echo(f"REAPI_API_KEY={issued.plaintext}")
+    typer.echo("This key is shown once; store it now.", err=True)
+
+
+@keys_app.command("list")
+def keys_list(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List an account's keys (id, name, last four characters)."""
+    from . import admin
+
+    for key_id, name, last4, revoked in _run(
+        admin.list_keys(_settings(data_dir, database_url), email)
+    ):
+        typer.echo(f"{key_id}  ...{last4}  {'revoked' if revoked else 'active'}  {name}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="The key id (key_...) or the key itself.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke a key: refused at once here, within two seconds by running servers."""
+    from . import admin
+
+    if not _run(admin.revoke(_settings(data_dir, database_url), key)):
+        typer.secho("error: no active key matches", err=True, fg="red")
+        raise typer.Exit(1)
+    typer.echo("revoked")
+
+
+@credits_app.command("grant")
+def credits_grant(
+    email: Email,
+    credits: Annotated[int, typer.Option("--credits", min=1, help="Credits to add.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Add credits to an account (a ledger row)."""
+    from . import admin
+
+    view = _run(admin.grant_credits(_settings(data_dir, database_url), email, credits))
+    typer.echo(f"account {view.email} balance={view.balance}")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
+    data_dir: DataDir = None,
+    simulator_port: Annotated[
+        int, typer.Option(help="First port of the provider simulators.")
+    ] = 9100,
+) -> None:
+    """The gateway with the built-in provider simulators: nothing leaves this machine."""
+    from .demo import run_demo
+
+    run_demo(_settings(data_dir, None, port=port), simulator_port=simulator_port)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

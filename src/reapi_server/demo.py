@@ -1,0 +1,90 @@
+"""`reapi-server demo`: the gateway in front of reapi's built-in provider simulators.
+
+Only providers that have a simulator are kept in the demo's catalog, so a real provider key in
+the environment can never be used by accident: nothing leaves this machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import typer
+from pydantic import SecretStr
+
+from reapi.catalog import Catalog, load_catalog
+
+from . import admin
+from .config import Settings
+
+__all__ = ["DEMO_EMAIL", "demo_catalog", "run_demo"]
+
+DEMO_EMAIL = "demo@reapi.local"
+DEMO_CREDITS = 1_000_000
+_FAKE_KEY = "sk-reapi-demo-simulator"
+
+
+def demo_catalog(catalog: Catalog, simulated: Mapping[str, str]) -> Catalog:
+    """The catalog narrowed to simulated providers (models without such a route dropped)."""
+    data: dict[str, Any] = catalog.model_dump(mode="json")
+    providers = {name: spec for name, spec in data["providers"].items() if name in simulated}
+    models = {}
+    for model_id, model in data["models"].items():
+        routes = [r for r in model["routes"] if r["provider"] in simulated]
+        if routes:
+            models[model_id] = {**model, "routes": routes}
+    return Catalog.model_validate({"providers": providers, "models": models})
+
+
+def _banner(base: str, key: str, catalog: Catalog) -> str:
+    images = [m.id for m in catalog.models.values() if m.kind == "image"]
+    videos = [m.id for m in catalog.models.values() if m.kind == "video"]
+    image_model = "gpt-image-2" if "gpt-image-2" in images else (images[0] if images else "MODEL")
+    lines = [
+        "",
+        "reapi gateway demo: every provider is a local simulator; nothing leaves this machine.",
+        f"Gateway: {base}/v1   Models: {', '.join(images + videos)}",
+        "",
+        f"REAPI_API_KEY={key}",
+        "",
+        "# openai-python, unchanged:",
+        "import base64",
+        "from openai import OpenAI",
+        f'client = OpenAI(base_url="{base}/v1", api_key="{key}")',
+        f'image = client.images.generate(model="{image_model}", prompt="a lighthouse at dusk")',
+        'open("lighthouse.png", "wb").write(base64.b64decode(image.data[0].b64_json))',
+        "",
+        "# curl:",
+        f"curl {base}/v1/images/generations \\",
+        f'  -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\',
+        f"""  -d '{{"model": "{image_model}", "prompt": "a lighthouse at dusk"}}'""",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run_demo(settings: Settings, *, simulator_port: int) -> None:
+    try:
+        from reapi.testing import default_simulators, run_simulators
+    except ImportError:
+        typer.secho("error: reapi.testing (the provider simulators) is not available", fg="red")
+        raise typer.Exit(1) from None
+    from .app import create_app
+    from .cli import _serve
+
+    handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
+    try:
+        simulated = dict(handle.provider_urls)
+        catalog = demo_catalog(load_catalog(settings.catalog_path), simulated)
+        settings = settings.with_overrides(
+            provider_base_urls=simulated,
+            provider_keys={name: SecretStr(_FAKE_KEY) for name in simulated},
+        )
+        asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
+        issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
+        base = f"http://{settings.host}:{settings.port}"
+        typer.echo(_banner(base, issued.plaintext, catalog))
+        _serve(settings, create_app(settings, catalog=catalog, migrate=False))
+    finally:
+        handle.stop()

@@ -1,0 +1,142 @@
+"""`reapi-server`: administration commands act on the data dir's database; `serve` and `demo`
+start real servers (subprocesses on loopback)."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.server.live import free_port
+from typer.testing import CliRunner
+
+from reapi_server.cli import app
+
+runner = CliRunner()
+KEY_LINE = re.compile(r"REAPI_API_KEY=(rk_live_\S+)")
+
+
+def cli(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_administration(tmp_path, monkeypatch):
+    monkeypatch.setenv("REAPI_DATA_DIR", str(tmp_path / "env-dir"))
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert "up to date" in cli("migrate", *data)
+    assert "balance=100" in cli(
+        "accounts", "create", "--email", "Ops@Example.com", "--credits", "100", *data
+    )
+    output = cli("keys", "create", "--email", "ops@example.com", "--name", "ci", *data)
+    key = KEY_LINE.search(output).group(1)
+    key_id = re.search(r"key id: (key_\w+)", output).group(1)
+    assert "balance=150" in cli(
+        "credits", "grant", "--email", "ops@example.com", "--credits", "50", *data
+    )
+    listed = cli("keys", "list", "--email", "ops@example.com", *data)
+    assert key_id in listed and key[-4:] in listed and key not in listed
+    assert "revoked" in cli("keys", "revoke", key_id, *data)
+    assert runner.invoke(app, ["keys", "revoke", key_id, *data]).exit_code == 1
+    duplicate = runner.invoke(app, ["accounts", "create", "--email", "ops@example.com", *data])
+    assert duplicate.exit_code == 1
+    assert (tmp_path / "d" / "reapi.db").exists() and not (tmp_path / "env-dir").exists()
+    assert "balance=0" in cli("accounts", "create", "--email", "env@example.com")
+    assert (tmp_path / "env-dir" / "reapi.db").exists()  # REAPI_DATA_DIR when no flag
+
+
+def _wait_for(url: str, process: subprocess.Popen, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {process.stdout.read() if process.stdout else ''}"
+            )
+        try:
+            if httpx.get(url, timeout=0.5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("server did not start")
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def test_serve_runs_the_gateway(tmp_path):
+    data = ["--data-dir", str(tmp_path)]
+    cli("accounts", "create", "--email", "s@example.com", "--credits", "10", *data)
+    key = KEY_LINE.search(cli("keys", "create", "--email", "s@example.com", *data)).group(1)
+    port = free_port()
+    env = {**os.environ, "OPENAI_API_KEY": "sk-not-used", "REAPI_LOG_JSON": "true"}
+    process = subprocess.Popen(
+        [_bin("reapi-server"), "serve", "--port", str(port), *data],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/healthz", process)
+        assert httpx.get(f"{base}/readyz").status_code == 200
+        models = httpx.get(f"{base}/v1/models", headers={"authorization": f"Bearer {key}"})
+        assert models.status_code == 200 and models.json()["object"] == "list"
+        assert httpx.get(f"{base}/v1/models").status_code == 401
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=15)[0]
+    assert key not in output
+    assert '"route":"/v1/models"' in output  # structured access log lines
+
+
+def test_demo_prints_a_working_key(tmp_path):
+    testing = pytest.importorskip("reapi.testing", reason="provider simulators not available")
+    if not hasattr(testing, "run_simulators"):
+        pytest.skip("reapi.testing has no run_simulators yet: the demo needs the simulators")
+    port, sim_port = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            _bin("reapi-server"),
+            "demo",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path),
+            "--simulator-port",
+            str(sim_port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        key = None
+        while key is None and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+            match = KEY_LINE.search(line)
+            key = match.group(1) if match else None
+        assert key, "".join(lines)
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/healthz", process)
+        response = httpx.post(
+            f"{base}/v1/images/generations",
+            json={"model": "gpt-image-2", "prompt": "a lighthouse"},
+            headers={"authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["data"][0]["b64_json"]
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)

@@ -33,6 +33,8 @@ def _caps(model: ModelSpec) -> list[str]:
     ):
         if values:
             rows.append(f"{label}: " + ", ".join(f"`{v}`" for v in values))
+    for resolution, allowed in caps.seconds_by_resolution.items():
+        rows.append(f"at `{resolution}` only seconds: " + ", ".join(f"`{v}`" for v in allowed))
     rows.append(f"n: up to {caps.n_max}")
     if caps.edits:
         rows.append(f"edits: up to {caps.max_input_images} input images"

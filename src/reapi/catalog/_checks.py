@@ -155,6 +155,13 @@ def check_video(
         _refuse(model, "input_reference", (), "this model does not take a reference input")
     shape = _resolve_shape(model, caps, params.size, params.aspect_ratio, params.resolution)
     seconds = params.seconds if params.seconds is not None else (caps.seconds or (None,))[0]
+    allowed = caps.seconds_by_resolution.get(shape.resolution or "")
+    if allowed and seconds not in allowed:
+        rules = "; ".join(
+            f"{res} allows {', '.join(map(str, secs))}"
+            for res, secs in caps.seconds_by_resolution.items()
+        )
+        _refuse(model, "seconds", (), f"durations depend on the resolution: {rules}")
     return Shape(shape.size, shape.aspect_ratio, shape.resolution, seconds)
 
 

@@ -72,6 +72,8 @@ class Capabilities(_Frozen):
     input_video: bool = False
     #: False for models driven by their input alone (e.g. video enhancement).
     prompt_required: bool = True
+    #: Resolutions that allow only some durations (Veo: 1080p and 4k need 8 s).
+    seconds_by_resolution: dict[str, tuple[int, ...]] = Field(default_factory=dict)
 
 
 class Price(_Frozen):

@@ -16,7 +16,9 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from .gemini import GeminiAdapter
 from .openai import OpenAIAdapter
+from .veo import VeoAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -40,4 +42,6 @@ __all__ = [
 #: Adapter name (as written in the catalog) → adapter class.
 ADAPTERS: dict[str, type[Adapter]] = {
     OpenAIAdapter.name: OpenAIAdapter,
+    GeminiAdapter.name: GeminiAdapter,
+    VeoAdapter.name: VeoAdapter,
 }

@@ -24,6 +24,7 @@ from .jobs.sweeper import run_sweeper
 from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
+from .observability.logging import configure_logging
 from .observability.middleware import AccessMiddleware
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
@@ -97,5 +98,9 @@ def runtime_of(app: FastAPI) -> Runtime:
 
 
 def app_from_environment() -> FastAPI:
-    """The uvicorn factory for `reapi-server serve --workers N` (settings from REAPI_*)."""
-    return create_app()
+    """The uvicorn factory for `reapi-server serve --workers N` (settings from REAPI_*).
+
+    Each worker is a fresh process: it sets up its own logging; the parent already migrated."""
+    settings = Settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    return create_app(settings, migrate=False)

@@ -14,8 +14,11 @@ from typing import Annotated, Any
 
 import typer
 
+from . import admin
 from .config import CONFIG_ENV, Settings
+from .demo import run_demo
 from .errors import GatewayError
+from .serving import run_server
 
 __all__ = ["app", "main"]
 
@@ -77,45 +80,12 @@ def serve(
 ) -> None:
     """Run the gateway (uvicorn with uvloop and httptools)."""
     settings = _settings(data_dir, database_url, config, host=host, port=port, workers=workers)
-    _serve(settings)
-
-
-def _serve(settings: Settings, app_instance: Any = None) -> None:
-    import uvicorn
-
-    from . import admin
-    from .observability.logging import configure_logging
-
-    configure_logging(settings.log_level, json_lines=settings.log_json)
-    asyncio.run(admin.migrate(settings))
-    settings.fingerprint_secret()  # created once here, not raced by the workers
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "log_config": None,
-        "access_log": False,
-        "proxy_headers": True,
-    }
-    if app_instance is not None or settings.workers <= 1:
-        from .app import create_app
-
-        uvicorn.run(app_instance or create_app(settings, migrate=False), **common)
-        return
-    # Workers import the app themselves and read the same settings from the environment.
-    os.environ["REAPI_DATA_DIR"] = str(settings.data_dir)
-    os.environ["REAPI_DATABASE_URL"] = settings.resolved_database_url
-    uvicorn.run(
-        "reapi_server.app:app_from_environment", factory=True, workers=settings.workers, **common
-    )
+    run_server(settings)
 
 
 @app.command()
 def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema."""
-    from . import admin
-
     settings = _settings(data_dir, database_url)
     _run(admin.migrate(settings))
     typer.echo("database is up to date")
@@ -129,8 +99,6 @@ def accounts_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an account (optionally with credits)."""
-    from . import admin
-
     view = _run(admin.add_account(_settings(data_dir, database_url), email, credits))
     typer.echo(f"account {view.id} {view.email} balance={view.balance}")
 
@@ -138,8 +106,6 @@ def accounts_create(
 @accounts_app.command("show")
 def accounts_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Show an account's balance."""
-    from . import admin
-
     view = _run(admin.show_account(_settings(data_dir, database_url), email))
     typer.echo(f"account {view.id} {view.email} balance={view.balance} reserved={view.reserved}")
 
@@ -152,8 +118,6 @@ def keys_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Issue an API key. It is printed once: only its hash is kept."""
-    from . import admin
-
     issued = _run(admin.new_key(_settings(data_dir, database_url), email, name))
     typer.echo(f"key id: {issued.key_id}")
     typer.echo(f"REAPI_API_KEY={issued.plaintext}")
@@ -163,8 +127,6 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List an account's keys (id, name, last four characters)."""
-    from . import admin
-
     for key_id, name, last4, revoked in _run(
         admin.list_keys(_settings(data_dir, database_url), email)
     ):
@@ -178,8 +140,6 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key: refused at once here, within two seconds by running servers."""
-    from . import admin
-
     if not _run(admin.revoke(_settings(data_dir, database_url), key)):
         typer.secho("error: no active key matches", err=True, fg="red")
         raise typer.Exit(1)
@@ -194,8 +154,6 @@ def credits_grant(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Add credits to an account (a ledger row)."""
-    from . import admin
-
     view = _run(admin.grant_credits(_settings(data_dir, database_url), email, credits))
     typer.echo(f"account {view.email} balance={view.balance}")
 
@@ -209,8 +167,6 @@ def demo(
     ] = 9100,
 ) -> None:
     """The gateway with the built-in provider simulators: nothing leaves this machine."""
-    from .demo import run_demo
-
     run_demo(_settings(data_dir, None, port=port), simulator_port=simulator_port)
 
 

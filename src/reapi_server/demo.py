@@ -16,7 +16,9 @@ from pydantic import SecretStr
 from reapi.catalog import Catalog, load_catalog
 
 from . import admin
+from .app import create_app
 from .config import Settings
+from .serving import run_server
 
 __all__ = ["DEMO_EMAIL", "demo_catalog", "run_demo"]
 
@@ -70,9 +72,6 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
     except ImportError:
         typer.secho("error: reapi.testing (the provider simulators) is not available", fg="red")
         raise typer.Exit(1) from None
-    from .app import create_app
-    from .cli import _serve
-
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:
         simulated = dict(handle.provider_urls)
@@ -85,6 +84,6 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
         issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
         base = f"http://{settings.host}:{settings.port}"
         typer.echo(_banner(base, issued.plaintext, catalog))
-        _serve(settings, create_app(settings, catalog=catalog, migrate=False))
+        run_server(settings, create_app(settings, catalog=catalog, migrate=False))
     finally:
         handle.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -30,16 +30,25 @@ class ClosedHold:
     charged: int
 
 
-def _entry(
-    account_id: str, kind: str, amount: int, reserved_delta: int, hold_id: str | None, now: float
-) -> LedgerEntry:
-    return LedgerEntry(
-        account_id=account_id,
-        kind=kind,
-        amount=amount,
-        reserved_delta=reserved_delta,
-        hold_id=hold_id,
-        created_at=now,
+async def _ledger(
+    session: AsyncSession,
+    account_id: str,
+    kind: str,
+    amount: int,
+    reserved_delta: int,
+    hold_id: str | None,
+    now: float,
+) -> None:
+    # Core statements rather than ORM objects: these run on every request (hot path).
+    await session.execute(
+        insert(LedgerEntry).values(
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            reserved_delta=reserved_delta,
+            hold_id=hold_id,
+            created_at=now,
+        )
     )
 
 
@@ -49,8 +58,7 @@ async def grant(session: AsyncSession, account_id: str, amount: int, now: float)
     await session.execute(
         update(Account).where(Account.id == account_id).values(balance=Account.balance + amount)
     )
-    session.add(_entry(account_id, "grant", amount, 0, None, now))
-    await session.flush()
+    await _ledger(session, account_id, "grant", amount, 0, None, now)
 
 
 async def reserve(
@@ -75,8 +83,8 @@ async def reserve(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
     hold_id = new_id("hold")
-    session.add(
-        CreditHold(
+    await session.execute(
+        insert(CreditHold).values(
             id=hold_id,
             account_id=account_id,
             amount=amount,
@@ -88,8 +96,7 @@ async def reserve(
             created_at=now,
         )
     )
-    session.add(_entry(account_id, "reserve", -amount, amount, hold_id, now))
-    await session.flush()
+    await _ledger(session, account_id, "reserve", -amount, amount, hold_id, now)
     return hold_id
 
 
@@ -97,24 +104,22 @@ async def _close(
     session: AsyncSession, hold_id: str, *, status: str, charge: int | None, now: float
 ) -> ClosedHold | None:
     """Close a held hold exactly once: the status condition loses every race but one."""
-    held = await session.execute(
-        select(CreditHold.account_id, CreditHold.amount).where(
-            CreditHold.id == hold_id, CreditHold.status == "held"
-        )
-    )
-    row = held.one_or_none()
-    if row is None:
-        return None
-    account_id, amount = row
     # Never more than was held, never less than nothing: a provider's odd usage cannot mint credit.
-    charged = 0 if charge is None else min(max(charge, 0), amount)
+    wanted = max(charge or 0, 0)
     closed = await session.execute(
         update(CreditHold)
         .where(CreditHold.id == hold_id, CreditHold.status == "held")
-        .values(status=status, charged=charged, closed_at=now)
+        .values(
+            status=status,
+            charged=case((CreditHold.amount < wanted, CreditHold.amount), else_=wanted),
+            closed_at=now,
+        )
+        .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
     )
-    if closed.rowcount != 1:  # type: ignore[attr-defined]
+    row = closed.one_or_none()
+    if row is None:
         return None
+    account_id, amount, charged = str(row[0]), int(row[1]), int(row[2])
     refund = amount - charged
     await session.execute(
         update(Account)
@@ -122,8 +127,7 @@ async def _close(
         .values(balance=Account.balance + refund, reserved=Account.reserved - amount)
     )
     kind = "settle" if status == "settled" else "release"
-    session.add(_entry(account_id, kind, refund, -amount, hold_id, now))
-    await session.flush()
+    await _ledger(session, account_id, kind, refund, -amount, hold_id, now)
     return ClosedHold(account_id, amount, charged)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from ..errors import IdempotencyConflict
 from ..runtime import Runtime
 from . import repository
+from .fingerprint import hash_idempotency_key
 
 __all__ = ["Claim", "Replay", "abandon", "begin", "complete"]
 
@@ -39,8 +40,6 @@ class Replay:
 async def begin(
     rt: Runtime, account_id: str, key: str, fingerprint: str, *, wait_seconds: float
 ) -> Claim | Replay:
-    from .fingerprint import hash_idempotency_key
-
     if not key or len(key) > _MAX_KEY_LENGTH:
         raise IdempotencyConflict(
             f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters",

@@ -25,7 +25,8 @@ from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.service import price_of, reserve_or_refuse
 from ..errors import GatewayError
-from ..mirror.outputs import discard, file_url, mirror, rows_for
+from ..mirror.outputs import discard, file_url, mirror
+from ..mirror.repository import insert_outputs
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
@@ -81,7 +82,8 @@ async def generate(
                 expires_at=now + rt.settings.image_hold_seconds,
                 now=now,
             )
-            session.add(
+            await usage_rows.insert(
+                session,
                 new_row(
                     principal,
                     request_id,
@@ -89,7 +91,7 @@ async def generate(
                     endpoint=endpoint,
                     status="pending",
                     now=now,
-                )
+                ),
             )
     except GatewayError as error:
         await record_refusal(
@@ -121,7 +123,7 @@ async def generate(
         try:
             async with rt.db.write() as session:
                 closed = await credit_rows.settle(session, hold_id, charge, rt.now())
-                session.add_all(rows_for(files, principal.account_id, rt.now()))
+                await insert_outputs(session, files, principal.account_id, rt.now())
                 await usage_rows.finish(
                     session,
                     request_id,

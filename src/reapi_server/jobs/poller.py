@@ -22,7 +22,8 @@ from reapi.providers import GeneratedFile, TaskStatus
 
 from ..credits import repository as credit_rows
 from ..errors import GatewayError
-from ..mirror.outputs import MirroredFile, discard, mirror, rows_for
+from ..mirror.outputs import MirroredFile, discard, mirror
+from ..mirror.repository import insert_outputs
 from ..models import VideoJob
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
@@ -206,7 +207,7 @@ class JobPoller:
                         raise _LeaseLost
                     if job.hold_id:
                         closed = await credit_rows.settle(session, job.hold_id, job.cost, now)
-                    session.add_all(rows_for(mirrored, job.account_id, now, job_id=job.id))
+                    await insert_outputs(session, mirrored, job.account_id, now, job_id=job.id)
                     await usage_rows.finish(
                         session,
                         job.request_id,

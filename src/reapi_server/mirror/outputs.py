@@ -10,10 +10,9 @@ from dataclasses import dataclass
 import anyio
 
 from ..errors import StorageUnavailable
-from ..models import StoredOutput
 from .storage import ObjectStore
 
-__all__ = ["MirroredFile", "discard", "file_url", "mirror", "rows_for"]
+__all__ = ["MirroredFile", "discard", "file_url", "mirror"]
 
 log = logging.getLogger("reapi_server.mirror")
 
@@ -58,24 +57,6 @@ async def discard(store: ObjectStore, files: Sequence[MirroredFile]) -> None:
                 await store.delete(file.storage_key)
             except Exception as exc:  # best effort; an orphan object is harmless, a lie is not
                 log.warning("storage delete failed: %s", type(exc).__name__)
-
-
-def rows_for(
-    files: Sequence[MirroredFile], account_id: str, now: float, job_id: str | None = None
-) -> list[StoredOutput]:
-    return [
-        StoredOutput(
-            id=f.file_id,
-            account_id=account_id,
-            storage_key=f.storage_key,
-            content_type=f.content_type,
-            size_bytes=f.size_bytes,
-            kind=f.kind,
-            job_id=job_id,
-            created_at=now,
-        )
-        for f in files
-    ]
 
 
 def file_url(base_url: str, file_id: str) -> str:

@@ -70,4 +70,7 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         logger.propagate = False
     # uvicorn's access log prints raw paths and query strings; ours prints route templates.
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("uvicorn.error").handlers[:] = [handler]
+    uvicorn_errors = logging.getLogger("uvicorn.error")
+    uvicorn_errors.handlers[:] = [handler]
+    uvicorn_errors.setLevel(level.upper())
+    uvicorn_errors.propagate = False

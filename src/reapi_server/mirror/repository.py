@@ -1,0 +1,41 @@
+"""All SQL about stored outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..models import StoredOutput
+from .outputs import MirroredFile
+
+__all__ = ["insert_outputs"]
+
+
+async def insert_outputs(
+    session: AsyncSession,
+    files: Sequence[MirroredFile],
+    account_id: str,
+    now: float,
+    job_id: str | None = None,
+) -> None:
+    """Rows for objects already stored (never before: no row may point at a missing object)."""
+    if not files:
+        return
+    await session.execute(
+        insert(StoredOutput),
+        [
+            {
+                "id": f.file_id,
+                "account_id": account_id,
+                "storage_key": f.storage_key,
+                "content_type": f.content_type,
+                "size_bytes": f.size_bytes,
+                "kind": f.kind,
+                "job_id": job_id,
+                "created_at": now,
+            }
+            for f in files
+        ],
+    )

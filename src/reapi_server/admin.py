@@ -72,8 +72,9 @@ async def migrate(settings: Settings) -> None:
 async def _view(session: AsyncSession, account_id: str) -> AccountView:
     account = await accounts.get(session, account_id)
     assert account is not None
-    await session.refresh(account)
-    return AccountView(account.id, account.email, account.balance, account.reserved)
+    # Read through the ledger's columns: credit changes are Core UPDATEs the ORM did not see.
+    balance, reserved = await credits.balance_of(session, account_id)
+    return AccountView(account.id, account.email, balance, reserved)
 
 
 async def add_account(settings: Settings, email: str, credits_granted: int) -> AccountView:

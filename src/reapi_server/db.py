@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -94,6 +94,11 @@ class Database:
         """One transaction: committed when the block ends, rolled back if it raises."""
         async with self._write_sessions() as session, session.begin():
             yield session
+
+    async def ping(self) -> None:
+        """Raise unless the database answers."""
+        async with self.read() as session:
+            await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self._reader.dispose()

@@ -141,10 +141,11 @@ async def release(session: AsyncSession, hold_id: str, now: float) -> ClosedHold
     return await _close(session, hold_id, status="released", charge=None, now=now)
 
 
-async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> list[str]:
-    """Image holds whose request must have died with its process (videos are swept by job)."""
+async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> list[tuple[str, str]]:
+    """(hold id, request id) of image holds whose request must have died with its process
+    (video holds have no expiry: their jobs are swept instead)."""
     result = await session.execute(
-        select(CreditHold.id)
+        select(CreditHold.id, CreditHold.request_id)
         .where(
             CreditHold.status == "held",
             CreditHold.expires_at.is_not(None),
@@ -152,7 +153,7 @@ async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> li
         )
         .limit(limit)
     )
-    return list(result.scalars())
+    return [(str(hold_id), str(request_id)) for hold_id, request_id in result]
 
 
 async def balance_of(session: AsyncSession, account_id: str) -> tuple[int, int]:

@@ -15,7 +15,9 @@ __all__ = [
     "active_count_for_key",
     "claim_due",
     "delete_job",
+    "get",
     "get_for_account",
+    "insert",
     "list_for_account",
     "lock_key",
     "outputs_of",
@@ -38,6 +40,15 @@ async def active_count_for_key(session: AsyncSession, key_id: str) -> int:
         .where(VideoJob.api_key_id == key_id, VideoJob.status.in_(ACTIVE_JOB_STATES))
     )
     return int(result.scalar_one())
+
+
+async def get(session: AsyncSession, job_id: str) -> VideoJob | None:
+    return await session.get(VideoJob, job_id)
+
+
+async def insert(session: AsyncSession, job: VideoJob) -> None:
+    session.add(job)
+    await session.flush()
 
 
 async def get_for_account(session: AsyncSession, job_id: str, account_id: str) -> VideoJob | None:

@@ -88,7 +88,8 @@ async def create(
                 expires_at=None,
                 now=now,
             )
-            session.add(
+            await repository.insert(
+                session,
                 VideoJob(
                     id=job_id,
                     account_id=principal.account_id,
@@ -107,9 +108,10 @@ async def create(
                     next_poll_at=now,
                     poll_failures=0,
                     created_at=now,
-                )
+                ),
             )
-            session.add(
+            await usage_rows.insert(
+                session,
                 new_row(
                     principal,
                     context.request_id,
@@ -117,7 +119,7 @@ async def create(
                     endpoint=ENDPOINT,
                     status="pending",
                     now=now,
-                )
+                ),
             )
     except GatewayError as error:
         await record_refusal(
@@ -187,11 +189,13 @@ async def submit(
             next_poll_at=now + rt.settings.poll_interval,
             poll_failures=0,
         )
-        row = await session.get(VideoJob, job_id)
+        row = await repository.get(session, job_id)
         if row is not None and not updated:
             log.warning("job changed while submitting", extra={"job_id": job_id})
         job = row
-    if job is None:  # deleted while we were submitting: nothing to report but its absence
+    if job is None:
+        # Deleted while we were submitting: the hold is already released; stop the new task.
+        await _cancel_upstream(rt, outcome.route, outcome.result)
         raise NotFound("no such video", param="video_id")
     return job
 
@@ -210,7 +214,7 @@ async def finish_failed(
     """Mark a job failed and release its hold: both once, whoever gets here first."""
     with anyio.CancelScope(shield=True):
         async with rt.db.write() as session:
-            job = await session.get(VideoJob, job_id)
+            job = await repository.get(session, job_id)
             if job is None:
                 return False
             values: dict[str, Any] = {

@@ -11,11 +11,9 @@ import logging
 from dataclasses import dataclass
 
 import anyio
-from sqlalchemy import select
 
 from ..credits import repository as credit_rows
 from ..idempotency import repository as idempotency_rows
-from ..models import CreditHold
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
@@ -38,19 +36,13 @@ async def sweep_once(rt: Runtime) -> SweepReport:
     released = 0
     async with rt.db.read() as session:
         stale = await credit_rows.stale_holds(session, now)
-        requests: dict[str, str] = {}
-        if stale:
-            found = await session.execute(
-                select(CreditHold.id, CreditHold.request_id).where(CreditHold.id.in_(stale))
-            )
-            requests = {hold_id: request_id for hold_id, request_id in found}
         submissions = await repository.stale_submissions(session, now)
-    for hold_id in stale:
+    for hold_id, request_id in stale:
         async with rt.db.write() as session:
             closed = await credit_rows.release(session, hold_id, now)
             if closed is not None:
                 await usage_rows.finish(
-                    session, requests[hold_id], status="failed", error_code="interrupted"
+                    session, request_id, status="failed", error_code="interrupted"
                 )
         if closed is not None:
             released += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.responses import Response
 
 from ..runtime import Runtime
@@ -23,8 +22,7 @@ async def healthz() -> Response:
 async def readyz(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     try:
-        async with rt.db.read() as session:
-            await session.execute(text("SELECT 1"))
+        await rt.db.ping()
     except Exception:
         return Response(b'{"status":"database unavailable"}', 503, media_type="application/json")
     return Response(b'{"status":"ready"}', media_type="application/json")

@@ -12,7 +12,8 @@ from ..api_keys.auth import Principal
 from ..errors import GatewayError
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
-from ..usage.service import new_row
+from . import repository as usage_rows
+from .service import new_row
 
 __all__ = ["error_code", "failed_attempts", "record_refusal"]
 
@@ -47,7 +48,8 @@ async def record_refusal(
     """A usage row for a request refused before any upstream call (bad parameter, no credit)."""
     known = model if model in rt.catalog.models else "unknown"
     async with rt.db.write() as session:
-        session.add(
+        await usage_rows.insert(
+            session,
             new_row(
                 principal,
                 context.request_id,
@@ -57,5 +59,5 @@ async def record_refusal(
                 error_code=code,
                 now=rt.now(),
                 duration_ms=int((time.perf_counter() - started) * 1000),
-            )
+            ),
         )

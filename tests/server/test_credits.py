@@ -114,3 +114,15 @@ async def test_upstream_faults_release_the_hold(gateway, fault):
         if (gateway.data_dir / "outputs").exists()
         else True
     )
+
+
+async def test_two_processes_on_one_sqlite_file_queue_instead_of_failing(gateway, make_gateway):
+    """Two gateways (separate engines, as separate processes would have) share the SQLite file:
+    writers queue on BEGIN IMMEDIATE + busy_timeout, none fails with "database is locked"."""
+    other = await make_gateway(database_url=gateway.rt.settings.resolved_database_url)
+    account, key = await gateway.account(credits=10 * PRICE)
+    first, second = await asyncio.gather(hammer(gateway, key, 25), hammer(other, key, 25))
+    statuses = first + second
+    assert set(statuses) <= {200, 402} and 1 <= statuses.count(200) <= 10
+    balance, reserved = await ledger_matches(gateway.rt, account)
+    assert balance == (10 - statuses.count(200)) * PRICE and reserved == 0

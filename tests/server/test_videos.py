@@ -300,3 +300,26 @@ async def _second_runtime(gateway, url):
 
 async def test_pollers_never_handle_a_job_twice(gateway):
     await two_pollers_share_jobs(gateway)
+
+
+async def test_idempotent_video_create_is_one_job(gateway):
+    account, key = await gateway.account(credits=100)
+    headers = {**auth(key), "idempotency-key": "v1"}
+    body = {"model": "sim-video", "prompt": "p"}
+    first = await gateway.client.post("/v1/videos", json=body, headers=headers)
+    second = await gateway.client.post("/v1/videos", json=body, headers=headers)
+    assert first.json()["id"] == second.json()["id"]
+    assert gateway.upstream.count("/videos") == 1
+    assert await ledger_matches(gateway.rt, account) == (60, 40)
+    other = await gateway.client.post("/v1/videos", json={**body, "prompt": "q"}, headers=headers)
+    assert other.status_code == 409
+
+
+async def test_usage_pages_newest_first(gateway):
+    _, key = await gateway.account(credits=1000)
+    ids = []
+    for _ in range(3):
+        ids.append((await create(gateway, key)).headers["x-request-id"])
+    rows = (await gateway.client.get("/v1/usage?limit=2", headers=auth(key))).json()
+    assert [r["id"] for r in rows["data"]] == ids[::-1][:2] and rows["has_more"]
+    assert rows["data"][0]["status"] == "pending" and rows["data"][0]["endpoint"] == "videos.create"

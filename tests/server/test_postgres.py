@@ -51,3 +51,36 @@ async def test_stale_holds_released_once_with_concurrent_sweepers(pg_gateway):
 
 async def test_pollers_never_handle_a_job_twice(pg_gateway, make_gateway):
     await two_pollers_share_jobs(pg_gateway)
+
+
+async def test_concurrent_idempotent_requests_make_one_call(pg_gateway):
+    from tests.server.test_images import generate
+
+    account, key = await pg_gateway.account(credits=1000)
+    responses = await asyncio.gather(
+        *(generate(pg_gateway, key, headers={"idempotency-key": "same"}) for _ in range(6))
+    )
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.text for r in responses}) == 1
+    assert pg_gateway.upstream.count("/images/generations") == 1
+    assert await ledger_matches(pg_gateway.rt, account) == (960, 0)
+
+
+async def test_video_limit_is_exact_under_concurrency(postgres_server, make_gateway):  # noqa: F811
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    gateway = await make_gateway(database_url=postgres_server.url(name), max_concurrent_videos=3)
+    _, key = await gateway.account(credits=10_000)
+    responses = await asyncio.gather(
+        *(
+            gateway.client.post(
+                "/v1/videos",
+                json={"model": "sim-video", "prompt": "p"},
+                headers={"authorization": f"Bearer {key}"},
+            )
+            for _ in range(10)
+        )
+    )
+    assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7

@@ -323,3 +323,10 @@ async def test_usage_pages_newest_first(gateway):
     rows = (await gateway.client.get("/v1/usage?limit=2", headers=auth(key))).json()
     assert [r["id"] for r in rows["data"]] == ids[::-1][:2] and rows["has_more"]
     assert rows["data"][0]["status"] == "pending" and rows["data"][0]["endpoint"] == "videos.create"
+
+
+async def test_video_limit_is_exact_under_concurrency(make_gateway):
+    gateway = await make_gateway(max_concurrent_videos=3)
+    _, key = await gateway.account(credits=10_000)
+    responses = await asyncio.gather(*(create(gateway, key) for _ in range(10)))
+    assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7

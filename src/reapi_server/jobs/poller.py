@@ -29,7 +29,7 @@ from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
 from .repository import POLLED_STATES
-from .service import finish_failed, submit
+from .submission import finish_failed, submit
 
 __all__ = ["JobPoller"]
 

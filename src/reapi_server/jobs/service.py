@@ -1,260 +1,25 @@
-"""Creating, reading, listing and deleting video jobs for an account.
+"""Reading, listing, downloading and deleting an account's video jobs.
 
-Create: in one transaction the per-key job limit is checked, credit is held, the job row is
-written as `submitting` (leased to this process) with a pending usage row. Then the core's
-failover loop submits the task; its id is written back, or the hold is released. A process that
-dies in between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
+Another account's job id answers 404, exactly like an unknown one.
 """
 
 from __future__ import annotations
 
-import logging
-import math
-import time
 from typing import Any
 
-import anyio
-
-from reapi import ReapiError
-from reapi._local import PreparedVideo
-from reapi._params import VideoParams
-from reapi._payload import Payload
 from reapi.catalog import Route
-from reapi.resources._jobs_memory import RememberedJob
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..credits.service import price_of, reserve_or_refuse
-from ..errors import GatewayError, NotFound, RateLimited
-from ..ids import new_id
-from ..models import ACTIVE_JOB_STATES, VideoJob
-from ..observability.middleware import RequestContext
+from ..errors import GatewayError, NotFound
+from ..models import ACTIVE_JOB_STATES
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
-from ..usage.outcomes import error_code, failed_attempts, record_refusal
-from ..usage.service import new_row
 from . import repository
 from .render import video_body
+from .submission import cancel_upstream
 
-__all__ = ["content", "create", "delete", "list_videos", "retrieve", "submit"]
-
-log = logging.getLogger("reapi_server.jobs")
-ENDPOINT = "videos.create"
-
-
-def _size_label(prepared: PreparedVideo) -> str | None:
-    """The size to report until the upstream says: as asked, else the model's first preset
-    (what OpenAI-style upstreams default to)."""
-    shape = prepared.shape
-    if shape.size:
-        return str(shape.size)
-    if shape.aspect_ratio and shape.resolution:
-        return f"{shape.aspect_ratio}@{shape.resolution}"
-    return next(iter(prepared.spec.capabilities.sizes), None)
-
-
-async def create(
-    rt: Runtime,
-    principal: Principal,
-    context: RequestContext,
-    params: VideoParams,
-    payload: Payload,
-) -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        prepared = rt.core.prepare_video(params, payload)
-    except ReapiError as error:
-        await record_refusal(rt, principal, context, params.model, ENDPOINT, error.code, started)
-        raise
-    cost = price_of(prepared.spec, prepared.shape)
-    limit = principal.max_concurrent_videos or rt.settings.max_concurrent_videos
-    job_id = new_id("video")
-    now = rt.now()
-    try:
-        async with rt.db.write() as session:
-            await repository.lock_key(session, principal.key_id)
-            if await repository.active_count_for_key(session, principal.key_id) >= limit:
-                raise RateLimited(
-                    f"this key already has {limit} video jobs in progress",
-                    code="too_many_concurrent_jobs",
-                    retry_after=max(math.ceil(rt.settings.poll_interval * 2), 1),
-                )
-            hold_id = await reserve_or_refuse(
-                session,
-                principal.account_id,
-                cost,
-                purpose="video",
-                request_id=context.request_id,
-                expires_at=None,
-                now=now,
-            )
-            await repository.insert(
-                session,
-                VideoJob(
-                    id=job_id,
-                    account_id=principal.account_id,
-                    api_key_id=principal.key_id,
-                    request_id=context.request_id,
-                    model=prepared.spec.id,
-                    status="submitting",
-                    progress=0,
-                    seconds=prepared.shape.seconds,
-                    size=_size_label(prepared),
-                    cost=cost,
-                    hold_id=hold_id,
-                    attempts=0,
-                    lease_owner=rt.instance_id,
-                    lease_expires_at=now + rt.settings.job_lease_seconds,
-                    next_poll_at=now,
-                    poll_failures=0,
-                    created_at=now,
-                ),
-            )
-            await usage_rows.insert(
-                session,
-                new_row(
-                    principal,
-                    context.request_id,
-                    model=prepared.spec.id,
-                    endpoint=ENDPOINT,
-                    status="pending",
-                    now=now,
-                ),
-            )
-    except GatewayError as error:
-        await record_refusal(
-            rt, principal, context, prepared.spec.id, ENDPOINT, error.code, started
-        )
-        raise
-    rt.metrics.credits.labels("reserved").inc(cost)
-    remembered = RememberedJob(prepared)
-    rt.memory.remember(job_id, remembered)
-    job = await submit(
-        rt, job_id, remembered, prepared.routes, states=("submitting",), started=started
-    )
-    context.provider, context.attempts = job.provider, job.attempts
-    return video_body(job)
-
-
-async def submit(
-    rt: Runtime,
-    job_id: str,
-    remembered: RememberedJob,
-    routes: tuple[Route, ...],
-    *,
-    states: tuple[str, ...],
-    started: float,
-    previous_attempts: int = 0,
-) -> VideoJob:
-    """Run the core's failover loop to start the task; record its id, or fail the job."""
-    prepared = remembered.prepared
-
-    async def attempt(route: Route) -> str:
-        return await rt.engine.drive(
-            rt.core.video_attempt(prepared, route),
-            route.provider,
-            rt.router.first_byte_timeout(route),
-        )
-
-    try:
-        outcome = await rt.engine.run(routes, attempt)
-    except BaseException as error:
-        provider, attempts = failed_attempts(error)
-        await finish_failed(
-            rt,
-            job_id,
-            error_code(error),
-            states=states,
-            owner=None,
-            provider=provider,
-            attempts=previous_attempts + attempts,
-        )
-        raise
-    rt.metrics.record_attempts(prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts))
-    remembered.tried.add(outcome.route.key)
-    now = rt.now()
-    attempts = previous_attempts + len(outcome.attempts)
-    async with rt.db.write() as session:
-        updated = await repository.update_if(
-            session,
-            job_id,
-            states=states,
-            status="queued",
-            provider=outcome.route.provider,
-            upstream_model=outcome.route.upstream_model,
-            upstream_task_id=outcome.result,
-            attempts=attempts,
-            lease_owner=None,
-            lease_expires_at=None,
-            next_poll_at=now + rt.settings.poll_interval,
-            poll_failures=0,
-        )
-        row = await repository.get(session, job_id)
-        if row is not None and not updated:
-            log.warning("job changed while submitting", extra={"job_id": job_id})
-        job = row
-    if job is None:
-        # Deleted while we were submitting: the hold is already released; stop the new task.
-        await _cancel_upstream(rt, outcome.route, outcome.result)
-        raise NotFound("no such video", param="video_id")
-    return job
-
-
-async def finish_failed(
-    rt: Runtime,
-    job_id: str,
-    code: str,
-    *,
-    states: tuple[str, ...] = ACTIVE_JOB_STATES,
-    owner: str | None,
-    provider: str | None = None,
-    attempts: int | None = None,
-    lease_expired_before: float | None = None,
-) -> bool:
-    """Mark a job failed and release its hold: both once, whoever gets here first."""
-    with anyio.CancelScope(shield=True):
-        async with rt.db.write() as session:
-            job = await repository.get(session, job_id)
-            if job is None:
-                return False
-            values: dict[str, Any] = {
-                "status": "failed",
-                "error_code": code,
-                "completed_at": rt.now(),
-                "lease_owner": None,
-                "lease_expires_at": None,
-            }
-            if provider is not None:
-                values["provider"] = provider
-            if attempts is not None:
-                values["attempts"] = attempts
-            changed = await repository.update_if(
-                session,
-                job_id,
-                owner=owner,
-                states=states,
-                lease_expired_before=lease_expired_before,
-                **values,
-            )
-            if not changed:
-                return False
-            closed = (
-                await credit_rows.release(session, job.hold_id, rt.now()) if job.hold_id else None
-            )
-            await usage_rows.finish(
-                session,
-                job.request_id,
-                status="failed",
-                error_code=code,
-                provider=provider or job.provider,
-                attempts=attempts if attempts is not None else job.attempts,
-                duration_ms=int((rt.now() - job.created_at) * 1000),
-            )
-    rt.memory.forget(job_id)
-    rt.metrics.video_jobs.labels("failed").inc()
-    if closed is not None:
-        rt.metrics.credits.labels("released").inc(closed.amount)
-    return True
+__all__ = ["content", "delete", "list_videos", "retrieve"]
 
 
 async def retrieve(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
@@ -333,18 +98,5 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
     for output in outputs:
         await rt.store.delete(output.storage_key)
     if unfinished and provider and upstream_model and task_id:
-        await _cancel_upstream(rt, Route(provider=provider, upstream_model=upstream_model), task_id)
+        await cancel_upstream(rt, Route(provider=provider, upstream_model=upstream_model), task_id)
     return {"id": job_id, "object": "video.deleted", "deleted": True}
-
-
-async def _cancel_upstream(rt: Runtime, route: Route, task_id: str) -> None:
-    if route.provider not in rt.core.connections:
-        return
-    try:
-        await rt.engine.drive(
-            rt.core.adapter(route).cancel_video(route, task_id),
-            route.provider,
-            rt.router.first_byte_timeout(route),
-        )
-    except ReapiError as error:  # best effort: the job is already gone and uncharged
-        log.info("upstream cancel failed", extra={"code": error.code, "provider": route.provider})

@@ -17,7 +17,7 @@ from ..idempotency import repository as idempotency_rows
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
-from .service import finish_failed
+from .submission import finish_failed
 
 __all__ = ["SweepReport", "run_sweeper", "sweep_once"]
 

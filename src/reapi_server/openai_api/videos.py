@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from ..errors import GatewayError
-from ..jobs import service
+from ..jobs import service, submission
 from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt
 from .idempotent import Created, idempotent
@@ -59,7 +59,7 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
         params, payload = video_from_json(parse_model(VideoBody, data))
 
     async def run() -> Created:
-        body = await service.create(rt, principal, context, params, payload)
+        body = await submission.create(rt, principal, context, params, payload)
         return 200, body, {"kind": "video", "id": body["id"]}
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:

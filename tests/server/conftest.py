@@ -81,7 +81,7 @@ async def make_gateway(tmp_path: Path, migrated_template: Path, upstream: FakeUp
             settings,
             catalog=two_host_catalog(),
             http_client=httpx.AsyncClient(transport=upstream.transport()),
-            router_config=RouterConfig(first_byte_timeout=0.3),
+            router_config=RouterConfig(first_byte_timeout=0.3, body_timeout=0.5),
             migrate=database_url is not None,
         )
         lifespan = app.router.lifespan_context(app)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import time
 from dataclasses import dataclass, field
+from email.utils import formatdate
 
 import anyio
 import httpx
@@ -28,7 +30,8 @@ class Task:
 
 @dataclass
 class FakeUpstream:
-    #: host ("primary.test"/"backup.test") → ok | 500 | 400_echo | 429 | hang | reset | truncated
+    #: host ("primary.test"/"backup.test") → ok | 500 | 400_echo | 429 | hang | reset |
+    #: truncated | slow_body
     faults: dict[str, str] = field(default_factory=dict)
     #: faults for video polls only
     poll_faults: dict[str, str] = field(default_factory=dict)
@@ -64,12 +67,17 @@ class FakeUpstream:
             return httpx.Response(
                 429, headers={"retry-after": "7"}, json={"error": {"code": "rate_limit_exceeded"}}
             )
+        if fault == "429_date":
+            when = formatdate(time.time() + 30, usegmt=True)
+            return httpx.Response(429, headers={"retry-after": when}, json={"error": {}})
         if fault == "400_echo":
             echoed = _echo(request)
             return httpx.Response(
                 400,
                 json={"error": {"message": f"Invalid request: {echoed}", "code": "invalid_value"}},
             )
+        if fault == "slow_body":
+            return httpx.Response(200, stream=_SlowBody(self.hang_seconds))
         if fault == "truncated":
             return httpx.Response(200, content=b'{"created": 1, "data": [{"b64_')
         return self._answer(request, host, method, path)
@@ -121,6 +129,18 @@ class FakeUpstream:
                 200, json={"id": task_id, "status": "failed", "error": {"code": code}}
             )
         return httpx.Response(404, json={"error": {"code": "not_found"}})
+
+
+class _SlowBody(httpx.AsyncByteStream):
+    """Headers at once, then the body stalls: the engine's body deadline must cut it off."""
+
+    def __init__(self, stall: float) -> None:
+        self.stall = stall
+
+    async def __aiter__(self):
+        yield b'{"created": 1, "data": ['
+        await anyio.sleep(self.stall)
+        yield b"]}"
 
 
 def _echo(request: httpx.Request) -> str:

@@ -100,14 +100,15 @@ async def test_stale_holds_are_released_once_even_with_two_sweepers(gateway, mak
     assert await ledger_matches(rt, account) == (100, 0)
 
 
-@pytest.mark.parametrize("fault", ["reset", "hang", "truncated"])
+@pytest.mark.parametrize("fault", ["reset", "hang", "truncated", "slow_body"])
 async def test_upstream_faults_release_the_hold(gateway, fault):
     account, key = await gateway.account(credits=100)
     gateway.upstream.faults = {"primary.test": fault, "backup.test": fault}
+    gateway.upstream.hang_seconds = 2.0
     response = await gateway.client.post(
         "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
     )
-    assert response.status_code in (502, 504)
+    assert response.status_code == (504 if fault in ("hang", "slow_body") else 502)
     assert await ledger_matches(gateway.rt, account) == (100, 0)
     assert (
         not list((gateway.data_dir / "outputs").rglob("file_*"))

@@ -9,6 +9,8 @@ import pytest
 from tests.server.fakes import PNG
 from tests.server.helpers import auth, ledger_matches
 
+from reapi.router import InMemoryBreakerStore
+
 
 async def generate(gateway, key, headers=None, **fields):
     body = {"model": "gpt-image-2", "prompt": "a lighthouse", **fields}
@@ -175,6 +177,17 @@ async def test_upstream_rate_limits_become_429_with_retry_after(gateway):
     response = await generate(gateway, key)
     assert response.status_code == 429
     assert response.headers["retry-after"] == "7"
+
+
+async def test_upstream_429_moves_on_then_answers_429_with_an_http_date(gateway):
+    account, key = await gateway.account(credits=100)
+    gateway.upstream.faults = {"primary.test": "429_date"}
+    assert (await generate(gateway, key)).json()["reapi"]["provider"] == "backup"
+    gateway.rt.router.breakers = InMemoryBreakerStore()
+    gateway.upstream.faults = {"primary.test": "429_date", "backup.test": "429_date"}
+    limited = await generate(gateway, key)
+    assert limited.status_code == 429 and 25 <= int(limited.headers["retry-after"]) <= 31
+    assert await ledger_matches(gateway.rt, account) == (60, 0)
 
 
 async def test_per_key_requests_per_minute(make_gateway):

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -91,9 +92,13 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
-        async with self._write_sessions() as session, session.begin():
-            yield session
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        Shielded from (anyio) cancellation: a request cancelled mid-transaction still finishes
+        it, so the caller always knows whether, say, its credit hold exists."""
+        with anyio.CancelScope(shield=True):
+            async with self._write_sessions() as session, session.begin():
+                yield session
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

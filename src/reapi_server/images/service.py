@@ -25,8 +25,9 @@ from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.service import price_of, reserve_or_refuse
 from ..errors import GatewayError
-from ..mirror.outputs import discard, file_url, mirror
+from ..mirror.outputs import file_url, mirror
 from ..mirror.repository import insert_outputs
+from ..mirror.service import discard_unrecorded
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
@@ -134,7 +135,7 @@ async def generate(
                     duration_ms=_ms(started),
                 )
         except BaseException:
-            await discard(rt.store, files)
+            await discard_unrecorded(rt, files)
             raise
     except BaseException as error:
         await _release(rt, hold_id, request_id, error, started)

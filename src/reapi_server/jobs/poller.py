@@ -24,6 +24,7 @@ from ..credits import repository as credit_rows
 from ..errors import GatewayError
 from ..mirror.outputs import MirroredFile, discard, mirror
 from ..mirror.repository import insert_outputs
+from ..mirror.service import discard_unrecorded
 from ..models import VideoJob
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
@@ -177,7 +178,7 @@ class JobPoller:
         try:
             await self._settle(job, mirrored, status)
         except BaseException:
-            await discard(rt.store, mirrored)
+            await discard_unrecorded(rt, mirrored)
             raise
 
     async def _settle(

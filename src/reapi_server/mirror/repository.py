@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import StoredOutput
 from .outputs import MirroredFile
 
-__all__ = ["insert_outputs"]
+__all__ = ["insert_outputs", "recorded_ids"]
 
 
 async def insert_outputs(
@@ -39,3 +39,11 @@ async def insert_outputs(
             for f in files
         ],
     )
+
+
+async def recorded_ids(session: AsyncSession, file_ids: Sequence[str]) -> set[str]:
+    """Which of these outputs have rows (i.e. whose transaction committed)."""
+    if not file_ids:
+        return set()
+    result = await session.execute(select(StoredOutput.id).where(StoredOutput.id.in_(file_ids)))
+    return set(result.scalars())

@@ -1,0 +1,41 @@
+"""Mirrored outputs: no row ever points at a missing object."""
+
+from sqlalchemy import func, select
+from tests.server.helpers import auth, ledger_matches
+
+from reapi_server.images import service as images_service
+from reapi_server.mirror.outputs import mirror
+from reapi_server.mirror.repository import insert_outputs
+from reapi_server.mirror.service import discard_unrecorded
+from reapi_server.models import StoredOutput
+
+
+async def test_a_failed_settlement_leaves_neither_rows_nor_objects(gateway, monkeypatch):
+    account, key = await gateway.account(credits=100)
+
+    async def broken_insert(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(images_service, "insert_outputs", broken_insert)
+    response = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+    )
+    assert response.status_code == 500
+    monkeypatch.undo()
+    assert not list((gateway.data_dir / "outputs").rglob("file_*"))
+    async with gateway.rt.db.read() as session:
+        assert (await session.execute(select(func.count()).select_from(StoredOutput))).scalar() == 0
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
+
+
+async def test_objects_whose_rows_committed_are_kept(gateway):
+    account, _ = await gateway.account()
+    rt = gateway.rt
+    kept, dropped = await mirror(
+        rt.store, [("image", b"a", "image/png"), ("image", b"b", "image/png")]
+    )
+    async with rt.db.write() as session:
+        await insert_outputs(session, [kept], account, rt.now())
+    await discard_unrecorded(rt, [kept, dropped])
+    assert await rt.store.get(kept.storage_key) is not None
+    assert await rt.store.get(dropped.storage_key) is None

@@ -55,7 +55,7 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awa
     settings.ensure_data_dir()
     db = Database(settings.resolved_database_url)
     try:
-        await upgrade(db.engine)
+        await upgrade(db)
         async with db.write() as session:
             return await work(session)
     finally:

@@ -59,7 +59,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if migrate:
-            await upgrade(rt.db.engine)
+            await upgrade(rt.db)
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []

@@ -3,13 +3,15 @@
 SQLite (the default) allows one writer at a time. Rather than letting concurrent writers fail with
 "database is locked", every write transaction here starts with `BEGIN IMMEDIATE` on a dedicated
 single-connection engine: writers in this process queue on the pool, writers in other processes
-queue on `busy_timeout`. Reads use a separate pool and never block behind writers (WAL mode).
+wait for the lock with async sleeps (see `_begin_write`). Reads use a separate pool and never
+block behind writers (WAL mode). SQLite calls run inline on the event loop (`sqlite_inline`).
 
 PostgreSQL uses one pooled asyncpg engine for both; row-level locking does the queueing.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import anyio
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,21 +28,26 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from .sqlite_inline import connect_inline
+
 __all__ = ["Database"]
 
 _BUSY_TIMEOUT_MS = 30_000
+_READ_BUSY_TIMEOUT_MS = 1_000
 
 
 def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
+    path = make_url(url).database or ""
     engine = create_async_engine(
         url,
+        async_creator=lambda: connect_inline(path),
         poolclass=AsyncAdaptedQueuePool,
         pool_size=1 if writer else 4,
         max_overflow=0,
         # A writer waits its turn for the one connection instead of failing.
         pool_timeout=_BUSY_TIMEOUT_MS / 1000,
         # Every unit of work ends in COMMIT or ROLLBACK already; a reset on return would only
-        # cost one more round trip to the driver's thread per transaction.
+        # cost one more statement per transaction.
         pool_reset_on_return=None,
     )
     begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
@@ -49,8 +57,9 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         # Take transaction control from the driver so that BEGIN IMMEDIATE is ours to send.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # The writer must not block the event loop waiting for a lock: it retries instead.
+        cursor.execute(f"PRAGMA busy_timeout={0 if writer else _READ_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -60,6 +69,11 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+def _is_busy(error: OperationalError) -> bool:
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class Database:
@@ -80,11 +94,6 @@ class Database:
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
 
-    @property
-    def engine(self) -> AsyncEngine:
-        """The engine that writes (migrations, administration)."""
-        return self._writer
-
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         async with self._read_sessions() as session:
@@ -97,8 +106,33 @@ class Database:
         Shielded from (anyio) cancellation: a request cancelled mid-transaction still finishes
         it, so the caller always knows whether, say, its credit hold exists."""
         with anyio.CancelScope(shield=True):
-            async with self._write_sessions() as session, session.begin():
+            session = await self._begin_write()
+            try:
                 yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            finally:
+                await session.close()
+
+    async def _begin_write(self) -> AsyncSession:
+        """A session whose write transaction has begun. On SQLite, `BEGIN IMMEDIATE` takes the
+        write lock; while another process holds it, wait with async sleeps (never in SQLite's
+        busy handler, which would stall the event loop) for up to the busy timeout."""
+        deadline = anyio.current_time() + _BUSY_TIMEOUT_MS / 1000
+        pause = 0.001
+        while True:
+            session = self._write_sessions()
+            try:
+                await session.connection()  # autobegin: the "begin" listener sends BEGIN
+                return session
+            except OperationalError as error:
+                await session.close()
+                if not _is_busy(error) or anyio.current_time() >= deadline:
+                    raise
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Connection
+
+from .db import Database
 
 __all__ = ["alembic_config", "upgrade", "upgrade_sync"]
 
@@ -22,13 +24,15 @@ def upgrade_sync(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
-async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the database behind `engine` to the newest schema (inside an event loop)."""
+async def upgrade(db: Database) -> None:
+    """Bring `db` to the newest schema (inside an event loop), in one write transaction: it
+    waits for the write lock like any other writer, and two processes never migrate at once."""
 
-    def _run(connection: object) -> None:
+    def _run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with engine.begin() as connection:
+    async with db.write() as session:
+        connection = await session.connection()
         await connection.run_sync(_run)

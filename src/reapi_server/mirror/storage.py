@@ -17,6 +17,8 @@ import anyio
 
 __all__ = ["LocalDiskStore", "ObjectStore", "StoredObject"]
 
+#: Objects up to this size are read and written on the event loop itself.
+_INLINE_LIMIT = 1024 * 1024
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$")
 
 
@@ -47,7 +49,8 @@ def _check_key(key: str) -> str:
 
 
 class LocalDiskStore:
-    """Objects as files under one directory; the content type sits beside each in `.type`."""
+    """Objects as files under one directory. Each file starts with its content type and a
+    newline, so that one write (then one rename) stores an object whole."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -56,41 +59,47 @@ class LocalDiskStore:
         return self.root / _check_key(key)
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
-        await anyio.to_thread.run_sync(self._put, key, data, content_type)
+        if len(data) <= _INLINE_LIMIT:
+            # A small file is written in microseconds (no fsync): a thread hop would cost more.
+            self._put(key, data, content_type)
+        else:
+            await anyio.to_thread.run_sync(self._put, key, data, content_type)
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        for target, content in ((path.with_suffix(".type"), content_type.encode()), (path, data)):
-            # Write beside the target, then rename: readers see all of it or nothing.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".put-")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(content)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        # Write beside the target, then rename: readers see all of it or nothing.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".put-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content_type.encode("ascii", "replace") + b"\n")
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     async def get(self, key: str) -> StoredObject | None:
-        return await anyio.to_thread.run_sync(self._get, key)
-
-    def _get(self, key: str) -> StoredObject | None:
         path = self._path(key)
         try:
-            data = path.read_bytes()
+            small = path.stat().st_size <= _INLINE_LIMIT
         except FileNotFoundError:
             return None
+        if small:
+            return self._get(path)
+        return await anyio.to_thread.run_sync(self._get, path)
+
+    @staticmethod
+    def _get(path: Path) -> StoredObject | None:
         try:
-            content_type = path.with_suffix(".type").read_text() or "application/octet-stream"
+            raw = path.read_bytes()
         except FileNotFoundError:
-            content_type = "application/octet-stream"
-        return StoredObject(data, content_type)
+            return None
+        content_type, _, data = raw.partition(b"\n")
+        return StoredObject(data, content_type.decode("ascii", "replace"))
 
     async def delete(self, key: str) -> None:
-        path = self._path(key)
-        path.unlink(missing_ok=True)
-        path.with_suffix(".type").unlink(missing_ok=True)
+        self._path(key).unlink(missing_ok=True)
 
     def url(self, key: str) -> str | None:
         return None

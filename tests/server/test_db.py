@@ -1,0 +1,60 @@
+"""The SQLite unit of work: inline calls, and a writer that waits for another process's lock
+without stalling the event loop."""
+
+import asyncio
+import sqlite3
+import threading
+import time
+
+from sqlalchemy import text
+
+from reapi_server.db import Database
+
+
+async def test_writer_waits_for_a_foreign_lock_without_blocking_the_loop(tmp_path):
+    path = tmp_path / "x.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+
+    locked, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # another process holding the write lock for a while
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO t VALUES (1)")
+        locked.set()
+        release.wait(5)
+        connection.execute("COMMIT")
+        connection.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    locked.wait(5)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def write() -> float:
+        started = time.perf_counter()
+        async with db.write() as session:
+            await session.execute(text("INSERT INTO t VALUES (2)"))
+        return time.perf_counter() - started
+
+    tick_task = asyncio.create_task(ticker())
+    write_task = asyncio.create_task(write())
+    await asyncio.sleep(0.3)
+    assert not write_task.done()
+    release.set()
+    waited = await write_task
+    tick_task.cancel()
+    thread.join()
+    assert waited >= 0.3
+    assert ticks >= 20  # the loop kept running while the writer waited
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    await db.dispose()

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..ids import new_id
 from ..models import Account, CreditHold, LedgerEntry
@@ -30,8 +30,52 @@ class ClosedHold:
     charged: int
 
 
+# The statements every request runs are built once, with bound parameters, and executed on the
+# session's Core connection: no per-call statement construction, no ORM bookkeeping.
+_LEDGER = insert(LedgerEntry)
+_HOLD = insert(CreditHold)
+_GRANT = (
+    update(Account)
+    .where(Account.id == bindparam("b_account"))
+    .values(balance=Account.balance + bindparam("b_amount"))
+)
+#: The one conditional UPDATE that decides whether a request may run.
+_RESERVE = (
+    update(Account)
+    .where(Account.id == bindparam("b_account"), Account.balance >= bindparam("b_amount"))
+    .values(
+        balance=Account.balance - bindparam("b_amount"),
+        reserved=Account.reserved + bindparam("b_amount"),
+    )
+)
+#: Closing is conditional on the hold still being held: every race but one loses here. The
+#: charge is capped at the held amount (and the caller never passes less than 0), so a
+#: provider's odd usage report can neither overcharge nor mint credit.
+_CLOSE = (
+    update(CreditHold)
+    .where(CreditHold.id == bindparam("b_hold"), CreditHold.status == "held")
+    .values(
+        status=bindparam("b_status"),
+        charged=case(
+            (CreditHold.amount < bindparam("b_charge"), CreditHold.amount),
+            else_=bindparam("b_charge"),
+        ),
+        closed_at=bindparam("b_now"),
+    )
+    .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
+)
+_REFUND = (
+    update(Account)
+    .where(Account.id == bindparam("b_account"))
+    .values(
+        balance=Account.balance + bindparam("b_refund"),
+        reserved=Account.reserved - bindparam("b_amount"),
+    )
+)
+
+
 async def _ledger(
-    session: AsyncSession,
+    connection: AsyncConnection,
     account_id: str,
     kind: str,
     amount: int,
@@ -39,26 +83,25 @@ async def _ledger(
     hold_id: str | None,
     now: float,
 ) -> None:
-    # Core statements rather than ORM objects: these run on every request (hot path).
-    await session.execute(
-        insert(LedgerEntry).values(
-            account_id=account_id,
-            kind=kind,
-            amount=amount,
-            reserved_delta=reserved_delta,
-            hold_id=hold_id,
-            created_at=now,
-        )
+    await connection.execute(
+        _LEDGER,
+        {
+            "account_id": account_id,
+            "kind": kind,
+            "amount": amount,
+            "reserved_delta": reserved_delta,
+            "hold_id": hold_id,
+            "created_at": now,
+        },
     )
 
 
 async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
     if amount <= 0:
         raise ValueError("a grant must be positive")
-    await session.execute(
-        update(Account).where(Account.id == account_id).values(balance=Account.balance + amount)
-    )
-    await _ledger(session, account_id, "grant", amount, 0, None, now)
+    connection = await session.connection()
+    await connection.execute(_GRANT, {"b_account": account_id, "b_amount": amount})
+    await _ledger(connection, account_id, "grant", amount, 0, None, now)
 
 
 async def reserve(
@@ -75,59 +118,47 @@ async def reserve(
 
     One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
     (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting)."""
-    result = await session.execute(
-        update(Account)
-        .where(Account.id == account_id, Account.balance >= amount)
-        .values(balance=Account.balance - amount, reserved=Account.reserved + amount)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    connection = await session.connection()
+    result = await connection.execute(_RESERVE, {"b_account": account_id, "b_amount": amount})
+    if result.rowcount != 1:
         return None
     hold_id = new_id("hold")
-    await session.execute(
-        insert(CreditHold).values(
-            id=hold_id,
-            account_id=account_id,
-            amount=amount,
-            charged=0,
-            status="held",
-            purpose=purpose,
-            request_id=request_id,
-            expires_at=expires_at,
-            created_at=now,
-        )
+    await connection.execute(
+        _HOLD,
+        {
+            "id": hold_id,
+            "account_id": account_id,
+            "amount": amount,
+            "charged": 0,
+            "status": "held",
+            "purpose": purpose,
+            "request_id": request_id,
+            "expires_at": expires_at,
+            "created_at": now,
+        },
     )
-    await _ledger(session, account_id, "reserve", -amount, amount, hold_id, now)
+    await _ledger(connection, account_id, "reserve", -amount, amount, hold_id, now)
     return hold_id
 
 
 async def _close(
     session: AsyncSession, hold_id: str, *, status: str, charge: int | None, now: float
 ) -> ClosedHold | None:
-    """Close a held hold exactly once: the status condition loses every race but one."""
-    # Never more than was held, never less than nothing: a provider's odd usage cannot mint credit.
-    wanted = max(charge or 0, 0)
-    closed = await session.execute(
-        update(CreditHold)
-        .where(CreditHold.id == hold_id, CreditHold.status == "held")
-        .values(
-            status=status,
-            charged=case((CreditHold.amount < wanted, CreditHold.amount), else_=wanted),
-            closed_at=now,
-        )
-        .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
+    connection = await session.connection()
+    closed = await connection.execute(
+        _CLOSE,
+        {"b_hold": hold_id, "b_status": status, "b_charge": max(charge or 0, 0), "b_now": now},
     )
     row = closed.one_or_none()
     if row is None:
         return None
     account_id, amount, charged = str(row[0]), int(row[1]), int(row[2])
     refund = amount - charged
-    await session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(balance=Account.balance + refund, reserved=Account.reserved - amount)
+    await connection.execute(
+        _REFUND, {"b_account": account_id, "b_refund": refund, "b_amount": amount}
     )
     kind = "settle" if status == "settled" else "release"
-    await _ledger(session, account_id, kind, refund, -amount, hold_id, now)
+    await _ledger(connection, account_id, kind, refund, -amount, hold_id, now)
     return ClosedHold(account_id, amount, charged)
 
 

@@ -23,7 +23,8 @@ async def insert_outputs(
     """Rows for objects already stored (never before: no row may point at a missing object)."""
     if not files:
         return
-    await session.execute(
+    connection = await session.connection()
+    await connection.execute(
         insert(StoredOutput),
         [
             {

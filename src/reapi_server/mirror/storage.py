@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,6 +54,7 @@ class LocalDiskStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._made_dirs: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         return self.root / _check_key(key)
@@ -67,9 +68,12 @@ class LocalDiskStore:
 
     def _put(self, key: str, data: bytes, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._made_dirs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made_dirs.add(path.parent)
         # Write beside the target, then rename: readers see all of it or nothing.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".put-")
+        tmp = path.parent / f".put-{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(content_type.encode("ascii", "replace") + b"\n")

@@ -19,16 +19,21 @@ __all__ = ["Caller", "Context", "Rt", "base_url_of"]
 _bearer = HTTPBearer(auto_error=False, description="An API key: rk_live_...")
 
 
-def runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+# Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool.
+async def runtime(request: Request) -> Runtime:
+    return _runtime(request)
 
 
 async def caller(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    rt = runtime(request)
+    rt = _runtime(request)
     principal = await rt.auth.authenticate(request.headers.get("authorization"))
     per_minute = principal.requests_per_minute or rt.settings.requests_per_minute
     wait = rt.limiter.acquire(principal.key_id, per_minute)
@@ -39,12 +44,12 @@ async def caller(
     return principal
 
 
-def request_context(request: Request) -> RequestContext:
+async def request_context(request: Request) -> RequestContext:
     return context_of(request.scope)
 
 
 def base_url_of(request: Request) -> str:
-    configured = runtime(request).settings.public_base_url
+    configured = _runtime(request).settings.public_base_url
     return configured or str(request.base_url)
 
 

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import insert as sa_insert
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import UsageRecord
 
 __all__ = ["finish", "insert", "list_for_account"]
 
+# Built once with bound parameters: these run on every request (hot path).
+_INSERT = sa_insert(UsageRecord)
+_FINISH = (
+    update(UsageRecord)
+    .where(UsageRecord.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        credit_cost=bindparam("b_cost"),
+        error_code=bindparam("b_error"),
+        provider=func.coalesce(bindparam("b_provider"), UsageRecord.provider),
+        attempts=func.coalesce(bindparam("b_attempts"), UsageRecord.attempts),
+        duration_ms=func.coalesce(bindparam("b_duration"), UsageRecord.duration_ms),
+    )
+)
+
 
 async def insert(session: AsyncSession, record: UsageRecord) -> None:
-    # A Core INSERT rather than an ORM flush: this runs on every request (hot path).
+    # A Core INSERT on the session's connection: this runs on every request (hot path).
     values = {c.key: getattr(record, c.key) for c in UsageRecord.__table__.columns}
-    await session.execute(sa_insert(UsageRecord).values(**values))
+    connection = await session.connection()
+    await connection.execute(_INSERT, values)
 
 
 async def finish(
@@ -28,18 +44,20 @@ async def finish(
     attempts: int | None = None,
     duration_ms: int | None = None,
 ) -> None:
-    values: dict[str, object] = {
-        "status": status,
-        "credit_cost": credit_cost,
-        "error_code": error_code,
-    }
-    if provider is not None:
-        values["provider"] = provider
-    if attempts is not None:
-        values["attempts"] = attempts
-    if duration_ms is not None:
-        values["duration_ms"] = duration_ms
-    await session.execute(update(UsageRecord).where(UsageRecord.id == request_id).values(**values))
+    """Close a request's row. `provider`, `attempts`, `duration_ms`: None keeps what is there."""
+    connection = await session.connection()
+    await connection.execute(
+        _FINISH,
+        {
+            "b_id": request_id,
+            "b_status": status,
+            "b_cost": credit_cost,
+            "b_error": error_code,
+            "b_provider": provider,
+            "b_attempts": attempts,
+            "b_duration": duration_ms,
+        },
+    )
 
 
 async def list_for_account(

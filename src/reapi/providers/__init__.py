@@ -16,9 +16,11 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from .ark import ArkAdapter
 from .gemini import GeminiAdapter
 from .openai import OpenAIAdapter
 from .veo import VeoAdapter
+from .vidu import ViduAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -44,4 +46,6 @@ ADAPTERS: dict[str, type[Adapter]] = {
     OpenAIAdapter.name: OpenAIAdapter,
     GeminiAdapter.name: GeminiAdapter,
     VeoAdapter.name: VeoAdapter,
+    ArkAdapter.name: ArkAdapter,
+    ViduAdapter.name: ViduAdapter,
 }

@@ -96,8 +96,15 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        async with self._read_sessions() as session:
+        # Closed by hand: `async with AsyncSession` closes in a separate task, which holds the
+        # connection for one more loop iteration — under load, the pool runs dry and waiters
+        # queue behind newcomers (long tail latencies).
+        session = self._read_sessions()
+        try:
             yield session
+        finally:
+            with anyio.CancelScope(shield=True):
+                await session.close()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:

@@ -7,12 +7,13 @@ so an upload leaves no temporary file and no open descriptor behind, whatever ha
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from ..errors import GatewayError, PayloadTooLarge
 
@@ -37,12 +38,21 @@ class ParsedForm:
         return f"ParsedForm(<{len(self.fields)} fields, {len(self.files)} files>)"
 
 
+async def _chunks(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        # Nobody is left to answer; end quietly rather than as an unhandled error.
+        raise GatewayError("the client closed the connection", code="client_disconnected") from None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     chunks = bytearray()
-    async for chunk in request.stream():
+    async for chunk in _chunks(request):
         chunks += chunk
         if len(chunks) > limit:
             raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
@@ -116,7 +126,7 @@ async def read_form(request: Request, limit: int) -> ParsedForm:
     )
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _chunks(request):
             received += len(chunk)
             if received > limit:
                 raise PayloadTooLarge(f"the request body is larger than {limit} bytes")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import ACTIVE_JOB_STATES, ApiKey, StoredOutput, VideoJob
@@ -47,8 +48,14 @@ async def get(session: AsyncSession, job_id: str) -> VideoJob | None:
 
 
 async def insert(session: AsyncSession, job: VideoJob) -> None:
-    session.add(job)
-    await session.flush()
+    # Unset attributes are left out, so that column defaults apply.
+    values = {
+        c.key: getattr(job, c.key)
+        for c in VideoJob.__table__.columns
+        if getattr(job, c.key) is not None
+    }
+    connection = await session.connection()
+    await connection.execute(sa_insert(VideoJob), values)
 
 
 async def get_for_account(session: AsyncSession, job_id: str, account_id: str) -> VideoJob | None:
@@ -136,8 +143,10 @@ async def update_if(
         conditions.append(VideoJob.lease_owner == owner)
     if lease_expired_before is not None:
         conditions.append(VideoJob.lease_expires_at < lease_expired_before)
-    result = await session.execute(update(VideoJob).where(*conditions).values(**values))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # On the Core connection: an ORM-enabled UPDATE would also try to sync loaded objects.
+    connection = await session.connection()
+    result = await connection.execute(update(VideoJob).where(*conditions).values(**values))
+    return bool(result.rowcount)
 
 
 async def stale_submissions(session: AsyncSession, now: float, limit: int = 200) -> list[VideoJob]:

@@ -28,7 +28,12 @@ _FINISH = (
 
 async def insert(session: AsyncSession, record: UsageRecord) -> None:
     # A Core INSERT on the session's connection: this runs on every request (hot path).
-    values = {c.key: getattr(record, c.key) for c in UsageRecord.__table__.columns}
+    # Unset attributes are left out, so that column defaults apply.
+    values = {
+        c.key: getattr(record, c.key)
+        for c in UsageRecord.__table__.columns
+        if getattr(record, c.key) is not None
+    }
     connection = await session.connection()
     await connection.execute(_INSERT, values)
 

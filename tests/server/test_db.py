@@ -58,3 +58,17 @@ async def test_writer_waits_for_a_foreign_lock_without_blocking_the_loop(tmp_pat
     async with db.read() as session:
         assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
     await db.dispose()
+
+
+async def test_sqlite_calls_run_on_the_event_loop_thread(tmp_path):
+    """The inline connection relies on aiosqlite internals: catch a version that changes them."""
+    from reapi_server.sqlite_inline import connect_inline
+
+    connection = await connect_inline(str(tmp_path / "y.db"))
+    threads: list[int] = []
+    connection._conn.set_trace_callback(lambda _: threads.append(threading.get_ident()))
+    cursor = await connection.execute("SELECT 1")
+    assert await cursor.fetchall() == [(1,)]
+    await cursor.close()
+    await connection.close()
+    assert threads and set(threads) == {threading.get_ident()}

@@ -162,12 +162,13 @@ def credits_grant(
 def demo(
     port: Annotated[int, typer.Option(help="Gateway port.")] = 8000,
     data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
     simulator_port: Annotated[
         int, typer.Option(help="First port of the provider simulators.")
     ] = 9100,
 ) -> None:
     """The gateway with the built-in provider simulators: nothing leaves this machine."""
-    run_demo(_settings(data_dir, None, port=port), simulator_port=simulator_port)
+    run_demo(_settings(data_dir, database_url, port=port), simulator_port=simulator_port)
 
 
 def main() -> None:

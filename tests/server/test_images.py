@@ -45,6 +45,9 @@ async def test_url_format_serves_our_stable_copy(gateway):
     assert fetched.status_code == 200 and fetched.content == PNG
     assert fetched.headers["content-type"] == "image/png"
     assert (await gateway.client.get("/v1/files/file_nope/content")).status_code == 404
+    assert (await gateway.client.get(url, headers=auth(key))).content == PNG  # the owner's key
+    _, other = await gateway.account()
+    assert (await gateway.client.get(url, headers=auth(other))).status_code == 404
 
 
 async def test_public_base_url_is_used_for_output_urls(make_gateway):

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..models import StoredOutput
 from .outputs import MirroredFile
 
-__all__ = ["insert_outputs", "recorded_ids"]
+__all__ = ["insert_outputs", "owner_of", "recorded_ids"]
 
 
 async def insert_outputs(
@@ -48,3 +48,10 @@ async def recorded_ids(session: AsyncSession, file_ids: Sequence[str]) -> set[st
         return set()
     result = await session.execute(select(StoredOutput.id).where(StoredOutput.id.in_(file_ids)))
     return set(result.scalars())
+
+
+async def owner_of(session: AsyncSession, file_id: str) -> str | None:
+    result = await session.execute(
+        select(StoredOutput.account_id).where(StoredOutput.id == file_id)
+    )
+    return result.scalar_one_or_none()

@@ -15,7 +15,7 @@ from typing import Any
 
 import anyio
 
-from reapi import ReapiError
+from reapi import APIResponseError, ReapiError
 from reapi._params import ImageParams
 from reapi._payload import Payload
 from reapi.catalog import Route
@@ -116,8 +116,8 @@ async def generate(
         context.provider, context.attempts = outcome.route.provider, len(outcome.attempts)
         images = outcome.result.images
         if any(image.data is None for image in images):
-            raise GatewayError(
-                "the provider returned an image without its bytes", code="upstream_bad_response"
+            raise APIResponseError(
+                "the provider returned an image without its bytes", provider=outcome.route.provider
             )
         files = await mirror(rt.store, [("image", i.data or b"", i.content_type) for i in images])
         charge = price_of(prepared.spec, prepared.shape, images=len(files))

@@ -20,7 +20,7 @@ from reapi.router import RouterConfig
 
 from .config import Settings
 from .jobs.poller import JobPoller
-from .jobs.sweeper import run_sweeper
+from .jobs.sweeper import run_checkpointer, run_sweeper
 from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
@@ -66,6 +66,8 @@ def create_app(
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
+            if rt.db.dialect == "sqlite":
+                tasks.append(asyncio.create_task(run_checkpointer(rt)))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
             yield

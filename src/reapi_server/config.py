@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     #: must have died (image requests finish well within it).
     image_hold_seconds: float = 900.0
     sweep_interval: float = 30.0
+    #: How often the SQLite WAL is copied back into the database file (off the event loop).
+    checkpoint_interval: float = 1.0
     idempotency_ttl_seconds: float = 24 * 3600
 
     # -- logging ----------------------------------------------------------------------------------

@@ -61,6 +61,9 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         cursor.execute(f"PRAGMA busy_timeout={0 if writer else _READ_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoints (which fsync) run on a thread (`Database.checkpoint`), never inline on
+        # the event loop as part of whichever COMMIT crossed the WAL size threshold.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -69,6 +72,14 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         connection.exec_driver_sql(begin)
 
     return engine
+
+
+def _checkpoint(path: str) -> None:
+    connection = sqlite3.connect(path, timeout=1.0)
+    try:
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        connection.close()
 
 
 def _is_busy(error: OperationalError) -> bool:
@@ -140,6 +151,13 @@ class Database:
                     raise
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+    async def checkpoint(self) -> None:
+        """Copy the SQLite WAL back into the database file, on a worker thread. PASSIVE: it
+        never waits for readers or writers, so it is safe beside live traffic and other
+        processes. PostgreSQL needs nothing."""
+        if self.dialect == "sqlite":
+            await anyio.to_thread.run_sync(_checkpoint, make_url(self.url).database or "")
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

@@ -72,3 +72,22 @@ async def test_sqlite_calls_run_on_the_event_loop_thread(tmp_path):
     await cursor.close()
     await connection.close()
     assert threads and set(threads) == {threading.get_ident()}
+
+
+async def test_checkpoints_run_off_the_loop_and_empty_the_wal(tmp_path):
+    path = tmp_path / "z.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE t (v BLOB)"))
+    for _ in range(20):
+        async with db.write() as session:
+            await session.execute(text("INSERT INTO t VALUES (randomblob(100000))"))
+    wal = tmp_path / "z.db-wal"
+    assert wal.stat().st_size > 1_000_000  # no inline autocheckpoint
+    await db.checkpoint()
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 20
+    other = sqlite3.connect(path)
+    assert other.execute("SELECT count(*) FROM t").fetchone() == (20,)
+    other.close()
+    await db.dispose()

@@ -19,7 +19,7 @@ from ..usage import repository as usage_rows
 from . import repository
 from .submission import finish_failed
 
-__all__ = ["SweepReport", "run_sweeper", "sweep_once"]
+__all__ = ["SweepReport", "run_checkpointer", "run_sweeper", "sweep_once"]
 
 log = logging.getLogger("reapi_server.sweeper")
 
@@ -73,3 +73,13 @@ async def run_sweeper(rt: Runtime) -> None:
         except Exception as exc:
             log.error("sweep failed", extra={"code": type(exc).__name__})
         await anyio.sleep(rt.settings.sweep_interval)
+
+
+async def run_checkpointer(rt: Runtime) -> None:
+    """Keep the SQLite WAL short (see `Database.checkpoint`)."""
+    while True:
+        try:
+            await rt.db.checkpoint()
+        except Exception as exc:
+            log.warning("checkpoint failed", extra={"code": type(exc).__name__})
+        await anyio.sleep(rt.settings.checkpoint_interval)

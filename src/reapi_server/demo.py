@@ -24,7 +24,6 @@ __all__ = ["DEMO_EMAIL", "demo_catalog", "run_demo"]
 
 DEMO_EMAIL = "demo@reapi.local"
 DEMO_CREDITS = 1_000_000
-_FAKE_KEY = "sk-reapi-demo-simulator"
 
 
 def demo_catalog(catalog: Catalog, simulated: Mapping[str, str]) -> Catalog:
@@ -78,7 +77,7 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
         catalog = demo_catalog(load_catalog(settings.catalog_path), simulated)
         settings = settings.with_overrides(
             provider_base_urls=simulated,
-            provider_keys={name: SecretStr(_FAKE_KEY) for name in simulated},
+            provider_keys={name: SecretStr(handle.api_key) for name in simulated},
         )
         asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
         issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))

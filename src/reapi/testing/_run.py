@@ -1,0 +1,115 @@
+"""Run several simulators at once, plus a control server that flips their faults by name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ._http import Answer, SimServer, SimulatorApp, json_answer
+
+__all__ = [
+    "SIMULATOR_KEY",
+    "RunningSimulators",
+    "SimulatorSpec",
+    "default_simulators",
+    "run_simulators",
+]
+
+#: The API key every built-in simulator accepts.
+SIMULATOR_KEY = "sk-reapi-sim"
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorSpec:
+    """A simulator app and the path its provider's base URL ends with (e.g. "/v1")."""
+
+    app: SimulatorApp
+    path: str = ""
+
+
+def default_simulators(api_key: str = SIMULATOR_KEY) -> dict[str, SimulatorSpec]:
+    """One simulator per catalog provider that has one, keyed by the catalog's provider name."""
+    from .gemini_sim import GeminiSimulator
+    from .openai_sim import OpenAISimulator
+
+    return {
+        "openai": SimulatorSpec(OpenAISimulator(api_key), "/v1"),
+        "gemini": SimulatorSpec(GeminiSimulator(api_key), "/v1beta"),
+    }
+
+
+@dataclass
+class RunningSimulators:
+    servers: dict[str, SimServer]
+    paths: dict[str, str]
+    control: SimServer
+    api_key: str = SIMULATOR_KEY
+    urls: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.urls = {name: server.base_url for name, server in self.servers.items()}
+
+    @property
+    def provider_urls(self) -> dict[str, str]:
+        """Base URLs as the adapters expect them (with each API's path prefix)."""
+        return {name: self.urls[name] + self.paths[name] for name in self.servers}
+
+    @property
+    def control_url(self) -> str:
+        return self.control.base_url
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.control.stop()
+
+
+class _Control:
+    """`POST /faults/{name}` with `{"fault": "hang", "retry_after": 2, "count": 1}`."""
+
+    def __init__(self, servers: Mapping[str, SimServer]) -> None:
+        self.servers = servers
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        origin: str,
+    ) -> Answer:
+        name = path.removeprefix("/faults/")
+        server = self.servers.get(name)
+        if method != "POST" or server is None:
+            return json_answer(404, {"error": f"unknown simulator; known: {sorted(self.servers)}"})
+        try:
+            fields = json.loads(body or b"{}")
+            server.faults.set(
+                fields.get("fault", "none"),
+                retry_after=int(fields.get("retry_after", 2)),
+                count=fields.get("count"),
+                latency=float(fields.get("latency", 0)),
+            )
+        except (ValueError, TypeError) as exc:
+            return json_answer(400, {"error": str(exc)})
+        return json_answer(200, {"simulator": name, "fault": server.faults.state.fault.value})
+
+
+def run_simulators(
+    specs: Mapping[str, SimulatorSpec],
+    *,
+    host: str = "127.0.0.1",
+    base_port: int = 0,
+    api_key: str = SIMULATOR_KEY,
+) -> RunningSimulators:
+    """Start each simulator on consecutive ports from `base_port` (0: any free ports)."""
+    servers: dict[str, SimServer] = {}
+    for index, (name, spec) in enumerate(specs.items()):
+        port = base_port + index if base_port else 0
+        servers[name] = SimServer(spec.app, host, port).start()
+    control_port = base_port + len(specs) if base_port else 0
+    control = SimServer(_Control(servers), host, control_port).start()
+    return RunningSimulators(servers, {n: s.path for n, s in specs.items()}, control, api_key)

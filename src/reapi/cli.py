@@ -208,7 +208,7 @@ def simulate(
     typer.echo(f'  control      {handle.control_url}  (POST /faults/NAME {{"fault": "hang"}})')
     flags = " ".join(f"--provider-url {n}={u}" for n, u in handle.provider_urls.items())
     typer.echo(
-        "\nTry:\n  OPENAI_API_KEY=sk-sim reapi image 'a lighthouse at dusk' "
+        f"\nTry:\n  OPENAI_API_KEY={handle.api_key} reapi image 'a lighthouse at dusk' "
         f"--model gpt-image-2 -o out.png {flags}"
     )
     try:

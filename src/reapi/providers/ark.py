@@ -169,7 +169,7 @@ class ArkAdapter(Adapter):
         return ImageResult(
             images=tuple(images),
             usage=_int_fields(body.get("usage")),
-            output_format=call.params.output_format or ("png" if "png" in content_type else "jpeg"),
+            output_format=call.params.output_format or "jpeg",  # Seedream's default
             size=size,
         )
 

@@ -30,12 +30,16 @@ class SimulatorSpec:
 
 def default_simulators(api_key: str = SIMULATOR_KEY) -> dict[str, SimulatorSpec]:
     """One simulator per catalog provider that has one, keyed by the catalog's provider name."""
+    from .ark_sim import ArkSimulator
     from .gemini_sim import GeminiSimulator
     from .openai_sim import OpenAISimulator
+    from .vidu_sim import ViduSimulator
 
     return {
         "openai": SimulatorSpec(OpenAISimulator(api_key), "/v1"),
         "gemini": SimulatorSpec(GeminiSimulator(api_key), "/v1beta"),
+        "byteplus": SimulatorSpec(ArkSimulator(api_key), "/api/v3"),
+        "vidu": SimulatorSpec(ViduSimulator(api_key), ""),
     }
 
 

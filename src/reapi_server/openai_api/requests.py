@@ -23,8 +23,10 @@ __all__ = [
     "ImageGenerationBody",
     "VideoBody",
     "image_edit_from_form",
+    "image_generation",
     "parse_model",
     "video_from_form",
+    "video_from_json",
 ]
 
 Prompt = Field(min_length=1, max_length=32000)

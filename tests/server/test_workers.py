@@ -1,0 +1,70 @@
+"""Two worker processes on one SQLite file (`serve --workers 2`) in front of the OpenAI
+simulator: concurrent requests never overdraw and the ledger still adds up."""
+
+import asyncio
+import os
+import re
+import subprocess
+
+import httpx
+import pytest
+from tests.server.live import free_port
+from tests.server.test_cli import _bin, _wait_for
+from typer.testing import CliRunner
+
+from reapi.testing import SIMULATOR_KEY, OpenAISimulator, SimulatorSpec, run_simulators
+from reapi_server.cli import app
+
+runner = CliRunner()
+
+
+async def _spend(base: str, key: str, count: int) -> list[int]:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"authorization": f"Bearer {key}"}, timeout=30
+    ) as client:
+
+        async def one() -> int:
+            response = await client.post(
+                "/v1/images/generations", json={"model": "gpt-image-2", "prompt": "p"}
+            )
+            return response.status_code
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_two_workers_share_one_sqlite_file(tmp_path):
+    simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
+    data = ["--data-dir", str(tmp_path)]
+    email = ["--email", "w@example.com"]
+    runner.invoke(app, ["accounts", "create", *email, "--credits", "400", *data])
+    output = runner.invoke(app, ["keys", "create", "--email", "w@example.com", *data]).output
+    key = re.search(r"REAPI_API_KEY=(\S+)", output).group(1)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": simulators.api_key,
+        "REAPI_PROVIDER_BASE_URLS__OPENAI": simulators.provider_urls["openai"],
+        "REAPI_REQUESTS_PER_MINUTE": "100000",
+    }
+    process = subprocess.Popen(
+        [_bin("reapi-server"), "serve", "--workers", "2", "--port", str(port), *data],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/healthz", process)
+        statuses = asyncio.run(_spend(base, key, 40))
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=20)[0]
+        simulators.stop()
+    assert set(statuses) <= {200, 402}, output[-2000:]
+    assert statuses.count(200) == 10  # 400 credits, 40 each
+    shown = runner.invoke(app, ["accounts", "show", "--email", "w@example.com", *data]).output
+    assert "balance=0 reserved=0" in shown
+    assert len({line for line in output.splitlines() if '"msg":"gateway ready"' in line}) >= 1
+    assert key not in output

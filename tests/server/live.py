@@ -55,7 +55,15 @@ async def _make_account(url: str, credits: int) -> tuple[str, str]:
 
 
 @contextmanager
-def live_gateway(data_dir: Path, template: Path, **overrides: object) -> Iterator[LiveGateway]:
+def live_gateway(
+    data_dir: Path,
+    template: Path,
+    *,
+    upstream_client: httpx.AsyncClient | None = None,
+    **overrides: object,
+) -> Iterator[LiveGateway]:
+    """The gateway on a free loopback port; upstreams are the in-process fake unless
+    `upstream_client` (e.g. a plain client, for simulators on real sockets) is given."""
     from tests.server.conftest import settings_for
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +74,7 @@ def live_gateway(data_dir: Path, template: Path, **overrides: object) -> Iterato
     app = create_app(
         settings,
         catalog=two_host_catalog(),
-        http_client=httpx.AsyncClient(transport=upstream.transport()),
+        http_client=upstream_client or httpx.AsyncClient(transport=upstream.transport()),
         router_config=RouterConfig(first_byte_timeout=0.3),
         migrate=False,
     )

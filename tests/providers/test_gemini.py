@@ -250,6 +250,18 @@ def test_an_answer_without_image_is_failed_over(httpx_mock, reason):
         (503, google_error(503, "UNAVAILABLE"), "upstream_server_error"),
         (429, google_error(429, "RESOURCE_EXHAUSTED"), "rate_limit_exceeded"),
         (403, google_error(403, "PERMISSION_DENIED"), "upstream_permission_denied"),
+        (
+            429,
+            google_error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel"}],
+                },
+            ),
+            "upstream_quota_exhausted",
+        ),
         (400, google_error(400, "FAILED_PRECONDITION"), "upstream_quota_exhausted"),
         (
             400,

@@ -2,9 +2,9 @@
 
 Google answers errors as `{"error": {"code": 429, "message": "...", "status": "RESOURCE_EXHAUSTED",
 "details": [...]}}` (PROVIDERS.md §0 and §3). The code reapi keeps is the status word; the message
-is dropped. Two details change the outcome: an `ErrorInfo` reason `API_KEY_INVALID` comes with
-HTTP 400 but means our key was refused (fail over), and a `RetryInfo.retryDelay` is Google's
-Retry-After.
+is dropped. Three details change the outcome: an `ErrorInfo` reason `API_KEY_INVALID` comes with
+HTTP 400 but means our key was refused (fail over), a `QuotaFailure` naming a per-day quota means
+the account is out of quota until tomorrow, and a `RetryInfo.retryDelay` is Google's Retry-After.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .._exceptions import APIResponseError, AuthenticationError, RateLimitError, ReapiError
+from .._exceptions import (
+    APIResponseError,
+    AuthenticationError,
+    QuotaExceededError,
+    RateLimitError,
+    ReapiError,
+)
 from ._base import Adapter
 from ._protocol import UpstreamResponse
 
@@ -60,9 +66,27 @@ class GoogleAdapter(Adapter):
                     status=response.status,
                     provider_code=str(reason),
                 )
+            if _daily_quota(detail):
+                return QuotaExceededError(
+                    f"{self.provider} answered HTTP {response.status}: a daily quota is used up",
+                    provider=self.provider,
+                    status=response.status,
+                    provider_code="RESOURCE_EXHAUSTED",
+                )
             delay = detail.get("retryDelay")
             if isinstance(error, RateLimitError) and error.retry_after is None:
                 match = _DELAY.fullmatch(delay) if isinstance(delay, str) else None
                 if match:
                     error.retry_after = float(match.group(1))
         return error
+
+
+def _daily_quota(detail: dict[str, Any]) -> bool:
+    """A `QuotaFailure` naming a per-day quota: it comes back tomorrow, not in seconds."""
+    if not str(detail.get("@type", "")).endswith("QuotaFailure"):
+        return False
+    violations = detail.get("violations")
+    return any(
+        isinstance(v, dict) and "PerDay" in str(v.get("quotaId", ""))
+        for v in (violations if isinstance(violations, list) else ())
+    )

@@ -2,19 +2,18 @@
 operation polling and keyed file downloads (PROVIDERS.md §3 and §4).
 
 It speaks Google's wire format field by field: the `x-goog-api-key` header (or `?key=`), request
-validation with Google's `{"error": {"code", "message", "status"}}` answers, blocks as HTTP 200
-answers without an image, operations that finish `done` with samples, an `error` or filtered
-media. Prompts containing "forbidden" are blocked the Gemini way (`promptFeedback.blockReason`)
-or the Veo way (`raiMediaFilteredReasons`).
+validation with Google's `{"error": {"code", "message", "status", "details"}}` answers, blocks as
+HTTP 200 answers without an image, and operations that finish `done` with samples, an `error` or
+filtered media. Finished videos are files on the simulator (`<origin>/v1beta/files/<id>:download
+?alt=media`) that need the key, like the real ones. Prompts containing "forbidden" are blocked
+the Gemini way (`promptFeedback.blockReason`) or the Veo way (`raiMediaFilteredReasons`).
 
-`GeminiSimulator.handle()` is framework neutral (method, path, query, headers, body in; status,
-headers, body out); `transport()` serves it to httpx directly for tests.
-
-Fault switches (`sim.faults`) apply to the creating calls (`generateContent`,
-`predictLongRunning`) in order, one fault per call: `server_error` (503 UNAVAILABLE),
-`internal_error` (500 INTERNAL), `rate_limit` (429 RESOURCE_EXHAUSTED with a `RetryInfo`),
-`content_block` (an image withheld with `IMAGE_SAFETY`, or a video filtered), `task_failed`
-(the operation ends `done` with an `error`).
+Fault switches (`sim.faults`, a `FaultSwitch`) apply to the creating calls and answer Google's
+way: `ERROR_500` (500 `INTERNAL`), `ERROR_503` (503 `UNAVAILABLE`), `RATE_LIMIT` (429
+`RESOURCE_EXHAUSTED` with a `RetryInfo.retryDelay`), `QUOTA_EXHAUSTED` (429 `RESOURCE_EXHAUSTED`
+with a per-day `QuotaFailure`), `CONTENT_POLICY` (an image withheld with `IMAGE_SAFETY`, or a
+video filtered) and `TASK_FAILS` (an operation that ends `done` with an `error`). Refuse, reset,
+hang, slow body and truncated JSON come from `SimServer`.
 """
 
 from __future__ import annotations
@@ -25,24 +24,18 @@ import itertools
 import json
 import math
 import re
-import struct
 import threading
-import zlib
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-import httpx
+from ._faults import Fault, FaultSwitch
+from ._http import Answer, json_answer
+from ._media import png_bytes, sample_mp4
 
-__all__ = ["GeminiFault", "GeminiSimulator"]
-
-GeminiFault = Literal[
-    "server_error", "internal_error", "rate_limit", "content_block", "task_failed"
-]
-Answer = tuple[int, dict[str, str], bytes]
+__all__ = ["GeminiSimulator"]
 
 _RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 
@@ -85,6 +78,7 @@ _ROUTE = re.compile(
 
 class _Refusal(Exception):
     def __init__(self, answer: Answer) -> None:
+        super().__init__(answer[0])
         self.answer = answer
 
 
@@ -92,15 +86,11 @@ def _error(code: int, status: str, message: str, *details: dict[str, Any]) -> _R
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details:
         error["details"] = list(details)
-    return _Refusal(_json(code, {"error": error}))
+    return _Refusal(json_answer(code, {"error": error}))
 
 
 def _invalid(message: str) -> _Refusal:
     return _error(400, "INVALID_ARGUMENT", message)
-
-
-def _json(status: int, body: object) -> Answer:
-    return status, {"content-type": "application/json; charset=UTF-8"}, json.dumps(body).encode()
 
 
 def _b64(value: object, what: str) -> bytes:
@@ -112,36 +102,19 @@ def _b64(value: object, what: str) -> bytes:
         raise _invalid(f"Invalid value at '{what}', base64 decoding failed.") from None
 
 
-@lru_cache(maxsize=32)
-def _png(width: int, height: int) -> bytes:
-    """A real grey PNG of the given size (cached: large tiers compress once)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    row = b"\0" + b"\x80" * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height, 1))
-        + chunk(b"IEND", b"")
-    )
-
-
-def _mp4() -> bytes:
-    """A minimal ISO-BMFF file (`ftyp` + empty `mdat`)."""
-    brands = b"isom" + struct.pack(">I", 512) + b"isomiso2avc1mp41"
-    return struct.pack(">I", 8 + len(brands)) + b"ftyp" + brands + struct.pack(">I", 8) + b"mdat"
-
-
 def _pixels(ratio: str, tier: str) -> tuple[int, int]:
     """The simulator's pixel grid: about tier² pixels at the ratio, edges multiples of 16."""
     a, b = (int(x) for x in ratio.split(":"))
     area = _EDGE[tier] ** 2
     width = math.sqrt(area * a / b)
     return max(16, round(width / 16) * 16), max(16, round(area / width / 16) * 16)
+
+
+@lru_cache(maxsize=64)
+def _image(ratio: str, tier: str) -> bytes:
+    """A real PNG at 1/16 of the grid (a 4K PNG would only slow the tests down)."""
+    width, height = _pixels(ratio, tier)
+    return png_bytes(width // 16, height // 16)
 
 
 @dataclass
@@ -155,26 +128,18 @@ class _Operation:
 class GeminiSimulator:
     """One simulated Gemini API account. Thread-safe; state lives in memory."""
 
-    def __init__(
-        self, api_key: str = "sim-gemini-key", *, polls_before_done: int = 1, retry_after: int = 2
-    ) -> None:
+    def __init__(self, api_key: str = "sk-sim", *, polls_before_done: int = 1) -> None:
         self.api_key = api_key
         #: Polls that answer `done: false` before an operation finishes.
         self.polls_before_done = polls_before_done
-        #: Seconds a 429 asks the caller to wait (as `RetryInfo.retryDelay`).
-        self.retry_after = retry_after
-        self.faults: deque[GeminiFault] = deque()
-        #: Method and path of each request served, in order (never bodies), for assertions.
-        self.seen: list[str] = []
+        #: App-level faults, answered Google's way; SimServer applies the transport faults.
+        self.faults = FaultSwitch()
+        #: Requests served per "METHOD path-template", for assertions (never bodies).
+        self.requests: dict[str, int] = {}
         self._operations: dict[str, _Operation] = {}
         self._files: dict[str, bytes] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-
-    def fail_next(self, *faults: GeminiFault) -> None:
-        """Queue faults for the next creating calls, one per call."""
-        with self._lock:
-            self.faults.extend(faults)
 
     # -- entry points ------------------------------------------------------------------------
     def handle(
@@ -188,12 +153,11 @@ class GeminiSimulator:
         origin: str,
     ) -> Answer:
         """Answer one request; `origin` (scheme://host:port) is where file URLs point."""
-        with self._lock:
-            self.seen.append(f"{method} {path}")
         try:
             route = _ROUTE.fullmatch(path)
             if route is None:
                 raise _error(404, "NOT_FOUND", "The requested URL was not found on this server.")
+            self._count(method, route)
             self._authenticate(headers, query)
             if route["verb"] and method == "POST":
                 return self._create(route["model"], route["verb"], body, origin)
@@ -205,22 +169,16 @@ class GeminiSimulator:
         except _Refusal as refusal:
             return refusal.answer
 
-    def transport(self) -> httpx.MockTransport:
-        """Serve this simulator to an httpx client without a socket."""
-
-        def serve(request: httpx.Request) -> httpx.Response:
-            origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
-            status, headers, content = self.handle(
-                request.method,
-                request.url.path,
-                request.url.query.decode(),
-                {k.lower(): v for k, v in request.headers.items()},
-                request.content,
-                origin=origin,
-            )
-            return httpx.Response(status, headers=headers, content=content)
-
-        return httpx.MockTransport(serve)
+    def _count(self, method: str, route: re.Match[str]) -> None:
+        if route["verb"]:
+            template = f"/models/{{model}}:{route['verb']}"
+        elif route["operation"]:
+            template = "/models/{model}/operations/{id}"
+        else:
+            template = "/files/{id}:download"
+        key = f"{method} {template}"
+        with self._lock:
+            self.requests[key] = self.requests.get(key, 0) + 1
 
     # -- shared checks -------------------------------------------------------------------------
     def _authenticate(self, headers: Mapping[str, str], query: str) -> None:
@@ -243,25 +201,40 @@ class GeminiSimulator:
                 },
             )
 
-    def _next_fault(self) -> GeminiFault | None:
-        with self._lock:
-            return self.faults.popleft() if self.faults else None
-
-    def _raise_status_fault(self, fault: GeminiFault | None) -> None:
-        if fault == "server_error":
-            raise _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
-        if fault == "internal_error":
+    def _take_fault(self) -> Fault:
+        """One creating call's fault; the status faults are answered here, Google's way."""
+        state = self.faults.take()
+        if state.fault is Fault.ERROR_500:
             raise _error(500, "INTERNAL", "An internal error has occurred.")
-        if fault == "rate_limit":
+        if state.fault is Fault.ERROR_503:
+            raise _error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+        if state.fault is Fault.RATE_LIMIT:
             raise _error(
                 429,
                 "RESOURCE_EXHAUSTED",
                 "Resource has been exhausted (e.g. check quota).",
                 {
                     "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                    "retryDelay": f"{self.retry_after}s",
+                    "retryDelay": f"{state.retry_after}s",
                 },
             )
+        if state.fault is Fault.QUOTA_EXHAUSTED:
+            raise _error(
+                429,
+                "RESOURCE_EXHAUSTED",
+                "You exceeded your current quota, please check your plan and billing details.",
+                {
+                    "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                    "violations": [
+                        {
+                            "quotaMetric": "generativelanguage.googleapis.com/"
+                            "generate_requests_per_model_per_day",
+                            "quotaId": "GenerateRequestsPerDayPerProjectPerModel",
+                        }
+                    ],
+                },
+            )
+        return state.fault
 
     def _create(self, model: str, verb: str, body: bytes, origin: str) -> Answer:
         try:
@@ -280,15 +253,11 @@ class GeminiSimulator:
                     "v1beta, or is not supported for generateContent.",
                 )
             prompt, ratio, tier = self._check_image_request(spec, request)
-            fault = self._next_fault()
-            self._raise_status_fault(fault)
-            return self._image_answer(model, prompt, ratio, tier, fault)
+            return self._image_answer(model, prompt, ratio, tier, self._take_fault())
         if model not in _VIDEO_MODELS:
             raise _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
         prompt = self._check_video_request(request)
-        fault = self._next_fault()
-        self._raise_status_fault(fault)
-        return self._start_operation(model, prompt, fault)
+        return self._start_operation(model, prompt, self._take_fault())
 
     # -- images ------------------------------------------------------------------------------
     def _check_image_request(
@@ -331,12 +300,10 @@ class GeminiSimulator:
             raise _invalid("Unsupported image size for this model.")
         return " ".join(texts), ratio, tier
 
-    def _image_answer(
-        self, model: str, prompt: str, ratio: str, tier: str, fault: GeminiFault | None
-    ) -> Answer:
+    def _image_answer(self, model: str, prompt: str, ratio: str, tier: str, fault: Fault) -> Answer:
         usage = {"promptTokenCount": 12, "totalTokenCount": 12}
         if "forbidden" in prompt.lower():
-            return _json(
+            return json_answer(
                 200,
                 {
                     "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
@@ -344,19 +311,19 @@ class GeminiSimulator:
                     "modelVersion": model,
                 },
             )
-        if fault == "content_block":
+        if fault is Fault.CONTENT_POLICY:
             candidate = {"content": {"role": "model", "parts": []}, "finishReason": "IMAGE_SAFETY"}
-            return _json(
+            return json_answer(
                 200, {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}
             )
-        image = _png(*_pixels(ratio, tier))
+        image = _image(ratio, tier)
         parts = [
             {"text": "Here is the image you asked for."},
             {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(image).decode()}},
         ]
         with self._lock:
             response_id = f"sim-{next(self._ids)}"
-        return _json(
+        return json_answer(
             200,
             {
                 "candidates": [
@@ -416,15 +383,15 @@ class GeminiSimulator:
             raise _invalid("sampleCount must be between 1 and 4.")
         return prompt or ""
 
-    def _start_operation(self, model: str, prompt: str, fault: GeminiFault | None) -> Answer:
-        filtered = "forbidden" in prompt.lower() or fault == "content_block"
+    def _start_operation(self, model: str, prompt: str, fault: Fault) -> Answer:
+        filtered = "forbidden" in prompt.lower() or fault is Fault.CONTENT_POLICY
         outcome: Literal["ok", "failed", "filtered"] = (
-            "filtered" if filtered else "failed" if fault == "task_failed" else "ok"
+            "filtered" if filtered else "failed" if fault is Fault.TASK_FAILS else "ok"
         )
         with self._lock:
             name = f"models/{model}/operations/sim{next(self._ids):06d}"
             self._operations[name] = _Operation(model, outcome, self.polls_before_done)
-        return _json(200, {"name": name})
+        return json_answer(200, {"name": name})
 
     def _poll(self, name: str, origin: str) -> Answer:
         with self._lock:
@@ -433,13 +400,13 @@ class GeminiSimulator:
                 raise _error(404, "NOT_FOUND", "Operation not found.")
             if operation.polls_left > 0:
                 operation.polls_left -= 1
-                return _json(200, {"name": name, "done": False})
+                return json_answer(200, {"name": name, "done": False})
             if operation.outcome == "ok" and operation.file_id is None:
                 operation.file_id = f"sim{next(self._ids):06d}"
-                self._files[operation.file_id] = _mp4()
+                self._files[operation.file_id] = sample_mp4()
         if operation.outcome == "failed":
             error = {"code": 13, "message": "Video generation failed. Please try again."}
-            return _json(200, {"name": name, "done": True, "error": error})
+            return json_answer(200, {"name": name, "done": True, "error": error})
         samples = []
         reasons: list[str] = []
         if operation.outcome == "filtered":
@@ -447,7 +414,7 @@ class GeminiSimulator:
         else:
             uri = f"{origin}/v1beta/files/{operation.file_id}:download?alt=media"
             samples = [{"video": {"uri": uri}}]
-        return _json(
+        return json_answer(
             200,
             {
                 "name": name,

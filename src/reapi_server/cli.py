@@ -164,8 +164,8 @@ def demo(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     simulator_port: Annotated[
-        int, typer.Option(help="First port of the provider simulators.")
-    ] = 9100,
+        int, typer.Option(help="First port of the provider simulators [0: any free ports].")
+    ] = 0,
 ) -> None:
     """The gateway with the built-in provider simulators: nothing leaves this machine."""
     run_demo(_settings(data_dir, database_url, port=port), simulator_port=simulator_port)

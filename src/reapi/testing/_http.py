@@ -87,6 +87,21 @@ def _transport_fault(state: FaultState) -> Answer | None:
     return None
 
 
+def set_fault_from_json(switch: FaultSwitch, body: bytes) -> Answer:
+    """Apply `{"fault": "hang", "retry_after": 2, "count": 1, "latency": 0}` to a switch."""
+    try:
+        fields = json.loads(body or b"{}")
+        switch.set(
+            fields.get("fault", "none"),
+            retry_after=int(fields.get("retry_after", 2)),
+            count=fields.get("count"),
+            latency=float(fields.get("latency", 0.0)),
+        )
+    except (ValueError, TypeError) as exc:
+        return json_answer(400, {"error": str(exc)})
+    return json_answer(200, {"fault": switch.state.fault.value})
+
+
 class SimServer:
     """Serves one app on loopback. `start()` runs it on a background thread's event loop."""
 
@@ -266,15 +281,5 @@ class SimServer:
         if path == _CONTROL + "health":
             return json_answer(200, {"ok": True, "fault": self.faults.state.fault.value})
         if path == _CONTROL + "fault" and method == "POST":
-            try:
-                fields = json.loads(body or b"{}")
-                self.faults.set(
-                    fields.get("fault", "none"),
-                    retry_after=int(fields.get("retry_after", 2)),
-                    count=fields.get("count"),
-                    latency=float(fields.get("latency", 0.0)),
-                )
-            except (ValueError, TypeError) as exc:
-                return json_answer(400, {"error": str(exc)})
-            return json_answer(200, {"fault": self.faults.state.fault.value})
+            return set_fault_from_json(self.faults, body)
         return json_answer(404, {"error": "unknown control path"})

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ._http import Answer, SimServer, SimulatorApp, json_answer
+from ._http import Answer, SimServer, SimulatorApp, json_answer, set_fault_from_json
 
 __all__ = [
     "SIMULATOR_KEY",
@@ -89,17 +88,7 @@ class _Control:
         server = self.servers.get(name)
         if method != "POST" or server is None:
             return json_answer(404, {"error": f"unknown simulator; known: {sorted(self.servers)}"})
-        try:
-            fields = json.loads(body or b"{}")
-            server.faults.set(
-                fields.get("fault", "none"),
-                retry_after=int(fields.get("retry_after", 2)),
-                count=fields.get("count"),
-                latency=float(fields.get("latency", 0)),
-            )
-        except (ValueError, TypeError) as exc:
-            return json_answer(400, {"error": str(exc)})
-        return json_answer(200, {"simulator": name, "fault": server.faults.state.fault.value})
+        return set_fault_from_json(server.faults, body)
 
 
 def run_simulators(

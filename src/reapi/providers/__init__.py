@@ -17,8 +17,10 @@ from ._protocol import (
     UpstreamResponse,
 )
 from .ark import ArkAdapter
+from .fal import FalAdapter
 from .gemini import GeminiAdapter
 from .openai import OpenAIAdapter
+from .replicate import ReplicateAdapter
 from .veo import VeoAdapter
 from .vidu import ViduAdapter
 
@@ -48,4 +50,6 @@ ADAPTERS: dict[str, type[Adapter]] = {
     VeoAdapter.name: VeoAdapter,
     ArkAdapter.name: ArkAdapter,
     ViduAdapter.name: ViduAdapter,
+    FalAdapter.name: FalAdapter,
+    ReplicateAdapter.name: ReplicateAdapter,
 }

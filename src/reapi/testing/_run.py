@@ -30,8 +30,10 @@ class SimulatorSpec:
 def default_simulators(api_key: str = SIMULATOR_KEY) -> dict[str, SimulatorSpec]:
     """One simulator per catalog provider that has one, keyed by the catalog's provider name."""
     from .ark_sim import ArkSimulator
+    from .fal_sim import FalSimulator
     from .gemini_sim import GeminiSimulator
     from .openai_sim import OpenAISimulator
+    from .replicate_sim import ReplicateSimulator
     from .vidu_sim import ViduSimulator
 
     return {
@@ -39,6 +41,8 @@ def default_simulators(api_key: str = SIMULATOR_KEY) -> dict[str, SimulatorSpec]
         "gemini": SimulatorSpec(GeminiSimulator(api_key), "/v1beta"),
         "byteplus": SimulatorSpec(ArkSimulator(api_key), "/api/v3"),
         "vidu": SimulatorSpec(ViduSimulator(api_key), ""),
+        "fal": SimulatorSpec(FalSimulator(api_key), ""),
+        "replicate": SimulatorSpec(ReplicateSimulator(api_key), "/v1"),
     }
 
 

@@ -1,0 +1,342 @@
+"""A simulator of Replicate's predictions API (PROVIDERS.md §11) for tests, generic over models.
+
+`POST /v1/models/{owner}/{name}/predictions` with `{"input": {...}}` creates a prediction (201);
+`GET /v1/predictions/{id}` moves it `starting` → `processing` → `succeeded` (or `failed` with an
+`error` text carrying a code); `POST /v1/predictions/{id}/cancel` cancels it. With
+`Prefer: wait[=N]` the create answer holds the finished prediction (as Replicate does when the
+model finishes within the wait), unless `sim.wait_finishes` is False. `output` is a URL string or
+a list of them at `<origin>/files/<id>.png|.mp4`, served without a key.
+
+Auth is `Authorization: Bearer ...` (401 `{"title": "Unauthenticated", "detail", "status"}`).
+Any official model path is accepted; the models reapi's catalog routes to Replicate have their
+input schemas checked at create (422 with `invalid_fields`, unknown fields refused). Prompts
+containing "forbidden" end `failed` with "flagged as sensitive (E005)".
+
+Fault switches (`sim.faults`) apply to creates: `ERROR_500` / `ERROR_503`, `RATE_LIMIT`
+(429 "Request was throttled" + Retry-After), `QUOTA_EXHAUSTED` (402 "Insufficient credit"),
+`CONTENT_POLICY` (the prediction fails with E005) and `TASK_FAILS` (it fails with E1000).
+Refuse, reset, hang, slow body and truncated JSON come from `SimServer`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ._faults import Fault, FaultSwitch
+from ._http import Answer, json_answer
+from ._media import png_bytes, sample_mp4
+from ._schema import Schema, boolean, integer, one_of, text, url, urls
+
+__all__ = ["REPLICATE_SCHEMAS", "ReplicateSimulator"]
+
+_ASPECTS = ("1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3", "21:9")
+#: Model → input schema; the output is a URL string ("video", "image") or a list ("images").
+REPLICATE_SCHEMAS: dict[str, Schema] = {
+    "google/veo-3.1": Schema(
+        "video",
+        {
+            "prompt": text(),
+            "aspect_ratio": one_of("16:9", "9:16"),
+            "duration": one_of(4, 6, 8),
+            "image": url,
+            "last_frame": url,
+            "reference_images": urls(1, 3),
+            "negative_prompt": text(),
+            "resolution": one_of("720p", "1080p"),
+            "generate_audio": boolean,
+            "seed": integer(0, 2**32 - 1),
+        },
+    ),
+    "bytedance/seedream-5-lite": Schema(
+        "images",
+        {
+            "prompt": text(),
+            "image_input": urls(1, 14),
+            "size": one_of("2K", "3K"),
+            "aspect_ratio": one_of("match_input_image", *_ASPECTS),
+            "sequential_image_generation": one_of("disabled", "auto"),
+            "max_images": integer(1, 15),
+            "output_format": one_of("png", "jpeg"),
+        },
+        count_field="max_images",
+    ),
+    "xai/grok-imagine-image": Schema(
+        "images",
+        {
+            "prompt": text(),
+            "image": url,
+            "n": integer(1, 10),
+            "aspect_ratio": one_of(
+                "1:1",
+                "3:4",
+                "4:3",
+                "9:16",
+                "16:9",
+                "2:3",
+                "3:2",
+                "9:19.5",
+                "19.5:9",
+                "9:20",
+                "20:9",
+                "1:2",
+                "2:1",
+            ),
+        },
+        count_field="n",
+    ),
+    "topazlabs/video-upscale": Schema(
+        "video",
+        {
+            "video": url,
+            "target_resolution": one_of("720p", "1080p", "4k"),
+            "target_fps": integer(15, 120),
+        },
+        required=frozenset({"video"}),
+    ),
+}
+
+_ROUTE = re.compile(
+    r"/files/(?P<file>[\w\-]+\.(?:png|mp4))"
+    r"|/v1/models/(?P<model>[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*)/predictions"
+    r"|/v1/predictions/(?P<id>[a-z0-9]+)(?P<cancel>/cancel)?",
+    re.ASCII,
+)
+_TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+Outcome = Literal["ok", "filtered", "failed"]
+_ERRORS = {
+    "filtered": "The input or output was flagged as sensitive. Please try again with different "
+    "inputs. (E005)",
+    "failed": "Prediction failed for an unknown reason. (E1000)",
+}
+
+
+class _Refusal(Exception):
+    def __init__(self, answer: Answer) -> None:
+        super().__init__(answer[0])
+        self.answer = answer
+
+
+def _problem(
+    status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **more: Any
+) -> _Refusal:
+    body = {"title": title, "detail": detail, "status": status, **more}
+    return _Refusal(json_answer(status, body, headers))
+
+
+@dataclass
+class _Prediction:
+    id: str
+    model: str
+    outcome: Outcome
+    input: dict[str, Any] = field(repr=False)
+    status: str = "starting"
+    polls: int = 0
+    output: Any = None
+    error: str | None = None
+    created_at: str = ""
+    completed_at: str | None = None
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+
+
+class ReplicateSimulator:
+    """One simulated Replicate account. Thread-safe; state lives in memory."""
+
+    def __init__(self, api_key: str = "r8_sim", *, polls_before_done: int = 2) -> None:
+        self.api_key = api_key
+        #: Polls before a prediction ends: the first says `starting`, the rest `processing`.
+        self.polls_before_done = polls_before_done
+        #: Whether `Prefer: wait` holds the create answer until the prediction has ended.
+        self.wait_finishes = True
+        self.faults = FaultSwitch()
+        #: Requests served per "METHOD template", for assertions (never bodies).
+        self.requests: dict[str, int] = {}
+        #: Field names (never values) of the last input per model.
+        self.fields: dict[str, list[str]] = {}
+        self._predictions: dict[str, _Prediction] = {}
+        self._files: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    # -- entry point -------------------------------------------------------------------------
+    def handle(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        origin: str,
+    ) -> Answer:
+        try:
+            route = _ROUTE.fullmatch(path)
+            if route is None:
+                raise _problem(404, "Not found", "The requested resource could not be found.")
+            self._count(method, route)
+            if route["file"]:
+                return self._download(route["file"], method)
+            self._authenticate(headers)
+            if route["model"] and method == "POST":
+                wait = headers.get("prefer", "").startswith("wait")
+                return self._create(route["model"], body, origin, wait=wait)
+            if route["id"] and route["cancel"] and method == "POST":
+                return self._cancel(route["id"], origin)
+            if route["id"] and not route["cancel"] and method == "GET":
+                return self._get(route["id"], origin)
+            raise _problem(405, "Method not allowed", "Method not allowed.")
+        except _Refusal as refusal:
+            return refusal.answer
+
+    def _count(self, method: str, route: re.Match[str]) -> None:
+        if route["file"]:
+            key = f"{method} /files/{{name}}"
+        elif route["model"]:
+            key = f"{method} /v1/models/{route['model']}/predictions"
+        else:
+            key = f"{method} /v1/predictions/{{id}}{route['cancel'] or ''}"
+        with self._lock:
+            self.requests[key] = self.requests.get(key, 0) + 1
+
+    def _authenticate(self, headers: Mapping[str, str]) -> None:
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or key != self.api_key:
+            raise _problem(401, "Unauthenticated", "You did not pass a valid authentication token")
+
+    def _take_fault(self) -> Fault:
+        state = self.faults.take()
+        if state.fault in (Fault.ERROR_500, Fault.ERROR_503):
+            status = 500 if state.fault is Fault.ERROR_500 else 503
+            raise _problem(status, "Internal server error", "Internal server error")
+        if state.fault is Fault.RATE_LIMIT:
+            raise _problem(
+                429,
+                "Request was throttled",
+                f"Request was throttled. Your rate limit resets in ~{state.retry_after}s.",
+                {"retry-after": str(state.retry_after)},
+            )
+        if state.fault is Fault.QUOTA_EXHAUSTED:
+            raise _problem(
+                402,
+                "Insufficient credit",
+                "You have insufficient credit to run this model. Go to "
+                "https://replicate.com/account/billing#billing to purchase credit.",
+            )
+        return state.fault
+
+    # -- create ------------------------------------------------------------------------------
+    def _create(self, model: str, body: bytes, origin: str, *, wait: bool) -> Answer:
+        try:
+            request = json.loads(body or b"{}")
+        except ValueError:
+            raise _problem(400, "Bad request", "Invalid JSON") from None
+        given = request.get("input") if isinstance(request, dict) else None
+        if not isinstance(given, dict) or set(request) - {"input", "webhook", "stream"}:
+            raise _problem(422, "Input validation failed", "- input: required")
+        schema = REPLICATE_SCHEMAS.get(model)
+        problem = schema.problem(given) if schema else None
+        if problem is not None:
+            # Replicate's descriptions quote the value; reapi must keep none of it.
+            detail = f"- {problem.field}: {problem.kind} ({given.get(problem.field)!r})"
+            invalid = [{"type": problem.kind, "field": problem.field, "description": detail}]
+            raise _problem(422, "Input validation failed", detail, invalid_fields=invalid)
+        fault = self._take_fault()
+        prompt = given.get("prompt")
+        outcome: Outcome = (
+            "filtered"
+            if fault is Fault.CONTENT_POLICY
+            or (isinstance(prompt, str) and "forbidden" in prompt.lower())
+            else "failed"
+            if fault is Fault.TASK_FAILS
+            else "ok"
+        )
+        prediction = _Prediction(secrets.token_hex(13), model, outcome, given, created_at=_now())
+        with self._lock:
+            self.fields[model] = sorted(given)
+            self._predictions[prediction.id] = prediction
+            if wait and self.wait_finishes:
+                self._finish(prediction, origin)
+            return json_answer(201, self._object(prediction, origin))
+
+    # -- poll and cancel -------------------------------------------------------------------
+    def _get(self, prediction_id: str, origin: str) -> Answer:
+        with self._lock:
+            prediction = self._find(prediction_id)
+            if prediction.status not in _TERMINAL:
+                prediction.polls += 1
+                if prediction.polls <= self.polls_before_done:
+                    prediction.status = "starting" if prediction.polls == 1 else "processing"
+                else:
+                    self._finish(prediction, origin)
+            return json_answer(200, self._object(prediction, origin))
+
+    def _cancel(self, prediction_id: str, origin: str) -> Answer:
+        with self._lock:
+            prediction = self._find(prediction_id)
+            if prediction.status not in _TERMINAL:
+                prediction.status = "canceled"
+                prediction.completed_at = _now()
+            return json_answer(200, self._object(prediction, origin))
+
+    def _find(self, prediction_id: str) -> _Prediction:
+        prediction = self._predictions.get(prediction_id)
+        if prediction is None:
+            raise _problem(404, "Not found", "The requested resource could not be found.")
+        return prediction
+
+    def _finish(self, prediction: _Prediction, origin: str) -> None:
+        prediction.completed_at = _now()
+        if prediction.outcome != "ok":
+            prediction.status = "failed"
+            prediction.error = _ERRORS[prediction.outcome]
+            return
+        prediction.status = "succeeded"
+        schema = REPLICATE_SCHEMAS.get(prediction.model)
+        kind = schema.output if schema else ("video" if "video" in prediction.model else "images")
+        if kind == "video":
+            name = f"{prediction.id}.mp4"
+            self._files[name] = sample_mp4()
+            prediction.output = f"{origin}/files/{name}"
+            return
+        count = prediction.input.get(schema.count_field or "", 1) if schema else 1
+        urls_out = []
+        for index in range(count if isinstance(count, int) else 1):
+            name = f"{prediction.id}-{index}.png"
+            self._files[name] = png_bytes(16, 16)
+            urls_out.append(f"{origin}/files/{name}")
+        prediction.output = urls_out if kind == "images" else urls_out[0]
+
+    def _object(self, prediction: _Prediction, origin: str) -> dict[str, Any]:
+        base = f"{origin}/v1/predictions/{prediction.id}"
+        return {
+            "id": prediction.id,
+            "model": prediction.model,
+            "version": "official",
+            "input": prediction.input,
+            "logs": "",
+            "output": prediction.output,
+            "data_removed": False,
+            "error": prediction.error,
+            "status": prediction.status,
+            "created_at": prediction.created_at,
+            "started_at": prediction.created_at if prediction.polls else None,
+            "completed_at": prediction.completed_at,
+            "urls": {"get": base, "cancel": base + "/cancel", "stream": base + "/stream"},
+            "metrics": {"predict_time": 1.2} if prediction.status == "succeeded" else {},
+        }
+
+    def _download(self, name: str, method: str) -> Answer:
+        with self._lock:
+            content = self._files.get(name)
+        if content is None or method != "GET":
+            raise _problem(404, "Not found", "The requested resource could not be found.")
+        kind = "video/mp4" if name.endswith(".mp4") else "image/png"
+        return 200, {"content-type": kind}, content

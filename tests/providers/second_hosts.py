@@ -11,20 +11,39 @@ from reapi.catalog import Catalog, default_catalog
 
 ROUTES_FILE = Path(__file__).parent / "data" / "second_host_routes.toml"
 
-#: Models other engineers are adding to the shipped catalog: small stand-ins with the
-#: capabilities the proposed routes were written against.
+#: Used when the shipped catalog lacks a model (other engineers add these): copies of the specs
+#: the proposed routes were written against. The shipped spec wins when it exists.
 STAND_INS: dict[str, dict[str, Any]] = {
     "grok-imagine-1.0": {
         "id": "grok-imagine-1.0",
         "kind": "image",
-        "name": "Grok Imagine (stand-in)",
+        "name": "Grok Imagine Image (stand-in)",
         "owned_by": "xai",
         "capabilities": {
             "n_max": 10,
             "edits": True,
-            "max_input_images": 1,
-            "aspect_ratios": ["1:1", "3:4", "4:3", "9:16", "16:9", "2:3", "3:2"],
-            "sizes": {"1024x1024": {"aspect_ratio": "1:1"}},
+            "max_input_images": 3,
+            "aspect_ratios": [
+                "1:1",
+                "3:4",
+                "4:3",
+                "9:16",
+                "16:9",
+                "2:3",
+                "3:2",
+                "9:19.5",
+                "19.5:9",
+                "9:20",
+                "20:9",
+                "1:2",
+                "2:1",
+            ],
+            "resolutions": ["1k", "2k"],
+            "sizes": {
+                "1024x1024": {"aspect_ratio": "1:1", "resolution": "1k"},
+                "1536x1024": {"aspect_ratio": "3:2", "resolution": "1k"},
+                "2048x2048": {"aspect_ratio": "1:1", "resolution": "2k"},
+            },
         },
         "price": {"unit": "image", "credits": 20},
         "routes": [],
@@ -32,45 +51,70 @@ STAND_INS: dict[str, dict[str, Any]] = {
     "happy-horse-1.0": {
         "id": "happy-horse-1.0",
         "kind": "video",
-        "name": "Happy Horse (stand-in)",
+        "name": "Happy Horse 1.0 (stand-in)",
         "owned_by": "alibaba",
         "capabilities": {
             "aspect_ratios": ["16:9", "9:16", "1:1", "4:3", "3:4"],
             "resolutions": ["720p", "1080p"],
             "seconds": [5, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15],
             "input_reference": True,
-            "sizes": {"1920x1080": {"aspect_ratio": "16:9", "resolution": "1080p"}},
+            "sizes": {
+                "1280x720": {"aspect_ratio": "16:9", "resolution": "720p"},
+                "720x1280": {"aspect_ratio": "9:16", "resolution": "720p"},
+                "1920x1080": {"aspect_ratio": "16:9", "resolution": "1080p"},
+                "1080x1920": {"aspect_ratio": "9:16", "resolution": "1080p"},
+            },
         },
-        "price": {"unit": "second", "credits": 140},
+        "price": {"unit": "second", "credits": 240},
         "routes": [],
     },
     "enhance-video-1.0": {
         "id": "enhance-video-1.0",
         "kind": "video",
-        "name": "Enhance Video (stand-in)",
+        "name": "Enhance Video 1.0 (stand-in)",
         "owned_by": "topaz",
         "capabilities": {
-            "resolutions": ["720p", "1080p", "4k"],
+            "resolutions": ["1080p", "4k"],
             "input_reference": True,
             "input_video": True,
             "prompt_required": False,
         },
-        "price": {"unit": "second", "credits": 20},
+        "price": {"unit": "request", "credits": 320},
+        "routes": [],
+    },
+    # Test-only: a factor-based upscale, the kind of model fal's Topaz endpoint can serve.
+    "upscale-video-2x": {
+        "id": "upscale-video-2x",
+        "kind": "video",
+        "name": "Upscale 2x (test only)",
+        "owned_by": "topaz",
+        "capabilities": {"input_reference": True, "input_video": True, "prompt_required": False},
+        "price": {"unit": "request", "credits": 100},
         "routes": [],
     },
 }
 
+#: Routes the tests add to the proposal (for mappers no proposed route uses yet).
+TEST_ROUTES: list[dict[str, Any]] = [
+    {
+        "model": "upscale-video-2x",
+        "provider": "fal",
+        "upstream_model": "fal-ai/topaz/upscale/video",
+        "options": {"input_map": "topaz", "upscale_factor": 2, "upscale_model": "Proteus"},
+    }
+]
+
 
 def proposed_routes(host: str) -> list[dict[str, Any]]:
-    routes = tomllib.loads(ROUTES_FILE.read_text())["routes"]
+    routes = tomllib.loads(ROUTES_FILE.read_text())["routes"] + TEST_ROUTES
     return [r for r in routes if r["provider"] == host]
 
 
 def model_spec(model_id: str) -> dict[str, Any]:
-    base = default_catalog()
-    if model_id in STAND_INS:
-        return dict(STAND_INS[model_id])
-    return base.models[model_id].model_dump(mode="json")
+    shipped = default_catalog().models.get(model_id)
+    if shipped is not None:
+        return shipped.model_dump(mode="json")
+    return dict(STAND_INS[model_id])
 
 
 def host_route(host: str, model_id: str, **options: Any) -> dict[str, Any]:
@@ -88,8 +132,8 @@ def host_catalog(
     host: str, *, backup: str | None = None, before: dict[str, Any] | None = None
 ) -> Catalog:
     """Every model with a proposed route on `host`, served by that route alone; with `backup`,
-    the same route again on a provider of that name (a second simulator); with `before`, a
-    provider spec put in front as each model's first route (its own route for gpt-image-2)."""
+    the same route again on a provider of that name (a second simulator); with `before`, an
+    OpenAI-wire provider put in front as gpt-image-2's first route."""
     base = default_catalog()
     providers = {host: base.providers[host].model_dump(mode="json")}
     if backup:
@@ -98,8 +142,7 @@ def host_catalog(
     for entry in proposed_routes(host):
         spec = model_spec(entry["model"])
         route = host_route(host, entry["model"])
-        routes = [route] + ([{**route, "provider": backup}] if backup else [])
-        spec["routes"] = routes
+        spec["routes"] = [route] + ([{**route, "provider": backup}] if backup else [])
         models[spec["id"]] = spec
     if before is not None:
         providers["openai"] = before

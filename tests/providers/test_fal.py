@@ -411,7 +411,7 @@ def test_vidu_refuses_a_ratio_beside_a_reference(httpx_mock):
 def test_topaz_upscale_sends_the_video_and_the_routes_factor(httpx_mock):
     path = "fal-ai/topaz/upscale/video"
     httpx_mock.add_response(method="POST", url=f"{FAL}/{path}", json=queued(FAL, path))
-    client().videos.create(model="enhance-video-1.0", input_reference=("in.mp4", MP4, "video/mp4"))
+    client().videos.create(model="upscale-video-2x", input_reference=("in.mp4", MP4, "video/mp4"))
     assert sent_json(httpx_mock, f"{FAL}/{path}") == {
         "video_url": data_url(MP4, "video/mp4"),
         "upscale_factor": 2,
@@ -422,7 +422,7 @@ def test_topaz_upscale_sends_the_video_and_the_routes_factor(httpx_mock):
 @pytest.mark.parametrize("kwargs", [{"resolution": "4k"}, {"prompt": "sharper"}])
 def test_topaz_on_fal_refuses_what_it_cannot_honour(httpx_mock, kwargs):
     with pytest.raises(InvalidRequestError):
-        client().videos.create(model="enhance-video-1.0", input_reference=MP4, **kwargs)
+        client().videos.create(model="upscale-video-2x", input_reference=MP4, **kwargs)
     assert httpx_mock.get_requests() == []
 
 

@@ -109,7 +109,7 @@ def test_each_video_model_renders_and_downloads(sims, model):
     client = make(sims)
     kwargs = (
         {"input_reference": ("in.mp4", sample_mp4(), "video/mp4")}
-        if model == "enhance-video-1.0"
+        if model == "upscale-video-2x"
         else {"prompt": "waves"}
     )
     video = client.videos.create(model=model, **kwargs)
@@ -120,7 +120,7 @@ def test_each_video_model_renders_and_downloads(sims, model):
     assert submits(sims[1]) == 0
 
 
-@pytest.mark.parametrize("model", [m for m in VIDEO_MODELS if m != "enhance-video-1.0"])
+@pytest.mark.parametrize("model", [m for m in VIDEO_MODELS if m != "upscale-video-2x"])
 def test_each_video_model_takes_a_first_frame(sims, model):
     client = make(sims)
     video = client.videos.create(model=model, prompt="waves", input_reference=png_bytes(16, 9))
@@ -130,7 +130,7 @@ def test_each_video_model_takes_a_first_frame(sims, model):
     assert "image_url" in sims[0].app.fields[path]
 
 
-@pytest.mark.parametrize("model", [m for m in VIDEO_MODELS if m != "enhance-video-1.0"])
+@pytest.mark.parametrize("model", [m for m in VIDEO_MODELS if m != "upscale-video-2x"])
 def test_every_video_value_the_fal_route_accepts_is_accepted_by_fal(sims, model):
     catalog = host_catalog("fal")
     spec = catalog.models[model]

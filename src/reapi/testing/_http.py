@@ -1,14 +1,22 @@
 """A small asyncio HTTP/1.1 server for simulators, with transport faults built in.
 
 Frameworks make the interesting failures hard (a reset, a hang before headers, a body that
-trickles), so this server is written for them: it owns the socket. Apps are framework neutral:
-`handle(method, path, query, headers, body, *, origin) -> (status, headers, body)`.
+trickles), so this server owns the socket. Parsing is kept minimal so that one simulator serves
+thousands of requests a second as a benchmark upstream: keep-alive, Content-Length and chunked
+request bodies, Content-Length responses.
+
+Apps are framework neutral: `handle(method, path, query, headers, body, *, origin) -> Answer`.
+Every server also answers `GET /__sim__/health` and `POST /__sim__/fault` (never faulted). Once
+REFUSE is set, nothing on that port answers: clear it in-process or through the control server
+of `run_simulators`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import socket
 import struct
 import threading
@@ -16,12 +24,23 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from ._faults import Fault, FaultState, FaultSwitch
+from ._messages import Answer, SimResponse, json_answer
+from ._openai_errors import status_fault_error
 
-__all__ = ["Answer", "SimServer", "SimulatorApp", "json_answer"]
+# Answer and json_answer are re-exported for the simulators that import them from here.
+__all__ = [
+    "Answer",
+    "SimServer",
+    "SimulatorApp",
+    "describe_fault",
+    "json_answer",
+    "set_fault_from_json",
+]
 
-Answer = tuple[int, dict[str, str], bytes]
+logger = logging.getLogger(__name__)
 
 _REASONS = {
+    100: "Continue",
     200: "OK",
     201: "Created",
     202: "Accepted",
@@ -32,15 +51,24 @@ _REASONS = {
     404: "Not Found",
     405: "Method Not Allowed",
     409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
     422: "Unprocessable Entity",
     429: "Too Many Requests",
     500: "Internal Server Error",
+    502: "Bad Gateway",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
 _CONTROL = "/__sim__/"
+#: SLOW_BODY sends this many bytes per interval.
+SLOW_BODY_STEP = 8
+SLOW_BODY_INTERVAL = 0.1
 
 
 class SimulatorApp(Protocol):
+    """What `SimServer` serves. An app with a `faults: FaultSwitch` gets the app-level faults."""
+
     def handle(
         self,
         method: str,
@@ -53,63 +81,50 @@ class SimulatorApp(Protocol):
     ) -> Answer: ...
 
 
-def json_answer(status: int, body: object, headers: Mapping[str, str] | None = None) -> Answer:
-    return (
-        status,
-        {"content-type": "application/json", **(headers or {})},
-        json.dumps(body).encode(),
-    )
+def _status_fault(state: FaultState) -> SimResponse | None:
+    """5xx and 429 in OpenAI's error shape; apps answer them their own way from `app.faults`."""
+    error = status_fault_error(state)
+    return error.answer if error is not None else None
 
 
-def _transport_fault(state: FaultState) -> Answer | None:
-    error = {
-        "error": {
-            "message": "simulated upstream failure",
-            "type": "server_error",
-            "param": None,
-            "code": None,
-        }
+def describe_fault(state: FaultState) -> dict[str, object]:
+    return {
+        "fault": state.fault.value,
+        "retry_after": state.retry_after,
+        "count": state.count,
+        "latency": state.latency,
     }
-    if state.fault is Fault.ERROR_500:
-        return json_answer(500, error)
-    if state.fault is Fault.ERROR_503:
-        return json_answer(503, error)
-    if state.fault is Fault.RATE_LIMIT:
-        limited = {
-            "error": {
-                "message": "simulated rate limit",
-                "type": "requests",
-                "param": None,
-                "code": "rate_limit_exceeded",
-            }
-        }
-        return json_answer(429, limited, {"retry-after": str(state.retry_after)})
-    return None
 
 
-def set_fault_from_json(switch: FaultSwitch, body: bytes) -> Answer:
-    """Apply `{"fault": "hang", "retry_after": 2, "count": 1, "latency": 0}` to a switch."""
+def set_fault_from_json(switch: FaultSwitch, body: bytes) -> SimResponse:
+    """Apply `{"fault": "hang", "retry_after": 2, "count": null, "latency": 0.0}` to a switch."""
     try:
         fields = json.loads(body or b"{}")
+        if not isinstance(fields, dict):
+            raise TypeError("expected a JSON object")
+        count = fields.get("count")
         switch.set(
-            fields.get("fault", "none"),
+            fields.get("fault") or Fault.NONE,
             retry_after=int(fields.get("retry_after", 2)),
-            count=fields.get("count"),
+            count=None if count is None else int(count),
             latency=float(fields.get("latency", 0.0)),
         )
     except (ValueError, TypeError) as exc:
-        return json_answer(400, {"error": str(exc)})
-    return json_answer(200, {"fault": switch.state.fault.value})
+        return json_answer(400, {"error": str(exc), "faults": [f.value for f in Fault]})
+    return json_answer(200, describe_fault(switch.effective))
 
 
 class SimServer:
-    """Serves one app on loopback. `start()` runs it on a background thread's event loop."""
+    """Serves one app on loopback. `start()` runs it on a background thread's event loop;
+    `await serve()` runs it on the caller's loop until `stop()`."""
 
     def __init__(self, app: SimulatorApp, host: str = "127.0.0.1", port: int = 0) -> None:
         self.app = app
         self.host = host
         self.port = port
-        self.faults = FaultSwitch()
+        app_switch = getattr(app, "faults", None)
+        #: Every fault for this simulator; app-level ones are handed on to `app.faults`.
+        self.faults = FaultSwitch(app_switch if isinstance(app_switch, FaultSwitch) else None)
         self.faults.on_change(self._fault_changed)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
@@ -123,36 +138,53 @@ class SimServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SimServer:
+        """Listen on a daemon thread; returns once the port accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("this simulator is already running")
         ready = threading.Event()
+        failures: list[BaseException] = []
 
         def run() -> None:
-            asyncio.run(self.serve(ready))
+            try:
+                asyncio.run(self.serve(ready))
+            except BaseException as exc:  # e.g. the port is taken: report it to start()
+                failures.append(exc)
+                ready.set()
 
         self._thread = threading.Thread(
             target=run, name=f"sim-{type(self.app).__name__}", daemon=True
         )
         self._thread.start()
         if not ready.wait(10):
-            raise RuntimeError("simulator did not start")
+            raise RuntimeError("the simulator did not start within 10 s")
+        if failures:
+            self._thread = None
+            raise failures[0]
         return self
 
-    async def serve(self, ready: threading.Event | None = None) -> None:
+    async def serve(self, ready: threading.Event | asyncio.Event | None = None) -> None:
+        """Serve on the running loop until `stop()`; `ready` is set once listening."""
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        await self._listen()
-        if ready is not None:
-            ready.set()
-        await self._stopped.wait()
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._clients):
-            writer.close()
+        try:
+            await self._listen()
+            if self.faults.state.fault is Fault.REFUSE:  # set before start: the port is known
+                await self._refuse()
+            if ready is not None:
+                ready.set()
+            await self._stopped.wait()
+        finally:
+            await self._refuse()
+            self._loop = None
 
     def stop(self) -> None:
-        if self._loop is not None and self._stopped is not None:
-            self._loop.call_soon_threadsafe(self._stopped.set)
-        if self._thread is not None:
+        loop, stopped = self._loop, self._stopped
+        if loop is not None and stopped is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is already closing
+                loop.call_soon_threadsafe(stopped.set)
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
+        self._thread = None
 
     def __enter__(self) -> SimServer:
         return self.start()
@@ -161,28 +193,36 @@ class SimServer:
         self.stop()
 
     async def _listen(self) -> None:
+        # SO_REUSEADDR (reuse_address) lets REFUSE give the same port back at once.
         self._server = await asyncio.start_server(
             self._connection, self.host, self.port, reuse_address=True, backlog=1024
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
+    async def _refuse(self) -> None:
+        """Like a server that went down: no listener, and open connections cut."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._clients):
+            writer.transport.abort()
+
     def _fault_changed(self, state: FaultState) -> None:
         # REFUSE closes the listening socket; clearing it listens again on the same port.
         loop = self._loop
-        if loop is None:
+        if loop is None or loop.is_closed():
             return
         refuse = state.fault is Fault.REFUSE
 
         async def apply() -> None:
-            if refuse and self._server is not None:
-                self._server.close()
-                self._server = None
-            elif not refuse and self._server is None:
+            if refuse:
+                await self._refuse()
+            elif self._server is None:
                 await self._listen()
 
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self._thread or _running_loop() is loop:
             loop.create_task(apply())
-        else:
+        else:  # wait, so that the caller's next request already meets the new state
             asyncio.run_coroutine_threadsafe(apply(), loop).result(5)
 
     # -- one connection ----------------------------------------------------------------------
@@ -191,95 +231,141 @@ class SimServer:
         try:
             while await self._exchange(reader, writer):
                 pass
-        except (
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            asyncio.CancelledError,
-        ):  # the client left, or the simulator is stopping
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass  # the client left (or sent a header block over 64 KiB)
         finally:
             self._clients.discard(writer)
             writer.close()
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        request_line = await reader.readline()
-        if not request_line.strip():
+        """One request and its answer; False when the connection should end."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        try:
+            method, target, version, headers = _parse_head(head)
+            if headers.get("expect", "").lower() == "100-continue":
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            body = await _read_body(reader, headers)
+        except ValueError:
+            await _write(writer, json_answer(400, {"error": "malformed request"}), keep_alive=False)
             return False
-        method, target, _ = request_line.decode("latin-1").split(" ", 2)
-        headers: dict[str, str] = {}
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        body = await self._body(reader, headers)
+        keep_alive = _keep_alive(version, headers)
         path, _, query = target.partition("?")
         if path.startswith(_CONTROL):
-            await self._write(writer, self._control(method, path, body))
-            return True
+            await _write(writer, self._control(method, path, body), keep_alive=keep_alive)
+            return keep_alive
         state = self.faults.take()
         if state.latency:
             await asyncio.sleep(state.latency)
         if state.fault is Fault.RESET:
             sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()
+            with contextlib.suppress(OSError, AttributeError):  # the client may be gone already
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()  # SO_LINGER 0: close() sends RST, not FIN
             return False
         if state.fault is Fault.HANG:
-            while await reader.read(4096):  # until the client gives up
+            while await reader.read(65536):  # until the client gives up
                 pass
             return False
-        answer = _transport_fault(state) or self.app.handle(
-            method, path, query, headers, body, origin=self.base_url
-        )
+        answer = _status_fault(state) or self._answer(method, path, query, headers, body)
         if state.fault is Fault.TRUNCATED_JSON:
             _, out_headers, content = answer
-            answer = (
-                200,
-                {**out_headers, "content-type": "application/json"},
-                content[: max(len(content) // 2, 1)],
-            )
-        await self._write(writer, answer, slow=state.fault is Fault.SLOW_BODY)
-        return headers.get("connection", "").lower() != "close"
+            cut = content[: max(len(content) // 2, 1)]
+            answer = SimResponse(200, {**out_headers, "content-type": "application/json"}, cut)
+        await _write(
+            writer,
+            answer,
+            keep_alive=keep_alive,
+            head_only=method == "HEAD",
+            slow=state.fault is Fault.SLOW_BODY,
+        )
+        return keep_alive
 
-    @staticmethod
-    async def _body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            parts: list[bytes] = []
-            while True:
-                size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    await reader.readline()
-                    return b"".join(parts)
-                parts.append(await reader.readexactly(size))
-                await reader.readline()
-        length = int(headers.get("content-length") or 0)
-        return await reader.readexactly(length) if length else b""
-
-    @staticmethod
-    async def _write(writer: asyncio.StreamWriter, answer: Answer, *, slow: bool = False) -> None:
-        status, headers, content = answer
-        head = [
-            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-            f"content-length: {len(content)}",
-        ]
-        head += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "content-length"]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        if not slow:
-            writer.write(content)
-            await writer.drain()
-            return
-        await writer.drain()
-        for start in range(0, len(content), 8):
-            writer.write(content[start : start + 8])
-            await writer.drain()
-            await asyncio.sleep(0.1)
+    def _answer(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer:
+        try:
+            return self.app.handle(method, path, query, headers, body, origin=self.base_url)
+        except Exception as exc:  # a simulator bug: say so instead of dropping the connection
+            logger.exception("simulator %s failed on %s %s", type(self.app).__name__, method, path)
+            error = {"message": f"simulator error: {type(exc).__name__}", "type": "server_error"}
+            return json_answer(500, {"error": error})
 
     def _control(self, method: str, path: str, body: bytes) -> Answer:
-        if path == _CONTROL + "health":
-            return json_answer(200, {"ok": True, "fault": self.faults.state.fault.value})
+        if path == _CONTROL + "health" and method == "GET":
+            return json_answer(200, {"ok": True, **describe_fault(self.faults.effective)})
         if path == _CONTROL + "fault" and method == "POST":
             return set_fault_from_json(self.faults, body)
         return json_answer(404, {"error": "unknown control path"})
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
+    """Request line and headers (names lower case); ValueError when malformed."""
+    request_line, *lines = head.decode("latin-1").lstrip("\r\n").split("\r\n")
+    method, target, version = request_line.split(" ")
+    headers = {}
+    for line in lines:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return method, target, version, headers
+
+
+def _keep_alive(version: str, headers: Mapping[str, str]) -> bool:
+    connection = headers.get("connection", "").lower()
+    return connection == "keep-alive" if version == "HTTP/1.0" else connection != "close"
+
+
+async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        parts: list[bytes] = []
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            parts.append(await reader.readexactly(size))
+            await reader.readexactly(2)
+        while await reader.readuntil(b"\r\n") != b"\r\n":  # trailer fields, then the end
+            pass
+        return b"".join(parts)
+    length = int(headers.get("content-length") or 0)
+    if length < 0:
+        raise ValueError("negative Content-Length")
+    return await reader.readexactly(length) if length else b""
+
+
+async def _write(
+    writer: asyncio.StreamWriter,
+    answer: Answer,
+    *,
+    keep_alive: bool,
+    head_only: bool = False,
+    slow: bool = False,
+) -> None:
+    status, headers, content = answer
+    head = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        f"content-length: {len(content)}",
+    ]
+    head += [
+        f"{name}: {value}"
+        for name, value in headers.items()
+        if name.lower() not in ("content-length", "connection", "transfer-encoding")
+    ]
+    if not keep_alive:
+        head.append("connection: close")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+    if head_only:
+        content = b""
+    if not slow:
+        writer.write(content)
+        await writer.drain()
+        return
+    await writer.drain()
+    for start in range(0, len(content), SLOW_BODY_STEP):
+        await asyncio.sleep(SLOW_BODY_INTERVAL)
+        writer.write(content[start : start + SLOW_BODY_STEP])
+        await writer.drain()

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from ._http import Answer, SimServer, SimulatorApp, json_answer, set_fault_from_json
+from ._http import SimServer, SimulatorApp, describe_fault, set_fault_from_json
+from ._messages import Answer, json_answer
 
 __all__ = [
     "SIMULATOR_KEY",
     "RunningSimulators",
     "SimulatorSpec",
     "default_simulators",
+    "main_loop",
     "run_simulators",
 ]
 
@@ -53,6 +56,7 @@ class RunningSimulators:
     control: SimServer
     api_key: str = SIMULATOR_KEY
     urls: dict[str, str] = field(init=False)
+    _stopped: threading.Event = field(init=False, default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.urls = {name: server.base_url for name, server in self.servers.items()}
@@ -70,10 +74,20 @@ class RunningSimulators:
         for server in self.servers.values():
             server.stop()
         self.control.stop()
+        self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until `stop()` (True) or the timeout (False). Ctrl-C stops the simulators."""
+        try:
+            return self._stopped.wait(timeout)
+        except KeyboardInterrupt:
+            self.stop()
+            return True
 
 
 class _Control:
-    """`POST /faults/{name}` with `{"fault": "hang", "retry_after": 2, "count": 1}`."""
+    """`POST /faults/{name}` with `{"fault": "hang", "retry_after": 2, "count": 1}`;
+    `GET /faults` for every simulator's current fault."""
 
     def __init__(self, servers: Mapping[str, SimServer]) -> None:
         self.servers = servers
@@ -88,6 +102,9 @@ class _Control:
         *,
         origin: str,
     ) -> Answer:
+        if method == "GET" and path.rstrip("/") == "/faults":
+            states = {n: describe_fault(s.faults.effective) for n, s in self.servers.items()}
+            return json_answer(200, states)
         name = path.removeprefix("/faults/")
         server = self.servers.get(name)
         if method != "POST" or server is None:
@@ -95,18 +112,57 @@ class _Control:
         return set_fault_from_json(server.faults, body)
 
 
+def _as_spec(spec: SimulatorSpec | SimulatorApp) -> SimulatorSpec:
+    if isinstance(spec, SimulatorSpec):
+        return spec
+    return SimulatorSpec(spec, str(getattr(spec, "base_path", "")))
+
+
 def run_simulators(
-    specs: Mapping[str, SimulatorSpec],
+    specs: Mapping[str, SimulatorSpec | SimulatorApp],
     *,
     host: str = "127.0.0.1",
     base_port: int = 0,
     api_key: str = SIMULATOR_KEY,
 ) -> RunningSimulators:
-    """Start each simulator on consecutive ports from `base_port` (0: any free ports)."""
+    """Start each simulator on consecutive ports from `base_port` (0: any free ports), then
+    the control server (`POST /faults/{name}`) on the next one.
+
+    `specs` maps names to a `SimulatorSpec` or a bare app (its path: the app's `base_path`).
+    `api_key` is only reported on the handle: each app holds the key it checks.
+    """
+    resolved = {name: _as_spec(spec) for name, spec in specs.items()}
     servers: dict[str, SimServer] = {}
-    for index, (name, spec) in enumerate(specs.items()):
-        port = base_port + index if base_port else 0
-        servers[name] = SimServer(spec.app, host, port).start()
-    control_port = base_port + len(specs) if base_port else 0
-    control = SimServer(_Control(servers), host, control_port).start()
-    return RunningSimulators(servers, {n: s.path for n, s in specs.items()}, control, api_key)
+    try:
+        for index, (name, spec) in enumerate(resolved.items()):
+            port = base_port + index if base_port else 0
+            servers[name] = SimServer(spec.app, host, port).start()
+        control_port = base_port + len(resolved) if base_port else 0
+        control = SimServer(_Control(servers), host, control_port).start()
+    except BaseException:  # a port was taken: leave nothing running
+        for server in servers.values():
+            server.stop()
+        raise
+    return RunningSimulators(servers, {n: s.path for n, s in resolved.items()}, control, api_key)
+
+
+def main_loop(
+    specs: Mapping[str, SimulatorSpec | SimulatorApp],
+    *,
+    host: str = "127.0.0.1",
+    base_port: int = 0,
+    api_key: str = SIMULATOR_KEY,
+    on_ready: Callable[[RunningSimulators], None] | None = None,
+) -> RunningSimulators:
+    """`run_simulators`, then block until Ctrl-C or `stop()`; returns the stopped handle.
+
+    Prints nothing: `on_ready(handle)` runs once everything listens (e.g. to print URLs).
+    """
+    handle = run_simulators(specs, host=host, base_port=base_port, api_key=api_key)
+    try:
+        if on_ready is not None:
+            on_ready(handle)
+        handle.wait()
+    finally:
+        handle.stop()
+    return handle

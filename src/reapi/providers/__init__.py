@@ -17,12 +17,15 @@ from ._protocol import (
     UpstreamResponse,
 )
 from .ark import ArkAdapter
+from .dashscope import DashScopeAdapter
 from .fal import FalAdapter
 from .gemini import GeminiAdapter
 from .openai import OpenAIAdapter
 from .replicate import ReplicateAdapter
+from .topaz import TopazAdapter
 from .veo import VeoAdapter
 from .vidu import ViduAdapter
+from .xai import XAIAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -52,4 +55,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
     ViduAdapter.name: ViduAdapter,
     FalAdapter.name: FalAdapter,
     ReplicateAdapter.name: ReplicateAdapter,
+    XAIAdapter.name: XAIAdapter,
+    DashScopeAdapter.name: DashScopeAdapter,
+    TopazAdapter.name: TopazAdapter,
 }

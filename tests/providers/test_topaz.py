@@ -4,6 +4,7 @@ from the MP4 itself, output tiers at the source's aspect ratio, and errors mappe
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -146,6 +147,23 @@ def test_a_source_url_is_fetched_first_without_any_key(httpx_mock):
     fetch = httpx_mock.get_requests(url=SOURCE_URL)[0]
     assert fetch.method == "GET" and "x-api-key" not in fetch.headers
     assert body_of(httpx_mock, f"{PRIMARY}/video/")["source"]["size"] == len(sample_mp4())
+
+
+def test_a_data_url_source_is_decoded(httpx_mock):
+    mock_submit(httpx_mock)
+    data_url = "data:video/mp4;base64," + base64.b64encode(sample_mp4()).decode()
+    client().videos.create(model="enhance-video-1.0", input_reference=data_url)
+    puts = [r for r in httpx_mock.get_requests() if r.method == "PUT"]
+    assert puts[0].content == sample_mp4()
+
+
+@pytest.mark.parametrize(
+    "bad", ["data:video/mp4;base64,%%%", "data:video/mp4,raw", "data:image/png;base64,AA=="]
+)
+def test_a_source_that_is_no_video_url_is_refused(httpx_mock, bad):
+    with pytest.raises(InvalidRequestError):
+        client().videos.create(model="enhance-video-1.0", input_reference=bad)
+    assert httpx_mock.get_requests() == []
 
 
 def test_a_source_url_that_fails_is_the_callers_problem(httpx_mock):

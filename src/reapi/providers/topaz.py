@@ -2,7 +2,8 @@
 
 Wire format: PROVIDERS.md §10. Submitting is five steps inside one create attempt:
 
-1. the source video: the uploaded file, or the caller's http(s) URL fetched first;
+1. the source video: the uploaded file, a `data:video/...;base64,` URL, or the caller's http(s)
+   URL fetched first (without any key);
 2. `POST /video/` with the source's metadata (read from the MP4 boxes by `_mp4`), the output
    resolution (the requested tier at the source's aspect ratio) and one filter, the route's
    `upstream_model` (a Topaz model such as `prob-4`, Proteus);
@@ -19,6 +20,8 @@ Topaz has no idempotency header.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from math import ceil
 from typing import Any
@@ -108,6 +111,8 @@ class TopazAdapter(Adapter):
         reference = call.payload.get("input_reference")
         if isinstance(reference, File):
             return reference.content
+        if isinstance(reference, str) and reference.startswith("data:video/"):
+            return _decode_data_url(reference)
         if not isinstance(reference, str) or not reference.startswith(("https://", "http://")):
             raise _invalid_video()
         # The caller's own URL: fetched without any key, on the download deadline.
@@ -235,6 +240,16 @@ def _invalid_video() -> InvalidRequestError:
         param="input_reference",
         code="invalid_video",
     )
+
+
+def _decode_data_url(url: str) -> bytes:
+    header, _, data = url.partition(",")
+    try:
+        if not header.endswith(";base64"):
+            raise ValueError("not base64")
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise _invalid_video() from None
 
 
 def _read(source: bytes) -> VideoInfo:

@@ -33,11 +33,14 @@ class SimulatorSpec:
 def default_simulators(api_key: str = SIMULATOR_KEY) -> dict[str, SimulatorSpec]:
     """One simulator per catalog provider that has one, keyed by the catalog's provider name."""
     from .ark_sim import ArkSimulator
+    from .dashscope_sim import DashScopeSimulator
     from .fal_sim import FalSimulator
     from .gemini_sim import GeminiSimulator
     from .openai_sim import OpenAISimulator
     from .replicate_sim import ReplicateSimulator
+    from .topaz_sim import TopazSimulator
     from .vidu_sim import ViduSimulator
+    from .xai_sim import XAISimulator
 
     return {
         "openai": SimulatorSpec(OpenAISimulator(api_key), "/v1"),
@@ -46,6 +49,9 @@ def default_simulators(api_key: str = SIMULATOR_KEY) -> dict[str, SimulatorSpec]
         "vidu": SimulatorSpec(ViduSimulator(api_key), ""),
         "fal": SimulatorSpec(FalSimulator(api_key), ""),
         "replicate": SimulatorSpec(ReplicateSimulator(api_key), "/v1"),
+        "xai": SimulatorSpec(XAISimulator(api_key), "/v1"),
+        "dashscope": SimulatorSpec(DashScopeSimulator(api_key), "/api/v1"),
+        "topaz": SimulatorSpec(TopazSimulator(api_key), ""),
     }
 
 

@@ -58,6 +58,7 @@ def mp4(
     moov_last: bool = False,
     large_mdat: bool = False,
     audio_first: bool = True,
+    brand: bytes = b"isom",
 ) -> bytes:
     """A file whose video track has these properties (an audio track before it by default)."""
     seconds = frames / fps
@@ -67,5 +68,5 @@ def mp4(
         tracks = track(b"soun", width=0, height=0, frames=10, fps=10) + tracks
     moov = box(b"moov", mvhd + tracks)
     mdat = box(b"mdat", bytes(64), large=large_mdat)
-    ftyp = box(b"ftyp", b"isom\0\0\x02\0isomiso2mp41")
+    ftyp = box(b"ftyp", brand + b"\0\0\x02\0isomiso2mp41")
     return ftyp + (mdat + moov if moov_last else moov + mdat)

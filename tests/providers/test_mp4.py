@@ -29,6 +29,11 @@ def test_box_layouts(layout):
     assert info == VideoInfo(1920, 1080, 3.0, 72, 24.0)
 
 
+def test_a_quicktime_file_says_so():
+    assert read_video_info(mp4(brand=b"qt  ")).container == "mov"
+    assert read_video_info(mp4()).container == "mp4"
+
+
 def test_a_fractional_rate_and_a_portrait_frame():
     info = read_video_info(mp4(width=720, height=1280, frames=50, fps=25))
     assert (info.width, info.height, info.frame_rate, info.duration) == (720, 1280, 25.0, 2.0)

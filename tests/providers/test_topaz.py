@@ -129,6 +129,15 @@ def test_4k_keeps_the_source_aspect_ratio_and_portrait_works(httpx_mock):
     assert body["source"]["resolution"] == {"width": 720, "height": 1280}
 
 
+def test_a_quicktime_source_is_declared_as_mov(httpx_mock):
+    mock_submit(httpx_mock)
+    client().videos.create(model="enhance-video-1.0", input_reference=mp4(brand=b"qt  "))
+    body = body_of(httpx_mock, f"{PRIMARY}/video/")
+    assert body["source"]["container"] == "mov" and body["output"]["container"] == "mp4"
+    put = next(r for r in httpx_mock.get_requests() if r.method == "PUT")
+    assert put.headers["content-type"] == "video/quicktime"
+
+
 def test_several_upload_urls_get_even_parts_in_order(httpx_mock):
     mock_submit(httpx_mock, parts=3)
     source = mp4(frames=48)

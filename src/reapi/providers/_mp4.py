@@ -36,6 +36,8 @@ class VideoInfo:
     frame_count: int
     #: Frames per second, as the track's timing gives it (e.g. 23.976).
     frame_rate: float
+    #: `mov` for a QuickTime file (major brand `qt  `), else `mp4`.
+    container: str = "mp4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,4 +146,5 @@ def read_video_info(data: bytes) -> VideoInfo:
         duration=round(movie_duration / movie_scale or track_seconds, 3),
         frame_count=frames,
         frame_rate=round(frames / track_seconds, 3),
+        container="mov" if data[8:12] == b"qt  " else "mp4",
     )

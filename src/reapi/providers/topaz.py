@@ -65,6 +65,7 @@ _STATES: dict[str, TaskState] = {
 }
 #: Short side of each output tier (the long side follows the source's aspect ratio).
 _TIERS = {"720p": 720, "1080p": 1080, "1440p": 1440, "4k": 2160}
+_MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime"}
 #: Used when the request names no resolution.
 _DEFAULT_TIER = "1080p"
 #: Enhancement runs for minutes.
@@ -96,7 +97,7 @@ class TopazAdapter(Adapter):
         _check_length(call.route, info)
         request_id = yield from self._create(call, source, info)
         urls = yield from self._accept(request_id)
-        results = yield from self._upload(source, urls)
+        results = yield from self._upload(source, urls, _MEDIA_TYPES[info.container])
         response = yield UpstreamRequest(
             "PATCH",
             self.connection.url(f"video/{request_id}/complete-upload/"),
@@ -131,7 +132,7 @@ class TopazAdapter(Adapter):
         width, height = _target(call.shape.resolution or _DEFAULT_TIER, info)
         body: dict[str, Any] = {
             "source": {
-                "container": "mp4",
+                "container": info.container,
                 "size": len(source),
                 "duration": info.duration,
                 "frameRate": info.frame_rate,
@@ -168,14 +169,16 @@ class TopazAdapter(Adapter):
             raise APIResponseError("the provider returned no upload URLs", provider=self.provider)
         return urls
 
-    def _upload(self, source: bytes, urls: list[str]) -> Protocol[list[dict[str, Any]]]:
+    def _upload(
+        self, source: bytes, urls: list[str], media_type: str
+    ) -> Protocol[list[dict[str, Any]]]:
         """Even parts, one per signed URL, sent at once; the key never goes with them."""
         part = ceil(len(source) / len(urls))
         puts = tuple(
             UpstreamRequest(
                 "PUT",
                 url,
-                {"Content-Type": "video/mp4"},
+                {"Content-Type": media_type},
                 content=source[i * part : (i + 1) * part],
             )
             for i, url in enumerate(urls)

@@ -198,6 +198,17 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+# With BENCH_SHOW_ERRORS=1, wrk prints the first three non-2xx answers (slightly slower runs).
+_SHOW_ERRORS = """shown = 0
+function response(status, headers, body)
+  if status >= 300 and shown < 3 then
+    shown = shown + 1
+    io.write("BAD " .. status .. " " .. body:gsub("\\n", " ") .. "\\n")
+  end
+end
+"""
+
+
 def wrk(
     url: str,
     body: dict,
@@ -214,6 +225,7 @@ def wrk(
         f"wrk.body = '{payload}'\n"
         'wrk.headers["Content-Type"] = "application/json"\n'
         f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        + (_SHOW_ERRORS if os.environ.get("BENCH_SHOW_ERRORS") else "")
     )
     argv = pinned(
         core,
@@ -231,6 +243,8 @@ def wrk(
         ],
     )
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    for line in re.findall(r"^BAD .*$", out, re.M):
+        print("   ", line[:300], flush=True)
     percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
@@ -249,6 +263,7 @@ class Target:
     key = ""
     base = ""  # ends with /v1
     process: subprocess.Popen | None = None
+    log: Path | None = None
 
     def stop(self) -> None:
         stop(self.process)
@@ -440,6 +455,12 @@ def measure(
                     target.base + path, body, target.key, level, args.duration, workdir, core
                 )
                 results[(target.name, latency, endpoint, level)] = result
+                if result.bad and target.log is not None:
+                    print(
+                        f"  {result.bad} bad answers; {target.name} log tail:\n"
+                        + tail(target.log, 5),
+                        flush=True,
+                    )
                 print(
                     f"  {target.name:8} {latency:>3.0f} ms upstream  {endpoint:12} c={level:<3} "
                     f"{result.rps:8.1f} req/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} "

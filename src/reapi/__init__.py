@@ -25,6 +25,7 @@ from ._exceptions import (
     QuotaExceededError,
     RateLimitError,
     ReapiError,
+    RouteRefusedError,
 )
 from ._payload import File, Payload
 from ._version import __version__
@@ -66,6 +67,7 @@ __all__ = [
     "RateLimitError",
     "ReAPI",
     "ReapiError",
+    "RouteRefusedError",
     "RouterConfig",
     "Video",
     "VideoList",

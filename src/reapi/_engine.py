@@ -20,9 +20,11 @@ from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
     AttemptSummary,
+    InvalidRequestError,
     NoRouteAvailableError,
     RateLimitError,
     ReapiError,
+    RouteRefusedError,
 )
 from .catalog import Route
 from .providers import Batch, Protocol, Sleep, UpstreamRequest, UpstreamResponse
@@ -78,19 +80,54 @@ def _summary(route: Route, code: str, status: int | None, started: float) -> Att
     )
 
 
-def _exhausted(
-    attempts: list[AttemptSummary], last_error: ReapiError | None
-) -> NoRouteAvailableError:
-    retry_after = last_error.retry_after if isinstance(last_error, RateLimitError) else None
-    return NoRouteAvailableError(
-        f"all {len(attempts)} route(s) failed; last: {last_error.code if last_error else 'none'}",
-        attempts=tuple(attempts),
-        last_error=last_error,
-        retry_after=retry_after,
-        code="upstream_unavailable"
-        if not isinstance(last_error, RateLimitError)
-        else "rate_limit_exceeded",
-    )
+class _Tally:
+    """The attempts of one request so far, and the error owed when no route succeeds."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = len(routes)
+        self.attempts: list[AttemptSummary] = []
+        self.last_error: ReapiError | None = None
+        self.refusal: RouteRefusedError | None = None
+
+    def succeeded(self, route: Route, started: float) -> tuple[AttemptSummary, ...]:
+        self.attempts.append(_summary(route, "ok", None, started))
+        return tuple(self.attempts)
+
+    def failed(self, route: Route, error: ReapiError, started: float) -> None:
+        self.attempts.append(_summary(route, error.code, error.status, started))
+        if isinstance(error, RouteRefusedError):
+            self.refusal = self.refusal or error
+        else:
+            self.last_error = error
+
+    def exhausted(self) -> ReapiError:
+        every_route_refused = self.last_error is None and len(self.attempts) == self.routes
+        if self.refusal is not None and every_route_refused:
+            # Every host refused before sending anything: the request itself is the problem.
+            return self.refusal
+        last_error = self.last_error
+        retry_after = last_error.retry_after if isinstance(last_error, RateLimitError) else None
+        return NoRouteAvailableError(
+            f"all {len(self.attempts)} route(s) failed; "
+            f"last: {last_error.code if last_error else 'none'}",
+            attempts=tuple(self.attempts),
+            last_error=last_error,
+            retry_after=retry_after,
+            code="upstream_unavailable"
+            if not isinstance(last_error, RateLimitError)
+            else "rate_limit_exceeded",
+        )
+
+
+def _first_step(protocol: Protocol[T]) -> Any:
+    """Start an attempt. A request refused before any upstream call is the route's limit (an
+    option or input its API lacks), not the caller's mistake: mark it so the router moves on."""
+    try:
+        return next(protocol)
+    except RouteRefusedError:
+        raise
+    except InvalidRequestError as refusal:
+        raise RouteRefusedError.of(refusal) from None
 
 
 def _log_reply(request: UpstreamRequest, provider: str, status: int, elapsed_ms: float) -> None:
@@ -176,7 +213,7 @@ class SyncEngine(_Base):
 
     def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
-            step = next(protocol)
+            step = _first_step(protocol)
             while True:
                 reply: Any
                 if isinstance(step, Sleep):
@@ -201,34 +238,30 @@ class SyncEngine(_Base):
         """Try routes in the router's order until one succeeds or a failure must not fail over."""
         if self.router.config.hedge_after is not None and len(routes) > 1:
             return self._run_hedged(routes, attempt, self.router.config.hedge_after)
-        attempts: list[AttemptSummary] = []
-        last_error: ReapiError | None = None
+        tally = _Tally(routes)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
             try:
                 result = attempt(route)
             except ReapiError as error:
-                attempts.append(_summary(route, error.code, error.status, started))
+                tally.failed(route, error, started)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
-                last_error = error
                 continue
             except BaseException:
                 self.router.release(route)
                 raise
             self.router.record_success(route)
-            attempts.append(_summary(route, "ok", None, started))
-            return Outcome(result, route, tuple(attempts))
-        raise _exhausted(attempts, last_error)
+            return Outcome(result, route, tally.succeeded(route, started))
+        raise tally.exhausted()
 
     def _run_hedged(
         self, routes: Sequence[Route], attempt: Callable[[Route], T], hedge_after: float
     ) -> Outcome[T]:
         candidates: Iterator[Route] = self.router.candidates(routes)
-        attempts: list[AttemptSummary] = []
+        tally = _Tally(routes)
         running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
-        last_error: ReapiError | None = None
 
         def launch() -> None:
             route = next(candidates, None)
@@ -248,19 +281,17 @@ class SyncEngine(_Base):
                 error = future.exception()
                 if error is None:
                     self.router.record_success(route)
-                    attempts.append(_summary(route, "ok", None, started))
                     for other in running.values():
                         self.router.release(other[0])
-                    return Outcome(future.result(), route, tuple(attempts))
+                    return Outcome(future.result(), route, tally.succeeded(route, started))
                 if not isinstance(error, ReapiError):
                     self.router.release(route)
                     raise error
-                attempts.append(_summary(route, error.code, error.status, started))
+                tally.failed(route, error, started)
                 if not self.router.record_failure(route, error):
                     raise error
-                last_error = error
                 launch()
-        raise _exhausted(attempts, last_error)
+        raise tally.exhausted()
 
 
 class AsyncEngine(_Base):
@@ -305,7 +336,7 @@ class AsyncEngine(_Base):
 
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
-            step = next(protocol)
+            step = _first_step(protocol)
             while True:
                 reply: Any
                 if isinstance(step, Sleep):
@@ -344,26 +375,23 @@ class AsyncEngine(_Base):
     ) -> Outcome[T]:
         if self.router.config.hedge_after is not None and len(routes) > 1:
             return await self._run_hedged(routes, attempt, self.router.config.hedge_after)
-        attempts: list[AttemptSummary] = []
-        last_error: ReapiError | None = None
+        tally = _Tally(routes)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
             try:
                 result = await attempt(route)
             except ReapiError as error:
-                attempts.append(_summary(route, error.code, error.status, started))
+                tally.failed(route, error, started)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
-                last_error = error
                 continue
             except BaseException:
                 self.router.release(route)
                 raise
             self.router.record_success(route)
-            attempts.append(_summary(route, "ok", None, started))
-            return Outcome(result, route, tuple(attempts))
-        raise _exhausted(attempts, last_error)
+            return Outcome(result, route, tally.succeeded(route, started))
+        raise tally.exhausted()
 
     async def _run_hedged(
         self,
@@ -372,11 +400,10 @@ class AsyncEngine(_Base):
         hedge_after: float,
     ) -> Outcome[T]:
         candidates = self.router.candidates(routes)
-        attempts: list[AttemptSummary] = []
+        tally = _Tally(routes)
         send, receive = anyio.create_memory_object_stream[
             tuple[Route, float, T | None, BaseException | None]
         ](max_buffer_size=len(routes) + 1)
-        last_error: ReapiError | None = None
         winner: Outcome[T] | None = None
         fatal: BaseException | None = None
 
@@ -411,21 +438,19 @@ class AsyncEngine(_Base):
                 running -= 1
                 if error is None:
                     self.router.record_success(route)
-                    attempts.append(_summary(route, "ok", None, started))
-                    winner = Outcome(result, route, tuple(attempts))  # type: ignore[arg-type]
+                    winner = Outcome(result, route, tally.succeeded(route, started))  # type: ignore[arg-type]
                 elif not isinstance(error, ReapiError):
                     self.router.release(route)
                     fatal = error
                 else:
-                    attempts.append(_summary(route, error.code, error.status, started))
+                    tally.failed(route, error, started)
                     if not self.router.record_failure(route, error):
                         fatal = error
                     else:
-                        last_error = error
                         running += 1 if launch() else 0
             group.cancel_scope.cancel()
         if fatal is not None:
             raise fatal
         if winner is not None:
             return winner
-        raise _exhausted(attempts, last_error)
+        raise tally.exhausted()

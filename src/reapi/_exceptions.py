@@ -51,6 +51,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ReapiError",
+    "RouteRefusedError",
 ]
 
 
@@ -107,6 +108,17 @@ class ConfigurationError(ReapiError):
 class InvalidRequestError(ReapiError):
     default_code = "invalid_value"
     http_status = 400
+
+
+class RouteRefusedError(InvalidRequestError):
+    """One route cannot take the request as asked (an option or input its API lacks).
+
+    Raised before anything was sent upstream, so the router moves on to the next route; the
+    caller sees it (as a 400) only when every route refused."""
+
+    @classmethod
+    def of(cls, refusal: InvalidRequestError) -> RouteRefusedError:
+        return cls(refusal.message, code=refusal.code, param=refusal.param)
 
 
 class ModelNotFoundError(InvalidRequestError):

@@ -35,6 +35,7 @@ EXPECTED = {
     "RateLimitError",
     "ReAPI",
     "ReapiError",
+    "RouteRefusedError",
     "RouterConfig",
     "Video",
     "VideoList",

@@ -11,11 +11,11 @@ import time
 import pytest
 from second_hosts import host_catalog, proposed_routes
 
-from reapi import AsyncReAPI, ContentPolicyError, ReAPI
+from reapi import AsyncReAPI, ContentPolicyError, InvalidRequestError, NoRouteAvailableError, ReAPI
 from reapi._params import ImageParams, VideoParams
 from reapi.catalog import Catalog, eligible_routes
 from reapi.catalog._checks import check_image, check_video
-from reapi.router import RouterConfig
+from reapi.router import BreakerState, RouterConfig
 from reapi.testing import Fault, OpenAISimulator, SimServer, is_mp4, is_png, png_bytes, sample_mp4
 from reapi.testing.fal_sim import FAL_SCHEMAS, FalSimulator
 
@@ -201,6 +201,46 @@ def test_openai_healthy_serves_and_fal_is_untouched(sims, openai):
         model="gpt-image-2", prompt="p"
     )
     assert made.reapi.provider == "openai" and submits(sims[0]) == 0
+
+
+def fal_then_openai() -> Catalog:
+    data = openai_then_fal().model_dump(mode="json", exclude_unset=True)
+    data["models"]["gpt-image-2"]["routes"].reverse()
+    return Catalog.model_validate(data)
+
+
+@pytest.mark.parametrize(
+    "option", [{"moderation": "low"}, {"output_compression": 50}, {"input_fidelity": "high"}]
+)
+def test_an_option_fal_lacks_skips_fal_without_a_call_and_openai_serves(sims, openai, option):
+    client = make(sims, catalog=fal_then_openai(), openai=openai)
+    if "input_fidelity" in option:
+        made = client.images.edit(model="gpt-image-2", prompt="p", image=png_bytes(8, 8), **option)
+    else:
+        made = client.images.generate(model="gpt-image-2", prompt="p", **option)
+    assert made.reapi.provider == "openai"
+    assert [a.provider for a in made.reapi.attempt_log] == ["fal", "openai"]
+    assert made.reapi.attempt_log[0].code == "invalid_value"
+    assert sims[0].app.requests == {}
+    fal_route = fal_then_openai().models["gpt-image-2"].routes[0]
+    assert client.router.state(fal_route) is BreakerState.CLOSED
+
+
+def test_an_option_only_the_failed_host_takes_is_an_upstream_failure_not_a_400(sims, openai):
+    openai.faults.set(Fault.ERROR_500)
+    client = make(sims, catalog=openai_then_fal(), openai=openai)
+    with pytest.raises(NoRouteAvailableError) as info:
+        client.images.generate(model="gpt-image-2", prompt="p", moderation="low")
+    assert info.value.http_status == 502
+    assert sims[0].app.requests == {}
+
+
+def test_an_option_no_host_takes_is_a_400_naming_it(sims):
+    client = make(sims)  # gpt-image-2 on fal and on a second fal account
+    with pytest.raises(InvalidRequestError) as info:
+        client.images.generate(model="gpt-image-2", prompt="p", moderation="low")
+    assert info.value.param == "moderation" and info.value.http_status == 400
+    assert sims[0].app.requests == {} and sims[1].app.requests == {}
 
 
 @pytest.mark.parametrize("how", ["prompt", "fault"])

@@ -34,6 +34,7 @@ class JobMemory:
         self._lock = threading.Lock()
         self._jobs: dict[str, RememberedJob] = {}
         self._forward: dict[str, str] = {}
+        self._origin: dict[str, str] = {}
         self.created: list[str] = []
 
     def remember(self, video_id: str, job: RememberedJob) -> None:
@@ -47,6 +48,7 @@ class JobMemory:
     def forward(self, old_id: str, new_id: str) -> None:
         with self._lock:
             self._forward[old_id] = new_id
+            self._origin[new_id] = old_id
             if old_id in self.created:
                 self.created.remove(old_id)
 
@@ -57,6 +59,10 @@ class JobMemory:
             seen.add(video_id)
             video_id = self._forward[video_id]
         return video_id
+
+    def origin(self, video_id: str) -> str | None:
+        """The id this job was resubmitted from, if it was."""
+        return self._origin.get(video_id)
 
     def forget(self, video_id: str) -> None:
         with self._lock:

@@ -167,7 +167,8 @@ class Videos:
             if remaining:
                 job.resubmitted = True
                 return self._submit(job, remaining, video_id), None
-        return core.video_object(handle, status), status
+        origin = self._memory.origin(video_id)
+        return core.video_object(handle, status, resubmitted_from=origin), status
 
     def retrieve(self, video_id: str) -> Video:
         return self._poll(video_id)[0]
@@ -372,7 +373,8 @@ class AsyncVideos:
             if remaining:
                 job.resubmitted = True
                 return await self._submit(job, remaining, video_id), None
-        return core.video_object(handle, status), status
+        origin = self._memory.origin(video_id)
+        return core.video_object(handle, status, resubmitted_from=origin), status
 
     async def retrieve(self, video_id: str) -> Video:
         return (await self._poll(video_id))[0]

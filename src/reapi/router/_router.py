@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from .._exceptions import ReapiError
+from .._exceptions import ReapiError, RouteRefusedError
 from ..catalog import Route
 from ._breaker import BreakerState, BreakerStore, InMemoryBreakerStore
 from ._policy import RouterConfig, judge
@@ -47,6 +47,10 @@ class Router:
 
     def record_failure(self, route: Route, error: ReapiError) -> bool:
         """Update the route's breaker; return True when the request should fail over."""
+        if isinstance(error, RouteRefusedError):
+            # Nothing was sent, so nothing was learned about the route's health.
+            self.breakers.release(route.key)
+            return True
         verdict = judge(error, self.config.breaker)
         if verdict.open_for is None:
             # The route answered sensibly (e.g. a content block): it is healthy.

@@ -17,6 +17,7 @@ from reapi.testing import (
     Fault,
     RunningSimulators,
     default_simulators,
+    png_bytes,
     run_simulators,
     sample_mp4,
 )
@@ -165,3 +166,22 @@ def test_a_failed_video_task_is_resubmitted_once_to_the_second_host(sims, client
     video = request(client, model)
     assert video.status == "completed"
     assert video.reapi.provider == second and video.reapi.resubmitted_from
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs"),
+    [
+        ("veo-3.1", {"seed": 3}),  # Veo on the Gemini API has no seed
+        ("happy-horse-1.0", {"input_reference": png_bytes(64, 64)}),  # DashScope takes URLs only
+    ],
+)
+def test_an_input_the_makers_api_lacks_goes_to_the_second_host_without_a_call(
+    sims, client, model, kwargs
+):
+    maker, second = hosts(model)
+    before = submissions(sims, maker)
+    video = client.videos.create(model=model, prompt="a lighthouse", **kwargs)
+    assert video.reapi.provider == second
+    assert [a.provider for a in video.reapi.attempt_log] == [maker, second]
+    assert video.reapi.attempt_log[0].status is None
+    assert submissions(sims, maker) == before

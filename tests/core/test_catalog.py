@@ -152,3 +152,27 @@ def test_unknown_model_is_model_not_found():
     client = ReAPI(provider_keys={"openai": "k"})
     with pytest.raises(ModelNotFoundError):
         client.images.generate(model="no-such-model", prompt="p")
+
+
+def test_the_readme_lists_every_model_with_its_hosts_in_catalog_order():
+    import re
+    from pathlib import Path
+
+    from reapi.catalog import default_catalog
+
+    names = {
+        "OpenAI": "openai",
+        "Gemini API": "gemini",
+        "fal": "fal",
+        "Replicate": "replicate",
+        "BytePlus ModelArk": "byteplus",
+        "xAI": "xai",
+        "Vidu": "vidu",
+        "Alibaba DashScope": "dashscope",
+        "Topaz Labs": "topaz",
+    }
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \| (image|video) \| (.+) \|$", readme, re.MULTILINE)
+    listed = {model: [names[h.strip()] for h in hosts.split("→")] for model, _, hosts in rows}
+    shipped = {m.id: [r.provider for r in m.routes] for m in default_catalog().models.values()}
+    assert listed == shipped

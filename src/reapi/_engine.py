@@ -304,6 +304,12 @@ class AsyncEngine(_Base):
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The pooled client, for a caller that streams a large body itself instead of reading
+        it whole (the gateway mirroring a video into storage)."""
+        return self._client
+
     async def send(
         self, request: UpstreamRequest, provider: str, first_byte: float
     ) -> UpstreamResponse:

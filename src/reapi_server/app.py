@@ -1,7 +1,7 @@
 """`create_app()`: the FastAPI application of the gateway.
 
-Start-up migrates the database (unless told not to), then starts the video poller and the
-sweeper in this process; several processes may run them against one database.
+Start-up migrates the database (unless told not to), then starts the video poller, the sweeper
+and the retention job in this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .observability.logging import configure_logging
 from .observability.middleware import AccessMiddleware
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
+from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 
 __all__ = ["create_app"]
@@ -66,6 +67,7 @@ def create_app(
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
+            tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})

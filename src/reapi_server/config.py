@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,9 +74,46 @@ class Settings(BaseSettings):
     checkpoint_interval: float = 1.0
     idempotency_ttl_seconds: float = 24 * 3600
 
+    # -- output storage --------------------------------------------------------------------------
+    #: `local`: files under `data_dir/outputs`, served by the gateway. `s3`: any S3-compatible
+    #: store (Cloudflare R2, AWS S3, MinIO) through boto3.
+    storage_backend: Literal["local", "s3"] = "local"
+    #: R2: `https://<account id>.r2.cloudflarestorage.com`; MinIO: its address; AWS: unset.
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    #: R2: `auto`; AWS: the bucket's region; unset: boto3's own lookup (AWS_REGION, ...).
+    s3_region: str | None = None
+    #: Unset: boto3's own credential chain (environment, instance role, ...).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
+    #: `path` for MinIO and other stores without per-bucket host names.
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    #: When set (an R2 custom domain, a CDN), output URLs redirect to `<this>/<key>`.
+    s3_public_base_url: str | None = None
+    #: When above 0 (and no public URL), output URLs redirect to presigned URLs this long-lived;
+    #: 0: the gateway streams objects itself.
+    s3_presign_seconds: int = Field(default=0, ge=0, le=7 * 24 * 3600)
+    #: Multipart part size for large outputs: about the most memory one upload holds.
+    storage_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    #: Extra tries of a failed storage call (with exponential backoff) before giving up.
+    storage_retries: int = Field(default=3, ge=0, le=10)
+    storage_timeout: float = Field(default=30.0, gt=0)
+
+    # -- retention ------------------------------------------------------------------------------
+    #: Usage rows, video jobs and mirrored outputs older than this are deleted.
+    retention_days: float = Field(default=30.0, gt=0)
+    #: How often each server process runs the retention job.
+    retention_interval: float = Field(default=600.0, gt=0)
+
     # -- logging ----------------------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _storage_is_complete(self) -> Settings:
+        if self.storage_backend == "s3" and not self.s3_bucket:
+            raise ValueError("storage_backend = s3 needs s3_bucket (REAPI_S3_BUCKET)")
+        return self
 
     @classmethod
     def settings_customise_sources(

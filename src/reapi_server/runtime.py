@@ -25,7 +25,7 @@ from .config import Settings
 from .db import Database
 from .jobs.memory import PayloadMemory
 from .limits.rate import RateLimiter
-from .mirror import LocalDiskStore, ObjectStore
+from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
 
 __all__ = ["Runtime", "build_runtime"]
@@ -88,7 +88,7 @@ def build_runtime(
         core=LocalCore(catalog, connections),
         router=router,
         engine=AsyncEngine(router, http_client),
-        store=store or LocalDiskStore(settings.outputs_dir),
+        store=store or build_store(settings),
         auth=Authenticator(db),
         limiter=RateLimiter(),
         metrics=metrics,

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from tests.conftest import two_host_catalog
 from tests.server.fakes import BASE_URLS, KEYS, FakeUpstream
 from tests.server.helpers import make_account
+from tests.server.s3 import MotoServer, moto_server  # noqa: F401  (fixture)
 
 from reapi.router import RouterConfig
 from reapi_server.app import create_app
@@ -53,10 +54,44 @@ class Gateway:
     rt: Runtime
     upstream: FakeUpstream
     data_dir: Path
+    #: The S3 server and bucket when the gateway stores in S3, else None.
+    s3: tuple[MotoServer, str] | None = None
 
     async def account(self, credits: int = 10_000, email: str | None = None) -> tuple[str, str]:
         """(account id, API key)"""
         return await make_account(self.rt, credits=credits, email=email)
+
+    def stored(self) -> dict[str, bytes]:
+        """Every object in the gateway's storage (key → bytes), whichever the backend."""
+        if self.s3 is not None:
+            server, bucket = self.s3
+            return server.objects(bucket)
+        root = self.data_dir / "outputs"
+        return {
+            str(p.relative_to(root)): p.read_bytes().partition(b"\n")[2]
+            for p in root.rglob("*")
+            if p.is_file()
+        }
+
+
+@pytest.fixture
+def storage_backend() -> str:
+    """Which store gateways use; test modules that run on both override it (parametrized)."""
+    return "local"
+
+
+@pytest.fixture
+def gateway_storage(request: pytest.FixtureRequest, storage_backend: str):
+    """Settings for the chosen backend: for S3, moto's server (started once) and a new bucket."""
+
+    def settings() -> tuple[dict[str, object], tuple[MotoServer, str] | None]:
+        if storage_backend == "local":
+            return {}, None
+        server: MotoServer = request.getfixturevalue("moto_server")
+        bucket = server.new_bucket()
+        return server.settings(bucket), (server, bucket)
+
+    return settings
 
 
 @pytest.fixture
@@ -65,13 +100,17 @@ def upstream() -> FakeUpstream:
 
 
 @pytest.fixture
-async def make_gateway(tmp_path: Path, migrated_template: Path, upstream: FakeUpstream):
+async def make_gateway(
+    tmp_path: Path, migrated_template: Path, upstream: FakeUpstream, gateway_storage
+):
     """Factory: start a gateway (lifespan included) with settings overrides."""
     stack: list[tuple[object, httpx.AsyncClient]] = []
 
     async def start(database_url: str | None = None, **overrides: object) -> Gateway:
         data_dir = tmp_path / f"data{len(stack)}"
         data_dir.mkdir()
+        storage, s3 = gateway_storage()
+        overrides = {**storage, **overrides}
         if database_url is None:
             shutil.copy(migrated_template, data_dir / "reapi.db")
         else:
@@ -88,7 +127,7 @@ async def make_gateway(tmp_path: Path, migrated_template: Path, upstream: FakeUp
         await lifespan.__aenter__()
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY)
         stack.append((lifespan, client))
-        return Gateway(client, app, app.state.runtime, upstream, data_dir)
+        return Gateway(client, app, app.state.runtime, upstream, data_dir, s3)
 
     yield start
     for lifespan, client in reversed(stack):

@@ -40,6 +40,8 @@ class FakeUpstream:
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)
     hang_seconds: float = 30.0
+    #: What a finished task's video download returns.
+    video_body: bytes = MP4
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def transport(self) -> httpx.MockTransport:
@@ -113,7 +115,9 @@ class FakeUpstream:
             if path.endswith("/content"):
                 if request.url.params.get("variant") == "thumbnail":
                     return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
-                return httpx.Response(200, content=MP4, headers={"content-type": "video/mp4"})
+                return httpx.Response(
+                    200, content=self.video_body, headers={"content-type": "video/mp4"}
+                )
             task.polls += 1
             if task.polls <= self.polls_before_done:
                 return httpx.Response(

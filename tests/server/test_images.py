@@ -12,6 +12,12 @@ from tests.server.helpers import auth, ledger_matches
 from reapi.router import InMemoryBreakerStore
 
 
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on local disk and on a real S3 server (moto)."""
+    return request.param
+
+
 async def generate(gateway, key, headers=None, **fields):
     body = {"model": "gpt-image-2", "prompt": "a lighthouse", **fields}
     return await gateway.client.post(

@@ -4,7 +4,8 @@ from sqlalchemy import func, select
 from tests.server.helpers import auth, ledger_matches
 
 from reapi_server.images import service as images_service
-from reapi_server.mirror.outputs import mirror
+from reapi_server.mirror import read_object
+from reapi_server.mirror.outputs import Output, mirror
 from reapi_server.mirror.repository import insert_outputs
 from reapi_server.mirror.service import discard_unrecorded
 from reapi_server.models import StoredOutput
@@ -22,7 +23,7 @@ async def test_a_failed_settlement_leaves_neither_rows_nor_objects(gateway, monk
     )
     assert response.status_code == 500
     monkeypatch.undo()
-    assert not list((gateway.data_dir / "outputs").rglob("file_*"))
+    assert gateway.stored() == {}
     async with gateway.rt.db.read() as session:
         assert (await session.execute(select(func.count()).select_from(StoredOutput))).scalar() == 0
     assert await ledger_matches(gateway.rt, account) == (100, 0)
@@ -31,11 +32,17 @@ async def test_a_failed_settlement_leaves_neither_rows_nor_objects(gateway, monk
 async def test_objects_whose_rows_committed_are_kept(gateway):
     account, _ = await gateway.account()
     rt = gateway.rt
-    kept, dropped = await mirror(
-        rt.store, [("image", b"a", "image/png"), ("image", b"b", "image/png")]
-    )
+    outputs = [Output("image", "image/png", b"a"), Output("image", "image/png", b"b")]
+    kept = await mirror(rt.store, "req_0123456789abcdef01234567", outputs)
+    dropped = await mirror(rt.store, "req_76543210fedcba9876543210", outputs)
+    assert [f.storage_key for f in kept] == [
+        "outputs/req_0123456789abcdef01234567/0.png",
+        "outputs/req_0123456789abcdef01234567/1.png",
+    ]
     async with rt.db.write() as session:
-        await insert_outputs(session, [kept], account, rt.now())
-    await discard_unrecorded(rt, [kept, dropped])
-    assert await rt.store.get(kept.storage_key) is not None
-    assert await rt.store.get(dropped.storage_key) is None
+        await insert_outputs(session, kept, account, rt.now())
+    await discard_unrecorded(rt, "req_0123456789abcdef01234567", kept)
+    await discard_unrecorded(rt, "req_76543210fedcba9876543210", dropped)
+    assert (await read_object(rt.store, kept[1].storage_key)).data == b"b"
+    assert await read_object(rt.store, dropped[0].storage_key) is None
+    assert sorted(gateway.stored()) == [f.storage_key for f in kept]

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select
 from tests.server.fakes import MP4, PNG
 from tests.server.helpers import auth, ledger_matches
@@ -12,6 +13,12 @@ from reapi_server.jobs.sweeper import sweep_once
 from reapi_server.models import StoredOutput, VideoJob
 
 COST = 40  # sim-video: 10 credits a second, 4 seconds by default
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    """Every test here runs on local disk and on a real S3 server (moto)."""
+    return request.param
 
 
 async def create(gateway, key, **fields):
@@ -165,8 +172,9 @@ async def test_delete_finished_removes_outputs(gateway):
     account, key = await gateway.account(credits=100)
     video = (await create(gateway, key)).json()
     await drive(gateway)
+    assert len(gateway.stored()) == 2  # the video and its thumbnail
     await gateway.client.delete(f"/v1/videos/{video['id']}", headers=auth(key))
-    assert not list((gateway.data_dir / "outputs").rglob("file_*"))
+    assert gateway.stored() == {}
     assert await ledger_matches(gateway.rt, account) == (60, 0)
 
 

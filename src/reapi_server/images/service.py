@@ -24,10 +24,10 @@ from reapi.providers import ImageResult
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.service import price_of, reserve_or_refuse
-from ..errors import GatewayError
-from ..mirror.outputs import file_url, mirror
+from ..errors import GatewayError, StorageUnavailable
+from ..mirror.outputs import Output, file_url, mirror
 from ..mirror.repository import insert_outputs
-from ..mirror.service import discard_unrecorded
+from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
@@ -119,7 +119,15 @@ async def generate(
             raise APIResponseError(
                 "the provider returned an image without its bytes", provider=outcome.route.provider
             )
-        files = await mirror(rt.store, [("image", i.data or b"", i.content_type) for i in images])
+        try:
+            files = await mirror(
+                rt.store,
+                request_id,
+                [Output("image", i.content_type, i.data or b"") for i in images],
+            )
+        except StorageUnavailable:
+            await queue_task_cleanup(rt, request_id)  # images stored before the failure
+            raise
         charge = price_of(prepared.spec, prepared.shape, images=len(files))
         try:
             async with rt.db.write() as session:
@@ -135,7 +143,7 @@ async def generate(
                     duration_ms=_ms(started),
                 )
         except BaseException:
-            await discard_unrecorded(rt, files)
+            await discard_unrecorded(rt, request_id, files)
             raise
     except BaseException as error:
         await _release(rt, hold_id, request_id, error, started)
@@ -163,14 +171,11 @@ async def generate(
 
 async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:
     """Rebuild a stored answer: the same images, from our storage."""
-    data: list[dict[str, str]] = []
-    for file_id in snapshot["files"]:
-        if snapshot["as_url"]:
-            data.append({"url": file_url(base_url, file_id)})
-            continue
-        stored = await rt.store.get(f"outputs/{file_id}")
-        if stored is not None:
-            data.append({"b64_json": base64.b64encode(stored.data).decode()})
+    if snapshot["as_url"]:
+        data = [{"url": file_url(base_url, file_id)} for file_id in snapshot["files"]]
+    else:
+        images = await read_outputs(rt, snapshot["files"])  # a deleted one is left out
+        data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
     return _body(snapshot["response"], data)
 
 

@@ -18,17 +18,19 @@ import anyio
 
 from reapi import JobFailedError, ReapiError
 from reapi.catalog import Route
-from reapi.providers import GeneratedFile, TaskStatus
+from reapi.providers import TaskStatus
 
 from ..credits import repository as credit_rows
 from ..errors import GatewayError
-from ..mirror.outputs import MirroredFile, discard, mirror
+from ..mirror.fetch import upstream_body
+from ..mirror.outputs import MirroredFile, Output, mirror
 from ..mirror.repository import insert_outputs
-from ..mirror.service import discard_unrecorded
+from ..mirror.service import delete_task_outputs
 from ..models import VideoJob
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
+from .lease import LeaseLost, kept_lease
 from .repository import POLLED_STATES
 from .submission import finish_failed, submit
 
@@ -38,10 +40,6 @@ log = logging.getLogger("reapi_server.jobs")
 
 #: Fetch or storage failures of a finished task before the job is failed and refunded.
 MAX_OUTPUT_FAILURES = 10
-
-
-class _LeaseLost(Exception):
-    pass
 
 
 def _reported_shape(status: TaskStatus) -> dict[str, Any]:
@@ -144,42 +142,49 @@ class JobPoller:
                     session, job.id, owner=rt.instance_id, states=POLLED_STATES, **values
                 )
 
-    async def _fetch(self, route: Route, file: GeneratedFile | None) -> bytes | None:
-        if file is None or file.fetch is None:
-            return file.data if file is not None else None
-        rt = self.rt
-        reply = await rt.engine.send(
-            file.fetch, route.provider, rt.router.first_byte_timeout(route)
-        )
-        rt.core.adapter(route).check(reply)
-        return reply.content
+    def _outputs(self, route: Route, status: TaskStatus) -> list[Output]:
+        """The video, then its thumbnail when there is one: streamed from the upstream into
+        storage (never read whole), each request sent only when its turn comes."""
+        video = status.outputs[0] if status.outputs else None
+        body = upstream_body(self.rt, route, video) if video is not None else None
+        if video is None or body is None:
+            raise GatewayError("no video in the finished task", code="upstream_bad_response")
+        outputs = [Output("video", video.content_type, body)]
+        thumbnail = status.thumbnail
+        thumb_body = upstream_body(self.rt, route, thumbnail) if thumbnail is not None else None
+        if thumbnail is not None and thumb_body is not None:
+            outputs.append(Output("thumbnail", thumbnail.content_type, thumb_body))
+        return outputs
 
     async def _complete(self, job: VideoJob, route: Route, status: TaskStatus) -> None:
+        """Store the output, then settle. Keys are the job's own (`outputs/<job id>/…`), so a
+        retry rewrites what a failed attempt left, and nothing here deletes objects: another
+        worker may be storing the same keys. A job that fails for good has them deleted."""
         rt = self.rt
-        video = status.outputs[0] if status.outputs else None
         try:
-            video_bytes = await self._fetch(route, video)
-            thumb_bytes = await self._fetch(route, status.thumbnail)
-            if video is None or video_bytes is None:
-                raise GatewayError("no video in the finished task", code="upstream_bad_response")
-            files = [("video", video_bytes, video.content_type)]
-            if status.thumbnail is not None and thumb_bytes is not None:
-                files.append(("thumbnail", thumb_bytes, status.thumbnail.content_type))
-            mirrored = await mirror(rt.store, files)
+            async with kept_lease(rt, job.id):
+                mirrored = await mirror(rt.store, job.id, self._outputs(route, status))
+        except LeaseLost:
+            log.info("lease lost while storing", extra={"job_id": job.id})
+            await self._clean_if_over(job.id)
+            return
         except (ReapiError, GatewayError) as error:
             log.info("output not stored yet", extra={"job_id": job.id, "code": error.code})
-            if job.poll_failures + 1 >= MAX_OUTPUT_FAILURES:
-                await finish_failed(
-                    rt, job.id, "output_unavailable", owner=rt.instance_id, states=POLLED_STATES
-                )
-            else:
+            if job.poll_failures + 1 < MAX_OUTPUT_FAILURES:
                 await self._reschedule(job, failed=True)
+            elif await finish_failed(
+                rt, job.id, "output_unavailable", owner=rt.instance_id, states=POLLED_STATES
+            ):
+                await delete_task_outputs(rt, job.id, None)
             return
-        try:
-            await self._settle(job, mirrored, status)
-        except BaseException:
-            await discard_unrecorded(rt, mirrored)
-            raise
+        await self._settle(job, mirrored, status)
+
+    async def _clean_if_over(self, job_id: str) -> None:
+        """After losing a job: if it is gone or failed, nobody will record its objects."""
+        async with self.rt.db.read() as session:
+            job = await repository.get(session, job_id)
+        if job is None or job.status == "failed":
+            await delete_task_outputs(self.rt, job_id, None)
 
     async def _settle(
         self, job: VideoJob, mirrored: list[MirroredFile], status: TaskStatus
@@ -205,10 +210,10 @@ class JobPoller:
                         lease_owner=None,
                         lease_expires_at=None,
                     ):
-                        raise _LeaseLost
+                        raise LeaseLost
                     if job.hold_id:
                         closed = await credit_rows.settle(session, job.hold_id, job.cost, now)
-                    await insert_outputs(session, mirrored, job.account_id, now, job_id=job.id)
+                    await insert_outputs(session, mirrored, job.account_id, now)
                     await usage_rows.finish(
                         session,
                         job.request_id,
@@ -218,9 +223,9 @@ class JobPoller:
                         attempts=job.attempts,
                         duration_ms=int((now - job.created_at) * 1000),
                     )
-            except _LeaseLost:
-                # Deleted, or taken over by another worker: our copy of the output is not needed.
-                await discard(rt.store, mirrored)
+            except LeaseLost:
+                # Deleted, or taken over by another worker (who stores the same keys).
+                await self._clean_if_over(job.id)
                 return
         rt.memory.forget(job.id)
         rt.metrics.video_jobs.labels("completed").inc()

@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..models import ACTIVE_JOB_STATES, ApiKey, StoredOutput, VideoJob
+from ..models import ACTIVE_JOB_STATES, ApiKey, VideoJob
 
 __all__ = [
     "active_count_for_key",
@@ -21,7 +21,6 @@ __all__ = [
     "insert",
     "list_for_account",
     "lock_key",
-    "outputs_of",
     "stale_submissions",
     "update_if",
 ]
@@ -159,11 +158,6 @@ async def stale_submissions(session: AsyncSession, now: float, limit: int = 200)
     return list(result.scalars())
 
 
-async def outputs_of(session: AsyncSession, job_id: str) -> list[StoredOutput]:
-    result = await session.execute(select(StoredOutput).where(StoredOutput.job_id == job_id))
-    return list(result.scalars())
-
-
 async def delete_job(session: AsyncSession, job_id: str) -> None:
-    await session.execute(delete(StoredOutput).where(StoredOutput.job_id == job_id))
+    """The job's row only: its outputs are the storage domain's (`mirror.service`)."""
     await session.execute(delete(VideoJob).where(VideoJob.id == job_id))

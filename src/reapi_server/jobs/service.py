@@ -12,7 +12,9 @@ from reapi.catalog import Route
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..errors import GatewayError, NotFound
-from ..models import ACTIVE_JOB_STATES
+from ..mirror.repository import get_output
+from ..mirror.service import delete_queued, forget_task
+from ..models import ACTIVE_JOB_STATES, StoredOutput
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
@@ -52,24 +54,23 @@ async def list_videos(
     }
 
 
-async def content(
-    rt: Runtime, principal: Principal, job_id: str, variant: str
-) -> tuple[bytes, str]:
+async def content(rt: Runtime, principal: Principal, job_id: str, variant: str) -> StoredOutput:
+    """The stored output to serve for a finished video (its row: key and content type)."""
     async with rt.db.read() as session:
         job = await repository.get_for_account(session, job_id, principal.account_id)
-    if job is None:
-        raise NotFound("no such video", param="video_id")
-    if job.status != "completed":
-        raise GatewayError(
-            "this video is not completed yet", param="video_id", code="video_not_ready"
-        )
-    file_id = job.thumbnail_file_id if variant == "thumbnail" else job.video_file_id
-    if variant == "spritesheet" or file_id is None:
-        raise NotFound(f"this video has no {variant}", param="variant")
-    stored = await rt.store.get(f"outputs/{file_id}")
-    if stored is None:
+        if job is None:
+            raise NotFound("no such video", param="video_id")
+        if job.status != "completed":
+            raise GatewayError(
+                "this video is not completed yet", param="video_id", code="video_not_ready"
+            )
+        file_id = job.thumbnail_file_id if variant == "thumbnail" else job.video_file_id
+        if variant == "spritesheet" or file_id is None:
+            raise NotFound(f"this video has no {variant}", param="variant")
+        output = await get_output(session, file_id)
+    if output is None:
         raise NotFound("this video's content is gone", param="video_id")
-    return stored.data, stored.content_type
+    return output
 
 
 async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
@@ -89,14 +90,14 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
                 error_code="cancelled",
                 provider=job.provider,
             )
-        outputs = await repository.outputs_of(session, job_id)
         await repository.delete_job(session, job_id)
+        stored = await forget_task(session, job_id, None, rt.now())
         provider, upstream_model, task_id = job.provider, job.upstream_model, job.upstream_task_id
     rt.memory.forget(job_id)
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)
-    for output in outputs:
-        await rt.store.delete(output.storage_key)
+    # The objects go at once; they were queued with the rows, so an outage only delays it.
+    await delete_queued(rt, stored or [])
     if unfinished and provider and upstream_model and task_id:
         await cancel_upstream(rt, Route(provider=provider, upstream_model=upstream_model), task_id)
     return {"id": job_id, "object": "video.deleted", "deleted": True}

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
-import anyio
+from reapi import ReapiError
 
 from ..errors import StorageUnavailable
-from .storage import ObjectStore
+from .keys import output_key
+from .storage import Body, ObjectStore
 
-__all__ = ["MirroredFile", "discard", "file_url", "mirror"]
+__all__ = ["MirroredFile", "Output", "file_url", "mirror"]
 
 log = logging.getLogger("reapi_server.mirror")
 
 
 @dataclass(frozen=True, slots=True)
+class Output:
+    """One generated file to store: its bytes, or a stream of them still arriving."""
+
+    #: image | video | thumbnail
+    kind: str
+    content_type: str
+    body: Body
+
+
+@dataclass(frozen=True, slots=True)
 class MirroredFile:
     file_id: str
+    task_id: str
     storage_key: str
     content_type: str
     size_bytes: int
@@ -30,33 +42,31 @@ def _new_file_id() -> str:
     return f"file_{secrets.token_hex(24)}"
 
 
-async def mirror(store: ObjectStore, files: Sequence[tuple[str, bytes, str]]) -> list[MirroredFile]:
-    """Put each (kind, bytes, content type). All or nothing: on a failure, what was already put is
-    deleted again and `StorageUnavailable` is raised."""
+async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) -> list[MirroredFile]:
+    """Put each output under `outputs/<task id>/<n>.<ext>`, in order. A failure raises
+    `StorageUnavailable` — or the upstream's own error, when the stream of a file failed — and may
+    leave earlier outputs of the task stored: the caller deletes the task's objects (or, for a
+    video job, lets its retry write the same keys again)."""
     done: list[MirroredFile] = []
     try:
-        for kind, data, content_type in files:
-            file_id = _new_file_id()
-            key = f"outputs/{file_id}"
-            await store.put(key, data, content_type)
-            done.append(MirroredFile(file_id, key, content_type, len(data), kind))
+        for index, output in enumerate(outputs):
+            key = output_key(task_id, index, output.content_type)
+            try:
+                size = await store.put(key, output.body, output.content_type)
+            finally:
+                if isinstance(output.body, AsyncGenerator):
+                    await output.body.aclose()  # close the upstream response, read or not
+            done.append(
+                MirroredFile(_new_file_id(), task_id, key, output.content_type, size, output.kind)
+            )
+    except ReapiError:
+        raise
     except Exception as exc:
-        log.warning("storage put failed: %s", type(exc).__name__)
-        await discard(store, done)
+        log.warning("storage put failed", extra={"code": type(exc).__name__})
         raise StorageUnavailable(
             "the generated output could not be stored; nothing was charged"
         ) from None
     return done
-
-
-async def discard(store: ObjectStore, files: Sequence[MirroredFile]) -> None:
-    """Delete objects whose rows were never written (shielded: runs during cancellation too)."""
-    with anyio.CancelScope(shield=True):
-        for file in files:
-            try:
-                await store.delete(file.storage_key)
-            except Exception as exc:  # best effort; an orphan object is harmless, a lie is not
-                log.warning("storage delete failed: %s", type(exc).__name__)
 
 
 def file_url(base_url: str, file_id: str) -> str:

@@ -1,24 +1,32 @@
-"""All SQL about stored outputs."""
+"""All SQL about stored outputs and the queue of objects waiting to be deleted."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..models import StoredOutput
+from ..models import PendingDeletion, StoredOutput
 from .outputs import MirroredFile
 
-__all__ = ["insert_outputs", "owner_of", "recorded_ids"]
+__all__ = [
+    "claim_deletions",
+    "delete_output_row",
+    "delete_task_rows",
+    "enqueue_deletions",
+    "get_output",
+    "insert_outputs",
+    "pending_deletions",
+    "postpone_deletion",
+    "recorded_ids",
+    "remove_deletions",
+    "storage_keys",
+]
 
 
 async def insert_outputs(
-    session: AsyncSession,
-    files: Sequence[MirroredFile],
-    account_id: str,
-    now: float,
-    job_id: str | None = None,
+    session: AsyncSession, files: Sequence[MirroredFile], account_id: str, now: float
 ) -> None:
     """Rows for objects already stored (never before: no row may point at a missing object)."""
     if not files:
@@ -34,7 +42,7 @@ async def insert_outputs(
                 "content_type": f.content_type,
                 "size_bytes": f.size_bytes,
                 "kind": f.kind,
-                "job_id": job_id,
+                "task_id": f.task_id,
                 "created_at": now,
             }
             for f in files
@@ -50,8 +58,106 @@ async def recorded_ids(session: AsyncSession, file_ids: Sequence[str]) -> set[st
     return set(result.scalars())
 
 
-async def owner_of(session: AsyncSession, file_id: str) -> str | None:
-    result = await session.execute(
-        select(StoredOutput.account_id).where(StoredOutput.id == file_id)
-    )
+async def get_output(session: AsyncSession, file_id: str) -> StoredOutput | None:
+    result = await session.execute(select(StoredOutput).where(StoredOutput.id == file_id))
     return result.scalar_one_or_none()
+
+
+async def storage_keys(session: AsyncSession, file_ids: Sequence[str]) -> dict[str, str]:
+    """file id → storage key, for those that have rows."""
+    if not file_ids:
+        return {}
+    result = await session.execute(
+        select(StoredOutput.id, StoredOutput.storage_key).where(StoredOutput.id.in_(file_ids))
+    )
+    return {str(row[0]): str(row[1]) for row in result.all()}
+
+
+async def delete_output_row(
+    session: AsyncSession, file_id: str, account_id: str | None
+) -> str | None:
+    """Delete one output's row; its storage key, or None when there is no such row (or it is
+    another account's)."""
+    query = delete(StoredOutput).where(StoredOutput.id == file_id)
+    if account_id is not None:
+        query = query.where(StoredOutput.account_id == account_id)
+    connection = await session.connection()
+    result = await connection.execute(query.returning(StoredOutput.storage_key))
+    return result.scalar_one_or_none()
+
+
+async def delete_task_rows(
+    session: AsyncSession, task_id: str, account_id: str | None
+) -> list[str]:
+    """Delete the rows of a task's outputs (only the account's, when one is given); their keys."""
+    query = delete(StoredOutput).where(StoredOutput.task_id == task_id)
+    if account_id is not None:
+        query = query.where(StoredOutput.account_id == account_id)
+    connection = await session.connection()
+    result = await connection.execute(query.returning(StoredOutput.storage_key))
+    return list(result.scalars())
+
+
+# -- the deletion queue ----------------------------------------------------------------------------
+
+
+async def enqueue_deletions(session: AsyncSession, keys: Sequence[str], now: float) -> None:
+    if not keys:
+        return
+    connection = await session.connection()
+    await connection.execute(
+        insert(PendingDeletion),
+        [{"storage_key": k, "attempts": 0, "not_before": now, "created_at": now} for k in keys],
+    )
+
+
+async def claim_deletions(
+    session: AsyncSession, now: float, claim_until: float, limit: int
+) -> list[tuple[int, str, int]]:
+    """Take up to `limit` due entries for this process until `claim_until`: (id, key, attempts).
+
+    Like the video poller's claim: `FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer on
+    SQLite. Deleting twice would be harmless; claiming just saves the work."""
+    due = await session.execute(
+        select(PendingDeletion.id, PendingDeletion.storage_key, PendingDeletion.attempts)
+        .where(PendingDeletion.not_before <= now)
+        .order_by(PendingDeletion.not_before)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = [(int(r[0]), str(r[1]), int(r[2])) for r in due.all()]
+    if rows:
+        connection = await session.connection()
+        await connection.execute(
+            update(PendingDeletion)
+            .where(PendingDeletion.id.in_([r[0] for r in rows]))
+            .values(not_before=claim_until)
+        )
+    return rows
+
+
+async def remove_deletions(
+    session: AsyncSession, *, ids: Sequence[int] = (), keys: Sequence[str] = ()
+) -> None:
+    """Forget entries whose objects are gone."""
+    connection = await session.connection()
+    if ids:
+        await connection.execute(delete(PendingDeletion).where(PendingDeletion.id.in_(ids)))
+    if keys:
+        await connection.execute(
+            delete(PendingDeletion).where(PendingDeletion.storage_key.in_(keys))
+        )
+
+
+async def postpone_deletion(session: AsyncSession, entry_id: int, not_before: float) -> None:
+    connection = await session.connection()
+    await connection.execute(
+        update(PendingDeletion)
+        .where(PendingDeletion.id == entry_id)
+        .values(not_before=not_before, attempts=PendingDeletion.attempts + 1)
+    )
+
+
+async def pending_deletions(session: AsyncSession) -> list[str]:
+    result = await session.execute(select(PendingDeletion.storage_key))
+    return list(result.scalars())

@@ -1,4 +1,10 @@
-"""Cleaning up after a failed write without ever leaving a row that points at nothing."""
+"""Deleting stored outputs without ever leaving a row that points at nothing, and without ever
+forgetting an object that must go.
+
+Rows go first, and in the same transaction each object's key (or its task's prefix) is queued in
+`pending_deletions`; the objects are then deleted at once, and whatever the store refused (an
+outage) stays queued until the retention job gets it deleted.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,160 @@ import logging
 from collections.abc import Sequence
 
 import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..runtime import Runtime
-from .outputs import MirroredFile, discard
-from .repository import recorded_ids
+from . import repository
+from .keys import task_prefix
+from .outputs import MirroredFile
+from .storage import ObjectStore, read_object
 
-__all__ = ["discard_unrecorded"]
+__all__ = [
+    "delete_file",
+    "delete_queued",
+    "delete_task_outputs",
+    "discard_unrecorded",
+    "forget_task",
+    "purge_deletions",
+    "queue_task_cleanup",
+    "read_outputs",
+]
 
 log = logging.getLogger("reapi_server.mirror")
 
+#: How long a process owns the queue entries it claimed before another may take them.
+_CLAIM_SECONDS = 300.0
+_MAX_BACKOFF = 3600.0
 
-async def discard_unrecorded(rt: Runtime, files: Sequence[MirroredFile]) -> None:
-    """Delete the objects whose rows were not written.
+
+async def _delete(store: ObjectStore, target: str) -> None:
+    if target.endswith("/"):
+        await store.delete_prefix(target)
+    else:
+        await store.delete(target)
+
+
+def _targets(task_id: str, keys: Sequence[str]) -> list[str]:
+    """The task's prefix (orphans of failed attempts included), plus keys that predate prefixes."""
+    prefix = task_prefix(task_id)
+    return [prefix, *(k for k in keys if not k.startswith(prefix))]
+
+
+async def read_outputs(rt: Runtime, file_ids: Sequence[str]) -> list[bytes]:
+    """The bytes of these (small: image) outputs, in order; deleted ones are left out."""
+    async with rt.db.read() as session:
+        keys = await repository.storage_keys(session, file_ids)
+    found: list[bytes] = []
+    for file_id in file_ids:
+        stored = await read_object(rt.store, keys[file_id]) if file_id in keys else None
+        if stored is not None:
+            found.append(stored.data)
+    return found
+
+
+async def delete_queued(rt: Runtime, targets: Sequence[str]) -> bool:
+    """Delete queued objects now; True when all are gone. Failures stay queued."""
+    gone: list[str] = []
+    for target in targets:
+        try:
+            await _delete(rt.store, target)
+        except Exception as exc:
+            log.warning("storage delete failed; queued", extra={"code": type(exc).__name__})
+            continue
+        gone.append(target)
+    if gone:
+        async with rt.db.write() as session:
+            await repository.remove_deletions(session, keys=gone)
+    return len(gone) == len(targets)
+
+
+async def delete_file(rt: Runtime, file_id: str, account_id: str | None) -> bool:
+    """Delete one output (row, then object); False when the account has no such output."""
+    async with rt.db.write() as session:
+        key = await repository.delete_output_row(session, file_id, account_id)
+        if key is None:
+            return False
+        await repository.enqueue_deletions(session, [key], rt.now())
+    await delete_queued(rt, [key])
+    return True
+
+
+async def forget_task(
+    session: AsyncSession, task_id: str, account_id: str | None, now: float
+) -> list[str] | None:
+    """In the caller's transaction: delete a task's output rows and queue its objects. Returns
+    what to delete once it commits, or None when the account has no outputs of that task.
+
+    Without an account (an operator, a deleted job), the task's prefix is queued even when no
+    row is left: it also holds what failed attempts stored."""
+    keys = await repository.delete_task_rows(session, task_id, account_id)
+    if not keys and account_id is not None:
+        return None
+    targets = _targets(task_id, keys)
+    await repository.enqueue_deletions(session, targets, now)
+    return targets
+
+
+async def delete_task_outputs(rt: Runtime, task_id: str, account_id: str | None) -> bool:
+    """Delete every output of a task (rows, then objects); False when the account has none."""
+    async with rt.db.write() as session:
+        targets = await forget_task(session, task_id, account_id, rt.now())
+    if targets is None:
+        return False
+    await delete_queued(rt, targets)
+    return True
+
+
+async def queue_task_cleanup(rt: Runtime, task_id: str) -> None:
+    """Queue a task's objects whose rows were never written (storing it failed part-way).
+    Queued rather than deleted now: the store just failed, and the caller is answering."""
+    with anyio.CancelScope(shield=True):
+        try:
+            async with rt.db.write() as session:
+                await repository.enqueue_deletions(session, [task_prefix(task_id)], rt.now())
+        except Exception as exc:
+            log.error("could not queue a task's objects", extra={"code": type(exc).__name__})
+
+
+async def discard_unrecorded(rt: Runtime, task_id: str, files: Sequence[MirroredFile]) -> None:
+    """Delete a task's objects when their rows were not written.
 
     Called when the transaction that records them failed or was interrupted; it may still have
     committed (a cancellation can land after COMMIT), so the database decides. When it cannot be
     asked, everything is kept: an orphan object is harmless, a row without its object is not."""
     with anyio.CancelScope(shield=True):
         try:
-            async with rt.db.read() as session:
-                recorded = await recorded_ids(session, [f.file_id for f in files])
+            async with rt.db.write() as session:
+                if await repository.recorded_ids(session, [f.file_id for f in files]):
+                    return
+                targets = _targets(task_id, [])
+                await repository.enqueue_deletions(session, targets, rt.now())
         except Exception as exc:
             log.warning("could not check stored outputs", extra={"code": type(exc).__name__})
             return
-        await discard(rt.store, [f for f in files if f.file_id not in recorded])
+        await delete_queued(rt, targets)
+
+
+async def purge_deletions(rt: Runtime, *, batch: int = 200) -> int:
+    """Work through the deletion queue once: claim due entries, delete their objects, forget
+    them; a failure is tried again later with exponential backoff. Returns how many went."""
+    now = rt.now()
+    async with rt.db.write() as session:
+        claimed = await repository.claim_deletions(session, now, now + _CLAIM_SECONDS, batch)
+    done: list[int] = []
+    failed: list[tuple[int, int]] = []
+    for entry_id, target, attempts in claimed:
+        try:
+            await _delete(rt.store, target)
+        except Exception as exc:
+            log.warning("queued storage delete failed", extra={"code": type(exc).__name__})
+            failed.append((entry_id, attempts))
+            continue
+        done.append(entry_id)
+    if claimed:
+        async with rt.db.write() as session:
+            await repository.remove_deletions(session, ids=done)
+            for entry_id, attempts in failed:
+                wait = min(30.0 * 2 ** min(attempts, 10), _MAX_BACKOFF)
+                await repository.postpone_deletion(session, entry_id, rt.now() + wait)
+    return len(done)

@@ -1,25 +1,38 @@
-"""The storage interface (put/get/delete/url) and its local-disk implementation.
+"""The storage interface every backend implements (local disk, S3-compatible).
 
-A later backend (R2/S3) implements the same four methods. Writes are atomic: an object is either
-fully present under its key or absent, so a row written after `put` never points at half a file.
+Writes are atomic: an object is either fully present under its key or absent, so a row written
+after `put` never points at half a file. Bodies may be streams, so that a large video passes
+through in bounded pieces and is never held whole in memory.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Protocol
 
-import anyio
+__all__ = [
+    "Body",
+    "ObjectStore",
+    "OpenedObject",
+    "StoredObject",
+    "check_key",
+    "read_object",
+    "rechunk",
+]
 
-__all__ = ["LocalDiskStore", "ObjectStore", "StoredObject"]
+#: What `put` takes: the whole object, or its bytes as they arrive.
+Body = bytes | AsyncIterable[bytes]
 
-#: Objects up to this size are read and written on the event loop itself.
-_INLINE_LIMIT = 1024 * 1024
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$")
+
+
+def check_key(key: str) -> str:
+    """Keys and prefixes are built from generated ids only; anything else is a bug."""
+    if not _SAFE_KEY.match(key) or ".." in key or "//" in key:
+        raise ValueError("storage keys are generated ids, never user input")
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,79 +44,65 @@ class StoredObject:
         return f"StoredObject(<{len(self.data)} bytes, {self.content_type}>)"
 
 
+@dataclass(slots=True)
+class OpenedObject:
+    """An object being read: its type and size at once, its bytes as `chunks`. Whoever opens it
+    closes it (`aclose`), also when the bytes are not read to the end."""
+
+    content_type: str
+    size: int
+    chunks: AsyncIterator[bytes]
+    _close: Callable[[], Awaitable[None]] = field(repr=False)
+
+    async def aclose(self) -> None:
+        await self._close()
+
+    async def read(self) -> bytes:
+        try:
+            return b"".join([chunk async for chunk in self.chunks])
+        finally:
+            await self.aclose()
+
+
 class ObjectStore(Protocol):
-    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def put(self, key: str, body: Body, content_type: str) -> int:
+        """Store `body` under `key` whole or not at all; returns its size in bytes."""
 
-    async def get(self, key: str) -> StoredObject | None: ...
+    async def open(self, key: str) -> OpenedObject | None:
+        """The object for reading, or None when there is none."""
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Delete one object; deleting a missing one is not an error."""
+
+    async def delete_prefix(self, prefix: str) -> None:
+        """Delete every object whose key starts with `prefix` (which ends with '/')."""
 
     def url(self, key: str) -> str | None:
         """A direct URL for the object, or None when the gateway serves it itself."""
 
 
-def _check_key(key: str) -> str:
-    if not _SAFE_KEY.match(key) or ".." in key:
-        raise ValueError("storage keys are generated ids, never user input")
-    return key
-
-
-class LocalDiskStore:
-    """Objects as files under one directory. Each file starts with its content type and a
-    newline, so that one write (then one rename) stores an object whole."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self._made_dirs: set[Path] = set()
-
-    def _path(self, key: str) -> Path:
-        return self.root / _check_key(key)
-
-    async def put(self, key: str, data: bytes, content_type: str) -> None:
-        if len(data) <= _INLINE_LIMIT:
-            # A small file is written in microseconds (no fsync): a thread hop would cost more.
-            self._put(key, data, content_type)
-        else:
-            await anyio.to_thread.run_sync(self._put, key, data, content_type)
-
-    def _put(self, key: str, data: bytes, content_type: str) -> None:
-        path = self._path(key)
-        if path.parent not in self._made_dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._made_dirs.add(path.parent)
-        # Write beside the target, then rename: readers see all of it or nothing.
-        tmp = path.parent / f".put-{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content_type.encode("ascii", "replace") + b"\n")
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    async def get(self, key: str) -> StoredObject | None:
-        path = self._path(key)
-        try:
-            small = path.stat().st_size <= _INLINE_LIMIT
-        except FileNotFoundError:
-            return None
-        if small:
-            return self._get(path)
-        return await anyio.to_thread.run_sync(self._get, path)
-
-    @staticmethod
-    def _get(path: Path) -> StoredObject | None:
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        content_type, _, data = raw.partition(b"\n")
-        return StoredObject(data, content_type.decode("ascii", "replace"))
-
-    async def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
-    def url(self, key: str) -> str | None:
+async def read_object(store: ObjectStore, key: str) -> StoredObject | None:
+    """A whole (small) object in memory: for images, never for videos."""
+    opened = await store.open(key)
+    if opened is None:
         return None
+    return StoredObject(await opened.read(), opened.content_type)
+
+
+async def rechunk(body: Body, size: int) -> AsyncIterator[bytes]:
+    """`body` as pieces of exactly `size` bytes (the last may be shorter): S3 parts must be at
+    least 5 MiB, and writing a file in large pieces saves thread hops."""
+    if isinstance(body, bytes):
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+        return
+    pending = bytearray()
+    async for chunk in body:
+        pending += chunk
+        while len(pending) >= size:
+            with memoryview(pending) as view:
+                piece = bytes(view[:size])  # one copy; the buffer is then reused
+            del pending[:size]
+            yield piece
+    if pending:
+        yield bytes(pending)

@@ -4,6 +4,7 @@ from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
 from .credits import CreditHold, LedgerEntry
+from .deletions import PendingDeletion
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
@@ -17,6 +18,7 @@ __all__ = [
     "CreditHold",
     "IdempotencyRecord",
     "LedgerEntry",
+    "PendingDeletion",
     "StoredOutput",
     "UsageRecord",
     "VideoJob",

@@ -19,6 +19,7 @@ class VideoJob(Base):
     __table_args__ = (
         Index("ix_video_jobs_status_next_poll", "status", "next_poll_at"),
         Index("ix_video_jobs_account_created", "account_id", "created_at"),
+        Index("ix_video_jobs_created_at", "created_at"),  # retention deletes by age
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

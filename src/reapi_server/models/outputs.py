@@ -24,5 +24,8 @@ class StoredOutput(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     #: image | video | thumbnail
     kind: Mapped[str] = mapped_column(String(16))
-    job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
-    created_at: Mapped[float] = mapped_column(Float)
+    #: The image request (its `x-request-id`) or video job the output belongs to; its objects
+    #: live under `outputs/<task id>/`. None for outputs stored before tasks were recorded.
+    task_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
+    #: Retention deletes rows (and objects) by age.
+    created_at: Mapped[float] = mapped_column(Float, index=True)

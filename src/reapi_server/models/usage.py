@@ -12,7 +12,10 @@ __all__ = ["UsageRecord"]
 
 class UsageRecord(Base):
     __tablename__ = "usage_records"
-    __table_args__ = (Index("ix_usage_records_account_created", "account_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_usage_records_account_created", "account_id", "created_at"),
+        Index("ix_usage_records_created_at", "created_at"),  # retention deletes by age
+    )
 
     #: The request id (also sent back as `x-request-id`).
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -1,29 +1,82 @@
-"""GET /v1/files/{file_id}/content: mirrored outputs at stable URLs.
+"""Mirrored outputs at stable URLs, and their deletion.
 
-The URL is the capability: file ids carry 192 random bits and are only ever given to the account
-that paid for the output, so the URL works without a key (as `response_format=url` answers
-must, for browsers and `<img>` tags) and cannot be guessed. A request that does present a key is
-held to the usual rule: another account's file answers 404.
+`GET /v1/files/{file_id}/content`: the URL is the capability. File ids carry 192 random bits and
+are only ever given to the account that paid for the output, so the URL works without a key (as
+`response_format=url` answers must, for browsers and `<img>` tags) and cannot be guessed. A request
+that does present a key is held to the usual rule: another account's file answers 404. When the
+store has direct URLs (a public bucket domain, or presigned URLs), the answer redirects there.
+
+`DELETE /v1/files/{file_id}` (OpenAI's shape) deletes one output; `DELETE /v1/outputs/{task_id}`
+deletes every output of an image request (its `x-request-id`) or a video.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
-from starlette.responses import Response
+from pydantic import BaseModel
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ..errors import NotFound
-from ..mirror.repository import owner_of
-from .dependencies import Rt
-from .responses import error_responses
+from ..mirror.repository import get_output
+from ..mirror.service import delete_file, delete_task_outputs
+from ..mirror.storage import OpenedObject
+from ..models import StoredOutput
+from ..runtime import Runtime
+from .dependencies import Caller, Rt
+from .responses import error_responses, json_response
 
-__all__ = ["router"]
+__all__ = ["router", "stored_response"]
 
 router = APIRouter(prefix="/v1", tags=["Files"])
 
 _FILE_ID = re.compile(r"^file_[0-9a-f]{48}$")
+_TASK_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,32}$")
+#: Up to this size an object is read whole and sent with one write.
+_WHOLE_LIMIT = 1024 * 1024
+_IMMUTABLE = "private, max-age=31536000, immutable"
+
+FileId = Annotated[str, Path(max_length=64)]
+
+
+class FileDeleted(BaseModel):
+    id: str
+    object: Literal["file"] = "file"
+    deleted: bool
+
+
+class OutputsDeleted(BaseModel):
+    id: str
+    object: Literal["outputs.deleted"] = "outputs.deleted"
+    deleted: bool
+
+
+async def _chunks(opened: OpenedObject) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in opened.chunks:
+            yield chunk
+    finally:
+        await opened.aclose()
+
+
+async def stored_response(rt: Runtime, output: StoredOutput, *, redirect: bool) -> Response:
+    """An output's bytes, streamed from storage (a video is never read whole), or a redirect to
+    the store's own URL for it when `redirect` is allowed and the store has one."""
+    direct = rt.store.url(output.storage_key) if redirect else None
+    if direct is not None:
+        # Short-lived: a presigned URL expires, and a deleted output must stop resolving.
+        return RedirectResponse(direct, 307, headers={"cache-control": "private, max-age=60"})
+    opened = await rt.store.open(output.storage_key)
+    if opened is None:
+        raise NotFound("no such file", param="file_id")
+    headers = {"cache-control": _IMMUTABLE}
+    if opened.size <= _WHOLE_LIMIT:
+        return Response(await opened.read(), media_type=opened.content_type, headers=headers)
+    headers["content-length"] = str(opened.size)
+    return StreamingResponse(_chunks(opened), media_type=opened.content_type, headers=headers)
 
 
 @router.get(
@@ -32,26 +85,48 @@ _FILE_ID = re.compile(r"^file_[0-9a-f]{48}$")
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}, "video/mp4": {}}},
+        307: {"description": "Redirect to the storage's own URL for the output"},
         **error_responses(401, 404, 422),
     },
 )
-async def file_content(
-    request: Request, file_id: Annotated[str, Path(max_length=64)], rt: Rt
-) -> Response:
+async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
     if not _FILE_ID.match(file_id):
         raise NotFound("no such file", param="file_id")
+    async with rt.db.read() as session:
+        output = await get_output(session, file_id)
     authorization = request.headers.get("authorization")
     if authorization is not None:
         principal = await rt.auth.authenticate(authorization)
-        async with rt.db.read() as session:
-            owner = await owner_of(session, file_id)
-        if owner != principal.account_id:
-            raise NotFound("no such file", param="file_id")
-    stored = await rt.store.get(f"outputs/{file_id}")
-    if stored is None:
+        if output is not None and output.account_id != principal.account_id:
+            output = None
+    if output is None:
         raise NotFound("no such file", param="file_id")
-    return Response(
-        stored.data,
-        media_type=stored.content_type,
-        headers={"cache-control": "private, max-age=31536000, immutable"},
-    )
+    return await stored_response(rt, output, redirect=True)
+
+
+@router.delete(
+    "/files/{file_id}",
+    summary="Delete a generated output now (its row, then its stored object)",
+    response_model=FileDeleted,
+    responses=error_responses(401, 404, 422, 429),
+)
+async def delete_file_endpoint(file_id: FileId, rt: Rt, principal: Caller) -> Response:
+    if not _FILE_ID.match(file_id) or not await delete_file(rt, file_id, principal.account_id):
+        raise NotFound("no such file", param="file_id")
+    return json_response({"id": file_id, "object": "file", "deleted": True})
+
+
+@router.delete(
+    "/outputs/{task_id}",
+    summary="Delete every stored output of an image request (x-request-id) or a video",
+    response_model=OutputsDeleted,
+    responses=error_responses(401, 404, 422, 429),
+)
+async def delete_outputs(
+    task_id: Annotated[str, Path(max_length=64)], rt: Rt, principal: Caller
+) -> Response:
+    if not _TASK_ID.match(task_id) or not await delete_task_outputs(
+        rt, task_id, principal.account_id
+    ):
+        raise NotFound("no stored outputs for this id", param="task_id")
+    return json_response({"id": task_id, "object": "outputs.deleted", "deleted": True})

@@ -13,6 +13,7 @@ from ..errors import GatewayError
 from ..jobs import service, submission
 from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt
+from .files import stored_response
 from .idempotent import Created, idempotent
 from .requests import VideoBody, parse_model, video_from_form, video_from_json
 from .responses import Video, VideoDeleted, VideoList, error_responses, json_response
@@ -130,5 +131,6 @@ async def video_content(
     principal: Caller,
     variant: Annotated[Literal["video", "thumbnail", "spritesheet"], Query()] = "video",
 ) -> Response:
-    data, content_type = await service.content(rt, principal, video_id, variant)
-    return Response(data, media_type=content_type)
+    output = await service.content(rt, principal, video_id, variant)
+    # Streamed through the gateway, never redirected: API clients (the SDK) do not follow them.
+    return await stored_response(rt, output, redirect=False)

@@ -1,0 +1,27 @@
+"""Storage keys: `outputs/<task id>/<n>.<ext>`. They name only the task (an image request or a
+video job, both random ids) and the output's place in it: no user data, ever."""
+
+from __future__ import annotations
+
+from .storage import check_key
+
+__all__ = ["output_key", "task_prefix"]
+
+_EXTENSIONS = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/gif": "gif",
+    "video/mp4": "mp4",
+    "video/quicktime": "mov",
+    "video/webm": "webm",
+}
+
+
+def task_prefix(task_id: str) -> str:
+    return check_key(f"outputs/{task_id}/")
+
+
+def output_key(task_id: str, index: int, content_type: str) -> str:
+    extension = _EXTENSIONS.get(content_type.split(";", 1)[0].strip().lower(), "bin")
+    return check_key(f"{task_prefix(task_id)}{index}.{extension}")

@@ -1,0 +1,82 @@
+"""The retention job, in every server process: delete what is older than `retention_days`.
+
+Rows go in batches, each in its own short transaction; an output's object is queued for deletion
+in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
+outage only delays it. Deleting is idempotent and batches never overlap, so several processes
+may run the job at once; they only share the work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..mirror.repository import enqueue_deletions
+from ..mirror.service import purge_deletions
+from ..runtime import Runtime
+from . import repository
+
+__all__ = ["RetentionReport", "purge_once", "run_retention"]
+
+log = logging.getLogger("reapi_server.retention")
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionReport:
+    outputs: int
+    usage_rows: int
+    video_jobs: int
+    #: Objects deleted from storage (from this run or earlier ones that met an outage).
+    objects: int
+
+
+Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
+
+
+async def _in_batches(rt: Runtime, work: Batch, cutoff: float, size: int) -> int:
+    total = 0
+    while True:
+        async with rt.db.write() as session:
+            count = await work(session, cutoff, size)
+        total += count
+        if count < size:
+            return total
+
+
+async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
+    cutoff = rt.now() - rt.settings.retention_days * DAY
+
+    async def outputs(session: AsyncSession, cutoff: float, size: int) -> int:
+        keys = await repository.delete_expired_outputs(session, cutoff, size)
+        await enqueue_deletions(session, keys, rt.now())
+        return len(keys)
+
+    expired_outputs = await _in_batches(rt, outputs, cutoff, batch)
+    usage_rows = await _in_batches(rt, repository.delete_expired_usage, cutoff, batch)
+    video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
+    objects = 0
+    while True:
+        deleted = await purge_deletions(rt, batch=batch)
+        objects += deleted
+        if deleted < batch:
+            break
+    report = RetentionReport(expired_outputs, usage_rows, video_jobs, objects)
+    if expired_outputs or usage_rows or video_jobs or objects:
+        counts = f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} objects={objects}"
+        log.info("retention purge", extra={"code": counts})
+    return report
+
+
+async def run_retention(rt: Runtime) -> None:
+    while True:
+        try:
+            await purge_once(rt)
+        except Exception as exc:  # a database or storage hiccup must not end the loop
+            log.error("retention purge failed", extra={"code": type(exc).__name__})
+        await anyio.sleep(rt.settings.retention_interval)

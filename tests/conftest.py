@@ -1,10 +1,16 @@
 """Shared fixtures: test catalogs with two OpenAI-format hosts, so failover can be exercised
-with the OpenAI simulator (and pytest-httpx) alone."""
+with the OpenAI simulator (and pytest-httpx) alone; an offline resolver and a loopback media
+host for caller URLs."""
 
 from __future__ import annotations
 
-import pytest
+import socket
+from collections.abc import Iterator
 
+import pytest
+from tests.media_host import MediaHost
+
+from reapi import _fetch
 from reapi.catalog import Catalog, default_catalog
 
 
@@ -51,3 +57,26 @@ def two_host_catalog() -> Catalog:
 @pytest.fixture
 def catalog() -> Catalog:
     return two_host_catalog()
+
+
+def _offline(host: str, port: int) -> list[str]:
+    raise socket.gaierror(socket.EAI_NONAME, "tests resolve no names")
+
+
+async def _offline_async(host: str, port: int) -> list[str]:
+    return _offline(host, port)
+
+
+@pytest.fixture(autouse=True)
+def offline_caller_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Caller URLs never reach DNS (nor so the internet) in tests: names do not resolve, unless
+    a test hands its fetcher a resolver (see `media_host`)."""
+    monkeypatch.setattr(_fetch, "_system_resolve", _offline)
+    monkeypatch.setattr(_fetch, "_system_resolve_async", _offline_async)
+
+
+@pytest.fixture
+def media_host() -> Iterator[MediaHost]:
+    host = MediaHost().start()
+    yield host
+    host.stop()

@@ -28,6 +28,7 @@ from ._exceptions import (
     RouteRefusedError,
 )
 from ._payload import File, Payload
+from ._urls import UrlPolicy
 from ._version import __version__
 from .catalog import Catalog, load_catalog
 from .router import BreakerPolicy, BreakerStore, InMemoryBreakerStore, RouterConfig
@@ -69,6 +70,7 @@ __all__ = [
     "ReapiError",
     "RouteRefusedError",
     "RouterConfig",
+    "UrlPolicy",
     "Video",
     "VideoList",
     "__version__",

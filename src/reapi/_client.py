@@ -17,10 +17,12 @@ import httpx
 
 from ._engine import AsyncEngine, SyncEngine
 from ._exceptions import ConfigurationError
+from ._fetch import AsyncFetcher, SyncFetcher
 from ._gateway import GatewayProtocols
 from ._local import LocalCore
 from ._secret import Secret
 from ._settings import resolve_connections
+from ._urls import UrlPolicy
 from .catalog import Catalog, load_catalog
 from .resources.images import AsyncImages, Images
 from .resources.models import AsyncModels, Models
@@ -77,6 +79,10 @@ class ReAPI:
 
     >>> client = ReAPI()  # provider keys from OPENAI_API_KEY, GEMINI_API_KEY, ...
     >>> result = client.images.generate(model="gpt-image-2", prompt="a lighthouse at dusk")
+
+    `url_policy` governs the URLs reapi downloads itself for you (a source video for
+    enhancement): public addresses only, every redirect checked, size-capped. URLs that an
+    upstream reads itself are passed on unchanged.
     """
 
     def __init__(
@@ -90,6 +96,7 @@ class ReAPI:
         router: RouterConfig | None = None,
         breakers: BreakerStore | None = None,
         http_client: httpx.Client | None = None,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self._setup = _Setup(
             api_key=api_key,
@@ -100,7 +107,7 @@ class ReAPI:
             router=router,
             breakers=breakers,
         )
-        self._engine = SyncEngine(self._setup.router, http_client)
+        self._engine = SyncEngine(self._setup.router, http_client, SyncFetcher(url_policy))
         self.images = Images(self._setup, self._engine)
         self.videos = Videos(self._setup, self._engine)
         self.models = Models(self._setup, self._engine)
@@ -140,6 +147,7 @@ class AsyncReAPI:
         router: RouterConfig | None = None,
         breakers: BreakerStore | None = None,
         http_client: httpx.AsyncClient | None = None,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self._setup = _Setup(
             api_key=api_key,
@@ -150,7 +158,7 @@ class AsyncReAPI:
             router=router,
             breakers=breakers,
         )
-        self._engine = AsyncEngine(self._setup.router, http_client)
+        self._engine = AsyncEngine(self._setup.router, http_client, AsyncFetcher(url_policy))
         self.images = AsyncImages(self._setup, self._engine)
         self.videos = AsyncVideos(self._setup, self._engine)
         self.models = AsyncModels(self._setup, self._engine)

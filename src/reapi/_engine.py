@@ -26,8 +26,9 @@ from ._exceptions import (
     ReapiError,
     RouteRefusedError,
 )
+from ._fetch import AsyncFetcher, SyncFetcher
 from .catalog import Route
-from .providers import Batch, Protocol, Sleep, UpstreamRequest, UpstreamResponse
+from .providers import Batch, FetchReference, Protocol, Sleep, UpstreamRequest, UpstreamResponse
 from .router import Router
 
 __all__ = ["AsyncEngine", "Outcome", "SyncEngine"]
@@ -158,11 +159,17 @@ class _Base:
 
 
 class SyncEngine(_Base):
-    """Blocking I/O on one pooled `httpx.Client`."""
+    """Blocking I/O on one pooled `httpx.Client`; caller URLs only through `fetcher`."""
 
-    def __init__(self, router: Router, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        client: httpx.Client | None = None,
+        fetcher: SyncFetcher | None = None,
+    ) -> None:
         super().__init__(router)
         self._client = client or httpx.Client(limits=_LIMITS, follow_redirects=False)
+        self.fetcher = fetcher or SyncFetcher()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -225,6 +232,8 @@ class SyncEngine(_Base):
                         for r in step.requests
                     ]
                     reply = tuple(f.result() for f in futures)
+                elif isinstance(step, FetchReference):
+                    reply = self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
                 else:
                     reply = self.send(step, provider, first_byte)
                 step = protocol.send(reply)
@@ -297,9 +306,15 @@ class SyncEngine(_Base):
 class AsyncEngine(_Base):
     """Non-blocking I/O on one pooled `httpx.AsyncClient`; never blocks the event loop."""
 
-    def __init__(self, router: Router, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        client: httpx.AsyncClient | None = None,
+        fetcher: AsyncFetcher | None = None,
+    ) -> None:
         super().__init__(router)
         self._client = client or httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+        self.fetcher = fetcher or AsyncFetcher()
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -350,6 +365,8 @@ class AsyncEngine(_Base):
                     reply = None
                 elif isinstance(step, Batch):
                     reply = await self._send_all(step.requests, provider, first_byte)
+                elif isinstance(step, FetchReference):
+                    reply = await self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
                 else:
                     reply = await self.send(step, provider, first_byte)
                 step = protocol.send(reply)

@@ -18,11 +18,15 @@ __all__ = ["File", "Payload"]
 
 @dataclass(frozen=True, slots=True)
 class File:
-    """An uploaded file (reference image, mask, video). Its repr never shows the bytes."""
+    """An uploaded file (reference image, mask, video). Its repr never shows the bytes.
+
+    `source_url` is set when reapi fetched the file from a caller's URL (after the SSRF checks):
+    an upstream that reads inputs from URLs only may be handed that URL instead of the bytes."""
 
     content: bytes
     filename: str = "file"
     content_type: str = "application/octet-stream"
+    source_url: str | None = None
 
     def __repr__(self) -> str:
         return f"File(<{len(self.content)} bytes, {self.content_type}>)"

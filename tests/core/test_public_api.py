@@ -37,6 +37,7 @@ EXPECTED = {
     "ReapiError",
     "RouteRefusedError",
     "RouterConfig",
+    "UrlPolicy",
     "Video",
     "VideoList",
     "__version__",

@@ -20,7 +20,6 @@ BACKUP = "http://topaz-backup.test"
 REQUEST = "c1f96dc2-c448-00e6-82ed-14ecb6403c62"
 UPLOAD = "https://videocloud.s3.amazonaws.com/uploads/{}?X-Amz-Signature=abc"
 DOWNLOAD = "https://videocloud.s3.amazonaws.com/out/enhanced.mp4?X-Amz-Signature=def"
-SOURCE_URL = "https://media.example.test/clip.mp4"
 MARKER = "MARKER-topaz-4f0c"
 
 
@@ -149,13 +148,30 @@ def test_several_upload_urls_get_even_parts_in_order(httpx_mock):
     }
 
 
-def test_a_source_url_is_fetched_first_without_any_key(httpx_mock):
-    httpx_mock.add_response(url=SOURCE_URL, content=sample_mp4())
+def fetching_client(media_host) -> ReAPI:
+    """The client, with its fetcher seeing the media host as a public host."""
+    topaz = client()
+    topaz._engine.fetcher = media_host.sync_fetcher()
+    return topaz
+
+
+def test_a_source_url_is_fetched_first_without_any_key(httpx_mock, media_host):
+    source = media_host.serve("/clip.mp4", sample_mp4())
     mock_submit(httpx_mock)
-    client().videos.create(model="enhance-video-1.0", input_reference=SOURCE_URL)
-    fetch = httpx_mock.get_requests(url=SOURCE_URL)[0]
-    assert fetch.method == "GET" and "x-api-key" not in fetch.headers
+    fetching_client(media_host).videos.create(model="enhance-video-1.0", input_reference=source)
+    [(path, headers)] = media_host.requests
+    assert path == "/clip.mp4"
+    assert not {"x-api-key", "authorization"} & {name.lower() for name in headers}
     assert body_of(httpx_mock, f"{PRIMARY}/video/")["source"]["size"] == len(sample_mp4())
+
+
+def test_a_source_url_is_held_to_the_ssrf_rules(httpx_mock):
+    with pytest.raises(InvalidRequestError) as info:
+        client().videos.create(
+            model="enhance-video-1.0", input_reference="http://169.254.169.254/latest/meta-data"
+        )
+    assert (info.value.param, info.value.code) == ("input_reference", "url_not_allowed")
+    assert httpx_mock.get_requests() == []
 
 
 def test_a_data_url_source_is_decoded(httpx_mock):
@@ -175,12 +191,22 @@ def test_a_source_that_is_no_video_url_is_refused(httpx_mock, bad):
     assert httpx_mock.get_requests() == []
 
 
-def test_a_source_url_that_fails_is_the_callers_problem(httpx_mock):
-    httpx_mock.add_response(url=SOURCE_URL, status_code=404)
+def test_a_source_url_that_fails_is_the_callers_problem(httpx_mock, media_host):
     with pytest.raises(InvalidRequestError) as info:
-        client().videos.create(model="enhance-video-1.0", input_reference=SOURCE_URL)
-    assert info.value.param == "input_reference"
-    assert len(httpx_mock.get_requests()) == 1
+        fetching_client(media_host).videos.create(
+            model="enhance-video-1.0", input_reference=media_host.url("/missing.mp4")
+        )
+    assert (info.value.param, info.value.code) == ("input_reference", "url_fetch_failed")
+    assert len(media_host.requests) == 1
+    assert httpx_mock.get_requests() == []
+
+
+def test_a_source_url_that_is_no_video_is_refused_at_its_first_bytes(httpx_mock, media_host):
+    page = media_host.serve("/clip.mp4", b"<html>" * 10_000)
+    with pytest.raises(InvalidRequestError) as info:
+        fetching_client(media_host).videos.create(model="enhance-video-1.0", input_reference=page)
+    assert (info.value.param, info.value.code) == ("input_reference", "invalid_video")
+    assert httpx_mock.get_requests() == []
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import time
 import pytest
 from mp4_boxes import mp4
 
-from reapi import AsyncReAPI, InvalidRequestError, ReAPI
+from reapi import AsyncReAPI, InvalidRequestError, ReAPI, UrlPolicy
 from reapi.catalog import Catalog, default_catalog
 from reapi.router import RouterConfig
 from reapi.testing import Fault, SimServer, is_mp4, sample_mp4
@@ -50,13 +50,14 @@ def sims():
     backup.stop()
 
 
-def make(sims, cls=ReAPI):
+def make(sims, cls=ReAPI, **kwargs):
     primary, backup = sims
     return cls(
         catalog=two_account_catalog(),
         provider_keys={"topaz": KEY, "backup": KEY},
         provider_base_urls={"topaz": primary.base_url, "backup": backup.base_url},
         router=RouterConfig(first_byte_timeout=DEADLINE, body_timeout=1.0),
+        **kwargs,
     )
 
 
@@ -85,9 +86,14 @@ def test_a_file_larger_than_one_part_goes_in_several(sims):
 
 
 def test_a_source_url_is_fetched_then_uploaded(sims):
+    # The media server is on loopback: allowed here by the operator's escape hatch only.
+    loopback = UrlPolicy(allow_networks=("127.0.0.1/32",))
     with SimServer(_Media()) as media:
-        client = make(sims)
-        client.videos.create(model=MODEL, input_reference=media.base_url + "/clip.mp4")
+        source = media.base_url + "/clip.mp4"
+        with pytest.raises(InvalidRequestError) as refused:
+            make(sims).videos.create(model=MODEL, input_reference=source)
+        make(sims, url_policy=loopback).videos.create(model=MODEL, input_reference=source)
+    assert refused.value.code == "url_not_allowed"
     assert list(sims[0].app.received.values()) == [sample_mp4()]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ._base import Adapter, Connection, ImageCall, VideoCall, parse_retry_after
 from ._protocol import (
     Batch,
+    FetchReference,
     GeneratedFile,
     ImageResult,
     Protocol,
@@ -32,6 +33,7 @@ __all__ = [
     "Adapter",
     "Batch",
     "Connection",
+    "FetchReference",
     "GeneratedFile",
     "ImageCall",
     "ImageResult",

@@ -132,6 +132,8 @@ def _video(call: VideoCall) -> str:
     reference = call.payload.get("input_reference")
     if isinstance(reference, str) and reference.startswith(("https://", "http://", "data:video/")):
         return reference
+    if isinstance(reference, File) and reference.source_url:
+        return reference.source_url  # fetched and vetted by the gateway: no video inline
     if isinstance(reference, File) and reference.content[4:8] == b"ftyp":
         kind = reference.content_type
         content_type = kind if kind.startswith("video/") else "video/mp4"

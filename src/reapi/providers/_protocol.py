@@ -16,6 +16,7 @@ from .._exceptions import APIResponseError
 
 __all__ = [
     "Batch",
+    "FetchReference",
     "GeneratedFile",
     "ImageResult",
     "Protocol",
@@ -105,7 +106,18 @@ class Batch:
     requests: tuple[UpstreamRequest, ...]
 
 
-Step = UpstreamRequest | Sleep | Batch
+@dataclass(frozen=True, slots=True)
+class FetchReference:
+    """Download a URL the caller gave (e.g. a source video). The engine does it through its
+    safe fetcher, never as an `UpstreamRequest`: every hop is held to the SSRF rules, the body
+    to a size limit and `accept`ed media types. The generator receives a `File`."""
+
+    url: str = field(repr=False)
+    param: str
+    accept: frozenset[str]
+
+
+Step = UpstreamRequest | Sleep | Batch | FetchReference
 Protocol = Generator[Step, Any, T]
 
 

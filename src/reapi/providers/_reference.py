@@ -2,7 +2,8 @@
 
 Ark (Seedream, Seedance) and Vidu both accept an image either as a public URL or as a
 `data:image/...;base64,` URL in a JSON body. A URL the user gave is passed on as is: reapi does
-not fetch it, the upstream does.
+not fetch it, the upstream does. A file the gateway fetched from a caller's URL goes inline,
+unless it is over the upstream's inline limit: then its (vetted) source URL goes instead.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def image_url(reference: File | str, *, param: str, max_bytes: int | None = None
             code="invalid_image",
         )
     if max_bytes is not None and len(reference.content) > max_bytes:
+        if reference.source_url:  # fetched from a caller's URL (vetted): the upstream may too
+            return reference.source_url
         raise InvalidRequestError(
             f"{param} is larger than this provider takes inline ({max_bytes // 1_000_000} MB); "
             "pass an https URL instead",

@@ -24,6 +24,7 @@ from .._exceptions import (
     InvalidRequestError,
     JobFailedError,
 )
+from .._payload import File
 from ..catalog import Route
 from ._base import Adapter, VideoCall
 from ._protocol import (
@@ -205,6 +206,8 @@ def _i2v_model(route: Route) -> str:
 def _frame_url(reference: object) -> str:
     if isinstance(reference, str) and reference.startswith(("https://", "http://")):
         return reference
+    if isinstance(reference, File) and reference.source_url:
+        return reference.source_url  # the gateway fetched (and vetted) the caller's URL
     raise InvalidRequestError(
         "DashScope reads the first frame from a URL only: pass input_reference as an https URL "
         "of a PNG, JPEG or WebP image",

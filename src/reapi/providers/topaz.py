@@ -3,7 +3,7 @@
 Wire format: PROVIDERS.md §10. Submitting is five steps inside one create attempt:
 
 1. the source video: the uploaded file, a `data:video/...;base64,` URL, or the caller's http(s)
-   URL fetched first (without any key);
+   URL fetched first (through the engine's safe fetcher, without any key);
 2. `POST /video/` with the source's metadata (read from the MP4 boxes by `_mp4`), the output
    resolution (the requested tier at the source's aspect ratio) and one filter, the route's
    `upstream_model` (a Topaz model such as `prob-4`, Proteus);
@@ -38,6 +38,7 @@ from ._base import Adapter, VideoCall
 from ._mp4 import Mp4Error, VideoInfo, read_video_info
 from ._protocol import (
     Batch,
+    FetchReference,
     GeneratedFile,
     Protocol,
     TaskState,
@@ -66,6 +67,8 @@ _STATES: dict[str, TaskState] = {
 #: Short side of each output tier (the long side follows the source's aspect ratio).
 _TIERS = {"720p": 720, "1080p": 1080, "1440p": 1440, "4k": 2160}
 _MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime"}
+#: What a source fetched from a URL may be (the MP4 box reader reads both).
+_SOURCE_TYPES = frozenset(_MEDIA_TYPES.values())
 #: Used when the request names no resolution.
 _DEFAULT_TIER = "1080p"
 #: Enhancement runs for minutes.
@@ -116,17 +119,10 @@ class TopazAdapter(Adapter):
             return _decode_data_url(reference)
         if not isinstance(reference, str) or not reference.startswith(("https://", "http://")):
             raise _invalid_video()
-        # The caller's own URL: fetched without any key, on the download deadline.
-        response: UpstreamResponse = yield UpstreamRequest(
-            "GET", reference, purpose="download", download=True
-        )
-        if response.status >= 400:
-            raise InvalidRequestError(
-                "input_reference could not be downloaded from its URL",
-                param="input_reference",
-                code="invalid_video",
-            )
-        return response.content
+        # The caller's own URL: fetched by the engine's safe fetcher (SSRF checks on every
+        # hop, size limit, magic bytes), never with a key.
+        file: File = yield FetchReference(reference, "input_reference", _SOURCE_TYPES)
+        return file.content
 
     def _create(self, call: VideoCall, source: bytes, info: VideoInfo) -> Protocol[str]:
         width, height = _target(call.shape.resolution or _DEFAULT_TIER, info)

@@ -1,0 +1,255 @@
+"""Fetching a caller's URL under the rules of `_urls`: resolve once, connect to what was vetted.
+
+Pinning: each hop's host is resolved once and every address vetted; the connection layer
+(httpcore) then gets a network backend that can connect only to the vetted address of the exact
+host string it is asked for. A second DNS answer (rebinding) is never asked for, while the Host
+header, TLS SNI and the certificate check still use the name. Proxies from the environment are
+not used (a proxy would resolve the name itself), and each fetch has its own connection pool,
+so a TLS connection made for one name never serves another. Sync and async twins share the
+rules and differ only in how they resolve, send and keep the deadline.
+"""
+
+from __future__ import annotations
+
+import functools
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import anyio
+import httpcore
+import httpx
+
+from ._exceptions import InvalidRequestError
+from ._payload import File
+from ._urls import Hop, UrlPolicy, Walk, fetch_failed, not_allowed, timed_out, vet_addresses
+
+__all__ = ["AsyncFetcher", "Resolver", "SyncFetcher"]
+
+#: host, port → addresses. The default asks the system resolver (getaddrinfo).
+Resolver = Callable[[str, int], Sequence[str]]
+
+_ERRORS: dict[type[Exception], str] = {
+    httpcore.ConnectError: "the connection failed",
+    httpcore.ReadError: "the connection broke",
+    httpcore.WriteError: "the connection broke",
+    httpcore.RemoteProtocolError: "the answer was not valid HTTP",
+    httpcore.LocalProtocolError: "the request could not be sent",
+    httpcore.UnsupportedProtocol: "unsupported protocol",
+}
+_FAILURES = tuple(_ERRORS)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
+
+
+def _core_url(hop: Hop) -> httpcore.URL:
+    url = hop.url
+    return httpcore.URL(
+        scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
+    )
+
+
+def _failure(exc: Exception, param: str) -> InvalidRequestError:
+    for kind, why in _ERRORS.items():
+        if isinstance(exc, kind):
+            return fetch_failed(param, why)
+    return fetch_failed(param, "the connection failed")
+
+
+def _addresses(infos: Iterable[tuple[Any, ...]]) -> list[str]:
+    return [str(info[4][0]) for info in infos]
+
+
+def _system_resolve(host: str, port: int) -> list[str]:
+    return _addresses(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+
+
+async def _system_resolve_async(host: str, port: int) -> list[str]:
+    return _addresses(await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+
+
+def _timeouts(policy: UrlPolicy, remaining: float) -> dict[str, dict[str, float]]:
+    read = max(min(policy.timeout, remaining), 0.001)
+    connect = min(policy.connect_timeout, read)
+    return {"timeout": {"connect": connect, "read": read, "write": read, "pool": read}}
+
+
+class _Pinned(httpcore.NetworkBackend):
+    """Connects only to vetted addresses, looked up by the host httpcore asks for."""
+
+    def __init__(self, pins: dict[str, str], inner: httpcore.NetworkBackend) -> None:
+        self._pins = pins
+        self._inner = inner
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        address = self._pins.get(host)
+        if address is None:
+            raise httpcore.ConnectError("refused: this host was not vetted")
+        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("refused: no unix sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _AsyncPinned(httpcore.AsyncNetworkBackend):
+    """The async twin of `_Pinned`."""
+
+    def __init__(self, pins: dict[str, str], inner: httpcore.AsyncNetworkBackend) -> None:
+        self._pins = pins
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = self._pins.get(host)
+        if address is None:
+            raise httpcore.ConnectError("refused: this host was not vetted")
+        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("refused: no unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class SyncFetcher:
+    """Fetches caller URLs from blocking code. Thread-safe: each fetch has its own pool.
+
+    `resolver` and `network_backend` are for tests (a fixed DNS answer, a loopback connector);
+    production uses the system resolver and plain sockets."""
+
+    def __init__(
+        self,
+        policy: UrlPolicy | None = None,
+        *,
+        resolver: Resolver | None = None,
+        network_backend: httpcore.NetworkBackend | None = None,
+    ) -> None:
+        self.policy = policy or UrlPolicy()
+        self._resolver = resolver
+        self._backend = network_backend or httpcore.SyncBackend()
+
+    def _pin(self, hop: Hop, param: str) -> str:
+        if hop.address is not None:
+            return hop.address
+        try:
+            addresses = (self._resolver or _system_resolve)(hop.host, hop.port)
+        except OSError:
+            raise not_allowed(param) from None
+        return vet_addresses(addresses, self.policy, param)
+
+    def fetch(self, url: str, *, accept: frozenset[str], param: str) -> File:
+        """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL)."""
+        deadline = time.monotonic() + self.policy.timeout
+        walk = Walk(url, accept, param, self.policy)
+        pins: dict[str, str] = {}
+        backend = _Pinned(pins, self._backend)
+        try:
+            with httpcore.ConnectionPool(
+                ssl_context=_ssl_context(), network_backend=backend, retries=0
+            ) as pool:
+                while True:
+                    hop = walk.hop
+                    pins[hop.host] = self._pin(hop, param)
+                    with pool.stream(
+                        "GET",
+                        _core_url(hop),
+                        headers=hop.request_headers(accept),
+                        extensions=_timeouts(self.policy, deadline - time.monotonic()),
+                    ) as response:
+                        reader = walk.answer(response.status, response.headers)
+                        if reader is not None:
+                            for chunk in response.iter_stream():
+                                reader.feed(chunk)
+                                if time.monotonic() > deadline:
+                                    raise timed_out(param)
+                            return reader.file(url)
+        except httpcore.TimeoutException:
+            raise timed_out(param) from None
+        except _FAILURES as exc:
+            raise _failure(exc, param) from None
+
+
+class AsyncFetcher:
+    """Fetches caller URLs without blocking the event loop; one deadline for the whole fetch."""
+
+    def __init__(
+        self,
+        policy: UrlPolicy | None = None,
+        *,
+        resolver: Resolver | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        self.policy = policy or UrlPolicy()
+        self._resolver = resolver
+        self._backend = network_backend or httpcore.AnyIOBackend()
+
+    async def _pin(self, hop: Hop, param: str) -> str:
+        if hop.address is not None:
+            return hop.address
+        try:
+            if self._resolver is not None:
+                addresses = self._resolver(hop.host, hop.port)
+            else:
+                addresses = await _system_resolve_async(hop.host, hop.port)
+        except OSError:
+            raise not_allowed(param) from None
+        return vet_addresses(addresses, self.policy, param)
+
+    async def fetch(self, url: str, *, accept: frozenset[str], param: str) -> File:
+        """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL)."""
+        walk = Walk(url, accept, param, self.policy)
+        pins: dict[str, str] = {}
+        backend = _AsyncPinned(pins, self._backend)
+        extensions = _timeouts(self.policy, self.policy.timeout)
+        try:
+            with anyio.fail_after(self.policy.timeout):
+                async with httpcore.AsyncConnectionPool(
+                    ssl_context=_ssl_context(), network_backend=backend, retries=0
+                ) as pool:
+                    while True:
+                        hop = walk.hop
+                        pins[hop.host] = await self._pin(hop, param)
+                        async with pool.stream(
+                            "GET",
+                            _core_url(hop),
+                            headers=hop.request_headers(accept),
+                            extensions=extensions,
+                        ) as response:
+                            reader = walk.answer(response.status, response.headers)
+                            if reader is not None:
+                                async for chunk in response.aiter_stream():
+                                    reader.feed(chunk)
+                                return reader.file(url)
+        except (TimeoutError, httpcore.TimeoutException):
+            raise timed_out(param) from None
+        except _FAILURES as exc:
+            raise _failure(exc, param) from None

@@ -21,27 +21,26 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
-import json
 import re
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, TypeVar
 
-from ._faults import Fault, FaultState, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault, FaultState
 from ._jpeg import jpeg_bytes
 from ._media import png_bytes, sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import (
+    Outcome,
+    ProviderSimulator,
+    Refusal,
+    flagged,
+    json_object,
+    task_outcome,
+)
 
 __all__ = ["ArkSimulator"]
-
-
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
 
 
 @dataclass(frozen=True)
@@ -115,6 +114,7 @@ _ROUTE = re.compile(
     r"|/files/(?P<file>[\w\-]+\.(?:png|jpeg|mp4))"
 )
 _PIXELS = re.compile(r"(\d+)x(\d+)")
+_Spec = TypeVar("_Spec")
 
 
 def _error(
@@ -123,15 +123,34 @@ def _error(
     message: str,
     param: str = "",
     headers: Mapping[str, str] | None = None,
-) -> _Refusal:
+) -> Refusal:
     kinds = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound"}
     kind = kinds.get(status, "TooManyRequests" if status == 429 else "InternalServerError")
     body = {"error": {"code": code, "message": message, "param": param, "type": kind}}
-    return _Refusal(json_answer(status, body, headers))
+    return Refusal(json_answer(status, body, headers))
 
 
-def _invalid(message: str, param: str) -> _Refusal:
+def _invalid(message: str, param: str) -> Refusal:
     return _error(400, "InvalidParameter", message, param)
+
+
+def _model(
+    models: Mapping[str, _Spec], fields: frozenset[str], request: dict[str, Any]
+) -> tuple[str, _Spec]:
+    """The requested model and its spec; Ark checks the model first, then the fields."""
+    model = request.get("model")
+    spec = models.get(model) if isinstance(model, str) else None
+    if spec is None:
+        raise _error(
+            404,
+            "InvalidEndpointOrModel.NotFound",
+            "The model or endpoint does not exist or you do not have access to it.",
+            "model",
+        )
+    unknown = set(request) - fields
+    if unknown:
+        raise _invalid(f"The parameter `{sorted(unknown)[0]}` is not supported.", "body")
+    return str(model), spec
 
 
 def _image_reference(value: object, param: str) -> None:
@@ -151,7 +170,7 @@ def _image_reference(value: object, param: str) -> None:
 @dataclass
 class _Task:
     model: str
-    outcome: Literal["ok", "failed", "filtered"]
+    outcome: Outcome
     polls_left: int
     body: dict[str, Any]
     created_at: int
@@ -160,69 +179,47 @@ class _Task:
     updated_at: int = 0
 
 
-class ArkSimulator:
+class ArkSimulator(ProviderSimulator):
     """One simulated ModelArk account. Thread-safe; state lives in memory."""
 
+    _routes = _ROUTE
+    #: Polls that answer `running` before a task finishes.
+    polls_before_done: int
+
     def __init__(self, api_key: str = "sk-sim", *, polls_before_done: int = 1) -> None:
-        self.api_key = api_key
-        #: Polls that answer `running` before a task finishes.
-        self.polls_before_done = polls_before_done
-        #: App-level faults, answered Ark's way; SimServer applies the transport faults.
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD path-template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
+        super().__init__(api_key, polls_before_done=polls_before_done)
         self._tasks: dict[str, _Task] = {}
-        self._files: dict[str, bytes] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     # -- entry points ------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        """Answer one request; `origin` (scheme://host:port) is where result URLs point."""
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _error(404, "NotFound", "The requested resource was not found.")
-            self._count(method, route)
-            if route["file"]:
-                return self._download(route["file"], method)
-            self._authenticate(headers)
-            if route["images"] and method == "POST":
-                return self._generate_images(_json_body(body), origin)
-            if route["task"] is None and method == "POST":
-                return self._create_task(_json_body(body))
-            if route["task"] and method == "GET":
-                return self._poll(route["task"], origin)
-            if route["task"] and method == "DELETE":
-                return self._delete(route["task"])
-            raise _error(405, "MethodNotAllowed", "The method is not allowed.")
-        except _Refusal as refusal:
-            return refusal.answer
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        method = request.method
+        if route["images"] and method == "POST":
+            return self._generate_images(_json_body(request.body), request.origin)
+        if route["task"] is None and method == "POST":
+            return self._create_task(_json_body(request.body))
+        if route["task"] and method == "GET":
+            return self._poll(route["task"], request.origin)
+        if route["task"] and method == "DELETE":
+            return self._delete(route["task"])
+        raise _error(405, "MethodNotAllowed", "The method is not allowed.")
 
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _unknown_path(self) -> Refusal:
+        return _error(404, "NotFound", "The requested resource was not found.")
+
+    def _no_such_file(self) -> Refusal:
+        xml = b"<Error><Code>NoSuchKey</Code></Error>"
+        return Refusal((404, {"content-type": "application/xml"}, xml))
+
+    def _template(self, route: re.Match[str]) -> str:
         if route["file"]:
-            template = "/files/{name}"
-        elif route["images"]:
-            template = "/images/generations"
-        else:
-            template = "/contents/generations/tasks" + ("/{id}" if route["task"] else "")
-        key = f"{method} {template}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return "/files/{name}"
+        if route["images"]:
+            return "/images/generations"
+        return "/contents/generations/tasks" + ("/{id}" if route["task"] else "")
 
     # -- shared checks -----------------------------------------------------------------------
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
-        if scheme != "Bearer" or key != self.api_key:
+    def _authenticate(self, request: SimRequest) -> None:
+        if not self._has_key(request, "Bearer"):
             raise _error(
                 401,
                 "AuthenticationError",
@@ -252,7 +249,7 @@ class ArkSimulator:
     def _check_prompt(prompt: object) -> str:
         if not isinstance(prompt, str) or not prompt:
             raise _error(400, "MissingParameter", "The parameter `prompt` is missing.", "prompt")
-        if "forbidden" in prompt.lower():
+        if flagged(prompt):
             raise _error(
                 400,
                 "InputTextSensitiveContentDetected",
@@ -263,18 +260,7 @@ class ArkSimulator:
 
     # -- Seedream ------------------------------------------------------------------------------
     def _generate_images(self, request: dict[str, Any], origin: str) -> Answer:
-        model = request.get("model")
-        spec = _IMAGE_MODELS.get(model) if isinstance(model, str) else None
-        if spec is None:
-            raise _error(
-                404,
-                "InvalidEndpointOrModel.NotFound",
-                "The model or endpoint does not exist or you do not have access to it.",
-                "model",
-            )
-        unknown = set(request) - _IMAGE_FIELDS
-        if unknown:
-            raise _invalid(f"The parameter `{sorted(unknown)[0]}` is not supported.", "body")
+        model, spec = _model(_IMAGE_MODELS, _IMAGE_FIELDS, request)
         references = request.get("image", [])
         references = references if isinstance(references, list) else [references]
         if len(references) > 14:
@@ -368,18 +354,7 @@ class ArkSimulator:
 
     # -- Seedance ------------------------------------------------------------------------------
     def _create_task(self, request: dict[str, Any]) -> Answer:
-        model = request.get("model")
-        spec = _VIDEO_MODELS.get(model) if isinstance(model, str) else None
-        if spec is None:
-            raise _error(
-                404,
-                "InvalidEndpointOrModel.NotFound",
-                "The model or endpoint does not exist or you do not have access to it.",
-                "model",
-            )
-        unknown = set(request) - _VIDEO_FIELDS
-        if unknown:
-            raise _invalid(f"The parameter `{sorted(unknown)[0]}` is not supported.", "body")
+        model, spec = _model(_VIDEO_MODELS, _VIDEO_FIELDS, request)
         prompt = self._check_content(request.get("content"))
         if request.get("resolution", "720p") not in spec.resolutions:
             raise _invalid("The parameter `resolution` is not valid.", "resolution")
@@ -394,21 +369,14 @@ class ArkSimulator:
             raise _invalid("The parameter `watermark` is not valid.", "watermark")
         if prompt:
             self._check_prompt(prompt)
-        fault = self._take_fault()
-        outcome: Literal["ok", "failed", "filtered"] = (
-            "filtered"
-            if fault is Fault.CONTENT_POLICY
-            else "failed"
-            if fault is Fault.TASK_FAILS
-            else "ok"
-        )
+        outcome = task_outcome(self._take_fault())
         now = int(time.time())
         with self._lock:
             task_id = (
                 f"cgt-{time.strftime('%Y%m%d%H%M%S', time.gmtime(now))}-sim{next(self._ids):04d}"
             )
             self._tasks[task_id] = _Task(
-                model=str(model),
+                model=model,
                 outcome=outcome,
                 polls_left=self.polls_before_done,
                 body={
@@ -503,18 +471,6 @@ class ArkSimulator:
             self._files[name] = content
         return _signed(f"{origin}/files/{name}")
 
-    def _download(self, name: str, method: str) -> Answer:
-        with self._lock:
-            content = self._files.get(name)
-        if content is None or method != "GET":
-            return (
-                404,
-                {"content-type": "application/xml"},
-                b"<Error><Code>NoSuchKey</Code></Error>",
-            )
-        kinds = {"png": "image/png", "jpeg": "image/jpeg", "mp4": "video/mp4"}
-        return 200, {"content-type": kinds[name.rsplit(".", 1)[1]]}, content
-
 
 def _image(output_format: str, width: int, height: int) -> bytes:
     """JPEG at the full size (cheap to make); PNG drawn small, long edge 64 px (zlib over 16
@@ -530,10 +486,8 @@ def _signed(url: str) -> str:
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        request = json.loads(body)
-    except ValueError:
-        raise _invalid("The request body is not valid JSON.", "body") from None
-    if not isinstance(request, dict):
-        raise _invalid("The request body must be a JSON object.", "body")
-    return request
+    return json_object(
+        body,
+        lambda: _invalid("The request body is not valid JSON.", "body"),
+        lambda: _invalid("The request body must be a JSON object.", "body"),
+    )

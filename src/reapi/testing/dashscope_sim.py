@@ -21,19 +21,24 @@ fails with `InternalError.Algo`). Refuse, reset, hang, slow body and truncated J
 
 from __future__ import annotations
 
-import itertools
-import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from ._faults import Fault, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault
 from ._media import sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import (
+    Outcome,
+    ProviderSimulator,
+    Refusal,
+    flagged,
+    json_object,
+    task_outcome,
+)
 
 __all__ = ["DashScopeSimulator"]
 
@@ -53,26 +58,20 @@ _ROUTE = re.compile(
 )
 
 
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
-
-
 def _error(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None
-) -> _Refusal:
+) -> Refusal:
     body = {"code": code, "message": message, "request_id": str(uuid.uuid4())}
-    return _Refusal(json_answer(status, body, headers))
+    return Refusal(json_answer(status, body, headers))
 
 
-def _invalid(message: str) -> _Refusal:
+def _invalid(message: str) -> Refusal:
     return _error(400, "InvalidParameter", message)
 
 
 @dataclass
 class _Task:
-    outcome: Literal["ok", "failed", "filtered"]
+    outcome: Outcome
     duration: int
     resolution: str
     ratio: str
@@ -82,71 +81,46 @@ class _Task:
     file: str | None = None
 
 
-class DashScopeSimulator:
+class DashScopeSimulator(ProviderSimulator):
     """One simulated Model Studio workspace. Thread-safe; state lives in memory."""
 
     #: The path the provider's base URL ends with.
     base_path = "/api/v1"
+    _routes = _ROUTE
+    #: Polls before a task ends: the first says PENDING, the rest RUNNING.
+    polls_before_done: int
 
     def __init__(self, api_key: str = "sk-sim", *, polls_before_done: int = 2) -> None:
-        self.api_key = api_key
-        #: Polls before a task ends: the first says PENDING, the rest RUNNING.
-        self.polls_before_done = polls_before_done
-        #: App-level faults, answered DashScope's way; SimServer applies the transport faults.
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD path-template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
+        super().__init__(api_key, polls_before_done=polls_before_done)
         self._tasks: dict[str, _Task] = {}
-        self._files: dict[str, bytes] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     # -- entry point -------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        """Answer one request; `origin` (scheme://host:port) is where video URLs point."""
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _error(404, "NotFound", "Not found")
-            self._count(method, route)
-            if route["file"]:
-                return self._download(route["file"], method)
-            self._authenticate(headers)
-            if route["create"] and method == "POST":
-                if headers.get("x-dashscope-async", "").lower() != "enable":
-                    raise _error(
-                        403, "AccessDenied", "current user api does not support synchronous calls"
-                    )
-                return self._create(_json_body(body))
-            if route["task"] and method == "GET":
-                return self._poll(route["task"], origin)
-            raise _error(405, "MethodNotAllowed", "Method not allowed")
-        except _Refusal as refusal:
-            return refusal.answer
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        if route["create"] and request.method == "POST":
+            if request.headers.get("x-dashscope-async", "").lower() != "enable":
+                raise _error(
+                    403, "AccessDenied", "current user api does not support synchronous calls"
+                )
+            return self._create(_json_body(request.body))
+        if route["task"] and request.method == "GET":
+            return self._poll(route["task"], request.origin)
+        raise _error(405, "MethodNotAllowed", "Method not allowed")
 
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _unknown_path(self) -> Refusal:
+        return _error(404, "NotFound", "Not found")
+
+    def _no_such_file(self) -> Refusal:
+        return _error(404, "NoSuchKey", "The specified key does not exist.")
+
+    def _template(self, route: re.Match[str]) -> str:
         if route["file"]:
-            template = "/files/{name}"
-        elif route["create"]:
-            template = "/api/v1/services/aigc/video-generation/video-synthesis"
-        else:
-            template = "/api/v1/tasks/{id}"
-        key = f"{method} {template}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return "/files/{name}"
+        if route["create"]:
+            return "/api/v1/services/aigc/video-generation/video-synthesis"
+        return "/api/v1/tasks/{id}"
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
-        if scheme != "Bearer" or key != self.api_key:
+    def _authenticate(self, request: SimRequest) -> None:
+        if not self._has_key(request, "Bearer"):
             raise _error(401, "InvalidApiKey", "Invalid API-key provided.")
 
     def _take_fault(self) -> Fault:
@@ -187,18 +161,11 @@ class DashScopeSimulator:
         if not isinstance(parameters, dict) or set(parameters) - _PARAMETERS:
             raise _invalid("parameters contains an unknown field")
         resolution, ratio, duration = _check_parameters(parameters, takes_frame)
-        if "forbidden" in prompt.lower():
+        if flagged(prompt):
             raise _error(
                 400, "DataInspectionFailed", "Input data may contain inappropriate content."
             )
-        fault = self._take_fault()
-        outcome: Literal["ok", "failed", "filtered"] = (
-            "filtered"
-            if fault is Fault.CONTENT_POLICY
-            else "failed"
-            if fault is Fault.TASK_FAILS
-            else "ok"
-        )
+        outcome = task_outcome(self._take_fault())
         task_id = str(uuid.uuid4())
         now = time.strftime("%Y-%m-%d %H:%M:%S.000")
         with self._lock:
@@ -258,13 +225,6 @@ class DashScopeSimulator:
         else:
             task.status = "FAILED"
 
-    def _download(self, name: str, method: str) -> Answer:
-        with self._lock:
-            content = self._files.get(name)
-        if content is None or method != "GET":
-            raise _error(404, "NoSuchKey", "The specified key does not exist.")
-        return 200, {"content-type": "video/mp4"}, content
-
 
 def _check_input(fields: object, takes_frame: bool) -> str:
     if not isinstance(fields, dict) or set(fields) - {"prompt", "media"}:
@@ -310,10 +270,8 @@ def _check_parameters(parameters: dict[str, Any], takes_frame: bool) -> tuple[st
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        request = json.loads(body)
-    except ValueError:
-        raise _invalid("The request body is not valid JSON") from None
-    if not isinstance(request, dict):
-        raise _invalid("The request body must be a JSON object")
-    return request
+    return json_object(
+        body,
+        lambda: _invalid("The request body is not valid JSON"),
+        lambda: _invalid("The request body must be a JSON object"),
+    )

@@ -22,17 +22,16 @@ slow body and truncated JSON come from `SimServer`.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._faults import Fault, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault
 from ._media import png_bytes, sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import ProviderSimulator, Refusal, flagged, json_object
 from ._schema import (
     Problem,
     Schema,
@@ -251,14 +250,8 @@ _ROUTE = re.compile(
 Outcome = Literal["ok", "filtered", "failed", "invalid", "blocked", "cancelled"]
 
 
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
-
-
-def _detail(status: int, detail: object, headers: Mapping[str, str] | None = None) -> _Refusal:
-    return _Refusal(json_answer(status, {"detail": detail}, headers))
+def _detail(status: int, detail: object, headers: Mapping[str, str] | None = None) -> Refusal:
+    return Refusal(json_answer(status, {"detail": detail}, headers))
 
 
 @dataclass
@@ -272,62 +265,40 @@ class _Request:
     output: dict[str, Any] | None = None
 
 
-class FalSimulator:
+class FalSimulator(ProviderSimulator):
     """One simulated fal account. Thread-safe; state lives in memory."""
 
+    _routes = _ROUTE
+    #: Status polls answered 202 before a request completes (first IN_QUEUE, then IN_PROGRESS).
+    polls_before_done: int
+
     def __init__(self, api_key: str = "sk-sim", *, polls_before_done: int = 2) -> None:
-        self.api_key = api_key
-        #: Status polls answered 202 before a request completes (first IN_QUEUE, then IN_PROGRESS).
-        self.polls_before_done = polls_before_done
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
+        super().__init__(api_key, polls_before_done=polls_before_done)
         #: Field names (never values) of the last input submitted per model path.
         self.fields: dict[str, list[str]] = {}
         self._queue: dict[str, _Request] = {}
-        self._files: dict[str, bytes] = {}
-        self._lock = threading.Lock()
 
     # -- entry point -------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _detail(404, "Not Found")
-            self._count(method, route)
-            if route["file"]:
-                return self._download(route["file"], method)
-            self._authenticate(headers)
-            if route["id"]:
-                return self._request(method, route["app"], route["id"], route["tail"], origin)
-            if method == "POST" and ".." not in route["model"]:
-                return self._submit(route["model"], body, origin)
-            raise _detail(405, "Method Not Allowed")
-        except _Refusal as refusal:
-            return refusal.answer
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        method, origin = request.method, request.origin
+        if route["id"]:
+            return self._request(method, route["app"], route["id"], route["tail"], origin)
+        if method == "POST" and ".." not in route["model"]:
+            return self._submit(route["model"], request.body, origin)
+        raise _detail(405, "Method Not Allowed")
 
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _unknown_path(self) -> Refusal:
+        return _detail(404, "Not Found")
+
+    def _template(self, route: re.Match[str]) -> str:
         if route["file"]:
-            key = f"{method} /files/{{name}}"
-        elif route["id"]:
-            key = f"{method} /{{app}}/requests/{{id}}{route['tail'] or ''}"
-        else:
-            key = f"{method} /{route['model']}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return "/files/{name}"
+        if route["id"]:
+            return f"/{{app}}/requests/{{id}}{route['tail'] or ''}"
+        return f"/{route['model']}"
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
-        if scheme != "Key" or key != self.api_key:
+    def _authenticate(self, request: SimRequest) -> None:
+        if not self._has_key(request, "Key"):
             raise _detail(401, "Unauthorized")
 
     def _take_fault(self) -> Fault:
@@ -347,12 +318,11 @@ class FalSimulator:
 
     # -- submit ------------------------------------------------------------------------------
     def _submit(self, model: str, body: bytes, origin: str) -> Answer:
-        try:
-            given = json.loads(body or b"{}")
-        except ValueError:
-            raise _detail(422, [_error(["body"], "Invalid JSON", "json_invalid")]) from None
-        if not isinstance(given, dict):
-            raise _detail(422, [_error(["body"], "Input should be an object", "dict_type")])
+        given = json_object(
+            body or b"{}",
+            lambda: _detail(422, [_error(["body"], "Invalid JSON", "json_invalid")]),
+            lambda: _detail(422, [_error(["body"], "Input should be an object", "dict_type")]),
+        )
         fault = self._take_fault()
         schema = FAL_SCHEMAS.get(model)
         problem = schema.problem(given) if schema else None
@@ -361,7 +331,7 @@ class FalSimulator:
             "invalid"
             if problem
             else "blocked"
-            if isinstance(prompt, str) and "forbidden" in prompt.lower()
+            if flagged(prompt)
             else "filtered"
             if fault is Fault.CONTENT_POLICY
             else "failed"
@@ -491,14 +461,6 @@ class FalSimulator:
         if schema is not None and "enable_safety_checker" in schema.fields:
             output["has_nsfw_concepts"] = [False] * len(images)
         return output
-
-    def _download(self, name: str, method: str) -> Answer:
-        with self._lock:
-            content = self._files.get(name)
-        if content is None or method != "GET":
-            raise _detail(404, "Not Found")
-        kind = "video/mp4" if name.endswith(".mp4") else "image/png"
-        return 200, {"content-type": kind}, content
 
 
 def _error(loc: list[str], msg: str, kind: str, given: object = None) -> dict[str, Any]:

@@ -20,20 +20,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
-import json
 import math
 import re
-import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs
 
-from ._faults import Fault, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault
 from ._media import png_bytes, sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import (
+    Outcome,
+    ProviderSimulator,
+    Refusal,
+    flagged,
+    json_object,
+    task_outcome,
+)
 
 __all__ = ["GeminiSimulator"]
 
@@ -76,20 +80,14 @@ _ROUTE = re.compile(
 )
 
 
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
-
-
-def _error(code: int, status: str, message: str, *details: dict[str, Any]) -> _Refusal:
+def _error(code: int, status: str, message: str, *details: dict[str, Any]) -> Refusal:
     error: dict[str, Any] = {"code": code, "message": message, "status": status}
     if details:
         error["details"] = list(details)
-    return _Refusal(json_answer(code, {"error": error}))
+    return Refusal(json_answer(code, {"error": error}))
 
 
-def _invalid(message: str) -> _Refusal:
+def _invalid(message: str) -> Refusal:
     return _error(400, "INVALID_ARGUMENT", message)
 
 
@@ -120,69 +118,50 @@ def _image(ratio: str, tier: str) -> bytes:
 @dataclass
 class _Operation:
     model: str
-    outcome: Literal["ok", "failed", "filtered"]
+    outcome: Outcome
     polls_left: int
     file_id: str | None = None
 
 
-class GeminiSimulator:
+class GeminiSimulator(ProviderSimulator):
     """One simulated Gemini API account. Thread-safe; state lives in memory."""
 
+    _routes = _ROUTE
+    #: Polls that answer `done: false` before an operation finishes.
+    polls_before_done: int
+
     def __init__(self, api_key: str = "sk-sim", *, polls_before_done: int = 1) -> None:
-        self.api_key = api_key
-        #: Polls that answer `done: false` before an operation finishes.
-        self.polls_before_done = polls_before_done
-        #: App-level faults, answered Google's way; SimServer applies the transport faults.
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD path-template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
+        super().__init__(api_key, polls_before_done=polls_before_done)
         self._operations: dict[str, _Operation] = {}
-        self._files: dict[str, bytes] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     # -- entry points ------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        """Answer one request; `origin` (scheme://host:port) is where file URLs point."""
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _error(404, "NOT_FOUND", "The requested URL was not found on this server.")
-            self._count(method, route)
-            self._authenticate(headers, query)
-            if route["verb"] and method == "POST":
-                return self._create(route["model"], route["verb"], body, origin)
-            if route["operation"] and method == "GET":
-                return self._poll(route["operation"], origin)
-            if route["file"] and method == "GET":
-                return self._download(route["file"], query)
-            raise _error(405, "INVALID_ARGUMENT", "Method not allowed.")
-        except _Refusal as refusal:
-            return refusal.answer
+    def _serve_without_key(self, request: SimRequest, route: re.Match[str]) -> None:
+        return None  # Gemini's files, unlike other providers' results, need the key
 
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        method, origin = request.method, request.origin
+        if route["verb"] and method == "POST":
+            return self._create(route["model"], route["verb"], request.body, origin)
+        if route["operation"] and method == "GET":
+            return self._poll(route["operation"], origin)
+        if route["file"] and method == "GET":
+            return self._serve_file(route["file"], request.query)
+        raise _error(405, "INVALID_ARGUMENT", "Method not allowed.")
+
+    def _unknown_path(self) -> Refusal:
+        return _error(404, "NOT_FOUND", "The requested URL was not found on this server.")
+
+    def _template(self, route: re.Match[str]) -> str:
         if route["verb"]:
-            template = f"/models/{{model}}:{route['verb']}"
-        elif route["operation"]:
-            template = "/models/{model}/operations/{id}"
-        else:
-            template = "/files/{id}:download"
-        key = f"{method} {template}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return f"/models/{{model}}:{route['verb']}"
+        if route["operation"]:
+            return "/models/{model}/operations/{id}"
+        return "/files/{id}:download"
 
     # -- shared checks -------------------------------------------------------------------------
-    def _authenticate(self, headers: Mapping[str, str], query: str) -> None:
-        key = headers.get("x-goog-api-key") or next(iter(parse_qs(query).get("key", [])), None)
+    def _authenticate(self, request: SimRequest) -> None:
+        query = parse_qs(request.query).get("key", [])
+        key = request.headers.get("x-goog-api-key") or next(iter(query), None)
         if not key:
             raise _error(
                 403,
@@ -237,12 +216,11 @@ class GeminiSimulator:
         return state.fault
 
     def _create(self, model: str, verb: str, body: bytes, origin: str) -> Answer:
-        try:
-            request = json.loads(body)
-        except ValueError:
-            raise _invalid("Invalid JSON payload received.") from None
-        if not isinstance(request, dict):
-            raise _invalid("Invalid JSON payload received. Expected an object.")
+        request = json_object(
+            body,
+            lambda: _invalid("Invalid JSON payload received."),
+            lambda: _invalid("Invalid JSON payload received. Expected an object."),
+        )
         if verb == "generateContent":
             spec = _IMAGE_MODELS.get(model)
             if spec is None:
@@ -302,7 +280,7 @@ class GeminiSimulator:
 
     def _image_answer(self, model: str, prompt: str, ratio: str, tier: str, fault: Fault) -> Answer:
         usage = {"promptTokenCount": 12, "totalTokenCount": 12}
-        if "forbidden" in prompt.lower():
+        if flagged(prompt):
             return json_answer(
                 200,
                 {
@@ -384,10 +362,7 @@ class GeminiSimulator:
         return prompt or ""
 
     def _start_operation(self, model: str, prompt: str, fault: Fault) -> Answer:
-        filtered = "forbidden" in prompt.lower() or fault is Fault.CONTENT_POLICY
-        outcome: Literal["ok", "failed", "filtered"] = (
-            "filtered" if filtered else "failed" if fault is Fault.TASK_FAILS else "ok"
-        )
+        outcome = task_outcome(fault, prompt)
         with self._lock:
             name = f"models/{model}/operations/sim{next(self._ids):06d}"
             self._operations[name] = _Operation(model, outcome, self.polls_before_done)
@@ -431,7 +406,7 @@ class GeminiSimulator:
             },
         )
 
-    def _download(self, file_id: str, query: str) -> Answer:
+    def _serve_file(self, file_id: str, query: str) -> Answer:
         if parse_qs(query).get("alt") != ["media"]:
             raise _invalid("Downloads need alt=media.")
         with self._lock:

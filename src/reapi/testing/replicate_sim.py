@@ -20,18 +20,17 @@ Refuse, reset, hang, slow body and truncated JSON come from `SimServer`.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from ._faults import Fault, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault
 from ._media import png_bytes, sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import Outcome, ProviderSimulator, Refusal, json_object, task_outcome
 from ._schema import Schema, boolean, integer, one_of, text, url, urls
 
 __all__ = ["REPLICATE_SCHEMAS", "ReplicateSimulator"]
@@ -109,7 +108,6 @@ _ROUTE = re.compile(
     re.ASCII,
 )
 _TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
-Outcome = Literal["ok", "filtered", "failed"]
 _ERRORS = {
     "filtered": "The input or output was flagged as sensitive. Please try again with different "
     "inputs. (E005)",
@@ -117,17 +115,15 @@ _ERRORS = {
 }
 
 
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
-
-
 def _problem(
     status: int, title: str, detail: str, headers: Mapping[str, str] | None = None, **more: Any
-) -> _Refusal:
+) -> Refusal:
     body = {"title": title, "detail": detail, "status": status, **more}
-    return _Refusal(json_answer(status, body, headers))
+    return Refusal(json_answer(status, body, headers))
+
+
+def _no_input() -> Refusal:
+    return _problem(422, "Input validation failed", "- input: required")
 
 
 @dataclass
@@ -148,67 +144,45 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
 
 
-class ReplicateSimulator:
+class ReplicateSimulator(ProviderSimulator):
     """One simulated Replicate account. Thread-safe; state lives in memory."""
 
+    _routes = _ROUTE
+    #: Polls before a prediction ends: the first says `starting`, the rest `processing`.
+    polls_before_done: int
+
     def __init__(self, api_key: str = "r8_sim", *, polls_before_done: int = 2) -> None:
-        self.api_key = api_key
-        #: Polls before a prediction ends: the first says `starting`, the rest `processing`.
-        self.polls_before_done = polls_before_done
+        super().__init__(api_key, polls_before_done=polls_before_done)
         #: Whether `Prefer: wait` holds the create answer until the prediction has ended.
         self.wait_finishes = True
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
         #: Field names (never values) of the last input per model.
         self.fields: dict[str, list[str]] = {}
         self._predictions: dict[str, _Prediction] = {}
-        self._files: dict[str, bytes] = {}
-        self._lock = threading.Lock()
 
     # -- entry point -------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _problem(404, "Not found", "The requested resource could not be found.")
-            self._count(method, route)
-            if route["file"]:
-                return self._download(route["file"], method)
-            self._authenticate(headers)
-            if route["model"] and method == "POST":
-                wait = headers.get("prefer", "").startswith("wait")
-                return self._create(route["model"], body, origin, wait=wait)
-            if route["id"] and route["cancel"] and method == "POST":
-                return self._cancel(route["id"], origin)
-            if route["id"] and not route["cancel"] and method == "GET":
-                return self._get(route["id"], origin)
-            raise _problem(405, "Method not allowed", "Method not allowed.")
-        except _Refusal as refusal:
-            return refusal.answer
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        method, origin = request.method, request.origin
+        if route["model"] and method == "POST":
+            wait = request.headers.get("prefer", "").startswith("wait")
+            return self._create(route["model"], request.body, origin, wait=wait)
+        if route["id"] and route["cancel"] and method == "POST":
+            return self._cancel(route["id"], origin)
+        if route["id"] and not route["cancel"] and method == "GET":
+            return self._get(route["id"], origin)
+        raise _problem(405, "Method not allowed", "Method not allowed.")
 
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _unknown_path(self) -> Refusal:
+        return _problem(404, "Not found", "The requested resource could not be found.")
+
+    def _template(self, route: re.Match[str]) -> str:
         if route["file"]:
-            key = f"{method} /files/{{name}}"
-        elif route["model"]:
-            key = f"{method} /v1/models/{route['model']}/predictions"
-        else:
-            key = f"{method} /v1/predictions/{{id}}{route['cancel'] or ''}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return "/files/{name}"
+        if route["model"]:
+            return f"/v1/models/{route['model']}/predictions"
+        return f"/v1/predictions/{{id}}{route['cancel'] or ''}"
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
-        if scheme != "Bearer" or key != self.api_key:
+    def _authenticate(self, request: SimRequest) -> None:
+        if not self._has_key(request, "Bearer"):
             raise _problem(401, "Unauthenticated", "You did not pass a valid authentication token")
 
     def _take_fault(self) -> Fault:
@@ -234,13 +208,12 @@ class ReplicateSimulator:
 
     # -- create ------------------------------------------------------------------------------
     def _create(self, model: str, body: bytes, origin: str, *, wait: bool) -> Answer:
-        try:
-            request = json.loads(body or b"{}")
-        except ValueError:
-            raise _problem(400, "Bad request", "Invalid JSON") from None
-        given = request.get("input") if isinstance(request, dict) else None
+        request = json_object(
+            body or b"{}", lambda: _problem(400, "Bad request", "Invalid JSON"), _no_input
+        )
+        given = request.get("input")
         if not isinstance(given, dict) or set(request) - {"input", "webhook", "stream"}:
-            raise _problem(422, "Input validation failed", "- input: required")
+            raise _no_input()
         schema = REPLICATE_SCHEMAS.get(model)
         problem = schema.problem(given) if schema else None
         if problem is not None:
@@ -248,16 +221,7 @@ class ReplicateSimulator:
             detail = f"- {problem.field}: {problem.kind} ({given.get(problem.field)!r})"
             invalid = [{"type": problem.kind, "field": problem.field, "description": detail}]
             raise _problem(422, "Input validation failed", detail, invalid_fields=invalid)
-        fault = self._take_fault()
-        prompt = given.get("prompt")
-        outcome: Outcome = (
-            "filtered"
-            if fault is Fault.CONTENT_POLICY
-            or (isinstance(prompt, str) and "forbidden" in prompt.lower())
-            else "failed"
-            if fault is Fault.TASK_FAILS
-            else "ok"
-        )
+        outcome = task_outcome(self._take_fault(), given.get("prompt"))
         prediction = _Prediction(secrets.token_hex(13), model, outcome, given, created_at=_now())
         with self._lock:
             self.fields[model] = sorted(given)
@@ -332,11 +296,3 @@ class ReplicateSimulator:
             "urls": {"get": base, "cancel": base + "/cancel", "stream": base + "/stream"},
             "metrics": {"predict_time": 1.2} if prediction.status == "succeeded" else {},
         }
-
-    def _download(self, name: str, method: str) -> Answer:
-        with self._lock:
-            content = self._files.get(name)
-        if content is None or method != "GET":
-            raise _problem(404, "Not found", "The requested resource could not be found.")
-        kind = "video/mp4" if name.endswith(".mp4") else "image/png"
-        return 200, {"content-type": kind}, content

@@ -23,9 +23,7 @@ truncated JSON come from `SimServer`.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -33,9 +31,10 @@ from dataclasses import dataclass, field
 from math import ceil
 from typing import Any
 
-from ._faults import Fault, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault
 from ._media import sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import ProviderSimulator, Refusal, json_object
 
 __all__ = ["TopazSimulator"]
 
@@ -50,17 +49,11 @@ _ROUTE = re.compile(
 _PART_BYTES = 500 * 1024 * 1024
 
 
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
+def _detail(status: int, detail: object, headers: Mapping[str, str] | None = None) -> Refusal:
+    return Refusal(json_answer(status, {"detail": detail}, headers))
 
 
-def _detail(status: int, detail: object, headers: Mapping[str, str] | None = None) -> _Refusal:
-    return _Refusal(json_answer(status, {"detail": detail}, headers))
-
-
-def _invalid(*loc: str) -> _Refusal:
+def _invalid(*loc: str) -> Refusal:
     return _detail(422, [{"loc": ["body", *loc], "msg": "invalid value", "type": "value_error"}])
 
 
@@ -75,80 +68,60 @@ class _Request:
     uploads: dict[int, bytes] = field(default_factory=dict)
 
 
-class TopazSimulator:
+class TopazSimulator(ProviderSimulator):
     """One simulated Topaz account. Thread-safe; state lives in memory."""
 
     #: The path the provider's base URL ends with.
     base_path = ""
+    _routes = _ROUTE
+    #: Polls after complete-upload before the request is complete.
+    polls_before_done: int
 
     def __init__(
         self, api_key: str = "sk-sim", *, polls_before_done: int = 2, part_bytes: int = _PART_BYTES
     ) -> None:
-        self.api_key = api_key
-        #: Polls after complete-upload before the request is complete.
-        self.polls_before_done = polls_before_done
+        super().__init__(api_key, polls_before_done=polls_before_done)
         #: Bytes per upload URL (lower it to exercise multi-part uploads).
         self.part_bytes = part_bytes
-        #: App-level faults, answered Topaz's way; SimServer applies the transport faults.
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD path-template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
         #: The bytes received for each finished upload, for assertions.
         self.received: dict[str, bytes] = {}
         self._videos: dict[str, _Request] = {}
-        self._lock = threading.Lock()
 
     # -- entry point -------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        """Answer one request; `origin` (scheme://host:port) is where upload and result URLs
-        point."""
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _detail(404, "Not Found")
-            self._count(method, route)
-            if route["file"]:
-                return self._download(route["file"], method, query)
-            if route["upload"]:
-                return self._put(route["upload"], int(route["part"]), method, headers, body, query)
-            self._authenticate(headers)
-            step = route["step"]
-            if step is None and method == "POST":
-                return self._create(_json_body(body))
-            if step == "accept" and method == "PATCH":
-                return self._accept(route["id"], origin)
-            if step == "complete-upload/" and method == "PATCH":
-                return self._complete(route["id"], _json_body(body))
-            if step == "status" and method == "GET":
-                return self._status(route["id"], origin)
-            raise _detail(405, "Method Not Allowed")
-        except _Refusal as refusal:
-            return refusal.answer
-
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _serve_without_key(self, request: SimRequest, route: re.Match[str]) -> Answer | None:
+        """Upload and result URLs are signed object-storage URLs: they take no key."""
         if route["file"]:
-            template = "/files/{id}.mp4"
-        elif route["upload"]:
-            template = "/uploads/{id}/{part}"
-        elif route["step"]:
-            template = "/video/{id}/" + route["step"]
-        else:
-            template = "/video/"
-        key = f"{method} {template}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return self._serve_result(route["file"], request.method, request.query)
+        if route["upload"]:
+            return self._put(route["upload"], int(route["part"]), request)
+        return None
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        if headers.get("x-api-key") != self.api_key:
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        step, method = route["step"], request.method
+        if step is None and method == "POST":
+            return self._create(_json_body(request.body))
+        if step == "accept" and method == "PATCH":
+            return self._accept(route["id"], request.origin)
+        if step == "complete-upload/" and method == "PATCH":
+            return self._complete(route["id"], _json_body(request.body))
+        if step == "status" and method == "GET":
+            return self._status(route["id"], request.origin)
+        raise _detail(405, "Method Not Allowed")
+
+    def _unknown_path(self) -> Refusal:
+        return _detail(404, "Not Found")
+
+    def _template(self, route: re.Match[str]) -> str:
+        if route["file"]:
+            return "/files/{id}.mp4"
+        if route["upload"]:
+            return "/uploads/{id}/{part}"
+        if route["step"]:
+            return "/video/{id}/" + route["step"]
+        return "/video/"
+
+    def _authenticate(self, request: SimRequest) -> None:
+        if request.headers.get("x-api-key") != self.api_key:
             raise _detail(401, "Unauthorized")
 
     def _find(self, request_id: str) -> _Request:
@@ -195,25 +168,17 @@ class TopazSimulator:
         ]
         return json_answer(200, {"uploadId": f"upload-{request_id[:8]}", "urls": urls})
 
-    def _put(
-        self,
-        request_id: str,
-        part: int,
-        method: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        query: str,
-    ) -> Answer:
-        if method != "PUT" or "X-Amz-Signature=" not in query:
+    def _put(self, request_id: str, part: int, request: SimRequest) -> Answer:
+        if request.method != "PUT" or "X-Amz-Signature=" not in request.query:
             raise _detail(403, "SignatureDoesNotMatch")
-        if "x-api-key" in headers or "authorization" in headers:
+        if "x-api-key" in request.headers or "authorization" in request.headers:
             raise _detail(400, "Only one auth mechanism allowed")  # the key must not travel here
         with self._lock:
             video = self._find(request_id)
             if video.state != "accepted" or not 1 <= part <= video.parts:
                 raise _detail(403, "SignatureDoesNotMatch")
-            video.uploads[part] = body
-        return 200, {"etag": f'"{_md5(body)}"'}, b""
+            video.uploads[part] = request.body
+        return 200, {"etag": f'"{_md5(request.body)}"'}, b""
 
     def _complete(self, request_id: str, request: dict[str, Any]) -> Answer:
         results = request.get("uploadResults")
@@ -266,7 +231,7 @@ class TopazSimulator:
                 }
         return json_answer(200, body)
 
-    def _download(self, request_id: str, method: str, query: str) -> Answer:
+    def _serve_result(self, request_id: str, method: str, query: str) -> Answer:
         with self._lock:
             video = self._videos.get(request_id)
         if video is None or video.state != "complete" or method != "GET" or not query:
@@ -344,10 +309,4 @@ def _check_output(output: object) -> None:
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        request = json.loads(body)
-    except ValueError:
-        raise _detail(400, "Invalid JSON body") from None
-    if not isinstance(request, dict):
-        raise _detail(400, "Invalid JSON body")
-    return request
+    return json_object(body, lambda: _detail(400, "Invalid JSON body"))

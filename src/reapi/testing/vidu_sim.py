@@ -19,19 +19,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
-import json
 import re
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-from ._faults import Fault, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault
 from ._jpeg import jpeg_bytes
 from ._media import sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import (
+    Outcome,
+    ProviderSimulator,
+    Refusal,
+    flagged,
+    json_object,
+    task_outcome,
+)
 
 __all__ = ["ViduSimulator"]
 
@@ -89,27 +94,21 @@ _ROUTE = re.compile(
 _INLINE_LIMIT = 10_000_000
 
 
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
-
-
 def _error(
     status: int, reason: str, message: str, headers: Mapping[str, str] | None = None
-) -> _Refusal:
+) -> Refusal:
     body = {"code": status, "reason": reason, "message": message, "metadata": {}}
-    return _Refusal(json_answer(status, body, headers))
+    return Refusal(json_answer(status, body, headers))
 
 
-def _invalid(field_name: str) -> _Refusal:
+def _invalid(field_name: str) -> Refusal:
     return _error(400, "FieldInvalid", f"invalid field: {field_name}")
 
 
 @dataclass
 class _Task:
     model: str
-    outcome: Literal["ok", "failed", "filtered"]
+    outcome: Outcome
     polls: int = 0
     state: str = "created"
     creation_id: str | None = None
@@ -117,64 +116,40 @@ class _Task:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class ViduSimulator:
+class ViduSimulator(ProviderSimulator):
     """One simulated Vidu organisation. Thread-safe; state lives in memory."""
 
+    _routes = _ROUTE
+    #: Polls before a task finishes: the first says `queueing`, the rest `processing`.
+    polls_before_done: int
+
     def __init__(self, api_key: str = "sk-sim", *, polls_before_done: int = 2) -> None:
-        self.api_key = api_key
-        #: Polls before a task finishes: the first says `queueing`, the rest `processing`.
-        self.polls_before_done = polls_before_done
-        #: App-level faults, answered Vidu's way; SimServer applies the transport faults.
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD path-template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
+        super().__init__(api_key, polls_before_done=polls_before_done)
         self._tasks: dict[str, _Task] = {}
-        self._files: dict[str, bytes] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     # -- entry point -------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        """Answer one request; `origin` (scheme://host:port) is where creation URLs point."""
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _error(404, "NotFound", "not found")
-            self._count(method, route)
-            if route["file"]:
-                return self._download(route["file"], method)
-            self._authenticate(headers)
-            if route["create"] and method == "POST":
-                return self._create(route["create"], _json_body(body))
-            if route["task"] and method == "GET":
-                return self._poll(route["task"], origin)
-            raise _error(405, "BadRequest", "bad request")
-        except _Refusal as refusal:
-            return refusal.answer
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        if route["create"] and request.method == "POST":
+            return self._create(route["create"], _json_body(request.body))
+        if route["task"] and request.method == "GET":
+            return self._poll(route["task"], request.origin)
+        raise _error(405, "BadRequest", "bad request")
 
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _unknown_path(self) -> Refusal:
+        return _error(404, "NotFound", "not found")
+
+    def _no_such_file(self) -> Refusal:
+        return _error(404, "CreationNotFound", "creation not found")
+
+    def _template(self, route: re.Match[str]) -> str:
         if route["file"]:
-            template = "/files/{name}"
-        elif route["create"]:
-            template = f"/ent/v2/{route['create']}"
-        else:
-            template = "/ent/v2/tasks/{id}/creations"
-        key = f"{method} {template}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return "/files/{name}"
+        if route["create"]:
+            return f"/ent/v2/{route['create']}"
+        return "/ent/v2/tasks/{id}/creations"
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
-        if scheme != "Token" or key != self.api_key:
+    def _authenticate(self, request: SimRequest) -> None:
+        if not self._has_key(request, "Token"):
             raise _error(401, "Unauthorized", "unauthorized")
 
     def _take_fault(self) -> Fault:
@@ -236,16 +211,9 @@ class ViduSimulator:
         seed = request.get("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise _invalid("seed")
-        if "forbidden" in prompt.lower():
+        if flagged(prompt):
             raise _error(400, "TaskPromptPolicyViolation", "prompt policy violation")
-        fault = self._take_fault()
-        outcome: Literal["ok", "failed", "filtered"] = (
-            "filtered"
-            if fault is Fault.CONTENT_POLICY
-            else "failed"
-            if fault is Fault.TASK_FAILS
-            else "ok"
-        )
+        outcome = task_outcome(self._take_fault())
         credits = {"540p": 14, "720p": 30, "1080p": 32}.get(resolution, 30) * duration
         with self._lock:
             task_id = str(809387572068364288 + next(self._ids))
@@ -314,14 +282,6 @@ class ViduSimulator:
             }
         return json_answer(200, answer)
 
-    def _download(self, name: str, method: str) -> Answer:
-        with self._lock:
-            content = self._files.get(name)
-        if content is None or method != "GET":
-            raise _error(404, "CreationNotFound", "creation not found")
-        kind = "video/mp4" if name.endswith(".mp4") else "image/jpeg"
-        return 200, {"content-type": kind}, content
-
 
 def _check_image(image: object) -> None:
     if not isinstance(image, str) or not image:
@@ -342,10 +302,4 @@ def _check_image(image: object) -> None:
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        request = json.loads(body)
-    except ValueError:
-        raise _error(400, "BadRequest", "bad request") from None
-    if not isinstance(request, dict):
-        raise _error(400, "BadRequest", "bad request")
-    return request
+    return json_object(body, lambda: _error(400, "BadRequest", "bad request"))

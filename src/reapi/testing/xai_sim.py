@@ -23,19 +23,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
-import json
 import re
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from ._faults import Fault, FaultSwitch
-from ._http import Answer, json_answer
+from ._faults import Fault
 from ._jpeg import jpeg_bytes
 from ._media import sample_mp4
+from ._messages import Answer, SimRequest, json_answer
+from ._provider_sim import (
+    Outcome,
+    ProviderSimulator,
+    Refusal,
+    flagged,
+    json_object,
+    task_outcome,
+)
 
 __all__ = ["XAISimulator"]
 
@@ -73,103 +78,71 @@ _ROUTE = re.compile(
 _SIDE = {"1k": 256, "2k": 512}  # small real JPEGs; only the tier's relative size is kept
 
 
-class _Refusal(Exception):
-    def __init__(self, answer: Answer) -> None:
-        super().__init__(answer[0])
-        self.answer = answer
-
-
 def _error(
     status: int,
     message: str,
     code: str | None = None,
     kind: str = "invalid_request_error",
     headers: Mapping[str, str] | None = None,
-) -> _Refusal:
+) -> Refusal:
     body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return _Refusal(json_answer(status, body, headers))
+    return Refusal(json_answer(status, body, headers))
 
 
-def _invalid(field: str) -> _Refusal:
+def _invalid(field: str) -> Refusal:
     return _error(400, f"Invalid value for argument: {field}", "invalid_argument")
 
 
 @dataclass
 class _Request:
-    outcome: Literal["ok", "failed", "moderated"]
+    outcome: Outcome
     duration: int
     polls: int = 0
     file: str | None = None
 
 
-class XAISimulator:
+class XAISimulator(ProviderSimulator):
     """One simulated xAI team. Thread-safe; state lives in memory."""
 
     #: The path the provider's base URL ends with.
     base_path = "/v1"
+    _routes = _ROUTE
+    #: Polls before a video is done: the first answers 202 with no body, the rest `pending`.
+    polls_before_done: int
 
     def __init__(self, api_key: str = "sk-sim", *, polls_before_done: int = 2) -> None:
-        self.api_key = api_key
-        #: Polls before a video is done: the first answers 202 with no body, the rest `pending`.
-        self.polls_before_done = polls_before_done
-        #: App-level faults, answered xAI's way; SimServer applies the transport faults.
-        self.faults = FaultSwitch()
-        #: Requests served per "METHOD path-template", for assertions (never bodies).
-        self.requests: dict[str, int] = {}
+        super().__init__(api_key, polls_before_done=polls_before_done)
         self._videos: dict[str, _Request] = {}
-        self._files: dict[str, bytes] = {}
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
 
     # -- entry point -------------------------------------------------------------------------
-    def handle(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: Mapping[str, str],
-        body: bytes,
-        *,
-        origin: str,
-    ) -> Answer:
-        """Answer one request; `origin` (scheme://host:port) is where result URLs point."""
-        try:
-            route = _ROUTE.fullmatch(path)
-            if route is None:
-                raise _error(404, "Not found", "not_found")
-            self._count(method, route)
-            if route["file"]:
-                return self._download(route["file"], method)
-            self._authenticate(headers)
-            if route["images"] and method == "POST":
-                return self._images(route["images"] == "edits", _json_body(body), origin)
-            if route["create"] and method == "POST":
-                return self._create_video(_json_body(body))
-            if route["video"] and method == "GET":
-                return self._poll(route["video"], origin)
-            raise _error(405, "Method not allowed", "method_not_allowed")
-        except _Refusal as refusal:
-            return refusal.answer
+    def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
+        if route["images"] and request.method == "POST":
+            edit = route["images"] == "edits"
+            return self._images(edit, _json_body(request.body), request.origin)
+        if route["create"] and request.method == "POST":
+            return self._create_video(_json_body(request.body))
+        if route["video"] and request.method == "GET":
+            return self._poll(route["video"], request.origin)
+        raise _error(405, "Method not allowed", "method_not_allowed")
 
-    def _count(self, method: str, route: re.Match[str]) -> None:
+    def _unknown_path(self) -> Refusal:
+        return _error(404, "Not found", "not_found")
+
+    def _template(self, route: re.Match[str]) -> str:
         if route["file"]:
-            template = "/files/{name}"
-        elif route["images"]:
-            template = f"/v1/images/{route['images']}"
-        else:
-            template = "/v1/videos/generations" if route["create"] else "/v1/videos/{id}"
-        key = f"{method} {template}"
-        with self._lock:
-            self.requests[key] = self.requests.get(key, 0) + 1
+            return "/files/{name}"
+        if route["images"]:
+            return f"/v1/images/{route['images']}"
+        return "/v1/videos/generations" if route["create"] else "/v1/videos/{id}"
 
-    def _authenticate(self, headers: Mapping[str, str]) -> None:
-        scheme, _, key = headers.get("authorization", "").partition(" ")
+    def _authenticate(self, request: SimRequest) -> None:
+        scheme, _, key = request.headers.get("authorization", "").partition(" ")
         if scheme != "Bearer" or key != self.api_key:
             body = {
                 "code": "Client specified an invalid argument",
                 "error": "Incorrect API key provided.",
             }
-            raise _Refusal(json_answer(400 if key else 401, body))  # xAI: 400 for a wrong key
+            raise Refusal(json_answer(400 if key else 401, body))  # xAI: 400 for a wrong key
 
     def _take_fault(self) -> Fault:
         state = self.faults.take()
@@ -191,7 +164,7 @@ class XAISimulator:
                 "error": "Your team has either used all available credits or reached its "
                 "monthly spending limit.",
             }
-            raise _Refusal(json_answer(403, body))
+            raise Refusal(json_answer(403, body))
         return fault
 
     # -- images ------------------------------------------------------------------------------
@@ -223,7 +196,7 @@ class XAISimulator:
         if edit:
             _check_edit_images(request)
         fault = self._take_fault()
-        moderated = fault is Fault.CONTENT_POLICY or "forbidden" in prompt.lower()
+        moderated = fault is Fault.CONTENT_POLICY or flagged(prompt)
         image = jpeg_bytes(_SIDE[resolution], _SIDE[resolution])
         data = [self._image_item(image, form, origin, moderated) for _ in range(n)]
         return json_answer(200, {"data": data})
@@ -278,12 +251,7 @@ class XAISimulator:
             raise _invalid("reference_images")
         for ref in refs:
             _check_image_ref(ref, "reference_images")
-        fault = self._take_fault()
-        outcome: Literal["ok", "failed", "moderated"] = "ok"
-        if fault is Fault.CONTENT_POLICY or "forbidden" in prompt.lower():
-            outcome = "moderated"
-        elif fault is Fault.TASK_FAILS:
-            outcome = "failed"
+        outcome = task_outcome(self._take_fault(), prompt)
         request_id = str(uuid.uuid4())
         with self._lock:
             self._videos[request_id] = _Request(outcome, duration)
@@ -306,7 +274,7 @@ class XAISimulator:
             if video.file is None:
                 video.file = f"vid{next(self._ids):06d}.mp4"
                 self._files[video.file] = sample_mp4()
-            moderated = video.outcome == "moderated"
+            moderated = video.outcome == "filtered"
             body = {
                 "status": "done",
                 "video": {
@@ -319,14 +287,6 @@ class XAISimulator:
                 "usage": {"cost_in_usd_ticks": 500_000_000 * video.duration},
             }
         return json_answer(200, body)
-
-    def _download(self, name: str, method: str) -> Answer:
-        with self._lock:
-            content = self._files.get(name)
-        if content is None or method != "GET":
-            raise _error(404, "Not found", "not_found")
-        kind = "video/mp4" if name.endswith(".mp4") else "image/jpeg"
-        return 200, {"content-type": kind}, content
 
 
 def _check_edit_images(request: dict[str, Any]) -> None:
@@ -370,10 +330,8 @@ def _check_image_ref(ref: object, field: str) -> None:
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        request = json.loads(body)
-    except ValueError:
-        raise _error(400, "The request body is not valid JSON", "invalid_json") from None
-    if not isinstance(request, dict):
-        raise _error(400, "The request body must be a JSON object", "invalid_json")
-    return request
+    return json_object(
+        body,
+        lambda: _error(400, "The request body is not valid JSON", "invalid_json"),
+        lambda: _error(400, "The request body must be a JSON object", "invalid_json"),
+    )

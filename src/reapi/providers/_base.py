@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 from .._exceptions import (
+    APIResponseError,
     APIStatusError,
     AuthenticationError,
     BadRequestError,
@@ -30,7 +31,14 @@ from .._params import ImageParams, Shape, VideoParams
 from .._payload import Payload
 from .._secret import Secret
 from ..catalog import Route
-from ._protocol import ImageResult, Protocol, TaskStatus, UpstreamResponse
+from ._protocol import (
+    GeneratedFile,
+    ImageResult,
+    Protocol,
+    TaskStatus,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 
 __all__ = [
     "Adapter",
@@ -122,6 +130,26 @@ class Adapter:
         """Best effort; providers without a cancel or delete call do nothing."""
         return
         yield
+
+    # -- reading answers -----------------------------------------------------------------------
+    def _json_object(self, response: UpstreamResponse) -> dict[str, Any]:
+        """The body as a JSON object; {} when it is not one (an error may come from a proxy)."""
+        try:
+            body = response.json(self.provider)
+        except APIResponseError:
+            return {}
+        return body if isinstance(body, dict) else {}
+
+    def _keyless_file(self, content_type: str, url: str) -> GeneratedFile:
+        """A result at a public or signed URL: fetched without the key, and taken to expire
+        after the connection's `url_lifetime_seconds` when that is set."""
+        lifetime = self.connection.url_lifetime_seconds
+        return GeneratedFile(
+            content_type,
+            url=url,
+            fetch=UpstreamRequest("GET", url, purpose="download", download=True),
+            url_expires_at=int(time.time()) + lifetime if lifetime else None,
+        )
 
     # -- error mapping -----------------------------------------------------------------------
     def error_code(self, response: UpstreamResponse) -> str | None:

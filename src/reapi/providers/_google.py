@@ -13,7 +13,6 @@ import re
 from typing import Any
 
 from .._exceptions import (
-    APIResponseError,
     AuthenticationError,
     QuotaExceededError,
     RateLimitError,
@@ -41,11 +40,7 @@ class GoogleAdapter(Adapter):
         return {"x-goog-api-key": self.connection.api_key.reveal()}
 
     def _error(self, response: UpstreamResponse) -> dict[str, Any]:
-        try:
-            body = response.json(self.provider)
-        except APIResponseError:
-            return {}
-        error = body.get("error") if isinstance(body, dict) else None
+        error = self._json_object(response).get("error")
         return error if isinstance(error, dict) else {}
 
     def error_code(self, response: UpstreamResponse) -> str | None:

@@ -69,12 +69,9 @@ class ArkAdapter(Adapter):
 
     # -- errors ------------------------------------------------------------------------------
     def error_code(self, response: UpstreamResponse) -> str | None:
-        try:
-            body = response.json(self.provider)
-        except APIResponseError:
-            return None
+        body = self._json_object(response)
         # The Ark SDK reads `body.get("error", body)`: the code may sit at either level.
-        error = body.get("error", body) if isinstance(body, dict) else None
+        error = body.get("error", body)
         code = error.get("code") if isinstance(error, dict) else None
         return code if isinstance(code, str) else None
 

@@ -15,7 +15,6 @@ has no idempotency header, and tasks cannot be cancelled once running.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from .._exceptions import (
@@ -28,7 +27,6 @@ from .._payload import File
 from ..catalog import Route
 from ._base import Adapter, VideoCall
 from ._protocol import (
-    GeneratedFile,
     Protocol,
     TaskState,
     TaskStatus,
@@ -79,19 +77,12 @@ class DashScopeAdapter(Adapter):
         return {"Authorization": f"Bearer {self.connection.api_key.reveal()}"}
 
     # -- errors ------------------------------------------------------------------------------
-    def _body(self, response: UpstreamResponse) -> dict[str, Any]:
-        try:
-            body = response.json(self.provider)
-        except APIResponseError:
-            return {}
-        return body if isinstance(body, dict) else {}
-
     def error_code(self, response: UpstreamResponse) -> str | None:
-        code = self._body(response).get("code")
+        code = self._json_object(response).get("code")
         return code if isinstance(code, str) and code else None
 
     def request_id(self, response: UpstreamResponse) -> str | None:
-        found = self._body(response).get("request_id")
+        found = self._json_object(response).get("request_id")
         return found if isinstance(found, str) else response.header("x-request-id")
 
     # -- create ------------------------------------------------------------------------------
@@ -178,18 +169,9 @@ class DashScopeAdapter(Adapter):
         return TaskStatus(
             state="completed",
             progress=100,
-            outputs=(self._file(video),),
-            seconds=seconds if isinstance(seconds, int) and seconds > 0 else None,
-        )
-
-    def _file(self, url: str) -> GeneratedFile:
-        lifetime = self.connection.url_lifetime_seconds
-        return GeneratedFile(
-            "video/mp4",
-            url=url,
             # A signed OSS URL (24 h): the key never goes with it.
-            fetch=UpstreamRequest("GET", url, purpose="download", download=True),
-            url_expires_at=int(time.time()) + lifetime if lifetime else None,
+            outputs=(self._keyless_file("video/mp4", video),),
+            seconds=seconds if isinstance(seconds, int) and seconds > 0 else None,
         )
 
 

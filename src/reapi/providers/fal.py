@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -93,12 +92,7 @@ class FalAdapter(Adapter):
 
     # -- errors ------------------------------------------------------------------------------
     def error_code(self, response: UpstreamResponse) -> str | None:
-        try:
-            body = response.json(self.provider)
-        except APIResponseError:
-            return None
-        if not isinstance(body, dict):
-            return None
+        body = self._json_object(response)
         detail = body.get("detail")
         if isinstance(detail, list):
             # A content block wins over other problems reported beside it.
@@ -179,14 +173,9 @@ class FalAdapter(Adapter):
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             return None
         kind = item.get("content_type")
-        lifetime = self.connection.url_lifetime_seconds
-        return GeneratedFile(
-            kind if isinstance(kind, str) and "/" in kind else default_type,
-            url=url,
-            # fal's CDN serves media without the key; it must never be sent there.
-            fetch=UpstreamRequest("GET", url, purpose="download", download=True),
-            url_expires_at=int(time.time()) + lifetime if lifetime else None,
-        )
+        content_type = kind if isinstance(kind, str) and "/" in kind else default_type
+        # fal's CDN serves media without the key; it must never be sent there.
+        return self._keyless_file(content_type, url)
 
     # -- images ------------------------------------------------------------------------------
     def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:

@@ -46,10 +46,7 @@ class OpenAIAdapter(Adapter):
         return headers
 
     def error_code(self, response: UpstreamResponse) -> str | None:
-        try:
-            error = response.json(self.provider).get("error") or {}
-        except (APIResponseError, AttributeError):
-            return None
+        error = self._json_object(response).get("error") or {}
         if not isinstance(error, dict):
             return None
         code = error.get("code") or error.get("type")

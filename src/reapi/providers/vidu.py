@@ -12,7 +12,6 @@ Vidu has no idempotency header and no documented cancel call for ordinary tasks.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from .._exceptions import (
@@ -68,12 +67,7 @@ class ViduAdapter(Adapter):
         return {"Authorization": f"Token {self.connection.api_key.reveal()}"}
 
     def error_code(self, response: UpstreamResponse) -> str | None:
-        try:
-            body = response.json(self.provider)
-        except APIResponseError:
-            return None
-        if not isinstance(body, dict):
-            return None
+        body = self._json_object(response)
         # Vidu documents the codes, not the body's shape: read the usual places for a code word.
         nested = body.get("error")
         error: dict[str, Any] = nested if isinstance(nested, dict) else body
@@ -182,11 +176,4 @@ class ViduAdapter(Adapter):
     def _file(self, url: object, content_type: str) -> GeneratedFile | None:
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             return None
-        lifetime = self.connection.url_lifetime_seconds
-        return GeneratedFile(
-            content_type,
-            url=url,
-            # A signed CDN URL: the key never goes with it.
-            fetch=UpstreamRequest("GET", url, purpose="download", download=True),
-            url_expires_at=int(time.time()) + lifetime if lifetime else None,
-        )
+        return self._keyless_file(content_type, url)  # a signed CDN URL: no key goes with it

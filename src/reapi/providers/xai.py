@@ -15,7 +15,6 @@ call for video requests.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from .._exceptions import (
@@ -64,12 +63,7 @@ class XAIAdapter(Adapter):
 
     # -- errors ------------------------------------------------------------------------------
     def error_code(self, response: UpstreamResponse) -> str | None:
-        try:
-            body = response.json(self.provider)
-        except APIResponseError:
-            return None
-        if not isinstance(body, dict):
-            return None
+        body = self._json_object(response)
         error = body.get("error")
         if isinstance(error, dict):  # OpenAI-style {"error": {"message", "type", "code"}}
             code = error.get("code") or error.get("type")
@@ -219,8 +213,10 @@ class XAIAdapter(Adapter):
             url = video.get("url")
             if not isinstance(url, str) or not url.startswith(("https://", "http://")):
                 return TaskStatus(state="failed", error_code="generation_failed")
+            # A temporary public URL: the key never goes with it.
+            video_file = self._keyless_file("video/mp4", url)
             return TaskStatus(
-                state="completed", progress=100, outputs=(self._video(url),), seconds=seconds
+                state="completed", progress=100, outputs=(video_file,), seconds=seconds
             )
         if status == "failed":
             error = body.get("error")
@@ -242,16 +238,6 @@ class XAIAdapter(Adapter):
                 poll_after=_POLL_AFTER,
             )
         raise APIResponseError("the provider's video status is unknown", provider=self.provider)
-
-    def _video(self, url: str) -> GeneratedFile:
-        lifetime = self.connection.url_lifetime_seconds
-        return GeneratedFile(
-            "video/mp4",
-            url=url,
-            # A temporary public URL: the key never goes with it.
-            fetch=UpstreamRequest("GET", url, purpose="download", download=True),
-            url_expires_at=int(time.time()) + lifetime if lifetime else None,
-        )
 
 
 def _unsupported(route: Route, param: str) -> InvalidRequestError:

@@ -16,16 +16,24 @@ from .api_keys.service import issue_key, revoke_key
 from .config import Settings
 from .credits import repository as credits
 from .db import Database
+from .errors import GatewayError
 from .migrate import upgrade
+from .mirror.keys import is_task_id
+from .mirror.service import delete_task_outputs
+from .retention import RetentionReport, purge_once
+from .runtime import Runtime, build_runtime
 
 __all__ = [
     "AccountView",
     "NewKey",
+    "OutputsDeleted",
     "add_account",
+    "delete_outputs",
     "grant_credits",
     "list_keys",
     "migrate",
     "new_key",
+    "purge_expired",
     "revoke",
     "show_account",
 ]
@@ -49,6 +57,23 @@ class NewKey:
 
     def __repr__(self) -> str:
         return f"NewKey(key_id={self.key_id!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class OutputsDeleted:
+    rows: int
+    #: False when the store did not confirm every deletion (the rest is queued).
+    complete: bool
+
+
+async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """For operations that touch storage as well as the database."""
+    rt = build_runtime(settings)
+    try:
+        await upgrade(rt.db)
+        return await work(rt)
+    finally:
+        await rt.aclose()
 
 
 async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -143,3 +168,22 @@ async def ensure_account(settings: Settings, email: str, minimum_credits: int) -
         return await _view(session, account.id)
 
     return await _in_transaction(settings, work)
+
+
+async def delete_outputs(settings: Settings, task_id: str) -> OutputsDeleted:
+    """Delete every stored output of a task (an image request id or a video id), rows and
+    objects, whichever account it belongs to: for an operator handling a deletion request."""
+    if not is_task_id(task_id):
+        raise GatewayError("not a task id (req_... or video_...)", param="task")
+
+    async def work(rt: Runtime) -> OutputsDeleted:
+        result = await delete_task_outputs(rt, task_id, None)
+        assert result is not None  # without an account there is always a result
+        return OutputsDeleted(*result)
+
+    return await _with_runtime(settings, work)
+
+
+async def purge_expired(settings: Settings) -> RetentionReport:
+    """One run of the retention job (what every server process does periodically)."""
+    return await _with_runtime(settings, purge_once)

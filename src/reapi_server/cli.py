@@ -30,9 +30,11 @@ app = typer.Typer(
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
+outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
+app.add_typer(outputs_app, name="outputs")
 
 DataDir = Annotated[
     Path | None,
@@ -156,6 +158,40 @@ def credits_grant(
     """Add credits to an account (a ledger row)."""
     view = _run(admin.grant_credits(_settings(data_dir, database_url), email, credits))
     typer.echo(f"account {view.email} balance={view.balance}")
+
+
+@outputs_app.command("delete")
+def outputs_delete(
+    task: Annotated[
+        str, typer.Option("--task", help="An image request id (x-request-id) or a video id.")
+    ],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Delete a task's stored outputs now: rows, then objects (any account)."""
+    result = _run(admin.delete_outputs(_settings(data_dir, database_url, config), task))
+    typer.echo(f"deleted {result.rows} outputs of {task}")
+    if not result.complete:
+        typer.secho(
+            "error: storage did not confirm every deletion; the rest is queued and the "
+            "retention job retries it",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(1)
+
+
+@outputs_app.command("purge")
+def outputs_purge(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Run the retention job once: delete what is older than retention_days."""
+    report = _run(admin.purge_expired(_settings(data_dir, database_url, config)))
+    typer.echo(
+        f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
+        f"{report.video_jobs} video jobs; {report.objects} objects removed from storage"
+    )
 
 
 @app.command()

@@ -84,3 +84,20 @@ async def test_video_limit_is_exact_under_concurrency(postgres_server, make_gate
         )
     )
     assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7
+
+
+async def test_retention_with_a_moved_clock(pg_gateway):
+    from tests.server.test_retention import moved_clock_case
+
+    await moved_clock_case(pg_gateway)
+
+
+async def test_retention_by_two_processes_at_once(pg_gateway):
+    from tests.server.test_retention import moved_clock_case
+    from tests.server.test_videos import _second_runtime
+
+    second = await _second_runtime(pg_gateway, pg_gateway.rt.settings.resolved_database_url)
+    try:
+        await moved_clock_case(pg_gateway, second)
+    finally:
+        await second.aclose()

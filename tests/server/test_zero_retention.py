@@ -2,15 +2,21 @@
 sent through success, a 422, an upstream 400 that echoes the prompt, 5xx, timeout, failover and a
 request cancelled mid-flight. Afterwards no marker may be found in logs (every level, every
 formatter, tracebacks included), the database files, the data dir, temp files, metrics or any
-answer. Keys (ours and the providers') must not show up either."""
+answer. Keys (ours and the providers') must not show up either.
+
+Storage is scanned too, on local disk and on a real S3 server: every object must be a generated
+output (under `outputs/<task id>/<n>.<ext>`, holding what the upstream generated), nothing else.
+Uploads over 1 MiB (spooled to temp files while parsed) leave no temp file behind (§3)."""
 
 import asyncio
 import logging
+import re
 import tempfile
 import traceback
 from pathlib import Path
 
-from tests.server.fakes import KEYS, PNG
+import pytest
+from tests.server.fakes import KEYS, MP4, PNG
 from tests.server.helpers import auth
 
 from reapi.router import InMemoryBreakerStore
@@ -23,6 +29,12 @@ IMAGE = b"MARKER-image-2b8f41"
 MASK = b"MARKER-mask-93aa0c"
 USER = "MARKER-user-5e6f12"
 MARKERS = [PROMPT.encode(), IMAGE, MASK, USER.encode()]
+OUTPUT_KEY = re.compile(r"^outputs/(req|video)_[0-9a-f]{24}/\d+\.(png|mp4)$")
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
 
 
 def _image(marker: bytes) -> bytes:
@@ -73,6 +85,14 @@ async def _exercise(gateway, key: str) -> list[bytes]:
 
     assert (await generate()).status_code == 200  # success
     assert (await edit()).status_code == 200
+    big = await client.post(  # over 1 MiB: parsed through a spooled temp file
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": PROMPT, "user": USER},
+        files={"image": ("big.png", _image(IMAGE) + IMAGE * (2 * 1024 * 1024 // len(IMAGE)))},
+        headers=auth(key),
+    )
+    answers.append(big.content)
+    assert big.status_code == 200
     assert (await generate(n=PROMPT)).status_code == 422  # validation error
     bad = await client.post(
         "/v1/images/generations", json={"prompt": {"x": PROMPT}, "user": [USER]}, headers=auth(key)
@@ -160,4 +180,10 @@ async def test_no_marker_survives_anywhere(make_gateway, caplog, capfd, tmp_path
         content = path.read_bytes()
         for secret in secrets:
             assert secret not in content, (secret, path)
+    assert _files_under(temp) == []  # no spooled upload left behind
+    stored = gateway.stored()  # every object, read back from disk or through the S3 API
+    assert len(stored) >= 4
+    for key, content in stored.items():
+        assert OUTPUT_KEY.match(key), key  # generated outputs only, named by their task
+        assert content in (PNG, MP4), key  # exactly what the upstream generated
     assert len(gateway.upstream.calls) > 20  # the markers really went upstream

@@ -97,7 +97,7 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)
     # The objects go at once; they were queued with the rows, so an outage only delays it.
-    await delete_queued(rt, stored or [])
+    await delete_queued(rt, stored[1] if stored else [])
     if unfinished and provider and upstream_model and task_id:
         await cancel_upstream(rt, Route(provider=provider, upstream_model=upstream_model), task_id)
     return {"id": job_id, "object": "video.deleted", "deleted": True}

@@ -3,9 +3,14 @@ video job, both random ids) and the output's place in it: no user data, ever."""
 
 from __future__ import annotations
 
+import re
+
 from .storage import check_key
 
-__all__ = ["output_key", "task_prefix"]
+__all__ = ["is_task_id", "output_key", "task_prefix"]
+
+#: `req_<hex>` (an image request) or `video_<hex>`: what the gateway generates, nothing else.
+_TASK_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,32}$")
 
 _EXTENSIONS = {
     "image/png": "png",
@@ -16,6 +21,10 @@ _EXTENSIONS = {
     "video/quicktime": "mov",
     "video/webm": "webm",
 }
+
+
+def is_task_id(value: str) -> bool:
+    return bool(_TASK_ID.match(value))
 
 
 def task_prefix(task_id: str) -> str:

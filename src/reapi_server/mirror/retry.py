@@ -10,7 +10,12 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio
-from botocore.exceptions import ClientError, HTTPClientError, ResponseStreamingError
+from botocore.exceptions import (
+    ClientError,
+    HTTPClientError,
+    ResponseStreamingError,
+)
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -41,7 +46,8 @@ def is_transient(error: BaseException) -> bool:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         code = error.response.get("Error", {}).get("Code", "")
         return status >= 500 or status == 429 or code in _TRANSIENT_CODES
-    return isinstance(error, HTTPClientError | ResponseStreamingError)
+    # Refused/unreachable (EndpointUnreachable), reset or timed out mid-request (HTTPClientError).
+    return isinstance(error, EndpointUnreachable | HTTPClientError | ResponseStreamingError)
 
 
 def _log_retry(state: RetryCallState) -> None:

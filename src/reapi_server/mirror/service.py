@@ -92,9 +92,10 @@ async def delete_file(rt: Runtime, file_id: str, account_id: str | None) -> bool
 
 async def forget_task(
     session: AsyncSession, task_id: str, account_id: str | None, now: float
-) -> list[str] | None:
+) -> tuple[int, list[str]] | None:
     """In the caller's transaction: delete a task's output rows and queue its objects. Returns
-    what to delete once it commits, or None when the account has no outputs of that task.
+    how many rows went and what to delete once it commits, or None when the account has no
+    outputs of that task.
 
     Without an account (an operator, a deleted job), the task's prefix is queued even when no
     row is left: it also holds what failed attempts stored."""
@@ -103,17 +104,20 @@ async def forget_task(
         return None
     targets = _targets(task_id, keys)
     await repository.enqueue_deletions(session, targets, now)
-    return targets
+    return len(keys), targets
 
 
-async def delete_task_outputs(rt: Runtime, task_id: str, account_id: str | None) -> bool:
-    """Delete every output of a task (rows, then objects); False when the account has none."""
+async def delete_task_outputs(
+    rt: Runtime, task_id: str, account_id: str | None
+) -> tuple[int, bool] | None:
+    """Delete every output of a task (rows, then objects): how many rows went and whether the
+    store confirmed every deletion (what it did not is queued); None when the account has none."""
     async with rt.db.write() as session:
-        targets = await forget_task(session, task_id, account_id, rt.now())
-    if targets is None:
-        return False
-    await delete_queued(rt, targets)
-    return True
+        forgotten = await forget_task(session, task_id, account_id, rt.now())
+    if forgotten is None:
+        return None
+    count, targets = forgotten
+    return count, await delete_queued(rt, targets)
 
 
 async def queue_task_cleanup(rt: Runtime, task_id: str) -> None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ..errors import NotFound
+from ..mirror.keys import is_task_id
 from ..mirror.repository import get_output
 from ..mirror.service import delete_file, delete_task_outputs
 from ..mirror.storage import OpenedObject
@@ -34,7 +35,6 @@ __all__ = ["router", "stored_response"]
 router = APIRouter(prefix="/v1", tags=["Files"])
 
 _FILE_ID = re.compile(r"^file_[0-9a-f]{48}$")
-_TASK_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,32}$")
 #: Up to this size an object is read whole and sent with one write.
 _WHOLE_LIMIT = 1024 * 1024
 _IMMUTABLE = "private, max-age=31536000, immutable"
@@ -125,8 +125,9 @@ async def delete_file_endpoint(file_id: FileId, rt: Rt, principal: Caller) -> Re
 async def delete_outputs(
     task_id: Annotated[str, Path(max_length=64)], rt: Rt, principal: Caller
 ) -> Response:
-    if not _TASK_ID.match(task_id) or not await delete_task_outputs(
-        rt, task_id, principal.account_id
+    if (
+        not is_task_id(task_id)
+        or await delete_task_outputs(rt, task_id, principal.account_id) is None
     ):
         raise NotFound("no stored outputs for this id", param="task_id")
     return json_response({"id": task_id, "object": "outputs.deleted", "deleted": True})

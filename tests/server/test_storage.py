@@ -1,0 +1,257 @@
+"""The stores themselves and the deletion endpoints, on local disk and on a real S3 server
+(moto's server mode on loopback): round trips, streams in parts, failures that leave nothing
+behind, no metadata, direct URLs, and deletion at once."""
+
+import asyncio
+import os
+import secrets
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from tests.server.fakes import PNG
+from tests.server.helpers import auth
+from tests.server.test_videos import create, drive
+
+from reapi_server.mirror import LocalDiskStore, ObjectStore, read_object
+from reapi_server.mirror.s3 import S3Store
+from reapi_server.models import PendingDeletion, StoredOutput
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, storage_backend: str, tmp_path) -> ObjectStore:
+    if storage_backend == "local":
+        return LocalDiskStore(tmp_path / "outputs")
+    server = request.getfixturevalue("moto_server")
+    return S3Store(server.client(), server.new_bucket(), part_bytes=5 * MIB)
+
+
+async def pieces(data: bytes, size: int = 64 * 1024, fail_after: int | None = None):
+    for start in range(0, len(data), size):
+        if fail_after is not None and start >= fail_after:
+            raise RuntimeError("the upstream went away")
+        yield data[start : start + size]
+
+
+def leftovers(store: ObjectStore) -> list[str]:
+    """Temp files beside the targets (disk) or unfinished multipart uploads (S3)."""
+    if isinstance(store, LocalDiskStore):
+        return [p.name for p in store.root.rglob(".put-*")] if store.root.exists() else []
+    uploads = store.client.list_multipart_uploads(Bucket=store.bucket)
+    return [u["Key"] for u in uploads.get("Uploads", ())]
+
+
+async def test_small_and_streamed_objects_round_trip(store):
+    assert await store.put("outputs/req_1111111111111111/0.png", PNG, "image/png") == len(PNG)
+    video = os.urandom(12 * MIB + 123)  # three parts of 5 MiB on S3
+    key = "outputs/video_2222222222222222/0.mp4"
+    assert await store.put(key, pieces(video), "video/mp4") == len(video)
+    opened = await store.open(key)
+    assert opened.content_type == "video/mp4" and opened.size == len(video)
+    assert await opened.read() == video
+    assert (await read_object(store, "outputs/req_1111111111111111/0.png")).data == PNG
+    await store.delete(key)
+    await store.delete(key)  # deleting what is gone is fine
+    assert await store.open(key) is None
+    assert leftovers(store) == []
+
+
+@pytest.mark.parametrize("size", [100, 12 * MIB])
+async def test_a_failed_stream_leaves_nothing(store, size):
+    key = "outputs/video_3333333333333333/0.mp4"
+    with pytest.raises(RuntimeError):
+        await store.put(
+            key,
+            pieces(os.urandom(size), min(size // 4, 64 * 1024), fail_after=size // 2),
+            "video/mp4",
+        )
+    assert await store.open(key) is None
+    assert leftovers(store) == []
+
+
+async def test_deleting_a_task_prefix(store):
+    for index in range(3):
+        await store.put(f"outputs/req_4444444444444444/{index}.png", PNG, "image/png")
+    await store.put("outputs/req_5555555555555555/0.png", PNG, "image/png")
+    await store.delete_prefix("outputs/req_4444444444444444/")
+    await store.delete_prefix("outputs/req_6666666666666666/")  # nothing there: fine
+    assert await store.open("outputs/req_4444444444444444/1.png") is None
+    assert await store.open("outputs/req_5555555555555555/0.png") is not None
+
+
+async def test_s3_objects_carry_only_their_content_type(moto_server):
+    bucket = moto_server.new_bucket()
+    store = S3Store(moto_server.client(), bucket, part_bytes=5 * MIB)
+    await store.put("outputs/req_7777777777777777/0.png", PNG, "image/png")
+    await store.put(
+        "outputs/video_7777777777777777/0.mp4", pieces(os.urandom(6 * MIB)), "video/mp4"
+    )
+    client = moto_server.client()
+    for key in ("outputs/req_7777777777777777/0.png", "outputs/video_7777777777777777/0.mp4"):
+        head = client.head_object(Bucket=bucket, Key=key)
+        assert head["Metadata"] == {}
+
+
+async def test_s3_direct_urls(moto_server):
+    bucket = moto_server.new_bucket()
+    key = "outputs/req_8888888888888888/0.png"
+    public = S3Store(moto_server.client(), bucket, public_base_url="https://cdn.example.com/")
+    assert public.url(key) == f"https://cdn.example.com/{key}"
+    presigned = S3Store(moto_server.client(), bucket, presign_seconds=60)
+    await presigned.put(key, PNG, "image/png")
+    async with httpx.AsyncClient() as client:  # moto on loopback
+        fetched = await client.get(presigned.url(key))
+    assert fetched.status_code == 200 and fetched.content == PNG
+    assert S3Store(moto_server.client(), bucket).url(key) is None  # the gateway serves it
+
+
+# -- deletion through the API ----------------------------------------------------------------------
+
+
+async def _count(gateway, model) -> int:
+    async with gateway.rt.db.read() as session:
+        return (await session.execute(select(func.count()).select_from(model))).scalar()
+
+
+async def test_delete_file_removes_its_object_at_once(gateway):
+    _, key = await gateway.account()
+    body = (
+        await gateway.client.post(
+            "/v1/images/generations",
+            json={"prompt": "p", "n": 2, "response_format": "url"},
+            headers=auth(key),
+        )
+    ).json()
+    first, second = (d["url"].split("/")[-2] for d in body["data"])
+    _, other = await gateway.account()
+    assert (
+        await gateway.client.delete(f"/v1/files/{first}", headers=auth(other))
+    ).status_code == 404
+    deleted = await gateway.client.delete(f"/v1/files/{first}", headers=auth(key))
+    assert deleted.json() == {"id": first, "object": "file", "deleted": True}
+    assert (await gateway.client.get(f"/v1/files/{first}/content")).status_code == 404
+    assert (await gateway.client.get(f"/v1/files/{second}/content")).content == PNG
+    assert len(gateway.stored()) == 1 and await _count(gateway, PendingDeletion) == 0
+    again = await gateway.client.delete(f"/v1/files/{first}", headers=auth(key))
+    assert again.status_code == 404
+
+
+async def test_delete_outputs_of_an_image_request(gateway):
+    _, key = await gateway.account()
+    response = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p", "n": 2}, headers=auth(key)
+    )
+    request_id = response.headers["x-request-id"]
+    assert sorted(gateway.stored()) == [
+        f"outputs/{request_id}/0.png",
+        f"outputs/{request_id}/1.png",
+    ]
+    _, other = await gateway.account()
+    refused = await gateway.client.delete(f"/v1/outputs/{request_id}", headers=auth(other))
+    assert refused.status_code == 404 and len(gateway.stored()) == 2
+    deleted = await gateway.client.delete(f"/v1/outputs/{request_id}", headers=auth(key))
+    assert deleted.json() == {"id": request_id, "object": "outputs.deleted", "deleted": True}
+    assert gateway.stored() == {} and await _count(gateway, StoredOutput) == 0
+    bad = await gateway.client.delete("/v1/outputs/..%2F..%2Fetc", headers=auth(key))
+    assert bad.status_code == 404
+
+
+async def test_delete_outputs_of_a_video_keeps_the_job(gateway):
+    _, key = await gateway.account()
+    video = (await create(gateway, key)).json()
+    await drive(gateway)
+    assert len(gateway.stored()) == 2
+    assert (
+        await gateway.client.delete(f"/v1/outputs/{video['id']}", headers=auth(key))
+    ).status_code == 200
+    assert gateway.stored() == {}
+    job = await gateway.client.get(f"/v1/videos/{video['id']}", headers=auth(key))
+    assert job.json()["status"] == "completed"
+    gone = await gateway.client.get(f"/v1/videos/{video['id']}/content", headers=auth(key))
+    assert gone.status_code == 404
+
+
+async def test_a_large_video_is_streamed_through_in_parts(gateway):
+    """12 MiB: three multipart parts on S3, three 1 MiB-or-more writes on disk; served back
+    as a stream."""
+    _, key = await gateway.account()
+    gateway.upstream.video_body = b"\x00\x00\x00\x18ftypmp42" + os.urandom(12 * MIB)
+    video = (await create(gateway, key)).json()
+    await drive(gateway)
+    stored = gateway.stored()
+    assert stored[f"outputs/{video['id']}/0.mp4"] == gateway.upstream.video_body
+    content = await gateway.client.get(f"/v1/videos/{video['id']}/content", headers=auth(key))
+    assert content.content == gateway.upstream.video_body
+    assert content.headers["content-length"] == str(len(gateway.upstream.video_body))
+    assert not [k for k in stored if "/.put-" in k]
+
+
+async def test_output_urls_redirect_to_presigned_urls(make_gateway, storage_backend):
+    if storage_backend == "local":
+        pytest.skip("direct URLs are an S3 feature")
+    gateway = await make_gateway(s3_presign_seconds=120)
+    _, key = await gateway.account()
+    body = (
+        await gateway.client.post(
+            "/v1/images/generations",
+            json={"prompt": "p", "response_format": "url"},
+            headers=auth(key),
+        )
+    ).json()
+    answer = await gateway.client.get(body["data"][0]["url"])
+    assert answer.status_code == 307 and "X-Amz-Signature" in answer.headers["location"]
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(answer.headers["location"])).content == PNG
+    # The API's own download streams through the gateway (SDKs do not follow redirects).
+    video = (await create(gateway, key)).json()
+    await drive(gateway)
+    content = await gateway.client.get(f"/v1/videos/{video['id']}/content", headers=auth(key))
+    assert content.status_code == 200 and content.content.startswith(b"\x00\x00\x00\x18ftyp")
+
+
+def test_keys_name_only_the_task():
+    from reapi_server.mirror.keys import is_task_id, output_key
+
+    task = f"req_{secrets.token_hex(12)}"
+    assert output_key(task, 0, "image/png") == f"outputs/{task}/0.png"
+    assert output_key(task, 1, "video/mp4; codecs=avc1") == f"outputs/{task}/1.mp4"
+    assert output_key(task, 2, "application/x-unknown") == f"outputs/{task}/2.bin"
+    assert is_task_id(task) and not is_task_id("../etc") and not is_task_id("req_XYZ")
+
+
+async def test_operator_deletes_a_task_from_the_command_line(gateway, monkeypatch):
+    from typer.testing import CliRunner
+
+    from reapi_server.cli import app
+
+    _, key = await gateway.account()
+    ids = []
+    for _ in range(2):
+        answer = await gateway.client.post(
+            "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+        )
+        ids.append(answer.headers["x-request-id"])
+    if gateway.s3 is not None:
+        server, bucket = gateway.s3
+        for name, value in server.settings(bucket).items():
+            monkeypatch.setenv(f"REAPI_{name.upper()}", str(value))
+    data = ["--data-dir", str(gateway.data_dir)]
+    runner = CliRunner()
+
+    def cli(*args: str):
+        return runner.invoke(app, list(args))
+
+    done = await asyncio.to_thread(cli, "outputs", "delete", "--task", ids[0], *data)
+    assert done.exit_code == 0 and f"deleted 1 outputs of {ids[0]}" in done.output
+    assert sorted(gateway.stored()) == [f"outputs/{ids[1]}/0.png"]
+    refused = await asyncio.to_thread(cli, "outputs", "delete", "--task", "../../etc", *data)
+    assert refused.exit_code == 1 and "not a task id" in refused.output
+    purged = await asyncio.to_thread(cli, "outputs", "purge", *data)
+    assert purged.exit_code == 0 and "deleted 0 outputs" in purged.output

@@ -72,6 +72,7 @@ class ProviderSimulator(ABC):
 
     def __init__(self, api_key: str, *, polls_before_done: int) -> None:
         self.api_key = api_key
+        #: Polls a task answers as still running before it ends (each simulator says how).
         self.polls_before_done = polls_before_done
         #: App-level faults, answered the provider's way; SimServer applies the transport faults.
         self.faults = FaultSwitch()

@@ -31,14 +31,7 @@ from typing import Any
 from ._faults import Fault
 from ._media import sample_mp4
 from ._messages import Answer, SimRequest, json_answer
-from ._provider_sim import (
-    Outcome,
-    ProviderSimulator,
-    Refusal,
-    flagged,
-    json_object,
-    task_outcome,
-)
+from ._provider_sim import Outcome, ProviderSimulator, Refusal, flagged, json_object, task_outcome
 
 __all__ = ["DashScopeSimulator"]
 

@@ -30,14 +30,7 @@ from urllib.parse import parse_qs
 from ._faults import Fault
 from ._media import png_bytes, sample_mp4
 from ._messages import Answer, SimRequest, json_answer
-from ._provider_sim import (
-    Outcome,
-    ProviderSimulator,
-    Refusal,
-    flagged,
-    json_object,
-    task_outcome,
-)
+from ._provider_sim import Outcome, ProviderSimulator, Refusal, flagged, json_object, task_outcome
 
 __all__ = ["GeminiSimulator"]
 

@@ -33,14 +33,7 @@ from ._faults import Fault
 from ._jpeg import jpeg_bytes
 from ._media import sample_mp4
 from ._messages import Answer, SimRequest, json_answer
-from ._provider_sim import (
-    Outcome,
-    ProviderSimulator,
-    Refusal,
-    flagged,
-    json_object,
-    task_outcome,
-)
+from ._provider_sim import Outcome, ProviderSimulator, Refusal, flagged, json_object, task_outcome
 
 __all__ = ["XAISimulator"]
 

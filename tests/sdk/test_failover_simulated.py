@@ -41,8 +41,16 @@ def make(catalog, sims, cls=ReAPI):
     )
 
 
-FAULTS = [Fault.ERROR_500, Fault.ERROR_503, Fault.RATE_LIMIT, Fault.REFUSE, Fault.RESET,
-          Fault.HANG, Fault.SLOW_BODY, Fault.TRUNCATED_JSON]
+FAULTS = [
+    Fault.ERROR_500,
+    Fault.ERROR_503,
+    Fault.RATE_LIMIT,
+    Fault.REFUSE,
+    Fault.RESET,
+    Fault.HANG,
+    Fault.SLOW_BODY,
+    Fault.TRUNCATED_JSON,
+]
 
 
 @pytest.mark.parametrize("fault", FAULTS)
@@ -87,7 +95,8 @@ def test_video_lifecycle_and_download(catalog, sims):
     assert done.status == "completed" and [v.status for v in seen][-1] == "completed"
     assert is_mp4(client.videos.download_content(done.id).content)
     assert client.videos.download_content(done.id, variant="thumbnail").content.startswith(
-        b"\x89PNG")
+        b"\x89PNG"
+    )
     # Resumable by id from another client (another process) with the same keys.
     other = make(catalog, sims)
     assert other.videos.retrieve(done.id).status == "completed"

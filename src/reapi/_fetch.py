@@ -7,15 +7,21 @@ header, TLS SNI and the certificate check still use the name. Proxies from the e
 not used (a proxy would resolve the name itself), and each fetch has its own connection pool,
 so a TLS connection made for one name never serves another. Sync and async twins share the
 rules and differ only in how they resolve, send and keep the deadline.
+
+Nothing of a fetch is logged: httpcore's DEBUG traces name the host and print response headers
+(a redirect's Location is a caller's URL), so they are dropped while a fetch runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -40,6 +46,26 @@ _ERRORS: dict[type[Exception], str] = {
     httpcore.UnsupportedProtocol: "unsupported protocol",
 }
 _FAILURES = tuple(_ERRORS)
+_FETCHING: ContextVar[bool] = ContextVar("reapi_fetching", default=False)
+
+
+class _DropWhileFetching(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _FETCHING.get()
+
+
+_DROP = _DropWhileFetching()
+for _name in ("httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
+    logging.getLogger(_name).addFilter(_DROP)
+
+
+@contextlib.contextmanager
+def _unlogged() -> Iterator[None]:
+    token = _FETCHING.set(True)
+    try:
+        yield
+    finally:
+        _FETCHING.reset(token)
 
 
 @functools.cache
@@ -173,9 +199,12 @@ class SyncFetcher:
         pins: dict[str, str] = {}
         backend = _Pinned(pins, self._backend)
         try:
-            with httpcore.ConnectionPool(
-                ssl_context=_ssl_context(), network_backend=backend, retries=0
-            ) as pool:
+            with (
+                _unlogged(),
+                httpcore.ConnectionPool(
+                    ssl_context=_ssl_context(), network_backend=backend, retries=0
+                ) as pool,
+            ):
                 while True:
                     hop = walk.hop
                     pins[hop.host] = self._pin(hop, param)
@@ -231,7 +260,7 @@ class AsyncFetcher:
         backend = _AsyncPinned(pins, self._backend)
         extensions = _timeouts(self.policy, self.policy.timeout)
         try:
-            with anyio.fail_after(self.policy.timeout):
+            with _unlogged(), anyio.fail_after(self.policy.timeout):
                 async with httpcore.AsyncConnectionPool(
                     ssl_context=_ssl_context(), network_backend=backend, retries=0
                 ) as pool:

@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI
 
 from reapi import __version__
+from reapi._fetch import AsyncFetcher
 from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
@@ -45,6 +46,7 @@ def create_app(
     router_config: RouterConfig | None = None,
     clock: Callable[[], float] | None = None,
     migrate: bool = True,
+    fetcher: AsyncFetcher | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
@@ -54,6 +56,7 @@ def create_app(
         http_client=http_client,
         store=store,
         router_config=router_config,
+        fetcher=fetcher,
         **extra,
     )
 

@@ -12,13 +12,15 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from reapi import UrlPolicy
 
 __all__ = ["CONFIG_ENV", "Settings"]
 
@@ -56,6 +58,16 @@ class Settings(BaseSettings):
     max_concurrent_videos: int = 8
     #: Largest request body accepted (multipart uploads included), in bytes.
     max_body_bytes: int = 64 * 1024 * 1024
+
+    # -- caller URLs (reference images, source videos) ------------------------------------------
+    #: The gateway downloads every URL a caller hands it, public addresses only (SSRF checks on
+    #: every redirect hop). CIDRs listed here may be fetched although they are not public, e.g.
+    #: `["10.20.0.0/16"]` for an asset host on your own network. Empty by default: keep it so.
+    fetch_allow_networks: list[str] = Field(default_factory=list)
+    fetch_max_image_bytes: int = 20 * 1024 * 1024
+    fetch_max_video_bytes: int = 100 * 1024 * 1024
+    #: Seconds for one download, redirects included.
+    fetch_timeout: float = 60.0
 
     # -- upstream deadlines ----------------------------------------------------------------------
     first_byte_timeout: float | None = None
@@ -115,6 +127,12 @@ class Settings(BaseSettings):
             raise ValueError("storage_backend = s3 needs s3_bucket (REAPI_S3_BUCKET)")
         return self
 
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        UrlPolicy(allow_networks=tuple(networks))  # a bad CIDR fails at start, not per request
+        return networks
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -136,6 +154,15 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'reapi.db').resolve()}"
+
+    @property
+    def url_policy(self) -> UrlPolicy:
+        return UrlPolicy(
+            allow_networks=tuple(self.fetch_allow_networks),
+            max_image_bytes=self.fetch_max_image_bytes,
+            max_video_bytes=self.fetch_max_video_bytes,
+            timeout=self.fetch_timeout,
+        )
 
     @property
     def outputs_dir(self) -> Path:

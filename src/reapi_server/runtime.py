@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from reapi._engine import AsyncEngine
+from reapi._fetch import AsyncFetcher
 from reapi._local import LocalCore
 from reapi._settings import resolve_connections
 from reapi.catalog import Catalog, load_catalog
@@ -49,6 +50,8 @@ class Runtime:
     instance_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
     #: Bodies of video jobs submitted by this process, for their one resubmission (memory only).
     memory: PayloadMemory = field(default_factory=PayloadMemory)
+    #: Downloads the URLs callers hand the gateway (SSRF-checked, size-capped).
+    fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
 
     def now(self) -> float:
         return self.clock()
@@ -66,6 +69,7 @@ def build_runtime(
     store: ObjectStore | None = None,
     router_config: RouterConfig | None = None,
     clock: Callable[[], float] = time.time,
+    fetcher: AsyncFetcher | None = None,
 ) -> Runtime:
     settings.ensure_data_dir()
     catalog = catalog or load_catalog(settings.catalog_path)
@@ -81,17 +85,19 @@ def build_runtime(
     db = Database(settings.resolved_database_url)
     metrics = Metrics()
     metrics.watch_breakers(router, catalog, connections)
+    fetcher = fetcher or AsyncFetcher(settings.url_policy)
     return Runtime(
         settings=settings,
         db=db,
         catalog=catalog,
         core=LocalCore(catalog, connections),
         router=router,
-        engine=AsyncEngine(router, http_client),
+        engine=AsyncEngine(router, http_client, fetcher),
         store=store or build_store(settings),
         auth=Authenticator(db),
         limiter=RateLimiter(),
         metrics=metrics,
         fingerprint_secret=settings.fingerprint_secret(),
         clock=clock,
+        fetcher=fetcher,
     )

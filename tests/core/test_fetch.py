@@ -8,6 +8,7 @@ on both twins (sync and async)."""
 from __future__ import annotations
 
 import base64
+import logging
 import time
 
 import anyio
@@ -312,3 +313,15 @@ def test_a_bad_data_url_is_refused(url, code):
 def test_default_fetchers_are_secure():
     assert SyncFetcher().policy == AsyncFetcher().policy == UrlPolicy()
     assert UrlPolicy().allow_networks == ()
+
+
+def test_nothing_of_a_fetch_is_logged(media_host, twin, caplog):
+    """httpcore traces hosts and response headers at DEBUG; a redirect's Location is the
+    caller's URL. None of it may reach a log."""
+    caplog.set_level(logging.DEBUG)
+    media_host.serve("/MARKER-path.png", PNG)
+    start = media_host.redirect("/go", f"/MARKER-path.png?{SECRET}")
+    fetch(media_host, twin, f"{start}?{SECRET}")
+    refused(media_host, twin, media_host.redirect("/bad", f"http://10.0.0.1/?{SECRET}"))
+    logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    assert "MARKER" not in logs and "media.example.com" not in logs

@@ -1,5 +1,6 @@
-"""CHECKS.md §1-4: unique markers in the prompt, reference image bytes, mask bytes and `user`,
-sent through success, a 422, an upstream 400 that echoes the prompt, 5xx, timeout, failover and a
+"""CHECKS.md §1-4: unique markers in the prompt, reference image bytes (uploaded, and fetched by
+the gateway from a URL whose path and query carry a marker too), mask bytes and `user`, sent
+through success, a 422, an upstream 400 that echoes the prompt, 5xx, timeout, failover and a
 request cancelled mid-flight. Afterwards no marker may be found in logs (every level, every
 formatter, tracebacks included), the database files, the data dir, temp files, metrics or any
 answer. Keys (ours and the providers') must not show up either.
@@ -28,7 +29,9 @@ PROMPT = "MARKER-prompt-7c1d9e"
 IMAGE = b"MARKER-image-2b8f41"
 MASK = b"MARKER-mask-93aa0c"
 USER = "MARKER-user-5e6f12"
-MARKERS = [PROMPT.encode(), IMAGE, MASK, USER.encode()]
+#: In the path and query of a reference image URL the gateway fetches (the image holds IMAGE).
+URL = "MARKER-url-0c4b7a"
+MARKERS = [PROMPT.encode(), IMAGE, MASK, USER.encode(), URL.encode()]
 OUTPUT_KEY = re.compile(r"^outputs/(req|video)_[0-9a-f]{24}/\d+\.(png|mp4)$")
 
 
@@ -41,10 +44,12 @@ def _image(marker: bytes) -> bytes:
     return PNG + marker + b"\0" * 64
 
 
-async def _exercise(gateway, key: str) -> list[bytes]:
+async def _exercise(gateway, key: str, media_host) -> list[bytes]:
     """Every path a request can take; returns every answer body seen."""
     client, up = gateway.client, gateway.upstream
     answers: list[bytes] = []
+    fetched = media_host.serve(f"/{URL}.png", _image(IMAGE)) + f"?sig={URL}"
+    refused = media_host.redirect("/go", f"http://169.254.169.254/{URL}") + f"?sig={URL}"
 
     def faults(**by_host: str) -> None:
         """Switch upstream faults, with fresh breakers so each phase hits its routes."""
@@ -73,6 +78,20 @@ async def _exercise(gateway, key: str) -> list[bytes]:
         answers.append(response.content)
         return response
 
+    async def edit_by_url(url: str):
+        response = await client.post(
+            "/v1/images/edits",
+            json={
+                "model": "gpt-image-2",
+                "prompt": PROMPT,
+                "user": USER,
+                "images": [{"image_url": url}],
+            },
+            headers=auth(key),
+        )
+        answers.append(response.content)
+        return response
+
     async def video(**extra):
         response = await client.post(
             "/v1/videos",
@@ -93,6 +112,8 @@ async def _exercise(gateway, key: str) -> list[bytes]:
     )
     answers.append(big.content)
     assert big.status_code == 200
+    assert (await edit_by_url(fetched)).status_code == 200  # a reference image fetched by URL
+    assert (await edit_by_url(refused)).status_code == 400  # one refused (SSRF, on redirect)
     assert (await generate(n=PROMPT)).status_code == 422  # validation error
     bad = await client.post(
         "/v1/images/generations", json={"prompt": {"x": PROMPT}, "user": [USER]}, headers=auth(key)
@@ -101,6 +122,7 @@ async def _exercise(gateway, key: str) -> list[bytes]:
     assert bad.status_code == 422
     faults(primary="400_echo")  # the upstream echoes prompt and user
     assert (await edit()).status_code == 400
+    assert (await edit_by_url(fetched)).status_code == 400
     response = await client.post(
         "/v1/images/generations",
         json={"model": "gpt-image-2", "prompt": PROMPT, "user": USER},
@@ -154,16 +176,19 @@ def _files_under(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
 
 
-async def test_no_marker_survives_anywhere(make_gateway, caplog, capfd, tmp_path, monkeypatch):
+async def test_no_marker_survives_anywhere(
+    make_gateway, media_host, caplog, capfd, tmp_path, monkeypatch
+):
     temp = tmp_path / "tmp"
     temp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     monkeypatch.setenv("TMPDIR", str(temp))
     caplog.set_level(logging.DEBUG)
     gateway = await make_gateway()
+    gateway.rt.fetcher = media_host.async_fetcher(gateway.rt.settings.url_policy)
     _, key = await gateway.account(credits=100_000)
 
-    answers = await _exercise(gateway, key)
+    answers = await _exercise(gateway, key, media_host)
     await gateway.rt.db.dispose()  # flush the WAL so the database files hold everything
 
     secrets = [*MARKERS, key.encode(), *(k.encode() for k in KEYS.values())]

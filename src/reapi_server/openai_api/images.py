@@ -1,4 +1,5 @@
-"""POST /v1/images/generations (JSON) and POST /v1/images/edits (multipart)."""
+"""POST /v1/images/generations (JSON) and POST /v1/images/edits (multipart, or JSON with the
+images by URL or file id: fetched by the gateway first, see `references`)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,17 @@ from ..images import service
 from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt, base_url_of
 from .idempotent import Created, idempotent
+from .references import edit_inputs
 from .requests import (
+    ImageEditBody,
     ImageEditForm,
     ImageGenerationBody,
     image_edit_from_form,
+    image_edit_from_json,
     image_generation,
+    json_schema,
     parse_model,
+    refuse_streaming,
 )
 from .responses import ImagesResponse, error_responses
 
@@ -87,24 +93,38 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
 
 @router.post(
     "/images/edits",
-    summary="Edit or compose images from uploaded images (multipart)",
+    summary="Edit or compose images: uploads (multipart) or references (JSON)",
     response_model=ImagesResponse,
     responses=_ERRORS,
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"multipart/form-data": {"schema": _EDIT_SCHEMA}},
+            "content": {
+                "multipart/form-data": {"schema": _EDIT_SCHEMA},
+                "application/json": {"schema": json_schema(ImageEditBody)},
+            },
         }
     },
 )
 async def edit_image(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+    content_type = request.headers.get("content-type", "")
+    limit = rt.settings.max_body_bytes
+    if content_type.startswith("multipart/form-data"):
+        form = await read_form(request, limit)
+        _, params, payload = image_edit_from_form(form)
+        del form  # the upload now lives only in the sealed payload
+    elif content_type.startswith("application/json"):
+        body = parse_model(ImageEditBody, _json_object(await read_body(request, limit)))
+        refuse_streaming(body.stream)
+        images, mask = await edit_inputs(rt, principal, body)
+        params, payload = image_edit_from_json(body, images, mask)
+        del body  # the references now live only in the sealed payload
+    else:
         raise GatewayError(
-            "send images/edits as multipart/form-data with the images as files", param="image"
+            "send images/edits as multipart/form-data (files) or application/json "
+            "(images by image_url or file_id)",
+            param="image",
         )
-    form = await read_form(request, rt.settings.max_body_bytes)
-    _, params, payload = image_edit_from_form(form)
-    del form  # the upload now lives only in the sealed payload
     base_url = base_url_of(request)
 
     async def run() -> Created:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from reapi._params import ImageParams, VideoParams
 from reapi._payload import File, Payload
@@ -19,12 +19,17 @@ from ..errors import GatewayError
 from .bodies import FormFile, ParsedForm
 
 __all__ = [
+    "ImageEditBody",
     "ImageEditForm",
     "ImageGenerationBody",
+    "ImageRef",
     "VideoBody",
     "image_edit_from_form",
+    "image_edit_from_json",
     "image_generation",
+    "json_schema",
     "parse_model",
+    "refuse_streaming",
     "video_from_form",
     "video_from_json",
 ]
@@ -51,7 +56,7 @@ class _ImageOptions(_Body):
     stream: bool | None = None
 
     def options(self) -> dict[str, Any]:
-        skip = {"prompt", "model", "user", "stream", "image", "mask"}
+        skip = {"prompt", "model", "user", "stream", "image", "images", "mask", "partial_images"}
         return {k: v for k, v in self.model_dump().items() if v is not None and k not in skip}
 
 
@@ -67,6 +72,33 @@ class ImageEditForm(_ImageOptions):
     input_fidelity: str | None = None
 
 
+class ImageRef(BaseModel):
+    """An input image by reference: `{"image_url": an http(s) or data URL}` or
+    `{"file_id": one of the caller's own outputs}`, exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    image_url: str | None = Field(default=None, max_length=20 * 1024 * 1024)
+    file_id: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImageRef:
+        if (self.image_url is None) == (self.file_id is None):
+            raise ValueError("give exactly one of image_url and file_id")
+        return self
+
+
+class ImageEditBody(_ImageOptions):
+    """The JSON form of images/edits: images by reference instead of uploads."""
+
+    prompt: str = Prompt
+    images: list[ImageRef] = Field(min_length=1, max_length=16)
+    mask: ImageRef | None = None
+    input_fidelity: str | None = None
+    moderation: str | None = None
+    partial_images: int | None = Field(default=None, ge=0, le=3)
+
+
 class VideoBody(_Body):
     model: str = "sora-2"
     prompt: str | None = Field(default=None, min_length=1, max_length=32000)
@@ -75,8 +107,29 @@ class VideoBody(_Body):
     aspect_ratio: str | None = None
     resolution: str | None = None
     seed: int | None = None
-    #: `{"image_url": "https://..." | "data:..."}`; uploads come as multipart instead.
-    input_reference: dict[str, str] | None = None
+    #: `{"image_url": "https://..." | "data:..."}` or `{"file_id": ...}`; uploads come as
+    #: multipart instead.
+    input_reference: ImageRef | None = None
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema with nested models inlined: it goes into the OpenAPI document as
+    is, where pydantic's `#/$defs/...` references would point nowhere."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    inlined: dict[str, Any] = inline(schema)
+    return inlined
 
 
 def parse_model(model: type[_Body], data: Any) -> Any:
@@ -91,13 +144,13 @@ def parse_model(model: type[_Body], data: Any) -> Any:
         ) from None
 
 
-def _no_streaming(stream: bool | None) -> None:
+def refuse_streaming(stream: bool | None) -> None:
     if stream:
         raise GatewayError("streaming is not supported by this gateway", param="stream")
 
 
 def image_generation(body: ImageGenerationBody) -> tuple[ImageParams, Payload]:
-    _no_streaming(body.stream)
+    refuse_streaming(body.stream)
     options = body.options()
     options.pop("style", None)
     return image_request(prompt=body.prompt, model=body.model, user=body.user, **options)
@@ -113,7 +166,7 @@ def _form_fields(form: ParsedForm) -> dict[str, str]:
 
 def image_edit_from_form(form: ParsedForm) -> tuple[ImageEditForm, ImageParams, Payload]:
     body = parse_model(ImageEditForm, _form_fields(form))
-    _no_streaming(body.stream)
+    refuse_streaming(body.stream)
     images = [_file(f) for name, f in form.files if name in ("image", "image[]")]
     masks = [_file(f) for name, f in form.files if name == "mask"]
     if not images:
@@ -133,6 +186,21 @@ def image_edit_from_form(form: ParsedForm) -> tuple[ImageEditForm, ImageParams, 
     return body, params, payload
 
 
+def image_edit_from_json(
+    body: ImageEditBody, images: list[File], mask: File | None
+) -> tuple[ImageParams, Payload]:
+    """A JSON edit whose references were already turned into files (see `references`)."""
+    refuse_streaming(body.stream)
+    return image_request(
+        prompt=body.prompt,
+        model=body.model,
+        images=images,
+        mask=mask,
+        user=body.user,
+        **body.options(),
+    )
+
+
 def _video_options(body: VideoBody) -> dict[str, Any]:
     return {
         k: v
@@ -146,16 +214,8 @@ def _video_options(body: VideoBody) -> dict[str, Any]:
     }
 
 
-def video_from_json(body: VideoBody) -> tuple[VideoParams, Payload]:
-    reference: str | None = None
-    if body.input_reference is not None:
-        reference = body.input_reference.get("image_url")
-        if not reference or not reference.startswith(("https://", "http://", "data:")):
-            raise GatewayError(
-                'input_reference takes {"image_url": an https or data URL}; upload files as '
-                "multipart",
-                param="input_reference",
-            )
+def video_from_json(body: VideoBody, reference: File | None) -> tuple[VideoParams, Payload]:
+    """A JSON video request whose `input_reference` was already turned into a file."""
     return video_request(
         prompt=body.prompt,
         model=body.model,

@@ -9,20 +9,23 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from reapi._urls import MEDIA_TYPES
+
 from ..errors import GatewayError
 from ..jobs import service, submission
 from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt
 from .files import stored_response
 from .idempotent import Created, idempotent
-from .requests import VideoBody, parse_model, video_from_form, video_from_json
+from .references import load_reference, with_fetched_reference
+from .requests import VideoBody, json_schema, parse_model, video_from_form, video_from_json
 from .responses import Video, VideoDeleted, VideoList, error_responses, json_response
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["Videos"])
 
-_VIDEO_SCHEMA = VideoBody.model_json_schema()
+_VIDEO_SCHEMA = json_schema(VideoBody)
 _MULTIPART_SCHEMA = {
     **_VIDEO_SCHEMA,
     "properties": {
@@ -50,14 +53,23 @@ VideoId = Annotated[str, Path(max_length=64)]
 )
 async def create_video(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
     limit = rt.settings.max_body_bytes
+    # A reference given by URL (or file id) becomes bytes here, before anything else: every
+    # caller URL is fetched by the gateway under the SSRF rules (see `references`).
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         _, params, payload = video_from_form(await read_form(request, limit))
+        payload = await with_fetched_reference(rt, payload)
     else:
         try:
             data: Any = orjson.loads(await read_body(request, limit))
         except orjson.JSONDecodeError:
             raise GatewayError("the request body is not valid JSON", code="invalid_json") from None
-        params, payload = video_from_json(parse_model(VideoBody, data))
+        body = parse_model(VideoBody, data)
+        reference = None
+        if body.input_reference is not None:
+            reference = await load_reference(
+                rt, principal, body.input_reference, param="input_reference", accept=MEDIA_TYPES
+            )
+        params, payload = video_from_json(body, reference)
 
     async def run() -> Created:
         body = await submission.create(rt, principal, context, params, payload)

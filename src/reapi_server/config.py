@@ -71,6 +71,9 @@ class Settings(BaseSettings):
 
     # -- upstream deadlines ----------------------------------------------------------------------
     first_byte_timeout: float | None = None
+    #: The HTTP client for provider calls: aiohttp (several times less CPU per call) or the
+    #: SDK's httpx client.
+    upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
 
     # -- jobs and reservations -------------------------------------------------------------------
     run_background_tasks: bool = True

@@ -28,6 +28,7 @@ from .jobs.memory import PayloadMemory
 from .limits.rate import RateLimiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
+from .upstream import AiohttpEngine
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -61,6 +62,19 @@ class Runtime:
         await self.db.dispose()
 
 
+def _engine(
+    settings: Settings,
+    router: Router,
+    http_client: httpx.AsyncClient | None,
+    fetcher: AsyncFetcher,
+) -> AsyncEngine:
+    """aiohttp for provider calls unless told otherwise; an injected httpx client (tests, an
+    embedding application) is always used as given."""
+    if http_client is None and settings.upstream_client == "aiohttp":
+        return AiohttpEngine(router, fetcher=fetcher)
+    return AsyncEngine(router, http_client, fetcher)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -92,7 +106,7 @@ def build_runtime(
         catalog=catalog,
         core=LocalCore(catalog, connections),
         router=router,
-        engine=AsyncEngine(router, http_client, fetcher),
+        engine=_engine(settings, router, http_client, fetcher),
         store=store or build_store(settings),
         auth=Authenticator(db),
         limiter=RateLimiter(),

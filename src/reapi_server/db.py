@@ -7,14 +7,18 @@ wait for the lock with async sleeps (see `_begin_write`). Reads use a separate p
 block behind writers (WAL mode). SQLite calls run inline on the event loop (`sqlite_inline`).
 
 PostgreSQL uses one pooled asyncpg engine for both; row-level locking does the queueing.
+
+The requests' own writes (credit holds, settlements, usage rows, job rows) do not open a session
+each: they go through `Database.grouped`, which runs the writes of concurrent requests in one
+transaction on the writer connection (`group_commit`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import event, text
@@ -28,9 +32,12 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from .group_commit import GroupCommitter, Tx
 from .sqlite_inline import connect_inline
 
 __all__ = ["Database"]
+
+T = TypeVar("T")
 
 _BUSY_TIMEOUT_MS = 30_000
 _READ_BUSY_TIMEOUT_MS = 1_000
@@ -100,6 +107,12 @@ class Database:
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
+        self.group = GroupCommitter(self._writer)
+
+    async def grouped(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run `op` in a transaction shared with the other requests' writes (group commit),
+        return its result once committed. The op must not await anything but its `Tx`."""
+        return await self.group.run(op)
 
     @property
     def is_postgres(self) -> bool:

@@ -24,6 +24,12 @@ class InlineConnection(aiosqlite.Connection):
             raise ValueError("Connection closed")
         return fn(*args, **kwargs)
 
+    @property
+    def sqlite(self) -> sqlite3.Connection:
+        """The `sqlite3` connection itself: `group_commit` runs its statements on it directly."""
+        connection: sqlite3.Connection = self._conn
+        return connection
+
 
 async def connect_inline(path: str) -> InlineConnection:
     def connector() -> sqlite3.Connection:

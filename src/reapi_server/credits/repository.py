@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, case, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..group_commit import Statement, Tx, as_tx
 from ..ids import new_id
 from ..models import Account, CreditHold, LedgerEntry
 
@@ -30,17 +31,34 @@ class ClosedHold:
     charged: int
 
 
-# The statements every request runs are built once, with bound parameters, and executed on the
-# session's Core connection: no per-call statement construction, no ORM bookkeeping.
-_LEDGER = insert(LedgerEntry)
-_HOLD = insert(CreditHold)
-_GRANT = (
+# The statements every request runs, compiled once per dialect (`group_commit.Statement`) and run
+# on the driver's connection by the group committer, or on a session's connection elsewhere.
+_LEDGER = Statement(
+    insert(LedgerEntry),
+    column_keys=("account_id", "kind", "amount", "reserved_delta", "hold_id", "created_at"),
+)
+_HOLD = Statement(
+    insert(CreditHold),
+    column_keys=(
+        "id",
+        "account_id",
+        "amount",
+        "charged",
+        "status",
+        "purpose",
+        "request_id",
+        "expires_at",
+        "created_at",
+        "closed_at",
+    ),
+)
+_GRANT = Statement(
     update(Account)
     .where(Account.id == bindparam("b_account"))
     .values(balance=Account.balance + bindparam("b_amount"))
 )
 #: The one conditional UPDATE that decides whether a request may run.
-_RESERVE = (
+_RESERVE = Statement(
     update(Account)
     .where(Account.id == bindparam("b_account"), Account.balance >= bindparam("b_amount"))
     .values(
@@ -51,7 +69,7 @@ _RESERVE = (
 #: Closing is conditional on the hold still being held: every race but one loses here. The
 #: charge is capped at the held amount (and the caller never passes less than 0), so a
 #: provider's odd usage report can neither overcharge nor mint credit.
-_CLOSE = (
+_CLOSE = Statement(
     update(CreditHold)
     .where(CreditHold.id == bindparam("b_hold"), CreditHold.status == "held")
     .values(
@@ -64,7 +82,7 @@ _CLOSE = (
     )
     .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
 )
-_REFUND = (
+_REFUND = Statement(
     update(Account)
     .where(Account.id == bindparam("b_account"))
     .values(
@@ -75,7 +93,7 @@ _REFUND = (
 
 
 async def _ledger(
-    connection: AsyncConnection,
+    tx: Tx,
     account_id: str,
     kind: str,
     amount: int,
@@ -83,7 +101,7 @@ async def _ledger(
     hold_id: str | None,
     now: float,
 ) -> None:
-    await connection.execute(
+    await tx.execute(
         _LEDGER,
         {
             "account_id": account_id,
@@ -96,16 +114,16 @@ async def _ledger(
     )
 
 
-async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
+async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> None:
     if amount <= 0:
         raise ValueError("a grant must be positive")
-    connection = await session.connection()
-    await connection.execute(_GRANT, {"b_account": account_id, "b_amount": amount})
-    await _ledger(connection, account_id, "grant", amount, 0, None, now)
+    tx = as_tx(session)
+    await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount})
+    await _ledger(tx, account_id, "grant", amount, 0, None, now)
 
 
 async def reserve(
-    session: AsyncSession,
+    session: AsyncSession | Tx,
     account_id: str,
     amount: int,
     *,
@@ -117,13 +135,13 @@ async def reserve(
     """Move `amount` from balance to reserved, or return None if the balance is short.
 
     One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
-    (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting)."""
-    connection = await session.connection()
-    result = await connection.execute(_RESERVE, {"b_account": account_id, "b_amount": amount})
-    if result.rowcount != 1:
+    (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting), and within a
+    group commit (its ops run one after the other, each seeing the balance the last one left)."""
+    tx = as_tx(session)
+    if await tx.execute(_RESERVE, {"b_account": account_id, "b_amount": amount}) != 1:
         return None
     hold_id = new_id("hold")
-    await connection.execute(
+    await tx.execute(
         _HOLD,
         {
             "id": hold_id,
@@ -135,39 +153,39 @@ async def reserve(
             "request_id": request_id,
             "expires_at": expires_at,
             "created_at": now,
+            "closed_at": None,
         },
     )
-    await _ledger(connection, account_id, "reserve", -amount, amount, hold_id, now)
+    await _ledger(tx, account_id, "reserve", -amount, amount, hold_id, now)
     return hold_id
 
 
 async def _close(
-    session: AsyncSession, hold_id: str, *, status: str, charge: int | None, now: float
+    session: AsyncSession | Tx, hold_id: str, *, status: str, charge: int | None, now: float
 ) -> ClosedHold | None:
-    connection = await session.connection()
-    closed = await connection.execute(
+    tx = as_tx(session)
+    row = await tx.first(
         _CLOSE,
         {"b_hold": hold_id, "b_status": status, "b_charge": max(charge or 0, 0), "b_now": now},
     )
-    row = closed.one_or_none()
     if row is None:
         return None
     account_id, amount, charged = str(row[0]), int(row[1]), int(row[2])
     refund = amount - charged
-    await connection.execute(
-        _REFUND, {"b_account": account_id, "b_refund": refund, "b_amount": amount}
-    )
+    await tx.execute(_REFUND, {"b_account": account_id, "b_refund": refund, "b_amount": amount})
     kind = "settle" if status == "settled" else "release"
-    await _ledger(connection, account_id, kind, refund, -amount, hold_id, now)
+    await _ledger(tx, account_id, kind, refund, -amount, hold_id, now)
     return ClosedHold(account_id, amount, charged)
 
 
-async def settle(session: AsyncSession, hold_id: str, charge: int, now: float) -> ClosedHold | None:
+async def settle(
+    session: AsyncSession | Tx, hold_id: str, charge: int, now: float
+) -> ClosedHold | None:
     """Charge up to the held amount; any rest returns to the balance. None: already closed."""
     return await _close(session, hold_id, status="settled", charge=charge, now=now)
 
 
-async def release(session: AsyncSession, hold_id: str, now: float) -> ClosedHold | None:
+async def release(session: AsyncSession | Tx, hold_id: str, now: float) -> ClosedHold | None:
     """Give the whole hold back. None: it was already settled or released."""
     return await _close(session, hold_id, status="released", charge=None, now=now)
 

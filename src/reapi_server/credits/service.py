@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from reapi._params import Shape
 from reapi.catalog import ModelSpec
 
 from ..errors import InsufficientCredits
+from ..group_commit import Tx
+from ..models import UsageRecord
+from ..usage import repository as usage_rows
 from . import repository
 
-__all__ = ["price_of", "reserve_or_refuse"]
+__all__ = ["hold_or_record_refusal", "insufficient", "price_of"]
 
 
 def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1) -> int:
@@ -25,27 +26,35 @@ def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1) -> int:
     return price.cost(units=units, resolution=shape.resolution)
 
 
-async def reserve_or_refuse(
-    session: AsyncSession,
-    account_id: str,
+async def hold_or_record_refusal(
+    tx: Tx,
+    usage: UsageRecord,
     amount: int,
     *,
     purpose: str,
-    request_id: str,
     expires_at: float | None,
     now: float,
-) -> str:
+) -> str | None:
+    """Hold `amount` for the request and write its pending usage row; or, when the balance is
+    short, write the row as refused instead. One transaction either way: the hold id, or None."""
     hold_id = await repository.reserve(
-        session,
-        account_id,
+        tx,
+        usage.account_id,
         amount,
         purpose=purpose,
-        request_id=request_id,
+        request_id=usage.id,
         expires_at=expires_at,
         now=now,
     )
-    if hold_id is None:
-        raise InsufficientCredits(
-            f"this request costs {amount} credits and the account's balance is lower",
-        )
+    # Set in both cases: a group commit may run this op a second time (see group_commit).
+    usage.status, usage.error_code = (
+        ("pending", None) if hold_id is not None else ("failed", InsufficientCredits.default_code)
+    )
+    await usage_rows.insert(tx, usage)
     return hold_id
+
+
+def insufficient(amount: int) -> InsufficientCredits:
+    return InsufficientCredits(
+        f"this request costs {amount} credits and the account's balance is lower",
+    )

@@ -1,5 +1,6 @@
 """One image request: refuse what the catalog refuses, hold credit, run the core's failover loop,
-mirror the images, then settle and write the usage row in one transaction.
+mirror the images, then settle and write the usage row in one transaction. The transactions are
+the database's group commits (`Database.grouped`): shared with concurrent requests.
 
 Whatever goes wrong after the hold (an upstream failure, a storage failure, a cancelled request)
 releases it: a failed generation costs nothing.
@@ -23,16 +24,18 @@ from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..credits.service import price_of, reserve_or_refuse
-from ..errors import GatewayError, StorageUnavailable
+from ..credits.repository import ClosedHold
+from ..credits.service import hold_or_record_refusal, insufficient, price_of
+from ..errors import StorageUnavailable
+from ..group_commit import Tx
 from ..mirror.outputs import Output, file_url, mirror
-from ..mirror.repository import insert_outputs
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
 from ..usage.service import new_row
+from .repository import insert_outputs
 
 __all__ = ["ImageAnswer", "generate", "replay"]
 
@@ -72,33 +75,29 @@ async def generate(
     cost = price_of(prepared.spec, prepared.shape, images=params.n)
     request_id = context.request_id
     now = rt.now()
-    try:
-        async with rt.db.write() as session:
-            hold_id = await reserve_or_refuse(
-                session,
-                principal.account_id,
-                cost,
-                purpose="image",
-                request_id=request_id,
-                expires_at=now + rt.settings.image_hold_seconds,
-                now=now,
-            )
-            await usage_rows.insert(
-                session,
-                new_row(
-                    principal,
-                    request_id,
-                    model=prepared.spec.id,
-                    endpoint=endpoint,
-                    status="pending",
-                    now=now,
-                ),
-            )
-    except GatewayError as error:
-        await record_refusal(
-            rt, principal, context, prepared.spec.id, endpoint, error.code, started
+    usage = new_row(
+        principal,
+        request_id,
+        model=prepared.spec.id,
+        endpoint=endpoint,
+        status="pending",
+        now=now,
+        duration_ms=_ms(started),
+    )
+
+    async def open_request(tx: Tx) -> str | None:
+        return await hold_or_record_refusal(
+            tx,
+            usage,
+            cost,
+            purpose="image",
+            expires_at=now + rt.settings.image_hold_seconds,
+            now=now,
         )
-        raise
+
+    hold_id = await rt.db.grouped(open_request)
+    if hold_id is None:
+        raise insufficient(cost)
     rt.metrics.credits.labels("reserved").inc(cost)
 
     async def attempt(route: Route) -> ImageResult:
@@ -129,19 +128,25 @@ async def generate(
             await queue_task_cleanup(rt, request_id)  # images stored before the failure
             raise
         charge = price_of(prepared.spec, prepared.shape, images=len(files))
+        provider, attempts = outcome.route.provider, len(outcome.attempts)
+
+        async def close_request(tx: Tx) -> ClosedHold | None:
+            now = rt.now()
+            closed = await credit_rows.settle(tx, hold_id, charge, now)
+            await insert_outputs(tx, files, principal.account_id, now)
+            await usage_rows.finish(
+                tx,
+                request_id,
+                status="succeeded",
+                credit_cost=closed.charged if closed else 0,
+                provider=provider,
+                attempts=attempts,
+                duration_ms=_ms(started),
+            )
+            return closed
+
         try:
-            async with rt.db.write() as session:
-                closed = await credit_rows.settle(session, hold_id, charge, rt.now())
-                await insert_outputs(session, files, principal.account_id, rt.now())
-                await usage_rows.finish(
-                    session,
-                    request_id,
-                    status="succeeded",
-                    credit_cost=closed.charged if closed else 0,
-                    provider=outcome.route.provider,
-                    attempts=len(outcome.attempts),
-                    duration_ms=_ms(started),
-                )
+            closed = await rt.db.grouped(close_request)
         except BaseException:
             await discard_unrecorded(rt, request_id, files)
             raise
@@ -184,19 +189,24 @@ async def _release(
 ) -> None:
     """Give the hold back and close the usage row; shielded, so a cancelled request still does."""
     provider, attempts = failed_attempts(error)
+    code = error_code(error)
+
+    async def release_request(tx: Tx) -> ClosedHold | None:
+        closed = await credit_rows.release(tx, hold_id, rt.now())
+        await usage_rows.finish(
+            tx,
+            request_id,
+            status="failed",
+            error_code=code,
+            provider=provider,
+            attempts=attempts,
+            duration_ms=_ms(started),
+        )
+        return closed
+
     with anyio.CancelScope(shield=True):
         try:
-            async with rt.db.write() as session:
-                closed = await credit_rows.release(session, hold_id, rt.now())
-                await usage_rows.finish(
-                    session,
-                    request_id,
-                    status="failed",
-                    error_code=error_code(error),
-                    provider=provider,
-                    attempts=attempts,
-                    duration_ms=_ms(started),
-                )
+            closed = await rt.db.grouped(release_request)
         except Exception as exc:  # the sweeper releases it later; never hide the first error
             log.error(
                 "release failed", extra={"request_id": request_id, "code": type(exc).__name__}

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..group_commit import Statement, Tx, as_tx
 from ..models import ACTIVE_JOB_STATES, ApiKey, VideoJob
 
 __all__ = [
@@ -17,10 +18,12 @@ __all__ = [
     "claim_due",
     "delete_job",
     "get",
+    "get_detached",
     "get_for_account",
     "insert",
     "list_for_account",
     "lock_key",
+    "mark_submitted",
     "stale_submissions",
     "update_if",
 ]
@@ -28,33 +31,105 @@ __all__ = [
 POLLED_STATES = ("queued", "in_progress")
 
 
-async def lock_key(session: AsyncSession, key_id: str) -> None:
-    """Serialise video creation per key (PostgreSQL row lock; SQLite already has one writer)."""
-    await session.execute(select(ApiKey.id).where(ApiKey.id == key_id).with_for_update())
+def _any_state(states: Sequence[str]) -> ColumnElement[bool]:
+    # Plain ORs, not IN: an IN list compiles to an "expanding" parameter, which a statement
+    # compiled once for the driver (group_commit.Statement) cannot carry.
+    return or_(*(VideoJob.status == state for state in states))
 
 
-async def active_count_for_key(session: AsyncSession, key_id: str) -> int:
-    result = await session.execute(
-        select(func.count())
-        .select_from(VideoJob)
-        .where(VideoJob.api_key_id == key_id, VideoJob.status.in_(ACTIVE_JOB_STATES))
+_COLUMNS = tuple(c.key for c in VideoJob.__table__.columns)
+_JOB_COLUMNS = tuple(getattr(VideoJob, key) for key in _COLUMNS)
+_DEFAULTS = {
+    c.key: c.default.arg
+    for c in VideoJob.__table__.columns
+    if c.default is not None and c.default.is_scalar
+}
+_INSERT = Statement(sa_insert(VideoJob), column_keys=_COLUMNS)
+_GET = Statement(select(*_JOB_COLUMNS).where(VideoJob.id == bindparam("b_id")))
+_LOCK_KEY = Statement(select(ApiKey.id).where(ApiKey.id == bindparam("b_key")).with_for_update())
+#: Counts at most `b_limit` rows: the check only needs to know whether the limit is reached.
+_ACTIVE_FOR_KEY = Statement(
+    select(func.count()).select_from(
+        select(VideoJob.id)
+        .where(VideoJob.api_key_id == bindparam("b_key"), _any_state(ACTIVE_JOB_STATES))
+        .limit(bindparam("b_limit"))
+        .subquery()
     )
-    return int(result.scalar_one())
+)
+_SUBMITTED: dict[tuple[str, ...], Statement] = {}
+
+
+async def lock_key(session: AsyncSession | Tx, key_id: str) -> None:
+    """Serialise video creation per key (PostgreSQL row lock; SQLite already has one writer)."""
+    await as_tx(session).first(_LOCK_KEY, {"b_key": key_id})
+
+
+async def active_count_for_key(session: AsyncSession | Tx, key_id: str, limit: int) -> int:
+    """The key's unfinished jobs, counted up to `limit`."""
+    row = await as_tx(session).first(_ACTIVE_FOR_KEY, {"b_key": key_id, "b_limit": limit})
+    return int(row[0]) if row is not None else 0
 
 
 async def get(session: AsyncSession, job_id: str) -> VideoJob | None:
     return await session.get(VideoJob, job_id)
 
 
-async def insert(session: AsyncSession, job: VideoJob) -> None:
-    # Unset attributes are left out, so that column defaults apply.
-    values = {
-        c.key: getattr(job, c.key)
-        for c in VideoJob.__table__.columns
-        if getattr(job, c.key) is not None
-    }
-    connection = await session.connection()
-    await connection.execute(sa_insert(VideoJob), values)
+async def get_detached(tx: Tx, job_id: str) -> VideoJob | None:
+    """The job as a detached object, read with one Core SELECT (no session needed)."""
+    row = await tx.first(_GET, {"b_id": job_id})
+    return None if row is None else VideoJob(**dict(zip(_COLUMNS, row, strict=True)))
+
+
+async def insert(session: AsyncSession | Tx, job: VideoJob) -> None:
+    """Every column is written; an attribute left unset takes its column's default."""
+    values = {}
+    for key in _COLUMNS:
+        value = getattr(job, key)
+        values[key] = _DEFAULTS.get(key) if value is None else value
+    await as_tx(session).execute(_INSERT, values)
+
+
+async def mark_submitted(
+    tx: Tx,
+    job_id: str,
+    *,
+    states: tuple[str, ...],
+    provider: str,
+    upstream_model: str,
+    upstream_task_id: str,
+    attempts: int,
+    next_poll_at: float,
+) -> bool:
+    """The upstream accepted the task: the job is queued for the poller (if still in `states`)."""
+    statement = _SUBMITTED.get(states)
+    if statement is None:
+        statement = _SUBMITTED[states] = Statement(
+            update(VideoJob)
+            .where(VideoJob.id == bindparam("b_id"), _any_state(states))
+            .values(
+                status="queued",
+                provider=bindparam("b_provider"),
+                upstream_model=bindparam("b_upstream_model"),
+                upstream_task_id=bindparam("b_task"),
+                attempts=bindparam("b_attempts"),
+                lease_owner=None,
+                lease_expires_at=None,
+                next_poll_at=bindparam("b_next_poll"),
+                poll_failures=0,
+            )
+        )
+    changed = await tx.execute(
+        statement,
+        {
+            "b_id": job_id,
+            "b_provider": provider,
+            "b_upstream_model": upstream_model,
+            "b_task": upstream_task_id,
+            "b_attempts": attempts,
+            "b_next_poll": next_poll_at,
+        },
+    )
+    return changed == 1
 
 
 async def get_for_account(session: AsyncSession, job_id: str, account_id: str) -> VideoJob | None:

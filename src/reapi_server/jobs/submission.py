@@ -1,7 +1,8 @@
 """Starting video jobs, and failing them (with their hold released) exactly once.
 
-Create: in one transaction the per-key job limit is checked, credit is held, the job row is
-written as `submitting` (leased to this process) with a pending usage row. Then the core's
+Create: in one transaction (a group commit, shared with concurrent requests) the per-key job
+limit is checked, credit is held, the job row is written as `submitting` (leased to this
+process) with a pending usage row. Then the core's
 failover loop submits the task; its id is written back, or the hold is released. A process that
 dies in between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
 """
@@ -24,8 +25,9 @@ from reapi.resources._jobs_memory import RememberedJob
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..credits.service import price_of, reserve_or_refuse
+from ..credits.service import hold_or_record_refusal, insufficient, price_of
 from ..errors import GatewayError, NotFound, RateLimited
+from ..group_commit import Tx
 from ..ids import new_id
 from ..models import ACTIVE_JOB_STATES, VideoJob
 from ..observability.middleware import RequestContext
@@ -70,62 +72,59 @@ async def create(
     limit = principal.max_concurrent_videos or rt.settings.max_concurrent_videos
     job_id = new_id("video")
     now = rt.now()
-    try:
-        async with rt.db.write() as session:
-            await repository.lock_key(session, principal.key_id)
-            if await repository.active_count_for_key(session, principal.key_id) >= limit:
-                raise RateLimited(
-                    f"this key already has {limit} video jobs in progress",
-                    code="too_many_concurrent_jobs",
-                    retry_after=max(math.ceil(rt.settings.poll_interval * 2), 1),
-                )
-            hold_id = await reserve_or_refuse(
-                session,
-                principal.account_id,
-                cost,
-                purpose="video",
-                request_id=context.request_id,
-                expires_at=None,
-                now=now,
+    job = VideoJob(
+        id=job_id,
+        account_id=principal.account_id,
+        api_key_id=principal.key_id,
+        request_id=context.request_id,
+        model=prepared.spec.id,
+        status="submitting",
+        progress=0,
+        seconds=prepared.shape.seconds,
+        size=_size_label(prepared),
+        cost=cost,
+        attempts=0,
+        lease_owner=rt.instance_id,
+        lease_expires_at=now + rt.settings.job_lease_seconds,
+        next_poll_at=now,
+        poll_failures=0,
+        created_at=now,
+    )
+    usage = new_row(
+        principal,
+        context.request_id,
+        model=prepared.spec.id,
+        endpoint=ENDPOINT,
+        status="pending",
+        now=now,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+    async def open_job(tx: Tx) -> GatewayError | None:
+        """Check the key's job limit, hold credit, write the job and usage rows: one
+        transaction. A refusal is written as the usage row and returned (not raised)."""
+        await repository.lock_key(tx, principal.key_id)
+        if await repository.active_count_for_key(tx, principal.key_id, limit) >= limit:
+            refusal = RateLimited(
+                f"this key already has {limit} video jobs in progress",
+                code="too_many_concurrent_jobs",
+                retry_after=max(math.ceil(rt.settings.poll_interval * 2), 1),
             )
-            await repository.insert(
-                session,
-                VideoJob(
-                    id=job_id,
-                    account_id=principal.account_id,
-                    api_key_id=principal.key_id,
-                    request_id=context.request_id,
-                    model=prepared.spec.id,
-                    status="submitting",
-                    progress=0,
-                    seconds=prepared.shape.seconds,
-                    size=_size_label(prepared),
-                    cost=cost,
-                    hold_id=hold_id,
-                    attempts=0,
-                    lease_owner=rt.instance_id,
-                    lease_expires_at=now + rt.settings.job_lease_seconds,
-                    next_poll_at=now,
-                    poll_failures=0,
-                    created_at=now,
-                ),
-            )
-            await usage_rows.insert(
-                session,
-                new_row(
-                    principal,
-                    context.request_id,
-                    model=prepared.spec.id,
-                    endpoint=ENDPOINT,
-                    status="pending",
-                    now=now,
-                ),
-            )
-    except GatewayError as error:
-        await record_refusal(
-            rt, principal, context, prepared.spec.id, ENDPOINT, error.code, started
+            usage.status, usage.error_code = "failed", refusal.code
+            await usage_rows.insert(tx, usage)
+            return refusal
+        hold_id = await hold_or_record_refusal(
+            tx, usage, cost, purpose="video", expires_at=None, now=now
         )
-        raise
+        if hold_id is None:
+            return insufficient(cost)
+        job.hold_id = hold_id
+        await repository.insert(tx, job)
+        return None
+
+    refused = await rt.db.grouped(open_job)
+    if refused is not None:
+        raise refused
     rt.metrics.credits.labels("reserved").inc(cost)
     remembered = RememberedJob(prepared)
     rt.memory.remember(job_id, remembered)
@@ -174,25 +173,23 @@ async def submit(
     remembered.tried.add(outcome.route.key)
     now = rt.now()
     attempts = previous_attempts + len(outcome.attempts)
-    async with rt.db.write() as session:
-        updated = await repository.update_if(
-            session,
+
+    async def record_task(tx: Tx) -> tuple[bool, VideoJob | None]:
+        updated = await repository.mark_submitted(
+            tx,
             job_id,
             states=states,
-            status="queued",
             provider=outcome.route.provider,
             upstream_model=outcome.route.upstream_model,
             upstream_task_id=outcome.result,
             attempts=attempts,
-            lease_owner=None,
-            lease_expires_at=None,
             next_poll_at=now + rt.settings.poll_interval,
-            poll_failures=0,
         )
-        row = await repository.get(session, job_id)
-        if row is not None and not updated:
-            log.warning("job changed while submitting", extra={"job_id": job_id})
-        job = row
+        return updated, await repository.get_detached(tx, job_id)
+
+    updated, job = await rt.db.grouped(record_task)
+    if job is not None and not updated:
+        log.warning("job changed while submitting", extra={"job_id": job_id})
     if job is None:
         # Deleted while we were submitting: the hold is already released; stop the new task.
         await cancel_upstream(rt, outcome.route, outcome.result)

@@ -10,6 +10,7 @@ from reapi import NoRouteAvailableError, ReapiError
 
 from ..api_keys.auth import Principal
 from ..errors import GatewayError
+from ..group_commit import Tx
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
 from . import repository as usage_rows
@@ -47,17 +48,18 @@ async def record_refusal(
 ) -> None:
     """A usage row for a request refused before any upstream call (bad parameter, no credit)."""
     known = model if model in rt.catalog.models else "unknown"
-    async with rt.db.write() as session:
-        await usage_rows.insert(
-            session,
-            new_row(
-                principal,
-                context.request_id,
-                model=known,
-                endpoint=endpoint,
-                status="failed",
-                error_code=code,
-                now=rt.now(),
-                duration_ms=int((time.perf_counter() - started) * 1000),
-            ),
-        )
+    row = new_row(
+        principal,
+        context.request_id,
+        model=known,
+        endpoint=endpoint,
+        status="failed",
+        error_code=code,
+        now=rt.now(),
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
+
+    async def insert(tx: Tx) -> None:
+        await usage_rows.insert(tx, row)
+
+    await rt.db.grouped(insert)

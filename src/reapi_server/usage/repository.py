@@ -6,13 +6,15 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..group_commit import Statement, Tx, as_tx
 from ..models import UsageRecord
 
 __all__ = ["finish", "insert", "list_for_account"]
 
-# Built once with bound parameters: these run on every request (hot path).
-_INSERT = sa_insert(UsageRecord)
-_FINISH = (
+_COLUMNS = tuple(c.key for c in UsageRecord.__table__.columns)
+# Compiled once per dialect: these run on every request (hot path, usually in a group commit).
+_INSERT = Statement(sa_insert(UsageRecord), column_keys=_COLUMNS)
+_FINISH = Statement(
     update(UsageRecord)
     .where(UsageRecord.id == bindparam("b_id"))
     .values(
@@ -26,20 +28,13 @@ _FINISH = (
 )
 
 
-async def insert(session: AsyncSession, record: UsageRecord) -> None:
-    # A Core INSERT on the session's connection: this runs on every request (hot path).
-    # Unset attributes are left out, so that column defaults apply.
-    values = {
-        c.key: getattr(record, c.key)
-        for c in UsageRecord.__table__.columns
-        if getattr(record, c.key) is not None
-    }
-    connection = await session.connection()
-    await connection.execute(_INSERT, values)
+async def insert(session: AsyncSession | Tx, record: UsageRecord) -> None:
+    """Every column is given (`usage.service.new_row` fills them all)."""
+    await as_tx(session).execute(_INSERT, {key: getattr(record, key) for key in _COLUMNS})
 
 
 async def finish(
-    session: AsyncSession,
+    session: AsyncSession | Tx,
     request_id: str,
     *,
     status: str,
@@ -50,8 +45,7 @@ async def finish(
     duration_ms: int | None = None,
 ) -> None:
     """Close a request's row. `provider`, `attempts`, `duration_ms`: None keeps what is there."""
-    connection = await session.connection()
-    await connection.execute(
+    await as_tx(session).execute(
         _FINISH,
         {
             "b_id": request_id,

@@ -1,0 +1,295 @@
+"""Group commit: the hot path's writes from concurrent requests share one transaction.
+
+Each request hands its unit of work (an *op*: an async function of a `Tx`) to the
+`GroupCommitter` and waits for its result. The committer runs every op queued by then, one after
+the other, in one transaction on the driver's own connection, and commits once. Ops run in turn,
+so a later op sees what an earlier one wrote: the credit reserve stays one conditional UPDATE per
+request, and concurrent reserves still cannot overdraw. If any op raises, the whole transaction
+is rolled back and each op is run again in a transaction of its own, so one failing request never
+takes another's work with it (ops are deterministic: their ids are made before they are queued).
+
+Statements are SQLAlchemy Core, compiled once per dialect and run on the raw driver connection:
+`sqlite3` inline on the event loop (no await inside a SQLite transaction, so it holds the write
+lock for microseconds), asyncpg on PostgreSQL (a batch pays one BEGIN/COMMIT round trip and holds
+the hot account row's lock once, instead of once per request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+import anyio
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+__all__ = ["GroupCommitter", "SessionTx", "Statement", "Tx", "as_tx"]
+
+log = logging.getLogger("reapi_server.db")
+
+T = TypeVar("T")
+Row = Sequence[Any]
+Params = Mapping[str, Any]
+
+#: Ops per transaction at most; the rest wait for the next one.
+_MAX_BATCH = 256
+_BUSY_TIMEOUT = 30.0
+
+
+class Statement:
+    """A Core statement, compiled once per dialect into SQL and the order of its parameters.
+
+    `column_keys` names the columns an INSERT without explicit values writes (its parameters
+    are then named after the columns)."""
+
+    __slots__ = ("_compiled", "clause", "column_keys")
+
+    def __init__(self, clause: Executable, *, column_keys: Sequence[str] | None = None) -> None:
+        self.clause = clause
+        self.column_keys = tuple(column_keys) if column_keys is not None else None
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        """(SQL, parameter names in order, values of the statement's own literals)."""
+        cached = self._compiled.get(dialect.name)
+        if cached is None:
+            kwargs: dict[str, Any] = {"dialect": dialect}
+            if self.column_keys is not None:
+                kwargs["column_keys"] = list(self.column_keys)
+            compiled = self.clause.compile(**kwargs)  # type: ignore[attr-defined]
+            assert isinstance(compiled, SQLCompiler)
+            names = tuple(compiled.positiontup or ())
+            literals = {
+                name: bind.effective_value
+                for name, bind in compiled.binds.items()
+                if not bind.required
+            }
+            cached = self._compiled[dialect.name] = (str(compiled), names, literals)
+        return cached
+
+    def values(self, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
+        sql, names, literals = self.compiled(dialect)
+        return sql, [params[n] if n in params else literals[n] for n in names]
+
+
+class Tx(Protocol):
+    """One open transaction. `execute` returns the number of rows changed."""
+
+    async def execute(self, statement: Statement, params: Params) -> int: ...
+
+    async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None: ...
+
+    async def first(self, statement: Statement, params: Params) -> Row | None: ...
+
+    async def all(self, statement: Statement, params: Params) -> list[Row]: ...
+
+
+class SessionTx:
+    """A `Tx` over an ORM session's transaction (the administrative and background paths)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def _connection(self) -> AsyncConnection:
+        return await self._session.connection()
+
+    async def execute(self, statement: Statement, params: Params) -> int:
+        result = await (await self._connection()).execute(statement.clause, dict(params))
+        return int(result.rowcount)
+
+    async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None:
+        if rows:
+            await (await self._connection()).execute(statement.clause, [dict(r) for r in rows])
+
+    async def first(self, statement: Statement, params: Params) -> Row | None:
+        result = await (await self._connection()).execute(statement.clause, dict(params))
+        row = result.first()
+        return None if row is None else tuple(row)
+
+    async def all(self, statement: Statement, params: Params) -> list[Row]:
+        result = await (await self._connection()).execute(statement.clause, dict(params))
+        return [tuple(row) for row in result]
+
+
+def as_tx(target: Tx | AsyncSession) -> Tx:
+    return SessionTx(target) if isinstance(target, AsyncSession) else target
+
+
+class _SqliteTx:
+    def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
+        self._connection = connection
+        self._dialect = dialect
+
+    async def execute(self, statement: Statement, params: Params) -> int:
+        sql, values = statement.values(self._dialect, params)
+        return self._connection.execute(sql, values).rowcount
+
+    async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None:
+        if rows:
+            sql, _ = statement.values(self._dialect, rows[0])
+            batch = [statement.values(self._dialect, row)[1] for row in rows]
+            self._connection.executemany(sql, batch)
+
+    async def first(self, statement: Statement, params: Params) -> Row | None:
+        sql, values = statement.values(self._dialect, params)
+        row: Row | None = self._connection.execute(sql, values).fetchone()
+        return row
+
+    async def all(self, statement: Statement, params: Params) -> list[Row]:
+        sql, values = statement.values(self._dialect, params)
+        return list(self._connection.execute(sql, values).fetchall())
+
+
+class _AsyncpgTx:
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self._connection = connection  # asyncpg.Connection
+        self._dialect = dialect
+
+    async def execute(self, statement: Statement, params: Params) -> int:
+        sql, values = statement.values(self._dialect, params)
+        status: str = await self._connection.execute(sql, *values)
+        count = status.rpartition(" ")[2]
+        return int(count) if count.isdigit() else 0
+
+    async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None:
+        if rows:
+            sql, _ = statement.values(self._dialect, rows[0])
+            batch = [statement.values(self._dialect, row)[1] for row in rows]
+            await self._connection.executemany(sql, batch)
+
+    async def first(self, statement: Statement, params: Params) -> Row | None:
+        sql, values = statement.values(self._dialect, params)
+        row = await self._connection.fetchrow(sql, *values)
+        return None if row is None else tuple(row)
+
+    async def all(self, statement: Statement, params: Params) -> list[Row]:
+        sql, values = statement.values(self._dialect, params)
+        return [tuple(row) for row in await self._connection.fetch(sql, *values)]
+
+
+_Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]"]
+
+
+def _is_busy(error: sqlite3.OperationalError) -> bool:
+    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class GroupCommitter:
+    """Runs queued ops in shared transactions on `engine` (the writer engine), one at a time."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._queue: list[_Item] = []
+        self._runner: asyncio.Task[None] | None = None
+        #: Transactions committed and ops run (for tests and metrics).
+        self.transactions = 0
+        self.ops = 0
+
+    async def run(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run `op` in the next shared transaction and return its result once committed.
+
+        Shielded like `Database.write`: a request cancelled while its op is queued still learns
+        the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append((op, future))
+        if self._runner is None:
+            # Started on the next loop turn: every request that queues before then joins in.
+            self._runner = loop.create_task(self._drain())
+        with anyio.CancelScope(shield=True):
+            result = await future
+        return result
+
+    async def _drain(self) -> None:
+        batch: list[_Item] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                await self._commit(batch)
+        except BaseException:
+            # Only when the loop itself is going away: nobody must wait forever.
+            stopped = RuntimeError("the database writer stopped")
+            for _, future in [*batch, *self._queue]:
+                _settle(future, error=stopped)
+            self._queue = []
+            raise
+        finally:
+            self._runner = None
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        try:
+            results = await self._transaction([op for op, _ in batch])
+        except Exception as error:
+            if len(batch) == 1:
+                _settle(batch[0][1], error=error)
+                return
+            if not isinstance(error, IntegrityError | sqlite3.IntegrityError):
+                log.info("group commit retried op by op", extra={"code": type(error).__name__})
+            for item in batch:  # alone, so that only the op at fault fails
+                await self._commit([item])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            _settle(future, result=result)
+
+    async def _transaction(self, ops: list[Callable[[Tx], Awaitable[Any]]]) -> list[Any]:
+        async with self._engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            if self._sqlite:
+                results = await self._sqlite_transaction(driver, ops)
+            else:
+                async with driver.transaction():
+                    tx = _AsyncpgTx(driver, self._dialect)
+                    results = [await op(tx) for op in ops]
+        self.transactions += 1
+        self.ops += len(ops)
+        return results
+
+    async def _sqlite_transaction(
+        self, driver: Any, ops: list[Callable[[Tx], Awaitable[Any]]]
+    ) -> list[Any]:
+        connection: sqlite3.Connection = driver.sqlite
+        await self._begin_immediate(connection)
+        tx = _SqliteTx(connection, self._dialect)
+        try:
+            results = [await op(tx) for op in ops]
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        return results
+
+    @staticmethod
+    async def _begin_immediate(connection: sqlite3.Connection) -> None:
+        """Take the write lock; while another process holds it, wait with async sleeps."""
+        deadline = anyio.current_time() + _BUSY_TIMEOUT
+        pause = 0.001
+        while True:
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or anyio.current_time() >= deadline:
+                    raise
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def _settle(
+    future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None
+) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)

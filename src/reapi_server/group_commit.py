@@ -23,8 +23,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import anyio
+from asyncpg.exceptions import (  # type: ignore[import-untyped]
+    IntegrityConstraintViolationError,
+    PostgresError,
+)
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -205,7 +209,23 @@ class GroupCommitter:
             # Started on the next loop turn: every request that queues before then joins in.
             self._runner = loop.create_task(self._drain())
         with anyio.CancelScope(shield=True):
-            result = await future
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                if future.cancelled():
+                    raise
+            # Cancelled outside anyio (a bare task.cancel()): wait for the outcome all the
+            # same, hand it over, and let the cancellation land at the caller's next await.
+            while True:
+                try:
+                    result = await asyncio.shield(future)
+                    break
+                except asyncio.CancelledError:
+                    if future.cancelled():
+                        raise
+        task = asyncio.current_task()
+        if task is not None:
+            task.cancel()
         return result
 
     async def _drain(self) -> None:
@@ -229,10 +249,9 @@ class GroupCommitter:
             results = await self._transaction([op for op, _ in batch])
         except Exception as error:
             if len(batch) == 1:
-                _settle(batch[0][1], error=error)
+                _settle(batch[0][1], error=_as_sqlalchemy(error))
                 return
-            if not isinstance(error, IntegrityError | sqlite3.IntegrityError):
-                log.info("group commit retried op by op", extra={"code": type(error).__name__})
+            log.info("group commit retried op by op", extra={"code": type(error).__name__})
             for item in batch:  # alone, so that only the op at fault fails
                 await self._commit([item])
             return
@@ -282,6 +301,22 @@ class GroupCommitter:
                     raise
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+def _as_sqlalchemy(error: Exception) -> Exception:
+    """A driver's exception as SQLAlchemy's (what callers of the session paths catch)."""
+    if isinstance(error, sqlalchemy_exc.SQLAlchemyError):
+        return error
+    if isinstance(error, sqlite3.IntegrityError | IntegrityConstraintViolationError):
+        wrapped: Exception = sqlalchemy_exc.IntegrityError(None, None, error)
+    elif isinstance(error, sqlite3.OperationalError):
+        wrapped = sqlalchemy_exc.OperationalError(None, None, error)
+    elif isinstance(error, sqlite3.DatabaseError | PostgresError):
+        wrapped = sqlalchemy_exc.DatabaseError(None, None, error)
+    else:
+        return error
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def _settle(

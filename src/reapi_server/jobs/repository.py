@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, or_, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,7 +14,7 @@ from ..group_commit import Statement, Tx, as_tx
 from ..models import ACTIVE_JOB_STATES, ApiKey, VideoJob
 
 __all__ = [
-    "active_count_for_key",
+    "active_videos",
     "claim_due",
     "delete_job",
     "get",
@@ -22,7 +22,6 @@ __all__ = [
     "get_for_account",
     "insert",
     "list_for_account",
-    "lock_key",
     "mark_submitted",
     "stale_submissions",
     "update_if",
@@ -46,27 +45,17 @@ _DEFAULTS = {
 }
 _INSERT = Statement(sa_insert(VideoJob), column_keys=_COLUMNS)
 _GET = Statement(select(*_JOB_COLUMNS).where(VideoJob.id == bindparam("b_id")))
-_LOCK_KEY = Statement(select(ApiKey.id).where(ApiKey.id == bindparam("b_key")).with_for_update())
-#: Counts at most `b_limit` rows: the check only needs to know whether the limit is reached.
-_ACTIVE_FOR_KEY = Statement(
-    select(func.count()).select_from(
-        select(VideoJob.id)
-        .where(VideoJob.api_key_id == bindparam("b_key"), _any_state(ACTIVE_JOB_STATES))
-        .limit(bindparam("b_limit"))
-        .subquery()
-    )
+#: Locks the key's row (PostgreSQL; SQLite has one writer) and reads its unfinished jobs.
+_ACTIVE_VIDEOS = Statement(
+    select(ApiKey.active_videos).where(ApiKey.id == bindparam("b_key")).with_for_update()
 )
 _SUBMITTED: dict[tuple[str, ...], Statement] = {}
 
 
-async def lock_key(session: AsyncSession | Tx, key_id: str) -> None:
-    """Serialise video creation per key (PostgreSQL row lock; SQLite already has one writer)."""
-    await as_tx(session).first(_LOCK_KEY, {"b_key": key_id})
-
-
-async def active_count_for_key(session: AsyncSession | Tx, key_id: str, limit: int) -> int:
-    """The key's unfinished jobs, counted up to `limit`."""
-    row = await as_tx(session).first(_ACTIVE_FOR_KEY, {"b_key": key_id, "b_limit": limit})
+async def active_videos(session: AsyncSession | Tx, key_id: str) -> int:
+    """The key's unfinished video jobs, its row locked until the transaction ends, so that
+    creates by one key are checked against its limit one at a time."""
+    row = await as_tx(session).first(_ACTIVE_VIDEOS, {"b_key": key_id})
     return int(row[0]) if row is not None else 0
 
 

@@ -103,8 +103,7 @@ async def create(
     async def open_job(tx: Tx) -> GatewayError | None:
         """Check the key's job limit, hold credit, write the job and usage rows: one
         transaction. A refusal is written as the usage row and returned (not raised)."""
-        await repository.lock_key(tx, principal.key_id)
-        if await repository.active_count_for_key(tx, principal.key_id, limit) >= limit:
+        if await repository.active_videos(tx, principal.key_id) >= limit:
             refusal = RateLimited(
                 f"this key already has {limit} video jobs in progress",
                 code="too_many_concurrent_jobs",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -25,3 +25,6 @@ class ApiKey(Base):
     #: None: the server's default limit.
     requests_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
     max_concurrent_videos: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: Unfinished video jobs of this key, kept by triggers on `video_jobs` (migration 0003), so
+    #: that the limit above is checked by reading this row rather than counting jobs.
+    active_videos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

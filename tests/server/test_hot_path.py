@@ -1,0 +1,189 @@
+"""The hot path's mechanisms: group commit and the trigger-kept count of unfinished videos.
+
+Each guarantee is checked on SQLite here and on PostgreSQL (`pg_gateway`) where it depends on
+the database."""
+
+import asyncio
+import secrets
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from tests.server.helpers import auth, ledger_matches
+from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
+from tests.server.test_credits import PRICE, concurrent_spend
+from tests.server.test_videos import create, drive
+
+from reapi_server.credits import repository as credit_rows
+from reapi_server.group_commit import Tx
+from reapi_server.models import ACTIVE_JOB_STATES, ApiKey, UsageRecord, VideoJob
+from reapi_server.usage import repository as usage_rows
+
+
+@pytest.fixture
+async def pg_gateway(postgres_server, make_gateway):  # noqa: F811
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    return await make_gateway(database_url=postgres_server.url(name))
+
+
+# -- group commit ----------------------------------------------------------------------------
+
+
+async def concurrent_requests_share_transactions(gateway) -> None:
+    group = gateway.rt.db.group
+    transactions, ops = group.transactions, group.ops
+    await concurrent_spend(gateway)  # 50 requests, credit for 10: never overdrawn
+    transactions, ops = group.transactions - transactions, group.ops - ops
+    assert ops == 60  # a hold or a refusal each, and a settlement for the 10 that ran
+    assert transactions < ops / 2, (transactions, ops)
+
+
+async def test_group_commit_batches_and_never_overdraws(gateway):
+    await concurrent_requests_share_transactions(gateway)
+
+
+@pytest.mark.postgres
+async def test_group_commit_batches_and_never_overdraws_on_postgres(pg_gateway):
+    await concurrent_requests_share_transactions(pg_gateway)
+
+
+async def reserves_in_one_batch(gateway) -> None:
+    account, _ = await gateway.account(credits=10 * PRICE)
+    rt = gateway.rt
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    holds = await asyncio.gather(*(rt.db.grouped(hold) for _ in range(50)))
+    assert len([h for h in holds if h is not None]) == 10
+    assert await ledger_matches(rt, account) == (0, 10 * PRICE)
+
+
+async def test_reserves_queued_together_never_overdraw(gateway):
+    await reserves_in_one_batch(gateway)
+
+
+@pytest.mark.postgres
+async def test_reserves_queued_together_never_overdraw_on_postgres(pg_gateway):
+    await reserves_in_one_batch(pg_gateway)
+
+
+async def a_failing_op_fails_alone(gateway) -> None:
+    account, _ = await gateway.account(credits=100)
+    rt = gateway.rt
+    row = UsageRecord(
+        id="req_duplicate",
+        account_id=account,
+        api_key_id=None,
+        model="m",
+        endpoint="images.generations",
+        credit_cost=0,
+        status="failed",
+        error_code=None,
+        provider=None,
+        attempts=0,
+        duration_ms=0,
+        created_at=1.0,
+    )
+
+    async def grant(tx: Tx) -> None:
+        await credit_rows.grant(tx, account, 5, 1.0)
+
+    async def insert(tx: Tx) -> None:
+        await usage_rows.insert(tx, row)
+
+    results = await asyncio.gather(
+        rt.db.grouped(grant),
+        rt.db.grouped(insert),
+        rt.db.grouped(insert),  # the same primary key again: this one must fail, alone
+        rt.db.grouped(grant),
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results] == [type(None), type(None), IntegrityError, type(None)]
+    assert await ledger_matches(rt, account) == (110, 0)
+
+
+async def test_a_failing_op_does_not_fail_its_batch(gateway):
+    await a_failing_op_fails_alone(gateway)
+
+
+@pytest.mark.postgres
+async def test_a_failing_op_does_not_fail_its_batch_on_postgres(pg_gateway):
+    await a_failing_op_fails_alone(pg_gateway)
+
+
+async def test_a_cancelled_request_still_learns_its_outcome(gateway):
+    account, _ = await gateway.account(credits=100)
+    rt = gateway.rt
+    outcome: list[str | None] = []
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, 30, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    async def request() -> None:
+        outcome.append(await rt.db.grouped(hold))
+        await asyncio.sleep(10)
+
+    task = asyncio.create_task(request())
+    await asyncio.sleep(0)  # queued, not yet committed
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert outcome and outcome[0] is not None  # the hold exists and its owner knows it
+    assert await ledger_matches(rt, account) == (70, 30)
+
+
+# -- the per-key count of unfinished video jobs ------------------------------------------------
+
+
+async def counter_matches_jobs(gateway) -> None:
+    _, key = await gateway.account(credits=10_000)
+    rt = gateway.rt
+
+    async def check() -> int:
+        async with rt.db.read() as session:
+            counted = (
+                await session.execute(
+                    select(func.count())
+                    .select_from(VideoJob)
+                    .where(VideoJob.status.in_(ACTIVE_JOB_STATES))
+                )
+            ).scalar_one()
+            kept = (await session.execute(select(func.sum(ApiKey.active_videos)))).scalar_one()
+        assert kept == counted
+        return int(counted)
+
+    ids = [(await create(gateway, key)).json()["id"] for _ in range(3)]
+    assert await check() == 3
+    deleted = await gateway.client.delete(f"/v1/videos/{ids[0]}", headers=auth(key))
+    assert deleted.status_code == 200
+    assert await check() == 2
+    gateway.upstream.faults = {"primary.test": "500", "backup.test": "500"}
+    assert (await create(gateway, key)).status_code >= 500  # failed at submission
+    assert await check() == 2
+    gateway.upstream.faults = {}
+    await drive(gateway)  # the poller completes the rest
+    assert await check() == 0
+
+
+async def test_active_video_counter_follows_every_change(gateway):
+    await counter_matches_jobs(gateway)
+
+
+@pytest.mark.postgres
+async def test_active_video_counter_follows_every_change_on_postgres(pg_gateway):
+    await counter_matches_jobs(pg_gateway)
+
+
+async def test_video_limit_holds_within_one_batch(make_gateway):
+    gateway = await make_gateway(max_concurrent_videos=3)
+    _, key = await gateway.account(credits=10_000)
+    responses = await asyncio.gather(*(create(gateway, key) for _ in range(10)))
+    assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7

@@ -1,0 +1,170 @@
+"""The gateway's aiohttp engine on real sockets: the OpenAI simulators as upstreams, their fault
+switches on, and the same answers, errors and failover as the SDK's httpx engine."""
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from tests.conftest import two_host_catalog
+from tests.server.conftest import GATEWAY, settings_for
+from tests.server.fakes import PNG
+from tests.server.helpers import auth, ledger_matches, make_account
+
+from reapi import APIConnectionError, APITimeoutError
+from reapi.providers import UpstreamRequest
+from reapi.router import InMemoryBreakerStore, Router, RouterConfig
+from reapi.testing import (
+    SIMULATOR_KEY,
+    OpenAISimulator,
+    RunningSimulators,
+    SimulatorSpec,
+    run_simulators,
+)
+from reapi_server.app import create_app
+from reapi_server.upstream import AiohttpEngine, encode_body
+
+FIRST_BYTE = 0.3
+
+
+@pytest.fixture(scope="module")
+def sims() -> Iterator[RunningSimulators]:
+    running = run_simulators(
+        {
+            "primary": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1"),
+            "backup": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1"),
+        }
+    )
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def faults(sims: RunningSimulators) -> Iterator[dict[str, str]]:
+    """Set transport faults by simulator name; all cleared afterwards."""
+    wanted: dict[str, str] = {}
+    yield wanted
+    for server in sims.servers.values():
+        server.faults.set("none")
+
+
+def apply(sims: RunningSimulators, faults: dict[str, str]) -> None:
+    for name, server in sims.servers.items():
+        server.faults.set(faults.get(name, "none"))
+
+
+def image_request(base: str) -> UpstreamRequest:
+    return UpstreamRequest(
+        "POST",
+        f"{base}/images/generations",
+        headers={"Authorization": f"Bearer {SIMULATOR_KEY}"},
+        json={"model": "gpt-image-2", "prompt": "a lighthouse", "size": "1024x1024"},
+    )
+
+
+async def test_send_answers_like_the_httpx_engine(sims, faults):
+    engine = AiohttpEngine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    base = sims.provider_urls["primary"]
+    try:
+        reply = await engine.send(image_request(base), "primary", FIRST_BYTE)
+        assert reply.status == 200 and json.loads(reply.content)["data"]
+        assert reply.headers["content-type"].startswith("application/json")
+        assert all(name == name.lower() for name in reply.headers)
+
+        faults["primary"] = "error_500"
+        apply(sims, faults)
+        assert (await engine.send(image_request(base), "primary", FIRST_BYTE)).status == 500
+
+        faults["primary"] = "hang"
+        apply(sims, faults)
+        started = time.perf_counter()
+        with pytest.raises(APITimeoutError):
+            await engine.send(image_request(base), "primary", FIRST_BYTE)
+        assert FIRST_BYTE * 0.9 < time.perf_counter() - started < FIRST_BYTE + 1.0
+
+        faults["primary"] = "reset"
+        apply(sims, faults)
+        with pytest.raises(APIConnectionError):
+            await engine.send(image_request(base), "primary", FIRST_BYTE)
+    finally:
+        await engine.aclose()
+
+
+def test_bodies_are_encoded_as_httpx_encodes_them():
+    plain = UpstreamRequest("POST", "http://upstream.test/v1/x", json={"prompt": "é", "n": 1})
+    body, headers = encode_body(plain)
+    assert body == httpx.Request("POST", plain.url, json=plain.json).content
+    assert headers["Content-Type"] == "application/json"
+
+    form = UpstreamRequest(
+        "POST",
+        "http://upstream.test/v1/images/edits",
+        data=(("prompt", "p"), ("image[]", "ignored-name-clash")),
+        files=(("image[]", ("a.png", PNG, "image/png")), ("image[]", ("b.png", PNG, "image/png"))),
+    )
+    body, headers = encode_body(form)
+    boundary = headers["Content-Type"].split("boundary=")[1]
+    assert body is not None and body.count(boundary.encode()) == 5  # 4 parts and the end
+    assert body.count(PNG) == 2 and b'name="prompt"' in body
+
+
+@pytest.fixture
+async def aiohttp_gateway(tmp_path, migrated_template, sims):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(migrated_template, data_dir / "reapi.db")
+    settings = settings_for(
+        data_dir,
+        provider_keys={"primary": SIMULATOR_KEY, "backup": SIMULATOR_KEY},
+        provider_base_urls=sims.provider_urls,
+        upstream_client="aiohttp",
+    )
+    app = create_app(
+        settings,
+        catalog=two_host_catalog(),
+        router_config=RouterConfig(first_byte_timeout=FIRST_BYTE),
+        migrate=False,
+    )
+    lifespan = app.router.lifespan_context(app)
+    await lifespan.__aenter__()
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=GATEWAY)
+    yield client, app.state.runtime
+    await client.aclose()
+    await lifespan.__aexit__(None, None, None)
+
+
+async def test_the_gateway_serves_and_fails_over_through_aiohttp(aiohttp_gateway, sims, faults):
+    client, rt = aiohttp_gateway
+    assert isinstance(rt.engine, AiohttpEngine)
+    account, key = await make_account(rt, credits=1000)
+
+    def generate() -> object:
+        return client.post(
+            "/v1/images/generations",
+            json={"prompt": "p", "model": "gpt-image-2"},
+            headers=auth(key),
+        )
+
+    assert (await generate()).status_code == 200
+    edited = await client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p"},
+        files=[("image", ("a.png", PNG, "image/png"))],
+        headers=auth(key),
+    )
+    assert edited.status_code == 200, edited.text
+
+    faults["primary"] = "hang"
+    apply(sims, faults)
+    started = time.perf_counter()
+    failed_over = await generate()
+    assert failed_over.status_code == 200
+    assert time.perf_counter() - started < FIRST_BYTE + 1.0
+
+    faults.update(primary="error_500", backup="error_503")
+    apply(sims, faults)
+    rt.router.breakers = InMemoryBreakerStore()
+    assert (await generate()).status_code in (502, 503)
+    assert await ledger_matches(rt, account) == (1000 - 3 * 40, 0)

@@ -32,41 +32,22 @@ from dataclasses import dataclass, field
 import httpx
 
 from ._exceptions import InvalidRequestError
+from ._media import IMAGE_TYPES, VIDEO_TYPES, extension_for, sniff_media_type
 from ._payload import File
 
 __all__ = [
-    "IMAGE_TYPES",
-    "MEDIA_TYPES",
-    "VIDEO_TYPES",
     "BodyReader",
     "Hop",
     "UrlPolicy",
     "Walk",
     "decode_data_url",
     "is_public",
-    "sniff_media_type",
     "vet_addresses",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-#: Reference images: what every image model in the catalog takes.
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
-#: Source videos (enhancement, second hosts).
-VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm"})
-#: An `input_reference`: a first frame for most video models, a video for enhancement.
-MEDIA_TYPES = IMAGE_TYPES | VIDEO_TYPES
-
-_EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/webm": "webm",
-}
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 #: A host made only of numbers (decimal, octal `0177`, hex `0x7f`) in one to four parts: the
 #: system resolver reads it as an IPv4 address (inet_aton), never as a name.
@@ -273,25 +254,6 @@ def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 
 # -- bodies --------------------------------------------------------------------------------------
-def sniff_media_type(data: bytes) -> str | None:
-    """The media type a file's first bytes announce (images and videos reapi knows)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[4:8] == b"ftyp":
-        return "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
-    if data[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
-        return "video/quicktime"  # QuickTime files older than the ftyp box
-    if data.startswith(b"\x1a\x45\xdf\xa3"):
-        return "video/webm"
-    return None
-
-
 def _kind_error(param: str, accept: frozenset[str]) -> InvalidRequestError:
     if accept <= IMAGE_TYPES:
         return _refusal(param, "must be a PNG, JPEG or WebP image", "invalid_image")
@@ -305,7 +267,7 @@ def _too_large(param: str, limit: int) -> InvalidRequestError:
 
 
 def _file(content: bytes, content_type: str, param: str, source_url: str | None) -> File:
-    name = f"{param}.{_EXTENSIONS.get(content_type, 'bin')}"
+    name = f"{param}.{extension_for(content_type)}"
     return File(content, name, content_type, source_url=source_url)
 
 

@@ -17,7 +17,8 @@ from tests.media_host import PUBLIC, MediaHost
 
 from reapi import InvalidRequestError, UrlPolicy
 from reapi._fetch import AsyncFetcher, SyncFetcher
-from reapi._urls import IMAGE_TYPES, MEDIA_TYPES, VIDEO_TYPES, decode_data_url, is_public
+from reapi._media import IMAGE_TYPES, MEDIA_TYPES, VIDEO_TYPES
+from reapi._urls import decode_data_url, is_public
 from reapi.testing import png_bytes, sample_mp4
 
 PNG = png_bytes(8, 8)

@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 from .._exceptions import APIResponseError
+from .._media import IMAGE_TYPES, sniff_media_type
 from .._payload import File
 
 __all__ = [
@@ -30,13 +31,9 @@ def content_type_for(output_format: str | None, default: str = "image/png") -> s
 
 
 def sniff_image_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    """PNG, JPEG or WebP, from the first bytes; None for anything else (a GIF included)."""
+    content_type = sniff_media_type(data)
+    return content_type if content_type in IMAGE_TYPES else None
 
 
 def b64decode(value: str, provider: str) -> bytes:

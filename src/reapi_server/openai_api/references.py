@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
+from reapi._media import IMAGE_TYPES, MEDIA_TYPES, extension_for, sniff_media_type
 from reapi._payload import File, Payload
-from reapi._urls import IMAGE_TYPES, MEDIA_TYPES, decode_data_url, sniff_media_type
+from reapi._urls import decode_data_url
 
 from ..api_keys.auth import Principal
 from ..errors import GatewayError
@@ -71,7 +72,7 @@ async def _stored_file(
         raise GatewayError(
             f"{param} is not a file this input takes", param=param, code="invalid_file"
         )
-    return File(content, f"{param}.{content_type.rsplit('/', 1)[1]}", content_type)
+    return File(content, f"{param}.{extension_for(content_type)}", content_type)
 
 
 async def load_reference(

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from reapi._urls import MEDIA_TYPES
+from reapi._media import MEDIA_TYPES
 
 from ..errors import GatewayError
 from ..jobs import service, submission

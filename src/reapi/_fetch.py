@@ -105,10 +105,23 @@ def _timeouts(policy: UrlPolicy, remaining: float) -> dict[str, dict[str, float]
     return {"timeout": {"connect": connect, "read": read, "write": read, "pool": read}}
 
 
-class _Pinned(httpcore.NetworkBackend):
-    """Connects only to vetted addresses, looked up by the host httpcore asks for."""
+#: host (exactly as httpcore will ask for it) → its vetted addresses, in the resolver's order.
+Pins = dict[str, tuple[str, ...]]
+_CONNECT_ERRORS = (httpcore.ConnectError, httpcore.ConnectTimeout)
 
-    def __init__(self, pins: dict[str, str], inner: httpcore.NetworkBackend) -> None:
+
+def _vetted(pins: Pins, host: str) -> tuple[str, ...]:
+    addresses = pins.get(host)
+    if not addresses:
+        raise httpcore.ConnectError("refused: this host was not vetted")
+    return addresses
+
+
+class _Pinned(httpcore.NetworkBackend):
+    """Connects only to vetted addresses (the next one when one does not answer), looked up by
+    the host httpcore asks for."""
+
+    def __init__(self, pins: Pins, inner: httpcore.NetworkBackend) -> None:
         self._pins = pins
         self._inner = inner
 
@@ -120,10 +133,12 @@ class _Pinned(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
-        address = self._pins.get(host)
-        if address is None:
-            raise httpcore.ConnectError("refused: this host was not vetted")
-        return self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        *others, last = _vetted(self._pins, host)
+        options = (timeout, local_address, socket_options)
+        for address in others:
+            with contextlib.suppress(*_CONNECT_ERRORS):
+                return self._inner.connect_tcp(address, port, *options)
+        return self._inner.connect_tcp(last, port, *options)
 
     def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
@@ -137,7 +152,7 @@ class _Pinned(httpcore.NetworkBackend):
 class _AsyncPinned(httpcore.AsyncNetworkBackend):
     """The async twin of `_Pinned`."""
 
-    def __init__(self, pins: dict[str, str], inner: httpcore.AsyncNetworkBackend) -> None:
+    def __init__(self, pins: Pins, inner: httpcore.AsyncNetworkBackend) -> None:
         self._pins = pins
         self._inner = inner
 
@@ -149,10 +164,12 @@ class _AsyncPinned(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        address = self._pins.get(host)
-        if address is None:
-            raise httpcore.ConnectError("refused: this host was not vetted")
-        return await self._inner.connect_tcp(address, port, timeout, local_address, socket_options)
+        *others, last = _vetted(self._pins, host)
+        options = (timeout, local_address, socket_options)
+        for address in others:
+            with contextlib.suppress(*_CONNECT_ERRORS):
+                return await self._inner.connect_tcp(address, port, *options)
+        return await self._inner.connect_tcp(last, port, *options)
 
     async def connect_unix_socket(
         self,
@@ -183,9 +200,9 @@ class SyncFetcher:
         self._resolver = resolver
         self._backend = network_backend or httpcore.SyncBackend()
 
-    def _pin(self, hop: Hop, param: str) -> str:
+    def _pin(self, hop: Hop, param: str) -> tuple[str, ...]:
         if hop.address is not None:
-            return hop.address
+            return (hop.address,)
         try:
             addresses = (self._resolver or _system_resolve)(hop.host, hop.port)
         except OSError:
@@ -196,7 +213,7 @@ class SyncFetcher:
         """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL)."""
         deadline = time.monotonic() + self.policy.timeout
         walk = Walk(url, accept, param, self.policy)
-        pins: dict[str, str] = {}
+        pins: Pins = {}
         backend = _Pinned(pins, self._backend)
         try:
             with (
@@ -241,9 +258,9 @@ class AsyncFetcher:
         self._resolver = resolver
         self._backend = network_backend or httpcore.AnyIOBackend()
 
-    async def _pin(self, hop: Hop, param: str) -> str:
+    async def _pin(self, hop: Hop, param: str) -> tuple[str, ...]:
         if hop.address is not None:
-            return hop.address
+            return (hop.address,)
         try:
             if self._resolver is not None:
                 addresses = self._resolver(hop.host, hop.port)
@@ -256,7 +273,7 @@ class AsyncFetcher:
     async def fetch(self, url: str, *, accept: frozenset[str], param: str) -> File:
         """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL)."""
         walk = Walk(url, accept, param, self.policy)
-        pins: dict[str, str] = {}
+        pins: Pins = {}
         backend = _AsyncPinned(pins, self._backend)
         extensions = _timeouts(self.policy, self.policy.timeout)
         try:

@@ -151,8 +151,8 @@ def _literal(host: str, param: str) -> IPAddress | None:
     return None
 
 
-def vet_addresses(addresses: Sequence[str], policy: UrlPolicy, param: str) -> str:
-    """The address to connect to, once every address the host resolved to passed the rule.
+def vet_addresses(addresses: Sequence[str], policy: UrlPolicy, param: str) -> tuple[str, ...]:
+    """The addresses to connect to (in order), once every one the host resolved to passed.
 
     One private address among public ones refuses the host: a name that answers both is a
     rebinding setup, not a CDN."""
@@ -164,7 +164,7 @@ def vet_addresses(addresses: Sequence[str], policy: UrlPolicy, param: str) -> st
             raise not_allowed(param) from None
     if not parsed or not all(is_public(a, policy.networks) for a in parsed):
         raise not_allowed(param)
-    return str(parsed[0])
+    return tuple(dict.fromkeys(str(a) for a in parsed))
 
 
 # -- hops ----------------------------------------------------------------------------------------

@@ -184,6 +184,14 @@ def test_dns_rebinding_cannot_swap_the_vetted_address(media_host, twin):
     assert media_host.dials == [(PUBLIC, media_host.port)]
 
 
+def test_the_next_vetted_address_is_tried_when_one_does_not_answer(media_host, twin):
+    dead = "93.184.215.99"  # public, but the test network does not reach it
+    url = media_host.serve("/a.png", PNG)
+    file = fetch(media_host, twin, url, resolver=lambda host, port: [dead, PUBLIC])
+    assert file.content == PNG
+    assert [address for address, _ in media_host.dials] == [dead, PUBLIC]
+
+
 def test_too_many_redirects_are_refused(media_host, twin):
     url = media_host.redirect("/loop", "/loop")
     error = refused(media_host, twin, url)

@@ -82,3 +82,13 @@ async def test_unexpected_errors_are_500_in_openai_shape_and_logged_by_type(
     assert "MARKER" not in response.text
     rendered = "\n".join(JsonFormatter().format(r) for r in caplog.records)
     assert "ValueError" in rendered and "MARKER" not in rendered
+
+
+def test_http_client_loggers_never_print_upstream_urls_at_info():
+    """Signed upload and download URLs carry credentials; httpx logs whole URLs at INFO."""
+    from reapi_server.observability.logging import configure_logging
+
+    logging.getLogger("httpx").setLevel(logging.NOTSET)
+    configure_logging("DEBUG")
+    for name in ("httpx", "httpcore"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO)

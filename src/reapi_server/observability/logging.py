@@ -68,6 +68,10 @@ def configure_logging(level: str = "INFO", *, json_lines: bool = True) -> None:
         logger.handlers[:] = [handler]
         logger.setLevel(level.upper())
         logger.propagate = False
+    # httpx and httpcore log whole upstream URLs at INFO/DEBUG, and signed upload or download
+    # URLs carry credentials: keep them quiet whatever the root logger's level.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # uvicorn's access log prints raw paths and query strings; ours prints route templates.
     logging.getLogger("uvicorn.access").disabled = True
     uvicorn_errors = logging.getLogger("uvicorn.error")

@@ -5,22 +5,14 @@ from __future__ import annotations
 
 import re
 
+from reapi._media import extension_for
+
 from .storage import check_key
 
 __all__ = ["is_task_id", "output_key", "task_prefix"]
 
 #: `req_<hex>` (an image request) or `video_<hex>`: what the gateway generates, nothing else.
 _TASK_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,32}$")
-
-_EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "video/mp4": "mp4",
-    "video/quicktime": "mov",
-    "video/webm": "webm",
-}
 
 
 def is_task_id(value: str) -> bool:
@@ -32,5 +24,4 @@ def task_prefix(task_id: str) -> str:
 
 
 def output_key(task_id: str, index: int, content_type: str) -> str:
-    extension = _EXTENSIONS.get(content_type.split(";", 1)[0].strip().lower(), "bin")
-    return check_key(f"{task_prefix(task_id)}{index}.{extension}")
+    return check_key(f"{task_prefix(task_id)}{index}.{extension_for(content_type)}")

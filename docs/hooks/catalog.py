@@ -56,6 +56,8 @@ def render() -> str:
     for model in catalog.models.values():
         out += ["", f"## {model.id}", "", f"**{model.name}** — {model.description}", ""]
         out += [f"- {row}" for row in _caps(model)]
+        if model.price.per_input_image:
+            out.append(f"- plus {model.price.per_input_image} credits per input image of an edit")
         if model.price.by_resolution:
             out.append("- price by resolution: " + ", ".join(
                 f"`{k}` {v}" for k, v in model.price.by_resolution.items()))

@@ -16,6 +16,7 @@ from tests.server.fakes import BASE_URLS, KEYS, FakeUpstream
 from tests.server.helpers import make_account
 from tests.server.s3 import MotoServer, moto_server  # noqa: F401  (fixture)
 
+from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 from reapi_server.app import create_app
 from reapi_server.config import Settings
@@ -106,7 +107,9 @@ async def make_gateway(
     """Factory: start a gateway (lifespan included) with settings overrides."""
     stack: list[tuple[object, httpx.AsyncClient]] = []
 
-    async def start(database_url: str | None = None, **overrides: object) -> Gateway:
+    async def start(
+        database_url: str | None = None, catalog: Catalog | None = None, **overrides: object
+    ) -> Gateway:
         data_dir = tmp_path / f"data{len(stack)}"
         data_dir.mkdir()
         storage, s3 = gateway_storage()
@@ -118,7 +121,7 @@ async def make_gateway(
         settings = settings_for(data_dir, **overrides)
         app = create_app(
             settings,
-            catalog=two_host_catalog(),
+            catalog=catalog or two_host_catalog(),
             http_client=httpx.AsyncClient(transport=upstream.transport()),
             router_config=RouterConfig(first_byte_timeout=0.3, body_timeout=0.5),
             migrate=database_url is not None,

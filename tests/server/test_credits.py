@@ -123,3 +123,27 @@ async def test_two_processes_on_one_sqlite_file_queue_instead_of_failing(gateway
     assert set(statuses) <= {200, 402} and 1 <= statuses.count(200) <= 10
     balance, reserved = await ledger_matches(gateway.rt, account)
     assert balance == (10 - statuses.count(200)) * PRICE and reserved == 0
+
+
+async def test_input_images_are_charged_where_the_maker_bills_them(make_gateway):
+    """xAI bills each input image of an edit; the catalog's `per_input_image` passes it on."""
+    from tests.conftest import two_host_catalog
+    from tests.server.test_images import PNG
+
+    from reapi.catalog import Catalog, default_catalog
+
+    assert default_catalog().models["grok-imagine-1.0"].price.per_input_image == 20
+    data = two_host_catalog().model_dump(mode="json", exclude_unset=True)
+    data["models"]["gpt-image-2"]["price"]["per_input_image"] = 5
+    gateway = await make_gateway(catalog=Catalog.model_validate(data))
+    account, key = await gateway.account(credits=1000)
+    response = await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "add a moon"},
+        files=[("image[]", ("a.png", PNG, "image/png")), ("image[]", ("b.png", PNG, "image/png"))],
+        headers=auth(key),
+    )
+    assert response.status_code == 200, response.text
+    usage = (await gateway.client.get("/v1/usage", headers=auth(key))).json()["data"]
+    assert usage[0]["credit_cost"] == PRICE + 2 * 5
+    assert await ledger_matches(gateway.rt, account) == (1000 - PRICE - 10, 0)

@@ -83,10 +83,12 @@ class Price(_Frozen):
     credits: int = Field(ge=0)
     #: Per-resolution override of `credits` (e.g. 1080p video costs more per second).
     by_resolution: dict[str, int] = Field(default_factory=dict)
+    #: Credits per input image of an edit, for makers that bill inputs as well as outputs.
+    per_input_image: int = Field(default=0, ge=0)
 
-    def cost(self, *, units: int, resolution: str | None = None) -> int:
+    def cost(self, *, units: int, resolution: str | None = None, input_images: int = 0) -> int:
         per_unit = self.by_resolution.get(resolution or "", self.credits)
-        return per_unit * max(units, 0)
+        return per_unit * max(units, 0) + self.per_input_image * max(input_images, 0)
 
 
 class Route(_Frozen):

@@ -14,8 +14,9 @@ from . import repository
 __all__ = ["hold_or_record_refusal", "insufficient", "price_of"]
 
 
-def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1) -> int:
-    """Credits for one request as asked, from the server's catalog (never from the client)."""
+def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: int = 0) -> int:
+    """Credits for one request as asked, from the server's catalog (never from the client).
+    `images` counts outputs; `input_images` the images an edit sends (billed by some makers)."""
     price = spec.price
     if price.unit == "image":
         units = images
@@ -23,7 +24,7 @@ def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1) -> int:
         units = shape.seconds or 1
     else:
         units = 1
-    return price.cost(units=units, resolution=shape.resolution)
+    return price.cost(units=units, resolution=shape.resolution, input_images=input_images)
 
 
 async def hold_or_record_refusal(

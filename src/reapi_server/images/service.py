@@ -72,7 +72,8 @@ async def generate(
     except ReapiError as error:
         await record_refusal(rt, principal, context, params.model, endpoint, error.code, started)
         raise
-    cost = price_of(prepared.spec, prepared.shape, images=params.n)
+    inputs = len(payload.get("images") or ())
+    cost = price_of(prepared.spec, prepared.shape, images=params.n, input_images=inputs)
     request_id = context.request_id
     now = rt.now()
     usage = new_row(
@@ -127,7 +128,7 @@ async def generate(
         except StorageUnavailable:
             await queue_task_cleanup(rt, request_id)  # images stored before the failure
             raise
-        charge = price_of(prepared.spec, prepared.shape, images=len(files))
+        charge = price_of(prepared.spec, prepared.shape, images=len(files), input_images=inputs)
         provider, attempts = outcome.route.provider, len(outcome.attempts)
 
         async def close_request(tx: Tx) -> ClosedHold | None:

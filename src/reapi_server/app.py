@@ -108,6 +108,10 @@ def app_from_environment() -> FastAPI:
     """The uvicorn factory for `reapi-server serve --workers N` (settings from REAPI_*).
 
     Each worker is a fresh process: it sets up its own logging; the parent already migrated."""
+    from .serving import freeze_heap  # serving imports this module
+
     settings = Settings()
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    return create_app(settings, migrate=False)
+    app = create_app(settings, migrate=False)
+    freeze_heap()
+    return app

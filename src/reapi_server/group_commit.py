@@ -259,7 +259,12 @@ class GroupCommitter:
             _settle(future, result=result)
 
     async def _transaction(self, ops: list[Callable[[Tx], Awaitable[Any]]]) -> list[Any]:
-        async with self._engine.connect() as connection:
+        # Closed by hand: `async with engine.connect()` closes in a task of its own, which kept
+        # the writer connection one more turn of the event loop: each batch waited that turn
+        # before the next could begin (measured: 2 ms p50, 19 ms p99 per transaction at 32
+        # connections with a 50 ms upstream; 0.7 and 2.5 ms after).
+        connection = await self._engine.connect()
+        try:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             if self._sqlite:
@@ -268,6 +273,9 @@ class GroupCommitter:
                 async with driver.transaction():
                     tx = _AsyncpgTx(driver, self._dialect)
                     results = [await op(tx) for op in ops]
+        finally:
+            with anyio.CancelScope(shield=True):
+                await connection.close()
         self.transactions += 1
         self.ops += len(ops)
         return results

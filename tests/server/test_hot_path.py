@@ -1,7 +1,7 @@
 """The hot path's mechanisms: group commit and the trigger-kept count of unfinished videos.
 
-Each guarantee is checked on SQLite here and on PostgreSQL (`pg_gateway`) where it depends on
-the database."""
+Where a guarantee depends on the database, it is checked on SQLite and on PostgreSQL
+(`db_gateway`)."""
 
 import asyncio
 import secrets
@@ -20,19 +20,27 @@ from reapi_server.models import ACTIVE_JOB_STATES, ApiKey, UsageRecord, VideoJob
 from reapi_server.usage import repository as usage_rows
 
 
-@pytest.fixture
-async def pg_gateway(postgres_server, make_gateway):  # noqa: F811
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request) -> str | None:
+    """None (the default SQLite file), then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres_server")
     name = f"t_{secrets.token_hex(6)}"
-    await asyncio.to_thread(
-        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
-    )
-    return await make_gateway(database_url=postgres_server.url(name))
+    server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
+    return str(server.url(name))
+
+
+@pytest.fixture
+async def db_gateway(database_url, make_gateway):
+    return await make_gateway(database_url=database_url)
 
 
 # -- group commit ----------------------------------------------------------------------------
 
 
-async def concurrent_requests_share_transactions(gateway) -> None:
+async def test_group_commit_batches_and_never_overdraws(db_gateway):
+    gateway = db_gateway
     group = gateway.rt.db.group
     transactions, ops = group.transactions, group.ops
     await concurrent_spend(gateway)  # 50 requests, credit for 10: never overdrawn
@@ -41,16 +49,8 @@ async def concurrent_requests_share_transactions(gateway) -> None:
     assert transactions < ops / 2, (transactions, ops)
 
 
-async def test_group_commit_batches_and_never_overdraws(gateway):
-    await concurrent_requests_share_transactions(gateway)
-
-
-@pytest.mark.postgres
-async def test_group_commit_batches_and_never_overdraws_on_postgres(pg_gateway):
-    await concurrent_requests_share_transactions(pg_gateway)
-
-
-async def reserves_in_one_batch(gateway) -> None:
+async def test_reserves_queued_together_never_overdraw(db_gateway):
+    gateway = db_gateway
     account, _ = await gateway.account(credits=10 * PRICE)
     rt = gateway.rt
 
@@ -64,16 +64,8 @@ async def reserves_in_one_batch(gateway) -> None:
     assert await ledger_matches(rt, account) == (0, 10 * PRICE)
 
 
-async def test_reserves_queued_together_never_overdraw(gateway):
-    await reserves_in_one_batch(gateway)
-
-
-@pytest.mark.postgres
-async def test_reserves_queued_together_never_overdraw_on_postgres(pg_gateway):
-    await reserves_in_one_batch(pg_gateway)
-
-
-async def a_failing_op_fails_alone(gateway) -> None:
+async def test_a_failing_op_does_not_fail_its_batch(db_gateway):
+    gateway = db_gateway
     account, _ = await gateway.account(credits=100)
     rt = gateway.rt
     row = UsageRecord(
@@ -108,15 +100,6 @@ async def a_failing_op_fails_alone(gateway) -> None:
     assert await ledger_matches(rt, account) == (110, 0)
 
 
-async def test_a_failing_op_does_not_fail_its_batch(gateway):
-    await a_failing_op_fails_alone(gateway)
-
-
-@pytest.mark.postgres
-async def test_a_failing_op_does_not_fail_its_batch_on_postgres(pg_gateway):
-    await a_failing_op_fails_alone(pg_gateway)
-
-
 async def test_a_cancelled_request_still_learns_its_outcome(gateway):
     account, _ = await gateway.account(credits=100)
     rt = gateway.rt
@@ -143,7 +126,8 @@ async def test_a_cancelled_request_still_learns_its_outcome(gateway):
 # -- the per-key count of unfinished video jobs ------------------------------------------------
 
 
-async def counter_matches_jobs(gateway) -> None:
+async def test_active_video_counter_follows_every_change(db_gateway):
+    gateway = db_gateway
     _, key = await gateway.account(credits=10_000)
     rt = gateway.rt
 
@@ -171,15 +155,6 @@ async def counter_matches_jobs(gateway) -> None:
     gateway.upstream.faults = {}
     await drive(gateway)  # the poller completes the rest
     assert await check() == 0
-
-
-async def test_active_video_counter_follows_every_change(gateway):
-    await counter_matches_jobs(gateway)
-
-
-@pytest.mark.postgres
-async def test_active_video_counter_follows_every_change_on_postgres(pg_gateway):
-    await counter_matches_jobs(pg_gateway)
 
 
 async def test_video_limit_holds_within_one_batch(make_gateway):

@@ -11,6 +11,7 @@ from sqlalchemy import insert
 
 from ..group_commit import Statement, Tx
 from ..mirror.outputs import MirroredFile
+from ..mirror.repository import output_rows
 from ..models import StoredOutput
 
 __all__ = ["insert_outputs"]
@@ -32,19 +33,4 @@ async def insert_outputs(
     tx: Tx, files: Sequence[MirroredFile], account_id: str, now: float
 ) -> None:
     """Rows for objects already stored (never before: no row may point at a missing object)."""
-    await tx.execute_many(
-        _INSERT,
-        [
-            {
-                "id": f.file_id,
-                "account_id": account_id,
-                "storage_key": f.storage_key,
-                "content_type": f.content_type,
-                "size_bytes": f.size_bytes,
-                "kind": f.kind,
-                "task_id": f.task_id,
-                "created_at": now,
-            }
-            for f in files
-        ],
-    )
+    await tx.execute_many(_INSERT, output_rows(files, account_id, now))

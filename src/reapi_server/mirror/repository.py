@@ -17,6 +17,7 @@ __all__ = [
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
+    "output_rows",
     "pending_deletions",
     "postpone_deletion",
     "recorded_ids",
@@ -32,22 +33,26 @@ async def insert_outputs(
     if not files:
         return
     connection = await session.connection()
-    await connection.execute(
-        insert(StoredOutput),
-        [
-            {
-                "id": f.file_id,
-                "account_id": account_id,
-                "storage_key": f.storage_key,
-                "content_type": f.content_type,
-                "size_bytes": f.size_bytes,
-                "kind": f.kind,
-                "task_id": f.task_id,
-                "created_at": now,
-            }
-            for f in files
-        ],
-    )
+    await connection.execute(insert(StoredOutput), output_rows(files, account_id, now))
+
+
+def output_rows(
+    files: Sequence[MirroredFile], account_id: str, now: float
+) -> list[dict[str, object]]:
+    """The `stored_outputs` rows of objects already stored."""
+    return [
+        {
+            "id": f.file_id,
+            "account_id": account_id,
+            "storage_key": f.storage_key,
+            "content_type": f.content_type,
+            "size_bytes": f.size_bytes,
+            "kind": f.kind,
+            "task_id": f.task_id,
+            "created_at": now,
+        }
+        for f in files
+    ]
 
 
 async def recorded_ids(session: AsyncSession, file_ids: Sequence[str]) -> set[str]:

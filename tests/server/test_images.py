@@ -295,3 +295,32 @@ async def test_unknown_routes_use_the_error_shape(gateway):
         "param",
         "code",
     }
+
+
+async def test_a_request_cancelled_while_storing_leaves_no_object_behind(gateway, monkeypatch):
+    """Cancelled between two stored images: the hold is released and the first image, which no
+    row will ever point at, is queued for deletion (else retention never finds it)."""
+    from reapi_server.mirror.service import purge_deletions
+
+    account, key = await gateway.account(credits=100)
+    store = gateway.rt.store
+    original = store.put
+    first_stored = asyncio.Event()
+
+    async def put_then_hang(key: str, body, content_type: str) -> int:
+        if first_stored.is_set():
+            await asyncio.Event().wait()  # the second image never finishes
+        size = await original(key, body, content_type)
+        first_stored.set()
+        return size
+
+    monkeypatch.setattr(store, "put", put_then_hang)
+    task = asyncio.ensure_future(generate(gateway, key, n=2))
+    await asyncio.wait_for(first_stored.wait(), 5)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
+    await purge_deletions(gateway.rt)
+    assert gateway.stored() == {}

@@ -26,7 +26,6 @@ from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.repository import ClosedHold
 from ..credits.service import hold_or_record_refusal, insufficient, price_of
-from ..errors import StorageUnavailable
 from ..group_commit import Tx
 from ..mirror.outputs import Output, file_url, mirror
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
@@ -125,8 +124,10 @@ async def generate(
                 request_id,
                 [Output("image", i.content_type, i.data or b"") for i in images],
             )
-        except StorageUnavailable:
-            await queue_task_cleanup(rt, request_id)  # images stored before the failure
+        except BaseException:
+            # Images stored before the failure (an outage, or a cancelled request): no row will
+            # ever point at them, so only the queue can get them deleted.
+            await queue_task_cleanup(rt, request_id)
             raise
         charge = price_of(prepared.spec, prepared.shape, images=len(files), input_images=inputs)
         provider, attempts = outcome.route.provider, len(outcome.attempts)

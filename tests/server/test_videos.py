@@ -338,3 +338,22 @@ async def test_video_limit_is_exact_under_concurrency(make_gateway):
     _, key = await gateway.account(credits=10_000)
     responses = await asyncio.gather(*(create(gateway, key) for _ in range(10)))
     assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7
+
+
+async def test_a_task_started_after_its_job_was_swept_is_cancelled_upstream(gateway):
+    """The sweeper failed (and refunded) a `submitting` job whose submission was still under
+    way: the task the upstream then started is nobody's, so it is cancelled, not left to run."""
+    from reapi_server.jobs.submission import finish_failed
+
+    account, key = await gateway.account(credits=100)
+    gateway.upstream.faults = {"primary.test": "hang"}
+    gateway.upstream.hang_seconds = 0.2  # answers, but only after the sweep below
+    rt = gateway.rt
+    task = asyncio.create_task(create(gateway, key))
+    await asyncio.sleep(0.1)
+    async with rt.db.read() as session:
+        job_id = (await session.execute(select(VideoJob.id))).scalar_one()
+    assert await finish_failed(rt, job_id, "interrupted", owner=None, states=("submitting",))
+    await task
+    assert gateway.upstream.count("/videos/task_primary_1", method="DELETE") == 1
+    assert await ledger_matches(rt, account) == (100, 0)

@@ -187,11 +187,13 @@ async def submit(
         return updated, await repository.get_detached(tx, job_id)
 
     updated, job = await rt.db.grouped(record_task)
+    if not updated:
+        # Deleted, or failed (say, swept) while we were submitting: its hold is already
+        # released and nobody will poll the new task, so stop it instead of leaving it running.
+        await cancel_upstream(rt, outcome.route, outcome.result)
     if job is not None and not updated:
         log.warning("job changed while submitting", extra={"job_id": job_id})
     if job is None:
-        # Deleted while we were submitting: the hold is already released; stop the new task.
-        await cancel_upstream(rt, outcome.route, outcome.result)
         raise NotFound("no such video", param="video_id")
     return job
 

@@ -11,6 +11,7 @@ from reapi_server.credits import repository as credit_rows
 from reapi_server.jobs.poller import MAX_OUTPUT_FAILURES, JobPoller
 from reapi_server.jobs.sweeper import sweep_once
 from reapi_server.models import StoredOutput, VideoJob
+from reapi_server.usage import repository as usage_rows
 
 COST = 40  # sim-video: 10 credits a second, 4 seconds by default
 
@@ -166,6 +167,21 @@ async def test_delete_unfinished_cancels_and_refunds(gateway):
     ).status_code == 404
     await drive(gateway)
     assert await ledger_matches(gateway.rt, account) == (100, 0)
+
+
+async def test_delete_racing_the_pollers_settlement_keeps_its_usage_row(gateway):
+    """The job still reads unfinished, but a poller has just settled its hold: the charge stands,
+    so the usage row must keep saying so."""
+    account, key = await gateway.account(credits=100)
+    video = (await create(gateway, key)).json()
+    async with gateway.rt.db.write() as session:
+        job = await session.get(VideoJob, video["id"])
+        await credit_rows.settle(session, job.hold_id, COST, gateway.rt.now())
+        await usage_rows.finish(session, job.request_id, status="succeeded", credit_cost=COST)
+    await gateway.client.delete(f"/v1/videos/{video['id']}", headers=auth(key))
+    usage = (await gateway.client.get("/v1/usage", headers=auth(key))).json()["data"]
+    assert (usage[0]["status"], usage[0]["credit_cost"]) == ("succeeded", COST)
+    assert await ledger_matches(gateway.rt, account) == (100 - COST, 0)
 
 
 async def test_delete_finished_removes_outputs(gateway):

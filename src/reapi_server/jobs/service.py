@@ -83,13 +83,14 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
         closed = None
         if unfinished and job.hold_id:
             closed = await credit_rows.release(session, job.hold_id, rt.now())
-            await usage_rows.finish(
-                session,
-                job.request_id,
-                status="failed",
-                error_code="cancelled",
-                provider=job.provider,
-            )
+            if closed is not None:  # else a poller settled it a moment ago: its usage row stands
+                await usage_rows.finish(
+                    session,
+                    job.request_id,
+                    status="failed",
+                    error_code="cancelled",
+                    provider=job.provider,
+                )
         await repository.delete_job(session, job_id)
         stored = await forget_task(session, job_id, None, rt.now())
         provider, upstream_model, task_id = job.provider, job.upstream_model, job.upstream_task_id

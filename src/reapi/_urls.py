@@ -219,10 +219,9 @@ class Walk:
         self.param = param
         self.policy = policy
         self.redirects = 0
-        try:
-            parsed = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError):
-            raise _refusal(param, "is not a valid URL", "invalid_url") from None
+        parsed = _parsed(url)
+        if parsed is None:
+            raise _refusal(param, "is not a valid URL", "invalid_url")
         self.hop = _hop(parsed, policy, param)
 
     def answer(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> BodyReader | None:
@@ -233,10 +232,9 @@ class Walk:
             location = _header(headers, b"location")
             if not location:
                 raise fetch_failed(param, f"HTTP {status} without a Location")
-            try:
-                target = self.hop.url.join(location)
-            except (httpx.InvalidURL, UnicodeDecodeError):
-                raise _refusal(param, "URL redirects to an invalid URL", "invalid_url") from None
+            target = _parsed(location, base=self.hop.url)
+            if target is None:
+                raise _refusal(param, "URL redirects to an invalid URL", "invalid_url")
             self.hop = _hop(target, self.policy, param)
             self.redirects += 1
             return None
@@ -244,6 +242,15 @@ class Walk:
             raise fetch_failed(param, f"HTTP {status}")
         length = _header(headers, b"content-length")
         return BodyReader(self.policy, self.accept, param, length)
+
+
+def _parsed(url: str, base: httpx.URL | None = None) -> httpx.URL | None:
+    """The URL, or None when it is not one. The refusal is raised outside the handler, so the
+    parser's own message (which quotes the URL) is not kept as the refusal's `__context__`."""
+    try:
+        return base.join(url) if base is not None else httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, UnicodeDecodeError):
+        return None
 
 
 def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:

@@ -19,8 +19,9 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from conftest import two_host_catalog
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository root
+from tests.conftest import two_host_catalog
+
 from reapi import ReAPI, RouterConfig
 
 FAULTS = ["error_500", "rate_limit", "refuse", "reset", "hang"]

@@ -1,0 +1,33 @@
+"""The benchmark scripts still run (tiny sizes, no timing asserted: benchmarks are not timed
+tests). bench/gateway.py needs wrk and LiteLLM's venv, so only its help is checked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def run(*args: str, timeout: float = 120) -> str:
+    done = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_failover_bench_runs_and_prints_its_table():
+    out = run(str(BENCH / "failover.py"), "--requests", "3", "--deadline", "0.2")
+    assert "| fault on primary |" in out
+    assert all(f"| {fault} |" in out for fault in ("error_500", "refuse", "reset", "hang"))
+
+
+def test_mirror_memory_bench_runs_on_a_small_video():
+    out = run(str(BENCH / "mirror_memory.py"), "--mb", "8", timeout=180)
+    assert "MiB" in out
+
+
+def test_gateway_bench_parses_its_arguments():
+    assert "--duration" in run(str(BENCH / "gateway.py"), "--help")

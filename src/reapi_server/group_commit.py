@@ -215,17 +215,19 @@ class GroupCommitter:
                 if future.cancelled():
                     raise
             # Cancelled outside anyio (a bare task.cancel()): wait for the outcome all the
-            # same, hand it over, and let the cancellation land at the caller's next await.
-            while True:
-                try:
-                    result = await asyncio.shield(future)
-                    break
-                except asyncio.CancelledError:
-                    if future.cancelled():
-                        raise
-        task = asyncio.current_task()
-        if task is not None:
-            task.cancel()
+            # same, hand it over (a result or the op's error), and let the cancellation land
+            # at the caller's next await.
+            try:
+                while True:
+                    try:
+                        result = await asyncio.shield(future)
+                        break
+                    except asyncio.CancelledError:
+                        if future.cancelled():
+                            raise
+            finally:
+                if not future.cancelled():
+                    _recancel()
         return result
 
     async def _drain(self) -> None:
@@ -309,6 +311,16 @@ class GroupCommitter:
                     raise
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.05)
+
+
+def _recancel() -> None:
+    """Cancel the current task again: the cancellation swallowed while waiting is redelivered.
+    The cancel request stays counted once (`uncancel` first), so that `asyncio.timeout` still
+    recognises its own cancellation and raises TimeoutError."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+        task.cancel()
 
 
 def _as_sqlalchemy(error: Exception) -> Exception:

@@ -123,6 +123,59 @@ async def test_a_cancelled_request_still_learns_its_outcome(gateway):
     assert await ledger_matches(rt, account) == (70, 30)
 
 
+class _OpFailed(Exception):
+    pass
+
+
+async def _fail(tx: Tx) -> None:
+    raise _OpFailed
+
+
+async def test_a_cancelled_request_whose_op_fails_stays_cancelled(gateway):
+    rt = gateway.rt
+    reached: list[str] = []
+
+    async def request() -> None:
+        try:
+            await rt.db.grouped(_fail)
+        except _OpFailed:
+            reached.append("failed")  # the outcome is handed over...
+        await asyncio.sleep(10)  # ...and the cancellation lands at the next await
+        reached.append("not cancelled")
+
+    task = asyncio.create_task(request())
+    await asyncio.sleep(0)  # queued, not yet run
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+    assert reached == ["failed"]
+
+
+@pytest.mark.parametrize("op", ["succeeds", "fails"])
+async def test_a_timeout_while_queued_surfaces_as_timeout(gateway, op):
+    account, _ = await gateway.account(credits=100)
+    rt = gateway.rt
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, 30, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    async def request() -> int:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):  # expires while the op is queued
+                try:
+                    await rt.db.grouped(hold if op == "succeeds" else _fail)
+                except _OpFailed:
+                    pass
+                await asyncio.sleep(10)
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    assert await asyncio.wait_for(asyncio.create_task(request()), 5) == 0
+
+
 # -- the per-key count of unfinished video jobs ------------------------------------------------
 
 

@@ -6,10 +6,13 @@ import os
 import tempfile
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from tests.server.fakes import PNG
 from tests.server.helpers import auth, ledger_matches
 
 from reapi.router import InMemoryBreakerStore
+from reapi_server.idempotency import repository as idempotency_rows
+from reapi_server.jobs.sweeper import sweep_once
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -233,6 +236,31 @@ async def test_idempotent_retry_is_one_call_one_charge_same_answer(gateway):
     conflict = await generate(gateway, key, prompt="another", headers={"idempotency-key": "k1"})
     assert conflict.status_code == 409
     assert conflict.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_a_failed_completion_does_not_charge_a_retry_again(gateway, monkeypatch):
+    """Recording the answer fails once after a charged success: the sweeper must not then
+    drop the key as abandoned, and a retry with it is one charge, same answer (CHECKS 8)."""
+    account, key = await gateway.account(credits=1000)
+    real_complete = idempotency_rows.complete
+    failures = [OperationalError("UPDATE", {}, Exception("connection lost"))]
+
+    async def flaky_complete(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        await real_complete(*args, **kwargs)
+
+    monkeypatch.setattr(idempotency_rows, "complete", flaky_complete)
+    first = await generate(gateway, key, headers={"idempotency-key": "k1"})
+    assert first.status_code == 200  # the answer it paid for
+    rt = gateway.rt
+    later = rt.now() + rt.settings.image_hold_seconds + 60
+    monkeypatch.setattr(rt, "clock", lambda: later)
+    await sweep_once(rt)
+    second = await generate(gateway, key, headers={"idempotency-key": "k1"})
+    assert second.status_code == 200 and second.json() == first.json()
+    assert gateway.upstream.count("/images/generations") == 1
+    assert await ledger_matches(rt, account) == (960, 0)
 
 
 async def test_concurrent_idempotent_requests_make_one_call(gateway):

@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import IdempotencyConflict
 from ..runtime import Runtime
@@ -24,6 +25,11 @@ __all__ = ["Claim", "Replay", "abandon", "begin", "complete"]
 
 _MAX_KEY_LENGTH = 255
 _WAIT_STEP = 0.05
+#: Recording an answer: tries, and the pause after the first failure (doubled each time).
+_COMPLETE_ATTEMPTS = 6
+_COMPLETE_FIRST_PAUSE = 0.05
+
+log = logging.getLogger("reapi_server.idempotency")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,10 +90,27 @@ async def begin(
 
 
 async def complete(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
-    async with rt.db.write() as session:
-        await repository.complete(
-            session, claim.record_id, status_code, json.dumps(snapshot, separators=(",", ":"))
-        )
+    """Record the answer. Tried again on a database error: a record left in progress is
+    dropped by the sweeper as abandoned, and a retry with the key would run (and be charged)
+    again. Never raises for that: the caller has done (and paid for) the work, so it gets its
+    answer even if it cannot be recorded."""
+    response = json.dumps(snapshot, separators=(",", ":"))
+    pause = _COMPLETE_FIRST_PAUSE
+    with anyio.CancelScope(shield=True):
+        for attempt in range(1, _COMPLETE_ATTEMPTS + 1):
+            try:
+                async with rt.db.write() as session:
+                    await repository.complete(session, claim.record_id, status_code, response)
+                return
+            except SQLAlchemyError as error:
+                if attempt == _COMPLETE_ATTEMPTS:
+                    log.error(
+                        "idempotency record not completed",
+                        extra={"code": type(error).__name__},
+                    )
+                    return
+            await anyio.sleep(pause)
+            pause *= 2
 
 
 async def abandon(rt: Runtime, claim: Claim) -> None:

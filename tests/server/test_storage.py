@@ -13,8 +13,10 @@ from tests.server.fakes import PNG
 from tests.server.helpers import auth
 from tests.server.test_videos import create, drive
 
+from reapi_server.errors import GatewayError
 from reapi_server.mirror import LocalDiskStore, ObjectStore, read_object
 from reapi_server.mirror.s3 import S3Store
+from reapi_server.mirror.service import delete_task_outputs
 from reapi_server.models import PendingDeletion, StoredOutput
 
 MIB = 1024 * 1024
@@ -161,6 +163,37 @@ async def test_delete_outputs_of_an_image_request(gateway):
     assert gateway.stored() == {} and await _count(gateway, StoredOutput) == 0
     bad = await gateway.client.delete("/v1/outputs/..%2F..%2Fetc", headers=auth(key))
     assert bad.status_code == 404
+
+
+async def test_operator_delete_of_an_image_request_in_flight(gateway, monkeypatch):
+    """`outputs delete --task` while the request stores its images (no rows yet): refused, so
+    no row written afterwards can point at a deleted object; once it has finished, it deletes."""
+    _, key = await gateway.account()
+    rt = gateway.rt
+    real_put = rt.store.put
+    stored, finish = asyncio.Event(), asyncio.Event()
+
+    async def slow_put(*args, **kwargs):
+        size = await real_put(*args, **kwargs)
+        stored.set()
+        await finish.wait()
+        return size
+
+    monkeypatch.setattr(rt.store, "put", slow_put)
+    request = asyncio.create_task(
+        gateway.client.post("/v1/images/generations", json={"prompt": "p"}, headers=auth(key))
+    )
+    await asyncio.wait_for(stored.wait(), 5)
+    (request_id,) = {k.split("/")[1] for k in gateway.stored()}
+    with pytest.raises(GatewayError, match="still running"):
+        await delete_task_outputs(rt, request_id, None)  # what `outputs delete` runs
+    finish.set()
+    assert (await request).status_code == 200
+    async with rt.db.read() as session:
+        keys = set((await session.execute(select(StoredOutput.storage_key))).scalars())
+    assert keys and keys <= set(gateway.stored())  # no row points at a missing object
+    assert await delete_task_outputs(rt, request_id, None) == (1, True)
+    assert gateway.stored() == {}
 
 
 async def test_delete_outputs_of_a_video_keeps_the_job(gateway):

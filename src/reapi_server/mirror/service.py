@@ -14,7 +14,9 @@ from collections.abc import Sequence
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..errors import GatewayError
 from ..runtime import Runtime
+from ..usage import repository as usage_rows
 from . import repository
 from .keys import task_prefix
 from .outputs import MirroredFile
@@ -98,10 +100,19 @@ async def forget_task(
     outputs of that task.
 
     Without an account (an operator, a deleted job), the task's prefix is queued even when no
-    row is left: it also holds what failed attempts stored."""
+    row is left: it also holds what failed attempts stored. Refused (GatewayError) for an image
+    request that is still running."""
     keys = await repository.delete_task_rows(session, task_id, account_id)
     if not keys and account_id is not None:
         return None
+    if not keys and await usage_rows.status_of(session, task_id) == "pending":
+        # An image request still running: its rows come with its settlement, after its objects
+        # are stored; deleting those now would leave the rows pointing at nothing.
+        raise GatewayError(
+            "the request is still running; delete its outputs once it has finished",
+            code="task_in_progress",
+            param="task",
+        )
     targets = _targets(task_id, keys)
     await repository.enqueue_deletions(session, targets, now)
     return len(keys), targets

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..group_commit import Statement, Tx, as_tx
 from ..models import UsageRecord
 
-__all__ = ["finish", "insert", "list_for_account"]
+__all__ = ["finish", "insert", "list_for_account", "status_of"]
 
 _COLUMNS = tuple(c.key for c in UsageRecord.__table__.columns)
 # Compiled once per dialect: these run on every request (hot path, usually in a group commit).
@@ -57,6 +57,12 @@ async def finish(
             "b_duration": duration_ms,
         },
     )
+
+
+async def status_of(session: AsyncSession, request_id: str) -> str | None:
+    """A request's status, or None when it has no row."""
+    result = await session.execute(select(UsageRecord.status).where(UsageRecord.id == request_id))
+    return result.scalar_one_or_none()
 
 
 async def list_for_account(

@@ -176,6 +176,50 @@ async def test_a_timeout_while_queued_surfaces_as_timeout(gateway, op):
     assert await asyncio.wait_for(asyncio.create_task(request()), 5) == 0
 
 
+@pytest.mark.parametrize("batch", ["alone", "with another op"])
+async def test_a_settlement_whose_commit_outcome_is_unknown(db_gateway, monkeypatch, batch):
+    """The connection drops during the COMMIT of a request's settlement, which did commit: the
+    usage row must still say what the ledger says (charged), not failed and free."""
+    gateway = db_gateway
+    account, key = await gateway.account(credits=1000)
+    rt = gateway.rt
+    group = rt.db.group
+    real_transaction = group._transaction
+    batches: list[int] = []
+
+    async def commit_then_drop(ops):
+        results = await real_transaction(ops)
+        batches.append(len(ops))
+        if len(batches) == 2:  # the settlement's: committed, but the caller cannot know
+            raise ConnectionResetError("connection lost during COMMIT")
+        return results
+
+    monkeypatch.setattr(group, "_transaction", commit_then_drop)
+    if batch != "alone":
+        real_put = rt.store.put
+
+        async def noop(tx: Tx) -> None:
+            return None
+
+        async def put_then_queue_another(*args, **kwargs):
+            size = await real_put(*args, **kwargs)
+            asyncio.get_running_loop().create_task(rt.db.grouped(noop))
+            return size
+
+        monkeypatch.setattr(rt.store, "put", put_then_queue_another)
+    response = await gateway.client.post(
+        "/v1/images/generations", json={"model": "gpt-image-2", "prompt": "p"}, headers=auth(key)
+    )
+    assert batches[1] == (1 if batch == "alone" else 2)
+    charged = 1000 - (await ledger_matches(rt, account))[0]
+    assert charged == 40
+    async with rt.db.read() as session:
+        usage = await session.get(UsageRecord, response.headers["x-request-id"])
+    assert usage is not None
+    assert (usage.status, usage.credit_cost) == ("succeeded", charged)
+    assert response.status_code == 200  # it was delivered and paid for: the caller gets it
+
+
 # -- the per-key count of unfinished video jobs ------------------------------------------------
 
 

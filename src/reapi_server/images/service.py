@@ -149,6 +149,12 @@ async def generate(
 
         try:
             closed = await rt.db.grouped(close_request)
+        except Exception:
+            # The COMMIT's outcome may be unknown (a connection dropped during it; group commit
+            # then runs the op again, whose rows now collide): the rows say whether it landed.
+            if not await discard_unrecorded(rt, request_id, files):
+                raise
+            closed = None  # settled and recorded: the answer is owed
         except BaseException:
             await discard_unrecorded(rt, request_id, files)
             raise
@@ -195,15 +201,16 @@ async def _release(
 
     async def release_request(tx: Tx) -> ClosedHold | None:
         closed = await credit_rows.release(tx, hold_id, rt.now())
-        await usage_rows.finish(
-            tx,
-            request_id,
-            status="failed",
-            error_code=code,
-            provider=provider,
-            attempts=attempts,
-            duration_ms=_ms(started),
-        )
+        if closed is not None:  # else settled (the usage row says so) or swept (and closed)
+            await usage_rows.finish(
+                tx,
+                request_id,
+                status="failed",
+                error_code=code,
+                provider=provider,
+                attempts=attempts,
+                duration_ms=_ms(started),
+            )
         return closed
 
     with anyio.CancelScope(shield=True):

@@ -142,23 +142,26 @@ async def queue_task_cleanup(rt: Runtime, task_id: str) -> None:
             log.error("could not queue a task's objects", extra={"code": type(exc).__name__})
 
 
-async def discard_unrecorded(rt: Runtime, task_id: str, files: Sequence[MirroredFile]) -> None:
-    """Delete a task's objects when their rows were not written.
+async def discard_unrecorded(rt: Runtime, task_id: str, files: Sequence[MirroredFile]) -> bool:
+    """Delete a task's objects when their rows were not written; True when they were (the
+    transaction committed after all).
 
     Called when the transaction that records them failed or was interrupted; it may still have
-    committed (a cancellation can land after COMMIT), so the database decides. When it cannot be
-    asked, everything is kept: an orphan object is harmless, a row without its object is not."""
+    committed (a cancellation can land after COMMIT, a connection can drop during it), so the
+    database decides. When it cannot be asked, everything is kept (and False returned): an
+    orphan object is harmless, a row without its object is not."""
     with anyio.CancelScope(shield=True):
         try:
             async with rt.db.write() as session:
                 if await repository.recorded_ids(session, [f.file_id for f in files]):
-                    return
+                    return True
                 targets = _targets(task_id, [])
                 await repository.enqueue_deletions(session, targets, rt.now())
         except Exception as exc:
             log.warning("could not check stored outputs", extra={"code": type(exc).__name__})
-            return
+            return False
         await delete_queued(rt, targets)
+    return False
 
 
 async def purge_deletions(rt: Runtime, *, batch: int = 200) -> int:

@@ -28,13 +28,13 @@ from ..credits.repository import ClosedHold
 from ..credits.service import hold_or_record_refusal, insufficient, price_of
 from ..group_commit import Tx
 from ..mirror.outputs import Output, file_url, mirror
+from ..mirror.repository import insert_outputs
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
 from ..usage.service import new_row
-from .repository import insert_outputs
 
 __all__ = ["ImageAnswer", "generate", "replay"]
 

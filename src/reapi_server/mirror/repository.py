@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..group_commit import Statement, Tx, as_tx
 from ..models import PendingDeletion, StoredOutput
 from .outputs import MirroredFile
 
@@ -17,7 +18,6 @@ __all__ = [
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
-    "output_rows",
     "pending_deletions",
     "postpone_deletion",
     "recorded_ids",
@@ -26,21 +26,25 @@ __all__ = [
 ]
 
 
+_OUTPUT_COLUMNS = (
+    "id",
+    "account_id",
+    "storage_key",
+    "content_type",
+    "size_bytes",
+    "kind",
+    "task_id",
+    "created_at",
+)
+# Compiled once per dialect: an image request's rows join its settlement in a group commit.
+_INSERT_OUTPUTS = Statement(insert(StoredOutput), column_keys=_OUTPUT_COLUMNS)
+
+
 async def insert_outputs(
-    session: AsyncSession, files: Sequence[MirroredFile], account_id: str, now: float
+    session: AsyncSession | Tx, files: Sequence[MirroredFile], account_id: str, now: float
 ) -> None:
     """Rows for objects already stored (never before: no row may point at a missing object)."""
-    if not files:
-        return
-    connection = await session.connection()
-    await connection.execute(insert(StoredOutput), output_rows(files, account_id, now))
-
-
-def output_rows(
-    files: Sequence[MirroredFile], account_id: str, now: float
-) -> list[dict[str, object]]:
-    """The `stored_outputs` rows of objects already stored."""
-    return [
+    rows = [
         {
             "id": f.file_id,
             "account_id": account_id,
@@ -53,6 +57,7 @@ def output_rows(
         }
         for f in files
     ]
+    await as_tx(session).execute_many(_INSERT_OUTPUTS, rows)
 
 
 async def recorded_ids(session: AsyncSession, file_ids: Sequence[str]) -> set[str]:

@@ -18,7 +18,6 @@ __all__ = [
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
-    "pending_deletions",
     "postpone_deletion",
     "recorded_ids",
     "remove_deletions",
@@ -166,8 +165,3 @@ async def postpone_deletion(session: AsyncSession, entry_id: int, not_before: fl
         .where(PendingDeletion.id == entry_id)
         .values(not_before=not_before, attempts=PendingDeletion.attempts + 1)
     )
-
-
-async def pending_deletions(session: AsyncSession) -> list[str]:
-    result = await session.execute(select(PendingDeletion.storage_key))
-    return list(result.scalars())

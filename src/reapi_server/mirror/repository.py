@@ -61,10 +61,7 @@ async def insert_outputs(
 
 async def recorded_ids(session: AsyncSession, file_ids: Sequence[str]) -> set[str]:
     """Which of these outputs have rows (i.e. whose transaction committed)."""
-    if not file_ids:
-        return set()
-    result = await session.execute(select(StoredOutput.id).where(StoredOutput.id.in_(file_ids)))
-    return set(result.scalars())
+    return set(await storage_keys(session, file_ids))
 
 
 async def get_output(session: AsyncSession, file_id: str) -> StoredOutput | None:

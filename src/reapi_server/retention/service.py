@@ -39,14 +39,22 @@ class RetentionReport:
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
 
 
-async def _in_batches(rt: Runtime, work: Batch, cutoff: float, size: int) -> int:
+async def _until_short(step: Callable[[], Awaitable[int]], size: int) -> int:
+    """Run `step` until it handles fewer than `size` items; the total it handled."""
     total = 0
     while True:
-        async with rt.db.write() as session:
-            count = await work(session, cutoff, size)
+        count = await step()
         total += count
         if count < size:
             return total
+
+
+async def _in_batches(rt: Runtime, work: Batch, cutoff: float, size: int) -> int:
+    async def step() -> int:
+        async with rt.db.write() as session:
+            return await work(session, cutoff, size)
+
+    return await _until_short(step, size)
 
 
 async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
@@ -60,12 +68,7 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     expired_outputs = await _in_batches(rt, outputs, cutoff, batch)
     usage_rows = await _in_batches(rt, repository.delete_expired_usage, cutoff, batch)
     video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
-    objects = 0
-    while True:
-        deleted = await purge_deletions(rt, batch=batch)
-        objects += deleted
-        if deleted < batch:
-            break
+    objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
     report = RetentionReport(expired_outputs, usage_rows, video_jobs, objects)
     if expired_outputs or usage_rows or video_jobs or objects:
         counts = f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} objects={objects}"

@@ -93,11 +93,6 @@ async def test_retention_with_a_moved_clock(pg_gateway):
 
 
 async def test_retention_by_two_processes_at_once(pg_gateway):
-    from tests.server.test_retention import moved_clock_case
-    from tests.server.test_videos import _second_runtime
+    from tests.server.test_retention import two_processes_case
 
-    second = await _second_runtime(pg_gateway, pg_gateway.rt.settings.resolved_database_url)
-    try:
-        await moved_clock_case(pg_gateway, second)
-    finally:
-        await second.aclose()
+    await two_processes_case(pg_gateway)

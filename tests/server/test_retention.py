@@ -95,7 +95,8 @@ async def test_29_days_kept_31_days_gone(gateway):
     await moved_clock_case(gateway)
 
 
-async def test_two_processes_share_the_work(gateway):
+async def two_processes_case(gateway) -> None:
+    """The moved-clock case with a second server process purging the same database."""
     from tests.server.test_videos import _second_runtime
 
     second = await _second_runtime(gateway, gateway.rt.settings.resolved_database_url)
@@ -103,6 +104,10 @@ async def test_two_processes_share_the_work(gateway):
         await moved_clock_case(gateway, second)
     finally:
         await second.aclose()
+
+
+async def test_two_processes_share_the_work(gateway):
+    await two_processes_case(gateway)
 
 
 async def test_unfinished_jobs_are_never_purged(gateway):

@@ -96,3 +96,21 @@ async def test_retention_by_two_processes_at_once(pg_gateway):
     from tests.server.test_retention import two_processes_case
 
     await two_processes_case(pg_gateway)
+
+
+async def test_another_process_finishing_a_video_leaves_no_body(pg_gateway):
+    from tests.server.test_zero_retention import other_process_finishes_the_video_case
+
+    await other_process_finishes_the_video_case(pg_gateway)
+
+
+async def test_another_process_ending_jobs_drops_their_bodies(pg_gateway):
+    from tests.server.test_video_memory import other_process_ends_the_jobs_case
+
+    await other_process_ends_the_jobs_case(pg_gateway)
+
+
+async def test_polls_failing_forever_end_at_the_deadline(pg_gateway):
+    from tests.server.test_video_memory import polls_failing_until_the_deadline_case
+
+    await polls_failing_until_the_deadline_case(pg_gateway)

@@ -23,6 +23,7 @@ from reapi.router import Router, RouterConfig
 
 from .api_keys.auth import Authenticator
 from .config import Settings
+from .credits.live import LiveHolds
 from .db import Database
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.rate import RateLimiter
@@ -53,6 +54,8 @@ class Runtime:
     fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
     #: Bodies of video jobs submitted by this process, for their one resubmission (memory only).
     memory: PayloadMemory = field(init=False)
+    #: Credit holds of the image requests running in this process (renewed while they run).
+    live_holds: LiveHolds = field(default_factory=LiveHolds)
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)

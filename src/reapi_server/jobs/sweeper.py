@@ -61,7 +61,7 @@ async def sweep_once(rt: Runtime) -> SweepReport:
         submissions = await repository.stale_submissions(session, now)
     for hold_id, request_id in stale:
         async with rt.db.write() as session:
-            closed = await credit_rows.release(session, hold_id, now)
+            closed = await credit_rows.release_expired(session, hold_id, now)
             if closed is not None:
                 await usage_rows.finish(
                     session, request_id, status="failed", error_code="interrupted"

@@ -43,8 +43,9 @@ async def _status(rt, hold_id: str) -> str:
         ).scalar_one()
 
 
-async def test_a_request_outlasting_its_hold_window_is_charged_once(make_gateway):
+async def outlasting_the_hold_window_case(make_gateway, **settings) -> None:
     gateway = await make_gateway(
+        **settings,
         catalog=slow_catalog(),
         run_background_tasks=True,  # the sweeper runs every 50 ms, as it would in production
         image_hold_seconds=0.6,
@@ -84,3 +85,7 @@ async def test_the_sweeper_releases_only_a_hold_still_expired(gateway, monkeypat
     report = await sweep_once(rt)
     assert report.holds_released == 0 and await _status(rt, hold) == "held"
     assert await ledger_matches(rt, account) == (1000 - PRICE, PRICE)
+
+
+async def test_a_request_outlasting_its_hold_window_is_charged_once(make_gateway):
+    await outlasting_the_hold_window_case(make_gateway)

@@ -114,3 +114,19 @@ async def test_polls_failing_forever_end_at_the_deadline(pg_gateway):
     from tests.server.test_video_memory import polls_failing_until_the_deadline_case
 
     await polls_failing_until_the_deadline_case(pg_gateway)
+
+
+async def test_the_sweeper_releases_only_a_hold_still_expired(pg_gateway, monkeypatch):
+    from tests.server.test_hold_renewal import test_the_sweeper_releases_only_a_hold_still_expired
+
+    await test_the_sweeper_releases_only_a_hold_still_expired(pg_gateway, monkeypatch)
+
+
+async def test_running_requests_keep_their_holds(postgres_server, make_gateway):  # noqa: F811
+    from tests.server.test_hold_renewal import outlasting_the_hold_window_case
+
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    await outlasting_the_hold_window_case(make_gateway, database_url=postgres_server.url(name))

@@ -12,9 +12,9 @@ class HookedApp:
             return 302, {"location": origin + "/there"}, b""
         return json_answer(200, {"path": path})
 
-    def control(self, method, path, body):
+    def control(self, method, path, query, body):
         if path == "/__sim__/mine":
-            return json_answer(200, {"method": method, "body": body.decode()})
+            return json_answer(200, {"method": method, "query": query, "body": body.decode()})
         return None
 
     def status_fault_answer(self, state):
@@ -31,8 +31,9 @@ class PlainApp:
 def test_an_app_answers_its_own_control_paths_never_faulted():
     with SimServer(HookedApp()) as sim, httpx.Client() as client:
         sim.faults.set(Fault.ERROR_500)
-        mine = client.post(sim.base_url + "/__sim__/mine", content=b"hi")
-        assert mine.status_code == 200 and mine.json() == {"method": "POST", "body": "hi"}
+        mine = client.post(sim.base_url + "/__sim__/mine?a=1", content=b"hi")
+        assert mine.status_code == 200
+        assert mine.json() == {"method": "POST", "query": "a=1", "body": "hi"}
         assert client.get(sim.base_url + "/__sim__/other").status_code == 404
 
 

@@ -292,7 +292,7 @@ class OAuthSimulator:
         }
 
     # -- control endpoints -----------------------------------------------------------------
-    def control(self, method: str, path: str, body: bytes) -> Answer | None:
+    def control(self, method: str, path: str, query: str, body: bytes) -> Answer | None:
         """`GET|PUT|POST {prefix}/identities` (PUT replaces the list, POST adds or replaces one),
         `GET {prefix}/state` (counters, last authorize request), `PUT {prefix}/signed-in`
         with `{"id": "..."}` or `{"id": null}`."""

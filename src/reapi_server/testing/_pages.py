@@ -34,6 +34,7 @@ button:focus-visible{outline:3px solid #2563eb;outline-offset:2px}
 .cancel{text-align:center;background:#f9fafb;color:#374151}
 .foot{font-size:.85rem;color:#6b7280;margin:1rem 0 0}
 code{font-size:.85rem;overflow-wrap:anywhere}
+@media (max-width:480px){main{margin:1rem auto}.card{padding:1.25rem}}
 """
 
 
@@ -84,6 +85,7 @@ def chooser_page(
 
     The form posts `fields` back (the authorization request) with `identity` or `cancel`.
     """
+    returns_to = urlsplit(fields.get("redirect_uri", "")).netloc
     title = f"Sign in to {app_name} with {provider} (simulated)"
     hidden = "".join(
         f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
@@ -110,7 +112,9 @@ def chooser_page(
         f"<p>Choose the account to continue as. Nothing here reaches {escape(provider)}.</p>"
         f'<form method="post" action="{escape(action)}">{hidden}{listing}'
         '<button type="submit" name="cancel" value="1" class="cancel">Cancel</button></form>'
-        '<p class="foot">A loopback test double of the provider\'s sign-in page.</p>'
+        '<p class="foot">A loopback test double of the provider\'s sign-in page.'
+        + (f" You return to <code>{escape(returns_to)}</code>." if returns_to else "")
+        + "</p>"
     )
     return _document(title, body)
 

@@ -42,6 +42,9 @@ class FakeUpstream:
     hang_seconds: float = 30.0
     #: What a finished task's video download returns.
     video_body: bytes = MP4
+    #: What image answers hold, and the `output_format` they claim it is.
+    image_body: bytes = PNG
+    image_format: str = "png"
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def transport(self) -> httpx.MockTransport:
@@ -93,8 +96,8 @@ class FakeUpstream:
                 200,
                 json={
                     "created": 1,
-                    "data": [{"b64_json": base64.b64encode(PNG).decode()}] * n,
-                    "output_format": "png",
+                    "data": [{"b64_json": base64.b64encode(self.image_body).decode()}] * n,
+                    "output_format": self.image_format,
                     "size": "1024x1024",
                     "quality": "high",
                     "background": "opaque",

@@ -149,11 +149,11 @@ class JobPoller:
         body = upstream_body(self.rt, route, video) if video is not None else None
         if video is None or body is None:
             raise GatewayError("no video in the finished task", code="upstream_bad_response")
-        outputs = [Output("video", video.content_type, body)]
+        outputs = [Output("video", body)]
         thumbnail = status.thumbnail
         thumb_body = upstream_body(self.rt, route, thumbnail) if thumbnail is not None else None
         if thumbnail is not None and thumb_body is not None:
-            outputs.append(Output("thumbnail", thumbnail.content_type, thumb_body))
+            outputs.append(Output("thumbnail", thumb_body))
         return outputs
 
     async def _complete(self, job: VideoJob, route: Route, status: TaskStatus) -> None:

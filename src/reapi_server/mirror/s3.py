@@ -4,7 +4,8 @@ boto3 blocks, so every call runs on a worker thread, never on the event loop, an
 through short outages (`retry.py`). A body that fits in one part is one PutObject; a larger one
 (a video) is a multipart upload in fixed-size parts read from the stream one at a time, so memory
 holds about one part however large the object. A failed multipart upload is aborted: there is no
-half object, ever. Objects carry only their content type — no user data in keys or metadata.
+half object, ever. Objects carry only their (sniffed) content type and the cache rule that a
+client served straight from the bucket must follow — no user data in keys or metadata.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from ..config import Settings
 from .retry import in_thread_with_retries
-from .storage import Body, OpenedObject, check_key, rechunk
+from .storage import CACHE_CONTROL, Body, OpenedObject, check_key, rechunk
 
 __all__ = ["S3Store", "s3_client"]
 
@@ -98,14 +99,25 @@ class S3Store:
         pieces = rechunk(body, self.part_bytes)
         first = await anext(pieces, b"")
         if len(first) < self.part_bytes:  # the whole body: one request
-            await self._call("put_object", Key=key, Body=first, ContentType=content_type)
+            await self._call(
+                "put_object",
+                Key=key,
+                Body=first,
+                ContentType=content_type,
+                CacheControl=CACHE_CONTROL,
+            )
             return len(first)
         return await self._put_multipart(key, content_type, first, pieces)
 
     async def _put_multipart(
         self, key: str, content_type: str, first: bytes, rest: AsyncIterator[bytes]
     ) -> int:
-        started = await self._call("create_multipart_upload", Key=key, ContentType=content_type)
+        started = await self._call(
+            "create_multipart_upload",
+            Key=key,
+            ContentType=content_type,
+            CacheControl=CACHE_CONTROL,
+        )
         upload_id: str = started["UploadId"]
         parts: list[dict[str, Any]] = []
         size = 0

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "CACHE_CONTROL",
     "Body",
     "ObjectStore",
     "OpenedObject",
@@ -24,6 +25,10 @@ __all__ = [
 
 #: What `put` takes: the whole object, or its bytes as they arrive.
 Body = bytes | AsyncIterable[bytes]
+
+#: How long clients may keep an output without asking again: not at all. An output may be
+#: deleted any day (by its owner, or by retention); a cache that revalidates learns it at once.
+CACHE_CONTROL = "private, no-cache"
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$")
 

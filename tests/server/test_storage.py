@@ -76,6 +76,8 @@ async def test_a_failed_stream_leaves_nothing(store, size):
         )
     assert await store.open(key) is None
     assert leftovers(store) == []
+    if isinstance(store, LocalDiskStore):  # nor the task's directory, created for the write
+        assert not (store.root / "outputs" / "video_3333333333333333").exists()
 
 
 async def test_deleting_a_task_prefix(store):

@@ -21,7 +21,7 @@ from reapi.catalog import Route
 from reapi.providers import TaskStatus
 
 from ..credits import repository as credit_rows
-from ..errors import GatewayError
+from ..errors import GatewayError, StorageUnavailable
 from ..mirror.fetch import upstream_body
 from ..mirror.outputs import MirroredFile, Output, mirror
 from ..mirror.repository import insert_outputs
@@ -173,7 +173,12 @@ class JobPoller:
             if job.poll_failures + 1 < MAX_OUTPUT_FAILURES:
                 await self._reschedule(job, failed=True)
             elif await finish_failed(
-                rt, job.id, "output_unavailable", owner=rt.instance_id, states=POLLED_STATES
+                rt,
+                job.id,
+                # The last failure names the cause: our storage, or the upstream's download.
+                error.code if isinstance(error, StorageUnavailable) else "output_unavailable",
+                owner=rt.instance_id,
+                states=POLLED_STATES,
             ):
                 await delete_task_outputs(rt, job.id, None)
             return

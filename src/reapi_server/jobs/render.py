@@ -14,6 +14,7 @@ _FAILURE_TEXT = {
     "cancelled": "the video was deleted before it finished",
     "interrupted": "the gateway restarted before the provider took this video; nothing was charged",
     "output_unavailable": "the provider's output could not be fetched; nothing was charged",
+    "storage_unavailable": "the gateway could not store the output; nothing was charged",
 }
 
 

@@ -26,6 +26,8 @@ __all__ = ["LocalDiskStore"]
 _INLINE_LIMIT = 1024 * 1024
 #: Streams are written and read in pieces of this size, each on a worker thread.
 _PIECE = 1024 * 1024
+#: Temp files beside their targets: `.put-<random>`. Never a key (keys start with a letter).
+TEMP_PREFIX = ".put-"
 
 
 class LocalDiskStore:
@@ -100,23 +102,32 @@ class LocalDiskStore:
 
 
 def _create_temp(path: Path, content_type: str) -> tuple[BinaryIO, Path]:
-    tmp = path.parent / f".put-{secrets.token_hex(8)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    try:
-        fd = os.open(tmp, flags, 0o600)
-    except FileNotFoundError:  # the task's first object: make its directory
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o600)
-    handle = os.fdopen(fd, "wb")
+    tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    handle = os.fdopen(_open_new(tmp), "wb")
     handle.write(content_type.encode("ascii", "replace") + b"\n")
     return handle, tmp
 
 
+def _open_new(tmp: Path) -> int:
+    """Create the temp file; first its task's directory when this is the task's first object
+    (or when a failed writer has just removed the empty directory)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for _ in range(2):
+        try:
+            return os.open(tmp, flags, 0o600)
+        except FileNotFoundError:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(tmp, flags, 0o600)
+
+
 @contextmanager
 def _removed_on_failure(tmp: Path) -> Iterator[None]:
-    """Delete the temp file when the block fails or is cancelled."""
+    """Delete the temp file when the block fails or is cancelled, and the task's directory
+    when nothing else is in it: a failed task leaves nothing behind."""
     try:
         yield
     except BaseException:
         tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # not empty: an earlier output of the task, or another writer
+            tmp.parent.rmdir()
         raise

@@ -3,9 +3,12 @@ upstream claimed), with `nosniff`, and a cache lifetime that respects deletion (
 an ETag on every use, so a deleted output stops resolving at once). On local disk and S3."""
 
 import pytest
+from sqlalchemy import select
 from tests.server.fakes import MP4, PNG
 from tests.server.helpers import auth
 from tests.server.test_videos import create, drive
+
+from reapi_server.models import VideoJob
 
 #: What a hostile or broken upstream could hand over as "an image" or "a video".
 HTML = b"<html><script>document.title='owned'</script></html>"
@@ -96,6 +99,11 @@ async def test_a_normal_video_keeps_its_type(gateway):
     content = await gateway.client.get(f"/v1/videos/{video['id']}/content", headers=auth(key))
     assert content.content == MP4 and content.headers["content-type"] == "video/mp4"
     assert "no-cache" in content.headers["cache-control"]
+    async with gateway.rt.db.read() as session:
+        job = (await session.execute(select(VideoJob))).scalar_one()
+    # A video's file id is never handed out (it would be a key-less URL to the video).
+    assert job.video_file_id not in content.headers["etag"]
+    assert job.video_file_id[5:] not in content.headers["etag"]
     assert _stored_type(gateway, f"outputs/{video['id']}/0.mp4") == "video/mp4"
 
 

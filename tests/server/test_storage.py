@@ -17,7 +17,7 @@ from reapi_server.errors import GatewayError
 from reapi_server.mirror import LocalDiskStore, ObjectStore, read_object
 from reapi_server.mirror.s3 import S3Store
 from reapi_server.mirror.service import delete_task_outputs
-from reapi_server.models import PendingDeletion, StoredOutput
+from reapi_server.models import PendingDeletion, StoredOutput, VideoJob
 
 MIB = 1024 * 1024
 
@@ -208,9 +208,38 @@ async def test_delete_outputs_of_a_video_keeps_the_job(gateway):
     ).status_code == 200
     assert gateway.stored() == {}
     job = await gateway.client.get(f"/v1/videos/{video['id']}", headers=auth(key))
-    assert job.json()["status"] == "completed"
-    gone = await gateway.client.get(f"/v1/videos/{video['id']}/content", headers=auth(key))
-    assert gone.status_code == 404
+    assert job.json()["status"] == "completed" and job.json()["reapi"]["outputs_deleted"]
+    for variant in ("video", "thumbnail"):
+        gone = await gateway.client.get(
+            f"/v1/videos/{video['id']}/content?variant={variant}", headers=auth(key)
+        )
+        assert gone.status_code == 410 and gone.json()["error"]["code"] == "outputs_deleted"
+
+
+async def test_deleting_a_videos_file_is_deleting_that_output(gateway):
+    """The job stays completed (it was, and it was paid for); its downloads say the output was
+    deleted, as after DELETE /v1/outputs/{id}, and retrieve and list say so too."""
+    _, key = await gateway.account()
+    video = (await create(gateway, key)).json()
+    await drive(gateway)
+    async with gateway.rt.db.read() as session:
+        job = (await session.execute(select(VideoJob))).scalar_one()
+    base = f"/v1/videos/{video['id']}"
+    shown = (await gateway.client.get(base, headers=auth(key))).json()
+    assert shown["reapi"]["outputs_deleted"] is False
+    deleted = await gateway.client.delete(f"/v1/files/{job.video_file_id}", headers=auth(key))
+    assert deleted.status_code == 200
+    gone = await gateway.client.get(f"{base}/content", headers=auth(key))
+    assert gone.status_code == 410
+    assert gone.json()["error"]["code"] == "outputs_deleted"
+    assert "deleted" in gone.json()["error"]["message"]
+    thumbnail = await gateway.client.get(f"{base}/content?variant=thumbnail", headers=auth(key))
+    assert thumbnail.status_code == 200 and thumbnail.content == PNG
+    retrieved = (await gateway.client.get(base, headers=auth(key))).json()
+    assert retrieved["status"] == "completed" and retrieved["reapi"]["outputs_deleted"] is True
+    listed = (await gateway.client.get("/v1/videos", headers=auth(key))).json()["data"]
+    assert listed[0]["id"] == video["id"] and listed[0]["reapi"]["outputs_deleted"] is True
+    assert sorted(gateway.stored()) == [f"outputs/{video['id']}/1.png"]
 
 
 async def test_a_large_video_is_streamed_through_in_parts(gateway):

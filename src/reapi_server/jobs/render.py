@@ -22,7 +22,9 @@ def _public_status(status: str) -> str:
     return "queued" if status == "submitting" else status
 
 
-def video_body(job: VideoJob) -> dict[str, Any]:
+def video_body(job: VideoJob, *, outputs_deleted: bool = False) -> dict[str, Any]:
+    """`outputs_deleted`: the job completed, and its video was deleted since (by its owner,
+    through /v1/files or /v1/outputs): its content answers 410."""
     error = None
     if job.status == "failed":
         code = job.error_code or "generation_failed"
@@ -48,5 +50,6 @@ def video_body(job: VideoJob) -> dict[str, Any]:
             "provider": job.provider,
             "route": f"{job.provider}/{job.upstream_model}" if job.provider else None,
             "attempts": job.attempts,
+            "outputs_deleted": outputs_deleted,
         },
     }

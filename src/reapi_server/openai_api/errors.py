@@ -32,6 +32,7 @@ _TYPES = {
     404: "invalid_request_error",
     405: "invalid_request_error",
     409: "invalid_request_error",
+    410: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     422: "invalid_request_error",

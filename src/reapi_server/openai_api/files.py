@@ -12,6 +12,7 @@ deletes every output of an image request (its `x-request-id`) or a video.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -62,6 +63,12 @@ async def _chunks(opened: OpenedObject) -> AsyncIterator[bytes]:
         await opened.aclose()
 
 
+def _etag(file_id: str) -> str:
+    """Derived from the file id, which it must not reveal: a video's file id is never handed
+    out (its content is served by video id), and an ETag is seen by every cache on the way."""
+    return '"' + hashlib.sha256(file_id.encode()).hexdigest()[:32] + '"'
+
+
 def _revalidated(request: Request, etag: str) -> bool:
     """The client's cached copy is this output (`If-None-Match`)."""
     given = request.headers.get("if-none-match", "")
@@ -76,12 +83,12 @@ async def stored_response(
 
     Caches must revalidate on every use (`no-cache`, see `CACHE_CONTROL`): a deleted output
     then stops resolving at once. A revalidation costs one row lookup (the caller's) and answers
-    304 without touching storage; the file id is the ETag, since an output never changes."""
+    304 without touching storage; the ETag names the file, since an output never changes."""
     cached = {"cache-control": CACHE_CONTROL}
     direct = rt.store.url(output.storage_key) if redirect else None
     if direct is not None:
         return RedirectResponse(direct, 307, headers=cached)
-    etag = f'"{output.id}"'
+    etag = _etag(output.id)
     headers = {**cached, "etag": etag, "x-content-type-options": "nosniff"}
     if _revalidated(request, etag):
         return Response(status_code=304, headers=headers)

@@ -135,7 +135,7 @@ async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response
     responses={
         200: {"content": {"video/mp4": {}, "image/png": {}, "image/webp": {}}},
         304: {"description": "The cached copy (If-None-Match) is still this output"},
-        **error_responses(400, 401, 404, 422, 429),
+        **error_responses(400, 401, 404, 410, 422, 429),
     },
 )
 async def video_content(

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, gt=0)
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
+    #: A temp file or multipart upload of an output untouched this long was left by a process
+    #: that died mid-write; the retention job removes it. Keep it well above the longest output
+    #: download (the router's download deadline: 300 s).
+    abandoned_write_seconds: float = Field(default=3600.0, gt=0)
 
     # -- logging ----------------------------------------------------------------------------------
     log_level: str = "INFO"

@@ -5,6 +5,7 @@ behind, no metadata, direct URLs, and deletion at once."""
 import asyncio
 import os
 import secrets
+import time
 
 import httpx
 import pytest
@@ -281,13 +282,15 @@ async def test_output_urls_redirect_to_presigned_urls(make_gateway, storage_back
 
 
 def test_keys_name_only_the_task():
-    from reapi_server.mirror.keys import is_task_id, output_key
+    from reapi_server.mirror.keys import is_task_id, output_key, task_of_prefix
 
     task = f"req_{secrets.token_hex(12)}"
     assert output_key(task, 0, "image/png") == f"outputs/{task}/0.png"
     assert output_key(task, 1, "video/mp4; codecs=avc1") == f"outputs/{task}/1.mp4"
     assert output_key(task, 2, "application/x-unknown") == f"outputs/{task}/2.bin"
     assert is_task_id(task) and not is_task_id("../etc") and not is_task_id("req_XYZ")
+    assert task_of_prefix(f"outputs/{task}/") == task
+    assert task_of_prefix(f"outputs/{task}/0.png") is None
 
 
 async def test_operator_deletes_a_task_from_the_command_line(gateway, monkeypatch):
@@ -319,3 +322,47 @@ async def test_operator_deletes_a_task_from_the_command_line(gateway, monkeypatc
     assert refused.exit_code == 1 and "not a task id" in refused.output
     purged = await asyncio.to_thread(cli, "outputs", "purge", *data)
     assert purged.exit_code == 0 and "deleted 0 outputs" in purged.output
+
+
+# -- what a process that died mid-write leaves behind ------------------------------------------
+
+
+def _abandon_a_write(store: ObjectStore, key: str, age: float) -> None:
+    """What a process killed in the middle of `put` leaves: a temp file beside the target, or
+    a multipart upload with a part and no end. (Killing real processes: test_killed.py.)"""
+    if isinstance(store, LocalDiskStore):
+        directory = store.root / key.rpartition("/")[0]
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / f".put-{secrets.token_hex(8)}"
+        tmp.write_bytes(b"video/mp4\n" + os.urandom(1024))
+        os.utime(tmp, (time.time() - age, time.time() - age))
+        return
+    started = store.client.create_multipart_upload(Bucket=store.bucket, Key=key)
+    store.client.upload_part(
+        Bucket=store.bucket,
+        Key=key,
+        UploadId=started["UploadId"],
+        PartNumber=1,
+        Body=os.urandom(5 * MIB),
+    )
+
+
+async def test_abandoned_partial_writes_are_swept(store):
+    await store.put("outputs/video_9999999999999999/1.png", PNG, "image/png")
+    _abandon_a_write(store, "outputs/video_9999999999999999/0.mp4", age=7200)
+    _abandon_a_write(store, "outputs/video_aaaaaaaaaaaaaaaa/0.mp4", age=7200)
+    assert len(leftovers(store)) == 2
+    assert await store.sweep_abandoned(time.time() - 3600) == 2
+    assert leftovers(store) == []
+    assert await store.open("outputs/video_9999999999999999/1.png") is not None  # kept
+    if isinstance(store, LocalDiskStore):  # and the directory the dead write made is gone
+        assert not (store.root / "outputs" / "video_aaaaaaaaaaaaaaaa").exists()
+
+
+async def test_a_write_in_progress_is_not_swept(tmp_path):
+    """(Local disk: a temp file's age is its last write. S3 lists when an upload began, which
+    moto does not keep: there only the retention job's grace period protects it.)"""
+    store = LocalDiskStore(tmp_path / "outputs")
+    _abandon_a_write(store, "outputs/video_bbbbbbbbbbbbbbbb/0.mp4", age=60)
+    assert await store.sweep_abandoned(time.time() - 3600) == 0
+    assert len(leftovers(store)) == 1

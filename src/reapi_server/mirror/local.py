@@ -2,7 +2,8 @@
 
 Each file starts with its content type and a newline, so that one file (then one rename) stores an
 object whole. A body is written to a temp file beside its target and renamed over it: readers see
-all of it or nothing, and a failed or cancelled write leaves no file behind.
+all of it or nothing, and a failed or cancelled write leaves no file behind. A process killed
+mid-write leaves its temp file; the retention job sweeps it (`sweep_abandoned`).
 """
 
 from __future__ import annotations
@@ -99,6 +100,27 @@ class LocalDiskStore:
 
     def url(self, key: str) -> str | None:
         return None
+
+    async def sweep_abandoned(self, before: float) -> int:
+        return await anyio.to_thread.run_sync(self._sweep_abandoned, before)
+
+    def _sweep_abandoned(self, before: float) -> int:
+        """A write in progress touches its temp file at least every piece (and a stalled
+        download is cut off long before `before`): an older one was left by a dead process."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for tmp in list(self.root.rglob(f"{TEMP_PREFIX}*")):  # listed before any rmdir
+            try:
+                if tmp.stat().st_mtime >= before:
+                    continue
+                tmp.unlink()
+            except FileNotFoundError:  # finished or removed meanwhile
+                continue
+            removed += 1
+            with suppress(OSError):  # the task's directory, when the dead write made it
+                tmp.parent.rmdir()
+        return removed
 
 
 def _create_temp(path: Path, content_type: str) -> tuple[BinaryIO, Path]:

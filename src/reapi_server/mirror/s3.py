@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..config import Settings
+from .keys import OUTPUTS_PREFIX
 from .retry import in_thread_with_retries
 from .storage import CACHE_CONTROL, Body, OpenedObject, check_key, rechunk
 
@@ -200,6 +201,27 @@ class S3Store:
             )
             if reply.get("Errors"):
                 raise RuntimeError(f"{len(reply['Errors'])} objects were not deleted")
+
+    async def sweep_abandoned(self, before: float) -> int:
+        return await in_thread_with_retries(self.attempts, self._sweep_abandoned, before=before)
+
+    def _sweep_abandoned(self, before: float) -> int:
+        """Multipart uploads begun before `before`: their process died between the first part
+        and the last (a live upload is aborted by `put` itself when it fails). Only under
+        `outputs/`: the bucket may hold what is not the gateway's."""
+        aborted = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=OUTPUTS_PREFIX
+        )
+        for page in pages:
+            for upload in page.get("Uploads", ()):
+                if upload["Initiated"].timestamp() >= before:
+                    continue
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted += 1
+        return aborted
 
     def url(self, key: str) -> str | None:
         if self.public_base_url:

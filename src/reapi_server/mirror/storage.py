@@ -85,6 +85,10 @@ class ObjectStore(Protocol):
     def url(self, key: str) -> str | None:
         """A direct URL for the object, or None when the gateway serves it itself."""
 
+    async def sweep_abandoned(self, before: float) -> int:
+        """Remove the partial writes of processes that died mid-`put` (temp files, unfinished
+        multipart uploads) last touched before `before` (Unix seconds); how many went."""
+
 
 async def read_object(store: ObjectStore, key: str) -> StoredObject | None:
     """A whole (small) object in memory: for images, never for videos."""

@@ -2,7 +2,7 @@
 
 Secrets are `SecretStr` so that a settings object can be printed or logged without leaking them.
 Everything the server keeps on disk lives under `data_dir`: the SQLite file, mirrored outputs and
-the generated secret used to fingerprint idempotent requests.
+the generated secret used to fingerprint idempotent requests. All of it is private (`private`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
+
+from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
 
 __all__ = ["CONFIG_ENV", "Settings"]
 
@@ -176,7 +178,10 @@ class Settings(BaseSettings):
         return self.data_dir / "outputs"
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data dir, private (0700): made so, or tightened when an earlier version left it
+        readable by others."""
+        make_private_dirs(self.data_dir)
+        tighten(self.data_dir, PRIVATE_DIR)
 
     def fingerprint_secret(self) -> bytes:
         """The configured secret, or one generated once and kept (mode 0600) in the data dir."""
@@ -190,7 +195,7 @@ class Settings(BaseSettings):
             pass
         value = secrets.token_hex(32).encode()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         except FileExistsError:  # another worker wrote it first
             return path.read_bytes().strip()
         with os.fdopen(fd, "wb") as handle:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -33,6 +34,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from .group_commit import GroupCommitter, Tx
+from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
 
 __all__ = ["Database"]
@@ -81,6 +83,20 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+def _private_sqlite_files(database: str) -> None:
+    """The database file is made 0600 before SQLite opens it: SQLite gives its WAL and shared
+    memory files the database's mode, and would otherwise create it world-readable (umask 022).
+    Files an earlier version made are tightened."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite says what is wrong when it opens it
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix), PRIVATE_FILE)
+
+
 def _checkpoint(path: str) -> None:
     connection = sqlite3.connect(path, timeout=1.0)
     try:
@@ -99,6 +115,7 @@ class Database:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         if self.dialect == "sqlite":
+            _private_sqlite_files(make_url(url).database or "")
             self._reader = _sqlite_engine(url, writer=False)
             self._writer = _sqlite_engine(url, writer=True)
         else:

@@ -18,6 +18,7 @@ from typing import BinaryIO
 
 import anyio
 
+from ..private import PRIVATE_FILE, make_private_dirs
 from .storage import Body, OpenedObject, check_key, rechunk
 
 __all__ = ["LocalDiskStore"]
@@ -136,10 +137,10 @@ def _open_new(tmp: Path) -> int:
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     for _ in range(2):
         try:
-            return os.open(tmp, flags, 0o600)
+            return os.open(tmp, flags, PRIVATE_FILE)
         except FileNotFoundError:
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(tmp, flags, 0o600)
+            make_private_dirs(tmp.parent)
+    return os.open(tmp, flags, PRIVATE_FILE)
 
 
 @contextmanager

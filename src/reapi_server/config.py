@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     sweep_interval: float = 30.0
     #: How often the SQLite WAL is copied back into the database file (off the event loop).
     checkpoint_interval: float = 1.0
+    #: After an operation failed because the database was unavailable (a full disk, a lost
+    #: connection), /readyz answers 503 for this long, and requests are told to retry after it.
+    database_error_unready_seconds: float = Field(default=10.0, ge=0)
     idempotency_ttl_seconds: float = 24 * 3600
 
     # -- output storage --------------------------------------------------------------------------

@@ -46,6 +46,8 @@ class ReapiInfo(_Shape):
     #: Unix seconds when an upstream URL in this answer stops working (None: no such URL).
     url_expires_at: int | None = None
     resubmitted_from: str | None = None
+    #: A gateway video whose stored output was deleted (its content answers 410).
+    outputs_deleted: bool | None = None
 
 
 class Image(_Shape):

@@ -2,7 +2,7 @@
 
 Secrets are `SecretStr` so that a settings object can be printed or logged without leaking them.
 Everything the server keeps on disk lives under `data_dir`: the SQLite file, mirrored outputs and
-the generated secret used to fingerprint idempotent requests.
+the generated secret used to fingerprint idempotent requests. All of it is private (`private`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
+
+from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
 
 __all__ = ["CONFIG_ENV", "Settings"]
 
@@ -93,6 +95,9 @@ class Settings(BaseSettings):
     sweep_interval: float = 30.0
     #: How often the SQLite WAL is copied back into the database file (off the event loop).
     checkpoint_interval: float = 1.0
+    #: After an operation failed because the database was unavailable (a full disk, a lost
+    #: connection), /readyz answers 503 for this long, and requests are told to retry after it.
+    database_error_unready_seconds: float = Field(default=10.0, ge=0)
     idempotency_ttl_seconds: float = 24 * 3600
 
     # -- output storage --------------------------------------------------------------------------
@@ -125,6 +130,10 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, gt=0)
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
+    #: A temp file or multipart upload of an output untouched this long was left by a process
+    #: that died mid-write; the retention job removes it. Keep it well above the longest output
+    #: download (the router's download deadline: 300 s).
+    abandoned_write_seconds: float = Field(default=3600.0, gt=0)
 
     # -- logging ----------------------------------------------------------------------------------
     log_level: str = "INFO"
@@ -178,7 +187,10 @@ class Settings(BaseSettings):
         return self.data_dir / "outputs"
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data dir, private (0700): made so, or tightened when an earlier version left it
+        readable by others."""
+        make_private_dirs(self.data_dir)
+        tighten(self.data_dir, PRIVATE_DIR)
 
     def fingerprint_secret(self) -> bytes:
         """The configured secret, or one generated once and kept (mode 0600) in the data dir."""
@@ -192,7 +204,7 @@ class Settings(BaseSettings):
             pass
         value = secrets.token_hex(32).encode()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         except FileExistsError:  # another worker wrote it first
             return path.read_bytes().strip()
         with os.fdopen(fd, "wb") as handle:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "GatewayError",
+    "Gone",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidApiKey",
@@ -52,6 +53,13 @@ class InsufficientCredits(GatewayError):
 class NotFound(GatewayError):
     http_status = 404
     default_code = "not_found"
+
+
+class Gone(GatewayError):
+    """It existed, and was deleted: asking again will not bring it back."""
+
+    http_status = 410
+    default_code = "outputs_deleted"
 
 
 class IdempotencyConflict(GatewayError):

@@ -123,7 +123,7 @@ async def generate(
             files = await mirror(
                 rt.store,
                 request_id,
-                [Output("image", i.content_type, i.data or b"") for i in images],
+                [Output("image", i.data or b"") for i in images],
             )
         except BaseException:
             # Images stored before the failure (an outage, or a cancelled request): no row will

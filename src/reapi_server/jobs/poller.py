@@ -24,7 +24,7 @@ from reapi.catalog import Route
 from reapi.providers import TaskStatus
 
 from ..credits import repository as credit_rows
-from ..errors import GatewayError
+from ..errors import GatewayError, StorageUnavailable
 from ..mirror.fetch import upstream_body
 from ..mirror.outputs import MirroredFile, Output, mirror
 from ..mirror.repository import insert_outputs
@@ -169,11 +169,11 @@ class JobPoller:
         body = upstream_body(self.rt, route, video) if video is not None else None
         if video is None or body is None:
             raise GatewayError("no video in the finished task", code="upstream_bad_response")
-        outputs = [Output("video", video.content_type, body)]
+        outputs = [Output("video", body)]
         thumbnail = status.thumbnail
         thumb_body = upstream_body(self.rt, route, thumbnail) if thumbnail is not None else None
         if thumbnail is not None and thumb_body is not None:
-            outputs.append(Output("thumbnail", thumbnail.content_type, thumb_body))
+            outputs.append(Output("thumbnail", thumb_body))
         return outputs
 
     async def _complete(self, job: VideoJob, route: Route, status: TaskStatus) -> None:
@@ -193,7 +193,12 @@ class JobPoller:
             if job.poll_failures + 1 < MAX_OUTPUT_FAILURES:
                 await self._reschedule(job, failed=True)
             elif await finish_failed(
-                rt, job.id, "output_unavailable", owner=rt.instance_id, states=POLLED_STATES
+                rt,
+                job.id,
+                # The last failure names the cause: our storage, or the upstream's download.
+                error.code if isinstance(error, StorageUnavailable) else "output_unavailable",
+                owner=rt.instance_id,
+                states=POLLED_STATES,
             ):
                 await delete_task_outputs(rt, job.id, None)
             return

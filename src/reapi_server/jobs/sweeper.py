@@ -1,6 +1,7 @@
-"""Clean up after processes that died: release credit holds nobody will settle, fail video jobs
-that never reached the upstream, and drop expired idempotency records. And in every process, drop
-the request bodies it keeps for jobs that another process finished or deleted.
+"""Clean up after processes that died: release credit holds nobody will settle (and queue what
+their image requests stored), fail video jobs that never reached the upstream, and drop expired
+idempotency records. And in every process, drop the request bodies it keeps for jobs that another
+process finished or deleted.
 
 Every release is the same conditional update the live path uses, so two sweepers (or a sweeper
 and a slow live request) never release one hold twice.
@@ -15,6 +16,8 @@ import anyio
 
 from ..credits import repository as credit_rows
 from ..idempotency import repository as idempotency_rows
+from ..mirror.keys import is_task_id, task_prefix
+from ..mirror.repository import enqueue_deletions
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
@@ -66,6 +69,10 @@ async def sweep_once(rt: Runtime) -> SweepReport:
                 await usage_rows.finish(
                     session, request_id, status="failed", error_code="interrupted"
                 )
+                if is_task_id(request_id):
+                    # Its process died, perhaps after storing images: no row will ever point at
+                    # them, so they are queued for deletion with the release.
+                    await enqueue_deletions(session, [task_prefix(request_id)], now)
         if closed is not None:
             released += 1
             rt.metrics.credits.labels("released").inc(closed.amount)

@@ -11,6 +11,7 @@ from reapi import ReapiError
 
 from ..errors import StorageUnavailable
 from .keys import output_key
+from .media import sniffed
 from .storage import Body, ObjectStore
 
 __all__ = ["MirroredFile", "Output", "file_url", "mirror"]
@@ -20,11 +21,11 @@ log = logging.getLogger("reapi_server.mirror")
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One generated file to store: its bytes, or a stream of them still arriving."""
+    """One generated file to store: its bytes, or a stream of them still arriving. No content
+    type: whatever the upstream claimed, the stored one is sniffed from the bytes (`media`)."""
 
     #: image | video | thumbnail
     kind: str
-    content_type: str
     body: Body
 
 
@@ -50,15 +51,16 @@ async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) ->
     done: list[MirroredFile] = []
     try:
         for index, output in enumerate(outputs):
-            key = output_key(task_id, index, output.content_type)
+            body: Body = output.body
             try:
-                size = await store.put(key, output.body, output.content_type)
+                content_type, body = await sniffed(output.body)
+                key = output_key(task_id, index, content_type)
+                size = await store.put(key, body, content_type)
             finally:
-                if isinstance(output.body, AsyncGenerator):
-                    await output.body.aclose()  # close the upstream response, read or not
-            done.append(
-                MirroredFile(_new_file_id(), task_id, key, output.content_type, size, output.kind)
-            )
+                for stream in (body, output.body):  # the sniffed stream, then the upstream's
+                    if isinstance(stream, AsyncGenerator):
+                        await stream.aclose()  # close the upstream response, read or not
+            done.append(MirroredFile(_new_file_id(), task_id, key, content_type, size, output.kind))
     except ReapiError:
         raise
     except Exception as exc:

@@ -13,11 +13,13 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
 
+from ..db_errors import error_name, is_unavailable
 from ..errors import GatewayError
 
 __all__ = ["error_response", "install_error_handlers", "validation_message"]
@@ -32,6 +34,7 @@ _TYPES = {
     404: "invalid_request_error",
     405: "invalid_request_error",
     409: "invalid_request_error",
+    410: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     422: "invalid_request_error",
@@ -122,8 +125,22 @@ def install_error_handlers(app: FastAPI) -> None:
             500, "the gateway failed to handle this request", code="internal_error"
         )
 
+    async def on_database(request: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            return await on_unexpected(request, exc)
+        log.warning("database unavailable", extra={"code": error_name(exc)})
+        settings = request.app.state.runtime.settings
+        return error_response(
+            503,
+            "the gateway's database is unavailable; retry shortly",
+            code="database_unavailable",
+            error_type="server_error",
+            retry_after=settings.database_error_unready_seconds,
+        )
+
     app.add_exception_handler(ReapiError, on_reapi)
     app.add_exception_handler(GatewayError, on_gateway)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(SQLAlchemyError, on_database)
     app.add_exception_handler(Exception, on_unexpected)

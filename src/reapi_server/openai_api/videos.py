@@ -134,10 +134,12 @@ async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response
     response_class=Response,
     responses={
         200: {"content": {"video/mp4": {}, "image/png": {}, "image/webp": {}}},
-        **error_responses(400, 401, 404, 422, 429),
+        304: {"description": "The cached copy (If-None-Match) is still this output"},
+        **error_responses(400, 401, 404, 410, 422, 429),
     },
 )
 async def video_content(
+    request: Request,
     video_id: VideoId,
     rt: Rt,
     principal: Caller,
@@ -145,4 +147,4 @@ async def video_content(
 ) -> Response:
     output = await service.content(rt, principal, video_id, variant)
     # Streamed through the gateway, never redirected: API clients (the SDK) do not follow them.
-    return await stored_response(rt, output, redirect=False)
+    return await stored_response(rt, request, output, redirect=False)

@@ -9,6 +9,10 @@ Apps are framework neutral: `handle(method, path, query, headers, body, *, origi
 Every server also answers `GET /__sim__/health` and `POST /__sim__/fault` (never faulted). Once
 REFUSE is set, nothing on that port answers: clear it in-process or through the control server
 of `run_simulators`.
+
+Two optional app hooks: `control(method, path, body) -> Answer | None` answers the app's own
+`/__sim__/...` paths (never faulted; None: unknown), and `status_fault_answer(state) -> Answer |
+None` says the status faults (5xx, 429) in the app's words instead of OpenAI's.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ _REASONS = {
     201: "Created",
     202: "Accepted",
     204: "No Content",
+    302: "Found",
+    303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -233,6 +239,10 @@ class SimServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client left (or sent a header block over 64 KiB)
+        except asyncio.CancelledError:
+            # stop() with a keep-alive client connected: the loop closes and cancels this task;
+            # ending quietly spares asyncio's "Exception in callback" log on Python 3.11.
+            pass
         finally:
             self._clients.discard(writer)
             writer.close()
@@ -266,7 +276,7 @@ class SimServer:
             while await reader.read(65536):  # until the client gives up
                 pass
             return False
-        answer = _status_fault(state) or self._answer(method, path, query, headers, body)
+        answer = self._status_fault(state) or self._answer(method, path, query, headers, body)
         if state.fault is Fault.TRUNCATED_JSON:
             _, out_headers, content = answer
             cut = content[: max(len(content) // 2, 1)]
@@ -279,6 +289,13 @@ class SimServer:
             slow=state.fault is Fault.SLOW_BODY,
         )
         return keep_alive
+
+    def _status_fault(self, state: FaultState) -> Answer | None:
+        own_words = getattr(self.app, "status_fault_answer", None)
+        if callable(own_words):
+            answer: Answer | None = own_words(state)
+            return answer
+        return _status_fault(state)
 
     def _answer(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
@@ -295,7 +312,9 @@ class SimServer:
             return json_answer(200, {"ok": True, **describe_fault(self.faults.effective)})
         if path == _CONTROL + "fault" and method == "POST":
             return set_fault_from_json(self.faults, body)
-        return json_answer(404, {"error": "unknown control path"})
+        app_control = getattr(self.app, "control", None)
+        answer: Answer | None = app_control(method, path, body) if callable(app_control) else None
+        return answer or json_answer(404, {"error": "unknown control path"})
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -15,6 +15,7 @@ a fallback in production code. `python -m reapi_server.testing.stripe_sim --help
 """
 
 from ._customers import TEST_CARDS, TestCard
+from ._errors import StripeError
 from ._payments import PAYMENT_OUTCOMES
 from ._simulator import DEFAULT_SECRET_KEY, StripeSimulator
 from ._webhooks import DEFAULT_RETRY_DELAYS, Delivery, Tamper, WebhookEndpoint, signature_header
@@ -25,6 +26,7 @@ __all__ = [
     "PAYMENT_OUTCOMES",
     "TEST_CARDS",
     "Delivery",
+    "StripeError",
     "StripeSimulator",
     "Tamper",
     "TestCard",

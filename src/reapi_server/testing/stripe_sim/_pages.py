@@ -41,7 +41,7 @@ color:var(--ink);background:#f6f8fb}
 padding:.4rem 1rem}
 .layout{max-width:980px;margin:0 auto;padding:1.5rem 1rem 3rem;display:grid;gap:1.5rem}
 .narrow{max-width:560px}
-@media (min-width:800px){.layout{grid-template-columns:1fr 1fr;gap:4rem;padding:4rem 2rem}
+@media (min-width:800px){.layout{grid-template-columns:1fr 1fr;gap:4rem;padding:3rem 2rem}
 .narrow{grid-template-columns:1fr}}
 .merchant{font-weight:700;margin:0 0 1.25rem}
 .muted{color:var(--muted);margin:0}
@@ -54,13 +54,13 @@ border-bottom:1px solid var(--line)}
 .card{background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(26,31,54,.12);padding:1.5rem}
 h1{font-size:1.5rem;margin:0 0 .5rem}
 h2{font-size:1.1rem;margin:0 0 1rem}
-label,legend{display:block;font-size:.9rem;font-weight:600;margin:0 0 .35rem}
+label,legend{display:block;font-size:.9rem;font-weight:600;margin:0 0 .35rem;padding:0}
 input[type=email],input[type=text]{width:100%;font:inherit;padding:.7rem .8rem;
 border:1px solid #c3cbd5;border-radius:8px;margin:0 0 1rem}
 fieldset{border:0;padding:0;margin:0 0 .5rem}
 .choice{display:flex;gap:.6rem;align-items:center;padding:.65rem .8rem;border:1px solid #c3cbd5;
 border-radius:8px;margin:0 0 .5rem;font-weight:400}
-.choice input{margin:0;width:1.1rem;height:1.1rem;flex:none}
+.choice input{margin:0;width:1.1rem;height:1.1rem;flex:none;accent-color:var(--brand)}
 button,.button{display:block;width:100%;font:inherit;font-weight:600;padding:.8rem 1rem;
 border-radius:8px;margin-top:.75rem;cursor:pointer;min-height:48px;text-align:center;
 text-decoration:none}
@@ -77,7 +77,7 @@ def _page(title: str, body: str, *, status: int = 200) -> SimResponse:
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>"
-        '<div class="test">Test mode · simulated Stripe — no real money moves</div>'
+        '<div class="test">Test mode · simulated Stripe, no real money</div>'
         f"{body}</body></html>"
     )
     headers = {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}

@@ -387,6 +387,23 @@ def test_a_card_that_needs_authentication_later_is_chosen_on_the_page(sim, clien
     assert on_session.status == "requires_action"
 
 
+def test_a_saved_card_can_be_the_customers_default_until_detached(sim, client):
+    intent = paid_session(client, sim).payment_intent
+    settings = {"invoice_settings": {"default_payment_method": intent.payment_method}}
+    updated = client.v1.customers.update(intent.customer, params=settings)
+    assert updated.invoice_settings.default_payment_method == intent.payment_method
+    previous = sim.last_event("customer.updated")["data"]["previous_attributes"]
+    assert previous["invoice_settings"]["default_payment_method"] is None
+    other = client.v1.customers.create(params={})
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.customers.update(other.id, params=settings)
+    assert caught.value.param == "invoice_settings[default_payment_method]"
+    assert client.v1.payment_methods.detach(intent.payment_method).customer is None
+    customer = client.v1.customers.retrieve(intent.customer)
+    assert customer.invoice_settings.default_payment_method is None
+    assert sim.last_event("payment_method.detached")
+
+
 def test_the_global_stripe_configuration_works_too(sim, monkeypatch):
     monkeypatch.setattr(stripe, "api_key", sim.secret_key)
     monkeypatch.setattr(stripe, "api_base", sim.base_url)

@@ -10,9 +10,9 @@ Every server also answers `GET /__sim__/health` and `POST /__sim__/fault` (never
 REFUSE is set, nothing on that port answers: clear it in-process or through the control server
 of `run_simulators`.
 
-Two optional app hooks: `control(method, path, body) -> Answer | None` answers the app's own
+Two optional app hooks: `control(method, path, query, body) -> Answer | None` answers the app's own
 `/__sim__/...` paths (never faulted; None: unknown), and `status_fault_answer(state) -> Answer |
-None` says the status faults (5xx, 429) in the app's words instead of OpenAI's.
+None` says the status faults (5xx, 429) in the app's words (None: OpenAI's, the default).
 """
 
 from __future__ import annotations
@@ -261,7 +261,8 @@ class SimServer:
         keep_alive = _keep_alive(version, headers)
         path, _, query = target.partition("?")
         if path.startswith(_CONTROL):
-            await _write(writer, self._control(method, path, body), keep_alive=keep_alive)
+            answer = self._control(method, path, query, body)
+            await _write(writer, answer, keep_alive=keep_alive)
             return keep_alive
         state = self.faults.take()
         if state.latency:
@@ -292,10 +293,8 @@ class SimServer:
 
     def _status_fault(self, state: FaultState) -> Answer | None:
         own_words = getattr(self.app, "status_fault_answer", None)
-        if callable(own_words):
-            answer: Answer | None = own_words(state)
-            return answer
-        return _status_fault(state)
+        answer: Answer | None = own_words(state) if callable(own_words) else None
+        return answer or _status_fault(state)
 
     def _answer(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
@@ -307,13 +306,13 @@ class SimServer:
             error = {"message": f"simulator error: {type(exc).__name__}", "type": "server_error"}
             return json_answer(500, {"error": error})
 
-    def _control(self, method: str, path: str, body: bytes) -> Answer:
+    def _control(self, method: str, path: str, query: str, body: bytes) -> Answer:
         if path == _CONTROL + "health" and method == "GET":
             return json_answer(200, {"ok": True, **describe_fault(self.faults.effective)})
         if path == _CONTROL + "fault" and method == "POST":
             return set_fault_from_json(self.faults, body)
-        app_control = getattr(self.app, "control", None)
-        answer: Answer | None = app_control(method, path, body) if callable(app_control) else None
+        own = getattr(self.app, "control", None)
+        answer: Answer | None = own(method, path, query, body) if callable(own) else None
         return answer or json_answer(404, {"error": "unknown control path"})
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from ._account import Account, Origin, StripeObject
 from ._clock import new_id
-from ._errors import invalid
+from ._errors import StripeError, invalid
 from ._forms import Params, merge_metadata, new_metadata
 
 __all__ = [
@@ -38,6 +38,7 @@ CUSTOMER_PARAMS = (
     "tax_exempt",
     "tax_id_data",
 )
+_TAX_EXEMPT = ("exempt", "none", "reverse")
 #: Payment method types whose payments settle later ("delayed notification" in Stripe's words).
 ASYNC_METHOD_TYPES = frozenset(
     [
@@ -136,7 +137,11 @@ def new_customer(
 
 def create_customer(account: Account, params: Params, origin: Origin) -> StripeObject:
     params.only(CUSTOMER_PARAMS)
-    customer = new_customer(
+    method_id = params.child("invoice_settings").text("default_payment_method")
+    if method_id is not None:  # a new customer has no attached method yet
+        raise _not_attached(method_id)
+    tax_exempt = params.text("tax_exempt", choices=_TAX_EXEMPT)
+    return new_customer(
         account,
         origin,
         email=params.text("email"),
@@ -145,23 +150,21 @@ def create_customer(account: Account, params: Params, origin: Origin) -> StripeO
         phone=params.text("phone"),
         metadata=params.metadata(),
         preferred_locales=params.strings("preferred_locales"),
-        tax_exempt=params.text("tax_exempt", choices=("none", "exempt", "reverse"), default="none")
-        or "none",
+        tax_exempt=tax_exempt or "none",
     )
-    default_method = params.child("invoice_settings").text("default_payment_method")
-    if default_method is not None:
-        update_customer(
-            account,
-            customer,
-            Params({"invoice_settings": {"default_payment_method": default_method}}),
-            origin,
-            event=False,
-        )
-    return customer
+
+
+def _not_attached(method_id: str) -> StripeError:
+    return invalid(
+        f"The customer does not have a payment method with the ID {method_id[:80]}. The payment"
+        " method must be attached to the customer.",
+        param="invoice_settings[default_payment_method]",
+        code="resource_missing",
+    )
 
 
 def update_customer(
-    account: Account, customer: StripeObject, params: Params, origin: Origin, *, event: bool = True
+    account: Account, customer: StripeObject, params: Params, origin: Origin
 ) -> StripeObject:
     params.only(CUSTOMER_PARAMS)
     with account.lock:
@@ -170,9 +173,7 @@ def update_customer(
             if key in params:
                 customer[key] = params.text(key)
         if "tax_exempt" in params:
-            customer["tax_exempt"] = params.text(
-                "tax_exempt", choices=("none", "exempt", "reverse"), default="none"
-            )
+            customer["tax_exempt"] = params.text("tax_exempt", choices=_TAX_EXEMPT) or "none"
         if "preferred_locales" in params:
             customer["preferred_locales"] = params.strings("preferred_locales")
         customer["metadata"] = merge_metadata(customer["metadata"], params.metadata())
@@ -186,18 +187,13 @@ def update_customer(
                     method_id, "payment_method", param="invoice_settings[default_payment_method]"
                 )
                 if method["customer"] != customer["id"]:
-                    raise invalid(
-                        f"The customer does not have a payment method with the ID {method_id}. The"
-                        " payment method must be attached to the customer.",
-                        param="invoice_settings[default_payment_method]",
-                        code="resource_missing",
-                    )
+                    raise _not_attached(method_id)
             customer["invoice_settings"] = {
                 **customer["invoice_settings"],
                 "default_payment_method": method_id,
             }
         previous = {k: v for k, v in before.items() if customer.get(k) != v}
-        if event and previous:
+        if previous:
             account.emit("customer.updated", customer, origin, previous=previous)
     return customer
 
@@ -292,6 +288,12 @@ def detach_payment_method(account: Account, method: StripeObject, origin: Origin
                 param="payment_method",
             )
         previous = {"customer": method["customer"]}
+        customer = account.get(method["customer"], "customer")
+        if customer["invoice_settings"]["default_payment_method"] == method["id"]:
+            customer["invoice_settings"] = {
+                **customer["invoice_settings"],
+                "default_payment_method": None,
+            }
         method["customer"] = None
         account.emit("payment_method.detached", method, origin, previous=previous)
     return method

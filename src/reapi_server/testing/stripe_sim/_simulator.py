@@ -127,7 +127,7 @@ class StripeSimulator:
         }
         return json_answer(404, {"error": error})
 
-    def control(self, method: str, path: str, body: bytes) -> Answer | None:
+    def control(self, method: str, path: str, query: str, body: bytes) -> Answer | None:
         """`/__sim__/stripe/...` (see `_control`); None for other control paths."""
         if path != CONTROL_PREFIX and not path.startswith(CONTROL_PREFIX + "/"):
             return None

@@ -139,7 +139,8 @@ def _line_items(account: Account, params: Params) -> list[StripeObject]:
         if "price" in entry:  # no Prices API here: products come inline
             raise StripeError(
                 400,
-                f"No such price: '{entry.required_text('price')[:80]}'",
+                f"No such price: '{entry.required_text('price')[:80]}' (the simulator has no"
+                " Prices API: give price_data)",
                 code="resource_missing",
                 param=entry.name("price"),
             )

@@ -196,9 +196,9 @@ def invoice_pdf(account: Account, invoice: StripeObject) -> bytes:
     y = height - 72
     lines = [
         PdfText("Invoice", left, y, 22, "bold"),
-        PdfText(invoice["account_name"] or "", right, y, 11, "mono", right=True),
+        PdfText(invoice["account_name"] or "", left, y - 22, 12, "bold"),
     ]
-    y -= 36
+    y -= 56
     facts = [
         ("Invoice number", invoice["number"] or invoice["id"]),
         ("Date of issue", _date(invoice["created"])),

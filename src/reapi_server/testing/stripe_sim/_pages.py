@@ -46,11 +46,11 @@ padding:.4rem 1rem}
 .merchant{font-weight:700;margin:0 0 1.25rem}
 .muted{color:var(--muted);margin:0}
 .total{font-size:2.4rem;font-weight:700;margin:0 0 1.25rem;letter-spacing:-.02em}
-.rows{list-style:none;padding:0;margin:0;border-top:1px solid var(--line)}
+.rows{list-style:none;padding:0;margin:.75rem 0 0;border-top:1px solid var(--line)}
 .rows li{display:flex;justify-content:space-between;gap:1rem;padding:.7rem 0;
 border-bottom:1px solid var(--line)}
 .rows .sum{font-weight:700}
-.qty{color:var(--muted);font-size:.9rem}
+.qty{color:var(--muted);font-size:.9rem;white-space:nowrap}
 .card{background:#fff;border-radius:12px;box-shadow:0 1px 4px rgba(26,31,54,.12);padding:1.5rem}
 h1{font-size:1.5rem;margin:0 0 .5rem}
 h2{font-size:1.1rem;margin:0 0 1rem}
@@ -246,6 +246,7 @@ def _invoice_page(account: Account, invoice: StripeObject) -> SimResponse:
         for line in invoice["lines"]["data"]
     )
     paid = format_amount(invoice["amount_paid"], currency)
+    tax_ids = "".join(f"<br>Tax ID {escape(str(t['value']))}" for t in invoice["customer_tax_ids"])
     receipt = ""
     for payment in account.all("invoice_payment", invoice=invoice["id"]):
         intent = account.find(payment["payment"]["payment_intent"]) or {}
@@ -258,7 +259,7 @@ def _invoice_page(account: Account, invoice: StripeObject) -> SimResponse:
 <p class="merchant">{escape(account.name)}</p>
 <h1>Invoice {escape(str(invoice["number"]))}</h1>
 <p class="ok">Paid {paid} on {_date(invoice["status_transitions"]["paid_at"])}</p>
-<p class="muted">Billed to {escape(str(invoice["customer_email"] or ""))}</p>
+<p class="muted">Billed to {escape(str(invoice["customer_email"] or ""))}{tax_ids}</p>
 <ul class="rows">{lines}<li class="sum"><span>Amount paid</span><span>{paid}</span></li></ul>
 <a class="button primary" href="/invoice/{invoice["id"]}/pdf">Download invoice (PDF)</a>
 {receipt}</section></main>"""
@@ -274,13 +275,15 @@ def _receipt_page(account: Account, charge: StripeObject) -> SimResponse:
         ("Date paid", _date(charge["created"])),
         (
             "Payment method",
-            f"{method.get('brand', details['type'])} •••• {method.get('last4', '')}",
+            f"{method.get('brand', details['type']).capitalize()} •••• {method.get('last4', '')}",
         ),
     ]
     if charge["amount_refunded"]:
         rows.append(("Refunded", format_amount(charge["amount_refunded"], currency)))
     items = "".join(f"<li><span>{k}</span><span>{escape(str(v))}</span></li>" for k, v in rows)
-    status = "Refunded" if charge["refunded"] else charge["status"].capitalize()
+    status = {"succeeded": "Paid", "pending": "Pending", "failed": "Failed"}[charge["status"]]
+    if charge["refunded"]:
+        status = "Refunded"
     body = f"""<main class="layout narrow"><section class="card">
 <p class="merchant">{escape(account.name)}</p><h1>Receipt</h1>
 <p class="muted">{escape(status)}</p><ul class="rows">{items}</ul></section></main>"""

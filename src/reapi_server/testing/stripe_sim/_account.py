@@ -121,21 +121,21 @@ class Account:
         previous: dict[str, Any] | None = None,
     ) -> StripeObject:
         """Record an event with a snapshot of `obj` as it is now, and hand it to the listeners."""
-        data: StripeObject = {"object": public_copy(obj)}
-        if previous:
-            data["previous_attributes"] = previous
-        event: StripeObject = {
-            "id": new_id("evt_"),
-            "object": "event",
-            "api_version": self.api_version,
-            "created": self.clock.now(),
-            "data": data,
-            "livemode": False,
-            "pending_webhooks": 0,
-            "request": {"id": origin.request_id, "idempotency_key": origin.idempotency_key},
-            "type": event_type,
-        }
         with self.lock:
+            data: StripeObject = {"object": public_copy(obj)}
+            if previous:
+                data["previous_attributes"] = public_copy(previous)
+            event: StripeObject = {
+                "id": new_id("evt_"),
+                "object": "event",
+                "api_version": self.api_version,
+                "created": self.clock.now(),
+                "data": data,
+                "livemode": False,
+                "pending_webhooks": 0,
+                "request": {"id": origin.request_id, "idempotency_key": origin.idempotency_key},
+                "type": event_type,
+            }
             self.add(event)
             for listener in self._listeners:
                 listener(event)

@@ -1,7 +1,8 @@
 """`create_app()`: the FastAPI application of the gateway.
 
-Start-up migrates the database (unless told not to), then starts the video poller, the sweeper
-and the retention job in this process; several processes may run them against one database.
+Start-up migrates the database (unless told not to), then starts the video poller, the sweeper,
+the renewal of running requests' credit holds and the retention job in this process; several
+processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
 from .config import Settings
+from .credits.renewal import run_hold_renewal
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
 from .migrate import upgrade
@@ -70,6 +72,7 @@ def create_app(
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
+            tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))

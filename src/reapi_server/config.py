@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     max_poll_backoff: float = 60.0
     #: How long a worker owns a video job it is polling before another may take it over.
     job_lease_seconds: float = 120.0
+    #: A video job not finished this long after it was created fails (`deadline_exceeded`):
+    #: its task is cancelled upstream and its hold released.
+    video_job_deadline_seconds: float = Field(default=2 * 3600.0, gt=0)
+    #: Memory for request bodies of video jobs, kept per process for their one resubmission
+    #: to another route (never longer than the job deadline); the oldest go first.
+    video_memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     #: An image request's credit hold is released by the sweeper after this long: its process
     #: must have died (image requests finish well within it).
     image_hold_seconds: float = 900.0

@@ -212,3 +212,29 @@ async def test_no_marker_survives_anywhere(
         assert OUTPUT_KEY.match(key), key  # generated outputs only, named by their task
         assert content in (PNG, MP4), key  # exactly what the upstream generated
     assert len(gateway.upstream.calls) > 20  # the markers really went upstream
+
+
+async def other_process_finishes_the_video_case(gateway) -> None:
+    """Two gateway processes on one database: the one that took the request keeps its body for
+    a resubmission, the other's poller finishes the job. Afterwards neither process holds any
+    of the request (the taker's periodic sweep dropped the body of the job it no longer runs)."""
+    from tests.object_graph import markers_reachable
+    from tests.server.other_process import OtherProcess
+    from tests.server.test_video_memory import create, drive, markers, status_of
+
+    prompt, image = markers()
+    _, key = await gateway.account(credits=1000)
+    video = await create(gateway, key, prompt, image)
+    roots = [gateway.app, gateway.rt]
+    assert markers_reachable(roots, [prompt.encode(), image])  # kept for a resubmission
+    async with OtherProcess(gateway) as other:
+        await other.call(drive, other.rt)
+        assert (await status_of(gateway, key, video["id"]))["status"] == "completed"
+        await sweep_once(gateway.rt)
+        assert gateway.rt.memory.get(video["id"]) is None
+        roots += [other.app, other.rt]
+        assert markers_reachable(roots, [prompt.encode(), image]) == []
+
+
+async def test_no_marker_in_memory_once_another_process_finished_the_video(gateway):
+    await other_process_finishes_the_video_case(gateway)

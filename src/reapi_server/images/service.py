@@ -99,6 +99,7 @@ async def generate(
     if hold_id is None:
         raise insufficient(cost)
     rt.metrics.credits.labels("reserved").inc(cost)
+    rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
     async def attempt(route: Route) -> ImageResult:
         return await rt.engine.drive(
@@ -161,6 +162,8 @@ async def generate(
     except BaseException as error:
         await _release(rt, hold_id, request_id, error, started)
         raise
+    finally:
+        rt.live_holds.discard(hold_id)
     if closed is not None:
         rt.metrics.credits.labels("charged").inc(closed.charged)
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)

@@ -14,6 +14,8 @@ _FAILURE_TEXT = {
     "cancelled": "the video was deleted before it finished",
     "interrupted": "the gateway restarted before the provider took this video; nothing was charged",
     "output_unavailable": "the provider's output could not be fetched; nothing was charged",
+    "deadline_exceeded": "the video did not finish within the gateway's deadline; "
+    "nothing was charged",
 }
 
 

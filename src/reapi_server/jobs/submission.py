@@ -126,10 +126,13 @@ async def create(
         raise refused
     rt.metrics.credits.labels("reserved").inc(cost)
     remembered = RememberedJob(prepared)
+    # Kept from before the submission, so that a poll of the new task never finds it missing.
     rt.memory.remember(job_id, remembered)
     job = await submit(
         rt, job_id, remembered, prepared.routes, states=("submitting",), started=started
     )
+    if not remembered.next_routes():
+        rt.memory.forget(job_id)  # no route left to resubmit to
     context.provider, context.attempts = job.provider, job.attempts
     return video_body(job)
 
@@ -190,6 +193,7 @@ async def submit(
     if not updated:
         # Deleted, or failed (say, swept) while we were submitting: its hold is already
         # released and nobody will poll the new task, so stop it instead of leaving it running.
+        rt.memory.forget(job_id)
         await cancel_upstream(rt, outcome.route, outcome.result)
     if job is not None and not updated:
         log.warning("job changed while submitting", extra={"job_id": job_id})
@@ -209,7 +213,9 @@ async def finish_failed(
     attempts: int | None = None,
     lease_expired_before: float | None = None,
 ) -> bool:
-    """Mark a job failed and release its hold: both once, whoever gets here first."""
+    """Mark a job failed and release its hold: both once, whoever gets here first. Its body
+    goes either way: whoever failed it, nothing will be resubmitted."""
+    rt.memory.forget(job_id)
     with anyio.CancelScope(shield=True):
         async with rt.db.write() as session:
             job = await repository.get(session, job_id)
@@ -248,7 +254,6 @@ async def finish_failed(
                 attempts=attempts if attempts is not None else job.attempts,
                 duration_ms=int((rt.now() - job.created_at) * 1000),
             )
-    rt.memory.forget(job_id)
     rt.metrics.video_jobs.labels("failed").inc()
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)

@@ -29,7 +29,7 @@ from ._webhooks import DEFAULT_RETRY_DELAYS, Delivery, Dispatcher, Tamper, Webho
 __all__ = ["DEFAULT_SECRET_KEY", "StripeSimulator"]
 
 #: The secret key the simulator accepts unless told otherwise.
-DEFAULT_SECRET_KEY = "sk_test_reapi_simulator"  # noqa: S105 - a test key
+DEFAULT_SECRET_KEY = "sk_test_reapi_simulator"
 CONTROL_PREFIX = "/__sim__/stripe"
 
 

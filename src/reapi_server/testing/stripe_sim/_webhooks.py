@@ -50,7 +50,7 @@ RESPONSE_EXCERPT = 200
 class Tamper(StrEnum):
     BODY = "body"  # one byte of the body changed after signing
     STALE_TIMESTAMP = "stale_timestamp"  # signed `stale_age` seconds in the past
-    WRONG_SECRET = "wrong_secret"  # noqa: S105 - signed with a secret the endpoint does not have
+    WRONG_SECRET = "wrong_secret"  # signed with a secret the endpoint does not have
     NO_SIGNATURE = "no_signature"  # no Stripe-Signature header at all
 
 

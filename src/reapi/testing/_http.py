@@ -239,6 +239,10 @@ class SimServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client left (or sent a header block over 64 KiB)
+        except asyncio.CancelledError:
+            # stop() with a keep-alive client connected: the loop closes and cancels this task;
+            # ending quietly spares asyncio's "Exception in callback" log on Python 3.11.
+            pass
         finally:
             self._clients.discard(writer)
             writer.close()

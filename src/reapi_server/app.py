@@ -26,6 +26,7 @@ from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
+from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
@@ -75,7 +76,8 @@ def create_app(
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
-            yield
+            with loop_errors_by_type():
+                yield
         finally:
             for task in tasks:
                 task.cancel()

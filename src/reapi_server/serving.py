@@ -14,7 +14,7 @@ from .app import create_app
 from .config import Settings
 from .observability.logging import configure_logging
 
-__all__ = ["freeze_heap", "run_server"]
+__all__ = ["freeze_heap", "run_server", "uvicorn_options"]
 
 
 def freeze_heap() -> None:
@@ -25,21 +25,29 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn serves the gateway, wherever it is started (the CLI, the demo, tests)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        # The gateway has no WebSocket route; a WebSocket stack would answer (and log) upgrade
+        # requests itself. Without one, an upgrade is the plain HTTP request it also is.
+        "ws": "none",
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+    }
+
+
 def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
     import uvicorn  # imported here: administration commands do not need it
 
     configure_logging(settings.log_level, json_lines=settings.log_json)
     asyncio.run(admin.migrate(settings))
     settings.fingerprint_secret()  # created once here, not raced by the workers
-    common: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "log_config": None,
-        "access_log": False,
-        "proxy_headers": True,
-    }
+    common = uvicorn_options(settings)
     if app_instance is not None or settings.workers <= 1:
         app = app_instance or create_app(settings, migrate=False)
         freeze_heap()

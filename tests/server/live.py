@@ -21,6 +21,7 @@ from reapi.router import RouterConfig
 from reapi_server.app import create_app
 from reapi_server.db import Database
 from reapi_server.runtime import Runtime
+from reapi_server.serving import uvicorn_options
 
 
 @dataclass
@@ -79,9 +80,8 @@ def live_gateway(
         migrate=False,
     )
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
-    )
+    options = {**uvicorn_options(settings), "host": "127.0.0.1", "port": port}
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **options))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -88,7 +88,14 @@ def test_http_client_loggers_never_print_upstream_urls_at_info():
     """Signed upload and download URLs carry credentials; httpx logs whole URLs at INFO."""
     from reapi_server.observability.logging import configure_logging
 
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
     logging.getLogger("httpx").setLevel(logging.NOTSET)
-    configure_logging("DEBUG")
-    for name in ("httpx", "httpcore"):
-        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+    try:
+        configure_logging("DEBUG")
+        for name in ("httpx", "httpcore"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+    finally:  # configure_logging is for a server process: give pytest's logging back
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        logging.captureWarnings(False)

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     max_concurrent_videos: int = 8
     #: Largest request body accepted (multipart uploads included), in bytes.
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Largest request line or header line, and largest request head in all (request line and
+    #: headers), in bytes: a request over either is answered 431 before more of it is read.
+    max_header_line_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # -- caller URLs (reference images, source videos) ------------------------------------------
     #: The gateway downloads every URL a caller hands it, public addresses only (SSRF checks on
@@ -128,6 +132,12 @@ class Settings(BaseSettings):
     def _storage_is_complete(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("storage_backend = s3 needs s3_bucket (REAPI_S3_BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _header_limits_agree(self) -> Settings:
+        if self.max_header_line_bytes > self.max_header_bytes:
+            raise ValueError("max_header_line_bytes cannot exceed max_header_bytes")
         return self
 
     @field_validator("fetch_allow_networks")

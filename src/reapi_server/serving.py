@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -14,7 +15,10 @@ from .app import create_app
 from .config import Settings
 from .observability.logging import configure_logging
 
-__all__ = ["freeze_heap", "run_server", "uvicorn_options"]
+if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
+    from .head_limits import GatewayConfig
+
+__all__ = ["freeze_heap", "gateway_config", "run_server"]
 
 
 def freeze_heap() -> None:
@@ -25,13 +29,15 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
+def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayConfig:
     """How uvicorn serves the gateway, wherever it is started (the CLI, the demo, tests)."""
-    return {
+    from .head_limits import GatewayConfig, HeadLimitedProtocol, HeadLimits
+
+    options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HeadLimitedProtocol,
         # The gateway has no WebSocket route; a WebSocket stack would answer (and log) upgrade
         # requests itself. Without one, an upgrade is the plain HTTP request it also is.
         "ws": "none",
@@ -39,23 +45,41 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "proxy_headers": True,
     }
+    limits = HeadLimits(settings.max_header_line_bytes, settings.max_header_bytes)
+    return GatewayConfig(app, head_limits=limits, **{**options, **overrides})
+
+
+def _serve(config: GatewayConfig) -> None:
+    """What `uvicorn.run` does, with our config: one process, or a supervisor of workers that
+    share the listening socket."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    server = uvicorn.Server(config)
+    try:
+        sockets = [config.bind_socket()]
+        if config.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    if config.workers <= 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)
 
 
 def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
-    import uvicorn  # imported here: administration commands do not need it
-
     configure_logging(settings.log_level, json_lines=settings.log_json)
     asyncio.run(admin.migrate(settings))
     settings.fingerprint_secret()  # created once here, not raced by the workers
-    common = uvicorn_options(settings)
     if app_instance is not None or settings.workers <= 1:
         app = app_instance or create_app(settings, migrate=False)
         freeze_heap()
-        uvicorn.run(app, **common)
+        _serve(gateway_config(app, settings))
         return
     # Workers import the app themselves and read the same settings from the environment.
     os.environ["REAPI_DATA_DIR"] = str(settings.data_dir)
     os.environ["REAPI_DATABASE_URL"] = settings.resolved_database_url
-    uvicorn.run(
-        "reapi_server.app:app_from_environment", factory=True, workers=settings.workers, **common
-    )
+    factory = "reapi_server.app:app_from_environment"
+    _serve(gateway_config(factory, settings, factory=True, workers=settings.workers))

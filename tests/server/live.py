@@ -21,7 +21,7 @@ from reapi.router import RouterConfig
 from reapi_server.app import create_app
 from reapi_server.db import Database
 from reapi_server.runtime import Runtime
-from reapi_server.serving import uvicorn_options
+from reapi_server.serving import gateway_config
 
 
 @dataclass
@@ -80,8 +80,9 @@ def live_gateway(
         migrate=False,
     )
     port = free_port()
-    options = {**uvicorn_options(settings), "host": "127.0.0.1", "port": port}
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **options))
+    server = uvicorn.Server(
+        gateway_config(app, settings, host="127.0.0.1", port=port, lifespan="on")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

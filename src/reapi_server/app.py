@@ -30,6 +30,7 @@ from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
+from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 
@@ -98,6 +99,10 @@ def create_app(
         app.include_router(router)
     app.include_router(health_router)
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
+    # Outermost (added last): it hands a new scope inwards, which the router then annotates.
+    app.add_middleware(
+        OwnHost, public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
+    )
     return app
 
 

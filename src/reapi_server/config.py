@@ -40,8 +40,12 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     #: The public address of this gateway, used in output URLs (`response_format=url`). When
-    #: unset, URLs are built from the address each request came in on.
+    #: unset, URLs are built from the address the gateway listens on (the socket a request
+    #: came in on), never from the Host header. Behind a proxy or NAT, set it.
     public_base_url: str | None = None
+    #: Proxies whose X-Forwarded-Proto and X-Forwarded-For uvicorn believes (addresses or
+    #: CIDRs; `["*"]` trusts anyone). Loopback only by default.
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     #: Provider name (as in the catalog) → key. Unset providers fall back to the catalog's env
     #: variables (OPENAI_API_KEY, ...), exactly as the SDK does.

@@ -44,6 +44,8 @@ def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayCon
         "log_config": None,
         "access_log": False,
         "proxy_headers": True,
+        # Passed even when default: uvicorn would otherwise read FORWARDED_ALLOW_IPS.
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
     }
     limits = HeadLimits(settings.max_header_line_bytes, settings.max_header_bytes)
     return GatewayConfig(app, head_limits=limits, **{**options, **overrides})

@@ -128,9 +128,16 @@ class Settings(BaseSettings):
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
 
-    # -- logging ----------------------------------------------------------------------------------
+    # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
+    #: `host:port` of the listener that serves /metrics (Prometheus); `off` for none. Keep it
+    #: on loopback or a private network: metrics show credit totals and providers.
+    metrics_listen: str | None = "127.0.0.1:9464"
+    #: When set, the main listener serves /metrics too, to `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document and its pages (/openapi.json, /docs).
+    openapi_docs: bool = True
 
     @model_validator(mode="after")
     def _storage_is_complete(self) -> Settings:
@@ -142,6 +149,26 @@ class Settings(BaseSettings):
     def _header_limits_agree(self) -> Settings:
         if self.max_header_line_bytes > self.max_header_bytes:
             raise ValueError("max_header_line_bytes cannot exceed max_header_bytes")
+        return self
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "off"):
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isascii() or not port.isdigit():
+            raise ValueError("metrics_listen is host:port (or off)")
+        if not 0 < int(port) < 65536:
+            raise ValueError("metrics_listen: the port is 1 to 65535")
+        return f"{host}:{int(port)}" if ":" not in host else f"[{host}]:{int(port)}"
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> Settings:
+        address = self.metrics_address
+        if address is not None and address[1] == self.port:
+            raise ValueError("metrics_listen needs a port of its own (not the gateway's port)")
         return self
 
     @field_validator("fetch_allow_networks")
@@ -171,6 +198,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'reapi.db').resolve()}"
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, or None when it is off."""
+        if self.metrics_listen is None:
+            return None
+        host, _, port = self.metrics_listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
 
     @property
     def url_policy(self) -> UrlPolicy:

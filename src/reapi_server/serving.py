@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import logging
 import os
+import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +22,8 @@ if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands d
     from .head_limits import GatewayConfig
 
 __all__ = ["freeze_heap", "gateway_config", "run_server"]
+
+log = logging.getLogger("reapi_server")
 
 
 def freeze_heap() -> None:
@@ -51,9 +56,18 @@ def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayCon
     return GatewayConfig(app, head_limits=limits, **{**options, **overrides})
 
 
-def _serve(config: GatewayConfig) -> None:
-    """What `uvicorn.run` does, with our config: one process, or a supervisor of workers that
-    share the listening socket."""
+def _bind(address: tuple[str, int]) -> socket.socket:
+    """A listening socket that worker processes inherit, as uvicorn's own."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> None:
+    """What `uvicorn.run` does, with our config and a second socket for the metrics listener:
+    one process, or a supervisor of workers that all serve both sockets."""
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
     from uvicorn.supervisors import Multiprocess
@@ -61,6 +75,16 @@ def _serve(config: GatewayConfig) -> None:
     server = uvicorn.Server(config)
     try:
         sockets = [config.bind_socket()]
+        if metrics_address is not None:
+            try:
+                sockets.append(_bind(metrics_address))
+            except OSError as error:
+                log.error(
+                    "metrics listener failed",
+                    extra={"code": errno.errorcode.get(error.errno or 0, "OSError")},
+                )
+                sys.exit(STARTUP_FAILURE)
+            log.info("metrics listener on %s:%d", *metrics_address)
         if config.workers > 1:
             Multiprocess(config, sockets=sockets).run()
         else:
@@ -78,10 +102,15 @@ def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
     if app_instance is not None or settings.workers <= 1:
         app = app_instance or create_app(settings, migrate=False)
         freeze_heap()
-        _serve(gateway_config(app, settings))
+        _serve(gateway_config(app, settings), settings.metrics_address)
         return
-    # Workers import the app themselves and read the same settings from the environment.
+    # Workers import the app themselves and read the same settings from the environment, with
+    # what the command line set on top.
     os.environ["REAPI_DATA_DIR"] = str(settings.data_dir)
     os.environ["REAPI_DATABASE_URL"] = settings.resolved_database_url
+    os.environ["REAPI_HOST"] = settings.host
+    os.environ["REAPI_PORT"] = str(settings.port)
+    os.environ["REAPI_METRICS_LISTEN"] = settings.metrics_listen or "off"
     factory = "reapi_server.app:app_from_environment"
-    _serve(gateway_config(factory, settings, factory=True, workers=settings.workers))
+    config = gateway_config(factory, settings, factory=True, workers=settings.workers)
+    _serve(config, settings.metrics_address)

@@ -57,7 +57,13 @@ def served_gateway(
     port = port or free_port()
     process = subprocess.Popen(
         [_bin("reapi-server"), "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
-        env={**os.environ, "OPENAI_API_KEY": "sk-not-used", **(env or {})},
+        # no metrics listener unless asked for: 9464 is everyone's default
+        env={
+            **os.environ,
+            "OPENAI_API_KEY": "sk-not-used",
+            "REAPI_METRICS_LISTEN": "off",
+            **(env or {}),
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

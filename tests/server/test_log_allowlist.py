@@ -46,6 +46,7 @@ def test_the_allowlist_reduces_what_it_does_not_know(tmp_path):
         except ValueError:
             logging.getLogger("other").exception("failed with %s", "MARKER-g")
         logging.getLogger("reapi_server.x").info("ours", extra={"code": "c1"})
+        logging.getLogger("uvicorn.error").error(OSError(98, "Address in use MARKER-h"))
         """
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -62,13 +63,15 @@ def test_the_allowlist_reduces_what_it_does_not_know(tmp_path):
         **by_logger["reapi_server.x", "info"],
         "code": "c1",
     }
+    assert by_logger["uvicorn.error", "error"]["msg"] == "socket error EADDRINUSE"
     withheld = [
         r for r in records if r["logger"] != "uvicorn.error" and r["logger"] != "reapi_server.x"
     ]
     assert len({r["msg"] for r in withheld}) == 1  # one constant text
     # uvicorn's own request line ("<client> - <request line> <status>") is not on the list
     assert [r["msg"] for r in records if r["logger"] == "uvicorn.error"] == [
-        "Started server process [4242]"
+        "Started server process [4242]",
+        "socket error EADDRINUSE",
     ]
 
 
@@ -145,6 +148,7 @@ def test_asyncio_errors_are_logged_by_type_only(tmp_path):
         "REAPI_DATA_DIR": str(tmp_path),
         "REAPI_PORT": str(port),
         "REAPI_LOG_LEVEL": "DEBUG",
+        "REAPI_METRICS_LISTEN": "off",
     }
     process = subprocess.Popen(
         [sys.executable, "-c", _ASYNCIO_GATEWAY],

@@ -26,6 +26,7 @@ IMAGE = b"MARKER-sockets-image-19fd"
 MASK = b"MARKER-sockets-mask-b03e"
 USER = "MARKER-sockets-user-6a51"
 MARKERS = [b"MARKER-sockets"]
+METRICS_TOKEN = "metrics-token-5b0c"
 APP_FAULTS = {"task_fails", "content_policy", "quota_exhausted"}
 
 
@@ -81,6 +82,7 @@ def test_no_marker_survives_on_real_sockets(tmp_path, migrated_template, capture
             provider_base_urls=sims.provider_urls,
             run_background_tasks=True,  # the server's own poller, in the server's loop
             poll_interval=0.05,
+            metrics_token=METRICS_TOKEN,
         ) as gw:
             client = httpx.Client(base_url=gw.base_url, timeout=30)
             headers = {"authorization": f"Bearer {gw.key}"}
@@ -145,8 +147,11 @@ def test_no_marker_survives_on_real_sockets(tmp_path, migrated_template, capture
                     break
                 time.sleep(0.05)
             assert final["status"] == "completed" and final["reapi"]["provider"] == "backup"
-            for path in ("/v1/usage", "/v1/videos", "/metrics"):
+            for path in ("/v1/usage", "/v1/videos"):
                 answers.append(client.get(path, headers=headers).content)
+            metrics = client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+            assert metrics.status_code == 200 and b"reapi_http_requests_total" in metrics.content
+            answers.append(metrics.content)
     finally:
         sims.stop()
     secrets = [*MARKERS, gw.key.encode(), SIMULATOR_KEY.encode()]

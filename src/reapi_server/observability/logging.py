@@ -12,6 +12,7 @@ dropped below WARNING and reduced to its logger, level and a constant text from 
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -107,9 +108,12 @@ def admit(record: logging.LogRecord) -> logging.LogRecord | None:
                 return record
     if record.levelno < logging.WARNING:
         return None
-    reduced = logging.LogRecord(
-        record.name, record.levelno, "", 0, WITHHELD, None, None, None, None
-    )
+    text, args = WITHHELD, None
+    code = template.errno if isinstance(template, OSError) else None
+    if code is not None and code in errno.errorcode:
+        # uvicorn logs a failed bind as the error itself: its errno name says enough.
+        text, args = "socket error %s", (errno.errorcode[code],)
+    reduced = logging.LogRecord(record.name, record.levelno, "", 0, text, args, None, None, None)
     reduced.created = record.created
     return reduced
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 
 import httpx
+from tests.server.fakes import PNG
 from tests.server.live import live_gateway
 
 from reapi_server.config import Settings
@@ -44,6 +45,14 @@ def test_a_forged_host_changes_no_url(tmp_path, migrated_template):
         first = _generate(gw, client, **{"idempotency-key": "h1"}).json()["data"][0]["url"]
         replay = _generate(gw, client, **{"idempotency-key": "h1"}).json()["data"][0]["url"]
         assert first == replay and replay.startswith(f"{gw.base_url}/v1/files/"), replay
+        # edits (multipart) answer URLs the same way
+        edit = client.post(
+            "/v1/images/edits",
+            data={"model": "gpt-image-2", "prompt": "p", "response_format": "url"},
+            files={"image": ("a.png", PNG, "image/png")},
+            headers={"authorization": f"Bearer {gw.key}", **FORGED},
+        )
+        assert edit.json()["data"][0]["url"].startswith(f"{gw.base_url}/v1/files/"), edit.text
         # and the URL works
         content = client.get(url.removeprefix(gw.base_url))
         assert content.status_code == 200

@@ -42,8 +42,12 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     #: The public address of this gateway, used in output URLs (`response_format=url`). When
-    #: unset, URLs are built from the address each request came in on.
+    #: unset, URLs are built from the address the gateway listens on (the socket a request
+    #: came in on), never from the Host header. Behind a proxy or NAT, set it.
     public_base_url: str | None = None
+    #: Proxies whose X-Forwarded-Proto and X-Forwarded-For uvicorn believes (addresses or
+    #: CIDRs; `["*"]` trusts anyone). Loopback only by default.
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     #: Provider name (as in the catalog) → key. Unset providers fall back to the catalog's env
     #: variables (OPENAI_API_KEY, ...), exactly as the SDK does.
@@ -60,6 +64,10 @@ class Settings(BaseSettings):
     max_concurrent_videos: int = 8
     #: Largest request body accepted (multipart uploads included), in bytes.
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Largest request line or header line, and largest request head in all (request line and
+    #: headers), in bytes: a request over either is answered 431 before more of it is read.
+    max_header_line_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # -- caller URLs (reference images, source videos) ------------------------------------------
     #: The gateway downloads every URL a caller hands it, public addresses only (SSRF checks on
@@ -135,14 +143,47 @@ class Settings(BaseSettings):
     #: download (the router's download deadline: 300 s).
     abandoned_write_seconds: float = Field(default=3600.0, gt=0)
 
-    # -- logging ----------------------------------------------------------------------------------
+    # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
+    #: `host:port` of the listener that serves /metrics (Prometheus); `off` for none. Keep it
+    #: on loopback or a private network: metrics show credit totals and providers.
+    metrics_listen: str | None = "127.0.0.1:9464"
+    #: When set, the main listener serves /metrics too, to `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document and its pages (/openapi.json, /docs).
+    openapi_docs: bool = True
 
     @model_validator(mode="after")
     def _storage_is_complete(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("storage_backend = s3 needs s3_bucket (REAPI_S3_BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _header_limits_agree(self) -> Settings:
+        if self.max_header_line_bytes > self.max_header_bytes:
+            raise ValueError("max_header_line_bytes cannot exceed max_header_bytes")
+        return self
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "off"):
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isascii() or not port.isdigit():
+            raise ValueError("metrics_listen is host:port (or off)")
+        if not 0 < int(port) < 65536:
+            raise ValueError("metrics_listen: the port is 1 to 65535")
+        return f"{host}:{int(port)}" if ":" not in host else f"[{host}]:{int(port)}"
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> Settings:
+        address = self.metrics_address
+        if address is not None and address[1] == self.port:
+            raise ValueError("metrics_listen needs a port of its own (not the gateway's port)")
         return self
 
     @field_validator("fetch_allow_networks")
@@ -172,6 +213,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'reapi.db').resolve()}"
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, or None when it is off."""
+        if self.metrics_listen is None:
+            return None
+        host, _, port = self.metrics_listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
 
     @property
     def url_policy(self) -> UrlPolicy:

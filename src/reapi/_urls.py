@@ -33,6 +33,7 @@ import httpx
 
 from ._exceptions import InvalidRequestError
 from ._media import IMAGE_TYPES, VIDEO_TYPES, extension_for, sniff_media_type
+from ._numbers import ascii_whole_number
 from ._payload import File
 
 __all__ = [
@@ -291,7 +292,8 @@ class BodyReader:
         self._chunks = bytearray()
         self._type: str | None = None
         self._limit = max(policy.limit_for(t) for t in accept)
-        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+        length = ascii_whole_number(declared) if declared is not None else None
+        if length is not None and length > self._limit:
             raise _too_large(param, self._limit)
 
     def feed(self, chunk: bytes) -> None:

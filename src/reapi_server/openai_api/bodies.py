@@ -15,6 +15,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from reapi._numbers import ascii_whole_number
+
 from ..errors import GatewayError, PayloadTooLarge
 
 __all__ = ["FormFile", "ParsedForm", "read_body", "read_form"]
@@ -48,8 +50,8 @@ async def _chunks(request: Request) -> AsyncIterator[bytes]:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = ascii_whole_number(request.headers.get("content-length") or "")
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
     chunks = bytearray()
     async for chunk in _chunks(request):

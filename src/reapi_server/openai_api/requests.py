@@ -6,10 +6,18 @@ Each body turns into the core's loggable parameters and a sealed `Payload` at on
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from reapi._params import ImageParams, VideoParams
 from reapi._payload import File, Payload
@@ -37,18 +45,29 @@ __all__ = [
 Prompt = Field(min_length=1, max_length=32000)
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic's lax mode reads `true` as 1; a boolean is never a count or a duration here.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+#: An integer field: JSON numbers and (in forms) ASCII digits, never a boolean.
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
 class _ImageOptions(_Body):
     model: str = "gpt-image-2"
-    n: int | None = Field(default=None, ge=1, le=10)
+    n: WholeNumber | None = Field(default=None, ge=1, le=10)
     size: str | None = None
     quality: str | None = None
     background: str | None = None
     output_format: str | None = None
-    output_compression: int | None = Field(default=None, ge=0, le=100)
+    output_compression: WholeNumber | None = Field(default=None, ge=0, le=100)
     response_format: Literal["url", "b64_json"] | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
@@ -63,7 +82,7 @@ class _ImageOptions(_Body):
 class ImageGenerationBody(_ImageOptions):
     prompt: str = Prompt
     moderation: str | None = None
-    seed: int | None = None
+    seed: WholeNumber | None = None
     style: str | None = None
 
 
@@ -96,17 +115,18 @@ class ImageEditBody(_ImageOptions):
     mask: ImageRef | None = None
     input_fidelity: str | None = None
     moderation: str | None = None
-    partial_images: int | None = Field(default=None, ge=0, le=3)
+    partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
 
 
 class VideoBody(_Body):
     model: str = "sora-2"
     prompt: str | None = Field(default=None, min_length=1, max_length=32000)
-    seconds: int | str | None = None
+    #: OpenAI writes durations as strings ("8"); the core reads them (ASCII digits only).
+    seconds: Annotated[int | str | None, BeforeValidator(_not_a_boolean)] = None
     size: str | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
-    seed: int | None = None
+    seed: WholeNumber | None = None
     #: `{"image_url": "https://..." | "data:..."}` or `{"file_id": ...}`; uploads come as
     #: multipart instead.
     input_reference: ImageRef | None = None

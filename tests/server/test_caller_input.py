@@ -1,0 +1,102 @@
+"""What the gateway answers to odd input: numbers in other digits, booleans, values too long to
+repeat, query parameters out of range, malformed idempotency keys. Always a 4xx in OpenAI's
+error shape, never a 500, and never more than a short excerpt of the input."""
+
+import pytest
+from tests.server.fakes import PNG
+from tests.server.helpers import auth, ledger_matches
+
+HUGE = "1" * 5000  # over int()'s 4,300-digit limit
+ARABIC_FOUR = "\u0664"
+
+
+def assert_refused(response, statuses=(400,)) -> dict:
+    assert response.status_code in statuses, (response.status_code, response.text[:300])
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    return error
+
+
+async def video(gateway, key, **fields):
+    body = {"model": "sim-video", "prompt": "waves", "size": "1280x720", **fields}
+    return await gateway.client.post("/v1/videos", json=body, headers=auth(key))
+
+
+async def video_form(gateway, key, **fields):
+    data = {"model": "sim-video", "prompt": "waves", "size": "1280x720", **fields}
+    parts = [(name, (None, str(value))) for name, value in data.items()]
+    return await gateway.client.post("/v1/videos", files=parts, headers=auth(key))
+
+
+async def generate(gateway, key, **fields):
+    body = {"model": "gpt-image-2", "prompt": "a lighthouse", **fields}
+    return await gateway.client.post("/v1/images/generations", json=body, headers=auth(key))
+
+
+async def edit_form(gateway, key, **fields):
+    return await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p", **fields},
+        files={"image": ("a.png", PNG, "image/png")},
+        headers=auth(key),
+    )
+
+
+# -- B4: digits of other scripts, huge numbers, booleans ----------------------------------------
+@pytest.mark.parametrize("seconds", ["²", ARABIC_FOUR, HUGE, True])
+async def test_video_seconds_that_are_not_ascii_digits_are_400s(gateway, seconds):
+    account, key = await gateway.account()
+    error = assert_refused(await video(gateway, key, seconds=seconds), (400, 422))
+    assert error["param"] == "seconds"
+    if not isinstance(seconds, bool):
+        error = assert_refused(await video_form(gateway, key, seconds=seconds))
+        assert error["param"] == "seconds"
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+@pytest.mark.parametrize("size", ["²²x16", f"{ARABIC_FOUR * 4}x{ARABIC_FOUR * 4}", f"{HUGE}x16"])
+async def test_sizes_in_other_digits_are_400s(gateway, size):
+    _, key = await gateway.account()
+    assert assert_refused(await generate(gateway, key, size=size))["param"] == "size"
+    assert assert_refused(await edit_form(gateway, key, size=size))["param"] == "size"
+    assert assert_refused(await video(gateway, key, size=size))["param"] == "size"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", True),
+        ("n", ARABIC_FOUR),
+        ("n", HUGE),
+        ("output_compression", True),
+        ("seed", True),
+        ("seed", HUGE),
+    ],
+)
+async def test_whole_number_fields_refuse_booleans_and_other_digits(gateway, field, value):
+    _, key = await gateway.account()
+    error = assert_refused(await generate(gateway, key, **{field: value}), (400, 422))
+    assert error["param"] == field
+    if not isinstance(value, bool) and field != "seed":  # a form edit has no seed: ignored
+        form = assert_refused(await edit_form(gateway, key, **{field: value}), (400, 422))
+        assert form["param"] == field
+    assert gateway.upstream.calls == []
+
+
+async def test_a_json_number_of_5000_digits_is_a_400(gateway):
+    _, key = await gateway.account()
+    response = await gateway.client.post(
+        "/v1/images/generations",
+        content=b'{"model": "gpt-image-2", "prompt": "p", "n": ' + HUGE.encode() + b"}",
+        headers={**auth(key), "content-type": "application/json"},
+    )
+    assert_refused(response, (400, 422))
+
+
+async def test_ascii_digits_still_work(gateway):
+    _, key = await gateway.account()
+    assert (await video(gateway, key, seconds="8")).status_code == 200
+    assert (await video_form(gateway, key, seconds="8")).status_code == 200
+    assert (await edit_form(gateway, key, n="2")).status_code == 200

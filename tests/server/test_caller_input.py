@@ -100,3 +100,76 @@ async def test_ascii_digits_still_work(gateway):
     assert (await video(gateway, key, seconds="8")).status_code == 200
     assert (await video_form(gateway, key, seconds="8")).status_code == 200
     assert (await edit_form(gateway, key, n="2")).status_code == 200
+
+
+# -- A8: messages repeat at most a short excerpt of the input -----------------------------------
+TWO_MB = "M" * (2 * 1024 * 1024)
+MAX_EXCERPT = 64
+
+
+def assert_no_long_echo(text: str) -> None:
+    assert "M" * (MAX_EXCERPT + 1) not in text, len(text)
+    assert len(text) < 2000, len(text)
+
+
+@pytest.mark.parametrize("model", [TWO_MB, "m" + "M" * 150])
+async def test_an_unknown_model_is_named_by_an_excerpt_only(gateway, model):
+    _, key = await gateway.account()
+    for response in (
+        await generate(gateway, key, model=model),
+        await edit_form(gateway, key, model=model),
+        await video(gateway, key, model=model),
+        await video_form(gateway, key, model=model),
+    ):
+        error = assert_refused(response, (400, 404, 413, 422))
+        assert error["param"] == "model"
+        assert_no_long_echo(response.text)
+
+
+async def test_values_of_every_field_are_never_echoed_whole(gateway):
+    _, key = await gateway.account()
+    for field in ("size", "quality", "background", "output_format", "aspect_ratio", "resolution"):
+        for response in (
+            await generate(gateway, key, **{field: TWO_MB}),
+            await edit_form(gateway, key, **{field: TWO_MB}),
+        ):
+            assert_refused(response, (400, 413, 422))
+            assert_no_long_echo(response.text)
+    for field in ("seconds", "size"):
+        response = await video(gateway, key, **{field: TWO_MB})
+        assert_refused(response, (400, 413, 422))
+        assert_no_long_echo(response.text)
+
+
+async def test_unknown_keys_and_ids_are_never_echoed_whole(gateway):
+    _, key = await gateway.account()
+    keyed = await gateway.client.post(
+        "/v1/images/edits",
+        json={"model": "gpt-image-2", "prompt": "p", "images": [{"image_url": "x", TWO_MB: 1}]},
+        headers=auth(key),
+    )
+    assert_refused(keyed, (400, 422))
+    assert_no_long_echo(keyed.text)
+    long_id = "video_" + "M" * 60
+    for response in (
+        await gateway.client.get(f"/v1/videos/{long_id}", headers=auth(key)),
+        await gateway.client.get(f"/v1/models/{'M' * 190}", headers=auth(key)),
+        await gateway.client.get(f"/v1/files/file_{'M' * 58}/content"),
+    ):
+        assert response.status_code in (404, 422)
+        assert "M" * 50 not in response.text
+
+
+def test_the_sdk_names_an_unknown_model_by_an_excerpt_only():
+    from reapi import ModelNotFoundError, ReAPI
+
+    client = ReAPI(provider_keys={"openai": "sk-test"})
+    for call in (
+        lambda: client.images.generate(model=TWO_MB, prompt="p"),
+        lambda: client.videos.create(model=TWO_MB, prompt="p"),
+    ):
+        with pytest.raises(ModelNotFoundError) as info:
+            call()
+        text = str(info.value) + repr(info.value) + info.value.message
+        assert_no_long_echo(text)
+        assert "M" * 10 in info.value.message  # an excerpt still says which id it was

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
+from reapi._excerpt import excerpt
 
 from ..errors import GatewayError
 
@@ -82,7 +83,8 @@ def validation_message(errors: list[Any]) -> tuple[str, str | None]:
     parts = []
     first_param = None
     for error in errors[:5]:
-        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        # A location may hold a key the caller wrote (an unknown field): an excerpt at most.
+        location = [excerpt(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
         param = ".".join(location) or None
         first_param = first_param or param
         parts.append(f"{param or 'request'}: {error.get('type', 'invalid')}")

@@ -156,7 +156,7 @@ async def test_unknown_keys_and_ids_are_never_echoed_whole(gateway):
         await gateway.client.get(f"/v1/models/{'M' * 190}", headers=auth(key)),
         await gateway.client.get(f"/v1/files/file_{'M' * 58}/content"),
     ):
-        assert response.status_code in (404, 422)
+        assert response.status_code in (400, 404)
         assert "M" * 50 not in response.text
 
 
@@ -173,3 +173,84 @@ def test_the_sdk_names_an_unknown_model_by_an_excerpt_only():
         text = str(info.value) + repr(info.value) + info.value.message
         assert_no_long_echo(text)
         assert "M" * 10 in info.value.message  # an excerpt still says which id it was
+
+
+# -- B5: every query parameter bounded; out of range or malformed is a 400 ---------------------
+BAD_QUERIES = {
+    "/v1/usage": [
+        "before=9223372036854775808",
+        "before=" + "9" * 5000,
+        "before=-1",
+        "before=²",
+        "before=1e3",
+        "before=",
+        "limit=0",
+        "limit=101",
+        "limit=9223372036854775808",
+        "limit=abc",
+        "limit=true",
+    ],
+    "/v1/videos": [
+        "limit=-1",
+        "limit=101",
+        "limit=9223372036854775808",
+        "limit=" + ARABIC_FOUR,
+        "order=sideways",
+        "order=" + "a" * 5000,
+        "after=" + "v" * 65,
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "query"), [(path, query) for path, queries in BAD_QUERIES.items() for query in queries]
+)
+async def test_a_query_parameter_out_of_range_is_a_400(gateway, path, query):
+    _, key = await gateway.account()
+    response = await gateway.client.get(f"{path}?{query}", headers=auth(key))
+    error = assert_refused(response)
+    assert error["param"] == query.partition("=")[0]
+    assert_no_long_echo(response.text)
+
+
+async def test_query_parameters_of_content_and_paths_are_bounded_too(gateway):
+    _, key = await gateway.account()
+    created = await video(gateway, key)
+    video_id = created.json()["id"]
+    bad = await gateway.client.get(
+        f"/v1/videos/{video_id}/content?variant=sprites", headers=auth(key)
+    )
+    assert assert_refused(bad)["param"] == "variant"
+    long_id = await gateway.client.get(f"/v1/videos/{'v' * 65}", headers=auth(key))
+    assert assert_refused(long_id)["param"] == "video_id"
+
+
+async def test_in_range_queries_still_work(gateway):
+    _, key = await gateway.account()
+    for query in ("limit=1&before=253402300799", "limit=100&before=0"):
+        response = await gateway.client.get(f"/v1/usage?{query}", headers=auth(key))
+        assert response.status_code == 200, response.text
+    response = await gateway.client.get("/v1/videos?limit=0&order=asc", headers=auth(key))
+    assert response.status_code == 200, response.text
+
+
+def test_the_openapi_document_states_every_bound(gateway):
+    document = gateway.app.openapi()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] not in ("query", "path"):
+                    continue
+                schema = parameter["schema"]
+                options = schema.get("anyOf", [schema])
+                for option in options:
+                    kind = option.get("type")
+                    where = (method, path, parameter["name"])
+                    if kind == "integer":
+                        assert "minimum" in option and "maximum" in option, where
+                    elif kind == "string":
+                        assert "maxLength" in option or "enum" in option, where
+                    else:
+                        assert kind == "null", where
+                if parameter["in"] == "query" or "{" in path:
+                    assert "400" in operation["responses"], (method, path)

@@ -91,6 +91,28 @@ def validation_message(errors: list[Any]) -> tuple[str, str | None]:
     return "invalid request: " + "; ".join(parts), first_param
 
 
+def _in_body(error: Any) -> bool:
+    location = error.get("loc", ())
+    return not location or location[0] not in ("query", "path", "header")
+
+
+def _document_parameter_errors(app: FastAPI) -> None:
+    """FastAPI documents a 422 (in its own shape) on every operation with parameters; without a
+    body, a bad parameter is a 400 here (each operation documents that), so the 422 goes."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    if isinstance(operation, dict) and "requestBody" not in operation:
+                        operation.get("responses", {}).pop("422", None)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_reapi(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ReapiError)
@@ -109,8 +131,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        message, param = validation_message(list(exc.errors()))
-        return error_response(422, message, code="invalid_request", param=param)
+        errors = list(exc.errors())
+        message, param = validation_message(errors)
+        # A query or path parameter out of its bounds is a 400, as OpenAI answers; a body that
+        # does not match its schema stays FastAPI's 422.
+        status = 422 if any(_in_body(error) for error in errors) else 400
+        return error_response(status, message, code="invalid_request", param=param)
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -124,6 +150,7 @@ def install_error_handlers(app: FastAPI) -> None:
             500, "the gateway failed to handle this request", code="internal_error"
         )
 
+    _document_parameter_errors(app)
     app.add_exception_handler(ReapiError, on_reapi)
     app.add_exception_handler(GatewayError, on_gateway)
     app.add_exception_handler(RequestValidationError, on_validation)

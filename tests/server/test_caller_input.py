@@ -254,3 +254,55 @@ def test_the_openapi_document_states_every_bound(gateway):
                         assert kind == "null", where
                 if parameter["in"] == "query" or "{" in path:
                     assert "400" in operation["responses"], (method, path)
+
+
+# -- B8: a malformed Idempotency-Key is a 400, not a 409 ---------------------------------------
+@pytest.mark.parametrize("idempotency_key", ["", "k" * 256, "k" * 5000])
+async def test_a_malformed_idempotency_key_is_a_400(gateway, idempotency_key):
+    account, key = await gateway.account()
+    headers = {**auth(key), "idempotency-key": idempotency_key}
+    for response in (
+        await gateway.client.post("/v1/images/generations", json={"prompt": "p"}, headers=headers),
+        await gateway.client.post(
+            "/v1/videos",
+            json={"model": "sim-video", "prompt": "p", "size": "1280x720"},
+            headers=headers,
+        ),
+        await gateway.client.post(
+            "/v1/images/edits",
+            data={"prompt": "p"},
+            files={"image": ("a.png", PNG, "image/png")},
+            headers=headers,
+        ),
+    ):
+        error = assert_refused(response)
+        assert error["code"] == "invalid_idempotency_key"
+        assert "k" * 65 not in response.text
+    assert gateway.upstream.calls == []
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+
+
+async def test_openai_python_sees_a_bad_request(gateway):
+    import httpx2
+    import openai
+
+    _, key = await gateway.account()
+    client = openai.AsyncOpenAI(
+        base_url="http://gateway.test/v1",
+        api_key=key,
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway.app)),
+    )
+    with pytest.raises(openai.BadRequestError):
+        await client.images.generate(
+            model="gpt-image-2", prompt="p", extra_headers={"Idempotency-Key": "k" * 256}
+        )
+
+
+async def test_a_key_of_255_characters_is_taken(gateway):
+    _, key = await gateway.account()
+    headers = {**auth(key), "idempotency-key": "k" * 255}
+    response = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=headers
+    )
+    assert response.status_code == 200, response.text

@@ -2,12 +2,16 @@
 
 Validation errors name the field and what is wrong with it, never the submitted value (FastAPI's
 default 422 body echoes it as `input`). Unexpected exceptions are logged by type only.
+
+Once an error is answered, the frames it passed through are cleared: their locals (the raw body
+of a refused request, its parsed JSON) would otherwise live as long as the exception object.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import traceback
 from typing import Any
 
 import orjson
@@ -91,6 +95,12 @@ def validation_message(errors: list[Any]) -> tuple[str, str | None]:
     return "invalid request: " + "; ".join(parts), first_param
 
 
+def _forget_frames(error: BaseException) -> None:
+    """Clear the locals of the finished frames the error went through (the handler's own frame
+    and those still running are left alone)."""
+    traceback.clear_frames(error.__traceback__)
+
+
 def _in_body(error: Any) -> bool:
     location = error.get("loc", ())
     return not location or location[0] not in ("query", "path", "header")
@@ -116,10 +126,12 @@ def _document_parameter_errors(app: FastAPI) -> None:
 def install_error_handlers(app: FastAPI) -> None:
     async def on_reapi(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ReapiError)
+        _forget_frames(exc)
         return _from_reapi(exc)
 
     async def on_gateway(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
+        _forget_frames(exc)
         return error_response(
             exc.http_status,
             exc.message,
@@ -131,6 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        _forget_frames(exc)
         errors = list(exc.errors())
         message, param = validation_message(errors)
         # A query or path parameter out of its bounds is a 400, as OpenAI answers; a body that

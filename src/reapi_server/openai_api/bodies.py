@@ -35,8 +35,8 @@ class FormFile:
     content_type: str
     content: bytes = field(repr=False)
 
-    def __repr__(self) -> str:  # a file name is the caller's to choose: not shown either
-        return f"FormFile(<{len(self.content)} bytes, {self.content_type}>)"
+    def __repr__(self) -> str:  # its name and type are the caller's to choose: not shown
+        return f"FormFile(<{len(self.content)} bytes>)"
 
 
 @dataclass(slots=True)

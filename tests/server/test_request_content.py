@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import httpx
 import pytest
+from tests.server.errors_seen import hook_error_handlers
 from tests.server.fakes import PNG, FakeUpstream
 from tests.server.helpers import auth
 
@@ -39,89 +38,6 @@ from reapi_server.references.reference import Reference
 
 MARKER = "MARKER-input-71d3e0"
 IMAGE = png_bytes(16, 16)
-
-
-def _links(error: BaseException) -> Iterator[BaseException]:
-    """Every exception chained to `error`, however deep."""
-    seen: set[int] = set()
-    todo = [error.__context__, error.__cause__]
-    while todo:
-        link = todo.pop()
-        if link is None or id(link) in seen:
-            continue
-        seen.add(id(link))
-        yield link
-        todo += [link.__context__, link.__cause__]
-        if isinstance(link, BaseExceptionGroup):
-            todo += list(link.exceptions)
-
-
-def _texts(error: BaseException) -> list[str]:
-    """What can be read off an error: its repr, str, args, attributes, formatted traceback."""
-    texts = [repr(error), str(error), repr(error.args), repr(getattr(error, "__dict__", {}))]
-    texts.append("".join(traceback.format_exception(error)))
-    errors = getattr(error, "errors", None)
-    if callable(errors):
-        texts.append(repr(errors()))
-    return texts
-
-
-def _holds(value: Any, depth: int = 4) -> bool:
-    """Whether `value` (or what it contains, a few levels down) holds the marker."""
-    if isinstance(value, str):
-        return MARKER in value
-    if isinstance(value, bytes | bytearray):
-        return MARKER.encode() in value
-    if depth == 0:
-        return False
-    if isinstance(value, dict):
-        return any(_holds(k, depth - 1) or _holds(v, depth - 1) for k, v in value.items())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_holds(item, depth - 1) for item in value)
-    return False
-
-
-def _finished_frames(error: BaseException) -> Iterator[FrameType]:
-    """The frames the error went through, without the one that caught it (still running)."""
-    tb = error.__traceback__
-    tb = tb.tb_next if tb is not None else None
-    while tb is not None:
-        yield tb.tb_frame
-        tb = tb.tb_next
-
-
-@dataclass
-class Seen:
-    kind: str
-    status: int
-    chained: list[BaseException]
-    marked: bool
-    frames_marked: list[str] = field(default_factory=list)
-
-
-def hook_error_handlers(app) -> list[Seen]:
-    """Record every exception the gateway answers, before and after its handler ran."""
-    seen: list[Seen] = []
-    for kind, handler in list(app.exception_handlers.items()):
-
-        async def hooked(request, exc, handler=handler):
-            record = Seen(
-                type(exc).__name__,
-                0,
-                list(_links(exc)),
-                any(MARKER in text for text in _texts(exc)),
-            )
-            response = await handler(request, exc)
-            record.status = response.status_code
-            for frame in _finished_frames(exc):
-                if any(_holds(value) for value in frame.f_locals.values()):
-                    record.frames_marked.append(frame.f_code.co_qualname)
-            seen.append(record)
-            return response
-
-        app.exception_handlers[kind] = hooked
-    app.middleware_stack = None  # built again, with the hooks, on the first request
-    return seen
 
 
 @pytest.fixture
@@ -241,7 +157,7 @@ async def _send_every_kind_of_bad_input(gateway, key: str, media_host) -> list[i
 
 
 async def test_no_error_raised_for_bad_input_chains_or_keeps_it(gateway, media_host):
-    seen = hook_error_handlers(gateway.app)
+    seen = hook_error_handlers(gateway.app, [MARKER])
     _, key = await gateway.account(credits=100_000)
     statuses = await _send_every_kind_of_bad_input(gateway, key, media_host)
     assert all(400 <= status < 500 for status in statuses), str(list(enumerate(statuses)))

@@ -104,3 +104,19 @@ def test_any_seconds_is_taken_or_refused_as_a_request_error(seconds):
     except InvalidRequestError:
         return
     assert isinstance(params.seconds, int) and not isinstance(params.seconds, bool)
+
+
+@pytest.mark.parametrize("value", ["inf", "Infinity", "nan", "1e309", "-inf", ARABIC_FOUR, "²"])
+def test_a_retry_after_that_is_no_number_of_seconds_is_ignored(value):
+    # An upstream's Retry-After reaches answers (`Retry-After` header, math.ceil): inf and nan
+    # would crash them, and float() reads other scripts' digits.
+    from reapi.providers import parse_retry_after
+
+    assert parse_retry_after(value) is None
+
+
+def test_a_retry_after_in_seconds_or_as_a_date_is_read():
+    from reapi.providers import parse_retry_after
+
+    assert parse_retry_after("7") == 7.0 and parse_retry_after("1.5") == 1.5
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0.0

@@ -69,8 +69,9 @@ def _run(coroutine: Any) -> Any:
     try:
         return asyncio.run(coroutine)
     except GatewayError as error:
-        typer.secho(f"error: {error.message}", err=True, fg="red")
-        raise typer.Exit(1) from None
+        message = error.message
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
 
 
 @app.command()

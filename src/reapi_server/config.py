@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     fetch_allow_networks: list[str] = Field(default_factory=list)
     fetch_max_image_bytes: int = 20 * 1024 * 1024
     fetch_max_video_bytes: int = 100 * 1024 * 1024
+    #: What every input one request fetches (URLs, file ids) may add up to.
+    fetch_max_request_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     #: Seconds for one download, redirects included.
     fetch_timeout: float = 60.0
 

@@ -24,6 +24,7 @@ import anyio
 import certifi
 import httpx
 
+from reapi._detached import translated_async
 from reapi._engine import AsyncEngine, _log_reply
 from reapi._fetch import AsyncFetcher
 from reapi.providers import UpstreamRequest, UpstreamResponse
@@ -134,7 +135,9 @@ class AiohttpEngine(AsyncEngine):
         body, headers = encode_body(request)
         session = self._session_now()
         phase = "waiting for the first byte"
-        try:
+
+        async def exchange() -> tuple[int, dict[str, str], bytes]:
+            nonlocal phase
             # The outer deadline only bounds an upstream that drips: reads are timed per read.
             with anyio.fail_after(first_byte + body_deadline):
                 async with session.request(
@@ -147,9 +150,15 @@ class AiohttpEngine(AsyncEngine):
                 ) as response:
                     phase = "reading the body"
                     content = await response.read()
-                    status, reply_headers = response.status, _headers_of(response)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise self._connection_error(exc, provider, phase) from None
+                    return response.status, _headers_of(response), content
+
+        # aiohttp's errors keep the request (`request_info.headers` with the provider's key):
+        # the error raised instead chains nothing.
+        status, reply_headers, content = await translated_async(
+            exchange,
+            (aiohttp.ClientError, TimeoutError, OSError),
+            lambda exc: self._connection_error(exc, provider, phase),
+        )
         elapsed_ms = (time.perf_counter() - started) * 1000
         _log_reply(request, provider, status, elapsed_ms)
         return UpstreamResponse(status, reply_headers, content, elapsed_ms)

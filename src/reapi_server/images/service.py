@@ -1,6 +1,10 @@
-"""One image request: refuse what the catalog refuses, hold credit, run the core's failover loop,
-mirror the images, then settle and write the usage row in one transaction. The transactions are
-the database's group commits (`Database.grouped`): shared with concurrent requests.
+"""One image request: refuse what the catalog refuses, hold credit, load the inputs the request
+names by URL or file id, run the core's failover loop, mirror the images, then settle and write
+the usage row in one transaction. The transactions are the database's group commits
+(`Database.grouped`): shared with concurrent requests.
+
+Nothing is downloaded before the hold: a request refused for its model, its counts or its balance
+costs the gateway no fetch (see `references.service`).
 
 Whatever goes wrong after the hold (an upstream failure, a storage failure, a cancelled request)
 releases it: a failed generation costs nothing.
@@ -31,6 +35,7 @@ from ..mirror.outputs import Output, file_url, mirror
 from ..mirror.repository import insert_outputs
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
+from ..references.service import has_references, resolve
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
@@ -109,6 +114,8 @@ async def generate(
         )
 
     try:
+        if has_references(prepared.payload):
+            prepared = replace(prepared, payload=await resolve(rt, principal, prepared.payload))
         outcome = await rt.engine.run(prepared.routes, attempt)
         rt.metrics.record_attempts(
             prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts)

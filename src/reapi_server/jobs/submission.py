@@ -2,9 +2,10 @@
 
 Create: in one transaction (a group commit, shared with concurrent requests) the per-key job
 limit is checked, credit is held, the job row is written as `submitting` (leased to this
-process) with a pending usage row. Then the core's
-failover loop submits the task; its id is written back, or the hold is released. A process that
-dies in between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
+process) with a pending usage row. Then the inputs the request names by URL or file id are
+loaded (never before: see `references.service`), and the core's failover loop submits the task;
+its id is written back, or the job fails and the hold is released. A process that dies in
+between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -31,6 +33,7 @@ from ..group_commit import Tx
 from ..ids import new_id
 from ..models import ACTIVE_JOB_STATES, VideoJob
 from ..observability.middleware import RequestContext
+from ..references.service import has_references, resolve
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
@@ -125,6 +128,8 @@ async def create(
     if refused is not None:
         raise refused
     rt.metrics.credits.labels("reserved").inc(cost)
+    if has_references(prepared.payload):
+        prepared = await _with_inputs(rt, principal, job_id, prepared)
     remembered = RememberedJob(prepared)
     # Kept from before the submission, so that a poll of the new task never finds it missing.
     rt.memory.remember(job_id, remembered)
@@ -135,6 +140,17 @@ async def create(
         rt.memory.forget(job_id)  # no route left to resubmit to
     context.provider, context.attempts = job.provider, job.attempts
     return video_body(job)
+
+
+async def _with_inputs(
+    rt: Runtime, principal: Principal, job_id: str, prepared: PreparedVideo
+) -> PreparedVideo:
+    """The request with its references loaded; a refusal fails the job (its hold released)."""
+    try:
+        return replace(prepared, payload=await resolve(rt, principal, prepared.payload))
+    except BaseException as error:
+        await finish_failed(rt, job_id, error_code(error), states=("submitting",), owner=None)
+        raise
 
 
 async def submit(

@@ -1,8 +1,8 @@
 """`create_app()`: the FastAPI application of the gateway.
 
-Start-up migrates the database (unless told not to), then starts the video poller, the sweeper,
-the renewal of running requests' credit holds and the retention job in this process; several
-processes may run them against one database.
+Building it migrates the database (unless told not to) and resolves the fleet's secret. Start-up
+starts the video poller, the sweeper, the renewal of running requests' credit holds and the
+retention job in this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from reapi.router import RouterConfig
 
 from .config import Settings
 from .credits.renewal import run_hold_renewal
+from .fleet_secret import resolve_blocking
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
-from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
@@ -56,6 +56,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
+    # Migrates first when asked: the secret lives in the database.
+    secret = resolve_blocking(settings, migrate=migrate)
     rt = build_runtime(
         settings,
         catalog=catalog,
@@ -63,13 +65,12 @@ def create_app(
         store=store,
         router_config=router_config,
         fetcher=fetcher,
+        secret=secret,
         **extra,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if migrate:
-            await upgrade(rt.db)
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []

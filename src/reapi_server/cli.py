@@ -15,9 +15,10 @@ from typing import Annotated, Any
 import typer
 
 from . import admin
-from .config import CONFIG_ENV, Settings
+from .config import CONFIG_ENV, ConfigError, Settings
 from .demo import run_demo
 from .errors import GatewayError
+from .fleet_secret import resolve_for
 from .serving import run_server
 
 __all__ = ["app", "main"]
@@ -70,6 +71,8 @@ def _run(coroutine: Any) -> Any:
         return asyncio.run(coroutine)
     except GatewayError as error:
         message = error.message
+    except ConfigError as error:
+        message = str(error)
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
 
@@ -85,13 +88,36 @@ def serve(
 ) -> None:
     """Run the gateway (uvicorn with uvloop and httptools)."""
     settings = _settings(data_dir, database_url, config, host=host, port=port, workers=workers)
-    run_server(settings)
+    try:
+        run_server(settings)
+    except ConfigError as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        raise typer.Exit(1) from None
 
 
 @app.command()
-def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def migrate(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    adopt_secret: Annotated[
+        bool,
+        typer.Option(
+            "--adopt-secret",
+            help="Make the configured secret_key the fleet's (the database's) secret. "
+            "Idempotency keys sent before are then not recognised.",
+        ),
+    ] = False,
+) -> None:
     """Create or upgrade the database schema."""
-    settings = _settings(data_dir, database_url)
+    settings = _settings(data_dir, database_url, config)
+    if adopt_secret:
+        if settings.secret_key is None:
+            typer.secho("error: --adopt-secret needs secret_key set", err=True, fg="red")
+            raise typer.Exit(1)
+        _run(resolve_for(settings, migrate=True, adopt=True))
+        typer.echo("database is up to date; the configured secret is the fleet's")
+        return
     _run(admin.migrate(settings))
     typer.echo("database is up to date")
 

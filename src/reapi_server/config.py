@@ -1,14 +1,13 @@
 """Server settings: environment (`REAPI_*`), an optional TOML file, then defaults.
 
 Secrets are `SecretStr` so that a settings object can be printed or logged without leaking them.
-Everything the server keeps on disk lives under `data_dir`: the SQLite file, mirrored outputs and
-the generated secret used to fingerprint idempotent requests. All of it is private (`private`).
+Everything the server keeps on disk lives under `data_dir`: the SQLite file and mirrored outputs.
+All of it is private (`private`).
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,12 +21,17 @@ from pydantic_settings import (
 
 from reapi import UrlPolicy
 
-from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
+from .private import PRIVATE_DIR, make_private_dirs, tighten
 
-__all__ = ["CONFIG_ENV", "Settings"]
+__all__ = ["CONFIG_ENV", "ConfigError", "Settings"]
 
 #: Environment variable naming a TOML config file (the CLI's `--config` sets it too).
 CONFIG_ENV = "REAPI_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration the gateway cannot run with; the message says what to change (one line,
+    never a secret's value)."""
 
 
 class Settings(BaseSettings):
@@ -56,7 +60,8 @@ class Settings(BaseSettings):
     #: An operator catalog overlaid on the packaged one (TOML or JSON).
     catalog_path: Path | None = None
 
-    #: Keys idempotency fingerprints; generated into `data_dir` when not given.
+    #: The fleet's secret: keys idempotency fingerprints and every other keyed hash. When not
+    #: given, the first instance generates one into the database (`fleet_secret`).
     secret_key: SecretStr | None = None
 
     # -- limits --------------------------------------------------------------------------------
@@ -242,25 +247,6 @@ class Settings(BaseSettings):
         readable by others."""
         make_private_dirs(self.data_dir)
         tighten(self.data_dir, PRIVATE_DIR)
-
-    def fingerprint_secret(self) -> bytes:
-        """The configured secret, or one generated once and kept (mode 0600) in the data dir."""
-        if self.secret_key is not None:
-            return self.secret_key.get_secret_value().encode()
-        self.ensure_data_dir()
-        path = self.data_dir / "secret.key"
-        try:
-            return path.read_bytes().strip()
-        except FileNotFoundError:
-            pass
-        value = secrets.token_hex(32).encode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
-        except FileExistsError:  # another worker wrote it first
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(value)
-        return value
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied (None means "not given")."""

@@ -46,7 +46,8 @@ class Runtime:
     auth: Authenticator
     limiter: RateLimiter
     metrics: Metrics
-    fingerprint_secret: bytes
+    #: The fleet's secret (`fleet_secret`); None in a runtime that keys nothing (administration).
+    secret: bytes | None = None
     clock: Callable[[], float] = time.time
     #: Identifies this process as a lease owner of video jobs.
     instance_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
@@ -62,6 +63,12 @@ class Runtime:
 
     def now(self) -> float:
         return self.clock()
+
+    @property
+    def fingerprint_secret(self) -> bytes:
+        if self.secret is None:
+            raise RuntimeError("this runtime was built without the fleet's secret")
+        return self.secret
 
     async def aclose(self) -> None:
         await self.engine.aclose()
@@ -90,6 +97,7 @@ def build_runtime(
     router_config: RouterConfig | None = None,
     clock: Callable[[], float] = time.time,
     fetcher: AsyncFetcher | None = None,
+    secret: bytes | None = None,
 ) -> Runtime:
     settings.ensure_data_dir()
     catalog = catalog or load_catalog(settings.catalog_path)
@@ -117,7 +125,7 @@ def build_runtime(
         auth=Authenticator(db),
         limiter=RateLimiter(),
         metrics=metrics,
-        fingerprint_secret=settings.fingerprint_secret(),
+        secret=secret,
         clock=clock,
         fetcher=fetcher,
     )

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from . import admin
 from .app import create_app
 from .config import Settings
+from .fleet_secret import resolve_for
 from .observability.logging import configure_logging
 
 if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
@@ -97,8 +97,8 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
 
 def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    asyncio.run(admin.migrate(settings))
-    settings.fingerprint_secret()  # created once here, not raced by the workers
+    # Migrated, and the fleet's secret written or checked, once here before any worker starts.
+    asyncio.run(resolve_for(settings, migrate=True))
     if app_instance is not None or settings.workers <= 1:
         app = app_instance or create_app(settings, migrate=False)
         freeze_heap()

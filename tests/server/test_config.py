@@ -1,7 +1,5 @@
 """Settings: environment, a TOML file, secrets that never print, state under the data dir."""
 
-from pathlib import Path
-
 from reapi_server.config import Settings
 
 
@@ -28,10 +26,3 @@ def test_config_file_is_read_and_environment_wins(monkeypatch, tmp_path):
     assert settings.port == 8123
     assert settings.requests_per_minute == 5
     assert settings.provider_base_urls == {"openai": "http://x"}
-
-
-def test_generated_secret_is_kept_private_in_the_data_dir(tmp_path):
-    settings = Settings(data_dir=tmp_path)
-    first = settings.fingerprint_secret()
-    assert first == Settings(data_dir=tmp_path).fingerprint_secret()
-    assert oct(Path(tmp_path / "secret.key").stat().st_mode)[-3:] == "600"

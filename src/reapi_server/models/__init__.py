@@ -5,6 +5,7 @@ from .api_keys import ApiKey
 from .base import Base
 from .credits import CreditHold, LedgerEntry
 from .deletions import PendingDeletion
+from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
@@ -16,6 +17,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "CreditHold",
+    "FleetSecret",
     "IdempotencyRecord",
     "LedgerEntry",
     "PendingDeletion",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from .db import Database
@@ -24,9 +25,14 @@ def upgrade_sync(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+#: PostgreSQL advisory lock key held while migrating ("reapi" in ASCII, for recognition).
+MIGRATION_LOCK = 0x7265617069
+
+
 async def upgrade(db: Database) -> None:
-    """Bring `db` to the newest schema (inside an event loop), in one write transaction: it
-    waits for the write lock like any other writer, and two processes never migrate at once."""
+    """Bring `db` to the newest schema (inside an event loop), in one write transaction, so two
+    processes never migrate at once: on SQLite it waits for the write lock like any other
+    writer; on PostgreSQL for an advisory lock (instances of a fleet start together)."""
 
     def _run(connection: Connection) -> None:
         config = alembic_config()
@@ -34,5 +40,9 @@ async def upgrade(db: Database) -> None:
         command.upgrade(config, "head")
 
     async with db.write() as session:
+        if db.is_postgres:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
         connection = await session.connection()
         await connection.run_sync(_run)

@@ -64,8 +64,20 @@ class Settings(BaseSettings):
     #: given, the first instance generates one into the database (`fleet_secret`).
     secret_key: SecretStr | None = None
 
+    # -- the fleet (several instances) ---------------------------------------------------------
+    #: Redis (`redis://`, `rediss://` for TLS), shared by every instance: rate limits that hold
+    #: across the fleet, shared circuit breakers, wake-ups. Unset: each process on its own.
+    redis_url: SecretStr | None = None
+    #: Prefixed to every key and channel, so that deployments can share one Redis.
+    redis_key_prefix: str = "reapi:"
+    #: Seconds for one Redis call; past it Redis counts as down and the process falls back.
+    redis_timeout: float = Field(default=0.25, gt=0)
+
     # -- limits --------------------------------------------------------------------------------
+    #: Per API key (a key's own setting wins); with Redis for the whole fleet, else per process.
     requests_per_minute: int = 600
+    #: Per account, all its keys together; 0: no account-wide limit.
+    account_requests_per_minute: int = Field(default=0, ge=0)
     max_concurrent_videos: int = 8
     #: Largest request body accepted (multipart uploads included), in bytes.
     max_body_bytes: int = 64 * 1024 * 1024

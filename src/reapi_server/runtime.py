@@ -23,10 +23,11 @@ from reapi.router import Router, RouterConfig
 
 from .api_keys.auth import Authenticator
 from .config import Settings
+from .coordination import RedisLink, open_link
 from .credits.live import LiveHolds
 from .db import Database
 from .jobs.memory import PayloadMemory, payload_memory
-from .limits.rate import RateLimiter
+from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
 from .upstream import AiohttpEngine
@@ -44,8 +45,10 @@ class Runtime:
     engine: AsyncEngine
     store: ObjectStore
     auth: Authenticator
-    limiter: RateLimiter
+    limiter: Limiter
     metrics: Metrics
+    #: Redis, shared by the fleet's instances; None without `redis_url`.
+    redis: RedisLink | None = None
     #: The fleet's secret (`fleet_secret`); None in a runtime that keys nothing (administration).
     secret: bytes | None = None
     clock: Callable[[], float] = time.time
@@ -73,6 +76,8 @@ class Runtime:
     async def aclose(self) -> None:
         await self.engine.aclose()
         await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def _engine(
@@ -113,6 +118,7 @@ def build_runtime(
     db = Database(settings.resolved_database_url)
     metrics = Metrics()
     metrics.watch_breakers(router, catalog, connections)
+    redis = open_link(settings, metrics)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
     return Runtime(
         settings=settings,
@@ -123,7 +129,8 @@ def build_runtime(
         engine=_engine(settings, router, http_client, fetcher),
         store=store or build_store(settings),
         auth=Authenticator(db),
-        limiter=RateLimiter(),
+        limiter=Limiter(redis),
+        redis=redis,
         metrics=metrics,
         secret=secret,
         clock=clock,

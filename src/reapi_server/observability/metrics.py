@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -94,6 +94,18 @@ class Metrics:
             "reapi_video_jobs_finished",
             "Video jobs that reached a final state.",
             ["status"],
+            registry=self.registry,
+        )
+
+        self.redis_up = Gauge(
+            "reapi_redis_up",
+            "1 while Redis answers, 0 while this process falls back to its own state.",
+            registry=self.registry,
+        )
+        self.redis_fallbacks = Counter(
+            "reapi_redis_fallbacks",
+            "Uses of per-process state because Redis was down, by feature.",
+            ["feature"],
             registry=self.registry,
         )
 

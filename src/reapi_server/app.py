@@ -83,6 +83,8 @@ def create_app(
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
         if rt.redis is not None:
             tasks.append(asyncio.create_task(rt.redis.watch()))
+        if rt.bus is not None:
+            tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
             with loop_errors_by_type():

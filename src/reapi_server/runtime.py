@@ -24,6 +24,8 @@ from reapi.router import Router, RouterConfig
 from .api_keys.auth import Authenticator
 from .config import Settings
 from .coordination import RedisLink, open_link
+from .coordination.breakers import SharedBreakerStore
+from .coordination.bus import Bus
 from .credits.live import LiveHolds
 from .db import Database
 from .jobs.memory import PayloadMemory, payload_memory
@@ -49,6 +51,8 @@ class Runtime:
     metrics: Metrics
     #: Redis, shared by the fleet's instances; None without `redis_url`.
     redis: RedisLink | None = None
+    #: Messages between the fleet's instances (Redis pub/sub); None without Redis.
+    bus: Bus | None = None
     #: The fleet's secret (`fleet_secret`); None in a runtime that keys nothing (administration).
     secret: bytes | None = None
     clock: Callable[[], float] = time.time
@@ -114,11 +118,14 @@ def build_runtime(
             if settings.first_byte_timeout
             else RouterConfig()
         )
-    router = Router(router_config)
-    db = Database(settings.resolved_database_url)
     metrics = Metrics()
-    metrics.watch_breakers(router, catalog, connections)
+    instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"
     redis = open_link(settings, metrics)
+    bus = Bus(redis) if redis is not None else None
+    breakers = SharedBreakerStore(bus, instance_id) if bus is not None else None
+    router = Router(router_config, breakers)
+    db = Database(settings.resolved_database_url)
+    metrics.watch_breakers(router, catalog, connections)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
     return Runtime(
         settings=settings,
@@ -131,6 +138,8 @@ def build_runtime(
         auth=Authenticator(db),
         limiter=Limiter(redis),
         redis=redis,
+        bus=bus,
+        instance_id=instance_id,
         metrics=metrics,
         secret=secret,
         clock=clock,

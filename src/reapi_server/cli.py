@@ -90,9 +90,11 @@ def serve(
     settings = _settings(data_dir, database_url, config, host=host, port=port, workers=workers)
     try:
         run_server(settings)
+        return
     except ConfigError as error:
-        typer.secho(f"error: {error}", err=True, fg="red")
-        raise typer.Exit(1) from None
+        message = str(error)
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
 
 
 @app.command()

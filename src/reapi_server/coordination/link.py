@@ -8,6 +8,7 @@ never wait on a Redis that is known to be down.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -107,12 +108,12 @@ def open_link(settings: Settings, metrics: Metrics) -> RedisLink | None:
     """The link for `redis_url`, or None without one. Nothing connects yet."""
     if settings.redis_url is None:
         return None
-    try:
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-    except ImportError:
-        raise ConfigError("redis_url needs the redis package: pip install 'reapi[redis]'") from None
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError("redis_url needs the redis package: pip install 'reapi[redis]'")
+    from redis.asyncio import Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     timeout = settings.redis_timeout
     client: Any = Redis.from_url(
         settings.redis_url.get_secret_value(),

@@ -145,6 +145,7 @@ class Database:
         readiness, and raised as SQLAlchemy's `OperationalError` whatever the driver raised
         (asyncpg's connect raises bare OSErrors), so that callers and the API's error handler
         see one kind."""
+        wrapped: OperationalError | None = None
         try:
             yield
         except Exception as error:
@@ -153,7 +154,11 @@ class Database:
             self._unavailable_at = time.monotonic()
             if isinstance(error, SQLAlchemyError):
                 raise
-            raise OperationalError(None, None, error) from error
+            # Raised below, outside this block, so that nothing is chained as __context__; the
+            # driver's error stays as `.orig`, as SQLAlchemy keeps it for its own errors.
+            wrapped = OperationalError(None, None, error)
+        if wrapped is not None:
+            raise wrapped
 
     def seconds_since_unavailable(self) -> float | None:
         """How long ago an operation last failed because the database was unavailable."""

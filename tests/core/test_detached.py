@@ -12,8 +12,9 @@ import pytest
 from reapi._detached import detached, translated, translated_async
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-#: Test doubles of the providers, not the product: they never see a gateway's requests.
-SKIPPED = (SRC / "reapi" / "testing",)
+#: Test doubles of the providers and of Stripe, OAuth and mail services, not the product: they
+#: never see a gateway's requests.
+SKIPPED = (SRC / "reapi" / "testing", SRC / "reapi_server" / "testing")
 SECRET = "MARKER-secret-4f1c"
 
 

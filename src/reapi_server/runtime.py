@@ -26,6 +26,7 @@ from .config import Settings
 from .coordination import RedisLink, open_link
 from .coordination.breakers import SharedBreakerStore
 from .coordination.bus import Bus
+from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
 from .db import Database
 from .jobs.memory import PayloadMemory, payload_memory
@@ -53,6 +54,8 @@ class Runtime:
     redis: RedisLink | None = None
     #: Messages between the fleet's instances (Redis pub/sub); None without Redis.
     bus: Bus | None = None
+    #: Wake-ups for requests and loops that wait on another's work (across the fleet with Redis).
+    wakeups: Wakeups = field(default_factory=Wakeups)
     #: The fleet's secret (`fleet_secret`); None in a runtime that keys nothing (administration).
     secret: bytes | None = None
     clock: Callable[[], float] = time.time
@@ -139,6 +142,7 @@ def build_runtime(
         limiter=Limiter(redis),
         redis=redis,
         bus=bus,
+        wakeups=Wakeups(bus),
         instance_id=instance_id,
         metrics=metrics,
         secret=secret,

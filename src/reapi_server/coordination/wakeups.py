@@ -25,13 +25,13 @@ class Wakeups:
         if bus is not None:
             bus.on(TOPIC, self._received)
 
-    async def wait(self, topic: str, timeout: float) -> bool:
-        """Until `topic` is notified (True) or `timeout` seconds passed (False)."""
+    async def wait(self, topic: str, seconds: float) -> bool:
+        """Until `topic` is notified (True) or `seconds` passed (False)."""
         event = asyncio.Event()
         waiting = self._waiting.setdefault(topic, set())
         waiting.add(event)
         try:
-            with anyio.move_on_after(timeout):
+            with anyio.move_on_after(seconds):
                 await event.wait()
             return event.is_set()
         finally:

@@ -17,6 +17,7 @@ from .app import create_app
 from .config import Settings
 from .fleet_secret import resolve_for
 from .observability.logging import configure_logging
+from .observability.multiprocess import use_multiprocess_dir
 
 if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
     from .head_limits import GatewayConfig
@@ -70,7 +71,8 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
     one process, or a supervisor of workers that all serve both sockets."""
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
+
+    from .supervisor import Supervisor
 
     server = uvicorn.Server(config)
     try:
@@ -86,7 +88,7 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
                 sys.exit(STARTUP_FAILURE)
             log.info("metrics listener on %s:%d", *metrics_address)
         if config.workers > 1:
-            Multiprocess(config, sockets=sockets).run()
+            Supervisor(config, sockets=sockets).run()
         else:
             server.run(sockets=sockets)
     except KeyboardInterrupt:
@@ -111,6 +113,7 @@ def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
     os.environ["REAPI_HOST"] = settings.host
     os.environ["REAPI_PORT"] = str(settings.port)
     os.environ["REAPI_METRICS_LISTEN"] = settings.metrics_listen or "off"
+    use_multiprocess_dir(settings.data_dir)  # so that a scrape adds every worker's counts up
     factory = "reapi_server.app:app_from_environment"
     config = gateway_config(factory, settings, factory=True, workers=settings.workers)
     _serve(config, settings.metrics_address)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 
 
 def _exposition(metrics: Metrics) -> Response:
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=metrics.content_type)
 
 
 @router.get("/metrics")

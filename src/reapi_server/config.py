@@ -125,6 +125,9 @@ class Settings(BaseSettings):
     #: After an operation failed because the database was unavailable (a full disk, a lost
     #: connection), /readyz answers 503 for this long, and requests are told to retry after it.
     database_error_unready_seconds: float = Field(default=10.0, ge=0)
+    #: PostgreSQL: seconds for a connection to open and for each statement. A server that no
+    #: longer answers (a partition) then fails requests with 503 instead of holding them.
+    database_timeout: float = Field(default=10.0, gt=0)
     idempotency_ttl_seconds: float = 24 * 3600
 
     # -- output storage --------------------------------------------------------------------------

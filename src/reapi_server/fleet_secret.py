@@ -118,7 +118,10 @@ def _legacy(settings: Settings, db: Database) -> bytes | None:
 async def resolve_for(settings: Settings, *, migrate: bool = False, adopt: bool = False) -> bytes:
     """Open the settings' database (migrating it first if asked), resolve, close it."""
     settings.ensure_data_dir()
-    db = Database(settings.resolved_database_url)
+    # A migration's statements may take long on big tables: no statement timeout for them.
+    db = Database(
+        settings.resolved_database_url, timeout=None if migrate else settings.database_timeout
+    )
     try:
         if migrate:
             await upgrade(db)

@@ -127,7 +127,7 @@ def build_runtime(
     bus = Bus(redis) if redis is not None else None
     breakers = SharedBreakerStore(bus, instance_id) if bus is not None else None
     router = Router(router_config, breakers)
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, timeout=settings.database_timeout)
     metrics.watch_breakers(router, catalog, connections)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
     return Runtime(

@@ -134,3 +134,48 @@ async def test_an_outage_that_lasts_fails_the_video_refunded(make_gateway, moto_
     link.heal()
     await _settle_the_queue(gateway)
     assert moto_server.objects(bucket) == {}  # what the failed attempts stored is gone
+
+
+@pytest.fixture
+async def hasty_gateway(make_gateway, moto_server, link):
+    """A short storage timeout: a blackholed store answers nothing, ever."""
+    bucket = moto_server.new_bucket()
+    settings = moto_server.settings(bucket, endpoint=link.endpoint)
+    started = await make_gateway(**{**settings, "storage_timeout": 0.5, "storage_retries": 1})
+    started.s3 = (moto_server, bucket)
+    return started
+
+
+async def test_a_blackholed_store_fails_an_image_uncharged(hasty_gateway, link):
+    gateway = hasty_gateway
+    account, key = await gateway.account(credits=100)
+    link.blackhole()
+    response = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+    )
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
+    assert await _rows(gateway) == 0
+    link.heal()
+    ok = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+    )
+    assert ok.status_code == 200
+    balance, reserved = await ledger_matches(gateway.rt, account)
+    assert reserved == 0 and balance < 100  # this one is charged, the first one was not
+
+
+async def test_a_video_keeps_its_hold_through_a_blackhole_and_finishes(hasty_gateway, link):
+    gateway = hasty_gateway
+    account, key = await gateway.account(credits=100)
+    video = (await create(gateway, key)).json()
+    assert await _poll(gateway, video["id"]) == "in_progress"
+    link.blackhole()
+    for _ in range(2):
+        assert await _poll(gateway, video["id"]) == "in_progress"
+    assert await ledger_matches(gateway.rt, account) == (60, COST)  # held, not charged
+    link.heal()
+    assert await _poll(gateway, video["id"]) == "completed"
+    assert await ledger_matches(gateway.rt, account) == (60, 0)
+    assert f"outputs/{video['id']}/0.mp4" in gateway.stored()

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from tests.server.fault_proxy import FaultProxy
 from tests.server.helpers import auth, scrape_metrics
 from tests.server.redis import redis_server, redis_settings  # noqa: F401  (fixtures)
 
@@ -106,3 +107,35 @@ async def test_redis_down_falls_back_to_per_process_limits(
 
     await _until(redis_back)
     assert "reapi_redis_up 1.0" in await scrape_metrics(first)
+
+
+async def test_a_blackholed_redis_costs_one_timeout_then_serving_goes_on(
+    make_gateway,
+    redis_server,  # noqa: F811
+    redis_settings,  # noqa: F811
+):
+    """A Redis that answers nothing (a partition): the request that finds out waits one
+    `redis_timeout`; later ones do not wait at all until Redis answers again."""
+    proxy = FaultProxy(redis_server.port)
+    try:
+        settings = {**redis_settings, "redis_url": f"redis://127.0.0.1:{proxy.port}/0"}
+        gateway = await make_gateway(requests_per_minute=1000, redis_timeout=0.3, **settings)
+        _, key = await gateway.account()
+        assert await _statuses([gateway], key, 3) == [200] * 3
+        proxy.blackhole()
+        started = time.monotonic()
+        assert await _statuses([gateway], key, 1) == [200]
+        assert time.monotonic() - started < 2
+        started = time.monotonic()
+        assert await _statuses([gateway], key, 20) == [200] * 20
+        assert time.monotonic() - started < 2  # no Redis wait per request
+        ready = (await gateway.client.get("/readyz")).json()
+        assert ready["redis"] == "unavailable: per-process fallback"
+        proxy.heal()
+
+        async def redis_back() -> bool:
+            return (await gateway.client.get("/readyz")).json()["redis"] == "ok"
+
+        await _until(redis_back)
+    finally:
+        proxy.close()

@@ -7,6 +7,7 @@ contain a submitted value.
 from __future__ import annotations
 
 __all__ = [
+    "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientCredits",
@@ -47,6 +48,12 @@ class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_credits"
+
+
+class CreditLimitExceeded(GatewayError):
+    """A grant would take an account past `models.MAX_CREDITS`."""
+
+    default_code = "credit_limit_exceeded"
 
 
 class NotFound(GatewayError):

@@ -1,16 +1,14 @@
 """The hot path's mechanisms: group commit and the trigger-kept count of unfinished videos.
 
 Where a guarantee depends on the database, it is checked on SQLite and on PostgreSQL
-(`db_gateway`)."""
+(`db_gateway`, in conftest)."""
 
 import asyncio
-import secrets
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from tests.server.helpers import auth, ledger_matches
-from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.server.test_credits import PRICE, concurrent_spend
 from tests.server.test_videos import create, drive
 
@@ -18,23 +16,6 @@ from reapi_server.credits import repository as credit_rows
 from reapi_server.group_commit import Tx
 from reapi_server.models import ACTIVE_JOB_STATES, ApiKey, UsageRecord, VideoJob
 from reapi_server.usage import repository as usage_rows
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request) -> str | None:
-    """None (the default SQLite file), then a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    server = request.getfixturevalue("postgres_server")
-    name = f"t_{secrets.token_hex(6)}"
-    server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
-    return str(server.url(name))
-
-
-@pytest.fixture
-async def db_gateway(database_url, make_gateway):
-    return await make_gateway(database_url=database_url)
-
 
 # -- group commit ----------------------------------------------------------------------------
 

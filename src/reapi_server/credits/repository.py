@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import new_id
-from ..models import Account, CreditHold, LedgerEntry
+from ..models import MAX_CREDITS, Account, CreditHold, LedgerEntry
 
 __all__ = [
     "ClosedHold",
@@ -52,9 +52,14 @@ _HOLD = Statement(
         "closed_at",
     ),
 )
+#: Conditional on the account staying within the bound, held credit included (a release moves
+#: it back into the balance, and must always fit).
 _GRANT = Statement(
     update(Account)
-    .where(Account.id == bindparam("b_account"))
+    .where(
+        Account.id == bindparam("b_account"),
+        Account.balance + Account.reserved <= MAX_CREDITS - bindparam("b_amount"),
+    )
     .values(balance=Account.balance + bindparam("b_amount"))
 )
 #: The one conditional UPDATE that decides whether a request may run.
@@ -114,12 +119,16 @@ async def _ledger(
     )
 
 
-async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> None:
-    if amount <= 0:
-        raise ValueError("a grant must be positive")
+async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> bool:
+    """Add `amount` (1 to `MAX_CREDITS`) to the balance; False when the account would exceed
+    `MAX_CREDITS` (or does not exist), and then nothing is written."""
+    if not 0 < amount <= MAX_CREDITS:
+        raise ValueError(f"a grant must be between 1 and {MAX_CREDITS}")
     tx = as_tx(session)
-    await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount})
+    if await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount}) != 1:
+        return False
     await _ledger(tx, account_id, "grant", amount, 0, None, now)
+    return True
 
 
 async def reserve(
@@ -137,6 +146,8 @@ async def reserve(
     One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
     (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting), and within a
     group commit (its ops run one after the other, each seeing the balance the last one left)."""
+    if amount > MAX_CREDITS:  # no balance is that high (and the driver may not take the number)
+        return None
     tx = as_tx(session)
     if await tx.execute(_RESERVE, {"b_account": account_id, "b_amount": amount}) != 1:
         return None

@@ -3,7 +3,7 @@
 from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
-from .credits import CreditHold, LedgerEntry
+from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
@@ -12,6 +12,7 @@ from .usage import UsageRecord
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "MAX_CREDITS",
     "Account",
     "ApiKey",
     "Base",

@@ -24,6 +24,7 @@ from reapi.router import Router, RouterConfig
 from .api_keys.auth import Authenticator
 from .config import Settings
 from .db import Database
+from .idempotency.local import LocalClaims
 from .jobs.memory import PayloadMemory
 from .limits.rate import RateLimiter
 from .mirror import ObjectStore, build_store
@@ -53,6 +54,8 @@ class Runtime:
     memory: PayloadMemory = field(default_factory=PayloadMemory)
     #: Downloads the URLs callers hand the gateway (SSRF-checked, size-capped).
     fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Idempotency keys claimed by this process: their waiters here wait on an event.
+    idempotency_claims: LocalClaims = field(default_factory=LocalClaims)
 
     def now(self) -> float:
         return self.clock()

@@ -1,0 +1,126 @@
+"""Requests that wait for another one with the same `Idempotency-Key`.
+
+They used to poll the database with a write transaction every 50 ms: 100 waiters took most of a
+core and slowed every other request several times over. Now a waiter in the process that runs
+the first request waits on an in-process event, and one in another process reads (no write
+transaction) with exponential backoff."""
+
+import asyncio
+import statistics
+import time
+
+from sqlalchemy import event
+from tests.server.helpers import auth, ledger_matches
+
+BODY = {"model": "gpt-image-2", "prompt": "a lighthouse"}
+WAITERS = 100
+WINDOW = 2.0
+WRITES = ("INSERT", "UPDATE", "DELETE", "BEGIN IMMEDIATE")
+
+
+def _hold_first_store(rt) -> tuple[asyncio.Event, asyncio.Event]:
+    """The first output write waits for `release`: the first request stays in flight."""
+    entered, release = asyncio.Event(), asyncio.Event()
+    real_put = rt.store.put
+    calls = []
+
+    async def put(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            entered.set()
+            await release.wait()
+        return await real_put(*args, **kwargs)
+
+    rt.store.put = put
+    return entered, release
+
+
+async def _post(gateway, key: str, headers: dict[str, str] | None = None, **fields):
+    return await gateway.client.post(
+        "/v1/images/generations", json={**BODY, **fields}, headers={**auth(key), **(headers or {})}
+    )
+
+
+async def _latencies(gateway, key: str, count: int) -> list[float]:
+    """Wall time of unrelated requests (another account's generations), one after another."""
+    times = []
+    for index in range(count):
+        started = time.perf_counter()
+        response = await _post(gateway, key, prompt=f"unrelated {index}")
+        assert response.status_code == 200
+        times.append(time.perf_counter() - started)
+    return times
+
+
+async def test_a_hundred_waiters_cost_little_and_get_the_same_answer(db_gateway):
+    gateway = db_gateway
+    rt = gateway.rt
+    account, key = await gateway.account(credits=1000)
+    _, other = await gateway.account(credits=100_000)
+    before = statistics.median(await _latencies(gateway, other, 20))
+    entered, release = _hold_first_store(rt)
+    headers = {"idempotency-key": "one-key"}
+    first = asyncio.create_task(_post(gateway, key, headers))
+    await asyncio.wait_for(entered.wait(), 10)
+    waiters = [asyncio.create_task(_post(gateway, key, headers)) for _ in range(WAITERS)]
+    await asyncio.sleep(0.3)  # every waiter has found the key in flight
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    during: list[float] = []
+    while time.perf_counter() - wall < WINDOW:
+        during += await _latencies(gateway, other, 1)
+        await asyncio.sleep(0.05)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    release.set()
+    responses = [await first, *await asyncio.gather(*waiters)]
+
+    # The old loop kept a core busy (every waiter: a write transaction every 50 ms); the
+    # unrelated requests themselves use a few percent of it.
+    assert statistics.median(during) < 2 * before + 0.01, (before, statistics.median(during))
+    assert cpu < 0.35 * wall, (cpu, wall)
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.text for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == WAITERS
+    assert gateway.upstream.count("/images/generations") == 1 + len(during) + 20
+    assert (await ledger_matches(rt, account))[0] == 1000 - 40
+
+
+async def test_a_waiter_in_another_process_reads_with_backoff(db_gateway, make_gateway):
+    """Two gateway processes on one database: the second one's waiter learns the first one's
+    answer by reading, a few times, never by writing."""
+    first_gateway = db_gateway
+    url = first_gateway.rt.settings.resolved_database_url
+    second_gateway = await make_gateway(database_url=url)
+    account, key = await first_gateway.account(credits=1000)
+    entered, release = _hold_first_store(first_gateway.rt)
+    headers = {"idempotency-key": "shared-key"}
+    # URLs: the processes share the database, not their local storage directories.
+    first = asyncio.create_task(_post(first_gateway, key, headers, response_format="url"))
+    await asyncio.wait_for(entered.wait(), 10)
+
+    statements: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements.append(statement)
+
+    engines = {second_gateway.rt.db._reader, second_gateway.rt.db._writer}
+    for engine in engines:
+        event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        waiter = asyncio.create_task(_post(second_gateway, key, headers, response_format="url"))
+        await asyncio.sleep(WINDOW)
+        waited = [s for s in statements if "idempotency_records" in s]
+        release.set()
+        answers = [await first, await waiter]
+    finally:
+        for engine in engines:
+            event.remove(engine.sync_engine, "before_cursor_execute", count)
+
+    # Backoff from 50 ms: a handful of reads in two seconds (the old loop: forty writes).
+    assert 2 <= len(waited) <= 9, waited
+    assert not [s for s in waited if s.lstrip().upper().startswith(WRITES)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert answers[1].headers["idempotent-replayed"] == "true"
+    assert first_gateway.upstream.count("/images/generations") == 1
+    assert (await ledger_matches(first_gateway.rt, account))[0] == 1000 - 40

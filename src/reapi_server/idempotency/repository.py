@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..group_commit import Statement, Tx, as_tx
 from ..models import IdempotencyRecord
 
-__all__ = ["abandoned", "claim", "complete", "drop", "expired", "find"]
+__all__ = ["abandoned", "claim", "complete", "drop", "drop_unanswered", "expired", "find"]
+
+# Compiled once per dialect: the answer is recorded in the request's own group commit.
+_COMPLETE = Statement(
+    update(IdempotencyRecord)
+    .where(IdempotencyRecord.id == bindparam("b_id"))
+    .values(state="done", status_code=bindparam("b_status"), response=bindparam("b_response"))
+)
 
 
 async def find(session: AsyncSession, account_id: str, key_hash: str) -> IdempotencyRecord | None:
@@ -40,16 +48,25 @@ async def claim(
     return record.id
 
 
-async def complete(session: AsyncSession, record_id: int, status_code: int, response: str) -> None:
-    await session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == record_id)
-        .values(state="done", status_code=status_code, response=response)
+async def complete(
+    session: AsyncSession | Tx, record_id: int, status_code: int, response: str
+) -> None:
+    await as_tx(session).execute(
+        _COMPLETE, {"b_id": record_id, "b_status": status_code, "b_response": response}
     )
 
 
 async def drop(session: AsyncSession, record_id: int) -> None:
     await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+
+async def drop_unanswered(session: AsyncSession, record_id: int) -> None:
+    """Drop a record whose request failed; never one whose answer is recorded (and paid for)."""
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.id == record_id, IdempotencyRecord.state == "in_progress"
+        )
+    )
 
 
 async def expired(session: AsyncSession, now: float) -> int:

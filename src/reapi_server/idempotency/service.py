@@ -5,6 +5,10 @@
   this process runs it, else by reading the record with backoff (no write transaction);
 - same key, other request → 409;
 - a request that failed leaves no record, so a retry with the same key runs again.
+
+The answer is recorded by the transaction that makes the request's charge final (an image's
+settlement, a video's submitted job), through `Claim.record`: a process that dies after its
+charge has recorded its answer too, so a retry with the key is replayed, never charged again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +24,12 @@ import anyio
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ..errors import IdempotencyConflict
+from ..group_commit import Tx
 from ..runtime import Runtime
 from . import repository
 from .fingerprint import hash_idempotency_key
 
-__all__ = ["Claim", "Replay", "abandon", "begin", "complete"]
+__all__ = ["Claim", "RecordAnswer", "Replay", "abandon", "begin", "finish"]
 
 _MAX_KEY_LENGTH = 255
 #: A waiter whose key another process claimed reads the record after 50 ms, then ever less
@@ -40,9 +46,28 @@ _COMPLETE_FIRST_PAUSE = 0.05
 log = logging.getLogger("reapi_server.idempotency")
 
 
-@dataclass(frozen=True, slots=True)
+#: Writes a request's answer (status, snapshot) in the caller's transaction.
+RecordAnswer = Callable[[Tx, int, dict[str, Any]], Awaitable[None]]
+
+
+def _dumps(snapshot: dict[str, Any]) -> str:
+    return json.dumps(snapshot, separators=(",", ":"))
+
+
 class Claim:
-    record_id: int
+    """A key this request holds. Its answer goes in with its charge (`record`, an op of the
+    charging transaction), else `finish` writes it on its own."""
+
+    __slots__ = ("record_id", "recorded")
+
+    def __init__(self, record_id: int) -> None:
+        self.record_id = record_id
+        #: `record` ran in a transaction that committed, once the request has returned.
+        self.recorded = False
+
+    async def record(self, tx: Tx, status_code: int, snapshot: dict[str, Any]) -> None:
+        await repository.complete(tx, self.record_id, status_code, _dumps(snapshot))
+        self.recorded = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,19 +149,21 @@ async def _claim(
     return Claim(record_id)
 
 
-async def complete(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
-    """Record the answer. Tried again on a database error: a record left in progress is
-    dropped by the sweeper as abandoned, and a retry with the key would run (and be charged)
-    again. Never raises for that: the caller has done (and paid for) the work, so it gets its
-    answer even if it cannot be recorded."""
+async def finish(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
+    """The request has answered: record the answer unless it went in with the charge, and wake
+    this process's waiters."""
     try:
-        await _record(rt, claim, status_code, snapshot)
+        if not claim.recorded:
+            await _record(rt, claim, status_code, snapshot)
     finally:
         rt.idempotency_claims.ended(claim.record_id)
 
 
 async def _record(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
-    response = json.dumps(snapshot, separators=(",", ":"))
+    """On its own transaction, tried again on a database error: a record left in progress
+    is dropped by the sweeper as abandoned. Never raises for that: the caller has done the
+    work, so it gets its answer even if it cannot be recorded."""
+    response = _dumps(snapshot)
     pause = _COMPLETE_FIRST_PAUSE
     with anyio.CancelScope(shield=True):
         for attempt in range(1, _COMPLETE_ATTEMPTS + 1):
@@ -156,9 +183,11 @@ async def _record(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[st
 
 
 async def abandon(rt: Runtime, claim: Claim) -> None:
+    """The request failed: drop the record, so that a retry with the key runs again (unless
+    its answer was recorded after all: then a retry gets it)."""
     try:
         with anyio.CancelScope(shield=True):
             async with rt.db.write() as session:
-                await repository.drop(session, claim.record_id)
+                await repository.drop_unanswered(session, claim.record_id)
     finally:
         rt.idempotency_claims.ended(claim.record_id)

@@ -1,6 +1,7 @@
 """One image request: refuse what the catalog refuses, hold credit, run the core's failover loop,
-mirror the images, then settle and write the usage row in one transaction. The transactions are
-the database's group commits (`Database.grouped`): shared with concurrent requests.
+mirror the images, then settle, write the output and usage rows (and, with an Idempotency-Key,
+the answer) in one transaction. The transactions are the database's group commits
+(`Database.grouped`): shared with concurrent requests.
 
 Whatever goes wrong after the hold (an upstream failure, a storage failure, a cancelled request)
 releases it: a failed generation costs nothing.
@@ -27,6 +28,7 @@ from ..credits import repository as credit_rows
 from ..credits.repository import ClosedHold
 from ..credits.service import hold_or_record_refusal, insufficient, price_of
 from ..group_commit import Tx
+from ..idempotency.service import RecordAnswer
 from ..mirror.outputs import Output, file_url, mirror
 from ..mirror.repository import insert_outputs
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
@@ -61,6 +63,7 @@ async def generate(
     *,
     edit: bool,
     base_url: str,
+    record: RecordAnswer | None = None,
 ) -> ImageAnswer:
     endpoint = "images.edits" if edit else "images.generations"
     started = time.perf_counter()
@@ -131,6 +134,16 @@ async def generate(
             raise
         charge = price_of(prepared.spec, prepared.shape, images=len(files), input_images=inputs)
         provider, attempts = outcome.route.provider, len(outcome.attempts)
+        response = rt.core.images_response(prepared, outcome)
+        if response.reapi is not None:
+            response.reapi.url_expires_at = None  # our URLs do not expire
+        template = response.model_dump(mode="json", exclude_none=True, exclude={"data"})
+        snapshot = {
+            "kind": "images",
+            "response": template,
+            "files": [f.file_id for f in files],
+            "as_url": as_url,
+        }
 
         async def close_request(tx: Tx) -> ClosedHold | None:
             now = rt.now()
@@ -145,6 +158,8 @@ async def generate(
                 attempts=attempts,
                 duration_ms=_ms(started),
             )
+            if record is not None:  # with the charge: no crash can come between the two
+                await record(tx, 200, snapshot)
             return closed
 
         try:
@@ -165,20 +180,10 @@ async def generate(
         rt.metrics.credits.labels("charged").inc(closed.charged)
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
 
-    response = rt.core.images_response(prepared, outcome)
-    if response.reapi is not None:
-        response.reapi.url_expires_at = None  # our URLs do not expire
-    template = response.model_dump(mode="json", exclude_none=True, exclude={"data"})
     if as_url:
         data = [{"url": file_url(base_url, f.file_id)} for f in files]
     else:
         data = [{"b64_json": image.b64_json or ""} for image in response.data]
-    snapshot = {
-        "kind": "images",
-        "response": template,
-        "files": [f.file_id for f in files],
-        "as_url": as_url,
-    }
     return ImageAnswer(_body(template, data), snapshot)
 
 

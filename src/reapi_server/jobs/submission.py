@@ -3,8 +3,9 @@
 Create: in one transaction (a group commit, shared with concurrent requests) the per-key job
 limit is checked, credit is held, the job row is written as `submitting` (leased to this
 process) with a pending usage row. Then the core's
-failover loop submits the task; its id is written back, or the hold is released. A process that
-dies in between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
+failover loop submits the task; its id is written back (with an Idempotency-Key, the answer in
+the same transaction: from then on the job will be charged), or the hold is released. A process
+that dies in between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..credits import repository as credit_rows
 from ..credits.service import hold_or_record_refusal, insufficient, price_of
 from ..errors import GatewayError, NotFound, RateLimited
 from ..group_commit import Tx
+from ..idempotency.service import RecordAnswer
 from ..ids import new_id
 from ..models import ACTIVE_JOB_STATES, VideoJob
 from ..observability.middleware import RequestContext
@@ -38,10 +40,15 @@ from ..usage.service import new_row
 from . import repository
 from .render import video_body
 
-__all__ = ["cancel_upstream", "create", "finish_failed", "submit"]
+__all__ = ["cancel_upstream", "create", "finish_failed", "replay_snapshot", "submit"]
 
 log = logging.getLogger("reapi_server.jobs")
 ENDPOINT = "videos.create"
+
+
+def replay_snapshot(job_id: str) -> dict[str, Any]:
+    """What an idempotent create records: the job, whose current state a replay answers."""
+    return {"kind": "video", "id": job_id}
 
 
 def _size_label(prepared: PreparedVideo) -> str | None:
@@ -61,6 +68,8 @@ async def create(
     context: RequestContext,
     params: VideoParams,
     payload: Payload,
+    *,
+    record: RecordAnswer | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -128,7 +137,13 @@ async def create(
     remembered = RememberedJob(prepared)
     rt.memory.remember(job_id, remembered)
     job = await submit(
-        rt, job_id, remembered, prepared.routes, states=("submitting",), started=started
+        rt,
+        job_id,
+        remembered,
+        prepared.routes,
+        states=("submitting",),
+        started=started,
+        record=record,
     )
     context.provider, context.attempts = job.provider, job.attempts
     return video_body(job)
@@ -143,8 +158,10 @@ async def submit(
     states: tuple[str, ...],
     started: float,
     previous_attempts: int = 0,
+    record: RecordAnswer | None = None,
 ) -> VideoJob:
-    """Run the core's failover loop to start the task; record its id, or fail the job."""
+    """Run the core's failover loop to start the task; record its id, or fail the job.
+    `record`: the create call's Idempotency-Key, answered with the task's id."""
     prepared = remembered.prepared
 
     async def attempt(route: Route) -> str:
@@ -184,6 +201,8 @@ async def submit(
             attempts=attempts,
             next_poll_at=now + rt.settings.poll_interval,
         )
+        if updated and record is not None:
+            await record(tx, 200, replay_snapshot(job_id))
         return updated, await repository.get_detached(tx, job_id)
 
     updated, job = await rt.db.grouped(record_task)

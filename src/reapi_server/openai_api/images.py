@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..errors import GatewayError
+from ..idempotency.service import RecordAnswer
 from ..images import service
 from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt, base_url_of
@@ -73,9 +74,9 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
     params, payload = image_generation(body)
     base_url = base_url_of(request)
 
-    async def run() -> Created:
+    async def run(record: RecordAnswer | None) -> Created:
         answer = await service.generate(
-            rt, principal, context, params, payload, edit=False, base_url=base_url
+            rt, principal, context, params, payload, edit=False, base_url=base_url, record=record
         )
         return 200, answer.body, answer.snapshot
 
@@ -127,9 +128,9 @@ async def edit_image(request: Request, rt: Rt, principal: Caller, context: Conte
         )
     base_url = base_url_of(request)
 
-    async def run() -> Created:
+    async def run(record: RecordAnswer | None) -> Created:
         answer = await service.generate(
-            rt, principal, context, params, payload, edit=True, base_url=base_url
+            rt, principal, context, params, payload, edit=True, base_url=base_url, record=record
         )
         return 200, answer.body, answer.snapshot
 

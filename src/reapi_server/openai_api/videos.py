@@ -12,6 +12,7 @@ from starlette.responses import Response
 from reapi._media import MEDIA_TYPES
 
 from ..errors import GatewayError
+from ..idempotency.service import RecordAnswer
 from ..jobs import service, submission
 from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt
@@ -71,9 +72,9 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
             )
         params, payload = video_from_json(body, reference)
 
-    async def run() -> Created:
-        body = await submission.create(rt, principal, context, params, payload)
-        return 200, body, {"kind": "video", "id": body["id"]}
+    async def run(record: RecordAnswer | None) -> Created:
+        body = await submission.create(rt, principal, context, params, payload, record=record)
+        return 200, body, submission.replay_snapshot(body["id"])
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
         return await service.retrieve(rt, principal, snapshot["id"])

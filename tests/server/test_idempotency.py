@@ -1,16 +1,27 @@
-"""Requests that wait for another one with the same `Idempotency-Key`.
+"""`Idempotency-Key`: waiting for the first request, crashes between charge and record, and
+replays after the outputs were deleted.
 
-They used to poll the database with a write transaction every 50 ms: 100 waiters took most of a
-core and slowed every other request several times over. Now a waiter in the process that runs
-the first request waits on an in-process event, and one in another process reads (no write
-transaction) with exponential backoff."""
+Requests that wait for another one with the same key used to poll the database with a write
+transaction every 50 ms: 100 waiters took most of a core and slowed every other request several
+times over. Now a waiter in the process that runs the first request waits on an in-process
+event, and one in another process reads (no write transaction) with exponential backoff."""
 
 import asyncio
+import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
-from sqlalchemy import event
+import pytest
+from sqlalchemy import event, func, select
 from tests.server.helpers import auth, ledger_matches
+
+from reapi_server.jobs.sweeper import sweep_once
+from reapi_server.models import VideoJob
 
 BODY = {"model": "gpt-image-2", "prompt": "a lighthouse"}
 WAITERS = 100
@@ -124,3 +135,65 @@ async def test_a_waiter_in_another_process_reads_with_backoff(db_gateway, make_g
     assert answers[1].headers["idempotent-replayed"] == "true"
     assert first_gateway.upstream.count("/images/generations") == 1
     assert (await ledger_matches(first_gateway.rt, account))[0] == 1000 - 40
+
+
+# -- a crash between the charge and the record ---------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "cost"),
+    [
+        ("/v1/images/generations", {**BODY, "response_format": "url"}, 40),
+        ("/v1/images/generations", BODY, 40),
+        ("/v1/videos", {"model": "sim-video", "prompt": "a wave", "size": "1280x720"}, 40),
+    ],
+    ids=["image-url", "image-b64", "video"],
+)
+async def test_a_crash_after_the_charge_never_charges_a_retry_again(db_gateway, path, body, cost):
+    """A gateway process is SIGKILLed right after the transaction that makes its request's
+    charge final (an image's settlement, a video's submitted job). The answer used to be
+    recorded by a later transaction: the record stayed in progress, the sweeper dropped it as
+    abandoned, and a retry with the same key ran (and was charged) a second time."""
+    gateway = db_gateway
+    rt = gateway.rt
+    account, key = await gateway.account(credits=1000)
+    child = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "tests.server.crash_child",
+            str(gateway.data_dir),
+            rt.settings.resolved_database_url,
+            key,
+            path,
+            json.dumps(body),
+            "2",  # the hold, then the transaction that makes the charge final
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
+    later = rt.now() + rt.settings.image_hold_seconds + 60
+    rt.clock = lambda: later
+    await sweep_once(rt)  # drops records whose request died (in progress, long ago)
+
+    retry = await gateway.client.post(
+        path, json=body, headers={**auth(key), "idempotency-key": "crash"}
+    )
+    assert retry.status_code == 200, retry.text
+    assert retry.headers.get("idempotent-replayed") == "true"
+    assert gateway.upstream.calls == []  # this process never called the upstream
+    balance, reserved = await ledger_matches(rt, account)
+    assert balance + reserved == 1000 - (cost if path.endswith("generations") else 0)
+    assert balance == 1000 - cost
+    if path == "/v1/videos":
+        async with rt.db.read() as session:
+            jobs = (await session.execute(select(func.count()).select_from(VideoJob))).scalar()
+        assert jobs == 1
+        assert retry.json()["status"] == "queued"

@@ -13,6 +13,7 @@ __all__ = [
     "InsufficientCredits",
     "InvalidApiKey",
     "NotFound",
+    "OutputsDeleted",
     "PayloadTooLarge",
     "RateLimited",
     "StorageUnavailable",
@@ -64,6 +65,20 @@ class NotFound(GatewayError):
 class IdempotencyConflict(GatewayError):
     http_status = 409
     default_code = "idempotency_key_reused"
+
+
+class OutputsDeleted(GatewayError):
+    """An idempotent replay whose outputs were deleted since the first answer: the answer can
+    no longer be given, and generating again would be a new (charged) request."""
+
+    http_status = 410
+    default_code = "outputs_deleted"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the outputs of the request first sent with this Idempotency-Key have been deleted; "
+            "send the request with a new key to generate them again"
+        )
 
 
 class PayloadTooLarge(GatewayError):

@@ -197,3 +197,88 @@ async def test_a_crash_after_the_charge_never_charges_a_retry_again(db_gateway, 
             jobs = (await session.execute(select(func.count()).select_from(VideoJob))).scalar()
         assert jobs == 1
         assert retry.json()["status"] == "queued"
+
+
+# -- replays after the outputs were deleted ----------------------------------------------------
+
+PNG_UPLOAD = ("a.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 32, "image/png")
+
+
+async def _image_call(gateway, key: str, endpoint: str, response_format: str):
+    headers = {**auth(key), "idempotency-key": f"{endpoint}-{response_format}"}
+    if endpoint == "generations":
+        return await gateway.client.post(
+            "/v1/images/generations",
+            json={**BODY, "response_format": response_format},
+            headers=headers,
+        )
+    return await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p", "response_format": response_format},
+        files=[("image", PNG_UPLOAD)],
+        headers=headers,
+    )
+
+
+def _assert_outputs_deleted(response) -> None:
+    assert response.status_code == 410, response.text
+    error = response.json()["error"]
+    assert error["code"] == "outputs_deleted" and error["type"] == "invalid_request_error"
+    assert "deleted" in error["message"] and set(error) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize("endpoint", ["generations", "edits"])
+@pytest.mark.parametrize("response_format", ["b64_json", "url"])
+@pytest.mark.parametrize("deletion", ["file", "task"])
+async def test_a_replay_after_its_images_were_deleted_says_so(
+    gateway, endpoint, response_format, deletion
+):
+    """It used to answer 200 with `data: []` (b64) or URLs that answer 404."""
+    account, key = await gateway.account(credits=1000)
+    first = await _image_call(gateway, key, endpoint, response_format)
+    assert first.status_code == 200
+    again = await _image_call(gateway, key, endpoint, response_format)
+    assert again.status_code == 200 and again.json() == first.json()  # still there: replayed
+    if deletion == "task":
+        task = first.headers["x-request-id"]
+        deleted = await gateway.client.delete(f"/v1/outputs/{task}", headers=auth(key))
+    else:
+        async with gateway.rt.db.read() as session:
+            from reapi_server.models import StoredOutput
+
+            file_id = (
+                await session.execute(
+                    select(StoredOutput.id).where(
+                        StoredOutput.task_id == first.headers["x-request-id"]
+                    )
+                )
+            ).scalar_one()
+        deleted = await gateway.client.delete(f"/v1/files/{file_id}", headers=auth(key))
+    assert deleted.status_code == 200, deleted.text
+    replayed = await _image_call(gateway, key, endpoint, response_format)
+    _assert_outputs_deleted(replayed)
+    assert gateway.upstream.count(f"/images/{endpoint}") == 1  # never generated again
+    assert await ledger_matches(gateway.rt, account) == (960, 0)
+
+
+@pytest.mark.parametrize("deletion", ["video", "outputs"])
+async def test_a_replay_after_its_video_was_deleted_says_so(gateway, deletion):
+    from tests.server.test_videos import drive
+
+    account, key = await gateway.account(credits=1000)
+    headers = {**auth(key), "idempotency-key": "v"}
+    body = {"model": "sim-video", "prompt": "a wave", "size": "1280x720"}
+    first = await gateway.client.post("/v1/videos", json=body, headers=headers)
+    assert first.status_code == 200
+    video_id = first.json()["id"]
+    await drive(gateway)
+    done = await gateway.client.post("/v1/videos", json=body, headers=headers)
+    assert done.status_code == 200 and done.json()["status"] == "completed"
+    if deletion == "video":
+        deleted = await gateway.client.delete(f"/v1/videos/{video_id}", headers=auth(key))
+    else:
+        deleted = await gateway.client.delete(f"/v1/outputs/{video_id}", headers=auth(key))
+    assert deleted.status_code == 200, deleted.text
+    _assert_outputs_deleted(await gateway.client.post("/v1/videos", json=body, headers=headers))
+    assert gateway.upstream.count("/videos") == 1
+    assert await ledger_matches(gateway.rt, account) == (960, 0)

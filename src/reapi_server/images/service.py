@@ -27,10 +27,11 @@ from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.repository import ClosedHold
 from ..credits.service import hold_or_record_refusal, insufficient, price_of
+from ..errors import OutputsDeleted
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
 from ..mirror.outputs import Output, file_url, mirror
-from ..mirror.repository import insert_outputs
+from ..mirror.repository import insert_outputs, recorded_ids
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
 from ..runtime import Runtime
@@ -188,11 +189,18 @@ async def generate(
 
 
 async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """Rebuild a stored answer: the same images, from our storage."""
+    """Rebuild a stored answer: the same images, from our storage. Once any of them was deleted
+    (by its owner, or by retention) the answer cannot be given again: 410 `outputs_deleted`."""
+    file_ids: list[str] = snapshot["files"]
     if snapshot["as_url"]:
-        data = [{"url": file_url(base_url, file_id)} for file_id in snapshot["files"]]
+        async with rt.db.read() as session:
+            if len(await recorded_ids(session, file_ids)) < len(file_ids):
+                raise OutputsDeleted
+        data = [{"url": file_url(base_url, file_id)} for file_id in file_ids]
     else:
-        images = await read_outputs(rt, snapshot["files"])  # a deleted one is left out
+        images = await read_outputs(rt, file_ids)  # a deleted one is left out
+        if len(images) < len(file_ids):
+            raise OutputsDeleted
         data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
     return _body(snapshot["response"], data)
 

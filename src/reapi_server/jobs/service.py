@@ -11,7 +11,7 @@ from reapi.catalog import Route
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..errors import GatewayError, NotFound
+from ..errors import GatewayError, NotFound, OutputsDeleted
 from ..mirror.repository import get_output
 from ..mirror.service import delete_queued, forget_task
 from ..models import ACTIVE_JOB_STATES, StoredOutput
@@ -21,7 +21,7 @@ from . import repository
 from .render import video_body
 from .submission import cancel_upstream
 
-__all__ = ["content", "delete", "list_videos", "retrieve"]
+__all__ = ["content", "delete", "list_videos", "replay", "retrieve"]
 
 
 async def retrieve(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
@@ -29,6 +29,20 @@ async def retrieve(rt: Runtime, principal: Principal, job_id: str) -> dict[str, 
         job = await repository.get_for_account(session, job_id, principal.account_id)
     if job is None:
         raise NotFound("no such video", param="video_id")
+    return video_body(job)
+
+
+async def replay(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
+    """The job an idempotent create made, as it is now; 410 `outputs_deleted` once the job was
+    deleted, or finished with its video deleted since."""
+    async with rt.db.read() as session:
+        job = await repository.get_for_account(session, job_id, principal.account_id)
+        deleted = job is None or (
+            job.status == "completed"
+            and (job.video_file_id is None or await get_output(session, job.video_file_id) is None)
+        )
+    if deleted or job is None:
+        raise OutputsDeleted
     return video_body(job)
 
 

@@ -41,7 +41,7 @@ VideoId = Annotated[str, Path(max_length=64)]
     "/videos",
     summary="Start a video job",
     response_model=Video,
-    responses=error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 502, 503, 504),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -77,7 +77,7 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
         return 200, body, submission.replay_snapshot(body["id"])
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
-        return await service.retrieve(rt, principal, snapshot["id"])
+        return await service.replay(rt, principal, snapshot["id"])
 
     return await idempotent(
         rt,

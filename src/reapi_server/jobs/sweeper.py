@@ -1,5 +1,6 @@
 """Clean up after processes that died: release credit holds nobody will settle, fail video jobs
-that never reached the upstream, and drop expired idempotency records.
+that never reached the upstream, drop expired idempotency records and the commit markers of
+writers long gone.
 
 Every release is the same conditional update the live path uses, so two sweepers (or a sweeper
 and a slow live request) never release one hold twice.
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import anyio
 
 from ..credits import repository as credit_rows
+from ..group_commit import forget_idle_markers
 from ..idempotency import repository as idempotency_rows
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
@@ -22,6 +24,9 @@ from .submission import finish_failed
 __all__ = ["SweepReport", "run_checkpointer", "run_sweeper", "sweep_once"]
 
 log = logging.getLogger("reapi_server.sweeper")
+
+#: A writer's commit marker is only read right after its own failed COMMIT.
+_MARKER_DAYS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,7 @@ async def sweep_once(rt: Runtime) -> SweepReport:
     async with rt.db.write() as session:
         dropped = await idempotency_rows.expired(session, now)
         dropped += await idempotency_rows.abandoned(session, now - rt.settings.image_hold_seconds)
+        await forget_idle_markers(session, now - _MARKER_DAYS * 86_400)
     if released or failed:
         log.warning("swept stale work", extra={"code": f"holds={released} jobs={failed}"})
     return SweepReport(released, failed, dropped)

@@ -3,6 +3,7 @@
 from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
+from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
 from .idempotency import IdempotencyRecord
@@ -16,6 +17,7 @@ __all__ = [
     "Account",
     "ApiKey",
     "Base",
+    "CommitMarker",
     "CreditHold",
     "IdempotencyRecord",
     "LedgerEntry",

@@ -1,4 +1,4 @@
-"""credit bounds in the schema
+"""credit bounds in the schema; commit markers
 
 Revision ID: 0004_money
 Revises: 0003
@@ -12,12 +12,16 @@ PostgreSQL gets CHECK constraints. SQLite cannot add one to an existing table wi
 it, and copying `accounts` means dropping it, which (foreign keys on, as the gateway runs)
 cascades into every table that references it: there, triggers refuse the same rows, with the
 constraint's name in the message.
+
+`commit_markers`: one row per writer process, updated by every group-commit transaction, so
+that a COMMIT whose outcome is unknown can be told apart from one that did not land.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_money"
@@ -63,6 +67,17 @@ def _sqlite_triggers(table: str, name: str, condition: str, columns: str) -> lis
 
 
 def upgrade() -> None:
+    op.create_table(
+        "commit_markers",
+        sa.Column("owner", sa.String(length=32), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("owner", name=op.f("pk_commit_markers")),
+    )
+    with op.batch_alter_table("commit_markers", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_commit_markers_updated_at"), ["updated_at"], unique=False
+        )
     postgres = op.get_bind().dialect.name == "postgresql"
     for table, name, condition, columns in _CHECKS:
         if postgres:
@@ -81,3 +96,6 @@ def downgrade() -> None:
         else:
             op.execute(f"DROP TRIGGER {name}_insert")
             op.execute(f"DROP TRIGGER {name}_update")
+    with op.batch_alter_table("commit_markers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_commit_markers_updated_at"))
+    op.drop_table("commit_markers")

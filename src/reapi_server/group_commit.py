@@ -189,7 +189,10 @@ class _AsyncpgTx:
         return [tuple(row) for row in await self._connection.fetch(sql, *values)]
 
 
-_Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]"]
+#: (op, its future, the account whose rows it touches)
+_Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]", str | None]
+#: Locks accounts' rows in id order (`lock_order.lock_accounts`).
+LockAccounts = Callable[[Tx, Sequence[str]], Awaitable[None]]
 
 _MARK = Statement(
     update(CommitMarker)
@@ -222,8 +225,10 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 class GroupCommitter:
     """Runs queued ops in shared transactions on `engine` (the writer engine), one at a time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, lock_accounts: LockAccounts | None = None) -> None:
         self._engine = engine
+        #: On PostgreSQL: run first in every transaction, on the accounts of its ops.
+        self._lock_accounts = lock_accounts
         self._dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._queue: list[_Item] = []
@@ -235,14 +240,15 @@ class GroupCommitter:
         self.transactions = 0
         self.ops = 0
 
-    async def run(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+    async def run(self, op: Callable[[Tx], Awaitable[T]], account: str | None = None) -> T:
         """Run `op` in the next shared transaction and return its result once committed.
+        `account`: the account whose rows the op touches (locked first: see `lock_order`).
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.append((op, future))
+        self._queue.append((op, future, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
             self._runner = loop.create_task(self._drain())
@@ -273,11 +279,13 @@ class GroupCommitter:
         try:
             while self._queue:
                 batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                # By account (stable: in queue order within one), as the accounts are locked.
+                batch.sort(key=lambda item: item[2] or "")
                 await self._commit(batch)
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
             stopped = RuntimeError("the database writer stopped")
-            for _, future in [*batch, *self._queue]:
+            for _, future, _ in [*batch, *self._queue]:
                 _settle(future, error=stopped)
             self._queue = []
             raise
@@ -286,11 +294,13 @@ class GroupCommitter:
 
     async def _commit(self, batch: list[_Item]) -> None:
         try:
-            results = await self._transaction([op for op, _ in batch])
+            results = await self._transaction(
+                [op for op, _, _ in batch], [a for _, _, a in batch if a is not None]
+            )
         except _OutcomeUnknown as unknown:
             landed = await self._landed(unknown.seq)
             if landed is None:
-                for _, future in batch:
+                for _, future, _ in batch:
                     _settle(future, error=_as_sqlalchemy(unknown.error))
                 return
             if not landed:
@@ -301,7 +311,7 @@ class GroupCommitter:
         except Exception as error:
             await self._failed(batch, error)
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future, _), result in zip(batch, results, strict=True):
             _settle(future, result=result)
 
     async def _failed(self, batch: list[_Item], error: Exception) -> None:
@@ -314,9 +324,12 @@ class GroupCommitter:
         for item in batch:
             await self._commit([item])
 
-    async def _transaction(self, ops: list[Callable[[Tx], Awaitable[Any]]]) -> list[Any]:
-        """Run `ops` in one transaction and commit; `_OutcomeUnknown` when the COMMIT got no
-        answer. Any other error: the transaction did not commit."""
+    async def _transaction(
+        self, ops: list[Callable[[Tx], Awaitable[Any]]], accounts: Sequence[str] = ()
+    ) -> list[Any]:
+        """Run `ops` in one transaction (after locking `accounts`) and commit;
+        `_OutcomeUnknown` when the COMMIT got no answer. Any other error: the transaction did
+        not commit."""
         self._seq += 1
         # Closed by hand: `async with engine.connect()` closes in a task of its own, which kept
         # the writer connection one more turn of the event loop: each batch waited that turn
@@ -329,7 +342,7 @@ class GroupCommitter:
             if self._sqlite:
                 results = await self._sqlite_transaction(driver, ops, self._seq)
             else:
-                results = await self._asyncpg_transaction(driver, ops, self._seq)
+                results = await self._asyncpg_transaction(driver, ops, self._seq, accounts)
         finally:
             await _close(connection)
         self.transactions += 1
@@ -372,7 +385,11 @@ class GroupCommitter:
         return results
 
     async def _asyncpg_transaction(
-        self, driver: Any, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
+        self,
+        driver: Any,
+        ops: list[Callable[[Tx], Awaitable[Any]]],
+        seq: int,
+        accounts: Sequence[str],
     ) -> list[Any]:
         transaction = driver.transaction()
 
@@ -387,8 +404,11 @@ class GroupCommitter:
             return True
 
         await transaction.start()
+        tx = _AsyncpgTx(driver, self._dialect)
         try:
-            results = await self._run_ops(_AsyncpgTx(driver, self._dialect), ops, seq)
+            if self._lock_accounts is not None:
+                await self._lock_accounts(tx, accounts)
+            results = await self._run_ops(tx, ops, seq)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await rollback()

@@ -37,9 +37,9 @@ async def main(data_dir: str, url: str, key: str, path: str, body: str, kill_aft
         real_transaction = group._transaction
         committed = 0
 
-        async def transaction(ops):  # type: ignore[no-untyped-def]
+        async def transaction(ops, *rest):  # type: ignore[no-untyped-def]
             nonlocal committed
-            results = await real_transaction(ops)
+            results = await real_transaction(ops, *rest)
             committed += 1
             if committed == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -49,7 +49,7 @@ async def test_reserves_queued_together_never_overdraw(db_gateway):
             tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
         )
 
-    holds = await asyncio.gather(*(rt.db.grouped(hold) for _ in range(50)))
+    holds = await asyncio.gather(*(rt.db.grouped(hold, account=account) for _ in range(50)))
     assert len([h for h in holds if h is not None]) == 10
     assert await ledger_matches(rt, account) == (0, 10 * PRICE)
 
@@ -80,10 +80,10 @@ async def test_a_failing_op_does_not_fail_its_batch(db_gateway):
         await usage_rows.insert(tx, row)
 
     results = await asyncio.gather(
-        rt.db.grouped(grant),
-        rt.db.grouped(insert),
-        rt.db.grouped(insert),  # the same primary key again: this one must fail, alone
-        rt.db.grouped(grant),
+        rt.db.grouped(grant, account=account),
+        rt.db.grouped(insert, account=account),
+        rt.db.grouped(insert, account=account),  # the same primary key: this one must fail, alone
+        rt.db.grouped(grant, account=account),
         return_exceptions=True,
     )
     assert [type(r) for r in results] == [type(None), type(None), IntegrityError, type(None)]
@@ -101,7 +101,7 @@ async def test_a_cancelled_request_still_learns_its_outcome(gateway):
         )
 
     async def request() -> None:
-        outcome.append(await rt.db.grouped(hold))
+        outcome.append(await rt.db.grouped(hold, account=account))
         await asyncio.sleep(10)
 
     task = asyncio.create_task(request())
@@ -127,7 +127,7 @@ async def test_a_cancelled_request_whose_op_fails_stays_cancelled(gateway):
 
     async def request() -> None:
         try:
-            await rt.db.grouped(_fail)
+            await rt.db.grouped(_fail, account=None)
         except _OpFailed:
             reached.append("failed")  # the outcome is handed over...
         await asyncio.sleep(10)  # ...and the cancellation lands at the next await
@@ -155,7 +155,7 @@ async def test_a_timeout_while_queued_surfaces_as_timeout(gateway, op):
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0):  # expires while the op is queued
                 try:
-                    await rt.db.grouped(hold if op == "succeeds" else _fail)
+                    await rt.db.grouped(hold if op == "succeeds" else _fail, account=account)
                 except _OpFailed:
                     pass
                 await asyncio.sleep(10)
@@ -172,9 +172,9 @@ def drop_during_commit(monkeypatch, group, *, nth: int, applied: bool = True) ->
     real_transaction, real_commit = group._transaction, group._send_commit
     sizes: list[int] = []
 
-    async def transaction(ops):
+    async def transaction(ops, *rest):
         sizes.append(len(ops))
-        return await real_transaction(ops)
+        return await real_transaction(ops, *rest)
 
     async def send_commit(commit):
         if len(sizes) != nth:
@@ -204,7 +204,7 @@ async def test_a_settlement_whose_commit_outcome_is_unknown(db_gateway, monkeypa
 
         async def put_then_queue_another(*args, **kwargs):
             size = await real_put(*args, **kwargs)
-            asyncio.get_running_loop().create_task(rt.db.grouped(noop))
+            asyncio.get_running_loop().create_task(rt.db.grouped(noop, account=None))
             return size
 
         monkeypatch.setattr(rt.store, "put", put_then_queue_another)
@@ -237,7 +237,7 @@ async def test_ops_whose_commit_outcome_is_unknown_take_effect_once(
             tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
         )
 
-    holds = await asyncio.gather(*(rt.db.grouped(hold) for _ in range(5)))
+    holds = await asyncio.gather(*(rt.db.grouped(hold, account=account) for _ in range(5)))
     assert sizes[0] == 5
     assert None not in holds and len(set(holds)) == 5
     assert await ledger_matches(rt, account) == (5 * PRICE, 5 * PRICE)
@@ -264,9 +264,9 @@ async def test_a_lost_connection_before_commit_runs_the_ops_again_once(
     real_transaction, real_commit = group._transaction, group._send_commit
     sizes: list[int] = []
 
-    async def transaction(ops):
+    async def transaction(ops, *rest):
         sizes.append(len(ops))
-        return await real_transaction(ops)
+        return await real_transaction(ops, *rest)
 
     async def killed_then_commit(commit):
         if len(sizes) == 1:
@@ -285,7 +285,7 @@ async def test_a_lost_connection_before_commit_runs_the_ops_again_once(
             tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
         )
 
-    holds = await asyncio.gather(*(rt.db.grouped(hold) for _ in range(3)))
+    holds = await asyncio.gather(*(rt.db.grouped(hold, account=account) for _ in range(3)))
     assert sizes[0] == 3 and len(sizes) >= 2  # the batch, then each op again
     assert None not in holds and len(set(holds)) == 3
     assert await ledger_matches(rt, account) == (7 * PRICE, 3 * PRICE)
@@ -310,7 +310,7 @@ async def test_a_video_job_whose_commit_outcome_is_unknown_is_created_once(db_ga
 async def test_commit_markers_of_processes_long_gone_are_swept(gateway):
     rt = gateway.rt
     await gateway.account()
-    await rt.db.grouped(_noop)  # this process's marker
+    await rt.db.grouped(_noop, account=None)  # this process's marker
     async with rt.db.write() as session:
         session.add(CommitMarker(owner="gone", seq=7, updated_at=rt.now() - 2 * 86_400))
     await sweep_once(rt)

@@ -201,11 +201,13 @@ async def release(session: AsyncSession | Tx, hold_id: str, now: float) -> Close
     return await _close(session, hold_id, status="released", charge=None, now=now)
 
 
-async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> list[tuple[str, str]]:
-    """(hold id, request id) of image holds whose request must have died with its process
-    (video holds have no expiry: their jobs are swept instead)."""
+async def stale_holds(
+    session: AsyncSession, now: float, limit: int = 200
+) -> list[tuple[str, str, str]]:
+    """(hold id, request id, account id) of image holds whose request must have died with its
+    process (video holds have no expiry: their jobs are swept instead)."""
     result = await session.execute(
-        select(CreditHold.id, CreditHold.request_id)
+        select(CreditHold.id, CreditHold.request_id, CreditHold.account_id)
         .where(
             CreditHold.status == "held",
             CreditHold.expires_at.is_not(None),
@@ -213,7 +215,7 @@ async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> li
         )
         .limit(limit)
     )
-    return [(str(hold_id), str(request_id)) for hold_id, request_id in result]
+    return [(str(hold), str(request), str(account)) for hold, request, account in result]
 
 
 async def balance_of(session: AsyncSession, account_id: str) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
@@ -69,19 +69,24 @@ async def drop_unanswered(session: AsyncSession, record_id: int) -> None:
     )
 
 
-async def expired(session: AsyncSession, now: float) -> int:
+async def _delete_unheld(session: AsyncSession, *conditions: ColumnElement[bool]) -> int:
+    """Delete the records matching `conditions` that no other transaction holds: a sweeper
+    never waits for a record in use (PostgreSQL's SKIP LOCKED; SQLite has a single writer)."""
+    unheld = select(IdempotencyRecord.id).where(*conditions).with_for_update(skip_locked=True)
     result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
+        delete(IdempotencyRecord).where(IdempotencyRecord.id.in_(unheld.scalar_subquery()))
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def expired(session: AsyncSession, now: float) -> int:
+    return await _delete_unheld(session, IdempotencyRecord.expires_at < now)
 
 
 async def abandoned(session: AsyncSession, started_before: float) -> int:
     """In-progress records of requests whose process died (nobody will ever complete them)."""
-    result = await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.state == "in_progress",
-            IdempotencyRecord.created_at < started_before,
-        )
+    return await _delete_unheld(
+        session,
+        IdempotencyRecord.state == "in_progress",
+        IdempotencyRecord.created_at < started_before,
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -99,7 +99,7 @@ async def generate(
             now=now,
         )
 
-    hold_id = await rt.db.grouped(open_request)
+    hold_id = await rt.db.grouped(open_request, account=principal.account_id)
     if hold_id is None:
         raise insufficient(cost)
     rt.metrics.credits.labels("reserved").inc(cost)
@@ -164,7 +164,7 @@ async def generate(
             return closed
 
         try:
-            closed = await rt.db.grouped(close_request)
+            closed = await rt.db.grouped(close_request, account=principal.account_id)
         except Exception:
             # The COMMIT's outcome may be unknown (a connection dropped during it; group commit
             # then runs the op again, whose rows now collide): the rows say whether it landed.
@@ -175,7 +175,7 @@ async def generate(
             await discard_unrecorded(rt, request_id, files)
             raise
     except BaseException as error:
-        await _release(rt, hold_id, request_id, error, started)
+        await _release(rt, principal.account_id, hold_id, request_id, error, started)
         raise
     if closed is not None:
         rt.metrics.credits.labels("charged").inc(closed.charged)
@@ -206,7 +206,12 @@ async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[s
 
 
 async def _release(
-    rt: Runtime, hold_id: str, request_id: str, error: BaseException, started: float
+    rt: Runtime,
+    account_id: str,
+    hold_id: str,
+    request_id: str,
+    error: BaseException,
+    started: float,
 ) -> None:
     """Give the hold back and close the usage row; shielded, so a cancelled request still does."""
     provider, attempts = failed_attempts(error)
@@ -228,7 +233,7 @@ async def _release(
 
     with anyio.CancelScope(shield=True):
         try:
-            closed = await rt.db.grouped(release_request)
+            closed = await rt.db.grouped(release_request, account=account_id)
         except Exception as exc:  # the sweeper releases it later; never hide the first error
             log.error(
                 "release failed", extra={"request_id": request_id, "code": type(exc).__name__}

@@ -93,6 +93,7 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
         job = await repository.get_for_account(session, job_id, principal.account_id)
         if job is None:
             raise NotFound("no such video", param="video_id")
+        await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
         unfinished = job.status in ACTIVE_JOB_STATES
         closed = None
         if unfinished and job.hold_id:

@@ -130,7 +130,7 @@ async def create(
         await repository.insert(tx, job)
         return None
 
-    refused = await rt.db.grouped(open_job)
+    refused = await rt.db.grouped(open_job, account=principal.account_id)
     if refused is not None:
         raise refused
     rt.metrics.credits.labels("reserved").inc(cost)
@@ -139,6 +139,7 @@ async def create(
     job = await submit(
         rt,
         job_id,
+        principal.account_id,
         remembered,
         prepared.routes,
         states=("submitting",),
@@ -152,6 +153,7 @@ async def create(
 async def submit(
     rt: Runtime,
     job_id: str,
+    account_id: str,
     remembered: RememberedJob,
     routes: tuple[Route, ...],
     *,
@@ -205,7 +207,7 @@ async def submit(
             await record(tx, 200, replay_snapshot(job_id))
         return updated, await repository.get_detached(tx, job_id)
 
-    updated, job = await rt.db.grouped(record_task)
+    updated, job = await rt.db.grouped(record_task, account=account_id)
     if not updated:
         # Deleted, or failed (say, swept) while we were submitting: its hold is already
         # released and nobody will poll the new task, so stop it instead of leaving it running.
@@ -234,6 +236,7 @@ async def finish_failed(
             job = await repository.get(session, job_id)
             if job is None:
                 return False
+            await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
             values: dict[str, Any] = {
                 "status": "failed",
                 "error_code": code,

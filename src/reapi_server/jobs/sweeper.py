@@ -42,8 +42,9 @@ async def sweep_once(rt: Runtime) -> SweepReport:
     async with rt.db.read() as session:
         stale = await credit_rows.stale_holds(session, now)
         submissions = await repository.stale_submissions(session, now)
-    for hold_id, request_id in stale:
+    for hold_id, request_id, account_id in stale:
         async with rt.db.write() as session:
+            await rt.db.lock_accounts(session, account_id)  # first: lock_order
             closed = await credit_rows.release(session, hold_id, now)
             if closed is not None:
                 await usage_rows.finish(

@@ -18,5 +18,6 @@ class CommitMarker(Base):
     #: The group committer's own random id (one per process and database).
     owner: Mapped[str] = mapped_column(String(32), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
-    #: Rows of processes long gone are deleted by the sweeper.
-    updated_at: Mapped[float] = mapped_column(Float, index=True)
+    #: Rows of processes long gone are deleted by the sweeper (no index: a handful of rows, and
+    #: every transaction updates this column).
+    updated_at: Mapped[float] = mapped_column(Float)

@@ -74,10 +74,6 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("owner", name=op.f("pk_commit_markers")),
     )
-    with op.batch_alter_table("commit_markers", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_commit_markers_updated_at"), ["updated_at"], unique=False
-        )
     postgres = op.get_bind().dialect.name == "postgresql"
     for table, name, condition, columns in _CHECKS:
         if postgres:
@@ -96,6 +92,4 @@ def downgrade() -> None:
         else:
             op.execute(f"DROP TRIGGER {name}_insert")
             op.execute(f"DROP TRIGGER {name}_update")
-    with op.batch_alter_table("commit_markers", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_commit_markers_updated_at"))
     op.drop_table("commit_markers")

@@ -56,6 +56,8 @@ Params = Mapping[str, Any]
 #: Ops per transaction at most; the rest wait for the next one.
 _MAX_BATCH = 256
 _BUSY_TIMEOUT = 30.0
+#: How long a commit marker is waited for when a COMMIT's outcome is unknown (PostgreSQL).
+_PROBE_WAIT_MS = 10_000
 
 
 class Statement:
@@ -308,6 +310,8 @@ class GroupCommitter:
                 return
             log.info("commit outcome was unknown: it landed", extra={"code": unknown.args[0]})
             results = unknown.results
+            self.transactions += 1
+            self.ops += len(batch)
         except Exception as error:
             await self._failed(batch, error)
             return
@@ -446,6 +450,9 @@ class GroupCommitter:
                     row = await _SqliteTx(driver.sqlite, self._dialect).first(_READ_MARK, params)
                 else:
                     async with driver.transaction():
+                        # A backend cut off from its client may hold the row until it notices:
+                        # past this, the outcome stays unknown rather than stall every write.
+                        await driver.execute(f"SET LOCAL lock_timeout = '{_PROBE_WAIT_MS}ms'")
                         row = await _AsyncpgTx(driver, self._dialect).first(_READ_MARK, params)
             finally:
                 await _close(connection)

@@ -291,6 +291,56 @@ async def test_a_lost_connection_before_commit_runs_the_ops_again_once(
     assert await ledger_matches(rt, account) == (7 * PRICE, 3 * PRICE)
 
 
+@pytest.mark.postgres
+async def test_an_outcome_that_cannot_be_learned_runs_nothing_again(
+    postgres_server, make_gateway, monkeypatch
+):
+    """The COMMIT's answer is lost and its marker cannot be read (another session holds the
+    row past the wait): the ops fail with the error, and none runs again (their holds, which
+    did commit, exist once)."""
+    import asyncpg
+
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    gateway = await make_gateway(database_url=postgres_server.url(name))
+    account, _ = await gateway.account(credits=10 * PRICE)
+    rt = gateway.rt
+    group = rt.db.group
+    monkeypatch.setattr("reapi_server.group_commit._PROBE_WAIT_MS", 200)
+    blocker = await asyncpg.connect(
+        host="127.0.0.1", port=postgres_server.port, user="reapi", database=name
+    )
+    holding = blocker.transaction()
+    real_commit = group._send_commit
+
+    async def commit_then_hold_the_marker(commit):
+        await real_commit(commit)
+        await holding.start()
+        await blocker.execute(
+            "SELECT 1 FROM commit_markers WHERE owner = $1 FOR UPDATE", group._owner
+        )
+        raise ConnectionResetError("connection lost during COMMIT")
+
+    monkeypatch.setattr(group, "_send_commit", commit_then_hold_the_marker)
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    try:
+        outcomes = await asyncio.gather(
+            *(rt.db.grouped(hold, account=account) for _ in range(3)), return_exceptions=True
+        )
+    finally:
+        await holding.rollback()
+        await blocker.close()
+    assert all(isinstance(o, ConnectionResetError) for o in outcomes), outcomes  # as it came
+    assert await ledger_matches(rt, account) == (7 * PRICE, 3 * PRICE)
+
+
 async def test_a_video_job_whose_commit_outcome_is_unknown_is_created_once(db_gateway, monkeypatch):
     """The job rows' COMMIT lands but its acknowledgement is lost: the create still answers
     200 with its one job (the rerun used to collide with the committed row: 500, and a job

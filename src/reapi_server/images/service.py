@@ -166,8 +166,8 @@ async def generate(
         try:
             closed = await rt.db.grouped(close_request, account=principal.account_id)
         except Exception:
-            # The COMMIT's outcome may be unknown (a connection dropped during it; group commit
-            # then runs the op again, whose rows now collide): the rows say whether it landed.
+            # The COMMIT's outcome may be unknown (a connection dropped during it, and group
+            # commit could not learn whether it landed): the rows say whether it did.
             if not await discard_unrecorded(rt, request_id, files):
                 raise
             closed = None  # settled and recorded: the answer is owed

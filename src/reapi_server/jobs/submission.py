@@ -163,7 +163,7 @@ async def submit(
     record: RecordAnswer | None = None,
 ) -> VideoJob:
     """Run the core's failover loop to start the task; record its id, or fail the job.
-    `record`: the create call's Idempotency-Key, answered with the task's id."""
+    `record`: the create call's Idempotency-Key, answered (with the job) once the task is known."""
     prepared = remembered.prepared
 
     async def attempt(route: Route) -> str:

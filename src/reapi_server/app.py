@@ -1,7 +1,8 @@
 """`create_app()`: the FastAPI application of the gateway.
 
-Start-up migrates the database (unless told not to), then starts the video poller, the sweeper
-and the retention job in this process; several processes may run them against one database.
+Start-up migrates the database (unless told not to), then starts the video poller, the sweeper,
+the renewal of running requests' credit holds and the retention job in this process; several
+processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
 from .config import Settings
+from .credits.renewal import run_hold_renewal
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
 from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
+from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
+from .observability.scrape import MetricsListener
+from .observability.scrape import router as metrics_router
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
+from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 
@@ -70,12 +76,14 @@ def create_app(
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
+            tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
-            yield
+            with loop_errors_by_type():
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -87,7 +95,8 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible image and video API with failover and zero retention.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url="/docs" if settings.openapi_docs else None,
+        openapi_url="/openapi.json" if settings.openapi_docs else None,
         redoc_url=None,
     )
     app.state.runtime = rt
@@ -95,7 +104,18 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
+    # Outer (added later): it hands a new scope inwards, which the router then annotates.
+    app.add_middleware(
+        OwnHost, public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
+    )
+    metrics_address = settings.metrics_address
+    app.add_middleware(
+        MetricsListener,
+        metrics=rt.metrics,
+        port=metrics_address[1] if metrics_address is not None else None,
+    )
     return app
 
 

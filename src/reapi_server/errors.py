@@ -68,14 +68,17 @@ class IdempotencyConflict(GatewayError):
 
 
 class OutputsDeleted(GatewayError):
-    """An idempotent replay whose outputs were deleted since the first answer: the answer can
-    no longer be given, and generating again would be a new (charged) request."""
+    """Outputs that existed and were deleted (a video's content, the answer an Idempotency-Key
+    replays): asking again will not bring them back."""
 
     http_status = 410
     default_code = "outputs_deleted"
 
-    def __init__(self) -> None:
-        super().__init__(
+    @classmethod
+    def replayed(cls) -> OutputsDeleted:
+        """An idempotent replay whose outputs were deleted since the first answer: the answer
+        can no longer be given, and generating again would be a new (charged) request."""
+        return cls(
             "the outputs of the request first sent with this Idempotency-Key have been deleted; "
             "send the request with a new key to generate them again"
         )

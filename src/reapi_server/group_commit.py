@@ -429,10 +429,12 @@ class GroupCommitter:
     ) -> None:
         try:
             await self._send_commit(commit)
+            return
         except Exception as error:
             if await rollback():  # it was still open: it certainly did not commit
                 raise
-            raise _OutcomeUnknown(error, seq, results) from error
+            unknown = _OutcomeUnknown(error, seq, results)
+        raise unknown  # outside the except block: it carries the error, chains nothing
 
     async def _send_commit(self, commit: Callable[[], Awaitable[None]]) -> None:
         """The COMMIT itself (a seam for tests that lose its answer)."""

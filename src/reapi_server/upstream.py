@@ -31,6 +31,7 @@ import anyio
 import certifi
 import httpx
 
+from reapi._detached import detached
 from reapi._engine import AsyncEngine, _log_reply
 from reapi._fetch import AsyncFetcher
 from reapi.providers import UpstreamRequest, UpstreamResponse
@@ -192,7 +193,10 @@ class AiohttpEngine(AsyncEngine):
                 if retry_stale and connection.reused and before_answer and _stale(exc):
                     retry_stale = False
                     continue
-                raise self._connection_error(exc, provider, phase) from None
+                error = self._connection_error(exc, provider, phase)
+            # aiohttp's errors keep the request (`request_info.headers` with the provider's key):
+            # the error raised instead chains nothing.
+            raise detached(error)
         elapsed_ms = (time.perf_counter() - started) * 1000
         _log_reply(request, provider, status, elapsed_ms)
         return UpstreamResponse(status, reply_headers, content, elapsed_ms)

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 from sqlalchemy.exc import OperationalError
 from tests.server.fakes import PNG
-from tests.server.helpers import auth, ledger_matches
+from tests.server.helpers import auth, ledger_matches, scrape_metrics
 
 from reapi.router import InMemoryBreakerStore
 from reapi_server.idempotency import repository as idempotency_rows
@@ -168,7 +168,7 @@ async def test_failover_to_the_backup(gateway):
     assert response.json()["reapi"]["provider"] == "backup"
     assert response.json()["reapi"]["attempts"] == 2
     assert await ledger_matches(gateway.rt, account) == (60, 0)
-    metrics = (await gateway.client.get("/metrics")).text
+    metrics = await scrape_metrics(gateway)
     assert 'reapi_failovers_total{model="gpt-image-2"} 1.0' in metrics
 
 

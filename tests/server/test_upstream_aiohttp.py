@@ -241,3 +241,40 @@ async def test_only_a_reused_connection_is_retried_and_only_once(sims, faults):
             await engine.send(image_request(base), "primary", FIRST_BYTE)
     finally:
         await engine.aclose()
+
+
+async def test_a_failed_exchange_chains_nothing_of_the_request():
+    """aiohttp's ClientResponseError keeps `request_info.headers`, the provider's key among them:
+    the error the engine raises instead must not chain it (issue 9 A5)."""
+    import asyncio
+    import traceback
+
+    key = "sk-MARKER-provider-key-3e9a"
+
+    async def malformed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 abc nonsense\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(malformed, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = AiohttpEngine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    request = UpstreamRequest(
+        "POST",
+        f"http://127.0.0.1:{port}/v1/images/generations",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"prompt": "MARKER-prompt"},
+    )
+    try:
+        with pytest.raises(APIConnectionError) as info:
+            await engine.send(request, "primary", FIRST_BYTE)
+    finally:
+        await engine.aclose()
+        server.close()
+        await server.wait_closed()
+    error = info.value
+    assert error.__context__ is None and error.__cause__ is None
+    text = repr(error) + str(error) + "".join(traceback.format_exception(error))
+    assert key not in text and "MARKER" not in text
+    assert "ClientResponseError" in error.message  # the kind of failure is still said

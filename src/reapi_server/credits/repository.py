@@ -3,9 +3,10 @@ row in the same transaction, so both always equal the sums of the ledger."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
@@ -18,6 +19,8 @@ __all__ = [
     "grant",
     "ledger_sums",
     "release",
+    "release_expired",
+    "renew_holds",
     "reserve",
     "settle",
     "stale_holds",
@@ -71,22 +74,30 @@ _RESERVE = Statement(
         reserved=Account.reserved + bindparam("b_amount"),
     )
 )
-#: Closing is conditional on the hold still being held: every race but one loses here. The
-#: charge is capped at the held amount (and the caller never passes less than 0), so a
-#: provider's odd usage report can neither overcharge nor mint credit.
-_CLOSE = Statement(
-    update(CreditHold)
-    .where(CreditHold.id == bindparam("b_hold"), CreditHold.status == "held")
-    .values(
-        status=bindparam("b_status"),
-        charged=case(
-            (CreditHold.amount < bindparam("b_charge"), CreditHold.amount),
-            else_=bindparam("b_charge"),
-        ),
-        closed_at=bindparam("b_now"),
+
+
+def _closing(*conditions: ColumnElement[bool]) -> Statement:
+    """Closing is conditional on the hold still being held: every race but one loses here. The
+    charge is capped at the held amount (and the caller never passes less than 0), so a
+    provider's odd usage report can neither overcharge nor mint credit."""
+    return Statement(
+        update(CreditHold)
+        .where(CreditHold.id == bindparam("b_hold"), CreditHold.status == "held", *conditions)
+        .values(
+            status=bindparam("b_status"),
+            charged=case(
+                (CreditHold.amount < bindparam("b_charge"), CreditHold.amount),
+                else_=bindparam("b_charge"),
+            ),
+            closed_at=bindparam("b_now"),
+        )
+        .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
     )
-    .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
-)
+
+
+_CLOSE = _closing()
+#: The sweeper's release: also conditional on the expiry, which a running request renews.
+_CLOSE_EXPIRED = _closing(CreditHold.expires_at < bindparam("b_now"))
 _REFUND = Statement(
     update(Account)
     .where(Account.id == bindparam("b_account"))
@@ -172,11 +183,17 @@ async def reserve(
 
 
 async def _close(
-    session: AsyncSession | Tx, hold_id: str, *, status: str, charge: int | None, now: float
+    session: AsyncSession | Tx,
+    hold_id: str,
+    *,
+    status: str,
+    charge: int | None,
+    now: float,
+    statement: Statement = _CLOSE,
 ) -> ClosedHold | None:
     tx = as_tx(session)
     row = await tx.first(
-        _CLOSE,
+        statement,
         {"b_hold": hold_id, "b_status": status, "b_charge": max(charge or 0, 0), "b_now": now},
     )
     if row is None:
@@ -199,6 +216,29 @@ async def settle(
 async def release(session: AsyncSession | Tx, hold_id: str, now: float) -> ClosedHold | None:
     """Give the whole hold back. None: it was already settled or released."""
     return await _close(session, hold_id, status="released", charge=None, now=now)
+
+
+async def release_expired(
+    session: AsyncSession | Tx, hold_id: str, now: float
+) -> ClosedHold | None:
+    """The sweeper's release: only while the hold is held and its expiry still past. None: it
+    was closed, or renewed by its running request since it was found expired."""
+    return await _close(
+        session, hold_id, status="released", charge=None, now=now, statement=_CLOSE_EXPIRED
+    )
+
+
+async def renew_holds(session: AsyncSession, hold_ids: Sequence[str], expires_at: float) -> int:
+    """Push back the expiry of these holds, those still held: their requests are running."""
+    if not hold_ids:
+        return 0
+    result = await session.execute(
+        update(CreditHold)
+        .where(CreditHold.id.in_(hold_ids), CreditHold.status == "held")
+        .values(expires_at=expires_at)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def stale_holds(

@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import IdempotencyConflict
+from ..errors import GatewayError, IdempotencyConflict
 from ..group_commit import Tx
 from ..runtime import Runtime
 from . import repository
@@ -80,7 +80,7 @@ async def begin(
     rt: Runtime, account_id: str, key: str, fingerprint: str, *, wait_seconds: float
 ) -> Claim | Replay:
     if not key or len(key) > _MAX_KEY_LENGTH:
-        raise IdempotencyConflict(
+        raise GatewayError(  # a malformed key is a bad request (400), not a conflict
             f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters",
             code="invalid_idempotency_key",
         )

@@ -1,7 +1,11 @@
-"""One image request: refuse what the catalog refuses, hold credit, run the core's failover loop,
-mirror the images, then settle, write the output and usage rows (and, with an Idempotency-Key,
-the answer) in one transaction. The transactions are the database's group commits
-(`Database.grouped`): shared with concurrent requests.
+"""One image request: refuse what the catalog refuses, hold credit, load the inputs the request
+names by URL or file id, run the core's failover loop, mirror the images, then settle, write the
+output and usage rows (and, with an Idempotency-Key, the answer) in one transaction. The
+transactions are the database's group commits (`Database.grouped`): shared with concurrent
+requests.
+
+Nothing is downloaded before the hold: a request refused for its model, its counts or its balance
+costs the gateway no fetch (see `references.service`).
 
 Whatever goes wrong after the hold (an upstream failure, a storage failure, a cancelled request)
 releases it: a failed generation costs nothing.
@@ -34,6 +38,7 @@ from ..mirror.outputs import Output, file_url, mirror
 from ..mirror.repository import insert_outputs, recorded_ids
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
+from ..references.service import has_references, resolve
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
@@ -103,6 +108,7 @@ async def generate(
     if hold_id is None:
         raise insufficient(cost)
     rt.metrics.credits.labels("reserved").inc(cost)
+    rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
     async def attempt(route: Route) -> ImageResult:
         return await rt.engine.drive(
@@ -112,6 +118,8 @@ async def generate(
         )
 
     try:
+        if has_references(prepared.payload):
+            prepared = replace(prepared, payload=await resolve(rt, principal, prepared.payload))
         outcome = await rt.engine.run(prepared.routes, attempt)
         rt.metrics.record_attempts(
             prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts)
@@ -126,7 +134,7 @@ async def generate(
             files = await mirror(
                 rt.store,
                 request_id,
-                [Output("image", i.content_type, i.data or b"") for i in images],
+                [Output("image", i.data or b"") for i in images],
             )
         except BaseException:
             # Images stored before the failure (an outage, or a cancelled request): no row will
@@ -177,6 +185,8 @@ async def generate(
     except BaseException as error:
         await _release(rt, principal.account_id, hold_id, request_id, error, started)
         raise
+    finally:
+        rt.live_holds.discard(hold_id)
     if closed is not None:
         rt.metrics.credits.labels("charged").inc(closed.charged)
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
@@ -195,12 +205,12 @@ async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[s
     if snapshot["as_url"]:
         async with rt.db.read() as session:
             if len(await recorded_ids(session, file_ids)) < len(file_ids):
-                raise OutputsDeleted
+                raise OutputsDeleted.replayed()
         data = [{"url": file_url(base_url, file_id)} for file_id in file_ids]
     else:
         images = await read_outputs(rt, file_ids)  # a deleted one is left out
         if len(images) < len(file_ids):
-            raise OutputsDeleted
+            raise OutputsDeleted.replayed()
         data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
     return _body(snapshot["response"], data)
 

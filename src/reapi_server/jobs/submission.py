@@ -2,10 +2,11 @@
 
 Create: in one transaction (a group commit, shared with concurrent requests) the per-key job
 limit is checked, credit is held, the job row is written as `submitting` (leased to this
-process) with a pending usage row. Then the core's
-failover loop submits the task; its id is written back (with an Idempotency-Key, the answer in
-the same transaction: from then on the job will be charged), or the hold is released. A process
-that dies in between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
+process) with a pending usage row. Then the inputs the request names by URL or file id are
+loaded (never before: see `references.service`), and the core's failover loop submits the task;
+its id is written back (with an Idempotency-Key, the answer in the same transaction: from then on
+the job will be charged), or the job fails and the hold is released. A process that dies in
+between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -33,6 +35,7 @@ from ..idempotency.service import RecordAnswer
 from ..ids import new_id
 from ..models import ACTIVE_JOB_STATES, VideoJob
 from ..observability.middleware import RequestContext
+from ..references.service import has_references, resolve
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
@@ -134,7 +137,10 @@ async def create(
     if refused is not None:
         raise refused
     rt.metrics.credits.labels("reserved").inc(cost)
+    if has_references(prepared.payload):
+        prepared = await _with_inputs(rt, principal, job_id, prepared)
     remembered = RememberedJob(prepared)
+    # Kept from before the submission, so that a poll of the new task never finds it missing.
     rt.memory.remember(job_id, remembered)
     job = await submit(
         rt,
@@ -146,8 +152,21 @@ async def create(
         started=started,
         record=record,
     )
+    if not remembered.next_routes():
+        rt.memory.forget(job_id)  # no route left to resubmit to
     context.provider, context.attempts = job.provider, job.attempts
     return video_body(job)
+
+
+async def _with_inputs(
+    rt: Runtime, principal: Principal, job_id: str, prepared: PreparedVideo
+) -> PreparedVideo:
+    """The request with its references loaded; a refusal fails the job (its hold released)."""
+    try:
+        return replace(prepared, payload=await resolve(rt, principal, prepared.payload))
+    except BaseException as error:
+        await finish_failed(rt, job_id, error_code(error), states=("submitting",), owner=None)
+        raise
 
 
 async def submit(
@@ -211,6 +230,7 @@ async def submit(
     if not updated:
         # Deleted, or failed (say, swept) while we were submitting: its hold is already
         # released and nobody will poll the new task, so stop it instead of leaving it running.
+        rt.memory.forget(job_id)
         await cancel_upstream(rt, outcome.route, outcome.result)
     if job is not None and not updated:
         log.warning("job changed while submitting", extra={"job_id": job_id})
@@ -230,7 +250,9 @@ async def finish_failed(
     attempts: int | None = None,
     lease_expired_before: float | None = None,
 ) -> bool:
-    """Mark a job failed and release its hold: both once, whoever gets here first."""
+    """Mark a job failed and release its hold: both once, whoever gets here first. Its body
+    goes either way: whoever failed it, nothing will be resubmitted."""
+    rt.memory.forget(job_id)
     with anyio.CancelScope(shield=True):
         async with rt.db.write() as session:
             job = await repository.get(session, job_id)
@@ -270,7 +292,6 @@ async def finish_failed(
                 attempts=attempts if attempts is not None else job.attempts,
                 duration_ms=int((rt.now() - job.created_at) * 1000),
             )
-    rt.memory.forget(job_id)
     rt.metrics.video_jobs.labels("failed").inc()
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)

@@ -217,7 +217,15 @@ async def test_the_sweeper_never_waits_for_an_idempotency_record_in_use(pg):
     old = rt.now() - rt.settings.image_hold_seconds - 60
     async with rt.db.write() as session:
         for key in ("in-use", "abandoned"):
-            await idempotency_rows.claim(session, account, key, "f", old, rt.now() + 3600)
+            await idempotency_rows.claim(
+                session,
+                account,
+                key,
+                "f",
+                old,
+                rt.now() + 3600,
+                old + rt.settings.image_hold_seconds,
+            )
     transaction = blocker.transaction()
     await transaction.start()
     await blocker.execute("SELECT 1 FROM idempotency_records WHERE key_hash = 'in-use' FOR UPDATE")

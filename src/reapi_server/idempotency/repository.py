@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import ColumnElement, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..models import IdempotencyRecord
 
-__all__ = ["abandoned", "claim", "complete", "drop", "drop_unanswered", "expired", "find"]
+__all__ = [
+    "abandoned",
+    "claim",
+    "complete",
+    "drop",
+    "drop_unanswered",
+    "expired",
+    "find",
+    "renew",
+]
 
 # Compiled once per dialect: the answer is recorded in the request's own group commit.
 _COMPLETE = Statement(
@@ -34,6 +45,7 @@ async def claim(
     fingerprint: str,
     now: float,
     expires_at: float,
+    alive_until: float,
 ) -> int:
     record = IdempotencyRecord(
         account_id=account_id,
@@ -42,6 +54,7 @@ async def claim(
         state="in_progress",
         created_at=now,
         expires_at=expires_at,
+        alive_until=alive_until,
     )
     session.add(record)
     await session.flush()
@@ -83,10 +96,32 @@ async def expired(session: AsyncSession, now: float) -> int:
     return await _delete_unheld(session, IdempotencyRecord.expires_at < now)
 
 
-async def abandoned(session: AsyncSession, started_before: float) -> int:
-    """In-progress records of requests whose process died (nobody will ever complete them)."""
+async def abandoned(session: AsyncSession, now: float) -> int:
+    """In-progress records of requests whose process died: nobody pushed their `alive_until`
+    back (see `local`), and nobody will ever complete them."""
     return await _delete_unheld(
         session,
         IdempotencyRecord.state == "in_progress",
-        IdempotencyRecord.created_at < started_before,
+        IdempotencyRecord.alive_until < now,
     )
+
+
+async def renew(session: AsyncSession, record_ids: Sequence[int], alive_until: float) -> list[int]:
+    """Push back `alive_until` of these records, those still in progress and not in use by
+    another transaction (which is answering or dropping them): their requests are running.
+    The ids renewed."""
+    if not record_ids:
+        return []
+    free = (
+        select(IdempotencyRecord.id)
+        .where(IdempotencyRecord.id.in_(record_ids), IdempotencyRecord.state == "in_progress")
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id.in_(free.scalar_subquery()))
+        .values(alive_until=alive_until)
+        .returning(IdempotencyRecord.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [int(record_id) for record_id in result.scalars()]

@@ -130,6 +130,7 @@ async def _claim(
                 return None
             if existing is not None:
                 await repository.drop(session, existing.id)
+            alive_until = now + rt.settings.image_hold_seconds  # pushed back while it runs
             record_id = await repository.claim(
                 session,
                 account_id,
@@ -137,9 +138,10 @@ async def _claim(
                 fingerprint,
                 now,
                 now + rt.settings.idempotency_ttl_seconds,
+                alive_until,
             )
             # Before the commit: a waiter here that sees the record finds its event too.
-            rt.idempotency_claims.claimed(record_id)
+            rt.idempotency_claims.claimed(record_id, alive_until)
     except BaseException as error:
         if record_id is not None:
             rt.idempotency_claims.ended(record_id)

@@ -92,7 +92,7 @@ async def sweep_once(rt: Runtime) -> SweepReport:
             failed += 1
     async with rt.db.write() as session:
         dropped = await idempotency_rows.expired(session, now)
-        dropped += await idempotency_rows.abandoned(session, now - rt.settings.image_hold_seconds)
+        dropped += await idempotency_rows.abandoned(session, now)
         await forget_idle_markers(session, now - _MARKER_DAYS * 86_400)
     bodies = await drop_ended_bodies(rt)
     if released or failed:

@@ -1,4 +1,4 @@
-"""credit bounds in the schema; commit markers
+"""credit bounds in the schema; commit markers; idempotency records' liveness
 
 Revision ID: 0004_money
 Revises: 0003
@@ -15,6 +15,11 @@ constraint's name in the message.
 
 `commit_markers`: one row per writer process, updated by every group-commit transaction, so
 that a COMMIT whose outcome is unknown can be told apart from one that did not land.
+
+`idempotency_records.alive_until`: until when an in-progress record's request counts as running
+(its process pushes it back while it runs); the sweeper dropped such a record once older than
+`image_hold_seconds`, even while its request still ran. Existing rows get `created_at` plus the
+default window (900 s): what the sweeper went by before.
 """
 
 from __future__ import annotations
@@ -67,6 +72,11 @@ def _sqlite_triggers(table: str, name: str, condition: str, columns: str) -> lis
 
 
 def upgrade() -> None:
+    op.add_column("idempotency_records", sa.Column("alive_until", sa.Float(), nullable=True))
+    # 900: the default `image_hold_seconds` when this migration was written.
+    op.execute("UPDATE idempotency_records SET alive_until = created_at + 900")
+    with op.batch_alter_table("idempotency_records") as batch:
+        batch.alter_column("alive_until", existing_type=sa.Float(), nullable=False)
     op.create_table(
         "commit_markers",
         sa.Column("owner", sa.String(length=32), nullable=False),
@@ -93,3 +103,5 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER {name}_insert")
             op.execute(f"DROP TRIGGER {name}_update")
     op.drop_table("commit_markers")
+    with op.batch_alter_table("idempotency_records") as batch:
+        batch.drop_column("alive_until")

@@ -11,7 +11,8 @@ account: `Database.grouped`); the other write paths (the poller's settlement, fa
 deleting a video, the sweeper's releases) call `Database.lock_accounts` first.
 
 What needs nothing: a transaction that locks a single row, and one that never waits
-(`FOR UPDATE SKIP LOCKED`: the pollers' claims, the sweeper's bulk deletes).
+(`FOR UPDATE SKIP LOCKED`: the pollers' claims, the sweeper's bulk deletes, the renewal of
+running requests' holds and idempotency records).
 
 `FOR NO KEY UPDATE`, not `FOR UPDATE`: inserting a row that references the account takes `FOR
 KEY SHARE` on it, which this lock does not block (nor does the UPDATE of a balance). SQLite has

@@ -17,12 +17,13 @@ from tests.server.helpers import auth, ledger_matches
 from tests.server.test_videos import COST, create
 
 from reapi_server.credits import repository as credit_rows
+from reapi_server.credits.renewal import renew_live_holds
 from reapi_server.group_commit import Tx
 from reapi_server.idempotency import repository as idempotency_rows
 from reapi_server.jobs import repository as job_rows
 from reapi_server.jobs.poller import JobPoller
 from reapi_server.jobs.sweeper import sweep_once
-from reapi_server.models import ApiKey, IdempotencyRecord, VideoJob
+from reapi_server.models import ApiKey, CreditHold, IdempotencyRecord, VideoJob
 
 pytestmark = pytest.mark.postgres
 
@@ -237,6 +238,47 @@ async def test_the_sweeper_never_waits_for_an_idempotency_record_in_use(pg):
     async with rt.db.read() as session:
         left = (await session.execute(select(IdempotencyRecord.key_hash))).scalars().all()
     assert left == ["in-use"]
+
+
+async def test_the_hold_renewal_never_waits_for_a_hold_in_use(pg):
+    """A renewal round updates the holds of several running requests at once, no account locked
+    first: waiting for one that a batch is settling, while holding another that batch settles
+    next, would close a cycle. It skips a hold in use (one being closed needs no renewal) and
+    tries it again next round."""
+    gateway, blocker, _ = pg
+    rt = gateway.rt
+    account, _ = await gateway.account()
+    now, window = rt.now(), rt.settings.image_hold_seconds
+    holds = []
+    async with rt.db.write() as session:
+        for request_id in ("in-use", "free"):
+            holds.append(
+                await credit_rows.reserve(
+                    session,
+                    account,
+                    40,
+                    purpose="image",
+                    request_id=request_id,
+                    expires_at=now + 1,
+                    now=now,
+                )
+            )
+    in_use, free = holds
+    for hold in holds:
+        rt.live_holds.add(hold, now + 1)  # due for renewal
+    transaction = blocker.transaction()
+    await transaction.start()
+    await blocker.execute("SELECT 1 FROM credit_holds WHERE id = $1 FOR UPDATE", in_use)
+    try:
+        renewed = await asyncio.wait_for(renew_live_holds(rt), 5)
+    finally:
+        await transaction.rollback()
+    assert renewed == 1
+    async with rt.db.read() as session:
+        rows = await session.execute(select(CreditHold.id, CreditHold.expires_at))
+        expiry = {hold_id: expires_at for hold_id, expires_at in rows}
+    assert expiry[in_use] == now + 1 and expiry[free] > now + window / 2
+    assert rt.live_holds.due(now, window) == [in_use]  # tried again next round
 
 
 async def test_mixed_traffic_on_one_account_never_deadlocks(pg, make_gateway, caplog):

@@ -33,10 +33,12 @@ async def renew_live_holds(rt: Runtime) -> int:
         hold_batch = holds[start : start + _BATCH]
         claim_batch = claims[start : start + _BATCH]
         async with rt.db.write() as session:
-            renewed += await repository.renew_holds(session, hold_batch, now + window)
+            holds_renewed = await repository.renew_holds(session, hold_batch, now + window)
             claims_renewed = await idempotency_rows.renew(session, claim_batch, now + window)
-        rt.live_holds.renewed(hold_batch, now + window)
+        # Those skipped (in use, or closed) stay due: tried again next round.
+        rt.live_holds.renewed(holds_renewed, now + window)
         rt.idempotency_claims.renewed(claims_renewed, now + window)
+        renewed += len(holds_renewed)
     return renewed
 
 

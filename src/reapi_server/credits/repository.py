@@ -228,17 +228,27 @@ async def release_expired(
     )
 
 
-async def renew_holds(session: AsyncSession, hold_ids: Sequence[str], expires_at: float) -> int:
-    """Push back the expiry of these holds, those still held: their requests are running."""
+async def renew_holds(
+    session: AsyncSession, hold_ids: Sequence[str], expires_at: float
+) -> list[str]:
+    """Push back the expiry of these holds, those still held: their requests are running. A
+    hold another transaction has locked (it is being settled or released) is skipped, never
+    waited for: this UPDATE locks no account first (`lock_order`). The ids renewed."""
     if not hold_ids:
-        return 0
+        return []
+    free = (
+        select(CreditHold.id)
+        .where(CreditHold.id.in_(hold_ids), CreditHold.status == "held")
+        .with_for_update(skip_locked=True)
+    )
     result = await session.execute(
         update(CreditHold)
-        .where(CreditHold.id.in_(hold_ids), CreditHold.status == "held")
+        .where(CreditHold.id.in_(free.scalar_subquery()))
         .values(expires_at=expires_at)
+        .returning(CreditHold.id)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return [str(hold_id) for hold_id in result.scalars()]
 
 
 async def stale_holds(

@@ -35,7 +35,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from .db_errors import is_unavailable
-from .group_commit import GroupCommitter, Tx
+from .group_commit import GroupCommitter, Tx, as_tx
+from .lock_order import lock_accounts
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
 
@@ -130,14 +131,21 @@ class Database:
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
-        self.group = GroupCommitter(self._writer)
+        self.group = GroupCommitter(self._writer, lock_accounts if self.is_postgres else None)
         self._unavailable_at: float | None = None
 
-    async def grouped(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+    async def grouped(self, op: Callable[[Tx], Awaitable[T]], *, account: str | None) -> T:
         """Run `op` in a transaction shared with the other requests' writes (group commit),
-        return its result once committed. The op must not await anything but its `Tx`."""
+        return its result once committed. The op must not await anything but its `Tx`.
+        `account`: the account whose rows the op touches (see `lock_order`)."""
         with self._watched():
-            return await self.group.run(op)
+            return await self.group.run(op, account)
+
+    async def lock_accounts(self, session: AsyncSession, *account_ids: str) -> None:
+        """The first statement of a write transaction that changes several rows: lock their
+        accounts, in id order (PostgreSQL; see `lock_order`)."""
+        if self.is_postgres:
+            await lock_accounts(as_tx(session), account_ids)
 
     @property
     def is_postgres(self) -> bool:

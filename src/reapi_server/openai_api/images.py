@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..idempotency.service import RecordAnswer
 from ..images import service
 from .dependencies import Caller, Context, Rt, base_url_of
 from .idempotent import Created, idempotent
@@ -27,7 +28,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["Images"])
 
-_ERRORS = error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504)
+_ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 502, 503, 504)
 
 
 def _binary(schema: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -58,9 +59,9 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
     params, payload = await image_generation_request(request, rt.settings.max_body_bytes)
     base_url = base_url_of(request)
 
-    async def run() -> Created:
+    async def run(record: RecordAnswer | None) -> Created:
         answer = await service.generate(
-            rt, principal, context, params, payload, edit=False, base_url=base_url
+            rt, principal, context, params, payload, edit=False, base_url=base_url, record=record
         )
         return 200, answer.body, answer.snapshot
 
@@ -97,9 +98,9 @@ async def edit_image(request: Request, rt: Rt, principal: Caller, context: Conte
     )
     base_url = base_url_of(request)
 
-    async def run() -> Created:
+    async def run(record: RecordAnswer | None) -> Created:
         answer = await service.generate(
-            rt, principal, context, params, payload, edit=True, base_url=base_url
+            rt, principal, context, params, payload, edit=True, base_url=base_url, record=record
         )
         return 200, answer.body, answer.snapshot
 

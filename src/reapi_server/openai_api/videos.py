@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from ..idempotency.service import RecordAnswer
 from ..jobs import service, submission
 from .dependencies import Caller, Context, Rt
 from .files import stored_response
@@ -34,7 +35,7 @@ VideoId = Annotated[str, Path(max_length=64)]
     "/videos",
     summary="Start a video job",
     response_model=Video,
-    responses=error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 502, 503, 504),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -50,12 +51,12 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
     # checked and its credit held (see `references.service`).
     params, payload = await video_request_of(request, rt.settings.max_body_bytes, rt.fetcher.policy)
 
-    async def run() -> Created:
-        body = await submission.create(rt, principal, context, params, payload)
-        return 200, body, {"kind": "video", "id": body["id"]}
+    async def run(record: RecordAnswer | None) -> Created:
+        body = await submission.create(rt, principal, context, params, payload, record=record)
+        return 200, body, submission.replay_snapshot(body["id"])
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
-        return await service.retrieve(rt, principal, snapshot["id"])
+        return await service.replay(rt, principal, snapshot["id"])
 
     return await idempotent(
         rt,

@@ -21,17 +21,14 @@ from pydantic_settings import (
 
 from reapi import UrlPolicy
 
+from .config_errors import ConfigError
 from .private import PRIVATE_DIR, make_private_dirs, tighten
+from .secret_files import SecretFiles
 
 __all__ = ["CONFIG_ENV", "ConfigError", "Settings"]
 
 #: Environment variable naming a TOML config file (the CLI's `--config` sets it too).
 CONFIG_ENV = "REAPI_CONFIG"
-
-
-class ConfigError(Exception):
-    """A configuration the gateway cannot run with; the message says what to change (one line,
-    never a secret's value)."""
 
 
 class Settings(BaseSettings):
@@ -223,7 +220,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # Then values from files (`secret_files`), then the config file.
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            SecretFiles(settings_cls),
+        ]
         config_file = os.environ.get(CONFIG_ENV)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))

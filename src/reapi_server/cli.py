@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import admin
 from .config import CONFIG_ENV, ConfigError, Settings
+from .config_check import Problem, check_live, check_settings
+from .db_errors import error_name
 from .demo import run_demo
 from .errors import GatewayError
 from .fleet_secret import resolve_for
@@ -86,15 +89,53 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [8000].")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [1].")] = None,
 ) -> None:
-    """Run the gateway (uvicorn with uvloop and httptools)."""
-    settings = _settings(data_dir, database_url, config, host=host, port=port, workers=workers)
+    """Run the gateway (uvicorn with uvloop and httptools), after check-config's checks: it
+    does not start on a configuration with problems (an unreachable Redis or S3 bucket is only
+    said: the gateway falls back, or answers 502 until storage is back)."""
+    overrides = {"data_dir": data_dir, "database_url": database_url}
+    settings = _checked(config, {**overrides, "host": host, "port": port, "workers": workers})
     try:
         run_server(settings)
         return
     except ConfigError as error:
         message = str(error)
+    except SQLAlchemyError as error:  # the database went away between the check and now
+        message = f"database: cannot use it ({error_name(error)})"
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
+
+
+def _report(problems: list[Problem], *, all_fatal: bool) -> bool:
+    """Print one line per problem; True when one of them stops the start."""
+    stop = False
+    for problem in problems:
+        fatal = problem.fatal or all_fatal
+        stop = stop or fatal
+        label = "error" if fatal else "warning"
+        typer.secho(f"{label}: {problem.text}", err=True, fg="red" if fatal else "yellow")
+    return stop
+
+
+def _checked(config: Path | None, overrides: dict[str, Any], *, strict: bool = False) -> Settings:
+    """The settings, checked as check-config does; exits (status 1) on a problem."""
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+    settings, problems = check_settings(os.environ, overrides)
+    if settings is not None and not problems:
+        problems = asyncio.run(check_live(settings))
+    if _report(problems, all_fatal=strict) or settings is None:
+        raise typer.Exit(1)
+    return settings
+
+
+@app.command("check-config")
+def check_config(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Check a configuration (environment, config file, secret files) and what it points at
+    (database, Redis, S3 bucket): one line per problem, exit status 1 if there is any."""
+    _checked(config, {"data_dir": data_dir, "database_url": database_url}, strict=True)
+    typer.echo("configuration ok")
 
 
 @app.command()

@@ -23,6 +23,7 @@ from reapi.router import RouterConfig
 from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .fleet_secret import resolve_blocking
+from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
 from .mirror import ObjectStore
@@ -93,6 +94,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await hand_back_leases(rt)
             await rt.aclose()
 
     app = FastAPI(

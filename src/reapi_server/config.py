@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    #: On SIGTERM: seconds to finish the requests in flight (new ones are refused at once) before
+    #: they are cut off. Video jobs' leases are handed back either way.
+    drain_seconds: float = Field(default=30.0, ge=0)
     #: The public address of this gateway, used in output URLs (`response_format=url`). When
     #: unset, URLs are built from the address the gateway listens on (the socket a request
     #: came in on), never from the Host header. Behind a proxy or NAT, set it.

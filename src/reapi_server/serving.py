@@ -52,6 +52,8 @@ def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayCon
         "proxy_headers": True,
         # Passed even when default: uvicorn would otherwise read FORWARDED_ALLOW_IPS.
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # SIGTERM: stop accepting, give requests in flight this long, then the lifespan ends.
+        "timeout_graceful_shutdown": settings.drain_seconds,
     }
     limits = HeadLimits(settings.max_header_line_bytes, settings.max_header_bytes)
     return GatewayConfig(app, head_limits=limits, **{**options, **overrides})

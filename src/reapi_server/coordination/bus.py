@@ -56,6 +56,11 @@ class Bus:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
+    async def flush(self) -> None:
+        """Wait for what `soon` started (before the process stops)."""
+        if self._sending:
+            await asyncio.gather(*self._sending, return_exceptions=True)
+
     async def run(self) -> None:
         """Listen for as long as the process runs, resubscribing after each outage."""
         while True:

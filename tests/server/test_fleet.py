@@ -23,7 +23,14 @@ import httpx
 import pytest
 from sqlalchemy import text
 from tests.server.fault_proxy import FaultProxy
-from tests.server.fleet import Fleet, Instance, catalog_file, instance_env
+from tests.server.fleet import (
+    GATEWAY_ENVIRONMENT,
+    TEST_ONLY_ENVIRONMENT,
+    Fleet,
+    Instance,
+    catalog_file,
+    instance_env,
+)
 from tests.server.live import free_port
 from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.server.redis import redis_server  # noqa: F401  (fixture)
@@ -152,6 +159,11 @@ def fleet(
             REAPI_DATA_DIR=str(data_dir),
             REAPI_METRICS_LISTEN=f"127.0.0.1:{metrics_port}",
         )
+        # compose.yaml's gateways get the same variables (tests/test_deploy_files.py)
+        assert {k for k in env if k.startswith("REAPI_")} == {
+            *GATEWAY_ENVIRONMENT,
+            *TEST_ONLY_ENVIRONMENT,
+        }
         fleet.instances.append(
             Instance(port, metrics_port, data_dir, env, work / f"instance{index}.log")
         )

@@ -139,3 +139,22 @@ async def test_a_blackholed_redis_costs_one_timeout_then_serving_goes_on(
         await _until(redis_back)
     finally:
         proxy.close()
+
+
+async def test_a_limit_too_high_to_reach(make_gateway, redis_settings):  # noqa: F811
+    """A per-request share of a minute below Redis's clock resolution (a benchmark's 10^9 a
+    minute) must still count, not fail the script (a zero expiry) and every request with it."""
+    gateway = await make_gateway(requests_per_minute=10**9, **redis_settings)
+    _, key = await gateway.account()
+    assert await _statuses([gateway], key, 20) == [200] * 20
+
+
+async def test_a_failing_redis_command_falls_back_too(make_gateway, redis_settings):  # noqa: F811
+    """Redis answers, with an error (here a key of another type where the limit's is): the
+    request is limited in this process, not failed."""
+    gateway = await make_gateway(requests_per_minute=3, **redis_settings)
+    _, key = await gateway.account()
+    principal = await gateway.rt.auth.authenticate(f"Bearer {key}")
+    await gateway.rt.redis.client.rpush(gateway.rt.redis.key("rate", f"key:{principal.key_id}"), 1)
+    assert await _statuses([gateway], key, 5) == [200] * 3 + [429] * 2
+    assert (await gateway.client.get("/readyz")).json()["redis"] == "ok"  # it is up

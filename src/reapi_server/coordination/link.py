@@ -35,12 +35,13 @@ _PING_WHILE_UP = 5.0
 
 class RedisLink:
     def __init__(self, client: Redis, *, prefix: str, metrics: Metrics) -> None:
-        from redis.exceptions import ConnectionError, TimeoutError
+        from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
         self.client = client
         self.prefix = prefix
         self._metrics = metrics
         self._lost: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
+        self._refused: tuple[type[BaseException], ...] = (RedisError,)
         self._up = True
         #: Called (no arguments) each time Redis answers again after an outage.
         self.on_reconnect: list[Callable[[], Awaitable[None]]] = []
@@ -62,14 +63,18 @@ class RedisLink:
         return isinstance(error, self._lost)
 
     async def call(self, feature: str, op: Callable[[Redis], Awaitable[T]]) -> T | None:
-        """`op(client)`, or None (counted as a fallback of `feature`) while Redis is down."""
+        """`op(client)`, or None (counted as a fallback of `feature`) while Redis is down or
+        when it answers with an error: a request never fails for Redis's sake."""
         if self._up:
             try:
                 return await op(self.client)
             except Exception as error:
-                if not self.is_lost(error):
+                if self.is_lost(error):
+                    self.mark_down(error)
+                elif isinstance(error, self._refused):
+                    log.error("redis refused a command", extra={"code": type(error).__name__})
+                else:
                     raise
-                self.mark_down(error)
         self._metrics.redis_fallbacks.labels(feature).inc()
         return None
 

@@ -36,7 +36,8 @@ if worst_index > 0 then
   return {worst_index, math.ceil(worst * 1000)}
 end
 for i, key in ipairs(KEYS) do
-  local ttl = math.ceil((arrivals[i] - now) * 1000)
+  -- at least 1 ms: a share of a minute below the clock's resolution adds nothing to `now`
+  local ttl = math.max(math.ceil((arrivals[i] - now) * 1000), 1)
   redis.call('SET', key, string.format('%.6f', arrivals[i]), 'PX', ttl)
 end
 return 0

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from .db_errors import is_unavailable
+from .extras import require
 from .group_commit import GroupCommitter, Tx
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
@@ -121,6 +122,8 @@ class Database:
             self._reader = _sqlite_engine(url, writer=False)
             self._writer = _sqlite_engine(url, writer=True)
         else:
+            if make_url(url).get_driver_name() == "asyncpg":
+                require("a PostgreSQL database_url", "postgres", "asyncpg")
             self._reader = self._writer = create_async_engine(
                 url, pool_size=10, max_overflow=20, pool_pre_ping=True
             )

@@ -9,15 +9,18 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from . import admin
-from .config import CONFIG_ENV, Settings
+from .config import CONFIG_ENV, Settings, describe_settings_error
 from .demo import run_demo
 from .errors import GatewayError
+from .extras import MissingExtraError
 from .serving import run_server
 
 __all__ = ["app", "main"]
@@ -60,7 +63,22 @@ def _settings(
 ) -> Settings:
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)
-    return Settings().with_overrides(data_dir=data_dir, database_url=database_url, **more)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _exit_with(describe_settings_error(error))
+    except tomllib.TOMLDecodeError as error:
+        _exit_with(f"the config file is not valid TOML ({error})")
+    except OSError as error:  # the config file named cannot be read
+        reason = error.strerror or type(error).__name__
+        _exit_with(f"the config file {error.filename or ''} cannot be read ({reason})")
+    return settings.with_overrides(data_dir=data_dir, database_url=database_url, **more)
+
+
+def _exit_with(message: str) -> NoReturn:
+    """One line on stderr and exit status 1: a configuration mistake needs no traceback."""
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
 
 
 def _run(coroutine: Any) -> Any:
@@ -212,6 +230,9 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(0)
+    except MissingExtraError as error:  # e.g. storage_backend = "s3" without boto3
+        typer.secho(f"error: {error}", err=True, fg="red")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,15 @@ the generated secret used to fingerprint idempotent requests. All of it is priva
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,18 +24,22 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
+from reapi._settings import SDK_ENV
 
 from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
 
-__all__ = ["CONFIG_ENV", "Settings"]
+__all__ = ["CONFIG_ENV", "Settings", "describe_settings_error", "unknown_environment"]
 
 #: Environment variable naming a TOML config file (the CLI's `--config` sets it too).
 CONFIG_ENV = "REAPI_CONFIG"
+_PREFIX = "REAPI_"
+#: `REAPI_<PROVIDER>_BASE_URL`, read by the core for every provider (`reapi._settings`).
+_PROVIDER_URL = re.compile(r"REAPI_[A-Z0-9_]+_BASE_URL")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="REAPI_", env_nested_delimiter="__", extra="ignore", validate_default=True
+        env_prefix=_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
     data_dir: Path = Path("reapi-data")
@@ -139,6 +146,14 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_environment(cls, data: Any) -> Any:
+        unknown = unknown_environment(os.environ)
+        if unknown:
+            raise ValueError(unknown)
+        return data
+
     @model_validator(mode="after")
     def _storage_is_complete(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_bucket:
@@ -163,6 +178,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         config_file = os.environ.get(CONFIG_ENV)
         if config_file:
+            if not Path(config_file).is_file():  # a mistyped path must not mean "defaults"
+                raise FileNotFoundError(2, "no such file", config_file)
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
@@ -215,3 +232,39 @@ class Settings(BaseSettings):
         """A copy with CLI flags applied (None means "not given")."""
         given = {k: v for k, v in changes.items() if v is not None}
         return self.model_copy(update=given)
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_environment(environ: Mapping[str, str]) -> str | None:
+    """A message naming the first `REAPI_*` variable that no setting reads (a typo would
+    otherwise be ignored silently), or None when there is none."""
+    known = [_PREFIX + name.upper() for name in Settings.model_fields]
+    allowed = {*known, *SDK_ENV, CONFIG_ENV}
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(_PREFIX) or name in allowed or _PROVIDER_URL.fullmatch(name):
+            continue
+        if name.partition("__")[0] in known:  # a nested value: REAPI_PROVIDER_KEYS__OPENAI
+            continue
+        return f"unknown environment variable {variable[:64]}{_suggestion(name, known)}"
+    return None
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line for invalid settings: where each problem is and what is wrong, never the
+    value given (it may be a secret)."""
+    known = list(Settings.model_fields)
+    problems = []
+    for item in error.errors(include_input=False)[:3]:
+        where = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {where[:64]!r}{_suggestion(where, known)}")
+        elif where:
+            problems.append(f"{where}: {item['msg']}")
+        else:
+            problems.append(str(item["msg"]).removeprefix("Value error, "))
+    return "invalid settings: " + "; ".join(problems)

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["Account"])
     "/usage",
     summary="This account's usage rows, newest first",
     response_model=UsageList,
-    responses=error_responses(401, 422, 429),
+    responses=error_responses(400, 401, 429),
 )
 async def list_usage(
     rt: Rt,

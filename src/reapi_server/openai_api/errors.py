@@ -1,14 +1,14 @@
 """Every error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 
-Validation errors name the field and what is wrong with it, never the submitted value (FastAPI's
-default 422 body echoes it as `input`). Unexpected exceptions are logged by type only.
+Validation errors answer 400, as OpenAI does, naming the field and the rule it broke, never the
+submitted value (FastAPI's default 422 body echoes it as `input`); see `validation`. Unexpected
+exceptions are logged by type only.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -21,8 +21,9 @@ from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, Rea
 
 from ..db_errors import error_name, is_unavailable
 from ..errors import GatewayError
+from .validation import describe
 
-__all__ = ["error_response", "install_error_handlers", "validation_message"]
+__all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger("reapi_server.errors")
 
@@ -80,18 +81,6 @@ def _from_reapi(error: ReapiError) -> Response:
     )
 
 
-def validation_message(errors: list[Any]) -> tuple[str, str | None]:
-    """A message built from locations and error kinds only: never `input` or `ctx` values."""
-    parts = []
-    first_param = None
-    for error in errors[:5]:
-        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
-        param = ".".join(location) or None
-        first_param = first_param or param
-        parts.append(f"{param or 'request'}: {error.get('type', 'invalid')}")
-    return "invalid request: " + "; ".join(parts), first_param
-
-
 def install_error_handlers(app: FastAPI) -> None:
     async def on_reapi(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ReapiError)
@@ -110,8 +99,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        message, param = validation_message(list(exc.errors()))
-        return error_response(422, message, code="invalid_request", param=param)
+        message, code, param = describe(list(exc.errors()))
+        return error_response(400, message, code=code, param=param)
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

@@ -110,7 +110,7 @@ async def stored_response(
         200: {"content": {"image/png": {}, "video/mp4": {}}},
         304: {"description": "The cached copy (If-None-Match) is still this output"},
         307: {"description": "Redirect to the storage's own URL for the output"},
-        **error_responses(401, 404, 422),
+        **error_responses(400, 401, 404),
     },
 )
 async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
@@ -132,7 +132,7 @@ async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
     "/files/{file_id}",
     summary="Delete a generated output now (its row, then its stored object)",
     response_model=FileDeleted,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def delete_file_endpoint(file_id: FileId, rt: Rt, principal: Caller) -> Response:
     if not _FILE_ID.match(file_id) or not await delete_file(rt, file_id, principal.account_id):
@@ -144,7 +144,7 @@ async def delete_file_endpoint(file_id: FileId, rt: Rt, principal: Caller) -> Re
     "/outputs/{task_id}",
     summary="Delete every stored output of an image request (x-request-id) or a video",
     response_model=OutputsDeleted,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def delete_outputs(
     task_id: Annotated[str, Path(max_length=64)], rt: Rt, principal: Caller

@@ -17,6 +17,7 @@ from reapi.resources._inputs import image_request, video_request
 
 from ..errors import GatewayError
 from .bodies import FormFile, ParsedForm
+from .validation import bounds_of
 
 __all__ = [
     "ImageEditBody",
@@ -100,7 +101,8 @@ class ImageEditBody(_ImageOptions):
 
 
 class VideoBody(_Body):
-    model: str = "sora-2"
+    #: Required: OpenAI's default (`sora-2`) is not a model every gateway serves.
+    model: str = Field(min_length=1, max_length=200)
     prompt: str | None = Field(default=None, min_length=1, max_length=32000)
     seconds: int | str | None = None
     size: str | None = None
@@ -138,8 +140,13 @@ def parse_model(model: type[_Body], data: Any) -> Any:
     except ValidationError as error:
         raise RequestValidationError(
             [
-                {"loc": ("body", *e["loc"]), "type": e["type"], "msg": e["msg"]}
-                for e in error.errors()
+                {
+                    "loc": ("body", *e["loc"]),
+                    "type": e["type"],
+                    "msg": e["msg"],
+                    "ctx": {**e.get("ctx", {}), **bounds_of(model, e["loc"])},
+                }
+                for e in error.errors(include_input=False)
             ]
         ) from None
 

@@ -40,7 +40,7 @@ VideoId = Annotated[str, Path(max_length=64)]
     "/videos",
     summary="Start a video job",
     response_model=Video,
-    responses=error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 402, 404, 409, 413, 429, 502, 503, 504),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -94,7 +94,7 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
     "/videos",
     summary="List this account's videos",
     response_model=VideoList,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def list_videos(
     rt: Rt,
@@ -112,7 +112,7 @@ async def list_videos(
     "/videos/{video_id}",
     summary="Retrieve a video job",
     response_model=Video,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
     return json_response(await service.retrieve(rt, principal, video_id))
@@ -122,7 +122,7 @@ async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Respon
     "/videos/{video_id}",
     summary="Delete a video (an unfinished one is cancelled and not charged)",
     response_model=VideoDeleted,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
     return json_response(await service.delete(rt, principal, video_id))
@@ -135,7 +135,7 @@ async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response
     responses={
         200: {"content": {"video/mp4": {}, "image/png": {}, "image/webp": {}}},
         304: {"description": "The cached copy (If-None-Match) is still this output"},
-        **error_responses(400, 401, 404, 410, 422, 429),
+        **error_responses(400, 401, 404, 410, 429),
     },
 )
 async def video_content(

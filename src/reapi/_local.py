@@ -7,6 +7,7 @@ have keys, builds each attempt's protocol and turns results into OpenAI-shaped o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping
@@ -245,6 +246,15 @@ class LocalCore:
             seconds=prepared.shape.seconds,
             size=prepared.shape.size or _size_label(prepared.shape),
         )
+
+    def poll_video(self, route: Route, task_id: str) -> Protocol[TaskStatus]:
+        """The task's status, its poll hint replaced by the provider's configured
+        `poll_interval` when the catalog sets one."""
+        status: TaskStatus = yield from self.adapter(route).poll_video(route, task_id)
+        interval = self.connections[route.provider].poll_interval
+        if interval is None or status.state in ("completed", "failed"):
+            return status
+        return dataclasses.replace(status, poll_after=interval)
 
     def route_of(self, handle: VideoHandle) -> Route:
         if handle.provider not in self.connections:

@@ -57,5 +57,6 @@ def resolve_connections(
             base_url=urls.get(name) or env.get(base_url_env(name)) or spec.base_url,
             api_key=Secret(key),
             url_lifetime_seconds=spec.url_lifetime_seconds,
+            poll_interval=spec.poll_interval,
         )
     return connections

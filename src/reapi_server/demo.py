@@ -7,6 +7,7 @@ the environment can never be used by accident: nothing leaves this machine.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,12 +25,23 @@ __all__ = ["DEMO_EMAIL", "demo_catalog", "run_demo"]
 
 DEMO_EMAIL = "demo@reapi.local"
 DEMO_CREDITS = 1_000_000
+_DEMO_POLL_INTERVAL = 0.5
 
 
-def demo_catalog(catalog: Catalog, simulated: Mapping[str, str]) -> Catalog:
-    """The catalog narrowed to simulated providers (models without such a route dropped)."""
+def demo_catalog(
+    catalog: Catalog,
+    simulated: Mapping[str, str],
+    poll_intervals: Mapping[str, float] | None = None,
+) -> Catalog:
+    """The catalog narrowed to simulated providers (models without such a route dropped),
+    each polled as often as its simulator suggests rather than as the real API asks."""
     data: dict[str, Any] = catalog.model_dump(mode="json")
-    providers = {name: spec for name, spec in data["providers"].items() if name in simulated}
+    intervals = poll_intervals or {}
+    providers = {
+        name: {**spec, "poll_interval": intervals.get(name, spec.get("poll_interval"))}
+        for name, spec in data["providers"].items()
+        if name in simulated
+    }
     models = {}
     for model_id, model in data["models"].items():
         routes = [r for r in model["routes"] if r["provider"] in simulated]
@@ -65,19 +77,42 @@ def _banner(base: str, key: str, catalog: Catalog) -> str:
     return "\n".join(lines)
 
 
+def _port_taken(host: str, port: int) -> bool:
+    """Whether binding the gateway's address would fail (as uvicorn binds: SO_REUSEADDR)."""
+    try:
+        socket.create_server((host, port)).close()
+    except OSError:
+        return True
+    return False
+
+
 def run_demo(settings: Settings, *, simulator_port: int) -> None:
     try:
         from reapi.testing import default_simulators, run_simulators
     except ImportError:
         typer.secho("error: reapi.testing (the provider simulators) is not available", fg="red")
         raise typer.Exit(1) from None
+    # Checked before a key is issued and printed: a banner for a gateway that cannot start
+    # would hand out a key for nothing.
+    if _port_taken(settings.host, settings.port):
+        typer.secho(
+            f"error: port {settings.port} on {settings.host} is in use; pick another with "
+            f"--port (make demo PORT=...)",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(1)
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:
         simulated = dict(handle.provider_urls)
-        catalog = demo_catalog(load_catalog(settings.catalog_path), simulated)
+        catalog = demo_catalog(
+            load_catalog(settings.catalog_path), simulated, handle.poll_intervals
+        )
         settings = settings.with_overrides(
             provider_base_urls=simulated,
             provider_keys={name: SecretStr(handle.api_key) for name in simulated},
+            # The first poll of a new video, and the poller's pace: simulators are quick.
+            poll_interval=min(settings.poll_interval, _DEMO_POLL_INTERVAL),
         )
         asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
         issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))

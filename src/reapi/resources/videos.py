@@ -195,7 +195,7 @@ class Videos(SyncResource):
         for attempt in Retrying(**_POLL_RETRY):
             with attempt:
                 status = engine.drive(
-                    core.adapter(route).poll_video(route, handle.task_id),
+                    core.poll_video(route, handle.task_id),
                     route.provider,
                     self._deadline(route, call),
                 )
@@ -419,7 +419,7 @@ class AsyncVideos(AsyncResource):
         route = core.route_of(handle)
         status = await self._retrying(
             lambda: engine.drive(
-                core.adapter(route).poll_video(route, handle.task_id),
+                core.poll_video(route, handle.task_id),
                 route.provider,
                 self._deadline(route, call),
             )

@@ -71,7 +71,8 @@ class GatewayProtocols:
         """One request to the gateway with the call's extra headers, query and body merged in
         last (an extra wins over a same-named field, as in openai-python)."""
         headers = {"Authorization": f"Bearer {self._api_key.reveal()}", **call.headers}
-        if idempotency_key:
+        if idempotency_key:  # one header, whatever case the caller's extra_headers used
+            headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
             headers["Idempotency-Key"] = idempotency_key
         url = self._url(path, {**(query or {}), **call.query})
         if json_body is None:

@@ -15,6 +15,9 @@ from reapi import (
     RateLimitError,
     ReAPI,
 )
+from reapi._gateway import GatewayProtocols
+from reapi._options import CallOptions
+from reapi._secret import Secret
 from reapi.testing import Fault
 
 
@@ -74,6 +77,19 @@ def test_a_key_in_progress_is_retried_but_another_conflict_is_not():
     with server, gateway_client(server) as client, pytest.raises(InvalidRequestError):
         client.images.generate(model="gpt-image-2", prompt="p")
     assert len(app.seen) == 1
+
+
+def test_a_key_in_extra_headers_is_the_one_key_sent():
+    server, app = serve(error_answer(502, "upstream_unavailable"), image_answer())
+    with server, gateway_client(server) as client:
+        client.images.generate(model="m", prompt="p", extra_headers={"idempotency-key": "mine"})
+    assert [s.headers["idempotency-key"] for s in app.seen] == ["mine", "mine"]
+    # One header, not the caller's and the SDK's side by side (a server would see "mine, mine").
+    call = CallOptions(headers={"idempotency-key": "mine"})
+    request = GatewayProtocols("http://gw/v1", Secret("rk"))._request(
+        "POST", "videos", call, json_body={}, idempotency_key=call.idempotency_key(None)
+    )
+    assert [k for k in request.headers if k.lower() == "idempotency-key"] == ["Idempotency-Key"]
 
 
 def test_a_create_without_an_idempotency_key_is_never_retried():

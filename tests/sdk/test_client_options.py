@@ -14,6 +14,7 @@ from reapi import (
     InvalidRequestError,
     RateLimitError,
     ReAPI,
+    ReapiError,
 )
 from reapi._gateway import GatewayProtocols
 from reapi._options import CallOptions
@@ -177,3 +178,28 @@ def test_a_retry_after_over_a_minute_is_not_slept_on():
             client.images.generate(model="gpt-image-2", prompt="p")
     assert time.monotonic() - started < 1.0  # backoff instead; the caller gets the hint
     assert info.value.retry_after == 600 and len(app.seen) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "retried"),
+    [
+        (408, "request_timeout", True),
+        (409, "idempotency_key_in_progress", True),
+        (409, "invalid_request", False),
+        (429, "rate_limit_exceeded", True),
+        (500, "internal_error", True),
+        (503, "database_unavailable", True),
+        (400, "invalid_value", False),
+        (401, "invalid_api_key", False),
+        (402, "insufficient_credits", False),
+        (404, "model_not_found", False),
+    ],
+)
+def test_which_gateway_answers_are_retried(status, code, retried):
+    server, app = serve(error_answer(status, code), image_answer())
+    with server, gateway_client(server, max_retries=1) as client:
+        try:
+            client.images.generate(model="gpt-image-2", prompt="p")
+        except ReapiError as error:
+            assert not retried and error.status == status
+    assert len(app.seen) == (2 if retried else 1)

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
+from ._detached import translated
 from ._exceptions import (
     APIResponseError,
     APIStatusError,
@@ -124,12 +125,14 @@ class GatewayProtocols:
         if response.status >= 400:
             raise self._error(response)
         note_answer(response)
-        try:
-            return model.model_validate(response.json(_PROVIDER))
-        except ValidationError:
-            raise APIResponseError(
+        body = response.json(_PROVIDER)
+        return translated(
+            lambda: model.model_validate(body),
+            ValidationError,
+            lambda _: APIResponseError(
                 "the gateway's answer does not have the expected shape", provider=_PROVIDER
-            ) from None
+            ),
+        )
 
     # -- images --------------------------------------------------------------------------------
     def images(

@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 
 from ._engine import Outcome
 from ._exceptions import ConfigurationError, ModelNotFoundError
+from ._excerpt import excerpt
 from ._jobs import VideoHandle
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import Payload
-from ._suggest import did_you_mean, excerpt
+from ._suggest import did_you_mean
 from .catalog import Catalog, ModelSpec, Route, check_image, check_video, eligible_routes
 from .providers import (
     ADAPTERS,
@@ -102,7 +103,7 @@ class LocalCore:
         spec = self.catalog.models.get(model_id)
         if spec is None:
             raise ModelNotFoundError(
-                f"model {excerpt(model_id)} is not in the catalog"
+                f"model '{excerpt(model_id)}' is not in the catalog"
                 f"{did_you_mean(model_id, self.catalog.models)}; {self.hints.models} lists them",
                 param="model",
             )
@@ -259,7 +260,8 @@ class LocalCore:
     def route_of(self, handle: VideoHandle) -> Route:
         if handle.provider not in self.connections:
             raise ConfigurationError(
-                f"this video was made by {handle.provider!r}, which has no key configured here",
+                f"this video was made by '{excerpt(handle.provider)}', which has no key "
+                "configured here",
                 code="no_provider_key",
             )
         spec = self.catalog.models.get(handle.model)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,9 +23,12 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ._client import ReAPI
+from ._detached import translated
 from ._exceptions import ReapiError
 from .catalog import Catalog, ModelSpec, load_catalog
-from .types import ImagesResponse, Video
+from .types import BinaryContent, ImagesResponse, Model, Video
+
+T = TypeVar("T")
 
 console = Console(stderr=True)
 
@@ -49,17 +53,25 @@ class _VideoGroup(_DefaultCommandGroup):
     default_command = "create"
 
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Locals off explicitly (typer before 0.23 showed them): a crash would print the prompt.
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=__doc__,
+    pretty_exceptions_show_locals=False,
+)
 image_app = typer.Typer(
     cls=_ImageGroup,
     no_args_is_help=True,
     help="Generate (the default) or edit images: reapi image PROMPT --model M -o out.png",
+    pretty_exceptions_show_locals=False,
 )
 video_app = typer.Typer(
     cls=_VideoGroup,
     no_args_is_help=True,
     help="Start (the default), follow, download or cancel videos: "
     "reapi video PROMPT --model M -o out.mp4",
+    pretty_exceptions_show_locals=False,
 )
 app.add_typer(image_app, name="image")
 app.add_typer(video_app, name="video")
@@ -128,9 +140,18 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
-def _fail(error: ReapiError) -> typer.Exit:
+def _fail(error: BaseException) -> typer.Exit:
+    """The exit of a command that failed: the error's one-line message, or Ctrl-C's."""
+    if isinstance(error, KeyboardInterrupt):
+        _say("interrupted")
+        return typer.Exit(130)
     typer.secho(f"error: {error}", err=True, fg="red")
     return typer.Exit(1)
+
+
+def _reported(call: Callable[[], T]) -> T:
+    """`call()`; a reapi error it raises ends the command with its message (`_fail`)."""
+    return translated(call, ReapiError, _fail)
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -146,11 +167,12 @@ def models(
     Without --base-url: the catalog, with each model's routes, capabilities and price.
     """
     if base_url:
-        try:
+
+        def listed() -> list[Model]:
             with _client(base_url=base_url, api_key=api_key) as client:
-                served = client.models.list().data
-        except ReapiError as error:
-            raise _fail(error) from None
+                return client.models.list().data
+
+        served = _reported(listed)
         if as_json:
             typer.echo(json.dumps([m.model_dump() for m in served], indent=2))
             return
@@ -211,12 +233,13 @@ def image_generate(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Generate images from a prompt and write them to files."""
-    try:
+
+    def generated() -> ImagesResponse:
         with (
             _client(catalog, provider_url, base_url, api_key) as client,
             console.status(f"generating with {model}…"),
         ):
-            result = client.images.generate(
+            return client.images.generate(
                 prompt=prompt,
                 model=model,
                 n=n,
@@ -226,9 +249,8 @@ def image_generate(
                 aspect_ratio=aspect_ratio,
                 resolution=resolution,
             )
-    except ReapiError as error:
-        raise _fail(error) from None
-    _write_images(result, output)
+
+    _write_images(_reported(generated), output)
 
 
 @image_app.command("edit")
@@ -253,12 +275,13 @@ def image_edit(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Edit or compose input images (and an optional mask) as the prompt says."""
-    try:
+
+    def edited() -> ImagesResponse:
         with (
             _client(catalog, provider_url, base_url, api_key) as client,
             console.status(f"editing with {model}…"),
         ):
-            result = client.images.edit(
+            return client.images.edit(
                 prompt=prompt,
                 model=model,
                 image=list(image),
@@ -268,9 +291,8 @@ def image_edit(
                 quality=quality,
                 output_format=output_format,
             )
-    except ReapiError as error:
-        raise _fail(error) from None
-    _write_images(result, output)
+
+    _write_images(_reported(edited), output)
 
 
 # -- videos ----------------------------------------------------------------------------------
@@ -315,18 +337,22 @@ def _follow(
 ) -> None:
     """Wait with a progress bar, then download. Ctrl-C leaves the video running upstream and
     says how to pick it up again."""
-    try:
-        with VideoProgress(label) as progress:
-            final = client.videos.wait(
-                video_id, poll_interval=poll_interval, on_progress=progress.show
-            )
-    except KeyboardInterrupt:
+
+    def interrupted(_: BaseException) -> typer.Exit:
         target = f" -o {output}" if output is not None else " -o video.mp4"
         _say(
             f"interrupted: video {video_id} keeps running. Pick it up with:\n"
             f"  reapi video wait {video_id}{target}"
         )
-        raise typer.Exit(130) from None
+        return typer.Exit(130)
+
+    def waited() -> Video:
+        with VideoProgress(label) as progress:
+            return client.videos.wait(
+                video_id, poll_interval=poll_interval, on_progress=progress.show
+            )
+
+    final = translated(waited, KeyboardInterrupt, interrupted)
     if final.status != "completed":
         code = final.error.code if final.error else "generation_failed"
         typer.secho(f"video failed: {code}", err=True, fg="red")
@@ -362,7 +388,8 @@ def video_create(
 
     The id goes to stdout, everything else to stderr: ID=$(reapi video "waves" --model M).
     """
-    try:
+
+    def run() -> None:
         with _client(catalog, provider_url, base_url, api_key) as client:
             created = client.videos.create(
                 prompt=prompt,
@@ -376,11 +403,9 @@ def video_create(
                 _say(f"started; follow it with: reapi video wait {created.id} -o video.mp4")
                 return
             _follow(client, created.id, output, poll_interval, model)
-    except ReapiError as error:
-        raise _fail(error) from None
-    except KeyboardInterrupt:  # before the job existed: nothing keeps running
-        _say("interrupted")
-        raise typer.Exit(130) from None
+
+    # Ctrl-C before the job existed: nothing keeps running (once it exists, `_follow` says so).
+    translated(run, (ReapiError, KeyboardInterrupt), _fail)
 
 
 @video_app.command("status")
@@ -395,11 +420,12 @@ def video_status(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Show a video's status and progress."""
-    try:
+
+    def retrieved() -> Video:
         with _client(catalog, provider_url, base_url, api_key) as client:
-            video = client.videos.retrieve(video_id)
-    except ReapiError as error:
-        raise _fail(error) from None
+            return client.videos.retrieve(video_id)
+
+    video = _reported(retrieved)
     if as_json:
         typer.echo(video.model_dump_json(indent=2, exclude_none=True))
         return
@@ -422,11 +448,12 @@ def video_wait(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Wait for a video with a progress bar (and write it with -o)."""
-    try:
+
+    def run() -> None:
         with _client(catalog, provider_url, base_url, api_key) as client:
             _follow(client, video_id, output, poll_interval, "video")
-    except ReapiError as error:
-        raise _fail(error) from None
+
+    _reported(run)
 
 
 @video_app.command("download")
@@ -445,11 +472,12 @@ def video_download(
     if variant not in ("video", "thumbnail", "spritesheet"):
         raise typer.BadParameter("video, thumbnail or spritesheet", param_hint="--variant")
     chosen: Literal["video", "thumbnail", "spritesheet"] = variant  # type: ignore[assignment]
-    try:
+
+    def downloaded() -> BinaryContent:
         with _client(catalog, provider_url, base_url, api_key) as client:
-            content = client.videos.download_content(video_id, variant=chosen)
-    except ReapiError as error:
-        raise _fail(error) from None
+            return client.videos.download_content(video_id, variant=chosen)
+
+    content = _reported(downloaded)
     content.write_to_file(output)
     _say(f"wrote {output} ({len(content.content)} bytes)")
 
@@ -463,11 +491,12 @@ def video_cancel(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Cancel a video that is not finished (or delete a finished one)."""
-    try:
+
+    def cancelled() -> None:
         with _client(catalog, provider_url, base_url, api_key) as client:
             client.videos.delete(video_id)
-    except ReapiError as error:
-        raise _fail(error) from None
+
+    _reported(cancelled)
     _say(f"cancelled {video_id}")
 
 

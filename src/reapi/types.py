@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._hidden import HiddenValues
+
 __all__ = [
     "Attempt",
     "BinaryContent",
@@ -50,7 +52,10 @@ class ReapiInfo(_Shape):
     outputs_deleted: bool | None = None
 
 
-class Image(_Shape):
+class Image(HiddenValues, _Shape):
+    """One generated image. Its repr says how large each field is: the bytes are large, and the
+    revised prompt is the upstream's rewording of the caller's."""
+
     b64_json: str | None = None
     url: str | None = None
     revised_prompt: str | None = None

@@ -28,9 +28,13 @@ from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
+from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
+from .observability.scrape import MetricsListener
+from .observability.scrape import router as metrics_router
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
+from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 
@@ -78,7 +82,8 @@ def create_app(
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
-            yield
+            with loop_errors_by_type():
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -90,7 +95,8 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible image and video API with failover and zero retention.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url="/docs" if settings.openapi_docs else None,
+        openapi_url="/openapi.json" if settings.openapi_docs else None,
         redoc_url=None,
     )
     app.state.runtime = rt
@@ -98,7 +104,18 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
+    # Outer (added later): it hands a new scope inwards, which the router then annotates.
+    app.add_middleware(
+        OwnHost, public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
+    )
+    metrics_address = settings.metrics_address
+    app.add_middleware(
+        MetricsListener,
+        metrics=rt.metrics,
+        port=metrics_address[1] if metrics_address is not None else None,
+    )
     return app
 
 

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
+from reapi._excerpt import excerpt
 from reapi._settings import SDK_ENV
 
 from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
@@ -49,8 +50,12 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     #: The public address of this gateway, used in output URLs (`response_format=url`). When
-    #: unset, URLs are built from the address each request came in on.
+    #: unset, URLs are built from the address the gateway listens on (the socket a request
+    #: came in on), never from the Host header. Behind a proxy or NAT, set it.
     public_base_url: str | None = None
+    #: Proxies whose X-Forwarded-Proto and X-Forwarded-For uvicorn believes (addresses or
+    #: CIDRs; `["*"]` trusts anyone). Loopback only by default.
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     #: Provider name (as in the catalog) → key. Unset providers fall back to the catalog's env
     #: variables (OPENAI_API_KEY, ...), exactly as the SDK does.
@@ -67,6 +72,10 @@ class Settings(BaseSettings):
     max_concurrent_videos: int = 8
     #: Largest request body accepted (multipart uploads included), in bytes.
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Largest request line or header line, and largest request head in all (request line and
+    #: headers), in bytes: a request over either is answered 431 before more of it is read.
+    max_header_line_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # -- caller URLs (reference images, source videos) ------------------------------------------
     #: The gateway downloads every URL a caller hands it, public addresses only (SSRF checks on
@@ -75,6 +84,8 @@ class Settings(BaseSettings):
     fetch_allow_networks: list[str] = Field(default_factory=list)
     fetch_max_image_bytes: int = 20 * 1024 * 1024
     fetch_max_video_bytes: int = 100 * 1024 * 1024
+    #: What every input one request fetches (URLs, file ids) may add up to.
+    fetch_max_request_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     #: Seconds for one download, redirects included.
     fetch_timeout: float = 60.0
 
@@ -142,9 +153,16 @@ class Settings(BaseSettings):
     #: download (the router's download deadline: 300 s).
     abandoned_write_seconds: float = Field(default=3600.0, gt=0)
 
-    # -- logging ----------------------------------------------------------------------------------
+    # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
+    #: `host:port` of the listener that serves /metrics (Prometheus); `off` for none. Keep it
+    #: on loopback or a private network: metrics show credit totals and providers.
+    metrics_listen: str | None = "127.0.0.1:9464"
+    #: When set, the main listener serves /metrics too, to `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document and its pages (/openapi.json, /docs).
+    openapi_docs: bool = True
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +176,32 @@ class Settings(BaseSettings):
     def _storage_is_complete(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("storage_backend = s3 needs s3_bucket (REAPI_S3_BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _header_limits_agree(self) -> Settings:
+        if self.max_header_line_bytes > self.max_header_bytes:
+            raise ValueError("max_header_line_bytes cannot exceed max_header_bytes")
+        return self
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "off"):
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isascii() or not port.isdigit():
+            raise ValueError("metrics_listen is host:port (or off)")
+        if not 0 < int(port) < 65536:
+            raise ValueError("metrics_listen: the port is 1 to 65535")
+        return f"{host}:{int(port)}" if ":" not in host else f"[{host}]:{int(port)}"
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> Settings:
+        address = self.metrics_address
+        if address is not None and address[1] == self.port:
+            raise ValueError("metrics_listen needs a port of its own (not the gateway's port)")
         return self
 
     @field_validator("fetch_allow_networks")
@@ -189,6 +233,14 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'reapi.db').resolve()}"
+
+    @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, or None when it is off."""
+        if self.metrics_listen is None:
+            return None
+        host, _, port = self.metrics_listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
 
     @property
     def url_policy(self) -> UrlPolicy:
@@ -250,7 +302,7 @@ def unknown_environment(environ: Mapping[str, str]) -> str | None:
             continue
         if name.partition("__")[0] in known:  # a nested value: REAPI_PROVIDER_KEYS__OPENAI
             continue
-        return f"unknown environment variable {variable[:64]}{_suggestion(name, known)}"
+        return f"unknown environment variable {excerpt(variable)}{_suggestion(name, known)}"
     return None
 
 
@@ -262,7 +314,7 @@ def describe_settings_error(error: ValidationError) -> str:
     for item in error.errors(include_input=False)[:3]:
         where = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown setting {where[:64]!r}{_suggestion(where, known)}")
+            problems.append(f"unknown setting '{excerpt(where)}'{_suggestion(where, known)}")
         elif where:
             problems.append(f"{where}: {item['msg']}")
         else:

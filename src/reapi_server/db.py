@@ -36,7 +36,8 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from .db_errors import is_unavailable
 from .extras import require
-from .group_commit import GroupCommitter, Tx
+from .group_commit import GroupCommitter, Tx, as_tx
+from .lock_order import lock_accounts
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
 
@@ -129,14 +130,21 @@ class Database:
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
-        self.group = GroupCommitter(self._writer)
+        self.group = GroupCommitter(self._writer, lock_accounts if self.is_postgres else None)
         self._unavailable_at: float | None = None
 
-    async def grouped(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+    async def grouped(self, op: Callable[[Tx], Awaitable[T]], *, account: str | None) -> T:
         """Run `op` in a transaction shared with the other requests' writes (group commit),
-        return its result once committed. The op must not await anything but its `Tx`."""
+        return its result once committed. The op must not await anything but its `Tx`.
+        `account`: the account whose rows the op touches (see `lock_order`)."""
         with self._watched():
-            return await self.group.run(op)
+            return await self.group.run(op, account)
+
+    async def lock_accounts(self, session: AsyncSession, *account_ids: str) -> None:
+        """The first statement of a write transaction that changes several rows: lock their
+        accounts, in id order (PostgreSQL; see `lock_order`)."""
+        if self.is_postgres:
+            await lock_accounts(as_tx(session), account_ids)
 
     @property
     def is_postgres(self) -> bool:
@@ -148,6 +156,7 @@ class Database:
         readiness, and raised as SQLAlchemy's `OperationalError` whatever the driver raised
         (asyncpg's connect raises bare OSErrors), so that callers and the API's error handler
         see one kind."""
+        wrapped: OperationalError | None = None
         try:
             yield
         except Exception as error:
@@ -156,7 +165,11 @@ class Database:
             self._unavailable_at = time.monotonic()
             if isinstance(error, SQLAlchemyError):
                 raise
-            raise OperationalError(None, None, error) from error
+            # Raised below, outside this block, so that nothing is chained as __context__; the
+            # driver's error stays as `.orig`, as SQLAlchemy keeps it for its own errors.
+            wrapped = OperationalError(None, None, error)
+        if wrapped is not None:
+            raise wrapped
 
     def seconds_since_unavailable(self) -> float | None:
         """How long ago an operation last failed because the database was unavailable."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Mapping
+from types import ModuleType
 from typing import Any
 
 import typer
@@ -86,12 +87,19 @@ def _port_taken(host: str, port: int) -> bool:
     return False
 
 
-def run_demo(settings: Settings, *, simulator_port: int) -> None:
+def _simulators() -> ModuleType | None:
     try:
-        from reapi.testing import default_simulators, run_simulators
+        import reapi.testing
     except ImportError:
+        return None
+    return reapi.testing
+
+
+def run_demo(settings: Settings, *, simulator_port: int) -> None:
+    testing = _simulators()
+    if testing is None:
         typer.secho("error: reapi.testing (the provider simulators) is not available", fg="red")
-        raise typer.Exit(1) from None
+        raise typer.Exit(1)
     # Checked before a key is issued and printed: a banner for a gateway that cannot start
     # would hand out a key for nothing.
     if _port_taken(settings.host, settings.port):
@@ -102,6 +110,7 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
             fg="red",
         )
         raise typer.Exit(1)
+    default_simulators, run_simulators = testing.default_simulators, testing.run_simulators
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:
         simulated = dict(handle.provider_urls)

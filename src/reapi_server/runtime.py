@@ -25,6 +25,7 @@ from .api_keys.auth import Authenticator
 from .config import Settings
 from .credits.live import LiveHolds
 from .db import Database
+from .idempotency.local import LocalClaims
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.rate import RateLimiter
 from .mirror import ObjectStore, build_store
@@ -52,6 +53,8 @@ class Runtime:
     instance_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
     #: Downloads the URLs callers hand the gateway (SSRF-checked, size-capped).
     fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Idempotency keys claimed by this process: their waiters here wait on an event.
+    idempotency_claims: LocalClaims = field(default_factory=LocalClaims)
     #: Bodies of video jobs submitted by this process, for their one resubmission (memory only).
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).

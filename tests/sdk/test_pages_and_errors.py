@@ -7,6 +7,7 @@ import pytest
 from tests.sdk.scripted_gateway import video
 
 from reapi import AsyncReAPI, InvalidRequestError, ModelNotFoundError, NoRouteAvailableError, ReAPI
+from reapi._excerpt import EXCERPT_CHARS
 from reapi.testing import Fault, OpenAISimulator, SimServer, json_answer
 from reapi.testing.gemini_sim import GeminiSimulator
 
@@ -124,6 +125,9 @@ def test_a_mistyped_model_suggests_the_nearest(catalog):
     with pytest.raises(ModelNotFoundError) as info:
         client.images.generate(model="x" * 500, prompt="p")
     assert len(info.value.message) < 150  # a short excerpt of the id, not all of it
+    # the excerpt every message of the SDK and the gateway uses (`reapi._excerpt`)
+    assert "x" * EXCERPT_CHARS + "…" in info.value.message
+    assert "x" * (EXCERPT_CHARS + 1) not in info.value.message
 
 
 def test_a_thumbnail_a_provider_does_not_make_is_said_so():

@@ -7,7 +7,6 @@ import secrets
 
 import pytest
 from tests.server.helpers import ledger_matches
-from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.server.test_credits import concurrent_spend
 from tests.server.test_videos import two_pollers_share_jobs
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def pg_gateway(postgres_server, make_gateway):  # noqa: F811
+async def pg_gateway(postgres_server, make_gateway):
     name = f"t_{secrets.token_hex(6)}"
     await asyncio.to_thread(
         postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
@@ -66,7 +65,7 @@ async def test_concurrent_idempotent_requests_make_one_call(pg_gateway):
     assert await ledger_matches(pg_gateway.rt, account) == (960, 0)
 
 
-async def test_video_limit_is_exact_under_concurrency(postgres_server, make_gateway):  # noqa: F811
+async def test_video_limit_is_exact_under_concurrency(postgres_server, make_gateway):
     name = f"t_{secrets.token_hex(6)}"
     await asyncio.to_thread(
         postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
@@ -122,7 +121,7 @@ async def test_the_sweeper_releases_only_a_hold_still_expired(pg_gateway, monkey
     await test_the_sweeper_releases_only_a_hold_still_expired(pg_gateway, monkeypatch)
 
 
-async def test_running_requests_keep_their_holds(postgres_server, make_gateway):  # noqa: F811
+async def test_running_requests_keep_their_holds(postgres_server, make_gateway):
     from tests.server.test_hold_renewal import outlasting_the_hold_window_case
 
     name = f"t_{secrets.token_hex(6)}"

@@ -4,6 +4,8 @@ message and never the value; unknown models suggest the nearest and point at GET
 import pytest
 from tests.server.helpers import auth
 
+from reapi._excerpt import EXCERPT_CHARS
+
 
 async def post(gateway, key, path, body):
     return await gateway.client.post(path, json=body, headers=auth(key))
@@ -94,4 +96,23 @@ async def test_an_unknown_model_suggests_the_nearest_and_points_at_the_api(gatew
     assert "reapi models" not in message
     body = {"model": "m" * 300, "prompt": "p"}
     response = await post(gateway, key, "/v1/images/generations", body)
-    assert len(response.json()["error"]["message"]) < 150
+    message = response.json()["error"]["message"]
+    assert len(message) < 150
+    assert "m" * EXCERPT_CHARS + "…" in message and "m" * (EXCERPT_CHARS + 1) not in message
+
+
+def test_the_openapi_document_lists_400_and_never_422(gateway):
+    """What is answered is what is documented: a request that fails validation (parameter or
+    body) is a 400, so no operation lists FastAPI's 422 or its schema."""
+    document = gateway.app.openapi()
+    validated = 0
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation.get("responses", {})
+            assert "422" not in responses, (method, path)
+            if operation.get("parameters") or "requestBody" in operation:
+                validated += 1
+                assert "400" in responses, (method, path)
+    assert validated >= 10
+    schemas = document.get("components", {}).get("schemas", {})
+    assert "HTTPValidationError" not in schemas and "ValidationError" not in schemas

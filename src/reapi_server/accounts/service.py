@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..credits import repository as credits
+from ..credits.service import grant
 from ..errors import GatewayError
 from ..models import Account
 from . import repository
@@ -27,7 +27,7 @@ async def create_account(
         raise GatewayError("an account with this email exists", param="email", code="exists")
     account = await repository.insert(session, email, now)
     if credits_granted:
-        await credits.grant(session, account.id, credits_granted, now)
+        await grant(session, account.id, credits_granted, now)
     return account
 
 

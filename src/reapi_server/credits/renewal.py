@@ -1,5 +1,6 @@
-"""Renewing the holds of this process's running requests (see `live`), a round every sixth of
-the hold window."""
+"""Renewing what marks this process's requests as running, a round every sixth of the hold
+window: the credit holds of its image requests (see `live`) and the idempotency records it has
+claimed (see `idempotency.local`), in one transaction."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 
 import anyio
 
+from ..idempotency import repository as idempotency_rows
 from ..runtime import Runtime
 from . import repository
 
@@ -24,13 +26,19 @@ async def renew_live_holds(rt: Runtime) -> int:
     """One round: how many holds were renewed."""
     window = rt.settings.image_hold_seconds
     now = rt.now()
-    due = rt.live_holds.due(now, window)
+    holds = rt.live_holds.due(now, window)
+    claims = rt.idempotency_claims.due(now, window)
     renewed = 0
-    for start in range(0, len(due), _BATCH):
-        batch = due[start : start + _BATCH]
+    for start in range(0, max(len(holds), len(claims)), _BATCH):
+        hold_batch = holds[start : start + _BATCH]
+        claim_batch = claims[start : start + _BATCH]
         async with rt.db.write() as session:
-            renewed += await repository.renew_holds(session, batch, now + window)
-        rt.live_holds.renewed(batch, now + window)
+            holds_renewed = await repository.renew_holds(session, hold_batch, now + window)
+            claims_renewed = await idempotency_rows.renew(session, claim_batch, now + window)
+        # Those skipped (in use, or closed) stay due: tried again next round.
+        rt.live_holds.renewed(holds_renewed, now + window)
+        rt.idempotency_claims.renewed(claims_renewed, now + window)
+        renewed += len(holds_renewed)
     return renewed
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import new_id
-from ..models import Account, CreditHold, LedgerEntry
+from ..models import MAX_CREDITS, Account, CreditHold, LedgerEntry
 
 __all__ = [
     "ClosedHold",
@@ -55,9 +55,14 @@ _HOLD = Statement(
         "closed_at",
     ),
 )
+#: Conditional on the account staying within the bound, held credit included (a release moves
+#: it back into the balance, and must always fit).
 _GRANT = Statement(
     update(Account)
-    .where(Account.id == bindparam("b_account"))
+    .where(
+        Account.id == bindparam("b_account"),
+        Account.balance + Account.reserved <= MAX_CREDITS - bindparam("b_amount"),
+    )
     .values(balance=Account.balance + bindparam("b_amount"))
 )
 #: The one conditional UPDATE that decides whether a request may run.
@@ -125,12 +130,16 @@ async def _ledger(
     )
 
 
-async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> None:
-    if amount <= 0:
-        raise ValueError("a grant must be positive")
+async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> bool:
+    """Add `amount` (1 to `MAX_CREDITS`) to the balance; False when the account would exceed
+    `MAX_CREDITS` (or does not exist), and then nothing is written."""
+    if not 0 < amount <= MAX_CREDITS:
+        raise ValueError(f"a grant must be between 1 and {MAX_CREDITS}")
     tx = as_tx(session)
-    await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount})
+    if await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount}) != 1:
+        return False
     await _ledger(tx, account_id, "grant", amount, 0, None, now)
+    return True
 
 
 async def reserve(
@@ -148,6 +157,8 @@ async def reserve(
     One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
     (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting), and within a
     group commit (its ops run one after the other, each seeing the balance the last one left)."""
+    if amount > MAX_CREDITS:  # no balance is that high (and the driver may not take the number)
+        return None
     tx = as_tx(session)
     if await tx.execute(_RESERVE, {"b_account": account_id, "b_amount": amount}) != 1:
         return None
@@ -217,24 +228,36 @@ async def release_expired(
     )
 
 
-async def renew_holds(session: AsyncSession, hold_ids: Sequence[str], expires_at: float) -> int:
-    """Push back the expiry of these holds, those still held: their requests are running."""
+async def renew_holds(
+    session: AsyncSession, hold_ids: Sequence[str], expires_at: float
+) -> list[str]:
+    """Push back the expiry of these holds, those still held: their requests are running. A
+    hold another transaction has locked (it is being settled or released) is skipped, never
+    waited for: this UPDATE locks no account first (`lock_order`). The ids renewed."""
     if not hold_ids:
-        return 0
+        return []
+    free = (
+        select(CreditHold.id)
+        .where(CreditHold.id.in_(hold_ids), CreditHold.status == "held")
+        .with_for_update(skip_locked=True)
+    )
     result = await session.execute(
         update(CreditHold)
-        .where(CreditHold.id.in_(hold_ids), CreditHold.status == "held")
+        .where(CreditHold.id.in_(free.scalar_subquery()))
         .values(expires_at=expires_at)
+        .returning(CreditHold.id)
         .execution_options(synchronize_session=False)
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return [str(hold_id) for hold_id in result.scalars()]
 
 
-async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> list[tuple[str, str]]:
-    """(hold id, request id) of image holds whose request must have died with its process
-    (video holds have no expiry: their jobs are swept instead)."""
+async def stale_holds(
+    session: AsyncSession, now: float, limit: int = 200
+) -> list[tuple[str, str, str]]:
+    """(hold id, request id, account id) of image holds whose request must have died with its
+    process (video holds have no expiry: their jobs are swept instead)."""
     result = await session.execute(
-        select(CreditHold.id, CreditHold.request_id)
+        select(CreditHold.id, CreditHold.request_id, CreditHold.account_id)
         .where(
             CreditHold.status == "held",
             CreditHold.expires_at.is_not(None),
@@ -242,7 +265,7 @@ async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> li
         )
         .limit(limit)
     )
-    return [(str(hold_id), str(request_id)) for hold_id, request_id in result]
+    return [(str(hold), str(request), str(account)) for hold, request, account in result]
 
 
 async def balance_of(session: AsyncSession, account_id: str) -> tuple[int, int]:

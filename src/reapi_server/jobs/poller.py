@@ -221,6 +221,7 @@ class JobPoller:
         with anyio.CancelScope(shield=True):
             try:
                 async with rt.db.write() as session:
+                    await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
                     if not await repository.update_if(
                         session,
                         job.id,
@@ -273,6 +274,7 @@ class JobPoller:
                     await submit(
                         rt,
                         job.id,
+                        job.account_id,
                         remembered,
                         remaining,
                         states=POLLED_STATES,

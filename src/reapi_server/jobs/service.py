@@ -14,7 +14,7 @@ from reapi.catalog import Route
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..errors import GatewayError, Gone, NotFound
+from ..errors import GatewayError, NotFound, OutputsDeleted
 from ..mirror.repository import get_output, recorded_ids
 from ..mirror.service import delete_queued, forget_task
 from ..models import ACTIVE_JOB_STATES, StoredOutput, VideoJob
@@ -24,7 +24,7 @@ from . import repository
 from .render import video_body
 from .submission import cancel_upstream
 
-__all__ = ["content", "delete", "list_videos", "retrieve"]
+__all__ = ["content", "delete", "list_videos", "replay", "retrieve"]
 
 
 async def _outputs_deleted(session: AsyncSession, jobs: Sequence[VideoJob]) -> set[str]:
@@ -42,6 +42,17 @@ async def retrieve(rt: Runtime, principal: Principal, job_id: str) -> dict[str, 
     if job is None:
         raise NotFound("no such video", param="video_id")
     return video_body(job, outputs_deleted=job.id in deleted)
+
+
+async def replay(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
+    """The job an idempotent create made, as it is now; 410 `outputs_deleted` once the job was
+    deleted, or finished with its video deleted since."""
+    async with rt.db.read() as session:
+        job = await repository.get_for_account(session, job_id, principal.account_id)
+        deleted = job is None or job.id in await _outputs_deleted(session, [job])
+    if deleted or job is None:
+        raise OutputsDeleted.replayed()
+    return video_body(job)
 
 
 async def list_videos(
@@ -83,7 +94,7 @@ async def content(rt: Runtime, principal: Principal, job_id: str, variant: str) 
         output = await get_output(session, file_id)
     if output is None:  # the job completed with it; its row went with the output since
         what = "thumbnail" if variant == "thumbnail" else "output"
-        raise Gone(f"this video's {what} was deleted", param="video_id")
+        raise OutputsDeleted(f"this video's {what} was deleted", param="video_id")
     return output
 
 
@@ -93,6 +104,7 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
         job = await repository.get_for_account(session, job_id, principal.account_id)
         if job is None:
             raise NotFound("no such video", param="video_id")
+        await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
         unfinished = job.status in ACTIVE_JOB_STATES
         closed = None
         if unfinished and job.hold_id:

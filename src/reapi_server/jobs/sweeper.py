@@ -1,7 +1,7 @@
 """Clean up after processes that died: release credit holds nobody will settle (and queue what
-their image requests stored), fail video jobs that never reached the upstream, and drop expired
-idempotency records. And in every process, drop the request bodies it keeps for jobs that another
-process finished or deleted.
+their image requests stored), fail video jobs that never reached the upstream, drop expired
+idempotency records and the commit markers of writers long gone. And in every process, drop the
+request bodies it keeps for jobs that another process finished or deleted.
 
 Every release is the same conditional update the live path uses, so two sweepers (or a sweeper
 and a slow live request) never release one hold twice.
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import anyio
 
 from ..credits import repository as credit_rows
+from ..group_commit import forget_idle_markers
 from ..idempotency import repository as idempotency_rows
 from ..mirror.keys import is_task_id, task_prefix
 from ..mirror.repository import enqueue_deletions
@@ -27,7 +28,8 @@ __all__ = ["SweepReport", "drop_ended_bodies", "run_checkpointer", "run_sweeper"
 
 log = logging.getLogger("reapi_server.sweeper")
 
-
+#: A writer's commit marker is only read right after its own failed COMMIT.
+_MARKER_DAYS = 1
 #: Job ids checked per query by `drop_ended_bodies`.
 _ID_BATCH = 500
 
@@ -62,8 +64,9 @@ async def sweep_once(rt: Runtime) -> SweepReport:
     async with rt.db.read() as session:
         stale = await credit_rows.stale_holds(session, now)
         submissions = await repository.stale_submissions(session, now)
-    for hold_id, request_id in stale:
+    for hold_id, request_id, account_id in stale:
         async with rt.db.write() as session:
+            await rt.db.lock_accounts(session, account_id)  # first: lock_order
             closed = await credit_rows.release_expired(session, hold_id, now)
             if closed is not None:
                 await usage_rows.finish(
@@ -89,7 +92,8 @@ async def sweep_once(rt: Runtime) -> SweepReport:
             failed += 1
     async with rt.db.write() as session:
         dropped = await idempotency_rows.expired(session, now)
-        dropped += await idempotency_rows.abandoned(session, now - rt.settings.image_hold_seconds)
+        dropped += await idempotency_rows.abandoned(session, now)
+        await forget_idle_markers(session, now - _MARKER_DAYS * 86_400)
     bodies = await drop_ended_bodies(rt)
     if released or failed:
         log.warning("swept stale work", extra={"code": f"holds={released} jobs={failed}"})

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from reapi import ReapiError
+from reapi._detached import translated_async
 
 from ..errors import StorageUnavailable
 from .keys import output_key
@@ -49,7 +50,8 @@ async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) ->
     leave earlier outputs of the task stored: the caller deletes the task's objects (or, for a
     video job, lets its retry write the same keys again)."""
     done: list[MirroredFile] = []
-    try:
+
+    async def put_all() -> None:
         for index, output in enumerate(outputs):
             body: Body = output.body
             try:
@@ -61,14 +63,16 @@ async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) ->
                     if isinstance(stream, AsyncGenerator):
                         await stream.aclose()  # close the upstream response, read or not
             done.append(MirroredFile(_new_file_id(), task_id, key, content_type, size, output.kind))
-    except ReapiError:
-        raise
-    except Exception as exc:
-        log.warning("storage put failed", extra={"code": type(exc).__name__})
-        raise StorageUnavailable(
-            "the generated output could not be stored; nothing was charged"
-        ) from None
+
+    await translated_async(put_all, Exception, _storage_failure)
     return done
+
+
+def _storage_failure(exc: BaseException) -> Exception:
+    if isinstance(exc, ReapiError):
+        return exc  # the upstream's own error (its stream failed), as it was
+    log.warning("storage put failed", extra={"code": type(exc).__name__})
+    return StorageUnavailable("the generated output could not be stored; nothing was charged")
 
 
 def file_url(base_url: str, file_id: str) -> str:

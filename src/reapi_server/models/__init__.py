@@ -3,7 +3,8 @@
 from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
-from .credits import CreditHold, LedgerEntry
+from .commit_markers import CommitMarker
+from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
@@ -12,9 +13,11 @@ from .usage import UsageRecord
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "MAX_CREDITS",
     "Account",
     "ApiKey",
     "Base",
+    "CommitMarker",
     "CreditHold",
     "IdempotencyRecord",
     "LedgerEntry",

@@ -1,9 +1,8 @@
-"""/healthz (the process answers), /readyz (the database answers and works) and /metrics."""
+"""/healthz (the process answers) and /readyz (the database answers and works)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from ..runtime import Runtime
@@ -35,9 +34,3 @@ async def readyz(request: Request) -> Response:
     except Exception:
         return Response(_UNAVAILABLE, 503, media_type="application/json")
     return Response(b'{"status":"ready"}', media_type="application/json")
-
-
-@router.get("/metrics")
-async def metrics(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
-    return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)

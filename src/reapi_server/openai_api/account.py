@@ -16,6 +16,9 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["Account"])
 
+#: 9999-12-31T23:59:59Z: a bound for timestamps that every database column type can hold.
+LAST_UNIX_SECOND = 253_402_300_799
+
 
 @router.get(
     "/usage",
@@ -28,7 +31,8 @@ async def list_usage(
     principal: Caller,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[
-        int | None, Query(ge=0, description="Unix seconds: rows created before")
+        int | None,
+        Query(ge=0, le=LAST_UNIX_SECOND, description="Unix seconds: rows created before"),
     ] = None,
 ) -> Response:
     async with rt.db.read() as session:

@@ -3,12 +3,17 @@
 Validation errors answer 400, as OpenAI does, naming the field and the rule it broke, never the
 submitted value (FastAPI's default 422 body echoes it as `input`); see `validation`. Unexpected
 exceptions are logged by type only.
+
+Once an error is answered, its traceback is dropped: the locals of the frames it passed through
+(the raw body of a refused request, its parsed JSON) would otherwise live as long as the
+exception object.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
@@ -81,13 +86,42 @@ def _from_reapi(error: ReapiError) -> Response:
     )
 
 
+def _forget_frames(error: BaseException) -> None:
+    """Let go of the frames the error went through. Dropped, not cleared: `frame.clear()` would
+    close a coroutine still suspended in one of them (a group-commit worker that raised it)."""
+    error.__traceback__ = None
+
+
+def _document_validation_errors(app: FastAPI) -> None:
+    """FastAPI documents a 422 (in its own shape) on every operation with parameters or a body;
+    here a request that fails validation is a 400 (each such operation documents that), so the
+    422 and the schemas only it used go."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    if isinstance(operation, dict):
+                        operation.get("responses", {}).pop("422", None)
+            schemas = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_reapi(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ReapiError)
+        _forget_frames(exc)
         return _from_reapi(exc)
 
     async def on_gateway(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
+        _forget_frames(exc)
         return error_response(
             exc.http_status,
             exc.message,
@@ -99,6 +133,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
+        _forget_frames(exc)
+        # Parameters and bodies alike: a 400, as OpenAI answers.
         message, code, param = describe(list(exc.errors()))
         return error_response(400, message, code=code, param=param)
 
@@ -127,6 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
             retry_after=settings.database_error_unready_seconds,
         )
 
+    _document_validation_errors(app)
     app.add_exception_handler(ReapiError, on_reapi)
     app.add_exception_handler(GatewayError, on_gateway)
     app.add_exception_handler(RequestValidationError, on_validation)

@@ -13,6 +13,8 @@ from typing import Any
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel
 
+from reapi._excerpt import excerpt
+
 __all__ = ["Described", "bounds_of", "describe"]
 
 Described = tuple[str, str, str | None]  # message, code, param
@@ -70,7 +72,8 @@ def _range(name: str, ctx: Mapping[str, Any]) -> str | None:
 
 
 def _one(error: Mapping[str, Any]) -> Described:
-    location = [str(p) for p in error.get("loc", ()) if p not in _SKIP]
+    # A location may hold a key the caller wrote (an unknown field): an excerpt at most.
+    location = [excerpt(p) for p in error.get("loc", ()) if p not in _SKIP]
     param = ".".join(location) or None
     name = param or "the request body"
     kind = str(error.get("type", ""))

@@ -110,6 +110,15 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
             fg="red",
         )
         raise typer.Exit(1)
+    metrics = settings.metrics_address
+    if metrics is not None and _port_taken(*metrics):
+        typer.secho(
+            f"error: the metrics port {metrics[1]} on {metrics[0]} is in use; set "
+            f"REAPI_METRICS_LISTEN to another host:port, or to off",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(1)
     default_simulators, run_simulators = testing.default_simulators, testing.run_simulators
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:

@@ -200,6 +200,22 @@ def test_demo_checks_its_port_before_printing_a_key(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_demo_checks_its_metrics_port_before_printing_a_key(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        metrics_port = taken.getsockname()[1]
+        done = subprocess.run(
+            [_bin("reapi-server"), "demo", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+            env={**os.environ, "REAPI_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"metrics port {metrics_port} on 127.0.0.1 is in use" in done.stderr
+    assert "REAPI_API_KEY" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_make_demo_takes_a_port():
     root = Path(__file__).parents[2]
     done = subprocess.run(

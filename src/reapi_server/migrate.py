@@ -26,13 +26,15 @@ def upgrade_sync(url: str) -> None:
 
 async def upgrade(db: Database) -> None:
     """Bring `db` to the newest schema (inside an event loop), in one write transaction: it
-    waits for the write lock like any other writer, and two processes never migrate at once."""
+    waits for the write lock like any other writer, and two processes never migrate at once.
+    On SQLite, foreign keys are not enforced while it runs (checked before it commits): a
+    migration that rebuilds a table must not cascade into the tables pointing at it."""
 
     def _run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
-    async with db.write() as session:
+    async with db.write(enforce_foreign_keys=False) as session:
         connection = await session.connection()
         await connection.run_sync(_run)

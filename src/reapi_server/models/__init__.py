@@ -5,21 +5,30 @@ from .api_keys import ApiKey
 from .base import Base
 from .credits import CreditHold, LedgerEntry
 from .deletions import PendingDeletion
+from .email import OutboxMessage
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
 from .usage import UsageRecord
+from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
 
 __all__ = [
     "ACTIVE_JOB_STATES",
     "Account",
     "ApiKey",
+    "AuthThrottle",
     "Base",
+    "Consent",
     "CreditHold",
     "IdempotencyRecord",
     "LedgerEntry",
+    "Membership",
+    "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",
+    "User",
+    "UserToken",
     "VideoJob",
+    "WebSession",
 ]

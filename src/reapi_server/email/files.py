@@ -27,9 +27,10 @@ def render_eml(message: Message, *, message_id: str, sender: str) -> bytes:
     mail["Message-ID"] = make_msgid(idstring=message_id, domain="reapi.local")
     for name, value in message.headers.items():
         mail[name] = value
-    mail.set_content(message.text)
+    # 8bit plain text: the links stay whole for a person reading the file as it is.
+    mail.set_content(message.text, cte="8bit")
     if message.html is not None:
-        mail.add_alternative(message.html, subtype="html")
+        mail.add_alternative(message.html, subtype="html", cte="quoted-printable")
     return bytes(mail)
 
 

@@ -17,6 +17,8 @@ _MAX = 254
 
 def normalise_email(value: str) -> str:
     email = value.strip().lower()
+    if not email:
+        raise InvalidEmail("Enter your email address.")
     if len(email) > _MAX or _SHAPE.fullmatch(email) is None:
         raise InvalidEmail()
     return email

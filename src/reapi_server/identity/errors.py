@@ -22,8 +22,8 @@ __all__ = [
 class InvalidEmail(GatewayError):
     default_code = "invalid_email"
 
-    def __init__(self) -> None:
-        super().__init__("Enter an email address like name@example.com.", param="email")
+    def __init__(self, message: str = "Enter an email address like name@example.com.") -> None:
+        super().__init__(message, param="email")
 
 
 class EmailTaken(GatewayError):

@@ -71,6 +71,8 @@ def check_policy(password: str, *, email: str) -> None:
     """Raise `WeakPassword` (saying which rule, never the password) unless `password` may be
     used: at least MIN_LENGTH characters or a passphrase of PASSPHRASE_WORDS words, not one of
     the most common passwords, not the email address."""
+    if not password:
+        raise WeakPassword("Enter a password.")
     if len(password) > MAX_LENGTH:
         raise WeakPassword(f"Use at most {MAX_LENGTH} characters.")
     long_enough = len(password) >= MIN_LENGTH or len(_words(password)) >= PASSPHRASE_WORDS

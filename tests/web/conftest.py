@@ -1,0 +1,72 @@
+"""Fixtures of the web half's tests: gateways whose public address is http or https, on
+SQLite and on PostgreSQL, and browsers talking to them."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from tests.server.conftest import (  # noqa: F401  (fixtures)
+    Gateway,
+    gateway_storage,
+    make_gateway,
+    migrated_template,
+    storage_backend,
+    upstream,
+)
+from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
+from tests.web.helpers import Browser, Clock
+
+BASE = "http://gateway.test"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def web(make_gateway, clock) -> Gateway:  # noqa: F811
+    """A gateway (SQLite) whose public address is http://gateway.test, on a clock tests move."""
+    gateway = await make_gateway(public_base_url=BASE)
+    gateway.rt.clock = clock
+    return gateway
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request) -> str | None:
+    """None (the default SQLite file), then a fresh PostgreSQL database. Not async: the
+    PostgreSQL server's start-up migrates with its own event loop."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres_server")
+    name = f"t_{secrets.token_hex(6)}"
+    server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
+    return str(server.url(name))
+
+
+@pytest.fixture
+async def db_web(database_url, make_gateway, clock) -> Gateway:  # noqa: F811
+    """A web gateway on SQLite, then on PostgreSQL."""
+    gateway = await make_gateway(database_url=database_url, public_base_url=BASE)
+    gateway.rt.clock = clock
+    return gateway
+
+
+@pytest.fixture
+async def browsers() -> AsyncIterator[Callable[..., Browser]]:
+    """Factory: a new browser (its own cookies) on a gateway's app."""
+    opened: list[Browser] = []
+
+    def open_browser(gateway: Gateway, base_url: str = BASE) -> Browser:
+        browser = Browser(gateway.app, base_url)
+        opened.append(browser)
+        return browser
+
+    yield open_browser
+    for browser in opened:
+        await browser.aclose()
+
+
+SignedUp = Callable[..., Awaitable[Browser]]

@@ -38,12 +38,15 @@ from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
 
-__all__ = ["API_PREFIX", "create_web_app", "mount_web"]
+__all__ = ["API_PREFIX", "PAGES", "create_web_app", "mount_web"]
 
 #: Everything under this belongs to the API, never to the web half.
 API_PREFIX = "/v1"
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+#: The page modules, each with its `router`: a new area of the web half adds its module here.
+PAGES = (auth, settings, legal)
 
 
 def _is_local(host: str) -> bool:
@@ -202,7 +205,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
         StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),
         name="static",
     )
-    for module in (auth, settings, legal):
+    for module in PAGES:
         app.include_router(module.router)
     _install_error_pages(app)
     app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
@@ -213,23 +216,23 @@ def create_web_app(rt: Runtime) -> FastAPI:
 
 
 class _WebMount(Mount):
-    """Mount("/") that never takes a path of the API surface."""
+    """Mount("/") that never takes a request meant for the API: nothing under /v1, and no
+    path an API route has (a wrong method there is the API's 405, not a web page)."""
 
-    def __init__(self, app: FastAPI, api_paths: frozenset[str]) -> None:
+    def __init__(self, app: FastAPI, api_routes: list[BaseRoute]) -> None:
         super().__init__("", app=app)
-        self.api_paths = api_paths
+        self.api_routes = api_routes
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         path: str = scope.get("path", "")
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/") or path in self.api_paths:
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
             return Match.NONE, {}
+        for route in self.api_routes:
+            if route is not self and route.matches(scope)[0] != Match.NONE:
+                return Match.NONE, {}
         return super().matches(scope)
 
 
 def mount_web(api: FastAPI, web_app: FastAPI) -> None:
-    """Mount the web half on `api`, after every route `api` has now."""
-    api_paths = frozenset(
-        str(path) for route in api.routes if (path := getattr(route, "path", None))
-    )
-    route: BaseRoute = _WebMount(web_app, api_paths)
-    api.router.routes.append(route)
+    """Mount the web half on `api`, after (and below) every route of the API."""
+    api.router.routes.append(_WebMount(web_app, api.router.routes))

@@ -4,7 +4,7 @@ SQLite and on PostgreSQL, and browsers talking to them."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from tests.server.conftest import (  # noqa: F401  (fixtures)
@@ -17,6 +17,7 @@ from tests.server.conftest import (  # noqa: F401  (fixtures)
 )
 from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.web.helpers import Browser, Clock
+from tests.web.live import live_web_server
 
 BASE = "http://gateway.test"
 
@@ -69,4 +70,24 @@ async def browsers() -> AsyncIterator[Callable[..., Browser]]:
         await browser.aclose()
 
 
-SignedUp = Callable[..., Awaitable[Browser]]
+@pytest.fixture
+def live_web(tmp_path, migrated_template):  # noqa: F811
+    """(base URL, the email of a user who exists) of a live server, as the demo runs."""
+    import asyncio
+
+    from reapi_server.accounts.service import create_account
+    from reapi_server.db import Database
+
+    email = "known@example.com"
+
+    async def make_user(url: str) -> None:
+        db = Database(url)
+        try:
+            async with db.write() as session:
+                await create_account(session, email, credits_granted=0, now=1.0)
+        finally:
+            await db.dispose()
+
+    with live_web_server(tmp_path / "live", migrated_template) as live:
+        asyncio.run(make_user(live.runtime.settings.resolved_database_url))
+        yield live.base_url, email

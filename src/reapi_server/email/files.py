@@ -51,7 +51,8 @@ class FileSender:
     def _write(self, message_id: str, data: bytes) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Sorted by time in a listing; the id makes a retried send overwrite, not duplicate.
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
         final = self.directory / f"{stamp}-{message_id}.eml"
         for existing in self.directory.glob(f"*-{message_id}.eml"):
             final = existing

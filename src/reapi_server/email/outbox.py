@@ -107,6 +107,7 @@ async def _claim(session: AsyncSession, now: float, policy: OutboxPolicy) -> lis
     rows = await session.execute(
         select(OutboxMessage)
         .where(OutboxMessage.id.in_(claimed))
+        .order_by(OutboxMessage.created_at)
         .execution_options(populate_existing=True)
     )
     return list(rows.scalars())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -38,7 +39,7 @@ def demo_catalog(catalog: Catalog, simulated: Mapping[str, str]) -> Catalog:
     return Catalog.model_validate({"providers": providers, "models": models})
 
 
-def _banner(base: str, key: str, catalog: Catalog) -> str:
+def _banner(base: str, key: str, catalog: Catalog, mail_dir: Path) -> str:
     images = [m.id for m in catalog.models.values() if m.kind == "image"]
     videos = [m.id for m in catalog.models.values() if m.kind == "video"]
     image_model = "gpt-image-2" if "gpt-image-2" in images else (images[0] if images else "MODEL")
@@ -61,6 +62,9 @@ def _banner(base: str, key: str, catalog: Catalog) -> str:
         f'  -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\',
         f"""  -d '{{"model": "{image_model}", "prompt": "a lighthouse at dusk"}}'""",
         "",
+        f"Web: sign up at {base}/signup (or sign in at {base}/login).",
+        f"Mail (verification and reset links) is written as .eml files to {mail_dir.resolve()}/",
+        "",
     ]
     return "\n".join(lines)
 
@@ -82,7 +86,7 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
         asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
         issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
         base = f"http://{settings.host}:{settings.port}"
-        typer.echo(_banner(base, issued.plaintext, catalog))
+        typer.echo(_banner(base, issued.plaintext, catalog, settings.mail_dir))
         run_server(settings, create_app(settings, catalog=catalog, migrate=False))
     finally:
         handle.stop()

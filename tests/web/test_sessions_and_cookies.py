@@ -222,3 +222,36 @@ async def test_the_cookie_of_an_ended_session_is_cleared(web, browsers):
     response = await browser.get("/login")
     assert "reapi_session=" in response.headers.get("set-cookie", "")
     assert (await browser.sign_in(email, PASSWORD)).status_code == 303
+
+
+async def test_housekeeping_deletes_ended_sessions_old_tokens_and_throttles(
+    db_web, browsers, clock
+):
+    from reapi_server.identity.housekeeping import purge_once
+    from reapi_server.models import AuthThrottle, UserToken
+
+    email = new_email()
+    browser = browsers(db_web)
+    await browser.sign_up(email)
+    await browsers(db_web).sign_in(email, "a wrong password here")
+    policy = web_context(db_web).identity.config.sessions
+    rt = db_web.rt
+
+    async def count(model) -> int:
+        async with rt.db.read() as session:
+            return len((await session.execute(select(model))).scalars().all())
+
+    assert await purge_once(rt.db, policy, clock.now) == 0
+    # The session, the verification token; the sign-up count, the two failure counts.
+    assert (await count(WebSession), await count(UserToken), await count(AuthThrottle)) == (
+        1,
+        1,
+        3,
+    )
+    clock.advance(8 * DAY)  # idle past 7 days; the token a day past its expiry
+    assert await purge_once(rt.db, policy, clock.now) == 1 + 1 + 3
+    assert (await count(WebSession), await count(UserToken), await count(AuthThrottle)) == (
+        0,
+        0,
+        0,
+    )

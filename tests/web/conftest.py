@@ -91,3 +91,12 @@ def live_web(tmp_path, migrated_template):  # noqa: F811
     with live_web_server(tmp_path / "live", migrated_template) as live:
         asyncio.run(make_user(live.runtime.settings.resolved_database_url))
         yield live.base_url, email
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (`rep_call`): the browser fixture photographs
+    its pages when the test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

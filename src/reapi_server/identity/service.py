@@ -269,10 +269,12 @@ class Identity:
             )
             await enqueue(session, self.mail.verify_email(user.email, token), now)
 
-    async def token_is_valid(self, token: str, purpose: Purpose) -> bool:
-        """Whether a link's token would work now (the GET of its page; nothing is used)."""
+    async def token_email(self, token: str, purpose: Purpose) -> str | None:
+        """The address a link's token was sent to, if it would work now (the GET of its
+        page: nothing is used); None if it would not."""
         async with self.db.read() as session:
-            return await tokens.peek(session, token, purpose, self.clock()) is not None
+            found = await tokens.peek(session, token, purpose, self.clock())
+        return found.email if found is not None else None
 
     async def verify_email(self, token: str) -> None:
         now = self.clock()

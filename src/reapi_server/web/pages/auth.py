@@ -116,8 +116,15 @@ async def logout(request: Request) -> Response:
 async def verify_page(request: Request) -> Response:
     """Shows a button; only its POST uses the link (mail scanners open links too)."""
     token = request.query_params.get("token", "")
-    valid = await web_of(request).identity.token_is_valid(token, VERIFY_EMAIL)
-    return render(request, "verify.html", status=200 if valid else 400, token=token, valid=valid)
+    email = await web_of(request).identity.token_email(token, VERIFY_EMAIL)
+    return render(
+        request,
+        "verify.html",
+        status=200 if email else 400,
+        token=token,
+        valid=email is not None,
+        email=email or "",
+    )
 
 
 @router.post("/verify")
@@ -126,7 +133,7 @@ async def verify(request: Request) -> Response:
     try:
         await web_of(request).identity.verify_email(form.get("token", ""))
     except GatewayError:
-        return render(request, "verify.html", status=400, token="", valid=False)
+        return render(request, "verify.html", status=400, token="", valid=False, email="")
     signed_in = visitor_of(request).user is not None
     return RedirectResponse("/settings?done=verified" if signed_in else "/login?done=verified", 303)
 
@@ -177,7 +184,7 @@ def _reset_form(request: Request, token: str, *, status: int = 200, **values: An
 @router.get("/reset/confirm")
 async def reset_confirm_page(request: Request) -> Response:
     token = request.query_params.get("token", "")
-    if not await web_of(request).identity.token_is_valid(token, RESET_PASSWORD):
+    if await web_of(request).identity.token_email(token, RESET_PASSWORD) is None:
         return render(request, "reset_confirm.html", status=400, token="", valid=False)
     return _reset_form(request, token)
 

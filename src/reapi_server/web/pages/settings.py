@@ -45,6 +45,7 @@ async def _settings_page(
         }
         for row in rows
     ]
+    sessions.sort(key=lambda s: not s["current"])  # this browser first, then the latest
     return render(
         request,
         "settings.html",

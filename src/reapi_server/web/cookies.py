@@ -82,13 +82,13 @@ class CookiePolicy:
                 "Keeps you signed in. It holds a random session id; the server keeps only a "
                 "hash of it.",
                 f"Until you sign out, at most {days} days",
-                "When you sign in",
+                "When you sign in or create an account",
             ),
             CookieInfo(
                 self.csrf_name,
                 "Protects forms against cross-site request forgery. It holds a random value "
                 "that identifies nothing about you.",
                 "Until you close the browser",
-                "When you open a page with a form",
+                "When you first open a page of this site",
             ),
         ]

@@ -27,6 +27,8 @@ app = typer.Typer(
     help="reapi gateway server: OpenAI-compatible /v1 with API keys, credits and failover.",
     no_args_is_help=True,
     add_completion=False,
+    # Off explicitly (typer before 0.23 showed them): a crash would print keys given as options.
+    pretty_exceptions_show_locals=False,
 )
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
@@ -70,8 +72,9 @@ def _run(coroutine: Any) -> Any:
     try:
         return asyncio.run(coroutine)
     except GatewayError as error:
-        typer.secho(f"error: {error.message}", err=True, fg="red")
-        raise typer.Exit(1) from None
+        message = error.message
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
 
 
 @app.command()

@@ -38,7 +38,7 @@ def test_no_column_can_hold_a_body(tmp_path):
         assert not names & BODY_LIKE, (table, names & BODY_LIKE)
 
 
-# -- 0004_identity: accounts become users ------------------------------------------------------
+# -- 0005_identity: accounts become users ------------------------------------------------------
 
 
 async def _seed_0003(db: Database) -> None:
@@ -68,7 +68,7 @@ async def _seed_0003(db: Database) -> None:
             )
 
 
-async def _check_0004(db: Database) -> None:
+async def _check_0005(db: Database) -> None:
     async with db.read() as session:
         users = (
             await session.execute(
@@ -113,7 +113,7 @@ async def test_accounts_become_users_on_sqlite(tmp_path):
         await upgrade(db)  # the server's own path: foreign keys enforced on its connections
         inspector = inspect(create_engine(f"sqlite:///{tmp_path / 'm.db'}"))
         assert "email" not in {c["name"] for c in inspector.get_columns("accounts")}
-        await _check_0004(db)
+        await _check_0005(db)
         await _check_downgrade(url, db)
     finally:
         await db.dispose()
@@ -129,7 +129,7 @@ async def test_accounts_become_users_on_postgres(postgres_server):  # noqa: F811
     try:
         await _seed_0003(db)
         await upgrade(db)
-        await _check_0004(db)
+        await _check_0005(db)
         await _check_downgrade(url, db)
     finally:
         await db.dispose()

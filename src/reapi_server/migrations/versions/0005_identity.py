@@ -1,8 +1,8 @@
 """identity: users, memberships, web sessions, consents, one-time tokens, sign-in throttle,
 mail outbox; accounts.email moves to users
 
-Revision ID: 0004_identity
-Revises: 0003
+Revision ID: 0005_identity
+Revises: 0004_money
 Create Date: 2026-12-05 09:30:00.000000
 
 A user is a person, an account is the wallet. Each existing account becomes a user with the
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_identity"
-down_revision: str | None = "0003"
+revision: str = "0005_identity"
+down_revision: str | None = "0004_money"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -36,7 +37,9 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
@@ -131,6 +134,51 @@ def accounts_show(email: Email, data_dir: DataDir = None, database_url: Database
     """Show an account's balance."""
     view = _run(admin.show_account(_settings(data_dir, database_url), email))
     typer.echo(f"account {view.id} {view.email} balance={view.balance} reserved={view.reserved}")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List users: id, email, verified or not, created, accounts owned."""
+    for user in _run(admin.list_users(_settings(data_dir, database_url))):
+        state = "verified" if user.verified else "unverified"
+        accounts = ",".join(user.account_ids) or "-"
+        typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}")
+
+
+@users_app.command("show")
+def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Show a user: verification, password set, sessions, consents, accounts."""
+    user = _run(admin.show_user(_settings(data_dir, database_url), email))
+    typer.echo(f"user {user.id} {user.email}")
+    typer.echo(f"  email: {'verified' if user.verified else 'not verified'}")
+    typer.echo(f"  password: {'set' if user.has_password else 'not set'}")
+    typer.echo(f"  created: {_when(user.created_at)}")
+    typer.echo(f"  accounts: {', '.join(user.account_ids) or '-'}")
+    typer.echo(f"  sessions: {user.sessions}")
+    for kind, version, accepted_at in user.consents:
+        typer.echo(f"  consent: {kind} (version {version}) at {_when(accepted_at)}")
+
+
+@users_app.command("delete")
+def users_delete(
+    email: Email,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete a user: revoke their accounts' keys, end their sessions, delete their rows."""
+    if not yes:
+        typer.confirm(f"Delete the user {email} and revoke their keys?", abort=True)
+    deleted = _run(admin.remove_user(_settings(data_dir, database_url), email))
+    typer.echo(
+        f"deleted user {deleted.user_id}: {deleted.keys_revoked} keys revoked, "
+        f"{deleted.sessions_ended} sessions ended; accounts kept: "
+        f"{', '.join(deleted.account_ids) or '-'}"
+    )
 
 
 @keys_app.command("create")

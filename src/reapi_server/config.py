@@ -153,6 +153,26 @@ class Settings(BaseSettings):
     #: download (the router's download deadline: 300 s).
     abandoned_write_seconds: float = Field(default=3600.0, gt=0)
 
+    # -- people: sign-up, sessions, mail, the web pages --------------------------------------------
+    #: The name shown on the web pages and in mail.
+    site_name: str = "reapi"
+    #: Where mail goes. `file`: each message is an RFC 5322 .eml file under `data_dir/mail`
+    #: (the demo's default; read them with any mail client).
+    email_backend: Literal["file"] = "file"
+    #: The From address of every message.
+    email_from: str = "reapi <no-reply@localhost>"
+    #: How often each server process looks for mail to send (seconds).
+    email_send_interval: float = Field(default=1.0, gt=0)
+    #: Web sessions end after this many days unused, and after `session_max_days` in any case.
+    session_idle_days: float = Field(default=7.0, gt=0)
+    session_max_days: float = Field(default=30.0, gt=0)
+    #: A directory whose `privacy.md` and `terms.md` replace the packaged policies (each file
+    #: starts with a `version:` line; see docs/accounts.md).
+    legal_dir: Path | None = None
+    #: Who runs this installation and how to reach them, as the legal pages say.
+    operator_name: str = "the operator of this service"
+    operator_contact: str | None = None
+
     # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
@@ -254,6 +274,11 @@ class Settings(BaseSettings):
     @property
     def outputs_dir(self) -> Path:
         return self.data_dir / "outputs"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the file mail backend writes."""
+        return self.data_dir / "mail"
 
     def ensure_data_dir(self) -> None:
         """The data dir, private (0700): made so, or tightened when an earlier version left it

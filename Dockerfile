@@ -8,7 +8,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /opt/reapi \
- && /opt/reapi/bin/pip install --no-compile '.[server,redis]'
+ && /opt/reapi/bin/pip install --no-compile '.[server,s3,postgres,redis]'
 
 # -- run: the virtualenv only, no compiler, no pip cache -------------------------------------
 FROM python:3.12-slim

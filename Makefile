@@ -1,5 +1,7 @@
 # The README's two commands: `make demo` and `make test`. Both need only python3.
 PYTHON ?= python3
+# `make demo PORT=8001` when 8000 is taken.
+PORT ?= 8000
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -15,12 +17,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/reapi-server demo
+	$(BIN)/reapi-server demo --port $(PORT)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy --strict src
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+	@test -x /usr/bin/chromium || echo "NOTE: the browser tests will be SKIPPED (no /usr/bin/chromium). Enable them with: apt-get install chromium"
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

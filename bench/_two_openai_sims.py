@@ -8,8 +8,10 @@ import time
 from reapi.testing import OpenAISimulator, SimulatorSpec, run_simulators
 
 handle = run_simulators(
-    {"primary": SimulatorSpec(OpenAISimulator("sk-sim"), "/v1"),
-     "backup": SimulatorSpec(OpenAISimulator("sk-sim"), "/v1")},
+    {
+        "primary": SimulatorSpec(OpenAISimulator("sk-sim"), "/v1"),
+        "backup": SimulatorSpec(OpenAISimulator("sk-sim"), "/v1"),
+    },
     base_port=int(sys.argv[1]) if len(sys.argv) > 1 else 0,
 )
 print(json.dumps({"urls": handle.provider_urls, "control": handle.control_url}), flush=True)

@@ -55,8 +55,9 @@ def through_reapi(urls: dict[str, str], n: int, deadline: float) -> tuple[float,
     times, attempts = [], 0
     for _ in range(n + 1):
         started = time.perf_counter()
-        result = client.images.generate(model="gpt-image-2", prompt="a lighthouse",
-                                        size="1024x1024")
+        result = client.images.generate(
+            model="gpt-image-2", prompt="a lighthouse", size="1024x1024"
+        )
         times.append((time.perf_counter() - started) * 1000)
         attempts += result.reapi.attempts if result.reapi else 1
         assert result.reapi and result.reapi.provider == "backup"
@@ -69,27 +70,38 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--deadline", type=float, default=0.8)
     args = parser.parse_args()
-    child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_two_openai_sims.py"))],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("_two_openai_sims.py"))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdout is not None
         info = json.loads(child.stdout.readline())
         urls, control = info["urls"], info["control"]
         base = direct(urls["backup"], args.requests)
-        print(f"direct to the healthy simulator: p50 {pct(base, .5):.2f} ms, "
-              f"p99 {pct(base, .99):.2f} ms ({args.requests} requests)\n")
-        print("| fault on primary | first request (ms) | p50 (ms) | p99 (ms) | added p50 (ms) "
-              "| added p99 (ms) | attempts |")
+        print(
+            f"direct to the healthy simulator: p50 {pct(base, 0.5):.2f} ms, "
+            f"p99 {pct(base, 0.99):.2f} ms ({args.requests} requests)\n"
+        )
+        print(
+            "| fault on primary | first request (ms) | p50 (ms) | p99 (ms) | added p50 (ms) "
+            "| added p99 (ms) | attempts |"
+        )
         print("|---|---|---|---|---|---|---|")
         for fault in FAULTS:
             httpx.post(f"{control}/faults/primary", json={"fault": fault, "retry_after": 30})
             first, rest, attempts = through_reapi(urls, args.requests, args.deadline)
-            print(f"| {fault} | {first:.1f} | {pct(rest, .5):.2f} | {pct(rest, .99):.2f} | "
-                  f"{pct(rest, .5) - pct(base, .5):+.2f} | {pct(rest, .99) - pct(base, .99):+.2f} "
-                  f"| {attempts} |")
+            print(
+                f"| {fault} | {first:.1f} | {pct(rest, 0.5):.2f} | {pct(rest, 0.99):.2f} | "
+                f"{pct(rest, 0.5) - pct(base, 0.5):+.2f} | "
+                f"{pct(rest, 0.99) - pct(base, 0.99):+.2f} | {attempts} |"
+            )
             httpx.post(f"{control}/faults/primary", json={"fault": "none"})
-        print(f"\nfirst-byte deadline {args.deadline} s; python {sys.version.split()[0]}; "
-              f"statistics over {args.requests} requests (median {statistics.median(base):.2f})")
+        print(
+            f"\nfirst-byte deadline {args.deadline} s; python {sys.version.split()[0]}; "
+            f"statistics over {args.requests} requests (median {statistics.median(base):.2f})"
+        )
     finally:
         child.terminate()
         child.wait(5)

@@ -3,6 +3,9 @@
 Two modes, one surface:
 - in-process (default): reapi routes requests itself with your provider keys;
 - gateway: with `base_url` (or `$REAPI_BASE_URL`), requests go to a reapi server that routes.
+
+`with_options(...)` gives a copy with other options that shares the connection pool;
+`with_raw_response` (gateway mode) gives each call's HTTP answer beside the parsed object.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ from ._exceptions import ConfigurationError
 from ._fetch import AsyncFetcher, SyncFetcher
 from ._gateway import GatewayProtocols
 from ._local import LocalCore
+from ._options import DEFAULT_MAX_RETRIES, ClientOptions
+from ._raw_clients import AsyncReAPIWithRawResponse, ReAPIWithRawResponse
 from ._secret import Secret
 from ._settings import resolve_connections
 from ._urls import UrlPolicy
 from .catalog import Catalog, load_catalog
+from .resources._jobs_memory import JobMemory
 from .resources.images import AsyncImages, Images
 from .resources.models import AsyncModels, Models
 from .resources.videos import AsyncVideos, Videos
@@ -45,11 +51,14 @@ class _Setup:
         catalog: Catalog | str | os.PathLike[str] | None,
         router: RouterConfig | None,
         breakers: BreakerStore | None,
+        options: ClientOptions,
     ) -> None:
         base_url = base_url or os.environ.get("REAPI_BASE_URL")
         self.router = Router(router, breakers)
         self.gateway: GatewayProtocols | None = None
         self.core: LocalCore | None = None
+        #: The videos this client made: shared by its `with_options` copies.
+        self.jobs = JobMemory()
         if base_url:
             key = api_key or os.environ.get("REAPI_API_KEY")
             if not key:
@@ -61,6 +70,11 @@ class _Setup:
             if router is None:
                 self.router = Router(RouterConfig(first_byte_timeout=600.0), breakers)
         else:
+            if options.default_headers:
+                raise ConfigurationError(
+                    "default_headers needs gateway mode (base_url=): in-process, each route "
+                    "speaks its own provider's format"
+                )
             resolved = (
                 catalog
                 if isinstance(catalog, Catalog)
@@ -72,6 +86,15 @@ class _Setup:
     @property
     def mode(self) -> str:
         return "gateway" if self.gateway else "in-process"
+
+    def raw_responses(self) -> None:
+        """Raise unless raw responses exist here: in-process, one call may span several
+        providers' HTTP answers (its `reapi` field says which route served it)."""
+        if self.gateway is None:
+            raise ConfigurationError(
+                "with_raw_response needs gateway mode (base_url=): in-process, a call may span "
+                "several providers' answers; see the result's `reapi` field"
+            )
 
 
 class ReAPI:
@@ -97,8 +120,12 @@ class ReAPI:
         breakers: BreakerStore | None = None,
         http_client: httpx.Client | None = None,
         url_policy: UrlPolicy | None = None,
+        timeout: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._setup = _Setup(
+        options = ClientOptions(timeout, max_retries, dict(default_headers or {}))
+        setup = _Setup(
             api_key=api_key,
             base_url=base_url,
             provider_keys=provider_keys,
@@ -106,11 +133,17 @@ class ReAPI:
             catalog=catalog,
             router=router,
             breakers=breakers,
+            options=options,
         )
-        self._engine = SyncEngine(self._setup.router, http_client, SyncFetcher(url_policy))
-        self.images = Images(self._setup, self._engine)
-        self.videos = Videos(self._setup, self._engine)
-        self.models = Models(self._setup, self._engine)
+        self._attach(setup, SyncEngine(setup.router, http_client, SyncFetcher(url_policy)), options)
+
+    def _attach(self, setup: _Setup, engine: SyncEngine, options: ClientOptions) -> None:
+        self._setup = setup
+        self._engine = engine
+        self._options = options
+        self.images = Images(setup, engine, options)
+        self.videos = Videos(setup, engine, options)
+        self.models = Models(setup, engine, options)
 
     @property
     def mode(self) -> str:
@@ -119,6 +152,39 @@ class ReAPI:
     @property
     def router(self) -> Router:
         return self._setup.router
+
+    @property
+    def timeout(self) -> float | None:
+        return self._options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._options.max_retries
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> ReAPI:
+        """A copy with these options changed (headers are added to the current ones). It
+        shares this client's connection pool and videos: close only the original."""
+        options = self._options.updated(
+            timeout=timeout, max_retries=max_retries, default_headers=default_headers
+        )
+        if options.default_headers and self._setup.gateway is None:
+            raise ConfigurationError("default_headers needs gateway mode (base_url=)")
+        copy = object.__new__(ReAPI)
+        copy._attach(self._setup, self._engine, options)
+        return copy
+
+    @property
+    def with_raw_response(self) -> ReAPIWithRawResponse:
+        """The same methods, each returning a `RawResponse` (status, headers, request id,
+        `.parse()`). Gateway mode only."""
+        self._setup.raw_responses()
+        return ReAPIWithRawResponse(self)
 
     def close(self) -> None:
         self._engine.close()
@@ -148,8 +214,12 @@ class AsyncReAPI:
         breakers: BreakerStore | None = None,
         http_client: httpx.AsyncClient | None = None,
         url_policy: UrlPolicy | None = None,
+        timeout: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        self._setup = _Setup(
+        options = ClientOptions(timeout, max_retries, dict(default_headers or {}))
+        setup = _Setup(
             api_key=api_key,
             base_url=base_url,
             provider_keys=provider_keys,
@@ -157,11 +227,18 @@ class AsyncReAPI:
             catalog=catalog,
             router=router,
             breakers=breakers,
+            options=options,
         )
-        self._engine = AsyncEngine(self._setup.router, http_client, AsyncFetcher(url_policy))
-        self.images = AsyncImages(self._setup, self._engine)
-        self.videos = AsyncVideos(self._setup, self._engine)
-        self.models = AsyncModels(self._setup, self._engine)
+        engine = AsyncEngine(setup.router, http_client, AsyncFetcher(url_policy))
+        self._attach(setup, engine, options)
+
+    def _attach(self, setup: _Setup, engine: AsyncEngine, options: ClientOptions) -> None:
+        self._setup = setup
+        self._engine = engine
+        self._options = options
+        self.images = AsyncImages(setup, engine, options)
+        self.videos = AsyncVideos(setup, engine, options)
+        self.models = AsyncModels(setup, engine, options)
 
     @property
     def mode(self) -> str:
@@ -170,6 +247,39 @@ class AsyncReAPI:
     @property
     def router(self) -> Router:
         return self._setup.router
+
+    @property
+    def timeout(self) -> float | None:
+        return self._options.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._options.max_retries
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> AsyncReAPI:
+        """A copy with these options changed (headers are added to the current ones). It
+        shares this client's connection pool and videos: close only the original."""
+        options = self._options.updated(
+            timeout=timeout, max_retries=max_retries, default_headers=default_headers
+        )
+        if options.default_headers and self._setup.gateway is None:
+            raise ConfigurationError("default_headers needs gateway mode (base_url=)")
+        copy = object.__new__(AsyncReAPI)
+        copy._attach(self._setup, self._engine, options)
+        return copy
+
+    @property
+    def with_raw_response(self) -> AsyncReAPIWithRawResponse:
+        """The same methods, each returning a `RawResponse` (status, headers, request id,
+        `.parse()`). Gateway mode only."""
+        self._setup.raw_responses()
+        return AsyncReAPIWithRawResponse(self)
 
     async def aclose(self) -> None:
         await self._engine.aclose()

@@ -72,31 +72,38 @@ def _timeouts(first_byte: float) -> httpx.Timeout:
     return httpx.Timeout(first_byte, pool=first_byte)
 
 
-def _summary(route: Route, code: str, status: int | None, started: float) -> AttemptSummary:
-    return AttemptSummary(
-        provider=route.provider,
-        route=route.key,
-        code=code,
-        status=status,
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
-    )
+#: A route's host for error messages (`LocalCore.host_of`), when the caller knows it.
+HostOf = Callable[[Route], str | None]
 
 
 class _Tally:
     """The attempts of one request so far, and the error owed when no route succeeds."""
 
-    def __init__(self, routes: Sequence[Route]) -> None:
+    def __init__(self, routes: Sequence[Route], host_of: HostOf | None = None) -> None:
         self.routes = len(routes)
+        self.host_of = host_of
         self.attempts: list[AttemptSummary] = []
         self.last_error: ReapiError | None = None
         self.refusal: RouteRefusedError | None = None
 
+    def _summary(
+        self, route: Route, code: str, status: int | None, started: float
+    ) -> AttemptSummary:
+        return AttemptSummary(
+            provider=route.provider,
+            route=route.key,
+            code=code,
+            status=status,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+            host=self.host_of(route) if self.host_of is not None else None,
+        )
+
     def succeeded(self, route: Route, started: float) -> tuple[AttemptSummary, ...]:
-        self.attempts.append(_summary(route, "ok", None, started))
+        self.attempts.append(self._summary(route, "ok", None, started))
         return tuple(self.attempts)
 
     def failed(self, route: Route, error: ReapiError, started: float) -> None:
-        self.attempts.append(_summary(route, error.code, error.status, started))
+        self.attempts.append(self._summary(route, error.code, error.status, started))
         if isinstance(error, RouteRefusedError):
             self.refusal = self.refusal or error
         else:
@@ -109,9 +116,9 @@ class _Tally:
             return self.refusal
         last_error = self.last_error
         retry_after = last_error.retry_after if isinstance(last_error, RateLimitError) else None
+        tried = "; ".join(attempt.describe() for attempt in self.attempts)
         return NoRouteAvailableError(
-            f"all {len(self.attempts)} route(s) failed; "
-            f"last: {last_error.code if last_error else 'none'}",
+            f"all {len(self.attempts)} route(s) failed: {tried or 'none was tried'}",
             attempts=tuple(self.attempts),
             last_error=last_error,
             retry_after=retry_after,
@@ -246,11 +253,18 @@ class SyncEngine(_Base):
         finally:
             protocol.close()
 
-    def run(self, routes: Sequence[Route], attempt: Callable[[Route], T]) -> Outcome[T]:
-        """Try routes in the router's order until one succeeds or a failure must not fail over."""
+    def run(
+        self,
+        routes: Sequence[Route],
+        attempt: Callable[[Route], T],
+        *,
+        host_of: HostOf | None = None,
+    ) -> Outcome[T]:
+        """Try routes in the router's order until one succeeds or a failure must not fail over.
+        `host_of` names each route's host in the error when every route failed."""
+        tally = _Tally(routes, host_of)
         if self.router.config.hedge_after is not None and len(routes) > 1:
-            return self._run_hedged(routes, attempt, self.router.config.hedge_after)
-        tally = _Tally(routes)
+            return self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
             try:
@@ -269,10 +283,13 @@ class SyncEngine(_Base):
         raise tally.exhausted()
 
     def _run_hedged(
-        self, routes: Sequence[Route], attempt: Callable[[Route], T], hedge_after: float
+        self,
+        routes: Sequence[Route],
+        attempt: Callable[[Route], T],
+        hedge_after: float,
+        tally: _Tally,
     ) -> Outcome[T]:
         candidates: Iterator[Route] = self.router.candidates(routes)
-        tally = _Tally(routes)
         running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
 
         def launch() -> None:
@@ -396,11 +413,15 @@ class AsyncEngine(_Base):
         return tuple(r for r in replies if r is not None)
 
     async def run(
-        self, routes: Sequence[Route], attempt: Callable[[Route], Awaitable[T]]
+        self,
+        routes: Sequence[Route],
+        attempt: Callable[[Route], Awaitable[T]],
+        *,
+        host_of: HostOf | None = None,
     ) -> Outcome[T]:
+        tally = _Tally(routes, host_of)
         if self.router.config.hedge_after is not None and len(routes) > 1:
-            return await self._run_hedged(routes, attempt, self.router.config.hedge_after)
-        tally = _Tally(routes)
+            return await self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
             try:
@@ -423,9 +444,9 @@ class AsyncEngine(_Base):
         routes: Sequence[Route],
         attempt: Callable[[Route], Awaitable[T]],
         hedge_after: float,
+        tally: _Tally,
     ) -> Outcome[T]:
         candidates = self.router.candidates(routes)
-        tally = _Tally(routes)
         send, receive = anyio.create_memory_object_stream[
             tuple[Route, float, T | None, BaseException | None]
         ](max_buffer_size=len(routes) + 1)

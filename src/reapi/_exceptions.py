@@ -63,6 +63,8 @@ class ReapiError(Exception):
     retryable = False
     #: HTTP status a gateway answers with for this error.
     http_status = 500
+    #: Seconds the server asked to wait before trying again (`Retry-After`), when it said.
+    retry_after: float | None = None
 
     def __init__(
         self,
@@ -220,6 +222,13 @@ class AttemptSummary:
     code: str
     status: int | None
     elapsed_ms: float
+    #: The provider's host (and port), when known: never a path, query or credentials.
+    host: str | None = None
+
+    def describe(self) -> str:
+        where = f" at {self.host}" if self.host else ""
+        status = f" (HTTP {self.status})" if self.status is not None else ""
+        return f"{self.route}{where}: {self.code}{status}"
 
 
 class NoRouteAvailableError(ReapiError):

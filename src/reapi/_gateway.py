@@ -6,7 +6,10 @@ errors they are kept and shown.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,10 +27,13 @@ from ._exceptions import (
     RateLimitError,
     ReapiError,
 )
+from ._options import CallOptions
 from ._params import ImageParams, VideoParams
 from ._payload import File, Payload
+from ._raw import note_answer
 from ._secret import Secret
 from .providers import Protocol, UpstreamRequest, UpstreamResponse, parse_retry_after
+from .providers._protocol import Purpose
 from .providers._util import drop_none
 from .types import BinaryContent, ImagesResponse, ModelList, Video, VideoDeleted, VideoList
 
@@ -37,19 +43,46 @@ _PROVIDER = "reapi-gateway"
 M = TypeVar("M", bound=BaseModel)
 
 
+def _form_value(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
 class GatewayProtocols:
     def __init__(self, base_url: str, api_key: Secret) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
 
-    def _url(self, path: str) -> str:
-        return f"{self.base_url}/{path.lstrip('/')}"
+    def _url(self, path: str, query: Mapping[str, object]) -> str:
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        return f"{url}?{urlencode(query, doseq=True)}" if query else url
 
-    def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._api_key.reveal()}"}
-        if idempotency_key:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        call: CallOptions,
+        *,
+        query: Mapping[str, object] | None = None,
+        json_body: dict[str, Any] | None = None,
+        files: tuple[tuple[str, tuple[str, bytes, str]], ...] = (),
+        idempotency_key: str | None = None,
+        purpose: Purpose = "poll",
+        download: bool = False,
+    ) -> UpstreamRequest:
+        """One request to the gateway with the call's extra headers, query and body merged in
+        last (an extra wins over a same-named field, as in openai-python)."""
+        headers = {"Authorization": f"Bearer {self._api_key.reveal()}", **call.headers}
+        if idempotency_key:  # one header, whatever case the caller's extra_headers used
+            headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
             headers["Idempotency-Key"] = idempotency_key
-        return headers
+        url = self._url(path, {**(query or {}), **call.query})
+        if json_body is None:
+            return UpstreamRequest(method, url, headers, purpose=purpose, download=download)
+        fields = {**json_body, **call.body}
+        if not files:
+            return UpstreamRequest(method, url, headers, json=fields, purpose=purpose)
+        data = tuple((k, _form_value(v)) for k, v in fields.items())
+        return UpstreamRequest(method, url, headers, data=data, files=files, purpose=purpose)
 
     # -- answers -------------------------------------------------------------------------------
     def _error(self, response: UpstreamResponse) -> ReapiError:
@@ -68,10 +101,9 @@ class GatewayProtocols:
             "param": error.get("param") if isinstance(error.get("param"), str) else None,
         }
         status = response.status
+        retry_after = parse_retry_after(response.header("retry-after"))
         if status == 429:
-            return RateLimitError(
-                message, retry_after=parse_retry_after(response.header("retry-after")), **common
-            )
+            return RateLimitError(message, retry_after=retry_after, **common)
         if status == 404 and code == "model_not_found":
             return ModelNotFoundError(message, **common)
         kinds: dict[int, type[ReapiError]] = {
@@ -85,11 +117,14 @@ class GatewayProtocols:
             422: InvalidRequestError,
         }
         kind = kinds.get(status, InternalServerError if status >= 500 else APIStatusError)
-        return kind(message, **common)
+        error = kind(message, **common)
+        error.retry_after = retry_after
+        return error
 
     def _parse(self, response: UpstreamResponse, model: type[M]) -> M:
         if response.status >= 400:
             raise self._error(response)
+        note_answer(response)
         body = response.json(_PROVIDER)
         return translated(
             lambda: model.model_validate(body),
@@ -101,7 +136,13 @@ class GatewayProtocols:
 
     # -- images --------------------------------------------------------------------------------
     def images(
-        self, params: ImageParams, payload: Payload, *, edit: bool, idempotency_key: str | None
+        self,
+        params: ImageParams,
+        payload: Payload,
+        call: CallOptions,
+        *,
+        edit: bool,
+        idempotency_key: str | None,
     ) -> Protocol[ImagesResponse]:
         fields: dict[str, Any] = drop_none(
             {
@@ -122,29 +163,34 @@ class GatewayProtocols:
                 "user": payload.get("user"),
             }
         )
-        headers = self._headers(idempotency_key)
-        if not edit:
-            request = UpstreamRequest("POST", self._url("images/generations"), headers, json=fields)
-        else:
+        files: list[tuple[str, tuple[str, bytes, str]]] = []
+        if edit:
             images: list[File] = list(payload.get("images") or ())
             name = "image[]" if len(images) > 1 else "image"
             files = [(name, (f.filename, f.content, f.content_type)) for f in images]
             mask: File | None = payload.get("mask")
             if mask is not None:
                 files.append(("mask", (mask.filename, mask.content, mask.content_type)))
-            request = UpstreamRequest(
-                "POST",
-                self._url("images/edits"),
-                headers,
-                data=tuple((k, str(v)) for k, v in fields.items()),
-                files=tuple(files),
-            )
+        request = self._request(
+            "POST",
+            "images/edits" if edit else "images/generations",
+            call,
+            json_body=fields,
+            files=tuple(files),
+            idempotency_key=idempotency_key,
+            purpose="create",
+        )
         response = yield request
         return self._parse(response, ImagesResponse)
 
     # -- videos --------------------------------------------------------------------------------
     def create_video(
-        self, params: VideoParams, payload: Payload, *, idempotency_key: str | None
+        self,
+        params: VideoParams,
+        payload: Payload,
+        call: CallOptions,
+        *,
+        idempotency_key: str | None,
     ) -> Protocol[Video]:
         fields: dict[str, Any] = drop_none(
             {
@@ -158,62 +204,61 @@ class GatewayProtocols:
             }
         )
         reference = payload.get("input_reference")
-        headers = self._headers(idempotency_key)
+        files: tuple[tuple[str, tuple[str, bytes, str]], ...] = ()
         if isinstance(reference, File):
-            request = UpstreamRequest(
-                "POST",
-                self._url("videos"),
-                headers,
-                data=tuple((k, str(v)) for k, v in fields.items()),
-                files=(
-                    (
-                        "input_reference",
-                        (reference.filename, reference.content, reference.content_type),
-                    ),
+            files = (
+                (
+                    "input_reference",
+                    (reference.filename, reference.content, reference.content_type),
                 ),
             )
-        else:
-            if isinstance(reference, str):
-                fields["input_reference"] = {"image_url": reference}
-            request = UpstreamRequest("POST", self._url("videos"), headers, json=fields)
+        elif isinstance(reference, str):
+            fields["input_reference"] = {"image_url": reference}
+        request = self._request(
+            "POST",
+            "videos",
+            call,
+            json_body=fields,
+            files=files,
+            idempotency_key=idempotency_key,
+            purpose="create",
+        )
         response = yield request
         return self._parse(response, Video)
 
-    def retrieve_video(self, video_id: str) -> Protocol[Video]:
-        response = yield UpstreamRequest(
-            "GET", self._url(f"videos/{video_id}"), self._headers(), purpose="poll"
-        )
+    def retrieve_video(self, video_id: str, call: CallOptions) -> Protocol[Video]:
+        response = yield self._request("GET", f"videos/{video_id}", call)
         return self._parse(response, Video)
 
-    def list_videos(self, *, limit: int, after: str | None, order: str) -> Protocol[VideoList]:
-        query = f"?limit={limit}&order={order}" + (f"&after={after}" if after else "")
-        response = yield UpstreamRequest(
-            "GET", self._url("videos" + query), self._headers(), purpose="poll"
-        )
+    def list_videos(
+        self, call: CallOptions, *, limit: int, after: str | None, order: str
+    ) -> Protocol[VideoList]:
+        query = drop_none({"limit": limit, "order": order, "after": after})
+        response = yield self._request("GET", "videos", call, query=query)
         return self._parse(response, VideoList)
 
-    def delete_video(self, video_id: str) -> Protocol[VideoDeleted]:
-        response = yield UpstreamRequest(
-            "DELETE", self._url(f"videos/{video_id}"), self._headers(), purpose="cancel"
-        )
+    def delete_video(self, video_id: str, call: CallOptions) -> Protocol[VideoDeleted]:
+        response = yield self._request("DELETE", f"videos/{video_id}", call, purpose="cancel")
         return self._parse(response, VideoDeleted)
 
-    def video_content(self, video_id: str, variant: str) -> Protocol[BinaryContent]:
-        response: UpstreamResponse = yield UpstreamRequest(
+    def video_content(
+        self, video_id: str, variant: str, call: CallOptions
+    ) -> Protocol[BinaryContent]:
+        response: UpstreamResponse = yield self._request(
             "GET",
-            self._url(f"videos/{video_id}/content?variant={variant}"),
-            self._headers(),
+            f"videos/{video_id}/content",
+            call,
+            query={"variant": variant},
             purpose="download",
             download=True,
         )
         if response.status >= 400:
             raise self._error(response)
+        note_answer(response)
         return BinaryContent(
             response.content, response.header("content-type") or "application/octet-stream"
         )
 
-    def list_models(self) -> Protocol[ModelList]:
-        response = yield UpstreamRequest(
-            "GET", self._url("models"), self._headers(), purpose="poll"
-        )
+    def list_models(self, call: CallOptions) -> Protocol[ModelList]:
+        response = yield self._request("GET", "models", call)
         return self._parse(response, ModelList)

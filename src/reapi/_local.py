@@ -7,10 +7,12 @@ have keys, builds each attempt's protocol and turns results into OpenAI-shaped o
 from __future__ import annotations
 
 import base64
+import dataclasses
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from ._engine import Outcome
 from ._exceptions import ConfigurationError, ModelNotFoundError
@@ -18,6 +20,7 @@ from ._excerpt import excerpt
 from ._jobs import VideoHandle
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import Payload
+from ._suggest import did_you_mean
 from .catalog import Catalog, ModelSpec, Route, check_image, check_video, eligible_routes
 from .providers import (
     ADAPTERS,
@@ -33,7 +36,14 @@ from .providers import (
 )
 from .types import Attempt, Image, ImagesResponse, ReapiInfo, Video, VideoError
 
-__all__ = ["LocalCore", "PreparedImage", "PreparedVideo"]
+__all__ = [
+    "GATEWAY_HINTS",
+    "SDK_HINTS",
+    "CatalogHints",
+    "LocalCore",
+    "PreparedImage",
+    "PreparedVideo",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,14 +67,35 @@ class PreparedVideo:
     idempotency_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class CatalogHints:
+    """Where the caller of this core can look models up, for error messages."""
+
+    #: What lists the model ids.
+    models: str
+    #: What shows each route's limits ("" when the caller has nothing that does).
+    capabilities: str
+
+
+SDK_HINTS = CatalogHints("`reapi models`", "see `reapi models` for what each route accepts")
+GATEWAY_HINTS = CatalogHints("GET /v1/models", "")
+
+
 def _new_key() -> str:
     return f"reapi-{uuid.uuid4().hex}"
 
 
 class LocalCore:
-    def __init__(self, catalog: Catalog, connections: Mapping[str, Connection]) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        connections: Mapping[str, Connection],
+        *,
+        hints: CatalogHints = SDK_HINTS,
+    ) -> None:
         self.catalog = catalog
         self.connections = dict(connections)
+        self.hints = hints
         self._adapters: dict[str, Adapter] = {}
 
     # -- lookups -----------------------------------------------------------------------------
@@ -72,10 +103,24 @@ class LocalCore:
         spec = self.catalog.models.get(model_id)
         if spec is None:
             raise ModelNotFoundError(
-                f"model '{excerpt(model_id)}' is not in the catalog; `reapi models` lists them",
+                f"model '{excerpt(model_id)}' is not in the catalog"
+                f"{did_you_mean(model_id, self.catalog.models)}; {self.hints.models} lists them",
                 param="model",
             )
         return spec
+
+    def host_of(self, route: Route) -> str | None:
+        """Where a route's provider lives (host and port only), for error messages."""
+        connection = self.connections.get(route.provider)
+        if connection is None:
+            return None
+        parts = urlsplit(connection.base_url)
+        try:
+            port = parts.port
+        except ValueError:  # a malformed port: the host alone still helps
+            port = None
+        host = parts.hostname or ""
+        return f"{host}:{port}" if port else host or None
 
     def adapter(self, route: Route) -> Adapter:
         adapter = self._adapters.get(route.provider)
@@ -107,7 +152,9 @@ class LocalCore:
         spec = self.model(params.model)
         images = len(payload.get("images") or ())
         shape = check_image(spec, params, input_images=images, has_mask="mask" in payload)
-        routes = eligible_routes(spec, shape, n=params.n, input_images=images)
+        routes = eligible_routes(
+            spec, shape, n=params.n, input_images=images, hint=self.hints.capabilities
+        )
         return PreparedImage(
             spec, params, shape, payload, self._with_keys(spec, routes), edit, _new_key()
         )
@@ -178,7 +225,7 @@ class LocalCore:
             has_reference="input_reference" in payload,
             has_prompt="prompt" in payload,
         )
-        routes = eligible_routes(spec, shape)
+        routes = eligible_routes(spec, shape, hint=self.hints.capabilities)
         return PreparedVideo(
             spec, params, shape, payload, self._with_keys(spec, routes), _new_key()
         )
@@ -200,6 +247,15 @@ class LocalCore:
             seconds=prepared.shape.seconds,
             size=prepared.shape.size or _size_label(prepared.shape),
         )
+
+    def poll_video(self, route: Route, task_id: str) -> Protocol[TaskStatus]:
+        """The task's status, its poll hint replaced by the provider's configured
+        `poll_interval` when the catalog sets one."""
+        status: TaskStatus = yield from self.adapter(route).poll_video(route, task_id)
+        interval = self.connections[route.provider].poll_interval
+        if interval is None or status.state in ("completed", "failed"):
+            return status
+        return dataclasses.replace(status, poll_after=interval)
 
     def route_of(self, handle: VideoHandle) -> Route:
         if handle.provider not in self.connections:

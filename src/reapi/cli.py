@@ -5,18 +5,53 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ._client import ReAPI
+from ._detached import translated
 from ._exceptions import ReapiError
 from .catalog import Catalog, ModelSpec, load_catalog
-from .types import Video
+from .types import BinaryContent, ImagesResponse, Model, Video
+
+T = TypeVar("T")
+
+console = Console(stderr=True)
+
+
+class _DefaultCommandGroup(TyperGroup):
+    """A group that runs `default_command` when the first argument names no subcommand:
+    `reapi video "waves" ...` is `reapi video create "waves" ...`."""
+
+    default_command = ""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+class _ImageGroup(_DefaultCommandGroup):
+    default_command = "generate"
+
+
+class _VideoGroup(_DefaultCommandGroup):
+    default_command = "create"
+
 
 # Locals off explicitly (typer before 0.23 showed them): a crash would print the prompt.
 app = typer.Typer(
@@ -25,7 +60,21 @@ app = typer.Typer(
     help=__doc__,
     pretty_exceptions_show_locals=False,
 )
-console = Console(stderr=True)
+image_app = typer.Typer(
+    cls=_ImageGroup,
+    no_args_is_help=True,
+    help="Generate (the default) or edit images: reapi image PROMPT --model M -o out.png",
+    pretty_exceptions_show_locals=False,
+)
+video_app = typer.Typer(
+    cls=_VideoGroup,
+    no_args_is_help=True,
+    help="Start (the default), follow, download or cancel videos: "
+    "reapi video PROMPT --model M -o out.mp4",
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(image_app, name="image")
+app.add_typer(video_app, name="video")
 
 CatalogOption = Annotated[
     Path | None, typer.Option(help="Overlay this catalog file (TOML or JSON) on the built-in one.")
@@ -42,6 +91,9 @@ ApiKeyOption = Annotated[
     str | None,
     typer.Option(envvar="REAPI_API_KEY", help="The gateway API key.", show_default=False),
 ]
+ModelOption = Annotated[str, typer.Option(help="Public model id (see `reapi models`).")]
+PollOption = Annotated[float, typer.Option(help="Seconds between polls.")]
+VideoId = Annotated[str, typer.Argument(help="The video id `reapi video` printed.")]
 
 
 def _model_row(model: ModelSpec) -> dict[str, Any]:
@@ -68,28 +120,11 @@ def catalog_as_json(catalog: Catalog) -> list[dict[str, Any]]:
     return [_model_row(m) for m in catalog.models.values()]
 
 
-@app.command()
-def models(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    catalog: CatalogOption = None,
-) -> None:
-    """List the catalog: every public model with its routes, capabilities and price."""
-    loaded = load_catalog(catalog)
-    if as_json:
-        typer.echo(json.dumps(catalog_as_json(loaded), indent=2))
-        return
-    table = Table("model", "kind", "routes (in order)", "price")
-    for model in loaded.models.values():
-        price = f"{model.price.credits} credits / {model.price.unit}"
-        table.add_row(model.id, model.kind, " → ".join(r.key for r in model.routes), price)
-    Console().print(table)
-
-
 def _client(
-    catalog: Path | None,
-    provider_url: list[str] | None,
-    base_url: str | None,
-    api_key: str | None,
+    catalog: Path | None = None,
+    provider_url: list[str] | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
 ) -> ReAPI:
     urls = {}
     for item in provider_url or []:
@@ -100,19 +135,96 @@ def _client(
     return ReAPI(base_url=base_url, api_key=api_key, catalog=catalog, provider_base_urls=urls)
 
 
-def _fail(error: ReapiError) -> None:
-    console.print(f"[red]error:[/red] {error}")
-    raise typer.Exit(1)
+def _say(message: str) -> None:
+    """A line on stderr, never wrapped (ids and commands stay whole to copy)."""
+    typer.echo(message, err=True)
 
 
+def _fail(error: BaseException) -> typer.Exit:
+    """The exit of a command that failed: the error's one-line message, or Ctrl-C's."""
+    if isinstance(error, KeyboardInterrupt):
+        _say("interrupted")
+        return typer.Exit(130)
+    typer.secho(f"error: {error}", err=True, fg="red")
+    return typer.Exit(1)
+
+
+def _reported(call: Callable[[], T]) -> T:
+    """`call()`; a reapi error it raises ends the command with its message (`_fail`)."""
+    return translated(call, ReapiError, _fail)
+
+
+# -- models ----------------------------------------------------------------------------------
 @app.command()
-def image(
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    catalog: CatalogOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """List the models (with --base-url: those that gateway serves).
+
+    Without --base-url: the catalog, with each model's routes, capabilities and price.
+    """
+    if base_url:
+
+        def listed() -> list[Model]:
+            with _client(base_url=base_url, api_key=api_key) as client:
+                return client.models.list().data
+
+        served = _reported(listed)
+        if as_json:
+            typer.echo(json.dumps([m.model_dump() for m in served], indent=2))
+            return
+        table = Table("model", "owned by")
+        for model in served:
+            table.add_row(model.id, model.owned_by or "")
+        Console().print(table)
+        return
+    loaded = load_catalog(catalog)
+    if as_json:
+        typer.echo(json.dumps(catalog_as_json(loaded), indent=2))
+        return
+    table = Table("model", "kind", "routes (in order)", "price")
+    for spec in loaded.models.values():
+        price = f"{spec.price.credits} credits / {spec.price.unit}"
+        table.add_row(spec.id, spec.kind, " → ".join(r.key for r in spec.routes), price)
+    Console().print(table)
+
+
+# -- images ----------------------------------------------------------------------------------
+ImageOutput = Annotated[
+    Path,
+    typer.Option(
+        "-o", "--output", help="Where to write the image (name-1, name-2, ... for n > 1)."
+    ),
+]
+SizeOption = Annotated[str | None, typer.Option(help="WIDTHxHEIGHT.")]
+CountOption = Annotated[int, typer.Option("-n", "--n", help="How many images.")]
+QualityOption = Annotated[str | None, typer.Option(help="low, medium, high (model-dependent).")]
+FormatOption = Annotated[
+    str | None, typer.Option("--output-format", help="png, jpeg or webp (model-dependent).")
+]
+
+
+def _write_images(result: ImagesResponse, output: Path) -> None:
+    for index, item in enumerate(result.data, start=1):
+        target = output if len(result.data) == 1 else output.with_stem(f"{output.stem}-{index}")
+        target.write_bytes(item.content())
+        _say(f"wrote {target}")
+    if result.reapi:
+        _say(f"served by {result.reapi.route} in {result.reapi.attempts} attempt(s)")
+
+
+@image_app.command("generate")
+def image_generate(
     prompt: str,
-    model: Annotated[str, typer.Option(help="Public model id (see `reapi models`).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the image.")],
-    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT.")] = None,
-    n: Annotated[int, typer.Option(help="How many images.")] = 1,
-    quality: Annotated[str | None, typer.Option()] = None,
+    model: ModelOption,
+    output: ImageOutput,
+    size: SizeOption = None,
+    n: CountOption = 1,
+    quality: QualityOption = None,
+    output_format: FormatOption = None,
     aspect_ratio: Annotated[str | None, typer.Option()] = None,
     resolution: Annotated[str | None, typer.Option()] = None,
     catalog: CatalogOption = None,
@@ -120,58 +232,165 @@ def image(
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Generate an image and write it to a file (name-1.png, name-2.png, ... for n > 1)."""
-    try:
+    """Generate images from a prompt and write them to files."""
+
+    def generated() -> ImagesResponse:
         with (
             _client(catalog, provider_url, base_url, api_key) as client,
             console.status(f"generating with {model}…"),
         ):
-            result = client.images.generate(
+            return client.images.generate(
                 prompt=prompt,
                 model=model,
                 n=n,
                 size=size,
                 quality=quality,
+                output_format=output_format,
                 aspect_ratio=aspect_ratio,
                 resolution=resolution,
             )
-    except ReapiError as error:
-        _fail(error)
-        return
-    for index, item in enumerate(result.data, start=1):
-        target = output if len(result.data) == 1 else output.with_stem(f"{output.stem}-{index}")
-        target.write_bytes(item.content())
-        console.print(f"wrote {target}")
-    if result.reapi:
-        console.print(f"served by {result.reapi.route} in {result.reapi.attempts} attempt(s)")
+
+    _write_images(_reported(generated), output)
 
 
-@app.command()
-def video(
+@image_app.command("edit")
+def image_edit(
     prompt: str,
-    model: Annotated[str, typer.Option(help="Public model id (see `reapi models`).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the MP4.")],
-    seconds: Annotated[int | None, typer.Option()] = None,
-    size: Annotated[str | None, typer.Option(help="WIDTHxHEIGHT.")] = None,
-    input_reference: Annotated[
-        Path | None, typer.Option(help="A first-frame image (or the video to enhance).")
+    model: ModelOption,
+    output: ImageOutput,
+    image: Annotated[
+        list[Path],
+        typer.Option("--image", "-i", help="An input image (repeatable: several are composed)."),
+    ],
+    mask: Annotated[
+        Path | None, typer.Option(help="A PNG whose transparent pixels mark what to change.")
     ] = None,
-    poll_interval: Annotated[float, typer.Option(help="Seconds between polls.")] = 2.0,
+    size: SizeOption = None,
+    n: CountOption = 1,
+    quality: QualityOption = None,
+    output_format: FormatOption = None,
     catalog: CatalogOption = None,
     provider_url: ProviderUrlOption = None,
     base_url: BaseUrlOption = None,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Generate a video with a progress bar and write it to a file."""
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    try:
-        with _client(catalog, provider_url, base_url, api_key) as client, progress:
+    """Edit or compose input images (and an optional mask) as the prompt says."""
+
+    def edited() -> ImagesResponse:
+        with (
+            _client(catalog, provider_url, base_url, api_key) as client,
+            console.status(f"editing with {model}…"),
+        ):
+            return client.images.edit(
+                prompt=prompt,
+                model=model,
+                image=list(image),
+                mask=mask,
+                n=n,
+                size=size,
+                quality=quality,
+                output_format=output_format,
+            )
+
+    _write_images(_reported(edited), output)
+
+
+# -- videos ----------------------------------------------------------------------------------
+class VideoProgress:
+    """A progress bar that pulses (no percentage) while the provider reports no progress, and
+    fills once it does: many providers report none until the video is done."""
+
+    def __init__(self, label: str, stream: Console = console) -> None:
+        self.label = label
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            console=stream,
+        )
+        self.task: TaskID = self.bar.add_task(f"{label} queued", total=None)
+
+    def show(self, video: Video) -> None:
+        known = video.progress > 0 or video.status == "completed"
+        self.bar.update(
+            self.task,
+            total=100 if known else None,
+            completed=100 if video.status == "completed" else video.progress,
+            description=f"{self.label} {video.status}",
+        )
+
+    def __enter__(self) -> VideoProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def _follow(
+    client: ReAPI,
+    video_id: str,
+    output: Path | None,
+    poll_interval: float,
+    label: str,
+) -> None:
+    """Wait with a progress bar, then download. Ctrl-C leaves the video running upstream and
+    says how to pick it up again."""
+
+    def interrupted(_: BaseException) -> typer.Exit:
+        target = f" -o {output}" if output is not None else " -o video.mp4"
+        _say(
+            f"interrupted: video {video_id} keeps running. Pick it up with:\n"
+            f"  reapi video wait {video_id}{target}"
+        )
+        return typer.Exit(130)
+
+    def waited() -> Video:
+        with VideoProgress(label) as progress:
+            return client.videos.wait(
+                video_id, poll_interval=poll_interval, on_progress=progress.show
+            )
+
+    final = translated(waited, KeyboardInterrupt, interrupted)
+    if final.status != "completed":
+        code = final.error.code if final.error else "generation_failed"
+        typer.secho(f"video failed: {code}", err=True, fg="red")
+        raise typer.Exit(1)
+    if output is not None:
+        content = client.videos.download_content(final.id)
+        content.write_to_file(output)
+        _say(f"wrote {output} ({len(content.content)} bytes)")
+
+
+@video_app.command("create")
+def video_create(
+    prompt: str,
+    model: ModelOption,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="Wait for the video and write it here (else print the id)."
+        ),
+    ] = None,
+    seconds: Annotated[int | None, typer.Option()] = None,
+    size: SizeOption = None,
+    input_reference: Annotated[
+        Path | None, typer.Option(help="A first-frame image (or the video to enhance).")
+    ] = None,
+    poll_interval: PollOption = 2.0,
+    catalog: CatalogOption = None,
+    provider_url: ProviderUrlOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Start a video: its id is printed at once; with -o, wait for it and write the MP4.
+
+    The id goes to stdout, everything else to stderr: ID=$(reapi video "waves" --model M).
+    """
+
+    def run() -> None:
+        with _client(catalog, provider_url, base_url, api_key) as client:
             created = client.videos.create(
                 prompt=prompt,
                 model=model,
@@ -179,26 +398,109 @@ def video(
                 size=size,
                 input_reference=input_reference,
             )
-            task = progress.add_task(f"{model} queued", total=100)
+            typer.echo(created.id)
+            if output is None:
+                _say(f"started; follow it with: reapi video wait {created.id} -o video.mp4")
+                return
+            _follow(client, created.id, output, poll_interval, model)
 
-            def show(update: Video) -> None:
-                progress.update(
-                    task, completed=update.progress, description=f"{model} {update.status}"
-                )
+    # Ctrl-C before the job existed: nothing keeps running (once it exists, `_follow` says so).
+    translated(run, (ReapiError, KeyboardInterrupt), _fail)
 
-            final = client.videos.wait(created.id, poll_interval=poll_interval, on_progress=show)
-            if final.status != "completed":
-                code = final.error.code if final.error else "generation_failed"
-                console.print(f"[red]video failed:[/red] {code}")
-                raise typer.Exit(1)
-            content = client.videos.download_content(final.id)
-    except ReapiError as error:
-        _fail(error)
+
+@video_app.command("status")
+def video_status(
+    video_id: VideoId,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the video object as JSON.")
+    ] = False,
+    catalog: CatalogOption = None,
+    provider_url: ProviderUrlOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Show a video's status and progress."""
+
+    def retrieved() -> Video:
+        with _client(catalog, provider_url, base_url, api_key) as client:
+            return client.videos.retrieve(video_id)
+
+    video = _reported(retrieved)
+    if as_json:
+        typer.echo(video.model_dump_json(indent=2, exclude_none=True))
         return
+    line = f"{video.status} {video.progress}%"
+    if video.error is not None:
+        line += f" ({video.error.code})"
+    typer.echo(line)
+
+
+@video_app.command("wait")
+def video_wait(
+    video_id: VideoId,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the finished MP4 here.")
+    ] = None,
+    poll_interval: PollOption = 2.0,
+    catalog: CatalogOption = None,
+    provider_url: ProviderUrlOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Wait for a video with a progress bar (and write it with -o)."""
+
+    def run() -> None:
+        with _client(catalog, provider_url, base_url, api_key) as client:
+            _follow(client, video_id, output, poll_interval, "video")
+
+    _reported(run)
+
+
+@video_app.command("download")
+def video_download(
+    video_id: VideoId,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it.")],
+    variant: Annotated[
+        str, typer.Option(help="video, thumbnail or spritesheet (provider-dependent).")
+    ] = "video",
+    catalog: CatalogOption = None,
+    provider_url: ProviderUrlOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Download a finished video (or its thumbnail)."""
+    if variant not in ("video", "thumbnail", "spritesheet"):
+        raise typer.BadParameter("video, thumbnail or spritesheet", param_hint="--variant")
+    chosen: Literal["video", "thumbnail", "spritesheet"] = variant  # type: ignore[assignment]
+
+    def downloaded() -> BinaryContent:
+        with _client(catalog, provider_url, base_url, api_key) as client:
+            return client.videos.download_content(video_id, variant=chosen)
+
+    content = _reported(downloaded)
     content.write_to_file(output)
-    console.print(f"wrote {output} ({len(content.content)} bytes)")
+    _say(f"wrote {output} ({len(content.content)} bytes)")
 
 
+@video_app.command("cancel")
+def video_cancel(
+    video_id: VideoId,
+    catalog: CatalogOption = None,
+    provider_url: ProviderUrlOption = None,
+    base_url: BaseUrlOption = None,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Cancel a video that is not finished (or delete a finished one)."""
+
+    def cancelled() -> None:
+        with _client(catalog, provider_url, base_url, api_key) as client:
+            client.videos.delete(video_id)
+
+    _reported(cancelled)
+    _say(f"cancelled {video_id}")
+
+
+# -- simulators ------------------------------------------------------------------------------
 @app.command()
 def simulate(
     port: Annotated[int, typer.Option(help="First port; simulators take consecutive ones.")] = 9100,

@@ -1,8 +1,10 @@
 """`create_app()`: the FastAPI application of the gateway.
 
-Building it migrates the database (unless told not to) and resolves the fleet's secret. Start-up
-starts the video poller, the sweeper, the renewal of running requests' credit holds and the
-retention job in this process; several processes may run them against one database.
+The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "/", so that
+its cookies, CSRF checks and security headers never reach the API. Building it migrates the
+database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
+the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox
+and identity housekeeping in this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from reapi.router import RouterConfig
 
 from .config import Settings
 from .credits.renewal import run_hold_renewal
+from .email.factory import build_sender
+from .email.outbox import run_outbox
 from .fleet_secret import resolve_blocking
+from .identity.housekeeping import run_housekeeping
 from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
@@ -31,13 +36,13 @@ from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
-from .observability.scrape import MetricsListener
-from .observability.scrape import router as metrics_router
+from .observability.scrape import MetricsListener, MetricsRoute
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
+from .web import create_web_app, mount_web
 
 __all__ = ["create_app"]
 
@@ -69,6 +74,8 @@ def create_app(
         secret=secret,
         **extra,
     )
+    web_app = create_web_app(rt)
+    identity = web_app.state.web.identity
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +89,19 @@ def create_app(
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
+            sender = build_sender(settings)
+            interval = settings.email_send_interval
+            tasks.append(asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=interval)))
+            tasks.append(
+                asyncio.create_task(
+                    run_housekeeping(
+                        rt.db,
+                        identity.config.sessions,
+                        rt.now,
+                        interval=settings.retention_interval,
+                    )
+                )
+            )
         if rt.redis is not None:
             tasks.append(asyncio.create_task(rt.redis.watch()))
         if rt.bus is not None:
@@ -111,7 +131,9 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
-    app.include_router(metrics_router)
+    if settings.metrics_token is not None:
+        app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
+    mount_web(app, web_app)  # last: it takes every path the API does not have
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
     # Outer (added later): it hands a new scope inwards, which the router then annotates.
     app.add_middleware(

@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
+import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import admin
-from .config import CONFIG_ENV, ConfigError, Settings
+from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings
 from .db_errors import error_name
 from .demo import run_demo
 from .errors import GatewayError
+from .extras import MissingExtraError
 from .fleet_secret import resolve_for
 from .serving import run_server
 
@@ -37,7 +41,9 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
@@ -66,7 +72,24 @@ def _settings(
 ) -> Settings:
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)
-    return Settings().with_overrides(data_dir=data_dir, database_url=database_url, **more)
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _exit_with(describe_settings_error(error))
+    except ConfigError as error:  # a secret's file cannot be read
+        _exit_with(str(error))
+    except tomllib.TOMLDecodeError as error:
+        _exit_with(f"the config file is not valid TOML ({error})")
+    except OSError as error:  # the config file named cannot be read
+        reason = error.strerror or type(error).__name__
+        _exit_with(f"the config file {error.filename or ''} cannot be read ({reason})")
+    return settings.with_overrides(data_dir=data_dir, database_url=database_url, **more)
+
+
+def _exit_with(message: str) -> NoReturn:
+    """One line on stderr and exit status 1: a configuration mistake needs no traceback."""
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
 
 
 def _run(coroutine: Any) -> Any:
@@ -184,6 +207,51 @@ def accounts_show(email: Email, data_dir: DataDir = None, database_url: Database
     typer.echo(f"account {view.id} {view.email} balance={view.balance} reserved={view.reserved}")
 
 
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List users: id, email, verified or not, created, accounts owned."""
+    for user in _run(admin.list_users(_settings(data_dir, database_url))):
+        state = "verified" if user.verified else "unverified"
+        accounts = ",".join(user.account_ids) or "-"
+        typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}")
+
+
+@users_app.command("show")
+def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Show a user: verification, password set, sessions, consents, accounts."""
+    user = _run(admin.show_user(_settings(data_dir, database_url), email))
+    typer.echo(f"user {user.id} {user.email}")
+    typer.echo(f"  email: {'verified' if user.verified else 'not verified'}")
+    typer.echo(f"  password: {'set' if user.has_password else 'not set'}")
+    typer.echo(f"  created: {_when(user.created_at)}")
+    typer.echo(f"  accounts: {', '.join(user.account_ids) or '-'}")
+    typer.echo(f"  sessions: {user.sessions}")
+    for kind, version, accepted_at in user.consents:
+        typer.echo(f"  consent: {kind} (version {version}) at {_when(accepted_at)}")
+
+
+@users_app.command("delete")
+def users_delete(
+    email: Email,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete a user: revoke their accounts' keys, end their sessions, delete their rows."""
+    if not yes:
+        typer.confirm(f"Delete the user {email} and revoke their keys?", abort=True)
+    deleted = _run(admin.remove_user(_settings(data_dir, database_url), email))
+    typer.echo(
+        f"deleted user {deleted.user_id}: {deleted.keys_revoked} keys revoked, "
+        f"{deleted.sessions_ended} sessions ended; accounts kept: "
+        f"{', '.join(deleted.account_ids) or '-'}"
+    )
+
+
 @keys_app.command("create")
 def keys_create(
     email: Email,
@@ -284,6 +352,9 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.exit(0)
+    except MissingExtraError as error:  # e.g. storage_backend = "s3" without boto3
+        typer.secho(f"error: {error}", err=True, fg="red")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

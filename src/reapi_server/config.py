@@ -7,11 +7,14 @@ All of it is private (`private`).
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,20 +23,33 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
+from reapi._excerpt import excerpt
+from reapi._settings import SDK_ENV
 
 from .config_errors import ConfigError
 from .private import PRIVATE_DIR, make_private_dirs, tighten
-from .secret_files import SecretFiles
+from .secret_files import SECRETS_DIR_ENV, SecretFiles, file_variables
 
-__all__ = ["CONFIG_ENV", "ConfigError", "Settings"]
+__all__ = [
+    "CONFIG_ENV",
+    "ConfigError",
+    "Settings",
+    "describe_settings_error",
+    "settings_error_lines",
+    "unknown_environment",
+    "unknown_variables",
+]
 
 #: Environment variable naming a TOML config file (the CLI's `--config` sets it too).
 CONFIG_ENV = "REAPI_CONFIG"
+_PREFIX = "REAPI_"
+#: `REAPI_<PROVIDER>_BASE_URL`, read by the core for every provider (`reapi._settings`).
+_PROVIDER_URL = re.compile(r"REAPI_[A-Z0-9_]+_BASE_URL")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="REAPI_", env_nested_delimiter="__", extra="ignore", validate_default=True
+        env_prefix=_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
     )
 
     data_dir: Path = Path("reapi-data")
@@ -165,6 +181,26 @@ class Settings(BaseSettings):
     #: download (the router's download deadline: 300 s).
     abandoned_write_seconds: float = Field(default=3600.0, gt=0)
 
+    # -- people: sign-up, sessions, mail, the web pages --------------------------------------------
+    #: The name shown on the web pages and in mail.
+    site_name: str = "reapi"
+    #: Where mail goes. `file`: each message is an RFC 5322 .eml file under `data_dir/mail`
+    #: (the demo's default; read them with any mail client).
+    email_backend: Literal["file"] = "file"
+    #: The From address of every message.
+    email_from: str = "reapi <no-reply@localhost>"
+    #: How often each server process looks for mail to send (seconds).
+    email_send_interval: float = Field(default=1.0, gt=0)
+    #: Web sessions end after this many days unused, and after `session_max_days` in any case.
+    session_idle_days: float = Field(default=7.0, gt=0)
+    session_max_days: float = Field(default=30.0, gt=0)
+    #: A directory whose `privacy.md` and `terms.md` replace the packaged policies (each file
+    #: starts with a `version:` line; see docs/accounts.md).
+    legal_dir: Path | None = None
+    #: Who runs this installation and how to reach them, as the legal pages say.
+    operator_name: str = "the operator of this service"
+    operator_contact: str | None = None
+
     # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
@@ -175,6 +211,14 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     #: Serve the OpenAPI document and its pages (/openapi.json, /docs).
     openapi_docs: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_environment(cls, data: Any) -> Any:
+        unknown = unknown_environment(os.environ)
+        if unknown:
+            raise ValueError(unknown)
+        return data
 
     @model_validator(mode="after")
     def _storage_is_complete(self) -> Settings:
@@ -231,6 +275,8 @@ class Settings(BaseSettings):
         ]
         config_file = os.environ.get(CONFIG_ENV)
         if config_file:
+            if not Path(config_file).is_file():  # a mistyped path must not mean "defaults"
+                raise FileNotFoundError(2, "no such file", config_file)
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
@@ -262,6 +308,11 @@ class Settings(BaseSettings):
     def outputs_dir(self) -> Path:
         return self.data_dir / "outputs"
 
+    @property
+    def mail_dir(self) -> Path:
+        """Where the file mail backend writes."""
+        return self.data_dir / "mail"
+
     def ensure_data_dir(self) -> None:
         """The data dir, private (0700): made so, or tightened when an earlier version left it
         readable by others."""
@@ -272,3 +323,52 @@ class Settings(BaseSettings):
         """A copy with CLI flags applied (None means "not given")."""
         given = {k: v for k, v in changes.items() if v is not None}
         return self.model_copy(update=given)
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A message for each `REAPI_*` variable that no setting reads (a typo would otherwise be
+    ignored silently), with the nearest known name when one is close."""
+    known = [_PREFIX + name.upper() for name in Settings.model_fields]
+    allowed = {*known, *SDK_ENV, CONFIG_ENV, SECRETS_DIR_ENV, *file_variables(Settings)}
+    found = []
+    for variable in sorted(environ):
+        name = variable.upper()
+        if not name.startswith(_PREFIX) or name in allowed or _PROVIDER_URL.fullmatch(name):
+            continue
+        # a nested value: REAPI_PROVIDER_KEYS__OPENAI, or its file: ..._OPENAI_FILE
+        if name.partition("__")[0] in known:
+            continue
+        found.append(f"unknown environment variable {excerpt(variable)}{_suggestion(name, known)}")
+    return found
+
+
+def unknown_environment(environ: Mapping[str, str]) -> str | None:
+    """The first of `unknown_variables`, or None when there is none."""
+    found = unknown_variables(environ)
+    return found[0] if found else None
+
+
+def settings_error_lines(error: ValidationError) -> list[str]:
+    """One line per problem of invalid settings: where it is and what is wrong, never the
+    value given (it may be a secret)."""
+    known = list(Settings.model_fields)
+    problems = []
+    for item in error.errors(include_input=False):
+        where = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown setting '{excerpt(where)}'{_suggestion(where, known)}")
+        elif where:
+            problems.append(f"{where}: {item['msg']}")
+        else:
+            problems.append(str(item["msg"]).removeprefix("Value error, "))
+    return problems
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line for invalid settings (the first three problems)."""
+    return "invalid settings: " + "; ".join(settings_error_lines(error)[:3])

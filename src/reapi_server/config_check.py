@@ -14,30 +14,23 @@ problem, never a value (it may be a secret), never a traceback.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import hmac
+import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import text
 
-from reapi._settings import GATEWAY_ENV
-
-from .config import CONFIG_ENV, ConfigError, Settings
+from .config import ConfigError, Settings, settings_error_lines, unknown_variables
 from .db import Database
 from .db_errors import error_name
-from .secret_files import SECRETS_DIR_ENV, file_variables
+from .extras import MissingExtraError, require
 
-__all__ = ["Problem", "check_live", "check_settings", "unknown_names"]
-
-_PREFIX = "REAPI_"
-_MAX_PROBLEMS = 50
-#: The core reads these for every provider (`REAPI_<PROVIDER>_BASE_URL`).
-_CORE_SUFFIXES = ("_BASE_URL",)
+__all__ = ["Problem", "check_live", "check_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,72 +40,39 @@ class Problem:
     fatal: bool = True
 
 
-def _nearest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _shown(name: str) -> str:
-    """A name as the operator wrote it, bounded (it is theirs, but keep lines short)."""
-    return name if len(name) <= 64 else name[:61] + "..."
-
-
-def unknown_names(environ: Mapping[str, str], config: Mapping[str, Any]) -> list[Problem]:
-    """`REAPI_*` variables and config file keys that no setting reads."""
-    fields = list(Settings.model_fields)
-    variables = [_PREFIX + name.upper() for name in fields]
-    allowed = {*variables, *file_variables(Settings), *GATEWAY_ENV, CONFIG_ENV, SECRETS_DIR_ENV}
-    problems = []
-    for variable in sorted(environ):
-        name = variable.upper()
-        if not name.startswith(_PREFIX) or name in allowed:
-            continue
-        if name.partition("__")[0] in variables:  # nested: REAPI_PROVIDER_KEYS__OPENAI(_FILE)
-            continue
-        if name.endswith(_CORE_SUFFIXES):
-            continue
-        problems.append(
-            Problem(f"unknown environment variable {_shown(variable)}{_nearest(name, variables)}")
-        )
-    for key in config:
-        if key not in Settings.model_fields:
-            problems.append(Problem(f"unknown setting {_shown(key)!r}{_nearest(key, fields)}"))
-    return problems
-
-
-def _validation_lines(error: ValidationError) -> list[Problem]:
-    problems = []
-    for item in error.errors(include_input=False, include_url=False):
-        where = ".".join(str(part) for part in item["loc"])
-        message = str(item["msg"]).removeprefix("Value error, ")
-        problems.append(Problem(f"{where}: {message}" if where else message))
-    return problems
+@contextmanager
+def _environment_without(names: list[str]) -> Iterator[None]:
+    """Settings refuse an unknown variable before they look at anything else; with each one
+    already reported, leave them out so that every other problem is found in the same run."""
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def check_settings(
     environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
 ) -> tuple[Settings | None, list[Problem]]:
-    """The settings (None if they cannot be made) and what is wrong with them."""
-    config: dict[str, Any] = {}
-    config_file = environ.get(CONFIG_ENV)
-    problems: list[Problem] = []
-    if config_file:
-        try:
-            config = tomllib.loads(Path(config_file).read_text())
-        except OSError as error:
-            problems.append(Problem(f"config file {config_file}: {error.strerror or error}"))
-        except tomllib.TOMLDecodeError as error:
-            problems.append(Problem(f"config file {config_file}: not TOML ({error})"))
-    problems += unknown_names(environ, config)
-    if problems and config_file and not config:
-        return None, problems
+    """The settings (None if they cannot be made) and what is wrong with them. `environ` is
+    the process's environment (the settings read it)."""
+    unknown = [name for name in environ if unknown_variables({name: environ[name]})]
+    problems = [Problem(line) for line in unknown_variables(environ)]
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
-        settings = Settings(**{k: v for k, v in (overrides or {}).items() if v is not None})
+        with _environment_without(unknown):
+            settings = Settings(**given)
     except ValidationError as error:
-        return None, problems + _validation_lines(error)
-    except ConfigError as error:
+        return None, problems + [Problem(line) for line in settings_error_lines(error)]
+    except ConfigError as error:  # a secret's file cannot be read
         return None, [*problems, Problem(str(error))]
-    return settings, problems[:_MAX_PROBLEMS]
+    except tomllib.TOMLDecodeError as error:
+        return None, [*problems, Problem(f"the config file is not valid TOML ({error})")]
+    except OSError as error:  # the config file named cannot be read
+        reason = error.strerror or type(error).__name__
+        where = error.filename or ""
+        return None, [*problems, Problem(f"the config file {where} cannot be read ({reason})")]
+    return (settings if not problems else None), problems
 
 
 async def _database(settings: Settings) -> list[Problem]:
@@ -145,9 +105,11 @@ async def _redis(settings: Settings) -> list[Problem]:
     if settings.redis_url is None:
         return []
     try:
-        from redis.asyncio import Redis
-    except ImportError:
-        return [Problem("redis_url needs the redis package: pip install 'reapi[redis]'")]
+        require("redis_url", "redis", "redis")
+    except MissingExtraError as error:
+        return [Problem(str(error))]
+    from redis.asyncio import Redis
+
     timeout = settings.redis_timeout * 4  # a start-up check: a little more patience
     client: Any = Redis.from_url(
         settings.redis_url.get_secret_value(),
@@ -166,6 +128,10 @@ async def _redis(settings: Settings) -> list[Problem]:
 def _bucket(settings: Settings) -> list[Problem]:
     if settings.storage_backend != "s3":
         return []
+    try:
+        require('storage_backend = "s3"', "s3", "boto3")
+    except MissingExtraError as error:
+        return [Problem(str(error))]
     from .mirror.s3 import s3_client
 
     try:

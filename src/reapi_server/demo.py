@@ -7,7 +7,9 @@ the environment can never be used by accident: nothing leaves this machine.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,12 +27,23 @@ __all__ = ["DEMO_EMAIL", "demo_catalog", "run_demo"]
 
 DEMO_EMAIL = "demo@reapi.local"
 DEMO_CREDITS = 1_000_000
+_DEMO_POLL_INTERVAL = 0.5
 
 
-def demo_catalog(catalog: Catalog, simulated: Mapping[str, str]) -> Catalog:
-    """The catalog narrowed to simulated providers (models without such a route dropped)."""
+def demo_catalog(
+    catalog: Catalog,
+    simulated: Mapping[str, str],
+    poll_intervals: Mapping[str, float] | None = None,
+) -> Catalog:
+    """The catalog narrowed to simulated providers (models without such a route dropped),
+    each polled as often as its simulator suggests rather than as the real API asks."""
     data: dict[str, Any] = catalog.model_dump(mode="json")
-    providers = {name: spec for name, spec in data["providers"].items() if name in simulated}
+    intervals = poll_intervals or {}
+    providers = {
+        name: {**spec, "poll_interval": intervals.get(name, spec.get("poll_interval"))}
+        for name, spec in data["providers"].items()
+        if name in simulated
+    }
     models = {}
     for model_id, model in data["models"].items():
         routes = [r for r in model["routes"] if r["provider"] in simulated]
@@ -39,7 +52,7 @@ def demo_catalog(catalog: Catalog, simulated: Mapping[str, str]) -> Catalog:
     return Catalog.model_validate({"providers": providers, "models": models})
 
 
-def _banner(base: str, key: str, catalog: Catalog) -> str:
+def _banner(base: str, key: str, catalog: Catalog, mail_dir: Path) -> str:
     images = [m.id for m in catalog.models.values() if m.kind == "image"]
     videos = [m.id for m in catalog.models.values() if m.kind == "video"]
     image_model = "gpt-image-2" if "gpt-image-2" in images else (images[0] if images else "MODEL")
@@ -62,8 +75,20 @@ def _banner(base: str, key: str, catalog: Catalog) -> str:
         f'  -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\',
         f"""  -d '{{"model": "{image_model}", "prompt": "a lighthouse at dusk"}}'""",
         "",
+        f"Web: sign up at {base}/signup (or sign in at {base}/login).",
+        f"Mail (verification and reset links) is written as .eml files to {mail_dir.resolve()}/",
+        "",
     ]
     return "\n".join(lines)
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether binding the gateway's address would fail (as uvicorn binds: SO_REUSEADDR)."""
+    try:
+        socket.create_server((host, port)).close()
+    except OSError:
+        return True
+    return False
 
 
 def _simulators() -> ModuleType | None:
@@ -79,19 +104,42 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
     if testing is None:
         typer.secho("error: reapi.testing (the provider simulators) is not available", fg="red")
         raise typer.Exit(1)
+    # Checked before a key is issued and printed: a banner for a gateway that cannot start
+    # would hand out a key for nothing.
+    if _port_taken(settings.host, settings.port):
+        typer.secho(
+            f"error: port {settings.port} on {settings.host} is in use; pick another with "
+            f"--port (make demo PORT=...)",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(1)
+    metrics = settings.metrics_address
+    if metrics is not None and _port_taken(*metrics):
+        typer.secho(
+            f"error: the metrics port {metrics[1]} on {metrics[0]} is in use; set "
+            f"REAPI_METRICS_LISTEN to another host:port, or to off",
+            err=True,
+            fg="red",
+        )
+        raise typer.Exit(1)
     default_simulators, run_simulators = testing.default_simulators, testing.run_simulators
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:
         simulated = dict(handle.provider_urls)
-        catalog = demo_catalog(load_catalog(settings.catalog_path), simulated)
+        catalog = demo_catalog(
+            load_catalog(settings.catalog_path), simulated, handle.poll_intervals
+        )
         settings = settings.with_overrides(
             provider_base_urls=simulated,
             provider_keys={name: SecretStr(handle.api_key) for name in simulated},
+            # The first poll of a new video, and the poller's pace: simulators are quick.
+            poll_interval=min(settings.poll_interval, _DEMO_POLL_INTERVAL),
         )
         asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
         issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
         base = f"http://{settings.host}:{settings.port}"
-        typer.echo(_banner(base, issued.plaintext, catalog))
+        typer.echo(_banner(base, issued.plaintext, catalog, settings.mail_dir))
         run_server(settings, create_app(settings, catalog=catalog, migrate=False))
     finally:
         handle.stop()

@@ -24,6 +24,7 @@ the hot account row's lock once, instead of once per request).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 import sqlite3
@@ -32,10 +33,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import anyio
-from asyncpg.exceptions import (  # type: ignore[import-untyped]
-    IntegrityConstraintViolationError,
-    PostgresError,
-)
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import Dialect
@@ -508,15 +505,32 @@ def _recancel() -> None:
         task.cancel()
 
 
+@functools.cache
+def _driver_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """The drivers' integrity and general database errors. asyncpg comes with the `postgres`
+    extra: without it no PostgreSQL connection exists, so none of its errors can occur."""
+    integrity: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+    database: tuple[type[Exception], ...] = (sqlite3.DatabaseError,)
+    try:
+        from asyncpg.exceptions import (  # type: ignore[import-untyped]
+            IntegrityConstraintViolationError,
+            PostgresError,
+        )
+    except ImportError:
+        return integrity, database
+    return (*integrity, IntegrityConstraintViolationError), (*database, PostgresError)
+
+
 def _as_sqlalchemy(error: Exception) -> Exception:
     """A driver's exception as SQLAlchemy's (what callers of the session paths catch)."""
     if isinstance(error, sqlalchemy_exc.SQLAlchemyError):
         return error
-    if isinstance(error, sqlite3.IntegrityError | IntegrityConstraintViolationError):
+    integrity, database = _driver_errors()
+    if isinstance(error, integrity):
         wrapped: Exception = sqlalchemy_exc.IntegrityError(None, None, error)
     elif isinstance(error, sqlite3.OperationalError):
         wrapped = sqlalchemy_exc.OperationalError(None, None, error)
-    elif isinstance(error, sqlite3.DatabaseError | PostgresError):
+    elif isinstance(error, database):
         wrapped = sqlalchemy_exc.DatabaseError(None, None, error)
     else:
         return error

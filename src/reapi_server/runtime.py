@@ -16,7 +16,7 @@ import httpx
 
 from reapi._engine import AsyncEngine
 from reapi._fetch import AsyncFetcher
-from reapi._local import LocalCore
+from reapi._local import GATEWAY_HINTS, LocalCore
 from reapi._settings import resolve_connections
 from reapi.catalog import Catalog, load_catalog
 from reapi.router import Router, RouterConfig
@@ -137,7 +137,7 @@ def build_runtime(
         settings=settings,
         db=db,
         catalog=catalog,
-        core=LocalCore(catalog, connections),
+        core=LocalCore(catalog, connections, hints=GATEWAY_HINTS),
         router=router,
         engine=_engine(settings, router, http_client, fetcher),
         store=store or build_store(settings),

@@ -19,8 +19,8 @@ GW = "http://gateway.test/v1"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 8).decode()
 
 
-def gw() -> ReAPI:
-    return ReAPI(base_url=GW, api_key="rk_test_key")
+def gw(**options) -> ReAPI:
+    return ReAPI(base_url=GW, api_key="rk_test_key", **options)
 
 
 def test_gateway_mode_needs_a_key(monkeypatch):
@@ -76,7 +76,7 @@ def test_gateway_errors_keep_reapi_messages(httpx_mock, status, code, kind):
         json={"error": {"message": "written by reapi", "type": "x", "param": "size", "code": code}},
     )
     with pytest.raises(kind) as info:
-        gw().images.generate(model="m", prompt="p")
+        gw(max_retries=0).images.generate(model="m", prompt="p")
     assert info.value.message == "written by reapi" and info.value.code == code
     if kind is RateLimitError:
         assert info.value.retry_after == 2

@@ -47,7 +47,7 @@ async def edit_form(gateway, key, **fields):
 @pytest.mark.parametrize("seconds", ["²", ARABIC_FOUR, HUGE, True])
 async def test_video_seconds_that_are_not_ascii_digits_are_400s(gateway, seconds):
     account, key = await gateway.account()
-    error = assert_refused(await video(gateway, key, seconds=seconds), (400, 422))
+    error = assert_refused(await video(gateway, key, seconds=seconds))
     assert error["param"] == "seconds"
     if not isinstance(seconds, bool):
         error = assert_refused(await video_form(gateway, key, seconds=seconds))
@@ -77,10 +77,10 @@ async def test_sizes_in_other_digits_are_400s(gateway, size):
 )
 async def test_whole_number_fields_refuse_booleans_and_other_digits(gateway, field, value):
     _, key = await gateway.account()
-    error = assert_refused(await generate(gateway, key, **{field: value}), (400, 422))
+    error = assert_refused(await generate(gateway, key, **{field: value}))
     assert error["param"] == field
     if not isinstance(value, bool) and field != "seed":  # a form edit has no seed: ignored
-        form = assert_refused(await edit_form(gateway, key, **{field: value}), (400, 422))
+        form = assert_refused(await edit_form(gateway, key, **{field: value}))
         assert form["param"] == field
     assert gateway.upstream.calls == []
 
@@ -92,7 +92,7 @@ async def test_a_json_number_of_5000_digits_is_a_400(gateway):
         content=b'{"model": "gpt-image-2", "prompt": "p", "n": ' + HUGE.encode() + b"}",
         headers={**auth(key), "content-type": "application/json"},
     )
-    assert_refused(response, (400, 422))
+    assert_refused(response)
 
 
 async def test_ascii_digits_still_work(gateway):
@@ -121,7 +121,7 @@ async def test_an_unknown_model_is_named_by_an_excerpt_only(gateway, model):
         await video(gateway, key, model=model),
         await video_form(gateway, key, model=model),
     ):
-        error = assert_refused(response, (400, 404, 413, 422))
+        error = assert_refused(response, (400, 404, 413))
         assert error["param"] == "model"
         assert_no_long_echo(response.text)
 
@@ -133,11 +133,11 @@ async def test_values_of_every_field_are_never_echoed_whole(gateway):
             await generate(gateway, key, **{field: TWO_MB}),
             await edit_form(gateway, key, **{field: TWO_MB}),
         ):
-            assert_refused(response, (400, 413, 422))
+            assert_refused(response, (400, 413))
             assert_no_long_echo(response.text)
     for field in ("seconds", "size"):
         response = await video(gateway, key, **{field: TWO_MB})
-        assert_refused(response, (400, 413, 422))
+        assert_refused(response, (400, 413))
         assert_no_long_echo(response.text)
 
 
@@ -148,7 +148,7 @@ async def test_unknown_keys_and_ids_are_never_echoed_whole(gateway):
         json={"model": "gpt-image-2", "prompt": "p", "images": [{"image_url": "x", TWO_MB: 1}]},
         headers=auth(key),
     )
-    assert_refused(keyed, (400, 422))
+    assert_refused(keyed)
     assert_no_long_echo(keyed.text)
     long_id = "video_" + "M" * 60
     for response in (

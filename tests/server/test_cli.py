@@ -3,15 +3,18 @@ start real servers (subprocesses on loopback)."""
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from tests.server.live import free_port
 from typer.testing import CliRunner
 
+from reapi.catalog import default_catalog
 from reapi_server.cli import app
 
 runner = CliRunner()
@@ -100,17 +103,12 @@ def test_serve_runs_the_gateway(tmp_path):
     assert '"route":"/v1/models"' in output  # structured access log lines
 
 
-def test_demo_prints_a_working_key(tmp_path):
+@contextmanager
+def running_demo(tmp_path):
+    """`reapi-server demo` in a subprocess: yields its base URL and the key it printed."""
     port = free_port()  # the simulators take any free ports (the demo's default)
     process = subprocess.Popen(
-        [
-            _bin("reapi-server"),
-            "demo",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(tmp_path),
-        ],
+        [_bin("reapi-server"), "demo", "--port", str(port), "--data-dir", str(tmp_path)],
         env={**os.environ, "REAPI_METRICS_LISTEN": "off"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -128,7 +126,23 @@ def test_demo_prints_a_working_key(tmp_path):
             key = match.group(1) if match else None
         assert key, "".join(lines)
         base = f"http://127.0.0.1:{port}"
+        while not any("Mail (verification" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        banner = "".join(lines)
+        assert f"sign up at {base}/signup" in banner
+        assert f"{(tmp_path / 'mail').resolve()}/" in banner
         _wait_for(f"{base}/healthz", process)
+        assert httpx.get(f"{base}/signup").status_code == 200
+        yield base, key
+    finally:
+        process.terminate()
+        process.communicate(timeout=15)
+
+
+def test_demo_prints_a_working_key(tmp_path):
+    with running_demo(tmp_path) as (base, key):
         response = httpx.post(
             f"{base}/v1/images/generations",
             json={"model": "gpt-image-2", "prompt": "a lighthouse"},
@@ -137,6 +151,86 @@ def test_demo_prints_a_working_key(tmp_path):
         )
         assert response.status_code == 200, response.text
         assert response.json()["data"][0]["b64_json"]
-    finally:
-        process.terminate()
-        process.communicate(timeout=15)
+
+
+def _video_request(spec) -> dict:
+    caps = spec.capabilities
+    body = {"model": spec.id, "prompt": "waves at night"}
+    if caps.seconds:
+        body["seconds"] = str(caps.seconds[0])
+    if caps.sizes:
+        body["size"] = next(iter(caps.sizes))
+    return body
+
+
+def test_demo_videos_finish_in_about_two_seconds(tmp_path):
+    """The simulators' poll hints apply in the demo, not the real providers' 5-15 s."""
+    videos = [
+        m
+        for m in default_catalog().models.values()
+        if m.kind == "video" and m.capabilities.prompt_required
+    ]
+    with running_demo(tmp_path) as (base, key), httpx.Client(base_url=base, timeout=30) as http:
+        headers = {"authorization": f"Bearer {key}"}
+        started = time.monotonic()
+        ids = {}
+        for spec in videos:
+            created = http.post("/v1/videos", json=_video_request(spec), headers=headers)
+            if created.status_code != 404:  # a model no simulator serves is not in the demo
+                assert created.status_code == 200, (spec.id, created.text)
+                ids[spec.id] = created.json()["id"]
+        assert len(ids) >= 4, ids
+        pending = dict(ids)
+        while pending and time.monotonic() - started < 30:
+            for model, video_id in list(pending.items()):
+                if http.get(f"/v1/videos/{video_id}", headers=headers).json()["status"] in (
+                    "completed",
+                    "failed",
+                ):
+                    del pending[model]
+            time.sleep(0.1)
+        took = time.monotonic() - started
+    assert not pending and took < 4.5, (took, pending)
+
+
+def test_demo_checks_its_port_before_printing_a_key(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [_bin("reapi-server"), "demo", "--port", str(port), "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in done.stderr
+    assert "REAPI_API_KEY" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_demo_checks_its_metrics_port_before_printing_a_key(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        metrics_port = taken.getsockname()[1]
+        done = subprocess.run(
+            [_bin("reapi-server"), "demo", "--port", str(free_port()), "--data-dir", str(tmp_path)],
+            env={**os.environ, "REAPI_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"metrics port {metrics_port} on 127.0.0.1 is in use" in done.stderr
+    assert "REAPI_API_KEY" not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_make_demo_takes_a_port():
+    root = Path(__file__).parents[2]
+    done = subprocess.run(
+        ["make", "-n", "-C", str(root), "demo", "PORT=8123", f"STAMP={os.devnull}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "reapi-server demo --port 8123" in done.stdout

@@ -125,8 +125,8 @@ async def test_body_size_limit(make_gateway):
         ({"model": "no-such-model"}, 404, "model_not_found", "model"),
         ({"size": "13x7"}, 400, "invalid_value", "size"),
         ({"quality": "ultra"}, 400, "invalid_value", "quality"),
-        ({"n": 0}, 422, "invalid_request", "n"),
-        ({"prompt": ""}, 422, "invalid_request", "prompt"),
+        ({"n": 0}, 400, "integer_below_min_value", "n"),
+        ({"prompt": ""}, 400, "empty_string", "prompt"),
         ({"stream": True}, 400, "invalid_request", "stream"),
     ],
 )
@@ -141,14 +141,14 @@ async def test_invalid_requests(gateway, fields, status, code, param):
     assert await ledger_matches(gateway.rt, account) == (100, 0)
 
 
-async def test_422_never_echoes_input(gateway):
+async def test_a_validation_error_never_echoes_input(gateway):
     _, key = await gateway.account()
     response = await gateway.client.post(
         "/v1/images/generations",
         json={"prompt": {"secret": "ECHO-ME-7"}, "n": "ECHO-ME-8"},
         headers=auth(key),
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "ECHO-ME" not in response.text and "input" not in response.json()["error"]
 
 

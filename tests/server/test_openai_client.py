@@ -71,8 +71,9 @@ async def test_error_classes(gateway):
     with pytest.raises(openai.BadRequestError) as bad:
         await client.images.generate(model="gpt-image-2", prompt="x", size="3x3")
     assert bad.value.param == "size"
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.BadRequestError) as empty:  # 400, as OpenAI answers it
         await client.images.generate(model="gpt-image-2", prompt="")
+    assert empty.value.param == "prompt" and empty.value.code == "empty_string"
     gateway.upstream.faults = {"primary.test": "500", "backup.test": "500"}
     async with gateway.rt.db.write() as session:
         from reapi_server.credits import repository

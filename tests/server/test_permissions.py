@@ -61,6 +61,7 @@ def test_the_data_dir_and_its_files_are_private(tmp_path):
         **env,
         "OPENAI_API_KEY": simulators.api_key,
         "REAPI_PROVIDER_BASE_URLS__OPENAI": simulators.provider_urls["openai"],
+        "REAPI_METRICS_LISTEN": "off",  # 9464 is everyone's default
     }
     process = subprocess.Popen(
         [_bin("reapi-server"), "serve", "--port", str(port)],

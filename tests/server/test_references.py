@@ -132,10 +132,10 @@ async def test_a_json_edit_takes_the_callers_own_stored_output_by_file_id(gatewa
     ],
     ids=["none", "empty-ref", "both", "unknown-key"],
 )
-async def test_a_malformed_reference_is_a_422_without_the_value(gateway, images, param):
+async def test_a_malformed_reference_is_a_400_without_the_value(gateway, images, param):
     _, key = await gateway.account()
     response = await edit(gateway, key, images)
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["error"]["param"] == param
     assert "x.example" not in response.text
 

@@ -311,7 +311,9 @@ def test_body_models_hide_every_value():
         ImageGenerationBody(prompt=MARKER, user=MARKER, size=MARKER, n=2),
         ImageEditForm(prompt=MARKER, user=MARKER),
         ImageEditBody(prompt=MARKER, images=[{"image_url": MARKER}], mask={"file_id": MARKER}),
-        VideoBody(prompt=MARKER, input_reference={"image_url": MARKER}, seconds=MARKER),
+        VideoBody(
+            model=MARKER, prompt=MARKER, input_reference={"image_url": MARKER}, seconds=MARKER
+        ),
         ImageRef(image_url=MARKER),
         ParsedForm([("prompt", MARKER)], [(MARKER, FormFile(MARKER, "image/png", b"x"))]),
         FormFile(MARKER, MARKER, MARKER.encode()),

@@ -1,11 +1,11 @@
 """CHECKS.md §1-4: unique markers in the prompt, reference image bytes (uploaded, sent as data URLs,
 and fetched by the gateway from a URL whose path and query carry a marker too), mask bytes and
-`user`, sent through success, a 422, malformed JSON and multipart bodies, an unknown model, a bad
-idempotency key, a refusal for want of credit before any fetch, an upstream 400 that echoes the
-prompt, 5xx, timeout, failover and a request cancelled mid-flight. Afterwards no marker may be
-found in logs (every level, every formatter, tracebacks included), the database files, the data
-dir, temp files, metrics or any answer; and no error the gateway answered may chain another or
-hold a marker. Keys (ours and the providers') must not show up either.
+`user`, sent through success, a validation error (400), malformed JSON and multipart bodies, an
+unknown model, a bad idempotency key, a refusal for want of credit before any fetch, an upstream
+400 that echoes the prompt, 5xx, timeout, failover and a request cancelled mid-flight. Afterwards
+no marker may be found in logs (every level, every formatter, tracebacks included), the database
+files, the data dir, temp files, metrics or any answer; and no error the gateway answered may
+chain another or hold a marker. Keys (ours and the providers') must not show up either.
 
 Storage is scanned too, on local disk and on a real S3 server: every object must be a generated
 output (under `outputs/<task id>/<n>.<ext>`, holding what the upstream generated), nothing else.
@@ -118,12 +118,12 @@ async def _exercise(gateway, key: str, media_host) -> list[bytes]:
     assert big.status_code == 200
     assert (await edit_by_url(fetched)).status_code == 200  # a reference image fetched by URL
     assert (await edit_by_url(refused)).status_code == 400  # one refused (SSRF, on redirect)
-    assert (await generate(n=PROMPT)).status_code == 422  # validation error
+    assert (await generate(n=PROMPT)).status_code == 400  # validation error
     bad = await client.post(
         "/v1/images/generations", json={"prompt": {"x": PROMPT}, "user": [USER]}, headers=auth(key)
     )
     answers.append(bad.content)
-    assert bad.status_code == 422
+    assert bad.status_code == 400
     await _refusals(gateway, key, fetched, refused, answers)
     faults(primary="400_echo")  # the upstream echoes prompt and user
     assert (await edit()).status_code == 400

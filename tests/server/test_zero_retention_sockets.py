@@ -123,7 +123,7 @@ def test_no_marker_survives_on_real_sockets(tmp_path, migrated_template, capture
                 "/v1/images/generations", json={"prompt": {"p": PROMPT}}, headers=headers
             )
             answers.append(bad.content)
-            assert bad.status_code == 422  # validation error
+            assert bad.status_code == 400  # validation error
             assert generate(PROMPT) == 400  # the simulator's 400 quotes the prompt
             fault(primary="error_500", backup="error_503")
             assert generate() in (502, 503) and edit() in (502, 503)  # 5xx everywhere

@@ -189,14 +189,20 @@ def _route_accepts(route: Route, shape: Shape, n: int, input_images: int) -> boo
 
 
 def eligible_routes(
-    model: ModelSpec, shape: Shape, *, n: int = 1, input_images: int = 0
+    model: ModelSpec,
+    shape: Shape,
+    *,
+    n: int = 1,
+    input_images: int = 0,
+    hint: str = "see `reapi models` for what each route accepts",
 ) -> tuple[Route, ...]:
-    """The routes that can honour this request as asked, in catalog order."""
+    """The routes that can honour this request as asked, in catalog order. `hint` says where
+    the caller can read what each route accepts ("" where they cannot)."""
     routes = tuple(r for r in model.routes if _route_accepts(r, shape, n, input_images))
     if not routes:
         raise InvalidRequestError(
-            f"no host of {model.id} can serve this combination of parameters; "
-            "see `reapi models` for what each route accepts",
+            f"no host of {model.id} can serve this combination of parameters"
+            + (f"; {hint}" if hint else ""),
             param="size",
         )
     return routes

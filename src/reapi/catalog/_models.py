@@ -32,6 +32,9 @@ class ProviderSpec(_Frozen):
     api_key_env: tuple[str, ...] = ()
     #: How long the upstream keeps result URLs alive, when it says (seconds).
     url_lifetime_seconds: int | None = None
+    #: Seconds between status polls of this provider's video tasks. Unset: the adapter's own
+    #: hint for the real API (5-15 s); a simulator or a fast proxy can ask for less.
+    poll_interval: float | None = Field(default=None, gt=0)
     docs: str | None = None
 
 

@@ -58,6 +58,9 @@ class Connection:
     base_url: str
     api_key: Secret
     url_lifetime_seconds: int | None = None
+    #: The catalog's `poll_interval` for this provider, when set: it replaces the adapters'
+    #: hints (see `LocalCore.poll_video`).
+    poll_interval: float | None = None
 
     def url(self, path: str) -> str:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")

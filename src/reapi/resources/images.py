@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .._engine import AsyncEngine, SyncEngine
+from .._options import CallOptions, Headers, Query
 from ..types import ImagesResponse
+from ._base import AsyncResource, SyncResource
 from ._inputs import FileInput, image_request
-
-if TYPE_CHECKING:
-    from .._client import _Setup
 
 __all__ = ["AsyncImages", "Images"]
 
@@ -18,11 +16,7 @@ def _options(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-class Images:
-    def __init__(self, setup: _Setup, engine: SyncEngine) -> None:
-        self._setup = setup
-        self._engine = engine
-
+class Images(SyncResource):
     def generate(
         self,
         *,
@@ -41,6 +35,10 @@ class Images:
         seed: int | None = None,
         user: str | None = None,
         idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
     ) -> ImagesResponse:
         """Generate images. `aspect_ratio`/`resolution` are reapi extensions to OpenAI's shape."""
         params, payload = image_request(
@@ -61,7 +59,8 @@ class Images:
                 seed=seed,
             ),
         )
-        return self._run(params, payload, edit=False, idempotency_key=idempotency_key)
+        call = self._call(timeout, extra_headers, extra_query, extra_body)
+        return self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     def edit(
         self,
@@ -82,6 +81,10 @@ class Images:
         resolution: str | None = None,
         user: str | None = None,
         idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
     ) -> ImagesResponse:
         """Edit or compose from one or more input images (and an optional mask)."""
         images: list[FileInput] = image if isinstance(image, list) else [image]
@@ -104,36 +107,42 @@ class Images:
                 resolution=resolution,
             ),
         )
-        return self._run(params, payload, edit=True, idempotency_key=idempotency_key)
+        call = self._call(timeout, extra_headers, extra_query, extra_body)
+        return self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     def _run(
-        self, params: Any, payload: Any, *, edit: bool, idempotency_key: str | None
+        self,
+        params: Any,
+        payload: Any,
+        call: CallOptions,
+        *,
+        edit: bool,
+        idempotency_key: str | None,
     ) -> ImagesResponse:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
-            protocol = setup.gateway.images(
-                params, payload, edit=edit, idempotency_key=idempotency_key
+            key = call.idempotency_key(idempotency_key)
+            return self._through_gateway(
+                lambda gateway: gateway.images(
+                    params, payload, call, edit=edit, idempotency_key=key
+                ),
+                call,
+                retry=key is not None,
             )
-            return engine.drive(protocol, "reapi-gateway", setup.router.config.first_byte_timeout)
         core = setup.core
         assert core is not None
         prepared = core.prepare_image(params, payload, edit=edit)
         outcome = engine.run(
             prepared.routes,
             lambda route: engine.drive(
-                core.image_attempt(prepared, route),
-                route.provider,
-                setup.router.first_byte_timeout(route),
+                core.image_attempt(prepared, route), route.provider, self._deadline(route, call)
             ),
+            host_of=core.host_of,
         )
         return core.images_response(prepared, outcome)
 
 
-class AsyncImages:
-    def __init__(self, setup: _Setup, engine: AsyncEngine) -> None:
-        self._setup = setup
-        self._engine = engine
-
+class AsyncImages(AsyncResource):
     async def generate(
         self,
         *,
@@ -152,6 +161,10 @@ class AsyncImages:
         seed: int | None = None,
         user: str | None = None,
         idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
     ) -> ImagesResponse:
         params, payload = image_request(
             prompt=prompt,
@@ -171,7 +184,8 @@ class AsyncImages:
                 seed=seed,
             ),
         )
-        return await self._run(params, payload, edit=False, idempotency_key=idempotency_key)
+        call = self._call(timeout, extra_headers, extra_query, extra_body)
+        return await self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     async def edit(
         self,
@@ -192,6 +206,10 @@ class AsyncImages:
         resolution: str | None = None,
         user: str | None = None,
         idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
     ) -> ImagesResponse:
         images: list[FileInput] = image if isinstance(image, list) else [image]
         params, payload = image_request(
@@ -213,18 +231,27 @@ class AsyncImages:
                 resolution=resolution,
             ),
         )
-        return await self._run(params, payload, edit=True, idempotency_key=idempotency_key)
+        call = self._call(timeout, extra_headers, extra_query, extra_body)
+        return await self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     async def _run(
-        self, params: Any, payload: Any, *, edit: bool, idempotency_key: str | None
+        self,
+        params: Any,
+        payload: Any,
+        call: CallOptions,
+        *,
+        edit: bool,
+        idempotency_key: str | None,
     ) -> ImagesResponse:
         setup, engine = self._setup, self._engine
         if setup.gateway is not None:
-            protocol = setup.gateway.images(
-                params, payload, edit=edit, idempotency_key=idempotency_key
-            )
-            return await engine.drive(
-                protocol, "reapi-gateway", setup.router.config.first_byte_timeout
+            key = call.idempotency_key(idempotency_key)
+            return await self._through_gateway(
+                lambda gateway: gateway.images(
+                    params, payload, call, edit=edit, idempotency_key=key
+                ),
+                call,
+                retry=key is not None,
             )
         core = setup.core
         assert core is not None
@@ -232,10 +259,8 @@ class AsyncImages:
 
         async def attempt(route: Any) -> Any:
             return await engine.drive(
-                core.image_attempt(prepared, route),
-                route.provider,
-                setup.router.first_byte_timeout(route),
+                core.image_attempt(prepared, route), route.provider, self._deadline(route, call)
             )
 
-        outcome = await engine.run(prepared.routes, attempt)
+        outcome = await engine.run(prepared.routes, attempt, host_of=core.host_of)
         return core.images_response(prepared, outcome)

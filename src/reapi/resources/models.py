@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._engine import AsyncEngine, SyncEngine
+from .._options import Headers, Query
 from ..types import Model, ModelList
+from ._base import AsyncResource, SyncResource
 
 if TYPE_CHECKING:
     from .._client import _Setup
@@ -23,31 +24,29 @@ def _from_catalog(setup: _Setup) -> ModelList:
     )
 
 
-class Models:
-    def __init__(self, setup: _Setup, engine: SyncEngine) -> None:
-        self._setup = setup
-        self._engine = engine
-
-    def list(self) -> ModelList:
+class Models(SyncResource):
+    def list(
+        self,
+        *,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> ModelList:
+        call = self._call(timeout, extra_headers, extra_query)
         if self._setup.gateway is None:
             return _from_catalog(self._setup)
-        return self._engine.drive(
-            self._setup.gateway.list_models(),
-            "reapi-gateway",
-            self._setup.router.config.first_byte_timeout,
-        )
+        return self._through_gateway(lambda gateway: gateway.list_models(call), call)
 
 
-class AsyncModels:
-    def __init__(self, setup: _Setup, engine: AsyncEngine) -> None:
-        self._setup = setup
-        self._engine = engine
-
-    async def list(self) -> ModelList:
+class AsyncModels(AsyncResource):
+    async def list(
+        self,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> ModelList:
+        call = self._call(timeout, extra_headers, extra_query)
         if self._setup.gateway is None:
             return _from_catalog(self._setup)
-        return await self._engine.drive(
-            self._setup.gateway.list_models(),
-            "reapi-gateway",
-            self._setup.router.config.first_byte_timeout,
-        )
+        return await self._through_gateway(lambda gateway: gateway.list_models(call), call)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 from tenacity import (
@@ -19,23 +19,21 @@ from tenacity import (
     wait_exponential,
 )
 
-from .._engine import AsyncEngine, SyncEngine
 from .._exceptions import APITimeoutError, InvalidRequestError, JobFailedError, ReapiError
 from .._jobs import VideoHandle
-from .._local import attempts_of
-from ..providers import TaskStatus
+from .._local import LocalCore, attempts_of
+from .._options import CallOptions, Headers, Query
+from ..providers import GeneratedFile, TaskStatus
 from ..types import BinaryContent, Video, VideoDeleted, VideoList
+from ._base import AsyncResource, SyncResource
 from ._inputs import FileInput, video_request
 from ._jobs_memory import JobMemory, RememberedJob
-
-if TYPE_CHECKING:
-    from .._client import _Setup
+from ._pages import AsyncVideoPage, AsyncVideoPaginator, SyncVideoPage
 
 __all__ = ["AsyncVideos", "Videos"]
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
 ProgressCallback = Callable[[Video], None]
-_GATEWAY = "reapi-gateway"
 _T = TypeVar("_T")
 
 
@@ -56,12 +54,8 @@ def _finished(video: Video) -> bool:
     return video.status in ("completed", "failed")
 
 
-def _not_ready(video_id: str) -> InvalidRequestError:
-    return InvalidRequestError(
-        "this video is not completed yet; wait for it first",
-        param="video_id",
-        code="video_not_ready",
-    )
+def _options(**kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in kwargs.items() if v is not None}
 
 
 def _take_if_failed(memory: JobMemory, video_id: str, status: TaskStatus) -> RememberedJob | None:
@@ -75,17 +69,62 @@ def _take_if_failed(memory: JobMemory, video_id: str, status: TaskStatus) -> Rem
     return None
 
 
-def _pick(status: TaskStatus, variant: Variant) -> Any:
-    if variant == "video":
-        return status.outputs[0] if status.outputs else None
-    return status.thumbnail
+def _pick(video: Video, status: TaskStatus | None, variant: Variant) -> GeneratedFile:
+    """The output to download, or why there is none: not finished yet, or (for a finished
+    video) the provider makes no such variant."""
+    if status is None or status.state != "completed":
+        raise InvalidRequestError(
+            f"this video is {video.status}, not completed; wait for it first",
+            param="video_id",
+            code="video_not_ready",
+        )
+    chosen = (status.outputs[0] if status.outputs else None) if variant == "video" else None
+    if variant == "thumbnail":
+        chosen = status.thumbnail
+    if chosen is None or chosen.fetch is None:
+        provider = video.reapi.provider if video.reapi else None
+        raise InvalidRequestError(
+            f"this video has no {variant}: {provider or 'its provider'} does not make one",
+            param="variant",
+            code="variant_unavailable",
+        )
+    return chosen
 
 
-class Videos:
-    def __init__(self, setup: _Setup, engine: SyncEngine) -> None:
-        self._setup = setup
-        self._engine = engine
-        self._memory = JobMemory()
+def _wait_seconds(status: TaskStatus | None, poll_interval: float) -> float:
+    hint = status.poll_after if status and status.poll_after is not None else None
+    return min(poll_interval if hint is None else hint, max(poll_interval, 0.0))
+
+
+def _local_page(
+    memory: JobMemory, limit: int, after: str | None, order: str
+) -> tuple[list[str], bool]:
+    """The ids of one page of the videos this client created, and whether more follow."""
+    ids = list(reversed(memory.created)) if order == "desc" else list(memory.created)
+    if after is not None and after in ids:
+        ids = ids[ids.index(after) + 1 :]
+    return ids[:limit], len(ids) > limit
+
+
+def _as_list(page: list[Video], has_more: bool) -> VideoList:
+    return VideoList(
+        data=page,
+        first_id=page[0].id if page else None,
+        last_id=page[-1].id if page else None,
+        has_more=has_more,
+    )
+
+
+class Videos(SyncResource):
+    @property
+    def _memory(self) -> JobMemory:
+        return self._setup.jobs
+
+    @property
+    def _core(self) -> LocalCore:
+        core = self._setup.core
+        assert core is not None
+        return core
 
     def create(
         self,
@@ -99,42 +138,39 @@ class Videos:
         resolution: str | None = None,
         seed: int | None = None,
         idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
     ) -> Video:
-        options = {
-            k: v
-            for k, v in {
-                "size": size,
-                "aspect_ratio": aspect_ratio,
-                "resolution": resolution,
-                "seed": seed,
-            }.items()
-            if v is not None
-        }
         params, payload = video_request(
-            prompt=prompt, model=model, seconds=seconds, input_reference=input_reference, **options
+            prompt=prompt,
+            model=model,
+            seconds=seconds,
+            input_reference=input_reference,
+            **_options(size=size, aspect_ratio=aspect_ratio, resolution=resolution, seed=seed),
         )
-        setup, engine = self._setup, self._engine
-        if setup.gateway is not None:
-            return engine.drive(
-                setup.gateway.create_video(params, payload, idempotency_key=idempotency_key),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
+        call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if self._setup.gateway is not None:
+            key = call.idempotency_key(idempotency_key)
+            return self._through_gateway(
+                lambda gateway: gateway.create_video(params, payload, call, idempotency_key=key),
+                call,
+                retry=key is not None,
             )
-        core = setup.core
-        assert core is not None
-        prepared = core.prepare_video(params, payload)
-        return self._submit(RememberedJob(prepared), prepared.routes, None)
+        prepared = self._core.prepare_video(params, payload)
+        return self._submit(RememberedJob(prepared), prepared.routes, None, call)
 
-    def _submit(self, job: RememberedJob, routes: Any, previous: str | None) -> Video:
-        core, engine, router = self._setup.core, self._engine, self._setup.router
-        assert core is not None
+    def _submit(
+        self, job: RememberedJob, routes: Any, previous: str | None, call: CallOptions
+    ) -> Video:
+        core, engine = self._core, self._engine
         outcome = engine.run(
             routes,
             lambda route: engine.drive(
-                core.video_attempt(job.prepared, route),
-                route.provider,
-                router.first_byte_timeout(route),
+                core.video_attempt(job.prepared, route), route.provider, self._deadline(route, call)
             ),
+            host_of=core.host_of,
         )
         job.tried.add(outcome.route.key)
         handle = core.handle_for(job.prepared, outcome)
@@ -146,43 +182,44 @@ class Videos:
             handle, None, attempts=attempts_of(outcome), resubmitted_from=previous
         )
 
-    def _poll(self, video_id: str) -> tuple[Video, TaskStatus | None]:
-        setup, engine = self._setup, self._engine
-        if setup.gateway is not None:
-            for attempt in Retrying(**_POLL_RETRY):
-                with attempt:
-                    video = engine.drive(
-                        setup.gateway.retrieve_video(video_id),
-                        _GATEWAY,
-                        setup.router.config.first_byte_timeout,
-                    )
+    def _poll(self, video_id: str, call: CallOptions) -> tuple[Video, TaskStatus | None]:
+        if self._setup.gateway is not None:
+            video = self._through_gateway(
+                lambda gateway: gateway.retrieve_video(video_id, call), call
+            )
             return video, None
-        core = setup.core
-        assert core is not None
+        core, engine = self._core, self._engine
         video_id = self._memory.resolve(video_id)
         handle = VideoHandle.decode(video_id)
         route = core.route_of(handle)
         for attempt in Retrying(**_POLL_RETRY):
             with attempt:
                 status = engine.drive(
-                    core.adapter(route).poll_video(route, handle.task_id),
+                    core.poll_video(route, handle.task_id),
                     route.provider,
-                    setup.router.first_byte_timeout(route),
+                    self._deadline(route, call),
                 )
         job = _take_if_failed(self._memory, video_id, status)
         if job is not None:
-            setup.router.record_failure(
+            self._setup.router.record_failure(
                 route, JobFailedError("task failed upstream", provider=route.provider)
             )
             remaining = job.next_routes()
             if remaining:
                 job.resubmitted = True
-                return self._submit(job, remaining, video_id), None
+                return self._submit(job, remaining, video_id, call), None
         origin = self._memory.origin(video_id)
         return core.video_object(handle, status, resubmitted_from=origin), status
 
-    def retrieve(self, video_id: str) -> Video:
-        return self._poll(video_id)[0]
+    def retrieve(
+        self,
+        video_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> Video:
+        return self._poll(video_id, self._call(timeout, extra_headers, extra_query))[0]
 
     def wait(
         self,
@@ -192,11 +229,13 @@ class Videos:
         poll_interval: float = 2.0,
         on_progress: ProgressCallback | None = None,
     ) -> Video:
-        """Poll until the video is completed or failed; `on_progress` sees every change."""
+        """Poll until the video is completed or failed; `on_progress` sees every change.
+        `timeout` bounds the whole wait (each poll keeps the client's own deadline)."""
         deadline = time.monotonic() + timeout
+        call = self._call()
         last: tuple[str, int] | None = None
         while True:
-            video, status = self._poll(video_id)
+            video, status = self._poll(video_id, call)
             video_id = video.id
             if on_progress is not None and (video.status, video.progress) != last:
                 on_progress(video)
@@ -207,83 +246,104 @@ class Videos:
                 raise APITimeoutError(
                     f"video still {video.status} after {timeout:g}s", code="wait_timeout"
                 )
-            hint = status.poll_after if status and status.poll_after is not None else None
-            time.sleep(min(poll_interval if hint is None else hint, max(poll_interval, 0.0)))
+            time.sleep(_wait_seconds(status, poll_interval))
 
     def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)
         video = self.create(**kwargs)
         return self.wait(video.id, on_progress=on_progress)
 
-    def download_content(self, video_id: str, *, variant: Variant = "video") -> BinaryContent:
-        setup, engine = self._setup, self._engine
-        if setup.gateway is not None:
-            return engine.drive(
-                setup.gateway.video_content(video_id, variant),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
+    def download_content(
+        self,
+        video_id: str,
+        *,
+        variant: Variant = "video",
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> BinaryContent:
+        call = self._call(timeout, extra_headers, extra_query)
+        if self._setup.gateway is not None:
+            return self._through_gateway(
+                lambda gateway: gateway.video_content(video_id, variant, call), call
             )
-        video, status = self._poll(video_id)
-        chosen = _pick(status, variant) if status and status.state == "completed" else None
-        if chosen is None or chosen.fetch is None:
-            raise _not_ready(video.id)
-        core = setup.core
-        assert core is not None
+        video, status = self._poll(video_id, call)
+        chosen = _pick(video, status, variant)
+        core = self._core
         route = core.route_of(VideoHandle.decode(video.id))
-        reply = engine.send(chosen.fetch, route.provider, setup.router.first_byte_timeout(route))
+        assert chosen.fetch is not None
+        reply = self._engine.send(chosen.fetch, route.provider, self._deadline(route, call))
         core.adapter(route).check(reply)
         return BinaryContent(reply.content, reply.header("content-type") or chosen.content_type)
 
     def list(
-        self, *, limit: int = 20, after: str | None = None, order: Literal["asc", "desc"] = "desc"
-    ) -> VideoList:
-        setup = self._setup
-        if setup.gateway is not None:
-            return self._engine.drive(
-                setup.gateway.list_videos(limit=limit, after=after, order=order),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
-            )
-        ids = (
-            list(reversed(self._memory.created)) if order == "desc" else list(self._memory.created)
-        )
-        if after is not None and after in ids:
-            ids = ids[ids.index(after) + 1 :]
-        page = [self.retrieve(i) for i in ids[:limit]]
-        return VideoList(
-            data=page,
-            first_id=page[0].id if page else None,
-            last_id=page[-1].id if page else None,
-            has_more=len(ids) > limit,
-        )
+        self,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> SyncVideoPage:
+        """One page of videos, newest first. Iterate it for every video (further pages are
+        fetched as needed), or use `iter_pages()`. In-process: the videos this client made."""
+        call = self._call(timeout, extra_headers, extra_query)
 
-    def delete(self, video_id: str) -> VideoDeleted:
-        setup = self._setup
-        if setup.gateway is not None:
-            return self._engine.drive(
-                setup.gateway.delete_video(video_id),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
+        def after_(cursor: str) -> SyncVideoPage:
+            return self.list(
+                limit=limit,
+                after=cursor,
+                order=order,
+                timeout=timeout,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
             )
-        core = setup.core
-        assert core is not None
+
+        if self._setup.gateway is not None:
+            page = self._through_gateway(
+                lambda gateway: gateway.list_videos(call, limit=limit, after=after, order=order),
+                call,
+            )
+            return SyncVideoPage.of(page, after_)
+        ids, has_more = _local_page(self._memory, limit, after, order)
+        videos = [self._poll(i, call)[0] for i in ids]
+        return SyncVideoPage.of(_as_list(videos, has_more), after_)
+
+    def delete(
+        self,
+        video_id: str,
+        *,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> VideoDeleted:
+        call = self._call(timeout, extra_headers, extra_query)
+        if self._setup.gateway is not None:
+            return self._through_gateway(lambda gateway: gateway.delete_video(video_id, call), call)
+        core = self._core
         resolved = self._memory.resolve(video_id)
         handle = VideoHandle.decode(resolved)
         route = core.route_of(handle)
         self._engine.drive(
             core.adapter(route).cancel_video(route, handle.task_id),
             route.provider,
-            setup.router.first_byte_timeout(route),
+            self._deadline(route, call),
         )
         self._memory.forget(resolved)
         return VideoDeleted(id=video_id)
 
 
-class AsyncVideos:
-    def __init__(self, setup: _Setup, engine: AsyncEngine) -> None:
-        self._setup = setup
-        self._engine = engine
-        self._memory = JobMemory()
+class AsyncVideos(AsyncResource):
+    @property
+    def _memory(self) -> JobMemory:
+        return self._setup.jobs
+
+    @property
+    def _core(self) -> LocalCore:
+        core = self._setup.core
+        assert core is not None
+        return core
 
     async def create(
         self,
@@ -297,44 +357,40 @@ class AsyncVideos:
         resolution: str | None = None,
         seed: int | None = None,
         idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
     ) -> Video:
-        options = {
-            k: v
-            for k, v in {
-                "size": size,
-                "aspect_ratio": aspect_ratio,
-                "resolution": resolution,
-                "seed": seed,
-            }.items()
-            if v is not None
-        }
         params, payload = video_request(
-            prompt=prompt, model=model, seconds=seconds, input_reference=input_reference, **options
+            prompt=prompt,
+            model=model,
+            seconds=seconds,
+            input_reference=input_reference,
+            **_options(size=size, aspect_ratio=aspect_ratio, resolution=resolution, seed=seed),
         )
-        setup, engine = self._setup, self._engine
-        if setup.gateway is not None:
-            return await engine.drive(
-                setup.gateway.create_video(params, payload, idempotency_key=idempotency_key),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
+        call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if self._setup.gateway is not None:
+            key = call.idempotency_key(idempotency_key)
+            return await self._through_gateway(
+                lambda gateway: gateway.create_video(params, payload, call, idempotency_key=key),
+                call,
+                retry=key is not None,
             )
-        core = setup.core
-        assert core is not None
-        prepared = core.prepare_video(params, payload)
-        return await self._submit(RememberedJob(prepared), prepared.routes, None)
+        prepared = self._core.prepare_video(params, payload)
+        return await self._submit(RememberedJob(prepared), prepared.routes, None, call)
 
-    async def _submit(self, job: RememberedJob, routes: Any, previous: str | None) -> Video:
-        core, engine, router = self._setup.core, self._engine, self._setup.router
-        assert core is not None
+    async def _submit(
+        self, job: RememberedJob, routes: Any, previous: str | None, call: CallOptions
+    ) -> Video:
+        core, engine = self._core, self._engine
 
         async def attempt(route: Any) -> str:
             return await engine.drive(
-                core.video_attempt(job.prepared, route),
-                route.provider,
-                router.first_byte_timeout(route),
+                core.video_attempt(job.prepared, route), route.provider, self._deadline(route, call)
             )
 
-        outcome = await engine.run(routes, attempt)
+        outcome = await engine.run(routes, attempt, host_of=core.host_of)
         job.tried.add(outcome.route.key)
         handle = core.handle_for(job.prepared, outcome)
         video_id = handle.encode()
@@ -351,44 +407,44 @@ class AsyncVideos:
                 return await call()
         raise AssertionError("unreachable")
 
-    async def _poll(self, video_id: str) -> tuple[Video, TaskStatus | None]:
-        setup, engine = self._setup, self._engine
-        if setup.gateway is not None:
-            gateway = setup.gateway
-            video = await self._retrying(
-                lambda: engine.drive(
-                    gateway.retrieve_video(video_id),
-                    _GATEWAY,
-                    setup.router.config.first_byte_timeout,
-                )
+    async def _poll(self, video_id: str, call: CallOptions) -> tuple[Video, TaskStatus | None]:
+        if self._setup.gateway is not None:
+            video = await self._through_gateway(
+                lambda gateway: gateway.retrieve_video(video_id, call), call
             )
             return video, None
-        core = setup.core
-        assert core is not None
+        core, engine = self._core, self._engine
         video_id = self._memory.resolve(video_id)
         handle = VideoHandle.decode(video_id)
         route = core.route_of(handle)
         status = await self._retrying(
             lambda: engine.drive(
-                core.adapter(route).poll_video(route, handle.task_id),
+                core.poll_video(route, handle.task_id),
                 route.provider,
-                setup.router.first_byte_timeout(route),
+                self._deadline(route, call),
             )
         )
         job = _take_if_failed(self._memory, video_id, status)
         if job is not None:
-            setup.router.record_failure(
+            self._setup.router.record_failure(
                 route, JobFailedError("task failed upstream", provider=route.provider)
             )
             remaining = job.next_routes()
             if remaining:
                 job.resubmitted = True
-                return await self._submit(job, remaining, video_id), None
+                return await self._submit(job, remaining, video_id, call), None
         origin = self._memory.origin(video_id)
         return core.video_object(handle, status, resubmitted_from=origin), status
 
-    async def retrieve(self, video_id: str) -> Video:
-        return (await self._poll(video_id))[0]
+    async def retrieve(
+        self,
+        video_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> Video:
+        return (await self._poll(video_id, self._call(timeout, extra_headers, extra_query)))[0]
 
     async def wait(
         self,
@@ -399,9 +455,10 @@ class AsyncVideos:
         on_progress: ProgressCallback | None = None,
     ) -> Video:
         deadline = time.monotonic() + timeout
+        call = self._call()
         last: tuple[str, int] | None = None
         while True:
-            video, status = await self._poll(video_id)
+            video, status = await self._poll(video_id, call)
             video_id = video.id
             if on_progress is not None and (video.status, video.progress) != last:
                 on_progress(video)
@@ -412,75 +469,96 @@ class AsyncVideos:
                 raise APITimeoutError(
                     f"video still {video.status} after {timeout:g}s", code="wait_timeout"
                 )
-            hint = status.poll_after if status and status.poll_after is not None else None
-            await anyio.sleep(min(poll_interval if hint is None else hint, max(poll_interval, 0.0)))
+            await anyio.sleep(_wait_seconds(status, poll_interval))
 
     async def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)
         video = await self.create(**kwargs)
         return await self.wait(video.id, on_progress=on_progress)
 
-    async def download_content(self, video_id: str, *, variant: Variant = "video") -> BinaryContent:
-        setup, engine = self._setup, self._engine
-        if setup.gateway is not None:
-            return await engine.drive(
-                setup.gateway.video_content(video_id, variant),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
+    async def download_content(
+        self,
+        video_id: str,
+        *,
+        variant: Variant = "video",
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> BinaryContent:
+        call = self._call(timeout, extra_headers, extra_query)
+        if self._setup.gateway is not None:
+            return await self._through_gateway(
+                lambda gateway: gateway.video_content(video_id, variant, call), call
             )
-        video, status = await self._poll(video_id)
-        chosen = _pick(status, variant) if status and status.state == "completed" else None
-        if chosen is None or chosen.fetch is None:
-            raise _not_ready(video.id)
-        core = setup.core
-        assert core is not None
+        video, status = await self._poll(video_id, call)
+        chosen = _pick(video, status, variant)
+        core = self._core
         route = core.route_of(VideoHandle.decode(video.id))
-        reply = await engine.send(
-            chosen.fetch, route.provider, setup.router.first_byte_timeout(route)
-        )
+        assert chosen.fetch is not None
+        reply = await self._engine.send(chosen.fetch, route.provider, self._deadline(route, call))
         core.adapter(route).check(reply)
         return BinaryContent(reply.content, reply.header("content-type") or chosen.content_type)
 
-    async def list(
-        self, *, limit: int = 20, after: str | None = None, order: Literal["asc", "desc"] = "desc"
-    ) -> VideoList:
-        setup = self._setup
-        if setup.gateway is not None:
-            return await self._engine.drive(
-                setup.gateway.list_videos(limit=limit, after=after, order=order),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
-            )
-        ids = (
-            list(reversed(self._memory.created)) if order == "desc" else list(self._memory.created)
-        )
-        if after is not None and after in ids:
-            ids = ids[ids.index(after) + 1 :]
-        page = [await self.retrieve(i) for i in ids[:limit]]
-        return VideoList(
-            data=page,
-            first_id=page[0].id if page else None,
-            last_id=page[-1].id if page else None,
-            has_more=len(ids) > limit,
-        )
+    def list(
+        self,
+        *,
+        limit: int = 20,
+        after: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> AsyncVideoPaginator:
+        """`await` it for one page of videos, newest first; `async for` over it for every
+        video (further pages are fetched as needed). In-process: the videos this client made."""
+        call = self._call(timeout, extra_headers, extra_query)
 
-    async def delete(self, video_id: str) -> VideoDeleted:
-        setup = self._setup
-        if setup.gateway is not None:
-            return await self._engine.drive(
-                setup.gateway.delete_video(video_id),
-                _GATEWAY,
-                setup.router.config.first_byte_timeout,
+        async def after_(cursor: str) -> AsyncVideoPage:
+            return await self.list(
+                limit=limit,
+                after=cursor,
+                order=order,
+                timeout=timeout,
+                extra_headers=extra_headers,
+                extra_query=extra_query,
             )
-        core = setup.core
-        assert core is not None
+
+        async def first_page() -> AsyncVideoPage:
+            if self._setup.gateway is not None:
+                page = await self._through_gateway(
+                    lambda gateway: gateway.list_videos(
+                        call, limit=limit, after=after, order=order
+                    ),
+                    call,
+                )
+                return AsyncVideoPage.of(page, after_)
+            ids, has_more = _local_page(self._memory, limit, after, order)
+            videos = [(await self._poll(i, call))[0] for i in ids]
+            return AsyncVideoPage.of(_as_list(videos, has_more), after_)
+
+        return AsyncVideoPaginator(first_page)
+
+    async def delete(
+        self,
+        video_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+    ) -> VideoDeleted:
+        call = self._call(timeout, extra_headers, extra_query)
+        if self._setup.gateway is not None:
+            return await self._through_gateway(
+                lambda gateway: gateway.delete_video(video_id, call), call
+            )
+        core = self._core
         resolved = self._memory.resolve(video_id)
         handle = VideoHandle.decode(resolved)
         route = core.route_of(handle)
         await self._engine.drive(
             core.adapter(route).cancel_video(route, handle.task_id),
             route.provider,
-            setup.router.first_byte_timeout(route),
+            self._deadline(route, call),
         )
         self._memory.forget(resolved)
         return VideoDeleted(id=video_id)

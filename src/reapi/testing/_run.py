@@ -10,6 +10,7 @@ from ._http import SimServer, SimulatorApp, describe_fault, set_fault_from_json
 from ._messages import Answer, json_answer
 
 __all__ = [
+    "SIMULATED_POLL_INTERVAL",
     "SIMULATOR_KEY",
     "RunningSimulators",
     "SimulatorSpec",
@@ -22,12 +23,19 @@ __all__ = [
 SIMULATOR_KEY = "sk-reapi-sim"
 
 
+#: Seconds between polls of a simulated task. Simulated tasks finish after a poll or two, so
+#: the real APIs' hints (5-15 s, the adapters' defaults) would only make a demo wait.
+SIMULATED_POLL_INTERVAL = 0.25
+
+
 @dataclass(frozen=True, slots=True)
 class SimulatorSpec:
-    """A simulator app and the path its provider's base URL ends with (e.g. "/v1")."""
+    """A simulator app, the path its provider's base URL ends with (e.g. "/v1"), and how often
+    its tasks are worth polling (a catalog's `poll_interval` for that provider)."""
 
     app: SimulatorApp
     path: str = ""
+    poll_interval: float = SIMULATED_POLL_INTERVAL
 
 
 def default_simulators(api_key: str = SIMULATOR_KEY) -> dict[str, SimulatorSpec]:
@@ -61,6 +69,8 @@ class RunningSimulators:
     paths: dict[str, str]
     control: SimServer
     api_key: str = SIMULATOR_KEY
+    #: Provider name → seconds between polls of its tasks (see `SimulatorSpec`).
+    poll_intervals: dict[str, float] = field(default_factory=dict)
     urls: dict[str, str] = field(init=False)
     _stopped: threading.Event = field(init=False, default_factory=threading.Event)
 
@@ -149,7 +159,13 @@ def run_simulators(
         for server in servers.values():
             server.stop()
         raise
-    return RunningSimulators(servers, {n: s.path for n, s in resolved.items()}, control, api_key)
+    return RunningSimulators(
+        servers,
+        {n: s.path for n, s in resolved.items()},
+        control,
+        api_key,
+        {n: s.poll_interval for n, s in resolved.items()},
+    )
 
 
 def main_loop(

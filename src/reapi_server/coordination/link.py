@@ -8,14 +8,14 @@ never wait on a Redis that is known to be down.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from ..config import ConfigError, Settings
+from ..config import Settings
+from ..extras import require
 from ..observability.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -113,8 +113,7 @@ def open_link(settings: Settings, metrics: Metrics) -> RedisLink | None:
     """The link for `redis_url`, or None without one. Nothing connects yet."""
     if settings.redis_url is None:
         return None
-    if importlib.util.find_spec("redis") is None:
-        raise ConfigError("redis_url needs the redis package: pip install 'reapi[redis]'")
+    require("redis_url", "redis", "redis")
     from redis.asyncio import Redis
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff

@@ -110,7 +110,7 @@ class JobPoller:
             return
         try:
             status: TaskStatus = await rt.engine.drive(
-                rt.core.adapter(route).poll_video(route, job.upstream_task_id),
+                rt.core.poll_video(route, job.upstream_task_id),
                 route.provider,
                 rt.router.first_byte_timeout(route),
             )

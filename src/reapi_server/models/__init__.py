@@ -6,25 +6,34 @@ from .base import Base
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
+from .email import OutboxMessage
 from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
 from .usage import UsageRecord
+from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
 
 __all__ = [
     "ACTIVE_JOB_STATES",
     "MAX_CREDITS",
     "Account",
     "ApiKey",
+    "AuthThrottle",
     "Base",
     "CommitMarker",
+    "Consent",
     "CreditHold",
     "FleetSecret",
     "IdempotencyRecord",
     "LedgerEntry",
+    "Membership",
+    "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",
+    "User",
+    "UserToken",
     "VideoJob",
+    "WebSession",
 ]

@@ -1,7 +1,8 @@
 """Every error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
 
-Validation errors name the field and what is wrong with it, never the submitted value (FastAPI's
-default 422 body echoes it as `input`). Unexpected exceptions are logged by type only.
+Validation errors answer 400, as OpenAI does, naming the field and the rule it broke, never the
+submitted value (FastAPI's default 422 body echoes it as `input`); see `validation`. Unexpected
+exceptions are logged by type only.
 
 Once an error is answered, its traceback is dropped: the locals of the frames it passed through
 (the raw body of a refused request, its parsed JSON) would otherwise live as long as the
@@ -22,12 +23,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
-from reapi._excerpt import excerpt
 
 from ..db_errors import error_name, is_unavailable
 from ..errors import GatewayError
+from .validation import describe
 
-__all__ = ["error_response", "install_error_handlers", "validation_message"]
+__all__ = ["error_response", "install_error_handlers"]
 
 log = logging.getLogger("reapi_server.errors")
 
@@ -85,33 +86,16 @@ def _from_reapi(error: ReapiError) -> Response:
     )
 
 
-def validation_message(errors: list[Any]) -> tuple[str, str | None]:
-    """A message built from locations and error kinds only: never `input` or `ctx` values."""
-    parts = []
-    first_param = None
-    for error in errors[:5]:
-        # A location may hold a key the caller wrote (an unknown field): an excerpt at most.
-        location = [excerpt(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
-        param = ".".join(location) or None
-        first_param = first_param or param
-        parts.append(f"{param or 'request'}: {error.get('type', 'invalid')}")
-    return "invalid request: " + "; ".join(parts), first_param
-
-
 def _forget_frames(error: BaseException) -> None:
     """Let go of the frames the error went through. Dropped, not cleared: `frame.clear()` would
     close a coroutine still suspended in one of them (a group-commit worker that raised it)."""
     error.__traceback__ = None
 
 
-def _in_body(error: Any) -> bool:
-    location = error.get("loc", ())
-    return not location or location[0] not in ("query", "path", "header")
-
-
-def _document_parameter_errors(app: FastAPI) -> None:
-    """FastAPI documents a 422 (in its own shape) on every operation with parameters; without a
-    body, a bad parameter is a 400 here (each operation documents that), so the 422 goes."""
+def _document_validation_errors(app: FastAPI) -> None:
+    """FastAPI documents a 422 (in its own shape) on every operation with parameters or a body;
+    here a request that fails validation is a 400 (each such operation documents that), so the
+    422 and the schemas only it used go."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -119,8 +103,11 @@ def _document_parameter_errors(app: FastAPI) -> None:
             schema = build()
             for item in schema.get("paths", {}).values():
                 for operation in item.values():
-                    if isinstance(operation, dict) and "requestBody" not in operation:
+                    if isinstance(operation, dict):
                         operation.get("responses", {}).pop("422", None)
+            schemas = schema.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
         return app.openapi_schema or build()
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -147,12 +134,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         _forget_frames(exc)
-        errors = list(exc.errors())
-        message, param = validation_message(errors)
-        # A query or path parameter out of its bounds is a 400, as OpenAI answers; a body that
-        # does not match its schema stays FastAPI's 422.
-        status = 422 if any(_in_body(error) for error in errors) else 400
-        return error_response(status, message, code="invalid_request", param=param)
+        # Parameters and bodies alike: a 400, as OpenAI answers.
+        message, code, param = describe(list(exc.errors()))
+        return error_response(400, message, code=code, param=param)
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -179,7 +163,7 @@ def install_error_handlers(app: FastAPI) -> None:
             retry_after=settings.database_error_unready_seconds,
         )
 
-    _document_parameter_errors(app)
+    _document_validation_errors(app)
     app.add_exception_handler(ReapiError, on_reapi)
     app.add_exception_handler(GatewayError, on_gateway)
     app.add_exception_handler(RequestValidationError, on_validation)

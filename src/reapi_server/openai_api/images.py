@@ -28,7 +28,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["Images"])
 
-_ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 502, 503, 504)
+_ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 429, 502, 503, 504)
 
 
 def _binary(schema: dict[str, Any], *names: str) -> dict[str, Any]:

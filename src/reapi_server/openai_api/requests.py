@@ -12,6 +12,7 @@ http(s) URLs and file ids stay `Reference`s, loaded only after the checks and th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
@@ -38,6 +39,7 @@ from reapi.resources._inputs import image_request, video_request
 from ..errors import GatewayError
 from ..references.reference import PNG_ONLY, Reference
 from .bodies import FormFile, ParsedForm, read_form, read_json
+from .validation import bounds_of
 
 __all__ = [
     "ImageEditBody",
@@ -129,7 +131,8 @@ class ImageEditBody(_ImageOptions):
 
 
 class VideoBody(_Body):
-    model: str = "sora-2"
+    #: Required: OpenAI's default (`sora-2`) is not a model every gateway serves.
+    model: str = Field(min_length=1, max_length=200)
     prompt: str | None = Field(default=None, min_length=1, max_length=32000)
     #: OpenAI writes durations as strings ("8"); the core reads them (ASCII digits only).
     seconds: Annotated[int | str | None, BeforeValidator(_not_a_boolean)] = None
@@ -162,24 +165,37 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return inlined
 
 
-def _invalid(error: BaseException) -> RequestValidationError:
-    """The refusal of a body: locations (an excerpt of each) and kinds, never the inputs, and
-    never the pydantic error itself, which holds them."""
-    assert isinstance(error, ValidationError)
-    return RequestValidationError(
-        [
-            {
-                "loc": ("body", *(p if isinstance(p, int) else excerpt(p) for p in e["loc"])),
-                "type": e["type"],
-                "msg": e["msg"],
-            }
-            for e in error.errors(include_input=False, include_context=False, include_url=False)
-        ]
-    )
+# Limits the schema states, never values the caller sent: what a message may quote of `ctx`.
+_LIMITS = ("ge", "gt", "le", "lt", "min_length", "max_length", "expected")
+
+
+def _invalid(model: type[BaseModel]) -> Callable[[BaseException], RequestValidationError]:
+    """The refusal of a body: locations (an excerpt of each), kinds and the schema's limits (the
+    whole range of a field, not only the end crossed), never the inputs, and never the pydantic
+    error itself, which holds them."""
+
+    def refusal(error: BaseException) -> RequestValidationError:
+        assert isinstance(error, ValidationError)
+        return RequestValidationError(
+            [
+                {
+                    "loc": ("body", *(p if isinstance(p, int) else excerpt(p) for p in e["loc"])),
+                    "type": e["type"],
+                    "msg": e["msg"],
+                    "ctx": {
+                        **{k: v for k, v in e.get("ctx", {}).items() if k in _LIMITS},
+                        **bounds_of(model, e["loc"]),
+                    },
+                }
+                for e in error.errors(include_input=False, include_url=False)
+            ]
+        )
+
+    return refusal
 
 
 def parse_model(model: type[_Body], data: Any) -> Any:
-    return translated(lambda: model.model_validate(data), ValidationError, _invalid)
+    return translated(lambda: model.model_validate(data), ValidationError, _invalid(model))
 
 
 def _refuse_streaming(stream: bool | None) -> None:

@@ -68,14 +68,13 @@ class CreditsBody(BaseModel):
 
 
 _ERROR_TEXT = {
-    400: "Invalid parameter",
+    400: "Invalid parameter or request body",
     401: "Missing, malformed, unknown or revoked API key",
     402: "Not enough credit",
     404: "Unknown model or object",
     409: "Idempotency-Key reused with another request, or still in progress",
     410: "Output deleted (a video's content, or an Idempotency-Key replay)",
     413: "Request body too large",
-    422: "Request body does not match the schema",
     429: "Rate limited (see Retry-After)",
     502: "Every upstream route failed",
     503: "No upstream route available",

@@ -35,7 +35,7 @@ VideoId = Annotated[str, Path(max_length=64)]
     "/videos",
     summary="Start a video job",
     response_model=Video,
-    responses=error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 402, 404, 409, 410, 413, 429, 502, 503, 504),
     openapi_extra={
         "requestBody": {
             "required": True,

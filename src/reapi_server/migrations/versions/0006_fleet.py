@@ -1,7 +1,7 @@
 """fleet_secret: the one secret every instance on this database keys its hashes with
 
-Revision ID: 0004_fleet
-Revises: 0004_money
+Revision ID: 0006_fleet
+Revises: 0005_identity
 Create Date: 2026-12-05 10:00:00.000000
 
 Each instance used to generate its own `secret.key` in its data dir, so two instances on one
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_fleet"
-down_revision: str | None = "0004_money"
+revision: str = "0006_fleet"
+down_revision: str | None = "0005_identity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

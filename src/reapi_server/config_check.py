@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
 from sqlalchemy import text
 
 from .config import ConfigError, Settings, settings_error_lines, unknown_variables
@@ -51,6 +52,23 @@ def _environment_without(names: list[str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+class _IgnoringUnknownKeys(Settings):
+    model_config = SettingsConfigDict(**{**Settings.model_config, "extra": "ignore"})
+
+
+def _beside_unknown_keys(unknown: list[str], given: Mapping[str, Any]) -> list[str]:
+    """The problems an unknown config key hides (the model's own checks run only once every
+    field is valid): the settings again, unknown keys ignored this time."""
+    try:
+        with _environment_without(unknown):
+            _IgnoringUnknownKeys(**given)
+    except ValidationError as error:
+        return settings_error_lines(error)
+    except Exception:  # reported by the first pass
+        return []
+    return []
+
+
 def check_settings(
     environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
 ) -> tuple[Settings | None, list[Problem]]:
@@ -63,7 +81,10 @@ def check_settings(
         with _environment_without(unknown):
             settings = Settings(**given)
     except ValidationError as error:
-        return None, problems + [Problem(line) for line in settings_error_lines(error)]
+        lines = settings_error_lines(error)
+        if any(item["type"] == "extra_forbidden" for item in error.errors()):
+            lines += [line for line in _beside_unknown_keys(unknown, given) if line not in lines]
+        return None, problems + [Problem(line) for line in lines]
     except ConfigError as error:  # a secret's file cannot be read
         return None, [*problems, Problem(str(error))]
     except tomllib.TOMLDecodeError as error:

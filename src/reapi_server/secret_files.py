@@ -65,7 +65,7 @@ def _read(variable: str, path: Path) -> str:
         return path.read_text().removesuffix("\n").removesuffix("\r")
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise ConfigError(f"{variable}: cannot read {path} ({reason})") from None
+    raise ConfigError(f"{variable}: cannot read {path} ({reason})")
 
 
 class SecretFiles(PydanticBaseSettingsSource):

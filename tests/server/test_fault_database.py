@@ -47,7 +47,10 @@ async def test_the_database_lost_mid_request(proxied, upstream, fault):
     upstream.hang_seconds = 0.2  # ...within the first-byte deadline
 
     async def lose_the_database() -> None:
-        await asyncio.sleep(0.05)  # the hold is taken; the upstream call runs
+        for _ in range(2000):  # until the hold is taken: the upstream call runs
+            if upstream.calls:
+                break
+            await asyncio.sleep(0.005)
         getattr(proxy, fault)()
         if fault == "reset":
             proxy.refuse()  # and it stays away until the request has ended

@@ -48,6 +48,9 @@ class FileSender:
         except OSError as error:
             raise SendFailed(type(error).__name__) from None
 
+    async def aclose(self) -> None:
+        return None
+
     def _write(self, message_id: str, data: bytes) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Sorted by time in a listing; the id makes a retried send overwrite, not duplicate.

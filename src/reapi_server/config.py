@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     email_from: str = "reapi <no-reply@localhost>"
     #: How often each server process looks for mail to send (seconds).
     email_send_interval: float = Field(default=1.0, gt=0)
+    #: The newsletter at sign-up: `opt_in` (an unticked box), `opt_out` (a ticked box; not
+    #: valid consent in the EU) or `off` (no newsletter: no box, no setting, nothing sent).
+    newsletter_default: Literal["opt_in", "opt_out", "off"] = "opt_in"
+    #: A mailbox for `mailto:` unsubscribes in List-Unsubscribe (its mail is yours to act on,
+    #: e.g. with `reapi-server notify unsubscribe`); unset: the https link only.
+    newsletter_unsubscribe_mailto: str | None = None
     #: Web sessions end after this many days unused, and after `session_max_days` in any case.
     session_idle_days: float = Field(default=7.0, gt=0)
     session_max_days: float = Field(default=30.0, gt=0)

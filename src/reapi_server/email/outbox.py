@@ -32,6 +32,7 @@ __all__ = [
     "OutboxPolicy",
     "deliver_due",
     "drop_for_address",
+    "drop_newsletters",
     "enqueue",
     "purge_finished",
     "run_outbox",
@@ -202,6 +203,19 @@ async def purge_finished(session: AsyncSession, cutoff: float) -> int:
 async def drop_for_address(session: AsyncSession, address: str) -> int:
     """Forget every message to `address`, sent or not (its owner is being deleted)."""
     result = await session.execute(delete(OutboxMessage).where(OutboxMessage.to_address == address))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def drop_newsletters(session: AsyncSession, address: str) -> int:
+    """Forget the newsletters not yet sent to `address` (its owner unsubscribed). A message
+    being sent right now may still go; none is tried after this commits."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.to_address == address,
+            OutboxMessage.kind == "newsletter",
+            OutboxMessage.status == "pending",
+        )
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

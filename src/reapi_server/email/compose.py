@@ -15,6 +15,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from ..config import Settings
 from ..links import Links
 from .markdown import MailBody
 from .message import Message, MessageKind
@@ -46,6 +47,15 @@ class MailComposer:
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             undefined=StrictUndefined,
             keep_trailing_newline=True,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailComposer:
+        return cls(
+            site_name=settings.site_name,
+            links=Links.from_settings(settings),
+            contact=settings.operator_contact,
+            unsubscribe_mailto=settings.newsletter_unsubscribe_mailto,
         )
 
     def _render(

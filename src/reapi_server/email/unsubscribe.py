@@ -13,9 +13,16 @@ import hashlib
 import hmac
 import re
 
-__all__ = ["unsubscribe_token", "user_of_token"]
+from ..derived_keys import derive_key
+
+__all__ = ["unsubscribe_key", "unsubscribe_token", "user_of_token"]
 
 _SHAPE = re.compile(r"^(user_[0-9a-f]{1,64})\.([A-Za-z0-9_-]{43})$")
+
+
+def unsubscribe_key(root: bytes) -> bytes:
+    """The tokens' key, from the installation's secret (the web half and the CLI agree)."""
+    return derive_key(root, "unsubscribe")
 
 
 def _mac(key: bytes, user_id: str) -> str:

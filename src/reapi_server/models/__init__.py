@@ -5,7 +5,7 @@ from .api_keys import ApiKey
 from .base import Base
 from .credits import CreditHold, LedgerEntry
 from .deletions import PendingDeletion
-from .email import OutboxMessage
+from .email import Notice, NoticeDelivery, OutboxMessage
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
@@ -23,6 +23,8 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "Membership",
+    "Notice",
+    "NoticeDelivery",
     "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",

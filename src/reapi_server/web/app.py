@@ -22,6 +22,7 @@ from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
 from ..email.subscriptions import Subscriptions
+from ..email.unsubscribe import unsubscribe_key
 from ..errors import GatewayError
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
@@ -80,12 +81,7 @@ def build_context(rt: Runtime) -> WebContext:
     identity = Identity(
         rt.db,
         config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
-        mail=MailComposer(
-            site_name=settings.site_name,
-            links=links,
-            contact=settings.operator_contact,
-            unsubscribe_mailto=settings.newsletter_unsubscribe_mailto,
-        ),
+        mail=MailComposer.from_settings(settings),
         throttle=Throttle(derive_key(root, "throttle")),
         clock=rt.now,
     )
@@ -101,7 +97,7 @@ def build_context(rt: Runtime) -> WebContext:
         clock=rt.now,
         subscriptions=Subscriptions(
             rt.db,
-            key=derive_key(root, "unsubscribe"),
+            key=unsubscribe_key(root),
             offered=settings.newsletter_default != "off",
         ),
     )

@@ -91,6 +91,7 @@ class MailComposer:
             ),
             link=self.links.verify_email(token) if token else None,
             settings_link=self.links.settings(),
+            contact=self.contact,
         )
 
     def verify_email(self, to: str, token: str) -> Message:

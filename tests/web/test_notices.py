@@ -127,30 +127,31 @@ async def test_a_newsletter_goes_to_verified_subscribers_only_with_their_own_lin
     assert len(links) == 3
 
 
-async def test_an_interrupted_run_continues_and_nobody_gets_it_twice(db_web):
-    await _people(db_web, 10)
+@pytest.mark.parametrize("kind", ["policy_change", "newsletter"])
+async def test_an_interrupted_run_continues_and_nobody_gets_it_twice(db_web, kind):
+    await _people(db_web, 10, newsletter=True)
 
     class Breaks(MailComposer):
         """The process dies while composing the 5th message (in the second batch)."""
 
         calls = 0
 
-        def policy_change(self, *args, **kwargs):
+        def _render(self, *args, **kwargs):
             Breaks.calls += 1
             if Breaks.calls == 5:
                 raise KeyboardInterrupt
-            return super().policy_change(*args, **kwargs)
+            return super()._render(*args, **kwargs)
 
     web = web_context(db_web)
     breaks = Breaks(site_name="reapi", links=web.links)
-    draft = _policy(db_web)
+    draft = _policy(db_web) if kind == "policy_change" else _issue()
     with pytest.raises(KeyboardInterrupt):
         await _notices(db_web, composer=breaks, batch=3).send(draft)
     assert len(await _deliveries(db_web)) == 3  # the first batch; the second rolled back
-    assert len(await _queued(db_web, "policy_change")) == 3
+    assert len(await _queued(db_web, kind)) == 3
     progress = await _notices(db_web, batch=3).send(draft)
     assert (progress.queued, progress.added) == (10, 7)
-    rows = await _queued(db_web, "policy_change")
+    rows = await _queued(db_web, kind)
     assert len(rows) == len({r.to_address for r in rows}) == 10
     async with db_web.rt.db.read() as session:
         assert await session.scalar(select(func.count()).select_from(Notice)) == 1
@@ -195,6 +196,10 @@ async def test_a_policy_notice_needs_a_date_and_text(web):
         await _notices(web).send(_policy(web, text="  \n"))
     with pytest.raises(GatewayError, match="subject"):
         await _notices(web).send(NoticeDraft(kind="newsletter", subject=" ", markdown="x"))
+    with pytest.raises(GatewayError, match="one line"):  # no header injection
+        await _notices(web).send(
+            NoticeDraft(kind="newsletter", subject="News\nBcc: x@evil.test", markdown="x")
+        )
 
 
 async def test_no_newsletter_when_the_operator_turned_it_off(make_gateway):

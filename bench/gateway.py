@@ -292,6 +292,7 @@ class ReapiServer(Target):
             "REAPI_PROVIDER_BASE_URLS": json.dumps({"openai": sim_url}),
             "REAPI_PROVIDER_KEYS": json.dumps({"openai": SIM_KEY}),
             "REAPI_LOG_LEVEL": "WARNING",
+            "REAPI_METRICS_LISTEN": "off",
             # Limits that would otherwise answer 429 under a benchmark's load.
             "REAPI_REQUESTS_PER_MINUTE": str(10**9),
             "REAPI_MAX_CONCURRENT_VIDEOS": str(10**9),

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import httpx
 
+from ._detached import first_of_group, translated, translated_async
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -123,12 +124,14 @@ class _Tally:
 def _first_step(protocol: Protocol[T]) -> Any:
     """Start an attempt. A request refused before any upstream call is the route's limit (an
     option or input its API lacks), not the caller's mistake: mark it so the router moves on."""
-    try:
-        return next(protocol)
-    except RouteRefusedError:
-        raise
-    except InvalidRequestError as refusal:
-        raise RouteRefusedError.of(refusal) from None
+    return translated(lambda: next(protocol), InvalidRequestError, _route_refusal)
+
+
+def _route_refusal(refusal: BaseException) -> RouteRefusedError:
+    if isinstance(refusal, RouteRefusedError):
+        return refusal
+    assert isinstance(refusal, InvalidRequestError)
+    return RouteRefusedError.of(refusal)
 
 
 def _log_reply(request: UpstreamRequest, provider: str, status: int, elapsed_ms: float) -> None:
@@ -147,7 +150,7 @@ class _Base:
         return first_byte, body
 
     @staticmethod
-    def _connection_error(exc: Exception, provider: str, phase: str) -> APIConnectionError:
+    def _connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
         if isinstance(exc, TimeoutError | httpx.TimeoutException):
             return APITimeoutError(
                 f"{provider} did not answer in time ({phase})", provider=provider
@@ -384,13 +387,12 @@ class AsyncEngine(_Base):
         async def one(index: int, request: UpstreamRequest) -> None:
             replies[index] = await self.send(request, provider, first_byte)
 
-        try:
+        async def all_at_once() -> None:
             async with anyio.create_task_group() as group:
                 for index, request in enumerate(requests):
                     group.start_soon(one, index, request)
-        except BaseExceptionGroup as group_error:
-            first = group_error.exceptions[0]
-            raise first from None
+
+        await translated_async(all_at_once, BaseExceptionGroup, first_of_group)
         return tuple(r for r in replies if r is not None)
 
     async def run(

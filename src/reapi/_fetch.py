@@ -28,9 +28,19 @@ import anyio
 import httpcore
 import httpx
 
+from ._detached import translated, translated_async
 from ._exceptions import InvalidRequestError
 from ._payload import File
-from ._urls import Hop, UrlPolicy, Walk, fetch_failed, not_allowed, timed_out, vet_addresses
+from ._urls import (
+    ByteBudget,
+    Hop,
+    UrlPolicy,
+    Walk,
+    fetch_failed,
+    not_allowed,
+    timed_out,
+    vet_addresses,
+)
 
 __all__ = ["AsyncFetcher", "Resolver", "SyncFetcher"]
 
@@ -45,7 +55,8 @@ _ERRORS: dict[type[Exception], str] = {
     httpcore.LocalProtocolError: "the request could not be sent",
     httpcore.UnsupportedProtocol: "unsupported protocol",
 }
-_FAILURES = tuple(_ERRORS)
+#: What a fetch's transport may raise: each becomes a refusal naming the parameter.
+_FAILURES: tuple[type[Exception], ...] = (TimeoutError, httpcore.TimeoutException, *_ERRORS)
 _FETCHING: ContextVar[bool] = ContextVar("reapi_fetching", default=False)
 
 
@@ -80,7 +91,9 @@ def _core_url(hop: Hop) -> httpcore.URL:
     )
 
 
-def _failure(exc: Exception, param: str) -> InvalidRequestError:
+def _failure(exc: BaseException, param: str) -> InvalidRequestError:
+    if isinstance(exc, TimeoutError | httpcore.TimeoutException):
+        return timed_out(param)
     for kind, why in _ERRORS.items():
         if isinstance(exc, kind):
             return fetch_failed(param, why)
@@ -203,45 +216,51 @@ class SyncFetcher:
     def _pin(self, hop: Hop, param: str) -> tuple[str, ...]:
         if hop.address is not None:
             return (hop.address,)
-        try:
-            addresses = (self._resolver or _system_resolve)(hop.host, hop.port)
-        except OSError:
-            raise not_allowed(param) from None
+        resolve = self._resolver or _system_resolve
+        addresses = translated(
+            lambda: resolve(hop.host, hop.port), OSError, lambda _: not_allowed(param)
+        )
         return vet_addresses(addresses, self.policy, param)
 
-    def fetch(self, url: str, *, accept: frozenset[str], param: str) -> File:
-        """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL)."""
+    def fetch(
+        self,
+        url: str,
+        *,
+        accept: frozenset[str],
+        param: str,
+        budget: ByteBudget | None = None,
+    ) -> File:
+        """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL).
+        `budget`: what the bodies of every fetch of one request may add up to."""
+        walk = Walk(url, accept, param, self.policy, budget)
+        return translated(lambda: self._follow(walk), _FAILURES, lambda e: _failure(e, param))
+
+    def _follow(self, walk: Walk) -> File:
         deadline = time.monotonic() + self.policy.timeout
-        walk = Walk(url, accept, param, self.policy)
         pins: Pins = {}
         backend = _Pinned(pins, self._backend)
-        try:
-            with (
-                _unlogged(),
-                httpcore.ConnectionPool(
-                    ssl_context=_ssl_context(), network_backend=backend, retries=0
-                ) as pool,
-            ):
-                while True:
-                    hop = walk.hop
-                    pins[hop.host] = self._pin(hop, param)
-                    with pool.stream(
-                        "GET",
-                        _core_url(hop),
-                        headers=hop.request_headers(accept),
-                        extensions=_timeouts(self.policy, deadline - time.monotonic()),
-                    ) as response:
-                        reader = walk.answer(response.status, response.headers)
-                        if reader is not None:
-                            for chunk in response.iter_stream():
-                                reader.feed(chunk)
-                                if time.monotonic() > deadline:
-                                    raise timed_out(param)
-                            return reader.file(url)
-        except httpcore.TimeoutException:
-            raise timed_out(param) from None
-        except _FAILURES as exc:
-            raise _failure(exc, param) from None
+        with (
+            _unlogged(),
+            httpcore.ConnectionPool(
+                ssl_context=_ssl_context(), network_backend=backend, retries=0
+            ) as pool,
+        ):
+            while True:
+                hop = walk.hop
+                pins[hop.host] = self._pin(hop, walk.param)
+                with pool.stream(
+                    "GET",
+                    _core_url(hop),
+                    headers=hop.request_headers(walk.accept),
+                    extensions=_timeouts(self.policy, deadline - time.monotonic()),
+                ) as response:
+                    reader = walk.answer(response.status, response.headers)
+                    if reader is not None:
+                        for chunk in response.iter_stream():
+                            reader.feed(chunk)
+                            if time.monotonic() > deadline:
+                                raise timed_out(walk.param)
+                        return reader.file(walk.url)
 
 
 class AsyncFetcher:
@@ -261,41 +280,49 @@ class AsyncFetcher:
     async def _pin(self, hop: Hop, param: str) -> tuple[str, ...]:
         if hop.address is not None:
             return (hop.address,)
-        try:
+
+        async def resolve() -> Sequence[str]:
             if self._resolver is not None:
-                addresses = self._resolver(hop.host, hop.port)
-            else:
-                addresses = await _system_resolve_async(hop.host, hop.port)
-        except OSError:
-            raise not_allowed(param) from None
+                return self._resolver(hop.host, hop.port)
+            return await _system_resolve_async(hop.host, hop.port)
+
+        addresses = await translated_async(resolve, OSError, lambda _: not_allowed(param))
         return vet_addresses(addresses, self.policy, param)
 
-    async def fetch(self, url: str, *, accept: frozenset[str], param: str) -> File:
-        """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL)."""
-        walk = Walk(url, accept, param, self.policy)
+    async def fetch(
+        self,
+        url: str,
+        *,
+        accept: frozenset[str],
+        param: str,
+        budget: ByteBudget | None = None,
+    ) -> File:
+        """The file at `url`, or an `InvalidRequestError` naming `param` (never the URL).
+        `budget`: what the bodies of every fetch of one request may add up to."""
+        walk = Walk(url, accept, param, self.policy, budget)
+        return await translated_async(
+            lambda: self._follow(walk), _FAILURES, lambda e: _failure(e, param)
+        )
+
+    async def _follow(self, walk: Walk) -> File:
         pins: Pins = {}
         backend = _AsyncPinned(pins, self._backend)
         extensions = _timeouts(self.policy, self.policy.timeout)
-        try:
-            with _unlogged(), anyio.fail_after(self.policy.timeout):
-                async with httpcore.AsyncConnectionPool(
-                    ssl_context=_ssl_context(), network_backend=backend, retries=0
-                ) as pool:
-                    while True:
-                        hop = walk.hop
-                        pins[hop.host] = await self._pin(hop, param)
-                        async with pool.stream(
-                            "GET",
-                            _core_url(hop),
-                            headers=hop.request_headers(accept),
-                            extensions=extensions,
-                        ) as response:
-                            reader = walk.answer(response.status, response.headers)
-                            if reader is not None:
-                                async for chunk in response.aiter_stream():
-                                    reader.feed(chunk)
-                                return reader.file(url)
-        except (TimeoutError, httpcore.TimeoutException):
-            raise timed_out(param) from None
-        except _FAILURES as exc:
-            raise _failure(exc, param) from None
+        with _unlogged(), anyio.fail_after(self.policy.timeout):
+            async with httpcore.AsyncConnectionPool(
+                ssl_context=_ssl_context(), network_backend=backend, retries=0
+            ) as pool:
+                while True:
+                    hop = walk.hop
+                    pins[hop.host] = await self._pin(hop, walk.param)
+                    async with pool.stream(
+                        "GET",
+                        _core_url(hop),
+                        headers=hop.request_headers(walk.accept),
+                        extensions=extensions,
+                    ) as response:
+                        reader = walk.answer(response.status, response.headers)
+                        if reader is not None:
+                            async for chunk in response.aiter_stream():
+                                reader.feed(chunk)
+                            return reader.file(walk.url)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ._detached import translated
 from ._exceptions import (
     APIResponseError,
     APIStatusError,
@@ -89,12 +90,14 @@ class GatewayProtocols:
     def _parse(self, response: UpstreamResponse, model: type[M]) -> M:
         if response.status >= 400:
             raise self._error(response)
-        try:
-            return model.model_validate(response.json(_PROVIDER))
-        except ValidationError:
-            raise APIResponseError(
+        body = response.json(_PROVIDER)
+        return translated(
+            lambda: model.model_validate(body),
+            ValidationError,
+            lambda _: APIResponseError(
                 "the gateway's answer does not have the expected shape", provider=_PROVIDER
-            ) from None
+            ),
+        )
 
     # -- images --------------------------------------------------------------------------------
     def images(

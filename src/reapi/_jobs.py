@@ -11,6 +11,7 @@ import binascii
 import json
 from dataclasses import asdict, dataclass
 
+from ._detached import translated
 from ._exceptions import InvalidRequestError
 
 __all__ = ["VideoHandle"]
@@ -37,11 +38,12 @@ class VideoHandle:
         if not video_id.startswith(_PREFIX):
             raise _unknown()
         token = video_id[len(_PREFIX) :]
-        try:
+
+        def decoded() -> VideoHandle:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             return cls(**json.loads(raw))
-        except (binascii.Error, ValueError, TypeError):
-            raise _unknown() from None
+
+        return translated(decoded, (binascii.Error, ValueError, TypeError), lambda _: _unknown())
 
 
 def _unknown() -> InvalidRequestError:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ._engine import Outcome
 from ._exceptions import ConfigurationError, ModelNotFoundError
+from ._excerpt import excerpt
 from ._jobs import VideoHandle
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import Payload
@@ -71,7 +72,7 @@ class LocalCore:
         spec = self.catalog.models.get(model_id)
         if spec is None:
             raise ModelNotFoundError(
-                f"model {model_id!r} is not in the catalog; `reapi models` lists them",
+                f"model '{excerpt(model_id)}' is not in the catalog; `reapi models` lists them",
                 param="model",
             )
         return spec
@@ -203,7 +204,8 @@ class LocalCore:
     def route_of(self, handle: VideoHandle) -> Route:
         if handle.provider not in self.connections:
             raise ConfigurationError(
-                f"this video was made by {handle.provider!r}, which has no key configured here",
+                f"this video was made by '{excerpt(handle.provider)}', which has no key "
+                "configured here",
                 code="no_provider_key",
             )
         spec = self.catalog.models.get(handle.model)

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "IMAGE_TYPES",
     "MEDIA_TYPES",
+    "SNIFFED_TYPES",
     "VIDEO_TYPES",
     "extension_for",
     "sniff_media_type",
@@ -16,6 +17,8 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp"})
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm"})
 #: An `input_reference`: a first frame for most video models, a video for enhancement.
 MEDIA_TYPES = IMAGE_TYPES | VIDEO_TYPES
+#: Every type `sniff_media_type` can answer: the only ones the gateway serves outputs as.
+SNIFFED_TYPES = MEDIA_TYPES | {"image/gif"}
 
 _EXTENSIONS = {
     "image/png": "png",

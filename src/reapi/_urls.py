@@ -31,12 +31,15 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from ._detached import translated
 from ._exceptions import InvalidRequestError
 from ._media import IMAGE_TYPES, VIDEO_TYPES, extension_for, sniff_media_type
+from ._numbers import ascii_whole_number
 from ._payload import File
 
 __all__ = [
     "BodyReader",
+    "ByteBudget",
     "Hop",
     "UrlPolicy",
     "Walk",
@@ -75,10 +78,11 @@ class UrlPolicy:
     _networks: tuple[IPNetwork, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        try:
-            networks = tuple(ipaddress.ip_network(n, strict=False) for n in self.allow_networks)
-        except ValueError as exc:
-            raise ValueError(f"allow_networks: {exc}") from None
+        networks = translated(
+            lambda: tuple(ipaddress.ip_network(n, strict=False) for n in self.allow_networks),
+            ValueError,
+            lambda exc: ValueError(f"allow_networks: {exc}"),
+        )
         object.__setattr__(self, "_networks", networks)
 
     @property
@@ -137,18 +141,24 @@ def is_public(address: IPAddress, allowed: Iterable[IPNetwork] = ()) -> bool:
     )
 
 
+def _address(text: str) -> IPAddress | None:
+    """An IP literal (without an IPv6 zone id), or None."""
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
 def _literal(host: str, param: str) -> IPAddress | None:
     """The address a host names without DNS: an IP literal in any spelling, or None for a name."""
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])  # without an IPv6 zone id
-    except ValueError:
-        pass
-    if _NUMERIC_HOST.fullmatch(host):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
-        except OSError:
-            raise _refusal(param, "URL has a malformed numeric host", "invalid_url") from None
-    return None
+    address = _address(host)
+    if address is not None or not _NUMERIC_HOST.fullmatch(host):
+        return address
+    return translated(
+        lambda: ipaddress.IPv4Address(socket.inet_aton(host.rstrip("."))),
+        OSError,
+        lambda _: _refusal(param, "URL has a malformed numeric host", "invalid_url"),
+    )
 
 
 def vet_addresses(addresses: Sequence[str], policy: UrlPolicy, param: str) -> tuple[str, ...]:
@@ -156,13 +166,8 @@ def vet_addresses(addresses: Sequence[str], policy: UrlPolicy, param: str) -> tu
 
     One private address among public ones refuses the host: a name that answers both is a
     rebinding setup, not a CDN."""
-    parsed = []
-    for text in addresses:
-        try:
-            parsed.append(ipaddress.ip_address(text.split("%", 1)[0]))
-        except ValueError:
-            raise not_allowed(param) from None
-    if not parsed or not all(is_public(a, policy.networks) for a in parsed):
+    parsed = [_address(text) for text in addresses]
+    if not parsed or not all(a is not None and is_public(a, policy.networks) for a in parsed):
         raise not_allowed(param)
     return tuple(dict.fromkeys(str(a) for a in parsed))
 
@@ -192,10 +197,11 @@ def _hop(url: httpx.URL, policy: UrlPolicy, param: str) -> Hop:
         raise _refusal(param, "URL must use http or https", "invalid_url")
     if url.userinfo:
         raise _refusal(param, "URL must not carry credentials", "invalid_url")
-    try:
-        host = url.raw_host.decode("ascii")
-    except UnicodeDecodeError:
-        raise _refusal(param, "URL has a malformed host", "invalid_url") from None
+    host = translated(
+        lambda: url.raw_host.decode("ascii"),
+        UnicodeDecodeError,
+        lambda _: _refusal(param, "URL has a malformed host", "invalid_url"),
+    )
     if not host:
         raise _refusal(param, "URL has no host", "invalid_url")
     port = url.port or (443 if url.scheme == "https" else 80)
@@ -213,11 +219,19 @@ class Walk:
     The I/O twins resolve and pin `hop`, send it, and hand the answer's head to `answer`, which
     either moves to the next hop (None) or returns the reader for the body."""
 
-    def __init__(self, url: str, accept: frozenset[str], param: str, policy: UrlPolicy) -> None:
+    def __init__(
+        self,
+        url: str,
+        accept: frozenset[str],
+        param: str,
+        policy: UrlPolicy,
+        budget: ByteBudget | None = None,
+    ) -> None:
         self.url = url
         self.accept = accept
         self.param = param
         self.policy = policy
+        self.budget = budget
         self.redirects = 0
         parsed = _parsed(url)
         if parsed is None:
@@ -241,7 +255,7 @@ class Walk:
         if not 200 <= status < 300:
             raise fetch_failed(param, f"HTTP {status}")
         length = _header(headers, b"content-length")
-        return BodyReader(self.policy, self.accept, param, length)
+        return BodyReader(self.policy, self.accept, param, length, self.budget)
 
 
 def _parsed(url: str, base: httpx.URL | None = None) -> httpx.URL | None:
@@ -261,7 +275,32 @@ def _header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
 
 
 # -- bodies --------------------------------------------------------------------------------------
+class ByteBudget:
+    """What the inputs one request fetches may add up to, across its concurrent fetches: each
+    body takes its bytes as they arrive, and the one that crosses the bound is cut off there."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    def take(self, count: int, param: str) -> None:
+        self.taken += count
+        if self.taken > self.limit:
+            raise _refusal(
+                param,
+                f"would bring the inputs of this request over {self.limit // (1024 * 1024)} MiB",
+                "inputs_too_large",
+            )
+
+    def check(self, count: int, param: str) -> None:
+        """Refuse at once a body whose announced size would cross the bound."""
+        if self.taken + count > self.limit:
+            self.take(count, param)
+
+
 def _kind_error(param: str, accept: frozenset[str]) -> InvalidRequestError:
+    if accept == {"image/png"}:
+        return _refusal(param, "must be a PNG image", "invalid_image")
     if accept <= IMAGE_TYPES:
         return _refusal(param, "must be a PNG, JPEG or WebP image", "invalid_image")
     if accept <= VIDEO_TYPES:
@@ -283,18 +322,29 @@ class BodyReader:
     its kind's limit as soon as it crosses it, so neither is read to the end."""
 
     def __init__(
-        self, policy: UrlPolicy, accept: frozenset[str], param: str, declared: str | None
+        self,
+        policy: UrlPolicy,
+        accept: frozenset[str],
+        param: str,
+        declared: str | None,
+        budget: ByteBudget | None = None,
     ) -> None:
         self._policy = policy
         self._accept = accept
         self._param = param
+        self._budget = budget
         self._chunks = bytearray()
         self._type: str | None = None
         self._limit = max(policy.limit_for(t) for t in accept)
-        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+        length = ascii_whole_number(declared) if declared is not None else None
+        if length is not None and length > self._limit:
             raise _too_large(param, self._limit)
+        if length is not None and budget is not None:
+            budget.check(length, param)
 
     def feed(self, chunk: bytes) -> None:
+        if self._budget is not None:
+            self._budget.take(len(chunk), self._param)
         self._chunks += chunk
         if self._type is None and len(self._chunks) >= _SNIFF_BYTES:
             self._sniff()
@@ -322,10 +372,11 @@ def decode_data_url(url: str, accept: frozenset[str], param: str, policy: UrlPol
     limit = max(policy.limit_for(t) for t in accept)
     if len(data) * 3 // 4 > limit:
         raise _too_large(param, limit)
-    try:
-        content = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise _refusal(param, "data URL is not valid base64", "invalid_url") from None
+    content = translated(
+        lambda: base64.b64decode(data, validate=True),
+        (binascii.Error, ValueError),
+        lambda _: _refusal(param, "data URL is not valid base64", "invalid_url"),
+    )
     reader = BodyReader(policy, accept, param, None)
     reader.feed(content)
     return reader.file(None)

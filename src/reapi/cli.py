@@ -18,7 +18,13 @@ from ._exceptions import ReapiError
 from .catalog import Catalog, ModelSpec, load_catalog
 from .types import Video
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# Locals off explicitly (typer before 0.23 showed them): a crash would print the prompt.
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help=__doc__,
+    pretty_exceptions_show_locals=False,
+)
 console = Console(stderr=True)
 
 CatalogOption = Annotated[

@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._hidden import HiddenValues
+
 __all__ = [
     "Attempt",
     "BinaryContent",
@@ -46,9 +48,14 @@ class ReapiInfo(_Shape):
     #: Unix seconds when an upstream URL in this answer stops working (None: no such URL).
     url_expires_at: int | None = None
     resubmitted_from: str | None = None
+    #: A gateway video whose stored output was deleted (its content answers 410).
+    outputs_deleted: bool | None = None
 
 
-class Image(_Shape):
+class Image(HiddenValues, _Shape):
+    """One generated image. Its repr says how large each field is: the bytes are large, and the
+    revised prompt is the upstream's rewording of the caller's."""
+
     b64_json: str | None = None
     url: str | None = None
     revised_prompt: str | None = None

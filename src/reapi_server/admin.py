@@ -16,6 +16,7 @@ from .api_keys import repository as keys
 from .api_keys.service import issue_key, revoke_key
 from .config import Settings
 from .credits import repository as credits
+from .credits.service import grant
 from .db import Database
 from .email.compose import MailComposer
 from .email.notices import NoticeDraft, Notices, Progress
@@ -151,7 +152,7 @@ async def show_account(settings: Settings, email: str) -> AccountView:
 async def grant_credits(settings: Settings, email: str, amount: int) -> AccountView:
     async def work(session: AsyncSession) -> AccountView:
         account = await require_account(session, email)
-        await credits.grant(session, account.id, amount, time.time())
+        await grant(session, account.id, amount, time.time())
         return await _view(session, account.id)
 
     return await _in_transaction(settings, work)
@@ -193,7 +194,7 @@ async def ensure_account(settings: Settings, email: str, minimum_credits: int) -
             account = await create_account(session, email, credits_granted=0, now=time.time())
         view = await _view(session, account.id)
         if view.balance < minimum_credits:
-            await credits.grant(session, account.id, minimum_credits - view.balance, time.time())
+            await grant(session, account.id, minimum_credits - view.balance, time.time())
         return await _view(session, account.id)
 
     return await _in_transaction(settings, work)

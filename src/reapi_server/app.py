@@ -2,9 +2,9 @@
 
 The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "/", so that
 its cookies, CSRF checks and security headers never reach the API. Start-up migrates the
-database (unless told not to), then starts the video poller, the sweeper, the retention job,
-the mail outbox and identity housekeeping in this process; several processes may run them
-against one database.
+database (unless told not to), then starts the video poller, the sweeper, the renewal of running
+requests' credit holds, the retention job, the mail outbox and identity housekeeping in this
+process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
 from .config import Settings
+from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
 from .identity.housekeeping import run_housekeeping
@@ -32,9 +33,13 @@ from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
+from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
+from .observability.scrape import MetricsListener
+from .observability.scrape import router as metrics_router
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
+from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 from .web import create_web_app, mount_web
@@ -80,6 +85,7 @@ def create_app(
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
+            tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
@@ -97,7 +103,8 @@ def create_app(
             )
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
-            yield
+            with loop_errors_by_type():
+                yield
         finally:
             for task in tasks:
                 task.cancel()
@@ -110,7 +117,8 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible image and video API with failover and zero retention.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url="/docs" if settings.openapi_docs else None,
+        openapi_url="/openapi.json" if settings.openapi_docs else None,
         redoc_url=None,
     )
     app.state.runtime = rt
@@ -118,8 +126,19 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     mount_web(app, web_app)  # last: it takes every path the API does not have
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
+    # Outer (added later): it hands a new scope inwards, which the router then annotates.
+    app.add_middleware(
+        OwnHost, public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
+    )
+    metrics_address = settings.metrics_address
+    app.add_middleware(
+        MetricsListener,
+        metrics=rt.metrics,
+        port=metrics_address[1] if metrics_address is not None else None,
+    )
     return app
 
 

@@ -29,6 +29,8 @@ app = typer.Typer(
     help="reapi gateway server: OpenAI-compatible /v1 with API keys, credits and failover.",
     no_args_is_help=True,
     add_completion=False,
+    # Off explicitly (typer before 0.23 showed them): a crash would print keys given as options.
+    pretty_exceptions_show_locals=False,
 )
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
@@ -77,8 +79,9 @@ def _run(coroutine: Any) -> Any:
     try:
         return asyncio.run(coroutine)
     except GatewayError as error:
-        typer.secho(f"error: {error.message}", err=True, fg="red")
-        raise typer.Exit(1) from None
+        message = error.message
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
 
 
 @app.command()
@@ -268,8 +271,18 @@ def _notice_text(path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        typer.secho(f"error: {path} is not UTF-8 text", err=True, fg="red")
-        raise typer.Exit(1) from None
+        pass
+    typer.secho(f"error: {path} is not UTF-8 text", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    typer.secho("error: --effective must be a date, YYYY-MM-DD", err=True, fg="red")
+    raise typer.Exit(1)
 
 
 def _progress(progress: Progress) -> None:
@@ -304,11 +317,7 @@ def notify_policy_change(
     """Email every user before a policy change takes effect (whatever their newsletter choice).
 
     Run the same command again to continue an interrupted run: nobody gets a notice twice."""
-    try:
-        day = date.fromisoformat(effective)
-    except ValueError:
-        typer.secho("error: --effective must be a date, YYYY-MM-DD", err=True, fg="red")
-        raise typer.Exit(1) from None
+    day = _day(effective)
     settings = _settings(data_dir, database_url, config)
     subject = subject or (
         f"Changes to the {settings.site_name} policies, effective {day.day} {day:%B %Y}"

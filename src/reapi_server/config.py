@@ -2,7 +2,7 @@
 
 Secrets are `SecretStr` so that a settings object can be printed or logged without leaking them.
 Everything the server keeps on disk lives under `data_dir`: the SQLite file, mirrored outputs and
-the generated secret used to fingerprint idempotent requests.
+the generated secret used to fingerprint idempotent requests. All of it is private (`private`).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pydantic_settings import (
 
 from reapi import UrlPolicy
 
+from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
+
 __all__ = ["CONFIG_ENV", "Settings"]
 
 #: Environment variable naming a TOML config file (the CLI's `--config` sets it too).
@@ -40,8 +42,12 @@ class Settings(BaseSettings):
     port: int = 8000
     workers: int = 1
     #: The public address of this gateway, used in output URLs (`response_format=url`). When
-    #: unset, URLs are built from the address each request came in on.
+    #: unset, URLs are built from the address the gateway listens on (the socket a request
+    #: came in on), never from the Host header. Behind a proxy or NAT, set it.
     public_base_url: str | None = None
+    #: Proxies whose X-Forwarded-Proto and X-Forwarded-For uvicorn believes (addresses or
+    #: CIDRs; `["*"]` trusts anyone). Loopback only by default.
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     #: Provider name (as in the catalog) → key. Unset providers fall back to the catalog's env
     #: variables (OPENAI_API_KEY, ...), exactly as the SDK does.
@@ -58,6 +64,10 @@ class Settings(BaseSettings):
     max_concurrent_videos: int = 8
     #: Largest request body accepted (multipart uploads included), in bytes.
     max_body_bytes: int = 64 * 1024 * 1024
+    #: Largest request line or header line, and largest request head in all (request line and
+    #: headers), in bytes: a request over either is answered 431 before more of it is read.
+    max_header_line_bytes: int = Field(default=16 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # -- caller URLs (reference images, source videos) ------------------------------------------
     #: The gateway downloads every URL a caller hands it, public addresses only (SSRF checks on
@@ -66,6 +76,8 @@ class Settings(BaseSettings):
     fetch_allow_networks: list[str] = Field(default_factory=list)
     fetch_max_image_bytes: int = 20 * 1024 * 1024
     fetch_max_video_bytes: int = 100 * 1024 * 1024
+    #: What every input one request fetches (URLs, file ids) may add up to.
+    fetch_max_request_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     #: Seconds for one download, redirects included.
     fetch_timeout: float = 60.0
 
@@ -81,12 +93,21 @@ class Settings(BaseSettings):
     max_poll_backoff: float = 60.0
     #: How long a worker owns a video job it is polling before another may take it over.
     job_lease_seconds: float = 120.0
+    #: A video job not finished this long after it was created fails (`deadline_exceeded`):
+    #: its task is cancelled upstream and its hold released.
+    video_job_deadline_seconds: float = Field(default=2 * 3600.0, gt=0)
+    #: Memory for request bodies of video jobs, kept per process for their one resubmission
+    #: to another route (never longer than the job deadline); the oldest go first.
+    video_memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     #: An image request's credit hold is released by the sweeper after this long: its process
     #: must have died (image requests finish well within it).
     image_hold_seconds: float = 900.0
     sweep_interval: float = 30.0
     #: How often the SQLite WAL is copied back into the database file (off the event loop).
     checkpoint_interval: float = 1.0
+    #: After an operation failed because the database was unavailable (a full disk, a lost
+    #: connection), /readyz answers 503 for this long, and requests are told to retry after it.
+    database_error_unready_seconds: float = Field(default=10.0, ge=0)
     idempotency_ttl_seconds: float = 24 * 3600
 
     # -- output storage --------------------------------------------------------------------------
@@ -119,6 +140,10 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, gt=0)
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
+    #: A temp file or multipart upload of an output untouched this long was left by a process
+    #: that died mid-write; the retention job removes it. Keep it well above the longest output
+    #: download (the router's download deadline: 300 s).
+    abandoned_write_seconds: float = Field(default=3600.0, gt=0)
 
     # -- people: sign-up, sessions, mail, the web pages --------------------------------------------
     #: The name shown on the web pages and in mail.
@@ -152,9 +177,16 @@ class Settings(BaseSettings):
     operator_name: str = "the operator of this service"
     operator_contact: str | None = None
 
-    # -- logging ----------------------------------------------------------------------------------
+    # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"
     log_json: bool = True
+    #: `host:port` of the listener that serves /metrics (Prometheus); `off` for none. Keep it
+    #: on loopback or a private network: metrics show credit totals and providers.
+    metrics_listen: str | None = "127.0.0.1:9464"
+    #: When set, the main listener serves /metrics too, to `Authorization: Bearer <token>`.
+    metrics_token: SecretStr | None = None
+    #: Serve the OpenAPI document and its pages (/openapi.json, /docs).
+    openapi_docs: bool = True
 
     @model_validator(mode="after")
     def _storage_is_complete(self) -> Settings:
@@ -173,6 +205,32 @@ class Settings(BaseSettings):
             raise ValueError("email_backend = resend needs public_base_url (links in mail)")
         if self.email_from.rstrip("> ").endswith("@localhost"):
             raise ValueError("email_backend = resend needs email_from at your sending domain")
+        return self
+
+    @model_validator(mode="after")
+    def _header_limits_agree(self) -> Settings:
+        if self.max_header_line_bytes > self.max_header_bytes:
+            raise ValueError("max_header_line_bytes cannot exceed max_header_bytes")
+        return self
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _metrics_listen(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "off"):
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isascii() or not port.isdigit():
+            raise ValueError("metrics_listen is host:port (or off)")
+        if not 0 < int(port) < 65536:
+            raise ValueError("metrics_listen: the port is 1 to 65535")
+        return f"{host}:{int(port)}" if ":" not in host else f"[{host}]:{int(port)}"
+
+    @model_validator(mode="after")
+    def _metrics_port_is_its_own(self) -> Settings:
+        address = self.metrics_address
+        if address is not None and address[1] == self.port:
+            raise ValueError("metrics_listen needs a port of its own (not the gateway's port)")
         return self
 
     @field_validator("fetch_allow_networks")
@@ -204,6 +262,14 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'reapi.db').resolve()}"
 
     @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """(host, port) of the metrics listener, or None when it is off."""
+        if self.metrics_listen is None:
+            return None
+        host, _, port = self.metrics_listen.rpartition(":")
+        return host.removeprefix("[").removesuffix("]"), int(port)
+
+    @property
     def url_policy(self) -> UrlPolicy:
         return UrlPolicy(
             allow_networks=tuple(self.fetch_allow_networks),
@@ -222,7 +288,10 @@ class Settings(BaseSettings):
         return self.data_dir / "mail"
 
     def ensure_data_dir(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data dir, private (0700): made so, or tightened when an earlier version left it
+        readable by others."""
+        make_private_dirs(self.data_dir)
+        tighten(self.data_dir, PRIVATE_DIR)
 
     def fingerprint_secret(self) -> bytes:
         """The configured secret, or one generated once and kept (mode 0600) in the data dir."""
@@ -236,7 +305,7 @@ class Settings(BaseSettings):
             pass
         value = secrets.token_hex(32).encode()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
         except FileExistsError:  # another worker wrote it first
             return path.read_bytes().strip()
         with os.fdopen(fd, "wb") as handle:

@@ -16,14 +16,16 @@ transaction on the writer connection (`group_commit`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,7 +34,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from .group_commit import GroupCommitter, Tx
+from .db_errors import is_unavailable
+from .group_commit import GroupCommitter, Tx, as_tx
+from .lock_order import lock_accounts
+from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
 
 __all__ = ["Database"]
@@ -95,6 +100,20 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+def _private_sqlite_files(database: str) -> None:
+    """The database file is made 0600 before SQLite opens it: SQLite gives its WAL and shared
+    memory files the database's mode, and would otherwise create it world-readable (umask 022).
+    Files an earlier version made are tightened."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        return  # SQLite says what is wrong when it opens it
+    private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(path.with_name(path.name + suffix), PRIVATE_FILE)
+
+
 def _checkpoint(path: str) -> None:
     connection = sqlite3.connect(path, timeout=1.0)
     try:
@@ -120,6 +139,7 @@ class Database:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         if self.dialect == "sqlite":
+            _private_sqlite_files(make_url(url).database or "")
             self._reader = _sqlite_engine(url, writer=False)
             self._writer = _sqlite_engine(url, writer=True)
         else:
@@ -128,16 +148,52 @@ class Database:
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
-        self.group = GroupCommitter(self._writer)
+        self.group = GroupCommitter(self._writer, lock_accounts if self.is_postgres else None)
+        self._unavailable_at: float | None = None
 
-    async def grouped(self, op: Callable[[Tx], Awaitable[T]]) -> T:
+    async def grouped(self, op: Callable[[Tx], Awaitable[T]], *, account: str | None) -> T:
         """Run `op` in a transaction shared with the other requests' writes (group commit),
-        return its result once committed. The op must not await anything but its `Tx`."""
-        return await self.group.run(op)
+        return its result once committed. The op must not await anything but its `Tx`.
+        `account`: the account whose rows the op touches (see `lock_order`)."""
+        with self._watched():
+            return await self.group.run(op, account)
+
+    async def lock_accounts(self, session: AsyncSession, *account_ids: str) -> None:
+        """The first statement of a write transaction that changes several rows: lock their
+        accounts, in id order (PostgreSQL; see `lock_order`)."""
+        if self.is_postgres:
+            await lock_accounts(as_tx(session), account_ids)
 
     @property
     def is_postgres(self) -> bool:
         return self.dialect == "postgresql"
+
+    @contextmanager
+    def _watched(self) -> Iterator[None]:
+        """Errors that mean the database is unavailable (`db_errors`) are remembered, for
+        readiness, and raised as SQLAlchemy's `OperationalError` whatever the driver raised
+        (asyncpg's connect raises bare OSErrors), so that callers and the API's error handler
+        see one kind."""
+        wrapped: OperationalError | None = None
+        try:
+            yield
+        except Exception as error:
+            if not is_unavailable(error):
+                raise
+            self._unavailable_at = time.monotonic()
+            if isinstance(error, SQLAlchemyError):
+                raise
+            # Raised below, outside this block, so that nothing is chained as __context__; the
+            # driver's error stays as `.orig`, as SQLAlchemy keeps it for its own errors.
+            wrapped = OperationalError(None, None, error)
+        if wrapped is not None:
+            raise wrapped
+
+    def seconds_since_unavailable(self) -> float | None:
+        """How long ago an operation last failed because the database was unavailable."""
+        if self._unavailable_at is None:
+            return None
+        return time.monotonic() - self._unavailable_at
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -146,7 +202,8 @@ class Database:
         # queue behind newcomers (long tail latencies).
         session = self._read_sessions()
         try:
-            yield session
+            with self._watched():
+                yield session
         finally:
             with anyio.CancelScope(shield=True):
                 await session.close()
@@ -163,7 +220,7 @@ class Database:
         of every ON DELETE CASCADE child. SQLite's own procedure: enforcement off for the
         transaction, `PRAGMA foreign_key_check` before the commit (a violation rolls it back).
         PostgreSQL alters tables in place and ignores the flag."""
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True), self._watched():
             relaxed = not enforce_foreign_keys and self.dialect == "sqlite"
             session = await self._begin_write(relaxed)
             try:

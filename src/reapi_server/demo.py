@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import typer
@@ -69,12 +70,20 @@ def _banner(base: str, key: str, catalog: Catalog, mail_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def run_demo(settings: Settings, *, simulator_port: int) -> None:
+def _simulators() -> ModuleType | None:
     try:
-        from reapi.testing import default_simulators, run_simulators
+        import reapi.testing
     except ImportError:
+        return None
+    return reapi.testing
+
+
+def run_demo(settings: Settings, *, simulator_port: int) -> None:
+    testing = _simulators()
+    if testing is None:
         typer.secho("error: reapi.testing (the provider simulators) is not available", fg="red")
-        raise typer.Exit(1) from None
+        raise typer.Exit(1)
+    default_simulators, run_simulators = testing.default_simulators, testing.run_simulators
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:
         simulated = dict(handle.provider_urls)

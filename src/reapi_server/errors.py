@@ -7,11 +7,13 @@ contain a submitted value.
 from __future__ import annotations
 
 __all__ = [
+    "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidApiKey",
     "NotFound",
+    "OutputsDeleted",
     "PayloadTooLarge",
     "RateLimited",
     "StorageUnavailable",
@@ -49,6 +51,12 @@ class InsufficientCredits(GatewayError):
     default_code = "insufficient_credits"
 
 
+class CreditLimitExceeded(GatewayError):
+    """A grant would take an account past `models.MAX_CREDITS`."""
+
+    default_code = "credit_limit_exceeded"
+
+
 class NotFound(GatewayError):
     http_status = 404
     default_code = "not_found"
@@ -57,6 +65,23 @@ class NotFound(GatewayError):
 class IdempotencyConflict(GatewayError):
     http_status = 409
     default_code = "idempotency_key_reused"
+
+
+class OutputsDeleted(GatewayError):
+    """Outputs that existed and were deleted (a video's content, the answer an Idempotency-Key
+    replays): asking again will not bring them back."""
+
+    http_status = 410
+    default_code = "outputs_deleted"
+
+    @classmethod
+    def replayed(cls) -> OutputsDeleted:
+        """An idempotent replay whose outputs were deleted since the first answer: the answer
+        can no longer be given, and generating again would be a new (charged) request."""
+        return cls(
+            "the outputs of the request first sent with this Idempotency-Key have been deleted; "
+            "send the request with a new key to generate them again"
+        )
 
 
 class PayloadTooLarge(GatewayError):

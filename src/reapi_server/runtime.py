@@ -23,8 +23,10 @@ from reapi.router import Router, RouterConfig
 
 from .api_keys.auth import Authenticator
 from .config import Settings
+from .credits.live import LiveHolds
 from .db import Database
-from .jobs.memory import PayloadMemory
+from .idempotency.local import LocalClaims
+from .jobs.memory import PayloadMemory, payload_memory
 from .limits.rate import RateLimiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
@@ -49,10 +51,17 @@ class Runtime:
     clock: Callable[[], float] = time.time
     #: Identifies this process as a lease owner of video jobs.
     instance_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
-    #: Bodies of video jobs submitted by this process, for their one resubmission (memory only).
-    memory: PayloadMemory = field(default_factory=PayloadMemory)
     #: Downloads the URLs callers hand the gateway (SSRF-checked, size-capped).
     fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Idempotency keys claimed by this process: their waiters here wait on an event.
+    idempotency_claims: LocalClaims = field(default_factory=LocalClaims)
+    #: Bodies of video jobs submitted by this process, for their one resubmission (memory only).
+    memory: PayloadMemory = field(init=False)
+    #: Credit holds of the image requests running in this process (renewed while they run).
+    live_holds: LiveHolds = field(default_factory=LiveHolds)
+
+    def __post_init__(self) -> None:
+        self.memory = payload_memory(self.settings, self.now)
 
     def now(self) -> float:
         return self.clock()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import logging
 import os
-from typing import Any
+import socket
+import sys
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -14,7 +18,12 @@ from .app import create_app
 from .config import Settings
 from .observability.logging import configure_logging
 
-__all__ = ["freeze_heap", "run_server"]
+if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
+    from .head_limits import GatewayConfig
+
+__all__ = ["freeze_heap", "gateway_config", "run_server"]
+
+log = logging.getLogger("reapi_server")
 
 
 def freeze_heap() -> None:
@@ -25,29 +34,83 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
-    import uvicorn  # imported here: administration commands do not need it
+def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayConfig:
+    """How uvicorn serves the gateway, wherever it is started (the CLI, the demo, tests)."""
+    from .head_limits import GatewayConfig, HeadLimitedProtocol, HeadLimits
 
-    configure_logging(settings.log_level, json_lines=settings.log_json)
-    asyncio.run(admin.migrate(settings))
-    settings.fingerprint_secret()  # created once here, not raced by the workers
-    common: dict[str, Any] = {
+    options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HeadLimitedProtocol,
+        # The gateway has no WebSocket route; a WebSocket stack would answer (and log) upgrade
+        # requests itself. Without one, an upgrade is the plain HTTP request it also is.
+        "ws": "none",
         "log_config": None,
         "access_log": False,
         "proxy_headers": True,
+        # Passed even when default: uvicorn would otherwise read FORWARDED_ALLOW_IPS.
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
     }
+    limits = HeadLimits(settings.max_header_line_bytes, settings.max_header_bytes)
+    return GatewayConfig(app, head_limits=limits, **{**options, **overrides})
+
+
+def _bind(address: tuple[str, int]) -> socket.socket:
+    """A listening socket that worker processes inherit, as uvicorn's own."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> None:
+    """What `uvicorn.run` does, with our config and a second socket for the metrics listener:
+    one process, or a supervisor of workers that all serve both sockets."""
+    import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors import Multiprocess
+
+    server = uvicorn.Server(config)
+    try:
+        sockets = [config.bind_socket()]
+        if metrics_address is not None:
+            try:
+                sockets.append(_bind(metrics_address))
+            except OSError as error:
+                log.error(
+                    "metrics listener failed",
+                    extra={"code": errno.errorcode.get(error.errno or 0, "OSError")},
+                )
+                sys.exit(STARTUP_FAILURE)
+            log.info("metrics listener on %s:%d", *metrics_address)
+        if config.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    if config.workers <= 1 and not server.started:
+        sys.exit(STARTUP_FAILURE)
+
+
+def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    asyncio.run(admin.migrate(settings))
+    settings.fingerprint_secret()  # created once here, not raced by the workers
     if app_instance is not None or settings.workers <= 1:
         app = app_instance or create_app(settings, migrate=False)
         freeze_heap()
-        uvicorn.run(app, **common)
+        _serve(gateway_config(app, settings), settings.metrics_address)
         return
-    # Workers import the app themselves and read the same settings from the environment.
+    # Workers import the app themselves and read the same settings from the environment, with
+    # what the command line set on top.
     os.environ["REAPI_DATA_DIR"] = str(settings.data_dir)
     os.environ["REAPI_DATABASE_URL"] = settings.resolved_database_url
-    uvicorn.run(
-        "reapi_server.app:app_from_environment", factory=True, workers=settings.workers, **common
-    )
+    os.environ["REAPI_HOST"] = settings.host
+    os.environ["REAPI_PORT"] = str(settings.port)
+    os.environ["REAPI_METRICS_LISTEN"] = settings.metrics_listen or "off"
+    factory = "reapi_server.app:app_from_environment"
+    config = gateway_config(factory, settings, factory=True, workers=settings.workers)
+    _serve(config, settings.metrics_address)

@@ -10,13 +10,20 @@ Deadlines measure the upstream, not the gateway's own queue: the first-byte dead
 the moment the request has been written (aiohttp's `sock_read`, reset by every read), and the
 connect deadline covers the TCP/TLS handshake only. Waiting for the event loop, or for a free
 connection in the pool, does not count against the upstream.
+
+A kept-alive connection the upstream closed just as a request went out on it (its idle timeout
+fired) fails that request before any byte of answer: such a failure on a reused connection is
+tried again once, on another connection, before anyone (the breaker, the failover loop) hears of
+it. aiohttp does that itself for idempotent methods; a POST is ours to retry.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import ssl
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -24,6 +31,7 @@ import anyio
 import certifi
 import httpx
 
+from reapi._detached import detached
 from reapi._engine import AsyncEngine, _log_reply
 from reapi._fetch import AsyncFetcher
 from reapi.providers import UpstreamRequest, UpstreamResponse
@@ -33,6 +41,9 @@ __all__ = ["AiohttpEngine", "encode_body"]
 
 _POOL_LIMIT = 512
 _KEEPALIVE_SECONDS = 30.0
+#: Methods aiohttp already sends again once when a connection breaks (RFC 9112 §9.3.1.1).
+_RETRIED_BY_AIOHTTP = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+_CLOSED_BY_PEER = frozenset({errno.ECONNRESET, errno.EPIPE})
 
 
 def encode_body(request: UpstreamRequest) -> tuple[bytes | None, dict[str, str]]:
@@ -65,6 +76,29 @@ def _form_fields(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any] | None:
     for name, value in pairs:
         fields.setdefault(name, []).append(value)
     return fields
+
+
+async def _mark_reused(
+    _session: aiohttp.ClientSession,
+    context: SimpleNamespace,
+    _params: aiohttp.TraceConnectionReuseconnParams,
+) -> None:
+    if context.trace_request_ctx is not None:
+        context.trace_request_ctx.reused = True
+
+
+def _reuse_tracer() -> aiohttp.TraceConfig:
+    """Tells each request (its `trace_request_ctx`) whether it went out on a pooled connection."""
+    tracer = aiohttp.TraceConfig()
+    tracer.on_connection_reuseconn.append(_mark_reused)
+    return tracer
+
+
+def _stale(exc: BaseException) -> bool:
+    """The peer closed or reset the connection (not a timeout, not a refused connect)."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in _CLOSED_BY_PEER
 
 
 def _headers_of(response: aiohttp.ClientResponse) -> dict[str, str]:
@@ -110,6 +144,7 @@ class AiohttpEngine(AsyncEngine):
                 # every request; a gateway that needs a proxy sets upstream_client = "httpx".
                 trust_env=False,
                 raise_for_status=False,
+                trace_configs=[_reuse_tracer()],
             )
         return self._session
 
@@ -132,24 +167,36 @@ class AiohttpEngine(AsyncEngine):
         first_byte, body_deadline = self._deadlines(request, first_byte)
         started = time.perf_counter()
         body, headers = encode_body(request)
-        session = self._session_now()
-        phase = "waiting for the first byte"
-        try:
-            # The outer deadline only bounds an upstream that drips: reads are timed per read.
-            with anyio.fail_after(first_byte + body_deadline):
-                async with session.request(
-                    request.method,
-                    request.url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=self._timeout(first_byte),
-                ) as response:
-                    phase = "reading the body"
-                    content = await response.read()
-                    status, reply_headers = response.status, _headers_of(response)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise self._connection_error(exc, provider, phase) from None
+        retry_stale = request.method not in _RETRIED_BY_AIOHTTP
+        while True:
+            connection = SimpleNamespace(reused=False)
+            phase = "waiting for the first byte"
+            try:
+                # The outer deadline only bounds an upstream that drips: reads are timed per read.
+                with anyio.fail_after(first_byte + body_deadline):
+                    async with self._session_now().request(
+                        request.method,
+                        request.url,
+                        headers=headers,
+                        data=body,
+                        allow_redirects=False,
+                        timeout=self._timeout(first_byte),
+                        trace_request_ctx=connection,
+                    ) as response:
+                        phase = "reading the body"
+                        content = await response.read()
+                        status, reply_headers = response.status, _headers_of(response)
+                break
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                # Before any byte of answer, on a connection from the pool: stale. Once.
+                before_answer = phase != "reading the body"
+                if retry_stale and connection.reused and before_answer and _stale(exc):
+                    retry_stale = False
+                    continue
+                error = self._connection_error(exc, provider, phase)
+            # aiohttp's errors keep the request (`request_info.headers` with the provider's key):
+            # the error raised instead chains nothing.
+            raise detached(error)
         elapsed_ms = (time.perf_counter() - started) * 1000
         _log_reply(request, provider, status, elapsed_ms)
         return UpstreamResponse(status, reply_headers, content, elapsed_ms)

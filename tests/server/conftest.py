@@ -3,6 +3,7 @@ in-process ASGI client, and helpers to make accounts and keys."""
 
 from __future__ import annotations
 
+import secrets
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from tests.conftest import two_host_catalog
 from tests.server.fakes import BASE_URLS, KEYS, FakeUpstream
 from tests.server.helpers import make_account
+from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.server.s3 import MotoServer, moto_server  # noqa: F401  (fixture)
 
 from reapi.catalog import Catalog
@@ -141,3 +143,20 @@ async def make_gateway(
 @pytest.fixture
 async def gateway(make_gateway) -> AsyncIterator[Gateway]:
     yield await make_gateway()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request) -> str | None:
+    """None (the default SQLite file), then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    server = request.getfixturevalue("postgres_server")
+    name = f"t_{secrets.token_hex(6)}"
+    server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
+    return str(server.url(name))
+
+
+@pytest.fixture
+async def db_gateway(database_url, make_gateway) -> Gateway:
+    """A gateway on SQLite, then on PostgreSQL: for guarantees that depend on the database."""
+    return await make_gateway(database_url=database_url)

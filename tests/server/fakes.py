@@ -42,6 +42,11 @@ class FakeUpstream:
     hang_seconds: float = 30.0
     #: What a finished task's video download returns.
     video_body: bytes = MP4
+    #: When set, the video download sends this many bytes, then stalls for `hang_seconds`.
+    video_stall_after: int | None = None
+    #: What image answers hold, and the `output_format` they claim it is.
+    image_body: bytes = PNG
+    image_format: str = "png"
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def transport(self) -> httpx.MockTransport:
@@ -93,8 +98,8 @@ class FakeUpstream:
                 200,
                 json={
                     "created": 1,
-                    "data": [{"b64_json": base64.b64encode(PNG).decode()}] * n,
-                    "output_format": "png",
+                    "data": [{"b64_json": base64.b64encode(self.image_body).decode()}] * n,
+                    "output_format": self.image_format,
                     "size": "1024x1024",
                     "quality": "high",
                     "background": "opaque",
@@ -115,6 +120,13 @@ class FakeUpstream:
             if path.endswith("/content"):
                 if request.url.params.get("variant") == "thumbnail":
                     return httpx.Response(200, content=PNG, headers={"content-type": "image/png"})
+                if self.video_stall_after is not None:
+                    head = self.video_body[: self.video_stall_after]
+                    return httpx.Response(
+                        200,
+                        stream=_StalledBody(head, self.hang_seconds),
+                        headers={"content-type": "video/mp4"},
+                    )
                 return httpx.Response(
                     200, content=self.video_body, headers={"content-type": "video/mp4"}
                 )
@@ -145,6 +157,19 @@ class _SlowBody(httpx.AsyncByteStream):
         yield b'{"created": 1, "data": ['
         await anyio.sleep(self.stall)
         yield b"]}"
+
+
+class _StalledBody(httpx.AsyncByteStream):
+    """A download that sends its first bytes, then nothing for `stall` seconds."""
+
+    def __init__(self, head: bytes, stall: float) -> None:
+        self.head = head
+        self.stall = stall
+
+    async def __aiter__(self):
+        for start in range(0, len(self.head), 64 * 1024):
+            yield self.head[start : start + 64 * 1024]
+        await anyio.sleep(self.stall)
 
 
 def _echo(request: httpx.Request) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
+
+import httpx
 
 from reapi_server.accounts.service import create_account
 from reapi_server.api_keys.service import issue_key
@@ -30,3 +33,14 @@ async def ledger_matches(rt: Runtime, account_id: str) -> tuple[int, int]:
         sums = await credit_rows.ledger_sums(session, account_id)
     assert balance == sums, f"balance/reserved {balance} != ledger sums {sums}"
     return balance
+
+
+async def scrape_metrics(gateway: Any) -> str:
+    """/metrics as a scraper gets it: on the metrics listener (the in-process app tells its
+    listeners apart by the address a request came in on)."""
+    host, port = gateway.rt.settings.metrics_address
+    transport = httpx.ASGITransport(app=gateway.app)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}:{port}") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return response.text

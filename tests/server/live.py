@@ -21,6 +21,7 @@ from reapi.router import RouterConfig
 from reapi_server.app import create_app
 from reapi_server.db import Database
 from reapi_server.runtime import Runtime
+from reapi_server.serving import gateway_config
 
 
 @dataclass
@@ -80,7 +81,7 @@ def live_gateway(
     )
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+        gateway_config(app, settings, host="127.0.0.1", port=port, lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -52,6 +52,10 @@ class PostgresServer:
         self._run(
             f"{self.bindir}/initdb", "-D", self.data, "-A", "trust", "-U", "reapi", "--no-sync"
         )
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again, after `halt`)."""
         options = (
             f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -68,9 +72,19 @@ class PostgresServer:
             "start",
         )
 
+    def halt(self) -> None:
+        """Stop the server, keeping its data (an outage; `resume` ends it)."""
+        self._run(f"{self.bindir}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
     def stop(self) -> None:
-        try:
-            self._run(f"{self.bindir}/pg_ctl", "-D", self.data, "-m", "immediate", "stop")
+        try:  # (a server already halted has nothing to stop)
+            pg_ctl = f"{self.bindir}/pg_ctl"
+            subprocess.run(
+                [*self.as_user, pg_ctl, "-D", self.data, "-m", "immediate", "stop"],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
 

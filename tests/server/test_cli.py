@@ -73,7 +73,12 @@ def test_serve_runs_the_gateway(tmp_path):
     cli("accounts", "create", "--email", "s@example.com", "--credits", "10", *data)
     key = KEY_LINE.search(cli("keys", "create", "--email", "s@example.com", *data)).group(1)
     port = free_port()
-    env = {**os.environ, "OPENAI_API_KEY": "sk-not-used", "REAPI_LOG_JSON": "true"}
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": "sk-not-used",
+        "REAPI_LOG_JSON": "true",
+        "REAPI_METRICS_LISTEN": "off",  # 9464 is everyone's default
+    }
     process = subprocess.Popen(
         [_bin("reapi-server"), "serve", "--port", str(port), *data],
         env=env,
@@ -106,6 +111,7 @@ def test_demo_prints_a_working_key(tmp_path):
             "--data-dir",
             str(tmp_path),
         ],
+        env={**os.environ, "REAPI_METRICS_LISTEN": "off"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

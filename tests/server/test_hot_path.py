@@ -1,40 +1,30 @@
 """The hot path's mechanisms: group commit and the trigger-kept count of unfinished videos.
 
 Where a guarantee depends on the database, it is checked on SQLite and on PostgreSQL
-(`db_gateway`)."""
+(`db_gateway`, in conftest)."""
 
 import asyncio
 import secrets
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from tests.server.helpers import auth, ledger_matches
-from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.server.test_credits import PRICE, concurrent_spend
 from tests.server.test_videos import create, drive
 
 from reapi_server.credits import repository as credit_rows
 from reapi_server.group_commit import Tx
-from reapi_server.models import ACTIVE_JOB_STATES, ApiKey, UsageRecord, VideoJob
+from reapi_server.jobs.sweeper import sweep_once
+from reapi_server.models import (
+    ACTIVE_JOB_STATES,
+    ApiKey,
+    CommitMarker,
+    CreditHold,
+    UsageRecord,
+    VideoJob,
+)
 from reapi_server.usage import repository as usage_rows
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request) -> str | None:
-    """None (the default SQLite file), then a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        return None
-    server = request.getfixturevalue("postgres_server")
-    name = f"t_{secrets.token_hex(6)}"
-    server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
-    return str(server.url(name))
-
-
-@pytest.fixture
-async def db_gateway(database_url, make_gateway):
-    return await make_gateway(database_url=database_url)
-
 
 # -- group commit ----------------------------------------------------------------------------
 
@@ -59,7 +49,7 @@ async def test_reserves_queued_together_never_overdraw(db_gateway):
             tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
         )
 
-    holds = await asyncio.gather(*(rt.db.grouped(hold) for _ in range(50)))
+    holds = await asyncio.gather(*(rt.db.grouped(hold, account=account) for _ in range(50)))
     assert len([h for h in holds if h is not None]) == 10
     assert await ledger_matches(rt, account) == (0, 10 * PRICE)
 
@@ -90,10 +80,10 @@ async def test_a_failing_op_does_not_fail_its_batch(db_gateway):
         await usage_rows.insert(tx, row)
 
     results = await asyncio.gather(
-        rt.db.grouped(grant),
-        rt.db.grouped(insert),
-        rt.db.grouped(insert),  # the same primary key again: this one must fail, alone
-        rt.db.grouped(grant),
+        rt.db.grouped(grant, account=account),
+        rt.db.grouped(insert, account=account),
+        rt.db.grouped(insert, account=account),  # the same primary key: this one must fail, alone
+        rt.db.grouped(grant, account=account),
         return_exceptions=True,
     )
     assert [type(r) for r in results] == [type(None), type(None), IntegrityError, type(None)]
@@ -111,7 +101,7 @@ async def test_a_cancelled_request_still_learns_its_outcome(gateway):
         )
 
     async def request() -> None:
-        outcome.append(await rt.db.grouped(hold))
+        outcome.append(await rt.db.grouped(hold, account=account))
         await asyncio.sleep(10)
 
     task = asyncio.create_task(request())
@@ -137,7 +127,7 @@ async def test_a_cancelled_request_whose_op_fails_stays_cancelled(gateway):
 
     async def request() -> None:
         try:
-            await rt.db.grouped(_fail)
+            await rt.db.grouped(_fail, account=None)
         except _OpFailed:
             reached.append("failed")  # the outcome is handed over...
         await asyncio.sleep(10)  # ...and the cancellation lands at the next await
@@ -165,7 +155,7 @@ async def test_a_timeout_while_queued_surfaces_as_timeout(gateway, op):
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0):  # expires while the op is queued
                 try:
-                    await rt.db.grouped(hold if op == "succeeds" else _fail)
+                    await rt.db.grouped(hold if op == "succeeds" else _fail, account=account)
                 except _OpFailed:
                     pass
                 await asyncio.sleep(10)
@@ -176,6 +166,28 @@ async def test_a_timeout_while_queued_surfaces_as_timeout(gateway, op):
     assert await asyncio.wait_for(asyncio.create_task(request()), 5) == 0
 
 
+def drop_during_commit(monkeypatch, group, *, nth: int, applied: bool = True) -> list[int]:
+    """The connection drops during the `nth` COMMIT, after the database applied it (`applied`)
+    or before; the caller cannot tell which. Returns the sizes of the transactions run."""
+    real_transaction, real_commit = group._transaction, group._send_commit
+    sizes: list[int] = []
+
+    async def transaction(ops, *rest):
+        sizes.append(len(ops))
+        return await real_transaction(ops, *rest)
+
+    async def send_commit(commit):
+        if len(sizes) != nth:
+            return await real_commit(commit)
+        if applied:
+            await real_commit(commit)
+        raise ConnectionResetError("connection lost during COMMIT")
+
+    monkeypatch.setattr(group, "_transaction", transaction)
+    monkeypatch.setattr(group, "_send_commit", send_commit)
+    return sizes
+
+
 @pytest.mark.parametrize("batch", ["alone", "with another op"])
 async def test_a_settlement_whose_commit_outcome_is_unknown(db_gateway, monkeypatch, batch):
     """The connection drops during the COMMIT of a request's settlement, which did commit: the
@@ -183,18 +195,7 @@ async def test_a_settlement_whose_commit_outcome_is_unknown(db_gateway, monkeypa
     gateway = db_gateway
     account, key = await gateway.account(credits=1000)
     rt = gateway.rt
-    group = rt.db.group
-    real_transaction = group._transaction
-    batches: list[int] = []
-
-    async def commit_then_drop(ops):
-        results = await real_transaction(ops)
-        batches.append(len(ops))
-        if len(batches) == 2:  # the settlement's: committed, but the caller cannot know
-            raise ConnectionResetError("connection lost during COMMIT")
-        return results
-
-    monkeypatch.setattr(group, "_transaction", commit_then_drop)
+    sizes = drop_during_commit(monkeypatch, rt.db.group, nth=2)  # the settlement's
     if batch != "alone":
         real_put = rt.store.put
 
@@ -203,14 +204,14 @@ async def test_a_settlement_whose_commit_outcome_is_unknown(db_gateway, monkeypa
 
         async def put_then_queue_another(*args, **kwargs):
             size = await real_put(*args, **kwargs)
-            asyncio.get_running_loop().create_task(rt.db.grouped(noop))
+            asyncio.get_running_loop().create_task(rt.db.grouped(noop, account=None))
             return size
 
         monkeypatch.setattr(rt.store, "put", put_then_queue_another)
     response = await gateway.client.post(
         "/v1/images/generations", json={"model": "gpt-image-2", "prompt": "p"}, headers=auth(key)
     )
-    assert batches[1] == (1 if batch == "alone" else 2)
+    assert sizes[1] == (1 if batch == "alone" else 2)
     charged = 1000 - (await ledger_matches(rt, account))[0]
     assert charged == 40
     async with rt.db.read() as session:
@@ -218,6 +219,163 @@ async def test_a_settlement_whose_commit_outcome_is_unknown(db_gateway, monkeypa
     assert usage is not None
     assert (usage.status, usage.credit_cost) == ("succeeded", charged)
     assert response.status_code == 200  # it was delivered and paid for: the caller gets it
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["committed", "not-committed"])
+async def test_ops_whose_commit_outcome_is_unknown_take_effect_once(
+    db_gateway, monkeypatch, applied
+):
+    """A batch of reserves whose COMMIT outcome is unknown: each reserve holds credit exactly
+    once (it used to be run again, alone, after a COMMIT that had landed: held twice)."""
+    gateway = db_gateway
+    account, _ = await gateway.account(credits=10 * PRICE)
+    rt = gateway.rt
+    sizes = drop_during_commit(monkeypatch, rt.db.group, nth=1, applied=applied)
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    holds = await asyncio.gather(*(rt.db.grouped(hold, account=account) for _ in range(5)))
+    assert sizes[0] == 5
+    assert None not in holds and len(set(holds)) == 5
+    assert await ledger_matches(rt, account) == (5 * PRICE, 5 * PRICE)
+    async with rt.db.read() as session:
+        held = (await session.execute(select(func.count()).select_from(CreditHold))).scalar()
+    assert held == 5
+
+
+@pytest.mark.postgres
+async def test_a_lost_connection_before_commit_runs_the_ops_again_once(
+    postgres_server, make_gateway, monkeypatch
+):
+    """PostgreSQL: the server ends the connection before the COMMIT reaches it. The outcome
+    is unknown to the gateway; the commit marker says it did not land, so the ops run again
+    (once)."""
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    gateway = await make_gateway(database_url=postgres_server.url(name))
+    account, _ = await gateway.account(credits=10 * PRICE)
+    rt = gateway.rt
+    group = rt.db.group
+    real_transaction, real_commit = group._transaction, group._send_commit
+    sizes: list[int] = []
+
+    async def transaction(ops, *rest):
+        sizes.append(len(ops))
+        return await real_transaction(ops, *rest)
+
+    async def killed_then_commit(commit):
+        if len(sizes) == 1:
+            await asyncio.to_thread(
+                postgres_server.execute,
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+                " AND pid <> pg_backend_pid() AND state = 'idle in transaction'",
+            )
+        return await real_commit(commit)
+
+    monkeypatch.setattr(group, "_transaction", transaction)
+    monkeypatch.setattr(group, "_send_commit", killed_then_commit)
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    holds = await asyncio.gather(*(rt.db.grouped(hold, account=account) for _ in range(3)))
+    assert sizes[0] == 3 and len(sizes) >= 2  # the batch, then each op again
+    assert None not in holds and len(set(holds)) == 3
+    assert await ledger_matches(rt, account) == (7 * PRICE, 3 * PRICE)
+
+
+@pytest.mark.postgres
+async def test_an_outcome_that_cannot_be_learned_runs_nothing_again(
+    postgres_server, make_gateway, monkeypatch
+):
+    """The COMMIT's answer is lost and its marker cannot be read (another session holds the
+    row past the wait): the ops fail with the error, and none runs again (their holds, which
+    did commit, exist once)."""
+    import asyncpg
+
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    gateway = await make_gateway(database_url=postgres_server.url(name))
+    account, _ = await gateway.account(credits=10 * PRICE)
+    rt = gateway.rt
+    group = rt.db.group
+    monkeypatch.setattr("reapi_server.group_commit._PROBE_WAIT_MS", 200)
+    blocker = await asyncpg.connect(
+        host="127.0.0.1", port=postgres_server.port, user="reapi", database=name
+    )
+    holding = blocker.transaction()
+    real_commit = group._send_commit
+
+    async def commit_then_hold_the_marker(commit):
+        await real_commit(commit)
+        await holding.start()
+        await blocker.execute(
+            "SELECT 1 FROM commit_markers WHERE owner = $1 FOR UPDATE", group._owner
+        )
+        raise ConnectionResetError("connection lost during COMMIT")
+
+    monkeypatch.setattr(group, "_send_commit", commit_then_hold_the_marker)
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    try:
+        outcomes = await asyncio.gather(
+            *(rt.db.grouped(hold, account=account) for _ in range(3)), return_exceptions=True
+        )
+    finally:
+        await holding.rollback()
+        await blocker.close()
+    # As it came, in SQLAlchemy's OperationalError (how `Database` raises a driver's error that
+    # means the database is unavailable).
+    assert all(
+        isinstance(o, OperationalError) and isinstance(o.orig, ConnectionResetError)
+        for o in outcomes
+    ), outcomes
+    assert await ledger_matches(rt, account) == (7 * PRICE, 3 * PRICE)
+
+
+async def test_a_video_job_whose_commit_outcome_is_unknown_is_created_once(db_gateway, monkeypatch):
+    """The job rows' COMMIT lands but its acknowledgement is lost: the create still answers
+    200 with its one job (the rerun used to collide with the committed row: 500, and a job
+    left submitting)."""
+    gateway = db_gateway
+    account, key = await gateway.account(credits=1000)
+    drop_during_commit(monkeypatch, gateway.rt.db.group, nth=1)  # the job rows'
+    created = await create(gateway, key)
+    assert created.status_code == 200, created.text
+    assert created.json()["status"] == "queued"
+    async with gateway.rt.db.read() as session:
+        jobs = (await session.execute(select(func.count()).select_from(VideoJob))).scalar()
+    assert jobs == 1
+    assert await ledger_matches(gateway.rt, account) == (960, 40)
+
+
+async def test_commit_markers_of_processes_long_gone_are_swept(gateway):
+    rt = gateway.rt
+    await gateway.account()
+    await rt.db.grouped(_noop, account=None)  # this process's marker
+    async with rt.db.write() as session:
+        session.add(CommitMarker(owner="gone", seq=7, updated_at=rt.now() - 2 * 86_400))
+    await sweep_once(rt)
+    async with rt.db.read() as session:
+        owners = (await session.execute(select(CommitMarker.owner))).scalars().all()
+    assert owners == [rt.db.group._owner]
+
+
+async def _noop(tx: Tx) -> None:
+    return None
 
 
 # -- the per-key count of unfinished video jobs ------------------------------------------------

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 from sqlalchemy.exc import OperationalError
 from tests.server.fakes import PNG
-from tests.server.helpers import auth, ledger_matches
+from tests.server.helpers import auth, ledger_matches, scrape_metrics
 
 from reapi.router import InMemoryBreakerStore
 from reapi_server.idempotency import repository as idempotency_rows
@@ -168,7 +168,7 @@ async def test_failover_to_the_backup(gateway):
     assert response.json()["reapi"]["provider"] == "backup"
     assert response.json()["reapi"]["attempts"] == 2
     assert await ledger_matches(gateway.rt, account) == (60, 0)
-    metrics = (await gateway.client.get("/metrics")).text
+    metrics = await scrape_metrics(gateway)
     assert 'reapi_failovers_total{model="gpt-image-2"} 1.0' in metrics
 
 
@@ -238,10 +238,12 @@ async def test_idempotent_retry_is_one_call_one_charge_same_answer(gateway):
     assert conflict.json()["error"]["code"] == "idempotency_key_reused"
 
 
-async def test_a_failed_completion_does_not_charge_a_retry_again(gateway, monkeypatch):
-    """Recording the answer fails once after a charged success: the sweeper must not then
-    drop the key as abandoned, and a retry with it is one charge, same answer (CHECKS 8)."""
+async def test_the_answer_is_recorded_with_the_charge(gateway, monkeypatch):
+    """Recording the answer is part of the settlement's transaction (CHECKS 8): when it fails,
+    nothing is charged and the key stays free; once it is recorded, the sweeper never drops
+    the key as abandoned, and a retry with it is one charge, same answer."""
     account, key = await gateway.account(credits=1000)
+    rt = gateway.rt
     real_complete = idempotency_rows.complete
     failures = [OperationalError("UPDATE", {}, Exception("connection lost"))]
 
@@ -251,15 +253,17 @@ async def test_a_failed_completion_does_not_charge_a_retry_again(gateway, monkey
         await real_complete(*args, **kwargs)
 
     monkeypatch.setattr(idempotency_rows, "complete", flaky_complete)
+    failed = await generate(gateway, key, headers={"idempotency-key": "k1"})
+    assert failed.status_code >= 500
+    assert await ledger_matches(rt, account) == (1000, 0)
     first = await generate(gateway, key, headers={"idempotency-key": "k1"})
-    assert first.status_code == 200  # the answer it paid for
-    rt = gateway.rt
+    assert first.status_code == 200
     later = rt.now() + rt.settings.image_hold_seconds + 60
     monkeypatch.setattr(rt, "clock", lambda: later)
     await sweep_once(rt)
     second = await generate(gateway, key, headers={"idempotency-key": "k1"})
     assert second.status_code == 200 and second.json() == first.json()
-    assert gateway.upstream.count("/images/generations") == 1
+    assert gateway.upstream.count("/images/generations") == 2  # the failed one, the first
     assert await ledger_matches(rt, account) == (960, 0)
 
 

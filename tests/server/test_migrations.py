@@ -14,7 +14,7 @@ from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 
 from reapi_server.db import Database
 from reapi_server.migrate import alembic_config, upgrade, upgrade_sync
-from reapi_server.models import Base
+from reapi_server.models import MAX_CREDITS, Base
 
 BODY_LIKE = {"prompt", "body", "content", "input", "user", "mask", "image", "images", "payload"}
 
@@ -38,7 +38,7 @@ def test_no_column_can_hold_a_body(tmp_path):
         assert not names & BODY_LIKE, (table, names & BODY_LIKE)
 
 
-# -- 0004_identity: accounts become users ------------------------------------------------------
+# -- 0005_identity: accounts become users ------------------------------------------------------
 
 
 async def _seed_0003(db: Database) -> None:
@@ -68,7 +68,7 @@ async def _seed_0003(db: Database) -> None:
             )
 
 
-async def _check_0004(db: Database) -> None:
+async def _check_0005(db: Database) -> None:
     async with db.read() as session:
         users = (
             await session.execute(
@@ -87,21 +87,37 @@ async def _check_0004(db: Database) -> None:
         assert (await session.execute(text("SELECT count(*) FROM credit_ledger"))).scalar() == 2
         balances = (await session.execute(text("SELECT balance, reserved FROM accounts"))).all()
         assert [tuple(b) for b in balances] == [(90, 10), (90, 10)]
-    # The wallet keeps refusing an overdraft after its rebuild.
-    with pytest.raises(IntegrityError):
-        async with db.write() as session:
-            await session.execute(text("UPDATE accounts SET balance = -1"))
+    await _check_wallet_bounds(db)
+
+
+async def _check_wallet_bounds(db: Database, *, with_email: bool = False) -> None:
+    """The wallet keeps refusing an overdraft and credit past the bound after its rebuild (on
+    SQLite, the bound is 0004_money's triggers, which a rebuild of the table drops)."""
+    email, address = ("email, ", "'x@example.com', ") if with_email else ("", "")
+    for statement in (
+        "UPDATE accounts SET balance = -1",
+        f"UPDATE accounts SET balance = {MAX_CREDITS + 1}",
+        f"UPDATE accounts SET balance = {MAX_CREDITS}, reserved = 1",
+        f"INSERT INTO accounts (id, {email}balance, reserved, created_at)"
+        f" VALUES ('acct_x', {address}{MAX_CREDITS + 1}, 0, 1.0)",
+    ):
+        with pytest.raises(IntegrityError):
+            async with db.write() as session:
+                await session.execute(text(statement))
 
 
 async def _check_downgrade(url: str, db: Database) -> None:
     await db.dispose()
-    await asyncio.to_thread(command.downgrade, alembic_config(url), "0003")
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0004_money")
     async with db.read() as session:
         emails = (await session.execute(text("SELECT id, email FROM accounts ORDER BY id"))).all()
     assert [tuple(e) for e in emails] == [
         ("acct_0", "ops@example.com"),
         ("acct_1", "two@example.com"),
     ]
+    await _check_wallet_bounds(db, with_email=True)
+    await db.dispose()
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0003")
 
 
 async def test_accounts_become_users_on_sqlite(tmp_path):
@@ -113,7 +129,7 @@ async def test_accounts_become_users_on_sqlite(tmp_path):
         await upgrade(db)  # the server's own path: foreign keys enforced on its connections
         inspector = inspect(create_engine(f"sqlite:///{tmp_path / 'm.db'}"))
         assert "email" not in {c["name"] for c in inspector.get_columns("accounts")}
-        await _check_0004(db)
+        await _check_0005(db)
         await _check_downgrade(url, db)
     finally:
         await db.dispose()
@@ -129,7 +145,7 @@ async def test_accounts_become_users_on_postgres(postgres_server):  # noqa: F811
     try:
         await _seed_0003(db)
         await upgrade(db)
-        await _check_0004(db)
+        await _check_0005(db)
         await _check_downgrade(url, db)
     finally:
         await db.dispose()

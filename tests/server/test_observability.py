@@ -3,7 +3,7 @@
 import json
 import logging
 
-from tests.server.helpers import auth
+from tests.server.helpers import auth, scrape_metrics
 
 from reapi_server.observability.logging import JsonFormatter
 
@@ -20,7 +20,7 @@ async def test_metrics_use_route_templates_only(gateway):
     )
     await gateway.client.get(f"/v1/videos/{video.json()['id']}", headers=auth(key))
     await gateway.client.request("BREW", "/v1/coffee")
-    text = (await gateway.client.get("/metrics")).text
+    text = await scrape_metrics(gateway)
     assert 'route="/v1/videos/{video_id}"' in text
     assert video.json()["id"] not in text
     assert 'method="OTHER",route="unmatched"' in text
@@ -34,7 +34,7 @@ async def test_breaker_state_shows_open_routes(gateway):
     _, key = await gateway.account()
     gateway.upstream.faults = {"primary.test": "reset"}
     await gateway.client.post("/v1/images/generations", json={"prompt": "p"}, headers=auth(key))
-    text = (await gateway.client.get("/metrics")).text
+    text = await scrape_metrics(gateway)
     assert 'reapi_breaker_state{route="primary/gpt-image-2"} 2.0' in text
 
 
@@ -88,7 +88,14 @@ def test_http_client_loggers_never_print_upstream_urls_at_info():
     """Signed upload and download URLs carry credentials; httpx logs whole URLs at INFO."""
     from reapi_server.observability.logging import configure_logging
 
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
     logging.getLogger("httpx").setLevel(logging.NOTSET)
-    configure_logging("DEBUG")
-    for name in ("httpx", "httpcore"):
-        assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+    try:
+        configure_logging("DEBUG")
+        for name in ("httpx", "httpcore"):
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+    finally:  # configure_logging is for a server process: give pytest's logging back
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        logging.captureWarnings(False)

@@ -1,6 +1,7 @@
 """Mirrored outputs: no row ever points at a missing object."""
 
 from sqlalchemy import func, select
+from tests.server.fakes import PNG
 from tests.server.helpers import auth, ledger_matches
 
 from reapi_server.images import service as images_service
@@ -32,7 +33,7 @@ async def test_a_failed_settlement_leaves_neither_rows_nor_objects(gateway, monk
 async def test_objects_whose_rows_committed_are_kept(gateway):
     account, _ = await gateway.account()
     rt = gateway.rt
-    outputs = [Output("image", "image/png", b"a"), Output("image", "image/png", b"b")]
+    outputs = [Output("image", PNG + b"a"), Output("image", PNG + b"b")]
     kept = await mirror(rt.store, "req_0123456789abcdef01234567", outputs)
     dropped = await mirror(rt.store, "req_76543210fedcba9876543210", outputs)
     assert [f.storage_key for f in kept] == [
@@ -43,6 +44,6 @@ async def test_objects_whose_rows_committed_are_kept(gateway):
         await insert_outputs(session, kept, account, rt.now())
     await discard_unrecorded(rt, "req_0123456789abcdef01234567", kept)
     await discard_unrecorded(rt, "req_76543210fedcba9876543210", dropped)
-    assert (await read_object(rt.store, kept[1].storage_key)).data == b"b"
+    assert (await read_object(rt.store, kept[1].storage_key)).data == PNG + b"b"
     assert await read_object(rt.store, dropped[0].storage_key) is None
     assert sorted(gateway.stored()) == [f.storage_key for f in kept]

@@ -7,7 +7,6 @@ import secrets
 
 import pytest
 from tests.server.helpers import ledger_matches
-from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.server.test_credits import concurrent_spend
 from tests.server.test_videos import two_pollers_share_jobs
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def pg_gateway(postgres_server, make_gateway):  # noqa: F811
+async def pg_gateway(postgres_server, make_gateway):
     name = f"t_{secrets.token_hex(6)}"
     await asyncio.to_thread(
         postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
@@ -66,7 +65,7 @@ async def test_concurrent_idempotent_requests_make_one_call(pg_gateway):
     assert await ledger_matches(pg_gateway.rt, account) == (960, 0)
 
 
-async def test_video_limit_is_exact_under_concurrency(postgres_server, make_gateway):  # noqa: F811
+async def test_video_limit_is_exact_under_concurrency(postgres_server, make_gateway):
     name = f"t_{secrets.token_hex(6)}"
     await asyncio.to_thread(
         postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
@@ -96,3 +95,37 @@ async def test_retention_by_two_processes_at_once(pg_gateway):
     from tests.server.test_retention import two_processes_case
 
     await two_processes_case(pg_gateway)
+
+
+async def test_another_process_finishing_a_video_leaves_no_body(pg_gateway):
+    from tests.server.test_zero_retention import other_process_finishes_the_video_case
+
+    await other_process_finishes_the_video_case(pg_gateway)
+
+
+async def test_another_process_ending_jobs_drops_their_bodies(pg_gateway):
+    from tests.server.test_video_memory import other_process_ends_the_jobs_case
+
+    await other_process_ends_the_jobs_case(pg_gateway)
+
+
+async def test_polls_failing_forever_end_at_the_deadline(pg_gateway):
+    from tests.server.test_video_memory import polls_failing_until_the_deadline_case
+
+    await polls_failing_until_the_deadline_case(pg_gateway)
+
+
+async def test_the_sweeper_releases_only_a_hold_still_expired(pg_gateway, monkeypatch):
+    from tests.server.test_hold_renewal import test_the_sweeper_releases_only_a_hold_still_expired
+
+    await test_the_sweeper_releases_only_a_hold_still_expired(pg_gateway, monkeypatch)
+
+
+async def test_running_requests_keep_their_holds(postgres_server, make_gateway):
+    from tests.server.test_hold_renewal import outlasting_the_hold_window_case
+
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    await outlasting_the_hold_window_case(make_gateway, database_url=postgres_server.url(name))

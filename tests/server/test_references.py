@@ -1,6 +1,7 @@
 """Caller URLs at the gateway (CHECKS.md §22, §23): every URL a request carries is fetched by the
-gateway under the SSRF rules before anything reaches an adapter; `POST /v1/images/edits` takes
-JSON (`images: [{image_url | file_id}]`, `mask`); body fields like `base_url` are ignored.
+gateway under the SSRF rules before anything reaches an adapter — and only once the request has
+passed its checks and its credit is held; `POST /v1/images/edits` takes JSON
+(`images: [{image_url | file_id}]`, `mask`); body fields like `base_url` are ignored.
 
 The "public" host is `tests.media_host` (a loopback server that test names resolve to), so the
 gateway keeps its default, secure policy and nothing reaches the internet."""
@@ -185,9 +186,15 @@ def _redirecting(media_host, target: str) -> str:
 
 
 async def _assert_nothing_charged_or_kept(gateway, account: str, key: str, marker: str) -> None:
+    """The hold was released, the usage rows say `failed` at no cost, nothing went upstream."""
     assert await ledger_matches(gateway.rt, account) == (10_000, 0)
     usage = await gateway.client.get("/v1/usage", headers=auth(key))
-    assert usage.json()["data"] == [] and marker not in usage.text
+    rows = usage.json()["data"]
+    assert rows and all(r["status"] == "failed" and r["credit_cost"] == 0 for r in rows)
+    assert marker not in usage.text
+    videos = await gateway.client.get("/v1/videos", headers=auth(key))
+    assert all(v["status"] == "failed" for v in videos.json()["data"])
+    assert marker not in videos.text
     assert gateway.upstream.calls == []
     await gateway.rt.db.dispose()  # flush the WAL: the database files hold everything
     for path in gateway.data_dir.rglob("*"):

@@ -132,3 +132,74 @@ async def test_the_retention_period_is_configurable(make_gateway):
     gateway.rt.clock = lambda: start + 7.1 * DAY
     assert (await purge_once(gateway.rt)).outputs == 1
     assert gateway.stored() == {}
+
+
+# -- what dead processes leave behind --------------------------------------------------------
+
+
+async def test_abandoned_writes_are_swept_after_a_grace_period(gateway):
+    from tests.server.test_storage import _abandon_a_write, leftovers
+
+    rt = gateway.rt
+    _abandon_a_write(rt.store, "outputs/video_cccccccccccccccc/0.mp4", age=60)
+    if gateway.s3 is None:  # (S3: moto does not keep when an upload began)
+        assert (await purge_once(rt)).abandoned_writes == 0
+        assert len(leftovers(rt.store)) == 1
+    start = rt.now()
+    rt.clock = lambda: start + rt.settings.abandoned_write_seconds + 1
+    assert (await purge_once(rt)).abandoned_writes == 1
+    assert leftovers(rt.store) == [] and gateway.stored() == {}
+
+
+async def test_a_dead_image_requests_outputs_are_deleted(gateway):
+    """Its process stored the images, then died before writing their rows: when the sweeper
+    releases the hold, the request's objects are queued for deletion with the release."""
+    from tests.server.fakes import PNG
+
+    from reapi_server.credits import repository as credit_rows
+    from reapi_server.jobs.sweeper import sweep_once
+    from reapi_server.mirror.outputs import Output, mirror
+
+    rt = gateway.rt
+    account, _ = await gateway.account(credits=100)
+    request_id = "req_dddddddddddddddddddddddd"
+    async with rt.db.write() as session:
+        await credit_rows.reserve(
+            session,
+            account,
+            40,
+            purpose="image",
+            request_id=request_id,
+            expires_at=rt.now() + rt.settings.image_hold_seconds,
+            now=rt.now(),
+        )
+    await mirror(rt.store, request_id, [Output("image", PNG), Output("image", PNG)])
+    assert len(gateway.stored()) == 2
+    start = rt.now()
+    rt.clock = lambda: start + rt.settings.image_hold_seconds + 1
+    assert (await sweep_once(rt)).holds_released == 1
+    await purge_once(rt)
+    assert gateway.stored() == {} and await _count(rt, PendingDeletion) == 0
+
+
+async def test_a_queued_task_whose_rows_were_written_since_is_kept(gateway):
+    """The other side of the above: had the request been alive after all (slower than its
+    hold) and written its rows, its objects must stay — no row may point at nothing."""
+    from tests.server.fakes import PNG
+
+    from reapi_server.mirror.keys import task_prefix
+    from reapi_server.mirror.outputs import Output, mirror
+    from reapi_server.mirror.repository import enqueue_deletions, insert_outputs
+    from reapi_server.mirror.service import purge_deletions
+
+    rt = gateway.rt
+    account, _ = await gateway.account(credits=100)
+    request_id = "req_eeeeeeeeeeeeeeeeeeeeeeee"
+    files = await mirror(rt.store, request_id, [Output("image", PNG)])
+    async with rt.db.write() as session:
+        await enqueue_deletions(session, [task_prefix(request_id)], rt.now())
+    async with rt.db.write() as session:
+        await insert_outputs(session, files, account, rt.now())
+    await purge_deletions(rt)
+    assert list(gateway.stored()) == [files[0].storage_key]
+    assert await _count(rt, PendingDeletion) == 0

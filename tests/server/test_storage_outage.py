@@ -128,7 +128,7 @@ async def test_an_outage_that_lasts_fails_the_video_refunded(make_gateway, moto_
     link.cut()
     assert statuses[-1] == "failed"
     failed = (await gateway.client.get(f"/v1/videos/{video['id']}", headers=auth(key))).json()
-    assert failed["error"]["code"] == "output_unavailable"
+    assert failed["error"]["code"] == "storage_unavailable"
     assert await ledger_matches(gateway.rt, account) == (100, 0)
     assert await _rows(gateway) == 0
     link.restore()

@@ -14,6 +14,7 @@ from tests.server.fakes import PNG
 from tests.server.helpers import auth, ledger_matches, make_account
 
 from reapi import APIConnectionError, APITimeoutError
+from reapi.catalog import Catalog
 from reapi.providers import UpstreamRequest
 from reapi.router import InMemoryBreakerStore, Router, RouterConfig
 from reapi.testing import (
@@ -110,8 +111,20 @@ def test_bodies_are_encoded_as_httpx_encodes_them():
     assert body.count(PNG) == 2 and b'name="prompt"' in body
 
 
+def _single_route_catalog() -> Catalog:
+    """gpt-image-2 served by `primary` only: nothing to fail over to."""
+    data = two_host_catalog().model_dump(mode="json")
+    data["models"]["gpt-image-2"]["routes"] = data["models"]["gpt-image-2"]["routes"][:1]
+    return Catalog.model_validate(data)
+
+
 @pytest.fixture
-async def aiohttp_gateway(tmp_path, migrated_template, sims):
+def gateway_catalog() -> Catalog:
+    return two_host_catalog()
+
+
+@pytest.fixture
+async def aiohttp_gateway(tmp_path, migrated_template, sims, gateway_catalog):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     shutil.copy(migrated_template, data_dir / "reapi.db")
@@ -123,7 +136,7 @@ async def aiohttp_gateway(tmp_path, migrated_template, sims):
     )
     app = create_app(
         settings,
-        catalog=two_host_catalog(),
+        catalog=gateway_catalog,
         router_config=RouterConfig(first_byte_timeout=FIRST_BYTE),
         migrate=False,
     )
@@ -168,3 +181,100 @@ async def test_the_gateway_serves_and_fails_over_through_aiohttp(aiohttp_gateway
     rt.router.breakers = InMemoryBreakerStore()
     assert (await generate()).status_code in (502, 503)
     assert await ledger_matches(rt, account) == (1000 - 3 * 40, 0)
+
+
+# -- a pooled connection the upstream has just closed -------------------------------------------
+
+
+class CountingBreakers(InMemoryBreakerStore):
+    """The real breaker store, remembering every failure it is told of."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures: list[str] = []
+
+    def record_failure(self, key: str, now: float, *, open_for: float, threshold: int) -> None:
+        self.failures.append(key)
+        super().record_failure(key, now, open_for=open_for, threshold=threshold)
+
+
+@pytest.mark.parametrize("gateway_catalog", [_single_route_catalog()], ids=["single-route"])
+@pytest.mark.parametrize(
+    ("fault", "count"), [("stale_connection", None), ("reset", 1)], ids=["closed", "reset"]
+)
+async def test_a_stale_pooled_connection_is_retried_before_the_breaker_counts(
+    aiohttp_gateway, sims, faults, fault, count
+):
+    """The upstream closed (or reset) a kept-alive connection just as a request went out on
+    it: that request used to fail (502 with a single route) and count against the breaker."""
+    client, rt = aiohttp_gateway
+    breakers = rt.router.breakers = CountingBreakers()
+    account, key = await make_account(rt, credits=1000)
+
+    def generate() -> object:
+        return client.post(
+            "/v1/images/generations",
+            json={"prompt": "p", "model": "gpt-image-2"},
+            headers=auth(key),
+        )
+
+    assert (await generate()).status_code == 200  # its connection stays in the pool
+    sims.servers["primary"].faults.set(fault, count=count)
+    retried = await generate()
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["reapi"]["attempts"] == 1
+    assert breakers.failures == []
+    assert await ledger_matches(rt, account) == (1000 - 2 * 40, 0)
+
+
+async def test_only_a_reused_connection_is_retried_and_only_once(sims, faults):
+    engine = AiohttpEngine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    base = sims.provider_urls["primary"]
+    server = sims.servers["primary"]
+    try:
+        server.faults.set("reset", count=1)  # on a new connection: a real failure
+        with pytest.raises(APIConnectionError):
+            await engine.send(image_request(base), "primary", FIRST_BYTE)
+        assert (await engine.send(image_request(base), "primary", FIRST_BYTE)).status == 200
+        server.faults.set("reset")  # the retry, on a new connection, is reset too
+        with pytest.raises(APIConnectionError):
+            await engine.send(image_request(base), "primary", FIRST_BYTE)
+    finally:
+        await engine.aclose()
+
+
+async def test_a_failed_exchange_chains_nothing_of_the_request():
+    """aiohttp's ClientResponseError keeps `request_info.headers`, the provider's key among them:
+    the error the engine raises instead must not chain it (issue 9 A5)."""
+    import asyncio
+    import traceback
+
+    key = "sk-MARKER-provider-key-3e9a"
+
+    async def malformed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 abc nonsense\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(malformed, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = AiohttpEngine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    request = UpstreamRequest(
+        "POST",
+        f"http://127.0.0.1:{port}/v1/images/generations",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"prompt": "MARKER-prompt"},
+    )
+    try:
+        with pytest.raises(APIConnectionError) as info:
+            await engine.send(request, "primary", FIRST_BYTE)
+    finally:
+        await engine.aclose()
+        server.close()
+        await server.wait_closed()
+    error = info.value
+    assert error.__context__ is None and error.__cause__ is None
+    text = repr(error) + str(error) + "".join(traceback.format_exception(error))
+    assert key not in text and "MARKER" not in text
+    assert "ClientResponseError" in error.message  # the kind of failure is still said

@@ -278,10 +278,26 @@ async def test_storage_failure_keeps_the_hold_then_refunds(gateway, monkeypatch)
             job.next_poll_at = 0
         await JobPoller(gateway.rt).run_once()
     failed = (await gateway.client.get(f"/v1/videos/{video['id']}", headers=auth(key))).json()
-    assert failed["status"] == "failed" and failed["error"]["code"] == "output_unavailable"
+    assert failed["status"] == "failed" and failed["error"]["code"] == "storage_unavailable"
     assert await ledger_matches(gateway.rt, account) == (100, 0)
     async with gateway.rt.db.read() as session:
         assert (await session.execute(select(func.count()).select_from(StoredOutput))).scalar() == 0
+
+
+async def test_an_output_the_upstream_never_delivers_is_refunded(gateway):
+    account, key = await gateway.account(credits=100)
+    video = (await create(gateway, key)).json()
+    gateway.upstream.polls_before_done = 0
+    gateway.upstream.faults = {"primary.test": "500"}  # the download fails; polls answer
+    for _ in range(MAX_OUTPUT_FAILURES + 2):
+        async with gateway.rt.db.write() as session:
+            job = await session.get(VideoJob, video["id"])
+            job.next_poll_at = 0
+        await JobPoller(gateway.rt).run_once()
+    failed = (await gateway.client.get(f"/v1/videos/{video['id']}", headers=auth(key))).json()
+    assert failed["status"] == "failed" and failed["error"]["code"] == "output_unavailable"
+    assert "could not be fetched" in failed["error"]["message"]
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
 
 
 async def two_pollers_share_jobs(gateway) -> None:

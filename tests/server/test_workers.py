@@ -46,6 +46,7 @@ def test_two_workers_share_one_sqlite_file(tmp_path):
         "OPENAI_API_KEY": simulators.api_key,
         "REAPI_PROVIDER_BASE_URLS__OPENAI": simulators.provider_urls["openai"],
         "REAPI_REQUESTS_PER_MINUTE": "100000",
+        "REAPI_METRICS_LISTEN": "off",  # 9464 is everyone's default
     }
     process = subprocess.Popen(
         [_bin("reapi-server"), "serve", "--workers", "2", "--port", str(port), *data],
@@ -58,6 +59,9 @@ def test_two_workers_share_one_sqlite_file(tmp_path):
         base = f"http://127.0.0.1:{port}"
         _wait_for(f"{base}/healthz", process)
         statuses = asyncio.run(_spend(base, key, 40))
+        # the workers got the gateway's uvicorn config (pickled to them): heads are bounded
+        oversize = httpx.get(f"{base}/healthz", headers={"x-big": "a" * 17_000})
+        assert oversize.status_code == 431
     finally:
         process.terminate()
         output = process.communicate(timeout=20)[0]

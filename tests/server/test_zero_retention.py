@@ -1,15 +1,18 @@
-"""CHECKS.md §1-4: unique markers in the prompt, reference image bytes (uploaded, and fetched by
-the gateway from a URL whose path and query carry a marker too), mask bytes and `user`, sent
-through success, a 422, an upstream 400 that echoes the prompt, 5xx, timeout, failover and a
-request cancelled mid-flight. Afterwards no marker may be found in logs (every level, every
-formatter, tracebacks included), the database files, the data dir, temp files, metrics or any
-answer. Keys (ours and the providers') must not show up either.
+"""CHECKS.md §1-4: unique markers in the prompt, reference image bytes (uploaded, sent as data URLs,
+and fetched by the gateway from a URL whose path and query carry a marker too), mask bytes and
+`user`, sent through success, a 422, malformed JSON and multipart bodies, an unknown model, a bad
+idempotency key, a refusal for want of credit before any fetch, an upstream 400 that echoes the
+prompt, 5xx, timeout, failover and a request cancelled mid-flight. Afterwards no marker may be
+found in logs (every level, every formatter, tracebacks included), the database files, the data
+dir, temp files, metrics or any answer; and no error the gateway answered may chain another or
+hold a marker. Keys (ours and the providers') must not show up either.
 
 Storage is scanned too, on local disk and on a real S3 server: every object must be a generated
 output (under `outputs/<task id>/<n>.<ext>`, holding what the upstream generated), nothing else.
 Uploads over 1 MiB (spooled to temp files while parsed) leave no temp file behind (§3)."""
 
 import asyncio
+import base64
 import logging
 import re
 import tempfile
@@ -17,8 +20,9 @@ import traceback
 from pathlib import Path
 
 import pytest
+from tests.server.errors_seen import hook_error_handlers
 from tests.server.fakes import KEYS, MP4, PNG
-from tests.server.helpers import auth
+from tests.server.helpers import auth, scrape_metrics
 
 from reapi.router import InMemoryBreakerStore
 from reapi_server.jobs.poller import JobPoller
@@ -120,6 +124,7 @@ async def _exercise(gateway, key: str, media_host) -> list[bytes]:
     )
     answers.append(bad.content)
     assert bad.status_code == 422
+    await _refusals(gateway, key, fetched, refused, answers)
     faults(primary="400_echo")  # the upstream echoes prompt and user
     assert (await edit()).status_code == 400
     assert (await edit_by_url(fetched)).status_code == 400
@@ -156,11 +161,50 @@ async def _exercise(gateway, key: str, media_host) -> list[bytes]:
     for _ in range(4):
         await JobPoller(gateway.rt).run_once()
     await sweep_once(gateway.rt)
-    for path in ("/v1/videos", "/v1/usage", "/v1/credits", "/metrics"):
+    for path in ("/v1/videos", "/v1/usage", "/v1/credits"):
         answers.append((await client.get(path, headers=auth(key))).content)
+    answers.append((await scrape_metrics(gateway)).encode())
     video_id = created.json()["id"]
     answers.append((await client.get(f"/v1/videos/{video_id}", headers=auth(key))).content)
     return answers
+
+
+async def _refusals(gateway, key: str, fetched: str, refused: str, answers: list[bytes]) -> None:
+    """Bad input of every kind (issue 9): refused with the markers in it, and inputs by URL,
+    data URL and reference in JSON video requests."""
+    client = gateway.client
+
+    async def post(path: str, status: int, headers: dict[str, str] | None = None, **kw) -> None:
+        response = await client.post(path, headers={**auth(key), **(headers or {})}, **kw)
+        answers.append(response.content)
+        assert response.status_code == status, (path, response.text)
+
+    as_json = {"content-type": "application/json"}
+    await post("/v1/images/generations", 400, as_json, content=f'{{"prompt": "{PROMPT}'.encode())
+    broken = f"--b\r\n{PROMPT}\r\n\r\n{USER}\r\n--b--\r\n".encode()
+    multipart = {"content-type": "multipart/form-data; boundary=b"}
+    await post("/v1/images/edits", 400, multipart, content=broken)
+    await post("/v1/videos", 400, multipart, content=broken)
+    # A model id is named by a 64-character excerpt: the marker sits beyond it.
+    await post("/v1/images/generations", 404, json={"model": "m" * 64 + PROMPT, "prompt": PROMPT})
+    await post(
+        "/v1/images/generations", 400, {"idempotency-key": PROMPT * 20}, json={"prompt": PROMPT}
+    )
+    data_url = f"data:image/png;base64,{base64.b64encode(_image(IMAGE)).decode()}"
+    edit = {"model": "gpt-image-2", "prompt": PROMPT, "user": USER}
+    await post("/v1/images/edits", 200, json={**edit, "images": [{"image_url": data_url}]})
+    await post("/v1/images/edits", 400, json={**edit, "images": [{"image_url": data_url[:-9]}]})
+    _, poor = await gateway.account(credits=0)  # refused before its URLs are fetched
+    response = await client.post(
+        "/v1/images/edits", json={**edit, "images": [{"image_url": fetched}]}, headers=auth(poor)
+    )
+    answers.append(response.content)
+    assert response.status_code == 402
+    video = {"model": "sim-video", "prompt": PROMPT, "size": "1280x720"}
+    for reference, status in ((fetched, 200), (data_url, 200), (refused, 400)):
+        await post(
+            "/v1/videos", status, json={**video, "input_reference": {"image_url": reference}}
+        )
 
 
 def _render(record: logging.LogRecord) -> str:
@@ -187,6 +231,7 @@ async def test_no_marker_survives_anywhere(
     gateway = await make_gateway()
     gateway.rt.fetcher = media_host.async_fetcher(gateway.rt.settings.url_policy)
     _, key = await gateway.account(credits=100_000)
+    errors = hook_error_handlers(gateway.app, [m.decode() for m in MARKERS])
 
     answers = await _exercise(gateway, key, media_host)
     await gateway.rt.db.dispose()  # flush the WAL so the database files hold everything
@@ -212,3 +257,32 @@ async def test_no_marker_survives_anywhere(
         assert OUTPUT_KEY.match(key), key  # generated outputs only, named by their task
         assert content in (PNG, MP4), key  # exactly what the upstream generated
     assert len(gateway.upstream.calls) > 20  # the markers really went upstream
+    assert len(errors) >= 15
+    for seen in errors:
+        assert seen.chained == [] and not seen.marked and seen.frames_marked == [], seen
+
+
+async def other_process_finishes_the_video_case(gateway) -> None:
+    """Two gateway processes on one database: the one that took the request keeps its body for
+    a resubmission, the other's poller finishes the job. Afterwards neither process holds any
+    of the request (the taker's periodic sweep dropped the body of the job it no longer runs)."""
+    from tests.object_graph import markers_reachable
+    from tests.server.other_process import OtherProcess
+    from tests.server.test_video_memory import create, drive, markers, status_of
+
+    prompt, image = markers()
+    _, key = await gateway.account(credits=1000)
+    video = await create(gateway, key, prompt, image)
+    roots = [gateway.app, gateway.rt]
+    assert markers_reachable(roots, [prompt.encode(), image])  # kept for a resubmission
+    async with OtherProcess(gateway) as other:
+        await other.call(drive, other.rt)
+        assert (await status_of(gateway, key, video["id"]))["status"] == "completed"
+        await sweep_once(gateway.rt)
+        assert gateway.rt.memory.get(video["id"]) is None
+        roots += [other.app, other.rt]
+        assert markers_reachable(roots, [prompt.encode(), image]) == []
+
+
+async def test_no_marker_in_memory_once_another_process_finished_the_video(gateway):
+    await other_process_finishes_the_video_case(gateway)

@@ -3,6 +3,7 @@ simulators (whose 400s quote the prompt, like OpenAI's), faults switched on the 
 No marker may survive in logs, database files, the data dir, temp files, metrics or answers."""
 
 import logging
+import socket
 import tempfile
 import time
 import traceback
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from tests.server.fakes import PNG
 from tests.server.live import live_gateway
+from tests.server.served import served_gateway
 
 from reapi.router import InMemoryBreakerStore
 from reapi.testing import SIMULATOR_KEY, OpenAISimulator, SimulatorSpec, run_simulators
@@ -24,6 +26,7 @@ IMAGE = b"MARKER-sockets-image-19fd"
 MASK = b"MARKER-sockets-mask-b03e"
 USER = "MARKER-sockets-user-6a51"
 MARKERS = [b"MARKER-sockets"]
+METRICS_TOKEN = "metrics-token-5b0c"
 APP_FAULTS = {"task_fails", "content_policy", "quota_exhausted"}
 
 
@@ -79,6 +82,7 @@ def test_no_marker_survives_on_real_sockets(tmp_path, migrated_template, capture
             provider_base_urls=sims.provider_urls,
             run_background_tasks=True,  # the server's own poller, in the server's loop
             poll_interval=0.05,
+            metrics_token=METRICS_TOKEN,
         ) as gw:
             client = httpx.Client(base_url=gw.base_url, timeout=30)
             headers = {"authorization": f"Bearer {gw.key}"}
@@ -143,8 +147,11 @@ def test_no_marker_survives_on_real_sockets(tmp_path, migrated_template, capture
                     break
                 time.sleep(0.05)
             assert final["status"] == "completed" and final["reapi"]["provider"] == "backup"
-            for path in ("/v1/usage", "/v1/videos", "/metrics"):
+            for path in ("/v1/usage", "/v1/videos"):
                 answers.append(client.get(path, headers=headers).content)
+            metrics = client.get("/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"})
+            assert metrics.status_code == 200 and b"reapi_http_requests_total" in metrics.content
+            answers.append(metrics.content)
     finally:
         sims.stop()
     secrets = [*MARKERS, gw.key.encode(), SIMULATOR_KEY.encode()]
@@ -157,3 +164,48 @@ def test_no_marker_survives_on_real_sockets(tmp_path, migrated_template, capture
     for path in files:
         content = path.read_bytes()
         assert not any(s in content for s in secrets), path
+
+
+def _websocket_upgrade(port: int, key: str, marker: str) -> bytes:
+    """A WebSocket handshake on a raw socket: the marker in the query string and in headers,
+    the caller's real key in Authorization. Returns what the gateway answered."""
+    head = (
+        f"GET /v1/images/generations?prompt={marker}-query HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Protocol: {marker}-protocol\r\n"
+        f"Authorization: Bearer {key}\r\n"
+        f"Cookie: session={marker}-cookie\r\n"
+        f"X-Prompt: {marker}-header\r\n"
+        "\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_websocket_upgrades_leave_no_marker(tmp_path, level):
+    """A WebSocket upgrade is not served (the gateway has no WebSocket route): it is answered
+    as the plain HTTP request it also is, and nothing of its request line or headers is
+    logged, at INFO or DEBUG (where a WebSocket library would print every header)."""
+    marker = f"MARKER-ws-{level.lower()}-3d9a"
+    env = {"REAPI_LOG_LEVEL": level, "REAPI_LOG_JSON": "true"}
+    with served_gateway(tmp_path, env=env) as gateway:
+        answer = _websocket_upgrade(gateway.port, gateway.key, marker)
+        # answered by the gateway's HTTP stack (it sets x-request-id), not by a WebSocket one
+        assert b"x-request-id:" in answer.lower(), answer[:300]
+        assert marker.encode() not in answer
+    logs = gateway.text
+    assert '"msg":"gateway ready"' in logs  # the gateway did log (at this level)
+    assert marker not in logs, logs[-3000:]
+    assert gateway.key not in logs

@@ -188,6 +188,20 @@ def test_slow_body_sends_headers_then_trickles(sim):
     assert json.loads(body)["path"] == "/x"
 
 
+def test_stale_connection_closes_a_kept_alive_connection_unanswered(sim):
+    sim.faults.set(Fault.STALE_CONNECTION)
+    with socket.create_connection((sim.host, sim.port), timeout=5) as sock:
+        request = f"GET /x HTTP/1.1\r\nHost: {sim.host}\r\n\r\n".encode()
+        sock.sendall(request)
+        first = b""
+        while b'"origin"' not in first:  # a new connection: answered
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200")
+        sock.sendall(request)  # the same connection again: closed without a byte
+        assert sock.recv(65536) == b""
+    assert sim.app.calls == 1
+
+
 def test_truncated_json_is_a_200_with_half_a_body(sim):
     sim.faults.set(Fault.TRUNCATED_JSON)
     answer = httpx.get(sim.base_url + "/x")

@@ -3,12 +3,12 @@ SQLite and on PostgreSQL, and browsers talking to them."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator, Callable
 
 import pytest
 from tests.server.conftest import (  # noqa: F401  (fixtures)
     Gateway,
+    database_url,
     gateway_storage,
     make_gateway,
     migrated_template,
@@ -33,18 +33,6 @@ async def web(make_gateway, clock) -> Gateway:  # noqa: F811
     gateway = await make_gateway(public_base_url=BASE)
     gateway.rt.clock = clock
     return gateway
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request) -> str | None:
-    """None (the default SQLite file), then a fresh PostgreSQL database. Not async: the
-    PostgreSQL server's start-up migrates with its own event loop."""
-    if request.param == "sqlite":
-        return None
-    server = request.getfixturevalue("postgres_server")
-    name = f"t_{secrets.token_hex(6)}"
-    server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
-    return str(server.url(name))
 
 
 @pytest.fixture

@@ -189,5 +189,16 @@ async def test_the_file_backend_writes_private_rfc_5322_files(tmp_path):
     assert "secret-token-value" in parsed.get_body(("html",)).get_content()
 
 
+async def test_the_file_backend_reports_a_failed_write_by_its_type_only(tmp_path):
+    """The OSError (which names the path) is neither the code nor chained to the failure."""
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    sender = FileSender(blocked / "mail", sender="reapi <no-reply@reapi.example>")
+    with pytest.raises(SendFailed) as failed:
+        await sender.send(MESSAGE, message_id="mail_1")
+    assert failed.value.code == "NotADirectoryError" and failed.value.retryable
+    assert failed.value.__context__ is None and failed.value.__cause__ is None
+
+
 def test_a_message_repr_holds_no_body():
     assert "secret" not in repr(MESSAGE) and "ada@" not in repr(MESSAGE)

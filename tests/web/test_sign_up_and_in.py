@@ -6,9 +6,10 @@ from tests.web.helpers import PASSWORD, mail_to, new_email, web_context
 
 from reapi_server.accounts.service import account_of
 from reapi_server.identity import repository as users
-from reapi_server.identity.errors import EmailNotVerified
+from reapi_server.identity.errors import EmailNotVerified, EmailTaken
 from reapi_server.identity.passwords import ARGON2ID, Argon2Params, Passwords
-from reapi_server.identity.service import require_verified
+from reapi_server.identity.service import Identity, SignUpForm, require_verified
+from reapi_server.identity.sessions import Client
 from reapi_server.models import Consent, Membership, User
 
 
@@ -93,6 +94,32 @@ async def test_an_email_already_taken_is_refused(web, browsers):
         {"email": email, "password": PASSWORD, "age_16_plus": "yes", "accept_terms": "yes"},
     )
     assert response.status_code == 409 and "already exists" in response.text
+
+
+async def test_a_sign_up_racing_another_for_the_same_email_is_refused_with_no_chain(db_web):
+    """The other sign-up lands while this one hashes its password: the unique email refuses
+    the insert, and the refusal carries nothing of the database's error."""
+    identity = web_context(db_web).identity
+    email = new_email()
+
+    class Racing(Passwords):
+        async def hash(self, password: str) -> str:
+            async with db_web.rt.db.write() as session:
+                await users.insert_user(session, email=email, password_hash=None, now=1.0)
+            return await super().hash(password)
+
+    racing = Identity(
+        db_web.rt.db,
+        config=identity.config,
+        mail=identity.mail,
+        throttle=identity.throttle,
+        clock=identity.clock,
+        passwords=Racing(),
+    )
+    form = SignUpForm(email=email, password=PASSWORD, age_16_plus=True, accept_terms=True)
+    with pytest.raises(EmailTaken) as refused:
+        await racing.sign_up(form, Client("192.0.2.1"))
+    assert refused.value.__context__ is None and refused.value.__cause__ is None
 
 
 async def test_verification_get_shows_a_button_and_only_the_post_uses_the_link(db_web, browsers):

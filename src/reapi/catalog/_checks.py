@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from math import gcd
 
 from .._exceptions import InvalidRequestError
+from .._numbers import ascii_whole_number
 from .._params import ImageParams, Shape, VideoParams
 from ._models import Capabilities, ModelSpec, Route, SizeRule
 
@@ -26,9 +27,10 @@ def _refuse(model: ModelSpec, param: str, allowed: Iterable[object], what: str =
 
 def parse_size(size: str) -> tuple[int, int] | None:
     width, sep, height = size.lower().partition("x")
-    if not sep or not width.isdigit() or not height.isdigit():
+    parsed = ascii_whole_number(width), ascii_whole_number(height)
+    if not sep or parsed[0] is None or parsed[1] is None:
         return None
-    return int(width), int(height)
+    return parsed[0], parsed[1]
 
 
 def aspect_ratio_of(width: int, height: int) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .._detached import translated
 from .._exceptions import ConfigurationError
 from ._models import Catalog
 
@@ -23,14 +24,18 @@ CATALOG_ENV = "REAPI_CATALOG"
 
 def _read(path: Path) -> dict[str, Any]:
     text = path.read_bytes()
-    try:
+
+    def parsed() -> dict[str, Any]:
         if path.suffix == ".json":
             data: dict[str, Any] = json.loads(text)
-        else:
-            data = tomllib.loads(text.decode())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"catalog file {path} is not valid: {exc}") from None
-    return data
+            return data
+        return tomllib.loads(text.decode())
+
+    return translated(
+        parsed,
+        (ValueError, UnicodeDecodeError),
+        lambda exc: ConfigurationError(f"catalog file {path} is not valid: {exc}"),
+    )
 
 
 def _packaged() -> dict[str, Any]:
@@ -52,15 +57,16 @@ def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build(data: dict[str, Any], source: str) -> Catalog:
-    try:
-        return Catalog.model_validate(
+    return translated(
+        lambda: Catalog.model_validate(
             {
                 "providers": data.get("providers", {}),
                 "models": {m["id"]: m for m in data.get("models", [])},
             }
-        )
-    except (ValidationError, KeyError, TypeError) as exc:
-        raise ConfigurationError(f"catalog from {source} is not valid: {exc}") from None
+        ),
+        (ValidationError, KeyError, TypeError),
+        lambda exc: ConfigurationError(f"catalog from {source} is not valid: {exc}"),
+    )
 
 
 def load_catalog(path: str | os.PathLike[str] | None = None, *, replace: bool = False) -> Catalog:

@@ -7,6 +7,7 @@ reapi's exceptions; the upstream's message is dropped because it may echo the pr
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,15 +83,18 @@ class VideoCall:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Retry-After as delta-seconds (a fraction tolerated).
+_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?", re.ASCII)
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Retry-After as seconds: either delta-seconds or an HTTP date."""
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
+    # Seconds in ASCII digits only: float() also reads "inf", "nan" and other scripts' digits.
+    if _SECONDS.fullmatch(value):
+        return float(value)
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):

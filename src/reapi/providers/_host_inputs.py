@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import ConfigurationError, InvalidRequestError
@@ -49,7 +49,8 @@ class HostInput:
     """What to send: the host's model path and the model's input object."""
 
     model: str
-    input: dict[str, Any]
+    #: The prompt, the user's inputs: never in a repr.
+    input: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

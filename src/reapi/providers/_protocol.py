@@ -12,6 +12,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from .._detached import translated
 from .._exceptions import APIResponseError
 
 __all__ = [
@@ -74,14 +75,16 @@ class UpstreamResponse:
 
     def json(self, provider: str) -> Any:
         """Parse the body; a body that is not JSON is the upstream's fault (failover-able)."""
-        try:
-            return json.loads(self.content)
-        except ValueError:
-            raise APIResponseError(
+        # The decoder's error holds the whole body, which may echo the prompt: not chained.
+        return translated(
+            lambda: json.loads(self.content),
+            ValueError,
+            lambda _: APIResponseError(
                 "the provider answered with a body that is not valid JSON",
                 provider=provider,
                 status=self.status,
-            ) from None
+            ),
+        )
 
     def header(self, name: str) -> str | None:
         lowered = name.lower()

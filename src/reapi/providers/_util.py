@@ -6,6 +6,7 @@ import base64
 import binascii
 from typing import Any
 
+from .._detached import translated
 from .._exceptions import APIResponseError
 from .._media import IMAGE_TYPES, sniff_media_type
 from .._payload import File
@@ -37,12 +38,13 @@ def sniff_image_type(data: bytes) -> str | None:
 
 
 def b64decode(value: str, provider: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise APIResponseError(
+    return translated(
+        lambda: base64.b64decode(value, validate=True),
+        (binascii.Error, ValueError),
+        lambda _: APIResponseError(
             "the provider returned image data that is not valid base64", provider=provider
-        ) from None
+        ),
+    )
 
 
 def as_data_url(file: File) -> str:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .._exceptions import APIResponseError
+from .._numbers import ascii_whole_number
 from .._payload import File
 from ..catalog import Route
 from ._base import Adapter, ImageCall, VideoCall
@@ -183,14 +184,12 @@ class OpenAIAdapter(Adapter):
         state = _VIDEO_STATES.get(str(body.get("status")))
         if state is None:
             raise APIResponseError("the provider's video status is unknown", provider=self.provider)
-        poll_after_ms = response.header("openai-poll-after-ms")
+        poll_after_ms = ascii_whole_number(response.header("openai-poll-after-ms") or "")
         status = TaskStatus(
             state=state,
-            progress=int(body.get("progress") or 0),
-            poll_after=int(poll_after_ms) / 1000
-            if poll_after_ms and poll_after_ms.isdigit()
-            else None,
-            seconds=int(body["seconds"]) if str(body.get("seconds", "")).isdigit() else None,
+            progress=_progress(body.get("progress")),
+            poll_after=poll_after_ms / 1000 if poll_after_ms is not None else None,
+            seconds=ascii_whole_number(str(body.get("seconds", ""))),
             size=body.get("size") if isinstance(body.get("size"), str) else None,
         )
         if state == "failed":
@@ -238,3 +237,10 @@ class OpenAIAdapter(Adapter):
         assert response is not None
         if response.status != 404:
             self.check(response)
+
+
+def _progress(value: Any) -> int:
+    """A percentage as the upstream wrote it (a number, or digits), else 0."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 100:
+        return int(value)
+    return min(ascii_whole_number(str(value), max_digits=3) or 0, 100)

@@ -31,6 +31,7 @@ from .._exceptions import (
     QuotaExceededError,
     ReapiError,
 )
+from .._excerpt import excerpt
 from ..catalog import Route
 from ._base import Adapter, ImageCall, VideoCall
 from ._host_inputs import REPLICATE_INPUTS, HostInput, input_map, route_seconds
@@ -225,7 +226,7 @@ class ReplicateAdapter(Adapter):
                 provider_code=code,
             )
         return JobFailedError(
-            f"the provider's prediction ended {prediction['status']}",
+            f"the provider's prediction ended {excerpt(prediction['status'])}",
             provider=self.provider,
             provider_code=code,
         )

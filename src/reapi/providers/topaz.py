@@ -26,6 +26,7 @@ import re
 from math import ceil
 from typing import Any
 
+from .._detached import translated
 from .._exceptions import (
     APIResponseError,
     InvalidRequestError,
@@ -243,19 +244,17 @@ def _invalid_video() -> InvalidRequestError:
 
 def _decode_data_url(url: str) -> bytes:
     header, _, data = url.partition(",")
-    try:
-        if not header.endswith(";base64"):
-            raise ValueError("not base64")
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise _invalid_video() from None
+    if not header.endswith(";base64"):
+        raise _invalid_video()
+    return translated(
+        lambda: base64.b64decode(data, validate=True),
+        (binascii.Error, ValueError),
+        lambda _: _invalid_video(),
+    )
 
 
 def _read(source: bytes) -> VideoInfo:
-    try:
-        return read_video_info(source)
-    except Mp4Error:
-        raise _invalid_video() from None
+    return translated(lambda: read_video_info(source), Mp4Error, lambda _: _invalid_video())
 
 
 def _refuse_generation_options(call: VideoCall) -> None:

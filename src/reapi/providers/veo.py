@@ -15,6 +15,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from .._detached import translated
 from .._exceptions import APIResponseError, InvalidRequestError
 from .._payload import File
 from ..catalog import Route
@@ -157,12 +158,15 @@ def _first_frame(reference: File | str | None) -> dict[str, str] | None:
 
 def _from_data_url(url: str) -> File:
     header, _, data = url.partition(",")
-    try:
-        if not header.endswith(";base64"):
-            raise ValueError
-        content = base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequestError(
+
+    def refusal(_: BaseException | None = None) -> InvalidRequestError:
+        return InvalidRequestError(
             "input_reference data: URL must be base64-encoded", param="input_reference"
-        ) from None
+        )
+
+    if not header.endswith(";base64"):
+        raise refusal()
+    content = translated(
+        lambda: base64.b64decode(data, validate=True), (binascii.Error, ValueError), refusal
+    )
     return File(content, "input_reference", header[5:].removesuffix(";base64"))

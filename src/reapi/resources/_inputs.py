@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import IO, Any, TypeAlias
 
 from .._exceptions import InvalidRequestError
+from .._numbers import whole_number
 from .._params import ImageParams, VideoParams
 from .._payload import File, Payload
 from ..providers._util import sniff_image_type
@@ -41,6 +42,17 @@ def to_file(value: FileInput, param: str) -> File:
     return File(content, name, content_type)
 
 
+#: Options that are whole numbers: held to `whole_number` (no booleans, ASCII digits only).
+_WHOLE_NUMBERS = ("output_compression", "seed")
+
+
+def _whole_numbers(options: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: whole_number(value, name) if name in _WHOLE_NUMBERS and value is not None else value
+        for name, value in options.items()
+    }
+
+
 def _prompt(prompt: str) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidRequestError(
@@ -72,7 +84,9 @@ def image_request(
     if mask_file is not None and sniff_image_type(mask_file.content) != "image/png":
         raise InvalidRequestError("mask must be a PNG file", param="mask", code="invalid_image")
     n = options.pop("n", 1)
-    params = ImageParams(model=model, n=1 if n is None else int(n), **options)
+    params = ImageParams(
+        model=model, n=1 if n is None else whole_number(n, "n"), **_whole_numbers(options)
+    )
     payload = Payload(
         prompt=_prompt(prompt), images=tuple(files) or None, mask=mask_file, user=user
     )
@@ -87,8 +101,7 @@ def video_request(
     input_reference: FileInput | None = None,
     **options: Any,
 ) -> tuple[VideoParams, Payload]:
-    if seconds is not None and not str(seconds).isdigit():
-        raise InvalidRequestError("seconds must be a whole number", param="seconds")
+    duration = whole_number(seconds, "seconds") if seconds is not None else None
     reference: File | str | None = None
     if isinstance(input_reference, str) and input_reference.startswith(
         ("http://", "https://", "data:")
@@ -96,9 +109,7 @@ def video_request(
         reference = input_reference
     elif input_reference is not None:
         reference = to_file(input_reference, "input_reference")
-    params = VideoParams(
-        model=model, seconds=int(seconds) if seconds is not None else None, **options
-    )
+    params = VideoParams(model=model, seconds=duration, **_whole_numbers(options))
     # An empty prompt is allowed here: models driven by their input alone (enhancement) take
     # none, and the catalog check refuses it for every other model.
     text = _prompt(prompt) if prompt else None

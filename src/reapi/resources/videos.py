@@ -64,6 +64,17 @@ def _not_ready(video_id: str) -> InvalidRequestError:
     )
 
 
+def _take_if_failed(memory: JobMemory, video_id: str, status: TaskStatus) -> RememberedJob | None:
+    """A final state ends what the client keeps of the job's body: handed over for its one
+    resubmission when the task failed (other than by a content block), else dropped."""
+    if status.state not in ("completed", "failed"):
+        return None
+    if status.state == "failed" and not status.content_blocked:
+        return memory.take(video_id)
+    memory.finished(video_id)
+    return None
+
+
 def _pick(status: TaskStatus, variant: Variant) -> Any:
     if variant == "video":
         return status.outputs[0] if status.outputs else None
@@ -158,8 +169,8 @@ class Videos:
                     route.provider,
                     setup.router.first_byte_timeout(route),
                 )
-        job = self._memory.get(video_id)
-        if status.state == "failed" and not status.content_blocked and job is not None:
+        job = _take_if_failed(self._memory, video_id, status)
+        if job is not None:
             setup.router.record_failure(
                 route, JobFailedError("task failed upstream", provider=route.provider)
             )
@@ -364,8 +375,8 @@ class AsyncVideos:
                 setup.router.first_byte_timeout(route),
             )
         )
-        job = self._memory.get(video_id)
-        if status.state == "failed" and not status.content_blocked and job is not None:
+        job = _take_if_failed(self._memory, video_id, status)
+        if job is not None:
             setup.router.record_failure(
                 route, JobFailedError("task failed upstream", provider=route.provider)
             )

@@ -27,6 +27,10 @@ class Fault(StrEnum):
     HANG = "hang"  # the request is read, no byte is ever sent back
     SLOW_BODY = "slow_body"  # headers at once, then the body trickles
     TRUNCATED_JSON = "truncated_json"  # 200 with half a JSON body
+    #: A request on a kept-alive connection (one that already served a request) is read and
+    #: the connection closed unanswered: the server's idle timeout fired as the request came.
+    #: A request on a new connection is answered.
+    STALE_CONNECTION = "stale_connection"
     CONTENT_POLICY = "content_policy"  # the provider's own content block (the app)
     TASK_FAILS = "task_fails"  # async tasks end in the provider's failed state (the app)
 
@@ -42,6 +46,7 @@ TRANSPORT_FAULTS = frozenset(
         Fault.HANG,
         Fault.SLOW_BODY,
         Fault.TRUNCATED_JSON,
+        Fault.STALE_CONNECTION,
     }
 )
 #: Faults only the app can express, in its provider's words.

@@ -234,9 +234,10 @@ class SimServer:
     # -- one connection ----------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients.add(writer)
+        served = 0
         try:
-            while await self._exchange(reader, writer):
-                pass
+            while await self._exchange(reader, writer, kept_alive=served > 0):
+                served += 1
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass  # the client left (or sent a header block over 64 KiB)
         except asyncio.CancelledError:
@@ -247,8 +248,11 @@ class SimServer:
             self._clients.discard(writer)
             writer.close()
 
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """One request and its answer; False when the connection should end."""
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, kept_alive: bool
+    ) -> bool:
+        """One request and its answer; False when the connection should end. `kept_alive`: the
+        connection has served a request before."""
         head = await reader.readuntil(b"\r\n\r\n")
         try:
             method, target, version, headers = _parse_head(head)
@@ -277,6 +281,8 @@ class SimServer:
             while await reader.read(65536):  # until the client gives up
                 pass
             return False
+        if state.fault is Fault.STALE_CONNECTION and kept_alive:
+            return False  # closed (FIN) without a byte of answer
         answer = self._status_fault(state) or self._answer(method, path, query, headers, body)
         if state.fault is Fault.TRUNCATED_JSON:
             _, out_headers, content = answer

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..credits import repository as credits
+from ..credits.service import grant
 from ..errors import GatewayError
 from ..identity import repository as users
 from ..identity.emails import normalise_email
@@ -27,7 +27,7 @@ async def open_account(
         session, user_id=user_id, account_id=account.id, role="owner", now=now
     )
     if credits_granted:
-        await credits.grant(session, account.id, credits_granted, now)
+        await grant(session, account.id, credits_granted, now)
     return account
 
 

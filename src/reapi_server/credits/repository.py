@@ -3,14 +3,15 @@ row in the same transaction, so both always equal the sums of the ledger."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import new_id
-from ..models import Account, CreditHold, LedgerEntry
+from ..models import MAX_CREDITS, Account, CreditHold, LedgerEntry
 
 __all__ = [
     "ClosedHold",
@@ -18,6 +19,8 @@ __all__ = [
     "grant",
     "ledger_sums",
     "release",
+    "release_expired",
+    "renew_holds",
     "reserve",
     "settle",
     "stale_holds",
@@ -52,9 +55,14 @@ _HOLD = Statement(
         "closed_at",
     ),
 )
+#: Conditional on the account staying within the bound, held credit included (a release moves
+#: it back into the balance, and must always fit).
 _GRANT = Statement(
     update(Account)
-    .where(Account.id == bindparam("b_account"))
+    .where(
+        Account.id == bindparam("b_account"),
+        Account.balance + Account.reserved <= MAX_CREDITS - bindparam("b_amount"),
+    )
     .values(balance=Account.balance + bindparam("b_amount"))
 )
 #: The one conditional UPDATE that decides whether a request may run.
@@ -66,22 +74,30 @@ _RESERVE = Statement(
         reserved=Account.reserved + bindparam("b_amount"),
     )
 )
-#: Closing is conditional on the hold still being held: every race but one loses here. The
-#: charge is capped at the held amount (and the caller never passes less than 0), so a
-#: provider's odd usage report can neither overcharge nor mint credit.
-_CLOSE = Statement(
-    update(CreditHold)
-    .where(CreditHold.id == bindparam("b_hold"), CreditHold.status == "held")
-    .values(
-        status=bindparam("b_status"),
-        charged=case(
-            (CreditHold.amount < bindparam("b_charge"), CreditHold.amount),
-            else_=bindparam("b_charge"),
-        ),
-        closed_at=bindparam("b_now"),
+
+
+def _closing(*conditions: ColumnElement[bool]) -> Statement:
+    """Closing is conditional on the hold still being held: every race but one loses here. The
+    charge is capped at the held amount (and the caller never passes less than 0), so a
+    provider's odd usage report can neither overcharge nor mint credit."""
+    return Statement(
+        update(CreditHold)
+        .where(CreditHold.id == bindparam("b_hold"), CreditHold.status == "held", *conditions)
+        .values(
+            status=bindparam("b_status"),
+            charged=case(
+                (CreditHold.amount < bindparam("b_charge"), CreditHold.amount),
+                else_=bindparam("b_charge"),
+            ),
+            closed_at=bindparam("b_now"),
+        )
+        .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
     )
-    .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
-)
+
+
+_CLOSE = _closing()
+#: The sweeper's release: also conditional on the expiry, which a running request renews.
+_CLOSE_EXPIRED = _closing(CreditHold.expires_at < bindparam("b_now"))
 _REFUND = Statement(
     update(Account)
     .where(Account.id == bindparam("b_account"))
@@ -114,12 +130,16 @@ async def _ledger(
     )
 
 
-async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> None:
-    if amount <= 0:
-        raise ValueError("a grant must be positive")
+async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> bool:
+    """Add `amount` (1 to `MAX_CREDITS`) to the balance; False when the account would exceed
+    `MAX_CREDITS` (or does not exist), and then nothing is written."""
+    if not 0 < amount <= MAX_CREDITS:
+        raise ValueError(f"a grant must be between 1 and {MAX_CREDITS}")
     tx = as_tx(session)
-    await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount})
+    if await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount}) != 1:
+        return False
     await _ledger(tx, account_id, "grant", amount, 0, None, now)
+    return True
 
 
 async def reserve(
@@ -137,6 +157,8 @@ async def reserve(
     One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
     (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting), and within a
     group commit (its ops run one after the other, each seeing the balance the last one left)."""
+    if amount > MAX_CREDITS:  # no balance is that high (and the driver may not take the number)
+        return None
     tx = as_tx(session)
     if await tx.execute(_RESERVE, {"b_account": account_id, "b_amount": amount}) != 1:
         return None
@@ -161,11 +183,17 @@ async def reserve(
 
 
 async def _close(
-    session: AsyncSession | Tx, hold_id: str, *, status: str, charge: int | None, now: float
+    session: AsyncSession | Tx,
+    hold_id: str,
+    *,
+    status: str,
+    charge: int | None,
+    now: float,
+    statement: Statement = _CLOSE,
 ) -> ClosedHold | None:
     tx = as_tx(session)
     row = await tx.first(
-        _CLOSE,
+        statement,
         {"b_hold": hold_id, "b_status": status, "b_charge": max(charge or 0, 0), "b_now": now},
     )
     if row is None:
@@ -190,11 +218,46 @@ async def release(session: AsyncSession | Tx, hold_id: str, now: float) -> Close
     return await _close(session, hold_id, status="released", charge=None, now=now)
 
 
-async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> list[tuple[str, str]]:
-    """(hold id, request id) of image holds whose request must have died with its process
-    (video holds have no expiry: their jobs are swept instead)."""
+async def release_expired(
+    session: AsyncSession | Tx, hold_id: str, now: float
+) -> ClosedHold | None:
+    """The sweeper's release: only while the hold is held and its expiry still past. None: it
+    was closed, or renewed by its running request since it was found expired."""
+    return await _close(
+        session, hold_id, status="released", charge=None, now=now, statement=_CLOSE_EXPIRED
+    )
+
+
+async def renew_holds(
+    session: AsyncSession, hold_ids: Sequence[str], expires_at: float
+) -> list[str]:
+    """Push back the expiry of these holds, those still held: their requests are running. A
+    hold another transaction has locked (it is being settled or released) is skipped, never
+    waited for: this UPDATE locks no account first (`lock_order`). The ids renewed."""
+    if not hold_ids:
+        return []
+    free = (
+        select(CreditHold.id)
+        .where(CreditHold.id.in_(hold_ids), CreditHold.status == "held")
+        .with_for_update(skip_locked=True)
+    )
     result = await session.execute(
-        select(CreditHold.id, CreditHold.request_id)
+        update(CreditHold)
+        .where(CreditHold.id.in_(free.scalar_subquery()))
+        .values(expires_at=expires_at)
+        .returning(CreditHold.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [str(hold_id) for hold_id in result.scalars()]
+
+
+async def stale_holds(
+    session: AsyncSession, now: float, limit: int = 200
+) -> list[tuple[str, str, str]]:
+    """(hold id, request id, account id) of image holds whose request must have died with its
+    process (video holds have no expiry: their jobs are swept instead)."""
+    result = await session.execute(
+        select(CreditHold.id, CreditHold.request_id, CreditHold.account_id)
         .where(
             CreditHold.status == "held",
             CreditHold.expires_at.is_not(None),
@@ -202,7 +265,7 @@ async def stale_holds(session: AsyncSession, now: float, limit: int = 200) -> li
         )
         .limit(limit)
     )
-    return [(str(hold_id), str(request_id)) for hold_id, request_id in result]
+    return [(str(hold), str(request), str(account)) for hold, request, account in result]
 
 
 async def balance_of(session: AsyncSession, account_id: str) -> tuple[int, int]:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from reapi._params import Shape
 from reapi.catalog import ModelSpec
 
-from ..errors import InsufficientCredits
+from ..errors import CreditLimitExceeded, InsufficientCredits
 from ..group_commit import Tx
-from ..models import UsageRecord
+from ..models import MAX_CREDITS, UsageRecord
 from ..usage import repository as usage_rows
 from . import repository
 
-__all__ = ["hold_or_record_refusal", "insufficient", "price_of"]
+__all__ = ["grant", "hold_or_record_refusal", "insufficient", "price_of"]
 
 
 def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: int = 0) -> int:
@@ -53,6 +55,18 @@ async def hold_or_record_refusal(
     )
     await usage_rows.insert(tx, usage)
     return hold_id
+
+
+async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
+    """Add credit to an account, within `MAX_CREDITS` (per grant, and for the account's
+    balance and held credit together); anything else is refused and nothing is written."""
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    if amount > MAX_CREDITS or not await repository.grant(session, account_id, amount, now):
+        raise CreditLimitExceeded(
+            f"an account may hold at most {MAX_CREDITS:,} credits; this grant would exceed that",
+            param="credits",
+        )
 
 
 def insufficient(amount: int) -> InsufficientCredits:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import anyio
 
+from reapi._detached import translated_async
+
 from .message import Message
 from .sender import SendFailed
 
@@ -43,10 +45,11 @@ class FileSender:
 
     async def send(self, message: Message, *, message_id: str) -> None:
         data = render_eml(message, message_id=message_id, sender=self.sender)
-        try:
-            await anyio.to_thread.run_sync(self._write, message_id, data)
-        except OSError as error:
-            raise SendFailed(type(error).__name__) from None
+        await translated_async(
+            lambda: anyio.to_thread.run_sync(self._write, message_id, data),
+            OSError,
+            lambda error: SendFailed(type(error).__name__),
+        )
 
     async def aclose(self) -> None:
         return None

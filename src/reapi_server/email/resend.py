@@ -122,10 +122,13 @@ class ResendSender:
                 timeout=self._timeout,
             )
         except httpx.HTTPError as error:
-            raise SendFailed(type(error).__name__) from None
-        if response.is_success:
-            return
-        raise _failure(response)
+            # Only its type: the error holds the request, whose headers hold the API key.
+            failure = SendFailed(type(error).__name__)
+        else:
+            if response.is_success:
+                return
+            failure = _failure(response)
+        raise failure  # outside the handler: no chain back to httpx's error
 
     async def aclose(self) -> None:
         if self._owned:

@@ -11,12 +11,16 @@ from typing import Any
 
 from reapi._payload import File, Payload
 
+from ..references.reference import Reference
+
 __all__ = ["fingerprint", "hash_idempotency_key"]
 
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, File):
         return {"file_sha256": hashlib.sha256(value.content).hexdigest()}
+    if isinstance(value, Reference):  # the same URL or file id is the same request
+        return {"reference": [value.param, value.url, value.file_id]}
     if isinstance(value, Mapping):
         return {str(k): _canonical(v) for k, v in sorted(value.items())}
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):

@@ -1,30 +1,44 @@
 """Claim a key before doing the work; replay the stored answer after.
 
 - same key, same request, already answered → the stored answer (no upstream call, no charge);
-- same key, same request, still running (another worker) → wait for its answer;
+- same key, same request, still running → wait for its answer: on an in-process event when
+  this process runs it, else by reading the record with backoff (no write transaction);
 - same key, other request → 409;
 - a request that failed leaves no record, so a retry with the same key runs again.
+
+The answer is recorded by the transaction that makes the request's charge final (an image's
+settlement, a video's submitted job), through `Claim.record`: a process that dies after its
+charge has recorded its answer too, so a retry with the key is replayed, never charged again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import IdempotencyConflict
+from ..errors import GatewayError, IdempotencyConflict
+from ..group_commit import Tx
 from ..runtime import Runtime
 from . import repository
 from .fingerprint import hash_idempotency_key
 
-__all__ = ["Claim", "Replay", "abandon", "begin", "complete"]
+__all__ = ["Claim", "RecordAnswer", "Replay", "abandon", "begin", "finish"]
 
 _MAX_KEY_LENGTH = 255
-_WAIT_STEP = 0.05
+#: A waiter whose key another process claimed reads the record after 50 ms, then ever less
+#: often (doubling, with jitter, up to once a second): a cheap read, never a write.
+_FIRST_PAUSE = 0.05
+_MAX_PAUSE = 1.0
+#: A waiter whose key this process claimed is woken by an event; it reads again after this
+#: long regardless (the record could have been dropped by a sweeper elsewhere).
+_LOCAL_RECHECK = 5.0
 #: Recording an answer: tries, and the pause after the first failure (doubled each time).
 _COMPLETE_ATTEMPTS = 6
 _COMPLETE_FIRST_PAUSE = 0.05
@@ -32,9 +46,28 @@ _COMPLETE_FIRST_PAUSE = 0.05
 log = logging.getLogger("reapi_server.idempotency")
 
 
-@dataclass(frozen=True, slots=True)
+#: Writes a request's answer (status, snapshot) in the caller's transaction.
+RecordAnswer = Callable[[Tx, int, dict[str, Any]], Awaitable[None]]
+
+
+def _dumps(snapshot: dict[str, Any]) -> str:
+    return json.dumps(snapshot, separators=(",", ":"))
+
+
 class Claim:
-    record_id: int
+    """A key this request holds. Its answer goes in with its charge (`record`, an op of the
+    charging transaction), else `finish` writes it on its own."""
+
+    __slots__ = ("record_id", "recorded")
+
+    def __init__(self, record_id: int) -> None:
+        self.record_id = record_id
+        #: `record` ran in a transaction that committed, once the request has returned.
+        self.recorded = False
+
+    async def record(self, tx: Tx, status_code: int, snapshot: dict[str, Any]) -> None:
+        await repository.complete(tx, self.record_id, status_code, _dumps(snapshot))
+        self.recorded = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,54 +80,92 @@ async def begin(
     rt: Runtime, account_id: str, key: str, fingerprint: str, *, wait_seconds: float
 ) -> Claim | Replay:
     if not key or len(key) > _MAX_KEY_LENGTH:
-        raise IdempotencyConflict(
+        raise GatewayError(  # a malformed key is a bad request (400), not a conflict
             f"Idempotency-Key must be 1 to {_MAX_KEY_LENGTH} characters",
             code="invalid_idempotency_key",
         )
     key_hash = hash_idempotency_key(rt.fingerprint_secret, key)
     deadline = anyio.current_time() + wait_seconds
+    pause = _FIRST_PAUSE
     while True:
         now = rt.now()
-        try:
-            async with rt.db.write() as session:
-                existing = await repository.find(session, account_id, key_hash)
-                if existing is not None and existing.expires_at < now:
-                    await repository.drop(session, existing.id)
-                    existing = None
-                if existing is None:
-                    record_id = await repository.claim(
-                        session,
-                        account_id,
-                        key_hash,
-                        fingerprint,
-                        now,
-                        now + rt.settings.idempotency_ttl_seconds,
-                    )
-                    return Claim(record_id)
-                found_fingerprint, state = existing.fingerprint, existing.state
-                status_code, response = existing.status_code, existing.response
-        except IntegrityError:
-            continue  # another worker claimed it between our read and insert: look again
-        if found_fingerprint != fingerprint:
+        async with rt.db.read() as session:
+            found = await repository.find(session, account_id, key_hash)
+        if found is None or found.expires_at < now:
+            claim = await _claim(rt, account_id, key_hash, fingerprint, now)
+            if claim is not None:
+                return claim
+            continue  # another request claimed it first: look again
+        if found.fingerprint != fingerprint:
             raise IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request"
             )
-        if state == "done" and status_code is not None and response is not None:
-            return Replay(status_code, json.loads(response))
-        if anyio.current_time() >= deadline:
+        if found.state == "done" and found.status_code is not None and found.response is not None:
+            return Replay(found.status_code, json.loads(found.response))
+        left = deadline - anyio.current_time()
+        if left <= 0:
             raise IdempotencyConflict(
                 "a request with this Idempotency-Key is still in progress; retry later",
                 code="idempotency_key_in_progress",
             )
-        await anyio.sleep(_WAIT_STEP)
+        ended = rt.idempotency_claims.event(found.id)
+        if ended is not None:  # claimed in this process: woken when its answer is recorded
+            with anyio.move_on_after(min(left, _LOCAL_RECHECK)):
+                await ended.wait()
+        else:  # claimed by another process: read again, less and less often
+            jitter = random.uniform(0.5, 1.0)  # noqa: S311  (spreads reads; not a secret)
+            await anyio.sleep(min(left, pause * jitter))
+            pause = min(pause * 2, _MAX_PAUSE)
 
 
-async def complete(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
-    """Record the answer. Tried again on a database error: a record left in progress is
-    dropped by the sweeper as abandoned, and a retry with the key would run (and be charged)
-    again. Never raises for that: the caller has done (and paid for) the work, so it gets its
-    answer even if it cannot be recorded."""
-    response = json.dumps(snapshot, separators=(",", ":"))
+async def _claim(
+    rt: Runtime, account_id: str, key_hash: str, fingerprint: str, now: float
+) -> Claim | None:
+    """Claim the key (dropping an expired record of it); None when another request has it."""
+    record_id = None
+    try:
+        async with rt.db.write() as session:
+            existing = await repository.find(session, account_id, key_hash)
+            if existing is not None and existing.expires_at >= now:
+                return None
+            if existing is not None:
+                await repository.drop(session, existing.id)
+            alive_until = now + rt.settings.image_hold_seconds  # pushed back while it runs
+            record_id = await repository.claim(
+                session,
+                account_id,
+                key_hash,
+                fingerprint,
+                now,
+                now + rt.settings.idempotency_ttl_seconds,
+                alive_until,
+            )
+            # Before the commit: a waiter here that sees the record finds its event too.
+            rt.idempotency_claims.claimed(record_id, alive_until)
+    except BaseException as error:
+        if record_id is not None:
+            rt.idempotency_claims.ended(record_id)
+        if isinstance(error, IntegrityError):
+            return None  # another worker inserted it between our read and insert
+        raise
+    return Claim(record_id)
+
+
+async def finish(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
+    """The request has answered: record the answer unless it went in with the charge, and wake
+    this process's waiters."""
+    try:
+        if not claim.recorded:
+            await _record(rt, claim, status_code, snapshot)
+    finally:
+        rt.idempotency_claims.ended(claim.record_id)
+
+
+async def _record(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
+    """On its own transaction, tried again on a database error: a record left in progress
+    is dropped by the sweeper as abandoned. Never raises for that: the caller has done the
+    work, so it gets its answer even if it cannot be recorded."""
+    response = _dumps(snapshot)
     pause = _COMPLETE_FIRST_PAUSE
     with anyio.CancelScope(shield=True):
         for attempt in range(1, _COMPLETE_ATTEMPTS + 1):
@@ -114,6 +185,11 @@ async def complete(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[s
 
 
 async def abandon(rt: Runtime, claim: Claim) -> None:
-    with anyio.CancelScope(shield=True):
-        async with rt.db.write() as session:
-            await repository.drop(session, claim.record_id)
+    """The request failed: drop the record, so that a retry with the key runs again (unless
+    its answer was recorded after all: then a retry gets it)."""
+    try:
+        with anyio.CancelScope(shield=True):
+            async with rt.db.write() as session:
+                await repository.drop_unanswered(session, claim.record_id)
+    finally:
+        rt.idempotency_claims.ended(claim.record_id)

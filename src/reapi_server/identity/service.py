@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
+from reapi._detached import translated_async
+
 from ..accounts.service import open_account
 from ..db import Database
 from ..email.compose import MailComposer
@@ -165,7 +167,8 @@ class Identity:
                 raise EmailTaken()
         password_hash = await self.passwords.hash(form.password)
         now = self.clock()
-        try:
+
+        async def create() -> tuple[User, str, WebSession]:
             async with self.db.write() as session:
                 user = await repository.insert_user(
                     session,
@@ -186,8 +189,10 @@ class Identity:
                 cookie, row = await sessions.start(
                     session, user.id, client, self.config.sessions, now, replacing=replacing
                 )
-        except IntegrityError:  # the same email signed up a moment ago
-            raise EmailTaken() from None
+            return user, cookie, row
+
+        # IntegrityError: the same email signed up a moment ago.
+        user, cookie, row = await translated_async(create, IntegrityError, lambda _: EmailTaken())
         log.info("user signed up", extra={"code": "sign_up"})
         return SignedIn(user, row.id, cookie)
 

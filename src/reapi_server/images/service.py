@@ -1,6 +1,11 @@
-"""One image request: refuse what the catalog refuses, hold credit, run the core's failover loop,
-mirror the images, then settle and write the usage row in one transaction. The transactions are
-the database's group commits (`Database.grouped`): shared with concurrent requests.
+"""One image request: refuse what the catalog refuses, hold credit, load the inputs the request
+names by URL or file id, run the core's failover loop, mirror the images, then settle, write the
+output and usage rows (and, with an Idempotency-Key, the answer) in one transaction. The
+transactions are the database's group commits (`Database.grouped`): shared with concurrent
+requests.
+
+Nothing is downloaded before the hold: a request refused for its model, its counts or its balance
+costs the gateway no fetch (see `references.service`).
 
 Whatever goes wrong after the hold (an upstream failure, a storage failure, a cancelled request)
 releases it: a failed generation costs nothing.
@@ -26,11 +31,14 @@ from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.repository import ClosedHold
 from ..credits.service import hold_or_record_refusal, insufficient, price_of
+from ..errors import OutputsDeleted
 from ..group_commit import Tx
+from ..idempotency.service import RecordAnswer
 from ..mirror.outputs import Output, file_url, mirror
-from ..mirror.repository import insert_outputs
+from ..mirror.repository import insert_outputs, recorded_ids
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
+from ..references.service import has_references, resolve
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
@@ -61,6 +69,7 @@ async def generate(
     *,
     edit: bool,
     base_url: str,
+    record: RecordAnswer | None = None,
 ) -> ImageAnswer:
     endpoint = "images.edits" if edit else "images.generations"
     started = time.perf_counter()
@@ -95,10 +104,11 @@ async def generate(
             now=now,
         )
 
-    hold_id = await rt.db.grouped(open_request)
+    hold_id = await rt.db.grouped(open_request, account=principal.account_id)
     if hold_id is None:
         raise insufficient(cost)
     rt.metrics.credits.labels("reserved").inc(cost)
+    rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
     async def attempt(route: Route) -> ImageResult:
         return await rt.engine.drive(
@@ -108,6 +118,8 @@ async def generate(
         )
 
     try:
+        if has_references(prepared.payload):
+            prepared = replace(prepared, payload=await resolve(rt, principal, prepared.payload))
         outcome = await rt.engine.run(prepared.routes, attempt)
         rt.metrics.record_attempts(
             prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts)
@@ -122,7 +134,7 @@ async def generate(
             files = await mirror(
                 rt.store,
                 request_id,
-                [Output("image", i.content_type, i.data or b"") for i in images],
+                [Output("image", i.data or b"") for i in images],
             )
         except BaseException:
             # Images stored before the failure (an outage, or a cancelled request): no row will
@@ -131,6 +143,16 @@ async def generate(
             raise
         charge = price_of(prepared.spec, prepared.shape, images=len(files), input_images=inputs)
         provider, attempts = outcome.route.provider, len(outcome.attempts)
+        response = rt.core.images_response(prepared, outcome)
+        if response.reapi is not None:
+            response.reapi.url_expires_at = None  # our URLs do not expire
+        template = response.model_dump(mode="json", exclude_none=True, exclude={"data"})
+        snapshot = {
+            "kind": "images",
+            "response": template,
+            "files": [f.file_id for f in files],
+            "as_url": as_url,
+        }
 
         async def close_request(tx: Tx) -> ClosedHold | None:
             now = rt.now()
@@ -145,13 +167,15 @@ async def generate(
                 attempts=attempts,
                 duration_ms=_ms(started),
             )
+            if record is not None:  # with the charge: no crash can come between the two
+                await record(tx, 200, snapshot)
             return closed
 
         try:
-            closed = await rt.db.grouped(close_request)
+            closed = await rt.db.grouped(close_request, account=principal.account_id)
         except Exception:
-            # The COMMIT's outcome may be unknown (a connection dropped during it; group commit
-            # then runs the op again, whose rows now collide): the rows say whether it landed.
+            # The COMMIT's outcome may be unknown (a connection dropped during it, and group
+            # commit could not learn whether it landed): the rows say whether it did.
             if not await discard_unrecorded(rt, request_id, files):
                 raise
             closed = None  # settled and recorded: the answer is owed
@@ -159,41 +183,45 @@ async def generate(
             await discard_unrecorded(rt, request_id, files)
             raise
     except BaseException as error:
-        await _release(rt, hold_id, request_id, error, started)
+        await _release(rt, principal.account_id, hold_id, request_id, error, started)
         raise
+    finally:
+        rt.live_holds.discard(hold_id)
     if closed is not None:
         rt.metrics.credits.labels("charged").inc(closed.charged)
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
 
-    response = rt.core.images_response(prepared, outcome)
-    if response.reapi is not None:
-        response.reapi.url_expires_at = None  # our URLs do not expire
-    template = response.model_dump(mode="json", exclude_none=True, exclude={"data"})
     if as_url:
         data = [{"url": file_url(base_url, f.file_id)} for f in files]
     else:
         data = [{"b64_json": image.b64_json or ""} for image in response.data]
-    snapshot = {
-        "kind": "images",
-        "response": template,
-        "files": [f.file_id for f in files],
-        "as_url": as_url,
-    }
     return ImageAnswer(_body(template, data), snapshot)
 
 
 async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:
-    """Rebuild a stored answer: the same images, from our storage."""
+    """Rebuild a stored answer: the same images, from our storage. Once any of them was deleted
+    (by its owner, or by retention) the answer cannot be given again: 410 `outputs_deleted`."""
+    file_ids: list[str] = snapshot["files"]
     if snapshot["as_url"]:
-        data = [{"url": file_url(base_url, file_id)} for file_id in snapshot["files"]]
+        async with rt.db.read() as session:
+            if len(await recorded_ids(session, file_ids)) < len(file_ids):
+                raise OutputsDeleted.replayed()
+        data = [{"url": file_url(base_url, file_id)} for file_id in file_ids]
     else:
-        images = await read_outputs(rt, snapshot["files"])  # a deleted one is left out
+        images = await read_outputs(rt, file_ids)  # a deleted one is left out
+        if len(images) < len(file_ids):
+            raise OutputsDeleted.replayed()
         data = [{"b64_json": base64.b64encode(image).decode()} for image in images]
     return _body(snapshot["response"], data)
 
 
 async def _release(
-    rt: Runtime, hold_id: str, request_id: str, error: BaseException, started: float
+    rt: Runtime,
+    account_id: str,
+    hold_id: str,
+    request_id: str,
+    error: BaseException,
+    started: float,
 ) -> None:
     """Give the hold back and close the usage row; shielded, so a cancelled request still does."""
     provider, attempts = failed_attempts(error)
@@ -215,7 +243,7 @@ async def _release(
 
     with anyio.CancelScope(shield=True):
         try:
-            closed = await rt.db.grouped(release_request)
+            closed = await rt.db.grouped(release_request, account=account_id)
         except Exception as exc:  # the sweeper releases it later; never hide the first error
             log.error(
                 "release failed", extra={"request_id": request_id, "code": type(exc).__name__}

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 
+from reapi._detached import detached
+
 from ..runtime import Runtime
 from . import repository
 from .repository import POLLED_STATES
@@ -50,14 +52,17 @@ async def kept_lease(rt: Runtime, job_id: str) -> AsyncIterator[None]:
                 group.cancel_scope.cancel()
                 return
 
+    single: BaseException | None = None
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(renew)
             yield
             group.cancel_scope.cancel()
     except BaseExceptionGroup as grouped:  # the block's own error, as the caller expects it
-        if len(grouped.exceptions) == 1:
-            raise grouped.exceptions[0] from None
-        raise
+        if len(grouped.exceptions) != 1:
+            raise
+        single = grouped.exceptions[0]
+    if single is not None:
+        raise detached(single)
     if lost:
         raise LeaseLost

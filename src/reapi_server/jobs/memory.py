@@ -1,30 +1,35 @@
-"""Request bodies of video jobs this process submitted, kept in memory only.
+"""Request bodies of the video jobs this process submitted, kept in memory only, for the one
+resubmission to another route a job gets when its task fails upstream.
 
-A task that fails upstream gets one resubmission to another route, which needs the original body.
-The body is never written anywhere, so that second chance exists only while the process that took
-the request is alive; after a restart a failed task is simply refunded.
+The body is never written anywhere, so that second chance exists only in the process that took
+the request, and only while it is possible at all: a body is taken in only when the job has a
+route left, and goes when the job is resubmitted, when its task completes, when this process
+ends the job, and — when another process ended or deleted it — at this process's next sweep
+(`sweeper.drop_ended_bodies`). It is bounded in bytes (`video_memory_bytes`), count and age (the
+job deadline), oldest first. A job whose body is gone is failed and refunded instead of
+resubmitted.
 """
 
 from __future__ import annotations
 
-from reapi.resources._jobs_memory import RememberedJob
+from collections.abc import Callable
 
-__all__ = ["PayloadMemory"]
+from reapi.resources._jobs_memory import Bodies
 
-_LIMIT = 10_000
+from ..config import Settings
+
+__all__ = ["PayloadMemory", "payload_memory"]
+
+PayloadMemory = Bodies
+
+#: Bodies at most, whatever their size.
+MAX_JOBS = 10_000
 
 
-class PayloadMemory:
-    def __init__(self) -> None:
-        self._jobs: dict[str, RememberedJob] = {}
-
-    def remember(self, job_id: str, job: RememberedJob) -> None:
-        if len(self._jobs) >= _LIMIT:
-            self._jobs.pop(next(iter(self._jobs)))
-        self._jobs[job_id] = job
-
-    def get(self, job_id: str) -> RememberedJob | None:
-        return self._jobs.get(job_id)
-
-    def forget(self, job_id: str) -> None:
-        self._jobs.pop(job_id, None)
+def payload_memory(settings: Settings, clock: Callable[[], float]) -> PayloadMemory:
+    return PayloadMemory(
+        max_bytes=settings.video_memory_bytes,
+        max_jobs=MAX_JOBS,
+        max_age=settings.video_job_deadline_seconds,
+        clock=clock,
+    )

@@ -2,8 +2,11 @@
 on a final state mirrors the output and settles, or releases the hold — each exactly once.
 
 - A poll that fails (timeout, 5xx) only reschedules with backoff: money moves on final states only.
+- A job still unfinished at its deadline (`video_job_deadline_seconds` after it was created) is
+  failed instead of polled again: its task is cancelled upstream and its hold released.
 - A task that failed upstream is resubmitted once to another route if this process still holds
-  the request body in memory; otherwise the job fails and its hold is released.
+  the request body in memory (`memory`); otherwise the job fails and its hold is released. A task
+  that completed cannot be resubmitted any more: its body is dropped before its output is stored.
 - Every write is conditional on this process still holding the lease, so a worker that stalled
   past its lease cannot overwrite the worker that took the job over.
 """
@@ -21,7 +24,7 @@ from reapi.catalog import Route
 from reapi.providers import TaskStatus
 
 from ..credits import repository as credit_rows
-from ..errors import GatewayError
+from ..errors import GatewayError, StorageUnavailable
 from ..mirror.fetch import upstream_body
 from ..mirror.outputs import MirroredFile, Output, mirror
 from ..mirror.repository import insert_outputs
@@ -32,7 +35,7 @@ from ..usage import repository as usage_rows
 from . import repository
 from .lease import LeaseLost, kept_lease
 from .repository import POLLED_STATES
-from .submission import finish_failed, submit
+from .submission import cancel_upstream, finish_failed, submit
 
 __all__ = ["JobPoller"]
 
@@ -97,6 +100,9 @@ class JobPoller:
     async def _handle(self, job: VideoJob) -> None:
         rt = self.rt
         route = self._route(job)
+        if rt.now() >= job.created_at + rt.settings.video_job_deadline_seconds:
+            await self._expire(job, route)
+            return
         if route.provider not in rt.core.connections or not job.upstream_task_id:
             await self._reschedule(job, failed=True)
             return
@@ -111,11 +117,25 @@ class JobPoller:
             await self._reschedule(job, failed=True)
             return
         if status.state == "completed":
+            rt.memory.forget(job.id)
             await self._complete(job, route, status)
         elif status.state == "failed":
             await self._failed(job, route, status)
         else:
             await self._reschedule(job, failed=False, status=status)
+
+    async def _expire(self, job: VideoJob, route: Route) -> None:
+        """Past its deadline: fail the job (releasing its hold once), stop its task upstream, and
+        delete whatever an unfinished attempt to store its output left."""
+        rt = self.rt
+        if not await finish_failed(
+            rt, job.id, "deadline_exceeded", owner=rt.instance_id, states=POLLED_STATES
+        ):
+            return
+        log.info("job deadline passed", extra={"job_id": job.id})
+        await delete_task_outputs(rt, job.id, None)
+        if job.upstream_task_id:
+            await cancel_upstream(rt, route, job.upstream_task_id)
 
     async def _reschedule(
         self, job: VideoJob, *, failed: bool, status: TaskStatus | None = None
@@ -149,11 +169,11 @@ class JobPoller:
         body = upstream_body(self.rt, route, video) if video is not None else None
         if video is None or body is None:
             raise GatewayError("no video in the finished task", code="upstream_bad_response")
-        outputs = [Output("video", video.content_type, body)]
+        outputs = [Output("video", body)]
         thumbnail = status.thumbnail
         thumb_body = upstream_body(self.rt, route, thumbnail) if thumbnail is not None else None
         if thumbnail is not None and thumb_body is not None:
-            outputs.append(Output("thumbnail", thumbnail.content_type, thumb_body))
+            outputs.append(Output("thumbnail", thumb_body))
         return outputs
 
     async def _complete(self, job: VideoJob, route: Route, status: TaskStatus) -> None:
@@ -173,7 +193,12 @@ class JobPoller:
             if job.poll_failures + 1 < MAX_OUTPUT_FAILURES:
                 await self._reschedule(job, failed=True)
             elif await finish_failed(
-                rt, job.id, "output_unavailable", owner=rt.instance_id, states=POLLED_STATES
+                rt,
+                job.id,
+                # The last failure names the cause: our storage, or the upstream's download.
+                error.code if isinstance(error, StorageUnavailable) else "output_unavailable",
+                owner=rt.instance_id,
+                states=POLLED_STATES,
             ):
                 await delete_task_outputs(rt, job.id, None)
             return
@@ -196,6 +221,7 @@ class JobPoller:
         with anyio.CancelScope(shield=True):
             try:
                 async with rt.db.write() as session:
+                    await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
                     if not await repository.update_if(
                         session,
                         job.id,
@@ -234,7 +260,8 @@ class JobPoller:
 
     async def _failed(self, job: VideoJob, route: Route, status: TaskStatus) -> None:
         rt = self.rt
-        remembered = rt.memory.get(job.id)
+        # Taken, not read: after this, the body is not needed any more, whatever happens.
+        remembered = rt.memory.take(job.id)
         if not status.content_blocked:
             rt.router.record_failure(
                 route, JobFailedError("task failed upstream", provider=route.provider)
@@ -247,6 +274,7 @@ class JobPoller:
                     await submit(
                         rt,
                         job.id,
+                        job.account_id,
                         remembered,
                         remaining,
                         states=POLLED_STATES,

@@ -14,6 +14,9 @@ _FAILURE_TEXT = {
     "cancelled": "the video was deleted before it finished",
     "interrupted": "the gateway restarted before the provider took this video; nothing was charged",
     "output_unavailable": "the provider's output could not be fetched; nothing was charged",
+    "deadline_exceeded": "the video did not finish within the gateway's deadline; "
+    "nothing was charged",
+    "storage_unavailable": "the gateway could not store the output; nothing was charged",
 }
 
 
@@ -21,7 +24,9 @@ def _public_status(status: str) -> str:
     return "queued" if status == "submitting" else status
 
 
-def video_body(job: VideoJob) -> dict[str, Any]:
+def video_body(job: VideoJob, *, outputs_deleted: bool = False) -> dict[str, Any]:
+    """`outputs_deleted`: the job completed, and its video was deleted since (by its owner,
+    through /v1/files or /v1/outputs): its content answers 410."""
     error = None
     if job.status == "failed":
         code = job.error_code or "generation_failed"
@@ -47,5 +52,6 @@ def video_body(job: VideoJob) -> dict[str, Any]:
             "provider": job.provider,
             "route": f"{job.provider}/{job.upstream_model}" if job.provider else None,
             "attempts": job.attempts,
+            "outputs_deleted": outputs_deleted,
         },
     }

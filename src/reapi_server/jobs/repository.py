@@ -24,6 +24,7 @@ __all__ = [
     "list_for_account",
     "mark_submitted",
     "stale_submissions",
+    "unfinished_among",
     "update_if",
 ]
 
@@ -210,6 +211,16 @@ async def update_if(
     connection = await session.connection()
     result = await connection.execute(update(VideoJob).where(*conditions).values(**values))
     return bool(result.rowcount)
+
+
+async def unfinished_among(session: AsyncSession, job_ids: Sequence[str]) -> set[str]:
+    """Which of these jobs exist and are not finished (by primary key: one cheap read)."""
+    if not job_ids:
+        return set()
+    result = await session.execute(
+        select(VideoJob.id).where(VideoJob.id.in_(job_ids), VideoJob.status.in_(ACTIVE_JOB_STATES))
+    )
+    return set(result.scalars())
 
 
 async def stale_submissions(session: AsyncSession, now: float, limit: int = 200) -> list[VideoJob]:

@@ -5,30 +5,53 @@ Another account's job id answers 404, exactly like an unknown one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi.catalog import Route
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..errors import GatewayError, NotFound
-from ..mirror.repository import get_output
+from ..errors import GatewayError, NotFound, OutputsDeleted
+from ..mirror.repository import get_output, recorded_ids
 from ..mirror.service import delete_queued, forget_task
-from ..models import ACTIVE_JOB_STATES, StoredOutput
+from ..models import ACTIVE_JOB_STATES, StoredOutput, VideoJob
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
 from .render import video_body
 from .submission import cancel_upstream
 
-__all__ = ["content", "delete", "list_videos", "retrieve"]
+__all__ = ["content", "delete", "list_videos", "replay", "retrieve"]
+
+
+async def _outputs_deleted(session: AsyncSession, jobs: Sequence[VideoJob]) -> set[str]:
+    """The completed jobs among these whose video output was deleted since (whichever way:
+    /v1/files, /v1/outputs, an operator): the output rows say, the job rows keep their ids."""
+    completed = {job.id: job.video_file_id for job in jobs if job.status == "completed"}
+    present = await recorded_ids(session, [f for f in completed.values() if f is not None])
+    return {job_id for job_id, file_id in completed.items() if file_id not in present}
 
 
 async def retrieve(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
     async with rt.db.read() as session:
         job = await repository.get_for_account(session, job_id, principal.account_id)
+        deleted = await _outputs_deleted(session, [job]) if job is not None else set()
     if job is None:
         raise NotFound("no such video", param="video_id")
+    return video_body(job, outputs_deleted=job.id in deleted)
+
+
+async def replay(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
+    """The job an idempotent create made, as it is now; 410 `outputs_deleted` once the job was
+    deleted, or finished with its video deleted since."""
+    async with rt.db.read() as session:
+        job = await repository.get_for_account(session, job_id, principal.account_id)
+        deleted = job is None or job.id in await _outputs_deleted(session, [job])
+    if deleted or job is None:
+        raise OutputsDeleted.replayed()
     return video_body(job)
 
 
@@ -44,7 +67,8 @@ async def list_videos(
         jobs = await repository.list_for_account(
             session, principal.account_id, limit=limit + 1, after=cursor, ascending=order == "asc"
         )
-    page = [video_body(job) for job in jobs[:limit]]
+        deleted = await _outputs_deleted(session, jobs[:limit])
+    page = [video_body(job, outputs_deleted=job.id in deleted) for job in jobs[:limit]]
     return {
         "object": "list",
         "data": page,
@@ -68,8 +92,9 @@ async def content(rt: Runtime, principal: Principal, job_id: str, variant: str) 
         if variant == "spritesheet" or file_id is None:
             raise NotFound(f"this video has no {variant}", param="variant")
         output = await get_output(session, file_id)
-    if output is None:
-        raise NotFound("this video's content is gone", param="video_id")
+    if output is None:  # the job completed with it; its row went with the output since
+        what = "thumbnail" if variant == "thumbnail" else "output"
+        raise OutputsDeleted(f"this video's {what} was deleted", param="video_id")
     return output
 
 
@@ -79,6 +104,7 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
         job = await repository.get_for_account(session, job_id, principal.account_id)
         if job is None:
             raise NotFound("no such video", param="video_id")
+        await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
         unfinished = job.status in ACTIVE_JOB_STATES
         closed = None
         if unfinished and job.hold_id:

@@ -2,9 +2,11 @@
 
 Create: in one transaction (a group commit, shared with concurrent requests) the per-key job
 limit is checked, credit is held, the job row is written as `submitting` (leased to this
-process) with a pending usage row. Then the core's
-failover loop submits the task; its id is written back, or the hold is released. A process that
-dies in between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
+process) with a pending usage row. Then the inputs the request names by URL or file id are
+loaded (never before: see `references.service`), and the core's failover loop submits the task;
+its id is written back (with an Idempotency-Key, the answer in the same transaction: from then on
+the job will be charged), or the job fails and the hold is released. A process that dies in
+between leaves a `submitting` row whose lease expires: the sweeper releases its hold.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -28,9 +31,11 @@ from ..credits import repository as credit_rows
 from ..credits.service import hold_or_record_refusal, insufficient, price_of
 from ..errors import GatewayError, NotFound, RateLimited
 from ..group_commit import Tx
+from ..idempotency.service import RecordAnswer
 from ..ids import new_id
 from ..models import ACTIVE_JOB_STATES, VideoJob
 from ..observability.middleware import RequestContext
+from ..references.service import has_references, resolve
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
@@ -38,10 +43,15 @@ from ..usage.service import new_row
 from . import repository
 from .render import video_body
 
-__all__ = ["cancel_upstream", "create", "finish_failed", "submit"]
+__all__ = ["cancel_upstream", "create", "finish_failed", "replay_snapshot", "submit"]
 
 log = logging.getLogger("reapi_server.jobs")
 ENDPOINT = "videos.create"
+
+
+def replay_snapshot(job_id: str) -> dict[str, Any]:
+    """What an idempotent create records: the job, whose current state a replay answers."""
+    return {"kind": "video", "id": job_id}
 
 
 def _size_label(prepared: PreparedVideo) -> str | None:
@@ -61,6 +71,8 @@ async def create(
     context: RequestContext,
     params: VideoParams,
     payload: Payload,
+    *,
+    record: RecordAnswer | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -121,30 +133,56 @@ async def create(
         await repository.insert(tx, job)
         return None
 
-    refused = await rt.db.grouped(open_job)
+    refused = await rt.db.grouped(open_job, account=principal.account_id)
     if refused is not None:
         raise refused
     rt.metrics.credits.labels("reserved").inc(cost)
+    if has_references(prepared.payload):
+        prepared = await _with_inputs(rt, principal, job_id, prepared)
     remembered = RememberedJob(prepared)
+    # Kept from before the submission, so that a poll of the new task never finds it missing.
     rt.memory.remember(job_id, remembered)
     job = await submit(
-        rt, job_id, remembered, prepared.routes, states=("submitting",), started=started
+        rt,
+        job_id,
+        principal.account_id,
+        remembered,
+        prepared.routes,
+        states=("submitting",),
+        started=started,
+        record=record,
     )
+    if not remembered.next_routes():
+        rt.memory.forget(job_id)  # no route left to resubmit to
     context.provider, context.attempts = job.provider, job.attempts
     return video_body(job)
+
+
+async def _with_inputs(
+    rt: Runtime, principal: Principal, job_id: str, prepared: PreparedVideo
+) -> PreparedVideo:
+    """The request with its references loaded; a refusal fails the job (its hold released)."""
+    try:
+        return replace(prepared, payload=await resolve(rt, principal, prepared.payload))
+    except BaseException as error:
+        await finish_failed(rt, job_id, error_code(error), states=("submitting",), owner=None)
+        raise
 
 
 async def submit(
     rt: Runtime,
     job_id: str,
+    account_id: str,
     remembered: RememberedJob,
     routes: tuple[Route, ...],
     *,
     states: tuple[str, ...],
     started: float,
     previous_attempts: int = 0,
+    record: RecordAnswer | None = None,
 ) -> VideoJob:
-    """Run the core's failover loop to start the task; record its id, or fail the job."""
+    """Run the core's failover loop to start the task; record its id, or fail the job.
+    `record`: the create call's Idempotency-Key, answered (with the job) once the task is known."""
     prepared = remembered.prepared
 
     async def attempt(route: Route) -> str:
@@ -184,12 +222,15 @@ async def submit(
             attempts=attempts,
             next_poll_at=now + rt.settings.poll_interval,
         )
+        if updated and record is not None:
+            await record(tx, 200, replay_snapshot(job_id))
         return updated, await repository.get_detached(tx, job_id)
 
-    updated, job = await rt.db.grouped(record_task)
+    updated, job = await rt.db.grouped(record_task, account=account_id)
     if not updated:
         # Deleted, or failed (say, swept) while we were submitting: its hold is already
         # released and nobody will poll the new task, so stop it instead of leaving it running.
+        rt.memory.forget(job_id)
         await cancel_upstream(rt, outcome.route, outcome.result)
     if job is not None and not updated:
         log.warning("job changed while submitting", extra={"job_id": job_id})
@@ -209,12 +250,15 @@ async def finish_failed(
     attempts: int | None = None,
     lease_expired_before: float | None = None,
 ) -> bool:
-    """Mark a job failed and release its hold: both once, whoever gets here first."""
+    """Mark a job failed and release its hold: both once, whoever gets here first. Its body
+    goes either way: whoever failed it, nothing will be resubmitted."""
+    rt.memory.forget(job_id)
     with anyio.CancelScope(shield=True):
         async with rt.db.write() as session:
             job = await repository.get(session, job_id)
             if job is None:
                 return False
+            await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
             values: dict[str, Any] = {
                 "status": "failed",
                 "error_code": code,
@@ -248,7 +292,6 @@ async def finish_failed(
                 attempts=attempts if attempts is not None else job.attempts,
                 duration_ms=int((rt.now() - job.created_at) * 1000),
             )
-    rt.memory.forget(job_id)
     rt.metrics.video_jobs.labels("failed").inc()
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)

@@ -1,5 +1,7 @@
-"""Clean up after processes that died: release credit holds nobody will settle, fail video jobs
-that never reached the upstream, and drop expired idempotency records.
+"""Clean up after processes that died: release credit holds nobody will settle (and queue what
+their image requests stored), fail video jobs that never reached the upstream, drop expired
+idempotency records and the commit markers of writers long gone. And in every process, drop the
+request bodies it keeps for jobs that another process finished or deleted.
 
 Every release is the same conditional update the live path uses, so two sweepers (or a sweeper
 and a slow live request) never release one hold twice.
@@ -13,15 +15,23 @@ from dataclasses import dataclass
 import anyio
 
 from ..credits import repository as credit_rows
+from ..group_commit import forget_idle_markers
 from ..idempotency import repository as idempotency_rows
+from ..mirror.keys import is_task_id, task_prefix
+from ..mirror.repository import enqueue_deletions
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
 from .submission import finish_failed
 
-__all__ = ["SweepReport", "run_checkpointer", "run_sweeper", "sweep_once"]
+__all__ = ["SweepReport", "drop_ended_bodies", "run_checkpointer", "run_sweeper", "sweep_once"]
 
 log = logging.getLogger("reapi_server.sweeper")
+
+#: A writer's commit marker is only read right after its own failed COMMIT.
+_MARKER_DAYS = 1
+#: Job ids checked per query by `drop_ended_bodies`.
+_ID_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +39,23 @@ class SweepReport:
     holds_released: int
     jobs_failed: int
     idempotency_dropped: int
+    bodies_dropped: int = 0
+
+
+async def drop_ended_bodies(rt: Runtime) -> int:
+    """Forget the bodies this process keeps for jobs that are finished or gone, whoever ended
+    them, and those past their age bound. How many went."""
+    dropped = rt.memory.expire()
+    held = rt.memory.ids()
+    for start in range(0, len(held), _ID_BATCH):
+        batch = held[start : start + _ID_BATCH]
+        async with rt.db.read() as session:
+            unfinished = await repository.unfinished_among(session, batch)
+        for job_id in batch:
+            if job_id not in unfinished and rt.memory.get(job_id) is not None:
+                rt.memory.forget(job_id)
+                dropped += 1
+    return dropped
 
 
 async def sweep_once(rt: Runtime) -> SweepReport:
@@ -37,13 +64,18 @@ async def sweep_once(rt: Runtime) -> SweepReport:
     async with rt.db.read() as session:
         stale = await credit_rows.stale_holds(session, now)
         submissions = await repository.stale_submissions(session, now)
-    for hold_id, request_id in stale:
+    for hold_id, request_id, account_id in stale:
         async with rt.db.write() as session:
-            closed = await credit_rows.release(session, hold_id, now)
+            await rt.db.lock_accounts(session, account_id)  # first: lock_order
+            closed = await credit_rows.release_expired(session, hold_id, now)
             if closed is not None:
                 await usage_rows.finish(
                     session, request_id, status="failed", error_code="interrupted"
                 )
+                if is_task_id(request_id):
+                    # Its process died, perhaps after storing images: no row will ever point at
+                    # them, so they are queued for deletion with the release.
+                    await enqueue_deletions(session, [task_prefix(request_id)], now)
         if closed is not None:
             released += 1
             rt.metrics.credits.labels("released").inc(closed.amount)
@@ -60,10 +92,12 @@ async def sweep_once(rt: Runtime) -> SweepReport:
             failed += 1
     async with rt.db.write() as session:
         dropped = await idempotency_rows.expired(session, now)
-        dropped += await idempotency_rows.abandoned(session, now - rt.settings.image_hold_seconds)
+        dropped += await idempotency_rows.abandoned(session, now)
+        await forget_idle_markers(session, now - _MARKER_DAYS * 86_400)
+    bodies = await drop_ended_bodies(rt)
     if released or failed:
         log.warning("swept stale work", extra={"code": f"holds={released} jobs={failed}"})
-    return SweepReport(released, failed, dropped)
+    return SweepReport(released, failed, dropped, bodies)
 
 
 async def run_sweeper(rt: Runtime) -> None:

@@ -10,6 +10,7 @@ import anyio
 import httpx
 
 from reapi import APIConnectionError, APITimeoutError
+from reapi._detached import translated_async
 from reapi.catalog import Route
 from reapi.providers import GeneratedFile, UpstreamRequest, UpstreamResponse
 
@@ -40,11 +41,16 @@ async def _stream(rt: Runtime, route: Route, request: UpstreamRequest) -> AsyncI
     built = client.build_request(
         request.method, request.url, headers=dict(request.headers), timeout=first_byte
     )
-    try:
+
+    async def connect() -> httpx.Response:
         with anyio.fail_after(first_byte):
-            response = await client.send(built, stream=True)
-    except (httpx.TransportError, TimeoutError) as exc:
-        raise _connection_error(exc, provider) from None
+            return await client.send(built, stream=True)
+
+    # httpx's errors keep the request, whose headers carry the provider's key: never chained.
+    response = await translated_async(
+        connect, (httpx.TransportError, TimeoutError), lambda e: _connection_error(e, provider)
+    )
+    failure: APIConnectionError | None = None
     try:
         if response.status_code >= 400:
             await _raise_for_status(rt, route, response)
@@ -54,9 +60,11 @@ async def _stream(rt: Runtime, route: Route, request: UpstreamRequest) -> AsyncI
                 raise APITimeoutError(message, provider=provider)
             yield chunk
     except (httpx.TransportError, httpx.StreamError) as exc:
-        raise _connection_error(exc, provider) from None
+        failure = _connection_error(exc, provider)
     finally:
         await response.aclose()
+    if failure is not None:
+        raise failure  # out of the except block: nothing chained
 
 
 async def _raise_for_status(rt: Runtime, route: Route, response: httpx.Response) -> None:
@@ -69,7 +77,7 @@ async def _raise_for_status(rt: Runtime, route: Route, response: httpx.Response)
     rt.core.adapter(route).check(reply)
 
 
-def _connection_error(exc: Exception, provider: str) -> APIConnectionError:
+def _connection_error(exc: BaseException, provider: str) -> APIConnectionError:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return APITimeoutError(f"{provider} did not answer the download in time", provider=provider)
     return APIConnectionError(

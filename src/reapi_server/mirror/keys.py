@@ -9,7 +9,10 @@ from reapi._media import extension_for
 
 from .storage import check_key
 
-__all__ = ["is_task_id", "output_key", "task_prefix"]
+__all__ = ["OUTPUTS_PREFIX", "is_task_id", "output_key", "task_of_prefix", "task_prefix"]
+
+#: Every key the gateway writes starts with this.
+OUTPUTS_PREFIX = "outputs/"
 
 #: `req_<hex>` (an image request) or `video_<hex>`: what the gateway generates, nothing else.
 _TASK_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,32}$")
@@ -20,7 +23,13 @@ def is_task_id(value: str) -> bool:
 
 
 def task_prefix(task_id: str) -> str:
-    return check_key(f"outputs/{task_id}/")
+    return check_key(f"{OUTPUTS_PREFIX}{task_id}/")
+
+
+def task_of_prefix(target: str) -> str | None:
+    """The task whose prefix this is (`outputs/<task id>/`), or None for an object's key."""
+    task_id = target.removeprefix(OUTPUTS_PREFIX).removesuffix("/")
+    return task_id if target.endswith("/") and is_task_id(task_id) else None
 
 
 def output_key(task_id: str, index: int, content_type: str) -> str:

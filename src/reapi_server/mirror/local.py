@@ -2,7 +2,8 @@
 
 Each file starts with its content type and a newline, so that one file (then one rename) stores an
 object whole. A body is written to a temp file beside its target and renamed over it: readers see
-all of it or nothing, and a failed or cancelled write leaves no file behind.
+all of it or nothing, and a failed or cancelled write leaves no file behind. A process killed
+mid-write leaves its temp file; the retention job sweeps it (`sweep_abandoned`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import BinaryIO
 
 import anyio
 
+from ..private import PRIVATE_FILE, make_private_dirs
 from .storage import Body, OpenedObject, check_key, rechunk
 
 __all__ = ["LocalDiskStore"]
@@ -26,6 +28,8 @@ __all__ = ["LocalDiskStore"]
 _INLINE_LIMIT = 1024 * 1024
 #: Streams are written and read in pieces of this size, each on a worker thread.
 _PIECE = 1024 * 1024
+#: Temp files beside their targets: `.put-<random>`. Never a key (keys start with a letter).
+TEMP_PREFIX = ".put-"
 
 
 class LocalDiskStore:
@@ -98,25 +102,55 @@ class LocalDiskStore:
     def url(self, key: str) -> str | None:
         return None
 
+    async def sweep_abandoned(self, before: float) -> int:
+        return await anyio.to_thread.run_sync(self._sweep_abandoned, before)
+
+    def _sweep_abandoned(self, before: float) -> int:
+        """A write in progress touches its temp file at least every piece (and a stalled
+        download is cut off long before `before`): an older one was left by a dead process."""
+        if not self.root.is_dir():
+            return 0
+        removed = 0
+        for tmp in list(self.root.rglob(f"{TEMP_PREFIX}*")):  # listed before any rmdir
+            try:
+                if tmp.stat().st_mtime >= before:
+                    continue
+                tmp.unlink()
+            except FileNotFoundError:  # finished or removed meanwhile
+                continue
+            removed += 1
+            with suppress(OSError):  # the task's directory, when the dead write made it
+                tmp.parent.rmdir()
+        return removed
+
 
 def _create_temp(path: Path, content_type: str) -> tuple[BinaryIO, Path]:
-    tmp = path.parent / f".put-{secrets.token_hex(8)}"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    try:
-        fd = os.open(tmp, flags, 0o600)
-    except FileNotFoundError:  # the task's first object: make its directory
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, flags, 0o600)
-    handle = os.fdopen(fd, "wb")
+    tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+    handle = os.fdopen(_open_new(tmp), "wb")
     handle.write(content_type.encode("ascii", "replace") + b"\n")
     return handle, tmp
 
 
+def _open_new(tmp: Path) -> int:
+    """Create the temp file; first its task's directory when this is the task's first object
+    (or when a failed writer has just removed the empty directory)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for _ in range(2):
+        try:
+            return os.open(tmp, flags, PRIVATE_FILE)
+        except FileNotFoundError:
+            make_private_dirs(tmp.parent)
+    return os.open(tmp, flags, PRIVATE_FILE)
+
+
 @contextmanager
 def _removed_on_failure(tmp: Path) -> Iterator[None]:
-    """Delete the temp file when the block fails or is cancelled."""
+    """Delete the temp file when the block fails or is cancelled, and the task's directory
+    when nothing else is in it: a failed task leaves nothing behind."""
     try:
         yield
     except BaseException:
         tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # not empty: an earlier output of the task, or another writer
+            tmp.parent.rmdir()
         raise

@@ -8,9 +8,11 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from reapi import ReapiError
+from reapi._detached import translated_async
 
 from ..errors import StorageUnavailable
 from .keys import output_key
+from .media import sniffed
 from .storage import Body, ObjectStore
 
 __all__ = ["MirroredFile", "Output", "file_url", "mirror"]
@@ -20,11 +22,11 @@ log = logging.getLogger("reapi_server.mirror")
 
 @dataclass(frozen=True, slots=True)
 class Output:
-    """One generated file to store: its bytes, or a stream of them still arriving."""
+    """One generated file to store: its bytes, or a stream of them still arriving. No content
+    type: whatever the upstream claimed, the stored one is sniffed from the bytes (`media`)."""
 
     #: image | video | thumbnail
     kind: str
-    content_type: str
     body: Body
 
 
@@ -48,25 +50,29 @@ async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) ->
     leave earlier outputs of the task stored: the caller deletes the task's objects (or, for a
     video job, lets its retry write the same keys again)."""
     done: list[MirroredFile] = []
-    try:
+
+    async def put_all() -> None:
         for index, output in enumerate(outputs):
-            key = output_key(task_id, index, output.content_type)
+            body: Body = output.body
             try:
-                size = await store.put(key, output.body, output.content_type)
+                content_type, body = await sniffed(output.body)
+                key = output_key(task_id, index, content_type)
+                size = await store.put(key, body, content_type)
             finally:
-                if isinstance(output.body, AsyncGenerator):
-                    await output.body.aclose()  # close the upstream response, read or not
-            done.append(
-                MirroredFile(_new_file_id(), task_id, key, output.content_type, size, output.kind)
-            )
-    except ReapiError:
-        raise
-    except Exception as exc:
-        log.warning("storage put failed", extra={"code": type(exc).__name__})
-        raise StorageUnavailable(
-            "the generated output could not be stored; nothing was charged"
-        ) from None
+                for stream in (body, output.body):  # the sniffed stream, then the upstream's
+                    if isinstance(stream, AsyncGenerator):
+                        await stream.aclose()  # close the upstream response, read or not
+            done.append(MirroredFile(_new_file_id(), task_id, key, content_type, size, output.kind))
+
+    await translated_async(put_all, Exception, _storage_failure)
     return done
+
+
+def _storage_failure(exc: BaseException) -> Exception:
+    if isinstance(exc, ReapiError):
+        return exc  # the upstream's own error (its stream failed), as it was
+    log.warning("storage put failed", extra={"code": type(exc).__name__})
+    return StorageUnavailable("the generated output could not be stored; nothing was charged")
 
 
 def file_url(base_url: str, file_id: str) -> str:

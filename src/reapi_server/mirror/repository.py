@@ -22,6 +22,7 @@ __all__ = [
     "recorded_ids",
     "remove_deletions",
     "storage_keys",
+    "tasks_with_rows",
 ]
 
 
@@ -77,6 +78,16 @@ async def storage_keys(session: AsyncSession, file_ids: Sequence[str]) -> dict[s
         select(StoredOutput.id, StoredOutput.storage_key).where(StoredOutput.id.in_(file_ids))
     )
     return {str(row[0]): str(row[1]) for row in result.all()}
+
+
+async def tasks_with_rows(session: AsyncSession, task_ids: Sequence[str]) -> set[str]:
+    """Which of these tasks have output rows."""
+    if not task_ids:
+        return set()
+    result = await session.execute(
+        select(StoredOutput.task_id).where(StoredOutput.task_id.in_(task_ids)).distinct()
+    )
+    return {str(task_id) for task_id in result.scalars()}
 
 
 async def delete_output_row(

@@ -4,7 +4,8 @@ boto3 blocks, so every call runs on a worker thread, never on the event loop, an
 through short outages (`retry.py`). A body that fits in one part is one PutObject; a larger one
 (a video) is a multipart upload in fixed-size parts read from the stream one at a time, so memory
 holds about one part however large the object. A failed multipart upload is aborted: there is no
-half object, ever. Objects carry only their content type — no user data in keys or metadata.
+half object, ever. Objects carry only their (sniffed) content type and the cache rule that a
+client served straight from the bucket must follow — no user data in keys or metadata.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ..config import Settings
+from .keys import OUTPUTS_PREFIX
 from .retry import in_thread_with_retries
-from .storage import Body, OpenedObject, check_key, rechunk
+from .storage import CACHE_CONTROL, Body, OpenedObject, check_key, rechunk
 
 __all__ = ["S3Store", "s3_client"]
 
@@ -98,14 +100,25 @@ class S3Store:
         pieces = rechunk(body, self.part_bytes)
         first = await anext(pieces, b"")
         if len(first) < self.part_bytes:  # the whole body: one request
-            await self._call("put_object", Key=key, Body=first, ContentType=content_type)
+            await self._call(
+                "put_object",
+                Key=key,
+                Body=first,
+                ContentType=content_type,
+                CacheControl=CACHE_CONTROL,
+            )
             return len(first)
         return await self._put_multipart(key, content_type, first, pieces)
 
     async def _put_multipart(
         self, key: str, content_type: str, first: bytes, rest: AsyncIterator[bytes]
     ) -> int:
-        started = await self._call("create_multipart_upload", Key=key, ContentType=content_type)
+        started = await self._call(
+            "create_multipart_upload",
+            Key=key,
+            ContentType=content_type,
+            CacheControl=CACHE_CONTROL,
+        )
         upload_id: str = started["UploadId"]
         parts: list[dict[str, Any]] = []
         size = 0
@@ -188,6 +201,27 @@ class S3Store:
             )
             if reply.get("Errors"):
                 raise RuntimeError(f"{len(reply['Errors'])} objects were not deleted")
+
+    async def sweep_abandoned(self, before: float) -> int:
+        return await in_thread_with_retries(self.attempts, self._sweep_abandoned, before=before)
+
+    def _sweep_abandoned(self, before: float) -> int:
+        """Multipart uploads begun before `before`: their process died between the first part
+        and the last (a live upload is aborted by `put` itself when it fails). Only under
+        `outputs/`: the bucket may hold what is not the gateway's."""
+        aborted = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=OUTPUTS_PREFIX
+        )
+        for page in pages:
+            for upload in page.get("Uploads", ()):
+                if upload["Initiated"].timestamp() >= before:
+                    continue
+                self.client.abort_multipart_upload(
+                    Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+                aborted += 1
+        return aborted
 
     def url(self, key: str) -> str | None:
         if self.public_base_url:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "CACHE_CONTROL",
     "Body",
     "ObjectStore",
     "OpenedObject",
@@ -24,6 +25,10 @@ __all__ = [
 
 #: What `put` takes: the whole object, or its bytes as they arrive.
 Body = bytes | AsyncIterable[bytes]
+
+#: How long clients may keep an output without asking again: not at all. An output may be
+#: deleted any day (by its owner, or by retention); a cache that revalidates learns it at once.
+CACHE_CONTROL = "private, no-cache"
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]{0,199}$")
 
@@ -79,6 +84,10 @@ class ObjectStore(Protocol):
 
     def url(self, key: str) -> str | None:
         """A direct URL for the object, or None when the gateway serves it itself."""
+
+    async def sweep_abandoned(self, before: float) -> int:
+        """Remove the partial writes of processes that died mid-`put` (temp files, unfinished
+        multipart uploads) last touched before `before` (Unix seconds); how many went."""
 
 
 async def read_object(store: ObjectStore, key: str) -> StoredObject | None:

@@ -3,7 +3,8 @@
 from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
-from .credits import CreditHold, LedgerEntry
+from .commit_markers import CommitMarker
+from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
 from .email import Notice, NoticeDelivery, OutboxMessage
 from .idempotency import IdempotencyRecord
@@ -14,10 +15,12 @@ from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSessio
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "MAX_CREDITS",
     "Account",
     "ApiKey",
     "AuthThrottle",
     "Base",
+    "CommitMarker",
     "Consent",
     "CreditHold",
     "IdempotencyRecord",

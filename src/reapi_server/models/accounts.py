@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Float, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
+from .credits import MAX_CREDITS
 
 __all__ = ["Account"]
 
@@ -18,6 +19,7 @@ class Account(Base):
         # The database itself refuses an overdraft, whatever the code above it does.
         CheckConstraint("balance >= 0", name="balance_not_negative"),
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint(f"balance + reserved <= {MAX_CREDITS}", name="credits_within_bound"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -7,16 +7,29 @@ exactly once — the conditional `UPDATE ... WHERE status = 'held'` is what make
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
-__all__ = ["CreditHold", "LedgerEntry"]
+__all__ = ["MAX_CREDITS", "CreditHold", "LedgerEntry"]
+
+#: The most credit units an account may hold (balance and reserved together), and so the most
+#: any one grant, hold or ledger row may move. Far below 2**63: no sum the gateway computes can
+#: overflow a 64-bit integer (SQLite would store it as a float, which charges stop reducing).
+#: Migration 0004_money writes the same number into the schema's constraints.
+MAX_CREDITS = 10**15
 
 
 class LedgerEntry(Base):
     __tablename__ = "credit_ledger"
+    __table_args__ = (
+        CheckConstraint(
+            f"amount BETWEEN -{MAX_CREDITS} AND {MAX_CREDITS}"
+            f" AND reserved_delta BETWEEN -{MAX_CREDITS} AND {MAX_CREDITS}",
+            name="amounts_within_bound",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(
@@ -32,7 +45,13 @@ class LedgerEntry(Base):
 
 class CreditHold(Base):
     __tablename__ = "credit_holds"
-    __table_args__ = (Index("ix_credit_holds_status_expires", "status", "expires_at"),)
+    __table_args__ = (
+        Index("ix_credit_holds_status_expires", "status", "expires_at"),
+        CheckConstraint(
+            f"amount BETWEEN 0 AND {MAX_CREDITS} AND charged BETWEEN 0 AND amount",
+            name="amounts_within_bound",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     account_id: Mapped[str] = mapped_column(

@@ -25,3 +25,6 @@ class IdempotencyRecord(Base):
     response: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float, index=True)
+    #: While `in_progress`: its request counts as running until then (its process pushes this
+    #: back); past it, the sweeper drops the record as abandoned.
+    alive_until: Mapped[float] = mapped_column(Float)

@@ -16,19 +16,23 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["Account"])
 
+#: 9999-12-31T23:59:59Z: a bound for timestamps that every database column type can hold.
+LAST_UNIX_SECOND = 253_402_300_799
+
 
 @router.get(
     "/usage",
     summary="This account's usage rows, newest first",
     response_model=UsageList,
-    responses=error_responses(401, 422, 429),
+    responses=error_responses(400, 401, 429),
 )
 async def list_usage(
     rt: Rt,
     principal: Caller,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     before: Annotated[
-        int | None, Query(ge=0, description="Unix seconds: rows created before")
+        int | None,
+        Query(ge=0, le=LAST_UNIX_SECOND, description="Unix seconds: rows created before"),
     ] = None,
 ) -> Response:
     async with rt.db.read() as session:

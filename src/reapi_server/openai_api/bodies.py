@@ -3,21 +3,28 @@
 Starlette's form parser spools uploads over 1 MiB to temporary files; a reference image or mask
 would then touch the disk. This parser keeps every part in memory (bounded by `max_body_bytes`),
 so an upload leaves no temporary file and no open descriptor behind, whatever happens.
+
+The errors of a malformed body are raised in place of the parser's (`reapi._detached`): an
+`orjson.JSONDecodeError` holds the whole body as `.doc`, a multipart error a piece of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import orjson
 from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
+from reapi._detached import translated, translated_async
+from reapi._numbers import ascii_whole_number
+
 from ..errors import GatewayError, PayloadTooLarge
 
-__all__ = ["FormFile", "ParsedForm", "read_body", "read_form"]
+__all__ = ["FormFile", "ParsedForm", "read_body", "read_form", "read_json"]
 
 _MAX_PARTS = 40
 
@@ -27,6 +34,9 @@ class FormFile:
     filename: str
     content_type: str
     content: bytes = field(repr=False)
+
+    def __repr__(self) -> str:  # its name and type are the caller's to choose: not shown
+        return f"FormFile(<{len(self.content)} bytes>)"
 
 
 @dataclass(slots=True)
@@ -38,25 +48,40 @@ class ParsedForm:
         return f"ParsedForm(<{len(self.fields)} fields, {len(self.files)} files>)"
 
 
-async def _chunks(request: Request) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in request.stream():
-            yield chunk
-    except ClientDisconnect:
+def _unreadable(error: BaseException) -> GatewayError:
+    if isinstance(error, ClientDisconnect):
         # Nobody is left to answer; end quietly rather than as an unhandled error.
-        raise GatewayError("the client closed the connection", code="client_disconnected") from None
+        return GatewayError("the client closed the connection", code="client_disconnected")
+    return GatewayError("the multipart body could not be parsed", code="invalid_multipart")
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-    chunks = bytearray()
-    async for chunk in _chunks(request):
-        chunks += chunk
-        if len(chunks) > limit:
-            raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
-    return bytes(chunks)
+    declared = ascii_whole_number(request.headers.get("content-length") or "")
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+
+    async def read() -> bytes:
+        chunks = bytearray()
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > limit:
+                raise _too_large(limit)
+        return bytes(chunks)
+
+    return await translated_async(read, ClientDisconnect, _unreadable)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    raw = await read_body(request, limit)
+    return translated(
+        lambda: orjson.loads(raw),
+        orjson.JSONDecodeError,
+        lambda _: GatewayError("the request body is not valid JSON", code="invalid_json"),
+    )
 
 
 class _Collector:
@@ -124,16 +149,15 @@ async def read_form(request: Request, limit: int) -> ParsedForm:
             "on_headers_finished": collector.on_headers_finished,
         },
     )
-    received = 0
-    try:
-        async for chunk in _chunks(request):
+
+    async def parse() -> None:
+        received = 0
+        async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+                raise _too_large(limit)
             parser.write(chunk)
         parser.finalize()
-    except FormParserError:
-        raise GatewayError(
-            "the multipart body could not be parsed", code="invalid_multipart"
-        ) from None
+
+    await translated_async(parse, (ClientDisconnect, FormParserError), _unreadable)
     return collector.form

@@ -2,6 +2,10 @@
 
 Validation errors name the field and what is wrong with it, never the submitted value (FastAPI's
 default 422 body echoes it as `input`). Unexpected exceptions are logged by type only.
+
+Once an error is answered, its traceback is dropped: the locals of the frames it passed through
+(the raw body of a refused request, its parsed JSON) would otherwise live as long as the
+exception object.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
+from reapi._excerpt import excerpt
 
+from ..db_errors import error_name, is_unavailable
 from ..errors import GatewayError
 
 __all__ = ["error_response", "install_error_handlers", "validation_message"]
@@ -32,6 +39,7 @@ _TYPES = {
     404: "invalid_request_error",
     405: "invalid_request_error",
     409: "invalid_request_error",
+    410: "invalid_request_error",
     413: "invalid_request_error",
     415: "invalid_request_error",
     422: "invalid_request_error",
@@ -82,20 +90,51 @@ def validation_message(errors: list[Any]) -> tuple[str, str | None]:
     parts = []
     first_param = None
     for error in errors[:5]:
-        location = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+        # A location may hold a key the caller wrote (an unknown field): an excerpt at most.
+        location = [excerpt(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
         param = ".".join(location) or None
         first_param = first_param or param
         parts.append(f"{param or 'request'}: {error.get('type', 'invalid')}")
     return "invalid request: " + "; ".join(parts), first_param
 
 
+def _forget_frames(error: BaseException) -> None:
+    """Let go of the frames the error went through. Dropped, not cleared: `frame.clear()` would
+    close a coroutine still suspended in one of them (a group-commit worker that raised it)."""
+    error.__traceback__ = None
+
+
+def _in_body(error: Any) -> bool:
+    location = error.get("loc", ())
+    return not location or location[0] not in ("query", "path", "header")
+
+
+def _document_parameter_errors(app: FastAPI) -> None:
+    """FastAPI documents a 422 (in its own shape) on every operation with parameters; without a
+    body, a bad parameter is a 400 here (each operation documents that), so the 422 goes."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    if isinstance(operation, dict) and "requestBody" not in operation:
+                        operation.get("responses", {}).pop("422", None)
+        return app.openapi_schema or build()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_reapi(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ReapiError)
+        _forget_frames(exc)
         return _from_reapi(exc)
 
     async def on_gateway(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
+        _forget_frames(exc)
         return error_response(
             exc.http_status,
             exc.message,
@@ -107,8 +146,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        message, param = validation_message(list(exc.errors()))
-        return error_response(422, message, code="invalid_request", param=param)
+        _forget_frames(exc)
+        errors = list(exc.errors())
+        message, param = validation_message(errors)
+        # A query or path parameter out of its bounds is a 400, as OpenAI answers; a body that
+        # does not match its schema stays FastAPI's 422.
+        status = 422 if any(_in_body(error) for error in errors) else 400
+        return error_response(status, message, code="invalid_request", param=param)
 
     async def on_http(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
@@ -122,8 +166,23 @@ def install_error_handlers(app: FastAPI) -> None:
             500, "the gateway failed to handle this request", code="internal_error"
         )
 
+    async def on_database(request: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            return await on_unexpected(request, exc)
+        log.warning("database unavailable", extra={"code": error_name(exc)})
+        settings = request.app.state.runtime.settings
+        return error_response(
+            503,
+            "the gateway's database is unavailable; retry shortly",
+            code="database_unavailable",
+            error_type="server_error",
+            retry_after=settings.database_error_unready_seconds,
+        )
+
+    _document_parameter_errors(app)
     app.add_exception_handler(ReapiError, on_reapi)
     app.add_exception_handler(GatewayError, on_gateway)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(SQLAlchemyError, on_database)
     app.add_exception_handler(Exception, on_unexpected)

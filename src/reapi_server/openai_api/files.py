@@ -12,6 +12,7 @@ deletes every output of an image request (its `x-request-id`) or a video.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -22,9 +23,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ..errors import NotFound
 from ..mirror.keys import is_task_id
+from ..mirror.media import served_type
 from ..mirror.repository import get_output
 from ..mirror.service import delete_file, delete_task_outputs
-from ..mirror.storage import OpenedObject
+from ..mirror.storage import CACHE_CONTROL, OpenedObject
 from ..models import StoredOutput
 from ..runtime import Runtime
 from .dependencies import Caller, Rt
@@ -37,7 +39,6 @@ router = APIRouter(prefix="/v1", tags=["Files"])
 _FILE_ID = re.compile(r"^file_[0-9a-f]{48}$")
 #: Up to this size an object is read whole and sent with one write.
 _WHOLE_LIMIT = 1024 * 1024
-_IMMUTABLE = "private, max-age=31536000, immutable"
 
 FileId = Annotated[str, Path(max_length=64)]
 
@@ -62,21 +63,43 @@ async def _chunks(opened: OpenedObject) -> AsyncIterator[bytes]:
         await opened.aclose()
 
 
-async def stored_response(rt: Runtime, output: StoredOutput, *, redirect: bool) -> Response:
+def _etag(file_id: str) -> str:
+    """Derived from the file id, which it must not reveal: a video's file id is never handed
+    out (its content is served by video id), and an ETag is seen by every cache on the way."""
+    return '"' + hashlib.sha256(file_id.encode()).hexdigest()[:32] + '"'
+
+
+def _revalidated(request: Request, etag: str) -> bool:
+    """The client's cached copy is this output (`If-None-Match`)."""
+    given = request.headers.get("if-none-match", "")
+    return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in given.split(","))
+
+
+async def stored_response(
+    rt: Runtime, request: Request, output: StoredOutput, *, redirect: bool
+) -> Response:
     """An output's bytes, streamed from storage (a video is never read whole), or a redirect to
-    the store's own URL for it when `redirect` is allowed and the store has one."""
+    the store's own URL for it when `redirect` is allowed and the store has one.
+
+    Caches must revalidate on every use (`no-cache`, see `CACHE_CONTROL`): a deleted output
+    then stops resolving at once. A revalidation costs one row lookup (the caller's) and answers
+    304 without touching storage; the ETag names the file, since an output never changes."""
+    cached = {"cache-control": CACHE_CONTROL}
     direct = rt.store.url(output.storage_key) if redirect else None
     if direct is not None:
-        # Short-lived: a presigned URL expires, and a deleted output must stop resolving.
-        return RedirectResponse(direct, 307, headers={"cache-control": "private, max-age=60"})
+        return RedirectResponse(direct, 307, headers=cached)
+    etag = _etag(output.id)
+    headers = {**cached, "etag": etag, "x-content-type-options": "nosniff"}
+    if _revalidated(request, etag):
+        return Response(status_code=304, headers=headers)
     opened = await rt.store.open(output.storage_key)
     if opened is None:
         raise NotFound("no such file", param="file_id")
-    headers = {"cache-control": _IMMUTABLE}
+    media_type = served_type(opened.content_type)
     if opened.size <= _WHOLE_LIMIT:
-        return Response(await opened.read(), media_type=opened.content_type, headers=headers)
+        return Response(await opened.read(), media_type=media_type, headers=headers)
     headers["content-length"] = str(opened.size)
-    return StreamingResponse(_chunks(opened), media_type=opened.content_type, headers=headers)
+    return StreamingResponse(_chunks(opened), media_type=media_type, headers=headers)
 
 
 @router.get(
@@ -85,8 +108,9 @@ async def stored_response(rt: Runtime, output: StoredOutput, *, redirect: bool) 
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}, "video/mp4": {}}},
+        304: {"description": "The cached copy (If-None-Match) is still this output"},
         307: {"description": "Redirect to the storage's own URL for the output"},
-        **error_responses(401, 404, 422),
+        **error_responses(400, 401, 404),
     },
 )
 async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
@@ -101,14 +125,14 @@ async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
             output = None
     if output is None:
         raise NotFound("no such file", param="file_id")
-    return await stored_response(rt, output, redirect=True)
+    return await stored_response(rt, request, output, redirect=True)
 
 
 @router.delete(
     "/files/{file_id}",
     summary="Delete a generated output now (its row, then its stored object)",
     response_model=FileDeleted,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def delete_file_endpoint(file_id: FileId, rt: Rt, principal: Caller) -> Response:
     if not _FILE_ID.match(file_id) or not await delete_file(rt, file_id, principal.account_id):
@@ -120,7 +144,7 @@ async def delete_file_endpoint(file_id: FileId, rt: Rt, principal: Caller) -> Re
     "/outputs/{task_id}",
     summary="Delete every stored output of an image request (x-request-id) or a video",
     response_model=OutputsDeleted,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def delete_outputs(
     task_id: Annotated[str, Path(max_length=64)], rt: Rt, principal: Caller

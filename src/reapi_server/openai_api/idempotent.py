@@ -13,13 +13,17 @@ from reapi._payload import Payload
 from ..api_keys.auth import Principal
 from ..idempotency import service
 from ..idempotency.fingerprint import fingerprint
+from ..idempotency.service import RecordAnswer
 from ..runtime import Runtime
 from .responses import json_response
 
-__all__ = ["Created", "idempotent"]
+__all__ = ["Created", "Run", "idempotent"]
 
 #: (HTTP status, body, snapshot for replays)
 Created = tuple[int, dict[str, Any], dict[str, Any]]
+#: Runs the request; given a key, it records its answer with `RecordAnswer` inside the
+#: transaction that makes its charge final (see `idempotency.service`).
+Run = Callable[[RecordAnswer | None], Awaitable[Created]]
 
 _WAIT_FOR_FIRST = 300.0
 
@@ -32,12 +36,12 @@ async def idempotent(
     params: Mapping[str, Any],
     payload: Payload,
     *,
-    run: Callable[[], Awaitable[Created]],
+    run: Run,
     replay: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
 ) -> Response:
     key = request.headers.get("idempotency-key")
     if key is None:
-        status, body, _ = await run()
+        status, body, _ = await run(None)
         return json_response(body, status)
     claimed = await service.begin(
         rt,
@@ -50,9 +54,9 @@ async def idempotent(
         body = await replay(claimed.snapshot)
         return json_response(body, claimed.status_code, {"idempotent-replayed": "true"})
     try:
-        status, body, snapshot = await run()
+        status, body, snapshot = await run(claimed.record)
     except BaseException:
         await service.abandon(rt, claimed)
         raise
-    await service.complete(rt, claimed, status, snapshot)
+    await service.finish(rt, claimed, status, snapshot)
     return json_response(body, status)

@@ -1,31 +1,26 @@
 """POST /v1/images/generations (JSON) and POST /v1/images/edits (multipart, or JSON with the
-images by URL or file id: fetched by the gateway first, see `references`)."""
+images by URL or file id: fetched by the gateway once the request is checked and its credit held,
+see `references.service`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..errors import GatewayError
+from ..idempotency.service import RecordAnswer
 from ..images import service
-from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt, base_url_of
 from .idempotent import Created, idempotent
-from .references import edit_inputs
 from .requests import (
     ImageEditBody,
     ImageEditForm,
     ImageGenerationBody,
-    image_edit_from_form,
-    image_edit_from_json,
-    image_generation,
+    image_edit_request,
+    image_generation_request,
     json_schema,
-    parse_model,
-    refuse_streaming,
 )
 from .responses import ImagesResponse, error_responses
 
@@ -33,7 +28,7 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["Images"])
 
-_ERRORS = error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504)
+_ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 502, 503, 504)
 
 
 def _binary(schema: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -45,13 +40,6 @@ def _binary(schema: dict[str, Any], *names: str) -> dict[str, Any]:
 
 _EDIT_SCHEMA = _binary(ImageEditForm.model_json_schema(), "image", "mask")
 _EDIT_SCHEMA["required"] = ["prompt", "image"]
-
-
-def _json_object(raw: bytes) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise GatewayError("the request body is not valid JSON", code="invalid_json") from None
 
 
 @router.post(
@@ -67,15 +55,13 @@ def _json_object(raw: bytes) -> Any:
     },
 )
 async def create_image(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
-    body = parse_model(
-        ImageGenerationBody, _json_object(await read_body(request, rt.settings.max_body_bytes))
-    )
-    params, payload = image_generation(body)
+    # Only the parameters and the sealed payload outlive this line: the body is gone.
+    params, payload = await image_generation_request(request, rt.settings.max_body_bytes)
     base_url = base_url_of(request)
 
-    async def run() -> Created:
+    async def run(record: RecordAnswer | None) -> Created:
         answer = await service.generate(
-            rt, principal, context, params, payload, edit=False, base_url=base_url
+            rt, principal, context, params, payload, edit=False, base_url=base_url, record=record
         )
         return 200, answer.body, answer.snapshot
 
@@ -107,29 +93,14 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
     },
 )
 async def edit_image(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
-    content_type = request.headers.get("content-type", "")
-    limit = rt.settings.max_body_bytes
-    if content_type.startswith("multipart/form-data"):
-        form = await read_form(request, limit)
-        _, params, payload = image_edit_from_form(form)
-        del form  # the upload now lives only in the sealed payload
-    elif content_type.startswith("application/json"):
-        body = parse_model(ImageEditBody, _json_object(await read_body(request, limit)))
-        refuse_streaming(body.stream)
-        images, mask = await edit_inputs(rt, principal, body)
-        params, payload = image_edit_from_json(body, images, mask)
-        del body  # the references now live only in the sealed payload
-    else:
-        raise GatewayError(
-            "send images/edits as multipart/form-data (files) or application/json "
-            "(images by image_url or file_id)",
-            param="image",
-        )
+    params, payload = await image_edit_request(
+        request, rt.settings.max_body_bytes, rt.fetcher.policy
+    )
     base_url = base_url_of(request)
 
-    async def run() -> Created:
+    async def run(record: RecordAnswer | None) -> Created:
         answer = await service.generate(
-            rt, principal, context, params, payload, edit=True, base_url=base_url
+            rt, principal, context, params, payload, edit=True, base_url=base_url, record=record
         )
         return 200, answer.body, answer.snapshot
 

@@ -37,7 +37,7 @@ async def list_models(rt: Rt, _: Caller) -> Response:
     return json_response({"object": "list", "data": [_model(s) for s in _servable(rt).values()]})
 
 
-@router.get("/models/{model}", response_model=Model, responses=error_responses(401, 404, 422, 429))
+@router.get("/models/{model}", response_model=Model, responses=error_responses(400, 401, 404, 429))
 async def retrieve_model(
     model: Annotated[str, Path(max_length=200)], rt: Rt, _: Caller
 ) -> Response:

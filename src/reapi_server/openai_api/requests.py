@@ -1,22 +1,43 @@
 """Request bodies as OpenAI documents them (plus reapi's `aspect_ratio`/`resolution`/`seed`).
 
 Unknown fields are ignored — `base_url`, `api_base` and the like can never redirect a request.
-Each body turns into the core's loggable parameters and a sealed `Payload` at once.
+
+Each endpoint's body is read by one function (`image_generation_request`, `image_edit_request`,
+`video_request_of`) that returns only the core's loggable parameters and a sealed `Payload`. The
+raw bytes, the parsed JSON or form and the body model are that function's locals: once it has
+returned, nothing but the Payload holds request content, for the whole upstream call. The models'
+reprs hide every value. `data:` URLs are decoded here (their bytes are in the body already);
+http(s) URLs and file ids stay `Reference`s, loaded only after the checks and the credit hold.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from starlette.requests import Request
 
+from reapi._detached import translated
+from reapi._excerpt import excerpt
+from reapi._hidden import HiddenValues
+from reapi._media import IMAGE_TYPES, MEDIA_TYPES
 from reapi._params import ImageParams, VideoParams
 from reapi._payload import File, Payload
+from reapi._urls import UrlPolicy, decode_data_url
 from reapi.resources._inputs import image_request, video_request
 
 from ..errors import GatewayError
-from .bodies import FormFile, ParsedForm
+from ..references.reference import PNG_ONLY, Reference
+from .bodies import FormFile, ParsedForm, read_form, read_json
 
 __all__ = [
     "ImageEditBody",
@@ -24,31 +45,39 @@ __all__ = [
     "ImageGenerationBody",
     "ImageRef",
     "VideoBody",
-    "image_edit_from_form",
-    "image_edit_from_json",
-    "image_generation",
+    "image_edit_request",
+    "image_generation_request",
     "json_schema",
     "parse_model",
-    "refuse_streaming",
-    "video_from_form",
-    "video_from_json",
+    "video_request_of",
 ]
 
 Prompt = Field(min_length=1, max_length=32000)
 
 
-class _Body(BaseModel):
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic's lax mode reads `true` as 1; a boolean is never a count or a duration here.
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+#: An integer field: JSON numbers and (in forms) ASCII digits, never a boolean.
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
+
+
+class _Body(HiddenValues):
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
 class _ImageOptions(_Body):
     model: str = "gpt-image-2"
-    n: int | None = Field(default=None, ge=1, le=10)
+    n: WholeNumber | None = Field(default=None, ge=1, le=10)
     size: str | None = None
     quality: str | None = None
     background: str | None = None
     output_format: str | None = None
-    output_compression: int | None = Field(default=None, ge=0, le=100)
+    output_compression: WholeNumber | None = Field(default=None, ge=0, le=100)
     response_format: Literal["url", "b64_json"] | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
@@ -63,7 +92,7 @@ class _ImageOptions(_Body):
 class ImageGenerationBody(_ImageOptions):
     prompt: str = Prompt
     moderation: str | None = None
-    seed: int | None = None
+    seed: WholeNumber | None = None
     style: str | None = None
 
 
@@ -72,7 +101,7 @@ class ImageEditForm(_ImageOptions):
     input_fidelity: str | None = None
 
 
-class ImageRef(BaseModel):
+class ImageRef(HiddenValues):
     """An input image by reference: `{"image_url": an http(s) or data URL}` or
     `{"file_id": one of the caller's own outputs}`, exactly one of the two."""
 
@@ -96,17 +125,18 @@ class ImageEditBody(_ImageOptions):
     mask: ImageRef | None = None
     input_fidelity: str | None = None
     moderation: str | None = None
-    partial_images: int | None = Field(default=None, ge=0, le=3)
+    partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
 
 
 class VideoBody(_Body):
     model: str = "sora-2"
     prompt: str | None = Field(default=None, min_length=1, max_length=32000)
-    seconds: int | str | None = None
+    #: OpenAI writes durations as strings ("8"); the core reads them (ASCII digits only).
+    seconds: Annotated[int | str | None, BeforeValidator(_not_a_boolean)] = None
     size: str | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
-    seed: int | None = None
+    seed: WholeNumber | None = None
     #: `{"image_url": "https://..." | "data:..."}` or `{"file_id": ...}`; uploads come as
     #: multipart instead.
     input_reference: ImageRef | None = None
@@ -132,28 +162,55 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     return inlined
 
 
+def _invalid(error: BaseException) -> RequestValidationError:
+    """The refusal of a body: locations (an excerpt of each) and kinds, never the inputs, and
+    never the pydantic error itself, which holds them."""
+    assert isinstance(error, ValidationError)
+    return RequestValidationError(
+        [
+            {
+                "loc": ("body", *(p if isinstance(p, int) else excerpt(p) for p in e["loc"])),
+                "type": e["type"],
+                "msg": e["msg"],
+            }
+            for e in error.errors(include_input=False, include_context=False, include_url=False)
+        ]
+    )
+
+
 def parse_model(model: type[_Body], data: Any) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        raise RequestValidationError(
-            [
-                {"loc": ("body", *e["loc"]), "type": e["type"], "msg": e["msg"]}
-                for e in error.errors()
-            ]
-        ) from None
+    return translated(lambda: model.model_validate(data), ValidationError, _invalid)
 
 
-def refuse_streaming(stream: bool | None) -> None:
+def _refuse_streaming(stream: bool | None) -> None:
     if stream:
         raise GatewayError("streaming is not supported by this gateway", param="stream")
 
 
-def image_generation(body: ImageGenerationBody) -> tuple[ImageParams, Payload]:
-    refuse_streaming(body.stream)
+# -- images/generations --------------------------------------------------------------------------
+async def image_generation_request(request: Request, limit: int) -> tuple[ImageParams, Payload]:
+    body = parse_model(ImageGenerationBody, await read_json(request, limit))
+    _refuse_streaming(body.stream)
     options = body.options()
     options.pop("style", None)
     return image_request(prompt=body.prompt, model=body.model, user=body.user, **options)
+
+
+# -- images/edits --------------------------------------------------------------------------------
+async def image_edit_request(
+    request: Request, limit: int, policy: UrlPolicy
+) -> tuple[ImageParams, Payload]:
+    """Uploads (multipart), or images and mask by reference (JSON)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        return _edit_from_form(await read_form(request, limit))
+    if content_type.startswith("application/json"):
+        return _edit_from_json(parse_model(ImageEditBody, await read_json(request, limit)), policy)
+    raise GatewayError(
+        "send images/edits as multipart/form-data (files) or application/json "
+        "(images by image_url or file_id)",
+        param="image",
+    )
 
 
 def _file(upload: FormFile) -> File:
@@ -164,9 +221,9 @@ def _form_fields(form: ParsedForm) -> dict[str, str]:
     return {name: value for name, value in form.fields}
 
 
-def image_edit_from_form(form: ParsedForm) -> tuple[ImageEditForm, ImageParams, Payload]:
+def _edit_from_form(form: ParsedForm) -> tuple[ImageParams, Payload]:
     body = parse_model(ImageEditForm, _form_fields(form))
-    refuse_streaming(body.stream)
+    _refuse_streaming(body.stream)
     images = [_file(f) for name, f in form.files if name in ("image", "image[]")]
     masks = [_file(f) for name, f in form.files if name == "mask"]
     if not images:
@@ -175,7 +232,7 @@ def image_edit_from_form(form: ParsedForm) -> tuple[ImageEditForm, ImageParams, 
             param="image",
             code="missing_required_parameter",
         )
-    params, payload = image_request(
+    return image_request(
         prompt=body.prompt,
         model=body.model,
         images=images,
@@ -183,22 +240,40 @@ def image_edit_from_form(form: ParsedForm) -> tuple[ImageEditForm, ImageParams, 
         user=body.user,
         **body.options(),
     )
-    return body, params, payload
 
 
-def image_edit_from_json(
-    body: ImageEditBody, images: list[File], mask: File | None
-) -> tuple[ImageParams, Payload]:
-    """A JSON edit whose references were already turned into files (see `references`)."""
-    refuse_streaming(body.stream)
-    return image_request(
-        prompt=body.prompt,
-        model=body.model,
-        images=images,
-        mask=mask,
-        user=body.user,
-        **body.options(),
+def _by_reference(
+    ref: ImageRef, param: str, accept: frozenset[str], policy: UrlPolicy
+) -> File | Reference:
+    """A `data:` URL decoded now; an http(s) URL or a file id kept for later."""
+    if ref.file_id is not None:
+        return Reference(f"{param}.file_id", accept, file_id=ref.file_id)
+    url, param = ref.image_url or "", f"{param}.image_url"
+    if url[:5].lower() == "data:":
+        return decode_data_url(url, accept, param, policy)
+    return Reference(param, accept, url=url)
+
+
+def _edit_from_json(body: ImageEditBody, policy: UrlPolicy) -> tuple[ImageParams, Payload]:
+    _refuse_streaming(body.stream)
+    images = tuple(
+        _by_reference(ref, f"images[{i}]", IMAGE_TYPES, policy) for i, ref in enumerate(body.images)
     )
+    mask = _by_reference(body.mask, "mask", PNG_ONLY, policy) if body.mask else None
+    params, payload = image_request(
+        prompt=body.prompt, model=body.model, user=body.user, **body.options()
+    )
+    return params, payload.with_fields(images=images, mask=mask)
+
+
+# -- videos --------------------------------------------------------------------------------------
+async def video_request_of(
+    request: Request, limit: int, policy: UrlPolicy
+) -> tuple[VideoParams, Payload]:
+    """JSON (`input_reference` by reference) or multipart (an upload, or a URL in the field)."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return _video_from_form(await read_form(request, limit), policy)
+    return _video_from_json(parse_model(VideoBody, await read_json(request, limit)), policy)
 
 
 def _video_options(body: VideoBody) -> dict[str, Any]:
@@ -214,34 +289,32 @@ def _video_options(body: VideoBody) -> dict[str, Any]:
     }
 
 
-def video_from_json(body: VideoBody, reference: File | None) -> tuple[VideoParams, Payload]:
-    """A JSON video request whose `input_reference` was already turned into a file."""
-    return video_request(
-        prompt=body.prompt,
-        model=body.model,
-        seconds=body.seconds,
-        input_reference=reference,
-        **_video_options(body),
+def _video(body: VideoBody, reference: File | Reference | None) -> tuple[VideoParams, Payload]:
+    params, payload = video_request(
+        prompt=body.prompt, model=body.model, seconds=body.seconds, **_video_options(body)
     )
+    return params, payload.with_fields(input_reference=reference)
 
 
-def video_from_form(form: ParsedForm) -> tuple[VideoBody, VideoParams, Payload]:
+def _video_from_json(body: VideoBody, policy: UrlPolicy) -> tuple[VideoParams, Payload]:
+    ref = body.input_reference
+    reference = _by_reference(ref, "input_reference", MEDIA_TYPES, policy) if ref else None
+    return _video(body, reference)
+
+
+def _video_from_form(form: ParsedForm, policy: UrlPolicy) -> tuple[VideoParams, Payload]:
     fields: dict[str, Any] = _form_fields(form)
-    reference_text = fields.pop("input_reference", None)
+    text = fields.pop("input_reference", None)
     body = parse_model(VideoBody, fields)
     uploads = [_file(f) for name, f in form.files if name == "input_reference"]
-    reference: File | str | None = uploads[0] if uploads else None
-    if reference is None and reference_text:
-        if not reference_text.startswith(("https://", "http://", "data:")):
+    reference: File | Reference | None = uploads[0] if uploads else None
+    if reference is None and text:
+        if text[:5].lower() == "data:":
+            reference = decode_data_url(text, MEDIA_TYPES, "input_reference", policy)
+        elif text.startswith(("https://", "http://")):
+            reference = Reference("input_reference", MEDIA_TYPES, url=text)
+        else:
             raise GatewayError(
                 "input_reference must be a file or an https URL", param="input_reference"
             )
-        reference = reference_text
-    params, payload = video_request(
-        prompt=body.prompt,
-        model=body.model,
-        seconds=body.seconds,
-        input_reference=reference,
-        **_video_options(body),
-    )
-    return body, params, payload
+    return _video(body, reference)

@@ -73,6 +73,7 @@ _ERROR_TEXT = {
     402: "Not enough credit",
     404: "Unknown model or object",
     409: "Idempotency-Key reused with another request, or still in progress",
+    410: "Output deleted (a video's content, or an Idempotency-Key replay)",
     413: "Request body too large",
     422: "Request body does not match the schema",
     429: "Rate limited (see Retry-After)",

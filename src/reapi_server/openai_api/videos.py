@@ -5,20 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from reapi._media import MEDIA_TYPES
-
-from ..errors import GatewayError
+from ..idempotency.service import RecordAnswer
 from ..jobs import service, submission
-from .bodies import read_body, read_form
 from .dependencies import Caller, Context, Rt
 from .files import stored_response
 from .idempotent import Created, idempotent
-from .references import load_reference, with_fetched_reference
-from .requests import VideoBody, json_schema, parse_model, video_from_form, video_from_json
+from .requests import VideoBody, json_schema, video_request_of
 from .responses import Video, VideoDeleted, VideoList, error_responses, json_response
 
 __all__ = ["router"]
@@ -40,7 +35,7 @@ VideoId = Annotated[str, Path(max_length=64)]
     "/videos",
     summary="Start a video job",
     response_model=Video,
-    responses=error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502, 503, 504),
+    responses=error_responses(400, 401, 402, 404, 409, 410, 413, 422, 429, 502, 503, 504),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -52,31 +47,16 @@ VideoId = Annotated[str, Path(max_length=64)]
     },
 )
 async def create_video(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
-    limit = rt.settings.max_body_bytes
-    # A reference given by URL (or file id) becomes bytes here, before anything else: every
-    # caller URL is fetched by the gateway under the SSRF rules (see `references`).
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        _, params, payload = video_from_form(await read_form(request, limit))
-        payload = await with_fetched_reference(rt, payload)
-    else:
-        try:
-            data: Any = orjson.loads(await read_body(request, limit))
-        except orjson.JSONDecodeError:
-            raise GatewayError("the request body is not valid JSON", code="invalid_json") from None
-        body = parse_model(VideoBody, data)
-        reference = None
-        if body.input_reference is not None:
-            reference = await load_reference(
-                rt, principal, body.input_reference, param="input_reference", accept=MEDIA_TYPES
-            )
-        params, payload = video_from_json(body, reference)
+    # A reference given by URL (or file id) is loaded by `submission.create` once the job is
+    # checked and its credit held (see `references.service`).
+    params, payload = await video_request_of(request, rt.settings.max_body_bytes, rt.fetcher.policy)
 
-    async def run() -> Created:
-        body = await submission.create(rt, principal, context, params, payload)
-        return 200, body, {"kind": "video", "id": body["id"]}
+    async def run(record: RecordAnswer | None) -> Created:
+        body = await submission.create(rt, principal, context, params, payload, record=record)
+        return 200, body, submission.replay_snapshot(body["id"])
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
-        return await service.retrieve(rt, principal, snapshot["id"])
+        return await service.replay(rt, principal, snapshot["id"])
 
     return await idempotent(
         rt,
@@ -94,7 +74,7 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
     "/videos",
     summary="List this account's videos",
     response_model=VideoList,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def list_videos(
     rt: Rt,
@@ -112,7 +92,7 @@ async def list_videos(
     "/videos/{video_id}",
     summary="Retrieve a video job",
     response_model=Video,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
     return json_response(await service.retrieve(rt, principal, video_id))
@@ -122,7 +102,7 @@ async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Respon
     "/videos/{video_id}",
     summary="Delete a video (an unfinished one is cancelled and not charged)",
     response_model=VideoDeleted,
-    responses=error_responses(401, 404, 422, 429),
+    responses=error_responses(400, 401, 404, 429),
 )
 async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
     return json_response(await service.delete(rt, principal, video_id))
@@ -134,10 +114,12 @@ async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response
     response_class=Response,
     responses={
         200: {"content": {"video/mp4": {}, "image/png": {}, "image/webp": {}}},
-        **error_responses(400, 401, 404, 422, 429),
+        304: {"description": "The cached copy (If-None-Match) is still this output"},
+        **error_responses(400, 401, 404, 410, 429),
     },
 )
 async def video_content(
+    request: Request,
     video_id: VideoId,
     rt: Rt,
     principal: Caller,
@@ -145,4 +127,4 @@ async def video_content(
 ) -> Response:
     output = await service.content(rt, principal, video_id, variant)
     # Streamed through the gateway, never redirected: API clients (the SDK) do not follow them.
-    return await stored_response(rt, output, redirect=False)
+    return await stored_response(rt, request, output, redirect=False)

@@ -2,8 +2,10 @@
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
-outage only delays it. Deleting is idempotent and batches never overlap, so several processes
-may run the job at once; they only share the work.
+outage only delays it. Last, what processes killed mid-write left in storage (temp files,
+unfinished multipart uploads) goes once it is `abandoned_write_seconds` old. Deleting is
+idempotent and batches never overlap, so several processes may run the job at once; they only
+share the work.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class RetentionReport:
     video_jobs: int
     #: Objects deleted from storage (from this run or earlier ones that met an outage).
     objects: int
+    #: Partial writes of processes that died mid-write (temp files, multipart uploads).
+    abandoned_writes: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -69,9 +73,13 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     usage_rows = await _in_batches(rt, repository.delete_expired_usage, cutoff, batch)
     video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
     objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
-    report = RetentionReport(expired_outputs, usage_rows, video_jobs, objects)
-    if expired_outputs or usage_rows or video_jobs or objects:
-        counts = f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} objects={objects}"
+    abandoned = await rt.store.sweep_abandoned(rt.now() - rt.settings.abandoned_write_seconds)
+    report = RetentionReport(expired_outputs, usage_rows, video_jobs, objects, abandoned)
+    if expired_outputs or usage_rows or video_jobs or objects or abandoned:
+        counts = (
+            f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} objects={objects} "
+            f"abandoned={abandoned}"
+        )
         log.info("retention purge", extra={"code": counts})
     return report
 

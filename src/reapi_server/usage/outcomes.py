@@ -62,4 +62,4 @@ async def record_refusal(
     async def insert(tx: Tx) -> None:
         await usage_rows.insert(tx, row)
 
-    await rt.db.grouped(insert)
+    await rt.db.grouped(insert, account=principal.account_id)

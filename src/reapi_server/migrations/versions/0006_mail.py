@@ -1,7 +1,7 @@
 """mail: notices (policy change notices, newsletter issues) and their per-user deliveries
 
-Revision ID: 0005_mail
-Revises: 0004_identity
+Revision ID: 0006_mail
+Revises: 0005_identity
 Create Date: 2026-12-05 12:00:00.000000
 
 `notice_deliveries` has one row per (notice, user): its primary key is what keeps a user from
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_mail"
-down_revision: str | None = "0004_identity"
+revision: str = "0006_mail"
+down_revision: str | None = "0005_identity"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """identity: users, memberships, web sessions, consents, one-time tokens, sign-in throttle,
 mail outbox; accounts.email moves to users
 
-Revision ID: 0004_identity
-Revises: 0003
+Revision ID: 0005_identity
+Revises: 0004_money
 Create Date: 2026-12-05 09:30:00.000000
 
 A user is a person, an account is the wallet. Each existing account becomes a user with the
@@ -11,18 +11,22 @@ membership `owner` of that account; then `accounts.email` is dropped.
 
 On SQLite, dropping the column rebuilds `accounts` (batch mode); `migrate.upgrade` runs with
 foreign keys unenforced so that the rebuild does not cascade into the tables pointing at it.
+The rebuild drops the table's triggers with the old copy (0004_money's credit bounds): they are
+created again as they were (`_rebuilt`). PostgreSQL alters the table in place, CHECKs and all.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
+from alembic.operations import BatchOperations
 
-revision: str = "0004_identity"
-down_revision: str | None = "0003"
+revision: str = "0005_identity"
+down_revision: str | None = "0004_money"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -212,10 +216,33 @@ def _accounts_become_users() -> None:
         after = rows[-1][0]
 
 
+def _triggers(table: str) -> dict[str, str]:
+    """name → CREATE statement of each SQLite trigger on `table`."""
+    rows = op.get_bind().execute(
+        sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+        {"t": table},
+    )
+    return {str(name): str(sql) for name, sql in rows}
+
+
+@contextmanager
+def _rebuilt(table: str) -> Iterator[BatchOperations]:
+    """`op.batch_alter_table(table)`, keeping the table's triggers: on SQLite the batch copies
+    the table and drops the original, and its triggers go with it."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    kept = _triggers(table) if sqlite else {}
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        yield batch_op
+    left = _triggers(table) if sqlite else {}
+    for name, statement in sorted(kept.items()):
+        if name not in left:
+            op.execute(statement)
+
+
 def upgrade() -> None:
     _create_tables()
     _accounts_become_users()
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
+    with _rebuilt("accounts") as batch_op:
         batch_op.drop_constraint("uq_accounts_email", type_="unique")
         batch_op.drop_column("email")
 
@@ -223,7 +250,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     """accounts.email back from each account's owner (an account without one gets a
     placeholder address, as the column is required); everything identity held is dropped."""
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
+    with _rebuilt("accounts") as batch_op:
         batch_op.add_column(sa.Column("email", sa.String(length=320), nullable=True))
     owner_email = (
         sa.select(_users.c.email)
@@ -238,7 +265,7 @@ def downgrade() -> None:
         .where(_accounts.c.email.is_(None))
         .values(email=_accounts.c.id + "@invalid")
     )
-    with op.batch_alter_table("accounts", schema=None) as batch_op:
+    with _rebuilt("accounts") as batch_op:
         batch_op.alter_column("email", existing_type=sa.String(length=320), nullable=False)
         batch_op.create_unique_constraint("uq_accounts_email", ["email"])
     for table in (

@@ -1,0 +1,166 @@
+"""Bounded request heads. The httptools parser buffers a header whole before it hands it over,
+with no cap: a 64 MiB header was read, held (about 160 MB) and parsed. Bytes are counted here as
+they arrive, before the parser sees them, and a request whose request line or header line, or
+whose head in all, is over the limit is answered 431 and its connection closed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+__all__ = ["GatewayConfig", "HeadLimitedProtocol", "HeadLimits", "HeadMeter"]
+
+log = logging.getLogger("reapi_server.access")
+
+_BODY = (
+    b'{"error":{"message":"the request head is larger than this gateway accepts",'
+    b'"type":"invalid_request_error","param":null,"code":"request_header_fields_too_large"}}'
+)
+_HEAD = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: application/json\r\n"
+    b"content-length: " + str(len(_BODY)).encode() + b"\r\n"
+    b"connection: close\r\n"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HeadLimits:
+    line_bytes: int = 16 * 1024
+    total_bytes: int = 64 * 1024
+
+
+class HeadMeter:
+    """Counts the bytes of one request head as they arrive: the current line's and all of
+    them, up to the empty line that ends the head (empty lines before the request line, which
+    parsers skip, do not end it)."""
+
+    __slots__ = ("_cr_only", "_line", "_lines", "_total", "head_end", "limits", "reading")
+
+    def __init__(self, limits: HeadLimits) -> None:
+        self.limits = limits
+        self.restart()
+
+    def restart(self) -> None:
+        """The next bytes begin a new request head."""
+        self.reading = True
+        #: Once `reading` is False: where the head ended in the bytes last accepted.
+        self.head_end = 0
+        self._line = 0  # bytes of the current line so far (its \r included)
+        self._cr_only = False  # the current line so far is a lone \r
+        self._lines = 0  # non-empty lines of this head so far
+        self._total = 0
+
+    def accept(self, data: bytes) -> bool:
+        """False once the head is over a limit. Bytes after the head are not counted."""
+        position, end = 0, len(data)
+        while position < end:
+            newline = data.find(b"\n", position)
+            stop = end if newline == -1 else newline
+            if stop > position:
+                self._cr_only = self._line == 0 and stop - position == 1 and data[position] == 13
+                self._line += stop - position
+            if self._line > self.limits.line_bytes:
+                return False
+            if newline == -1:
+                self._total += end - position
+                break
+            self._total += newline + 1 - position
+            if self._total > self.limits.total_bytes:
+                return False
+            position = newline + 1
+            if self._line == 0 or self._cr_only:
+                if self._lines:  # the empty line that ends this head: the rest is its body
+                    self.reading = False
+                    self.head_end = position
+                    return True
+            else:
+                self._lines += 1
+            self._line, self._cr_only = 0, False
+        return self._total <= self.limits.total_bytes
+
+
+class GatewayConfig(uvicorn.Config):
+    """uvicorn's configuration with the head limits, for `HeadLimitedProtocol` (a Config is what
+    uvicorn hands each protocol instance, and what it pickles to `--workers N` processes)."""
+
+    def __init__(self, app: Any, *, head_limits: HeadLimits, **options: Any) -> None:
+        super().__init__(app, **options)
+        self.head_limits = head_limits
+
+
+class HeadLimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a `HeadMeter` in front of the parser.
+
+    The parser also holds a chunked body's trailer fields (header lines after the last chunk)
+    whole: in a body, bytes that arrive without body bytes being handed over are counted
+    against the same total limit.
+
+    A request pipelined behind another starts being counted after the earlier one's last byte
+    was parsed, so its head can pass the limit by at most the rest of that one socket read."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        limits = config.head_limits if isinstance(config, GatewayConfig) else HeadLimits()
+        self._meter = HeadMeter(limits)
+        self._body_bytes = 0  # body bytes the parser handed over, on this connection
+        self._held = 0  # bytes read in a body since the parser last handed over body bytes
+        self._restarted = False  # a request ended in the read being parsed
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        head_bytes = 0
+        if self._meter.reading:
+            if not self._meter.accept(data):
+                self._refuse()
+                return
+            head_bytes = len(data) if self._meter.reading else self._meter.head_end
+        if head_bytes == len(data):
+            super().data_received(data)
+            return
+        handed_over, self._restarted = self._body_bytes, False
+        super().data_received(data)
+        if self._restarted:  # that request ended in this read; the next head began
+            return
+        handed_over = self._body_bytes - handed_over
+        rest = len(data) - head_bytes
+        self._held = rest - handed_over if handed_over else self._held + rest
+        if self._held > self._meter.limits.total_bytes:
+            self._refuse()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._meter.restart()
+        self._held, self._restarted = 0, True
+
+    def _refuse(self) -> None:
+        self._refused = True  # nothing more is read from this connection
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or not self.cycle.response_started:
+            head = [_HEAD]
+            for name, value in self.server_state.default_headers:
+                head.append(name + b": " + value + b"\r\n")
+            self.transport.write(b"".join(head) + b"\r\n" + _BODY)
+        self.transport.close()
+        log.info(
+            "request refused", extra={"status": 431, "code": "request_header_fields_too_large"}
+        )

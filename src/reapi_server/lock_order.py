@@ -1,0 +1,46 @@
+"""One lock order for every write transaction that changes several rows (PostgreSQL).
+
+Every row the gateway's write transactions change belongs to an account: its balance, holds,
+ledger and usage rows, idempotency records, keys (with their count of unfinished videos) and
+video jobs. The rule: a transaction that changes rows of more than one table locks the accounts
+they belong to first, in id order, before any other row (`lock_accounts`). Two transactions that
+touch one account's rows then queue on that account's row before either holds anything else,
+and two that touch several accounts take them in the same order: no cycle of waits, so no
+deadlock. A group commit locks the accounts of all its ops in one statement (each op names its
+account: `Database.grouped`); the other write paths (the poller's settlement, failing a job,
+deleting a video, the sweeper's releases) call `Database.lock_accounts` first.
+
+What needs nothing: a transaction that locks a single row, and one that never waits
+(`FOR UPDATE SKIP LOCKED`: the pollers' claims, the sweeper's bulk deletes, the renewal of
+running requests' holds and idempotency records).
+
+`FOR NO KEY UPDATE`, not `FOR UPDATE`: inserting a row that references the account takes `FOR
+KEY SHARE` on it, which this lock does not block (nor does the UPDATE of a balance). SQLite has
+one writer at a time: there is nothing to order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from .group_commit import Statement, Tx
+from .models import Account
+
+__all__ = ["lock_accounts"]
+
+_LOCK = Statement(
+    select(Account.id)
+    .where(Account.id == any_(bindparam("b_ids", type_=ARRAY(String))))
+    .order_by(Account.id)
+    .with_for_update(key_share=True)
+)
+
+
+async def lock_accounts(tx: Tx, account_ids: Iterable[str]) -> None:
+    """Lock these accounts' rows (PostgreSQL only), in id order, until the transaction ends."""
+    ids = sorted(set(account_ids))
+    if ids:
+        await tx.all(_LOCK, {"b_ids": ids})

@@ -1,0 +1,308 @@
+"""What the gateway answers to odd input: numbers in other digits, booleans, values too long to
+repeat, query parameters out of range, malformed idempotency keys. Always a 4xx in OpenAI's
+error shape, never a 500, and never more than a short excerpt of the input."""
+
+import pytest
+from tests.server.fakes import PNG
+from tests.server.helpers import auth, ledger_matches
+
+HUGE = "1" * 5000  # over int()'s 4,300-digit limit
+ARABIC_FOUR = "\u0664"
+
+
+def assert_refused(response, statuses=(400,)) -> dict:
+    assert response.status_code in statuses, (response.status_code, response.text[:300])
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "invalid_request_error"
+    return error
+
+
+async def video(gateway, key, **fields):
+    body = {"model": "sim-video", "prompt": "waves", "size": "1280x720", **fields}
+    return await gateway.client.post("/v1/videos", json=body, headers=auth(key))
+
+
+async def video_form(gateway, key, **fields):
+    data = {"model": "sim-video", "prompt": "waves", "size": "1280x720", **fields}
+    parts = [(name, (None, str(value))) for name, value in data.items()]
+    return await gateway.client.post("/v1/videos", files=parts, headers=auth(key))
+
+
+async def generate(gateway, key, **fields):
+    body = {"model": "gpt-image-2", "prompt": "a lighthouse", **fields}
+    return await gateway.client.post("/v1/images/generations", json=body, headers=auth(key))
+
+
+async def edit_form(gateway, key, **fields):
+    return await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p", **fields},
+        files={"image": ("a.png", PNG, "image/png")},
+        headers=auth(key),
+    )
+
+
+# -- B4: digits of other scripts, huge numbers, booleans ----------------------------------------
+@pytest.mark.parametrize("seconds", ["²", ARABIC_FOUR, HUGE, True])
+async def test_video_seconds_that_are_not_ascii_digits_are_400s(gateway, seconds):
+    account, key = await gateway.account()
+    error = assert_refused(await video(gateway, key, seconds=seconds), (400, 422))
+    assert error["param"] == "seconds"
+    if not isinstance(seconds, bool):
+        error = assert_refused(await video_form(gateway, key, seconds=seconds))
+        assert error["param"] == "seconds"
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+@pytest.mark.parametrize("size", ["²²x16", f"{ARABIC_FOUR * 4}x{ARABIC_FOUR * 4}", f"{HUGE}x16"])
+async def test_sizes_in_other_digits_are_400s(gateway, size):
+    _, key = await gateway.account()
+    assert assert_refused(await generate(gateway, key, size=size))["param"] == "size"
+    assert assert_refused(await edit_form(gateway, key, size=size))["param"] == "size"
+    assert assert_refused(await video(gateway, key, size=size))["param"] == "size"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("n", True),
+        ("n", ARABIC_FOUR),
+        ("n", HUGE),
+        ("output_compression", True),
+        ("seed", True),
+        ("seed", HUGE),
+    ],
+)
+async def test_whole_number_fields_refuse_booleans_and_other_digits(gateway, field, value):
+    _, key = await gateway.account()
+    error = assert_refused(await generate(gateway, key, **{field: value}), (400, 422))
+    assert error["param"] == field
+    if not isinstance(value, bool) and field != "seed":  # a form edit has no seed: ignored
+        form = assert_refused(await edit_form(gateway, key, **{field: value}), (400, 422))
+        assert form["param"] == field
+    assert gateway.upstream.calls == []
+
+
+async def test_a_json_number_of_5000_digits_is_a_400(gateway):
+    _, key = await gateway.account()
+    response = await gateway.client.post(
+        "/v1/images/generations",
+        content=b'{"model": "gpt-image-2", "prompt": "p", "n": ' + HUGE.encode() + b"}",
+        headers={**auth(key), "content-type": "application/json"},
+    )
+    assert_refused(response, (400, 422))
+
+
+async def test_ascii_digits_still_work(gateway):
+    _, key = await gateway.account()
+    assert (await video(gateway, key, seconds="8")).status_code == 200
+    assert (await video_form(gateway, key, seconds="8")).status_code == 200
+    assert (await edit_form(gateway, key, n="2")).status_code == 200
+
+
+# -- A8: messages repeat at most a short excerpt of the input -----------------------------------
+TWO_MB = "M" * (2 * 1024 * 1024)
+MAX_EXCERPT = 64
+
+
+def assert_no_long_echo(text: str) -> None:
+    assert "M" * (MAX_EXCERPT + 1) not in text, len(text)
+    assert len(text) < 2000, len(text)
+
+
+@pytest.mark.parametrize("model", [TWO_MB, "m" + "M" * 150])
+async def test_an_unknown_model_is_named_by_an_excerpt_only(gateway, model):
+    _, key = await gateway.account()
+    for response in (
+        await generate(gateway, key, model=model),
+        await edit_form(gateway, key, model=model),
+        await video(gateway, key, model=model),
+        await video_form(gateway, key, model=model),
+    ):
+        error = assert_refused(response, (400, 404, 413, 422))
+        assert error["param"] == "model"
+        assert_no_long_echo(response.text)
+
+
+async def test_values_of_every_field_are_never_echoed_whole(gateway):
+    _, key = await gateway.account()
+    for field in ("size", "quality", "background", "output_format", "aspect_ratio", "resolution"):
+        for response in (
+            await generate(gateway, key, **{field: TWO_MB}),
+            await edit_form(gateway, key, **{field: TWO_MB}),
+        ):
+            assert_refused(response, (400, 413, 422))
+            assert_no_long_echo(response.text)
+    for field in ("seconds", "size"):
+        response = await video(gateway, key, **{field: TWO_MB})
+        assert_refused(response, (400, 413, 422))
+        assert_no_long_echo(response.text)
+
+
+async def test_unknown_keys_and_ids_are_never_echoed_whole(gateway):
+    _, key = await gateway.account()
+    keyed = await gateway.client.post(
+        "/v1/images/edits",
+        json={"model": "gpt-image-2", "prompt": "p", "images": [{"image_url": "x", TWO_MB: 1}]},
+        headers=auth(key),
+    )
+    assert_refused(keyed, (400, 422))
+    assert_no_long_echo(keyed.text)
+    long_id = "video_" + "M" * 60
+    for response in (
+        await gateway.client.get(f"/v1/videos/{long_id}", headers=auth(key)),
+        await gateway.client.get(f"/v1/models/{'M' * 190}", headers=auth(key)),
+        await gateway.client.get(f"/v1/files/file_{'M' * 58}/content"),
+    ):
+        assert response.status_code in (400, 404)
+        assert "M" * 50 not in response.text
+
+
+def test_the_sdk_names_an_unknown_model_by_an_excerpt_only():
+    from reapi import ModelNotFoundError, ReAPI
+
+    client = ReAPI(provider_keys={"openai": "sk-test"})
+    for call in (
+        lambda: client.images.generate(model=TWO_MB, prompt="p"),
+        lambda: client.videos.create(model=TWO_MB, prompt="p"),
+    ):
+        with pytest.raises(ModelNotFoundError) as info:
+            call()
+        text = str(info.value) + repr(info.value) + info.value.message
+        assert_no_long_echo(text)
+        assert "M" * 10 in info.value.message  # an excerpt still says which id it was
+
+
+# -- B5: every query parameter bounded; out of range or malformed is a 400 ---------------------
+BAD_QUERIES = {
+    "/v1/usage": [
+        "before=9223372036854775808",
+        "before=" + "9" * 5000,
+        "before=-1",
+        "before=²",
+        "before=1e3",
+        "before=",
+        "limit=0",
+        "limit=101",
+        "limit=9223372036854775808",
+        "limit=abc",
+        "limit=true",
+    ],
+    "/v1/videos": [
+        "limit=-1",
+        "limit=101",
+        "limit=9223372036854775808",
+        "limit=" + ARABIC_FOUR,
+        "order=sideways",
+        "order=" + "a" * 5000,
+        "after=" + "v" * 65,
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "query"), [(path, query) for path, queries in BAD_QUERIES.items() for query in queries]
+)
+async def test_a_query_parameter_out_of_range_is_a_400(gateway, path, query):
+    _, key = await gateway.account()
+    response = await gateway.client.get(f"{path}?{query}", headers=auth(key))
+    error = assert_refused(response)
+    assert error["param"] == query.partition("=")[0]
+    assert_no_long_echo(response.text)
+
+
+async def test_query_parameters_of_content_and_paths_are_bounded_too(gateway):
+    _, key = await gateway.account()
+    created = await video(gateway, key)
+    video_id = created.json()["id"]
+    bad = await gateway.client.get(
+        f"/v1/videos/{video_id}/content?variant=sprites", headers=auth(key)
+    )
+    assert assert_refused(bad)["param"] == "variant"
+    long_id = await gateway.client.get(f"/v1/videos/{'v' * 65}", headers=auth(key))
+    assert assert_refused(long_id)["param"] == "video_id"
+
+
+async def test_in_range_queries_still_work(gateway):
+    _, key = await gateway.account()
+    for query in ("limit=1&before=253402300799", "limit=100&before=0"):
+        response = await gateway.client.get(f"/v1/usage?{query}", headers=auth(key))
+        assert response.status_code == 200, response.text
+    response = await gateway.client.get("/v1/videos?limit=0&order=asc", headers=auth(key))
+    assert response.status_code == 200, response.text
+
+
+def test_the_openapi_document_states_every_bound(gateway):
+    document = gateway.app.openapi()
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] not in ("query", "path"):
+                    continue
+                schema = parameter["schema"]
+                options = schema.get("anyOf", [schema])
+                for option in options:
+                    kind = option.get("type")
+                    where = (method, path, parameter["name"])
+                    if kind == "integer":
+                        assert "minimum" in option and "maximum" in option, where
+                    elif kind == "string":
+                        assert "maxLength" in option or "enum" in option, where
+                    else:
+                        assert kind == "null", where
+                if parameter["in"] == "query" or "{" in path:
+                    assert "400" in operation["responses"], (method, path)
+
+
+# -- B8: a malformed Idempotency-Key is a 400, not a 409 ---------------------------------------
+@pytest.mark.parametrize("idempotency_key", ["", "k" * 256, "k" * 5000])
+async def test_a_malformed_idempotency_key_is_a_400(gateway, idempotency_key):
+    account, key = await gateway.account()
+    headers = {**auth(key), "idempotency-key": idempotency_key}
+    for response in (
+        await gateway.client.post("/v1/images/generations", json={"prompt": "p"}, headers=headers),
+        await gateway.client.post(
+            "/v1/videos",
+            json={"model": "sim-video", "prompt": "p", "size": "1280x720"},
+            headers=headers,
+        ),
+        await gateway.client.post(
+            "/v1/images/edits",
+            data={"prompt": "p"},
+            files={"image": ("a.png", PNG, "image/png")},
+            headers=headers,
+        ),
+    ):
+        error = assert_refused(response)
+        assert error["code"] == "invalid_idempotency_key"
+        assert "k" * 65 not in response.text
+    assert gateway.upstream.calls == []
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+
+
+async def test_openai_python_sees_a_bad_request(gateway):
+    import httpx2
+    import openai
+
+    _, key = await gateway.account()
+    client = openai.AsyncOpenAI(
+        base_url="http://gateway.test/v1",
+        api_key=key,
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway.app)),
+    )
+    with pytest.raises(openai.BadRequestError):
+        await client.images.generate(
+            model="gpt-image-2", prompt="p", extra_headers={"Idempotency-Key": "k" * 256}
+        )
+
+
+async def test_a_key_of_255_characters_is_taken(gateway):
+    _, key = await gateway.account()
+    headers = {**auth(key), "idempotency-key": "k" * 255}
+    response = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=headers
+    )
+    assert response.status_code == 200, response.text

@@ -1,0 +1,103 @@
+"""A database that fails makes the gateway unready, and its requests answer
+`503 database_unavailable` (OpenAI's error shape, with Retry-After) instead of 500 — and both
+recover with the database. Real failures: SQLite on a full disk (a small tmpfs, filled up:
+SQLITE_FULL, as on a production disk) and a PostgreSQL server that is stopped."""
+
+import asyncio
+import time
+
+import pytest
+from tests.server.disks import fill, free, small_filesystem
+from tests.server.helpers import auth
+from tests.server.postgres import PostgresServer, pg_bin
+
+
+async def _generate(gateway, key):
+    return await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+    )
+
+
+def _assert_unavailable(answer) -> None:
+    assert answer.status_code == 503, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "database_unavailable" and error["type"] == "server_error"
+    assert "database" in error["message"]
+    assert int(answer.headers["retry-after"]) >= 1
+
+
+async def _until_ready(gateway, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while (await gateway.client.get("/readyz")).status_code != 200:
+        assert time.monotonic() < deadline, "never ready again"
+        await asyncio.sleep(0.1)
+
+
+async def test_sqlite_on_a_full_disk(make_gateway, tmp_path):
+    with small_filesystem(tmp_path / "db-disk", size="8m") as disk:
+        gateway = await make_gateway(
+            database_url=f"sqlite+aiosqlite:///{disk}/reapi.db",
+            database_error_unready_seconds=0.5,
+        )
+        _, key = await gateway.account()
+        assert (await _generate(gateway, key)).status_code == 200
+        assert (await gateway.client.get("/readyz")).status_code == 200
+        fill(disk)
+        _assert_unavailable(await _generate(gateway, key))
+        _assert_unavailable(await _generate(gateway, key))
+        ready = await gateway.client.get("/readyz")
+        assert ready.status_code == 503 and b"database" in ready.content
+        free(disk)
+        await _until_ready(gateway)
+        assert (await _generate(gateway, key)).status_code == 200
+
+
+@pytest.mark.postgres
+async def test_postgresql_stopped(make_gateway):
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries")
+    server = PostgresServer(bindir)  # its own: the session's server stays up for the others
+    await asyncio.to_thread(server.start)
+    try:
+        await asyncio.to_thread(server.execute, "CREATE DATABASE reapi")
+        gateway = await make_gateway(
+            database_url=server.url("reapi"), database_error_unready_seconds=0.5
+        )
+        _, key = await gateway.account()
+        assert (await _generate(gateway, key)).status_code == 200
+        await asyncio.to_thread(server.halt)
+        _assert_unavailable(await _generate(gateway, key))
+        _assert_unavailable(await gateway.client.get("/v1/credits", headers=auth(key)))
+        assert (await gateway.client.get("/readyz")).status_code == 503
+        await asyncio.to_thread(server.resume)
+        await _until_ready(gateway)
+        assert (await _generate(gateway, key)).status_code == 200
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+def test_only_an_unavailable_database_is_a_503():
+    """Conflicts and bugs stay what they are (409s, 500s): only errors of a database that cannot
+    work right now count."""
+    import sqlite3
+
+    from sqlalchemy import exc
+
+    from reapi_server.db_errors import is_unavailable
+
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE t (x PRIMARY KEY)")
+    connection.execute("INSERT INTO t VALUES (1)")
+    errors = {}
+    statements = {"duplicate": "INSERT INTO t VALUES (1)", "typo": "SELECT * FROM nope"}
+    for name, sql in statements.items():
+        try:
+            connection.execute(sql)
+        except sqlite3.Error as error:
+            errors[name] = error
+    assert not is_unavailable(exc.IntegrityError("INSERT", {}, errors["duplicate"]))
+    assert not is_unavailable(exc.OperationalError("SELECT", {}, errors["typo"]))
+    assert not is_unavailable(ValueError("a bug"))
+    assert is_unavailable(exc.OperationalError(None, None, ConnectionRefusedError(111, "refused")))
+    assert is_unavailable(exc.TimeoutError("QueuePool limit reached"))

@@ -1,0 +1,55 @@
+"""Both command lines print a crash's traceback without local variables: typer before 0.23
+showed locals by default, which printed the prompt of `reapi image` and the key given to
+`reapi-server keys revoke`. Each crash here runs with typer's default switched back to
+showing locals, so only the apps' own explicit setting keeps the values out."""
+
+import subprocess
+import sys
+
+import pytest
+
+from reapi.cli import app as sdk_app
+from reapi_server.cli import app as server_app
+
+_CRASH = """
+import sys
+import typer
+
+typer.Typer.__init__.__kwdefaults__["pretty_exceptions_show_locals"] = True  # typer < 0.23
+from {module} import app
+
+sys.argv = {argv!r}
+app()
+"""
+
+
+def test_both_apps_hide_locals_explicitly():
+    assert sdk_app.pretty_exceptions_show_locals is False
+    assert server_app.pretty_exceptions_show_locals is False
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "marker"),
+    [
+        (
+            "reapi.cli",
+            "reapi image MARKER-cli-prompt-5e1f --model m -o out.png "
+            "--catalog /nonexistent/catalog.toml".split(),
+            "MARKER-cli-prompt-5e1f",
+        ),
+        (
+            "reapi_server.cli",
+            "reapi-server keys revoke rk_live_MARKERcli7c2d "
+            "--database-url nosuchdialect://x".split(),
+            "MARKERcli7c2d",
+        ),
+    ],
+)
+def test_a_crash_prints_no_locals(tmp_path, module, argv, marker):
+    script = _CRASH.format(module=module, argv=argv)
+    crashed = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert crashed.returncode != 0
+    assert "Traceback" in crashed.stderr  # typer's (rich) traceback was printed ...
+    assert marker not in crashed.stderr + crashed.stdout  # ... without the values

@@ -35,8 +35,7 @@ from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
-from .observability.scrape import MetricsListener
-from .observability.scrape import router as metrics_router
+from .observability.scrape import MetricsListener, MetricsRoute
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
@@ -126,7 +125,8 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
-    app.include_router(metrics_router)
+    if settings.metrics_token is not None:
+        app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
     mount_web(app, web_app)  # last: it takes every path the API does not have
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
     # Outer (added later): it hands a new scope inwards, which the router then annotates.

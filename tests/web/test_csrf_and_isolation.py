@@ -5,7 +5,7 @@ import re
 
 import pytest
 from starlette.routing import Route
-from tests.server.helpers import auth
+from tests.server.helpers import auth, scrape_metrics
 from tests.web.helpers import Browser, new_email, web_context
 
 from reapi_server.web.app import PAGES as PAGE_MODULES
@@ -219,15 +219,23 @@ async def test_v1_needs_no_csrf_token_and_takes_api_keys_only(web, browsers):
     assert created.status_code == 200
 
 
-async def test_health_metrics_and_openapi_stay_with_the_api(web):
-    client = web.client
+async def test_health_metrics_and_openapi_stay_with_the_api(make_gateway):
+    gateway = await make_gateway(metrics_token="scrape-7e2a")
+    client = gateway.client
+    scraper = auth("scrape-7e2a")
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).status_code == 200
-    assert (await client.get("/metrics")).status_code == 200
+    assert (await client.get("/metrics", headers=scraper)).status_code == 200
     schema = (await client.get("/openapi.json")).json()
     assert not any(not path.startswith("/v1") for path in schema["paths"])
-    for path in ("/healthz", "/metrics", "/openapi.json"):
-        assert "content-security-policy" not in (await client.get(path)).headers
+    for path, headers in (("/healthz", {}), ("/metrics", scraper), ("/openapi.json", {})):
+        assert "content-security-policy" not in (await client.get(path, headers=headers)).headers
+    # Without the token, /metrics is answered as any path the gateway does not have.
+    unknown = await client.get("/no-such-page")
+    for headers in ({}, auth("scrape-7e2b")):
+        hidden = await client.get("/metrics", headers=headers)
+        assert hidden.status_code == 404 and hidden.content == unknown.content
+    assert "reapi_http_requests_total" in await scrape_metrics(gateway)
     assert "set-cookie" not in (await client.get("/healthz")).headers
     wrong_method = await client.post("/healthz")  # the API's own 405, not a web page
     assert wrong_method.status_code == 405 and "error" in wrong_method.json()

@@ -2,8 +2,9 @@
 
 Its middleware (security headers, the visitor's session and browser id, CSRF) wraps only this
 sub-application, so none of it runs for /v1: the API never reads a cookie. `mount_web` keeps
-every path of the API surface (/v1 and below, /healthz, /readyz, /metrics, the OpenAPI pages)
-out of the mount, so an unknown /v1 path or a wrong method still gets the API's own JSON answer.
+every path of the API surface (/v1 and below, /healthz, /readyz, the OpenAPI pages, /metrics
+for the holder of its token) out of the mount, so an unknown /v1 path or a wrong method still
+gets the API's own JSON answer.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def create_app(
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []
+        sender = build_sender(settings)
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
@@ -87,7 +88,6 @@ def create_app(
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
-            sender = build_sender(settings)
             interval = settings.email_send_interval
             tasks.append(asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=interval)))
             tasks.append(
@@ -108,6 +108,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await sender.aclose()
             await rt.aclose()
 
     app = FastAPI(

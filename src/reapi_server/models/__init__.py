@@ -6,7 +6,7 @@ from .base import Base
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
-from .email import OutboxMessage
+from .email import Notice, NoticeDelivery, OutboxMessage
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
@@ -26,6 +26,8 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "Membership",
+    "Notice",
+    "NoticeDelivery",
     "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",

@@ -18,7 +18,12 @@ from .config import Settings
 from .credits import repository as credits
 from .credits.service import grant
 from .db import Database
+from .email.compose import MailComposer
+from .email.notices import NoticeDraft, Notices, Progress
+from .email.subscriptions import set_newsletter
+from .email.unsubscribe import unsubscribe_key
 from .errors import GatewayError
+from .fleet_secret import secret_of
 from .identity import repository as users
 from .identity.emails import normalise_email
 from .migrate import upgrade
@@ -43,8 +48,10 @@ __all__ = [
     "purge_expired",
     "remove_user",
     "revoke",
+    "send_notice",
     "show_account",
     "show_user",
+    "unsubscribe",
 ]
 
 T = TypeVar("T")
@@ -262,3 +269,42 @@ async def delete_outputs(settings: Settings, task_id: str) -> OutputsDeleted:
 async def purge_expired(settings: Settings) -> RetentionReport:
     """One run of the retention job (what every server process does periodically)."""
     return await _with_runtime(settings, purge_once)
+
+
+async def send_notice(
+    settings: Settings,
+    draft: NoticeDraft,
+    *,
+    batch: int = 100,
+    on_batch: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Queue a policy change notice or a newsletter issue for everyone it is meant for and
+    not yet queued for (a second run of the same notice continues the first)."""
+    settings.ensure_data_dir()
+    db = Database(settings.resolved_database_url)
+    try:
+        await upgrade(db)
+        notices = Notices(
+            db,
+            composer=MailComposer.from_settings(settings),
+            unsubscribe_key=unsubscribe_key(await secret_of(db, settings)),
+            clock=time.time,
+            newsletter_offered=settings.newsletter_default != "off",
+            batch=batch,
+        )
+        return await notices.send(draft, on_batch=on_batch)
+    finally:
+        await db.dispose()
+
+
+async def unsubscribe(settings: Settings, email: str) -> bool:
+    """Stop the newsletter for `email` (e.g. asked by mail); whether it was subscribed."""
+
+    async def work(session: AsyncSession) -> bool:
+        user_id = await _require_user(session, email)
+        user = await users.get_user(session, user_id)
+        was = bool(user is not None and user.newsletter)
+        await set_newsletter(session, user_id, False)
+        return was
+
+    return await _in_transaction(settings, work)

@@ -82,6 +82,7 @@ def create_app(
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []
+        sender = build_sender(settings)
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
@@ -89,7 +90,6 @@ def create_app(
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
-            sender = build_sender(settings)
             interval = settings.email_send_interval
             tasks.append(asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=interval)))
             tasks.append(
@@ -115,6 +115,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await hand_back_leases(rt)
+            await sender.aclose()
             await rt.aclose()
 
     app = FastAPI(

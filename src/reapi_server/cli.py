@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -23,6 +24,7 @@ from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings
 from .db_errors import error_name
 from .demo import run_demo
+from .email.notices import NoticeDraft, Progress
 from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
@@ -42,11 +44,16 @@ keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
 users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
+notify_app = typer.Typer(
+    help="Mail users through the outbox: policy change notices, newsletters.",
+    no_args_is_help=True,
+)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
+app.add_typer(notify_app, name="notify")
 
 DataDir = Annotated[
     Path | None,
@@ -331,6 +338,110 @@ def outputs_purge(
     typer.echo(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
         f"{report.video_jobs} video jobs; {report.objects} objects removed from storage"
+    )
+
+
+NoticeFile = Annotated[
+    Path,
+    typer.Option("--file", exists=True, dir_okay=False, help="The text, in Markdown (UTF-8)."),
+]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=1, max=1000, help="Users queued per transaction.")
+]
+#: A notice longer than this is a mistake (a wrong file), not a notice.
+NOTICE_LIMIT = 256 * 1024
+
+
+def _notice_text(path: Path) -> str:
+    data = path.read_bytes()
+    if len(data) > NOTICE_LIMIT:
+        typer.secho(f"error: {path} is over {NOTICE_LIMIT // 1024} KiB", err=True, fg="red")
+        raise typer.Exit(1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    typer.secho(f"error: {path} is not UTF-8 text", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    typer.secho("error: --effective must be a date, YYYY-MM-DD", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _progress(progress: Progress) -> None:
+    typer.echo(
+        f"notice {progress.notice_id}: queued for {progress.queued} of {progress.total} users"
+    )
+
+
+def _send_notice(settings: Settings, draft: NoticeDraft, batch_size: int) -> None:
+    done = _run(admin.send_notice(settings, draft, batch=batch_size, on_batch=_progress))
+    typer.echo(
+        f"notice {done.notice_id}: {done.added} queued by this run, {done.queued} in all; "
+        "the outbox sends them"
+    )
+
+
+@notify_app.command("policy-change")
+def notify_policy_change(
+    effective: Annotated[
+        str,
+        typer.Option("--effective", help="The day the change takes effect (YYYY-MM-DD, UTC)."),
+    ],
+    file: NoticeFile,
+    subject: Annotated[
+        str | None, typer.Option(help="The subject (default: one that names the date).")
+    ] = None,
+    batch_size: BatchSize = 100,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Email every user before a policy change takes effect (whatever their newsletter choice).
+
+    Run the same command again to continue an interrupted run: nobody gets a notice twice."""
+    day = _day(effective)
+    settings = _settings(data_dir, database_url, config)
+    subject = subject or (
+        f"Changes to the {settings.site_name} policies, effective {day.day} {day:%B %Y}"
+    )
+    draft = NoticeDraft("policy_change", subject, _notice_text(file), effective_on=day)
+    _send_notice(settings, draft, batch_size)
+
+
+@notify_app.command("newsletter")
+def notify_newsletter(
+    subject: Annotated[str, typer.Option(help="The subject of the issue.")],
+    file: NoticeFile,
+    batch_size: BatchSize = 100,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Email a newsletter issue to users who opted in and verified their address.
+
+    Run the same command again to continue an interrupted run: nobody gets an issue twice."""
+    settings = _settings(data_dir, database_url, config)
+    draft = NoticeDraft("newsletter", subject, _notice_text(file))
+    _send_notice(settings, draft, batch_size)
+
+
+@notify_app.command("unsubscribe")
+def notify_unsubscribe(
+    email: Email,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Stop the newsletter for a user (asked by mail, e.g. to the unsubscribe mailbox)."""
+    was = _run(admin.unsubscribe(_settings(data_dir, database_url), email))
+    typer.echo(
+        f"{email} will no longer receive the newsletter" + ("" if was else " (was not subscribed)")
     )
 
 

@@ -185,12 +185,24 @@ class Settings(BaseSettings):
     #: The name shown on the web pages and in mail.
     site_name: str = "reapi"
     #: Where mail goes. `file`: each message is an RFC 5322 .eml file under `data_dir/mail`
-    #: (the demo's default; read them with any mail client).
-    email_backend: Literal["file"] = "file"
+    #: (the demo's default; read them with any mail client). `resend`: Resend's API.
+    email_backend: Literal["file", "resend"] = "file"
+    #: Resend: an API key with sending access, the API's address, how long a send may take
+    #: (under the outbox's 120 s lease), and the sends per second of each process.
+    resend_api_key: SecretStr | None = None
+    resend_base_url: str = "https://api.resend.com"
+    resend_timeout: float = Field(default=30.0, gt=0, le=100)
+    resend_requests_per_second: float = Field(default=2.0, ge=0)
     #: The From address of every message.
     email_from: str = "reapi <no-reply@localhost>"
     #: How often each server process looks for mail to send (seconds).
     email_send_interval: float = Field(default=1.0, gt=0)
+    #: The newsletter at sign-up: `opt_in` (an unticked box), `opt_out` (a ticked box; not
+    #: valid consent in the EU) or `off` (no newsletter: no box, no setting, nothing sent).
+    newsletter_default: Literal["opt_in", "opt_out", "off"] = "opt_in"
+    #: A mailbox for `mailto:` unsubscribes in List-Unsubscribe (its mail is yours to act on,
+    #: e.g. with `reapi-server notify unsubscribe`); unset: the https link only.
+    newsletter_unsubscribe_mailto: str | None = None
     #: Web sessions end after this many days unused, and after `session_max_days` in any case.
     session_idle_days: float = Field(default=7.0, gt=0)
     session_max_days: float = Field(default=30.0, gt=0)
@@ -224,6 +236,19 @@ class Settings(BaseSettings):
     def _storage_is_complete(self) -> Settings:
         if self.storage_backend == "s3" and not self.s3_bucket:
             raise ValueError("storage_backend = s3 needs s3_bucket (REAPI_S3_BUCKET)")
+        return self
+
+    @model_validator(mode="after")
+    def _resend_is_complete(self) -> Settings:
+        if self.email_backend != "resend":
+            return self
+        if self.resend_api_key is None:
+            raise ValueError("email_backend = resend needs resend_api_key (REAPI_RESEND_API_KEY)")
+        if not self.public_base_url:
+            # Links in mail are built from it; without it they would point at 127.0.0.1.
+            raise ValueError("email_backend = resend needs public_base_url (links in mail)")
+        if self.email_from.rstrip("> ").endswith("@localhost"):
+            raise ValueError("email_backend = resend needs email_from at your sending domain")
         return self
 
     @model_validator(mode="after")

@@ -32,7 +32,14 @@ from .db import Database
 from .migrate import upgrade
 from .models import FleetSecret
 
-__all__ = ["SecretDisagrees", "resolve", "resolve_blocking", "resolve_for", "verifier"]
+__all__ = [
+    "SecretDisagrees",
+    "resolve",
+    "resolve_blocking",
+    "resolve_for",
+    "secret_of",
+    "verifier",
+]
 
 log = logging.getLogger("reapi_server")
 
@@ -113,6 +120,12 @@ def _legacy(settings: Settings, db: Database) -> bytes | None:
         return (settings.data_dir / LEGACY_FILE).read_bytes().strip() or None
     except FileNotFoundError:
         return None
+
+
+async def secret_of(db: Database, settings: Settings) -> bytes:
+    """The fleet's secret for these settings, on an open database (administration commands
+    that key what the servers key: unsubscribe links, say)."""
+    return await resolve(db, _configured(settings), legacy=_legacy(settings, db))
 
 
 async def resolve_for(settings: Settings, *, migrate: bool = False, adopt: bool = False) -> bytes:

@@ -50,7 +50,12 @@ def _changed(result: object) -> int:
 
 
 async def insert_user(
-    session: AsyncSession, *, email: str, password_hash: str | None, now: float
+    session: AsyncSession,
+    *,
+    email: str,
+    password_hash: str | None,
+    now: float,
+    newsletter: bool = False,
 ) -> User:
     user = User(
         id=new_id("user"),
@@ -58,7 +63,7 @@ async def insert_user(
         password_hash=password_hash,
         role="user",
         created_at=now,
-        newsletter=False,
+        newsletter=newsletter,
         new_device_alerts=False,
     )
     session.add(user)

@@ -6,7 +6,7 @@ from .base import Base
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
-from .email import OutboxMessage
+from .email import Notice, NoticeDelivery, OutboxMessage
 from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
@@ -28,6 +28,8 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "Membership",
+    "Notice",
+    "NoticeDelivery",
     "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",

@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
+from ..email.subscriptions import Subscriptions
+from ..email.unsubscribe import unsubscribe_key
 from ..errors import GatewayError
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
@@ -34,7 +36,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, settings
+from .pages import auth, legal, notifications, settings, unsubscribe
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -47,7 +49,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, legal)
+PAGES = (auth, settings, notifications, legal, unsubscribe)
 
 
 def _is_local(host: str) -> bool:
@@ -80,7 +82,7 @@ def build_context(rt: Runtime) -> WebContext:
     identity = Identity(
         rt.db,
         config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
-        mail=MailComposer(site_name=settings.site_name, links=links),
+        mail=MailComposer.from_settings(settings),
         throttle=Throttle(derive_key(root, "throttle")),
         clock=rt.now,
     )
@@ -94,6 +96,11 @@ def build_context(rt: Runtime) -> WebContext:
         origins=_origins(links, settings),
         providers={name: c.base_url for name, c in rt.core.connections.items()},
         clock=rt.now,
+        subscriptions=Subscriptions(
+            rt.db,
+            key=unsubscribe_key(root),
+            offered=settings.newsletter_default != "off",
+        ),
     )
 
 

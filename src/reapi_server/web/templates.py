@@ -26,6 +26,8 @@ NOTICES: Mapping[str, str] = {
     "password_reset": "Your password is changed. Sign in with it.",
     "session_ended": "That session is signed out.",
     "sessions_ended": "Every other session is signed out.",
+    "newsletter_on": "You will receive the newsletter. Every issue has a link to unsubscribe.",
+    "newsletter_off": "You will not receive the newsletter.",
 }
 
 

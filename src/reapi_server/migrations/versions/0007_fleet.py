@@ -1,7 +1,7 @@
 """fleet_secret: the one secret every instance on this database keys its hashes with
 
-Revision ID: 0006_fleet
-Revises: 0005_identity
+Revision ID: 0007_fleet
+Revises: 0006_mail
 Create Date: 2026-12-05 10:00:00.000000
 
 Each instance used to generate its own `secret.key` in its data dir, so two instances on one
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_fleet"
-down_revision: str | None = "0005_identity"
+revision: str = "0007_fleet"
+down_revision: str | None = "0006_mail"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

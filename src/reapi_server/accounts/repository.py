@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -16,6 +16,7 @@ __all__ = [
     "insert",
     "owned_account_ids",
     "owner_email",
+    "set_disabled",
 ]
 
 
@@ -71,3 +72,13 @@ async def owner_email(session: AsyncSession, account_id: str) -> str | None:
 
 async def delete_memberships(session: AsyncSession, user_id: str) -> None:
     await session.execute(delete(Membership).where(Membership.user_id == user_id))
+
+
+async def set_disabled(session: AsyncSession, account_id: str, at: float | None) -> bool:
+    """Disable the account at `at`, or enable it (None); False when it already was."""
+    state = Account.disabled_at.is_(None) if at is not None else Account.disabled_at.is_not(None)
+    result = await session.execute(
+        update(Account).where(Account.id == account_id, state).values(disabled_at=at)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1

@@ -36,6 +36,7 @@ __all__ = [
     "mark_email_verified",
     "record_attempt",
     "set_password_hash",
+    "set_role",
     "throttle_rows",
     "touch_session",
 ]
@@ -84,6 +85,14 @@ async def list_users(session: AsyncSession, *, limit: int, offset: int = 0) -> l
 
 async def count_users(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+
+
+async def set_role(session: AsyncSession, user_id: str, role: str) -> bool:
+    """False when the user already has this role (or does not exist)."""
+    result = await session.execute(
+        update(User).where(User.id == user_id, User.role != role).values(role=role)
+    )
+    return _changed(result) == 1
 
 
 async def set_password_hash(

@@ -34,7 +34,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, settings
+from .pages import auth, legal, settings, site
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -47,7 +47,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, legal)
+PAGES = (site, auth, settings, legal)
 
 
 def _is_local(host: str) -> bool:
@@ -94,6 +94,7 @@ def build_context(rt: Runtime) -> WebContext:
         origins=_origins(links, settings),
         providers={name: c.base_url for name, c in rt.core.connections.items()},
         clock=rt.now,
+        runtime=rt,
     )
 
 

@@ -15,6 +15,7 @@ from ..identity.service import CurrentSession, Identity
 from ..identity.sessions import Client
 from ..links import Links
 from ..models import User
+from ..runtime import Runtime
 from .cookies import CookiePolicy
 
 __all__ = ["Visitor", "WebContext", "client_of", "visitor_of", "web_of"]
@@ -34,6 +35,8 @@ class WebContext:
     #: Upstream provider name → base URL (for the subprocessors in the privacy policy).
     providers: dict[str, str]
     clock: Callable[[], float]
+    #: The gateway's runtime: its catalog, router and key cache, for pages about them.
+    runtime: Runtime
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from .context import visitor_of, web_of
+from .navigation import navigation
 
 __all__ = ["NOTICES", "render"]
 
@@ -61,11 +62,18 @@ def render(
     page = {
         "site_name": web.settings.site_name,
         "user": visitor.user,
+        "nav": navigation(
+            visitor.user,
+            request.url.path,
+            docs_url=web.settings.docs_url,
+            current=values.pop("nav_current", None),
+        ),
         "csrf_token": visitor.csrf_token(web.csrf_key),
         "static_version": static_version(),
         "notice": NOTICES.get(done),
         "errors": {},
         "path": request.url.path,
+        "docs_url": web.settings.docs_url,
         **values,
     }
     html = _environment().get_template(template).render(page)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..ids import new_id
 from ..models import Account, ApiKey
 
-__all__ = ["find_active", "insert", "list_for_account", "revoke", "revoke_all"]
+__all__ = ["find_active", "get", "insert", "list_for_account", "revoke", "revoke_all"]
 
 
 async def insert(
@@ -25,6 +25,10 @@ async def insert(
     session.add(key)
     await session.flush()
     return key
+
+
+async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
 
 
 async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, bool] | None:

@@ -18,6 +18,7 @@ __all__ = [
     "adjust",
     "balance_of",
     "grant",
+    "latest_ledger",
     "ledger_sums",
     "release",
     "release_expired",
@@ -311,3 +312,13 @@ async def ledger_sums(session: AsyncSession, account_id: str) -> tuple[int, int]
     )
     amount, reserved = result.one()
     return int(amount), int(reserved)
+
+
+async def latest_ledger(session: AsyncSession, account_id: str, *, limit: int) -> list[LedgerEntry]:
+    result = await session.execute(
+        select(LedgerEntry)
+        .where(LedgerEntry.account_id == account_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
+    )
+    return list(result.scalars())

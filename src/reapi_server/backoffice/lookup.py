@@ -42,12 +42,27 @@ class Found:
     account: Account | None
 
 
+#: What each action is called on the pages.
+ACTION_WORDS = {
+    "credits.adjust": "Adjusted credits",
+    "credits.grant": "Granted credits",
+    "account.disable": "Disabled the account",
+    "account.enable": "Enabled the account",
+    "user.promote": "Made an admin",
+    "user.delete": "Deleted the person",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class AuditLine:
     entry: AuditEntry
     #: The acting admin's email, "command line", or "a deleted admin".
     actor: str
     detail: dict[str, Any]
+
+    @property
+    def summary(self) -> str:
+        return ACTION_WORDS.get(self.entry.action, self.entry.action)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from tests.web.browser import ARTIFACTS
-from tests.web.browser import chromium  # noqa: F401  (fixture)
+from tests.web.browser import (
+    ARTIFACTS,
+    chromium,  # noqa: F401  (fixture)
+)
 from tests.web.live import live_web_server
 
 from reapi_server.api_keys.service import issue_key

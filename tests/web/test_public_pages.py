@@ -205,3 +205,21 @@ async def test_the_status_page_reads_all_clear_when_nothing_failed(web, browsers
     page = await browsers(web).get("/status")
     assert page.status_code == 200
     assert "All systems operational" in _text(page.text)
+
+
+async def test_the_sites_pages_carry_the_security_headers_and_no_inline_code(web, browsers):
+    from tests.web.staff import signed_in_admin
+
+    from reapi_server.web.security import CSP
+
+    admin, _ = await signed_in_admin(web, browsers)
+    paths = ["/", "/models", "/changelog", "/contact", "/status", "/admin", "/admin/audit"]
+    for path in [*paths, "/admin/users"]:
+        response = await admin.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-security-policy"] == CSP, path
+        assert response.headers["cache-control"] == "no-store", path
+        assert "<script" not in response.text and "style=" not in response.text, path
+    # The JSON list is data, not a page: the same headers, no cookie needed.
+    listed = await browsers(web).get("/models.json")
+    assert listed.headers["content-type"].startswith("application/json")

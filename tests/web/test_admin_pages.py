@@ -261,3 +261,25 @@ async def test_admin_pages_have_the_admin_item_current(web, browsers, path):
     page = await admin.get(path)
     assert re.search(r'href="/admin" aria-current="page"', page.text)
     assert csrf_of(page.text)
+
+
+async def test_the_audit_log_pages_back(web, browsers):
+    from reapi_server.audit import Actor
+    from reapi_server.backoffice import actions
+
+    admin, _ = await signed_in_admin(web, browsers)
+    account_id, _ = await web.account()
+    async with web.rt.db.write() as session:
+        for number in range(55):
+            await actions.adjust_credits(
+                session, Actor.cli(), account_id, 1, f"gift {number}", now=web.rt.now()
+            )
+    first = await admin.get("/admin/audit")
+    assert first.text.count("gift ") == 50 and "gift 54" in first.text
+    older = re.search(r'href="(/admin/audit\?before=\d+)"', first.text).group(1)
+    second = await admin.get(older)
+    assert second.text.count("gift ") == 5 and "gift 0" in second.text
+    assert "Made an admin" in second.text  # the promotion came first
+    assert "?before=" not in second.text.split("<main", 1)[1].split("</main>")[0]
+    for junk in ("x", "-1", "99999999999999999999"):
+        assert (await admin.get(f"/admin/audit?before={junk}")).status_code == 200

@@ -6,8 +6,6 @@ Every action is a `backoffice.actions` function, run in one transaction with its
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
@@ -171,10 +169,9 @@ async def delete_person(request: Request, user_id: str) -> Response:
     form = await read_form(request)
     async with web.db.read() as session:
         user = await users.get_user(session, user_id)
-        found = await lookup.find(session, user_id) if user is not None else []
+        account = (await accounts.owned_by(session, [user_id])).get(user_id)
     if user is None:
         raise HTTPException(404)
-    account = found[0].account if found else None
     errors: dict[str, str] = {}
     if user.id == actor.user_id:
         errors["confirm_email"] = "you cannot delete yourself here: ask another admin"
@@ -195,18 +192,16 @@ async def delete_person(request: Request, user_id: str) -> Response:
 async def audit_log(request: Request) -> Response:
     require_admin(request)
     before = request.query_params.get("before", "")
-    before_id = int(before) if before.isdigit() else None
+    # An id the column can hold (a 32-bit integer on PostgreSQL), or the first page.
+    before_id = int(before) if before.isdigit() and len(before) <= 9 else None
     async with web_of(request).db.read() as session:
         lines = await lookup.audit_lines(session, limit=AUDIT_PAGE + 1, before_id=before_id)
-    more: dict[str, Any] = {}
-    if len(lines) > AUDIT_PAGE:
-        lines = lines[:AUDIT_PAGE]
-        more["next_before"] = lines[-1].entry.id
+    next_before = lines[AUDIT_PAGE - 1].entry.id if len(lines) > AUDIT_PAGE else None
     return render(
         request,
         "admin/audit.html",
         title="Audit log",
-        lines=lines,
-        next_before=more.get("next_before"),
+        lines=lines[:AUDIT_PAGE],
+        next_before=next_before,
         first_page=before_id is None,
     )

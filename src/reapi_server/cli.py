@@ -146,17 +146,13 @@ def _when(timestamp: float) -> str:
 
 @users_app.command("list")
 def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List users: id, email, verified or not, created, accounts owned."""
+    """List users: id, email, verified or not, created, accounts owned; admins and disabled
+    accounts are marked."""
     for user in _run(admin.list_users(_settings(data_dir, database_url))):
         state = "verified" if user.verified else "unverified"
         accounts = ",".join(user.account_ids) or "-"
-        marks = "".join(
-            f"  {mark}"
-            for mark, shown in (
-                ("admin", user.role == "admin"),
-                ("disabled", user.disabled_account_ids),
-            )
-            if shown
+        marks = ("  admin" if user.role == "admin" else "") + (
+            "  disabled" if user.disabled_account_ids else ""
         )
         typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}{marks}")
 

@@ -26,3 +26,6 @@ class Account(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
+    #: Set by an operator: every credit hold of the account is refused from then on, in every
+    #: process at once (the hold's statement reads it), and its keys answer 403.
+    disabled_at: Mapped[float | None] = mapped_column(Float, default=None)

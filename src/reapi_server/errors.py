@@ -7,11 +7,15 @@ contain a submitted value.
 from __future__ import annotations
 
 __all__ = [
+    "AccountDisabled",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidApiKey",
+    "KeyExpired",
+    "KeySpendLimitReached",
+    "ModelNotAllowed",
     "NotFound",
     "OutputsDeleted",
     "PayloadTooLarge",
@@ -49,6 +53,34 @@ class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_credits"
+
+
+class KeySpendLimitReached(GatewayError):
+    """The key's spend limit for its current period would be exceeded (the account may have
+    credit left: another key, or the next period, can still spend it)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "key_spend_limit_reached"
+
+
+class AccountDisabled(GatewayError):
+    """An operator disabled the account: none of its keys may start anything."""
+
+    http_status = 403
+    default_code = "account_disabled"
+
+
+class KeyExpired(GatewayError):
+    http_status = 403
+    default_code = "key_expired"
+
+
+class ModelNotAllowed(GatewayError):
+    """The model is not in the key's allowlist."""
+
+    http_status = 403
+    default_code = "model_not_allowed"
 
 
 class CreditLimitExceeded(GatewayError):

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
-from ..models import ApiKey
+from ..models import Account, ApiKey
 
-__all__ = ["find_active", "insert", "list_for_account", "revoke", "revoke_all"]
+__all__ = [
+    "count_active",
+    "find_active",
+    "get_for_account",
+    "insert",
+    "list_for_account",
+    "revoke",
+    "revoke_all",
+    "touch",
+    "update_key",
+]
 
 
 async def insert(
-    session: AsyncSession, account_id: str, key_hash: str, last4: str, name: str, now: float
+    session: AsyncSession,
+    account_id: str,
+    key_hash: str,
+    last4: str,
+    name: str,
+    now: float,
+    *,
+    kind: str = "model",
+    columns: Mapping[str, Any] | None = None,
 ) -> ApiKey:
+    """A new key; `columns`: its limits (`KeyLimits.columns`)."""
     key = ApiKey(
         id=new_id("key"),
         account_id=account_id,
@@ -21,17 +43,45 @@ async def insert(
         last4=last4,
         name=name,
         created_at=now,
+        kind=kind,
+        period_start=0.0,
+        period_spend=0,
+        active_videos=0,
+        **(columns or {}),
     )
     session.add(key)
     await session.flush()
     return key
 
 
-async def find_active(session: AsyncSession, key_hash: str) -> ApiKey | None:
+async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, bool] | None:
+    """The unrevoked key with this hash, and whether its account is disabled."""
     result = await session.execute(
-        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        select(ApiKey, Account.disabled_at.is_not(None))
+        .join(Account, Account.id == ApiKey.account_id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+    )
+    row = result.one_or_none()
+    return None if row is None else (row[0], bool(row[1]))
+
+
+async def get_for_account(session: AsyncSession, account_id: str, key_id: str) -> ApiKey | None:
+    """The key, if it belongs to this account (revoked or not)."""
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
     )
     return result.scalar_one_or_none()
+
+
+async def update_key(session: AsyncSession, key_id: str, values: Mapping[str, Any]) -> None:
+    """Set columns of a key (its name, its limits); never its counters, which only the credit
+    statements change."""
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def revoke(
@@ -51,6 +101,15 @@ async def list_for_account(session: AsyncSession, account_id: str) -> list[ApiKe
     return list(result.scalars())
 
 
+async def count_active(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+    )
+    return int(result.scalar_one())
+
+
 async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
     """Revoke every active key of the account; how many."""
     result = await session.execute(
@@ -59,3 +118,23 @@ async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
         .values(revoked_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+_KEYS = ApiKey.__table__
+assert isinstance(_KEYS, Table)
+_TOUCH = (
+    update(_KEYS)
+    .where(
+        _KEYS.c.id == bindparam("b_key"),
+        or_(_KEYS.c.last_used_at.is_(None), _KEYS.c.last_used_at < bindparam("b_at")),
+    )
+    .values(last_used_at=bindparam("b_at"))
+)
+
+
+async def touch(session: AsyncSession, seen: Sequence[tuple[str, float]]) -> None:
+    """Record when keys were last used: (key id, when) each, one statement for all; a time
+    older than the one stored (another process wrote a later one) changes nothing."""
+    if seen:
+        connection = await session.connection()
+        await connection.execute(_TOUCH, [{"b_key": key_id, "b_at": at} for key_id, at in seen])

@@ -1,0 +1,140 @@
+"""A model key's limits, as the keys page, the management API and the CLI set them, and the
+rules each must meet. One place, so that all three refuse the same things the same way."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from ..errors import GatewayError
+from ..models import MAX_CREDITS, ApiKey
+from .periods import PERIODS
+
+__all__ = [
+    "LIMIT_FIELDS",
+    "MAX_MODELS",
+    "MAX_REQUESTS_PER_MINUTE",
+    "MAX_VIDEOS",
+    "KeyLimits",
+    "LimitsInvalid",
+    "dump_allowlist",
+    "parse_allowlist",
+]
+
+MAX_REQUESTS_PER_MINUTE = 1_000_000
+MAX_VIDEOS = 10_000
+#: The most models one allowlist may name (every catalog model fits many times over).
+MAX_MODELS = 200
+
+
+class LimitsInvalid(GatewayError):
+    """One or more limits break their rules: field name → message (the form shows each beside
+    its field; the API answers the first)."""
+
+    def __init__(self, errors: Mapping[str, str]) -> None:
+        name, message = next(iter(errors.items()))
+        super().__init__(message, param=name, code="invalid_limit")
+        self.errors = dict(errors)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLimits:
+    """None in any field: no such limit (the server's default for requests per minute and
+    concurrent videos)."""
+
+    spend_limit: int | None = None
+    spend_period: str = "monthly"
+    #: Catalog model ids the key may call (None: every model).
+    models: tuple[str, ...] | None = None
+    expires_at: float | None = None
+    requests_per_minute: int | None = None
+    max_concurrent_videos: int | None = None
+
+    @classmethod
+    def of(cls, key: ApiKey) -> KeyLimits:
+        allowlist = parse_allowlist(key.model_allowlist)
+        return cls(
+            spend_limit=key.spend_limit,
+            spend_period=key.spend_period,
+            models=tuple(sorted(allowlist)) if allowlist is not None else None,
+            expires_at=key.expires_at,
+            requests_per_minute=key.requests_per_minute,
+            max_concurrent_videos=key.max_concurrent_videos,
+        )
+
+    def changed(self, changes: Mapping[str, Any]) -> KeyLimits:
+        """These limits with `changes` (field → new value; None clears a limit)."""
+        unknown = set(changes) - set(LIMIT_FIELDS)
+        if unknown:
+            raise ValueError(f"not a limit: {', '.join(sorted(unknown))}")
+        return replace(self, **changes)
+
+    def checked(
+        self, *, known_models: Collection[str], now: float, expiry_set: bool = True
+    ) -> KeyLimits:
+        """These limits if every rule holds (models in their canonical order), else
+        `LimitsInvalid` naming each field that breaks one. `expiry_set`: the expiry is being
+        set (a new one must be in the future; one already stored may have passed)."""
+        errors: dict[str, str] = {}
+        if self.spend_limit is not None and not 1 <= self.spend_limit <= MAX_CREDITS:
+            errors["spend_limit"] = (
+                f"The spend limit must be between 1 and {MAX_CREDITS:,} credits."
+            )
+        if self.spend_period not in PERIODS:
+            errors["spend_period"] = "The period must be daily, weekly, monthly or never."
+        models = self.models
+        if models is not None:
+            unknown = sorted(set(models) - set(known_models))
+            if unknown:
+                errors["models"] = f"No such model on this gateway: {_short(unknown[0])}."
+            elif not models:
+                errors["models"] = "Name at least one model, or allow every model."
+            elif len(set(models)) > MAX_MODELS:
+                errors["models"] = f"Name at most {MAX_MODELS} models."
+            else:
+                models = tuple(sorted(set(models)))
+        if expiry_set and self.expires_at is not None and self.expires_at <= now:
+            errors["expires_at"] = "The expiry date must be in the future."
+        rpm = self.requests_per_minute
+        if rpm is not None and not 1 <= rpm <= MAX_REQUESTS_PER_MINUTE:
+            errors["requests_per_minute"] = (
+                f"Requests per minute must be between 1 and {MAX_REQUESTS_PER_MINUTE:,}."
+            )
+        videos = self.max_concurrent_videos
+        if videos is not None and not 1 <= videos <= MAX_VIDEOS:
+            errors["max_concurrent_videos"] = (
+                f"Concurrent videos must be between 1 and {MAX_VIDEOS:,}."
+            )
+        if errors:
+            raise LimitsInvalid(errors)
+        return replace(self, models=models)
+
+    def columns(self) -> dict[str, Any]:
+        """The `api_keys` columns these limits are stored in."""
+        return {
+            "spend_limit": self.spend_limit,
+            "spend_period": self.spend_period,
+            "model_allowlist": dump_allowlist(self.models),
+            "expires_at": self.expires_at,
+            "requests_per_minute": self.requests_per_minute,
+            "max_concurrent_videos": self.max_concurrent_videos,
+        }
+
+
+LIMIT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(KeyLimits))
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 64 else text[:61] + "..."
+
+
+def parse_allowlist(stored: str | None) -> frozenset[str] | None:
+    if stored is None:
+        return None
+    return frozenset(str(model) for model in json.loads(stored))
+
+
+def dump_allowlist(models: Collection[str] | None) -> str | None:
+    return None if models is None else json.dumps(sorted(models))

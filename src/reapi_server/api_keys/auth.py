@@ -19,6 +19,7 @@ from ..db import Database
 from ..errors import AccountDisabled, InvalidApiKey, KeyExpired, ModelNotAllowed
 from . import repository
 from .keys import MANAGEMENT_PREFIX, hash_key, is_well_formed
+from .last_used import KeyUsage
 from .limits import parse_allowlist
 from .periods import period_start
 
@@ -90,6 +91,8 @@ class Authenticator:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[Principal, float]] = {}
+        #: The keys used since the last write of their last use (`last_used`).
+        self.usage = KeyUsage()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -120,21 +120,24 @@ async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-_KEYS = ApiKey.__table__
-assert isinstance(_KEYS, Table)
-_TOUCH = (
-    update(_KEYS)
-    .where(
-        _KEYS.c.id == bindparam("b_key"),
-        or_(_KEYS.c.last_used_at.is_(None), _KEYS.c.last_used_at < bindparam("b_at")),
+async def touch(session: AsyncSession, key_ids: Sequence[str], at: float) -> None:
+    """Record that these keys were used at `at` (unless a later use is recorded already). A key
+    whose row another transaction holds (a request being charged) is skipped, never waited
+    for: this UPDATE locks no account first (`lock_order`), and a key in use is touched again
+    soon."""
+    if not key_ids:
+        return
+    free = (
+        select(ApiKey.id)
+        .where(
+            ApiKey.id.in_(key_ids),
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at),
+        )
+        .with_for_update(skip_locked=True)
     )
-    .values(last_used_at=bindparam("b_at"))
-)
-
-
-async def touch(session: AsyncSession, seen: Sequence[tuple[str, float]]) -> None:
-    """Record when keys were last used: (key id, when) each, one statement for all; a time
-    older than the one stored (another process wrote a later one) changes nothing."""
-    if seen:
-        connection = await session.connection()
-        await connection.execute(_TOUCH, [{"b_key": key_id, "b_at": at} for key_id, at in seen])
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id.in_(free.scalar_subquery()))
+        .values(last_used_at=at)
+        .execution_options(synchronize_session=False)
+    )

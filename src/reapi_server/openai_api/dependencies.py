@@ -35,7 +35,9 @@ async def caller(
 ) -> Principal:
     rt = _runtime(request)
     principal = await rt.auth.authenticate(request.headers.get("authorization"))
-    principal.require_model_key(rt.now())
+    now = rt.now()
+    principal.require_model_key(now)
+    rt.auth.usage.saw(principal.key_id, now)
     per_minute = principal.requests_per_minute or rt.settings.requests_per_minute
     wait = rt.limiter.acquire(principal.key_id, per_minute)
     if wait is not None:

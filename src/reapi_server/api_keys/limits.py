@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import GatewayError
@@ -21,6 +22,8 @@ __all__ = [
     "LimitsInvalid",
     "dump_allowlist",
     "parse_allowlist",
+    "parse_expiry",
+    "parse_limits",
 ]
 
 MAX_REQUESTS_PER_MINUTE = 1_000_000
@@ -138,3 +141,62 @@ def parse_allowlist(stored: str | None) -> frozenset[str] | None:
 
 def dump_allowlist(models: Collection[str] | None) -> str | None:
     return None if models is None else json.dumps(sorted(models))
+
+
+def parse_expiry(text: str, field: str = "expires_at") -> float:
+    """A date (`YYYY-MM-DD`: its first second, UTC) or a date and time (ISO 8601; UTC unless
+    it says otherwise) as Unix seconds."""
+    moment: datetime | None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise LimitsInvalid(
+            {field: "The expiry must be a date as YYYY-MM-DD (or an ISO 8601 date and time)."}
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+#: Words that clear a limit where limits are typed (the CLI; an empty form field does too).
+_NO_LIMIT = frozenset({"", "none", "all", "never", "default", "off"})
+_WHOLE = ("spend_limit", "requests_per_minute", "max_concurrent_videos")
+_NAMES = {
+    "spend_limit": "The spend limit",
+    "requests_per_minute": "Requests per minute",
+    "max_concurrent_videos": "Concurrent videos",
+}
+
+
+def parse_limits(typed: Mapping[str, str]) -> dict[str, Any]:
+    """Limits typed as text (field name → text; a field left out is not changed) as values for
+    `KeyLimits.changed`. An empty text, `none`, `all`, `never`, `default` or `off` clears a
+    limit. Refuses what is not a number, a date or a list of models (`LimitsInvalid`); the rules
+    on the values are `KeyLimits.checked`'s."""
+    changes: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, raw in typed.items():
+        text = raw.strip()
+        if name == "spend_period":
+            changes[name] = text.lower()
+        elif text.lower() in _NO_LIMIT:
+            changes[name] = None
+        elif name in _WHOLE:
+            if text.isascii() and text.lstrip("-").isdigit() and len(text) <= 20:
+                changes[name] = int(text)
+            else:
+                errors[name] = f"{_NAMES[name]} must be a whole number."
+        elif name == "models":
+            changes[name] = tuple(m for m in text.replace(",", " ").split() if m)
+        elif name == "expires_at":
+            try:
+                changes[name] = parse_expiry(text, name)
+            except LimitsInvalid as error:
+                errors.update(error.errors)
+        else:
+            raise ValueError(f"not a limit: {name}")
+    if errors:
+        raise LimitsInvalid(errors)
+    return changes

@@ -14,6 +14,7 @@ from ..models import Account, ApiKey
 __all__ = [
     "count_active",
     "find_active",
+    "get",
     "get_for_account",
     "insert",
     "list_for_account",
@@ -63,6 +64,10 @@ async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, boo
     )
     row = result.one_or_none()
     return None if row is None else (row[0], bool(row[1]))
+
+
+async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
 
 
 async def get_for_account(session: AsyncSession, account_id: str, key_id: str) -> ApiKey | None:

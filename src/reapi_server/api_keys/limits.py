@@ -173,14 +173,15 @@ _NAMES = {
 def parse_limits(typed: Mapping[str, str]) -> dict[str, Any]:
     """Limits typed as text (field name → text; a field left out is not changed) as values for
     `KeyLimits.changed`. An empty text, `none`, `all`, `never`, `default` or `off` clears a
-    limit. Refuses what is not a number, a date or a list of models (`LimitsInvalid`); the rules
-    on the values are `KeyLimits.checked`'s."""
+    limit (the period is never cleared: empty, it stays). Refuses what is not a number, a date
+    or a list of models (`LimitsInvalid`); the rules on the values are `KeyLimits.checked`'s."""
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for name, raw in typed.items():
         text = raw.strip()
         if name == "spend_period":
-            changes[name] = text.lower()
+            if text:  # a period is never cleared: left empty, it stays
+                changes[name] = text.lower()
         elif text.lower() in _NO_LIMIT:
             changes[name] = None
         elif name in _WHOLE:

@@ -59,3 +59,17 @@ async def test_an_older_use_never_overwrites_a_later_one(gateway):
     gateway.rt.auth.usage.saw(key_id, 1_800_000_000.0)
     await flush_last_used(gateway.rt.db, gateway.rt.auth.usage)
     assert await last_used(gateway) == [1_800_000_600.0]
+
+
+async def test_a_charged_request_records_its_use_in_the_statement_that_holds_its_credit(gateway):
+    """The hold already writes the key's row: its time of use comes with it, at no cost."""
+    clock = Clock(1_800_000_042.5)
+    gateway.rt.clock = clock
+    _, key = await gateway.account()
+    response = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+    )
+    assert response.status_code == 200
+    assert await last_used(gateway) == [1_800_000_042.5]  # before any flush
+    await flush_last_used(gateway.rt.db, gateway.rt.auth.usage)  # the minute: older, kept
+    assert await last_used(gateway) == [1_800_000_042.5]

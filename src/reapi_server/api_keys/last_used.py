@@ -1,9 +1,11 @@
 """When each key was last used, written about once a minute and never on the request path.
 
-A request notes its key in memory (`KeyUsage.saw`: a dictionary write); a background task
-writes what was noted once a minute, one UPDATE per minute of use, rounded down to the minute:
-what the keys page shows is "last used" to the minute, and a busy key costs one write a minute
-per process, not one per request.
+A request that holds credit writes its time of use exactly, in the statement that holds it
+(the key's row is written there anyway: `credits.repository`). Every other request (listing
+models, reading usage, the management API) notes its key in memory (`KeyUsage.saw`: a
+dictionary write); a background task writes what was noted once a minute, one UPDATE per minute
+of use, rounded down to the minute and never moving a later time back: a busy key costs one
+write a minute per process, not one per request.
 """
 
 from __future__ import annotations

@@ -115,6 +115,7 @@ _GRANT = Statement(
 )
 _AMOUNT = bindparam("b_amount", type_=BigInteger)
 _PERIOD = bindparam("b_period", type_=Float)
+_NOW = bindparam("b_now", type_=Float)
 #: The account can fund a hold: enough balance, not disabled.
 _FUNDED: tuple[ColumnElement[bool], ...] = (
     Account.id == bindparam("b_account"),
@@ -136,18 +137,20 @@ _KEY_MAY_SPEND: tuple[ColumnElement[bool], ...] = (
     ApiKey.account_id == bindparam("b_account"),
     ApiKey.kind == "model",
     ApiKey.revoked_at.is_(None),
-    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > bindparam("b_now", type_=Float)),
+    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > _NOW),
     or_(ApiKey.spend_limit.is_(None), ApiKey.spend_limit >= _IN_PERIOD + _AMOUNT),
     exists().where(*_FUNDED),
 )
 #: Adds the hold to the key's counter (starting the period's counter when it is a new one),
-#: on the condition above, which the row lock re-checks on PostgreSQL after waiting.
+#: on the condition above, which the row lock re-checks on PostgreSQL after waiting. The key's
+#: last use comes with it (the row is written anyway; `api_keys.last_used` covers the rest).
 _SPEND_CLAUSE = (
     update(ApiKey)
     .where(*_KEY_MAY_SPEND)
     .values(
         period_spend=_IN_PERIOD + _AMOUNT,
         period_start=case((ApiKey.period_start < _PERIOD, _PERIOD), else_=ApiKey.period_start),
+        last_used_at=_NOW,
     )
     .returning(ApiKey.period_start)
 )

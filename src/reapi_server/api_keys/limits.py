@@ -26,8 +26,8 @@ __all__ = [
     "parse_limits",
 ]
 
-MAX_REQUESTS_PER_MINUTE = 1_000_000
-MAX_VIDEOS = 10_000
+MAX_REQUESTS_PER_MINUTE = 10**9
+MAX_VIDEOS = 10**9
 #: The most models one allowlist may name (every catalog model fits many times over).
 MAX_MODELS = 200
 

@@ -7,13 +7,17 @@ depends on the database it runs on SQLite and on PostgreSQL (`db_gateway`)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 
+import httpx
 import openai
 import pytest
 from sqlalchemy import select, text, update
 from tests.server.helpers import auth, ledger_matches
+from tests.server.live import free_port
 from tests.server.other_process import OtherProcess
+from tests.server.served import served_gateway
 from tests.server.test_credits import PRICE
 from tests.server.test_openai_client import client_for
 from tests.server.test_videos import create as create_video
@@ -368,3 +372,28 @@ async def test_v1_refuses_management_keys(gateway):
     async with gateway.rt.db.read() as session:
         count = (await session.execute(text("SELECT count(*) FROM credit_holds"))).scalar()
     assert count == 0
+
+
+def test_a_disabled_account_is_refused_at_once_by_a_served_gateway(tmp_path):
+    """`reapi-server serve` as a real process: it looked the key up before the account was
+    disabled (by another process, straight in the database); its next create is refused."""
+    data_dir = tmp_path / "data"
+    # No provider is reachable: a request the hold let through would fail, not leave the host.
+    dead = {"REAPI_PROVIDER_BASE_URLS": f'{{"openai": "http://127.0.0.1:{free_port()}/v1"}}'}
+    with served_gateway(data_dir, env=dead) as served:
+        headers = auth(served.key)
+        assert httpx.get(f"{served.base_url}/v1/models", headers=headers).status_code == 200
+        with sqlite3.connect(data_dir / "reapi.db") as connection:
+            connection.execute("UPDATE accounts SET disabled_at = 1")
+        refused = httpx.post(
+            f"{served.base_url}/v1/images/generations",
+            json={"prompt": "p", "model": "gpt-image-2"},
+            headers=headers,
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "account_disabled"
+        client = openai.OpenAI(base_url=f"{served.base_url}/v1", api_key=served.key, max_retries=0)
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            client.images.generate(model="gpt-image-2", prompt="p")
+        assert denied.value.code == "account_disabled"
+        client.close()

@@ -397,3 +397,27 @@ def test_a_disabled_account_is_refused_at_once_by_a_served_gateway(tmp_path):
             client.images.generate(model="gpt-image-2", prompt="p")
         assert denied.value.code == "account_disabled"
         client.close()
+
+
+async def test_limits_stored_before_stay_while_others_change(gateway):
+    """A model the catalog no longer has, an expiry that has passed since: changing another
+    limit keeps them; setting them anew is refused."""
+    from reapi_server.api_keys.limits import LimitsInvalid
+    from reapi_server.api_keys.service import ApiKeys
+
+    clock = Clock(at("2027-01-01T00:00:00"))
+    gateway.rt.clock = clock
+    account, _, key_id = await limited(
+        gateway, models=("sim-video",), expires_at=at("2027-02-01T00:00:00")
+    )
+    clock.now = at("2027-03-01T00:00:00")
+    shrunk = ApiKeys(gateway.rt.db, known_models={"gpt-image-2"}, clock=clock)
+    view = await shrunk.update(account, key_id, {"requests_per_minute": 5})
+    assert view.limits.models == ("sim-video",) and view.limits.requests_per_minute == 5
+    assert view.limits.expires_at == at("2027-02-01T00:00:00") and view.expired
+    with pytest.raises(LimitsInvalid) as refused:
+        await shrunk.update(account, key_id, {"models": ("sim-video",)})
+    assert refused.value.param == "models"
+    with pytest.raises(LimitsInvalid) as refused:
+        await shrunk.update(account, key_id, {"expires_at": at("2027-02-15T00:00:00")})
+    assert refused.value.param == "expires_at"

@@ -75,11 +75,17 @@ class KeyLimits:
         return replace(self, **changes)
 
     def checked(
-        self, *, known_models: Collection[str], now: float, expiry_set: bool = True
+        self,
+        *,
+        known_models: Collection[str],
+        now: float,
+        changed: Collection[str] | None = None,
     ) -> KeyLimits:
         """These limits if every rule holds (models in their canonical order), else
-        `LimitsInvalid` naming each field that breaks one. `expiry_set`: the expiry is being
-        set (a new one must be in the future; one already stored may have passed)."""
+        `LimitsInvalid` naming each field that breaks one. `changed`: the fields being set
+        (None: all); those stored before keep what they had (an expiry that has passed since,
+        a model the catalog no longer has)."""
+        changed = LIMIT_FIELDS if changed is None else changed
         errors: dict[str, str] = {}
         if self.spend_limit is not None and not 1 <= self.spend_limit <= MAX_CREDITS:
             errors["spend_limit"] = (
@@ -88,7 +94,7 @@ class KeyLimits:
         if self.spend_period not in PERIODS:
             errors["spend_period"] = "The period must be daily, weekly, monthly or never."
         models = self.models
-        if models is not None:
+        if models is not None and "models" in changed:
             unknown = sorted(set(models) - set(known_models))
             if unknown:
                 errors["models"] = f"No such model on this gateway: {_short(unknown[0])}."
@@ -96,9 +102,9 @@ class KeyLimits:
                 errors["models"] = "Name at least one model, or allow every model."
             elif len(set(models)) > MAX_MODELS:
                 errors["models"] = f"Name at most {MAX_MODELS} models."
-            else:
-                models = tuple(sorted(set(models)))
-        if expiry_set and self.expires_at is not None and self.expires_at <= now:
+        if models is not None:
+            models = tuple(sorted(set(models)))
+        if "expires_at" in changed and self.expires_at is not None and self.expires_at <= now:
             errors["expires_at"] = "The expiry date must be in the future."
         rpm = self.requests_per_minute
         if rpm is not None and not 1 <= rpm <= MAX_REQUESTS_PER_MINUTE:

@@ -198,11 +198,9 @@ async def set_limits(
         if key.kind != "model":
             raise LimitsInvalid({"form": "A management key cannot call models: it has no limits."})
         updated = KeyLimits.of(key).changed(limit_changes)
-        # An expiry already past may stay as it is while other limits change.
-        columns = updated.checked(
-            known_models=known_models, now=now, expiry_set="expires_at" in limit_changes
-        ).columns()
-        values.update(columns)
+        values.update(
+            updated.checked(known_models=known_models, now=now, changed=limit_changes).columns()
+        )
     if values:
         await repository.update_key(session, key.id, values)
 

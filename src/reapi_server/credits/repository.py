@@ -180,7 +180,7 @@ def _spend_and_debit() -> Statement:
 
 
 _SPEND_AND_DEBIT = _spend_and_debit()
-#: Takes back a key's hold whose debit did not happen (see `_spend_on_postgres`).
+#: Takes back a key's hold whose debit did not happen (see `_spend`).
 _UNSPEND = Statement(
     update(ApiKey)
     .where(ApiKey.id == bindparam("b_key"))

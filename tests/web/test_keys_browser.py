@@ -13,7 +13,10 @@ from tests.web.browser import ARTIFACTS, chromium  # noqa: F401  (fixture)
 from tests.web.live import live_web_server
 from tests.web.test_browser import _wait_for_mail
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning"),
+]
 
 PASSWORD = "amber kestrel window 4410"
 WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}

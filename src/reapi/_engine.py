@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
+import typing
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -147,6 +148,68 @@ def _log_reply(request: UpstreamRequest, provider: str, status: int, elapsed_ms:
         log.debug("%s %s %s -> %s in %.1f ms", provider, request.method, path, status, elapsed_ms)
 
 
+def connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
+    """The error an attempt fails with when the upstream could not be reached or did not answer
+    in time; names the exception's type and the phase, never its message (which may hold a URL)."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return APITimeoutError(f"{provider} did not answer in time ({phase})", provider=provider)
+    return APIConnectionError(
+        f"{provider} could not be reached ({type(exc).__name__} during {phase})",
+        provider=provider,
+    )
+
+
+class AsyncTransport(typing.Protocol):
+    """How an `AsyncEngine`'s upstream requests reach the network. The engine decides the
+    deadlines, times and logs the exchange; a transport only sends and reads.
+
+    `exchange` answers (status, headers with lower-case names, body) or raises the error of
+    `connection_error`; `first_byte` bounds the wait for the answer's first byte (and, for a
+    streamed answer, each silence after it), `body` the rest of the answer."""
+
+    async def exchange(
+        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+    ) -> tuple[int, dict[str, str], bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxTransport:
+    """The default transport: one pooled `httpx.AsyncClient`."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def exchange(
+        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        error: APIConnectionError | None = None
+        try:
+            built = self.client.build_request(
+                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
+            )
+            with anyio.fail_after(first_byte):
+                response = await self.client.send(built, stream=True)
+        except (httpx.TransportError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "waiting for the first byte")
+        if error is not None:
+            raise error
+        content = b""
+        try:
+            with anyio.fail_after(body):
+                content = await response.aread()
+        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "reading the body")
+        finally:
+            await response.aclose()
+        if error is not None:
+            raise error
+        return response.status_code, dict(response.headers), content
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
 class _Base:
     def __init__(self, router: Router) -> None:
         self.router = router
@@ -156,16 +219,7 @@ class _Base:
         body = cfg.download_timeout if request.download else cfg.body_timeout
         return first_byte, body
 
-    @staticmethod
-    def _connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
-            return APITimeoutError(
-                f"{provider} did not answer in time ({phase})", provider=provider
-            )
-        return APIConnectionError(
-            f"{provider} could not be reached ({type(exc).__name__} during {phase})",
-            provider=provider,
-        )
+    _connection_error = staticmethod(connection_error)
 
 
 class SyncEngine(_Base):
@@ -324,20 +378,24 @@ class SyncEngine(_Base):
 
 
 class AsyncEngine(_Base):
-    """Non-blocking I/O on one pooled `httpx.AsyncClient`; never blocks the event loop."""
+    """Non-blocking I/O; never blocks the event loop. Upstream requests go through `transport`
+    (by default one pooled `httpx.AsyncClient`, the same `client`)."""
 
     def __init__(
         self,
         router: Router,
         client: httpx.AsyncClient | None = None,
         fetcher: AsyncFetcher | None = None,
+        transport: AsyncTransport | None = None,
     ) -> None:
         super().__init__(router)
         self._client = client or httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+        self.transport: AsyncTransport = transport or HttpxTransport(self._client)
         self.fetcher = fetcher or AsyncFetcher()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.transport.aclose()
+        await self._client.aclose()  # closing twice (the default transport shares it) is a no-op
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -350,30 +408,12 @@ class AsyncEngine(_Base):
     ) -> UpstreamResponse:
         first_byte, body_deadline = self._deadlines(request, first_byte)
         started = time.perf_counter()
-        error: APIConnectionError | None = None
-        try:
-            built = self._client.build_request(
-                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
-            )
-            with anyio.fail_after(first_byte):
-                response = await self._client.send(built, stream=True)
-        except (httpx.TransportError, TimeoutError) as exc:
-            error = self._connection_error(exc, provider, "waiting for the first byte")
-        if error is not None:
-            raise error
-        content = b""
-        try:
-            with anyio.fail_after(body_deadline):
-                content = await response.aread()
-        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
-            error = self._connection_error(exc, provider, "reading the body")
-        finally:
-            await response.aclose()
-        if error is not None:
-            raise error
+        status, headers, content = await self.transport.exchange(
+            request, provider, first_byte, body_deadline
+        )
         elapsed_ms = (time.perf_counter() - started) * 1000
-        _log_reply(request, provider, response.status_code, elapsed_ms)
-        return UpstreamResponse(response.status_code, dict(response.headers), content, elapsed_ms)
+        _log_reply(request, provider, status, elapsed_ms)
+        return UpstreamResponse(status, headers, content, elapsed_ms)
 
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:

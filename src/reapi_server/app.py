@@ -19,8 +19,8 @@ import httpx
 from fastapi import FastAPI
 
 from reapi import __version__
-from reapi._fetch import AsyncFetcher
 from reapi.catalog import Catalog
+from reapi.core import AsyncFetcher
 from reapi.router import RouterConfig
 
 from .api_keys.last_used import run_last_used
@@ -33,13 +33,13 @@ from .identity.housekeeping import run_housekeeping
 from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
+from .json_api.errors import install_error_handlers
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
 from .observability.scrape import MetricsListener, MetricsRoute
-from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention

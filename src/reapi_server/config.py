@@ -23,8 +23,7 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
-from reapi._excerpt import excerpt
-from reapi._settings import SDK_ENV
+from reapi.core import SDK_ENV, excerpt
 
 from .config_errors import ConfigError
 from .private import PRIVATE_DIR, make_private_dirs, tighten

@@ -14,11 +14,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from reapi._engine import AsyncEngine
-from reapi._fetch import AsyncFetcher
-from reapi._local import GATEWAY_HINTS, LocalCore
-from reapi._settings import resolve_connections
 from reapi.catalog import Catalog, load_catalog
+from reapi.core import GATEWAY_HINTS, AsyncEngine, AsyncFetcher, LocalCore, resolve_connections
 from reapi.router import Router, RouterConfig
 
 from .api_keys.auth import Authenticator
@@ -34,7 +31,7 @@ from .jobs.memory import PayloadMemory, payload_memory
 from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
-from .upstream import AiohttpEngine
+from .upstream import aiohttp_engine
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -99,7 +96,7 @@ def _engine(
     """aiohttp for provider calls unless told otherwise; an injected httpx client (tests, an
     embedding application) is always used as given."""
     if http_client is None and settings.upstream_client == "aiohttp":
-        return AiohttpEngine(router, fetcher=fetcher)
+        return aiohttp_engine(router, fetcher=fetcher)
     return AsyncEngine(router, http_client, fetcher)
 
 

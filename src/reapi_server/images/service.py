@@ -22,9 +22,8 @@ from typing import Any
 import anyio
 
 from reapi import APIResponseError, ReapiError
-from reapi._params import ImageParams
-from reapi._payload import Payload
 from reapi.catalog import Route
+from reapi.core import ImageParams, Payload
 from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal

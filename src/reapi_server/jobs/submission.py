@@ -20,11 +20,8 @@ from typing import Any
 import anyio
 
 from reapi import ReapiError
-from reapi._local import PreparedVideo
-from reapi._params import VideoParams
-from reapi._payload import Payload
 from reapi.catalog import Route
-from reapi.resources._jobs_memory import RememberedJob
+from reapi.core import Payload, PreparedVideo, RememberedJob, VideoParams
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from ..openai_api.errors import install_error_handlers
+from ..json_api.errors import install_error_handlers
 from ..runtime import Runtime
 from . import balance, keys
 

@@ -28,11 +28,11 @@ from ..errors import GatewayError
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
+from ..json_api.errors import error_response
 from ..legal.documents import policy_versions
 from ..links import Links
 from ..management.app import PREFIX as MANAGEMENT_PREFIX
 from ..management.app import create_management_app
-from ..openai_api.errors import error_response
 from ..runtime import Runtime
 from .admin_gate import AdminGate
 from .context import WebContext

@@ -34,6 +34,7 @@ import httpx
 from reapi._detached import detached
 from reapi._engine import AsyncEngine, _log_reply
 from reapi._fetch import AsyncFetcher
+from reapi._observe import AttemptObserver
 from reapi.providers import UpstreamRequest, UpstreamResponse
 from reapi.router import Router
 
@@ -122,8 +123,9 @@ class AiohttpEngine(AsyncEngine):
         router: Router,
         client: httpx.AsyncClient | None = None,
         fetcher: AsyncFetcher | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        super().__init__(router, client, fetcher)
+        super().__init__(router, client, fetcher, observer)
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 

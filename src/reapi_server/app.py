@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
@@ -44,6 +45,9 @@ from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 from .web import create_web_app, mount_web
 
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from opentelemetry.sdk.trace.export import SpanExporter
+
 __all__ = ["create_app"]
 
 log = logging.getLogger("reapi_server")
@@ -59,7 +63,9 @@ def create_app(
     clock: Callable[[], float] | None = None,
     migrate: bool = True,
     fetcher: AsyncFetcher | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
+    """`span_exporter`: with tracing on, where spans go instead of OTLP/HTTP (tests)."""
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
     # Migrates first when asked: the secret lives in the database.
@@ -72,6 +78,7 @@ def create_app(
         router_config=router_config,
         fetcher=fetcher,
         secret=secret,
+        span_exporter=span_exporter,
         **extra,
     )
     web_app = create_web_app(rt)
@@ -135,6 +142,11 @@ def create_app(
     if settings.metrics_token is not None:
         app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
     mount_web(app, web_app)  # last: it takes every path the API does not have
+    if rt.tracing is not None:
+        from .observability.tracing.middleware import TracingMiddleware
+
+        # Inside the access middleware (added later, so outer): its request id, in the span.
+        app.add_middleware(TracingMiddleware, tracing=rt.tracing)
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
     # Outer (added later): it hands a new scope inwards, which the router then annotates.
     app.add_middleware(

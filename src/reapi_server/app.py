@@ -33,6 +33,7 @@ from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
 from .mirror import ObjectStore
+from .observability.fastapi_telemetry import WITHOUT_NATIVE_TELEMETRY
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
@@ -133,6 +134,7 @@ def create_app(
         docs_url="/docs" if settings.openapi_docs else None,
         openapi_url="/openapi.json" if settings.openapi_docs else None,
         redoc_url=None,
+        **WITHOUT_NATIVE_TELEMETRY,
     )
     app.state.runtime = rt
     install_error_handlers(app)

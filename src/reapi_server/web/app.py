@@ -30,6 +30,7 @@ from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
 from ..legal.documents import policy_versions
 from ..links import Links
+from ..observability.fastapi_telemetry import WITHOUT_NATIVE_TELEMETRY
 from ..runtime import Runtime
 from .admin_gate import AdminGate
 from .context import WebContext
@@ -216,7 +217,7 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> No
 
 def create_web_app(rt: Runtime) -> FastAPI:
     web = build_context(rt)
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **WITHOUT_NATIVE_TELEMETRY)
     app.state.web = web
     app.mount(
         "/static",

@@ -111,8 +111,29 @@ def test_the_gateway_on_sqlite_and_local_storage(tmp_path: Path, wheel: Path) ->
     assert "image from openai" in _run([str(bin_dir / "python"), "-c", IMAGE]).stdout
     said = _run([str(bin_dir / "python"), "-c", MISSING_EXTRAS]).stdout
     assert "pip install 'reapi[s3]'" in said and "pip install 'reapi[postgres]'" in said
+    _tracing_needs_its_extra(bin_dir, tmp_path / "data")
     size, rendered = _run([str(bin_dir / "python"), "-c", CHANGELOG]).stdout.split()
     assert int(size) == len((ROOT / "CHANGELOG.md").read_text("utf-8")) and rendered == "True"
+
+
+def _tracing_needs_its_extra(bin_dir: Path, data_dir: Path) -> None:
+    """Without the `otel` extra, `tracing = true` is refused in one line that names it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REAPI_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
+    env["REAPI_TRACING"] = "true"
+    done = subprocess.run(
+        [str(bin_dir / "reapi-server"), "check-config", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert "'otel' extra" in line and "pip install 'reapi[otel]'" in line, done.stderr
 
 
 def test_the_gateway_with_s3_and_postgres(tmp_path: Path, wheel: Path) -> None:

@@ -6,19 +6,17 @@ as OTLP/HTTP protobuf posted to a receiver on loopback."""
 
 from __future__ import annotations
 
-import http.server
 import os
 import subprocess
 import sys
 import textwrap
-import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -26,6 +24,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 from tests.server.fakes import KEYS, PNG
 from tests.server.helpers import auth
+from tests.server.otlp_collector import Collector, running_collector
 from tests.server.test_zero_retention import MARKERS, PROMPT, USER, _exercise
 
 from reapi_server.config import Settings
@@ -238,50 +237,26 @@ async def test_the_sample_ratio_leaves_requests_untraced(traced):
 
 
 @pytest.fixture
-def receiver():
-    """An OTLP/HTTP collector on loopback: records each POST (path, content type, body)."""
-    posts: list[tuple[str, str, bytes]] = []
-
-    class Collector(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["content-length"]))
-            posts.append((self.path, self.headers["content-type"], body))
-            self.send_response(200)
-            self.send_header("content-type", "application/x-protobuf")
-            self.send_header("content-length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Collector)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], posts
-    server.shutdown()
-    server.server_close()
+def collector() -> Iterator[Collector]:
+    yield from running_collector()
 
 
-async def test_the_otlp_exporter_posts_protobuf_to_the_collector(receiver, make_gateway):
-    port, posts = receiver
+async def test_the_otlp_exporter_posts_protobuf_to_the_collector(collector, make_gateway):
     # A base address: /v1/traces is added, as OpenTelemetry does with its own variable.
-    gateway = await make_gateway(tracing=True, tracing_endpoint=f"http://127.0.0.1:{port}")
+    gateway = await make_gateway(tracing=True, tracing_endpoint=collector.endpoint)
     _, key = await gateway.account()
     body = {**IMAGE, "prompt": PROMPT, "user": USER}
     response = await gateway.client.post("/v1/images/generations", json=body, headers=auth(key))
     assert response.status_code == 200
     assert await anyio.to_thread.run_sync(gateway.rt.tracing.provider.force_flush)
-    assert posts
-    names = set()
-    for where, content_type, sent in posts:
-        assert where == "/v1/traces" and content_type == "application/x-protobuf"
-        assert PROMPT.encode() not in sent and USER.encode() not in sent
-        request = ExportTraceServiceRequest.FromString(sent)
-        for resource_spans in request.resource_spans:
+    assert collector.posts
+    for post in collector.posts:
+        assert post.path == "/v1/traces" and post.content_type == "application/x-protobuf"
+        assert PROMPT.encode() not in post.body and USER.encode() not in post.body
+        for resource_spans in post.request.resource_spans:
             resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             assert resource["service.name"] == "reapi-gateway"
-            for scope_spans in resource_spans.scope_spans:
-                names |= {span.name for span in scope_spans.spans}
+    names = {span.name for span in collector.spans()}
     assert {"POST /v1/images/generations", "upstream attempt", "storage put"} <= names
 
 
@@ -304,6 +279,7 @@ def _clean_environment() -> dict[str, str]:
 #: A gateway with default settings serves an image; then which OpenTelemetry modules are loaded.
 DEFAULT_GATEWAY = """
 import asyncio, sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -439,6 +415,7 @@ def test_tracing_without_the_extra_is_one_line_naming_it(tmp_path):
 #: its query, to the API and to a web page; then what reached those providers.
 GLOBAL_PROVIDERS = """
 import asyncio, sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx

@@ -28,7 +28,14 @@ from tests.server.otlp_collector import Collector, running_collector
 from tests.server.test_zero_retention import MARKERS, PROMPT, USER, _exercise
 
 from reapi_server.config import Settings
-from reapi_server.observability.tracing.attributes import ALLOWED, MAX_TEXT
+from reapi_server.observability import logging as logs
+from reapi_server.observability.tracing.attributes import (
+    ALLOWED,
+    FROM_LOGS,
+    LOGS_ONLY,
+    MAX_TEXT,
+    SPANS_ONLY,
+)
 
 ROOT = Path(__file__).parents[2]
 IMAGE = {"model": "gpt-image-2", "prompt": "a lighthouse"}
@@ -192,6 +199,13 @@ async def test_no_marker_reaches_a_span_and_every_attribute_is_allowlisted(trace
     assert {"upstream attempt", "storage put", "storage open", "db transaction", "db read"} <= kinds
     outcomes = {s.attributes.get("reapi.attempt.outcome") for s in raw.get_finished_spans()}
     assert {"ok", "error", "cancelled"} <= outcomes  # success, failures, a cancelled request
+
+
+def test_the_spans_allowlist_is_the_logs():
+    """A field the logs gain is decided for spans too (a name of its own there, or none)."""
+    assert set(FROM_LOGS) | LOGS_ONLY == set(logs.FIELDS) and not set(FROM_LOGS) & LOGS_ONLY
+    assert ALLOWED == {*FROM_LOGS.values(), *SPANS_ONLY}
+    assert len(set(FROM_LOGS.values())) == len(FROM_LOGS)  # one span name for each field
 
 
 async def test_what_is_not_allowlisted_never_leaves(traced):

@@ -1,4 +1,5 @@
-"""The one allowlist of span attribute names, as `logging.ALLOWED` is for log records.
+"""The one allowlist of span attribute names: the log records' fields (`logging.FIELDS`) under
+OpenTelemetry's names, and a few of the same kind that only spans carry.
 
 Every span the gateway exports passes `admit` on its way out (`export.AllowlistExporter`), so
 nothing set anywhere can go around it: an attribute whose name is not listed is dropped, a text
@@ -17,18 +18,38 @@ from collections.abc import Mapping
 
 from ...mirror.keys import OUTPUTS_PREFIX, is_task_id
 
-__all__ = ["ALLOWED", "MAX_TEXT", "Value", "admit", "key_kind"]
+__all__ = [
+    "ALLOWED",
+    "FROM_LOGS",
+    "LOGS_ONLY",
+    "MAX_TEXT",
+    "SPANS_ONLY",
+    "Value",
+    "admit",
+    "key_kind",
+]
 
-ALLOWED: frozenset[str] = frozenset(
+#: The log records' metadata fields (`logging.FIELDS`), under their names in a span: the same
+#: allowlist, in OpenTelemetry's words where it has them.
+FROM_LOGS: dict[str, str] = {
+    "method": "http.request.method",  # a known method, or OTHER
+    "route": "http.route",  # the route's template: never the path, never its query
+    "status": "http.response.status_code",  # the gateway's answer (an attempt: the upstream's)
+    "provider": "reapi.provider",  # a catalog provider name
+    "attempts": "reapi.attempts",
+    "request_id": "reapi.request_id",  # the gateway's own id (X-Request-Id)
+    "duration_ms": "reapi.duration_ms",
+    "code": "reapi.attempt.code",  # an error's stable code
+    "model": "reapi.model",  # a catalog model id, once the catalog has resolved it
+}
+#: Log fields no span carries: the video poller's records name their job, and the poller runs
+#: outside any request, so outside any trace.
+LOGS_ONLY = frozenset({"job_id"})
+
+#: What only spans say, of the same kind: names from the catalog and the configuration, counts,
+#: flags, outcome classes, an exception's type name.
+SPANS_ONLY = frozenset(
     {
-        # The request (the SERVER span).
-        "http.request.method",  # a known method, or OTHER
-        "http.route",  # the route's template: never the path, never its query
-        "http.response.status_code",  # the gateway's answer (or, on an attempt, the upstream's)
-        "reapi.request_id",  # the gateway's own id (X-Request-Id)
-        "reapi.model",  # a catalog model id, once the catalog has resolved it
-        "reapi.provider",  # a catalog provider name
-        "reapi.attempts",
         "error.type",  # an exception's type name
         # Each upstream attempt (CLIENT spans).
         "reapi.route",  # provider/upstream model, from the catalog
@@ -38,8 +59,6 @@ ALLOWED: frozenset[str] = frozenset(
         "reapi.attempt.failover",  # started after an earlier attempt failed
         "reapi.attempt.hedge",  # started beside an attempt still running
         "reapi.attempt.outcome",  # ok | error | cancelled | crashed
-        "reapi.attempt.code",  # the error's stable code
-        "reapi.duration_ms",
         # Storage calls.
         "reapi.storage.backend",  # local | s3
         "reapi.storage.key_kind",  # what `key_kind` makes of a key: never the key
@@ -53,6 +72,8 @@ ALLOWED: frozenset[str] = frozenset(
         "reapi.outcome",  # ok | error | cancelled
     }
 )
+
+ALLOWED: frozenset[str] = frozenset(FROM_LOGS.values()) | SPANS_ONLY
 
 #: The longest text value kept (longer ones are cut): room for any value above, none for a body.
 MAX_TEXT = 128

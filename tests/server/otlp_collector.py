@@ -8,6 +8,7 @@ import gzip
 import http.server
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -47,8 +48,9 @@ class Collector:
                     yield from scope_spans.spans
 
 
+@contextmanager
 def running_collector() -> Iterator[Collector]:
-    """A generator for a fixture: the collector while it runs."""
+    """The collector while it runs."""
     collector = Collector(0)
 
     class Handler(http.server.BaseHTTPRequestHandler):

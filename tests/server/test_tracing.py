@@ -252,7 +252,8 @@ async def test_the_sample_ratio_leaves_requests_untraced(traced):
 
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    yield from running_collector()
+    with running_collector() as running:
+        yield running
 
 
 async def test_the_otlp_exporter_posts_protobuf_to_the_collector(collector, make_gateway):

@@ -35,7 +35,8 @@ TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    yield from running_collector()
+    with running_collector() as running:
+        yield running
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ as OTLP/HTTP protobuf posted to a receiver on loopback."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -462,11 +463,24 @@ async def main(data_dir):
         async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as client:
             await client.post("/v1/images/generations?q=MARKER-query", json={"prompt": "p"})
             await client.get("/login?next=MARKER-query")
+            await client.get("/api/keys?q=MARKER-query")  # the management API
     print(len(spans.get_finished_spans()), len(logs.get_finished_logs()))
 
 
 asyncio.run(main(Path(sys.argv[1])))
 """
+
+
+def test_every_fastapi_application_is_made_without_its_telemetry():
+    """A new application (a sub-app mounted somewhere) is made the one way, or its requests
+    would reach FastAPI's own telemetry."""
+    made_directly = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "src" / "reapi_server").rglob("*.py")
+        if re.search(r"\bFastAPI\(", path.read_text("utf-8"))
+        and path.name != "fastapi_telemetry.py"
+    ]
+    assert made_directly == []
 
 
 def test_no_other_tracer_sees_a_request(tmp_path):

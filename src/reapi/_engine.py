@@ -29,6 +29,7 @@ from ._exceptions import (
     RouteRefusedError,
 )
 from ._fetch import AsyncFetcher, SyncFetcher
+from ._observe import Attempt, AttemptObserver, Watch
 from .catalog import Route
 from .providers import Batch, FetchReference, Protocol, Sleep, UpstreamRequest, UpstreamResponse
 from .router import Router
@@ -210,9 +211,23 @@ class HttpxTransport:
         await self.client.aclose()
 
 
+def _started(watch: Watch | None, route: Route) -> Attempt | None:
+    return watch.start(route) if watch is not None else None
+
+
+def _ended(watch: Watch | None, attempt: Attempt | None, error: BaseException | None) -> None:
+    if watch is not None and attempt is not None:
+        watch.end(attempt, error)
+
+
 class _Base:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, observer: AttemptObserver | None = None) -> None:
         self.router = router
+        #: Hears of every attempt of `run` (metadata only); None: nothing extra is done.
+        self.observer = observer
+
+    def _watch(self, host_of: HostOf | None) -> Watch | None:
+        return Watch(self.observer, host_of) if self.observer is not None else None
 
     def _deadlines(self, request: UpstreamRequest, first_byte: float) -> tuple[float, float]:
         cfg = self.router.config
@@ -230,8 +245,9 @@ class SyncEngine(_Base):
         router: Router,
         client: httpx.Client | None = None,
         fetcher: SyncFetcher | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        super().__init__(router)
+        super().__init__(router, observer)
         self._client = client or httpx.Client(limits=_LIMITS, follow_redirects=False)
         self.fetcher = fetcher or SyncFetcher()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -317,22 +333,27 @@ class SyncEngine(_Base):
         """Try routes in the router's order until one succeeds or a failure must not fail over.
         `host_of` names each route's host in the error when every route failed."""
         tally = _Tally(routes, host_of)
+        watch = self._watch(host_of)
         if self.router.config.hedge_after is not None and len(routes) > 1:
-            return self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+            return self._run_hedged(routes, attempt, self.router.config.hedge_after, tally, watch)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
+            observed = _started(watch, route)
             try:
                 result = attempt(route)
             except ReapiError as error:
                 tally.failed(route, error, started)
+                _ended(watch, observed, error)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 continue
-            except BaseException:
+            except BaseException as error:
                 self.router.release(route)
+                _ended(watch, observed, error)
                 raise
             self.router.record_success(route)
+            _ended(watch, observed, None)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -342,39 +363,47 @@ class SyncEngine(_Base):
         attempt: Callable[[Route], T],
         hedge_after: float,
         tally: _Tally,
+        watch: Watch | None,
     ) -> Outcome[T]:
         candidates: Iterator[Route] = self.router.candidates(routes)
-        running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
+        running: dict[concurrent.futures.Future[T], tuple[Route, float, Attempt | None]] = {}
 
         def launch() -> None:
             route = next(candidates, None)
             if route is not None:
-                running[self._executor().submit(attempt, route)] = (route, time.perf_counter())
+                observed = _started(watch, route)
+                future = self._executor().submit(attempt, route)
+                running[future] = (route, time.perf_counter(), observed)
 
-        launch()
-        while running:
-            done, _ = concurrent.futures.wait(
-                running, timeout=hedge_after, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            if not done:
-                launch()
-                continue
-            for future in done:
-                route, started = running.pop(future)
-                error = future.exception()
-                if error is None:
-                    self.router.record_success(route)
-                    for other in running.values():
-                        self.router.release(other[0])
-                    return Outcome(future.result(), route, tally.succeeded(route, started))
-                if not isinstance(error, ReapiError):
-                    self.router.release(route)
-                    raise error
-                tally.failed(route, error, started)
-                if not self.router.record_failure(route, error):
-                    raise error
-                launch()
-        raise tally.exhausted()
+        try:
+            launch()
+            while running:
+                done, _ = concurrent.futures.wait(
+                    running, timeout=hedge_after, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                if not done:
+                    launch()
+                    continue
+                for future in done:
+                    route, started, observed = running.pop(future)
+                    error = future.exception()
+                    _ended(watch, observed, error)
+                    if error is None:
+                        self.router.record_success(route)
+                        for other in running.values():
+                            self.router.release(other[0])
+                        return Outcome(future.result(), route, tally.succeeded(route, started))
+                    if not isinstance(error, ReapiError):
+                        self.router.release(route)
+                        raise error
+                    tally.failed(route, error, started)
+                    if not self.router.record_failure(route, error):
+                        raise error
+                    launch()
+            raise tally.exhausted()
+        finally:
+            if watch is not None:
+                watch.abandon_the_rest()  # the threads still running are left to finish alone
 
 
 class AsyncEngine(_Base):
@@ -387,8 +416,9 @@ class AsyncEngine(_Base):
         client: httpx.AsyncClient | None = None,
         fetcher: AsyncFetcher | None = None,
         transport: AsyncTransport | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        super().__init__(router)
+        super().__init__(router, observer)
         self._client = client or httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
         self.transport: AsyncTransport = transport or HttpxTransport(self._client)
         self.fetcher = fetcher or AsyncFetcher()
@@ -460,22 +490,28 @@ class AsyncEngine(_Base):
         host_of: HostOf | None = None,
     ) -> Outcome[T]:
         tally = _Tally(routes, host_of)
+        watch = self._watch(host_of)
         if self.router.config.hedge_after is not None and len(routes) > 1:
-            return await self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+            hedge_after = self.router.config.hedge_after
+            return await self._run_hedged(routes, attempt, hedge_after, tally, watch)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
+            observed = _started(watch, route)
             try:
                 result = await attempt(route)
             except ReapiError as error:
                 tally.failed(route, error, started)
+                _ended(watch, observed, error)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 continue
-            except BaseException:
+            except BaseException as error:
                 self.router.release(route)
+                _ended(watch, observed, error)
                 raise
             self.router.record_success(route)
+            _ended(watch, observed, None)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -485,56 +521,62 @@ class AsyncEngine(_Base):
         attempt: Callable[[Route], Awaitable[T]],
         hedge_after: float,
         tally: _Tally,
+        watch: Watch | None,
     ) -> Outcome[T]:
         candidates = self.router.candidates(routes)
         send, receive = anyio.create_memory_object_stream[
-            tuple[Route, float, T | None, BaseException | None]
+            tuple[Route, float, T | None, BaseException | None, Attempt | None]
         ](max_buffer_size=len(routes) + 1)
         winner: Outcome[T] | None = None
         fatal: BaseException | None = None
 
-        async with anyio.create_task_group() as group:
+        try:
+            async with anyio.create_task_group() as group:
 
-            async def run_one(route: Route) -> None:
-                started = time.perf_counter()
-                try:
-                    result = await attempt(route)
-                except anyio.get_cancelled_exc_class():
-                    self.router.release(route)
-                    raise
-                except Exception as exc:  # reported to the loop below, which decides
-                    await send.send((route, started, None, exc))
-                    return
-                await send.send((route, started, result, None))
+                async def run_one(route: Route, observed: Attempt | None) -> None:
+                    started = time.perf_counter()
+                    try:
+                        result = await attempt(route)
+                    except anyio.get_cancelled_exc_class():
+                        self.router.release(route)
+                        raise
+                    except Exception as exc:  # reported to the loop below, which decides
+                        await send.send((route, started, None, exc, observed))
+                        return
+                    await send.send((route, started, result, None, observed))
 
-            def launch() -> bool:
-                route = next(candidates, None)
-                if route is None:
-                    return False
-                group.start_soon(run_one, route)
-                return True
+                def launch() -> bool:
+                    route = next(candidates, None)
+                    if route is None:
+                        return False
+                    group.start_soon(run_one, route, _started(watch, route))
+                    return True
 
-            running = 1 if launch() else 0
-            while running and winner is None and fatal is None:
-                with anyio.move_on_after(hedge_after) as waited:
-                    route, started, result, error = await receive.receive()
-                if waited.cancelled_caught:
-                    running += 1 if launch() else 0
-                    continue
-                running -= 1
-                if error is None:
-                    self.router.record_success(route)
-                    winner = Outcome(result, route, tally.succeeded(route, started))  # type: ignore[arg-type]
-                elif not isinstance(error, ReapiError):
-                    self.router.release(route)
-                    fatal = error
-                else:
-                    tally.failed(route, error, started)
-                    if not self.router.record_failure(route, error):
+                running = 1 if launch() else 0
+                while running and winner is None and fatal is None:
+                    with anyio.move_on_after(hedge_after) as waited:
+                        route, started, result, error, observed = await receive.receive()
+                    if waited.cancelled_caught:
+                        running += 1 if launch() else 0
+                        continue
+                    running -= 1
+                    _ended(watch, observed, error)
+                    if error is None:
+                        self.router.record_success(route)
+                        winner = Outcome(result, route, tally.succeeded(route, started))  # type: ignore[arg-type]
+                    elif not isinstance(error, ReapiError):
+                        self.router.release(route)
                         fatal = error
                     else:
-                        running += 1 if launch() else 0
-            group.cancel_scope.cancel()
+                        tally.failed(route, error, started)
+                        if not self.router.record_failure(route, error):
+                            fatal = error
+                        else:
+                            running += 1 if launch() else 0
+                group.cancel_scope.cancel()
+        finally:
+            if watch is not None:
+                watch.abandon_the_rest()  # hedges that lost, cancelled with the group
         if fatal is not None:
             raise fatal
         if winner is not None:

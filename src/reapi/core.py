@@ -16,6 +16,7 @@ from ._hidden import HiddenValues
 from ._local import GATEWAY_HINTS, LocalCore, PreparedVideo
 from ._media import IMAGE_TYPES, MEDIA_TYPES, SNIFFED_TYPES, extension_for, sniff_media_type
 from ._numbers import ascii_whole_number
+from ._observe import Attempt, AttemptEnd, AttemptObserver
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import File, Payload
 from ._settings import SDK_ENV, resolve_connections
@@ -32,6 +33,9 @@ __all__ = [
     "AsyncEngine",
     "AsyncFetcher",
     "AsyncTransport",
+    "Attempt",
+    "AttemptEnd",
+    "AttemptObserver",
     "Bodies",
     "ByteBudget",
     "File",

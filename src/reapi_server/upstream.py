@@ -31,7 +31,7 @@ import anyio
 import certifi
 import httpx
 
-from reapi.core import AsyncEngine, AsyncFetcher, connection_error, detached
+from reapi.core import AsyncEngine, AsyncFetcher, AttemptObserver, connection_error, detached
 from reapi.providers import UpstreamRequest
 from reapi.router import Router
 
@@ -186,7 +186,10 @@ class AiohttpTransport:
 
 
 def aiohttp_engine(
-    router: Router, client: httpx.AsyncClient | None = None, fetcher: AsyncFetcher | None = None
+    router: Router,
+    client: httpx.AsyncClient | None = None,
+    fetcher: AsyncFetcher | None = None,
+    observer: AttemptObserver | None = None,
 ) -> AsyncEngine:
     """The SDK's engine with its upstream requests on aiohttp."""
-    return AsyncEngine(router, client, fetcher, transport=AiohttpTransport())
+    return AsyncEngine(router, client, fetcher, transport=AiohttpTransport(), observer=observer)

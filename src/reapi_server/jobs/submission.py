@@ -78,6 +78,7 @@ async def create(
     except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, ENDPOINT, error.code, started)
         raise
+    context.model = prepared.spec.id
     cost = price_of(prepared.spec, prepared.shape)
     limit = principal.max_concurrent_videos or rt.settings.max_concurrent_videos
     job_id = new_id("video")

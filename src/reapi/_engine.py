@@ -1,7 +1,10 @@
 """The one place the core does I/O. Sync and async twins share everything but send and sleep.
 
 Each attempt gets two deadlines: the first byte (response headers) and the whole body. A route
-that hangs therefore costs at most its first-byte deadline before the router moves on.
+that hangs therefore costs at most its first-byte deadline before the router moves on. A streamed
+answer (a request with `idle_timeout`) is held to its silence instead: at most that long before
+the first byte and between reads after it, so an upstream that sends nothing until its work is
+done can still be given a short deadline once it streams; the whole answer keeps the usual bound.
 """
 
 from __future__ import annotations
@@ -152,9 +155,14 @@ class _Base:
         self.router = router
 
     def _deadlines(self, request: UpstreamRequest, first_byte: float) -> tuple[float, float]:
+        """(seconds to the first byte and per read after it, seconds for the rest): for a
+        streamed answer, its idle deadline, and what is left of the usual whole-answer bound."""
         cfg = self.router.config
         body = cfg.download_timeout if request.download else cfg.body_timeout
-        return first_byte, body
+        idle = request.idle_timeout
+        if idle is None:
+            return first_byte, body
+        return idle, max(first_byte + body - idle, 0.0)
 
     @staticmethod
     def _connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:

@@ -7,7 +7,8 @@ containing "forbidden" are blocked the way OpenAI blocks them (`moderation_block
 Faults from `sim.faults` (or `SimServer.faults`, which hands these on): CONTENT_POLICY,
 QUOTA_EXHAUSTED (429 `insufficient_quota`) and TASK_FAILS apply to creating calls, as do
 ERROR_500, ERROR_503 and RATE_LIMIT when set on this switch directly; transport faults are
-the server's.
+the server's. TASK_FAILS also fails a streamed image (`stream: true`) after it was accepted:
+its partial images, then an `error` event.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ class OpenAISimulator:
         fault = self._creating_call_fault()
         image_request, stream = check_generation(request.body)
         _moderate(image_request.prompt, fault)
-        return image_answer(image_request, request.origin, stream=stream)
+        fails = fault is Fault.TASK_FAILS
+        return image_answer(image_request, request.origin, stream=stream, fails=fails)
 
     def _edit(self, request: SimRequest, match: re.Match[str]) -> Answer:
         fault = self._creating_call_fault()
@@ -159,7 +161,8 @@ class OpenAISimulator:
             ) from None
         image_request, stream = check_edit(parts)
         _moderate(image_request.prompt, fault)
-        return image_answer(image_request, request.origin, stream=stream)
+        fails = fault is Fault.TASK_FAILS
+        return image_answer(image_request, request.origin, stream=stream, fails=fails)
 
     # -- videos --------------------------------------------------------------------------------
     def _create_video(self, request: SimRequest, match: re.Match[str]) -> Answer:

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from reapi import __version__
 from reapi._fetch import AsyncFetcher
+from reapi._probes import HealthProber, ProbeConfig
 from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
@@ -102,6 +103,12 @@ def create_app(
                     )
                 )
             )
+        if settings.run_background_tasks and settings.health_probes:
+            config = ProbeConfig(
+                interval=settings.health_probe_interval, timeout=settings.health_probe_timeout
+            )
+            prober = HealthProber(rt.core, rt.engine, config, on_probe=rt.metrics.record_probe)
+            tasks.append(asyncio.create_task(prober.run()))
         if rt.redis is not None:
             tasks.append(asyncio.create_task(rt.redis.watch()))
         if rt.bus is not None:

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     #: The HTTP client for provider calls: aiohttp (several times less CPU per call) or the
     #: SDK's httpx client.
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: Active health probes: each provider route with traffic (or an open breaker) gets a cheap
+    #: authenticated read every `health_probe_interval` seconds (never a caller's data); two in a
+    #: row with no answer within `health_probe_timeout`, or a 5xx, open its breaker. Each process
+    #: probes on its own (with background tasks on). Off: breakers learn from traffic alone.
+    health_probes: bool = True
+    health_probe_interval: float = Field(default=5.0, gt=0)
+    health_probe_timeout: float = Field(default=2.0, gt=0)
 
     # -- jobs and reservations -------------------------------------------------------------------
     run_background_tasks: bool = True

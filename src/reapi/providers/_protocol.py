@@ -38,7 +38,8 @@ def _masked(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("[secret]" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
 
 
-Purpose = Literal["create", "poll", "download", "cancel"]
+#: "probe": a health probe (`Adapter.probe`), which carries no request of a caller.
+Purpose = Literal["create", "poll", "download", "cancel", "probe"]
 
 
 @dataclass(frozen=True, slots=True)

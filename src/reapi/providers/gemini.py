@@ -65,6 +65,11 @@ class GeminiAdapter(GoogleAdapter):
         super().__init__(connection)
         self._veo = VeoAdapter(connection)
 
+    def probe(self, route: Route) -> UpstreamRequest:
+        """`GET /models/{model}` (the model's metadata, python-genai's `models.get`)."""
+        url = self.connection.url(f"models/{route.upstream_model}")
+        return UpstreamRequest("GET", url, self._headers(), purpose="probe")
+
     # -- images ------------------------------------------------------------------------------
     def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:
         model, idle = call.route.upstream_model, call.route.stream_idle_timeout

@@ -56,6 +56,11 @@ class OpenAIAdapter(Adapter):
     content_policy_codes = frozenset({"moderation_blocked", "content_policy_violation"})
     quota_codes = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
 
+    def probe(self, route: Route) -> UpstreamRequest:
+        """`GET /models/{model}` (OpenAI's "retrieve model"): the key and the model at once."""
+        url = self.connection.url(f"models/{route.upstream_model}")
+        return UpstreamRequest("GET", url, self._headers(), purpose="probe")
+
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.connection.api_key.reveal()}"}
         if idempotency_key:

@@ -26,6 +26,11 @@ class Router:
         #: Attempts and failures per route lately (this process's), for status pages.
         self.outcomes = RecentOutcomes()
         self._clock = clock
+        #: When each route was last handed to a request (monotonic): health probes watch only
+        #: routes with traffic.
+        self._attempted: dict[str, float] = {}
+        #: Routes whose breaker a health probe opened (not traffic): a probe may close them.
+        self._opened_by_probe: set[str] = set()
 
     def candidates(self, routes: Sequence[Route]) -> Iterator[Route]:
         """Routes to try, in order, skipping open ones. Lazy: a half-open route is claimed as
@@ -36,16 +41,20 @@ class Router:
         """
         yielded = False
         for route in routes:
-            if self.breakers.allow(route.key, self._clock()):
+            now = self._clock()
+            if self.breakers.allow(route.key, now):
                 yielded = True
+                self._attempted[route.key] = now
                 yield route
         if not yielded and routes:
+            self._attempted[routes[0].key] = self._clock()
             yield routes[0]
 
     def first_byte_timeout(self, route: Route) -> float:
         return route.first_byte_timeout or self.config.first_byte_timeout
 
     def record_success(self, route: Route) -> None:
+        self._opened_by_probe.discard(route.key)
         self.breakers.record_success(route.key)
         self.outcomes.record(route.key, failed=False, now=self._clock())
 
@@ -61,6 +70,8 @@ class Router:
             # The route answered sensibly (e.g. a content block): it is healthy.
             self.breakers.record_success(route.key)
         else:
+            # Traffic found it failing: only traffic (a half-open request) may close it now.
+            self._opened_by_probe.discard(route.key)
             self.breakers.record_failure(
                 route.key, self._clock(), open_for=verdict.open_for, threshold=verdict.threshold
             )
@@ -71,6 +82,35 @@ class Router:
 
     def state(self, route: Route) -> BreakerState:
         return self.breakers.state(route.key, self._clock())
+
+    # -- health probes -----------------------------------------------------------------------
+    def attempted_within(self, route: Route, seconds: float) -> bool:
+        """Whether a request was handed this route in the last `seconds`."""
+        last = self._attempted.get(route.key)
+        return last is not None and self._clock() - last <= seconds
+
+    def probe_failed(self, route: Route) -> bool:
+        """A health probe found the route's provider down: open (or keep open) its breaker for
+        the open period, so requests skip it instead of waiting out its deadline, and its
+        half-open trial is not a caller's request while probes still fail. True when this
+        opened a breaker that was not open."""
+        was_open = self.state(route) is BreakerState.OPEN
+        self.breakers.record_failure(
+            route.key, self._clock(), open_for=self.config.breaker.open_seconds, threshold=1
+        )
+        if not was_open:
+            self._opened_by_probe.add(route.key)
+        return not was_open
+
+    def probe_succeeded(self, route: Route) -> bool:
+        """A health probe found the provider answering. A breaker a probe opened closes (the
+        outage the probe saw is over); one that traffic opened stays as it is, since a cheap
+        call answering does not show that generation works. True when a breaker closed."""
+        if route.key not in self._opened_by_probe:
+            return False
+        self._opened_by_probe.discard(route.key)
+        self.breakers.record_success(route.key)
+        return True
 
     def recent(self, route: Route) -> tuple[int, int]:
         """(attempts, failures) on the route in the last five minutes: a failure is what

@@ -10,9 +10,13 @@ Every server also answers `GET /__sim__/health` and `POST /__sim__/fault` (never
 REFUSE is set, nothing on that port answers: clear it in-process or through the control server
 of `run_simulators`.
 
-Two optional app hooks: `control(method, path, query, body) -> Answer | None` answers the app's own
-`/__sim__/...` paths (never faulted; None: unknown), and `status_fault_answer(state) -> Answer |
-None` says the status faults (5xx, 429) in the app's words (None: OpenAI's, the default).
+Three optional app hooks: `control(method, path, query, body) -> Answer | None` answers the app's
+own `/__sim__/...` paths (never faulted; None: unknown), `status_fault_answer(state) -> Answer |
+None` says the status faults (5xx, 429) in the app's words (None: OpenAI's, the default), and
+`answers_at_once(method, path) -> bool` names the calls that do no generation (reading a model,
+the account, a page of tasks: what health probes ask). Those meet the fault that is set (a hung
+or failing upstream fails them too) but not the `latency` that stands in for generation time,
+and they do not use up a fault limited by `count`, which is meant for the calls a test makes.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import socket
 import struct
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from ._answers import head_of, write_body, write_event_stream
@@ -243,7 +248,10 @@ class SimServer:
             answer = self._control(method, path, query, body)
             await _write(writer, answer, keep_alive=keep_alive)
             return keep_alive
-        state = self.faults.take()
+        if self._answers_at_once(method, path):
+            state = replace(self.faults.effective, latency=0.0)
+        else:
+            state = self.faults.take()
         fault = state.fault
         if fault in (Fault.RESET, Fault.HANG) or (fault is Fault.STALE_CONNECTION and kept_alive):
             await asyncio.sleep(state.latency)
@@ -291,6 +299,10 @@ class SimServer:
         else:
             await _hang(reader)
         return False
+
+    def _answers_at_once(self, method: str, path: str) -> bool:
+        hook = getattr(self.app, "answers_at_once", None)
+        return bool(hook(method, path)) if callable(hook) else False
 
     def _status_fault(self, state: FaultState) -> Answer | None:
         own_words = getattr(self.app, "status_fault_answer", None)

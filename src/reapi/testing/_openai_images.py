@@ -18,7 +18,14 @@ from ._media import png_bytes, webp_bytes
 from ._messages import FormPart, SimResponse, json_answer
 from ._openai_errors import Fields, OpenAIError
 
-__all__ = ["ImageRequest", "check_edit", "check_generation", "image_answer", "image_file"]
+__all__ = [
+    "IMAGE_MODELS",
+    "ImageRequest",
+    "check_edit",
+    "check_generation",
+    "image_answer",
+    "image_file",
+]
 
 _FIXED_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 _DALLE_SIZES = {
@@ -34,6 +41,7 @@ _GPT_MODELS = {
     "chatgpt-image-latest",
 }
 _MODELS = _GPT_MODELS | set(_DALLE_SIZES)
+IMAGE_MODELS = frozenset(_MODELS)
 _PROMPT_LIMITS = {"dall-e-2": 1000, "dall-e-3": 4000}
 _COMMON = {"prompt", "model", "n", "size", "quality", "response_format", "user"}
 _GPT_ONLY = {"background", "output_format", "output_compression", "stream", "partial_images"}

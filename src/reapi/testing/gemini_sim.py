@@ -79,8 +79,10 @@ _ROUTE = re.compile(
     r"/v1beta/(?:models/(?P<model>[\w.\-]+)"
     r":(?P<verb>generateContent|streamGenerateContent|predictLongRunning)"
     r"|(?P<operation>models/[\w.\-]+/operations/[\w\-]+)"
+    r"|models/(?P<info>[\w.\-]+)"
     r"|files/(?P<file>[\w\-]+):download)"
 )
+_MODEL_INFO = re.compile(r"/v1beta/models/[\w.\-]+")
 
 
 def _chunks(body: dict[str, Any], *, fails: bool) -> list[dict[str, Any]]:
@@ -167,6 +169,7 @@ class GeminiSimulator(ProviderSimulator):
     """One simulated Gemini API account. Thread-safe; state lives in memory."""
 
     _routes = _ROUTE
+    _at_once = _MODEL_INFO
     #: Polls that answer `done: false` before an operation finishes.
     polls_before_done: int
 
@@ -184,6 +187,8 @@ class GeminiSimulator(ProviderSimulator):
             return self._create(route["model"], route["verb"], request, origin)
         if route["operation"] and method == "GET":
             return self._poll(route["operation"], origin)
+        if route["info"] and method == "GET":
+            return self._model_info(route["info"])
         if route["file"] and method == "GET":
             return self._serve_file(route["file"], request.query)
         raise _error(405, "INVALID_ARGUMENT", "Method not allowed.")
@@ -196,6 +201,8 @@ class GeminiSimulator(ProviderSimulator):
             return f"/models/{{model}}:{route['verb']}"
         if route["operation"]:
             return "/models/{model}/operations/{id}"
+        if route["info"]:
+            return "/models/{model}"
         return "/files/{id}:download"
 
     # -- shared checks -------------------------------------------------------------------------
@@ -281,6 +288,25 @@ class GeminiSimulator(ProviderSimulator):
             raise _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
         prompt = self._check_video_request(request)
         return self._start_operation(model, prompt, self._take_fault())
+
+    # -- models ------------------------------------------------------------------------------
+    def _model_info(self, model: str) -> Answer:
+        """`GET /v1beta/models/{model}`: the Model resource (python-genai's `models.get`)."""
+        if model in _IMAGE_MODELS:
+            methods = ["generateContent", "countTokens", "streamGenerateContent"]
+        elif model in _VIDEO_MODELS:
+            methods = ["predictLongRunning"]
+        else:
+            raise _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
+        return json_answer(
+            200,
+            {
+                "name": f"models/{model}",
+                "version": "sim",
+                "displayName": model,
+                "supportedGenerationMethods": methods,
+            },
+        )
 
     # -- images ------------------------------------------------------------------------------
     def _check_image_request(

@@ -22,8 +22,8 @@ from ._faults import Fault, FaultSwitch
 from ._media import png_bytes, sample_mp4
 from ._messages import Answer, SimRequest, SimResponse, json_answer
 from ._openai_errors import OpenAIError, status_fault_error
-from ._openai_images import check_edit, check_generation, image_answer, image_file
-from ._openai_videos import VideoJobs, check_video_request
+from ._openai_images import IMAGE_MODELS, check_edit, check_generation, image_answer, image_file
+from ._openai_videos import VIDEO_MODELS, VideoJobs, check_video_request
 
 __all__ = ["OpenAISimulator"]
 
@@ -37,9 +37,13 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
     ("GET", re.compile(r"/videos/(?P<id>[^/]+)"), "GET /videos/{id}", "_retrieve_video"),
     ("DELETE", re.compile(r"/videos/(?P<id>[^/]+)"), "DELETE /videos/{id}", "_delete_video"),
     ("GET", re.compile(r"/videos/(?P<id>[^/]+)/content"), "GET /videos/{id}/content", "_content"),
+    ("GET", re.compile(r"/models/(?P<model>[^/]+)"), "GET /models/{model}", "_retrieve_model"),
     ("POST", re.compile(r"/videos/(?P<id>[^/]+)/remix"), "POST /videos/{id}/remix", "_remix"),
 ]
 _DALLE_FILE = re.compile(r"/dalle/(?P<size>\d+x\d+)\.png")
+_MODEL_PATH = re.compile(r"/v1/models/[^/]+")
+#: `created` of every model object (a fixed time: the simulator keeps no model history).
+_MODELS_CREATED = 1_745_193_600
 
 
 def _masked(key: str) -> str:
@@ -100,6 +104,10 @@ class OpenAISimulator:
         except OpenAIError as error:
             return error.answer
 
+    def answers_at_once(self, method: str, path: str) -> bool:
+        """Reading a model does no generation (SimServer's hook): it answers without latency."""
+        return method == "GET" and _MODEL_PATH.fullmatch(path) is not None
+
     def _authenticate(self, headers: Mapping[str, str]) -> None:
         scheme, _, key = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key:
@@ -142,6 +150,21 @@ class OpenAISimulator:
                 kind="insufficient_quota",
             )
         return state.fault
+
+    # -- models --------------------------------------------------------------------------------
+    def _retrieve_model(self, request: SimRequest, match: re.Match[str]) -> Answer:
+        """`GET /v1/models/{model}`: the Model object, or OpenAI's 404 `model_not_found`."""
+        model = match["model"]
+        if model not in IMAGE_MODELS | VIDEO_MODELS:
+            raise OpenAIError(
+                404,
+                f"The model '{model}' does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        owner = "openai" if model.startswith("dall-e") else "system"
+        return json_answer(
+            200, {"id": model, "object": "model", "created": _MODELS_CREATED, "owned_by": owner}
+        )
 
     # -- images --------------------------------------------------------------------------------
     def _generate(self, request: SimRequest, match: re.Match[str]) -> Answer:

@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from reapi._probes import ProbeReport
 from reapi.catalog import Catalog
 from reapi.router import BreakerState, Router
 
@@ -120,6 +121,26 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.probes = Counter(
+            "reapi_health_probes",
+            "Health probes of upstream providers, by provider and verdict (up, down, unclear).",
+            ["provider", "verdict"],
+            registry=self.registry,
+        )
+        self.probe_latency = Histogram(
+            "reapi_health_probe_duration_seconds",
+            "Time a health probe took (a probe with no answer counts its timeout).",
+            ["provider"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+        )
+        self.probe_breakers = Counter(
+            "reapi_health_probe_breaker_changes",
+            "Route breakers a health probe opened or closed, by provider and change.",
+            ["provider", "change"],
+            registry=self.registry,
+        )
+
         self.redis_up = Gauge(
             "reapi_redis_up",
             "1 while Redis answers, 0 while a process falls back to its own state.",
@@ -148,6 +169,14 @@ class Metrics:
         for collector in self._live:
             registry.register(collector)
         return generate_latest(registry)
+
+    def record_probe(self, report: ProbeReport) -> None:
+        self.probes.labels(report.provider, report.verdict.value).inc()
+        self.probe_latency.labels(report.provider).observe(report.seconds)
+        if report.opened:
+            self.probe_breakers.labels(report.provider, "opened").inc(len(report.opened))
+        if report.closed:
+            self.probe_breakers.labels(report.provider, "closed").inc(len(report.closed))
 
     def record_attempts(self, model: str, attempts: Iterable[tuple[str, str]]) -> None:
         count = 0

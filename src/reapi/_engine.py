@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from .catalog import Route
 from .providers import Batch, FetchReference, Protocol, Sleep, UpstreamRequest, UpstreamResponse
 from .router import Router
 
-__all__ = ["AsyncEngine", "Outcome", "SyncEngine"]
+__all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -44,6 +45,9 @@ T_co = TypeVar("T_co", covariant=True)
 log = logging.getLogger("reapi")
 
 _LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
+#: The attempt-log code of a hedged attempt that was still running when another route answered:
+#: it was cancelled (the upstream may bill it; the caller is charged for the one result).
+HEDGE_LOST = "hedge_lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +105,12 @@ class _Tally:
             host=self.host_of(route) if self.host_of is not None else None,
         )
 
-    def succeeded(self, route: Route, started: float) -> tuple[AttemptSummary, ...]:
+    def succeeded(
+        self, route: Route, started: float, losers: Sequence[tuple[Route, float]] = ()
+    ) -> tuple[AttemptSummary, ...]:
+        """`losers`: hedged attempts still running, cancelled now (logged before the winner)."""
+        for loser, loser_started in losers:
+            self.attempts.append(self._summary(loser, HEDGE_LOST, None, loser_started))
         self.attempts.append(self._summary(route, "ok", None, started))
         return tuple(self.attempts)
 
@@ -267,12 +276,14 @@ class SyncEngine(_Base):
         attempt: Callable[[Route], T],
         *,
         host_of: HostOf | None = None,
+        hedge_for: str | None = None,
     ) -> Outcome[T]:
         """Try routes in the router's order until one succeeds or a failure must not fail over.
-        `host_of` names each route's host in the error when every route failed."""
+        `host_of` names each route's host in the error when every route failed. `hedge_for`:
+        the model of an image request, which the router's hedging policy may hedge."""
         tally = _Tally(routes, host_of)
-        if self.router.config.hedge_after is not None and len(routes) > 1:
-            return self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+        if self.router.hedges(hedge_for, routes):
+            return self._run_hedged(routes, attempt, hedge_for, tally)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
             try:
@@ -286,7 +297,7 @@ class SyncEngine(_Base):
             except BaseException:
                 self.router.release(route)
                 raise
-            self.router.record_success(route)
+            self.router.record_success(route, time.perf_counter() - started)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -294,21 +305,31 @@ class SyncEngine(_Base):
         self,
         routes: Sequence[Route],
         attempt: Callable[[Route], T],
-        hedge_after: float,
+        model: str | None,
         tally: _Tally,
     ) -> Outcome[T]:
+        """A worker thread cannot be cancelled: a losing attempt runs on to its own deadline
+        and its result is dropped (`AsyncEngine` cancels it and closes its connection)."""
         candidates: Iterator[Route] = self.router.candidates(routes)
         running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
+        next_hedge: float | None = None
 
         def launch() -> None:
+            nonlocal next_hedge
             route = next(candidates, None)
-            if route is not None:
-                running[self._executor().submit(attempt, route)] = (route, time.perf_counter())
+            if route is None:
+                next_hedge = None
+                return
+            started = time.perf_counter()
+            running[self._executor().submit(attempt, route)] = (route, started)
+            delay = self.router.hedge_delay(model, route)
+            next_hedge = None if delay is None else started + delay
 
         launch()
         while running:
+            wait = None if next_hedge is None else max(next_hedge - time.perf_counter(), 0.0)
             done, _ = concurrent.futures.wait(
-                running, timeout=hedge_after, return_when=concurrent.futures.FIRST_COMPLETED
+                running, timeout=wait, return_when=concurrent.futures.FIRST_COMPLETED
             )
             if not done:
                 launch()
@@ -317,10 +338,11 @@ class SyncEngine(_Base):
                 route, started = running.pop(future)
                 error = future.exception()
                 if error is None:
-                    self.router.record_success(route)
-                    for other in running.values():
-                        self.router.release(other[0])
-                    return Outcome(future.result(), route, tally.succeeded(route, started))
+                    self.router.record_success(route, time.perf_counter() - started)
+                    for other, _ in running.values():
+                        self.router.release(other)
+                    losers = tuple(running.values())
+                    return Outcome(future.result(), route, tally.succeeded(route, started, losers))
                 if not isinstance(error, ReapiError):
                     self.router.release(route)
                     raise error
@@ -426,10 +448,11 @@ class AsyncEngine(_Base):
         attempt: Callable[[Route], Awaitable[T]],
         *,
         host_of: HostOf | None = None,
+        hedge_for: str | None = None,
     ) -> Outcome[T]:
         tally = _Tally(routes, host_of)
-        if self.router.config.hedge_after is not None and len(routes) > 1:
-            return await self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+        if self.router.hedges(hedge_for, routes):
+            return await self._run_hedged(routes, attempt, hedge_for, tally)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
             try:
@@ -443,7 +466,7 @@ class AsyncEngine(_Base):
             except BaseException:
                 self.router.release(route)
                 raise
-            self.router.record_success(route)
+            self.router.record_success(route, time.perf_counter() - started)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -451,48 +474,61 @@ class AsyncEngine(_Base):
         self,
         routes: Sequence[Route],
         attempt: Callable[[Route], Awaitable[T]],
-        hedge_after: float,
+        model: str | None,
         tally: _Tally,
     ) -> Outcome[T]:
+        """Attempts in one task group: the first success cancels the others, whose sockets
+        close as their reads are cancelled (nothing of theirs is kept or charged)."""
         candidates = self.router.candidates(routes)
         send, receive = anyio.create_memory_object_stream[
-            tuple[Route, float, T | None, BaseException | None]
+            tuple[int, T | None, BaseException | None]
         ](max_buffer_size=len(routes) + 1)
+        #: Attempts still running: token → (route, started).
+        running: dict[int, tuple[Route, float]] = {}
+        tokens = iter(range(len(routes) + 1))
         winner: Outcome[T] | None = None
         fatal: BaseException | None = None
+        next_hedge: float | None = None
 
         async with anyio.create_task_group() as group:
 
-            async def run_one(route: Route) -> None:
-                started = time.perf_counter()
+            async def run_one(token: int, route: Route) -> None:
                 try:
                     result = await attempt(route)
                 except anyio.get_cancelled_exc_class():
                     self.router.release(route)
                     raise
                 except Exception as exc:  # reported to the loop below, which decides
-                    await send.send((route, started, None, exc))
+                    await send.send((token, None, exc))
                     return
-                await send.send((route, started, result, None))
+                await send.send((token, result, None))
 
-            def launch() -> bool:
+            def launch() -> None:
+                nonlocal next_hedge
                 route = next(candidates, None)
                 if route is None:
-                    return False
-                group.start_soon(run_one, route)
-                return True
+                    next_hedge = None
+                    return
+                token, started = next(tokens), time.perf_counter()
+                running[token] = (route, started)
+                group.start_soon(run_one, token, route)
+                delay = self.router.hedge_delay(model, route)
+                next_hedge = None if delay is None else started + delay
 
-            running = 1 if launch() else 0
+            launch()
             while running and winner is None and fatal is None:
-                with anyio.move_on_after(hedge_after) as waited:
-                    route, started, result, error = await receive.receive()
+                wait = math.inf if next_hedge is None else next_hedge - time.perf_counter()
+                with anyio.move_on_after(max(wait, 0.0)) as waited:
+                    token, result, error = await receive.receive()
                 if waited.cancelled_caught:
-                    running += 1 if launch() else 0
+                    launch()
                     continue
-                running -= 1
+                route, started = running.pop(token)
                 if error is None:
-                    self.router.record_success(route)
-                    winner = Outcome(result, route, tally.succeeded(route, started))  # type: ignore[arg-type]
+                    self.router.record_success(route, time.perf_counter() - started)
+                    losers = tuple(running.values())
+                    succeeded = tally.succeeded(route, started, losers)
+                    winner = Outcome(result, route, succeeded)  # type: ignore[arg-type]
                 elif not isinstance(error, ReapiError):
                     self.router.release(route)
                     fatal = error
@@ -501,7 +537,7 @@ class AsyncEngine(_Base):
                     if not self.router.record_failure(route, error):
                         fatal = error
                     else:
-                        running += 1 if launch() else 0
+                        launch()
             group.cancel_scope.cancel()
         if fatal is not None:
             raise fatal

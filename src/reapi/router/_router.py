@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from .._exceptions import ReapiError, RouteRefusedError
 from ..catalog import Route
 from ._breaker import BreakerState, BreakerStore, InMemoryBreakerStore
+from ._latency import RecentLatencies
 from ._policy import RouterConfig, judge
 from ._recent import RecentOutcomes
 
@@ -25,6 +26,8 @@ class Router:
         self.breakers: BreakerStore = breakers or InMemoryBreakerStore()
         #: Attempts and failures per route lately (this process's), for status pages.
         self.outcomes = RecentOutcomes()
+        #: How long each route's successful attempts took lately (for hedging delays).
+        self.latencies = RecentLatencies()
         self._clock = clock
         #: When each route was last handed to a request (monotonic): health probes watch only
         #: routes with traffic.
@@ -53,7 +56,10 @@ class Router:
     def first_byte_timeout(self, route: Route) -> float:
         return route.first_byte_timeout or self.config.first_byte_timeout
 
-    def record_success(self, route: Route) -> None:
+    def record_success(self, route: Route, seconds: float | None = None) -> None:
+        """`seconds`: how long the successful attempt took, when it was timed."""
+        if seconds is not None:
+            self.latencies.record(route.key, seconds)
         self._opened_by_probe.discard(route.key)
         self.breakers.record_success(route.key)
         self.outcomes.record(route.key, failed=False, now=self._clock())
@@ -82,6 +88,26 @@ class Router:
 
     def state(self, route: Route) -> BreakerState:
         return self.breakers.state(route.key, self._clock())
+
+    # -- hedging ----------------------------------------------------------------------------
+    def hedges(self, model: str | None, routes: Sequence[Route]) -> bool:
+        """Whether an image request for `model` over `routes` may be hedged at all."""
+        if model is None or len(routes) < 2:
+            return False
+        if self.config.hedge_after is not None:
+            return True
+        allow = self.config.hedge.allow
+        return model in allow or any(route.key in allow for route in routes)
+
+    def hedge_delay(self, model: str | None, route: Route) -> float | None:
+        """Seconds to wait on `route` before the next route starts too; None: do not."""
+        if self.config.hedge_after is not None:
+            return self.config.hedge_after
+        policy = self.config.hedge
+        if model not in policy.allow and route.key not in policy.allow:
+            return None
+        usual = self.latencies.quantile(route.key, policy.quantile, min_samples=policy.min_samples)
+        return None if usual is None else max(usual, policy.floor)
 
     # -- health probes -----------------------------------------------------------------------
     def attempted_within(self, route: Route, seconds: float) -> bool:

@@ -117,10 +117,17 @@ class SimServer:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._hanging = 0
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def hanging(self) -> int:
+        """Exchanges held by a hang fault right now: each ends only when its client closes or
+        resets the connection (so a client that gave up on one is seen to have closed it)."""
+        return self._hanging
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SimServer:
@@ -258,7 +265,7 @@ class SimServer:
             if fault is Fault.RESET:
                 _reset(writer)
             elif fault is Fault.HANG:
-                await _hang(reader)
+                await self._hang(reader)
             return False  # STALE_CONNECTION: closed (FIN) without a byte of answer
         answer = self._status_fault(state) or self._answer(method, path, query, headers, body)
         if fault is Fault.TRUNCATED_JSON:
@@ -282,7 +289,7 @@ class SimServer:
         else:
             await asyncio.sleep(state.latency)
             if fault is Fault.HANG_FIRST_EVENT:
-                await _hang(reader)
+                await self._hang(reader)
                 return False
             finished = await _write(
                 writer,
@@ -297,8 +304,17 @@ class SimServer:
         if fault is Fault.RESET_MID_STREAM:
             _reset(writer)
         else:
-            await _hang(reader)
+            await self._hang(reader)
         return False
+
+    async def _hang(self, reader: asyncio.StreamReader) -> None:
+        """Send nothing more, until the client gives up."""
+        self._hanging += 1
+        try:
+            while await reader.read(65536):
+                pass
+        finally:
+            self._hanging -= 1
 
     def _answers_at_once(self, method: str, path: str) -> bool:
         hook = getattr(self.app, "answers_at_once", None)
@@ -335,12 +351,6 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     with contextlib.suppress(OSError, AttributeError):  # the client may be gone already
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     writer.transport.abort()
-
-
-async def _hang(reader: asyncio.StreamReader) -> None:
-    """Send nothing more, until the client gives up."""
-    while await reader.read(65536):
-        pass
 
 
 def _is_event_stream(answer: Answer) -> bool:

@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from reapi._engine import HEDGE_LOST
 from reapi._probes import ProbeReport
 from reapi.catalog import Catalog
 from reapi.router import BreakerState, Router
@@ -108,6 +109,13 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        self.hedged = Counter(
+            "reapi_hedged_requests",
+            "Image requests answered while a hedged attempt on another route still ran (it was "
+            "cancelled; its upstream may bill it), by model.",
+            ["model"],
+            registry=self.registry,
+        )
         self.credits = Counter(
             "reapi_credits",
             "Credit units moved, by movement (reserved, charged, released).",
@@ -179,9 +187,12 @@ class Metrics:
             self.probe_breakers.labels(report.provider, "closed").inc(len(report.closed))
 
     def record_attempts(self, model: str, attempts: Iterable[tuple[str, str]]) -> None:
-        count = 0
+        failed = hedged = False
         for provider, code in attempts:
             self.upstream_attempts.labels(provider, code).inc()
-            count += 1
-        if count > 1:
+            hedged = hedged or code == HEDGE_LOST
+            failed = failed or code not in ("ok", HEDGE_LOST)
+        if failed:
             self.failovers.labels(model).inc()
+        if hedged:
+            self.hedged.labels(model).inc()

@@ -257,3 +257,29 @@ def test_probes_can_be_pointed_at_nothing():
     catalog = default_catalog()
     core = LocalCore(catalog, resolve_connections(catalog, {"fal": "k", "topaz": "k"}, {}))
     assert probe_targets(core) == []
+
+
+async def test_a_request_sent_before_the_probes_found_the_outage_does_not_close_the_breaker(
+    sims, client
+):
+    """Answers already on their way when the provider stopped answering new calls (a stream
+    that began earlier) say nothing about it now: they must not undo what the probes found."""
+    primary, _ = sims
+    primary.faults.set(latency=1.5)
+    probes = prober(client)
+    target = target_of(probes, "primary")
+    router = client._engine.router
+    results = []
+
+    async def one() -> None:
+        results.append(await client.images.generate(model="gpt-image-2", prompt="p"))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(one)
+        await anyio.sleep(0.1)  # the request is at the primary, its answer 1.4 s away
+        primary.faults.set(Fault.HANG)
+        for _ in range(2):
+            await probes.check(target)
+        assert router.state(primary_route(client)) is BreakerState.OPEN
+    assert results[0].reapi.provider == "primary"
+    assert router.state(primary_route(client)) is BreakerState.OPEN

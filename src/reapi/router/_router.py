@@ -32,8 +32,9 @@ class Router:
         #: When each route was last handed to a request (monotonic): health probes watch only
         #: routes with traffic.
         self._attempted: dict[str, float] = {}
-        #: Routes whose breaker a health probe opened (not traffic): a probe may close them.
-        self._opened_by_probe: set[str] = set()
+        #: Routes whose breaker a health probe opened (not traffic), and when: a probe may close
+        #: them, and an attempt that began before then cannot.
+        self._opened_by_probe: dict[str, float] = {}
 
     def candidates(self, routes: Sequence[Route]) -> Iterator[Route]:
         """Routes to try, in order, skipping open ones. Lazy: a half-open route is claimed as
@@ -57,12 +58,18 @@ class Router:
         return route.first_byte_timeout or self.config.first_byte_timeout
 
     def record_success(self, route: Route, seconds: float | None = None) -> None:
-        """`seconds`: how long the successful attempt took, when it was timed."""
+        """`seconds`: how long the successful attempt took, when it was timed. An attempt that
+        began before a health probe found the route down (an answer already on its way) says
+        nothing about the route now and leaves its breaker open."""
+        now = self._clock()
+        self.outcomes.record(route.key, failed=False, now=now)
         if seconds is not None:
             self.latencies.record(route.key, seconds)
-        self._opened_by_probe.discard(route.key)
+            opened = self._opened_by_probe.get(route.key)
+            if opened is not None and now - seconds < opened:
+                return
+        self._opened_by_probe.pop(route.key, None)
         self.breakers.record_success(route.key)
-        self.outcomes.record(route.key, failed=False, now=self._clock())
 
     def record_failure(self, route: Route, error: ReapiError) -> bool:
         """Update the route's breaker; return True when the request should fail over."""
@@ -77,7 +84,7 @@ class Router:
             self.breakers.record_success(route.key)
         else:
             # Traffic found it failing: only traffic (a half-open request) may close it now.
-            self._opened_by_probe.discard(route.key)
+            self._opened_by_probe.pop(route.key, None)
             self.breakers.record_failure(
                 route.key, self._clock(), open_for=verdict.open_for, threshold=verdict.threshold
             )
@@ -125,7 +132,7 @@ class Router:
             route.key, self._clock(), open_for=self.config.breaker.open_seconds, threshold=1
         )
         if not was_open:
-            self._opened_by_probe.add(route.key)
+            self._opened_by_probe[route.key] = self._clock()
         return not was_open
 
     def probe_succeeded(self, route: Route) -> bool:
@@ -134,7 +141,7 @@ class Router:
         call answering does not show that generation works. True when a breaker closed."""
         if route.key not in self._opened_by_probe:
             return False
-        self._opened_by_probe.discard(route.key)
+        del self._opened_by_probe[route.key]
         self.breakers.record_success(route.key)
         return True
 

@@ -97,8 +97,19 @@ async def run_setup(setup: str, urls: dict[str, str], ctl: str, args: argparse.N
     for name in ("primary", "backup"):
         control(ctl, name, "none", GENERATION * scale)
     router = client._engine.router
-    route = client._setup.core.catalog.models["gpt-image-2"].routes[0]
+    core = client._setup.core
+    route = core.catalog.models["gpt-image-2"].routes[0]
     sent: list[Sent] = []
+    #: When each attempt on the primary began (the core builds one protocol per attempt).
+    primary_attempts: list[float] = []
+    build_attempt = core.image_attempt
+
+    def counted_attempt(prepared, on):  # type: ignore[no-untyped-def]
+        if on.key == route.key:
+            primary_attempts.append(time.perf_counter())
+        return build_attempt(prepared, on)
+
+    core.image_attempt = counted_attempt  # type: ignore[method-assign]
     tasks: list[asyncio.Task[None]] = []
 
     async def one(record: Sent) -> None:
@@ -140,6 +151,8 @@ async def run_setup(setup: str, urls: dict[str, str], ctl: str, args: argparse.N
     warm = [s for s in sent if s.issued < hung_at]
     in_flight = [s for s in warm if s.finished is None or s.finished > hung_at]
     after = [s for s in sent if s.issued >= hung_at]
+    benched = opened_at or end
+    to_hung = [t for t in primary_attempts if t >= hung_at]
     first = after[0] if after else None
     steady_from = (opened_at or end) + 1.0 * scale
     steady = [s for s in after if steady_from <= s.issued <= end - backup - 5.0 * scale]
@@ -151,15 +164,13 @@ async def run_setup(setup: str, urls: dict[str, str], ctl: str, args: argparse.N
         "setup": setup,
         "first": waits([first])[0] if first else None,
         "first_done": first is not None and first.finished is not None,
-        "in_flight": len(in_flight),
         "in_flight_max": max(waits(in_flight), default=0.0),
         "opened": None if opened_at is None else opened_at - hung_at,
-        "hung_attempts": sum(1 for s in after for c in s.codes if c != "ok")
-        + sum(1 for s in after if s.finished is None),
+        "hung_before": sum(1 for t in to_hung if t < benched),
+        "hung_after": sum(1 for t in to_hung if t >= benched),
         "steady_n": len(steady),
         "steady_p50": pct(waits(steady), 0.5) - backup if steady else None,
         "steady_p99": pct(waits(steady), 0.99) - backup if steady else None,
-        "stuck": sum(1 for s in after if s.finished is None),
         "warm_hedges": sum(1 for s in warm for c in s.codes if c == "hedge_lost"),
         "warm_n": len(warm),
     }
@@ -197,11 +208,11 @@ def main() -> None:
         f"{OBSERVE * scale:g} s; python {sys.version.split()[0]}\n"
     )
     print(
-        "| setup | first request after the hang (s) | in flight at the hang: n, longest wait (s) "
-        "| breaker open after (s) | attempts on the hung primary | steady state: added p50 / p99 "
-        "(s) | still waiting at the end | hedges while healthy |"
+        "| setup | first request after the hang: wait (s) | sent before the hang: longest wait (s) "
+        "| primary benched after (s) | sent to the hung primary: before / after it was benched "
+        "| steady state: wait beyond the backup's own, p50 / p99 (s) | hedges while healthy |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         first = fmt(row["first"]) + ("" if row["first_done"] else "+ (unfinished)")
         steady = (
@@ -210,8 +221,8 @@ def main() -> None:
             else "—"
         )
         print(
-            f"| {row['setup']} | {first} | {row['in_flight']}, {fmt(row['in_flight_max'])} "
-            f"| {fmt(row['opened'])} | {row['hung_attempts']} | {steady} | {row['stuck']} "
+            f"| {row['setup']} | {first} | {fmt(row['in_flight_max'])} | {fmt(row['opened'])} "
+            f"| {row['hung_before']} / {row['hung_after']} | {steady} "
             f"| {row['warm_hedges']} of {row['warm_n']} |"
         )
 

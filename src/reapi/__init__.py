@@ -31,7 +31,7 @@ from ._payload import File, Payload
 from ._urls import UrlPolicy
 from ._version import __version__
 from .catalog import Catalog, load_catalog
-from .router import BreakerPolicy, BreakerStore, InMemoryBreakerStore, RouterConfig
+from .router import BreakerPolicy, BreakerStore, HedgePolicy, InMemoryBreakerStore, RouterConfig
 from .types import BinaryContent, Image, ImagesResponse, Model, ModelList, Video, VideoList
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "ConfigurationError",
     "ContentPolicyError",
     "File",
+    "HedgePolicy",
     "Image",
     "ImagesResponse",
     "InMemoryBreakerStore",

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from reapi import __version__
 from reapi.catalog import Catalog
-from reapi.core import AsyncFetcher
+from reapi.core import AsyncFetcher, HealthProber, ProbeConfig
 from reapi.router import RouterConfig
 
 from .api_keys.last_used import run_last_used
@@ -113,6 +113,12 @@ def create_app(
                     )
                 )
             )
+        if settings.run_background_tasks and settings.health_probes:
+            config = ProbeConfig(
+                interval=settings.health_probe_interval, timeout=settings.health_probe_timeout
+            )
+            prober = HealthProber(rt.core, rt.engine, config, on_probe=rt.metrics.record_probe)
+            tasks.append(asyncio.create_task(prober.run()))
         if rt.redis is not None:
             tasks.append(asyncio.create_task(rt.redis.watch()))
         if rt.bus is not None:

@@ -119,6 +119,22 @@ class Settings(BaseSettings):
     #: The HTTP client for provider calls: aiohttp (several times less CPU per call) or the
     #: SDK's httpx client.
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: Active health probes: each provider route with traffic (or an open breaker) gets a cheap
+    #: authenticated read every `health_probe_interval` seconds (never a caller's data); two in a
+    #: row with no answer within `health_probe_timeout`, or a 5xx, open its breaker. Each process
+    #: probes on its own (with background tasks on). Off: breakers learn from traffic alone.
+    health_probes: bool = True
+    health_probe_interval: float = Field(default=5.0, gt=0)
+    health_probe_timeout: float = Field(default=2.0, gt=0)
+    #: Hedging, where the extra upstream cost is accepted: model ids and route keys
+    #: (`provider/upstream_model`) whose image requests start the next route as well once the
+    #: route tried has taken longer than `hedge_quantile` of its recent successes (never sooner
+    #: than `hedge_floor_seconds`, and not before `hedge_min_samples` successes were seen). The
+    #: first answer wins; the other attempt is cancelled, and only one result is charged.
+    hedge_models: list[str] = Field(default_factory=list)
+    hedge_quantile: float = Field(default=0.95, gt=0, le=1)
+    hedge_floor_seconds: float = Field(default=1.0, ge=0)
+    hedge_min_samples: int = Field(default=20, ge=1)
 
     # -- jobs and reservations -------------------------------------------------------------------
     run_background_tasks: bool = True

@@ -22,12 +22,13 @@ from reapi.core import (
     AsyncFetcher,
     AttemptObserver,
     LocalCore,
+    excerpt,
     resolve_connections,
 )
-from reapi.router import Router, RouterConfig
+from reapi.router import HedgePolicy, Router, RouterConfig
 
 from .api_keys.auth import Authenticator
-from .config import Settings
+from .config import ConfigError, Settings
 from .coordination import RedisLink, open_link
 from .coordination.breakers import SharedBreakerStore
 from .coordination.bus import Bus
@@ -155,6 +156,25 @@ def _observer(tracing: Tracing | None, core: LocalCore) -> AttemptObserver | Non
     return AttemptSpans(tracing, core.host_of)
 
 
+def _router_config(settings: Settings, catalog: Catalog) -> RouterConfig:
+    routes = {route.key for model in catalog.models.values() for route in model.routes}
+    unknown = sorted(set(settings.hedge_models) - set(catalog.models) - routes)
+    if unknown:
+        raise ConfigError(
+            f"hedge_models names {excerpt(unknown[0])!r}, which is neither a model id nor a "
+            "route (provider/upstream_model) of the catalog"
+        )
+    hedge = HedgePolicy(
+        allow=frozenset(settings.hedge_models),
+        quantile=settings.hedge_quantile,
+        floor=settings.hedge_floor_seconds,
+        min_samples=settings.hedge_min_samples,
+    )
+    if settings.first_byte_timeout:
+        return RouterConfig(first_byte_timeout=settings.first_byte_timeout, hedge=hedge)
+    return RouterConfig(hedge=hedge)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -174,11 +194,7 @@ def build_runtime(
     keys = {name: key.get_secret_value() for name, key in settings.provider_keys.items()}
     connections = resolve_connections(catalog, keys, settings.provider_base_urls)
     if router_config is None:
-        router_config = (
-            RouterConfig(first_byte_timeout=settings.first_byte_timeout)
-            if settings.first_byte_timeout
-            else RouterConfig()
-        )
+        router_config = _router_config(settings, catalog)
     metrics = Metrics()
     instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"
     redis = open_link(settings, metrics)

@@ -17,6 +17,7 @@ EXPECTED = {
     "ConfigurationError",
     "ContentPolicyError",
     "File",
+    "HedgePolicy",
     "Image",
     "ImagesResponse",
     "InMemoryBreakerStore",

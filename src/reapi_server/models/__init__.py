@@ -10,17 +10,28 @@ from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
 from .usage import UsageRecord
-from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
+from .users import (
+    AuthThrottle,
+    BackupCode,
+    Consent,
+    KnownDevice,
+    Membership,
+    User,
+    UserToken,
+    WebSession,
+)
 
 __all__ = [
     "ACTIVE_JOB_STATES",
     "Account",
     "ApiKey",
     "AuthThrottle",
+    "BackupCode",
     "Base",
     "Consent",
     "CreditHold",
     "IdempotencyRecord",
+    "KnownDevice",
     "LedgerEntry",
     "Membership",
     "OutboxMessage",

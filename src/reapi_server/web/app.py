@@ -22,6 +22,7 @@ from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
 from ..errors import GatewayError
+from ..identity.keys import IdentityKeys
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
@@ -33,7 +34,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, settings
+from .pages import auth, email_change, legal, settings, two_factor
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -46,7 +47,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, legal)
+PAGES = (auth, settings, two_factor, email_change, legal)
 
 
 def _is_local(host: str) -> bool:
@@ -78,10 +79,15 @@ def build_context(rt: Runtime) -> WebContext:
     )
     identity = Identity(
         rt.db,
-        config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
+        config=IdentityConfig(
+            sessions=policy,
+            policy_versions=policy_versions(settings.legal_dir),
+            site_name=settings.site_name,
+        ),
         mail=MailComposer(site_name=settings.site_name, links=links),
         throttle=Throttle(derive_key(root, "throttle")),
         clock=rt.now,
+        keys=IdentityKeys.derive(root),
     )
     return WebContext(
         settings=settings,

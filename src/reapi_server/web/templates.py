@@ -26,6 +26,13 @@ NOTICES: Mapping[str, str] = {
     "password_reset": "Your password is changed. Sign in with it.",
     "session_ended": "That session is signed out.",
     "sessions_ended": "Every other session is signed out.",
+    "two_factor_off": "Two-factor authentication is off. Signing in takes your password only.",
+    "email_change_sent": "We sent a link to your new address. Your email changes when you open "
+    "it (within 24 hours); until then, keep using the current one.",
+    "email_changed": "Your email address is changed. Your other sessions have been signed out.",
+    "email_changed_elsewhere": "That account's email address is changed.",
+    "email_changed_sign_in": "Your email address is changed. Sign in with the new one.",
+    "device_alerts_saved": "Your notification settings are saved.",
 }
 
 

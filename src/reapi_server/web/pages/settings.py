@@ -1,7 +1,8 @@
-"""Settings: the profile (email, verification) and security (password, sessions).
+"""Settings: the profile (email, verification), security (password, two-factor status,
+sessions) and notifications (new-device alerts).
 
-Later sections (two-factor authentication, notifications, data export, deletion) add their
-routes in modules of their own and their blocks to `settings.html`."""
+Sections with pages of their own (two-factor authentication, email change, data export,
+deletion) have their routes in modules of their own and their blocks in `settings.html`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ async def _settings_page(
         for row in rows
     ]
     sessions.sort(key=lambda s: not s["current"])  # this browser first, then the latest
+    two_factor = await web.identity.two_factor.status(current.user.id)
     return render(
         request,
         "settings.html",
@@ -57,6 +59,8 @@ async def _settings_page(
         else None,
         has_password=current.user.password_hash is not None,
         password_hint=PASSWORD_HINT,
+        two_factor=two_factor,
+        two_factor_since=_when(two_factor.enabled_at) if two_factor.enabled_at else None,
         **values,
     )
 
@@ -116,3 +120,12 @@ async def end_other_sessions(request: Request) -> Response:
     current = require_session(request)
     await web_of(request).identity.end_other_sessions(current)
     return RedirectResponse("/settings?done=sessions_ended#sessions", 303)
+
+
+@router.post("/settings/notifications/devices")
+async def new_device_alerts(request: Request) -> Response:
+    current = require_session(request)
+    form = await read_form(request)
+    on = form.get("new_device_alerts") == "yes"
+    await web_of(request).identity.set_new_device_alerts(current, on, client_of(request))
+    return RedirectResponse("/settings?done=device_alerts_saved#notifications", 303)

@@ -281,3 +281,37 @@ async def test_sessions_list_hides_pending_rows(db_web, browsers, clock):
         rows = (await session.execute(select(WebSession))).scalars().all()
     assert sorted(r.awaiting_second_factor for r in rows) == [False, True]
     assert (await owner.get("/settings")).text.count("session-device") == 1
+
+
+# -- codes -----------------------------------------------------------------------------------
+
+
+def test_a_code_counts_one_step_either_side_and_only_after_the_last_used():
+    from reapi_server.identity import totp
+
+    secret = totp.new_secret()
+    now = 1_800_000_015.0
+    step = totp.step_at(now)
+    for offset in (-1, 0, 1):
+        code = code_at(secret, now + offset * STEP)
+        assert totp.matching_step(secret, code, now, after=None) == step + offset
+        assert totp.matching_step(secret, code[:3] + " " + code[3:], now, after=None)
+    assert totp.matching_step(secret, code_at(secret, now - 2 * STEP), now, after=None) is None
+    assert totp.matching_step(secret, code_at(secret, now + 2 * STEP), now, after=None) is None
+    assert totp.matching_step(secret, code_at(secret, now), now, after=step) is None
+    assert totp.matching_step(secret, code_at(secret, now + STEP), now, after=step) == step + 1
+    assert totp.matching_step(secret, "12345", now, after=None) is None
+    assert totp.matching_step(secret, "abcdef", now, after=None) is None
+
+
+def test_backup_codes_read_as_typed():
+    from reapi_server.identity import backup_codes
+
+    codes = backup_codes.generate()
+    assert len(set(codes)) == 10
+    for code in codes:
+        raw = code.replace("-", "")
+        assert backup_codes.normalise(code.upper()) == raw
+        assert backup_codes.normalise(f" {code[:5]} {code[6:]} ") == raw
+    assert backup_codes.normalise("abcde-fghj") is None
+    assert backup_codes.normalise("abcde-fghjl") is None  # l is not in the alphabet

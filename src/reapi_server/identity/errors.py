@@ -77,12 +77,10 @@ class InvalidCode(GatewayError):
     http_status = 401
     default_code = "invalid_code"
 
-    def __init__(self, param: str = "code") -> None:
-        super().__init__(
-            "That code is not right. Enter the current code from your app, or a backup code "
-            "you have not used yet.",
-            param=param,
-        )
+    def __init__(self, param: str = "code", *, backup_codes: bool = True) -> None:
+        message = "That code is not right. Enter the current code from your app"
+        message += ", or a backup code you have not used yet." if backup_codes else "."
+        super().__init__(message, param=param)
 
 
 class ReauthRequired(GatewayError):

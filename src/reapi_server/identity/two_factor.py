@@ -130,7 +130,7 @@ class TwoFactor:
         if step is None:
             async with identity.db.write() as session:
                 await Throttle.count(session, counters, now)
-            raise InvalidCode()
+            raise InvalidCode(backup_codes=False)  # there are none yet
         codes = backup_codes.generate()
         async with identity.db.write() as session:
             if not await repository.enable_totp(session, user_id, sealed=sealed, now=now):

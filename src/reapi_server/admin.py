@@ -20,6 +20,7 @@ from .credits.service import grant
 from .db import Database
 from .email.compose import MailComposer
 from .email.notices import NoticeDraft, Notices, Progress
+from .email.outbox import enqueue
 from .email.subscriptions import set_newsletter
 from .email.unsubscribe import unsubscribe_key
 from .errors import GatewayError
@@ -76,6 +77,7 @@ class UserView:
     sessions: int
     #: (kind, policy version, accepted at) of each consent given.
     consents: tuple[tuple[str, str, float], ...]
+    two_factor: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,7 @@ async def _user_view(session: AsyncSession, user_id: str) -> UserView:
         account_ids=tuple(await accounts.owned_account_ids(session, user_id)),
         sessions=len(await users.list_sessions(session, user_id)),
         consents=tuple((c.kind, c.policy_version, c.accepted_at) for c in consents),
+        two_factor=user.totp_enabled_at is not None,
     )
 
 
@@ -249,6 +252,25 @@ async def remove_user(settings: Settings, email: str) -> UserDeleted:
         return deleted
 
     return await _in_transaction(settings, work)
+
+
+async def reset_two_factor(settings: Settings, email: str) -> None:
+    """Turn a user's two-factor authentication off (secret and backup codes deleted), end
+    their sessions and mail them: for someone who lost their app and their backup codes, once
+    the operator has confirmed who they are."""
+    mail = MailComposer.from_settings(settings)
+
+    async def work(session: AsyncSession) -> None:
+        user_id = await _require_user(session, email)
+        user = await users.get_user(session, user_id)
+        assert user is not None
+        now = time.time()
+        await users.set_totp_secret(session, user_id, None)
+        await users.delete_backup_codes(session, user_id)
+        await users.delete_sessions(session, user_id=user_id)
+        await enqueue(session, mail.two_factor_changed(user.email, now, on=False), now)
+
+    await _in_transaction(settings, work)
 
 
 async def delete_outputs(settings: Settings, task_id: str) -> OutputsDeleted:

@@ -39,7 +39,9 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
-users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="People who sign in: list, show, delete, reset two-factor.", no_args_is_help=True
+)
 notify_app = typer.Typer(
     help="Mail users through the outbox: policy change notices, newsletters.",
     no_args_is_help=True,
@@ -166,6 +168,7 @@ def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl
     typer.echo(f"  created: {_when(user.created_at)}")
     typer.echo(f"  accounts: {', '.join(user.account_ids) or '-'}")
     typer.echo(f"  sessions: {user.sessions}")
+    typer.echo(f"  two-factor: {'on' if user.two_factor else 'off'}")
     for kind, version, accepted_at in user.consents:
         typer.echo(f"  consent: {kind} (version {version}) at {_when(accepted_at)}")
 
@@ -186,6 +189,21 @@ def users_delete(
         f"{deleted.sessions_ended} sessions ended; accounts kept: "
         f"{', '.join(deleted.account_ids) or '-'}"
     )
+
+
+@users_app.command("reset-2fa")
+def users_reset_two_factor(
+    email: Email,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Turn a user's two-factor authentication off (lost app and backup codes): check who they
+    are first. Their sessions end and they are mailed."""
+    if not yes:
+        typer.confirm(f"Turn off two-factor authentication for {email}?", abort=True)
+    _run(admin.reset_two_factor(_settings(data_dir, database_url), email))
+    typer.echo(f"two-factor authentication is off for {email.strip().lower()}")
 
 
 @keys_app.command("create")

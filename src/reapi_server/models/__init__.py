@@ -11,7 +11,16 @@ from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
 from .usage import UsageRecord
-from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
+from .users import (
+    AuthThrottle,
+    BackupCode,
+    Consent,
+    KnownDevice,
+    Membership,
+    User,
+    UserToken,
+    WebSession,
+)
 
 __all__ = [
     "ACTIVE_JOB_STATES",
@@ -19,11 +28,13 @@ __all__ = [
     "Account",
     "ApiKey",
     "AuthThrottle",
+    "BackupCode",
     "Base",
     "CommitMarker",
     "Consent",
     "CreditHold",
     "IdempotencyRecord",
+    "KnownDevice",
     "LedgerEntry",
     "Membership",
     "Notice",

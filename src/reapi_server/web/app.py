@@ -25,6 +25,7 @@ from ..email.compose import MailComposer
 from ..email.subscriptions import Subscriptions
 from ..email.unsubscribe import unsubscribe_key
 from ..errors import GatewayError
+from ..identity.keys import IdentityKeys
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
@@ -36,7 +37,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, notifications, settings, unsubscribe
+from .pages import auth, email_change, legal, notifications, settings, two_factor, unsubscribe
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -49,7 +50,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, notifications, legal, unsubscribe)
+PAGES = (auth, settings, two_factor, email_change, notifications, legal, unsubscribe)
 
 
 def _is_local(host: str) -> bool:
@@ -81,10 +82,15 @@ def build_context(rt: Runtime) -> WebContext:
     )
     identity = Identity(
         rt.db,
-        config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
+        config=IdentityConfig(
+            sessions=policy,
+            policy_versions=policy_versions(settings.legal_dir),
+            site_name=settings.site_name,
+        ),
         mail=MailComposer.from_settings(settings),
         throttle=Throttle(derive_key(root, "throttle")),
         clock=rt.now,
+        keys=IdentityKeys.derive(root),
     )
     return WebContext(
         settings=settings,

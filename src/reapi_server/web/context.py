@@ -52,6 +52,9 @@ class Visitor:
     stale_session_cookie: bool = False
     #: The session cookie as sent (valid or not): a sign-in ends the session it names.
     session_cookie: str | None = None
+    #: A sign-in waiting for its second factor: good for the code page only (`session` is
+    #: None meanwhile, so every other page treats the browser as signed out).
+    pending: CurrentSession | None = None
 
     @property
     def user(self) -> User | None:
@@ -62,6 +65,8 @@ class Visitor:
         from one browser is worth nothing in another."""
         if self.session is not None:
             return keyed_digest(key, "csrf:" + self.session.token)
+        if self.pending is not None:
+            return keyed_digest(key, "csrf-pending:" + self.pending.token)
         return keyed_digest(key, "csrf-anon:" + self.browser_id)
 
 

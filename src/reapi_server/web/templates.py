@@ -28,6 +28,13 @@ NOTICES: Mapping[str, str] = {
     "sessions_ended": "Every other session is signed out.",
     "newsletter_on": "You will receive the newsletter. Every issue has a link to unsubscribe.",
     "newsletter_off": "You will not receive the newsletter.",
+    "two_factor_off": "Two-factor authentication is off. Signing in takes your password only.",
+    "email_change_sent": "We sent a link to your new address. Your email changes when you open "
+    "it (within 24 hours); until then, keep using the current one.",
+    "email_changed": "Your email address is changed. Your other sessions have been signed out.",
+    "email_changed_elsewhere": "That account's email address is changed.",
+    "email_changed_sign_in": "Your email address is changed. Sign in with the new one.",
+    "device_alerts_saved": "Your notification settings are saved.",
 }
 
 

@@ -1,7 +1,8 @@
-"""Settings: the profile (email, verification) and security (password, sessions).
+"""Settings: the profile (email, verification) and security (password, two-factor status,
+sessions).
 
-Later sections (two-factor authentication, notifications, data export, deletion) add their
-routes in modules of their own and their blocks to `settings.html`."""
+Other sections (two-factor authentication, email change, notifications, data export, deletion)
+have their routes in modules of their own and their blocks in `settings.html`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ async def _settings_page(
         for row in rows
     ]
     sessions.sort(key=lambda s: not s["current"])  # this browser first, then the latest
+    two_factor = await web.identity.two_factor.status(current.user.id)
     return render(
         request,
         "settings.html",
@@ -58,6 +60,8 @@ async def _settings_page(
         has_password=current.user.password_hash is not None,
         password_hint=PASSWORD_HINT,
         newsletter_offered=web.subscriptions.offered,
+        two_factor=two_factor,
+        two_factor_since=_when(two_factor.enabled_at) if two_factor.enabled_at else None,
         **values,
     )
 

@@ -125,6 +125,7 @@ class MailComposer:
             when=_when(when),
             reset_link=self.links.page("/reset"),
             settings_link=self.links.settings(),
+            contact=self.contact,
             **context,
         )
 

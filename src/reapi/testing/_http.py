@@ -9,6 +9,10 @@ Apps are framework neutral: `handle(method, path, query, headers, body, *, origi
 Every server also answers `GET /__sim__/health` and `POST /__sim__/fault` (never faulted). Once
 REFUSE is set, nothing on that port answers: clear it in-process or through the control server
 of `run_simulators`.
+
+Two optional app hooks: `control(method, path, query, body) -> Answer | None` answers the app's own
+`/__sim__/...` paths (never faulted; None: unknown), and `status_fault_answer(state) -> Answer |
+None` says the status faults (5xx, 429) in the app's words (None: OpenAI's, the default).
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ _REASONS = {
     201: "Created",
     202: "Accepted",
     204: "No Content",
+    302: "Found",
+    303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -251,7 +257,8 @@ class SimServer:
         keep_alive = _keep_alive(version, headers)
         path, _, query = target.partition("?")
         if path.startswith(_CONTROL):
-            await _write(writer, self._control(method, path, body), keep_alive=keep_alive)
+            answer = self._control(method, path, query, body)
+            await _write(writer, answer, keep_alive=keep_alive)
             return keep_alive
         state = self.faults.take()
         if state.latency:
@@ -266,7 +273,7 @@ class SimServer:
             while await reader.read(65536):  # until the client gives up
                 pass
             return False
-        answer = _status_fault(state) or self._answer(method, path, query, headers, body)
+        answer = self._status_fault(state) or self._answer(method, path, query, headers, body)
         if state.fault is Fault.TRUNCATED_JSON:
             _, out_headers, content = answer
             cut = content[: max(len(content) // 2, 1)]
@@ -280,6 +287,11 @@ class SimServer:
         )
         return keep_alive
 
+    def _status_fault(self, state: FaultState) -> Answer | None:
+        own_words = getattr(self.app, "status_fault_answer", None)
+        answer: Answer | None = own_words(state) if callable(own_words) else None
+        return answer or _status_fault(state)
+
     def _answer(
         self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
     ) -> Answer:
@@ -290,12 +302,14 @@ class SimServer:
             error = {"message": f"simulator error: {type(exc).__name__}", "type": "server_error"}
             return json_answer(500, {"error": error})
 
-    def _control(self, method: str, path: str, body: bytes) -> Answer:
+    def _control(self, method: str, path: str, query: str, body: bytes) -> Answer:
         if path == _CONTROL + "health" and method == "GET":
             return json_answer(200, {"ok": True, **describe_fault(self.faults.effective)})
         if path == _CONTROL + "fault" and method == "POST":
             return set_fault_from_json(self.faults, body)
-        return json_answer(404, {"error": "unknown control path"})
+        own = getattr(self.app, "control", None)
+        answer: Answer | None = own(method, path, query, body) if callable(own) else None
+        return answer or json_answer(404, {"error": "unknown control path"})
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -8,6 +8,7 @@ from .deletions import PendingDeletion
 from .email import OutboxMessage
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
+from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
 from .usage import UsageRecord
 from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
@@ -23,6 +24,8 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "Membership",
+    "OAuthIdentity",
+    "OAuthRequest",
     "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",

@@ -26,6 +26,9 @@ NOTICES: Mapping[str, str] = {
     "password_reset": "Your password is changed. Sign in with it.",
     "session_ended": "That session is signed out.",
     "sessions_ended": "Every other session is signed out.",
+    "welcome_verified": "Your account is ready.",
+    "identity_linked": "Linked. You can sign in with it from now on.",
+    "identity_unlinked": "Unlinked. It no longer signs you in.",
 }
 
 
@@ -66,6 +69,8 @@ def render(
         "notice": NOTICES.get(done),
         "errors": {},
         "path": request.url.path,
+        "embeds": web.embeds,
+        "sign_in_providers": list(web.oauth.providers.values()),
         **values,
     }
     html = _environment().get_template(template).render(page)

@@ -65,13 +65,15 @@ class Google:
         if self._metadata is None or self._keys is None or refresh or not fresh:
             async with provider_calls(self.label):
                 metadata = read_json(
-                    await client.get(self.app.discovery_url, withhold_token=True), self.label
+                    await client.request("GET", self.app.discovery_url, withhold_token=True),
+                    self.label,
                 )
                 if not isinstance(metadata, dict) or metadata.get("issuer") not in self._issuers():
                     # The document is for another issuer: a misconfiguration, not a person's.
                     raise ProviderUnavailable(self.label)
                 jwks = read_json(
-                    await client.get(metadata["jwks_uri"], withhold_token=True), self.label
+                    await client.request("GET", metadata["jwks_uri"], withhold_token=True),
+                    self.label,
                 )
                 keys = KeySet.import_key_set(jwks)
             self._metadata, self._keys, self._fetched_at = metadata, keys, time.monotonic()

@@ -33,6 +33,8 @@ from tests.web.oauth import (
 from reapi.testing import Fault
 from reapi_server.accounts.service import account_of, create_account
 from reapi_server.identity import repository as users
+from reapi_server.identity.housekeeping import purge_once
+from reapi_server.identity.sessions import DAY, SessionPolicy
 from reapi_server.models import Consent, OAuthIdentity, OAuthRequest, User, WebSession
 from reapi_server.oauth import repository as identities
 from reapi_server.testing.oauth_sim import FakeIdentity, GoogleSimulator
@@ -571,6 +573,21 @@ async def test_deleting_a_user_deletes_their_identities(gateway, browsers):
         assert await delete_user(session, user.id, now=gateway.rt.now()) is not None
     assert await _count(gateway, OAuthIdentity) == 0
     assert await _count(gateway, Consent) == 0
+
+
+async def test_housekeeping_deletes_sign_ins_that_never_came_back(gateway, browsers, clock):
+    await start(browsers(gateway), "github")  # never comes back
+    await sign_in_with(browsers(gateway), "github", ADA_GITHUB)  # a sign-up awaiting consent
+    assert await _count(gateway, OAuthRequest) == 2
+    policy = SessionPolicy(idle_seconds=DAY, absolute_seconds=DAY)
+    await purge_once(gateway.rt.db, policy, clock())
+    assert await _count(gateway, OAuthRequest) == 2
+    clock.advance(601)  # the sign-in's ten minutes are over, not the consent page's
+    await purge_once(gateway.rt.db, policy, clock())
+    assert await _count(gateway, OAuthRequest) == 1
+    clock.advance(1800)
+    await purge_once(gateway.rt.db, policy, clock())
+    assert await _count(gateway, OAuthRequest) == 0
 
 
 async def identities_rows(gateway, user_id) -> list[OAuthIdentity]:

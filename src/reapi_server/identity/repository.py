@@ -10,7 +10,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
-from ..models import AuthThrottle, Consent, User, UserToken, WebSession
+from ..models import (
+    AuthThrottle,
+    Consent,
+    OAuthIdentity,
+    OAuthRequest,
+    User,
+    UserToken,
+    WebSession,
+)
 
 __all__ = [
     "clear_throttle",
@@ -108,9 +116,10 @@ async def mark_email_verified(session: AsyncSession, user_id: str, email: str, n
 
 
 async def delete_user(session: AsyncSession, user_id: str) -> bool:
-    """The user row and, by cascade, its sessions, tokens, consents and memberships."""
+    """The user row and, by cascade, its sessions, tokens, consents, provider identities and
+    memberships."""
     # Explicit deletes first: SQLite enforces ON DELETE CASCADE only with foreign keys on.
-    for model in (WebSession, UserToken, Consent):
+    for model in (WebSession, UserToken, Consent, OAuthIdentity, OAuthRequest):
         await session.execute(delete(model).where(model.user_id == user_id))
     return _changed(await session.execute(delete(User).where(User.id == user_id))) == 1
 

@@ -15,7 +15,6 @@ __all__ = [
     "delete_identity",
     "delete_request",
     "delete_requests_of_browser",
-    "delete_user_rows",
     "find_identity",
     "find_request",
     "identity_of_user",
@@ -153,10 +152,3 @@ async def delete_expired_requests(session: AsyncSession, now: float) -> int:
     return _changed(
         await session.execute(delete(OAuthRequest).where(OAuthRequest.expires_at <= now))
     )
-
-
-async def delete_user_rows(session: AsyncSession, user_id: str) -> None:
-    """A deleted user's identities and links under way (SQLite cascades only with foreign
-    keys on: explicit)."""
-    await session.execute(delete(OAuthRequest).where(OAuthRequest.user_id == user_id))
-    await session.execute(delete(OAuthIdentity).where(OAuthIdentity.user_id == user_id))

@@ -53,15 +53,18 @@ class Embeds:
     def csp(self) -> str:
         script: list[str] = []
         frame: list[str] = []
-        other: list[str] = []
+        connect: list[str] = []
+        media: list[str] = []
         if self.turnstile_site_key:
             script.append(TURNSTILE_ORIGIN)
             frame.append(TURNSTILE_ORIGIN)
         if self.chat_script_url:
-            script += [_origin(self.chat_script_url), *self.chat_sources]
-            frame += self.chat_sources
-            other += self.chat_sources
-        return content_security_policy(script=script, frame=frame, connect=other, media=other)
+            https = [s for s in self.chat_sources if s.startswith("https://")]
+            script += [_origin(self.chat_script_url), *https]
+            frame += https
+            media += https
+            connect += self.chat_sources  # its wss:// sources too
+        return content_security_policy(script=script, frame=frame, connect=connect, media=media)
 
     def cookies(self) -> list[CookieInfo]:
         """The cookie policy's lines for the services enabled here (their cookies, not ours)."""

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import httpx
 from tests.server.live import free_port
+from tests.server.sim_browser import choose
+from tests.web.helpers import csrf_of
 from typer.testing import CliRunner
 
 from reapi_server.cli import app
@@ -122,7 +124,7 @@ def test_demo_prints_a_working_key(tmp_path):
             key = match.group(1) if match else None
         assert key, "".join(lines)
         base = f"http://127.0.0.1:{port}"
-        while not any("Mail (verification" in line for line in lines):
+        while not any(line.strip().startswith("google") for line in lines):
             line = process.stdout.readline()
             assert line, "".join(lines)
             lines.append(line)
@@ -131,6 +133,7 @@ def test_demo_prints_a_working_key(tmp_path):
         assert f"{(tmp_path / 'mail').resolve()}/" in banner
         _wait_for(f"{base}/healthz", process)
         assert httpx.get(f"{base}/signup").status_code == 200
+        _sign_in_with_the_simulated_github(base, banner)
         response = httpx.post(
             f"{base}/v1/images/generations",
             json={"model": "gpt-image-2", "prompt": "a lighthouse"},
@@ -142,3 +145,21 @@ def test_demo_prints_a_working_key(tmp_path):
     finally:
         process.terminate()
         process.communicate(timeout=15)
+
+
+def _sign_in_with_the_simulated_github(base: str, banner: str) -> None:
+    """The demo's "Continue with GitHub" goes to the simulated GitHub's chooser page, and
+    back: a new person lands on the consent page."""
+    github = re.search(r"^\s+github\s+(http://\S+)$", banner, re.MULTILINE)
+    assert github and "GitHub and Google sign-in are simulated here" in banner, banner
+    with httpx.Client(base_url=base) as browser, httpx.Client() as at_github:
+        login = browser.get("/login")
+        assert "Continue with GitHub" in login.text and "Continue with Google" in login.text
+        started = browser.post("/auth/github", data={"csrf_token": csrf_of(login.text)})
+        assert started.status_code == 303
+        assert started.headers["location"].startswith(github.group(1) + "/login/oauth/authorize?")
+        callback = choose(at_github, started.headers["location"], "1001")
+        assert callback.startswith(base + "/auth/github/callback?")
+        back = browser.get(callback)
+        assert back.status_code == 303 and back.headers["location"] == "/auth/consent"
+        assert "ada@example.com" in browser.get("/auth/consent").text

@@ -606,12 +606,16 @@ async def test_buttons_and_pages_only_for_configured_providers(make_gateway, bro
     for path in ("/auth/github", "/auth/google/callback?code=x&state=y", "/auth/nope"):
         assert (await browser.get(path)).status_code == 404
     assert (await browser.submit("/login", "/auth/github", {})).status_code == 404
+    assert "form-action 'self';" in (await browser.get("/login")).headers["content-security-policy"]
     with running_providers(clock) as running:
         only_github = running.settings()
         del only_github["google"]
         configured = await make_gateway(public_base_url=BASE, oauth=only_github)
         page = await browsers(configured).get("/login")
         assert "Continue with GitHub" in page.text and "Google" not in page.text
+        # the button's answer redirects to GitHub: the form-action CSP allows exactly that
+        github = running.github_server.base_url
+        assert f"form-action 'self' {github};" in page.headers["content-security-policy"]
         assert (await browsers(configured).get("/auth/github")).headers["location"] == "/login"
 
 

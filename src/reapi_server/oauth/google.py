@@ -10,8 +10,10 @@ the gateway keeps.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
@@ -33,6 +35,13 @@ _GOOGLE_ISSUER = "https://accounts.google.com"
 _CACHE_SECONDS = 3600.0
 #: Clock difference tolerated on `exp` and `iat`.
 _LEEWAY = 120
+
+log = logging.getLogger("reapi_server.oauth")
+
+
+def _origin(url: object) -> str:
+    parts = urlsplit(str(url))
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class Google:
@@ -85,6 +94,11 @@ class Google:
     ) -> str:
         async with self._client(redirect_uri) as client:
             metadata = await self._discover(client)
+            if _origin(metadata["authorization_endpoint"]) != _origin(self.app.discovery_url):
+                # The pages' CSP (form-action) lets sign-in forms lead to the discovery
+                # document's origin only: a browser would stop the redirect silently.
+                log.error("google authorization endpoint on another origin", extra={"code": "csp"})
+                raise ProviderUnavailable(self.label)
             url, _ = client.create_authorization_url(
                 metadata["authorization_endpoint"],
                 state=state,

@@ -1,5 +1,6 @@
 """Third-party code an operator may let into the pages, and nothing unless they do: Cloudflare
-Turnstile on the sign-up and password reset forms, and a chat-support widget on every page.
+Turnstile on the sign-up and password reset forms, and a chat-support widget on every page;
+and the sign-in providers' pages the sign-in forms lead to.
 
 From the configuration come, together so they cannot disagree: the Content-Security-Policy
 (the strict one, plus exactly the sources each enabled embed needs), the cookie policy's lines
@@ -26,6 +27,18 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def _sign_in_origins(settings: Settings) -> list[str]:
+    """Where the configured providers' authorization pages are (Google's is on its discovery
+    document's origin, as accounts.google.com's is)."""
+    apps = settings.oauth
+    found = []
+    if apps.github.configured:
+        found.append(_origin(apps.github.authorize_url))
+    if apps.google.configured:
+        found.append(_origin(apps.google.discovery_url))
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Embeds:
     #: Turnstile's public site key (None: off).
@@ -35,6 +48,9 @@ class Embeds:
     chat_sources: tuple[str, ...] = ()
     chat_name: str = ""
     chat_cookies: tuple[str, ...] = ()
+    #: The sign-in providers' authorization pages: "Continue with GitHub" is a form whose
+    #: answer redirects there, which `form-action` must allow (browsers check redirects too).
+    sign_in_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embeds:
@@ -44,6 +60,7 @@ class Embeds:
             chat_sources=tuple(settings.chat_widget_csp_sources),
             chat_name=settings.chat_widget_name,
             chat_cookies=tuple(settings.chat_widget_cookies),
+            sign_in_origins=tuple(_sign_in_origins(settings)),
         )
 
     @property
@@ -64,7 +81,9 @@ class Embeds:
             frame += https
             media += https
             connect += self.chat_sources  # its wss:// sources too
-        return content_security_policy(script=script, frame=frame, connect=connect, media=media)
+        return content_security_policy(
+            script=script, frame=frame, connect=connect, media=media, form=self.sign_in_origins
+        )
 
     def cookies(self) -> list[CookieInfo]:
         """The cookie policy's lines for the services enabled here (their cookies, not ours)."""

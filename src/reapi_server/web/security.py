@@ -19,10 +19,12 @@ def content_security_policy(
     frame: Sequence[str] = (),
     connect: Sequence[str] = (),
     media: Sequence[str] = (),
+    form: Sequence[str] = (),
 ) -> str:
     """The strict policy, plus the given sources: `script` (script-src), `frame` (frame-src,
-    else none at all), `connect` (connect-src), `media` (style, image and font sources). Only
-    the embeds an operator enables add any (`web.embeds`)."""
+    else none at all), `connect` (connect-src), `media` (style, image and font sources), `form`
+    (form-action: where a form's answer may redirect, e.g. a sign-in provider). Only what an
+    operator enables adds any (`web.embeds`)."""
 
     def sources(*base: str, extra: Sequence[str]) -> str:
         return " ".join(dict.fromkeys((*base, *extra)))
@@ -37,7 +39,11 @@ def content_security_policy(
     ]
     if frame:
         directives.append("frame-src " + sources(extra=frame))
-    directives += ["form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"]
+    directives += [
+        "form-action " + sources("'self'", extra=form),
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+    ]
     return "; ".join(directives)
 
 

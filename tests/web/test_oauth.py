@@ -115,7 +115,7 @@ async def test_a_new_person_from_github_consents_then_has_a_verified_user_and_ac
     assert page.status_code == 200
     assert "signing up with GitHub" in page.text and ADA in page.text
     assert 'name="age_16_plus"' in page.text and 'name="accept_terms"' in page.text
-    assert "Verified by GitHub" in page.text
+    assert "Your email address at GitHub" in page.text and "Verified" in page.text
 
     refused = await browser.submit("/auth/consent", "/auth/consent", {"age_16_plus": "yes"})
     assert refused.status_code == 400 and 'id="f-accept_terms-error"' in refused.text

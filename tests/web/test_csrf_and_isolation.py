@@ -21,6 +21,7 @@ PAGE_PATHS = [
     "/legal/privacy",
     "/legal/terms",
     "/legal/cookies",
+    "/auth/consent",
     "/no-such-page",
 ]
 
@@ -48,6 +49,10 @@ async def test_every_form_is_covered(web):
         "/settings/password",
         "/settings/sessions/sess_0/end",
         "/settings/sessions/end-others",
+        "/auth/consent",
+        "/auth/sess_0",
+        "/settings/identities/sess_0/link",
+        "/settings/identities/sess_0/unlink",
     } <= set(_post_paths(web))
 
 

@@ -210,9 +210,20 @@ async def test_sign_in_goes_back_to_the_page_asked_for(sqlite_gateway, browsers)
         await start(again, "github", "/login?next=/legal/terms", next="/legal/terms"), ADA_GITHUB
     )
     assert (await again.get(local(callback))).headers["location"] == "/legal/terms"
-    elsewhere = browsers(sqlite_gateway)
-    callback = at_provider(await start(elsewhere, "github", next="//evil.test/x"), ADA_GITHUB)
-    assert (await elsewhere.get(local(callback))).headers["location"] == "/settings"
+    for next_url in ("//evil.test/x", "https://evil.test/", "/" + "x" * 600):
+        elsewhere = browsers(sqlite_gateway)
+        callback = at_provider(await start(elsewhere, "github", next=next_url), ADA_GITHUB)
+        assert (await elsewhere.get(local(callback))).headers["location"] == "/settings"
+
+
+async def test_an_address_taken_meanwhile_is_said_on_the_consent_page(sqlite_gateway, browsers):
+    browser = browsers(sqlite_gateway)
+    await sign_in_with(browser, "github", ADA_GITHUB)
+    await browsers(sqlite_gateway).sign_up(ADA)  # in another browser, a moment later
+    refused = await accept_consent(browser)
+    assert refused.status_code == 409 and "already exists" in refused.text
+    assert 'href="#f-email"' not in refused.text  # no such field on this page
+    assert await _identities(sqlite_gateway, (await _user(sqlite_gateway, ADA)).id) == []
 
 
 # -- an existing user ---------------------------------------------------------------------------

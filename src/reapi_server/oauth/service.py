@@ -77,6 +77,8 @@ REQUEST_TTL = 600.0
 CONSENT_TTL = 1800.0
 
 SIGN_IN, LINK, CONSENT = "sign_in", "link", "consent"
+#: `OAuthRequest.next_url` holds this much.
+_LONGEST_NEXT_URL = 512
 
 
 def _sha256(value: str) -> str:
@@ -139,6 +141,8 @@ class OAuthSignIn:
     ) -> str:
         """The provider's authorization URL for this browser: to sign in, or with `user`
         (signed in) to link this provider to them."""
+        if len(next_url) > _LONGEST_NEXT_URL:  # a path this long is no page of ours
+            next_url = "/settings"
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48)  # 64 characters (RFC 7636: 43 to 128)
         nonce = secrets.token_urlsafe(24) if provider.uses_nonce else None

@@ -88,11 +88,16 @@ async def consent(request: Request) -> Response:
     except OAuthError as error:
         return _refusal(request, error)
     except GatewayError as error:
+        # The page's fields are the two boxes; anything else is about the form as a whole.
+        errors = {
+            (name if name in ("age_16_plus", "accept_terms") else "form"): message
+            for name, message in field_errors(error).items()
+        }
         return await _consent_page(
             request,
             status=error.http_status,
             headers=retry_headers(error),
-            errors=field_errors(error),
+            errors=errors,
             age_16_plus=age,
             accept_terms=terms,
         )

@@ -646,3 +646,23 @@ def test_oauth_settings_from_the_environment(monkeypatch, tmp_path):
     assert settings.oauth.github.token_url == "https://github.com/login/oauth/access_token"
     assert settings.oauth.google.discovery_url.startswith("https://accounts.google.com/")
     assert "shh" not in repr(settings)
+
+
+@pytest.mark.parametrize("failure", ["oauth", "transport"])
+async def test_a_provider_refusal_carries_nothing_of_the_failed_call(failure):
+    """The failed call's error holds the request (client secret, code): the refusal raised in
+    its place must not keep it as its context."""
+    import httpx2
+    from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+
+    from reapi_server.oauth.errors import OAuthError
+    from reapi_server.oauth.providers import provider_call
+
+    async def call():
+        if failure == "oauth":
+            raise AuthlibOAuthError(error="bad_verification_code", description="the-code")
+        raise httpx2.ConnectError("client_secret=the-secret")
+
+    with pytest.raises(OAuthError) as refused:
+        await provider_call("GitHub", call)
+    assert refused.value.__context__ is None and refused.value.__cause__ is None

@@ -299,3 +299,16 @@ async def test_the_privacy_policy_names_them(make_gateway, browsers, turnstile):
     gateway = await make_gateway(public_base_url=BASE, **_turnstile_settings(server))
     page = await browsers(gateway).get("/legal/privacy")
     assert "Cloudflare (Turnstile)" in page.text and "GitHub or Google" in page.text
+
+
+async def test_a_refusal_carries_nothing_of_the_failed_call(turnstile):
+    """The httpx error's request holds the secret: the refusal raised in its place must not
+    keep it as its context."""
+    from tests.server.live import free_port
+
+    from reapi_server.web.turnstile import BotCheckUnavailable, Turnstile
+
+    closed = Turnstile(SITE_KEY, "the-secret", f"http://127.0.0.1:{free_port()}/siteverify")
+    with pytest.raises(BotCheckUnavailable) as refused:
+        await closed.verify("pass", remote_ip="127.0.0.1", action="signup")
+    assert refused.value.__context__ is None and refused.value.__cause__ is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import GitHubApp
-from .providers import ProviderIdentity, oauth_client, provider_calls, read_json
+from .providers import ProviderIdentity, oauth_client, provider_call, read_json
 
 __all__ = ["GitHub"]
 
@@ -57,22 +57,26 @@ class GitHub:
     async def identity(
         self, *, code: str, redirect_uri: str, code_verifier: str, nonce: str | None, now: float
     ) -> ProviderIdentity:
-        async with provider_calls(self.label), self._client(redirect_uri) as client:
-            await client.fetch_token(
-                self.app.token_url,
-                code=code,
-                code_verifier=code_verifier,
-                redirect_uri=redirect_uri,
-            )
-            user = read_json(
-                await client.get(self.api_base_url + "user", headers=_API_HEADERS), self.label
-            )
-            emails = read_json(
-                await client.get(self.api_base_url + "user/emails", headers=_API_HEADERS),
-                self.label,
-            )
-            subject = user["id"]
-            if not isinstance(subject, int | str) or isinstance(subject, bool) or subject == "":
-                raise ValueError("no user id")
-        email, verified = _primary(emails)
-        return ProviderIdentity(subject=str(subject), email=email, email_verified=verified)
+        async with self._client(redirect_uri) as client:
+
+            async def ask() -> ProviderIdentity:
+                await client.fetch_token(
+                    self.app.token_url,
+                    code=code,
+                    code_verifier=code_verifier,
+                    redirect_uri=redirect_uri,
+                )
+                user = read_json(
+                    await client.get(self.api_base_url + "user", headers=_API_HEADERS), self.label
+                )
+                emails = read_json(
+                    await client.get(self.api_base_url + "user/emails", headers=_API_HEADERS),
+                    self.label,
+                )
+                subject = user["id"]
+                if isinstance(subject, bool) or not isinstance(subject, int | str) or not subject:
+                    raise ValueError("no user id")
+                email, verified = _primary(emails)
+                return ProviderIdentity(str(subject), email, verified)
+
+            return await provider_call(self.label, ask)

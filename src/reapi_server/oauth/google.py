@@ -23,7 +23,7 @@ from joserfc.jws import JWSRegistry
 
 from ..config import GoogleApp
 from .errors import ProviderRefused, ProviderUnavailable
-from .providers import ProviderIdentity, oauth_client, provider_calls, read_json
+from .providers import ProviderIdentity, oauth_client, provider_call, read_json
 
 __all__ = ["DISCOVERY_SUFFIX", "Google"]
 
@@ -72,7 +72,8 @@ class Google:
     async def _discover(self, client: Any, *, refresh: bool = False) -> dict[str, Any]:
         fresh = time.monotonic() - self._fetched_at < _CACHE_SECONDS
         if self._metadata is None or self._keys is None or refresh or not fresh:
-            async with provider_calls(self.label):
+
+            async def fetch() -> tuple[dict[str, Any], KeySet]:
                 metadata = read_json(
                     await client.request("GET", self.app.discovery_url, withhold_token=True),
                     self.label,
@@ -84,8 +85,10 @@ class Google:
                     await client.request("GET", metadata["jwks_uri"], withhold_token=True),
                     self.label,
                 )
-                keys = KeySet.import_key_set(jwks)
-            self._metadata, self._keys, self._fetched_at = metadata, keys, time.monotonic()
+                return metadata, KeySet.import_key_set(jwks)
+
+            self._metadata, self._keys = await provider_call(self.label, fetch)
+            self._fetched_at = time.monotonic()
         assert self._metadata is not None
         return self._metadata
 
@@ -112,13 +115,15 @@ class Google:
     ) -> ProviderIdentity:
         async with self._client(redirect_uri) as client:
             metadata = await self._discover(client)
-            async with provider_calls(self.label):
-                token = await client.fetch_token(
+            token = await provider_call(
+                self.label,
+                lambda: client.fetch_token(
                     metadata["token_endpoint"],
                     code=code,
                     code_verifier=code_verifier,
                     redirect_uri=redirect_uri,
-                )
+                ),
+            )
             id_token = token.get("id_token")
             if not isinstance(id_token, str) or not nonce:
                 raise ProviderRefused(self.label)
@@ -133,15 +138,22 @@ class Google:
     async def _verified_claims(
         self, client: Any, id_token: str, token: dict[str, Any], nonce: str, now: float
     ) -> CodeIDToken:
-        registry = JWSRegistry(algorithms=["RS256"])
         try:
-            try:
-                assert self._keys is not None
-                decoded = jwt.decode(id_token, self._keys, registry=registry)
-            except InvalidKeyIdError:  # Google rotated its keys since we fetched them
-                await self._discover(client, refresh=True)
-                assert self._keys is not None
-                decoded = jwt.decode(id_token, self._keys, registry=registry)
+            return self._check(id_token, token, nonce, now, last_try=False)
+        except InvalidKeyIdError:
+            pass  # Google rotated its keys since we fetched them: fetch them again, once
+        await self._discover(client, refresh=True)
+        return self._check(id_token, token, nonce, now, last_try=True)
+
+    def _check(
+        self, id_token: str, token: dict[str, Any], nonce: str, now: float, *, last_try: bool
+    ) -> CodeIDToken:
+        """The id_token's claims, signature and claims checked; `ProviderRefused` (raised
+        after the `except` block: nothing of the token rides along) when they do not check
+        out. A key we do not have is `InvalidKeyIdError` until the `last_try`."""
+        assert self._keys is not None
+        try:
+            decoded = jwt.decode(id_token, self._keys, registry=JWSRegistry(algorithms=["RS256"]))
             claims = CodeIDToken(
                 decoded.claims,
                 decoded.header,
@@ -158,6 +170,10 @@ class Google:
                 },
             )
             claims.validate(now=int(now), leeway=_LEEWAY)
+            return claims
+        except InvalidKeyIdError:
+            if not last_try:
+                raise
         except (JoseError, ValueError, TypeError):
-            raise ProviderRefused(self.label) from None
-        return claims
+            pass
+        raise ProviderRefused(self.label)

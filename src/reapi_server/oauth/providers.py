@@ -12,27 +12,27 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import httpx2
 from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from ..errors import GatewayError
-from .errors import ProviderRefused, ProviderUnavailable
+from .errors import OAuthError, ProviderRefused, ProviderUnavailable
 
 __all__ = [
     "Provider",
     "ProviderIdentity",
     "oauth_client",
-    "provider_calls",
+    "provider_call",
     "read_json",
 ]
 
 log = logging.getLogger("reapi_server.oauth")
+
+T = TypeVar("T")
 
 #: Seconds for one call to a provider.
 TIMEOUT = 10.0
@@ -83,21 +83,21 @@ def oauth_client(
     )
 
 
-@asynccontextmanager
-async def provider_calls(label: str) -> AsyncIterator[None]:
-    """Calls to a provider inside: its OAuth errors become `ProviderRefused`, no answer or an
-    unreadable one `ProviderUnavailable`. Only the kind of failure is logged."""
+async def provider_call(label: str, call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, which talks to a provider: its OAuth errors become `ProviderRefused`, no answer
+    or an unreadable one `ProviderUnavailable`. Only the kind of failure is logged, and the new
+    error is raised after the `except` block: it carries nothing of the original (whose
+    request holds the client secret or the code)."""
     try:
-        yield
-    except GatewayError:
-        raise
+        return await call()
     except AuthlibOAuthError as exc:
         word = re.sub(r"[^a-z_]", "", str(exc.error))[:40]  # the provider's error code only
         log.warning("provider refused a sign-in", extra={"code": f"{label}:{word}"})
-        raise ProviderRefused(label) from None
+        failure: OAuthError = ProviderRefused(label)
     except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
         log.warning("provider call failed", extra={"code": f"{label}:{type(exc).__name__}"})
-        raise ProviderUnavailable(label) from None
+        failure = ProviderUnavailable(label)
+    raise failure
 
 
 def read_json(response: httpx2.Response, label: str) -> Any:

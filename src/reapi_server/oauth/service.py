@@ -320,6 +320,17 @@ class OAuthSignIn:
         errors = consent_errors(age_16_plus, accept_terms)
         if errors:
             raise FormInvalid(errors)
+        created = await self._create(browser_id, client)
+        if created is None:  # the same address or identity, a moment ago
+            raise EmailTaken()
+        user, provider, next_url = created
+        log.info("user signed up", extra={"code": "sign_up_" + provider})
+        return user, next_url
+
+    async def _create(self, browser_id: str, client: Client) -> tuple[User, str, str] | None:
+        """The new user, their provider and where they go next; None when the address or the
+        identity was taken meanwhile (the database's error holds the address: it goes no
+        further than here)."""
         identity = self.identity
         counter = identity.throttle.for_address(SIGN_UP_PER_ADDRESS, client.address)
         browser = _sha256(browser_id)
@@ -358,14 +369,12 @@ class OAuthSignIn:
                     )
                     await enqueue(session, identity.mail.verify_email(row.email, token), now)
                 await Throttle.count(session, [counter], now)
-                next_url = row.next_url
-            async with self.db.read() as session:
-                fresh = await users.get_user(session, user.id)
-        except IntegrityError:  # the same address or identity a moment ago
-            raise EmailTaken() from None
+        except IntegrityError:
+            return None
+        async with self.db.read() as session:
+            fresh = await users.get_user(session, user.id)
         assert fresh is not None
-        log.info("user signed up", extra={"code": "sign_up_" + row.provider})
-        return fresh, next_url
+        return fresh, row.provider, row.next_url
 
     # -- settings ----------------------------------------------------------------------------
 

@@ -69,11 +69,12 @@ class Turnstile:
             async with httpx.AsyncClient(timeout=_TIMEOUT) as client:
                 answer = await client.post(self.verify_url, data=form)
             outcome = answer.json() if answer.status_code == 200 else None
+            failure = f"status_{answer.status_code}"
         except (httpx.HTTPError, ValueError) as exc:
-            log.warning("turnstile unavailable", extra={"code": type(exc).__name__})
-            raise BotCheckUnavailable() from None
+            # Raised after this block: the httpx error's request holds the secret.
+            outcome, failure = None, type(exc).__name__
         if not isinstance(outcome, dict):
-            log.warning("turnstile unavailable", extra={"code": f"status_{answer.status_code}"})
+            log.warning("turnstile unavailable", extra={"code": failure})
             raise BotCheckUnavailable()
         if outcome.get("success") is True and outcome.get("action") in ("", None, action):
             return

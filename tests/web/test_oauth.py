@@ -449,7 +449,11 @@ async def test_an_id_token_signed_by_another_key_is_refused(make_gateway, browse
         )
         forger.jwks = lambda: {"keys": []}  # and the new key is published nowhere
         refused = await browser.get(local(at_provider(authorization, ADA_GOOGLE)))
-        assert refused.status_code == 400
+        assert refused.status_code == 502  # a JWKS without keys: Google is not working
+        forger.jwks = lambda: {"keys": [RSAKey.generate_key(2048, auto_kid=True).as_dict()]}
+        authorization = await start(browser, "google")
+        refused = await browser.get(local(at_provider(authorization, ADA_GOOGLE)))
+        assert refused.status_code == 400  # published keys, none of them the signer
         await _nothing_made(gateway)
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 import httpx2
 from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
 from authlib.integrations.httpx_client import AsyncOAuth2Client
+from joserfc.errors import JoseError
 
 from .errors import OAuthError, ProviderRefused, ProviderUnavailable
 
@@ -85,16 +86,16 @@ def oauth_client(
 
 async def provider_call(label: str, call: Callable[[], Awaitable[T]]) -> T:
     """`call()`, which talks to a provider: its OAuth errors become `ProviderRefused`, no answer
-    or an unreadable one `ProviderUnavailable`. Only the kind of failure is logged, and the new
-    error is raised after the `except` block: it carries nothing of the original (whose
-    request holds the client secret or the code)."""
+    or an unreadable one (a JWKS without keys included) `ProviderUnavailable`. Only the kind of
+    failure is logged, and the new error is raised after the `except` block: it carries nothing
+    of the original (whose request holds the client secret or the code)."""
     try:
         return await call()
     except AuthlibOAuthError as exc:
         word = re.sub(r"[^a-z_]", "", str(exc.error))[:40]  # the provider's error code only
         log.warning("provider refused a sign-in", extra={"code": f"{label}:{word}"})
         failure: OAuthError = ProviderRefused(label)
-    except (httpx2.HTTPError, ValueError, KeyError, TypeError) as exc:
+    except (httpx2.HTTPError, JoseError, ValueError, KeyError, TypeError) as exc:
         log.warning("provider call failed", extra={"code": f"{label}:{type(exc).__name__}"})
         failure = ProviderUnavailable(label)
     raise failure

@@ -1,7 +1,8 @@
 """A person in a real browser (Debian's Chromium): sign up, verify by the mail in
 <data_dir>/mail/, sign out and in, change the password, and the old session is gone; turn on
 two-factor authentication (the code computed from the key the page shows), sign out, and sign
-in with a TOTP code.
+in with a TOTP code. Sign in with the simulated GitHub (its chooser page clicked through) and
+link Google.
 
 Runs against a live server configured as the demo is (plain http on loopback), with the mail
 outbox loop delivering for real."""
@@ -17,6 +18,9 @@ import pytest
 from tests.web.browser import chromium  # noqa: F401  (fixture)
 from tests.web.helpers import read_mail
 from tests.web.live import live_web_server
+
+from reapi_server.demo import demo_sign_in
+from reapi_server.testing.identity_fakes import run_identity_fakes
 
 pytestmark = pytest.mark.browser
 
@@ -127,3 +131,45 @@ def test_sign_up_verify_sign_in_change_password(chromium, tmp_path, migrated_tem
 
 def _wait_for_next_step() -> None:
     time.sleep(30 - time.time() % 30 + 0.2)
+
+
+def test_sign_in_with_the_simulated_github(chromium, tmp_path, migrated_template):  # noqa: F811
+    """A new person clicks "Continue with GitHub", picks themselves on the simulated GitHub's
+    page, accepts on the consent page and lands in Settings with GitHub linked; signed out,
+    the same click signs them straight back in. Then Google is linked from Settings."""
+    with (
+        run_identity_fakes() as fakes,
+        live_web_server(tmp_path / "data", migrated_template, oauth=demo_sign_in(fakes)) as live,
+    ):
+        base = live.base_url
+        page = chromium.new_context(viewport={"width": 1280, "height": 900}).new_page()
+
+        page.goto(f"{base}/login")
+        page.get_by_role("button", name="Continue with GitHub").click()
+        page.wait_for_url(re.compile(re.escape(fakes.urls["github"]) + r"/login/oauth/authorize"))
+        assert page.get_by_text("Sign in to reapi with GitHub (simulated)").is_visible()
+        page.get_by_role("button", name=re.compile("Ada Lovelace")).click()
+
+        page.wait_for_url(f"{base}/auth/consent")
+        assert page.get_by_text("ada@example.com").is_visible()
+        page.get_by_label("I am 16 or older").check()
+        page.locator("#f-accept_terms").check()
+        page.get_by_role("button", name="Create account").click()
+        page.wait_for_url(f"{base}/settings?done=welcome_verified")
+        assert page.get_by_text("Your account is ready.").is_visible()
+        assert page.locator(".badge-ok", has_text="Verified").is_visible()
+        methods = page.locator("#sign-in-methods")
+        assert methods.get_by_text("ada@example.com · linked").is_visible()
+
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{base}/login?done=signed_out")
+        page.get_by_role("button", name="Continue with GitHub").click()
+        page.get_by_role("button", name=re.compile("Ada Lovelace")).click()
+        page.wait_for_url(f"{base}/settings")
+
+        methods.get_by_role("button", name="Link Google").click()
+        page.wait_for_url(re.compile(re.escape(fakes.urls["google"]) + r"/o/oauth2/v2/auth"))
+        page.get_by_role("button", name=re.compile("Ada Lovelace")).click()
+        page.wait_for_url(f"{base}/settings?done=identity_linked#sign-in-methods")
+        assert methods.get_by_role("button", name="Unlink Google").is_visible()
+        assert methods.get_by_role("button", name="Unlink GitHub").is_visible()

@@ -1,6 +1,6 @@
 """Deleting what identity no longer needs: ended sessions, used or expired one-time tokens,
-throttle windows that have run out, devices unseen for 90 days. Run by every server process now
-and then; idempotent."""
+throttle windows that have run out, devices unseen for 90 days, sign-ins with a provider that
+never came back. Run by every server process now and then; idempotent."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 import anyio
 
 from ..db import Database
+from ..oauth import repository as oauth_requests
 from . import repository
 from .devices import KNOWN_FOR
 from .sessions import DAY, SessionPolicy
@@ -32,6 +33,7 @@ async def purge_once(db: Database, policy: SessionPolicy, now: float) -> int:
         removed += await repository.delete_stale_tokens(session, now - DAY)
         removed += await repository.delete_stale_throttles(session, now - _LONGEST_WINDOW)
         removed += await repository.delete_stale_devices(session, now - KNOWN_FOR)
+        removed += await oauth_requests.delete_expired_requests(session, now)
     return removed
 
 

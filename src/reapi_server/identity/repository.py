@@ -15,6 +15,8 @@ from ..models import (
     BackupCode,
     Consent,
     KnownDevice,
+    OAuthIdentity,
+    OAuthRequest,
     User,
     UserToken,
     WebSession,
@@ -259,9 +261,17 @@ async def delete_stale_devices(session: AsyncSession, cutoff: float) -> int:
 
 async def delete_user(session: AsyncSession, user_id: str) -> bool:
     """The user row and, by cascade, its sessions, tokens, consents, backup codes, known
-    devices and memberships."""
+    devices, provider identities and memberships."""
     # Explicit deletes first: SQLite enforces ON DELETE CASCADE only with foreign keys on.
-    for model in (WebSession, UserToken, Consent, BackupCode, KnownDevice):
+    for model in (
+        WebSession,
+        UserToken,
+        Consent,
+        BackupCode,
+        KnownDevice,
+        OAuthIdentity,
+        OAuthRequest,
+    ):
         await session.execute(delete(model).where(model.user_id == user_id))
     return _changed(await session.execute(delete(User).where(User.id == user_id))) == 1
 

@@ -68,6 +68,7 @@ __all__ = [
     "SignUpForm",
     "SignedIn",
     "StepUp",
+    "consent_errors",
     "require_verified",
 ]
 
@@ -86,6 +87,21 @@ class IdentityConfig:
     policy_versions: Mapping[str, str]
     #: The issuer name authenticator apps show beside the TOTP codes.
     site_name: str = "reapi"
+
+    def consents(self) -> list[tuple[str, str]]:
+        """What a sign-up records (kind, version), whichever way the person signs up."""
+        return [(AGE_CONSENT, "1"), *self.policy_versions.items()]
+
+
+def consent_errors(age_16_plus: bool, accept_terms: bool) -> dict[str, str]:
+    """Field → message for what a person signing up has not confirmed (any way of signing up
+    asks the same)."""
+    errors = {}
+    if not age_16_plus:
+        errors["age_16_plus"] = "You must be 16 or older to create an account."
+    if not accept_terms:
+        errors["accept_terms"] = "Accept the terms and the privacy policy to continue."
+    return errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +191,7 @@ class Identity:
             check_policy(form.password, email=email or form.email)
         except GatewayError as error:
             errors["password"] = error.message
-        if not form.age_16_plus:
-            errors["age_16_plus"] = "You must be 16 or older to create an account."
-        if not form.accept_terms:
-            errors["accept_terms"] = "Accept the terms and the privacy policy to continue."
+        errors.update(consent_errors(form.age_16_plus, form.accept_terms))
         if errors:
             raise FormInvalid(errors)
         return email
@@ -209,9 +222,7 @@ class Identity:
                     now=now,
                     newsletter=form.newsletter,
                 )
-                versions = [(AGE_CONSENT, "1")]
-                versions += [(kind, v) for kind, v in self.config.policy_versions.items()]
-                await repository.insert_consents(session, user.id, versions, now)
+                await repository.insert_consents(session, user.id, self.config.consents(), now)
                 await open_account(session, user.id, now=now)
                 token = await tokens.issue(
                     session, user_id=user.id, email=email, purpose=VERIFY_EMAIL, now=now

@@ -9,6 +9,7 @@ from .deletions import PendingDeletion
 from .email import Notice, NoticeDelivery, OutboxMessage
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
+from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
 from .usage import UsageRecord
 from .users import (
@@ -39,6 +40,8 @@ __all__ = [
     "Membership",
     "Notice",
     "NoticeDelivery",
+    "OAuthIdentity",
+    "OAuthRequest",
     "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",

@@ -31,15 +31,28 @@ from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
 from ..legal.documents import policy_versions
 from ..links import Links
+from ..oauth import configured_providers
+from ..oauth.service import OAuthSignIn
 from ..runtime import Runtime
 from .context import WebContext
 from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
+from .embeds import Embeds
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, email_change, legal, notifications, settings, two_factor, unsubscribe
+from .pages import (
+    auth,
+    email_change,
+    legal,
+    notifications,
+    oauth,
+    settings,
+    two_factor,
+    unsubscribe,
+)
 from .security import SecurityHeadersMiddleware
 from .templates import render
+from .turnstile import Turnstile
 from .visitor import VisitorMiddleware
 
 __all__ = ["API_PREFIX", "PAGES", "create_web_app", "mount_web"]
@@ -50,7 +63,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, two_factor, email_change, notifications, legal, unsubscribe)
+PAGES = (auth, oauth, settings, two_factor, email_change, notifications, legal, unsubscribe)
 
 
 def _is_local(host: str) -> bool:
@@ -92,11 +105,16 @@ def build_context(rt: Runtime) -> WebContext:
         clock=rt.now,
         keys=IdentityKeys.derive(root),
     )
+    embeds = Embeds.from_settings(settings)
     return WebContext(
         settings=settings,
         db=rt.db,
         identity=identity,
-        cookies=CookiePolicy(secure=links.is_https, session_seconds=int(policy.absolute_seconds)),
+        cookies=CookiePolicy(
+            secure=links.is_https,
+            session_seconds=int(policy.absolute_seconds),
+            third_party=tuple(embeds.cookies()),
+        ),
         links=links,
         csrf_key=derive_key(root, "csrf"),
         origins=_origins(links, settings),
@@ -107,6 +125,19 @@ def build_context(rt: Runtime) -> WebContext:
             key=unsubscribe_key(root),
             offered=settings.newsletter_default != "off",
         ),
+        oauth=OAuthSignIn(identity, configured_providers(settings), links),
+        embeds=embeds,
+        turnstile=_turnstile(settings),
+    )
+
+
+def _turnstile(settings: Settings) -> Turnstile | None:
+    if settings.turnstile_site_key is None or settings.turnstile_secret_key is None:
+        return None
+    return Turnstile(
+        settings.turnstile_site_key,
+        settings.turnstile_secret_key.get_secret_value(),
+        settings.turnstile_verify_url,
     )
 
 
@@ -225,7 +256,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
     app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
     app.add_middleware(VisitorMiddleware, web=web)
     app.add_middleware(_ServerErrorPage)
-    app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https)
+    app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https, csp=web.embeds.csp())
     return app
 
 

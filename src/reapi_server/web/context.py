@@ -4,7 +4,7 @@ knows about each request's browser (`Visitor`, on the request's scope)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
@@ -16,7 +16,10 @@ from ..identity.service import CurrentSession, Identity
 from ..identity.sessions import Client
 from ..links import Links
 from ..models import User
+from ..oauth.service import OAuthSignIn
 from .cookies import CookiePolicy
+from .embeds import Embeds
+from .turnstile import Turnstile
 
 __all__ = ["Visitor", "WebContext", "client_of", "visitor_of", "web_of"]
 
@@ -37,6 +40,11 @@ class WebContext:
     clock: Callable[[], float]
     #: The newsletter choice and its one-click unsubscribe links.
     subscriptions: Subscriptions
+    #: Sign-in with GitHub and Google (providers only when configured).
+    oauth: OAuthSignIn
+    #: Turnstile and the chat widget, when the operator enabled them.
+    embeds: Embeds = field(default_factory=Embeds)
+    turnstile: Turnstile | None = None
 
 
 @dataclass(slots=True)

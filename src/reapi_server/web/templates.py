@@ -35,6 +35,9 @@ NOTICES: Mapping[str, str] = {
     "email_changed_elsewhere": "That account's email address is changed.",
     "email_changed_sign_in": "Your email address is changed. Sign in with the new one.",
     "device_alerts_saved": "Your notification settings are saved.",
+    "welcome_verified": "Your account is ready.",
+    "identity_linked": "Linked. You can sign in with it from now on.",
+    "identity_unlinked": "Unlinked. It no longer signs you in.",
 }
 
 
@@ -75,6 +78,8 @@ def render(
         "notice": NOTICES.get(done),
         "errors": {},
         "path": request.url.path,
+        "embeds": web.embeds,
+        "sign_in_providers": list(web.oauth.providers.values()),
         **values,
     }
     html = _environment().get_template(template).render(page)

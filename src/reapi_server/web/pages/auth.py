@@ -14,6 +14,7 @@ from ..context import client_of, visitor_of, web_of
 from ..forms import PASSWORD_HINT, field_errors, read_form, retry_headers, safe_next
 from ..signin import complete_sign_in, sign_in_response, signed_out_response
 from ..templates import render
+from ..turnstile import RESPONSE_FIELD
 
 __all__ = ["router"]
 
@@ -24,6 +25,14 @@ def _home_if_signed_in(request: Request) -> Response | None:
     if visitor_of(request).user is not None:
         return RedirectResponse("/settings", status_code=303)
     return None
+
+
+async def _bot_check(request: Request, form: dict[str, str], action: str) -> None:
+    """Turnstile's verdict on this form, when the operator enabled it: before anything else."""
+    turnstile = web_of(request).turnstile
+    if turnstile is not None:
+        token = form.get(RESPONSE_FIELD, "")
+        await turnstile.verify(token, remote_ip=client_of(request).address, action=action)
 
 
 @router.get("/")
@@ -65,6 +74,7 @@ async def signup(request: Request) -> Response:
         newsletter=form.get("newsletter") == "yes" and web.subscriptions.offered,
     )
     try:
+        await _bot_check(request, form, "signup")
         signed_in = await web.identity.sign_up(
             sign_up, client_of(request), replacing=visitor_of(request).session_cookie
         )
@@ -165,6 +175,7 @@ async def reset_request(request: Request, background: BackgroundTasks) -> Respon
     web = web_of(request)
     email = form.get("email", "")
     try:
+        await _bot_check(request, form, "reset")
         normalised = await web.identity.accept_reset_request(email, client_of(request))
     except GatewayError as error:
         return render(

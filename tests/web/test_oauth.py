@@ -7,6 +7,7 @@ linking and unlinking in Settings."""
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 import pytest
@@ -133,7 +134,10 @@ async def test_a_new_person_from_github_consents_then_has_a_verified_user_and_ac
         assert await account_of(session, user.id) is not None
         consents = await users.list_consents(session, user.id)
     assert {c.kind for c in consents} == {"age_16_plus", "terms", "privacy"}
-    assert await mail_to(gateway.rt, ADA) == []  # verified by GitHub: no verification mail
+    # Verified by GitHub: the welcome, with no verification link.
+    [welcome] = await mail_to(gateway.rt, ADA)
+    assert welcome.subject.startswith("Welcome to") and "/verify" not in welcome.text
+    assert user.newsletter is False  # opt_in (the default): the box was not ticked
     assert await _count(gateway, OAuthRequest) == 0  # the state and the pending sign-up, used
 
     settings = await browser.get("/settings?done=welcome_verified")
@@ -169,6 +173,47 @@ async def test_a_new_person_whose_provider_email_is_unverified_gets_a_verificati
     assert user.email_verified_at is None
     [mail] = await mail_to(gateway.rt, "mallory@example.com")
     assert mail.subject.startswith("Confirm your email address")
+    assert mail.subject.endswith("welcome to reapi")  # the welcome, with the link
+    assert mail.link("/verify")
+
+
+@pytest.mark.parametrize(
+    ("default", "shown", "ticked"),
+    [("opt_in", True, False), ("opt_out", True, True), ("off", False, False)],
+)
+async def test_the_consent_page_offers_the_newsletter_as_sign_up_does(
+    make_gateway, browsers, clock, providers, default, shown, ticked
+):
+    gateway = await make_gateway(
+        public_base_url=BASE, oauth=providers.settings(), newsletter_default=default
+    )
+    gateway.rt.clock = clock
+    browser = browsers(gateway)
+    await sign_in_with(browser, "github", ADA_GITHUB)
+    page = await browser.get("/auth/consent")
+    box = re.search(r'<input id="f-newsletter" name="newsletter" type="checkbox"[^>]*>', page.text)
+    assert (box is not None) is shown
+    if box is not None:
+        assert ("checked" in box.group(0)) is ticked
+    # What is posted decides (a box unticked posts nothing); with no newsletter, nothing does.
+    created = await browser.submit(
+        "/auth/consent",
+        "/auth/consent",
+        {"age_16_plus": "yes", "accept_terms": "yes", "newsletter": "yes"},
+    )
+    assert created.status_code == 303
+    assert (await _user(gateway, ADA)).newsletter is shown
+
+
+async def test_a_refused_consent_keeps_the_newsletter_choice(sqlite_gateway, browsers):
+    browser = browsers(sqlite_gateway)
+    await sign_in_with(browser, "github", ADA_GITHUB)
+    refused = await browser.submit(
+        "/auth/consent", "/auth/consent", {"age_16_plus": "yes", "newsletter": "yes"}
+    )
+    assert refused.status_code == 400
+    box = re.search(r'<input id="f-newsletter"[^>]*>', refused.text)
+    assert box and "checked" in box.group(0)
 
 
 async def test_the_consent_page_is_this_browsers_only_and_used_once(sqlite_gateway, browsers):

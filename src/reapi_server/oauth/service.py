@@ -311,23 +311,32 @@ class OAuthSignIn:
         return PendingSignUp(self._label(row.provider), row.email, row.email_verified)
 
     async def sign_up(
-        self, browser_id: str, *, age_16_plus: bool, accept_terms: bool, client: Client
+        self,
+        browser_id: str,
+        *,
+        age_16_plus: bool,
+        accept_terms: bool,
+        client: Client,
+        newsletter: bool = False,
     ) -> tuple[User, str]:
-        """The new person accepted: their user (verified if the provider said so), their
-        account and the identity, and the consents with the policies' versions. A
-        verification mail goes out when the provider had not verified the address.
-        Returns the user and where to go once signed in."""
+        """The new person accepted: their user (verified if the provider said so, with their
+        newsletter choice), their account and the identity, and the consents with the
+        policies' versions. The welcome mail goes out, with a verification link when the
+        provider had not verified the address. Returns the user and where to go once signed
+        in."""
         errors = consent_errors(age_16_plus, accept_terms)
         if errors:
             raise FormInvalid(errors)
-        created = await self._create(browser_id, client)
+        created = await self._create(browser_id, client, newsletter)
         if created is None:  # the same address or identity, a moment ago
             raise EmailTaken()
         user, provider, next_url = created
         log.info("user signed up", extra={"code": "sign_up_" + provider})
         return user, next_url
 
-    async def _create(self, browser_id: str, client: Client) -> tuple[User, str, str] | None:
+    async def _create(
+        self, browser_id: str, client: Client, newsletter: bool
+    ) -> tuple[User, str, str] | None:
         """The new user, their provider and where they go next; None when the address or the
         identity was taken meanwhile (the database's error holds the address: it goes no
         further than here)."""
@@ -349,7 +358,7 @@ class OAuthSignIn:
                 if await users.find_user_by_email(session, row.email) is not None:
                     raise EmailTaken()
                 user = await users.insert_user(
-                    session, email=row.email, password_hash=None, now=now
+                    session, email=row.email, password_hash=None, now=now, newsletter=newsletter
                 )
                 if row.email_verified:
                     await users.mark_email_verified(session, user.id, row.email, now)
@@ -363,11 +372,12 @@ class OAuthSignIn:
                     email=row.email,
                     now=now,
                 )
+                token = None
                 if not row.email_verified:
                     token = await tokens.issue(
                         session, user_id=user.id, email=row.email, purpose=VERIFY_EMAIL, now=now
                     )
-                    await enqueue(session, identity.mail.verify_email(row.email, token), now)
+                await enqueue(session, identity.mail.welcome(row.email, token), now)
                 await Throttle.count(session, [counter], now)
         except IntegrityError:
             return None

@@ -11,7 +11,15 @@ from ...errors import GatewayError
 from ...identity.service import SignUpForm
 from ...identity.tokens import RESET_PASSWORD, VERIFY_EMAIL
 from ..context import client_of, visitor_of, web_of
-from ..forms import PASSWORD_HINT, field_errors, read_form, retry_headers, safe_next
+from ..forms import (
+    PASSWORD_HINT,
+    field_errors,
+    newsletter_box,
+    newsletter_chosen,
+    read_form,
+    retry_headers,
+    safe_next,
+)
 from ..signin import complete_sign_in, sign_in_response, signed_out_response
 from ..templates import render
 from ..turnstile import RESPONSE_FIELD
@@ -45,15 +53,9 @@ async def home(request: Request) -> Response:
 
 def _signup_page(request: Request, *, status: int = 200, **values: Any) -> Response:
     values.setdefault("email", "")
-    newsletter = web_of(request).settings.newsletter_default
-    values.setdefault("newsletter", newsletter == "opt_out")  # opt-out: the box starts ticked
+    box = newsletter_box(request, values.pop("newsletter", None))
     return render(
-        request,
-        "signup.html",
-        status=status,
-        password_hint=PASSWORD_HINT,
-        newsletter_offered=newsletter != "off",
-        **values,
+        request, "signup.html", status=status, password_hint=PASSWORD_HINT, **box, **values
     )
 
 
@@ -71,7 +73,7 @@ async def signup(request: Request) -> Response:
         password=form.get("password", ""),
         age_16_plus=form.get("age_16_plus") == "yes",
         accept_terms=form.get("accept_terms") == "yes",
-        newsletter=form.get("newsletter") == "yes" and web.subscriptions.offered,
+        newsletter=newsletter_chosen(request, form),
     )
     try:
         await _bot_check(request, form, "signup")

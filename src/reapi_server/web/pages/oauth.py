@@ -15,7 +15,14 @@ from ...oauth.errors import OAuthError, SignInExpired
 from ...oauth.providers import Provider
 from ...oauth.service import ConsentNeeded, Linked, SignIn
 from ..context import client_of, visitor_of, web_of
-from ..forms import field_errors, read_form, retry_headers, safe_next
+from ..forms import (
+    field_errors,
+    newsletter_box,
+    newsletter_chosen,
+    read_form,
+    retry_headers,
+    safe_next,
+)
 from ..guards import require_session
 from ..signin import complete_sign_in
 from ..templates import render
@@ -66,7 +73,8 @@ async def _consent_page(request: Request, *, status: int = 200, **values: Any) -
     pending = await web_of(request).oauth.pending(visitor_of(request).browser_id)
     if pending is None:
         return _refusal(request, SignInExpired(None))
-    return render(request, "oauth_consent.html", status=status, pending=pending, **values)
+    box = newsletter_box(request, values.pop("newsletter", None))
+    return render(request, "oauth_consent.html", status=status, pending=pending, **box, **values)
 
 
 @router.get("/auth/consent")
@@ -78,11 +86,13 @@ async def consent_page(request: Request) -> Response:
 async def consent(request: Request) -> Response:
     form = await read_form(request)
     age, terms = form.get("age_16_plus") == "yes", form.get("accept_terms") == "yes"
+    newsletter = newsletter_chosen(request, form)
     try:
         user, _ = await web_of(request).oauth.sign_up(
             visitor_of(request).browser_id,
             age_16_plus=age,
             accept_terms=terms,
+            newsletter=newsletter,
             client=client_of(request),
         )
     except OAuthError as error:
@@ -100,6 +110,7 @@ async def consent(request: Request) -> Response:
             errors=errors,
             age_16_plus=age,
             accept_terms=terms,
+            newsletter=newsletter,
         )
     done = "welcome_verified" if user.email_verified_at is not None else "welcome"
     return await complete_sign_in(request, user, f"/settings?done={done}")

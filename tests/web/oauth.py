@@ -87,6 +87,11 @@ async def start_link(browser: Browser, provider: str) -> str:
     return await _to_provider(browser, "/settings", f"/settings/identities/{provider}/link", {})
 
 
+async def start_again(browser: Browser, provider: str, page: str) -> str:
+    """Press "Sign in again with <provider>" on a step-up `page`: the authorization URL."""
+    return await _to_provider(browser, page, f"/auth/{provider}/reauth", {"next": page})
+
+
 async def _to_provider(browser: Browser, page: str, action: str, form: dict[str, str]) -> str:
     response = await browser.submit(page, action, form)
     assert response.status_code == 303, response.text

@@ -66,6 +66,15 @@ async def test_every_form_is_covered(web):
         "/auth/sess_0",
         "/settings/identities/sess_0/link",
         "/settings/identities/sess_0/unlink",
+        "/auth/sess_0/reauth",
+        "/login/2fa",
+        "/settings/2fa/setup",
+        "/settings/2fa/enable",
+        "/settings/2fa/disable",
+        "/settings/2fa/backup-codes",
+        "/settings/email",
+        "/settings/email/confirm",
+        "/settings/notifications/devices",
     } <= set(_post_paths(web))
 
 

@@ -28,8 +28,10 @@ from tests.web.oauth import (
     running_providers,
     sign_in_with,
     start,
+    start_again,
     start_link,
 )
+from tests.web.two_factor_helpers import code_at, turn_on
 
 from reapi.testing import Fault
 from reapi_server.accounts.service import account_of, create_account
@@ -527,6 +529,106 @@ async def test_a_discovery_document_for_another_issuer_is_refused(make_gateway, 
         refused = await browsers(gateway).submit("/login", "/auth/google", {})
         assert refused.status_code == 502 and "did not answer" in refused.text
         assert await _count(gateway, OAuthRequest) == 0
+
+
+# -- signing in again: the step-up of a user without a password --------------------------------
+
+STALE = 11 * 60  # past the ten minutes a step-up counts a sign-in as recent
+
+
+async def _oauth_only(gateway, browsers, person=ADA_GITHUB):
+    """A new person from GitHub, signed in, their sign-in no longer recent."""
+    browser = browsers(gateway)
+    await sign_in_with(browser, "github", person)
+    assert (await accept_consent(browser)).status_code == 303
+    return browser
+
+
+async def _sessions(gateway, email) -> int:
+    user = await _user(gateway, email)
+    return await _count(gateway, WebSession, WebSession.user_id == user.id)
+
+
+async def test_a_user_without_a_password_steps_up_by_signing_in_again(gateway, browsers, clock):
+    """The email change asks a password-less user for a recent sign-in; "Sign in again with
+    GitHub" makes one (a new session, the old one ended) and comes back to the page."""
+    browser = await _oauth_only(gateway, browsers)
+    clock.advance(STALE)
+    new = new_email()
+    page = await browser.get("/settings/email")
+    assert 'action="/auth/github/reauth"' in page.text and "Sign in again with GitHub" in page.text
+    assert "Sign in again with Google" not in page.text  # only what is linked to them
+    assert 'name="next" value="/settings/email"' in page.text
+    refused = await browser.submit("/settings/email", "/settings/email", {"email": new})
+    assert refused.status_code == 401
+    before = browser.cookie("reapi_session")
+
+    back = await browser.get(
+        local(at_provider(await start_again(browser, "github", "/settings/email"), ADA_GITHUB))
+    )
+    assert back.status_code == 303 and back.headers["location"] == "/settings/email"
+    assert browser.cookie("reapi_session") not in (None, before)
+    assert await _sessions(gateway, ADA) == 1  # the stale session was replaced
+    page = await browser.get("/settings/email")
+    assert "You signed in moments ago" in page.text and "Sign in again with" not in page.text
+    done = await browser.submit("/settings/email", "/settings/email", {"email": new})
+    assert done.status_code == 303, done.text
+    assert len(await mail_to(gateway.rt, new)) == 1
+    assert await _count(gateway, OAuthRequest) == 0
+
+
+async def test_signing_in_again_takes_only_the_identity_linked_to_you(
+    sqlite_gateway, browsers, clock
+):
+    browser = await _oauth_only(sqlite_gateway, browsers)
+    clock.advance(STALE)
+    before = browser.cookie("reapi_session")
+    authorization = await start_again(browser, "github", "/settings/email")
+    refused = await browser.get(local(at_provider(authorization, GRACE_GITHUB)))
+    assert refused.status_code == 403 and "not the one linked to your account" in refused.text
+    assert browser.cookie("reapi_session") == before  # still the old, stale session
+    assert "Sign in again with GitHub" in (await browser.get("/settings/email")).text
+    assert await _user(sqlite_gateway, "grace@example.com") is None  # nobody made or linked
+    assert await _sessions(sqlite_gateway, ADA) == 1
+
+
+async def test_signing_in_again_is_for_the_signed_in_user_only(sqlite_gateway, browsers, clock):
+    anonymous = browsers(sqlite_gateway)
+    asked = await anonymous.submit("/login", "/auth/github/reauth", {"next": "/settings/email"})
+    assert asked.status_code == 303 and asked.headers["location"].startswith("/login")
+    browser = await _oauth_only(sqlite_gateway, browsers)
+    callback = local(at_provider(await start_again(browser, "github", "/settings"), ADA_GITHUB))
+    await browser.submit("/settings", "/logout", {})
+    refused = await browser.get(callback)  # signed out meanwhile: not a sign-in
+    assert refused.status_code == 400 and browser.cookie("reapi_session") is None
+
+
+async def test_signing_in_again_with_two_factor_on_asks_for_the_code(
+    sqlite_gateway, browsers, clock
+):
+    browser = await _oauth_only(sqlite_gateway, browsers)
+    secret, _ = await turn_on(browser, clock.now)
+    clock.advance(STALE)
+    authorization = await start_again(browser, "github", "/settings/2fa/backup-codes")
+    back = await browser.get(local(at_provider(authorization, ADA_GITHUB)))
+    assert back.status_code == 303
+    assert back.headers["location"].startswith("/login/2fa?")  # the code before the session
+    page = local(back.headers["location"])
+    done = await browser.submit(
+        page,
+        "/login/2fa",
+        {"code": code_at(secret, clock.now), "next": "/settings/2fa/backup-codes"},
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/settings/2fa/backup-codes"
+    page = await browser.get("/settings/2fa/backup-codes")
+    assert "You signed in moments ago" in page.text
+    clock.advance(30)  # the step-up's own code: the next one (a code works once)
+    codes = await browser.submit(
+        "/settings/2fa/backup-codes",
+        "/settings/2fa/backup-codes",
+        {"code": code_at(secret, clock.now)},
+    )
+    assert codes.status_code == 200 and "backup" in codes.text.lower()
 
 
 # -- linking and unlinking in Settings -------------------------------------------------------

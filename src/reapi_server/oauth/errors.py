@@ -10,6 +10,7 @@ __all__ = [
     "IdentityLinkedElsewhere",
     "LastSignInMethod",
     "NoProviderEmail",
+    "NotYourIdentity",
     "OAuthError",
     "ProviderAlreadyLinked",
     "ProviderEmailNotVerified",
@@ -154,4 +155,21 @@ class LastSignInMethod(OAuthError):
         super().__init__(
             f"{provider} is the only way to sign in to your account. Set a password first (we "
             "email you a link), or link another provider, then unlink it."
+        )
+
+
+class NotYourIdentity(OAuthError):
+    """Signing in again to confirm it is you (step-up) with a provider account that is not the
+    one linked to the signed-in user."""
+
+    http_status = 403
+    error_type = "permission_error"
+    default_code = "identity_not_yours"
+    title = "Not the account linked to you"
+    action = ("Back to settings", "/settings")
+
+    def __init__(self, provider: str) -> None:
+        super().__init__(
+            f"The {provider} account you signed in with is not the one linked to your account "
+            f"here. Sign in to {provider} with that one, then try again. Nothing has changed."
         )

@@ -14,7 +14,9 @@ Who the provider says the person is then decides:
 - else a new person: they see the consent page (16 or older, terms and privacy) first; their
   user, account and identity are made when they accept (`sign_up`), verified if the provider
   said so.
-While signed in, `start(..., user=...)` links another provider to that user instead.
+While signed in, `start(..., user=...)` links another provider to that user instead, and
+`start(..., user=..., reauth=True)` signs that user in again with a provider already linked to
+them: a new session, which is the "recent sign-in" a step-up asks of a user without a password.
 
 Sessions are not made here: the web half passes the user to `complete_sign_in`, the one place
 where a first factor becomes a session (and a second factor, when set, is asked for).
@@ -50,6 +52,7 @@ from .errors import (
     IdentityLinkedElsewhere,
     LastSignInMethod,
     NoProviderEmail,
+    NotYourIdentity,
     ProviderAlreadyLinked,
     ProviderEmailNotVerified,
     ProviderRefused,
@@ -76,7 +79,7 @@ REQUEST_TTL = 600.0
 #: The consent page waits this long for a new person to accept.
 CONSENT_TTL = 1800.0
 
-SIGN_IN, LINK, CONSENT = "sign_in", "link", "consent"
+SIGN_IN, LINK, REAUTH, CONSENT = "sign_in", "link", "reauth", "consent"
 #: `OAuthRequest.next_url` holds this much.
 _LONGEST_NEXT_URL = 512
 
@@ -137,10 +140,18 @@ class OAuthSignIn:
     # -- start -------------------------------------------------------------------------------
 
     async def start(
-        self, provider: Provider, *, browser_id: str, next_url: str, user: User | None = None
+        self,
+        provider: Provider,
+        *,
+        browser_id: str,
+        next_url: str,
+        user: User | None = None,
+        reauth: bool = False,
     ) -> str:
         """The provider's authorization URL for this browser: to sign in, or with `user`
-        (signed in) to link this provider to them."""
+        (signed in) to link this provider to them, or with `reauth` too to sign them in again
+        with it."""
+        assert user is not None or not reauth
         if len(next_url) > _LONGEST_NEXT_URL:  # a path this long is no page of ours
             next_url = "/settings"
         state = secrets.token_urlsafe(32)
@@ -160,7 +171,7 @@ class OAuthSignIn:
                     key_hash=_sha256(state),
                     browser_hash=_sha256(browser_id),
                     provider=provider.name,
-                    purpose=LINK if user is not None else SIGN_IN,
+                    purpose=REAUTH if reauth else LINK if user is not None else SIGN_IN,
                     user_id=user.id if user is not None else None,
                     code_verifier=verifier,
                     nonce=nonce,
@@ -187,7 +198,7 @@ class OAuthSignIn:
             if (
                 row is None
                 or row.provider != provider.name
-                or row.purpose not in (SIGN_IN, LINK)
+                or row.purpose not in (SIGN_IN, LINK, REAUTH)
                 or row.browser_hash != browser
                 or not await repository.delete_request(session, key, browser)
             ):
@@ -220,9 +231,11 @@ class OAuthSignIn:
             nonce=row.nonce,
             now=self.identity.clock(),
         )
-        if row.purpose == LINK:
+        if row.purpose in (LINK, REAUTH):
             if current is None or current.id != row.user_id:
                 raise SignInExpired(provider.label)
+            if row.purpose == REAUTH:
+                return await self._again(provider, current, found, row.next_url)
             return await self._link(provider, current, found)
         return await self._sign_in(provider, found, row.next_url, _sha256(browser_id))
 
@@ -277,6 +290,17 @@ class OAuthSignIn:
             await users.mark_email_verified(session, existing.id, email, now)
         log.info("provider identity linked at sign-in", extra={"code": provider.name})
         return SignIn(existing, next_url)
+
+    async def _again(
+        self, provider: Provider, user: User, found: ProviderIdentity, next_url: str
+    ) -> Outcome:
+        """The signed-in user signs in again: only with the identity linked to them."""
+        async with self.db.read() as session:
+            linked = await repository.find_identity(session, provider.name, found.subject)
+        if linked is None or linked.user_id != user.id:
+            raise NotYourIdentity(provider.label)
+        log.info("signed in again with a provider", extra={"code": provider.name})
+        return SignIn(_enabled(user), next_url)
 
     async def _link(self, provider: Provider, user: User, found: ProviderIdentity) -> Outcome:
         async with self.db.write() as session:
@@ -391,6 +415,12 @@ class OAuthSignIn:
     async def identities_of(self, user_id: str) -> list[OAuthIdentity]:
         async with self.db.read() as session:
             return await repository.list_identities(session, user_id)
+
+    async def linked_providers(self, user_id: str) -> list[Provider]:
+        """The configured providers the user has an identity with: those they can sign in
+        again with."""
+        names = {identity.provider for identity in await self.identities_of(user_id)}
+        return [p for name, p in self.providers.items() if name in names]
 
     async def unlink(self, user: User, identity_id: str) -> str | None:
         """Unlink one of the user's identities; its provider's label, or None if there was no

@@ -2,15 +2,18 @@
 attacker with a stolen session must not make (turning two-factor authentication off, new
 backup codes, changing the email, deleting the account).
 
-A page shows `step_up_fields(errors, step_up)` (templates/_step_up.html) with
-`step_up=step_up_needs(request)`, and its POST handler calls `await require_step_up(request,
-form)` before acting: it returns the `StepUp` proof the use case takes, or raises a
-`GatewayError` whose `param` names the field to show it beside (`current_password`, `code`)
-and, when throttled, `retry_after` (see `forms.retry_headers`).
+A page shows `step_up_fields(errors, step_up)` inside its form and `sign_in_again_forms(step_up)`
+after it (templates/_step_up.html) with `step_up=await step_up_needs(request)`, and its POST
+handler calls `await require_step_up(request, form)` before acting: it returns the `StepUp`
+proof the use case takes, or raises a `GatewayError` whose `param` names the field to show it
+beside (`current_password`, `code`) and, when throttled, `retry_after` (see
+`forms.retry_headers`).
 
 What is asked: the password (throttled as a sign-in is) or, for a user without one (OAuth only),
 a sign-in in the last ten minutes; and, when two-factor authentication is on, a TOTP code or an
-unused backup code (throttled, used up).
+unused backup code (throttled, used up). A user without a password whose sign-in is older signs
+in again with a provider linked to them (`POST /auth/{name}/reauth`, back to this page with a
+new session).
 """
 
 from __future__ import annotations
@@ -36,17 +39,26 @@ class StepUpNeeds:
     code: bool
     #: No password, and the session began long enough ago that a new sign-in is needed first.
     sign_in_again: bool
+    #: (name, label) of the providers linked to the user, to sign in again with.
+    providers: tuple[tuple[str, str], ...] = ()
+    #: This page: where signing in again comes back to.
+    back: str = "/settings"
 
 
-def step_up_needs(request: Request) -> StepUpNeeds:
+async def step_up_needs(request: Request) -> StepUpNeeds:
     current = require_session(request)
     user = current.user
+    web = web_of(request)
     has_password = user.password_hash is not None
-    stale = web_of(request).clock() - current.signed_in_at > RECENT_SIGN_IN
+    stale = web.clock() - current.signed_in_at > RECENT_SIGN_IN
+    again = not has_password and stale
+    linked = await web.oauth.linked_providers(user.id) if again else []
     return StepUpNeeds(
         password=has_password,
         code=user.totp_enabled_at is not None,
-        sign_in_again=not has_password and stale,
+        sign_in_again=again,
+        providers=tuple((p.name, p.label) for p in linked),
+        back=request.url.path,
     )
 
 

@@ -22,17 +22,16 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 
-def _change_page(request: Request, *, status: int = 200, **values: Any) -> Response:
+async def _change_page(request: Request, *, status: int = 200, **values: Any) -> Response:
     values.setdefault("email", "")
-    return render(
-        request, "email_change.html", status=status, step_up=step_up_needs(request), **values
-    )
+    step_up = await step_up_needs(request)
+    return render(request, "email_change.html", status=status, step_up=step_up, **values)
 
 
 @router.get("/settings/email")
 async def change_page(request: Request) -> Response:
     require_session(request)
-    return _change_page(request)
+    return await _change_page(request)
 
 
 @router.post("/settings/email")
@@ -47,7 +46,7 @@ async def change(request: Request) -> Response:
         proof = await require_step_up(request, form)
         await identity.request_email_change(proof, current, new_email)
     except GatewayError as error:
-        return _change_page(
+        return await _change_page(
             request,
             status=error.http_status,
             headers=retry_headers(error),

@@ -1,6 +1,7 @@
 """Sign-in with GitHub and Google: start (a form button, CSRF-checked like every POST), the
-provider's redirect back, the consent page of a new person, and linking and unlinking in
-Settings. The rules are `oauth.service`'s; every sign-in ends in `complete_sign_in`."""
+provider's redirect back, the consent page of a new person, signing in again to confirm it is
+you (a step-up's recent sign-in), and linking and unlinking in Settings. The rules are
+`oauth.service`'s; every sign-in ends in `complete_sign_in`."""
 
 from __future__ import annotations
 
@@ -155,6 +156,17 @@ async def callback(request: Request, name: str) -> Response:
         return RedirectResponse("/settings?done=identity_linked#sign-in-methods", status_code=303)
     assert isinstance(outcome, ConsentNeeded)
     return RedirectResponse("/auth/consent", status_code=303)
+
+
+@router.post("/auth/{name}/reauth")
+async def sign_in_again(request: Request, name: str) -> Response:
+    """A signed-in user without a password confirms it is them (a step-up) by signing in
+    again with a provider linked to them: a new session, then back to the page (`next`)."""
+    current = require_session(request)
+    provider = _provider(request, name)
+    form = await read_form(request)
+    next_url = safe_next(form.get("next"))
+    return await _redirect_to(request, provider, next_url, user=current.user, reauth=True)
 
 
 # -- settings: link and unlink -----------------------------------------------------------------

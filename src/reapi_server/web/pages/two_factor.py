@@ -133,7 +133,9 @@ async def enable(request: Request) -> Response:
 # -- changes behind a step-up ----------------------------------------------------------------
 
 
-def _confirm_page(request: Request, kind: str, *, status: int = 200, **values: Any) -> Response:
+async def _confirm_page(
+    request: Request, kind: str, *, status: int = 200, **values: Any
+) -> Response:
     if require_session(request).user.totp_enabled_at is None:
         return RedirectResponse(_SETTINGS, 303)
     return render(
@@ -141,14 +143,14 @@ def _confirm_page(request: Request, kind: str, *, status: int = 200, **values: A
         "two_factor_confirm.html",
         status=status,
         kind=kind,
-        step_up=step_up_needs(request),
+        step_up=await step_up_needs(request),
         **values,
     )
 
 
 @router.get("/settings/2fa/disable")
 async def disable_page(request: Request) -> Response:
-    return _confirm_page(request, "disable")
+    return await _confirm_page(request, "disable")
 
 
 @router.post("/settings/2fa/disable")
@@ -158,7 +160,7 @@ async def disable(request: Request) -> Response:
     try:
         proof = await require_step_up(request, form)
     except GatewayError as error:
-        return _confirm_page(
+        return await _confirm_page(
             request,
             "disable",
             status=error.http_status,
@@ -171,7 +173,7 @@ async def disable(request: Request) -> Response:
 
 @router.get("/settings/2fa/backup-codes")
 async def backup_codes_page(request: Request) -> Response:
-    return _confirm_page(request, "backup_codes")
+    return await _confirm_page(request, "backup_codes")
 
 
 @router.post("/settings/2fa/backup-codes")
@@ -181,7 +183,7 @@ async def new_backup_codes(request: Request) -> Response:
     try:
         proof = await require_step_up(request, form)
     except GatewayError as error:
-        return _confirm_page(
+        return await _confirm_page(
             request,
             "backup_codes",
             status=error.http_status,

@@ -1,8 +1,9 @@
-"""A person in a real browser (Debian's Chromium): sign up, verify by the mail in
+"""A person in a real browser (Debian's Chromium), one journey: sign up, verify by the mail in
 <data_dir>/mail/, sign out and in, change the password, and the old session is gone; turn on
 two-factor authentication (the code computed from the key the page shows), sign out, and sign
-in with a TOTP code. Sign in with the simulated GitHub (its chooser page clicked through) and
-link Google.
+in with a TOTP code; sign out and sign in with the simulated GitHub, which links the verified
+account and asks for the second factor (a backup code). Then a new person signs up with
+GitHub on the consent page and links Google.
 
 Runs against a live server configured as the demo is (plain http on loopback), with the mail
 outbox loop delivering for real."""
@@ -39,9 +40,13 @@ def _wait_for_mail(directory: Path, address: str, subject: str, seconds: float =
     raise AssertionError(f"no {subject!r} mail for {address} in {directory}")
 
 
-def test_sign_up_verify_sign_in_change_password(chromium, tmp_path, migrated_template):  # noqa: F811
+def test_sign_up_verify_two_factor_and_github(chromium, tmp_path, migrated_template):  # noqa: F811
+    # The simulated GitHub knows Grace by this address (private there, verified).
     email = "grace@example.com"
-    with live_web_server(tmp_path / "data", migrated_template) as live:
+    with (
+        run_identity_fakes() as fakes,
+        live_web_server(tmp_path / "data", migrated_template, oauth=demo_sign_in(fakes)) as live,
+    ):
         base = live.base_url
         main = chromium.new_context(viewport={"width": 1280, "height": 900})
         page = main.new_page()
@@ -112,6 +117,7 @@ def test_sign_up_verify_sign_in_change_password(chromium, tmp_path, migrated_tem
         page.get_by_role("button", name="Turn on two-factor authentication").click()
         assert page.get_by_role("heading", name="Save your backup codes").is_visible()
         assert page.locator(".backup-codes li").count() == 10
+        backup_codes = [code.strip() for code in page.locator(".backup-codes li").all_inner_texts()]
         page.get_by_role("link", name="I have saved my codes").click()
         assert page.locator("#two-factor .badge-ok", has_text="On").is_visible()
 
@@ -127,6 +133,24 @@ def test_sign_up_verify_sign_in_change_password(chromium, tmp_path, migrated_tem
         page.get_by_role("button", name="Verify").click()
         page.wait_for_url(f"{base}/settings")
         assert page.get_by_text(f"Signed in as {email}").is_visible()
+
+        # GitHub: its verified address is this account's (itself verified), so signing in with
+        # it links the two; the second factor is asked for as after a password.
+        page.get_by_role("button", name="Sign out", exact=True).click()
+        page.wait_for_url(f"{base}/login?done=signed_out")
+        page.get_by_role("button", name="Continue with GitHub").click()
+        page.wait_for_url(re.compile(re.escape(fakes.urls["github"]) + r"/login/oauth/authorize"))
+        page.get_by_role("button", name=re.compile("Grace Hopper")).click()
+        page.wait_for_url(f"{base}/login/2fa")
+        page.get_by_text("Use a backup code instead").click()
+        page.get_by_label("Backup code").fill(backup_codes[0])
+        page.get_by_role("button", name="Sign in with a backup code").click()
+        page.wait_for_url(f"{base}/settings")
+        assert page.get_by_text(f"Signed in as {email}").is_visible()
+        methods = page.locator("#sign-in-methods")
+        assert methods.get_by_text(f"{email} · linked").is_visible()
+        assert methods.get_by_role("button", name="Unlink GitHub").is_visible()
+        assert page.get_by_text("9 of 10 backup codes left").is_visible()
 
 
 def _wait_for_next_step() -> None:
@@ -152,6 +176,8 @@ def test_sign_in_with_the_simulated_github(chromium, tmp_path, migrated_template
 
         page.wait_for_url(f"{base}/auth/consent")
         assert page.get_by_text("ada@example.com").is_visible()
+        newsletter = page.get_by_label(re.compile("newsletter"))  # opt_in: offered, unticked
+        assert newsletter.is_visible() and not newsletter.is_checked()
         page.get_by_label("I am 16 or older").check()
         page.locator("#f-accept_terms").check()
         page.get_by_role("button", name="Create account").click()

@@ -234,11 +234,13 @@ def outputs_delete(
 def outputs_purge(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
-    """Run the retention job once: delete what is older than retention_days."""
+    """Run the retention job once: delete what is older than retention_days (payment records:
+    payment_retention_days)."""
     report = _run(admin.purge_expired(_settings(data_dir, database_url, config)))
     typer.echo(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
-        f"{report.video_jobs} video jobs; {report.objects} objects removed from storage"
+        f"{report.video_jobs} video jobs, {report.payments} payment records past their 7 years; "
+        f"{report.objects} objects removed from storage"
     )
 
 

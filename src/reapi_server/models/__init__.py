@@ -3,6 +3,7 @@
 from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
+from .billing import Payment
 from .credits import CreditHold, LedgerEntry
 from .deletions import PendingDeletion
 from .email import OutboxMessage
@@ -24,6 +25,7 @@ __all__ = [
     "LedgerEntry",
     "Membership",
     "OutboxMessage",
+    "Payment",
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from reapi._params import Shape
 from reapi.catalog import ModelSpec
 
-from ..errors import InsufficientCredits
+from ..accounts import repository as accounts
+from ..errors import AccountClosed, GatewayError, InsufficientCredits
 from ..group_commit import Tx
 from ..models import UsageRecord
 from ..usage import repository as usage_rows
@@ -35,9 +36,10 @@ async def hold_or_record_refusal(
     purpose: str,
     expires_at: float | None,
     now: float,
-) -> str | None:
-    """Hold `amount` for the request and write its pending usage row; or, when the balance is
-    short, write the row as refused instead. One transaction either way: the hold id, or None."""
+) -> str | GatewayError:
+    """Hold `amount` for the request and write its pending usage row: the hold id. Or the
+    refusal, returned (not raised: the op shares a group commit): a short balance, written as
+    the request's usage row; or an account being deleted, which nothing is written for."""
     hold_id = await repository.reserve(
         tx,
         usage.account_id,
@@ -47,12 +49,14 @@ async def hold_or_record_refusal(
         expires_at=expires_at,
         now=now,
     )
+    if hold_id is None and not await accounts.is_open(tx, usage.account_id):
+        return AccountClosed()
     # Set in both cases: a group commit may run this op a second time (see group_commit).
     usage.status, usage.error_code = (
         ("pending", None) if hold_id is not None else ("failed", InsufficientCredits.default_code)
     )
     await usage_rows.insert(tx, usage)
-    return hold_id
+    return hold_id if hold_id is not None else insufficient(amount)
 
 
 def insufficient(amount: int) -> InsufficientCredits:

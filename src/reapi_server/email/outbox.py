@@ -31,6 +31,7 @@ __all__ = [
     "deliver_due",
     "drop_for_address",
     "enqueue",
+    "list_for_address",
     "purge_finished",
     "run_outbox",
 ]
@@ -173,6 +174,15 @@ async def purge_finished(session: AsyncSession, cutoff: float) -> int:
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_for_address(session: AsyncSession, address: str) -> list[OutboxMessage]:
+    result = await session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.to_address == address)
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+    )
+    return list(result.scalars())
 
 
 async def drop_for_address(session: AsyncSession, address: str) -> int:

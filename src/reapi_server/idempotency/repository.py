@@ -7,7 +7,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import IdempotencyRecord
 
-__all__ = ["abandoned", "claim", "complete", "drop", "expired", "find"]
+__all__ = [
+    "abandoned",
+    "claim",
+    "complete",
+    "delete_for_account",
+    "drop",
+    "expired",
+    "find",
+    "list_for_account",
+]
 
 
 async def find(session: AsyncSession, account_id: str, key_hash: str) -> IdempotencyRecord | None:
@@ -17,6 +26,15 @@ async def find(session: AsyncSession, account_id: str, key_hash: str) -> Idempot
         )
     )
     return result.scalar_one_or_none()
+
+
+async def list_for_account(session: AsyncSession, account_id: str) -> list[IdempotencyRecord]:
+    result = await session.execute(
+        select(IdempotencyRecord)
+        .where(IdempotencyRecord.account_id == account_id)
+        .order_by(IdempotencyRecord.created_at, IdempotencyRecord.id)
+    )
+    return list(result.scalars())
 
 
 async def claim(
@@ -66,5 +84,12 @@ async def abandoned(session: AsyncSession, started_before: float) -> int:
             IdempotencyRecord.state == "in_progress",
             IdempotencyRecord.created_at < started_before,
         )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.account_id == account_id)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -16,7 +16,8 @@ from typing import Any
 import anyio
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import IdempotencyConflict
+from ..accounts import repository as accounts
+from ..errors import AccountClosed, IdempotencyConflict
 from ..runtime import Runtime
 from . import repository
 from .fingerprint import hash_idempotency_key
@@ -57,6 +58,8 @@ async def begin(
         now = rt.now()
         try:
             async with rt.db.write() as session:
+                if not await accounts.is_open(session, account_id):
+                    raise AccountClosed()  # being deleted: no record may point at it
                 existing = await repository.find(session, account_id, key_hash)
                 if existing is not None and existing.expires_at < now:
                     await repository.drop(session, existing.id)

@@ -32,6 +32,7 @@ __all__ = [
     "insert_user",
     "list_consents",
     "list_sessions",
+    "list_tokens",
     "list_users",
     "mark_email_verified",
     "record_attempt",
@@ -267,6 +268,13 @@ async def delete_unused_tokens(session: AsyncSession, user_id: str, purpose: str
             UserToken.used_at.is_(None),
         )
     )
+
+
+async def list_tokens(session: AsyncSession, user_id: str) -> list[UserToken]:
+    result = await session.execute(
+        select(UserToken).where(UserToken.user_id == user_id).order_by(UserToken.created_at)
+    )
+    return list(result.scalars())
 
 
 async def delete_stale_tokens(session: AsyncSession, cutoff: float) -> int:

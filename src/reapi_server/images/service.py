@@ -25,7 +25,8 @@ from reapi.providers import ImageResult
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.repository import ClosedHold
-from ..credits.service import hold_or_record_refusal, insufficient, price_of
+from ..credits.service import hold_or_record_refusal, price_of
+from ..errors import GatewayError
 from ..group_commit import Tx
 from ..mirror.outputs import Output, file_url, mirror
 from ..mirror.repository import insert_outputs
@@ -85,7 +86,7 @@ async def generate(
         duration_ms=_ms(started),
     )
 
-    async def open_request(tx: Tx) -> str | None:
+    async def open_request(tx: Tx) -> str | GatewayError:
         return await hold_or_record_refusal(
             tx,
             usage,
@@ -96,8 +97,8 @@ async def generate(
         )
 
     hold_id = await rt.db.grouped(open_request)
-    if hold_id is None:
-        raise insufficient(cost)
+    if isinstance(hold_id, GatewayError):
+        raise hold_id
     rt.metrics.credits.labels("reserved").inc(cost)
 
     async def attempt(route: Route) -> ImageResult:

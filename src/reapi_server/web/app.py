@@ -80,7 +80,7 @@ def build_context(rt: Runtime) -> WebContext:
         rt.db,
         config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
         mail=MailComposer(site_name=settings.site_name, links=links),
-        throttle=Throttle(derive_key(root, "throttle")),
+        throttle=Throttle.from_root(root),
         clock=rt.now,
     )
     return WebContext(

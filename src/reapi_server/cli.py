@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from . import admin
+from .accounts.export import to_json
 from .config import CONFIG_ENV, Settings
 from .demo import run_demo
 from .errors import GatewayError
@@ -32,7 +33,9 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
-users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="People who sign in: list, show, export, delete.", no_args_is_help=True
+)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
@@ -148,16 +151,48 @@ def users_delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
 ) -> None:
-    """Delete a user: revoke their accounts' keys, end their sessions, delete their rows."""
+    """Delete a user and their accounts' data, as "Delete account" in Settings does: keys
+    revoked, sessions ended, video jobs cancelled, outputs and usage deleted, payment records
+    kept (detached) for 7 years; a confirmation mail goes to their address."""
     if not yes:
-        typer.confirm(f"Delete the user {email} and revoke their keys?", abort=True)
-    deleted = _run(admin.remove_user(_settings(data_dir, database_url), email))
+        typer.confirm(f"Delete the user {email} and all their data?", abort=True)
+    deletion = _run(admin.remove_user(_settings(data_dir, database_url, config), email))
+    deleted = deletion.user
     typer.echo(
         f"deleted user {deleted.user_id}: {deleted.keys_revoked} keys revoked, "
-        f"{deleted.sessions_ended} sessions ended; accounts kept: "
-        f"{', '.join(deleted.account_ids) or '-'}"
+        f"{deleted.sessions_ended} sessions ended, {deleted.payments_kept} payment records "
+        "kept (detached)"
     )
+    for purged in deletion.accounts:
+        state = "deleted" if purged.removed else "closed; the rest goes once its requests end"
+        typer.echo(
+            f"account {purged.account_id} {state}: {purged.video_jobs} video jobs, "
+            f"{purged.usage_rows} usage rows, {purged.objects} stored outputs"
+        )
+
+
+@users_app.command("export")
+def users_export(
+    email: Email,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the JSON here [standard output].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Export a user's data: the JSON document "Download my data" in Settings gives."""
+    document = _run(admin.export_user(_settings(data_dir, database_url, config), email))
+    body = to_json(document)
+    if output is None:
+        sys.stdout.buffer.write(body)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(body)
+    typer.echo(f"wrote {output}", err=True)
 
 
 @keys_app.command("create")

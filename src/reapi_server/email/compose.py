@@ -61,3 +61,14 @@ class MailComposer:
             reset_link=self.links.page("/reset"),
             settings_link=self.links.settings(),
         )
+
+    def account_deleted(self, to: str, when: float) -> Message:
+        """The confirmation of an account's deletion, to the address it had (the outbox forgets
+        the message, address included, once it is sent)."""
+        return self._render(
+            "account_deleted",
+            to=to,
+            subject=f"Your {self.site_name} account is deleted",
+            email=to,
+            when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when)),
+        )

@@ -6,7 +6,8 @@ the process or the backend. Every server process runs the loop (`run_outbox`); a
 a due row by moving its `not_before` past a lease (a compare-and-set), so two never send the
 same row at once, and a row whose process died is claimed again once the lease runs out.
 A failure is retried with exponential backoff; after `max_attempts` the row is marked failed.
-Once sent, the row keeps only metadata: its subject and bodies are dropped.
+Once sent, the row keeps only metadata: its subject and bodies are dropped (a message in
+`FORGET_ONCE_SENT` loses its row entirely).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .message import Message
 from .sender import Sender, SendFailed
 
 __all__ = [
+    "FORGET_ONCE_SENT",
     "OutboxPolicy",
     "deliver_due",
     "drop_for_address",
@@ -37,6 +39,10 @@ __all__ = [
 ]
 
 log = logging.getLogger("reapi_server.email")
+
+#: Messages whose row goes entirely once sent (or given up), address included: the account
+#: deletion's confirmation, whose row is the last trace of the person's address.
+FORGET_ONCE_SENT = frozenset({"account_deleted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,19 +135,22 @@ async def deliver_due(
             await _record_failure(db, row, failure, clock(), policy)
             continue
         async with db.write() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    status="sent",
-                    sent_at=clock(),
-                    subject=None,
-                    text_body=None,
-                    html_body=None,
-                    headers=None,
-                    last_error=None,
+            if row.template in FORGET_ONCE_SENT:
+                await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row.id))
+            else:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id)
+                    .values(
+                        status="sent",
+                        sent_at=clock(),
+                        subject=None,
+                        text_body=None,
+                        html_body=None,
+                        headers=None,
+                        last_error=None,
+                    )
                 )
-            )
         sent += 1
     return sent
 
@@ -155,6 +164,9 @@ async def _record_failure(
         extra={"code": f"{row.template}:{failure.code}", "attempts": row.attempts},
     )
     async with db.write() as session:
+        if final and row.template in FORGET_ONCE_SENT:
+            await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row.id))
+            return
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row.id)

@@ -1,5 +1,6 @@
 """Clean up after processes that died: release credit holds nobody will settle, fail video jobs
-that never reached the upstream, and drop expired idempotency records.
+that never reached the upstream, and drop expired idempotency records. Then finish deleting the
+accounts whose deletion waited for a request in flight (`accounts.closing`).
 
 Every release is the same conditional update the live path uses, so two sweepers (or a sweeper
 and a slow live request) never release one hold twice.
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from ..accounts.closing import purge_deleted_accounts
 from ..credits import repository as credit_rows
 from ..idempotency import repository as idempotency_rows
 from ..runtime import Runtime
@@ -29,6 +31,8 @@ class SweepReport:
     holds_released: int
     jobs_failed: int
     idempotency_dropped: int
+    #: Deleted accounts whose last rows went in this pass.
+    accounts_removed: int = 0
 
 
 async def sweep_once(rt: Runtime) -> SweepReport:
@@ -63,7 +67,8 @@ async def sweep_once(rt: Runtime) -> SweepReport:
         dropped += await idempotency_rows.abandoned(session, now - rt.settings.image_hold_seconds)
     if released or failed:
         log.warning("swept stale work", extra={"code": f"holds={released} jobs={failed}"})
-    return SweepReport(released, failed, dropped)
+    removed = await purge_deleted_accounts(rt)
+    return SweepReport(released, failed, dropped, removed)
 
 
 async def run_sweeper(rt: Runtime) -> None:

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..accounts.personal_data import PersonalData
 from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
@@ -33,7 +34,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, settings
+from .pages import auth, data, legal, settings
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -46,7 +47,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, legal)
+PAGES = (auth, settings, data, legal)
 
 
 def _is_local(host: str) -> bool:
@@ -93,6 +94,7 @@ def build_context(rt: Runtime) -> WebContext:
         origins=_origins(links, settings),
         providers={name: c.base_url for name, c in rt.core.connections.items()},
         clock=rt.now,
+        personal_data=PersonalData.for_runtime(rt),
     )
 
 

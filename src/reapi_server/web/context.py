@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
 
+from ..accounts.personal_data import PersonalData
 from ..config import Settings
 from ..db import Database
 from ..derived_keys import keyed_digest
@@ -34,6 +35,8 @@ class WebContext:
     #: Upstream provider name → base URL (for the subprocessors in the privacy policy).
     providers: dict[str, str]
     clock: Callable[[], float]
+    #: Export and deletion of a person's data (Settings → Data).
+    personal_data: PersonalData
 
 
 @dataclass(slots=True)

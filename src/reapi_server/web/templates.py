@@ -26,6 +26,7 @@ NOTICES: Mapping[str, str] = {
     "password_reset": "Your password is changed. Sign in with it.",
     "session_ended": "That session is signed out.",
     "sessions_ended": "Every other session is signed out.",
+    "account_deleted": "Your account is deleted. We sent a confirmation to your email address.",
 }
 
 

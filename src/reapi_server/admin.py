@@ -5,12 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from .accounts import repository as accounts
-from .accounts.deletion import UserDeleted, delete_user
+from .accounts.personal_data import Deletion, PersonalData
 from .accounts.service import create_account, require_account
 from .api_keys import repository as keys
 from .api_keys.service import issue_key, revoke_key
@@ -34,12 +34,13 @@ from .runtime import Runtime, build_runtime
 
 __all__ = [
     "AccountView",
+    "Deletion",
     "NewKey",
     "OutputsDeleted",
-    "UserDeleted",
     "UserView",
     "add_account",
     "delete_outputs",
+    "export_user",
     "grant_credits",
     "list_keys",
     "list_users",
@@ -243,15 +244,38 @@ async def show_user(settings: Settings, email: str) -> UserView:
     return await _in_transaction(settings, work)
 
 
-async def remove_user(settings: Settings, email: str) -> UserDeleted:
-    """`delete_user` for an operator (e.g. an account reported as a child's)."""
+async def _required_user_id(data: PersonalData, email: str) -> str:
+    user_id = await data.user_id_for(email)
+    if user_id is None:
+        raise GatewayError("no user with this email", param="email", code="not_found")
+    return user_id
 
-    async def work(session: AsyncSession) -> UserDeleted:
-        deleted = await delete_user(session, await _require_user(session, email), now=time.time())
-        assert deleted is not None
+
+async def remove_user(settings: Settings, email: str) -> Deletion:
+    """The person's own account deletion, run by an operator (an account reported as a
+    child's, a request by mail): keys, sessions, jobs, outputs, usage; payments kept."""
+
+    async def work(rt: Runtime) -> Deletion:
+        data = PersonalData.for_runtime(rt)
+        deleted = await data.delete(await _required_user_id(data, email))
+        if deleted is None:
+            raise GatewayError("no user with this email", param="email", code="not_found")
         return deleted
 
-    return await _in_transaction(settings, work)
+    return await _with_runtime(settings, work)
+
+
+async def export_user(settings: Settings, email: str) -> dict[str, Any]:
+    """The person's data export, as Settings → Data gives it."""
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        data = PersonalData.for_runtime(rt)
+        document = await data.export(await _required_user_id(data, email))
+        if document is None:
+            raise GatewayError("no user with this email", param="email", code="not_found")
+        return document
+
+    return await _with_runtime(settings, work)
 
 
 async def reset_two_factor(settings: Settings, email: str) -> None:

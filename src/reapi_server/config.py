@@ -207,6 +207,9 @@ class Settings(BaseSettings):
     # -- retention ------------------------------------------------------------------------------
     #: Usage rows, video jobs and mirrored outputs older than this are deleted.
     retention_days: float = Field(default=30.0, gt=0)
+    #: Payment records are kept this long (7 years, with the leap days, as tax and accounting
+    #: law asks), also after their account is deleted; then the retention job deletes them.
+    payment_retention_days: float = Field(default=7 * 365 + 2, gt=0)
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
     #: A temp file or multipart upload of an output untouched this long was left by a process

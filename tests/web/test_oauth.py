@@ -13,7 +13,7 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 from tests.web.conftest import BASE
-from tests.web.helpers import mail_to, new_email
+from tests.web.helpers import deletion_services, mail_to, new_email
 from tests.web.oauth import (
     ADA_GITHUB,
     ADA_GOOGLE,
@@ -731,8 +731,9 @@ async def test_deleting_a_user_deletes_their_identities(gateway, browsers):
     await sign_in_with(browser, "github", ADA_GITHUB)
     await accept_consent(browser)
     user = await _user(gateway, ADA)
+    services = deletion_services(gateway)
     async with gateway.rt.db.write() as session:
-        assert await delete_user(session, user.id, now=gateway.rt.now()) is not None
+        assert await delete_user(session, user.id, now=gateway.rt.now(), **services) is not None
     assert await _count(gateway, OAuthIdentity) == 0
     assert await _count(gateway, Consent) == 0
 

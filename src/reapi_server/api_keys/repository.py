@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
 from ..models import ApiKey
 
-__all__ = ["find_active", "insert", "list_for_account", "revoke", "revoke_all"]
+__all__ = [
+    "delete_for_account",
+    "find_active",
+    "insert",
+    "list_for_account",
+    "revoke",
+    "revoke_all",
+]
 
 
 async def insert(
@@ -58,4 +65,9 @@ async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
         .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(delete(ApiKey).where(ApiKey.account_id == account_id))
     return int(result.rowcount)  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, case, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
@@ -16,7 +16,11 @@ from ..models import MAX_CREDITS, Account, CreditHold, LedgerEntry
 __all__ = [
     "ClosedHold",
     "balance_of",
+    "delete_for_account",
     "grant",
+    "holds_for_account",
+    "holds_in_flight",
+    "ledger_for_account",
     "ledger_sums",
     "release",
     "release_expired",
@@ -68,7 +72,12 @@ _GRANT = Statement(
 #: The one conditional UPDATE that decides whether a request may run.
 _RESERVE = Statement(
     update(Account)
-    .where(Account.id == bindparam("b_account"), Account.balance >= bindparam("b_amount"))
+    .where(
+        Account.id == bindparam("b_account"),
+        Account.balance >= bindparam("b_amount"),
+        # Nothing is held for an account being deleted: refused here, in every process at once.
+        Account.deleted_at.is_(None),
+    )
     .values(
         balance=Account.balance - bindparam("b_amount"),
         reserved=Account.reserved + bindparam("b_amount"),
@@ -286,3 +295,39 @@ async def ledger_sums(session: AsyncSession, account_id: str) -> tuple[int, int]
     )
     amount, reserved = result.one()
     return int(amount), int(reserved)
+
+
+async def ledger_for_account(session: AsyncSession, account_id: str) -> list[LedgerEntry]:
+    result = await session.execute(
+        select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)
+    )
+    return list(result.scalars())
+
+
+async def holds_for_account(session: AsyncSession, account_id: str) -> list[CreditHold]:
+    result = await session.execute(
+        select(CreditHold)
+        .where(CreditHold.account_id == account_id)
+        .order_by(CreditHold.created_at, CreditHold.id)
+    )
+    return list(result.scalars())
+
+
+async def holds_in_flight(session: AsyncSession, account_id: str) -> int:
+    """The account's holds not settled or released yet: requests still running."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(CreditHold)
+        .where(CreditHold.account_id == account_id, CreditHold.status == "held")
+    )
+    return int(result.scalar_one())
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    """The account's ledger and holds (its balance goes with the account row)."""
+    connection = await session.connection()
+    ledger = await connection.execute(
+        delete(LedgerEntry).where(LedgerEntry.account_id == account_id)
+    )
+    holds = await connection.execute(delete(CreditHold).where(CreditHold.account_id == account_id))
+    return int(ledger.rowcount) + int(holds.rowcount)

@@ -7,7 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reapi._params import Shape
 from reapi.catalog import ModelSpec
 
-from ..errors import CreditLimitExceeded, InsufficientCredits
+from ..accounts import repository as accounts
+from ..errors import AccountClosed, CreditLimitExceeded, GatewayError, InsufficientCredits
 from ..group_commit import Tx
 from ..models import MAX_CREDITS, UsageRecord
 from ..usage import repository as usage_rows
@@ -37,9 +38,10 @@ async def hold_or_record_refusal(
     purpose: str,
     expires_at: float | None,
     now: float,
-) -> str | None:
-    """Hold `amount` for the request and write its pending usage row; or, when the balance is
-    short, write the row as refused instead. One transaction either way: the hold id, or None."""
+) -> str | GatewayError:
+    """Hold `amount` for the request and write its pending usage row: the hold id. Or the
+    refusal, returned (not raised: the op shares a group commit): a short balance, written as
+    the request's usage row; or an account being deleted, which nothing is written for."""
     hold_id = await repository.reserve(
         tx,
         usage.account_id,
@@ -49,12 +51,14 @@ async def hold_or_record_refusal(
         expires_at=expires_at,
         now=now,
     )
+    if hold_id is None and not await accounts.is_open(tx, usage.account_id):
+        return AccountClosed()
     # Set in both cases: a group commit may run this op a second time (see group_commit).
     usage.status, usage.error_code = (
         ("pending", None) if hold_id is not None else ("failed", InsufficientCredits.default_code)
     )
     await usage_rows.insert(tx, usage)
-    return hold_id
+    return hold_id if hold_id is not None else insufficient(amount)
 
 
 async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:

@@ -15,6 +15,7 @@ from ..models import (
     BackupCode,
     Consent,
     KnownDevice,
+    NoticeDelivery,
     OAuthIdentity,
     OAuthRequest,
     User,
@@ -48,6 +49,7 @@ __all__ = [
     "insert_user",
     "list_consents",
     "list_sessions",
+    "list_tokens",
     "list_users",
     "mark_email_verified",
     "record_attempt",
@@ -261,7 +263,7 @@ async def delete_stale_devices(session: AsyncSession, cutoff: float) -> int:
 
 async def delete_user(session: AsyncSession, user_id: str) -> bool:
     """The user row and, by cascade, its sessions, tokens, consents, backup codes, known
-    devices, provider identities and memberships."""
+    devices, provider identities and sign-ins under way, notice deliveries and memberships."""
     # Explicit deletes first: SQLite enforces ON DELETE CASCADE only with foreign keys on.
     for model in (
         WebSession,
@@ -271,6 +273,7 @@ async def delete_user(session: AsyncSession, user_id: str) -> bool:
         KnownDevice,
         OAuthIdentity,
         OAuthRequest,
+        NoticeDelivery,
     ):
         await session.execute(delete(model).where(model.user_id == user_id))
     return _changed(await session.execute(delete(User).where(User.id == user_id))) == 1
@@ -431,6 +434,13 @@ async def delete_unused_tokens(
     if purpose is not None:
         conditions.append(UserToken.purpose == purpose)
     await session.execute(delete(UserToken).where(*conditions))
+
+
+async def list_tokens(session: AsyncSession, user_id: str) -> list[UserToken]:
+    result = await session.execute(
+        select(UserToken).where(UserToken.user_id == user_id).order_by(UserToken.created_at)
+    )
+    return list(result.scalars())
 
 
 async def delete_stale_tokens(session: AsyncSession, cutoff: float) -> int:

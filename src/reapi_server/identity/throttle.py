@@ -15,17 +15,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..derived_keys import keyed_digest
+from ..derived_keys import derive_key, keyed_digest
 from . import repository
 
 __all__ = [
     "CHANGE_EMAIL_PER_USER",
+    "EMAIL_RULES",
     "RESET_PER_ADDRESS",
     "RESET_PER_EMAIL",
     "SECOND_FACTOR_PER_USER",
     "SIGN_IN_PER_ADDRESS",
     "SIGN_IN_PER_EMAIL",
     "SIGN_UP_PER_ADDRESS",
+    "USER_RULES",
     "VERIFY_RESEND_PER_USER",
     "Counter",
     "Rule",
@@ -55,6 +57,11 @@ SECOND_FACTOR_PER_USER = Rule("2fa_user", limit=5, window=15 * MINUTE)
 #: Email change links sent, per user (each mails an address the user typed).
 CHANGE_EMAIL_PER_USER = Rule("email_change_user", limit=5, window=60 * MINUTE)
 
+#: The rules counted per email address and per user: their rows are about one person (exported
+#: with their data, deleted with them). Per-address rules are about a network, not a person.
+EMAIL_RULES = (SIGN_IN_PER_EMAIL, RESET_PER_EMAIL)
+USER_RULES = (VERIFY_RESEND_PER_USER, SECOND_FACTOR_PER_USER, CHANGE_EMAIL_PER_USER)
+
 
 def client_network(address: str, *, ipv4_prefix: int = 32) -> str:
     """The network a client address stands for: IPv6 per /64 (what one subscriber usually
@@ -81,6 +88,11 @@ class Throttle:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
+    @classmethod
+    def from_root(cls, root: bytes) -> Throttle:
+        """Keyed from the installation secret, under a key of its own."""
+        return cls(derive_key(root, "throttle"))
+
     def for_email(self, rule: Rule, email: str) -> Counter:
         return Counter(rule, f"{rule.name}:{keyed_digest(self._key, email)[:40]}")
 
@@ -89,6 +101,12 @@ class Throttle:
 
     def for_user(self, rule: Rule, user_id: str) -> Counter:
         return Counter(rule, f"{rule.name}:{user_id}")
+
+    def counters_about(self, email: str, user_id: str) -> list[Counter]:
+        """Every counter that is about this person."""
+        return [self.for_email(rule, email) for rule in EMAIL_RULES] + [
+            self.for_user(rule, user_id) for rule in USER_RULES
+        ]
 
     @staticmethod
     async def retry_after(

@@ -30,8 +30,8 @@ from reapi.providers import ImageResult
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.repository import ClosedHold
-from ..credits.service import hold_or_record_refusal, insufficient, price_of
-from ..errors import OutputsDeleted
+from ..credits.service import hold_or_record_refusal, price_of
+from ..errors import GatewayError, OutputsDeleted
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
 from ..mirror.outputs import Output, file_url, mirror
@@ -94,7 +94,7 @@ async def generate(
         duration_ms=_ms(started),
     )
 
-    async def open_request(tx: Tx) -> str | None:
+    async def open_request(tx: Tx) -> str | GatewayError:
         return await hold_or_record_refusal(
             tx,
             usage,
@@ -105,8 +105,8 @@ async def generate(
         )
 
     hold_id = await rt.db.grouped(open_request, account=principal.account_id)
-    if hold_id is None:
-        raise insufficient(cost)
+    if isinstance(hold_id, GatewayError):
+        raise hold_id
     rt.metrics.credits.labels("reserved").inc(cost)
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 

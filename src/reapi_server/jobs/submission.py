@@ -26,10 +26,11 @@ from reapi._payload import Payload
 from reapi.catalog import Route
 from reapi.resources._jobs_memory import RememberedJob
 
+from ..accounts import repository as accounts
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..credits.service import hold_or_record_refusal, insufficient, price_of
-from ..errors import GatewayError, NotFound, RateLimited
+from ..credits.service import hold_or_record_refusal, price_of
+from ..errors import AccountClosed, GatewayError, NotFound, RateLimited
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
 from ..ids import new_id
@@ -115,6 +116,8 @@ async def create(
     async def open_job(tx: Tx) -> GatewayError | None:
         """Check the key's job limit, hold credit, write the job and usage rows: one
         transaction. A refusal is written as the usage row and returned (not raised)."""
+        if not await accounts.is_open(tx, principal.account_id):
+            return AccountClosed()  # being deleted: no row may point at it any more
         if await repository.active_videos(tx, principal.key_id) >= limit:
             refusal = RateLimited(
                 f"this key already has {limit} video jobs in progress",
@@ -127,8 +130,8 @@ async def create(
         hold_id = await hold_or_record_refusal(
             tx, usage, cost, purpose="video", expires_at=None, now=now
         )
-        if hold_id is None:
-            return insufficient(cost)
+        if isinstance(hold_id, GatewayError):
+            return hold_id
         job.hold_id = hold_id
         await repository.insert(tx, job)
         return None

@@ -3,6 +3,7 @@
 from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
+from .billing import Payment
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
@@ -43,6 +44,7 @@ __all__ = [
     "OAuthIdentity",
     "OAuthRequest",
     "OutboxMessage",
+    "Payment",
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",

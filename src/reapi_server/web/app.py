@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..accounts.personal_data import PersonalData
 from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
@@ -42,6 +43,7 @@ from .forms import retry_headers
 from .guards import SignInRequired
 from .pages import (
     auth,
+    data,
     email_change,
     legal,
     notifications,
@@ -63,7 +65,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, oauth, settings, two_factor, email_change, notifications, legal, unsubscribe)
+PAGES = (auth, oauth, settings, two_factor, email_change, notifications, data, legal, unsubscribe)
 
 
 def _is_local(host: str) -> bool:
@@ -126,6 +128,7 @@ def build_context(rt: Runtime) -> WebContext:
             offered=settings.newsletter_default != "off",
         ),
         oauth=OAuthSignIn(identity, configured_providers(settings), links),
+        personal_data=PersonalData.for_runtime(rt),
         embeds=embeds,
         turnstile=_turnstile(settings),
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
+from ..accounts.personal_data import PersonalData
 from ..config import Settings
 from ..db import Database
 from ..derived_keys import keyed_digest
@@ -42,6 +43,8 @@ class WebContext:
     subscriptions: Subscriptions
     #: Sign-in with GitHub and Google (providers only when configured).
     oauth: OAuthSignIn
+    #: Export and deletion of a person's data (Settings → Data).
+    personal_data: PersonalData
     #: Turnstile and the chat widget, when the operator enabled them.
     embeds: Embeds = field(default_factory=Embeds)
     turnstile: Turnstile | None = None

@@ -38,6 +38,7 @@ NOTICES: Mapping[str, str] = {
     "welcome_verified": "Your account is ready.",
     "identity_linked": "Linked. You can sign in with it from now on.",
     "identity_unlinked": "Unlinked. It no longer signs you in.",
+    "account_deleted": "Your account is deleted. We sent a confirmation to your email address.",
 }
 
 

@@ -1,0 +1,313 @@
+"""The export's sections: one per table about a person, in the order a person reads them.
+
+The registry is `SECTIONS`. A domain that adds a table about people adds its section here
+(for example `Section("oauth_identities", ("oauth_identities",), oauth.export.identities)`);
+the export test fails for any table that is neither exported nor listed as not personal.
+Secrets are never exported: no password hash, session id, token, API key or key hash."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ...api_keys import repository as keys
+from ...billing import repository as payments
+from ...credits import repository as credits
+from ...email.outbox import list_for_address
+from ...idempotency import repository as idempotency
+from ...identity import repository as users
+from ...jobs import repository as jobs
+from ...mirror import repository as outputs
+from ...mirror.outputs import file_url
+from ...usage import repository as usage
+from .. import repository as accounts
+from .section import Row, Section, Subject, iso
+
+__all__ = ["SECTIONS"]
+
+
+async def _profile(session: AsyncSession, subject: Subject) -> list[Row]:
+    user = await users.get_user(session, subject.user_id)
+    if user is None:
+        return []
+    return [
+        {
+            "user_id": user.id,
+            "email": user.email,
+            "email_verified_at": iso(user.email_verified_at),
+            "has_password": user.password_hash is not None,
+            "role": user.role,
+            "created_at": iso(user.created_at),
+            "disabled_at": iso(user.disabled_at),
+        }
+    ]
+
+
+async def _notification_settings(session: AsyncSession, subject: Subject) -> list[Row]:
+    user = await users.get_user(session, subject.user_id)
+    if user is None:
+        return []
+    return [{"newsletter": user.newsletter, "new_device_alerts": user.new_device_alerts}]
+
+
+async def _consents(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {"kind": c.kind, "policy_version": c.policy_version, "accepted_at": iso(c.accepted_at)}
+        for c in await users.list_consents(session, subject.user_id)
+    ]
+
+
+async def _sessions(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {
+            "id": s.id,
+            "client_address": s.client_address,
+            "user_agent": s.user_agent,
+            "created_at": iso(s.created_at),
+            "last_seen_at": iso(s.last_seen_at),
+            "expires_at": iso(s.expires_at),
+        }
+        for s in await users.list_sessions(session, subject.user_id)
+    ]
+
+
+async def _email_links(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {
+            "purpose": t.purpose,
+            "sent_to": t.email,
+            "created_at": iso(t.created_at),
+            "expires_at": iso(t.expires_at),
+            "used_at": iso(t.used_at),
+        }
+        for t in await users.list_tokens(session, subject.user_id)
+    ]
+
+
+async def _sign_in_throttle(session: AsyncSession, subject: Subject) -> list[Row]:
+    rows = await users.throttle_rows(session, subject.throttle_keys)
+    return [
+        {
+            "rule": row.key.partition(":")[0],
+            "failures": row.failures,
+            "window_started_at": iso(row.window_started_at),
+        }
+        for row in sorted(rows.values(), key=lambda r: r.window_started_at)
+    ]
+
+
+async def _mail(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {
+            "id": m.id,
+            "message": m.template,
+            "status": m.status,
+            "created_at": iso(m.created_at),
+            "sent_at": iso(m.sent_at),
+        }
+        for m in await list_for_address(session, subject.email)
+    ]
+
+
+async def _memberships(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {"account_id": m.account_id, "role": m.role, "created_at": iso(m.created_at)}
+        for m in await accounts.memberships_of(session, subject.user_id)
+    ]
+
+
+async def _accounts(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        account = await accounts.get(session, account_id)
+        if account is not None:
+            balance, reserved = await credits.balance_of(session, account_id)
+            found.append(
+                {
+                    "id": account.id,
+                    "balance": balance,
+                    "reserved": reserved,
+                    "created_at": iso(account.created_at),
+                }
+            )
+    return found
+
+
+async def _api_keys(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        last_used = await usage.last_used_by_key(session, account_id)
+        found += [
+            {
+                "id": k.id,
+                "account_id": k.account_id,
+                "name": k.name,
+                "last4": k.last4,
+                "created_at": iso(k.created_at),
+                "last_used_at": iso(last_used.get(k.id)),
+                "revoked_at": iso(k.revoked_at),
+                "requests_per_minute": k.requests_per_minute,
+                "max_concurrent_videos": k.max_concurrent_videos,
+            }
+            for k in await keys.list_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _usage(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": u.id,
+                "created_at": iso(u.created_at),
+                "api_key_id": u.api_key_id,
+                "model": u.model,
+                "endpoint": u.endpoint,
+                "status": u.status,
+                "credit_cost": u.credit_cost,
+                "error_code": u.error_code,
+                "provider": u.provider,
+                "attempts": u.attempts,
+                "duration_ms": u.duration_ms,
+            }
+            for u in await usage.all_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _credit_ledger(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": e.id,
+                "account_id": e.account_id,
+                "created_at": iso(e.created_at),
+                "kind": e.kind,
+                "amount": e.amount,
+                "reserved_delta": e.reserved_delta,
+                "hold_id": e.hold_id,
+            }
+            for e in await credits.ledger_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _credit_holds(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": h.id,
+                "purpose": h.purpose,
+                "request_id": h.request_id,
+                "amount": h.amount,
+                "charged": h.charged,
+                "status": h.status,
+                "created_at": iso(h.created_at),
+                "closed_at": iso(h.closed_at),
+            }
+            for h in await credits.holds_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _payments(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": p.id,
+                "created_at": iso(p.created_at),
+                "product": p.product,
+                "credits": p.credits,
+                "amount": p.amount,
+                "currency": p.currency,
+                "status": p.status,
+                "invoice_id": p.invoice_id,
+                "invoice_url": p.invoice_url,
+                "stripe_customer_id": p.stripe_customer_id,
+                "stripe_checkout_session_id": p.stripe_checkout_session_id,
+                "stripe_payment_intent_id": p.stripe_payment_intent_id,
+            }
+            for p in await payments.list_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _video_jobs(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": j.id,
+                "created_at": iso(j.created_at),
+                "completed_at": iso(j.completed_at),
+                "api_key_id": j.api_key_id,
+                "model": j.model,
+                "status": j.status,
+                "seconds": j.seconds,
+                "size": j.size,
+                "cost": j.cost,
+                "provider": j.provider,
+                "error_code": j.error_code,
+            }
+            for j in await jobs.all_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _outputs(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": o.id,
+                "kind": o.kind,
+                "content_type": o.content_type,
+                "size_bytes": o.size_bytes,
+                "task_id": o.task_id,
+                "url": file_url(subject.base_url, o.id),
+                "created_at": iso(o.created_at),
+                "expires_at": iso(o.created_at + subject.output_retention_seconds),
+            }
+            for o in await outputs.outputs_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _idempotency(session: AsyncSession, subject: Subject) -> list[Row]:
+    """Only when and how: the key and the request are stored as keyed hashes."""
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "state": r.state,
+                "status_code": r.status_code,
+                "created_at": iso(r.created_at),
+                "expires_at": iso(r.expires_at),
+            }
+            for r in await idempotency.list_for_account(session, account_id)
+        ]
+    return found
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("profile", ("users",), _profile),
+    Section("notification_settings", ("users",), _notification_settings),
+    Section("consents", ("consents",), _consents),
+    Section("sessions", ("web_sessions",), _sessions),
+    Section("email_links", ("user_tokens",), _email_links),
+    Section("sign_in_throttle", ("auth_throttle",), _sign_in_throttle),
+    Section("mail", ("outbox_messages",), _mail),
+    Section("memberships", ("memberships",), _memberships),
+    Section("accounts", ("accounts",), _accounts),
+    Section("api_keys", ("api_keys",), _api_keys),
+    Section("usage", ("usage_records",), _usage),
+    Section("credit_ledger", ("credit_ledger",), _credit_ledger),
+    Section("credit_holds", ("credit_holds",), _credit_holds),
+    Section("payments", ("payments",), _payments),
+    Section("video_jobs", ("video_jobs",), _video_jobs),
+    Section("outputs", ("stored_outputs",), _outputs),
+    Section("idempotency_records", ("idempotency_records",), _idempotency),
+)

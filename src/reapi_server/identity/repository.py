@@ -47,7 +47,9 @@ __all__ = [
     "insert_session",
     "insert_token",
     "insert_user",
+    "list_backup_codes",
     "list_consents",
+    "list_known_devices",
     "list_sessions",
     "list_tokens",
     "list_users",
@@ -220,11 +222,29 @@ async def count_backup_codes_left(session: AsyncSession, user_id: str) -> int:
     return int(result.scalar_one())
 
 
+async def list_backup_codes(session: AsyncSession, user_id: str) -> list[BackupCode]:
+    result = await session.execute(
+        select(BackupCode)
+        .where(BackupCode.user_id == user_id)
+        .order_by(BackupCode.created_at, BackupCode.used_at)
+    )
+    return list(result.scalars())
+
+
 async def delete_backup_codes(session: AsyncSession, user_id: str) -> None:
     await session.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
 
 
 # -- known devices -------------------------------------------------------------------------------
+
+
+async def list_known_devices(session: AsyncSession, user_id: str) -> list[KnownDevice]:
+    result = await session.execute(
+        select(KnownDevice)
+        .where(KnownDevice.user_id == user_id)
+        .order_by(KnownDevice.first_seen_at, KnownDevice.device_hash)
+    )
+    return list(result.scalars())
 
 
 async def device_last_seen(session: AsyncSession, user_id: str, device_hash: str) -> float | None:

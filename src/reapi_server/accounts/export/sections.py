@@ -1,9 +1,10 @@
 """The export's sections: one per table about a person, in the order a person reads them.
 
 The registry is `SECTIONS`. A domain that adds a table about people adds its section here
-(for example `Section("oauth_identities", ("oauth_identities",), oauth.export.identities)`);
-the export test fails for any table that is neither exported nor listed as not personal.
-Secrets are never exported: no password hash, session id, token, API key or key hash."""
+(for example `Section("sign_in_methods", ("oauth_identities",), _sign_in_methods)`); the
+export test fails for any table that is neither exported nor listed as not personal.
+Secrets are never exported: no password hash, session id, token, API key or key hash, TOTP
+secret, backup code (nor its hash), PKCE verifier or nonce."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ...api_keys import repository as keys
 from ...billing import repository as payments
 from ...credits import repository as credits
+from ...email.notices import deliveries_of
 from ...email.outbox import list_for_address
 from ...idempotency import repository as idempotency
 from ...identity import repository as users
 from ...jobs import repository as jobs
 from ...mirror import repository as outputs
 from ...mirror.outputs import file_url
+from ...oauth import repository as oauth
 from ...usage import repository as usage
 from .. import repository as accounts
 from .section import Row, Section, Subject, iso
@@ -47,6 +50,77 @@ async def _notification_settings(session: AsyncSession, subject: Subject) -> lis
     if user is None:
         return []
     return [{"newsletter": user.newsletter, "new_device_alerts": user.new_device_alerts}]
+
+
+async def _two_factor(session: AsyncSession, subject: Subject) -> list[Row]:
+    """Whether it is on, since when, how many backup codes are left: never the secret."""
+    user = await users.get_user(session, subject.user_id)
+    if user is None:
+        return []
+    return [
+        {
+            "enabled": user.totp_enabled_at is not None,
+            "enabled_at": iso(user.totp_enabled_at),
+            "backup_codes_left": await users.count_backup_codes_left(session, user.id),
+        }
+    ]
+
+
+async def _backup_codes(session: AsyncSession, subject: Subject) -> list[Row]:
+    """When each was made and used: never the code or its hash."""
+    return [
+        {"created_at": iso(c.created_at), "used_at": iso(c.used_at)}
+        for c in await users.list_backup_codes(session, subject.user_id)
+    ]
+
+
+async def _known_devices(session: AsyncSession, subject: Subject) -> list[Row]:
+    """The keyed hash each browser is known by (its user agent and network are not kept)."""
+    return [
+        {
+            "device_hash": d.device_hash,
+            "first_seen_at": iso(d.first_seen_at),
+            "last_seen_at": iso(d.last_seen_at),
+        }
+        for d in await users.list_known_devices(session, subject.user_id)
+    ]
+
+
+async def _sign_in_methods(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {
+            "provider": i.provider,
+            "provider_user_id": i.subject,
+            "email_at_link_time": i.email,
+            "linked_at": iso(i.created_at),
+        }
+        for i in await oauth.list_identities(session, subject.user_id)
+    ]
+
+
+async def _provider_sign_ins(session: AsyncSession, subject: Subject) -> list[Row]:
+    """Links and sign-ins again started and not finished (deleted once expired)."""
+    return [
+        {
+            "provider": r.provider,
+            "purpose": r.purpose,
+            "created_at": iso(r.created_at),
+            "expires_at": iso(r.expires_at),
+        }
+        for r in await oauth.requests_of_user(session, subject.user_id)
+    ]
+
+
+async def _notices(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {
+            "kind": notice.kind,
+            "subject": notice.subject,
+            "effective_on": notice.effective_on,
+            "queued_at": iso(delivery.created_at),
+        }
+        for delivery, notice in await deliveries_of(session, subject.user_id)
+    ]
 
 
 async def _consents(session: AsyncSession, subject: Subject) -> list[Row]:
@@ -295,11 +369,17 @@ async def _idempotency(session: AsyncSession, subject: Subject) -> list[Row]:
 SECTIONS: tuple[Section, ...] = (
     Section("profile", ("users",), _profile),
     Section("notification_settings", ("users",), _notification_settings),
+    Section("two_factor", ("users",), _two_factor),
+    Section("backup_codes", ("backup_codes",), _backup_codes),
+    Section("known_devices", ("known_devices",), _known_devices),
+    Section("sign_in_methods", ("oauth_identities",), _sign_in_methods),
+    Section("provider_sign_ins", ("oauth_requests",), _provider_sign_ins),
     Section("consents", ("consents",), _consents),
     Section("sessions", ("web_sessions",), _sessions),
     Section("email_links", ("user_tokens",), _email_links),
     Section("sign_in_throttle", ("auth_throttle",), _sign_in_throttle),
     Section("mail", ("outbox_messages",), _mail),
+    Section("notices", ("notice_deliveries",), _notices),
     Section("memberships", ("memberships",), _memberships),
     Section("accounts", ("accounts",), _accounts),
     Section("api_keys", ("api_keys",), _api_keys),

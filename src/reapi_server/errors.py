@@ -8,11 +8,15 @@ from __future__ import annotations
 
 __all__ = [
     "AccountClosed",
+    "AccountDisabled",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidApiKey",
+    "KeyExpired",
+    "KeySpendLimitReached",
+    "ModelNotAllowed",
     "NotFound",
     "OutputsDeleted",
     "PayloadTooLarge",
@@ -54,10 +58,39 @@ class AccountClosed(InvalidApiKey):
         super().__init__("the API key is not valid or has been revoked")
 
 
+class AccountDisabled(GatewayError):
+    """An operator disabled the account: its keys are refused, and nothing of it may start,
+    until it is enabled again."""
+
+    http_status = 403
+    default_code = "account_disabled"
+
+
 class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_credits"
+
+
+class KeySpendLimitReached(GatewayError):
+    """The key's spend limit for its current period would be exceeded (the account may have
+    credit left: another key, or the next period, can still spend it)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "key_spend_limit_reached"
+
+
+class KeyExpired(GatewayError):
+    http_status = 403
+    default_code = "key_expired"
+
+
+class ModelNotAllowed(GatewayError):
+    """The model is not in the key's allowlist."""
+
+    http_status = 403
+    default_code = "model_not_allowed"
 
 
 class CreditLimitExceeded(GatewayError):

@@ -20,7 +20,10 @@ from tests.web.oauth import at_provider, local, start_link
 from tests.web.two_factor_helpers import code_at, turn_on
 
 from reapi_server.accounts.service import account_of
+from reapi_server.api_keys.limits import KeyLimits
 from reapi_server.api_keys.service import issue_key
+from reapi_server.audit import Actor
+from reapi_server.backoffice import actions
 from reapi_server.billing import repository as payments
 from reapi_server.credits import repository as credits
 from reapi_server.derived_keys import derive_key, keyed_digest
@@ -34,6 +37,13 @@ NOT_PERSONAL = {
     "pending_deletions": "storage keys waiting to be deleted from storage; no owner",
     "commit_markers": "one sequence number per server process (group commit); no owner",
     "notices": "the operator's notices (kind, subject, date); who got one: notice_deliveries",
+    "fleet_secret": "the installation's one secret (one row); no owner",
+}
+#: Tables whose rows about a person outlive them on purpose (and why). Deletion leaves these,
+#: naming only ids that no longer lead to anyone; `payments` is kept too, detached (its
+#: `account_id` emptied), so it needs no entry here.
+KEPT_AFTER_DELETION = {
+    "audit_log": "the operators' record of what they did (ids, counts, a reason; no address)",
 }
 
 
@@ -90,7 +100,15 @@ async def seed_person(gateway, browsers, providers, *, product: str = "Starter p
     async with rt.db.write() as session:
         account = await account_of(session, user.id)
         await credits.grant(session, account.id, 10_000, rt.now())
-        key_row, issued = await issue_key(session, account.id, name="laptop", now=rt.now())
+        # An operator's correction: a ledger adjustment and its audit row.
+        await actions.adjust_credits(session, Actor.cli(), account.id, 50, "goodwill", now=rt.now())
+        key_row, issued = await issue_key(
+            session,
+            account.id,
+            name="laptop",
+            now=rt.now(),
+            limits=KeyLimits(spend_limit=100_000, spend_period="weekly"),
+        )
         payment = await payments.insert(
             session,
             account_id=account.id,
@@ -177,6 +195,8 @@ def about(table: Table, person: Person, throttle_key: bytes) -> ColumnElement[bo
         return c.id == person.user_id
     if table.name == "accounts":
         return c.id == person.account_id
+    if table.name == "audit_log":
+        return or_(c.target_user_id == person.user_id, c.account_id == person.account_id)
     if "user_id" in c:
         return c.user_id == person.user_id
     if "account_id" in c:

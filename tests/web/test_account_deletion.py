@@ -2,9 +2,10 @@
 step-up and a typed confirmation first; then keys and sessions end at once (in every process),
 running videos are cancelled with their holds released once, outputs go from storage, and
 nothing about the person is left in any table but their payment records, detached and kept
-for 7 years (CHECKS.md §26; SQLite and PostgreSQL, local disk and S3)."""
+for 7 years, and the audit log's rows about them (SQLite and PostgreSQL, local disk and S3)."""
 
 import asyncio
+import json
 
 import anyio
 import pytest
@@ -23,15 +24,18 @@ from tests.web.oauth import (
     start_again,
 )
 from tests.web.people import (
+    KEPT_AFTER_DELETION,
     count_about,
     personal_tables,
     seed_person,
     throttle_key_of,
 )
+from tests.web.staff import signed_in_admin
 from tests.web.two_factor_helpers import code_at
 from typer.testing import CliRunner
 
 from reapi_server.accounts.service import create_account
+from reapi_server.audit import repository as audit
 from reapi_server.cli import app as cli_app
 from reapi_server.identity import repository as users
 from reapi_server.identity.sessions import Client
@@ -58,6 +62,15 @@ async def counts(rt, person) -> dict[str, int]:
     key = throttle_key_of(rt)
     async with rt.db.read() as session:
         return {t.name: await count_about(session, t, person, key) for t in personal_tables()}
+
+
+async def left_about(rt, person) -> dict[str, int]:
+    """Rows about `person` after their deletion, but for the tables kept on purpose."""
+    return {
+        table: n
+        for table, n in (await counts(rt, person)).items()
+        if n and table not in KEPT_AFTER_DELETION
+    }
 
 
 async def delete_by_page(
@@ -145,7 +158,7 @@ async def test_deletion_keeps_detached_payments_and_nothing_else(
     # The confirmation mail went to the address they had; after it, not a row about them.
     (mail,) = await mail_to(rt, alice.email)
     assert mail.subject.endswith("account was deleted") and "7 years" in mail.text
-    left = {table: n for table, n in (await counts(rt, alice)).items() if n}
+    left = await left_about(rt, alice)
     assert left == {}, f"rows about a deleted person: {left}"
     async with rt.db.read() as session:
         payment = await session.get(Payment, alice.payment_id)
@@ -213,7 +226,7 @@ async def test_an_image_request_in_flight_ends_and_its_rows_go_after(
     assert objects_of(people_web, alice) == set()
     assert not any(answer.headers["x-request-id"] in key for key in people_web.stored())
     assert len(await mail_to(rt, alice.email)) == 1  # the confirmation: kept until sent
-    left = {table: n for table, n in (await counts(rt, alice)).items() if n}
+    left = await left_about(rt, alice)
     assert left == {}, f"rows about a deleted person: {left}"
 
 
@@ -380,7 +393,64 @@ async def test_the_operator_deletes_through_the_same_service(people_web, browser
     assert objects_of(people_web, alice) == set()
     (mail,) = await mail_to(rt, alice.email)
     assert "account was deleted" in mail.subject
-    left = {table: n for table, n in (await counts(rt, alice)).items() if n}
+    left = await left_about(rt, alice)
     assert left == {}, f"rows about a deleted person: {left}"
     async with rt.db.read() as session:
         assert (await session.execute(select(func.count()).select_from(UsageRecord))).scalar() == 0
+    # The operator's deletion is audited (ids and counts; the address goes with the person),
+    # and the rows of the audit log about the person stay: the operators' record.
+    async with rt.db.read() as session:
+        logged = await audit.about(session, user_id=alice.user_id, account_ids=[alice.account_id])
+    assert [(e.action, e.via) for e in logged] == [
+        ("user.delete", "cli"),
+        ("credits.adjust", "cli"),
+    ]
+    assert logged[0].account_id == alice.account_id
+    assert json.loads(logged[0].detail)["payments_kept"] == 1
+    assert all(alice.email not in e.detail for e in logged)
+
+
+async def test_a_disabled_account_is_deleted_by_the_admin_page_and_by_its_owner(
+    people_web, browsers, providers
+):
+    """An admin disabled both accounts (their keys answer 403): the admin deletes one person
+    from the admin pages, the other deletes their own account; either way the same service
+    runs and nothing about them is left but the audit trail and the detached payment."""
+    rt = people_web.rt
+    alice = await seed_person(people_web, browsers, providers)
+    bob = await seed_person(people_web, browsers, providers)
+    admin, _ = await signed_in_admin(people_web, browsers)
+    for person in (alice, bob):
+        account = f"/admin/accounts/{person.account_id}"
+        assert (await admin.submit(account, f"{account}/disable", {})).status_code == 303
+        refused = await people_web.client.get("/v1/credits", headers=auth(person.key))
+        assert refused.status_code == 403, refused.text
+
+    page = f"/admin/accounts/{alice.account_id}"
+    deleted = await admin.submit(
+        page, f"/admin/users/{alice.user_id}/delete", {"confirm_email": alice.email}
+    )
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/admin/users?done=user_deleted"
+    assert "The person is deleted" in (await admin.get(deleted.headers["location"])).text
+    assert (await admin.get(page)).status_code == 404  # the account went with them
+    assert (await delete_by_page(bob)).status_code == 303
+
+    for person in (alice, bob):
+        assert (await person.browser.get("/settings")).status_code == 303
+        answer = await people_web.client.get("/v1/credits", headers=auth(person.key))
+        assert answer.status_code == 401
+        assert objects_of(people_web, person) == set()
+        (mail,) = await mail_to(rt, person.email)  # sent: its outbox row goes
+        assert mail.subject.endswith("account was deleted")
+        left = await left_about(rt, person)
+        assert left == {}, f"rows about a deleted person: {left}"
+        async with rt.db.read() as session:
+            payment = await session.get(Payment, person.payment_id)
+            logged = await audit.about(
+                session, user_id=person.user_id, account_ids=[person.account_id]
+            )
+        assert payment.account_id is None and payment.detached_at is not None
+        actions = [(e.action, e.via) for e in reversed(logged)]
+        assert actions[:2] == [("credits.adjust", "cli"), ("account.disable", "web")]
+        assert actions[2:] == ([("user.delete", "web")] if person is alice else [])

@@ -132,7 +132,7 @@ def test_sign_up_verify_two_factor_and_github(chromium, tmp_path, migrated_templ
         page.get_by_label("Authentication code").fill(totp.now())
         page.get_by_role("button", name="Verify").click()
         page.wait_for_url(f"{base}/settings")
-        assert page.get_by_text(f"Signed in as {email}").is_visible()
+        assert page.locator("#main").get_by_text(f"Signed in as {email}").is_visible()
 
         # GitHub: its verified address is this account's (itself verified), so signing in with
         # it links the two; the second factor is asked for as after a password.
@@ -146,7 +146,7 @@ def test_sign_up_verify_two_factor_and_github(chromium, tmp_path, migrated_templ
         page.get_by_label("Backup code").fill(backup_codes[0])
         page.get_by_role("button", name="Sign in with a backup code").click()
         page.wait_for_url(f"{base}/settings")
-        assert page.get_by_text(f"Signed in as {email}").is_visible()
+        assert page.locator("#main").get_by_text(f"Signed in as {email}").is_visible()
         methods = page.locator("#sign-in-methods")
         assert methods.get_by_text(f"{email} · linked").is_visible()
         assert methods.get_by_role("button", name="Unlink GitHub").is_visible()

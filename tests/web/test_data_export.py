@@ -101,6 +101,18 @@ async def test_the_export_never_holds_a_secret(people_web, browsers, providers):
     assert all(o["expires_at"] > o["created_at"] for o in outputs)
     keys = json.loads(text)["api_keys"]
     assert keys[0]["last4"] == person.key[-4:] and keys[0]["last_used_at"] is not None
+    # The key's limits and its spend in the current period (the image and the video).
+    assert (keys[0]["kind"], keys[0]["spend_limit"], keys[0]["spend_period"]) == (
+        "model",
+        100_000,
+        "weekly",
+    )
+    assert keys[0]["spent_in_period"] > 0 and keys[0]["models"] is None
+    assert document["accounts"][0]["disabled_at"] is None
+    # What an operator did to the account, without saying which admin.
+    [action] = document["operator_actions"]
+    assert (action["action"], action["by"]) == ("credits.adjust", "operator (cli)")
+    assert action["detail"] == {"amount": 50, "reason": "goodwill"}
 
 
 async def test_export_needs_a_session(people_web, browsers, providers):

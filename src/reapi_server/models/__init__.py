@@ -2,12 +2,14 @@
 
 from .accounts import Account
 from .api_keys import ApiKey
+from .audit import AuditEntry
 from .base import Base
 from .billing import Payment
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
 from .email import Notice, NoticeDelivery, OutboxMessage
+from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .oauth import OAuthIdentity, OAuthRequest
@@ -29,12 +31,14 @@ __all__ = [
     "MAX_CREDITS",
     "Account",
     "ApiKey",
+    "AuditEntry",
     "AuthThrottle",
     "BackupCode",
     "Base",
     "CommitMarker",
     "Consent",
     "CreditHold",
+    "FleetSecret",
     "IdempotencyRecord",
     "KnownDevice",
     "LedgerEntry",

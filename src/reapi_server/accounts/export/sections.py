@@ -11,6 +11,8 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...api_keys import repository as keys
+from ...api_keys.limits import parse_allowlist
+from ...audit.export import rows_about as audit_rows_about
 from ...billing import repository as payments
 from ...credits import repository as credits
 from ...email.notices import deliveries_of
@@ -201,6 +203,7 @@ async def _accounts(session: AsyncSession, subject: Subject) -> list[Row]:
                     "balance": balance,
                     "reserved": reserved,
                     "created_at": iso(account.created_at),
+                    "disabled_at": iso(account.disabled_at),
                 }
             )
     return found
@@ -214,17 +217,42 @@ async def _api_keys(session: AsyncSession, subject: Subject) -> list[Row]:
             {
                 "id": k.id,
                 "account_id": k.account_id,
+                "kind": k.kind,
                 "name": k.name,
                 "last4": k.last4,
                 "created_at": iso(k.created_at),
-                "last_used_at": iso(last_used.get(k.id)),
+                "last_used_at": iso(_latest(last_used.get(k.id), k.last_used_at)),
                 "revoked_at": iso(k.revoked_at),
+                "expires_at": iso(k.expires_at),
+                "spend_limit": k.spend_limit,
+                "spend_period": k.spend_period,
+                "spent_in_period": k.period_spend,
+                "period_start": iso(k.period_start or None),
+                "models": _models(k.model_allowlist),
                 "requests_per_minute": k.requests_per_minute,
                 "max_concurrent_videos": k.max_concurrent_videos,
             }
             for k in await keys.list_for_account(session, account_id)
         ]
     return found
+
+
+def _latest(*times: float | None) -> float | None:
+    """The later of the usage rows' and the key's own record (written about once a minute)."""
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _models(allowlist: str | None) -> list[str] | None:
+    """The models the key may call (None: every model)."""
+    models = parse_allowlist(allowlist)
+    return sorted(models) if models is not None else None
+
+
+async def _operator_actions(session: AsyncSession, subject: Subject) -> list[Row]:
+    """What operators did to the person or their accounts (credit adjustments, disabling,
+    ...): when, what, through which channel; not which admin (that is theirs)."""
+    return await audit_rows_about(session, subject.user_id, subject.account_ids)
 
 
 async def _usage(session: AsyncSession, subject: Subject) -> list[Row]:
@@ -390,4 +418,5 @@ SECTIONS: tuple[Section, ...] = (
     Section("video_jobs", ("video_jobs",), _video_jobs),
     Section("outputs", ("stored_outputs",), _outputs),
     Section("idempotency_records", ("idempotency_records",), _idempotency),
+    Section("operator_actions", ("audit_log",), _operator_actions),
 )

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import admin
+from .accounts.export import to_json
 from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
 from .api_keys.service import KeyView
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
@@ -46,8 +47,8 @@ keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=
 credits_app = typer.Typer(help="Grant or adjust credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
 users_app = typer.Typer(
-    help="People who sign in: list, show, promote to admin, disable, enable, delete. Each change "
-    "is written to the audit log (actor: cli).",
+    help="People who sign in: list, show, export, promote to admin, disable, enable, delete, "
+    "reset two-factor. Each operator change is written to the audit log (actor: cli).",
     no_args_is_help=True,
 )
 notify_app = typer.Typer(
@@ -250,6 +251,7 @@ def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl
     for account_id in user.disabled_account_ids:
         typer.echo(f"  disabled: {account_id}")
     typer.echo(f"  sessions: {user.sessions}")
+    typer.echo(f"  two-factor: {'on' if user.two_factor else 'off'}")
     for kind, version, accepted_at in user.consents:
         typer.echo(f"  consent: {kind} (version {version}) at {_when(accepted_at)}")
 
@@ -260,16 +262,63 @@ def users_delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
 ) -> None:
-    """Delete a user: revoke their accounts' keys, end their sessions, delete their rows."""
+    """Delete a user and their accounts' data, as "Delete account" in Settings does: keys
+    revoked, sessions ended, video jobs cancelled, outputs and usage deleted, payment records
+    kept (detached) for 7 years; a confirmation mail goes to their address."""
     if not yes:
-        typer.confirm(f"Delete the user {email} and revoke their keys?", abort=True)
-    deleted = _run(admin.remove_user(_settings(data_dir, database_url), email))
+        typer.confirm(f"Delete the user {email} and all their data?", abort=True)
+    deletion = _run(admin.remove_user(_settings(data_dir, database_url, config), email))
+    deleted = deletion.user
     typer.echo(
         f"deleted user {deleted.user_id}: {deleted.keys_revoked} keys revoked, "
-        f"{deleted.sessions_ended} sessions ended; accounts kept: "
-        f"{', '.join(deleted.account_ids) or '-'}"
+        f"{deleted.sessions_ended} sessions ended, {deleted.payments_kept} payment records "
+        "kept (detached)"
     )
+    for purged in deletion.accounts:
+        state = "deleted" if purged.removed else "closed; the rest goes once its requests end"
+        typer.echo(
+            f"account {purged.account_id} {state}: {purged.video_jobs} video jobs, "
+            f"{purged.usage_rows} usage rows, {purged.objects} stored outputs"
+        )
+
+
+@users_app.command("export")
+def users_export(
+    email: Email,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the JSON here [standard output].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Export a user's data: the JSON document "Download my data" in Settings gives."""
+    document = _run(admin.export_user(_settings(data_dir, database_url, config), email))
+    body = to_json(document)
+    if output is None:
+        sys.stdout.buffer.write(body)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(body)
+    typer.echo(f"wrote {output}", err=True)
+
+
+@users_app.command("reset-2fa")
+def users_reset_two_factor(
+    email: Email,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Turn a user's two-factor authentication off (lost app and backup codes): check who they
+    are first. Their sessions end and they are mailed."""
+    if not yes:
+        typer.confirm(f"Turn off two-factor authentication for {email}?", abort=True)
+    _run(admin.reset_two_factor(_settings(data_dir, database_url), email))
+    typer.echo(f"two-factor authentication is off for {email.strip().lower()}")
 
 
 @users_app.command("promote")
@@ -507,11 +556,13 @@ def outputs_delete(
 def outputs_purge(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
-    """Run the retention job once: delete what is older than retention_days."""
+    """Run the retention job once: delete what is older than retention_days (payment records:
+    payment_retention_days)."""
     report = _run(admin.purge_expired(_settings(data_dir, database_url, config)))
     typer.echo(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
-        f"{report.video_jobs} video jobs; {report.objects} objects removed from storage"
+        f"{report.video_jobs} video jobs, {report.payments} payment records past their 7 years; "
+        f"{report.objects} objects removed from storage"
     )
 
 

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,6 +41,9 @@ from .secret_files import SECRETS_DIR_ENV, SecretFiles, file_variables
 __all__ = [
     "CONFIG_ENV",
     "ConfigError",
+    "GitHubApp",
+    "GoogleApp",
+    "OAuthApps",
     "Settings",
     "describe_settings_error",
     "settings_error_lines",
@@ -45,6 +56,51 @@ CONFIG_ENV = "REAPI_CONFIG"
 _PREFIX = "REAPI_"
 #: `REAPI_<PROVIDER>_BASE_URL`, read by the core for every provider (`reapi._settings`).
 _PROVIDER_URL = re.compile(r"REAPI_[A-Z0-9_]+_BASE_URL")
+
+#: A source an operator adds to the Content-Security-Policy: an https (or wss) origin, maybe
+#: with a path or a leading wildcard label; nothing that could end the directive.
+_CSP_SOURCE = re.compile(r"(https|wss)://(\*\.)?[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s;,']*)?")
+_HTTPS_SCRIPT = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s;,'\"<>]*)?")
+
+
+class GitHubApp(BaseModel):
+    """A GitHub OAuth app ("Sign in with GitHub" shows when both client values are set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    authorize_url: str = "https://github.com/login/oauth/authorize"
+    token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105  (a URL)
+    api_base_url: str = "https://api.github.com/"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+class GoogleApp(BaseModel):
+    """A Google OAuth client (OpenID Connect; endpoints and keys come from discovery)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    #: The id_token's expected `iss`; unset: the discovery URL's own prefix (OpenID Connect
+    #: Discovery: the issuer is where the document lives).
+    issuer: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+class OAuthApps(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    github: GitHubApp = Field(default_factory=GitHubApp)
+    google: GoogleApp = Field(default_factory=GoogleApp)
 
 
 class Settings(BaseSettings):
@@ -190,6 +246,9 @@ class Settings(BaseSettings):
     # -- retention ------------------------------------------------------------------------------
     #: Usage rows, video jobs and mirrored outputs older than this are deleted.
     retention_days: float = Field(default=30.0, gt=0)
+    #: Payment records are kept this long (7 years, with the leap days, as tax and accounting
+    #: law asks), also after their account is deleted; then the retention job deletes them.
+    payment_retention_days: float = Field(default=7 * 365 + 2, gt=0)
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
     #: A temp file or multipart upload of an output untouched this long was left by a process
@@ -228,6 +287,20 @@ class Settings(BaseSettings):
     #: Who runs this installation and how to reach them, as the legal pages say.
     operator_name: str = "the operator of this service"
     operator_contact: str | None = None
+    #: Sign-in with GitHub and Google (`[oauth.github]`, `[oauth.google]` in TOML;
+    #: `REAPI_OAUTH__GITHUB__CLIENT_ID`, ...). See docs/accounts.md for creating the apps.
+    oauth: OAuthApps = Field(default_factory=OAuthApps)
+    #: Cloudflare Turnstile on the sign-up and password reset forms, when both keys are set.
+    turnstile_site_key: str | None = None
+    turnstile_secret_key: SecretStr | None = None
+    turnstile_verify_url: str = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+    #: A chat-support widget: the operator's script, loaded on every page (external, never
+    #: inline), and the sources it needs beyond its own origin (CSP). Named, with the cookies
+    #: it sets, on the cookie policy.
+    chat_widget_script_url: str | None = None
+    chat_widget_csp_sources: list[str] = Field(default_factory=list)
+    chat_widget_name: str = "the chat-support provider"
+    chat_widget_cookies: list[str] = Field(default_factory=list)
     #: The operator's postal address, shown on /contact (some jurisdictions require one).
     operator_address: str | None = None
     #: Where the site's "Docs" links go.
@@ -312,6 +385,27 @@ class Settings(BaseSettings):
         if address is not None and address[1] == self.port:
             raise ValueError("metrics_listen needs a port of its own (not the gateway's port)")
         return self
+
+    @model_validator(mode="after")
+    def _turnstile_is_complete(self) -> Settings:
+        if (self.turnstile_site_key is None) != (self.turnstile_secret_key is None):
+            raise ValueError("Turnstile needs both turnstile_site_key and turnstile_secret_key")
+        return self
+
+    @field_validator("chat_widget_script_url")
+    @classmethod
+    def _chat_script(cls, url: str | None) -> str | None:
+        if url is not None and not _HTTPS_SCRIPT.fullmatch(url):
+            raise ValueError("chat_widget_script_url must be an https URL")
+        return url
+
+    @field_validator("chat_widget_csp_sources")
+    @classmethod
+    def _csp_sources(cls, sources: list[str]) -> list[str]:
+        for source in sources:
+            if not _CSP_SOURCE.fullmatch(source):
+                raise ValueError(f"not a CSP source (https:// or wss:// origin): {source[:80]!r}")
+        return sources
 
     @field_validator("tracing_endpoint")
     @classmethod

@@ -23,6 +23,7 @@ PAGE_PATHS = [
     "/legal/terms",
     "/legal/cookies",
     "/unsubscribe/user_0.x",
+    "/auth/consent",
     "/no-such-page",
 ]
 
@@ -61,6 +62,19 @@ async def test_every_form_is_covered(web):
         "/settings/sessions/sess_0/end",
         "/settings/sessions/end-others",
         "/settings/notifications/newsletter",
+        "/auth/consent",
+        "/auth/sess_0",
+        "/settings/identities/sess_0/link",
+        "/settings/identities/sess_0/unlink",
+        "/auth/sess_0/reauth",
+        "/login/2fa",
+        "/settings/2fa/setup",
+        "/settings/2fa/enable",
+        "/settings/2fa/disable",
+        "/settings/2fa/backup-codes",
+        "/settings/email",
+        "/settings/email/confirm",
+        "/settings/notifications/devices",
     } <= set(_post_paths(web))
 
 

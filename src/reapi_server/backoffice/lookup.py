@@ -52,6 +52,7 @@ ACTION_WORDS = {
     "account.enable": "Enabled the account",
     "user.promote": "Made an admin",
     "user.delete": "Deleted the person",
+    "user.reset_2fa": "Turned two-factor authentication off",
 }
 
 

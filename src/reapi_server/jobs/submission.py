@@ -23,10 +23,11 @@ from reapi import ReapiError
 from reapi.catalog import Route
 from reapi.core import Payload, PreparedVideo, RememberedJob, VideoParams
 
+from ..accounts import repository as accounts
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.service import hold_or_record_refusal, price_of
-from ..errors import GatewayError, NotFound, RateLimited
+from ..errors import AccountClosed, GatewayError, NotFound, RateLimited
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
 from ..ids import new_id
@@ -114,6 +115,8 @@ async def create(
     async def open_job(tx: Tx) -> GatewayError | None:
         """Check the key's job limit, hold credit, write the job and usage rows: one
         transaction. A refusal is written as the usage row and returned (not raised)."""
+        if not await accounts.is_open(tx, principal.account_id):
+            return AccountClosed()  # being deleted: no row may point at it any more
         if await repository.active_videos(tx, principal.key_id) >= limit:
             refusal = RateLimited(
                 f"this key already has {limit} video jobs in progress",

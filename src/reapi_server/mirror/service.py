@@ -29,6 +29,7 @@ __all__ = [
     "delete_task_outputs",
     "discard_unrecorded",
     "find_output",
+    "forget_account_outputs",
     "forget_task",
     "purge_deletions",
     "queue_task_cleanup",
@@ -123,6 +124,17 @@ async def forget_task(
     targets = _targets(task_id, keys)
     await repository.enqueue_deletions(session, targets, now)
     return len(keys), targets
+
+
+async def forget_account_outputs(session: AsyncSession, account_id: str, now: float) -> list[str]:
+    """In the caller's transaction: delete every output row of an account (being deleted) and
+    queue its objects, each task's prefix whole. What to delete once it commits."""
+    rows = await repository.delete_account_rows(session, account_id)
+    targets = {task_prefix(task_id) for task_id, _ in rows if task_id is not None}
+    targets.update(key for task_id, key in rows if task_id is None)
+    queued = sorted(targets)
+    await repository.enqueue_deletions(session, queued, now)
+    return queued
 
 
 async def delete_task_outputs(

@@ -4,6 +4,7 @@ from .accounts import Account
 from .api_keys import ApiKey
 from .audit import AuditEntry
 from .base import Base
+from .billing import Payment
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
@@ -11,9 +12,19 @@ from .email import Notice, NoticeDelivery, OutboxMessage
 from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
+from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
 from .usage import UsageRecord
-from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
+from .users import (
+    AuthThrottle,
+    BackupCode,
+    Consent,
+    KnownDevice,
+    Membership,
+    User,
+    UserToken,
+    WebSession,
+)
 
 __all__ = [
     "ACTIVE_JOB_STATES",
@@ -22,17 +33,22 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "AuthThrottle",
+    "BackupCode",
     "Base",
     "CommitMarker",
     "Consent",
     "CreditHold",
     "FleetSecret",
     "IdempotencyRecord",
+    "KnownDevice",
     "LedgerEntry",
     "Membership",
     "Notice",
     "NoticeDelivery",
+    "OAuthIdentity",
+    "OAuthRequest",
     "OutboxMessage",
+    "Payment",
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",

@@ -28,6 +28,8 @@ class User(Base):
     # Notification settings (the newsletter and sign-in alerts read them).
     newsletter: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     new_device_alerts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: IANA name; the dashboard shows times and groups usage by day in it.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class Membership(Base):

@@ -14,7 +14,14 @@ from functools import cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-__all__ = ["DayRange", "default_range", "known_zones", "zone_named"]
+__all__ = [
+    "DayRange",
+    "default_range",
+    "known_zones",
+    "offered_zones",
+    "zone_choices",
+    "zone_named",
+]
 
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
@@ -23,6 +30,26 @@ _EPOCH_DAY = date(1970, 1, 1).toordinal()
 def known_zones() -> frozenset[str]:
     """The IANA names this installation knows (the system's tz database or `tzdata`)."""
     return frozenset(available_timezones() | {"UTC"})
+
+
+#: Prefixes of legacy and alias names (US/Eastern, Etc/GMT+5, ...): the regional names cover them.
+_ALIAS_PREFIXES = ("Etc", "SystemV", "US", "Canada", "Brazil", "Mexico", "Chile")
+
+
+@cache
+def zone_choices() -> list[tuple[str, list[str]]]:
+    """The zones a person may choose, by region (Africa, America, ...); UTC first, alone."""
+    groups: dict[str, list[str]] = {}
+    for name in sorted(known_zones()):
+        region, slash, _ = name.partition("/")
+        if slash and region not in _ALIAS_PREFIXES:
+            groups.setdefault(region, []).append(name)
+    return [("", ["UTC"]), *sorted(groups.items())]
+
+
+@cache
+def offered_zones() -> frozenset[str]:
+    return frozenset(name for _, names in zone_choices() for name in names)
 
 
 def zone_named(name: str) -> ZoneInfo:

@@ -34,7 +34,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, settings
+from .pages import auth, legal, settings, usage, usage_api
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -47,7 +47,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, legal)
+PAGES = (auth, settings, legal, usage, usage_api)
 
 
 def _is_local(host: str) -> bool:
@@ -201,6 +201,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
     web = build_context(rt)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
+    app.state.runtime = rt
     app.mount(
         "/static",
         StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),

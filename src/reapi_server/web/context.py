@@ -15,9 +15,10 @@ from ..identity.service import CurrentSession, Identity
 from ..identity.sessions import Client
 from ..links import Links
 from ..models import User
+from ..runtime import Runtime
 from .cookies import CookiePolicy
 
-__all__ = ["Visitor", "WebContext", "client_of", "visitor_of", "web_of"]
+__all__ = ["Visitor", "WebContext", "client_of", "runtime_of", "visitor_of", "web_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,13 @@ class Visitor:
 def web_of(connection: HTTPConnection) -> WebContext:
     context: WebContext = connection.app.state.web
     return context
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The gateway's runtime (storage, catalog, router), for pages that need more than the
+    web context: the dashboard's outputs and usage."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
 
 
 def visitor_of(connection: HTTPConnection) -> Visitor:

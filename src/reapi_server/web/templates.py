@@ -26,6 +26,9 @@ NOTICES: Mapping[str, str] = {
     "password_reset": "Your password is changed. Sign in with it.",
     "session_ended": "That session is signed out.",
     "sessions_ended": "Every other session is signed out.",
+    "time_zone_saved": "Your time zone is saved.",
+    "output_deleted": "The output is deleted. Its URL no longer works.",
+    "outputs_deleted": "Every stored output is deleted. Their URLs no longer work.",
 }
 
 

@@ -1,0 +1,61 @@
+"""Usage as the dashboard's pages show it: rows, key names, times in the person's zone, and the
+list of zones to choose from."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..models import UsageRecord
+from ..usage.reading import KeyLabel
+from ..usage.report import UsageTotals
+
+__all__ = ["STATUS_LABELS", "key_rows", "usage_rows", "when"]
+
+#: status → (what the page says, badge style)
+STATUS_LABELS = {
+    "succeeded": ("Succeeded", "badge-ok"),
+    "failed": ("Failed", "badge-error"),
+    "pending": ("Running", "badge-warn"),
+}
+
+
+def when(timestamp: float, zone: ZoneInfo) -> str:
+    return datetime.fromtimestamp(timestamp, zone).strftime("%d %b %Y, %H:%M:%S")
+
+
+def usage_rows(
+    rows: Sequence[UsageRecord], zone: ZoneInfo, keys: Mapping[str, KeyLabel]
+) -> list[dict[str, Any]]:
+    shown = []
+    for row in rows:
+        key = keys.get(row.api_key_id or "")
+        label, badge = STATUS_LABELS.get(row.status, (row.status, ""))
+        shown.append(
+            {
+                "id": row.id,
+                "time": when(row.created_at, zone),
+                "iso": datetime.fromtimestamp(int(row.created_at), zone).isoformat(),
+                "key": key.label if key is not None else (row.api_key_id or "—"),
+                "model": row.model,
+                "endpoint": row.endpoint,
+                "credits": f"{row.credit_cost:,}" if row.status != "pending" else "—",
+                "status": label,
+                "badge": badge,
+                "error": row.error_code or "",
+            }
+        )
+    return shown
+
+
+def key_rows(totals: UsageTotals, keys: Mapping[str, KeyLabel]) -> list[dict[str, str]]:
+    rows = []
+    for total in totals.by_key:
+        key = keys.get(total.key_id or "")
+        name = key.label if key is not None else total.key_id or "No key"
+        rows.append(
+            {"name": name, "requests": f"{total.requests:,}", "credits": f"{total.credits:,}"}
+        )
+    return rows

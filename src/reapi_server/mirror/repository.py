@@ -13,6 +13,7 @@ from .outputs import MirroredFile
 
 __all__ = [
     "claim_deletions",
+    "delete_account_rows",
     "delete_output_row",
     "delete_task_rows",
     "enqueue_deletions",
@@ -113,6 +114,19 @@ async def delete_task_rows(
     connection = await session.connection()
     result = await connection.execute(query.returning(StoredOutput.storage_key))
     return list(result.scalars())
+
+
+async def delete_account_rows(
+    session: AsyncSession, account_id: str
+) -> list[tuple[str | None, str]]:
+    """Delete every output row of the account; (task id, storage key) of each."""
+    connection = await session.connection()
+    result = await connection.execute(
+        delete(StoredOutput)
+        .where(StoredOutput.account_id == account_id)
+        .returning(StoredOutput.task_id, StoredOutput.storage_key)
+    )
+    return [(row[0], str(row[1])) for row in result.all()]
 
 
 # -- the deletion queue ----------------------------------------------------------------------------

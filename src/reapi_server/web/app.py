@@ -34,7 +34,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, settings, usage, usage_api
+from .pages import auth, dashboard, legal, outputs, settings, usage, usage_api
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -47,7 +47,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, legal, usage, usage_api)
+PAGES = (auth, settings, legal, dashboard, usage, usage_api, outputs)
 
 
 def _is_local(host: str) -> bool:

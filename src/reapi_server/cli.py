@@ -23,6 +23,7 @@ from .demo import run_demo
 from .errors import GatewayError
 from .extras import MissingExtraError
 from .serving import run_server
+from .usage.command import export_usage
 
 __all__ = ["app", "main"]
 
@@ -38,11 +39,13 @@ keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
 users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
+usage_app = typer.Typer(help="Export an account's usage rows.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
+app.add_typer(usage_app, name="usage")
 
 DataDir = Annotated[
     Path | None,
@@ -261,6 +264,39 @@ def outputs_purge(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
         f"{report.video_jobs} video jobs; {report.objects} objects removed from storage"
     )
+
+
+@usage_app.command("export")
+def usage_export(
+    email: Email,
+    first: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD [30 days ago].")
+    ] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD [today].")] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option("--time-zone", help="IANA zone of the days and times [the user's setting]."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV file to write (0600) [stdout].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write an account's usage rows as CSV (newest first), as the dashboard exports them."""
+    written = _run(
+        export_usage(
+            _settings(data_dir, database_url),
+            email,
+            first=first,
+            last=last,
+            time_zone=time_zone,
+            output=output,
+            stdout=sys.stdout.buffer,
+        )
+    )
+    if output is not None:
+        typer.echo(f"wrote {written} usage rows to {output}")
 
 
 @app.command()

@@ -13,13 +13,13 @@ from starlette.responses import RedirectResponse, Response
 from ...errors import GatewayError
 from ...identity.time_zone import set_time_zone
 from ...usage.calendar import zone_choices
+from ...usage.query import UsageQuery, parse_usage_query
 from ...usage.reading import usage_report
 from ..account import SignedIn, require_account
 from ..charts import credits_chart
 from ..context import runtime_of, web_of
 from ..forms import field_errors, read_form, safe_next
 from ..templates import render
-from ..usage_query import UsageQuery, parse_usage_query
 from ..usage_view import STATUS_LABELS, key_rows, usage_rows
 
 __all__ = ["PAGE_SIZE", "router"]

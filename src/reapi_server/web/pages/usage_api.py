@@ -19,10 +19,10 @@ from ...openai_api.errors import error_response
 from ...openai_api.responses import json_response
 from ...usage.calendar import known_zones, zone_named
 from ...usage.export import csv_chunks, usage_json
+from ...usage.query import UsageQuery, parse_usage_query
 from ...usage.reading import key_labels, usage_report
 from ..account import SignedIn, account_id_of
 from ..context import visitor_of, web_of
-from ..usage_query import UsageQuery, parse_usage_query
 
 __all__ = ["router"]
 

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 from ..errors import GatewayError
-from ..usage.calendar import DayRange, default_range
-from ..usage.filters import STATUSES, Cursor, UsageFilter
+from .calendar import DayRange, default_range
+from .filters import STATUSES, Cursor, UsageFilter
 
 __all__ = ["DEFAULT_DAYS", "MAX_DAYS", "UsageQuery", "parse_usage_query"]
 

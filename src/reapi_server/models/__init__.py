@@ -10,12 +10,13 @@ from .email import OutboxMessage
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
-from .usage import UsageRecord
+from .usage import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
 from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
 
 __all__ = [
     "ACTIVE_JOB_STATES",
     "MAX_CREDITS",
+    "ROLLUP_SLOT_SECONDS",
     "Account",
     "ApiKey",
     "AuthThrottle",
@@ -30,6 +31,7 @@ __all__ = [
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",
+    "UsageRollup",
     "User",
     "UserToken",
     "VideoJob",

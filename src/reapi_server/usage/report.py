@@ -1,9 +1,13 @@
 """Reading usage for the dashboard, the management API and exports: a page of rows (keyset, newest
 first) and the totals of every row the filter matches, per local day and per key.
 
-The totals come from one GROUP BY (day, key) over the same rows the table lists: the account
-total, the per-key totals and the per-day totals are sums of the same groups, so they cannot
-disagree with each other or with the rows. Every statement is bound to one account.
+The totals come from one GROUP BY (day, key): the account total, the per-key totals and the
+per-day totals are sums of the same groups, so they cannot disagree with each other. They read
+`usage_rollups` (the rows counted per 15-minute slot, key, model and status, kept by triggers in
+the same statement as each row), which holds the same numbers as the rows in far fewer groups:
+every local midnight falls on a slot's edge. A range whose edges do not (a zone with an offset
+that is not whole quarter hours) is counted from the rows themselves. Every statement is bound
+to one account.
 """
 
 from __future__ import annotations
@@ -13,13 +17,23 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Select, and_, case, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    SQLColumnExpression,
+    and_,
+    case,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..db import Database
-from ..models import UsageRecord
+from ..models import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
 from .calendar import DayRange
 from .filters import Cursor, UsageFilter
 
@@ -31,6 +45,7 @@ __all__ = [
     "batches",
     "rows_page",
     "totals",
+    "totals_from_rows",
 ]
 
 _DAY = 86_400
@@ -100,16 +115,23 @@ def _whole_days_postgres(element: _whole_days, compiler: Any, **kw: Any) -> str:
     return f"CAST(floor({compiler.process(element.clauses, **kw)}) AS INTEGER)"
 
 
-def _local_day(days: DayRange) -> ColumnElement[int]:
-    """The row's local day as a day number: whole days of (time + the offset in force then)."""
+def _local_day(days: DayRange, instant: SQLColumnExpression[Any]) -> ColumnElement[int]:
+    """The local day of `instant` (UTC seconds) as a day number: whole days of (instant + the
+    offset in force then)."""
     changes = days.offset_changes()
     offset: ColumnElement[Any] | int = days.first_offset
     if changes:
         offset = case(
-            *((UsageRecord.created_at >= at, value) for at, value in reversed(changes)),
+            *((instant >= at, value) for at, value in reversed(changes)),
             else_=days.first_offset,
         )
-    return _whole_days((UsageRecord.created_at + offset) / float(_DAY))
+    return _whole_days((instant + offset) / float(_DAY))
+
+
+def _on_slot_edges(days: DayRange) -> bool:
+    """Whether every edge of the range's days (and every offset change) is a slot's edge."""
+    edges = [days.start, days.end, *(at for at, _ in days.offset_changes())]
+    return all(edge % ROLLUP_SLOT_SECONDS == 0 for edge in edges)
 
 
 def _matching(query: Select[Any], f: UsageFilter) -> Select[Any]:
@@ -172,7 +194,36 @@ async def rows_page(
 
 
 async def totals(session: AsyncSession, f: UsageFilter) -> UsageTotals:
-    day = _local_day(f.days).label("day")
+    """The totals of every row `f` matches: from the rollup when the range's days fall on its
+    slots (every zone in use today), else from the rows."""
+    if not _on_slot_edges(f.days):
+        return await totals_from_rows(session, f)
+    slot_start = UsageRollup.slot * ROLLUP_SLOT_SECONDS
+    day = _local_day(f.days, slot_start).label("day")
+    query = select(
+        day,
+        UsageRollup.api_key_id,
+        func.sum(UsageRollup.requests),
+        func.sum(UsageRollup.credits),
+        func.sum(case((UsageRollup.status == "failed", UsageRollup.requests), else_=0)),
+    ).where(
+        UsageRollup.account_id == f.account_id,
+        UsageRollup.slot >= int(f.days.start // ROLLUP_SLOT_SECONDS),
+        UsageRollup.slot < int(f.days.end // ROLLUP_SLOT_SECONDS),
+    )
+    if f.key_id is not None:
+        query = query.where(UsageRollup.api_key_id == f.key_id)
+    if f.model is not None:
+        query = query.where(UsageRollup.model == f.model)
+    if f.status is not None:
+        query = query.where(UsageRollup.status == f.status)
+    groups = (await session.execute(query.group_by(day, UsageRollup.api_key_id))).all()
+    return _summed(f.days, [(d, k or None, n, c, x) for d, k, n, c, x in groups])
+
+
+async def totals_from_rows(session: AsyncSession, f: UsageFilter) -> UsageTotals:
+    """The same totals, counted from the usage rows themselves."""
+    day = _local_day(f.days, UsageRecord.created_at).label("day")
     query = _matching(
         select(
             day,
@@ -183,8 +234,12 @@ async def totals(session: AsyncSession, f: UsageFilter) -> UsageTotals:
         ),
         f,
     ).group_by(day, UsageRecord.api_key_id)
-    groups = (await session.execute(query)).all()
-    per_day: dict[date, list[int]] = {d: [0, 0] for d in f.days.days()}
+    return _summed(f.days, list((await session.execute(query)).all()))
+
+
+def _summed(days: DayRange, groups: Sequence[Any]) -> UsageTotals:
+    """Totals from (day number, key, requests, credits, failed) groups."""
+    per_day: dict[date, list[int]] = {d: [0, 0] for d in days.days()}
     per_key: dict[str | None, list[int]] = {}
     requests = credits = failed = 0
     for day_number, key_id, count, cost, failures in groups:

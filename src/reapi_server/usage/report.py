@@ -122,7 +122,9 @@ def _local_day(days: DayRange, instant: SQLColumnExpression[Any]) -> ColumnEleme
     offset: ColumnElement[Any] | int = days.first_offset
     if changes:
         offset = case(
-            *((instant >= at, value) for at, value in reversed(changes)),
+            # (offset changes fall on whole seconds: given as integers, they compare with an
+            # integer column as well as a float one)
+            *((instant >= int(at), value) for at, value in reversed(changes)),
             else_=days.first_offset,
         )
     return _whole_days((instant + offset) / float(_DAY))

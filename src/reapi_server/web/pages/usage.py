@@ -12,7 +12,6 @@ from starlette.responses import RedirectResponse, Response
 
 from ...errors import GatewayError
 from ...identity.time_zone import set_time_zone
-from ...usage.calendar import zone_choices
 from ...usage.query import UsageQuery, parse_usage_query
 from ...usage.reading import usage_report
 from ..account import SignedIn, require_account
@@ -20,7 +19,7 @@ from ..charts import credits_chart
 from ..context import runtime_of, web_of
 from ..forms import field_errors, read_form, safe_next
 from ..templates import render
-from ..usage_view import STATUS_LABELS, key_rows, usage_rows
+from ..usage_view import STATUS_LABELS, key_rows, usage_rows, zone_options
 
 __all__ = ["PAGE_SIZE", "router"]
 
@@ -78,7 +77,7 @@ async def _page(
         else None,
         "csv_link": _link("/api/usage.csv", query),
         "zone": zone.key,
-        "zone_groups": zone_choices(),
+        "zone_options": zone_options(zone.key),
         "retention_days": f"{web.settings.retention_days:g}",
         "here": _link("/dashboard/usage", query),
         "filtered": bool(query.filter.key_id or query.filter.model or query.filter.status),

@@ -31,3 +31,11 @@ def test_mirror_memory_bench_runs_on_a_small_video():
 
 def test_gateway_bench_parses_its_arguments():
     assert "--duration" in run(str(BENCH / "gateway.py"), "--help")
+
+
+def test_usage_page_bench_runs_and_prints_its_table():
+    out = run(
+        str(BENCH / "usage_page.py"), "--rows", "300", "--other-rows", "100", "--renders", "2"
+    )
+    assert "| /dashboard/usage (30 days, all rows) |" in out
+    assert "| /api/usage (JSON, 100 rows + totals) |" in out

@@ -34,11 +34,12 @@ async def test_balance_held_credit_spend_and_latest_requests(web, browsers):
         ],
     )
     html = (await someone.browser.get("/dashboard")).text
+    assert '<main id="main" class="page page-wide" tabindex="-1">' in html
     stats = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]+?) <span", html))
     assert stats == {"Balance": "960", "Held": "40", "Last 30 days": "25"}
     assert "credits spent on 2 requests" in html  # the running video and the 25-credit image
     assert html.count('<code class="request-id">') == 2
-    assert "videos.create" in html and "Running" in html
+    assert "sim-video" in html and "Running" in html
     assert "25 credits over 30 days" in html
     assert "You have no API key yet" not in html
 

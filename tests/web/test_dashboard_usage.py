@@ -169,7 +169,7 @@ async def test_days_follow_the_persons_time_zone(web, browsers):
     assert await api_rows(someone.browser, **{"from": "2027-01-15", "to": "2027-01-15"}) == []
     page = await someone.browser.get("/dashboard/usage?done=time_zone_saved")
     assert "Your time zone is saved." in page.text
-    assert "14 Jan 2027, 22:30:00" in page.text
+    assert '<time datetime="2027-01-14T22:30:00-05:00">14 Jan, 22:30:00</time>' in page.text
     assert '<option value="America/New_York" selected>' in page.text
     # The API may ask for another zone without changing the setting.
     tokyo = (await someone.browser.get("/api/usage", params={"time_zone": "Asia/Tokyo"})).json()

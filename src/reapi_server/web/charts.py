@@ -65,16 +65,20 @@ def day_label(day: date) -> str:
 
 
 def nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 2.5 or 5 times a power of ten (a whole number) at or above
-    `value`: grid lines at round numbers."""
+    """The smallest of 1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6 or 8 times a power of ten (a whole
+    number) at or above `value`: grid lines at round numbers, the tallest bar near the top."""
     if value <= 1:
         return 1
     power: int = 10 ** math.floor(math.log10(value))
-    for tenths in (10, 20, 25, 50, 100):
+    for tenths in (10, 12, 15, 20, 25, 30, 40, 50, 60, 80, 100):
         top, rest = divmod(tenths * power, 10)
         if top >= value and not rest:
             return top
     return 10 * power
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
 
 def _percent(value: float) -> str:
@@ -113,7 +117,7 @@ def credits_chart(days: Sequence[DayTotal], *, today: date, zone: str) -> BarCha
             )
         )
     grid = [
-        GridLine(round(TOP + PLOT_HEIGHT * (1 - share), 2), f"{round(ceiling * share):,}")
+        GridLine(round(TOP + PLOT_HEIGHT * (1 - share), 2), _number(ceiling * share))
         for share in (0.0, 0.5, 1.0)
     ]
     labels = []

@@ -30,6 +30,12 @@ def when(timestamp: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(timestamp, zone).strftime("%d %b %Y, %H:%M:%S")
 
 
+def short_when(timestamp: float, zone: ZoneInfo) -> str:
+    """Within the last weeks, the year goes without saying (the full time is the cell's
+    machine-readable `datetime`)."""
+    return datetime.fromtimestamp(timestamp, zone).strftime("%d %b, %H:%M:%S")
+
+
 def usage_rows(
     rows: Sequence[UsageRecord], zone: ZoneInfo, keys: Mapping[str, KeyLabel]
 ) -> list[dict[str, Any]]:
@@ -40,7 +46,7 @@ def usage_rows(
         shown.append(
             {
                 "id": row.id,
-                "time": when(row.created_at, zone),
+                "time": short_when(row.created_at, zone),
                 "iso": datetime.fromtimestamp(int(row.created_at), zone).isoformat(),
                 "key": key.label if key is not None else (row.api_key_id or "—"),
                 "model": row.model,

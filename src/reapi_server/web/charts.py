@@ -112,7 +112,8 @@ def credits_chart(days: Sequence[DayTotal], *, today: date, zone: str) -> BarCha
                 width=_percent(slot * 0.7),
                 y=round(TOP + PLOT_HEIGHT - height, 2),
                 height=round(height, 2),
-                tooltip=f"{day_label(day.day)}: {day.credits:,} credits, {requests}",
+                tooltip=f"{day_label(day.day)}{' (today, so far)' if day.day == today else ''}: "
+                f"{day.credits:,} credits, {requests}",
                 today=day.day == today,
             )
         )

@@ -5,6 +5,7 @@ objects (what storage refuses stays queued)."""
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -43,7 +44,7 @@ def _card(
     web = web_of(request)
     base = web.links.base_url
     expires = output.created_at + retention_days * DAY
-    days_left = max(0, int((expires - web.clock()) // DAY))
+    days_left = max(0, math.ceil((expires - web.clock()) / DAY))
     what = [output.model or ("Video" if output.kind == "video" else "Image")]
     if output.seconds:
         what.append(f"{output.seconds} s")

@@ -15,7 +15,7 @@ from ...identity.time_zone import set_time_zone
 from ...usage.query import UsageQuery, parse_usage_query
 from ...usage.reading import usage_report
 from ..account import SignedIn, require_account
-from ..charts import credits_chart
+from ..charts import credits_chart, day_label
 from ..context import runtime_of, web_of
 from ..forms import field_errors, read_form, safe_next
 from ..templates import render
@@ -67,6 +67,8 @@ async def _page(
         "statuses": [(name, label) for name, (label, _) in STATUS_LABELS.items()],
         "totals": report.totals,
         "key_totals": key_rows(report.totals, keys),
+        "range_label": f"{day_label(days.first)} {days.first.year} to "
+        f"{day_label(days.last)} {days.last.year}",
         "chart": credits_chart(report.totals.by_day, today=today, zone=zone.key),
         "rows": usage_rows(page.rows, zone, keys),
         "older_link": _link("/dashboard/usage", query, older=page.older_cursor.encode())

@@ -26,6 +26,14 @@ STATUS_LABELS = {
 }
 
 
+#: endpoint → what the page calls it (the API and CSV keep the endpoint's name).
+ENDPOINT_LABELS = {
+    "images.generations": "Image",
+    "images.edits": "Image edit",
+    "videos.create": "Video",
+}
+
+
 def when(timestamp: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(timestamp, zone).strftime("%d %b %Y, %H:%M:%S")
 
@@ -50,7 +58,7 @@ def usage_rows(
                 "iso": datetime.fromtimestamp(int(row.created_at), zone).isoformat(),
                 "key": key.label if key is not None else (row.api_key_id or "—"),
                 "model": row.model,
-                "endpoint": row.endpoint,
+                "endpoint": ENDPOINT_LABELS.get(row.endpoint, row.endpoint),
                 "credits": f"{row.credit_cost:,}" if row.status != "pending" else "—",
                 "status": label,
                 "badge": badge,

@@ -31,6 +31,8 @@ def test_bars_labels_and_description():
     assert [g.label for g in chart.grid] == ["0", "150", "300"]  # 290 is the most
     assert chart.labels[0].text == "1 Jan" and chart.labels[-1].text == "30 Jan"
     assert len(chart.labels) <= 6
+    places = [float(label.x.rstrip("%")) for label in chart.labels]
+    assert min(b - a for a, b in zip(places, places[1:], strict=False)) >= 15  # never crowded
     assert chart.description == (
         "4,350 credits over 30 days, 1 Jan to 30 Jan (Europe/Paris). "
         "Highest: 290 credits on 30 Jan."

@@ -90,7 +90,7 @@ def _label_indices(count: int) -> list[int]:
         return list(range(count))
     step = math.ceil((count - 1) / (_MAX_LABELS - 1))
     chosen = list(range(0, count - 1, step))
-    if count - 1 - chosen[-1] < step / 2:
+    if count - 1 - chosen[-1] < step:
         chosen.pop()  # too close to the last one, which is always shown
     return [*chosen, count - 1]
 

@@ -57,3 +57,11 @@ async def test_without_a_key_it_points_to_creating_one(web, browsers):
     html = (await someone.browser.get("/dashboard")).text
     assert "You have no API key yet" in html
     assert 'href="/dashboard/keys"' in html
+
+
+async def test_no_spend_says_so_instead_of_an_empty_chart(web, browsers):
+    someone = await person(web, browsers)
+    html = (await someone.browser.get("/dashboard")).text
+    assert "Nothing spent in the last 30 days." in html and "<svg" not in html
+    usage = (await someone.browser.get("/dashboard/usage")).text
+    assert "No credits charged in this range." in usage and "<svg" not in usage

@@ -10,7 +10,8 @@ account with three keys whose rows are spread over the last 30 days (keys 70/25/
 as a shared database holds them. Then a signed-in browser session (an in-process ASGI client: the
 page's own work, no network) renders each page `--renders` times after a warm-up; reported per
 page: p50, p95 and max wall time, and the CPU time of this process per render (the database runs
-in it for SQLite), which a loaded machine inflates less than wall time.
+in it for SQLite) and, with --postgres, of the PostgreSQL server's processes: figures a loaded
+machine inflates less than wall time.
 
 Not a timed test: the numbers go to docs/benchmarks.md.
 """
@@ -110,16 +111,34 @@ async def _seed(rt: object, rows: int, other_rows: int, now: float) -> tuple[str
     return user.id, account.id
 
 
-def _summary(name: str, walls: list[float], cpus: list[float]) -> str:
+def _summary(name: str, walls: list[float], cpus: list[float], db_cpu: float | None) -> str:
     walls.sort()
     p95 = walls[max(0, int(len(walls) * 0.95) - 1)]
+    database = f" {db_cpu:.1f} |" if db_cpu is not None else ""
     return (
         f"| {name} | {statistics.median(walls):.1f} | {p95:.1f} | {walls[-1]:.1f} "
-        f"| {statistics.median(cpus):.1f} |"
+        f"| {statistics.median(cpus):.1f} |{database}"
     )
 
 
-async def _run(args: argparse.Namespace, database_url: str | None, data_dir: Path) -> None:
+def _server_cpu_ms(data_dir: str) -> float:
+    """CPU time so far of a PostgreSQL server: its postmaster and every backend (Linux /proc)."""
+    postmaster = int(Path(data_dir, "postmaster.pid").read_text().split()[0])
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a process that just ended
+        pid, parent = int(stat.parent.name), int(fields[1])
+        if postmaster in (pid, parent):
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+async def _run(
+    args: argparse.Namespace, database_url: str | None, data_dir: Path, server_dir: str | None
+) -> None:
     import httpx
 
     from reapi_server.app import create_app
@@ -174,25 +193,31 @@ async def _run(args: argparse.Namespace, database_url: str | None, data_dir: Pat
                 "/api/usage (JSON, 100 rows + totals)": "/api/usage",
             }
             print(f"\nrenders per page: {args.renders} (after 5 warm-up renders)\n")
-            print("| page | p50 (ms) | p95 (ms) | max (ms) | CPU p50 (ms) |")
-            print("|---|---|---|---|---|")
+            extra, rule = (" PostgreSQL CPU mean (ms) |", "---|") if server_dir else ("", "")
+            print(f"| page | p50 (ms) | p95 (ms) | max (ms) | CPU p50 (ms) |{extra}")
+            print(f"|---|---|---|---|---|{rule}")
             for name, path in pages.items():
                 for _ in range(5):
                     assert (await client.get(path)).status_code == 200
                 walls, cpus = [], []
+                # (CPU clocks tick every 10 ms: the server's is taken over all the renders)
+                db_before = _server_cpu_ms(server_dir) if server_dir else 0.0
                 for _ in range(args.renders):
                     wall, cpu = time.perf_counter(), time.process_time()
                     answer = await client.get(path)
                     walls.append((time.perf_counter() - wall) * 1000)
                     cpus.append((time.process_time() - cpu) * 1000)
                     assert answer.status_code == 200
-                print(_summary(name, walls, cpus))
+                db_cpu = (
+                    (_server_cpu_ms(server_dir) - db_before) / args.renders if server_dir else None
+                )
+                print(_summary(name, walls, cpus, db_cpu))
     finally:
         await lifespan.__aexit__(None, None, None)
 
 
 @contextmanager
-def _postgres() -> Iterator[str]:
+def _postgres() -> Iterator[tuple[str, str]]:
     from tests.server.postgres import PostgresServer, pg_bin
 
     bindir = pg_bin()
@@ -202,7 +227,7 @@ def _postgres() -> Iterator[str]:
     server.start()
     try:
         server.execute("CREATE DATABASE bench")
-        yield server.url("bench")
+        yield server.url("bench"), server.data
     finally:
         server.stop()
 
@@ -221,10 +246,10 @@ def main() -> None:
         database = "PostgreSQL" if args.postgres else "SQLite"
         print(f"database: {database}; python {sys.version.split()[0]}")
         if args.postgres:
-            with _postgres() as url:
-                asyncio.run(_run(args, url, Path(tmp)))
+            with _postgres() as (url, server_dir):
+                asyncio.run(_run(args, url, Path(tmp), server_dir))
         else:
-            asyncio.run(_run(args, None, Path(tmp)))
+            asyncio.run(_run(args, None, Path(tmp), None))
 
 
 if __name__ == "__main__":

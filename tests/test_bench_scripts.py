@@ -39,3 +39,8 @@ def test_usage_page_bench_runs_and_prints_its_table():
     )
     assert "| /dashboard/usage (30 days, all rows) |" in out
     assert "| /api/usage (JSON, 100 rows + totals) |" in out
+
+
+def test_usage_rollup_writes_bench_runs_and_prints_its_table():
+    out = run(str(BENCH / "usage_rollup_writes.py"), "--requests", "200")
+    assert "| with the triggers |" in out and "| without the triggers |" in out

@@ -44,3 +44,7 @@ def test_usage_page_bench_runs_and_prints_its_table():
 def test_usage_rollup_writes_bench_runs_and_prints_its_table():
     out = run(str(BENCH / "usage_rollup_writes.py"), "--requests", "200")
     assert "| with the triggers |" in out and "| without the triggers |" in out
+
+
+def test_fleet_bench_parses_its_arguments():
+    assert "--instances" in run(str(BENCH / "fleet.py"), "--help")

@@ -1,10 +1,10 @@
 """`create_app()`: the FastAPI application of the gateway.
 
 The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "/", so that
-its cookies, CSRF checks and security headers never reach the API. Start-up migrates the
-database (unless told not to), then starts the video poller, the sweeper, the renewal of running
-requests' credit holds, the retention job, the mail outbox and identity housekeeping in this
-process; several processes may run them against one database.
+its cookies, CSRF checks and security headers never reach the API. Building it migrates the
+database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
+the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox
+and identity housekeeping in this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
+from .fleet_secret import resolve_blocking
 from .identity.housekeeping import run_housekeeping
+from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
-from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
@@ -61,6 +62,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
+    # Migrates first when asked: the secret lives in the database.
+    secret = resolve_blocking(settings, migrate=migrate)
     rt = build_runtime(
         settings,
         catalog=catalog,
@@ -68,6 +71,7 @@ def create_app(
         store=store,
         router_config=router_config,
         fetcher=fetcher,
+        secret=secret,
         **extra,
     )
     web_app = create_web_app(rt)
@@ -75,11 +79,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if migrate:
-            await upgrade(rt.db)
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []
+        sender = build_sender(settings)
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
@@ -87,7 +90,6 @@ def create_app(
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
-            sender = build_sender(settings)
             interval = settings.email_send_interval
             tasks.append(asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=interval)))
             tasks.append(
@@ -100,6 +102,10 @@ def create_app(
                     )
                 )
             )
+        if rt.redis is not None:
+            tasks.append(asyncio.create_task(rt.redis.watch()))
+        if rt.bus is not None:
+            tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
             with loop_errors_by_type():
@@ -108,6 +114,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await hand_back_leases(rt)
+            await sender.aclose()
             await rt.aclose()
 
     app = FastAPI(

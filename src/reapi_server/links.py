@@ -52,3 +52,7 @@ class Links:
 
     def sign_in(self) -> str:
         return self.page("/login")
+
+    def unsubscribe(self, token: str) -> str:
+        """A newsletter's one-click unsubscribe address (RFC 8058)."""
+        return self.page(f"/unsubscribe/{token}")

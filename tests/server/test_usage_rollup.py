@@ -168,7 +168,7 @@ def test_the_migration_counts_the_rows_already_there_on_postgres(postgres_server
 
 
 def _check_backfill(url: str) -> None:
-    command.upgrade(alembic_config(url), "0005_identity")
+    command.upgrade(alembic_config(url), "0008_admin")
 
     async def seed() -> None:
         db = Database(url)
@@ -212,6 +212,6 @@ def _check_backfill(url: str) -> None:
     upgrade_sync(url)
     asyncio.run(check())
     # Down and up again: the triggers go and come back with the table.
-    command.downgrade(alembic_config(url), "0005_identity")
+    command.downgrade(alembic_config(url), "0008_admin")
     upgrade_sync(url)
     asyncio.run(check())

@@ -18,6 +18,9 @@ from reapi_server.identity import repository as users
 from reapi_server.models import UsageRecord
 from reapi_server.usage.repository import insert
 
+#: A figure of a page's `stats` list: (label, value).
+STAT = r'<span class="stat-label">([^<]+)</span><span class="stat-value">([^<]+)</span>'
+
 
 def ts(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from tests.server.helpers import auth
-from tests.web.dashboard import key_for, person, seed, ts, usage_row
+from tests.web.dashboard import STAT, key_for, person, seed, ts, usage_row
 
 
 async def test_signed_out_it_asks_to_sign_in(web, browsers):
@@ -35,7 +35,7 @@ async def test_balance_held_credit_spend_and_latest_requests(web, browsers):
     )
     html = (await someone.browser.get("/dashboard")).text
     assert '<main id="main" class="page page-wide" tabindex="-1">' in html
-    stats = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]+?) <span", html))
+    stats = dict(re.findall(STAT, html))
     assert stats == {"Balance": "960", "Held": "40", "Last 30 days": "25"}
     assert "credits spent on 2 requests" in html  # the running video and the 25-credit image
     assert html.count('<code class="request-id">') == 2

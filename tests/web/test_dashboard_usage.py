@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.web.dashboard import api_rows, key_for, person, read_csv, seed, ts, usage_row
+from tests.web.dashboard import STAT, api_rows, key_for, person, read_csv, seed, ts, usage_row
+
+from reapi_server.web.pages.usage import PAGE_SIZE
 
 NOW = "2027-01-15T08:00:00"  # the web fixtures' clock
 
@@ -48,7 +50,7 @@ async def test_the_page_lists_rows_with_totals_per_key_and_per_day(web, browsers
     assert "upstream_error" in html
     # Totals: 3 requests, 42 credits, 1 failed; per key: Production 30 (2 requests), the
     # unnamed key 12; "All keys" is their sum.
-    stats = dict(re.findall(r"<dt>([^<]+)</dt><dd>([^<]+)</dd>", html))
+    stats = dict(re.findall(STAT, html))
     assert stats["Requests"] == "3" and stats["Credits charged"] == "42"
     assert stats["Failed (not charged)"] == "1"
     assert re.search(
@@ -199,10 +201,14 @@ async def test_the_time_zone_form_needs_its_csrf_token(web, browsers):
     assert (await someone.browser.get("/api/usage")).json()["filters"]["time_zone"] == "UTC"
 
 
-async def test_pages_of_fifty_newest_first_there_and_back(web, browsers):
+async def test_pages_newest_first_there_and_back(web, browsers):
     someone = await person(web, browsers)
     base = ts("2027-01-12T00:00:00")
-    rows = [usage_row(someone.account_id, base + (i // 4) * 60, credit_cost=i) for i in range(120)]
+    size = PAGE_SIZE
+    rows = [
+        usage_row(someone.account_id, base + (i // 4) * 60, credit_cost=i)
+        for i in range(2 * size + 20)
+    ]
     await seed(web, rows)
     expected = [r.id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
 
@@ -214,17 +220,17 @@ async def test_pages_of_fifty_newest_first_there_and_back(web, browsers):
         return found.group(1).replace("&amp;", "&") if found else None
 
     first = (await someone.browser.get("/dashboard/usage")).text
-    assert ids(first) == expected[:50] and link(first, "prev") is None
+    assert ids(first) == expected[:size] and link(first, "prev") is None
     second = (await someone.browser.get(link(first, "next"))).text
-    assert ids(second) == expected[50:100]
+    assert ids(second) == expected[size : 2 * size]
     third = (await someone.browser.get(link(second, "next"))).text
-    assert ids(third) == expected[100:] and link(third, "next") is None
+    assert ids(third) == expected[2 * size :] and link(third, "next") is None
     back = (await someone.browser.get(link(third, "prev"))).text
-    assert ids(back) == expected[50:100]
+    assert ids(back) == expected[size : 2 * size]
     # A new request meanwhile does not shift the pages already being read.
     await seed(web, [usage_row(someone.account_id, ts("2027-01-15T07:59:00"))])
     again = (await someone.browser.get(link(first, "next"))).text
-    assert ids(again) == expected[50:100]
+    assert ids(again) == expected[size : 2 * size]
     # The API pages the same way.
     assert [r["id"] for r in await api_rows(someone.browser, limit="7")][1:] == expected
 

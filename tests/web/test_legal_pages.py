@@ -86,3 +86,25 @@ async def test_object_storage_is_a_subprocessor_when_configured(tmp_path):
     assert "**openai (api.openai.com)**" in listed and "**Cloudflare R2**" in listed
     local = Settings(data_dir=tmp_path)
     assert "R2" not in as_markdown(subprocessors(local, {}))
+
+
+async def test_resend_is_a_subprocessor_when_mail_goes_through_it(tmp_path):
+    from reapi_server.config import Settings
+    from reapi_server.legal.subprocessors import as_markdown, subprocessors
+
+    resend = Settings(
+        data_dir=tmp_path,
+        email_backend="resend",
+        email_from="Acme <no-reply@acme.test>",
+        resend_api_key="re_1",
+        public_base_url="https://acme.test",
+    )
+    listed = as_markdown(subprocessors(resend, {}))
+    assert "**Resend (api.resend.com)**" in listed and "email" in listed
+    assert "Resend" not in as_markdown(subprocessors(Settings(data_dir=tmp_path), {}))
+
+
+async def test_the_privacy_policy_covers_the_newsletter_and_policy_notices(web, browsers):
+    page = (await browsers(web).get("/legal/privacy")).text
+    assert "newsletter" in page and "policy change notices" in page
+    assert "We email every account holder before a change to this policy takes effect" in page

@@ -13,12 +13,13 @@ its own SQL:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
 from datetime import date
 
 from sqlalchemy import select
 from tests.server.helpers import auth, ledger_matches
-from tests.web.dashboard import api_rows, key_for, person, ts
+from tests.web.dashboard import STAT, api_rows, key_for, person, ts
 
 from reapi_server.jobs.poller import JobPoller
 from reapi_server.models import CreditHold, LedgerEntry, UsageRecord
@@ -160,6 +161,7 @@ async def test_usage_totals_equal_the_settled_ledger(db_web, browsers, clock):
 
     # The page shows the same numbers.
     html = (await someone.browser.get("/dashboard/usage")).text
-    assert f"<dd>{totals['credits']:,}</dd>" in html
+    assert dict(re.findall(STAT, html))["Credits charged"] == f"{totals['credits']:,}"
     overview = (await someone.browser.get("/dashboard")).text
-    assert f"<dd>{held:,} <span" in overview and f"<dd>{balance:,} <span" in overview
+    shown = dict(re.findall(STAT, overview))
+    assert (shown["Held"], shown["Balance"]) == (f"{held:,}", f"{balance:,}")

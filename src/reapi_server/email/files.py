@@ -51,6 +51,9 @@ class FileSender:
             lambda error: SendFailed(type(error).__name__),
         )
 
+    async def aclose(self) -> None:
+        return None
+
     def _write(self, message_id: str, data: bytes) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Sorted by time in a listing; the id makes a retried send overwrite, not duplicate.

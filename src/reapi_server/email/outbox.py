@@ -5,7 +5,9 @@ that transaction rolls back, no mail; if it commits, the mail is not lost whatev
 the process or the backend. Every server process runs the loop (`run_outbox`); a process claims
 a due row by moving its `not_before` past a lease (a compare-and-set), so two never send the
 same row at once, and a row whose process died is claimed again once the lease runs out.
-A failure is retried with exponential backoff; after `max_attempts` the row is marked failed.
+A failure is retried with exponential backoff (longer when the backend says Retry-After); after
+`max_attempts` the row is marked failed. A backend that throttles (`SendThrottled`: a rate limit)
+puts the rest of the pass back for its Retry-After without counting an attempt.
 Once sent, the row keeps only metadata: its subject and bodies are dropped.
 """
 
@@ -24,12 +26,13 @@ from ..db import Database
 from ..ids import new_id
 from ..models import OutboxMessage
 from .message import Message
-from .sender import Sender, SendFailed
+from .sender import Sender, SendFailed, SendThrottled
 
 __all__ = [
     "OutboxPolicy",
     "deliver_due",
     "drop_for_address",
+    "drop_newsletters",
     "enqueue",
     "purge_finished",
     "run_outbox",
@@ -120,9 +123,13 @@ async def deliver_due(
     async with db.write() as session:
         claimed = await _claim(session, clock(), policy)
     sent = 0
-    for row in claimed:
+    for index, row in enumerate(claimed):
         try:
             await sender.send(_message(row), message_id=row.id)
+        except SendThrottled as throttled:
+            # The backend wants fewer requests: this row and the rest of the pass wait.
+            await _put_back(db, claimed[index:], throttled, clock())
+            break
         except Exception as error:
             failure = error if isinstance(error, SendFailed) else SendFailed(type(error).__name__)
             await _record_failure(db, row, failure, clock(), policy)
@@ -149,6 +156,7 @@ async def _record_failure(
     db: Database, row: OutboxMessage, failure: SendFailed, now: float, policy: OutboxPolicy
 ) -> None:
     final = not failure.retryable or row.attempts >= policy.max_attempts
+    wait = max(policy.backoff(row.attempts), failure.retry_after or 0.0)
     log.warning(
         "mail not sent" + (", giving up" if final else ", will retry"),
         extra={"code": f"{row.template}:{failure.code}", "attempts": row.attempts},
@@ -159,8 +167,25 @@ async def _record_failure(
             .where(OutboxMessage.id == row.id)
             .values(
                 status="failed" if final else "pending",
-                not_before=now + policy.backoff(row.attempts),
+                not_before=now + wait,
                 last_error=failure.code,
+            )
+        )
+
+
+async def _put_back(
+    db: Database, rows: list[OutboxMessage], throttled: SendThrottled, now: float
+) -> None:
+    """Release claimed rows untried for `retry_after`, their claim's attempt undone."""
+    log.warning("mail backend throttled, waiting", extra={"code": throttled.code})
+    async with db.write() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([row.id for row in rows]))
+            .values(
+                not_before=now + (throttled.retry_after or 1.0),
+                attempts=OutboxMessage.attempts - 1,
+                last_error=throttled.code,
             )
         )
 
@@ -178,6 +203,19 @@ async def purge_finished(session: AsyncSession, cutoff: float) -> int:
 async def drop_for_address(session: AsyncSession, address: str) -> int:
     """Forget every message to `address`, sent or not (its owner is being deleted)."""
     result = await session.execute(delete(OutboxMessage).where(OutboxMessage.to_address == address))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def drop_newsletters(session: AsyncSession, address: str) -> int:
+    """Forget the newsletters not yet sent to `address` (its owner unsubscribed). A message
+    being sent right now may still go; none is tried after this commits."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.to_address == address,
+            OutboxMessage.kind == "newsletter",
+            OutboxMessage.status == "pending",
+        )
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

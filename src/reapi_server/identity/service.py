@@ -83,6 +83,8 @@ class SignUpForm:
     age_16_plus: bool
     #: "I accept the terms and the privacy policy"
     accept_terms: bool
+    #: "Send me the newsletter" (only when the installation has one)
+    newsletter: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +171,11 @@ class Identity:
         async def create() -> tuple[User, str, WebSession]:
             async with self.db.write() as session:
                 user = await repository.insert_user(
-                    session, email=email, password_hash=password_hash, now=now
+                    session,
+                    email=email,
+                    password_hash=password_hash,
+                    now=now,
+                    newsletter=form.newsletter,
                 )
                 versions = [(AGE_CONSENT, "1")]
                 versions += [(kind, v) for kind, v in self.config.policy_versions.items()]
@@ -178,7 +184,7 @@ class Identity:
                 token = await tokens.issue(
                     session, user_id=user.id, email=email, purpose=VERIFY_EMAIL, now=now
                 )
-                await enqueue(session, self.mail.verify_email(email, token), now)
+                await enqueue(session, self.mail.welcome(email, token), now)
                 await Throttle.count(session, [counter], now)
                 cookie, row = await sessions.start(
                     session, user.id, client, self.config.sessions, now, replacing=replacing

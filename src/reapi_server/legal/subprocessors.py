@@ -40,6 +40,13 @@ def subprocessors(settings: Settings, providers: Mapping[str, str]) -> list[Subp
             else f"S3-compatible object storage ({_host(endpoint) if endpoint else 'AWS S3'})"
         )
         found.append(Subprocessor(where, "stores your generated outputs"))
+    if settings.email_backend == "resend":
+        found.append(
+            Subprocessor(
+                f"Resend ({_host(settings.resend_base_url)})",
+                "delivers the email we send you: your address and the message",
+            )
+        )
     return found
 
 

@@ -2,11 +2,13 @@
 
 from .accounts import Account
 from .api_keys import ApiKey
+from .audit import AuditEntry
 from .base import Base
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
-from .email import OutboxMessage
+from .email import Notice, NoticeDelivery, OutboxMessage
+from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
@@ -19,14 +21,18 @@ __all__ = [
     "ROLLUP_SLOT_SECONDS",
     "Account",
     "ApiKey",
+    "AuditEntry",
     "AuthThrottle",
     "Base",
     "CommitMarker",
     "Consent",
     "CreditHold",
+    "FleetSecret",
     "IdempotencyRecord",
     "LedgerEntry",
     "Membership",
+    "Notice",
+    "NoticeDelivery",
     "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",

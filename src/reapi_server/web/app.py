@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
+from ..email.subscriptions import Subscriptions
+from ..email.unsubscribe import unsubscribe_key
 from ..errors import GatewayError
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
@@ -29,12 +31,25 @@ from ..identity.throttle import Throttle
 from ..legal.documents import policy_versions
 from ..links import Links
 from ..runtime import Runtime
+from .admin_gate import AdminGate
 from .context import WebContext
 from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, dashboard, legal, outputs, settings, usage, usage_api
+from .pages import (
+    admin,
+    auth,
+    dashboard,
+    legal,
+    notifications,
+    outputs,
+    settings,
+    site,
+    unsubscribe,
+    usage,
+    usage_api,
+)
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -47,7 +62,19 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, legal, dashboard, usage, usage_api, outputs)
+PAGES = (
+    site,
+    auth,
+    settings,
+    notifications,
+    legal,
+    unsubscribe,
+    admin,
+    dashboard,
+    usage,
+    usage_api,
+    outputs,
+)
 
 
 def _is_local(host: str) -> bool:
@@ -80,7 +107,7 @@ def build_context(rt: Runtime) -> WebContext:
     identity = Identity(
         rt.db,
         config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
-        mail=MailComposer(site_name=settings.site_name, links=links),
+        mail=MailComposer.from_settings(settings),
         throttle=Throttle(derive_key(root, "throttle")),
         clock=rt.now,
     )
@@ -94,7 +121,27 @@ def build_context(rt: Runtime) -> WebContext:
         origins=_origins(links, settings),
         providers={name: c.base_url for name, c in rt.core.connections.items()},
         clock=rt.now,
+        subscriptions=Subscriptions(
+            rt.db,
+            key=unsubscribe_key(root),
+            offered=settings.newsletter_default != "off",
+        ),
+        runtime=rt,
     )
+
+
+def _not_found(request: Request) -> Response:
+    return render(
+        request,
+        "error.html",
+        status=404,
+        title="Page not found",
+        message="There is no page at this address.",
+    )
+
+
+async def _not_found_page(request: Request) -> Response:
+    return _not_found(request)
 
 
 def _install_error_pages(app: FastAPI) -> None:
@@ -105,13 +152,7 @@ def _install_error_pages(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
-            return render(
-                request,
-                "error.html",
-                status=404,
-                title="Page not found",
-                message="There is no page at this address.",
-            )
+            return _not_found(request)
         return render(
             request,
             "error.html",
@@ -210,6 +251,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
     for module in PAGES:
         app.include_router(module.router)
     _install_error_pages(app)
+    app.add_middleware(AdminGate, not_found=_not_found_page)
     app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
     app.add_middleware(VisitorMiddleware, web=web)
     app.add_middleware(_ServerErrorPage)

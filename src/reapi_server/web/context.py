@@ -11,6 +11,7 @@ from starlette.requests import HTTPConnection
 from ..config import Settings
 from ..db import Database
 from ..derived_keys import keyed_digest
+from ..email.subscriptions import Subscriptions
 from ..identity.service import CurrentSession, Identity
 from ..identity.sessions import Client
 from ..links import Links
@@ -35,6 +36,10 @@ class WebContext:
     #: Upstream provider name → base URL (for the subprocessors in the privacy policy).
     providers: dict[str, str]
     clock: Callable[[], float]
+    #: The newsletter choice and its one-click unsubscribe links.
+    subscriptions: Subscriptions
+    #: The gateway's runtime: its catalog, router and key cache, for pages about them.
+    runtime: Runtime
 
 
 @dataclass(slots=True)

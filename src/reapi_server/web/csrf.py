@@ -8,7 +8,8 @@ comes from one of our own pages.
   a token.
 
 Refusals are a 403 page. Exempt paths (`EXEMPT`) carry their own proof instead: the webhook and
-one-click unsubscribe endpoints that later issues add register themselves there.
+one-click unsubscribe endpoints register themselves there (an entry ending in "/" exempts every
+path below it).
 """
 
 from __future__ import annotations
@@ -22,11 +23,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .context import Visitor, WebContext
 
-__all__ = ["EXEMPT", "FORM_LIMIT", "CsrfMiddleware"]
+__all__ = ["EXEMPT", "FORM_LIMIT", "CsrfMiddleware", "exempt"]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Paths whose POSTs are authenticated otherwise (a signature, a per-recipient token).
+#: Paths whose POSTs are authenticated otherwise (a signature, a per-recipient token); an
+#: entry ending in "/" is a prefix. Each is added beside its route, with the reason.
 EXEMPT: set[str] = set()
+
+
+def exempt(path: str) -> bool:
+    return path in EXEMPT or any(p.endswith("/") and path.startswith(p) for p in EXEMPT)
+
+
 #: The largest form the web half reads (its forms are a few fields).
 FORM_LIMIT = 64 * 1024
 
@@ -73,7 +81,7 @@ class CsrfMiddleware:
         if (
             scope["type"] != "http"
             or scope["method"] in SAFE_METHODS
-            or scope["path"] in EXEMPT
+            or exempt(scope["path"])
             or scope["path"].startswith("/static/")
         ):
             await self.app(scope, receive, send)

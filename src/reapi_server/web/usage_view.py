@@ -21,8 +21,8 @@ __all__ = ["STATUS_LABELS", "key_rows", "usage_rows", "when", "zone_options"]
 #: status → (what the page says, badge style)
 STATUS_LABELS = {
     "succeeded": ("Succeeded", "badge-ok"),
-    "failed": ("Failed", "badge-error"),
-    "pending": ("Running", "badge-warn"),
+    "failed": ("Failed", "badge-danger"),
+    "pending": ("Running", "badge-info"),
 }
 
 

@@ -26,17 +26,21 @@ def _home_if_signed_in(request: Request) -> Response | None:
     return None
 
 
-@router.get("/")
-async def home(request: Request) -> Response:
-    return RedirectResponse("/settings" if visitor_of(request).user else "/login", 303)
-
-
 # -- sign-up ---------------------------------------------------------------------------------
 
 
 def _signup_page(request: Request, *, status: int = 200, **values: Any) -> Response:
     values.setdefault("email", "")
-    return render(request, "signup.html", status=status, password_hint=PASSWORD_HINT, **values)
+    newsletter = web_of(request).settings.newsletter_default
+    values.setdefault("newsletter", newsletter == "opt_out")  # opt-out: the box starts ticked
+    return render(
+        request,
+        "signup.html",
+        status=status,
+        password_hint=PASSWORD_HINT,
+        newsletter_offered=newsletter != "off",
+        **values,
+    )
 
 
 @router.get("/signup")
@@ -53,6 +57,7 @@ async def signup(request: Request) -> Response:
         password=form.get("password", ""),
         age_16_plus=form.get("age_16_plus") == "yes",
         accept_terms=form.get("accept_terms") == "yes",
+        newsletter=form.get("newsletter") == "yes" and web.subscriptions.offered,
     )
     try:
         signed_in = await web.identity.sign_up(
@@ -67,6 +72,7 @@ async def signup(request: Request) -> Response:
             email=sign_up.email,
             age_16_plus=sign_up.age_16_plus,
             accept_terms=sign_up.accept_terms,
+            newsletter=sign_up.newsletter,
         )
     return sign_in_response(request, signed_in, "/settings?done=welcome")
 

@@ -57,6 +57,7 @@ async def _settings_page(
         else None,
         has_password=current.user.password_hash is not None,
         password_hint=PASSWORD_HINT,
+        newsletter_offered=web.subscriptions.offered,
         **values,
     )
 

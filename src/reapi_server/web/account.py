@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from ..accounts.service import account_of
+from ..accounts.service import owned_account_id
 from ..identity.service import CurrentSession
 from ..usage.calendar import zone_named
 from .context import web_of
@@ -31,8 +31,7 @@ class SignedIn:
 async def account_id_of(request: Request, session: CurrentSession) -> str | None:
     """The id of the account the session's user owns (None: an operator deleted it)."""
     async with web_of(request).db.read() as db_session:
-        account = await account_of(db_session, session.user.id)
-    return account.id if account is not None else None
+        return await owned_account_id(db_session, session.user.id)
 
 
 async def require_account(request: Request) -> SignedIn:

@@ -22,7 +22,7 @@ async def test_signed_out_the_page_asks_to_sign_in_and_the_api_answers_401(web, 
     for path in ("/api/usage", "/api/usage.csv"):
         answer = await browser.get(path)
         assert answer.status_code == 401
-        assert answer.json()["error"]["code"] == "unauthenticated"
+        assert answer.json()["error"]["code"] == "missing_api_key"
 
 
 async def test_the_page_lists_rows_with_totals_per_key_and_per_day(web, browsers):
@@ -284,3 +284,50 @@ async def test_another_persons_usage_is_never_shown(web, browsers):
         assert answer.status_code in (200, 404), (path, answer.status_code)
         assert secret.id not in answer.text and "alice-key" not in answer.text, path
     assert secret.id in (await alice.browser.get("/dashboard/usage")).text
+
+
+async def test_a_management_key_reads_usage_in_the_owners_time_zone(web, browsers):
+    from sqlalchemy import update
+    from tests.server.helpers import auth
+
+    from reapi_server.api_keys.service import keys_service
+    from reapi_server.models import Account
+
+    someone = await person(web, browsers)
+    key_id, model_key = await key_for(web, someone.account_id, "=cmd|' /C calc'!A0")
+    late = usage_row(someone.account_id, ts("2027-01-15T03:30:00"), api_key_id=key_id)
+    await seed(web, [late])
+    await someone.browser.submit(
+        "/dashboard/usage", "/dashboard/usage/time-zone", {"time_zone": "America/New_York"}
+    )
+    created = await keys_service(web.rt).create(someone.account_id, name="ops", kind="management")
+    mgmt = created.plaintext
+    api = web.client  # no cookie: the key alone
+
+    body = (await api.get("/api/usage", headers=auth(mgmt))).json()
+    assert body["filters"]["time_zone"] == "America/New_York"
+    assert [r["id"] for r in body["data"]] == [late.id]
+    assert body["data"][0]["time"] == "2027-01-14T22:30:00-05:00"
+    assert body["totals"]["by_key"] == [{"key_id": key_id, "requests": 1, "credits": 10}]
+    exported = await api.get("/api/usage.csv", headers=auth(mgmt), params={"key": key_id})
+    assert exported.status_code == 200
+    [row] = read_csv(exported.text)
+    assert row["request_id"] == late.id and row["key_name"].startswith("'=")
+    # The page's filter errors, as 400 naming the parameter.
+    bad = await api.get("/api/usage", headers=auth(mgmt), params={"from": "yesterday"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "from"
+
+    # A model key calls models, never reads usage.
+    for path in ("/api/usage", "/api/usage.csv"):
+        refused = await api.get(path, headers=auth(model_key))
+        assert refused.status_code == 401, path
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+
+    async with web.rt.db.write() as session:
+        await session.execute(
+            update(Account).where(Account.id == someone.account_id).values(disabled_at=1.0)
+        )
+    for path in ("/api/usage", "/api/usage.csv"):
+        disabled = await someone.browser.get(path)
+        assert disabled.status_code == 403, path
+        assert disabled.json()["error"]["code"] == "account_disabled"

@@ -41,7 +41,7 @@ ROLLUP_SLOT_SECONDS = 900
 class UsageRollup(Base):
     """The usage rows counted per account, 15-minute slot (UTC), key, model and status: what the
     dashboard's totals read instead of the rows. Kept by triggers on `usage_records` (migration
-    0009_usage) in the statement that inserts, changes or deletes a row, so it always equals a
+    0010_usage) in the statement that inserts, changes or deletes a row, so it always equals a
     GROUP BY of the rows, whoever writes them. A group whose count drops to 0 is deleted."""
 
     __tablename__ = "usage_rollups"

@@ -1,8 +1,8 @@
 """usage dashboard: users.time_zone; usage_rollups kept by triggers; stored outputs listed per
 account, newest first
 
-Revision ID: 0009_usage
-Revises: 0008_admin
+Revision ID: 0010_usage
+Revises: 0009_key_limits
 Create Date: 2027-01-10 09:00:00.000000
 
 - `users.time_zone` (an IANA name, "UTC" for everyone so far): the zone the dashboard shows
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_usage"
-down_revision: str | None = "0008_admin"
+revision: str = "0010_usage"
+down_revision: str | None = "0009_key_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

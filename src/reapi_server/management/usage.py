@@ -1,66 +1,56 @@
-"""The management API's usage: `GET /api/usage` (JSON, a page of rows and the totals of the
-filter) and `GET /api/usage.csv` (every row of the filter). Same filters, same services as the
-usage page.
+"""/api/usage (JSON: a page of rows and the totals of the whole filter) and /api/usage.csv (every
+row of the filter): the usage page's filters, read through the same services as the page.
 
-Authentication here is the browser's session (GET: no CSRF token needed, nothing changes). The
-management key (`Authorization: Bearer rk_mgmt_...`) joins through the shared management-auth
-dependency of `/api/keys` and `/api/balance`."""
+Days are local to a time zone: the `time_zone` parameter, else the setting of the person signed
+in, else (a management key) the setting of the account's owner."""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from ...errors import GatewayError
-from ...openai_api.errors import error_response
-from ...openai_api.responses import json_response
-from ...usage.calendar import known_zones, zone_named
-from ...usage.export import csv_chunks, usage_json
-from ...usage.query import UsageQuery, parse_usage_query
-from ...usage.reading import key_labels, usage_report
-from ..account import SignedIn, account_id_of
-from ..context import visitor_of, web_of
+from ..accounts import repository as accounts
+from ..errors import GatewayError
+from ..openai_api.responses import json_response
+from ..usage.calendar import known_zones, zone_named
+from ..usage.export import csv_chunks, usage_json
+from ..usage.query import UsageQuery, parse_usage_query
+from ..usage.reading import key_labels, usage_report
+from .auth import Manager, ManagerOf, runtime_of
 
-__all__ = ["router"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter()
 
 #: Rows per page unless `limit` says otherwise, and the most it may say.
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 
-class _NotSignedIn(GatewayError):
-    http_status = 401
-    default_code = "unauthenticated"
-
-
-def _error(error: GatewayError) -> Response:
-    return error_response(error.http_status, error.message, code=error.code, param=error.param)
-
-
-async def _caller(request: Request) -> SignedIn:
-    session = visitor_of(request).session
-    if session is None:
-        raise _NotSignedIn("sign in, or send a management key as `Authorization: Bearer ...`")
-    account_id = await account_id_of(request, session)
-    if account_id is None:
-        raise _NotSignedIn("this user has no account")
-    return SignedIn(session, account_id)
-
-
-def _query(request: Request, caller: SignedIn) -> UsageQuery:
-    params = request.query_params
-    zone = caller.zone
-    if "time_zone" in params:
-        if params["time_zone"] not in known_zones():
+async def _zone(request: Request, manager: ManagerOf) -> ZoneInfo:
+    asked = request.query_params.get("time_zone")
+    if asked is not None:
+        if asked not in known_zones():
             raise GatewayError("unknown time zone (an IANA name)", param="time_zone")
-        zone = zone_named(params["time_zone"])
+        return zone_named(asked)
+    if manager.user is not None:
+        return zone_named(manager.user.time_zone)
+    async with runtime_of(request).db.read() as session:
+        owners = await accounts.owners(session, manager.account_id)
+    return zone_named(owners[0].time_zone if owners else "UTC")
+
+
+async def _query(request: Request, manager: ManagerOf) -> UsageQuery:
     return parse_usage_query(
-        params, account_id=caller.account_id, zone=zone, now=web_of(request).clock(), strict=True
+        request.query_params,
+        account_id=manager.account_id,
+        zone=await _zone(request, manager),
+        now=runtime_of(request).now(),
+        strict=True,
     )
 
 
@@ -83,16 +73,12 @@ def _filters(query: UsageQuery) -> dict[str, Any]:
     }
 
 
-@router.get("/api/usage")
-async def usage_json_endpoint(request: Request) -> Response:
-    try:
-        caller = await _caller(request)
-        query = _query(request, caller)
-        limit = _limit(request)
-    except GatewayError as error:
-        return _error(error)
+@router.get("/usage")
+async def usage(request: Request, manager: Manager) -> Response:
+    query = await _query(request, manager)
+    limit = _limit(request)
     report = await usage_report(
-        web_of(request).db,
+        runtime_of(request).db,
         query.filter,
         limit=limit,
         older_than=query.older,
@@ -131,15 +117,11 @@ def _filename(first: date, last: date) -> str:
     return f"usage-{first.isoformat()}-to-{last.isoformat()}.csv"
 
 
-@router.get("/api/usage.csv")
-async def usage_csv_endpoint(request: Request) -> Response:
-    try:
-        caller = await _caller(request)
-        query = _query(request, caller)
-    except GatewayError as error:
-        return _error(error)
-    db = web_of(request).db
-    keys = {k.id: k for k in await key_labels(db, caller.account_id)}
+@router.get("/usage.csv")
+async def usage_csv(request: Request, manager: Manager) -> Response:
+    query = await _query(request, manager)
+    db = runtime_of(request).db
+    keys = {k.id: k for k in await key_labels(db, manager.account_id)}
     days = query.filter.days
     return StreamingResponse(
         csv_chunks(db, query.filter, keys),

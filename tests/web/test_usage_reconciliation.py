@@ -165,3 +165,9 @@ async def test_usage_totals_equal_the_settled_ledger(db_web, browsers, clock):
     overview = (await someone.browser.get("/dashboard")).text
     shown = dict(re.findall(STAT, overview))
     assert (shown["Held"], shown["Balance"]) == (f"{held:,}", f"{balance:,}")
+
+    # The keys page's counter (this month's spend, what a spend limit is checked against) is
+    # the key's usage plus what its running requests hold: the two pages never disagree.
+    keys = {k["id"]: k for k in (await someone.browser.get("/api/keys")).json()["data"]}
+    assert keys[key_a]["spend"]["current"] == per_key[key_a]
+    assert keys[key_b]["spend"]["current"] == per_key[key_b] + held

@@ -75,6 +75,10 @@ async def test_images_and_videos_listed_with_their_deletion_dates(web, browsers)
     )
     assert "sim-video · 4 s · 1280x720" in html
     assert "3 stored" in html
+    # A size keeps its number and unit on one line (a no-break space).
+    assert re.search(r"\d(\.\d)?\u00a0(bytes|KB|MB)<", html) and not re.search(
+        r"\d (bytes|KB)", html
+    )
     for file_id in [*images, video.id]:
         assert await status_of(web, file_id) == 200
 

@@ -65,3 +65,18 @@ async def test_no_spend_says_so_instead_of_an_empty_chart(web, browsers):
     assert "Nothing spent in the last 30 days." in html and "<svg" not in html
     usage = (await someone.browser.get("/dashboard/usage")).text
     assert "No credits charged in this range." in usage and "<svg" not in usage
+
+
+async def test_a_disabled_account_is_told_why_its_keys_are_refused(web, browsers):
+    from sqlalchemy import update
+
+    from reapi_server.models import Account
+
+    someone = await person(web, browsers)
+    assert "This account is disabled" not in (await someone.browser.get("/dashboard")).text
+    async with web.rt.db.write() as session:
+        await session.execute(
+            update(Account).where(Account.id == someone.account_id).values(disabled_at=1.0)
+        )
+    html = (await someone.browser.get("/dashboard")).text
+    assert '<div class="notice notice-error" role="alert">This account is disabled' in html

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..accounts import repository as accounts
 from ..api_keys import repository as keys
-from ..credits import repository as credits
 from ..db import Database
 from ..models import UsageRecord
 from . import report
@@ -50,6 +50,8 @@ class AccountOverview:
     totals: UsageTotals
     recent: list[UsageRecord]
     keys: list[KeyLabel]
+    #: An operator disabled the account: its keys are refused.
+    disabled: bool = False
 
 
 async def _snapshot(db: Database, session: AsyncSession) -> None:
@@ -90,11 +92,18 @@ async def overview(
     f = UsageFilter(account_id, days)
     async with db.read() as session:
         await _snapshot(db, session)
-        balance, reserved = await credits.balance_of(session, account_id)
+        # The account's row: its balance and held credit (what `credits.balance_of` reads)
+        # and whether it is disabled, in one query.
+        account = await accounts.get(session, account_id)
         totals = await report.totals(session, f)
         latest = await report.rows_page(session, f, limit=recent)
         return AccountOverview(
-            balance, reserved, totals, latest.rows, await _keys(session, account_id)
+            account.balance if account is not None else 0,
+            account.reserved if account is not None else 0,
+            totals,
+            latest.rows,
+            await _keys(session, account_id),
+            disabled=account is not None and account.disabled_at is not None,
         )
 
 

@@ -32,10 +32,11 @@ PAGE_SIZE = 24
 
 
 def _size(size_bytes: int) -> str:
+    """A size whose number never wraps away from its unit (a no-break space between)."""
     for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
         if size_bytes >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{size_bytes} bytes"
+            return f"{size_bytes / scale:.1f}\u00a0{unit}"
+    return f"{size_bytes}\u00a0bytes"
 
 
 def _card(

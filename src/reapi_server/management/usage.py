@@ -13,13 +13,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
-from ..accounts import repository as accounts
 from ..errors import GatewayError
-from ..openai_api.responses import json_response
+from ..json_api.responses import json_response
 from ..usage.calendar import known_zones, zone_named
 from ..usage.export import csv_chunks, usage_json
 from ..usage.query import UsageQuery, parse_usage_query
-from ..usage.reading import key_labels, usage_report
+from ..usage.reading import key_labels, owner_time_zone, usage_report
 from .auth import Manager, ManagerOf, runtime_of
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "router"]
@@ -39,9 +38,7 @@ async def _zone(request: Request, manager: ManagerOf) -> ZoneInfo:
         return zone_named(asked)
     if manager.user is not None:
         return zone_named(manager.user.time_zone)
-    async with runtime_of(request).db.read() as session:
-        owners = await accounts.owners(session, manager.account_id)
-    return zone_named(owners[0].time_zone if owners else "UTC")
+    return zone_named(await owner_time_zone(runtime_of(request).db, manager.account_id))
 
 
 async def _query(request: Request, manager: ManagerOf) -> UsageQuery:

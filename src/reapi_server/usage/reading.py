@@ -18,7 +18,16 @@ from .calendar import DayRange
 from .filters import Cursor, UsageFilter
 from .report import UsagePage, UsageTotals
 
-__all__ = ["AccountOverview", "KeyLabel", "UsageReport", "export_rows", "overview", "usage_report"]
+__all__ = [
+    "AccountOverview",
+    "KeyLabel",
+    "UsageReport",
+    "export_rows",
+    "key_labels",
+    "overview",
+    "owner_time_zone",
+    "usage_report",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +114,14 @@ async def overview(
             await _keys(session, account_id),
             disabled=account is not None and account.disabled_at is not None,
         )
+
+
+async def owner_time_zone(db: Database, account_id: str) -> str:
+    """The time zone setting of the account's owner ("UTC" without one): the days of a
+    management key's usage queries, which no signed-in person's setting decides."""
+    async with db.read() as session:
+        owners = await accounts.owners(session, account_id)
+    return owners[0].time_zone if owners else "UTC"
 
 
 async def key_labels(db: Database, account_id: str) -> list[KeyLabel]:

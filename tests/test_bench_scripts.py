@@ -39,5 +39,18 @@ def test_gateway_bench_parses_its_arguments():
     assert "--duration" in run(str(BENCH / "gateway.py"), "--help")
 
 
+def test_usage_page_bench_runs_and_prints_its_table():
+    out = run(
+        str(BENCH / "usage_page.py"), "--rows", "300", "--other-rows", "100", "--renders", "2"
+    )
+    assert "| /dashboard/usage (30 days, all rows) |" in out
+    assert "| /api/usage (JSON, 100 rows + totals) |" in out
+
+
+def test_usage_rollup_writes_bench_runs_and_prints_its_table():
+    out = run(str(BENCH / "usage_rollup_writes.py"), "--requests", "200")
+    assert "| with the triggers |" in out and "| without the triggers |" in out
+
+
 def test_fleet_bench_parses_its_arguments():
     assert "--instances" in run(str(BENCH / "fleet.py"), "--help")

@@ -32,6 +32,7 @@ from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
 from .serving import run_server
+from .usage.command import export_usage
 
 __all__ = ["app", "main"]
 
@@ -55,11 +56,13 @@ notify_app = typer.Typer(
     help="Mail users through the outbox: policy change notices, newsletters.",
     no_args_is_help=True,
 )
+usage_app = typer.Typer(help="Export an account's usage rows.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
+app.add_typer(usage_app, name="usage")
 app.add_typer(notify_app, name="notify")
 
 DataDir = Annotated[
@@ -564,6 +567,39 @@ def outputs_purge(
         f"{report.video_jobs} video jobs, {report.payments} payment records past their 7 years; "
         f"{report.objects} objects removed from storage"
     )
+
+
+@usage_app.command("export")
+def usage_export(
+    email: Email,
+    first: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD [30 days ago].")
+    ] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD [today].")] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option("--time-zone", help="IANA zone of the days and times [the user's setting]."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV file to write (0600) [stdout].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write an account's usage rows as CSV (newest first), as the dashboard exports them."""
+    written = _run(
+        export_usage(
+            _settings(data_dir, database_url),
+            email,
+            first=first,
+            last=last,
+            time_zone=time_zone,
+            output=output,
+            stdout=sys.stdout.buffer,
+        )
+    )
+    if output is not None:
+        typer.echo(f"wrote {written} usage rows to {output}")
 
 
 NoticeFile = Annotated[

@@ -14,7 +14,7 @@ from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
-from .usage import UsageRecord
+from .usage import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
 from .users import (
     AuthThrottle,
     BackupCode,
@@ -29,6 +29,7 @@ from .users import (
 __all__ = [
     "ACTIVE_JOB_STATES",
     "MAX_CREDITS",
+    "ROLLUP_SLOT_SECONDS",
     "Account",
     "ApiKey",
     "AuditEntry",
@@ -52,6 +53,7 @@ __all__ = [
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",
+    "UsageRollup",
     "User",
     "UserToken",
     "VideoJob",

@@ -49,16 +49,19 @@ from .guards import SignInRequired
 from .pages import (
     admin,
     auth,
+    dashboard,
     data,
     email_change,
     keys,
     legal,
     notifications,
     oauth,
+    outputs,
     settings,
     site,
     two_factor,
     unsubscribe,
+    usage,
 )
 from .security import SecurityHeadersMiddleware
 from .templates import render
@@ -86,6 +89,9 @@ PAGES = (
     unsubscribe,
     keys,
     admin,
+    dashboard,
+    usage,
+    outputs,
 )
 
 

@@ -7,7 +7,9 @@ Everything goes through `api_keys.service.ApiKeys`, as the management API does."
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
@@ -22,6 +24,7 @@ from ...identity.service import CurrentSession, require_verified
 from ...management.auth import runtime_of
 from ...models import Account
 from ...runtime import Runtime
+from ...usage.calendar import zone_named
 from ..forms import field_errors
 from ..guards import require_session
 from ..templates import render
@@ -46,8 +49,14 @@ _PERIOD_WORDS = {
 }
 
 
-def _when(timestamp: float) -> str:
-    return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))
+def _when(timestamp: float, zone: ZoneInfo) -> str:
+    """In the person's time zone (the usage page's setting), its abbreviation said: periods and
+    expiries begin at 00:00 UTC, which is another hour elsewhere."""
+    return datetime.fromtimestamp(timestamp, zone).strftime("%d %b %Y, %H:%M %Z")
+
+
+def _zone(request: Request) -> ZoneInfo:
+    return zone_named(require_session(request).user.time_zone)
 
 
 def _day(timestamp: float) -> str:
@@ -62,7 +71,7 @@ async def _account(rt: Runtime, current: CurrentSession) -> Account:
     return account
 
 
-def _row(view: KeyView, rt: Runtime) -> dict[str, Any]:
+def _row(view: KeyView, rt: Runtime, zone: ZoneInfo) -> dict[str, Any]:
     """What the list shows of a key."""
     limits = view.limits
     settings = rt.settings
@@ -72,16 +81,16 @@ def _row(view: KeyView, rt: Runtime) -> dict[str, Any]:
         "name": view.name or "Unnamed key",
         "masked": view.masked,
         "state": "revoked" if view.revoked_at else "expired" if view.expired else "active",
-        "created": _when(view.created_at),
-        "last_used": _when(view.last_used_at) if view.last_used_at else None,
-        "revoked": _when(view.revoked_at) if view.revoked_at else None,
+        "created": _when(view.created_at, zone),
+        "last_used": _when(view.last_used_at, zone) if view.last_used_at else None,
+        "revoked": _when(view.revoked_at, zone) if view.revoked_at else None,
         "spend": view.spend,
         "limit": limit,
         "percent": min(100, round(view.spend * 100 / limit)) if limit else None,
         "period_words": _PERIOD_WORDS.get(limits.spend_period, limits.spend_period),
-        "resets": _when(view.resets_at) if view.resets_at else None,
+        "resets": _when(view.resets_at, zone) if view.resets_at else None,
         "models": ", ".join(limits.models) if limits.models is not None else None,
-        "expires": _when(limits.expires_at) if limits.expires_at else None,
+        "expires": _when(limits.expires_at, zone) if limits.expires_at else None,
         "rpm": limits.requests_per_minute,
         "default_rpm": settings.requests_per_minute,
         "videos": limits.max_concurrent_videos,
@@ -158,8 +167,9 @@ async def _page(
     rt = runtime_of(request)
     account = await _account(rt, current)
     views = await keys_service(rt).list(account.id)
-    model_keys = [_row(v, rt) for v in views if v.kind == "model"]
-    management_keys = [_row(v, rt) for v in views if v.kind == "management"]
+    zone = zone_named(current.user.time_zone)
+    model_keys = [_row(v, rt, zone) for v in views if v.kind == "model"]
+    management_keys = [_row(v, rt, zone) for v in views if v.kind == "management"]
     return render(
         request,
         "keys.html",
@@ -244,7 +254,7 @@ async def _edit_page(
         "key_edit.html",
         status=status,
         title=f"Edit {view.name or 'key'}",
-        key=_row(view, rt),
+        key=_row(view, rt, _zone(request)),
         kind=view.kind,
         errors=errors or {},
         form=form or _form_values(view.limits, view.name),
@@ -281,7 +291,8 @@ async def save_limits(request: Request, key_id: str) -> Response:
 @router.get(PAGE + "/{key_id}/revoke")
 async def revoke_page(request: Request, key_id: str) -> Response:
     rt, _, view = await _key(request, key_id)
-    return render(request, "key_revoke.html", title="Revoke key", key=_row(view, rt))
+    key = _row(view, rt, _zone(request))
+    return render(request, "key_revoke.html", title="Revoke key", key=key)
 
 
 @router.post(PAGE + "/{key_id}/revoke")

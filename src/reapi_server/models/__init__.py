@@ -10,9 +10,11 @@ from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
 from .usage import UsageRecord
+from .webhooks import DELIVERY_STATES, WebhookDelivery
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "DELIVERY_STATES",
     "MAX_CREDITS",
     "Account",
     "ApiKey",
@@ -25,4 +27,5 @@ __all__ = [
     "StoredOutput",
     "UsageRecord",
     "VideoJob",
+    "WebhookDelivery",
 ]

@@ -28,3 +28,13 @@ class ApiKey(Base):
     #: Unfinished video jobs of this key, kept by triggers on `video_jobs` (migration 0003), so
     #: that the limit above is checked by reading this row rather than counting jobs.
     active_videos: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Where this key's video jobs announce their end when a request names no `webhook_url`.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    #: Set when a receiver answered 410 Gone at `webhook_url`: not used again until it is set.
+    webhook_disabled_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: The signing secret is derived from the server's secret, the key id and this random salt
+    #: (`webhooks.secrets`): nothing secret is stored, and a new salt is a new secret. The
+    #: previous salt signs too for a while after a rotation (`webhook_rotated_at`).
+    webhook_salt: Mapped[str | None] = mapped_column(String(64), default=None)
+    webhook_previous_salt: Mapped[str | None] = mapped_column(String(64), default=None)
+    webhook_rotated_at: Mapped[float | None] = mapped_column(Float, default=None)

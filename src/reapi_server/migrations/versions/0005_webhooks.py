@@ -25,7 +25,7 @@ down_revision: str | None = "0004_money"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_KEY_COLUMNS = [
+_KEY_COLUMNS: list[sa.Column[object]] = [
     sa.Column("webhook_url", sa.String(length=2048), nullable=True),
     sa.Column("webhook_disabled_at", sa.Float(), nullable=True),
     sa.Column("webhook_salt", sa.String(length=64), nullable=True),

@@ -9,6 +9,8 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reapi._fetch import AsyncFetcher
+
 from .accounts import repository as accounts
 from .accounts.service import create_account, require_account
 from .api_keys import repository as keys
@@ -23,9 +25,11 @@ from .mirror.keys import is_task_id
 from .mirror.service import delete_task_outputs
 from .retention import RetentionReport, purge_once
 from .runtime import Runtime, build_runtime
+from .webhooks import service as webhooks
 
 __all__ = [
     "AccountView",
+    "KeyView",
     "NewKey",
     "OutputsDeleted",
     "add_account",
@@ -36,7 +40,9 @@ __all__ = [
     "new_key",
     "purge_expired",
     "revoke",
+    "set_webhook",
     "show_account",
+    "webhook_secret",
 ]
 
 T = TypeVar("T")
@@ -145,13 +151,57 @@ async def revoke(settings: Settings, key_id_or_key: str) -> bool:
     return await _in_transaction(settings, work)
 
 
-async def list_keys(settings: Settings, email: str) -> list[tuple[str, str, str, bool]]:
-    """(key id, name, last 4, revoked) for each key of the account."""
+@dataclass(frozen=True, slots=True)
+class KeyView:
+    id: str
+    name: str
+    last4: str
+    revoked: bool
+    #: The default webhook URL, and whether a 410 Gone disabled it.
+    webhook_url: str | None
+    webhook_disabled: bool
 
-    async def work(session: AsyncSession) -> list[tuple[str, str, str, bool]]:
+
+async def list_keys(settings: Settings, email: str) -> list[KeyView]:
+    async def work(session: AsyncSession) -> list[KeyView]:
         account = await require_account(session, email)
         rows = await keys.list_for_account(session, account.id)
-        return [(r.id, r.name, r.last4, r.revoked_at is not None) for r in rows]
+        return [
+            KeyView(
+                r.id,
+                r.name,
+                r.last4,
+                r.revoked_at is not None,
+                r.webhook_url,
+                r.webhook_disabled_at is not None,
+            )
+            for r in rows
+        ]
+
+    return await _in_transaction(settings, work)
+
+
+async def set_webhook(settings: Settings, key_id: str, url: str | None) -> bool:
+    """Set (or, with None, clear) a key's default webhook URL; False: no such key. The URL is
+    refused unless it resolves to public addresses (or `webhook_allow_networks`)."""
+    fetcher = AsyncFetcher(settings.webhook_url_policy)
+    checked = await webhooks.check_url(fetcher, url) if url is not None else None
+
+    async def work(session: AsyncSession) -> bool:
+        return await webhooks.set_default_url(session, key_id, checked)
+
+    return await _in_transaction(settings, work)
+
+
+async def webhook_secret(settings: Settings, key_id: str, *, rotate: bool) -> str | None:
+    """A key's webhook signing secret (made on first use, or new with `rotate`); None: no
+    such key."""
+    server_secret = settings.fingerprint_secret()
+
+    async def work(session: AsyncSession) -> str | None:
+        return await webhooks.signing_secret(
+            session, server_secret, key_id, now=time.time(), rotate=rotate
+        )
 
     return await _in_transaction(settings, work)
 

@@ -26,6 +26,7 @@ from .config import Settings
 from .credits.live import LiveHolds
 from .db import Database
 from .idempotency.local import LocalClaims
+from .jobs.changes import JobChanges, Signal
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.rate import RateLimiter
 from .mirror import ObjectStore, build_store
@@ -59,6 +60,12 @@ class Runtime:
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).
     live_holds: LiveHolds = field(default_factory=LiveHolds)
+    #: Posts webhooks (SSRF-checked at every attempt, under `webhook_allow_networks`).
+    webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
+    job_changes: JobChanges = field(default_factory=JobChanges)
+    #: Wakes this process's webhook sender when a job ended here.
+    webhook_wakeup: Signal = field(default_factory=Signal)
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
@@ -123,4 +130,5 @@ def build_runtime(
         fingerprint_secret=settings.fingerprint_secret(),
         clock=clock,
         fetcher=fetcher,
+        webhook_fetcher=AsyncFetcher(settings.webhook_url_policy),
     )

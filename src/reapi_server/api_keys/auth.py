@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..db import Database
 from ..errors import InvalidApiKey
@@ -28,6 +28,8 @@ class Principal:
     key_id: str
     requests_per_minute: int | None
     max_concurrent_videos: int | None
+    #: The key's default webhook URL (None: none, or disabled by a 410 Gone).
+    webhook_url: str | None = field(default=None, repr=False)
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -66,7 +68,11 @@ class Authenticator:
             self._cache.pop(key_hash, None)
             raise InvalidApiKey("the API key is not valid or has been revoked")
         principal = Principal(
-            row.account_id, row.id, row.requests_per_minute, row.max_concurrent_videos
+            row.account_id,
+            row.id,
+            row.requests_per_minute,
+            row.max_concurrent_videos,
+            row.webhook_url if row.webhook_disabled_at is None else None,
         )
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

@@ -40,6 +40,7 @@ from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
 from ..usage.service import new_row
+from ..webhooks.service import CheckedUrl
 from . import repository
 from .render import video_body
 
@@ -73,7 +74,9 @@ async def create(
     payload: Payload,
     *,
     record: RecordAnswer | None = None,
+    webhook: CheckedUrl | None = None,
 ) -> dict[str, Any]:
+    """`webhook`: where the job's end is announced (else the key's default, if any)."""
     started = time.perf_counter()
     try:
         prepared = rt.core.prepare_video(params, payload)
@@ -101,6 +104,7 @@ async def create(
         next_poll_at=now,
         poll_failures=0,
         created_at=now,
+        webhook_url=webhook.url if webhook is not None else principal.webhook_url,
     )
     usage = new_row(
         principal,

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from ..idempotency.service import RecordAnswer
 from ..jobs import service, submission
+from ..webhooks.service import check_url
 from .dependencies import Caller, Context, Rt
 from .files import stored_response
 from .idempotent import Created, idempotent
@@ -49,10 +50,19 @@ VideoId = Annotated[str, Path(max_length=64)]
 async def create_video(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
     # A reference given by URL (or file id) is loaded by `submission.create` once the job is
     # checked and its credit held (see `references.service`).
-    params, payload = await video_request_of(request, rt.settings.max_body_bytes, rt.fetcher.policy)
+    params, payload, webhook_url = await video_request_of(
+        request, rt.settings.max_body_bytes, rt.fetcher.policy
+    )
+    # Refused here, before any credit is held or job made (and checked again at delivery).
+    webhook = await check_url(rt.webhook_fetcher, webhook_url) if webhook_url else None
+    fingerprinted = dataclasses.asdict(params)
+    if webhook is not None:
+        fingerprinted["webhook_url"] = webhook.url
 
     async def run(record: RecordAnswer | None) -> Created:
-        body = await submission.create(rt, principal, context, params, payload, record=record)
+        body = await submission.create(
+            rt, principal, context, params, payload, record=record, webhook=webhook
+        )
         return 200, body, submission.replay_snapshot(body["id"])
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +73,7 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
         principal,
         request,
         "videos.create",
-        dataclasses.asdict(params),
+        fingerprinted,
         payload,
         run=run,
         replay=replay,

@@ -1,8 +1,8 @@
 """`create_app()`: the FastAPI application of the gateway.
 
 Start-up migrates the database (unless told not to), then starts the video poller, the sweeper,
-the renewal of running requests' credit holds and the retention job in this process; several
-processes may run them against one database.
+the renewal of running requests' credit holds, the retention job and the webhook sender in this
+process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
+from .webhooks.sender import WebhookSender
 
 __all__ = ["create_app"]
 
@@ -78,6 +79,7 @@ def create_app(
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
+            tasks.append(asyncio.create_task(WebhookSender(rt).run_forever()))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})

@@ -20,9 +20,10 @@ from ..mirror.service import delete_queued, forget_task
 from ..models import ACTIVE_JOB_STATES, StoredOutput, VideoJob
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
+from ..webhooks import outbox
 from . import repository
-from .render import video_body
-from .submission import cancel_upstream
+from .render import deleted_unfinished_body, video_body
+from .submission import cancel_upstream, tell_ended
 
 __all__ = ["content", "delete", "list_videos", "replay", "retrieve"]
 
@@ -117,10 +118,16 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
                     error_code="cancelled",
                     provider=job.provider,
                 )
+        if unfinished and job.webhook_url:  # its end, announced like any other
+            await outbox.enqueue(session, job, deleted_unfinished_body(job, rt.now()), rt.now())
         await repository.delete_job(session, job_id)
         stored = await forget_task(session, job_id, None, rt.now())
         provider, upstream_model, task_id = job.provider, job.upstream_model, job.upstream_task_id
     rt.memory.forget(job_id)
+    if unfinished:
+        tell_ended(rt, job_id)
+    else:
+        rt.job_changes.changed(job_id)
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)
     # The objects go at once; they were queued with the rows, so an outage only delays it.

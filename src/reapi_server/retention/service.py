@@ -1,4 +1,5 @@
-"""The retention job, in every server process: delete what is older than `retention_days`.
+"""The retention job, in every server process: delete what is older than `retention_days`
+(webhook deliveries: `webhook_retention_days`).
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..mirror.repository import enqueue_deletions
 from ..mirror.service import purge_deletions
 from ..runtime import Runtime
+from ..webhooks import repository as webhook_rows
 from . import repository
 
 __all__ = ["RetentionReport", "purge_once", "run_retention"]
@@ -38,6 +40,8 @@ class RetentionReport:
     objects: int
     #: Partial writes of processes that died mid-write (temp files, multipart uploads).
     abandoned_writes: int = 0
+    #: Webhook deliveries past `webhook_retention_days` (sent or not).
+    webhook_deliveries: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -74,11 +78,19 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
     objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
     abandoned = await rt.store.sweep_abandoned(rt.now() - rt.settings.abandoned_write_seconds)
-    report = RetentionReport(expired_outputs, usage_rows, video_jobs, objects, abandoned)
-    if expired_outputs or usage_rows or video_jobs or objects or abandoned:
+    deliveries = await _in_batches(
+        rt,
+        webhook_rows.delete_expired,
+        rt.now() - rt.settings.webhook_retention_days * DAY,
+        batch,
+    )
+    report = RetentionReport(
+        expired_outputs, usage_rows, video_jobs, objects, abandoned, deliveries
+    )
+    if expired_outputs or usage_rows or video_jobs or objects or abandoned or deliveries:
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} objects={objects} "
-            f"abandoned={abandoned}"
+            f"abandoned={abandoned} webhooks={deliveries}"
         )
         log.info("retention purge", extra={"code": counts})
     return report

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
 
+import httpx
 import pytest
 from sqlalchemy import select
+from tests.conftest import two_host_catalog
 from tests.media_host import PUBLIC, Answer, MediaHost
+from tests.server.conftest import settings_for
 from tests.server.helpers import auth, scrape_metrics
+from tests.server.killable import killable_gateway
+from tests.server.live import _make_account
 from tests.server.other_process import OtherProcess
 
 from reapi import webhooks
 from reapi_server.jobs.poller import JobPoller
 from reapi_server.models import ApiKey, VideoJob, WebhookDelivery
+from reapi_server.runtime import build_runtime
 from reapi_server.webhooks import service
 from reapi_server.webhooks.sender import WebhookSender
 
@@ -373,6 +380,52 @@ async def test_a_sender_that_died_mid_attempt_leaves_it_to_the_next(hooked, medi
     assert await send(hooked) == 1
     [row] = await deliveries(hooked)
     assert (row.status, row.attempts) == ("delivered", 2)
+
+
+def test_a_sender_killed_mid_attempt_is_relieved_by_the_next_process(
+    tmp_path, migrated_template, media_host
+):
+    """SIGKILL while the receiver is still answering: the claim lapses, and another process
+    sends the message again, with the same webhook-id (receivers deduplicate by it)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(migrated_template, data_dir / "reapi.db")
+    database = settings_for(data_dir).resolved_database_url
+    _, key = asyncio.run(_make_account(database, 10**6))
+    media_host.routes["/hook"] = Answer(200, body=b"x" * 400, drip=0.05)  # a slow answer
+    hook = f"{media_host.loopback_url}/hook"
+    loopback = {"webhook_allow_networks": ["127.0.0.1/32"], "webhook_timeout": 1.0, **FAST}
+    settings = {"run_background_tasks": True, "poll_interval": 0.01, **loopback}
+    upstream = {"polls_before_done": 0}
+    with killable_gateway(tmp_path, data_dir, settings=settings, upstream=upstream) as child:
+        body = {"model": "sim-video", "prompt": "p", "webhook_url": hook}
+        created = httpx.post(f"{child.base_url}/v1/videos", json=body, headers=auth(key))
+        assert created.status_code == 200, created.text
+        deadline = time.monotonic() + 20
+        while not media_host.posts:
+            assert time.monotonic() < deadline, child.log.read_text()[-2000:]
+            time.sleep(0.01)
+        child.kill()
+    media_host.routes["/hook"] = Answer(200, body=b"ok")
+
+    async def next_process() -> WebhookDelivery:
+        rt = build_runtime(settings_for(data_dir, **loopback), catalog=two_host_catalog())
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                await WebhookSender(rt).run_once()
+                async with rt.db.read() as session:
+                    row = (await session.execute(select(WebhookDelivery))).scalar_one()
+                if row.status != "pending" or time.monotonic() > deadline:
+                    return row
+                await asyncio.sleep(0.1)
+        finally:
+            await rt.aclose()
+
+    row = asyncio.run(next_process())
+    assert (row.status, row.attempts) == ("delivered", 2)
+    assert len(media_host.posts) == 2
+    assert len({headers["webhook-id"] for _, headers, _ in media_host.posts}) == 1
 
 
 # -- metrics and retention -----------------------------------------------------------------------

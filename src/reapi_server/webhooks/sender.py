@@ -5,6 +5,8 @@ and POSTs each, and records the outcome.
   pending ones to that URL stop, and the key's default URL is disabled if it was that one.
 - Anything else (another status, a redirect, a timeout, a refused address): failed; tried again
   on the schedule (`schedule`), until the retry window is over.
+- A process that dies mid-attempt leaves its claim to lapse (two attempt timeouts): another
+  process then sends the message again, with the same `webhook-id`.
 - Each attempt resolves and vets the URL's host again (DNS may have changed since the request),
   connects only to the vetted address, follows no redirect, and reads little of the answer.
 - The body is the video object stored with the delivery; the signature covers this attempt's id
@@ -33,8 +35,9 @@ __all__ = ["WebhookSender"]
 
 log = logging.getLogger("reapi_server.webhooks")
 
-#: What a sender's lease covers beyond the attempt's own timeout (signing, recording).
-_LEASE_MARGIN = 30.0
+#: A sender holds a claimed delivery for this many attempt timeouts (the attempt, and the
+#: signing and recording around it); after that, another sender may take it.
+_LEASE_TIMEOUTS = 2.0
 
 
 def _answer_code(answer: PostAnswer) -> str:
@@ -61,7 +64,7 @@ class WebhookSender:
         """Claim the deliveries due now and make one attempt at each; how many."""
         rt = self.rt
         now = rt.now()
-        lease_until = now + rt.settings.webhook_timeout + _LEASE_MARGIN
+        lease_until = now + rt.settings.webhook_timeout * _LEASE_TIMEOUTS
         async with rt.db.write() as session:
             due = await repository.claim_due(session, rt.instance_id, now, lease_until, self.batch)
         if due:

@@ -22,6 +22,7 @@ from reapi.router import RouterConfig
 
 from .config import Settings
 from .credits.renewal import run_hold_renewal
+from .exit_signals import on_exit_signal
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
 from .migrate import upgrade
@@ -83,10 +84,14 @@ def create_app(
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
+        # Streams of events end when the server is told to stop, not when their lifetime does.
+        forget_signals = on_exit_signal(rt.job_changes.close)
         try:
             with loop_errors_by_type():
                 yield
         finally:
+            forget_signals()
+            rt.job_changes.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

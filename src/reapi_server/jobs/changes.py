@@ -50,6 +50,15 @@ class JobChanges:
 
     def __init__(self) -> None:
         self._watchers: dict[str, set[Signal]] = {}
+        #: Set when the process stops: waiters end what they do (a stream of events).
+        self.closed = False
+
+    def close(self) -> None:
+        """The process is stopping: wake every watcher, which then sees `closed`."""
+        self.closed = True
+        for watchers in tuple(self._watchers.values()):
+            for signal in tuple(watchers):
+                signal.fire()
 
     def changed(self, job_id: str) -> None:
         """A job's state, progress or existence changed (committed): tell its watchers."""

@@ -1,15 +1,17 @@
-"""The /v1/videos endpoints: create (JSON or multipart), retrieve, list, content, delete."""
+"""The /v1/videos endpoints: create (JSON or multipart), retrieve, list, content, delete, and
+the stream of a video's events (Server-Sent Events)."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Header, Path, Query, Request
+from starlette.responses import Response, StreamingResponse
 
 from ..idempotency.service import RecordAnswer
 from ..jobs import service, submission
+from ..jobs.events import event_stream
 from ..webhooks.service import check_url
 from .dependencies import Caller, Context, Rt
 from .files import stored_response
@@ -116,6 +118,37 @@ async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Respon
 )
 async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
     return json_response(await service.delete(rt, principal, video_id))
+
+
+@router.get(
+    "/videos/{video_id}/events",
+    summary="Follow a video job (Server-Sent Events)",
+    description=(
+        "reapi's extension. `video.updated` for each change of status or progress, then "
+        "`video.completed` or `video.failed` (or `video.deleted`), and the stream ends; each "
+        "event's data is the video object. Reconnect with `Last-Event-ID` to get only what "
+        "changed since. Comment lines keep an idle stream open; a stream ends after a while "
+        "(reconnect to go on)."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **error_responses(400, 401, 404, 429),
+    },
+)
+async def video_events(
+    video_id: VideoId,
+    rt: Rt,
+    principal: Caller,
+    last_event_id: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Response:
+    stream = await event_stream(rt, principal, video_id, last_event_id)
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        # Proxies must neither cache nor buffer it (nginx reads X-Accel-Buffering).
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get(

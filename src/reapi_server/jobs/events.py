@@ -30,7 +30,7 @@ __all__ = ["MAX_EVENT_ID", "event_stream"]
 #: A Last-Event-ID longer than any id this module makes is no id of ours: ignored.
 MAX_EVENT_ID = 64
 #: What a client should wait before reconnecting (the SSE `retry` field), in milliseconds.
-_RETRY_MS = 2000
+_RETRY_MS = 1000
 _FINAL = {"completed": "video.completed", "failed": "video.failed"}
 
 

@@ -118,6 +118,8 @@ class Settings(BaseSettings):
     video_events_heartbeat_seconds: float = Field(default=15.0, gt=0)
     video_events_max_seconds: float = Field(default=600.0, gt=0)
     video_events_reread_seconds: float = Field(default=2.0, gt=0)
+    #: Event streams one key may hold open in one process; more answer 429.
+    video_events_max_streams: int = Field(default=64, ge=1)
 
     # -- upstream deadlines ----------------------------------------------------------------------
     first_byte_timeout: float | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -64,6 +65,8 @@ class Runtime:
     webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
     #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
     job_changes: JobChanges = field(default_factory=JobChanges)
+    #: Event streams open in this process, per API key id.
+    event_streams: Counter[str] = field(default_factory=Counter)
     #: Wakes this process's webhook sender when a job ended here.
     webhook_wakeup: Signal = field(default_factory=Signal)
 

@@ -307,3 +307,27 @@ def test_the_server_stops_promptly_with_a_stream_open(tmp_path):
         assert any("video.updated" in line for line in rest)
         assert time.monotonic() - started < 10
         gw.process.wait(timeout=10)
+
+
+def test_a_key_has_a_bounded_number_of_open_streams(tmp_path, migrated_template):
+    with live_gateway(tmp_path / "d", migrated_template, video_events_max_streams=1) as gw:
+        video = create(gw)
+        path = f"{gw.base_url}/v1/videos/{video['id']}/events"
+        with streaming(gw, video["id"]) as stream:
+            stream.next()
+            refused = httpx.get(path, headers=auth(gw.key))
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["error"]["code"] == "too_many_event_streams"
+            assert int(refused.headers["retry-after"]) >= 1
+        deadline = time.monotonic() + 5
+        # a closed stream gives its place back as soon as the server sees the disconnect
+        while (status := _status_of_stream(gw, video["id"])) == 429:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert status == 200
+
+
+def _status_of_stream(gw: LiveGateway, video_id: str) -> int:
+    client, context = open_stream(gw, video_id)
+    with client, context as response:
+        return response.status_code

@@ -9,19 +9,21 @@ changed since (nothing, if it saw the end).
 A change made in this process wakes the stream at once (`JobChanges`); changes made by another
 process are found by re-reading the job every `video_events_reread_seconds`. A comment line is
 sent when nothing else was for `video_events_heartbeat_seconds`, and a stream ends after
-`video_events_max_seconds`, or when the server stops: the client reconnects to go on.
+`video_events_max_seconds`, or when the server stops: the client reconnects to go on. One key
+holds at most `video_events_max_streams` streams open in one process (each re-reads its job).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import anyio
 import orjson
 
 from ..api_keys.auth import Principal
-from ..errors import NotFound
+from ..errors import NotFound, RateLimited
 from ..runtime import Runtime
 from . import service
 
@@ -48,8 +50,16 @@ def _event(name: str, data: dict[str, Any], event_id: str | None = None) -> byte
 async def event_stream(
     rt: Runtime, principal: Principal, job_id: str, last_event_id: str | None
 ) -> AsyncIterator[bytes]:
-    """The stream's chunks. Raises `NotFound` at once (before any chunk) for a job the caller
-    cannot see, so the answer is then a plain 404."""
+    """The stream's chunks. Raises `NotFound` for a job the caller cannot see, and `RateLimited`
+    when its key has too many streams open here, at once (before any chunk): the answer is then
+    a plain error."""
+    limit = rt.settings.video_events_max_streams
+    if rt.event_streams[principal.key_id] >= limit:
+        raise RateLimited(
+            f"this key already has {limit} event streams open",
+            code="too_many_event_streams",
+            retry_after=_RETRY_MS / 1000,
+        )
     await service.retrieve(rt, principal, job_id)
     seen = last_event_id if last_event_id and len(last_event_id) <= MAX_EVENT_ID else None
     return _events(rt, principal, job_id, seen)
@@ -65,6 +75,21 @@ async def _current(rt: Runtime, principal: Principal, job_id: str) -> dict[str, 
 async def _events(
     rt: Runtime, principal: Principal, job_id: str, seen: str | None
 ) -> AsyncIterator[bytes]:
+    # Counted from the first chunk on: a generator never started has nothing to give back.
+    rt.event_streams[principal.key_id] += 1
+    try:
+        async with aclosing(_follow(rt, principal, job_id, seen)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+    finally:
+        rt.event_streams[principal.key_id] -= 1
+        if rt.event_streams[principal.key_id] <= 0:
+            del rt.event_streams[principal.key_id]
+
+
+async def _follow(
+    rt: Runtime, principal: Principal, job_id: str, seen: str | None
+) -> AsyncGenerator[bytes]:
     settings = rt.settings
     changes = rt.job_changes
     yield f"retry: {_RETRY_MS}\n\n".encode()

@@ -273,17 +273,15 @@ class Videos(SyncResource):
                 ) as (status, lines):
                     if events.opened(status):
                         for line in lines:
-                            if events.line(line):
+                            if events.line(line) or time.monotonic() >= deadline:
                                 break
-                            if time.monotonic() >= deadline:
-                                raise progress.timed_out()
                         else:
                             pause = events.ended()
-            except APIConnectionError:
+            except APIConnectionError:  # a timeout too: the deadline's or the stream's idle one
                 broke = True
+            if not events.done and time.monotonic() >= deadline:
+                raise progress.timed_out()
             if broke:
-                if time.monotonic() >= deadline:
-                    raise progress.timed_out()
                 events.broke()
         return events.final
 

@@ -84,9 +84,10 @@ class WebhookSender:
 
     async def _salts(self, key_id: str) -> KeySalts | None:
         """The key's salts, a first one made if it has none yet (None: the key is gone)."""
-        async with self.rt.db.write() as session:
+        async with self.rt.db.read() as session:
             exists, salts = await repository.key_salts(session, key_id)
-            if exists and salts is None:
+        if exists and salts is None:
+            async with self.rt.db.write() as session:
                 await repository.set_salt_if_missing(session, key_id, new_salt())
                 _, salts = await repository.key_salts(session, key_id)
         return salts
@@ -179,7 +180,8 @@ class WebhookSender:
                 "delivered" if outcome == "delivered" else "failed"
             ).inc()
             rt.metrics.webhook_deliveries.labels(outcome).inc()
-            log.info("webhook " + outcome, extra={"job_id": delivery.video_id, "code": error})
+            message = "webhook delivered" if outcome == "delivered" else "webhook given up"
+            log.info(message, extra={"job_id": delivery.video_id, "code": error})
 
     async def _gone(self, delivery: WebhookDelivery) -> None:
         """410 Gone: stop sending to this receiver (for this key), as the spec asks."""

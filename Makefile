@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy --strict src
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
+	@test -x /usr/bin/chromium || echo "NOTE: the browser tests will be SKIPPED (no /usr/bin/chromium). Enable them with: apt-get install chromium"
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

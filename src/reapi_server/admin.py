@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reapi._fetch import AsyncFetcher
 
 from .accounts import repository as accounts
+from .accounts.deletion import UserDeleted, delete_user
 from .accounts.service import create_account, require_account
 from .api_keys import repository as keys
 from .api_keys.service import issue_key, revoke_key
@@ -19,7 +20,14 @@ from .config import Settings
 from .credits import repository as credits
 from .credits.service import grant
 from .db import Database
+from .email.compose import MailComposer
+from .email.notices import NoticeDraft, Notices, Progress
+from .email.subscriptions import set_newsletter
+from .email.unsubscribe import unsubscribe_key
 from .errors import GatewayError
+from .fleet_secret import resolve_for, secret_of
+from .identity import repository as users
+from .identity.emails import normalise_email
 from .migrate import upgrade
 from .mirror.keys import is_task_id
 from .mirror.service import delete_task_outputs
@@ -32,16 +40,23 @@ __all__ = [
     "KeyView",
     "NewKey",
     "OutputsDeleted",
+    "UserDeleted",
+    "UserView",
     "add_account",
     "delete_outputs",
     "grant_credits",
     "list_keys",
+    "list_users",
     "migrate",
     "new_key",
     "purge_expired",
+    "remove_user",
     "revoke",
+    "send_notice",
     "set_webhook",
     "show_account",
+    "show_user",
+    "unsubscribe",
     "webhook_secret",
 ]
 
@@ -54,6 +69,20 @@ class AccountView:
     email: str
     balance: int
     reserved: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    id: str
+    email: str
+    verified: bool
+    has_password: bool
+    created_at: float
+    #: The accounts the user owns.
+    account_ids: tuple[str, ...]
+    sessions: int
+    #: (kind, policy version, accepted at) of each consent given.
+    consents: tuple[tuple[str, str, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +135,8 @@ async def _view(session: AsyncSession, account_id: str) -> AccountView:
     assert account is not None
     # Read through the ledger's columns: credit changes are Core UPDATEs the ORM did not see.
     balance, reserved = await credits.balance_of(session, account_id)
-    return AccountView(account.id, account.email, balance, reserved)
+    email = await accounts.owner_email(session, account_id) or "(no owner)"
+    return AccountView(account.id, email, balance, reserved)
 
 
 async def add_account(settings: Settings, email: str, credits_granted: int) -> AccountView:
@@ -196,11 +226,11 @@ async def set_webhook(settings: Settings, key_id: str, url: str | None) -> bool:
 async def webhook_secret(settings: Settings, key_id: str, *, rotate: bool) -> str | None:
     """A key's webhook signing secret (made on first use, or new with `rotate`); None: no
     such key."""
-    server_secret = settings.fingerprint_secret()
+    fleet_secret = await resolve_for(settings, migrate=True)
 
     async def work(session: AsyncSession) -> str | None:
         return await webhooks.signing_secret(
-            session, server_secret, key_id, now=time.time(), rotate=rotate
+            session, fleet_secret, key_id, now=time.time(), rotate=rotate
         )
 
     return await _in_transaction(settings, work)
@@ -210,13 +240,64 @@ async def ensure_account(settings: Settings, email: str, minimum_credits: int) -
     """The demo's account: created once, topped up to `minimum_credits` on each start."""
 
     async def work(session: AsyncSession) -> AccountView:
-        account = await accounts.find_by_email(session, email)
+        account = await accounts.find_owned_by_email(session, email)
         if account is None:
             account = await create_account(session, email, credits_granted=0, now=time.time())
         view = await _view(session, account.id)
         if view.balance < minimum_credits:
             await grant(session, account.id, minimum_credits - view.balance, time.time())
         return await _view(session, account.id)
+
+    return await _in_transaction(settings, work)
+
+
+async def _user_view(session: AsyncSession, user_id: str) -> UserView:
+    user = await users.get_user(session, user_id)
+    assert user is not None
+    consents = await users.list_consents(session, user_id)
+    return UserView(
+        id=user.id,
+        email=user.email,
+        verified=user.email_verified_at is not None,
+        has_password=user.password_hash is not None,
+        created_at=user.created_at,
+        account_ids=tuple(await accounts.owned_account_ids(session, user_id)),
+        sessions=len(await users.list_sessions(session, user_id)),
+        consents=tuple((c.kind, c.policy_version, c.accepted_at) for c in consents),
+    )
+
+
+async def _require_user(session: AsyncSession, email: str) -> str:
+    user = await users.find_user_by_email(session, normalise_email(email))
+    if user is None:
+        raise GatewayError("no user with this email", param="email", code="not_found")
+    return user.id
+
+
+async def list_users(settings: Settings, *, limit: int = 1000) -> list[UserView]:
+    async def work(session: AsyncSession) -> list[UserView]:
+        return [
+            await _user_view(session, user.id)
+            for user in await users.list_users(session, limit=limit)
+        ]
+
+    return await _in_transaction(settings, work)
+
+
+async def show_user(settings: Settings, email: str) -> UserView:
+    async def work(session: AsyncSession) -> UserView:
+        return await _user_view(session, await _require_user(session, email))
+
+    return await _in_transaction(settings, work)
+
+
+async def remove_user(settings: Settings, email: str) -> UserDeleted:
+    """`delete_user` for an operator (e.g. an account reported as a child's)."""
+
+    async def work(session: AsyncSession) -> UserDeleted:
+        deleted = await delete_user(session, await _require_user(session, email), now=time.time())
+        assert deleted is not None
+        return deleted
 
     return await _in_transaction(settings, work)
 
@@ -238,3 +319,42 @@ async def delete_outputs(settings: Settings, task_id: str) -> OutputsDeleted:
 async def purge_expired(settings: Settings) -> RetentionReport:
     """One run of the retention job (what every server process does periodically)."""
     return await _with_runtime(settings, purge_once)
+
+
+async def send_notice(
+    settings: Settings,
+    draft: NoticeDraft,
+    *,
+    batch: int = 100,
+    on_batch: Callable[[Progress], None] | None = None,
+) -> Progress:
+    """Queue a policy change notice or a newsletter issue for everyone it is meant for and
+    not yet queued for (a second run of the same notice continues the first)."""
+    settings.ensure_data_dir()
+    db = Database(settings.resolved_database_url)
+    try:
+        await upgrade(db)
+        notices = Notices(
+            db,
+            composer=MailComposer.from_settings(settings),
+            unsubscribe_key=unsubscribe_key(await secret_of(db, settings)),
+            clock=time.time,
+            newsletter_offered=settings.newsletter_default != "off",
+            batch=batch,
+        )
+        return await notices.send(draft, on_batch=on_batch)
+    finally:
+        await db.dispose()
+
+
+async def unsubscribe(settings: Settings, email: str) -> bool:
+    """Stop the newsletter for `email` (e.g. asked by mail); whether it was subscribed."""
+
+    async def work(session: AsyncSession) -> bool:
+        user_id = await _require_user(session, email)
+        user = await users.get_user(session, user_id)
+        was = bool(user is not None and user.newsletter)
+        await set_newsletter(session, user_id, False)
+        return was
+
+    return await _in_transaction(settings, work)

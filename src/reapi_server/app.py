@@ -1,8 +1,11 @@
 """`create_app()`: the FastAPI application of the gateway.
 
-Start-up migrates the database (unless told not to), then starts the video poller, the sweeper,
-the renewal of running requests' credit holds, the retention job and the webhook sender in this
-process; several processes may run them against one database.
+The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "/", so that
+its cookies, CSRF checks and security headers never reach the API. Building it migrates the
+database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
+the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
+identity housekeeping and the webhook sender in this process; several processes may run them
+against one database.
 """
 
 from __future__ import annotations
@@ -22,22 +25,26 @@ from reapi.router import RouterConfig
 
 from .config import Settings
 from .credits.renewal import run_hold_renewal
+from .email.factory import build_sender
+from .email.outbox import run_outbox
 from .exit_signals import on_exit_signal
+from .fleet_secret import resolve_blocking
+from .identity.housekeeping import run_housekeeping
+from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
-from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
-from .observability.scrape import MetricsListener
-from .observability.scrape import router as metrics_router
+from .observability.scrape import MetricsListener, MetricsRoute
 from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
+from .web import create_web_app, mount_web
 from .webhooks.sender import WebhookSender
 
 __all__ = ["create_app"]
@@ -58,6 +65,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
+    # Migrates first when asked: the secret lives in the database.
+    secret = resolve_blocking(settings, migrate=migrate)
     rt = build_runtime(
         settings,
         catalog=catalog,
@@ -65,16 +74,18 @@ def create_app(
         store=store,
         router_config=router_config,
         fetcher=fetcher,
+        secret=secret,
         **extra,
     )
+    web_app = create_web_app(rt)
+    identity = web_app.state.web.identity
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if migrate:
-            await upgrade(rt.db)
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []
+        sender = build_sender(settings)
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
@@ -83,6 +94,22 @@ def create_app(
             tasks.append(asyncio.create_task(WebhookSender(rt).run_forever()))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
+            interval = settings.email_send_interval
+            tasks.append(asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=interval)))
+            tasks.append(
+                asyncio.create_task(
+                    run_housekeeping(
+                        rt.db,
+                        identity.config.sessions,
+                        rt.now,
+                        interval=settings.retention_interval,
+                    )
+                )
+            )
+        if rt.redis is not None:
+            tasks.append(asyncio.create_task(rt.redis.watch()))
+        if rt.bus is not None:
+            tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         # Streams of events end when the server is told to stop, not when their lifetime does.
         forget_signals = on_exit_signal(rt.job_changes.close)
@@ -95,6 +122,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await hand_back_leases(rt)
+            await sender.aclose()
             await rt.aclose()
 
     app = FastAPI(
@@ -111,7 +140,9 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
-    app.include_router(metrics_router)
+    if settings.metrics_token is not None:
+        app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
+    mount_web(app, web_app)  # last: it takes every path the API does not have
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
     # Outer (added later): it hands a new scope inwards, which the router then annotates.
     app.add_middleware(

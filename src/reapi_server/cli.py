@@ -9,20 +9,27 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from reapi import ReapiError
 
 from . import admin
-from .config import CONFIG_ENV, Settings, describe_settings_error
+from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
+from .config_check import Problem, check_live, check_settings
+from .db_errors import error_name
 from .demo import run_demo
+from .email.notices import NoticeDraft, Progress
 from .errors import GatewayError
 from .extras import MissingExtraError
+from .fleet_secret import resolve_for
 from .serving import run_server
 
 __all__ = ["app", "main"]
@@ -38,10 +45,17 @@ accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
 credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
+notify_app = typer.Typer(
+    help="Mail users through the outbox: policy change notices, newsletters.",
+    no_args_is_help=True,
+)
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
+app.add_typer(notify_app, name="notify")
 
 DataDir = Annotated[
     Path | None,
@@ -71,6 +85,8 @@ def _settings(
         settings = Settings()
     except ValidationError as error:
         _exit_with(describe_settings_error(error))
+    except ConfigError as error:  # a secret's file cannot be read
+        _exit_with(str(error))
     except tomllib.TOMLDecodeError as error:
         _exit_with(f"the config file is not valid TOML ({error})")
     except OSError as error:  # the config file named cannot be read
@@ -90,6 +106,8 @@ def _run(coroutine: Any) -> Any:
         return asyncio.run(coroutine)
     except (GatewayError, ReapiError) as error:
         message = error.message
+    except ConfigError as error:
+        message = str(error)
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
 
@@ -103,15 +121,78 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [8000].")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [1].")] = None,
 ) -> None:
-    """Run the gateway (uvicorn with uvloop and httptools)."""
-    settings = _settings(data_dir, database_url, config, host=host, port=port, workers=workers)
-    run_server(settings)
+    """Run the gateway (uvicorn with uvloop and httptools), after check-config's checks: it
+    does not start on a configuration with problems (an unreachable Redis or S3 bucket is only
+    said: the gateway falls back, or answers 502 until storage is back)."""
+    overrides = {"data_dir": data_dir, "database_url": database_url}
+    settings = _checked(config, {**overrides, "host": host, "port": port, "workers": workers})
+    try:
+        run_server(settings)
+        return
+    except ConfigError as error:
+        message = str(error)
+    except SQLAlchemyError as error:  # the database went away between the check and now
+        message = f"database: cannot use it ({error_name(error)})"
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _report(problems: list[Problem], *, all_fatal: bool) -> bool:
+    """Print one line per problem; True when one of them stops the start."""
+    stop = False
+    for problem in problems:
+        fatal = problem.fatal or all_fatal
+        stop = stop or fatal
+        label = "error" if fatal else "warning"
+        typer.secho(f"{label}: {problem.text}", err=True, fg="red" if fatal else "yellow")
+    return stop
+
+
+def _checked(config: Path | None, overrides: dict[str, Any], *, strict: bool = False) -> Settings:
+    """The settings, checked as check-config does; exits (status 1) on a problem."""
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+    settings, problems = check_settings(os.environ, overrides)
+    if settings is not None and not problems:
+        problems = asyncio.run(check_live(settings))
+    if _report(problems, all_fatal=strict) or settings is None:
+        raise typer.Exit(1)
+    return settings
+
+
+@app.command("check-config")
+def check_config(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Check a configuration (environment, config file, secret files) and what it points at
+    (database, Redis, S3 bucket): one line per problem, exit status 1 if there is any."""
+    _checked(config, {"data_dir": data_dir, "database_url": database_url}, strict=True)
+    typer.echo("configuration ok")
 
 
 @app.command()
-def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def migrate(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    adopt_secret: Annotated[
+        bool,
+        typer.Option(
+            "--adopt-secret",
+            help="Make the configured secret_key the fleet's (the database's) secret. "
+            "Idempotency keys sent before are then not recognised.",
+        ),
+    ] = False,
+) -> None:
     """Create or upgrade the database schema."""
-    settings = _settings(data_dir, database_url)
+    settings = _settings(data_dir, database_url, config)
+    if adopt_secret:
+        if settings.secret_key is None:
+            typer.secho("error: --adopt-secret needs secret_key set", err=True, fg="red")
+            raise typer.Exit(1)
+        _run(resolve_for(settings, migrate=True, adopt=True))
+        typer.echo("database is up to date; the configured secret is the fleet's")
+        return
     _run(admin.migrate(settings))
     typer.echo("database is up to date")
 
@@ -133,6 +214,51 @@ def accounts_show(email: Email, data_dir: DataDir = None, database_url: Database
     """Show an account's balance."""
     view = _run(admin.show_account(_settings(data_dir, database_url), email))
     typer.echo(f"account {view.id} {view.email} balance={view.balance} reserved={view.reserved}")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List users: id, email, verified or not, created, accounts owned."""
+    for user in _run(admin.list_users(_settings(data_dir, database_url))):
+        state = "verified" if user.verified else "unverified"
+        accounts = ",".join(user.account_ids) or "-"
+        typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}")
+
+
+@users_app.command("show")
+def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Show a user: verification, password set, sessions, consents, accounts."""
+    user = _run(admin.show_user(_settings(data_dir, database_url), email))
+    typer.echo(f"user {user.id} {user.email}")
+    typer.echo(f"  email: {'verified' if user.verified else 'not verified'}")
+    typer.echo(f"  password: {'set' if user.has_password else 'not set'}")
+    typer.echo(f"  created: {_when(user.created_at)}")
+    typer.echo(f"  accounts: {', '.join(user.account_ids) or '-'}")
+    typer.echo(f"  sessions: {user.sessions}")
+    for kind, version, accepted_at in user.consents:
+        typer.echo(f"  consent: {kind} (version {version}) at {_when(accepted_at)}")
+
+
+@users_app.command("delete")
+def users_delete(
+    email: Email,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete a user: revoke their accounts' keys, end their sessions, delete their rows."""
+    if not yes:
+        typer.confirm(f"Delete the user {email} and revoke their keys?", abort=True)
+    deleted = _run(admin.remove_user(_settings(data_dir, database_url), email))
+    typer.echo(
+        f"deleted user {deleted.user_id}: {deleted.keys_revoked} keys revoked, "
+        f"{deleted.sessions_ended} sessions ended; accounts kept: "
+        f"{', '.join(deleted.account_ids) or '-'}"
+    )
 
 
 @keys_app.command("create")
@@ -261,6 +387,110 @@ def outputs_purge(
     typer.echo(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
         f"{report.video_jobs} video jobs; {report.objects} objects removed from storage"
+    )
+
+
+NoticeFile = Annotated[
+    Path,
+    typer.Option("--file", exists=True, dir_okay=False, help="The text, in Markdown (UTF-8)."),
+]
+BatchSize = Annotated[
+    int, typer.Option("--batch-size", min=1, max=1000, help="Users queued per transaction.")
+]
+#: A notice longer than this is a mistake (a wrong file), not a notice.
+NOTICE_LIMIT = 256 * 1024
+
+
+def _notice_text(path: Path) -> str:
+    data = path.read_bytes()
+    if len(data) > NOTICE_LIMIT:
+        typer.secho(f"error: {path} is over {NOTICE_LIMIT // 1024} KiB", err=True, fg="red")
+        raise typer.Exit(1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    typer.secho(f"error: {path} is not UTF-8 text", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        pass
+    typer.secho("error: --effective must be a date, YYYY-MM-DD", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _progress(progress: Progress) -> None:
+    typer.echo(
+        f"notice {progress.notice_id}: queued for {progress.queued} of {progress.total} users"
+    )
+
+
+def _send_notice(settings: Settings, draft: NoticeDraft, batch_size: int) -> None:
+    done = _run(admin.send_notice(settings, draft, batch=batch_size, on_batch=_progress))
+    typer.echo(
+        f"notice {done.notice_id}: {done.added} queued by this run, {done.queued} in all; "
+        "the outbox sends them"
+    )
+
+
+@notify_app.command("policy-change")
+def notify_policy_change(
+    effective: Annotated[
+        str,
+        typer.Option("--effective", help="The day the change takes effect (YYYY-MM-DD, UTC)."),
+    ],
+    file: NoticeFile,
+    subject: Annotated[
+        str | None, typer.Option(help="The subject (default: one that names the date).")
+    ] = None,
+    batch_size: BatchSize = 100,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Email every user before a policy change takes effect (whatever their newsletter choice).
+
+    Run the same command again to continue an interrupted run: nobody gets a notice twice."""
+    day = _day(effective)
+    settings = _settings(data_dir, database_url, config)
+    subject = subject or (
+        f"Changes to the {settings.site_name} policies, effective {day.day} {day:%B %Y}"
+    )
+    draft = NoticeDraft("policy_change", subject, _notice_text(file), effective_on=day)
+    _send_notice(settings, draft, batch_size)
+
+
+@notify_app.command("newsletter")
+def notify_newsletter(
+    subject: Annotated[str, typer.Option(help="The subject of the issue.")],
+    file: NoticeFile,
+    batch_size: BatchSize = 100,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Email a newsletter issue to users who opted in and verified their address.
+
+    Run the same command again to continue an interrupted run: nobody gets an issue twice."""
+    settings = _settings(data_dir, database_url, config)
+    draft = NoticeDraft("newsletter", subject, _notice_text(file))
+    _send_notice(settings, draft, batch_size)
+
+
+@notify_app.command("unsubscribe")
+def notify_unsubscribe(
+    email: Email,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Stop the newsletter for a user (asked by mail, e.g. to the unsubscribe mailbox)."""
+    was = _run(admin.unsubscribe(_settings(data_dir, database_url), email))
+    typer.echo(
+        f"{email} will no longer receive the newsletter" + ("" if was else " (was not subscribed)")
     )
 
 

@@ -46,6 +46,9 @@ __all__ = ["Database"]
 T = TypeVar("T")
 
 _BUSY_TIMEOUT_MS = 30_000
+#: Execution option (and connection info key) of a write transaction that runs with SQLite's
+#: foreign key enforcement off: schema migrations (`Database.write`).
+_FOREIGN_KEYS_OFF = "reapi_foreign_keys_off"
 _READ_BUSY_TIMEOUT_MS = 1_000
 
 
@@ -82,7 +85,18 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(_FOREIGN_KEYS_OFF):
+            # Only outside a transaction does SQLite take this: before BEGIN, then.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.info[_FOREIGN_KEYS_OFF] = True
         connection.exec_driver_sql(begin)
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        # Back in the pool, the transaction is over: enforce again for whoever comes next
+        # (group commit uses the driver connection directly, past the "begin" hook).
+        if record is not None and record.info.pop(_FOREIGN_KEYS_OFF, False):
+            dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     return engine
 
@@ -109,13 +123,23 @@ def _checkpoint(path: str) -> None:
         connection.close()
 
 
+async def _check_foreign_keys(session: AsyncSession) -> None:
+    violations = (await session.execute(text("PRAGMA foreign_key_check"))).all()
+    if violations:
+        tables = sorted({str(row[0]) for row in violations})
+        raise RuntimeError(f"foreign key violations in {', '.join(tables)}")
+
+
 def _is_busy(error: OperationalError) -> bool:
     code = getattr(error.orig, "sqlite_errorcode", None)
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float | None = None) -> None:
+        """`timeout`: seconds for a PostgreSQL connection to open and for each statement on it;
+        past it the database counts as unavailable. A server that stopped answering (a
+        partition, a dead host) would otherwise hold requests forever."""
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         if self.dialect == "sqlite":
@@ -125,8 +149,9 @@ class Database:
         else:
             if make_url(url).get_driver_name() == "asyncpg":
                 require("a PostgreSQL database_url", "postgres", "asyncpg")
+            limits = {} if timeout is None else {"timeout": timeout, "command_timeout": timeout}
             self._reader = self._writer = create_async_engine(
-                url, pool_size=10, max_overflow=20, pool_pre_ping=True
+                url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=limits
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
@@ -191,15 +216,24 @@ class Database:
                 await session.close()
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
+    async def write(self, *, enforce_foreign_keys: bool = True) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         Shielded from (anyio) cancellation: a request cancelled mid-transaction still finishes
-        it, so the caller always knows whether, say, its credit hold exists."""
+        it, so the caller always knows whether, say, its credit hold exists.
+
+        `enforce_foreign_keys=False` is for schema migrations on SQLite, which alter a table by
+        copying it and dropping the original: with enforcement on, that drop deletes the rows
+        of every ON DELETE CASCADE child. SQLite's own procedure: enforcement off for the
+        transaction, `PRAGMA foreign_key_check` before the commit (a violation rolls it back).
+        PostgreSQL alters tables in place and ignores the flag."""
         with anyio.CancelScope(shield=True), self._watched():
-            session = await self._begin_write()
+            relaxed = not enforce_foreign_keys and self.dialect == "sqlite"
+            session = await self._begin_write(relaxed)
             try:
                 yield session
+                if relaxed:
+                    await _check_foreign_keys(session)
                 await session.commit()
             except BaseException:
                 await session.rollback()
@@ -207,7 +241,7 @@ class Database:
             finally:
                 await session.close()
 
-    async def _begin_write(self) -> AsyncSession:
+    async def _begin_write(self, relaxed: bool = False) -> AsyncSession:
         """A session whose write transaction has begun. On SQLite, `BEGIN IMMEDIATE` takes the
         write lock; while another process holds it, wait with async sleeps (never in SQLite's
         busy handler, which would stall the event loop) for up to the busy timeout."""
@@ -216,7 +250,10 @@ class Database:
         while True:
             session = self._write_sessions()
             try:
-                await session.connection()  # autobegin: the "begin" listener sends BEGIN
+                # autobegin: the "begin" listener sends BEGIN
+                await session.connection(
+                    execution_options={_FOREIGN_KEYS_OFF: True} if relaxed else None
+                )
                 return session
             except OperationalError as error:
                 await session.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -51,7 +52,7 @@ def demo_catalog(
     return Catalog.model_validate({"providers": providers, "models": models})
 
 
-def _banner(base: str, key: str, catalog: Catalog) -> str:
+def _banner(base: str, key: str, catalog: Catalog, mail_dir: Path) -> str:
     images = [m.id for m in catalog.models.values() if m.kind == "image"]
     videos = [m.id for m in catalog.models.values() if m.kind == "video"]
     image_model = "gpt-image-2" if "gpt-image-2" in images else (images[0] if images else "MODEL")
@@ -73,6 +74,9 @@ def _banner(base: str, key: str, catalog: Catalog) -> str:
         f"curl {base}/v1/images/generations \\",
         f'  -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\',
         f"""  -d '{{"model": "{image_model}", "prompt": "a lighthouse at dusk"}}'""",
+        "",
+        f"Web: sign up at {base}/signup (or sign in at {base}/login).",
+        f"Mail (verification and reset links) is written as .eml files to {mail_dir.resolve()}/",
         "",
     ]
     return "\n".join(lines)
@@ -135,7 +139,7 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
         asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
         issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
         base = f"http://{settings.host}:{settings.port}"
-        typer.echo(_banner(base, issued.plaintext, catalog))
+        typer.echo(_banner(base, issued.plaintext, catalog, settings.mail_dir))
         run_server(settings, create_app(settings, catalog=catalog, migrate=False))
     finally:
         handle.stop()

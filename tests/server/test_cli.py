@@ -126,7 +126,15 @@ def running_demo(tmp_path):
             key = match.group(1) if match else None
         assert key, "".join(lines)
         base = f"http://127.0.0.1:{port}"
+        while not any("Mail (verification" in line for line in lines):
+            line = process.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        banner = "".join(lines)
+        assert f"sign up at {base}/signup" in banner
+        assert f"{(tmp_path / 'mail').resolve()}/" in banner
         _wait_for(f"{base}/healthz", process)
+        assert httpx.get(f"{base}/signup").status_code == 200
         yield base, key
     finally:
         process.terminate()

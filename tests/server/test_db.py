@@ -91,3 +91,48 @@ async def test_checkpoints_run_off_the_loop_and_empty_the_wal(tmp_path):
     assert other.execute("SELECT count(*) FROM t").fetchone() == (20,)
     other.close()
     await db.dispose()
+
+
+async def test_a_migration_may_rebuild_a_parent_table_without_cascading(tmp_path):
+    """SQLite rebuilds a table to alter it (create a copy, drop the old one): with foreign keys
+    enforced, that drop deletes every child row of an ON DELETE CASCADE. Migrations run with
+    enforcement off (SQLite's own procedure), checked before the commit, and on again after."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE parent (id TEXT PRIMARY KEY, extra TEXT)"))
+        await session.execute(
+            text(
+                "CREATE TABLE child (id TEXT PRIMARY KEY,"
+                " parent_id TEXT REFERENCES parent(id) ON DELETE CASCADE)"
+            )
+        )
+        await session.execute(text("INSERT INTO parent VALUES ('p', 'x')"))
+        await session.execute(text("INSERT INTO child VALUES ('c', 'p')"))
+
+    async with db.write(enforce_foreign_keys=False) as session:
+        await session.execute(text("CREATE TABLE parent_new (id TEXT PRIMARY KEY)"))
+        await session.execute(text("INSERT INTO parent_new SELECT id FROM parent"))
+        await session.execute(text("DROP TABLE parent"))
+        await session.execute(text("ALTER TABLE parent_new RENAME TO parent"))
+
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT id FROM child"))).scalars().all() == ["c"]
+    async with db.write() as session:  # enforced again
+        assert (await session.execute(text("PRAGMA foreign_keys"))).scalar() == 1
+        await session.execute(text("DELETE FROM parent"))
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM child"))).scalar() == 0
+
+    async def orphan() -> None:
+        async with db.write(enforce_foreign_keys=False) as session:
+            await session.execute(text("INSERT INTO child VALUES ('o', 'nobody')"))
+
+    try:
+        await orphan()
+    except Exception as error:
+        assert "foreign key" in str(error)
+    else:
+        raise AssertionError("an orphan row was committed")
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM child"))).scalar() == 0
+    await db.dispose()

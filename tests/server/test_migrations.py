@@ -1,11 +1,22 @@
-"""Migrations build exactly the models' schema, and no table can hold a request body."""
+"""Migrations build exactly the models' schema, no table can hold a request body, and data
+migrations keep what was there (SQLite and PostgreSQL)."""
 
+import asyncio
+import secrets
+import subprocess
+import sys
+
+import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 
-from reapi_server.migrate import upgrade_sync
-from reapi_server.models import Base
+from reapi_server.db import Database
+from reapi_server.migrate import alembic_config, upgrade, upgrade_sync
+from reapi_server.models import MAX_CREDITS, Base
 
 BODY_LIKE = {"prompt", "body", "content", "input", "user", "mask", "image", "images", "payload"}
 
@@ -27,3 +38,147 @@ def test_no_column_can_hold_a_body(tmp_path):
     for table in inspector.get_table_names():
         names = {c["name"] for c in inspector.get_columns(table)}
         assert not names & BODY_LIKE, (table, names & BODY_LIKE)
+
+
+@pytest.mark.postgres
+def test_instances_starting_at_once_migrate_one_at_a_time(postgres_server):  # noqa: F811
+    """Fleet instances start together against one new PostgreSQL database: the migrations run
+    once, the others wait and find the schema made (processes: Alembic is one per process)."""
+    name = f"t_{secrets.token_hex(6)}"
+    postgres_server.execute(f"CREATE DATABASE {name}")
+    code = (
+        "import asyncio, sys\n"
+        "from reapi_server.db import Database\n"
+        "from reapi_server.migrate import upgrade\n"
+        "async def main():\n"
+        "    db = Database(sys.argv[1])\n"
+        "    try:\n"
+        "        await upgrade(db)\n"
+        "    finally:\n"
+        "        await db.dispose()\n"
+        "asyncio.run(main())\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, postgres_server.url(name)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], outputs
+
+
+# -- 0005_identity: accounts become users ------------------------------------------------------
+
+
+async def _seed_0003(db: Database) -> None:
+    async with db.write() as session:
+        for index, email in enumerate(["Ops@Example.com", "two@example.com"]):
+            account = f"acct_{index}"
+            await session.execute(
+                text(
+                    "INSERT INTO accounts (id, email, balance, reserved, created_at)"
+                    " VALUES (:id, :email, 90, 10, :at)"
+                ),
+                {"id": account, "email": email, "at": 1000.0 + index},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO api_keys (id, account_id, key_hash, last4, name, created_at,"
+                    " active_videos) VALUES (:id, :account, :hash, 'abcd', '', 1.0, 0)"
+                ),
+                {"id": f"key_{index}", "account": account, "hash": secrets.token_hex(32)},
+            )
+            await session.execute(
+                text(
+                    "INSERT INTO credit_ledger (account_id, kind, amount, reserved_delta,"
+                    " created_at) VALUES (:account, 'grant', 100, 0, 1.0)"
+                ),
+                {"account": account},
+            )
+
+
+async def _check_0005(db: Database) -> None:
+    async with db.read() as session:
+        users = (
+            await session.execute(
+                text(
+                    "SELECT users.email, users.password_hash, users.email_verified_at,"
+                    " users.created_at, memberships.account_id, memberships.role FROM users"
+                    " JOIN memberships ON memberships.user_id = users.id ORDER BY users.email"
+                )
+            )
+        ).all()
+        assert [tuple(u) for u in users] == [
+            ("ops@example.com", None, None, 1000.0, "acct_0", "owner"),
+            ("two@example.com", None, None, 1001.0, "acct_1", "owner"),
+        ]
+        assert (await session.execute(text("SELECT count(*) FROM api_keys"))).scalar() == 2
+        assert (await session.execute(text("SELECT count(*) FROM credit_ledger"))).scalar() == 2
+        balances = (await session.execute(text("SELECT balance, reserved FROM accounts"))).all()
+        assert [tuple(b) for b in balances] == [(90, 10), (90, 10)]
+    await _check_wallet_bounds(db)
+
+
+async def _check_wallet_bounds(db: Database, *, with_email: bool = False) -> None:
+    """The wallet keeps refusing an overdraft and credit past the bound after its rebuild (on
+    SQLite, the bound is 0004_money's triggers, which a rebuild of the table drops)."""
+    email, address = ("email, ", "'x@example.com', ") if with_email else ("", "")
+    for statement in (
+        "UPDATE accounts SET balance = -1",
+        f"UPDATE accounts SET balance = {MAX_CREDITS + 1}",
+        f"UPDATE accounts SET balance = {MAX_CREDITS}, reserved = 1",
+        f"INSERT INTO accounts (id, {email}balance, reserved, created_at)"
+        f" VALUES ('acct_x', {address}{MAX_CREDITS + 1}, 0, 1.0)",
+    ):
+        with pytest.raises(IntegrityError):
+            async with db.write() as session:
+                await session.execute(text(statement))
+
+
+async def _check_downgrade(url: str, db: Database) -> None:
+    await db.dispose()
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0004_money")
+    async with db.read() as session:
+        emails = (await session.execute(text("SELECT id, email FROM accounts ORDER BY id"))).all()
+    assert [tuple(e) for e in emails] == [
+        ("acct_0", "ops@example.com"),
+        ("acct_1", "two@example.com"),
+    ]
+    await _check_wallet_bounds(db, with_email=True)
+    await db.dispose()
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0003")
+
+
+async def test_accounts_become_users_on_sqlite(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0003")
+    db = Database(url)
+    try:
+        await _seed_0003(db)
+        await upgrade(db)  # the server's own path: foreign keys enforced on its connections
+        inspector = inspect(create_engine(f"sqlite:///{tmp_path / 'm.db'}"))
+        assert "email" not in {c["name"] for c in inspector.get_columns("accounts")}
+        await _check_0005(db)
+        await _check_downgrade(url, db)
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.postgres
+async def test_accounts_become_users_on_postgres(postgres_server):  # noqa: F811
+    name = f"m_{secrets.token_hex(6)}"
+    await asyncio.to_thread(postgres_server.execute, f"CREATE DATABASE {name}")
+    url = postgres_server.url(name)
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0003")
+    db = Database(url)
+    try:
+        await _seed_0003(db)
+        await upgrade(db)
+        await _check_0005(db)
+        await _check_downgrade(url, db)
+    finally:
+        await db.dispose()

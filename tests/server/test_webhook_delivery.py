@@ -25,6 +25,7 @@ from tests.server.live import _make_account
 from tests.server.other_process import OtherProcess
 
 from reapi import webhooks
+from reapi_server.fleet_secret import resolve_for
 from reapi_server.jobs.poller import JobPoller
 from reapi_server.models import ApiKey, VideoJob, WebhookDelivery
 from reapi_server.runtime import build_runtime
@@ -409,7 +410,9 @@ def test_a_sender_killed_mid_attempt_is_relieved_by_the_next_process(
     media_host.routes["/hook"] = Answer(200, body=b"ok")
 
     async def next_process() -> WebhookDelivery:
-        rt = build_runtime(settings_for(data_dir, **loopback), catalog=two_host_catalog())
+        settings = settings_for(data_dir, **loopback)
+        secret = await resolve_for(settings)  # the fleet's: the one the child signed with
+        rt = build_runtime(settings, catalog=two_host_catalog(), secret=secret)
         try:
             deadline = time.monotonic() + 10
             while True:

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..ids import new_id
 from ..models import ApiKey
 
-__all__ = ["find_active", "insert", "list_for_account", "revoke"]
+__all__ = ["find_active", "insert", "list_for_account", "revoke", "revoke_all"]
 
 
 async def insert(
@@ -49,3 +49,13 @@ async def list_for_account(session: AsyncSession, account_id: str) -> list[ApiKe
         select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
     )
     return list(result.scalars())
+
+
+async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
+    """Revoke every active key of the account; how many."""
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

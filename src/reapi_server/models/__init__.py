@@ -6,10 +6,13 @@ from .base import Base
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
+from .email import Notice, NoticeDelivery, OutboxMessage
+from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
 from .usage import UsageRecord
+from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
 from .webhooks import DELIVERY_STATES, WebhookDelivery
 
 __all__ = [
@@ -18,14 +21,24 @@ __all__ = [
     "MAX_CREDITS",
     "Account",
     "ApiKey",
+    "AuthThrottle",
     "Base",
     "CommitMarker",
+    "Consent",
     "CreditHold",
+    "FleetSecret",
     "IdempotencyRecord",
     "LedgerEntry",
+    "Membership",
+    "Notice",
+    "NoticeDelivery",
+    "OutboxMessage",
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",
+    "User",
+    "UserToken",
     "VideoJob",
+    "WebSession",
     "WebhookDelivery",
 ]

@@ -1,4 +1,6 @@
-"""Accounts hold credit: `balance` is spendable, `reserved` is held for requests in flight."""
+"""Accounts are wallets: `balance` is spendable, `reserved` is held for requests in flight.
+Keys, credit, usage and outputs hang from an account; people reach it through memberships
+(`models.users`)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ class Account(Base):
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)

@@ -17,7 +17,7 @@ __all__ = ["MAX_CREDITS", "CreditHold", "LedgerEntry"]
 #: The most credit units an account may hold (balance and reserved together), and so the most
 #: any one grant, hold or ledger row may move. Far below 2**63: no sum the gateway computes can
 #: overflow a 64-bit integer (SQLite would store it as a float, which charges stop reducing).
-#: Migration 0004 writes the same number into the schema's constraints.
+#: Migration 0004_money writes the same number into the schema's constraints.
 MAX_CREDITS = 10**15
 
 

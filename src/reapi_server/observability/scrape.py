@@ -8,34 +8,44 @@ from __future__ import annotations
 
 import hmac
 
-from fastapi import APIRouter, Request
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException
+from pydantic import SecretStr
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..openai_api.errors import error_response
-from ..runtime import Runtime
 from .metrics import Metrics
 
-__all__ = ["MetricsListener", "router"]
-
-router = APIRouter(include_in_schema=False)
+__all__ = ["MetricsListener", "MetricsRoute"]
 
 
 def _exposition(metrics: Metrics) -> Response:
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=metrics.content_type)
 
 
-@router.get("/metrics")
-async def metrics_with_token(request: Request) -> Response:
-    rt: Runtime = request.app.state.runtime
-    token = rt.settings.metrics_token
-    presented = request.headers.get("authorization", "").encode()
-    expected = f"Bearer {token.get_secret_value()}".encode() if token is not None else None
-    if expected is None or not hmac.compare_digest(presented, expected):
-        raise HTTPException(404)  # as for any unknown path
-    return _exposition(rt.metrics)
+class MetricsRoute(Route):
+    """/metrics on the main listener, for the bearer of `metrics_token` only. For anyone else
+    the route does not match at all, so the app answers as for any path it does not have
+    (whatever answers those: the API's 404, or the web half's page)."""
+
+    def __init__(self, metrics: Metrics, token: SecretStr) -> None:
+        async def scrape(_: Request) -> Response:
+            return _exposition(metrics)
+
+        super().__init__("/metrics", scrape, methods=["GET"], include_in_schema=False)
+        self._expected = f"Bearer {token.get_secret_value()}".encode()
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and not self._presented(scope):
+            return Match.NONE, {}
+        return match, child
+
+    def _presented(self, scope: Scope) -> bool:
+        headers = scope.get("headers", ())
+        presented = next((value for name, value in headers if name == b"authorization"), b"")
+        return hmac.compare_digest(presented, self._expected)
 
 
 class MetricsListener:

@@ -63,7 +63,7 @@ async def set_default_url(
 
 async def signing_secret(
     session: AsyncSession,
-    server_secret: bytes,
+    fleet_secret: bytes,
     key_id: str,
     *,
     now: float,
@@ -81,4 +81,4 @@ async def signing_secret(
         await repository.set_salt_if_missing(session, key_id, new_salt())
     _, salts = await repository.key_salts(session, key_id)
     assert salts is not None
-    return derive_secret(server_secret, key_id, salts.salt)
+    return derive_secret(fleet_secret, key_id, salts.salt)

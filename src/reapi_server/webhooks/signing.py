@@ -1,9 +1,10 @@
-"""A key's signing secret, derived rather than stored: HMAC(server secret, key id, salt).
+"""A key's signing secret, derived rather than stored: HMAC(webhook key, key id, salt), where
+the webhook key is derived from the fleet's secret (`derived_keys`, `fleet_secret`).
 
 The gateway must sign every delivery, so the secret must be at hand; deriving it from the
-server's own secret (`Settings.secret_key`, or the generated `secret.key` in the data dir), the
-key id and a random salt kept on the key's row means the database never holds it, and a new salt
-is a new secret (a rotation). Changing the server's secret changes every key's webhook secret.
+fleet's secret, the key id and a random salt kept on the key's row means the database never
+holds it, and a new salt is a new secret (a rotation). Changing the fleet's secret changes every
+key's webhook secret.
 """
 
 from __future__ import annotations
@@ -16,20 +17,20 @@ from dataclasses import dataclass
 
 from reapi.webhooks import SECRET_PREFIX, Webhook
 
-__all__ = ["KeySalts", "derive_secret", "new_salt", "signature_header"]
+from ..derived_keys import derive_key
 
-_LABEL = b"reapi webhook signing secret\0"
+__all__ = ["KeySalts", "derive_secret", "new_salt", "signature_header"]
 
 
 def new_salt() -> str:
     return secrets.token_hex(16)
 
 
-def derive_secret(server_secret: bytes, key_id: str, salt: str) -> str:
+def derive_secret(fleet_secret: bytes, key_id: str, salt: str) -> str:
     """`whsec_` + base64 of 32 bytes (the spec asks for 24 to 64)."""
-    message = _LABEL + key_id.encode() + b"\0" + salt.encode()
-    digest = hmac.new(server_secret, message, hashlib.sha256).digest()
-    return SECRET_PREFIX + base64.b64encode(digest).decode()
+    message = key_id.encode() + b"\0" + salt.encode()
+    digest = hmac.new(derive_key(fleet_secret, "webhook-signing"), message, hashlib.sha256)
+    return SECRET_PREFIX + base64.b64encode(digest.digest()).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +42,13 @@ class KeySalts:
     previous_salt: str | None
     rotated_at: float | None
 
-    def secrets(self, server_secret: bytes, now: float, overlap: float) -> list[str]:
+    def secrets(self, fleet_secret: bytes, now: float, overlap: float) -> list[str]:
         """The secrets that sign now: the current one, and the previous one for `overlap`
         seconds after a rotation (receivers still holding it keep verifying)."""
-        current = [derive_secret(server_secret, self.key_id, self.salt)]
+        current = [derive_secret(fleet_secret, self.key_id, self.salt)]
         recent = self.rotated_at is not None and now - self.rotated_at < overlap
         if self.previous_salt and recent:
-            current.append(derive_secret(server_secret, self.key_id, self.previous_salt))
+            current.append(derive_secret(fleet_secret, self.key_id, self.previous_salt))
         return current
 
 

@@ -1,0 +1,169 @@
+"""The messages the gateway sends, made from the templates in `templates/` (Jinja2: a plain
+text part always, an HTML part beside it, on one layout drawn with tables and inline styles,
+which is what mail clients render alike). One method per message, so a caller cannot send a
+template with the wrong variables.
+
+Only `newsletter` makes newsletter mail: it alone carries List-Unsubscribe and
+List-Unsubscribe-Post (RFC 8058); every other message is transactional and carries neither.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from ..config import Settings
+from ..links import Links
+from .markdown import MailBody
+from .message import Message, MessageKind
+
+__all__ = ["MailComposer"]
+
+
+def _day(value: date) -> str:
+    return f"{value.day} {value:%B %Y}"
+
+
+class MailComposer:
+    def __init__(
+        self,
+        *,
+        site_name: str,
+        links: Links,
+        contact: str | None = None,
+        unsubscribe_mailto: str | None = None,
+    ) -> None:
+        self.site_name = site_name
+        self.links = links
+        #: How to reach the operator (`operator_contact`), named where a person may need it.
+        self.contact = contact
+        #: A mailbox offered beside the one-click link in List-Unsubscribe.
+        self.unsubscribe_mailto = unsubscribe_mailto
+        self._env = Environment(
+            loader=PackageLoader("reapi_server.email", "templates"),
+            autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MailComposer:
+        return cls(
+            site_name=settings.site_name,
+            links=Links.from_settings(settings),
+            contact=settings.operator_contact,
+            unsubscribe_mailto=settings.newsletter_unsubscribe_mailto,
+        )
+
+    def _render(
+        self,
+        template: str,
+        *,
+        to: str,
+        subject: str,
+        kind: MessageKind = "transactional",
+        headers: dict[str, str] | None = None,
+        **context: Any,
+    ) -> Message:
+        values = {"site_name": self.site_name, "subject": subject, "to": to, **context}
+        return Message(
+            to=to,
+            subject=subject,
+            text=self._env.get_template(f"{template}.txt").render(values),
+            html=self._env.get_template(f"{template}.html").render(values),
+            template=template,
+            kind=kind,
+            headers=headers or {},
+        )
+
+    def welcome(self, to: str, token: str | None) -> Message:
+        """At sign-up: a welcome, with the verification link when the address needs one."""
+        return self._render(
+            "welcome",
+            to=to,
+            subject=(
+                f"Confirm your email address: welcome to {self.site_name}"
+                if token
+                else f"Welcome to {self.site_name}"
+            ),
+            link=self.links.verify_email(token) if token else None,
+            settings_link=self.links.settings(),
+            contact=self.contact,
+        )
+
+    def verify_email(self, to: str, token: str) -> Message:
+        return self._render(
+            "verify_email",
+            to=to,
+            subject=f"Confirm your email address for {self.site_name}",
+            link=self.links.verify_email(token),
+        )
+
+    def reset_password(self, to: str, token: str) -> Message:
+        return self._render(
+            "reset_password",
+            to=to,
+            subject=f"Reset your {self.site_name} password",
+            link=self.links.reset_password(token),
+        )
+
+    def password_changed(self, to: str, when: float) -> Message:
+        return self._render(
+            "password_changed",
+            to=to,
+            subject=f"Your {self.site_name} password was changed",
+            when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when)),
+            reset_link=self.links.page("/reset"),
+            settings_link=self.links.settings(),
+        )
+
+    def account_deleted(self, to: str, when: float) -> Message:
+        """The confirmation of a deletion, queued in the deletion's transaction (after the
+        user's queued mail was dropped)."""
+        return self._render(
+            "account_deleted",
+            to=to,
+            subject=f"Your {self.site_name} account was deleted",
+            when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when)),
+            contact=self.contact,
+        )
+
+    def policy_change(self, to: str, *, subject: str, effective: date, body: MailBody) -> Message:
+        """A notice to every account holder before a policy change takes effect."""
+        return self._render(
+            "policy_change",
+            to=to,
+            subject=subject,
+            effective=_day(effective),
+            body_html=body.html,
+            body_text=body.text,
+            privacy_link=self.links.page("/legal/privacy"),
+            terms_link=self.links.page("/legal/terms"),
+            settings_link=self.links.settings(),
+        )
+
+    def newsletter(self, to: str, *, subject: str, body: MailBody, unsubscribe: str) -> Message:
+        """One recipient's copy of a newsletter issue; `unsubscribe` is their token."""
+        link = self.links.unsubscribe(unsubscribe)
+        targets = [f"<{link}>"]
+        if self.unsubscribe_mailto:
+            targets.append(
+                f"<mailto:{self.unsubscribe_mailto}?subject=unsubscribe%20{unsubscribe}>"
+            )
+        return self._render(
+            "newsletter",
+            to=to,
+            subject=subject,
+            kind="newsletter",
+            headers={
+                "List-Unsubscribe": ", ".join(targets),
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+            body_html=body.html,
+            body_text=body.text,
+            unsubscribe_link=link,
+            settings_link=self.links.settings() + "#notifications",
+        )

@@ -1,0 +1,242 @@
+"""The outbox: mail written in the caller's transaction, delivered by a background loop.
+
+`enqueue` adds a row inside whatever transaction causes the mail (sign-up, reset, ...): if
+that transaction rolls back, no mail; if it commits, the mail is not lost whatever happens to
+the process or the backend. Every server process runs the loop (`run_outbox`); a process claims
+a due row by moving its `not_before` past a lease (a compare-and-set), so two never send the
+same row at once, and a row whose process died is claimed again once the lease runs out.
+A failure is retried with exponential backoff (longer when the backend says Retry-After); after
+`max_attempts` the row is marked failed. A backend that throttles (`SendThrottled`: a rate limit)
+puts the rest of the pass back for its Retry-After without counting an attempt.
+Once sent, the row keeps only metadata: its subject and bodies are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db import Database
+from ..ids import new_id
+from ..models import OutboxMessage
+from .message import Message
+from .sender import Sender, SendFailed, SendThrottled
+
+__all__ = [
+    "OutboxPolicy",
+    "deliver_due",
+    "drop_for_address",
+    "drop_newsletters",
+    "enqueue",
+    "purge_finished",
+    "run_outbox",
+]
+
+log = logging.getLogger("reapi_server.email")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPolicy:
+    #: How long a claimed row is left to its process before another may take it.
+    lease_seconds: float = 120.0
+    max_attempts: int = 12
+    first_backoff: float = 30.0
+    max_backoff: float = 3600.0
+    batch: int = 50
+    #: Sent and failed rows are deleted after this long.
+    keep_seconds: float = 30 * 86_400.0
+
+    def backoff(self, attempts: int) -> float:
+        return float(min(self.first_backoff * 2 ** max(attempts - 1, 0), self.max_backoff))
+
+
+async def enqueue(session: AsyncSession, message: Message, now: float) -> str:
+    """Queue `message` in the caller's transaction; its id (the backend's idempotency key)."""
+    row = OutboxMessage(
+        id=new_id("mail"),
+        kind=message.kind,
+        template=message.template,
+        to_address=message.to,
+        subject=message.subject,
+        text_body=message.text,
+        html_body=message.html,
+        headers=json.dumps(dict(message.headers)) if message.headers else None,
+        status="pending",
+        attempts=0,
+        not_before=now,
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row.id
+
+
+def _message(row: OutboxMessage) -> Message:
+    return Message(
+        to=row.to_address,
+        subject=row.subject or "",
+        text=row.text_body or "",
+        html=row.html_body,
+        template=row.template,
+        kind="newsletter" if row.kind == "newsletter" else "transactional",
+        headers=json.loads(row.headers) if row.headers else {},
+    )
+
+
+async def _claim(session: AsyncSession, now: float, policy: OutboxPolicy) -> list[OutboxMessage]:
+    due = await session.execute(
+        select(OutboxMessage.id, OutboxMessage.not_before)
+        .where(OutboxMessage.status == "pending", OutboxMessage.not_before <= now)
+        .order_by(OutboxMessage.not_before)
+        .limit(policy.batch)
+    )
+    claimed = []
+    for message_id, not_before in due.all():
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.not_before == not_before)
+            .values(not_before=now + policy.lease_seconds, attempts=OutboxMessage.attempts + 1)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(message_id)
+    if not claimed:
+        return []
+    rows = await session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.id.in_(claimed))
+        .order_by(OutboxMessage.created_at)
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.scalars())
+
+
+async def deliver_due(
+    db: Database, sender: Sender, clock: Callable[[], float], policy: OutboxPolicy
+) -> int:
+    """One pass: claim due rows, send them, record each outcome. How many were sent."""
+    async with db.write() as session:
+        claimed = await _claim(session, clock(), policy)
+    sent = 0
+    for index, row in enumerate(claimed):
+        try:
+            await sender.send(_message(row), message_id=row.id)
+        except SendThrottled as throttled:
+            # The backend wants fewer requests: this row and the rest of the pass wait.
+            await _put_back(db, claimed[index:], throttled, clock())
+            break
+        except Exception as error:
+            failure = error if isinstance(error, SendFailed) else SendFailed(type(error).__name__)
+            await _record_failure(db, row, failure, clock(), policy)
+            continue
+        async with db.write() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == row.id)
+                .values(
+                    status="sent",
+                    sent_at=clock(),
+                    subject=None,
+                    text_body=None,
+                    html_body=None,
+                    headers=None,
+                    last_error=None,
+                )
+            )
+        sent += 1
+    return sent
+
+
+async def _record_failure(
+    db: Database, row: OutboxMessage, failure: SendFailed, now: float, policy: OutboxPolicy
+) -> None:
+    final = not failure.retryable or row.attempts >= policy.max_attempts
+    wait = max(policy.backoff(row.attempts), failure.retry_after or 0.0)
+    log.warning(
+        "mail not sent" + (", giving up" if final else ", will retry"),
+        extra={"code": f"{row.template}:{failure.code}", "attempts": row.attempts},
+    )
+    async with db.write() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == row.id)
+            .values(
+                status="failed" if final else "pending",
+                not_before=now + wait,
+                last_error=failure.code,
+            )
+        )
+
+
+async def _put_back(
+    db: Database, rows: list[OutboxMessage], throttled: SendThrottled, now: float
+) -> None:
+    """Release claimed rows untried for `retry_after`, their claim's attempt undone."""
+    log.warning("mail backend throttled, waiting", extra={"code": throttled.code})
+    async with db.write() as session:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([row.id for row in rows]))
+            .values(
+                not_before=now + (throttled.retry_after or 1.0),
+                attempts=OutboxMessage.attempts - 1,
+                last_error=throttled.code,
+            )
+        )
+
+
+async def purge_finished(session: AsyncSession, cutoff: float) -> int:
+    """Delete sent and failed rows created before `cutoff`."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.status.in_(("sent", "failed")), OutboxMessage.created_at < cutoff
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def drop_for_address(session: AsyncSession, address: str) -> int:
+    """Forget every message to `address`, sent or not (its owner is being deleted)."""
+    result = await session.execute(delete(OutboxMessage).where(OutboxMessage.to_address == address))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def drop_newsletters(session: AsyncSession, address: str) -> int:
+    """Forget the newsletters not yet sent to `address` (its owner unsubscribed). A message
+    being sent right now may still go; none is tried after this commits."""
+    result = await session.execute(
+        delete(OutboxMessage).where(
+            OutboxMessage.to_address == address,
+            OutboxMessage.kind == "newsletter",
+            OutboxMessage.status == "pending",
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def run_outbox(
+    db: Database,
+    sender: Sender,
+    clock: Callable[[], float],
+    *,
+    interval: float,
+    policy: OutboxPolicy | None = None,
+) -> None:
+    """The background loop of every server process."""
+    policy = policy or OutboxPolicy()
+    passes = 0
+    while True:
+        try:
+            await deliver_due(db, sender, clock, policy)
+            passes += 1
+            if passes % 600 == 1:  # now and then: old rows go
+                async with db.write() as session:
+                    await purge_finished(session, clock() - policy.keep_seconds)
+        except Exception as exc:  # a database hiccup must not end the loop
+            log.error("outbox pass failed", extra={"code": type(exc).__name__})
+        await anyio.sleep(interval)

@@ -1,0 +1,56 @@
+"""Who else handles personal data for this installation, from its configuration: the
+upstream providers that have a key, object storage when it is S3 or R2. An integration that
+sends data to a third party (mail, payments) adds its line here, shown only when configured."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..config import Settings
+
+__all__ = ["Subprocessor", "as_markdown", "subprocessors"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subprocessor:
+    name: str
+    purpose: str
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or url
+
+
+def subprocessors(settings: Settings, providers: Mapping[str, str]) -> list[Subprocessor]:
+    """`providers`: name → base URL of each upstream provider this gateway can call."""
+    found = [
+        Subprocessor(
+            f"{name} ({_host(url)})",
+            "generates the images and videos you request; receives your request while it runs",
+        )
+        for name, url in sorted(providers.items())
+    ]
+    if settings.storage_backend == "s3":
+        endpoint = settings.s3_endpoint_url or ""
+        where = (
+            "Cloudflare R2"
+            if _host(endpoint).endswith("r2.cloudflarestorage.com")
+            else f"S3-compatible object storage ({_host(endpoint) if endpoint else 'AWS S3'})"
+        )
+        found.append(Subprocessor(where, "stores your generated outputs"))
+    if settings.email_backend == "resend":
+        found.append(
+            Subprocessor(
+                f"Resend ({_host(settings.resend_base_url)})",
+                "delivers the email we send you: your address and the message",
+            )
+        )
+    return found
+
+
+def as_markdown(found: list[Subprocessor]) -> str:
+    if not found:
+        return "- none"
+    return "\n".join(f"- **{s.name}**: {s.purpose}" for s in found)

@@ -1,0 +1,246 @@
+"""The web half: a sub-application mounted at "/" after the API's routes.
+
+Its middleware (security headers, the visitor's session and browser id, CSRF) wraps only this
+sub-application, so none of it runs for /v1: the API never reads a cookie. `mount_web` keeps
+every path of the API surface (/v1 and below, /healthz, /readyz, the OpenAPI pages, /metrics
+for the holder of its token) out of the mount, so an unknown /v1 path or a wrong method still
+gets the API's own JSON answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Match, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..config import Settings
+from ..derived_keys import derive_key
+from ..email.compose import MailComposer
+from ..email.subscriptions import Subscriptions
+from ..email.unsubscribe import unsubscribe_key
+from ..errors import GatewayError
+from ..identity.service import Identity, IdentityConfig
+from ..identity.sessions import DAY, SessionPolicy
+from ..identity.throttle import Throttle
+from ..legal.documents import policy_versions
+from ..links import Links
+from ..runtime import Runtime
+from .context import WebContext
+from .cookies import CookiePolicy
+from .csrf import CsrfMiddleware
+from .forms import retry_headers
+from .guards import SignInRequired
+from .pages import auth, legal, notifications, settings, unsubscribe
+from .security import SecurityHeadersMiddleware
+from .templates import render
+from .visitor import VisitorMiddleware
+
+__all__ = ["API_PREFIX", "PAGES", "create_web_app", "mount_web"]
+
+#: Everything under this belongs to the API, never to the web half.
+API_PREFIX = "/v1"
+
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+#: The page modules, each with its `router`: a new area of the web half adds its module here.
+PAGES = (auth, settings, notifications, legal, unsubscribe)
+
+
+def _is_local(host: str) -> bool:
+    if host in ("", "localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _origins(links: Links, settings: Settings) -> frozenset[str]:
+    """This gateway's origin. With no public address and a loopback or wildcard bind (the
+    demo), also the loopback names a browser may reach it by."""
+    origins = {links.origin}
+    if settings.public_base_url is None and _is_local(settings.host):
+        origins.update(f"http://{name}:{settings.port}" for name in _LOOPBACK_NAMES)
+    return frozenset(origins)
+
+
+def build_context(rt: Runtime) -> WebContext:
+    settings = rt.settings
+    links = Links.from_settings(settings)
+    root = rt.fingerprint_secret
+    policy = SessionPolicy(
+        idle_seconds=settings.session_idle_days * DAY,
+        absolute_seconds=settings.session_max_days * DAY,
+    )
+    identity = Identity(
+        rt.db,
+        config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
+        mail=MailComposer.from_settings(settings),
+        throttle=Throttle(derive_key(root, "throttle")),
+        clock=rt.now,
+    )
+    return WebContext(
+        settings=settings,
+        db=rt.db,
+        identity=identity,
+        cookies=CookiePolicy(secure=links.is_https, session_seconds=int(policy.absolute_seconds)),
+        links=links,
+        csrf_key=derive_key(root, "csrf"),
+        origins=_origins(links, settings),
+        providers={name: c.base_url for name, c in rt.core.connections.items()},
+        clock=rt.now,
+        subscriptions=Subscriptions(
+            rt.db,
+            key=unsubscribe_key(root),
+            offered=settings.newsletter_default != "off",
+        ),
+    )
+
+
+def _install_error_pages(app: FastAPI) -> None:
+    async def sign_in_required(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 404:
+            return render(
+                request,
+                "error.html",
+                status=404,
+                title="Page not found",
+                message="There is no page at this address.",
+            )
+        return render(
+            request,
+            "error.html",
+            status=exc.status_code,
+            title="Something is not right",
+            message="This request cannot be handled.",
+        )
+
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return render(
+            request,
+            "error.html",
+            status=exc.http_status,
+            headers=retry_headers(exc),
+            title="Something is not right",
+            message=exc.message,
+        )
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return render(
+            request,
+            "error.html",
+            status=500,
+            title="Something went wrong",
+            message="We could not handle this request. Try again in a moment.",
+        )
+
+    app.add_exception_handler(SignInRequired, sign_in_required)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(GatewayError, gateway_error)
+
+
+class _ServerErrorPage:
+    """An unexpected error becomes the 500 page, inside the security headers (Starlette's
+    own handler sits outside every middleware). The error goes on up, to be logged by type."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if scope["type"] == "http" and not started:
+                response = render(
+                    Request(scope, receive),
+                    "error.html",
+                    status=500,
+                    title="Something went wrong",
+                    message="We could not handle this request. Try again in a moment.",
+                )
+                await response(scope, receive, send)
+            raise
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> None:
+    request = Request(scope, receive)
+    if status == 413:
+        response = render(
+            request,
+            "error.html",
+            status=413,
+            title="Too much data",
+            message="This form sent more than it should. Go back and try again.",
+        )
+    else:
+        response = render(
+            request,
+            "error.html",
+            status=403,
+            title="This form has expired",
+            message="This form is out of date or was sent from another site. Go back, "
+            "reload the page and try again.",
+        )
+    await response(scope, receive, send)
+
+
+def create_web_app(rt: Runtime) -> FastAPI:
+    web = build_context(rt)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.web = web
+    app.mount(
+        "/static",
+        StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),
+        name="static",
+    )
+    for module in PAGES:
+        app.include_router(module.router)
+    _install_error_pages(app)
+    app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
+    app.add_middleware(VisitorMiddleware, web=web)
+    app.add_middleware(_ServerErrorPage)
+    app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https)
+    return app
+
+
+class _WebMount(Mount):
+    """Mount("/") that never takes a request meant for the API: nothing under /v1, and no
+    path an API route has (a wrong method there is the API's 405, not a web page)."""
+
+    def __init__(self, app: FastAPI, api_routes: list[BaseRoute]) -> None:
+        super().__init__("", app=app)
+        self.api_routes = api_routes
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path: str = scope.get("path", "")
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            return Match.NONE, {}
+        for route in self.api_routes:
+            if route is not self and route.matches(scope)[0] != Match.NONE:
+                return Match.NONE, {}
+        return super().matches(scope)
+
+
+def mount_web(api: FastAPI, web_app: FastAPI) -> None:
+    """Mount the web half on `api`, after (and below) every route of the API."""
+    api.router.routes.append(_WebMount(web_app, api.router.routes))

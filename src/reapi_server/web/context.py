@@ -1,0 +1,80 @@
+"""What the web half holds once (`WebContext`, on the sub-application's state) and what it
+knows about each request's browser (`Visitor`, on the request's scope)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.requests import HTTPConnection
+
+from ..config import Settings
+from ..db import Database
+from ..derived_keys import keyed_digest
+from ..email.subscriptions import Subscriptions
+from ..identity.service import CurrentSession, Identity
+from ..identity.sessions import Client
+from ..links import Links
+from ..models import User
+from .cookies import CookiePolicy
+
+__all__ = ["Visitor", "WebContext", "client_of", "visitor_of", "web_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class WebContext:
+    settings: Settings
+    db: Database
+    identity: Identity
+    cookies: CookiePolicy
+    links: Links
+    #: Derived from the installation secret for CSRF tokens only.
+    csrf_key: bytes
+    #: Origins whose form posts are accepted (this gateway's own).
+    origins: frozenset[str]
+    #: Upstream provider name → base URL (for the subprocessors in the privacy policy).
+    providers: dict[str, str]
+    clock: Callable[[], float]
+    #: The newsletter choice and its one-click unsubscribe links.
+    subscriptions: Subscriptions
+
+
+@dataclass(slots=True)
+class Visitor:
+    """The browser behind a request: signed in (`session`) or not, and its browser id (the
+    CSRF cookie's value) that anonymous forms are bound to."""
+
+    session: CurrentSession | None
+    browser_id: str
+    #: The browser id was made for this request: the response sets the cookie.
+    new_browser_id: bool = False
+    #: The request carried a session cookie that no longer works: the response clears it.
+    stale_session_cookie: bool = False
+    #: The session cookie as sent (valid or not): a sign-in ends the session it names.
+    session_cookie: str | None = None
+
+    @property
+    def user(self) -> User | None:
+        return self.session.user if self.session is not None else None
+
+    def csrf_token(self, key: bytes) -> str:
+        """Bound to the session when signed in, to the browser id before: a token lifted
+        from one browser is worth nothing in another."""
+        if self.session is not None:
+            return keyed_digest(key, "csrf:" + self.session.token)
+        return keyed_digest(key, "csrf-anon:" + self.browser_id)
+
+
+def web_of(connection: HTTPConnection) -> WebContext:
+    context: WebContext = connection.app.state.web
+    return context
+
+
+def visitor_of(connection: HTTPConnection) -> Visitor:
+    visitor: Visitor = connection.scope["state"]["visitor"]
+    return visitor
+
+
+def client_of(connection: HTTPConnection) -> Client:
+    address = connection.client.host if connection.client is not None else ""
+    return Client(address, connection.headers.get("user-agent", "")).trimmed()

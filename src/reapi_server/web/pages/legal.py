@@ -1,0 +1,54 @@
+"""The privacy policy and terms (Markdown an operator may replace) and the cookie policy
+(generated from what this installation sets)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ...legal.documents import LegalFacts, load_policy
+from ...legal.subprocessors import as_markdown, subprocessors
+from ..context import WebContext, web_of
+from ..templates import render
+
+__all__ = ["facts", "router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+def _days(value: float) -> str:
+    return f"{value:g}"
+
+
+def facts(web: WebContext) -> LegalFacts:
+    settings = web.settings
+    return LegalFacts(
+        site_name=settings.site_name,
+        operator_name=settings.operator_name,
+        operator_contact=settings.operator_contact or "the contact address on this site",
+        retention_days=_days(settings.retention_days),
+        session_idle_days=_days(settings.session_idle_days),
+        session_max_days=_days(settings.session_max_days),
+        subprocessors=as_markdown(subprocessors(settings, web.providers)),
+    )
+
+
+def _policy(request: Request, name: str) -> Response:
+    web = web_of(request)
+    document = load_policy(name, web.settings.legal_dir, facts(web))
+    return render(request, "legal.html", document=document)
+
+
+@router.get("/legal/privacy")
+async def privacy(request: Request) -> Response:
+    return _policy(request, "privacy")
+
+
+@router.get("/legal/terms")
+async def terms(request: Request) -> Response:
+    return _policy(request, "terms")
+
+
+@router.get("/legal/cookies")
+async def cookies(request: Request) -> Response:
+    return render(request, "cookies.html", cookies=web_of(request).cookies.inventory())

@@ -1,0 +1,119 @@
+"""Settings: the profile (email, verification) and security (password, sessions).
+
+Later sections (two-factor authentication, notifications, data export, deletion) add their
+routes in modules of their own and their blocks to `settings.html`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from ...errors import GatewayError
+from ..context import client_of, web_of
+from ..forms import PASSWORD_HINT, field_errors, read_form, retry_headers
+from ..guards import require_session
+from ..signin import sign_in_response
+from ..templates import render
+from ..user_agents import describe
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))
+
+
+async def _settings_page(
+    request: Request, *, status: int = 200, headers: dict[str, str] | None = None, **values: Any
+) -> Response:
+    current = require_session(request)
+    web = web_of(request)
+    rows = await web.identity.sessions_of(current.user.id)
+    sessions = [
+        {
+            "id": row.id,
+            "current": row.id == current.id,
+            "device": describe(row.user_agent),
+            "address": row.client_address or "unknown address",
+            "last_seen": _when(row.last_seen_at),
+            "created": _when(row.created_at),
+        }
+        for row in rows
+    ]
+    sessions.sort(key=lambda s: not s["current"])  # this browser first, then the latest
+    return render(
+        request,
+        "settings.html",
+        status=status,
+        headers=headers,
+        sessions=sessions,
+        verified_at=_when(current.user.email_verified_at)
+        if current.user.email_verified_at is not None
+        else None,
+        has_password=current.user.password_hash is not None,
+        password_hint=PASSWORD_HINT,
+        newsletter_offered=web.subscriptions.offered,
+        **values,
+    )
+
+
+@router.get("/settings")
+async def settings_page(request: Request) -> Response:
+    return await _settings_page(request)
+
+
+@router.post("/settings/verification")
+async def resend_verification(request: Request) -> Response:
+    current = require_session(request)
+    try:
+        await web_of(request).identity.send_verification(current.user)
+    except GatewayError as error:
+        return await _settings_page(
+            request,
+            status=error.http_status,
+            headers=retry_headers(error),
+            errors={"verification": error.message},
+        )
+    return RedirectResponse("/settings?done=verification_sent", 303)
+
+
+@router.post("/settings/password")
+async def change_password(request: Request) -> Response:
+    current = require_session(request)
+    form = await read_form(request)
+    try:
+        signed_in = await web_of(request).identity.change_password(
+            current,
+            form.get("current_password", ""),
+            form.get("password", ""),
+            client_of(request),
+        )
+    except GatewayError as error:
+        return await _settings_page(
+            request,
+            status=error.http_status,
+            headers=retry_headers(error),
+            errors=field_errors(error),
+        )
+    return sign_in_response(request, signed_in, "/settings?done=password_changed#security")
+
+
+@router.post("/settings/sessions/{session_id}/end")
+async def end_session(request: Request, session_id: str) -> Response:
+    current = require_session(request)
+    if session_id == current.id:  # this browser: that is signing out
+        return RedirectResponse("/settings#sessions", 303)
+    await web_of(request).identity.end_session(current.user.id, session_id)
+    return RedirectResponse("/settings?done=session_ended#sessions", 303)
+
+
+@router.post("/settings/sessions/end-others")
+async def end_other_sessions(request: Request) -> Response:
+    current = require_session(request)
+    await web_of(request).identity.end_other_sessions(current)
+    return RedirectResponse("/settings?done=sessions_ended#sessions", 303)

@@ -1,0 +1,74 @@
+"""Rendering pages: Jinja2 with autoescaping, one base layout, values every page needs."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from .context import visitor_of, web_of
+
+__all__ = ["NOTICES", "render"]
+
+#: Messages shown after a redirect (`?done=<key>`): fixed texts, never echoed input.
+NOTICES: Mapping[str, str] = {
+    "welcome": "Your account is ready. We sent you an email: open its link to verify your address.",
+    "verified": "Your email address is verified.",
+    "verification_sent": "We sent you a new verification link.",
+    "signed_out": "You are signed out.",
+    "password_changed": "Your password is changed. Your other sessions have been signed out.",
+    "password_reset": "Your password is changed. Sign in with it.",
+    "session_ended": "That session is signed out.",
+    "sessions_ended": "Every other session is signed out.",
+    "newsletter_on": "You will receive the newsletter. Every issue has a link to unsubscribe.",
+    "newsletter_off": "You will not receive the newsletter.",
+}
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("reapi_server.web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@cache
+def static_version() -> str:
+    """Changes when the stylesheet does, so browsers fetch the new one."""
+    css = resources.files("reapi_server.web").joinpath("static/app.css").read_bytes()
+    return hashlib.sha256(css).hexdigest()[:12]
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    web = web_of(request)
+    visitor = visitor_of(request)
+    done = request.query_params.get("done", "")
+    page = {
+        "site_name": web.settings.site_name,
+        "user": visitor.user,
+        "csrf_token": visitor.csrf_token(web.csrf_key),
+        "static_version": static_version(),
+        "notice": NOTICES.get(done),
+        "errors": {},
+        "path": request.url.path,
+        **values,
+    }
+    html = _environment().get_template(template).render(page)
+    return HTMLResponse(html, status_code=status, headers=dict(headers or {}))

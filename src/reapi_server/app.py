@@ -45,7 +45,7 @@ from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 from .web import create_web_app, mount_web
-from .webhooks.sender import WebhookSender
+from .webhooks.sender import WebhookSender, hand_back_deliveries
 
 __all__ = ["create_app"]
 
@@ -123,6 +123,7 @@ def create_app(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await hand_back_leases(rt)
+            await hand_back_deliveries(rt)
             await sender.aclose()
             await rt.aclose()
 

@@ -459,3 +459,24 @@ async def test_deliveries_are_purged_after_their_retention(make_gateway, media_h
     clock[0] += 0.2 * 86400
     assert (await purge_once(gateway.rt)).webhook_deliveries == 1
     assert await deliveries(gateway) == []
+
+
+async def test_a_stopping_process_hands_its_deliveries_back(hooked, media_host):
+    """Graceful stop in the middle of an attempt: the delivery is due again at once for the
+    other instances, not when the claim would have run out."""
+    from reapi_server.webhooks.sender import hand_back_deliveries
+
+    media_host.routes["/hook"] = Answer(200, body=b"x" * 400, drip=0.05)  # slow
+    _, key = await hooked.account(credits=100)
+    await create(hooked, key, media_host.url("/hook"))
+    await finish(hooked)
+    attempt = asyncio.create_task(send(hooked))
+    await wait_for(lambda: len(media_host.posts) == 1)
+    attempt.cancel()  # what the lifespan's end does to the sender
+    await asyncio.gather(attempt, return_exceptions=True)
+    [row] = await deliveries(hooked)
+    assert row.lease_owner == hooked.rt.instance_id and row.next_attempt_at > hooked.rt.now()
+    await hand_back_deliveries(hooked.rt)
+    [row] = await deliveries(hooked)
+    assert row.lease_owner is None and row.next_attempt_at <= hooked.rt.now()
+    assert row.status == "pending"

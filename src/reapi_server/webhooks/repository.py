@@ -21,6 +21,7 @@ __all__ = [
     "delete_expired",
     "disable_default",
     "finish",
+    "hand_back",
     "insert",
     "key_salts",
     "rotate_salt",
@@ -156,6 +157,16 @@ async def finish(session: AsyncSession, delivery_id: str, owner: str, **values: 
         .values(lease_owner=None, **values)
     )
     return await _changed(session, statement) == 1
+
+
+async def hand_back(session: AsyncSession, owner: str, now: float) -> int:
+    """The deliveries `owner` holds, due now for any sender (its process stops)."""
+    return await _changed(
+        session,
+        update(WebhookDelivery)
+        .where(WebhookDelivery.lease_owner == owner, WebhookDelivery.status == "pending")
+        .values(lease_owner=None, next_attempt_at=now),
+    )
 
 
 async def stop_pending_to(

@@ -31,7 +31,7 @@ from . import repository
 from .schedule import next_attempt
 from .signing import KeySalts, new_salt, signature_header
 
-__all__ = ["WebhookSender"]
+__all__ = ["WebhookSender", "hand_back_deliveries"]
 
 log = logging.getLogger("reapi_server.webhooks")
 
@@ -211,3 +211,17 @@ class WebhookSender:
             rt.metrics.webhook_attempts.labels("gone").inc()
             rt.metrics.webhook_deliveries.labels("gone").inc(1 + stopped)
             log.warning("webhook receiver gone", extra={"job_id": delivery.video_id})
+
+
+async def hand_back_deliveries(rt: Runtime) -> None:
+    """This process stops: the deliveries it was sending are due now for the other instances
+    instead of when their claims would run out (an attempt cut short may then arrive twice,
+    with the same webhook-id)."""
+    try:
+        async with rt.db.write() as session:
+            handed = await repository.hand_back(session, rt.instance_id, rt.now())
+    except Exception as exc:  # the claims run out by themselves
+        log.warning("deliveries not handed back", extra={"code": type(exc).__name__})
+        return
+    if handed:
+        log.info("deliveries handed back", extra={"code": f"webhooks={handed}"})

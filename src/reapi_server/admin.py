@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reapi._fetch import AsyncFetcher
 
 from .accounts import repository as accounts
-from .accounts.deletion import UserDeleted, delete_user
+from .accounts.deletion import UserDeleted
 from .accounts.service import create_account, require_account
 from .api_keys import repository as keys
 from .api_keys.service import issue_key, revoke_key
+from .audit import Actor, record
+from .backoffice import actions
 from .config import Settings
 from .credits import repository as credits
 from .credits.service import grant
@@ -43,22 +45,28 @@ __all__ = [
     "UserDeleted",
     "UserView",
     "add_account",
+    "adjust_credits",
     "delete_outputs",
     "grant_credits",
     "list_keys",
     "list_users",
     "migrate",
     "new_key",
+    "promote",
     "purge_expired",
     "remove_user",
     "revoke",
     "send_notice",
+    "set_disabled",
     "set_webhook",
     "show_account",
     "show_user",
     "unsubscribe",
     "webhook_secret",
 ]
+
+#: Who acts when an operator runs `reapi-server`: the audit log says "cli".
+CLI = Actor.cli()
 
 T = TypeVar("T")
 
@@ -75,11 +83,15 @@ class AccountView:
 class UserView:
     id: str
     email: str
+    #: user | admin
+    role: str
     verified: bool
     has_password: bool
     created_at: float
     #: The accounts the user owns.
     account_ids: tuple[str, ...]
+    #: Those of them an operator disabled.
+    disabled_account_ids: tuple[str, ...]
     sessions: int
     #: (kind, policy version, accepted at) of each consent given.
     consents: tuple[tuple[str, str, float], ...]
@@ -159,8 +171,45 @@ async def show_account(settings: Settings, email: str) -> AccountView:
 async def grant_credits(settings: Settings, email: str, amount: int) -> AccountView:
     async def work(session: AsyncSession) -> AccountView:
         account = await require_account(session, email)
-        await grant(session, account.id, amount, time.time())
+        now = time.time()
+        await grant(session, account.id, amount, now)
+        await record(
+            session, CLI, "credits.grant", now=now, account_id=account.id, detail={"amount": amount}
+        )
         return await _view(session, account.id)
+
+    return await _in_transaction(settings, work)
+
+
+async def adjust_credits(settings: Settings, email: str, amount: int, reason: str) -> AccountView:
+    """An operator's correction, up or down, with the reason why (ledger kind `adjustment`)."""
+
+    async def work(session: AsyncSession) -> AccountView:
+        account = await require_account(session, email)
+        await actions.adjust_credits(session, CLI, account.id, amount, reason, now=time.time())
+        return await _view(session, account.id)
+
+    return await _in_transaction(settings, work)
+
+
+async def set_disabled(settings: Settings, email: str, *, disabled: bool) -> tuple[str, bool]:
+    """(account id, whether it changed): disable or enable the account `email` owns. Running
+    servers refuse its keys on their next lookup of each key (within 2 seconds)."""
+
+    async def work(session: AsyncSession) -> tuple[str, bool]:
+        account = await require_account(session, email)
+        action = actions.disable_account if disabled else actions.enable_account
+        return account.id, await action(session, CLI, account.id, now=time.time())
+
+    return await _in_transaction(settings, work)
+
+
+async def promote(settings: Settings, email: str) -> bool:
+    """Make the person an admin (False: they already were); their sessions end."""
+
+    async def work(session: AsyncSession) -> bool:
+        user_id = await _require_user(session, email)
+        return await actions.promote_user(session, CLI, user_id, now=time.time())
 
     return await _in_transaction(settings, work)
 
@@ -255,13 +304,21 @@ async def _user_view(session: AsyncSession, user_id: str) -> UserView:
     user = await users.get_user(session, user_id)
     assert user is not None
     consents = await users.list_consents(session, user_id)
+    account_ids = tuple(await accounts.owned_account_ids(session, user_id))
+    disabled = []
+    for account_id in account_ids:
+        account = await accounts.get(session, account_id)
+        if account is not None and account.disabled_at is not None:
+            disabled.append(account_id)
     return UserView(
         id=user.id,
         email=user.email,
+        role=user.role,
         verified=user.email_verified_at is not None,
         has_password=user.password_hash is not None,
         created_at=user.created_at,
-        account_ids=tuple(await accounts.owned_account_ids(session, user_id)),
+        account_ids=account_ids,
+        disabled_account_ids=tuple(disabled),
         sessions=len(await users.list_sessions(session, user_id)),
         consents=tuple((c.kind, c.policy_version, c.accepted_at) for c in consents),
     )
@@ -295,7 +352,8 @@ async def remove_user(settings: Settings, email: str) -> UserDeleted:
     """`delete_user` for an operator (e.g. an account reported as a child's)."""
 
     async def work(session: AsyncSession) -> UserDeleted:
-        deleted = await delete_user(session, await _require_user(session, email), now=time.time())
+        user_id = await _require_user(session, email)
+        deleted = await actions.delete_user(session, CLI, user_id, now=time.time())
         assert deleted is not None
         return deleted
 

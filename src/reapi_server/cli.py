@@ -43,9 +43,13 @@ app = typer.Typer(
 )
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
-credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
+credits_app = typer.Typer(help="Grant or adjust credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
-users_app = typer.Typer(help="People who sign in: list, show, delete.", no_args_is_help=True)
+users_app = typer.Typer(
+    help="People who sign in: list, show, promote to admin, disable, enable, delete. Each change "
+    "is written to the audit log (actor: cli).",
+    no_args_is_help=True,
+)
 notify_app = typer.Typer(
     help="Mail users through the outbox: policy change notices, newsletters.",
     no_args_is_help=True,
@@ -222,11 +226,15 @@ def _when(timestamp: float) -> str:
 
 @users_app.command("list")
 def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List users: id, email, verified or not, created, accounts owned."""
+    """List users: id, email, verified or not, created, accounts owned; admins and disabled
+    accounts are marked."""
     for user in _run(admin.list_users(_settings(data_dir, database_url))):
         state = "verified" if user.verified else "unverified"
         accounts = ",".join(user.account_ids) or "-"
-        typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}")
+        marks = ("  admin" if user.role == "admin" else "") + (
+            "  disabled" if user.disabled_account_ids else ""
+        )
+        typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}{marks}")
 
 
 @users_app.command("show")
@@ -234,10 +242,13 @@ def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl
     """Show a user: verification, password set, sessions, consents, accounts."""
     user = _run(admin.show_user(_settings(data_dir, database_url), email))
     typer.echo(f"user {user.id} {user.email}")
+    typer.echo(f"  role: {user.role}")
     typer.echo(f"  email: {'verified' if user.verified else 'not verified'}")
     typer.echo(f"  password: {'set' if user.has_password else 'not set'}")
     typer.echo(f"  created: {_when(user.created_at)}")
     typer.echo(f"  accounts: {', '.join(user.account_ids) or '-'}")
+    for account_id in user.disabled_account_ids:
+        typer.echo(f"  disabled: {account_id}")
     typer.echo(f"  sessions: {user.sessions}")
     for kind, version, accepted_at in user.consents:
         typer.echo(f"  consent: {kind} (version {version}) at {_when(accepted_at)}")
@@ -259,6 +270,40 @@ def users_delete(
         f"{deleted.sessions_ended} sessions ended; accounts kept: "
         f"{', '.join(deleted.account_ids) or '-'}"
     )
+
+
+@users_app.command("promote")
+def users_promote(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Make a person an admin (the /admin pages). Their sessions end: they sign in again."""
+    shown = email.strip().lower()
+    if _run(admin.promote(_settings(data_dir, database_url), email)):
+        typer.echo(f"promoted {shown} to admin; their sessions are signed out")
+    else:
+        typer.echo(f"{shown} is already an admin")
+
+
+def _set_disabled(email: str, data_dir: Path | None, database_url: str | None, *, on: bool) -> None:
+    account_id, changed = _run(
+        admin.set_disabled(_settings(data_dir, database_url), email, disabled=on)
+    )
+    verb = "disabled" if on else "enabled"
+    if changed:
+        typer.echo(f"{verb} account {account_id}")
+    else:
+        typer.echo(f"account {account_id} is already {verb}")
+
+
+@users_app.command("disable")
+def users_disable(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Disable the person's account: its keys get 403 account_disabled (running servers: on
+    their next lookup of the key, within two seconds)."""
+    _set_disabled(email, data_dir, database_url, on=True)
+
+
+@users_app.command("enable")
+def users_enable(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Enable a disabled account again."""
+    _set_disabled(email, data_dir, database_url, on=False)
 
 
 @keys_app.command("create")
@@ -353,6 +398,21 @@ def credits_grant(
 ) -> None:
     """Add credits to an account (a ledger row)."""
     view = _run(admin.grant_credits(_settings(data_dir, database_url), email, credits))
+    typer.echo(f"account {view.email} balance={view.balance}")
+
+
+@credits_app.command("adjust")
+def credits_adjust(
+    email: Email,
+    credits: Annotated[
+        int, typer.Option("--credits", help="Credits to add, or to take away (negative).")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why, in one line (kept).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Correct an account's balance with a reason (ledger kind adjustment; audited)."""
+    view = _run(admin.adjust_credits(_settings(data_dir, database_url), email, credits, reason))
     typer.echo(f"account {view.email} balance={view.balance}")
 
 

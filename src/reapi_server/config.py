@@ -244,6 +244,10 @@ class Settings(BaseSettings):
     #: Who runs this installation and how to reach them, as the legal pages say.
     operator_name: str = "the operator of this service"
     operator_contact: str | None = None
+    #: The operator's postal address, shown on /contact (some jurisdictions require one).
+    operator_address: str | None = None
+    #: Where the site's "Docs" links go.
+    docs_url: str = "https://reapi.dev/docs"
 
     # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"

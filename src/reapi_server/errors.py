@@ -7,6 +7,7 @@ contain a submitted value.
 from __future__ import annotations
 
 __all__ = [
+    "AccountDisabled",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
@@ -43,6 +44,13 @@ class GatewayError(Exception):
 class InvalidApiKey(GatewayError):
     http_status = 401
     default_code = "invalid_api_key"
+
+
+class AccountDisabled(GatewayError):
+    """An operator disabled the key's account: its keys are refused until it is enabled."""
+
+    http_status = 403
+    default_code = "account_disabled"
 
 
 class InsufficientCredits(GatewayError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from collections.abc import Sequence
+
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -10,12 +12,16 @@ from ..models import Account, Membership, User
 
 __all__ = [
     "add_member",
+    "count_disabled",
     "delete_memberships",
     "find_owned_by_email",
     "get",
     "insert",
     "owned_account_ids",
+    "owned_by",
     "owner_email",
+    "owners",
+    "set_disabled",
 ]
 
 
@@ -71,3 +77,41 @@ async def owner_email(session: AsyncSession, account_id: str) -> str | None:
 
 async def delete_memberships(session: AsyncSession, user_id: str) -> None:
     await session.execute(delete(Membership).where(Membership.user_id == user_id))
+
+
+async def set_disabled(session: AsyncSession, account_id: str, at: float | None) -> bool:
+    """Disable the account at `at`, or enable it (None); False when it already was."""
+    state = Account.disabled_at.is_(None) if at is not None else Account.disabled_at.is_not(None)
+    result = await session.execute(
+        update(Account).where(Account.id == account_id, state).values(disabled_at=at)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+async def owners(session: AsyncSession, account_id: str) -> list[User]:
+    result = await session.execute(
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account_id, Membership.role == "owner")
+        .order_by(Membership.created_at)
+    )
+    return list(result.scalars())
+
+
+async def owned_by(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, Account]:
+    """user id → the (first) account each of these users owns."""
+    if not user_ids:
+        return {}
+    result = await session.execute(
+        select(Membership.user_id, Account)
+        .join(Account, Account.id == Membership.account_id)
+        .where(Membership.user_id.in_(user_ids), Membership.role == "owner")
+        .order_by(Membership.created_at.desc())
+    )
+    return {str(row[0]): row[1] for row in result}
+
+
+async def count_disabled(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(Account).where(Account.disabled_at.is_not(None))
+    return int((await session.execute(query)).scalar_one())

@@ -1,7 +1,8 @@
 """Bearer-token authentication for /v1: never a cookie, never a query parameter.
 
-A lookup is cached for at most `ttl` seconds, so a revoked key stops working within that time in
-every process, and at once in the process that revoked it (which clears its cache).
+A lookup is cached for at most `ttl` seconds, so a revoked key (or a key of an account an
+operator disabled) stops working within that time in every process, and at once in the process
+that revoked it (which clears its cache). A refused key is never cached.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..db import Database
-from ..errors import InvalidApiKey
+from ..errors import AccountDisabled, InvalidApiKey
 from . import repository
 from .keys import hash_key, is_well_formed
 
@@ -63,10 +64,16 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             return cached[0]
         async with self._db.read() as session:
-            row = await repository.find_active(session, key_hash)
-        if row is None:
+            found = await repository.find_active(session, key_hash)
+        if found is None:
             self._cache.pop(key_hash, None)
             raise InvalidApiKey("the API key is not valid or has been revoked")
+        row, disabled = found
+        if disabled:
+            self._cache.pop(key_hash, None)
+            raise AccountDisabled(
+                "this key's account is disabled; contact the operator of this service"
+            )
         principal = Principal(
             row.account_id,
             row.id,

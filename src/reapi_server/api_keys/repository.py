@@ -6,9 +6,9 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
-from ..models import ApiKey
+from ..models import Account, ApiKey
 
-__all__ = ["find_active", "insert", "list_for_account", "revoke", "revoke_all"]
+__all__ = ["find_active", "get", "insert", "list_for_account", "revoke", "revoke_all"]
 
 
 async def insert(
@@ -27,11 +27,19 @@ async def insert(
     return key
 
 
-async def find_active(session: AsyncSession, key_hash: str) -> ApiKey | None:
+async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, bool] | None:
+    """The unrevoked key with this hash, and whether its account is disabled."""
     result = await session.execute(
-        select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
+        select(ApiKey, Account.disabled_at.is_not(None))
+        .join(Account, Account.id == ApiKey.account_id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     )
-    return result.scalar_one_or_none()
+    row = result.one_or_none()
+    return None if row is None else (row[0], bool(row[1]))
 
 
 async def revoke(

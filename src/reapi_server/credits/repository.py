@@ -15,8 +15,10 @@ from ..models import MAX_CREDITS, Account, CreditHold, LedgerEntry
 
 __all__ = [
     "ClosedHold",
+    "adjust",
     "balance_of",
     "grant",
+    "latest_ledger",
     "ledger_sums",
     "release",
     "release_expired",
@@ -62,6 +64,17 @@ _GRANT = Statement(
     .where(
         Account.id == bindparam("b_account"),
         Account.balance + Account.reserved <= MAX_CREDITS - bindparam("b_amount"),
+    )
+    .values(balance=Account.balance + bindparam("b_amount"))
+)
+#: An operator's correction, either way: the balance stays at 0 or above, and the account within
+#: the bound.
+_ADJUST = Statement(
+    update(Account)
+    .where(
+        Account.id == bindparam("b_account"),
+        Account.balance + bindparam("b_amount") >= 0,
+        Account.balance + Account.reserved + bindparam("b_amount") <= MAX_CREDITS,
     )
     .values(balance=Account.balance + bindparam("b_amount"))
 )
@@ -139,6 +152,19 @@ async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: f
     if await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount}) != 1:
         return False
     await _ledger(tx, account_id, "grant", amount, 0, None, now)
+    return True
+
+
+async def adjust(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> bool:
+    """Add `amount` (negative: take it away) to the balance, as ledger kind `adjustment`;
+    False when the balance would go below 0 or the account past `MAX_CREDITS` (or there is no
+    such account), and then nothing is written."""
+    if amount == 0 or abs(amount) > MAX_CREDITS:
+        raise ValueError(f"an adjustment must be between 1 and {MAX_CREDITS} either way")
+    tx = as_tx(session)
+    if await tx.execute(_ADJUST, {"b_account": account_id, "b_amount": amount}) != 1:
+        return False
+    await _ledger(tx, account_id, "adjustment", amount, 0, None, now)
     return True
 
 
@@ -286,3 +312,13 @@ async def ledger_sums(session: AsyncSession, account_id: str) -> tuple[int, int]
     )
     amount, reserved = result.one()
     return int(amount), int(reserved)
+
+
+async def latest_ledger(session: AsyncSession, account_id: str, *, limit: int) -> list[LedgerEntry]:
+    result = await session.execute(
+        select(LedgerEntry)
+        .where(LedgerEntry.account_id == account_id)
+        .order_by(LedgerEntry.id.desc())
+        .limit(limit)
+    )
+    return list(result.scalars())

@@ -7,13 +7,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reapi._params import Shape
 from reapi.catalog import ModelSpec
 
-from ..errors import CreditLimitExceeded, InsufficientCredits
+from ..errors import CreditLimitExceeded, GatewayError, InsufficientCredits
 from ..group_commit import Tx
 from ..models import MAX_CREDITS, UsageRecord
 from ..usage import repository as usage_rows
 from . import repository
 
-__all__ = ["grant", "hold_or_record_refusal", "insufficient", "price_of"]
+__all__ = ["adjust", "grant", "hold_or_record_refusal", "insufficient", "price_of"]
 
 
 def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: int = 0) -> int:
@@ -66,6 +66,25 @@ async def grant(session: AsyncSession, account_id: str, amount: int, now: float)
         raise CreditLimitExceeded(
             f"an account may hold at most {MAX_CREDITS:,} credits; this grant would exceed that",
             param="credits",
+        )
+
+
+async def adjust(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
+    """An operator's correction of the balance, up or down (ledger kind `adjustment`): never
+    below 0, never past `MAX_CREDITS`; anything else is refused and nothing is written."""
+    if amount == 0:
+        raise GatewayError("an adjustment of 0 credits changes nothing", param="amount")
+    if abs(amount) > MAX_CREDITS or not await repository.adjust(session, account_id, amount, now):
+        if amount < 0:
+            raise GatewayError(
+                "the balance is lower than this amount: an adjustment cannot make it negative",
+                param="amount",
+                code="balance_too_low",
+            )
+        raise CreditLimitExceeded(
+            f"an account may hold at most {MAX_CREDITS:,} credits; this adjustment would exceed"
+            " that",
+            param="amount",
         )
 
 

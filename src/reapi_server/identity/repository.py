@@ -34,8 +34,11 @@ __all__ = [
     "list_sessions",
     "list_users",
     "mark_email_verified",
+    "newest_users",
     "record_attempt",
+    "search_users",
     "set_password_hash",
+    "set_role",
     "throttle_rows",
     "touch_session",
 ]
@@ -87,8 +90,38 @@ async def list_users(session: AsyncSession, *, limit: int, offset: int = 0) -> l
     return list(result.scalars())
 
 
-async def count_users(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+async def count_users(session: AsyncSession, *, role: str | None = None) -> int:
+    query = select(func.count()).select_from(User)
+    if role is not None:
+        query = query.where(User.role == role)
+    return int((await session.execute(query)).scalar_one())
+
+
+async def newest_users(session: AsyncSession, *, limit: int, offset: int = 0) -> list[User]:
+    result = await session.execute(
+        select(User).order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)
+    )
+    return list(result.scalars())
+
+
+async def search_users(session: AsyncSession, fragment: str, *, limit: int) -> list[User]:
+    """Users whose email contains `fragment` (any case; `%` and `_` match only themselves)."""
+    escaped = fragment.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    result = await session.execute(
+        select(User)
+        .where(User.email.like(f"%{escaped}%", escape="\\"))
+        .order_by(User.email)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def set_role(session: AsyncSession, user_id: str, role: str) -> bool:
+    """False when the user already has this role (or does not exist)."""
+    result = await session.execute(
+        update(User).where(User.id == user_id, User.role != role).values(role=role)
+    )
+    return _changed(result) == 1
 
 
 async def set_password_hash(

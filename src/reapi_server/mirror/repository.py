@@ -18,6 +18,7 @@ __all__ = [
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
+    "latest_outputs",
     "postpone_deletion",
     "recorded_ids",
     "remove_deletions",
@@ -173,3 +174,15 @@ async def postpone_deletion(session: AsyncSession, entry_id: int, not_before: fl
         .where(PendingDeletion.id == entry_id)
         .values(not_before=not_before, attempts=PendingDeletion.attempts + 1)
     )
+
+
+async def latest_outputs(
+    session: AsyncSession, account_id: str, *, limit: int
+) -> list[StoredOutput]:
+    result = await session.execute(
+        select(StoredOutput)
+        .where(StoredOutput.account_id == account_id)
+        .order_by(StoredOutput.created_at.desc(), StoredOutput.id)
+        .limit(limit)
+    )
+    return list(result.scalars())

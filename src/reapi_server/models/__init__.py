@@ -2,6 +2,7 @@
 
 from .accounts import Account
 from .api_keys import ApiKey
+from .audit import AuditEntry
 from .base import Base
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
@@ -21,6 +22,7 @@ __all__ = [
     "MAX_CREDITS",
     "Account",
     "ApiKey",
+    "AuditEntry",
     "AuthThrottle",
     "Base",
     "CommitMarker",

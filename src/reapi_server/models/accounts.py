@@ -26,3 +26,6 @@ class Account(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
+    #: Set by an operator: the account's keys are refused (403 `account_disabled`) until it is
+    #: cleared again. The money and history stay as they are.
+    disabled_at: Mapped[float | None] = mapped_column(Float, default=None)

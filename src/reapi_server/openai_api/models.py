@@ -10,6 +10,7 @@ from starlette.responses import Response
 from reapi import ModelNotFoundError
 from reapi.catalog import ModelSpec
 
+from ..offering import servable
 from ..runtime import Runtime
 from .dependencies import Caller, Rt
 from .responses import Model, ModelList, error_responses, json_response
@@ -20,12 +21,7 @@ router = APIRouter(prefix="/v1", tags=["Models"])
 
 
 def _servable(rt: Runtime) -> dict[str, ModelSpec]:
-    """Models with at least one route whose provider has a key here."""
-    return {
-        model_id: spec
-        for model_id, spec in rt.catalog.models.items()
-        if any(route.provider in rt.core.connections for route in spec.routes)
-    }
+    return servable(rt.catalog, rt.core.connections)
 
 
 def _model(spec: ModelSpec) -> dict[str, Any]:

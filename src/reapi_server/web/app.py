@@ -31,12 +31,13 @@ from ..identity.throttle import Throttle
 from ..legal.documents import policy_versions
 from ..links import Links
 from ..runtime import Runtime
+from .admin_gate import AdminGate
 from .context import WebContext
 from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import auth, legal, notifications, settings, unsubscribe
+from .pages import admin, auth, legal, notifications, settings, site, unsubscribe
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -49,7 +50,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, settings, notifications, legal, unsubscribe)
+PAGES = (site, auth, settings, notifications, legal, unsubscribe, admin)
 
 
 def _is_local(host: str) -> bool:
@@ -101,7 +102,22 @@ def build_context(rt: Runtime) -> WebContext:
             key=unsubscribe_key(root),
             offered=settings.newsletter_default != "off",
         ),
+        runtime=rt,
     )
+
+
+def _not_found(request: Request) -> Response:
+    return render(
+        request,
+        "error.html",
+        status=404,
+        title="Page not found",
+        message="There is no page at this address.",
+    )
+
+
+async def _not_found_page(request: Request) -> Response:
+    return _not_found(request)
 
 
 def _install_error_pages(app: FastAPI) -> None:
@@ -112,13 +128,7 @@ def _install_error_pages(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
-            return render(
-                request,
-                "error.html",
-                status=404,
-                title="Page not found",
-                message="There is no page at this address.",
-            )
+            return _not_found(request)
         return render(
             request,
             "error.html",
@@ -216,6 +226,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
     for module in PAGES:
         app.include_router(module.router)
     _install_error_pages(app)
+    app.add_middleware(AdminGate, not_found=_not_found_page)
     app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
     app.add_middleware(VisitorMiddleware, web=web)
     app.add_middleware(_ServerErrorPage)

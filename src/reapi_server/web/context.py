@@ -16,6 +16,7 @@ from ..identity.service import CurrentSession, Identity
 from ..identity.sessions import Client
 from ..links import Links
 from ..models import User
+from ..runtime import Runtime
 from .cookies import CookiePolicy
 
 __all__ = ["Visitor", "WebContext", "client_of", "visitor_of", "web_of"]
@@ -37,6 +38,8 @@ class WebContext:
     clock: Callable[[], float]
     #: The newsletter choice and its one-click unsubscribe links.
     subscriptions: Subscriptions
+    #: The gateway's runtime: its catalog, router and key cache, for pages about them.
+    runtime: Runtime
 
 
 @dataclass(slots=True)

@@ -26,11 +26,6 @@ def _home_if_signed_in(request: Request) -> Response | None:
     return None
 
 
-@router.get("/")
-async def home(request: Request) -> Response:
-    return RedirectResponse("/settings" if visitor_of(request).user else "/login", 303)
-
-
 # -- sign-up ---------------------------------------------------------------------------------
 
 

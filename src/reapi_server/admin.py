@@ -5,17 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi._fetch import AsyncFetcher
+from reapi.catalog import load_catalog
 
 from .accounts import repository as accounts
 from .accounts.deletion import UserDeleted
 from .accounts.service import create_account, require_account
 from .api_keys import repository as keys
-from .api_keys.service import issue_key, revoke_key
+from .api_keys.limits import KeyLimits
+from .api_keys.service import KeyView, issue_key, revoke_key, set_limits, view_of
 from .audit import Actor, record
 from .backoffice import actions
 from .config import Settings
@@ -39,7 +41,6 @@ from .webhooks import service as webhooks
 
 __all__ = [
     "AccountView",
-    "KeyView",
     "NewKey",
     "OutputsDeleted",
     "UserDeleted",
@@ -58,6 +59,7 @@ __all__ = [
     "revoke",
     "send_notice",
     "set_disabled",
+    "set_key_limits",
     "set_webhook",
     "show_account",
     "show_user",
@@ -102,6 +104,7 @@ class NewKey:
     key_id: str
     #: Shown once, never stored.
     plaintext: str
+    kind: str = "model"
 
     def __repr__(self) -> str:
         return f"NewKey(key_id={self.key_id!r})"
@@ -214,11 +217,49 @@ async def promote(settings: Settings, email: str) -> bool:
     return await _in_transaction(settings, work)
 
 
-async def new_key(settings: Settings, email: str, name: str = "") -> NewKey:
+def _known_models(settings: Settings) -> frozenset[str]:
+    """The models a key's allowlist may name: this gateway's catalog."""
+    return frozenset(load_catalog(settings.catalog_path).models)
+
+
+async def new_key(
+    settings: Settings,
+    email: str,
+    name: str = "",
+    *,
+    limits: KeyLimits | None = None,
+    kind: str = "model",
+) -> NewKey:
+    known = _known_models(settings) if limits is not None else frozenset[str]()
+
     async def work(session: AsyncSession) -> NewKey:
         account = await require_account(session, email)
-        row, issued = await issue_key(session, account.id, name=name, now=time.time())
-        return NewKey(row.id, issued.plaintext)
+        row, issued = await issue_key(
+            session,
+            account.id,
+            name=name,
+            now=time.time(),
+            kind=kind,
+            limits=limits,
+            known_models=known,
+        )
+        return NewKey(row.id, issued.plaintext, kind)
+
+    return await _in_transaction(settings, work)
+
+
+async def set_key_limits(settings: Settings, key_id: str, changes: dict[str, Any]) -> KeyView:
+    """Change a key's limits (any account's: the operator's command)."""
+    known = _known_models(settings)
+
+    async def work(session: AsyncSession) -> KeyView:
+        row = await keys.get(session, key_id)
+        if row is None:
+            raise GatewayError("no such key", param="key_id", code="not_found")
+        now = time.time()
+        await set_limits(session, row, changes, known_models=known, now=now)
+        await session.refresh(row)
+        return view_of(row, now)
 
     return await _in_transaction(settings, work)
 
@@ -226,36 +267,6 @@ async def new_key(settings: Settings, email: str, name: str = "") -> NewKey:
 async def revoke(settings: Settings, key_id_or_key: str) -> bool:
     async def work(session: AsyncSession) -> bool:
         return await revoke_key(session, key_id_or_key, now=time.time())
-
-    return await _in_transaction(settings, work)
-
-
-@dataclass(frozen=True, slots=True)
-class KeyView:
-    id: str
-    name: str
-    last4: str
-    revoked: bool
-    #: The default webhook URL, and whether a 410 Gone disabled it.
-    webhook_url: str | None
-    webhook_disabled: bool
-
-
-async def list_keys(settings: Settings, email: str) -> list[KeyView]:
-    async def work(session: AsyncSession) -> list[KeyView]:
-        account = await require_account(session, email)
-        rows = await keys.list_for_account(session, account.id)
-        return [
-            KeyView(
-                r.id,
-                r.name,
-                r.last4,
-                r.revoked_at is not None,
-                r.webhook_url,
-                r.webhook_disabled_at is not None,
-            )
-            for r in rows
-        ]
 
     return await _in_transaction(settings, work)
 
@@ -281,6 +292,17 @@ async def webhook_secret(settings: Settings, key_id: str, *, rotate: bool) -> st
         return await webhooks.signing_secret(
             session, fleet_secret, key_id, now=time.time(), rotate=rotate
         )
+
+    return await _in_transaction(settings, work)
+
+
+async def list_keys(settings: Settings, email: str) -> list[KeyView]:
+    """Each key of the account: metadata, limits and spend in the current period."""
+
+    async def work(session: AsyncSession) -> list[KeyView]:
+        account = await require_account(session, email)
+        now = time.time()
+        return [view_of(row, now) for row in await keys.list_for_account(session, account.id)]
 
     return await _in_transaction(settings, work)
 

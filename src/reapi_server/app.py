@@ -4,8 +4,8 @@ The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "
 its cookies, CSRF checks and security headers never reach the API. Building it migrates the
 database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
 the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
-identity housekeeping and the webhook sender in this process; several processes may run them
-against one database.
+identity housekeeping, the writes of when each key was last used and the webhook sender in
+this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from reapi._fetch import AsyncFetcher
 from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
+from .api_keys.last_used import run_last_used
 from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
@@ -92,6 +93,7 @@ def create_app(
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
             tasks.append(asyncio.create_task(WebhookSender(rt).run_forever()))
+            tasks.append(asyncio.create_task(run_last_used(rt.db, rt.auth.usage)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
             interval = settings.email_send_interval

@@ -22,6 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from reapi import ReapiError
 
 from . import admin
+from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
+from .api_keys.service import KeyView
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings
 from .db_errors import error_name
@@ -306,28 +308,143 @@ def users_enable(email: Email, data_dir: DataDir = None, database_url: DatabaseU
     _set_disabled(email, data_dir, database_url, on=False)
 
 
+SpendLimit = Annotated[
+    str | None,
+    typer.Option("--spend-limit", help="Credits the key may spend per period ('none': no limit)."),
+]
+Period = Annotated[
+    str | None,
+    typer.Option("--period", help="The spend limit's period: daily, weekly, monthly or never."),
+]
+Models = Annotated[
+    str | None,
+    typer.Option("--models", help="Models the key may call, comma-separated ('all': any)."),
+]
+Expires = Annotated[
+    str | None,
+    typer.Option("--expires", help="Expiry: YYYY-MM-DD, 00:00 UTC ('never': none)."),
+]
+Rpm = Annotated[
+    str | None,
+    typer.Option("--rpm", help="Requests per minute ('default': the server's setting)."),
+]
+MaxVideos = Annotated[
+    str | None,
+    typer.Option("--max-videos", help="Concurrent video jobs ('default': the server's)."),
+]
+
+
+def _typed_limits(
+    spend_limit: str | None,
+    period: str | None,
+    models: str | None,
+    expires: str | None,
+    rpm: str | None,
+    max_videos: str | None,
+) -> dict[str, Any]:
+    """The limit flags given, read (`parse_limits`); a refusal is one line and exit status 1."""
+    typed = {
+        name: value
+        for name, value in (
+            ("spend_limit", spend_limit),
+            ("spend_period", period),
+            ("models", models),
+            ("expires_at", expires),
+            ("requests_per_minute", rpm),
+            ("max_concurrent_videos", max_videos),
+        )
+        if value is not None
+    }
+    try:
+        return parse_limits(typed)
+    except LimitsInvalid as error:
+        message = error.message
+    _exit_with(message)
+
+
+def _limits_line(view: KeyView) -> str:
+    if view.kind != "model":
+        return "management"
+    limits = view.limits
+    parts = [
+        f"spend {view.spend}/{limits.spend_limit} {limits.spend_period}"
+        if limits.spend_limit is not None
+        else f"spend {view.spend} {limits.spend_period}",
+        f"models {','.join(limits.models)}" if limits.models is not None else "models all",
+    ]
+    if limits.expires_at is not None:
+        parts.append(f"expires {_when(limits.expires_at)}")
+    if limits.requests_per_minute is not None:
+        parts.append(f"rpm {limits.requests_per_minute}")
+    if limits.max_concurrent_videos is not None:
+        parts.append(f"videos {limits.max_concurrent_videos}")
+    return "  ".join(parts)
+
+
 @keys_app.command("create")
 def keys_create(
     email: Email,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    spend_limit: SpendLimit = None,
+    period: Period = None,
+    models: Models = None,
+    expires: Expires = None,
+    rpm: Rpm = None,
+    max_videos: MaxVideos = None,
+    management: Annotated[
+        bool,
+        typer.Option(
+            "--management", help="A management key (rk_mgmt_): manages keys, cannot call models."
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue an API key. It is printed once: only its hash is kept."""
-    issued = _run(admin.new_key(_settings(data_dir, database_url), email, name))
+    """Issue an API key, optionally with limits. It is printed once: only its hash is kept."""
+    changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
+    settings = _settings(data_dir, database_url)
+    if management and changes:
+        _exit_with("a management key cannot call models: it takes no limits")
+    limits = KeyLimits().changed(changes) if changes else None
+    kind = "management" if management else "model"
+    issued = _run(admin.new_key(settings, email, name, limits=limits, kind=kind))
     typer.echo(f"key id: {issued.key_id}")
-    typer.echo(f"REAPI_API_KEY={issued.plaintext}")
+    variable = "REAPI_MANAGEMENT_KEY" if management else "REAPI_API_KEY"
+    typer.echo(f"{variable}={issued.plaintext}")
     typer.echo("This key is shown once; store it now.", err=True)
+
+
+@keys_app.command("set-limits")
+def keys_set_limits(
+    key_id: Annotated[str, typer.Argument(help="The key id (key_...).")],
+    spend_limit: SpendLimit = None,
+    period: Period = None,
+    models: Models = None,
+    expires: Expires = None,
+    rpm: Rpm = None,
+    max_videos: MaxVideos = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change a key's limits: each flag given replaces that limit; the others stay."""
+    changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
+    if not changes:
+        _exit_with("give at least one limit to change (see --help)")
+    view = _run(admin.set_key_limits(_settings(data_dir, database_url), key_id, changes))
+    typer.echo(f"{view.id}  {view.masked}  {_limits_line(view)}")
 
 
 @keys_app.command("list")
 def keys_list(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List an account's keys (id, last four characters, state, name, default webhook)."""
-    for key in _run(admin.list_keys(_settings(data_dir, database_url), email)):
-        line = f"{key.id}  ...{key.last4}  {'revoked' if key.revoked else 'active'}  {key.name}"
-        if key.webhook_url:
-            disabled = " (disabled: the receiver answered 410 Gone)" if key.webhook_disabled else ""
-            line += f"  webhook={key.webhook_url}{disabled}"
+    """List an account's keys: id, prefix and last four, state, name, limits, spend, default
+    webhook."""
+    for view in _run(admin.list_keys(_settings(data_dir, database_url), email)):
+        state = "revoked" if view.revoked_at else "expired" if view.expired else "active"
+        name = view.name or "-"
+        line = f"{view.id}  {view.masked}  {state}  {name}  {_limits_line(view)}"
+        if view.webhook_url:
+            gone = " (disabled: the receiver answered 410 Gone)" if view.webhook_disabled else ""
+            line += f"  webhook={view.webhook_url}{gone}"
         typer.echo(line)
 
 

@@ -29,7 +29,7 @@ from reapi.resources._jobs_memory import RememberedJob
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..credits.service import hold_or_record_refusal, insufficient, price_of
+from ..credits.service import hold_or_record_refusal, price_of
 from ..errors import GatewayError, NotFound, RateLimited
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
@@ -103,8 +103,9 @@ async def create(
     """`webhook`: where the job's end is announced (else the key's default, if any)."""
     started = time.perf_counter()
     try:
+        principal.require_model(params.model)
         prepared = rt.core.prepare_video(params, payload)
-    except ReapiError as error:
+    except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, ENDPOINT, error.code, started)
         raise
     cost = price_of(prepared.spec, prepared.shape)
@@ -153,10 +154,10 @@ async def create(
             await usage_rows.insert(tx, usage)
             return refusal
         hold_id = await hold_or_record_refusal(
-            tx, usage, cost, purpose="video", expires_at=None, now=now
+            tx, usage, cost, purpose="video", expires_at=None, now=now, key=principal.spend(now)
         )
-        if hold_id is None:
-            return insufficient(cost)
+        if isinstance(hold_id, GatewayError):
+            return hold_id
         job.hold_id = hold_id
         await repository.insert(tx, job)
         return None

@@ -27,5 +27,6 @@ class Account(Base):
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
     #: Set by an operator: the account's keys are refused (403 `account_disabled`) until it is
-    #: cleared again. The money and history stay as they are.
+    #: cleared again, and every credit hold of the account is refused from then on, in every
+    #: process at once (the hold's statement reads it). The money and history stay as they are.
     disabled_at: Mapped[float | None] = mapped_column(Float, default=None)

@@ -30,6 +30,9 @@ from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
 from ..legal.documents import policy_versions
 from ..links import Links
+from ..management.app import PREFIX as MANAGEMENT_PREFIX
+from ..management.app import create_management_app
+from ..openai_api.errors import error_response
 from ..runtime import Runtime
 from .admin_gate import AdminGate
 from .context import WebContext
@@ -37,7 +40,7 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import admin, auth, legal, notifications, settings, site, unsubscribe
+from .pages import admin, auth, keys, legal, notifications, settings, site, unsubscribe
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -50,7 +53,7 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (site, auth, settings, notifications, legal, unsubscribe, admin)
+PAGES = (site, auth, settings, notifications, legal, unsubscribe, keys, admin)
 
 
 def _is_local(host: str) -> bool:
@@ -194,6 +197,18 @@ class _ServerErrorPage:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> None:
     request = Request(scope, receive)
+    if request.url.path.startswith(MANAGEMENT_PREFIX + "/"):  # an API: JSON, never a page
+        if status == 413:
+            refusal = error_response(413, "the request body is too large", code="request_too_large")
+        else:
+            refusal = error_response(
+                403,
+                "send the page's CSRF token as X-CSRF-Token, or authenticate with a management "
+                "key instead of the session",
+                code="csrf_failed",
+            )
+        await refusal(scope, receive, send)
+        return
     if status == 413:
         response = render(
             request,
@@ -218,16 +233,20 @@ def create_web_app(rt: Runtime) -> FastAPI:
     web = build_context(rt)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
+    app.state.runtime = rt
     app.mount(
         "/static",
         StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),
         name="static",
     )
+    app.mount(MANAGEMENT_PREFIX, create_management_app(rt))
     for module in PAGES:
         app.include_router(module.router)
     _install_error_pages(app)
     app.add_middleware(AdminGate, not_found=_not_found_page)
-    app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
+    app.add_middleware(
+        CsrfMiddleware, web=web, refuse=_refuse, bearer_prefixes=(MANAGEMENT_PREFIX + "/",)
+    )
     app.add_middleware(VisitorMiddleware, web=web)
     app.add_middleware(_ServerErrorPage)
     app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https)

@@ -1,7 +1,7 @@
 """webhooks: deliveries (an outbox), a job's webhook URL, a key's default URL and signing salt
 
-Revision ID: 0009_webhooks
-Revises: 0008_admin
+Revision ID: 0010_webhooks
+Revises: 0009_key_limits
 Create Date: 2026-12-09 09:00:00.000000
 
 `webhook_deliveries` is written in the transaction that makes a video job final and emptied by
@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_webhooks"
-down_revision: str | None = "0008_admin"
+revision: str = "0010_webhooks"
+down_revision: str | None = "0009_key_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -135,7 +135,8 @@ class Settings(BaseSettings):
     webhook_poll_interval: float = Field(default=1.0, gt=0)
     #: After a key's signing secret is rotated, the previous one signs too for this long.
     webhook_secret_overlap_seconds: float = Field(default=24 * 3600.0, ge=0)
-    #: Deliveries (sent or not) are deleted this long after they were made.
+    #: Deliveries (sent or not) are deleted this long after they were made (or after
+    #: `retention_days`, when that is shorter).
     webhook_retention_days: float = Field(default=7.0, gt=0)
     #: GET /v1/videos/{id}/events: a comment line this often keeps proxies from closing an
     #: idle stream; a stream ends after `video_events_max_seconds` (the client reconnects with

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import time
 
@@ -102,9 +103,10 @@ async def wait_for(condition, seconds: float = 5.0) -> None:
 
 
 # -- what is sent ----------------------------------------------------------------------------------
-async def test_a_completed_job_is_posted_once_signed_as_get_renders_it(hooked, media_host):
+async def test_a_completed_job_is_posted_once_signed_as_get_renders_it(hooked, media_host, caplog):
+    caplog.set_level(logging.DEBUG)
     account, key = await hooked.account(credits=100)
-    video = await create(hooked, key, media_host.url("/hook?token=t"))
+    video = await create(hooked, key, media_host.url("/hook?token=TOKEN-3f9a"))
     await finish(hooked)
     assert await send(hooked) == 1
     [(headers, body)] = posts_to(media_host)
@@ -121,6 +123,10 @@ async def test_a_completed_job_is_posted_once_signed_as_get_renders_it(hooked, m
     [row] = await deliveries(hooked)
     assert (row.status, row.attempts, row.last_status) == ("delivered", 1, 200)
     assert await send(hooked, 3) == 0 and len(media_host.posts) == 1
+    # Logs are metadata: neither the prompt nor the receiver's URL (its token) is in one.
+    logged = repr([(r.getMessage(), r.__dict__) for r in caplog.records])
+    assert "webhook delivered" in logged
+    assert MARKER not in logged and "TOKEN-3f9a" not in logged
 
 
 async def test_a_failed_job_is_posted_with_its_error(hooked, media_host):
@@ -163,9 +169,55 @@ async def test_a_finished_job_deleted_later_is_not_announced_again(hooked, media
     _, key = await hooked.account(credits=100)
     video = await create(hooked, key, media_host.url("/hook"))
     await finish(hooked)
+    await send(hooked)
     await hooked.client.delete(f"/v1/videos/{video['id']}", headers=auth(key))
     await send(hooked, 2)
     assert len(posts_to(media_host)) == 1
+    assert await deliveries(hooked) == []  # its delivery went with it
+
+
+async def test_deleting_a_video_stops_its_pending_delivery(hooked, media_host):
+    """The owner deletes a finished video while its webhook is still being retried: the
+    delivery (the video object and the receiver's URL) goes with the job, and is not sent."""
+    _, key = await hooked.account(credits=100)
+    media_host.routes["/hook"] = Answer(500)
+    video = await create(hooked, key, media_host.url("/hook"))
+    await finish(hooked)
+    assert await send(hooked) == 1
+    [row] = await deliveries(hooked)
+    assert row.status == "pending"
+    await hooked.client.delete(f"/v1/videos/{video['id']}", headers=auth(key))
+    assert await deliveries(hooked) == []
+    await asyncio.sleep(0.15)
+    assert await send(hooked) == 0 and len(posts_to(media_host)) == 1
+
+
+async def test_deleting_a_person_drops_their_deliveries_and_default_url(hooked, media_host):
+    from reapi_server.accounts.deletion import delete_user
+    from reapi_server.identity import repository as users
+
+    email = "hooked-person@example.com"
+    account, key = await hooked.account(credits=100, email=email)
+    media_host.routes["/hook"] = Answer(500)
+    checked = await service.check_url(hooked.rt.webhook_fetcher, media_host.url("/hook?t=1"))
+    async with hooked.rt.db.write() as session:
+        key_id = (
+            await session.execute(select(ApiKey.id).where(ApiKey.account_id == account))
+        ).scalar_one()
+        await service.set_default_url(session, key_id, checked)
+    hooked.rt.auth.forget_all()
+    await create(hooked, key, None)
+    await finish(hooked)
+    assert await send(hooked) == 1
+    assert [d.status for d in await deliveries(hooked)] == ["pending"]
+    async with hooked.rt.db.write() as session:
+        user = await users.find_user_by_email(session, email)
+        assert await delete_user(session, user.id, now=hooked.rt.now()) is not None
+    assert await deliveries(hooked) == []
+    async with hooked.rt.db.read() as session:
+        assert (await session.get(ApiKey, key_id)).webhook_url is None
+    await asyncio.sleep(0.15)
+    assert await send(hooked) == 0 and len(posts_to(media_host)) == 1
 
 
 async def test_without_a_webhook_url_nothing_is_queued(hooked):
@@ -458,6 +510,26 @@ async def test_deliveries_are_purged_after_their_retention(make_gateway, media_h
     assert (await purge_once(gateway.rt)).webhook_deliveries == 0
     clock[0] += 0.2 * 86400
     assert (await purge_once(gateway.rt)).webhook_deliveries == 1
+    assert await deliveries(gateway) == []
+
+
+async def test_deliveries_never_outlive_the_general_retention(make_gateway, media_host):
+    """With `retention_days` shorter than `webhook_retention_days`, a delivery (the video
+    object it holds) goes when the job it announced does."""
+    from reapi_server.retention import purge_once
+
+    clock = [time.time()]
+    gateway = await make_gateway(retention_days=2, webhook_retention_days=7, **FAST)
+    gateway.rt.clock = lambda: clock[0]
+    receiver(gateway, media_host)
+    media_host.serve("/hook", b"ok")
+    _, key = await gateway.account(credits=100)
+    await create(gateway, key, media_host.url("/hook"))
+    await finish(gateway)
+    await send(gateway)
+    clock[0] += 2.1 * 86400
+    report = await purge_once(gateway.rt)
+    assert (report.video_jobs, report.webhook_deliveries) == (1, 1)
     assert await deliveries(gateway) == []
 
 

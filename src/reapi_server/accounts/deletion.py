@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..api_keys import repository as keys
 from ..email.outbox import drop_for_address
 from ..identity import repository as users
+from ..webhooks.outbox import drop_for_account
 from . import repository
 
 __all__ = ["UserDeleted", "delete_user"]
@@ -35,7 +36,8 @@ async def delete_user(session: AsyncSession, user_id: str, *, now: float) -> Use
 
     Every key of every account the user owns is revoked (running servers refuse them within
     seconds), every session ends, and the user's rows go: sign-in, tokens, consents,
-    memberships, and mail still queued for their address."""
+    memberships, mail still queued for their address, and their webhooks (deliveries, and the
+    keys' default URLs)."""
     user = await users.get_user(session, user_id)
     if user is None:
         return None
@@ -43,6 +45,7 @@ async def delete_user(session: AsyncSession, user_id: str, *, now: float) -> Use
     revoked = 0
     for account_id in account_ids:
         revoked += await keys.revoke_all(session, account_id, now)
+        await drop_for_account(session, account_id)
     ended = await users.delete_sessions(session, user_id=user_id)
     await drop_for_address(session, user.email)
     await repository.delete_memberships(session, user_id)

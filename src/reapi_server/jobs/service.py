@@ -118,7 +118,9 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
                     error_code="cancelled",
                     provider=job.provider,
                 )
-        if unfinished and job.webhook_url:  # its end, announced like any other
+        # Its deliveries go with it; an unfinished one's end is announced like any other.
+        await outbox.drop_for_video(session, job_id)
+        if unfinished and job.webhook_url:
             await outbox.enqueue(session, job, deleted_unfinished_body(job, rt.now()), rt.now())
         await repository.delete_job(session, job_id)
         stored = await forget_task(session, job_id, None, rt.now())

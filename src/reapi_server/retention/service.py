@@ -1,5 +1,5 @@
 """The retention job, in every server process: delete what is older than `retention_days`
-(webhook deliveries: `webhook_retention_days`).
+(webhook deliveries: `webhook_retention_days`, when that is shorter).
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -81,7 +81,8 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     deliveries = await _in_batches(
         rt,
         webhook_rows.delete_expired,
-        rt.now() - rt.settings.webhook_retention_days * DAY,
+        # Never past the general retention: a delivery holds the video object it announced.
+        rt.now() - min(rt.settings.webhook_retention_days, rt.settings.retention_days) * DAY,
         batch,
     )
     report = RetentionReport(

@@ -12,7 +12,7 @@ from ..ids import new_id
 from ..models import VideoJob, WebhookDelivery
 from . import repository
 
-__all__ = ["enqueue"]
+__all__ = ["drop_for_account", "drop_for_video", "enqueue"]
 
 
 async def enqueue(session: AsyncSession, job: VideoJob, video: dict[str, Any], now: float) -> bool:
@@ -34,3 +34,15 @@ async def enqueue(session: AsyncSession, job: VideoJob, video: dict[str, Any], n
     )
     await repository.insert(session, delivery)
     return True
+
+
+async def drop_for_video(session: AsyncSession, video_id: str) -> None:
+    """The video is deleted: its deliveries go with it (sent or still being retried), in the
+    same transaction; a sender holding one then finds nothing to record."""
+    await repository.delete_for_video(session, video_id)
+
+
+async def drop_for_account(session: AsyncSession, account_id: str) -> None:
+    """The account's person is deleted: its deliveries and its keys' default URLs go."""
+    await repository.delete_for_account(session, account_id)
+    await repository.clear_defaults(session, account_id)

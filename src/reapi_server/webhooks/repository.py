@@ -18,7 +18,10 @@ from .signing import KeySalts
 
 __all__ = [
     "claim_due",
+    "clear_defaults",
     "delete_expired",
+    "delete_for_account",
+    "delete_for_video",
     "disable_default",
     "finish",
     "hand_back",
@@ -82,6 +85,16 @@ async def key_salts(
         return False, None
     salt, previous, rotated_at = row
     return True, KeySalts(key_id, salt, previous, rotated_at) if salt else None
+
+
+async def clear_defaults(session: AsyncSession, account_id: str) -> int:
+    """Forget the default URL of every key of the account."""
+    return await _changed(
+        session,
+        update(ApiKey)
+        .where(ApiKey.account_id == account_id, ApiKey.webhook_url.is_not(None))
+        .values(webhook_url=None, webhook_disabled_at=None),
+    )
 
 
 async def set_salt_if_missing(session: AsyncSession, key_id: str, salt: str) -> None:
@@ -190,4 +203,16 @@ async def delete_expired(session: AsyncSession, cutoff: float, limit: int) -> in
     batch = select(WebhookDelivery.id).where(WebhookDelivery.created_at < cutoff).limit(limit)
     return await _changed(
         session, delete(WebhookDelivery).where(WebhookDelivery.id.in_(batch.scalar_subquery()))
+    )
+
+
+async def delete_for_video(session: AsyncSession, video_id: str) -> int:
+    return await _changed(
+        session, delete(WebhookDelivery).where(WebhookDelivery.video_id == video_id)
+    )
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    return await _changed(
+        session, delete(WebhookDelivery).where(WebhookDelivery.account_id == account_id)
     )

@@ -117,3 +117,25 @@ async def test_the_wait_timeout_bounds_a_quiet_stream(twin):
             await wait(gateway, twin, timeout=0.5)
     assert info.value.code == "wait_timeout" and "in_progress" in info.value.message
     assert time.monotonic() - started < 3
+
+
+async def test_keep_alive_comments_keep_a_long_quiet_stream(twin, monkeypatch):
+    """Comments (what the gateway sends every 15 s so that proxies keep an idle stream open)
+    count as life: a stream quiet for longer than the idle bound, save for them, is followed
+    to its end without polling."""
+    monkeypatch.setattr("reapi.resources.videos.STREAM_IDLE", 0.5)
+    chunks = [event("video.updated", RUNNING, "r"), *[b": keep-alive\n\n"] * 5]
+    quiet = Stream([*chunks, event("video.completed", DONE, "c")], pause=0.25)
+    with EventGateway(quiet, polled=video(status="in_progress", progress=40)) as gateway:
+        done = await wait(gateway, twin, poll_interval=0.01, timeout=10)
+    assert done.status == "completed"
+    assert gateway.paths() == ["/v1/videos/video_1/events"]
+
+
+async def test_a_stream_silent_past_the_idle_bound_is_left_for_polling(twin, monkeypatch):
+    monkeypatch.setattr("reapi.resources.videos.STREAM_IDLE", 0.5)
+    silent = Stream([event("video.updated", RUNNING, "r")], end="hang")
+    with EventGateway(silent, polled=DONE) as gateway:
+        done = await wait(gateway, twin, poll_interval=0.01)
+    assert done.status == "completed"
+    assert gateway.paths() == ["/v1/videos/video_1/events", "/v1/videos/video_1"]

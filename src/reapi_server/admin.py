@@ -9,8 +9,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reapi._fetch import AsyncFetcher
 from reapi.catalog import load_catalog
+from reapi.core import AsyncFetcher
 
 from .accounts import repository as accounts
 from .accounts.deletion import UserDeleted

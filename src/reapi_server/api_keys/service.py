@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi import InvalidRequestError
-from reapi._detached import translated_async
+from reapi.core import translated_async
 
 from ..db import Database
 from ..errors import GatewayError, NotFound

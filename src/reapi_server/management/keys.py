@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from ..api_keys.limits import MAX_MODELS, KeyLimits
 from ..api_keys.service import MAX_NAME_LENGTH, WEBHOOK_URL, keys_service
-from ..openai_api.responses import json_response
+from ..json_api.responses import json_response
 from ..webhooks.service import MAX_URL_LENGTH
 from .auth import Manager, runtime_of
 from .bodies import parse_body

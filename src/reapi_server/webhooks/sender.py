@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from reapi import InvalidRequestError
-from reapi._fetch import PostAnswer
+from reapi.core import PostAnswer
 from reapi.providers import parse_retry_after
 
 from ..models import WebhookDelivery

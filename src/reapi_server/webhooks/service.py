@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi import InvalidRequestError
-from reapi._fetch import AsyncFetcher
+from reapi.core import AsyncFetcher
 
 from . import repository
 from .signing import derive_secret, new_salt

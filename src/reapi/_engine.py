@@ -10,11 +10,12 @@ done can still be given a short deadline once it streams; the whole answer keeps
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import math
 import time
 import typing
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -79,6 +80,15 @@ def _httpx_kwargs(request: UpstreamRequest) -> dict[str, Any]:
 def _timeouts(first_byte: float) -> httpx.Timeout:
     # httpx's own timeouts back up the engine's deadlines (and are all the sync face has).
     return httpx.Timeout(first_byte, pool=first_byte)
+
+
+def _stream_timeouts(first_byte: float, idle: float) -> httpx.Timeout:
+    """A stream: connected within `first_byte`, and never silent for longer than `idle`."""
+    return httpx.Timeout(idle, connect=first_byte, pool=first_byte)
+
+
+#: What a streamed answer's lines may raise: each becomes an `APIConnectionError`.
+_STREAM_ERRORS = (httpx.TransportError, httpx.StreamError)
 
 
 #: A route's host for error messages (`LocalCore.host_of`), when the caller knows it.
@@ -315,6 +325,41 @@ class SyncEngine(_Base):
             response.status_code, dict(response.headers), b"".join(chunks), elapsed_ms
         )
 
+    @contextlib.contextmanager
+    def stream_lines(
+        self, request: UpstreamRequest, provider: str, *, first_byte: float, idle: float
+    ) -> Iterator[tuple[int, Iterator[str]]]:
+        """An answer read as it comes, line by line (Server-Sent Events): its status and its
+        lines. A transport failure, at the start or mid-stream, is an `APIConnectionError`
+        (`APITimeoutError` after `idle` seconds without a byte)."""
+        built = self._client.build_request(
+            request.method,
+            request.url,
+            timeout=_stream_timeouts(first_byte, idle),
+            **_httpx_kwargs(request),
+        )
+        response = translated(
+            lambda: self._client.send(built, stream=True),
+            (httpx.TransportError, TimeoutError),
+            lambda e: self._connection_error(e, provider, "waiting for the first byte"),
+        )
+        try:
+            yield response.status_code, self._lines(response, provider)
+        finally:
+            response.close()
+
+    def _lines(self, response: httpx.Response, provider: str) -> Iterator[str]:
+        lines = response.iter_lines()
+        while True:
+            line = translated(
+                lambda: next(lines, None),
+                _STREAM_ERRORS,
+                lambda e: self._connection_error(e, provider, "reading the stream"),
+            )
+            if line is None:
+                return
+            yield line
+
     def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
             step = _first_step(protocol)
@@ -476,6 +521,44 @@ class AsyncEngine(_Base):
         elapsed_ms = (time.perf_counter() - started) * 1000
         _log_reply(request, provider, status, elapsed_ms)
         return UpstreamResponse(status, headers, content, elapsed_ms)
+
+    @contextlib.asynccontextmanager
+    async def stream_lines(
+        self, request: UpstreamRequest, provider: str, *, first_byte: float, idle: float
+    ) -> AsyncIterator[tuple[int, AsyncIterator[str]]]:
+        """The async twin of `SyncEngine.stream_lines`."""
+        built = self._client.build_request(
+            request.method,
+            request.url,
+            timeout=_stream_timeouts(first_byte, idle),
+            **_httpx_kwargs(request),
+        )
+
+        async def send() -> httpx.Response:
+            with anyio.fail_after(first_byte + idle):
+                return await self._client.send(built, stream=True)
+
+        response = await translated_async(
+            send,
+            (httpx.TransportError, TimeoutError),
+            lambda e: self._connection_error(e, provider, "waiting for the first byte"),
+        )
+        try:
+            yield response.status_code, self._lines(response, provider)
+        finally:
+            await response.aclose()
+
+    async def _lines(self, response: httpx.Response, provider: str) -> AsyncIterator[str]:
+        lines = response.aiter_lines()
+        while True:
+            line = await translated_async(
+                lambda: anext(lines, None),
+                _STREAM_ERRORS,
+                lambda e: self._connection_error(e, provider, "reading the stream"),
+            )
+            if line is None:
+                return
+            yield line
 
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:

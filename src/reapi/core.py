@@ -11,7 +11,7 @@ from __future__ import annotations
 from ._detached import detached, first_of_group, translated, translated_async
 from ._engine import HEDGE_LOST, AsyncEngine, AsyncTransport, HttpxTransport, connection_error
 from ._excerpt import excerpt
-from ._fetch import AsyncFetcher
+from ._fetch import AsyncFetcher, PostAnswer
 from ._hidden import HiddenValues
 from ._local import GATEWAY_HINTS, LocalCore, PreparedVideo
 from ._media import IMAGE_TYPES, MEDIA_TYPES, SNIFFED_TYPES, extension_for, sniff_media_type
@@ -47,6 +47,7 @@ __all__ = [
     "ImageParams",
     "LocalCore",
     "Payload",
+    "PostAnswer",
     "PreparedVideo",
     "ProbeConfig",
     "ProbeReport",

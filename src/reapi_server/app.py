@@ -4,8 +4,8 @@ The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "
 its cookies, CSRF checks and security headers never reach the API. Building it migrates the
 database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
 the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
-identity housekeeping and the writes of when each key was last used in this process; several
-processes may run them against one database.
+identity housekeeping, the writes of when each key was last used and the webhook sender in
+this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
+from .exit_signals import on_exit_signal
 from .fleet_secret import resolve_blocking
 from .identity.housekeeping import run_housekeeping
 from .jobs.lease import hand_back_leases
@@ -47,6 +48,7 @@ from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 from .web import create_web_app, mount_web
+from .webhooks.sender import WebhookSender, hand_back_deliveries
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -98,6 +100,7 @@ def create_app(
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
+            tasks.append(asyncio.create_task(WebhookSender(rt).run_forever()))
             tasks.append(asyncio.create_task(run_last_used(rt.db, rt.auth.usage)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
@@ -124,14 +127,19 @@ def create_app(
         if rt.bus is not None:
             tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
+        # Streams of events end when the server is told to stop, not when their lifetime does.
+        forget_signals = on_exit_signal(rt.job_changes.close)
         try:
             with loop_errors_by_type():
                 yield
         finally:
+            forget_signals()
+            rt.job_changes.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await hand_back_leases(rt)
+            await hand_back_deliveries(rt)
             await sender.aclose()
             await rt.aclose()
 

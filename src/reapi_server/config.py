@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -169,6 +169,39 @@ class Settings(BaseSettings):
     fetch_max_request_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     #: Seconds for one download, redirects included.
     fetch_timeout: float = 60.0
+
+    # -- webhooks and video events -------------------------------------------------------------
+    #: Webhooks go to public addresses only (the caller-URL rules, checked when the URL is
+    #: given and again at every attempt). CIDRs listed here may receive them although they are
+    #: not public (a receiver on your own network). Empty by default: keep it so.
+    webhook_allow_networks: list[str] = Field(default_factory=list)
+    #: Seconds for one delivery attempt (connection, request and answer).
+    webhook_timeout: float = Field(default=15.0, gt=0)
+    #: Seconds between a failed attempt and the next, in turn (the last repeats), each with
+    #: up to a fifth of jitter either way; a Retry-After from the receiver is honoured if longer.
+    #: The default is the schedule the Standard Webhooks specification gives as its example.
+    webhook_retry_delays: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18e3, 36e3, 50.4e3, 72e3, 86.4e3],
+        min_length=1,
+    )
+    #: Seconds after the first attempt within which a delivery is tried; the last attempt
+    #: falls at its end.
+    webhook_retry_window: float = Field(default=24 * 3600.0, gt=0)
+    #: How often each process looks for deliveries due (one finished here is sent at once).
+    webhook_poll_interval: float = Field(default=1.0, gt=0)
+    #: After a key's signing secret is rotated, the previous one signs too for this long.
+    webhook_secret_overlap_seconds: float = Field(default=24 * 3600.0, ge=0)
+    #: Deliveries (sent or not) are deleted this long after they were made (or after
+    #: `retention_days`, when that is shorter).
+    webhook_retention_days: float = Field(default=7.0, gt=0)
+    #: GET /v1/videos/{id}/events: a comment line this often keeps proxies from closing an
+    #: idle stream; a stream ends after `video_events_max_seconds` (the client reconnects with
+    #: Last-Event-ID); the job is read again this often for changes made by other processes.
+    video_events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    video_events_max_seconds: float = Field(default=600.0, gt=0)
+    video_events_reread_seconds: float = Field(default=2.0, gt=0)
+    #: Event streams one key may hold open in one process; more answer 429.
+    video_events_max_streams: int = Field(default=64, ge=1)
 
     # -- upstream deadlines ----------------------------------------------------------------------
     first_byte_timeout: float | None = None
@@ -417,7 +450,7 @@ class Settings(BaseSettings):
             raise ValueError("tracing_endpoint is an http:// or https:// URL")
         return value.strip()
 
-    @field_validator("fetch_allow_networks")
+    @field_validator("fetch_allow_networks", "webhook_allow_networks")
     @classmethod
     def _networks(cls, networks: list[str]) -> list[str]:
         UrlPolicy(allow_networks=tuple(networks))  # a bad CIDR fails at start, not per request
@@ -478,6 +511,14 @@ class Settings(BaseSettings):
             max_image_bytes=self.fetch_max_image_bytes,
             max_video_bytes=self.fetch_max_video_bytes,
             timeout=self.fetch_timeout,
+        )
+
+    @property
+    def webhook_url_policy(self) -> UrlPolicy:
+        """Where webhooks may go: public addresses, or the networks allowed for them (not those
+        allowed for fetches: an asset host is no webhook receiver)."""
+        return UrlPolicy(
+            allow_networks=tuple(self.webhook_allow_networks), timeout=self.webhook_timeout
         )
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -37,6 +38,7 @@ from .credits.live import LiveHolds
 from .db import Database
 from .extras import OTEL_PACKAGES, require
 from .idempotency.local import LocalClaims
+from .jobs.changes import JobChanges, Signal
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
@@ -82,6 +84,14 @@ class Runtime:
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).
     live_holds: LiveHolds = field(default_factory=LiveHolds)
+    #: Posts webhooks (SSRF-checked at every attempt, under `webhook_allow_networks`).
+    webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
+    job_changes: JobChanges = field(default_factory=JobChanges)
+    #: Event streams open in this process, per API key id.
+    event_streams: Counter[str] = field(default_factory=Counter)
+    #: Wakes this process's webhook sender when a job ended here.
+    webhook_wakeup: Signal = field(default_factory=Signal)
     #: OpenTelemetry tracing; None (the default) when off.
     tracing: Tracing | None = None
 
@@ -223,5 +233,6 @@ def build_runtime(
         secret=secret,
         clock=clock,
         fetcher=fetcher,
+        webhook_fetcher=AsyncFetcher(settings.webhook_url_policy),
         tracing=tracing,
     )

@@ -41,8 +41,11 @@ EXPECTED = {
     "UrlPolicy",
     "Video",
     "VideoList",
+    "Webhook",
+    "WebhookVerificationError",
     "__version__",
     "load_catalog",
+    "webhooks",
 }
 
 

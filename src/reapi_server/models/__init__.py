@@ -25,9 +25,11 @@ from .users import (
     UserToken,
     WebSession,
 )
+from .webhooks import DELIVERY_STATES, WebhookDelivery
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "DELIVERY_STATES",
     "MAX_CREDITS",
     "ROLLUP_SLOT_SECONDS",
     "Account",
@@ -58,4 +60,5 @@ __all__ = [
     "UserToken",
     "VideoJob",
     "WebSession",
+    "WebhookDelivery",
 ]

@@ -160,6 +160,19 @@ class Metrics:
             ["feature"],
             registry=self.registry,
         )
+        self.webhook_attempts = Counter(
+            "reapi_webhook_attempts",
+            "Webhook delivery attempts, by outcome (delivered, failed, gone: 410).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "reapi_webhook_deliveries",
+            "Webhook deliveries that ended, by outcome (delivered; failed: retries ran out; "
+            "gone: the receiver answered 410).",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def watch_breakers(self, router: Router, catalog: Catalog, providers: Iterable[str]) -> None:
         collector = _BreakerCollector(router, catalog, providers)

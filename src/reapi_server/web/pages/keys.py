@@ -1,6 +1,8 @@
 """The keys page (/dashboard/keys): create a key with a name and optional limits (its secret is
 shown once, on the page that answers the form), see each key's spend in its current period
-against its limit, edit limits, revoke; management keys in a section of their own.
+against its limit, edit limits and the default webhook URL, show or renew the secret that signs
+its webhooks (only on the answer to a form, never to a GET), revoke; management keys in a
+section of their own.
 
 Everything goes through `api_keys.service.ApiKeys`, as the management API does."""
 
@@ -18,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from ...accounts.service import account_of
 from ...api_keys.limits import MAX_MODELS, KeyLimits, LimitsInvalid, parse_limits
 from ...api_keys.periods import PERIODS
-from ...api_keys.service import CreatedKey, KeyView, keys_service
+from ...api_keys.service import WEBHOOK_URL, CreatedKey, KeyView, keys_service
 from ...errors import AccountDisabled, GatewayError
 from ...identity.service import CurrentSession, require_verified
 from ...management.auth import runtime_of
@@ -95,6 +97,8 @@ def _row(view: KeyView, rt: Runtime, zone: ZoneInfo) -> dict[str, Any]:
         "default_rpm": settings.requests_per_minute,
         "videos": limits.max_concurrent_videos,
         "default_videos": settings.max_concurrent_videos,
+        "webhook_url": view.webhook_url,
+        "webhook_disabled": view.webhook_disabled,
     }
 
 
@@ -105,11 +109,14 @@ def _model_choices(rt: Runtime) -> list[dict[str, str]]:
     ]
 
 
-def _form_values(limits: KeyLimits | None = None, name: str = "") -> dict[str, Any]:
+def _form_values(
+    limits: KeyLimits | None = None, name: str = "", webhook_url: str | None = None
+) -> dict[str, Any]:
     """The create or edit form's fields, filled with `limits`."""
     limits = limits or KeyLimits()
     return {
         "name": name,
+        WEBHOOK_URL: webhook_url or "",
         "spend_limit": "" if limits.spend_limit is None else str(limits.spend_limit),
         "spend_period": limits.spend_period,
         "model_access": "all" if limits.models is None else "only",
@@ -130,7 +137,7 @@ async def _read(request: Request) -> FormData:
 
 def _entered(form: FormData) -> dict[str, Any]:
     """The form as typed, to show it again beside its errors."""
-    names = (*_TYPED, "max_concurrent_videos", "name", "model_access")
+    names = (*_TYPED, "max_concurrent_videos", "name", "model_access", WEBHOOK_URL)
     values: dict[str, Any] = {name: str(form.get(name, "")) for name in names}
     values["models"] = [str(m) for m in form.getlist("models")]
     return values
@@ -212,7 +219,10 @@ async def _create(request: Request, *, kind: str) -> Response:
         if not name:
             raise LimitsInvalid({"name": "Give the key a name, so that you can tell it apart."})
         limits = KeyLimits().changed(_changes(form)) if kind == "model" else None
-        created = await keys_service(rt).create(account.id, name=name, limits=limits, kind=kind)
+        webhook_url = str(form.get(WEBHOOK_URL, "")) if kind == "model" else None
+        created = await keys_service(rt).create(
+            account.id, name=name, limits=limits, kind=kind, webhook_url=webhook_url
+        )
     except GatewayError as error:
         errors = field_errors(error)
         if kind == "management":
@@ -247,6 +257,8 @@ async def _edit_page(
     status: int = 200,
     errors: dict[str, str] | None = None,
     form: dict[str, Any] | None = None,
+    webhook_secret: str | None = None,
+    rotated: bool = False,
 ) -> Response:
     rt, _, view = await _key(request, key_id)
     return render(
@@ -257,10 +269,21 @@ async def _edit_page(
         key=_row(view, rt, _zone(request)),
         kind=view.kind,
         errors=errors or {},
-        form=form or _form_values(view.limits, view.name),
+        form=form or _form_values(view.limits, view.name, view.webhook_url),
         periods=PERIODS,
         model_choices=_model_choices(rt),
+        webhook_secret=webhook_secret,
+        rotated=rotated,
+        overlap_hours=round(rt.settings.webhook_secret_overlap_seconds / 3600),
     )
+
+
+def _webhook_change(form: FormData, view: KeyView) -> dict[str, Any]:
+    """The webhook URL, when the form changes it. The same URL again changes nothing, unless
+    the owner asks for a URL stopped by a 410 Gone to be used again."""
+    url = str(form.get(WEBHOOK_URL, "")).strip() or None
+    again = view.webhook_disabled and bool(form.get("webhook_enable"))
+    return {WEBHOOK_URL: url} if url != view.webhook_url or again else {}
 
 
 @router.get(PAGE + "/{key_id}")
@@ -276,6 +299,7 @@ async def save_limits(request: Request, key_id: str) -> Response:
         changes: dict[str, Any] = {"name": str(form.get("name", ""))}
         if view.kind == "model":
             changes.update(_changes(form, stored=view.limits))
+            changes.update(_webhook_change(form, view))
         await keys_service(rt).update(account_id, key_id, changes)
     except GatewayError as error:
         return await _edit_page(
@@ -286,6 +310,28 @@ async def save_limits(request: Request, key_id: str) -> Response:
             form=_entered(form),
         )
     return RedirectResponse(f"{PAGE}?done=key_updated#key-{key_id}", 303)
+
+
+async def _show_secret(request: Request, key_id: str, *, rotate: bool) -> Response:
+    rt, account_id, _ = await _key(request, key_id)
+    try:
+        secret = await keys_service(rt).webhook_secret(account_id, key_id, rotate=rotate)
+    except GatewayError as error:
+        return await _edit_page(
+            request, key_id, status=error.http_status, errors=field_errors(error)
+        )
+    # On the answer to this form only: nothing keeps it for a later page.
+    return await _edit_page(request, key_id, webhook_secret=secret, rotated=rotate)
+
+
+@router.post(PAGE + "/{key_id}/webhook-secret")
+async def show_webhook_secret(request: Request, key_id: str) -> Response:
+    return await _show_secret(request, key_id, rotate=False)
+
+
+@router.post(PAGE + "/{key_id}/webhook-secret/rotate")
+async def rotate_webhook_secret(request: Request, key_id: str) -> Response:
+    return await _show_secret(request, key_id, rotate=True)
 
 
 @router.get(PAGE + "/{key_id}/revoke")

@@ -216,3 +216,13 @@ async def delete_for_account(session: AsyncSession, account_id: str) -> int:
     return await _changed(
         session, delete(WebhookDelivery).where(WebhookDelivery.account_id == account_id)
     )
+
+
+async def all_for_account(session: AsyncSession, account_id: str) -> list[WebhookDelivery]:
+    """Every delivery of an account, oldest first (for its owner's data export)."""
+    result = await session.execute(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.account_id == account_id)
+        .order_by(WebhookDelivery.created_at, WebhookDelivery.id)
+    )
+    return list(result.scalars())

@@ -87,7 +87,7 @@ def _stream_timeouts(first_byte: float, idle: float) -> httpx.Timeout:
     return httpx.Timeout(idle, connect=first_byte, pool=first_byte)
 
 
-#: What a streamed answer's lines may raise: each becomes an `APIConnectionError`.
+#: What reading a streamed answer may raise: each becomes an `APIConnectionError`.
 _STREAM_ERRORS = (httpx.TransportError, httpx.StreamError)
 
 
@@ -326,12 +326,13 @@ class SyncEngine(_Base):
         )
 
     @contextlib.contextmanager
-    def stream_lines(
+    def stream_chunks(
         self, request: UpstreamRequest, provider: str, *, first_byte: float, idle: float
-    ) -> Iterator[tuple[int, Iterator[str]]]:
-        """An answer read as it comes, line by line (Server-Sent Events): its status and its
-        lines. A transport failure, at the start or mid-stream, is an `APIConnectionError`
-        (`APITimeoutError` after `idle` seconds without a byte)."""
+    ) -> Iterator[tuple[int, Iterator[bytes]]]:
+        """An answer read as it comes (Server-Sent Events): its status and its bytes, in the
+        chunks they came in; the reader splits them (`reapi._sse`: by the event-stream rules,
+        within its bounds). A transport failure, at the start or mid-stream, is an
+        `APIConnectionError` (`APITimeoutError` after `idle` seconds without a byte)."""
         built = self._client.build_request(
             request.method,
             request.url,
@@ -344,21 +345,21 @@ class SyncEngine(_Base):
             lambda e: self._connection_error(e, provider, "waiting for the first byte"),
         )
         try:
-            yield response.status_code, self._lines(response, provider)
+            yield response.status_code, self._chunks(response, provider)
         finally:
             response.close()
 
-    def _lines(self, response: httpx.Response, provider: str) -> Iterator[str]:
-        lines = response.iter_lines()
+    def _chunks(self, response: httpx.Response, provider: str) -> Iterator[bytes]:
+        chunks = response.iter_bytes()
         while True:
-            line = translated(
-                lambda: next(lines, None),
+            chunk = translated(
+                lambda: next(chunks, None),
                 _STREAM_ERRORS,
                 lambda e: self._connection_error(e, provider, "reading the stream"),
             )
-            if line is None:
+            if chunk is None:
                 return
-            yield line
+            yield chunk
 
     def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
@@ -523,10 +524,10 @@ class AsyncEngine(_Base):
         return UpstreamResponse(status, headers, content, elapsed_ms)
 
     @contextlib.asynccontextmanager
-    async def stream_lines(
+    async def stream_chunks(
         self, request: UpstreamRequest, provider: str, *, first_byte: float, idle: float
-    ) -> AsyncIterator[tuple[int, AsyncIterator[str]]]:
-        """The async twin of `SyncEngine.stream_lines`."""
+    ) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
+        """The async twin of `SyncEngine.stream_chunks`."""
         built = self._client.build_request(
             request.method,
             request.url,
@@ -544,21 +545,21 @@ class AsyncEngine(_Base):
             lambda e: self._connection_error(e, provider, "waiting for the first byte"),
         )
         try:
-            yield response.status_code, self._lines(response, provider)
+            yield response.status_code, self._chunks(response, provider)
         finally:
             await response.aclose()
 
-    async def _lines(self, response: httpx.Response, provider: str) -> AsyncIterator[str]:
-        lines = response.aiter_lines()
+    async def _chunks(self, response: httpx.Response, provider: str) -> AsyncIterator[bytes]:
+        chunks = response.aiter_bytes()
         while True:
-            line = await translated_async(
-                lambda: anext(lines, None),
+            chunk = await translated_async(
+                lambda: anext(chunks, None),
                 _STREAM_ERRORS,
                 lambda e: self._connection_error(e, provider, "reading the stream"),
             )
-            if line is None:
+            if chunk is None:
                 return
-            yield line
+            yield chunk
 
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:

@@ -1,35 +1,135 @@
-"""Server-Sent Events, client side: lines in, events out (the WHATWG event-stream rules a client
-needs: `event`, `data`, `id` and the `retry` hint; comments are skipped)."""
+"""Server-sent events (`text/event-stream`), read by the WHATWG HTML standard's rules: the one
+decoder for the SDK's event streams (a gateway's video events) and the adapters' (a provider's
+streamed answer).
+
+Bytes in, events out. The stream is UTF-8 (a byte order mark at its start is dropped); lines end
+with CRLF, LF or CR and nothing else (not U+2028, which `str.splitlines` would split on); an
+event ends at a blank line; `data` lines join with newlines; `id` (without NUL) and `retry`
+(ASCII digits) are kept for reconnecting; comments (`:` lines, keep-alives) and unknown fields
+are skipped. An event that the end of the stream cuts off is dropped, as the standard says.
+
+What an event may hold is bounded (`EventTooLarge`): a line that never ends, or data lines that
+never meet a blank line, would otherwise grow memory for as long as the sender likes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
 
+from ._detached import translated
+from ._exceptions import APIResponseError
 from ._numbers import ascii_whole_number
 
-__all__ = ["EventDecoder", "ServerSentEvent"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "MAX_UPSTREAM_EVENT_BYTES",
+    "EventDecoder",
+    "EventTooLarge",
+    "ServerSentEvent",
+    "is_event_stream",
+    "read_events",
+]
+
+#: What one event of a gateway's stream may hold: a video object is a few kilobytes.
+MAX_EVENT_BYTES = 1024 * 1024
+#: What one event of a provider's streamed answer may hold: an image in base64 (a partial or
+#: final image, or a Gemini chunk with its inline image) with room to spare.
+MAX_UPSTREAM_EVENT_BYTES = 64 * 1024 * 1024
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_BOM = b"\xef\xbb\xbf"
+
+
+class EventTooLarge(ValueError):
+    """An event (or a line of it) over the decoder's bound."""
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSentEvent:
+    #: The `event` field; "message" when the event has none.
     event: str
-    data: str
+    #: Repr-hidden: a provider's events may echo the prompt.
+    data: str = field(repr=False)
     #: The stream's last event id when this event was dispatched (it carries over).
-    id: str | None
+    id: str | None = None
+
+    def json(self, provider: str) -> Any:
+        """The data as JSON; data that is not JSON is the sender's fault (fail over). The
+        decoder's error holds the data, which may echo the prompt: not chained."""
+        return translated(
+            lambda: json.loads(self.data),
+            ValueError,
+            lambda _: APIResponseError(
+                "the provider sent an event that is not valid JSON", provider=provider
+            ),
+        )
 
 
 class EventDecoder:
-    def __init__(self) -> None:
+    """One stream's decoder: `feed` it the bytes as they come, in chunks cut anywhere."""
+
+    def __init__(self, *, max_event_bytes: int = MAX_EVENT_BYTES) -> None:
+        #: The id of the last event dispatched: what `Last-Event-ID` sends on reconnecting.
         self.last_id: str | None = None
         #: The server's reconnection delay, in milliseconds, when it gave one.
         self.retry_ms: int | None = None
-        self._event = ""
-        self._data: list[str] = []
+        self._max = max_event_bytes
+        self.new_stream()
 
-    def feed(self, line: str) -> ServerSentEvent | None:
-        """One line (without its line break); the event it completes, if any."""
-        if not line:
+    def new_stream(self) -> None:
+        """Start over on the next stream of the same source (a reconnection): the last event
+        id and the retry delay carry over, as the standard's `EventSource` keeps them."""
+        self._started = False  # the byte order mark is looked for once, at the start
+        self._after_cr = False  # a chunk ended with CR: a LF opening the next belongs to it
+        self._line: list[bytes] = []  # the unfinished line, in the pieces it came in
+        self._line_bytes = 0
+        self._event = ""
+        self._id = self.last_id
+        self._data: list[str] = []
+        self._data_bytes = 0
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        """The events `chunk` completes; `EventTooLarge` once an event outgrows the bound."""
+        chunk = self._unstarted(chunk)
+        if not chunk:
+            return []
+        if self._after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        self._after_cr = chunk.endswith(b"\r")
+        events = []
+        start = 0
+        for end in _LINE_END.finditer(chunk):
+            self._line.append(chunk[start : end.start()])
+            line, self._line, self._line_bytes = b"".join(self._line), [], 0
+            start = end.end()
+            event = self._field(line)
+            if event is not None:
+                events.append(event)
+        if start < len(chunk):
+            self._line.append(chunk[start:])
+            self._line_bytes += len(chunk) - start
+            self._check_size()
+        return events
+
+    def _unstarted(self, chunk: bytes) -> bytes:
+        """`chunk` without the stream's byte order mark, which may come split over chunks."""
+        if self._started:
+            return chunk
+        head = b"".join(self._line) + chunk
+        if _BOM.startswith(head):  # the mark, or its start: wait for more
+            self._line, self._line_bytes = [head] if head else [], len(head)
+            return b""
+        self._started = True
+        self._line, self._line_bytes = [], 0
+        return head.removeprefix(_BOM)
+
+    def _field(self, raw: bytes) -> ServerSentEvent | None:
+        if not raw:
             return self._dispatch()
+        line = raw.decode("utf-8", errors="replace")
         if line.startswith(":"):
             return None
         name, _, value = line.partition(":")
@@ -38,15 +138,42 @@ class EventDecoder:
             self._event = value
         elif name == "data":
             self._data.append(value)
+            self._data_bytes += len(raw)
+            self._check_size()
         elif name == "id" and "\0" not in value:
-            self.last_id = value
+            self._id = value
         elif name == "retry":
-            self.retry_ms = ascii_whole_number(value, max_digits=9) or self.retry_ms
+            retry_ms = ascii_whole_number(value, max_digits=9)
+            self.retry_ms = retry_ms if retry_ms is not None else self.retry_ms
         return None
 
     def _dispatch(self) -> ServerSentEvent | None:
+        self.last_id = self._id
         event, data = self._event or "message", self._data
-        self._event, self._data = "", []
+        self._event, self._data, self._data_bytes = "", [], 0
         if not data:
             return None
         return ServerSentEvent(event, "\n".join(data), self.last_id)
+
+    def _check_size(self) -> None:
+        if self._data_bytes + self._line_bytes > self._max:
+            raise EventTooLarge(f"an event is larger than {self._max} bytes")
+
+
+def is_event_stream(content_type: str | None) -> bool:
+    """Whether a `Content-Type` value is `text/event-stream` (any parameters, any case)."""
+    return (content_type or "").partition(";")[0].strip().lower() == "text/event-stream"
+
+
+def read_events(content: bytes, provider: str) -> list[ServerSentEvent]:
+    """The events of a provider's whole streamed answer; an event over
+    `MAX_UPSTREAM_EVENT_BYTES` is the provider's fault (fail over)."""
+    decoder = EventDecoder(max_event_bytes=MAX_UPSTREAM_EVENT_BYTES)
+    return translated(
+        lambda: decoder.feed(content),
+        EventTooLarge,
+        lambda _: APIResponseError(
+            f"the provider sent an event larger than {MAX_UPSTREAM_EVENT_BYTES // 2**20} MiB",
+            provider=provider,
+        ),
+    )

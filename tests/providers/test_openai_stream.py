@@ -182,6 +182,17 @@ def test_an_event_that_is_not_json_fails_over_without_echoing_it(httpx_mock):
     assert result.reapi.provider == "backup"
 
 
+def test_an_event_over_the_size_bound_fails_over(httpx_mock, monkeypatch):
+    """An event larger than the decoder takes (a hostile or broken upstream) is the upstream's
+    fault, like one that is not JSON: the next route is tried."""
+    monkeypatch.setattr("reapi._sse.MAX_UPSTREAM_EVENT_BYTES", 4096)
+    httpx_mock.add_response(**stream(partial(0), completed(image=FINAL * 200)))
+    httpx_mock.add_response(**stream(completed(), url=f"{BACKUP}/images/generations"))
+    result = client().images.generate(model="gpt-image-2", prompt="p")
+    assert result.reapi.provider == "backup"
+    assert result.reapi.attempt_log[0].code == "upstream_bad_response"
+
+
 def test_an_error_status_before_the_stream_is_mapped_as_usual(httpx_mock):
     httpx_mock.add_response(
         url=f"{PRIMARY}/images/generations",

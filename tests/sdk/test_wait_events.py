@@ -139,3 +139,32 @@ async def test_a_stream_silent_past_the_idle_bound_is_left_for_polling(twin, mon
         done = await wait(gateway, twin, poll_interval=0.01)
     assert done.status == "completed"
     assert gateway.paths() == ["/v1/videos/video_1/events", "/v1/videos/video_1"]
+
+
+async def test_the_stream_is_read_by_the_event_stream_rules_not_by_splitlines(twin):
+    """A byte order mark starts the stream (its first field is still a field), and only CR,
+    LF and CRLF end a line: U+2028 inside a value is part of the value."""
+    running = event("video.updated", {**RUNNING, "model": "m"}, "r-40").replace(
+        b'"model": "m"', '"model": "m\u2028x"'.encode()
+    )
+    first = Stream([b"\xef\xbb\xbf" + running])
+    second = Stream([event("video.completed", DONE, "c")])
+    seen = []
+    with EventGateway(first, second) as gateway:
+        done = await wait(gateway, twin, on_progress=seen.append)
+    assert done.status == "completed"
+    assert seen[0].model == "m\u2028x"
+    assert gateway.paths() == ["/v1/videos/video_1/events"] * 2
+    assert gateway.seen[1].headers["Last-Event-ID"] == "r-40"
+
+
+async def test_an_endless_line_is_left_for_polling_not_held_in_memory(twin):
+    """A line that never ends (a broken or hostile server) is cut off at the decoder's bound:
+    the wait polls instead of buffering it until the stream's idle bound."""
+    endless = Stream([b"data: " + b"x" * 65_536] * 40, end="hang")  # 2.5 MiB, no line end
+    started = time.monotonic()
+    with EventGateway(endless, polled=DONE) as gateway:
+        done = await wait(gateway, twin, poll_interval=0.01)
+    assert done.status == "completed"
+    assert gateway.paths() == ["/v1/videos/video_1/events", "/v1/videos/video_1"]
+    assert time.monotonic() - started < 10

@@ -23,6 +23,7 @@ from typing import Any
 
 from .._exceptions import APIResponseError, ContentPolicyError, ReapiError
 from .._payload import File
+from .._sse import is_event_stream, read_events
 from ..catalog import Route
 from ._base import Connection, ImageCall, VideoCall, _safe_code
 from ._google import GoogleAdapter
@@ -35,7 +36,6 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
-from ._sse import is_event_stream, read_events
 from ._util import b64decode, drop_none
 from .veo import VeoAdapter
 
@@ -121,7 +121,7 @@ class GeminiAdapter(GoogleAdapter):
         return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
 
     def _one_image(self, response: UpstreamResponse) -> tuple[GeneratedFile, dict[str, int]]:
-        if is_event_stream(response) and response.status < 400:
+        if is_event_stream(response.header("content-type")) and response.status < 400:
             body = self._merged_stream(response)
         else:
             body = self.check(response).json(self.provider)
@@ -154,7 +154,7 @@ class GeminiAdapter(GoogleAdapter):
         parts: list[Any] = []
         finish: object = None
         candidates_seen = False
-        for event in read_events(response.content):
+        for event in read_events(response.content, self.provider):
             chunk = event.json(self.provider)
             if not isinstance(chunk, dict):
                 raise APIResponseError(

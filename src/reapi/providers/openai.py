@@ -27,6 +27,7 @@ from .._exceptions import (
 )
 from .._numbers import ascii_whole_number
 from .._payload import File
+from .._sse import is_event_stream, read_events
 from ..catalog import Route
 from ._base import Adapter, ImageCall, VideoCall, _safe_code
 from ._protocol import (
@@ -38,7 +39,6 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
-from ._sse import is_event_stream, read_events
 from ._util import b64decode, content_type_for, drop_none
 
 __all__ = ["OpenAIAdapter"]
@@ -125,14 +125,14 @@ class OpenAIAdapter(Adapter):
             )
         response = yield request
         assert response is not None
-        if is_event_stream(response) and response.status < 400:
+        if is_event_stream(response.header("content-type")) and response.status < 400:
             return self._image_result(self._streamed_answer(response), call)
         return self._image_result(self.check(response).json(self.provider), call)
 
     def _streamed_answer(self, response: UpstreamResponse) -> Any:
         """The completed events, as the answer that is not streamed would have put them."""
         completed: list[dict[str, Any]] = []
-        for event in read_events(response.content):
+        for event in read_events(response.content, self.provider):
             data = event.json(self.provider)
             if not isinstance(data, dict):
                 raise APIResponseError(

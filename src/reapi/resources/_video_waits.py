@@ -4,9 +4,9 @@ event stream on a gateway (GET /v1/videos/{id}/events, Server-Sent Events).
 A stream that ends before the video did is opened again with `Last-Event-ID`, after the delay
 the server's `retry` field asks for (the gateway ends streams after a while). The wait falls back
 to polling when the gateway answers anything but a stream (404: an older gateway without the
-route), when a stream breaks or stays silent past `STREAM_IDLE` (the gateway sends a comment
-every 15 s), when the video is deleted (polling then says so), or after `MAX_EMPTY_STREAMS`
-streams in a row that ended at once with nothing said.
+route), when a stream breaks, stays silent past `STREAM_IDLE` (the gateway sends a comment
+every 15 s) or sends an event over the decoder's bound, when the video is deleted (polling then
+says so), or after `MAX_EMPTY_STREAMS` streams in a row that ended at once with nothing said.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from .._exceptions import APITimeoutError
 from .._gateway import GatewayProtocols
 from .._options import CallOptions
-from .._sse import EventDecoder
+from .._sse import EventDecoder, EventTooLarge, ServerSentEvent
 from ..providers import UpstreamRequest
 from ..types import Video
 
@@ -76,7 +76,7 @@ class Progress:
 
 class EventWait:
     """One wait's way through its event streams. The twins open each stream (`request`), hand
-    over its status (`opened`) and lines (`line`), and say how it ended (`ended`, `broke`),
+    over its status (`opened`) and bytes (`chunk`), and say how it ended (`ended`, `broke`),
     until `done`: then `final` is the finished video, or None to poll instead."""
 
     def __init__(self, gateway: GatewayProtocols, progress: Progress) -> None:
@@ -86,7 +86,6 @@ class EventWait:
         self._events = 0
         self._empty = 0
         self._opened_at = 0.0
-        self._last_id: str | None = None
         self.final: Video | None = None
         self.fall_back = False
 
@@ -95,27 +94,29 @@ class EventWait:
         return self.final is not None or self.fall_back
 
     def request(self, video_id: str, call: CallOptions) -> UpstreamRequest:
-        return self._gateway.video_events(video_id, call, self._last_id)
+        return self._gateway.video_events(video_id, call, self._decoder.last_id)
 
     def opened(self, status: int) -> bool:
         """Whether the answer is a stream to read."""
         if status != 200:
             self.fall_back = True
             return False
-        retry_ms = self._decoder.retry_ms
-        self._decoder = EventDecoder()
-        self._decoder.retry_ms = retry_ms
+        self._decoder.new_stream()
         self._events = 0
         self._opened_at = time.monotonic()
         return True
 
-    def line(self, line: str) -> bool:
-        """Whether the wait is over with this line (`done`)."""
-        event = self._decoder.feed(line)
-        if event is None:
-            return False
+    def chunk(self, chunk: bytes) -> bool:
+        """Whether the wait is over with these bytes of the stream (`done`)."""
+        try:
+            events = self._decoder.feed(chunk)
+        except EventTooLarge:
+            self.fall_back = True
+            return True
+        return any(self._event(event) for event in events)  # stops at the one that ends it
+
+    def _event(self, event: ServerSentEvent) -> bool:
         self._events += 1
-        self._last_id = event.id
         if event.event == "video.deleted":
             self.fall_back = True
         elif event.event in _VIDEO_EVENTS:  # other kinds: from a later gateway, skipped

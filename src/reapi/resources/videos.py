@@ -265,15 +265,15 @@ class Videos(SyncResource):
                 raise progress.timed_out()
             broke, pause = False, 0.0
             try:
-                with self._engine.stream_lines(
+                with self._engine.stream_chunks(
                     events.request(video_id, call),
                     GATEWAY,
                     first_byte=min(FIRST_BYTE, remaining),
                     idle=min(STREAM_IDLE, remaining),
-                ) as (status, lines):
+                ) as (status, chunks):
                     if events.opened(status):
-                        for line in lines:
-                            if events.line(line) or time.monotonic() >= deadline:
+                        for chunk in chunks:
+                            if events.chunk(chunk) or time.monotonic() >= deadline:
                                 break
                         else:
                             pause = events.ended()
@@ -522,15 +522,15 @@ class AsyncVideos(AsyncResource):
             broke, pause = False, 0.0
             with anyio.move_on_after(remaining) as waited:
                 try:
-                    async with self._engine.stream_lines(
+                    async with self._engine.stream_chunks(
                         events.request(video_id, call),
                         GATEWAY,
                         first_byte=min(FIRST_BYTE, remaining),
                         idle=min(STREAM_IDLE, remaining),
-                    ) as (status, lines):
+                    ) as (status, chunks):
                         if events.opened(status):
-                            async for line in lines:
-                                if events.line(line):
+                            async for chunk in chunks:
+                                if events.chunk(chunk):
                                     break
                             else:
                                 pause = events.ended()

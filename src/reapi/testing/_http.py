@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Protocol
 
+from .._sse import is_event_stream
 from ._answers import head_of, write_body, write_event_stream
 from ._faults import Fault, FaultState, FaultSwitch
 from ._messages import Answer, SimResponse, json_answer
@@ -356,7 +357,7 @@ def _reset(writer: asyncio.StreamWriter) -> None:
 def _is_event_stream(answer: Answer) -> bool:
     status, headers, _ = answer
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
-    return status == 200 and content_type.partition(";")[0].strip() == "text/event-stream"
+    return status == 200 and is_event_stream(content_type)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -221,6 +221,17 @@ def test_a_stream_that_ends_before_its_image_fails_over(httpx_mock):
     )
 
 
+def test_a_chunk_over_the_size_bound_fails_over(httpx_mock, monkeypatch):
+    monkeypatch.setattr("reapi._sse.MAX_UPSTREAM_EVENT_BYTES", 65_536)
+    first, last = chunks_of(answer())
+    first["candidates"][0]["content"]["parts"][0]["text"] = "x" * 70_000
+    httpx_mock.add_response(**sse(data(first), data(last)))
+    httpx_mock.add_response(**sse(*(data(c) for c in chunks_of(answer())), base=BACKUP))
+    result = client().images.generate(model="gemini-3-pro-image", prompt="p")
+    assert result.reapi.provider == "backup"
+    assert result.reapi.attempt_log[0].code == "upstream_bad_response"
+
+
 # -- failover on real sockets ------------------------------------------------------------------
 @pytest.fixture
 def sims():

@@ -52,7 +52,24 @@ class PostgresServer:
         self._run(
             f"{self.bindir}/initdb", "-D", self.data, "-A", "trust", "-U", "reapi", "--no-sync"
         )
+        for _attempt in range(4):
+            try:
+                self.resume()
+                return
+            except subprocess.CalledProcessError:
+                # Another process on the machine took the free port between our choosing it
+                # and the server binding it: choose again.
+                if "Address already in use" not in self._log():
+                    raise
+                self.port = _free_port()
         self.resume()
+
+    def _log(self) -> str:
+        try:
+            with open(os.path.join(self.base, "log"), encoding="utf-8", errors="replace") as log:
+                return log.read()
+        except OSError:
+            return ""
 
     def resume(self) -> None:
         """Start the server (again, after `halt`)."""

@@ -35,6 +35,7 @@ from reapi import UrlPolicy
 from reapi._excerpt import excerpt
 from reapi._settings import SDK_ENV
 
+from .billing.settings import BillingSettings
 from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
 
 __all__ = [
@@ -262,6 +263,11 @@ class Settings(BaseSettings):
     chat_widget_csp_sources: list[str] = Field(default_factory=list)
     chat_widget_name: str = "the chat-support provider"
     chat_widget_cookies: list[str] = Field(default_factory=list)
+
+    # -- billing ---------------------------------------------------------------------------------
+    #: Credit packs sold through Stripe Checkout, and the Stripe account behind them
+    #: (`[billing]` in TOML; `REAPI_BILLING__STRIPE_SECRET_KEY`, ...). See docs/billing.md.
+    billing: BillingSettings = Field(default_factory=BillingSettings)
 
     # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"

@@ -3,7 +3,7 @@
 from .accounts import Account
 from .api_keys import ApiKey
 from .base import Base
-from .billing import Payment
+from .billing import BillingProfile, Dispute, Payment, Refund, StripeEvent, TopUp
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
@@ -32,9 +32,11 @@ __all__ = [
     "AuthThrottle",
     "BackupCode",
     "Base",
+    "BillingProfile",
     "CommitMarker",
     "Consent",
     "CreditHold",
+    "Dispute",
     "IdempotencyRecord",
     "KnownDevice",
     "LedgerEntry",
@@ -46,7 +48,10 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PendingDeletion",
+    "Refund",
     "StoredOutput",
+    "StripeEvent",
+    "TopUp",
     "UsageRecord",
     "User",
     "UserToken",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccountClosed",
+    "AccountInDispute",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
@@ -58,6 +59,15 @@ class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_credits"
+
+
+class AccountInDispute(GatewayError):
+    """A chargeback of a payment to the account is open, or took more credit than was left:
+    nothing is held for the account until it is resolved or paid (`billing`)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "account_in_dispute"
 
 
 class CreditLimitExceeded(GatewayError):

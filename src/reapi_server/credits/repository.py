@@ -15,6 +15,7 @@ from ..models import MAX_CREDITS, Account, CreditHold, LedgerEntry
 
 __all__ = [
     "ClosedHold",
+    "Standing",
     "balance_of",
     "delete_for_account",
     "grant",
@@ -28,6 +29,7 @@ __all__ = [
     "reserve",
     "settle",
     "stale_holds",
+    "standing_of",
 ]
 
 
@@ -77,6 +79,9 @@ _RESERVE = Statement(
         Account.balance >= bindparam("b_amount"),
         # Nothing is held for an account being deleted: refused here, in every process at once.
         Account.deleted_at.is_(None),
+        # Nor for one in a payment dispute, or owing credit since one (`billing`).
+        Account.on_hold.is_(None),
+        Account.debt == 0,
     )
     .values(
         balance=Account.balance - bindparam("b_amount"),
@@ -161,7 +166,8 @@ async def reserve(
     expires_at: float | None,
     now: float,
 ) -> str | None:
-    """Move `amount` from balance to reserved, or return None if the balance is short.
+    """Move `amount` from balance to reserved, or return None if the balance is short (or the
+    account is closing, on hold or in debt: `standing_of` says which).
 
     One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
     (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting), and within a
@@ -275,6 +281,31 @@ async def stale_holds(
         .limit(limit)
     )
     return [(str(hold), str(request), str(account)) for hold, request, account in result]
+
+
+_STANDING = Statement(
+    select(Account.deleted_at, Account.on_hold, Account.debt).where(
+        Account.id == bindparam("b_account")
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """What, besides its balance, may stand in the way of a hold on an account."""
+
+    closed: bool
+    #: `account_in_dispute` while a chargeback is open.
+    on_hold: str | None
+    debt: int
+
+
+async def standing_of(session: AsyncSession | Tx, account_id: str) -> Standing:
+    """Read in the transaction that refused a hold (an account that is gone counts as closed)."""
+    row = await as_tx(session).first(_STANDING, {"b_account": account_id})
+    if row is None:
+        return Standing(closed=True, on_hold=None, debt=0)
+    return Standing(closed=row[0] is not None, on_hold=row[1], debt=int(row[2]))
 
 
 async def balance_of(session: AsyncSession, account_id: str) -> tuple[int, int]:

@@ -7,14 +7,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reapi._params import Shape
 from reapi.catalog import ModelSpec
 
-from ..accounts import repository as accounts
-from ..errors import AccountClosed, CreditLimitExceeded, GatewayError, InsufficientCredits
+from ..errors import (
+    AccountClosed,
+    AccountInDispute,
+    CreditLimitExceeded,
+    GatewayError,
+    InsufficientCredits,
+)
 from ..group_commit import Tx
 from ..models import MAX_CREDITS, UsageRecord
 from ..usage import repository as usage_rows
 from . import repository
 
-__all__ = ["grant", "hold_or_record_refusal", "insufficient", "price_of"]
+__all__ = ["grant", "hold_or_record_refusal", "in_dispute", "insufficient", "price_of"]
 
 
 def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: int = 0) -> int:
@@ -40,8 +45,10 @@ async def hold_or_record_refusal(
     now: float,
 ) -> str | GatewayError:
     """Hold `amount` for the request and write its pending usage row: the hold id. Or the
-    refusal, returned (not raised: the op shares a group commit): a short balance, written as
-    the request's usage row; or an account being deleted, which nothing is written for."""
+    refusal, returned (not raised: the op shares a group commit): a short balance or an
+    account in a payment dispute, written as the request's usage row; or an account being
+    deleted, which nothing is written for. The hold's own UPDATE decides; what stood in its
+    way is read only once it refused."""
     hold_id = await repository.reserve(
         tx,
         usage.account_id,
@@ -51,14 +58,33 @@ async def hold_or_record_refusal(
         expires_at=expires_at,
         now=now,
     )
-    if hold_id is None and not await accounts.is_open(tx, usage.account_id):
+    # The row's status is set in both cases: a group commit may run this op a second time.
+    if hold_id is not None:
+        usage.status, usage.error_code = "pending", None
+        await usage_rows.insert(tx, usage)
+        return hold_id
+    standing = await repository.standing_of(tx, usage.account_id)
+    if standing.closed:
         return AccountClosed()
-    # Set in both cases: a group commit may run this op a second time (see group_commit).
-    usage.status, usage.error_code = (
-        ("pending", None) if hold_id is not None else ("failed", InsufficientCredits.default_code)
-    )
+    refusal = in_dispute(standing) or insufficient(amount)
+    usage.status, usage.error_code = "failed", refusal.code
     await usage_rows.insert(tx, usage)
-    return hold_id if hold_id is not None else insufficient(amount)
+    return refusal
+
+
+def in_dispute(standing: repository.Standing) -> AccountInDispute | None:
+    """The refusal of an account on hold for a chargeback, or owing credit since one."""
+    if standing.on_hold is not None:
+        return AccountInDispute(
+            "a payment to this account is disputed with the card issuer; requests are refused"
+            " until the dispute is resolved"
+        )
+    if standing.debt > 0:
+        return AccountInDispute(
+            f"this account owes {standing.debt} credits after a disputed payment; requests are"
+            " refused until credits are bought to cover it"
+        )
+    return None
 
 
 async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:

@@ -22,6 +22,7 @@ from reapi._fetch import AsyncFetcher
 from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
+from .billing.webhook import router as billing_webhook_router
 from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
@@ -86,6 +87,8 @@ def create_app(
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
+            if rt.billing.webhook_enabled and rt.billing.api is not None:
+                tasks.append(asyncio.create_task(rt.billing.run_retries()))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
             interval = settings.email_send_interval
@@ -125,6 +128,7 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
+    app.include_router(billing_webhook_router)
     if settings.metrics_token is not None:
         app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
     mount_web(app, web_app)  # last: it takes every path the API does not have

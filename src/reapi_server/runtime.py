@@ -22,6 +22,7 @@ from reapi.catalog import Catalog, load_catalog
 from reapi.router import Router, RouterConfig
 
 from .api_keys.auth import Authenticator
+from .billing.service import Billing
 from .config import Settings
 from .credits.live import LiveHolds
 from .db import Database
@@ -59,14 +60,18 @@ class Runtime:
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).
     live_holds: LiveHolds = field(default_factory=LiveHolds)
+    #: Stripe checkout, webhooks, refunds and auto top-up (`billing`).
+    billing: Billing = field(init=False)
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
+        self.billing = Billing.from_settings(self.settings, self.db, self.now)
 
     def now(self) -> float:
         return self.clock()
 
     async def aclose(self) -> None:
+        await self.billing.aclose()
         await self.engine.aclose()
         await self.db.dispose()
 

@@ -20,9 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..credits import movements
 from ..models import Dispute
 from . import repository
-from .applying import Applying, Waiting, lock_account
+from .applying import Applying, lock_account, payment_of
 from .refunds import credits_for
-from .stripe_api import StripeObject, object_id
+from .stripe_api import StripeObject
 
 __all__ = ["HOLD_REASON", "apply_dispute"]
 
@@ -32,15 +32,9 @@ _LOST = ("lost",)
 
 
 async def apply_dispute(session: AsyncSession, dispute: StripeObject, ctx: Applying) -> str:
-    payment = await repository.find_payment(
-        session,
-        payment_intent_id=object_id(dispute.get("payment_intent")),
-        charge_id=object_id(dispute.get("charge")),
-    )
+    payment = await payment_of(session, dispute)
     if payment is None:
         return "not_ours"
-    if payment.status != "paid":
-        raise Waiting("the payment is not credited yet")
     account_id = payment.account_id
     await lock_account(session, account_id)
     await repository.lock_payment(session, payment.id)

@@ -168,8 +168,10 @@ async def apply_intent(session: AsyncSession, intent: Charged, ctx: Applying) ->
     A Checkout top-up's PaymentIntent is left to its session's events."""
     top_up_id = intent.metadata.get("top_up_id")
     top_up = await repository.get_top_up(session, top_up_id) if top_up_id else None
-    if top_up is None or top_up.kind != "auto":
+    if top_up is None:
         return "not_ours"
+    if top_up.kind != "auto":
+        return "by_checkout"  # its session's events apply it
     await lock_account(session, top_up.account_id)
     await session.refresh(top_up)
     if intent.amount != top_up.amount or intent.currency != top_up.currency:

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..credits import movements
 from ..models import Payment, Refund
 from . import repository
-from .applying import Applying, Waiting, lock_account
-from .stripe_api import StripeObject, listed, object_id
+from .applying import Applying, lock_account, payment_of
+from .stripe_api import StripeObject, listed
 
 __all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "credits_for"]
 
@@ -51,15 +51,9 @@ def _metadata(refund: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx: Applying) -> str:
-    payment = await repository.find_payment(
-        session,
-        payment_intent_id=object_id(charge.get("payment_intent")),
-        charge_id=str(charge["id"]),
-    )
+    payment = await payment_of(session, charge)
     if payment is None:
         return "not_ours"
-    if payment.status != "paid":
-        raise Waiting("the payment is not credited yet")
     await lock_account(session, payment.account_id)
     await repository.lock_payment(session, payment.id)
     await session.refresh(payment)

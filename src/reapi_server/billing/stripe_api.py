@@ -123,13 +123,20 @@ class StripeApi:
         )
 
     async def charge(self, charge_id: str) -> StripeObject:
-        """The charge with every refund of it."""
+        """The charge with every refund of it, and its PaymentIntent."""
         return await _call(
-            lambda: self._v1.charges.retrieve_async(charge_id, params={"expand": ["refunds"]})
+            lambda: self._v1.charges.retrieve_async(
+                charge_id, params={"expand": ["refunds", "payment_intent"]}
+            )
         )
 
     async def dispute(self, dispute_id: str) -> StripeObject:
-        return await _call(lambda: self._v1.disputes.retrieve_async(dispute_id))
+        """The dispute with its PaymentIntent."""
+        return await _call(
+            lambda: self._v1.disputes.retrieve_async(
+                dispute_id, params={"expand": ["payment_intent"]}
+            )
+        )
 
     async def invoice(self, invoice_id: str) -> StripeObject:
         return await _call(lambda: self._v1.invoices.retrieve_async(invoice_id))

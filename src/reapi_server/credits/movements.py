@@ -29,6 +29,7 @@ __all__ = [
     "already_moved",
     "clear_hold",
     "ledger_debt",
+    "lock_account",
     "put_on_hold",
     "take_back",
 ]
@@ -74,6 +75,13 @@ _APPLY = Statement(
 )
 
 
+async def lock_account(session: AsyncSession, account_id: str) -> None:
+    """Lock the account's row until the transaction ends (PostgreSQL; SQLite has one writer):
+    the first lock of a transaction that changes its rows (`lock_order`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await lock_accounts(as_tx(session), [account_id])
+
+
 async def already_moved(session: AsyncSession, source_id: str) -> bool:
     return await as_tx(session).first(_MOVED, {"b_source": source_id}) is not None
 
@@ -88,7 +96,7 @@ async def _move(
     plan: Plan,
 ) -> Moved | None:
     tx = as_tx(session)
-    await lock_accounts(tx, [account_id])
+    await lock_account(session, account_id)
     if await tx.first(_MOVED, {"b_source": source_id}) is not None:
         return None
     state = await tx.first(_STATE, {"b_account": account_id})

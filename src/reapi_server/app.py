@@ -89,6 +89,8 @@ def create_app(
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.billing.webhook_enabled and rt.billing.api is not None:
                 tasks.append(asyncio.create_task(rt.billing.run_retries()))
+            if rt.billing.enabled:
+                tasks.append(asyncio.create_task(rt.auto_top_up.run()))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
             interval = settings.email_send_interval

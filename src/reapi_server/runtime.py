@@ -22,6 +22,7 @@ from reapi.catalog import Catalog, load_catalog
 from reapi.router import Router, RouterConfig
 
 from .api_keys.auth import Authenticator
+from .billing.auto_top_up import Watcher
 from .billing.service import Billing
 from .config import Settings
 from .credits.live import LiveHolds
@@ -62,10 +63,13 @@ class Runtime:
     live_holds: LiveHolds = field(default_factory=LiveHolds)
     #: Stripe checkout, webhooks, refunds and auto top-up (`billing`).
     billing: Billing = field(init=False)
+    #: Automatic top-ups, started off the request path by the accounts requests charged.
+    auto_top_up: Watcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
         self.billing = Billing.from_settings(self.settings, self.db, self.now)
+        self.auto_top_up = Watcher(self.billing)
 
     def now(self) -> float:
         return self.clock()

@@ -23,7 +23,16 @@ from .applying import Applying, lock_account
 from .settings import format_money
 from .stripe_api import StripeObject, object_id
 
-__all__ = ["Charged", "Checkout", "Invoice", "apply_checkout", "apply_intent", "charged_from"]
+__all__ = [
+    "Charged",
+    "Checkout",
+    "Invoice",
+    "apply_checkout",
+    "apply_intent",
+    "charged_from",
+    "checkout_from",
+    "refuse_auto_top_up",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +192,32 @@ async def apply_intent(session: AsyncSession, intent: Charged, ctx: Applying) ->
         if top_up.status in ("paid", "failed"):
             return "nothing"
         await _record_payment(session, top_up, intent, None, "failed", ctx)
-        return _close(top_up, "failed", ctx.now, intent.failure_code or "card_declined")
+        code = intent.failure_code or (
+            "authentication_required" if intent.status == "requires_action" else "card_declined"
+        )
+        return await refuse_auto_top_up(session, top_up, code, ctx)
     return "nothing"
+
+
+async def refuse_auto_top_up(session: AsyncSession, top_up: TopUp, code: str, ctx: Applying) -> str:
+    """The bank refused an automatic top-up: it fails, auto top-up turns itself off (only
+    the owner turns it on again) and the owner is told why. Once per top-up."""
+    if _close(top_up, "failed", ctx.now, code) == "nothing":
+        return "nothing"
+    profile = await repository.profile(session, top_up.account_id)
+    if profile is not None and profile.auto_enabled:
+        profile.auto_enabled = False
+        profile.auto_paused_reason, profile.auto_paused_at = code[:64], ctx.now
+        profile.updated_at = ctx.now
+    amount = format_money(top_up.amount, top_up.currency)
+    await ctx.notify_owner(
+        session,
+        top_up.account_id,
+        lambda mail, to: mail.auto_top_up_paused(
+            to, when=ctx.now, product=top_up.product, amount=amount, code=code
+        ),
+    )
+    return "failed"
 
 
 def _close(top_up: TopUp, status: str, now: float, code: str | None) -> str:

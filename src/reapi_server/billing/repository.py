@@ -57,8 +57,7 @@ async def insert_auto_top_up(session: AsyncSession, top_up: TopUp) -> bool:
         async with session.begin_nested():
             session.add(top_up)
             await session.flush()
-    except IntegrityError:
-        session.expunge(top_up)
+    except IntegrityError:  # the savepoint's rollback took the row out of the session too
         return False
     return True
 
@@ -67,12 +66,16 @@ async def get_top_up(session: AsyncSession, top_up_id: str) -> TopUp | None:
     return await session.get(TopUp, top_up_id, populate_existing=True)
 
 
-async def last_auto_top_up(session: AsyncSession, account_id: str) -> TopUp | None:
+async def last_auto_top_up(
+    session: AsyncSession, account_id: str, *, charging_only: bool = False
+) -> TopUp | None:
+    """The account's latest automatic top-up (with `charging_only`: of those that charged or
+    may still charge; a refused one paused auto top-up instead)."""
+    query = select(TopUp).where(TopUp.account_id == account_id, TopUp.kind == "auto")
+    if charging_only:
+        query = query.where(TopUp.status.in_(("open", "pending", "paid")))
     result = await session.execute(
-        select(TopUp)
-        .where(TopUp.account_id == account_id, TopUp.kind == "auto")
-        .order_by(TopUp.created_at.desc(), TopUp.id.desc())
-        .limit(1)
+        query.order_by(TopUp.created_at.desc(), TopUp.id.desc()).limit(1)
     )
     return result.scalar_one_or_none()
 

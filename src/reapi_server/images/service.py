@@ -190,6 +190,7 @@ async def generate(
     if closed is not None:
         rt.metrics.credits.labels("charged").inc(closed.charged)
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
+        rt.auto_top_up.spent(principal.account_id)  # in memory: checked off the request path
 
     if as_url:
         data = [{"url": file_url(base_url, f.file_id)} for f in files]

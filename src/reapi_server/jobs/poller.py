@@ -257,6 +257,7 @@ class JobPoller:
         rt.metrics.video_jobs.labels("completed").inc()
         if closed is not None:
             rt.metrics.credits.labels("charged").inc(closed.charged)
+            rt.auto_top_up.spent(job.account_id)
 
     async def _failed(self, job: VideoJob, route: Route, status: TaskStatus) -> None:
         rt = self.rt

@@ -20,6 +20,17 @@ from pydantic import ValidationError
 
 from . import admin
 from .accounts.export import to_json
+from .billing import repository as payments_repository
+from .billing.operator import (
+    PaymentView,
+    RefundDone,
+    list_payments,
+    parse_money,
+    refund_payment,
+    with_billing,
+)
+from .billing.service import Billing
+from .billing.settings import format_money
 from .config import CONFIG_ENV, Settings, describe_settings_error
 from .demo import run_demo
 from .email.notices import NoticeDraft, Progress
@@ -54,6 +65,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
 app.add_typer(notify_app, name="notify")
+payments_app = typer.Typer(help="Payments made through Stripe: list, refund.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
 
 DataDir = Annotated[
     Path | None,
@@ -425,6 +438,70 @@ def notify_unsubscribe(
     was = _run(admin.unsubscribe(_settings(data_dir, database_url), email))
     typer.echo(
         f"{email} will no longer receive the newsletter" + ("" if was else " (was not subscribed)")
+    )
+
+
+@payments_app.command("list")
+def payments_list(
+    email: Annotated[
+        str | None, typer.Option("--email", help="Only this account owner's payments.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """List payments, newest first: id, date, account owner, pack, credits, amount, status."""
+    settings = _settings(data_dir, database_url, config)
+
+    async def work(billing: Billing) -> list[PaymentView]:
+        account_id = None
+        if email is not None:
+            account_id = (await admin.show_account(settings, email)).id
+        return await list_payments(billing, limit=limit, account_id=account_id)
+
+    for view in _run(with_billing(settings, work)):
+        refunded = f" refunded {view.refunded}" if view.amount_refunded else ""
+        typer.echo(
+            f"{view.id}  {_when(view.created_at)}  {view.email or '(deleted account)'}  "
+            f"{view.product}  {view.credits:,} credits  {view.price}  {view.status}"
+            f"{refunded}"
+        )
+
+
+@payments_app.command("refund")
+def payments_refund(
+    payment: Annotated[str, typer.Option("--payment", help="The payment's id (pay_...).")],
+    amount: Annotated[
+        str | None,
+        typer.Option("--amount", help="How much, in the payment's currency (5.00); default: all."),
+    ] = None,
+    take_back_spent: Annotated[
+        bool,
+        typer.Option(
+            "--take-back-spent",
+            help="Credits already spent become debt (default: only unspent credits are taken).",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Refund a payment through Stripe and take back the credits it bought."""
+    settings = _settings(data_dir, database_url, config)
+
+    async def work(billing: Billing) -> RefundDone:
+        minor = None
+        if amount is not None:
+            async with billing.db.read() as session:
+                found = await payments_repository.get_payment(session, payment)
+            minor = parse_money(amount, found.currency) if found is not None else None
+        return await refund_payment(billing, payment, amount=minor, take_back_spent=take_back_spent)
+
+    done = _run(with_billing(settings, work))
+    typer.echo(
+        f"refunded {format_money(done.amount, done.currency)} ({done.refund_id}): "
+        f"{done.taken:,} credits taken back, {done.debt:,} owed, {done.waived:,} waived (spent)"
     )
 
 

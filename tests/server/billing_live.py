@@ -24,8 +24,6 @@ from reapi_server.billing.checkout import CheckoutStarted, start_checkout
 from reapi_server.billing.service import Billing
 from reapi_server.billing.settings import BillingSettings, CreditPack
 from reapi_server.config import Settings
-from reapi_server.credits import movements
-from reapi_server.credits import repository as credit_rows
 from reapi_server.db import Database
 from reapi_server.models import Account, LedgerEntry, OutboxMessage, Payment, StripeEvent, TopUp
 from reapi_server.testing.stripe_sim import StripeSimulator
@@ -109,20 +107,31 @@ class LiveBilling:
             await asyncio.sleep(0.05)
 
     async def state(self, account_id: str) -> tuple[int, int, int]:
-        """(balance, reserved, debt), checked against the ledger's sums."""
+        """(balance, reserved, debt), checked against the ledger's sums (one statement: one
+        snapshot, while the gateway writes)."""
+
+        def total(column: Any) -> Any:
+            return (
+                select(func.coalesce(func.sum(column), 0))
+                .where(LedgerEntry.account_id == account_id)
+                .scalar_subquery()
+            )
+
         async with self.db.read() as session:
             row = (
                 await session.execute(
-                    select(Account.balance, Account.reserved, Account.debt).where(
-                        Account.id == account_id
-                    )
+                    select(
+                        Account.balance,
+                        Account.reserved,
+                        Account.debt,
+                        total(LedgerEntry.amount),
+                        total(LedgerEntry.reserved_delta),
+                        total(LedgerEntry.debt_delta),
+                    ).where(Account.id == account_id)
                 )
             ).one()
-            sums = await credit_rows.ledger_sums(session, account_id)
-            debt = await movements.ledger_debt(session, account_id)
-        balance, reserved, owed = (int(v) for v in row)
-        assert (balance, reserved) == sums, f"balance/reserved {row} != ledger {sums}"
-        assert owed == debt, f"debt {owed} != ledger {debt}"
+        balance, reserved, owed, *sums = (int(v) for v in row)
+        assert [balance, reserved, owed] == sums, f"account {row[:3]} != ledger sums {sums}"
         return balance, reserved, owed
 
     async def ledger_kinds(self, account_id: str) -> list[tuple[str, int]]:

@@ -106,3 +106,45 @@ def test_amounts_in_the_currency_unit():
         currency = "jpy" if bad == "1.5" else "eur"
         with pytest.raises(GatewayError):
             parse_money(bad, currency)
+
+
+async def test_deletion_keeps_payments_seven_years_then_the_retention_job_purges_them(billing):
+    from sqlalchemy import select
+    from tests.conftest import two_host_catalog
+
+    from reapi_server.accounts.personal_data import PersonalData
+    from reapi_server.models import BillingProfile, Payment, Refund, TopUp
+    from reapi_server.retention import purge_once
+    from reapi_server.runtime import build_runtime
+
+    account = await billing.person()
+    started = await billing.checkout(account, save_card=True)
+    billing.sim.complete_session(started.session_id)
+    await billing.paid(account, 1000)
+    [payment] = await billing.payments(account)
+    await refund_payment(billing.billing, payment.id, amount=300)
+    settings = billing.live.runtime.settings
+    year = 365 * 86_400.0
+    now = [payment.created_at + 1]
+    rt = build_runtime(settings, catalog=two_host_catalog(), clock=lambda: now[0])
+    try:
+        people = PersonalData.for_runtime(rt)
+        user_id = await people.user_id_for(await billing.email_of(account))
+        assert user_id is not None
+        await people.delete(user_id)
+        async with billing.db.read() as session:
+            kept = await session.get(Payment, payment.id)
+            assert kept is not None and kept.account_id is None and kept.detached_at
+            assert kept.stripe_customer_id and kept.invoice_id and kept.amount_refunded == 300
+            assert len((await session.execute(select(Refund))).scalars().all()) == 1
+            assert await session.get(BillingProfile, account) is None
+            assert (await session.execute(select(TopUp))).first() is None
+        now[0] = payment.created_at + 6.9 * year
+        assert (await purge_once(rt)).payments == 0
+        now[0] = payment.created_at + 7.01 * year
+        assert (await purge_once(rt)).payments == 1
+        async with billing.db.read() as session:
+            assert await session.get(Payment, payment.id) is None
+            assert (await session.execute(select(Refund))).first() is None
+    finally:
+        await rt.aclose()

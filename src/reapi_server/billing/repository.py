@@ -19,6 +19,7 @@ __all__ = [
     "dispute",
     "disputes_for_account",
     "find_payment",
+    "forget_account",
     "get_payment",
     "get_top_up",
     "insert",
@@ -211,6 +212,17 @@ async def detach_account(session: AsyncSession, account_id: str, *, now: float) 
         .execution_options(synchronize_session=False)
     )
     return _changed(result)
+
+
+async def forget_account(session: AsyncSession, account_id: str) -> None:
+    """The account is being deleted: its billing profile (Stripe customer, saved card, auto
+    top-up settings) and top-ups go; its disputes stay with their payments, detached."""
+    connection = await session.connection()
+    await connection.execute(delete(BillingProfile).where(BillingProfile.account_id == account_id))
+    await connection.execute(delete(TopUp).where(TopUp.account_id == account_id))
+    await connection.execute(
+        update(Dispute).where(Dispute.account_id == account_id).values(account_id=None)
+    )
 
 
 async def delete_expired(session: AsyncSession, cutoff: float, limit: int) -> int:

@@ -90,7 +90,7 @@ async def _open(
         credits_taken=0,
         credits_debt=0,
         status="open",
-        created_at=float(dispute.get("created") or ctx.now),
+        created_at=ctx.now,  # our clock, as the payment's: one order in the history
     )
     if account_id is not None and credits > 0:
         moved = await movements.take_back(

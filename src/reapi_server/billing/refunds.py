@@ -81,7 +81,7 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
             credits_debt=0,
             credits_waived=credits,
             requested_by="operator" if metadata.get("requested_by") == "operator" else "stripe",
-            created_at=float(refund.get("created") or ctx.now),
+            created_at=ctx.now,  # our clock, as the payment's: one order in the history
         )
         if payment.account_id is not None and credits > 0:
             moved = await movements.take_back(

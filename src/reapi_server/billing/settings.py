@@ -9,10 +9,18 @@ anything. Prices come only from `packs`; the browser only names a pack.
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-__all__ = ["ZERO_DECIMAL_CURRENCIES", "BillingSettings", "CreditPack", "format_money"]
+__all__ = [
+    "STRIPE_CHECKOUT_ORIGIN",
+    "ZERO_DECIMAL_CURRENCIES",
+    "BillingSettings",
+    "CreditPack",
+    "decimal_amount",
+    "format_money",
+]
 
 #: ISO 4217 codes Stripe counts in whole units (no cents); every other is in hundredths.
 ZERO_DECIMAL_CURRENCIES = frozenset(
@@ -35,8 +43,18 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
         "xpf",
     }
 )
+STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 _PACK_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _CURRENCY = re.compile(r"[a-z]{3}")
+
+
+def decimal_amount(amount: int, currency: str) -> str:
+    """`1000, "eur"` → `"10.00"`; `1000, "jpy"` → `"1000"` (minor units to major)."""
+    if currency.lower() in ZERO_DECIMAL_CURRENCIES:
+        return str(amount)
+    sign = "-" if amount < 0 else ""
+    whole, cents = divmod(abs(amount), 100)
+    return f"{sign}{whole}.{cents:02d}"
 
 
 def format_money(amount: int, currency: str) -> str:
@@ -143,6 +161,17 @@ class BillingSettings(BaseModel):
 
     def pack(self, pack_id: str) -> CreditPack | None:
         return next((pack for pack in self.packs if pack.id == pack_id), None)
+
+    @property
+    def checkout_origin(self) -> str | None:
+        """Where Checkout's payment page is (a buy form's answer redirects there, which the
+        page's CSP `form-action` must allow): Stripe's, or the simulator's when the API is."""
+        if not self.enabled:
+            return None
+        if self.stripe_api_base:
+            parts = urlsplit(self.stripe_api_base)
+            return f"{parts.scheme}://{parts.netloc}"
+        return STRIPE_CHECKOUT_ORIGIN
 
     @property
     def currencies(self) -> list[str]:

@@ -43,6 +43,7 @@ from .forms import retry_headers
 from .guards import SignInRequired
 from .pages import (
     auth,
+    billing,
     data,
     email_change,
     legal,
@@ -65,7 +66,18 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (auth, oauth, settings, two_factor, email_change, notifications, data, legal, unsubscribe)
+PAGES = (
+    auth,
+    oauth,
+    settings,
+    two_factor,
+    email_change,
+    notifications,
+    data,
+    billing,
+    legal,
+    unsubscribe,
+)
 
 
 def _is_local(host: str) -> bool:
@@ -248,6 +260,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
     web = build_context(rt)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
+    app.state.runtime = rt
     app.mount(
         "/static",
         StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),

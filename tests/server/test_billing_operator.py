@@ -48,12 +48,14 @@ async def _cli(*args: str) -> str:
     return result.output
 
 
-async def test_refund_half_from_the_cli_then_the_rest(billing, tmp_path):
+async def test_refund_half_from_the_cli_then_the_rest(billing, tmp_path, monkeypatch):
     account = await billing.person()
     started = await billing.checkout(account)
     billing.sim.complete_session(started.session_id)
     await billing.paid(account, 1000)
     config = _config(billing, tmp_path / "reapi.toml")
+    # `--config` sets REAPI_CONFIG for the process: gone again after this test.
+    monkeypatch.setenv("REAPI_CONFIG", config)
     [payment] = await billing.payments(account)
     listed = await _cli("payments", "list", "--config", config)
     assert payment.id in listed and "10.00 EUR" in listed and "paid" in listed

@@ -1,6 +1,7 @@
 """Gateway throughput: reapi-server versus LiteLLM's proxy, both in front of the same simulator.
 
     python bench/gateway.py [--duration 10] [--latencies 0,50] [--concurrency 1,32] [--no-litellm]
+    python bench/gateway.py --key-limits [--rounds 10] [--duration 5] ...
 
 Three targets get the same load from `wrk` (Debian; `apt-get install -y wrk`): the OpenAI simulator
 called directly, reapi-server (1 worker, SQLite in a temp data dir, an account with credits and an
@@ -13,6 +14,14 @@ With taskset available and 2+ cores, the gateway is pinned to core 0 and wrk + t
 core 1 (../shared/BENCH_NOTES.md). Reported: requests/s, p50/p99, the latency each gateway adds
 over direct calls at the same load, non-2xx answers, and each gateway's peak RSS (VmHWM).
 If LiteLLM cannot be installed or started, reapi's half still runs and the reason is printed.
+
+`--key-limits` measures what a key's limits cost instead: one reapi-server, two keys of one
+account, one without limits and one with every limit set (a spend limit per month, a model
+allowlist, an expiry, requests per minute, concurrent videos; none ever reached), loaded at the
+same time by two wrk processes for `--rounds` rounds, so that both see the same machine (on a
+shared, loaded one, runs one after the other differ by more than what is measured), and again
+with two keys without limits (the control: the method's own noise). Reported: each key's median
+req/s and the median and range of the per-round ratios.
 """
 
 from __future__ import annotations
@@ -25,12 +34,14 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +51,12 @@ LITELLM_VENV = BENCH / ".litellm-venv"
 SIM_KEY = "sk-bench-sim"
 LITELLM_KEY = "sk-bench-litellm-master-0123456789"
 EMAIL = "bench@reapi.local"
+#: Every limit a key can have, none of them reached during a run.
+KEY_LIMITS = [
+    *("--spend-limit", str(10**14), "--period", "monthly"),
+    *("--models", "gpt-image-2,sora-2", "--expires", "2099-01-01"),
+    *("--rpm", str(10**9), "--max-videos", str(10**9)),
+]
 
 ENDPOINTS = {
     "images": (
@@ -217,8 +234,9 @@ def wrk(
     duration: float,
     workdir: Path,
     core: int | None,
+    script_name: str = "post.lua",
 ) -> Result:
-    script = workdir / "post.lua"
+    script = workdir / script_name
     payload = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
     script.write_text(
         'wrk.method = "POST"\n'
@@ -245,7 +263,9 @@ def wrk(
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     for line in re.findall(r"^BAD .*$", out, re.M):
         print("   ", line[:300], flush=True)
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    if len(percentiles) < 2:
+        raise RuntimeError(f"wrk printed no latency percentiles:\n{out[-1500:]}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -315,6 +335,24 @@ class ReapiServer(Target):
             text=True,
         ).stdout
         self.key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
+        out = subprocess.run(
+            [cli, "keys", "create", "--email", EMAIL, "--name", "limited", *KEY_LIMITS],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        #: A key of the same account with every limit set (`--key-limits`).
+        self.limited_key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
+        out = subprocess.run(
+            [cli, "keys", "create", "--email", EMAIL, "--name", "control"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        #: A second key without limits: the control of `--key-limits` (the method's own noise).
+        self.control_key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
         self.log = workdir / "reapi.log"
         self.process = subprocess.Popen(
             pinned(core, [cli, "serve", "--port", str(port), "--workers", "1"]),
@@ -419,6 +457,13 @@ class LiteLLMProxy(Target):
 
 
 # -- the run -----------------------------------------------------------------------------------
+
+
+def replace_key(target: Target, key: str) -> Target:
+    """The same target, called with another key."""
+    other = Target()
+    other.base, other.key = target.base, key
+    return other
 
 
 def check(target: Target, endpoint: str) -> str | None:
@@ -532,6 +577,81 @@ def report(
     return "\n".join(lines)
 
 
+def measure_key_limits(
+    reapi: ReapiServer,
+    endpoints: list[str],
+    latencies: list[float],
+    levels: list[int],
+    args: argparse.Namespace,
+    control: str,
+    workdir: Path,
+    core: int | None,
+) -> str:
+    """The same load, at the same time, with a key without limits and one with every limit:
+    two wrk processes side by side against one server, each with `level` connections, for
+    `args.rounds` rounds (which one starts first alternates). Measured together, both see the
+    same machine: on a shared, loaded one, runs one after the other differ by more than what is
+    measured. Each case is measured again with two keys without limits (the control: what the
+    method reads when there is no difference). A table of the medians and per-round ratios."""
+    pairs = {
+        "limits": (reapi.key, reapi.limited_key),
+        "control": (reapi.key, reapi.control_key),
+    }
+    head = ["upstream", "request", "conc. (each)", "pair", "rounds", "A req/s", "B req/s"]
+    head += ["B ÷ A (median)", "range of the rounds", "non-2xx"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    names = {"limits": "A no limits, B limits", "control": "A, B both without limits"}
+
+    def run(key: str, name: str, url: str, body: dict, level: int, duration: float) -> Result:
+        return wrk(url, body, key, level, duration, workdir, core, f"{name}.lua")
+
+    with ThreadPoolExecutor(2) as pool:
+        for latency in latencies:
+            set_latency(control, latency)
+            for endpoint in endpoints:
+                path, body = ENDPOINTS[endpoint]
+                url = reapi.base + path
+                for key in (reapi.key, reapi.limited_key, reapi.control_key):  # warm up
+                    run(key, "warm", url, body, 4, 2)
+                for level in levels:
+                    for pair, (a, b) in pairs.items():
+                        rps: dict[str, list[float]] = {"a": [], "b": []}
+                        bad = 0
+                        for round_ in range(args.rounds):
+                            order = [("a", a), ("b", b)]
+                            if round_ % 2:
+                                order.reverse()
+                            runs = {
+                                side: pool.submit(run, key, side, url, body, level, args.duration)
+                                for side, key in order
+                            }
+                            for side, future in runs.items():
+                                result = future.result()
+                                rps[side].append(result.rps)
+                                bad += result.bad
+                            print(
+                                f"  {latency:>3.0f} ms upstream  {endpoint:12} c={level:<3} "
+                                f"{pair:8} round {round_ + 1}: A {rps['a'][-1]:8.1f} req/s, "
+                                f"B {rps['b'][-1]:8.1f} req/s",
+                                flush=True,
+                            )
+                        ratios = sorted(y / x for x, y in zip(rps["a"], rps["b"], strict=True) if x)
+                        row = [
+                            f"{latency:g} ms",
+                            endpoint,
+                            str(level),
+                            names[pair],
+                            str(args.rounds),
+                            f"{statistics.median(rps['a']):,.0f}",
+                            f"{statistics.median(rps['b']):,.0f}",
+                            f"{statistics.median(ratios):.3f}",
+                            f"{ratios[0]:.3f} to {ratios[-1]:.3f}",
+                            str(bad),
+                        ]
+                        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -540,6 +660,12 @@ def main() -> None:
     parser.add_argument("--latencies", default="0,50", help="upstream latencies in ms")
     parser.add_argument("--concurrency", default="1,32")
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument(
+        "--key-limits",
+        action="store_true",
+        help="compare a key with every limit set to one without (reapi only, interleaved)",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of --key-limits")
     parser.add_argument("--simulator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.simulator:
@@ -573,6 +699,30 @@ def main() -> None:
             assert sim.stdout is not None
             info = json.loads(sim.stdout.readline())
             sim_url, control = info["url"], info["control"]
+            if args.key_limits:
+                reapi = ReapiServer(sim_url, workdir, gw_core)
+                try:
+                    for endpoint in ENDPOINTS:
+                        for key in (reapi.key, reapi.limited_key, reapi.control_key):
+                            problem = check(replace_key(reapi, key), endpoint)
+                            if problem:
+                                sys.exit(f"reapi refused {endpoint}: {problem}")
+                    print("reapi-server, a key without limits and one with every limit:")
+                    table = measure_key_limits(
+                        reapi,
+                        list(ENDPOINTS),
+                        latencies,
+                        levels,
+                        args,
+                        control,
+                        workdir,
+                        load_core,
+                    )
+                finally:
+                    reapi.stop()
+                print()
+                print(table)
+                return
             direct = Direct(sim_url)
             for endpoint in ENDPOINTS:
                 problem = check(direct, endpoint)

@@ -4,6 +4,7 @@ host for caller URLs."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 
@@ -80,3 +81,25 @@ def media_host() -> Iterator[MediaHost]:
     host = MediaHost().start()
     yield host
     host.stop()
+
+
+#: How a leg that needs a server or program the machine lacks says it was skipped.
+_LEG_SKIPPED = re.compile(r"(\w+) leg skipped: (.*)")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say plainly, at the end, which legs did not run (PostgreSQL, Redis, Chromium, ...) and
+    how to enable each: a green run without them has tested less than it seems."""
+    legs: dict[str, tuple[str, int]] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        match = _LEG_SKIPPED.search(reason)
+        if match:
+            how, count = legs.get(match.group(1), (match.group(2), 0))
+            legs[match.group(1)] = (how, count + 1)
+    if legs:
+        terminalreporter.section("legs skipped")
+        for name, (how, count) in sorted(legs.items()):
+            tests = "test" if count == 1 else "tests"
+            terminalreporter.write_line(f"{name} leg skipped ({count} {tests}): {how}")

@@ -31,3 +31,7 @@ def test_mirror_memory_bench_runs_on_a_small_video():
 
 def test_gateway_bench_parses_its_arguments():
     assert "--duration" in run(str(BENCH / "gateway.py"), "--help")
+
+
+def test_fleet_bench_parses_its_arguments():
+    assert "--instances" in run(str(BENCH / "fleet.py"), "--help")

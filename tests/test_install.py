@@ -53,6 +53,13 @@ except MissingExtraError as error:
     print(error)
 """
 
+#: The changelog page's text comes from inside the installed package (no checkout around it).
+CHANGELOG = """
+import reapi_server.site.changelog as c
+print(len(c.changelog_source()))
+print("<h2>Unreleased</h2>" in c.changelog_html())
+"""
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -104,6 +111,8 @@ def test_the_gateway_on_sqlite_and_local_storage(tmp_path: Path, wheel: Path) ->
     assert "image from openai" in _run([str(bin_dir / "python"), "-c", IMAGE]).stdout
     said = _run([str(bin_dir / "python"), "-c", MISSING_EXTRAS]).stdout
     assert "pip install 'reapi[s3]'" in said and "pip install 'reapi[postgres]'" in said
+    size, rendered = _run([str(bin_dir / "python"), "-c", CHANGELOG]).stdout.split()
+    assert int(size) == len((ROOT / "CHANGELOG.md").read_text("utf-8")) and rendered == "True"
 
 
 def test_the_gateway_with_s3_and_postgres(tmp_path: Path, wheel: Path) -> None:

@@ -9,11 +9,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reapi.catalog import load_catalog
+
 from .accounts import repository as accounts
 from .accounts.personal_data import Deletion, PersonalData
 from .accounts.service import create_account, require_account
 from .api_keys import repository as keys
-from .api_keys.service import issue_key, revoke_key
+from .api_keys.limits import KeyLimits
+from .api_keys.service import KeyView, issue_key, revoke_key, set_limits, view_of
+from .audit import Actor, record
+from .backoffice import actions
 from .config import Settings
 from .credits import repository as credits
 from .credits.service import grant
@@ -24,6 +29,7 @@ from .email.outbox import enqueue
 from .email.subscriptions import set_newsletter
 from .email.unsubscribe import unsubscribe_key
 from .errors import GatewayError
+from .fleet_secret import secret_of
 from .identity import repository as users
 from .identity.emails import normalise_email
 from .migrate import upgrade
@@ -39,6 +45,7 @@ __all__ = [
     "OutputsDeleted",
     "UserView",
     "add_account",
+    "adjust_credits",
     "delete_outputs",
     "export_user",
     "grant_credits",
@@ -46,14 +53,20 @@ __all__ = [
     "list_users",
     "migrate",
     "new_key",
+    "promote",
     "purge_expired",
     "remove_user",
     "revoke",
     "send_notice",
+    "set_disabled",
+    "set_key_limits",
     "show_account",
     "show_user",
     "unsubscribe",
 ]
+
+#: Who acts when an operator runs `reapi-server`: the audit log says "cli".
+CLI = Actor.cli()
 
 T = TypeVar("T")
 
@@ -70,11 +83,15 @@ class AccountView:
 class UserView:
     id: str
     email: str
+    #: user | admin
+    role: str
     verified: bool
     has_password: bool
     created_at: float
     #: The accounts the user owns.
     account_ids: tuple[str, ...]
+    #: Those of them an operator disabled.
+    disabled_account_ids: tuple[str, ...]
     sessions: int
     #: (kind, policy version, accepted at) of each consent given.
     consents: tuple[tuple[str, str, float], ...]
@@ -86,6 +103,7 @@ class NewKey:
     key_id: str
     #: Shown once, never stored.
     plaintext: str
+    kind: str = "model"
 
     def __repr__(self) -> str:
         return f"NewKey(key_id={self.key_id!r})"
@@ -103,6 +121,8 @@ async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[
     rt = build_runtime(settings)
     try:
         await upgrade(rt.db)
+        # Keyed as the servers key (sign-in throttle rows, unsubscribe links, export).
+        rt.secret = await secret_of(rt.db, settings)
         return await work(rt)
     finally:
         await rt.aclose()
@@ -155,17 +175,92 @@ async def show_account(settings: Settings, email: str) -> AccountView:
 async def grant_credits(settings: Settings, email: str, amount: int) -> AccountView:
     async def work(session: AsyncSession) -> AccountView:
         account = await require_account(session, email)
-        await grant(session, account.id, amount, time.time())
+        now = time.time()
+        await grant(session, account.id, amount, now)
+        await record(
+            session, CLI, "credits.grant", now=now, account_id=account.id, detail={"amount": amount}
+        )
         return await _view(session, account.id)
 
     return await _in_transaction(settings, work)
 
 
-async def new_key(settings: Settings, email: str, name: str = "") -> NewKey:
+async def adjust_credits(settings: Settings, email: str, amount: int, reason: str) -> AccountView:
+    """An operator's correction, up or down, with the reason why (ledger kind `adjustment`)."""
+
+    async def work(session: AsyncSession) -> AccountView:
+        account = await require_account(session, email)
+        await actions.adjust_credits(session, CLI, account.id, amount, reason, now=time.time())
+        return await _view(session, account.id)
+
+    return await _in_transaction(settings, work)
+
+
+async def set_disabled(settings: Settings, email: str, *, disabled: bool) -> tuple[str, bool]:
+    """(account id, whether it changed): disable or enable the account `email` owns. Running
+    servers refuse its keys on their next lookup of each key (within 2 seconds)."""
+
+    async def work(session: AsyncSession) -> tuple[str, bool]:
+        account = await require_account(session, email)
+        action = actions.disable_account if disabled else actions.enable_account
+        return account.id, await action(session, CLI, account.id, now=time.time())
+
+    return await _in_transaction(settings, work)
+
+
+async def promote(settings: Settings, email: str) -> bool:
+    """Make the person an admin (False: they already were); their sessions end."""
+
+    async def work(session: AsyncSession) -> bool:
+        user_id = await _require_user(session, email)
+        return await actions.promote_user(session, CLI, user_id, now=time.time())
+
+    return await _in_transaction(settings, work)
+
+
+def _known_models(settings: Settings) -> frozenset[str]:
+    """The models a key's allowlist may name: this gateway's catalog."""
+    return frozenset(load_catalog(settings.catalog_path).models)
+
+
+async def new_key(
+    settings: Settings,
+    email: str,
+    name: str = "",
+    *,
+    limits: KeyLimits | None = None,
+    kind: str = "model",
+) -> NewKey:
+    known = _known_models(settings) if limits is not None else frozenset[str]()
+
     async def work(session: AsyncSession) -> NewKey:
         account = await require_account(session, email)
-        row, issued = await issue_key(session, account.id, name=name, now=time.time())
-        return NewKey(row.id, issued.plaintext)
+        row, issued = await issue_key(
+            session,
+            account.id,
+            name=name,
+            now=time.time(),
+            kind=kind,
+            limits=limits,
+            known_models=known,
+        )
+        return NewKey(row.id, issued.plaintext, kind)
+
+    return await _in_transaction(settings, work)
+
+
+async def set_key_limits(settings: Settings, key_id: str, changes: dict[str, Any]) -> KeyView:
+    """Change a key's limits (any account's: the operator's command)."""
+    known = _known_models(settings)
+
+    async def work(session: AsyncSession) -> KeyView:
+        row = await keys.get(session, key_id)
+        if row is None:
+            raise GatewayError("no such key", param="key_id", code="not_found")
+        now = time.time()
+        await set_limits(session, row, changes, known_models=known, now=now)
+        await session.refresh(row)
+        return view_of(row, now)
 
     return await _in_transaction(settings, work)
 
@@ -177,13 +272,13 @@ async def revoke(settings: Settings, key_id_or_key: str) -> bool:
     return await _in_transaction(settings, work)
 
 
-async def list_keys(settings: Settings, email: str) -> list[tuple[str, str, str, bool]]:
-    """(key id, name, last 4, revoked) for each key of the account."""
+async def list_keys(settings: Settings, email: str) -> list[KeyView]:
+    """Each key of the account: metadata, limits and spend in the current period."""
 
-    async def work(session: AsyncSession) -> list[tuple[str, str, str, bool]]:
+    async def work(session: AsyncSession) -> list[KeyView]:
         account = await require_account(session, email)
-        rows = await keys.list_for_account(session, account.id)
-        return [(r.id, r.name, r.last4, r.revoked_at is not None) for r in rows]
+        now = time.time()
+        return [view_of(row, now) for row in await keys.list_for_account(session, account.id)]
 
     return await _in_transaction(settings, work)
 
@@ -207,13 +302,21 @@ async def _user_view(session: AsyncSession, user_id: str) -> UserView:
     user = await users.get_user(session, user_id)
     assert user is not None
     consents = await users.list_consents(session, user_id)
+    account_ids = tuple(await accounts.owned_account_ids(session, user_id))
+    disabled = []
+    for account_id in account_ids:
+        account = await accounts.get(session, account_id)
+        if account is not None and account.disabled_at is not None:
+            disabled.append(account_id)
     return UserView(
         id=user.id,
         email=user.email,
+        role=user.role,
         verified=user.email_verified_at is not None,
         has_password=user.password_hash is not None,
         created_at=user.created_at,
-        account_ids=tuple(await accounts.owned_account_ids(session, user_id)),
+        account_ids=account_ids,
+        disabled_account_ids=tuple(disabled),
         sessions=len(await users.list_sessions(session, user_id)),
         consents=tuple((c.kind, c.policy_version, c.accepted_at) for c in consents),
         two_factor=user.totp_enabled_at is not None,
@@ -253,11 +356,12 @@ async def _required_user_id(data: PersonalData, email: str) -> str:
 
 async def remove_user(settings: Settings, email: str) -> Deletion:
     """The person's own account deletion, run by an operator (an account reported as a
-    child's, a request by mail): keys, sessions, jobs, outputs, usage; payments kept."""
+    child's, a request by mail) and audited: keys, sessions, jobs, outputs, usage; payments
+    kept."""
 
     async def work(rt: Runtime) -> Deletion:
         data = PersonalData.for_runtime(rt)
-        deleted = await data.delete(await _required_user_id(data, email))
+        deleted = await data.delete(await _required_user_id(data, email), actor=CLI)
         if deleted is None:
             raise GatewayError("no user with this email", param="email", code="not_found")
         return deleted
@@ -291,8 +395,16 @@ async def reset_two_factor(settings: Settings, email: str) -> None:
         now = time.time()
         await users.set_totp_secret(session, user_id, None)
         await users.delete_backup_codes(session, user_id)
-        await users.delete_sessions(session, user_id=user_id)
+        ended = await users.delete_sessions(session, user_id=user_id)
         await enqueue(session, mail.two_factor_changed(user.email, now, on=False), now)
+        await record(
+            session,
+            CLI,
+            "user.reset_2fa",
+            now=now,
+            target_user_id=user_id,
+            detail={"sessions_ended": ended},
+        )
 
     await _in_transaction(settings, work)
 
@@ -332,7 +444,7 @@ async def send_notice(
         notices = Notices(
             db,
             composer=MailComposer.from_settings(settings),
-            unsubscribe_key=unsubscribe_key(settings.fingerprint_secret()),
+            unsubscribe_key=unsubscribe_key(await secret_of(db, settings)),
             clock=time.time,
             newsletter_offered=settings.newsletter_default != "off",
             batch=batch,

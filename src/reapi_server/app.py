@@ -1,10 +1,11 @@
 """`create_app()`: the FastAPI application of the gateway.
 
 The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "/", so that
-its cookies, CSRF checks and security headers never reach the API. Start-up migrates the
-database (unless told not to), then starts the video poller, the sweeper, the renewal of running
-requests' credit holds, the retention job, the mail outbox and identity housekeeping in this
-process; several processes may run them against one database.
+its cookies, CSRF checks and security headers never reach the API. Building it migrates the
+database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
+the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
+identity housekeeping and the writes of when each key was last used in this process; several
+processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -22,15 +23,17 @@ from reapi._fetch import AsyncFetcher
 from reapi.catalog import Catalog
 from reapi.router import RouterConfig
 
+from .api_keys.last_used import run_last_used
 from .billing.webhook import router as billing_webhook_router
 from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
+from .fleet_secret import resolve_blocking
 from .identity.housekeeping import run_housekeeping
+from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
-from .migrate import upgrade
 from .mirror import ObjectStore
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
@@ -62,6 +65,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
+    # Migrates first when asked: the secret lives in the database.
+    secret = resolve_blocking(settings, migrate=migrate)
     rt = build_runtime(
         settings,
         catalog=catalog,
@@ -69,6 +74,7 @@ def create_app(
         store=store,
         router_config=router_config,
         fetcher=fetcher,
+        secret=secret,
         **extra,
     )
     web_app = create_web_app(rt)
@@ -76,8 +82,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if migrate:
-            await upgrade(rt.db)
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []
@@ -91,6 +95,7 @@ def create_app(
                 tasks.append(asyncio.create_task(rt.billing.run_retries()))
             if rt.billing.enabled:
                 tasks.append(asyncio.create_task(rt.auto_top_up.run()))
+            tasks.append(asyncio.create_task(run_last_used(rt.db, rt.auth.usage)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
             interval = settings.email_send_interval
@@ -105,6 +110,10 @@ def create_app(
                     )
                 )
             )
+        if rt.redis is not None:
+            tasks.append(asyncio.create_task(rt.redis.watch()))
+        if rt.bus is not None:
+            tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
         try:
             with loop_errors_by_type():
@@ -113,6 +122,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await hand_back_leases(rt)
             await sender.aclose()
             await rt.aclose()
 

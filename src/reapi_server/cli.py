@@ -17,9 +17,12 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import admin
 from .accounts.export import to_json
+from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
+from .api_keys.service import KeyView
 from .billing import repository as payments_repository
 from .billing.operator import (
     PaymentView,
@@ -31,11 +34,14 @@ from .billing.operator import (
 )
 from .billing.service import Billing
 from .billing.settings import format_money
-from .config import CONFIG_ENV, Settings, describe_settings_error
+from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
+from .config_check import Problem, check_live, check_settings
+from .db_errors import error_name
 from .demo import run_demo
 from .email.notices import NoticeDraft, Progress
 from .errors import GatewayError
 from .extras import MissingExtraError
+from .fleet_secret import resolve_for
 from .serving import run_server
 
 __all__ = ["app", "main"]
@@ -49,10 +55,11 @@ app = typer.Typer(
 )
 accounts_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=True)
-credits_app = typer.Typer(help="Grant credits.", no_args_is_help=True)
+credits_app = typer.Typer(help="Grant or adjust credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
 users_app = typer.Typer(
-    help="People who sign in: list, show, export, delete, reset two-factor.",
+    help="People who sign in: list, show, export, promote to admin, disable, enable, delete, "
+    "reset two-factor. Each operator change is written to the audit log (actor: cli).",
     no_args_is_help=True,
 )
 notify_app = typer.Typer(
@@ -96,6 +103,8 @@ def _settings(
         settings = Settings()
     except ValidationError as error:
         _exit_with(describe_settings_error(error))
+    except ConfigError as error:  # a secret's file cannot be read
+        _exit_with(str(error))
     except tomllib.TOMLDecodeError as error:
         _exit_with(f"the config file is not valid TOML ({error})")
     except OSError as error:  # the config file named cannot be read
@@ -115,6 +124,8 @@ def _run(coroutine: Any) -> Any:
         return asyncio.run(coroutine)
     except GatewayError as error:
         message = error.message
+    except ConfigError as error:
+        message = str(error)
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
 
@@ -128,15 +139,78 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port [8000].")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes [1].")] = None,
 ) -> None:
-    """Run the gateway (uvicorn with uvloop and httptools)."""
-    settings = _settings(data_dir, database_url, config, host=host, port=port, workers=workers)
-    run_server(settings)
+    """Run the gateway (uvicorn with uvloop and httptools), after check-config's checks: it
+    does not start on a configuration with problems (an unreachable Redis or S3 bucket is only
+    said: the gateway falls back, or answers 502 until storage is back)."""
+    overrides = {"data_dir": data_dir, "database_url": database_url}
+    settings = _checked(config, {**overrides, "host": host, "port": port, "workers": workers})
+    try:
+        run_server(settings)
+        return
+    except ConfigError as error:
+        message = str(error)
+    except SQLAlchemyError as error:  # the database went away between the check and now
+        message = f"database: cannot use it ({error_name(error)})"
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(1)
+
+
+def _report(problems: list[Problem], *, all_fatal: bool) -> bool:
+    """Print one line per problem; True when one of them stops the start."""
+    stop = False
+    for problem in problems:
+        fatal = problem.fatal or all_fatal
+        stop = stop or fatal
+        label = "error" if fatal else "warning"
+        typer.secho(f"{label}: {problem.text}", err=True, fg="red" if fatal else "yellow")
+    return stop
+
+
+def _checked(config: Path | None, overrides: dict[str, Any], *, strict: bool = False) -> Settings:
+    """The settings, checked as check-config does; exits (status 1) on a problem."""
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config)
+    settings, problems = check_settings(os.environ, overrides)
+    if settings is not None and not problems:
+        problems = asyncio.run(check_live(settings))
+    if _report(problems, all_fatal=strict) or settings is None:
+        raise typer.Exit(1)
+    return settings
+
+
+@app.command("check-config")
+def check_config(
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
+) -> None:
+    """Check a configuration (environment, config file, secret files) and what it points at
+    (database, Redis, S3 bucket): one line per problem, exit status 1 if there is any."""
+    _checked(config, {"data_dir": data_dir, "database_url": database_url}, strict=True)
+    typer.echo("configuration ok")
 
 
 @app.command()
-def migrate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+def migrate(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    adopt_secret: Annotated[
+        bool,
+        typer.Option(
+            "--adopt-secret",
+            help="Make the configured secret_key the fleet's (the database's) secret. "
+            "Idempotency keys sent before are then not recognised.",
+        ),
+    ] = False,
+) -> None:
     """Create or upgrade the database schema."""
-    settings = _settings(data_dir, database_url)
+    settings = _settings(data_dir, database_url, config)
+    if adopt_secret:
+        if settings.secret_key is None:
+            typer.secho("error: --adopt-secret needs secret_key set", err=True, fg="red")
+            raise typer.Exit(1)
+        _run(resolve_for(settings, migrate=True, adopt=True))
+        typer.echo("database is up to date; the configured secret is the fleet's")
+        return
     _run(admin.migrate(settings))
     typer.echo("database is up to date")
 
@@ -166,11 +240,15 @@ def _when(timestamp: float) -> str:
 
 @users_app.command("list")
 def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List users: id, email, verified or not, created, accounts owned."""
+    """List users: id, email, verified or not, created, accounts owned; admins and disabled
+    accounts are marked."""
     for user in _run(admin.list_users(_settings(data_dir, database_url))):
         state = "verified" if user.verified else "unverified"
         accounts = ",".join(user.account_ids) or "-"
-        typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}")
+        marks = ("  admin" if user.role == "admin" else "") + (
+            "  disabled" if user.disabled_account_ids else ""
+        )
+        typer.echo(f"{user.id}  {user.email}  {state}  {_when(user.created_at)}  {accounts}{marks}")
 
 
 @users_app.command("show")
@@ -178,10 +256,13 @@ def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl
     """Show a user: verification, password set, sessions, consents, accounts."""
     user = _run(admin.show_user(_settings(data_dir, database_url), email))
     typer.echo(f"user {user.id} {user.email}")
+    typer.echo(f"  role: {user.role}")
     typer.echo(f"  email: {'verified' if user.verified else 'not verified'}")
     typer.echo(f"  password: {'set' if user.has_password else 'not set'}")
     typer.echo(f"  created: {_when(user.created_at)}")
     typer.echo(f"  accounts: {', '.join(user.account_ids) or '-'}")
+    for account_id in user.disabled_account_ids:
+        typer.echo(f"  disabled: {account_id}")
     typer.echo(f"  sessions: {user.sessions}")
     typer.echo(f"  two-factor: {'on' if user.two_factor else 'off'}")
     for kind, version, accepted_at in user.consents:
@@ -253,27 +334,173 @@ def users_reset_two_factor(
     typer.echo(f"two-factor authentication is off for {email.strip().lower()}")
 
 
+@users_app.command("promote")
+def users_promote(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Make a person an admin (the /admin pages). Their sessions end: they sign in again."""
+    shown = email.strip().lower()
+    if _run(admin.promote(_settings(data_dir, database_url), email)):
+        typer.echo(f"promoted {shown} to admin; their sessions are signed out")
+    else:
+        typer.echo(f"{shown} is already an admin")
+
+
+def _set_disabled(email: str, data_dir: Path | None, database_url: str | None, *, on: bool) -> None:
+    account_id, changed = _run(
+        admin.set_disabled(_settings(data_dir, database_url), email, disabled=on)
+    )
+    verb = "disabled" if on else "enabled"
+    if changed:
+        typer.echo(f"{verb} account {account_id}")
+    else:
+        typer.echo(f"account {account_id} is already {verb}")
+
+
+@users_app.command("disable")
+def users_disable(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Disable the person's account: its keys get 403 account_disabled (running servers: on
+    their next lookup of the key, within two seconds)."""
+    _set_disabled(email, data_dir, database_url, on=True)
+
+
+@users_app.command("enable")
+def users_enable(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Enable a disabled account again."""
+    _set_disabled(email, data_dir, database_url, on=False)
+
+
+SpendLimit = Annotated[
+    str | None,
+    typer.Option("--spend-limit", help="Credits the key may spend per period ('none': no limit)."),
+]
+Period = Annotated[
+    str | None,
+    typer.Option("--period", help="The spend limit's period: daily, weekly, monthly or never."),
+]
+Models = Annotated[
+    str | None,
+    typer.Option("--models", help="Models the key may call, comma-separated ('all': any)."),
+]
+Expires = Annotated[
+    str | None,
+    typer.Option("--expires", help="Expiry: YYYY-MM-DD, 00:00 UTC ('never': none)."),
+]
+Rpm = Annotated[
+    str | None,
+    typer.Option("--rpm", help="Requests per minute ('default': the server's setting)."),
+]
+MaxVideos = Annotated[
+    str | None,
+    typer.Option("--max-videos", help="Concurrent video jobs ('default': the server's)."),
+]
+
+
+def _typed_limits(
+    spend_limit: str | None,
+    period: str | None,
+    models: str | None,
+    expires: str | None,
+    rpm: str | None,
+    max_videos: str | None,
+) -> dict[str, Any]:
+    """The limit flags given, read (`parse_limits`); a refusal is one line and exit status 1."""
+    typed = {
+        name: value
+        for name, value in (
+            ("spend_limit", spend_limit),
+            ("spend_period", period),
+            ("models", models),
+            ("expires_at", expires),
+            ("requests_per_minute", rpm),
+            ("max_concurrent_videos", max_videos),
+        )
+        if value is not None
+    }
+    try:
+        return parse_limits(typed)
+    except LimitsInvalid as error:
+        message = error.message
+    _exit_with(message)
+
+
+def _limits_line(view: KeyView) -> str:
+    if view.kind != "model":
+        return "management"
+    limits = view.limits
+    parts = [
+        f"spend {view.spend}/{limits.spend_limit} {limits.spend_period}"
+        if limits.spend_limit is not None
+        else f"spend {view.spend} {limits.spend_period}",
+        f"models {','.join(limits.models)}" if limits.models is not None else "models all",
+    ]
+    if limits.expires_at is not None:
+        parts.append(f"expires {_when(limits.expires_at)}")
+    if limits.requests_per_minute is not None:
+        parts.append(f"rpm {limits.requests_per_minute}")
+    if limits.max_concurrent_videos is not None:
+        parts.append(f"videos {limits.max_concurrent_videos}")
+    return "  ".join(parts)
+
+
 @keys_app.command("create")
 def keys_create(
     email: Email,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    spend_limit: SpendLimit = None,
+    period: Period = None,
+    models: Models = None,
+    expires: Expires = None,
+    rpm: Rpm = None,
+    max_videos: MaxVideos = None,
+    management: Annotated[
+        bool,
+        typer.Option(
+            "--management", help="A management key (rk_mgmt_): manages keys, cannot call models."
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue an API key. It is printed once: only its hash is kept."""
-    issued = _run(admin.new_key(_settings(data_dir, database_url), email, name))
+    """Issue an API key, optionally with limits. It is printed once: only its hash is kept."""
+    changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
+    settings = _settings(data_dir, database_url)
+    if management and changes:
+        _exit_with("a management key cannot call models: it takes no limits")
+    limits = KeyLimits().changed(changes) if changes else None
+    kind = "management" if management else "model"
+    issued = _run(admin.new_key(settings, email, name, limits=limits, kind=kind))
     typer.echo(f"key id: {issued.key_id}")
-    typer.echo(f"REAPI_API_KEY={issued.plaintext}")
+    variable = "REAPI_MANAGEMENT_KEY" if management else "REAPI_API_KEY"
+    typer.echo(f"{variable}={issued.plaintext}")
     typer.echo("This key is shown once; store it now.", err=True)
+
+
+@keys_app.command("set-limits")
+def keys_set_limits(
+    key_id: Annotated[str, typer.Argument(help="The key id (key_...).")],
+    spend_limit: SpendLimit = None,
+    period: Period = None,
+    models: Models = None,
+    expires: Expires = None,
+    rpm: Rpm = None,
+    max_videos: MaxVideos = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change a key's limits: each flag given replaces that limit; the others stay."""
+    changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
+    if not changes:
+        _exit_with("give at least one limit to change (see --help)")
+    view = _run(admin.set_key_limits(_settings(data_dir, database_url), key_id, changes))
+    typer.echo(f"{view.id}  {view.masked}  {_limits_line(view)}")
 
 
 @keys_app.command("list")
 def keys_list(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List an account's keys (id, name, last four characters)."""
-    for key_id, name, last4, revoked in _run(
-        admin.list_keys(_settings(data_dir, database_url), email)
-    ):
-        typer.echo(f"{key_id}  ...{last4}  {'revoked' if revoked else 'active'}  {name}")
+    """List an account's keys: id, prefix and last four, state, name, limits, spend."""
+    for view in _run(admin.list_keys(_settings(data_dir, database_url), email)):
+        state = "revoked" if view.revoked_at else "expired" if view.expired else "active"
+        name = view.name or "-"
+        typer.echo(f"{view.id}  {view.masked}  {state}  {name}  {_limits_line(view)}")
 
 
 @keys_app.command("revoke")
@@ -298,6 +525,21 @@ def credits_grant(
 ) -> None:
     """Add credits to an account (a ledger row)."""
     view = _run(admin.grant_credits(_settings(data_dir, database_url), email, credits))
+    typer.echo(f"account {view.email} balance={view.balance}")
+
+
+@credits_app.command("adjust")
+def credits_adjust(
+    email: Email,
+    credits: Annotated[
+        int, typer.Option("--credits", help="Credits to add, or to take away (negative).")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why, in one line (kept).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Correct an account's balance with a reason (ledger kind adjustment; audited)."""
+    view = _run(admin.adjust_credits(_settings(data_dir, database_url), email, credits, reason))
     typer.echo(f"account {view.email} balance={view.balance}")
 
 

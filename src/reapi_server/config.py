@@ -1,8 +1,8 @@
 """Server settings: environment (`REAPI_*`), an optional TOML file, then defaults.
 
 Secrets are `SecretStr` so that a settings object can be printed or logged without leaking them.
-Everything the server keeps on disk lives under `data_dir`: the SQLite file, mirrored outputs and
-the generated secret used to fingerprint idempotent requests. All of it is private (`private`).
+Everything the server keeps on disk lives under `data_dir`: the SQLite file and mirrored outputs.
+All of it is private (`private`).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -36,16 +35,21 @@ from reapi._excerpt import excerpt
 from reapi._settings import SDK_ENV
 
 from .billing.settings import BillingSettings
-from .private import PRIVATE_DIR, PRIVATE_FILE, make_private_dirs, tighten
+from .config_errors import ConfigError
+from .private import PRIVATE_DIR, make_private_dirs, tighten
+from .secret_files import SECRETS_DIR_ENV, SecretFiles, file_variables
 
 __all__ = [
     "CONFIG_ENV",
+    "ConfigError",
     "GitHubApp",
     "GoogleApp",
     "OAuthApps",
     "Settings",
     "describe_settings_error",
+    "settings_error_lines",
     "unknown_environment",
+    "unknown_variables",
 ]
 
 #: Environment variable naming a TOML config file (the CLI's `--config` sets it too).
@@ -111,6 +115,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
+    #: On SIGTERM: seconds to finish the requests in flight (new ones are refused at once) before
+    #: they are cut off. Video jobs' leases are handed back either way.
+    drain_seconds: float = Field(default=30.0, ge=0)
     #: The public address of this gateway, used in output URLs (`response_format=url`). When
     #: unset, URLs are built from the address the gateway listens on (the socket a request
     #: came in on), never from the Host header. Behind a proxy or NAT, set it.
@@ -126,11 +133,24 @@ class Settings(BaseSettings):
     #: An operator catalog overlaid on the packaged one (TOML or JSON).
     catalog_path: Path | None = None
 
-    #: Keys idempotency fingerprints; generated into `data_dir` when not given.
+    #: The fleet's secret: keys idempotency fingerprints and every other keyed hash. When not
+    #: given, the first instance generates one into the database (`fleet_secret`).
     secret_key: SecretStr | None = None
 
+    # -- the fleet (several instances) ---------------------------------------------------------
+    #: Redis (`redis://`, `rediss://` for TLS), shared by every instance: rate limits that hold
+    #: across the fleet, shared circuit breakers, wake-ups. Unset: each process on its own.
+    redis_url: SecretStr | None = None
+    #: Prefixed to every key and channel, so that deployments can share one Redis.
+    redis_key_prefix: str = "reapi:"
+    #: Seconds for one Redis call; past it Redis counts as down and the process falls back.
+    redis_timeout: float = Field(default=0.25, gt=0)
+
     # -- limits --------------------------------------------------------------------------------
+    #: Per API key (a key's own setting wins); with Redis for the whole fleet, else per process.
     requests_per_minute: int = 600
+    #: Per account, all its keys together; 0: no account-wide limit.
+    account_requests_per_minute: int = Field(default=0, ge=0)
     max_concurrent_videos: int = 8
     #: Largest request body accepted (multipart uploads included), in bytes.
     max_body_bytes: int = 64 * 1024 * 1024
@@ -178,6 +198,9 @@ class Settings(BaseSettings):
     #: After an operation failed because the database was unavailable (a full disk, a lost
     #: connection), /readyz answers 503 for this long, and requests are told to retry after it.
     database_error_unready_seconds: float = Field(default=10.0, ge=0)
+    #: PostgreSQL: seconds for a connection to open and for each statement. A server that no
+    #: longer answers (a partition) then fails requests with 503 instead of holding them.
+    database_timeout: float = Field(default=10.0, gt=0)
     idempotency_ttl_seconds: float = 24 * 3600
 
     # -- output storage --------------------------------------------------------------------------
@@ -263,6 +286,10 @@ class Settings(BaseSettings):
     chat_widget_csp_sources: list[str] = Field(default_factory=list)
     chat_widget_name: str = "the chat-support provider"
     chat_widget_cookies: list[str] = Field(default_factory=list)
+    #: The operator's postal address, shown on /contact (some jurisdictions require one).
+    operator_address: str | None = None
+    #: Where the site's "Docs" links go.
+    docs_url: str = "https://reapi.dev/docs"
 
     # -- billing ---------------------------------------------------------------------------------
     #: Credit packs sold through Stripe Checkout, and the Stripe account behind them
@@ -369,7 +396,12 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # Then values from files (`secret_files`), then the config file.
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            SecretFiles(settings_cls),
+        ]
         config_file = os.environ.get(CONFIG_ENV)
         if config_file:
             if not Path(config_file).is_file():  # a mistyped path must not mean "defaults"
@@ -416,25 +448,6 @@ class Settings(BaseSettings):
         make_private_dirs(self.data_dir)
         tighten(self.data_dir, PRIVATE_DIR)
 
-    def fingerprint_secret(self) -> bytes:
-        """The configured secret, or one generated once and kept (mode 0600) in the data dir."""
-        if self.secret_key is not None:
-            return self.secret_key.get_secret_value().encode()
-        self.ensure_data_dir()
-        path = self.data_dir / "secret.key"
-        try:
-            return path.read_bytes().strip()
-        except FileNotFoundError:
-            pass
-        value = secrets.token_hex(32).encode()
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
-        except FileExistsError:  # another worker wrote it first
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(value)
-        return value
-
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied (None means "not given")."""
         given = {k: v for k, v in changes.items() if v is not None}
@@ -446,27 +459,35 @@ def _suggestion(name: str, known: list[str]) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def unknown_environment(environ: Mapping[str, str]) -> str | None:
-    """A message naming the first `REAPI_*` variable that no setting reads (a typo would
-    otherwise be ignored silently), or None when there is none."""
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """A message for each `REAPI_*` variable that no setting reads (a typo would otherwise be
+    ignored silently), with the nearest known name when one is close."""
     known = [_PREFIX + name.upper() for name in Settings.model_fields]
-    allowed = {*known, *SDK_ENV, CONFIG_ENV}
+    allowed = {*known, *SDK_ENV, CONFIG_ENV, SECRETS_DIR_ENV, *file_variables(Settings)}
+    found = []
     for variable in sorted(environ):
         name = variable.upper()
         if not name.startswith(_PREFIX) or name in allowed or _PROVIDER_URL.fullmatch(name):
             continue
-        if name.partition("__")[0] in known:  # a nested value: REAPI_PROVIDER_KEYS__OPENAI
+        # a nested value: REAPI_PROVIDER_KEYS__OPENAI, or its file: ..._OPENAI_FILE
+        if name.partition("__")[0] in known:
             continue
-        return f"unknown environment variable {excerpt(variable)}{_suggestion(name, known)}"
-    return None
+        found.append(f"unknown environment variable {excerpt(variable)}{_suggestion(name, known)}")
+    return found
 
 
-def describe_settings_error(error: ValidationError) -> str:
-    """One line for invalid settings: where each problem is and what is wrong, never the
+def unknown_environment(environ: Mapping[str, str]) -> str | None:
+    """The first of `unknown_variables`, or None when there is none."""
+    found = unknown_variables(environ)
+    return found[0] if found else None
+
+
+def settings_error_lines(error: ValidationError) -> list[str]:
+    """One line per problem of invalid settings: where it is and what is wrong, never the
     value given (it may be a secret)."""
     known = list(Settings.model_fields)
     problems = []
-    for item in error.errors(include_input=False)[:3]:
+    for item in error.errors(include_input=False):
         where = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown setting '{excerpt(where)}'{_suggestion(where, known)}")
@@ -474,4 +495,9 @@ def describe_settings_error(error: ValidationError) -> str:
             problems.append(f"{where}: {item['msg']}")
         else:
             problems.append(str(item["msg"]).removeprefix("Value error, "))
-    return "invalid settings: " + "; ".join(problems)
+    return problems
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line for invalid settings (the first three problems)."""
+    return "invalid settings: " + "; ".join(settings_error_lines(error)[:3])

@@ -136,7 +136,10 @@ def _is_busy(error: OperationalError) -> bool:
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout: float | None = None) -> None:
+        """`timeout`: seconds for a PostgreSQL connection to open and for each statement on it;
+        past it the database counts as unavailable. A server that stopped answering (a
+        partition, a dead host) would otherwise hold requests forever."""
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         if self.dialect == "sqlite":
@@ -146,8 +149,9 @@ class Database:
         else:
             if make_url(url).get_driver_name() == "asyncpg":
                 require("a PostgreSQL database_url", "postgres", "asyncpg")
+            limits = {} if timeout is None else {"timeout": timeout, "command_timeout": timeout}
             self._reader = self._writer = create_async_engine(
-                url, pool_size=10, max_overflow=20, pool_pre_ping=True
+                url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=limits
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)

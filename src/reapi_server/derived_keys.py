@@ -1,5 +1,5 @@
-"""Keys for each purpose, derived from the installation's one secret (`Settings.
-fingerprint_secret`): a key leaked or misused in one place says nothing about another."""
+"""Keys for each purpose, derived from the fleet's one secret (`fleet_secret`): a key leaked
+or misused in one place says nothing about another."""
 
 from __future__ import annotations
 

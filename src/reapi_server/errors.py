@@ -8,12 +8,16 @@ from __future__ import annotations
 
 __all__ = [
     "AccountClosed",
+    "AccountDisabled",
     "AccountInDispute",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidApiKey",
+    "KeyExpired",
+    "KeySpendLimitReached",
+    "ModelNotAllowed",
     "NotFound",
     "OutputsDeleted",
     "PayloadTooLarge",
@@ -55,6 +59,14 @@ class AccountClosed(InvalidApiKey):
         super().__init__("the API key is not valid or has been revoked")
 
 
+class AccountDisabled(GatewayError):
+    """An operator disabled the account: its keys are refused, and nothing of it may start,
+    until it is enabled again."""
+
+    http_status = 403
+    default_code = "account_disabled"
+
+
 class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
@@ -68,6 +80,27 @@ class AccountInDispute(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "account_in_dispute"
+
+
+class KeySpendLimitReached(GatewayError):
+    """The key's spend limit for its current period would be exceeded (the account may have
+    credit left: another key, or the next period, can still spend it)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "key_spend_limit_reached"
+
+
+class KeyExpired(GatewayError):
+    http_status = 403
+    default_code = "key_expired"
+
+
+class ModelNotAllowed(GatewayError):
+    """The model is not in the key's allowlist."""
+
+    http_status = 403
+    default_code = "model_not_allowed"
 
 
 class CreditLimitExceeded(GatewayError):

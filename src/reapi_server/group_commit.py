@@ -96,6 +96,11 @@ class Statement:
 class Tx(Protocol):
     """One open transaction. `execute` returns the number of rows changed."""
 
+    @property
+    def dialect_name(self) -> str:
+        """ "sqlite" or "postgresql": for the few statements written once per database."""
+        ...
+
     async def execute(self, statement: Statement, params: Params) -> int: ...
 
     async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None: ...
@@ -110,6 +115,10 @@ class SessionTx:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    @property
+    def dialect_name(self) -> str:
+        return self._session.get_bind().dialect.name
 
     async def _connection(self) -> AsyncConnection:
         return await self._session.connection()
@@ -137,6 +146,8 @@ def as_tx(target: Tx | AsyncSession) -> Tx:
 
 
 class _SqliteTx:
+    dialect_name = "sqlite"
+
     def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
         self._connection = connection
         self._dialect = dialect
@@ -162,6 +173,8 @@ class _SqliteTx:
 
 
 class _AsyncpgTx:
+    dialect_name = "postgresql"
+
     def __init__(self, connection: Any, dialect: Dialect) -> None:
         self._connection = connection  # asyncpg.Connection
         self._dialect = dialect

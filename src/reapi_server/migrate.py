@@ -6,6 +6,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from .db import Database
@@ -26,6 +27,10 @@ def upgrade_sync(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+#: PostgreSQL advisory lock key held while migrating ("reapi" in ASCII, for recognition).
+MIGRATION_LOCK = 0x7265617069
+
+
 async def _at_head(db: Database) -> bool:
     def current(connection: Connection) -> set[str]:
         return set(MigrationContext.configure(connection).get_current_heads())
@@ -37,9 +42,10 @@ async def _at_head(db: Database) -> bool:
 
 
 async def upgrade(db: Database) -> None:
-    """Bring `db` to the newest schema (inside an event loop), in one write transaction: it
-    waits for the write lock like any other writer, and two processes never migrate at once.
-    On SQLite, foreign keys are not enforced while it runs (checked before it commits): a
+    """Bring `db` to the newest schema (inside an event loop), in one write transaction, so two
+    processes never migrate at once: on SQLite it waits for the write lock like any other
+    writer; on PostgreSQL for an advisory lock (instances of a fleet start together). On
+    SQLite, foreign keys are not enforced while it runs (checked before it commits): a
     migration that rebuilds a table must not cascade into the tables pointing at it. A
     database already at the newest schema is left alone (no write lock taken)."""
     if await _at_head(db):
@@ -51,5 +57,9 @@ async def upgrade(db: Database) -> None:
         command.upgrade(config, "head")
 
     async with db.write(enforce_foreign_keys=False) as session:
+        if db.is_postgres:
+            await session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+            )
         connection = await session.connection()
         await connection.run_sync(_run)

@@ -25,11 +25,15 @@ from .api_keys.auth import Authenticator
 from .billing.auto_top_up import Watcher
 from .billing.service import Billing
 from .config import Settings
+from .coordination import RedisLink, open_link
+from .coordination.breakers import SharedBreakerStore
+from .coordination.bus import Bus
+from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
 from .db import Database
 from .idempotency.local import LocalClaims
 from .jobs.memory import PayloadMemory, payload_memory
-from .limits.rate import RateLimiter
+from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
 from .upstream import AiohttpEngine
@@ -47,9 +51,16 @@ class Runtime:
     engine: AsyncEngine
     store: ObjectStore
     auth: Authenticator
-    limiter: RateLimiter
+    limiter: Limiter
     metrics: Metrics
-    fingerprint_secret: bytes
+    #: Redis, shared by the fleet's instances; None without `redis_url`.
+    redis: RedisLink | None = None
+    #: Messages between the fleet's instances (Redis pub/sub); None without Redis.
+    bus: Bus | None = None
+    #: Wake-ups for requests and loops that wait on another's work (across the fleet with Redis).
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    #: The fleet's secret (`fleet_secret`); None in a runtime that keys nothing (administration).
+    secret: bytes | None = None
     clock: Callable[[], float] = time.time
     #: Identifies this process as a lease owner of video jobs.
     instance_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(4)}")
@@ -74,10 +85,18 @@ class Runtime:
     def now(self) -> float:
         return self.clock()
 
+    @property
+    def fingerprint_secret(self) -> bytes:
+        if self.secret is None:
+            raise RuntimeError("this runtime was built without the fleet's secret")
+        return self.secret
+
     async def aclose(self) -> None:
         await self.billing.aclose()
         await self.engine.aclose()
         await self.db.dispose()
+        if self.redis is not None:
+            await self.redis.aclose()
 
 
 def _engine(
@@ -102,6 +121,7 @@ def build_runtime(
     router_config: RouterConfig | None = None,
     clock: Callable[[], float] = time.time,
     fetcher: AsyncFetcher | None = None,
+    secret: bytes | None = None,
 ) -> Runtime:
     settings.ensure_data_dir()
     catalog = catalog or load_catalog(settings.catalog_path)
@@ -113,9 +133,13 @@ def build_runtime(
             if settings.first_byte_timeout
             else RouterConfig()
         )
-    router = Router(router_config)
-    db = Database(settings.resolved_database_url)
     metrics = Metrics()
+    instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"
+    redis = open_link(settings, metrics)
+    bus = Bus(redis) if redis is not None else None
+    breakers = SharedBreakerStore(bus, instance_id) if bus is not None else None
+    router = Router(router_config, breakers)
+    db = Database(settings.resolved_database_url, timeout=settings.database_timeout)
     metrics.watch_breakers(router, catalog, connections)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
     return Runtime(
@@ -127,9 +151,13 @@ def build_runtime(
         engine=_engine(settings, router, http_client, fetcher),
         store=store or build_store(settings),
         auth=Authenticator(db),
-        limiter=RateLimiter(),
+        limiter=Limiter(redis),
+        redis=redis,
+        bus=bus,
+        wakeups=Wakeups(bus),
+        instance_id=instance_id,
         metrics=metrics,
-        fingerprint_secret=settings.fingerprint_secret(),
+        secret=secret,
         clock=clock,
         fetcher=fetcher,
     )

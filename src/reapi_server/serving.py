@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from . import admin
 from .app import create_app
 from .config import Settings
+from .fleet_secret import resolve_for
 from .observability.logging import configure_logging
+from .observability.multiprocess import use_multiprocess_dir
 
 if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
     from .head_limits import GatewayConfig
@@ -51,6 +52,8 @@ def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayCon
         "proxy_headers": True,
         # Passed even when default: uvicorn would otherwise read FORWARDED_ALLOW_IPS.
         "forwarded_allow_ips": settings.forwarded_allow_ips,
+        # SIGTERM: stop accepting, give requests in flight this long, then the lifespan ends.
+        "timeout_graceful_shutdown": settings.drain_seconds,
     }
     limits = HeadLimits(settings.max_header_line_bytes, settings.max_header_bytes)
     return GatewayConfig(app, head_limits=limits, **{**options, **overrides})
@@ -70,7 +73,8 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
     one process, or a supervisor of workers that all serve both sockets."""
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
-    from uvicorn.supervisors import Multiprocess
+
+    from .supervisor import Supervisor
 
     server = uvicorn.Server(config)
     try:
@@ -86,7 +90,7 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
                 sys.exit(STARTUP_FAILURE)
             log.info("metrics listener on %s:%d", *metrics_address)
         if config.workers > 1:
-            Multiprocess(config, sockets=sockets).run()
+            Supervisor(config, sockets=sockets).run()
         else:
             server.run(sockets=sockets)
     except KeyboardInterrupt:
@@ -97,8 +101,8 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
 
 def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
     configure_logging(settings.log_level, json_lines=settings.log_json)
-    asyncio.run(admin.migrate(settings))
-    settings.fingerprint_secret()  # created once here, not raced by the workers
+    # Migrated, and the fleet's secret written or checked, once here before any worker starts.
+    asyncio.run(resolve_for(settings, migrate=True))
     if app_instance is not None or settings.workers <= 1:
         app = app_instance or create_app(settings, migrate=False)
         freeze_heap()
@@ -111,6 +115,7 @@ def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
     os.environ["REAPI_HOST"] = settings.host
     os.environ["REAPI_PORT"] = str(settings.port)
     os.environ["REAPI_METRICS_LISTEN"] = settings.metrics_listen or "off"
+    use_multiprocess_dir(settings.data_dir)  # so that a scrape adds every worker's counts up
     factory = "reapi_server.app:app_from_environment"
     config = gateway_config(factory, settings, factory=True, workers=settings.workers)
     _serve(config, settings.metrics_address)

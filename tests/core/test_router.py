@@ -9,6 +9,7 @@ from reapi import (
     InternalServerError,
     QuotaExceededError,
     RateLimitError,
+    RouteRefusedError,
 )
 from reapi.catalog import Route
 from reapi.router import BreakerPolicy, BreakerState, Router, RouterConfig, judge
@@ -108,3 +109,33 @@ def test_release_frees_the_probe_slot():
     assert next(router.candidates([A, B])) == A
     router.release(A)
     assert next(router.candidates([A, B])) == A
+
+
+def test_recent_outcomes_count_attempts_and_failures_over_five_minutes():
+    clock = Clock()
+    router = Router(clock=clock)
+    assert router.recent(A) == (0, 0)
+    router.record_success(A)
+    router.record_failure(A, InternalServerError("500"))
+    router.record_failure(A, ContentPolicyError("blocked"))  # the route answered: not its fault
+    router.record_failure(A, RouteRefusedError("not here"))  # nothing sent: not counted
+    router.release(A)  # cancelled: not counted
+    assert router.recent(A) == (3, 1)
+    assert router.recent(B) == (0, 0)
+    clock.now += 200
+    router.record_failure(A, APIConnectionError("refused"))
+    assert router.recent(A) == (4, 2)
+    clock.now += 120  # the first three are now more than five minutes old
+    assert router.recent(A) == (1, 1)
+    clock.now += 300
+    assert router.recent(A) == (0, 0)
+
+
+def test_recent_outcomes_keep_a_bounded_memory():
+    clock = Clock()
+    router = Router(clock=clock)
+    for second in range(10_000):
+        clock.now = 1000.0 + second
+        router.record_success(A)
+    assert router.recent(A) == (300, 0)  # in ten-second steps
+    assert len(router.outcomes._buckets[A.key]) <= 31

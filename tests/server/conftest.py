@@ -113,7 +113,7 @@ async def make_gateway(
         database_url: str | None = None, catalog: Catalog | None = None, **overrides: object
     ) -> Gateway:
         data_dir = tmp_path / f"data{len(stack)}"
-        data_dir.mkdir()
+        data_dir.mkdir(exist_ok=True)
         storage, s3 = gateway_storage()
         overrides = {**storage, **overrides}
         if database_url is None:

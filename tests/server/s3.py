@@ -1,6 +1,6 @@
 """A real S3-compatible server for the storage tests: moto's server mode in a child process on a
-free loopback port (its own temp dir, its own memory), started once per session — and a TCP
-proxy in front of it whose link the outage tests cut and restore."""
+free loopback port (its own temp dir, its own memory), started once per session. The outage tests
+put the fault proxy (`fault_proxy`) in front of it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -120,85 +119,3 @@ def moto_server() -> Iterator[MotoServer]:
         yield server
     finally:
         server.stop()
-
-
-class CuttableLink:
-    """A TCP proxy on loopback: `cut()` resets every open connection and refuses new ones (the
-    store is down), `restore()` listens again on the same port. `cut_after(n)` cuts the link
-    once n more bytes went from clients to the server (an outage mid-upload)."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = free_port()
-        self._listener: socket.socket | None = None
-        self._connections: set[socket.socket] = set()
-        self._lock = threading.Lock()
-        self._budget: int | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(64)
-        self._listener = listener
-        self._budget = None
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        with self._lock:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
-            for connection in self._connections:
-                try:  # wakes the pump threads blocked in recv(); both ends see the link die
-                    connection.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self._connections.clear()
-
-    def cut_after(self, nbytes: int) -> None:
-        self._budget = nbytes
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            try:
-                server = socket.create_connection(("127.0.0.1", self.target_port))
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._connections.update((client, server))
-            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, upload: bool) -> None:
-        try:
-            while True:
-                data = source.recv(65536)
-                if not data:
-                    break
-                if upload and self._budget is not None:
-                    self._budget -= len(data)
-                    if self._budget <= 0:
-                        self.cut()
-                        return
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-            with self._lock:
-                self._connections.discard(source)
-                self._connections.discard(sink)

@@ -128,7 +128,12 @@ async def test_deletion_keeps_payments_seven_years_then_the_retention_job_purges
     settings = billing.live.runtime.settings
     year = 365 * 86_400.0
     now = [payment.created_at + 1]
-    rt = build_runtime(settings, catalog=two_host_catalog(), clock=lambda: now[0])
+    rt = build_runtime(
+        settings,
+        catalog=two_host_catalog(),
+        clock=lambda: now[0],
+        secret=billing.live.runtime.secret,
+    )
     try:
         people = PersonalData.for_runtime(rt)
         user_id = await people.user_id_for(await billing.email_of(account))

@@ -36,13 +36,6 @@ def test_config_file_is_read_and_environment_wins(monkeypatch, tmp_path):
     assert settings.provider_base_urls == {"openai": "http://x"}
 
 
-def test_generated_secret_is_kept_private_in_the_data_dir(tmp_path):
-    settings = Settings(data_dir=tmp_path)
-    first = settings.fingerprint_secret()
-    assert first == Settings(data_dir=tmp_path).fingerprint_secret()
-    assert oct(Path(tmp_path / "secret.key").stat().st_mode)[-3:] == "600"
-
-
 def test_unknown_keys_in_the_config_file_are_refused(monkeypatch, tmp_path):
     config = tmp_path / "reapi.toml"
     config.write_text("portt = 9999\n")

@@ -10,7 +10,11 @@ from reapi_server.observability.logging import JsonFormatter
 
 async def test_health_and_readiness(gateway):
     assert (await gateway.client.get("/healthz")).json() == {"status": "ok"}
-    assert (await gateway.client.get("/readyz")).json() == {"status": "ready"}
+    assert (await gateway.client.get("/readyz")).json() == {
+        "status": "ready",
+        "database": "ok",
+        "redis": "off",
+    }
 
 
 async def test_metrics_use_route_templates_only(gateway):

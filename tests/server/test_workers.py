@@ -72,3 +72,45 @@ def test_two_workers_share_one_sqlite_file(tmp_path):
     assert "balance=0 reserved=0" in shown
     assert len({line for line in output.splitlines() if '"msg":"gateway ready"' in line}) >= 1
     assert key not in output
+
+
+def _counted(metrics: str, route: str) -> float:
+    pattern = re.compile(
+        r'^reapi_http_requests_total\{method="GET",route="'
+        + re.escape(route)
+        + r'",status="200"\} (\S+)$',
+        re.M,
+    )
+    return sum(float(value) for value in pattern.findall(metrics))
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_metrics_add_up_across_workers(tmp_path):
+    """Each worker counts in its own memory; a scrape lands on one worker. In multiprocess mode
+    (a private directory under the data dir, emptied at start) every scrape adds all up."""
+    stale = tmp_path / "metrics"
+    stale.mkdir()
+    (stale / "counter_999999.db").write_bytes(b"left by a run before")
+    port, metrics_port = free_port(), free_port()
+    data = ["--data-dir", str(tmp_path)]
+    env = {**os.environ, "REAPI_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"}
+    process = subprocess.Popen(
+        [_bin("reapi-server"), "serve", "--workers", "2", "--port", str(port), *data],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_for(f"{base}/healthz", process)
+        sent = 60
+        for _ in range(sent):  # a connection each: the kernel spreads them over the workers
+            assert httpx.get(f"{base}/readyz", headers={"connection": "close"}).status_code == 200
+        scrapes = [httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text for _ in range(6)]
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert [_counted(text, "/readyz") for text in scrapes] == [sent] * 6, output[-2000:]
+    assert oct((tmp_path / "metrics").stat().st_mode)[-3:] == "700"
+    assert not (tmp_path / "metrics" / "counter_999999.db").exists()

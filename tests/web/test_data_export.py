@@ -8,6 +8,7 @@ import io
 import json
 
 import pytest
+from sqlalchemy import select
 from tests.web.conftest import BASE
 from tests.web.people import (
     NOT_PERSONAL,
@@ -20,14 +21,14 @@ from typer.testing import CliRunner
 
 from reapi_server.accounts.export import SECTIONS, to_csv
 from reapi_server.cli import app as cli_app
-from reapi_server.models import ApiKey, Base, User, WebSession
+from reapi_server.models import ApiKey, BackupCode, Base, OAuthRequest, User, WebSession
 
 
 async def test_export_holds_every_table_about_the_person_and_nothing_of_anyone_else(
-    db_web, browsers
+    people_web, browsers, providers
 ):
-    alice = await seed_person(db_web, browsers)
-    bob = await seed_person(db_web, browsers)
+    alice = await seed_person(people_web, browsers, providers)
+    bob = await seed_person(people_web, browsers, providers)
 
     response = await alice.browser.get("/settings/data/export.json")
     assert response.status_code == 200
@@ -38,7 +39,7 @@ async def test_export_holds_every_table_about_the_person_and_nothing_of_anyone_e
     document = response.json()
     assert document["format"] == "reapi-export/1" and document["user_id"] == alice.user_id
 
-    rt, key = db_web.rt, throttle_key_of(db_web.rt)
+    rt, key = people_web.rt, throttle_key_of(people_web.rt)
     async with rt.db.read() as session:
         for table in personal_tables():
             sections = [s for s in SECTIONS if table.name in s.tables]
@@ -59,10 +60,10 @@ async def test_export_holds_every_table_about_the_person_and_nothing_of_anyone_e
         assert identifier in text, identifier
 
 
-async def test_the_export_never_holds_a_secret(db_web, browsers):
-    person = await seed_person(db_web, browsers)
+async def test_the_export_never_holds_a_secret(people_web, browsers, providers):
+    person = await seed_person(people_web, browsers, providers)
     text = (await person.browser.get("/settings/data/export.json")).text
-    async with db_web.rt.db.read() as session:
+    async with people_web.rt.db.read() as session:
         user = await session.get(User, person.user_id)
         key = await session.get(ApiKey, person.key_id)
         web_session = (
@@ -70,27 +71,63 @@ async def test_the_export_never_holds_a_secret(db_web, browsers):
                 WebSession.__table__.select().where(WebSession.user_id == person.user_id)
             )
         ).first()
-    for secret in (user.password_hash, key.key_hash, person.key, web_session.token_hash):
+        codes = (await session.execute(select(BackupCode.code_hash))).scalars().all()
+        requests = (
+            await session.execute(select(OAuthRequest).where(OAuthRequest.user_id == user.id))
+        ).scalars()
+        under_way = [
+            value
+            for r in requests
+            for value in (r.key_hash, r.browser_hash, r.code_verifier, r.nonce)
+            if value
+        ]
+    assert codes and under_way and user.totp_secret
+    hidden = (user.password_hash, key.key_hash, person.key, web_session.token_hash)
+    hidden += (user.totp_secret, person.totp_secret, *person.backup_codes, *codes, *under_way)
+    for secret in hidden:
         assert secret not in text
     assert person.browser.cookie("reapi_session") not in text
+    document = json.loads(text)
+    [two_factor] = document["two_factor"]
+    assert two_factor["enabled"] is True and two_factor["backup_codes_left"] == 10
+    assert two_factor["enabled_at"] is not None
+    assert document["sign_in_methods"][0]["provider"] == "github"
+    assert document["sign_in_methods"][0]["provider_user_id"] == person.github_id
+    assert document["sign_in_methods"][0]["email_at_link_time"] == person.email
+    assert [r["purpose"] for r in document["provider_sign_ins"]] == ["link"]
+    assert document["notification_settings"][0]["newsletter"] is True
     outputs = json.loads(text)["outputs"]
     assert {o["url"] for o in outputs} >= set(person.image_urls)
     assert all(o["expires_at"] > o["created_at"] for o in outputs)
     keys = json.loads(text)["api_keys"]
     assert keys[0]["last4"] == person.key[-4:] and keys[0]["last_used_at"] is not None
+    # The key's limits and its spend in the current period (the image and the video).
+    assert (keys[0]["kind"], keys[0]["spend_limit"], keys[0]["spend_period"]) == (
+        "model",
+        100_000,
+        "weekly",
+    )
+    assert keys[0]["spent_in_period"] > 0 and keys[0]["models"] is None
+    assert document["accounts"][0]["disabled_at"] is None
+    # What an operator did to the account, without saying which admin.
+    [action] = document["operator_actions"]
+    assert (action["action"], action["by"]) == ("credits.adjust", "operator (cli)")
+    assert action["detail"] == {"amount": 50, "reason": "goodwill"}
 
 
-async def test_export_needs_a_session(web, browsers):
+async def test_export_needs_a_session(people_web, browsers, providers):
     for path in ("/settings/data/export.json", "/settings/data/usage.csv", "/settings/delete"):
-        response = await browsers(web).get(path)
+        response = await browsers(people_web).get(path)
         assert response.status_code == 303 and response.headers["location"].startswith("/login")
-    person = await seed_person(web, browsers)
+    person = await seed_person(people_web, browsers, providers)
     assert (await person.browser.get("/settings/data/ledger.csv")).status_code == 404
 
 
-async def test_usage_and_payments_as_csv_without_formulas(db_web, browsers):
-    person = await seed_person(db_web, browsers, product='=HYPERLINK("http://evil","x")')
-    await seed_person(db_web, browsers)  # someone else's rows must not show
+async def test_usage_and_payments_as_csv_without_formulas(people_web, browsers, providers):
+    person = await seed_person(
+        people_web, browsers, providers, product='=HYPERLINK("http://evil","x")'
+    )
+    await seed_person(people_web, browsers, providers)  # someone else's rows must not show
     usage = await person.browser.get("/settings/data/usage.csv")
     assert usage.status_code == 200 and usage.headers["content-type"].startswith("text/csv")
     assert usage.headers["content-disposition"].endswith('.csv"')
@@ -115,14 +152,14 @@ def test_a_cell_a_spreadsheet_would_run_is_quoted(start):
     assert row == [f"'{start}1+2", "-5", ""]
 
 
-async def test_the_cli_exports_the_same_document(db_web, browsers, tmp_path):
-    person = await seed_person(db_web, browsers)
+async def test_the_cli_exports_the_same_document(people_web, browsers, providers, tmp_path):
+    person = await seed_person(people_web, browsers, providers)
     from_page = (await person.browser.get("/settings/data/export.json")).json()
     output = tmp_path / "export.json"
     args = ["users", "export", "--email", person.email, "--output", str(output)]
-    args += ["--data-dir", str(db_web.data_dir)]
-    if db_web.rt.settings.database_url:
-        args += ["--database-url", db_web.rt.settings.database_url]
+    args += ["--data-dir", str(people_web.data_dir)]
+    if people_web.rt.settings.database_url:
+        args += ["--database-url", people_web.rt.settings.database_url]
     # The operator's CLI runs with the server's settings (its address, its secret).
     runner = CliRunner(env={"REAPI_PUBLIC_BASE_URL": BASE, "REAPI_SECRET_KEY": "test-secret"})
     result = await asyncio.to_thread(runner.invoke, cli_app, args)

@@ -46,12 +46,6 @@ ADA = "ada@example.com"
 
 
 @pytest.fixture
-def providers(clock):
-    with running_providers(clock) as running:
-        yield running
-
-
-@pytest.fixture
 async def gateway(database_url, make_gateway, clock, providers):
     """A gateway with GitHub and Google sign-in, on SQLite then PostgreSQL."""
     started = await make_gateway(

@@ -39,6 +39,12 @@ def test_an_operator_turns_two_factor_authentication_off(tmp_path):
         assert db.execute("SELECT count(*) FROM backup_codes").fetchone() == (0,)
         [(template,)] = db.execute("SELECT template FROM outbox_messages").fetchall()
         assert template == "two_factor_changed"
+        # Audited as every operator change is: who (the command line), what, whom.
+        [(action, via, target)] = db.execute(
+            "SELECT action, via, target_user_id FROM audit_log"
+        ).fetchall()
+        [(user_id,)] = db.execute("SELECT id FROM users").fetchall()
+        assert (action, via, target) == ("user.reset_2fa", "cli", user_id)
     assert "no user" in cli(
         "users", "reset-2fa", "--email", "x@example.com", "--yes", *data, code=1
     )

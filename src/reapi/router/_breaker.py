@@ -90,3 +90,18 @@ class InMemoryBreakerStore:
             breaker.probing = False
             if was_probing or breaker.failures >= threshold:
                 breaker.open_until = now + open_for
+
+    # -- for a store that shares this one's state with other processes ------------------------
+    def opened_until(self, key: str) -> float:
+        """When the route's open spell ends (0.0: it is closed)."""
+        with self._lock:
+            breaker = self._breakers.get(key)
+            return breaker.open_until if breaker is not None else 0.0
+
+    def open_until(self, key: str, until: float) -> None:
+        """Open the route until `until` (another process found it failing); no sooner than
+        it already was."""
+        with self._lock:
+            breaker = self._breakers.setdefault(key, _Breaker())
+            breaker.open_until = max(breaker.open_until, until)
+            breaker.probing = False

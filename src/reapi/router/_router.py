@@ -9,6 +9,7 @@ from .._exceptions import ReapiError, RouteRefusedError
 from ..catalog import Route
 from ._breaker import BreakerState, BreakerStore, InMemoryBreakerStore
 from ._policy import RouterConfig, judge
+from ._recent import RecentOutcomes
 
 __all__ = ["Router"]
 
@@ -22,6 +23,8 @@ class Router:
     ) -> None:
         self.config = config or RouterConfig()
         self.breakers: BreakerStore = breakers or InMemoryBreakerStore()
+        #: Attempts and failures per route lately (this process's), for status pages.
+        self.outcomes = RecentOutcomes()
         self._clock = clock
 
     def candidates(self, routes: Sequence[Route]) -> Iterator[Route]:
@@ -44,6 +47,7 @@ class Router:
 
     def record_success(self, route: Route) -> None:
         self.breakers.record_success(route.key)
+        self.outcomes.record(route.key, failed=False, now=self._clock())
 
     def record_failure(self, route: Route, error: ReapiError) -> bool:
         """Update the route's breaker; return True when the request should fail over."""
@@ -52,6 +56,7 @@ class Router:
             self.breakers.release(route.key)
             return True
         verdict = judge(error, self.config.breaker)
+        self.outcomes.record(route.key, failed=verdict.open_for is not None, now=self._clock())
         if verdict.open_for is None:
             # The route answered sensibly (e.g. a content block): it is healthy.
             self.breakers.record_success(route.key)
@@ -66,3 +71,8 @@ class Router:
 
     def state(self, route: Route) -> BreakerState:
         return self.breakers.state(route.key, self._clock())
+
+    def recent(self, route: Route) -> tuple[int, int]:
+        """(attempts, failures) on the route in the last five minutes: a failure is what
+        counts against its breaker (a blocked prompt is the route working)."""
+        return self.outcomes.totals(route.key, self._clock())

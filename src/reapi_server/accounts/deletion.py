@@ -11,7 +11,10 @@ One transaction, in this order (the accounts locked first, in id order: `lock_or
    Google identities and sign-ins under way, notice deliveries);
 3. payment records are detached (kept 7 years, as the law asks, without the account) and the
    confirmation mail is queued to the address they had (after their mail was dropped, so it
-   is the one message left for it).
+   is the one message left for it);
+4. when an operator deletes the person (the admin pages, `reapi-server users delete`), the
+   audit row saying so (ids and counts, never the address). Audit rows are the operator's
+   record: they stay, naming ids that no longer lead to anyone.
 What hangs from the accounts (video jobs, outputs, usage, credit, keys, the account rows) goes
 right after it commits, through `closing.purge_account`: cancelling a video calls its provider,
 and deleting an object calls storage, neither of which may run inside a transaction.
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..api_keys import repository as keys
+from ..audit import Actor, record
 from ..billing import repository as payments
 from ..db import Database
 from ..email.compose import MailComposer
@@ -54,9 +58,10 @@ async def delete_user(
     now: float,
     mail: MailComposer,
     throttle: Throttle,
+    actor: Actor | None = None,
 ) -> UserDeleted | None:
     """Delete the user in the caller's transaction (on `db`); None when there is no such
-    user."""
+    user. `actor`: the operator who asked (audited), None for the person themselves."""
     user = await users.get_user(session, user_id)
     if user is None:
         return None
@@ -76,4 +81,24 @@ async def delete_user(
     for account_id in account_ids:
         kept += await payments.detach_account(session, account_id, now=now)
     await enqueue(session, mail.account_deleted(email, now), now)
-    return UserDeleted(user_id, account_ids, revoked, ended, kept)
+    deleted = UserDeleted(user_id, account_ids, revoked, ended, kept)
+    if actor is not None:
+        await _audit(session, actor, deleted, now)
+    return deleted
+
+
+async def _audit(session: AsyncSession, actor: Actor, deleted: UserDeleted, now: float) -> None:
+    await record(
+        session,
+        actor,
+        "user.delete",
+        now=now,
+        target_user_id=deleted.user_id,
+        account_id=deleted.account_ids[0] if deleted.account_ids else None,
+        detail={
+            "accounts": len(deleted.account_ids),
+            "keys_revoked": deleted.keys_revoked,
+            "sessions_ended": deleted.sessions_ended,
+            "payments_kept": deleted.payments_kept,
+        },
+    )

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from ..audit import Actor
 from ..email.compose import MailComposer
 from ..identity import repository as users
 from ..identity.emails import normalise_email
@@ -85,13 +86,20 @@ class PersonalData:
         collected = await self._collect(user_id, sections)
         return None if collected is None else export.to_csv(collected[1][name], columns)
 
-    async def delete(self, user_id: str) -> Deletion | None:
+    async def delete(self, user_id: str, *, actor: Actor | None = None) -> Deletion | None:
         """Delete the person (`deletion.delete_user`), then what their accounts held
-        (`closing.purge_account`). None: no such user."""
+        (`closing.purge_account`). `actor`: the operator who asked (audited); None when the
+        person deletes their own account. None: no such user."""
         rt = self.rt
         async with rt.db.write() as session:
             deleted = await delete_user(
-                session, user_id, db=rt.db, now=rt.now(), mail=self.mail, throttle=self.throttle
+                session,
+                user_id,
+                db=rt.db,
+                now=rt.now(),
+                mail=self.mail,
+                throttle=self.throttle,
+                actor=actor,
             )
         if deleted is None:
             return None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import CursorResult, bindparam, delete, select, update
+from collections.abc import Sequence
+
+from sqlalchemy import CursorResult, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
@@ -11,6 +13,7 @@ from ..models import Account, Membership, User
 
 __all__ = [
     "add_member",
+    "count_disabled",
     "delete_account",
     "delete_memberships",
     "deleted_account_ids",
@@ -21,7 +24,10 @@ __all__ = [
     "mark_deleted",
     "memberships_of",
     "owned_account_ids",
+    "owned_by",
     "owner_email",
+    "owners",
+    "set_disabled",
 ]
 
 _IS_OPEN = Statement(
@@ -120,7 +126,45 @@ async def deleted_account_ids(session: AsyncSession, limit: int) -> list[str]:
     return list(result.scalars())
 
 
+async def set_disabled(session: AsyncSession, account_id: str, at: float | None) -> bool:
+    """Disable the account at `at`, or enable it (None); False when it already was."""
+    state = Account.disabled_at.is_(None) if at is not None else Account.disabled_at.is_not(None)
+    result = await session.execute(
+        update(Account).where(Account.id == account_id, state).values(disabled_at=at)
+    )
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+async def owners(session: AsyncSession, account_id: str) -> list[User]:
+    result = await session.execute(
+        select(User)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.account_id == account_id, Membership.role == "owner")
+        .order_by(Membership.created_at)
+    )
+    return list(result.scalars())
+
+
 async def delete_account(session: AsyncSession, account_id: str) -> bool:
     """The wallet row itself, and whatever memberships are left on it."""
     await session.execute(delete(Membership).where(Membership.account_id == account_id))
     return _changed(await session.execute(delete(Account).where(Account.id == account_id))) == 1
+
+
+async def owned_by(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, Account]:
+    """user id → the (first) account each of these users owns."""
+    if not user_ids:
+        return {}
+    result = await session.execute(
+        select(Membership.user_id, Account)
+        .join(Account, Account.id == Membership.account_id)
+        .where(Membership.user_id.in_(user_ids), Membership.role == "owner")
+        .order_by(Membership.created_at.desc())
+    )
+    return {str(row[0]): row[1] for row in result}
+
+
+async def count_disabled(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(Account).where(Account.disabled_at.is_not(None))
+    return int((await session.execute(query)).scalar_one())

@@ -1,7 +1,12 @@
-"""Bearer-token authentication for /v1: never a cookie, never a query parameter.
+"""Bearer-token authentication for /v1 and the management API: never a cookie, never a query
+parameter.
 
-A lookup is cached for at most `ttl` seconds, so a revoked key stops working within that time in
-every process, and at once in the process that revoked it (which clears its cache).
+A lookup is cached for at most `ttl` seconds, so a revoked key, a changed allowlist or expiry
+takes effect within that time in every process, and at once in the process that changed it
+(which clears its cache). A key whose account is disabled is refused and never cached, so
+enabling the account again works at once. Whatever starts a charged request is checked again,
+at once everywhere, by the statement that holds its credit (`credits.repository`): a revoked or
+expired key, a disabled account, the key's spend limit.
 """
 
 from __future__ import annotations
@@ -10,10 +15,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..credits.repository import KeySpend
 from ..db import Database
-from ..errors import InvalidApiKey
+from ..errors import AccountDisabled, InvalidApiKey, KeyExpired, ModelNotAllowed
 from . import repository
-from .keys import hash_key, is_well_formed
+from .keys import MANAGEMENT_PREFIX, hash_key, is_well_formed
+from .last_used import KeyUsage
+from .limits import parse_allowlist
+from .periods import period_start
 
 __all__ = ["Authenticator", "Principal"]
 
@@ -28,6 +37,40 @@ class Principal:
     key_id: str
     requests_per_minute: int | None
     max_concurrent_videos: int | None
+    #: model | management
+    kind: str = "model"
+    spend_period: str = "monthly"
+    #: The models the key may call (None: every model).
+    models: frozenset[str] | None = None
+    expires_at: float | None = None
+    account_disabled: bool = False
+
+    def require_model_key(self, now: float) -> None:
+        """Refuse what may not call /v1: a management key, a disabled account, an expired
+        key."""
+        if self.kind != "model":
+            raise InvalidApiKey(
+                f"a management key ({MANAGEMENT_PREFIX}...) manages keys and cannot call "
+                "models: use an API key (rk_live_...)"
+            )
+        if self.account_disabled:
+            raise AccountDisabled("this account is disabled; contact the operator of this gateway")
+        if self.expires_at is not None and self.expires_at <= now:
+            raise KeyExpired("this API key has expired")
+
+    def require_model(self, model: str) -> None:
+        if self.models is not None and model not in self.models:
+            raise ModelNotAllowed(
+                "this API key may not use this model (see its allowlist on the keys page)",
+                param="model",
+            )
+
+    def allows(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+    def spend(self, now: float) -> KeySpend:
+        """What a credit hold made now counts against: this key's current period."""
+        return KeySpend(self.key_id, period_start(self.spend_period, now))
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -49,6 +92,8 @@ class Authenticator:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[Principal, float]] = {}
+        #: The keys used since the last write of their last use (`last_used`).
+        self.usage = KeyUsage()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
@@ -61,12 +106,26 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             return cached[0]
         async with self._db.read() as session:
-            row = await repository.find_active(session, key_hash)
-        if row is None:
+            found = await repository.find_active(session, key_hash)
+        if found is None:
             self._cache.pop(key_hash, None)
             raise InvalidApiKey("the API key is not valid or has been revoked")
+        row, account_disabled = found
+        if account_disabled:
+            self._cache.pop(key_hash, None)
+            raise AccountDisabled(
+                "this key's account is disabled; contact the operator of this service"
+            )
         principal = Principal(
-            row.account_id, row.id, row.requests_per_minute, row.max_concurrent_videos
+            row.account_id,
+            row.id,
+            row.requests_per_minute,
+            row.max_concurrent_videos,
+            kind=row.kind,
+            spend_period=row.spend_period,
+            models=parse_allowlist(row.model_allowlist),
+            expires_at=row.expires_at,
+            account_disabled=account_disabled,
         )
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

@@ -25,6 +25,7 @@ __all__ = [
     "record",
     "store",
     "unhandled_count",
+    "wake_waiting",
 ]
 
 
@@ -109,6 +110,18 @@ async def failed_attempt(
         )
         .execution_options(synchronize_session=False)
     )
+
+
+async def wake_waiting(session: AsyncSession, now: float) -> int:
+    """Events waiting for what they depend on are due now (something they may depend on was
+    just applied): how many."""
+    result = await session.execute(
+        update(StripeEvent)
+        .where(StripeEvent.handled_at.is_(None), StripeEvent.last_error == "waiting")
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(result)
 
 
 async def due(session: AsyncSession, now: float, limit: int = 50) -> list[StripeEvent]:

@@ -3,6 +3,7 @@ loops share — the settings, the Stripe client, the database, the mail composer
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,8 @@ __all__ = ["BadEvent", "Billing"]
 
 log = logging.getLogger("reapi_server.billing")
 
+#: Outcomes other events may wait for: a payment credited (its refunds, its disputes).
+_DEPENDED_ON = frozenset({"credited"})
 #: Stripe's events are far below this; anything larger is not one.
 MAX_EVENT_BYTES = 1024 * 1024
 
@@ -71,6 +74,8 @@ class Billing:
         self.links = links
         self.clock = clock
         self.api = StripeApi(settings) if settings.stripe_secret_key is not None else None
+        #: Set when an event was applied that waiting ones may depend on: the retry loop runs.
+        self._applied = asyncio.Event()
 
     @classmethod
     def from_settings(cls, settings: Settings, db: Database, clock: Callable[[], float]) -> Billing:
@@ -136,8 +141,15 @@ class Billing:
         return await self.apply(event_id)
 
     async def apply(self, event_id: str) -> Applied:
-        """Apply a stored event now (the webhook, the retry loop, an operator's re-apply)."""
-        return await apply_event(self.db, self.stripe(), event_id, make_context=self.context)
+        """Apply a stored event now (the webhook, the retry loop, an operator's re-apply). A
+        purchase or a dispute applied makes the events waiting for one due at once."""
+        applied = await apply_event(self.db, self.stripe(), event_id, make_context=self.context)
+        if applied.state == "applied" and applied.outcome in _DEPENDED_ON:
+            async with self.db.write() as session:
+                woken = await event_store.wake_waiting(session, self.clock())
+            if woken:
+                self._applied.set()
+        return applied
 
     async def retry_due(self) -> int:
         """One round of the retry loop: apply the stored events still unhandled whose time has
@@ -156,8 +168,10 @@ class Billing:
 
     async def run_retries(self) -> None:
         while True:
+            self._applied.clear()
             try:
                 await self.retry_due()
             except Exception as error:  # a database hiccup must not end the loop
                 log.warning("stripe event retry failed", extra={"code": type(error).__name__})
-            await anyio.sleep(self.settings.event_retry_interval)
+            with anyio.move_on_after(self.settings.event_retry_interval):
+                await self._applied.wait()

@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi._params import Shape
 from reapi.catalog import ModelSpec
 
+from ..api_keys.periods import next_reset
 from ..errors import (
     AccountClosed,
+    AccountDisabled,
     AccountInDispute,
     CreditLimitExceeded,
     GatewayError,
     InsufficientCredits,
+    InvalidApiKey,
+    KeyExpired,
+    KeySpendLimitReached,
 )
 from ..group_commit import Tx
 from ..models import MAX_CREDITS, UsageRecord
 from ..usage import repository as usage_rows
 from . import repository
+from .repository import KeySpend, Refusal
 
-__all__ = ["grant", "hold_or_record_refusal", "in_dispute", "insufficient", "price_of"]
+__all__ = ["adjust", "grant", "hold_or_record_refusal", "insufficient", "price_of", "refusal_error"]
 
 
 def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: int = 0) -> int:
@@ -43,12 +51,13 @@ async def hold_or_record_refusal(
     purpose: str,
     expires_at: float | None,
     now: float,
+    key: KeySpend | None = None,
 ) -> str | GatewayError:
-    """Hold `amount` for the request and write its pending usage row: the hold id. Or the
-    refusal, returned (not raised: the op shares a group commit): a short balance or an
-    account in a payment dispute, written as the request's usage row; or an account being
-    deleted, which nothing is written for. The hold's own UPDATE decides; what stood in its
-    way is read only once it refused."""
+    """Hold `amount` for the request (counted against `key`) and write its pending usage row;
+    or, when refused (the balance, the key's limit, expiry or revocation, a disabled account),
+    write the row as refused instead. One transaction either way: the hold id, or the error to
+    answer with (returned, not raised: the op shares a group commit). For an account that is
+    gone or being deleted nothing is written."""
     hold_id = await repository.reserve(
         tx,
         usage.account_id,
@@ -57,34 +66,60 @@ async def hold_or_record_refusal(
         request_id=usage.id,
         expires_at=expires_at,
         now=now,
+        key=key,
     )
-    # The row's status is set in both cases: a group commit may run this op a second time.
+    # The row's status is set either way: a group commit may run this op a second time.
     if hold_id is not None:
         usage.status, usage.error_code = "pending", None
         await usage_rows.insert(tx, usage)
         return hold_id
-    standing = await repository.standing_of(tx, usage.account_id)
-    if standing.closed:
+    found = await repository.why_refused(tx, usage.account_id, key)
+    if found is None or found.account_closed:
+        # Gone or being deleted: nothing more is written about it (its rows are being removed).
         return AccountClosed()
-    refusal = in_dispute(standing) or insufficient(amount)
+    refusal = refusal_error(found, amount, now)
     usage.status, usage.error_code = "failed", refusal.code
     await usage_rows.insert(tx, usage)
     return refusal
 
 
-def in_dispute(standing: repository.Standing) -> AccountInDispute | None:
-    """The refusal of an account on hold for a chargeback, or owing credit since one."""
-    if standing.on_hold is not None:
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+def refusal_error(found: Refusal | None, amount: int, now: float) -> GatewayError:
+    """The answer to a refused hold, most fundamental reason first."""
+    if found is None:
+        return InvalidApiKey("the API key is not valid or has been revoked")
+    if found.account_disabled:
+        return AccountDisabled("this account is disabled; contact the operator of this gateway")
+    if found.on_hold is not None:
         return AccountInDispute(
             "a payment to this account is disputed with the card issuer; requests are refused"
             " until the dispute is resolved"
         )
-    if standing.debt > 0:
+    if found.debt > 0:
         return AccountInDispute(
-            f"this account owes {standing.debt} credits after a disputed payment; requests are"
+            f"this account owes {found.debt} credits after a disputed payment; requests are"
             " refused until credits are bought to cover it"
         )
-    return None
+    if found.key_unusable:
+        return InvalidApiKey("the API key is not valid or has been revoked")
+    if found.key_expires_at is not None and found.key_expires_at <= now:
+        return KeyExpired(f"this API key expired at {_when(found.key_expires_at)}")
+    limit = found.spend_limit
+    if limit is not None and found.period_spend + amount > limit:
+        reset = next_reset(found.spend_period, now)
+        when = f"; it resets at {_when(reset)}" if reset is not None else ""
+        per = "" if found.spend_period == "never" else f" per {_PER[found.spend_period]}"
+        return KeySpendLimitReached(
+            f"this request costs {amount} credits and this key has {found.period_spend} of "
+            f"its {limit} credits{per} spent or held{when}"
+        )
+    return insufficient(amount)
+
+
+_PER = {"daily": "day", "weekly": "week", "monthly": "month"}
 
 
 async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
@@ -96,6 +131,25 @@ async def grant(session: AsyncSession, account_id: str, amount: int, now: float)
         raise CreditLimitExceeded(
             f"an account may hold at most {MAX_CREDITS:,} credits; this grant would exceed that",
             param="credits",
+        )
+
+
+async def adjust(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
+    """An operator's correction of the balance, up or down (ledger kind `adjustment`): never
+    below 0, never past `MAX_CREDITS`; anything else is refused and nothing is written."""
+    if amount == 0:
+        raise GatewayError("an adjustment of 0 credits changes nothing", param="amount")
+    if abs(amount) > MAX_CREDITS or not await repository.adjust(session, account_id, amount, now):
+        if amount < 0:
+            raise GatewayError(
+                "the balance is lower than this amount: an adjustment cannot make it negative",
+                param="amount",
+                code="balance_too_low",
+            )
+        raise CreditLimitExceeded(
+            f"an account may hold at most {MAX_CREDITS:,} credits; this adjustment would exceed"
+            " that",
+            param="amount",
         )
 
 

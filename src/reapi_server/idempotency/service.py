@@ -113,10 +113,21 @@ async def begin(
         if ended is not None:  # claimed in this process: woken when its answer is recorded
             with anyio.move_on_after(min(left, _LOCAL_RECHECK)):
                 await ended.wait()
-        else:  # claimed by another process: read again, less and less often
+        else:  # claimed by another process: read again, less and less often, or as soon as
+            # that process says the claim ended (through Redis, when the fleet has it)
             jitter = random.uniform(0.5, 1.0)  # noqa: S311  (spreads reads; not a secret)
-            await anyio.sleep(min(left, pause * jitter))
+            await rt.wakeups.wait(_ended_topic(found.id), min(left, pause * jitter))
             pause = min(pause * 2, _MAX_PAUSE)
+
+
+def _ended_topic(record_id: int) -> str:
+    return f"idempotency-ended:{record_id}"
+
+
+def _ended(rt: Runtime, record_id: int) -> None:
+    """Wake the claim's waiters: this process's, and the other instances' (`Wakeups`)."""
+    rt.idempotency_claims.ended(record_id)
+    rt.wakeups.notify(_ended_topic(record_id))
 
 
 async def _claim(
@@ -161,7 +172,7 @@ async def finish(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str
         if not claim.recorded:
             await _record(rt, claim, status_code, snapshot)
     finally:
-        rt.idempotency_claims.ended(claim.record_id)
+        _ended(rt, claim.record_id)
 
 
 async def _record(rt: Runtime, claim: Claim, status_code: int, snapshot: dict[str, Any]) -> None:
@@ -195,4 +206,4 @@ async def abandon(rt: Runtime, claim: Claim) -> None:
             async with rt.db.write() as session:
                 await repository.drop_unanswered(session, claim.record_id)
     finally:
-        rt.idempotency_claims.ended(claim.record_id)
+        _ended(rt, claim.record_id)

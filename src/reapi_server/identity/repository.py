@@ -47,16 +47,21 @@ __all__ = [
     "insert_session",
     "insert_token",
     "insert_user",
+    "list_backup_codes",
     "list_consents",
+    "list_known_devices",
     "list_sessions",
     "list_tokens",
     "list_users",
     "mark_email_verified",
+    "newest_users",
     "record_attempt",
     "replace_backup_codes",
+    "search_users",
     "set_email",
     "set_new_device_alerts",
     "set_password_hash",
+    "set_role",
     "set_totp_secret",
     "throttle_rows",
     "touch_session",
@@ -112,8 +117,38 @@ async def list_users(session: AsyncSession, *, limit: int, offset: int = 0) -> l
     return list(result.scalars())
 
 
-async def count_users(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(User))).scalar_one())
+async def count_users(session: AsyncSession, *, role: str | None = None) -> int:
+    query = select(func.count()).select_from(User)
+    if role is not None:
+        query = query.where(User.role == role)
+    return int((await session.execute(query)).scalar_one())
+
+
+async def newest_users(session: AsyncSession, *, limit: int, offset: int = 0) -> list[User]:
+    result = await session.execute(
+        select(User).order_by(User.created_at.desc(), User.id).limit(limit).offset(offset)
+    )
+    return list(result.scalars())
+
+
+async def search_users(session: AsyncSession, fragment: str, *, limit: int) -> list[User]:
+    """Users whose email contains `fragment` (any case; `%` and `_` match only themselves)."""
+    escaped = fragment.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    result = await session.execute(
+        select(User)
+        .where(User.email.like(f"%{escaped}%", escape="\\"))
+        .order_by(User.email)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
+async def set_role(session: AsyncSession, user_id: str, role: str) -> bool:
+    """False when the user already has this role (or does not exist)."""
+    result = await session.execute(
+        update(User).where(User.id == user_id, User.role != role).values(role=role)
+    )
+    return _changed(result) == 1
 
 
 async def set_password_hash(
@@ -220,11 +255,29 @@ async def count_backup_codes_left(session: AsyncSession, user_id: str) -> int:
     return int(result.scalar_one())
 
 
+async def list_backup_codes(session: AsyncSession, user_id: str) -> list[BackupCode]:
+    result = await session.execute(
+        select(BackupCode)
+        .where(BackupCode.user_id == user_id)
+        .order_by(BackupCode.created_at, BackupCode.used_at)
+    )
+    return list(result.scalars())
+
+
 async def delete_backup_codes(session: AsyncSession, user_id: str) -> None:
     await session.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
 
 
 # -- known devices -------------------------------------------------------------------------------
+
+
+async def list_known_devices(session: AsyncSession, user_id: str) -> list[KnownDevice]:
+    result = await session.execute(
+        select(KnownDevice)
+        .where(KnownDevice.user_id == user_id)
+        .order_by(KnownDevice.first_seen_at, KnownDevice.device_hash)
+    )
+    return list(result.scalars())
 
 
 async def device_last_seen(session: AsyncSession, user_id: str, device_hash: str) -> float | None:

@@ -75,9 +75,10 @@ async def generate(
     started = time.perf_counter()
     as_url = params.response_format == "url"
     try:
+        principal.require_model(params.model)
         # The gateway always takes the bytes (to mirror them); `url` then means *our* URL.
         prepared = rt.core.prepare_image(replace(params, response_format=None), payload, edit=edit)
-    except ReapiError as error:
+    except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, endpoint, error.code, started)
         raise
     inputs = len(payload.get("images") or ())
@@ -102,6 +103,7 @@ async def generate(
             purpose="image",
             expires_at=now + rt.settings.image_hold_seconds,
             now=now,
+            key=principal.spend(now),
         )
 
     hold_id = await rt.db.grouped(open_request, account=principal.account_id)

@@ -15,7 +15,7 @@ from ..runtime import Runtime
 from . import repository
 from .repository import POLLED_STATES
 
-__all__ = ["LeaseLost", "kept_lease"]
+__all__ = ["LeaseLost", "hand_back_leases", "kept_lease"]
 
 log = logging.getLogger("reapi_server.jobs")
 
@@ -66,3 +66,21 @@ async def kept_lease(rt: Runtime, job_id: str) -> AsyncIterator[None]:
         raise detached(single)
     if lost:
         raise LeaseLost
+
+
+async def hand_back_leases(rt: Runtime) -> None:
+    """This process stops: the jobs it polls are due now for the other instances, which are
+    woken to take them (over Redis) instead of waiting for the leases to run out."""
+    from .poller import JOBS_DUE
+
+    try:
+        async with rt.db.write() as session:
+            handed = await repository.hand_back(session, rt.instance_id, rt.now())
+    except Exception as exc:  # they run out by themselves (job_lease_seconds)
+        log.warning("leases not handed back", extra={"code": type(exc).__name__})
+        return
+    if handed:
+        log.info("leases handed back", extra={"code": f"jobs={handed}"})
+        rt.wakeups.notify(JOBS_DUE)
+        if rt.bus is not None:
+            await rt.bus.flush()

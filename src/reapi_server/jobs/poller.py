@@ -37,10 +37,12 @@ from .lease import LeaseLost, kept_lease
 from .repository import POLLED_STATES
 from .submission import cancel_upstream, finish_failed, submit
 
-__all__ = ["JobPoller"]
+__all__ = ["JOBS_DUE", "JobPoller"]
 
 log = logging.getLogger("reapi_server.jobs")
 
+#: The wake-up topic of jobs that are due now (`Runtime.wakeups`).
+JOBS_DUE = "jobs-due"
 #: Fetch or storage failures of a finished task before the job is failed and refunded.
 MAX_OUTPUT_FAILURES = 10
 
@@ -67,8 +69,8 @@ class JobPoller:
             except Exception as exc:  # a database hiccup must not end the loop
                 log.error("poller round failed", extra={"code": type(exc).__name__})
                 handled = 0
-            if not handled:
-                await anyio.sleep(min(self.rt.settings.poll_interval, 1.0))
+            if not handled:  # a job handed back (another instance drains) wakes it at once
+                await self.rt.wakeups.wait(JOBS_DUE, min(self.rt.settings.poll_interval, 1.0))
 
     async def run_once(self) -> int:
         rt = self.rt

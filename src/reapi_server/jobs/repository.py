@@ -22,6 +22,7 @@ __all__ = [
     "get",
     "get_detached",
     "get_for_account",
+    "hand_back",
     "insert",
     "list_for_account",
     "mark_submitted",
@@ -169,6 +170,17 @@ async def list_for_account(
             )
     result = await session.execute(query.order_by(*order).limit(limit))
     return list(result.scalars())
+
+
+async def hand_back(session: AsyncSession, owner: str, now: float) -> int:
+    """Give up every lease `owner` holds (it is stopping): its jobs are due at once, for
+    whichever poller comes next."""
+    result = await session.execute(
+        update(VideoJob)
+        .where(VideoJob.lease_owner == owner, VideoJob.status.in_(POLLED_STATES))
+        .values(lease_owner=None, lease_expires_at=None, next_poll_at=now)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def claim_due(

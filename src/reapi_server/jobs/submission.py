@@ -77,8 +77,9 @@ async def create(
 ) -> dict[str, Any]:
     started = time.perf_counter()
     try:
+        principal.require_model(params.model)
         prepared = rt.core.prepare_video(params, payload)
-    except ReapiError as error:
+    except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, ENDPOINT, error.code, started)
         raise
     cost = price_of(prepared.spec, prepared.shape)
@@ -128,7 +129,7 @@ async def create(
             await usage_rows.insert(tx, usage)
             return refusal
         hold_id = await hold_or_record_refusal(
-            tx, usage, cost, purpose="video", expires_at=None, now=now
+            tx, usage, cost, purpose="video", expires_at=None, now=now, key=principal.spend(now)
         )
         if isinstance(hold_id, GatewayError):
             return hold_id

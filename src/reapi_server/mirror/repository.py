@@ -19,6 +19,7 @@ __all__ = [
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
+    "latest_outputs",
     "outputs_for_account",
     "postpone_deletion",
     "recorded_ids",
@@ -197,3 +198,15 @@ async def postpone_deletion(session: AsyncSession, entry_id: int, not_before: fl
         .where(PendingDeletion.id == entry_id)
         .values(not_before=not_before, attempts=PendingDeletion.attempts + 1)
     )
+
+
+async def latest_outputs(
+    session: AsyncSession, account_id: str, *, limit: int
+) -> list[StoredOutput]:
+    result = await session.execute(
+        select(StoredOutput)
+        .where(StoredOutput.account_id == account_id)
+        .order_by(StoredOutput.created_at.desc(), StoredOutput.id)
+        .limit(limit)
+    )
+    return list(result.scalars())

@@ -2,12 +2,14 @@
 
 from .accounts import Account
 from .api_keys import ApiKey
+from .audit import AuditEntry
 from .base import Base
 from .billing import BillingProfile, Dispute, Payment, Refund, StripeEvent, TopUp
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
 from .email import Notice, NoticeDelivery, OutboxMessage
+from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .oauth import OAuthIdentity, OAuthRequest
@@ -29,6 +31,7 @@ __all__ = [
     "MAX_CREDITS",
     "Account",
     "ApiKey",
+    "AuditEntry",
     "AuthThrottle",
     "BackupCode",
     "Base",
@@ -37,6 +40,7 @@ __all__ = [
     "Consent",
     "CreditHold",
     "Dispute",
+    "FleetSecret",
     "IdempotencyRecord",
     "KnownDevice",
     "LedgerEntry",

@@ -38,3 +38,7 @@ class Account(Base):
     #: Why nothing may be held for the account now (`account_in_dispute`: a chargeback is
     #: open). The hold's conditional UPDATE checks it and `debt`, in every process at once.
     on_hold: Mapped[str | None] = mapped_column(String(40), default=None)
+    #: Set by an operator: the account's keys are refused (403 `account_disabled`) until it is
+    #: cleared again, and every credit hold of the account is refused from then on, in every
+    #: process at once (the hold's statement reads it). The money and history stay as they are.
+    disabled_at: Mapped[float | None] = mapped_column(Float, default=None)

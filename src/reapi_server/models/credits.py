@@ -41,8 +41,8 @@ class LedgerEntry(Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    #: grant | reserve | settle | release | adjustment; billing: purchase | refund | dispute |
-    #: dispute_won
+    #: grant | adjustment (an operator's, either way) | reserve | settle | release; billing:
+    #: purchase | refund | dispute | dispute_won
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -81,3 +81,7 @@ class CreditHold(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: The key whose spend counter the hold was added to, and that counter's period then: the
+    #: settlement gives the unspent rest back to that period only, never to a later one.
+    api_key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    period_start: Mapped[float | None] = mapped_column(Float, default=None)

@@ -22,6 +22,7 @@ __all__ = [
     "insert_request",
     "latest_request_of_browser",
     "list_identities",
+    "requests_of_user",
 ]
 
 
@@ -111,6 +112,16 @@ async def insert_request(session: AsyncSession, row: OAuthRequest) -> None:
 
 async def find_request(session: AsyncSession, key_hash: str) -> OAuthRequest | None:
     return await session.get(OAuthRequest, key_hash, populate_existing=True)
+
+
+async def requests_of_user(session: AsyncSession, user_id: str) -> list[OAuthRequest]:
+    """The links and sign-ins again this signed-in user started and did not finish."""
+    result = await session.execute(
+        select(OAuthRequest)
+        .where(OAuthRequest.user_id == user_id)
+        .order_by(OAuthRequest.created_at, OAuthRequest.key_hash)
+    )
+    return list(result.scalars())
 
 
 async def delete_request(session: AsyncSession, key_hash: str, browser_hash: str) -> bool:

@@ -1,7 +1,9 @@
-"""/healthz (the process answers) and /readyz (the database answers and works)."""
+"""/healthz (the process answers) and /readyz (the database answers and works; what Redis does
+is said, but a Redis that is down does not make the gateway unready: it falls back)."""
 
 from __future__ import annotations
 
+import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -17,20 +19,27 @@ async def healthz() -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-_UNAVAILABLE = b'{"status":"database unavailable"}'
+async def _database_ready(rt: Runtime) -> bool:
+    """Not while the database does not answer, nor for a while after any operation failed
+    because it was unavailable: a full disk still answers reads (and `SELECT 1`) while every
+    write fails."""
+    since = rt.db.seconds_since_unavailable()
+    if since is not None and since < rt.settings.database_error_unready_seconds:
+        return False
+    try:
+        await rt.db.ping()
+    except Exception:
+        return False
+    return True
 
 
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
-    """Not ready while the database does not answer, nor for a while after any operation
-    failed because it was unavailable: a full disk still answers reads (and `SELECT 1`) while
-    every write fails."""
     rt: Runtime = request.app.state.runtime
-    since = rt.db.seconds_since_unavailable()
-    if since is not None and since < rt.settings.database_error_unready_seconds:
-        return Response(_UNAVAILABLE, 503, media_type="application/json")
-    try:
-        await rt.db.ping()
-    except Exception:
-        return Response(_UNAVAILABLE, 503, media_type="application/json")
-    return Response(b'{"status":"ready"}', media_type="application/json")
+    ready = await _database_ready(rt)
+    body = {
+        "status": "ready" if ready else "database unavailable",
+        "database": "ok" if ready else "unavailable",
+        "redis": rt.redis.status if rt.redis is not None else "off",
+    }
+    return Response(orjson.dumps(body), 200 if ready else 503, media_type="application/json")

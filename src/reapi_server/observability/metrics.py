@@ -1,12 +1,27 @@
 """Prometheus metrics. Labels are route templates, methods, status codes, provider names and
-stable error codes: never a path with ids, a body, a prompt or a key."""
+stable error codes: never a path with ids, a body, a prompt or a key.
+
+With several worker processes (`serve --workers N`) each counts in files of its own under
+PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode, set up by `serving`), and a
+scrape, whichever worker answers it, adds up every worker's files. What is read at scrape time
+from memory (breaker states) is the answering worker's view.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from reapi.catalog import Catalog
@@ -40,9 +55,17 @@ class _BreakerCollector(Collector):
         yield family
 
 
+#: prometheus-client's own variable: set, its metrics live in files in that directory.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        #: Collectors read from this process's memory at scrape time.
+        self._live: list[Collector] = []
         self.requests = Counter(
             "reapi_http_requests",
             "HTTP requests answered.",
@@ -97,8 +120,34 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.redis_up = Gauge(
+            "reapi_redis_up",
+            "1 while Redis answers, 0 while a process falls back to its own state.",
+            registry=self.registry,
+            multiprocess_mode="livemin",  # 0 when any live worker falls back
+        )
+        self.redis_fallbacks = Counter(
+            "reapi_redis_fallbacks",
+            "Uses of per-process state because Redis was down, by feature.",
+            ["feature"],
+            registry=self.registry,
+        )
+
     def watch_breakers(self, router: Router, catalog: Catalog, providers: Iterable[str]) -> None:
-        self.registry.register(_BreakerCollector(router, catalog, providers))
+        collector = _BreakerCollector(router, catalog, providers)
+        self.registry.register(collector)
+        self._live.append(collector)
+
+    def exposition(self) -> bytes:
+        """The text a scrape gets: every worker's counts in multiprocess mode."""
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if not directory:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        for collector in self._live:
+            registry.register(collector)
+        return generate_latest(registry)
 
     def record_attempts(self, model: str, attempts: Iterable[tuple[str, str]]) -> None:
         count = 0

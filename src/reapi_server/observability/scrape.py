@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,7 +21,7 @@ __all__ = ["MetricsListener", "MetricsRoute"]
 
 
 def _exposition(metrics: Metrics) -> Response:
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(metrics.exposition(), media_type=metrics.content_type)
 
 
 class MetricsRoute(Route):

@@ -35,11 +35,17 @@ async def caller(
 ) -> Principal:
     rt = _runtime(request)
     principal = await rt.auth.authenticate(request.headers.get("authorization"))
+    now = rt.now()
+    principal.require_model_key(now)
+    rt.auth.usage.saw(principal.key_id, now)
     per_minute = principal.requests_per_minute or rt.settings.requests_per_minute
-    wait = rt.limiter.acquire(principal.key_id, per_minute)
-    if wait is not None:
+    refusal = await rt.limiter.acquire(
+        principal, per_minute, rt.settings.account_requests_per_minute
+    )
+    if refusal is not None:
         raise RateLimited(
-            f"this key is limited to {per_minute} requests per minute", retry_after=wait
+            f"this {refusal.scope} is limited to {refusal.per_minute} requests per minute",
+            retry_after=refusal.retry_after,
         )
     return principal
 

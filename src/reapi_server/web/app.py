@@ -32,9 +32,13 @@ from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
 from ..legal.documents import policy_versions
 from ..links import Links
+from ..management.app import PREFIX as MANAGEMENT_PREFIX
+from ..management.app import create_management_app
 from ..oauth import configured_providers
 from ..oauth.service import OAuthSignIn
+from ..openai_api.errors import error_response
 from ..runtime import Runtime
+from .admin_gate import AdminGate
 from .context import WebContext
 from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
@@ -42,14 +46,17 @@ from .embeds import Embeds
 from .forms import retry_headers
 from .guards import SignInRequired
 from .pages import (
+    admin,
     auth,
     billing,
     data,
     email_change,
+    keys,
     legal,
     notifications,
     oauth,
     settings,
+    site,
     two_factor,
     unsubscribe,
 )
@@ -67,6 +74,7 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
 PAGES = (
+    site,
     auth,
     oauth,
     settings,
@@ -74,9 +82,11 @@ PAGES = (
     email_change,
     notifications,
     data,
-    billing,
     legal,
     unsubscribe,
+    keys,
+    billing,
+    admin,
 )
 
 
@@ -141,6 +151,7 @@ def build_context(rt: Runtime) -> WebContext:
         ),
         oauth=OAuthSignIn(identity, configured_providers(settings), links),
         personal_data=PersonalData.for_runtime(rt),
+        runtime=rt,
         embeds=embeds,
         turnstile=_turnstile(settings),
     )
@@ -156,6 +167,20 @@ def _turnstile(settings: Settings) -> Turnstile | None:
     )
 
 
+def _not_found(request: Request) -> Response:
+    return render(
+        request,
+        "error.html",
+        status=404,
+        title="Page not found",
+        message="There is no page at this address.",
+    )
+
+
+async def _not_found_page(request: Request) -> Response:
+    return _not_found(request)
+
+
 def _install_error_pages(app: FastAPI) -> None:
     async def sign_in_required(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
@@ -164,13 +189,7 @@ def _install_error_pages(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 404:
-            return render(
-                request,
-                "error.html",
-                status=404,
-                title="Page not found",
-                message="There is no page at this address.",
-            )
+            return _not_found(request)
         return render(
             request,
             "error.html",
@@ -236,6 +255,18 @@ class _ServerErrorPage:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> None:
     request = Request(scope, receive)
+    if request.url.path.startswith(MANAGEMENT_PREFIX + "/"):  # an API: JSON, never a page
+        if status == 413:
+            refusal = error_response(413, "the request body is too large", code="request_too_large")
+        else:
+            refusal = error_response(
+                403,
+                "send the page's CSRF token as X-CSRF-Token, or authenticate with a management "
+                "key instead of the session",
+                code="csrf_failed",
+            )
+        await refusal(scope, receive, send)
+        return
     if status == 413:
         response = render(
             request,
@@ -266,10 +297,14 @@ def create_web_app(rt: Runtime) -> FastAPI:
         StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),
         name="static",
     )
+    app.mount(MANAGEMENT_PREFIX, create_management_app(rt))
     for module in PAGES:
         app.include_router(module.router)
     _install_error_pages(app)
-    app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
+    app.add_middleware(AdminGate, not_found=_not_found_page)
+    app.add_middleware(
+        CsrfMiddleware, web=web, refuse=_refuse, bearer_prefixes=(MANAGEMENT_PREFIX + "/",)
+    )
     app.add_middleware(VisitorMiddleware, web=web)
     app.add_middleware(_ServerErrorPage)
     app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https, csp=web.embeds.csp())

@@ -18,6 +18,7 @@ from ..identity.sessions import Client
 from ..links import Links
 from ..models import User
 from ..oauth.service import OAuthSignIn
+from ..runtime import Runtime
 from .cookies import CookiePolicy
 from .embeds import Embeds
 from .turnstile import Turnstile
@@ -45,6 +46,8 @@ class WebContext:
     oauth: OAuthSignIn
     #: Export and deletion of a person's data (Settings → Data).
     personal_data: PersonalData
+    #: The gateway's runtime: its catalog, router and key cache, for pages about them.
+    runtime: Runtime
     #: Turnstile and the chat widget, when the operator enabled them.
     embeds: Embeds = field(default_factory=Embeds)
     turnstile: Turnstile | None = None

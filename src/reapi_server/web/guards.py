@@ -3,12 +3,14 @@ exception the web application answers (a redirect to sign in)."""
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from ..identity.service import CurrentSession
+from ..models import User
 from .context import visitor_of
 
-__all__ = ["SignInRequired", "require_session"]
+__all__ = ["SignInRequired", "is_admin", "require_admin", "require_session"]
 
 
 class SignInRequired(Exception):
@@ -24,4 +26,17 @@ def require_session(request: Request) -> CurrentSession:
     session = visitor_of(request).session
     if session is None:
         raise SignInRequired(request.url.path)
+    return session
+
+
+def is_admin(user: User | None) -> bool:
+    return user is not None and user.role == "admin"
+
+
+def require_admin(request: Request) -> CurrentSession:
+    """An admin's live session; to anyone else (signed out included) the page does not exist:
+    404, never a sign-in redirect or a 403 that would confirm it does."""
+    session = visitor_of(request).session
+    if session is None or not is_admin(session.user):
+        raise HTTPException(404)
     return session

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from functools import cache
 from importlib import resources
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from .context import visitor_of, web_of
+from .navigation import navigation
 
 __all__ = ["NOTICES", "render"]
 
@@ -39,18 +41,38 @@ NOTICES: Mapping[str, str] = {
     "identity_linked": "Linked. You can sign in with it from now on.",
     "identity_unlinked": "Unlinked. It no longer signs you in.",
     "account_deleted": "Your account is deleted. We sent a confirmation to your email address.",
+    "credits_adjusted": "The credits are adjusted; the ledger and the audit log say so.",
+    "account_disabled": "The account is disabled: its keys are refused.",
+    "account_enabled": "The account is enabled again: its keys work.",
+    "user_deleted": "The person is deleted: keys revoked, sessions ended, their account's data "
+    "deleted (payment records kept, detached).",
 }
+
+
+def when(timestamp: float | None) -> str:
+    """A time as pages show it (UTC): `05 Dec 2026, 09:30 UTC`; an em dash for none."""
+    if timestamp is None:
+        return "\u2014"
+    return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))
+
+
+def number(value: int | float) -> str:
+    """Thousands separated: `1,500`."""
+    return f"{value:,}"
 
 
 @cache
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("reapi_server.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["when"] = when
+    environment.filters["number"] = number
+    return environment
 
 
 @cache
@@ -74,6 +96,12 @@ def render(
     page = {
         "site_name": web.settings.site_name,
         "user": visitor.user,
+        "nav": navigation(
+            visitor.user,
+            request.url.path,
+            docs_url=web.settings.docs_url,
+            current=values.pop("nav_current", None),
+        ),
         "csrf_token": visitor.csrf_token(web.csrf_key),
         "static_version": static_version(),
         "notice": NOTICES.get(done),
@@ -81,6 +109,7 @@ def render(
         "path": request.url.path,
         "embeds": web.embeds,
         "sign_in_providers": list(web.oauth.providers.values()),
+        "docs_url": web.settings.docs_url,
         **values,
     }
     html = _environment().get_template(template).render(page)

@@ -1,9 +1,10 @@
 """The export's sections: one per table about a person, in the order a person reads them.
 
 The registry is `SECTIONS`. A domain that adds a table about people adds its section here
-(for example `Section("oauth_identities", ("oauth_identities",), oauth.export.identities)`);
-the export test fails for any table that is neither exported nor listed as not personal.
-Secrets are never exported: no password hash, session id, token, API key or key hash."""
+(for example `Section("sign_in_methods", ("oauth_identities",), _sign_in_methods)`); the
+export test fails for any table that is neither exported nor listed as not personal.
+Secrets are never exported: no password hash, session id, token, API key or key hash, TOTP
+secret, backup code (nor its hash), PKCE verifier or nonce."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...api_keys import repository as keys
+from ...api_keys.limits import parse_allowlist
+from ...audit.export import rows_about as audit_rows_about
 from ...billing import repository as payments
 from ...credits import repository as credits
+from ...email.notices import deliveries_of
 from ...email.outbox import list_for_address
 from ...idempotency import repository as idempotency
 from ...identity import repository as users
@@ -20,6 +24,7 @@ from ...jobs import repository as jobs
 from ...mirror import repository as outputs
 from ...mirror.outputs import file_url
 from ...models import TopUp
+from ...oauth import repository as oauth
 from ...usage import repository as usage
 from .. import repository as accounts
 from .section import Row, Section, Subject, iso
@@ -49,6 +54,77 @@ async def _notification_settings(session: AsyncSession, subject: Subject) -> lis
     if user is None:
         return []
     return [{"newsletter": user.newsletter, "new_device_alerts": user.new_device_alerts}]
+
+
+async def _two_factor(session: AsyncSession, subject: Subject) -> list[Row]:
+    """Whether it is on, since when, how many backup codes are left: never the secret."""
+    user = await users.get_user(session, subject.user_id)
+    if user is None:
+        return []
+    return [
+        {
+            "enabled": user.totp_enabled_at is not None,
+            "enabled_at": iso(user.totp_enabled_at),
+            "backup_codes_left": await users.count_backup_codes_left(session, user.id),
+        }
+    ]
+
+
+async def _backup_codes(session: AsyncSession, subject: Subject) -> list[Row]:
+    """When each was made and used: never the code or its hash."""
+    return [
+        {"created_at": iso(c.created_at), "used_at": iso(c.used_at)}
+        for c in await users.list_backup_codes(session, subject.user_id)
+    ]
+
+
+async def _known_devices(session: AsyncSession, subject: Subject) -> list[Row]:
+    """The keyed hash each browser is known by (its user agent and network are not kept)."""
+    return [
+        {
+            "device_hash": d.device_hash,
+            "first_seen_at": iso(d.first_seen_at),
+            "last_seen_at": iso(d.last_seen_at),
+        }
+        for d in await users.list_known_devices(session, subject.user_id)
+    ]
+
+
+async def _sign_in_methods(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {
+            "provider": i.provider,
+            "provider_user_id": i.subject,
+            "email_at_link_time": i.email,
+            "linked_at": iso(i.created_at),
+        }
+        for i in await oauth.list_identities(session, subject.user_id)
+    ]
+
+
+async def _provider_sign_ins(session: AsyncSession, subject: Subject) -> list[Row]:
+    """Links and sign-ins again started and not finished (deleted once expired)."""
+    return [
+        {
+            "provider": r.provider,
+            "purpose": r.purpose,
+            "created_at": iso(r.created_at),
+            "expires_at": iso(r.expires_at),
+        }
+        for r in await oauth.requests_of_user(session, subject.user_id)
+    ]
+
+
+async def _notices(session: AsyncSession, subject: Subject) -> list[Row]:
+    return [
+        {
+            "kind": notice.kind,
+            "subject": notice.subject,
+            "effective_on": notice.effective_on,
+            "queued_at": iso(delivery.created_at),
+        }
+        for delivery, notice in await deliveries_of(session, subject.user_id)
+    ]
 
 
 async def _consents(session: AsyncSession, subject: Subject) -> list[Row]:
@@ -129,6 +205,7 @@ async def _accounts(session: AsyncSession, subject: Subject) -> list[Row]:
                     "balance": balance,
                     "reserved": reserved,
                     "created_at": iso(account.created_at),
+                    "disabled_at": iso(account.disabled_at),
                 }
             )
     return found
@@ -142,17 +219,42 @@ async def _api_keys(session: AsyncSession, subject: Subject) -> list[Row]:
             {
                 "id": k.id,
                 "account_id": k.account_id,
+                "kind": k.kind,
                 "name": k.name,
                 "last4": k.last4,
                 "created_at": iso(k.created_at),
-                "last_used_at": iso(last_used.get(k.id)),
+                "last_used_at": iso(_latest(last_used.get(k.id), k.last_used_at)),
                 "revoked_at": iso(k.revoked_at),
+                "expires_at": iso(k.expires_at),
+                "spend_limit": k.spend_limit,
+                "spend_period": k.spend_period,
+                "spent_in_period": k.period_spend,
+                "period_start": iso(k.period_start or None),
+                "models": _models(k.model_allowlist),
                 "requests_per_minute": k.requests_per_minute,
                 "max_concurrent_videos": k.max_concurrent_videos,
             }
             for k in await keys.list_for_account(session, account_id)
         ]
     return found
+
+
+def _latest(*times: float | None) -> float | None:
+    """The later of the usage rows' and the key's own record (written about once a minute)."""
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
+
+
+def _models(allowlist: str | None) -> list[str] | None:
+    """The models the key may call (None: every model)."""
+    models = parse_allowlist(allowlist)
+    return sorted(models) if models is not None else None
+
+
+async def _operator_actions(session: AsyncSession, subject: Subject) -> list[Row]:
+    """What operators did to the person or their accounts (credit adjustments, disabling,
+    ...): when, what, through which channel; not which admin (that is theirs)."""
+    return await audit_rows_about(session, subject.user_id, subject.account_ids)
 
 
 async def _usage(session: AsyncSession, subject: Subject) -> list[Row]:
@@ -395,11 +497,17 @@ async def _idempotency(session: AsyncSession, subject: Subject) -> list[Row]:
 SECTIONS: tuple[Section, ...] = (
     Section("profile", ("users",), _profile),
     Section("notification_settings", ("users",), _notification_settings),
+    Section("two_factor", ("users",), _two_factor),
+    Section("backup_codes", ("backup_codes",), _backup_codes),
+    Section("known_devices", ("known_devices",), _known_devices),
+    Section("sign_in_methods", ("oauth_identities",), _sign_in_methods),
+    Section("provider_sign_ins", ("oauth_requests",), _provider_sign_ins),
     Section("consents", ("consents",), _consents),
     Section("sessions", ("web_sessions",), _sessions),
     Section("email_links", ("user_tokens",), _email_links),
     Section("sign_in_throttle", ("auth_throttle",), _sign_in_throttle),
     Section("mail", ("outbox_messages",), _mail),
+    Section("notices", ("notice_deliveries",), _notices),
     Section("memberships", ("memberships",), _memberships),
     Section("accounts", ("accounts",), _accounts),
     Section("api_keys", ("api_keys",), _api_keys),
@@ -414,4 +522,5 @@ SECTIONS: tuple[Section, ...] = (
     Section("video_jobs", ("video_jobs",), _video_jobs),
     Section("outputs", ("stored_outputs",), _outputs),
     Section("idempotency_records", ("idempotency_records",), _idempotency),
+    Section("operator_actions", ("audit_log",), _operator_actions),
 )

@@ -43,11 +43,6 @@ async def _bot_check(request: Request, form: dict[str, str], action: str) -> Non
         await turnstile.verify(token, remote_ip=client_of(request).address, action=action)
 
 
-@router.get("/")
-async def home(request: Request) -> Response:
-    return RedirectResponse("/settings" if visitor_of(request).user else "/login", 303)
-
-
 # -- sign-up ---------------------------------------------------------------------------------
 
 

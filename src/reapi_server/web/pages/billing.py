@@ -49,8 +49,7 @@ _PAUSE_REASONS = {
 
 
 def _billing(request: Request) -> Billing:
-    billing: Billing = request.app.state.runtime.billing
-    return billing
+    return web_of(request).runtime.billing
 
 
 async def _account(request: Request, current: CurrentSession) -> Account:

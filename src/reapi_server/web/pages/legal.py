@@ -25,7 +25,7 @@ def facts(web: WebContext) -> LegalFacts:
     return LegalFacts(
         site_name=settings.site_name,
         operator_name=settings.operator_name,
-        operator_contact=settings.operator_contact or "the contact address on this site",
+        operator_contact=settings.operator_contact or "[the contact page](/contact)",
         retention_days=_days(settings.retention_days),
         session_idle_days=_days(settings.session_idle_days),
         session_max_days=_days(settings.session_max_days),

@@ -1,8 +1,8 @@
 """two-factor sign-in, email change, new-device alerts: TOTP columns on users, a pending stage
 on web sessions, backup codes, known devices
 
-Revision ID: 0007_2fa
-Revises: 0006_mail
+Revision ID: 0010_2fa
+Revises: 0009_key_limits
 Create Date: 2026-12-06 10:00:00.000000
 
 Only additions: new nullable or defaulted columns and two new tables, so existing rows need no
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_2fa"
-down_revision: str | None = "0006_mail"
+revision: str = "0010_2fa"
+down_revision: str | None = "0009_key_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """data: payments (kept 7 years, detached from deleted accounts) and accounts.deleted_at
 
-Revision ID: 0009_data
-Revises: 0008_oauth
+Revision ID: 0012_data
+Revises: 0011_oauth
 Create Date: 2026-12-14 09:00:00.000000
 
 `payments` holds what a person paid for credit; its `account_id` is set to NULL when the
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_data"
-down_revision: str | None = "0008_oauth"
+revision: str = "0012_data"
+down_revision: str | None = "0011_oauth"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

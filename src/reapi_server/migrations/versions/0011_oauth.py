@@ -1,7 +1,7 @@
 """oauth: identities linked from GitHub and Google, and the sign-ins under way
 
-Revision ID: 0008_oauth
-Revises: 0007_2fa
+Revision ID: 0011_oauth
+Revises: 0010_2fa
 Create Date: 2026-12-12 10:00:00.000000
 
 Two new tables, nothing else touched: `oauth_identities` (provider, the provider's user id, the
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_oauth"
-down_revision: str | None = "0007_2fa"
+revision: str = "0011_oauth"
+down_revision: str | None = "0010_2fa"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

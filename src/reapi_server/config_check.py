@@ -1,0 +1,170 @@
+"""What `reapi-server check-config` reports, and `serve` checks before it starts: one line per
+problem, never a value (it may be a secret), never a traceback.
+
+- names no setting reads, in the environment (`REAPI_*`) or the config file, each with the
+  nearest valid name when one is close (a typo would otherwise be ignored: a default silently
+  in force);
+- values the settings refuse (`storage_backend = "s3"` without `s3_bucket`, a bad CIDR, ...),
+  files of secrets that cannot be read;
+- the database: it answers, and on PostgreSQL a configured secret agrees with the fleet's;
+- Redis unreachable, S3 bucket unreachable: `serve` starts anyway (it falls back, or answers 502
+  until storage is back) but says so; `check-config` counts them as problems.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import text
+
+from .config import ConfigError, Settings, settings_error_lines, unknown_variables
+from .db import Database
+from .db_errors import error_name
+from .extras import MissingExtraError, require
+
+__all__ = ["Problem", "check_live", "check_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    text: str
+    #: False: `serve` starts anyway (it has a fallback), after saying so.
+    fatal: bool = True
+
+
+@contextmanager
+def _environment_without(names: list[str]) -> Iterator[None]:
+    """Settings refuse an unknown variable before they look at anything else; with each one
+    already reported, leave them out so that every other problem is found in the same run."""
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+class _IgnoringUnknownKeys(Settings):
+    model_config = SettingsConfigDict(**{**Settings.model_config, "extra": "ignore"})
+
+
+def _beside_unknown_keys(unknown: list[str], given: Mapping[str, Any]) -> list[str]:
+    """The problems an unknown config key hides (the model's own checks run only once every
+    field is valid): the settings again, unknown keys ignored this time."""
+    try:
+        with _environment_without(unknown):
+            _IgnoringUnknownKeys(**given)
+    except ValidationError as error:
+        return settings_error_lines(error)
+    except Exception:  # reported by the first pass
+        return []
+    return []
+
+
+def check_settings(
+    environ: Mapping[str, str], overrides: Mapping[str, Any] | None = None
+) -> tuple[Settings | None, list[Problem]]:
+    """The settings (None if they cannot be made) and what is wrong with them. `environ` is
+    the process's environment (the settings read it)."""
+    unknown = [name for name in environ if unknown_variables({name: environ[name]})]
+    problems = [Problem(line) for line in unknown_variables(environ)]
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    try:
+        with _environment_without(unknown):
+            settings = Settings(**given)
+    except ValidationError as error:
+        lines = settings_error_lines(error)
+        if any(item["type"] == "extra_forbidden" for item in error.errors()):
+            lines += [line for line in _beside_unknown_keys(unknown, given) if line not in lines]
+        return None, problems + [Problem(line) for line in lines]
+    except ConfigError as error:  # a secret's file cannot be read
+        return None, [*problems, Problem(str(error))]
+    except tomllib.TOMLDecodeError as error:
+        return None, [*problems, Problem(f"the config file is not valid TOML ({error})")]
+    except OSError as error:  # the config file named cannot be read
+        reason = error.strerror or type(error).__name__
+        where = error.filename or ""
+        return None, [*problems, Problem(f"the config file {where} cannot be read ({reason})")]
+    return (settings if not problems else None), problems
+
+
+async def _database(settings: Settings) -> list[Problem]:
+    from .fleet_secret import verifier
+    from .models import FleetSecret
+
+    if settings.database_url is None and not settings.data_dir.is_dir():
+        return []  # a new installation: `serve` makes the data dir and the SQLite file
+    db = Database(settings.resolved_database_url, timeout=settings.database_timeout)
+    try:
+        async with db.read() as session:
+            await session.execute(text("SELECT 1"))
+            if not db.is_postgres or settings.secret_key is None:
+                return []
+            try:
+                row = await session.get(FleetSecret, 1)
+            except Exception:  # not migrated yet: `serve` makes the row
+                return []
+    except Exception as error:
+        return [Problem(f"database: cannot use it ({error_name(error)})")]
+    finally:
+        await db.dispose()
+    configured = verifier(settings.secret_key.get_secret_value().encode())
+    if row is not None and not hmac.compare_digest(row.verifier, configured):
+        return [Problem("secret_key disagrees with the secret the fleet's database holds")]
+    return []
+
+
+async def _redis(settings: Settings) -> list[Problem]:
+    if settings.redis_url is None:
+        return []
+    try:
+        require("redis_url", "redis", "redis")
+    except MissingExtraError as error:
+        return [Problem(str(error))]
+    from redis.asyncio import Redis
+
+    timeout = settings.redis_timeout * 4  # a start-up check: a little more patience
+    client: Any = Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    try:
+        await client.ping()
+    except Exception as error:
+        return [Problem(f"redis: unreachable ({type(error).__name__})", fatal=False)]
+    finally:
+        await client.aclose()
+    return []
+
+
+def _bucket(settings: Settings) -> list[Problem]:
+    if settings.storage_backend != "s3":
+        return []
+    try:
+        require('storage_backend = "s3"', "s3", "boto3")
+    except MissingExtraError as error:
+        return [Problem(str(error))]
+    from .mirror.s3 import s3_client
+
+    try:
+        s3_client(settings).head_bucket(Bucket=settings.s3_bucket)
+    except Exception as error:
+        return [Problem(f"s3: bucket unreachable ({type(error).__name__})", fatal=False)]
+    return []
+
+
+async def check_live(settings: Settings) -> list[Problem]:
+    """What the settings point at: the database, Redis, the S3 bucket."""
+    found = await asyncio.gather(
+        _database(settings), _redis(settings), asyncio.to_thread(_bucket, settings)
+    )
+    return [problem for problems in found for problem in problems]

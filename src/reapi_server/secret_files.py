@@ -1,0 +1,111 @@
+"""Secrets from files, for every secret setting: what container and service managers hand a
+process (Docker and Compose secrets under /run/secrets, systemd's LoadCredential=), so that
+secrets need not sit in the environment or the config file.
+
+- `REAPI_<NAME>_FILE=/path`: the file holds the value of `REAPI_<NAME>` (e.g.
+  `REAPI_SECRET_KEY_FILE`, `REAPI_PROVIDER_KEYS__OPENAI_FILE`);
+- `REAPI_SECRETS_DIR=/run/secrets`: a file there named like the variable without `REAPI_`, in
+  lower case (`secret_key`, `provider_keys__openai`), holds its value.
+
+A value given directly (environment, command line) wins over a file. A trailing newline is not
+part of the value. A file named but unreadable stops the start (`ConfigError`), naming the
+variable and the path, never the contents.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import SecretStr
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from .config_errors import ConfigError
+
+__all__ = ["SECRETS_DIR_ENV", "SecretFiles", "file_variables", "secret_settings"]
+
+PREFIX = "REAPI_"
+SECRETS_DIR_ENV = "REAPI_SECRETS_DIR"
+#: Not a SecretStr (a URL), but it holds the database's password.
+_ALSO_SECRET = ("database_url",)
+_NESTED_FILE = re.compile(r"REAPI_([A-Z0-9_]+?)__([A-Z0-9_]+)_FILE")
+
+
+def _holds_secrets(field: FieldInfo) -> bool:
+    annotation = field.annotation
+    seen = [annotation]
+    while seen:
+        current = seen.pop()
+        if current is SecretStr:
+            return True
+        seen.extend(get_args(current))
+    return False
+
+
+def secret_settings(settings_cls: type[BaseSettings]) -> list[str]:
+    """The names of the settings that may hold a secret (and so may come from a file)."""
+    return [
+        name
+        for name, field in settings_cls.model_fields.items()
+        if _holds_secrets(field) or name in _ALSO_SECRET
+    ]
+
+
+def file_variables(settings_cls: type[BaseSettings]) -> set[str]:
+    """The `REAPI_*_FILE` variables of the flat secret settings (for unknown-name checks)."""
+    return {f"{PREFIX}{name.upper()}_FILE" for name in secret_settings(settings_cls)}
+
+
+def _read(variable: str, path: Path) -> str:
+    try:
+        return path.read_text().removesuffix("\n").removesuffix("\r")
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+    raise ConfigError(f"{variable}: cannot read {path} ({reason})")
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """A settings source of the values held in files (below the environment in precedence)."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], environ: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(settings_cls)
+        self.environ = os.environ if environ is None else environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        directory = self.environ.get(SECRETS_DIR_ENV)
+        names = secret_settings(self.settings_cls)
+        nested = [n for n in names if n not in _ALSO_SECRET and self._is_mapping(n)]
+        if directory:
+            for found in sorted(Path(directory).glob("*")):
+                name, _, key = found.name.lower().partition("__")
+                if name in nested and key:
+                    values.setdefault(name, {})[key] = _read(SECRETS_DIR_ENV, found)
+                elif name in names and not key and found.is_file():
+                    values[name] = _read(SECRETS_DIR_ENV, found)
+        for variable, path in self.environ.items():
+            upper = variable.upper()
+            if not upper.startswith(PREFIX) or not upper.endswith("_FILE"):
+                continue
+            name = upper.removeprefix(PREFIX).removesuffix("_FILE").lower()
+            if name in names:
+                values[name] = _read(variable, Path(path))
+                continue
+            match = _NESTED_FILE.fullmatch(upper)
+            if match and match.group(1).lower() in nested:
+                key = match.group(2).lower()
+                values.setdefault(match.group(1).lower(), {})[key] = _read(variable, Path(path))
+        return values
+
+    def _is_mapping(self, name: str) -> bool:
+        annotation = self.settings_cls.model_fields[name].annotation
+        return getattr(annotation, "__origin__", None) is dict

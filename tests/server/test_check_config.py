@@ -1,0 +1,79 @@
+"""`reapi-server check-config`: every problem of a configuration in one line each (unknown names
+with the nearest valid one, refused values, what it points at that does not answer), exit
+status 1, no traceback; `serve` runs the same checks and does not start on them."""
+
+import subprocess
+
+from tests.server.live import free_port
+from tests.server.test_cli import _bin
+from typer.testing import CliRunner
+
+from reapi_server.cli import app
+
+runner = CliRunner()
+
+
+def _check(tmp_path, env: dict[str, str], *args: str):
+    env = {"REAPI_DATA_DIR": str(tmp_path / "data"), "REAPI_CONFIG": None, **env}
+    return runner.invoke(app, ["check-config", *args], env=env)
+
+
+def test_a_good_configuration(tmp_path):
+    result = _check(tmp_path, {"REAPI_REQUESTS_PER_MINUTE": "100"})
+    assert result.exit_code == 0, result.output
+    assert "configuration ok" in result.output
+
+
+def test_every_problem_in_a_line_of_its_own(tmp_path):
+    config = tmp_path / "reapi.toml"
+    config.write_text('request_per_minute = 5\nstorage_backend = "s3"\n')
+    dead_port = free_port()
+    result = _check(
+        tmp_path,
+        {
+            "REAPI_REQUESTS_PER_MINUTES": "5",
+            "REAPI_SECRET_KEY": "the-secret-itself",
+        },
+        "--config",
+        str(config),
+    )
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert (
+        "error: unknown environment variable REAPI_REQUESTS_PER_MINUTES "
+        "(did you mean REAPI_REQUESTS_PER_MINUTE?)"
+    ) in lines
+    assert (
+        "error: unknown setting 'request_per_minute' (did you mean requests_per_minute?)" in lines
+    )
+    assert "error: storage_backend = s3 needs s3_bucket (REAPI_S3_BUCKET)" in lines
+    assert "Traceback" not in result.output
+    assert "the-secret-itself" not in result.output
+    # and one that answers nothing:
+    redis = _check(tmp_path, {"REAPI_REDIS_URL": f"redis://127.0.0.1:{dead_port}/0"})
+    assert redis.exit_code == 1
+    assert redis.output.strip().splitlines() == ["error: redis: unreachable (ConnectionError)"]
+
+
+def test_an_unreachable_database(tmp_path):
+    url = f"postgresql+asyncpg://reapi:pw@127.0.0.1:{free_port()}/reapi"
+    result = _check(tmp_path, {"REAPI_DATABASE_URL": url})
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("error: database: cannot use it (")
+    assert "pw" not in result.output
+
+
+def test_serve_does_not_start_on_them(tmp_path):
+    result = subprocess.run(
+        [_bin("reapi-server"), "serve", "--data-dir", str(tmp_path)],
+        env={"PATH": "/usr/bin:/bin", "REAPI_PORT": "8000", "REAPI_HOTS": "0.0.0.0"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: unknown environment variable REAPI_HOTS (did you mean REAPI_HOST?)"
+    )
+    assert not (tmp_path / "reapi.db").exists()

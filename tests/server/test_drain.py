@@ -1,0 +1,127 @@
+"""Zero-downtime deploys: on SIGTERM the gateway stops accepting, finishes the requests it has
+(up to `drain_seconds`), and hands its video jobs' leases back, so that another instance polls
+them at once rather than after the lease runs out (and, with Redis, is woken to do so)."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+
+import httpx
+import pytest
+from tests.conftest import two_host_catalog
+from tests.server.conftest import settings_for
+from tests.server.fault_proxy import FaultProxy
+from tests.server.live import free_port
+from tests.server.redis import redis_server, redis_settings  # noqa: F401  (fixtures)
+from tests.server.served import make_key
+from tests.server.test_cli import _bin, _wait_for
+from tests.server.test_videos import create
+
+from reapi.testing import SIMULATOR_KEY, OpenAISimulator, SimulatorSpec, run_simulators
+from reapi_server.app import create_app
+from reapi_server.jobs import repository
+from reapi_server.models import VideoJob
+
+
+async def _job(gateway, job_id: str) -> VideoJob:
+    async with gateway.rt.db.read() as session:
+        return await session.get(VideoJob, job_id)
+
+
+@pytest.mark.redis
+async def test_leases_are_handed_back_and_the_others_woken(
+    make_gateway,
+    upstream,
+    redis_settings,  # noqa: F811
+):
+    keeper = await make_gateway(**redis_settings, poll_interval=30.0, job_lease_seconds=600)
+    _, key = await keeper.account()
+    video = (await create(keeper, key)).json()
+    # A second instance on the same database; its own app, stopped by hand (SIGTERM's path).
+    settings = settings_for(
+        keeper.data_dir.parent / "leaving",
+        **redis_settings,
+        database_url=keeper.rt.settings.resolved_database_url,
+        job_lease_seconds=600,
+    )
+    settings.data_dir.mkdir()
+    leaving = create_app(
+        settings,
+        catalog=two_host_catalog(),
+        http_client=httpx.AsyncClient(transport=upstream.transport()),
+        migrate=False,
+    )
+    lifespan = leaving.router.lifespan_context(leaving)
+    await lifespan.__aenter__()
+    rt = leaving.state.runtime
+    now = rt.now() + 60  # the job is due: its first poll comes after poll_interval
+    async with rt.db.write() as session:
+        taken = await repository.claim_due(session, rt.instance_id, now, now + 600, 16)
+    assert [job.id for job in taken] == [video["id"]]
+    woken = asyncio.create_task(keeper.rt.wakeups.wait("jobs-due", 10.0))
+    await asyncio.sleep(0.3)  # subscribed
+    await lifespan.__aexit__(None, None, None)  # what SIGTERM ends in
+    job = await _job(keeper, video["id"])
+    assert job.lease_owner is None and job.lease_expires_at is None
+    assert job.next_poll_at <= keeper.rt.now()  # due now, not after the lease
+    assert await woken is True
+
+
+def test_sigterm_finishes_what_it_has_and_refuses_the_rest(tmp_path):
+    simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
+    slow = FaultProxy(int(simulators.provider_urls["openai"].split(":")[2].split("/")[0]))
+    key = make_key(tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": simulators.api_key,
+        "REAPI_PROVIDER_BASE_URLS__OPENAI": f"http://127.0.0.1:{slow.port}/v1",
+        "REAPI_FIRST_BYTE_TIMEOUT": "20",
+        "REAPI_METRICS_LISTEN": "off",
+        "REAPI_DRAIN_SECONDS": "15",
+    }
+    process = subprocess.Popen(
+        [_bin("reapi-server"), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/healthz", process)
+        slow.delay(1.5)  # each way: the request takes some 3 s upstream
+
+        async def in_flight() -> httpx.Response:
+            async with httpx.AsyncClient(timeout=30) as client:
+                return await client.post(
+                    f"{base}/v1/images/generations",
+                    json={"model": "gpt-image-2", "prompt": "p"},
+                    headers={"authorization": f"Bearer {key}"},
+                )
+
+        async def scenario() -> tuple[httpx.Response, float]:
+            running = asyncio.create_task(in_flight())
+            await asyncio.sleep(0.8)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.5)
+            with pytest.raises(httpx.ConnectError):  # no longer accepting
+                async with httpx.AsyncClient() as client:
+                    await client.get(f"{base}/healthz")
+            return await running, time.monotonic()
+
+        answer, answered = asyncio.run(scenario())
+        assert answer.status_code == 200, answer.text
+        # uvicorn re-raises the signal once drained: "terminated by SIGTERM", as service
+        # managers expect of a clean stop
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+        assert time.monotonic() - answered < 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0]
+        slow.close()
+        simulators.stop()
+    assert key not in output

@@ -1,0 +1,82 @@
+"""A database that goes away in the middle of a request, through the fault proxy: the request
+answers 503 `database_unavailable` (never a 500, never a success it could not record), its credit
+hold is released exactly once when the database is back, and nothing is charged twice."""
+
+import asyncio
+import secrets
+
+import pytest
+from tests.server.fault_proxy import FaultProxy
+from tests.server.helpers import auth, ledger_matches
+from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
+
+from reapi_server.jobs.sweeper import sweep_once
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def proxied(postgres_server, make_gateway, upstream):  # noqa: F811
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    proxy = FaultProxy(postgres_server.port)
+    url = f"postgresql+asyncpg://reapi@127.0.0.1:{proxy.port}/{name}"
+    gateway = await make_gateway(
+        database_url=url, database_error_unready_seconds=0.2, database_timeout=2.0
+    )
+    yield gateway, proxy
+    proxy.close()
+
+
+async def _later(rt, seconds: float):
+    real = rt.clock
+    rt.clock = lambda: real() + seconds
+    try:
+        return await sweep_once(rt)
+    finally:
+        rt.clock = real
+
+
+@pytest.mark.parametrize("fault", ["refuse", "reset", "blackhole"])
+async def test_the_database_lost_mid_request(proxied, upstream, fault):
+    gateway, proxy = proxied
+    account, key = await gateway.account(credits=100)
+    upstream.faults["primary.test"] = "hang"  # the upstream takes its time...
+    upstream.hang_seconds = 0.2  # ...within the first-byte deadline
+
+    async def lose_the_database() -> None:
+        for _ in range(2000):  # until the hold is taken: the upstream call runs
+            if upstream.calls:
+                break
+            await asyncio.sleep(0.005)
+        getattr(proxy, fault)()
+        if fault == "reset":
+            proxy.refuse()  # and it stays away until the request has ended
+
+    losing = asyncio.create_task(lose_the_database())
+    # A dead host answers nothing, ever: the database timeout ends the wait.
+    answer = await asyncio.wait_for(
+        gateway.client.post("/v1/images/generations", json={"prompt": "p"}, headers=auth(key)),
+        timeout=20,
+    )
+    await losing
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "database_unavailable"
+    assert int(answer.headers["retry-after"]) >= 1
+    proxy.heal()
+    await asyncio.sleep(0.3)
+    # Not charged; the hold is still there until the sweeper finds it expired, then released
+    # once however many sweepers run.
+    reports = await asyncio.gather(
+        *(_later(gateway.rt, gateway.rt.settings.image_hold_seconds + 60) for _ in range(3))
+    )
+    assert sum(r.holds_released for r in reports) == 1
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
+    again = await gateway.client.post(
+        "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+    )
+    assert again.status_code == 200
+    balance, reserved = await ledger_matches(gateway.rt, account)
+    assert reserved == 0 and 0 < balance < 100  # charged once, for the answered request

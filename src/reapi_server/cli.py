@@ -23,6 +23,7 @@ from . import admin
 from .accounts.export import to_json
 from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
 from .api_keys.service import KeyView
+from .audit import Actor
 from .billing import repository as payments_repository
 from .billing.operator import (
     PaymentView,
@@ -738,7 +739,9 @@ def payments_refund(
             async with billing.db.read() as session:
                 found = await payments_repository.get_payment(session, payment)
             minor = parse_money(amount, found.currency) if found is not None else None
-        return await refund_payment(billing, payment, amount=minor, take_back_spent=take_back_spent)
+        return await refund_payment(
+            billing, payment, amount=minor, take_back_spent=take_back_spent, actor=Actor.cli()
+        )
 
     done = _run(with_billing(settings, work))
     typer.echo(

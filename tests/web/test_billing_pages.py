@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from pydantic import SecretStr
@@ -52,9 +53,12 @@ async def _person(gateway, browsers, *, verified: bool = True):
     return browser, email
 
 
-async def _apply_all(gateway, sim: StripeSimulator) -> None:
-    """What the webhook does, for an in-process gateway the simulator cannot call."""
-    for event in sim.events():
+async def _apply_all(gateway, sim: StripeSimulator, first: str | None = None) -> None:
+    """What the webhook does, for an in-process gateway the simulator cannot call (the event
+    `first` before the others)."""
+    events = sim.events()
+    events.sort(key=lambda event: event["id"] != first)
+    for event in events:
         async with gateway.rt.db.write() as session:
             await event_store.store(
                 session,
@@ -202,3 +206,48 @@ async def test_auto_top_up_needs_a_saved_card_and_keeps_what_was_typed(shop, bro
     page = await browser.get(saved.headers["location"])
     assert "automatic top-up settings are saved" in page.text
     assert 'value="50.00"' in page.text and "below 500 credits" in page.text
+
+
+async def test_an_admin_refunds_half_and_applies_a_waiting_event(shop, browsers, sim):
+    from tests.web.staff import signed_in_admin
+
+    from reapi_server.models import AuditEntry, StripeEvent
+
+    buyer, _ = await _person(shop, browsers)
+    await buyer.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=100)  # from Stripe's dashboard, before the purchase is applied
+    refunded = sim.last_event("charge.refunded")
+    await _apply_all(shop, sim, first=refunded["id"])  # it waits: nothing to refund yet
+
+    admin, _ = await signed_in_admin(shop, browsers)
+    page = await admin.get("/admin/billing")
+    assert page.status_code == 200
+    assert "1 not applied" in page.text and refunded["id"] in page.text
+    applied = await admin.submit(
+        "/admin/billing", f"/admin/billing/events/{refunded['id']}/apply", {}
+    )
+    assert applied.status_code == 303 and "done=applied" in applied.headers["location"]
+    async with shop.rt.db.read() as db:
+        assert (await db.get(StripeEvent, refunded["id"])).handled_at is not None
+
+    page = await admin.get("/admin/billing")
+    [payment_id] = set(re.findall(r"/admin/billing/payments/(pay_\w+)/refund", page.text))
+    too_much = await admin.submit(
+        "/admin/billing", f"/admin/billing/payments/{payment_id}/refund", {"amount": "20"}
+    )
+    assert too_much.status_code == 400 and "at most 9.00 EUR" in too_much.text
+    done = await admin.submit(
+        "/admin/billing", f"/admin/billing/payments/{payment_id}/refund", {"amount": "4.00"}
+    )
+    assert done.status_code == 303
+    assert [r["amount"] for r in sim.objects("refund")] == [100, 400]
+    history = await buyer.get("/dashboard/billing/history")
+    assert history.text.count("Refund:") == 2
+    billing = await buyer.get("/dashboard/billing")
+    assert ">500<" in billing.text.replace(",", "")  # 1,000 - 100 - 400 credits
+    async with shop.rt.db.read() as db:
+        actions = [row.action for row in (await db.execute(select(AuditEntry))).scalars()]
+    assert "payment.refund" in actions and "stripe_event.apply" in actions

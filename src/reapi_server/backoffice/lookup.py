@@ -51,6 +51,8 @@ ACTION_WORDS = {
     "user.promote": "Made an admin",
     "user.delete": "Deleted the person",
     "user.reset_2fa": "Turned two-factor authentication off",
+    "payment.refund": "Refunded a payment",
+    "stripe_event.apply": "Applied a Stripe event",
 }
 
 

@@ -16,20 +16,26 @@ from decimal import Decimal, InvalidOperation
 from typing import TypeVar
 
 from ..accounts import repository as accounts
+from ..audit import Actor, record
 from ..config import Settings
 from ..db import Database
 from ..errors import GatewayError, NotFound
-from . import repository
+from . import event_store, repository
+from .events import Applied
 from .refunds import apply_charge_refunds
 from .service import Billing
 from .settings import ZERO_DECIMAL_CURRENCIES, format_money
 
 __all__ = [
+    "EventView",
     "PaymentView",
     "RefundDone",
     "list_payments",
     "parse_money",
+    "payment_currency",
+    "reapply_event",
     "refund_payment",
+    "stored_events",
     "with_billing",
 ]
 
@@ -105,6 +111,12 @@ def parse_money(text: str, currency: str) -> int:
     return int(minor)
 
 
+async def payment_currency(billing: Billing, payment_id: str) -> str | None:
+    async with billing.db.read() as session:
+        payment = await repository.get_payment(session, payment_id)
+    return payment.currency if payment is not None else None
+
+
 async def list_payments(
     billing: Billing, *, limit: int = 50, account_id: str | None = None
 ) -> list[PaymentView]:
@@ -141,9 +153,11 @@ async def refund_payment(
     *,
     amount: int | None = None,
     take_back_spent: bool = False,
+    actor: Actor | None = None,
 ) -> RefundDone:
     """Refund `amount` (minor units; None: what is left) of a paid payment through Stripe,
-    then take back its credits."""
+    then take back its credits; with `actor`, the audit log says who, in the same
+    transaction."""
     async with billing.db.read() as session:
         payment = await repository.get_payment(session, payment_id)
     if payment is None:
@@ -173,10 +187,24 @@ async def refund_payment(
     )
     refund_id = str(refund["id"])
     charge_id = refund.get("charge")
-    if isinstance(charge_id, str):
-        charge = await api.charge(charge_id)
-        async with billing.db.write() as session:
+    charge = await api.charge(charge_id) if isinstance(charge_id, str) else None
+    async with billing.db.write() as session:
+        if charge is not None:
             await apply_charge_refunds(session, charge, billing.context())
+        if actor is not None:
+            await record(
+                session,
+                actor,
+                "payment.refund",
+                now=billing.clock(),
+                account_id=payment.account_id,
+                detail={
+                    "payment": payment.id,
+                    "refund": refund_id,
+                    "amount": format_money(wanted, payment.currency),
+                    "take_back_spent": take_back_spent,
+                },
+            )
     async with billing.db.read() as session:
         rows = {row.id: row for row in await repository.refunds_of(session, payment.id)}
     row = rows.get(refund_id)
@@ -188,3 +216,58 @@ async def refund_payment(
         debt=row.credits_debt if row else 0,
         waived=row.credits_waived if row else 0,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: str
+    type: str
+    object_id: str | None
+    received_at: float
+    handled_at: float | None
+    outcome: str | None
+    attempts: int
+    last_error: str | None
+    next_attempt_at: float | None
+
+
+async def stored_events(
+    billing: Billing, *, limit: int = 100, unhandled_only: bool = False
+) -> tuple[list[EventView], int]:
+    """The latest stored Stripe events (newest first), and how many are unhandled in all."""
+    async with billing.db.read() as session:
+        rows = await event_store.latest(session, limit=limit, unhandled_only=unhandled_only)
+        unhandled = await event_store.unhandled_count(session)
+    views = [
+        EventView(
+            id=row.id,
+            type=row.type,
+            object_id=row.object_id,
+            received_at=row.received_at,
+            handled_at=row.handled_at,
+            outcome=row.outcome,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            next_attempt_at=row.next_attempt_at,
+        )
+        for row in rows
+    ]
+    return views, unhandled
+
+
+async def reapply_event(billing: Billing, event_id: str, actor: Actor) -> Applied:
+    """An operator applies a stored event now (it is fetched from Stripe again, as always);
+    the audit log says who and what came of it."""
+    async with billing.db.read() as session:
+        if await event_store.get(session, event_id) is None:
+            raise NotFound("no such stored event", param="event")
+    applied = await billing.apply(event_id)
+    async with billing.db.write() as session:
+        await record(
+            session,
+            actor,
+            "stripe_event.apply",
+            now=billing.clock(),
+            detail={"event": event_id, "state": applied.state, "outcome": applied.outcome},
+        )
+    return applied

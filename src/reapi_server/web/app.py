@@ -47,6 +47,7 @@ from .forms import retry_headers
 from .guards import SignInRequired
 from .pages import (
     admin,
+    admin_billing,
     auth,
     billing,
     data,
@@ -87,6 +88,7 @@ PAGES = (
     keys,
     billing,
     admin,
+    admin_billing,
 )
 
 

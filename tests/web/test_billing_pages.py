@@ -140,7 +140,12 @@ async def test_success_page_waits_for_the_webhook_then_says_it_is_late(shop, bro
     # The buyer's own top-up only.
     other, _ = await _person(shop, browsers)
     assert (await other.get(f"/dashboard/billing/success?top_up={top_up}")).status_code == 404
-    cancelled = await browser.get(f"/dashboard/billing/cancel?top_up={top_up}")
+    # Paid meanwhile (another tab): the cancel page does not say nothing was charged.
+    paid_anyway = await browser.get(f"/dashboard/billing/cancel?top_up={top_up}")
+    assert "Payment received" in paid_anyway.text and "nothing was charged" not in paid_anyway.text
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    left = sim.objects("checkout.session")[-1]["client_reference_id"]
+    cancelled = await browser.get(f"/dashboard/billing/cancel?top_up={left}")
     assert "nothing was charged" in cancelled.text
     assert response.status_code == 303
 

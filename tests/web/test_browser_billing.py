@@ -1,8 +1,9 @@
 """A person buys credits in a real browser (Debian's Chromium): sign up and verify, choose a pack
 on Dashboard → Billing, pay on the Stripe simulator's hosted checkout page, come back to the
 success page; the balance is up, the receipt is in <data_dir>/mail/, the invoice is linked from
-the history. Then the operator refunds half: the balance goes down and the history shows the
-refund. Screenshots of the billing pages at 1280 and 390 wide go to test-artifacts/billing/."""
+the history. Then the operator refunds half on Admin → Billing: the balance goes down and the
+history shows the refund. Screenshots of the billing pages at 1280 and 390 wide go to
+test-artifacts/billing/."""
 
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ from tests.web.browser import (
 from tests.web.helpers import read_mail
 from tests.web.live import LiveWeb, live_web_server
 
-from reapi_server.billing.operator import refund_payment
-from reapi_server.billing.service import Billing
+from reapi_server.audit import Actor
+from reapi_server.backoffice import actions
 from reapi_server.billing.settings import BillingSettings
 from reapi_server.db import Database
-from reapi_server.models import Payment
+from reapi_server.identity import repository as users
 from reapi_server.testing.stripe_sim import StripeSimulator
 
 pytestmark = pytest.mark.browser
@@ -66,19 +67,24 @@ def _in_thread(coroutine: Any) -> Any:
         return thread.submit(asyncio.run, coroutine).result()
 
 
-async def _refund_half(live: LiveWeb) -> str:
+async def _promote(live: LiveWeb, email: str) -> None:
     db = Database(live.runtime.settings.resolved_database_url)
-    billing = Billing.from_settings(live.runtime.settings, db, time.time)
     try:
-        from sqlalchemy import select
-
-        async with db.read() as session:
-            payment = (await session.execute(select(Payment))).scalar_one()
-        done = await refund_payment(billing, payment.id, amount=payment.amount // 2)
-        return done.refund_id
+        async with db.write() as session:
+            user = await users.find_user_by_email(session, email)
+            assert await actions.promote_user(session, Actor.cli(), user.id, now=time.time())
     finally:
-        await billing.aclose()
         await db.dispose()
+
+
+def _sign_up(page: Any, base: str, email: str) -> None:
+    page.goto(f"{base}/signup")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("I am 16 or older").check()
+    page.locator("#f-accept_terms").check()
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(re.compile(r".*done=welcome"))
 
 
 def _wait_for_mail(live: LiveWeb, to: str, subject: str) -> Any:
@@ -104,6 +110,8 @@ def _shoot_widths(browser: Any, storage: Any, url: str, name: str) -> None:
         page = context.new_page()
         page.goto(url)
         _shoot(page, f"{name}-{label}")
+        if label == "phone":  # what a phone shows first, at its own size
+            page.screenshot(path=str(SHOTS / f"{name}-{label}-first-screen.png"))
         context.close()
 
 
@@ -113,13 +121,7 @@ def test_buy_a_pack_then_the_operator_refunds_half(chromium, tmp_path, migrated_
         base, sim, live = found.live.base_url, found.sim, found.live
         context = chromium.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
-        page.goto(f"{base}/signup")
-        page.get_by_label("Email address").fill(email)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_label("I am 16 or older").check()
-        page.locator("#f-accept_terms").check()
-        page.get_by_role("button", name="Create account").click()
-        page.wait_for_url(re.compile(r".*done=welcome"))
+        _sign_up(page, base, email)
         welcome = _wait_for_mail(live, email, "Confirm your email address")
         page.goto(base + welcome.link("/verify"))
         page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
@@ -148,8 +150,26 @@ def test_buy_a_pack_then_the_operator_refunds_half(chromium, tmp_path, migrated_
         storage = context.storage_state()
         _shoot_widths(chromium, storage, success_url, "success")
 
-        refund_id = _in_thread(_refund_half(live))
-        assert refund_id.startswith("re_")
+        # The operator refunds half from the admin pages.
+        operator = chromium.new_context(viewport={"width": 1280, "height": 900})
+        admin = operator.new_page()
+        _sign_up(admin, base, "ops@example.com")
+        _in_thread(_promote(live, "ops@example.com"))
+        admin.goto(f"{base}/login")
+        admin.get_by_label("Email address").fill("ops@example.com")
+        admin.get_by_label("Password").fill(PASSWORD)
+        admin.get_by_role("button", name="Sign in").click()
+        admin.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+        admin.goto(f"{base}/admin/billing")
+        row = admin.locator("tr", has_text=email)
+        row.get_by_label(re.compile("Amount to refund")).fill("45")
+        row.get_by_role("button", name="Refund").click()
+        admin.wait_for_url(re.compile(r".*/admin/billing\?done=refunded.*"))
+        assert "Refunded through Stripe" in admin.inner_text("main")
+        assert "45.00 EUR refunded" in admin.inner_text("#payments")
+        [refund] = sim.objects("refund")
+        assert refund["amount"] == 4500
+        _shoot_widths(chromium, operator.storage_state(), f"{base}/admin/billing", "admin")
         page.reload()
         history = page.inner_text("main")
         assert "Refund: 10,000 credits" in history and "-5,000" in history
@@ -158,8 +178,14 @@ def test_buy_a_pack_then_the_operator_refunds_half(chromium, tmp_path, migrated_
         assert "5,000" in page.inner_text(".stats")
         _shoot_widths(chromium, storage, f"{base}/dashboard/billing", "billing")
         _shoot_widths(chromium, storage, f"{base}/dashboard/billing/history", "history")
-        page.goto(f"{base}/dashboard/billing/cancel?" + success_url.split("?", 1)[1])
-        _shoot_widths(chromium, storage, page.url, "cancel")
+        # Leaving Checkout without paying: the cancel page.
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_url(re.compile(re.escape(sim.base_url) + "/c/pay/.*"))
+        cancel_url = sim.objects("checkout.session")[-1]["cancel_url"]
+        page.goto(cancel_url)  # where Checkout's "back" link leads
+        assert "nothing was charged" in page.inner_text("main")
+        _shoot_widths(chromium, storage, cancel_url, "cancel")
         context.close()
 
 
@@ -167,13 +193,7 @@ def test_the_billing_page_with_billing_off_and_unverified(chromium, tmp_path, mi
     with live_web_server(tmp_path / "data", migrated_template) as live:
         context = chromium.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
-        page.goto(f"{live.base_url}/signup")
-        page.get_by_label("Email address").fill("lin@example.com")
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_label("I am 16 or older").check()
-        page.locator("#f-accept_terms").check()
-        page.get_by_role("button", name="Create account").click()
-        page.wait_for_url(re.compile(r".*done=welcome"))
+        _sign_up(page, live.base_url, "lin@example.com")
         page.goto(f"{live.base_url}/dashboard/billing")
         assert "Billing is off" in page.inner_text("main")
         _shoot_widths(chromium, context.storage_state(), page.url, "billing-off")

@@ -9,7 +9,7 @@ transaction that fails rolls the claim back with everything else.
 
 from __future__ import annotations
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -136,11 +136,15 @@ async def due(session: AsyncSession, now: float, limit: int = 50) -> list[Stripe
 
 
 async def latest(
-    session: AsyncSession, *, limit: int = 100, unhandled_only: bool = False
+    session: AsyncSession, *, limit: int = 100, unhandled_only: bool = False, ignored: bool = True
 ) -> list[StripeEvent]:
+    """The latest events first: all, or only those not applied yet; with `ignored` False,
+    not those of types billing does not act on."""
     query = select(StripeEvent).order_by(StripeEvent.received_at.desc(), StripeEvent.id.desc())
     if unhandled_only:
         query = query.where(StripeEvent.handled_at.is_(None))
+    if not ignored:
+        query = query.where(or_(StripeEvent.outcome.is_(None), StripeEvent.outcome != "ignored"))
     return list((await session.execute(query.limit(limit))).scalars())
 
 

@@ -83,6 +83,11 @@ class PaymentView:
     def refunded(self) -> str:
         return format_money(self.amount_refunded, self.currency)
 
+    @property
+    def left(self) -> str:
+        """What can still be refunded."""
+        return format_money(self.amount - self.amount_refunded, self.currency)
+
 
 @dataclass(frozen=True, slots=True)
 class RefundDone:
@@ -232,11 +237,13 @@ class EventView:
 
 
 async def stored_events(
-    billing: Billing, *, limit: int = 100, unhandled_only: bool = False
+    billing: Billing, *, limit: int = 100, unhandled_only: bool = False, ignored: bool = True
 ) -> tuple[list[EventView], int]:
     """The latest stored Stripe events (newest first), and how many are unhandled in all."""
     async with billing.db.read() as session:
-        rows = await event_store.latest(session, limit=limit, unhandled_only=unhandled_only)
+        rows = await event_store.latest(
+            session, limit=limit, unhandled_only=unhandled_only, ignored=ignored
+        )
         unhandled = await event_store.unhandled_count(session)
     views = [
         EventView(

@@ -33,6 +33,22 @@ router = APIRouter(include_in_schema=False)
 PAGE = "/admin/billing"
 _PAYMENTS = 50
 _EVENTS = 100
+#: What came of an event, in words (`billing.events`: the outcome each change returns).
+OUTCOMES = {
+    "credited": "credited",
+    "pending": "payment pending",
+    "failed": "payment failed",
+    "expired": "checkout expired",
+    "refunded": "refund applied",
+    "disputed": "dispute opened",
+    "won": "dispute won",
+    "lost": "dispute lost",
+    "nothing": "no change needed",
+    "by_checkout": "left to its checkout",
+    "not_ours": "not one of ours",
+    "amount_mismatch": "amount mismatch: not credited",
+    "ignored": "not acted on",
+}
 _DONE = {
     "refunded": "Refunded through Stripe. Its credits are taken back; the history shows it.",
     "applied": "The event is applied.",
@@ -55,9 +71,12 @@ async def _page(
 ) -> Response:
     require_admin(request)
     billing = _billing(request)
-    unhandled_only = request.query_params.get("events") == "unhandled"
+    shown = request.query_params.get("events", "")
+    shown = shown if shown in ("unhandled", "all") else "acted"
     payments = await list_payments(billing, limit=_PAYMENTS)
-    events, unhandled = await stored_events(billing, limit=_EVENTS, unhandled_only=unhandled_only)
+    events, unhandled = await stored_events(
+        billing, limit=_EVENTS, unhandled_only=shown == "unhandled", ignored=shown == "all"
+    )
     done = request.query_params.get("done", "")
     values: dict[str, Any] = {
         "title": "Billing",
@@ -65,7 +84,8 @@ async def _page(
         "payments": payments,
         "events": events,
         "unhandled": unhandled,
-        "unhandled_only": unhandled_only,
+        "shown": shown,
+        "outcomes": OUTCOMES,
         "errors": errors or {},
         "failed_payment": failed_payment,
         "notice": _DONE.get(done),

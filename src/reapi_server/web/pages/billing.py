@@ -196,20 +196,24 @@ async def success(request: Request) -> Response:
 
 @router.get(PAGE + "/cancel")
 async def cancel(request: Request) -> Response:
+    """Checkout sends the buyer here when they leave without paying; a top-up paid meanwhile
+    (another tab, a bank debit) says so instead."""
     _, account, top_up_id = await _top_up(request)
     async with web_of(request).db.read() as session:
         top_up = await views.top_up_of(session, account.id, top_up_id)
+        state = await views.billing_state(session, account.id)
     if top_up is None:
         raise HTTPException(404)
+    outcome = top_up.status if top_up.status != "open" else "cancelled"
     return render(
         request,
         "billing_result.html",
-        title="Payment cancelled",
-        outcome="cancelled",
+        title="Payment received" if outcome == "paid" else "Payment cancelled",
+        outcome=outcome,
         product=top_up.product,
         credits=f"{top_up.credits:,}",
         price=format_money(top_up.amount, top_up.currency),
-        balance=None,
+        balance=state.shown_balance,
         nav_current=PAGE,
     )
 

@@ -8,9 +8,10 @@ it; download the data export (the account's data, no request body); delete the a
 password and a code), after which the old session cookie and the old key are both refused. Then
 a new person signs up with GitHub on the consent page and links Google.
 
-Every page about a person is photographed at 1280 and 390 pixels wide into
-test-artifacts/people/. Runs against a live server configured as the demo is (plain http on
-loopback), with the mail outbox loop delivering for real."""
+The journey runs with JavaScript off (the pages need none). Every page about a person is
+photographed at 1280 and 390 pixels wide into test-artifacts/people/. Runs against a live server
+configured as the demo is (plain http on loopback), with the mail outbox loop delivering for
+real."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def test_a_person_from_sign_up_to_deletion(chromium, tmp_path, migrated_template
         live_web_server(tmp_path / "data", migrated_template, oauth=demo_sign_in(fakes)) as live,
     ):
         base = live.base_url
-        main = chromium.new_context(viewport=WIDTHS[0])
+        # Without JavaScript: every page about a person works with forms and links alone.
+        main = chromium.new_context(viewport=WIDTHS[0], java_script_enabled=False)
         page = main.new_page()
 
         # Sign up: a refused form first, then everything typed, both boxes ticked.
@@ -269,8 +271,9 @@ def test_a_person_from_sign_up_to_deletion(chromium, tmp_path, migrated_template
 
         # Delete the account: the password, a code from the app, the address typed.
         cookie = next(c["value"] for c in main.cookies() if c["name"] == "reapi_session")
-        page.goto(f"{base}/settings#delete")
-        page.get_by_role("link", name="Delete account…").click()
+        page.goto(f"{base}/settings")  # Settings → Profile → "Delete account…" (Data has one too)
+        assert page.locator("#delete").get_by_role("link", name="Delete account…").is_visible()
+        page.locator("#profile").get_by_role("link", name="Delete account…").click()
         page.wait_for_url(f"{base}/settings/delete")
         shoot(page, "delete")
         page.get_by_label("Your password").fill(NEW_PASSWORD)

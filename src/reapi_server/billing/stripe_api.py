@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import stripe
 
-from reapi._detached import detached
+from reapi.core import detached
 
 from ..errors import GatewayError
 from .settings import BillingSettings

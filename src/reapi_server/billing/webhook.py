@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..errors import NotFound, PayloadTooLarge
-from ..openai_api.errors import error_response
+from ..json_api.errors import error_response
 from .service import MAX_EVENT_BYTES, BadEvent, Billing
 from .signatures import BadSignature
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reapi._detached import translated_async
+from reapi.core import translated_async
 
 from ..accounts.service import open_account
 from ..db import Database

@@ -17,7 +17,7 @@ import pyotp
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from reapi._detached import translated
+from reapi.core import translated
 
 __all__ = [
     "PERIOD",

@@ -21,7 +21,7 @@ from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthEr
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc.errors import JoseError
 
-from reapi._detached import translated_async
+from reapi.core import translated_async
 
 from .errors import OAuthError, ProviderRefused, ProviderUnavailable
 

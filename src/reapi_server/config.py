@@ -351,6 +351,13 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _live_billing_has_an_address(self) -> Settings:
+        if self.billing.live and not self.public_base_url:
+            # Checkout sends buyers back there; without it they would land on 127.0.0.1.
+            raise ValueError("billing with a live Stripe key needs public_base_url")
+        return self
+
+    @model_validator(mode="after")
     def _header_limits_agree(self) -> Settings:
         if self.max_header_line_bytes > self.max_header_bytes:
             raise ValueError("max_header_line_bytes cannot exceed max_header_bytes")

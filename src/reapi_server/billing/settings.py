@@ -150,6 +150,20 @@ class BillingSettings(BaseModel):
             raise ValueError("billing.packs: each pack needs its own id")
         return self
 
+    @model_validator(mode="after")
+    def _webhooks_need_the_key(self) -> BillingSettings:
+        # Events are applied from what Stripe says when asked again: without the key, every
+        # delivery would be stored and never applied.
+        if self.stripe_webhook_secrets and self.stripe_secret_key is None:
+            raise ValueError("billing.stripe_webhook_secrets needs billing.stripe_secret_key")
+        return self
+
+    @property
+    def live(self) -> bool:
+        """A live-mode Stripe key (real money)."""
+        key = self.stripe_secret_key.get_secret_value() if self.stripe_secret_key else ""
+        return key.startswith(("sk_live_", "rk_live_"))
+
     @property
     def enabled(self) -> bool:
         """Checkout and the webhook work: a secret key, a webhook secret, something to sell."""

@@ -1,6 +1,7 @@
 """The Stripe calls billing makes, through the official `stripe` package (its async methods on
 httpx), pointed at `billing.stripe_api_base` when set (the Stripe simulator in tests and the
-demo).
+demo). The package (and what it pulls in, such as `requests`) is imported only by a gateway
+that has a Stripe key.
 
 Objects come back as plain dicts (`to_dict()`): billing reads a handful of fields from each,
 and a dict says plainly that a field may be missing or null. A failure of Stripe or of the
@@ -11,14 +12,15 @@ refused off-session is `CardRefused`, which auto top-up acts on.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
-
-import stripe
+from typing import TYPE_CHECKING, Any, cast
 
 from reapi.core import detached
 
 from ..errors import GatewayError
 from .settings import BillingSettings
+
+if TYPE_CHECKING:
+    import stripe
 
 __all__ = ["BillingUnavailable", "CardRefused", "StripeApi", "StripeObject"]
 
@@ -44,6 +46,8 @@ class CardRefused(Exception):
 
 
 def _unavailable(error: BaseException) -> Exception:
+    import stripe
+
     if isinstance(error, stripe.CardError):
         intent = getattr(error, "error", None)
         intent_id = getattr(getattr(intent, "payment_intent", None), "id", None)
@@ -58,6 +62,8 @@ def _unavailable(error: BaseException) -> Exception:
 async def _call(make: Callable[[], Awaitable[Any]]) -> StripeObject:
     """Run one Stripe call; its object as a dict, or its failure as our error (unchained:
     Stripe's errors hold the request, which holds the secret key)."""
+    import stripe
+
     try:
         result = await make()
     except stripe.StripeError as original:
@@ -69,10 +75,12 @@ async def _call(make: Callable[[], Awaitable[Any]]) -> StripeObject:
 
 class StripeApi:
     def __init__(self, settings: BillingSettings) -> None:
+        import stripe
+
         if settings.stripe_secret_key is None:
             raise ValueError("billing needs billing.stripe_secret_key")
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
-        self._http = stripe.HTTPXClient(timeout=settings.stripe_timeout)
+        self._http: stripe.HTTPXClient = stripe.HTTPXClient(timeout=settings.stripe_timeout)
         self._client = stripe.StripeClient(
             settings.stripe_secret_key.get_secret_value(),
             base_addresses=cast(Any, base),

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi.catalog import load_catalog
+from reapi.core import AsyncFetcher
 
 from .accounts import repository as accounts
 from .accounts.personal_data import Deletion, PersonalData
@@ -29,7 +30,7 @@ from .email.outbox import enqueue
 from .email.subscriptions import set_newsletter
 from .email.unsubscribe import unsubscribe_key
 from .errors import GatewayError
-from .fleet_secret import secret_of
+from .fleet_secret import resolve_for, secret_of
 from .identity import repository as users
 from .identity.emails import normalise_email
 from .migrate import upgrade
@@ -37,6 +38,7 @@ from .mirror.keys import is_task_id
 from .mirror.service import delete_task_outputs
 from .retention import RetentionReport, purge_once
 from .runtime import Runtime, build_runtime
+from .webhooks import service as webhooks
 
 __all__ = [
     "AccountView",
@@ -60,9 +62,11 @@ __all__ = [
     "send_notice",
     "set_disabled",
     "set_key_limits",
+    "set_webhook",
     "show_account",
     "show_user",
     "unsubscribe",
+    "webhook_secret",
 ]
 
 #: Who acts when an operator runs `reapi-server`: the audit log says "cli".
@@ -268,6 +272,31 @@ async def set_key_limits(settings: Settings, key_id: str, changes: dict[str, Any
 async def revoke(settings: Settings, key_id_or_key: str) -> bool:
     async def work(session: AsyncSession) -> bool:
         return await revoke_key(session, key_id_or_key, now=time.time())
+
+    return await _in_transaction(settings, work)
+
+
+async def set_webhook(settings: Settings, key_id: str, url: str | None) -> bool:
+    """Set (or, with None, clear) a key's default webhook URL; False: no such key. The URL is
+    refused unless it resolves to public addresses (or `webhook_allow_networks`)."""
+    fetcher = AsyncFetcher(settings.webhook_url_policy)
+    checked = await webhooks.check_url(fetcher, url) if url is not None else None
+
+    async def work(session: AsyncSession) -> bool:
+        return await webhooks.set_default_url(session, key_id, checked)
+
+    return await _in_transaction(settings, work)
+
+
+async def webhook_secret(settings: Settings, key_id: str, *, rotate: bool) -> str | None:
+    """A key's webhook signing secret (made on first use, or new with `rotate`); None: no
+    such key."""
+    fleet_secret = await resolve_for(settings, migrate=True)
+
+    async def work(session: AsyncSession) -> str | None:
+        return await webhooks.signing_secret(
+            session, fleet_secret, key_id, now=time.time(), rotate=rotate
+        )
 
     return await _in_transaction(settings, work)
 

@@ -19,6 +19,8 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from reapi import ReapiError
+
 from . import admin
 from .accounts.export import to_json
 from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
@@ -44,6 +46,7 @@ from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
 from .serving import run_server
+from .usage.command import export_usage
 
 __all__ = ["app", "main"]
 
@@ -67,11 +70,13 @@ notify_app = typer.Typer(
     help="Mail users through the outbox: policy change notices, newsletters.",
     no_args_is_help=True,
 )
+usage_app = typer.Typer(help="Export an account's usage rows.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
+app.add_typer(usage_app, name="usage")
 app.add_typer(notify_app, name="notify")
 payments_app = typer.Typer(help="Payments made through Stripe: list, refund.", no_args_is_help=True)
 app.add_typer(payments_app, name="payments")
@@ -123,7 +128,7 @@ def _exit_with(message: str) -> NoReturn:
 def _run(coroutine: Any) -> Any:
     try:
         return asyncio.run(coroutine)
-    except GatewayError as error:
+    except (GatewayError, ReapiError) as error:
         message = error.message
     except ConfigError as error:
         message = str(error)
@@ -497,11 +502,16 @@ def keys_set_limits(
 
 @keys_app.command("list")
 def keys_list(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List an account's keys: id, prefix and last four, state, name, limits, spend."""
+    """List an account's keys: id, prefix and last four, state, name, limits, spend, default
+    webhook."""
     for view in _run(admin.list_keys(_settings(data_dir, database_url), email)):
         state = "revoked" if view.revoked_at else "expired" if view.expired else "active"
         name = view.name or "-"
-        typer.echo(f"{view.id}  {view.masked}  {state}  {name}  {_limits_line(view)}")
+        line = f"{view.id}  {view.masked}  {state}  {name}  {_limits_line(view)}"
+        if view.webhook_url:
+            gone = " (disabled: the receiver answered 410 Gone)" if view.webhook_disabled else ""
+            line += f"  webhook={view.webhook_url}{gone}"
+        typer.echo(line)
 
 
 @keys_app.command("revoke")
@@ -515,6 +525,51 @@ def keys_revoke(
         typer.secho("error: no active key matches", err=True, fg="red")
         raise typer.Exit(1)
     typer.echo("revoked")
+
+
+KeyId = Annotated[str, typer.Argument(help="The key id (key_...).")]
+
+
+@keys_app.command("set-webhook")
+def keys_set_webhook(
+    key_id: KeyId,
+    url: Annotated[
+        str | None, typer.Option("--url", help="http(s) URL on a public address.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the default.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Set a key's default webhook URL: its video jobs announce their end there (signed with
+    the key's webhook secret) unless a request names another `webhook_url`."""
+    if (url is not None) == clear:
+        _exit_with("give either --url URL or --clear")
+    settings = _settings(data_dir, database_url, config)
+    if not _run(admin.set_webhook(settings, key_id, url)):
+        _exit_with("no such key")
+    typer.echo(f"{key_id} webhook={url}" if url else f"{key_id} webhook cleared")
+
+
+@keys_app.command("webhook-secret")
+def keys_webhook_secret(
+    key_id: KeyId,
+    rotate: Annotated[
+        bool,
+        typer.Option("--rotate", help="Make a new secret (the old one signs beside it a day)."),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Print the secret (whsec_...) that signs a key's webhooks; give it to the receiver, which
+    verifies with reapi.webhooks.verify or any Standard Webhooks library."""
+    secret = _run(
+        admin.webhook_secret(_settings(data_dir, database_url, config), key_id, rotate=rotate)
+    )
+    if secret is None:
+        _exit_with("no such key")
+    typer.echo(secret)
 
 
 @credits_app.command("grant")
@@ -578,6 +633,39 @@ def outputs_purge(
         f"{report.video_jobs} video jobs, {report.payments} payment records past their 7 years; "
         f"{report.objects} objects removed from storage"
     )
+
+
+@usage_app.command("export")
+def usage_export(
+    email: Email,
+    first: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD [30 days ago].")
+    ] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD [today].")] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option("--time-zone", help="IANA zone of the days and times [the user's setting]."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV file to write (0600) [stdout].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write an account's usage rows as CSV (newest first), as the dashboard exports them."""
+    written = _run(
+        export_usage(
+            _settings(data_dir, database_url),
+            email,
+            first=first,
+            last=last,
+            time_zone=time_zone,
+            output=output,
+            stdout=sys.stdout.buffer,
+        )
+    )
+    if output is not None:
+        typer.echo(f"wrote {written} usage rows to {output}")
 
 
 NoticeFile = Annotated[

@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -171,11 +171,60 @@ class Settings(BaseSettings):
     #: Seconds for one download, redirects included.
     fetch_timeout: float = 60.0
 
+    # -- webhooks and video events -------------------------------------------------------------
+    #: Webhooks go to public addresses only (the caller-URL rules, checked when the URL is
+    #: given and again at every attempt). CIDRs listed here may receive them although they are
+    #: not public (a receiver on your own network). Empty by default: keep it so.
+    webhook_allow_networks: list[str] = Field(default_factory=list)
+    #: Seconds for one delivery attempt (connection, request and answer).
+    webhook_timeout: float = Field(default=15.0, gt=0)
+    #: Seconds between a failed attempt and the next, in turn (the last repeats), each with
+    #: up to a fifth of jitter either way; a Retry-After from the receiver is honoured if longer.
+    #: The default is the schedule the Standard Webhooks specification gives as its example.
+    webhook_retry_delays: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18e3, 36e3, 50.4e3, 72e3, 86.4e3],
+        min_length=1,
+    )
+    #: Seconds after the first attempt within which a delivery is tried; the last attempt
+    #: falls at its end.
+    webhook_retry_window: float = Field(default=24 * 3600.0, gt=0)
+    #: How often each process looks for deliveries due (one finished here is sent at once).
+    webhook_poll_interval: float = Field(default=1.0, gt=0)
+    #: After a key's signing secret is rotated, the previous one signs too for this long.
+    webhook_secret_overlap_seconds: float = Field(default=24 * 3600.0, ge=0)
+    #: Deliveries (sent or not) are deleted this long after they were made (or after
+    #: `retention_days`, when that is shorter).
+    webhook_retention_days: float = Field(default=7.0, gt=0)
+    #: GET /v1/videos/{id}/events: a comment line this often keeps proxies from closing an
+    #: idle stream; a stream ends after `video_events_max_seconds` (the client reconnects with
+    #: Last-Event-ID); the job is read again this often for changes made by other processes.
+    video_events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    video_events_max_seconds: float = Field(default=600.0, gt=0)
+    video_events_reread_seconds: float = Field(default=2.0, gt=0)
+    #: Event streams one key may hold open in one process; more answer 429.
+    video_events_max_streams: int = Field(default=64, ge=1)
+
     # -- upstream deadlines ----------------------------------------------------------------------
     first_byte_timeout: float | None = None
     #: The HTTP client for provider calls: aiohttp (several times less CPU per call) or the
     #: SDK's httpx client.
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: Active health probes: each provider route with traffic (or an open breaker) gets a cheap
+    #: authenticated read every `health_probe_interval` seconds (never a caller's data); two in a
+    #: row with no answer within `health_probe_timeout`, or a 5xx, open its breaker. Each process
+    #: probes on its own (with background tasks on). Off: breakers learn from traffic alone.
+    health_probes: bool = True
+    health_probe_interval: float = Field(default=5.0, gt=0)
+    health_probe_timeout: float = Field(default=2.0, gt=0)
+    #: Hedging, where the extra upstream cost is accepted: model ids and route keys
+    #: (`provider/upstream_model`) whose image requests start the next route as well once the
+    #: route tried has taken longer than `hedge_quantile` of its recent successes (never sooner
+    #: than `hedge_floor_seconds`, and not before `hedge_min_samples` successes were seen). The
+    #: first answer wins; the other attempt is cancelled, and only one result is charged.
+    hedge_models: list[str] = Field(default_factory=list)
+    hedge_quantile: float = Field(default=0.95, gt=0, le=1)
+    hedge_floor_seconds: float = Field(default=1.0, ge=0)
+    hedge_min_samples: int = Field(default=20, ge=1)
 
     # -- jobs and reservations -------------------------------------------------------------------
     run_background_tasks: bool = True
@@ -414,7 +463,7 @@ class Settings(BaseSettings):
             raise ValueError("tracing_endpoint is an http:// or https:// URL")
         return value.strip()
 
-    @field_validator("fetch_allow_networks")
+    @field_validator("fetch_allow_networks", "webhook_allow_networks")
     @classmethod
     def _networks(cls, networks: list[str]) -> list[str]:
         UrlPolicy(allow_networks=tuple(networks))  # a bad CIDR fails at start, not per request
@@ -475,6 +524,14 @@ class Settings(BaseSettings):
             max_image_bytes=self.fetch_max_image_bytes,
             max_video_bytes=self.fetch_max_video_bytes,
             timeout=self.fetch_timeout,
+        )
+
+    @property
+    def webhook_url_policy(self) -> UrlPolicy:
+        """Where webhooks may go: public addresses, or the networks allowed for them (not those
+        allowed for fetches: an asset host is no webhook receiver)."""
+        return UrlPolicy(
+            allow_networks=tuple(self.webhook_allow_networks), timeout=self.webhook_timeout
         )
 
     @property

@@ -29,8 +29,18 @@ from reapi_server.credits import repository as credits
 from reapi_server.derived_keys import derive_key, keyed_digest
 from reapi_server.email.notices import NoticeDraft, Notices
 from reapi_server.identity import repository as users
-from reapi_server.models import Base, BillingProfile, Dispute, Payment, Refund, TopUp
+from reapi_server.models import (
+    Base,
+    BillingProfile,
+    Dispute,
+    Payment,
+    Refund,
+    TopUp,
+    VideoJob,
+    WebhookDelivery,
+)
 from reapi_server.testing.oauth_sim import FakeIdentity
+from reapi_server.webhooks import repository as webhooks
 
 #: Tables whose rows are about nobody in particular (and why): nothing to export or delete.
 NOT_PERSONAL = {
@@ -183,6 +193,25 @@ async def seed_person(gateway, browsers, providers, *, product: str = "Starter p
     video = await create(gateway, issued.plaintext)
     assert video.status_code == 200, video.text
     await drive(gateway)
+    # A webhook delivery already made for the video (a receiver of the person's own).
+    async with rt.db.write() as session:
+        job = await session.get(VideoJob, video.json()["id"])
+        job.webhook_url = f"https://hooks.example/{suffix}"
+        await webhooks.insert(
+            session,
+            WebhookDelivery(
+                id=f"msg_{suffix}",
+                account_id=account.id,
+                api_key_id=key_row.id,
+                video_id=job.id,
+                url=job.webhook_url,
+                video_object="{}",
+                status="delivered",
+                attempts=1,
+                next_attempt_at=rt.now(),
+                created_at=rt.now(),
+            ),
+        )
     person = Person(
         email=email,
         user_id=user.id,

@@ -34,6 +34,7 @@ from ..email.compose import MailComposer
 from ..email.outbox import drop_for_address, enqueue
 from ..identity import repository as users
 from ..identity.throttle import Throttle
+from ..webhooks.outbox import drop_for_account
 from . import repository
 
 __all__ = ["UserDeleted", "delete_user"]
@@ -61,7 +62,8 @@ async def delete_user(
     actor: Actor | None = None,
 ) -> UserDeleted | None:
     """Delete the user in the caller's transaction (on `db`); None when there is no such
-    user. `actor`: the operator who asked (audited), None for the person themselves."""
+    user. `actor`: the operator who asked (audited), None for the person themselves.
+    Their webhooks go too (deliveries, and the keys' default URLs)."""
     user = await users.get_user(session, user_id)
     if user is None:
         return None
@@ -72,6 +74,7 @@ async def delete_user(
     for account_id in account_ids:
         revoked += await keys.revoke_all(session, account_id, now)
         await repository.mark_deleted(session, account_id, now)
+        await drop_for_account(session, account_id)
     ended = await users.delete_sessions(session, user_id=user_id)
     await users.clear_throttle(session, [c.key for c in throttle.counters_about(email, user_id)])
     await drop_for_address(session, email)

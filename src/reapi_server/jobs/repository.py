@@ -26,6 +26,7 @@ __all__ = [
     "insert",
     "list_for_account",
     "mark_submitted",
+    "reread",
     "stale_submissions",
     "unfinished_among",
     "update_if",
@@ -65,6 +66,11 @@ async def active_videos(session: AsyncSession | Tx, key_id: str) -> int:
 
 async def get(session: AsyncSession, job_id: str) -> VideoJob | None:
     return await session.get(VideoJob, job_id)
+
+
+async def reread(session: AsyncSession, job_id: str) -> VideoJob | None:
+    """The job as it is now in this transaction (after Core UPDATEs the session did not see)."""
+    return await session.get(VideoJob, job_id, populate_existing=True)
 
 
 async def get_detached(tx: Tx, job_id: str) -> VideoJob | None:

@@ -23,9 +23,10 @@ from ..mirror.service import delete_queued, forget_task
 from ..models import ACTIVE_JOB_STATES, StoredOutput, VideoJob
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
+from ..webhooks import outbox
 from . import repository
-from .render import video_body
-from .submission import cancel_upstream
+from .render import deleted_unfinished_body, video_body
+from .submission import cancel_upstream, tell_ended
 
 __all__ = ["content", "delete", "delete_all", "list_videos", "replay", "retrieve"]
 
@@ -110,11 +111,17 @@ class _Discarded:
     targets: list[str]
     #: The upstream task to cancel (an unfinished job that reached its provider).
     upstream: tuple[Route, str] | None
+    #: It had not ended: its watchers (events streams) hear that it has.
+    unfinished: bool
 
 
-async def _discard(session: AsyncSession, rt: Runtime, job: VideoJob) -> _Discarded:
+async def _discard(
+    session: AsyncSession, rt: Runtime, job: VideoJob, *, announce: bool
+) -> _Discarded:
     """In the caller's transaction: release an unfinished job's hold (once: the conditional
-    release loses to a poller that settled it a moment ago), delete the row and its outputs'."""
+    release loses to a poller that settled it a moment ago), delete the row and its outputs'.
+    Its webhook deliveries go with it; with `announce`, an unfinished job's end is sent to its
+    webhook like any other (not when its account is being deleted: its webhooks go too)."""
     await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
     unfinished = job.status in ACTIVE_JOB_STATES
     closed = None
@@ -128,17 +135,24 @@ async def _discard(session: AsyncSession, rt: Runtime, job: VideoJob) -> _Discar
                 error_code="cancelled",
                 provider=job.provider,
             )
+    await outbox.drop_for_video(session, job.id)
+    if announce and unfinished and job.webhook_url:
+        await outbox.enqueue(session, job, deleted_unfinished_body(job, rt.now()), rt.now())
     await repository.delete_job(session, job.id)
     stored = await forget_task(session, job.id, None, rt.now())
     upstream = None
     if unfinished and job.provider and job.upstream_model and job.upstream_task_id:
         route = Route(provider=job.provider, upstream_model=job.upstream_model)
         upstream = (route, job.upstream_task_id)
-    return _Discarded(job.id, closed, stored[1] if stored else [], upstream)
+    return _Discarded(job.id, closed, stored[1] if stored else [], upstream, unfinished)
 
 
 async def _after_discard(rt: Runtime, discarded: _Discarded) -> None:
     rt.memory.forget(discarded.job_id)
+    if discarded.unfinished:
+        tell_ended(rt, discarded.job_id)
+    else:
+        rt.job_changes.changed(discarded.job_id)
     if discarded.released is not None:
         rt.metrics.credits.labels("released").inc(discarded.released.amount)
     # The objects go at once; they were queued with the rows, so an outage only delays it.
@@ -153,7 +167,7 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
         job = await repository.get_for_account(session, job_id, principal.account_id)
         if job is None:
             raise NotFound("no such video", param="video_id")
-        discarded = await _discard(session, rt, job)
+        discarded = await _discard(session, rt, job, announce=True)
     await _after_discard(rt, discarded)
     return {"id": job_id, "object": "video.deleted", "deleted": True}
 
@@ -169,7 +183,7 @@ async def delete_all(rt: Runtime, account_id: str) -> int:
             job = await repository.get_for_account(session, job_id, account_id)
             if job is None:  # gone meanwhile (a DELETE, the retention job)
                 continue
-            discarded = await _discard(session, rt, job)
+            discarded = await _discard(session, rt, job, announce=False)
         await _after_discard(rt, discarded)
         deleted += 1
     return deleted

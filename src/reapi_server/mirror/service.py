@@ -18,13 +18,15 @@ from ..errors import GatewayError
 from ..models import StoredOutput
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
-from . import repository
+from . import listing, repository
 from .keys import task_of_prefix, task_prefix
 from .outputs import MirroredFile
 from .storage import ObjectStore, read_object
 
 __all__ = [
+    "delete_account_outputs",
     "delete_file",
+    "delete_output",
     "delete_queued",
     "delete_task_outputs",
     "discard_unrecorded",
@@ -100,6 +102,18 @@ async def delete_file(rt: Runtime, file_id: str, account_id: str | None) -> bool
     return True
 
 
+async def delete_output(rt: Runtime, account_id: str, file_id: str) -> bool:
+    """Delete one of the account's outputs as its owner sees it: an image alone, a video with
+    its thumbnail. False when the account has no such output."""
+    async with rt.db.read() as session:
+        output = await listing.output_of(session, account_id, file_id)
+    if output is None:
+        return False
+    if output.kind in ("video", "thumbnail") and output.task_id:
+        return await delete_task_outputs(rt, output.task_id, account_id) is not None
+    return await delete_file(rt, file_id, account_id)
+
+
 async def forget_task(
     session: AsyncSession, task_id: str, account_id: str | None, now: float
 ) -> tuple[int, list[str]] | None:
@@ -135,6 +149,14 @@ async def forget_account_outputs(session: AsyncSession, account_id: str, now: fl
     queued = sorted(targets)
     await repository.enqueue_deletions(session, queued, now)
     return queued
+
+
+async def delete_account_outputs(rt: Runtime, account_id: str) -> bool:
+    """Delete every stored output of an account now (rows, then objects): their URLs answer 404
+    from the commit on. True when the store confirmed every deletion (the rest is queued)."""
+    async with rt.db.write() as session:
+        targets = await forget_account_outputs(session, account_id, rt.now())
+    return await delete_queued(rt, targets)
 
 
 async def delete_task_outputs(

@@ -14,7 +14,7 @@ from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
-from .usage import UsageRecord
+from .usage import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
 from .users import (
     AuthThrottle,
     BackupCode,
@@ -25,10 +25,13 @@ from .users import (
     UserToken,
     WebSession,
 )
+from .webhooks import DELIVERY_STATES, WebhookDelivery
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "DELIVERY_STATES",
     "MAX_CREDITS",
+    "ROLLUP_SLOT_SECONDS",
     "Account",
     "ApiKey",
     "AuditEntry",
@@ -57,8 +60,10 @@ __all__ = [
     "StripeEvent",
     "TopUp",
     "UsageRecord",
+    "UsageRollup",
     "User",
     "UserToken",
     "VideoJob",
     "WebSession",
+    "WebhookDelivery",
 ]

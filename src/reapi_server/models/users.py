@@ -44,6 +44,8 @@ class User(Base):
     totp_enabled_at: Mapped[float | None] = mapped_column(Float, default=None)
     #: The last 30-second step whose code was accepted: a code works once, never again.
     totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: IANA name; the dashboard shows times and groups usage by day in it.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class Membership(Base):

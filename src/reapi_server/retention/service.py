@@ -1,6 +1,7 @@
-"""The retention job, in every server process: delete what is older than `retention_days` (and
-Stripe events handled that long ago), and payment records older than `payment_retention_days`
-(7 years), with their refunds and disputes.
+"""The retention job, in every server process: delete what is older than `retention_days`
+(webhook deliveries: `webhook_retention_days`, when that is shorter; Stripe events handled that
+long ago), and payment records older than `payment_retention_days` (7 years), with their
+refunds and disputes.
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -24,6 +25,7 @@ from ..billing import repository as payments
 from ..mirror.repository import enqueue_deletions
 from ..mirror.service import purge_deletions
 from ..runtime import Runtime
+from ..webhooks import repository as webhook_rows
 from . import repository
 
 __all__ = ["RetentionReport", "purge_once", "run_retention"]
@@ -43,6 +45,8 @@ class RetentionReport:
     objects: int
     #: Partial writes of processes that died mid-write (temp files, multipart uploads).
     abandoned_writes: int = 0
+    #: Webhook deliveries past `webhook_retention_days` (sent or not).
+    webhook_deliveries: int = 0
     #: Stripe events handled before `retention_days` (their effects are in the rows they made).
     stripe_events: int = 0
 
@@ -84,13 +88,31 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     events = await _in_batches(rt, event_store.delete_handled_before, cutoff, batch)
     objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
     abandoned = await rt.store.sweep_abandoned(rt.now() - rt.settings.abandoned_write_seconds)
-    report = RetentionReport(
-        expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, events
+    deliveries = await _in_batches(
+        rt,
+        webhook_rows.delete_expired,
+        # Never past the general retention: a delivery holds the video object it announced.
+        rt.now() - min(rt.settings.webhook_retention_days, rt.settings.retention_days) * DAY,
+        batch,
     )
-    if any((expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, events)):
+    report = RetentionReport(
+        expired_outputs,
+        usage_rows,
+        video_jobs,
+        old_payments,
+        objects,
+        abandoned,
+        deliveries,
+        events,
+    )
+    if (
+        any((expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries))
+        or events
+    ):
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
-            f"payments={old_payments} objects={objects} abandoned={abandoned} events={events}"
+            f"payments={old_payments} objects={objects} abandoned={abandoned} "
+            f"webhooks={deliveries} events={events}"
         )
         log.info("retention purge", extra={"code": counts})
     return report

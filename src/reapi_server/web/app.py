@@ -51,16 +51,19 @@ from .pages import (
     admin_billing,
     auth,
     billing,
+    dashboard,
     data,
     email_change,
     keys,
     legal,
     notifications,
     oauth,
+    outputs,
     settings,
     site,
     two_factor,
     unsubscribe,
+    usage,
 )
 from .security import SecurityHeadersMiddleware
 from .templates import render
@@ -90,6 +93,9 @@ PAGES = (
     billing,
     admin,
     admin_billing,
+    dashboard,
+    usage,
+    outputs,
 )
 
 

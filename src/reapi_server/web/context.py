@@ -23,7 +23,7 @@ from .cookies import CookiePolicy
 from .embeds import Embeds
 from .turnstile import Turnstile
 
-__all__ = ["Visitor", "WebContext", "client_of", "visitor_of", "web_of"]
+__all__ = ["Visitor", "WebContext", "client_of", "runtime_of", "visitor_of", "web_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,13 @@ class Visitor:
 def web_of(connection: HTTPConnection) -> WebContext:
     context: WebContext = connection.app.state.web
     return context
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The gateway's runtime (storage, catalog, router), for pages that need more than the
+    web context: the dashboard's outputs and usage."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
 
 
 def visitor_of(connection: HTTPConnection) -> Visitor:

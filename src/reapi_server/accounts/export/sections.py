@@ -26,6 +26,7 @@ from ...mirror.outputs import file_url
 from ...models import TopUp
 from ...oauth import repository as oauth
 from ...usage import repository as usage
+from ...webhooks import repository as webhooks
 from .. import repository as accounts
 from .section import Row, Section, Subject, iso
 
@@ -459,6 +460,27 @@ async def _video_jobs(session: AsyncSession, subject: Subject) -> list[Row]:
     return found
 
 
+async def _webhook_deliveries(session: AsyncSession, subject: Subject) -> list[Row]:
+    found = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": d.id,
+                "created_at": iso(d.created_at),
+                "video_id": d.video_id,
+                "api_key_id": d.api_key_id,
+                "url": d.url,
+                "status": d.status,
+                "attempts": d.attempts,
+                "last_status": d.last_status,
+                "last_error": d.last_error,
+                "finished_at": iso(d.finished_at),
+            }
+            for d in await webhooks.all_for_account(session, account_id)
+        ]
+    return found
+
+
 async def _outputs(session: AsyncSession, subject: Subject) -> list[Row]:
     found = []
     for account_id in subject.account_ids:
@@ -511,7 +533,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("memberships", ("memberships",), _memberships),
     Section("accounts", ("accounts",), _accounts),
     Section("api_keys", ("api_keys",), _api_keys),
-    Section("usage", ("usage_records",), _usage),
+    # usage_rollups hold only sums of these rows (per 15 minutes, key, model and status): the
+    # rows are the whole of it.
+    Section("usage", ("usage_records", "usage_rollups"), _usage),
     Section("credit_ledger", ("credit_ledger",), _credit_ledger),
     Section("credit_holds", ("credit_holds",), _credit_holds),
     Section("payments", ("payments",), _payments),
@@ -521,6 +545,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("billing_profile", ("billing_profiles",), _billing_profile),
     Section("video_jobs", ("video_jobs",), _video_jobs),
     Section("outputs", ("stored_outputs",), _outputs),
+    Section("webhook_deliveries", ("webhook_deliveries",), _webhook_deliveries),
     Section("idempotency_records", ("idempotency_records",), _idempotency),
     Section("operator_actions", ("audit_log",), _operator_actions),
 )

@@ -1,7 +1,7 @@
 """billing: top-ups, Stripe events, refunds, disputes, billing profiles; debt and holds
 
-Revision ID: 0013_billing
-Revises: 0012_data
+Revision ID: 0015_billing
+Revises: 0014_webhooks
 Create Date: 2026-12-20 09:00:00.000000
 
 `credit_ledger.source_id` is unique: a billing movement names what caused it (`pi_...:purchase`,
@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_billing"
-down_revision: str | None = "0012_data"
+revision: str = "0015_billing"
+down_revision: str | None = "0014_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

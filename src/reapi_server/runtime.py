@@ -21,6 +21,8 @@ from reapi._settings import resolve_connections
 from reapi.catalog import Catalog, load_catalog
 from reapi.router import Router, RouterConfig
 
+from .alerts.service import AlertMail
+from .alerts.watch import AlertWatch
 from .api_keys.auth import Authenticator
 from .config import Settings
 from .coordination import RedisLink, open_link
@@ -29,6 +31,7 @@ from .coordination.bus import Bus
 from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
 from .db import Database
+from .email.compose import MailComposer
 from .idempotency.local import LocalClaims
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.limiter import Limiter
@@ -70,9 +73,14 @@ class Runtime:
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).
     live_holds: LiveHolds = field(default_factory=LiveHolds)
+    #: The low-balance and key spend alerts, watched on each hold's closing (`alerts.watch`).
+    alerts: AlertWatch = field(init=False)
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
+        self.alerts = AlertWatch(
+            AlertMail(self.db, MailComposer.from_settings(self.settings), self.now)
+        )
 
     def now(self) -> float:
         return self.clock()

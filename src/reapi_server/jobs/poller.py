@@ -257,6 +257,7 @@ class JobPoller:
                 return
         rt.memory.forget(job.id)
         rt.metrics.video_jobs.labels("completed").inc()
+        rt.alerts.observe(closed)
         if closed is not None:
             rt.metrics.credits.labels("charged").inc(closed.charged)
 

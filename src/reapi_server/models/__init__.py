@@ -1,6 +1,7 @@
 """ORM models. No table has a column for a prompt, an image or any other request body."""
 
 from .accounts import Account
+from .alerts import BalanceAlert, KeySpendAlert
 from .api_keys import ApiKey
 from .audit import AuditEntry
 from .base import Base
@@ -12,6 +13,7 @@ from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .outputs import StoredOutput
+from .promo import PromoCode, PromoRedemption
 from .usage import UsageRecord
 from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
 
@@ -22,18 +24,22 @@ __all__ = [
     "ApiKey",
     "AuditEntry",
     "AuthThrottle",
+    "BalanceAlert",
     "Base",
     "CommitMarker",
     "Consent",
     "CreditHold",
     "FleetSecret",
     "IdempotencyRecord",
+    "KeySpendAlert",
     "LedgerEntry",
     "Membership",
     "Notice",
     "NoticeDelivery",
     "OutboxMessage",
     "PendingDeletion",
+    "PromoCode",
+    "PromoRedemption",
     "StoredOutput",
     "UsageRecord",
     "User",

@@ -35,7 +35,8 @@ class LedgerEntry(Base):
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    #: grant | adjustment (an operator's, either way) | reserve | settle | release
+    #: grant | adjustment (an operator's, either way) | promo (a promotion code) | reserve |
+    #: settle | release
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -5,6 +5,7 @@ the same transaction (the outbox), and nothing happens twice."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -63,26 +64,34 @@ class KeyAlertView:
     percent: int | None
 
 
+#: Between thresholds: a comma or semicolon followed by space, a semicolon, or space.
+_BETWEEN = re.compile(r"[,;]\s+|;|\s+")
+#: One number: digits, or digits grouped by thousands with commas ("1,000").
+_NUMBER = re.compile(r"\d+|\d{1,3}(?:,\d{3})+")
+
+
 def _whole(text: str) -> int | None:
-    cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "")
-    if not cleaned:
+    """A whole number as typed ("1,000" too); None when it is not one."""
+    cleaned = text.strip()
+    if not _NUMBER.fullmatch(cleaned) or len(cleaned) > 22:
         return None
-    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 16:
-        return -1
-    return int(cleaned, 10)
+    return int(cleaned.replace(",", ""), 10)
 
 
 def parse_thresholds(text: str) -> list[int]:
-    """Thresholds as typed: whole numbers of credits separated by commas, semicolons or new
-    lines (a space inside a number, as in "10 000", is ignored)."""
+    """Thresholds as typed: whole numbers of credits separated by a comma and a space (or a
+    semicolon, or a new line); a comma inside a number groups thousands ("1,000, 200")."""
     found: list[int] = []
-    for part in text.replace(";", "\n").replace(",", "\n").splitlines():
-        if not part.strip():
+    for part in _BETWEEN.split(text.strip().rstrip(",;")):
+        if not part:
             continue
         value = _whole(part)
         if value is None or not 1 <= value <= MAX_CREDITS:
             raise FormInvalid(
-                {"thresholds": "Enter whole numbers of credits of 1 or more, like 1000, 200."}
+                {
+                    "thresholds": "Enter whole numbers of credits of 1 or more, separated by a "
+                    "comma and a space, like 1,000, 200."
+                }
             )
         if value not in found:
             found.append(value)
@@ -93,10 +102,11 @@ def parse_thresholds(text: str) -> list[int]:
 
 def parse_percent(text: str, field: str) -> int | None:
     """A key's percentage as typed: empty for none, else a whole number from 1 to 100."""
-    value = _whole(text.removesuffix("%"))
-    if value is None:
+    typed = text.strip().removesuffix("%").strip()
+    if not typed:
         return None
-    if not 1 <= value <= 100:
+    value = _whole(typed)
+    if value is None or not 1 <= value <= 100:
         raise FormInvalid({field: "Enter a whole percentage from 1 to 100, or leave it empty."})
     return value
 

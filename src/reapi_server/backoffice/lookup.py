@@ -50,6 +50,8 @@ ACTION_WORDS = {
     "account.enable": "Enabled the account",
     "user.promote": "Made an admin",
     "user.delete": "Deleted the person",
+    "promo.create": "Created a promotion code",
+    "promo.disable": "Withdrew a promotion code",
 }
 
 

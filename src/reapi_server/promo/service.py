@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..accounts import repository as accounts
 from ..alerts import repository as alerts
+from ..api_keys.limits import LimitsInvalid, parse_expiry
 from ..credits import service as credits
 from ..db import Database
 from ..errors import AccountDisabled, RateLimited
@@ -33,6 +34,7 @@ __all__ = [
     "Redeemed",
     "create_code",
     "disable_code",
+    "parse_terms",
     "redeem",
     "redeem_for_user",
 ]
@@ -64,6 +66,39 @@ class Redeemed:
 
 def _day(timestamp: float) -> str:
     return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))
+
+
+def _count(text: str) -> int | None:
+    """A whole number as typed ("10,000" too); None when it is not one."""
+    cleaned = text.strip().replace(",", "").replace("_", "").replace(" ", "")
+    if not (cleaned.isascii() and cleaned.isdigit()) or len(cleaned) > 16:
+        return None
+    return int(cleaned, 10)
+
+
+def parse_terms(
+    *, code: str, credits: str, max_uses: str = "", expires: str = "", note: str = ""
+) -> CodeTerms:
+    """A code's terms as typed in the admin form or on the command line: an empty code is
+    generated, empty uses is no limit, an empty expiry never; an expiry is a date
+    (`YYYY-MM-DD`: its first second, UTC) or an ISO 8601 date and time. `FormInvalid` names
+    each field that cannot be read."""
+    errors: dict[str, str] = {}
+    amount = _count(credits)
+    if amount is None:
+        errors["credits"] = "Enter a whole number of credits, like 500."
+    uses = _count(max_uses) if max_uses.strip() else None
+    if max_uses.strip() and uses is None:
+        errors["max_uses"] = "Enter a whole number of uses, or leave it empty for no limit."
+    expires_at: float | None = None
+    if expires.strip():
+        try:
+            expires_at = parse_expiry(expires, "expires_at")
+        except LimitsInvalid as error:
+            errors["expires_at"] = error.message
+    if errors:
+        raise FormInvalid(errors)
+    return CodeTerms(code.strip() or None, amount or 0, uses, expires_at, note)
 
 
 def checked_terms(terms: CodeTerms, now: float) -> CodeTerms:

@@ -40,7 +40,19 @@ from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import admin, auth, keys, legal, notifications, settings, site, unsubscribe
+from .pages import (
+    admin,
+    admin_promo,
+    alerts,
+    auth,
+    keys,
+    legal,
+    notifications,
+    promo,
+    settings,
+    site,
+    unsubscribe,
+)
 from .security import SecurityHeadersMiddleware
 from .templates import render
 from .visitor import VisitorMiddleware
@@ -53,7 +65,19 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (site, auth, settings, notifications, legal, unsubscribe, keys, admin)
+PAGES = (
+    site,
+    auth,
+    settings,
+    notifications,
+    alerts,
+    legal,
+    unsubscribe,
+    keys,
+    promo,
+    admin,
+    admin_promo,
+)
 
 
 def _is_local(host: str) -> bool:

@@ -34,6 +34,11 @@ NOTICES: Mapping[str, str] = {
     "account_disabled": "The account is disabled: its keys are refused.",
     "account_enabled": "The account is enabled again: its keys work.",
     "user_deleted": "The person is deleted: their keys are revoked and their sessions ended.",
+    "promo_created": "The promotion code is created. People can redeem it on their billing page.",
+    "promo_disabled": "The promotion code is withdrawn: it is refused from now on.",
+    "promo_redeemed": "The promotion code is redeemed: its credits are in your balance.",
+    "alerts_saved": "Your low-balance alerts are saved.",
+    "key_alerts_saved": "Your key spend alerts are saved.",
 }
 
 

@@ -18,6 +18,7 @@ from ..guards import require_session
 from ..signin import sign_in_response
 from ..templates import render
 from ..user_agents import describe
+from .alert_settings import alert_settings
 
 __all__ = ["router"]
 
@@ -46,6 +47,7 @@ async def _settings_page(
         for row in rows
     ]
     sessions.sort(key=lambda s: not s["current"])  # this browser first, then the latest
+    alerts = await alert_settings(request, current)
     return render(
         request,
         "settings.html",
@@ -58,7 +60,7 @@ async def _settings_page(
         has_password=current.user.password_hash is not None,
         password_hint=PASSWORD_HINT,
         newsletter_offered=web.subscriptions.offered,
-        **values,
+        **{**alerts, **values},
     )
 
 

@@ -45,6 +45,9 @@ NOTE_MAX = 200
 REDEEM_FAILURES_PER_USER = Rule("promo_user", limit=10, window=60 * MINUTE)
 
 
+_CODE_SHAPE = f"A code is {MIN_LENGTH} to {MAX_LENGTH} letters, digits, hyphens or underscores."
+
+
 @dataclass(frozen=True, slots=True)
 class CodeTerms:
     """What an operator asks for: the code's text (None: generate one), the credits each
@@ -84,6 +87,8 @@ def parse_terms(
     (`YYYY-MM-DD`: its first second, UTC) or an ISO 8601 date and time. `FormInvalid` names
     each field that cannot be read."""
     errors: dict[str, str] = {}
+    if code.strip() and not well_formed(normalise(code)):
+        errors["code"] = _CODE_SHAPE
     amount = _count(credits)
     if amount is None:
         errors["credits"] = "Enter a whole number of credits, like 500."
@@ -107,9 +112,7 @@ def checked_terms(terms: CodeTerms, now: float) -> CodeTerms:
     errors: dict[str, str] = {}
     code = normalise(terms.code) if terms.code else generate()
     if not well_formed(code):
-        errors["code"] = (
-            f"A code is {MIN_LENGTH} to {MAX_LENGTH} letters, digits, hyphens or underscores."
-        )
+        errors["code"] = _CODE_SHAPE
     if not 1 <= terms.credits <= MAX_CREDITS:
         errors["credits"] = f"Give between 1 and {MAX_CREDITS:,} credits."
     if terms.max_uses is not None and not 1 <= terms.max_uses <= 2**31 - 1:

@@ -153,3 +153,47 @@ async def test_codes_are_checked_when_made(gateway):
             note="two\nlines",
         )
     assert set(refused.value.errors) == {"code", "credits", "max_uses", "expires_at", "note"}
+
+
+async def test_a_redemption_outlives_its_person_and_is_in_their_export(db_gateway):
+    """The export reader lists the person's redemptions (and their alert settings); deleting
+    the person keeps the account's redemption (its credit stays), without the person."""
+    from reapi_server.accounts.deletion import delete_user
+    from reapi_server.accounts.repository import owners
+    from reapi_server.alerts import export as alert_export
+    from reapi_server.alerts.service import save_thresholds
+    from reapi_server.promo import export as promo_export
+
+    gateway = db_gateway
+    rt = gateway.rt
+    await new_code(gateway, code="KEEP-ME", credits=70)
+    account, _ = await make_account(rt, credits=0)
+    other, _ = await make_account(rt, credits=0)
+    async with rt.db.read() as session:
+        [person] = await owners(session, account)
+    await redeem(rt.db, account_id=account, user_id=person.id, text="keep-me", now=rt.now())
+    await redeem_as(gateway, other, "keep-me")
+    async with rt.db.write() as session:
+        await save_thresholds(session, account, [500, 50], now=rt.now())
+
+    async with rt.db.read() as session:
+        redemptions = await promo_export.rows_about(session, person.id, [account])
+        alerts = await alert_export.rows_about(session, person.id, [account])
+    assert [(r["code"], r["credits"], r["account_id"]) for r in redemptions] == [
+        ("KEEP-ME", 70, account)
+    ]
+    assert sorted((a["kind"], a["threshold"], a["armed"]) for a in alerts) == [
+        ("balance_below", 50, True),
+        ("balance_below", 500, False),
+    ]
+
+    async with rt.db.write() as session:
+        assert await delete_user(session, person.id, now=rt.now()) is not None
+    async with rt.db.read() as session:
+        kept = (
+            await session.execute(
+                select(PromoRedemption).where(PromoRedemption.account_id == account)
+            )
+        ).scalar_one()
+    assert kept.user_id is None and kept.credits == 70
+    assert await ledger_matches(rt, account) == (70, 0)

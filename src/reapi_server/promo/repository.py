@@ -116,16 +116,18 @@ async def take_use(session: AsyncSession, code_id: str, now: float) -> bool:
 
 
 async def redemptions_of(
-    session: AsyncSession, account_id: str, *, limit: int = 100
+    session: AsyncSession, account_id: str, *, limit: int | None = 100
 ) -> list[tuple[PromoRedemption, str]]:
-    """(redemption, the code's text) of an account, the newest first."""
-    result = await session.execute(
+    """(redemption, the code's text) of an account, the newest first (`limit` None: all)."""
+    query = (
         select(PromoRedemption, PromoCode.code)
         .join(PromoCode, PromoCode.id == PromoRedemption.code_id)
         .where(PromoRedemption.account_id == account_id)
         .order_by(PromoRedemption.created_at.desc(), PromoRedemption.id)
-        .limit(limit)
     )
+    if limit is not None:
+        query = query.limit(limit)
+    result = await session.execute(query)
     return [(row[0], str(row[1])) for row in result.all()]
 
 

@@ -21,7 +21,7 @@ from reapi._settings import resolve_connections
 from reapi.catalog import Catalog, load_catalog
 from reapi.router import Router, RouterConfig
 
-from .alerts.service import AlertMail
+from .alerts.crossings import AlertMail
 from .alerts.watch import AlertWatch
 from .api_keys.auth import Authenticator
 from .config import Settings

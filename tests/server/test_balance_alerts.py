@@ -17,7 +17,8 @@ from tests.server.other_process import OtherProcess
 from tests.server.test_credits import PRICE
 from tests.server.test_key_limits import Clock, at, limited
 
-from reapi_server.alerts import service as alerts
+from reapi_server.alerts import crossings
+from reapi_server.alerts import settings as alerts
 from reapi_server.credits import service as credits
 from reapi_server.models import BalanceAlert, KeySpendAlert, OutboxMessage
 
@@ -157,16 +158,16 @@ async def test_the_periodic_pass_mails_what_no_request_saw(db_gateway):
     account, _ = await make_account(rt, credits=150)
     await set_thresholds(rt, account, 100, 500)
     assert await armed(rt, account) == {100: True, 500: False}
-    assert await alerts.sweep(rt.alerts.mail) == 0
+    assert await crossings.sweep(rt.alerts.mail) == 0
 
     async with rt.db.write() as session:
         await credits.adjust(session, account, -100, rt.now())  # 50
-    assert await alerts.sweep(rt.alerts.mail) == 1
-    assert await alerts.sweep(rt.alerts.mail) == 0
+    assert await crossings.sweep(rt.alerts.mail) == 1
+    assert await crossings.sweep(rt.alerts.mail) == 0
     assert len(await alert_mail(rt)) == 1
     async with rt.db.write() as session:
         await credits.adjust(session, account, 100, rt.now())  # 150
-    await alerts.sweep(rt.alerts.mail)
+    await crossings.sweep(rt.alerts.mail)
     assert await armed(rt, account) == {100: True, 500: False}
     assert len(await alert_mail(rt)) == 1
 

@@ -19,7 +19,7 @@ from tests.server.served import make_key
 from tests.server.test_cli import _bin, _wait_for
 
 from reapi.testing import SIMULATOR_KEY, OpenAISimulator, SimulatorSpec, run_simulators
-from reapi_server.alerts.service import save_thresholds
+from reapi_server.alerts.settings import save_thresholds
 from reapi_server.db import Database
 
 CREDITS = 10_000

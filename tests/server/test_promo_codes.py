@@ -161,7 +161,7 @@ async def test_a_redemption_outlives_its_person_and_is_in_their_export(db_gatewa
     from reapi_server.accounts.deletion import delete_user
     from reapi_server.accounts.repository import owners
     from reapi_server.alerts import export as alert_export
-    from reapi_server.alerts.service import save_thresholds
+    from reapi_server.alerts.settings import save_thresholds
     from reapi_server.promo import export as promo_export
 
     gateway = db_gateway

@@ -5,12 +5,12 @@ Closing a credit hold already returns the account's balance and the key's spend
 memory (`AlertWatch`); `observe` compares the closed hold's figures with them, which costs a
 dictionary lookup. A crossing (an armed threshold the balance is now below, a key's spend at
 its share) flips the flag in memory and leaves the write to a task of its own: the conditional
-UPDATE on the flag, and the mail in the same transaction (`service.fire_balance`). Another
+UPDATE on the flag, and the mail in the same transaction (`crossings.fire_balance`). Another
 process that saw the same crossing loses that UPDATE and mails nothing. Going back to the safe
 side arms the alert again the same way.
 
 The memory is refreshed from the database by a periodic pass (`run_alert_watch`), which also
-catches what no request saw (`service.sweep`); the settings page refreshes the account it
+catches what no request saw (`crossings.sweep`); the settings page refreshes the account it
 changed at once.
 """
 
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import anyio
 
 from ..credits.repository import ClosedHold
-from . import repository, service
+from . import crossings, repository
+from .crossings import AlertMail
 from .rules import key_threshold
-from .service import AlertMail
 
 __all__ = ["AlertWatch", "run_alert_watch"]
 
@@ -108,25 +108,25 @@ class AlertWatch:
 
     async def _fire_balance(self, watched: _Watched) -> None:
         async def work() -> None:
-            watched.armed = await service.fire_balance(self.mail, watched.alert_id) == "armed"
+            watched.armed = await crossings.fire_balance(self.mail, watched.alert_id) == "armed"
 
         await self._guarded("balance", work)
 
     async def _arm_balance(self, watched: _Watched) -> None:
         async def work() -> None:
-            watched.armed = await service.arm_balance(self.mail, watched.alert_id)
+            watched.armed = await crossings.arm_balance(self.mail, watched.alert_id)
 
         await self._guarded("balance", work)
 
     async def _fire_key(self, key: _WatchedKey) -> None:
         async def work() -> None:
-            key.armed = await service.fire_key(self.mail, key.key_id) == "armed"
+            key.armed = await crossings.fire_key(self.mail, key.key_id) == "armed"
 
         await self._guarded("key", work)
 
     async def _arm_key(self, key: _WatchedKey) -> None:
         async def work() -> None:
-            key.armed = await service.arm_key(self.mail, key.key_id)
+            key.armed = await crossings.arm_key(self.mail, key.key_id)
 
         await self._guarded("key", work)
 
@@ -170,7 +170,7 @@ async def run_alert_watch(watch: AlertWatch, *, interval: float) -> None:
     """The periodic pass of every server process: what no request saw, then a fresh copy."""
     while True:
         try:
-            await service.sweep(watch.mail)
+            await crossings.sweep(watch.mail)
             await watch.refresh()
         except Exception as exc:  # a database hiccup must not end the loop
             log.warning("alert pass failed", extra={"code": type(exc).__name__})

@@ -8,7 +8,8 @@ from typing import Any
 from starlette.requests import Request
 
 from ...accounts.service import account_of
-from ...alerts import repository, service
+from ...alerts import repository
+from ...alerts import settings as alerts
 from ...alerts.rules import MAX_THRESHOLDS, key_threshold
 from ...identity.service import CurrentSession
 from ..context import web_of
@@ -29,7 +30,7 @@ async def alert_settings(request: Request, current: CurrentSession) -> dict[str,
         if account is None:
             return {"alerts_account": False}
         thresholds = await repository.balance_alerts_of(session, account.id)
-        keys = await service.key_alert_views(session, account.id)
+        keys = await alerts.key_alert_views(session, account.id)
     return {
         "alerts_account": True,
         "alerts_max": MAX_THRESHOLDS,

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ...accounts.service import account_of
-from ...alerts import service
+from ...alerts import settings as alerts
 from ...errors import GatewayError
 from ...identity.errors import FormInvalid
 from ...identity.service import CurrentSession
@@ -42,9 +42,9 @@ async def save_thresholds(request: Request) -> Response:
     typed = form.get("thresholds", "")
     try:
         account = await _account(request, current)
-        thresholds = service.parse_thresholds(typed)
+        thresholds = alerts.parse_thresholds(typed)
         async with web.db.write() as session:
-            await service.save_thresholds(session, account.id, thresholds, now=web.clock())
+            await alerts.save_thresholds(session, account.id, thresholds, now=web.clock())
     except GatewayError as error:
         return await settings_page._settings_page(
             request, status=error.http_status, errors=field_errors(error), alerts_typed=typed[:200]
@@ -62,7 +62,7 @@ async def save_key_alerts(request: Request) -> Response:
     try:
         account = await _account(request, current)
         async with web.db.read() as session:
-            keys = await service.key_alert_views(session, account.id)
+            keys = await alerts.key_alert_views(session, account.id)
         percents: dict[str, int | None] = {}
         errors: dict[str, str] = {}
         for key in keys:
@@ -70,16 +70,14 @@ async def save_key_alerts(request: Request) -> Response:
             if name not in form:
                 continue
             try:
-                percents[key.key_id] = service.parse_percent(form[name], name)
+                percents[key.key_id] = alerts.parse_percent(form[name], name)
             except FormInvalid as invalid:
                 errors.update(invalid.errors)
         if errors:
             raise FormInvalid(errors)
         async with web.db.write() as session:
             for key_id, percent in percents.items():
-                await service.save_key_percent(
-                    session, account.id, key_id, percent, now=web.clock()
-                )
+                await alerts.save_key_percent(session, account.id, key_id, percent, now=web.clock())
     except GatewayError as error:
         return await settings_page._settings_page(
             request,

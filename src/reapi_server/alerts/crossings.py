@@ -1,44 +1,23 @@
-"""Alert rules: reading and saving a person's alert settings, and the transactions that arm an
-alert or disarm it and queue its mail. Each of those is one transaction of its own, run off the
-request path (`watch`): the flag's conditional UPDATE decides who mails, the mail is queued in
-the same transaction (the outbox), and nothing happens twice."""
+"""The transactions behind a crossing, each one of its own, run off the request path
+(`watch`) and by the periodic pass (`sweep`): the flag's conditional UPDATE decides who mails,
+the mail is queued in the same transaction (the outbox), and nothing happens twice."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from ..accounts import repository as accounts
-from ..api_keys import repository as keys
 from ..api_keys.periods import next_reset, period_start
 from ..db import Database
 from ..email.compose import MailComposer
 from ..email.outbox import enqueue
-from ..identity.errors import FormInvalid
-from ..models import MAX_CREDITS
 from . import repository
 from .repository import KeyAlertRow
-from .rules import MAX_THRESHOLDS, key_spend_now, key_threshold
+from .rules import key_spend_now, key_threshold
 
-__all__ = [
-    "AlertMail",
-    "KeyAlertView",
-    "Outcome",
-    "arm_balance",
-    "arm_key",
-    "fire_balance",
-    "fire_key",
-    "key_alert_views",
-    "parse_percent",
-    "parse_thresholds",
-    "save_key_percent",
-    "save_thresholds",
-    "sweep",
-]
+__all__ = ["AlertMail", "Outcome", "arm_balance", "arm_key", "fire_balance", "fire_key", "sweep"]
 
 #: What a crossing's transaction found: it mailed, or the alert is (now) disarmed or armed.
 Outcome = Literal["mailed", "disarmed", "armed"]
@@ -53,110 +32,6 @@ class AlertMail:
     db: Database
     composer: MailComposer
     clock: Callable[[], float]
-
-
-@dataclass(frozen=True, slots=True)
-class KeyAlertView:
-    key_id: str
-    name: str
-    spend_limit: int | None
-    spend_period: str
-    percent: int | None
-
-
-#: Between thresholds: a comma or semicolon followed by space, a semicolon, or space.
-_BETWEEN = re.compile(r"[,;]\s+|;|\s+")
-#: One number: digits, or digits grouped by thousands with commas ("1,000").
-_NUMBER = re.compile(r"\d+|\d{1,3}(?:,\d{3})+")
-
-
-def _whole(text: str) -> int | None:
-    """A whole number as typed ("1,000" too); None when it is not one."""
-    cleaned = text.strip()
-    if not _NUMBER.fullmatch(cleaned) or len(cleaned) > 22:
-        return None
-    return int(cleaned.replace(",", ""), 10)
-
-
-def parse_thresholds(text: str) -> list[int]:
-    """Thresholds as typed: whole numbers of credits separated by a comma and a space (or a
-    semicolon, or a new line); a comma inside a number groups thousands ("1,000, 200")."""
-    found: list[int] = []
-    for part in _BETWEEN.split(text.strip().rstrip(",;")):
-        if not part:
-            continue
-        value = _whole(part)
-        if value is None or not 1 <= value <= MAX_CREDITS:
-            raise FormInvalid(
-                {
-                    "thresholds": "Enter whole numbers of credits of 1 or more, separated by a "
-                    "comma and a space, like 1,000, 200."
-                }
-            )
-        if value not in found:
-            found.append(value)
-    if len(found) > MAX_THRESHOLDS:
-        raise FormInvalid({"thresholds": f"Set at most {MAX_THRESHOLDS} thresholds."})
-    return sorted(found, reverse=True)
-
-
-def parse_percent(text: str, field: str) -> int | None:
-    """A key's percentage as typed: empty for none, else a whole number from 1 to 100."""
-    typed = text.strip().removesuffix("%").strip()
-    if not typed:
-        return None
-    value = _whole(typed)
-    if value is None or not 1 <= value <= 100:
-        raise FormInvalid({field: "Enter a whole percentage from 1 to 100, or leave it empty."})
-    return value
-
-
-async def save_thresholds(
-    session: AsyncSession, account_id: str, thresholds: list[int], *, now: float
-) -> None:
-    await repository.replace_thresholds(session, account_id, thresholds, now=now)
-
-
-async def key_alert_views(session: AsyncSession, account_id: str) -> list[KeyAlertView]:
-    """The account's active model keys with their alert percentage (None: no alert)."""
-    percents = {
-        row.key_id: row.percent for row in await repository.key_alerts_of(session, account_id)
-    }
-    views = []
-    for key in await keys.list_for_account(session, account_id):
-        if key.revoked_at is not None or key.kind != "model":
-            continue
-        views.append(
-            KeyAlertView(
-                key_id=key.id,
-                name=key.name or "Unnamed key",
-                spend_limit=key.spend_limit,
-                spend_period=key.spend_period,
-                percent=percents.get(key.id),
-            )
-        )
-    return views
-
-
-async def save_key_percent(
-    session: AsyncSession, account_id: str, key_id: str, percent: int | None, *, now: float
-) -> None:
-    """Set (or clear, None) a key's alert. A new percentage starts armed unless the key has
-    spent past it already in this period (that is no crossing)."""
-    if percent is None:
-        await repository.clear_key_alert(session, key_id)
-        return
-    key = await keys.get_for_account(session, account_id, key_id)
-    if key is None:
-        return
-    armed = True
-    if key.spend_limit is not None:
-        spent = 0 if period_start(key.spend_period, now) > key.period_start else key.period_spend
-        armed = spent < key_threshold(key.spend_limit, percent)
-    await repository.set_key_alert(session, account_id, key_id, percent, armed=armed, now=now)
-
-
-# -- the transactions behind a crossing ------------------------------------------------------
 
 
 async def fire_balance(mail: AlertMail, alert_id: int) -> Outcome:

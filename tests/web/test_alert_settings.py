@@ -57,7 +57,7 @@ async def test_thresholds_are_saved_shown_and_checked(db_web, browsers):
     shown = text_of((await browser.get("/settings?done=alerts_saved")).text)
     assert "Your low-balance alerts are saved." in shown
     assert 'value="1,000, 200, 100"' in (await browser.get("/settings")).text
-    assert "1,000 credits Below" in shown and "200 credits Watching" in shown
+    assert "1,000 credits Balance below" in shown and "200 credits Watching" in shown
 
     for typed, said in (
         ("lots", "Enter whole numbers of credits"),

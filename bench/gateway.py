@@ -11,8 +11,9 @@ route `gpt-image-2` (images) and `sora-2` (video create) to the simulator. The s
 own process; each run is made once with 0 ms and once with 50 ms of upstream latency.
 
 With taskset available and 2+ cores, the gateway is pinned to core 0 and wrk + the simulator to
-core 1 (../shared/BENCH_NOTES.md). Reported: requests/s, p50/p99, the latency each gateway adds
-over direct calls at the same load, non-2xx answers, and each gateway's peak RSS (VmHWM).
+core 1 (docs/benchmarks.md, "Running LiteLLM's proxy offline"). Reported: requests/s, p50/p99,
+the latency each gateway adds over direct calls at the same load, non-2xx answers, and each
+gateway's peak RSS (VmHWM).
 If LiteLLM cannot be installed or started, reapi's half still runs and the reason is printed.
 
 `--key-limits` measures what a key's limits cost instead: one reapi-server, two keys of one

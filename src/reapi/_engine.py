@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
+import typing
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -28,6 +29,7 @@ from ._exceptions import (
     RouteRefusedError,
 )
 from ._fetch import AsyncFetcher, SyncFetcher
+from ._observe import Attempt, AttemptObserver, Watch
 from .catalog import Route
 from .providers import Batch, FetchReference, Protocol, Sleep, UpstreamRequest, UpstreamResponse
 from .router import Router
@@ -147,25 +149,92 @@ def _log_reply(request: UpstreamRequest, provider: str, status: int, elapsed_ms:
         log.debug("%s %s %s -> %s in %.1f ms", provider, request.method, path, status, elapsed_ms)
 
 
+def connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
+    """The error an attempt fails with when the upstream could not be reached or did not answer
+    in time; names the exception's type and the phase, never its message (which may hold a URL)."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return APITimeoutError(f"{provider} did not answer in time ({phase})", provider=provider)
+    return APIConnectionError(
+        f"{provider} could not be reached ({type(exc).__name__} during {phase})",
+        provider=provider,
+    )
+
+
+class AsyncTransport(typing.Protocol):
+    """How an `AsyncEngine`'s upstream requests reach the network. The engine decides the
+    deadlines, times and logs the exchange; a transport only sends and reads.
+
+    `exchange` answers (status, headers with lower-case names, body) or raises the error of
+    `connection_error`; `first_byte` bounds the wait for the answer's first byte (and, for a
+    streamed answer, each silence after it), `body` the rest of the answer."""
+
+    async def exchange(
+        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+    ) -> tuple[int, dict[str, str], bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxTransport:
+    """The default transport: one pooled `httpx.AsyncClient`."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def exchange(
+        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        error: APIConnectionError | None = None
+        try:
+            built = self.client.build_request(
+                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
+            )
+            with anyio.fail_after(first_byte):
+                response = await self.client.send(built, stream=True)
+        except (httpx.TransportError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "waiting for the first byte")
+        if error is not None:
+            raise error
+        content = b""
+        try:
+            with anyio.fail_after(body):
+                content = await response.aread()
+        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "reading the body")
+        finally:
+            await response.aclose()
+        if error is not None:
+            raise error
+        return response.status_code, dict(response.headers), content
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _started(watch: Watch | None, route: Route) -> Attempt | None:
+    return watch.start(route) if watch is not None else None
+
+
+def _ended(watch: Watch | None, attempt: Attempt | None, error: BaseException | None) -> None:
+    if watch is not None and attempt is not None:
+        watch.end(attempt, error)
+
+
 class _Base:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, observer: AttemptObserver | None = None) -> None:
         self.router = router
+        #: Hears of every attempt of `run` (metadata only); None: nothing extra is done.
+        self.observer = observer
+
+    def _watch(self, host_of: HostOf | None) -> Watch | None:
+        return Watch(self.observer, host_of) if self.observer is not None else None
 
     def _deadlines(self, request: UpstreamRequest, first_byte: float) -> tuple[float, float]:
         cfg = self.router.config
         body = cfg.download_timeout if request.download else cfg.body_timeout
         return first_byte, body
 
-    @staticmethod
-    def _connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
-            return APITimeoutError(
-                f"{provider} did not answer in time ({phase})", provider=provider
-            )
-        return APIConnectionError(
-            f"{provider} could not be reached ({type(exc).__name__} during {phase})",
-            provider=provider,
-        )
+    _connection_error = staticmethod(connection_error)
 
 
 class SyncEngine(_Base):
@@ -176,8 +245,9 @@ class SyncEngine(_Base):
         router: Router,
         client: httpx.Client | None = None,
         fetcher: SyncFetcher | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        super().__init__(router)
+        super().__init__(router, observer)
         self._client = client or httpx.Client(limits=_LIMITS, follow_redirects=False)
         self.fetcher = fetcher or SyncFetcher()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -263,22 +333,27 @@ class SyncEngine(_Base):
         """Try routes in the router's order until one succeeds or a failure must not fail over.
         `host_of` names each route's host in the error when every route failed."""
         tally = _Tally(routes, host_of)
+        watch = self._watch(host_of)
         if self.router.config.hedge_after is not None and len(routes) > 1:
-            return self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+            return self._run_hedged(routes, attempt, self.router.config.hedge_after, tally, watch)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
+            observed = _started(watch, route)
             try:
                 result = attempt(route)
             except ReapiError as error:
                 tally.failed(route, error, started)
+                _ended(watch, observed, error)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 continue
-            except BaseException:
+            except BaseException as error:
                 self.router.release(route)
+                _ended(watch, observed, error)
                 raise
             self.router.record_success(route)
+            _ended(watch, observed, None)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -288,56 +363,69 @@ class SyncEngine(_Base):
         attempt: Callable[[Route], T],
         hedge_after: float,
         tally: _Tally,
+        watch: Watch | None,
     ) -> Outcome[T]:
         candidates: Iterator[Route] = self.router.candidates(routes)
-        running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
+        running: dict[concurrent.futures.Future[T], tuple[Route, float, Attempt | None]] = {}
 
         def launch() -> None:
             route = next(candidates, None)
             if route is not None:
-                running[self._executor().submit(attempt, route)] = (route, time.perf_counter())
+                observed = _started(watch, route)
+                future = self._executor().submit(attempt, route)
+                running[future] = (route, time.perf_counter(), observed)
 
-        launch()
-        while running:
-            done, _ = concurrent.futures.wait(
-                running, timeout=hedge_after, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            if not done:
-                launch()
-                continue
-            for future in done:
-                route, started = running.pop(future)
-                error = future.exception()
-                if error is None:
-                    self.router.record_success(route)
-                    for other in running.values():
-                        self.router.release(other[0])
-                    return Outcome(future.result(), route, tally.succeeded(route, started))
-                if not isinstance(error, ReapiError):
-                    self.router.release(route)
-                    raise error
-                tally.failed(route, error, started)
-                if not self.router.record_failure(route, error):
-                    raise error
-                launch()
-        raise tally.exhausted()
+        try:
+            launch()
+            while running:
+                done, _ = concurrent.futures.wait(
+                    running, timeout=hedge_after, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                if not done:
+                    launch()
+                    continue
+                for future in done:
+                    route, started, observed = running.pop(future)
+                    error = future.exception()
+                    _ended(watch, observed, error)
+                    if error is None:
+                        self.router.record_success(route)
+                        for other in running.values():
+                            self.router.release(other[0])
+                        return Outcome(future.result(), route, tally.succeeded(route, started))
+                    if not isinstance(error, ReapiError):
+                        self.router.release(route)
+                        raise error
+                    tally.failed(route, error, started)
+                    if not self.router.record_failure(route, error):
+                        raise error
+                    launch()
+            raise tally.exhausted()
+        finally:
+            if watch is not None:
+                watch.abandon_the_rest()  # the threads still running are left to finish alone
 
 
 class AsyncEngine(_Base):
-    """Non-blocking I/O on one pooled `httpx.AsyncClient`; never blocks the event loop."""
+    """Non-blocking I/O; never blocks the event loop. Upstream requests go through `transport`
+    (by default one pooled `httpx.AsyncClient`, the same `client`)."""
 
     def __init__(
         self,
         router: Router,
         client: httpx.AsyncClient | None = None,
         fetcher: AsyncFetcher | None = None,
+        transport: AsyncTransport | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        super().__init__(router)
+        super().__init__(router, observer)
         self._client = client or httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+        self.transport: AsyncTransport = transport or HttpxTransport(self._client)
         self.fetcher = fetcher or AsyncFetcher()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.transport.aclose()
+        await self._client.aclose()  # closing twice (the default transport shares it) is a no-op
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -350,30 +438,12 @@ class AsyncEngine(_Base):
     ) -> UpstreamResponse:
         first_byte, body_deadline = self._deadlines(request, first_byte)
         started = time.perf_counter()
-        error: APIConnectionError | None = None
-        try:
-            built = self._client.build_request(
-                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
-            )
-            with anyio.fail_after(first_byte):
-                response = await self._client.send(built, stream=True)
-        except (httpx.TransportError, TimeoutError) as exc:
-            error = self._connection_error(exc, provider, "waiting for the first byte")
-        if error is not None:
-            raise error
-        content = b""
-        try:
-            with anyio.fail_after(body_deadline):
-                content = await response.aread()
-        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
-            error = self._connection_error(exc, provider, "reading the body")
-        finally:
-            await response.aclose()
-        if error is not None:
-            raise error
+        status, headers, content = await self.transport.exchange(
+            request, provider, first_byte, body_deadline
+        )
         elapsed_ms = (time.perf_counter() - started) * 1000
-        _log_reply(request, provider, response.status_code, elapsed_ms)
-        return UpstreamResponse(response.status_code, dict(response.headers), content, elapsed_ms)
+        _log_reply(request, provider, status, elapsed_ms)
+        return UpstreamResponse(status, headers, content, elapsed_ms)
 
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
@@ -420,22 +490,28 @@ class AsyncEngine(_Base):
         host_of: HostOf | None = None,
     ) -> Outcome[T]:
         tally = _Tally(routes, host_of)
+        watch = self._watch(host_of)
         if self.router.config.hedge_after is not None and len(routes) > 1:
-            return await self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+            hedge_after = self.router.config.hedge_after
+            return await self._run_hedged(routes, attempt, hedge_after, tally, watch)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
+            observed = _started(watch, route)
             try:
                 result = await attempt(route)
             except ReapiError as error:
                 tally.failed(route, error, started)
+                _ended(watch, observed, error)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 continue
-            except BaseException:
+            except BaseException as error:
                 self.router.release(route)
+                _ended(watch, observed, error)
                 raise
             self.router.record_success(route)
+            _ended(watch, observed, None)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -445,56 +521,62 @@ class AsyncEngine(_Base):
         attempt: Callable[[Route], Awaitable[T]],
         hedge_after: float,
         tally: _Tally,
+        watch: Watch | None,
     ) -> Outcome[T]:
         candidates = self.router.candidates(routes)
         send, receive = anyio.create_memory_object_stream[
-            tuple[Route, float, T | None, BaseException | None]
+            tuple[Route, float, T | None, BaseException | None, Attempt | None]
         ](max_buffer_size=len(routes) + 1)
         winner: Outcome[T] | None = None
         fatal: BaseException | None = None
 
-        async with anyio.create_task_group() as group:
+        try:
+            async with anyio.create_task_group() as group:
 
-            async def run_one(route: Route) -> None:
-                started = time.perf_counter()
-                try:
-                    result = await attempt(route)
-                except anyio.get_cancelled_exc_class():
-                    self.router.release(route)
-                    raise
-                except Exception as exc:  # reported to the loop below, which decides
-                    await send.send((route, started, None, exc))
-                    return
-                await send.send((route, started, result, None))
+                async def run_one(route: Route, observed: Attempt | None) -> None:
+                    started = time.perf_counter()
+                    try:
+                        result = await attempt(route)
+                    except anyio.get_cancelled_exc_class():
+                        self.router.release(route)
+                        raise
+                    except Exception as exc:  # reported to the loop below, which decides
+                        await send.send((route, started, None, exc, observed))
+                        return
+                    await send.send((route, started, result, None, observed))
 
-            def launch() -> bool:
-                route = next(candidates, None)
-                if route is None:
-                    return False
-                group.start_soon(run_one, route)
-                return True
+                def launch() -> bool:
+                    route = next(candidates, None)
+                    if route is None:
+                        return False
+                    group.start_soon(run_one, route, _started(watch, route))
+                    return True
 
-            running = 1 if launch() else 0
-            while running and winner is None and fatal is None:
-                with anyio.move_on_after(hedge_after) as waited:
-                    route, started, result, error = await receive.receive()
-                if waited.cancelled_caught:
-                    running += 1 if launch() else 0
-                    continue
-                running -= 1
-                if error is None:
-                    self.router.record_success(route)
-                    winner = Outcome(result, route, tally.succeeded(route, started))  # type: ignore[arg-type]
-                elif not isinstance(error, ReapiError):
-                    self.router.release(route)
-                    fatal = error
-                else:
-                    tally.failed(route, error, started)
-                    if not self.router.record_failure(route, error):
+                running = 1 if launch() else 0
+                while running and winner is None and fatal is None:
+                    with anyio.move_on_after(hedge_after) as waited:
+                        route, started, result, error, observed = await receive.receive()
+                    if waited.cancelled_caught:
+                        running += 1 if launch() else 0
+                        continue
+                    running -= 1
+                    _ended(watch, observed, error)
+                    if error is None:
+                        self.router.record_success(route)
+                        winner = Outcome(result, route, tally.succeeded(route, started))  # type: ignore[arg-type]
+                    elif not isinstance(error, ReapiError):
+                        self.router.release(route)
                         fatal = error
                     else:
-                        running += 1 if launch() else 0
-            group.cancel_scope.cancel()
+                        tally.failed(route, error, started)
+                        if not self.router.record_failure(route, error):
+                            fatal = error
+                        else:
+                            running += 1 if launch() else 0
+                group.cancel_scope.cancel()
+        finally:
+            if watch is not None:
+                watch.abandon_the_rest()  # hedges that lost, cancelled with the group
         if fatal is not None:
             raise fatal
         if winner is not None:

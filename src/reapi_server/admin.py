@@ -36,8 +36,7 @@ from .migrate import upgrade
 from .mirror.keys import is_task_id
 from .mirror.service import delete_task_outputs
 from .models import PromoCode
-from .promo import repository as promo_codes
-from .promo.service import CodeTerms
+from .promo.service import CodeTerms, codes
 from .retention import RetentionReport, purge_once
 from .runtime import Runtime, build_runtime
 
@@ -431,7 +430,7 @@ async def list_promos(settings: Settings, *, limit: int = 1000) -> list[PromoCod
     """Promotion codes, the newest first."""
 
     async def work(session: AsyncSession) -> list[PromoCode]:
-        return await promo_codes.all_codes(session, limit=limit)
+        return await codes(session, limit=limit)
 
     return await _in_transaction(settings, work)
 

@@ -14,13 +14,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
 
 from reapi import __version__
-from reapi._fetch import AsyncFetcher
 from reapi.catalog import Catalog
+from reapi.core import AsyncFetcher
 from reapi.router import RouterConfig
 
 from .alerts.watch import run_alert_watch
@@ -34,18 +35,22 @@ from .identity.housekeeping import run_housekeeping
 from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
+from .json_api.errors import install_error_handlers
 from .mirror import ObjectStore
+from .observability.fastapi_telemetry import fastapi_without_telemetry
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
 from .observability.scrape import MetricsListener, MetricsRoute
-from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 from .web import create_web_app, mount_web
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = ["create_app"]
 
@@ -62,7 +67,9 @@ def create_app(
     clock: Callable[[], float] | None = None,
     migrate: bool = True,
     fetcher: AsyncFetcher | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
+    """`span_exporter`: with tracing on, where spans go instead of OTLP/HTTP (tests)."""
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
     # Migrates first when asked: the secret lives in the database.
@@ -75,6 +82,7 @@ def create_app(
         router_config=router_config,
         fetcher=fetcher,
         secret=secret,
+        span_exporter=span_exporter,
         **extra,
     )
     web_app = create_web_app(rt)
@@ -126,7 +134,7 @@ def create_app(
             await sender.aclose()
             await rt.aclose()
 
-    app = FastAPI(
+    app = fastapi_without_telemetry(
         title="reapi gateway",
         version=__version__,
         summary="OpenAI-compatible image and video API with failover and zero retention.",
@@ -143,6 +151,11 @@ def create_app(
     if settings.metrics_token is not None:
         app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
     mount_web(app, web_app)  # last: it takes every path the API does not have
+    if rt.tracing is not None:
+        from .observability.tracing.middleware import TracingMiddleware
+
+        # Inside the access middleware (added later, so outer): its request id, in the span.
+        app.add_middleware(TracingMiddleware, tracing=rt.tracing)
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
     # Outer (added later): it hands a new scope inwards, which the router then annotates.
     app.add_middleware(

@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -23,8 +24,7 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
-from reapi._excerpt import excerpt
-from reapi._settings import SDK_ENV
+from reapi.core import SDK_ENV, excerpt
 
 from .config_errors import ConfigError
 from .private import PRIVATE_DIR, make_private_dirs, tighten
@@ -231,6 +231,22 @@ class Settings(BaseSettings):
     #: Serve the OpenAPI document and its pages (/openapi.json, /docs).
     openapi_docs: bool = True
 
+    # -- tracing (OpenTelemetry; the `otel` extra) -------------------------------------------------
+    #: A trace span for each /v1 request, with its upstream attempts, storage and database calls
+    #: (metadata only), sent to an OTLP/HTTP collector. Off: no OpenTelemetry module is imported.
+    tracing: bool = False
+    #: The collector's OTLP/HTTP address: a base (`http://collector:4318`, to which `/v1/traces`
+    #: is added) or the full traces URL. Unset: OpenTelemetry's own variables
+    #: (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT), else localhost:4318.
+    tracing_endpoint: str | None = None
+    #: The share of requests traced, 0 to 1 (a trusted incoming traceparent decides for its own).
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    #: The spans' `service.name`; unset: OTEL_SERVICE_NAME, else `reapi-gateway`.
+    tracing_service_name: str | None = None
+    #: Continue the trace of an incoming W3C `traceparent` header. Off by default: the header is
+    #: the caller's to write, and would let any client choose trace ids and sampling.
+    tracing_trust_traceparent: bool = False
+
     @model_validator(mode="before")
     @classmethod
     def _no_unknown_environment(cls, data: Any) -> Any:
@@ -284,6 +300,16 @@ class Settings(BaseSettings):
             raise ValueError("metrics_listen needs a port of its own (not the gateway's port)")
         return self
 
+    @field_validator("tracing_endpoint")
+    @classmethod
+    def _tracing_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("tracing_endpoint is an http:// or https:// URL")
+        return value.strip()
+
     @field_validator("fetch_allow_networks")
     @classmethod
     def _networks(cls, networks: list[str]) -> list[str]:
@@ -326,6 +352,17 @@ class Settings(BaseSettings):
             return None
         host, _, port = self.metrics_listen.rpartition(":")
         return host.removeprefix("[").removesuffix("]"), int(port)
+
+    @property
+    def tracing_traces_url(self) -> str | None:
+        """Where spans are posted: `tracing_endpoint` with `/v1/traces` added to a bare base
+        (as OpenTelemetry does with OTEL_EXPORTER_OTLP_ENDPOINT); None: the exporter's own
+        variables decide."""
+        if self.tracing_endpoint is None:
+            return None
+        if urlsplit(self.tracing_endpoint).path.strip("/"):
+            return self.tracing_endpoint
+        return self.tracing_endpoint.rstrip("/") + "/v1/traces"
 
     @property
     def url_policy(self) -> UrlPolicy:

@@ -258,8 +258,16 @@ class GroupCommitter:
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
+        result, _ = await self.run_sized(op, account)
+        return result
+
+    async def run_sized(
+        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None
+    ) -> tuple[T, int]:
+        """`run`, and how many ops the transaction that committed this one carried (1 when it
+        ran alone after its batch failed): what a trace says of the group commit."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[tuple[T, int]] = loop.create_future()
         self._queue.append((op, future, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
@@ -326,7 +334,7 @@ class GroupCommitter:
             await self._failed(batch, error)
             return
         for (_, future, _), result in zip(batch, results, strict=True):
-            _settle(future, result=result)
+            _settle(future, result=(result, len(batch)))
 
     async def _failed(self, batch: list[_Item], error: Exception) -> None:
         """The batch's transaction did not commit: run each op again, alone, so that only the

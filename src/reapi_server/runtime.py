@@ -11,14 +11,19 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
-from reapi._engine import AsyncEngine
-from reapi._fetch import AsyncFetcher
-from reapi._local import GATEWAY_HINTS, LocalCore
-from reapi._settings import resolve_connections
 from reapi.catalog import Catalog, load_catalog
+from reapi.core import (
+    GATEWAY_HINTS,
+    AsyncEngine,
+    AsyncFetcher,
+    AttemptObserver,
+    LocalCore,
+    resolve_connections,
+)
 from reapi.router import Router, RouterConfig
 
 from .alerts.crossings import AlertMail
@@ -32,12 +37,18 @@ from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
 from .db import Database
 from .email.compose import MailComposer
+from .extras import OTEL_PACKAGES, require
 from .idempotency.local import LocalClaims
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
-from .upstream import AiohttpEngine
+from .upstream import aiohttp_engine
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from .observability.tracing.setup import Tracing
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -75,6 +86,8 @@ class Runtime:
     live_holds: LiveHolds = field(default_factory=LiveHolds)
     #: The low-balance and key spend alerts, watched on each hold's closing (`alerts.watch`).
     alerts: AlertWatch = field(init=False)
+    #: OpenTelemetry tracing; None (the default) when off.
+    tracing: Tracing | None = None
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
@@ -96,6 +109,8 @@ class Runtime:
         await self.db.dispose()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.tracing is not None:
+            await self.tracing.aclose()  # last: the spans of everything above are sent
 
 
 def _engine(
@@ -103,12 +118,49 @@ def _engine(
     router: Router,
     http_client: httpx.AsyncClient | None,
     fetcher: AsyncFetcher,
+    observer: AttemptObserver | None,
 ) -> AsyncEngine:
     """aiohttp for provider calls unless told otherwise; an injected httpx client (tests, an
     embedding application) is always used as given."""
     if http_client is None and settings.upstream_client == "aiohttp":
-        return AiohttpEngine(router, fetcher=fetcher)
-    return AsyncEngine(router, http_client, fetcher)
+        return aiohttp_engine(router, fetcher=fetcher, observer=observer)
+    return AsyncEngine(router, http_client, fetcher, observer=observer)
+
+
+def _tracing(settings: Settings, exporter: SpanExporter | None) -> Tracing | None:
+    """Tracing when the settings ask for it; nothing of OpenTelemetry is imported otherwise."""
+    if not settings.tracing:
+        return None
+    require("tracing = true", "otel", *OTEL_PACKAGES)
+    from .observability.tracing.setup import start_tracing
+
+    return start_tracing(settings, exporter)
+
+
+def _database(settings: Settings, tracing: Tracing | None) -> Database:
+    url, timeout = settings.resolved_database_url, settings.database_timeout
+    if tracing is None:
+        return Database(url, timeout=timeout)
+    from .observability.tracing.database import TracedDatabase
+
+    return TracedDatabase(url, timeout=timeout, tracing=tracing)
+
+
+def _store(settings: Settings, store: ObjectStore | None, tracing: Tracing | None) -> ObjectStore:
+    store = store or build_store(settings)
+    if tracing is None:
+        return store
+    from .observability.tracing.storage import TracedStore
+
+    return TracedStore(store, tracing, settings.storage_backend)
+
+
+def _observer(tracing: Tracing | None, core: LocalCore) -> AttemptObserver | None:
+    if tracing is None:
+        return None
+    from .observability.tracing.attempts import AttemptSpans
+
+    return AttemptSpans(tracing, core.host_of)
 
 
 def build_runtime(
@@ -121,8 +173,11 @@ def build_runtime(
     clock: Callable[[], float] = time.time,
     fetcher: AsyncFetcher | None = None,
     secret: bytes | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Runtime:
+    """`span_exporter`: with tracing on, where spans go instead of OTLP/HTTP (tests)."""
     settings.ensure_data_dir()
+    tracing = _tracing(settings, span_exporter)
     catalog = catalog or load_catalog(settings.catalog_path)
     keys = {name: key.get_secret_value() for name, key in settings.provider_keys.items()}
     connections = resolve_connections(catalog, keys, settings.provider_base_urls)
@@ -138,17 +193,18 @@ def build_runtime(
     bus = Bus(redis) if redis is not None else None
     breakers = SharedBreakerStore(bus, instance_id) if bus is not None else None
     router = Router(router_config, breakers)
-    db = Database(settings.resolved_database_url, timeout=settings.database_timeout)
+    db = _database(settings, tracing)
     metrics.watch_breakers(router, catalog, connections)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
+    core = LocalCore(catalog, connections, hints=GATEWAY_HINTS)
     return Runtime(
         settings=settings,
         db=db,
         catalog=catalog,
-        core=LocalCore(catalog, connections, hints=GATEWAY_HINTS),
+        core=core,
         router=router,
-        engine=_engine(settings, router, http_client, fetcher),
-        store=store or build_store(settings),
+        engine=_engine(settings, router, http_client, fetcher, _observer(tracing, core)),
+        store=_store(settings, store, tracing),
         auth=Authenticator(db),
         limiter=Limiter(redis),
         redis=redis,
@@ -159,4 +215,5 @@ def build_runtime(
         secret=secret,
         clock=clock,
         fetcher=fetcher,
+        tracing=tracing,
     )

@@ -51,7 +51,7 @@ def test_administration(tmp_path, monkeypatch):
     assert (tmp_path / "env-dir" / "reapi.db").exists()  # REAPI_DATA_DIR when no flag
 
 
-def _wait_for(url: str, process: subprocess.Popen, seconds: float = 20) -> None:
+def _wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..api_keys import repository as keys
 from ..api_keys.periods import period_start
 from ..identity.errors import FormInvalid
-from ..models import MAX_CREDITS
+from ..models import MAX_CREDITS, BalanceAlert
 from . import repository
 from .rules import MAX_THRESHOLDS, key_threshold
 
@@ -23,6 +23,7 @@ __all__ = [
     "parse_thresholds",
     "save_key_percent",
     "save_thresholds",
+    "thresholds_of",
 ]
 
 
@@ -80,6 +81,11 @@ def parse_percent(text: str, field: str) -> int | None:
     if value is None or not 1 <= value <= 100:
         raise FormInvalid({field: "Enter a whole percentage from 1 to 100, or leave it empty."})
     return value
+
+
+async def thresholds_of(session: AsyncSession, account_id: str) -> list[BalanceAlert]:
+    """The account's thresholds, highest first."""
+    return await repository.balance_alerts_of(session, account_id)
 
 
 async def save_thresholds(

@@ -6,8 +6,8 @@ import time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reapi._params import Shape
 from reapi.catalog import ModelSpec
+from reapi.core import Shape
 
 from ..api_keys.periods import next_reset
 from ..errors import (
@@ -25,7 +25,18 @@ from ..usage import repository as usage_rows
 from . import repository
 from .repository import KeySpend, Refusal
 
-__all__ = ["adjust", "grant", "hold_or_record_refusal", "insufficient", "price_of", "refusal_error"]
+__all__ = [
+    "adjust",
+    "balance_of",
+    "grant",
+    "hold_or_record_refusal",
+    "insufficient",
+    "price_of",
+    "refusal_error",
+]
+
+# Reads the pages and the APIs share, as they are: (balance, reserved) of an account.
+balance_of = repository.balance_of
 
 
 def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: int = 0) -> int:

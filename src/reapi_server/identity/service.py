@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
 
-from reapi._detached import translated_async
+from reapi.core import translated_async
 
 from ..accounts.service import open_account
 from ..db import Database

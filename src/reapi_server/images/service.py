@@ -22,9 +22,8 @@ from typing import Any
 import anyio
 
 from reapi import APIResponseError, ReapiError
-from reapi._params import ImageParams
-from reapi._payload import Payload
 from reapi.catalog import Route
+from reapi.core import ImageParams, Payload
 from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal
@@ -81,6 +80,7 @@ async def generate(
     except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, endpoint, error.code, started)
         raise
+    context.model = prepared.spec.id
     inputs = len(payload.get("images") or ())
     cost = price_of(prepared.spec, prepared.shape, images=params.n, input_images=inputs)
     request_id = context.request_id

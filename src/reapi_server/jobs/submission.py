@@ -20,11 +20,8 @@ from typing import Any
 import anyio
 
 from reapi import ReapiError
-from reapi._local import PreparedVideo
-from reapi._params import VideoParams
-from reapi._payload import Payload
 from reapi.catalog import Route
-from reapi.resources._jobs_memory import RememberedJob
+from reapi.core import Payload, PreparedVideo, RememberedJob, VideoParams
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
@@ -81,6 +78,7 @@ async def create(
     except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, ENDPOINT, error.code, started)
         raise
+    context.model = prepared.spec.id
     cost = price_of(prepared.spec, prepared.shape)
     limit = principal.max_concurrent_videos or rt.settings.max_concurrent_videos
     job_id = new_id("video")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from ..openai_api.errors import install_error_handlers
+from ..json_api.errors import install_error_handlers
+from ..observability.fastapi_telemetry import fastapi_without_telemetry
 from ..runtime import Runtime
 from . import balance, keys
 
@@ -21,7 +22,7 @@ ROUTERS: tuple[APIRouter, ...] = (keys.router, balance.router)
 
 
 def create_management_app(rt: Runtime) -> FastAPI:
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = fastapi_without_telemetry(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.runtime = rt
     for router in ROUTERS:
         app.include_router(router)

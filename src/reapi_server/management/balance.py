@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from ..credits import repository as credit_rows
-from ..openai_api.responses import json_response
+from ..credits import service as credits_service
+from ..json_api.responses import json_response
 from .auth import Manager, runtime_of
 
 __all__ = ["router"]
@@ -17,5 +17,5 @@ router = APIRouter()
 @router.get("/balance")
 async def balance(request: Request, manager: Manager) -> Response:
     async with runtime_of(request).db.read() as session:
-        available, reserved = await credit_rows.balance_of(session, manager.account_id)
+        available, reserved = await credits_service.balance_of(session, manager.account_id)
     return json_response({"object": "balance", "balance": available, "reserved": reserved})

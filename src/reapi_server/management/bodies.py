@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from reapi._detached import translated
+from reapi.core import translated
 
 from ..errors import GatewayError
-from ..openai_api.bodies import read_json
-from ..openai_api.validation import describe
+from ..json_api.bodies import read_json
+from ..json_api.validation import describe
 
 __all__ = ["MAX_BODY_BYTES", "parse_body"]
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from ..api_keys.limits import MAX_MODELS, KeyLimits
 from ..api_keys.service import MAX_NAME_LENGTH, keys_service
-from ..openai_api.responses import json_response
+from ..json_api.responses import json_response
 from .auth import Manager, runtime_of
 from .bodies import parse_body
 

@@ -15,6 +15,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import GatewayError
+from ..models import StoredOutput
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from . import repository
@@ -27,6 +28,7 @@ __all__ = [
     "delete_queued",
     "delete_task_outputs",
     "discard_unrecorded",
+    "find_output",
     "forget_task",
     "purge_deletions",
     "queue_task_cleanup",
@@ -51,6 +53,11 @@ def _targets(task_id: str, keys: Sequence[str]) -> list[str]:
     """The task's prefix (orphans of failed attempts included), plus keys that predate prefixes."""
     prefix = task_prefix(task_id)
     return [prefix, *(k for k in keys if not k.startswith(prefix))]
+
+
+async def find_output(rt: Runtime, file_id: str) -> StoredOutput | None:
+    async with rt.db.read() as session:
+        return await repository.get_output(session, file_id)
 
 
 async def read_outputs(rt: Runtime, file_ids: Sequence[str]) -> list[bytes]:

@@ -24,8 +24,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from ..errors import NotFound
 from ..mirror.keys import is_task_id
 from ..mirror.media import served_type
-from ..mirror.repository import get_output
-from ..mirror.service import delete_file, delete_task_outputs
+from ..mirror.service import delete_file, delete_task_outputs, find_output
 from ..mirror.storage import CACHE_CONTROL, OpenedObject
 from ..models import StoredOutput
 from ..runtime import Runtime
@@ -116,8 +115,7 @@ async def stored_response(
 async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
     if not _FILE_ID.match(file_id):
         raise NotFound("no such file", param="file_id")
-    async with rt.db.read() as session:
-        output = await get_output(session, file_id)
+    output = await find_output(rt, file_id)
     authorization = request.headers.get("authorization")
     if authorization is not None:
         principal = await rt.auth.authenticate(authorization)

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reapi._payload import Payload
+from reapi.core import Payload
 
 from ..api_keys.auth import Principal
 from ..idempotency import service

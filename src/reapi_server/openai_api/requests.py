@@ -27,19 +27,26 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 
-from reapi._detached import translated
-from reapi._excerpt import excerpt
-from reapi._hidden import HiddenValues
-from reapi._media import IMAGE_TYPES, MEDIA_TYPES
-from reapi._params import ImageParams, VideoParams
-from reapi._payload import File, Payload
-from reapi._urls import UrlPolicy, decode_data_url
-from reapi.resources._inputs import image_request, video_request
+from reapi.core import (
+    IMAGE_TYPES,
+    MEDIA_TYPES,
+    File,
+    HiddenValues,
+    ImageParams,
+    Payload,
+    UrlPolicy,
+    VideoParams,
+    decode_data_url,
+    excerpt,
+    image_request,
+    translated,
+    video_request,
+)
 
 from ..errors import GatewayError
+from ..json_api.bodies import FormFile, ParsedForm, read_form, read_json
+from ..json_api.validation import bounds_of
 from ..references.reference import PNG_ONLY, Reference
-from .bodies import FormFile, ParsedForm, read_form, read_json
-from .validation import bounds_of
 
 __all__ = [
     "ImageEditBody",

@@ -32,11 +32,13 @@ __all__ = [
     "REDEEM_FAILURES_PER_USER",
     "CodeTerms",
     "Redeemed",
+    "codes",
     "create_code",
     "disable_code",
     "parse_terms",
     "redeem",
     "redeem_for_user",
+    "redemptions_of",
 ]
 
 #: The longest note an operator may keep with a code.
@@ -147,6 +149,18 @@ async def create_code(
     found = await repository.get(session, code.id)
     assert found is not None
     return found
+
+
+async def codes(session: AsyncSession, *, limit: int) -> list[PromoCode]:
+    """Every code, the newest first (the admin page, the command line)."""
+    return await repository.all_codes(session, limit=limit)
+
+
+async def redemptions_of(
+    session: AsyncSession, account_id: str
+) -> list[tuple[PromoRedemption, str]]:
+    """(redemption, the code's text) of an account, the newest first."""
+    return await repository.redemptions_of(session, account_id)
 
 
 async def disable_code(session: AsyncSession, code_id: str, now: float) -> bool:

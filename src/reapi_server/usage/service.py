@@ -8,7 +8,10 @@ from ..api_keys.auth import Principal
 from ..models import UsageRecord
 from . import repository
 
-__all__ = ["new_row", "record"]
+__all__ = ["list_for_account", "new_row", "record"]
+
+# The account's rows, newest first: the read /v1/usage and the pages share.
+list_for_account = repository.list_for_account
 
 
 def new_row(

@@ -28,11 +28,12 @@ from ..errors import GatewayError
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
+from ..json_api.errors import error_response
 from ..legal.documents import policy_versions
 from ..links import Links
 from ..management.app import PREFIX as MANAGEMENT_PREFIX
 from ..management.app import create_management_app
-from ..openai_api.errors import error_response
+from ..observability.fastapi_telemetry import fastapi_without_telemetry
 from ..runtime import Runtime
 from .admin_gate import AdminGate
 from .context import WebContext
@@ -255,7 +256,7 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> No
 
 def create_web_app(rt: Runtime) -> FastAPI:
     web = build_context(rt)
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = fastapi_without_telemetry(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
     app.state.runtime = rt
     app.mount(

@@ -13,8 +13,7 @@ from ...audit import Actor
 from ...backoffice import promo as actions
 from ...errors import GatewayError
 from ...models import PromoCode
-from ...promo import repository
-from ...promo.service import NOTE_MAX, parse_terms
+from ...promo.service import NOTE_MAX, codes, parse_terms
 from ..context import web_of
 from ..forms import field_errors, read_form
 from ..guards import require_admin
@@ -50,9 +49,9 @@ async def _page(
     require_admin(request)
     web = web_of(request)
     async with web.db.read() as session:
-        codes = await repository.all_codes(session, limit=LISTED)
+        found = await codes(session, limit=LISTED)
     now = web.clock()
-    rows: list[dict[str, Any]] = [{"code": c, "state": _state(c, now)} for c in codes]
+    rows: list[dict[str, Any]] = [{"code": c, "state": _state(c, now)} for c in found]
     return render(
         request,
         "admin/promo.html",

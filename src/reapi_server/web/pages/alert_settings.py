@@ -8,7 +8,6 @@ from typing import Any
 from starlette.requests import Request
 
 from ...accounts.service import account_of
-from ...alerts import repository
 from ...alerts import settings as alerts
 from ...alerts.rules import MAX_THRESHOLDS, key_threshold
 from ...identity.service import CurrentSession
@@ -29,7 +28,7 @@ async def alert_settings(request: Request, current: CurrentSession) -> dict[str,
         account = await account_of(session, current.user.id)
         if account is None:
             return {"alerts_account": False}
-        thresholds = await repository.balance_alerts_of(session, account.id)
+        thresholds = await alerts.thresholds_of(session, account.id)
         keys = await alerts.key_alert_views(session, account.id)
     return {
         "alerts_account": True,

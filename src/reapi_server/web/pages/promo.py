@@ -16,9 +16,8 @@ from starlette.responses import RedirectResponse, Response
 from ...accounts.service import account_of
 from ...errors import GatewayError
 from ...identity.service import CurrentSession, require_verified
-from ...promo import repository
 from ...promo.codes import MAX_LENGTH, normalise
-from ...promo.service import redeem_for_user
+from ...promo.service import redeem_for_user, redemptions_of
 from ..context import web_of
 from ..forms import read_form, retry_headers
 from ..guards import require_session
@@ -46,7 +45,7 @@ async def promo_section(
     web = web_of(request)
     async with web.db.read() as session:
         account = await account_of(session, current.user.id)
-        redeemed = await repository.redemptions_of(session, account.id) if account else []
+        redeemed = await redemptions_of(session, account.id) if account else []
     return {
         "promo_verified": current.user.email_verified_at is not None,
         "promo_errors": errors or {},

@@ -9,9 +9,9 @@ An import-linter contract (`make test`) keeps the gateway off the private module
 from __future__ import annotations
 
 from ._detached import detached, first_of_group, translated, translated_async
-from ._engine import AsyncEngine, AsyncTransport, HttpxTransport, connection_error
+from ._engine import HEDGE_LOST, AsyncEngine, AsyncTransport, HttpxTransport, connection_error
 from ._excerpt import excerpt
-from ._fetch import AsyncFetcher
+from ._fetch import AsyncFetcher, PostAnswer
 from ._hidden import HiddenValues
 from ._local import GATEWAY_HINTS, LocalCore, PreparedVideo
 from ._media import IMAGE_TYPES, MEDIA_TYPES, SNIFFED_TYPES, extension_for, sniff_media_type
@@ -19,6 +19,7 @@ from ._numbers import ascii_whole_number
 from ._observe import Attempt, AttemptEnd, AttemptObserver
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import File, Payload
+from ._probes import HealthProber, ProbeConfig, ProbeReport
 from ._settings import SDK_ENV, resolve_connections
 from ._urls import ByteBudget, UrlPolicy, decode_data_url
 from .resources._inputs import image_request, video_request
@@ -26,6 +27,7 @@ from .resources._jobs_memory import Bodies, RememberedJob
 
 __all__ = [
     "GATEWAY_HINTS",
+    "HEDGE_LOST",
     "IMAGE_TYPES",
     "MEDIA_TYPES",
     "SDK_ENV",
@@ -39,12 +41,16 @@ __all__ = [
     "Bodies",
     "ByteBudget",
     "File",
+    "HealthProber",
     "HiddenValues",
     "HttpxTransport",
     "ImageParams",
     "LocalCore",
     "Payload",
+    "PostAnswer",
     "PreparedVideo",
+    "ProbeConfig",
+    "ProbeReport",
     "RememberedJob",
     "Shape",
     "UrlPolicy",

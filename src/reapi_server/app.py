@@ -4,8 +4,8 @@ The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "
 its cookies, CSRF checks and security headers never reach the API. Building it migrates the
 database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
 the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
-the low-balance alerts' pass, identity housekeeping and the writes of when each key was last used
-in this process; several processes may run them against one database.
+the low-balance alerts' pass, identity housekeeping, the writes of when each key was last
+used and the webhook sender in this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 from reapi import __version__
 from reapi.catalog import Catalog
-from reapi.core import AsyncFetcher
+from reapi.core import AsyncFetcher, HealthProber, ProbeConfig
 from reapi.router import RouterConfig
 
 from .alerts.watch import run_alert_watch
@@ -30,6 +30,7 @@ from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
+from .exit_signals import on_exit_signal
 from .fleet_secret import resolve_blocking
 from .identity.housekeeping import run_housekeeping
 from .jobs.lease import hand_back_leases
@@ -48,6 +49,7 @@ from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 from .web import create_web_app, mount_web
+from .webhooks.sender import WebhookSender, hand_back_deliveries
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -99,6 +101,7 @@ def create_app(
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
+            tasks.append(asyncio.create_task(WebhookSender(rt).run_forever()))
             tasks.append(asyncio.create_task(run_last_used(rt.db, rt.auth.usage)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
@@ -117,20 +120,31 @@ def create_app(
                     )
                 )
             )
+        if settings.run_background_tasks and settings.health_probes:
+            config = ProbeConfig(
+                interval=settings.health_probe_interval, timeout=settings.health_probe_timeout
+            )
+            prober = HealthProber(rt.core, rt.engine, config, on_probe=rt.metrics.record_probe)
+            tasks.append(asyncio.create_task(prober.run()))
         if rt.redis is not None:
             tasks.append(asyncio.create_task(rt.redis.watch()))
         if rt.bus is not None:
             tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
+        # Streams of events end when the server is told to stop, not when their lifetime does.
+        forget_signals = on_exit_signal(rt.job_changes.close)
         try:
             with loop_errors_by_type():
                 yield
         finally:
+            forget_signals()
+            rt.job_changes.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await rt.alerts.settle()  # the crossings requests saw: written before the end
             await hand_back_leases(rt)
+            await hand_back_deliveries(rt)
             await sender.aclose()
             await rt.aclose()
 

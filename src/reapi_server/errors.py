@@ -7,6 +7,7 @@ contain a submitted value.
 from __future__ import annotations
 
 __all__ = [
+    "AccountClosed",
     "AccountDisabled",
     "CreditLimitExceeded",
     "GatewayError",
@@ -47,6 +48,14 @@ class GatewayError(Exception):
 class InvalidApiKey(GatewayError):
     http_status = 401
     default_code = "invalid_api_key"
+
+
+class AccountClosed(InvalidApiKey):
+    """The key's account is being deleted: refused as a revoked key is (its keys are), but at
+    once in every process, whatever a process's key cache still says."""
+
+    def __init__(self) -> None:
+        super().__init__("the API key is not valid or has been revoked")
 
 
 class AccountDisabled(GatewayError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -22,14 +23,15 @@ from reapi.core import (
     AsyncFetcher,
     AttemptObserver,
     LocalCore,
+    excerpt,
     resolve_connections,
 )
-from reapi.router import Router, RouterConfig
+from reapi.router import HedgePolicy, Router, RouterConfig
 
 from .alerts.crossings import AlertMail
 from .alerts.watch import AlertWatch
 from .api_keys.auth import Authenticator
-from .config import Settings
+from .config import ConfigError, Settings
 from .coordination import RedisLink, open_link
 from .coordination.breakers import SharedBreakerStore
 from .coordination.bus import Bus
@@ -39,6 +41,7 @@ from .db import Database
 from .email.compose import MailComposer
 from .extras import OTEL_PACKAGES, require
 from .idempotency.local import LocalClaims
+from .jobs.changes import JobChanges, Signal
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
@@ -86,6 +89,14 @@ class Runtime:
     live_holds: LiveHolds = field(default_factory=LiveHolds)
     #: The low-balance and key spend alerts, watched on each hold's closing (`alerts.watch`).
     alerts: AlertWatch = field(init=False)
+    #: Posts webhooks (SSRF-checked at every attempt, under `webhook_allow_networks`).
+    webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
+    job_changes: JobChanges = field(default_factory=JobChanges)
+    #: Event streams open in this process, per API key id.
+    event_streams: Counter[str] = field(default_factory=Counter)
+    #: Wakes this process's webhook sender when a job ended here.
+    webhook_wakeup: Signal = field(default_factory=Signal)
     #: OpenTelemetry tracing; None (the default) when off.
     tracing: Tracing | None = None
 
@@ -163,6 +174,25 @@ def _observer(tracing: Tracing | None, core: LocalCore) -> AttemptObserver | Non
     return AttemptSpans(tracing, core.host_of)
 
 
+def _router_config(settings: Settings, catalog: Catalog) -> RouterConfig:
+    routes = {route.key for model in catalog.models.values() for route in model.routes}
+    unknown = sorted(set(settings.hedge_models) - set(catalog.models) - routes)
+    if unknown:
+        raise ConfigError(
+            f"hedge_models names {excerpt(unknown[0])!r}, which is neither a model id nor a "
+            "route (provider/upstream_model) of the catalog"
+        )
+    hedge = HedgePolicy(
+        allow=frozenset(settings.hedge_models),
+        quantile=settings.hedge_quantile,
+        floor=settings.hedge_floor_seconds,
+        min_samples=settings.hedge_min_samples,
+    )
+    if settings.first_byte_timeout:
+        return RouterConfig(first_byte_timeout=settings.first_byte_timeout, hedge=hedge)
+    return RouterConfig(hedge=hedge)
+
+
 def build_runtime(
     settings: Settings,
     *,
@@ -182,11 +212,7 @@ def build_runtime(
     keys = {name: key.get_secret_value() for name, key in settings.provider_keys.items()}
     connections = resolve_connections(catalog, keys, settings.provider_base_urls)
     if router_config is None:
-        router_config = (
-            RouterConfig(first_byte_timeout=settings.first_byte_timeout)
-            if settings.first_byte_timeout
-            else RouterConfig()
-        )
+        router_config = _router_config(settings, catalog)
     metrics = Metrics()
     instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"
     redis = open_link(settings, metrics)
@@ -215,5 +241,6 @@ def build_runtime(
         secret=secret,
         clock=clock,
         fetcher=fetcher,
+        webhook_fetcher=AsyncFetcher(settings.webhook_url_policy),
         tracing=tracing,
     )

@@ -48,7 +48,7 @@ async def test_failover_is_heard_as_two_attempts(routes):
     async def attempt(route):
         return failing_primary(route)
 
-    outcome = await engine.run(routes, attempt)
+    outcome = await engine.run(routes, attempt, hedge_for="gpt-image-2")  # an image request
     assert outcome.route.provider == "backup"
     assert heard.events == [
         ("start", "primary", "1", "", ""),
@@ -98,7 +98,7 @@ async def test_a_hedge_that_lost_ends_cancelled(routes):
             await anyio.sleep(5)
         return "image"
 
-    outcome = await engine.run(routes, attempt)
+    outcome = await engine.run(routes, attempt, hedge_for="gpt-image-2")  # an image request
     assert outcome.route.provider == "backup"
     assert heard.events == [
         ("start", "primary", "1", "", ""),
@@ -118,7 +118,7 @@ def test_a_sync_hedge_left_running_ends_cancelled_from_the_callers_thread(routes
         return "image"
 
     try:
-        assert engine.run(routes, attempt).route.provider == "backup"
+        assert engine.run(routes, attempt, hedge_for="gpt-image-2").route.provider == "backup"
     finally:
         engine.close()
     assert [e[:3] for e in heard.events] == [

@@ -128,7 +128,7 @@ def test_keys_page_journey(chromium, tmp_path, migrated_template):  # noqa: F811
         small.get_by_label("Spend limit").fill("500")
         small.get_by_role("button", name="Create key").click()
         assert small.locator("#new-key-secret").inner_text().startswith("rk_live_")
-        assert not small.locator("[data-copy-target]").is_visible()
+        assert not small.locator("[data-copy]").is_visible()
         assert small.locator("#new-key-secret").evaluate(
             "element => getComputedStyle(element).userSelect"
         ) in ("all", "auto")

@@ -52,7 +52,7 @@ async def test_create_a_key_with_limits_and_see_its_secret_once(db_web, browsers
     assert len(secrets) == 1 and secrets[0].startswith("rk_live_")
     secret = secrets[0]
     assert "only time it is shown" in created.text
-    assert 'data-copy-target="new-key-secret"' in created.text
+    assert 'data-copy="new-key-secret"' in created.text
     assert '<script src="/static/copy.js' in created.text
 
     async with gateway.rt.db.read() as session:
@@ -209,4 +209,26 @@ async def test_another_accounts_key_is_not_found(web, browsers):
 
 async def test_the_copy_script_is_served(web):
     script = await web.client.get("/static/copy.js")
-    assert script.status_code == 200 and "data-copy-target" in script.text
+    assert script.status_code == 200 and "data-copy" in script.text
+
+
+async def test_times_follow_the_persons_time_zone(web, browsers):
+    browser = browsers(web)
+    account = await verified(web, browser)
+    await grant(web, account, 1000)
+    await browser.submit(
+        "/dashboard/usage", "/dashboard/usage/time-zone", {"time_zone": "Asia/Tokyo"}
+    )
+    created = await create(browser, spend_limit="100", expires_at="2030-01-01")
+    async with web.rt.db.read() as session:
+        key_id = (
+            await session.execute(select(ApiKey.id).where(ApiKey.account_id == account))
+        ).scalar_one()
+    item = key_item(created.text, key_id)
+    # The test clock is 08:00 UTC on 15 Jan 2027: 17:00 in Tokyo. Periods and expiries start
+    # at 00:00 UTC, which is 09:00 there.
+    assert "created 15 Jan 2027, 17:00 JST" in item
+    assert "Resets 01 Feb 2027, 09:00 JST" in item
+    assert "Expires 01 Jan 2030, 09:00 JST" in item
+    edit = await browser.get(f"/dashboard/keys/{key_id}")
+    assert "15 Jan 2027, 17:00 JST" in edit.text

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..credits.repository import KeySpend
 from ..db import Database
@@ -44,6 +44,8 @@ class Principal:
     models: frozenset[str] | None = None
     expires_at: float | None = None
     account_disabled: bool = False
+    #: The key's default webhook URL (None: none, or disabled by a 410 Gone).
+    webhook_url: str | None = field(default=None, repr=False)
 
     def require_model_key(self, now: float) -> None:
         """Refuse what may not call /v1: a management key, a disabled account, an expired
@@ -126,6 +128,7 @@ class Authenticator:
             models=parse_allowlist(row.model_allowlist),
             expires_at=row.expires_at,
             account_disabled=account_disabled,
+            webhook_url=row.webhook_url if row.webhook_disabled_at is None else None,
         )
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -13,6 +13,7 @@ from ..models import Account, ApiKey
 
 __all__ = [
     "count_active",
+    "delete_for_account",
     "find_active",
     "get",
     "get_for_account",
@@ -122,6 +123,11 @@ async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
         .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(delete(ApiKey).where(ApiKey.account_id == account_id))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

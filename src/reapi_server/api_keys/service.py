@@ -1,6 +1,9 @@
 """Issuing, listing, limiting and revoking keys: what the keys page, the management API and the
 CLI do, in one place.
 
+A key's webhook settings live here too: its default webhook URL (checked against the SSRF rules
+before any transaction, `webhooks.service.check_url`) and its signing secret.
+
 The session-level functions never commit (the CLI and sign-up call them in their own
 transactions); `ApiKeys` runs each use case in a transaction of its own and lets this process's
 authenticator forget what it cached, so that a change applies here at once (elsewhere within
@@ -10,15 +13,20 @@ the cache's two seconds; a spend limit applies everywhere at once, being read by
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reapi import InvalidRequestError
+from reapi.core import translated_async
+
 from ..db import Database
 from ..errors import GatewayError, NotFound
 from ..models import ApiKey
+from ..webhooks import service as webhooks
+from ..webhooks.service import CheckedUrl
 from . import repository
 from .keys import PREFIXES, IssuedKey, hash_key, is_well_formed, new_key
 from .limits import LIMIT_FIELDS, KeyLimits, LimitsInvalid
@@ -30,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_ACTIVE_KEYS",
     "MAX_NAME_LENGTH",
+    "WEBHOOK_URL",
     "ApiKeys",
     "CreatedKey",
     "KeyView",
@@ -43,6 +52,31 @@ __all__ = [
 MAX_NAME_LENGTH = 100
 #: Active keys per account: enough for any use, and a bound on what a runaway script makes.
 MAX_ACTIVE_KEYS = 200
+#: The setting that names a key's default webhook URL (None or "": no default).
+WEBHOOK_URL = "webhook_url"
+
+#: Checks a webhook URL against the SSRF rules (it resolves the URL's host).
+WebhookCheck = Callable[[str], Awaitable[CheckedUrl]]
+
+
+_WEBHOOK_REFUSALS = {
+    "url_not_allowed": "The webhook URL's host must resolve to public addresses only.",
+    "invalid_url": "The webhook URL must be an http or https URL, without a user or password.",
+    "string_above_max_length": (
+        f"The webhook URL must be at most {webhooks.MAX_URL_LENGTH} characters."
+    ),
+}
+
+
+def _webhook_refusal(error: BaseException) -> GatewayError:
+    """A URL check's refusal as the keys page and the management API say it (fixed texts)."""
+    code = getattr(error, "code", None) or "invalid_url"
+    message = _WEBHOOK_REFUSALS.get(code, "The webhook URL is not valid.")
+    return GatewayError(message, param=WEBHOOK_URL, code=code)
+
+
+async def _no_webhooks(url: str) -> CheckedUrl:
+    raise GatewayError("this gateway takes no webhook URLs here", param=WEBHOOK_URL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +99,10 @@ class KeyView:
     resets_at: float | None
     active_videos: int
     expired: bool
+    #: Where the key's video jobs announce their end when a request names no `webhook_url`
+    #: (None: nowhere), and whether a receiver's 410 Gone disabled it.
+    webhook_url: str | None = None
+    webhook_disabled: bool = False
 
     @property
     def active(self) -> bool:
@@ -104,6 +142,7 @@ class KeyView:
                 "period_start": int(self.period_start),
                 "resets_at": _seconds(self.resets_at),
             },
+            "webhook": {"url": self.webhook_url, "disabled": self.webhook_disabled},
         }
 
 
@@ -135,6 +174,8 @@ def view_of(key: ApiKey, now: float) -> KeyView:
         resets_at=next_reset(period, now),
         active_videos=key.active_videos,
         expired=key.expires_at is not None and key.expires_at <= now,
+        webhook_url=key.webhook_url,
+        webhook_disabled=key.webhook_disabled_at is not None,
     )
 
 
@@ -224,11 +265,24 @@ class ApiKeys:
         known_models: Collection[str],
         clock: Callable[[], float],
         on_change: Callable[[], None] = lambda: None,
+        check_webhook: WebhookCheck = _no_webhooks,
+        signing_key: bytes | None = None,
     ) -> None:
         self.db = db
         self.known_models = known_models
         self.clock = clock
         self.on_change = on_change
+        self.check_webhook = check_webhook
+        #: The fleet's secret, from which each key's webhook signing secret is derived.
+        self.signing_key = signing_key
+
+    async def _webhook(self, url: str | None) -> CheckedUrl | None:
+        """The URL checked (None: no default), a refusal naming `webhook_url` otherwise."""
+        if url is None or not url.strip():
+            return None
+        return await translated_async(
+            lambda: self.check_webhook(url.strip()), InvalidRequestError, _webhook_refusal
+        )
 
     async def list(self, account_id: str) -> list[KeyView]:
         """Every key of the account, newest first, revoked ones last."""
@@ -253,7 +307,11 @@ class ApiKeys:
         name: str,
         limits: KeyLimits | None = None,
         kind: str = "model",
+        webhook_url: str | None = None,
     ) -> CreatedKey:
+        if webhook_url and kind != "model":
+            raise _no_management_webhook()
+        webhook = await self._webhook(webhook_url)
         now = self.clock()
         async with self.db.write() as session:
             row, issued = await issue_key(
@@ -265,24 +323,59 @@ class ApiKeys:
                 limits=limits,
                 known_models=self.known_models,
             )
+            if webhook is not None:
+                await webhooks.set_default_url(session, row.id, webhook)
+                await session.refresh(row)
             view = view_of(row, now)
         return CreatedKey(view, issued.plaintext)
 
     async def update(self, account_id: str, key_id: str, changes: Mapping[str, Any]) -> KeyView:
-        """Change the key's name and limits (see `set_limits`)."""
-        unknown = set(changes) - {"name", *LIMIT_FIELDS}
+        """Change the key's name, limits (see `set_limits`) and default webhook URL
+        (`webhook_url`: a URL, or None to have none; a 410 Gone's disabling ends with it)."""
+        unknown = set(changes) - {"name", WEBHOOK_URL, *LIMIT_FIELDS}
         if unknown:
             raise GatewayError(f"not a key setting: {sorted(unknown)[0][:64]}", param="limits")
+        others = {k: v for k, v in changes.items() if k != WEBHOOK_URL}
+        new_webhook = WEBHOOK_URL in changes
+        # Checked first, outside the transaction: the check resolves the URL's host.
+        webhook = await self._webhook(changes[WEBHOOK_URL]) if new_webhook else None
         now = self.clock()
         async with self.db.write() as session:
             row = await repository.get_for_account(session, account_id, key_id)
             if row is None:
                 raise NotFound("no such key", param="id")
-            await set_limits(session, row, changes, known_models=self.known_models, now=now)
+            if new_webhook and row.kind != "model":
+                raise _no_management_webhook()
+            await set_limits(session, row, others, known_models=self.known_models, now=now)
+            if new_webhook:
+                await webhooks.set_default_url(session, key_id, webhook, account_id=account_id)
             await session.refresh(row)
             view = view_of(row, now)
         self.on_change()
         return view
+
+    async def webhook_secret(self, account_id: str, key_id: str, *, rotate: bool = False) -> str:
+        """The secret (`whsec_...`) that signs the key's webhooks, made on first use; `rotate`:
+        a new one (the old one keeps signing beside it for `webhook_secret_overlap_seconds`).
+        A revoked key's secret can be read (its last jobs may still announce their end), not
+        renewed; a management key has none."""
+        if self.signing_key is None:
+            raise GatewayError("this gateway signs no webhooks here", param="id")
+        async with self.db.write() as session:
+            row = await repository.get_for_account(session, account_id, key_id)
+            if row is None:
+                raise NotFound("no such key", param="id")
+            if row.kind != "model":
+                raise _no_management_webhook()
+            if rotate and row.revoked_at is not None:
+                raise GatewayError(
+                    "this key is revoked: its webhook secret cannot change", code="key_revoked"
+                )
+            secret = await webhooks.signing_secret(
+                session, self.signing_key, key_id, now=self.clock(), rotate=rotate
+            )
+        assert secret is not None  # the row was there, in this transaction
+        return secret
 
     async def revoke(self, account_id: str, key_id: str) -> KeyView:
         """Revoke the key (a key already revoked stays as it was)."""
@@ -298,11 +391,21 @@ class ApiKeys:
         return view
 
 
+def _no_management_webhook() -> GatewayError:
+    return GatewayError(
+        "A management key cannot call models: it has no webhooks.", param=WEBHOOK_URL
+    )
+
+
 def keys_service(rt: Runtime) -> ApiKeys:
-    """The key use cases on this process's database, catalog, clock and authenticator."""
+    """The key use cases on this process's database, catalog, clock, authenticator, webhook
+    rules and fleet secret."""
+    fetcher = rt.webhook_fetcher
     return ApiKeys(
         rt.db,
         known_models=frozenset(rt.catalog.models),
         clock=rt.now,
         on_change=rt.auth.forget_all,
+        check_webhook=lambda url: webhooks.check_url(fetcher, url),
+        signing_key=rt.fingerprint_secret,
     )

@@ -54,6 +54,7 @@ ACTION_WORDS = {
     "user.delete": "Deleted the person",
     "promo.create": "Created a promotion code",
     "promo.disable": "Withdrew a promotion code",
+    "user.reset_2fa": "Turned two-factor authentication off",
 }
 
 

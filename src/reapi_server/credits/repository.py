@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    delete,
     exists,
     func,
     insert,
@@ -39,8 +40,12 @@ __all__ = [
     "Refusal",
     "adjust",
     "balance_of",
+    "delete_for_account",
     "grant",
+    "holds_for_account",
+    "holds_in_flight",
     "latest_ledger",
+    "ledger_for_account",
     "ledger_sums",
     "release",
     "release_expired",
@@ -81,6 +86,8 @@ class Refusal:
 
     balance: int
     account_disabled: bool
+    #: The account is being deleted (`accounts.deletion`).
+    account_closed: bool = False
     #: The key is gone or revoked.
     key_unusable: bool = False
     key_expires_at: float | None = None
@@ -137,11 +144,13 @@ _ADJUST = Statement(
 _AMOUNT = bindparam("b_amount", type_=BigInteger)
 _PERIOD = bindparam("b_period", type_=Float)
 _NOW = bindparam("b_now", type_=Float)
-#: The account can fund a hold: enough balance, not disabled.
+#: The account can fund a hold: enough balance, not disabled, not being deleted (nothing is held
+#: for an account being deleted: refused here, in every process at once).
 _FUNDED: tuple[ColumnElement[bool], ...] = (
     Account.id == bindparam("b_account"),
     Account.balance >= _AMOUNT,
     Account.disabled_at.is_(None),
+    Account.deleted_at.is_(None),
 )
 #: The conditional UPDATE that decides whether a request without a key may run.
 _DEBIT_CLAUSE = (
@@ -211,6 +220,7 @@ _WHY_REFUSED = Statement(
     select(
         Account.balance,
         Account.disabled_at,
+        Account.deleted_at,
         ApiKey.id,
         ApiKey.revoked_at,
         ApiKey.expires_at,
@@ -441,12 +451,14 @@ async def why_refused(
     )
     if row is None:
         return None
-    balance, disabled_at, found, revoked_at, expires_at, limit, spent, period = row
+    balance, disabled_at, deleted_at, found, revoked_at, expires_at, limit, spent, period = row
+    closed = deleted_at is not None
     if key is None:
-        return Refusal(int(balance), disabled_at is not None)
+        return Refusal(int(balance), disabled_at is not None, account_closed=closed)
     return Refusal(
         balance=int(balance),
         account_disabled=disabled_at is not None,
+        account_closed=closed,
         key_unusable=found is None or revoked_at is not None,
         key_expires_at=None if expires_at is None else float(expires_at),
         spend_limit=None if limit is None else int(limit),
@@ -580,6 +592,42 @@ async def ledger_sums(session: AsyncSession, account_id: str) -> tuple[int, int]
     )
     amount, reserved = result.one()
     return int(amount), int(reserved)
+
+
+async def ledger_for_account(session: AsyncSession, account_id: str) -> list[LedgerEntry]:
+    result = await session.execute(
+        select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)
+    )
+    return list(result.scalars())
+
+
+async def holds_for_account(session: AsyncSession, account_id: str) -> list[CreditHold]:
+    result = await session.execute(
+        select(CreditHold)
+        .where(CreditHold.account_id == account_id)
+        .order_by(CreditHold.created_at, CreditHold.id)
+    )
+    return list(result.scalars())
+
+
+async def holds_in_flight(session: AsyncSession, account_id: str) -> int:
+    """The account's holds not settled or released yet: requests still running."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(CreditHold)
+        .where(CreditHold.account_id == account_id, CreditHold.status == "held")
+    )
+    return int(result.scalar_one())
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    """The account's ledger and holds (its balance goes with the account row)."""
+    connection = await session.connection()
+    ledger = await connection.execute(
+        delete(LedgerEntry).where(LedgerEntry.account_id == account_id)
+    )
+    holds = await connection.execute(delete(CreditHold).where(CreditHold.account_id == account_id))
+    return int(ledger.rowcount) + int(holds.rowcount)
 
 
 async def latest_ledger(session: AsyncSession, account_id: str, *, limit: int) -> list[LedgerEntry]:

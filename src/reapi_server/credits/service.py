@@ -11,6 +11,7 @@ from reapi.core import Shape
 
 from ..api_keys.periods import next_reset
 from ..errors import (
+    AccountClosed,
     AccountDisabled,
     CreditLimitExceeded,
     GatewayError,
@@ -65,7 +66,8 @@ async def hold_or_record_refusal(
     """Hold `amount` for the request (counted against `key`) and write its pending usage row;
     or, when refused (the balance, the key's limit, expiry or revocation, a disabled account),
     write the row as refused instead. One transaction either way: the hold id, or the error to
-    answer with."""
+    answer with (returned, not raised: the op shares a group commit). For an account that is
+    gone or being deleted nothing is written."""
     hold_id = await repository.reserve(
         tx,
         usage.account_id,
@@ -81,7 +83,11 @@ async def hold_or_record_refusal(
         usage.status, usage.error_code = "pending", None
         await usage_rows.insert(tx, usage)
         return hold_id
-    refusal = refusal_error(await repository.why_refused(tx, usage.account_id, key), amount, now)
+    found = await repository.why_refused(tx, usage.account_id, key)
+    if found is None or found.account_closed:
+        # Gone or being deleted: nothing more is written about it (its rows are being removed).
+        return AccountClosed()
+    refusal = refusal_error(found, amount, now)
     usage.status, usage.error_code = "failed", refusal.code
     await usage_rows.insert(tx, usage)
     return refusal

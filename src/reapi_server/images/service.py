@@ -122,7 +122,7 @@ async def generate(
     try:
         if has_references(prepared.payload):
             prepared = replace(prepared, payload=await resolve(rt, principal, prepared.payload))
-        outcome = await rt.engine.run(prepared.routes, attempt)
+        outcome = await rt.engine.run(prepared.routes, attempt, hedge_for=prepared.spec.id)
         rt.metrics.record_attempts(
             prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts)
         )

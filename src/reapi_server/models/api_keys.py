@@ -55,3 +55,13 @@ class ApiKey(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, default=None)
     #: Written at most about once a minute (`api_keys.last_used`), never on the request path.
     last_used_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Where this key's video jobs announce their end when a request names no `webhook_url`.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    #: Set when a receiver answered 410 Gone at `webhook_url`: not used again until it is set.
+    webhook_disabled_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: The signing secret is derived from the server's secret, the key id and this random salt
+    #: (`webhooks.secrets`): nothing secret is stored, and a new salt is a new secret. The
+    #: previous salt signs too for a while after a rotation (`webhook_rotated_at`).
+    webhook_salt: Mapped[str | None] = mapped_column(String(64), default=None)
+    webhook_previous_salt: Mapped[str | None] = mapped_column(String(64), default=None)
+    webhook_rotated_at: Mapped[float | None] = mapped_column(Float, default=None)

@@ -63,8 +63,9 @@ async def _chunks(opened: OpenedObject) -> AsyncIterator[bytes]:
 
 
 def _etag(file_id: str) -> str:
-    """Derived from the file id, which it must not reveal: a video's file id is never handed
-    out (its content is served by video id), and an ETag is seen by every cache on the way."""
+    """Derived from the file id, which it must not reveal: the API serves a video's content by
+    video id (only its owner's dashboard shows the file's URL), and an ETag is seen by every
+    cache on the way."""
     return '"' + hashlib.sha256(file_id.encode()).hexdigest()[:32] + '"'
 
 

@@ -19,12 +19,14 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..accounts.personal_data import PersonalData
 from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
 from ..email.subscriptions import Subscriptions
 from ..email.unsubscribe import unsubscribe_key
 from ..errors import GatewayError
+from ..identity.keys import IdentityKeys
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
@@ -33,12 +35,15 @@ from ..legal.documents import policy_versions
 from ..links import Links
 from ..management.app import PREFIX as MANAGEMENT_PREFIX
 from ..management.app import create_management_app
+from ..oauth import configured_providers
+from ..oauth.service import OAuthSignIn
 from ..observability.fastapi_telemetry import fastapi_without_telemetry
 from ..runtime import Runtime
 from .admin_gate import AdminGate
 from .context import WebContext
 from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
+from .embeds import Embeds
 from .forms import retry_headers
 from .guards import SignInRequired
 from .pages import (
@@ -46,16 +51,24 @@ from .pages import (
     admin_promo,
     alerts,
     auth,
+    dashboard,
+    data,
+    email_change,
     keys,
     legal,
     notifications,
+    oauth,
+    outputs,
     promo,
     settings,
     site,
+    two_factor,
     unsubscribe,
+    usage,
 )
 from .security import SecurityHeadersMiddleware
 from .templates import render
+from .turnstile import Turnstile
 from .visitor import VisitorMiddleware
 
 __all__ = ["API_PREFIX", "PAGES", "create_web_app", "mount_web"]
@@ -69,15 +82,22 @@ _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 PAGES = (
     site,
     auth,
+    oauth,
     settings,
+    two_factor,
+    email_change,
     notifications,
     alerts,
+    data,
     legal,
     unsubscribe,
     keys,
     promo,
     admin,
     admin_promo,
+    dashboard,
+    usage,
+    outputs,
 )
 
 
@@ -110,16 +130,26 @@ def build_context(rt: Runtime) -> WebContext:
     )
     identity = Identity(
         rt.db,
-        config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
+        config=IdentityConfig(
+            sessions=policy,
+            policy_versions=policy_versions(settings.legal_dir),
+            site_name=settings.site_name,
+        ),
         mail=MailComposer.from_settings(settings),
         throttle=Throttle(derive_key(root, "throttle")),
         clock=rt.now,
+        keys=IdentityKeys.derive(root),
     )
+    embeds = Embeds.from_settings(settings)
     return WebContext(
         settings=settings,
         db=rt.db,
         identity=identity,
-        cookies=CookiePolicy(secure=links.is_https, session_seconds=int(policy.absolute_seconds)),
+        cookies=CookiePolicy(
+            secure=links.is_https,
+            session_seconds=int(policy.absolute_seconds),
+            third_party=tuple(embeds.cookies()),
+        ),
         links=links,
         csrf_key=derive_key(root, "csrf"),
         origins=_origins(links, settings),
@@ -130,7 +160,21 @@ def build_context(rt: Runtime) -> WebContext:
             key=unsubscribe_key(root),
             offered=settings.newsletter_default != "off",
         ),
+        oauth=OAuthSignIn(identity, configured_providers(settings), links),
+        personal_data=PersonalData.for_runtime(rt),
         runtime=rt,
+        embeds=embeds,
+        turnstile=_turnstile(settings),
+    )
+
+
+def _turnstile(settings: Settings) -> Turnstile | None:
+    if settings.turnstile_site_key is None or settings.turnstile_secret_key is None:
+        return None
+    return Turnstile(
+        settings.turnstile_site_key,
+        settings.turnstile_secret_key.get_secret_value(),
+        settings.turnstile_verify_url,
     )
 
 
@@ -274,7 +318,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
     )
     app.add_middleware(VisitorMiddleware, web=web)
     app.add_middleware(_ServerErrorPage)
-    app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https)
+    app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https, csp=web.embeds.csp())
     return app
 
 

@@ -179,11 +179,9 @@ async def delete_person(request: Request, user_id: str) -> Response:
         if account is None:
             raise HTTPException(400)
         return await _account_page(request, account.id, status=400, errors=errors, form=form)
-    async with web.db.write() as session:
-        await actions.delete_user(session, actor, user_id, now=web.clock())
-    web.runtime.auth.forget_all()  # the person's keys are revoked
-    target = f"/admin/accounts/{account.id}" if account is not None else "/admin/users"
-    return RedirectResponse(f"{target}?done=user_deleted", 303)
+    # The person's own deletion, audited: their account and its rows go with them.
+    await web.personal_data.delete(user_id, actor=actor)
+    return RedirectResponse("/admin/users?done=user_deleted", 303)
 
 
 @router.get("/admin/audit")

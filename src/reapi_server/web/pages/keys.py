@@ -1,13 +1,17 @@
 """The keys page (/dashboard/keys): create a key with a name and optional limits (its secret is
 shown once, on the page that answers the form), see each key's spend in its current period
-against its limit, edit limits, revoke; management keys in a section of their own.
+against its limit, edit limits and the default webhook URL, show or renew the secret that signs
+its webhooks (only on the answer to a form, never to a GET), revoke; management keys in a
+section of their own.
 
 Everything goes through `api_keys.service.ApiKeys`, as the management API does."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from starlette.datastructures import FormData
@@ -16,12 +20,13 @@ from starlette.responses import RedirectResponse, Response
 from ...accounts.service import account_of
 from ...api_keys.limits import MAX_MODELS, KeyLimits, LimitsInvalid, parse_limits
 from ...api_keys.periods import PERIODS
-from ...api_keys.service import CreatedKey, KeyView, keys_service
+from ...api_keys.service import WEBHOOK_URL, CreatedKey, KeyView, keys_service
 from ...errors import AccountDisabled, GatewayError
 from ...identity.service import CurrentSession, require_verified
 from ...management.auth import runtime_of
 from ...models import Account
 from ...runtime import Runtime
+from ...usage.calendar import zone_named
 from ..forms import field_errors
 from ..guards import require_session
 from ..templates import render
@@ -46,8 +51,14 @@ _PERIOD_WORDS = {
 }
 
 
-def _when(timestamp: float) -> str:
-    return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))
+def _when(timestamp: float, zone: ZoneInfo) -> str:
+    """In the person's time zone (the usage page's setting), its abbreviation said: periods and
+    expiries begin at 00:00 UTC, which is another hour elsewhere."""
+    return datetime.fromtimestamp(timestamp, zone).strftime("%d %b %Y, %H:%M %Z")
+
+
+def _zone(request: Request) -> ZoneInfo:
+    return zone_named(require_session(request).user.time_zone)
 
 
 def _day(timestamp: float) -> str:
@@ -62,7 +73,7 @@ async def _account(rt: Runtime, current: CurrentSession) -> Account:
     return account
 
 
-def _row(view: KeyView, rt: Runtime) -> dict[str, Any]:
+def _row(view: KeyView, rt: Runtime, zone: ZoneInfo) -> dict[str, Any]:
     """What the list shows of a key."""
     limits = view.limits
     settings = rt.settings
@@ -72,20 +83,22 @@ def _row(view: KeyView, rt: Runtime) -> dict[str, Any]:
         "name": view.name or "Unnamed key",
         "masked": view.masked,
         "state": "revoked" if view.revoked_at else "expired" if view.expired else "active",
-        "created": _when(view.created_at),
-        "last_used": _when(view.last_used_at) if view.last_used_at else None,
-        "revoked": _when(view.revoked_at) if view.revoked_at else None,
+        "created": _when(view.created_at, zone),
+        "last_used": _when(view.last_used_at, zone) if view.last_used_at else None,
+        "revoked": _when(view.revoked_at, zone) if view.revoked_at else None,
         "spend": view.spend,
         "limit": limit,
         "percent": min(100, round(view.spend * 100 / limit)) if limit else None,
         "period_words": _PERIOD_WORDS.get(limits.spend_period, limits.spend_period),
-        "resets": _when(view.resets_at) if view.resets_at else None,
+        "resets": _when(view.resets_at, zone) if view.resets_at else None,
         "models": ", ".join(limits.models) if limits.models is not None else None,
-        "expires": _when(limits.expires_at) if limits.expires_at else None,
+        "expires": _when(limits.expires_at, zone) if limits.expires_at else None,
         "rpm": limits.requests_per_minute,
         "default_rpm": settings.requests_per_minute,
         "videos": limits.max_concurrent_videos,
         "default_videos": settings.max_concurrent_videos,
+        "webhook_url": view.webhook_url,
+        "webhook_disabled": view.webhook_disabled,
     }
 
 
@@ -96,11 +109,14 @@ def _model_choices(rt: Runtime) -> list[dict[str, str]]:
     ]
 
 
-def _form_values(limits: KeyLimits | None = None, name: str = "") -> dict[str, Any]:
+def _form_values(
+    limits: KeyLimits | None = None, name: str = "", webhook_url: str | None = None
+) -> dict[str, Any]:
     """The create or edit form's fields, filled with `limits`."""
     limits = limits or KeyLimits()
     return {
         "name": name,
+        WEBHOOK_URL: webhook_url or "",
         "spend_limit": "" if limits.spend_limit is None else str(limits.spend_limit),
         "spend_period": limits.spend_period,
         "model_access": "all" if limits.models is None else "only",
@@ -121,7 +137,7 @@ async def _read(request: Request) -> FormData:
 
 def _entered(form: FormData) -> dict[str, Any]:
     """The form as typed, to show it again beside its errors."""
-    names = (*_TYPED, "max_concurrent_videos", "name", "model_access")
+    names = (*_TYPED, "max_concurrent_videos", "name", "model_access", WEBHOOK_URL)
     values: dict[str, Any] = {name: str(form.get(name, "")) for name in names}
     values["models"] = [str(m) for m in form.getlist("models")]
     return values
@@ -158,8 +174,9 @@ async def _page(
     rt = runtime_of(request)
     account = await _account(rt, current)
     views = await keys_service(rt).list(account.id)
-    model_keys = [_row(v, rt) for v in views if v.kind == "model"]
-    management_keys = [_row(v, rt) for v in views if v.kind == "management"]
+    zone = zone_named(current.user.time_zone)
+    model_keys = [_row(v, rt, zone) for v in views if v.kind == "model"]
+    management_keys = [_row(v, rt, zone) for v in views if v.kind == "management"]
     return render(
         request,
         "keys.html",
@@ -202,7 +219,10 @@ async def _create(request: Request, *, kind: str) -> Response:
         if not name:
             raise LimitsInvalid({"name": "Give the key a name, so that you can tell it apart."})
         limits = KeyLimits().changed(_changes(form)) if kind == "model" else None
-        created = await keys_service(rt).create(account.id, name=name, limits=limits, kind=kind)
+        webhook_url = str(form.get(WEBHOOK_URL, "")) if kind == "model" else None
+        created = await keys_service(rt).create(
+            account.id, name=name, limits=limits, kind=kind, webhook_url=webhook_url
+        )
     except GatewayError as error:
         errors = field_errors(error)
         if kind == "management":
@@ -237,6 +257,8 @@ async def _edit_page(
     status: int = 200,
     errors: dict[str, str] | None = None,
     form: dict[str, Any] | None = None,
+    webhook_secret: str | None = None,
+    rotated: bool = False,
 ) -> Response:
     rt, _, view = await _key(request, key_id)
     return render(
@@ -244,13 +266,24 @@ async def _edit_page(
         "key_edit.html",
         status=status,
         title=f"Edit {view.name or 'key'}",
-        key=_row(view, rt),
+        key=_row(view, rt, _zone(request)),
         kind=view.kind,
         errors=errors or {},
-        form=form or _form_values(view.limits, view.name),
+        form=form or _form_values(view.limits, view.name, view.webhook_url),
         periods=PERIODS,
         model_choices=_model_choices(rt),
+        webhook_secret=webhook_secret,
+        rotated=rotated,
+        overlap_hours=round(rt.settings.webhook_secret_overlap_seconds / 3600),
     )
+
+
+def _webhook_change(form: FormData, view: KeyView) -> dict[str, Any]:
+    """The webhook URL, when the form changes it. The same URL again changes nothing, unless
+    the owner asks for a URL stopped by a 410 Gone to be used again."""
+    url = str(form.get(WEBHOOK_URL, "")).strip() or None
+    again = view.webhook_disabled and bool(form.get("webhook_enable"))
+    return {WEBHOOK_URL: url} if url != view.webhook_url or again else {}
 
 
 @router.get(PAGE + "/{key_id}")
@@ -266,6 +299,7 @@ async def save_limits(request: Request, key_id: str) -> Response:
         changes: dict[str, Any] = {"name": str(form.get("name", ""))}
         if view.kind == "model":
             changes.update(_changes(form, stored=view.limits))
+            changes.update(_webhook_change(form, view))
         await keys_service(rt).update(account_id, key_id, changes)
     except GatewayError as error:
         return await _edit_page(
@@ -278,10 +312,33 @@ async def save_limits(request: Request, key_id: str) -> Response:
     return RedirectResponse(f"{PAGE}?done=key_updated#key-{key_id}", 303)
 
 
+async def _show_secret(request: Request, key_id: str, *, rotate: bool) -> Response:
+    rt, account_id, _ = await _key(request, key_id)
+    try:
+        secret = await keys_service(rt).webhook_secret(account_id, key_id, rotate=rotate)
+    except GatewayError as error:
+        return await _edit_page(
+            request, key_id, status=error.http_status, errors=field_errors(error)
+        )
+    # On the answer to this form only: nothing keeps it for a later page.
+    return await _edit_page(request, key_id, webhook_secret=secret, rotated=rotate)
+
+
+@router.post(PAGE + "/{key_id}/webhook-secret")
+async def show_webhook_secret(request: Request, key_id: str) -> Response:
+    return await _show_secret(request, key_id, rotate=False)
+
+
+@router.post(PAGE + "/{key_id}/webhook-secret/rotate")
+async def rotate_webhook_secret(request: Request, key_id: str) -> Response:
+    return await _show_secret(request, key_id, rotate=True)
+
+
 @router.get(PAGE + "/{key_id}/revoke")
 async def revoke_page(request: Request, key_id: str) -> Response:
     rt, _, view = await _key(request, key_id)
-    return render(request, "key_revoke.html", title="Revoke key", key=_row(view, rt))
+    key = _row(view, rt, _zone(request))
+    return render(request, "key_revoke.html", title="Revoke key", key=key)
 
 
 @router.post(PAGE + "/{key_id}/revoke")

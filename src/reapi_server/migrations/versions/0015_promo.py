@@ -1,7 +1,7 @@
 """promotion codes and their redemptions; low-balance and key spend alerts
 
-Revision ID: 0010_promo
-Revises: 0009_key_limits
+Revision ID: 0015_promo
+Revises: 0014_webhooks
 Create Date: 2026-12-12 09:00:00.000000
 
 New tables only. `promo_redemptions` has UNIQUE (code_id, account_id): one redemption of a
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010_promo"
-down_revision: str | None = "0009_key_limits"
+revision: str = "0015_promo"
+down_revision: str | None = "0014_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -4,8 +4,8 @@ The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "
 its cookies, CSRF checks and security headers never reach the API. Building it migrates the
 database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
 the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
-identity housekeeping, the writes of when each key was last used and the webhook sender in
-this process; several processes may run them against one database.
+the low-balance alerts' pass, identity housekeeping, the writes of when each key was last
+used and the webhook sender in this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from reapi.catalog import Catalog
 from reapi.core import AsyncFetcher, HealthProber, ProbeConfig
 from reapi.router import RouterConfig
 
+from .alerts.watch import run_alert_watch
 from .api_keys.last_used import run_last_used
 from .billing.webhook import router as billing_webhook_router
 from .config import Settings
@@ -112,6 +113,9 @@ def create_app(
             interval = settings.email_send_interval
             tasks.append(asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=interval)))
             tasks.append(
+                asyncio.create_task(run_alert_watch(rt.alerts, interval=settings.alert_interval))
+            )
+            tasks.append(
                 asyncio.create_task(
                     run_housekeeping(
                         rt.db,
@@ -143,6 +147,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await rt.alerts.settle()  # the crossings requests saw: written before the end
             await hand_back_leases(rt)
             await hand_back_deliveries(rt)
             await sender.aclose()

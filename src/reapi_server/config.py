@@ -306,6 +306,9 @@ class Settings(BaseSettings):
     email_from: str = "reapi <no-reply@localhost>"
     #: How often each server process looks for mail to send (seconds).
     email_send_interval: float = Field(default=1.0, gt=0)
+    #: How often each server process reads the low-balance alerts afresh and mails crossings
+    #: no request saw (a balance an operator took down); requests see theirs at once.
+    alert_interval: float = Field(default=30.0, gt=0)
     #: The newsletter at sign-up: `opt_in` (an unticked box), `opt_out` (a ticked box; not
     #: valid consent in the EU) or `off` (no newsletter: no box, no setting, nothing sent).
     newsletter_default: Literal["opt_in", "opt_out", "off"] = "opt_in"

@@ -28,6 +28,8 @@ from reapi.core import (
 )
 from reapi.router import HedgePolicy, Router, RouterConfig
 
+from .alerts.crossings import AlertMail
+from .alerts.watch import AlertWatch
 from .api_keys.auth import Authenticator
 from .billing.auto_top_up import Watcher
 from .billing.service import Billing
@@ -38,6 +40,7 @@ from .coordination.bus import Bus
 from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
 from .db import Database
+from .email.compose import MailComposer
 from .extras import OTEL_PACKAGES, require
 from .idempotency.local import LocalClaims
 from .jobs.changes import JobChanges, Signal
@@ -90,6 +93,8 @@ class Runtime:
     billing: Billing = field(init=False)
     #: Automatic top-ups, started off the request path by the accounts requests charged.
     auto_top_up: Watcher = field(init=False)
+    #: The low-balance and key spend alerts, watched on each hold's closing (`alerts.watch`).
+    alerts: AlertWatch = field(init=False)
     #: Posts webhooks (SSRF-checked at every attempt, under `webhook_allow_networks`).
     webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
     #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
@@ -105,6 +110,9 @@ class Runtime:
         self.memory = payload_memory(self.settings, self.now)
         self.billing = Billing.from_settings(self.settings, self.db, self.now)
         self.auto_top_up = Watcher(self.billing)
+        self.alerts = AlertWatch(
+            AlertMail(self.db, MailComposer.from_settings(self.settings), self.now)
+        )
 
     def now(self) -> float:
         return self.clock()

@@ -20,6 +20,7 @@ from tests.web.oauth import at_provider, local, start_link
 from tests.web.two_factor_helpers import code_at, turn_on
 
 from reapi_server.accounts.service import account_of
+from reapi_server.alerts import settings as alert_settings
 from reapi_server.api_keys.limits import KeyLimits
 from reapi_server.api_keys.service import issue_key
 from reapi_server.audit import Actor
@@ -39,6 +40,8 @@ from reapi_server.models import (
     VideoJob,
     WebhookDelivery,
 )
+from reapi_server.promo import repository as promo_codes
+from reapi_server.promo import service as promo
 from reapi_server.testing.oauth_sim import FakeIdentity
 from reapi_server.webhooks import repository as webhooks
 
@@ -49,6 +52,7 @@ NOT_PERSONAL = {
     "notices": "the operator's notices (kind, subject, date); who got one: notice_deliveries",
     "fleet_secret": "the installation's one secret (one row); no owner",
     "stripe_events": "Stripe's event ids and types (what they are about is fetched from Stripe)",
+    "promo_codes": "the operator's promotion codes; who redeemed one: promo_redemptions",
 }
 #: Tables whose rows about a person outlive them on purpose (and why). Deletion leaves these,
 #: naming only ids that no longer lead to anyone; `payments` is kept too, detached (its
@@ -184,6 +188,21 @@ async def seed_person(gateway, browsers, providers, *, product: str = "Starter p
                 ),
             ]
         )
+    # A promotion code redeemed (as everyone seeded does: the code is nobody's), low-balance
+    # thresholds and a key's spend alert.
+    async with rt.db.write() as session:
+        if await promo_codes.by_code(session, "SEEDED-WELCOME") is None:
+            await promo.create_code(
+                session,
+                promo.CodeTerms(code="SEEDED-WELCOME", credits=25),
+                created_by=None,
+                now=rt.now(),
+            )
+        await alert_settings.save_thresholds(session, account.id, [500, 20_000], now=rt.now())
+        await alert_settings.save_key_percent(session, account.id, key_row.id, 80, now=rt.now())
+    await promo.redeem(
+        rt.db, account_id=account.id, user_id=user.id, text="seeded-welcome", now=rt.now()
+    )
     image = await gateway.client.post(
         "/v1/images/generations",
         json={"model": "gpt-image-2", "prompt": "a lighthouse", "response_format": "url"},

@@ -34,6 +34,7 @@ from ..ids import new_id
 from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry
 
 __all__ = [
+    "GRANT_KINDS",
     "ClosedHold",
     "KeySpend",
     "Refusal",
@@ -61,6 +62,13 @@ class ClosedHold:
     account_id: str
     amount: int
     charged: int
+    #: The account's balance once the hold was closed, as the closing statement left it.
+    balance: int | None = None
+    #: The key the hold counted against, and the key's spend in the hold's period once closed
+    #: (None: no key, or its counter has moved on to a later period). With `balance`, what
+    #: the low-balance alerts watch (`alerts.watch`) without a statement of their own.
+    key_id: str | None = None
+    key_spend: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +250,15 @@ _WHY_REFUSED = Statement(
 )
 
 
+#: The key's counter in the hold's period, read as the hold closes (before the unspent rest
+#: is given back): NULL when the counter has moved on to a later period.
+_KEY_SPEND_READ = (
+    select(ApiKey.period_spend)
+    .where(ApiKey.id == CreditHold.api_key_id, ApiKey.period_start == CreditHold.period_start)
+    .scalar_subquery()
+)
+
+
 def _closing(*conditions: ColumnElement[bool]) -> Statement:
     """Closing is conditional on the hold still being held: every race but one loses here. The
     charge is capped at the held amount (and the caller never passes less than 0), so a
@@ -263,6 +280,7 @@ def _closing(*conditions: ColumnElement[bool]) -> Statement:
             CreditHold.charged,
             CreditHold.api_key_id,
             CreditHold.period_start,
+            _KEY_SPEND_READ,
         )
     )
 
@@ -277,6 +295,7 @@ _REFUND_CLAUSE = (
         balance=Account.balance + bindparam("b_refund"),
         reserved=Account.reserved - bindparam("b_amount"),
     )
+    .returning(Account.balance)
 )
 _REFUND = Statement(_REFUND_CLAUSE)
 #: The unspent rest of a hold leaves the key's counter, if the counter is still the period's
@@ -313,15 +332,24 @@ async def _ledger(
     )
 
 
-async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> bool:
-    """Add `amount` (1 to `MAX_CREDITS`) to the balance; False when the account would exceed
-    `MAX_CREDITS` (or does not exist), and then nothing is written."""
+#: The ledger kinds of credit added to a balance: an operator's grant, a promotion code.
+GRANT_KINDS = frozenset({"grant", "promo"})
+
+
+async def grant(
+    session: AsyncSession | Tx, account_id: str, amount: int, now: float, *, kind: str = "grant"
+) -> bool:
+    """Add `amount` (1 to `MAX_CREDITS`) to the balance, as ledger kind `kind` (one of
+    `GRANT_KINDS`); False when the account would exceed `MAX_CREDITS` (or does not exist), and
+    then nothing is written."""
     if not 0 < amount <= MAX_CREDITS:
         raise ValueError(f"a grant must be between 1 and {MAX_CREDITS}")
+    if kind not in GRANT_KINDS:
+        raise ValueError(f"no grant is of ledger kind {kind!r}")
     tx = as_tx(session)
     if await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount}) != 1:
         return False
-    await _ledger(tx, account_id, "grant", amount, 0, None, now)
+    await _ledger(tx, account_id, kind, amount, 0, None, now)
     return True
 
 
@@ -470,7 +498,7 @@ async def _close(
     if row is None:
         return None
     account_id, amount, charged = str(row[0]), int(row[1]), int(row[2])
-    key_id, period = row[3], row[4]
+    key_id, period, key_spend = row[3], row[4], row[5]
     refund = amount - charged
     params = {
         "b_account": account_id,
@@ -480,15 +508,22 @@ async def _close(
         "b_period": period,
     }
     if key_id is None or refund == 0:
-        await tx.execute(_REFUND, params)
+        balance = await tx.first(_REFUND, params)
     elif tx.dialect_name == "postgresql":
-        await tx.execute(_REFUND_AND_GIVE_BACK, params)
+        balance = await tx.first(_REFUND_AND_GIVE_BACK, params)
     else:
-        await tx.execute(_REFUND, params)
+        balance = await tx.first(_REFUND, params)
         await tx.execute(_GIVE_BACK, params)
     kind = "settle" if status == "settled" else "release"
     await _ledger(tx, account_id, kind, refund, -amount, hold_id, now)
-    return ClosedHold(account_id, amount, charged)
+    return ClosedHold(
+        account_id,
+        amount,
+        charged,
+        balance=None if balance is None else int(balance[0]),
+        key_id=None if key_id is None else str(key_id),
+        key_spend=None if key_spend is None else int(key_spend) - refund,
+    )
 
 
 async def settle(

@@ -133,12 +133,17 @@ def refusal_error(found: Refusal | None, amount: int, now: float) -> GatewayErro
 _PER = {"daily": "day", "weekly": "week", "monthly": "month"}
 
 
-async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
-    """Add credit to an account, within `MAX_CREDITS` (per grant, and for the account's
-    balance and held credit together); anything else is refused and nothing is written."""
+async def grant(
+    session: AsyncSession, account_id: str, amount: int, now: float, *, kind: str = "grant"
+) -> None:
+    """Add credit to an account (ledger kind `kind`: an operator's `grant`, a `promo` code),
+    within `MAX_CREDITS` (per grant, and for the account's balance and held credit together);
+    anything else is refused and nothing is written."""
     if amount <= 0:
         raise ValueError("a grant must be positive")
-    if amount > MAX_CREDITS or not await repository.grant(session, account_id, amount, now):
+    if amount > MAX_CREDITS or not await repository.grant(
+        session, account_id, amount, now, kind=kind
+    ):
         raise CreditLimitExceeded(
             f"an account may hold at most {MAX_CREDITS:,} credits; this grant would exceed that",
             param="credits",

@@ -251,6 +251,46 @@ class MailComposer:
             billing_link=self.links.page("/dashboard/billing"),
         )
 
+    def balance_low(self, to: str, *, threshold: int, balance: int) -> Message:
+        """The balance fell below a threshold its owner set (`alerts`)."""
+        return self._render(
+            "balance_low",
+            to=to,
+            subject=f"Your {self.site_name} balance is below {threshold:,} credits",
+            threshold=f"{threshold:,}",
+            balance=f"{balance:,}",
+            billing_link=self.links.page("/dashboard/billing"),
+            settings_link=self.links.settings() + "#notifications",
+        )
+
+    def key_spend_high(
+        self,
+        to: str,
+        *,
+        key_name: str,
+        percent: int,
+        spend: int,
+        limit: int,
+        period_words: str,
+        resets: float | None,
+    ) -> Message:
+        """A key spent the share of its spend limit its owner set (`alerts`)."""
+        return self._render(
+            "key_spend_high",
+            to=to,
+            subject=f"Your {self.site_name} key {key_name} has spent {percent}% of its limit",
+            key_name=key_name,
+            percent=percent,
+            spend=f"{spend:,}",
+            limit=f"{limit:,}",
+            period_words=period_words,
+            resets=None
+            if resets is None
+            else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(resets)),
+            keys_link=self.links.page("/dashboard/keys"),
+            settings_link=self.links.settings() + "#notifications",
+        )
+
     def policy_change(self, to: str, *, subject: str, effective: date, body: MailBody) -> Message:
         """A notice to every account holder before a policy change takes effect."""
         return self._render(

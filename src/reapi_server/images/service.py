@@ -189,6 +189,7 @@ async def generate(
         raise
     finally:
         rt.live_holds.discard(hold_id)
+    rt.alerts.observe(closed)  # memory only: a crossing's write runs apart
     if closed is not None:
         rt.metrics.credits.labels("charged").inc(closed.charged)
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
@@ -252,6 +253,7 @@ async def _release(
                 "release failed", extra={"request_id": request_id, "code": type(exc).__name__}
             )
             return
+    rt.alerts.observe(closed)
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)
 

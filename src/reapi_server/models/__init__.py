@@ -1,6 +1,7 @@
 """ORM models. No table has a column for a prompt, an image or any other request body."""
 
 from .accounts import Account
+from .alerts import BalanceAlert, KeySpendAlert
 from .api_keys import ApiKey
 from .audit import AuditEntry
 from .base import Base
@@ -14,6 +15,7 @@ from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
+from .promo import PromoCode, PromoRedemption
 from .usage import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
 from .users import (
     AuthThrottle,
@@ -37,6 +39,7 @@ __all__ = [
     "AuditEntry",
     "AuthThrottle",
     "BackupCode",
+    "BalanceAlert",
     "Base",
     "BillingProfile",
     "CommitMarker",
@@ -45,6 +48,7 @@ __all__ = [
     "Dispute",
     "FleetSecret",
     "IdempotencyRecord",
+    "KeySpendAlert",
     "KnownDevice",
     "LedgerEntry",
     "Membership",
@@ -55,6 +59,8 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PendingDeletion",
+    "PromoCode",
+    "PromoRedemption",
     "Refund",
     "StoredOutput",
     "StripeEvent",

@@ -42,7 +42,7 @@ class LedgerEntry(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     #: grant | adjustment (an operator's, either way) | reserve | settle | release; billing:
-    #: purchase | refund | dispute | dispute_won
+    #: purchase | refund | dispute | dispute_won; promo (a promotion code)
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)

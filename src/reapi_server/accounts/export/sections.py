@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...alerts.export import key_alerts_about, thresholds_about
 from ...api_keys import repository as keys
 from ...api_keys.limits import parse_allowlist
 from ...audit.export import rows_about as audit_rows_about
@@ -25,6 +26,7 @@ from ...mirror import repository as outputs
 from ...mirror.outputs import file_url
 from ...models import TopUp
 from ...oauth import repository as oauth
+from ...promo.export import rows_about as redemptions_about
 from ...usage import repository as usage
 from ...webhooks import repository as webhooks
 from .. import repository as accounts
@@ -256,6 +258,19 @@ async def _operator_actions(session: AsyncSession, subject: Subject) -> list[Row
     """What operators did to the person or their accounts (credit adjustments, disabling,
     ...): when, what, through which channel; not which admin (that is theirs)."""
     return await audit_rows_about(session, subject.user_id, subject.account_ids)
+
+
+async def _promotion_codes(session: AsyncSession, subject: Subject) -> list[Row]:
+    """The codes redeemed for the person's accounts: which, when, for how many credits."""
+    return await redemptions_about(session, subject.user_id, subject.account_ids)
+
+
+async def _balance_alerts(session: AsyncSession, subject: Subject) -> list[Row]:
+    return await thresholds_about(session, subject.user_id, subject.account_ids)
+
+
+async def _key_spend_alerts(session: AsyncSession, subject: Subject) -> list[Row]:
+    return await key_alerts_about(session, subject.user_id, subject.account_ids)
 
 
 async def _usage(session: AsyncSession, subject: Subject) -> list[Row]:
@@ -543,6 +558,9 @@ SECTIONS: tuple[Section, ...] = (
     Section("disputes", ("disputes",), _disputes),
     Section("top_ups", ("top_ups",), _top_ups),
     Section("billing_profile", ("billing_profiles",), _billing_profile),
+    Section("promotion_codes", ("promo_redemptions",), _promotion_codes),
+    Section("balance_alerts", ("balance_alerts",), _balance_alerts),
+    Section("key_spend_alerts", ("key_spend_alerts",), _key_spend_alerts),
     Section("video_jobs", ("video_jobs",), _video_jobs),
     Section("outputs", ("stored_outputs",), _outputs),
     Section("webhook_deliveries", ("webhook_deliveries",), _webhook_deliveries),

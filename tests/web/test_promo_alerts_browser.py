@@ -1,9 +1,9 @@
 """Promotion codes and low-balance alerts in a real browser (Debian's Chromium): an admin
-creates a code on /admin/promo; a person redeems it in the Promotion code section (a wrong code
-first), sets balance thresholds and a key's share in Settings → Notifications, then a request
-with their key crosses a threshold and the alert arrives in the mail directory. The same pages
-on a phone without JavaScript. Screenshots of every state at 1280 and 390 wide
-(test-artifacts/billing-extras/)."""
+creates a code on /admin/promo; a person redeems it in the billing page's Promotion code
+section (a wrong code first), sets balance thresholds and a key's share in Settings →
+Notifications, then a request with their key crosses a threshold and the alert arrives in the
+mail directory. The same pages on a phone without JavaScript. Screenshots of every state at
+1280 and 390 wide (test-artifacts/billing-extras/)."""
 
 from __future__ import annotations
 
@@ -100,17 +100,18 @@ def test_promo_codes_and_alerts_journey(chromium, tmp_path, migrated_template): 
         page = desktop.new_page()
         desktop.clear_cookies()
         sign_up_verified(page, base, live.mail_dir, "ada@example.com")
-        page.goto(f"{base}/dashboard/billing/promo")
-        shoot(page, "redeem-empty-desktop")
+        page.goto(f"{base}/dashboard/billing")
+        shoot(page, "redeem-empty-desktop", "#promo")
         page.get_by_label("Code", exact=True).fill("welcome-2013")
         page.get_by_role("button", name="Redeem").click()
         assert "does not exist" in page.locator("#f-promo_code-error").inner_text()
-        shoot(page, "redeem-error-desktop")
+        shoot(page, "redeem-error-desktop", "#promo")
         page.get_by_label("Code", exact=True).fill("welcome-2030")
         page.get_by_role("button", name="Redeem").click()
         page.wait_for_url(re.compile(r".*done=promo_redeemed.*"))
         assert "+500 credits" in page.locator(".promo-redeemed").inner_text()
-        shoot(page, "redeem-done-desktop")
+        assert "its credits are in your balance" in page.locator(".notice").inner_text()
+        shoot(page, "redeem-done-desktop", "#promo")
 
         page.goto(f"{base}/dashboard/keys")
         page.get_by_label("Name", exact=True).fill("production")
@@ -150,12 +151,12 @@ def test_promo_codes_and_alerts_journey(chromium, tmp_path, migrated_template): 
         )
         small = phone.new_page()
         sign_in(small, base, "ada@example.com")
-        small.goto(f"{base}/dashboard/billing/promo")
-        shoot(small, "redeem-phone")
+        small.goto(f"{base}/dashboard/billing")
+        shoot(small, "redeem-phone", "#promo")
         small.get_by_label("Code", exact=True).fill("OLD-OFFER")
         small.get_by_role("button", name="Redeem").click()
         assert "withdrawn" in small.locator("#f-promo_code-error").inner_text()
-        shoot(small, "redeem-error-phone")
+        shoot(small, "redeem-error-phone", "#promo")
         small.goto(f"{base}/settings")
         small.locator("#notifications").scroll_into_view_if_needed()
         shoot(small, "alerts-phone", "#notifications")

@@ -1,16 +1,19 @@
-"""Promotion codes on the web: a verified person redeems one in the "Promotion code" section
-(its own page, and wherever the billing page includes it) with the page's CSRF token; each
-refusal is shown beside the field; too many refusals wait. Operators create and withdraw codes
-on /admin/promo (audited; 404 to anyone else) and with `reapi-server promo`. SQLite and
-PostgreSQL."""
+"""Promotion codes on the web: a verified person redeems one in the "Promotion code" section of
+the billing page (with billing on or off) with the page's CSRF token; a redemption goes back to
+the billing page, each refusal is shown there beside the field; too many refusals wait.
+Operators create and withdraw codes on /admin/promo (audited; 404 to anyone else) and with
+`reapi-server promo`. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import html
 import re
 
+import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 from starlette.routing import Route
+from tests.server.billing_live import PACKS, SECRET
 from tests.server.helpers import ledger_matches
 from tests.web.staff import account_id_of, signed_in, signed_in_admin
 from tests.web.test_management_api import verified
@@ -18,12 +21,15 @@ from typer.testing import CliRunner
 
 from reapi_server.audit import Actor
 from reapi_server.backoffice import promo as promo_actions
+from reapi_server.billing.settings import BillingSettings
 from reapi_server.cli import app as cli
 from reapi_server.models import AuditEntry, LedgerEntry, PromoCode
 from reapi_server.promo.service import REDEEM_FAILURES_PER_USER, CodeTerms
+from reapi_server.testing.stripe_sim import StripeSimulator
 from reapi_server.web.pages import admin_promo
 
-PAGE = "/dashboard/billing/promo"
+PAGE = "/dashboard/billing"
+REDEEM = "/dashboard/billing/promo"
 
 
 def text_of(page: str) -> str:
@@ -39,7 +45,7 @@ async def make_code(gateway, **terms) -> PromoCode:
 
 
 async def redeem(browser, code: str, **extra: str):
-    return await browser.submit(PAGE, PAGE, {"promo_code": code, **extra})
+    return await browser.submit(PAGE, REDEEM, {"promo_code": code, **extra})
 
 
 async def test_a_verified_person_redeems_a_code_once(db_web, browsers):
@@ -49,9 +55,12 @@ async def test_a_verified_person_redeems_a_code_once(db_web, browsers):
     await make_code(gateway, code="WELCOME-500", credits=500, max_uses=10)
 
     page = await browser.get(PAGE)
-    assert page.status_code == 200
+    assert page.status_code == 200 and "Billing is off" in page.text  # codes need no Stripe
     assert 'action="/dashboard/billing/promo"' in page.text and 'name="csrf_token"' in page.text
     assert 'id="promo"' in page.text and "Redeemed" not in page.text
+    # The form's own address, asked for by a person (a bookmark, a refresh): its section.
+    own = await browser.get(REDEEM)
+    assert own.status_code == 303 and own.headers["location"] == f"{PAGE}#promo"
 
     done = await redeem(browser, "  welcome-500 ")
     assert done.status_code == 303
@@ -70,6 +79,8 @@ async def test_a_verified_person_redeems_a_code_once(db_web, browsers):
     assert again.status_code == 400
     assert "redeemed this promotion code already" in text_of(again.text)
     assert 'aria-invalid="true"' in again.text
+    # The refusal is the billing page again: the balance above, the code's field kept.
+    assert "<h1>Billing</h1>" in again.text and 'value="WELCOME-500"' in again.text
     assert await ledger_matches(gateway.rt, account) == (500, 0)
 
 
@@ -108,15 +119,44 @@ async def test_too_many_refusals_wait(web, browsers):
     assert (await redeem(browser, "RIGHT-CODE")).status_code == 303
 
 
-async def test_the_form_goes_back_to_the_billing_page_and_nowhere_else(web, browsers):
+async def test_a_redemption_goes_back_to_the_billing_page_whatever_the_form_says(web, browsers):
     browser = browsers(web)
     await verified(web, browser)
-    await make_code(web, code="BACK-HOME")
     await make_code(web, code="BACK-AWAY")
-    home = await redeem(browser, "BACK-HOME", back="/dashboard/billing")
-    assert home.headers["location"] == "/dashboard/billing?done=promo_redeemed#promo"
     away = await redeem(browser, "BACK-AWAY", back="https://elsewhere.example/")
     assert away.headers["location"] == f"{PAGE}?done=promo_redeemed#promo"
+
+
+@pytest.fixture
+def sim():
+    with StripeSimulator() as simulator:
+        yield simulator
+
+
+async def test_the_section_is_on_the_billing_page_with_billing_on(
+    database_url, make_gateway, browsers, sim
+):
+    shop = await make_gateway(
+        database_url=database_url,
+        public_base_url="http://gateway.test",
+        billing=BillingSettings(
+            stripe_secret_key=SecretStr(sim.secret_key),
+            stripe_webhook_secrets=[SecretStr(SECRET)],
+            stripe_api_base=sim.base_url,
+            packs=PACKS,
+        ),
+    )
+    browser = browsers(shop)
+    account = await verified(shop, browser)
+    await make_code(shop, code="WITH-STRIPE", credits=700)
+    page = text_of((await browser.get(PAGE)).text)
+    assert "Buy credits" in page and "Promotion code" in page
+    done = await redeem(browser, "with-stripe")
+    assert done.headers["location"] == f"{PAGE}?done=promo_redeemed#promo"
+    after = (await browser.get(done.headers["location"])).text
+    assert "its credits are in your balance" in text_of(after)
+    assert "Continue to payment" in after and "WITH-STRIPE" in after
+    assert await ledger_matches(shop.rt, account) == (700, 0)
 
 
 async def test_unverified_signed_out_and_forged_requests_are_refused(web, browsers):
@@ -127,14 +167,16 @@ async def test_unverified_signed_out_and_forged_requests_are_refused(web, browse
     assert 'name="promo_code"' not in page.text
     token = await browser.token("/settings")
     refused = await browser.client.post(
-        PAGE, data={"promo_code": "FOR-VERIFIED", "csrf_token": token}
+        REDEEM, data={"promo_code": "FOR-VERIFIED", "csrf_token": token}
     )
     assert refused.status_code == 403
     assert await ledger_matches(web.rt, await account_id_of(web, email)) == (0, 0)
 
     stranger = browsers(web)
     assert (await stranger.get(PAGE)).headers["location"] == f"/login?next={PAGE}"
-    forged = await browser.client.post(PAGE, data={"promo_code": "FOR-VERIFIED"})
+    refused = await stranger.client.post(REDEEM, data={"promo_code": "FOR-VERIFIED"})
+    assert refused.status_code in (303, 403)
+    forged = await browser.client.post(REDEEM, data={"promo_code": "FOR-VERIFIED"})
     assert forged.status_code == 403
 
 

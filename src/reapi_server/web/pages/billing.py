@@ -1,9 +1,10 @@
 """Dashboard → Billing: the balance, buying a credit pack through Stripe Checkout (verified
-users only), the success and cancel pages Checkout returns to, automatic top-up, and the
-billing history (every payment, refund and dispute, with invoices; CSV).
+users only), the success and cancel pages Checkout returns to, automatic top-up, redeeming a
+promotion code (`pages.promo`), and the billing history (every payment, refund and dispute, with
+invoices; CSV).
 
 With billing off (no Stripe key, webhook secret or pack configured) the pages say so and offer
-nothing to buy."""
+nothing to buy; promotion codes need no Stripe and are offered either way."""
 
 from __future__ import annotations
 
@@ -27,19 +28,16 @@ from ...errors import GatewayError
 from ...identity.service import CurrentSession
 from ...models import Account
 from ..context import web_of
-from ..forms import field_errors, read_form
+from ..forms import field_errors, read_form, retry_headers
 from ..guards import require_session
 from ..templates import render
+from . import promo
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
-PAGE = "/dashboard/billing"
-_NOTICES = {
-    "auto_top_up_saved": "Your automatic top-up settings are saved.",
-    "auto_top_up_off": "Automatic top-up is off.",
-}
+PAGE = promo.BILLING
 _PAUSE_REASONS = {
     "authentication_required": "your bank asked to confirm the last automatic payment, which "
     "an automatic charge cannot do",
@@ -93,7 +91,14 @@ def _auto_form(billing: Billing, state: views.BillingState) -> dict[str, str]:
 
 
 async def _page(
-    request: Request, *, status: int = 200, errors: dict[str, str] | None = None, **values: Any
+    request: Request,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    promo_errors: dict[str, str] | None = None,
+    promo_typed: str = "",
+    **values: Any,
 ) -> Response:
     current = require_session(request)
     billing = _billing(request)
@@ -119,12 +124,12 @@ async def _page(
         else None,
         "pack_choices": [_pack(p) for p in billing.settings.packs],
         "recent": recent,
-        "errors": errors or {},
-        "notice": _NOTICES.get(request.query_params.get("done", "")),
+        "errors": {**(errors or {}), **(promo_errors or {})},
         "nav_current": PAGE,
+        **await promo.promo_section(request, current, errors=promo_errors, typed=promo_typed),
     }
     page.update(values)
-    return render(request, "billing.html", status=status, **page)
+    return render(request, "billing.html", status=status, headers=headers, **page)
 
 
 @router.get(PAGE)
@@ -253,6 +258,24 @@ async def auto_top_up(request: Request) -> Response:
         return await _page(request, status=400, errors=errors, auto=entered)
     done = "auto_top_up_saved" if entered["enabled"] == "yes" else "auto_top_up_off"
     return RedirectResponse(f"{PAGE}?done={done}#auto-top-up", status_code=303)
+
+
+@router.post(promo.REDEEM)
+async def redeem_promo(request: Request) -> Response:
+    current = require_session(request)
+    form = await read_form(request)
+    try:
+        await promo.redeem(request, current, form)
+    except GatewayError as error:
+        # Every refusal here is about the code typed: shown beside its field.
+        return await _page(
+            request,
+            status=error.http_status,
+            headers=retry_headers(error),
+            promo_errors={promo.FIELD: error.message},
+            promo_typed=promo.typed_code(form),
+        )
+    return RedirectResponse(f"{PAGE}?done=promo_redeemed#promo", status_code=303)
 
 
 @router.get(PAGE + "/history")

@@ -1,10 +1,10 @@
-"""Redeeming a promotion code: the "Promotion code" section (`_promo_redeem.html`), which the
-billing page includes with the values of `promo_section`, and its own page
-(/dashboard/billing/promo) showing the same section and the codes the account redeemed.
+"""Redeeming a promotion code: the "Promotion code" section of the billing page
+(`_promo_redeem.html`, filled from `promo_section`) and what its form asks for.
 
-The form posts to /dashboard/billing/promo with the page's CSRF token; a redemption goes back
-to the page the form was on (`?done=promo_redeemed#promo`), a refusal is shown beside the field
-on this page."""
+The form posts to /dashboard/billing/promo (`REDEEM`, a route of `pages.billing`, which shows
+a refusal on the billing page beside the field); a redemption goes back to the billing page
+(`?done=promo_redeemed#promo`). Promotion codes need no Stripe: the section is there with
+billing off too. A person who opens the form's address lands on the section."""
 
 from __future__ import annotations
 
@@ -19,18 +19,14 @@ from ...identity.service import CurrentSession, require_verified
 from ...promo.codes import MAX_LENGTH, normalise
 from ...promo.service import redeem_for_user, redemptions_of
 from ..context import web_of
-from ..forms import read_form, retry_headers
 from ..guards import require_session
-from ..templates import render
 
-__all__ = ["BILLING", "PAGE", "promo_section", "router"]
+__all__ = ["BILLING", "FIELD", "REDEEM", "promo_section", "redeem", "router", "typed_code"]
 
 router = APIRouter(include_in_schema=False)
 
-PAGE = "/dashboard/billing/promo"
 BILLING = "/dashboard/billing"
-#: The pages the section is on, where a redemption goes back to.
-_BACK = (BILLING, PAGE)
+REDEEM = BILLING + "/promo"
 FIELD = "promo_code"
 
 
@@ -41,7 +37,7 @@ async def promo_section(
     errors: dict[str, str] | None = None,
     typed: str = "",
 ) -> dict[str, Any]:
-    """The values `_promo_redeem.html` reads, for the page at `request`'s path."""
+    """The values `_promo_redeem.html` reads."""
     web = web_of(request)
     async with web.db.read() as session:
         account = await account_of(session, current.user.id)
@@ -50,68 +46,36 @@ async def promo_section(
         "promo_verified": current.user.email_verified_at is not None,
         "promo_errors": errors or {},
         "promo_typed": typed,
-        "promo_back": request.url.path if request.url.path in _BACK else PAGE,
         "promo_redemptions": [
             {"code": code, "credits": row.credits, "at": row.created_at} for row, code in redeemed
         ],
     }
 
 
-async def _page(
-    request: Request,
-    *,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    errors: dict[str, str] | None = None,
-    typed: str = "",
-) -> Response:
-    current = require_session(request)
-    values = await promo_section(request, current, errors=errors, typed=typed)
-    return render(
-        request,
-        "promo.html",
-        status=status,
-        headers=headers,
-        title="Promotion code",
-        errors=errors or {},
-        **values,
+def typed_code(form: dict[str, str]) -> str:
+    """What was typed, as the field shows it again after a refusal (normalised, bounded)."""
+    return normalise(form.get(FIELD, ""))[:MAX_LENGTH]
+
+
+async def redeem(request: Request, current: CurrentSession, form: dict[str, str]) -> None:
+    """Redeem the code in `form` for the signed-in person's account; a refusal raises a
+    `GatewayError` about the code typed."""
+    web = web_of(request)
+    require_verified(current.user)
+    async with web.db.read() as session:
+        account = await account_of(session, current.user.id)
+    if account is None:  # every user gets one at sign-up; an operator may have removed it
+        raise GatewayError("this user has no account", code="no_account")
+    await redeem_for_user(
+        web.db,
+        account_id=account.id,
+        user_id=current.user.id,
+        text=form.get(FIELD, ""),
+        now=web.clock(),
     )
 
 
-@router.get(PAGE)
-async def promo_page(request: Request) -> Response:
-    return await _page(request)
-
-
-@router.post(PAGE)
-async def redeem(request: Request) -> Response:
-    current = require_session(request)
-    web = web_of(request)
-    form = await read_form(request)
-    back = form.get("back", PAGE)
-    typed = normalise(form.get(FIELD, ""))[:MAX_LENGTH]
-    try:
-        require_verified(current.user)
-        async with web.db.read() as session:
-            account = await account_of(session, current.user.id)
-        if account is None:  # every user gets one at sign-up; an operator may have removed it
-            raise GatewayError("this user has no account", code="no_account")
-        await redeem_for_user(
-            web.db,
-            account_id=account.id,
-            user_id=current.user.id,
-            text=form.get(FIELD, ""),
-            now=web.clock(),
-        )
-    except GatewayError as error:
-        # Every refusal here is about the code typed: shown beside its field.
-        errors = {FIELD: error.message}
-        return await _page(
-            request,
-            status=error.http_status,
-            headers=retry_headers(error),
-            errors=errors,
-            typed=typed,
-        )
-    target = back if back in _BACK else PAGE
-    return RedirectResponse(f"{target}?done=promo_redeemed#promo", 303)
+@router.get(REDEEM)
+async def section(request: Request) -> Response:
+    require_session(request)
+    return RedirectResponse(f"{BILLING}#promo", 303)

@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select
 from tests.server.billing_live import SECRET, LiveBilling, live_billing
 
+from reapi.testing import Fault
 from reapi_server.models import Account, Dispute, Refund, StripeEvent
-from reapi_server.testing.stripe_sim import Tamper
+from reapi_server.testing.stripe_sim import Delivery, Tamper
 
 
 @pytest.fixture
@@ -318,3 +319,47 @@ async def test_without_a_webhook_secret_the_endpoint_does_not_exist(gateway):
     assert response.json()["error"]["code"] == "not_found"
     async with gateway.rt.db.read() as session:
         assert (await session.execute(select(StripeEvent))).first() is None
+
+
+async def test_stripe_failing_mid_apply_moves_nothing_until_a_retry_credits_once(billing):
+    """ "Seen" is never written apart from the credit: while Stripe answers 500 the event is
+    stored but not handled, nothing moves and the delivery is answered 500 (Stripe redelivers);
+    once Stripe answers, the retry loop or the redelivery credits it exactly once."""
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.server.faults.set(Fault.ERROR_500)  # every API call the gateway makes
+    billing.sim.complete_session(started.session_id)
+    completed = billing.sim.last_event("checkout.session.completed")["id"]
+
+    async def first_attempt() -> Delivery | None:
+        done = [d for d in billing.sim.deliveries(completed) if d.done]
+        return done[0] if done else None
+
+    first = await billing.wait_until(first_attempt, seconds=30)
+    assert first.status is not None and first.status >= 500  # 502: Stripe unavailable
+    async with billing.db.read() as session:
+        event = await session.get(StripeEvent, completed)
+        assert event is not None and event.handled_at is None and event.last_error
+    assert await billing.state(account) == (0, 0, 0)
+    assert await billing.ledger_kinds(account) == []
+    assert await billing.payments(account) == []
+    billing.sim.server.faults.clear()
+    await billing.paid(account, 1000)
+    await billing.idle()
+    assert await billing.ledger_kinds(account) == [("purchase", 1000)]
+    assert [p.status for p in await billing.payments(account)] == ["paid"]
+    assert len(await billing.mail("payment_receipt")) == 1
+
+
+async def test_event_types_not_handled_are_stored_and_ignored(billing):
+    account, _, _ = await _bought(billing)
+    await billing.idle()
+    async with billing.db.read() as session:
+        rows = (await session.execute(select(StripeEvent))).scalars().all()
+    outcomes = {row.type: row.outcome for row in rows}
+    assert outcomes["checkout.session.completed"] == "credited"
+    others = {"customer.created", "charge.succeeded", "payment_intent.created"} & set(outcomes)
+    assert others, outcomes
+    assert all(outcomes[name] == "ignored" for name in others), outcomes
+    assert all(row.handled_at is not None for row in rows)
+    assert await billing.ledger_kinds(account) == [("purchase", 1000)]

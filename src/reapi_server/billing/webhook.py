@@ -6,8 +6,8 @@ cookies, no CSRF token: the signature is the proof).
 - a missing, wrong or stale signature, or a body that is not an event: 400;
 - stored and applied, or stored and waiting for what it depends on, or not a type we handle:
   200 (the retry loop applies a waiting one);
-- stored but not applied because of an error (Stripe or the database unreachable): 500, so
-  Stripe delivers it again too.
+- stored but not applied because of an error (Stripe or the database unreachable): a 5xx
+  (502 for Stripe), so Stripe delivers it again too.
 
 Nothing of the body is logged or kept but the event's id, type and object id.
 """

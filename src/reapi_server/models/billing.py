@@ -192,7 +192,8 @@ class StripeEvent(Base):
     received_at: Mapped[float] = mapped_column(Float, index=True)
     #: Set in the transaction that applied it (or found nothing to do).
     handled_at: Mapped[float | None] = mapped_column(Float, default=None)
-    #: applied | ignored (a type not handled) | nothing (no change was due)
+    #: What came of it: the change made (`credited`, `refunded`, `disputed`, `won`, `lost`,
+    #: `pending`, `failed`, ...), `nothing` (no change was due) or `ignored` (a type not handled)
     outcome: Mapped[str | None] = mapped_column(String(16), default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     #: When the retry loop tries an unhandled event next.

@@ -180,3 +180,16 @@ async def test_authentication_required_pauses_and_mails_the_owner(billing):
     assert await consider(billing.billing, account) == "credited"
     await billing.idle()
     assert len(await billing.mail("auto_top_up_paused")) == 1
+
+
+async def test_the_cooldown_stops_a_second_charge_the_cap_would_allow(billing):
+    """Still below the threshold after a charge, with room under the cap: nothing more within
+    the cooldown (the default, 10 minutes)."""
+    account = await _saved_card(billing, threshold=5000, cap=100_000)
+    assert await consider(billing.billing, account) == "credited"
+    for _ in range(3):
+        assert await consider(billing.billing, account) == "none"
+    await asyncio.sleep(1.5)  # the watcher's sweep sees it below the threshold too
+    await billing.idle()
+    assert len(_auto_charges(billing)) == 1
+    assert (await billing.state(account))[0] == 2000

@@ -256,3 +256,75 @@ async def test_an_admin_refunds_half_and_applies_a_waiting_event(shop, browsers,
     async with shop.rt.db.read() as db:
         actions = [row.action for row in (await db.execute(select(AuditEntry))).scalars()]
     assert "payment.refund" in actions and "stripe_event.apply" in actions
+
+
+async def test_a_stripe_key_and_packs_without_a_webhook_secret_is_billing_off(
+    make_gateway, sim, browsers
+):
+    """Nothing is sold that could never be credited: no secret, no checkout, no endpoint."""
+    gateway = await make_gateway(
+        public_base_url="http://gateway.test", billing=_billing(sim, stripe_webhook_secrets=[])
+    )
+    browser, _ = await _person(gateway, browsers)
+    page = await browser.get("/dashboard/billing")
+    assert "Billing is off" in page.text and "Continue to payment" not in page.text
+    refused = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+    )
+    assert refused.status_code == 409 and sim.objects("checkout.session") == []
+    webhook = await gateway.client.post(
+        "/billing/stripe/webhook",
+        content=b'{"id": "evt_1", "type": "checkout.session.completed"}',
+        headers={"stripe-signature": "t=1,v1=" + "0" * 64, "content-type": "application/json"},
+    )
+    assert webhook.status_code == 404
+
+
+async def test_the_next_purchase_reuses_the_customer_and_stripe_tax_is_asked_for(
+    make_gateway, sim, browsers
+):
+    gateway = await make_gateway(
+        public_base_url="http://gateway.test",
+        billing=_billing(sim, automatic_tax=True, tax_id_collection=True),
+    )
+    browser, email = await _person(gateway, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [first] = sim.objects("checkout.session")
+    assert first["automatic_tax"]["enabled"] is True
+    assert first["tax_id_collection"]["enabled"] is True
+    assert first["customer_email"] == email and first["customer_creation"] == "always"
+    sim.complete_session(first["id"])
+    await _apply_all(gateway, sim)
+    customer = sim.get(first["id"])["customer"]
+    assert customer and customer.startswith("cus_")
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "large"})
+    second = sim.objects("checkout.session")[-1]
+    assert second["id"] != first["id"] and second["customer"] == customer
+    assert len(sim.objects("customer")) == 1
+
+
+async def test_the_history_covers_the_account_s_whole_life(shop, browsers):
+    from tests.web.staff import account_id_of
+
+    from reapi_server.billing import repository as payments
+
+    browser, email = await _person(shop, browsers)
+    account = await account_id_of(shop, email)
+    years_ago = shop.rt.now() - 3 * 365 * 86_400
+    async with shop.rt.db.write() as session:
+        await payments.insert(
+            session,
+            account_id=account,
+            product="Launch pack",
+            credits=2500,
+            amount=2000,
+            currency="eur",
+            status="paid",
+            now=years_ago,
+        )
+    history = await browser.get("/dashboard/billing/history")
+    assert "Launch pack" in history.text and "20.00 EUR" in history.text
+    rows = list(
+        csv.DictReader(io.StringIO((await browser.get("/dashboard/billing/history.csv")).text))
+    )
+    assert [row["product"] for row in rows] == ["Launch pack"]

@@ -86,6 +86,9 @@ async def test_only_verified_people_buy(shop, browsers):
     browser, _ = await _person(shop, browsers, verified=False)
     page = await browser.get("/dashboard/billing")
     assert "Verify your email address to buy credits" in page.text
+    # One way to verify on the page, not one per section (promotion codes point to it).
+    assert page.text.count("Send a new link from Settings") == 1
+    assert "as above, to redeem promotion codes" in page.text
     refused = await browser.submit(
         "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
     )

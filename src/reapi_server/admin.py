@@ -20,6 +20,7 @@ from .api_keys.limits import KeyLimits
 from .api_keys.service import KeyView, issue_key, revoke_key, set_limits, view_of
 from .audit import Actor, record
 from .backoffice import actions
+from .backoffice import promo as promo_actions
 from .config import Settings
 from .credits import repository as credits
 from .credits.service import grant
@@ -36,6 +37,8 @@ from .identity.emails import normalise_email
 from .migrate import upgrade
 from .mirror.keys import is_task_id
 from .mirror.service import delete_task_outputs
+from .models import PromoCode
+from .promo.service import CodeTerms, codes
 from .retention import RetentionReport, purge_once
 from .runtime import Runtime, build_runtime
 from .webhooks import service as webhooks
@@ -48,10 +51,13 @@ __all__ = [
     "UserView",
     "add_account",
     "adjust_credits",
+    "create_promo",
     "delete_outputs",
+    "disable_promo",
     "export_user",
     "grant_credits",
     "list_keys",
+    "list_promos",
     "list_users",
     "migrate",
     "new_key",
@@ -492,5 +498,32 @@ async def unsubscribe(settings: Settings, email: str) -> bool:
         was = bool(user is not None and user.newsletter)
         await set_newsletter(session, user_id, False)
         return was
+
+    return await _in_transaction(settings, work)
+
+
+async def create_promo(settings: Settings, terms: CodeTerms) -> PromoCode:
+    """A new promotion code (audited, actor: cli)."""
+
+    async def work(session: AsyncSession) -> PromoCode:
+        return await promo_actions.create_code(session, CLI, terms, now=time.time())
+
+    return await _in_transaction(settings, work)
+
+
+async def list_promos(settings: Settings, *, limit: int = 1000) -> list[PromoCode]:
+    """Promotion codes, the newest first."""
+
+    async def work(session: AsyncSession) -> list[PromoCode]:
+        return await codes(session, limit=limit)
+
+    return await _in_transaction(settings, work)
+
+
+async def disable_promo(settings: Settings, code: str) -> bool:
+    """Withdraw a promotion code (by its text or id); False when it was already."""
+
+    async def work(session: AsyncSession) -> bool:
+        return await promo_actions.disable_code(session, CLI, code, now=time.time())
 
     return await _in_transaction(settings, work)

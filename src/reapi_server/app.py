@@ -4,8 +4,8 @@ The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "
 its cookies, CSRF checks and security headers never reach the API. Building it migrates the
 database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
 the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
-identity housekeeping, the writes of when each key was last used and the webhook sender in
-this process; several processes may run them against one database.
+the low-balance alerts' pass, identity housekeeping, the writes of when each key was last
+used and the webhook sender in this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from reapi.catalog import Catalog
 from reapi.core import AsyncFetcher, HealthProber, ProbeConfig
 from reapi.router import RouterConfig
 
+from .alerts.watch import run_alert_watch
 from .api_keys.last_used import run_last_used
+from .billing.webhook import router as billing_webhook_router
 from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
@@ -100,12 +102,19 @@ def create_app(
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
+            if rt.billing.webhook_enabled and rt.billing.api is not None:
+                tasks.append(asyncio.create_task(rt.billing.run_retries()))
+            if rt.billing.enabled:
+                tasks.append(asyncio.create_task(rt.auto_top_up.run()))
             tasks.append(asyncio.create_task(WebhookSender(rt).run_forever()))
             tasks.append(asyncio.create_task(run_last_used(rt.db, rt.auth.usage)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
             interval = settings.email_send_interval
             tasks.append(asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=interval)))
+            tasks.append(
+                asyncio.create_task(run_alert_watch(rt.alerts, interval=settings.alert_interval))
+            )
             tasks.append(
                 asyncio.create_task(
                     run_housekeeping(
@@ -138,6 +147,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await rt.alerts.settle()  # the crossings requests saw: written before the end
             await hand_back_leases(rt)
             await hand_back_deliveries(rt)
             await sender.aclose()
@@ -157,6 +167,7 @@ def create_app(
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)
+    app.include_router(billing_webhook_router)
     if settings.metrics_token is not None:
         app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
     mount_web(app, web_app)  # last: it takes every path the API does not have

@@ -25,6 +25,18 @@ from . import admin
 from .accounts.export import to_json
 from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
 from .api_keys.service import KeyView
+from .audit import Actor
+from .billing import repository as payments_repository
+from .billing.operator import (
+    PaymentView,
+    RefundDone,
+    list_payments,
+    parse_money,
+    refund_payment,
+    with_billing,
+)
+from .billing.service import Billing
+from .billing.settings import format_money
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings
 from .db_errors import error_name
@@ -33,6 +45,9 @@ from .email.notices import NoticeDraft, Progress
 from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
+from .identity.errors import FormInvalid
+from .models import PromoCode
+from .promo.service import parse_terms
 from .serving import run_server
 from .usage.command import export_usage
 
@@ -59,6 +74,11 @@ notify_app = typer.Typer(
     no_args_is_help=True,
 )
 usage_app = typer.Typer(help="Export an account's usage rows.", no_args_is_help=True)
+promo_app = typer.Typer(
+    help="Promotion codes: create, list, withdraw. Each change is written to the audit log "
+    "(actor: cli).",
+    no_args_is_help=True,
+)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
@@ -66,6 +86,9 @@ app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
 app.add_typer(usage_app, name="usage")
 app.add_typer(notify_app, name="notify")
+payments_app = typer.Typer(help="Payments made through Stripe: list, refund.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+app.add_typer(promo_app, name="promo")
 
 DataDir = Annotated[
     Path | None,
@@ -756,6 +779,137 @@ def notify_unsubscribe(
     typer.echo(
         f"{email} will no longer receive the newsletter" + ("" if was else " (was not subscribed)")
     )
+
+
+@payments_app.command("list")
+def payments_list(
+    email: Annotated[
+        str | None, typer.Option("--email", help="Only this account owner's payments.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """List payments, newest first: id, date, account owner, pack, credits, amount, status."""
+    settings = _settings(data_dir, database_url, config)
+
+    async def work(billing: Billing) -> list[PaymentView]:
+        account_id = None
+        if email is not None:
+            account_id = (await admin.show_account(settings, email)).id
+        return await list_payments(billing, limit=limit, account_id=account_id)
+
+    for view in _run(with_billing(settings, work)):
+        refunded = f" refunded {view.refunded}" if view.amount_refunded else ""
+        typer.echo(
+            f"{view.id}  {_when(view.created_at)}  {view.email or '(deleted account)'}  "
+            f"{view.product}  {view.credits:,} credits  {view.price}  {view.status}"
+            f"{refunded}"
+        )
+
+
+@payments_app.command("refund")
+def payments_refund(
+    payment: Annotated[str, typer.Option("--payment", help="The payment's id (pay_...).")],
+    amount: Annotated[
+        str | None,
+        typer.Option("--amount", help="How much, in the payment's currency (5.00); default: all."),
+    ] = None,
+    take_back_spent: Annotated[
+        bool,
+        typer.Option(
+            "--take-back-spent",
+            help="Credits already spent become debt (default: only unspent credits are taken).",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Refund a payment through Stripe and take back the credits it bought."""
+    settings = _settings(data_dir, database_url, config)
+
+    async def work(billing: Billing) -> RefundDone:
+        minor = None
+        if amount is not None:
+            async with billing.db.read() as session:
+                found = await payments_repository.get_payment(session, payment)
+            minor = parse_money(amount, found.currency) if found is not None else None
+        return await refund_payment(
+            billing, payment, amount=minor, take_back_spent=take_back_spent, actor=Actor.cli()
+        )
+
+    done = _run(with_billing(settings, work))
+    typer.echo(
+        f"refunded {format_money(done.amount, done.currency)} ({done.refund_id}): "
+        f"{done.taken:,} credits taken back, {done.debt:,} owed, {done.waived:,} waived (spent)"
+    )
+
+
+def _promo_line(code: PromoCode) -> str:
+    uses = f"{code.redeemed}/{code.max_uses}" if code.max_uses is not None else f"{code.redeemed}/-"
+    if code.disabled_at is not None:
+        state = f"withdrawn {_when(code.disabled_at)}"
+    elif code.expires_at is not None:
+        state = f"expires {_when(code.expires_at)}"
+    else:
+        state = "no expiry"
+    note = f"  {code.note}" if code.note else ""
+    return f"{code.code}  {code.credits} credits  uses {uses}  {state}  {code.id}{note}"
+
+
+@promo_app.command("create")
+def promo_create(
+    credits: Annotated[str, typer.Option("--credits", help="Credits each redemption gives.")],
+    code: Annotated[
+        str,
+        typer.Option(
+            "--code", help="The code people type (default: a random one, like K7QX-M4RT-ZP9H)."
+        ),
+    ] = "",
+    uses: Annotated[
+        str,
+        typer.Option("--uses", help="How many accounts may redeem it in all (default: no limit)."),
+    ] = "",
+    expires: Annotated[
+        str,
+        typer.Option("--expires", help="Refused from this date (YYYY-MM-DD, UTC) or time on."),
+    ] = "",
+    note: Annotated[str, typer.Option("--note", help="Your own words about it.")] = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a promotion code: each account may redeem it once, on the billing page."""
+    try:
+        terms = parse_terms(code=code, credits=credits, max_uses=uses, expires=expires, note=note)
+    except FormInvalid as error:
+        message = "; ".join(f"--{k.replace('_', '-')}: {v}" for k, v in error.errors.items())
+    else:
+        created = _run(admin.create_promo(_settings(data_dir, database_url), terms))
+        typer.echo(f"created {_promo_line(created)}")
+        return
+    _exit_with(message.replace("--max-uses", "--uses").replace("--expires-at", "--expires"))
+
+
+@promo_app.command("list")
+def promo_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """List promotion codes, the newest first: code, credits, uses (taken/allowed), state."""
+    for code in _run(admin.list_promos(_settings(data_dir, database_url))):
+        typer.echo(_promo_line(code))
+
+
+@promo_app.command("disable")
+def promo_disable(
+    code: Annotated[str, typer.Argument(help="The code (or its id, promo_...).")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Withdraw a promotion code: refused from now on (credit given before stays)."""
+    if _run(admin.disable_promo(_settings(data_dir, database_url), code)):
+        typer.echo("withdrawn")
+    else:
+        typer.echo("already withdrawn")
 
 
 @app.command()

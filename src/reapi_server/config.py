@@ -34,6 +34,7 @@ from pydantic_settings import (
 from reapi import UrlPolicy
 from reapi.core import SDK_ENV, excerpt
 
+from .billing.settings import BillingSettings
 from .config_errors import ConfigError
 from .private import PRIVATE_DIR, make_private_dirs, tighten
 from .secret_files import SECRETS_DIR_ENV, SecretFiles, file_variables
@@ -305,6 +306,9 @@ class Settings(BaseSettings):
     email_from: str = "reapi <no-reply@localhost>"
     #: How often each server process looks for mail to send (seconds).
     email_send_interval: float = Field(default=1.0, gt=0)
+    #: How often each server process reads the low-balance alerts afresh and mails crossings
+    #: no request saw (a balance an operator took down); requests see theirs at once.
+    alert_interval: float = Field(default=30.0, gt=0)
     #: The newsletter at sign-up: `opt_in` (an unticked box), `opt_out` (a ticked box; not
     #: valid consent in the EU) or `off` (no newsletter: no box, no setting, nothing sent).
     newsletter_default: Literal["opt_in", "opt_out", "off"] = "opt_in"
@@ -338,6 +342,11 @@ class Settings(BaseSettings):
     operator_address: str | None = None
     #: Where the site's "Docs" links go.
     docs_url: str = "https://reapi.dev/docs"
+
+    # -- billing ---------------------------------------------------------------------------------
+    #: Credit packs sold through Stripe Checkout, and the Stripe account behind them
+    #: (`[billing]` in TOML; `REAPI_BILLING__STRIPE_SECRET_KEY`, ...). See docs/billing.md.
+    billing: BillingSettings = Field(default_factory=BillingSettings)
 
     # -- logging, metrics, docs ------------------------------------------------------------------
     log_level: str = "INFO"
@@ -391,6 +400,13 @@ class Settings(BaseSettings):
             raise ValueError("email_backend = resend needs public_base_url (links in mail)")
         if self.email_from.rstrip("> ").endswith("@localhost"):
             raise ValueError("email_backend = resend needs email_from at your sending domain")
+        return self
+
+    @model_validator(mode="after")
+    def _live_billing_has_an_address(self) -> Settings:
+        if self.billing.live and not self.public_base_url:
+            # Checkout sends buyers back there; without it they would land on 127.0.0.1.
+            raise ValueError("billing with a live Stripe key needs public_base_url")
         return self
 
     @model_validator(mode="after")

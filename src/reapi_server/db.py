@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from .db_errors import is_unavailable
+from .db_errors import is_sqlite_busy, is_unavailable
 from .extras import require
 from .group_commit import GroupCommitter, Tx, as_tx
 from .lock_order import lock_accounts
@@ -128,11 +128,6 @@ async def _check_foreign_keys(session: AsyncSession) -> None:
     if violations:
         tables = sorted({str(row[0]) for row in violations})
         raise RuntimeError(f"foreign key violations in {', '.join(tables)}")
-
-
-def _is_busy(error: OperationalError) -> bool:
-    code = getattr(error.orig, "sqlite_errorcode", None)
-    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class Database:
@@ -257,7 +252,7 @@ class Database:
                 return session
             except OperationalError as error:
                 await session.close()
-                if not _is_busy(error) or anyio.current_time() >= deadline:
+                if not is_sqlite_busy(error) or anyio.current_time() >= deadline:
                     raise
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.05)

@@ -11,7 +11,7 @@ import sqlite3
 
 from sqlalchemy import exc as sa
 
-__all__ = ["error_name", "is_unavailable"]
+__all__ = ["error_name", "is_sqlite_busy", "is_unavailable"]
 
 #: SQLite primary result codes of a database that cannot work right now (locked past the busy
 #: timeout, out of memory or disk, read-only, I/O errors, unopenable or damaged files).
@@ -32,6 +32,15 @@ _SQLITE_CODES = {
 #: error (I/O); and a read-only transaction (a standby).
 _PG_CLASSES = ("08", "53", "57", "58")
 _PG_STATES = {"25006"}
+
+
+def is_sqlite_busy(error: BaseException) -> bool:
+    """SQLite's lock is taken (worth waiting for), whatever form of it: Python gives the
+    extended result code (SQLITE_BUSY_SNAPSHOT, SQLITE_BUSY_RECOVERY, ...), whose low byte is
+    the primary SQLITE_BUSY or SQLITE_LOCKED. `error` is the driver's or SQLAlchemy's."""
+    cause = getattr(error, "orig", error)
+    code = getattr(cause, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _causes(error: BaseException) -> list[BaseException]:

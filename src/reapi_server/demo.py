@@ -2,12 +2,15 @@
 
 Only providers that have a simulator are kept in the demo's catalog, so a real provider key in
 the environment can never be used by accident: nothing leaves this machine. Sign-in with GitHub
-and Google goes to their simulated twins (`reapi_server.testing.identity_fakes`) on loopback.
+and Google goes to their simulated twins (`reapi_server.testing.identity_fakes`) on loopback,
+and billing to the Stripe simulator (`reapi_server.testing.stripe_sim`): a person buys credits
+on its checkout page and its signed webhooks credit them, as Stripe's would.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,17 +24,27 @@ from reapi.catalog import Catalog, load_catalog
 
 from . import admin
 from .app import create_app
+from .billing.settings import BillingSettings, CreditPack
+from .billing.webhook import WEBHOOK_PATH
 from .config import GitHubApp, GoogleApp, OAuthApps, Settings
+from .links import Links
 from .serving import run_server
 
 if TYPE_CHECKING:
     from .testing.identity_fakes import IdentityFakes
+    from .testing.stripe_sim import StripeSimulator
 
-__all__ = ["DEMO_EMAIL", "demo_catalog", "demo_sign_in", "run_demo"]
+__all__ = ["DEMO_EMAIL", "DEMO_PACKS", "demo_billing", "demo_catalog", "demo_sign_in", "run_demo"]
 
 DEMO_EMAIL = "demo@reapi.local"
 DEMO_CREDITS = 1_000_000
 _DEMO_POLL_INTERVAL = 0.5
+#: What the demo sells (on the simulated Stripe).
+DEMO_PACKS = (
+    CreditPack(id="starter", name="1,000 credits", credits=1_000, unit_amount=1_000),
+    CreditPack(id="plus", name="5,000 credits", credits=5_000, unit_amount=4_500),
+    CreditPack(id="pro", name="20,000 credits", credits=20_000, unit_amount=16_000),
+)
 
 
 def demo_catalog(
@@ -57,7 +70,12 @@ def demo_catalog(
 
 
 def _banner(
-    base: str, key: str, catalog: Catalog, mail_dir: Path, sign_in: Mapping[str, str]
+    base: str,
+    key: str,
+    catalog: Catalog,
+    mail_dir: Path,
+    sign_in: Mapping[str, str],
+    stripe: str,
 ) -> str:
     images = [m.id for m in catalog.models.values() if m.kind == "image"]
     videos = [m.id for m in catalog.models.values() if m.kind == "video"]
@@ -83,6 +101,9 @@ def _banner(
         "",
         f"Web: sign up at {base}/signup (or sign in at {base}/login).",
         f"Mail (verification and reset links) is written as .eml files to {mail_dir.resolve()}/",
+        f"Billing: buy credits at {base}/dashboard/billing once your address is verified. Stripe",
+        f'is simulated at {stripe}: press "Pay" on its page (test card 4242 succeeds; 3184',
+        "asks for authentication and 0341 is declined when auto top-up charges them later).",
         'GitHub and Google sign-in are simulated here: press "Continue with GitHub" on the',
         "sign-in page and pick a person on the simulated GitHub's page.",
         *(f"  {name:<7} {url}" for name, url in sign_in.items()),
@@ -132,13 +153,14 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
             fg="red",
         )
         raise typer.Exit(1)
-    # Only now: the sign-in fakes run on reapi.testing's servers too.
+    # Only now: the sign-in fakes and the Stripe simulator run on reapi.testing's servers too.
     from .testing.identity_fakes import run_identity_fakes
+    from .testing.stripe_sim import StripeSimulator
 
     default_simulators, run_simulators = testing.default_simulators, testing.run_simulators
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:
-        with run_identity_fakes() as fakes:
+        with run_identity_fakes() as fakes, StripeSimulator(account_name=settings.site_name) as sim:
             simulated = dict(handle.provider_urls)
             catalog = demo_catalog(
                 load_catalog(settings.catalog_path), simulated, handle.poll_intervals
@@ -149,15 +171,33 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
                 # The first poll of a new video, and the poller's pace: simulators are quick.
                 poll_interval=min(settings.poll_interval, _DEMO_POLL_INTERVAL),
                 oauth=demo_sign_in(fakes),
+                billing=demo_billing(sim, settings),
             )
             asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
             issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
             base = f"http://{settings.host}:{settings.port}"
             sign_in = {name: fakes.urls[name] for name in ("github", "google")}
-            typer.echo(_banner(base, issued.plaintext, catalog, settings.mail_dir, sign_in))
+            typer.echo(
+                _banner(base, issued.plaintext, catalog, settings.mail_dir, sign_in, sim.base_url)
+            )
             run_server(settings, create_app(settings, catalog=catalog, migrate=False))
     finally:
         handle.stop()
+
+
+def demo_billing(sim: StripeSimulator, settings: Settings) -> BillingSettings:
+    """Billing on the Stripe simulator, whose webhooks (signed with a secret made now) go to
+    this gateway. Never a real Stripe account, whatever the configuration says."""
+    secret = "whsec_demo_" + secrets.token_hex(16)
+    sim.add_webhook_endpoint(Links.from_settings(settings).page(WEBHOOK_PATH), secret)
+    return BillingSettings(
+        stripe_secret_key=SecretStr(sim.secret_key),
+        stripe_webhook_secrets=[SecretStr(secret)],
+        stripe_api_base=sim.base_url,
+        packs=list(DEMO_PACKS),
+        event_retry_interval=2.0,
+        auto_top_up_interval=5.0,
+    )
 
 
 def demo_sign_in(fakes: IdentityFakes) -> OAuthApps:

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AccountClosed",
     "AccountDisabled",
+    "AccountInDispute",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
@@ -70,6 +71,15 @@ class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_credits"
+
+
+class AccountInDispute(GatewayError):
+    """A chargeback of a payment to the account is open, or took more credit than was left:
+    nothing is held for the account until it is resolved or paid (`billing`)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "account_in_dispute"
 
 
 class KeySpendLimitReached(GatewayError):

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from .db_errors import is_sqlite_busy
 from .models import CommitMarker
 
 __all__ = ["GroupCommitter", "SessionTx", "Statement", "Tx", "as_tx", "forget_idle_markers"]
@@ -228,10 +229,6 @@ class _OutcomeUnknown(Exception):
         self.seq = seq
         #: What the ops returned: their results if the transaction landed.
         self.results = results
-
-
-def _is_busy(error: sqlite3.OperationalError) -> bool:
-    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class GroupCommitter:
@@ -491,7 +488,7 @@ class GroupCommitter:
                 connection.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if not _is_busy(error) or anyio.current_time() >= deadline:
+                if not is_sqlite_busy(error) or anyio.current_time() >= deadline:
                     raise
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.05)

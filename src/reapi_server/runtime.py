@@ -28,7 +28,11 @@ from reapi.core import (
 )
 from reapi.router import HedgePolicy, Router, RouterConfig
 
+from .alerts.crossings import AlertMail
+from .alerts.watch import AlertWatch
 from .api_keys.auth import Authenticator
+from .billing.auto_top_up import Watcher
+from .billing.service import Billing
 from .config import ConfigError, Settings
 from .coordination import RedisLink, open_link
 from .coordination.breakers import SharedBreakerStore
@@ -36,6 +40,7 @@ from .coordination.bus import Bus
 from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
 from .db import Database
+from .email.compose import MailComposer
 from .extras import OTEL_PACKAGES, require
 from .idempotency.local import LocalClaims
 from .jobs.changes import JobChanges, Signal
@@ -84,6 +89,12 @@ class Runtime:
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).
     live_holds: LiveHolds = field(default_factory=LiveHolds)
+    #: Stripe checkout, webhooks, refunds and auto top-up (`billing`).
+    billing: Billing = field(init=False)
+    #: Automatic top-ups, started off the request path by the accounts requests charged.
+    auto_top_up: Watcher = field(init=False)
+    #: The low-balance and key spend alerts, watched on each hold's closing (`alerts.watch`).
+    alerts: AlertWatch = field(init=False)
     #: Posts webhooks (SSRF-checked at every attempt, under `webhook_allow_networks`).
     webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
     #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
@@ -97,6 +108,11 @@ class Runtime:
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
+        self.billing = Billing.from_settings(self.settings, self.db, self.now)
+        self.auto_top_up = Watcher(self.billing)
+        self.alerts = AlertWatch(
+            AlertMail(self.db, MailComposer.from_settings(self.settings), self.now)
+        )
 
     def now(self) -> float:
         return self.clock()
@@ -108,6 +124,7 @@ class Runtime:
         return self.secret
 
     async def aclose(self) -> None:
+        await self.billing.aclose()
         await self.engine.aclose()
         await self.db.dispose()
         if self.redis is not None:

@@ -256,3 +256,54 @@ def _sign_in_with_the_simulated_github(base: str, banner: str) -> None:
         back = browser.get(callback)
         assert back.status_code == 303 and back.headers["location"] == "/auth/consent"
         assert "ada@example.com" in browser.get("/auth/consent").text
+
+
+def test_demo_sells_credits_through_the_simulated_stripe(tmp_path):
+    """A person buys a pack in the demo end to end: the simulated Stripe's page takes the
+    payment, its signed webhook credits the account, the receipt is in <data_dir>/mail/."""
+    from tests.web.helpers import read_mail
+
+    with running_demo(tmp_path) as (base, _, banner), httpx.Client(base_url=base) as browser:
+        stripe = re.search(r"Stripe\s+is simulated at (http://\S+):", banner.replace("\n", " "))
+        assert stripe, banner
+        signup = browser.get("/signup")
+        email = "buyer@example.com"
+        created = browser.post(
+            "/signup",
+            data={
+                "csrf_token": csrf_of(signup.text),
+                "email": email,
+                "password": "a long enough passphrase here",
+                "age_16_plus": "yes",
+                "accept_terms": "yes",
+            },
+        )
+        assert created.status_code == 303, created.text
+        deadline = time.monotonic() + 15
+        while not (mail := [m for m in read_mail(tmp_path / "mail") if m.to == email]):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        verify = mail[0].link("/verify")
+        page = browser.get(verify)
+        browser.post(
+            "/verify", data={"csrf_token": csrf_of(page.text), "token": mail[0].token("/verify")}
+        )
+        billing = browser.get("/dashboard/billing")
+        assert "Continue to payment" in billing.text, billing.text
+        started = browser.post(
+            "/dashboard/billing/checkout",
+            data={"csrf_token": csrf_of(billing.text), "pack": "starter"},
+        )
+        assert started.status_code == 303
+        pay_url = started.headers["location"]
+        assert pay_url.startswith(stripe.group(1))
+        paid = httpx.post(pay_url, data={"action": "pay", "email": email, "card": "4242"})
+        assert paid.status_code == 303
+        success = browser.get(paid.headers["location"].removeprefix(base), timeout=30)
+        assert "Payment received" in success.text, success.text
+        history = browser.get("/dashboard/billing/history")
+        assert "1,000 credits" in history.text and "/invoice/" in history.text
+        deadline = time.monotonic() + 15
+        while not any("receipt" in m.subject for m in read_mail(tmp_path / "mail")):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)

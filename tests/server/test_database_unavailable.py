@@ -101,3 +101,36 @@ def test_only_an_unavailable_database_is_a_503():
     assert not is_unavailable(ValueError("a bug"))
     assert is_unavailable(exc.OperationalError(None, None, ConnectionRefusedError(111, "refused")))
     assert is_unavailable(exc.TimeoutError("QueuePool limit reached"))
+
+
+def test_a_writer_waits_for_every_kind_of_busy(tmp_path):
+    """Python gives SQLite's extended result codes: "database is locked" may come as
+    SQLITE_BUSY_SNAPSHOT (517) or SQLITE_BUSY_RECOVERY (261), not only 5. A writer whose lock
+    (or first connection's set-up, while another connection turns on WAL) meets one of them
+    waits its turn like for plain SQLITE_BUSY; a real error is not waited for."""
+    import sqlite3
+
+    from sqlalchemy import exc
+
+    from reapi_server.db_errors import is_sqlite_busy
+
+    path = tmp_path / "busy.db"
+    first = sqlite3.connect(path, isolation_level=None)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.execute("CREATE TABLE t (x)")
+    second = sqlite3.connect(path, isolation_level=None)
+    second.execute("BEGIN")
+    second.execute("SELECT * FROM t").fetchall()
+    first.execute("INSERT INTO t VALUES (1)")
+    try:
+        second.execute("INSERT INTO t VALUES (2)")  # its snapshot is stale: BUSY_SNAPSHOT
+    except sqlite3.OperationalError as error:
+        snapshot = error
+    assert snapshot.sqlite_errorcode != sqlite3.SQLITE_BUSY  # an extended code
+    assert is_sqlite_busy(exc.OperationalError("INSERT", {}, snapshot))
+    assert is_sqlite_busy(snapshot)  # the driver's own, as group commit sees it
+    try:
+        first.execute("SELECT * FROM nope")
+    except sqlite3.OperationalError as error:
+        typo = error
+    assert not is_sqlite_busy(exc.OperationalError("SELECT", {}, typo))

@@ -20,6 +20,7 @@ from tests.web.oauth import at_provider, local, start_link
 from tests.web.two_factor_helpers import code_at, turn_on
 
 from reapi_server.accounts.service import account_of
+from reapi_server.alerts import settings as alert_settings
 from reapi_server.api_keys.limits import KeyLimits
 from reapi_server.api_keys.service import issue_key
 from reapi_server.audit import Actor
@@ -29,7 +30,18 @@ from reapi_server.credits import repository as credits
 from reapi_server.derived_keys import derive_key, keyed_digest
 from reapi_server.email.notices import NoticeDraft, Notices
 from reapi_server.identity import repository as users
-from reapi_server.models import Base, VideoJob, WebhookDelivery
+from reapi_server.models import (
+    Base,
+    BillingProfile,
+    Dispute,
+    Payment,
+    Refund,
+    TopUp,
+    VideoJob,
+    WebhookDelivery,
+)
+from reapi_server.promo import repository as promo_codes
+from reapi_server.promo import service as promo
 from reapi_server.testing.oauth_sim import FakeIdentity
 from reapi_server.webhooks import repository as webhooks
 
@@ -39,6 +51,8 @@ NOT_PERSONAL = {
     "commit_markers": "one sequence number per server process (group commit); no owner",
     "notices": "the operator's notices (kind, subject, date); who got one: notice_deliveries",
     "fleet_secret": "the installation's one secret (one row); no owner",
+    "stripe_events": "Stripe's event ids and types (what they are about is fetched from Stripe)",
+    "promo_codes": "the operator's promotion codes; who redeemed one: promo_redemptions",
 }
 #: Tables whose rows about a person outlive them on purpose (and why). Deletion leaves these,
 #: naming only ids that no longer lead to anyone; `payments` is kept too, detached (its
@@ -125,6 +139,70 @@ async def seed_person(gateway, browsers, providers, *, product: str = "Starter p
             invoice_id=f"in_{suffix}",
             invoice_url=f"https://invoice.example/in_{suffix}",
         )
+        # Billing: a top-up, a refund and a dispute of the payment, a saved card.
+        session.add_all(
+            [
+                TopUp(
+                    id=f"tu_{suffix}",
+                    account_id=account.id,
+                    kind="checkout",
+                    pack_id="starter",
+                    product=product,
+                    credits=1000,
+                    amount=900,
+                    currency="eur",
+                    status="paid",
+                    save_card=True,
+                    stripe_checkout_session_id=f"cs_{suffix}",
+                    created_at=rt.now(),
+                ),
+                Refund(
+                    id=f"re_{suffix}",
+                    payment_id=payment.id,
+                    amount=100,
+                    credits=111,
+                    credits_taken=111,
+                    credits_debt=0,
+                    credits_waived=0,
+                    requested_by="operator",
+                    created_at=rt.now(),
+                ),
+                Dispute(
+                    id=f"dp_{suffix}",
+                    payment_id=payment.id,
+                    account_id=account.id,
+                    amount=800,
+                    credits=888,
+                    status="won",
+                    created_at=rt.now(),
+                ),
+                BillingProfile(
+                    account_id=account.id,
+                    stripe_customer_id=f"cus_{suffix}",
+                    payment_method_id=f"pm_{suffix}",
+                    card_label="Visa •••• 4242",
+                    auto_enabled=False,
+                    auto_threshold=0,
+                    auto_monthly_cap=0,
+                    updated_at=rt.now(),
+                ),
+            ]
+        )
+    # A promotion code redeemed (as everyone seeded does: the code is nobody's), low-balance
+    # thresholds and a key's spend alert.
+    async with rt.db.write() as session:
+        if await promo_codes.by_code(session, "SEEDED-WELCOME") is None:
+            await promo.create_code(
+                session,
+                promo.CodeTerms(code="SEEDED-WELCOME", credits=25),
+                created_by=None,
+                now=rt.now(),
+            )
+        await alert_settings.save_thresholds(session, account.id, [500, 20_000], now=rt.now())
+        await alert_settings.save_key_percent(session, account.id, key_row.id, 80, now=rt.now())
+    await promo.redeem(
+        rt.db, account_id=account.id, user_id=user.id, text="seeded-welcome", now=rt.now()
+    )
     image = await gateway.client.post(
         "/v1/images/generations",
         json={"model": "gpt-image-2", "prompt": "a lighthouse", "response_format": "url"},
@@ -178,6 +256,9 @@ async def seed_person(gateway, browsers, providers, *, product: str = "Starter p
         key_row.id,
         payment.id,
         f"cus_{suffix}",
+        f"tu_{suffix}",
+        f"re_{suffix}",
+        f"dp_{suffix}",
         person.image_request_id,
         person.video_id,
         github_id,
@@ -217,6 +298,9 @@ def about(table: Table, person: Person, throttle_key: bytes) -> ColumnElement[bo
         return c.id == person.account_id
     if table.name == "audit_log":
         return or_(c.target_user_id == person.user_id, c.account_id == person.account_id)
+    if table.name == "refunds":  # through their payment (kept, detached, after deletion)
+        owned = select(Payment.id).where(Payment.account_id == person.account_id)
+        return c.payment_id.in_(owned.scalar_subquery())
     if "user_id" in c:
         return c.user_id == person.user_id
     if "account_id" in c:

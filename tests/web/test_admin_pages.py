@@ -15,6 +15,7 @@ from tests.web.staff import account_id_of, signed_in, signed_in_admin, user_id_o
 
 from reapi_server.models import AuditEntry, LedgerEntry, User
 from reapi_server.web.pages import admin as admin_pages
+from reapi_server.web.pages import admin_billing
 
 
 def _text(page: str) -> str:
@@ -24,7 +25,7 @@ def _text(page: str) -> str:
 def _admin_routes() -> list[tuple[str, str]]:
     """(method, path template) of every admin route."""
     found = []
-    for route in admin_pages.router.routes:
+    for route in (*admin_pages.router.routes, *admin_billing.router.routes):
         assert isinstance(route, Route)
         assert route.path == "/admin" or route.path.startswith("/admin/"), route.path
         for method in sorted(route.methods or ()):
@@ -44,6 +45,8 @@ async def _people(gateway, browsers):
     values = {
         "account_id": await account_id_of(gateway, email),
         "user_id": await user_id_of(gateway, email),
+        "payment_id": "pay_0",
+        "event_id": "evt_0",
     }
     return admin, customer, email, values
 
@@ -66,6 +69,9 @@ def test_the_admin_routes_are_all_listed():
         "/admin/accounts/{account_id}/disable",
         "/admin/accounts/{account_id}/enable",
         "/admin/audit",
+        "/admin/billing",
+        "/admin/billing/payments/{payment_id}/refund",
+        "/admin/billing/events/{event_id}/apply",
     }
 
 

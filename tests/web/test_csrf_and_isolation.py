@@ -29,6 +29,8 @@ PAGE_PATHS = [
     "/dashboard/usage",
     "/dashboard/outputs",
     "/dashboard/outputs/delete-all",
+    "/dashboard/billing",
+    "/dashboard/billing/history",
     "/no-such-page",
 ]
 
@@ -91,6 +93,10 @@ async def test_every_form_is_covered(web):
         "/admin/accounts/sess_0/disable",
         "/admin/accounts/sess_0/enable",
         "/admin/users/sess_0/delete",
+        "/dashboard/billing/checkout",
+        "/dashboard/billing/auto-top-up",
+        "/admin/billing/payments/sess_0/refund",
+        "/admin/billing/events/sess_0/apply",
     } <= set(_post_paths(web))
 
 

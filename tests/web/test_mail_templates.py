@@ -43,6 +43,16 @@ def _every(composer: MailComposer):
             "ada@example.com", subject="S", effective=date(2030, 1, 5), body=body
         ),
         composer.newsletter("ada@example.com", subject="N", body=body, unsubscribe="user_1.t"),
+        composer.balance_low("ada@example.com", threshold=1000, balance=960),
+        composer.key_spend_high(
+            "ada@example.com",
+            key_name="prod <b>",
+            percent=80,
+            spend=8000,
+            limit=10000,
+            period_words="this month",
+            resets=1_800_000_000,
+        ),
     ]
 
 
@@ -112,3 +122,34 @@ def test_markdown_raw_html_is_text_and_code_keeps_its_box():
     assert "<b>" not in body.html and "&lt;b&gt;" in body.html
     assert '<pre style="' in body.html and "a &lt; b" in body.html
     assert '<a href="https://x.test" style="' in body.html
+
+
+def test_the_alerts_say_the_figures_and_where_to_act(composer):
+    low = composer.balance_low("ada@example.com", threshold=1000, balance=960)
+    assert low.subject == "Your Acme <AI> balance is below 1,000 credits"
+    assert "now 960 credits" in low.text and "alert you set at 1,000" in low.text
+    assert "https://acme.test/dashboard/billing" in low.text
+    assert 'href="https://acme.test/settings#notifications"' in low.html
+    key = composer.key_spend_high(
+        "ada@example.com",
+        key_name="prod <b>",
+        percent=80,
+        spend=8000,
+        limit=10000,
+        period_words="this month",
+        resets=1_800_000_000,
+    )
+    assert "spent 8,000 of its 10,000 credits this month" in key.text
+    assert "until 2027-01-15 08:00 UTC" in key.text and "once per period" in key.text
+    assert "prod &lt;b&gt;" in key.html and "prod <b>" not in key.html
+    assert "https://acme.test/dashboard/keys" in key.text
+    forever = composer.key_spend_high(
+        "ada@example.com",
+        key_name="k",
+        percent=50,
+        spend=5,
+        limit=10,
+        period_words="in total",
+        resets=None,
+    )
+    assert "until" not in forever.text and "once per crossing" in forever.text

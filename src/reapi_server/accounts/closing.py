@@ -4,7 +4,8 @@ set, keys revoked: nothing more is held for it, in any process):
 1. its video jobs go through the videos' own delete path: a running one is cancelled upstream
    and its hold released, exactly once;
 2. its outputs (rows now, objects queued with them and deleted at once), usage rows and
-   idempotency records are deleted; its payment records are detached and kept;
+   idempotency records are deleted; its payment records (with their refunds and disputes) are
+   detached and kept; its billing profile (Stripe customer, saved card) and top-ups go;
 3. once no request of it is in flight (no credit held), its ledger, holds, keys and the account
    row itself. An image request still running when the person left finishes as it would have
    (its rows are written against the closed account, which still exists), and the next pass
@@ -59,6 +60,7 @@ async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
         usage_rows = await usage.delete_for_account(session, account_id)
         await idempotency.delete_for_account(session, account_id)
         await payments.detach_account(session, account_id, now=now)
+        await payments.forget_account(session, account_id)
         removed = False
         if not in_flight:
             # Nothing can be held any more (the account is closed), so nothing settles after.

@@ -52,7 +52,11 @@ ACTION_WORDS = {
     "account.enable": "Enabled the account",
     "user.promote": "Made an admin",
     "user.delete": "Deleted the person",
+    "promo.create": "Created a promotion code",
+    "promo.disable": "Withdrew a promotion code",
     "user.reset_2fa": "Turned two-factor authentication off",
+    "payment.refund": "Refunded a payment",
+    "stripe_event.apply": "Applied a Stripe event",
 }
 
 

@@ -34,6 +34,7 @@ from ..ids import new_id
 from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry
 
 __all__ = [
+    "GRANT_KINDS",
     "ClosedHold",
     "KeySpend",
     "Refusal",
@@ -61,6 +62,13 @@ class ClosedHold:
     account_id: str
     amount: int
     charged: int
+    #: The account's balance once the hold was closed, as the closing statement left it.
+    balance: int | None = None
+    #: The key the hold counted against, and the key's spend in the hold's period once closed
+    #: (None: no key, or its counter has moved on to a later period). With `balance`, what
+    #: the low-balance alerts watch (`alerts.watch`) without a statement of their own.
+    key_id: str | None = None
+    key_spend: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,10 @@ class Refusal:
     account_disabled: bool
     #: The account is being deleted (`accounts.deletion`).
     account_closed: bool = False
+    #: Why the account is on hold (`account_in_dispute`: a chargeback is open).
+    on_hold: str | None = None
+    #: Credits the account owes since a chargeback took more than was left.
+    debt: int = 0
     #: The key is gone or revoked.
     key_unusable: bool = False
     key_expires_at: float | None = None
@@ -136,13 +148,16 @@ _ADJUST = Statement(
 _AMOUNT = bindparam("b_amount", type_=BigInteger)
 _PERIOD = bindparam("b_period", type_=Float)
 _NOW = bindparam("b_now", type_=Float)
-#: The account can fund a hold: enough balance, not disabled, not being deleted (nothing is held
-#: for an account being deleted: refused here, in every process at once).
+#: The account can fund a hold: enough balance, not disabled, not being deleted, not on hold
+#: (nothing is held for such an account: refused here, in every process at once).
 _FUNDED: tuple[ColumnElement[bool], ...] = (
     Account.id == bindparam("b_account"),
     Account.balance >= _AMOUNT,
     Account.disabled_at.is_(None),
     Account.deleted_at.is_(None),
+    # Nor for one in a payment dispute, or owing credit since one (`billing.disputes`).
+    Account.on_hold.is_(None),
+    Account.debt == 0,
 )
 #: The conditional UPDATE that decides whether a request without a key may run.
 _DEBIT_CLAUSE = (
@@ -213,6 +228,8 @@ _WHY_REFUSED = Statement(
         Account.balance,
         Account.disabled_at,
         Account.deleted_at,
+        Account.on_hold,
+        Account.debt,
         ApiKey.id,
         ApiKey.revoked_at,
         ApiKey.expires_at,
@@ -230,6 +247,15 @@ _WHY_REFUSED = Statement(
         ),
     )
     .where(Account.id == bindparam("b_account"))
+)
+
+
+#: The key's counter in the hold's period, read as the hold closes (before the unspent rest
+#: is given back): NULL when the counter has moved on to a later period.
+_KEY_SPEND_READ = (
+    select(ApiKey.period_spend)
+    .where(ApiKey.id == CreditHold.api_key_id, ApiKey.period_start == CreditHold.period_start)
+    .scalar_subquery()
 )
 
 
@@ -254,6 +280,7 @@ def _closing(*conditions: ColumnElement[bool]) -> Statement:
             CreditHold.charged,
             CreditHold.api_key_id,
             CreditHold.period_start,
+            _KEY_SPEND_READ,
         )
     )
 
@@ -268,6 +295,7 @@ _REFUND_CLAUSE = (
         balance=Account.balance + bindparam("b_refund"),
         reserved=Account.reserved - bindparam("b_amount"),
     )
+    .returning(Account.balance)
 )
 _REFUND = Statement(_REFUND_CLAUSE)
 #: The unspent rest of a hold leaves the key's counter, if the counter is still the period's
@@ -304,15 +332,24 @@ async def _ledger(
     )
 
 
-async def grant(session: AsyncSession | Tx, account_id: str, amount: int, now: float) -> bool:
-    """Add `amount` (1 to `MAX_CREDITS`) to the balance; False when the account would exceed
-    `MAX_CREDITS` (or does not exist), and then nothing is written."""
+#: The ledger kinds of credit added to a balance: an operator's grant, a promotion code.
+GRANT_KINDS = frozenset({"grant", "promo"})
+
+
+async def grant(
+    session: AsyncSession | Tx, account_id: str, amount: int, now: float, *, kind: str = "grant"
+) -> bool:
+    """Add `amount` (1 to `MAX_CREDITS`) to the balance, as ledger kind `kind` (one of
+    `GRANT_KINDS`); False when the account would exceed `MAX_CREDITS` (or does not exist), and
+    then nothing is written."""
     if not 0 < amount <= MAX_CREDITS:
         raise ValueError(f"a grant must be between 1 and {MAX_CREDITS}")
+    if kind not in GRANT_KINDS:
+        raise ValueError(f"no grant is of ledger kind {kind!r}")
     tx = as_tx(session)
     if await tx.execute(_GRANT, {"b_account": account_id, "b_amount": amount}) != 1:
         return False
-    await _ledger(tx, account_id, "grant", amount, 0, None, now)
+    await _ledger(tx, account_id, kind, amount, 0, None, now)
     return True
 
 
@@ -423,14 +460,19 @@ async def why_refused(
     )
     if row is None:
         return None
-    balance, disabled_at, deleted_at, found, revoked_at, expires_at, limit, spent, period = row
-    closed = deleted_at is not None
+    balance, disabled_at, deleted_at, on_hold, debt, found, revoked_at, expires_at = row[:8]
+    limit, spent, period = row[8:]
+    account = {
+        "balance": int(balance),
+        "account_disabled": disabled_at is not None,
+        "account_closed": deleted_at is not None,
+        "on_hold": on_hold,
+        "debt": int(debt),
+    }
     if key is None:
-        return Refusal(int(balance), disabled_at is not None, account_closed=closed)
+        return Refusal(**account)
     return Refusal(
-        balance=int(balance),
-        account_disabled=disabled_at is not None,
-        account_closed=closed,
+        **account,
         key_unusable=found is None or revoked_at is not None,
         key_expires_at=None if expires_at is None else float(expires_at),
         spend_limit=None if limit is None else int(limit),
@@ -456,7 +498,7 @@ async def _close(
     if row is None:
         return None
     account_id, amount, charged = str(row[0]), int(row[1]), int(row[2])
-    key_id, period = row[3], row[4]
+    key_id, period, key_spend = row[3], row[4], row[5]
     refund = amount - charged
     params = {
         "b_account": account_id,
@@ -466,15 +508,22 @@ async def _close(
         "b_period": period,
     }
     if key_id is None or refund == 0:
-        await tx.execute(_REFUND, params)
+        balance = await tx.first(_REFUND, params)
     elif tx.dialect_name == "postgresql":
-        await tx.execute(_REFUND_AND_GIVE_BACK, params)
+        balance = await tx.first(_REFUND_AND_GIVE_BACK, params)
     else:
-        await tx.execute(_REFUND, params)
+        balance = await tx.first(_REFUND, params)
         await tx.execute(_GIVE_BACK, params)
     kind = "settle" if status == "settled" else "release"
     await _ledger(tx, account_id, kind, refund, -amount, hold_id, now)
-    return ClosedHold(account_id, amount, charged)
+    return ClosedHold(
+        account_id,
+        amount,
+        charged,
+        balance=None if balance is None else int(balance[0]),
+        key_id=None if key_id is None else str(key_id),
+        key_spend=None if key_spend is None else int(key_spend) - refund,
+    )
 
 
 async def settle(

@@ -13,6 +13,7 @@ from ..api_keys.periods import next_reset
 from ..errors import (
     AccountClosed,
     AccountDisabled,
+    AccountInDispute,
     CreditLimitExceeded,
     GatewayError,
     InsufficientCredits,
@@ -103,6 +104,16 @@ def refusal_error(found: Refusal | None, amount: int, now: float) -> GatewayErro
         return InvalidApiKey("the API key is not valid or has been revoked")
     if found.account_disabled:
         return AccountDisabled("this account is disabled; contact the operator of this gateway")
+    if found.on_hold is not None:
+        return AccountInDispute(
+            "a payment to this account is disputed with the card issuer; requests are refused"
+            " until the dispute is resolved"
+        )
+    if found.debt > 0:
+        return AccountInDispute(
+            f"this account owes {found.debt} credits after a disputed payment; requests are"
+            " refused until credits are bought to cover it"
+        )
     if found.key_unusable:
         return InvalidApiKey("the API key is not valid or has been revoked")
     if found.key_expires_at is not None and found.key_expires_at <= now:
@@ -122,12 +133,17 @@ def refusal_error(found: Refusal | None, amount: int, now: float) -> GatewayErro
 _PER = {"daily": "day", "weekly": "week", "monthly": "month"}
 
 
-async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:
-    """Add credit to an account, within `MAX_CREDITS` (per grant, and for the account's
-    balance and held credit together); anything else is refused and nothing is written."""
+async def grant(
+    session: AsyncSession, account_id: str, amount: int, now: float, *, kind: str = "grant"
+) -> None:
+    """Add credit to an account (ledger kind `kind`: an operator's `grant`, a `promo` code),
+    within `MAX_CREDITS` (per grant, and for the account's balance and held credit together);
+    anything else is refused and nothing is written."""
     if amount <= 0:
         raise ValueError("a grant must be positive")
-    if amount > MAX_CREDITS or not await repository.grant(session, account_id, amount, now):
+    if amount > MAX_CREDITS or not await repository.grant(
+        session, account_id, amount, now, kind=kind
+    ):
         raise CreditLimitExceeded(
             f"an account may hold at most {MAX_CREDITS:,} credits; this grant would exceed that",
             param="credits",

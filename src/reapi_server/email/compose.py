@@ -198,6 +198,99 @@ class MailComposer:
             contact=self.contact,
         )
 
+    def payment_receipt(
+        self,
+        to: str,
+        *,
+        when: float,
+        product: str,
+        credits: int,
+        amount: str,
+        automatic: bool,
+        invoice_url: str | None,
+        invoice_pdf: str | None,
+        receipt_url: str | None,
+    ) -> Message:
+        """After each purchase and each automatic top-up: what was bought, and the invoice (a
+        purchase through Checkout) or the charge's receipt (an automatic top-up)."""
+        return self._render(
+            "payment_receipt",
+            to=to,
+            subject=f"Your {self.site_name} receipt: {credits:,} credits",
+            when=_when(when),
+            product=product,
+            credits=f"{credits:,}",
+            amount=amount,
+            automatic=automatic,
+            invoice_link=invoice_url,
+            invoice_pdf=invoice_pdf,
+            receipt_link=receipt_url,
+            billing_link=self.links.page("/dashboard/billing/history"),
+        )
+
+    def auto_top_up_paused(
+        self, to: str, *, when: float, product: str, amount: str, code: str
+    ) -> Message:
+        """The bank refused an automatic top-up (`code`: Stripe's): it is off until the person
+        turns it on again."""
+        reasons = {
+            "authentication_required": "your bank asked you to confirm the payment, which an "
+            "automatic charge cannot do",
+            "insufficient_funds": "your bank declined it for insufficient funds",
+            "expired_card": "the card has expired",
+        }
+        return self._render(
+            "auto_top_up_paused",
+            to=to,
+            subject=f"Automatic top-up of your {self.site_name} balance is paused",
+            when=_when(when),
+            product=product,
+            amount=amount,
+            reason=reasons.get(code, "your bank declined the card"),
+            authentication=code == "authentication_required",
+            billing_link=self.links.page("/dashboard/billing"),
+        )
+
+    def balance_low(self, to: str, *, threshold: int, balance: int) -> Message:
+        """The balance fell below a threshold its owner set (`alerts`)."""
+        return self._render(
+            "balance_low",
+            to=to,
+            subject=f"Your {self.site_name} balance is below {threshold:,} credits",
+            threshold=f"{threshold:,}",
+            balance=f"{balance:,}",
+            billing_link=self.links.page("/dashboard/billing"),
+            settings_link=self.links.settings() + "#notifications",
+        )
+
+    def key_spend_high(
+        self,
+        to: str,
+        *,
+        key_name: str,
+        percent: int,
+        spend: int,
+        limit: int,
+        period_words: str,
+        resets: float | None,
+    ) -> Message:
+        """A key spent the share of its spend limit its owner set (`alerts`)."""
+        return self._render(
+            "key_spend_high",
+            to=to,
+            subject=f"Your {self.site_name} key {key_name} has spent {percent}% of its limit",
+            key_name=key_name,
+            percent=percent,
+            spend=f"{spend:,}",
+            limit=f"{limit:,}",
+            period_words=period_words,
+            resets=None
+            if resets is None
+            else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(resets)),
+            keys_link=self.links.page("/dashboard/keys"),
+            settings_link=self.links.settings() + "#notifications",
+        )
+
     def policy_change(self, to: str, *, subject: str, effective: date, body: MailBody) -> Message:
         """A notice to every account holder before a policy change takes effect."""
         return self._render(

@@ -189,9 +189,11 @@ async def generate(
         raise
     finally:
         rt.live_holds.discard(hold_id)
+    rt.alerts.observe(closed)  # memory only: a crossing's write runs apart
     if closed is not None:
         rt.metrics.credits.labels("charged").inc(closed.charged)
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
+        rt.auto_top_up.spent(principal.account_id)  # in memory: checked off the request path
 
     if as_url:
         data = [{"url": file_url(base_url, f.file_id)} for f in files]
@@ -251,6 +253,7 @@ async def _release(
                 "release failed", extra={"request_id": request_id, "code": type(exc).__name__}
             )
             return
+    rt.alerts.observe(closed)
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)
 

@@ -262,8 +262,10 @@ class JobPoller:
         tell_ended(rt, job.id)
         rt.memory.forget(job.id)
         rt.metrics.video_jobs.labels("completed").inc()
+        rt.alerts.observe(closed)
         if closed is not None:
             rt.metrics.credits.labels("charged").inc(closed.charged)
+            rt.auto_top_up.spent(job.account_id)
 
     async def _failed(self, job: VideoJob, route: Route, status: TaskStatus) -> None:
         rt = self.rt

@@ -49,6 +49,14 @@ def subprocessors(settings: Settings, providers: Mapping[str, str]) -> list[Subp
                 "delivers the email we send you: your address and the message",
             )
         )
+    if settings.billing.enabled:
+        found.append(
+            Subprocessor(
+                "Stripe",
+                "takes your payments for credit: your email address, your card or bank details "
+                "(which we never see) and, when you give them, your billing address and tax ID",
+            )
+        )
     found += _sign_in_and_embeds(settings)
     return found
 

@@ -1,10 +1,11 @@
 """ORM models. No table has a column for a prompt, an image or any other request body."""
 
 from .accounts import Account
+from .alerts import BalanceAlert, KeySpendAlert
 from .api_keys import ApiKey
 from .audit import AuditEntry
 from .base import Base
-from .billing import Payment
+from .billing import BillingProfile, Dispute, Payment, Refund, StripeEvent, TopUp
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
@@ -14,6 +15,7 @@ from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
+from .promo import PromoCode, PromoRedemption
 from .usage import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
 from .users import (
     AuthThrottle,
@@ -37,12 +39,16 @@ __all__ = [
     "AuditEntry",
     "AuthThrottle",
     "BackupCode",
+    "BalanceAlert",
     "Base",
+    "BillingProfile",
     "CommitMarker",
     "Consent",
     "CreditHold",
+    "Dispute",
     "FleetSecret",
     "IdempotencyRecord",
+    "KeySpendAlert",
     "KnownDevice",
     "LedgerEntry",
     "Membership",
@@ -53,7 +59,12 @@ __all__ = [
     "OutboxMessage",
     "Payment",
     "PendingDeletion",
+    "PromoCode",
+    "PromoRedemption",
+    "Refund",
     "StoredOutput",
+    "StripeEvent",
+    "TopUp",
     "UsageRecord",
     "UsageRollup",
     "User",

@@ -20,6 +20,7 @@ class Account(Base):
         CheckConstraint("balance >= 0", name="balance_not_negative"),
         CheckConstraint("reserved >= 0", name="reserved_not_negative"),
         CheckConstraint(f"balance + reserved <= {MAX_CREDITS}", name="credits_within_bound"),
+        CheckConstraint(f"debt BETWEEN 0 AND {MAX_CREDITS}", name="debt_within_bound"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -30,6 +31,13 @@ class Account(Base):
     #: conditional UPDATE checks it, in every process at once) and the remaining rows go as
     #: soon as no request of it is in flight; then the row itself goes (`accounts.closing`).
     deleted_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
+    #: Credits the account owes beyond its balance: a chargeback (or a refund the operator
+    #: took back in full) took more than was left. The balance stays at 0 or above (its CHECK
+    #: guards every other path); a purchase pays the debt first. Shown as balance minus debt.
+    debt: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Why nothing may be held for the account now (`account_in_dispute`: a chargeback is
+    #: open). The hold's conditional UPDATE checks it and `debt`, in every process at once.
+    on_hold: Mapped[str | None] = mapped_column(String(40), default=None)
     #: Set by an operator: the account's keys are refused (403 `account_disabled`) until it is
     #: cleared again, and every credit hold of the account is refused from then on, in every
     #: process at once (the hold's statement reads it). The money and history stay as they are.

@@ -1,5 +1,6 @@
 """Credit movements. Each ledger row says how it changed `balance` (`amount`) and `reserved`
-(`reserved_delta`), so both columns of an account always equal the sums of its rows.
+(`reserved_delta`) and `debt` (`debt_delta`), so each of those columns of an account always
+equals the sum of its rows.
 
 A hold (`CreditHold`) is one reservation: `held` until it is settled (charged) or released, each
 exactly once — the conditional `UPDATE ... WHERE status = 'held'` is what makes it once.
@@ -29,17 +30,28 @@ class LedgerEntry(Base):
             f" AND reserved_delta BETWEEN -{MAX_CREDITS} AND {MAX_CREDITS}",
             name="amounts_within_bound",
         ),
+        CheckConstraint(
+            f"debt_delta BETWEEN -{MAX_CREDITS} AND {MAX_CREDITS}", name="debt_within_bound"
+        ),
+        # An index, not a constraint: SQLite adds one to an existing table without a rebuild.
+        Index("uq_credit_ledger_source_id", "source_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     account_id: Mapped[str] = mapped_column(
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
-    #: grant | adjustment (an operator's, either way) | reserve | settle | release
+    #: grant | adjustment (an operator's, either way) | reserve | settle | release; billing:
+    #: purchase | refund | dispute | dispute_won; promo (a promotion code)
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: How the row changed the account's `debt` (billing: a dispute adds, a purchase pays).
+    debt_delta: Mapped[int] = mapped_column(BigInteger, server_default="0")
     hold_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    #: What caused a billing movement (`pi_...:purchase`, `re_...`, `dp_...:taken`, ...):
+    #: unique, so the same money can never move twice, whichever path tries.
+    source_id: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[float] = mapped_column(Float)
 
 

@@ -1,6 +1,7 @@
 """The retention job, in every server process: delete what is older than `retention_days`
-(webhook deliveries: `webhook_retention_days`, when that is shorter), and payment records older
-than `payment_retention_days` (7 years).
+(webhook deliveries: `webhook_retention_days`, when that is shorter; Stripe events handled that
+long ago), and payment records older than `payment_retention_days` (7 years), with their
+refunds and disputes.
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..billing import event_store
 from ..billing import repository as payments
 from ..mirror.repository import enqueue_deletions
 from ..mirror.service import purge_deletions
@@ -45,6 +47,8 @@ class RetentionReport:
     abandoned_writes: int = 0
     #: Webhook deliveries past `webhook_retention_days` (sent or not).
     webhook_deliveries: int = 0
+    #: Stripe events handled before `retention_days` (their effects are in the rows they made).
+    stripe_events: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -81,6 +85,7 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
     payment_cutoff = rt.now() - rt.settings.payment_retention_days * DAY
     old_payments = await _in_batches(rt, payments.delete_expired, payment_cutoff, batch)
+    events = await _in_batches(rt, event_store.delete_handled_before, cutoff, batch)
     objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
     abandoned = await rt.store.sweep_abandoned(rt.now() - rt.settings.abandoned_write_seconds)
     deliveries = await _in_batches(
@@ -91,13 +96,23 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         batch,
     )
     report = RetentionReport(
-        expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries
+        expired_outputs,
+        usage_rows,
+        video_jobs,
+        old_payments,
+        objects,
+        abandoned,
+        deliveries,
+        events,
     )
-    if any((expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries)):
+    if (
+        any((expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries))
+        or events
+    ):
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
             f"payments={old_payments} objects={objects} abandoned={abandoned} "
-            f"webhooks={deliveries}"
+            f"webhooks={deliveries} events={events}"
         )
         log.info("retention purge", extra={"code": counts})
     return report

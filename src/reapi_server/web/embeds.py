@@ -1,6 +1,7 @@
 """Third-party code an operator may let into the pages, and nothing unless they do: Cloudflare
 Turnstile on the sign-up and password reset forms, and a chat-support widget on every page;
-and the sign-in providers' pages the sign-in forms lead to.
+and the sign-in providers' pages the sign-in forms lead to, and Stripe Checkout's page the buy
+form leads to.
 
 From the configuration come, together so they cannot disagree: the Content-Security-Policy
 (the strict one, plus exactly the sources each enabled embed needs), the cookie policy's lines
@@ -51,6 +52,9 @@ class Embeds:
     #: The sign-in providers' authorization pages: "Continue with GitHub" is a form whose
     #: answer redirects there, which `form-action` must allow (browsers check redirects too).
     sign_in_origins: tuple[str, ...] = ()
+    #: Stripe Checkout's payment page, when billing is on: "Buy" is a form whose answer
+    #: redirects there.
+    checkout_origin: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embeds:
@@ -61,6 +65,7 @@ class Embeds:
             chat_name=settings.chat_widget_name,
             chat_cookies=tuple(settings.chat_widget_cookies),
             sign_in_origins=tuple(_sign_in_origins(settings)),
+            checkout_origin=settings.billing.checkout_origin,
         )
 
     @property
@@ -81,8 +86,11 @@ class Embeds:
             frame += https
             media += https
             connect += self.chat_sources  # its wss:// sources too
+        form = [*self.sign_in_origins]
+        if self.checkout_origin:
+            form.append(self.checkout_origin)
         return content_security_policy(
-            script=script, frame=frame, connect=connect, media=media, form=self.sign_in_origins
+            script=script, frame=frame, connect=connect, media=media, form=form
         )
 
     def cookies(self) -> list[CookieInfo]:

@@ -49,6 +49,13 @@ NOTICES: Mapping[str, str] = {
     "account_enabled": "The account is enabled again: its keys work.",
     "user_deleted": "The person is deleted: keys revoked, sessions ended, their account's data "
     "deleted (payment records kept, detached).",
+    "promo_created": "The promotion code is created. People can redeem it on their billing page.",
+    "promo_disabled": "The promotion code is withdrawn: it is refused from now on.",
+    "promo_redeemed": "The promotion code is redeemed: its credits are in your balance.",
+    "auto_top_up_saved": "Your automatic top-up settings are saved.",
+    "auto_top_up_off": "Automatic top-up is off.",
+    "alerts_saved": "Your low-balance alerts are saved.",
+    "key_alerts_saved": "Your key spend alerts are saved.",
 }
 
 

@@ -8,8 +8,10 @@ secret, backup code (nor its hash), PKCE verifier or nonce."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...alerts.export import key_alerts_about, thresholds_about
 from ...api_keys import repository as keys
 from ...api_keys.limits import parse_allowlist
 from ...audit.export import rows_about as audit_rows_about
@@ -22,7 +24,9 @@ from ...identity import repository as users
 from ...jobs import repository as jobs
 from ...mirror import repository as outputs
 from ...mirror.outputs import file_url
+from ...models import TopUp
 from ...oauth import repository as oauth
+from ...promo.export import rows_about as redemptions_about
 from ...usage import repository as usage
 from ...webhooks import repository as webhooks
 from .. import repository as accounts
@@ -256,6 +260,19 @@ async def _operator_actions(session: AsyncSession, subject: Subject) -> list[Row
     return await audit_rows_about(session, subject.user_id, subject.account_ids)
 
 
+async def _promotion_codes(session: AsyncSession, subject: Subject) -> list[Row]:
+    """The codes redeemed for the person's accounts: which, when, for how many credits."""
+    return await redemptions_about(session, subject.user_id, subject.account_ids)
+
+
+async def _balance_alerts(session: AsyncSession, subject: Subject) -> list[Row]:
+    return await thresholds_about(session, subject.user_id, subject.account_ids)
+
+
+async def _key_spend_alerts(session: AsyncSession, subject: Subject) -> list[Row]:
+    return await key_alerts_about(session, subject.user_id, subject.account_ids)
+
+
 async def _usage(session: AsyncSession, subject: Subject) -> list[Row]:
     found = []
     for account_id in subject.account_ids:
@@ -332,9 +349,107 @@ async def _payments(session: AsyncSession, subject: Subject) -> list[Row]:
                 "stripe_customer_id": p.stripe_customer_id,
                 "stripe_checkout_session_id": p.stripe_checkout_session_id,
                 "stripe_payment_intent_id": p.stripe_payment_intent_id,
+                "stripe_charge_id": p.stripe_charge_id,
+                "source": p.source,
+                "paid_at": iso(p.paid_at),
+                "amount_refunded": p.amount_refunded,
+                "invoice_pdf_url": p.invoice_pdf_url,
+                "receipt_url": p.receipt_url,
             }
             for p in await payments.list_for_account(session, account_id)
         ]
+    return found
+
+
+async def _top_ups(session: AsyncSession, subject: Subject) -> list[Row]:
+    found: list[Row] = []
+    for account_id in subject.account_ids:
+        rows = await session.execute(
+            select(TopUp).where(TopUp.account_id == account_id).order_by(TopUp.created_at)
+        )
+        found += [
+            {
+                "id": t.id,
+                "kind": t.kind,
+                "pack_id": t.pack_id,
+                "product": t.product,
+                "credits": t.credits,
+                "amount": t.amount,
+                "currency": t.currency,
+                "status": t.status,
+                "save_card": t.save_card,
+                "stripe_checkout_session_id": t.stripe_checkout_session_id,
+                "stripe_payment_intent_id": t.stripe_payment_intent_id,
+                "failure_code": t.failure_code,
+                "created_at": iso(t.created_at),
+                "closed_at": iso(t.closed_at),
+            }
+            for t in rows.scalars()
+        ]
+    return found
+
+
+async def _refunds(session: AsyncSession, subject: Subject) -> list[Row]:
+    found: list[Row] = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": r.id,
+                "payment_id": r.payment_id,
+                "amount": r.amount,
+                "credits": r.credits,
+                "credits_taken": r.credits_taken,
+                "credits_debt": r.credits_debt,
+                "credits_waived": r.credits_waived,
+                "requested_by": r.requested_by,
+                "created_at": iso(r.created_at),
+            }
+            for r in await payments.refunds_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _disputes(session: AsyncSession, subject: Subject) -> list[Row]:
+    found: list[Row] = []
+    for account_id in subject.account_ids:
+        found += [
+            {
+                "id": d.id,
+                "payment_id": d.payment_id,
+                "amount": d.amount,
+                "reason": d.reason,
+                "credits": d.credits,
+                "credits_taken": d.credits_taken,
+                "credits_debt": d.credits_debt,
+                "status": d.status,
+                "created_at": iso(d.created_at),
+                "closed_at": iso(d.closed_at),
+            }
+            for d in await payments.disputes_for_account(session, account_id)
+        ]
+    return found
+
+
+async def _billing_profile(session: AsyncSession, subject: Subject) -> list[Row]:
+    found: list[Row] = []
+    for account_id in subject.account_ids:
+        profile = await payments.profile(session, account_id)
+        if profile is None:
+            continue
+        found.append(
+            {
+                "account_id": account_id,
+                "stripe_customer_id": profile.stripe_customer_id,
+                "saved_card": profile.card_label,
+                "auto_top_up": profile.auto_enabled,
+                "auto_top_up_threshold": profile.auto_threshold,
+                "auto_top_up_pack": profile.auto_pack_id,
+                "auto_top_up_monthly_cap": profile.auto_monthly_cap,
+                "auto_top_up_paused_reason": profile.auto_paused_reason,
+                "auto_top_up_paused_at": iso(profile.auto_paused_at),
+                "updated_at": iso(profile.updated_at),
+            }
+        )
     return found
 
 
@@ -439,6 +554,13 @@ SECTIONS: tuple[Section, ...] = (
     Section("credit_ledger", ("credit_ledger",), _credit_ledger),
     Section("credit_holds", ("credit_holds",), _credit_holds),
     Section("payments", ("payments",), _payments),
+    Section("refunds", ("refunds",), _refunds),
+    Section("disputes", ("disputes",), _disputes),
+    Section("top_ups", ("top_ups",), _top_ups),
+    Section("billing_profile", ("billing_profiles",), _billing_profile),
+    Section("promotion_codes", ("promo_redemptions",), _promotion_codes),
+    Section("balance_alerts", ("balance_alerts",), _balance_alerts),
+    Section("key_spend_alerts", ("key_spend_alerts",), _key_spend_alerts),
     Section("video_jobs", ("video_jobs",), _video_jobs),
     Section("outputs", ("stored_outputs",), _outputs),
     Section("webhook_deliveries", ("webhook_deliveries",), _webhook_deliveries),

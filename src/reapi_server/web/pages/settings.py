@@ -19,6 +19,7 @@ from ..guards import require_session
 from ..signin import sign_in_response
 from ..templates import render
 from ..user_agents import describe
+from .alert_settings import alert_settings
 
 __all__ = ["router", "settings_with_errors"]
 
@@ -48,6 +49,7 @@ async def _settings_page(
     ]
     sessions.sort(key=lambda s: not s["current"])  # this browser first, then the latest
     two_factor = await web.identity.two_factor.status(current.user.id)
+    alerts = await alert_settings(request, current)
     return render(
         request,
         "settings.html",
@@ -63,7 +65,7 @@ async def _settings_page(
         two_factor=two_factor,
         two_factor_since=_when(two_factor.enabled_at) if two_factor.enabled_at else None,
         sign_in_methods=await _sign_in_methods(request, current.user.id),
-        **values,
+        **{**alerts, **values},
     )
 
 

@@ -1,0 +1,71 @@
+"""What every change billing applies shares: the time, the mail it may queue, and `Waiting`.
+
+Changes run inside the caller's transaction and never commit. Each starts by locking the
+account it changes (PostgreSQL: `lock_order`): every billing change of one account, and the
+account's requests, queue on that row, so a top-up, a refund and a dispute of one account are
+applied one after the other whatever process or event brings them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..accounts import repository as accounts
+from ..credits import movements
+from ..email.compose import MailComposer
+from ..email.message import Message
+from ..email.outbox import enqueue
+from ..models import Payment
+from . import repository
+from .stripe_api import StripeObject, object_id
+
+__all__ = ["Applying", "MailFor", "Waiting", "lock_account", "payment_of"]
+
+#: Builds one message for an address.
+MailFor = Callable[[MailComposer, str], Message]
+
+
+class Waiting(Exception):
+    """What the change depends on is not there yet (a refund of a payment not credited yet):
+    the event stays unhandled and is applied later."""
+
+
+@dataclass(frozen=True, slots=True)
+class Applying:
+    now: float
+    mail: MailComposer
+
+    async def notify_owner(self, session: AsyncSession, account_id: str, make: MailFor) -> None:
+        """Queue a message to the account's owner, in this transaction (no owner: none)."""
+        email = await accounts.owner_email(session, account_id)
+        if email is not None:
+            await enqueue(session, make(self.mail, email), self.now)
+
+
+async def payment_of(session: AsyncSession, about: StripeObject) -> Payment | None:
+    """The credited payment a charge or a dispute is about. None: not one of ours (another
+    integration on the same Stripe account). `Waiting`: ours, not credited yet (its event has
+    not been applied)."""
+    intent = about.get("payment_intent")
+    charge_id = about["id"] if about.get("object") == "charge" else object_id(about.get("charge"))
+    payment = await repository.find_payment(
+        session, payment_intent_id=object_id(intent), charge_id=charge_id
+    )
+    if payment is not None and payment.status == "paid":
+        return payment
+    metadata = intent.get("metadata") if isinstance(intent, dict) else None
+    top_up_id = metadata.get("top_up_id") if isinstance(metadata, dict) else None
+    ours = payment is not None or (
+        isinstance(top_up_id, str) and await repository.get_top_up(session, top_up_id) is not None
+    )
+    if ours:
+        raise Waiting("the payment is not credited yet")
+    return None
+
+
+async def lock_account(session: AsyncSession, account_id: str | None) -> None:
+    if account_id is not None:
+        await movements.lock_account(session, account_id)

@@ -1,0 +1,132 @@
+"""Stripe events: which are handled, and how one is applied exactly once.
+
+Applying an event (`apply_event`):
+
+1. fetch from Stripe what it is about, again (never trusting the event's body: it was signed,
+   but it is a snapshot, maybe older than another event already applied);
+2. in ONE transaction: claim the event (`event_store.claim`: `handled_at` set if nobody has),
+   lock the account, bring our rows to what Stripe says, move the credit, queue the receipt.
+   A failure, or a dependency not there yet (`Waiting`), rolls all of it back, claim included;
+   the attempt is then noted on the event (`next_attempt_at`) for the retry loop.
+
+Every other event type is stored and marked `ignored`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..db import Database
+from . import event_store
+from .applying import Applying, Waiting
+from .disputes import apply_dispute
+from .purchases import apply_checkout, apply_intent, charged_from, checkout_from
+from .refunds import apply_charge_refunds
+from .stripe_api import StripeApi, object_id
+
+__all__ = ["HANDLED_TYPES", "Applied", "apply_event", "retry_delay"]
+
+Apply = Callable[[AsyncSession, Applying], Awaitable[str]]
+Fetch = Callable[[StripeApi, str], Awaitable[Apply]]
+
+
+async def _checkout(api: StripeApi, session_id: str) -> Apply:
+    found = await api.checkout_session(session_id)
+    invoice_id = object_id(found.get("invoice"))
+    invoice = await api.invoice(invoice_id) if invoice_id else None
+    checkout = checkout_from(found, invoice)
+    return lambda session, ctx: apply_checkout(session, checkout, ctx)
+
+
+async def _refunds(api: StripeApi, charge_id: str) -> Apply:
+    charge = await api.charge(charge_id)
+    return lambda session, ctx: apply_charge_refunds(session, charge, ctx)
+
+
+async def _dispute(api: StripeApi, dispute_id: str) -> Apply:
+    dispute = await api.dispute(dispute_id)
+    return lambda session, ctx: apply_dispute(session, dispute, ctx)
+
+
+async def _intent(api: StripeApi, intent_id: str) -> Apply:
+    intent = charged_from(await api.payment_intent(intent_id))
+    return lambda session, ctx: apply_intent(session, intent, ctx)
+
+
+#: Event type → how to fetch what it is about. The webhook endpoint must send these.
+_HANDLERS: dict[str, Fetch] = {
+    "checkout.session.completed": _checkout,
+    "checkout.session.async_payment_succeeded": _checkout,
+    "checkout.session.async_payment_failed": _checkout,
+    "checkout.session.expired": _checkout,
+    "charge.refunded": _refunds,
+    "charge.dispute.created": _dispute,
+    "charge.dispute.closed": _dispute,
+    "payment_intent.succeeded": _intent,
+    "payment_intent.payment_failed": _intent,
+}
+HANDLED_TYPES = tuple(_HANDLERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """`applied` (this call applied it: `outcome` says what it did), `done` (handled before),
+    `ignored` (a type not handled), `waiting` (what it depends on is not there yet)."""
+
+    state: str
+    outcome: str | None = None
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds before the next attempt: 10 s doubling to an hour."""
+    return float(min(10 * 2 ** max(attempts - 1, 0), 3600))
+
+
+async def apply_event(
+    db: Database,
+    api: StripeApi,
+    event_id: str,
+    *,
+    make_context: Callable[[], Applying],
+) -> Applied:
+    """Apply a stored event (see the module). Raises what fetching or applying raised (the
+    attempt noted on the event first), except `Waiting`, which is a result."""
+    async with db.read() as session:
+        row = await event_store.get(session, event_id)
+    if row is None:
+        raise LookupError(event_id)
+    if row.handled_at is not None:
+        return Applied("done", row.outcome)
+    fetch = _HANDLERS.get(row.type)
+    if fetch is None or row.object_id is None:
+        async with db.write() as session:
+            ignored = await event_store.claim(session, event_id, make_context().now, "ignored")
+        return Applied("ignored" if ignored else "done")
+    failure: Exception | None = None
+    try:
+        apply = await fetch(api, row.object_id)
+        ctx = make_context()
+        async with db.write() as session:
+            if not await event_store.claim(session, event_id, ctx.now, "applying"):
+                return Applied("done")
+            outcome = await apply(session, ctx)
+            await event_store.record(session, event_id, outcome=outcome)
+    except Exception as error:  # noted on the event (after this block), then raised again
+        failure = error
+    if failure is None:
+        return Applied("applied", outcome)
+    why = "waiting" if isinstance(failure, Waiting) else type(failure).__name__
+    await _note_attempt(db, event_id, why, make_context().now, row.attempts)
+    if isinstance(failure, Waiting):
+        return Applied("waiting")
+    raise failure
+
+
+async def _note_attempt(db: Database, event_id: str, why: str, now: float, attempts: int) -> None:
+    async with db.write() as session:
+        await event_store.failed_attempt(
+            session, event_id, error=why, next_attempt_at=now + retry_delay(attempts + 1)
+        )

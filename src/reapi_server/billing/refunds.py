@@ -1,0 +1,102 @@
+"""Refunds take back the credits the refunded money bought.
+
+Applied from the charge as Stripe has it now, with every refund of it (`charge.refunded` says
+only that something changed): each refund not applied yet is applied once, by its id (a row of
+its own, and a ledger row whose source is the refund's id). Credits follow money cumulatively:
+after refunds of R in all of a payment of A for C credits, C * R / A credits (rounded down) have
+been taken back, so two partial refunds take the sum of both and a full refund takes exactly C.
+
+Credits already spent cannot come back from the balance. By default the rest is waived (the
+operator refunded money for credit the person used); a refund the operator made with
+`take_back=all` in its metadata turns the rest into debt instead, which the account pays from
+its next purchase and which refuses its requests until then.
+
+A refund of a payment not credited yet (its event came first) waits (`Waiting`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ..credits import movements
+from ..models import Payment, Refund
+from . import repository
+from .applying import Applying, lock_account, payment_of
+from .stripe_api import StripeObject, listed
+
+__all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "credits_for"]
+
+#: A refund's metadata asking for spent credit to become debt rather than be waived.
+TAKE_BACK_ALL = {"take_back": "all"}
+#: Refunds whose money is on its way back (a failed or canceled one is not).
+_COUNTED = ("succeeded", "pending")
+
+
+def credits_for(payment: Payment, refunded: int) -> int:
+    """The credits `refunded` (cumulative money) of this payment bought."""
+    refunded = min(max(refunded, 0), payment.amount)
+    return payment.credits * refunded // payment.amount if payment.amount else 0
+
+
+def _sorted(refunds: list[StripeObject]) -> list[StripeObject]:
+    return sorted(refunds, key=lambda refund: (int(refund.get("created") or 0), refund["id"]))
+
+
+def _metadata(refund: Mapping[str, Any]) -> Mapping[str, Any]:
+    value = refund.get("metadata")
+    return value if isinstance(value, Mapping) else {}
+
+
+async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx: Applying) -> str:
+    payment = await payment_of(session, charge)
+    if payment is None:
+        return "not_ours"
+    await lock_account(session, payment.account_id)
+    await repository.lock_payment(session, payment.id)
+    await session.refresh(payment)
+    applied = await repository.refunds_of(session, payment.id)
+    known = {refund.id for refund in applied}
+    refunded = sum(refund.amount for refund in applied)
+    taken_so_far = sum(refund.credits for refund in applied)
+    new = [
+        refund
+        for refund in _sorted(list(listed(charge.get("refunds"))))
+        if refund.get("status") in _COUNTED and refund["id"] not in known
+    ]
+    for refund in new:
+        amount = int(refund.get("amount") or 0)
+        refunded += amount
+        credits = max(credits_for(payment, refunded) - taken_so_far, 0)
+        taken_so_far += credits
+        metadata = _metadata(refund)
+        row = Refund(
+            id=str(refund["id"]),
+            payment_id=payment.id,
+            amount=amount,
+            credits=credits,
+            credits_taken=0,
+            credits_debt=0,
+            credits_waived=credits,
+            requested_by="operator" if metadata.get("requested_by") == "operator" else "stripe",
+            created_at=ctx.now,  # our clock, as the payment's: one order in the history
+        )
+        if payment.account_id is not None and credits > 0:
+            moved = await movements.take_back(
+                session,
+                payment.account_id,
+                credits,
+                kind="refund",
+                source_id=row.id,
+                now=ctx.now,
+                into_debt=metadata.get("take_back") == "all",
+            )
+            if moved is not None:
+                row.credits_taken, row.credits_debt = -moved.balance, moved.debt
+                row.credits_waived = credits - row.credits_taken - row.credits_debt
+        session.add(row)
+    payment.amount_refunded = refunded
+    await session.flush()
+    return "refunded" if new else "nothing"

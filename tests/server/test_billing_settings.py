@@ -1,0 +1,78 @@
+"""Billing's settings: packs from the config file or the environment, refused when they make
+no sense, and what turns billing on; never a secret in an error."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from reapi_server.billing.settings import BillingSettings, CreditPack, format_money
+from reapi_server.config import Settings, describe_settings_error
+
+
+def test_packs_and_secrets_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("REAPI_BILLING__STRIPE_SECRET_KEY", "sk_test_abc")
+    monkeypatch.setenv("REAPI_BILLING__STRIPE_WEBHOOK_SECRETS", '["whsec_old", "whsec_new"]')
+    monkeypatch.setenv(
+        "REAPI_BILLING__PACKS",
+        '[{"id": "starter", "name": "1,000 credits", "credits": 1000, "unit_amount": 1000},'
+        ' {"id": "starter-usd", "name": "1,000 credits", "credits": 1000, "unit_amount": 1100,'
+        ' "currency": "USD"}]',
+    )
+    settings = Settings(data_dir=tmp_path)
+    billing = settings.billing
+    assert billing.enabled and not billing.live
+    assert [s.get_secret_value() for s in billing.stripe_webhook_secrets] == [
+        "whsec_old",
+        "whsec_new",
+    ]
+    assert billing.currencies == ["eur", "usd"]
+    assert billing.pack("starter-usd").price == "11.00 USD"
+    assert "sk_test_abc" not in repr(settings)
+    assert billing.checkout_origin == "https://checkout.stripe.com"
+
+
+def test_billing_is_off_without_a_webhook_secret_or_a_pack():
+    assert not BillingSettings().enabled
+    pack = CreditPack(id="a", name="A", credits=1, unit_amount=1)
+    assert not BillingSettings(stripe_secret_key="sk_test_x", packs=[pack]).enabled
+    assert not BillingSettings(stripe_secret_key="sk_test_x", stripe_webhook_secrets=["w"]).enabled
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        ({"stripe_webhook_secrets": ["whsec_1"]}, "needs billing.stripe_secret_key"),
+        (
+            {"packs": [{"id": "a", "name": "A", "credits": 1, "unit_amount": 1}] * 2},
+            "each pack needs its own id",
+        ),
+        ({"packs": [{"id": "-a", "name": "A", "credits": 1, "unit_amount": 1}]}, "pack id"),
+        ({"packs": [{"id": "a", "name": "A", "credits": 0, "unit_amount": 1}]}, "credits"),
+        (
+            {"packs": [{"id": "a", "name": "A", "credits": 1, "unit_amount": 1, "currency": "e"}]},
+            "ISO 4217",
+        ),
+    ],
+)
+def test_settings_that_make_no_sense_are_refused(values, says, tmp_path):
+    with pytest.raises(ValidationError) as refused:
+        Settings(data_dir=tmp_path, billing=values)
+    assert says in describe_settings_error(refused.value) + str(refused.value)
+
+
+def test_a_live_key_needs_the_public_address(tmp_path):
+    live = {"stripe_secret_key": "sk_live_secretvalue"}
+    with pytest.raises(ValidationError) as refused:
+        Settings(data_dir=tmp_path, billing=live)
+    message = describe_settings_error(refused.value)
+    assert "public_base_url" in message and "secretvalue" not in message
+    assert Settings(
+        data_dir=tmp_path, billing=live, public_base_url="https://x.example"
+    ).billing.live
+
+
+def test_money_in_each_currency_s_own_unit():
+    assert format_money(123456, "eur") == "1,234.56 EUR"
+    assert format_money(-500, "usd") == "-5.00 USD"
+    assert format_money(1500, "jpy") == "1,500 JPY"

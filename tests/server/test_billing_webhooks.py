@@ -1,0 +1,365 @@
+"""Stripe's webhooks against a live gateway, delivered by the Stripe simulator over real sockets,
+on SQLite and PostgreSQL: credit bought exactly once, refunds and disputes taken back, forged
+or stale deliveries refused, out-of-order events applied in the end."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import select
+from tests.server.billing_live import SECRET, LiveBilling, live_billing
+
+from reapi.testing import Fault
+from reapi_server.models import Account, Dispute, Refund, StripeEvent
+from reapi_server.testing.stripe_sim import Delivery, Tamper
+
+
+@pytest.fixture
+async def billing(tmp_path, migrated_template, database_url):
+    async with live_billing(
+        tmp_path / "live", migrated_template, database_url=database_url
+    ) as live:
+        yield live
+
+
+async def _bought(billing: LiveBilling, pack: str = "starter", **complete) -> tuple[str, str, str]:
+    """A person who bought `pack` (paid, credited): (account, top-up id, session id)."""
+    account = await billing.person()
+    started = await billing.checkout(account, pack)
+    billing.sim.complete_session(started.session_id, **complete)
+    await billing.paid(account, billing.billing.settings.pack(pack).credits)
+    return account, started.top_up_id, started.session_id
+
+
+def _charge_of(billing: LiveBilling, session_id: str) -> str:
+    session = billing.sim.get(session_id, expand=["payment_intent"])
+    return session["payment_intent"]["latest_charge"]
+
+
+async def test_a_paid_checkout_credits_once_with_its_invoice_and_receipt(billing):
+    account, top_up_id, session_id = await _bought(billing)
+    await billing.idle()
+    assert await billing.state(account) == (1000, 0, 0)
+    [payment] = await billing.payments(account)
+    assert payment.status == "paid" and payment.top_up_id == top_up_id
+    assert payment.stripe_checkout_session_id == session_id
+    assert payment.invoice_url and payment.invoice_url.startswith(billing.sim.base_url)
+    assert payment.invoice_pdf_url and payment.stripe_charge_id and payment.stripe_customer_id
+    assert (payment.amount, payment.currency, payment.credits) == (1000, "eur", 1000)
+    assert (await billing.top_up(top_up_id)).status == "paid"
+    assert len(await billing.mail("payment_receipt")) == 1
+    [receipt] = await billing.mail_files(await billing.email_of(account))
+    assert "receipt" in receipt.subject
+    assert payment.invoice_url in receipt.text and payment.invoice_url in receipt.html
+    # What Stripe was asked for: our id in the three places, an invoice, the price table's price.
+    session = billing.sim.get(session_id, expand=["payment_intent"])
+    assert session["client_reference_id"] == top_up_id
+    assert session["metadata"]["top_up_id"] == top_up_id
+    assert session["payment_intent"]["metadata"]["top_up_id"] == top_up_id
+    assert session["invoice_creation"]["enabled"] is True and session["amount_subtotal"] == 1000
+    assert await billing.unhandled() == 0
+
+
+async def test_the_same_event_twice_and_concurrently_credits_once(billing):
+    account, _, _ = await _bought(billing)
+    completed = billing.sim.last_event("checkout.session.completed")["id"]
+    for delivery in billing.sim.resend(completed):
+        await asyncio.to_thread(delivery.wait)
+    copies = billing.sim.deliver_concurrently(completed, copies=6)
+    for delivery in copies:
+        await asyncio.to_thread(delivery.wait)
+    assert all(delivery.ok for delivery in copies)
+    await billing.idle()
+    assert await billing.state(account) == (1000, 0, 0)
+    assert await billing.ledger_kinds(account) == [("purchase", 1000)]
+    assert len(await billing.mail("payment_receipt")) == 1
+
+
+async def test_two_events_for_one_session_credit_once(billing):
+    """A bank debit: completed unpaid (pending), then settled (async_payment_succeeded). Held
+    and delivered in the other order, then both again: one credit."""
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.hold_events()
+    billing.sim.complete_session(started.session_id, pay_later=True)
+    billing.sim.settle_session(started.session_id, succeeded=True)
+    held = billing.sim.held_events()
+    by_type = {billing.sim.get(event_id)["type"]: event_id for event_id in held}
+    completed = by_type["checkout.session.completed"]
+    succeeded = by_type["checkout.session.async_payment_succeeded"]
+    billing.sim.hold_events(False)
+    for delivery in billing.sim.release_events([succeeded, completed]):
+        await asyncio.to_thread(delivery.wait)
+    billing.sim.release_events()
+    for event_id in (completed, succeeded):
+        billing.sim.deliver_concurrently(event_id, copies=3)
+    await billing.idle()
+    assert await billing.state(account) == (1000, 0, 0)
+    assert await billing.ledger_kinds(account) == [("purchase", 1000)]
+    [payment] = await billing.payments(account)
+    assert payment.status == "paid"
+
+
+async def test_a_bank_debit_is_pending_then_paid_or_failed(billing):
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.complete_session(started.session_id, pay_later=True)
+    await billing.idle()
+    assert (await billing.top_up(started.top_up_id)).status == "pending"
+    assert [p.status for p in await billing.payments(account)] == ["pending"]
+    assert await billing.state(account) == (0, 0, 0)
+    billing.sim.settle_session(started.session_id, succeeded=False)
+    await billing.idle()
+    assert (await billing.top_up(started.top_up_id)).status == "failed"
+    assert [p.status for p in await billing.payments(account)] == ["failed"]
+    assert await billing.state(account) == (0, 0, 0)
+
+
+async def test_an_expired_session_credits_nothing(billing):
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.expire_session(started.session_id)
+    await billing.idle()
+    assert (await billing.top_up(started.top_up_id)).status == "expired"
+    assert await billing.state(account) == (0, 0, 0)
+    assert await billing.payments(account) == []
+
+
+@pytest.mark.parametrize(
+    "tamper", [Tamper.BODY, Tamper.STALE_TIMESTAMP, Tamper.WRONG_SECRET, Tamper.NO_SIGNATURE]
+)
+async def test_forged_or_stale_deliveries_are_refused(billing, tamper):
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.hold_events()
+    billing.sim.complete_session(started.session_id)
+    completed = billing.sim.last_event("checkout.session.completed")["id"]
+    [delivery] = billing.sim.send_tampered(completed, tamper)
+    await asyncio.to_thread(delivery.wait)
+    assert delivery.status == 400
+    async with billing.db.read() as session:
+        assert await session.get(StripeEvent, completed) is None  # nothing unsigned is stored
+    assert await billing.state(account) == (0, 0, 0)
+
+
+async def test_refusals_are_400_in_openai_shape(billing):
+    async with httpx.AsyncClient(base_url=billing.base_url) as client:
+        response = await client.post(
+            "/billing/stripe/webhook",
+            content=b'{"id": "evt_1", "type": "checkout.session.completed"}',
+            headers={"stripe-signature": "t=1,v1=" + "0" * 64},
+        )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_webhook"
+
+
+async def test_a_rotated_secret_is_accepted_while_both_are_configured(
+    tmp_path, migrated_template, database_url
+):
+    from pydantic import SecretStr
+
+    new = "whsec_reapi_rotated"
+    async with live_billing(
+        tmp_path / "live",
+        migrated_template,
+        database_url=database_url,
+        stripe_webhook_secrets=[SecretStr(SECRET), SecretStr(new)],
+    ) as billing:
+        billing.sim.roll_webhook_secret(billing.endpoint_id, new, keep_old=True)
+        account, _, _ = await _bought(billing)
+        billing.sim.roll_webhook_secret(billing.endpoint_id, new, keep_old=False)
+        await _bought(billing)
+        assert await billing.state(account) == (1000, 0, 0)
+
+
+async def test_a_refund_delivered_before_its_purchase_ends_right(billing):
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.hold_events()
+    billing.sim.complete_session(started.session_id)
+    charge = _charge_of(billing, started.session_id)
+    billing.sim.refund(charge, amount=500)
+    refunded = billing.sim.last_event("charge.refunded")["id"]
+    completed = billing.sim.last_event("checkout.session.completed")["id"]
+    billing.sim.hold_events(False)
+    for delivery in billing.sim.release_events([refunded]):
+        await asyncio.to_thread(delivery.wait)
+    async with billing.db.read() as session:
+        waiting = await session.get(StripeEvent, refunded)
+        assert waiting is not None and waiting.handled_at is None
+        assert waiting.last_error == "waiting"
+    for delivery in billing.sim.release_events([completed]):
+        await asyncio.to_thread(delivery.wait)
+    billing.sim.release_events()
+
+    async def settled() -> bool:
+        return await billing.unhandled() == 0
+
+    await billing.wait_until(settled)  # the retry loop applied the refund
+    assert await billing.state(account) == (500, 0, 0)
+    assert await billing.ledger_kinds(account) == [("purchase", 1000), ("refund", -500)]
+
+
+async def test_partial_refunds_take_back_their_sum(billing):
+    account, _, session_id = await _bought(billing)
+    charge = _charge_of(billing, session_id)
+    billing.sim.refund(charge, amount=300)
+    await billing.idle()
+    billing.sim.refund(charge, amount=200)
+    await billing.idle()
+    # Both refund events again: nothing more.
+    for event in billing.sim.events("charge.refunded"):
+        billing.sim.resend(event["id"])
+    await billing.idle()
+    assert await billing.state(account) == (500, 0, 0)
+    assert await billing.ledger_kinds(account) == [
+        ("purchase", 1000),
+        ("refund", -300),
+        ("refund", -200),
+    ]
+    [payment] = await billing.payments(account)
+    assert payment.amount_refunded == 500
+    billing.sim.refund(charge)  # the rest
+    await billing.idle()
+    assert await billing.state(account) == (0, 0, 0)
+
+
+async def test_a_refund_of_spent_credit_is_waived_by_default(billing):
+    account, _, session_id = await _bought(billing)
+    async with billing.db.write() as session:  # 800 of the 1000 credits spent
+        row = await session.get(Account, account)
+        row.balance = 200
+        from reapi_server.models import LedgerEntry
+
+        session.add(
+            LedgerEntry(
+                account_id=account, kind="settle", amount=-800, reserved_delta=0, created_at=1.0
+            )
+        )
+    billing.sim.refund(_charge_of(billing, session_id))
+    await billing.idle()
+    assert await billing.state(account) == (0, 0, 0)
+    async with billing.db.read() as session:
+        [refund] = (await session.execute(select(Refund))).scalars().all()
+    assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 200, 800)
+
+
+async def _dispute(billing: LiveBilling, outcome: str) -> str:
+    account, _, session_id = await _bought(billing)
+    async with billing.db.write() as session:  # 300 of the 1000 credits spent
+        from reapi_server.models import LedgerEntry
+
+        row = await session.get(Account, account)
+        row.balance = 700
+        session.add(
+            LedgerEntry(
+                account_id=account, kind="settle", amount=-300, reserved_delta=0, created_at=1.0
+            )
+        )
+    dispute = billing.sim.open_dispute(_charge_of(billing, session_id))
+    await billing.idle()
+    assert await billing.state(account) == (0, 0, 300)  # 700 taken, 300 owed
+    async with billing.db.read() as session:
+        row = await session.get(Account, account)
+        assert row.on_hold == "account_in_dispute"
+    billing.sim.close_dispute(dispute["id"], outcome)
+    await billing.idle()
+    async with billing.db.read() as session:
+        assert (await session.get(Account, account)).on_hold is None
+        assert (await session.get(Dispute, dispute["id"])).status == outcome
+    return account
+
+
+async def test_a_dispute_lost_keeps_the_credits_taken(billing):
+    account = await _dispute(billing, "lost")
+    assert await billing.state(account) == (0, 0, 300)
+    # The next purchase pays the debt first.
+    started = await billing.checkout(account)
+    billing.sim.complete_session(started.session_id)
+    await billing.paid(account, 700)
+    assert await billing.state(account) == (700, 0, 0)
+
+
+async def test_a_dispute_won_gives_the_credits_back(billing):
+    account = await _dispute(billing, "won")
+    assert await billing.state(account) == (700, 0, 0)
+    assert [kind for kind, _ in await billing.ledger_kinds(account)] == [
+        "purchase",
+        "dispute",
+        "dispute_won",
+    ]
+
+
+async def test_a_dispute_closed_before_its_opening_is_applied_ends_right(billing):
+    account, _, session_id = await _bought(billing)
+    billing.sim.hold_events()
+    dispute = billing.sim.open_dispute(_charge_of(billing, session_id))
+    billing.sim.close_dispute(dispute["id"], "won")
+    created = billing.sim.last_event("charge.dispute.created")["id"]
+    closed = billing.sim.last_event("charge.dispute.closed")["id"]
+    billing.sim.hold_events(False)
+    billing.sim.release_events([closed, created])
+    billing.sim.release_events()
+    await billing.idle()
+    assert await billing.state(account) == (1000, 0, 0)
+    async with billing.db.read() as session:
+        assert (await session.get(Account, account)).on_hold is None
+
+
+async def test_without_a_webhook_secret_the_endpoint_does_not_exist(gateway):
+    """Nothing unsigned is ever read: no secret, no endpoint (the API's 404, not a web page)."""
+    response = await gateway.client.post(
+        "/billing/stripe/webhook",
+        content=b'{"id": "evt_1", "type": "checkout.session.completed"}',
+        headers={"stripe-signature": "t=1,v1=" + "0" * 64, "content-type": "application/json"},
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    async with gateway.rt.db.read() as session:
+        assert (await session.execute(select(StripeEvent))).first() is None
+
+
+async def test_stripe_failing_mid_apply_moves_nothing_until_a_retry_credits_once(billing):
+    """ "Seen" is never written apart from the credit: while Stripe answers 500 the event is
+    stored but not handled, nothing moves and the delivery is answered 500 (Stripe redelivers);
+    once Stripe answers, the retry loop or the redelivery credits it exactly once."""
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.server.faults.set(Fault.ERROR_500)  # every API call the gateway makes
+    billing.sim.complete_session(started.session_id)
+    completed = billing.sim.last_event("checkout.session.completed")["id"]
+
+    async def first_attempt() -> Delivery | None:
+        done = [d for d in billing.sim.deliveries(completed) if d.done]
+        return done[0] if done else None
+
+    first = await billing.wait_until(first_attempt, seconds=30)
+    assert first.status is not None and first.status >= 500  # 502: Stripe unavailable
+    async with billing.db.read() as session:
+        event = await session.get(StripeEvent, completed)
+        assert event is not None and event.handled_at is None and event.last_error
+    assert await billing.state(account) == (0, 0, 0)
+    assert await billing.ledger_kinds(account) == []
+    assert await billing.payments(account) == []
+    billing.sim.server.faults.clear()
+    await billing.paid(account, 1000)
+    await billing.idle()
+    assert await billing.ledger_kinds(account) == [("purchase", 1000)]
+    assert [p.status for p in await billing.payments(account)] == ["paid"]
+    assert len(await billing.mail("payment_receipt")) == 1
+
+
+async def test_event_types_not_handled_are_stored_and_ignored(billing):
+    account, _, _ = await _bought(billing)
+    await billing.idle()
+    async with billing.db.read() as session:
+        rows = (await session.execute(select(StripeEvent))).scalars().all()
+    outcomes = {row.type: row.outcome for row in rows}
+    assert outcomes["checkout.session.completed"] == "credited"
+    others = {"customer.created", "charge.succeeded", "payment_intent.created"} & set(outcomes)
+    assert others, outcomes
+    assert all(outcomes[name] == "ignored" for name in others), outcomes
+    assert all(row.handled_at is not None for row in rows)
+    assert await billing.ledger_kinds(account) == [("purchase", 1000)]

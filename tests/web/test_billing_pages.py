@@ -1,0 +1,333 @@
+"""Dashboard → Billing: buying through Stripe Checkout (verified users only, the price from the
+server's table), the success and cancel pages, automatic top-up settings, the history and its
+CSV; and what the pages say with billing off. The Stripe simulator stands in for Stripe."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+from tests.server.billing_live import PACKS, SECRET
+from tests.web.helpers import mail_to, new_email
+
+from reapi_server.billing import event_store
+from reapi_server.billing.settings import BillingSettings, CreditPack
+from reapi_server.models import TopUp
+from reapi_server.testing.stripe_sim import StripeSimulator
+
+
+@pytest.fixture
+def sim():
+    with StripeSimulator() as simulator:
+        yield simulator
+
+
+def _billing(sim: StripeSimulator, **overrides) -> BillingSettings:
+    values = {
+        "stripe_secret_key": SecretStr(sim.secret_key),
+        "stripe_webhook_secrets": [SecretStr(SECRET)],
+        "stripe_api_base": sim.base_url,
+        "packs": PACKS,
+        "success_wait_seconds": 0.3,
+    }
+    values.update(overrides)
+    return BillingSettings(**values)
+
+
+@pytest.fixture
+async def shop(make_gateway, sim):
+    return await make_gateway(public_base_url="http://gateway.test", billing=_billing(sim))
+
+
+async def _person(gateway, browsers, *, verified: bool = True):
+    browser = browsers(gateway)
+    email = new_email()
+    await browser.sign_up(email)
+    if verified:
+        [mail] = await mail_to(gateway.rt, email)
+        await browser.submit(mail.link("/verify"), "/verify", {"token": mail.token("/verify")})
+    return browser, email
+
+
+async def _apply_all(gateway, sim: StripeSimulator, first: str | None = None) -> None:
+    """What the webhook does, for an in-process gateway the simulator cannot call (the event
+    `first` before the others)."""
+    events = sim.events()
+    events.sort(key=lambda event: event["id"] != first)
+    for event in events:
+        async with gateway.rt.db.write() as session:
+            await event_store.store(
+                session,
+                event_id=event["id"],
+                type_=event["type"],
+                object_id=event["data"]["object"].get("id"),
+                created=float(event["created"]),
+                now=gateway.rt.now(),
+            )
+        await gateway.rt.billing.apply(event["id"])
+
+
+async def test_billing_off_says_so_and_sells_nothing(web, browsers):
+    browser, _ = await _person(web, browsers)
+    page = await browser.get("/dashboard/billing")
+    assert page.status_code == 200
+    assert "Billing is off" in page.text and "Continue to payment" not in page.text
+    refused = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+    )
+    assert refused.status_code == 409
+
+
+async def test_only_verified_people_buy(shop, browsers):
+    browser, _ = await _person(shop, browsers, verified=False)
+    page = await browser.get("/dashboard/billing")
+    assert "Verify your email address to buy credits" in page.text
+    # One way to verify on the page, not one per section (promotion codes point to it).
+    assert page.text.count("Send a new link from Settings") == 1
+    assert "as above, to redeem promotion codes" in page.text
+    refused = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+    )
+    assert refused.status_code == 403
+    async with shop.rt.db.read() as session:
+        assert (await session.execute(select(TopUp))).first() is None
+
+
+async def test_buying_goes_to_checkout_at_the_server_s_price(shop, browsers, sim):
+    browser, email = await _person(shop, browsers)
+    page = await browser.get("/dashboard/billing")
+    assert "Continue to payment" in page.text and "10.00 EUR" in page.text
+    assert "Prices in USD" in page.text  # two currencies: grouped
+    assert sim.base_url in page.headers["content-security-policy"]  # form-action allows it
+    response = await browser.submit(
+        "/dashboard/billing",
+        "/dashboard/billing/checkout",
+        # A browser cannot set the price: only the pack's id is read.
+        {"pack": "starter", "unit_amount": "1", "credits": "999999", "save_card": "yes"},
+    )
+    assert response.status_code == 303
+    url = response.headers["location"]
+    assert url.startswith(sim.base_url + "/c/pay/")
+    [session] = sim.objects("checkout.session")
+    assert session["amount_subtotal"] == 1000 and session["currency"] == "eur"
+    assert session["customer_email"] == email and session["customer_creation"] == "always"
+    paid = sim.complete_session(session["id"])
+    intent = sim.get(paid["payment_intent"])
+    assert intent["setup_future_usage"] == "off_session"
+    assert intent["metadata"]["top_up_id"] == session["client_reference_id"]
+    assert session["success_url"].startswith("http://gateway.test/dashboard/billing/success?")
+    unknown = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "free-credits"}
+    )
+    assert unknown.status_code == 400 and "no such credit pack" in unknown.text
+
+
+async def test_success_page_waits_for_the_webhook_then_says_it_is_late(shop, browsers, sim):
+    browser, _ = await _person(shop, browsers)
+    response = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "large"}
+    )
+    [session] = sim.objects("checkout.session")
+    top_up = session["client_reference_id"]
+    sim.complete_session(session["id"])
+    late = await browser.get(f"/dashboard/billing/success?top_up={top_up}")
+    assert late.status_code == 200
+    assert "being confirmed" in late.text and 'http-equiv="refresh"' in late.text
+    await _apply_all(shop, sim)
+    paid = await browser.get(f"/dashboard/billing/success?top_up={top_up}")
+    assert "Payment received" in paid.text and "10,000 credits" in paid.text
+    # The buyer's own top-up only.
+    other, _ = await _person(shop, browsers)
+    assert (await other.get(f"/dashboard/billing/success?top_up={top_up}")).status_code == 404
+    # Paid meanwhile (another tab): the cancel page does not say nothing was charged.
+    paid_anyway = await browser.get(f"/dashboard/billing/cancel?top_up={top_up}")
+    assert "Payment received" in paid_anyway.text and "nothing was charged" not in paid_anyway.text
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    left = sim.objects("checkout.session")[-1]["client_reference_id"]
+    cancelled = await browser.get(f"/dashboard/billing/cancel?top_up={left}")
+    assert "nothing was charged" in cancelled.text
+    assert response.status_code == 303
+
+
+async def test_history_lists_payments_with_invoices_and_a_formula_safe_csv(
+    make_gateway, sim, browsers
+):
+    packs = [CreditPack(id="odd", name="=HYPERLINK(1)", credits=100, unit_amount=500)]
+    gateway = await make_gateway(
+        public_base_url="http://gateway.test", billing=_billing(sim, packs=packs)
+    )
+    browser, _ = await _person(gateway, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "odd"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=200)
+    await _apply_all(gateway, sim)
+    history = await browser.get("/dashboard/billing/history")
+    assert history.status_code == 200
+    assert "Refund:" in history.text and "Partly refunded" in history.text
+    assert "/invoice/" in history.text and "PDF" in history.text
+    download = await browser.get("/dashboard/billing/history.csv")
+    assert download.headers["content-disposition"].startswith("attachment;")
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert [row["type"] for row in rows] == ["refund", "payment"]
+    assert all(not row["product"].startswith("=") for row in rows)
+    assert rows[1]["amount"] == "5.00" and rows[0]["amount"] == "-2.00"
+    assert rows[1]["invoice_url"].startswith(sim.base_url)
+
+
+async def test_auto_top_up_needs_a_saved_card_and_keeps_what_was_typed(shop, browsers, sim):
+    browser, _ = await _person(shop, browsers)
+    page = await browser.get("/dashboard/billing")
+    assert "buy credits once with" in page.text  # no card: no form
+    refused = await browser.submit(
+        "/dashboard/billing",
+        "/dashboard/billing/auto-top-up",
+        {"enabled": "yes", "threshold": "500", "pack": "starter", "monthly_cap": "50"},
+    )
+    assert refused.status_code == 400 and "save a card first" in refused.text
+    await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
+    )
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    await _apply_all(shop, sim)
+    page = await browser.get("/dashboard/billing")
+    assert "Visa •••• 4242" in page.text
+    bad = await browser.submit(
+        "/dashboard/billing",
+        "/dashboard/billing/auto-top-up",
+        {"enabled": "yes", "threshold": "lots", "pack": "starter", "monthly_cap": "5"},
+    )
+    assert bad.status_code == 400 and "Enter a number of credits" in bad.text
+    assert 'value="lots"' in bad.text
+    saved = await browser.submit(
+        "/dashboard/billing",
+        "/dashboard/billing/auto-top-up",
+        {"enabled": "yes", "threshold": "500", "pack": "starter", "monthly_cap": "50.00"},
+    )
+    assert saved.status_code == 303
+    page = await browser.get(saved.headers["location"])
+    assert "automatic top-up settings are saved" in page.text
+    assert 'value="50.00"' in page.text and "below 500 credits" in page.text
+
+
+async def test_an_admin_refunds_half_and_applies_a_waiting_event(shop, browsers, sim):
+    from tests.web.staff import signed_in_admin
+
+    from reapi_server.models import AuditEntry, StripeEvent
+
+    buyer, _ = await _person(shop, browsers)
+    await buyer.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=100)  # from Stripe's dashboard, before the purchase is applied
+    refunded = sim.last_event("charge.refunded")
+    await _apply_all(shop, sim, first=refunded["id"])  # it waits: nothing to refund yet
+
+    admin, _ = await signed_in_admin(shop, browsers)
+    page = await admin.get("/admin/billing")
+    assert page.status_code == 200
+    assert "1 not applied" in page.text and refunded["id"] in page.text
+    applied = await admin.submit(
+        "/admin/billing", f"/admin/billing/events/{refunded['id']}/apply", {}
+    )
+    assert applied.status_code == 303 and "done=applied" in applied.headers["location"]
+    async with shop.rt.db.read() as db:
+        assert (await db.get(StripeEvent, refunded["id"])).handled_at is not None
+
+    page = await admin.get("/admin/billing")
+    [payment_id] = set(re.findall(r"/admin/billing/payments/(pay_\w+)/refund", page.text))
+    too_much = await admin.submit(
+        "/admin/billing", f"/admin/billing/payments/{payment_id}/refund", {"amount": "20"}
+    )
+    assert too_much.status_code == 400 and "at most 9.00 EUR" in too_much.text
+    done = await admin.submit(
+        "/admin/billing", f"/admin/billing/payments/{payment_id}/refund", {"amount": "4.00"}
+    )
+    assert done.status_code == 303
+    assert [r["amount"] for r in sim.objects("refund")] == [100, 400]
+    history = await buyer.get("/dashboard/billing/history")
+    assert history.text.count("Refund:") == 2
+    billing = await buyer.get("/dashboard/billing")
+    assert ">500<" in billing.text.replace(",", "")  # 1,000 - 100 - 400 credits
+    async with shop.rt.db.read() as db:
+        actions = [row.action for row in (await db.execute(select(AuditEntry))).scalars()]
+    assert "payment.refund" in actions and "stripe_event.apply" in actions
+
+
+async def test_a_stripe_key_and_packs_without_a_webhook_secret_is_billing_off(
+    make_gateway, sim, browsers
+):
+    """Nothing is sold that could never be credited: no secret, no checkout, no endpoint."""
+    gateway = await make_gateway(
+        public_base_url="http://gateway.test", billing=_billing(sim, stripe_webhook_secrets=[])
+    )
+    browser, _ = await _person(gateway, browsers)
+    page = await browser.get("/dashboard/billing")
+    assert "Billing is off" in page.text and "Continue to payment" not in page.text
+    refused = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+    )
+    assert refused.status_code == 409 and sim.objects("checkout.session") == []
+    webhook = await gateway.client.post(
+        "/billing/stripe/webhook",
+        content=b'{"id": "evt_1", "type": "checkout.session.completed"}',
+        headers={"stripe-signature": "t=1,v1=" + "0" * 64, "content-type": "application/json"},
+    )
+    assert webhook.status_code == 404
+
+
+async def test_the_next_purchase_reuses_the_customer_and_stripe_tax_is_asked_for(
+    make_gateway, sim, browsers
+):
+    gateway = await make_gateway(
+        public_base_url="http://gateway.test",
+        billing=_billing(sim, automatic_tax=True, tax_id_collection=True),
+    )
+    browser, email = await _person(gateway, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [first] = sim.objects("checkout.session")
+    assert first["automatic_tax"]["enabled"] is True
+    assert first["tax_id_collection"]["enabled"] is True
+    assert first["customer_email"] == email and first["customer_creation"] == "always"
+    sim.complete_session(first["id"])
+    await _apply_all(gateway, sim)
+    customer = sim.get(first["id"])["customer"]
+    assert customer and customer.startswith("cus_")
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "large"})
+    second = sim.objects("checkout.session")[-1]
+    assert second["id"] != first["id"] and second["customer"] == customer
+    assert len(sim.objects("customer")) == 1
+
+
+async def test_the_history_covers_the_account_s_whole_life(shop, browsers):
+    from tests.web.staff import account_id_of
+
+    from reapi_server.billing import repository as payments
+
+    browser, email = await _person(shop, browsers)
+    account = await account_id_of(shop, email)
+    years_ago = shop.rt.now() - 3 * 365 * 86_400
+    async with shop.rt.db.write() as session:
+        await payments.insert(
+            session,
+            account_id=account,
+            product="Launch pack",
+            credits=2500,
+            amount=2000,
+            currency="eur",
+            status="paid",
+            now=years_ago,
+        )
+    history = await browser.get("/dashboard/billing/history")
+    assert "Launch pack" in history.text and "20.00 EUR" in history.text
+    rows = list(
+        csv.DictReader(io.StringIO((await browser.get("/dashboard/billing/history.csv")).text))
+    )
+    assert [row["product"] for row in rows] == ["Launch pack"]

@@ -1,0 +1,200 @@
+"""A person buys credits in a real browser (Debian's Chromium): sign up and verify, choose a pack
+on Dashboard → Billing, pay on the Stripe simulator's hosted checkout page, come back to the
+success page; the balance is up, the receipt is in <data_dir>/mail/, the invoice is linked from
+the history. Then the operator refunds half on Admin → Billing: the balance goes down and the
+history shows the refund. Screenshots of the billing pages at 1280 and 390 wide go to
+test-artifacts/billing/."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from tests.server.billing_live import PACKS, SECRET
+from tests.web.browser import (
+    ARTIFACTS,
+    chromium,  # noqa: F401  (fixture)
+)
+from tests.web.helpers import read_mail
+from tests.web.live import LiveWeb, live_web_server
+
+from reapi_server.audit import Actor
+from reapi_server.backoffice import actions
+from reapi_server.billing.settings import BillingSettings
+from reapi_server.db import Database
+from reapi_server.identity import repository as users
+from reapi_server.testing.stripe_sim import StripeSimulator
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "amber orchard whistle 2044"
+SHOTS = ARTIFACTS / "billing"
+WIDTHS = {"desktop": 1280, "phone": 390}
+
+
+@dataclass
+class Shop:
+    sim: StripeSimulator
+    live: LiveWeb
+
+
+@contextmanager
+def shop(tmp_path, template) -> Iterator[Shop]:
+    with StripeSimulator(retry_delays=(0.2, 0.4, 0.8)) as sim:
+        billing = BillingSettings(
+            stripe_secret_key=SecretStr(sim.secret_key),
+            stripe_webhook_secrets=[SecretStr(SECRET)],
+            stripe_api_base=sim.base_url,
+            packs=PACKS,
+            event_retry_interval=0.2,
+        )
+        with live_web_server(tmp_path / "data", template, billing=billing) as live:
+            sim.add_webhook_endpoint(f"{live.base_url}/billing/stripe/webhook", SECRET)
+            yield Shop(sim, live)
+
+
+def _in_thread(coroutine: Any) -> Any:
+    """Run a coroutine beside Playwright's own event loop."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
+async def _promote(live: LiveWeb, email: str) -> None:
+    db = Database(live.runtime.settings.resolved_database_url)
+    try:
+        async with db.write() as session:
+            user = await users.find_user_by_email(session, email)
+            assert await actions.promote_user(session, Actor.cli(), user.id, now=time.time())
+    finally:
+        await db.dispose()
+
+
+def _sign_up(page: Any, base: str, email: str) -> None:
+    page.goto(f"{base}/signup")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("I am 16 or older").check()
+    page.locator("#f-accept_terms").check()
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url(re.compile(r".*done=welcome"))
+
+
+def _wait_for_mail(live: LiveWeb, to: str, subject: str) -> Any:
+    deadline = time.monotonic() + 15
+    while True:
+        found = [m for m in read_mail(live.mail_dir) if m.to == to and subject in m.subject]
+        if found:
+            return found[-1]
+        assert time.monotonic() < deadline, f"no mail {subject!r}"
+        time.sleep(0.1)
+
+
+def _shoot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _shoot_widths(browser: Any, storage: Any, url: str, name: str) -> None:
+    for label, width in WIDTHS.items():
+        context = browser.new_context(
+            viewport={"width": width, "height": 900}, storage_state=storage
+        )
+        page = context.new_page()
+        page.goto(url)
+        _shoot(page, f"{name}-{label}")
+        if label == "phone":  # what a phone shows first, at its own size
+            page.screenshot(path=str(SHOTS / f"{name}-{label}-first-screen.png"))
+        context.close()
+
+
+def test_buy_a_pack_then_the_operator_refunds_half(chromium, tmp_path, migrated_template):  # noqa: F811
+    email = "grace@example.com"
+    with shop(tmp_path, migrated_template) as found:
+        base, sim, live = found.live.base_url, found.sim, found.live
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        _sign_up(page, base, email)
+        welcome = _wait_for_mail(live, email, "Confirm your email address")
+        page.goto(base + welcome.link("/verify"))
+        page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_label(re.compile("10,000 credits")).check()
+        page.get_by_label("Save this card for automatic top-up").check()
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_url(re.compile(re.escape(sim.base_url) + "/c/pay/.*"))
+        _shoot(page, "checkout-simulator")
+        page.get_by_label(re.compile("Email")).fill(email)
+        page.get_by_role("button", name=re.compile("^Pay")).click()
+        page.wait_for_url(re.compile(re.escape(base) + "/dashboard/billing/success.*"))
+        page.get_by_role("heading", name="Payment received").wait_for(timeout=15_000)
+        success_url = page.url
+        assert "10,000 credits" in page.inner_text("main")
+
+        receipt = _wait_for_mail(live, email, "receipt")
+        assert "/invoice/" in receipt.text and "10,000" in receipt.text
+        page.goto(f"{base}/dashboard/billing")
+        assert "10,000" in page.inner_text(".stats")
+        assert "Visa •••• 4242" in page.inner_text("#auto-top-up")
+        page.goto(f"{base}/dashboard/billing/history")
+        invoice = page.get_by_role("link", name="Invoice").first
+        assert invoice.get_attribute("href").startswith(sim.base_url + "/invoice/")
+        storage = context.storage_state()
+        _shoot_widths(chromium, storage, success_url, "success")
+
+        # The operator refunds half from the admin pages.
+        operator = chromium.new_context(viewport={"width": 1280, "height": 900})
+        admin = operator.new_page()
+        _sign_up(admin, base, "ops@example.com")
+        _in_thread(_promote(live, "ops@example.com"))
+        admin.goto(f"{base}/login")
+        admin.get_by_label("Email address").fill("ops@example.com")
+        admin.get_by_label("Password").fill(PASSWORD)
+        admin.get_by_role("button", name="Sign in").click()
+        admin.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+        admin.goto(f"{base}/admin/billing")
+        row = admin.locator("tr", has_text=email)
+        row.get_by_label(re.compile("Amount to refund")).fill("45")
+        row.get_by_role("button", name="Refund").click()
+        admin.wait_for_url(re.compile(r".*/admin/billing\?done=refunded.*"))
+        assert "Refunded through Stripe" in admin.inner_text("main")
+        assert "45.00 EUR refunded" in admin.inner_text("#payments")
+        [refund] = sim.objects("refund")
+        assert refund["amount"] == 4500
+        _shoot_widths(chromium, operator.storage_state(), f"{base}/admin/billing", "admin")
+        page.reload()
+        history = page.inner_text("main")
+        assert "Refund: 10,000 credits" in history and "-5,000" in history
+        assert "Partly refunded" in history
+        page.goto(f"{base}/dashboard/billing")
+        assert "5,000" in page.inner_text(".stats")
+        _shoot_widths(chromium, storage, f"{base}/dashboard/billing", "billing")
+        _shoot_widths(chromium, storage, f"{base}/dashboard/billing/history", "history")
+        # Leaving Checkout without paying: the cancel page.
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_url(re.compile(re.escape(sim.base_url) + "/c/pay/.*"))
+        cancel_url = sim.objects("checkout.session")[-1]["cancel_url"]
+        page.goto(cancel_url)  # where Checkout's "back" link leads
+        assert "nothing was charged" in page.inner_text("main")
+        _shoot_widths(chromium, storage, cancel_url, "cancel")
+        context.close()
+
+
+def test_the_billing_page_with_billing_off_and_unverified(chromium, tmp_path, migrated_template):  # noqa: F811
+    with live_web_server(tmp_path / "data", migrated_template) as live:
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        _sign_up(page, live.base_url, "lin@example.com")
+        page.goto(f"{live.base_url}/dashboard/billing")
+        assert "Billing is off" in page.inner_text("main")
+        _shoot_widths(chromium, context.storage_state(), page.url, "billing-off")
+        context.close()

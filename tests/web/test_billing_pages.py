@@ -8,6 +8,7 @@ import csv
 import io
 import re
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -114,6 +115,15 @@ async def test_buying_goes_to_checkout_at_the_server_s_price(shop, browsers, sim
     assert url.startswith(sim.base_url + "/c/pay/")
     [session] = sim.objects("checkout.session")
     assert session["amount_subtotal"] == 1000 and session["currency"] == "eur"
+    # The session was made with the top-up's id as Stripe idempotency key: Stripe (and its
+    # simulator) refuses that key on another endpoint, so a retried call cannot make a second.
+    async with httpx.AsyncClient(auth=(sim.secret_key, "")) as stripe_client:
+        reused = await stripe_client.post(
+            f"{sim.base_url}/v1/customers",
+            headers={"Idempotency-Key": session["client_reference_id"]},
+        )
+    assert reused.status_code == 400, reused.text
+    assert reused.json()["error"]["type"] == "idempotency_error"
     assert session["customer_email"] == email and session["customer_creation"] == "always"
     paid = sim.complete_session(session["id"])
     intent = sim.get(paid["payment_intent"])

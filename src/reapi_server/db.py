@@ -40,6 +40,7 @@ from .group_commit import GroupCommitter, Tx, as_tx
 from .lock_order import lock_accounts
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
+from .wal_bound import WAL_LIMIT_BYTES, WalBound
 
 __all__ = ["Database"]
 
@@ -77,9 +78,11 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
         cursor.execute(f"PRAGMA busy_timeout={0 if writer else _READ_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints (which fsync) run on a thread (`Database.checkpoint`), never inline on
-        # the event loop as part of whichever COMMIT crossed the WAL size threshold.
+        # Checkpoints (which fsync) run on a thread between group commits (`wal_bound`), never
+        # inline on the event loop as part of whichever COMMIT crossed the WAL size threshold.
         cursor.execute("PRAGMA wal_autocheckpoint=0")
+        # A WAL that SQLite restarts from its beginning is also cut back to the bound.
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -101,11 +104,15 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+def _is_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not str(database).startswith("file:")
+
+
 def _private_sqlite_files(database: str) -> None:
     """The database file is made 0600 before SQLite opens it: SQLite gives its WAL and shared
     memory files the database's mode, and would otherwise create it world-readable (umask 022).
     Files an earlier version made are tightened."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if not _is_file(database):
         return
     path = Path(database)
     if not path.parent.is_dir():
@@ -113,14 +120,6 @@ def _private_sqlite_files(database: str) -> None:
     private_file(path)
     for suffix in ("-wal", "-shm", "-journal"):
         tighten(path.with_name(path.name + suffix), PRIVATE_FILE)
-
-
-def _checkpoint(path: str) -> None:
-    connection = sqlite3.connect(path, timeout=1.0)
-    try:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        connection.close()
 
 
 async def _check_foreign_keys(session: AsyncSession) -> None:
@@ -155,7 +154,14 @@ class Database:
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
-        self.group = GroupCommitter(self._writer, lock_accounts if self.is_postgres else None)
+        wal = (
+            WalBound(make_url(url).database or "")
+            if self.dialect == "sqlite" and _is_file(make_url(url).database)
+            else None
+        )
+        self.group = GroupCommitter(
+            self._writer, lock_accounts if self.is_postgres else None, wal=wal
+        )
         self._unavailable_at: float | None = None
 
     async def grouped(self, op: Callable[[Tx], Awaitable[T]], *, account: str | None) -> T:
@@ -263,11 +269,10 @@ class Database:
             pause = min(pause * 2, 0.05)
 
     async def checkpoint(self) -> None:
-        """Copy the SQLite WAL back into the database file, on a worker thread. PASSIVE: it
-        never waits for readers or writers, so it is safe beside live traffic and other
-        processes. PostgreSQL needs nothing."""
-        if self.dialect == "sqlite":
-            await anyio.to_thread.run_sync(_checkpoint, make_url(self.url).database or "")
+        """Copy the SQLite WAL back into the database file and truncate it, between two group
+        commits, on a worker thread (`wal_bound`); the writer also does so by itself whenever
+        the WAL passes its bound. PostgreSQL needs nothing."""
+        await self.group.checkpoint()
 
     async def ping(self) -> None:
         """Raise unless the database answers."""

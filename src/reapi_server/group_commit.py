@@ -41,6 +41,7 @@ from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from .models import CommitMarker
+from .wal_bound import WalBound
 
 __all__ = ["GroupCommitter", "SessionTx", "Statement", "Tx", "as_tx", "forget_idle_markers"]
 
@@ -224,10 +225,19 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 class GroupCommitter:
     """Runs queued ops in shared transactions on `engine` (the writer engine), one at a time."""
 
-    def __init__(self, engine: AsyncEngine, lock_accounts: LockAccounts | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        lock_accounts: LockAccounts | None = None,
+        wal: WalBound | None = None,
+    ) -> None:
         self._engine = engine
         #: On PostgreSQL: run first in every transaction, on the accounts of its ops.
         self._lock_accounts = lock_accounts
+        #: On SQLite: checkpointed between transactions once past its bound (`wal_bound`).
+        self._wal = wal
+        #: Held by a transaction, and by a checkpoint, which must come between two of them.
+        self._turn = asyncio.Lock()
         self._dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._queue: list[_Item] = []
@@ -280,7 +290,10 @@ class GroupCommitter:
                 batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
                 # By account (stable: in queue order within one), as the accounts are locked.
                 batch.sort(key=lambda item: item[2] or "")
-                await self._commit(batch)
+                async with self._turn:
+                    await self._commit(batch)
+                    if self._wal is not None and self._wal.due():
+                        await self._wal.checkpoint()
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
             stopped = RuntimeError("the database writer stopped")
@@ -290,6 +303,14 @@ class GroupCommitter:
             raise
         finally:
             self._runner = None
+
+    async def checkpoint(self) -> bool | None:
+        """Checkpoint and truncate the SQLite WAL between two transactions (`wal_bound`):
+        whether it completed; None without a WAL (PostgreSQL) or when it is empty."""
+        if self._wal is None or not self._wal.size():
+            return None
+        async with self._turn:
+            return await self._wal.checkpoint()
 
     async def _commit(self, batch: list[_Item]) -> None:
         try:

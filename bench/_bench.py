@@ -224,6 +224,8 @@ def wrk(
     if errors:
         bad += sum(int(n) for n in errors.groups())
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    if "50" not in percentiles:  # no answer at all
-        return Result(rps, float("nan"), float("nan"), requests, bad)
+    if "50" not in percentiles or "99" not in percentiles:  # no answer at all, or unparsed
+        print("    wrk's latency lines not found:", out[-600:].replace("\n", " | "), flush=True)
+        p50, p99 = (_ms(percentiles[p]) if p in percentiles else float("nan") for p in ("50", "99"))
+        return Result(rps, p50, p99, requests, bad)
     return Result(rps, _ms(percentiles["50"]), _ms(percentiles["99"]), requests, bad)

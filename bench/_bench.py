@@ -217,7 +217,7 @@ def wrk(
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     for line in re.findall(r"^BAD .*$", out, re.M):
         print("   ", line[:300], flush=True)
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)

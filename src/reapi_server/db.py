@@ -1,9 +1,10 @@
 """Database engines and units of work.
 
 SQLite (the default) allows one writer at a time. Rather than letting concurrent writers fail with
-"database is locked", every write transaction here starts with `BEGIN IMMEDIATE` on a dedicated
-single-connection engine: writers in this process queue on the pool, writers in other processes
-wait for the lock with async sleeps (see `_begin_write`). Reads use a separate pool and never
+"database is locked", every write transaction here starts with `BEGIN IMMEDIATE`, on a dedicated
+single-connection engine or on the group committer's own connection: writers in this process take
+turns (`GroupCommitter.turn`), writers in other processes wait for the lock with async sleeps (see
+`_begin_write`). Reads use a separate pool and never
 block behind writers (WAL mode). SQLite calls run inline on the event loop (`sqlite_inline`).
 
 PostgreSQL uses one pooled asyncpg engine for both; row-level locking does the queueing.
@@ -18,7 +19,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,18 +79,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so that BEGIN IMMEDIATE is ours to send.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # The writer must not block the event loop waiting for a lock: it retries instead.
-        cursor.execute(f"PRAGMA busy_timeout={0 if writer else _READ_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints (which fsync) run on a thread between group commits (`wal_bound`), never
-        # inline on the event loop as part of whichever COMMIT crossed the WAL size threshold.
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
-        # A WAL that SQLite restarts from its beginning is also cut back to the bound.
-        cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _configure(dbapi_connection, writer=writer)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -102,6 +97,30 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     return engine
+
+
+def _configure(connection: Any, *, writer: bool) -> None:
+    """The settings of every connection to the database (a `sqlite3` connection, or
+    aiosqlite's, which takes the same calls)."""
+    cursor = connection.cursor()
+    # The writer must not block the event loop waiting for a lock: it retries instead.
+    cursor.execute(f"PRAGMA busy_timeout={0 if writer else _READ_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints (which fsync) run on a thread between group commits (`wal_bound`), never
+    # inline on the event loop as part of whichever COMMIT crossed the WAL size threshold.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    # A WAL that SQLite restarts from its beginning is also cut back to the bound.
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _group_writer(path: str) -> sqlite3.Connection:
+    """The group committer's own connection (see `group_commit`): BEGIN IMMEDIATE is ours."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    _configure(connection, writer=True)
+    return connection
 
 
 def _is_file(database: str | None) -> bool:
@@ -154,13 +173,13 @@ class Database:
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
-        wal = (
-            WalBound(make_url(url).database or "")
-            if self.dialect == "sqlite" and _is_file(make_url(url).database)
-            else None
-        )
+        path = make_url(url).database or ""
+        on_file = self.dialect == "sqlite" and _is_file(path)
         self.group = GroupCommitter(
-            self._writer, lock_accounts if self.is_postgres else None, wal=wal
+            self._writer,
+            lock_accounts if self.is_postgres else None,
+            wal=WalBound(path) if on_file else None,
+            connect=(lambda: _group_writer(path)) if on_file else None,
         )
         self._unavailable_at: float | None = None
 
@@ -234,18 +253,24 @@ class Database:
         transaction, `PRAGMA foreign_key_check` before the commit (a violation rolls it back).
         PostgreSQL alters tables in place and ignores the flag."""
         with anyio.CancelScope(shield=True), self._watched():
-            relaxed = not enforce_foreign_keys and self.dialect == "sqlite"
-            session = await self._begin_write(relaxed)
-            try:
-                yield session
-                if relaxed:
-                    await _check_foreign_keys(session)
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-            finally:
-                await session.close()
+            async with self._writer_turn():
+                relaxed = not enforce_foreign_keys and self.dialect == "sqlite"
+                session = await self._begin_write(relaxed)
+                try:
+                    yield session
+                    if relaxed:
+                        await _check_foreign_keys(session)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+                finally:
+                    await session.close()
+
+    def _writer_turn(self) -> AbstractAsyncContextManager[Any]:
+        """SQLite: the group committer's turn (it writes on a connection of its own); on
+        PostgreSQL row locks do the queueing."""
+        return self.group.turn() if self.dialect == "sqlite" else nullcontext()
 
     async def _begin_write(self, relaxed: bool = False) -> AsyncSession:
         """A session whose write transaction has begun. On SQLite, `BEGIN IMMEDIATE` takes the
@@ -280,6 +305,7 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        self.group.close()
         await self._reader.dispose()
         if self._writer is not self._reader:
             await self._writer.dispose()

@@ -4,7 +4,18 @@ Each request hands its unit of work (an *op*: an async function of a `Tx`) to th
 `GroupCommitter` and waits for its result. The committer runs every op queued by then, one after
 the other, in one transaction on the driver's own connection, and commits once. Ops run in turn,
 so a later op sees what an earlier one wrote: the credit reserve stays one conditional UPDATE per
-request, and concurrent reserves still cannot overdraw. If any op raises, the whole transaction
+request, and concurrent reserves still cannot overdraw.
+
+Ops are grouped only while the writer is busy, never held back to wait for company. On a SQLite
+file an op that finds the writer idle is committed at once, in its caller's task (`_lead`): a
+SQLite transaction never leaves the event loop, so nothing could have joined it anyway. Ops that
+come while the writer is busy (a `Database.write` session holds it, a checkpoint runs, another
+process holds SQLite's lock, or on PostgreSQL a transaction is on the wire) queue and share the
+next transaction. Holding every op back until the end of the loop's pass, as this did before,
+released the requests of one pass together: they called the upstream together, came back
+together and were processed one after the other while the core otherwise idled. With a 50 ms
+upstream at 32 connections the gateway ran in such waves at 58% of the upstream's own throughput
+(issue 15). If any op raises, the whole transaction
 is rolled back and each op is run again in a transaction of its own, so one failing request never
 takes another's work with it (ops are deterministic: their ids are made before they are queued).
 
@@ -268,6 +279,9 @@ class GroupCommitter:
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if self._idle():
+            await self._lead((op, future, account))
+            return future.result()
         self._queue.append((op, future, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
@@ -294,14 +308,35 @@ class GroupCommitter:
                     _recancel()
         return result
 
+    def _idle(self) -> bool:
+        """Whether an op may be committed at once (`_lead`): on a SQLite file, with no
+        transaction queued or running, no session holding the turn, and no checkpoint due (the
+        queue's runner does that one between two transactions)."""
+        return (
+            self._connect is not None
+            and self._runner is None
+            and not self._turn.locked()
+            and not (self._wal is not None and self._wal.due())
+        )
+
+    async def _lead(self, item: _Item) -> None:
+        """Commit one op now, in its caller's task, on the committer's own SQLite connection:
+        the transaction runs without leaving the event loop (only another process's write lock
+        makes `BEGIN IMMEDIATE` wait, and then whatever queues meanwhile waits for the turn
+        this holds)."""
+        with anyio.CancelScope(shield=True):
+            async with self._turn:
+                await self._commit([item])
+
     async def _drain(self) -> None:
         batch: list[_Item] = []
         try:
             while self._queue:
-                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
-                # By account (stable: in queue order within one), as the accounts are locked.
-                batch.sort(key=lambda item: item[2] or "")
                 async with self._turn:
+                    # Taken once the turn is ours: whatever queued while we waited joins in.
+                    batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                    # By account (stable: in queue order within one), as accounts are locked.
+                    batch.sort(key=lambda item: item[2] or "")
                     await self._commit(batch)
                     if self._wal is not None and self._wal.due():
                         await self._wal.checkpoint()

@@ -9,8 +9,9 @@ from reapi.catalog import ModelSpec
 
 from ..errors import CreditLimitExceeded, GatewayError, InsufficientCredits
 from ..group_commit import Tx
-from ..models import MAX_CREDITS, UsageRecord
+from ..models import MAX_CREDITS
 from ..usage import repository as usage_rows
+from ..usage.service import UsageRow
 from . import repository
 
 __all__ = ["adjust", "grant", "hold_or_record_refusal", "insufficient", "price_of"]
@@ -31,7 +32,7 @@ def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: in
 
 async def hold_or_record_refusal(
     tx: Tx,
-    usage: UsageRecord,
+    usage: UsageRow,
     amount: int,
     *,
     purpose: str,

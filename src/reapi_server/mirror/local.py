@@ -92,11 +92,7 @@ class LocalDiskStore:
     async def put(self, key: str, body: Body, content_type: str) -> int:
         path = self.path_of(key)
         if isinstance(body, bytes) and len(body) <= _INLINE_LIMIT:
-            handle, tmp = _create_temp(path, content_type)
-            with _removed_on_failure(tmp):
-                with handle:
-                    handle.write(body)
-                os.replace(tmp, path)
+            _write_small(path, _header(content_type) + body)
             return len(body)
         handle, tmp = await anyio.to_thread.run_sync(_create_temp, path, content_type)
         size = 0
@@ -192,10 +188,30 @@ def _remove_task_folder(directory: Path) -> None:
             directory.rmdir()
 
 
+def _header(content_type: str) -> bytes:
+    return content_type.encode("ascii", "replace") + b"\n"
+
+
+def _write_small(path: Path, data: bytes) -> None:
+    """A small object: one write to a temp file beside it, then the rename, on the loop."""
+    target = os.fspath(path)
+    tmp = Path(f"{os.path.dirname(target)}/{TEMP_PREFIX}{secrets.token_hex(8)}")
+    with _removed_on_failure(tmp):
+        descriptor = _open_new(tmp)
+        try:
+            with memoryview(data) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(descriptor, view[written:])
+        finally:
+            os.close(descriptor)
+        os.replace(tmp, target)
+
+
 def _create_temp(path: Path, content_type: str) -> tuple[BinaryIO, Path]:
     tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
     handle = os.fdopen(_open_new(tmp), "wb")
-    handle.write(content_type.encode("ascii", "replace") + b"\n")
+    handle.write(_header(content_type))
     return handle, tmp
 
 

@@ -4,6 +4,7 @@ aiohttp pass-through, all in front of one fake OpenAI upstream, in one run.
     python bench/gateway.py                      # the whole table (about 10 min per repetition)
     python bench/gateway.py --repetitions 3 --duration 10 --litellm-venv /path/to/venv
     python bench/gateway.py --targets direct,reapi --upstreams 0 --concurrency 32   # a slice
+    python bench/gateway.py --before /tmp/reapi-before/src   # also an earlier version's code
 
 The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2 KB PNG as
 `b64_json`, instantly, after 50 ms, or after 50 ± 25 ms (uniform). Targets, each given the same
@@ -15,6 +16,9 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
 - `reapi`: `reapi-server serve`, 1 worker, SQLite in a fresh data dir, everything on (auth, rate
   limit, credit hold and settlement, usage row, output stored on local disk, access log at
   WARNING, metrics);
+- `reapi-before` (with `--before SRC`): the same as `reapi`, running another checkout's `src`
+  (say `git archive <commit> src | tar -x -C /tmp/reapi-before`) in this venv: before and after
+  a change, in one run;
 - `reapi-pg`: the same on PostgreSQL (Debian's, started here, fsync on, `synchronous_commit=off`
   like SQLite's `synchronous=NORMAL`: a crash may lose the last commits, never corrupt);
 - `reapi-w2`: the SQLite gateway with `--workers 2`, not pinned (both cores);
@@ -73,11 +77,12 @@ LITELLM_KEY = "sk-bench-litellm-master-0123456789"
 LEAN_KEY = "sk-bench-lean-proxy"
 EMAIL = "bench@reapi.local"
 PATH = "/images/generations"
-ALL_TARGETS = ("direct", "lean", "reapi", "reapi-pg", "reapi-w2", "litellm")
+ALL_TARGETS = ("direct", "lean", "reapi", "reapi-before", "reapi-pg", "reapi-w2", "litellm")
 LABELS = {
     "direct": "direct",
     "lean": "lean aiohttp",
     "reapi": "reapi",
+    "reapi-before": "reapi before",
     "reapi-pg": "reapi PostgreSQL",
     "reapi-w2": "reapi --workers 2",
     "litellm": "LiteLLM",
@@ -116,7 +121,9 @@ def reapi_target(
     *,
     workers: int = 1,
     database_url: str | None = None,
+    source: Path | None = None,
 ) -> Target:
+    """`source`: another checkout's `src` directory, run instead of this one's (same venv)."""
     data = workdir / f"{name}-data"
     port = free_port()
     env = {
@@ -131,6 +138,8 @@ def reapi_target(
     }
     if database_url is not None:
         env["REAPI_DATABASE_URL"] = database_url
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
     cli = str(Path(sys.executable).with_name("reapi-server"))
     subprocess.run([cli, "migrate"], env=env, check=True, capture_output=True)
     subprocess.run(
@@ -446,6 +455,8 @@ def report(
     lines = ["### Requests per second (median of the repetitions, their range in brackets)", ""]
     ratios = [
         ("reapi", "litellm", "reapi ÷ LiteLLM"),
+        ("reapi-before", "litellm", "before ÷ LiteLLM"),
+        ("reapi", "reapi-before", "reapi ÷ before"),
         ("reapi", "lean", "reapi ÷ lean"),
         ("reapi", "direct", "reapi ÷ direct"),
         ("reapi-pg", "reapi", "PostgreSQL ÷ SQLite"),
@@ -570,6 +581,12 @@ def main() -> None:
         help="a venv with litellm[proxy] (made here if missing); env LITELLM_VENV",
     )
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="the `src` directory of an earlier checkout: adds the target reapi-before (the "
+        "same settings, that code) to compare with in the same run",
+    )
+    parser.add_argument(
         "--pg-synchronous-commit",
         action="store_true",
         help="PostgreSQL with synchronous_commit=on (an fsync per commit)",
@@ -590,6 +607,10 @@ def main() -> None:
         sys.exit(f"unknown targets: {', '.join(sorted(unknown))}")
     if args.no_litellm and "litellm" in wanted:
         wanted.remove("litellm")
+    if args.before is not None and "reapi-before" not in wanted:
+        wanted.insert(wanted.index("reapi") + 1 if "reapi" in wanted else 1, "reapi-before")
+    if "reapi-before" in wanted and args.before is None:
+        sys.exit("the target reapi-before needs --before SRC")
     if "direct" not in wanted:
         wanted.insert(0, "direct")  # every ratio and "added" column needs it
     upstreams = parse_upstreams(args.upstreams)
@@ -623,6 +644,10 @@ def main() -> None:
                         target = lean_target(upstream_url, gw_core)
                     elif name == "reapi":
                         target = reapi_target(name, upstream_url, workdir, gw_core)
+                    elif name == "reapi-before":
+                        target = reapi_target(
+                            name, upstream_url, workdir, gw_core, source=args.before.resolve()
+                        )
                     elif name == "reapi-w2":
                         target = reapi_target(name, upstream_url, workdir, None, workers=2)
                     elif name == "reapi-pg":

@@ -183,12 +183,16 @@ class Database:
         )
         self._unavailable_at: float | None = None
 
-    async def grouped(self, op: Callable[[Tx], Awaitable[T]], *, account: str | None) -> T:
+    async def grouped(
+        self, op: Callable[[Tx], Awaitable[T]], *, account: str | None, at_once: bool = False
+    ) -> T:
         """Run `op` in a transaction shared with the other requests' writes (group commit),
         return its result once committed. The op must not await anything but its `Tx`.
-        `account`: the account whose rows the op touches (see `lock_order`)."""
+        `account`: the account whose rows the op touches (see `lock_order`). `at_once`: the op
+        opens a request (the upstream call waits for it): committed now if the writer is idle,
+        instead of waiting for the others of this pass of the event loop (`group_commit`)."""
         with self._watched():
-            return await self.group.run(op, account)
+            return await self.group.run(op, account, at_once)
 
     async def lock_accounts(self, session: AsyncSession, *account_ids: str) -> None:
         """The first statement of a write transaction that changes several rows: lock their

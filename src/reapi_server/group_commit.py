@@ -4,24 +4,21 @@ Each request hands its unit of work (an *op*: an async function of a `Tx`) to th
 `GroupCommitter` and waits for its result. The committer runs every op queued by then, one after
 the other, in one transaction on the driver's own connection, and commits once. Ops run in turn,
 so a later op sees what an earlier one wrote: the credit reserve stays one conditional UPDATE per
-request, and concurrent reserves still cannot overdraw.
-
-Ops queued during one pass of the event loop share a transaction at the start of the next pass,
-except the first: on a SQLite file, the first op of a pass that finds the writer idle is
-committed at once, in its caller's task (`_lead`; a SQLite transaction never leaves the loop).
-Holding every op back until the next pass, as this did before, released the requests of one
-pass together: they called the upstream together, came back together and were processed one
-after the other while the core otherwise idled. With a 50 ms upstream at 32 connections the
-gateway ran in such waves at 58% of the upstream's own throughput (issue 15). Now each pass lets
-one request through at once, so a group that arrives together falls apart within a few rounds
-instead of staying together for good, while a busy loop (many ops per pass) still shares one
-transaction among most of them (a transaction per op costs two to three times the CPU of its
-ops). Ops
-that come while the writer is busy (a `Database.write` session holds it, a checkpoint runs,
-another process holds SQLite's lock, or on PostgreSQL a transaction is on the wire) queue and
-share the next transaction. If any op raises, the whole transaction
+request, and concurrent reserves still cannot overdraw. If any op raises, the whole transaction
 is rolled back and each op is run again in a transaction of its own, so one failing request never
 takes another's work with it (ops are deterministic: their ids are made before they are queued).
+
+Ops queued during one pass of the event loop share a transaction at the start of the next pass.
+An op that opens a request (its credit hold, which the upstream call waits for) is instead
+committed at once when the writer is idle (`at_once`), in its caller's task, on a SQLite file (a
+SQLite transaction never leaves the loop). Holding those back until the next pass, as this did
+before, released the requests of one pass together: they called the upstream together, came back
+together and were processed one after the other while the core otherwise idled. With a 50 ms
+upstream at 32 connections the gateway ran in such waves at 58% of the upstream's own throughput
+(issue 15). Closing ops (settlements, usage rows) still share transactions: a transaction per op
+costs two to three times the CPU of its ops. Ops that come while the writer is busy (a
+`Database.write` session holds it, a checkpoint runs, another process holds SQLite's lock, or on
+PostgreSQL a transaction is on the wire) queue and share the next transaction.
 
 An op must never take effect twice, so nothing is run again unless its transaction certainly did
 not commit. A COMMIT whose answer is lost (the connection dropped during it) may have landed:
@@ -261,8 +258,6 @@ class GroupCommitter:
         #: On a SQLite file: opens the committer's own connection (made on first use).
         self._connect = connect
         self._own: sqlite3.Connection | None = None
-        #: An op was committed at once (`_lead`) in this pass of the event loop.
-        self._led = False
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
         #: on SQLite, by a session of the writer engine (`turn`).
         self._turn = asyncio.Lock()
@@ -277,15 +272,18 @@ class GroupCommitter:
         self.transactions = 0
         self.ops = 0
 
-    async def run(self, op: Callable[[Tx], Awaitable[T]], account: str | None = None) -> T:
+    async def run(
+        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None, at_once: bool = False
+    ) -> T:
         """Run `op` in the next shared transaction and return its result once committed.
         `account`: the account whose rows the op touches (locked first: see `lock_order`).
+        `at_once`: committed now, alone, if the writer is idle (an op that opens a request).
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        if self._idle():
+        if at_once and self._idle():
             await self._lead((op, future, account))
             return future.result()
         self._queue.append((op, future, account))
@@ -315,13 +313,11 @@ class GroupCommitter:
         return result
 
     def _idle(self) -> bool:
-        """Whether an op may be committed at once (`_lead`): on a SQLite file, the first of
-        this pass of the event loop, with no transaction queued or running, no session holding
-        the turn, and no checkpoint due (the queue's runner does that one between two
-        transactions)."""
+        """Whether an op may be committed at once (`_lead`): on a SQLite file, with no
+        transaction queued or running, no session holding the turn, and no checkpoint due (the
+        queue's runner does that one between two transactions)."""
         return (
             self._connect is not None
-            and not self._led
             and self._runner is None
             and not self._turn.locked()
             and not (self._wal is not None and self._wal.due())
@@ -331,15 +327,10 @@ class GroupCommitter:
         """Commit one op now, in its caller's task, on the committer's own SQLite connection:
         the transaction runs without leaving the event loop (only another process's write lock
         makes `BEGIN IMMEDIATE` wait, and then whatever queues meanwhile waits for the turn
-        this holds). The ops of the rest of this pass queue (`run`)."""
-        self._led = True
-        asyncio.get_running_loop().call_soon(self._next_pass)
+        this holds)."""
         with anyio.CancelScope(shield=True):
             async with self._turn:
                 await self._commit([item])
-
-    def _next_pass(self) -> None:
-        self._led = False
 
     async def _drain(self) -> None:
         batch: list[_Item] = []

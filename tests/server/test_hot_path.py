@@ -56,27 +56,34 @@ async def test_group_commit_batches_and_never_overdraws(db_gateway):
     assert transactions < ops / 2, (transactions, ops)
 
 
-async def test_an_op_is_not_held_back_for_company(gateway):
-    """SQLite: the first op of a pass of the event loop is committed at once, before the tasks
-    ready beside it run; the later ones of that pass share one transaction. (Every op used to
-    wait for the whole pass, so that requests arriving together were released together and
-    moved in lock-step: issue 15.)"""
+async def test_an_opening_op_is_not_held_back_for_company(gateway):
+    """SQLite: an op that opens a request (`at_once`: its credit hold, which the upstream call
+    waits for) is committed at once, before the tasks ready beside it run; the other ops of that
+    pass of the event loop share one transaction. (Every op used to wait for the whole pass, so
+    that requests arriving together called the upstream together and moved in lock-step:
+    issue 15.)"""
     group = gateway.rt.db.group
     order: list[str] = []
 
     async def noop(tx: Tx) -> None:
         return None
 
-    async def request(name: str) -> None:
-        await gateway.rt.db.grouped(noop, account=None)
+    async def request(name: str, *, at_once: bool) -> None:
+        await gateway.rt.db.grouped(noop, account=None, at_once=at_once)
         order.append(name)
 
     async def other() -> None:
         order.append("ran")
 
     transactions = group.transactions
-    await asyncio.gather(request("first"), other(), other(), request("second"), request("third"))
-    assert order == ["first", "ran", "ran", "second", "third"]
+    await asyncio.gather(
+        request("opening", at_once=True),
+        other(),
+        other(),
+        request("closing", at_once=False),
+        request("closing", at_once=False),
+    )
+    assert order == ["opening", "ran", "ran", "closing", "closing"]
     assert group.transactions == transactions + 2
 
 

@@ -104,7 +104,8 @@ async def generate(
             now=now,
         )
 
-    hold_id = await rt.db.grouped(open_request, account=principal.account_id)
+    # At once: the upstream call waits for it (see `group_commit`).
+    hold_id = await rt.db.grouped(open_request, account=principal.account_id, at_once=True)
     if hold_id is None:
         raise insufficient(cost)
     rt.metrics.credits.labels("reserved").inc(cost)

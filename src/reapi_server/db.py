@@ -298,7 +298,7 @@ class Database:
             pause = min(pause * 2, 0.05)
 
     async def checkpoint(self) -> None:
-        """Copy the SQLite WAL back into the database file and truncate it, between two group
+        """Copy the SQLite WAL back into the database file and restart it, between two group
         commits, on a worker thread (`wal_bound`); the writer also does so by itself whenever
         the WAL passes its bound. PostgreSQL needs nothing."""
         await self.group.checkpoint()

@@ -258,6 +258,8 @@ class GroupCommitter:
         #: On a SQLite file: opens the committer's own connection (made on first use).
         self._connect = connect
         self._own: sqlite3.Connection | None = None
+        #: `transactions` when the last checkpoint that completed began.
+        self._checkpointed_after = -1
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
         #: on SQLite, by a session of the writer engine (`turn`).
         self._turn = asyncio.Lock()
@@ -343,7 +345,7 @@ class GroupCommitter:
                     batch.sort(key=lambda item: item[2] or "")
                     await self._commit(batch)
                     if self._wal is not None and self._wal.due():
-                        await self._wal.checkpoint()
+                        await self._checkpoint()
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
             stopped = RuntimeError("the database writer stopped")
@@ -372,12 +374,24 @@ class GroupCommitter:
         return self._own
 
     async def checkpoint(self) -> bool | None:
-        """Checkpoint and truncate the SQLite WAL between two transactions (`wal_bound`):
-        whether it completed; None without a WAL (PostgreSQL) or when it is empty."""
+        """Checkpoint and restart the SQLite WAL between two transactions (`wal_bound`):
+        whether it completed; None without a WAL (PostgreSQL), or when this committer wrote
+        nothing since its last one and the WAL is within its bound."""
         if self._wal is None or not self._wal.size():
             return None
+        if self.transactions == self._checkpointed_after and not self._wal.due():
+            return None
         async with self._turn:
-            return await self._wal.checkpoint()
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> bool:
+        """With the turn held."""
+        assert self._wal is not None
+        transactions = self.transactions
+        done = await self._wal.checkpoint()
+        if done:
+            self._checkpointed_after = transactions
+        return done
 
     async def _commit(self, batch: list[_Item]) -> None:
         try:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -33,12 +34,14 @@ async def idempotent(
     principal: Principal,
     request: Request,
     endpoint: str,
-    params: Mapping[str, Any],
+    params: Any,
     payload: Payload,
     *,
     run: Run,
     replay: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
 ) -> Response:
+    """`params`: the request's parameters (a dataclass), fingerprinted only when the request
+    has an `Idempotency-Key` (turning them into a dict costs every other request for nothing)."""
     key = request.headers.get("idempotency-key")
     if key is None:
         status, body, _ = await run(None)
@@ -47,7 +50,7 @@ async def idempotent(
         rt,
         principal.account_id,
         key,
-        fingerprint(rt.fingerprint_secret, endpoint, params, payload),
+        fingerprint(rt.fingerprint_secret, endpoint, dataclasses.asdict(params), payload),
         wait_seconds=_WAIT_FOR_FIRST,
     )
     if isinstance(claimed, service.Replay):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -63,7 +62,7 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
         principal,
         request,
         "videos.create",
-        dataclasses.asdict(params),
+        params,
         payload,
         run=run,
         replay=replay,

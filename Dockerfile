@@ -1,14 +1,14 @@
 # reapi gateway image: `reapi-server serve` as a non-root user, state in /var/lib/reapi.
 # The fleet shape (two gateways, PostgreSQL, Redis, MinIO, Caddy) is compose.yaml; docs/deploying.md.
 
-# -- build: a virtualenv with reapi and its server and redis extras --------------------------
+# -- build: a virtualenv with reapi, its server extra and the optional backends it can use ----
 FROM python:3.12-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 RUN python -m venv /opt/reapi \
- && /opt/reapi/bin/pip install --no-compile '.[server,s3,postgres,redis]'
+ && /opt/reapi/bin/pip install --no-compile '.[server,s3,postgres,redis,otel]'
 
 # -- run: the virtualenv only, no compiler, no pip cache -------------------------------------
 FROM python:3.12-slim

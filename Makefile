@@ -22,12 +22,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports .importlinter
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site
 	@test -x /usr/bin/chromium || echo "NOTE: the browser tests will be SKIPPED (no /usr/bin/chromium). Enable them with: apt-get install chromium"
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples
+	$(BIN)/lint-imports .importlinter
 	$(BIN)/ruff format --check src tests bench examples
 
 bench: $(STAMP)

@@ -189,8 +189,10 @@ def wrk(
     duration: float,
     workdir: Path,
     core: int | None,
+    script_name: str | None = None,
 ) -> Result:
-    script = workdir / f"post-{os.getpid()}-{concurrency}.lua"
+    """`script_name`: the Lua script's file, for wrk processes run side by side."""
+    script = workdir / (script_name or f"post-{os.getpid()}-{concurrency}.lua")
     payload = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
     script.write_text(
         'wrk.method = "POST"\n'

@@ -44,7 +44,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         host = self.server.host
-        host.requests.append((self.path, dict(self.headers.items())))
+        if self.command == "GET":
+            host.requests.append((self.path, dict(self.headers.items())))
         answer = host.routes.get(self.path.split("?", 1)[0], Answer(404, body=b"not found"))
         self.send_response(answer.status)
         for name, value in answer.headers.items():
@@ -59,6 +60,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             host.hung_up.set()  # the client stopped reading: what a cut-off looks like
         self.close_connection = True
+
+    def do_POST(self) -> None:
+        """A webhook receiver: records the request (path, headers, body), then answers as GET
+        does."""
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        self.server.host.posts.append((self.path, dict(self.headers.items()), body))
+        self.do_GET()
 
     def _body(self, answer: Answer) -> None:
         if answer.drip:
@@ -84,6 +93,8 @@ class MediaHost:
     def __init__(self) -> None:
         self.routes: dict[str, Answer] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        #: (path, headers, body) of every POST.
+        self.posts: list[tuple[str, dict[str, str], bytes]] = []
         self.lookups: list[str] = []
         self.dials: list[tuple[str, int]] = []
         self.hung_up = threading.Event()

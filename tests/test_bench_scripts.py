@@ -24,6 +24,12 @@ def test_failover_bench_runs_and_prints_its_table():
     assert all(f"| {fault} |" in out for fault in ("error_500", "refuse", "reset", "hang"))
 
 
+def test_slow_failover_bench_runs_every_setup_and_prints_its_table():
+    out = run(str(BENCH / "slow_failover.py"), "--scale", "0.02", "--rate", "20", timeout=180)
+    assert "| setup | first request after the hang: wait (s) |" in out
+    assert all(f"| {setup} |" in out for setup in ("unstreamed", "streamed", "probes", "hedged"))
+
+
 def test_mirror_memory_bench_runs_on_a_small_video():
     out = run(str(BENCH / "mirror_memory.py"), "--mb", "8", timeout=180)
     assert "MiB" in out
@@ -31,6 +37,19 @@ def test_mirror_memory_bench_runs_on_a_small_video():
 
 def test_gateway_bench_parses_its_arguments():
     assert "--duration" in run(str(BENCH / "gateway.py"), "--help")
+
+
+def test_usage_page_bench_runs_and_prints_its_table():
+    out = run(
+        str(BENCH / "usage_page.py"), "--rows", "300", "--other-rows", "100", "--renders", "2"
+    )
+    assert "| /dashboard/usage (30 days, all rows) |" in out
+    assert "| /api/usage (JSON, 100 rows + totals) |" in out
+
+
+def test_usage_rollup_writes_bench_runs_and_prints_its_table():
+    out = run(str(BENCH / "usage_rollup_writes.py"), "--requests", "200")
+    assert "| with the triggers |" in out and "| without the triggers |" in out
 
 
 def test_fleet_bench_parses_its_arguments():

@@ -11,7 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+from tests.server.live import free_port
+from tests.server.otlp_collector import running_collector
+from tests.server.served import KEY_LINE
+from tests.server.test_cli import _wait_for
 
 pytestmark = pytest.mark.install
 
@@ -69,13 +74,20 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+def _clean_env() -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("REAPI_", "VIRTUAL_ENV", "PYTHONPATH"))
     }
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def _run(
+    command: list[str], env: dict[str, str] | None = None, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    env = env or _clean_env()
     done = subprocess.run(
         command, capture_output=True, text=True, timeout=900, env=env, cwd="/", **kwargs
     )
@@ -111,8 +123,29 @@ def test_the_gateway_on_sqlite_and_local_storage(tmp_path: Path, wheel: Path) ->
     assert "image from openai" in _run([str(bin_dir / "python"), "-c", IMAGE]).stdout
     said = _run([str(bin_dir / "python"), "-c", MISSING_EXTRAS]).stdout
     assert "pip install 'reapi[s3]'" in said and "pip install 'reapi[postgres]'" in said
+    _tracing_needs_its_extra(bin_dir, tmp_path / "data")
     size, rendered = _run([str(bin_dir / "python"), "-c", CHANGELOG]).stdout.split()
     assert int(size) == len((ROOT / "CHANGELOG.md").read_text("utf-8")) and rendered == "True"
+
+
+def _tracing_needs_its_extra(bin_dir: Path, data_dir: Path) -> None:
+    """Without the `otel` extra, `tracing = true` is refused in one line that names it."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("REAPI_", "VIRTUAL_ENV", "PYTHONPATH"))
+    }
+    env["REAPI_TRACING"] = "true"
+    done = subprocess.run(
+        [str(bin_dir / "reapi-server"), "check-config", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert "'otel' extra" in line and "pip install 'reapi[otel]'" in line, done.stderr
 
 
 def test_the_gateway_with_s3_and_postgres(tmp_path: Path, wheel: Path) -> None:
@@ -121,3 +154,46 @@ def test_the_gateway_with_s3_and_postgres(tmp_path: Path, wheel: Path) -> None:
     assert "image from openai" in _run([str(bin_dir / "python"), "-c", IMAGE]).stdout
     said = _run([str(bin_dir / "python"), "-c", MISSING_EXTRAS]).stdout
     assert said == ""  # both drivers present: nothing is missing
+
+
+def test_the_gateway_with_tracing(tmp_path: Path, wheel: Path) -> None:
+    """With the `otel` extra, `serve` with `tracing = true` posts its spans over OTLP/HTTP: the
+    extra's packages are all it needs."""
+    bin_dir = _venv(tmp_path / "venv", wheel, "server,otel")
+    server = str(bin_dir / "reapi-server")
+    data = ["--data-dir", str(tmp_path / "data")]
+    _run([server, "accounts", "create", "--email", "t@example.com", "--credits", "1", *data])
+    key = KEY_LINE.search(
+        _run([server, "keys", "create", "--email", "t@example.com", *data]).stdout
+    )
+    assert key
+    with running_collector() as collector:
+        env = {k: v for k, v in _clean_env().items() if not k.startswith("OTEL_")}
+        env |= {
+            "REAPI_TRACING": "true",
+            "REAPI_TRACING_ENDPOINT": collector.endpoint,
+            "REAPI_METRICS_LISTEN": "off",
+        }
+        _run([server, "check-config", *data], env=env)
+        port = free_port()
+        process = subprocess.Popen(
+            [server, "serve", "--port", str(port), *data],
+            env=env,
+            cwd="/",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/healthz", process)
+            models = httpx.get(
+                f"http://127.0.0.1:{port}/v1/models",
+                headers={"authorization": f"Bearer {key.group(1)}"},
+            )
+            assert models.status_code == 200
+        finally:
+            process.terminate()
+            output = process.communicate(timeout=30)[0]
+        assert "Traceback" not in output, output
+        names = {span.name for span in collector.spans()}
+        assert "GET /v1/models" in names, (names, output)

@@ -3,6 +3,7 @@
 Failover between upstream providers in well under a second, and zero retention of request bodies.
 """
 
+from . import webhooks
 from ._client import AsyncReAPI, ReAPI
 from ._exceptions import (
     APIConnectionError,
@@ -26,13 +27,15 @@ from ._exceptions import (
     RateLimitError,
     ReapiError,
     RouteRefusedError,
+    WebhookVerificationError,
 )
 from ._payload import File, Payload
 from ._urls import UrlPolicy
 from ._version import __version__
 from .catalog import Catalog, load_catalog
-from .router import BreakerPolicy, BreakerStore, InMemoryBreakerStore, RouterConfig
+from .router import BreakerPolicy, BreakerStore, HedgePolicy, InMemoryBreakerStore, RouterConfig
 from .types import BinaryContent, Image, ImagesResponse, Model, ModelList, Video, VideoList
+from .webhooks import Webhook
 
 __all__ = [
     "APIConnectionError",
@@ -50,6 +53,7 @@ __all__ = [
     "ConfigurationError",
     "ContentPolicyError",
     "File",
+    "HedgePolicy",
     "Image",
     "ImagesResponse",
     "InMemoryBreakerStore",
@@ -73,6 +77,9 @@ __all__ = [
     "UrlPolicy",
     "Video",
     "VideoList",
+    "Webhook",
+    "WebhookVerificationError",
     "__version__",
     "load_catalog",
+    "webhooks",
 ]

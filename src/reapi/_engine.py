@@ -1,15 +1,21 @@
 """The one place the core does I/O. Sync and async twins share everything but send and sleep.
 
 Each attempt gets two deadlines: the first byte (response headers) and the whole body. A route
-that hangs therefore costs at most its first-byte deadline before the router moves on.
+that hangs therefore costs at most its first-byte deadline before the router moves on. A streamed
+answer (a request with `idle_timeout`) is held to its silence instead: at most that long before
+the first byte and between reads after it, so an upstream that sends nothing until its work is
+done can still be given a short deadline once it streams; the whole answer keeps the usual bound.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
+import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+import typing
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -28,11 +34,12 @@ from ._exceptions import (
     RouteRefusedError,
 )
 from ._fetch import AsyncFetcher, SyncFetcher
+from ._observe import Attempt, AttemptObserver, Watch
 from .catalog import Route
 from .providers import Batch, FetchReference, Protocol, Sleep, UpstreamRequest, UpstreamResponse
 from .router import Router
 
-__all__ = ["AsyncEngine", "Outcome", "SyncEngine"]
+__all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -41,6 +48,9 @@ T_co = TypeVar("T_co", covariant=True)
 log = logging.getLogger("reapi")
 
 _LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepalive_expiry=30)
+#: The attempt-log code of a hedged attempt that was still running when another route answered:
+#: it was cancelled (the upstream may bill it; the caller is charged for the one result).
+HEDGE_LOST = "hedge_lost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,15 @@ def _timeouts(first_byte: float) -> httpx.Timeout:
     return httpx.Timeout(first_byte, pool=first_byte)
 
 
+def _stream_timeouts(first_byte: float, idle: float) -> httpx.Timeout:
+    """A stream: connected within `first_byte`, and never silent for longer than `idle`."""
+    return httpx.Timeout(idle, connect=first_byte, pool=first_byte)
+
+
+#: What a streamed answer's lines may raise: each becomes an `APIConnectionError`.
+_STREAM_ERRORS = (httpx.TransportError, httpx.StreamError)
+
+
 #: A route's host for error messages (`LocalCore.host_of`), when the caller knows it.
 HostOf = Callable[[Route], str | None]
 
@@ -98,7 +117,12 @@ class _Tally:
             host=self.host_of(route) if self.host_of is not None else None,
         )
 
-    def succeeded(self, route: Route, started: float) -> tuple[AttemptSummary, ...]:
+    def succeeded(
+        self, route: Route, started: float, losers: Sequence[tuple[Route, float]] = ()
+    ) -> tuple[AttemptSummary, ...]:
+        """`losers`: hedged attempts still running, cancelled now (logged before the winner)."""
+        for loser, loser_started in losers:
+            self.attempts.append(self._summary(loser, HEDGE_LOST, None, loser_started))
         self.attempts.append(self._summary(route, "ok", None, started))
         return tuple(self.attempts)
 
@@ -147,25 +171,97 @@ def _log_reply(request: UpstreamRequest, provider: str, status: int, elapsed_ms:
         log.debug("%s %s %s -> %s in %.1f ms", provider, request.method, path, status, elapsed_ms)
 
 
+def connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
+    """The error an attempt fails with when the upstream could not be reached or did not answer
+    in time; names the exception's type and the phase, never its message (which may hold a URL)."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return APITimeoutError(f"{provider} did not answer in time ({phase})", provider=provider)
+    return APIConnectionError(
+        f"{provider} could not be reached ({type(exc).__name__} during {phase})",
+        provider=provider,
+    )
+
+
+class AsyncTransport(typing.Protocol):
+    """How an `AsyncEngine`'s upstream requests reach the network. The engine decides the
+    deadlines, times and logs the exchange; a transport only sends and reads.
+
+    `exchange` answers (status, headers with lower-case names, body) or raises the error of
+    `connection_error`; `first_byte` bounds the wait for the answer's first byte (and, for a
+    streamed answer, each silence after it), `body` the rest of the answer."""
+
+    async def exchange(
+        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+    ) -> tuple[int, dict[str, str], bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HttpxTransport:
+    """The default transport: one pooled `httpx.AsyncClient`."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def exchange(
+        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        error: APIConnectionError | None = None
+        try:
+            built = self.client.build_request(
+                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
+            )
+            with anyio.fail_after(first_byte):
+                response = await self.client.send(built, stream=True)
+        except (httpx.TransportError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "waiting for the first byte")
+        if error is not None:
+            raise error
+        content = b""
+        try:
+            with anyio.fail_after(body):
+                content = await response.aread()
+        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "reading the body")
+        finally:
+            await response.aclose()
+        if error is not None:
+            raise error
+        return response.status_code, dict(response.headers), content
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def _started(watch: Watch | None, route: Route) -> Attempt | None:
+    return watch.start(route) if watch is not None else None
+
+
+def _ended(watch: Watch | None, attempt: Attempt | None, error: BaseException | None) -> None:
+    if watch is not None and attempt is not None:
+        watch.end(attempt, error)
+
+
 class _Base:
-    def __init__(self, router: Router) -> None:
+    def __init__(self, router: Router, observer: AttemptObserver | None = None) -> None:
         self.router = router
+        #: Hears of every attempt of `run` (metadata only); None: nothing extra is done.
+        self.observer = observer
+
+    def _watch(self, host_of: HostOf | None) -> Watch | None:
+        return Watch(self.observer, host_of) if self.observer is not None else None
 
     def _deadlines(self, request: UpstreamRequest, first_byte: float) -> tuple[float, float]:
+        """(seconds to the first byte and per read after it, seconds for the rest): for a
+        streamed answer, its idle deadline, and what is left of the usual whole-answer bound."""
         cfg = self.router.config
         body = cfg.download_timeout if request.download else cfg.body_timeout
-        return first_byte, body
+        idle = request.idle_timeout
+        if idle is None:
+            return first_byte, body
+        return idle, max(first_byte + body - idle, 0.0)
 
-    @staticmethod
-    def _connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
-        if isinstance(exc, TimeoutError | httpx.TimeoutException):
-            return APITimeoutError(
-                f"{provider} did not answer in time ({phase})", provider=provider
-            )
-        return APIConnectionError(
-            f"{provider} could not be reached ({type(exc).__name__} during {phase})",
-            provider=provider,
-        )
+    _connection_error = staticmethod(connection_error)
 
 
 class SyncEngine(_Base):
@@ -176,8 +272,9 @@ class SyncEngine(_Base):
         router: Router,
         client: httpx.Client | None = None,
         fetcher: SyncFetcher | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        super().__init__(router)
+        super().__init__(router, observer)
         self._client = client or httpx.Client(limits=_LIMITS, follow_redirects=False)
         self.fetcher = fetcher or SyncFetcher()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -228,6 +325,41 @@ class SyncEngine(_Base):
             response.status_code, dict(response.headers), b"".join(chunks), elapsed_ms
         )
 
+    @contextlib.contextmanager
+    def stream_lines(
+        self, request: UpstreamRequest, provider: str, *, first_byte: float, idle: float
+    ) -> Iterator[tuple[int, Iterator[str]]]:
+        """An answer read as it comes, line by line (Server-Sent Events): its status and its
+        lines. A transport failure, at the start or mid-stream, is an `APIConnectionError`
+        (`APITimeoutError` after `idle` seconds without a byte)."""
+        built = self._client.build_request(
+            request.method,
+            request.url,
+            timeout=_stream_timeouts(first_byte, idle),
+            **_httpx_kwargs(request),
+        )
+        response = translated(
+            lambda: self._client.send(built, stream=True),
+            (httpx.TransportError, TimeoutError),
+            lambda e: self._connection_error(e, provider, "waiting for the first byte"),
+        )
+        try:
+            yield response.status_code, self._lines(response, provider)
+        finally:
+            response.close()
+
+    def _lines(self, response: httpx.Response, provider: str) -> Iterator[str]:
+        lines = response.iter_lines()
+        while True:
+            line = translated(
+                lambda: next(lines, None),
+                _STREAM_ERRORS,
+                lambda e: self._connection_error(e, provider, "reading the stream"),
+            )
+            if line is None:
+                return
+            yield line
+
     def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
             step = _first_step(protocol)
@@ -259,26 +391,33 @@ class SyncEngine(_Base):
         attempt: Callable[[Route], T],
         *,
         host_of: HostOf | None = None,
+        hedge_for: str | None = None,
     ) -> Outcome[T]:
         """Try routes in the router's order until one succeeds or a failure must not fail over.
-        `host_of` names each route's host in the error when every route failed."""
+        `host_of` names each route's host in the error when every route failed. `hedge_for`:
+        the model of an image request, which the router's hedging policy may hedge."""
         tally = _Tally(routes, host_of)
-        if self.router.config.hedge_after is not None and len(routes) > 1:
-            return self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+        watch = self._watch(host_of)
+        if self.router.hedges(hedge_for, routes):
+            return self._run_hedged(routes, attempt, hedge_for, tally, watch)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
+            observed = _started(watch, route)
             try:
                 result = attempt(route)
             except ReapiError as error:
                 tally.failed(route, error, started)
+                _ended(watch, observed, error)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 continue
-            except BaseException:
+            except BaseException as error:
                 self.router.release(route)
+                _ended(watch, observed, error)
                 raise
-            self.router.record_success(route)
+            self.router.record_success(route, time.perf_counter() - started)
+            _ended(watch, observed, None)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -286,58 +425,84 @@ class SyncEngine(_Base):
         self,
         routes: Sequence[Route],
         attempt: Callable[[Route], T],
-        hedge_after: float,
+        model: str | None,
         tally: _Tally,
+        watch: Watch | None,
     ) -> Outcome[T]:
+        """A worker thread cannot be cancelled: a losing attempt runs on to its own deadline
+        and its result is dropped (`AsyncEngine` cancels it and closes its connection)."""
         candidates: Iterator[Route] = self.router.candidates(routes)
         running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
+        observed: dict[concurrent.futures.Future[T], Attempt | None] = {}
+        next_hedge: float | None = None
 
         def launch() -> None:
+            nonlocal next_hedge
             route = next(candidates, None)
-            if route is not None:
-                running[self._executor().submit(attempt, route)] = (route, time.perf_counter())
+            if route is None:
+                next_hedge = None
+                return
+            heard = _started(watch, route)
+            started = time.perf_counter()
+            future = self._executor().submit(attempt, route)
+            running[future], observed[future] = (route, started), heard
+            delay = self.router.hedge_delay(model, route)
+            next_hedge = None if delay is None else started + delay
 
-        launch()
-        while running:
-            done, _ = concurrent.futures.wait(
-                running, timeout=hedge_after, return_when=concurrent.futures.FIRST_COMPLETED
-            )
-            if not done:
-                launch()
-                continue
-            for future in done:
-                route, started = running.pop(future)
-                error = future.exception()
-                if error is None:
-                    self.router.record_success(route)
-                    for other in running.values():
-                        self.router.release(other[0])
-                    return Outcome(future.result(), route, tally.succeeded(route, started))
-                if not isinstance(error, ReapiError):
-                    self.router.release(route)
-                    raise error
-                tally.failed(route, error, started)
-                if not self.router.record_failure(route, error):
-                    raise error
-                launch()
-        raise tally.exhausted()
+        try:
+            launch()
+            while running:
+                wait = None if next_hedge is None else max(next_hedge - time.perf_counter(), 0.0)
+                done, _ = concurrent.futures.wait(
+                    running, timeout=wait, return_when=concurrent.futures.FIRST_COMPLETED
+                )
+                if not done:
+                    launch()
+                    continue
+                for future in done:
+                    route, started = running.pop(future)
+                    error = future.exception()
+                    _ended(watch, observed.pop(future), error)
+                    if error is None:
+                        self.router.record_success(route, time.perf_counter() - started)
+                        for other, _ in running.values():
+                            self.router.release(other)
+                        losers = tuple(running.values())
+                        succeeded = tally.succeeded(route, started, losers)
+                        return Outcome(future.result(), route, succeeded)
+                    if not isinstance(error, ReapiError):
+                        self.router.release(route)
+                        raise error
+                    tally.failed(route, error, started)
+                    if not self.router.record_failure(route, error):
+                        raise error
+                    launch()
+            raise tally.exhausted()
+        finally:
+            if watch is not None:
+                watch.abandon_the_rest()  # the threads still running are left to finish alone
 
 
 class AsyncEngine(_Base):
-    """Non-blocking I/O on one pooled `httpx.AsyncClient`; never blocks the event loop."""
+    """Non-blocking I/O; never blocks the event loop. Upstream requests go through `transport`
+    (by default one pooled `httpx.AsyncClient`, the same `client`)."""
 
     def __init__(
         self,
         router: Router,
         client: httpx.AsyncClient | None = None,
         fetcher: AsyncFetcher | None = None,
+        transport: AsyncTransport | None = None,
+        observer: AttemptObserver | None = None,
     ) -> None:
-        super().__init__(router)
+        super().__init__(router, observer)
         self._client = client or httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+        self.transport: AsyncTransport = transport or HttpxTransport(self._client)
         self.fetcher = fetcher or AsyncFetcher()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.transport.aclose()
+        await self._client.aclose()  # closing twice (the default transport shares it) is a no-op
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -350,30 +515,50 @@ class AsyncEngine(_Base):
     ) -> UpstreamResponse:
         first_byte, body_deadline = self._deadlines(request, first_byte)
         started = time.perf_counter()
-        error: APIConnectionError | None = None
+        status, headers, content = await self.transport.exchange(
+            request, provider, first_byte, body_deadline
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _log_reply(request, provider, status, elapsed_ms)
+        return UpstreamResponse(status, headers, content, elapsed_ms)
+
+    @contextlib.asynccontextmanager
+    async def stream_lines(
+        self, request: UpstreamRequest, provider: str, *, first_byte: float, idle: float
+    ) -> AsyncIterator[tuple[int, AsyncIterator[str]]]:
+        """The async twin of `SyncEngine.stream_lines`."""
+        built = self._client.build_request(
+            request.method,
+            request.url,
+            timeout=_stream_timeouts(first_byte, idle),
+            **_httpx_kwargs(request),
+        )
+
+        async def send() -> httpx.Response:
+            with anyio.fail_after(first_byte + idle):
+                return await self._client.send(built, stream=True)
+
+        response = await translated_async(
+            send,
+            (httpx.TransportError, TimeoutError),
+            lambda e: self._connection_error(e, provider, "waiting for the first byte"),
+        )
         try:
-            built = self._client.build_request(
-                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
-            )
-            with anyio.fail_after(first_byte):
-                response = await self._client.send(built, stream=True)
-        except (httpx.TransportError, TimeoutError) as exc:
-            error = self._connection_error(exc, provider, "waiting for the first byte")
-        if error is not None:
-            raise error
-        content = b""
-        try:
-            with anyio.fail_after(body_deadline):
-                content = await response.aread()
-        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
-            error = self._connection_error(exc, provider, "reading the body")
+            yield response.status_code, self._lines(response, provider)
         finally:
             await response.aclose()
-        if error is not None:
-            raise error
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        _log_reply(request, provider, response.status_code, elapsed_ms)
-        return UpstreamResponse(response.status_code, dict(response.headers), content, elapsed_ms)
+
+    async def _lines(self, response: httpx.Response, provider: str) -> AsyncIterator[str]:
+        lines = response.aiter_lines()
+        while True:
+            line = await translated_async(
+                lambda: anext(lines, None),
+                _STREAM_ERRORS,
+                lambda e: self._connection_error(e, provider, "reading the stream"),
+            )
+            if line is None:
+                return
+            yield line
 
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
@@ -418,24 +603,30 @@ class AsyncEngine(_Base):
         attempt: Callable[[Route], Awaitable[T]],
         *,
         host_of: HostOf | None = None,
+        hedge_for: str | None = None,
     ) -> Outcome[T]:
         tally = _Tally(routes, host_of)
-        if self.router.config.hedge_after is not None and len(routes) > 1:
-            return await self._run_hedged(routes, attempt, self.router.config.hedge_after, tally)
+        watch = self._watch(host_of)
+        if self.router.hedges(hedge_for, routes):
+            return await self._run_hedged(routes, attempt, hedge_for, tally, watch)
         for route in self.router.candidates(routes):
             started = time.perf_counter()
+            observed = _started(watch, route)
             try:
                 result = await attempt(route)
             except ReapiError as error:
                 tally.failed(route, error, started)
+                _ended(watch, observed, error)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
                 if not self.router.record_failure(route, error):
                     raise
                 continue
-            except BaseException:
+            except BaseException as error:
                 self.router.release(route)
+                _ended(watch, observed, error)
                 raise
-            self.router.record_success(route)
+            self.router.record_success(route, time.perf_counter() - started)
+            _ended(watch, observed, None)
             return Outcome(result, route, tally.succeeded(route, started))
         raise tally.exhausted()
 
@@ -443,58 +634,78 @@ class AsyncEngine(_Base):
         self,
         routes: Sequence[Route],
         attempt: Callable[[Route], Awaitable[T]],
-        hedge_after: float,
+        model: str | None,
         tally: _Tally,
+        watch: Watch | None,
     ) -> Outcome[T]:
+        """Attempts in one task group: the first success cancels the others, whose sockets
+        close as their reads are cancelled (nothing of theirs is kept or charged)."""
         candidates = self.router.candidates(routes)
         send, receive = anyio.create_memory_object_stream[
-            tuple[Route, float, T | None, BaseException | None]
+            tuple[int, T | None, BaseException | None]
         ](max_buffer_size=len(routes) + 1)
+        #: Attempts still running: token → (route, started).
+        running: dict[int, tuple[Route, float]] = {}
+        observed: dict[int, Attempt | None] = {}
+        tokens = iter(range(len(routes) + 1))
         winner: Outcome[T] | None = None
         fatal: BaseException | None = None
+        next_hedge: float | None = None
 
-        async with anyio.create_task_group() as group:
+        try:
+            async with anyio.create_task_group() as group:
 
-            async def run_one(route: Route) -> None:
-                started = time.perf_counter()
-                try:
-                    result = await attempt(route)
-                except anyio.get_cancelled_exc_class():
-                    self.router.release(route)
-                    raise
-                except Exception as exc:  # reported to the loop below, which decides
-                    await send.send((route, started, None, exc))
-                    return
-                await send.send((route, started, result, None))
+                async def run_one(token: int, route: Route) -> None:
+                    try:
+                        result = await attempt(route)
+                    except anyio.get_cancelled_exc_class():
+                        self.router.release(route)
+                        raise
+                    except Exception as exc:  # reported to the loop below, which decides
+                        await send.send((token, None, exc))
+                        return
+                    await send.send((token, result, None))
 
-            def launch() -> bool:
-                route = next(candidates, None)
-                if route is None:
-                    return False
-                group.start_soon(run_one, route)
-                return True
+                def launch() -> None:
+                    nonlocal next_hedge
+                    route = next(candidates, None)
+                    if route is None:
+                        next_hedge = None
+                        return
+                    token, started = next(tokens), time.perf_counter()
+                    running[token], observed[token] = (route, started), _started(watch, route)
+                    group.start_soon(run_one, token, route)
+                    delay = self.router.hedge_delay(model, route)
+                    next_hedge = None if delay is None else started + delay
 
-            running = 1 if launch() else 0
-            while running and winner is None and fatal is None:
-                with anyio.move_on_after(hedge_after) as waited:
-                    route, started, result, error = await receive.receive()
-                if waited.cancelled_caught:
-                    running += 1 if launch() else 0
-                    continue
-                running -= 1
-                if error is None:
-                    self.router.record_success(route)
-                    winner = Outcome(result, route, tally.succeeded(route, started))  # type: ignore[arg-type]
-                elif not isinstance(error, ReapiError):
-                    self.router.release(route)
-                    fatal = error
-                else:
-                    tally.failed(route, error, started)
-                    if not self.router.record_failure(route, error):
+                launch()
+                while running and winner is None and fatal is None:
+                    wait = math.inf if next_hedge is None else next_hedge - time.perf_counter()
+                    with anyio.move_on_after(max(wait, 0.0)) as waited:
+                        token, result, error = await receive.receive()
+                    if waited.cancelled_caught:
+                        launch()
+                        continue
+                    route, started = running.pop(token)
+                    _ended(watch, observed.pop(token), error)
+                    if error is None:
+                        self.router.record_success(route, time.perf_counter() - started)
+                        losers = tuple(running.values())
+                        succeeded = tally.succeeded(route, started, losers)
+                        winner = Outcome(result, route, succeeded)  # type: ignore[arg-type]
+                    elif not isinstance(error, ReapiError):
+                        self.router.release(route)
                         fatal = error
                     else:
-                        running += 1 if launch() else 0
-            group.cancel_scope.cancel()
+                        tally.failed(route, error, started)
+                        if not self.router.record_failure(route, error):
+                            fatal = error
+                        else:
+                            launch()
+                group.cancel_scope.cancel()
+        finally:
+            if watch is not None:
+                watch.abandon_the_rest()  # hedges that lost, cancelled with the group
         if fatal is not None:
             raise fatal
         if winner is not None:

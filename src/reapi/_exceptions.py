@@ -19,7 +19,8 @@ ReapiError                      code, provider, provider_code, status, request_i
 │   ├── QuotaExceededError      the account behind a provider key is out of credit
 │   └── InternalServerError     5xx
 ├── JobFailedError              an async task ended failed upstream
-└── NoRouteAvailableError       every route failed or is open; `attempts` says how each ended
+├── NoRouteAvailableError       every route failed or is open; `attempts` says how each ended
+└── WebhookVerificationError    a webhook a receiver got is not signed right (`reapi.webhooks`)
 ```
 
 Upstream error messages are reduced to a stable `code` before they become an exception: a
@@ -52,6 +53,7 @@ __all__ = [
     "RateLimitError",
     "ReapiError",
     "RouteRefusedError",
+    "WebhookVerificationError",
 ]
 
 
@@ -255,3 +257,11 @@ class NoRouteAvailableError(ReapiError):
             self.http_status = last_error.http_status if last_error.http_status >= 500 else 503
             if isinstance(last_error, RateLimitError):
                 self.http_status = 429
+
+
+class WebhookVerificationError(ReapiError):
+    """A webhook is not to be trusted: a header is missing, its timestamp is outside the
+    tolerance, or no signature matches (`code` says which). Raised by `reapi.webhooks`."""
+
+    default_code = "webhook_invalid_signature"
+    http_status = 400

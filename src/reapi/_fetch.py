@@ -8,6 +8,10 @@ not used (a proxy would resolve the name itself), and each fetch has its own con
 so a TLS connection made for one name never serves another. Sync and async twins share the
 rules and differ only in how they resolve, send and keep the deadline.
 
+The async twin also POSTs (the gateway's webhooks) under the same rules, to the one URL given:
+a redirect is the receiver's answer, never followed, and only the answer's head and the first
+`MAX_ANSWER_BYTES` of its body are read.
+
 Nothing of a fetch is logged: httpcore's DEBUG traces name the host and print response headers
 (a redirect's Location is a caller's URL), so they are dropped while a fetch runs.
 """
@@ -22,6 +26,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -37,12 +42,13 @@ from ._urls import (
     UrlPolicy,
     Walk,
     fetch_failed,
+    first_hop,
     not_allowed,
     timed_out,
     vet_addresses,
 )
 
-__all__ = ["AsyncFetcher", "Resolver", "SyncFetcher"]
+__all__ = ["MAX_ANSWER_BYTES", "AsyncFetcher", "PostAnswer", "Resolver", "SyncFetcher"]
 
 #: host, port → addresses. The default asks the system resolver (getaddrinfo).
 Resolver = Callable[[str, int], Sequence[str]]
@@ -58,6 +64,16 @@ _ERRORS: dict[type[Exception], str] = {
 #: What a fetch's transport may raise: each becomes a refusal naming the parameter.
 _FAILURES: tuple[type[Exception], ...] = (TimeoutError, httpcore.TimeoutException, *_ERRORS)
 _FETCHING: ContextVar[bool] = ContextVar("reapi_fetching", default=False)
+#: What a post reads of its answer's body at most (the status is what counts).
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PostAnswer:
+    """How the receiver of a post answered: its status, and its `Retry-After` as sent."""
+
+    status: int
+    retry_after: str | None = None
 
 
 class _DropWhileFetching(logging.Filter):
@@ -116,6 +132,13 @@ def _timeouts(policy: UrlPolicy, remaining: float) -> dict[str, dict[str, float]
     read = max(min(policy.timeout, remaining), 0.001)
     connect = min(policy.connect_timeout, read)
     return {"timeout": {"connect": connect, "read": read, "write": read, "pool": read}}
+
+
+def _answer_header(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1").strip()[:64]
+    return None
 
 
 #: host (exactly as httpcore will ask for it) → its vetted addresses, in the resolver's order.
@@ -326,3 +349,66 @@ class AsyncFetcher:
                             async for chunk in response.aiter_stream():
                                 reader.feed(chunk)
                             return reader.file(walk.url)
+
+    async def check(self, url: str, *, param: str) -> None:
+        """Refuse `url` (an `InvalidRequestError` naming `param`) unless a post to it would be
+        sent now: its form passes and its host resolves to allowed addresses only."""
+        hop = first_hop(url, self.policy, param)
+        await self._pin(hop, param)
+
+    async def post(
+        self,
+        url: str,
+        content: bytes,
+        *,
+        headers: Sequence[tuple[str, str]],
+        param: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - a delivery attempt has its own bound
+    ) -> PostAnswer:
+        """POST `content` to `url` (resolved and vetted now) and return how it was answered;
+        an `InvalidRequestError` naming `param` when it could not be sent or answered in time.
+        `timeout` bounds the whole post (the policy's fetch timeout by default)."""
+        hop = first_hop(url, self.policy, param)
+        deadline = self.policy.timeout if timeout is None else timeout
+        return await translated_async(
+            lambda: self._post(hop, content, headers, param, deadline),
+            _FAILURES,
+            lambda e: _failure(e, param),
+        )
+
+    async def _post(
+        self,
+        hop: Hop,
+        content: bytes,
+        headers: Sequence[tuple[str, str]],
+        param: str,
+        deadline: float,
+    ) -> PostAnswer:
+        pins: Pins = {}
+        backend = _AsyncPinned(pins, self._backend)
+        sent = [
+            (b"Host", hop.url.netloc),
+            (b"User-Agent", b"reapi-webhooks"),
+            (b"Content-Length", str(len(content)).encode()),
+            *((name.encode("latin-1"), value.encode("latin-1")) for name, value in headers),
+        ]
+        with _unlogged(), anyio.fail_after(deadline):
+            pins[hop.host] = await self._pin(hop, param)
+            async with (
+                httpcore.AsyncConnectionPool(
+                    ssl_context=_ssl_context(), network_backend=backend, retries=0
+                ) as pool,
+                pool.stream(
+                    "POST",
+                    _core_url(hop),
+                    headers=sent,
+                    content=content,
+                    extensions=_timeouts(self.policy, deadline),
+                ) as response,
+            ):
+                read = 0
+                async for chunk in response.aiter_stream():
+                    read += len(chunk)
+                    if read >= MAX_ANSWER_BYTES:
+                        break
+                return PostAnswer(response.status, _answer_header(response.headers, b"retry-after"))

@@ -68,10 +68,15 @@ class GatewayProtocols:
         idempotency_key: str | None = None,
         purpose: Purpose = "poll",
         download: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> UpstreamRequest:
         """One request to the gateway with the call's extra headers, query and body merged in
         last (an extra wins over a same-named field, as in openai-python)."""
-        headers = {"Authorization": f"Bearer {self._api_key.reveal()}", **call.headers}
+        headers = {
+            "Authorization": f"Bearer {self._api_key.reveal()}",
+            **(headers or {}),
+            **call.headers,
+        }
         if idempotency_key:  # one header, whatever case the caller's extra_headers used
             headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
             headers["Idempotency-Key"] = idempotency_key
@@ -229,6 +234,22 @@ class GatewayProtocols:
     def retrieve_video(self, video_id: str, call: CallOptions) -> Protocol[Video]:
         response = yield self._request("GET", f"videos/{video_id}", call)
         return self._parse(response, Video)
+
+    def video_events(
+        self, video_id: str, call: CallOptions, last_event_id: str | None
+    ) -> UpstreamRequest:
+        """The request for a video's event stream (read by the engine as it comes)."""
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        return self._request("GET", f"videos/{video_id}/events", call, headers=headers)
+
+    def parse_video(self, data: str) -> Video | None:
+        """The video object of an event, or None when it is not one."""
+        try:
+            return Video.model_validate_json(data)
+        except ValidationError:
+            return None
 
     def list_videos(
         self, call: CallOptions, *, limit: int, after: str | None, order: str

@@ -44,6 +44,7 @@ __all__ = [
     "UrlPolicy",
     "Walk",
     "decode_data_url",
+    "first_hop",
     "is_public",
     "vet_addresses",
 ]
@@ -213,6 +214,14 @@ def _hop(url: httpx.URL, policy: UrlPolicy, param: str) -> Hop:
     return Hop(url, host, port, str(literal))
 
 
+def first_hop(url: str, policy: UrlPolicy, param: str) -> Hop:
+    """The first request to `url`, once its form passes the rules (DNS is the caller's)."""
+    parsed = _parsed(url)
+    if parsed is None:
+        raise _refusal(param, "is not a valid URL", "invalid_url")
+    return _hop(parsed, policy, param)
+
+
 class Walk:
     """The hops of one fetch: the first is vetted at once, each redirect before it is followed.
 
@@ -233,10 +242,7 @@ class Walk:
         self.policy = policy
         self.budget = budget
         self.redirects = 0
-        parsed = _parsed(url)
-        if parsed is None:
-            raise _refusal(param, "is not a valid URL", "invalid_url")
-        self.hop = _hop(parsed, policy, param)
+        self.hop = first_hop(url, policy, param)
 
     def answer(self, status: int, headers: Sequence[tuple[bytes, bytes]]) -> BodyReader | None:
         param = self.param

@@ -5,15 +5,19 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reapi.catalog import load_catalog
+from reapi.core import AsyncFetcher
+
 from .accounts import repository as accounts
-from .accounts.deletion import UserDeleted
+from .accounts.personal_data import Deletion, PersonalData
 from .accounts.service import create_account, require_account
 from .api_keys import repository as keys
-from .api_keys.service import issue_key, revoke_key
+from .api_keys.limits import KeyLimits
+from .api_keys.service import KeyView, issue_key, revoke_key, set_limits, view_of
 from .audit import Actor, record
 from .backoffice import actions
 from .config import Settings
@@ -22,10 +26,11 @@ from .credits.service import grant
 from .db import Database
 from .email.compose import MailComposer
 from .email.notices import NoticeDraft, Notices, Progress
+from .email.outbox import enqueue
 from .email.subscriptions import set_newsletter
 from .email.unsubscribe import unsubscribe_key
 from .errors import GatewayError
-from .fleet_secret import secret_of
+from .fleet_secret import resolve_for, secret_of
 from .identity import repository as users
 from .identity.emails import normalise_email
 from .migrate import upgrade
@@ -33,16 +38,18 @@ from .mirror.keys import is_task_id
 from .mirror.service import delete_task_outputs
 from .retention import RetentionReport, purge_once
 from .runtime import Runtime, build_runtime
+from .webhooks import service as webhooks
 
 __all__ = [
     "AccountView",
+    "Deletion",
     "NewKey",
     "OutputsDeleted",
-    "UserDeleted",
     "UserView",
     "add_account",
     "adjust_credits",
     "delete_outputs",
+    "export_user",
     "grant_credits",
     "list_keys",
     "list_users",
@@ -54,9 +61,12 @@ __all__ = [
     "revoke",
     "send_notice",
     "set_disabled",
+    "set_key_limits",
+    "set_webhook",
     "show_account",
     "show_user",
     "unsubscribe",
+    "webhook_secret",
 ]
 
 #: Who acts when an operator runs `reapi-server`: the audit log says "cli".
@@ -89,6 +99,7 @@ class UserView:
     sessions: int
     #: (kind, policy version, accepted at) of each consent given.
     consents: tuple[tuple[str, str, float], ...]
+    two_factor: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +107,7 @@ class NewKey:
     key_id: str
     #: Shown once, never stored.
     plaintext: str
+    kind: str = "model"
 
     def __repr__(self) -> str:
         return f"NewKey(key_id={self.key_id!r})"
@@ -113,6 +125,8 @@ async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[
     rt = build_runtime(settings)
     try:
         await upgrade(rt.db)
+        # Keyed as the servers key (sign-in throttle rows, unsubscribe links, export).
+        rt.secret = await secret_of(rt.db, settings)
         return await work(rt)
     finally:
         await rt.aclose()
@@ -208,11 +222,49 @@ async def promote(settings: Settings, email: str) -> bool:
     return await _in_transaction(settings, work)
 
 
-async def new_key(settings: Settings, email: str, name: str = "") -> NewKey:
+def _known_models(settings: Settings) -> frozenset[str]:
+    """The models a key's allowlist may name: this gateway's catalog."""
+    return frozenset(load_catalog(settings.catalog_path).models)
+
+
+async def new_key(
+    settings: Settings,
+    email: str,
+    name: str = "",
+    *,
+    limits: KeyLimits | None = None,
+    kind: str = "model",
+) -> NewKey:
+    known = _known_models(settings) if limits is not None else frozenset[str]()
+
     async def work(session: AsyncSession) -> NewKey:
         account = await require_account(session, email)
-        row, issued = await issue_key(session, account.id, name=name, now=time.time())
-        return NewKey(row.id, issued.plaintext)
+        row, issued = await issue_key(
+            session,
+            account.id,
+            name=name,
+            now=time.time(),
+            kind=kind,
+            limits=limits,
+            known_models=known,
+        )
+        return NewKey(row.id, issued.plaintext, kind)
+
+    return await _in_transaction(settings, work)
+
+
+async def set_key_limits(settings: Settings, key_id: str, changes: dict[str, Any]) -> KeyView:
+    """Change a key's limits (any account's: the operator's command)."""
+    known = _known_models(settings)
+
+    async def work(session: AsyncSession) -> KeyView:
+        row = await keys.get(session, key_id)
+        if row is None:
+            raise GatewayError("no such key", param="key_id", code="not_found")
+        now = time.time()
+        await set_limits(session, row, changes, known_models=known, now=now)
+        await session.refresh(row)
+        return view_of(row, now)
 
     return await _in_transaction(settings, work)
 
@@ -224,13 +276,38 @@ async def revoke(settings: Settings, key_id_or_key: str) -> bool:
     return await _in_transaction(settings, work)
 
 
-async def list_keys(settings: Settings, email: str) -> list[tuple[str, str, str, bool]]:
-    """(key id, name, last 4, revoked) for each key of the account."""
+async def set_webhook(settings: Settings, key_id: str, url: str | None) -> bool:
+    """Set (or, with None, clear) a key's default webhook URL; False: no such key. The URL is
+    refused unless it resolves to public addresses (or `webhook_allow_networks`)."""
+    fetcher = AsyncFetcher(settings.webhook_url_policy)
+    checked = await webhooks.check_url(fetcher, url) if url is not None else None
 
-    async def work(session: AsyncSession) -> list[tuple[str, str, str, bool]]:
+    async def work(session: AsyncSession) -> bool:
+        return await webhooks.set_default_url(session, key_id, checked)
+
+    return await _in_transaction(settings, work)
+
+
+async def webhook_secret(settings: Settings, key_id: str, *, rotate: bool) -> str | None:
+    """A key's webhook signing secret (made on first use, or new with `rotate`); None: no
+    such key."""
+    fleet_secret = await resolve_for(settings, migrate=True)
+
+    async def work(session: AsyncSession) -> str | None:
+        return await webhooks.signing_secret(
+            session, fleet_secret, key_id, now=time.time(), rotate=rotate
+        )
+
+    return await _in_transaction(settings, work)
+
+
+async def list_keys(settings: Settings, email: str) -> list[KeyView]:
+    """Each key of the account: metadata, limits and spend in the current period."""
+
+    async def work(session: AsyncSession) -> list[KeyView]:
         account = await require_account(session, email)
-        rows = await keys.list_for_account(session, account.id)
-        return [(r.id, r.name, r.last4, r.revoked_at is not None) for r in rows]
+        now = time.time()
+        return [view_of(row, now) for row in await keys.list_for_account(session, account.id)]
 
     return await _in_transaction(settings, work)
 
@@ -271,6 +348,7 @@ async def _user_view(session: AsyncSession, user_id: str) -> UserView:
         disabled_account_ids=tuple(disabled),
         sessions=len(await users.list_sessions(session, user_id)),
         consents=tuple((c.kind, c.policy_version, c.accepted_at) for c in consents),
+        two_factor=user.totp_enabled_at is not None,
     )
 
 
@@ -298,16 +376,66 @@ async def show_user(settings: Settings, email: str) -> UserView:
     return await _in_transaction(settings, work)
 
 
-async def remove_user(settings: Settings, email: str) -> UserDeleted:
-    """`delete_user` for an operator (e.g. an account reported as a child's)."""
+async def _required_user_id(data: PersonalData, email: str) -> str:
+    user_id = await data.user_id_for(email)
+    if user_id is None:
+        raise GatewayError("no user with this email", param="email", code="not_found")
+    return user_id
 
-    async def work(session: AsyncSession) -> UserDeleted:
-        user_id = await _require_user(session, email)
-        deleted = await actions.delete_user(session, CLI, user_id, now=time.time())
-        assert deleted is not None
+
+async def remove_user(settings: Settings, email: str) -> Deletion:
+    """The person's own account deletion, run by an operator (an account reported as a
+    child's, a request by mail) and audited: keys, sessions, jobs, outputs, usage; payments
+    kept."""
+
+    async def work(rt: Runtime) -> Deletion:
+        data = PersonalData.for_runtime(rt)
+        deleted = await data.delete(await _required_user_id(data, email), actor=CLI)
+        if deleted is None:
+            raise GatewayError("no user with this email", param="email", code="not_found")
         return deleted
 
-    return await _in_transaction(settings, work)
+    return await _with_runtime(settings, work)
+
+
+async def export_user(settings: Settings, email: str) -> dict[str, Any]:
+    """The person's data export, as Settings → Data gives it."""
+
+    async def work(rt: Runtime) -> dict[str, Any]:
+        data = PersonalData.for_runtime(rt)
+        document = await data.export(await _required_user_id(data, email))
+        if document is None:
+            raise GatewayError("no user with this email", param="email", code="not_found")
+        return document
+
+    return await _with_runtime(settings, work)
+
+
+async def reset_two_factor(settings: Settings, email: str) -> None:
+    """Turn a user's two-factor authentication off (secret and backup codes deleted), end
+    their sessions and mail them: for someone who lost their app and their backup codes, once
+    the operator has confirmed who they are."""
+    mail = MailComposer.from_settings(settings)
+
+    async def work(session: AsyncSession) -> None:
+        user_id = await _require_user(session, email)
+        user = await users.get_user(session, user_id)
+        assert user is not None
+        now = time.time()
+        await users.set_totp_secret(session, user_id, None)
+        await users.delete_backup_codes(session, user_id)
+        ended = await users.delete_sessions(session, user_id=user_id)
+        await enqueue(session, mail.two_factor_changed(user.email, now, on=False), now)
+        await record(
+            session,
+            CLI,
+            "user.reset_2fa",
+            now=now,
+            target_user_id=user_id,
+            detail={"sessions_ended": ended},
+        )
+
+    await _in_transaction(settings, work)
 
 
 async def delete_outputs(settings: Settings, task_id: str) -> OutputsDeleted:

@@ -3,8 +3,9 @@
 The API (/v1, health, metrics) first; the web half (`web`) mounted after it at "/", so that
 its cookies, CSRF checks and security headers never reach the API. Building it migrates the
 database (unless told not to) and resolves the fleet's secret. Start-up starts the video poller,
-the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox
-and identity housekeeping in this process; several processes may run them against one database.
+the sweeper, the renewal of running requests' credit holds, the retention job, the mail outbox,
+identity housekeeping, the writes of when each key was last used and the webhook sender in
+this process; several processes may run them against one database.
 """
 
 from __future__ import annotations
@@ -13,36 +14,44 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import FastAPI
 
 from reapi import __version__
-from reapi._fetch import AsyncFetcher
 from reapi.catalog import Catalog
+from reapi.core import AsyncFetcher, HealthProber, ProbeConfig
 from reapi.router import RouterConfig
 
+from .api_keys.last_used import run_last_used
 from .config import Settings
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
+from .exit_signals import on_exit_signal
 from .fleet_secret import resolve_blocking
 from .identity.housekeeping import run_housekeeping
 from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
+from .json_api.errors import install_error_handlers
 from .mirror import LocalDiskStore, ObjectStore
+from .observability.fastapi_telemetry import fastapi_without_telemetry
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
 from .observability.scrape import MetricsListener, MetricsRoute
-from .openai_api.errors import install_error_handlers
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
 from .web import create_web_app, mount_web
+from .webhooks.sender import WebhookSender, hand_back_deliveries
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 __all__ = ["create_app"]
 
@@ -59,7 +68,9 @@ def create_app(
     clock: Callable[[], float] | None = None,
     migrate: bool = True,
     fetcher: AsyncFetcher | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> FastAPI:
+    """`span_exporter`: with tracing on, where spans go instead of OTLP/HTTP (tests)."""
     settings = settings or Settings()
     extra = {"clock": clock} if clock is not None else {}
     # Migrates first when asked: the secret lives in the database.
@@ -72,6 +83,7 @@ def create_app(
         router_config=router_config,
         fetcher=fetcher,
         secret=secret,
+        span_exporter=span_exporter,
         **extra,
     )
     web_app = create_web_app(rt)
@@ -90,6 +102,8 @@ def create_app(
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
             tasks.append(asyncio.create_task(run_retention(rt)))
+            tasks.append(asyncio.create_task(WebhookSender(rt).run_forever()))
+            tasks.append(asyncio.create_task(run_last_used(rt.db, rt.auth.usage)))
             if rt.db.dialect == "sqlite":
                 tasks.append(asyncio.create_task(run_checkpointer(rt)))
             interval = settings.email_send_interval
@@ -104,23 +118,34 @@ def create_app(
                     )
                 )
             )
+        if settings.run_background_tasks and settings.health_probes:
+            config = ProbeConfig(
+                interval=settings.health_probe_interval, timeout=settings.health_probe_timeout
+            )
+            prober = HealthProber(rt.core, rt.engine, config, on_probe=rt.metrics.record_probe)
+            tasks.append(asyncio.create_task(prober.run()))
         if rt.redis is not None:
             tasks.append(asyncio.create_task(rt.redis.watch()))
         if rt.bus is not None:
             tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
+        # Streams of events end when the server is told to stop, not when their lifetime does.
+        forget_signals = on_exit_signal(rt.job_changes.close)
         try:
             with loop_errors_by_type():
                 yield
         finally:
+            forget_signals()
+            rt.job_changes.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await hand_back_leases(rt)
+            await hand_back_deliveries(rt)
             await sender.aclose()
             await rt.aclose()
 
-    app = FastAPI(
+    app = fastapi_without_telemetry(
         title="reapi gateway",
         version=__version__,
         summary="OpenAI-compatible image and video API with failover and zero retention.",
@@ -137,6 +162,11 @@ def create_app(
     if settings.metrics_token is not None:
         app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
     mount_web(app, web_app)  # last: it takes every path the API does not have
+    if rt.tracing is not None:
+        from .observability.tracing.middleware import TracingMiddleware
+
+        # Inside the access middleware (added later, so outer): its request id, in the span.
+        app.add_middleware(TracingMiddleware, tracing=rt.tracing)
     app.add_middleware(AccessMiddleware, metrics=rt.metrics)
     # Outer (added later): it hands a new scope inwards, which the router then annotates.
     app.add_middleware(

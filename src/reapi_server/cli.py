@@ -19,7 +19,12 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
+from reapi import ReapiError
+
 from . import admin
+from .accounts.export import to_json
+from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
+from .api_keys.service import KeyView
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings
 from .db_errors import error_name
@@ -29,6 +34,7 @@ from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
 from .serving import run_server
+from .usage.command import export_usage
 
 __all__ = ["app", "main"]
 
@@ -44,19 +50,21 @@ keys_app = typer.Typer(help="Issue, list and revoke API keys.", no_args_is_help=
 credits_app = typer.Typer(help="Grant or adjust credits.", no_args_is_help=True)
 outputs_app = typer.Typer(help="Delete stored outputs, run retention.", no_args_is_help=True)
 users_app = typer.Typer(
-    help="People who sign in: list, show, promote to admin, disable, enable, delete. Each change "
-    "is written to the audit log (actor: cli).",
+    help="People who sign in: list, show, export, promote to admin, disable, enable, delete, "
+    "reset two-factor. Each operator change is written to the audit log (actor: cli).",
     no_args_is_help=True,
 )
 notify_app = typer.Typer(
     help="Mail users through the outbox: policy change notices, newsletters.",
     no_args_is_help=True,
 )
+usage_app = typer.Typer(help="Export an account's usage rows.", no_args_is_help=True)
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 app.add_typer(credits_app, name="credits")
 app.add_typer(outputs_app, name="outputs")
+app.add_typer(usage_app, name="usage")
 app.add_typer(notify_app, name="notify")
 
 DataDir = Annotated[
@@ -106,7 +114,7 @@ def _exit_with(message: str) -> NoReturn:
 def _run(coroutine: Any) -> Any:
     try:
         return asyncio.run(coroutine)
-    except GatewayError as error:
+    except (GatewayError, ReapiError) as error:
         message = error.message
     except ConfigError as error:
         message = str(error)
@@ -248,6 +256,7 @@ def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl
     for account_id in user.disabled_account_ids:
         typer.echo(f"  disabled: {account_id}")
     typer.echo(f"  sessions: {user.sessions}")
+    typer.echo(f"  two-factor: {'on' if user.two_factor else 'off'}")
     for kind, version, accepted_at in user.consents:
         typer.echo(f"  consent: {kind} (version {version}) at {_when(accepted_at)}")
 
@@ -258,16 +267,63 @@ def users_delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
 ) -> None:
-    """Delete a user: revoke their accounts' keys, end their sessions, delete their rows."""
+    """Delete a user and their accounts' data, as "Delete account" in Settings does: keys
+    revoked, sessions ended, video jobs cancelled, outputs and usage deleted, payment records
+    kept (detached) for 7 years; a confirmation mail goes to their address."""
     if not yes:
-        typer.confirm(f"Delete the user {email} and revoke their keys?", abort=True)
-    deleted = _run(admin.remove_user(_settings(data_dir, database_url), email))
+        typer.confirm(f"Delete the user {email} and all their data?", abort=True)
+    deletion = _run(admin.remove_user(_settings(data_dir, database_url, config), email))
+    deleted = deletion.user
     typer.echo(
         f"deleted user {deleted.user_id}: {deleted.keys_revoked} keys revoked, "
-        f"{deleted.sessions_ended} sessions ended; accounts kept: "
-        f"{', '.join(deleted.account_ids) or '-'}"
+        f"{deleted.sessions_ended} sessions ended, {deleted.payments_kept} payment records "
+        "kept (detached)"
     )
+    for purged in deletion.accounts:
+        state = "deleted" if purged.removed else "closed; the rest goes once its requests end"
+        typer.echo(
+            f"account {purged.account_id} {state}: {purged.video_jobs} video jobs, "
+            f"{purged.usage_rows} usage rows, {purged.objects} stored outputs"
+        )
+
+
+@users_app.command("export")
+def users_export(
+    email: Email,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write the JSON here [standard output].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Export a user's data: the JSON document "Download my data" in Settings gives."""
+    document = _run(admin.export_user(_settings(data_dir, database_url, config), email))
+    body = to_json(document)
+    if output is None:
+        sys.stdout.buffer.write(body)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(body)
+    typer.echo(f"wrote {output}", err=True)
+
+
+@users_app.command("reset-2fa")
+def users_reset_two_factor(
+    email: Email,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Turn a user's two-factor authentication off (lost app and backup codes): check who they
+    are first. Their sessions end and they are mailed."""
+    if not yes:
+        typer.confirm(f"Turn off two-factor authentication for {email}?", abort=True)
+    _run(admin.reset_two_factor(_settings(data_dir, database_url), email))
+    typer.echo(f"two-factor authentication is off for {email.strip().lower()}")
 
 
 @users_app.command("promote")
@@ -304,27 +360,144 @@ def users_enable(email: Email, data_dir: DataDir = None, database_url: DatabaseU
     _set_disabled(email, data_dir, database_url, on=False)
 
 
+SpendLimit = Annotated[
+    str | None,
+    typer.Option("--spend-limit", help="Credits the key may spend per period ('none': no limit)."),
+]
+Period = Annotated[
+    str | None,
+    typer.Option("--period", help="The spend limit's period: daily, weekly, monthly or never."),
+]
+Models = Annotated[
+    str | None,
+    typer.Option("--models", help="Models the key may call, comma-separated ('all': any)."),
+]
+Expires = Annotated[
+    str | None,
+    typer.Option("--expires", help="Expiry: YYYY-MM-DD, 00:00 UTC ('never': none)."),
+]
+Rpm = Annotated[
+    str | None,
+    typer.Option("--rpm", help="Requests per minute ('default': the server's setting)."),
+]
+MaxVideos = Annotated[
+    str | None,
+    typer.Option("--max-videos", help="Concurrent video jobs ('default': the server's)."),
+]
+
+
+def _typed_limits(
+    spend_limit: str | None,
+    period: str | None,
+    models: str | None,
+    expires: str | None,
+    rpm: str | None,
+    max_videos: str | None,
+) -> dict[str, Any]:
+    """The limit flags given, read (`parse_limits`); a refusal is one line and exit status 1."""
+    typed = {
+        name: value
+        for name, value in (
+            ("spend_limit", spend_limit),
+            ("spend_period", period),
+            ("models", models),
+            ("expires_at", expires),
+            ("requests_per_minute", rpm),
+            ("max_concurrent_videos", max_videos),
+        )
+        if value is not None
+    }
+    try:
+        return parse_limits(typed)
+    except LimitsInvalid as error:
+        message = error.message
+    _exit_with(message)
+
+
+def _limits_line(view: KeyView) -> str:
+    if view.kind != "model":
+        return "management"
+    limits = view.limits
+    parts = [
+        f"spend {view.spend}/{limits.spend_limit} {limits.spend_period}"
+        if limits.spend_limit is not None
+        else f"spend {view.spend} {limits.spend_period}",
+        f"models {','.join(limits.models)}" if limits.models is not None else "models all",
+    ]
+    if limits.expires_at is not None:
+        parts.append(f"expires {_when(limits.expires_at)}")
+    if limits.requests_per_minute is not None:
+        parts.append(f"rpm {limits.requests_per_minute}")
+    if limits.max_concurrent_videos is not None:
+        parts.append(f"videos {limits.max_concurrent_videos}")
+    return "  ".join(parts)
+
+
 @keys_app.command("create")
 def keys_create(
     email: Email,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "",
+    spend_limit: SpendLimit = None,
+    period: Period = None,
+    models: Models = None,
+    expires: Expires = None,
+    rpm: Rpm = None,
+    max_videos: MaxVideos = None,
+    management: Annotated[
+        bool,
+        typer.Option(
+            "--management", help="A management key (rk_mgmt_): manages keys, cannot call models."
+        ),
+    ] = False,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Issue an API key. It is printed once: only its hash is kept."""
-    issued = _run(admin.new_key(_settings(data_dir, database_url), email, name))
+    """Issue an API key, optionally with limits. It is printed once: only its hash is kept."""
+    changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
+    settings = _settings(data_dir, database_url)
+    if management and changes:
+        _exit_with("a management key cannot call models: it takes no limits")
+    limits = KeyLimits().changed(changes) if changes else None
+    kind = "management" if management else "model"
+    issued = _run(admin.new_key(settings, email, name, limits=limits, kind=kind))
     typer.echo(f"key id: {issued.key_id}")
-    typer.echo(f"REAPI_API_KEY={issued.plaintext}")
+    variable = "REAPI_MANAGEMENT_KEY" if management else "REAPI_API_KEY"
+    typer.echo(f"{variable}={issued.plaintext}")
     typer.echo("This key is shown once; store it now.", err=True)
+
+
+@keys_app.command("set-limits")
+def keys_set_limits(
+    key_id: Annotated[str, typer.Argument(help="The key id (key_...).")],
+    spend_limit: SpendLimit = None,
+    period: Period = None,
+    models: Models = None,
+    expires: Expires = None,
+    rpm: Rpm = None,
+    max_videos: MaxVideos = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change a key's limits: each flag given replaces that limit; the others stay."""
+    changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
+    if not changes:
+        _exit_with("give at least one limit to change (see --help)")
+    view = _run(admin.set_key_limits(_settings(data_dir, database_url), key_id, changes))
+    typer.echo(f"{view.id}  {view.masked}  {_limits_line(view)}")
 
 
 @keys_app.command("list")
 def keys_list(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
-    """List an account's keys (id, name, last four characters)."""
-    for key_id, name, last4, revoked in _run(
-        admin.list_keys(_settings(data_dir, database_url), email)
-    ):
-        typer.echo(f"{key_id}  ...{last4}  {'revoked' if revoked else 'active'}  {name}")
+    """List an account's keys: id, prefix and last four, state, name, limits, spend, default
+    webhook."""
+    for view in _run(admin.list_keys(_settings(data_dir, database_url), email)):
+        state = "revoked" if view.revoked_at else "expired" if view.expired else "active"
+        name = view.name or "-"
+        line = f"{view.id}  {view.masked}  {state}  {name}  {_limits_line(view)}"
+        if view.webhook_url:
+            gone = " (disabled: the receiver answered 410 Gone)" if view.webhook_disabled else ""
+            line += f"  webhook={view.webhook_url}{gone}"
+        typer.echo(line)
 
 
 @keys_app.command("revoke")
@@ -338,6 +511,51 @@ def keys_revoke(
         typer.secho("error: no active key matches", err=True, fg="red")
         raise typer.Exit(1)
     typer.echo("revoked")
+
+
+KeyId = Annotated[str, typer.Argument(help="The key id (key_...).")]
+
+
+@keys_app.command("set-webhook")
+def keys_set_webhook(
+    key_id: KeyId,
+    url: Annotated[
+        str | None, typer.Option("--url", help="http(s) URL on a public address.")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove the default.")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Set a key's default webhook URL: its video jobs announce their end there (signed with
+    the key's webhook secret) unless a request names another `webhook_url`."""
+    if (url is not None) == clear:
+        _exit_with("give either --url URL or --clear")
+    settings = _settings(data_dir, database_url, config)
+    if not _run(admin.set_webhook(settings, key_id, url)):
+        _exit_with("no such key")
+    typer.echo(f"{key_id} webhook={url}" if url else f"{key_id} webhook cleared")
+
+
+@keys_app.command("webhook-secret")
+def keys_webhook_secret(
+    key_id: KeyId,
+    rotate: Annotated[
+        bool,
+        typer.Option("--rotate", help="Make a new secret (the old one signs beside it a day)."),
+    ] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Print the secret (whsec_...) that signs a key's webhooks; give it to the receiver, which
+    verifies with reapi.webhooks.verify or any Standard Webhooks library."""
+    secret = _run(
+        admin.webhook_secret(_settings(data_dir, database_url, config), key_id, rotate=rotate)
+    )
+    if secret is None:
+        _exit_with("no such key")
+    typer.echo(secret)
 
 
 @credits_app.command("grant")
@@ -393,12 +611,47 @@ def outputs_delete(
 def outputs_purge(
     data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None
 ) -> None:
-    """Run the retention job once: delete what is older than retention_days."""
+    """Run the retention job once: delete what is older than retention_days (payment records:
+    payment_retention_days)."""
     report = _run(admin.purge_expired(_settings(data_dir, database_url, config)))
     typer.echo(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
-        f"{report.video_jobs} video jobs; {report.objects} objects removed from storage"
+        f"{report.video_jobs} video jobs, {report.payments} payment records past their 7 years; "
+        f"{report.objects} objects removed from storage"
     )
+
+
+@usage_app.command("export")
+def usage_export(
+    email: Email,
+    first: Annotated[
+        str | None, typer.Option("--from", help="First day, YYYY-MM-DD [30 days ago].")
+    ] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD [today].")] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option("--time-zone", help="IANA zone of the days and times [the user's setting]."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="CSV file to write (0600) [stdout].")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Write an account's usage rows as CSV (newest first), as the dashboard exports them."""
+    written = _run(
+        export_usage(
+            _settings(data_dir, database_url),
+            email,
+            first=first,
+            last=last,
+            time_zone=time_zone,
+            output=output,
+            stdout=sys.stdout.buffer,
+        )
+    )
+    if output is not None:
+        typer.echo(f"wrote {written} usage rows to {output}")
 
 
 NoticeFile = Annotated[

@@ -12,9 +12,18 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,8 +32,7 @@ from pydantic_settings import (
 )
 
 from reapi import UrlPolicy
-from reapi._excerpt import excerpt
-from reapi._settings import SDK_ENV
+from reapi.core import SDK_ENV, excerpt
 
 from .config_errors import ConfigError
 from .private import PRIVATE_DIR, make_private_dirs, tighten
@@ -33,6 +41,9 @@ from .secret_files import SECRETS_DIR_ENV, SecretFiles, file_variables
 __all__ = [
     "CONFIG_ENV",
     "ConfigError",
+    "GitHubApp",
+    "GoogleApp",
+    "OAuthApps",
     "Settings",
     "describe_settings_error",
     "settings_error_lines",
@@ -45,6 +56,51 @@ CONFIG_ENV = "REAPI_CONFIG"
 _PREFIX = "REAPI_"
 #: `REAPI_<PROVIDER>_BASE_URL`, read by the core for every provider (`reapi._settings`).
 _PROVIDER_URL = re.compile(r"REAPI_[A-Z0-9_]+_BASE_URL")
+
+#: A source an operator adds to the Content-Security-Policy: an https (or wss) origin, maybe
+#: with a path or a leading wildcard label; nothing that could end the directive.
+_CSP_SOURCE = re.compile(r"(https|wss)://(\*\.)?[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s;,']*)?")
+_HTTPS_SCRIPT = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]+)?(/[^\s;,'\"<>]*)?")
+
+
+class GitHubApp(BaseModel):
+    """A GitHub OAuth app ("Sign in with GitHub" shows when both client values are set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    authorize_url: str = "https://github.com/login/oauth/authorize"
+    token_url: str = "https://github.com/login/oauth/access_token"  # noqa: S105  (a URL)
+    api_base_url: str = "https://api.github.com/"
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+class GoogleApp(BaseModel):
+    """A Google OAuth client (OpenID Connect; endpoints and keys come from discovery)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    #: The id_token's expected `iss`; unset: the discovery URL's own prefix (OpenID Connect
+    #: Discovery: the issuer is where the document lives).
+    issuer: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+class OAuthApps(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    github: GitHubApp = Field(default_factory=GitHubApp)
+    google: GoogleApp = Field(default_factory=GoogleApp)
 
 
 class Settings(BaseSettings):
@@ -114,11 +170,60 @@ class Settings(BaseSettings):
     #: Seconds for one download, redirects included.
     fetch_timeout: float = 60.0
 
+    # -- webhooks and video events -------------------------------------------------------------
+    #: Webhooks go to public addresses only (the caller-URL rules, checked when the URL is
+    #: given and again at every attempt). CIDRs listed here may receive them although they are
+    #: not public (a receiver on your own network). Empty by default: keep it so.
+    webhook_allow_networks: list[str] = Field(default_factory=list)
+    #: Seconds for one delivery attempt (connection, request and answer).
+    webhook_timeout: float = Field(default=15.0, gt=0)
+    #: Seconds between a failed attempt and the next, in turn (the last repeats), each with
+    #: up to a fifth of jitter either way; a Retry-After from the receiver is honoured if longer.
+    #: The default is the schedule the Standard Webhooks specification gives as its example.
+    webhook_retry_delays: list[Annotated[float, Field(ge=0)]] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18e3, 36e3, 50.4e3, 72e3, 86.4e3],
+        min_length=1,
+    )
+    #: Seconds after the first attempt within which a delivery is tried; the last attempt
+    #: falls at its end.
+    webhook_retry_window: float = Field(default=24 * 3600.0, gt=0)
+    #: How often each process looks for deliveries due (one finished here is sent at once).
+    webhook_poll_interval: float = Field(default=1.0, gt=0)
+    #: After a key's signing secret is rotated, the previous one signs too for this long.
+    webhook_secret_overlap_seconds: float = Field(default=24 * 3600.0, ge=0)
+    #: Deliveries (sent or not) are deleted this long after they were made (or after
+    #: `retention_days`, when that is shorter).
+    webhook_retention_days: float = Field(default=7.0, gt=0)
+    #: GET /v1/videos/{id}/events: a comment line this often keeps proxies from closing an
+    #: idle stream; a stream ends after `video_events_max_seconds` (the client reconnects with
+    #: Last-Event-ID); the job is read again this often for changes made by other processes.
+    video_events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    video_events_max_seconds: float = Field(default=600.0, gt=0)
+    video_events_reread_seconds: float = Field(default=2.0, gt=0)
+    #: Event streams one key may hold open in one process; more answer 429.
+    video_events_max_streams: int = Field(default=64, ge=1)
+
     # -- upstream deadlines ----------------------------------------------------------------------
     first_byte_timeout: float | None = None
     #: The HTTP client for provider calls: aiohttp (several times less CPU per call) or the
     #: SDK's httpx client.
     upstream_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: Active health probes: each provider route with traffic (or an open breaker) gets a cheap
+    #: authenticated read every `health_probe_interval` seconds (never a caller's data); two in a
+    #: row with no answer within `health_probe_timeout`, or a 5xx, open its breaker. Each process
+    #: probes on its own (with background tasks on). Off: breakers learn from traffic alone.
+    health_probes: bool = True
+    health_probe_interval: float = Field(default=5.0, gt=0)
+    health_probe_timeout: float = Field(default=2.0, gt=0)
+    #: Hedging, where the extra upstream cost is accepted: model ids and route keys
+    #: (`provider/upstream_model`) whose image requests start the next route as well once the
+    #: route tried has taken longer than `hedge_quantile` of its recent successes (never sooner
+    #: than `hedge_floor_seconds`, and not before `hedge_min_samples` successes were seen). The
+    #: first answer wins; the other attempt is cancelled, and only one result is charged.
+    hedge_models: list[str] = Field(default_factory=list)
+    hedge_quantile: float = Field(default=0.95, gt=0, le=1)
+    hedge_floor_seconds: float = Field(default=1.0, ge=0)
+    hedge_min_samples: int = Field(default=20, ge=1)
 
     # -- jobs and reservations -------------------------------------------------------------------
     run_background_tasks: bool = True
@@ -175,6 +280,9 @@ class Settings(BaseSettings):
     # -- retention ------------------------------------------------------------------------------
     #: Usage rows, video jobs and mirrored outputs older than this are deleted.
     retention_days: float = Field(default=30.0, gt=0)
+    #: Payment records are kept this long (7 years, with the leap days, as tax and accounting
+    #: law asks), also after their account is deleted; then the retention job deletes them.
+    payment_retention_days: float = Field(default=7 * 365 + 2, gt=0)
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
     #: A temp file or multipart upload of an output untouched this long was left by a process
@@ -213,6 +321,20 @@ class Settings(BaseSettings):
     #: Who runs this installation and how to reach them, as the legal pages say.
     operator_name: str = "the operator of this service"
     operator_contact: str | None = None
+    #: Sign-in with GitHub and Google (`[oauth.github]`, `[oauth.google]` in TOML;
+    #: `REAPI_OAUTH__GITHUB__CLIENT_ID`, ...). See docs/accounts.md for creating the apps.
+    oauth: OAuthApps = Field(default_factory=OAuthApps)
+    #: Cloudflare Turnstile on the sign-up and password reset forms, when both keys are set.
+    turnstile_site_key: str | None = None
+    turnstile_secret_key: SecretStr | None = None
+    turnstile_verify_url: str = "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+    #: A chat-support widget: the operator's script, loaded on every page (external, never
+    #: inline), and the sources it needs beyond its own origin (CSP). Named, with the cookies
+    #: it sets, on the cookie policy.
+    chat_widget_script_url: str | None = None
+    chat_widget_csp_sources: list[str] = Field(default_factory=list)
+    chat_widget_name: str = "the chat-support provider"
+    chat_widget_cookies: list[str] = Field(default_factory=list)
     #: The operator's postal address, shown on /contact (some jurisdictions require one).
     operator_address: str | None = None
     #: Where the site's "Docs" links go.
@@ -228,6 +350,22 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     #: Serve the OpenAPI document and its pages (/openapi.json, /docs).
     openapi_docs: bool = True
+
+    # -- tracing (OpenTelemetry; the `otel` extra) -------------------------------------------------
+    #: A trace span for each /v1 request, with its upstream attempts, storage and database calls
+    #: (metadata only), sent to an OTLP/HTTP collector. Off: no OpenTelemetry module is imported.
+    tracing: bool = False
+    #: The collector's OTLP/HTTP address: a base (`http://collector:4318`, to which `/v1/traces`
+    #: is added) or the full traces URL. Unset: OpenTelemetry's own variables
+    #: (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT), else localhost:4318.
+    tracing_endpoint: str | None = None
+    #: The share of requests traced, 0 to 1 (a trusted incoming traceparent decides for its own).
+    tracing_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    #: The spans' `service.name`; unset: OTEL_SERVICE_NAME, else `reapi-gateway`.
+    tracing_service_name: str | None = None
+    #: Continue the trace of an incoming W3C `traceparent` header. Off by default: the header is
+    #: the caller's to write, and would let any client choose trace ids and sampling.
+    tracing_trust_traceparent: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -282,7 +420,38 @@ class Settings(BaseSettings):
             raise ValueError("metrics_listen needs a port of its own (not the gateway's port)")
         return self
 
-    @field_validator("fetch_allow_networks")
+    @model_validator(mode="after")
+    def _turnstile_is_complete(self) -> Settings:
+        if (self.turnstile_site_key is None) != (self.turnstile_secret_key is None):
+            raise ValueError("Turnstile needs both turnstile_site_key and turnstile_secret_key")
+        return self
+
+    @field_validator("chat_widget_script_url")
+    @classmethod
+    def _chat_script(cls, url: str | None) -> str | None:
+        if url is not None and not _HTTPS_SCRIPT.fullmatch(url):
+            raise ValueError("chat_widget_script_url must be an https URL")
+        return url
+
+    @field_validator("chat_widget_csp_sources")
+    @classmethod
+    def _csp_sources(cls, sources: list[str]) -> list[str]:
+        for source in sources:
+            if not _CSP_SOURCE.fullmatch(source):
+                raise ValueError(f"not a CSP source (https:// or wss:// origin): {source[:80]!r}")
+        return sources
+
+    @field_validator("tracing_endpoint")
+    @classmethod
+    def _tracing_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("tracing_endpoint is an http:// or https:// URL")
+        return value.strip()
+
+    @field_validator("fetch_allow_networks", "webhook_allow_networks")
     @classmethod
     def _networks(cls, networks: list[str]) -> list[str]:
         UrlPolicy(allow_networks=tuple(networks))  # a bad CIDR fails at start, not per request
@@ -326,12 +495,31 @@ class Settings(BaseSettings):
         return host.removeprefix("[").removesuffix("]"), int(port)
 
     @property
+    def tracing_traces_url(self) -> str | None:
+        """Where spans are posted: `tracing_endpoint` with `/v1/traces` added to a bare base
+        (as OpenTelemetry does with OTEL_EXPORTER_OTLP_ENDPOINT); None: the exporter's own
+        variables decide."""
+        if self.tracing_endpoint is None:
+            return None
+        if urlsplit(self.tracing_endpoint).path.strip("/"):
+            return self.tracing_endpoint
+        return self.tracing_endpoint.rstrip("/") + "/v1/traces"
+
+    @property
     def url_policy(self) -> UrlPolicy:
         return UrlPolicy(
             allow_networks=tuple(self.fetch_allow_networks),
             max_image_bytes=self.fetch_max_image_bytes,
             max_video_bytes=self.fetch_max_video_bytes,
             timeout=self.fetch_timeout,
+        )
+
+    @property
+    def webhook_url_policy(self) -> UrlPolicy:
+        """Where webhooks may go: public addresses, or the networks allowed for them (not those
+        allowed for fetches: an asset host is no webhook receiver)."""
+        return UrlPolicy(
+            allow_networks=tuple(self.webhook_allow_networks), timeout=self.webhook_timeout
         )
 
     @property

@@ -7,6 +7,7 @@ problem, never a value (it may be a secret), never a traceback.
 - values the settings refuse (`storage_backend = "s3"` without `s3_bucket`, a bad CIDR, ...),
   files of secrets that cannot be read;
 - the database: it answers, and on PostgreSQL a configured secret agrees with the fleet's;
+- an optional extra that a setting needs and is not installed (`tracing = true` without `otel`);
 - Redis unreachable, S3 bucket unreachable: `serve` starts anyway (it falls back, or answers 502
   until storage is back) but says so; `check-config` counts them as problems.
 """
@@ -29,7 +30,7 @@ from sqlalchemy import text
 from .config import ConfigError, Settings, settings_error_lines, unknown_variables
 from .db import Database
 from .db_errors import error_name
-from .extras import MissingExtraError, require
+from .extras import OTEL_PACKAGES, MissingExtraError, require
 
 __all__ = ["Problem", "check_live", "check_settings"]
 
@@ -162,9 +163,20 @@ def _bucket(settings: Settings) -> list[Problem]:
     return []
 
 
+def _tracing(settings: Settings) -> list[Problem]:
+    if not settings.tracing:
+        return []
+    try:
+        require("tracing = true", "otel", *OTEL_PACKAGES)
+    except MissingExtraError as error:
+        return [Problem(str(error))]
+    return []
+
+
 async def check_live(settings: Settings) -> list[Problem]:
-    """What the settings point at: the database, Redis, the S3 bucket."""
+    """What the settings point at: the database, Redis, the S3 bucket; and the extras they need
+    that have no check of their own above."""
     found = await asyncio.gather(
         _database(settings), _redis(settings), asyncio.to_thread(_bucket, settings)
     )
-    return [problem for problems in found for problem in problems]
+    return [*_tracing(settings), *(problem for problems in found for problem in problems)]

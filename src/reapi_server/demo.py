@@ -1,7 +1,8 @@
 """`reapi-server demo`: the gateway in front of reapi's built-in provider simulators.
 
 Only providers that have a simulator are kept in the demo's catalog, so a real provider key in
-the environment can never be used by accident: nothing leaves this machine.
+the environment can never be used by accident: nothing leaves this machine. Sign-in with GitHub
+and Google goes to their simulated twins (`reapi_server.testing.identity_fakes`) on loopback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from pydantic import SecretStr
@@ -20,10 +21,13 @@ from reapi.catalog import Catalog, load_catalog
 
 from . import admin
 from .app import create_app
-from .config import Settings
+from .config import GitHubApp, GoogleApp, OAuthApps, Settings
 from .serving import run_server
 
-__all__ = ["DEMO_EMAIL", "demo_catalog", "run_demo"]
+if TYPE_CHECKING:
+    from .testing.identity_fakes import IdentityFakes
+
+__all__ = ["DEMO_EMAIL", "demo_catalog", "demo_sign_in", "run_demo"]
 
 DEMO_EMAIL = "demo@reapi.local"
 DEMO_CREDITS = 1_000_000
@@ -52,7 +56,9 @@ def demo_catalog(
     return Catalog.model_validate({"providers": providers, "models": models})
 
 
-def _banner(base: str, key: str, catalog: Catalog, mail_dir: Path) -> str:
+def _banner(
+    base: str, key: str, catalog: Catalog, mail_dir: Path, sign_in: Mapping[str, str]
+) -> str:
     images = [m.id for m in catalog.models.values() if m.kind == "image"]
     videos = [m.id for m in catalog.models.values() if m.kind == "video"]
     image_model = "gpt-image-2" if "gpt-image-2" in images else (images[0] if images else "MODEL")
@@ -77,6 +83,9 @@ def _banner(base: str, key: str, catalog: Catalog, mail_dir: Path) -> str:
         "",
         f"Web: sign up at {base}/signup (or sign in at {base}/login).",
         f"Mail (verification and reset links) is written as .eml files to {mail_dir.resolve()}/",
+        'GitHub and Google sign-in are simulated here: press "Continue with GitHub" on the',
+        "sign-in page and pick a person on the simulated GitHub's page.",
+        *(f"  {name:<7} {url}" for name, url in sign_in.items()),
         "",
     ]
     return "\n".join(lines)
@@ -123,23 +132,49 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
             fg="red",
         )
         raise typer.Exit(1)
+    # Only now: the sign-in fakes run on reapi.testing's servers too.
+    from .testing.identity_fakes import run_identity_fakes
+
     default_simulators, run_simulators = testing.default_simulators, testing.run_simulators
     handle = run_simulators(default_simulators(), host="127.0.0.1", base_port=simulator_port)
     try:
-        simulated = dict(handle.provider_urls)
-        catalog = demo_catalog(
-            load_catalog(settings.catalog_path), simulated, handle.poll_intervals
-        )
-        settings = settings.with_overrides(
-            provider_base_urls=simulated,
-            provider_keys={name: SecretStr(handle.api_key) for name in simulated},
-            # The first poll of a new video, and the poller's pace: simulators are quick.
-            poll_interval=min(settings.poll_interval, _DEMO_POLL_INTERVAL),
-        )
-        asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
-        issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
-        base = f"http://{settings.host}:{settings.port}"
-        typer.echo(_banner(base, issued.plaintext, catalog, settings.mail_dir))
-        run_server(settings, create_app(settings, catalog=catalog, migrate=False))
+        with run_identity_fakes() as fakes:
+            simulated = dict(handle.provider_urls)
+            catalog = demo_catalog(
+                load_catalog(settings.catalog_path), simulated, handle.poll_intervals
+            )
+            settings = settings.with_overrides(
+                provider_base_urls=simulated,
+                provider_keys={name: SecretStr(handle.api_key) for name in simulated},
+                # The first poll of a new video, and the poller's pace: simulators are quick.
+                poll_interval=min(settings.poll_interval, _DEMO_POLL_INTERVAL),
+                oauth=demo_sign_in(fakes),
+            )
+            asyncio.run(admin.ensure_account(settings, DEMO_EMAIL, DEMO_CREDITS))
+            issued = asyncio.run(admin.new_key(settings, DEMO_EMAIL, name="demo"))
+            base = f"http://{settings.host}:{settings.port}"
+            sign_in = {name: fakes.urls[name] for name in ("github", "google")}
+            typer.echo(_banner(base, issued.plaintext, catalog, settings.mail_dir, sign_in))
+            run_server(settings, create_app(settings, catalog=catalog, migrate=False))
     finally:
         handle.stop()
+
+
+def demo_sign_in(fakes: IdentityFakes) -> OAuthApps:
+    """Sign-in with the simulated GitHub and Google: their chooser pages stand in for the
+    real providers' consent screens."""
+    values = fakes.settings()
+    return OAuthApps(
+        github=GitHubApp(
+            client_id=values["github_client_id"],
+            client_secret=SecretStr(values["github_client_secret"]),
+            authorize_url=values["github_authorize_url"],
+            token_url=values["github_access_token_url"],
+            api_base_url=values["github_api_base_url"],
+        ),
+        google=GoogleApp(
+            client_id=values["google_client_id"],
+            client_secret=SecretStr(values["google_client_secret"]),
+            discovery_url=values["google_metadata_url"],
+        ),
+    )

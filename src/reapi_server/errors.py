@@ -7,12 +7,16 @@ contain a submitted value.
 from __future__ import annotations
 
 __all__ = [
+    "AccountClosed",
     "AccountDisabled",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
     "InsufficientCredits",
     "InvalidApiKey",
+    "KeyExpired",
+    "KeySpendLimitReached",
+    "ModelNotAllowed",
     "NotFound",
     "OutputsDeleted",
     "PayloadTooLarge",
@@ -46,8 +50,17 @@ class InvalidApiKey(GatewayError):
     default_code = "invalid_api_key"
 
 
+class AccountClosed(InvalidApiKey):
+    """The key's account is being deleted: refused as a revoked key is (its keys are), but at
+    once in every process, whatever a process's key cache still says."""
+
+    def __init__(self) -> None:
+        super().__init__("the API key is not valid or has been revoked")
+
+
 class AccountDisabled(GatewayError):
-    """An operator disabled the key's account: its keys are refused until it is enabled."""
+    """An operator disabled the account: its keys are refused, and nothing of it may start,
+    until it is enabled again."""
 
     http_status = 403
     default_code = "account_disabled"
@@ -57,6 +70,27 @@ class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_credits"
+
+
+class KeySpendLimitReached(GatewayError):
+    """The key's spend limit for its current period would be exceeded (the account may have
+    credit left: another key, or the next period, can still spend it)."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "key_spend_limit_reached"
+
+
+class KeyExpired(GatewayError):
+    http_status = 403
+    default_code = "key_expired"
+
+
+class ModelNotAllowed(GatewayError):
+    """The model is not in the key's allowlist."""
+
+    http_status = 403
+    default_code = "model_not_allowed"
 
 
 class CreditLimitExceeded(GatewayError):

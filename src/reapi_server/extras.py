@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 
-__all__ = ["SERVER_PACKAGES", "MissingExtraError", "missing", "require"]
+__all__ = ["OTEL_PACKAGES", "SERVER_PACKAGES", "MissingExtraError", "missing", "require"]
 
 #: Import names the gateway cannot start without (the `server` extra).
 SERVER_PACKAGES = (
@@ -22,6 +22,9 @@ SERVER_PACKAGES = (
     "prometheus_client",
 )
 
+#: Import names tracing needs (the `otel` extra): the SDK and its OTLP/HTTP exporter.
+OTEL_PACKAGES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+
 
 class MissingExtraError(RuntimeError):
     """A feature was asked for whose packages are not installed."""
@@ -36,8 +39,15 @@ class MissingExtraError(RuntimeError):
 
 
 def missing(*packages: str) -> tuple[str, ...]:
-    """The packages of `packages` that cannot be imported."""
-    return tuple(p for p in packages if importlib.util.find_spec(p) is None)
+    """The packages of `packages` (import names, dotted ones too) that cannot be imported."""
+    return tuple(p for p in packages if not _installed(p))
+
+
+def _installed(package: str) -> bool:
+    try:
+        return importlib.util.find_spec(package) is not None
+    except ImportError:  # a dotted name whose parent package is missing
+        return False
 
 
 def require(feature: str, extra: str, *packages: str) -> None:

@@ -115,6 +115,11 @@ class Statement:
 class Tx(Protocol):
     """One open transaction. `execute` returns the number of rows changed."""
 
+    @property
+    def dialect_name(self) -> str:
+        """ "sqlite" or "postgresql": for the few statements written once per database."""
+        ...
+
     async def execute(self, statement: Statement, params: Params) -> int: ...
 
     async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None: ...
@@ -129,6 +134,10 @@ class SessionTx:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+
+    @property
+    def dialect_name(self) -> str:
+        return self._session.get_bind().dialect.name
 
     async def _connection(self) -> AsyncConnection:
         return await self._session.connection()
@@ -156,6 +165,8 @@ def as_tx(target: Tx | AsyncSession) -> Tx:
 
 
 class _SqliteTx:
+    dialect_name = "sqlite"
+
     def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
         self._connection = connection
         self._dialect = dialect
@@ -181,6 +192,8 @@ class _SqliteTx:
 
 
 class _AsyncpgTx:
+    dialect_name = "postgresql"
+
     def __init__(self, connection: Any, dialect: Dialect) -> None:
         self._connection = connection  # asyncpg.Connection
         self._dialect = dialect
@@ -283,8 +296,16 @@ class GroupCommitter:
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
+        result, _ = await self.run_sized(op, account, at_once)
+        return result
+
+    async def run_sized(
+        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None, at_once: bool = False
+    ) -> tuple[T, int]:
+        """`run`, and how many ops the transaction that committed this one carried (1 when it
+        ran alone after its batch failed, or at once): what a trace says of the group commit."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
+        future: asyncio.Future[tuple[T, int]] = loop.create_future()
         if at_once and self._idle():
             await self._lead((op, future, account))
             return future.result()
@@ -415,7 +436,7 @@ class GroupCommitter:
             await self._failed(batch, error)
             return
         for (_, future, _), result in zip(batch, results, strict=True):
-            _settle(future, result=result)
+            _settle(future, result=(result, len(batch)))
 
     async def _failed(self, batch: list[_Item], error: Exception) -> None:
         """The batch's transaction did not commit: run each op again, alone, so that only the

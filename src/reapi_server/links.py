@@ -47,6 +47,9 @@ class Links:
     def reset_password(self, token: str) -> str:
         return self.page("/reset/confirm", token=token)
 
+    def change_email(self, token: str) -> str:
+        return self.page("/settings/email/confirm", token=token)
+
     def settings(self) -> str:
         return self.page("/settings")
 

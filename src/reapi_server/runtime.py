@@ -9,32 +9,46 @@ from __future__ import annotations
 import os
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 
-from reapi._engine import AsyncEngine
-from reapi._fetch import AsyncFetcher
-from reapi._local import GATEWAY_HINTS, LocalCore
-from reapi._settings import resolve_connections
 from reapi.catalog import Catalog, load_catalog
-from reapi.router import Router, RouterConfig
+from reapi.core import (
+    GATEWAY_HINTS,
+    AsyncEngine,
+    AsyncFetcher,
+    AttemptObserver,
+    LocalCore,
+    excerpt,
+    resolve_connections,
+)
+from reapi.router import HedgePolicy, Router, RouterConfig
 
 from .api_keys.auth import Authenticator
-from .config import Settings
+from .config import ConfigError, Settings
 from .coordination import RedisLink, open_link
 from .coordination.breakers import SharedBreakerStore
 from .coordination.bus import Bus
 from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
 from .db import Database
+from .extras import OTEL_PACKAGES, require
 from .idempotency.local import LocalClaims
+from .jobs.changes import JobChanges, Signal
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
-from .upstream import AiohttpEngine
+from .upstream import aiohttp_engine
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from .observability.tracing.setup import Tracing
 
 __all__ = ["Runtime", "build_runtime"]
 
@@ -70,6 +84,16 @@ class Runtime:
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).
     live_holds: LiveHolds = field(default_factory=LiveHolds)
+    #: Posts webhooks (SSRF-checked at every attempt, under `webhook_allow_networks`).
+    webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
+    job_changes: JobChanges = field(default_factory=JobChanges)
+    #: Event streams open in this process, per API key id.
+    event_streams: Counter[str] = field(default_factory=Counter)
+    #: Wakes this process's webhook sender when a job ended here.
+    webhook_wakeup: Signal = field(default_factory=Signal)
+    #: OpenTelemetry tracing; None (the default) when off.
+    tracing: Tracing | None = None
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
@@ -88,6 +112,8 @@ class Runtime:
         await self.db.dispose()
         if self.redis is not None:
             await self.redis.aclose()
+        if self.tracing is not None:
+            await self.tracing.aclose()  # last: the spans of everything above are sent
 
 
 def _engine(
@@ -95,12 +121,68 @@ def _engine(
     router: Router,
     http_client: httpx.AsyncClient | None,
     fetcher: AsyncFetcher,
+    observer: AttemptObserver | None,
 ) -> AsyncEngine:
     """aiohttp for provider calls unless told otherwise; an injected httpx client (tests, an
     embedding application) is always used as given."""
     if http_client is None and settings.upstream_client == "aiohttp":
-        return AiohttpEngine(router, fetcher=fetcher)
-    return AsyncEngine(router, http_client, fetcher)
+        return aiohttp_engine(router, fetcher=fetcher, observer=observer)
+    return AsyncEngine(router, http_client, fetcher, observer=observer)
+
+
+def _tracing(settings: Settings, exporter: SpanExporter | None) -> Tracing | None:
+    """Tracing when the settings ask for it; nothing of OpenTelemetry is imported otherwise."""
+    if not settings.tracing:
+        return None
+    require("tracing = true", "otel", *OTEL_PACKAGES)
+    from .observability.tracing.setup import start_tracing
+
+    return start_tracing(settings, exporter)
+
+
+def _database(settings: Settings, tracing: Tracing | None) -> Database:
+    url, timeout = settings.resolved_database_url, settings.database_timeout
+    if tracing is None:
+        return Database(url, timeout=timeout)
+    from .observability.tracing.database import TracedDatabase
+
+    return TracedDatabase(url, timeout=timeout, tracing=tracing)
+
+
+def _store(settings: Settings, store: ObjectStore | None, tracing: Tracing | None) -> ObjectStore:
+    store = store or build_store(settings)
+    if tracing is None:
+        return store
+    from .observability.tracing.storage import TracedStore
+
+    return TracedStore(store, tracing, settings.storage_backend)
+
+
+def _observer(tracing: Tracing | None, core: LocalCore) -> AttemptObserver | None:
+    if tracing is None:
+        return None
+    from .observability.tracing.attempts import AttemptSpans
+
+    return AttemptSpans(tracing, core.host_of)
+
+
+def _router_config(settings: Settings, catalog: Catalog) -> RouterConfig:
+    routes = {route.key for model in catalog.models.values() for route in model.routes}
+    unknown = sorted(set(settings.hedge_models) - set(catalog.models) - routes)
+    if unknown:
+        raise ConfigError(
+            f"hedge_models names {excerpt(unknown[0])!r}, which is neither a model id nor a "
+            "route (provider/upstream_model) of the catalog"
+        )
+    hedge = HedgePolicy(
+        allow=frozenset(settings.hedge_models),
+        quantile=settings.hedge_quantile,
+        floor=settings.hedge_floor_seconds,
+        min_samples=settings.hedge_min_samples,
+    )
+    if settings.first_byte_timeout:
+        return RouterConfig(first_byte_timeout=settings.first_byte_timeout, hedge=hedge)
+    return RouterConfig(hedge=hedge)
 
 
 def build_runtime(
@@ -113,34 +195,34 @@ def build_runtime(
     clock: Callable[[], float] = time.time,
     fetcher: AsyncFetcher | None = None,
     secret: bytes | None = None,
+    span_exporter: SpanExporter | None = None,
 ) -> Runtime:
+    """`span_exporter`: with tracing on, where spans go instead of OTLP/HTTP (tests)."""
     settings.ensure_data_dir()
+    tracing = _tracing(settings, span_exporter)
     catalog = catalog or load_catalog(settings.catalog_path)
     keys = {name: key.get_secret_value() for name, key in settings.provider_keys.items()}
     connections = resolve_connections(catalog, keys, settings.provider_base_urls)
     if router_config is None:
-        router_config = (
-            RouterConfig(first_byte_timeout=settings.first_byte_timeout)
-            if settings.first_byte_timeout
-            else RouterConfig()
-        )
+        router_config = _router_config(settings, catalog)
     metrics = Metrics()
     instance_id = f"{os.getpid()}-{secrets.token_hex(4)}"
     redis = open_link(settings, metrics)
     bus = Bus(redis) if redis is not None else None
     breakers = SharedBreakerStore(bus, instance_id) if bus is not None else None
     router = Router(router_config, breakers)
-    db = Database(settings.resolved_database_url, timeout=settings.database_timeout)
+    db = _database(settings, tracing)
     metrics.watch_breakers(router, catalog, connections)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
+    core = LocalCore(catalog, connections, hints=GATEWAY_HINTS)
     return Runtime(
         settings=settings,
         db=db,
         catalog=catalog,
-        core=LocalCore(catalog, connections, hints=GATEWAY_HINTS),
+        core=core,
         router=router,
-        engine=_engine(settings, router, http_client, fetcher),
-        store=store or build_store(settings),
+        engine=_engine(settings, router, http_client, fetcher, _observer(tracing, core)),
+        store=_store(settings, store, tracing),
         auth=Authenticator(db),
         limiter=Limiter(redis),
         redis=redis,
@@ -151,4 +233,6 @@ def build_runtime(
         secret=secret,
         clock=clock,
         fetcher=fetcher,
+        webhook_fetcher=AsyncFetcher(settings.webhook_url_policy),
+        tracing=tracing,
     )

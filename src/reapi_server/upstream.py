@@ -1,10 +1,11 @@
-"""The gateway's upstream calls on aiohttp: the SDK's engine with a faster `send`.
+"""The gateway's upstream calls on aiohttp: a transport for the SDK's engine.
 
-Routing, failover, breakers and the adapters are the SDK's own (`reapi._engine.AsyncEngine`);
-only the HTTP exchange differs. Measured on the 2-core bench machine, one upstream call cost
-0.65 to 1.1 ms of CPU through httpx (its connection pool checks every pooled connection's socket on
-each request, so the cost grows with concurrency) and 0.1 to 0.2 ms through aiohttp, whose parser is
-C and whose pool hands out an idle connection in constant time.
+Routing, failover, breakers and the adapters are the SDK's own (`reapi.core.AsyncEngine`); only
+the HTTP exchange (the engine's pluggable `transport`) differs. Measured on the 2-core bench
+machine, one upstream call cost 0.65 to 1.1 ms of CPU through httpx (its connection pool checks
+every pooled connection's socket on each request, so the cost grows with concurrency) and 0.1 to
+0.2 ms through aiohttp, whose parser is C and whose pool hands out an idle connection in constant
+time.
 
 Deadlines measure the upstream, not the gateway's own queue: the first-byte deadline runs from
 the moment the request has been written (aiohttp's `sock_read`, reset by every read), and the
@@ -22,7 +23,6 @@ from __future__ import annotations
 import errno
 import json
 import ssl
-import time
 from types import SimpleNamespace
 from typing import Any
 
@@ -31,13 +31,11 @@ import anyio
 import certifi
 import httpx
 
-from reapi._detached import detached
-from reapi._engine import AsyncEngine, _log_reply
-from reapi._fetch import AsyncFetcher
-from reapi.providers import UpstreamRequest, UpstreamResponse
+from reapi.core import AsyncEngine, AsyncFetcher, AttemptObserver, connection_error, detached
+from reapi.providers import UpstreamRequest
 from reapi.router import Router
 
-__all__ = ["AiohttpEngine", "encode_body"]
+__all__ = ["AiohttpTransport", "aiohttp_engine", "encode_body"]
 
 _POOL_LIMIT = 512
 _KEEPALIVE_SECONDS = 30.0
@@ -110,20 +108,13 @@ def _headers_of(response: aiohttp.ClientResponse) -> dict[str, str]:
     return headers
 
 
-class AiohttpEngine(AsyncEngine):
-    """`AsyncEngine` whose upstream requests go through one pooled `aiohttp.ClientSession`.
+class AiohttpTransport:
+    """The engine's transport on one pooled `aiohttp.ClientSession` (see the module's notes).
 
-    The httpx client of the base class stays for anything else that uses it directly (streaming
-    a large output into storage), and caller URLs still go only through the SSRF-checking
-    `fetcher`."""
+    The engine's httpx client stays for anything else that uses it directly (streaming a large
+    output into storage), and caller URLs still go only through the SSRF-checking `fetcher`."""
 
-    def __init__(
-        self,
-        router: Router,
-        client: httpx.AsyncClient | None = None,
-        fetcher: AsyncFetcher | None = None,
-    ) -> None:
-        super().__init__(router, client, fetcher)
+    def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
@@ -159,44 +150,46 @@ class AiohttpEngine(AsyncEngine):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-        await super().aclose()
 
-    async def send(
-        self, request: UpstreamRequest, provider: str, first_byte: float
-    ) -> UpstreamResponse:
-        first_byte, body_deadline = self._deadlines(request, first_byte)
-        started = time.perf_counter()
-        body, headers = encode_body(request)
+    async def exchange(
+        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+    ) -> tuple[int, dict[str, str], bytes]:
+        data, headers = encode_body(request)
         retry_stale = request.method not in _RETRIED_BY_AIOHTTP
         while True:
             connection = SimpleNamespace(reused=False)
             phase = "waiting for the first byte"
             try:
                 # The outer deadline only bounds an upstream that drips: reads are timed per read.
-                with anyio.fail_after(first_byte + body_deadline):
+                with anyio.fail_after(first_byte + body):
                     async with self._session_now().request(
                         request.method,
                         request.url,
                         headers=headers,
-                        data=body,
+                        data=data,
                         allow_redirects=False,
                         timeout=self._timeout(first_byte),
                         trace_request_ctx=connection,
                     ) as response:
                         phase = "reading the body"
-                        content = await response.read()
-                        status, reply_headers = response.status, _headers_of(response)
-                break
+                        return response.status, _headers_of(response), await response.read()
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # Before any byte of answer, on a connection from the pool: stale. Once.
                 before_answer = phase != "reading the body"
                 if retry_stale and connection.reused and before_answer and _stale(exc):
                     retry_stale = False
                     continue
-                error = self._connection_error(exc, provider, phase)
+                error = connection_error(exc, provider, phase)
             # aiohttp's errors keep the request (`request_info.headers` with the provider's key):
             # the error raised instead chains nothing.
             raise detached(error)
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        _log_reply(request, provider, status, elapsed_ms)
-        return UpstreamResponse(status, reply_headers, content, elapsed_ms)
+
+
+def aiohttp_engine(
+    router: Router,
+    client: httpx.AsyncClient | None = None,
+    fetcher: AsyncFetcher | None = None,
+    observer: AttemptObserver | None = None,
+) -> AsyncEngine:
+    """The SDK's engine with its upstream requests on aiohttp."""
+    return AsyncEngine(router, client, fetcher, transport=AiohttpTransport(), observer=observer)

@@ -94,6 +94,8 @@ def test_videos_through_the_gateway(httpx_mock):
         "size": "1280x720",
     }
     httpx_mock.add_response(method="POST", url=f"{GW}/videos", json=dict(video, status="queued"))
+    # a gateway without the events route: wait() polls
+    httpx_mock.add_response(method="GET", url=f"{GW}/videos/video_1/events", status_code=404)
     httpx_mock.add_response(method="GET", url=f"{GW}/videos/video_1", json=video)
     httpx_mock.add_response(
         url=f"{GW}/videos/video_1/content?variant=video",

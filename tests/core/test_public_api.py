@@ -17,6 +17,7 @@ EXPECTED = {
     "ConfigurationError",
     "ContentPolicyError",
     "File",
+    "HedgePolicy",
     "Image",
     "ImagesResponse",
     "InMemoryBreakerStore",
@@ -40,8 +41,11 @@ EXPECTED = {
     "UrlPolicy",
     "Video",
     "VideoList",
+    "Webhook",
+    "WebhookVerificationError",
     "__version__",
     "load_catalog",
+    "webhooks",
 }
 
 

@@ -28,8 +28,9 @@ def two_account_catalog() -> Catalog:
     models = {}
     for model_id in MODELS:
         spec = base.models[model_id].model_dump(mode="json")
-        # The test's own deadline, not the shipped 180 s for images that take a minute.
-        first = {**spec["routes"][0], "first_byte_timeout": None}
+        # The test's own deadline, not the shipped 180 s for images that take a minute, and
+        # unstreamed (test_gemini_stream.py has the streamed call).
+        first = {**spec["routes"][0], "first_byte_timeout": None, "stream_idle_timeout": None}
         spec["routes"] = [first, {**first, "provider": "backup"}]
         models[model_id] = spec
     gemini = base.providers["gemini"].model_dump(mode="json")

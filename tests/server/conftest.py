@@ -111,7 +111,10 @@ async def make_gateway(
     stack: list[tuple[object, httpx.AsyncClient]] = []
 
     async def start(
-        database_url: str | None = None, catalog: Catalog | None = None, **overrides: object
+        database_url: str | None = None,
+        catalog: Catalog | None = None,
+        span_exporter: object = None,
+        **overrides: object,
     ) -> Gateway:
         data_dir = tmp_path / f"data{len(stack)}"
         data_dir.mkdir(exist_ok=True)
@@ -128,6 +131,7 @@ async def make_gateway(
             http_client=httpx.AsyncClient(transport=upstream.transport()),
             router_config=RouterConfig(first_byte_timeout=0.3, body_timeout=0.5),
             migrate=database_url is not None,
+            span_exporter=span_exporter,  # type: ignore[arg-type]
         )
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()

@@ -38,6 +38,8 @@ class FakeUpstream:
     video_outcome: str = "completed"
     polls_before_done: int = 1
     calls: list[tuple[str, str, str]] = field(default_factory=list)
+    #: The headers of each request, in the order of `calls`.
+    headers: list[httpx.Headers] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)
     hang_seconds: float = 30.0
     #: What a finished task's video download returns.
@@ -62,6 +64,7 @@ class FakeUpstream:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         host, path, method = request.url.host, request.url.path, request.method
         self.calls.append((host, method, path))
+        self.headers.append(request.headers)
         polling = method == "GET" and "/videos/" in path and not path.endswith("/content")
         fault = (self.poll_faults if polling else self.faults).get(host, "ok")
         if fault == "hang":

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 from tests.server.live import free_port
+from tests.server.sim_browser import choose
+from tests.web.helpers import csrf_of
 from typer.testing import CliRunner
 
 from reapi.catalog import default_catalog
@@ -51,7 +53,7 @@ def test_administration(tmp_path, monkeypatch):
     assert (tmp_path / "env-dir" / "reapi.db").exists()  # REAPI_DATA_DIR when no flag
 
 
-def _wait_for(url: str, process: subprocess.Popen, seconds: float = 20) -> None:
+def _wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -105,7 +107,8 @@ def test_serve_runs_the_gateway(tmp_path):
 
 @contextmanager
 def running_demo(tmp_path):
-    """`reapi-server demo` in a subprocess: yields its base URL and the key it printed."""
+    """`reapi-server demo` in a subprocess: yields its base URL, the key it printed and its
+    banner."""
     port = free_port()  # the simulators take any free ports (the demo's default)
     process = subprocess.Popen(
         [_bin("reapi-server"), "demo", "--port", str(port), "--data-dir", str(tmp_path)],
@@ -126,7 +129,7 @@ def running_demo(tmp_path):
             key = match.group(1) if match else None
         assert key, "".join(lines)
         base = f"http://127.0.0.1:{port}"
-        while not any("Mail (verification" in line for line in lines):
+        while not any(line.strip().startswith("google") for line in lines):
             line = process.stdout.readline()
             assert line, "".join(lines)
             lines.append(line)
@@ -135,14 +138,15 @@ def running_demo(tmp_path):
         assert f"{(tmp_path / 'mail').resolve()}/" in banner
         _wait_for(f"{base}/healthz", process)
         assert httpx.get(f"{base}/signup").status_code == 200
-        yield base, key
+        yield base, key, banner
     finally:
         process.terminate()
         process.communicate(timeout=15)
 
 
-def test_demo_prints_a_working_key(tmp_path):
-    with running_demo(tmp_path) as (base, key):
+def test_demo_prints_a_working_key_and_signs_in_with_the_simulated_github(tmp_path):
+    with running_demo(tmp_path) as (base, key, banner):
+        _sign_in_with_the_simulated_github(base, banner)
         response = httpx.post(
             f"{base}/v1/images/generations",
             json={"model": "gpt-image-2", "prompt": "a lighthouse"},
@@ -170,7 +174,7 @@ def test_demo_videos_finish_in_about_two_seconds(tmp_path):
         for m in default_catalog().models.values()
         if m.kind == "video" and m.capabilities.prompt_required
     ]
-    with running_demo(tmp_path) as (base, key), httpx.Client(base_url=base, timeout=30) as http:
+    with running_demo(tmp_path) as (base, key, _), httpx.Client(base_url=base, timeout=30) as http:
         headers = {"authorization": f"Bearer {key}"}
         started = time.monotonic()
         ids = {}
@@ -234,3 +238,21 @@ def test_make_demo_takes_a_port():
     )
     assert done.returncode == 0, done.stderr
     assert "reapi-server demo --port 8123" in done.stdout
+
+
+def _sign_in_with_the_simulated_github(base: str, banner: str) -> None:
+    """The demo's "Continue with GitHub" goes to the simulated GitHub's chooser page, and
+    back: a new person lands on the consent page."""
+    github = re.search(r"^\s+github\s+(http://\S+)$", banner, re.MULTILINE)
+    assert github and "GitHub and Google sign-in are simulated here" in banner, banner
+    with httpx.Client(base_url=base) as browser, httpx.Client() as at_github:
+        login = browser.get("/login")
+        assert "Continue with GitHub" in login.text and "Continue with Google" in login.text
+        started = browser.post("/auth/github", data={"csrf_token": csrf_of(login.text)})
+        assert started.status_code == 303
+        assert started.headers["location"].startswith(github.group(1) + "/login/oauth/authorize?")
+        callback = choose(at_github, started.headers["location"], "1001")
+        assert callback.startswith(base + "/auth/github/callback?")
+        back = browser.get(callback)
+        assert back.status_code == 303 and back.headers["location"] == "/auth/consent"
+        assert "ada@example.com" in browser.get("/auth/consent").text

@@ -304,6 +304,8 @@ def test_a_video_whose_instance_is_killed_mid_poll_is_finished_by_the_other(flee
 
 def test_a_rolling_restart_loses_no_request(fleet):
     account, key = fleet.account(credits=10**6)
+    # A fast machine sends more than the default 600 a minute; the rate limit is not under test.
+    fleet.sql("UPDATE api_keys SET requests_per_minute = 1000000 WHERE last4 = :l", l=key[-4:])
     answered: list[int] = []
     failed_to_connect = 0
     unexpected: list[str] = []

@@ -485,7 +485,7 @@ def test_a_usage_row_names_every_column():
     a column added to the table cannot be left out of the INSERT."""
     import dataclasses
 
-    from reapi_server.usage.service import UsageRow
+    from reapi_server.usage.row import UsageRow
 
     columns = [column.key for column in UsageRecord.__table__.columns]
     assert [field.name for field in dataclasses.fields(UsageRow)] == columns

@@ -26,7 +26,7 @@ from tests.server.fakes import PNG, FakeUpstream
 from tests.server.helpers import auth
 
 from reapi.testing import png_bytes
-from reapi_server.openai_api.bodies import FormFile, ParsedForm
+from reapi_server.json_api.bodies import FormFile, ParsedForm
 from reapi_server.openai_api.requests import (
     ImageEditBody,
     ImageEditForm,

@@ -25,7 +25,7 @@ from reapi.testing import (
     run_simulators,
 )
 from reapi_server.app import create_app
-from reapi_server.upstream import AiohttpEngine, encode_body
+from reapi_server.upstream import AiohttpTransport, aiohttp_engine, encode_body
 
 FIRST_BYTE = 0.3
 
@@ -66,7 +66,7 @@ def image_request(base: str) -> UpstreamRequest:
 
 
 async def test_send_answers_like_the_httpx_engine(sims, faults):
-    engine = AiohttpEngine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    engine = aiohttp_engine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
     base = sims.provider_urls["primary"]
     try:
         reply = await engine.send(image_request(base), "primary", FIRST_BYTE)
@@ -150,7 +150,7 @@ async def aiohttp_gateway(tmp_path, migrated_template, sims, gateway_catalog):
 
 async def test_the_gateway_serves_and_fails_over_through_aiohttp(aiohttp_gateway, sims, faults):
     client, rt = aiohttp_gateway
-    assert isinstance(rt.engine, AiohttpEngine)
+    assert isinstance(rt.engine.transport, AiohttpTransport)
     account, key = await make_account(rt, credits=1000)
 
     def generate() -> object:
@@ -228,7 +228,7 @@ async def test_a_stale_pooled_connection_is_retried_before_the_breaker_counts(
 
 
 async def test_only_a_reused_connection_is_retried_and_only_once(sims, faults):
-    engine = AiohttpEngine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    engine = aiohttp_engine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
     base = sims.provider_urls["primary"]
     server = sims.servers["primary"]
     try:
@@ -259,7 +259,7 @@ async def test_a_failed_exchange_chains_nothing_of_the_request():
 
     server = await asyncio.start_server(malformed, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    engine = AiohttpEngine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    engine = aiohttp_engine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
     request = UpstreamRequest(
         "POST",
         f"http://127.0.0.1:{port}/v1/images/generations",

@@ -156,7 +156,51 @@ def test_streamed_generation_sends_partials_then_the_image(client):
         "image_generation.partial_image",
         "image_generation.completed",
     ]
-    assert is_png(base64.b64decode(events[-1].b64_json)) and events[-1].usage
+    assert [e.partial_image_index for e in events[:2]] == [0, 1]
+    final = base64.b64decode(events[-1].b64_json)
+    assert is_png(final) and events[-1].usage
+    # Partial images are drafts: valid images of the same format, never the final one.
+    assert all(is_png(base64.b64decode(e.b64_json)) for e in events[:2])
+    assert base64.b64decode(events[0].b64_json) != final
+
+
+def test_a_streamed_image_is_the_plain_answers_image(client):
+    plain = client.images.generate(model="gpt-image-2", prompt="p", size="1536x1024")
+    streamed = list(
+        client.images.generate(model="gpt-image-2", prompt="p", size="1536x1024", stream=True)
+    )
+    assert [e.type for e in streamed] == ["image_generation.completed"]  # partial_images 0
+    completed = streamed[-1]
+    assert completed.b64_json == plain.data[0].b64_json
+    assert completed.usage.to_dict() == plain.usage.to_dict()
+    assert (completed.size, completed.quality) == (plain.size, plain.quality)
+
+
+def test_streamed_edit_sends_image_edit_events(client):
+    events = list(
+        client.images.edit(
+            model="gpt-image-2", prompt="p", image=png_bytes(), stream=True, partial_images=1
+        )
+    )
+    assert [e.type for e in events] == ["image_edit.partial_image", "image_edit.completed"]
+
+
+def test_a_failing_generation_ends_its_stream_with_an_error_event(client, sim):
+    sim.app.faults.set(Fault.TASK_FAILS, count=1)
+    received = []
+    with pytest.raises(openai.APIError) as info:
+        for e in client.images.generate(
+            model="gpt-image-2", prompt="p", stream=True, partial_images=2
+        ):
+            received.append(e.type)
+    assert received == ["image_generation.partial_image"] * 2
+    assert info.value.body["type"] == "server_error"
+    raw = httpx.post(
+        sim.base_url + "/v1/images/generations",
+        json={"model": "gpt-image-2", "prompt": "p", "stream": True},
+        headers=AUTH,
+    )
+    assert raw.headers["content-type"].startswith("text/event-stream")  # the fault was counted
 
 
 # -- images: edits ------------------------------------------------------------------------------

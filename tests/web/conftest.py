@@ -3,7 +3,7 @@ SQLite and on PostgreSQL, and browsers talking to them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from tests.server.conftest import (  # noqa: F401  (fixtures)
@@ -18,6 +18,7 @@ from tests.server.conftest import (  # noqa: F401  (fixtures)
 from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.web.helpers import Browser, Clock
 from tests.web.live import live_web_server
+from tests.web.oauth import Providers, running_providers
 
 BASE = "http://gateway.test"
 
@@ -39,6 +40,24 @@ async def web(make_gateway, clock) -> Gateway:  # noqa: F811
 async def db_web(database_url, make_gateway, clock) -> Gateway:  # noqa: F811
     """A web gateway on SQLite, then on PostgreSQL."""
     gateway = await make_gateway(database_url=database_url, public_base_url=BASE)
+    gateway.rt.clock = clock
+    return gateway
+
+
+@pytest.fixture
+def providers(clock) -> Iterator[Providers]:
+    """Simulated GitHub and Google sign-in on loopback, on the test's clock."""
+    with running_providers(clock) as running:
+        yield running
+
+
+@pytest.fixture
+async def people_web(database_url, make_gateway, clock, providers) -> Gateway:  # noqa: F811
+    """A web gateway with GitHub and Google sign-in, on SQLite then PostgreSQL: every table
+    about people can get a row (`tests.web.people.seed_person`)."""
+    gateway = await make_gateway(
+        database_url=database_url, public_base_url=BASE, oauth=providers.settings()
+    )
     gateway.rt.clock = clock
     return gateway
 

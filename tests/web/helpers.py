@@ -123,6 +123,17 @@ def web_context(gateway: object) -> WebContext:
     return context
 
 
+def deletion_services(gateway: object) -> dict[str, object]:
+    """What `accounts.deletion.delete_user` takes besides the session and the user, as the
+    server's Settings → Data uses it."""
+    context = web_context(gateway)
+    return {
+        "db": context.db,
+        "mail": context.identity.mail,
+        "throttle": context.identity.throttle,
+    }
+
+
 async def deliver(rt: Runtime) -> int:
     """What the outbox loop does in a server: send every due message."""
     return await deliver_due(rt.db, build_sender(rt.settings), rt.now, OutboxPolicy())

@@ -30,7 +30,11 @@ class LiveWeb:
 
 
 @contextmanager
-def live_web_server(data_dir: Path, template: Path, **overrides: object) -> Iterator[LiveWeb]:
+def live_web_server(
+    data_dir: Path, template: Path, *, upstream: FakeUpstream | None = None, **overrides: object
+) -> Iterator[LiveWeb]:
+    """`upstream`: the simulated providers (by default a FakeUpstream answering stand-in
+    bytes; give it real media for pages whose pictures are looked at)."""
     from tests.server.conftest import settings_for
 
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -44,7 +48,7 @@ def live_web_server(data_dir: Path, template: Path, **overrides: object) -> Iter
         email_send_interval=0.1,
         **overrides,
     )
-    upstream = FakeUpstream()
+    upstream = upstream or FakeUpstream()
     app = create_app(
         settings,
         catalog=two_host_catalog(),

@@ -151,7 +151,7 @@ async def test_promoting_makes_an_admin_and_signs_them_out(db_web, browsers):
 
 
 async def test_deleting_a_user_is_audited_and_exported_to_nobody(db_web, browsers):
-    from tests.web.helpers import new_email
+    from tests.web.helpers import new_email, web_context
 
     rt = db_web.rt
     email = new_email()
@@ -171,9 +171,10 @@ async def test_deleting_a_user_is_audited_and_exported_to_nobody(db_web, browser
     assert exported[0]["by"] == "operator (web)"
     assert "usr_admin" not in json.dumps(exported)
 
-    async with rt.db.write() as session:
-        deleted = await actions.delete_user(session, ADMIN, user.id, now=rt.now())
-    assert deleted is not None and deleted.account_ids == (account.id,)
+    # The person's own deletion service, given the operator who asked.
+    personal_data = web_context(db_web).personal_data
+    deleted = await personal_data.delete(user.id, actor=ADMIN)
+    assert deleted is not None and deleted.user.account_ids == (account.id,)
     async with rt.db.read() as session:
         assert await users.get_user(session, user.id) is None
         logged = await audit.recent(session, limit=10)
@@ -181,6 +182,5 @@ async def test_deleting_a_user_is_audited_and_exported_to_nobody(db_web, browser
     assert logged[0].account_id == account.id
     # No email address in the log: the person's address goes with them.
     assert all(email not in entry.detail for entry in logged)
-    async with rt.db.write() as session:
-        assert await actions.delete_user(session, ADMIN, user.id, now=rt.now()) is None
+    assert await personal_data.delete(user.id, actor=ADMIN) is None
     assert len(await _entries(rt)) == 2

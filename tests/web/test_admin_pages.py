@@ -201,14 +201,15 @@ async def test_deleting_a_user_needs_their_email_typed(db_web, browsers):
     assert wrong.status_code == 400 and 'id="f-confirm_email-error"' in wrong.text
     assert await _audit(rt) == []
     done = await admin.submit(account, delete, {"confirm_email": email.upper()})
-    assert done.status_code == 303
+    assert done.status_code == 303 and done.headers["location"] == "/admin/users?done=user_deleted"
+    assert "The person is deleted" in _text((await admin.get(done.headers["location"])).text)
     async with rt.db.read() as session:
         assert await session.get(User, values["user_id"]) is None
     (entry,) = await _audit(rt)
     assert (entry.action, entry.target_user_id) == ("user.delete", values["user_id"])
     assert (await customer.get("/settings")).status_code == 303  # signed out
-    # The account stays (its money history), ownerless, and its page says so.
-    assert "No owner" in _text((await admin.get(account)).text)
+    # The person's own deletion ran: their account went with them (the audit row stays).
+    assert (await admin.get(account)).status_code == 404
 
 
 async def test_an_admin_cannot_delete_themselves(web, browsers):

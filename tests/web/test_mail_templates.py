@@ -30,6 +30,14 @@ def _every(composer: MailComposer):
         composer.verify_email("ada@example.com", TOKEN),
         composer.reset_password("ada@example.com", TOKEN),
         composer.password_changed("ada@example.com", 1_800_000_000),
+        composer.change_email("new@example.com", TOKEN, old="ada@example.com"),
+        composer.email_change_requested("ada@example.com", 1_800_000_000, new="new@example.com"),
+        composer.email_changed("ada@example.com", 1_800_000_000, new="new@example.com"),
+        composer.new_device_sign_in(
+            "ada@example.com", 1_800_000_000, device="Firefox on Linux", address="192.0.2.0/24"
+        ),
+        composer.two_factor_changed("ada@example.com", 1_800_000_000, on=True),
+        composer.two_factor_changed("ada@example.com", 1_800_000_000, on=False),
         composer.account_deleted("ada@example.com", 1_800_000_000),
         composer.policy_change(
             "ada@example.com", subject="S", effective=date(2030, 1, 5), body=body
@@ -64,6 +72,18 @@ def test_links_in_both_parts(composer):
     assert oauth.subject == "Welcome to Acme <AI>" and "/verify" not in oauth.text
     reset = composer.reset_password("ada@example.com", TOKEN)
     assert f"https://acme.test/reset/confirm?token={TOKEN}" in reset.text
+
+
+def test_every_html_message_has_a_preview_line(composer):
+    for message in _every(composer):
+        preview = re.search(r'<div style="display:none;[^>]*>(.*?)&#8199;', message.html)
+        assert preview and preview.group(1).strip(), message
+
+
+def test_the_email_changed_notice_names_who_to_tell(composer):
+    message = composer.email_changed("ada@example.com", 1_800_000_000, new="new@example.com")
+    for part in (message.text, message.html):
+        assert "new@example.com" in part and "privacy@acme.test" in part
 
 
 def test_the_deletion_confirmation_says_what_happened_and_what_stays(composer):

@@ -8,7 +8,7 @@ import re
 
 import httpx
 import pytest
-from tests.web.helpers import deliver, mail_to, new_email, web_context
+from tests.web.helpers import deletion_services, deliver, mail_to, new_email, web_context
 
 from reapi_server.email import Message, enqueue
 from reapi_server.email.markdown import render_markdown
@@ -275,7 +275,7 @@ async def test_the_unsubscribe_page_of_a_deleted_user_is_a_404(web, browsers):
     from reapi_server.accounts.deletion import delete_user
 
     async with web.rt.db.write() as session:
-        await delete_user(session, user.id, now=web.rt.now())
+        await delete_user(session, user.id, now=web.rt.now(), **deletion_services(web))
     async with _mail_client(web) as client:
         assert (await client.get(f"/unsubscribe/{token}")).status_code == 404
         assert (await client.post(f"/unsubscribe/{token}", data=ONE_CLICK)).status_code == 404

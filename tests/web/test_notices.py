@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from tests.web.helpers import web_context
+from tests.web.helpers import deletion_services, web_context
 
 from reapi_server.email.compose import MailComposer
 from reapi_server.email.notices import NoticeDraft, Notices, Progress
@@ -217,5 +217,5 @@ async def test_a_deleted_user_takes_their_deliveries_along(web):
 
     async with web.rt.db.write() as session:
         user = await users.find_user_by_email(session, email)
-        await delete_user(session, user.id, now=web.rt.now())
+        await delete_user(session, user.id, now=web.rt.now(), **deletion_services(web))
     assert await _deliveries(web) == []

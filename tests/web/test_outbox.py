@@ -113,6 +113,19 @@ async def test_a_permanent_refusal_is_not_retried(web):
     assert row.status == "failed" and row.attempts == 1
 
 
+@pytest.mark.parametrize("outcome", ["sent", "given up"])
+async def test_a_deleted_persons_confirmation_leaves_no_row(web, outcome):
+    """The last trace of a deleted person's address: gone once sent (or given up on)."""
+    rt = web.rt
+    farewell = Message(to="gone@example.com", subject="Bye", text="bye", template="account_deleted")
+    async with rt.db.write() as session:
+        await enqueue(session, farewell, rt.now())
+        await enqueue(session, MESSAGE, rt.now())
+    backend = Flaky(0) if outcome == "sent" else Flaky(2, retryable=False)
+    await deliver_due(rt.db, backend, rt.now, OutboxPolicy())
+    assert [r.to_address for r in await _rows(rt)] == ["ada@example.com"]
+
+
 async def test_a_claim_is_a_lease_two_processes_never_send_one_message_twice(db_web, clock):
     rt = db_web.rt
     async with rt.db.write() as session:

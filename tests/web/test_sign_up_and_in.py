@@ -114,6 +114,7 @@ async def test_a_sign_up_racing_another_for_the_same_email_is_refused_with_no_ch
         mail=identity.mail,
         throttle=identity.throttle,
         clock=identity.clock,
+        keys=identity.keys,
         passwords=Racing(),
     )
     form = SignUpForm(email=email, password=PASSWORD, age_16_plus=True, accept_terms=True)

@@ -6,7 +6,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 from tests.server.helpers import auth
-from tests.web.helpers import mail_to, new_email
+from tests.web.helpers import deletion_services, mail_to, new_email
 from typer.testing import CliRunner
 
 from reapi_server.accounts.deletion import delete_user
@@ -85,8 +85,9 @@ async def test_deleting_a_user_revokes_keys_and_ends_sessions(db_web, browsers):
     other = new_email()
     await browsers(db_web).sign_up(other)
 
+    services = deletion_services(db_web)
     async with rt.db.write() as session:
-        deleted = await delete_user(session, user.id, now=rt.now())
+        deleted = await delete_user(session, user.id, now=rt.now(), **services)
     assert deleted.keys_revoked == 1 and deleted.sessions_ended == 1
     assert deleted.account_ids == (account.id,)
     with pytest.raises(InvalidApiKey):  # what any server process finds once its cache ends
@@ -98,17 +99,19 @@ async def test_deleting_a_user_revokes_keys_and_ends_sessions(db_web, browsers):
         assert (await count(User, User.email == email)).scalar() == 0
         for model in (WebSession, UserToken, Consent, Membership):
             assert (await count(model, model.user_id == user.id)).scalar() == 0, model
-        assert (await count(OutboxMessage, OutboxMessage.to_address == email)).scalar() == 0
+        queued = await count(OutboxMessage, OutboxMessage.to_address == email)
+        assert queued.scalar() == 1  # only the confirmation of the deletion
         active = await count(ApiKey, ApiKey.revoked_at.is_(None), ApiKey.account_id == account.id)
         assert active.scalar() == 0
-        # The wallet and its ledger stay; the other user is untouched.
-        assert (await count(Account, Account.id == account.id)).scalar() == 1
+        # The account is closed; its rows go after the commit (`closing.purge_account`).
+        closed = Account.deleted_at.is_not(None)
+        assert (await count(Account, Account.id == account.id, closed)).scalar() == 1
         assert (await count(LedgerEntry, LedgerEntry.account_id == account.id)).scalar() == 1
         assert (await count(User, User.email == other)).scalar() == 1
     assert (await browser.get("/settings")).status_code == 303
     assert await mail_to(rt, other)
     async with rt.db.write() as session:
-        assert await delete_user(session, user.id, now=rt.now()) is None
+        assert await delete_user(session, user.id, now=rt.now(), **services) is None
 
 
 @pytest.mark.parametrize("flags", [["--credits", "0"], []])

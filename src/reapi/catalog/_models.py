@@ -105,6 +105,10 @@ class Route(_Frozen):
     limits: Capabilities | None = None
     #: Seconds to wait for the first byte of an answer; None = the router's default.
     first_byte_timeout: float | None = None
+    #: Set: the route's adapter asks for a streamed answer (server-sent events) where its API
+    #: has one, and the engine allows at most this many seconds of silence, before the first
+    #: event and between events, instead of `first_byte_timeout` before the whole answer.
+    stream_idle_timeout: float | None = Field(default=None, gt=0)
 
     @property
     def key(self) -> str:

@@ -138,6 +138,13 @@ class Adapter:
         return
         yield
 
+    def probe(self, route: Route) -> UpstreamRequest | None:
+        """A cheap authenticated call that shows whether the provider answers for this route
+        (listing or reading a model, the account, one page of tasks): a health probe. Built from
+        the route and the key alone, so it can never carry a caller's data. None: the provider
+        documents no such call, and its route is not probed."""
+        return None
+
     # -- reading answers -----------------------------------------------------------------------
     def _json_object(self, response: UpstreamResponse) -> dict[str, Any]:
         """The body as a JSON object; {} when it is not one (an error may come from a proxy)."""

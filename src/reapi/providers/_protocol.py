@@ -38,7 +38,8 @@ def _masked(headers: Mapping[str, str]) -> dict[str, str]:
     return {k: ("[secret]" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
 
 
-Purpose = Literal["create", "poll", "download", "cancel"]
+#: "probe": a health probe (`Adapter.probe`), which carries no request of a caller.
+Purpose = Literal["create", "poll", "download", "cancel", "probe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,10 @@ class UpstreamRequest:
     purpose: Purpose = "create"
     #: True for large binary results: the engine allows the longer download deadline.
     download: bool = False
+    #: A streamed answer (server-sent events) is asked for: the engine allows at most this
+    #: many seconds of silence, from sending to the first byte and between reads after it,
+    #: within the usual bound on the whole answer.
+    idle_timeout: float | None = None
 
     def __repr__(self) -> str:
         url = self.url.split("?", 1)[0]  # a query may carry `key=`

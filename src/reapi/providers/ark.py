@@ -67,6 +67,12 @@ class ArkAdapter(Adapter):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.connection.api_key.reveal()}"}
 
+    def probe(self, route: Route) -> UpstreamRequest:
+        """One task of the account's task list (`GET /contents/generations/tasks`, page size 1):
+        Ark's data plane has no model listing. One probe serves every BytePlus route."""
+        url = self.connection.url("contents/generations/tasks?page_num=1&page_size=1")
+        return UpstreamRequest("GET", url, self._headers(), purpose="probe")
+
     # -- errors ------------------------------------------------------------------------------
     def error_code(self, response: UpstreamResponse) -> str | None:
         body = self._json_object(response)

@@ -1,19 +1,27 @@
 """Gemini image models ("Nano Banana") through `models/{model}:generateContent` on the Gemini API.
 
-Wire format: PROVIDERS.md §3. One call makes one image, so `n > 1` is n identical calls sent
-together. Google reports a blocked prompt or image as HTTP 200 with no image part, so the answer
-is read for `promptFeedback.blockReason` and the candidate's `finishReason` before it counts as a
-success. Veo videos on the same key are served by `VeoAdapter` (veo.py); this adapter hands
-video calls to it so one `gemini` provider serves both.
+Wire format: docs/providers/gemini.md. One call makes one image, so `n > 1` is n identical calls
+sent together. Google reports a blocked prompt or image as HTTP 200 with no image part, so the
+answer is read for `promptFeedback.blockReason` and the candidate's `finishReason` before it
+counts as a success. Veo videos on the same key are served by `VeoAdapter` (veo.py); this adapter
+hands video calls to it so one `gemini` provider serves both.
+
+On a route with `stream_idle_timeout` the call is `streamGenerateContent?alt=sse`: the same answer
+as server-sent events, each `data:` a `GenerateContentResponse` chunk holding some of the parts
+(the text comes before the image), the last with the finish reason and the final token counts.
+The chunks are merged into the one answer `generateContent` would have given. An error after the
+stream began comes as a chunk holding Google's error object, mapped as the same error answered
+with its code as the HTTP status would be.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import struct
 from typing import Any
 
-from .._exceptions import APIResponseError, ContentPolicyError
+from .._exceptions import APIResponseError, ContentPolicyError, ReapiError
 from .._payload import File
 from ..catalog import Route
 from ._base import Connection, ImageCall, VideoCall, _safe_code
@@ -27,6 +35,7 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from ._sse import is_event_stream, read_events
 from ._util import b64decode, drop_none
 from .veo import VeoAdapter
 
@@ -56,10 +65,19 @@ class GeminiAdapter(GoogleAdapter):
         super().__init__(connection)
         self._veo = VeoAdapter(connection)
 
+    def probe(self, route: Route) -> UpstreamRequest:
+        """`GET /models/{model}` (the model's metadata, python-genai's `models.get`)."""
+        url = self.connection.url(f"models/{route.upstream_model}")
+        return UpstreamRequest("GET", url, self._headers(), purpose="probe")
+
     # -- images ------------------------------------------------------------------------------
     def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:
-        url = self.connection.url(f"models/{call.route.upstream_model}:generateContent")
-        request = UpstreamRequest("POST", url, self._headers(), json=self._image_body(call))
+        model, idle = call.route.upstream_model, call.route.stream_idle_timeout
+        verb = "generateContent" if idle is None else "streamGenerateContent?alt=sse"
+        url = self.connection.url(f"models/{model}:{verb}")
+        request = UpstreamRequest(
+            "POST", url, self._headers(), json=self._image_body(call), idle_timeout=idle
+        )
         replies: tuple[UpstreamResponse, ...]
         if call.params.n == 1:
             reply = yield request
@@ -103,7 +121,10 @@ class GeminiAdapter(GoogleAdapter):
         return {"contents": [{"role": "user", "parts": parts}], "generationConfig": config}
 
     def _one_image(self, response: UpstreamResponse) -> tuple[GeneratedFile, dict[str, int]]:
-        body = self.check(response).json(self.provider)
+        if is_event_stream(response) and response.status < 400:
+            body = self._merged_stream(response)
+        else:
+            body = self.check(response).json(self.provider)
         if not isinstance(body, dict):
             raise APIResponseError("the provider's answer is not an object", provider=self.provider)
         feedback = body.get("promptFeedback")
@@ -125,6 +146,44 @@ class GeminiAdapter(GoogleAdapter):
                 provider_code=_safe_code(reason if isinstance(reason, str) else None),
             )
         return image, _usage(body.get("usageMetadata"))
+
+    def _merged_stream(self, response: UpstreamResponse) -> dict[str, Any]:
+        """The chunks of a streamed answer as one answer: every candidate part in order, and
+        the latest of each other field (the token counts grow to their final values)."""
+        merged: dict[str, Any] = {}
+        parts: list[Any] = []
+        finish: object = None
+        candidates_seen = False
+        for event in read_events(response.content):
+            chunk = event.json(self.provider)
+            if not isinstance(chunk, dict):
+                raise APIResponseError(
+                    "the provider sent a chunk that is not an object", provider=self.provider
+                )
+            if "error" in chunk:
+                raise self._chunk_error(chunk, response)
+            merged.update({k: v for k, v in chunk.items() if k != "candidates"})
+            candidates = chunk.get("candidates")
+            candidate = candidates[0] if isinstance(candidates, list) and candidates else None
+            if isinstance(candidate, dict):
+                candidates_seen = True
+                content = candidate.get("content")
+                chunk_parts = content.get("parts") if isinstance(content, dict) else None
+                parts.extend(chunk_parts if isinstance(chunk_parts, list) else ())
+                finish = candidate.get("finishReason") or finish
+        if candidates_seen:
+            candidate = {"content": {"role": "model", "parts": parts}}
+            merged["candidates"] = [{**candidate, "finishReason": finish} if finish else candidate]
+        return merged
+
+    def _chunk_error(self, chunk: dict[str, Any], response: UpstreamResponse) -> ReapiError:
+        """Google's error object sent as a chunk: mapped as if it had been the answer, with its
+        `code` as the HTTP status (a 200 was sent before the stream began)."""
+        error = chunk.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        status = code if isinstance(code, int) and 400 <= code <= 599 else 500
+        answer = UpstreamResponse(status, response.headers, json.dumps(chunk).encode())
+        return self.error_for(answer)
 
     def _image_part(self, candidate: dict[str, Any]) -> GeneratedFile | None:
         content = candidate.get("content")

@@ -1,7 +1,15 @@
 """OpenAI Images (`/v1/images/generations`, `/v1/images/edits`) and Videos (`/v1/videos`).
 
-Wire format: PROVIDERS.md §1 and §2. Any OpenAI-compatible upstream (Azure OpenAI, Vercel AI
+Wire format: docs/providers/openai.md. Any OpenAI-compatible upstream (Azure OpenAI, Vercel AI
 Gateway, another reapi gateway) can use this adapter with its own `base_url`.
+
+On a route with `stream_idle_timeout`, a request for one image asks for a stream (`stream: true`
+and the route's `partial_images`, 0-3): OpenAI then sends `<kind>.partial_image` events while the
+image forms and `<kind>.completed` with the image and usage, `kind` being `image_generation` or
+`image_edit`. The partial images only prove the upstream alive; the result is read from the
+completed event into the same shape as an answer that is not streamed. An `error` event (data
+`{"error": {...}}`) mid-stream is mapped by its code. How a stream carries several images is not
+documented, so `n > 1` is not streamed.
 """
 
 from __future__ import annotations
@@ -9,11 +17,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .._exceptions import APIResponseError
+from .._exceptions import (
+    APIResponseError,
+    ContentPolicyError,
+    InternalServerError,
+    QuotaExceededError,
+    RateLimitError,
+    ReapiError,
+)
 from .._numbers import ascii_whole_number
 from .._payload import File
 from ..catalog import Route
-from ._base import Adapter, ImageCall, VideoCall
+from ._base import Adapter, ImageCall, VideoCall, _safe_code
 from ._protocol import (
     GeneratedFile,
     ImageResult,
@@ -23,6 +38,7 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from ._sse import is_event_stream, read_events
 from ._util import b64decode, content_type_for, drop_none
 
 __all__ = ["OpenAIAdapter"]
@@ -39,6 +55,11 @@ class OpenAIAdapter(Adapter):
     name = "openai"
     content_policy_codes = frozenset({"moderation_blocked", "content_policy_violation"})
     quota_codes = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+
+    def probe(self, route: Route) -> UpstreamRequest:
+        """`GET /models/{model}` (OpenAI's "retrieve model"): the key and the model at once."""
+        url = self.connection.url(f"models/{route.upstream_model}")
+        return UpstreamRequest("GET", url, self._headers(), purpose="probe")
 
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.connection.api_key.reveal()}"}
@@ -74,10 +95,18 @@ class OpenAIAdapter(Adapter):
     def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:
         fields = self._image_fields(call)
         fields["prompt"] = call.payload.get("prompt")
+        idle = call.route.stream_idle_timeout if call.params.n == 1 else None
+        if idle is not None:
+            fields["stream"] = True
+            fields["partial_images"] = int(call.route.options.get("partial_images", 1))
         headers = self._headers(call.idempotency_key)
         if not call.edit:
             request = UpstreamRequest(
-                "POST", self.connection.url("images/generations"), headers, json=fields
+                "POST",
+                self.connection.url("images/generations"),
+                headers,
+                json=fields,
+                idle_timeout=idle,
             )
         else:
             images: list[File] = list(call.payload.get("images") or ())
@@ -90,15 +119,61 @@ class OpenAIAdapter(Adapter):
                 "POST",
                 self.connection.url("images/edits"),
                 headers,
-                data=tuple((k, str(v)) for k, v in fields.items()),
+                data=tuple((k, _form_value(v)) for k, v in fields.items()),
                 files=tuple(files),
+                idle_timeout=idle,
             )
         response = yield request
         assert response is not None
-        return self._image_result(self.check(response), call)
+        if is_event_stream(response) and response.status < 400:
+            return self._image_result(self._streamed_answer(response), call)
+        return self._image_result(self.check(response).json(self.provider), call)
 
-    def _image_result(self, response: UpstreamResponse, call: ImageCall) -> ImageResult:
-        body = response.json(self.provider)
+    def _streamed_answer(self, response: UpstreamResponse) -> Any:
+        """The completed events, as the answer that is not streamed would have put them."""
+        completed: list[dict[str, Any]] = []
+        for event in read_events(response.content):
+            data = event.json(self.provider)
+            if not isinstance(data, dict):
+                raise APIResponseError(
+                    "the provider sent an event that is not an object", provider=self.provider
+                )
+            if event.event == "error" or data.get("error"):
+                raise self._stream_error(data.get("error"), response)
+            kind = data.get("type")
+            if isinstance(kind, str) and kind.endswith(".completed"):
+                completed.append(data)
+        if not completed:
+            raise APIResponseError(
+                "the provider's stream ended before its image", provider=self.provider
+            )
+        last = completed[-1]
+        outcome = {k: last.get(k) for k in ("background", "output_format", "quality", "size")}
+        data = [{"b64_json": event.get("b64_json")} for event in completed]
+        return {**outcome, "data": data, "usage": last.get("usage")}
+
+    def _stream_error(self, error: object, response: UpstreamResponse) -> ReapiError:
+        """An error sent as an event: the stream had begun (HTTP 200), so only its code says
+        what went wrong; its message is dropped, as it may echo the prompt."""
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code") or error.get("type")
+        code = code if isinstance(code, str) else None
+        common: dict[str, Any] = {
+            "provider": self.provider,
+            "status": response.status,
+            "request_id": self.request_id(response),
+            "provider_code": _safe_code(code),
+        }
+        where = f"{self.provider} ended its stream with an error"
+        if code in self.content_policy_codes:
+            return ContentPolicyError(f"{where}: blocked by its content policy", **common)
+        if code in self.quota_codes:
+            return QuotaExceededError(f"{where}: its account is out of quota", **common)
+        if code == "rate_limit_exceeded":
+            return RateLimitError(f"{where}: rate limited", **common)
+        return InternalServerError(where, **common)
+
+    def _image_result(self, body: Any, call: ImageCall) -> ImageResult:
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise APIResponseError(
                 "the provider's answer has no image list", provider=self.provider
@@ -237,6 +312,13 @@ class OpenAIAdapter(Adapter):
         assert response is not None
         if response.status != 404:
             self.check(response)
+
+
+def _form_value(value: object) -> str:
+    """A multipart field as OpenAI reads it (booleans in JSON's spelling)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _progress(value: Any) -> int:

@@ -86,6 +86,12 @@ class ReplicateAdapter(Adapter):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.connection.api_key.reveal()}"}
 
+    def probe(self, route: Route) -> UpstreamRequest:
+        """`GET /account`, the account the token belongs to (one probe for every route)."""
+        return UpstreamRequest(
+            "GET", self.connection.url("account"), self._headers(), purpose="probe"
+        )
+
     def error_for(self, response: UpstreamResponse) -> ReapiError:
         if response.status == 402:
             return QuotaExceededError(

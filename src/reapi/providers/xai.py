@@ -61,6 +61,12 @@ class XAIAdapter(Adapter):
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.connection.api_key.reveal()}"}
 
+    def probe(self, route: Route) -> UpstreamRequest:
+        """`GET /models`, the models the key may use (one probe serves every xAI route)."""
+        return UpstreamRequest(
+            "GET", self.connection.url("models"), self._headers(), purpose="probe"
+        )
+
     # -- errors ------------------------------------------------------------------------------
     def error_code(self, response: UpstreamResponse) -> str | None:
         body = self._json_object(response)

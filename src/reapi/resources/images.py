@@ -138,6 +138,7 @@ class Images(SyncResource):
                 core.image_attempt(prepared, route), route.provider, self._deadline(route, call)
             ),
             host_of=core.host_of,
+            hedge_for=prepared.spec.id,
         )
         return core.images_response(prepared, outcome)
 
@@ -262,5 +263,7 @@ class AsyncImages(AsyncResource):
                 core.image_attempt(prepared, route), route.provider, self._deadline(route, call)
             )
 
-        outcome = await engine.run(prepared.routes, attempt, host_of=core.host_of)
+        outcome = await engine.run(
+            prepared.routes, attempt, host_of=core.host_of, hedge_for=prepared.spec.id
+        )
         return core.images_response(prepared, outcome)

@@ -19,21 +19,28 @@ from tenacity import (
     wait_exponential,
 )
 
-from .._exceptions import APITimeoutError, InvalidRequestError, JobFailedError, ReapiError
+from .._exceptions import APIConnectionError, InvalidRequestError, JobFailedError, ReapiError
 from .._jobs import VideoHandle
 from .._local import LocalCore, attempts_of
 from .._options import CallOptions, Headers, Query
 from ..providers import GeneratedFile, TaskStatus
 from ..types import BinaryContent, Video, VideoDeleted, VideoList
-from ._base import AsyncResource, SyncResource
+from ._base import GATEWAY, AsyncResource, SyncResource
 from ._inputs import FileInput, video_request
 from ._jobs_memory import JobMemory, RememberedJob
 from ._pages import AsyncVideoPage, AsyncVideoPaginator, SyncVideoPage
+from ._video_waits import (
+    FIRST_BYTE,
+    STREAM_IDLE,
+    EventWait,
+    Progress,
+    ProgressCallback,
+    finished,
+)
 
 __all__ = ["AsyncVideos", "Videos"]
 
 Variant = Literal["video", "thumbnail", "spritesheet"]
-ProgressCallback = Callable[[Video], None]
 _T = TypeVar("_T")
 
 
@@ -48,10 +55,6 @@ _POLL_RETRY: dict[str, Any] = {
     "wait": wait_exponential(multiplier=0.2, max=2),
     "reraise": True,
 }
-
-
-def _finished(video: Video) -> bool:
-    return video.status in ("completed", "failed")
 
 
 def _options(**kwargs: Any) -> dict[str, Any]:
@@ -229,24 +232,58 @@ class Videos(SyncResource):
         poll_interval: float = 2.0,
         on_progress: ProgressCallback | None = None,
     ) -> Video:
-        """Poll until the video is completed or failed; `on_progress` sees every change.
-        `timeout` bounds the whole wait (each poll keeps the client's own deadline)."""
+        """Wait until the video is completed or failed; `on_progress` sees every change.
+        `timeout` bounds the whole wait. On a gateway, the video's event stream tells each
+        change as it happens (polling when the gateway has none); in-process, it polls."""
         deadline = time.monotonic() + timeout
         call = self._call()
-        last: tuple[str, int] | None = None
+        progress = Progress(on_progress, timeout)
+        if self._setup.gateway is not None:
+            followed = self._follow_events(video_id, call, deadline, progress)
+            if followed is not None:
+                return followed
         while True:
             video, status = self._poll(video_id, call)
             video_id = video.id
-            if on_progress is not None and (video.status, video.progress) != last:
-                on_progress(video)
-            last = (video.status, video.progress)
-            if _finished(video):
+            progress.see(video)
+            if finished(video):
                 return video
             if time.monotonic() >= deadline:
-                raise APITimeoutError(
-                    f"video still {video.status} after {timeout:g}s", code="wait_timeout"
-                )
+                raise progress.timed_out()
             time.sleep(_wait_seconds(status, poll_interval))
+
+    def _follow_events(
+        self, video_id: str, call: CallOptions, deadline: float, progress: Progress
+    ) -> Video | None:
+        """The finished video, followed through its event streams; None: poll instead."""
+        events = EventWait(self._gateway, progress)
+        pause = 0.0
+        while not events.done:
+            time.sleep(max(min(pause, deadline - time.monotonic()), 0.0))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise progress.timed_out()
+            broke, pause = False, 0.0
+            try:
+                with self._engine.stream_lines(
+                    events.request(video_id, call),
+                    GATEWAY,
+                    first_byte=min(FIRST_BYTE, remaining),
+                    idle=min(STREAM_IDLE, remaining),
+                ) as (status, lines):
+                    if events.opened(status):
+                        for line in lines:
+                            if events.line(line) or time.monotonic() >= deadline:
+                                break
+                        else:
+                            pause = events.ended()
+            except APIConnectionError:  # a timeout too: the deadline's or the stream's idle one
+                broke = True
+            if not events.done and time.monotonic() >= deadline:
+                raise progress.timed_out()
+            if broke:
+                events.broke()
+        return events.final
 
     def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)
@@ -456,20 +493,54 @@ class AsyncVideos(AsyncResource):
     ) -> Video:
         deadline = time.monotonic() + timeout
         call = self._call()
-        last: tuple[str, int] | None = None
+        progress = Progress(on_progress, timeout)
+        if self._setup.gateway is not None:
+            followed = await self._follow_events(video_id, call, deadline, progress)
+            if followed is not None:
+                return followed
         while True:
             video, status = await self._poll(video_id, call)
             video_id = video.id
-            if on_progress is not None and (video.status, video.progress) != last:
-                on_progress(video)
-            last = (video.status, video.progress)
-            if _finished(video):
+            progress.see(video)
+            if finished(video):
                 return video
             if time.monotonic() >= deadline:
-                raise APITimeoutError(
-                    f"video still {video.status} after {timeout:g}s", code="wait_timeout"
-                )
+                raise progress.timed_out()
             await anyio.sleep(_wait_seconds(status, poll_interval))
+
+    async def _follow_events(
+        self, video_id: str, call: CallOptions, deadline: float, progress: Progress
+    ) -> Video | None:
+        """The async twin of `Videos._follow_events`: the deadline cancels the stream."""
+        events = EventWait(self._gateway, progress)
+        pause = 0.0
+        while not events.done:
+            await anyio.sleep(max(min(pause, deadline - time.monotonic()), 0.0))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise progress.timed_out()
+            broke, pause = False, 0.0
+            with anyio.move_on_after(remaining) as waited:
+                try:
+                    async with self._engine.stream_lines(
+                        events.request(video_id, call),
+                        GATEWAY,
+                        first_byte=min(FIRST_BYTE, remaining),
+                        idle=min(STREAM_IDLE, remaining),
+                    ) as (status, lines):
+                        if events.opened(status):
+                            async for line in lines:
+                                if events.line(line):
+                                    break
+                            else:
+                                pause = events.ended()
+                except APIConnectionError:
+                    broke = True
+            if waited.cancelled_caught:
+                raise progress.timed_out()
+            if broke:
+                events.broke()
+        return events.final
 
     async def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)

@@ -1,7 +1,8 @@
 """Failover decisions: breakers, failure classification, deadlines, hedging settings."""
 
 from ._breaker import BreakerState, BreakerStore, InMemoryBreakerStore
-from ._policy import BreakerPolicy, FailureVerdict, RouterConfig, judge
+from ._latency import RecentLatencies
+from ._policy import BreakerPolicy, FailureVerdict, HedgePolicy, RouterConfig, judge
 from ._router import Router
 
 __all__ = [
@@ -9,7 +10,9 @@ __all__ = [
     "BreakerState",
     "BreakerStore",
     "FailureVerdict",
+    "HedgePolicy",
     "InMemoryBreakerStore",
+    "RecentLatencies",
     "Router",
     "RouterConfig",
     "judge",

@@ -19,7 +19,7 @@ from .._exceptions import (
     ReapiError,
 )
 
-__all__ = ["BreakerPolicy", "FailureVerdict", "RouterConfig", "judge"]
+__all__ = ["BreakerPolicy", "FailureVerdict", "HedgePolicy", "RouterConfig", "judge"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,30 @@ class BreakerPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class HedgePolicy:
+    """Hedging where the operator allows its cost: an image request on an allowed model or
+    route that has not been answered after the route's usual time (a quantile of its recent
+    successes, never less than `floor`) is sent to the next route as well; the first success
+    wins and the other attempt is cancelled, its connection closed. The upstream may bill both
+    (a request it had already started), the caller pays for one result. Off by default."""
+
+    #: Model ids and route keys (`provider/upstream_model`) whose image requests may be hedged.
+    allow: frozenset[str] = frozenset()
+    #: The quantile of a route's recent successful attempts after which the next route starts.
+    quantile: float = 0.95
+    #: Never sooner than this many seconds after the route was tried.
+    floor: float = 1.0
+    #: Successes a route needs before its quantile counts; until then it is not hedged.
+    min_samples: int = 20
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.quantile <= 1.0:
+            raise ValueError("quantile must be in (0, 1]")
+        if self.floor < 0 or self.min_samples < 1:
+            raise ValueError("floor must be >= 0 and min_samples >= 1")
+
+
+@dataclass(frozen=True, slots=True)
 class RouterConfig:
     """Deadlines and failover behaviour. The defaults keep failover well under a second."""
 
@@ -44,9 +68,11 @@ class RouterConfig:
     body_timeout: float = 30.0
     #: Seconds to read a binary result (image or video download).
     download_timeout: float = 300.0
-    #: Start the next route after this many seconds without an answer (None: no hedging).
+    #: Start the next route after this many seconds without an answer, for every image request
+    #: (None: only where `hedge` allows, after the route's observed latency).
     hedge_after: float | None = None
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
+    hedge: HedgePolicy = field(default_factory=HedgePolicy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from .._exceptions import ReapiError, RouteRefusedError
 from ..catalog import Route
 from ._breaker import BreakerState, BreakerStore, InMemoryBreakerStore
+from ._latency import RecentLatencies
 from ._policy import RouterConfig, judge
 from ._recent import RecentOutcomes
 
@@ -25,7 +26,15 @@ class Router:
         self.breakers: BreakerStore = breakers or InMemoryBreakerStore()
         #: Attempts and failures per route lately (this process's), for status pages.
         self.outcomes = RecentOutcomes()
+        #: How long each route's successful attempts took lately (for hedging delays).
+        self.latencies = RecentLatencies()
         self._clock = clock
+        #: When each route was last handed to a request (monotonic): health probes watch only
+        #: routes with traffic.
+        self._attempted: dict[str, float] = {}
+        #: Routes whose breaker a health probe opened (not traffic), and when: a probe may close
+        #: them, and an attempt that began before then cannot.
+        self._opened_by_probe: dict[str, float] = {}
 
     def candidates(self, routes: Sequence[Route]) -> Iterator[Route]:
         """Routes to try, in order, skipping open ones. Lazy: a half-open route is claimed as
@@ -36,18 +45,31 @@ class Router:
         """
         yielded = False
         for route in routes:
-            if self.breakers.allow(route.key, self._clock()):
+            now = self._clock()
+            if self.breakers.allow(route.key, now):
                 yielded = True
+                self._attempted[route.key] = now
                 yield route
         if not yielded and routes:
+            self._attempted[routes[0].key] = self._clock()
             yield routes[0]
 
     def first_byte_timeout(self, route: Route) -> float:
         return route.first_byte_timeout or self.config.first_byte_timeout
 
-    def record_success(self, route: Route) -> None:
+    def record_success(self, route: Route, seconds: float | None = None) -> None:
+        """`seconds`: how long the successful attempt took, when it was timed. An attempt that
+        began before a health probe found the route down (an answer already on its way) says
+        nothing about the route now and leaves its breaker open."""
+        now = self._clock()
+        self.outcomes.record(route.key, failed=False, now=now)
+        if seconds is not None:
+            self.latencies.record(route.key, seconds)
+            opened = self._opened_by_probe.get(route.key)
+            if opened is not None and now - seconds < opened:
+                return
+        self._opened_by_probe.pop(route.key, None)
         self.breakers.record_success(route.key)
-        self.outcomes.record(route.key, failed=False, now=self._clock())
 
     def record_failure(self, route: Route, error: ReapiError) -> bool:
         """Update the route's breaker; return True when the request should fail over."""
@@ -61,6 +83,8 @@ class Router:
             # The route answered sensibly (e.g. a content block): it is healthy.
             self.breakers.record_success(route.key)
         else:
+            # Traffic found it failing: only traffic (a half-open request) may close it now.
+            self._opened_by_probe.pop(route.key, None)
             self.breakers.record_failure(
                 route.key, self._clock(), open_for=verdict.open_for, threshold=verdict.threshold
             )
@@ -71,6 +95,55 @@ class Router:
 
     def state(self, route: Route) -> BreakerState:
         return self.breakers.state(route.key, self._clock())
+
+    # -- hedging ----------------------------------------------------------------------------
+    def hedges(self, model: str | None, routes: Sequence[Route]) -> bool:
+        """Whether an image request for `model` over `routes` may be hedged at all."""
+        if model is None or len(routes) < 2:
+            return False
+        if self.config.hedge_after is not None:
+            return True
+        allow = self.config.hedge.allow
+        return model in allow or any(route.key in allow for route in routes)
+
+    def hedge_delay(self, model: str | None, route: Route) -> float | None:
+        """Seconds to wait on `route` before the next route starts too; None: do not."""
+        if self.config.hedge_after is not None:
+            return self.config.hedge_after
+        policy = self.config.hedge
+        if model not in policy.allow and route.key not in policy.allow:
+            return None
+        usual = self.latencies.quantile(route.key, policy.quantile, min_samples=policy.min_samples)
+        return None if usual is None else max(usual, policy.floor)
+
+    # -- health probes -----------------------------------------------------------------------
+    def attempted_within(self, route: Route, seconds: float) -> bool:
+        """Whether a request was handed this route in the last `seconds`."""
+        last = self._attempted.get(route.key)
+        return last is not None and self._clock() - last <= seconds
+
+    def probe_failed(self, route: Route) -> bool:
+        """A health probe found the route's provider down: open (or keep open) its breaker for
+        the open period, so requests skip it instead of waiting out its deadline, and its
+        half-open trial is not a caller's request while probes still fail. True when this
+        opened a breaker that was not open."""
+        was_open = self.state(route) is BreakerState.OPEN
+        self.breakers.record_failure(
+            route.key, self._clock(), open_for=self.config.breaker.open_seconds, threshold=1
+        )
+        if not was_open:
+            self._opened_by_probe[route.key] = self._clock()
+        return not was_open
+
+    def probe_succeeded(self, route: Route) -> bool:
+        """A health probe found the provider answering. A breaker a probe opened closes (the
+        outage the probe saw is over); one that traffic opened stays as it is, since a cheap
+        call answering does not show that generation works. True when a breaker closed."""
+        if route.key not in self._opened_by_probe:
+            return False
+        del self._opened_by_probe[route.key]
+        self.breakers.record_success(route.key)
+        return True
 
     def recent(self, route: Route) -> tuple[int, int]:
         """(attempts, failures) on the route in the last five minutes: a failure is what

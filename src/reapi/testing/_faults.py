@@ -25,6 +25,14 @@ class Fault(StrEnum):
     REFUSE = "refuse"  # the listening socket is closed: connection refused
     RESET = "reset"  # the request is read, then the connection is reset (RST)
     HANG = "hang"  # the request is read, no byte is ever sent back
+    #: A streamed answer (server-sent events) sends its headers, then nothing; an answer that
+    #: is not streamed sends nothing at all (as HANG).
+    HANG_FIRST_EVENT = "hang_first_event"
+    #: A streamed answer sends every event but its last, then nothing; another answer sends its
+    #: headers and half its body, then nothing.
+    HANG_MID_STREAM = "hang_mid_stream"
+    #: As HANG_MID_STREAM, then the connection is reset (RST).
+    RESET_MID_STREAM = "reset_mid_stream"
     SLOW_BODY = "slow_body"  # headers at once, then the body trickles
     TRUNCATED_JSON = "truncated_json"  # 200 with half a JSON body
     #: A request on a kept-alive connection (one that already served a request) is read and
@@ -44,6 +52,9 @@ TRANSPORT_FAULTS = frozenset(
         Fault.REFUSE,
         Fault.RESET,
         Fault.HANG,
+        Fault.HANG_FIRST_EVENT,
+        Fault.HANG_MID_STREAM,
+        Fault.RESET_MID_STREAM,
         Fault.SLOW_BODY,
         Fault.TRUNCATED_JSON,
         Fault.STALE_CONNECTION,
@@ -60,7 +71,8 @@ class FaultState:
     retry_after: int = 2
     #: Only the next `count` requests get the fault (None: until cleared).
     count: int | None = None
-    #: Seconds added before answering, to stand in for generation time. Outlives `count`.
+    #: Seconds added before answering, to stand in for generation time; a streamed answer sends
+    #: its headers at once and spreads this over its events. Outlives `count`.
     latency: float = 0.0
 
 

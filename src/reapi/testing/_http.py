@@ -10,9 +10,13 @@ Every server also answers `GET /__sim__/health` and `POST /__sim__/fault` (never
 REFUSE is set, nothing on that port answers: clear it in-process or through the control server
 of `run_simulators`.
 
-Two optional app hooks: `control(method, path, query, body) -> Answer | None` answers the app's own
-`/__sim__/...` paths (never faulted; None: unknown), and `status_fault_answer(state) -> Answer |
-None` says the status faults (5xx, 429) in the app's words (None: OpenAI's, the default).
+Three optional app hooks: `control(method, path, query, body) -> Answer | None` answers the app's
+own `/__sim__/...` paths (never faulted; None: unknown), `status_fault_answer(state) -> Answer |
+None` says the status faults (5xx, 429) in the app's words (None: OpenAI's, the default), and
+`answers_at_once(method, path) -> bool` names the calls that do no generation (reading a model,
+the account, a page of tasks: what health probes ask). Those meet the fault that is set (a hung
+or failing upstream fails them too) but not the `latency` that stands in for generation time,
+and they do not use up a fault limited by `count`, which is meant for the calls a test makes.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ import socket
 import struct
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Protocol
 
+from ._answers import head_of, write_body, write_event_stream
 from ._faults import Fault, FaultState, FaultSwitch
 from ._messages import Answer, SimResponse, json_answer
 from ._openai_errors import status_fault_error
@@ -43,33 +49,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_REASONS = {
-    100: "Continue",
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No Content",
-    302: "Found",
-    303: "See Other",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Payload Too Large",
-    415: "Unsupported Media Type",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 _CONTROL = "/__sim__/"
-#: SLOW_BODY sends this many bytes per interval.
-SLOW_BODY_STEP = 8
-SLOW_BODY_INTERVAL = 0.1
 
 
 class SimulatorApp(Protocol):
@@ -137,10 +117,17 @@ class SimServer:
         self._thread: threading.Thread | None = None
         self._stopped: asyncio.Event | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._hanging = 0
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def hanging(self) -> int:
+        """Exchanges held by a hang fault right now: each ends only when its client closes or
+        resets the connection (so a client that gave up on one is seen to have closed it)."""
+        return self._hanging
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> SimServer:
@@ -268,34 +255,70 @@ class SimServer:
             answer = self._control(method, path, query, body)
             await _write(writer, answer, keep_alive=keep_alive)
             return keep_alive
-        state = self.faults.take()
-        if state.latency:
+        if self._answers_at_once(method, path):
+            state = replace(self.faults.effective, latency=0.0)
+        else:
+            state = self.faults.take()
+        fault = state.fault
+        if fault in (Fault.RESET, Fault.HANG) or (fault is Fault.STALE_CONNECTION and kept_alive):
             await asyncio.sleep(state.latency)
-        if state.fault is Fault.RESET:
-            sock = writer.get_extra_info("socket")
-            with contextlib.suppress(OSError, AttributeError):  # the client may be gone already
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.transport.abort()  # SO_LINGER 0: close() sends RST, not FIN
-            return False
-        if state.fault is Fault.HANG:
-            while await reader.read(65536):  # until the client gives up
-                pass
-            return False
-        if state.fault is Fault.STALE_CONNECTION and kept_alive:
-            return False  # closed (FIN) without a byte of answer
+            if fault is Fault.RESET:
+                _reset(writer)
+            elif fault is Fault.HANG:
+                await self._hang(reader)
+            return False  # STALE_CONNECTION: closed (FIN) without a byte of answer
         answer = self._status_fault(state) or self._answer(method, path, query, headers, body)
-        if state.fault is Fault.TRUNCATED_JSON:
+        if fault is Fault.TRUNCATED_JSON:
             _, out_headers, content = answer
             cut = content[: max(len(content) // 2, 1)]
             answer = SimResponse(200, {**out_headers, "content-type": "application/json"}, cut)
-        await _write(
-            writer,
-            answer,
-            keep_alive=keep_alive,
-            head_only=method == "HEAD",
-            slow=state.fault is Fault.SLOW_BODY,
-        )
-        return keep_alive
+        slow = fault is Fault.SLOW_BODY
+        stops = fault in (Fault.HANG_FIRST_EVENT, Fault.HANG_MID_STREAM, Fault.RESET_MID_STREAM)
+        if _is_event_stream(answer) and method != "HEAD":
+            # Headers at once, then each event when its share of the generation time is up.
+            head_only = fault is Fault.HANG_FIRST_EVENT
+            finished = await write_event_stream(
+                writer,
+                answer,
+                head_of(answer, keep_alive=keep_alive, chunked=True),
+                latency=state.latency,
+                last=not stops,
+                head_only=head_only,
+                slow=slow,
+            )
+        else:
+            await asyncio.sleep(state.latency)
+            if fault is Fault.HANG_FIRST_EVENT:
+                await self._hang(reader)
+                return False
+            finished = await _write(
+                writer,
+                answer,
+                keep_alive=keep_alive,
+                head_only=method == "HEAD",
+                slow=slow,
+                half=stops,
+            )
+        if finished:
+            return keep_alive
+        if fault is Fault.RESET_MID_STREAM:
+            _reset(writer)
+        else:
+            await self._hang(reader)
+        return False
+
+    async def _hang(self, reader: asyncio.StreamReader) -> None:
+        """Send nothing more, until the client gives up."""
+        self._hanging += 1
+        try:
+            while await reader.read(65536):
+                pass
+        finally:
+            self._hanging -= 1
+
+    def _answers_at_once(self, method: str, path: str) -> bool:
+        hook = getattr(self.app, "answers_at_once", None)
+        return bool(hook(method, path)) if callable(hook) else False
 
     def _status_fault(self, state: FaultState) -> Answer | None:
         own_words = getattr(self.app, "status_fault_answer", None)
@@ -320,6 +343,20 @@ class SimServer:
         own = getattr(self.app, "control", None)
         answer: Answer | None = own(method, path, query, body) if callable(own) else None
         return answer or json_answer(404, {"error": "unknown control path"})
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with RST, not FIN (SO_LINGER 0)."""
+    sock = writer.get_extra_info("socket")
+    with contextlib.suppress(OSError, AttributeError):  # the client may be gone already
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _is_event_stream(answer: Answer) -> bool:
+    status, headers, _ = answer
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
+    return status == 200 and content_type.partition(";")[0].strip() == "text/event-stream"
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -368,28 +405,14 @@ async def _write(
     keep_alive: bool,
     head_only: bool = False,
     slow: bool = False,
-) -> None:
-    status, headers, content = answer
-    head = [
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-        f"content-length: {len(content)}",
-    ]
-    head += [
-        f"{name}: {value}"
-        for name, value in headers.items()
-        if name.lower() not in ("content-length", "connection", "transfer-encoding")
-    ]
-    if not keep_alive:
-        head.append("connection: close")
-    writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+    half: bool = False,
+) -> bool:
+    """Send a whole answer; False when `half` stopped it halfway through its body."""
+    _, _, content = answer
+    writer.write(head_of(answer, keep_alive=keep_alive))
     if head_only:
         content = b""
-    if not slow:
-        writer.write(content)
-        await writer.drain()
-        return
-    await writer.drain()
-    for start in range(0, len(content), SLOW_BODY_STEP):
-        await asyncio.sleep(SLOW_BODY_INTERVAL)
-        writer.write(content[start : start + SLOW_BODY_STEP])
-        await writer.drain()
+    if half:
+        content = content[: len(content) // 2]
+    await write_body(writer, content, slow=slow)
+    return not half

@@ -18,7 +18,14 @@ from ._media import png_bytes, webp_bytes
 from ._messages import FormPart, SimResponse, json_answer
 from ._openai_errors import Fields, OpenAIError
 
-__all__ = ["ImageRequest", "check_edit", "check_generation", "image_answer", "image_file"]
+__all__ = [
+    "IMAGE_MODELS",
+    "ImageRequest",
+    "check_edit",
+    "check_generation",
+    "image_answer",
+    "image_file",
+]
 
 _FIXED_SIZES = ("auto", "1024x1024", "1536x1024", "1024x1536")
 _DALLE_SIZES = {
@@ -34,6 +41,7 @@ _GPT_MODELS = {
     "chatgpt-image-latest",
 }
 _MODELS = _GPT_MODELS | set(_DALLE_SIZES)
+IMAGE_MODELS = frozenset(_MODELS)
 _PROMPT_LIMITS = {"dall-e-2": 1000, "dall-e-3": 4000}
 _COMMON = {"prompt", "model", "n", "size", "quality", "response_format", "user"}
 _GPT_ONLY = {"background", "output_format", "output_compression", "stream", "partial_images"}
@@ -253,7 +261,11 @@ def _outcome(request: ImageRequest) -> dict[str, str]:
     }
 
 
-def image_answer(request: ImageRequest, origin: str, *, stream: bool = False) -> SimResponse:
+def image_answer(
+    request: ImageRequest, origin: str, *, stream: bool = False, fails: bool = False
+) -> SimResponse:
+    """The answer; `fails`: a streamed generation fails after its partial images (the stream
+    ends with an error event)."""
     created = int(time.time())
     if request.model.startswith("dall-e"):
         size = request.size
@@ -267,7 +279,7 @@ def image_answer(request: ImageRequest, origin: str, *, stream: bool = False) ->
     outcome = _outcome(request)
     b64 = base64.b64encode(image_file(request.output_format, outcome["size"])).decode()
     if stream:
-        return _event_stream(request, created, outcome, b64)
+        return _event_stream(request, created, outcome, b64, fails=fails)
     return json_answer(
         200,
         {
@@ -284,16 +296,52 @@ def _revised(request: ImageRequest) -> str | None:
     return f"A detailed rendering of: {request.prompt}" if request.model == "dall-e-3" else None
 
 
+def _draft(output_format: str, size: str) -> str:
+    """A partial image: the same format, but visibly not the final image."""
+    width, height = _pixels(size)
+    if output_format == "jpeg":
+        data = jpeg_bytes(max(width // 2, 1), max(height // 2, 1))
+    elif output_format == "webp":
+        data = webp_bytes(width, height, rgb=(200, 200, 200))
+    else:
+        data = png_bytes(width, height, rgb=(200, 200, 200))
+    return base64.b64encode(data).decode()
+
+
 def _event_stream(
-    request: ImageRequest, created: int, outcome: Mapping[str, str], b64: str
+    request: ImageRequest, created: int, outcome: Mapping[str, str], b64: str, *, fails: bool
 ) -> SimResponse:
-    """The SSE answer to `stream: true`: `partial_images` partial images, then the final one."""
+    """The SSE answer to `stream: true`: `partial_images` partial images (drafts), then the
+    final image with the usage; or, when the generation fails, an `error` event instead."""
     kind = "image_edit" if request.input_images else "image_generation"
-    common = {"b64_json": b64, "created_at": created, **outcome}
+    draft = _draft(request.output_format, outcome["size"])
     events: list[dict[str, Any]] = [
-        {"type": f"{kind}.partial_image", "partial_image_index": index, **common}
+        {
+            "type": f"{kind}.partial_image",
+            "b64_json": draft,
+            "created_at": created,
+            "partial_image_index": index,
+            **outcome,
+        }
         for index in range(request.partial_images)
     ]
-    events.append({"type": f"{kind}.completed", **common, "usage": _usage(request)})
+    if fails:
+        error = {
+            "type": "server_error",
+            "code": None,
+            "message": "The server had an error while processing your request. Sorry about that!",
+            "param": None,
+        }
+        events.append({"type": "error", "error": error})
+    else:
+        events.append(
+            {
+                "type": f"{kind}.completed",
+                "b64_json": b64,
+                "created_at": created,
+                **outcome,
+                "usage": _usage(request),
+            }
+        )
     body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events)
     return SimResponse(200, {"content-type": "text/event-stream"}, body.encode())

@@ -17,7 +17,7 @@ from typing import Any
 from ._messages import FormPart
 from ._openai_errors import Fields, OpenAIError
 
-__all__ = ["MAX_JOBS", "VideoJob", "VideoJobs", "check_video_request"]
+__all__ = ["MAX_JOBS", "VIDEO_MODELS", "VideoJob", "VideoJobs", "check_video_request"]
 
 MAX_JOBS = 10_000
 _MODELS = {
@@ -27,6 +27,7 @@ _MODELS = {
     "sora-2-pro-2025-10-06",
     "sora-2-2025-12-08",
 }
+VIDEO_MODELS = frozenset(_MODELS)
 _SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 #: The guide allows 1080p on sora-2-pro and 16/20 s on both; the SDK enums lag behind it.
 _PRO_SIZES = (*_SIZES, "1920x1080", "1080x1920")

@@ -69,6 +69,8 @@ class ProviderSimulator(ABC):
 
     #: The provider's paths. A `file` group marks the result files served without a key.
     _routes: ClassVar[re.Pattern[str]]
+    #: GET paths that do no generation (what health probes read): no latency, see SimServer.
+    _at_once: ClassVar[re.Pattern[str] | None] = None
 
     def __init__(self, api_key: str, *, polls_before_done: int) -> None:
         self.api_key = api_key
@@ -109,6 +111,10 @@ class ProviderSimulator(ABC):
             return answer
         except Refusal as refusal:
             return refusal.answer
+
+    def answers_at_once(self, method: str, path: str) -> bool:
+        """SimServer's hook: whether this call answers without generation time."""
+        return method == "GET" and self._at_once is not None and bool(self._at_once.fullmatch(path))
 
     # -- what each provider says its own way -------------------------------------------------
     @abstractmethod

@@ -176,6 +176,7 @@ class ArkSimulator(ProviderSimulator):
     """One simulated ModelArk account. Thread-safe; state lives in memory."""
 
     _routes = _ROUTE
+    _at_once = re.compile(r"/api/v3/contents/generations/tasks")
     #: Polls that answer `running` before a task finishes.
     polls_before_done: int
 
@@ -190,6 +191,8 @@ class ArkSimulator(ProviderSimulator):
             return self._generate_images(_json_body(request.body), request.origin)
         if route["task"] is None and method == "POST":
             return self._create_task(_json_body(request.body))
+        if route["task"] is None and method == "GET":
+            return self._list_tasks(request.params())
         if route["task"] and method == "GET":
             return self._poll(route["task"], request.origin)
         if route["task"] and method == "DELETE":
@@ -400,6 +403,35 @@ class ArkSimulator(ProviderSimulator):
         if len(texts) > 1:
             raise _invalid("At most one text item is supported.", "content")
         return texts[0] if texts else ""
+
+    def _list_tasks(self, params: Mapping[str, str]) -> Answer:
+        """`GET /contents/generations/tasks?page_num=&page_size=`: the newest tasks first, each
+        as its id, model, status and times (the simulator lists no content)."""
+        pages = {}
+        for name in ("page_num", "page_size"):
+            value = params.get(name, "1")
+            if not value.isdigit() or not 1 <= int(value) <= 500:
+                raise _invalid(
+                    f"The parameter `{name}` specified in the request is not valid.", name
+                )
+            pages[name] = int(value)
+        with self._lock:
+            # Latest created first (a dict keeps creation order; ties within a second too).
+            newest = sorted(reversed(self._tasks.items()), key=lambda item: -item[1].created_at)
+            start = (pages["page_num"] - 1) * pages["page_size"]
+            page = newest[start : start + pages["page_size"]]
+            items = [
+                {
+                    "id": task_id,
+                    "model": task.model,
+                    "status": task.status,
+                    "created_at": task.created_at,
+                    "updated_at": task.updated_at,
+                }
+                for task_id, task in page
+            ]
+            total = len(self._tasks)
+        return json_answer(200, {"items": items, "total": total})
 
     def _poll(self, task_id: str, origin: str) -> Answer:
         with self._lock:

@@ -1,5 +1,6 @@
-"""A simulator of the Gemini API for tests: image `generateContent`, Veo `predictLongRunning`,
-operation polling and keyed file downloads (PROVIDERS.md §3 and §4).
+"""A simulator of the Gemini API for tests: image `generateContent` and its streaming twin
+`streamGenerateContent`, Veo `predictLongRunning`, operation polling and keyed file downloads
+(docs/providers/gemini.md and veo.md).
 
 It speaks Google's wire format field by field: the `x-goog-api-key` header (or `?key=`), request
 validation with Google's `{"error": {"code", "message", "status", "details"}}` answers, blocks as
@@ -8,11 +9,18 @@ filtered media. Finished videos are files on the simulator (`<origin>/v1beta/fil
 ?alt=media`) that need the key, like the real ones. Prompts containing "forbidden" are blocked
 the Gemini way (`promptFeedback.blockReason`) or the Veo way (`raiMediaFilteredReasons`).
 
+`streamGenerateContent?alt=sse` sends the same answer as server-sent events, one
+`GenerateContentResponse` chunk per `data:` event (CRLF line ends, as Google's): the text part
+first, then the image with the finish reason and the full `usageMetadata`; the parts of all chunks
+together are the parts of the answer that is not streamed. Without `alt=sse` the chunks come as
+one JSON array. An error after the stream began is a chunk holding Google's error object.
+
 Fault switches (`sim.faults`, a `FaultSwitch`) apply to the creating calls and answer Google's
 way: `ERROR_500` (500 `INTERNAL`), `ERROR_503` (503 `UNAVAILABLE`), `RATE_LIMIT` (429
 `RESOURCE_EXHAUSTED` with a `RetryInfo.retryDelay`), `QUOTA_EXHAUSTED` (429 `RESOURCE_EXHAUSTED`
 with a per-day `QuotaFailure`), `CONTENT_POLICY` (an image withheld with `IMAGE_SAFETY`, or a
-video filtered) and `TASK_FAILS` (an operation that ends `done` with an `error`). Refuse, reset,
+video filtered) and `TASK_FAILS` (an operation that ends `done` with an `error`; a streamed image
+whose stream ends with an `INTERNAL` error chunk after its text). Refuse, reset,
 hang, slow body and truncated JSON come from `SimServer`.
 """
 
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -29,7 +38,7 @@ from urllib.parse import parse_qs
 
 from ._faults import Fault
 from ._media import png_bytes, sample_mp4
-from ._messages import Answer, SimRequest, json_answer
+from ._messages import Answer, SimRequest, SimResponse, json_answer
 from ._provider_sim import Outcome, ProviderSimulator, Refusal, flagged, json_object, task_outcome
 
 __all__ = ["GeminiSimulator"]
@@ -67,10 +76,50 @@ _VIDEO_PARAMETERS = frozenset(
     }
 )
 _ROUTE = re.compile(
-    r"/v1beta/(?:models/(?P<model>[\w.\-]+):(?P<verb>generateContent|predictLongRunning)"
+    r"/v1beta/(?:models/(?P<model>[\w.\-]+)"
+    r":(?P<verb>generateContent|streamGenerateContent|predictLongRunning)"
     r"|(?P<operation>models/[\w.\-]+/operations/[\w\-]+)"
+    r"|models/(?P<info>[\w.\-]+)"
     r"|files/(?P<file>[\w\-]+):download)"
 )
+_MODEL_INFO = re.compile(r"/v1beta/models/[\w.\-]+")
+
+
+def _chunks(body: dict[str, Any], *, fails: bool) -> list[dict[str, Any]]:
+    """A whole answer as Gemini streams it: one chunk per part, the finish reason and the full
+    usage on the last (earlier chunks count the prompt only). `fails`: the generation fails
+    after the first chunk, which is followed by Google's error object."""
+    candidates = body.get("candidates") or [{}]
+    parts = candidates[0].get("content", {}).get("parts") or []
+    if len(parts) < 2:
+        return [body]
+    meta: dict[str, Any] = {k: body[k] for k in ("modelVersion", "responseId") if k in body}
+    prompt_only = {
+        "promptTokenCount": body["usageMetadata"]["promptTokenCount"],
+        "totalTokenCount": body["usageMetadata"]["promptTokenCount"],
+    }
+    chunks: list[dict[str, Any]] = []
+    for index, part in enumerate(parts):
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [part]}, "index": 0}
+        last = index == len(parts) - 1
+        if last:
+            candidate["finishReason"] = candidates[0]["finishReason"]
+        usage = body["usageMetadata"] if last else prompt_only
+        chunks.append({"candidates": [candidate], "usageMetadata": usage, **meta})
+    if fails:
+        error = {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}
+        return [chunks[0], {"error": error}]
+    return chunks
+
+
+def _streamed(chunks: list[dict[str, Any]], *, sse: bool) -> Answer:
+    if not sse:
+        return json_answer(200, chunks)
+    events = b"".join(
+        b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\r\n\r\n"
+        for chunk in chunks
+    )
+    return SimResponse(200, {"content-type": "text/event-stream"}, events)
 
 
 def _error(code: int, status: str, message: str, *details: dict[str, Any]) -> Refusal:
@@ -120,6 +169,7 @@ class GeminiSimulator(ProviderSimulator):
     """One simulated Gemini API account. Thread-safe; state lives in memory."""
 
     _routes = _ROUTE
+    _at_once = _MODEL_INFO
     #: Polls that answer `done: false` before an operation finishes.
     polls_before_done: int
 
@@ -134,9 +184,11 @@ class GeminiSimulator(ProviderSimulator):
     def _serve(self, request: SimRequest, route: re.Match[str]) -> Answer:
         method, origin = request.method, request.origin
         if route["verb"] and method == "POST":
-            return self._create(route["model"], route["verb"], request.body, origin)
+            return self._create(route["model"], route["verb"], request, origin)
         if route["operation"] and method == "GET":
             return self._poll(route["operation"], origin)
+        if route["info"] and method == "GET":
+            return self._model_info(route["info"])
         if route["file"] and method == "GET":
             return self._serve_file(route["file"], request.query)
         raise _error(405, "INVALID_ARGUMENT", "Method not allowed.")
@@ -149,6 +201,8 @@ class GeminiSimulator(ProviderSimulator):
             return f"/models/{{model}}:{route['verb']}"
         if route["operation"]:
             return "/models/{model}/operations/{id}"
+        if route["info"]:
+            return "/models/{model}"
         return "/files/{id}:download"
 
     # -- shared checks -------------------------------------------------------------------------
@@ -208,13 +262,13 @@ class GeminiSimulator(ProviderSimulator):
             )
         return state.fault
 
-    def _create(self, model: str, verb: str, body: bytes, origin: str) -> Answer:
+    def _create(self, model: str, verb: str, sim_request: SimRequest, origin: str) -> Answer:
         request = json_object(
-            body,
+            sim_request.body,
             lambda: _invalid("Invalid JSON payload received."),
             lambda: _invalid("Invalid JSON payload received. Expected an object."),
         )
-        if verb == "generateContent":
+        if verb in ("generateContent", "streamGenerateContent"):
             spec = _IMAGE_MODELS.get(model)
             if spec is None:
                 raise _error(
@@ -224,11 +278,35 @@ class GeminiSimulator(ProviderSimulator):
                     "v1beta, or is not supported for generateContent.",
                 )
             prompt, ratio, tier = self._check_image_request(spec, request)
-            return self._image_answer(model, prompt, ratio, tier, self._take_fault())
+            fault = self._take_fault()
+            body = self._image_answer(model, prompt, ratio, tier, fault)
+            if verb == "generateContent":
+                return json_answer(200, body)
+            sse = sim_request.params().get("alt") == "sse"
+            return _streamed(_chunks(body, fails=fault is Fault.TASK_FAILS), sse=sse)
         if model not in _VIDEO_MODELS:
             raise _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
         prompt = self._check_video_request(request)
         return self._start_operation(model, prompt, self._take_fault())
+
+    # -- models ------------------------------------------------------------------------------
+    def _model_info(self, model: str) -> Answer:
+        """`GET /v1beta/models/{model}`: the Model resource (python-genai's `models.get`)."""
+        if model in _IMAGE_MODELS:
+            methods = ["generateContent", "countTokens", "streamGenerateContent"]
+        elif model in _VIDEO_MODELS:
+            methods = ["predictLongRunning"]
+        else:
+            raise _error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
+        return json_answer(
+            200,
+            {
+                "name": f"models/{model}",
+                "version": "sim",
+                "displayName": model,
+                "supportedGenerationMethods": methods,
+            },
+        )
 
     # -- images ------------------------------------------------------------------------------
     def _check_image_request(
@@ -271,22 +349,19 @@ class GeminiSimulator(ProviderSimulator):
             raise _invalid("Unsupported image size for this model.")
         return " ".join(texts), ratio, tier
 
-    def _image_answer(self, model: str, prompt: str, ratio: str, tier: str, fault: Fault) -> Answer:
+    def _image_answer(
+        self, model: str, prompt: str, ratio: str, tier: str, fault: Fault
+    ) -> dict[str, Any]:
         usage = {"promptTokenCount": 12, "totalTokenCount": 12}
         if flagged(prompt):
-            return json_answer(
-                200,
-                {
-                    "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
-                    "usageMetadata": usage,
-                    "modelVersion": model,
-                },
-            )
+            return {
+                "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+                "usageMetadata": usage,
+                "modelVersion": model,
+            }
         if fault is Fault.CONTENT_POLICY:
             candidate = {"content": {"role": "model", "parts": []}, "finishReason": "IMAGE_SAFETY"}
-            return json_answer(
-                200, {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}
-            )
+            return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model}
         image = _image(ratio, tier)
         parts = [
             {"text": "Here is the image you asked for."},
@@ -294,26 +369,23 @@ class GeminiSimulator(ProviderSimulator):
         ]
         with self._lock:
             response_id = f"sim-{next(self._ids)}"
-        return json_answer(
-            200,
-            {
-                "candidates": [
-                    {
-                        "content": {"role": "model", "parts": parts},
-                        "finishReason": "STOP",
-                        "index": 0,
-                    }
-                ],
-                "usageMetadata": {
-                    "promptTokenCount": 12,
-                    "candidatesTokenCount": 1300,
-                    "totalTokenCount": 1312,
-                    "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1290}],
-                },
-                "modelVersion": model,
-                "responseId": response_id,
+        return {
+            "candidates": [
+                {
+                    "content": {"role": "model", "parts": parts},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 12,
+                "candidatesTokenCount": 1300,
+                "totalTokenCount": 1312,
+                "candidatesTokensDetails": [{"modality": "IMAGE", "tokenCount": 1290}],
             },
-        )
+            "modelVersion": model,
+            "responseId": response_id,
+        }
 
     # -- Veo -----------------------------------------------------------------------------------
     def _check_video_request(self, request: dict[str, Any]) -> str:

@@ -7,7 +7,8 @@ containing "forbidden" are blocked the way OpenAI blocks them (`moderation_block
 Faults from `sim.faults` (or `SimServer.faults`, which hands these on): CONTENT_POLICY,
 QUOTA_EXHAUSTED (429 `insufficient_quota`) and TASK_FAILS apply to creating calls, as do
 ERROR_500, ERROR_503 and RATE_LIMIT when set on this switch directly; transport faults are
-the server's.
+the server's. TASK_FAILS also fails a streamed image (`stream: true`) after it was accepted:
+its partial images, then an `error` event.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from ._faults import Fault, FaultSwitch
 from ._media import png_bytes, sample_mp4
 from ._messages import Answer, SimRequest, SimResponse, json_answer
 from ._openai_errors import OpenAIError, status_fault_error
-from ._openai_images import check_edit, check_generation, image_answer, image_file
-from ._openai_videos import VideoJobs, check_video_request
+from ._openai_images import IMAGE_MODELS, check_edit, check_generation, image_answer, image_file
+from ._openai_videos import VIDEO_MODELS, VideoJobs, check_video_request
 
 __all__ = ["OpenAISimulator"]
 
@@ -36,9 +37,13 @@ _ROUTES: list[tuple[str, re.Pattern[str], str, str]] = [
     ("GET", re.compile(r"/videos/(?P<id>[^/]+)"), "GET /videos/{id}", "_retrieve_video"),
     ("DELETE", re.compile(r"/videos/(?P<id>[^/]+)"), "DELETE /videos/{id}", "_delete_video"),
     ("GET", re.compile(r"/videos/(?P<id>[^/]+)/content"), "GET /videos/{id}/content", "_content"),
+    ("GET", re.compile(r"/models/(?P<model>[^/]+)"), "GET /models/{model}", "_retrieve_model"),
     ("POST", re.compile(r"/videos/(?P<id>[^/]+)/remix"), "POST /videos/{id}/remix", "_remix"),
 ]
 _DALLE_FILE = re.compile(r"/dalle/(?P<size>\d+x\d+)\.png")
+_MODEL_PATH = re.compile(r"/v1/models/[^/]+")
+#: `created` of every model object (a fixed time: the simulator keeps no model history).
+_MODELS_CREATED = 1_745_193_600
 
 
 def _masked(key: str) -> str:
@@ -99,6 +104,10 @@ class OpenAISimulator:
         except OpenAIError as error:
             return error.answer
 
+    def answers_at_once(self, method: str, path: str) -> bool:
+        """Reading a model does no generation (SimServer's hook): it answers without latency."""
+        return method == "GET" and _MODEL_PATH.fullmatch(path) is not None
+
     def _authenticate(self, headers: Mapping[str, str]) -> None:
         scheme, _, key = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not key:
@@ -142,12 +151,28 @@ class OpenAISimulator:
             )
         return state.fault
 
+    # -- models --------------------------------------------------------------------------------
+    def _retrieve_model(self, request: SimRequest, match: re.Match[str]) -> Answer:
+        """`GET /v1/models/{model}`: the Model object, or OpenAI's 404 `model_not_found`."""
+        model = match["model"]
+        if model not in IMAGE_MODELS | VIDEO_MODELS:
+            raise OpenAIError(
+                404,
+                f"The model '{model}' does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        owner = "openai" if model.startswith("dall-e") else "system"
+        return json_answer(
+            200, {"id": model, "object": "model", "created": _MODELS_CREATED, "owned_by": owner}
+        )
+
     # -- images --------------------------------------------------------------------------------
     def _generate(self, request: SimRequest, match: re.Match[str]) -> Answer:
         fault = self._creating_call_fault()
         image_request, stream = check_generation(request.body)
         _moderate(image_request.prompt, fault)
-        return image_answer(image_request, request.origin, stream=stream)
+        fails = fault is Fault.TASK_FAILS
+        return image_answer(image_request, request.origin, stream=stream, fails=fails)
 
     def _edit(self, request: SimRequest, match: re.Match[str]) -> Answer:
         fault = self._creating_call_fault()
@@ -159,7 +184,8 @@ class OpenAISimulator:
             ) from None
         image_request, stream = check_edit(parts)
         _moderate(image_request.prompt, fault)
-        return image_answer(image_request, request.origin, stream=stream)
+        fails = fault is Fault.TASK_FAILS
+        return image_answer(image_request, request.origin, stream=stream, fails=fails)
 
     # -- videos --------------------------------------------------------------------------------
     def _create_video(self, request: SimRequest, match: re.Match[str]) -> Answer:

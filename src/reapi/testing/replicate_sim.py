@@ -104,7 +104,8 @@ REPLICATE_SCHEMAS: dict[str, Schema] = {
 _ROUTE = re.compile(
     r"/files/(?P<file>[\w\-]+\.(?:png|mp4))"
     r"|/v1/models/(?P<model>[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*)/predictions"
-    r"|/v1/predictions/(?P<id>[a-z0-9]+)(?P<cancel>/cancel)?",
+    r"|/v1/predictions/(?P<id>[a-z0-9]+)(?P<cancel>/cancel)?"
+    r"|/v1/(?P<account>account)",
     re.ASCII,
 )
 _TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
@@ -148,6 +149,7 @@ class ReplicateSimulator(ProviderSimulator):
     """One simulated Replicate account. Thread-safe; state lives in memory."""
 
     _routes = _ROUTE
+    _at_once = re.compile(r"/v1/account")
     #: Polls before a prediction ends: the first says `starting`, the rest `processing`.
     polls_before_done: int
 
@@ -169,6 +171,10 @@ class ReplicateSimulator(ProviderSimulator):
             return self._cancel(route["id"], origin)
         if route["id"] and not route["cancel"] and method == "GET":
             return self._get(route["id"], origin)
+        if route["account"] and method == "GET":
+            # `GET /v1/account`: who the token belongs to.
+            account = {"type": "organization", "username": "sim", "name": "Simulated account"}
+            return json_answer(200, {**account, "github_url": None})
         raise _problem(405, "Method not allowed", "Method not allowed.")
 
     def _unknown_path(self) -> Refusal:
@@ -179,6 +185,8 @@ class ReplicateSimulator(ProviderSimulator):
             return "/files/{name}"
         if route["model"]:
             return f"/v1/models/{route['model']}/predictions"
+        if route["account"]:
+            return "/v1/account"
         return f"/v1/predictions/{{id}}{route['cancel'] or ''}"
 
     def _authenticate(self, request: SimRequest) -> None:

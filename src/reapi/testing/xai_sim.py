@@ -66,8 +66,10 @@ _VIDEO_FIELDS = frozenset(
 _UNSUPPORTED = ("size", "quality", "style")
 _ROUTE = re.compile(
     r"/v1/(?:images/(?P<images>generations|edits)|videos/(?:(?P<create>generations)"
-    r"|(?P<video>[0-9a-f\-]{36})))|/files/(?P<file>[\w\-]+\.(?:jpg|mp4))"
+    r"|(?P<video>[0-9a-f\-]{36}))|(?P<models>models))|/files/(?P<file>[\w\-]+\.(?:jpg|mp4))"
 )
+#: `created` of every model object (a fixed time: the simulator keeps no model history).
+_MODELS_CREATED = 1_767_225_600
 _SIDE = {"1k": 256, "2k": 512}  # small real JPEGs; only the tier's relative size is kept
 
 
@@ -100,6 +102,7 @@ class XAISimulator(ProviderSimulator):
     #: The path the provider's base URL ends with.
     base_path = "/v1"
     _routes = _ROUTE
+    _at_once = re.compile(r"/v1/models")
     #: Polls before a video is done: the first answers 202 with no body, the rest `pending`.
     polls_before_done: int
 
@@ -116,7 +119,17 @@ class XAISimulator(ProviderSimulator):
             return self._create_video(_json_body(request.body))
         if route["video"] and request.method == "GET":
             return self._poll(route["video"], request.origin)
+        if route["models"] and request.method == "GET":
+            return self._models()
         raise _error(405, "Method not allowed", "method_not_allowed")
+
+    def _models(self) -> Answer:
+        """`GET /v1/models`: the models this key may use, OpenAI's list shape."""
+        data = [
+            {"id": model, "created": _MODELS_CREATED, "object": "model", "owned_by": "xai"}
+            for model in sorted(_IMAGE_MODELS | _VIDEO_MODELS)
+        ]
+        return json_answer(200, {"data": data, "object": "list"})
 
     def _unknown_path(self) -> Refusal:
         return _error(404, "Not found", "not_found")
@@ -126,6 +139,8 @@ class XAISimulator(ProviderSimulator):
             return "/files/{name}"
         if route["images"]:
             return f"/v1/images/{route['images']}"
+        if route["models"]:
+            return "/v1/models"
         return "/v1/videos/generations" if route["create"] else "/v1/videos/{id}"
 
     def _authenticate(self, request: SimRequest) -> None:

@@ -1,10 +1,23 @@
-"""Deleting a person: `delete_user`, for the operator's `reapi-server users delete` (an account
-reported as a child's, a deletion request) and, later, the Settings page.
+"""Deleting a person: `delete_user`, for Settings → Data → "Delete account" and the operator's
+`reapi-server users delete` (an account reported as a child's, a deletion request by mail).
 
-This is the first part of the full deletion: what signs the person in and what lets their keys
-spend. The account row (the wallet) stays, ownerless, with its money history; the full deletion
-(cancel running jobs, queue outputs for deletion, delete usage rows, detach payments kept for
-7 years, a confirmation mail) adds its steps to `delete_user`, in this same transaction.
+One transaction, in this order (the accounts locked first, in id order: `lock_order`):
+1. every account the person owns is closed: its keys revoked, `deleted_at` set — from the
+   commit on, nothing is held for it in any process (the reserve checks it), so no new request
+   runs, whatever a process's key cache still says;
+2. the person goes: sessions (signed out everywhere at once), the sign-in throttle rows about
+   them, every mail row to their address, memberships, then the user row with what hangs from
+   it (one-time links, consents, two-factor backup codes, known devices, linked GitHub and
+   Google identities and sign-ins under way, notice deliveries);
+3. payment records are detached (kept 7 years, as the law asks, without the account) and the
+   confirmation mail is queued to the address they had (after their mail was dropped, so it
+   is the one message left for it);
+4. when an operator deletes the person (the admin pages, `reapi-server users delete`), the
+   audit row saying so (ids and counts, never the address). Audit rows are the operator's
+   record: they stay, naming ids that no longer lead to anyone.
+What hangs from the accounts (video jobs, outputs, usage, credit, keys, the account rows) goes
+right after it commits, through `closing.purge_account`: cancelling a video calls its provider,
+and deleting an object calls storage, neither of which may run inside a transaction.
 """
 
 from __future__ import annotations
@@ -14,8 +27,14 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..api_keys import repository as keys
-from ..email.outbox import drop_for_address
+from ..audit import Actor, record
+from ..billing import repository as payments
+from ..db import Database
+from ..email.compose import MailComposer
+from ..email.outbox import drop_for_address, enqueue
 from ..identity import repository as users
+from ..identity.throttle import Throttle
+from ..webhooks.outbox import drop_for_account
 from . import repository
 
 __all__ = ["UserDeleted", "delete_user"]
@@ -24,27 +43,65 @@ __all__ = ["UserDeleted", "delete_user"]
 @dataclass(frozen=True, slots=True)
 class UserDeleted:
     user_id: str
-    #: The accounts the user owned (kept, with their money history).
+    #: The accounts the user owned, now closed (their rows go in `closing.purge_account`).
     account_ids: tuple[str, ...]
     keys_revoked: int
     sessions_ended: int
+    #: Payment records kept, detached from the accounts.
+    payments_kept: int
 
 
-async def delete_user(session: AsyncSession, user_id: str, *, now: float) -> UserDeleted | None:
-    """Delete the user in the caller's transaction; None when there is no such user.
-
-    Every key of every account the user owns is revoked (running servers refuse them within
-    seconds), every session ends, and the user's rows go: sign-in, tokens, consents,
-    memberships, and mail still queued for their address."""
+async def delete_user(
+    session: AsyncSession,
+    user_id: str,
+    *,
+    db: Database,
+    now: float,
+    mail: MailComposer,
+    throttle: Throttle,
+    actor: Actor | None = None,
+) -> UserDeleted | None:
+    """Delete the user in the caller's transaction (on `db`); None when there is no such
+    user. `actor`: the operator who asked (audited), None for the person themselves.
+    Their webhooks go too (deliveries, and the keys' default URLs)."""
     user = await users.get_user(session, user_id)
     if user is None:
         return None
+    email = user.email
     account_ids = tuple(await repository.owned_account_ids(session, user_id))
+    await db.lock_accounts(session, *account_ids)  # first: lock_order
     revoked = 0
     for account_id in account_ids:
         revoked += await keys.revoke_all(session, account_id, now)
+        await repository.mark_deleted(session, account_id, now)
+        await drop_for_account(session, account_id)
     ended = await users.delete_sessions(session, user_id=user_id)
-    await drop_for_address(session, user.email)
+    await users.clear_throttle(session, [c.key for c in throttle.counters_about(email, user_id)])
+    await drop_for_address(session, email)
     await repository.delete_memberships(session, user_id)
-    await users.delete_user(session, user_id)
-    return UserDeleted(user_id, account_ids, revoked, ended)
+    await users.delete_user(session, user_id)  # with every row that hangs from it
+    kept = 0
+    for account_id in account_ids:
+        kept += await payments.detach_account(session, account_id, now=now)
+    await enqueue(session, mail.account_deleted(email, now), now)
+    deleted = UserDeleted(user_id, account_ids, revoked, ended, kept)
+    if actor is not None:
+        await _audit(session, actor, deleted, now)
+    return deleted
+
+
+async def _audit(session: AsyncSession, actor: Actor, deleted: UserDeleted, now: float) -> None:
+    await record(
+        session,
+        actor,
+        "user.delete",
+        now=now,
+        target_user_id=deleted.user_id,
+        account_id=deleted.account_ids[0] if deleted.account_ids else None,
+        detail={
+            "accounts": len(deleted.account_ids),
+            "keys_revoked": deleted.keys_revoked,
+            "sessions_ended": deleted.sessions_ended,
+            "payments_kept": deleted.payments_kept,
+        },
+    )

@@ -4,25 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..group_commit import Statement, Tx, as_tx
 from ..ids import new_id
 from ..models import Account, Membership, User
 
 __all__ = [
     "add_member",
     "count_disabled",
+    "delete_account",
     "delete_memberships",
+    "deleted_account_ids",
     "find_owned_by_email",
     "get",
     "insert",
+    "is_open",
+    "mark_deleted",
+    "memberships_of",
     "owned_account_ids",
     "owned_by",
     "owner_email",
     "owners",
     "set_disabled",
 ]
+
+_IS_OPEN = Statement(
+    select(Account.id).where(Account.id == bindparam("b_account"), Account.deleted_at.is_(None))
+)
+
+
+def _changed(result: object) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
 
 
 async def insert(session: AsyncSession, now: float) -> Account:
@@ -48,6 +63,13 @@ async def owned_account_ids(session: AsyncSession, user_id: str) -> list[str]:
         select(Membership.account_id)
         .where(Membership.user_id == user_id, Membership.role == "owner")
         .order_by(Membership.created_at)
+    )
+    return list(result.scalars())
+
+
+async def memberships_of(session: AsyncSession, user_id: str) -> list[Membership]:
+    result = await session.execute(
+        select(Membership).where(Membership.user_id == user_id).order_by(Membership.created_at)
     )
     return list(result.scalars())
 
@@ -79,6 +101,31 @@ async def delete_memberships(session: AsyncSession, user_id: str) -> None:
     await session.execute(delete(Membership).where(Membership.user_id == user_id))
 
 
+async def is_open(session: AsyncSession | Tx, account_id: str) -> bool:
+    """The account exists and is not being deleted (rows may still be written for it)."""
+    return await as_tx(session).first(_IS_OPEN, {"b_account": account_id}) is not None
+
+
+async def mark_deleted(session: AsyncSession, account_id: str, now: float) -> None:
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.deleted_at.is_(None))
+        .values(deleted_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def deleted_account_ids(session: AsyncSession, limit: int) -> list[str]:
+    """Accounts marked deleted whose rows are not all gone yet."""
+    result = await session.execute(
+        select(Account.id)
+        .where(Account.deleted_at.is_not(None))
+        .order_by(Account.deleted_at)
+        .limit(limit)
+    )
+    return list(result.scalars())
+
+
 async def set_disabled(session: AsyncSession, account_id: str, at: float | None) -> bool:
     """Disable the account at `at`, or enable it (None); False when it already was."""
     state = Account.disabled_at.is_(None) if at is not None else Account.disabled_at.is_not(None)
@@ -97,6 +144,12 @@ async def owners(session: AsyncSession, account_id: str) -> list[User]:
         .order_by(Membership.created_at)
     )
     return list(result.scalars())
+
+
+async def delete_account(session: AsyncSession, account_id: str) -> bool:
+    """The wallet row itself, and whatever memberships are left on it."""
+    await session.execute(delete(Membership).where(Membership.account_id == account_id))
+    return _changed(await session.execute(delete(Account).where(Account.id == account_id))) == 1
 
 
 async def owned_by(session: AsyncSession, user_ids: Sequence[str]) -> dict[str, Account]:

@@ -15,7 +15,7 @@ from ..identity.emails import normalise_email
 from ..models import Account
 from . import repository
 
-__all__ = ["account_of", "create_account", "open_account", "require_account"]
+__all__ = ["account_of", "create_account", "open_account", "owned_account_id", "require_account"]
 
 
 async def open_account(
@@ -48,6 +48,13 @@ async def require_account(session: AsyncSession, email: str) -> Account:
     if account is None:
         raise GatewayError("no account with this email", param="email", code="not_found")
     return account
+
+
+async def owned_account_id(session: AsyncSession, user_id: str) -> str | None:
+    """The id of the account `user_id` owns (the first, should there ever be several): one
+    query, for pages that need only the id."""
+    owned = await repository.owned_account_ids(session, user_id)
+    return owned[0] if owned else None
 
 
 async def account_of(session: AsyncSession, user_id: str) -> Account | None:

@@ -1,20 +1,28 @@
-"""Bearer-token authentication for /v1: never a cookie, never a query parameter.
+"""Bearer-token authentication for /v1 and the management API: never a cookie, never a query
+parameter.
 
-A lookup is cached for at most `ttl` seconds, so a revoked key (or a key of an account an
-operator disabled) stops working within that time in every process, and at once in the process
-that revoked it (which clears its cache). A refused key is never cached.
+A lookup is cached for at most `ttl` seconds, so a revoked key, a changed allowlist or expiry
+takes effect within that time in every process, and at once in the process that changed it
+(which clears its cache). A key whose account is disabled is refused and never cached, so
+enabling the account again works at once. Whatever starts a charged request is checked again,
+at once everywhere, by the statement that holds its credit (`credits.repository`): a revoked or
+expired key, a disabled account, the key's spend limit.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..credits.repository import KeySpend
 from ..db import Database
-from ..errors import AccountDisabled, InvalidApiKey
+from ..errors import AccountDisabled, InvalidApiKey, KeyExpired, ModelNotAllowed
 from . import repository
-from .keys import hash_key, is_well_formed
+from .keys import MANAGEMENT_PREFIX, hash_key, is_well_formed
+from .last_used import KeyUsage
+from .limits import parse_allowlist
+from .periods import period_start
 
 __all__ = ["Authenticator", "Principal"]
 
@@ -29,6 +37,42 @@ class Principal:
     key_id: str
     requests_per_minute: int | None
     max_concurrent_videos: int | None
+    #: model | management
+    kind: str = "model"
+    spend_period: str = "monthly"
+    #: The models the key may call (None: every model).
+    models: frozenset[str] | None = None
+    expires_at: float | None = None
+    account_disabled: bool = False
+    #: The key's default webhook URL (None: none, or disabled by a 410 Gone).
+    webhook_url: str | None = field(default=None, repr=False)
+
+    def require_model_key(self, now: float) -> None:
+        """Refuse what may not call /v1: a management key, a disabled account, an expired
+        key."""
+        if self.kind != "model":
+            raise InvalidApiKey(
+                f"a management key ({MANAGEMENT_PREFIX}...) manages keys and cannot call "
+                "models: use an API key (rk_live_...)"
+            )
+        if self.account_disabled:
+            raise AccountDisabled("this account is disabled; contact the operator of this gateway")
+        if self.expires_at is not None and self.expires_at <= now:
+            raise KeyExpired("this API key has expired")
+
+    def require_model(self, model: str) -> None:
+        if self.models is not None and model not in self.models:
+            raise ModelNotAllowed(
+                "this API key may not use this model (see its allowlist on the keys page)",
+                param="model",
+            )
+
+    def allows(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
+    def spend(self, now: float) -> KeySpend:
+        """What a credit hold made now counts against: this key's current period."""
+        return KeySpend(self.key_id, period_start(self.spend_period, now))
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -50,6 +94,8 @@ class Authenticator:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[Principal, float]] = {}
+        #: The keys used since the last write of their last use (`last_used`).
+        self.usage = KeyUsage()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
@@ -66,14 +112,23 @@ class Authenticator:
         if found is None:
             self._cache.pop(key_hash, None)
             raise InvalidApiKey("the API key is not valid or has been revoked")
-        row, disabled = found
-        if disabled:
+        row, account_disabled = found
+        if account_disabled:
             self._cache.pop(key_hash, None)
             raise AccountDisabled(
                 "this key's account is disabled; contact the operator of this service"
             )
         principal = Principal(
-            row.account_id, row.id, row.requests_per_minute, row.max_concurrent_videos
+            row.account_id,
+            row.id,
+            row.requests_per_minute,
+            row.max_concurrent_videos,
+            kind=row.kind,
+            spend_period=row.spend_period,
+            models=parse_allowlist(row.model_allowlist),
+            expires_at=row.expires_at,
+            account_disabled=account_disabled,
+            webhook_url=row.webhook_url if row.webhook_disabled_at is None else None,
         )
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()

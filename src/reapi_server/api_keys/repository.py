@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
 from ..models import Account, ApiKey
 
-__all__ = ["find_active", "get", "insert", "list_for_account", "revoke", "revoke_all"]
+__all__ = [
+    "count_active",
+    "delete_for_account",
+    "find_active",
+    "get",
+    "get_for_account",
+    "insert",
+    "list_for_account",
+    "revoke",
+    "revoke_all",
+    "touch",
+    "update_key",
+]
 
 
 async def insert(
-    session: AsyncSession, account_id: str, key_hash: str, last4: str, name: str, now: float
+    session: AsyncSession,
+    account_id: str,
+    key_hash: str,
+    last4: str,
+    name: str,
+    now: float,
+    *,
+    kind: str = "model",
+    columns: Mapping[str, Any] | None = None,
 ) -> ApiKey:
+    """A new key; `columns`: its limits (`KeyLimits.columns`)."""
     key = ApiKey(
         id=new_id("key"),
         account_id=account_id,
@@ -21,14 +45,15 @@ async def insert(
         last4=last4,
         name=name,
         created_at=now,
+        kind=kind,
+        period_start=0.0,
+        period_spend=0,
+        active_videos=0,
+        **(columns or {}),
     )
     session.add(key)
     await session.flush()
     return key
-
-
-async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
-    return await session.get(ApiKey, key_id)
 
 
 async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, bool] | None:
@@ -40,6 +65,29 @@ async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, boo
     )
     row = result.one_or_none()
     return None if row is None else (row[0], bool(row[1]))
+
+
+async def get(session: AsyncSession, key_id: str) -> ApiKey | None:
+    return await session.get(ApiKey, key_id)
+
+
+async def get_for_account(session: AsyncSession, account_id: str, key_id: str) -> ApiKey | None:
+    """The key, if it belongs to this account (revoked or not)."""
+    result = await session.execute(
+        select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account_id)
+    )
+    return result.scalar_one_or_none()
+
+
+async def update_key(session: AsyncSession, key_id: str, values: Mapping[str, Any]) -> None:
+    """Set columns of a key (its name, its limits); never its counters, which only the credit
+    statements change."""
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def revoke(
@@ -59,6 +107,15 @@ async def list_for_account(session: AsyncSession, account_id: str) -> list[ApiKe
     return list(result.scalars())
 
 
+async def count_active(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(ApiKey)
+        .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+    )
+    return int(result.scalar_one())
+
+
 async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
     """Revoke every active key of the account; how many."""
     result = await session.execute(
@@ -67,3 +124,31 @@ async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
         .values(revoked_at=now)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(delete(ApiKey).where(ApiKey.account_id == account_id))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def touch(session: AsyncSession, key_ids: Sequence[str], at: float) -> None:
+    """Record that these keys were used at `at` (unless a later use is recorded already). A key
+    whose row another transaction holds (a request being charged) is skipped, never waited
+    for: this UPDATE locks no account first (`lock_order`), and a key in use is touched again
+    soon."""
+    if not key_ids:
+        return
+    free = (
+        select(ApiKey.id)
+        .where(
+            ApiKey.id.in_(key_ids),
+            or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < at),
+        )
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id.in_(free.scalar_subquery()))
+        .values(last_used_at=at)
+        .execution_options(synchronize_session=False)
+    )

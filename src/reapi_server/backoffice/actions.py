@@ -1,5 +1,7 @@
 """The operator's actions, each audited. Never commits: the caller's transaction holds the
-change and its audit row together, so there is never one without the other.
+change and its audit row together, so there is never one without the other. Deleting a person
+is not here: it is the person's own deletion (`accounts.personal_data.PersonalData.delete`,
+given the operator as its actor), which commits and then purges what the accounts held.
 
 A disabled account is refused by every process the next time it looks the key up (at once
 for a key it has not seen in the last seconds; within the key cache's 2 s otherwise, and at
@@ -10,8 +12,6 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..accounts import repository as accounts
-from ..accounts.deletion import UserDeleted
-from ..accounts.deletion import delete_user as delete_user_rows
 from ..audit import Actor, record
 from ..credits import service as credits
 from ..errors import GatewayError, NotFound
@@ -20,7 +20,6 @@ from ..identity import repository as users
 __all__ = [
     "REASON_MAX",
     "adjust_credits",
-    "delete_user",
     "disable_account",
     "enable_account",
     "promote_user",
@@ -102,27 +101,3 @@ async def promote_user(session: AsyncSession, actor: Actor, user_id: str, *, now
         detail={"sessions_ended": ended},
     )
     return True
-
-
-async def delete_user(
-    session: AsyncSession, actor: Actor, user_id: str, *, now: float
-) -> UserDeleted | None:
-    """The deletion service, for an operator (an account reported as a child's, a request by
-    mail); None when there is no such user. The row names the person by id only."""
-    deleted = await delete_user_rows(session, user_id, now=now)
-    if deleted is None:
-        return None
-    await record(
-        session,
-        actor,
-        "user.delete",
-        now=now,
-        target_user_id=user_id,
-        account_id=deleted.account_ids[0] if deleted.account_ids else None,
-        detail={
-            "accounts": len(deleted.account_ids),
-            "keys_revoked": deleted.keys_revoked,
-            "sessions_ended": deleted.sessions_ended,
-        },
-    )
-    return deleted

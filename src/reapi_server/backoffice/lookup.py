@@ -24,9 +24,11 @@ __all__ = [
     "Found",
     "Overview",
     "account_detail",
+    "account_exists",
     "audit_lines",
     "find",
     "overview",
+    "person",
 ]
 
 #: Rows of each kind an account page shows (the latest).
@@ -50,6 +52,7 @@ ACTION_WORDS = {
     "account.enable": "Enabled the account",
     "user.promote": "Made an admin",
     "user.delete": "Deleted the person",
+    "user.reset_2fa": "Turned two-factor authentication off",
 }
 
 
@@ -97,6 +100,16 @@ async def _account_found(session: AsyncSession, account_id: str) -> list[Found]:
         return []
     owners = await accounts.owners(session, account_id)
     return [Found(user, account) for user in owners] or [Found(None, account)]
+
+
+async def account_exists(session: AsyncSession, account_id: str) -> bool:
+    return await accounts.get(session, account_id) is not None
+
+
+async def person(session: AsyncSession, user_id: str) -> Found | None:
+    """A person by user id, with the account they own (if any)."""
+    user = await users.get_user(session, user_id)
+    return None if user is None else (await _with_accounts(session, [user]))[0]
 
 
 async def find(session: AsyncSession, query: str, *, limit: int = 50) -> list[Found]:

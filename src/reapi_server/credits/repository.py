@@ -1,24 +1,50 @@
 """All SQL about credit. Every change to an account's `balance` or `reserved` writes a ledger
-row in the same transaction, so both always equal the sums of the ledger."""
+row in the same transaction, so both always equal the sums of the ledger.
+
+A hold made for a key also adds to the key's spend counter (`ApiKey.period_spend`), in the
+same statement that decides whether the account has the credit: the key's limit, expiry and
+revocation and the account's balance and disabled state are one decision. Closing the hold
+gives the unspent rest back to the counter of the period the hold was made in, and to no other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, bindparam, case, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    and_,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import new_id
-from ..models import MAX_CREDITS, Account, CreditHold, LedgerEntry
+from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry
 
 __all__ = [
     "ClosedHold",
+    "KeySpend",
+    "Refusal",
     "adjust",
     "balance_of",
+    "delete_for_account",
     "grant",
+    "holds_for_account",
+    "holds_in_flight",
     "latest_ledger",
+    "ledger_for_account",
     "ledger_sums",
     "release",
     "release_expired",
@@ -26,6 +52,7 @@ __all__ = [
     "reserve",
     "settle",
     "stale_holds",
+    "why_refused",
 ]
 
 
@@ -34,6 +61,32 @@ class ClosedHold:
     account_id: str
     amount: int
     charged: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpend:
+    """The key a hold counts against, and the start of its current period by the caller's
+    clock (`api_keys.periods.period_start`)."""
+
+    key_id: str
+    period_start: float
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What a refused hold found, read in its own transaction (`why_refused`)."""
+
+    balance: int
+    account_disabled: bool
+    #: The account is being deleted (`accounts.deletion`).
+    account_closed: bool = False
+    #: The key is gone or revoked.
+    key_unusable: bool = False
+    key_expires_at: float | None = None
+    spend_limit: int | None = None
+    #: The key's spend in its current period (holds included).
+    period_spend: int = 0
+    spend_period: str = "never"
 
 
 # The statements every request runs, compiled once per dialect (`group_commit.Statement`) and run
@@ -55,6 +108,8 @@ _HOLD = Statement(
         "expires_at",
         "created_at",
         "closed_at",
+        "api_key_id",
+        "period_start",
     ),
 )
 #: Conditional on the account staying within the bound, held credit included (a release moves
@@ -78,14 +133,103 @@ _ADJUST = Statement(
     )
     .values(balance=Account.balance + bindparam("b_amount"))
 )
-#: The one conditional UPDATE that decides whether a request may run.
-_RESERVE = Statement(
+_AMOUNT = bindparam("b_amount", type_=BigInteger)
+_PERIOD = bindparam("b_period", type_=Float)
+_NOW = bindparam("b_now", type_=Float)
+#: The account can fund a hold: enough balance, not disabled, not being deleted (nothing is held
+#: for an account being deleted: refused here, in every process at once).
+_FUNDED: tuple[ColumnElement[bool], ...] = (
+    Account.id == bindparam("b_account"),
+    Account.balance >= _AMOUNT,
+    Account.disabled_at.is_(None),
+    Account.deleted_at.is_(None),
+)
+#: The conditional UPDATE that decides whether a request without a key may run.
+_DEBIT_CLAUSE = (
     update(Account)
-    .where(Account.id == bindparam("b_account"), Account.balance >= bindparam("b_amount"))
+    .where(*_FUNDED)
+    .values(balance=Account.balance - _AMOUNT, reserved=Account.reserved + _AMOUNT)
+)
+_RESERVE = Statement(_DEBIT_CLAUSE)
+#: The key's counter in the hold's period: zero when it belongs to an earlier one.
+_IN_PERIOD = case((ApiKey.period_start < _PERIOD, 0), else_=ApiKey.period_spend)
+#: The key may start a request costing `b_amount` (and its account can fund it).
+_KEY_MAY_SPEND: tuple[ColumnElement[bool], ...] = (
+    ApiKey.id == bindparam("b_key"),
+    ApiKey.account_id == bindparam("b_account"),
+    ApiKey.kind == "model",
+    ApiKey.revoked_at.is_(None),
+    or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > _NOW),
+    or_(ApiKey.spend_limit.is_(None), ApiKey.spend_limit >= _IN_PERIOD + _AMOUNT),
+    exists().where(*_FUNDED),
+)
+#: Adds the hold to the key's counter (starting the period's counter when it is a new one),
+#: on the condition above, which the row lock re-checks on PostgreSQL after waiting. The key's
+#: last use comes with it (the row is written anyway; `api_keys.last_used` covers the rest).
+_SPEND_CLAUSE = (
+    update(ApiKey)
+    .where(*_KEY_MAY_SPEND)
     .values(
-        balance=Account.balance - bindparam("b_amount"),
-        reserved=Account.reserved + bindparam("b_amount"),
+        period_spend=_IN_PERIOD + _AMOUNT,
+        period_start=case((ApiKey.period_start < _PERIOD, _PERIOD), else_=ApiKey.period_start),
+        last_used_at=_NOW,
     )
+    .returning(ApiKey.period_start)
+)
+#: SQLite: one statement after the other (one writer: nothing moves in between).
+_SPEND = Statement(_SPEND_CLAUSE)
+_DEBIT_AFTER_SPEND = _RESERVE
+
+
+def _spend_and_debit() -> Statement:
+    """PostgreSQL: the key's counter and the account's balance in one statement (one round
+    trip): the debit runs only if the key's update did, and reads its result. Answers (the
+    counter's period start or NULL, accounts debited)."""
+    spend = _SPEND_CLAUSE.cte("spend")
+    debit = (
+        update(Account)
+        .where(*_FUNDED, exists(select(spend.c.period_start)))
+        .values(balance=Account.balance - _AMOUNT, reserved=Account.reserved + _AMOUNT)
+        .returning(Account.id)
+        .cte("debit")
+    )
+    return Statement(
+        select(
+            select(spend.c.period_start).scalar_subquery(),
+            select(func.count()).select_from(debit).scalar_subquery(),
+        )
+    )
+
+
+_SPEND_AND_DEBIT = _spend_and_debit()
+#: Takes back a key's hold whose debit did not happen (see `_spend`).
+_UNSPEND = Statement(
+    update(ApiKey)
+    .where(ApiKey.id == bindparam("b_key"))
+    .values(period_spend=ApiKey.period_spend - _AMOUNT)
+)
+_WHY_REFUSED = Statement(
+    select(
+        Account.balance,
+        Account.disabled_at,
+        Account.deleted_at,
+        ApiKey.id,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.spend_limit,
+        _IN_PERIOD,
+        ApiKey.spend_period,
+    )
+    .select_from(Account)
+    .outerjoin(
+        ApiKey,
+        and_(
+            ApiKey.id == bindparam("b_key"),
+            ApiKey.account_id == Account.id,
+            ApiKey.kind == "model",
+        ),
+    )
+    .where(Account.id == bindparam("b_account"))
 )
 
 
@@ -104,14 +248,20 @@ def _closing(*conditions: ColumnElement[bool]) -> Statement:
             ),
             closed_at=bindparam("b_now"),
         )
-        .returning(CreditHold.account_id, CreditHold.amount, CreditHold.charged)
+        .returning(
+            CreditHold.account_id,
+            CreditHold.amount,
+            CreditHold.charged,
+            CreditHold.api_key_id,
+            CreditHold.period_start,
+        )
     )
 
 
 _CLOSE = _closing()
 #: The sweeper's release: also conditional on the expiry, which a running request renews.
 _CLOSE_EXPIRED = _closing(CreditHold.expires_at < bindparam("b_now"))
-_REFUND = Statement(
+_REFUND_CLAUSE = (
     update(Account)
     .where(Account.id == bindparam("b_account"))
     .values(
@@ -119,6 +269,17 @@ _REFUND = Statement(
         reserved=Account.reserved - bindparam("b_amount"),
     )
 )
+_REFUND = Statement(_REFUND_CLAUSE)
+#: The unspent rest of a hold leaves the key's counter, if the counter is still the period's
+#: the hold was made in (a new period's counter started without it).
+_GIVE_BACK_CLAUSE = (
+    update(ApiKey)
+    .where(ApiKey.id == bindparam("b_key"), ApiKey.period_start == bindparam("b_period"))
+    .values(period_spend=ApiKey.period_spend - bindparam("b_refund"))
+)
+_GIVE_BACK = Statement(_GIVE_BACK_CLAUSE)
+#: PostgreSQL: both in one statement (a data-modifying WITH always runs to completion).
+_REFUND_AND_GIVE_BACK = Statement(_REFUND_CLAUSE.add_cte(_GIVE_BACK_CLAUSE.cte("give_back")))
 
 
 async def _ledger(
@@ -177,17 +338,26 @@ async def reserve(
     request_id: str,
     expires_at: float | None,
     now: float,
+    key: KeySpend | None = None,
 ) -> str | None:
-    """Move `amount` from balance to reserved, or return None if the balance is short.
+    """Move `amount` from balance to reserved (and add it to `key`'s spend counter), or return
+    None if the account cannot fund it or the key may not spend it (`why_refused` says which).
 
-    One conditional UPDATE decides: concurrent reservations can never overdraw, on SQLite
-    (writers queue) or PostgreSQL (the row lock re-checks the WHERE after waiting), and within a
-    group commit (its ops run one after the other, each seeing the balance the last one left)."""
+    One conditional statement decides: concurrent reservations can never overdraw an account
+    nor overshoot a key's limit, on SQLite (writers queue) or PostgreSQL (the row lock
+    re-checks the WHERE after waiting), and within a group commit (its ops run one after the
+    other, each seeing what the last one left)."""
     if amount > MAX_CREDITS:  # no balance is that high (and the driver may not take the number)
         return None
     tx = as_tx(session)
-    if await tx.execute(_RESERVE, {"b_account": account_id, "b_amount": amount}) != 1:
-        return None
+    period: float | None = None
+    if key is None:
+        if await tx.execute(_RESERVE, {"b_account": account_id, "b_amount": amount}) != 1:
+            return None
+    else:
+        period = await _spend(tx, account_id, amount, key, now)
+        if period is None:
+            return None
     hold_id = new_id("hold")
     await tx.execute(
         _HOLD,
@@ -202,10 +372,71 @@ async def reserve(
             "expires_at": expires_at,
             "created_at": now,
             "closed_at": None,
+            "api_key_id": key.key_id if key is not None else None,
+            "period_start": period,
         },
     )
     await _ledger(tx, account_id, "reserve", -amount, amount, hold_id, now)
     return hold_id
+
+
+async def _spend(tx: Tx, account_id: str, amount: int, key: KeySpend, now: float) -> float | None:
+    """Add `amount` to the key's counter and debit the account, both or neither: the start of
+    the counter's period, or None when refused."""
+    params = {
+        "b_account": account_id,
+        "b_amount": amount,
+        "b_key": key.key_id,
+        "b_period": key.period_start,
+        "b_now": now,
+    }
+    if tx.dialect_name != "postgresql":
+        row = await tx.first(_SPEND, params)
+        if row is None:
+            return None
+        if await tx.execute(_DEBIT_AFTER_SPEND, params) != 1:  # one writer: cannot happen
+            raise RuntimeError("the account changed within its write transaction")
+        return float(row[0])
+    row = await tx.first(_SPEND_AND_DEBIT, params)
+    assert row is not None  # a SELECT of two scalar subqueries: always one row
+    period, debited = row
+    if period is not None and not debited:
+        # The account changed between the statement's snapshot and its row lock (a writer
+        # that did not lock the account first: `lock_order`). Never a counter without a hold.
+        await tx.execute(_UNSPEND, params)
+        return None
+    return None if period is None else float(period)
+
+
+async def why_refused(
+    session: AsyncSession | Tx, account_id: str, key: KeySpend | None
+) -> Refusal | None:
+    """What stood in the way of a refused hold, read in the transaction that refused it
+    (None: the account does not exist)."""
+    row = await as_tx(session).first(
+        _WHY_REFUSED,
+        {
+            "b_account": account_id,
+            "b_key": key.key_id if key is not None else None,
+            "b_period": key.period_start if key is not None else 0.0,
+        },
+    )
+    if row is None:
+        return None
+    balance, disabled_at, deleted_at, found, revoked_at, expires_at, limit, spent, period = row
+    closed = deleted_at is not None
+    if key is None:
+        return Refusal(int(balance), disabled_at is not None, account_closed=closed)
+    return Refusal(
+        balance=int(balance),
+        account_disabled=disabled_at is not None,
+        account_closed=closed,
+        key_unusable=found is None or revoked_at is not None,
+        key_expires_at=None if expires_at is None else float(expires_at),
+        spend_limit=None if limit is None else int(limit),
+        period_spend=int(spent or 0),
+        spend_period=str(period or "never"),
+    )
 
 
 async def _close(
@@ -225,8 +456,22 @@ async def _close(
     if row is None:
         return None
     account_id, amount, charged = str(row[0]), int(row[1]), int(row[2])
+    key_id, period = row[3], row[4]
     refund = amount - charged
-    await tx.execute(_REFUND, {"b_account": account_id, "b_refund": refund, "b_amount": amount})
+    params = {
+        "b_account": account_id,
+        "b_refund": refund,
+        "b_amount": amount,
+        "b_key": key_id,
+        "b_period": period,
+    }
+    if key_id is None or refund == 0:
+        await tx.execute(_REFUND, params)
+    elif tx.dialect_name == "postgresql":
+        await tx.execute(_REFUND_AND_GIVE_BACK, params)
+    else:
+        await tx.execute(_REFUND, params)
+        await tx.execute(_GIVE_BACK, params)
     kind = "settle" if status == "settled" else "release"
     await _ledger(tx, account_id, kind, refund, -amount, hold_id, now)
     return ClosedHold(account_id, amount, charged)
@@ -312,6 +557,42 @@ async def ledger_sums(session: AsyncSession, account_id: str) -> tuple[int, int]
     )
     amount, reserved = result.one()
     return int(amount), int(reserved)
+
+
+async def ledger_for_account(session: AsyncSession, account_id: str) -> list[LedgerEntry]:
+    result = await session.execute(
+        select(LedgerEntry).where(LedgerEntry.account_id == account_id).order_by(LedgerEntry.id)
+    )
+    return list(result.scalars())
+
+
+async def holds_for_account(session: AsyncSession, account_id: str) -> list[CreditHold]:
+    result = await session.execute(
+        select(CreditHold)
+        .where(CreditHold.account_id == account_id)
+        .order_by(CreditHold.created_at, CreditHold.id)
+    )
+    return list(result.scalars())
+
+
+async def holds_in_flight(session: AsyncSession, account_id: str) -> int:
+    """The account's holds not settled or released yet: requests still running."""
+    result = await session.execute(
+        select(func.count())
+        .select_from(CreditHold)
+        .where(CreditHold.account_id == account_id, CreditHold.status == "held")
+    )
+    return int(result.scalar_one())
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    """The account's ledger and holds (its balance goes with the account row)."""
+    connection = await session.connection()
+    ledger = await connection.execute(
+        delete(LedgerEntry).where(LedgerEntry.account_id == account_id)
+    )
+    holds = await connection.execute(delete(CreditHold).where(CreditHold.account_id == account_id))
+    return int(ledger.rowcount) + int(holds.rowcount)
 
 
 async def latest_ledger(session: AsyncSession, account_id: str, *, limit: int) -> list[LedgerEntry]:

@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reapi._params import Shape
 from reapi.catalog import ModelSpec
+from reapi.core import Shape
 
-from ..errors import CreditLimitExceeded, GatewayError, InsufficientCredits
+from ..api_keys.periods import next_reset
+from ..errors import (
+    AccountClosed,
+    AccountDisabled,
+    CreditLimitExceeded,
+    GatewayError,
+    InsufficientCredits,
+    InvalidApiKey,
+    KeyExpired,
+    KeySpendLimitReached,
+)
 from ..group_commit import Tx
 from ..models import MAX_CREDITS
 from ..usage import repository as usage_rows
-from ..usage.service import UsageRow
+from ..usage.row import UsageRow
 from . import repository
+from .repository import KeySpend, Refusal
 
-__all__ = ["adjust", "grant", "hold_or_record_refusal", "insufficient", "price_of"]
+__all__ = [
+    "adjust",
+    "balance_of",
+    "grant",
+    "hold_or_record_refusal",
+    "insufficient",
+    "price_of",
+    "refusal_error",
+]
+
+# Reads the pages and the APIs share, as they are: (balance, reserved) of an account.
+balance_of = repository.balance_of
 
 
 def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: int = 0) -> int:
@@ -38,9 +62,13 @@ async def hold_or_record_refusal(
     purpose: str,
     expires_at: float | None,
     now: float,
-) -> str | None:
-    """Hold `amount` for the request and write its pending usage row; or, when the balance is
-    short, write the row as refused instead. One transaction either way: the hold id, or None."""
+    key: KeySpend | None = None,
+) -> str | GatewayError:
+    """Hold `amount` for the request (counted against `key`) and write its pending usage row;
+    or, when refused (the balance, the key's limit, expiry or revocation, a disabled account),
+    write the row as refused instead. One transaction either way: the hold id, or the error to
+    answer with (returned, not raised: the op shares a group commit). For an account that is
+    gone or being deleted nothing is written."""
     hold_id = await repository.reserve(
         tx,
         usage.account_id,
@@ -49,13 +77,50 @@ async def hold_or_record_refusal(
         request_id=usage.id,
         expires_at=expires_at,
         now=now,
+        key=key,
     )
-    # Set in both cases: a group commit may run this op a second time (see group_commit).
-    usage.status, usage.error_code = (
-        ("pending", None) if hold_id is not None else ("failed", InsufficientCredits.default_code)
-    )
+    # The row's status is set either way: a group commit may run this op a second time.
+    if hold_id is not None:
+        usage.status, usage.error_code = "pending", None
+        await usage_rows.insert(tx, usage)
+        return hold_id
+    found = await repository.why_refused(tx, usage.account_id, key)
+    if found is None or found.account_closed:
+        # Gone or being deleted: nothing more is written about it (its rows are being removed).
+        return AccountClosed()
+    refusal = refusal_error(found, amount, now)
+    usage.status, usage.error_code = "failed", refusal.code
     await usage_rows.insert(tx, usage)
-    return hold_id
+    return refusal
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+def refusal_error(found: Refusal | None, amount: int, now: float) -> GatewayError:
+    """The answer to a refused hold, most fundamental reason first."""
+    if found is None:
+        return InvalidApiKey("the API key is not valid or has been revoked")
+    if found.account_disabled:
+        return AccountDisabled("this account is disabled; contact the operator of this gateway")
+    if found.key_unusable:
+        return InvalidApiKey("the API key is not valid or has been revoked")
+    if found.key_expires_at is not None and found.key_expires_at <= now:
+        return KeyExpired(f"this API key expired at {_when(found.key_expires_at)}")
+    limit = found.spend_limit
+    if limit is not None and found.period_spend + amount > limit:
+        reset = next_reset(found.spend_period, now)
+        when = f"; it resets at {_when(reset)}" if reset is not None else ""
+        per = "" if found.spend_period == "never" else f" per {_PER[found.spend_period]}"
+        return KeySpendLimitReached(
+            f"this request costs {amount} credits and this key has {found.period_spend} of "
+            f"its {limit} credits{per} spent or held{when}"
+        )
+    return insufficient(amount)
+
+
+_PER = {"daily": "day", "weekly": "week", "monthly": "month"}
 
 
 async def grant(session: AsyncSession, account_id: str, amount: int, now: float) -> None:

@@ -27,6 +27,10 @@ def _day(value: date) -> str:
     return f"{value.day} {value:%B %Y}"
 
 
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
 class MailComposer:
     def __init__(
         self,
@@ -110,14 +114,77 @@ class MailComposer:
             link=self.links.reset_password(token),
         )
 
-    def password_changed(self, to: str, when: float) -> Message:
+    def _security_notice(
+        self, template: str, *, to: str, subject: str, when: float, **context: Any
+    ) -> Message:
+        """A notice of a change to the account, with what to do if it was not the owner."""
         return self._render(
+            template,
+            to=to,
+            subject=subject,
+            when=_when(when),
+            reset_link=self.links.page("/reset"),
+            settings_link=self.links.settings(),
+            contact=self.contact,
+            **context,
+        )
+
+    def password_changed(self, to: str, when: float) -> Message:
+        return self._security_notice(
             "password_changed",
             to=to,
             subject=f"Your {self.site_name} password was changed",
-            when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when)),
-            reset_link=self.links.page("/reset"),
-            settings_link=self.links.settings(),
+            when=when,
+        )
+
+    def change_email(self, to: str, token: str, *, old: str) -> Message:
+        """To the NEW address: the link that makes the change."""
+        return self._render(
+            "change_email",
+            to=to,
+            subject=f"Confirm your new email address for {self.site_name}",
+            link=self.links.change_email(token),
+            old=old,
+        )
+
+    def email_change_requested(self, to: str, when: float, *, new: str) -> Message:
+        """To the current address, when a change to `new` is asked for."""
+        return self._security_notice(
+            "email_change_requested",
+            to=to,
+            subject=f"Your {self.site_name} email address is being changed",
+            when=when,
+            new=new,
+        )
+
+    def email_changed(self, to: str, when: float, *, new: str) -> Message:
+        """To the OLD address, once the change is made."""
+        return self._security_notice(
+            "email_changed",
+            to=to,
+            subject=f"Your {self.site_name} email address was changed",
+            when=when,
+            new=new,
+        )
+
+    def new_device_sign_in(self, to: str, when: float, *, device: str, address: str) -> Message:
+        return self._security_notice(
+            "new_device",
+            to=to,
+            subject=f"New sign-in to your {self.site_name} account",
+            when=when,
+            device=device,
+            address=address,
+        )
+
+    def two_factor_changed(self, to: str, when: float, *, on: bool) -> Message:
+        state = "on" if on else "off"
+        return self._security_notice(
+            "two_factor_changed",
+            to=to,
+            subject=f"Two-factor authentication is {state} for your {self.site_name} account",
+            when=when,
+            on=on,
         )
 
     def account_deleted(self, to: str, when: float) -> Message:
@@ -127,7 +194,7 @@ class MailComposer:
             "account_deleted",
             to=to,
             subject=f"Your {self.site_name} account was deleted",
-            when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(when)),
+            when=_when(when),
             contact=self.contact,
         )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import anyio
 
-from reapi._detached import translated_async
+from reapi.core import translated_async
 
 from .message import Message
 from .sender import SendFailed

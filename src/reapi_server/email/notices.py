@@ -37,7 +37,7 @@ from .message import Message
 from .outbox import enqueue
 from .unsubscribe import unsubscribe_token
 
-__all__ = ["NoticeDraft", "NoticeKind", "Notices", "Progress"]
+__all__ = ["NoticeDraft", "NoticeKind", "Notices", "Progress", "deliveries_of"]
 
 log = logging.getLogger("reapi_server.email")
 
@@ -245,3 +245,14 @@ async def _complete(session: AsyncSession, notice_id: str, now: float) -> None:
         .where(Notice.id == notice_id, Notice.completed_at.is_(None))
         .values(completed_at=now)
     )
+
+
+async def deliveries_of(session: AsyncSession, user_id: str) -> list[tuple[NoticeDelivery, Notice]]:
+    """The notices queued for a user, each with its delivery row, oldest first."""
+    result = await session.execute(
+        select(NoticeDelivery, Notice)
+        .join(Notice, Notice.id == NoticeDelivery.notice_id)
+        .where(NoticeDelivery.user_id == user_id)
+        .order_by(NoticeDelivery.created_at, Notice.id)
+    )
+    return [(delivery, notice) for delivery, notice in result.all()]

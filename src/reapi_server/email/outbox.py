@@ -8,7 +8,8 @@ same row at once, and a row whose process died is claimed again once the lease r
 A failure is retried with exponential backoff (longer when the backend says Retry-After); after
 `max_attempts` the row is marked failed. A backend that throttles (`SendThrottled`: a rate limit)
 puts the rest of the pass back for its Retry-After without counting an attempt.
-Once sent, the row keeps only metadata: its subject and bodies are dropped.
+Once sent, the row keeps only metadata: its subject and bodies are dropped (a message in
+`FORGET_ONCE_SENT` loses its row entirely).
 """
 
 from __future__ import annotations
@@ -29,16 +30,22 @@ from .message import Message
 from .sender import Sender, SendFailed, SendThrottled
 
 __all__ = [
+    "FORGET_ONCE_SENT",
     "OutboxPolicy",
     "deliver_due",
     "drop_for_address",
     "drop_newsletters",
     "enqueue",
+    "list_for_address",
     "purge_finished",
     "run_outbox",
 ]
 
 log = logging.getLogger("reapi_server.email")
+
+#: Messages whose row goes entirely once sent (or given up), address included: the account
+#: deletion's confirmation, whose row is the last trace of the person's address.
+FORGET_ONCE_SENT = frozenset({"account_deleted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,19 +142,22 @@ async def deliver_due(
             await _record_failure(db, row, failure, clock(), policy)
             continue
         async with db.write() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == row.id)
-                .values(
-                    status="sent",
-                    sent_at=clock(),
-                    subject=None,
-                    text_body=None,
-                    html_body=None,
-                    headers=None,
-                    last_error=None,
+            if row.template in FORGET_ONCE_SENT:
+                await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row.id))
+            else:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == row.id)
+                    .values(
+                        status="sent",
+                        sent_at=clock(),
+                        subject=None,
+                        text_body=None,
+                        html_body=None,
+                        headers=None,
+                        last_error=None,
+                    )
                 )
-            )
         sent += 1
     return sent
 
@@ -162,6 +172,9 @@ async def _record_failure(
         extra={"code": f"{row.template}:{failure.code}", "attempts": row.attempts},
     )
     async with db.write() as session:
+        if final and row.template in FORGET_ONCE_SENT:
+            await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row.id))
+            return
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row.id)
@@ -198,6 +211,15 @@ async def purge_finished(session: AsyncSession, cutoff: float) -> int:
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def list_for_address(session: AsyncSession, address: str) -> list[OutboxMessage]:
+    result = await session.execute(
+        select(OutboxMessage)
+        .where(OutboxMessage.to_address == address)
+        .order_by(OutboxMessage.created_at, OutboxMessage.id)
+    )
+    return list(result.scalars())
 
 
 async def drop_for_address(session: AsyncSession, address: str) -> int:

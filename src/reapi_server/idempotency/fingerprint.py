@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from reapi._payload import File, Payload
+from reapi.core import File, Payload
 
 from ..references.reference import Reference
 

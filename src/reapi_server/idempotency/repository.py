@@ -14,10 +14,12 @@ __all__ = [
     "abandoned",
     "claim",
     "complete",
+    "delete_for_account",
     "drop",
     "drop_unanswered",
     "expired",
     "find",
+    "list_for_account",
     "renew",
 ]
 
@@ -36,6 +38,15 @@ async def find(session: AsyncSession, account_id: str, key_hash: str) -> Idempot
         )
     )
     return result.scalar_one_or_none()
+
+
+async def list_for_account(session: AsyncSession, account_id: str) -> list[IdempotencyRecord]:
+    result = await session.execute(
+        select(IdempotencyRecord)
+        .where(IdempotencyRecord.account_id == account_id)
+        .order_by(IdempotencyRecord.created_at, IdempotencyRecord.id)
+    )
+    return list(result.scalars())
 
 
 async def claim(
@@ -125,3 +136,10 @@ async def renew(session: AsyncSession, record_ids: Sequence[int], alive_until: f
         .execution_options(synchronize_session=False)
     )
     return [int(record_id) for record_id in result.scalars()]
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(
+        delete(IdempotencyRecord).where(IdempotencyRecord.account_id == account_id)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

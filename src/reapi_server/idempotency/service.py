@@ -23,7 +23,8 @@ from typing import Any
 import anyio
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from ..errors import GatewayError, IdempotencyConflict
+from ..accounts import repository as accounts
+from ..errors import AccountClosed, GatewayError, IdempotencyConflict
 from ..group_commit import Tx
 from ..runtime import Runtime
 from . import repository
@@ -136,6 +137,8 @@ async def _claim(
     record_id = None
     try:
         async with rt.db.write() as session:
+            if not await accounts.is_open(session, account_id):
+                raise AccountClosed()  # being deleted: no record may point at it
             existing = await repository.find(session, account_id, key_hash)
             if existing is not None and existing.expires_at >= now:
                 return None

@@ -10,9 +10,11 @@ __all__ = [
     "EmailNotVerified",
     "EmailTaken",
     "FormInvalid",
+    "InvalidCode",
     "InvalidCredentials",
     "InvalidEmail",
     "InvalidToken",
+    "ReauthRequired",
     "SignInThrottled",
     "WeakPassword",
     "WrongPassword",
@@ -67,6 +69,32 @@ class WrongPassword(GatewayError):
 
     def __init__(self) -> None:
         super().__init__("Your current password is not right.", param="current_password")
+
+
+class InvalidCode(GatewayError):
+    """A two-factor code that is wrong, used already, or not a code at all: one answer."""
+
+    http_status = 401
+    default_code = "invalid_code"
+
+    def __init__(self, param: str = "code", *, backup_codes: bool = True) -> None:
+        message = "That code is not right. Enter the current code from your app"
+        message += ", or a backup code you have not used yet." if backup_codes else "."
+        super().__init__(message, param=param)
+
+
+class ReauthRequired(GatewayError):
+    """A user without a password confirms who they are by signing in again (with their
+    provider): their session must have begun minutes ago."""
+
+    http_status = 401
+    default_code = "reauthentication_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "For your security, sign out and sign in again, then come back to do this.",
+            param="form",
+        )
 
 
 class InvalidToken(GatewayError):

@@ -1,5 +1,6 @@
 """Deleting what identity no longer needs: ended sessions, used or expired one-time tokens,
-throttle windows that have run out. Run by every server process now and then; idempotent."""
+throttle windows that have run out, devices unseen for 90 days, sign-ins with a provider that
+never came back. Run by every server process now and then; idempotent."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Callable
 import anyio
 
 from ..db import Database
+from ..oauth import repository as oauth_requests
 from . import repository
+from .devices import KNOWN_FOR
 from .sessions import DAY, SessionPolicy
 from .throttle import RESET_PER_EMAIL, SIGN_IN_PER_EMAIL, SIGN_UP_PER_ADDRESS
 
@@ -29,6 +32,8 @@ async def purge_once(db: Database, policy: SessionPolicy, now: float) -> int:
         # Used or expired, a token answers the same; it goes a day after its expiry.
         removed += await repository.delete_stale_tokens(session, now - DAY)
         removed += await repository.delete_stale_throttles(session, now - _LONGEST_WINDOW)
+        removed += await repository.delete_stale_devices(session, now - KNOWN_FOR)
+        removed += await oauth_requests.delete_expired_requests(session, now)
     return removed
 
 

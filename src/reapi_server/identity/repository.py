@@ -10,18 +10,35 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
-from ..models import AuthThrottle, Consent, User, UserToken, WebSession
+from ..models import (
+    AuthThrottle,
+    BackupCode,
+    Consent,
+    KnownDevice,
+    NoticeDelivery,
+    OAuthIdentity,
+    OAuthRequest,
+    User,
+    UserToken,
+    WebSession,
+)
 
 __all__ = [
     "clear_throttle",
     "consume_token",
+    "count_backup_codes_left",
     "count_users",
+    "delete_backup_codes",
     "delete_expired_sessions",
+    "delete_known_devices",
     "delete_sessions",
+    "delete_stale_devices",
     "delete_stale_throttles",
     "delete_stale_tokens",
     "delete_unused_tokens",
     "delete_user",
+    "device_last_seen",
+    "enable_totp",
     "find_session",
     "find_token",
     "find_user_by_email",
@@ -30,17 +47,27 @@ __all__ = [
     "insert_session",
     "insert_token",
     "insert_user",
+    "list_backup_codes",
     "list_consents",
+    "list_known_devices",
     "list_sessions",
+    "list_tokens",
     "list_users",
     "mark_email_verified",
     "newest_users",
     "record_attempt",
+    "replace_backup_codes",
     "search_users",
+    "set_email",
+    "set_new_device_alerts",
     "set_password_hash",
     "set_role",
+    "set_totp_secret",
     "throttle_rows",
     "touch_session",
+    "upsert_known_device",
+    "use_backup_code",
+    "use_totp_step",
 ]
 
 
@@ -145,10 +172,162 @@ async def mark_email_verified(session: AsyncSession, user_id: str, email: str, n
     return _changed(result) == 1
 
 
+async def set_email(session: AsyncSession, user_id: str, *, old: str, new: str, now: float) -> bool:
+    """Change the address, if it is still `old`; the new one counts as verified (the link
+    that changes it went there). IntegrityError if another user has taken it meanwhile."""
+    result = await session.execute(
+        update(User)
+        .where(User.id == user_id, User.email == old)
+        .values(email=new, email_verified_at=now)
+    )
+    return _changed(result) == 1
+
+
+async def set_new_device_alerts(session: AsyncSession, user_id: str, on: bool) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(new_device_alerts=on))
+
+
+# -- two-factor authentication -------------------------------------------------------------------
+
+
+async def set_totp_secret(session: AsyncSession, user_id: str, sealed: str | None) -> None:
+    """Store a new (not yet enabled) secret, or none: two-factor authentication off."""
+    await session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(totp_secret=sealed, totp_enabled_at=None, totp_last_step=None)
+    )
+
+
+async def enable_totp(session: AsyncSession, user_id: str, *, sealed: str, now: float) -> bool:
+    """Turn two-factor authentication on with the secret the user confirmed (if it is still
+    the stored one and not on already)."""
+    result = await session.execute(
+        update(User)
+        .where(User.id == user_id, User.totp_secret == sealed, User.totp_enabled_at.is_(None))
+        .values(totp_enabled_at=now)
+    )
+    return _changed(result) == 1
+
+
+async def use_totp_step(session: AsyncSession, user_id: str, step: int) -> bool:
+    """Record `step` as used, if it is later than the last used one: of two uses of the same
+    code (even concurrent), one wins."""
+    result = await session.execute(
+        update(User)
+        .where(
+            User.id == user_id,
+            (User.totp_last_step.is_(None)) | (User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+    )
+    return _changed(result) == 1
+
+
+async def replace_backup_codes(
+    session: AsyncSession, user_id: str, code_hashes: Iterable[str], now: float
+) -> None:
+    await session.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
+    session.add_all(BackupCode(user_id=user_id, code_hash=h, created_at=now) for h in code_hashes)
+    await session.flush()
+
+
+async def use_backup_code(session: AsyncSession, user_id: str, code_hash: str, now: float) -> bool:
+    """Mark the code used, once."""
+    result = await session.execute(
+        update(BackupCode)
+        .where(
+            BackupCode.user_id == user_id,
+            BackupCode.code_hash == code_hash,
+            BackupCode.used_at.is_(None),
+        )
+        .values(used_at=now)
+    )
+    return _changed(result) == 1
+
+
+async def count_backup_codes_left(session: AsyncSession, user_id: str) -> int:
+    result = await session.execute(
+        select(func.count())
+        .select_from(BackupCode)
+        .where(BackupCode.user_id == user_id, BackupCode.used_at.is_(None))
+    )
+    return int(result.scalar_one())
+
+
+async def list_backup_codes(session: AsyncSession, user_id: str) -> list[BackupCode]:
+    result = await session.execute(
+        select(BackupCode)
+        .where(BackupCode.user_id == user_id)
+        .order_by(BackupCode.created_at, BackupCode.used_at)
+    )
+    return list(result.scalars())
+
+
+async def delete_backup_codes(session: AsyncSession, user_id: str) -> None:
+    await session.execute(delete(BackupCode).where(BackupCode.user_id == user_id))
+
+
+# -- known devices -------------------------------------------------------------------------------
+
+
+async def list_known_devices(session: AsyncSession, user_id: str) -> list[KnownDevice]:
+    result = await session.execute(
+        select(KnownDevice)
+        .where(KnownDevice.user_id == user_id)
+        .order_by(KnownDevice.first_seen_at, KnownDevice.device_hash)
+    )
+    return list(result.scalars())
+
+
+async def device_last_seen(session: AsyncSession, user_id: str, device_hash: str) -> float | None:
+    result = await session.execute(
+        select(KnownDevice.last_seen_at).where(
+            KnownDevice.user_id == user_id, KnownDevice.device_hash == device_hash
+        )
+    )
+    return result.scalar_one_or_none()
+
+
+async def upsert_known_device(
+    session: AsyncSession, user_id: str, device_hash: str, now: float
+) -> None:
+    """Seen now; a device forgotten (unseen too long) starts again as first seen now."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(KnownDevice).values(
+        user_id=user_id, device_hash=device_hash, first_seen_at=now, last_seen_at=now
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[KnownDevice.user_id, KnownDevice.device_hash],
+        set_={"last_seen_at": now},
+    )
+    await session.execute(statement)
+
+
+async def delete_known_devices(session: AsyncSession, user_id: str) -> None:
+    await session.execute(delete(KnownDevice).where(KnownDevice.user_id == user_id))
+
+
+async def delete_stale_devices(session: AsyncSession, cutoff: float) -> int:
+    result = await session.execute(delete(KnownDevice).where(KnownDevice.last_seen_at <= cutoff))
+    return _changed(result)
+
+
 async def delete_user(session: AsyncSession, user_id: str) -> bool:
-    """The user row and, by cascade, its sessions, tokens, consents and memberships."""
+    """The user row and, by cascade, its sessions, tokens, consents, backup codes, known
+    devices, provider identities and sign-ins under way, notice deliveries and memberships."""
     # Explicit deletes first: SQLite enforces ON DELETE CASCADE only with foreign keys on.
-    for model in (WebSession, UserToken, Consent):
+    for model in (
+        WebSession,
+        UserToken,
+        Consent,
+        BackupCode,
+        KnownDevice,
+        OAuthIdentity,
+        OAuthRequest,
+        NoticeDelivery,
+    ):
         await session.execute(delete(model).where(model.user_id == user_id))
     return _changed(await session.execute(delete(User).where(User.id == user_id))) == 1
 
@@ -165,6 +344,7 @@ async def insert_session(
     expires_at: float,
     client_address: str,
     user_agent: str,
+    awaiting_second_factor: bool = False,
 ) -> WebSession:
     row = WebSession(
         id=new_id("sess"),
@@ -175,6 +355,7 @@ async def insert_session(
         expires_at=expires_at,
         client_address=client_address,
         user_agent=user_agent,
+        awaiting_second_factor=awaiting_second_factor,
     )
     session.add(row)
     await session.flush()
@@ -198,9 +379,10 @@ async def touch_session(session: AsyncSession, session_id: str, now: float) -> N
 
 
 async def list_sessions(session: AsyncSession, user_id: str) -> list[WebSession]:
+    """The user's signed-in sessions (not those still waiting for a second factor)."""
     result = await session.execute(
         select(WebSession)
-        .where(WebSession.user_id == user_id)
+        .where(WebSession.user_id == user_id, WebSession.awaiting_second_factor.is_(False))
         .order_by(WebSession.last_seen_at.desc())
     )
     return list(result.scalars())
@@ -297,14 +479,21 @@ async def consume_token(
     return await session.get(UserToken, token_hash, populate_existing=True)
 
 
-async def delete_unused_tokens(session: AsyncSession, user_id: str, purpose: str) -> None:
-    await session.execute(
-        delete(UserToken).where(
-            UserToken.user_id == user_id,
-            UserToken.purpose == purpose,
-            UserToken.used_at.is_(None),
-        )
+async def delete_unused_tokens(
+    session: AsyncSession, user_id: str, purpose: str | None = None
+) -> None:
+    """The user's unused tokens of `purpose` (of every purpose when None)."""
+    conditions = [UserToken.user_id == user_id, UserToken.used_at.is_(None)]
+    if purpose is not None:
+        conditions.append(UserToken.purpose == purpose)
+    await session.execute(delete(UserToken).where(*conditions))
+
+
+async def list_tokens(session: AsyncSession, user_id: str) -> list[UserToken]:
+    result = await session.execute(
+        select(UserToken).where(UserToken.user_id == user_id).order_by(UserToken.created_at)
     )
+    return list(result.scalars())
 
 
 async def delete_stale_tokens(session: AsyncSession, cutoff: float) -> int:

@@ -1,5 +1,6 @@
-"""What people do about their identity: sign up, sign in and out, verify their email, reset or
-change their password, see and end their sessions.
+"""What people do about their identity: sign up, sign in and out (with a second factor when
+they turned it on), verify or change their email, reset or change their password, see and end
+their sessions, confirm who they are before a sensitive change (step-up).
 
 Unlike the other services, these use cases open their own short transactions (on the
 `Database` they are given) rather than running inside the caller's: a password hash costs tens
@@ -8,8 +9,9 @@ the API's requests included). The parts they are made of (`sessions`, `tokens`, 
 `repository`, `accounts.service`, `email.outbox.enqueue`) do run in a caller's transaction.
 
 Signing in is two steps: `authenticate` checks the first factor and `start_session` makes the
-session. Whatever comes between (a second factor) goes between those two calls; the web half
-calls them from one place (`web.signin`).
+session. With two-factor authentication on, `start_pending` makes a pending session between
+them (it reaches the code page only) and `complete_second_factor` turns it into a full one with
+a new id. The web half calls these from one place (`web.signin`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from reapi._detached import translated_async
+from reapi.core import translated_async
 
 from ..accounts.service import open_account
 from ..db import Database
@@ -28,7 +31,7 @@ from ..email.compose import MailComposer
 from ..email.outbox import enqueue
 from ..errors import GatewayError
 from ..models import User, WebSession
-from . import repository, sessions, tokens
+from . import devices, repository, sessions, tokens
 from .emails import normalise_email
 from .errors import (
     EmailNotVerified,
@@ -36,12 +39,15 @@ from .errors import (
     FormInvalid,
     InvalidCredentials,
     InvalidToken,
+    ReauthRequired,
     SignInThrottled,
     WrongPassword,
 )
+from .keys import IdentityKeys
 from .passwords import Passwords, check_policy
 from .sessions import Client, SessionPolicy
 from .throttle import (
+    CHANGE_EMAIL_PER_USER,
     RESET_PER_ADDRESS,
     RESET_PER_EMAIL,
     SIGN_IN_PER_ADDRESS,
@@ -51,7 +57,9 @@ from .throttle import (
     Counter,
     Throttle,
 )
-from .tokens import RESET_PASSWORD, VERIFY_EMAIL, Purpose
+from .tokens import CHANGE_EMAIL, RESET_PASSWORD, VERIFY_EMAIL, Purpose
+from .two_factor import TwoFactor
+from .user_agents import describe
 
 __all__ = [
     "CurrentSession",
@@ -59,6 +67,8 @@ __all__ = [
     "IdentityConfig",
     "SignUpForm",
     "SignedIn",
+    "StepUp",
+    "consent_errors",
     "require_verified",
 ]
 
@@ -66,6 +76,8 @@ log = logging.getLogger("reapi_server.identity")
 
 #: The consent kinds a person gives at sign-up besides accepting the policies.
 AGE_CONSENT = "age_16_plus"
+#: A user without a password confirms who they are by a sign-in at most this old.
+RECENT_SIGN_IN = 10 * 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +85,23 @@ class IdentityConfig:
     sessions: SessionPolicy
     #: The versions of the policies accepted at sign-up: {"terms": ..., "privacy": ...}.
     policy_versions: Mapping[str, str]
+    #: The issuer name authenticator apps show beside the TOTP codes.
+    site_name: str = "reapi"
+
+    def consents(self) -> list[tuple[str, str]]:
+        """What a sign-up records (kind, version), whichever way the person signs up."""
+        return [(AGE_CONSENT, "1"), *self.policy_versions.items()]
+
+
+def consent_errors(age_16_plus: bool, accept_terms: bool) -> dict[str, str]:
+    """Field → message for what a person signing up has not confirmed (any way of signing up
+    asks the same)."""
+    errors = {}
+    if not age_16_plus:
+        errors["age_16_plus"] = "You must be 16 or older to create an account."
+    if not accept_terms:
+        errors["accept_terms"] = "Accept the terms and the privacy policy to continue."
+    return errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +132,22 @@ class CurrentSession:
     id: str
     user: User
     token: str = field(repr=False)
+    #: When this session began (a sign-in): a recent one stands for a re-authentication.
+    signed_in_at: float = 0.0
+    #: A pending sign-in: the second factor is still due.
+    awaiting_second_factor: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StepUp:
+    """Proof that the signed-in person has just confirmed who they are (password or a recent
+    sign-in, plus a second factor when on). Only `Identity.step_up` makes one; the use cases
+    that need it (turning 2FA off, new backup codes, changing the email, deleting the
+    account) take it as an argument, so none can be called without it."""
+
+    user_id: str
+    session_id: str
+    at: float
 
 
 def require_verified(user: User) -> None:
@@ -121,6 +166,7 @@ class Identity:
         mail: MailComposer,
         throttle: Throttle,
         clock: Callable[[], float],
+        keys: IdentityKeys,
         passwords: Passwords | None = None,
     ) -> None:
         self.db = db
@@ -128,7 +174,9 @@ class Identity:
         self.mail = mail
         self.throttle = throttle
         self.clock = clock
+        self.keys = keys
         self.passwords = passwords or Passwords()
+        self.two_factor = TwoFactor(self)
 
     # -- sign-up -------------------------------------------------------------------------------
 
@@ -143,10 +191,7 @@ class Identity:
             check_policy(form.password, email=email or form.email)
         except GatewayError as error:
             errors["password"] = error.message
-        if not form.age_16_plus:
-            errors["age_16_plus"] = "You must be 16 or older to create an account."
-        if not form.accept_terms:
-            errors["accept_terms"] = "Accept the terms and the privacy policy to continue."
+        errors.update(consent_errors(form.age_16_plus, form.accept_terms))
         if errors:
             raise FormInvalid(errors)
         return email
@@ -177,9 +222,7 @@ class Identity:
                     now=now,
                     newsletter=form.newsletter,
                 )
-                versions = [(AGE_CONSENT, "1")]
-                versions += [(kind, v) for kind, v in self.config.policy_versions.items()]
-                await repository.insert_consents(session, user.id, versions, now)
+                await repository.insert_consents(session, user.id, self.config.consents(), now)
                 await open_account(session, user.id, now=now)
                 token = await tokens.issue(
                     session, user_id=user.id, email=email, purpose=VERIFY_EMAIL, now=now
@@ -234,12 +277,59 @@ class Identity:
         self, user: User, client: Client, *, replacing: str | None = None
     ) -> SignedIn:
         """A new session for `user`; the browser's previous session (`replacing`, its cookie
-        value) ends, whoever it belonged to: no id survives a sign-in."""
+        value) ends, whoever it belonged to: no id survives a sign-in. A sign-in from a device
+        the user has not used lately is mailed to them, if they asked for that."""
+        async with self.db.write() as session:
+            return await self._signed_in(session, user, client, self.clock(), replacing)
+
+    async def _signed_in(
+        self, session: AsyncSession, user: User, client: Client, now: float, replacing: str | None
+    ) -> SignedIn:
+        cookie, row = await sessions.start(
+            session, user.id, client, self.config.sessions, now, replacing=replacing
+        )
+        if user.new_device_alerts and await devices.remember(
+            session, self.keys.devices, user.id, client, now
+        ):
+            alert = self.mail.new_device_sign_in(
+                user.email,
+                now,
+                device=describe(client.user_agent),
+                address=client.address or "an unknown address",
+            )
+            await enqueue(session, alert, now)
+        return SignedIn(user, row.id, cookie)
+
+    async def start_pending(
+        self, user: User, client: Client, *, replacing: str | None = None
+    ) -> SignedIn:
+        """The first factor was right and the user has two-factor authentication on: a
+        pending session (it reaches the code page only, and ends in minutes)."""
         async with self.db.write() as session:
             cookie, row = await sessions.start(
-                session, user.id, client, self.config.sessions, self.clock(), replacing=replacing
+                session,
+                user.id,
+                client,
+                self.config.sessions,
+                self.clock(),
+                replacing=replacing,
+                awaiting_second_factor=True,
             )
         return SignedIn(user, row.id, cookie)
+
+    async def complete_second_factor(
+        self, pending: CurrentSession, code: str, client: Client
+    ) -> SignedIn:
+        """The second factor of a pending sign-in: a TOTP code or a backup code, used up. The
+        pending session ends and a full one, with a new id, begins."""
+        if not pending.awaiting_second_factor:
+            raise InvalidToken()
+        await self.two_factor.check(pending.user.id, code, client)
+        async with self.db.write() as session:
+            # Once: of two completions of one pending sign-in, one makes the session.
+            if not await repository.delete_sessions(session, session_id=pending.id):
+                raise InvalidToken()
+            return await self._signed_in(session, pending.user, client, self.clock(), None)
 
     async def current(self, cookie: str) -> CurrentSession | None:
         """The live session behind a session cookie; its last-seen time is kept (at most one
@@ -254,7 +344,7 @@ class Identity:
         if now - row.last_seen_at >= policy.touch_seconds:
             async with self.db.write() as session:
                 await repository.touch_session(session, row.id, now)
-        return CurrentSession(row.id, user, cookie)
+        return CurrentSession(row.id, user, cookie, row.created_at, row.awaiting_second_factor)
 
     async def sign_out(self, cookie: str) -> None:
         token_hash = sessions.hash_token(cookie)
@@ -387,6 +477,124 @@ class Identity:
             cookie, row = await sessions.start(session, user.id, client, self.config.sessions, now)
             await enqueue(session, self.mail.password_changed(user.email, now), now)
         return SignedIn(user, row.id, cookie)
+
+    # -- step-up -------------------------------------------------------------------------------
+
+    async def step_up(
+        self, current: CurrentSession, *, password: str, code: str, client: Client
+    ) -> StepUp:
+        """Confirm it is the person before a sensitive change: their password (throttled like
+        a sign-in) or, for a user without one, a sign-in in the last ten minutes (their
+        provider asked them again); then a code when two-factor authentication is on."""
+        counter = self.throttle.for_email(SIGN_IN_PER_EMAIL, current.user.email)
+        async with self.db.read() as session:
+            wait = await Throttle.retry_after(session, [counter], self.clock())
+            if wait is not None:
+                raise SignInThrottled(wait)
+            user = await repository.get_user(session, current.user.id)
+        if user is None:
+            raise ReauthRequired()
+        if user.password_hash is not None:
+            if not await self.passwords.verify(user.password_hash, password):
+                async with self.db.write() as session:
+                    await Throttle.count(session, [counter], self.clock())
+                raise WrongPassword()
+        elif self.clock() - current.signed_in_at > RECENT_SIGN_IN:
+            raise ReauthRequired()
+        if user.totp_enabled_at is not None:
+            await self.two_factor.check(user.id, code, client)
+        return StepUp(user.id, current.id, self.clock())
+
+    def _check_proof(self, proof: StepUp, current: CurrentSession) -> None:
+        if proof.user_id != current.user.id or proof.session_id != current.id:
+            raise ReauthRequired()
+        if self.clock() - proof.at > RECENT_SIGN_IN:
+            raise ReauthRequired()
+
+    # -- email change --------------------------------------------------------------------------
+
+    async def check_new_email(self, user: User, new_email: str) -> str:
+        """The new address, normalised, if the user may move to it (before any step-up)."""
+        email = normalise_email(new_email)
+        if email == user.email:
+            raise GatewayError(
+                "That is already your email address.", code="same_email", param="email"
+            )
+        async with self.db.read() as session:
+            if await repository.find_user_by_email(session, email) is not None:
+                raise EmailTaken()
+        return email
+
+    async def request_email_change(
+        self, proof: StepUp, current: CurrentSession, new_email: str
+    ) -> str:
+        """Send a confirmation link to the new address (the change happens when it is used,
+        within 24 hours) and a notice to the current one. Returns the new address."""
+        self._check_proof(proof, current)
+        user = current.user
+        email = await self.check_new_email(user, new_email)
+        counter = self.throttle.for_user(CHANGE_EMAIL_PER_USER, user.id)
+        now = self.clock()
+        async with self.db.write() as session:
+            wait = await Throttle.retry_after(session, [counter], now)
+            if wait is not None:
+                raise SignInThrottled(wait)
+            await Throttle.count(session, [counter], now)
+            token = await tokens.issue(
+                session, user_id=user.id, email=email, purpose=CHANGE_EMAIL, now=now
+            )
+            await enqueue(session, self.mail.change_email(email, token, old=user.email), now)
+            notice = self.mail.email_change_requested(user.email, now, new=email)
+            await enqueue(session, notice, now)
+        log.info("email change requested", extra={"code": "email_change_requested"})
+        return email
+
+    async def confirm_email_change(
+        self, token: str, *, current: CurrentSession | None, client: Client
+    ) -> SignedIn | None:
+        """Use a change link: the account moves to the address it was sent to (verified by
+        this), every session of the user ends, links sent to the old address stop working, and
+        the old address is told. If this browser was signed in as that user, it gets a new
+        session (returned)."""
+        now = self.clock()
+
+        async def change() -> SignedIn | None:
+            async with self.db.write() as session:
+                used = await tokens.consume(session, token, CHANGE_EMAIL, now)
+                user = await repository.get_user(session, used.user_id) if used else None
+                if used is None or user is None:
+                    raise InvalidToken()
+                if await repository.find_user_by_email(session, used.email) is not None:
+                    raise EmailTaken()
+                old = user.email
+                await repository.set_email(session, user.id, old=old, new=used.email, now=now)
+                await repository.delete_sessions(session, user_id=user.id)
+                await repository.delete_unused_tokens(session, user.id)
+                await enqueue(session, self.mail.email_changed(old, now, new=used.email), now)
+                if current is None or current.user.id != user.id:
+                    return None
+                await session.refresh(user)
+                return await self._signed_in(session, user, client, now, None)
+
+        # IntegrityError: the address was taken a moment ago.
+        signed_in = await translated_async(change, IntegrityError, lambda _: EmailTaken())
+        log.info("email changed", extra={"code": "email_changed"})
+        return signed_in
+
+    # -- notifications -------------------------------------------------------------------------
+
+    async def set_new_device_alerts(
+        self, current: CurrentSession, on: bool, client: Client
+    ) -> None:
+        """Turn the new-device mail on (this browser is a known device from now on) or off
+        (every known device is forgotten: nothing is kept for an alert nobody wants)."""
+        now = self.clock()
+        async with self.db.write() as session:
+            await repository.set_new_device_alerts(session, current.user.id, on)
+            if on:
+                await devices.remember(session, self.keys.devices, current.user.id, client, now)
+            else:
+                await repository.delete_known_devices(session, current.user.id)
 
     # -- sessions ------------------------------------------------------------------------------
 

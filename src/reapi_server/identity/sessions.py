@@ -15,9 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..models import User, WebSession
 from . import repository
 
-__all__ = ["Client", "SessionPolicy", "find", "hash_token", "start"]
+__all__ = ["PENDING_SECONDS", "Client", "SessionPolicy", "find", "hash_token", "start"]
 
 DAY = 86_400.0
+#: How long a sign-in waits for its second factor.
+PENDING_SECONDS = 10 * 60.0
 
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 _USER_AGENT_CHARS = 200
@@ -56,9 +58,11 @@ async def start(
     now: float,
     *,
     replacing: str | None = None,
+    awaiting_second_factor: bool = False,
 ) -> tuple[str, WebSession]:
     """A new session (its cookie value and row). `replacing`: the cookie value of the session
-    this browser had, which ends here, whoever it belonged to."""
+    this browser had, which ends here, whoever it belonged to. `awaiting_second_factor`: a
+    pending sign-in, good for the code page only and for minutes."""
     if replacing is not None and (old := hash_token(replacing)) is not None:
         await repository.delete_sessions(session, token_hash=old)
     token = secrets.token_urlsafe(32)
@@ -68,9 +72,10 @@ async def start(
         token_hash=hashlib.sha256(token.encode()).hexdigest(),
         user_id=user_id,
         now=now,
-        expires_at=now + policy.absolute_seconds,
+        expires_at=now + (PENDING_SECONDS if awaiting_second_factor else policy.absolute_seconds),
         client_address=client.address,
         user_agent=client.user_agent,
+        awaiting_second_factor=awaiting_second_factor,
     )
     return token, row
 

@@ -15,19 +15,24 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..derived_keys import keyed_digest
+from ..derived_keys import derive_key, keyed_digest
 from . import repository
 
 __all__ = [
+    "CHANGE_EMAIL_PER_USER",
+    "EMAIL_RULES",
     "RESET_PER_ADDRESS",
     "RESET_PER_EMAIL",
+    "SECOND_FACTOR_PER_USER",
     "SIGN_IN_PER_ADDRESS",
     "SIGN_IN_PER_EMAIL",
     "SIGN_UP_PER_ADDRESS",
+    "USER_RULES",
     "VERIFY_RESEND_PER_USER",
     "Counter",
     "Rule",
     "Throttle",
+    "client_network",
 ]
 
 MINUTE = 60.0
@@ -46,16 +51,29 @@ SIGN_UP_PER_ADDRESS = Rule("signup_addr", limit=10, window=60 * MINUTE)
 RESET_PER_ADDRESS = Rule("reset_addr", limit=10, window=60 * MINUTE)
 RESET_PER_EMAIL = Rule("reset_email", limit=3, window=60 * MINUTE)
 VERIFY_RESEND_PER_USER = Rule("verify_user", limit=5, window=60 * MINUTE)
+#: Wrong two-factor codes (at sign-in and at step-up), per user: whoever has the password
+#: makes a new pending sign-in at will, so the count cannot be per session.
+SECOND_FACTOR_PER_USER = Rule("2fa_user", limit=5, window=15 * MINUTE)
+#: Email change links sent, per user (each mails an address the user typed).
+CHANGE_EMAIL_PER_USER = Rule("email_change_user", limit=5, window=60 * MINUTE)
+
+#: The rules counted per email address and per user: their rows are about one person (exported
+#: with their data, deleted with them). Per-address rules are about a network, not a person.
+EMAIL_RULES = (SIGN_IN_PER_EMAIL, RESET_PER_EMAIL)
+USER_RULES = (VERIFY_RESEND_PER_USER, SECOND_FACTOR_PER_USER, CHANGE_EMAIL_PER_USER)
 
 
-def _network(address: str) -> str:
+def client_network(address: str, *, ipv4_prefix: int = 32) -> str:
+    """The network a client address stands for: IPv6 per /64 (what one subscriber usually
+    holds), IPv4 per `ipv4_prefix` (the address itself by default)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address[:64] or "unknown"
-    if ip.version == 6:
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
+    prefix = 64 if ip.version == 6 else ipv4_prefix
+    if prefix == ip.max_prefixlen:
+        return str(ip)
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,14 +88,25 @@ class Throttle:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
+    @classmethod
+    def from_root(cls, root: bytes) -> Throttle:
+        """Keyed from the installation secret, under a key of its own."""
+        return cls(derive_key(root, "throttle"))
+
     def for_email(self, rule: Rule, email: str) -> Counter:
         return Counter(rule, f"{rule.name}:{keyed_digest(self._key, email)[:40]}")
 
     def for_address(self, rule: Rule, address: str) -> Counter:
-        return Counter(rule, f"{rule.name}:{_network(address)}")
+        return Counter(rule, f"{rule.name}:{client_network(address)}")
 
     def for_user(self, rule: Rule, user_id: str) -> Counter:
         return Counter(rule, f"{rule.name}:{user_id}")
+
+    def counters_about(self, email: str, user_id: str) -> list[Counter]:
+        """Every counter that is about this person."""
+        return [self.for_email(rule, email) for rule in EMAIL_RULES] + [
+            self.for_user(rule, user_id) for rule in USER_RULES
+        ]
 
     @staticmethod
     async def retry_after(

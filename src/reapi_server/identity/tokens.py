@@ -14,7 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..models import UserToken
 from . import repository
 
-__all__ = ["RESET_PASSWORD", "VERIFY_EMAIL", "Purpose", "consume", "issue", "peek"]
+__all__ = [
+    "CHANGE_EMAIL",
+    "RESET_PASSWORD",
+    "VERIFY_EMAIL",
+    "Purpose",
+    "consume",
+    "issue",
+    "peek",
+]
 
 HOUR = 3600.0
 
@@ -27,6 +35,8 @@ class Purpose:
 
 VERIFY_EMAIL = Purpose("verify_email", ttl=24 * HOUR)
 RESET_PASSWORD = Purpose("reset_password", ttl=1 * HOUR)
+#: Bound to the NEW address: using it proves that address and moves the account to it.
+CHANGE_EMAIL = Purpose("change_email", ttl=24 * HOUR)
 
 #: `secrets.token_urlsafe(32)`: 43 characters of the URL-safe alphabet.
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")

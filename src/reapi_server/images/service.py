@@ -22,16 +22,15 @@ from typing import Any
 import anyio
 
 from reapi import APIResponseError, ReapiError
-from reapi._params import ImageParams
-from reapi._payload import Payload
 from reapi.catalog import Route
+from reapi.core import ImageParams, Payload
 from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
 from ..credits.repository import ClosedHold
-from ..credits.service import hold_or_record_refusal, insufficient, price_of
-from ..errors import OutputsDeleted
+from ..credits.service import hold_or_record_refusal, price_of
+from ..errors import GatewayError, OutputsDeleted
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
 from ..mirror.outputs import Output, file_url, mirror
@@ -75,11 +74,13 @@ async def generate(
     started = time.perf_counter()
     as_url = params.response_format == "url"
     try:
+        principal.require_model(params.model)
         # The gateway always takes the bytes (to mirror them); `url` then means *our* URL.
         prepared = rt.core.prepare_image(replace(params, response_format=None), payload, edit=edit)
-    except ReapiError as error:
+    except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, endpoint, error.code, started)
         raise
+    context.model = prepared.spec.id
     inputs = len(payload.get("images") or ())
     cost = price_of(prepared.spec, prepared.shape, images=params.n, input_images=inputs)
     request_id = context.request_id
@@ -94,7 +95,7 @@ async def generate(
         duration_ms=_ms(started),
     )
 
-    async def open_request(tx: Tx) -> str | None:
+    async def open_request(tx: Tx) -> str | GatewayError:
         return await hold_or_record_refusal(
             tx,
             usage,
@@ -102,12 +103,13 @@ async def generate(
             purpose="image",
             expires_at=now + rt.settings.image_hold_seconds,
             now=now,
+            key=principal.spend(now),
         )
 
     # At once: the upstream call waits for it (see `group_commit`).
     hold_id = await rt.db.grouped(open_request, account=principal.account_id, at_once=True)
-    if hold_id is None:
-        raise insufficient(cost)
+    if isinstance(hold_id, GatewayError):
+        raise hold_id
     rt.metrics.credits.labels("reserved").inc(cost)
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
@@ -121,7 +123,7 @@ async def generate(
     try:
         if has_references(prepared.payload):
             prepared = replace(prepared, payload=await resolve(rt, principal, prepared.payload))
-        outcome = await rt.engine.run(prepared.routes, attempt)
+        outcome = await rt.engine.run(prepared.routes, attempt, hedge_for=prepared.spec.id)
         rt.metrics.record_attempts(
             prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts)
         )

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from reapi._detached import detached
+from reapi.core import detached
 
 from ..runtime import Runtime
 from . import repository

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from reapi.resources._jobs_memory import Bodies
+from reapi.core import Bodies
 
 from ..config import Settings
 

@@ -35,7 +35,7 @@ from ..usage import repository as usage_rows
 from . import repository
 from .lease import LeaseLost, kept_lease
 from .repository import POLLED_STATES
-from .submission import cancel_upstream, finish_failed, submit
+from .submission import announce_end, cancel_upstream, finish_failed, submit, tell_ended
 
 __all__ = ["JOBS_DUE", "JobPoller"]
 
@@ -160,9 +160,11 @@ class JobPoller:
             values["progress"] = max(min(status.progress, 99), 0)
         with anyio.CancelScope(shield=True):
             async with rt.db.write() as session:
-                await repository.update_if(
+                changed = await repository.update_if(
                     session, job.id, owner=rt.instance_id, states=POLLED_STATES, **values
                 )
+        if changed and status is not None:
+            rt.job_changes.changed(job.id)
 
     def _outputs(self, route: Route, status: TaskStatus) -> list[Output]:
         """The video, then its thumbnail when there is one: streamed from the upstream into
@@ -251,10 +253,13 @@ class JobPoller:
                         attempts=job.attempts,
                         duration_ms=int((now - job.created_at) * 1000),
                     )
+                    if job.webhook_url:
+                        await announce_end(session, job.id, now)
             except LeaseLost:
                 # Deleted, or taken over by another worker (who stores the same keys).
                 await self._clean_if_over(job.id)
                 return
+        tell_ended(rt, job.id)
         rt.memory.forget(job.id)
         rt.metrics.video_jobs.labels("completed").inc()
         if closed is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..models import VideoJob
 
-__all__ = ["video_body"]
+__all__ = ["deleted_unfinished_body", "video_body"]
 
 _FAILURE_TEXT = {
     "content_policy_violation": "the provider blocked this video under its content policy",
@@ -24,16 +24,19 @@ def _public_status(status: str) -> str:
     return "queued" if status == "submitting" else status
 
 
+def _error(code: str) -> dict[str, str]:
+    return {
+        "code": code,
+        "message": _FAILURE_TEXT.get(code, "the provider could not generate this video"),
+    }
+
+
 def video_body(job: VideoJob, *, outputs_deleted: bool = False) -> dict[str, Any]:
     """`outputs_deleted`: the job completed, and its video was deleted since (by its owner,
     through /v1/files or /v1/outputs): its content answers 410."""
     error = None
     if job.status == "failed":
-        code = job.error_code or "generation_failed"
-        error = {
-            "code": code,
-            "message": _FAILURE_TEXT.get(code, "the provider could not generate this video"),
-        }
+        error = _error(job.error_code or "generation_failed")
     return {
         "id": job.id,
         "object": "video",
@@ -55,3 +58,10 @@ def video_body(job: VideoJob, *, outputs_deleted: bool = False) -> dict[str, Any
             "outputs_deleted": outputs_deleted,
         },
     }
+
+
+def deleted_unfinished_body(job: VideoJob, now: float) -> dict[str, Any]:
+    """An unfinished job deleted by its owner, as its last state: failed, `cancelled`."""
+    body = video_body(job)
+    body.update(status="failed", completed_at=int(now), error=_error("cancelled"))
+    return body

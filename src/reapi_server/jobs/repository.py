@@ -15,7 +15,9 @@ from ..models import ACTIVE_JOB_STATES, ApiKey, VideoJob
 
 __all__ = [
     "active_videos",
+    "all_for_account",
     "claim_due",
+    "delete_for_account",
     "delete_job",
     "get",
     "get_detached",
@@ -24,6 +26,7 @@ __all__ = [
     "insert",
     "list_for_account",
     "mark_submitted",
+    "reread",
     "stale_submissions",
     "unfinished_among",
     "update_if",
@@ -63,6 +66,11 @@ async def active_videos(session: AsyncSession | Tx, key_id: str) -> int:
 
 async def get(session: AsyncSession, job_id: str) -> VideoJob | None:
     return await session.get(VideoJob, job_id)
+
+
+async def reread(session: AsyncSession, job_id: str) -> VideoJob | None:
+    """The job as it is now in this transaction (after Core UPDATEs the session did not see)."""
+    return await session.get(VideoJob, job_id, populate_existing=True)
 
 
 async def get_detached(tx: Tx, job_id: str) -> VideoJob | None:
@@ -128,6 +136,15 @@ async def get_for_account(session: AsyncSession, job_id: str, account_id: str) -
         select(VideoJob).where(VideoJob.id == job_id, VideoJob.account_id == account_id)
     )
     return result.scalar_one_or_none()
+
+
+async def all_for_account(session: AsyncSession, account_id: str) -> list[VideoJob]:
+    result = await session.execute(
+        select(VideoJob)
+        .where(VideoJob.account_id == account_id)
+        .order_by(VideoJob.created_at, VideoJob.id)
+    )
+    return list(result.scalars())
 
 
 async def list_for_account(
@@ -248,3 +265,10 @@ async def stale_submissions(session: AsyncSession, now: float, limit: int = 200)
 async def delete_job(session: AsyncSession, job_id: str) -> None:
     """The job's row only: its outputs are the storage domain's (`mirror.service`)."""
     await session.execute(delete(VideoJob).where(VideoJob.id == job_id))
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    """Rows only: the jobs were cancelled and their outputs queued by `jobs.service` first."""
+    connection = await session.connection()
+    result = await connection.execute(delete(VideoJob).where(VideoJob.account_id == account_id))
+    return int(result.rowcount)

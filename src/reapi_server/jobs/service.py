@@ -1,4 +1,5 @@
-"""Reading, listing, downloading and deleting an account's video jobs.
+"""Reading, listing, downloading and deleting an account's video jobs (one, or all of them when
+the account is deleted).
 
 Another account's job id answers 404, exactly like an unknown one.
 """
@@ -6,6 +7,7 @@ Another account's job id answers 404, exactly like an unknown one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,17 +16,19 @@ from reapi.catalog import Route
 
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
+from ..credits.repository import ClosedHold
 from ..errors import GatewayError, NotFound, OutputsDeleted
 from ..mirror.repository import get_output, recorded_ids
 from ..mirror.service import delete_queued, forget_task
 from ..models import ACTIVE_JOB_STATES, StoredOutput, VideoJob
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
+from ..webhooks import outbox
 from . import repository
-from .render import video_body
-from .submission import cancel_upstream
+from .render import deleted_unfinished_body, video_body
+from .submission import cancel_upstream, tell_ended
 
-__all__ = ["content", "delete", "list_videos", "replay", "retrieve"]
+__all__ = ["content", "delete", "delete_all", "list_videos", "replay", "retrieve"]
 
 
 async def _outputs_deleted(session: AsyncSession, jobs: Sequence[VideoJob]) -> set[str]:
@@ -98,33 +102,88 @@ async def content(rt: Runtime, principal: Principal, job_id: str, variant: str) 
     return output
 
 
+@dataclass(frozen=True, slots=True)
+class _Discarded:
+    """What is left to do once a deleted job's transaction has committed."""
+
+    job_id: str
+    released: ClosedHold | None
+    targets: list[str]
+    #: The upstream task to cancel (an unfinished job that reached its provider).
+    upstream: tuple[Route, str] | None
+    #: It had not ended: its watchers (events streams) hear that it has.
+    unfinished: bool
+
+
+async def _discard(
+    session: AsyncSession, rt: Runtime, job: VideoJob, *, announce: bool
+) -> _Discarded:
+    """In the caller's transaction: release an unfinished job's hold (once: the conditional
+    release loses to a poller that settled it a moment ago), delete the row and its outputs'.
+    Its webhook deliveries go with it; with `announce`, an unfinished job's end is sent to its
+    webhook like any other (not when its account is being deleted: its webhooks go too)."""
+    await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
+    unfinished = job.status in ACTIVE_JOB_STATES
+    closed = None
+    if unfinished and job.hold_id:
+        closed = await credit_rows.release(session, job.hold_id, rt.now())
+        if closed is not None:  # else a poller settled it a moment ago: its usage row stands
+            await usage_rows.finish(
+                session,
+                job.request_id,
+                status="failed",
+                error_code="cancelled",
+                provider=job.provider,
+            )
+    await outbox.drop_for_video(session, job.id)
+    if announce and unfinished and job.webhook_url:
+        await outbox.enqueue(session, job, deleted_unfinished_body(job, rt.now()), rt.now())
+    await repository.delete_job(session, job.id)
+    stored = await forget_task(session, job.id, None, rt.now())
+    upstream = None
+    if unfinished and job.provider and job.upstream_model and job.upstream_task_id:
+        route = Route(provider=job.provider, upstream_model=job.upstream_model)
+        upstream = (route, job.upstream_task_id)
+    return _Discarded(job.id, closed, stored[1] if stored else [], upstream, unfinished)
+
+
+async def _after_discard(rt: Runtime, discarded: _Discarded) -> None:
+    rt.memory.forget(discarded.job_id)
+    if discarded.unfinished:
+        tell_ended(rt, discarded.job_id)
+    else:
+        rt.job_changes.changed(discarded.job_id)
+    if discarded.released is not None:
+        rt.metrics.credits.labels("released").inc(discarded.released.amount)
+    # The objects go at once; they were queued with the rows, so an outage only delays it.
+    await delete_queued(rt, discarded.targets)
+    if discarded.upstream is not None:
+        await cancel_upstream(rt, *discarded.upstream)
+
+
 async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
     """Delete a job and its outputs; an unfinished job is cancelled upstream and not charged."""
     async with rt.db.write() as session:
         job = await repository.get_for_account(session, job_id, principal.account_id)
         if job is None:
             raise NotFound("no such video", param="video_id")
-        await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
-        unfinished = job.status in ACTIVE_JOB_STATES
-        closed = None
-        if unfinished and job.hold_id:
-            closed = await credit_rows.release(session, job.hold_id, rt.now())
-            if closed is not None:  # else a poller settled it a moment ago: its usage row stands
-                await usage_rows.finish(
-                    session,
-                    job.request_id,
-                    status="failed",
-                    error_code="cancelled",
-                    provider=job.provider,
-                )
-        await repository.delete_job(session, job_id)
-        stored = await forget_task(session, job_id, None, rt.now())
-        provider, upstream_model, task_id = job.provider, job.upstream_model, job.upstream_task_id
-    rt.memory.forget(job_id)
-    if closed is not None:
-        rt.metrics.credits.labels("released").inc(closed.amount)
-    # The objects go at once; they were queued with the rows, so an outage only delays it.
-    await delete_queued(rt, stored[1] if stored else [])
-    if unfinished and provider and upstream_model and task_id:
-        await cancel_upstream(rt, Route(provider=provider, upstream_model=upstream_model), task_id)
+        discarded = await _discard(session, rt, job, announce=True)
+    await _after_discard(rt, discarded)
     return {"id": job_id, "object": "video.deleted", "deleted": True}
+
+
+async def delete_all(rt: Runtime, account_id: str) -> int:
+    """Delete every video job of an account (being deleted) as `delete` does each: running
+    ones cancelled upstream with their holds released. How many went."""
+    async with rt.db.read() as session:
+        job_ids = [job.id for job in await repository.all_for_account(session, account_id)]
+    deleted = 0
+    for job_id in job_ids:
+        async with rt.db.write() as session:
+            job = await repository.get_for_account(session, job_id, account_id)
+            if job is None:  # gone meanwhile (a DELETE, the retention job)
+                continue
+            discarded = await _discard(session, rt, job, announce=False)
+        await _after_discard(rt, discarded)
+        deleted += 1
+    return deleted

@@ -18,18 +18,17 @@ from dataclasses import replace
 from typing import Any
 
 import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi import ReapiError
-from reapi._local import PreparedVideo
-from reapi._params import VideoParams
-from reapi._payload import Payload
 from reapi.catalog import Route
-from reapi.resources._jobs_memory import RememberedJob
+from reapi.core import Payload, PreparedVideo, RememberedJob, VideoParams
 
+from ..accounts import repository as accounts
 from ..api_keys.auth import Principal
 from ..credits import repository as credit_rows
-from ..credits.service import hold_or_record_refusal, insufficient, price_of
-from ..errors import GatewayError, NotFound, RateLimited
+from ..credits.service import hold_or_record_refusal, price_of
+from ..errors import AccountClosed, GatewayError, NotFound, RateLimited
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
 from ..ids import new_id
@@ -40,13 +39,37 @@ from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
 from ..usage.service import new_row
+from ..webhooks import outbox
+from ..webhooks.service import CheckedUrl
 from . import repository
 from .render import video_body
 
-__all__ = ["cancel_upstream", "create", "finish_failed", "replay_snapshot", "submit"]
+__all__ = [
+    "announce_end",
+    "cancel_upstream",
+    "create",
+    "finish_failed",
+    "replay_snapshot",
+    "submit",
+    "tell_ended",
+]
 
 log = logging.getLogger("reapi_server.jobs")
 ENDPOINT = "videos.create"
+
+
+async def announce_end(session: AsyncSession, job_id: str, now: float) -> None:
+    """In the transaction that made the job final: queue its webhook (when it has a URL) with
+    the job as it now is, so that the end and its announcement commit together."""
+    job = await repository.reread(session, job_id)
+    if job is not None:
+        await outbox.enqueue(session, job, video_body(job), now)
+
+
+def tell_ended(rt: Runtime, job_id: str) -> None:
+    """After the final state committed: wake the job's event streams and the webhook sender."""
+    rt.job_changes.changed(job_id)
+    rt.webhook_wakeup.fire()
 
 
 def replay_snapshot(job_id: str) -> dict[str, Any]:
@@ -73,13 +96,17 @@ async def create(
     payload: Payload,
     *,
     record: RecordAnswer | None = None,
+    webhook: CheckedUrl | None = None,
 ) -> dict[str, Any]:
+    """`webhook`: where the job's end is announced (else the key's default, if any)."""
     started = time.perf_counter()
     try:
+        principal.require_model(params.model)
         prepared = rt.core.prepare_video(params, payload)
-    except ReapiError as error:
+    except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, ENDPOINT, error.code, started)
         raise
+    context.model = prepared.spec.id
     cost = price_of(prepared.spec, prepared.shape)
     limit = principal.max_concurrent_videos or rt.settings.max_concurrent_videos
     job_id = new_id("video")
@@ -101,6 +128,7 @@ async def create(
         next_poll_at=now,
         poll_failures=0,
         created_at=now,
+        webhook_url=webhook.url if webhook is not None else principal.webhook_url,
     )
     usage = new_row(
         principal,
@@ -115,6 +143,8 @@ async def create(
     async def open_job(tx: Tx) -> GatewayError | None:
         """Check the key's job limit, hold credit, write the job and usage rows: one
         transaction. A refusal is written as the usage row and returned (not raised)."""
+        if not await accounts.is_open(tx, principal.account_id):
+            return AccountClosed()  # being deleted: no row may point at it any more
         if await repository.active_videos(tx, principal.key_id) >= limit:
             refusal = RateLimited(
                 f"this key already has {limit} video jobs in progress",
@@ -125,10 +155,10 @@ async def create(
             await usage_rows.insert(tx, usage)
             return refusal
         hold_id = await hold_or_record_refusal(
-            tx, usage, cost, purpose="video", expires_at=None, now=now
+            tx, usage, cost, purpose="video", expires_at=None, now=now, key=principal.spend(now)
         )
-        if hold_id is None:
-            return insufficient(cost)
+        if isinstance(hold_id, GatewayError):
+            return hold_id
         job.hold_id = hold_id
         await repository.insert(tx, job)
         return None
@@ -228,6 +258,8 @@ async def submit(
         return updated, await repository.get_detached(tx, job_id)
 
     updated, job = await rt.db.grouped(record_task, account=account_id)
+    if updated:
+        rt.job_changes.changed(job_id)  # submitting → queued
     if not updated:
         # Deleted, or failed (say, swept) while we were submitting: its hold is already
         # released and nobody will poll the new task, so stop it instead of leaving it running.
@@ -293,6 +325,9 @@ async def finish_failed(
                 attempts=attempts if attempts is not None else job.attempts,
                 duration_ms=int((rt.now() - job.created_at) * 1000),
             )
+            if job.webhook_url:
+                await announce_end(session, job_id, rt.now())
+    tell_ended(rt, job_id)
     rt.metrics.video_jobs.labels("failed").inc()
     if closed is not None:
         rt.metrics.credits.labels("released").inc(closed.amount)

@@ -1,7 +1,8 @@
 """Clean up after processes that died: release credit holds nobody will settle (and queue what
 their image requests stored), fail video jobs that never reached the upstream, drop expired
 idempotency records and the commit markers of writers long gone. And in every process, drop the
-request bodies it keeps for jobs that another process finished or deleted.
+request bodies it keeps for jobs that another process finished or deleted. Then finish deleting
+the accounts whose deletion waited for a request in flight (`accounts.closing`).
 
 Every release is the same conditional update the live path uses, so two sweepers (or a sweeper
 and a slow live request) never release one hold twice.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import anyio
 
+from ..accounts.closing import purge_deleted_accounts
 from ..credits import repository as credit_rows
 from ..group_commit import forget_idle_markers
 from ..idempotency import repository as idempotency_rows
@@ -40,6 +42,8 @@ class SweepReport:
     jobs_failed: int
     idempotency_dropped: int
     bodies_dropped: int = 0
+    #: Deleted accounts whose last rows went in this pass.
+    accounts_removed: int = 0
 
 
 async def drop_ended_bodies(rt: Runtime) -> int:
@@ -97,7 +101,8 @@ async def sweep_once(rt: Runtime) -> SweepReport:
     bodies = await drop_ended_bodies(rt)
     if released or failed:
         log.warning("swept stale work", extra={"code": f"holds={released} jobs={failed}"})
-    return SweepReport(released, failed, dropped, bodies)
+    removed = await purge_deleted_accounts(rt)
+    return SweepReport(released, failed, dropped, bodies, removed)
 
 
 async def run_sweeper(rt: Runtime) -> None:

@@ -1,6 +1,8 @@
 """Who else handles personal data for this installation, from its configuration: the
-upstream providers that have a key, object storage when it is S3 or R2. An integration that
-sends data to a third party (mail, payments) adds its line here, shown only when configured."""
+upstream providers that have a key, object storage when it is S3 or R2, GitHub and Google when
+people sign in with them, Resend when it sends the mail, Turnstile and a chat widget when
+enabled. An integration that sends data to a third party (payments) adds its line here, shown
+only when configured."""
 
 from __future__ import annotations
 
@@ -45,6 +47,37 @@ def subprocessors(settings: Settings, providers: Mapping[str, str]) -> list[Subp
             Subprocessor(
                 f"Resend ({_host(settings.resend_base_url)})",
                 "delivers the email we send you: your address and the message",
+            )
+        )
+    found += _sign_in_and_embeds(settings)
+    return found
+
+
+def _sign_in_and_embeds(settings: Settings) -> list[Subprocessor]:
+    found = []
+    for label, app in (("GitHub", settings.oauth.github), ("Google", settings.oauth.google)):
+        if app.configured:
+            found.append(
+                Subprocessor(
+                    label,
+                    f"signs you in when you choose {label}; we receive your {label} user id "
+                    "and email address, nothing more",
+                )
+            )
+    if settings.turnstile_site_key:
+        found.append(
+            Subprocessor(
+                "Cloudflare (Turnstile)",
+                "checks that a person sends the sign-up and password reset forms; receives "
+                "your IP address and browser signals while you fill them in",
+            )
+        )
+    if settings.chat_widget_script_url:
+        found.append(
+            Subprocessor(
+                f"{settings.chat_widget_name} ({_host(settings.chat_widget_script_url)})",
+                "the chat-support widget on every page; receives what you write in it and "
+                "your browser's requests for it",
             )
         )
     return found

@@ -10,8 +10,8 @@ import anyio
 import httpx
 
 from reapi import APIConnectionError, APITimeoutError
-from reapi._detached import translated_async
 from reapi.catalog import Route
+from reapi.core import translated_async
 from reapi.providers import GeneratedFile, UpstreamRequest, UpstreamResponse
 
 from ..runtime import Runtime

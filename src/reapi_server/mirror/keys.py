@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from reapi._media import extension_for
+from reapi.core import extension_for
 
 from .storage import check_key
 

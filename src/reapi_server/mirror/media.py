@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from reapi._media import SNIFFED_TYPES, sniff_media_type
+from reapi.core import SNIFFED_TYPES, sniff_media_type
 
 from .storage import Body
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from reapi import ReapiError
-from reapi._detached import translated_async
+from reapi.core import translated_async
 
 from ..errors import StorageUnavailable
 from .keys import output_key

@@ -13,12 +13,14 @@ from .outputs import MirroredFile
 
 __all__ = [
     "claim_deletions",
+    "delete_account_rows",
     "delete_output_row",
     "delete_task_rows",
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
     "latest_outputs",
+    "outputs_for_account",
     "postpone_deletion",
     "recorded_ids",
     "remove_deletions",
@@ -71,6 +73,15 @@ async def get_output(session: AsyncSession, file_id: str) -> StoredOutput | None
     return result.scalar_one_or_none()
 
 
+async def outputs_for_account(session: AsyncSession, account_id: str) -> list[StoredOutput]:
+    result = await session.execute(
+        select(StoredOutput)
+        .where(StoredOutput.account_id == account_id)
+        .order_by(StoredOutput.created_at, StoredOutput.id)
+    )
+    return list(result.scalars())
+
+
 async def storage_keys(session: AsyncSession, file_ids: Sequence[str]) -> dict[str, str]:
     """file id → storage key, for those that have rows."""
     if not file_ids:
@@ -114,6 +125,19 @@ async def delete_task_rows(
     connection = await session.connection()
     result = await connection.execute(query.returning(StoredOutput.storage_key))
     return list(result.scalars())
+
+
+async def delete_account_rows(
+    session: AsyncSession, account_id: str
+) -> list[tuple[str | None, str]]:
+    """Delete every output row of the account; (task id, storage key) of each."""
+    connection = await session.connection()
+    result = await connection.execute(
+        delete(StoredOutput)
+        .where(StoredOutput.account_id == account_id)
+        .returning(StoredOutput.task_id, StoredOutput.storage_key)
+    )
+    return [(row[0], str(row[1])) for row in result.all()]
 
 
 # -- the deletion queue ----------------------------------------------------------------------------

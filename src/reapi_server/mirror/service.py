@@ -15,18 +15,23 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import GatewayError
+from ..models import StoredOutput
 from ..runtime import Runtime
 from ..usage import repository as usage_rows
-from . import repository
+from . import listing, repository
 from .keys import task_of_prefix, task_prefix
 from .outputs import MirroredFile
 from .storage import ObjectStore, read_object
 
 __all__ = [
+    "delete_account_outputs",
     "delete_file",
+    "delete_output",
     "delete_queued",
     "delete_task_outputs",
     "discard_unrecorded",
+    "find_output",
+    "forget_account_outputs",
     "forget_task",
     "purge_deletions",
     "queue_task_cleanup",
@@ -51,6 +56,11 @@ def _targets(task_id: str, keys: Sequence[str]) -> list[str]:
     """The task's prefix (orphans of failed attempts included), plus keys that predate prefixes."""
     prefix = task_prefix(task_id)
     return [prefix, *(k for k in keys if not k.startswith(prefix))]
+
+
+async def find_output(rt: Runtime, file_id: str) -> StoredOutput | None:
+    async with rt.db.read() as session:
+        return await repository.get_output(session, file_id)
 
 
 async def read_outputs(rt: Runtime, file_ids: Sequence[str]) -> list[bytes]:
@@ -92,6 +102,18 @@ async def delete_file(rt: Runtime, file_id: str, account_id: str | None) -> bool
     return True
 
 
+async def delete_output(rt: Runtime, account_id: str, file_id: str) -> bool:
+    """Delete one of the account's outputs as its owner sees it: an image alone, a video with
+    its thumbnail. False when the account has no such output."""
+    async with rt.db.read() as session:
+        output = await listing.output_of(session, account_id, file_id)
+    if output is None:
+        return False
+    if output.kind in ("video", "thumbnail") and output.task_id:
+        return await delete_task_outputs(rt, output.task_id, account_id) is not None
+    return await delete_file(rt, file_id, account_id)
+
+
 async def forget_task(
     session: AsyncSession, task_id: str, account_id: str | None, now: float
 ) -> tuple[int, list[str]] | None:
@@ -116,6 +138,25 @@ async def forget_task(
     targets = _targets(task_id, keys)
     await repository.enqueue_deletions(session, targets, now)
     return len(keys), targets
+
+
+async def forget_account_outputs(session: AsyncSession, account_id: str, now: float) -> list[str]:
+    """In the caller's transaction: delete every output row of an account (being deleted) and
+    queue its objects, each task's prefix whole. What to delete once it commits."""
+    rows = await repository.delete_account_rows(session, account_id)
+    targets = {task_prefix(task_id) for task_id, _ in rows if task_id is not None}
+    targets.update(key for task_id, key in rows if task_id is None)
+    queued = sorted(targets)
+    await repository.enqueue_deletions(session, queued, now)
+    return queued
+
+
+async def delete_account_outputs(rt: Runtime, account_id: str) -> bool:
+    """Delete every stored output of an account now (rows, then objects): their URLs answer 404
+    from the commit on. True when the store confirmed every deletion (the rest is queued)."""
+    async with rt.db.write() as session:
+        targets = await forget_account_outputs(session, account_id, rt.now())
+    return await delete_queued(rt, targets)
 
 
 async def delete_task_outputs(

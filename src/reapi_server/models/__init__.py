@@ -4,6 +4,7 @@ from .accounts import Account
 from .api_keys import ApiKey
 from .audit import AuditEntry
 from .base import Base
+from .billing import Payment
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
@@ -11,33 +12,53 @@ from .email import Notice, NoticeDelivery, OutboxMessage
 from .fleet import FleetSecret
 from .idempotency import IdempotencyRecord
 from .jobs import ACTIVE_JOB_STATES, VideoJob
+from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
-from .usage import UsageRecord
-from .users import AuthThrottle, Consent, Membership, User, UserToken, WebSession
+from .usage import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
+from .users import (
+    AuthThrottle,
+    BackupCode,
+    Consent,
+    KnownDevice,
+    Membership,
+    User,
+    UserToken,
+    WebSession,
+)
+from .webhooks import DELIVERY_STATES, WebhookDelivery
 
 __all__ = [
     "ACTIVE_JOB_STATES",
+    "DELIVERY_STATES",
     "MAX_CREDITS",
+    "ROLLUP_SLOT_SECONDS",
     "Account",
     "ApiKey",
     "AuditEntry",
     "AuthThrottle",
+    "BackupCode",
     "Base",
     "CommitMarker",
     "Consent",
     "CreditHold",
     "FleetSecret",
     "IdempotencyRecord",
+    "KnownDevice",
     "LedgerEntry",
     "Membership",
     "Notice",
     "NoticeDelivery",
+    "OAuthIdentity",
+    "OAuthRequest",
     "OutboxMessage",
+    "Payment",
     "PendingDeletion",
     "StoredOutput",
     "UsageRecord",
+    "UsageRollup",
     "User",
     "UserToken",
     "VideoJob",
     "WebSession",
+    "WebhookDelivery",
 ]

@@ -26,6 +26,11 @@ class Account(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[float] = mapped_column(Float)
+    #: Set when the account is deleted: from then on nothing is reserved for it (the hold's
+    #: conditional UPDATE checks it, in every process at once) and the remaining rows go as
+    #: soon as no request of it is in flight; then the row itself goes (`accounts.closing`).
+    deleted_at: Mapped[float | None] = mapped_column(Float, default=None, index=True)
     #: Set by an operator: the account's keys are refused (403 `account_disabled`) until it is
-    #: cleared again. The money and history stay as they are.
+    #: cleared again, and every credit hold of the account is refused from then on, in every
+    #: process at once (the hold's statement reads it). The money and history stay as they are.
     disabled_at: Mapped[float | None] = mapped_column(Float, default=None)

@@ -69,3 +69,7 @@ class CreditHold(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: The key whose spend counter the hold was added to, and that counter's period then: the
+    #: settlement gives the unspent rest back to that period only, never to a later one.
+    api_key_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    period_start: Mapped[float | None] = mapped_column(Float, default=None)

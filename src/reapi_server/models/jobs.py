@@ -47,3 +47,5 @@ class VideoJob(Base):
     upstream_expires_at: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[float] = mapped_column(Float)
     completed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: Where the job's end is announced (the request's `webhook_url`, else its key's default).
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)

@@ -3,7 +3,7 @@ is stored, and the object is deleted only after its row: no row points at a miss
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, String
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -13,6 +13,8 @@ __all__ = ["StoredOutput"]
 
 class StoredOutput(Base):
     __tablename__ = "stored_outputs"
+    #: The dashboard lists an account's outputs newest first, a page at a time.
+    __table_args__ = (Index("ix_stored_outputs_account_created", "account_id", "created_at"),)
 
     #: The unguessable public id in `/v1/files/{id}/content`.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)

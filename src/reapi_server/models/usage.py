@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
-__all__ = ["UsageRecord"]
+__all__ = ["ROLLUP_SLOT_SECONDS", "UsageRecord", "UsageRollup"]
 
 
 class UsageRecord(Base):
@@ -31,3 +31,30 @@ class UsageRecord(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[float] = mapped_column(Float)
+
+
+#: The rollup's time slot: 15 minutes, so that every local midnight (UTC offsets are whole
+#: quarter hours) and every daylight-saving change falls on a slot's edge.
+ROLLUP_SLOT_SECONDS = 900
+
+
+class UsageRollup(Base):
+    """The usage rows counted per account, 15-minute slot (UTC), key, model and status: what the
+    dashboard's totals read instead of the rows. Kept by triggers on `usage_records` (migration
+    0013_usage) in the statement that inserts, changes or deletes a row, so it always equals a
+    GROUP BY of the rows, whoever writes them. A group whose count drops to 0 is deleted."""
+
+    __tablename__ = "usage_rollups"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: whole slots since 1970-01-01T00:00Z: floor(created_at / ROLLUP_SLOT_SECONDS)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: "" for rows without a key
+    api_key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    model: Mapped[str] = mapped_column(String(100), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    credits: Mapped[int] = mapped_column(BigInteger)

@@ -9,7 +9,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
 
-__all__ = ["AuthThrottle", "Consent", "Membership", "User", "UserToken", "WebSession"]
+__all__ = [
+    "AuthThrottle",
+    "BackupCode",
+    "Consent",
+    "KnownDevice",
+    "Membership",
+    "User",
+    "UserToken",
+    "WebSession",
+]
 
 
 class User(Base):
@@ -28,6 +37,15 @@ class User(Base):
     # Notification settings (the newsletter and sign-in alerts read them).
     newsletter: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     new_device_alerts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Two-factor authentication (TOTP). The secret is AES-GCM encrypted under a key derived
+    # from the installation secret, bound to this user's id; it is set at enrolment and counts
+    # only once `totp_enabled_at` is (a code from the app confirmed it).
+    totp_secret: Mapped[str | None] = mapped_column(String(200), default=None)
+    totp_enabled_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: The last 30-second step whose code was accepted: a code works once, never again.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: IANA name; the dashboard shows times and groups usage by day in it.
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class Membership(Base):
@@ -64,6 +82,11 @@ class WebSession(Base):
     client_address: Mapped[str] = mapped_column(String(64), default="")
     #: Truncated to 200 characters.
     user_agent: Mapped[str] = mapped_column(String(200), default="")
+    #: The password (or provider) was right but the second factor is still due: this session
+    #: reaches the code page only, and ends in minutes.
+    awaiting_second_factor: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class Consent(Base):
@@ -88,7 +111,7 @@ class UserToken(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    #: verify_email | reset_password
+    #: verify_email | reset_password | change_email
     purpose: Mapped[str] = mapped_column(String(32))
     #: The address the token was sent to: verifying proves control of this one only.
     email: Mapped[str] = mapped_column(String(320))
@@ -106,3 +129,31 @@ class AuthThrottle(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class BackupCode(Base):
+    """One of a user's ten single-use backup codes, as a keyed hash (HMAC) of the code: 50
+    random bits each, so a keyed hash is enough and a stolen table alone reveals none."""
+
+    __tablename__ = "backup_codes"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class KnownDevice(Base):
+    """A browser a user has signed in from: a keyed hash of its user agent (version numbers
+    masked) and its network, never the values themselves. Forgotten when unseen for 90 days."""
+
+    __tablename__ = "known_devices"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float, index=True)

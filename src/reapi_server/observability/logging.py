@@ -1,6 +1,6 @@
 """Structured, metadata-only logs: one JSON object per line.
 
-Only the fields named in `_FIELDS` are ever written besides the message, and messages in this
+Only the fields named in `FIELDS` are ever written besides the message, and messages in this
 package are constant strings with metadata arguments. Nothing here formats a body, prompt or key.
 
 Records from other libraries are not ours to trust: a web server may log a request line, a
@@ -20,9 +20,10 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["ALLOWED", "WITHHELD", "admit", "configure_logging"]
+__all__ = ["ALLOWED", "FIELDS", "WITHHELD", "admit", "configure_logging"]
 
-_FIELDS = (
+#: The fields of a log record besides its message (spans carry the same: tracing.attributes).
+FIELDS = (
     "method",
     "route",
     "status",
@@ -126,7 +127,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for name in _FIELDS:
+        for name in FIELDS:
             value = getattr(record, name, None)
             if value is not None:
                 entry[name] = value
@@ -140,7 +141,7 @@ class PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
             f"{name}={getattr(record, name)}"
-            for name in _FIELDS
+            for name in FIELDS
             if getattr(record, name, None) is not None
         )
         when = time.strftime("%H:%M:%S", time.localtime(record.created))

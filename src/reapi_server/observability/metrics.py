@@ -25,6 +25,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from reapi.catalog import Catalog
+from reapi.core import HEDGE_LOST, ProbeReport
 from reapi.router import BreakerState, Router
 
 __all__ = ["Metrics"]
@@ -107,6 +108,13 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        self.hedged = Counter(
+            "reapi_hedged_requests",
+            "Image requests answered while a hedged attempt on another route still ran (it was "
+            "cancelled; its upstream may bill it), by model.",
+            ["model"],
+            registry=self.registry,
+        )
         self.credits = Counter(
             "reapi_credits",
             "Credit units moved, by movement (reserved, charged, released).",
@@ -120,6 +128,26 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.probes = Counter(
+            "reapi_health_probes",
+            "Health probes of upstream providers, by provider and verdict (up, down, unclear).",
+            ["provider", "verdict"],
+            registry=self.registry,
+        )
+        self.probe_latency = Histogram(
+            "reapi_health_probe_duration_seconds",
+            "Time a health probe took (a probe with no answer counts its timeout).",
+            ["provider"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+        )
+        self.probe_breakers = Counter(
+            "reapi_health_probe_breaker_changes",
+            "Route breakers a health probe opened or closed, by provider and change.",
+            ["provider", "change"],
+            registry=self.registry,
+        )
+
         self.redis_up = Gauge(
             "reapi_redis_up",
             "1 while Redis answers, 0 while a process falls back to its own state.",
@@ -130,6 +158,19 @@ class Metrics:
             "reapi_redis_fallbacks",
             "Uses of per-process state because Redis was down, by feature.",
             ["feature"],
+            registry=self.registry,
+        )
+        self.webhook_attempts = Counter(
+            "reapi_webhook_attempts",
+            "Webhook delivery attempts, by outcome (delivered, failed, gone: 410).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "reapi_webhook_deliveries",
+            "Webhook deliveries that ended, by outcome (delivered; failed: retries ran out; "
+            "gone: the receiver answered 410).",
+            ["outcome"],
             registry=self.registry,
         )
 
@@ -149,10 +190,21 @@ class Metrics:
             registry.register(collector)
         return generate_latest(registry)
 
+    def record_probe(self, report: ProbeReport) -> None:
+        self.probes.labels(report.provider, report.verdict.value).inc()
+        self.probe_latency.labels(report.provider).observe(report.seconds)
+        if report.opened:
+            self.probe_breakers.labels(report.provider, "opened").inc(len(report.opened))
+        if report.closed:
+            self.probe_breakers.labels(report.provider, "closed").inc(len(report.closed))
+
     def record_attempts(self, model: str, attempts: Iterable[tuple[str, str]]) -> None:
-        count = 0
+        failed = hedged = False
         for provider, code in attempts:
             self.upstream_attempts.labels(provider, code).inc()
-            count += 1
-        if count > 1:
+            hedged = hedged or code == HEDGE_LOST
+            failed = failed or code not in ("ok", HEDGE_LOST)
+        if failed:
             self.failovers.labels(model).inc()
+        if hedged:
+            self.hedged.labels(model).inc()

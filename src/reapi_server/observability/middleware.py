@@ -15,12 +15,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .metrics import Metrics
 
-__all__ = ["AccessMiddleware", "RequestContext", "context_of"]
+__all__ = [
+    "METHODS",
+    "AccessMiddleware",
+    "RequestContext",
+    "context_of",
+    "method_of",
+    "route_template",
+]
 
 log = logging.getLogger("reapi_server.access")
 
 #: Any other method is counted as OTHER: a label value must never come from the client.
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 _INTERNAL_START: Message = {
@@ -42,6 +49,8 @@ class RequestContext:
     request_id: str
     provider: str | None = None
     attempts: int | None = None
+    #: The catalog's id of the model served, once the catalog has resolved it (never as sent).
+    model: str | None = None
 
 
 def context_of(scope: Scope) -> RequestContext:
@@ -52,10 +61,15 @@ def context_of(scope: Scope) -> RequestContext:
     return context
 
 
-def _route_template(scope: Scope) -> str:
+def route_template(scope: Scope) -> str:
+    """The matched route's template (`/v1/videos/{video_id}`), never the path itself."""
     route = scope.get("route")
     path = getattr(route, "path", None)
     return str(path) if path else "unmatched"
+
+
+def method_of(scope: Scope) -> str:
+    return str(scope["method"]) if scope["method"] in METHODS else "OTHER"
 
 
 class AccessMiddleware:
@@ -94,8 +108,8 @@ class AccessMiddleware:
                     await send_with_id(_INTERNAL_BODY)
         finally:
             elapsed = time.perf_counter() - started
-            route = _route_template(scope)
-            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            route = route_template(scope)
+            method = method_of(scope)
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
             if route not in ("/metrics", "/healthz", "/readyz"):

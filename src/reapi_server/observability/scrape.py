@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..openai_api.errors import error_response
+from ..json_api.errors import error_response
 from .metrics import Metrics
 
 __all__ = ["MetricsListener", "MetricsRoute"]

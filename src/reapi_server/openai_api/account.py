@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from ..credits import repository as credit_rows
-from ..usage import repository as usage_rows
+from ..credits import service as credits_service
+from ..usage import service as usage_service
 from .dependencies import Caller, Rt
 from .responses import CreditsBody, UsageList, error_responses, json_response
 
@@ -36,7 +36,7 @@ async def list_usage(
     ] = None,
 ) -> Response:
     async with rt.db.read() as session:
-        rows = await usage_rows.list_for_account(
+        rows = await usage_service.list_for_account(
             session, principal.account_id, limit=limit + 1, before=before
         )
     data = [
@@ -66,5 +66,5 @@ async def list_usage(
 )
 async def credits(rt: Rt, principal: Caller) -> Response:
     async with rt.db.read() as session:
-        balance, reserved = await credit_rows.balance_of(session, principal.account_id)
+        balance, reserved = await credits_service.balance_of(session, principal.account_id)
     return json_response({"object": "credits", "balance": balance, "reserved": reserved})

@@ -35,6 +35,9 @@ async def caller(
 ) -> Principal:
     rt = _runtime(request)
     principal = await rt.auth.authenticate(request.headers.get("authorization"))
+    now = rt.now()
+    principal.require_model_key(now)
+    rt.auth.usage.saw(principal.key_id, now)
     per_minute = principal.requests_per_minute or rt.settings.requests_per_minute
     refusal = await rt.limiter.acquire(
         principal, per_minute, rt.settings.account_requests_per_minute

@@ -24,8 +24,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from ..errors import NotFound
 from ..mirror.keys import is_task_id
 from ..mirror.media import served_type
-from ..mirror.repository import get_output
-from ..mirror.service import delete_file, delete_task_outputs
+from ..mirror.service import delete_file, delete_task_outputs, find_output
 from ..mirror.storage import CACHE_CONTROL, OpenedObject
 from ..models import StoredOutput
 from ..runtime import Runtime
@@ -64,8 +63,9 @@ async def _chunks(opened: OpenedObject) -> AsyncIterator[bytes]:
 
 
 def _etag(file_id: str) -> str:
-    """Derived from the file id, which it must not reveal: a video's file id is never handed
-    out (its content is served by video id), and an ETag is seen by every cache on the way."""
+    """Derived from the file id, which it must not reveal: the API serves a video's content by
+    video id (only its owner's dashboard shows the file's URL), and an ETag is seen by every
+    cache on the way."""
     return '"' + hashlib.sha256(file_id.encode()).hexdigest()[:32] + '"'
 
 
@@ -116,8 +116,7 @@ async def stored_response(
 async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
     if not _FILE_ID.match(file_id):
         raise NotFound("no such file", param="file_id")
-    async with rt.db.read() as session:
-        output = await get_output(session, file_id)
+    output = await find_output(rt, file_id)
     authorization = request.headers.get("authorization")
     if authorization is not None:
         principal = await rt.auth.authenticate(authorization)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reapi._payload import Payload
+from reapi.core import Payload
 
 from ..api_keys.auth import Principal
 from ..idempotency import service
@@ -40,8 +40,8 @@ async def idempotent(
     run: Run,
     replay: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
 ) -> Response:
-    """`params`: the request's parameters (a dataclass), fingerprinted only when the request
-    has an `Idempotency-Key` (turning them into a dict costs every other request for nothing)."""
+    """`params`: the request's parameters (a mapping, or a dataclass turned into one only when
+    the request has an `Idempotency-Key`: doing it for every request costs them for nothing)."""
     key = request.headers.get("idempotency-key")
     if key is None:
         status, body, _ = await run(None)
@@ -50,7 +50,7 @@ async def idempotent(
         rt,
         principal.account_id,
         key,
-        fingerprint(rt.fingerprint_secret, endpoint, dataclasses.asdict(params), payload),
+        fingerprint(rt.fingerprint_secret, endpoint, _fields(params), payload),
         wait_seconds=_WAIT_FOR_FIRST,
     )
     if isinstance(claimed, service.Replay):
@@ -63,3 +63,7 @@ async def idempotent(
         raise
     await service.finish(rt, claimed, status, snapshot)
     return json_response(body, status)
+
+
+def _fields(params: Any) -> Mapping[str, Any]:
+    return params if isinstance(params, Mapping) else dataclasses.asdict(params)

@@ -27,19 +27,26 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from starlette.requests import Request
 
-from reapi._detached import translated
-from reapi._excerpt import excerpt
-from reapi._hidden import HiddenValues
-from reapi._media import IMAGE_TYPES, MEDIA_TYPES
-from reapi._params import ImageParams, VideoParams
-from reapi._payload import File, Payload
-from reapi._urls import UrlPolicy, decode_data_url
-from reapi.resources._inputs import image_request, video_request
+from reapi.core import (
+    IMAGE_TYPES,
+    MEDIA_TYPES,
+    File,
+    HiddenValues,
+    ImageParams,
+    Payload,
+    UrlPolicy,
+    VideoParams,
+    decode_data_url,
+    excerpt,
+    image_request,
+    translated,
+    video_request,
+)
 
 from ..errors import GatewayError
+from ..json_api.bodies import FormFile, ParsedForm, read_form, read_json
+from ..json_api.validation import bounds_of
 from ..references.reference import PNG_ONLY, Reference
-from .bodies import FormFile, ParsedForm, read_form, read_json
-from .validation import bounds_of
 
 __all__ = [
     "ImageEditBody",
@@ -47,6 +54,7 @@ __all__ = [
     "ImageGenerationBody",
     "ImageRef",
     "VideoBody",
+    "VideoRequest",
     "image_edit_request",
     "image_generation_request",
     "json_schema",
@@ -143,6 +151,9 @@ class VideoBody(_Body):
     #: `{"image_url": "https://..." | "data:..."}` or `{"file_id": ...}`; uploads come as
     #: multipart instead.
     input_reference: ImageRef | None = None
+    #: reapi's extension: where the finished video is POSTed (Standard Webhooks, signed with
+    #: the key's secret); without it, the key's default, if any.
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -283,9 +294,11 @@ def _edit_from_json(body: ImageEditBody, policy: UrlPolicy) -> tuple[ImageParams
 
 
 # -- videos --------------------------------------------------------------------------------------
-async def video_request_of(
-    request: Request, limit: int, policy: UrlPolicy
-) -> tuple[VideoParams, Payload]:
+#: A video request: the core's parameters, the sealed body, and the webhook URL it names.
+VideoRequest = tuple[VideoParams, Payload, str | None]
+
+
+async def video_request_of(request: Request, limit: int, policy: UrlPolicy) -> VideoRequest:
     """JSON (`input_reference` by reference) or multipart (an upload, or a URL in the field)."""
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         return _video_from_form(await read_form(request, limit), policy)
@@ -305,20 +318,20 @@ def _video_options(body: VideoBody) -> dict[str, Any]:
     }
 
 
-def _video(body: VideoBody, reference: File | Reference | None) -> tuple[VideoParams, Payload]:
+def _video(body: VideoBody, reference: File | Reference | None) -> VideoRequest:
     params, payload = video_request(
         prompt=body.prompt, model=body.model, seconds=body.seconds, **_video_options(body)
     )
-    return params, payload.with_fields(input_reference=reference)
+    return params, payload.with_fields(input_reference=reference), body.webhook_url
 
 
-def _video_from_json(body: VideoBody, policy: UrlPolicy) -> tuple[VideoParams, Payload]:
+def _video_from_json(body: VideoBody, policy: UrlPolicy) -> VideoRequest:
     ref = body.input_reference
     reference = _by_reference(ref, "input_reference", MEDIA_TYPES, policy) if ref else None
     return _video(body, reference)
 
 
-def _video_from_form(form: ParsedForm, policy: UrlPolicy) -> tuple[VideoParams, Payload]:
+def _video_from_form(form: ParsedForm, policy: UrlPolicy) -> VideoRequest:
     fields: dict[str, Any] = _form_fields(form)
     text = fields.pop("input_reference", None)
     body = parse_model(VideoBody, fields)

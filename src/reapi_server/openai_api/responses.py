@@ -1,14 +1,12 @@
-"""JSON answers serialised with orjson, and the response models that document them."""
+"""The response models that document /v1's answers."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 from pydantic import BaseModel, ConfigDict
-from starlette.responses import Response
 
 from reapi.types import ImagesResponse, Model, ModelList, Video, VideoDeleted, VideoList
+
+from ..json_api.responses import ErrorBody, error_responses, json_response
 
 __all__ = [
     "CreditsBody",
@@ -23,21 +21,6 @@ __all__ = [
     "error_responses",
     "json_response",
 ]
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
-
-
-class _ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None
-    code: str | None
-
-
-class ErrorBody(BaseModel):
-    error: _ErrorDetail
 
 
 class UsageRow(BaseModel):
@@ -65,22 +48,3 @@ class CreditsBody(BaseModel):
     object: str
     balance: int
     reserved: int
-
-
-_ERROR_TEXT = {
-    400: "Invalid parameter or request body",
-    401: "Missing, malformed, unknown or revoked API key",
-    402: "Not enough credit",
-    404: "Unknown model or object",
-    409: "Idempotency-Key reused with another request, or still in progress",
-    410: "Output deleted (a video's content, or an Idempotency-Key replay)",
-    413: "Request body too large",
-    429: "Rate limited (see Retry-After)",
-    502: "Every upstream route failed",
-    503: "No upstream route available",
-    504: "Upstream timed out",
-}
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": ErrorBody, "description": _ERROR_TEXT[s]} for s in statuses}

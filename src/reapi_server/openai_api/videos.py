@@ -1,14 +1,18 @@
-"""The /v1/videos endpoints: create (JSON or multipart), retrieve, list, content, delete."""
+"""The /v1/videos endpoints: create (JSON or multipart), retrieve, list, content, delete, and
+the stream of a video's events (Server-Sent Events)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
-from starlette.responses import Response
+from fastapi import APIRouter, Header, Path, Query, Request
+from starlette.responses import Response, StreamingResponse
 
 from ..idempotency.service import RecordAnswer
 from ..jobs import service, submission
+from ..jobs.events import event_stream
+from ..webhooks.service import check_url
 from .dependencies import Caller, Context, Rt
 from .files import stored_response
 from .idempotent import Created, idempotent
@@ -48,10 +52,19 @@ VideoId = Annotated[str, Path(max_length=64)]
 async def create_video(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
     # A reference given by URL (or file id) is loaded by `submission.create` once the job is
     # checked and its credit held (see `references.service`).
-    params, payload = await video_request_of(request, rt.settings.max_body_bytes, rt.fetcher.policy)
+    params, payload, webhook_url = await video_request_of(
+        request, rt.settings.max_body_bytes, rt.fetcher.policy
+    )
+    # Refused here, before any credit is held or job made (and checked again at delivery).
+    webhook = await check_url(rt.webhook_fetcher, webhook_url) if webhook_url else None
+    fingerprinted = dataclasses.asdict(params)
+    if webhook is not None:
+        fingerprinted["webhook_url"] = webhook.url
 
     async def run(record: RecordAnswer | None) -> Created:
-        body = await submission.create(rt, principal, context, params, payload, record=record)
+        body = await submission.create(
+            rt, principal, context, params, payload, record=record, webhook=webhook
+        )
         return 200, body, submission.replay_snapshot(body["id"])
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
@@ -62,7 +75,7 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
         principal,
         request,
         "videos.create",
-        params,
+        fingerprinted,
         payload,
         run=run,
         replay=replay,
@@ -105,6 +118,37 @@ async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Respon
 )
 async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
     return json_response(await service.delete(rt, principal, video_id))
+
+
+@router.get(
+    "/videos/{video_id}/events",
+    summary="Follow a video job (Server-Sent Events)",
+    description=(
+        "reapi's extension. `video.updated` for each change of status or progress, then "
+        "`video.completed` or `video.failed` (or `video.deleted`), and the stream ends; each "
+        "event's data is the video object. Reconnect with `Last-Event-ID` to get only what "
+        "changed since. Comment lines keep an idle stream open; a stream ends after a while "
+        "(reconnect to go on)."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        **error_responses(400, 401, 404, 429),
+    },
+)
+async def video_events(
+    video_id: VideoId,
+    rt: Rt,
+    principal: Caller,
+    last_event_id: Annotated[str | None, Header(max_length=1024)] = None,
+) -> Response:
+    stream = await event_stream(rt, principal, video_id, last_event_id)
+    return StreamingResponse(
+        stream,
+        media_type="text/event-stream",
+        # Proxies must neither cache nor buffer it (nginx reads X-Accel-Buffering).
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 @router.get(

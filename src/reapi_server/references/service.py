@@ -22,10 +22,15 @@ from typing import Any
 
 import anyio
 
-from reapi._detached import first_of_group, translated_async
-from reapi._media import extension_for, sniff_media_type
-from reapi._payload import File, Payload
-from reapi._urls import ByteBudget
+from reapi.core import (
+    ByteBudget,
+    File,
+    Payload,
+    extension_for,
+    first_of_group,
+    sniff_media_type,
+    translated_async,
+)
 
 from ..api_keys.auth import Principal
 from ..errors import GatewayError

@@ -1,5 +1,6 @@
 """Retention: usage metadata, video jobs and mirrored outputs are deleted once older than
-`retention_days` (30 by default), and nothing younger."""
+`retention_days` (30 by default), payment records once older than `payment_retention_days`
+(7 years), and nothing younger."""
 
 from .service import RetentionReport, purge_once, run_retention
 

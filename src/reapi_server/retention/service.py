@@ -1,4 +1,6 @@
-"""The retention job, in every server process: delete what is older than `retention_days`.
+"""The retention job, in every server process: delete what is older than `retention_days`
+(webhook deliveries: `webhook_retention_days`, when that is shorter), and payment records older
+than `payment_retention_days` (7 years).
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -17,9 +19,11 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..billing import repository as payments
 from ..mirror.repository import enqueue_deletions
 from ..mirror.service import purge_deletions
 from ..runtime import Runtime
+from ..webhooks import repository as webhook_rows
 from . import repository
 
 __all__ = ["RetentionReport", "purge_once", "run_retention"]
@@ -34,10 +38,13 @@ class RetentionReport:
     outputs: int
     usage_rows: int
     video_jobs: int
+    payments: int
     #: Objects deleted from storage (from this run or earlier ones that met an outage).
     objects: int
     #: Partial writes of processes that died mid-write (temp files, multipart uploads).
     abandoned_writes: int = 0
+    #: Webhook deliveries past `webhook_retention_days` (sent or not).
+    webhook_deliveries: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -72,13 +79,25 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     expired_outputs = await _in_batches(rt, outputs, cutoff, batch)
     usage_rows = await _in_batches(rt, repository.delete_expired_usage, cutoff, batch)
     video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
+    payment_cutoff = rt.now() - rt.settings.payment_retention_days * DAY
+    old_payments = await _in_batches(rt, payments.delete_expired, payment_cutoff, batch)
     objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
     abandoned = await rt.store.sweep_abandoned(rt.now() - rt.settings.abandoned_write_seconds)
-    report = RetentionReport(expired_outputs, usage_rows, video_jobs, objects, abandoned)
-    if expired_outputs or usage_rows or video_jobs or objects or abandoned:
+    deliveries = await _in_batches(
+        rt,
+        webhook_rows.delete_expired,
+        # Never past the general retention: a delivery holds the video object it announced.
+        rt.now() - min(rt.settings.webhook_retention_days, rt.settings.retention_days) * DAY,
+        batch,
+    )
+    report = RetentionReport(
+        expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries
+    )
+    if any((expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries)):
         counts = (
-            f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} objects={objects} "
-            f"abandoned={abandoned}"
+            f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
+            f"payments={old_payments} objects={objects} abandoned={abandoned} "
+            f"webhooks={deliveries}"
         )
         log.info("retention purge", extra={"code": counts})
     return report

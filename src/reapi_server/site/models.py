@@ -8,8 +8,8 @@ from collections.abc import Container
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from reapi._params import Shape
 from reapi.catalog import Catalog, ModelSpec
+from reapi.core import Shape
 
 from ..credits.service import price_of
 from ..offering import servable, served_routes

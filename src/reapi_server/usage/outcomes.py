@@ -8,6 +8,7 @@ import anyio
 
 from reapi import NoRouteAvailableError, ReapiError
 
+from ..accounts import repository as accounts
 from ..api_keys.auth import Principal
 from ..errors import GatewayError
 from ..group_commit import Tx
@@ -60,6 +61,9 @@ async def record_refusal(
     )
 
     async def insert(tx: Tx) -> None:
-        await usage_rows.insert(tx, row)
+        # Not for an account being deleted (its key may live on in a process's key cache for a
+        # moment): no row may point at it any more.
+        if await accounts.is_open(tx, row.account_id):
+            await usage_rows.insert(tx, row)
 
     await rt.db.grouped(insert, account=principal.account_id)

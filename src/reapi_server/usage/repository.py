@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..models import UsageRecord
-from .service import UsageRow
+from .row import UsageRow
 
-__all__ = ["finish", "insert", "list_for_account", "status_of"]
+__all__ = [
+    "all_for_account",
+    "delete_for_account",
+    "finish",
+    "insert",
+    "last_used_by_key",
+    "list_for_account",
+    "status_of",
+]
 
 _COLUMNS = tuple(c.key for c in UsageRecord.__table__.columns)
 # Compiled once per dialect: these run on every request (hot path, usually in a group commit).
@@ -76,3 +84,32 @@ async def list_for_account(
         query.order_by(UsageRecord.created_at.desc(), UsageRecord.id.desc()).limit(limit)
     )
     return list(result.scalars())
+
+
+async def all_for_account(session: AsyncSession, account_id: str) -> list[UsageRecord]:
+    """Every usage row of the account, oldest first (its data export)."""
+    result = await session.execute(
+        select(UsageRecord)
+        .where(UsageRecord.account_id == account_id)
+        .order_by(UsageRecord.created_at, UsageRecord.id)
+    )
+    return list(result.scalars())
+
+
+async def last_used_by_key(session: AsyncSession, account_id: str) -> dict[str, float]:
+    """Key id → the time of its latest request still on record (usage rows are the only
+    record of a key's use; they go after `retention_days`)."""
+    result = await session.execute(
+        select(UsageRecord.api_key_id, func.max(UsageRecord.created_at))
+        .where(UsageRecord.account_id == account_id, UsageRecord.api_key_id.is_not(None))
+        .group_by(UsageRecord.api_key_id)
+    )
+    return {str(key_id): float(at) for key_id, at in result.all()}
+
+
+async def delete_for_account(session: AsyncSession, account_id: str) -> int:
+    connection = await session.connection()
+    result = await connection.execute(
+        delete(UsageRecord).where(UsageRecord.account_id == account_id)
+    )
+    return int(result.rowcount)

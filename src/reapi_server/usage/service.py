@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..api_keys.auth import Principal
+from . import repository
+from .row import UsageRow
 
-__all__ = ["UsageRow", "new_row"]
+__all__ = ["UsageRow", "list_for_account", "new_row", "record"]
 
-
-@dataclass(slots=True)
-class UsageRow:
-    """A usage row about to be inserted (`repository.insert`): every column of `UsageRecord`.
-    A plain object rather than the ORM's, whose instrumented attributes cost every request
-    more than the row's INSERT."""
-
-    id: str
-    account_id: str
-    api_key_id: str | None
-    model: str
-    endpoint: str
-    credit_cost: int
-    status: str
-    error_code: str | None
-    provider: str | None
-    attempts: int
-    duration_ms: int
-    created_at: float
+# The account's rows, newest first: the read /v1/usage and the pages share.
+list_for_account = repository.list_for_account
 
 
 def new_row(
@@ -57,3 +42,7 @@ def new_row(
         duration_ms=duration_ms,
         created_at=now,
     )
+
+
+async def record(session: AsyncSession, row: UsageRow) -> None:
+    await repository.insert(session, row)

@@ -19,27 +19,53 @@ from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..accounts.personal_data import PersonalData
 from ..config import Settings
 from ..derived_keys import derive_key
 from ..email.compose import MailComposer
 from ..email.subscriptions import Subscriptions
 from ..email.unsubscribe import unsubscribe_key
 from ..errors import GatewayError
+from ..identity.keys import IdentityKeys
 from ..identity.service import Identity, IdentityConfig
 from ..identity.sessions import DAY, SessionPolicy
 from ..identity.throttle import Throttle
+from ..json_api.errors import error_response
 from ..legal.documents import policy_versions
 from ..links import Links
+from ..management.app import PREFIX as MANAGEMENT_PREFIX
+from ..management.app import create_management_app
+from ..oauth import configured_providers
+from ..oauth.service import OAuthSignIn
+from ..observability.fastapi_telemetry import fastapi_without_telemetry
 from ..runtime import Runtime
 from .admin_gate import AdminGate
 from .context import WebContext
 from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
+from .embeds import Embeds
 from .forms import retry_headers
 from .guards import SignInRequired
-from .pages import admin, auth, legal, notifications, settings, site, unsubscribe
+from .pages import (
+    admin,
+    auth,
+    dashboard,
+    data,
+    email_change,
+    keys,
+    legal,
+    notifications,
+    oauth,
+    outputs,
+    settings,
+    site,
+    two_factor,
+    unsubscribe,
+    usage,
+)
 from .security import SecurityHeadersMiddleware
 from .templates import render
+from .turnstile import Turnstile
 from .visitor import VisitorMiddleware
 
 __all__ = ["API_PREFIX", "PAGES", "create_web_app", "mount_web"]
@@ -50,7 +76,23 @@ API_PREFIX = "/v1"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 #: The page modules, each with its `router`: a new area of the web half adds its module here.
-PAGES = (site, auth, settings, notifications, legal, unsubscribe, admin)
+PAGES = (
+    site,
+    auth,
+    oauth,
+    settings,
+    two_factor,
+    email_change,
+    notifications,
+    data,
+    legal,
+    unsubscribe,
+    keys,
+    admin,
+    dashboard,
+    usage,
+    outputs,
+)
 
 
 def _is_local(host: str) -> bool:
@@ -82,16 +124,26 @@ def build_context(rt: Runtime) -> WebContext:
     )
     identity = Identity(
         rt.db,
-        config=IdentityConfig(sessions=policy, policy_versions=policy_versions(settings.legal_dir)),
+        config=IdentityConfig(
+            sessions=policy,
+            policy_versions=policy_versions(settings.legal_dir),
+            site_name=settings.site_name,
+        ),
         mail=MailComposer.from_settings(settings),
         throttle=Throttle(derive_key(root, "throttle")),
         clock=rt.now,
+        keys=IdentityKeys.derive(root),
     )
+    embeds = Embeds.from_settings(settings)
     return WebContext(
         settings=settings,
         db=rt.db,
         identity=identity,
-        cookies=CookiePolicy(secure=links.is_https, session_seconds=int(policy.absolute_seconds)),
+        cookies=CookiePolicy(
+            secure=links.is_https,
+            session_seconds=int(policy.absolute_seconds),
+            third_party=tuple(embeds.cookies()),
+        ),
         links=links,
         csrf_key=derive_key(root, "csrf"),
         origins=_origins(links, settings),
@@ -102,7 +154,21 @@ def build_context(rt: Runtime) -> WebContext:
             key=unsubscribe_key(root),
             offered=settings.newsletter_default != "off",
         ),
+        oauth=OAuthSignIn(identity, configured_providers(settings), links),
+        personal_data=PersonalData.for_runtime(rt),
         runtime=rt,
+        embeds=embeds,
+        turnstile=_turnstile(settings),
+    )
+
+
+def _turnstile(settings: Settings) -> Turnstile | None:
+    if settings.turnstile_site_key is None or settings.turnstile_secret_key is None:
+        return None
+    return Turnstile(
+        settings.turnstile_site_key,
+        settings.turnstile_secret_key.get_secret_value(),
+        settings.turnstile_verify_url,
     )
 
 
@@ -194,6 +260,18 @@ class _ServerErrorPage:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> None:
     request = Request(scope, receive)
+    if request.url.path.startswith(MANAGEMENT_PREFIX + "/"):  # an API: JSON, never a page
+        if status == 413:
+            refusal = error_response(413, "the request body is too large", code="request_too_large")
+        else:
+            refusal = error_response(
+                403,
+                "send the page's CSRF token as X-CSRF-Token, or authenticate with a management "
+                "key instead of the session",
+                code="csrf_failed",
+            )
+        await refusal(scope, receive, send)
+        return
     if status == 413:
         response = render(
             request,
@@ -216,21 +294,25 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> No
 
 def create_web_app(rt: Runtime) -> FastAPI:
     web = build_context(rt)
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    app = fastapi_without_telemetry(docs_url=None, redoc_url=None, openapi_url=None)
     app.state.web = web
+    app.state.runtime = rt
     app.mount(
         "/static",
         StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),
         name="static",
     )
+    app.mount(MANAGEMENT_PREFIX, create_management_app(rt))
     for module in PAGES:
         app.include_router(module.router)
     _install_error_pages(app)
     app.add_middleware(AdminGate, not_found=_not_found_page)
-    app.add_middleware(CsrfMiddleware, web=web, refuse=_refuse)
+    app.add_middleware(
+        CsrfMiddleware, web=web, refuse=_refuse, bearer_prefixes=(MANAGEMENT_PREFIX + "/",)
+    )
     app.add_middleware(VisitorMiddleware, web=web)
     app.add_middleware(_ServerErrorPage)
-    app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https)
+    app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https, csp=web.embeds.csp())
     return app
 
 

@@ -4,10 +4,11 @@ knows about each request's browser (`Visitor`, on the request's scope)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
+from ..accounts.personal_data import PersonalData
 from ..config import Settings
 from ..db import Database
 from ..derived_keys import keyed_digest
@@ -16,10 +17,13 @@ from ..identity.service import CurrentSession, Identity
 from ..identity.sessions import Client
 from ..links import Links
 from ..models import User
+from ..oauth.service import OAuthSignIn
 from ..runtime import Runtime
 from .cookies import CookiePolicy
+from .embeds import Embeds
+from .turnstile import Turnstile
 
-__all__ = ["Visitor", "WebContext", "client_of", "visitor_of", "web_of"]
+__all__ = ["Visitor", "WebContext", "client_of", "runtime_of", "visitor_of", "web_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +42,15 @@ class WebContext:
     clock: Callable[[], float]
     #: The newsletter choice and its one-click unsubscribe links.
     subscriptions: Subscriptions
+    #: Sign-in with GitHub and Google (providers only when configured).
+    oauth: OAuthSignIn
+    #: Export and deletion of a person's data (Settings → Data).
+    personal_data: PersonalData
     #: The gateway's runtime: its catalog, router and key cache, for pages about them.
     runtime: Runtime
+    #: Turnstile and the chat widget, when the operator enabled them.
+    embeds: Embeds = field(default_factory=Embeds)
+    turnstile: Turnstile | None = None
 
 
 @dataclass(slots=True)
@@ -55,6 +66,9 @@ class Visitor:
     stale_session_cookie: bool = False
     #: The session cookie as sent (valid or not): a sign-in ends the session it names.
     session_cookie: str | None = None
+    #: A sign-in waiting for its second factor: good for the code page only (`session` is
+    #: None meanwhile, so every other page treats the browser as signed out).
+    pending: CurrentSession | None = None
 
     @property
     def user(self) -> User | None:
@@ -65,12 +79,21 @@ class Visitor:
         from one browser is worth nothing in another."""
         if self.session is not None:
             return keyed_digest(key, "csrf:" + self.session.token)
+        if self.pending is not None:
+            return keyed_digest(key, "csrf-pending:" + self.pending.token)
         return keyed_digest(key, "csrf-anon:" + self.browser_id)
 
 
 def web_of(connection: HTTPConnection) -> WebContext:
     context: WebContext = connection.app.state.web
     return context
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The gateway's runtime (storage, catalog, router), for pages that need more than the
+    web context: the dashboard's outputs and usage."""
+    runtime: Runtime = connection.app.state.runtime
+    return runtime
 
 
 def visitor_of(connection: HTTPConnection) -> Visitor:

@@ -1,4 +1,5 @@
-"""The cookies the web half sets, and nothing else: the session cookie and the CSRF cookie.
+"""The cookies the web half sets, and nothing else: the session cookie and the CSRF cookie
+(and, listed only when an operator enables them, those of Turnstile and a chat widget).
 
 On an https public address both get the `__Host-` prefix and `Secure` (the browser then refuses
 them from plain http, from another path, or with a Domain); on plain http (the demo on
@@ -35,6 +36,8 @@ class CookieInfo:
     purpose: str
     lifetime: str
     when: str
+    #: Another service that sets it (a service the operator enabled); None: this site.
+    set_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,8 @@ class CookiePolicy:
     secure: bool
     #: Seconds the session cookie lives (the session's absolute end).
     session_seconds: int
+    #: Cookies of the services this installation enabled (Turnstile, a chat widget).
+    third_party: tuple[CookieInfo, ...] = ()
 
     @property
     def session_name(self) -> str:
@@ -91,4 +96,5 @@ class CookiePolicy:
                 "Until you close the browser",
                 "When you first open a page of this site",
             ),
+            *self.third_party,
         ]

@@ -10,6 +10,10 @@ comes from one of our own pages.
 Refusals are a 403 page. Exempt paths (`EXEMPT`) carry their own proof instead: the webhook and
 one-click unsubscribe endpoints register themselves there (an entry ending in "/" exempts every
 path below it).
+
+Under `bearer_prefixes` (the management API), a request that carries an `Authorization` header
+is authenticated by that header alone, never by the cookie, so it needs no token: a browser
+sends no such header on a cross-site request (it would need a CORS preflight, never granted).
 """
 
 from __future__ import annotations
@@ -72,10 +76,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 class CsrfMiddleware:
-    def __init__(self, app: ASGIApp, web: WebContext, refuse: Refuse) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        web: WebContext,
+        refuse: Refuse,
+        bearer_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.web = web
         self.refuse = refuse
+        self.bearer_prefixes = bearer_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -87,6 +98,9 @@ class CsrfMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
+        if "authorization" in headers and scope["path"].startswith(self.bearer_prefixes):
+            await self.app(scope, receive, send)
+            return
         if headers.get("sec-fetch-site") == "cross-site":
             await self.refuse(scope, receive, send, 403)
             return

@@ -1,14 +1,26 @@
-"""Reading the web half's forms and turning refusals into messages beside their fields."""
+"""Reading the web half's forms, turning refusals into messages beside their fields, and what
+more than one form shows alike (the newsletter box of the sign-up forms)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 
 from ..errors import GatewayError
 from ..identity.errors import FormInvalid
 from ..identity.passwords import MIN_LENGTH, PASSPHRASE_WORDS
+from .context import web_of
 
-__all__ = ["PASSWORD_HINT", "field_errors", "read_form", "retry_headers", "safe_next"]
+__all__ = [
+    "PASSWORD_HINT",
+    "field_errors",
+    "newsletter_box",
+    "newsletter_chosen",
+    "read_form",
+    "retry_headers",
+    "safe_next",
+]
 
 PASSWORD_HINT = (
     f"At least {MIN_LENGTH} characters, or a passphrase of {PASSPHRASE_WORDS} or more words."
@@ -40,3 +52,18 @@ def safe_next(value: str | None, default: str = "/settings") -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return default
     return value
+
+
+def newsletter_box(request: Request, chosen: bool | None = None) -> dict[str, Any]:
+    """The newsletter box of a sign-up form (the sign-up page, a provider's consent page), as
+    the operator configured it: none with `off`, ticked at first only with `opt_out`."""
+    default = web_of(request).settings.newsletter_default
+    return {
+        "newsletter_offered": default != "off",
+        "newsletter": default == "opt_out" if chosen is None else chosen,
+    }
+
+
+def newsletter_chosen(request: Request, form: dict[str, str]) -> bool:
+    """The box was ticked, on an installation that has a newsletter."""
+    return form.get("newsletter") == "yes" and web_of(request).subscriptions.offered

@@ -1,11 +1,14 @@
-"""Where a sign-in becomes a session: one place for every way in (password today; OAuth next).
+"""Where a sign-in becomes a session: one place for every way in (password, OAuth).
 
-A second factor goes here: after the first factor (`Identity.authenticate`, an OAuth callback)
-and before `Identity.start_session`, `complete_sign_in` is where a 2FA step would hold the user
-(e.g. redirect to a code page with a short-lived pending state) instead of making the session.
+`complete_sign_in` is called once a first factor has passed (`Identity.authenticate`, an OAuth
+callback). A user with two-factor authentication on gets a pending session instead (it reaches
+`/login/2fa` only, for ten minutes); the code there makes the full session with a new id
+(`Identity.complete_second_factor`). Everyone else gets their session at once.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -15,7 +18,9 @@ from ..models import User
 from .context import client_of, visitor_of, web_of
 from .cookies import new_browser_id
 
-__all__ = ["complete_sign_in", "sign_in_response", "signed_out_response"]
+__all__ = ["SECOND_FACTOR_PAGE", "complete_sign_in", "sign_in_response", "signed_out_response"]
+
+SECOND_FACTOR_PAGE = "/login/2fa"
 
 
 def sign_in_response(request: Request, signed_in: SignedIn, location: str) -> Response:
@@ -38,9 +43,17 @@ def signed_out_response(request: Request, location: str) -> Response:
 
 async def complete_sign_in(request: Request, user: User, location: str) -> Response:
     """`user` has passed the first factor: make their session (ending whatever session this
-    browser had) and send them on to `location`."""
+    browser had) and send them on to `location`, or, with two-factor authentication on, make
+    a pending session and send them to the code page first."""
     web = web_of(request)
-    signed_in = await web.identity.start_session(
-        user, client_of(request), replacing=visitor_of(request).session_cookie
-    )
+    client = client_of(request)
+    replacing = visitor_of(request).session_cookie
+    if user.totp_enabled_at is not None:
+        pending = await web.identity.start_pending(user, client, replacing=replacing)
+        query = urlencode({"next": location}) if location != "/settings" else ""
+        target = f"{SECOND_FACTOR_PAGE}?{query}" if query else SECOND_FACTOR_PAGE
+        response = RedirectResponse(target, status_code=303)
+        web.cookies.set_session(response, pending.token)
+        return response
+    signed_in = await web.identity.start_session(user, client, replacing=replacing)
     return sign_in_response(request, signed_in, location)

@@ -28,12 +28,27 @@ NOTICES: Mapping[str, str] = {
     "password_reset": "Your password is changed. Sign in with it.",
     "session_ended": "That session is signed out.",
     "sessions_ended": "Every other session is signed out.",
+    "time_zone_saved": "Your time zone is saved.",
+    "output_deleted": "The output is deleted. Its URL no longer works.",
+    "outputs_deleted": "Every stored output is deleted. Their URLs no longer work.",
     "newsletter_on": "You will receive the newsletter. Every issue has a link to unsubscribe.",
     "newsletter_off": "You will not receive the newsletter.",
+    "two_factor_off": "Two-factor authentication is off. Signing in takes your password only.",
+    "email_change_sent": "We sent a link to your new address. Your email changes when you open "
+    "it (within 24 hours); until then, keep using the current one.",
+    "email_changed": "Your email address is changed. Your other sessions have been signed out.",
+    "email_changed_elsewhere": "That account's email address is changed.",
+    "email_changed_sign_in": "Your email address is changed. Sign in with the new one.",
+    "device_alerts_saved": "Your notification settings are saved.",
+    "welcome_verified": "Your account is ready.",
+    "identity_linked": "Linked. You can sign in with it from now on.",
+    "identity_unlinked": "Unlinked. It no longer signs you in.",
+    "account_deleted": "Your account is deleted. We sent a confirmation to your email address.",
     "credits_adjusted": "The credits are adjusted; the ledger and the audit log say so.",
     "account_disabled": "The account is disabled: its keys are refused.",
     "account_enabled": "The account is enabled again: its keys work.",
-    "user_deleted": "The person is deleted: their keys are revoked and their sessions ended.",
+    "user_deleted": "The person is deleted: keys revoked, sessions ended, their account's data "
+    "deleted (payment records kept, detached).",
 }
 
 
@@ -95,6 +110,8 @@ def render(
         "notice": NOTICES.get(done),
         "errors": {},
         "path": request.url.path,
+        "embeds": web.embeds,
+        "sign_in_providers": list(web.oauth.providers.values()),
         "docs_url": web.settings.docs_url,
         **values,
     }

@@ -34,12 +34,14 @@ class VisitorMiddleware:
         if session_cookie is not None and well_formed(session_cookie):
             current = await self.web.identity.current(session_cookie)
         browser_id = well_formed(cookies.get(policy.csrf_name))
+        pending = current is not None and current.awaiting_second_factor
         visitor = Visitor(
-            session=current,
+            session=None if pending else current,
             browser_id=browser_id or new_browser_id(),
             new_browser_id=browser_id is None,
             stale_session_cookie=session_cookie is not None and current is None,
             session_cookie=session_cookie,
+            pending=current if pending else None,
         )
         scope.setdefault("state", {})["visitor"] = visitor
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from reapi.testing import Answer, FaultState, SimServer, json_answer
-from reapi.testing._faults import Fault
+from reapi.testing import Answer, Fault, FaultState, SimServer, json_answer
 
 from ._account import Account, Origin, StripeObject, public_copy
 from ._api import StripeApi

@@ -10,12 +10,10 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from ...accounts import repository as accounts
 from ...audit import Actor
 from ...backoffice import actions, lookup
 from ...backoffice.actions import REASON_MAX
 from ...errors import GatewayError
-from ...identity import repository as users
 from ...identity.emails import normalise_email
 from ...site.health import by_host, overall, route_health
 from ..context import web_of
@@ -142,7 +140,7 @@ async def _set_disabled(request: Request, account_id: str, *, disabled: bool) ->
     web = web_of(request)
     action = actions.disable_account if disabled else actions.enable_account
     async with web.db.read() as session:
-        if await accounts.get(session, account_id) is None:
+        if not await lookup.account_exists(session, account_id):
             raise HTTPException(404)
     async with web.db.write() as session:
         await action(session, actor, account_id, now=web.clock())
@@ -168,10 +166,10 @@ async def delete_person(request: Request, user_id: str) -> Response:
     web = web_of(request)
     form = await read_form(request)
     async with web.db.read() as session:
-        user = await users.get_user(session, user_id)
-        account = (await accounts.owned_by(session, [user_id])).get(user_id)
-    if user is None:
+        found = await lookup.person(session, user_id)
+    if found is None or found.user is None:
         raise HTTPException(404)
+    user, account = found.user, found.account
     errors: dict[str, str] = {}
     if user.id == actor.user_id:
         errors["confirm_email"] = "you cannot delete yourself here: ask another admin"
@@ -181,11 +179,9 @@ async def delete_person(request: Request, user_id: str) -> Response:
         if account is None:
             raise HTTPException(400)
         return await _account_page(request, account.id, status=400, errors=errors, form=form)
-    async with web.db.write() as session:
-        await actions.delete_user(session, actor, user_id, now=web.clock())
-    web.runtime.auth.forget_all()  # the person's keys are revoked
-    target = f"/admin/accounts/{account.id}" if account is not None else "/admin/users"
-    return RedirectResponse(f"{target}?done=user_deleted", 303)
+    # The person's own deletion, audited: their account and its rows go with them.
+    await web.personal_data.delete(user_id, actor=actor)
+    return RedirectResponse("/admin/users?done=user_deleted", 303)
 
 
 @router.get("/admin/audit")

@@ -11,9 +11,18 @@ from ...errors import GatewayError
 from ...identity.service import SignUpForm
 from ...identity.tokens import RESET_PASSWORD, VERIFY_EMAIL
 from ..context import client_of, visitor_of, web_of
-from ..forms import PASSWORD_HINT, field_errors, read_form, retry_headers, safe_next
+from ..forms import (
+    PASSWORD_HINT,
+    field_errors,
+    newsletter_box,
+    newsletter_chosen,
+    read_form,
+    retry_headers,
+    safe_next,
+)
 from ..signin import complete_sign_in, sign_in_response, signed_out_response
 from ..templates import render
+from ..turnstile import RESPONSE_FIELD
 
 __all__ = ["router"]
 
@@ -26,20 +35,22 @@ def _home_if_signed_in(request: Request) -> Response | None:
     return None
 
 
+async def _bot_check(request: Request, form: dict[str, str], action: str) -> None:
+    """Turnstile's verdict on this form, when the operator enabled it: before anything else."""
+    turnstile = web_of(request).turnstile
+    if turnstile is not None:
+        token = form.get(RESPONSE_FIELD, "")
+        await turnstile.verify(token, remote_ip=client_of(request).address, action=action)
+
+
 # -- sign-up ---------------------------------------------------------------------------------
 
 
 def _signup_page(request: Request, *, status: int = 200, **values: Any) -> Response:
     values.setdefault("email", "")
-    newsletter = web_of(request).settings.newsletter_default
-    values.setdefault("newsletter", newsletter == "opt_out")  # opt-out: the box starts ticked
+    box = newsletter_box(request, values.pop("newsletter", None))
     return render(
-        request,
-        "signup.html",
-        status=status,
-        password_hint=PASSWORD_HINT,
-        newsletter_offered=newsletter != "off",
-        **values,
+        request, "signup.html", status=status, password_hint=PASSWORD_HINT, **box, **values
     )
 
 
@@ -57,9 +68,10 @@ async def signup(request: Request) -> Response:
         password=form.get("password", ""),
         age_16_plus=form.get("age_16_plus") == "yes",
         accept_terms=form.get("accept_terms") == "yes",
-        newsletter=form.get("newsletter") == "yes" and web.subscriptions.offered,
+        newsletter=newsletter_chosen(request, form),
     )
     try:
+        await _bot_check(request, form, "signup")
         signed_in = await web.identity.sign_up(
             sign_up, client_of(request), replacing=visitor_of(request).session_cookie
         )
@@ -160,6 +172,7 @@ async def reset_request(request: Request, background: BackgroundTasks) -> Respon
     web = web_of(request)
     email = form.get("email", "")
     try:
+        await _bot_check(request, form, "reset")
         normalised = await web.identity.accept_reset_request(email, client_of(request))
     except GatewayError as error:
         return render(

@@ -1,5 +1,5 @@
-"""Settings → Notifications: the newsletter choice (its own form; other notification settings
-have theirs)."""
+"""Settings → Notifications: the newsletter choice and new-device sign-in alerts, each its own
+form."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from ..context import web_of
+from ..context import client_of, web_of
 from ..forms import read_form
 from ..guards import require_session
 
@@ -27,3 +27,12 @@ async def set_newsletter(request: Request) -> Response:
     await web.subscriptions.set(current.user.id, subscribed)
     done = "newsletter_on" if subscribed else "newsletter_off"
     return RedirectResponse(f"/settings?done={done}#notifications", 303)
+
+
+@router.post("/settings/notifications/devices")
+async def new_device_alerts(request: Request) -> Response:
+    current = require_session(request)
+    form = await read_form(request)
+    on = form.get("new_device_alerts") == "yes"
+    await web_of(request).identity.set_new_device_alerts(current, on, client_of(request))
+    return RedirectResponse("/settings?done=device_alerts_saved#notifications", 303)

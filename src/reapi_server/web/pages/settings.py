@@ -1,7 +1,8 @@
-"""Settings: the profile (email, verification) and security (password, sessions).
+"""Settings: the profile (email, verification) and security (password, two-factor status,
+sessions).
 
-Later sections (two-factor authentication, notifications, data export, deletion) add their
-routes in modules of their own and their blocks to `settings.html`."""
+Other sections (two-factor authentication, email change, notifications, data export, deletion)
+have their routes in modules of their own and their blocks in `settings.html`."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ..signin import sign_in_response
 from ..templates import render
 from ..user_agents import describe
 
-__all__ = ["router"]
+__all__ = ["router", "settings_with_errors"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -46,6 +47,7 @@ async def _settings_page(
         for row in rows
     ]
     sessions.sort(key=lambda s: not s["current"])  # this browser first, then the latest
+    two_factor = await web.identity.two_factor.status(current.user.id)
     return render(
         request,
         "settings.html",
@@ -58,8 +60,39 @@ async def _settings_page(
         has_password=current.user.password_hash is not None,
         password_hint=PASSWORD_HINT,
         newsletter_offered=web.subscriptions.offered,
+        two_factor=two_factor,
+        two_factor_since=_when(two_factor.enabled_at) if two_factor.enabled_at else None,
+        sign_in_methods=await _sign_in_methods(request, current.user.id),
         **values,
     )
+
+
+async def _sign_in_methods(request: Request, user_id: str) -> list[dict[str, Any]]:
+    """Each provider configured or linked: linked (with what and since when) or not."""
+    oauth = web_of(request).oauth
+    linked = {i.provider: i for i in await oauth.identities_of(user_id)}
+    names = list(oauth.providers) + [name for name in linked if name not in oauth.providers]
+    methods = []
+    for name in names:
+        provider, identity = oauth.provider(name), linked.get(name)
+        methods.append(
+            {
+                "name": name,
+                "label": provider.label if provider is not None else name.capitalize(),
+                "can_link": provider is not None,
+                "identity_id": identity.id if identity else None,
+                "email": (identity.email or "") if identity else "",
+                "since": _when(identity.created_at) if identity else "",
+            }
+        )
+    return methods
+
+
+async def settings_with_errors(
+    request: Request, *, status: int, errors: dict[str, str]
+) -> Response:
+    """The settings page answering another page module's refused form."""
+    return await _settings_page(request, status=status, errors=errors)
 
 
 @router.get("/settings")

@@ -13,7 +13,7 @@ from typing import Any
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel
 
-from reapi._excerpt import excerpt
+from reapi.core import excerpt
 
 __all__ = ["Described", "bounds_of", "describe"]
 

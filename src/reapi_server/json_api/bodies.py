@@ -19,8 +19,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from reapi._detached import translated, translated_async
-from reapi._numbers import ascii_whole_number
+from reapi.core import ascii_whole_number, translated, translated_async
 
 from ..errors import GatewayError, PayloadTooLarge
 

@@ -1,0 +1,21 @@
+"""Sign-in with GitHub and Google (OAuth 2.0 authorization code with PKCE; OpenID Connect for
+Google): the providers (`github`, `google`), the rules (`service`), their SQL (`repository`)."""
+
+from __future__ import annotations
+
+from ..config import Settings
+from .github import GitHub
+from .google import Google
+from .providers import Provider
+
+__all__ = ["configured_providers"]
+
+
+def configured_providers(settings: Settings) -> dict[str, Provider]:
+    """The providers this installation has an OAuth app for, by name, in button order."""
+    found: dict[str, Provider] = {}
+    if settings.oauth.github.configured:
+        found["github"] = GitHub(settings.oauth.github)
+    if settings.oauth.google.configured:
+        found["google"] = Google(settings.oauth.google)
+    return found

@@ -1,0 +1,228 @@
+"""OpenAI images streamed (`stream: true`, `partial_images`) against pytest-httpx: the request,
+server-sent events read field by field as OpenAI sends them (`image_generation.partial_image`,
+`image_generation.completed`, `image_edit.*`, an `error` event mid-stream), and the result the
+same as the answer that is not streamed."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+from pytest_httpx import IteratorStream
+from tests.conftest import two_host_catalog
+
+from reapi import ContentPolicyError, NoRouteAvailableError, ReAPI, RouterConfig
+from reapi.catalog import Catalog
+
+PRIMARY = "http://primary.test/v1"
+BACKUP = "http://backup.test/v1"
+MARKER = "MARKER-stream-40ab"
+FINAL = b"\x89PNG\r\n\x1a\n" + b"final" * 8
+DRAFT = b"\x89PNG\r\n\x1a\n" + b"draft" * 8
+USAGE = {
+    "input_tokens": 50,
+    "input_tokens_details": {"image_tokens": 0, "text_tokens": 50},
+    "output_tokens": 4160,
+    "output_tokens_details": {"image_tokens": 4160, "text_tokens": 0},
+    "total_tokens": 4210,
+}
+OUTCOME = {"background": "opaque", "output_format": "png", "quality": "high", "size": "1536x1024"}
+
+
+def streaming_catalog(partial_images: int = 2) -> Catalog:
+    """gpt-image-2 on `primary` then `backup`, both streamed."""
+    data = two_host_catalog().model_dump(mode="json")
+    for route in data["models"]["gpt-image-2"]["routes"]:
+        route["stream_idle_timeout"] = 5.0
+        route["options"] = {"partial_images": partial_images}
+    return Catalog.model_validate(data)
+
+
+def client(catalog: Catalog | None = None) -> ReAPI:
+    return ReAPI(
+        catalog=catalog or streaming_catalog(),
+        provider_keys={"primary": "sk-primary", "backup": "sk-backup"},
+        provider_base_urls={"primary": PRIMARY, "backup": BACKUP},
+        router=RouterConfig(first_byte_timeout=5.0),
+    )
+
+
+def event(kind: str, **fields: object) -> bytes:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n".encode()
+
+
+def partial(index: int, kind: str = "image_generation") -> bytes:
+    b64 = base64.b64encode(DRAFT).decode()
+    return event(
+        f"{kind}.partial_image", b64_json=b64, created_at=1, partial_image_index=index, **OUTCOME
+    )
+
+
+def completed(kind: str = "image_generation", image: bytes = FINAL) -> bytes:
+    b64 = base64.b64encode(image).decode()
+    return event(f"{kind}.completed", b64_json=b64, created_at=1, usage=USAGE, **OUTCOME)
+
+
+def stream(*events: bytes, url: str = f"{PRIMARY}/images/generations") -> dict[str, object]:
+    """pytest-httpx arguments for an SSE answer, one chunk per event."""
+    return {
+        "url": url,
+        "headers": {"content-type": "text/event-stream; charset=utf-8"},
+        "stream": IteratorStream(list(events)),
+    }
+
+
+def test_generate_streams_and_keeps_only_the_final_image(httpx_mock):
+    httpx_mock.add_response(**stream(partial(0), partial(1), completed()))
+    result = client().images.generate(
+        model="gpt-image-2", prompt=MARKER, size="1536x1024", quality="high"
+    )
+    body = json.loads(httpx_mock.get_requests()[0].content)
+    assert body["stream"] is True and body["partial_images"] == 2
+    assert body["prompt"] == MARKER and body["n"] == 1
+    assert [image.content() for image in result.data] == [FINAL]
+    assert result.usage == USAGE
+    assert (result.size, result.quality, result.background) == ("1536x1024", "high", "opaque")
+    assert result.reapi.provider == "primary" and result.reapi.attempts == 1
+
+
+def test_a_streamed_answer_gives_what_the_plain_answer_gives(httpx_mock):
+    plain = {"created": 1, **OUTCOME, "data": [{"b64_json": base64.b64encode(FINAL).decode()}]}
+    httpx_mock.add_response(url=f"{PRIMARY}/images/generations", json={**plain, "usage": USAGE})
+    unstreamed = ReAPI(
+        catalog=two_host_catalog(),
+        provider_keys={"primary": "sk-primary", "backup": "sk-backup"},
+        provider_base_urls={"primary": PRIMARY, "backup": BACKUP},
+    ).images.generate(model="gpt-image-2", prompt="p", size="1536x1024", quality="high")
+    httpx_mock.add_response(**stream(partial(0), completed()))
+    streamed = client().images.generate(
+        model="gpt-image-2", prompt="p", size="1536x1024", quality="high"
+    )
+    fields = {"created", "reapi"}
+    assert streamed.model_dump(exclude=fields) == unstreamed.model_dump(exclude=fields)
+    assert "stream" not in json.loads(httpx_mock.get_requests()[0].content)
+
+
+def test_zero_partial_images_is_one_completed_event(httpx_mock):
+    httpx_mock.add_response(**stream(completed()))
+    result = client(streaming_catalog(partial_images=0)).images.generate(
+        model="gpt-image-2", prompt="p"
+    )
+    assert json.loads(httpx_mock.get_requests()[0].content)["partial_images"] == 0
+    assert result.data[0].content() == FINAL
+
+
+def test_several_images_are_not_streamed(httpx_mock):
+    """How a stream carries n > 1 images is not documented: such requests go unstreamed."""
+    b64 = base64.b64encode(FINAL).decode()
+    httpx_mock.add_response(
+        url=f"{PRIMARY}/images/generations",
+        json={"created": 1, **OUTCOME, "data": [{"b64_json": b64}] * 2, "usage": USAGE},
+    )
+    result = client().images.generate(model="gpt-image-2", prompt="p", n=2)
+    body = json.loads(httpx_mock.get_requests()[0].content)
+    assert "stream" not in body and "partial_images" not in body
+    assert len(result.data) == 2
+
+
+def test_edit_streams_image_edit_events(httpx_mock):
+    url = f"{PRIMARY}/images/edits"
+    httpx_mock.add_response(**stream(partial(0, "image_edit"), completed("image_edit"), url=url))
+    result = client().images.edit(model="gpt-image-2", prompt=MARKER, image=DRAFT)
+    sent = httpx_mock.get_requests()[0]
+    assert b'name="stream"\r\n\r\ntrue' in sent.content
+    assert b'name="partial_images"\r\n\r\n2' in sent.content
+    assert result.data[0].content() == FINAL
+
+
+def test_events_parse_with_any_line_ending_comments_and_split_chunks(httpx_mock):
+    whole = b": keep-alive\r\n\r\n" + partial(0).replace(b"\n", b"\r\n") + completed()
+    chunks = [whole[i : i + 7] for i in range(0, len(whole), 7)]  # events cut anywhere
+    httpx_mock.add_response(**stream(*chunks))
+    assert client().images.generate(model="gpt-image-2", prompt="p").data[0].content() == FINAL
+
+
+def test_a_moderation_error_mid_stream_is_a_content_block_never_failed_over(httpx_mock):
+    error = {"type": "image_generation_user_error", "code": "moderation_blocked"}
+    httpx_mock.add_response(
+        **stream(partial(0), event("error", error={**error, "message": MARKER, "param": None}))
+    )
+    with pytest.raises(ContentPolicyError) as info:
+        client().images.generate(model="gpt-image-2", prompt="p")
+    assert info.value.provider_code == "moderation_blocked"
+    assert MARKER not in str(info.value) and MARKER not in repr(info.value)
+    assert len(httpx_mock.get_requests()) == 1
+
+
+def test_a_server_error_mid_stream_fails_over(httpx_mock):
+    error = {"type": "server_error", "code": None, "message": MARKER, "param": None}
+    httpx_mock.add_response(**stream(partial(0), event("error", error=error)))
+    httpx_mock.add_response(**stream(completed(), url=f"{BACKUP}/images/generations"))
+    result = client().images.generate(model="gpt-image-2", prompt="p")
+    assert result.reapi.provider == "backup" and result.data[0].content() == FINAL
+    failed = result.reapi.attempt_log[0]
+    assert failed.provider == "primary" and failed.code == "upstream_server_error"
+
+
+def test_a_stream_that_ends_without_its_image_fails_over(httpx_mock):
+    httpx_mock.add_response(**stream(partial(0), partial(1)))
+    httpx_mock.add_response(**stream(completed(), url=f"{BACKUP}/images/generations"))
+    result = client().images.generate(model="gpt-image-2", prompt="p")
+    assert result.reapi.provider == "backup"
+
+
+def test_an_event_that_is_not_json_fails_over_without_echoing_it(httpx_mock):
+    httpx_mock.add_response(
+        **stream(b"event: image_generation.completed\ndata: {" + MARKER.encode() + b"\n\n")
+    )
+    httpx_mock.add_response(**stream(completed(), url=f"{BACKUP}/images/generations"))
+    result = client().images.generate(model="gpt-image-2", prompt="p")
+    assert result.reapi.provider == "backup"
+
+
+def test_an_error_status_before_the_stream_is_mapped_as_usual(httpx_mock):
+    httpx_mock.add_response(
+        url=f"{PRIMARY}/images/generations",
+        status_code=429,
+        json={"error": {"code": "insufficient_quota", "message": MARKER}},
+    )
+    httpx_mock.add_response(
+        url=f"{BACKUP}/images/generations",
+        status_code=500,
+        json={"error": {"message": MARKER, "type": "server_error"}},
+    )
+    with pytest.raises(NoRouteAvailableError) as info:
+        client().images.generate(model="gpt-image-2", prompt="p")
+    assert [a.code for a in info.value.attempts] == [
+        "upstream_quota_exhausted",
+        "upstream_server_error",
+    ]
+    assert MARKER not in str(info.value)
+
+
+def test_a_proxy_that_answers_json_to_a_stream_request_still_works(httpx_mock):
+    b64 = base64.b64encode(FINAL).decode()
+    httpx_mock.add_response(
+        url=f"{PRIMARY}/images/generations",
+        json={"created": 1, **OUTCOME, "data": [{"b64_json": b64}], "usage": USAGE},
+    )
+    assert client().images.generate(model="gpt-image-2", prompt="p").data[0].content() == FINAL
+
+
+def test_the_streamed_request_carries_the_routes_idle_deadline(httpx_mock):
+    """The engine reads a streamed answer with the route's idle deadline per read."""
+    seen: list[dict[str, float | None]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.extensions["timeout"])
+        return httpx.Response(
+            200,
+            headers={"content-type": "text/event-stream"},
+            stream=IteratorStream([completed()]),
+        )
+
+    httpx_mock.add_callback(answer, url=f"{PRIMARY}/images/generations")
+    client().images.generate(model="gpt-image-2", prompt="p")
+    assert seen[0]["read"] == 5.0

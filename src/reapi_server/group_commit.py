@@ -10,15 +10,18 @@ takes another's work with it (ops are deterministic: their ids are made before t
 
 Ops queued during one pass of the event loop share a transaction at the start of the next pass.
 An op that opens a request (its credit hold, which the upstream call waits for) is instead
-committed at once when the writer is idle (`at_once`), in its caller's task, on a SQLite file (a
-SQLite transaction never leaves the loop). Holding those back until the next pass, as this did
-before, released the requests of one pass together: they called the upstream together, came back
-together and were processed one after the other while the core otherwise idled. With a 50 ms
-upstream at 32 connections the gateway ran in such waves at 58% of the upstream's own throughput
-(issue 15). Closing ops (settlements, usage rows) still share transactions: a transaction per op
-costs two to three times the CPU of its ops. Ops that come while the writer is busy (a
+committed at once, in its caller's task, on a SQLite file (a SQLite transaction never leaves the
+loop), when the writer is idle: nothing queued, and no batch in the last two passes
+(`at_once`, `_idle`). Holding those back until the next pass, as this did before, released the
+requests of one pass together: they called the upstream together, came back together and were
+processed one after the other while the core otherwise idled. With a 50 ms upstream at 32
+connections the gateway ran in such waves at 58% of the upstream's own throughput (issue 15).
+While batches keep coming, the core is busy anyway, and a transaction per op would only cost CPU
+(on the 2-core bench machine a request's own transaction cost about a third more CPU per request
+than sharing one): then opening ops join the batch too. Ops that come while the writer is busy (a
 `Database.write` session holds it, a checkpoint runs, another process holds SQLite's lock, or on
 PostgreSQL a transaction is on the wire) queue and share the next transaction.
+`bench/lockstep_model.py` compares these rules.
 
 An op must never take effect twice, so nothing is run again unless its transaction certainly did
 not commit. A COMMIT whose answer is lost (the connection dropped during it) may have landed:
@@ -72,6 +75,8 @@ Params = Mapping[str, Any]
 #: Ops per transaction at most; the rest wait for the next one.
 _MAX_BATCH = 256
 _BUSY_TIMEOUT = 30.0
+#: Passes of the event loop without a batch after which the writer counts as idle (`_idle`).
+_QUIET_PASSES = 2
 #: How long a commit marker is waited for when a COMMIT's outcome is unknown (PostgreSQL).
 _PROBE_WAIT_MS = 10_000
 
@@ -271,6 +276,10 @@ class GroupCommitter:
         #: On a SQLite file: opens the committer's own connection (made on first use).
         self._connect = connect
         self._own: sqlite3.Connection | None = None
+        #: Passes of the event loop since the last batch was committed (counted up to
+        #: `_QUIET_PASSES`), and whether they are being counted.
+        self._quiet_passes = _QUIET_PASSES
+        self._counting = False
         #: `transactions` when the last checkpoint that completed began.
         self._checkpointed_after = -1
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
@@ -337,11 +346,13 @@ class GroupCommitter:
 
     def _idle(self) -> bool:
         """Whether an op may be committed at once (`_lead`): on a SQLite file, with no
-        transaction queued or running, no session holding the turn, and no checkpoint due (the
-        queue's runner does that one between two transactions)."""
+        transaction queued or running, no batch in the last two passes of the event loop, no
+        session holding the turn, and no checkpoint due (the queue's runner does that one
+        between two transactions)."""
         return (
             self._connect is not None
             and self._runner is None
+            and self._quiet_passes >= _QUIET_PASSES
             and not self._turn.locked()
             and not (self._wal is not None and self._wal.due())
         )
@@ -355,6 +366,20 @@ class GroupCommitter:
             async with self._turn:
                 await self._commit([item])
 
+    def _batched(self) -> None:
+        """A batch was committed: count the quiet passes of the event loop from now."""
+        self._quiet_passes = 0
+        if not self._counting:
+            self._counting = True
+            asyncio.get_running_loop().call_soon(self._count_pass)
+
+    def _count_pass(self) -> None:
+        self._quiet_passes += 1
+        if self._quiet_passes < _QUIET_PASSES:
+            asyncio.get_running_loop().call_soon(self._count_pass)  # runs in the next pass
+        else:
+            self._counting = False
+
     async def _drain(self) -> None:
         batch: list[_Item] = []
         try:
@@ -365,6 +390,7 @@ class GroupCommitter:
                     # By account (stable: in queue order within one), as accounts are locked.
                     batch.sort(key=lambda item: item[2] or "")
                     await self._commit(batch)
+                    self._batched()
                     if self._wal is not None and self._wal.due():
                         await self._checkpoint()
         except BaseException:

@@ -87,6 +87,31 @@ async def test_an_opening_op_is_not_held_back_for_company(gateway):
     assert group.transactions == transactions + 2
 
 
+async def test_opening_ops_join_the_batch_while_batches_keep_coming(gateway):
+    """SQLite: right after a batch, the writer is not idle: an opening op then shares the next
+    transaction with the ops of its pass instead of paying one of its own (under load, when
+    batches keep coming, a transaction per request only cost CPU). Two quiet passes later,
+    opening ops go at once again."""
+    group = gateway.rt.db.group
+
+    async def noop(tx: Tx) -> None:
+        return None
+
+    async def request() -> None:
+        await group.run(noop)  # its closing op: batched with the other request's
+        await group.run(noop, at_once=True)  # an opening op right after that batch
+
+    transactions = group.transactions
+    await asyncio.gather(request(), request())
+    assert group.transactions == transactions + 2  # the two opening ops shared one
+
+    for _ in range(3):
+        await asyncio.sleep(0)  # quiet passes
+    transactions = group.transactions
+    await asyncio.gather(group.run(noop, at_once=True), group.run(noop), group.run(noop))
+    assert group.transactions == transactions + 2  # the opening op alone, then the others
+
+
 async def test_reserves_queued_together_never_overdraw(db_gateway):
     gateway = db_gateway
     account, _ = await gateway.account(credits=10 * PRICE)

@@ -310,6 +310,9 @@ async def test_operator_deletes_a_task_from_the_command_line(gateway, monkeypatc
         server, bucket = gateway.s3
         for name, value in server.settings(bucket).items():
             monkeypatch.setenv(f"REAPI_{name.upper()}", str(value))
+    secret = gateway.rt.settings.secret_key
+    if secret is not None:  # the CLI speaks to the same database: the same fleet secret
+        monkeypatch.setenv("REAPI_SECRET_KEY", secret.get_secret_value())
     data = ["--data-dir", str(gateway.data_dir)]
     runner = CliRunner()
 
@@ -317,7 +320,7 @@ async def test_operator_deletes_a_task_from_the_command_line(gateway, monkeypatc
         return runner.invoke(app, list(args))
 
     done = await asyncio.to_thread(cli, "outputs", "delete", "--task", ids[0], *data)
-    assert done.exit_code == 0 and f"deleted 1 outputs of {ids[0]}" in done.output
+    assert done.exit_code == 0 and f"deleted 1 outputs of {ids[0]}" in done.output, done.output
     assert sorted(gateway.stored()) == [f"outputs/{ids[1]}/0.png"]
     refused = await asyncio.to_thread(cli, "outputs", "delete", "--task", "../../etc", *data)
     assert refused.exit_code == 1 and "not a task id" in refused.output

@@ -24,6 +24,7 @@ from tests.server.helpers import auth, scrape_metrics
 from tests.server.killable import killable_gateway
 from tests.server.live import _make_account
 from tests.server.other_process import OtherProcess
+from tests.web.helpers import deletion_services
 
 from reapi import webhooks
 from reapi_server.fleet_secret import resolve_for
@@ -212,7 +213,8 @@ async def test_deleting_a_person_drops_their_deliveries_and_default_url(hooked, 
     assert [d.status for d in await deliveries(hooked)] == ["pending"]
     async with hooked.rt.db.write() as session:
         user = await users.find_user_by_email(session, email)
-        assert await delete_user(session, user.id, now=hooked.rt.now()) is not None
+        services = deletion_services(hooked)
+        assert await delete_user(session, user.id, now=hooked.rt.now(), **services) is not None
     assert await deliveries(hooked) == []
     async with hooked.rt.db.read() as session:
         assert (await session.get(ApiKey, key_id)).webhook_url is None

@@ -12,6 +12,7 @@ import time
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from tests.web.browser import chromium  # noqa: F401  (fixture)
 from tests.web.live import live_web_server
 from tests.web.test_keys_browser import _account_of, _grant, _in_thread, shoot, sign_up_verified
@@ -75,7 +76,8 @@ def test_a_keys_webhook_set_on_the_page_arrives_signed(chromium, tmp_path, migra
         page.get_by_role("button", name="Show signing secret").click()
         secret = page.locator("#webhook-secret-value").inner_text().strip()
         assert secret.startswith("whsec_")
-        assert page.get_by_role("button", name="Copy secret").is_visible()
+        # copy.js un-hides the button once it has run: wait for it rather than race the script
+        expect(page.get_by_role("button", name="Copy secret")).to_be_visible()
         shoot(page, "webhook-secret-desktop")
 
         created = httpx.post(

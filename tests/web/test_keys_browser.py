@@ -9,6 +9,7 @@ import re
 
 import openai
 import pytest
+from playwright.sync_api import expect
 from tests.web.browser import ARTIFACTS, chromium  # noqa: F401  (fixture)
 from tests.web.live import live_web_server
 from tests.web.test_browser import _wait_for_mail
@@ -65,7 +66,7 @@ def test_keys_page_journey(chromium, tmp_path, migrated_template):  # noqa: F811
         secret = page.locator("#new-key-secret").inner_text().strip()
         assert secret.startswith("rk_live_")
         copy = page.get_by_role("button", name="Copy key")
-        assert copy.is_visible()
+        expect(copy).to_be_visible()  # copy.js un-hides it once it has run
         copy.click()
         page.get_by_text("The key is copied to the clipboard.").wait_for()
         assert page.evaluate("navigator.clipboard.readText()") == secret

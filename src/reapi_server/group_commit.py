@@ -11,14 +11,17 @@ takes another's work with it (ops are deterministic: their ids are made before t
 Ops queued during one pass of the event loop share a transaction at the start of the next pass.
 An op that opens a request (its credit hold, which the upstream call waits for) is instead
 committed at once, in its caller's task, on a SQLite file (a SQLite transaction never leaves the
-loop), when the writer is idle: nothing queued, and no batch in the last two passes
+loop), when the writer is idle (nothing queued) and no other opening op went at once in this pass
 (`at_once`, `_idle`). Holding those back until the next pass, as this did before, released the
 requests of one pass together: they called the upstream together, came back together and were
 processed one after the other while the core otherwise idled. With a 50 ms upstream at 32
 connections the gateway ran in such waves at 58% of the upstream's own throughput (issue 15).
-While batches keep coming, the core is busy anyway, and a transaction per op would only cost CPU
-(on the 2-core bench machine a request's own transaction cost about a third more CPU per request
-than sharing one): then opening ops join the batch too. Ops that come while the writer is busy (a
+One opening op per pass is enough to break them: requests that the loop handles one after the
+other then leave for the upstream one after the other. The later opening ops of a busy pass join
+the batch, because a transaction per op costs two to three times the CPU of its ops (under load
+a transaction per request cost about a third more CPU per request than sharing one). Skipping
+every at-once commit while batches keep coming, as tried, brought the waves back (the model: 76%
+of direct instead of 94%). Ops that come while the writer is busy (a
 `Database.write` session holds it, a checkpoint runs, another process holds SQLite's lock, or on
 PostgreSQL a transaction is on the wire) queue and share the next transaction.
 `bench/lockstep_model.py` compares these rules.
@@ -75,8 +78,6 @@ Params = Mapping[str, Any]
 #: Ops per transaction at most; the rest wait for the next one.
 _MAX_BATCH = 256
 _BUSY_TIMEOUT = 30.0
-#: Passes of the event loop without a batch after which the writer counts as idle (`_idle`).
-_QUIET_PASSES = 2
 #: How long a commit marker is waited for when a COMMIT's outcome is unknown (PostgreSQL).
 _PROBE_WAIT_MS = 10_000
 
@@ -276,10 +277,8 @@ class GroupCommitter:
         #: On a SQLite file: opens the committer's own connection (made on first use).
         self._connect = connect
         self._own: sqlite3.Connection | None = None
-        #: Passes of the event loop since the last batch was committed (counted up to
-        #: `_QUIET_PASSES`), and whether they are being counted.
-        self._quiet_passes = _QUIET_PASSES
-        self._counting = False
+        #: Whether an opening op was committed at once in this pass of the event loop.
+        self._led = False
         #: `transactions` when the last checkpoint that completed began.
         self._checkpointed_after = -1
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
@@ -346,13 +345,13 @@ class GroupCommitter:
 
     def _idle(self) -> bool:
         """Whether an op may be committed at once (`_lead`): on a SQLite file, with no
-        transaction queued or running, no batch in the last two passes of the event loop, no
-        session holding the turn, and no checkpoint due (the queue's runner does that one
-        between two transactions)."""
+        transaction queued or running, none committed at once yet in this pass of the event
+        loop, no session holding the turn, and no checkpoint due (the queue's runner does that
+        one between two transactions)."""
         return (
             self._connect is not None
             and self._runner is None
-            and self._quiet_passes >= _QUIET_PASSES
+            and not self._led
             and not self._turn.locked()
             and not (self._wal is not None and self._wal.due())
         )
@@ -362,23 +361,14 @@ class GroupCommitter:
         the transaction runs without leaving the event loop (only another process's write lock
         makes `BEGIN IMMEDIATE` wait, and then whatever queues meanwhile waits for the turn
         this holds)."""
+        self._led = True
+        asyncio.get_running_loop().call_soon(self._next_pass)
         with anyio.CancelScope(shield=True):
             async with self._turn:
                 await self._commit([item])
 
-    def _batched(self) -> None:
-        """A batch was committed: count the quiet passes of the event loop from now."""
-        self._quiet_passes = 0
-        if not self._counting:
-            self._counting = True
-            asyncio.get_running_loop().call_soon(self._count_pass)
-
-    def _count_pass(self) -> None:
-        self._quiet_passes += 1
-        if self._quiet_passes < _QUIET_PASSES:
-            asyncio.get_running_loop().call_soon(self._count_pass)  # runs in the next pass
-        else:
-            self._counting = False
+    def _next_pass(self) -> None:
+        self._led = False
 
     async def _drain(self) -> None:
         batch: list[_Item] = []
@@ -390,7 +380,6 @@ class GroupCommitter:
                     # By account (stable: in queue order within one), as accounts are locked.
                     batch.sort(key=lambda item: item[2] or "")
                     await self._commit(batch)
-                    self._batched()
                     if self._wal is not None and self._wal.due():
                         await self._checkpoint()
         except BaseException:

@@ -4,14 +4,14 @@ add up, and never a row of another account."""
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, date, datetime
+
+from tests.web.dashboard import seed, usage_row
 
 from reapi_server.models import UsageRecord
 from reapi_server.usage import report
 from reapi_server.usage.calendar import DayRange, zone_named
 from reapi_server.usage.filters import Cursor, UsageFilter
-from reapi_server.usage.repository import insert
 
 
 def ts(text: str) -> float:
@@ -19,28 +19,7 @@ def ts(text: str) -> float:
 
 
 def row(account: str, at: float, **fields: object) -> UsageRecord:
-    values: dict[str, object] = {
-        "id": f"req_{secrets.token_hex(8)}",
-        "account_id": account,
-        "api_key_id": "key_a",
-        "model": "gpt-image-2",
-        "endpoint": "images.generations",
-        "credit_cost": 10,
-        "status": "succeeded",
-        "error_code": None,
-        "provider": "primary",
-        "attempts": 1,
-        "duration_ms": 5,
-        "created_at": at,
-    }
-    values.update(fields)
-    return UsageRecord(**values)
-
-
-async def seed(gateway, rows: list[UsageRecord]) -> None:
-    async with gateway.rt.db.write() as session:
-        for record in rows:
-            await insert(session, record)
+    return usage_row(account, at, **{"api_key_id": "key_a", **fields})
 
 
 async def test_days_are_the_persons_days_across_daylight_saving(db_gateway):

@@ -17,7 +17,7 @@ a new id. The web half calls these from one place (`web.signin`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.exc import IntegrityError
@@ -78,6 +78,21 @@ log = logging.getLogger("reapi_server.identity")
 AGE_CONSENT = "age_16_plus"
 #: A user without a password confirms who they are by a sign-in at most this old.
 RECENT_SIGN_IN = 10 * 60.0
+
+
+async def _refuse_if_throttled(
+    session: AsyncSession, counters: Sequence[Counter], now: float
+) -> None:
+    """Raises SignInThrottled (with the wait) when one of `counters` is blocked."""
+    wait = await Throttle.retry_after(session, counters, now)
+    if wait is not None:
+        raise SignInThrottled(wait)
+
+
+async def _take_turn(session: AsyncSession, counters: Sequence[Counter], now: float) -> None:
+    """Refused while blocked; otherwise this attempt counts against `counters`."""
+    await _refuse_if_throttled(session, counters, now)
+    await Throttle.count(session, counters, now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +220,7 @@ class Identity:
         email = self._check_sign_up(form)
         counter = self.throttle.for_address(SIGN_UP_PER_ADDRESS, client.address)
         async with self.db.read() as session:
-            wait = await Throttle.retry_after(session, [counter], self.clock())
-            if wait is not None:
-                raise SignInThrottled(wait)
+            await _refuse_if_throttled(session, [counter], self.clock())
             if await repository.find_user_by_email(session, email) is not None:
                 raise EmailTaken()
         password_hash = await self.passwords.hash(form.password)
@@ -255,9 +268,7 @@ class Identity:
         email = normalise_email(email)
         counters = self._sign_in_counters(email, client)
         async with self.db.read() as session:
-            wait = await Throttle.retry_after(session, counters, self.clock())
-            if wait is not None:
-                raise SignInThrottled(wait)
+            await _refuse_if_throttled(session, counters, self.clock())
             user = await repository.find_user_by_email(session, email)
         stored = user.password_hash if user is not None else None
         if user is None or stored is None or not await self.passwords.verify(stored, password):
@@ -361,10 +372,7 @@ class Identity:
         counter = self.throttle.for_user(VERIFY_RESEND_PER_USER, user.id)
         now = self.clock()
         async with self.db.write() as session:
-            wait = await Throttle.retry_after(session, [counter], now)
-            if wait is not None:
-                raise SignInThrottled(wait)
-            await Throttle.count(session, [counter], now)
+            await _take_turn(session, [counter], now)
             token = await tokens.issue(
                 session, user_id=user.id, email=user.email, purpose=VERIFY_EMAIL, now=now
             )
@@ -396,10 +404,7 @@ class Identity:
         counter = self.throttle.for_address(RESET_PER_ADDRESS, client.address)
         now = self.clock()
         async with self.db.write() as session:
-            wait = await Throttle.retry_after(session, [counter], now)
-            if wait is not None:
-                raise SignInThrottled(wait)
-            await Throttle.count(session, [counter], now)
+            await _take_turn(session, [counter], now)
         return email
 
     async def send_password_reset(self, email: str) -> None:
@@ -459,9 +464,7 @@ class Identity:
         user = current.user
         counter = self.throttle.for_email(SIGN_IN_PER_EMAIL, user.email)
         async with self.db.read() as session:
-            wait = await Throttle.retry_after(session, [counter], self.clock())
-            if wait is not None:
-                raise SignInThrottled(wait)
+            await _refuse_if_throttled(session, [counter], self.clock())
             fresh_user = await repository.get_user(session, user.id)
         stored = fresh_user.password_hash if fresh_user is not None else None
         if not await self.passwords.verify(stored, old_password):
@@ -488,9 +491,7 @@ class Identity:
         provider asked them again); then a code when two-factor authentication is on."""
         counter = self.throttle.for_email(SIGN_IN_PER_EMAIL, current.user.email)
         async with self.db.read() as session:
-            wait = await Throttle.retry_after(session, [counter], self.clock())
-            if wait is not None:
-                raise SignInThrottled(wait)
+            await _refuse_if_throttled(session, [counter], self.clock())
             user = await repository.get_user(session, current.user.id)
         if user is None:
             raise ReauthRequired()
@@ -536,10 +537,7 @@ class Identity:
         counter = self.throttle.for_user(CHANGE_EMAIL_PER_USER, user.id)
         now = self.clock()
         async with self.db.write() as session:
-            wait = await Throttle.retry_after(session, [counter], now)
-            if wait is not None:
-                raise SignInThrottled(wait)
-            await Throttle.count(session, [counter], now)
+            await _take_turn(session, [counter], now)
             token = await tokens.issue(
                 session, user_id=user.id, email=email, purpose=CHANGE_EMAIL, now=now
             )

@@ -11,6 +11,7 @@ from ...errors import GatewayError
 from ...identity.service import SignUpForm
 from ...identity.tokens import RESET_PASSWORD, VERIFY_EMAIL
 from ..context import client_of, visitor_of, web_of
+from ..emailed_links import link_page
 from ..forms import (
     PASSWORD_HINT,
     field_errors,
@@ -132,17 +133,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/verify")
 async def verify_page(request: Request) -> Response:
-    """Shows a button; only its POST uses the link (mail scanners open links too)."""
-    token = request.query_params.get("token", "")
-    email = await web_of(request).identity.token_email(token, VERIFY_EMAIL)
-    return render(
-        request,
-        "verify.html",
-        status=200 if email else 400,
-        token=token,
-        valid=email is not None,
-        email=email or "",
-    )
+    return await link_page(request, "verify.html", VERIFY_EMAIL)
 
 
 @router.post("/verify")

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from ...errors import GatewayError
 from ...identity.tokens import CHANGE_EMAIL
 from ..context import client_of, visitor_of, web_of
+from ..emailed_links import link_page
 from ..forms import field_errors, read_form, retry_headers
 from ..guards import require_session
 from ..signin import sign_in_response, signed_out_response
@@ -58,17 +59,7 @@ async def change(request: Request) -> Response:
 
 @router.get("/settings/email/confirm")
 async def confirm_page(request: Request) -> Response:
-    """Shows a button; only its POST uses the link (mail scanners open links too)."""
-    token = request.query_params.get("token", "")
-    email = await web_of(request).identity.token_email(token, CHANGE_EMAIL)
-    return render(
-        request,
-        "email_change_confirm.html",
-        status=200 if email else 400,
-        token=token,
-        valid=email is not None,
-        email=email or "",
-    )
+    return await link_page(request, "email_change_confirm.html", CHANGE_EMAIL)
 
 
 @router.post("/settings/email/confirm")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from ...errors import GatewayError
-from ...identity.service import CurrentSession
+from ...identity.service import CurrentSession, StepUp
 from ..context import client_of, visitor_of, web_of
 from ..forms import field_errors, read_form, retry_headers, safe_next
 from ..guards import require_session
@@ -153,20 +153,27 @@ async def disable_page(request: Request) -> Response:
     return await _confirm_page(request, "disable")
 
 
-@router.post("/settings/2fa/disable")
-async def disable(request: Request) -> Response:
+async def _stepped_up(request: Request, kind: str) -> StepUp | Response:
+    """The step-up proof the confirm page's form gives, or that page again with why not."""
     require_session(request)
     form = await read_form(request)
     try:
-        proof = await require_step_up(request, form)
+        return await require_step_up(request, form)
     except GatewayError as error:
         return await _confirm_page(
             request,
-            "disable",
+            kind,
             status=error.http_status,
             headers=retry_headers(error),
             errors=field_errors(error),
         )
+
+
+@router.post("/settings/2fa/disable")
+async def disable(request: Request) -> Response:
+    proof = await _stepped_up(request, "disable")
+    if isinstance(proof, Response):
+        return proof
     await web_of(request).identity.two_factor.disable(proof)
     return RedirectResponse("/settings?done=two_factor_off#two-factor", 303)
 
@@ -178,17 +185,8 @@ async def backup_codes_page(request: Request) -> Response:
 
 @router.post("/settings/2fa/backup-codes")
 async def new_backup_codes(request: Request) -> Response:
-    require_session(request)
-    form = await read_form(request)
-    try:
-        proof = await require_step_up(request, form)
-    except GatewayError as error:
-        return await _confirm_page(
-            request,
-            "backup_codes",
-            status=error.http_status,
-            headers=retry_headers(error),
-            errors=field_errors(error),
-        )
+    proof = await _stepped_up(request, "backup_codes")
+    if isinstance(proof, Response):
+        return proof
     codes = await web_of(request).identity.two_factor.new_backup_codes(proof)
     return render(request, "backup_codes.html", codes=codes, first_time=False)

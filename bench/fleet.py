@@ -4,7 +4,8 @@
 
 Each instance is `reapi-server serve` (1 worker, a data dir of its own) on a PostgreSQL started
 here from Debian's binaries (durable: fsync on), with Redis (rate limits, breakers) when
-redis-server is installed. The OpenAI simulator runs in its own process. `wrk` (Debian:
+redis-server is installed. The fake OpenAI upstream (bench/_upstream.py) runs in its own
+process. `wrk` (Debian:
 `apt-get install -y wrk`) sends image generations: one wrk per instance, the connections split
 evenly, their rates added up — the shape a load balancer in front of the fleet gives.
 
@@ -27,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway import ROOT, SIM_KEY, free_port, stop, wait_ready, wrk
+from _bench import ROOT, free_port, stop, upstream_process, wait_ready, wrk
+from _upstream import SIM_KEY
 
 sys.path.insert(0, str(ROOT))
 
@@ -90,12 +92,7 @@ def run(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="reapi-fleet-bench-"))
     postgres = PostgresServer(bindir)
     redis = RedisServer() if args.redis and redis_available() else None
-    sim = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "gateway.py"), "--simulator"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    sim, sim_url, _ = upstream_process(None)
     instances: list[subprocess.Popen] = []
     try:
         if args.durable:
@@ -105,8 +102,6 @@ def run(args: argparse.Namespace) -> None:
         postgres.execute("CREATE DATABASE reapi")
         if redis is not None:
             redis.start()
-        assert sim.stdout is not None
-        sim_url = json.loads(sim.stdout.readline())["url"]
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("REAPI_")},
             "REAPI_DATABASE_URL": postgres.url("reapi"),

@@ -1,379 +1,188 @@
-"""Gateway throughput: reapi-server versus LiteLLM's proxy, both in front of the same simulator.
+"""Gateway throughput, latency, CPU and memory: reapi-server against LiteLLM's proxy and a lean
+aiohttp pass-through, all in front of one fake OpenAI upstream, in one run.
 
-    python bench/gateway.py [--duration 10] [--latencies 0,50] [--concurrency 1,32] [--no-litellm]
-    python bench/gateway.py --key-limits [--rounds 10] [--duration 5] ...
+    python bench/gateway.py                      # the whole table (about 10 min per repetition)
+    python bench/gateway.py --repetitions 3 --duration 10 --litellm-venv /path/to/venv
+    python bench/gateway.py --targets direct,reapi --upstreams 0 --concurrency 32   # a slice
+    python bench/gateway.py --before /tmp/reapi-before/src   # also an earlier version's code
 
-Three targets get the same load from `wrk` (Debian; `apt-get install -y wrk`): the OpenAI simulator
-called directly, reapi-server (1 worker, SQLite in a temp data dir, an account with credits and an
-API key: auth, credit holds, settlement and usage rows all on) and LiteLLM's proxy (1 worker,
-`litellm[proxy]` in its own venv, bench/.litellm-venv, created here if missing). Both gateways
-route `gpt-image-2` (images) and `sora-2` (video create) to the simulator. The simulator runs in its
-own process; each run is made once with 0 ms and once with 50 ms of upstream latency.
+The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2 KB PNG as
+`b64_json`, instantly, after 50 ms, or after 50 ± 25 ms (uniform). Targets, each given the same
+`wrk` load (Debian's wrk, one thread):
 
-With taskset available and 2+ cores, the gateway is pinned to core 0 and wrk + the simulator to
-core 1 (docs/benchmarks.md, "Running LiteLLM's proxy offline"). Reported: requests/s, p50/p99,
-the latency each gateway adds over direct calls at the same load, non-2xx answers, and each
-gateway's peak RSS (VmHWM).
-If LiteLLM cannot be installed or started, reapi's half still runs and the reason is printed.
+- `direct`: the upstream itself (the ceiling at each latency);
+- `lean`: bench/_passthrough.py, an aiohttp proxy that checks one key and forwards (the floor of
+  a Python gateway's cost);
+- `reapi`: `reapi-server serve`, 1 worker, SQLite in a fresh data dir, everything on (auth, rate
+  limit, credit hold and settlement, usage row, output stored on local disk, access log at
+  WARNING, metrics);
+- `reapi-before` (with `--before SRC`): the same as `reapi`, running another checkout's `src`
+  (say `git archive <commit> src | tar -x -C /tmp/reapi-before`) in this venv: before and after
+  a change, in one run;
+- `reapi-pg`: the same on PostgreSQL (Debian's, started here, fsync on, `synchronous_commit=off`
+  like SQLite's `synchronous=NORMAL`: a crash may lose the last commits, never corrupt);
+- `reapi-w2`: the SQLite gateway with `--workers 2`, not pinned (both cores);
+- `litellm`: LiteLLM's proxy, 1 worker, no database (it then checks only the master key and
+  writes no spend rows), in its own venv (`--litellm-venv`, made if missing).
 
-`--key-limits` measures what a key's limits cost instead: one reapi-server, two keys of one
-account, one without limits and one with every limit set (a spend limit per month, a model
-allowlist, an expiry, requests per minute, concurrent videos; none ever reached), loaded at the
-same time by two wrk processes for `--rounds` rounds, so that both see the same machine (on a
-shared, loaded one, runs one after the other differ by more than what is measured), and again
-with two keys without limits (the control: the method's own noise). Reported: each key's median
-req/s and the median and range of the per-round ratios.
+With taskset and 2+ cores, the single-process gateways are pinned to core 0 and wrk, the upstream
+and PostgreSQL to core 1. Each repetition runs every scenario (upstream by concurrency) once per
+target, the targets one after the other (their order rotated each repetition), so ratios are taken
+within a repetition, at the same moment; the tables give medians and the range over repetitions.
+CPU per request is the gateway's process-tree CPU time over a run divided by its answers. Idle
+RSS is measured after start-up and one warm-up request; under load, the high-water mark. At the
+end, py-spy samples reapi at 32 connections with an instant upstream and the samples are split by
+the code they were in (the time split). Exit status 0 even when a target could not run: the report
+says why.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-LITELLM_VENV = BENCH / ".litellm-venv"
-SIM_KEY = "sk-bench-sim"
+from _bench import (
+    BENCH,
+    IMAGE_BODY,
+    ROOT,
+    Result,
+    child_json,
+    cpu_seconds,
+    free_port,
+    http,
+    peak_rss_mib,
+    pinned,
+    rss_mib,
+    set_delay,
+    stop,
+    tail,
+    upstream_process,
+    wait_ready,
+    wrk,
+)
+from _upstream import SIM_KEY
+
 LITELLM_KEY = "sk-bench-litellm-master-0123456789"
+LEAN_KEY = "sk-bench-lean-proxy"
 EMAIL = "bench@reapi.local"
-#: Every limit a key can have, none of them reached during a run.
-KEY_LIMITS = [
-    *("--spend-limit", str(10**14), "--period", "monthly"),
-    *("--models", "gpt-image-2,sora-2", "--expires", "2099-01-01"),
-    *("--rpm", str(10**9), "--max-videos", str(10**9)),
-]
-
-ENDPOINTS = {
-    "images": (
-        "/images/generations",
-        {"model": "gpt-image-2", "prompt": "a lighthouse at dusk", "size": "1024x1024"},
-    ),
-    "video create": (
-        "/videos",
-        {"model": "sora-2", "prompt": "a lighthouse at dusk", "size": "1280x720", "seconds": "4"},
-    ),
-}
-
-# The packaged catalog has no OpenAI video model: overlay one routed to the simulator's sora-2.
-CATALOG_OVERLAY = {
-    "models": [
-        {
-            "id": "sora-2",
-            "kind": "video",
-            "name": "Sora 2 (bench)",
-            "owned_by": "openai",
-            "capabilities": {
-                "sizes": {
-                    "1280x720": {"aspect_ratio": "16:9", "resolution": "720p"},
-                    "720x1280": {"aspect_ratio": "9:16", "resolution": "720p"},
-                },
-                "seconds": [4, 8, 12],
-                "input_reference": True,
-            },
-            "price": {"unit": "second", "credits": 10},
-            "routes": [{"provider": "openai", "upstream_model": "sora-2"}],
-        }
-    ]
+PATH = "/images/generations"
+ALL_TARGETS = ("direct", "lean", "reapi", "reapi-before", "reapi-pg", "reapi-w2", "litellm")
+LABELS = {
+    "direct": "direct",
+    "lean": "lean aiohttp",
+    "reapi": "reapi",
+    "reapi-before": "reapi before",
+    "reapi-pg": "reapi PostgreSQL",
+    "reapi-w2": "reapi --workers 2",
+    "litellm": "LiteLLM",
 }
 
 
-# -- the simulator process --------------------------------------------------------------------
-
-
-def simulator_main() -> None:
-    from reapi.testing import OpenAISimulator, SimulatorSpec, run_simulators
-
-    handle = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIM_KEY), "/v1")})
-    print(
-        json.dumps({"url": handle.provider_urls["openai"], "control": handle.control_url}),
-        flush=True,
-    )
-    signal.signal(signal.SIGTERM, lambda *_: (handle.stop(), sys.exit(0)))
-    handle.wait()
-
-
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def pinned(core: int | None, argv: list[str]) -> list[str]:
-    return ["taskset", "-c", str(core), *argv] if core is not None else argv
-
-
-def http(
-    method: str, url: str, body: dict | None = None, key: str | None = None, timeout: float = 30.0
-) -> tuple[int, str]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    request.add_header("content-type", "application/json")
-    if key:
-        request.add_header("authorization", f"Bearer {key}")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
-
-
-def wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode}; log tail:\n{tail(log)}")
-        try:
-            if http("GET", url, timeout=2)[0] < 500:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    stop(process)
-    raise RuntimeError(f"not ready after {timeout:.0f} s; log tail:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def process_tree(pid: int) -> list[int]:
-    pids, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        pids.append(current)
-        for task in Path(f"/proc/{current}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                todo += [int(c) for c in (task / "children").read_text().split()]
-    return pids
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The largest VmHWM in the process tree (uvicorn with 1 worker serves in one process)."""
-    peak = 0
-    for member in process_tree(pid):
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        if match:
-            peak = max(peak, int(match.group(1)))
-    return peak / 1024
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-# -- wrk -------------------------------------------------------------------------------------
+# -- targets ---------------------------------------------------------------------------------
 
 
 @dataclass
-class Result:
-    rps: float
-    p50: float  # ms
-    p99: float  # ms
-    requests: int
-    bad: int  # non-2xx answers + socket errors
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
-    if not match:
-        raise ValueError(f"unparsed wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-# With BENCH_SHOW_ERRORS=1, wrk prints the first three non-2xx answers (slightly slower runs).
-_SHOW_ERRORS = """shown = 0
-function response(status, headers, body)
-  if status >= 300 and shown < 3 then
-    shown = shown + 1
-    io.write("BAD " .. status .. " " .. body:gsub("\\n", " ") .. "\\n")
-  end
-end
-"""
-
-
-def wrk(
-    url: str,
-    body: dict,
-    key: str,
-    concurrency: int,
-    duration: float,
-    workdir: Path,
-    core: int | None,
-    script_name: str = "post.lua",
-) -> Result:
-    script = workdir / script_name
-    payload = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
-    script.write_text(
-        'wrk.method = "POST"\n'
-        f"wrk.body = '{payload}'\n"
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
-        + (_SHOW_ERRORS if os.environ.get("BENCH_SHOW_ERRORS") else "")
-    )
-    argv = pinned(
-        core,
-        [
-            "wrk",
-            "-t1",
-            f"-c{concurrency}",
-            f"-d{duration:g}s",
-            "--latency",
-            "--timeout",
-            "30s",
-            "-s",
-            str(script),
-            url,
-        ],
-    )
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    for line in re.findall(r"^BAD .*$", out, re.M):
-        print("   ", line[:300], flush=True)
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
-    if len(percentiles) < 2:
-        raise RuntimeError(f"wrk printed no latency percentiles:\n{out[-1500:]}")
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    if errors:
-        bad += sum(int(n) for n in errors.groups())
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return Result(rps, _ms(percentiles["50"]), _ms(percentiles["99"]), requests, bad)
-
-
-# -- the targets -----------------------------------------------------------------------------
-
-
 class Target:
-    name = ""
-    key = ""
-    base = ""  # ends with /v1
+    name: str
+    base: str
+    key: str
     process: subprocess.Popen | None = None
     log: Path | None = None
+    version: str = ""
+    idle_rss: float | None = None
+    extra: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.base + PATH
 
     def stop(self) -> None:
         stop(self.process)
+        for process in self.extra:
+            stop(process)
 
 
-class Direct(Target):
-    name = "direct"
-    key = SIM_KEY
-
-    def __init__(self, sim_url: str) -> None:
-        self.base = sim_url
-
-
-class ReapiServer(Target):
-    name = "reapi"
-
-    def __init__(self, sim_url: str, workdir: Path, core: int | None) -> None:
-        data = workdir / "reapi-data"
-        overlay = workdir / "catalog.json"
-        overlay.write_text(json.dumps(CATALOG_OVERLAY))
-        port = free_port()
-        env = {
-            **os.environ,
-            "REAPI_DATA_DIR": str(data),
-            "REAPI_CATALOG_PATH": str(overlay),
-            "REAPI_PROVIDER_BASE_URLS": json.dumps({"openai": sim_url}),
-            "REAPI_PROVIDER_KEYS": json.dumps({"openai": SIM_KEY}),
-            "REAPI_LOG_LEVEL": "WARNING",
-            "REAPI_METRICS_LISTEN": "off",
-            # Limits that would otherwise answer 429 under a benchmark's load.
-            "REAPI_REQUESTS_PER_MINUTE": str(10**9),
-            "REAPI_MAX_CONCURRENT_VIDEOS": str(10**9),
-            # Video jobs are created, not polled to completion: polling is off the create path.
-            "REAPI_POLL_INTERVAL": "3600",
-        }
-        cli = str(Path(sys.executable).with_name("reapi-server"))
-        subprocess.run([cli, "migrate"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            [cli, "accounts", "create", "--email", EMAIL, "--credits", str(10**12)],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        out = subprocess.run(
-            [cli, "keys", "create", "--email", EMAIL, "--name", "bench"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        self.key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
-        out = subprocess.run(
-            [cli, "keys", "create", "--email", EMAIL, "--name", "limited", *KEY_LIMITS],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        #: A key of the same account with every limit set (`--key-limits`).
-        self.limited_key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
-        out = subprocess.run(
-            [cli, "keys", "create", "--email", EMAIL, "--name", "control"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        #: A second key without limits: the control of `--key-limits` (the method's own noise).
-        self.control_key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
-        self.log = workdir / "reapi.log"
-        self.process = subprocess.Popen(
-            pinned(core, [cli, "serve", "--port", str(port), "--workers", "1"]),
-            env=env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        self.base = f"http://127.0.0.1:{port}/v1"
-        wait_ready(f"http://127.0.0.1:{port}/healthz", self.process, 60, self.log)
+def reapi_target(
+    name: str,
+    upstream: str,
+    workdir: Path,
+    core: int | None,
+    *,
+    workers: int = 1,
+    database_url: str | None = None,
+    source: Path | None = None,
+) -> Target:
+    """`source`: another checkout's `src` directory, run instead of this one's (same venv)."""
+    data = workdir / f"{name}-data"
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REAPI_")},
+        "REAPI_DATA_DIR": str(data),
+        "REAPI_PROVIDER_BASE_URLS": json.dumps({"openai": upstream}),
+        "REAPI_PROVIDER_KEYS": json.dumps({"openai": SIM_KEY}),
+        "REAPI_LOG_LEVEL": "WARNING",
+        "REAPI_METRICS_LISTEN": "off",
+        # A limit that would otherwise answer 429 under a benchmark's load.
+        "REAPI_REQUESTS_PER_MINUTE": str(10**9),
+    }
+    if database_url is not None:
+        env["REAPI_DATABASE_URL"] = database_url
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    cli = str(Path(sys.executable).with_name("reapi-server"))
+    subprocess.run([cli, "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [cli, "accounts", "create", "--email", EMAIL, "--credits", str(10**12)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    out = subprocess.run(
+        [cli, "keys", "create", "--email", EMAIL, "--name", "bench"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
+    log = workdir / f"{name}.log"
+    process = subprocess.Popen(
+        pinned(core, [cli, "serve", "--port", str(port), "--workers", str(workers)]),
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    target = Target(name, f"http://127.0.0.1:{port}/v1", key, process, log)
+    wait_ready(f"http://127.0.0.1:{port}/healthz", process, 90, log)
+    return target
 
 
-def ensure_litellm() -> Path:
-    """bench/.litellm-venv/bin/litellm, installing `litellm[proxy]` there if needed."""
-    exe = LITELLM_VENV / "bin" / "litellm"
+def lean_target(upstream: str, core: int | None) -> Target:
+    argv = [sys.executable, str(BENCH / "_passthrough.py"), upstream, SIM_KEY, LEAN_KEY]
+    process, info = child_json(argv, core)
+    return Target("lean", info["url"], LEAN_KEY, process)
+
+
+def ensure_litellm(venv: Path) -> Path:
+    """<venv>/bin/litellm, installing `litellm[proxy]` there if needed."""
+    exe = venv / "bin" / "litellm"
     if exe.exists():
         return exe
-    print(f"installing litellm[proxy] into {LITELLM_VENV} ...", flush=True)
-    subprocess.run(["python3", "-m", "venv", str(LITELLM_VENV)], check=True)
+    print(f"installing litellm[proxy] into {venv} ...", flush=True)
+    subprocess.run(["python3", "-m", "venv", str(venv)], check=True)
     pip = subprocess.run(
-        [str(LITELLM_VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
+        [str(venv / "bin" / "pip"), "install", "-q", "litellm[proxy]"],
         capture_output=True,
         text=True,
     )
@@ -385,418 +194,554 @@ def ensure_litellm() -> Path:
     return exe
 
 
-class LiteLLMProxy(Target):
-    name = "litellm"
-    key = LITELLM_KEY
-
-    def __init__(self, sim_url: str, workdir: Path, core: int | None) -> None:
-        exe = ensure_litellm()
-        version = subprocess.run(
+def litellm_target(upstream: str, workdir: Path, core: int | None, venv: Path) -> Target:
+    exe = ensure_litellm(venv)
+    version = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m; print(m.version('litellm'))",
+        ],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    config = workdir / "litellm.yaml"
+    config.write_text(
+        "\n".join(
             [
-                str(LITELLM_VENV / "bin" / "python"),
-                "-c",
-                "import importlib.metadata as m; print(m.version('litellm'))",
-            ],
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        self.version = version or "?"
-        config = workdir / "litellm.yaml"
-        models = []
-        for name in ("gpt-image-2", "sora-2"):
-            models += [
-                f"  - model_name: {name}",
+                "model_list:",
+                "  - model_name: gpt-image-2",
                 "    litellm_params:",
-                f"      model: openai/{name}",
-                f"      api_base: {sim_url}",
+                "      model: openai/gpt-image-2",
+                f"      api_base: {upstream}",
                 f"      api_key: {SIM_KEY}",
+                "general_settings:",
+                "  master_key: os.environ/LITELLM_MASTER_KEY",
+                "litellm_settings:",
+                "  set_verbose: false",
+                "",
             ]
-        config.write_text(
-            "\n".join(
-                [
-                    "model_list:",
-                    *models,
-                    "general_settings:",
-                    "  master_key: os.environ/LITELLM_MASTER_KEY",
-                    "litellm_settings:",
-                    "  set_verbose: false",
-                    "",
-                ]
-            )
         )
-        port = free_port()
-        env = {
-            **os.environ,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-            "LITELLM_MASTER_KEY": LITELLM_KEY,
-            "LITELLM_LOG": "ERROR",
-        }
-        env.pop("DATABASE_URL", None)
-        self.log = workdir / "litellm.log"
-        self.process = subprocess.Popen(
-            pinned(
-                core,
-                [
-                    str(exe),
-                    "--config",
-                    str(config),
-                    "--port",
-                    str(port),
-                    "--host",
-                    "127.0.0.1",
-                    "--num_workers",
-                    "1",
-                ],
-            ),
-            env=env,
-            stdout=self.log.open("w"),
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
+    )
+    port = free_port()
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_MASTER_KEY": LITELLM_KEY,
+        "LITELLM_LOG": "ERROR",
+    }
+    env.pop("DATABASE_URL", None)
+    log = workdir / "litellm.log"
+    argv = [str(exe), "--config", str(config), "--port", str(port), "--host", "127.0.0.1"]
+    process = subprocess.Popen(
+        pinned(core, [*argv, "--num_workers", "1"]),
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+    )
+    target = Target("litellm", f"http://127.0.0.1:{port}/v1", LITELLM_KEY, process, log, version)
+    wait_ready(f"http://127.0.0.1:{port}/health/liveliness", process, 180, log)
+    return target
+
+
+class Postgres:
+    """Debian's PostgreSQL in a temp dir, durable (fsync on), pinned with the load tools."""
+
+    def __init__(self, core: int | None, synchronous_commit: bool) -> None:
+        sys.path.insert(0, str(ROOT))
+        from tests.server.postgres import PostgresServer, pg_bin
+
+        bindir = pg_bin()
+        if bindir is None:
+            raise RuntimeError("no PostgreSQL binaries: apt-get install -y postgresql")
+        self.server = PostgresServer(bindir)
+        server = self.server
+        options = (
+            f"-p {server.port} -k {server.base} -c listen_addresses=127.0.0.1"
+            f" -c max_connections=200 -c synchronous_commit={'on' if synchronous_commit else 'off'}"
         )
-        self.base = f"http://127.0.0.1:{port}/v1"
-        wait_ready(f"http://127.0.0.1:{port}/health/liveliness", self.process, 180, self.log)
+        run = [*server.as_user]
+        subprocess.run(
+            [*run, f"{server.bindir}/initdb", "-D", server.data, "-A", "trust", "-U", "reapi"],
+            check=True,
+            capture_output=True,
+        )
+        log = os.path.join(server.base, "log")
+        pg_ctl = [f"{server.bindir}/pg_ctl", "-D", server.data, "-o", options, "-w", "-l", log]
+        subprocess.run(pinned(core, [*run, *pg_ctl, "start"]), check=True, capture_output=True)
+        server.execute("CREATE DATABASE reapi")
+        self.url = server.url("reapi")
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
-# -- the run -----------------------------------------------------------------------------------
+# -- the runs --------------------------------------------------------------------------------
 
 
-def replace_key(target: Target, key: str) -> Target:
-    """The same target, called with another key."""
-    other = Target()
-    other.base, other.key = target.base, key
-    return other
+@dataclass(frozen=True)
+class Upstream:
+    latency: float
+    jitter: float
+
+    @property
+    def label(self) -> str:
+        if not self.latency:
+            return "instant"
+        return f"{self.latency:g} ms" + (f" ± {self.jitter:g}" if self.jitter else "")
 
 
-def check(target: Target, endpoint: str) -> str | None:
-    """One request (also the warm-up): None if it succeeds, else why not."""
-    path, body = ENDPOINTS[endpoint]
-    status, text = http("POST", target.base + path, body, target.key, timeout=60)
-    return None if status < 300 else f"HTTP {status}: {text[:300]}"
+@dataclass
+class Run:
+    result: Result
+    cpu_ms: float | None  # per answer
 
 
-def set_latency(control: str, ms: float) -> None:
-    status, text = http("POST", f"{control}/faults/openai", {"latency": ms / 1000})
-    if status != 200:
-        raise RuntimeError(f"could not set simulator latency: {status} {text}")
+def warm(target: Target, workdir: Path, core: int | None) -> str | None:
+    status, text = http("POST", target.url, IMAGE_BODY, target.key, timeout=60)
+    if status >= 300:
+        return f"HTTP {status}: {text[:300]}"
+    wrk(target.url, IMAGE_BODY, target.key, 4, 1, workdir, core)
+    return None
 
 
 def measure(
-    target: Target,
-    endpoints: list[str],
-    latencies: list[float],
-    levels: list[int],
-    args: argparse.Namespace,
-    control: str,
-    workdir: Path,
-    core: int | None,
-    results: dict,
-) -> None:
-    for latency in latencies:
-        set_latency(control, latency)
-        for endpoint in endpoints:
-            path, body = ENDPOINTS[endpoint]
-            # warm up (LiteLLM's first request takes ~0.5 s)
-            wrk(target.base + path, body, target.key, 4, 2, workdir, core)
-            for level in levels:
-                result = wrk(
-                    target.base + path, body, target.key, level, args.duration, workdir, core
-                )
-                results[(target.name, latency, endpoint, level)] = result
-                if result.bad and target.log is not None:
-                    print(
-                        f"  {result.bad} bad answers; {target.name} log tail:\n"
-                        + tail(target.log, 5),
-                        flush=True,
-                    )
-                print(
-                    f"  {target.name:8} {latency:>3.0f} ms upstream  {endpoint:12} c={level:<3} "
-                    f"{result.rps:8.1f} req/s  p50 {result.p50:7.2f} ms  p99 {result.p99:7.2f} "
-                    f"ms  bad {result.bad}/{result.requests}",
-                    flush=True,
-                )
+    target: Target, concurrency: int, duration: float, workdir: Path, core: int | None
+) -> Run:
+    pid = target.process.pid if target.process is not None and target.name != "direct" else None
+    before = cpu_seconds(pid) if pid else 0.0
+    result = wrk(target.url, IMAGE_BODY, target.key, concurrency, duration, workdir, core)
+    cpu = (cpu_seconds(pid) - before) if pid else None
+    answered = max(result.requests, 1)
+    return Run(result, cpu / answered * 1000 if cpu is not None else None)
+
+
+# -- the time split --------------------------------------------------------------------------
+
+#: (bucket, substrings of a frame's file path); the first frame from the leaf up that matches
+#: one decides the sample's bucket. Modules not listed (asyncio, anyio, pydantic, the standard
+#: library's helpers) pass the sample on to their caller.
+BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "database and group commit",
+        (
+            "sqlalchemy/",
+            "aiosqlite/",
+            "asyncpg/",
+            "sqlite3/",
+            "reapi_server/group_commit.py",
+            "reapi_server/db.py",
+            "reapi_server/sqlite_inline.py",
+            "reapi_server/lock_order.py",
+            "repository.py",
+        ),
+    ),
+    ("writing the output file", ("reapi_server/mirror/",)),
+    ("logging and metrics", ("/logging/", "prometheus_client/", "reapi_server/observability/")),
+    ("JSON", ("/json/", "orjson")),
+    (
+        "upstream call (aiohttp, adapter, router)",
+        ("aiohttp/", "yarl/", "multidict/", "/reapi/", "reapi_server/upstream.py"),
+    ),
+    ("uvicorn, Starlette, FastAPI", ("uvicorn/", "starlette/", "fastapi/", "httptools/", "h11/")),
+    ("reapi's request, credit and usage code", ("reapi_server/",)),
+)
+
+
+def classify(stack: list[str]) -> str:
+    for frame in reversed(stack):
+        path = frame.rpartition("(")[2]
+        for bucket, needles in BUCKETS:
+            if any(needle in path for needle in needles):
+                return bucket
+    return "event loop and other"
+
+
+def time_split(raw: Path) -> list[tuple[str, float]]:
+    """py-spy's raw (collapsed) samples → share of samples per bucket, largest first."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if frames and frames[0].startswith("process "):
+            frames = frames[1:]
+        if frames and frames[0].startswith("thread "):
+            frames = frames[1:]
+        counts[classify(frames)] += int(count)
+    total = sum(counts.values()) or 1
+    return [(bucket, n / total) for bucket, n in counts.most_common()]
+
+
+def profile(target: Target, duration: float, workdir: Path, core: int | None) -> str:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists() or target.process is None:
+        return "time split skipped: py-spy not found (pip install py-spy)"
+    raw = workdir / "reapi.spy"
+    recorder = subprocess.Popen(
+        [
+            spy,
+            "record",
+            "--pid",
+            str(target.process.pid),
+            "--duration",
+            f"{duration:g}",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(raw),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)
+    wrk(target.url, IMAGE_BODY, target.key, 32, duration - 1, workdir, core)
+    _, err = recorder.communicate(timeout=duration + 60)
+    if not raw.exists():
+        return f"time split skipped: py-spy failed: {err.strip()[-300:]}"
+    rows = ["| where reapi's CPU goes (instant upstream, c=32, py-spy) | share |", "|---|--:|"]
+    rows += [f"| {bucket} | {share:.0%} |" for bucket, share in time_split(raw)]
+    return "\n".join(rows)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _spread(values: list[float], fmt: str, suffix: str = "") -> str:
+    values = [v for v in values if v == v]
+    if not values:
+        return "—"
+    middle = format(_median(values), fmt) + suffix
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({format(min(values), fmt)} to {format(max(values), fmt)})"
+
+
+Runs = dict[tuple[int, Upstream, int, str], Run]
 
 
 def report(
-    results: dict,
-    latencies: list[float],
+    runs: Runs,
+    reps: int,
+    upstreams: list[Upstream],
     levels: list[int],
-    notes: dict,
-    rss: dict[str, float],
-    skipped: dict[str, str],
+    targets: list[Target],
+    notes: list[str],
 ) -> str:
-    have_litellm = any(k[0] == "litellm" for k in results)
-    head = [
-        "upstream",
-        "request",
-        "conc.",
-        "direct req/s",
-        "direct p50/p99 (ms)",
-        "reapi req/s",
-        "reapi added p50/p99 (ms)",
+    names = [t.name for t in targets]
+    gateways = [n for n in names if n != "direct"]
+
+    def per_rep(upstream: Upstream, level: int, fn) -> list[float]:  # type: ignore[no-untyped-def]
+        out = []
+        for rep in range(reps):
+            try:
+                value = fn(lambda name, rep=rep: runs[(rep, upstream, level, name)])
+            except (KeyError, ZeroDivisionError):
+                continue
+            if value is not None:
+                out.append(value)
+        return out
+
+    lines = ["### Requests per second (median of the repetitions, their range in brackets)", ""]
+    ratios = [
+        ("reapi", "litellm", "reapi ÷ LiteLLM"),
+        ("reapi-before", "litellm", "before ÷ LiteLLM"),
+        ("reapi", "reapi-before", "reapi ÷ before"),
+        ("reapi", "lean", "reapi ÷ lean"),
+        ("reapi", "direct", "reapi ÷ direct"),
+        ("reapi-pg", "reapi", "PostgreSQL ÷ SQLite"),
+        ("reapi-w2", "reapi", "2 workers ÷ 1"),
     ]
-    if have_litellm:
-        head += ["LiteLLM req/s", "LiteLLM added p50/p99 (ms)", "reapi ÷ LiteLLM"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ratios = [r for r in ratios if r[0] in names and r[1] in names]
+    head = ["upstream", "conc.", *(LABELS[n] for n in names), *(r[2] for r in ratios)]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * (len(head) - 2)]
+    for upstream in upstreams:
+        for level in levels:
+            row = [upstream.label, str(level)]
+            for name in names:
+                row.append(
+                    _spread(per_rep(upstream, level, lambda r, n=name: r(n).result.rps), ",.0f")
+                )
+            for a, b, _ in ratios:
+                row.append(
+                    _spread(
+                        per_rep(
+                            upstream,
+                            level,
+                            lambda r, a=a, b=b: r(a).result.rps / r(b).result.rps,
+                        ),
+                        ".2f",
+                        "x",
+                    )
+                )
+            lines.append("| " + " | ".join(row) + " |")
 
-    def added(r: Result | None, d: Result) -> str:
-        if r is None:
-            return "—"
-        flag = f" ({r.bad} non-2xx)" if r.bad else ""
-        return f"{r.p50 - d.p50:+.2f} / {r.p99 - d.p99:+.2f}{flag}"
+    lines += ["", "### Latency: direct p50 / p99, and what each gateway adds to them (ms)", ""]
+    head = ["upstream", "conc.", "direct p50 / p99", *(f"{LABELS[n]} added" for n in gateways)]
+    if "reapi" in names:
+        head.append("reapi p99 ÷ p50")
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for upstream in upstreams:
+        for level in levels:
+            p50 = per_rep(upstream, level, lambda r: r("direct").result.p50)
+            p99 = per_rep(upstream, level, lambda r: r("direct").result.p99)
+            row = [upstream.label, str(level), f"{_spread(p50, '.2f')} / {_spread(p99, '.2f')}"]
+            for name in gateways:
+                a50 = per_rep(
+                    upstream,
+                    level,
+                    lambda r, n=name: r(n).result.p50 - r("direct").result.p50,
+                )
+                a99 = per_rep(
+                    upstream,
+                    level,
+                    lambda r, n=name: r(n).result.p99 - r("direct").result.p99,
+                )
+                bad = sum(
+                    runs[(rep, upstream, level, name)].result.bad
+                    for rep in range(reps)
+                    if (rep, upstream, level, name) in runs
+                )
+                flag = f" ({bad} non-2xx)" if bad else ""
+                row.append(f"{_spread(a50, '+.2f')} / {_spread(a99, '+.2f')}{flag}")
+            if "reapi" in names:
+                row.append(
+                    _spread(
+                        per_rep(
+                            upstream, level, lambda r: r("reapi").result.p99 / r("reapi").result.p50
+                        ),
+                        ".1f",
+                        "x",
+                    )
+                )
+            lines.append("| " + " | ".join(row) + " |")
 
-    for latency in latencies:
-        for endpoint in ENDPOINTS:
-            for level in levels:
-                d = results.get(("direct", latency, endpoint, level))
-                if d is None:
-                    continue
-                r = results.get(("reapi", latency, endpoint, level))
-                row = [
-                    f"{latency:g} ms",
-                    endpoint,
-                    str(level),
-                    f"{d.rps:,.0f}",
-                    f"{d.p50:.2f} / {d.p99:.2f}",
-                    f"{r.rps:,.0f}" if r else "—",
-                    added(r, d),
-                ]
-                if have_litellm:
-                    lt = results.get(("litellm", latency, endpoint, level))
-                    row += [
-                        f"{lt.rps:,.0f}" if lt else "—",
-                        added(lt, d),
-                        f"{r.rps / lt.rps:.1f}x" if r and lt and lt.rps else "—",
-                    ]
-                lines.append("| " + " | ".join(row) + " |")
-    lines.append("")
-    for name, mib in rss.items():
-        lines.append(f"- peak RSS of {name}: {mib:.0f} MiB (VmHWM)")
-    for name, why in skipped.items():
-        lines.append(f"- {name} skipped: {why}")
-    for name, note in notes.items():
-        lines.append(f"- {name}: {note}")
+    lines += ["", "### CPU per request (ms of the gateway's CPU time per answer)", ""]
+    head = ["upstream", "conc.", *(LABELS[n] for n in gateways)]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * len(gateways)]
+    for upstream in upstreams:
+        for level in levels:
+            row = [upstream.label, str(level)]
+            for name in gateways:
+                values = per_rep(upstream, level, lambda r, n=name: r(n).cpu_ms)
+                row.append(_spread(values, ".2f"))
+            lines.append("| " + " | ".join(row) + " |")
+
+    lines += [
+        "",
+        "### Memory (MiB)",
+        "",
+        "| target | RSS idle | peak RSS under load |",
+        "|---|--:|--:|",
+    ]
+    for target in targets:
+        if target.name == "direct" or target.process is None:
+            continue
+        idle = f"{target.idle_rss:.0f}" if target.idle_rss is not None else "—"
+        lines.append(f"| {LABELS[target.name]} | {idle} | {peak_rss_mib(target.process.pid):.0f} |")
+    lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines)
 
 
-def measure_key_limits(
-    reapi: ReapiServer,
-    endpoints: list[str],
-    latencies: list[float],
-    levels: list[int],
-    args: argparse.Namespace,
-    control: str,
-    workdir: Path,
-    core: int | None,
-) -> str:
-    """The same load, at the same time, with a key without limits and one with every limit:
-    two wrk processes side by side against one server, each with `level` connections, for
-    `args.rounds` rounds (which one starts first alternates). Measured together, both see the
-    same machine: on a shared, loaded one, runs one after the other differ by more than what is
-    measured. Each case is measured again with two keys without limits (the control: what the
-    method reads when there is no difference). A table of the medians and per-round ratios."""
-    pairs = {
-        "limits": (reapi.key, reapi.limited_key),
-        "control": (reapi.key, reapi.control_key),
-    }
-    head = ["upstream", "request", "conc. (each)", "pair", "rounds", "A req/s", "B req/s"]
-    head += ["B ÷ A (median)", "range of the rounds", "non-2xx"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    names = {"limits": "A no limits, B limits", "control": "A, B both without limits"}
-
-    def run(key: str, name: str, url: str, body: dict, level: int, duration: float) -> Result:
-        return wrk(url, body, key, level, duration, workdir, core, f"{name}.lua")
-
-    with ThreadPoolExecutor(2) as pool:
-        for latency in latencies:
-            set_latency(control, latency)
-            for endpoint in endpoints:
-                path, body = ENDPOINTS[endpoint]
-                url = reapi.base + path
-                for key in (reapi.key, reapi.limited_key, reapi.control_key):  # warm up
-                    run(key, "warm", url, body, 4, 2)
-                for level in levels:
-                    for pair, (a, b) in pairs.items():
-                        rps: dict[str, list[float]] = {"a": [], "b": []}
-                        bad = 0
-                        for round_ in range(args.rounds):
-                            order = [("a", a), ("b", b)]
-                            if round_ % 2:
-                                order.reverse()
-                            runs = {
-                                side: pool.submit(run, key, side, url, body, level, args.duration)
-                                for side, key in order
-                            }
-                            for side, future in runs.items():
-                                result = future.result()
-                                rps[side].append(result.rps)
-                                bad += result.bad
-                            print(
-                                f"  {latency:>3.0f} ms upstream  {endpoint:12} c={level:<3} "
-                                f"{pair:8} round {round_ + 1}: A {rps['a'][-1]:8.1f} req/s, "
-                                f"B {rps['b'][-1]:8.1f} req/s",
-                                flush=True,
-                            )
-                        ratios = sorted(y / x for x, y in zip(rps["a"], rps["b"], strict=True) if x)
-                        row = [
-                            f"{latency:g} ms",
-                            endpoint,
-                            str(level),
-                            names[pair],
-                            str(args.rounds),
-                            f"{statistics.median(rps['a']):,.0f}",
-                            f"{statistics.median(rps['b']):,.0f}",
-                            f"{statistics.median(ratios):.3f}",
-                            f"{ratios[0]:.3f} to {ratios[-1]:.3f}",
-                            str(bad),
-                        ]
-                        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+def parse_upstreams(text: str) -> list[Upstream]:
+    """ "0,50,50~25" → instant, 50 ms, 50 ± 25 ms."""
+    out = []
+    for item in text.split(","):
+        latency, _, jitter = item.partition("~")
+        out.append(Upstream(float(latency), float(jitter or 0)))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
-    parser.add_argument("--latencies", default="0,50", help="upstream latencies in ms")
-    parser.add_argument("--concurrency", default="1,32")
-    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--repetitions", type=int, default=2)
     parser.add_argument(
-        "--key-limits",
-        action="store_true",
-        help="compare a key with every limit set to one without (reapi only, interleaved)",
+        "--upstreams", default="0,50,50~25", help="upstream latencies in ms, ~jitter (uniform ±)"
     )
-    parser.add_argument("--rounds", type=int, default=10, help="rounds of --key-limits")
-    parser.add_argument("--simulator", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", default="1,32,128")
+    parser.add_argument("--targets", default=",".join(ALL_TARGETS))
+    parser.add_argument("--no-litellm", action="store_true", help="the same as leaving it out")
+    parser.add_argument(
+        "--litellm-venv",
+        type=Path,
+        default=Path(os.environ.get("LITELLM_VENV", BENCH / ".litellm-venv")),
+        help="a venv with litellm[proxy] (made here if missing); env LITELLM_VENV",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="the `src` directory of an earlier checkout: adds the target reapi-before (the "
+        "same settings, that code) to compare with in the same run",
+    )
+    parser.add_argument(
+        "--pg-synchronous-commit",
+        action="store_true",
+        help="PostgreSQL with synchronous_commit=on (an fsync per commit)",
+    )
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=10.0,
+        help="py-spy's run for the time split; 0: none",
+    )
+    parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
-    if args.simulator:
-        simulator_main()
-        return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
-    latencies = [float(x) for x in args.latencies.split(",")]
+    wanted = [t for t in args.targets.split(",") if t]
+    unknown = set(wanted) - set(ALL_TARGETS)
+    if unknown:
+        sys.exit(f"unknown targets: {', '.join(sorted(unknown))}")
+    if args.no_litellm and "litellm" in wanted:
+        wanted.remove("litellm")
+    if args.before is not None and "reapi-before" not in wanted:
+        wanted.insert(wanted.index("reapi") + 1 if "reapi" in wanted else 1, "reapi-before")
+    if "reapi-before" in wanted and args.before is None:
+        sys.exit("the target reapi-before needs --before SRC")
+    if "direct" not in wanted:
+        wanted.insert(0, "direct")  # every ratio and "added" column needs it
+    upstreams = parse_upstreams(args.upstreams)
     levels = [int(x) for x in args.concurrency.split(",")]
     pin = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
     gw_core, load_core = (0, 1) if pin else (None, None)
-    print(
-        f"cores: {os.cpu_count()}; pinning: "
-        + ("gateway on core 0, wrk + simulator on core 1" if pin else "off"),
-        flush=True,
-    )
+    notes = [
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+        + (
+            "gateways on core 0; wrk, the upstream and PostgreSQL on core 1; "
+            "reapi --workers 2 not pinned"
+            if pin
+            else "no pinning"
+        ),
+        f"{args.repetitions} repetitions of {args.duration:g} s per run, upstream answer: "
+        "a 4,182-byte PNG as b64_json",
+    ]
 
-    results: dict = {}
-    notes: dict[str, str] = {}
-    rss: dict[str, float] = {}
-    skipped: dict[str, str] = {}
+    targets: list[Target] = []
+    postgres: Postgres | None = None
+    runs: Runs = {}
     with tempfile.TemporaryDirectory(prefix="reapi-bench-") as tmp:
         workdir = Path(tmp)
-        sim = subprocess.Popen(
-            pinned(load_core, [sys.executable, __file__, "--simulator"]),
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
+        upstream_proc, upstream_url, control = upstream_process(load_core)
         try:
-            assert sim.stdout is not None
-            info = json.loads(sim.stdout.readline())
-            sim_url, control = info["url"], info["control"]
-            if args.key_limits:
-                reapi = ReapiServer(sim_url, workdir, gw_core)
+            for name in wanted:
                 try:
-                    for endpoint in ENDPOINTS:
-                        for key in (reapi.key, reapi.limited_key, reapi.control_key):
-                            problem = check(replace_key(reapi, key), endpoint)
-                            if problem:
-                                sys.exit(f"reapi refused {endpoint}: {problem}")
-                    print("reapi-server, a key without limits and one with every limit:")
-                    table = measure_key_limits(
-                        reapi,
-                        list(ENDPOINTS),
-                        latencies,
-                        levels,
-                        args,
-                        control,
-                        workdir,
-                        load_core,
-                    )
-                finally:
-                    reapi.stop()
-                print()
-                print(table)
-                return
-            direct = Direct(sim_url)
-            for endpoint in ENDPOINTS:
-                problem = check(direct, endpoint)
-                if problem:
-                    sys.exit(f"the simulator refused {endpoint}: {problem}")
-            print("direct to the simulator:", flush=True)
-            measure(
-                direct,
-                list(ENDPOINTS),
-                latencies,
-                levels,
-                args,
-                control,
-                workdir,
-                load_core,
-                results,
-            )
-
-            reapi = ReapiServer(sim_url, workdir, gw_core)
-            try:
-                endpoints = []
-                for endpoint in ENDPOINTS:
-                    problem = check(reapi, endpoint)
-                    if problem:
-                        notes[f"reapi {endpoint}"] = f"not measured: {problem}"
+                    if name == "direct":
+                        target = Target("direct", upstream_url, SIM_KEY, upstream_proc)
+                    elif name == "lean":
+                        target = lean_target(upstream_url, gw_core)
+                    elif name == "reapi":
+                        target = reapi_target(name, upstream_url, workdir, gw_core)
+                    elif name == "reapi-before":
+                        target = reapi_target(
+                            name, upstream_url, workdir, gw_core, source=args.before.resolve()
+                        )
+                    elif name == "reapi-w2":
+                        target = reapi_target(name, upstream_url, workdir, None, workers=2)
+                    elif name == "reapi-pg":
+                        postgres = Postgres(load_core, args.pg_synchronous_commit)
+                        target = reapi_target(
+                            name, upstream_url, workdir, gw_core, database_url=postgres.url
+                        )
                     else:
-                        endpoints.append(endpoint)
-                print("reapi-server:", flush=True)
-                measure(
-                    reapi, endpoints, latencies, levels, args, control, workdir, load_core, results
-                )
-                assert reapi.process is not None
-                rss["reapi-server"] = peak_rss_mib(reapi.process.pid)
-            finally:
-                reapi.stop()
-
-            if args.no_litellm:
-                skipped["LiteLLM"] = "--no-litellm given"
-            else:
-                litellm = None
-                try:
-                    litellm = LiteLLMProxy(sim_url, workdir, gw_core)
-                    endpoints = []
-                    for endpoint in ENDPOINTS:
-                        problem = check(litellm, endpoint)
-                        if problem:
-                            notes[f"LiteLLM {endpoint}"] = f"not measured: {problem}"
-                        else:
-                            endpoints.append(endpoint)
-                    print(f"LiteLLM proxy {litellm.version}:", flush=True)
-                    measure(
-                        litellm,
-                        endpoints,
-                        latencies,
-                        levels,
-                        args,
-                        control,
-                        workdir,
-                        load_core,
-                        results,
-                    )
-                    assert litellm.process is not None
-                    rss[f"LiteLLM proxy {litellm.version}"] = peak_rss_mib(litellm.process.pid)
+                        target = litellm_target(upstream_url, workdir, gw_core, args.litellm_venv)
                 except (RuntimeError, OSError, subprocess.CalledProcessError) as error:
-                    skipped["LiteLLM"] = str(error)
-                    print(f"LiteLLM skipped: {error}", flush=True)
-                finally:
-                    if litellm is not None:
-                        litellm.stop()
+                    notes.append(f"{LABELS[name]} not measured: {error}")
+                    print(f"{name} skipped: {error}", flush=True)
+                    continue
+                problem = warm(target, workdir, load_core)
+                if problem:
+                    notes.append(f"{LABELS[name]} not measured: {problem}")
+                    target.stop()
+                    continue
+                if target.process is not None and name != "direct":
+                    time.sleep(1)
+                    target.idle_rss = rss_mib(target.process.pid)
+                targets.append(target)
+                print(f"started {name} {target.version}".rstrip(), flush=True)
+
+            for rep in range(args.repetitions):
+                order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
+                for upstream in upstreams:
+                    set_delay(control, upstream.latency, upstream.jitter)
+                    for level in levels:
+                        for target in order:
+                            wrk(
+                                target.url,
+                                IMAGE_BODY,
+                                target.key,
+                                min(level, 4),
+                                1,
+                                workdir,
+                                load_core,
+                            )
+                            run = measure(target, level, args.duration, workdir, load_core)
+                            runs[(rep, upstream, level, target.name)] = run
+                            r = run.result
+                            cpu = f"  cpu {run.cpu_ms:.2f} ms/req" if run.cpu_ms else ""
+                            print(
+                                f"  rep {rep + 1} {upstream.label:>12} c={level:<3} "
+                                f"{target.name:9} {r.rps:8.1f} req/s  p50 {r.p50:7.2f}  "
+                                f"p99 {r.p99:7.2f} ms  bad {r.bad}/{r.requests}{cpu}",
+                                flush=True,
+                            )
+                            if r.bad and target.log is not None:
+                                print(tail(target.log, 5), flush=True)
+
+            split = ""
+            reapi = next((t for t in targets if t.name == "reapi"), None)
+            if reapi is not None and args.profile_seconds > 0:
+                set_delay(control, 0)
+                split = profile(reapi, args.profile_seconds, workdir, load_core)
+            for target in targets:
+                if target.version:
+                    notes.append(f"{LABELS[target.name]} {target.version}")
+            text = report(runs, args.repetitions, upstreams, levels, targets, notes)
+            if split:
+                text += "\n\n" + split
+            if args.json is not None:
+                args.json.write_text(
+                    json.dumps(
+                        [
+                            {
+                                "repetition": rep,
+                                "latency_ms": up.latency,
+                                "jitter_ms": up.jitter,
+                                "concurrency": level,
+                                "target": name,
+                                "rps": run.result.rps,
+                                "p50_ms": run.result.p50,
+                                "p99_ms": run.result.p99,
+                                "requests": run.result.requests,
+                                "bad": run.result.bad,
+                                "cpu_ms_per_request": run.cpu_ms,
+                            }
+                            for (rep, up, level, name), run in runs.items()
+                        ],
+                        indent=1,
+                    )
+                )
         finally:
-            stop(sim)
+            for target in targets:
+                if target.name != "direct":
+                    target.stop()
+            stop(upstream_proc)
+            if postgres is not None:
+                postgres.stop()
     print()
-    print(report(results, latencies, levels, notes, rss, skipped))
+    print(text)
 
 
 if __name__ == "__main__":

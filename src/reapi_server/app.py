@@ -38,7 +38,7 @@ from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
 from .json_api.errors import install_error_handlers
-from .mirror import ObjectStore
+from .mirror import LocalDiskStore, ObjectStore
 from .observability.fastapi_telemetry import fastapi_without_telemetry
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
@@ -96,6 +96,8 @@ def create_app(
         # Plain tasks rather than a task group: the lifespan may be entered and left from
         # different tasks (test harnesses do), which a cancel scope does not allow.
         tasks: list[asyncio.Task[None]] = []
+        if isinstance(rt.store, LocalDiskStore):
+            await asyncio.to_thread(rt.store.prepare)  # its folders: none made per request
         sender = build_sender(settings)
         if settings.run_background_tasks:
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))

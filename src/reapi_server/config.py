@@ -242,7 +242,8 @@ class Settings(BaseSettings):
     #: must have died (image requests finish well within it).
     image_hold_seconds: float = 900.0
     sweep_interval: float = 30.0
-    #: How often the SQLite WAL is copied back into the database file (off the event loop).
+    #: How often the SQLite WAL is copied back into the database file and restarted (off the
+    #: event loop), besides whenever it has grown past its bound (`wal_bound`).
     checkpoint_interval: float = 1.0
     #: After an operation failed because the database was unavailable (a full disk, a lost
     #: connection), /readyz answers 503 for this long, and requests are told to retry after it.

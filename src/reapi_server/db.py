@@ -1,9 +1,10 @@
 """Database engines and units of work.
 
 SQLite (the default) allows one writer at a time. Rather than letting concurrent writers fail with
-"database is locked", every write transaction here starts with `BEGIN IMMEDIATE` on a dedicated
-single-connection engine: writers in this process queue on the pool, writers in other processes
-wait for the lock with async sleeps (see `_begin_write`). Reads use a separate pool and never
+"database is locked", every write transaction here starts with `BEGIN IMMEDIATE`, on a dedicated
+single-connection engine or on the group committer's own connection: writers in this process take
+turns (`GroupCommitter.turn`), writers in other processes wait for the lock with async sleeps (see
+`_begin_write`). Reads use a separate pool and never
 block behind writers (WAL mode). SQLite calls run inline on the event loop (`sqlite_inline`).
 
 PostgreSQL uses one pooled asyncpg engine for both; row-level locking does the queueing.
@@ -18,7 +19,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    nullcontext,
+)
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,6 +46,7 @@ from .group_commit import GroupCommitter, Tx, as_tx
 from .lock_order import lock_accounts
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
+from .wal_bound import WAL_LIMIT_BYTES, WalBound
 
 __all__ = ["Database"]
 
@@ -72,16 +79,7 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so that BEGIN IMMEDIATE is ours to send.
         dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # The writer must not block the event loop waiting for a lock: it retries instead.
-        cursor.execute(f"PRAGMA busy_timeout={0 if writer else _READ_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoints (which fsync) run on a thread (`Database.checkpoint`), never inline on
-        # the event loop as part of whichever COMMIT crossed the WAL size threshold.
-        cursor.execute("PRAGMA wal_autocheckpoint=0")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _configure(dbapi_connection, writer=writer)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
@@ -101,11 +99,39 @@ def _sqlite_engine(url: str, *, writer: bool) -> AsyncEngine:
     return engine
 
 
+def _configure(connection: Any, *, writer: bool) -> None:
+    """The settings of every connection to the database (a `sqlite3` connection, or
+    aiosqlite's, which takes the same calls)."""
+    cursor = connection.cursor()
+    # The writer must not block the event loop waiting for a lock: it retries instead.
+    cursor.execute(f"PRAGMA busy_timeout={0 if writer else _READ_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoints (which fsync) run on a thread between group commits (`wal_bound`), never
+    # inline on the event loop as part of whichever COMMIT crossed the WAL size threshold.
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
+    # A WAL that SQLite restarts from its beginning is also cut back to the bound.
+    cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _group_writer(path: str) -> sqlite3.Connection:
+    """The group committer's own connection (see `group_commit`): BEGIN IMMEDIATE is ours."""
+    connection = sqlite3.connect(path, isolation_level=None)
+    _configure(connection, writer=True)
+    return connection
+
+
+def _is_file(database: str | None) -> bool:
+    return bool(database) and database != ":memory:" and not str(database).startswith("file:")
+
+
 def _private_sqlite_files(database: str) -> None:
     """The database file is made 0600 before SQLite opens it: SQLite gives its WAL and shared
     memory files the database's mode, and would otherwise create it world-readable (umask 022).
     Files an earlier version made are tightened."""
-    if not database or database == ":memory:" or database.startswith("file:"):
+    if not _is_file(database):
         return
     path = Path(database)
     if not path.parent.is_dir():
@@ -113,14 +139,6 @@ def _private_sqlite_files(database: str) -> None:
     private_file(path)
     for suffix in ("-wal", "-shm", "-journal"):
         tighten(path.with_name(path.name + suffix), PRIVATE_FILE)
-
-
-def _checkpoint(path: str) -> None:
-    connection = sqlite3.connect(path, timeout=1.0)
-    try:
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    finally:
-        connection.close()
 
 
 async def _check_foreign_keys(session: AsyncSession) -> None:
@@ -150,15 +168,26 @@ class Database:
             )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
-        self.group = GroupCommitter(self._writer, lock_accounts if self.is_postgres else None)
+        path = make_url(url).database or ""
+        on_file = self.dialect == "sqlite" and _is_file(path)
+        self.group = GroupCommitter(
+            self._writer,
+            lock_accounts if self.is_postgres else None,
+            wal=WalBound(path) if on_file else None,
+            connect=(lambda: _group_writer(path)) if on_file else None,
+        )
         self._unavailable_at: float | None = None
 
-    async def grouped(self, op: Callable[[Tx], Awaitable[T]], *, account: str | None) -> T:
+    async def grouped(
+        self, op: Callable[[Tx], Awaitable[T]], *, account: str | None, at_once: bool = False
+    ) -> T:
         """Run `op` in a transaction shared with the other requests' writes (group commit),
         return its result once committed. The op must not await anything but its `Tx`.
-        `account`: the account whose rows the op touches (see `lock_order`)."""
+        `account`: the account whose rows the op touches (see `lock_order`). `at_once`: the op
+        opens a request (the upstream call waits for it): committed now if the writer is idle,
+        instead of waiting for the others of this pass of the event loop (`group_commit`)."""
         with self._watched():
-            return await self.group.run(op, account)
+            return await self.group.run(op, account, at_once)
 
     async def lock_accounts(self, session: AsyncSession, *account_ids: str) -> None:
         """The first statement of a write transaction that changes several rows: lock their
@@ -223,18 +252,24 @@ class Database:
         transaction, `PRAGMA foreign_key_check` before the commit (a violation rolls it back).
         PostgreSQL alters tables in place and ignores the flag."""
         with anyio.CancelScope(shield=True), self._watched():
-            relaxed = not enforce_foreign_keys and self.dialect == "sqlite"
-            session = await self._begin_write(relaxed)
-            try:
-                yield session
-                if relaxed:
-                    await _check_foreign_keys(session)
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
-            finally:
-                await session.close()
+            async with self._writer_turn():
+                relaxed = not enforce_foreign_keys and self.dialect == "sqlite"
+                session = await self._begin_write(relaxed)
+                try:
+                    yield session
+                    if relaxed:
+                        await _check_foreign_keys(session)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+                finally:
+                    await session.close()
+
+    def _writer_turn(self) -> AbstractAsyncContextManager[Any]:
+        """SQLite: the group committer's turn (it writes on a connection of its own); on
+        PostgreSQL row locks do the queueing."""
+        return self.group.turn() if self.dialect == "sqlite" else nullcontext()
 
     async def _begin_write(self, relaxed: bool = False) -> AsyncSession:
         """A session whose write transaction has begun. On SQLite, `BEGIN IMMEDIATE` takes the
@@ -258,11 +293,10 @@ class Database:
             pause = min(pause * 2, 0.05)
 
     async def checkpoint(self) -> None:
-        """Copy the SQLite WAL back into the database file, on a worker thread. PASSIVE: it
-        never waits for readers or writers, so it is safe beside live traffic and other
-        processes. PostgreSQL needs nothing."""
-        if self.dialect == "sqlite":
-            await anyio.to_thread.run_sync(_checkpoint, make_url(self.url).database or "")
+        """Copy the SQLite WAL back into the database file and restart it, between two group
+        commits, on a worker thread (`wal_bound`); the writer also does so by itself whenever
+        the WAL passes its bound. PostgreSQL needs nothing."""
+        await self.group.checkpoint()
 
     async def ping(self) -> None:
         """Raise unless the database answers."""
@@ -270,6 +304,7 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        self.group.close()
         await self._reader.dispose()
         if self._writer is not self._reader:
             await self._writer.dispose()

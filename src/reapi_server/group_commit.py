@@ -8,6 +8,24 @@ request, and concurrent reserves still cannot overdraw. If any op raises, the wh
 is rolled back and each op is run again in a transaction of its own, so one failing request never
 takes another's work with it (ops are deterministic: their ids are made before they are queued).
 
+Ops queued during one pass of the event loop share a transaction at the start of the next pass.
+An op that opens a request (its credit hold, which the upstream call waits for) is instead
+committed at once, in its caller's task, on a SQLite file (a SQLite transaction never leaves the
+loop), when the writer is idle (nothing queued) and no other opening op went at once in this pass
+(`at_once`, `_idle`). Holding those back until the next pass, as this did before, released the
+requests of one pass together: they called the upstream together, came back together and were
+processed one after the other while the core otherwise idled. With a 50 ms upstream at 32
+connections the gateway ran in such waves at 58% of the upstream's own throughput (issue 15).
+One opening op per pass is enough to break them: requests that the loop handles one after the
+other then leave for the upstream one after the other. The later opening ops of a busy pass join
+the batch, because a transaction per op costs two to three times the CPU of its ops (under load
+a transaction per request cost about a third more CPU per request than sharing one). Skipping
+every at-once commit while batches keep coming, as tried, brought the waves back (the model: 76%
+of direct instead of 94%). Ops that come while the writer is busy (a
+`Database.write` session holds it, a checkpoint runs, another process holds SQLite's lock, or on
+PostgreSQL a transaction is on the wire) queue and share the next transaction.
+`bench/lockstep_model.py` compares these rules.
+
 An op must never take effect twice, so nothing is run again unless its transaction certainly did
 not commit. A COMMIT whose answer is lost (the connection dropped during it) may have landed:
 every transaction also writes its number into this committer's row of `commit_markers`, and that
@@ -19,6 +37,12 @@ Statements are SQLAlchemy Core, compiled once per dialect and run on the raw dri
 `sqlite3` inline on the event loop (no await inside a SQLite transaction, so it holds the write
 lock for microseconds), asyncpg on PostgreSQL (a batch pays one BEGIN/COMMIT round trip and holds
 the hot account row's lock once, instead of once per request).
+
+On a SQLite file the committer keeps a `sqlite3` connection of its own (`connect`) instead of
+checking the writer engine's out of its pool for every transaction: that checkout and return
+(SQLAlchemy's connection, its pool, a greenlet each way) cost more CPU than the transaction
+itself. The writer engine's sessions (`Database.write`) and the committer's transactions take
+turns on one lock (`turn`), as they took turns on that pool's single connection before.
 """
 
 from __future__ import annotations
@@ -42,6 +66,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from .db_errors import is_sqlite_busy
 from .models import CommitMarker
+from .wal_bound import WalBound
 
 __all__ = ["GroupCommitter", "SessionTx", "Statement", "Tx", "as_tx", "forget_idle_markers"]
 
@@ -234,10 +259,28 @@ class _OutcomeUnknown(Exception):
 class GroupCommitter:
     """Runs queued ops in shared transactions on `engine` (the writer engine), one at a time."""
 
-    def __init__(self, engine: AsyncEngine, lock_accounts: LockAccounts | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        lock_accounts: LockAccounts | None = None,
+        wal: WalBound | None = None,
+        connect: Callable[[], sqlite3.Connection] | None = None,
+    ) -> None:
         self._engine = engine
         #: On PostgreSQL: run first in every transaction, on the accounts of its ops.
         self._lock_accounts = lock_accounts
+        #: On SQLite: checkpointed between transactions once past its bound (`wal_bound`).
+        self._wal = wal
+        #: On a SQLite file: opens the committer's own connection (made on first use).
+        self._connect = connect
+        self._own: sqlite3.Connection | None = None
+        #: Whether an opening op was committed at once in this pass of the event loop.
+        self._led = False
+        #: `transactions` when the last checkpoint that completed began.
+        self._checkpointed_after = -1
+        #: Held by a transaction, by a checkpoint (which must come between two of them) and,
+        #: on SQLite, by a session of the writer engine (`turn`).
+        self._turn = asyncio.Lock()
         self._dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._queue: list[_Item] = []
@@ -249,22 +292,28 @@ class GroupCommitter:
         self.transactions = 0
         self.ops = 0
 
-    async def run(self, op: Callable[[Tx], Awaitable[T]], account: str | None = None) -> T:
+    async def run(
+        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None, at_once: bool = False
+    ) -> T:
         """Run `op` in the next shared transaction and return its result once committed.
         `account`: the account whose rows the op touches (locked first: see `lock_order`).
+        `at_once`: committed now, alone, if the writer is idle (an op that opens a request).
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
-        result, _ = await self.run_sized(op, account)
+        result, _ = await self.run_sized(op, account, at_once)
         return result
 
     async def run_sized(
-        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None
+        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None, at_once: bool = False
     ) -> tuple[T, int]:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
-        ran alone after its batch failed): what a trace says of the group commit."""
+        ran alone after its batch failed, or at once): what a trace says of the group commit."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[T, int]] = loop.create_future()
+        if at_once and self._idle():
+            await self._lead((op, future, account))
+            return future.result()
         self._queue.append((op, future, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
@@ -291,14 +340,45 @@ class GroupCommitter:
                     _recancel()
         return result
 
+    def _idle(self) -> bool:
+        """Whether an op may be committed at once (`_lead`): on a SQLite file, with no
+        transaction queued or running, none committed at once yet in this pass of the event
+        loop, no session holding the turn, and no checkpoint due (the queue's runner does that
+        one between two transactions)."""
+        return (
+            self._connect is not None
+            and self._runner is None
+            and not self._led
+            and not self._turn.locked()
+            and not (self._wal is not None and self._wal.due())
+        )
+
+    async def _lead(self, item: _Item) -> None:
+        """Commit one op now, in its caller's task, on the committer's own SQLite connection:
+        the transaction runs without leaving the event loop (only another process's write lock
+        makes `BEGIN IMMEDIATE` wait, and then whatever queues meanwhile waits for the turn
+        this holds)."""
+        self._led = True
+        asyncio.get_running_loop().call_soon(self._next_pass)
+        with anyio.CancelScope(shield=True):
+            async with self._turn:
+                await self._commit([item])
+
+    def _next_pass(self) -> None:
+        self._led = False
+
     async def _drain(self) -> None:
         batch: list[_Item] = []
         try:
             while self._queue:
-                batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
-                # By account (stable: in queue order within one), as the accounts are locked.
-                batch.sort(key=lambda item: item[2] or "")
-                await self._commit(batch)
+                async with self._turn:
+                    # Taken once the turn is ours: whatever queued while we waited joins in.
+                    batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                    # By account (stable: in queue order within one), as accounts are locked.
+                    batch.sort(key=lambda item: item[2] or "")
+                    await self._commit(batch)
+                    if self._wal is not None and self._wal.due():
+                        await self._checkpoint()
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
             stopped = RuntimeError("the database writer stopped")
@@ -308,6 +388,43 @@ class GroupCommitter:
             raise
         finally:
             self._runner = None
+
+    def turn(self) -> asyncio.Lock:
+        """The writer's turn: whoever else writes through this process's SQLite writer takes it
+        for the length of their transaction, so that they and group commits never meet at
+        SQLite's write lock (where the loser could only poll)."""
+        return self._turn
+
+    def close(self) -> None:
+        if self._own is not None:
+            self._own.close()
+            self._own = None
+
+    def _own_connection(self) -> sqlite3.Connection:
+        assert self._connect is not None
+        if self._own is None:
+            self._own = self._connect()
+        return self._own
+
+    async def checkpoint(self) -> bool | None:
+        """Checkpoint and restart the SQLite WAL between two transactions (`wal_bound`):
+        whether it completed; None without a WAL (PostgreSQL), or when this committer wrote
+        nothing since its last one and the WAL is within its bound."""
+        if self._wal is None or not self._wal.size():
+            return None
+        if self.transactions == self._checkpointed_after and not self._wal.due():
+            return None
+        async with self._turn:
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> bool:
+        """With the turn held."""
+        assert self._wal is not None
+        transactions = self.transactions
+        done = await self._wal.checkpoint()
+        if done:
+            self._checkpointed_after = transactions
+        return done
 
     async def _commit(self, batch: list[_Item]) -> None:
         try:
@@ -350,6 +467,11 @@ class GroupCommitter:
         `_OutcomeUnknown` when the COMMIT got no answer. Any other error: the transaction did
         not commit."""
         self._seq += 1
+        if self._connect is not None:
+            results = await self._sqlite_transaction(self._own_connection(), ops, self._seq)
+            self.transactions += 1
+            self.ops += len(ops)
+            return results
         # Closed by hand: `async with engine.connect()` closes in a task of its own, which kept
         # the writer connection one more turn of the event loop: each batch waited that turn
         # before the next could begin (measured: 2 ms p50, 19 ms p99 per transaction at 32
@@ -359,7 +481,7 @@ class GroupCommitter:
             raw = await connection.get_raw_connection()
             driver: Any = raw.driver_connection
             if self._sqlite:
-                results = await self._sqlite_transaction(driver, ops, self._seq)
+                results = await self._sqlite_transaction(driver.sqlite, ops, self._seq)
             else:
                 results = await self._asyncpg_transaction(driver, ops, self._seq, accounts)
         finally:
@@ -381,9 +503,8 @@ class GroupCommitter:
         return [await op(tx) for op in ops]
 
     async def _sqlite_transaction(
-        self, driver: Any, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
+        self, connection: sqlite3.Connection, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
     ) -> list[Any]:
-        connection: sqlite3.Connection = driver.sqlite
 
         async def rollback() -> bool:
             if not connection.in_transaction:
@@ -458,6 +579,14 @@ class GroupCommitter:
     async def _landed(self, seq: int) -> bool | None:
         """Whether transaction `seq` committed, by its marker; None when that cannot be read."""
         params = {"b_owner": self._owner}
+        if self._connect is not None:
+            try:
+                tx = _SqliteTx(self._own_connection(), self._dialect)
+                row = await tx.first(_READ_MARK, params)
+            except Exception as error:
+                log.error("commit outcome unknown", extra={"code": type(error).__name__})
+                return None
+            return row is not None and int(row[0]) == seq
         try:
             connection = await self._engine.connect()
             try:

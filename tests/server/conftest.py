@@ -23,6 +23,7 @@ from reapi.router import RouterConfig
 from reapi_server.app import create_app
 from reapi_server.config import Settings
 from reapi_server.migrate import upgrade_sync
+from reapi_server.mirror import LocalDiskStore
 from reapi_server.runtime import Runtime
 
 GATEWAY = "http://gateway.test"
@@ -69,10 +70,10 @@ class Gateway:
         if self.s3 is not None:
             server, bucket = self.s3
             return server.objects(bucket)
-        root = self.data_dir / "outputs"
+        store = LocalDiskStore(self.data_dir / "outputs")
         return {
-            str(p.relative_to(root)): p.read_bytes().partition(b"\n")[2]
-            for p in root.rglob("*")
+            store.key_of(p) or str(p.relative_to(store.root)): p.read_bytes().partition(b"\n")[2]
+            for p in store.root.rglob("*")
             if p.is_file()
         }
 

@@ -1,8 +1,10 @@
 """A real full disk (a small tmpfs, filled up) under the outputs or under the database.
 
-Outputs: an image answers 502 `storage_unavailable`, uncharged, and leaves no directory behind;
-a video that cannot be stored is refunded in the end with its own code (`storage_unavailable`,
-not the upstream's `output_unavailable`)."""
+Outputs: an image answers 502 `storage_unavailable`, uncharged, and leaves no file or task
+folder behind; a video that cannot be stored is refunded in the end with its own code
+(`storage_unavailable`, not the upstream's `output_unavailable`)."""
+
+from pathlib import Path
 
 from sqlalchemy import select
 from tests.server.disks import fill, free, small_filesystem
@@ -19,6 +21,15 @@ async def _poll_now(gateway, video_id: str) -> None:
     await JobPoller(gateway.rt).run_once()
 
 
+def _left(disk: Path) -> list[Path]:
+    """Files, and folders other than the store's 256 shards (`outputs/<xx>`)."""
+    return [
+        p
+        for p in (disk / "outputs").rglob("*")
+        if p.is_file() or p.parent != disk / "outputs" or len(p.name) != 2
+    ]
+
+
 async def test_full_outputs_disk(make_gateway, tmp_path):
     with small_filesystem(tmp_path / "outputs-disk") as disk:
         gateway = await make_gateway()
@@ -32,7 +43,7 @@ async def test_full_outputs_disk(make_gateway, tmp_path):
         )
         assert image.status_code == 502
         assert image.json()["error"]["code"] == "storage_unavailable"
-        assert list((disk / "outputs").iterdir()) == []  # no empty outputs/req_* left
+        assert _left(disk) == []  # no file, no folder of the task
 
         for _ in range(MAX_OUTPUT_FAILURES + 1):
             await _poll_now(gateway, video["id"])
@@ -45,4 +56,4 @@ async def test_full_outputs_disk(make_gateway, tmp_path):
             job = (await session.execute(select(VideoJob))).scalar_one()
         assert job.error_code == "storage_unavailable"
         free(disk)
-        assert list((disk / "outputs").iterdir()) == []  # nothing of either task left
+        assert _left(disk) == []  # nothing of either task left

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from tests.server.helpers import auth, ledger_matches
-from tests.server.test_credits import PRICE, concurrent_spend
+from tests.server.test_credits import PRICE, hammer
 from tests.server.test_videos import create, drive
 
 from reapi_server.credits import repository as credit_rows
@@ -29,14 +29,89 @@ from reapi_server.usage import repository as usage_rows
 # -- group commit ----------------------------------------------------------------------------
 
 
+async def _queued(group, count: int) -> None:
+    """Until `count` ops wait in the committer's queue."""
+    for _ in range(2000):
+        if len(group._queue) >= count:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{len(group._queue)} ops queued, not {count}")
+
+
 async def test_group_commit_batches_and_never_overdraws(db_gateway):
+    """Ops that come while the writer is busy (a write session or a checkpoint holds its turn,
+    a transaction is on the wire) share one transaction."""
     gateway = db_gateway
     group = gateway.rt.db.group
+    account, key = await gateway.account(credits=10 * PRICE)
     transactions, ops = group.transactions, group.ops
-    await concurrent_spend(gateway)  # 50 requests, credit for 10: never overdrawn
+    async with group.turn():  # the writer is busy
+        spend = asyncio.create_task(hammer(gateway, key, 50))  # 50 requests, credit for 10
+        await _queued(group, 50)  # their holds
+    statuses = await spend
+    assert statuses.count(200) == 10 and statuses.count(402) == 40
+    assert await ledger_matches(gateway.rt, account) == (0, 0)  # never overdrawn
     transactions, ops = group.transactions - transactions, group.ops - ops
     assert ops == 60  # a hold or a refusal each, and a settlement for the 10 that ran
     assert transactions < ops / 2, (transactions, ops)
+
+
+async def test_an_opening_op_is_not_held_back_for_company(gateway):
+    """SQLite: an op that opens a request (`at_once`: its credit hold, which the upstream call
+    waits for) is committed at once, before the tasks ready beside it run; the other ops of that
+    pass of the event loop share one transaction. (Every op used to wait for the whole pass, so
+    that requests arriving together called the upstream together and moved in lock-step:
+    issue 15.)"""
+    group = gateway.rt.db.group
+    order: list[str] = []
+
+    async def noop(tx: Tx) -> None:
+        return None
+
+    async def request(name: str, *, at_once: bool) -> None:
+        await gateway.rt.db.grouped(noop, account=None, at_once=at_once)
+        order.append(name)
+
+    async def other() -> None:
+        order.append("ran")
+
+    transactions = group.transactions
+    await asyncio.gather(
+        request("opening", at_once=True),
+        other(),
+        other(),
+        request("closing", at_once=False),
+        request("closing", at_once=False),
+    )
+    assert order == ["opening", "ran", "ran", "closing", "closing"]
+    assert group.transactions == transactions + 2
+
+
+async def test_one_opening_op_per_pass_goes_at_once(gateway):
+    """SQLite: in one pass of the event loop only the first opening op is committed at once;
+    the later ones share the next transaction with the other ops of that pass (under load a
+    transaction per request only cost CPU; one per pass is enough to break the waves)."""
+    group = gateway.rt.db.group
+    order: list[str] = []
+
+    async def noop(tx: Tx) -> None:
+        return None
+
+    async def request(name: str) -> None:
+        await group.run(noop, at_once=True)
+        order.append(name)
+
+    async def other() -> None:
+        order.append("ran")
+
+    transactions = group.transactions
+    await asyncio.gather(request("first"), other(), request("second"), request("third"))
+    assert order == ["first", "ran", "second", "third"]
+    assert group.transactions == transactions + 2  # the first alone, then the others together
+
+    transactions = group.transactions
+    await asyncio.gather(request("next pass"), request("later"))  # passes later: at once again
+    assert group.transactions == transactions + 2
 
 
 async def test_reserves_queued_together_never_overdraw(db_gateway):
@@ -104,9 +179,10 @@ async def test_a_cancelled_request_still_learns_its_outcome(gateway):
         outcome.append(await rt.db.grouped(hold, account=account))
         await asyncio.sleep(10)
 
-    task = asyncio.create_task(request())
-    await asyncio.sleep(0)  # queued, not yet committed
-    task.cancel()
+    async with rt.db.group.turn():  # the writer is busy: the op queues
+        task = asyncio.create_task(request())
+        await asyncio.sleep(0)  # queued, not yet committed
+        task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert outcome and outcome[0] is not None  # the hold exists and its owner knows it
@@ -133,9 +209,10 @@ async def test_a_cancelled_request_whose_op_fails_stays_cancelled(gateway):
         await asyncio.sleep(10)  # ...and the cancellation lands at the next await
         reached.append("not cancelled")
 
-    task = asyncio.create_task(request())
-    await asyncio.sleep(0)  # queued, not yet run
-    task.cancel()
+    async with rt.db.group.turn():  # the writer is busy: the op queues
+        task = asyncio.create_task(request())
+        await asyncio.sleep(0)  # queued, not yet run
+        task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert reached == ["failed"]
@@ -163,7 +240,10 @@ async def test_a_timeout_while_queued_surfaces_as_timeout(gateway, op):
         assert task is not None
         return task.cancelling()
 
-    assert await asyncio.wait_for(asyncio.create_task(request()), 5) == 0
+    async with rt.db.group.turn():  # the writer is busy: the op queues
+        task = asyncio.create_task(request())
+        await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(task, 5) == 0
 
 
 def drop_during_commit(monkeypatch, group, *, nth: int, applied: bool = True) -> list[int]:
@@ -204,6 +284,11 @@ async def test_a_settlement_whose_commit_outcome_is_unknown(db_gateway, monkeypa
 
         async def put_then_queue_another(*args, **kwargs):
             size = await real_put(*args, **kwargs)
+            # The writer busy for a moment (as while a checkpoint runs): the settlement queues,
+            # and so does another op, to share its transaction.
+            turn = rt.db.group.turn()
+            await turn.acquire()
+            asyncio.get_running_loop().call_later(0.05, turn.release)
             asyncio.get_running_loop().create_task(rt.db.grouped(noop, account=None))
             return size
 
@@ -237,7 +322,10 @@ async def test_ops_whose_commit_outcome_is_unknown_take_effect_once(
             tx, account, PRICE, purpose="image", request_id="r", expires_at=None, now=1.0
         )
 
-    holds = await asyncio.gather(*(rt.db.grouped(hold, account=account) for _ in range(5)))
+    async with rt.db.group.turn():  # the writer is busy: the five queue, to share one
+        tasks = [asyncio.create_task(rt.db.grouped(hold, account=account)) for _ in range(5)]
+        await _queued(rt.db.group, 5)
+    holds = await asyncio.gather(*tasks)
     assert sizes[0] == 5
     assert None not in holds and len(set(holds)) == 5
     assert await ledger_matches(rt, account) == (5 * PRICE, 5 * PRICE)
@@ -417,3 +505,14 @@ async def test_video_limit_holds_within_one_batch(make_gateway):
     _, key = await gateway.account(credits=10_000)
     responses = await asyncio.gather(*(create(gateway, key) for _ in range(10)))
     assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7
+
+
+def test_a_usage_row_names_every_column():
+    """The hot path's usage row (a plain object) carries exactly the table's columns, in order:
+    a column added to the table cannot be left out of the INSERT."""
+    import dataclasses
+
+    from reapi_server.usage.row import UsageRow
+
+    columns = [column.key for column in UsageRecord.__table__.columns]
+    assert [field.name for field in dataclasses.fields(UsageRow)] == columns

@@ -35,7 +35,7 @@ def _stored_type(gateway, key: str) -> str:
     if gateway.s3 is not None:
         server, bucket = gateway.s3
         return server.client().head_object(Bucket=bucket, Key=key)["ContentType"]
-    return (gateway.data_dir / "outputs" / key).read_bytes().partition(b"\n")[0].decode()
+    return gateway.rt.store.path_of(key).read_bytes().partition(b"\n")[0].decode()
 
 
 async def test_outputs_are_revalidated_and_never_sniffed(gateway):

@@ -30,6 +30,7 @@ from tests.server.s3 import MotoServer
 
 from reapi_server.credits import repository as credit_rows
 from reapi_server.jobs.sweeper import SweepReport, sweep_once
+from reapi_server.mirror import LocalDiskStore
 from reapi_server.models import PendingDeletion
 from reapi_server.retention import RetentionReport, purge_once
 from reapi_server.runtime import build_runtime
@@ -73,8 +74,12 @@ class Setup:
         if self.s3 is not None:
             server, bucket = self.s3
             return server.objects(bucket)
-        root = self.data_dir / "outputs"
-        return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+        store = LocalDiskStore(self.data_dir / "outputs")
+        return {
+            store.key_of(p) or str(p.relative_to(store.root)): p.read_bytes()
+            for p in store.root.rglob("*")
+            if p.is_file()
+        }
 
     def uploads(self) -> list[dict[str, Any]]:
         """Unfinished multipart uploads (S3), each with its parts."""
@@ -166,8 +171,11 @@ def test_killed_in_the_middle_of_a_large_upload(tmp_path, migrated_template):
             sock.sendall(head.encode() + body[: len(body) // 2])
             time.sleep(0.5)  # the child reads and parses what it was sent
             child.kill()
-    leftovers = {p.name for p in setup.data_dir.rglob("*")}
+    leftovers = {p.name for p in setup.data_dir.rglob("*") if p.is_file()}
     assert leftovers <= DB_FILES, leftovers  # no outputs, no spooled upload
+    shards = setup.data_dir / "outputs" / "outputs"  # the store's empty folders, made at start
+    folders = {p for p in setup.data_dir.rglob("*") if p.is_dir()}
+    assert folders <= {shards.parent, shards, *shards.iterdir()}, folders
     assert list(child.temp.rglob("*")) == []
     setup.assert_no_marker(child)
 

@@ -22,8 +22,9 @@ from ..errors import (
     KeySpendLimitReached,
 )
 from ..group_commit import Tx
-from ..models import MAX_CREDITS, UsageRecord
+from ..models import MAX_CREDITS
 from ..usage import repository as usage_rows
+from ..usage.row import UsageRow
 from . import repository
 from .repository import KeySpend, Refusal
 
@@ -56,7 +57,7 @@ def price_of(spec: ModelSpec, shape: Shape, *, images: int = 1, input_images: in
 
 async def hold_or_record_refusal(
     tx: Tx,
-    usage: UsageRecord,
+    usage: UsageRow,
     amount: int,
     *,
     purpose: str,

@@ -106,7 +106,8 @@ async def generate(
             key=principal.spend(now),
         )
 
-    hold_id = await rt.db.grouped(open_request, account=principal.account_id)
+    # At once: the upstream call waits for it (see `group_commit`).
+    hold_id = await rt.db.grouped(open_request, account=principal.account_id, at_once=True)
     if isinstance(hold_id, GatewayError):
         raise hold_id
     rt.metrics.credits.labels("reserved").inc(cost)

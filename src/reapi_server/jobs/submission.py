@@ -163,7 +163,8 @@ async def create(
         await repository.insert(tx, job)
         return None
 
-    refused = await rt.db.grouped(open_job, account=principal.account_id)
+    # At once: the upstream call waits for it (see `group_commit`).
+    refused = await rt.db.grouped(open_job, account=principal.account_id, at_once=True)
     if refused is not None:
         raise refused
     rt.metrics.credits.labels("reserved").inc(cost)

@@ -4,6 +4,12 @@ Each file starts with its content type and a newline, so that one file (then one
 object whole. A body is written to a temp file beside its target and renamed over it: readers see
 all of it or nothing, and a failed or cancelled write leaves no file behind. A process killed
 mid-write leaves its temp file; the retention job sweeps it (`sweep_abandoned`).
+
+Where a key's file lives (`path_of`): a task's output `outputs/<task id>/<name>` is the file
+`outputs/<xx>/<task id>-<name>`, `xx` the first two hex digits of the (random) task id: 256
+folders made once (`prepare`), files spread evenly over them, no folder per request and no folder
+made while a request waits. Outputs stored before this layout (one folder per task, the key
+itself as the path) are still found there, served and deleted (`legacy_path_of`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import BinaryIO
 import anyio
 
 from ..private import PRIVATE_FILE, make_private_dirs
+from .keys import OUTPUTS_PREFIX, is_task_id
 from .storage import Body, OpenedObject, check_key, rechunk
 
 __all__ = ["LocalDiskStore"]
@@ -30,23 +37,62 @@ _INLINE_LIMIT = 1024 * 1024
 _PIECE = 1024 * 1024
 #: Temp files beside their targets: `.put-<random>`. Never a key (keys start with a letter).
 TEMP_PREFIX = ".put-"
+#: Between a task id and its output's name in a file name (task ids have no dash).
+_JOIN = "-"
+_SHARDS = tuple(f"{n:02x}" for n in range(256))
+
+
+def _task_and_name(key: str) -> tuple[str, str] | None:
+    """(task id, name) for a task's output `outputs/<task id>/<name>`, else None."""
+    if not key.startswith(OUTPUTS_PREFIX):
+        return None
+    task_id, slash, name = key[len(OUTPUTS_PREFIX) :].partition("/")
+    if not slash or not name or "/" in name or not is_task_id(task_id):
+        return None
+    return task_id, name
+
+
+def _shard(task_id: str) -> str:
+    return task_id.partition("_")[2][:2]
 
 
 class LocalDiskStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _path(self, key: str) -> Path:
+    def prepare(self) -> None:
+        """Make the 256 folders outputs go to, so that no request makes one (start-up)."""
+        for shard in _SHARDS:
+            make_private_dirs(self.root / OUTPUTS_PREFIX / shard)
+
+    def path_of(self, key: str) -> Path:
+        """Where the object under `key` is written (see the module's docstring)."""
+        check_key(key)
+        parts = _task_and_name(key)
+        if parts is None:
+            return self.root / key
+        task_id, name = parts
+        return self.root / OUTPUTS_PREFIX / _shard(task_id) / f"{task_id}{_JOIN}{name}"
+
+    def legacy_path_of(self, key: str) -> Path:
+        """Where earlier versions wrote it: the key itself, one folder per task."""
         return self.root / check_key(key)
 
+    def key_of(self, path: Path) -> str | None:
+        """The key of a file `path_of` or `legacy_path_of` gave (None for a temp file)."""
+        relative = path.relative_to(self.root).as_posix()
+        if path.name.startswith(TEMP_PREFIX):
+            return None
+        folder, _, file_name = relative.rpartition("/")
+        task_id, join, name = file_name.partition(_JOIN)
+        if folder == f"{OUTPUTS_PREFIX}{_shard(task_id)}" and join and is_task_id(task_id):
+            return f"{OUTPUTS_PREFIX}{task_id}/{name}"
+        return relative
+
     async def put(self, key: str, body: Body, content_type: str) -> int:
-        path = self._path(key)
+        path = self.path_of(key)
         if isinstance(body, bytes) and len(body) <= _INLINE_LIMIT:
-            handle, tmp = _create_temp(path, content_type)
-            with _removed_on_failure(tmp):
-                with handle:
-                    handle.write(body)
-                os.replace(tmp, path)
+            _write_small(path, _header(content_type) + body)
             return len(body)
         handle, tmp = await anyio.to_thread.run_sync(_create_temp, path, content_type)
         size = 0
@@ -62,11 +108,13 @@ class LocalDiskStore:
         return size
 
     async def open(self, key: str) -> OpenedObject | None:
-        path = self._path(key)
         try:
-            handle = path.open("rb")
+            handle = self.path_of(key).open("rb")
         except FileNotFoundError:
-            return None
+            try:
+                handle = self.legacy_path_of(key).open("rb")
+            except FileNotFoundError:
+                return None
         header = handle.readline(256)
         size = os.fstat(handle.fileno()).st_size - len(header)
         inline = size <= _INLINE_LIMIT
@@ -89,15 +137,25 @@ class LocalDiskStore:
         return OpenedObject(content_type, size, chunks(), close)
 
     async def delete(self, key: str) -> None:
-        path = self._path(key)
-        path.unlink(missing_ok=True)
-        if path.parent != self.root:
-            with suppress(OSError):  # the task's directory, once its last file is gone
-                path.parent.rmdir()
+        self.path_of(key).unlink(missing_ok=True)
+        legacy = self.legacy_path_of(key)
+        legacy.unlink(missing_ok=True)
+        _remove_task_folder(legacy.parent)  # once its last file is gone
 
     async def delete_prefix(self, prefix: str) -> None:
-        directory = self._path(prefix.rstrip("/"))
-        await anyio.to_thread.run_sync(lambda: shutil.rmtree(directory, ignore_errors=True))
+        await anyio.to_thread.run_sync(self._delete_prefix, prefix)
+
+    def _delete_prefix(self, prefix: str) -> None:
+        directory = self.legacy_path_of(prefix.rstrip("/"))
+        task_id = prefix.removeprefix(OUTPUTS_PREFIX).removesuffix("/")
+        if prefix == f"{OUTPUTS_PREFIX}{task_id}/" and is_task_id(task_id):
+            start = f"{task_id}{_JOIN}"
+            shard = self.root / OUTPUTS_PREFIX / _shard(task_id)
+            with suppress(FileNotFoundError), os.scandir(shard) as entries:
+                for entry in entries:
+                    if entry.name.startswith(start):
+                        Path(entry.path).unlink(missing_ok=True)
+        shutil.rmtree(directory, ignore_errors=True)
 
     def url(self, key: str) -> str | None:
         return None
@@ -119,21 +177,47 @@ class LocalDiskStore:
             except FileNotFoundError:  # finished or removed meanwhile
                 continue
             removed += 1
-            with suppress(OSError):  # the task's directory, when the dead write made it
-                tmp.parent.rmdir()
+            _remove_task_folder(tmp.parent)  # when the dead write made it (earlier layout)
         return removed
+
+
+def _remove_task_folder(directory: Path) -> None:
+    """An earlier layout's folder of one task, when nothing is left in it (never a shard)."""
+    if is_task_id(directory.name):
+        with suppress(OSError):  # not empty, or gone
+            directory.rmdir()
+
+
+def _header(content_type: str) -> bytes:
+    return content_type.encode("ascii", "replace") + b"\n"
+
+
+def _write_small(path: Path, data: bytes) -> None:
+    """A small object: one write to a temp file beside it, then the rename, on the loop."""
+    target = os.fspath(path)
+    tmp = Path(f"{os.path.dirname(target)}/{TEMP_PREFIX}{secrets.token_hex(8)}")
+    with _removed_on_failure(tmp):
+        descriptor = _open_new(tmp)
+        try:
+            with memoryview(data) as view:
+                written = 0
+                while written < len(view):
+                    written += os.write(descriptor, view[written:])
+        finally:
+            os.close(descriptor)
+        os.replace(tmp, target)
 
 
 def _create_temp(path: Path, content_type: str) -> tuple[BinaryIO, Path]:
     tmp = path.parent / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
     handle = os.fdopen(_open_new(tmp), "wb")
-    handle.write(content_type.encode("ascii", "replace") + b"\n")
+    handle.write(_header(content_type))
     return handle, tmp
 
 
 def _open_new(tmp: Path) -> int:
-    """Create the temp file; first its task's directory when this is the task's first object
-    (or when a failed writer has just removed the empty directory)."""
+    """Create the temp file; first its folder if it is missing (a store not `prepare`d, or
+    one whose folders were removed under it)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     for _ in range(2):
         try:
@@ -145,12 +229,10 @@ def _open_new(tmp: Path) -> int:
 
 @contextmanager
 def _removed_on_failure(tmp: Path) -> Iterator[None]:
-    """Delete the temp file when the block fails or is cancelled, and the task's directory
-    when nothing else is in it: a failed task leaves nothing behind."""
+    """Delete the temp file when the block fails or is cancelled: a failed task leaves
+    nothing behind."""
     try:
         yield
     except BaseException:
         tmp.unlink(missing_ok=True)
-        with suppress(OSError):  # not empty: an earlier output of the task, or another writer
-            tmp.parent.rmdir()
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -33,12 +34,14 @@ async def idempotent(
     principal: Principal,
     request: Request,
     endpoint: str,
-    params: Mapping[str, Any],
+    params: Any,
     payload: Payload,
     *,
     run: Run,
     replay: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
 ) -> Response:
+    """`params`: the request's parameters (a mapping, or a dataclass turned into one only when
+    the request has an `Idempotency-Key`: doing it for every request costs them for nothing)."""
     key = request.headers.get("idempotency-key")
     if key is None:
         status, body, _ = await run(None)
@@ -47,7 +50,7 @@ async def idempotent(
         rt,
         principal.account_id,
         key,
-        fingerprint(rt.fingerprint_secret, endpoint, params, payload),
+        fingerprint(rt.fingerprint_secret, endpoint, _fields(params), payload),
         wait_seconds=_WAIT_FOR_FIRST,
     )
     if isinstance(claimed, service.Replay):
@@ -60,3 +63,7 @@ async def idempotent(
         raise
     await service.finish(rt, claimed, status, snapshot)
     return json_response(body, status)
+
+
+def _fields(params: Any) -> Mapping[str, Any]:
+    return params if isinstance(params, Mapping) else dataclasses.asdict(params)

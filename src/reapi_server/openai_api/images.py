@@ -4,7 +4,6 @@ see `references.service`)."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -70,7 +69,7 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
         principal,
         request,
         "images.generations",
-        dataclasses.asdict(params),
+        params,
         payload,
         run=run,
         replay=lambda snapshot: service.replay(rt, snapshot, base_url),
@@ -109,7 +108,7 @@ async def edit_image(request: Request, rt: Rt, principal: Caller, context: Conte
         principal,
         request,
         "images.edits",
-        dataclasses.asdict(params),
+        params,
         payload,
         run=run,
         replay=lambda snapshot: service.replay(rt, snapshot, base_url),

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..models import UsageRecord
+from .row import UsageRow
 
 __all__ = [
     "all_for_account",
@@ -36,7 +37,7 @@ _FINISH = Statement(
 )
 
 
-async def insert(session: AsyncSession | Tx, record: UsageRecord) -> None:
+async def insert(session: AsyncSession | Tx, record: UsageRow) -> None:
     """Every column is given (`usage.service.new_row` fills them all)."""
     await as_tx(session).execute(_INSERT, {key: getattr(record, key) for key in _COLUMNS})
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..api_keys.auth import Principal
-from ..models import UsageRecord
 from . import repository
+from .row import UsageRow
 
-__all__ = ["list_for_account", "new_row", "record"]
+__all__ = ["UsageRow", "list_for_account", "new_row", "record"]
 
 # The account's rows, newest first: the read /v1/usage and the pages share.
 list_for_account = repository.list_for_account
@@ -27,8 +27,8 @@ def new_row(
     provider: str | None = None,
     attempts: int = 0,
     duration_ms: int = 0,
-) -> UsageRecord:
-    return UsageRecord(
+) -> UsageRow:
+    return UsageRow(
         id=request_id,
         account_id=principal.account_id,
         api_key_id=principal.key_id,
@@ -44,5 +44,5 @@ def new_row(
     )
 
 
-async def record(session: AsyncSession, row: UsageRecord) -> None:
+async def record(session: AsyncSession, row: UsageRow) -> None:
     await repository.insert(session, row)

@@ -26,12 +26,14 @@ class TracedDatabase(Database):
     def _attributes(self, kind: str) -> dict[str, str]:
         return {"db.system.name": self.dialect, "reapi.db.kind": kind}
 
-    async def grouped(self, op: Callable[[Tx], Awaitable[T]], *, account: str | None) -> T:
+    async def grouped(
+        self, op: Callable[[Tx], Awaitable[T]], *, account: str | None, at_once: bool = False
+    ) -> T:
         with self._tracing.child("db transaction", self._attributes("grouped")) as span:
             if span is None:
-                return await super().grouped(op, account=account)
+                return await super().grouped(op, account=account, at_once=at_once)
             with self._watched():
-                result, batch = await self.group.run_sized(op, account)
+                result, batch = await self.group.run_sized(op, account, at_once)
             span.set_attribute("reapi.db.batch_size", batch)
             return result
 

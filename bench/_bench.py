@@ -1,0 +1,233 @@
+"""What the gateway benchmarks share: child processes, wrk runs, CPU time and memory from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+IMAGE_BODY = {"model": "gpt-image-2", "prompt": "a lighthouse at dusk", "size": "1024x1024"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pinned(core: int | None, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", str(core), *argv] if core is not None else argv
+
+
+def http(
+    method: str, url: str, body: dict | None = None, key: str | None = None, timeout: float = 30.0
+) -> tuple[int, str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("content-type", "application/json")
+    if key:
+        request.add_header("authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def tail(path: Path | None, lines: int = 15) -> str:
+    if path is None:
+        return "(no log)"
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float, log: Path | None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with {process.returncode}; log tail:\n{tail(log)}")
+        try:
+            if http("GET", url, timeout=2)[0] < 500:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    stop(process)
+    raise RuntimeError(f"not ready after {timeout:.0f} s; log tail:\n{tail(log)}")
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def child_json(argv: list[str], core: int | None = None) -> tuple[subprocess.Popen, dict]:
+    """Start a helper process that prints one JSON line once it serves; (process, that line)."""
+    process = subprocess.Popen(pinned(core, argv), stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        stop(process)
+        raise RuntimeError(f"{argv[1]} did not start")
+    return process, json.loads(line)
+
+
+def upstream_process(core: int | None) -> tuple[subprocess.Popen, str, str]:
+    """The lean fake OpenAI upstream (bench/_upstream.py): (process, base URL, control URL)."""
+    process, info = child_json([sys.executable, str(BENCH / "_upstream.py")], core)
+    return process, info["url"], info["control"]
+
+
+def set_delay(control: str, latency_ms: float, jitter_ms: float = 0.0) -> None:
+    status, text = http("POST", control, {"latency_ms": latency_ms, "jitter_ms": jitter_ms})
+    if status != 200:
+        raise RuntimeError(f"could not set the upstream's latency: {status} {text}")
+
+
+# -- /proc -----------------------------------------------------------------------------------
+
+
+def process_tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process tree (its threads included), in seconds."""
+    ticks = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / CLOCK_TICKS
+
+
+def _status_kib(pid: int, field: str) -> int:
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            match = re.search(rf"{field}:\s+(\d+) kB", Path(f"/proc/{member}/status").read_text())
+            if match:
+                total += int(match.group(1))
+    return total
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process tree now (VmRSS summed), MiB."""
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The tree's high-water marks (VmHWM summed), MiB."""
+    return _status_kib(pid, "VmHWM") / 1024
+
+
+# -- wrk -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    rps: float
+    p50: float  # ms
+    p99: float  # ms
+    requests: int
+    bad: int  # non-2xx answers + socket errors
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unparsed wrk latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+# With BENCH_SHOW_ERRORS=1, wrk prints the first three non-2xx answers (slightly slower runs).
+_SHOW_ERRORS = """shown = 0
+function response(status, headers, body)
+  if status >= 300 and shown < 3 then
+    shown = shown + 1
+    io.write("BAD " .. status .. " " .. body:gsub("\\n", " ") .. "\\n")
+  end
+end
+"""
+
+
+def wrk(
+    url: str,
+    body: dict,
+    key: str,
+    concurrency: int,
+    duration: float,
+    workdir: Path,
+    core: int | None,
+    script_name: str | None = None,
+) -> Result:
+    """`script_name`: the Lua script's file, for wrk processes run side by side."""
+    script = workdir / (script_name or f"post-{os.getpid()}-{concurrency}.lua")
+    payload = json.dumps(body).replace("\\", "\\\\").replace("'", "\\'")
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = '{payload}'\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {key}"\n'
+        + (_SHOW_ERRORS if os.environ.get("BENCH_SHOW_ERRORS") else "")
+    )
+    argv = pinned(
+        core,
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{duration:g}s",
+            "--latency",
+            "--timeout",
+            "30s",
+            "-s",
+            str(script),
+            url,
+        ],
+    )
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    for line in re.findall(r"^BAD .*$", out, re.M):
+        print("   ", line[:300], flush=True)
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)\s*$", out, re.M))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if errors:
+        bad += sum(int(n) for n in errors.groups())
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    if "50" not in percentiles or "99" not in percentiles:  # no answer at all, or unparsed
+        print("    wrk's latency lines not found:", out[-600:].replace("\n", " | "), flush=True)
+        p50, p99 = (_ms(percentiles[p]) if p in percentiles else float("nan") for p in ("50", "99"))
+        return Result(rps, p50, p99, requests, bad)
+    return Result(rps, _ms(percentiles["50"]), _ms(percentiles["99"]), requests, bad)

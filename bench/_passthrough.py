@@ -1,0 +1,65 @@
+"""A lean aiohttp pass-through proxy: the floor of what a Python gateway costs per request.
+
+    python bench/_passthrough.py UPSTREAM_URL UPSTREAM_KEY CLIENT_KEY
+
+It checks the client's bearer key against one fixed key, forwards the body to the upstream's
+`/images/generations` with the upstream's key over a pooled aiohttp session and answers with the
+upstream's status and body. No accounts, credits, storage, logging or metrics. Prints
+{"url": ...} once it listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+
+def main() -> None:
+    import aiohttp
+    import uvloop
+    from aiohttp import web
+
+    upstream, upstream_key, client_key = sys.argv[1:4]
+    expected = f"Bearer {client_key}"
+    forward_headers = {
+        "Authorization": f"Bearer {upstream_key}",
+        "Content-Type": "application/json",
+    }
+
+    async def run() -> None:
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        target = f"{upstream}/images/generations"
+
+        async def images(request: web.Request) -> web.Response:
+            if request.headers.get("Authorization") != expected:
+                return web.json_response({"error": {"message": "bad key"}}, status=401)
+            body = await request.read()
+            async with session.post(target, data=body, headers=forward_headers) as answer:
+                data = await answer.read()
+                return web.Response(
+                    body=data, status=answer.status, content_type="application/json"
+                )
+
+        async def health(_: web.Request) -> web.Response:
+            return web.Response(text="ok")
+
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/images/generations", images)
+        app.router.add_get("/healthz", health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = runner.addresses[0][1]
+        print(json.dumps({"url": f"http://127.0.0.1:{port}/v1"}), flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await session.close()
+
+    uvloop.run(run())
+
+
+if __name__ == "__main__":
+    main()

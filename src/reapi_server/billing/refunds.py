@@ -11,6 +11,12 @@ operator refunded money for credit the person used); a refund the operator made 
 `take_back=all` in its metadata turns the rest into debt instead, which the account pays from
 its next purchase and which refuses its requests until then.
 
+Credits held by running requests (`reserved`) are not spent yet: a cancelled request gives
+them back to the balance. So while the balance does not cover a refund's credits and some are
+held, the refund waits (`Waiting`) until the holds close (settled: spent, and waived or owed
+then; released: back in the balance, and taken). Holds expire, so the wait is bounded; the
+retry loop applies it then.
+
 A refund of a payment not credited yet (its event came first) waits (`Waiting`).
 """
 
@@ -24,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..credits import movements
 from ..models import Payment, Refund
 from . import repository
-from .applying import Applying, lock_account, payment_of
+from .applying import Applying, Waiting, lock_account, payment_of
 from .stripe_api import StripeObject, listed
 
 __all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "credits_for"]
@@ -48,6 +54,13 @@ def _sorted(refunds: list[StripeObject]) -> list[StripeObject]:
 def _metadata(refund: Mapping[str, Any]) -> Mapping[str, Any]:
     value = refund.get("metadata")
     return value if isinstance(value, Mapping) else {}
+
+
+async def _unless_held(session: AsyncSession, account_id: str, credits: int) -> None:
+    """`Waiting` while credits the balance does not cover may only be held, not spent."""
+    now = await movements.state(session, account_id)
+    if now is not None and now[0] < credits and now[1] > 0:
+        raise Waiting("credits are held by running requests")
 
 
 async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx: Applying) -> str:
@@ -84,6 +97,7 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
             created_at=ctx.now,  # our clock, as the payment's: one order in the history
         )
         if payment.account_id is not None and credits > 0:
+            await _unless_held(session, payment.account_id, credits)
             moved = await movements.take_back(
                 session,
                 payment.account_id,

@@ -441,3 +441,54 @@ async def test_a_refund_waits_for_held_credits_and_waives_only_what_was_spent(bi
     async with billing.db.read() as session:
         [refund] = (await session.execute(select(Refund))).scalars().all()
     assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 400, 600)
+
+
+async def test_a_refund_during_an_inquiry_then_closed_gives_nothing_back(billing):
+    account, _, session_id = await _bought(billing)
+    charge = _charge_of(billing, session_id)
+    dispute = billing.sim.open_dispute(charge, inquiry=True)
+    await billing.idle()
+    assert await billing.state(account) == (0, 0, 0)  # the inquiry took the 1000
+    billing.sim.refund(charge)  # support refunds all of it while the inquiry is open
+    await billing.idle()
+    billing.sim.close_dispute(dispute["id"], "warning_closed")
+    await billing.idle()
+    # All the money went back: none of the credits may stay or come back.
+    assert await billing.state(account) == (0, 0, 0)
+    async with billing.db.read() as session:
+        [refund] = (await session.execute(select(Refund))).scalars().all()
+        assert (await session.get(Account, account)).on_hold is None
+    # The refund's credits were taken back by the inquiry already: none written off.
+    assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 0, 0)
+    from reapi_server.billing import views
+
+    async with billing.db.read() as session:
+        history = await views.activity_of(session, account)
+    [shown] = [item for item in history if item.kind == "refund"]
+    assert shown.note == "1,000 credits were taken back by the dispute already"
+
+
+async def test_a_partial_refund_during_an_inquiry_keeps_what_was_not_refunded(billing):
+    account, _, session_id = await _bought(billing)
+    charge = _charge_of(billing, session_id)
+    dispute = billing.sim.open_dispute(charge, inquiry=True)
+    await billing.idle()
+    billing.sim.refund(charge, amount=300)
+    await billing.idle()
+    billing.sim.close_dispute(dispute["id"], "warning_closed")
+    await billing.idle()
+    assert await billing.state(account) == (700, 0, 0)
+
+
+async def test_a_refund_then_a_dispute_won_gives_back_only_what_was_not_refunded(billing):
+    account, _, session_id = await _bought(billing)
+    charge = _charge_of(billing, session_id)
+    billing.sim.refund(charge, amount=400)
+    await billing.idle()
+    assert await billing.state(account) == (600, 0, 0)
+    dispute = billing.sim.open_dispute(charge, amount=600)
+    await billing.idle()
+    assert await billing.state(account) == (0, 0, 0)
+    billing.sim.close_dispute(dispute["id"], "won")
+    await billing.idle()
+    assert await billing.state(account) == (600, 0, 0)

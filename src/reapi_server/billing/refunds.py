@@ -11,6 +11,11 @@ operator refunded money for credit the person used); a refund the operator made 
 `take_back=all` in its metadata turns the rest into debt instead, which the account pays from
 its next purchase and which refuses its requests until then.
 
+A refund while the payment's dispute is open (an inquiry can be refunded) finds its credits
+taken back by the dispute already: that part (`covered_by_dispute`, up to what the dispute
+took and earlier refunds have not claimed) is neither taken again nor written off, and the
+dispute, if won, gives back only what no refund claimed.
+
 Credits held by running requests (`reserved`) are not spent yet: a cancelled request gives
 them back to the balance. So while the balance does not cover a refund's credits and some are
 held, the refund waits (`Waiting`) until the holds close (settled: spent, and waived or owed
@@ -33,7 +38,7 @@ from . import repository
 from .applying import Applying, Waiting, lock_account, payment_of
 from .stripe_api import StripeObject, listed
 
-__all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "credits_for"]
+__all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "covered_by_dispute", "credits_for"]
 
 #: A refund's metadata asking for spent credit to become debt rather than be waived.
 TAKE_BACK_ALL = {"take_back": "all"}
@@ -45,6 +50,11 @@ def credits_for(payment: Payment, refunded: int) -> int:
     """The credits `refunded` (cumulative money) of this payment bought."""
     refunded = min(max(refunded, 0), payment.amount)
     return payment.credits * refunded // payment.amount if payment.amount else 0
+
+
+def covered_by_dispute(refund: Refund) -> int:
+    """The refund's credits its payment's open dispute had taken back already."""
+    return refund.credits - refund.credits_taken - refund.credits_debt - refund.credits_waived
 
 
 def _sorted(refunds: list[StripeObject]) -> list[StripeObject]:
@@ -74,6 +84,9 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
     known = {refund.id for refund in applied}
     refunded = sum(refund.amount for refund in applied)
     taken_so_far = sum(refund.credits for refund in applied)
+    dispute = await repository.open_dispute_of(session, payment.id)
+    by_dispute = 0 if dispute is None else dispute.credits
+    by_dispute = max(by_dispute - sum(covered_by_dispute(refund) for refund in applied), 0)
     new = [
         refund
         for refund in _sorted(list(listed(charge.get("refunds"))))
@@ -84,6 +97,9 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
         refunded += amount
         credits = max(credits_for(payment, refunded) - taken_so_far, 0)
         taken_so_far += credits
+        covered = min(credits, by_dispute)
+        by_dispute -= covered
+        to_take = credits - covered
         metadata = _metadata(refund)
         row = Refund(
             id=str(refund["id"]),
@@ -92,16 +108,16 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
             credits=credits,
             credits_taken=0,
             credits_debt=0,
-            credits_waived=credits,
+            credits_waived=to_take,
             requested_by="operator" if metadata.get("requested_by") == "operator" else "stripe",
             created_at=ctx.now,  # our clock, as the payment's: one order in the history
         )
-        if payment.account_id is not None and credits > 0:
-            await _unless_held(session, payment.account_id, credits)
+        if payment.account_id is not None and to_take > 0:
+            await _unless_held(session, payment.account_id, to_take)
             moved = await movements.take_back(
                 session,
                 payment.account_id,
-                credits,
+                to_take,
                 kind="refund",
                 source_id=row.id,
                 now=ctx.now,
@@ -109,7 +125,7 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
             )
             if moved is not None:
                 row.credits_taken, row.credits_debt = -moved.balance, moved.debt
-                row.credits_waived = credits - row.credits_taken - row.credits_debt
+                row.credits_waived = to_take - row.credits_taken - row.credits_debt
         session.add(row)
     payment.amount_refunded = refunded
     await session.flush()

@@ -193,3 +193,40 @@ async def test_the_cooldown_stops_a_second_charge_the_cap_would_allow(billing):
     await billing.idle()
     assert len(_auto_charges(billing)) == 1
     assert (await billing.state(account))[0] == 2000
+
+
+async def _paused(billing: LiveBilling, account: str) -> BillingProfile:
+    async with billing.db.read() as session:
+        profile = await session.get(BillingProfile, account)
+    assert profile is not None
+    return profile
+
+
+@pytest.mark.parametrize("cooldown", [0.0])
+async def test_a_refund_pauses_auto_top_up_and_it_charges_nothing_more(billing):
+    account = await _saved_card(billing)
+    [payment] = await billing.payments(account)
+    billing.sim.refund(payment.stripe_charge_id, amount=600)  # money back: 400 credits left
+    await billing.idle()
+    assert (await billing.state(account))[0] == 400  # below the threshold of 500
+    profile = await _paused(billing, account)
+    assert (profile.auto_enabled, profile.auto_paused_reason) == (False, "refunded")
+    assert await consider(billing.billing, account) == "none"
+    await asyncio.sleep(1.5)  # the watcher's sweep sees it below the threshold too
+    await billing.idle()
+    assert _auto_charges(billing) == []
+    mails = await billing.mail_files(await billing.email_of(account), count=2)
+    [notice] = [m for m in mails if "paused" in m.subject]
+    assert "refunded" in notice.text and "/dashboard/billing" in notice.text
+    assert "Nothing was charged" not in notice.text
+
+
+async def test_a_dispute_pauses_auto_top_up(billing):
+    account = await _saved_card(billing)
+    [payment] = await billing.payments(account)
+    billing.sim.open_dispute(payment.stripe_charge_id, inquiry=True)
+    await billing.idle()
+    profile = await _paused(billing, account)
+    assert (profile.auto_enabled, profile.auto_paused_reason) == (False, "disputed")
+    assert await consider(billing.billing, account) == "none"
+    assert _auto_charges(billing) == []

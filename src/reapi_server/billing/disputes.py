@@ -12,7 +12,8 @@ either order, or only one of them, end the same:
   money refunded and credits given back never both;
 - lost: they stay taken, and the debt stays until a purchase pays it.
 
-The hold lifts once none of the account's disputes is open.
+The hold lifts once none of the account's disputes is open. A dispute first seen turns the
+account's auto top-up off (`pausing`); won or not, only its owner turns it on again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..credits import movements
 from ..models import Dispute
 from . import repository
 from .applying import Applying, lock_account, payment_of
+from .pausing import pause_for_money_back
 from .refunds import covered_by_dispute, credits_for
 from .stripe_api import StripeObject
 
@@ -47,6 +49,8 @@ async def apply_dispute(session: AsyncSession, dispute: StripeObject, ctx: Apply
     if row is None:
         row = await _open(session, dispute, payment.id, account_id, ctx)
         outcome = "disputed"
+        if account_id is not None:
+            await pause_for_money_back(session, account_id, "disputed", ctx)
     status = str(dispute.get("status") or "")
     if row.status == "open" and status in _WON:
         back = await _given_back(session, row, payment.id)

@@ -23,6 +23,9 @@ then; released: back in the balance, and taken). Holds expire, so the wait is bo
 retry loop applies it then.
 
 A refund of a payment not credited yet (its event came first) waits (`Waiting`).
+
+A refund applied turns the account's auto top-up off (`pausing`): only its owner turns it on
+again.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ..credits import movements
 from ..models import Payment, Refund
 from . import repository
 from .applying import Applying, Waiting, lock_account, payment_of
+from .pausing import pause_for_money_back
 from .stripe_api import StripeObject, listed
 
 __all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "covered_by_dispute", "credits_for"]
@@ -128,5 +132,7 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
                 row.credits_waived = to_take - row.credits_taken - row.credits_debt
         session.add(row)
     payment.amount_refunded = refunded
+    if new and payment.account_id is not None:
+        await pause_for_money_back(session, payment.account_id, "refunded", ctx)
     await session.flush()
     return "refunded" if new else "nothing"

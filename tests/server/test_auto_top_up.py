@@ -130,7 +130,8 @@ async def test_concurrent_checks_start_one_charge(billing):
             )
         )
     outcomes = await asyncio.gather(*(consider(billing.billing, account) for _ in range(20)))
-    assert outcomes.count("credited") == 1
+    # The gateway's own sweep (every second here) may be the one that charges: it races too.
+    assert outcomes.count("credited") <= 1
     assert set(outcomes) <= {"credited", "none"}
     await billing.idle()
     assert len(_auto_charges(billing)) == 1

@@ -36,7 +36,9 @@ def test_billing_is_off_without_a_webhook_secret_or_a_pack():
     assert not BillingSettings().enabled
     pack = CreditPack(id="a", name="A", credits=1, unit_amount=1)
     assert not BillingSettings(stripe_secret_key="sk_test_x", packs=[pack]).enabled
-    assert not BillingSettings(stripe_secret_key="sk_test_x", stripe_webhook_secrets=["w"]).enabled
+    assert not BillingSettings(
+        stripe_secret_key="sk_test_x", stripe_webhook_secrets=["whsec_w"]
+    ).enabled
 
 
 @pytest.mark.parametrize(
@@ -59,6 +61,27 @@ def test_settings_that_make_no_sense_are_refused(values, says, tmp_path):
     with pytest.raises(ValidationError) as refused:
         Settings(data_dir=tmp_path, billing=values)
     assert says in describe_settings_error(refused.value) + str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "secret", ["", " ", "\t\n", "whsec_", "whsec_ ", " whsec_abc", "whsec_a b", "w", "sk_test_x"]
+)
+def test_a_blank_or_malformed_webhook_secret_is_refused(secret, tmp_path):
+    """An empty secret would key the HMAC with "": anyone could sign a top-up. Stripe's are
+    `whsec_` and more, with no spaces; the message names the setting, never the value."""
+    pack = {"id": "a", "name": "A", "credits": 1, "unit_amount": 1}
+    billing = {
+        "stripe_secret_key": "sk_test_x",
+        "stripe_webhook_secrets": ["whsec_good", secret],
+        "packs": [pack],
+    }
+    with pytest.raises(ValidationError) as refused:
+        Settings(data_dir=tmp_path, billing=billing)
+    message = describe_settings_error(refused.value)
+    assert "billing.stripe_webhook_secrets" in message and "whsec_" in message
+    assert not any(value in message for value in ("whsec_good", "whsec_a", "sk_test_x"))
+    with pytest.raises(ValidationError):
+        BillingSettings(stripe_secret_key="sk_test_x", stripe_webhook_secrets=[secret])
 
 
 def test_a_live_key_needs_the_public_address(tmp_path):

@@ -46,6 +46,8 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 _PACK_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _CURRENCY = re.compile(r"[a-z]{3}")
+#: What Stripe issues as a webhook signing secret: `whsec_` and printable characters, no spaces.
+_WEBHOOK_SECRET = re.compile(r"whsec_[!-~]+")
 
 
 def decimal_amount(amount: int, currency: str) -> str:
@@ -142,6 +144,17 @@ class BillingSettings(BaseModel):
         if not _CURRENCY.fullmatch(value):
             raise ValueError("billing.currency is an ISO 4217 code such as eur or usd")
         return value
+
+    @field_validator("stripe_webhook_secrets")
+    @classmethod
+    def _webhook_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        # A blank secret keys the HMAC with "": anyone could sign a checkout as paid.
+        if not all(_WEBHOOK_SECRET.fullmatch(secret.get_secret_value()) for secret in secrets):
+            raise ValueError(
+                "each must be the webhook endpoint's signing secret as Stripe shows it,"
+                " whsec_... with no spaces (a blank one is never accepted)"
+            )
+        return secrets
 
     @model_validator(mode="after")
     def _packs_are_distinct(self) -> BillingSettings:

@@ -558,7 +558,7 @@ async def take_attempt(
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(AuthThrottle).values(key=key, failures=1, window_started_at=now)
     running = AuthThrottle.window_started_at > now - window
-    statement = statement.on_conflict_do_update(
+    counted = statement.on_conflict_do_update(
         index_elements=[AuthThrottle.key],
         set_={
             "failures": case((running, AuthThrottle.failures + 1), else_=1),
@@ -566,7 +566,7 @@ async def take_attempt(
         },
         where=~running | (AuthThrottle.failures < limit),
     ).returning(AuthThrottle.key)
-    return (await session.execute(statement)).first() is not None
+    return (await session.execute(counted)).first() is not None
 
 
 async def return_attempt(session: AsyncSession, key: str) -> None:

@@ -99,3 +99,52 @@ def test_money_in_each_currency_s_own_unit():
     assert format_money(123456, "eur") == "1,234.56 EUR"
     assert format_money(-500, "usd") == "-5.00 USD"
     assert format_money(1500, "jpy") == "1,500 JPY"
+
+
+_STRIPE_CALL = """
+import asyncio, sys
+import stripe
+from reapi_server.billing.settings import BillingSettings
+from reapi_server.billing.stripe_api import StripeApi
+from reapi_server.testing.stripe_sim import StripeSimulator
+
+if sys.argv[1] == "attribute":
+    stripe.log = "debug"
+
+async def main(sim):
+    settings = BillingSettings(stripe_secret_key=sim.secret_key, stripe_api_base=sim.base_url)
+    api = StripeApi(settings)
+    intent = await api.create_payment_intent(
+        {"amount": 1000, "currency": "eur", "metadata": {"marker": "body-marker-7f3a"}},
+        idempotency_key="quiet-1",
+    )
+    await api.payment_intent(intent["id"])
+    await api.aclose()
+    print("called", intent["metadata"]["marker"])
+
+with StripeSimulator() as sim:
+    asyncio.run(main(sim))
+"""
+
+
+@pytest.mark.parametrize("how", ["environment", "attribute"])
+def test_the_stripe_package_never_prints_request_or_response_bodies(how, tmp_path):
+    """`STRIPE_LOG=debug` (or `stripe.log = "debug"`) makes the stripe package print every
+    request and response body to stderr, past the gateway's log allowlist: it stays silent."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STRIPE_LOG": "debug" if how == "environment" else ""}
+    done = subprocess.run(
+        [sys.executable, "-c", _STRIPE_CALL, how],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "called body-marker-7f3a"
+    assert "body-marker-7f3a" not in done.stderr
+    assert "Stripe" not in done.stderr, done.stderr[-2000:]

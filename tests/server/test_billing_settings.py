@@ -84,6 +84,16 @@ def test_a_blank_or_malformed_webhook_secret_is_refused(secret, tmp_path):
         BillingSettings(stripe_secret_key="sk_test_x", stripe_webhook_secrets=[secret])
 
 
+@pytest.mark.parametrize("currency", ["kwd", "BHD", "jod", "omr", "tnd"])
+def test_a_pack_in_a_three_decimal_currency_is_refused(currency, tmp_path):
+    """Prices, refunds and receipts count hundredths: 1 KWD is 1000 fils, not 100."""
+    pack = {"id": "a", "name": "A", "credits": 1, "unit_amount": 1000, "currency": currency}
+    with pytest.raises(ValidationError) as refused:
+        Settings(data_dir=tmp_path, billing={"packs": [pack]})
+    message = describe_settings_error(refused.value)
+    assert currency.upper() in message and "three decimals" in message
+
+
 def test_a_live_key_needs_the_public_address(tmp_path):
     live = {"stripe_secret_key": "sk_live_secretvalue"}
     with pytest.raises(ValidationError) as refused:

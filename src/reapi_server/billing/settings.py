@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = [
     "STRIPE_CHECKOUT_ORIGIN",
+    "THREE_DECIMAL_CURRENCIES",
     "ZERO_DECIMAL_CURRENCIES",
     "BillingSettings",
     "CreditPack",
@@ -43,6 +44,9 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
         "xpf",
     }
 )
+#: ISO 4217 codes with three decimals (Stripe counts them in thousandths). Refused for packs:
+#: prices, refund amounts and receipts here count hundredths.
+THREE_DECIMAL_CURRENCIES = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 _PACK_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _CURRENCY = re.compile(r"[a-z]{3}")
@@ -97,6 +101,11 @@ class CreditPack(BaseModel):
         value = value.lower()
         if not _CURRENCY.fullmatch(value):
             raise ValueError("a currency is an ISO 4217 code such as eur or usd")
+        if value in THREE_DECIMAL_CURRENCIES:
+            raise ValueError(
+                f"{value.upper()} has three decimals, which billing does not support:"
+                " price the pack in another currency"
+            )
         return value
 
     @property

@@ -231,3 +231,30 @@ async def test_a_dispute_pauses_auto_top_up(billing):
     assert (profile.auto_enabled, profile.auto_paused_reason) == (False, "disputed")
     assert await consider(billing.billing, account) == "none"
     assert _auto_charges(billing) == []
+
+
+@pytest.mark.parametrize("cooldown", [0.0])
+@pytest.mark.parametrize("state", ["disabled", "deleted", "in_debt"])
+async def test_no_charge_for_an_account_disabled_deleted_or_in_debt(billing, state):
+    """Below its threshold with a saved card, yet nothing is charged: an operator disabled the
+    account, its deletion is under way, or it owes credits (a chargeback took more than it had)."""
+    from reapi_server.billing.auto_top_up import _below_threshold
+    from reapi_server.models import Account
+
+    account = await _saved_card(billing)  # 1,000 credits: above its threshold of 500
+    async with billing.db.write() as session:
+        row = await session.get(Account, account)
+        assert row is not None
+        row.balance = 100
+        if state == "disabled":
+            row.disabled_at = 1.0
+        elif state == "deleted":
+            row.deleted_at = 1.0
+        else:
+            row.debt = 100
+    assert await _below_threshold(billing.billing, [account]) == []
+    assert await consider(billing.billing, account) == "none"
+    await asyncio.sleep(1.5)  # the watcher's sweep looks too
+    await billing.idle()
+    assert _auto_charges(billing) == []
+    assert await _top_ups(billing, account) == []

@@ -181,3 +181,61 @@ async def test_the_export_readers_hold_the_persons_redemptions_and_thresholds(db
         ("KEEP-ME", 70, account)
     ]
     assert sorted((a["threshold"], a["armed"]) for a in alerts) == [(50, True), (500, False)]
+
+
+async def test_a_burst_of_wrong_guesses_is_evaluated_only_up_to_the_limit(db_gateway):
+    """Parallel guesses cannot all read "not blocked" before any refusal is counted: exactly
+    `limit` are looked at, the rest wait (429)."""
+    from reapi_server.errors import RateLimited
+    from reapi_server.promo.service import REDEEM_FAILURES_PER_USER, redeem_for_user
+
+    gateway = db_gateway
+    account, _ = await make_account(gateway.rt, credits=0)
+    limit = REDEEM_FAILURES_PER_USER.limit
+
+    async def guess(number: int) -> object:
+        return await redeem_for_user(
+            gateway.rt.db,
+            account_id=account,
+            user_id="user_burst",
+            text=f"WRONG-{number:04d}",
+            now=gateway.rt.now(),
+        )
+
+    outcomes = await asyncio.gather(*(guess(n) for n in range(limit + 8)), return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, PromoRefused)]
+    waited = [o for o in outcomes if isinstance(o, RateLimited)]
+    assert len(refused) == limit and len(waited) == 8, outcomes
+    assert all(o.code == "promo_unknown" for o in refused)
+    assert all(o.code == "too_many_attempts" and o.retry_after > 0 for o in waited)
+
+
+async def test_a_redeemed_code_does_not_count_against_the_limit(db_gateway):
+    from reapi_server.errors import RateLimited
+    from reapi_server.promo.service import REDEEM_FAILURES_PER_USER, redeem_for_user
+
+    gateway = db_gateway
+    await new_code(gateway, code="RIGHT-ONE", credits=50)
+    account, _ = await make_account(gateway.rt, credits=0)
+    async with gateway.rt.db.write() as session:
+        from reapi_server.models import User
+
+        session.add(User(id="user_mixed", email="mixed@example.test", created_at=1.0))
+
+    async def attempt(text: str) -> object:
+        return await redeem_for_user(
+            gateway.rt.db,
+            account_id=account,
+            user_id="user_mixed",
+            text=text,
+            now=gateway.rt.now(),
+        )
+
+    for number in range(REDEEM_FAILURES_PER_USER.limit - 1):
+        with pytest.raises(PromoRefused):
+            await attempt(f"WRONG-{number:04d}")
+    assert (await attempt("right-one")).credits == 50
+    with pytest.raises(PromoRefused):  # the last refusal the limit allows
+        await attempt("WRONG-LAST")
+    with pytest.raises(RateLimited):
+        await attempt("WRONG-OVER")

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import GatewayError
@@ -99,27 +99,37 @@ async def configure(billing: Billing, account_id: str, wanted: AutoTopUpSettings
         profile.updated_at = billing.clock()
 
 
+def _may_be_charged() -> tuple[ColumnElement[bool], ...]:
+    """An account whose card may be charged: not disabled by an operator, not being deleted,
+    owing nothing and with no chargeback open (a debt is paid by a purchase its owner chooses)."""
+    return (
+        Account.on_hold.is_(None),
+        Account.disabled_at.is_(None),
+        Account.deleted_at.is_(None),
+        Account.debt == 0,
+    )
+
+
 async def _due_top_up(session: AsyncSession, billing: Billing, account_id: str) -> TopUp | None:
     """With the account locked: a new automatic top-up if one is due now, else None."""
     await lock_account(session, account_id)
     row = (
         await session.execute(
-            select(Account.balance, Account.on_hold, BillingProfile)
+            select(Account.balance, BillingProfile)
             .join(BillingProfile, BillingProfile.account_id == Account.id)
-            .where(Account.id == account_id)
+            .where(Account.id == account_id, *_may_be_charged())
             .execution_options(populate_existing=True)
         )
     ).one_or_none()
     if row is None:
         return None
-    balance, on_hold, profile = int(row[0]), row[1], row[2]
+    balance, profile = int(row[0]), row[1]
     pack = billing.settings.pack(profile.auto_pack_id or "")
     if (
         not profile.auto_enabled
         or profile.payment_method_id is None
         or profile.stripe_customer_id is None
         or pack is None
-        or on_hold is not None
         or balance >= profile.auto_threshold
     ):
         return None
@@ -225,7 +235,7 @@ async def _below_threshold(billing: Billing, account_ids: list[str] | None) -> l
         .where(
             BillingProfile.auto_enabled.is_(True),
             Account.balance < BillingProfile.auto_threshold,
-            Account.on_hold.is_(None),
+            *_may_be_charged(),
         )
     )
     if account_ids is not None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 __all__ = [
     "STRIPE_CHECKOUT_ORIGIN",
+    "THREE_DECIMAL_CURRENCIES",
     "ZERO_DECIMAL_CURRENCIES",
     "BillingSettings",
     "CreditPack",
@@ -43,9 +44,14 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
         "xpf",
     }
 )
+#: ISO 4217 codes with three decimals (Stripe counts them in thousandths). Refused for packs:
+#: prices, refund amounts and receipts here count hundredths.
+THREE_DECIMAL_CURRENCIES = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
 STRIPE_CHECKOUT_ORIGIN = "https://checkout.stripe.com"
 _PACK_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 _CURRENCY = re.compile(r"[a-z]{3}")
+#: What Stripe issues as a webhook signing secret: `whsec_` and printable characters, no spaces.
+_WEBHOOK_SECRET = re.compile(r"whsec_[!-~]+")
 
 
 def decimal_amount(amount: int, currency: str) -> str:
@@ -95,6 +101,11 @@ class CreditPack(BaseModel):
         value = value.lower()
         if not _CURRENCY.fullmatch(value):
             raise ValueError("a currency is an ISO 4217 code such as eur or usd")
+        if value in THREE_DECIMAL_CURRENCIES:
+            raise ValueError(
+                f"{value.upper()} has three decimals, which billing does not support:"
+                " price the pack in another currency"
+            )
         return value
 
     @property
@@ -142,6 +153,17 @@ class BillingSettings(BaseModel):
         if not _CURRENCY.fullmatch(value):
             raise ValueError("billing.currency is an ISO 4217 code such as eur or usd")
         return value
+
+    @field_validator("stripe_webhook_secrets")
+    @classmethod
+    def _webhook_secrets(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        # A blank secret keys the HMAC with "": anyone could sign a checkout as paid.
+        if not all(_WEBHOOK_SECRET.fullmatch(secret.get_secret_value()) for secret in secrets):
+            raise ValueError(
+                "each must be the webhook endpoint's signing secret as Stripe shows it,"
+                " whsec_... with no spaces (a blank one is never accepted)"
+            )
+        return secrets
 
     @model_validator(mode="after")
     def _packs_are_distinct(self) -> BillingSettings:

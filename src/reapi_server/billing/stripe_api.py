@@ -11,6 +11,8 @@ refused off-session is `CardRefused`, which auto top-up acts on.
 
 from __future__ import annotations
 
+import importlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -59,10 +61,27 @@ def _unavailable(error: BaseException) -> Exception:
     return BillingUnavailable(f"the payment provider {where}{suffix}; try again in a moment")
 
 
+def _quiet_stripe() -> None:
+    """Keep the stripe package from logging: with `STRIPE_LOG=debug` (read once, when it is
+    imported) or `stripe.log = "debug"` it prints every request and response body to stderr,
+    and it logs them to its `stripe` logger, past the gateway's log allowlist."""
+    import stripe
+
+    stripe.log = None
+    util: Any = importlib.import_module("stripe._util")
+    if hasattr(util, "STRIPE_LOG"):
+        util.STRIPE_LOG = None
+    logger = logging.getLogger("stripe")
+    logger.setLevel(logging.CRITICAL + 1)
+    logger.propagate = False
+
+
 async def _call(make: Callable[[], Awaitable[Any]]) -> StripeObject:
     """Run one Stripe call; its object as a dict, or its failure as our error (unchained:
     Stripe's errors hold the request, which holds the secret key)."""
     import stripe
+
+    _quiet_stripe()  # again: whatever set `stripe.log` since
 
     try:
         result = await make()
@@ -79,6 +98,7 @@ class StripeApi:
 
         if settings.stripe_secret_key is None:
             raise ValueError("billing needs billing.stripe_secret_key")
+        _quiet_stripe()
         base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
         self._http: stripe.HTTPXClient = stripe.HTTPXClient(timeout=settings.stripe_timeout)
         self._client = stripe.StripeClient(

@@ -57,12 +57,14 @@ __all__ = [
     "newest_users",
     "record_attempt",
     "replace_backup_codes",
+    "return_attempt",
     "search_users",
     "set_email",
     "set_new_device_alerts",
     "set_password_hash",
     "set_role",
     "set_totp_secret",
+    "take_attempt",
     "throttle_rows",
     "touch_session",
     "upsert_known_device",
@@ -544,6 +546,36 @@ async def record_attempt(session: AsyncSession, key: str, *, window: float, now:
         },
     )
     await session.execute(statement)
+
+
+async def take_attempt(
+    session: AsyncSession, key: str, *, limit: int, window: float, now: float
+) -> bool:
+    """Count one more attempt under `key` unless it is at `limit` in its running window: True
+    when counted. The check and the count are one statement, so attempts at once cannot all
+    read "not blocked" first."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(AuthThrottle).values(key=key, failures=1, window_started_at=now)
+    running = AuthThrottle.window_started_at > now - window
+    counted = statement.on_conflict_do_update(
+        index_elements=[AuthThrottle.key],
+        set_={
+            "failures": case((running, AuthThrottle.failures + 1), else_=1),
+            "window_started_at": case((running, AuthThrottle.window_started_at), else_=now),
+        },
+        where=~running | (AuthThrottle.failures < limit),
+    ).returning(AuthThrottle.key)
+    return (await session.execute(counted)).first() is not None
+
+
+async def return_attempt(session: AsyncSession, key: str) -> None:
+    """Un-count one attempt `take_attempt` counted (it succeeded)."""
+    await session.execute(
+        update(AuthThrottle)
+        .where(AuthThrottle.key == key, AuthThrottle.failures > 0)
+        .values(failures=AuthThrottle.failures - 1)
+    )
 
 
 async def clear_throttle(session: AsyncSession, keys: Sequence[str]) -> None:

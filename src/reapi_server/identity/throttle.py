@@ -133,5 +133,17 @@ class Throttle:
             )
 
     @staticmethod
+    async def take(session: AsyncSession, counter: Counter, now: float) -> bool:
+        """Count an attempt before making it, unless the counter is blocked (False then):
+        what bounds attempts made at once. `give_back` one that turned out not to fail."""
+        return await repository.take_attempt(
+            session, counter.key, limit=counter.rule.limit, window=counter.rule.window, now=now
+        )
+
+    @staticmethod
+    async def give_back(session: AsyncSession, counter: Counter) -> None:
+        await repository.return_attempt(session, counter.key)
+
+    @staticmethod
     async def clear(session: AsyncSession, counters: Sequence[Counter]) -> None:
         await repository.clear_throttle(session, [c.key for c in counters])

@@ -221,19 +221,24 @@ async def redeem_for_user(
     """`redeem` for a person on the billing page: after `REDEEM_FAILURES_PER_USER` refusals in
     an hour, they wait (429) before trying again."""
     counter = Counter(REDEEM_FAILURES_PER_USER, f"{REDEEM_FAILURES_PER_USER.name}:{user_id}")
-    async with db.read() as session:
-        wait = await Throttle.retry_after(session, [counter], now)
-    if wait is not None:
+    # Counted before it is tried (a burst of guesses at once cannot all pass a check made
+    # before any refusal was counted), given back when it was not a refusal.
+    async with db.write() as session:
+        taken = await Throttle.take(session, counter, now)
+        wait = None if taken else await Throttle.retry_after(session, [counter], now)
+    if not taken:
         raise RateLimited(
             "Too many promotion codes were refused. Try again later.",
             code="too_many_attempts",
             param="code",
-            retry_after=wait,
+            retry_after=wait or REDEEM_FAILURES_PER_USER.window,
         )
     try:
-        return await redeem(db, account_id=account_id, user_id=user_id, text=text, now=now)
+        redeemed = await redeem(db, account_id=account_id, user_id=user_id, text=text, now=now)
     except PromoRefused as refused:
         failure = refused
-    async with db.write() as session:
-        await Throttle.count(session, [counter], now)
+    else:
+        async with db.write() as session:
+            await Throttle.give_back(session, counter)
+        return redeemed
     raise failure

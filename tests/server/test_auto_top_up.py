@@ -131,8 +131,9 @@ async def test_concurrent_checks_start_one_charge(billing):
         )
     outcomes = await asyncio.gather(*(consider(billing.billing, account) for _ in range(20)))
     # The gateway's own sweep (every second here) may be the one that charges: it races too.
-    assert outcomes.count("credited") <= 1
-    assert set(outcomes) <= {"credited", "none"}
+    # "nothing": this check charged, and the webhook credited it before the check could.
+    assert sum(outcome != "none" for outcome in outcomes) <= 1
+    assert set(outcomes) <= {"credited", "nothing", "none"}
     await billing.idle()
     assert len(_auto_charges(billing)) == 1
     assert (await billing.state(account))[0] == 1100
@@ -173,13 +174,18 @@ async def test_authentication_required_pauses_and_mails_the_owner(billing):
     await asyncio.sleep(1.5)
     assert len(_auto_charges(billing)) == 1
     assert await consider(billing.billing, account) == "none"
+    before = (await billing.state(account))[0]
     await configure(
         billing.billing,
         account,
         AutoTopUpSettings(enabled=True, threshold=500, pack_id="starter", monthly_cap=5000),
     )
-    assert await consider(billing.billing, account) == "credited"
+    # Charged once more, by this check or the gateway's sweep racing it ("nothing": charged,
+    # and the webhook credited it before `consider` could).
+    assert await consider(billing.billing, account) in ("credited", "nothing", "none")
     await billing.idle()
+    await billing.paid(account, before + 1000)
+    assert len(_auto_charges(billing)) == 2
     assert len(await billing.mail("auto_top_up_paused")) == 1
 
 

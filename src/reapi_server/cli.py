@@ -841,6 +841,12 @@ def payments_refund(
         )
 
     done = _run(with_billing(settings, work))
+    if done.waiting:
+        typer.echo(
+            f"refunded {format_money(done.amount, done.currency)} ({done.refund_id}): its "
+            "credits are taken back once the account's running requests release their holds"
+        )
+        return
     typer.echo(
         f"refunded {format_money(done.amount, done.currency)} ({done.refund_id}): "
         f"{done.taken:,} credits taken back, {done.debt:,} owed, {done.waived:,} waived (spent)"

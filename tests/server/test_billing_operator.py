@@ -155,3 +155,39 @@ async def test_deletion_keeps_payments_seven_years_then_the_retention_job_purges
             assert (await session.execute(select(Refund))).first() is None
     finally:
         await rt.aclose()
+
+
+async def test_an_operator_refund_of_held_credits_is_done_and_applied_once_they_close(billing):
+    import time
+
+    from reapi_server.credits import repository as credits
+
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.complete_session(started.session_id)
+    await billing.paid(account, 1000)
+    async with billing.db.write() as session:  # a running job holds all of it
+        hold = await credits.reserve(
+            session,
+            account,
+            1000,
+            purpose="video",
+            request_id="req-held",
+            expires_at=time.time() + 600,
+            now=time.time(),
+        )
+    assert hold is not None
+    [payment] = await billing.payments(account)
+    done = await refund_payment(billing.billing, payment.id)  # the money went back: no error
+    assert done.waiting and (done.taken, done.debt, done.waived) == (0, 0, 0)
+    assert await billing.state(account) == (0, 1000, 0)
+    async with billing.db.write() as session:  # the job is cancelled
+        assert await credits.release(session, hold, time.time()) is not None
+    billing.sim.resend(billing.sim.last_event("charge.refunded")["id"])
+    await billing.idle()
+
+    async def applied() -> bool:
+        return await billing.unhandled() == 0
+
+    await billing.wait_until(applied)
+    assert await billing.state(account) == (0, 0, 0)

@@ -363,3 +363,132 @@ async def test_event_types_not_handled_are_stored_and_ignored(billing):
     assert all(outcomes[name] == "ignored" for name in others), outcomes
     assert all(row.handled_at is not None for row in rows)
     assert await billing.ledger_kinds(account) == [("purchase", 1000)]
+
+
+async def _reserve(billing: LiveBilling, account: str, amount: int) -> str:
+    """A request's hold on `amount` credits (a long video job), made as the gateway makes it."""
+    import time as clock
+
+    from reapi_server.credits import repository as credits
+
+    async with billing.db.write() as session:
+        hold = await credits.reserve(
+            session,
+            account,
+            amount,
+            purpose="video",
+            request_id=f"req-{clock.monotonic_ns()}",
+            expires_at=clock.time() + 600,
+            now=clock.time(),
+        )
+    assert hold is not None
+    return hold
+
+
+async def _release(billing: LiveBilling, hold: str) -> None:
+    import time as clock
+
+    from reapi_server.credits import repository as credits
+
+    async with billing.db.write() as session:
+        assert await credits.release(session, hold, clock.time()) is not None
+
+
+async def test_a_refund_of_held_credits_waits_and_cannot_be_kept_by_cancelling(billing):
+    account, _, session_id = await _bought(billing)
+    hold = await _reserve(billing, account, 1000)  # all of it held by a running job
+    assert await billing.state(account) == (0, 1000, 0)
+    billing.sim.refund(_charge_of(billing, session_id))
+    await billing.idle()
+    refunded = billing.sim.last_event("charge.refunded")["id"]
+    async with billing.db.read() as session:  # held credit is not spent: nothing written off
+        waiting = await session.get(StripeEvent, refunded)
+        assert waiting is not None and waiting.handled_at is None
+        assert waiting.last_error == "waiting"
+        assert (await session.execute(select(Refund))).scalars().all() == []
+    await _release(billing, hold)  # the job is cancelled: its hold comes back to the balance
+    billing.sim.resend(refunded)
+    await billing.idle()
+
+    async def settled() -> bool:
+        return await billing.unhandled() == 0
+
+    await billing.wait_until(settled)
+    assert await billing.state(account) == (0, 0, 0)  # the refunded credits are gone
+    async with billing.db.read() as session:
+        [refund] = (await session.execute(select(Refund))).scalars().all()
+    assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 1000, 0)
+
+
+async def test_a_refund_waits_for_held_credits_and_waives_only_what_was_spent(billing):
+    account, _, session_id = await _bought(billing)
+    hold = await _reserve(billing, account, 600)
+    billing.sim.refund(_charge_of(billing, session_id))
+    await billing.idle()
+    assert await billing.state(account) == (400, 600, 0)  # waiting: nothing taken yet
+    async with billing.db.write() as session:  # the job ends and is charged 600
+        from reapi_server.credits import repository as credits
+
+        assert await credits.settle(session, hold, 600, 2.0) is not None
+    billing.sim.resend(billing.sim.last_event("charge.refunded")["id"])
+    await billing.idle()
+
+    async def settled() -> bool:
+        return await billing.unhandled() == 0
+
+    await billing.wait_until(settled)
+    assert await billing.state(account) == (0, 0, 0)
+    async with billing.db.read() as session:
+        [refund] = (await session.execute(select(Refund))).scalars().all()
+    assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 400, 600)
+
+
+async def test_a_refund_during_an_inquiry_then_closed_gives_nothing_back(billing):
+    account, _, session_id = await _bought(billing)
+    charge = _charge_of(billing, session_id)
+    dispute = billing.sim.open_dispute(charge, inquiry=True)
+    await billing.idle()
+    assert await billing.state(account) == (0, 0, 0)  # the inquiry took the 1000
+    billing.sim.refund(charge)  # support refunds all of it while the inquiry is open
+    await billing.idle()
+    billing.sim.close_dispute(dispute["id"], "warning_closed")
+    await billing.idle()
+    # All the money went back: none of the credits may stay or come back.
+    assert await billing.state(account) == (0, 0, 0)
+    async with billing.db.read() as session:
+        [refund] = (await session.execute(select(Refund))).scalars().all()
+        assert (await session.get(Account, account)).on_hold is None
+    # The refund's credits were taken back by the inquiry already: none written off.
+    assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 0, 0)
+    from reapi_server.billing import views
+
+    async with billing.db.read() as session:
+        history = await views.activity_of(session, account)
+    [shown] = [item for item in history if item.kind == "refund"]
+    assert shown.note == "1,000 credits were taken back by the dispute already"
+
+
+async def test_a_partial_refund_during_an_inquiry_keeps_what_was_not_refunded(billing):
+    account, _, session_id = await _bought(billing)
+    charge = _charge_of(billing, session_id)
+    dispute = billing.sim.open_dispute(charge, inquiry=True)
+    await billing.idle()
+    billing.sim.refund(charge, amount=300)
+    await billing.idle()
+    billing.sim.close_dispute(dispute["id"], "warning_closed")
+    await billing.idle()
+    assert await billing.state(account) == (700, 0, 0)
+
+
+async def test_a_refund_then_a_dispute_won_gives_back_only_what_was_not_refunded(billing):
+    account, _, session_id = await _bought(billing)
+    charge = _charge_of(billing, session_id)
+    billing.sim.refund(charge, amount=400)
+    await billing.idle()
+    assert await billing.state(account) == (600, 0, 0)
+    dispute = billing.sim.open_dispute(charge, amount=600)
+    await billing.idle()
+    assert await billing.state(account) == (0, 0, 0)
+    billing.sim.close_dispute(dispute["id"], "won")
+    await billing.idle()
+    assert await billing.state(account) == (600, 0, 0)

@@ -7,10 +7,13 @@ either order, or only one of them, end the same:
   already) are taken from the balance; what the balance does not cover becomes debt. The
   account goes on hold (`account_in_dispute`): its requests are refused by the credit hold.
 - won (or an inquiry closed without a chargeback): the credits come back (paying the debt
-  first, the rest to the balance);
+  first, the rest to the balance), less what refunds made while it was open claimed of them
+  (`refunds.covered_by_dispute`), and never more than the payment's credits not refunded:
+  money refunded and credits given back never both;
 - lost: they stay taken, and the debt stays until a purchase pays it.
 
-The hold lifts once none of the account's disputes is open.
+The hold lifts once none of the account's disputes is open. A dispute first seen turns the
+account's auto top-up off (`pausing`); won or not, only its owner turns it on again.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from ..credits import movements
 from ..models import Dispute
 from . import repository
 from .applying import Applying, lock_account, payment_of
-from .refunds import credits_for
+from .pausing import pause_for_money_back
+from .refunds import covered_by_dispute, credits_for
 from .stripe_api import StripeObject
 
 __all__ = ["HOLD_REASON", "apply_dispute"]
@@ -45,13 +49,16 @@ async def apply_dispute(session: AsyncSession, dispute: StripeObject, ctx: Apply
     if row is None:
         row = await _open(session, dispute, payment.id, account_id, ctx)
         outcome = "disputed"
+        if account_id is not None:
+            await pause_for_money_back(session, account_id, "disputed", ctx)
     status = str(dispute.get("status") or "")
     if row.status == "open" and status in _WON:
-        if account_id is not None and row.credits > 0:
+        back = await _given_back(session, row, payment.id)
+        if account_id is not None and back > 0:
             await movements.add(
                 session,
                 account_id,
-                row.credits,
+                back,
                 kind="dispute_won",
                 source_id=f"{dispute_id}:won",
                 now=ctx.now,
@@ -66,6 +73,17 @@ async def apply_dispute(session: AsyncSession, dispute: StripeObject, ctx: Apply
         else:
             await movements.clear_hold(session, account_id)
     return outcome
+
+
+async def _given_back(session: AsyncSession, row: Dispute, payment_id: str) -> int:
+    """What a won dispute gives back: its credits no refund claimed, within the payment's
+    credits not refunded."""
+    payment = await repository.get_payment(session, payment_id)
+    assert payment is not None
+    refunds = await repository.refunds_of(session, payment_id)
+    unclaimed = row.credits - sum(covered_by_dispute(refund) for refund in refunds)
+    not_refunded = payment.credits - sum(refund.credits for refund in refunds)
+    return max(min(unclaimed, not_refunded), 0)
 
 
 async def _open(

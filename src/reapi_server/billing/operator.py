@@ -3,7 +3,8 @@
 A refund goes through Stripe (never only in our database): the money goes back first, then the
 credits it bought are taken back exactly as for a refund made in Stripe's dashboard
 (`refunds.apply_charge_refunds`) — applied here at once, and again harmlessly when the
-`charge.refunded` webhook arrives. Credit already spent is waived unless the operator asks for
+`charge.refunded` webhook arrives (or only then, while the account's credits are held by
+running requests: `RefundDone.waiting`). Credit already spent is waived unless the operator asks for
 it back (`take_back_spent`: it becomes debt the account pays from its next purchase).
 """
 
@@ -21,6 +22,7 @@ from ..config import Settings
 from ..db import Database
 from ..errors import GatewayError, NotFound
 from . import event_store, repository
+from .applying import Waiting
 from .events import Applied
 from .refunds import apply_charge_refunds
 from .service import Billing
@@ -98,6 +100,8 @@ class RefundDone:
     taken: int
     debt: int
     waived: int
+    #: The credits wait for holds of running requests to close (the webhook applies them).
+    waiting: bool = False
 
 
 def parse_money(text: str, currency: str) -> int:
@@ -193,9 +197,14 @@ async def refund_payment(
     refund_id = str(refund["id"])
     charge_id = refund.get("charge")
     charge = await api.charge(charge_id) if isinstance(charge_id, str) else None
+    waiting = False
+    if charge is not None:
+        try:
+            async with billing.db.write() as session:
+                await apply_charge_refunds(session, charge, billing.context())
+        except Waiting:  # credits held by running requests: the webhook applies it once closed
+            waiting = True
     async with billing.db.write() as session:
-        if charge is not None:
-            await apply_charge_refunds(session, charge, billing.context())
         if actor is not None:
             await record(
                 session,
@@ -220,6 +229,7 @@ async def refund_payment(
         taken=row.credits_taken if row else 0,
         debt=row.credits_debt if row else 0,
         waived=row.credits_waived if row else 0,
+        waiting=waiting,
     )
 
 

@@ -20,6 +20,7 @@ from ..credits import movements
 from ..models import Payment, TopUp
 from . import repository
 from .applying import Applying, lock_account
+from .pausing import pause_auto_top_up
 from .settings import format_money
 from .stripe_api import StripeObject, object_id
 
@@ -204,11 +205,7 @@ async def refuse_auto_top_up(session: AsyncSession, top_up: TopUp, code: str, ct
     the owner turns it on again) and the owner is told why. Once per top-up."""
     if _close(top_up, "failed", ctx.now, code) == "nothing":
         return "nothing"
-    profile = await repository.profile(session, top_up.account_id)
-    if profile is not None and profile.auto_enabled:
-        profile.auto_enabled = False
-        profile.auto_paused_reason, profile.auto_paused_at = code[:64], ctx.now
-        profile.updated_at = ctx.now
+    await pause_auto_top_up(session, top_up.account_id, code, ctx)
     amount = format_money(top_up.amount, top_up.currency)
     await ctx.notify_owner(
         session,

@@ -11,7 +11,21 @@ operator refunded money for credit the person used); a refund the operator made 
 `take_back=all` in its metadata turns the rest into debt instead, which the account pays from
 its next purchase and which refuses its requests until then.
 
+A refund while the payment's dispute is open (an inquiry can be refunded) finds its credits
+taken back by the dispute already: that part (`covered_by_dispute`, up to what the dispute
+took and earlier refunds have not claimed) is neither taken again nor written off, and the
+dispute, if won, gives back only what no refund claimed.
+
+Credits held by running requests (`reserved`) are not spent yet: a cancelled request gives
+them back to the balance. So while the balance does not cover a refund's credits and some are
+held, the refund waits (`Waiting`) until the holds close (settled: spent, and waived or owed
+then; released: back in the balance, and taken). Holds expire, so the wait is bounded; the
+retry loop applies it then.
+
 A refund of a payment not credited yet (its event came first) waits (`Waiting`).
+
+A refund applied turns the account's auto top-up off (`pausing`): only its owner turns it on
+again.
 """
 
 from __future__ import annotations
@@ -24,10 +38,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..credits import movements
 from ..models import Payment, Refund
 from . import repository
-from .applying import Applying, lock_account, payment_of
+from .applying import Applying, Waiting, lock_account, payment_of
+from .pausing import pause_for_money_back
 from .stripe_api import StripeObject, listed
 
-__all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "credits_for"]
+__all__ = ["TAKE_BACK_ALL", "apply_charge_refunds", "covered_by_dispute", "credits_for"]
 
 #: A refund's metadata asking for spent credit to become debt rather than be waived.
 TAKE_BACK_ALL = {"take_back": "all"}
@@ -41,6 +56,11 @@ def credits_for(payment: Payment, refunded: int) -> int:
     return payment.credits * refunded // payment.amount if payment.amount else 0
 
 
+def covered_by_dispute(refund: Refund) -> int:
+    """The refund's credits its payment's open dispute had taken back already."""
+    return refund.credits - refund.credits_taken - refund.credits_debt - refund.credits_waived
+
+
 def _sorted(refunds: list[StripeObject]) -> list[StripeObject]:
     return sorted(refunds, key=lambda refund: (int(refund.get("created") or 0), refund["id"]))
 
@@ -48,6 +68,13 @@ def _sorted(refunds: list[StripeObject]) -> list[StripeObject]:
 def _metadata(refund: Mapping[str, Any]) -> Mapping[str, Any]:
     value = refund.get("metadata")
     return value if isinstance(value, Mapping) else {}
+
+
+async def _unless_held(session: AsyncSession, account_id: str, credits: int) -> None:
+    """`Waiting` while credits the balance does not cover may only be held, not spent."""
+    now = await movements.state(session, account_id)
+    if now is not None and now[0] < credits and now[1] > 0:
+        raise Waiting("credits are held by running requests")
 
 
 async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx: Applying) -> str:
@@ -61,6 +88,9 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
     known = {refund.id for refund in applied}
     refunded = sum(refund.amount for refund in applied)
     taken_so_far = sum(refund.credits for refund in applied)
+    dispute = await repository.open_dispute_of(session, payment.id)
+    by_dispute = 0 if dispute is None else dispute.credits
+    by_dispute = max(by_dispute - sum(covered_by_dispute(refund) for refund in applied), 0)
     new = [
         refund
         for refund in _sorted(list(listed(charge.get("refunds"))))
@@ -71,6 +101,9 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
         refunded += amount
         credits = max(credits_for(payment, refunded) - taken_so_far, 0)
         taken_so_far += credits
+        covered = min(credits, by_dispute)
+        by_dispute -= covered
+        to_take = credits - covered
         metadata = _metadata(refund)
         row = Refund(
             id=str(refund["id"]),
@@ -79,15 +112,16 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
             credits=credits,
             credits_taken=0,
             credits_debt=0,
-            credits_waived=credits,
+            credits_waived=to_take,
             requested_by="operator" if metadata.get("requested_by") == "operator" else "stripe",
             created_at=ctx.now,  # our clock, as the payment's: one order in the history
         )
-        if payment.account_id is not None and credits > 0:
+        if payment.account_id is not None and to_take > 0:
+            await _unless_held(session, payment.account_id, to_take)
             moved = await movements.take_back(
                 session,
                 payment.account_id,
-                credits,
+                to_take,
                 kind="refund",
                 source_id=row.id,
                 now=ctx.now,
@@ -95,8 +129,10 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
             )
             if moved is not None:
                 row.credits_taken, row.credits_debt = -moved.balance, moved.debt
-                row.credits_waived = credits - row.credits_taken - row.credits_debt
+                row.credits_waived = to_take - row.credits_taken - row.credits_debt
         session.add(row)
     payment.amount_refunded = refunded
+    if new and payment.account_id is not None:
+        await pause_for_money_back(session, payment.account_id, "refunded", ctx)
     await session.flush()
     return "refunded" if new else "nothing"

@@ -267,6 +267,17 @@ async def dispute(session: AsyncSession, dispute_id: str) -> Dispute | None:
     return await session.get(Dispute, dispute_id, populate_existing=True)
 
 
+async def open_dispute_of(session: AsyncSession, payment_id: str) -> Dispute | None:
+    """The payment's open dispute (Stripe allows one per charge), if any."""
+    result = await session.execute(
+        select(Dispute)
+        .where(Dispute.payment_id == payment_id, Dispute.status == "open")
+        .order_by(Dispute.created_at, Dispute.id)
+        .execution_options(populate_existing=True)
+    )
+    return result.scalars().first()
+
+
 async def disputes_for_account(session: AsyncSession, account_id: str) -> list[Dispute]:
     result = await session.execute(
         select(Dispute)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import Account, BillingProfile, Dispute, Payment, Refund, TopUp
 from . import repository
+from .refunds import covered_by_dispute
 from .settings import decimal_amount, format_money
 
 __all__ = [
@@ -141,7 +142,9 @@ def _payment(payment: Payment) -> Activity:
 
 def _refund(refund: Refund, payment: Payment) -> Activity:
     note = ""
-    if refund.credits_waived:
+    if covered_by_dispute(refund):
+        note = f"{covered_by_dispute(refund):,} credits were taken back by the dispute already"
+    elif refund.credits_waived:
         note = f"{refund.credits_waived:,} credits were spent already and not taken back"
     elif refund.credits_debt:
         note = f"{refund.credits_debt:,} credits owed"

@@ -31,6 +31,7 @@ __all__ = [
     "ledger_debt",
     "lock_account",
     "put_on_hold",
+    "state",
     "take_back",
 ]
 
@@ -80,6 +81,13 @@ async def lock_account(session: AsyncSession, account_id: str) -> None:
     the first lock of a transaction that changes its rows (`lock_order`)."""
     if session.get_bind().dialect.name == "postgresql":
         await lock_accounts(as_tx(session), [account_id])
+
+
+async def state(session: AsyncSession, account_id: str) -> tuple[int, int, int] | None:
+    """(balance, reserved, debt) now; lock the account first for it to stay so. None: no
+    such account."""
+    row = await as_tx(session).first(_STATE, {"b_account": account_id})
+    return None if row is None else (int(row[0]), int(row[1]), int(row[2]))
 
 
 async def already_moved(session: AsyncSession, source_id: str) -> bool:
@@ -165,9 +173,10 @@ async def take_back(
     now: float,
     into_debt: bool,
 ) -> Moved | None:
-    """Take `credits` from the balance. What the balance does not cover (spent already)
-    becomes debt when `into_debt`, else it is waived. None: `source_id` moved already (or the
-    account is gone), and nothing was written."""
+    """Take `credits` from the balance. What the balance does not cover becomes debt when
+    `into_debt`, else it is waived: a caller waiving makes sure it was spent, not merely held
+    (`reserved` credits come back to the balance when their request is cancelled). None:
+    `source_id` moved already (or the account is gone), and nothing was written."""
     if not 0 <= credits <= MAX_CREDITS:
         raise ValueError(f"credits to take back must be between 0 and {MAX_CREDITS}")
     plan = _taking(credits, into_debt)

@@ -229,15 +229,24 @@ class MailComposer:
         )
 
     def auto_top_up_paused(
-        self, to: str, *, when: float, product: str, amount: str, code: str
+        self,
+        to: str,
+        *,
+        when: float,
+        code: str,
+        product: str | None = None,
+        amount: str | None = None,
     ) -> Message:
-        """The bank refused an automatic top-up (`code`: Stripe's): it is off until the person
-        turns it on again."""
+        """Auto top-up is off until the person turns it on again: the bank refused an automatic
+        top-up of `product` for `amount` (`code`: Stripe's), or money of the account went back
+        (`code`: `refunded`, `disputed`; no product)."""
         reasons = {
             "authentication_required": "your bank asked you to confirm the payment, which an "
             "automatic charge cannot do",
             "insufficient_funds": "your bank declined it for insufficient funds",
             "expired_card": "the card has expired",
+            "refunded": "a payment of yours was refunded",
+            "disputed": "a payment of yours is disputed with your bank",
         }
         return self._render(
             "auto_top_up_paused",
@@ -246,6 +255,7 @@ class MailComposer:
             when=_when(when),
             product=product,
             amount=amount,
+            money_back=product is None,
             reason=reasons.get(code, "your bank declined the card"),
             authentication=code == "authentication_required",
             billing_link=self.links.page("/dashboard/billing"),

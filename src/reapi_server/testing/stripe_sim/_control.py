@@ -143,6 +143,7 @@ def _open_dispute(sim: StripeSimulator, ids: dict[str, str], body: dict[str, Any
         _text(body, "charge"),
         amount=None if amount is None else int(amount),
         reason=str(body.get("reason", "fraudulent")),
+        inquiry=bool(body.get("inquiry", False)),
     )
 
 

@@ -35,8 +35,15 @@ _EVIDENCE_DAYS = 7
 
 
 def open_dispute(
-    account: Account, charge: StripeObject, *, amount: int | None = None, reason: str = "fraudulent"
+    account: Account,
+    charge: StripeObject,
+    *,
+    amount: int | None = None,
+    reason: str = "fraudulent",
+    inquiry: bool = False,
 ) -> StripeObject:
+    """A chargeback, or with `inquiry` a retrieval request (`warning_needs_response`): no funds
+    move and the charge can still be refunded; it closes `warning_closed`."""
     with account.lock:
         if charge["status"] != "succeeded":
             raise invalid(f"Charge {charge['id']} has not succeeded: nothing to dispute.")
@@ -78,29 +85,31 @@ def open_dispute(
             "payment_method_details": {
                 "card": {
                     "brand": details.get("card", {}).get("brand", "visa"),
-                    "case_type": "chargeback",
+                    "case_type": "inquiry" if inquiry else "chargeback",
                     "network_reason_code": "10.4" if reason == "fraudulent" else "13.1",
                 },
                 "type": "card",
             },
             "reason": reason,
-            "status": "needs_response",
+            "status": "warning_needs_response" if inquiry else "needs_response",
         }
         account.add(dispute)
-        charge["disputed"] = True
         account.emit("charge.dispute.created", dispute)
-        account.emit("charge.dispute.funds_withdrawn", dispute)
+        if not inquiry:
+            charge["disputed"] = True
+            account.emit("charge.dispute.funds_withdrawn", dispute)
     return dispute
 
 
 def close_dispute(
     account: Account, dispute: StripeObject, outcome: str, origin: Origin = AUTOMATIC
 ) -> StripeObject:
-    if outcome not in ("won", "lost"):
-        raise invalid("A dispute closes as won or lost.")
     with account.lock:
         if dispute["status"] not in _OPEN:
             raise invalid(f"This dispute is already closed (status {dispute['status']}).")
+        inquiry = dispute["status"].startswith("warning_")
+        if outcome not in (("warning_closed",) if inquiry else ("won", "lost")):
+            raise invalid("An inquiry closes as warning_closed; a dispute as won or lost.")
         previous = {"status": dispute["status"]}
         dispute["status"] = outcome
         account.emit("charge.dispute.closed", dispute, origin, previous=previous)

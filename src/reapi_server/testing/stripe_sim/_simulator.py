@@ -230,15 +230,21 @@ class StripeSimulator:
         return public_copy(refund)  # type: ignore[no-any-return]
 
     def open_dispute(
-        self, charge_id: str, *, amount: int | None = None, reason: str = "fraudulent"
+        self,
+        charge_id: str,
+        *,
+        amount: int | None = None,
+        reason: str = "fraudulent",
+        inquiry: bool = False,
     ) -> StripeObject:
-        """The cardholder disputes the charge (all of it unless `amount`)."""
+        """The cardholder disputes the charge (all of it unless `amount`); `inquiry`: the bank
+        only asks for information first (`warning_needs_response`)."""
         charge = self.account.get(charge_id, "charge", param="charge")
-        dispute = open_dispute(self.account, charge, amount=amount, reason=reason)
+        dispute = open_dispute(self.account, charge, amount=amount, reason=reason, inquiry=inquiry)
         return self.get(dispute["id"])
 
     def close_dispute(self, dispute_id: str, outcome: str) -> StripeObject:
-        """The bank decides: "won" (funds reinstated) or "lost"."""
+        """The bank decides: "won" (funds reinstated) or "lost"; an inquiry: "warning_closed"."""
         close_dispute(self.account, self.account.get(dispute_id, "dispute"), outcome)
         return self.get(dispute_id)
 

@@ -43,6 +43,8 @@ _PAUSE_REASONS = {
     "an automatic charge cannot do",
     "insufficient_funds": "your bank declined the last automatic payment for insufficient funds",
     "expired_card": "the saved card has expired",
+    "refunded": "a payment was refunded (turn it on again when you want it)",
+    "disputed": "a payment is disputed with your bank",
 }
 
 

@@ -33,10 +33,10 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..errors import GatewayError
-from ..ids import new_id
 from ..models import Account, BillingProfile, TopUp
 from . import repository
 from .applying import lock_account
+from .checkout import open_top_up
 from .purchases import apply_intent, charged_from, refuse_auto_top_up
 from .service import Billing
 from .stripe_api import BillingUnavailable, CardRefused
@@ -140,19 +140,7 @@ async def _due_top_up(session: AsyncSession, billing: Billing, account_id: str) 
     spent = await repository.auto_spent_since(session, account_id, month_start(now))
     if spent + pack.unit_amount > profile.auto_monthly_cap:
         return None
-    top_up = TopUp(
-        id=new_id("tu"),
-        account_id=account_id,
-        kind="auto",
-        pack_id=pack.id,
-        product=pack.name,
-        credits=pack.credits,
-        amount=pack.unit_amount,
-        currency=pack.currency,
-        status="open",
-        save_card=False,
-        created_at=now,
-    )
+    top_up = open_top_up(account_id, pack, kind="auto", now=now)
     if not await repository.insert_auto_top_up(session, top_up):
         return None  # one is in flight already
     return top_up

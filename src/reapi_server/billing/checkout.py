@@ -21,7 +21,28 @@ from .service import Billing
 from .settings import CreditPack
 from .stripe_api import BillingUnavailable
 
-__all__ = ["CheckoutStarted", "UnknownPack", "start_checkout"]
+__all__ = ["CheckoutStarted", "UnknownPack", "open_top_up", "start_checkout"]
+
+
+def open_top_up(
+    account_id: str, pack: CreditPack, *, kind: str, now: float, save_card: bool = False
+) -> TopUp:
+    """A new top-up of `pack` (a Checkout purchase or an automatic charge), not paid yet: its
+    price and credits are the server's pack, never the browser's."""
+    return TopUp(
+        id=new_id("tu"),
+        account_id=account_id,
+        kind=kind,
+        pack_id=pack.id,
+        product=pack.name,
+        credits=pack.credits,
+        amount=pack.unit_amount,
+        currency=pack.currency,
+        status="open",
+        save_card=save_card,
+        created_at=now,
+    )
+
 
 SUCCESS_PATH = "/dashboard/billing/success"
 CANCEL_PATH = "/dashboard/billing/cancel"
@@ -102,19 +123,7 @@ async def start_checkout(
         raise UnknownPack("there is no such credit pack", param="pack")
     api = billing.stripe()
     now = billing.clock()
-    top_up = TopUp(
-        id=new_id("tu"),
-        account_id=account_id,
-        kind="checkout",
-        pack_id=pack.id,
-        product=pack.name,
-        credits=pack.credits,
-        amount=pack.unit_amount,
-        currency=pack.currency,
-        status="open",
-        save_card=save_card,
-        created_at=now,
-    )
+    top_up = open_top_up(account_id, pack, kind="checkout", now=now, save_card=save_card)
     async with billing.db.write() as session:
         profile = await repository.profile(session, account_id)
         customer_id = profile.stripe_customer_id if profile is not None else None

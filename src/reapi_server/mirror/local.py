@@ -6,10 +6,11 @@ all of it or nothing, and a failed or cancelled write leaves no file behind. A p
 mid-write leaves its temp file; the retention job sweeps it (`sweep_abandoned`).
 
 Where a key's file lives (`path_of`): a task's output `outputs/<task id>/<name>` is the file
-`outputs/<xx>/<task id>-<name>`, `xx` the first two hex digits of the (random) task id: 256
-folders made once (`prepare`), files spread evenly over them, no folder per request and no folder
-made while a request waits. Outputs stored before this layout (one folder per task, the key
-itself as the path) are still found there, served and deleted (`legacy_path_of`).
+`outputs/<xx>/<task id>-<name>`, `xx` the last two hex digits of the task id (random: a
+request's id starts with the time, `ids.ordered_id`): 256 folders made once (`prepare`), files
+spread evenly over them, no folder per request and no folder made while a request waits.
+Outputs stored before this layout (one folder per task, the key itself as the path) are still
+found there, served and deleted (`legacy_path_of`).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def _task_and_name(key: str) -> tuple[str, str] | None:
 
 
 def _shard(task_id: str) -> str:
-    return task_id.partition("_")[2][:2]
+    return task_id[-2:]
 
 
 class LocalDiskStore:

@@ -341,3 +341,58 @@ async def test_the_history_covers_the_account_s_whole_life(shop, browsers):
         csv.DictReader(io.StringIO((await browser.get("/dashboard/billing/history.csv")).text))
     )
     assert [row["product"] for row in rows] == ["Launch pack"]
+
+
+async def test_starting_checkouts_is_limited_per_account_and_per_address(
+    make_gateway, sim, browsers
+):
+    """Each Checkout Session is a Stripe API call: a signed-in person (or a stolen session)
+    cannot make them in a loop. Past the limit the billing page says to wait (429), and Stripe
+    is not asked."""
+    settings = _billing(sim, checkout_limit=2, checkout_limit_per_address=3)
+    gateway = await make_gateway(public_base_url="http://gateway.test", billing=settings)
+    browser, _ = await _person(gateway, browsers)
+
+    async def buy(who):
+        return await who.submit(
+            "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+        )
+
+    assert [(await buy(browser)).status_code for _ in range(2)] == [303, 303]
+    refused = await buy(browser)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert "Too many payments were started" in refused.text
+    assert "<h1>Billing</h1>" in refused.text
+    assert len(sim.objects("checkout.session")) == 2
+    # Another account from the same address: its own first, then the address's limit.
+    other, _ = await _person(gateway, browsers)
+    assert (await buy(other)).status_code == 303
+    assert (await buy(other)).status_code == 429
+    assert len(sim.objects("checkout.session")) == 3
+    # An hour later the account may buy again.
+    start = gateway.rt.now()
+    gateway.rt.clock = lambda: start + 3601
+    assert (await buy(browser)).status_code == 303
+
+
+async def test_the_success_page_s_wait_is_limited_per_account(make_gateway, sim, browsers):
+    """Each success page of a payment not confirmed yet holds the request open while it waits
+    for the webhook: past the limit it answers at once (429), says why, and stops refreshing."""
+    settings = _billing(sim, success_wait_limit=2, success_wait_seconds=0.2)
+    gateway = await make_gateway(public_base_url="http://gateway.test", billing=settings)
+    browser, _ = await _person(gateway, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    page = f"/dashboard/billing/success?top_up={session['client_reference_id']}"
+    for _ in range(2):
+        late = await browser.get(page)
+        assert late.status_code == 200 and 'http-equiv="refresh"' in late.text
+    stopped = await browser.get(page)
+    assert stopped.status_code == 429 and int(stopped.headers["retry-after"]) > 0
+    assert 'http-equiv="refresh"' not in stopped.text
+    assert "stopped checking" in stopped.text
+    # Once paid, the page waits for nothing and counts nothing: it says so at once.
+    sim.complete_session(session["id"])
+    await _apply_all(gateway, sim)
+    paid = await browser.get(page)
+    assert paid.status_code == 200 and "Payment received" in paid.text

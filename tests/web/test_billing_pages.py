@@ -13,11 +13,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 from tests.server.billing_live import PACKS, SECRET
-from tests.web.helpers import mail_to, new_email
+from tests.web.helpers import PASSWORD, mail_to, new_email
 
 from reapi_server.billing import event_store
 from reapi_server.billing.settings import BillingSettings, CreditPack
-from reapi_server.models import TopUp
+from reapi_server.models import Payment, TopUp
 from reapi_server.testing.stripe_sim import StripeSimulator
 
 
@@ -396,3 +396,55 @@ async def test_the_success_page_s_wait_is_limited_per_account(make_gateway, sim,
     await _apply_all(gateway, sim)
     paid = await browser.get(page)
     assert paid.status_code == 200 and "Payment received" in paid.text
+
+
+async def _rows_holding(gateway, needles: list[str]) -> dict[str, list[str]]:
+    """Every table's columns (by `table.column`) whose text holds one of `needles`."""
+    from reapi_server.models.base import Base
+
+    found: dict[str, list[str]] = {}
+    async with gateway.rt.db.read() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).mappings():
+                for column, value in row.items():
+                    if isinstance(value, str) and any(needle in value for needle in needles):
+                        found.setdefault(f"{table.name}.{column}", []).append(value)
+    return found
+
+
+async def test_a_deleted_account_s_payments_keep_no_hosted_invoice_or_receipt_links(
+    database_url, make_gateway, sim, browsers
+):
+    """Stripe's hosted invoice page, its PDF and the charge's receipt page show the buyer's name,
+    email and card to whoever has the link: kept seven years with a detached payment, they
+    would outlive the account they belong to. Only the invoice's id and number stay."""
+    gateway = await make_gateway(
+        database_url=database_url, public_base_url="http://gateway.test", billing=_billing(sim)
+    )
+    browser, email = await _person(gateway, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=300)
+    await _apply_all(gateway, sim)
+    async with gateway.rt.db.read() as db_session:
+        [payment] = (await db_session.execute(select(Payment))).scalars()
+    links = [payment.invoice_url, payment.invoice_pdf_url, payment.receipt_url]
+    assert all(links) and payment.invoice_number, links
+    assert await _rows_holding(gateway, links)  # what the next check looks for is there
+
+    deleted = await browser.submit(
+        "/settings/delete",
+        "/settings/delete",
+        {"current_password": PASSWORD, "confirmation": email},
+    )
+    assert deleted.status_code == 303, deleted.text
+
+    # Nowhere in the database: not the payment, its refund, the outbox, any table.
+    assert await _rows_holding(gateway, [*links, sim.base_url]) == {}
+    async with gateway.rt.db.read() as db_session:
+        kept = await db_session.get(Payment, payment.id)
+    assert kept is not None and kept.account_id is None and kept.detached_at is not None
+    assert (kept.invoice_id, kept.invoice_number) == (payment.invoice_id, payment.invoice_number)
+    assert (kept.amount, kept.amount_refunded, kept.stripe_charge_id) == (1000, 300, charge)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from ..models import BillingProfile, Dispute, Payment, Refund, TopUp
 
 __all__ = [
     "auto_spent_since",
+    "clear_detached_links",
     "delete_expired",
     "detach",
     "detach_account",
@@ -191,24 +192,50 @@ async def list_payments(
     return list((await session.execute(query)).scalars())
 
 
+#: What a detached payment no longer holds: links to Stripe's hosted invoice page, its PDF
+#: and the charge's receipt, each showing the buyer's name, email and card to whoever has it.
+#: The invoice's id and number stay (what the records need).
+_HOSTED_LINKS_CLEARED = {"invoice_url": None, "invoice_pdf_url": None, "receipt_url": None}
+
+
 async def detach(session: AsyncSession, payment_ids: Sequence[str], *, now: float) -> int:
     if not payment_ids:
         return 0
     result = await session.execute(
         update(Payment)
         .where(Payment.id.in_(payment_ids))
-        .values(account_id=None, detached_at=now)
+        .values(account_id=None, detached_at=now, **_HOSTED_LINKS_CLEARED)
         .execution_options(synchronize_session=False)
     )
     return _changed(result)
 
 
 async def detach_account(session: AsyncSession, account_id: str, *, now: float) -> int:
-    """Keep the account's payments without it (the account is being deleted); how many."""
+    """Keep the account's payments without it (the account is being deleted), without their
+    hosted links; how many."""
     result = await session.execute(
         update(Payment)
         .where(Payment.account_id == account_id)
-        .values(account_id=None, detached_at=now)
+        .values(account_id=None, detached_at=now, **_HOSTED_LINKS_CLEARED)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(result)
+
+
+async def clear_detached_links(session: AsyncSession) -> int:
+    """Detached payments that still hold hosted links (detached before links were cleared, or
+    credited after their account went) lose them; how many."""
+    result = await session.execute(
+        update(Payment)
+        .where(
+            Payment.detached_at.is_not(None),
+            or_(
+                Payment.invoice_url.is_not(None),
+                Payment.invoice_pdf_url.is_not(None),
+                Payment.receipt_url.is_not(None),
+            ),
+        )
+        .values(**_HOSTED_LINKS_CLEARED)
         .execution_options(synchronize_session=False)
     )
     return _changed(result)

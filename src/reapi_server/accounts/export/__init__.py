@@ -53,6 +53,7 @@ PAYMENT_COLUMNS = (
     "currency",
     "status",
     "invoice_id",
+    "invoice_number",
     "invoice_url",
     "stripe_customer_id",
     "stripe_checkout_session_id",

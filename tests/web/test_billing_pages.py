@@ -448,3 +448,38 @@ async def test_a_deleted_account_s_payments_keep_no_hosted_invoice_or_receipt_li
     assert kept is not None and kept.account_id is None and kept.detached_at is not None
     assert (kept.invoice_id, kept.invoice_number) == (payment.invoice_id, payment.invoice_number)
     assert (kept.amount, kept.amount_refunded, kept.stripe_charge_id) == (1000, 300, charge)
+
+
+async def test_the_admin_sees_an_event_given_up_and_may_still_apply_it(make_gateway, sim, browsers):
+    from tests.web.staff import signed_in_admin
+
+    gateway = await make_gateway(
+        public_base_url="http://gateway.test", billing=_billing(sim, event_give_up_after=0.5)
+    )
+    buyer, _ = await _person(gateway, browsers)
+    await buyer.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=100)
+    refunded = sim.last_event("charge.refunded")["id"]
+    async with gateway.rt.db.write() as db:
+        await event_store.store(
+            db,
+            event_id=refunded,
+            type_="charge.refunded",
+            object_id=charge,
+            created=float(sim.now()),
+            now=gateway.rt.now(),
+        )
+    assert (await gateway.rt.billing.apply(refunded)).state == "waiting"  # and given up
+
+    admin, _ = await signed_in_admin(gateway, browsers)
+    page = await admin.get("/admin/billing?events=unhandled")
+    assert "given up" in page.text and "1 not applied" in page.text
+    assert "Apply now" in page.text
+    still = await admin.submit("/admin/billing", f"/admin/billing/events/{refunded}/apply", {})
+    assert "done=waiting" in still.headers["location"]
+    await _apply_all(gateway, sim)  # the purchase: its refund is applied after it
+    page = await admin.get("/admin/billing?events=unhandled")
+    assert "Every stored event is applied" in page.text

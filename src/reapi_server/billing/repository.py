@@ -31,6 +31,7 @@ __all__ = [
     "list_payments",
     "lock_payment",
     "open_disputes",
+    "payment_keys",
     "profile",
     "profile_or_new",
     "refunds_for_account",
@@ -165,6 +166,23 @@ async def find_payment(
         if payment is not None:
             return payment
     return None
+
+
+async def payment_keys(session: AsyncSession, stripe_object_id: str) -> list[str]:
+    """The ids other events name a payment by (its PaymentIntent, its charge, our top-up), for
+    the payment of a Checkout Session or PaymentIntent `stripe_object_id`; none when none."""
+    result = await session.execute(
+        select(Payment.stripe_payment_intent_id, Payment.stripe_charge_id, Payment.top_up_id)
+        .where(
+            or_(
+                Payment.stripe_checkout_session_id == stripe_object_id,
+                Payment.stripe_payment_intent_id == stripe_object_id,
+            )
+        )
+        .limit(1)
+    )
+    row = result.first()
+    return [key for key in row if key] if row is not None else []
 
 
 async def lock_payment(session: AsyncSession, payment_id: str) -> None:

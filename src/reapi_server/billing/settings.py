@@ -138,6 +138,10 @@ class BillingSettings(BaseModel):
     #: How often each process re-applies stored events that could not be applied yet (an
     #: event that came before what it depends on, or met an error).
     event_retry_interval: float = Field(default=30.0, gt=0)
+    #: Seconds after its arrival when the retry loop stops trying an event it could not apply
+    #: (3 days, as long as Stripe retries a delivery): it is shown as given up in the admin,
+    #: where it can be applied by hand; what it waits for arriving still applies it.
+    event_give_up_after: float = Field(default=3 * 86_400.0, gt=0)
     #: How long the success page waits for Stripe's webhook before saying it is late.
     success_wait_seconds: float = Field(default=10.0, ge=0, le=60)
     #: Checkout Sessions an account may start per hour (each is a Stripe API call).

@@ -434,12 +434,19 @@ async def test_a_deleted_account_s_payments_keep_no_hosted_invoice_or_receipt_li
     assert all(links) and payment.invoice_number, links
     assert await _rows_holding(gateway, links)  # what the next check looks for is there
 
+    async with gateway.rt.db.read() as db_session:
+        [top_up] = (await db_session.execute(select(TopUp))).scalars()
+    account_id = top_up.account_id
+    assert await _rows_holding(gateway, [f"checkout_acct:{account_id}"])  # its checkout count
+
     deleted = await browser.submit(
         "/settings/delete",
         "/settings/delete",
         {"current_password": PASSWORD, "confirmation": email},
     )
     assert deleted.status_code == 303, deleted.text
+    # The account's billing limits' counts go with it.
+    assert await _rows_holding(gateway, [f"_acct:{account_id}"]) == {}
 
     # Nowhere in the database: not the payment, its refund, the outbox, any table.
     assert await _rows_holding(gateway, [*links, sim.base_url]) == {}

@@ -15,9 +15,11 @@ from ..errors import RateLimited
 from ..identity.throttle import MINUTE, Counter, Rule, Throttle, client_network
 from .settings import BillingSettings
 
-__all__ = ["checkout_counters", "success_wait_counters", "take_all"]
+__all__ = ["account_keys", "checkout_counters", "success_wait_counters", "take_all"]
 
 WINDOW = 60 * MINUTE
+#: The limits counted per account (`<name>_acct:<account id>`).
+_NAMES = ("checkout", "paywait")
 
 
 def _counters(
@@ -29,6 +31,11 @@ def _counters(
         per_address = Rule(f"{name}_addr", limit=limits[1], window=WINDOW)
         found.append(Counter(per_address, f"{per_address.name}:{client_network(address)}"))
     return found
+
+
+def account_keys(account_id: str) -> list[str]:
+    """The keys of the account's own counts: exported with its owner's data, deleted with it."""
+    return [f"{name}_acct:{account_id}" for name in _NAMES]
 
 
 def checkout_counters(

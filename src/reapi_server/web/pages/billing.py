@@ -25,7 +25,7 @@ from ...billing.operator import parse_money
 from ...billing.service import Billing
 from ...billing.settings import CreditPack, decimal_amount, format_money
 from ...billing.throttles import success_wait_counters, take_all
-from ...errors import GatewayError
+from ...errors import GatewayError, RateLimited
 from ...identity.service import CurrentSession
 from ...models import Account, TopUp
 from ..context import client_of, web_of
@@ -198,7 +198,7 @@ async def success(request: Request) -> Response:
     limit the page answers at once with 429 and stops refreshing."""
     billing, account, top_up_id = await _top_up(request)
     top_up, state = await _read_top_up(request, account.id, top_up_id)
-    stopped: GatewayError | None = None
+    stopped: RateLimited | None = None
     if top_up.status == "open" and billing.settings.success_wait_seconds > 0:
         try:
             await take_all(
@@ -208,7 +208,7 @@ async def success(request: Request) -> Response:
                 message="This page stopped checking for the payment.",
                 code="too_many_waits",
             )
-        except GatewayError as error:
+        except RateLimited as error:
             stopped = error
         deadline = time.monotonic() + billing.settings.success_wait_seconds
         while stopped is None and top_up.status == "open" and time.monotonic() < deadline:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..credits import movements
 from ..db import Database
 from . import event_store
 from .applying import Applying, Waiting
@@ -118,15 +119,21 @@ async def apply_event(
         failure = error
     if failure is None:
         return Applied("applied", outcome)
-    why = "waiting" if isinstance(failure, Waiting) else type(failure).__name__
-    await _note_attempt(db, event_id, why, make_context().now, row.attempts)
-    if isinstance(failure, Waiting):
+    waiting = failure if isinstance(failure, Waiting) else None
+    why = "waiting" if waiting is not None else type(failure).__name__
+    await _note_attempt(db, event_id, why, make_context().now, row.attempts, waiting)
+    if waiting is not None:
         return Applied("waiting")
     raise failure
 
 
-async def _note_attempt(db: Database, event_id: str, why: str, now: float, attempts: int) -> None:
+async def _note_attempt(
+    db: Database, event_id: str, why: str, now: float, attempts: int, waiting: Waiting | None
+) -> None:
+    delay = retry_delay(attempts + 1)
+    if waiting is not None and waiting.retry_after is not None:
+        delay = min(delay, waiting.retry_after)
     async with db.write() as session:
-        await event_store.failed_attempt(
-            session, event_id, error=why, next_attempt_at=now + retry_delay(attempts + 1)
-        )
+        if waiting is not None and waiting.hold_account is not None:
+            await movements.hold_for_refund(session, waiting.hold_account)  # accounts first
+        await event_store.failed_attempt(session, event_id, error=why, next_attempt_at=now + delay)

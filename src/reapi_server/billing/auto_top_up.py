@@ -8,12 +8,17 @@ own form turns it on again.
 What keeps a card from being charged fifteen times in seconds:
 
 - one automatic top-up in flight per account, by the database: a partial unique index on the
-  open ones (`TopUp`), whatever process or request races;
+  `open` and `pending` ones (`TopUp`), whatever process or request races;
 - the decision is taken with the account locked (PostgreSQL; SQLite has one writer), and
   checks a cooldown since the last charge (`billing.auto_top_up_cooldown`; a refused attempt
   pauses auto top-up instead) and a monthly cap on what automatic top-ups may charge;
-- each attempt has its own idempotency key (the top-up's id): a call retried after a lost
-  answer never charges twice.
+- each attempt has its own idempotency key (the top-up's id) and one PaymentIntent: its id
+  is stored the moment Stripe returns it, and from then on the attempt is fetched, never
+  created again. A bank debit answers `processing` and settles days later: the attempt stays
+  `pending` (in flight) until its webhook, or a fetch now and then, settles it. Stripe forgets
+  an idempotency key after 24 hours; re-creating then would charge twice.
+- a charge Stripe refuses outright (the bank, or a 400 on the request itself) ends the attempt
+  and pauses auto top-up: asked again, it would be refused again.
 
 It never runs on the request path. A request that settles notes its account in memory
 (`Watcher.spent`: a set insert); a background task per process looks at the noted accounts

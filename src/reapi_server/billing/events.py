@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..credits import movements
 from ..db import Database
+from ..models import StripeEvent
 from . import event_store
 from .applying import Applying, Waiting
 from .disputes import apply_dispute
@@ -121,19 +123,37 @@ async def apply_event(
         failure = error
     if failure is None:
         return Applied("applied", outcome)
-    now = make_context().now
-    due = now + retry_delay(row.attempts + 1)
-    give_up = give_up_after is not None and due > row.received_at + give_up_after
-    next_attempt_at = None if give_up else due
-    async with db.write() as session:
-        await event_store.failed_attempt(
-            session,
-            event_id,
-            error="waiting" if isinstance(failure, Waiting) else type(failure).__name__,
-            waiting_for=failure.on if isinstance(failure, Waiting) else None,
-            next_attempt_at=next_attempt_at,
-            now=now,
-        )
-    if isinstance(failure, Waiting):
+    waiting = failure if isinstance(failure, Waiting) else None
+    why = "waiting" if waiting is not None else type(failure).__name__
+    await _note_attempt(db, row, why, make_context().now, waiting, give_up_after)
+    if waiting is not None:
         return Applied("waiting")
     raise failure
+
+
+async def _note_attempt(
+    db: Database,
+    row: StripeEvent,
+    why: str,
+    now: float,
+    waiting: Waiting | None,
+    give_up_after: float | None,
+) -> None:
+    """Note a failed attempt: when to try again (the backoff, sooner if the wait says so), or
+    never when that would fall past `give_up_after` from the event's arrival."""
+    delay = retry_delay(row.attempts + 1)
+    if waiting is not None and waiting.retry_after is not None:
+        delay = min(delay, waiting.retry_after)
+    due = now + delay
+    give_up = give_up_after is not None and due > row.received_at + give_up_after
+    async with db.write() as session:
+        if waiting is not None and waiting.hold_account is not None:
+            await movements.hold_for_refund(session, waiting.hold_account)  # accounts first
+        await event_store.failed_attempt(
+            session,
+            row.id,
+            error=why,
+            waiting_for=waiting.on if waiting is not None else None,
+            next_attempt_at=None if give_up else due,
+            now=now,
+        )

@@ -46,6 +46,9 @@ def _changed(result: object) -> int:
 
 # -- top-ups ------------------------------------------------------------------------------------
 
+#: Top-ups that charged, or may still: `review` charged too (another amount than asked).
+_CHARGING = ("open", "pending", "paid", "review")
+
 
 async def insert_top_up(session: AsyncSession, top_up: TopUp) -> TopUp:
     session.add(top_up)
@@ -76,7 +79,7 @@ async def last_auto_top_up(
     may still charge; a refused one paused auto top-up instead)."""
     query = select(TopUp).where(TopUp.account_id == account_id, TopUp.kind == "auto")
     if charging_only:
-        query = query.where(TopUp.status.in_(("open", "pending", "paid")))
+        query = query.where(TopUp.status.in_(_CHARGING))
     result = await session.execute(
         query.order_by(TopUp.created_at.desc(), TopUp.id.desc()).limit(1)
     )
@@ -89,7 +92,7 @@ async def auto_spent_since(session: AsyncSession, account_id: str, since: float)
         select(func.coalesce(func.sum(TopUp.amount), 0)).where(
             TopUp.account_id == account_id,
             TopUp.kind == "auto",
-            TopUp.status.in_(("open", "pending", "paid")),
+            TopUp.status.in_(_CHARGING),
             TopUp.created_at >= since,
         )
     )
@@ -109,6 +112,7 @@ async def insert(
     currency: str,
     status: str,
     now: float,
+    amount_subtotal: int | None = None,
     top_up_id: str | None = None,
     source: str = "checkout",
     stripe_customer_id: str | None = None,
@@ -130,6 +134,7 @@ async def insert(
         product=product,
         credits=credits,
         amount=amount,
+        amount_subtotal=amount_subtotal,
         currency=currency,
         status=status,
         amount_refunded=0,

@@ -43,13 +43,14 @@ __all__ = ["BillingProfile", "Dispute", "Payment", "Refund", "StripeEvent", "Top
 class TopUp(Base):
     __tablename__ = "top_ups"
     __table_args__ = (
-        # One automatic top-up in flight per account, whatever process or race starts another.
+        # One automatic top-up in flight per account, whatever process or race starts another:
+        # `open` (no PaymentIntent known yet) or `pending` (Stripe is processing it).
         Index(
             "uq_top_ups_one_auto_in_flight",
             "account_id",
             unique=True,
-            sqlite_where=text("kind = 'auto' AND status = 'open'"),
-            postgresql_where=text("kind = 'auto' AND status = 'open'"),
+            sqlite_where=text("kind = 'auto' AND status IN ('open', 'pending')"),
+            postgresql_where=text("kind = 'auto' AND status IN ('open', 'pending')"),
         ),
     )
 
@@ -66,7 +67,8 @@ class TopUp(Base):
     #: In the currency's minor unit (cents).
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    #: open | pending (a bank debit settling) | paid | failed | expired
+    #: open | pending (its PaymentIntent is known and not settled: a bank debit settling) |
+    #: paid | failed | expired
     status: Mapped[str] = mapped_column(String(16), default="open")
     #: The buyer asked Checkout to save the card for automatic top-ups.
     save_card: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -80,6 +82,8 @@ class TopUp(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: An automatic top-up's PaymentIntent was last fetched again from Stripe (while pending).
+    checked_at: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Payment(Base):
@@ -118,11 +122,15 @@ class Payment(Base):
     #: The credit pack bought, by name.
     product: Mapped[str] = mapped_column(String(100))
     credits: Mapped[int] = mapped_column(BigInteger)
-    #: In the currency's minor unit (cents).
+    #: What was charged (tax included), in the currency's minor unit (cents): the base of
+    #: refunds and disputes, which Stripe counts in the same money.
     amount: Mapped[int] = mapped_column(BigInteger)
+    #: The price before tax (the pack's); NULL on rows made before it was kept (no tax).
+    amount_subtotal: Mapped[int | None] = mapped_column(BigInteger, default=None)
     #: ISO 4217, lower case as Stripe writes it.
     currency: Mapped[str] = mapped_column(String(3))
-    #: pending | paid | failed
+    #: pending | paid | failed | review (paid, but not what the top-up asked: not credited,
+    #: an operator looks at it)
     status: Mapped[str] = mapped_column(String(16))
     #: Money refunded so far (the sum of its refunds), in the minor unit.
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -47,6 +47,8 @@ OUTCOMES = {
     "by_checkout": "left to its checkout",
     "not_ours": "not one of ours",
     "amount_mismatch": "amount mismatch: not credited",
+    "review": "paid, not its pack: held for review",
+    "other_intent": "a second payment for one top-up: not credited",
     "ignored": "not acted on",
 }
 _DONE = {

@@ -46,6 +46,10 @@ _PAUSE_REASONS = {
     "expired_card": "the saved card has expired",
     "refunded": "a payment was refunded (turn it on again when you want it)",
     "disputed": "a payment is disputed with your bank",
+    "charge_refused": "the payment provider refused to charge the saved payment method (it may "
+    "have been removed); save one again with your next purchase",
+    "amount_mismatch": "the last automatic payment did not match its credit pack and is held "
+    "for the operator to review",
 }
 
 

@@ -10,6 +10,7 @@ __all__ = [
     "AccountClosed",
     "AccountDisabled",
     "AccountInDispute",
+    "AccountRefundPending",
     "CreditLimitExceeded",
     "GatewayError",
     "IdempotencyConflict",
@@ -71,6 +72,15 @@ class InsufficientCredits(GatewayError):
     http_status = 402
     error_type = "insufficient_quota"
     default_code = "insufficient_credits"
+
+
+class AccountRefundPending(GatewayError):
+    """A refund of a payment to the account waits for its running requests to end: nothing
+    new is held for it meanwhile (`billing`), minutes at most."""
+
+    http_status = 402
+    error_type = "insufficient_quota"
+    default_code = "refund_pending"
 
 
 class AccountInDispute(GatewayError):

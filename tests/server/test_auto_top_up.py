@@ -27,10 +27,20 @@ def cooldown() -> float:
 
 
 @pytest.fixture
-async def billing(tmp_path, migrated_template, database_url, cooldown):
+def sweep() -> float:
+    """How often the gateway's own task looks at every account (seconds)."""
+    return 0.5
+
+
+@pytest.fixture
+async def billing(tmp_path, migrated_template, database_url, cooldown, sweep):
     data_dir = tmp_path / "live"
     async with live_billing(
-        data_dir, migrated_template, database_url=database_url, auto_top_up_cooldown=cooldown
+        data_dir,
+        migrated_template,
+        database_url=database_url,
+        auto_top_up_cooldown=cooldown,
+        auto_top_up_interval=sweep,
     ) as live:
         yield live
 
@@ -131,12 +141,68 @@ async def test_concurrent_checks_start_one_charge(billing):
         )
     outcomes = await asyncio.gather(*(consider(billing.billing, account) for _ in range(20)))
     # The gateway's own sweep (every second here) may be the one that charges: it races too.
-    # "nothing": this check charged, and the webhook credited it before the check could.
+    # The check that charged says "credited" whether it or the webhook credited the top-up.
     assert sum(outcome != "none" for outcome in outcomes) <= 1
-    assert set(outcomes) <= {"credited", "nothing", "none"}
+    assert set(outcomes) <= {"credited", "none"}
     await billing.idle()
     assert len(_auto_charges(billing)) == 1
     assert (await billing.state(account))[0] == 1100
+
+
+@pytest.mark.parametrize("sweep", [3600.0])  # no sweep of the gateway's own races the check
+async def test_a_check_says_credited_when_the_webhook_credited_first(billing):
+    """The check that charged and the charge's webhook both try to credit it (once). Here the
+    webhook wins for sure: the check's Stripe client hands back the new PaymentIntent only
+    once the gateway's webhook has credited it. The check still says `credited`."""
+    from reapi_server.billing.service import Billing
+    from reapi_server.billing.stripe_api import StripeApi
+
+    account = await _saved_card(billing, threshold=100, cap=100_000)
+    db = billing.db
+
+    class WebhookFirst(StripeApi):
+        async def create_payment_intent(self, params, *, idempotency_key):
+            created = await super().create_payment_intent(params, idempotency_key=idempotency_key)
+
+            async def credited() -> bool:
+                async with db.read() as session:
+                    top_up = await session.get(TopUp, params["metadata"]["top_up_id"])
+                return top_up is not None and top_up.status == "paid"
+
+            await billing.wait_until(credited)
+            return created
+
+    check = Billing(
+        billing.billing.settings,
+        db=db,
+        mail=billing.billing.mail,
+        links=billing.billing.links,
+        clock=time.time,
+    )
+    await check.aclose()
+    check.api = WebhookFirst(billing.billing.settings)
+    try:
+        async with db.write() as session:  # below the threshold, without a request (no sweep)
+            from reapi_server.models import Account
+
+            (await session.get(Account, account)).balance = 0
+            from reapi_server.models import LedgerEntry
+
+            session.add(
+                LedgerEntry(
+                    account_id=account,
+                    kind="settle",
+                    amount=-1000,
+                    reserved_delta=0,
+                    created_at=1.0,
+                )
+            )
+        assert await consider(check, account) == "credited"
+    finally:
+        await check.aclose()
+    await billing.idle()
+    assert len(_auto_charges(billing)) == 1
+    assert (await billing.state(account))[0] == 1000
 
 
 @pytest.mark.parametrize("cooldown", [0.0])
@@ -180,9 +246,9 @@ async def test_authentication_required_pauses_and_mails_the_owner(billing):
         account,
         AutoTopUpSettings(enabled=True, threshold=500, pack_id="starter", monthly_cap=5000),
     )
-    # Charged once more, by this check or the gateway's sweep racing it ("nothing": charged,
-    # and the webhook credited it before `consider` could).
-    assert await consider(billing.billing, account) in ("credited", "nothing", "none")
+    # Charged once more, by this check ("credited", whether it or the webhook credited it) or
+    # the gateway's sweep racing it ("none").
+    assert await consider(billing.billing, account) in ("credited", "none")
     await billing.idle()
     await billing.paid(account, before + 1000)
     assert len(_auto_charges(billing)) == 2
@@ -193,8 +259,8 @@ async def test_the_cooldown_stops_a_second_charge_the_cap_would_allow(billing):
     """Still below the threshold after a charge, with room under the cap: nothing more within
     the cooldown (the default, 10 minutes)."""
     account = await _saved_card(billing, threshold=5000, cap=100_000)
-    # This check or the gateway's sweep charges; "nothing": the webhook credited it first.
-    assert await consider(billing.billing, account) in ("credited", "nothing", "none")
+    # This check ("credited", by it or the webhook) or the gateway's sweep ("none") charges.
+    assert await consider(billing.billing, account) in ("credited", "none")
     await billing.paid(account, 2000)
     for _ in range(3):
         assert await consider(billing.billing, account) == "none"

@@ -373,6 +373,62 @@ def test_off_session_payments_succeed_or_need_authentication_or_are_declined(sim
     assert off_session(client, intent).status == "succeeded"  # the queue is empty again
 
 
+def test_a_saved_bank_debit_charged_off_session_is_processing_until_settled(sim, client):
+    """As Stripe's delayed-notification methods (SEPA Debit, ACH): an off-session charge is
+    `processing` with a pending charge, then succeeds or fails (`requires_payment_method`)."""
+    session = client.v1.checkout.sessions.create(
+        params=session_params(payment_method_types=["sepa_debit"])
+    )
+    sim.complete_session(session.id, pay_later=True)
+    sim.settle_session(session.id, succeeded=True)
+    intent = client.v1.checkout.sessions.retrieve(
+        session.id, params={"expand": ["payment_intent"]}
+    ).payment_intent
+    assert client.v1.payment_methods.retrieve(intent.payment_method).type == "sepa_debit"
+    first = off_session(client, intent)
+    assert (first.status, first.amount_received) == ("processing", 0)
+    assert client.v1.charges.retrieve(first.latest_charge).status == "pending"
+    assert sim.last_event("payment_intent.processing")["data"]["object"]["id"] == first.id
+    settled = sim.settle_payment_intent(first.id, succeeded=True)
+    assert (settled["status"], settled["amount_received"]) == ("succeeded", 2000)
+    assert sim.last_event("payment_intent.succeeded")["data"]["object"]["id"] == first.id
+    with pytest.raises(StripeError):
+        sim.settle_payment_intent(first.id, succeeded=False)  # nothing waits to settle
+
+    second = off_session(client, intent)
+    control = f"{sim.base_url}/__sim__/stripe/payment_intents/{second.id}/settle"
+    assert httpx.post(control, json={}).status_code == 400
+    failed = httpx.post(control, json={"succeeded": False}).json()
+    assert failed["status"] == "requires_payment_method"
+    assert failed["last_payment_error"]["code"] == "payment_method_provider_decline"
+    assert sim.last_event("payment_intent.payment_failed")["data"]["object"]["id"] == second.id
+
+    sim.queue_off_session_outcome("processing")  # a card can be made to wait too
+    card = paid_session(client, sim).payment_intent
+    assert off_session(client, card).status == "processing"
+
+
+def test_automatic_tax_adds_the_simulators_rate_on_top(sim, client):
+    control = f"{sim.base_url}/__sim__/stripe/tax"
+    assert httpx.post(control, json={"percent": 19}).json() == {"percent": 19.0}
+    taxed = paid_session(client, sim)  # 10.00 EUR, automatic_tax on
+    assert (taxed.amount_subtotal, taxed.amount_total) == (1000, 1190)
+    assert taxed.total_details.amount_tax == 190 and taxed.automatic_tax.status == "complete"
+    assert (taxed.payment_intent.amount, taxed.payment_intent.amount_received) == (1190, 1190)
+    assert (taxed.invoice.total, taxed.invoice.total_excluding_tax) == (1190, 1000)
+    untaxed = paid_session(client, sim, automatic_tax={"enabled": False})
+    assert (untaxed.amount_subtotal, untaxed.amount_total) == (1000, 1000)
+    assert httpx.get(f"{sim.base_url}/__sim__/stripe/state").json()["tax_percent"] == 19.0
+
+
+def test_a_detached_payment_method_is_never_charged_again(sim, client):
+    intent = paid_session(client, sim).payment_intent
+    client.v1.payment_methods.detach(intent.payment_method)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        off_session(client, intent)
+    assert caught.value.http_status == 400 and caught.value.param == "payment_method"
+
+
 def test_a_card_that_needs_authentication_later_is_chosen_on_the_page(sim, client):
     session = client.v1.checkout.sessions.create(params=session_params())
     httpx.post(session.url, data={"action": "pay", "email": "a@example.com", "card": "3184"})

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import select
 from tests.server.billing_live import PACKS, SECRET
 from tests.web.browser import (
     ARTIFACTS,
@@ -47,14 +48,16 @@ class Shop:
 
 
 @contextmanager
-def shop(tmp_path, template) -> Iterator[Shop]:
-    with StripeSimulator(retry_delays=(0.2, 0.4, 0.8)) as sim:
+def shop(tmp_path, template, *, tax_percent: float = 0.0, **overrides: Any) -> Iterator[Shop]:
+    with StripeSimulator(retry_delays=(0.2, 0.4, 0.8), tax_percent=tax_percent) as sim:
         billing = BillingSettings(
             stripe_secret_key=SecretStr(sim.secret_key),
             stripe_webhook_secrets=[SecretStr(SECRET)],
             stripe_api_base=sim.base_url,
             packs=PACKS,
             event_retry_interval=0.2,
+            automatic_tax=tax_percent > 0,
+            **overrides,
         )
         with live_web_server(tmp_path / "data", template, billing=billing) as live:
             sim.add_webhook_endpoint(f"{live.base_url}/billing/stripe/webhook", SECRET)
@@ -189,6 +192,76 @@ def test_buy_a_pack_then_the_operator_refunds_half(chromium, tmp_path, migrated_
         context.close()
 
 
+async def _change_top_up_price(live: LiveWeb, session_id: str, amount: int) -> None:
+    """What our side asked for a checkout differs from what the buyer pays (as when a session
+    was tampered with): the payment must be held for review."""
+    from reapi_server.models import TopUp
+
+    db = Database(live.runtime.settings.resolved_database_url)
+    try:
+        async with db.write() as session:
+            [top_up] = (
+                (
+                    await session.execute(
+                        select(TopUp).where(TopUp.stripe_checkout_session_id == session_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            top_up.amount = amount
+    finally:
+        await db.dispose()
+
+
+def test_tax_on_top_and_a_payment_under_review_in_the_history(
+    chromium,  # noqa: F811
+    tmp_path,
+    migrated_template,
+):
+    email = "tax@example.com"
+    with shop(tmp_path, migrated_template, tax_percent=20) as found:
+        base, sim, live = found.live.base_url, found.sim, found.live
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        _sign_up(page, base, email)
+        welcome = _wait_for_mail(live, email, "Confirm your email address")
+        page.goto(base + welcome.link("/verify"))
+        page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+        for mismatch in (False, True):
+            page.goto(f"{base}/dashboard/billing")
+            page.get_by_label(re.compile("1,000 credits")).first.check()
+            page.get_by_role("button", name="Continue to payment").click()
+            page.wait_for_url(re.compile(re.escape(sim.base_url) + "/c/pay/.*"))
+            if mismatch:
+                session_id = sim.objects("checkout.session")[-1]["id"]
+                _in_thread(_change_top_up_price(live, session_id, 900))
+            page.get_by_label(re.compile("Email")).fill(email)
+            page.get_by_role("button", name=re.compile("^Pay")).click()
+            page.wait_for_url(re.compile(re.escape(base) + "/dashboard/billing/success.*"))
+        sim.wait_idle()
+        page.goto(f"{base}/dashboard/billing/history")
+        history = page.inner_text("main")
+        assert "10.00 EUR plus 2.00 EUR tax" in history and "12.00 EUR" in history
+        assert "Under review" in history and "not credited" in history
+        _shoot_widths(chromium, context.storage_state(), page.url, "history-tax-review")
+
+        operator = chromium.new_context(viewport={"width": 1280, "height": 900})
+        admin = operator.new_page()
+        _sign_up(admin, base, "ops@example.com")
+        _in_thread(_promote(live, "ops@example.com"))
+        admin.goto(f"{base}/login")
+        admin.get_by_label("Email address").fill("ops@example.com")
+        admin.get_by_label("Password").fill(PASSWORD)
+        admin.get_by_role("button", name="Sign in").click()
+        admin.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+        admin.goto(f"{base}/admin/billing")
+        assert "Under review: not credited" in admin.inner_text("#payments")
+        _shoot_widths(chromium, operator.storage_state(), f"{base}/admin/billing", "admin-review")
+        context.close()
+        operator.close()
+
+
 def test_the_billing_page_with_billing_off_and_unverified(chromium, tmp_path, migrated_template):  # noqa: F811
     with live_web_server(tmp_path / "data", migrated_template) as live:
         context = chromium.new_context(viewport={"width": 1280, "height": 900})
@@ -198,3 +271,99 @@ def test_the_billing_page_with_billing_off_and_unverified(chromium, tmp_path, mi
         assert "Billing is off" in page.inner_text("main")
         _shoot_widths(chromium, context.storage_state(), page.url, "billing-off")
         context.close()
+
+
+def _sign_in(page: Any, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+
+
+def test_limits_and_refusals_as_a_person_and_the_operator_see_them(
+    chromium,  # noqa: F811
+    tmp_path,
+    migrated_template,
+):
+    """Too many payments started (429 on the billing page), a success page that stopped
+    checking, a promotion code refused, and an event given up in Admin → Billing."""
+    email = "ines@example.com"
+    limits = {
+        "checkout_limit": 1,
+        "success_wait_limit": 1,
+        "success_wait_seconds": 0.2,
+        "event_give_up_after": 0.5,
+    }
+    with shop(tmp_path, migrated_template, **limits) as found:
+        base, sim, live = found.live.base_url, found.sim, found.live
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        _sign_up(page, base, email)
+        welcome = _wait_for_mail(live, email, "Confirm your email address")
+        page.goto(base + welcome.link("/verify"))
+        page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_url(re.compile(re.escape(sim.base_url) + "/c/pay/.*"))
+        [session] = sim.objects("checkout.session")
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_load_state()
+        assert "Too many payments were started" in page.inner_text("main")
+        assert len(sim.objects("checkout.session")) == 1
+        storage = context.storage_state()
+
+        # Paid, but Stripe's word is late (its completion held); a refund arrives first.
+        sim.hold_events()
+        sim.complete_session(session["id"])
+        charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]
+        sim.refund(charge["latest_charge"], amount=300)
+        refunded = sim.last_event("charge.refunded")["id"]
+        sim.hold_events(False)
+        for delivery in sim.release_events([refunded]):
+            delivery.wait()
+        page.goto(session["success_url"])  # waits once
+        assert "being confirmed" in page.inner_text("main")
+        page.goto(session["success_url"])
+        assert "stopped checking" in page.inner_text("main")
+        _shoot_widths(chromium, storage, session["success_url"], "success-stopped")
+
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_label("Code", exact=True).fill("NO-SUCH-CODE")
+        page.get_by_role("button", name="Redeem").click()
+        page.wait_for_load_state()
+        assert "can't be redeemed" in page.inner_text("#promo")
+        for label, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            _shoot(page, f"promo-refused-{label}")
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_load_state()
+        for label, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            _shoot(page, f"billing-too-many-{label}")
+
+        operator = chromium.new_context(viewport={"width": 1280, "height": 900})
+        admin = operator.new_page()
+        _sign_up(admin, base, "ops@example.com")
+        _in_thread(_promote(live, "ops@example.com"))
+        _sign_in(admin, base, "ops@example.com")
+        admin.goto(f"{base}/admin/billing?events=unhandled")
+        row = admin.locator("tr", has_text=refunded)
+        assert "given up" in row.inner_text()
+        _shoot_widths(
+            chromium,
+            operator.storage_state(),
+            f"{base}/admin/billing?events=unhandled",
+            "admin-given-up",
+        )
+        sim.release_events()  # the purchase after all: its refund is applied with it
+        deadline = time.monotonic() + 15
+        while "Every stored event is applied" not in admin.inner_text("#events"):
+            assert time.monotonic() < deadline, admin.inner_text("#events")
+            time.sleep(0.2)
+            admin.reload()
+        context.close()
+        operator.close()

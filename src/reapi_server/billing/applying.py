@@ -30,7 +30,26 @@ MailFor = Callable[[MailComposer, str], Message]
 
 class Waiting(Exception):
     """What the change depends on is not there yet (a refund of a payment not credited yet):
-    the event stays unhandled and is applied later."""
+    the event stays unhandled and is applied later. `on`: the PaymentIntent, charge or top-up
+    whose purchase it waits for (crediting it wakes the event); None when it waits for time
+    (credits held by running requests).
+
+    `hold_account`: the wait ends only once the account's credit holds close, so the account
+    takes no new holds meanwhile (`movements.REFUND_HOLD`), and `retry_after` says how soon
+    to look again."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        on: str | None = None,
+        hold_account: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.on = on
+        self.hold_account = hold_account
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,23 +65,24 @@ class Applying:
 
 
 async def payment_of(session: AsyncSession, about: StripeObject) -> Payment | None:
-    """The credited payment a charge or a dispute is about. None: not one of ours (another
-    integration on the same Stripe account). `Waiting`: ours, not credited yet (its event has
-    not been applied)."""
+    """The paid payment a charge or a dispute is about (credited, or under review). None: not
+    one of ours (another integration on the same Stripe account). `Waiting`: ours, not
+    credited yet (its event has not been applied)."""
     intent = about.get("payment_intent")
     charge_id = about["id"] if about.get("object") == "charge" else object_id(about.get("charge"))
     payment = await repository.find_payment(
         session, payment_intent_id=object_id(intent), charge_id=charge_id
     )
-    if payment is not None and payment.status == "paid":
-        return payment
+    if payment is not None and payment.status in ("paid", "review"):
+        return payment  # under review: its refunds and disputes move money, no credits
     metadata = intent.get("metadata") if isinstance(intent, dict) else None
     top_up_id = metadata.get("top_up_id") if isinstance(metadata, dict) else None
     ours = payment is not None or (
         isinstance(top_up_id, str) and await repository.get_top_up(session, top_up_id) is not None
     )
     if ours:
-        raise Waiting("the payment is not credited yet")
+        waits_for = object_id(intent) or charge_id or top_up_id
+        raise Waiting("the payment is not credited yet", on=waits_for)
     return None
 
 

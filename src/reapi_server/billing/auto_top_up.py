@@ -8,12 +8,17 @@ own form turns it on again.
 What keeps a card from being charged fifteen times in seconds:
 
 - one automatic top-up in flight per account, by the database: a partial unique index on the
-  open ones (`TopUp`), whatever process or request races;
+  `open` and `pending` ones (`TopUp`), whatever process or request races;
 - the decision is taken with the account locked (PostgreSQL; SQLite has one writer), and
   checks a cooldown since the last charge (`billing.auto_top_up_cooldown`; a refused attempt
   pauses auto top-up instead) and a monthly cap on what automatic top-ups may charge;
-- each attempt has its own idempotency key (the top-up's id): a call retried after a lost
-  answer never charges twice.
+- each attempt has its own idempotency key (the top-up's id) and one PaymentIntent: its id
+  is stored the moment Stripe returns it, and from then on the attempt is fetched, never
+  created again. A bank debit answers `processing` and settles days later: the attempt stays
+  `pending` (in flight) until its webhook, or a fetch now and then, settles it. Stripe forgets
+  an idempotency key after 24 hours; re-creating then would charge twice.
+- a charge Stripe refuses outright (the bank, or a 400 on the request itself) ends the attempt
+  and pauses auto top-up: asked again, it would be refused again.
 
 It never runs on the request path. A request that settles notes its account in memory
 (`Watcher.spent`: a set insert); a background task per process looks at the noted accounts
@@ -39,15 +44,21 @@ from .applying import lock_account
 from .checkout import open_top_up
 from .purchases import apply_intent, charged_from, refuse_auto_top_up
 from .service import Billing
-from .stripe_api import BillingUnavailable, CardRefused
+from .stripe_api import BillingUnavailable, CardRefused, StripeRefused
 
 __all__ = ["AutoTopUpSettings", "Watcher", "configure", "consider", "month_start"]
 
 log = logging.getLogger("reapi_server.billing")
 
-#: An attempt still open after this long (its answer was lost) is driven again, with its own
-#: idempotency key: Stripe answers what it did the first time.
+#: An attempt with no PaymentIntent known after this long (its answer was lost) is driven
+#: again: found at Stripe by its metadata, or created with its own idempotency key, which
+#: Stripe answers as the first time.
 _STUCK_SECONDS = 60.0
+#: A pending attempt (its PaymentIntent processing: a bank debit settles in days) is fetched
+#: again this often; its webhook settles it sooner, this is for one that never came.
+_RECHECK_SECONDS = 3600.0
+#: Stripe keeps an idempotency key 24 hours: an attempt older than this is never created again.
+_KEY_LIFETIME = 23 * 3600.0
 _BATCH = 200
 
 
@@ -146,71 +157,165 @@ async def _due_top_up(session: AsyncSession, billing: Billing, account_id: str) 
     return top_up
 
 
-async def _stuck(session: AsyncSession, billing: Billing, account_id: str) -> TopUp | None:
-    """An open attempt whose answer was lost, to drive again with its own key."""
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What charging one automatic top-up needs, read in its transaction."""
+
+    id: str
+    account_id: str
+    intent_id: str | None
+    created_at: float
+    amount: int
+    currency: str
+    pack_id: str
+    customer: str
+    method: str
+
+
+async def _in_flight(session: AsyncSession, billing: Billing, account_id: str) -> TopUp | None:
+    """The account's automatic top-up in flight, when it is due to be driven again: `open`
+    with no answer from Stripe after `_STUCK_SECONDS`, or `pending` (its PaymentIntent is
+    processing) and not fetched for `_RECHECK_SECONDS`. Claimed by `checked_at`."""
     last = await repository.last_auto_top_up(session, account_id)
-    stuck = last is not None and last.status == "open"
-    if stuck and last is not None and last.created_at < billing.clock() - _STUCK_SECONDS:
-        return last
-    return None
+    if last is None or last.status not in ("open", "pending"):
+        return None
+    now = billing.clock()
+    wait = _STUCK_SECONDS if last.stripe_payment_intent_id is None else _RECHECK_SECONDS
+    if (last.checked_at or last.created_at) > now - wait:
+        return None
+    last.checked_at = now
+    return last
 
 
 async def consider(billing: Billing, account_id: str) -> str:
-    """Charge an automatic top-up for the account if one is due: what happened (`none`,
-    `credited`, `failed`, `unavailable`)."""
+    """Charge an automatic top-up for the account if one is due, or drive the one in flight:
+    what came of it — `none` (nothing due), `credited` (the top-up is paid, whether this call
+    or its webhook credited it), `pending` (Stripe is processing it: a bank debit takes days),
+    `failed` (refused: auto top-up paused, the owner told), `review` (paid, but not what was
+    asked: held for an operator) or `unavailable` (Stripe did not answer: driven again later)."""
     async with billing.db.write() as session:
         top_up = await _due_top_up(session, billing, account_id)
         if top_up is None:
-            top_up = await _stuck(session, billing, account_id)
+            top_up = await _in_flight(session, billing, account_id)
         if top_up is None:
             return "none"
         profile = await repository.profile(session, account_id)
         assert profile is not None
-        customer, method = profile.stripe_customer_id, profile.payment_method_id
-        top_up_id, amount, currency, pack_id = (
-            top_up.id,
-            top_up.amount,
-            top_up.currency,
-            top_up.pack_id,
+        attempt = _Attempt(
+            id=top_up.id,
+            account_id=account_id,
+            intent_id=top_up.stripe_payment_intent_id,
+            created_at=top_up.created_at,
+            amount=top_up.amount,
+            currency=top_up.currency,
+            pack_id=top_up.pack_id,
+            customer=profile.stripe_customer_id or "",
+            method=profile.payment_method_id or "",
         )
+    intent_id = attempt.intent_id or await _create(billing, attempt)
+    if intent_id in _ENDED:
+        return intent_id
+    try:  # with its charge expanded; never created again once its id is known
+        intent = await billing.stripe().payment_intent(intent_id)
+    except BillingUnavailable:
+        return "unavailable"
+    async with billing.db.write() as session:
+        await apply_intent(session, charged_from(intent), billing.context())
+        top_up = await repository.get_top_up(session, attempt.id)
+        status = top_up.status if top_up is not None else "failed"
+    return _OUTCOMES.get(status, status)
+
+
+#: What `_create` returns instead of a PaymentIntent id when the attempt went no further.
+_ENDED = ("failed", "unavailable")
+#: The top-up's status → what `consider` says.
+_OUTCOMES = {"paid": "credited", "open": "pending", "pending": "pending"}
+
+
+async def _create(billing: Billing, attempt: _Attempt) -> str:
+    """Charge the saved card off-session, with the attempt's id as idempotency key: the new
+    PaymentIntent's id, stored at once (`_remember_intent`); or `failed` / `unavailable`."""
     api = billing.stripe()
-    metadata = {"top_up_id": top_up_id, "account_id": account_id, "pack_id": pack_id}
+    now = billing.clock()
+    if attempt.created_at < now - _STUCK_SECONDS:  # a retry: the first answer may be lost
+        try:
+            found = await api.find_payment_intent(
+                customer=attempt.customer, since=attempt.created_at, top_up_id=attempt.id
+            )
+        except BillingUnavailable:
+            return "unavailable"
+        if found is not None:
+            await _remember_intent(billing, attempt.id, str(found["id"]))
+            return str(found["id"])
+        if attempt.created_at < now - _KEY_LIFETIME:
+            # Stripe has forgotten the key and holds no PaymentIntent for the attempt:
+            # nothing was charged. End it; a new attempt (a new key) may follow.
+            return await _end(billing, attempt.id, "no_answer", pause=False)
+    metadata = {"top_up_id": attempt.id, "account_id": attempt.account_id}
     refused: CardRefused | None = None
     try:
-        intent = await api.create_payment_intent(
+        created = await api.create_payment_intent(
             {
-                "amount": amount,
-                "currency": currency,
-                "customer": customer,
-                "payment_method": method,
+                "amount": attempt.amount,
+                "currency": attempt.currency,
+                "customer": attempt.customer,
+                "payment_method": attempt.method,
                 "off_session": True,
                 "confirm": True,
-                "metadata": metadata,
-                "description": f"Automatic top-up {top_up_id}",
+                "metadata": {**metadata, "pack_id": attempt.pack_id},
+                "description": f"Automatic top-up {attempt.id}",
             },
-            idempotency_key=top_up_id,
+            idempotency_key=attempt.id,
         )
     except CardRefused as error:
         refused = error
+    except StripeRefused as error:  # asked again, refused again: end it, do not retry
+        return await _end(billing, attempt.id, "charge_refused", stripe_code=error.stripe_code)
     except BillingUnavailable:
         return "unavailable"  # still open: driven again once stuck
     if refused is not None:
         if refused.payment_intent_id is None:
-            return await _refused_without_intent(billing, top_up_id, refused.code)
-        intent = await api.payment_intent(refused.payment_intent_id)
+            return await _end(billing, attempt.id, refused.code)
+        intent_id = refused.payment_intent_id
     else:
-        intent = await api.payment_intent(str(intent["id"]))  # with its charge expanded
-    charged = charged_from(intent)
-    async with billing.db.write() as session:
-        outcome = await apply_intent(session, charged, billing.context())
-    return "credited" if outcome == "credited" else outcome
+        intent_id = str(created["id"])
+    await _remember_intent(billing, attempt.id, intent_id)
+    return intent_id
 
 
-async def _refused_without_intent(billing: Billing, top_up_id: str, code: str) -> str:
+async def _remember_intent(billing: Billing, top_up_id: str, intent_id: str) -> None:
+    """The attempt's PaymentIntent, stored before anything else can fail: from now on it is
+    fetched, never created again (a second charge once Stripe forgot the key). `pending`: in
+    flight until it settles, for the one-charge index too."""
     async with billing.db.write() as session:
         top_up = await repository.get_top_up(session, top_up_id)
-        if top_up is not None:
+        if top_up is None:
+            return
+        await lock_account(session, top_up.account_id)
+        await session.refresh(top_up)
+        if top_up.stripe_payment_intent_id is None:
+            top_up.stripe_payment_intent_id = intent_id
+        if top_up.status == "open":
+            top_up.status = "pending"
+
+
+async def _end(
+    billing: Billing, top_up_id: str, code: str, *, pause: bool = True, stripe_code: str = ""
+) -> str:
+    """The attempt ends without a charge: refused (auto top-up paused, the owner mailed why)
+    or, with `pause` off, given up."""
+    async with billing.db.write() as session:
+        top_up = await repository.get_top_up(session, top_up_id)
+        if top_up is None:
+            return "failed"
+        await lock_account(session, top_up.account_id)
+        await session.refresh(top_up)
+        if pause:
             await refuse_auto_top_up(session, top_up, code, billing.context())
+        elif top_up.status in ("open", "pending"):
+            top_up.status, top_up.closed_at = "failed", billing.clock()
+        if stripe_code or not pause:
+            top_up.failure_code = (stripe_code or code)[:64]
     return "failed"
 
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..credits import movements
 from ..db import Database
+from ..models import StripeEvent
 from . import event_store
 from .applying import Applying, Waiting
 from .disputes import apply_dispute
@@ -91,9 +93,12 @@ async def apply_event(
     event_id: str,
     *,
     make_context: Callable[[], Applying],
+    give_up_after: float | None = None,
 ) -> Applied:
     """Apply a stored event (see the module). Raises what fetching or applying raised (the
-    attempt noted on the event first), except `Waiting`, which is a result."""
+    attempt noted on the event first), except `Waiting`, which is a result. An attempt that
+    fails when the next would come more than `give_up_after` seconds after the event arrived
+    gives it up: the retry loop leaves it (see `event_store.failed_attempt`)."""
     async with db.read() as session:
         row = await event_store.get(session, event_id)
     if row is None:
@@ -118,15 +123,37 @@ async def apply_event(
         failure = error
     if failure is None:
         return Applied("applied", outcome)
-    why = "waiting" if isinstance(failure, Waiting) else type(failure).__name__
-    await _note_attempt(db, event_id, why, make_context().now, row.attempts)
-    if isinstance(failure, Waiting):
+    waiting = failure if isinstance(failure, Waiting) else None
+    why = "waiting" if waiting is not None else type(failure).__name__
+    await _note_attempt(db, row, why, make_context().now, waiting, give_up_after)
+    if waiting is not None:
         return Applied("waiting")
     raise failure
 
 
-async def _note_attempt(db: Database, event_id: str, why: str, now: float, attempts: int) -> None:
+async def _note_attempt(
+    db: Database,
+    row: StripeEvent,
+    why: str,
+    now: float,
+    waiting: Waiting | None,
+    give_up_after: float | None,
+) -> None:
+    """Note a failed attempt: when to try again (the backoff, sooner if the wait says so), or
+    never when that would fall past `give_up_after` from the event's arrival."""
+    delay = retry_delay(row.attempts + 1)
+    if waiting is not None and waiting.retry_after is not None:
+        delay = min(delay, waiting.retry_after)
+    due = now + delay
+    give_up = give_up_after is not None and due > row.received_at + give_up_after
     async with db.write() as session:
+        if waiting is not None and waiting.hold_account is not None:
+            await movements.hold_for_refund(session, waiting.hold_account)  # accounts first
         await event_store.failed_attempt(
-            session, event_id, error=why, next_attempt_at=now + retry_delay(attempts + 1)
+            session,
+            row.id,
+            error=why,
+            waiting_for=waiting.on if waiting is not None else None,
+            next_attempt_at=None if give_up else due,
+            now=now,
         )

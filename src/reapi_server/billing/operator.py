@@ -19,6 +19,7 @@ from typing import TypeVar
 from ..accounts import repository as accounts
 from ..audit import Actor, record
 from ..config import Settings
+from ..credits import movements
 from ..db import Database
 from ..errors import GatewayError, NotFound
 from . import event_store, repository
@@ -171,7 +172,9 @@ async def refund_payment(
         payment = await repository.get_payment(session, payment_id)
     if payment is None:
         raise NotFound("no such payment", param="payment")
-    if payment.status != "paid" or payment.stripe_payment_intent_id is None:
+    # A payment under review (not credited: not what its pack asked) is refunded like any.
+    refundable = payment.status in ("paid", "review")
+    if not refundable or payment.stripe_payment_intent_id is None:
         raise RefundRefused("only a paid payment can be refunded", param="payment")
     left = payment.amount - payment.amount_refunded
     wanted = left if amount is None else amount
@@ -197,13 +200,16 @@ async def refund_payment(
     refund_id = str(refund["id"])
     charge_id = refund.get("charge")
     charge = await api.charge(charge_id) if isinstance(charge_id, str) else None
-    waiting = False
+    waiting: Waiting | None = None
     if charge is not None:
         try:
             async with billing.db.write() as session:
                 await apply_charge_refunds(session, charge, billing.context())
-        except Waiting:  # credits held by running requests: the webhook applies it once closed
-            waiting = True
+        except Waiting as error:  # credits held by running requests: applied once they close
+            waiting = error
+    if waiting is not None and waiting.hold_account is not None:
+        async with billing.db.write() as session:  # no new holds meanwhile (`refunds`)
+            await movements.hold_for_refund(session, waiting.hold_account)
     async with billing.db.write() as session:
         if actor is not None:
             await record(
@@ -229,7 +235,7 @@ async def refund_payment(
         taken=row.credits_taken if row else 0,
         debt=row.credits_debt if row else 0,
         waived=row.credits_waived if row else 0,
-        waiting=waiting,
+        waiting=waiting is not None,
     )
 
 
@@ -244,6 +250,11 @@ class EventView:
     attempts: int
     last_error: str | None
     next_attempt_at: float | None
+    #: The retry loop stopped trying it (unapplied too long): only "Apply now", or what it
+    #: waits for arriving, applies it.
+    given_up_at: float | None = None
+    #: The PaymentIntent, charge or top-up it waits for.
+    waiting_for: str | None = None
 
 
 async def stored_events(
@@ -266,6 +277,8 @@ async def stored_events(
             attempts=row.attempts,
             last_error=row.last_error,
             next_attempt_at=row.next_attempt_at,
+            given_up_at=row.given_up_at,
+            waiting_for=row.waiting_for,
         )
         for row in rows
     ]

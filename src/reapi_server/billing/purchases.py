@@ -10,6 +10,7 @@ is the same whichever event, how often, in what order. Credit moves once: the to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,10 +25,13 @@ from .pausing import pause_auto_top_up
 from .settings import format_money
 from .stripe_api import StripeObject, object_id
 
+log = logging.getLogger("reapi_server.billing")
+
 __all__ = [
     "Charged",
     "Checkout",
     "Invoice",
+    "Money",
     "apply_checkout",
     "apply_intent",
     "charged_from",
@@ -39,8 +43,19 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Invoice:
     id: str
+    number: str | None
     hosted_url: str | None
     pdf_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """What a payment took: `charged` (tax included: what refunds and disputes count in),
+    `subtotal` (the price before tax; None when unknown) and the currency."""
+
+    charged: int
+    subtotal: int | None
+    currency: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +66,8 @@ class Charged:
     #: Stripe's: succeeded | processing | requires_payment_method | requires_action | ...
     status: str
     amount: int
+    #: What the PaymentIntent has taken (0 until it succeeded).
+    amount_received: int
     currency: str
     customer_id: str | None
     payment_method_id: str | None
@@ -75,6 +92,8 @@ class Checkout:
     payment_status: str
     #: Before tax: what our price table said.
     amount_subtotal: int | None
+    #: What the buyer pays: the subtotal and Stripe Tax's tax on top (if any).
+    amount_total: int | None
     currency: str | None
     customer_id: str | None
     intent: Charged | None
@@ -111,6 +130,7 @@ def charged_from(intent: StripeObject) -> Charged:
         intent_id=str(intent["id"]),
         status=str(intent.get("status") or ""),
         amount=int(intent.get("amount") or 0),
+        amount_received=int(intent.get("amount_received") or 0),
         currency=str(intent.get("currency") or ""),
         customer_id=object_id(intent.get("customer")),
         payment_method_id=object_id(intent.get("payment_method")),
@@ -124,13 +144,14 @@ def charged_from(intent: StripeObject) -> Charged:
 
 def checkout_from(session: StripeObject, invoice: StripeObject | None) -> Checkout:
     intent = session.get("payment_intent")
-    subtotal = session.get("amount_subtotal")
+    subtotal, total = session.get("amount_subtotal"), session.get("amount_total")
     return Checkout(
         session_id=str(session["id"]),
         top_up_id=_text(session, "client_reference_id"),
         status=str(session.get("status") or ""),
         payment_status=str(session.get("payment_status") or ""),
         amount_subtotal=int(subtotal) if isinstance(subtotal, int) else None,
+        amount_total=int(total) if isinstance(total, int) else None,
         currency=_text(session, "currency"),
         customer_id=object_id(session.get("customer")),
         intent=charged_from(intent) if isinstance(intent, dict) else None,
@@ -138,6 +159,7 @@ def checkout_from(session: StripeObject, invoice: StripeObject | None) -> Checko
         if invoice is None
         else Invoice(
             id=str(invoice["id"]),
+            number=_text(invoice, "number"),
             hosted_url=_text(invoice, "hosted_invoice_url"),
             pdf_url=_text(invoice, "invoice_pdf"),
         ),
@@ -154,21 +176,29 @@ async def apply_checkout(session: AsyncSession, checkout: Checkout, ctx: Applyin
     await lock_account(session, top_up.account_id)
     await session.refresh(top_up)
     top_up.stripe_checkout_session_id = checkout.session_id
-    if checkout.amount_subtotal != top_up.amount or checkout.currency != top_up.currency:
-        return "amount_mismatch"  # never credit what our price table did not say
     intent = checkout.intent
-    if checkout.payment_status == "paid" and intent is not None and intent.status == "succeeded":
-        return await _paid(session, top_up, intent, checkout.invoice, ctx)
+    paid = checkout.payment_status == "paid" and intent is not None and intent.status == "succeeded"
+    charged = checkout.amount_total if checkout.amount_total is not None else top_up.amount
+    if checkout.amount_subtotal != top_up.amount or checkout.currency != top_up.currency:
+        # Never credit what our price table did not say; money taken is kept for review.
+        if paid and intent is not None:
+            money = Money(charged, checkout.amount_subtotal, checkout.currency or "")
+            return await _under_review(session, top_up, intent, money, checkout.invoice, ctx)
+        return "amount_mismatch"
+    if paid and intent is not None:
+        money = Money(charged, top_up.amount, top_up.currency)
+        return await _paid(session, top_up, intent, money, checkout.invoice, ctx)
     if checkout.status == "expired":
         return _close(top_up, "expired", ctx.now, None)
     if checkout.status == "complete" and intent is not None:
+        money = Money(charged, top_up.amount, top_up.currency)
         if intent.status == "processing":
-            await _record_payment(session, top_up, intent, checkout.invoice, "pending", ctx)
+            await _record_payment(session, top_up, intent, money, checkout.invoice, "pending", ctx)
             if top_up.status == "open":
                 top_up.status = "pending"
             return "pending"
         if intent.status in ("requires_payment_method", "canceled"):
-            await _record_payment(session, top_up, intent, checkout.invoice, "failed", ctx)
+            await _record_payment(session, top_up, intent, money, checkout.invoice, "failed", ctx)
             return _close(top_up, "failed", ctx.now, intent.failure_code)
     return "nothing"
 
@@ -184,15 +214,30 @@ async def apply_intent(session: AsyncSession, intent: Charged, ctx: Applying) ->
         return "by_checkout"  # its session's events apply it
     await lock_account(session, top_up.account_id)
     await session.refresh(top_up)
-    if intent.amount != top_up.amount or intent.currency != top_up.currency:
-        return "amount_mismatch"
+    if top_up.stripe_payment_intent_id not in (None, intent.intent_id):
+        # One attempt is one PaymentIntent: another one for it is never credited.
+        log.warning("second payment intent for one top-up", extra={"code": "other_intent"})
+        return "other_intent"
     top_up.stripe_payment_intent_id = intent.intent_id
+    received = intent.amount_received or intent.amount
+    if intent.amount != top_up.amount or intent.currency != top_up.currency:
+        if intent.status == "succeeded":
+            money = Money(received, None, intent.currency)
+            return await _under_review(session, top_up, intent, money, None, ctx)
+        return "amount_mismatch"
+    money = Money(received, top_up.amount, top_up.currency)
     if intent.status == "succeeded":
-        return await _paid(session, top_up, intent, None, ctx)
-    if intent.status in ("requires_payment_method", "requires_action", "canceled"):
-        if top_up.status in ("paid", "failed"):
+        return await _paid(session, top_up, intent, money, None, ctx)
+    if intent.status == "processing":
+        if top_up.status not in ("open", "pending"):
             return "nothing"
-        await _record_payment(session, top_up, intent, None, "failed", ctx)
+        top_up.status = "pending"  # still in flight: the one-charge index counts it
+        await _record_payment(session, top_up, intent, money, None, "pending", ctx)
+        return "pending"
+    if intent.status in ("requires_payment_method", "requires_action", "canceled"):
+        if top_up.status not in ("open", "pending"):
+            return "nothing"
+        await _record_payment(session, top_up, intent, money, None, "failed", ctx)
         code = intent.failure_code or (
             "authentication_required" if intent.status == "requires_action" else "card_declined"
         )
@@ -228,11 +273,13 @@ async def _record_payment(
     session: AsyncSession,
     top_up: TopUp,
     intent: Charged,
+    money: Money,
     invoice: Invoice | None,
     status: str,
     ctx: Applying,
 ) -> Payment:
-    """The top-up's payment row, made or brought up to date (never back from paid)."""
+    """The top-up's payment row, made or brought up to date (never back from paid or
+    review)."""
     payment = await repository.find_payment(session, top_up_id=top_up.id)
     if payment is None:
         payment = await repository.insert(
@@ -242,33 +289,64 @@ async def _record_payment(
             source=top_up.kind,
             product=top_up.product,
             credits=top_up.credits,
-            amount=top_up.amount,
-            currency=top_up.currency,
+            amount=money.charged,
+            amount_subtotal=money.subtotal,
+            currency=money.currency,
             status=status,
             now=ctx.now,
             stripe_checkout_session_id=top_up.stripe_checkout_session_id,
         )
-    if payment.status != "paid":
+    if payment.status not in ("paid", "review"):
         payment.status = status
+        payment.amount, payment.currency = money.charged, money.currency
+        payment.amount_subtotal = money.subtotal
     payment.stripe_payment_intent_id = intent.intent_id
     payment.stripe_charge_id = intent.charge_id or payment.stripe_charge_id
     payment.stripe_customer_id = intent.customer_id or payment.stripe_customer_id
     payment.receipt_url = intent.receipt_url or payment.receipt_url
     if invoice is not None:
         payment.invoice_id = invoice.id
+        payment.invoice_number = invoice.number or payment.invoice_number
         payment.invoice_url = invoice.hosted_url
         payment.invoice_pdf_url = invoice.pdf_url
     return payment
+
+
+async def _under_review(
+    session: AsyncSession,
+    top_up: TopUp,
+    intent: Charged,
+    money: Money,
+    invoice: Invoice | None,
+    ctx: Applying,
+) -> str:
+    """Paid, but not what the top-up asked (another amount or currency than our pack's):
+    nothing is credited, and the money is not kept out of sight either. The payment row says
+    `review` (the owner's history: "Under review"; the operator's list), a warning is logged,
+    and the operator refunds it or credits it by hand. An automatic top-up pauses too."""
+    if top_up.status not in ("open", "pending"):
+        return "nothing"
+    payment = await _record_payment(session, top_up, intent, money, invoice, "review", ctx)
+    payment.status = "review"
+    payment.paid_at = payment.paid_at or ctx.now
+    top_up.status, top_up.closed_at, top_up.failure_code = "review", ctx.now, "amount_mismatch"
+    log.warning("payment %s held for review", payment.id, extra={"code": "amount_mismatch"})
+    if top_up.kind == "auto":
+        await pause_auto_top_up(session, top_up.account_id, "amount_mismatch", ctx)
+    return "review"
 
 
 async def _paid(
     session: AsyncSession,
     top_up: TopUp,
     intent: Charged,
+    money: Money,
     invoice: Invoice | None,
     ctx: Applying,
 ) -> str:
-    payment = await _record_payment(session, top_up, intent, invoice, "paid", ctx)
+    if top_up.status == "review":
+        return "nothing"  # held for an operator: never credited on its own
+    payment = await _record_payment(session, top_up, intent, money, invoice, "paid", ctx)
     payment.paid_at = payment.paid_at or ctx.now
     top_up.status, top_up.closed_at, top_up.failure_code = "paid", ctx.now, None
     await _remember_customer(session, top_up, intent, ctx.now)

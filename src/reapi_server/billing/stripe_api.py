@@ -24,7 +24,7 @@ from .settings import BillingSettings
 if TYPE_CHECKING:
     import stripe
 
-__all__ = ["BillingUnavailable", "CardRefused", "StripeApi", "StripeObject"]
+__all__ = ["BillingUnavailable", "CardRefused", "StripeApi", "StripeObject", "StripeRefused"]
 
 StripeObject = dict[str, Any]
 
@@ -35,6 +35,17 @@ class BillingUnavailable(GatewayError):
     http_status = 502
     error_type = "server_error"
     default_code = "payment_provider_unavailable"
+
+
+class StripeRefused(BillingUnavailable):
+    """Stripe refused the request itself (400 or 404 `invalid_request_error`: a saved card
+    that was detached, a customer deleted): the same request again is refused again. Where
+    nothing acts on it, it is as unavailable as any other failure."""
+
+    def __init__(self, message: str, stripe_code: str) -> None:
+        super().__init__(message)
+        #: Stripe's error code (`resource_missing`, ...) or `invalid_request`.
+        self.stripe_code = stripe_code
 
 
 class CardRefused(Exception):
@@ -55,10 +66,14 @@ def _unavailable(error: BaseException) -> Exception:
         intent_id = getattr(getattr(intent, "payment_intent", None), "id", None)
         return CardRefused(str(error.code or "card_declined"), intent_id)
     code = getattr(error, "code", None)
+    code = code if isinstance(code, str) and code.isascii() and len(code) < 60 else None
     status = getattr(error, "http_status", None)
-    suffix = f" ({code})" if isinstance(code, str) and code.isascii() and len(code) < 60 else ""
+    suffix = f" ({code})" if code else ""
     where = f"answered {status}" if isinstance(status, int) else "could not be reached"
-    return BillingUnavailable(f"the payment provider {where}{suffix}; try again in a moment")
+    message = f"the payment provider {where}{suffix}; try again in a moment"
+    if isinstance(error, stripe.InvalidRequestError) and status in (400, 404):
+        return StripeRefused(message, code or "invalid_request")
+    return BillingUnavailable(message)
 
 
 def _quiet_stripe() -> None:
@@ -139,6 +154,22 @@ class StripeApi:
                 intent_id, params={"expand": ["latest_charge"]}
             )
         )
+
+    async def find_payment_intent(
+        self, *, customer: str, since: float, top_up_id: str
+    ) -> StripeObject | None:
+        """The customer's PaymentIntent made since `since` for our top-up (by its metadata):
+        one whose creation's answer was lost."""
+        page = await _call(
+            lambda: self._v1.payment_intents.list_async(
+                params={"customer": customer, "created": {"gte": int(since) - 60}, "limit": 100}
+            )
+        )
+        for intent in listed(page):
+            metadata = intent.get("metadata")
+            if isinstance(metadata, Mapping) and metadata.get("top_up_id") == top_up_id:
+                return intent
+        return None
 
     async def create_payment_intent(
         self, params: Mapping[str, Any], *, idempotency_key: str

@@ -26,7 +26,12 @@ __all__ = [
     "top_up_of",
 ]
 
-_PAYMENT_STATUS = {"paid": "Paid", "pending": "Processing", "failed": "Failed"}
+_PAYMENT_STATUS = {
+    "paid": "Paid",
+    "pending": "Processing",
+    "failed": "Failed",
+    "review": "Under review",
+}
 _DISPUTE_STATUS = {"open": "Open", "won": "Won", "lost": "Lost"}
 
 
@@ -65,6 +70,8 @@ class Activity:
     invoice_pdf_url: str | None = None
     receipt_url: str | None = None
     note: str = ""
+    #: Of `amount`, the tax Stripe Tax added on top of the price (a payment's; else 0).
+    tax: int = 0
 
     @property
     def date(self) -> str:
@@ -89,6 +96,7 @@ class Activity:
             "invoice_url": self.invoice_url or "",
             "invoice_pdf_url": self.invoice_pdf_url or "",
             "receipt_url": self.receipt_url or "",
+            "tax": Decimal(decimal_amount(self.tax, self.currency)),
         }
 
 
@@ -104,6 +112,7 @@ ACTIVITY_COLUMNS = (
     "invoice_url",
     "invoice_pdf_url",
     "receipt_url",
+    "tax",
 )
 
 
@@ -125,6 +134,14 @@ def _payment(payment: Payment) -> Activity:
         status = "Refunded"
     elif payment.status == "paid" and payment.amount_refunded:
         status = "Partly refunded"
+    subtotal = payment.amount_subtotal
+    tax = payment.amount - subtotal if subtotal is not None and payment.amount > subtotal else 0
+    note = ""
+    if tax:
+        note = f"{format_money(subtotal or 0, payment.currency)} plus "
+        note += f"{format_money(tax, payment.currency)} tax"
+    if payment.status == "review":
+        note = "not credited: the operator is looking at this payment"
     return Activity(
         kind="payment",
         id=payment.id,
@@ -137,6 +154,8 @@ def _payment(payment: Payment) -> Activity:
         invoice_url=payment.invoice_url,
         invoice_pdf_url=payment.invoice_pdf_url,
         receipt_url=payment.receipt_url,
+        note=note,
+        tax=tax,
     )
 
 

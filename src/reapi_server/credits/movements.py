@@ -23,12 +23,15 @@ from ..lock_order import lock_accounts
 from ..models import MAX_CREDITS, Account, LedgerEntry
 
 __all__ = [
+    "REFUND_HOLD",
     "Moved",
     "Plan",
     "add",
     "already_moved",
     "clear_hold",
+    "hold_for_refund",
     "ledger_debt",
+    "lift_refund_hold",
     "lock_account",
     "put_on_hold",
     "state",
@@ -181,6 +184,32 @@ async def take_back(
         raise ValueError(f"credits to take back must be between 0 and {MAX_CREDITS}")
     plan = _taking(credits, into_debt)
     return await _move(session, account_id, kind=kind, source_id=source_id, now=now, plan=plan)
+
+
+#: `on_hold` while a refund waits for the account's running requests to end: no new hold
+#: starts, so the wait ends when the holds in place close (and they expire).
+REFUND_HOLD = "refund_pending"
+
+
+async def hold_for_refund(session: AsyncSession, account_id: str) -> None:
+    """No new holds for the account until `lift_refund_hold` (unless it is on hold already: a
+    dispute's hold refuses the same, and the refund holds again once that one lifts)."""
+    await lock_account(session, account_id)
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.on_hold.is_(None))
+        .values(on_hold=REFUND_HOLD)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def lift_refund_hold(session: AsyncSession, account_id: str) -> None:
+    await session.execute(
+        update(Account)
+        .where(Account.id == account_id, Account.on_hold == REFUND_HOLD)
+        .values(on_hold=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def put_on_hold(session: AsyncSession, account_id: str, reason: str) -> None:

@@ -14,6 +14,7 @@ from ..errors import (
     AccountClosed,
     AccountDisabled,
     AccountInDispute,
+    AccountRefundPending,
     CreditLimitExceeded,
     GatewayError,
     InsufficientCredits,
@@ -26,6 +27,7 @@ from ..models import MAX_CREDITS
 from ..usage import repository as usage_rows
 from ..usage.row import UsageRow
 from . import repository
+from .movements import REFUND_HOLD
 from .repository import KeySpend, Refusal
 
 __all__ = [
@@ -105,6 +107,11 @@ def refusal_error(found: Refusal | None, amount: int, now: float) -> GatewayErro
         return InvalidApiKey("the API key is not valid or has been revoked")
     if found.account_disabled:
         return AccountDisabled("this account is disabled; contact the operator of this gateway")
+    if found.on_hold == REFUND_HOLD:
+        return AccountRefundPending(
+            "a refund to this account is being applied once its running requests end; new"
+            " requests are refused until then (minutes at most)"
+        )
     if found.on_hold is not None:
         return AccountInDispute(
             "a payment to this account is disputed with the card issuer; requests are refused"

@@ -247,6 +247,10 @@ class MailComposer:
             "expired_card": "the card has expired",
             "refunded": "a payment of yours was refunded",
             "disputed": "a payment of yours is disputed with your bank",
+            "charge_refused": "the payment provider refused to charge the saved payment method "
+            "(it may have been removed); save one again with your next purchase",
+            "amount_mismatch": "the last automatic payment did not match its credit pack and "
+            "is held for the operator to review",
         }
         return self._render(
             "auto_top_up_paused",

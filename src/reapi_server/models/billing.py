@@ -9,9 +9,10 @@
 - `Payment`: money that reached an outcome at Stripe (paid, pending, failed). Kept for 7 years
   (tax and accounting law), also after the account is deleted: then the row is detached
   (`account_id` NULL, `detached_at` set) and keeps only what the law asks for — the payment
-  processor's customer, checkout and invoice references, the product, the amount and the
-  currency. The retention job deletes rows once they are 7 years old. Refunds and disputes are
-  rows of their own pointing at it, and go with it.
+  processor's customer, checkout and invoice references (the invoice's id and number, not the
+  links to its hosted pages, which show the buyer's name, email and card), the product, the
+  amount and the currency. The retention job deletes rows once they are 7 years old. Refunds
+  and disputes are rows of their own pointing at it, and go with it.
 - `StripeEvent`: every webhook event received, by Stripe's id (insert-or-ignore). `handled_at`
   is set in the same transaction as the change the event made, so an event is either applied
   with its effect or not at all (then retried: Stripe's redelivery, and each process's loop).
@@ -42,13 +43,14 @@ __all__ = ["BillingProfile", "Dispute", "Payment", "Refund", "StripeEvent", "Top
 class TopUp(Base):
     __tablename__ = "top_ups"
     __table_args__ = (
-        # One automatic top-up in flight per account, whatever process or race starts another.
+        # One automatic top-up in flight per account, whatever process or race starts another:
+        # `open` (no PaymentIntent known yet) or `pending` (Stripe is processing it).
         Index(
             "uq_top_ups_one_auto_in_flight",
             "account_id",
             unique=True,
-            sqlite_where=text("kind = 'auto' AND status = 'open'"),
-            postgresql_where=text("kind = 'auto' AND status = 'open'"),
+            sqlite_where=text("kind = 'auto' AND status IN ('open', 'pending')"),
+            postgresql_where=text("kind = 'auto' AND status IN ('open', 'pending')"),
         ),
     )
 
@@ -65,7 +67,8 @@ class TopUp(Base):
     #: In the currency's minor unit (cents).
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
-    #: open | pending (a bank debit settling) | paid | failed | expired
+    #: open | pending (its PaymentIntent is known and not settled: a bank debit settling) |
+    #: paid | failed | expired
     status: Mapped[str] = mapped_column(String(16), default="open")
     #: The buyer asked Checkout to save the card for automatic top-ups.
     save_card: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -79,6 +82,8 @@ class TopUp(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64), default=None)
     created_at: Mapped[float] = mapped_column(Float)
     closed_at: Mapped[float | None] = mapped_column(Float, default=None)
+    #: An automatic top-up's PaymentIntent was last fetched again from Stripe (while pending).
+    checked_at: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class Payment(Base):
@@ -106,19 +111,26 @@ class Payment(Base):
     #: The charge refunds and disputes name.
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     invoice_id: Mapped[str | None] = mapped_column(String(255), default=None)
-    #: The processor's hosted invoice page.
+    #: The invoice's number (`ABCD1234-0001`), what accounting refers to.
+    invoice_number: Mapped[str | None] = mapped_column(String(255), default=None)
+    #: The processor's hosted invoice page, its PDF and the charge's receipt page (automatic
+    #: top-ups have no invoice). Each shows the buyer's name, email and card to whoever has the
+    #: link: cleared when the row is detached (only the invoice's id and number stay).
     invoice_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     invoice_pdf_url: Mapped[str | None] = mapped_column(String(2048), default=None)
-    #: The charge's receipt page (automatic top-ups have no invoice).
     receipt_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     #: The credit pack bought, by name.
     product: Mapped[str] = mapped_column(String(100))
     credits: Mapped[int] = mapped_column(BigInteger)
-    #: In the currency's minor unit (cents).
+    #: What was charged (tax included), in the currency's minor unit (cents): the base of
+    #: refunds and disputes, which Stripe counts in the same money.
     amount: Mapped[int] = mapped_column(BigInteger)
+    #: The price before tax (the pack's); NULL on rows made before it was kept (no tax).
+    amount_subtotal: Mapped[int | None] = mapped_column(BigInteger, default=None)
     #: ISO 4217, lower case as Stripe writes it.
     currency: Mapped[str] = mapped_column(String(3))
-    #: pending | paid | failed
+    #: pending | paid | failed | review (paid, but not what the top-up asked: not credited,
+    #: an operator looks at it)
     status: Mapped[str] = mapped_column(String(16))
     #: Money refunded so far (the sum of its refunds), in the minor unit.
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
@@ -201,6 +213,13 @@ class StripeEvent(Base):
     #: Why the last attempt did not apply it: `waiting` (what it depends on is not there yet)
     #: or the error's type name. Never a message.
     last_error: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: What a waiting event waits for: the PaymentIntent, charge or top-up whose purchase is
+    #: not credited yet. Crediting it makes the events waiting for it due at once (and no
+    #: other). None: no such thing (it waits for time, e.g. credits held by requests).
+    waiting_for: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    #: When the retry loop stopped trying it (unapplied for `billing.event_give_up_after`):
+    #: the admin shows it; an operator may still apply it, and so does its dependency arriving.
+    given_up_at: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class BillingProfile(Base):

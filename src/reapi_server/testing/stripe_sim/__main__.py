@@ -53,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--account-name", default="reapi demo")
     parser.add_argument("--public-url", help="the URL browsers reach it at, when not its base URL")
+    parser.add_argument(
+        "--tax-percent",
+        type=float,
+        default=0.0,
+        help="Stripe Tax on top of prices for sessions with automatic_tax (default: 0)",
+    )
     return parser
 
 
@@ -78,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host,
         port=args.port,
         public_url=args.public_url,
+        tax_percent=args.tax_percent,
     )
     stopped = threading.Event()
 

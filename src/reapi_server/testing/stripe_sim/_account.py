@@ -70,6 +70,9 @@ class Account:
         self.public_url = "http://127.0.0.1"
         #: Outcomes for the next off-session confirmations, first in first out (else the card's).
         self.next_outcomes: deque[str] = deque()
+        #: Stripe Tax, simulated: this percentage on top of every price when a session has
+        #: `automatic_tax[enabled]` (0: no tax, as before).
+        self.tax_percent = 0.0
 
     # -- storage -----------------------------------------------------------------------------
     def add(self, obj: StripeObject) -> StripeObject:

@@ -11,7 +11,7 @@ leaves the session open with a failed PaymentIntent the next attempt reuses, as 
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -430,6 +430,7 @@ def _intent_for(account: Account, session: StripeObject, origin: Origin) -> Stri
     if session["payment_intent"] is not None:
         intent = account.get(session["payment_intent"], "payment_intent")
         intent["customer"] = session["customer"]
+        intent["amount"] = session["amount_total"]  # tax may be known only now
         return intent
     data = session["_intent_data"]
     intent = new_intent(
@@ -492,6 +493,8 @@ def complete_session(
             "tax_exempt": "none",
             "tax_ids": [{"type": "eu_vat", "value": tax_id}] if tax_id else [],
         }
+        if session["automatic_tax"]["enabled"]:
+            _add_tax(account, session)  # the buyer's address is known now, as at Stripe
         if pay_later:
             kinds = [t for t in session["payment_method_types"] if t in ASYNC_METHOD_TYPES]
             method = new_bank_debit(account, kinds[0] if kinds else "sepa_debit", email=email)
@@ -501,13 +504,30 @@ def complete_session(
         pay_checkout(account, intent, method, origin, pending=pay_later)
         session["status"] = "complete"
         session["payment_status"] = "unpaid" if pay_later else "paid"
-        if session["automatic_tax"]["enabled"]:
-            session["automatic_tax"]["status"] = "complete"
         invoice = None if pay_later else _invoice(account, session, intent)
         account.emit("checkout.session.completed", session, origin)
         if invoice is not None:
             announce_invoice(account, invoice, origin)
     return session
+
+
+def _add_tax(account: Account, session: StripeObject) -> None:
+    """Stripe Tax on top of the price (`tax_behavior` exclusive or unspecified), at the
+    simulator's one fixed rate (`Account.tax_percent`, 0 unless set), rounded half up per line."""
+    rate = Decimal(str(account.tax_percent)) / 100
+    tax_total = 0
+    for item in session["_line_items"]:
+        inclusive = item["price"]["tax_behavior"] == "inclusive"
+        tax = (
+            0
+            if inclusive
+            else int((item["amount_subtotal"] * rate).to_integral_value(ROUND_HALF_UP))
+        )
+        item.update(amount_tax=tax, amount_total=item["amount_subtotal"] + tax)
+        tax_total += tax
+    session["amount_total"] = session["amount_subtotal"] + tax_total
+    session["total_details"]["amount_tax"] = tax_total
+    session["automatic_tax"]["status"] = "complete"
 
 
 def _invoice(account: Account, session: StripeObject, intent: StripeObject) -> StripeObject | None:

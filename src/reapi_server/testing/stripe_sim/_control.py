@@ -51,6 +51,7 @@ def _state(sim: StripeSimulator, ids: dict[str, str], body: dict[str, Any]) -> A
         "pending_deliveries": sim.webhooks.pending(),
         "webhook_endpoints": [e.to_json() for e in sim.webhook_endpoints],
         "off_session_outcomes": list(sim.account.next_outcomes),
+        "tax_percent": sim.account.tax_percent,
     }
 
 
@@ -102,6 +103,22 @@ def _settle(sim: StripeSimulator, ids: dict[str, str], body: dict[str, Any]) -> 
     if not isinstance(body.get("succeeded"), bool):
         raise ValueError('"succeeded" (true or false) is required')
     return sim.settle_session(ids["id"], succeeded=body["succeeded"])
+
+
+@route("POST", "/payment_intents/{id}/settle")
+def _settle_intent(sim: StripeSimulator, ids: dict[str, str], body: dict[str, Any]) -> Any:
+    if not isinstance(body.get("succeeded"), bool):
+        raise ValueError('"succeeded" (true or false) is required')
+    return sim.settle_payment_intent(ids["id"], succeeded=body["succeeded"])
+
+
+@route("POST", "/tax")
+def _tax(sim: StripeSimulator, ids: dict[str, str], body: dict[str, Any]) -> Any:
+    percent = body.get("percent")
+    if not isinstance(percent, int | float) or isinstance(percent, bool):
+        raise ValueError('"percent" (a number) is required')
+    sim.set_tax_percent(float(percent))
+    return {"percent": sim.account.tax_percent}
 
 
 @route("POST", "/checkout_sessions/{id}/expire")

@@ -295,5 +295,6 @@ def detach_payment_method(account: Account, method: StripeObject, origin: Origin
                 "default_payment_method": None,
             }
         method["customer"] = None
+        method["_detached"] = True  # Stripe never lets it be used again
         account.emit("payment_method.detached", method, origin, previous=previous)
     return method

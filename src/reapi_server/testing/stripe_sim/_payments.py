@@ -13,7 +13,7 @@ from typing import Any
 
 from ._account import Account, Origin, StripeObject, public_copy
 from ._clock import new_id
-from ._customers import attach_payment_method, resolve_method
+from ._customers import ASYNC_METHOD_TYPES, attach_payment_method, resolve_method
 from ._errors import StripeError, invalid
 from ._forms import Params, merge_metadata, new_metadata
 
@@ -29,7 +29,13 @@ __all__ = [
     "update_intent",
 ]
 
-PAYMENT_OUTCOMES = ("succeeded", "authentication_required", "card_declined", "insufficient_funds")
+PAYMENT_OUTCOMES = (
+    "succeeded",
+    "authentication_required",
+    "card_declined",
+    "insufficient_funds",
+    "processing",
+)
 #: outcome -> (error code, decline code, message), Stripe's wording.
 _DECLINES = {
     "authentication_required": (
@@ -306,12 +312,22 @@ def confirm_intent(
             and not error_on_requires_action
         ):
             return _requires_action(account, intent, origin)
+        if outcome == "processing" or method["type"] in ASYNC_METHOD_TYPES:
+            return _processing(account, intent, method, origin)
         if outcome != "succeeded":
             _fail(account, intent, method, outcome, origin)  # raises the 402
         return _succeed(account, intent, method, origin)
 
 
 def _check_owner(intent: StripeObject, method: StripeObject) -> None:
+    if method.get("_detached"):
+        raise invalid(
+            "The provided PaymentMethod was previously used with a PaymentIntent without"
+            " Customer attachment, shared with a connected account without Customer attachment,"
+            " or was detached from a Customer. It may not be used again. To use a PaymentMethod"
+            " multiple times, you must attach it to a Customer first.",
+            param="payment_method",
+        )
     owner = method.get("customer")
     if owner is not None and owner != intent["customer"]:
         raise invalid(
@@ -505,6 +521,24 @@ def new_charge(
     return account.add(charge)
 
 
+def _processing(
+    account: Account, intent: StripeObject, method: StripeObject, origin: Origin
+) -> StripeObject:
+    """A delayed-notification payment (a bank debit): `processing` with a pending charge
+    until `settle_pending` says how it ended, days later at Stripe."""
+    _save_for_later(account, intent, method, origin)
+    charge = new_charge(account, intent, method, status="pending")
+    intent.update(
+        status="processing",
+        latest_charge=charge["id"],
+        last_payment_error=None,
+        next_action=None,
+    )
+    account.emit("charge.pending", charge, origin)
+    account.emit("payment_intent.processing", intent, origin)
+    return intent
+
+
 # -- payments made on the hosted checkout page -------------------------------------------------
 def pay_checkout(
     account: Account, intent: StripeObject, method: StripeObject, origin: Origin, *, pending: bool
@@ -513,18 +547,15 @@ def pay_checkout(
     intent["payment_method"] = method["id"]
     if not pending:
         return _succeed(account, intent, method, origin)
-    _save_for_later(account, intent, method, origin)
-    charge = new_charge(account, intent, method, status="pending")
-    intent.update(status="processing", latest_charge=charge["id"], last_payment_error=None)
-    account.emit("charge.pending", charge, origin)
-    account.emit("payment_intent.processing", intent, origin)
-    return intent
+    return _processing(account, intent, method, origin)
 
 
 def settle_pending(
     account: Account, intent: StripeObject, origin: Origin, *, succeeded: bool
 ) -> StripeObject:
-    """A `processing` bank debit succeeds or fails."""
+    """A `processing` payment (a bank debit) succeeds or fails."""
+    if intent["status"] != "processing":
+        raise invalid("This PaymentIntent has no payment waiting to settle.")
     charge = account.get(intent["latest_charge"], "charge")
     method = account.get(charge["payment_method"], "payment_method")
     if succeeded:

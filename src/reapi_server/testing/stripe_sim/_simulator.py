@@ -21,7 +21,7 @@ from ._control import serve_control
 from ._disputes import close_dispute, open_dispute
 from ._forms import Params
 from ._pages import serve_page
-from ._payments import PAYMENT_OUTCOMES
+from ._payments import PAYMENT_OUTCOMES, settle_pending
 from ._refunds import create_refund
 from ._webhooks import DEFAULT_RETRY_DELAYS, Delivery, Dispatcher, Tamper, WebhookEndpoint
 
@@ -65,12 +65,14 @@ class StripeSimulator:
         host: str = "127.0.0.1",
         port: int = 0,
         public_url: str | None = None,
+        tax_percent: float = 0.0,
     ) -> None:
         self.secret_key = secret_key
         self.clock = SimClock()
         self.account = Account(
             name=account_name, api_version=api_version or _sdk_api_version(), clock=self.clock
         )
+        self.account.tax_percent = tax_percent
         self.api = StripeApi(self.account, secret_key)
         self.webhooks = Dispatcher(
             self.account, retry_delays=retry_delays, timeout=delivery_timeout, stale_age=stale_age
@@ -199,6 +201,20 @@ class StripeSimulator:
         session = self.account.get(session_id, "checkout.session")
         settle_session(self.account, session, succeeded=succeeded)
         return self.get(session_id)
+
+    def settle_payment_intent(self, intent_id: str, *, succeeded: bool) -> StripeObject:
+        """A `processing` PaymentIntent (a bank debit charged off-session) succeeds or fails,
+        with the events Stripe sends (`payment_intent.succeeded` / `.payment_failed`)."""
+        with self.account.lock:
+            intent = self.account.get(intent_id, "payment_intent")
+            settle_pending(self.account, intent, Origin(), succeeded=succeeded)
+        return self.get(intent_id)
+
+    def set_tax_percent(self, percent: float) -> None:
+        """Stripe Tax's rate for sessions with `automatic_tax` completed from now on."""
+        if not 0 <= percent < 100:
+            raise ValueError("the tax rate is a percentage from 0 to under 100")
+        self.account.tax_percent = percent
 
     def expire_session(self, session_id: str) -> StripeObject:
         session = self.account.get(session_id, "checkout.session")

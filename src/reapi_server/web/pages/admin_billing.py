@@ -47,12 +47,14 @@ OUTCOMES = {
     "by_checkout": "left to its checkout",
     "not_ours": "not one of ours",
     "amount_mismatch": "amount mismatch: not credited",
+    "review": "paid, not its pack: held for review",
+    "other_intent": "a second payment for one top-up: not credited",
     "ignored": "not acted on",
 }
 _DONE = {
     "refunded": "Refunded through Stripe. Its credits are taken back; the history shows it.",
     "applied": "The event is applied.",
-    "waiting": "The event is still waiting for what it depends on; it is tried again later.",
+    "waiting": "The event is still waiting for what it depends on: it is applied when that comes.",
     "done": "The event was applied already.",
     "ignored": "The event is of a type billing does not act on: marked ignored.",
 }

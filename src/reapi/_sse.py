@@ -15,7 +15,6 @@ never meet a blank line, would otherwise grow memory for as long as the sender l
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +38,6 @@ MAX_EVENT_BYTES = 1024 * 1024
 #: final image, or a Gemini chunk with its inline image) with room to spare.
 MAX_UPSTREAM_EVENT_BYTES = 64 * 1024 * 1024
 
-_LINE_END = re.compile(rb"\r\n|\r|\n")
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -100,18 +98,27 @@ class EventDecoder:
             chunk = chunk[1:]
         self._after_cr = chunk.endswith(b"\r")
         events = []
-        start = 0
-        for end in _LINE_END.finditer(chunk):
-            self._line.append(chunk[start : end.start()])
-            line, self._line, self._line_bytes = b"".join(self._line), [], 0
-            start = end.end()
+        # bytes.splitlines breaks at CRLF, LF and CR only (unlike str's): the standard's line
+        # ends. Each piece keeps its end; a last piece without one is a line still coming.
+        for piece in chunk.splitlines(keepends=True):
+            if piece.endswith(b"\n"):
+                end = -2 if piece.endswith(b"\r\n") else -1
+            elif piece.endswith(b"\r"):
+                end = -1
+            else:
+                self._line.append(piece)
+                self._line_bytes += len(piece)
+                self._check_size()
+                break
+            if self._line:
+                self._line.append(piece[:end])
+                line = b"".join(self._line)
+                self._line, self._line_bytes = [], 0
+            else:
+                line = piece[:end]
             event = self._field(line)
             if event is not None:
                 events.append(event)
-        if start < len(chunk):
-            self._line.append(chunk[start:])
-            self._line_bytes += len(chunk) - start
-            self._check_size()
         return events
 
     def _unstarted(self, chunk: bytes) -> bytes:

@@ -6,6 +6,7 @@ a header's). The scheme is uvicorn's: `https` only from a trusted proxy (`forwar
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,6 +16,7 @@ __all__ = ["OwnHost"]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
+@functools.lru_cache(maxsize=64)  # the listening addresses: a few, asked on every request
 def _authority(host: str, port: int | None, scheme: str) -> bytes:
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"

@@ -5,6 +5,7 @@ behind, no metadata, direct URLs, and deletion at once."""
 import asyncio
 import os
 import secrets
+import stat
 import time
 
 import httpx
@@ -376,3 +377,27 @@ async def test_a_write_in_progress_is_not_swept(tmp_path):
     _abandon_a_write(store, "outputs/video_bbbbbbbbbbbbbbbb/0.mp4", age=60)
     assert await store.sweep_abandoned(time.time() - 3600) == 0
     assert len(leftovers(store)) == 1
+
+
+async def test_a_small_object_is_written_whole_private_and_can_be_written_again(tmp_path):
+    """Local disk: a small object is made without a name and then linked (Linux), or written to
+    a temp file and renamed; either way it appears whole, 0600, with no temp file left. Written
+    again under the same key (a link never replaces), the second write wins."""
+    store = LocalDiskStore(tmp_path / "outputs")
+    store.prepare()
+    key = "outputs/req_3333333333333333/0.png"
+    await store.put(key, PNG, "image/png")
+    path = store.path_of(key)
+    assert path.read_bytes() == b"image/png\n" + PNG
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    await store.put(key, b"second", "image/png")
+    assert (await read_object(store, key)).data == b"second"
+    assert leftovers(store) == [] and sorted(os.listdir(path.parent)) == [path.name]
+
+
+async def test_a_small_object_in_a_missing_folder_is_still_written(tmp_path):
+    store = LocalDiskStore(tmp_path / "outputs")  # not prepared: no shard folders
+    key = "outputs/req_4444444444444444/0.png"
+    await store.put(key, PNG, "image/png")
+    assert (await read_object(store, key)).data == PNG
+    assert leftovers(store) == []

@@ -278,3 +278,36 @@ async def test_a_failed_exchange_chains_nothing_of_the_request():
     text = repr(error) + str(error) + "".join(traceback.format_exception(error))
     assert key not in text and "MARKER" not in text
     assert "ClientResponseError" in error.message  # the kind of failure is still said
+
+
+async def test_an_upstream_that_drips_is_cut_off_at_first_byte_plus_body():
+    """Every read comes within the first-byte deadline, so only the exchange's outer deadline
+    (`first_byte + body`) ends it: a timeout, after about that long."""
+    import asyncio
+
+    async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n")
+        writer.write(b"content-length: 100000\r\n\r\n")
+        try:
+            for _ in range(100):
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(drip, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = AiohttpTransport()
+    request = UpstreamRequest("POST", f"http://127.0.0.1:{port}/v1/x", json={"n": 1})
+    try:
+        started = time.perf_counter()
+        with pytest.raises(APITimeoutError):
+            await transport.exchange(request, "primary", 0.3, 0.4)
+        assert 0.6 < time.perf_counter() - started < 2.0
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
-from ..ids import new_id
+from ..ids import ordered_id
 from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry
 
 __all__ = [
@@ -395,7 +395,7 @@ async def reserve(
         period = await _spend(tx, account_id, amount, key, now)
         if period is None:
             return None
-    hold_id = new_id("hold")
+    hold_id = ordered_id("hold", 24)
     await tx.execute(
         _HOLD,
         {

@@ -15,7 +15,7 @@ __all__ = ["OUTPUTS_PREFIX", "is_task_id", "output_key", "task_of_prefix", "task
 OUTPUTS_PREFIX = "outputs/"
 
 #: `req_<hex>` (an image request) or `video_<hex>`: what the gateway generates, nothing else.
-_TASK_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,32}$")
+_TASK_ID = re.compile(r"^[a-z]{1,8}_[0-9a-f]{16,40}$")
 
 
 def is_task_id(value: str) -> bool:

@@ -1,15 +1,17 @@
 """Objects as files under one directory (the default backend, served by the gateway itself).
 
 Each file starts with its content type and a newline, so that one file (then one rename) stores an
-object whole. A body is written to a temp file beside its target and renamed over it: readers see
-all of it or nothing, and a failed or cancelled write leaves no file behind. A process killed
+object whole. A body is written to a temp file beside its target and renamed over it (a small one,
+on Linux, to a file without a name, then linked under its own): readers see all of it or nothing,
+and a failed or cancelled write leaves no file behind. A process killed
 mid-write leaves its temp file; the retention job sweeps it (`sweep_abandoned`).
 
 Where a key's file lives (`path_of`): a task's output `outputs/<task id>/<name>` is the file
-`outputs/<xx>/<task id>-<name>`, `xx` the first two hex digits of the (random) task id: 256
-folders made once (`prepare`), files spread evenly over them, no folder per request and no folder
-made while a request waits. Outputs stored before this layout (one folder per task, the key
-itself as the path) are still found there, served and deleted (`legacy_path_of`).
+`outputs/<xx>/<task id>-<name>`, `xx` the last two hex digits of the task id (random: a
+request's id starts with the time, `ids.ordered_id`): 256 folders made once (`prepare`), files
+spread evenly over them, no folder per request and no folder made while a request waits.
+Outputs stored before this layout (one folder per task, the key itself as the path) are still
+found there, served and deleted (`legacy_path_of`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ TEMP_PREFIX = ".put-"
 #: Between a task id and its output's name in a file name (task ids have no dash).
 _JOIN = "-"
 _SHARDS = tuple(f"{n:02x}" for n in range(256))
+#: Linux's flag for a file made without a name (0 where the platform has none).
+_UNNAMED: int = getattr(os, "O_TMPFILE", 0)
 
 
 def _task_and_name(key: str) -> tuple[str, str] | None:
@@ -53,7 +57,7 @@ def _task_and_name(key: str) -> tuple[str, str] | None:
 
 
 def _shard(task_id: str) -> str:
-    return task_id.partition("_")[2][:2]
+    return task_id[-2:]
 
 
 class LocalDiskStore:
@@ -193,19 +197,49 @@ def _header(content_type: str) -> bytes:
 
 
 def _write_small(path: Path, data: bytes) -> None:
-    """A small object: one write to a temp file beside it, then the rename, on the loop."""
+    """A small object, on the loop: written whole to a file without a name, then named (Linux);
+    else to a temp file beside it, then renamed."""
     target = os.fspath(path)
+    if _UNNAMED and _write_unnamed(target, data):
+        return
     tmp = Path(f"{os.path.dirname(target)}/{TEMP_PREFIX}{secrets.token_hex(8)}")
     with _removed_on_failure(tmp):
         descriptor = _open_new(tmp)
         try:
-            with memoryview(data) as view:
-                written = 0
-                while written < len(view):
-                    written += os.write(descriptor, view[written:])
+            _write_all(descriptor, data)
         finally:
             os.close(descriptor)
         os.replace(tmp, target)
+
+
+def _write_unnamed(target: str, data: bytes) -> bool:
+    """`O_TMPFILE`: a file with no name in the target's folder until it is whole, then linked
+    under the target's name. No temp name to make and rename away (about a fifth of the CPU of
+    the two), and a process killed mid-write leaves nothing behind: the kernel frees the file.
+    False, with nothing written, where this cannot be done (a file system without O_TMPFILE,
+    no /proc, a missing folder, or a key written again: `link` never replaces a file)."""
+    try:
+        descriptor = os.open(os.path.dirname(target), os.O_WRONLY | _UNNAMED, PRIVATE_FILE)
+    except OSError:
+        return False
+    try:
+        _write_all(descriptor, data)
+        try:
+            # linkat(AT_SYMLINK_FOLLOW) of the descriptor's /proc entry: os.link calls linkat,
+            # with that flag, only when given a folder descriptor (ignored: the path is absolute).
+            os.link(f"/proc/self/fd/{descriptor}", target, src_dir_fd=descriptor)
+        except OSError:
+            return False
+        return True
+    finally:
+        os.close(descriptor)
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    with memoryview(data) as view:
+        written = 0
+        while written < len(view):
+            written += os.write(descriptor, view[written:])
 
 
 def _create_temp(path: Path, content_type: str) -> tuple[BinaryIO, Path]:

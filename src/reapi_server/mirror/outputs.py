@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from reapi import ReapiError
 from reapi.core import translated_async
 
 from ..errors import StorageUnavailable
+from ..ids import TIME_DIGITS, ordered_id
 from .keys import output_key
 from .media import sniffed
 from .storage import Body, ObjectStore
@@ -41,7 +41,9 @@ class MirroredFile:
 
 
 def _new_file_id() -> str:
-    return f"file_{secrets.token_hex(24)}"
+    """48 hex digits, as always: the time (11, for the index) and 148 random bits (the id is the
+    capability its URL gives)."""
+    return ordered_id("file", 48 - TIME_DIGITS)
 
 
 async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) -> list[MirroredFile]:

@@ -6,13 +6,13 @@ Pure ASGI (no BaseHTTPMiddleware) so that it adds no task or copy per request.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..ids import ordered_id
 from .metrics import Metrics
 
 __all__ = [
@@ -53,11 +53,18 @@ class RequestContext:
     model: str | None = None
 
 
+def new_request_id() -> str:
+    """`req_` and 35 hex digits: in time order (its usage row's key, its outputs' task id), 96
+    random bits (an output's storage key holds it: with public S3 URLs, the key is the
+    capability)."""
+    return ordered_id("req", 24)
+
+
 def context_of(scope: Scope) -> RequestContext:
     state: dict[str, Any] = scope.setdefault("state", {})
     context = state.get("reapi_context")
     if context is None:
-        context = state["reapi_context"] = RequestContext(f"req_{secrets.token_hex(12)}")
+        context = state["reapi_context"] = RequestContext(new_request_id())
     return context
 
 

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from ..idempotency.service import RecordAnswer
 from ..images import service
 from .dependencies import Caller, Context, Rt, base_url_of
+from .direct_route import DirectRoute
 from .idempotent import Created, idempotent
 from .requests import (
     ImageEditBody,
@@ -25,7 +26,7 @@ from .responses import ImagesResponse, error_responses
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/v1", tags=["Images"])
+router = APIRouter(prefix="/v1", tags=["Images"], route_class=DirectRoute)
 
 _ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 429, 502, 503, 504)
 

@@ -1,0 +1,94 @@
+"""`DirectRoute`: a /v1 route whose handler hands the endpoint its dependencies itself.
+
+FastAPI's own route handler solves the endpoint's dependency graph on every request (cache keys,
+scopes, the security scheme, two exit stacks, a per-route exception wrapper): on the gateway's hot
+path (`POST /v1/images/generations`) that machinery cost more CPU than the authentication and rate
+limit it ran. A direct route knows the only dependencies its endpoints may declare (`Rt`,
+`Caller`, `Context` and the `Request`) and calls them in order, then the endpoint. The route is
+still an `APIRoute`: its OpenAPI operation (the bearer scheme, the body schema, the answers) is
+built from the same signature, and anything else an endpoint declares is refused when the route is
+made, so a new parameter cannot be silently left unsolved.
+
+What is not done here is done as before, further out: a raised error becomes its answer in the
+app's exception middleware (the same handlers a FastAPI route calls), and a method the route does
+not serve gets FastAPI's own 405.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from .dependencies import caller, request_context, runtime
+
+__all__ = ["DirectRoute"]
+
+Resolver = Callable[[Request], Awaitable[Any]]
+
+
+async def _caller(request: Request) -> Any:
+    # The bearer scheme's own dependency (`auto_error=False`) only declares it in the OpenAPI
+    # document: it reads the header `caller` reads itself, and never refuses.
+    return await caller(request, None)
+
+
+async def _request(request: Request) -> Request:
+    return request
+
+
+_RESOLVERS: dict[Callable[..., Any], Resolver] = {
+    runtime: runtime,
+    caller: _caller,
+    request_context: request_context,
+}
+
+
+def _resolvers_of(dependant: Dependant) -> tuple[tuple[str, Resolver], ...]:
+    """(parameter name, how to get its value), in the endpoint's order of dependencies."""
+    declared = (
+        dependant.path_params,
+        dependant.query_params,
+        dependant.header_params,
+        dependant.cookie_params,
+        dependant.body_params,
+    )
+    others = (
+        dependant.websocket_param_name,
+        dependant.http_connection_param_name,
+        dependant.response_param_name,
+        dependant.background_tasks_param_name,
+        dependant.security_scopes_param_name,
+    )
+    if any(declared) or any(name is not None for name in others):
+        raise TypeError(
+            f"{dependant.call!r}: a direct route takes only Request, Rt, Caller and Context"
+        )
+    resolvers: list[tuple[str, Resolver]] = []
+    if dependant.request_param_name is not None:
+        resolvers.append((dependant.request_param_name, _request))
+    for sub in dependant.dependencies:
+        resolver = _RESOLVERS.get(sub.call) if sub.call is not None else None
+        if resolver is None or sub.name is None:
+            raise TypeError(f"{dependant.call!r}: {sub.call!r} is not a direct dependency")
+        resolvers.append((sub.name, resolver))
+    return tuple(resolvers)
+
+
+class DirectRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self._resolvers = _resolvers_of(self.dependant)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            await super().handle(scope, receive, send)  # FastAPI's 405
+            return
+        request = Request(scope, receive, send)
+        arguments = {name: await resolve(request) for name, resolve in self._resolvers}
+        response = await self.endpoint(**arguments)
+        await response(scope, receive, send)

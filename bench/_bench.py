@@ -231,3 +231,30 @@ def wrk(
         p50, p99 = (_ms(percentiles[p]) if p in percentiles else float("nan") for p in ("50", "99"))
         return Result(rps, p50, p99, requests, bad)
     return Result(rps, _ms(percentiles["50"]), _ms(percentiles["99"]), requests, bad)
+
+
+def provision_gateway(
+    env: dict[str, str], email: str, keys: dict[str, list[str]]
+) -> dict[str, str]:
+    """Migrate a fresh reapi-server data dir, create one account with credits that no run can
+    spend, and one API key per entry of `keys` (name -> extra `keys create` options); answers
+    each key's secret by name."""
+    cli = str(Path(sys.executable).with_name("reapi-server"))
+    subprocess.run([cli, "migrate"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [cli, "accounts", "create", "--email", email, "--credits", str(10**12)],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    secrets = {}
+    for name, options in keys.items():
+        out = subprocess.run(
+            [cli, "keys", "create", "--email", email, "--name", name, *options],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        secrets[name] = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
+    return secrets

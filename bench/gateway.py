@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -66,6 +65,7 @@ from _bench import (
     http,
     peak_rss_mib,
     pinned,
+    provision_gateway,
     rss_mib,
     set_delay,
     stop,
@@ -153,22 +153,8 @@ def reapi_target(
         env["REAPI_DATABASE_URL"] = database_url
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    key = provision_gateway(env, EMAIL, {"bench": []})["bench"]
     cli = str(Path(sys.executable).with_name("reapi-server"))
-    subprocess.run([cli, "migrate"], env=env, check=True, capture_output=True)
-    subprocess.run(
-        [cli, "accounts", "create", "--email", EMAIL, "--credits", str(10**12)],
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    out = subprocess.run(
-        [cli, "keys", "create", "--email", EMAIL, "--name", "bench"],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
     log = workdir / f"{name}.log"
     process = subprocess.Popen(
         pinned(core, [cli, "serve", "--port", str(port), "--workers", str(workers)]),

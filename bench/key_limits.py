@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import signal
 import statistics
@@ -29,7 +28,17 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from _bench import ROOT, Result, free_port, http, pinned, stop, wait_ready, wrk
+from _bench import (
+    ROOT,
+    Result,
+    free_port,
+    http,
+    pinned,
+    provision_gateway,
+    stop,
+    wait_ready,
+    wrk,
+)
 
 SIM_KEY = "sk-bench-sim"
 EMAIL = "bench@reapi.local"
@@ -123,40 +132,13 @@ class ReapiServer(Target):
             # Video jobs are created, not polled to completion: polling is off the create path.
             "REAPI_POLL_INTERVAL": "3600",
         }
-        cli = str(Path(sys.executable).with_name("reapi-server"))
-        subprocess.run([cli, "migrate"], env=env, check=True, capture_output=True)
-        subprocess.run(
-            [cli, "accounts", "create", "--email", EMAIL, "--credits", str(10**12)],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        out = subprocess.run(
-            [cli, "keys", "create", "--email", EMAIL, "--name", "bench"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        self.key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
-        out = subprocess.run(
-            [cli, "keys", "create", "--email", EMAIL, "--name", "limited", *KEY_LIMITS],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        keys = provision_gateway(env, EMAIL, {"bench": [], "limited": KEY_LIMITS, "control": []})
+        self.key = keys["bench"]
         #: A key of the same account with every limit set (`--key-limits`).
-        self.limited_key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
-        out = subprocess.run(
-            [cli, "keys", "create", "--email", EMAIL, "--name", "control"],
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        self.limited_key = keys["limited"]
         #: A second key without limits: the control of `--key-limits` (the method's own noise).
-        self.control_key = re.search(r"REAPI_API_KEY=(\S+)", out).group(1)  # type: ignore[union-attr]
+        self.control_key = keys["control"]
+        cli = str(Path(sys.executable).with_name("reapi-server"))
         self.log = workdir / "reapi.log"
         self.process = subprocess.Popen(
             pinned(core, [cli, "serve", "--port", str(port), "--workers", "1"]),

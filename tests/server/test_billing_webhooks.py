@@ -5,6 +5,7 @@ or stale deliveries refused, out-of-order events applied in the end."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from tests.server.billing_live import SECRET, LiveBilling, live_billing
 
 from reapi.testing import Fault
+from reapi_server.billing.operator import stored_events
 from reapi_server.models import Account, Dispute, Refund, StripeEvent
 from reapi_server.testing.stripe_sim import Delivery, Tamper
 
@@ -492,3 +494,94 @@ async def test_a_refund_then_a_dispute_won_gives_back_only_what_was_not_refunded
     billing.sim.close_dispute(dispute["id"], "won")
     await billing.idle()
     assert await billing.state(account) == (600, 0, 0)
+
+
+async def _refund_waiting(billing: LiveBilling) -> tuple[str, str, str, str]:
+    """A person whose purchase's completion is held back and whose charge has a refund
+    delivered: (account, session id, refund event, completion event), the refund waiting."""
+    account = await billing.person()
+    started = await billing.checkout(account)
+    billing.sim.hold_events()
+    billing.sim.complete_session(started.session_id)
+    billing.sim.refund(_charge_of(billing, started.session_id), amount=500)
+    refunded = billing.sim.last_event("charge.refunded")["id"]
+    completed = billing.sim.last_event("checkout.session.completed")["id"]
+    billing.sim.hold_events(False)
+    for delivery in billing.sim.release_events([refunded]):
+        await asyncio.to_thread(delivery.wait)
+    return account, started.session_id, refunded, completed
+
+
+async def _event(billing: LiveBilling, event_id: str) -> StripeEvent:
+    async with billing.db.read() as session:
+        found = await session.get(StripeEvent, event_id)
+    assert found is not None
+    return found
+
+
+async def test_a_purchase_wakes_only_the_events_waiting_for_it(billing):
+    """Two refunds wait for two purchases: crediting one makes its refund due (applied before
+    its backoff would have) and leaves the other where its backoff put it (no Stripe fetch)."""
+    first, _, first_refund, first_done = await _refund_waiting(billing)
+    second, second_session, second_refund, _ = await _refund_waiting(billing)
+    intent = billing.sim.get(second_session)["payment_intent"]
+    waited = await _event(billing, first_refund)
+    before = await _event(billing, second_refund)
+    assert before.last_error == "waiting" and before.attempts >= 1
+    assert before.waiting_for == intent  # what it waits for: the PaymentIntent
+    assert before.next_attempt_at >= before.received_at + 10  # backed off
+    for delivery in billing.sim.release_events([first_done]):
+        await asyncio.to_thread(delivery.wait)
+
+    async def first_refund_applied() -> bool:
+        return (await _event(billing, first_refund)).handled_at is not None
+
+    await billing.wait_until(first_refund_applied, seconds=30)
+    assert (await _event(billing, first_refund)).handled_at < waited.next_attempt_at  # woken
+    assert await billing.state(first) == (500, 0, 0)
+    after = await _event(billing, second_refund)
+    assert time.time() < before.next_attempt_at  # (else its backoff was due: nothing to see)
+    assert after.handled_at is None and after.attempts == before.attempts
+    assert after.next_attempt_at == before.next_attempt_at
+    assert await billing.state(second) == (0, 0, 0)
+
+
+@pytest.fixture
+async def impatient(tmp_path, migrated_template, database_url):
+    """Billing that gives up on an event unapplied after 2 seconds."""
+    async with live_billing(
+        tmp_path / "live",
+        migrated_template,
+        database_url=database_url,
+        event_give_up_after=2.0,
+    ) as live:
+        yield live
+
+
+async def test_an_event_waiting_too_long_is_given_up_then_applied_when_its_purchase_comes(
+    impatient,
+):
+    billing = impatient
+    account, _, refunded, completed = await _refund_waiting(billing)
+
+    async def given_up() -> bool:
+        return (await _event(billing, refunded)).given_up_at is not None
+
+    await billing.wait_until(given_up, seconds=20)
+    stopped = await _event(billing, refunded)
+    assert stopped.handled_at is None and stopped.next_attempt_at is None
+    await asyncio.sleep(1.0)  # the retry loop (every 0.2 s) leaves it alone
+    assert (await _event(billing, refunded)).attempts == stopped.attempts
+    # What Admin → Billing lists: given up, not applied.
+    events, unhandled = await stored_events(billing.billing, unhandled_only=True)
+    [shown] = [event for event in events if event.id == refunded]
+    assert shown.given_up_at is not None and unhandled == 1
+    # Its purchase arriving wakes it all the same: the money ends right.
+    for delivery in billing.sim.release_events([completed]):
+        await asyncio.to_thread(delivery.wait)
+
+    async def settled() -> bool:
+        return await billing.unhandled() == 0
+
+    await billing.wait_until(settled, seconds=10)
+    assert await billing.state(account) == (500, 0, 0)

@@ -309,7 +309,11 @@ def about(table: Table, person: Person, throttle_key: bytes) -> ColumnElement[bo
         return c.to_address == person.email
     if table.name == "auth_throttle":
         digest = keyed_digest(throttle_key, person.email)[:40]
-        return or_(c.key.endswith(":" + digest), c.key.endswith(":" + person.user_id))
+        return or_(
+            c.key.endswith(":" + digest),
+            c.key.endswith(":" + person.user_id),
+            c.key.endswith(":" + person.account_id),  # billing's limits, per account
+        )
     return None
 
 

@@ -13,11 +13,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 from tests.server.billing_live import PACKS, SECRET
-from tests.web.helpers import mail_to, new_email
+from tests.web.helpers import PASSWORD, mail_to, new_email
 
 from reapi_server.billing import event_store
 from reapi_server.billing.settings import BillingSettings, CreditPack
-from reapi_server.models import TopUp
+from reapi_server.models import Payment, TopUp
 from reapi_server.testing.stripe_sim import StripeSimulator
 
 
@@ -341,3 +341,152 @@ async def test_the_history_covers_the_account_s_whole_life(shop, browsers):
         csv.DictReader(io.StringIO((await browser.get("/dashboard/billing/history.csv")).text))
     )
     assert [row["product"] for row in rows] == ["Launch pack"]
+
+
+async def test_starting_checkouts_is_limited_per_account_and_per_address(
+    make_gateway, sim, browsers
+):
+    """Each Checkout Session is a Stripe API call: a signed-in person (or a stolen session)
+    cannot make them in a loop. Past the limit the billing page says to wait (429), and Stripe
+    is not asked."""
+    settings = _billing(sim, checkout_limit=2, checkout_limit_per_address=3)
+    gateway = await make_gateway(public_base_url="http://gateway.test", billing=settings)
+    browser, _ = await _person(gateway, browsers)
+
+    async def buy(who):
+        return await who.submit(
+            "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+        )
+
+    assert [(await buy(browser)).status_code for _ in range(2)] == [303, 303]
+    refused = await buy(browser)
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+    assert "Too many payments were started" in refused.text
+    assert "<h1>Billing</h1>" in refused.text
+    assert len(sim.objects("checkout.session")) == 2
+    # Another account from the same address: its own first, then the address's limit.
+    other, _ = await _person(gateway, browsers)
+    assert (await buy(other)).status_code == 303
+    assert (await buy(other)).status_code == 429
+    assert len(sim.objects("checkout.session")) == 3
+    # An hour later the account may buy again.
+    start = gateway.rt.now()
+    gateway.rt.clock = lambda: start + 3601
+    assert (await buy(browser)).status_code == 303
+
+
+async def test_the_success_page_s_wait_is_limited_per_account(make_gateway, sim, browsers):
+    """Each success page of a payment not confirmed yet holds the request open while it waits
+    for the webhook: past the limit it answers at once (429), says why, and stops refreshing."""
+    settings = _billing(sim, success_wait_limit=2, success_wait_seconds=0.2)
+    gateway = await make_gateway(public_base_url="http://gateway.test", billing=settings)
+    browser, _ = await _person(gateway, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    page = f"/dashboard/billing/success?top_up={session['client_reference_id']}"
+    for _ in range(2):
+        late = await browser.get(page)
+        assert late.status_code == 200 and 'http-equiv="refresh"' in late.text
+    stopped = await browser.get(page)
+    assert stopped.status_code == 429 and int(stopped.headers["retry-after"]) > 0
+    assert 'http-equiv="refresh"' not in stopped.text
+    assert "stopped checking" in stopped.text
+    # Once paid, the page waits for nothing and counts nothing: it says so at once.
+    sim.complete_session(session["id"])
+    await _apply_all(gateway, sim)
+    paid = await browser.get(page)
+    assert paid.status_code == 200 and "Payment received" in paid.text
+
+
+async def _rows_holding(gateway, needles: list[str]) -> dict[str, list[str]]:
+    """Every table's columns (by `table.column`) whose text holds one of `needles`."""
+    from reapi_server.models.base import Base
+
+    found: dict[str, list[str]] = {}
+    async with gateway.rt.db.read() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).mappings():
+                for column, value in row.items():
+                    if isinstance(value, str) and any(needle in value for needle in needles):
+                        found.setdefault(f"{table.name}.{column}", []).append(value)
+    return found
+
+
+async def test_a_deleted_account_s_payments_keep_no_hosted_invoice_or_receipt_links(
+    database_url, make_gateway, sim, browsers
+):
+    """Stripe's hosted invoice page, its PDF and the charge's receipt page show the buyer's name,
+    email and card to whoever has the link: kept seven years with a detached payment, they
+    would outlive the account they belong to. Only the invoice's id and number stay."""
+    gateway = await make_gateway(
+        database_url=database_url, public_base_url="http://gateway.test", billing=_billing(sim)
+    )
+    browser, email = await _person(gateway, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=300)
+    await _apply_all(gateway, sim)
+    async with gateway.rt.db.read() as db_session:
+        [payment] = (await db_session.execute(select(Payment))).scalars()
+    links = [payment.invoice_url, payment.invoice_pdf_url, payment.receipt_url]
+    assert all(links) and payment.invoice_number, links
+    assert await _rows_holding(gateway, links)  # what the next check looks for is there
+
+    async with gateway.rt.db.read() as db_session:
+        [top_up] = (await db_session.execute(select(TopUp))).scalars()
+    account_id = top_up.account_id
+    assert await _rows_holding(gateway, [f"checkout_acct:{account_id}"])  # its checkout count
+
+    deleted = await browser.submit(
+        "/settings/delete",
+        "/settings/delete",
+        {"current_password": PASSWORD, "confirmation": email},
+    )
+    assert deleted.status_code == 303, deleted.text
+    # The account's billing limits' counts go with it.
+    assert await _rows_holding(gateway, [f"_acct:{account_id}"]) == {}
+
+    # Nowhere in the database: not the payment, its refund, the outbox, any table.
+    assert await _rows_holding(gateway, [*links, sim.base_url]) == {}
+    async with gateway.rt.db.read() as db_session:
+        kept = await db_session.get(Payment, payment.id)
+    assert kept is not None and kept.account_id is None and kept.detached_at is not None
+    assert (kept.invoice_id, kept.invoice_number) == (payment.invoice_id, payment.invoice_number)
+    assert (kept.amount, kept.amount_refunded, kept.stripe_charge_id) == (1000, 300, charge)
+
+
+async def test_the_admin_sees_an_event_given_up_and_may_still_apply_it(make_gateway, sim, browsers):
+    from tests.web.staff import signed_in_admin
+
+    gateway = await make_gateway(
+        public_base_url="http://gateway.test", billing=_billing(sim, event_give_up_after=0.5)
+    )
+    buyer, _ = await _person(gateway, browsers)
+    await buyer.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=100)
+    refunded = sim.last_event("charge.refunded")["id"]
+    async with gateway.rt.db.write() as db:
+        await event_store.store(
+            db,
+            event_id=refunded,
+            type_="charge.refunded",
+            object_id=charge,
+            created=float(sim.now()),
+            now=gateway.rt.now(),
+        )
+    assert (await gateway.rt.billing.apply(refunded)).state == "waiting"  # and given up
+
+    admin, _ = await signed_in_admin(gateway, browsers)
+    page = await admin.get("/admin/billing?events=unhandled")
+    assert "given up" in page.text and "1 not applied" in page.text
+    assert "Apply now" in page.text
+    still = await admin.submit("/admin/billing", f"/admin/billing/events/{refunded}/apply", {})
+    assert "done=waiting" in still.headers["location"]
+    await _apply_all(gateway, sim)  # the purchase: its refund is applied after it
+    page = await admin.get("/admin/billing?events=unhandled")
+    assert "Every stored event is applied" in page.text

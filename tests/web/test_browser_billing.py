@@ -47,7 +47,7 @@ class Shop:
 
 
 @contextmanager
-def shop(tmp_path, template) -> Iterator[Shop]:
+def shop(tmp_path, template, **overrides: Any) -> Iterator[Shop]:
     with StripeSimulator(retry_delays=(0.2, 0.4, 0.8)) as sim:
         billing = BillingSettings(
             stripe_secret_key=SecretStr(sim.secret_key),
@@ -55,6 +55,7 @@ def shop(tmp_path, template) -> Iterator[Shop]:
             stripe_api_base=sim.base_url,
             packs=PACKS,
             event_retry_interval=0.2,
+            **overrides,
         )
         with live_web_server(tmp_path / "data", template, billing=billing) as live:
             sim.add_webhook_endpoint(f"{live.base_url}/billing/stripe/webhook", SECRET)
@@ -198,3 +199,99 @@ def test_the_billing_page_with_billing_off_and_unverified(chromium, tmp_path, mi
         assert "Billing is off" in page.inner_text("main")
         _shoot_widths(chromium, context.storage_state(), page.url, "billing-off")
         context.close()
+
+
+def _sign_in(page: Any, base: str, email: str) -> None:
+    page.goto(f"{base}/login")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+
+
+def test_limits_and_refusals_as_a_person_and_the_operator_see_them(
+    chromium,  # noqa: F811
+    tmp_path,
+    migrated_template,
+):
+    """Too many payments started (429 on the billing page), a success page that stopped
+    checking, a promotion code refused, and an event given up in Admin → Billing."""
+    email = "ines@example.com"
+    limits = {
+        "checkout_limit": 1,
+        "success_wait_limit": 1,
+        "success_wait_seconds": 0.2,
+        "event_give_up_after": 0.5,
+    }
+    with shop(tmp_path, migrated_template, **limits) as found:
+        base, sim, live = found.live.base_url, found.sim, found.live
+        context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        _sign_up(page, base, email)
+        welcome = _wait_for_mail(live, email, "Confirm your email address")
+        page.goto(base + welcome.link("/verify"))
+        page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_url(re.compile(re.escape(sim.base_url) + "/c/pay/.*"))
+        [session] = sim.objects("checkout.session")
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_load_state()
+        assert "Too many payments were started" in page.inner_text("main")
+        assert len(sim.objects("checkout.session")) == 1
+        storage = context.storage_state()
+
+        # Paid, but Stripe's word is late (its completion held); a refund arrives first.
+        sim.hold_events()
+        sim.complete_session(session["id"])
+        charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]
+        sim.refund(charge["latest_charge"], amount=300)
+        refunded = sim.last_event("charge.refunded")["id"]
+        sim.hold_events(False)
+        for delivery in sim.release_events([refunded]):
+            delivery.wait()
+        page.goto(session["success_url"])  # waits once
+        assert "being confirmed" in page.inner_text("main")
+        page.goto(session["success_url"])
+        assert "stopped checking" in page.inner_text("main")
+        _shoot_widths(chromium, storage, session["success_url"], "success-stopped")
+
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_label("Code", exact=True).fill("NO-SUCH-CODE")
+        page.get_by_role("button", name="Redeem").click()
+        page.wait_for_load_state()
+        assert "can't be redeemed" in page.inner_text("#promo")
+        for label, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            _shoot(page, f"promo-refused-{label}")
+        page.goto(f"{base}/dashboard/billing")
+        page.get_by_role("button", name="Continue to payment").click()
+        page.wait_for_load_state()
+        for label, width in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": 900})
+            _shoot(page, f"billing-too-many-{label}")
+
+        operator = chromium.new_context(viewport={"width": 1280, "height": 900})
+        admin = operator.new_page()
+        _sign_up(admin, base, "ops@example.com")
+        _in_thread(_promote(live, "ops@example.com"))
+        _sign_in(admin, base, "ops@example.com")
+        admin.goto(f"{base}/admin/billing?events=unhandled")
+        row = admin.locator("tr", has_text=refunded)
+        assert "given up" in row.inner_text()
+        _shoot_widths(
+            chromium,
+            operator.storage_state(),
+            f"{base}/admin/billing?events=unhandled",
+            "admin-given-up",
+        )
+        sim.release_events()  # the purchase after all: its refund is applied with it
+        deadline = time.monotonic() + 15
+        while "Every stored event is applied" not in admin.inner_text("#events"):
+            assert time.monotonic() < deadline, admin.inner_text("#events")
+            time.sleep(0.2)
+            admin.reload()
+        context.close()
+        operator.close()

@@ -62,3 +62,48 @@ async def test_payments_are_kept_seven_years_then_purged(db_web):
     report = await purge_once(rt)
     assert report.payments == 2
     assert await _payment_ids(rt) == {young.id}
+
+
+async def test_the_retention_job_clears_hosted_links_of_payments_detached_before(db_web):
+    """Rows detached while detaching still kept Stripe's hosted invoice, PDF and receipt links
+    (they show the buyer's name, email and card) lose them at the next run; attached rows keep
+    theirs, and every row keeps its invoice id and number."""
+    from sqlalchemy import update
+
+    rt = db_web.rt
+    account_id, _ = await db_web.account(credits=0)
+    links = {
+        "invoice_url": "https://invoice.stripe.com/i/acct_1/live_x",
+        "invoice_pdf_url": "https://pay.stripe.com/invoice/acct_1/live_x/pdf",
+        "receipt_url": "https://pay.stripe.com/receipts/payment/x",
+    }
+    made = []
+    async with rt.db.write() as session:
+        for _ in range(2):
+            payment = await payments.insert(
+                session,
+                account_id=account_id,
+                product="pack-small",
+                credits=100,
+                amount=500,
+                currency="eur",
+                status="paid",
+                now=rt.now(),
+                invoice_id="in_1",
+            )
+            made.append(payment.id)
+        await session.execute(
+            update(Payment).values(invoice_number="ABC-0001", **links)  # as before the fix
+        )
+        await session.execute(
+            update(Payment)
+            .where(Payment.id == made[0])
+            .values(account_id=None, detached_at=rt.now())
+        )
+    await purge_once(rt)
+    async with rt.db.read() as session:
+        detached = await session.get(Payment, made[0])
+        attached = await session.get(Payment, made[1])
+    assert (detached.invoice_url, detached.invoice_pdf_url, detached.receipt_url) == (None,) * 3
+    assert (detached.invoice_id, detached.invoice_number) == ("in_1", "ABC-0001")
+    assert attached.invoice_url == links["invoice_url"] and attached.receipt_url

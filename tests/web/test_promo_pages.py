@@ -84,7 +84,7 @@ async def test_a_verified_person_redeems_a_code_once(db_web, browsers):
     assert await ledger_matches(gateway.rt, account) == (500, 0)
 
 
-async def test_refusals_say_why_beside_the_field(db_web, browsers):
+async def test_refusals_are_said_beside_the_field(db_web, browsers):
     gateway = db_web
     browser = browsers(gateway)
     await verified(gateway, browser)
@@ -95,10 +95,10 @@ async def test_refusals_say_why_beside_the_field(db_web, browsers):
     gateway.rt.clock.advance(120)
 
     for typed, said in (
-        ("NOPE-NOPE", "does not exist"),
-        ("GONE-SOON", "expired on"),
-        ("PULLED", "has been withdrawn"),
-        ("", "does not exist"),
+        ("NOPE-NOPE", "can't be redeemed"),
+        ("GONE-SOON", "can't be redeemed"),
+        ("PULLED", "can't be redeemed"),
+        ("", "can't be redeemed"),
     ):
         refused = await redeem(browser, typed)
         assert refused.status_code == 400, typed
@@ -284,3 +284,43 @@ def test_the_command_line_creates_lists_and_withdraws(tmp_path):
     missing = runner.invoke(cli, ["promo", "disable", "NO-SUCH", *data])
     assert missing.exit_code == 1 and "no promotion code" in missing.output
     assert "withdrawn" in runner.invoke(cli, ["promo", "list", *data]).output
+
+
+def _refusal_of(page: str) -> str:
+    """The message beside the code's field."""
+    found = re.search(r'id="f-promo_code-error"[^>]*>(.*?)</p>', page, re.S)
+    assert found is not None, page
+    return text_of(found.group(1))
+
+
+async def test_refusals_do_not_tell_which_codes_exist(db_web, browsers):
+    """Unknown, expired, withdrawn and used-up codes are refused alike (status, message, error
+    code), and each refusal counts the same towards the limit: guessing learns nothing."""
+    gateway = db_web
+    await make_code(gateway, code="GONE-SOON", expires_at=gateway.rt.now() + 60)
+    withdrawn = await make_code(gateway, code="PULLED")
+    await make_code(gateway, code="ONLY-ONE", max_uses=1)
+    async with gateway.rt.db.write() as session:
+        await promo_actions.disable_code(session, Actor.cli(), withdrawn.id, now=gateway.rt.now())
+    first = browsers(gateway)
+    await verified(gateway, first)
+    assert (await redeem(first, "ONLY-ONE")).status_code == 303
+    gateway.rt.clock.advance(120)
+
+    browser = browsers(gateway)
+    await verified(gateway, browser)
+    refusals = set()
+    typed = ["NOPE-NOPE", "GONE-SOON", "PULLED", "ONLY-ONE", "bad code!"]
+    for text in typed:
+        refused = await redeem(browser, text)
+        refusals.add((refused.status_code, _refusal_of(refused.text)))
+    assert len(refusals) == 1, refusals
+    [(status, message)] = refusals
+    assert status == 400 and "can't be redeemed" in message
+    # Each of them counted: the rest of the hour's refusals, then a wait, whatever was typed.
+    for _ in range(REDEEM_FAILURES_PER_USER.limit - len(typed)):
+        assert (await redeem(browser, "PULLED")).status_code == 400
+    assert (await redeem(browser, "ONLY-ONE")).status_code == 429
+    # The account's own redemption is its own business: still said plainly.
+    again = await redeem(first, "ONLY-ONE")
+    assert again.status_code == 400 and "redeemed this promotion code already" in again.text

@@ -6,9 +6,10 @@ One transaction, in this order (the accounts locked first, in id order: `lock_or
    commit on, nothing is held for it in any process (the reserve checks it), so no new request
    runs, whatever a process's key cache still says;
 2. the person goes: sessions (signed out everywhere at once), the sign-in throttle rows about
-   them, every mail row to their address, memberships, then the user row with what hangs from
-   it (one-time links, consents, two-factor backup codes, known devices, linked GitHub and
-   Google identities and sign-ins under way, notice deliveries);
+   them (and the accounts' billing limits' counts), every mail row to their address,
+   memberships, then the user row with what hangs from it (one-time links, consents,
+   two-factor backup codes, known devices, linked GitHub and Google identities and sign-ins
+   under way, notice deliveries);
 3. payment records are detached (kept 7 years, as the law asks, without the account) and the
    confirmation mail is queued to the address they had (after their mail was dropped, so it
    is the one message left for it);
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..api_keys import repository as keys
 from ..audit import Actor, record
 from ..billing import repository as payments
+from ..billing import throttles as billing_throttles
 from ..db import Database
 from ..email.compose import MailComposer
 from ..email.outbox import drop_for_address, enqueue
@@ -75,6 +77,7 @@ async def delete_user(
         revoked += await keys.revoke_all(session, account_id, now)
         await repository.mark_deleted(session, account_id, now)
         await drop_for_account(session, account_id)
+        await users.clear_throttle(session, billing_throttles.account_keys(account_id))
     ended = await users.delete_sessions(session, user_id=user_id)
     await users.clear_throttle(session, [c.key for c in throttle.counters_about(email, user_id)])
     await drop_for_address(session, email)

@@ -30,7 +30,13 @@ MailFor = Callable[[MailComposer, str], Message]
 
 class Waiting(Exception):
     """What the change depends on is not there yet (a refund of a payment not credited yet):
-    the event stays unhandled and is applied later."""
+    the event stays unhandled and is applied later. `on`: the PaymentIntent, charge or top-up
+    whose purchase it waits for (crediting it wakes the event); None when it waits for time
+    (credits held by running requests)."""
+
+    def __init__(self, message: str, *, on: str | None = None) -> None:
+        super().__init__(message)
+        self.on = on
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +68,8 @@ async def payment_of(session: AsyncSession, about: StripeObject) -> Payment | No
         isinstance(top_up_id, str) and await repository.get_top_up(session, top_up_id) is not None
     )
     if ours:
-        raise Waiting("the payment is not credited yet")
+        waits_for = object_id(intent) or charge_id or top_up_id
+        raise Waiting("the payment is not credited yet", on=waits_for)
     return None
 
 

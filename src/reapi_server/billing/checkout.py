@@ -20,6 +20,7 @@ from . import repository
 from .service import Billing
 from .settings import CreditPack
 from .stripe_api import BillingUnavailable
+from .throttles import checkout_counters, take_all
 
 __all__ = ["CheckoutStarted", "UnknownPack", "open_top_up", "start_checkout"]
 
@@ -115,14 +116,29 @@ def session_params(
 
 
 async def start_checkout(
-    billing: Billing, *, account_id: str, email: str, pack_id: str, save_card: bool = False
+    billing: Billing,
+    *,
+    account_id: str,
+    email: str,
+    pack_id: str,
+    save_card: bool = False,
+    address: str | None = None,
 ) -> CheckoutStarted:
-    """Record the top-up, create its Checkout Session: where to send the buyer."""
+    """Record the top-up, create its Checkout Session: where to send the buyer. At most
+    `billing.checkout_limit` an hour for the account (and `checkout_limit_per_address` for the
+    client `address`, when given), else `RateLimited`."""
     pack = billing.settings.pack(pack_id)
     if pack is None:
         raise UnknownPack("there is no such credit pack", param="pack")
     api = billing.stripe()
     now = billing.clock()
+    await take_all(
+        billing.db,
+        checkout_counters(billing.settings, account_id, address),
+        now,
+        message="Too many payments were started in the last hour. Try again later.",
+        code="too_many_checkouts",
+    )
     top_up = open_top_up(account_id, pack, kind="checkout", now=now, save_card=save_card)
     async with billing.db.write() as session:
         profile = await repository.profile(session, account_id)

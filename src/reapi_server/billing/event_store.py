@@ -9,6 +9,8 @@ transaction that fails rolls the claim back with everything else.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -97,28 +99,44 @@ async def record(
 
 
 async def failed_attempt(
-    session: AsyncSession, event_id: str, *, error: str, next_attempt_at: float
+    session: AsyncSession,
+    event_id: str,
+    *,
+    error: str,
+    next_attempt_at: float | None,
+    waiting_for: str | None = None,
+    now: float,
 ) -> None:
-    """An attempt that did not apply it (rolled back): when to try again, and why not."""
+    """An attempt that did not apply it (rolled back): why not, what it waits for, and when to
+    try again — None: never by itself (given up, from `now`; an operator may still apply it,
+    and `wake_waiting` does when what it waits for comes)."""
     await session.execute(
         update(StripeEvent)
         .where(StripeEvent.id == event_id, StripeEvent.handled_at.is_(None))
         .values(
             attempts=StripeEvent.attempts + 1,
             last_error=error[:64],
+            waiting_for=waiting_for[:255] if waiting_for else None,
             next_attempt_at=next_attempt_at,
+            given_up_at=now if next_attempt_at is None else None,
         )
         .execution_options(synchronize_session=False)
     )
 
 
-async def wake_waiting(session: AsyncSession, now: float) -> int:
-    """Events waiting for what they depend on are due now (something they may depend on was
-    just applied): how many."""
+async def wake_waiting(session: AsyncSession, waiting_for: Sequence[str], now: float) -> int:
+    """The events waiting for one of `waiting_for` (a PaymentIntent, charge or top-up just
+    credited) are due now, given up or not; no other. How many."""
+    if not waiting_for:
+        return 0
     result = await session.execute(
         update(StripeEvent)
-        .where(StripeEvent.handled_at.is_(None), StripeEvent.last_error == "waiting")
-        .values(next_attempt_at=now)
+        .where(
+            StripeEvent.handled_at.is_(None),
+            StripeEvent.last_error == "waiting",
+            StripeEvent.waiting_for.in_(list(waiting_for)),
+        )
+        .values(next_attempt_at=now, given_up_at=None)
         .execution_options(synchronize_session=False)
     )
     return _changed(result)

@@ -91,9 +91,12 @@ async def apply_event(
     event_id: str,
     *,
     make_context: Callable[[], Applying],
+    give_up_after: float | None = None,
 ) -> Applied:
     """Apply a stored event (see the module). Raises what fetching or applying raised (the
-    attempt noted on the event first), except `Waiting`, which is a result."""
+    attempt noted on the event first), except `Waiting`, which is a result. An attempt that
+    fails when the next would come more than `give_up_after` seconds after the event arrived
+    gives it up: the retry loop leaves it (see `event_store.failed_attempt`)."""
     async with db.read() as session:
         row = await event_store.get(session, event_id)
     if row is None:
@@ -118,15 +121,19 @@ async def apply_event(
         failure = error
     if failure is None:
         return Applied("applied", outcome)
-    why = "waiting" if isinstance(failure, Waiting) else type(failure).__name__
-    await _note_attempt(db, event_id, why, make_context().now, row.attempts)
+    now = make_context().now
+    due = now + retry_delay(row.attempts + 1)
+    give_up = give_up_after is not None and due > row.received_at + give_up_after
+    next_attempt_at = None if give_up else due
+    async with db.write() as session:
+        await event_store.failed_attempt(
+            session,
+            event_id,
+            error="waiting" if isinstance(failure, Waiting) else type(failure).__name__,
+            waiting_for=failure.on if isinstance(failure, Waiting) else None,
+            next_attempt_at=next_attempt_at,
+            now=now,
+        )
     if isinstance(failure, Waiting):
         return Applied("waiting")
     raise failure
-
-
-async def _note_attempt(db: Database, event_id: str, why: str, now: float, attempts: int) -> None:
-    async with db.write() as session:
-        await event_store.failed_attempt(
-            session, event_id, error=why, next_attempt_at=now + retry_delay(attempts + 1)
-        )

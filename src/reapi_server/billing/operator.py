@@ -244,6 +244,11 @@ class EventView:
     attempts: int
     last_error: str | None
     next_attempt_at: float | None
+    #: The retry loop stopped trying it (unapplied too long): only "Apply now", or what it
+    #: waits for arriving, applies it.
+    given_up_at: float | None = None
+    #: The PaymentIntent, charge or top-up it waits for.
+    waiting_for: str | None = None
 
 
 async def stored_events(
@@ -266,6 +271,8 @@ async def stored_events(
             attempts=row.attempts,
             last_error=row.last_error,
             next_attempt_at=row.next_attempt_at,
+            given_up_at=row.given_up_at,
+            waiting_for=row.waiting_for,
         )
         for row in rows
     ]

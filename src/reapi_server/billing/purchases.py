@@ -39,6 +39,7 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Invoice:
     id: str
+    number: str | None
     hosted_url: str | None
     pdf_url: str | None
 
@@ -138,6 +139,7 @@ def checkout_from(session: StripeObject, invoice: StripeObject | None) -> Checko
         if invoice is None
         else Invoice(
             id=str(invoice["id"]),
+            number=_text(invoice, "number"),
             hosted_url=_text(invoice, "hosted_invoice_url"),
             pdf_url=_text(invoice, "invoice_pdf"),
         ),
@@ -256,6 +258,7 @@ async def _record_payment(
     payment.receipt_url = intent.receipt_url or payment.receipt_url
     if invoice is not None:
         payment.invoice_id = invoice.id
+        payment.invoice_number = invoice.number or payment.invoice_number
         payment.invoice_url = invoice.hosted_url
         payment.invoice_pdf_url = invoice.pdf_url
     return payment

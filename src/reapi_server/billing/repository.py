@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from ..models import BillingProfile, Dispute, Payment, Refund, TopUp
 
 __all__ = [
     "auto_spent_since",
+    "clear_detached_links",
     "delete_expired",
     "detach",
     "detach_account",
@@ -30,6 +31,7 @@ __all__ = [
     "list_payments",
     "lock_payment",
     "open_disputes",
+    "payment_keys",
     "profile",
     "profile_or_new",
     "refunds_for_account",
@@ -166,6 +168,23 @@ async def find_payment(
     return None
 
 
+async def payment_keys(session: AsyncSession, stripe_object_id: str) -> list[str]:
+    """The ids other events name a payment by (its PaymentIntent, its charge, our top-up), for
+    the payment of a Checkout Session or PaymentIntent `stripe_object_id`; none when none."""
+    result = await session.execute(
+        select(Payment.stripe_payment_intent_id, Payment.stripe_charge_id, Payment.top_up_id)
+        .where(
+            or_(
+                Payment.stripe_checkout_session_id == stripe_object_id,
+                Payment.stripe_payment_intent_id == stripe_object_id,
+            )
+        )
+        .limit(1)
+    )
+    row = result.first()
+    return [key for key in row if key] if row is not None else []
+
+
 async def lock_payment(session: AsyncSession, payment_id: str) -> None:
     """Hold the payment's row until the transaction ends (PostgreSQL; SQLite has one writer):
     two refunds or disputes of it are applied one after the other."""
@@ -191,24 +210,50 @@ async def list_payments(
     return list((await session.execute(query)).scalars())
 
 
+#: What a detached payment no longer holds: links to Stripe's hosted invoice page, its PDF
+#: and the charge's receipt, each showing the buyer's name, email and card to whoever has it.
+#: The invoice's id and number stay (what the records need).
+_HOSTED_LINKS_CLEARED = {"invoice_url": None, "invoice_pdf_url": None, "receipt_url": None}
+
+
 async def detach(session: AsyncSession, payment_ids: Sequence[str], *, now: float) -> int:
     if not payment_ids:
         return 0
     result = await session.execute(
         update(Payment)
         .where(Payment.id.in_(payment_ids))
-        .values(account_id=None, detached_at=now)
+        .values(account_id=None, detached_at=now, **_HOSTED_LINKS_CLEARED)
         .execution_options(synchronize_session=False)
     )
     return _changed(result)
 
 
 async def detach_account(session: AsyncSession, account_id: str, *, now: float) -> int:
-    """Keep the account's payments without it (the account is being deleted); how many."""
+    """Keep the account's payments without it (the account is being deleted), without their
+    hosted links; how many."""
     result = await session.execute(
         update(Payment)
         .where(Payment.account_id == account_id)
-        .values(account_id=None, detached_at=now)
+        .values(account_id=None, detached_at=now, **_HOSTED_LINKS_CLEARED)
+        .execution_options(synchronize_session=False)
+    )
+    return _changed(result)
+
+
+async def clear_detached_links(session: AsyncSession) -> int:
+    """Detached payments that still hold hosted links (detached before links were cleared, or
+    credited after their account went) lose them; how many."""
+    result = await session.execute(
+        update(Payment)
+        .where(
+            Payment.detached_at.is_not(None),
+            or_(
+                Payment.invoice_url.is_not(None),
+                Payment.invoice_pdf_url.is_not(None),
+                Payment.receipt_url.is_not(None),
+            ),
+        )
+        .values(**_HOSTED_LINKS_CLEARED)
         .execution_options(synchronize_session=False)
     )
     return _changed(result)

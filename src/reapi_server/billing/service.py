@@ -15,7 +15,7 @@ from ..config import Settings
 from ..db import Database
 from ..email.compose import MailComposer
 from ..links import Links
-from . import event_store
+from . import event_store, repository
 from .applying import Applying
 from .events import Applied, apply_event
 from .settings import BillingSettings
@@ -142,11 +142,21 @@ class Billing:
 
     async def apply(self, event_id: str) -> Applied:
         """Apply a stored event now (the webhook, the retry loop, an operator's re-apply). A
-        purchase or a dispute applied makes the events waiting for one due at once."""
-        applied = await apply_event(self.db, self.stripe(), event_id, make_context=self.context)
+        purchase credited makes the events waiting for it (its refunds, its disputes) due at
+        once, and only those."""
+        applied = await apply_event(
+            self.db,
+            self.stripe(),
+            event_id,
+            make_context=self.context,
+            give_up_after=self.settings.event_give_up_after,
+        )
         if applied.state == "applied" and applied.outcome in _DEPENDED_ON:
             async with self.db.write() as session:
-                woken = await event_store.wake_waiting(session, self.clock())
+                event = await event_store.get(session, event_id)
+                about = event.object_id if event is not None else None
+                keys = await repository.payment_keys(session, about) if about else []
+                woken = await event_store.wake_waiting(session, keys, self.clock())
             if woken:
                 self._applied.set()
         return applied

@@ -138,8 +138,21 @@ class BillingSettings(BaseModel):
     #: How often each process re-applies stored events that could not be applied yet (an
     #: event that came before what it depends on, or met an error).
     event_retry_interval: float = Field(default=30.0, gt=0)
+    #: Seconds after its arrival when the retry loop stops trying an event it could not apply
+    #: (3 days, as long as Stripe retries a delivery): it is shown as given up in the admin,
+    #: where it can be applied by hand; what it waits for arriving still applies it.
+    event_give_up_after: float = Field(default=3 * 86_400.0, gt=0)
     #: How long the success page waits for Stripe's webhook before saying it is late.
     success_wait_seconds: float = Field(default=10.0, ge=0, le=60)
+    #: Checkout Sessions an account may start per hour (each is a Stripe API call).
+    checkout_limit: int = Field(default=20, ge=1)
+    #: ... and from one client address (IPv4 address, IPv6 /64), whatever the account.
+    checkout_limit_per_address: int = Field(default=60, ge=1)
+    #: Success pages per hour that wait for the webhook, per account (a page refreshing while
+    #: a payment is confirmed waits each time); past it the page answers at once (429).
+    success_wait_limit: int = Field(default=60, ge=1)
+    #: ... and from one client address.
+    success_wait_limit_per_address: int = Field(default=120, ge=1)
     #: Auto top-up: no second charge for an account within this many seconds of its last.
     auto_top_up_cooldown: float = Field(default=600.0, ge=0)
     #: How often each process looks for accounts below their auto top-up threshold that a

@@ -9,9 +9,10 @@
 - `Payment`: money that reached an outcome at Stripe (paid, pending, failed). Kept for 7 years
   (tax and accounting law), also after the account is deleted: then the row is detached
   (`account_id` NULL, `detached_at` set) and keeps only what the law asks for — the payment
-  processor's customer, checkout and invoice references, the product, the amount and the
-  currency. The retention job deletes rows once they are 7 years old. Refunds and disputes are
-  rows of their own pointing at it, and go with it.
+  processor's customer, checkout and invoice references (the invoice's id and number, not the
+  links to its hosted pages, which show the buyer's name, email and card), the product, the
+  amount and the currency. The retention job deletes rows once they are 7 years old. Refunds
+  and disputes are rows of their own pointing at it, and go with it.
 - `StripeEvent`: every webhook event received, by Stripe's id (insert-or-ignore). `handled_at`
   is set in the same transaction as the change the event made, so an event is either applied
   with its effect or not at all (then retried: Stripe's redelivery, and each process's loop).
@@ -106,10 +107,13 @@ class Payment(Base):
     #: The charge refunds and disputes name.
     stripe_charge_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
     invoice_id: Mapped[str | None] = mapped_column(String(255), default=None)
-    #: The processor's hosted invoice page.
+    #: The invoice's number (`ABCD1234-0001`), what accounting refers to.
+    invoice_number: Mapped[str | None] = mapped_column(String(255), default=None)
+    #: The processor's hosted invoice page, its PDF and the charge's receipt page (automatic
+    #: top-ups have no invoice). Each shows the buyer's name, email and card to whoever has the
+    #: link: cleared when the row is detached (only the invoice's id and number stay).
     invoice_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     invoice_pdf_url: Mapped[str | None] = mapped_column(String(2048), default=None)
-    #: The charge's receipt page (automatic top-ups have no invoice).
     receipt_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     #: The credit pack bought, by name.
     product: Mapped[str] = mapped_column(String(100))
@@ -201,6 +205,13 @@ class StripeEvent(Base):
     #: Why the last attempt did not apply it: `waiting` (what it depends on is not there yet)
     #: or the error's type name. Never a message.
     last_error: Mapped[str | None] = mapped_column(String(64), default=None)
+    #: What a waiting event waits for: the PaymentIntent, charge or top-up whose purchase is
+    #: not credited yet. Crediting it makes the events waiting for it due at once (and no
+    #: other). None: no such thing (it waits for time, e.g. credits held by requests).
+    waiting_for: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    #: When the retry loop stopped trying it (unapplied for `billing.event_give_up_after`):
+    #: the admin shows it; an operator may still apply it, and so does its dependency arriving.
+    given_up_at: Mapped[float | None] = mapped_column(Float, default=None)
 
 
 class BillingProfile(Base):

@@ -1,4 +1,8 @@
-"""Why a promotion code was refused: each says so plainly, and none repeats what was typed."""
+"""Why a promotion code was refused. None repeats what was typed, and one message stands for
+every reason that would tell something about a code the person has not redeemed (it does not
+exist, it expired, it was withdrawn, its uses are taken): telling them apart would let anyone
+find which codes exist by trying. Only "this account redeemed it already" is said plainly: it
+is about the account's own redemption."""
 
 from __future__ import annotations
 
@@ -11,29 +15,21 @@ __all__ = [
 
 
 class PromoRefused(GatewayError):
-    """A redemption refused (the code field's message on the billing page)."""
+    """A redemption refused (the code field's message on the billing page). `reason` says
+    which rule refused it, for the server's own use (tests, the operator's CLI): it is never
+    in what the person sees, whose `code` and message are the same for every hidden reason."""
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, reason: str) -> None:
         super().__init__(message, code=code, param="code")
+        self.reason = reason
 
     @classmethod
-    def unknown(cls) -> PromoRefused:
+    def not_redeemable(cls, reason: str) -> PromoRefused:
+        """`reason`: unknown | expired | withdrawn | used_up."""
         return cls(
-            "This promotion code does not exist. Check how it is spelled.", code="promo_unknown"
-        )
-
-    @classmethod
-    def expired(cls, when: str) -> PromoRefused:
-        return cls(f"This promotion code expired on {when}.", code="promo_expired")
-
-    @classmethod
-    def withdrawn(cls) -> PromoRefused:
-        return cls("This promotion code has been withdrawn.", code="promo_disabled")
-
-    @classmethod
-    def used_up(cls) -> PromoRefused:
-        return cls(
-            "This promotion code has been used as many times as it may be.", code="promo_used_up"
+            "This promotion code can't be redeemed. Check how it is spelled.",
+            code="promo_not_redeemable",
+            reason=reason,
         )
 
     @classmethod
@@ -41,6 +37,7 @@ class PromoRefused(GatewayError):
         return cls(
             "This account has redeemed this promotion code already: each account may use it once.",
             code="promo_already_redeemed",
+            reason="already",
         )
 
 

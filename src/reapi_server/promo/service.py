@@ -8,7 +8,6 @@ again if the credit lifts the balance over them. Any refusal rolls all of it bac
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,10 +66,6 @@ class CodeTerms:
 class Redeemed:
     code: str
     credits: int
-
-
-def _day(timestamp: float) -> str:
-    return time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(timestamp))
 
 
 def _count(text: str) -> int | None:
@@ -169,11 +164,12 @@ async def disable_code(session: AsyncSession, code_id: str, now: float) -> bool:
 
 
 def _why_refused(code: PromoCode, now: float) -> PromoRefused:
+    """The same refusal whatever the reason (`PromoRefused`); the reason is kept on it."""
     if code.disabled_at is not None:
-        return PromoRefused.withdrawn()
+        return PromoRefused.not_redeemable("withdrawn")
     if code.expires_at is not None and code.expires_at <= now:
-        return PromoRefused.expired(_day(code.expires_at))
-    return PromoRefused.used_up()
+        return PromoRefused.not_redeemable("expired")
+    return PromoRefused.not_redeemable("used_up")
 
 
 async def redeem(
@@ -183,7 +179,7 @@ async def redeem(
     (nothing written then)."""
     typed = normalise(text)
     if not well_formed(typed):  # no lookup for what cannot be a code
-        raise PromoRefused.unknown()
+        raise PromoRefused.not_redeemable("unknown")
     async with db.write() as session:
         # The account first, then the code's row (`lock_order`): requests lock accounts only.
         await db.lock_accounts(session, account_id)
@@ -192,7 +188,7 @@ async def redeem(
             raise AccountDisabled("This account is disabled: it cannot redeem promotion codes.")
         code = await repository.by_code(session, typed)
         if code is None:
-            raise PromoRefused.unknown()
+            raise PromoRefused.not_redeemable("unknown")
         if code.disabled_at is not None or (code.expires_at is not None and code.expires_at <= now):
             raise _why_refused(code, now)
         redemption = PromoRedemption(

@@ -1,7 +1,8 @@
 """The retention job, in every server process: delete what is older than `retention_days`
 (webhook deliveries: `webhook_retention_days`, when that is shorter; Stripe events handled that
 long ago), and payment records older than `payment_retention_days` (7 years), with their
-refunds and disputes.
+refunds and disputes; a kept payment detached from its deleted account loses any link to
+Stripe's hosted invoice or receipt pages left on it (they show the buyer's name and card).
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -85,6 +86,9 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
     payment_cutoff = rt.now() - rt.settings.payment_retention_days * DAY
     old_payments = await _in_batches(rt, payments.delete_expired, payment_cutoff, batch)
+    async with rt.db.write() as session:
+        # Kept payments hold no links to Stripe's hosted pages once detached.
+        await payments.clear_detached_links(session)
     events = await _in_batches(rt, event_store.delete_handled_before, cutoff, batch)
     objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
     abandoned = await rt.store.sweep_abandoned(rt.now() - rt.settings.abandoned_write_seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...billing import throttles as billing_throttles
 from ...identity import repository as users
 from ...identity.throttle import Throttle
 from .. import repository as accounts
@@ -53,6 +54,7 @@ PAYMENT_COLUMNS = (
     "currency",
     "status",
     "invoice_id",
+    "invoice_number",
     "invoice_url",
     "stripe_customer_id",
     "stripe_checkout_session_id",
@@ -73,11 +75,13 @@ async def subject_of(
     if user is None:
         return None
     counters = throttle.counters_about(user.email, user.id)
+    account_ids = tuple(await accounts.owned_account_ids(session, user.id))
+    billing_keys = [key for a in account_ids for key in billing_throttles.account_keys(a)]
     return Subject(
         user_id=user.id,
         email=user.email,
-        account_ids=tuple(await accounts.owned_account_ids(session, user.id)),
+        account_ids=account_ids,
         base_url=base_url,
         output_retention_seconds=output_retention_seconds,
-        throttle_keys=tuple(c.key for c in counters),
+        throttle_keys=(*(c.key for c in counters), *billing_keys),
     )

@@ -345,6 +345,7 @@ async def _payments(session: AsyncSession, subject: Subject) -> list[Row]:
                 "currency": p.currency,
                 "status": p.status,
                 "invoice_id": p.invoice_id,
+                "invoice_number": p.invoice_number,
                 "invoice_url": p.invoice_url,
                 "stripe_customer_id": p.stripe_customer_id,
                 "stripe_checkout_session_id": p.stripe_checkout_session_id,

@@ -52,7 +52,7 @@ OUTCOMES = {
 _DONE = {
     "refunded": "Refunded through Stripe. Its credits are taken back; the history shows it.",
     "applied": "The event is applied.",
-    "waiting": "The event is still waiting for what it depends on; it is tried again later.",
+    "waiting": "The event is still waiting for what it depends on: it is applied when that comes.",
     "done": "The event was applied already.",
     "ignored": "The event is of a type billing does not act on: marked ignored.",
 }

@@ -24,10 +24,11 @@ from ...billing.checkout import start_checkout
 from ...billing.operator import parse_money
 from ...billing.service import Billing
 from ...billing.settings import CreditPack, decimal_amount, format_money
-from ...errors import GatewayError
+from ...billing.throttles import success_wait_counters, take_all
+from ...errors import GatewayError, RateLimited
 from ...identity.service import CurrentSession
-from ...models import Account
-from ..context import web_of
+from ...models import Account, TopUp
+from ..context import client_of, web_of
 from ..forms import field_errors, read_form, retry_headers
 from ..guards import require_session
 from ..templates import render
@@ -157,9 +158,15 @@ async def buy(request: Request) -> Response:
             email=current.user.email,
             pack_id=form.get("pack", ""),
             save_card=form.get("save_card") == "yes",
+            address=client_of(request).address,
         )
     except GatewayError as error:
-        return await _page(request, status=error.http_status, errors=field_errors(error))
+        return await _page(
+            request,
+            status=error.http_status,
+            headers=retry_headers(error),
+            errors=field_errors(error),
+        )
     return RedirectResponse(started.url, status_code=303)
 
 
@@ -172,27 +179,49 @@ async def _top_up(request: Request) -> tuple[Billing, Account, str]:
     )
 
 
+async def _read_top_up(
+    request: Request, account_id: str, top_up_id: str
+) -> tuple[TopUp, views.BillingState]:
+    async with web_of(request).db.read() as session:
+        top_up = await views.top_up_of(session, account_id, top_up_id)
+        state = await views.billing_state(session, account_id)
+    if top_up is None:
+        raise HTTPException(404)
+    return top_up, state
+
+
 @router.get(PAGE + "/success")
 async def success(request: Request) -> Response:
     """Checkout sends the buyer here once paid; the credit comes with Stripe's webhook, which
-    is waited for a few seconds (then the page says it is on its way, and refreshes)."""
+    is waited for a few seconds (then the page says it is on its way, and refreshes). Each
+    wait is counted (`billing.success_wait_limit`, per account and per address): past the
+    limit the page answers at once with 429 and stops refreshing."""
     billing, account, top_up_id = await _top_up(request)
-    db = web_of(request).db
-    deadline = time.monotonic() + billing.settings.success_wait_seconds
-    while True:
-        async with db.read() as session:
-            top_up = await views.top_up_of(session, account.id, top_up_id)
-            state = await views.billing_state(session, account.id)
-        if top_up is None:
-            raise HTTPException(404)
-        if top_up.status != "open" or time.monotonic() >= deadline:
-            break
-        await anyio.sleep(0.25)
+    top_up, state = await _read_top_up(request, account.id, top_up_id)
+    stopped: RateLimited | None = None
+    if top_up.status == "open" and billing.settings.success_wait_seconds > 0:
+        try:
+            await take_all(
+                billing.db,
+                success_wait_counters(billing.settings, account.id, client_of(request).address),
+                billing.clock(),
+                message="This page stopped checking for the payment.",
+                code="too_many_waits",
+            )
+        except RateLimited as error:
+            stopped = error
+        deadline = time.monotonic() + billing.settings.success_wait_seconds
+        while stopped is None and top_up.status == "open" and time.monotonic() < deadline:
+            await anyio.sleep(0.25)
+            top_up, state = await _read_top_up(request, account.id, top_up_id)
+    outcome = top_up.status if top_up.status != "open" else "late"
     return render(
         request,
         "billing_result.html",
+        status=429 if stopped is not None else 200,
+        headers=retry_headers(stopped) if stopped is not None else None,
         title="Payment received" if top_up.status == "paid" else "Thank you",
-        outcome=top_up.status if top_up.status != "open" else "late",
+        outcome="stopped" if stopped is not None else outcome,
         product=top_up.product,
         credits=f"{top_up.credits:,}",
         price=format_money(top_up.amount, top_up.currency),
@@ -206,11 +235,7 @@ async def cancel(request: Request) -> Response:
     """Checkout sends the buyer here when they leave without paying; a top-up paid meanwhile
     (another tab, a bank debit) says so instead."""
     _, account, top_up_id = await _top_up(request)
-    async with web_of(request).db.read() as session:
-        top_up = await views.top_up_of(session, account.id, top_up_id)
-        state = await views.billing_state(session, account.id)
-    if top_up is None:
-        raise HTTPException(404)
+    top_up, state = await _read_top_up(request, account.id, top_up_id)
     outcome = top_up.status if top_up.status != "open" else "cancelled"
     return render(
         request,

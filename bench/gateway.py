@@ -13,6 +13,9 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
 - `direct`: the upstream itself (the ceiling at each latency);
 - `lean`: bench/_passthrough.py, an aiohttp proxy that checks one key and forwards (the floor of
   a Python gateway's cost);
+- `lean-burn` (with `--lean-burn MS`): the same proxy spending MS of CPU per request on its
+  event loop (half before the upstream call, half after): what reapi's CPU per request alone
+  costs a gateway at each latency, whatever the code spends it on;
 - `reapi`: `reapi-server serve`, 1 worker, SQLite in a fresh data dir, everything on (auth, rate
   limit, credit hold and settlement, usage row, output stored on local disk, access log at
   WARNING, metrics);
@@ -77,10 +80,20 @@ LITELLM_KEY = "sk-bench-litellm-master-0123456789"
 LEAN_KEY = "sk-bench-lean-proxy"
 EMAIL = "bench@reapi.local"
 PATH = "/images/generations"
-ALL_TARGETS = ("direct", "lean", "reapi", "reapi-before", "reapi-pg", "reapi-w2", "litellm")
+ALL_TARGETS = (
+    "direct",
+    "lean",
+    "lean-burn",
+    "reapi",
+    "reapi-before",
+    "reapi-pg",
+    "reapi-w2",
+    "litellm",
+)
 LABELS = {
     "direct": "direct",
     "lean": "lean aiohttp",
+    "lean-burn": "lean + burn",
     "reapi": "reapi",
     "reapi-before": "reapi before",
     "reapi-pg": "reapi PostgreSQL",
@@ -154,10 +167,12 @@ def reapi_target(
     return target
 
 
-def lean_target(upstream: str, core: int | None) -> Target:
+def lean_target(upstream: str, core: int | None, burn_ms: float | None = None) -> Target:
     argv = [sys.executable, str(BENCH / "_passthrough.py"), upstream, SIM_KEY, LEAN_KEY]
+    if burn_ms is not None:
+        argv.append(str(burn_ms))
     process, info = child_json(argv, core)
-    return Target("lean", info["url"], LEAN_KEY, process)
+    return Target("lean" if burn_ms is None else "lean-burn", info["url"], LEAN_KEY, process)
 
 
 def ensure_litellm(venv: Path) -> Path:
@@ -444,6 +459,7 @@ def report(
         ("reapi-before", "litellm", "before ÷ LiteLLM"),
         ("reapi", "reapi-before", "reapi ÷ before"),
         ("reapi", "lean", "reapi ÷ lean"),
+        ("lean-burn", "direct", "lean + burn ÷ direct"),
         ("reapi", "direct", "reapi ÷ direct"),
         ("reapi-pg", "reapi", "PostgreSQL ÷ SQLite"),
         ("reapi-w2", "reapi", "2 workers ÷ 1"),
@@ -573,6 +589,12 @@ def main() -> None:
         "same settings, that code) to compare with in the same run",
     )
     parser.add_argument(
+        "--lean-burn",
+        type=float,
+        metavar="MS",
+        help="adds the target lean-burn: the lean proxy spending MS of CPU per request",
+    )
+    parser.add_argument(
         "--pg-synchronous-commit",
         action="store_true",
         help="PostgreSQL with synchronous_commit=on (an fsync per commit)",
@@ -595,6 +617,10 @@ def main() -> None:
         wanted.remove("litellm")
     if args.before is not None and "reapi-before" not in wanted:
         wanted.insert(wanted.index("reapi") + 1 if "reapi" in wanted else 1, "reapi-before")
+    if args.lean_burn is not None and "lean-burn" not in wanted:
+        wanted.insert(wanted.index("lean") + 1 if "lean" in wanted else 1, "lean-burn")
+    if "lean-burn" in wanted and args.lean_burn is None:
+        sys.exit("the target lean-burn needs --lean-burn MS")
     if "reapi-before" in wanted and args.before is None:
         sys.exit("the target reapi-before needs --before SRC")
     if "direct" not in wanted:
@@ -628,6 +654,8 @@ def main() -> None:
                         target = Target("direct", upstream_url, SIM_KEY, upstream_proc)
                     elif name == "lean":
                         target = lean_target(upstream_url, gw_core)
+                    elif name == "lean-burn":
+                        target = lean_target(upstream_url, gw_core, args.lean_burn)
                     elif name == "reapi":
                         target = reapi_target(name, upstream_url, workdir, gw_core)
                     elif name == "reapi-before":

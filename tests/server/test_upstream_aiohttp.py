@@ -1,6 +1,8 @@
 """The gateway's aiohttp engine on real sockets: the OpenAI simulators as upstreams, their fault
 switches on, and the same answers, errors and failover as the SDK's httpx engine."""
 
+import asyncio
+import base64
 import json
 import shutil
 import time
@@ -8,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from aiohttp import web
 from tests.conftest import two_host_catalog
 from tests.server.conftest import GATEWAY, settings_for
 from tests.server.fakes import PNG
@@ -28,6 +31,7 @@ from reapi_server.app import create_app
 from reapi_server.upstream import AiohttpTransport, aiohttp_engine, encode_body
 
 FIRST_BYTE = 0.3
+PNG_B64 = base64.b64encode(PNG).decode()
 
 
 @pytest.fixture(scope="module")
@@ -311,3 +315,75 @@ async def test_an_upstream_that_drips_is_cut_off_at_first_byte_plus_body():
         await transport.aclose()
         server.close()
         await server.wait_closed()
+
+
+# -- concurrency: nothing between the caller and the upstream takes turns ----------------------
+
+#: More than the default pool of aiohttp's connector and of httpx (100 connections each).
+_TOGETHER = 120
+
+
+async def test_concurrent_requests_are_all_at_the_upstream_at_once(tmp_path, migrated_template):
+    """The upstream answers nobody until every request is in: the gateway must have them all out
+    at once (no connection pool, semaphore or batch of requests smaller than the load). A pool
+    of 32 connections in front of a 50 ms upstream would cap 32 connections' throughput; here
+    it would leave the requests waiting for answers that never come (issue 15)."""
+    arrived = 0
+    everyone_in = asyncio.Event()
+
+    async def images(request: web.Request) -> web.Response:
+        nonlocal arrived
+        arrived += 1
+        if arrived == _TOGETHER:
+            everyone_in.set()
+        try:
+            await asyncio.wait_for(everyone_in.wait(), 10)
+        except TimeoutError:
+            return web.json_response({"error": {"message": f"{arrived} arrived"}}, status=500)
+        return web.json_response({"created": 1, "data": [{"b64_json": PNG_B64}]})
+
+    upstream = web.Application()
+    upstream.router.add_post("/v1/images/generations", images)
+    runner = web.AppRunner(upstream, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    shutil.copy(migrated_template, data_dir / "reapi.db")
+    base = f"http://127.0.0.1:{port}/v1"
+    settings = settings_for(
+        data_dir,
+        provider_keys={"primary": SIMULATOR_KEY},
+        provider_base_urls={"primary": base},
+        upstream_client="aiohttp",
+        requests_per_minute=10_000,
+    )
+    app = create_app(
+        settings,
+        catalog=_single_route_catalog(),
+        router_config=RouterConfig(first_byte_timeout=30),
+        migrate=False,
+    )
+    try:
+        async with app.router.lifespan_context(app):
+            rt = app.state.runtime
+            _, key = await make_account(rt, credits=10**9)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url=GATEWAY) as client:
+                answers = await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/images/generations",
+                            json={"prompt": "p", "model": "gpt-image-2"},
+                            headers=auth(key),
+                            timeout=60,
+                        )
+                        for _ in range(_TOGETHER)
+                    )
+                )
+    finally:
+        await runner.cleanup()
+    assert [a.status_code for a in answers] == [200] * _TOGETHER, answers[0].text
+    assert arrived == _TOGETHER

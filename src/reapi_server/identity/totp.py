@@ -4,7 +4,11 @@ the installation secret, with the user's id as associated data: a sealed secret 
 another user's row does not open.
 
 A code is accepted for the current step or one step either side (clock drift), and only for a
-step later than the last one accepted: the same code never works twice."""
+step later than the last one accepted: the same code never works twice.
+
+cryptography (about 6 MiB resident) is imported when a secret is first sealed or opened, not
+with this module: every gateway process builds the sign-in service, few ever see a second
+factor (issue 15)."""
 
 from __future__ import annotations
 
@@ -12,12 +16,15 @@ import base64
 import hmac
 import os
 import re
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import pyotp
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from reapi.core import translated
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "PERIOD",
@@ -74,7 +81,13 @@ class SecretBox:
     """Seals TOTP secrets for the database: "v1." + base64url(nonce ‖ AES-256-GCM ciphertext)."""
 
     def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+        self._key = key
+
+    @cached_property
+    def _aead(self) -> AESGCM:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        return AESGCM(self._key)
 
     @staticmethod
     def _bound_to(user_id: str) -> bytes:
@@ -91,6 +104,8 @@ class SecretBox:
         if not sealed.startswith(_VERSION):
             raise ValueError("unknown sealed secret format")
         raw = base64.urlsafe_b64decode(sealed[len(_VERSION) :])
+        from cryptography.exceptions import InvalidTag
+
         plain = translated(
             lambda: self._aead.decrypt(raw[:12], raw[12:], self._bound_to(user_id)),
             InvalidTag,

@@ -4,8 +4,6 @@ Google): the providers (`github`, `google`), the rules (`service`), their SQL (`
 from __future__ import annotations
 
 from ..config import Settings
-from .github import GitHub
-from .google import Google
 from .providers import Provider
 
 __all__ = ["configured_providers"]
@@ -13,9 +11,14 @@ __all__ = ["configured_providers"]
 
 def configured_providers(settings: Settings) -> dict[str, Provider]:
     """The providers this installation has an OAuth app for, by name, in button order."""
+    # Each imported only when configured: they bring authlib, joserfc and cryptography.
     found: dict[str, Provider] = {}
     if settings.oauth.github.configured:
+        from .github import GitHub
+
         found["github"] = GitHub(settings.oauth.github)
     if settings.oauth.google.configured:
+        from .google import Google
+
         found["google"] = Google(settings.oauth.google)
     return found

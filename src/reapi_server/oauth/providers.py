@@ -6,6 +6,10 @@ person is there (`ProviderIdentity`). Each provider's wire format is its own mod
 A provider's refusals become `ProviderRefused` (the code is used or expired, a secret is
 wrong, an id_token does not check out) or `ProviderUnavailable` (no answer, a 5xx); neither
 repeats what the provider said. Nothing here logs a token, a code or an address.
+
+authlib and joserfc (with cryptography: about 12 MiB resident) are imported on a provider's
+first call, not with this module: every gateway process imports the sign-in pages, and most
+serve no sign-in with a provider at all (issue 15).
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx2
-from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
-from joserfc.errors import JoseError
 
 from reapi.core import translated_async
 
 from .errors import OAuthError, ProviderRefused, ProviderUnavailable
+
+if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 __all__ = [
     "Provider",
@@ -74,6 +79,8 @@ def oauth_client(
     client_id: str, client_secret: str, *, scope: str, redirect_uri: str
 ) -> AsyncOAuth2Client:
     """authlib's client for one sign-in: PKCE S256, the secret in the token request's form."""
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     return AsyncOAuth2Client(
         client_id=client_id,
         client_secret=client_secret,
@@ -86,15 +93,28 @@ def oauth_client(
     )
 
 
-#: What a call to a provider may raise: authlib's OAuth errors (the provider refused), and no
-#: answer or an unreadable one (a JWKS without keys included).
-_FAILURES = (AuthlibOAuthError, httpx2.HTTPError, JoseError, ValueError, KeyError, TypeError)
+@cache
+def _authlib_refusal() -> type[Exception]:
+    from authlib.integrations.base_client.errors import OAuthError as AuthlibOAuthError
+
+    refusal: type[Exception] = AuthlibOAuthError
+    return refusal
+
+
+@cache
+def _failures() -> tuple[type[Exception], ...]:
+    """What a call to a provider may raise: authlib's OAuth errors (the provider refused), and
+    no answer or an unreadable one (a JWKS without keys included)."""
+    from joserfc.errors import JoseError
+
+    return (_authlib_refusal(), httpx2.HTTPError, JoseError, ValueError, KeyError, TypeError)
 
 
 def _failure(label: str, original: BaseException) -> OAuthError:
     """The refusal a provider's failure becomes; only its kind is logged."""
-    if isinstance(original, AuthlibOAuthError):
-        word = re.sub(r"[^a-z_]", "", str(original.error))[:40]  # the provider's error code only
+    if isinstance(original, _authlib_refusal()):
+        # The provider's error code only.
+        word = re.sub(r"[^a-z_]", "", str(getattr(original, "error", "")))[:40]
         log.warning("provider refused a sign-in", extra={"code": f"{label}:{word}"})
         return ProviderRefused(label)
     log.warning("provider call failed", extra={"code": f"{label}:{type(original).__name__}"})
@@ -105,7 +125,7 @@ async def provider_call(label: str, call: Callable[[], Awaitable[T]]) -> T:
     """`call()`, which talks to a provider: its OAuth errors become `ProviderRefused`, no answer
     or an unreadable one `ProviderUnavailable`, carrying nothing of the original (whose request
     holds the client secret or the code)."""
-    return await translated_async(call, _FAILURES, lambda original: _failure(label, original))
+    return await translated_async(call, _failures(), lambda original: _failure(label, original))
 
 
 def read_json(response: httpx2.Response, label: str) -> Any:

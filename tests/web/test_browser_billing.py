@@ -154,15 +154,7 @@ def test_buy_a_pack_then_the_operator_refunds_half(chromium, tmp_path, migrated_
         _shoot_widths(chromium, storage, success_url, "success")
 
         # The operator refunds half from the admin pages.
-        operator = chromium.new_context(viewport={"width": 1280, "height": 900})
-        admin = operator.new_page()
-        _sign_up(admin, base, "ops@example.com")
-        _in_thread(_promote(live, "ops@example.com"))
-        admin.goto(f"{base}/login")
-        admin.get_by_label("Email address").fill("ops@example.com")
-        admin.get_by_label("Password").fill(PASSWORD)
-        admin.get_by_role("button", name="Sign in").click()
-        admin.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+        operator, admin = _operator(chromium, live, base)
         admin.goto(f"{base}/admin/billing")
         row = admin.locator("tr", has_text=email)
         row.get_by_label(re.compile("Amount to refund")).fill("45")
@@ -246,15 +238,7 @@ def test_tax_on_top_and_a_payment_under_review_in_the_history(
         assert "Under review" in history and "not credited" in history
         _shoot_widths(chromium, context.storage_state(), page.url, "history-tax-review")
 
-        operator = chromium.new_context(viewport={"width": 1280, "height": 900})
-        admin = operator.new_page()
-        _sign_up(admin, base, "ops@example.com")
-        _in_thread(_promote(live, "ops@example.com"))
-        admin.goto(f"{base}/login")
-        admin.get_by_label("Email address").fill("ops@example.com")
-        admin.get_by_label("Password").fill(PASSWORD)
-        admin.get_by_role("button", name="Sign in").click()
-        admin.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+        operator, admin = _operator(chromium, live, base)
         admin.goto(f"{base}/admin/billing")
         assert "Under review: not credited" in admin.inner_text("#payments")
         _shoot_widths(chromium, operator.storage_state(), f"{base}/admin/billing", "admin-review")
@@ -367,3 +351,17 @@ def test_limits_and_refusals_as_a_person_and_the_operator_see_them(
             admin.reload()
         context.close()
         operator.close()
+
+
+def _operator(browser, live, base: str):  # type: ignore[no-untyped-def]
+    """A signed-in operator's browser context and page (signed up, promoted, signed in again)."""
+    operator = browser.new_context(viewport={"width": 1280, "height": 900})
+    admin = operator.new_page()
+    _sign_up(admin, base, "ops@example.com")
+    _in_thread(_promote(live, "ops@example.com"))
+    admin.goto(f"{base}/login")
+    admin.get_by_label("Email address").fill("ops@example.com")
+    admin.get_by_label("Password").fill(PASSWORD)
+    admin.get_by_role("button", name="Sign in").click()
+    admin.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
+    return operator, admin

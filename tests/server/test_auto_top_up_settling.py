@@ -9,6 +9,7 @@ idempotency key, and a new one would charge twice), and its webhook settles it."
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -17,7 +18,7 @@ from tests.server.billing_live import LiveBilling, live_billing
 
 from reapi_server.billing.auto_top_up import AutoTopUpSettings, configure, consider
 from reapi_server.billing.service import Billing
-from reapi_server.models import BillingProfile, TopUp
+from reapi_server.models import BillingProfile, StripeEvent, TopUp
 
 DAY = 24 * 3600
 
@@ -204,3 +205,47 @@ async def test_a_charge_stripe_refuses_ends_the_attempt_and_pauses(billing):
     assert "refused to charge the saved payment method" in notice.text
     assert await consider(billing.billing, account) == "none"
     assert len(await _auto_top_ups(billing, account)) == 1
+
+
+async def test_a_refund_that_came_first_is_woken_when_the_check_credits_the_debit(billing):
+    """The debit settles and is refunded; the refund's webhook arrives first (the success is
+    held back) and waits for the payment. The automatic top-up's own check, an hour on, finds
+    the PaymentIntent succeeded and credits it: the refund is made due at once (not after its
+    backoff), as when a purchase's own event credits it."""
+    account = await _saved_debit(billing)
+    top_up = await _pending(billing, account)
+    intent_id = top_up.stripe_payment_intent_id
+    assert intent_id is not None
+    billing.sim.hold_events()
+    billing.sim.settle_payment_intent(intent_id, succeeded=True)
+    intent = billing.sim.get(intent_id)
+    billing.sim.refund(intent["latest_charge"])
+    refunded = billing.sim.last_event("charge.refunded")["id"]
+    billing.sim.hold_events(False)
+    for delivery in billing.sim.release_events([refunded]):
+        await asyncio.to_thread(delivery.wait)
+
+    async def event() -> StripeEvent:
+        async with billing.db.read() as session:
+            found = await session.get(StripeEvent, refunded)
+        assert found is not None
+        return found
+
+    waiting = await event()
+    assert waiting.handled_at is None and waiting.last_error == "waiting"
+    assert waiting.next_attempt_at is not None
+    assert waiting.next_attempt_at >= waiting.received_at + 10  # backed off
+    async with billing.db.write() as session:  # the check's hour has passed
+        row = await session.get(TopUp, top_up.id)
+        assert row is not None
+        row.checked_at = time.time() - 2 * 3600
+    # This check or the gateway's sweep (every 0.5 s here) credits it: either wakes the refund.
+    assert await consider(billing.billing, account) in ("credited", "none")
+
+    async def refund_applied() -> StripeEvent | None:
+        found = await event()
+        return found if found.handled_at is not None else None
+
+    applied = await billing.wait_until(refund_applied, seconds=30)
+    assert applied.handled_at < waiting.next_attempt_at  # woken, not its backoff come round
+    assert await billing.state(account) == (1000, 0, 0)  # credited 1,000, refunded in full

@@ -223,6 +223,8 @@ async def consider(billing: Billing, account_id: str) -> str:
         await apply_intent(session, charged_from(intent), billing.context())
         top_up = await repository.get_top_up(session, attempt.id)
         status = top_up.status if top_up is not None else "failed"
+    if status == "paid":  # a refund or dispute of it may have come first and be waiting
+        await billing.wake_dependents(intent_id)
     return _OUTCOMES.get(status, status)
 
 

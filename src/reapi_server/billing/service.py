@@ -152,14 +152,21 @@ class Billing:
             give_up_after=self.settings.event_give_up_after,
         )
         if applied.state == "applied" and applied.outcome in _DEPENDED_ON:
-            async with self.db.write() as session:
+            async with self.db.read() as session:
                 event = await event_store.get(session, event_id)
-                about = event.object_id if event is not None else None
-                keys = await repository.payment_keys(session, about) if about else []
-                woken = await event_store.wake_waiting(session, keys, self.clock())
-            if woken:
-                self._applied.set()
+            if event is not None and event.object_id:
+                await self.wake_dependents(event.object_id)
         return applied
+
+    async def wake_dependents(self, stripe_object_id: str) -> None:
+        """Make the events waiting for the payment of this Checkout Session or PaymentIntent
+        (its refunds, its disputes) due at once, and only those: called once it is credited,
+        by whichever path credited it (its event, or the automatic top-up's own check)."""
+        async with self.db.write() as session:
+            keys = await repository.payment_keys(session, stripe_object_id)
+            woken = await event_store.wake_waiting(session, keys, self.clock())
+        if woken:
+            self._applied.set()  # after the commit: the retry loop must see them due
 
     async def retry_due(self) -> int:
         """One round of the retry loop: apply the stored events still unhandled whose time has

@@ -253,7 +253,9 @@ def test_the_control_api_over_http(sim, client, receiver):
         )
         assert tampered.status_code == 200
         sim.wait_idle()
-        assert [r.verified for r in second.received] == [True, True, False]
+        # The release and the resend verify, the tampered copy does not; the resend is delivered
+        # in the background, so it may arrive after the tampered copy sent at once.
+        assert sorted(r.verified for r in second.received) == [False, True, True]
         removed = httpx.delete(control + f"/webhook_endpoints/{added['id']}")
         assert removed.json()["deleted"] is True
 

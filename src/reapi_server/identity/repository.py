@@ -4,6 +4,7 @@ Nothing here commits; the caller's unit of work does."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import CursorResult, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -534,18 +535,7 @@ async def throttle_rows(session: AsyncSession, keys: Sequence[str]) -> dict[str,
 async def record_attempt(session: AsyncSession, key: str, *, window: float, now: float) -> None:
     """One more attempt under `key`: counted in the running window, or the first of a new
     window when the last one has ended. One statement, safe against concurrent attempts."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(AuthThrottle).values(key=key, failures=1, window_started_at=now)
-    running = AuthThrottle.window_started_at > now - window
-    statement = statement.on_conflict_do_update(
-        index_elements=[AuthThrottle.key],
-        set_={
-            "failures": case((running, AuthThrottle.failures + 1), else_=1),
-            "window_started_at": case((running, AuthThrottle.window_started_at), else_=now),
-        },
-    )
-    await session.execute(statement)
+    await session.execute(_counted(session, key, window=window, now=now, limit=None))
 
 
 async def take_attempt(
@@ -554,19 +544,27 @@ async def take_attempt(
     """Count one more attempt under `key` unless it is at `limit` in its running window: True
     when counted. The check and the count are one statement, so attempts at once cannot all
     read "not blocked" first."""
+    counted = _counted(session, key, window=window, now=now, limit=limit)
+    return (await session.execute(counted.returning(AuthThrottle.key))).first() is not None
+
+
+def _counted(
+    session: AsyncSession, key: str, *, window: float, now: float, limit: int | None
+) -> Any:
+    """The upsert that counts one attempt under `key` (the first of a new window when the last
+    one ended); with `limit`, only while the running window is under it."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = insert(AuthThrottle).values(key=key, failures=1, window_started_at=now)
     running = AuthThrottle.window_started_at > now - window
-    counted = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=[AuthThrottle.key],
         set_={
             "failures": case((running, AuthThrottle.failures + 1), else_=1),
             "window_started_at": case((running, AuthThrottle.window_started_at), else_=now),
         },
-        where=~running | (AuthThrottle.failures < limit),
-    ).returning(AuthThrottle.key)
-    return (await session.execute(counted)).first() is not None
+        where=None if limit is None else ~running | (AuthThrottle.failures < limit),
+    )
 
 
 async def return_attempt(session: AsyncSession, key: str) -> None:

@@ -122,12 +122,7 @@ def test_buy_a_pack_then_the_operator_refunds_half(chromium, tmp_path, migrated_
     email = "grace@example.com"
     with shop(tmp_path, migrated_template) as found:
         base, sim, live = found.live.base_url, found.sim, found.live
-        context = chromium.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        _sign_up(page, base, email)
-        welcome = _wait_for_mail(live, email, "Confirm your email address")
-        page.goto(base + welcome.link("/verify"))
-        page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+        context, page = _verified(chromium, live, base, email)
 
         page.goto(f"{base}/dashboard/billing")
         page.get_by_label(re.compile("10,000 credits")).check()
@@ -214,12 +209,7 @@ def test_tax_on_top_and_a_payment_under_review_in_the_history(
     email = "tax@example.com"
     with shop(tmp_path, migrated_template, tax_percent=20) as found:
         base, sim, live = found.live.base_url, found.sim, found.live
-        context = chromium.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        _sign_up(page, base, email)
-        welcome = _wait_for_mail(live, email, "Confirm your email address")
-        page.goto(base + welcome.link("/verify"))
-        page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+        context, page = _verified(chromium, live, base, email)
         for mismatch in (False, True):
             page.goto(f"{base}/dashboard/billing")
             page.get_by_label(re.compile("1,000 credits")).first.check()
@@ -281,12 +271,7 @@ def test_limits_and_refusals_as_a_person_and_the_operator_see_them(
     }
     with shop(tmp_path, migrated_template, **limits) as found:
         base, sim, live = found.live.base_url, found.sim, found.live
-        context = chromium.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        _sign_up(page, base, email)
-        welcome = _wait_for_mail(live, email, "Confirm your email address")
-        page.goto(base + welcome.link("/verify"))
-        page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+        context, page = _verified(chromium, live, base, email)
 
         page.goto(f"{base}/dashboard/billing")
         page.get_by_role("button", name="Continue to payment").click()
@@ -365,3 +350,14 @@ def _operator(browser, live, base: str):  # type: ignore[no-untyped-def]
     admin.get_by_role("button", name="Sign in").click()
     admin.wait_for_url(re.compile(r".*/settings.*|.*/dashboard.*"))
     return operator, admin
+
+
+def _verified(browser, live, base: str, email: str):  # type: ignore[no-untyped-def]
+    """A browser context and page of a person who signed up and confirmed their email."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    _sign_up(page, base, email)
+    welcome = _wait_for_mail(live, email, "Confirm your email address")
+    page.goto(base + welcome.link("/verify"))
+    page.get_by_role("button", name=re.compile("Verify|Confirm")).click()
+    return context, page

@@ -8,7 +8,16 @@ exactly once — the conditional `UPDATE ... WHERE status = 'held'` is what make
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, CheckConstraint, Float, ForeignKey, Index, Integer, String
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -34,7 +43,14 @@ class LedgerEntry(Base):
             f"debt_delta BETWEEN -{MAX_CREDITS} AND {MAX_CREDITS}", name="debt_within_bound"
         ),
         # An index, not a constraint: SQLite adds one to an existing table without a rebuild.
-        Index("uq_credit_ledger_source_id", "source_id", unique=True),
+        # Partial: most rows (every request's) have no source, and need no entry.
+        Index(
+            "uq_credit_ledger_source_id",
+            "source_id",
+            unique=True,
+            sqlite_where=text("source_id IS NOT NULL"),
+            postgresql_where=text("source_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -58,7 +74,15 @@ class LedgerEntry(Base):
 class CreditHold(Base):
     __tablename__ = "credit_holds"
     __table_args__ = (
-        Index("ix_credit_holds_status_expires", "status", "expires_at"),
+        # What the sweeper looks for: only holds still held have an entry, so a closed hold
+        # leaves the index instead of moving within it, and the index stays as small as the
+        # number of requests in flight.
+        Index(
+            "ix_credit_holds_held_expires",
+            "expires_at",
+            sqlite_where=text("status = 'held'"),
+            postgresql_where=text("status = 'held'"),
+        ),
         CheckConstraint(
             f"amount BETWEEN 0 AND {MAX_CREDITS} AND charged BETWEEN 0 AND amount",
             name="amounts_within_bound",

@@ -304,7 +304,7 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        self.group.close()
+        await self.group.aclose()
         await self._reader.dispose()
         if self._writer is not self._reader:
             await self._writer.dispose()

@@ -77,6 +77,31 @@ async def test_postgresql_stopped(make_gateway):
         await asyncio.to_thread(server.stop)
 
 
+@pytest.mark.postgres
+async def test_a_restart_while_idle_costs_no_request(make_gateway):
+    """The group committer keeps its connection between transactions (no ping before each):
+    after PostgreSQL restarted while the gateway was idle, that connection is dead, and the
+    first transaction on it fails before any COMMIT. It runs again on a new connection: the
+    request that met the dead connection succeeds."""
+    bindir = pg_bin()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries")
+    server = PostgresServer(bindir)
+    await asyncio.to_thread(server.start)
+    try:
+        await asyncio.to_thread(server.execute, "CREATE DATABASE reapi")
+        gateway = await make_gateway(database_url=server.url("reapi"))
+        _, key = await gateway.account()
+        assert (await _generate(gateway, key)).status_code == 200
+        await asyncio.to_thread(server.halt)
+        await asyncio.to_thread(server.resume)
+        answer = await _generate(gateway, key)
+        assert answer.status_code == 200, answer.text
+        assert (await _generate(gateway, key)).status_code == 200
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
 def test_only_an_unavailable_database_is_a_503():
     """Conflicts and bugs stay what they are (409s, 500s): only errors of a database that cannot
     work right now count."""

@@ -24,6 +24,7 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
   a change, in one run;
 - `reapi-pg`: the same on PostgreSQL (Debian's, started here, fsync on, `synchronous_commit=off`
   like SQLite's `synchronous=NORMAL`: a crash may lose the last commits, never corrupt);
+  with `--before`, also `reapi-pg-before` (the earlier code, on a database of its own there);
 - `reapi-w2`: the SQLite gateway with `--workers 2`, not pinned (both cores);
 - `litellm`: LiteLLM's proxy, 1 worker, no database (it then checks only the master key and
   writes no spend rows), in its own venv (`--litellm-venv`, made if missing).
@@ -87,6 +88,7 @@ ALL_TARGETS = (
     "reapi",
     "reapi-before",
     "reapi-pg",
+    "reapi-pg-before",
     "reapi-w2",
     "litellm",
 )
@@ -97,6 +99,7 @@ LABELS = {
     "reapi": "reapi",
     "reapi-before": "reapi before",
     "reapi-pg": "reapi PostgreSQL",
+    "reapi-pg-before": "reapi PostgreSQL before",
     "reapi-w2": "reapi --workers 2",
     "litellm": "LiteLLM",
 }
@@ -271,8 +274,14 @@ class Postgres:
         log = os.path.join(server.base, "log")
         pg_ctl = [f"{server.bindir}/pg_ctl", "-D", server.data, "-o", options, "-w", "-l", log]
         subprocess.run(pinned(core, [*run, *pg_ctl, "start"]), check=True, capture_output=True)
-        server.execute("CREATE DATABASE reapi")
-        self.url = server.url("reapi")
+        self._made: set[str] = set()
+
+    def database(self, name: str) -> str:
+        """The URL of database `name` on this server, made on first use (one per target)."""
+        if name not in self._made:
+            self.server.execute(f"CREATE DATABASE {name}")
+            self._made.add(name)
+        return self.server.url(name)
 
     def stop(self) -> None:
         self.server.stop()
@@ -462,6 +471,7 @@ def report(
         ("lean-burn", "direct", "lean + burn ÷ direct"),
         ("reapi", "direct", "reapi ÷ direct"),
         ("reapi-pg", "reapi", "PostgreSQL ÷ SQLite"),
+        ("reapi-pg-before", "reapi-before", "before: PostgreSQL ÷ SQLite"),
         ("reapi-w2", "reapi", "2 workers ÷ 1"),
     ]
     ratios = [r for r in ratios if r[0] in names and r[1] in names]
@@ -617,12 +627,14 @@ def main() -> None:
         wanted.remove("litellm")
     if args.before is not None and "reapi-before" not in wanted:
         wanted.insert(wanted.index("reapi") + 1 if "reapi" in wanted else 1, "reapi-before")
+    if args.before is not None and "reapi-pg" in wanted and "reapi-pg-before" not in wanted:
+        wanted.insert(wanted.index("reapi-pg") + 1, "reapi-pg-before")
     if args.lean_burn is not None and "lean-burn" not in wanted:
         wanted.insert(wanted.index("lean") + 1 if "lean" in wanted else 1, "lean-burn")
     if "lean-burn" in wanted and args.lean_burn is None:
         sys.exit("the target lean-burn needs --lean-burn MS")
-    if "reapi-before" in wanted and args.before is None:
-        sys.exit("the target reapi-before needs --before SRC")
+    if {"reapi-before", "reapi-pg-before"} & set(wanted) and args.before is None:
+        sys.exit("the targets reapi-before and reapi-pg-before need --before SRC")
     if "direct" not in wanted:
         wanted.insert(0, "direct")  # every ratio and "added" column needs it
     upstreams = parse_upstreams(args.upstreams)
@@ -664,10 +676,17 @@ def main() -> None:
                         )
                     elif name == "reapi-w2":
                         target = reapi_target(name, upstream_url, workdir, None, workers=2)
-                    elif name == "reapi-pg":
-                        postgres = Postgres(load_core, args.pg_synchronous_commit)
+                    elif name in ("reapi-pg", "reapi-pg-before"):
+                        if postgres is None:
+                            postgres = Postgres(load_core, args.pg_synchronous_commit)
+                        before = name == "reapi-pg-before"
                         target = reapi_target(
-                            name, upstream_url, workdir, gw_core, database_url=postgres.url
+                            name,
+                            upstream_url,
+                            workdir,
+                            gw_core,
+                            database_url=postgres.database("reapi_before" if before else "reapi"),
+                            source=args.before.resolve() if before else None,
                         )
                     else:
                         target = litellm_target(upstream_url, workdir, gw_core, args.litellm_venv)

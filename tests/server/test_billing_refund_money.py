@@ -6,6 +6,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -18,7 +19,7 @@ from reapi_server.api_keys.service import issue_key
 from reapi_server.billing import views
 from reapi_server.billing.operator import list_payments, refund_payment
 from reapi_server.credits import repository as credits
-from reapi_server.models import Account, Payment, Refund, TopUp
+from reapi_server.models import Account, Payment, Refund, StripeEvent, TopUp
 
 
 @pytest.fixture
@@ -186,6 +187,44 @@ async def test_a_refund_waiting_on_holds_lets_no_new_hold_start(billing):
         row = await session.get(Account, account)
     assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 400, 600)
     assert row is not None and row.on_hold is None
+
+
+@pytest.fixture
+async def impatient(tmp_path, migrated_template, database_url):
+    """Billing that gives up on an event unapplied after 2 seconds."""
+    async with live_billing(
+        tmp_path / "live",
+        migrated_template,
+        database_url=database_url,
+        automatic_tax=True,
+        event_give_up_after=2.0,
+    ) as live:
+        yield live
+
+
+async def test_a_refund_waiting_on_holds_is_never_given_up(impatient):
+    """Its wait always ends (the holds in place close or expire, and no new one starts), while
+    a given-up refund would leave the account refusing every request until an operator came."""
+    billing = impatient
+    account, charge_id = await _bought(billing)
+    hold = await _reserve(billing, account, 600)
+    assert hold is not None
+    billing.sim.refund(charge_id)
+    await billing.idle()
+    await asyncio.sleep(3.0)  # past the time other waiting events are given up
+    async with billing.db.read() as session:
+        waiting = (
+            (await session.execute(select(StripeEvent).where(StripeEvent.handled_at.is_(None))))
+            .scalars()
+            .all()
+        )
+    assert waiting, "the refund should still be waiting for the hold"
+    assert all(event.given_up_at is None for event in waiting)
+    assert all(event.next_attempt_at is not None for event in waiting)
+    async with billing.db.write() as session:
+        assert await credits.settle(session, hold, 600, time.time()) is not None
+    await _settled(billing)
+    assert await billing.state(account) == (0, 0, 0)
 
 
 # -- refunds and disputes together -------------------------------------------------------------

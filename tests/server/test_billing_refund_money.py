@@ -142,6 +142,30 @@ async def test_a_payment_not_matching_its_pack_is_kept_for_review_not_credited(b
     assert row is not None and row.amount_refunded == 1000
 
 
+async def test_a_dispute_of_a_payment_under_review_takes_none_of_the_other_credits(billing):
+    """The payment under review was never credited: a chargeback of it takes nothing from what
+    the account's other purchases bought, and leaves no debt, lost or won."""
+    account, _ = await _bought(billing)  # 1,000 credits, paid as asked
+    started = await billing.checkout(account)
+    async with billing.db.write() as session:
+        top_up = await session.get(TopUp, started.top_up_id)
+        assert top_up is not None
+        top_up.amount = 900
+    billing.sim.complete_session(started.session_id)
+    await _settled(billing)
+    session = billing.sim.get(started.session_id, expand=["payment_intent"])
+    charge_id = session["payment_intent"]["latest_charge"]
+    dispute = billing.sim.open_dispute(charge_id)
+    await _settled(billing)
+    assert await billing.state(account) == (1000, 0, 0)
+    billing.sim.close_dispute(dispute["id"], "lost")
+    await _settled(billing)
+    assert await billing.state(account) == (1000, 0, 0)
+    async with billing.db.read() as session:
+        row = await session.get(Account, account)
+    assert row is not None and row.on_hold is None
+
+
 # -- a refund waiting on held credits ----------------------------------------------------------
 
 

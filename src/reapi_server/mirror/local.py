@@ -63,6 +63,14 @@ def _shard(task_id: str) -> str:
 class LocalDiskStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @root.setter
+    def root(self, root: Path) -> None:
+        self._root = root
         #: Where outputs go, as text: each write builds its path as a string (three `Path`
         #: joins cost more than the rest of the path's making).
         self._outputs = os.path.join(os.fspath(root), OUTPUTS_PREFIX)

@@ -17,6 +17,8 @@ HEAVY = ("alembic", "mako", "authlib", "joserfc", "cryptography")
 WEB = ("jinja2", "markdown_it", "segno", "pyotp", "argon2", "httpx2")
 #: httpx's command-line client, which httpx imports with itself when they are installed.
 HTTPX_CLI = ("rich", "pygments")
+#: The SDK's client side (`reapi.ReAPI` and its resources): the gateway uses the engine.
+SDK_CLIENT = ("reapi._client", "reapi._raw_clients", "reapi.resources.images", "tenacity")
 
 
 def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_template):
@@ -53,6 +55,7 @@ def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_templat
     assert loaded.isdisjoint(WEB), sorted(loaded & set(WEB))
     assert loaded.isdisjoint(HTTPX_CLI), sorted(loaded & set(HTTPX_CLI))
     assert "httpx" in loaded
+    assert modules.isdisjoint(SDK_CLIENT), sorted(modules & set(SDK_CLIENT))
     web_pages = sorted(
         m
         for m in modules

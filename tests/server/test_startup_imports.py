@@ -17,6 +17,15 @@ HEAVY = ("alembic", "mako", "authlib", "joserfc", "cryptography")
 WEB = ("jinja2", "markdown_it", "segno", "pyotp", "argon2", "httpx2")
 #: httpx's command-line client, which httpx imports with itself when they are installed.
 HTTPX_CLI = ("rich", "pygments")
+#: What only the administration commands use: `reapi-server serve` imports the CLI without it.
+ADMIN = (
+    "reapi_server.admin",
+    "reapi_server.accounts.export",
+    "reapi_server.billing.operator",
+    "reapi_server.email.notices",
+    "reapi_server.promo.service",
+    "reapi_server.usage.command",
+)
 #: The SDK's client side (`reapi.ReAPI` and its resources): the gateway uses the engine.
 SDK_CLIENT = ("reapi._client", "reapi._raw_clients", "reapi.resources.images", "tenacity")
 
@@ -56,6 +65,7 @@ def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_templat
     assert loaded.isdisjoint(HTTPX_CLI), sorted(loaded & set(HTTPX_CLI))
     assert "httpx" in loaded
     assert modules.isdisjoint(SDK_CLIENT), sorted(modules & set(SDK_CLIENT))
+    assert modules.isdisjoint(ADMIN), sorted(modules & set(ADMIN))
     web_pages = sorted(
         m
         for m in modules

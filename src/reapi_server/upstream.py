@@ -34,9 +34,16 @@ import certifi
 import httpx
 import yarl
 
-from reapi.core import AsyncEngine, AsyncFetcher, AttemptObserver, connection_error, detached
+from reapi.core import (
+    AsyncEngine,
+    AsyncFetcher,
+    AttemptObserver,
+    answer_too_large,
+    connection_error,
+    detached,
+)
 from reapi.providers import UpstreamRequest
-from reapi.router import Router
+from reapi.router import MAX_ANSWER_BYTES, Router
 
 __all__ = ["AiohttpTransport", "aiohttp_engine", "encode_body"]
 
@@ -172,7 +179,12 @@ class AiohttpTransport:
             await self._session.close()
 
     async def exchange(
-        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+        self,
+        request: UpstreamRequest,
+        provider: str,
+        first_byte: float,
+        body: float,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> tuple[int, dict[str, str], bytes]:
         data, headers = encode_body(request)
         retry_stale = request.method not in _RETRIED_BY_AIOHTTP
@@ -192,7 +204,10 @@ class AiohttpTransport:
                         timeout=self._timeout(first_byte),
                     ) as response:
                         phase = "reading the body"
-                        return response.status, _headers_of(response), await response.read()
+                        content = await _read_within(response, limit)
+                        if content is None:  # the rest unread: the connection is not reused
+                            break
+                        return response.status, _headers_of(response), content
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # Before any byte of answer, on a connection from the pool: stale. Once.
                 before_answer = phase != "reading the body"
@@ -203,6 +218,25 @@ class AiohttpTransport:
             # aiohttp's errors keep the request (`request_info.headers` with the provider's key):
             # the error raised instead chains nothing.
             raise detached(error)
+        raise answer_too_large(provider, limit)
+
+
+async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The answer's body (decompressed, as aiohttp gives it), or None once it passes `limit`
+    bytes: by its Content-Length, before reading any of it, or by what was read (a compressed
+    answer may grow past what it declared)."""
+    if (response.content_length or 0) > limit:
+        return None
+    if response.content_length is not None and response.headers.get("content-encoding") is None:
+        return await response.read()  # exactly the declared length: aiohttp's one read
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def aiohttp_engine(

@@ -105,8 +105,7 @@ async def test_the_router_serves_each_hot_path_with_the_same_route(gateway, path
     )
     assert path in hot.paths
     scope = {"type": "http", "path": path, "method": "POST", "root_path": ""}
-    served = hot.take(dict(scope))
-    assert served is not None
+    assert hot.take(dict(scope)) is not None
     seen: dict = {}
 
     async def endpoint_of(scope, receive, send):
@@ -180,3 +179,24 @@ async def test_the_metrics_listener_is_still_asked_first(gateway):
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "http_404"
     assert "x-request-id" not in response.headers
+
+
+async def test_a_hot_request_passes_none_of_the_routing_layers(gateway, monkeypatch):
+    from starlette.middleware.exceptions import ExceptionMiddleware
+    from starlette.routing import Router
+
+    passed: list[str] = []
+    for cls in (ExceptionMiddleware, Router):
+        original = cls.__call__
+
+        async def counting(self, scope, receive, send, original=original, name=cls.__name__):
+            passed.append(name)
+            await original(self, scope, receive, send)
+
+        monkeypatch.setattr(cls, "__call__", counting)
+    _, key = await gateway.account()
+    body = {"model": "gpt-image-2", "prompt": "p"}
+    response = await gateway.client.post(GENERATIONS, json=body, headers=auth(key))
+    assert response.status_code == 200 and passed == []
+    assert (await gateway.client.get("/v1/models", headers=auth(key))).status_code == 200
+    assert "ExceptionMiddleware" in passed and "Router" in passed

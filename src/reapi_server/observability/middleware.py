@@ -106,9 +106,6 @@ class AccessMiddleware:
         self.listener = listener
         self.own_host = own_host
         self.hot_routes = hot_routes
-        #: (method, route, status) -> its request counter and (method, route) latency child:
-        #: `labels()` validates and locks on every call; the label values are bounded sets.
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,15 +150,8 @@ class AccessMiddleware:
     def _record(self, scope: Scope, context: RequestContext, status: int, elapsed: float) -> None:
         route = route_template(scope)
         method = method_of(scope)
-        key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:
-            children = self._children[key] = (
-                self.metrics.requests.labels(method, route, str(status)),
-                self.metrics.latency.labels(method, route),
-            )
-        children[0].inc()
-        children[1].observe(elapsed)
+        self.metrics.requests.labels(method, route, str(status)).inc()
+        self.metrics.latency.labels(method, route).observe(elapsed)
         if route not in ("/metrics", "/healthz", "/readyz") and log.isEnabledFor(logging.INFO):
             log.info(
                 "request",

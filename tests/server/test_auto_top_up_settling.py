@@ -17,6 +17,7 @@ from sqlalchemy import select
 from tests.server.billing_live import LiveBilling, live_billing
 
 from reapi_server.billing.auto_top_up import AutoTopUpSettings, configure, consider
+from reapi_server.billing.checkout import open_top_up
 from reapi_server.billing.service import Billing
 from reapi_server.models import BillingProfile, StripeEvent, TopUp
 
@@ -168,6 +169,40 @@ async def test_an_answer_lost_after_the_charge_is_found_not_charged_again(billin
         "pending",
         top_up.stripe_payment_intent_id,
     )
+
+
+async def test_an_attempt_stripe_never_saw_is_ended_a_day_later_charging_nothing(billing):
+    """The attempt's request never reached Stripe and its answer never came (the process
+    stopped between the two): a day later Stripe has forgotten the idempotency key and holds
+    no PaymentIntent with the attempt's id, so nothing was charged. The attempt ends
+    (`no_answer`) without creating a charge now, and auto top-up stays on."""
+    account = await _saved_debit(billing)
+    top_up = await _pending(billing, account)
+    async with billing.db.write() as session:
+        first = await session.get(TopUp, top_up.id)
+        assert first is not None
+        first.status = "failed"  # out of the way: the lost attempt below is the one in flight
+        lost = open_top_up(account, billing.billing.settings.packs[0], kind="auto", now=time.time())
+        session.add(lost)
+    billing.sim.advance_clock(DAY + 3600)
+    later = _later(billing, DAY + 3600)
+    try:
+        assert await consider(later, account) == "failed"
+    finally:
+        await later.aclose()
+        billing.sim.advance_clock(-(DAY + 3600))
+    assert len(_auto_intents(billing)) == 1  # only the first attempt's
+    async with billing.db.read() as session:
+        ended = await session.get(TopUp, lost.id)
+        profile = await session.get(BillingProfile, account)
+    assert ended is not None
+    assert (ended.status, ended.failure_code, ended.stripe_payment_intent_id) == (
+        "failed",
+        "no_answer",
+        None,
+    )
+    assert profile is not None and profile.auto_enabled and not profile.auto_paused_reason
+    assert await billing.mail("auto_top_up_paused") == []
 
 
 async def test_a_charge_stripe_refuses_ends_the_attempt_and_pauses(billing):

@@ -6,6 +6,7 @@ and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -18,7 +19,7 @@ from reapi_server.api_keys.service import issue_key
 from reapi_server.billing import views
 from reapi_server.billing.operator import list_payments, refund_payment
 from reapi_server.credits import repository as credits
-from reapi_server.models import Account, Payment, Refund, TopUp
+from reapi_server.models import Account, Payment, Refund, StripeEvent, TopUp
 
 
 @pytest.fixture
@@ -141,6 +142,30 @@ async def test_a_payment_not_matching_its_pack_is_kept_for_review_not_credited(b
     assert row is not None and row.amount_refunded == 1000
 
 
+async def test_a_dispute_of_a_payment_under_review_takes_none_of_the_other_credits(billing):
+    """The payment under review was never credited: a chargeback of it takes nothing from what
+    the account's other purchases bought, and leaves no debt, lost or won."""
+    account, _ = await _bought(billing)  # 1,000 credits, paid as asked
+    started = await billing.checkout(account)
+    async with billing.db.write() as session:
+        top_up = await session.get(TopUp, started.top_up_id)
+        assert top_up is not None
+        top_up.amount = 900
+    billing.sim.complete_session(started.session_id)
+    await _settled(billing)
+    session = billing.sim.get(started.session_id, expand=["payment_intent"])
+    charge_id = session["payment_intent"]["latest_charge"]
+    dispute = billing.sim.open_dispute(charge_id)
+    await _settled(billing)
+    assert await billing.state(account) == (1000, 0, 0)
+    billing.sim.close_dispute(dispute["id"], "lost")
+    await _settled(billing)
+    assert await billing.state(account) == (1000, 0, 0)
+    async with billing.db.read() as session:
+        row = await session.get(Account, account)
+    assert row is not None and row.on_hold is None
+
+
 # -- a refund waiting on held credits ----------------------------------------------------------
 
 
@@ -186,6 +211,44 @@ async def test_a_refund_waiting_on_holds_lets_no_new_hold_start(billing):
         row = await session.get(Account, account)
     assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 400, 600)
     assert row is not None and row.on_hold is None
+
+
+@pytest.fixture
+async def impatient(tmp_path, migrated_template, database_url):
+    """Billing that gives up on an event unapplied after 2 seconds."""
+    async with live_billing(
+        tmp_path / "live",
+        migrated_template,
+        database_url=database_url,
+        automatic_tax=True,
+        event_give_up_after=2.0,
+    ) as live:
+        yield live
+
+
+async def test_a_refund_waiting_on_holds_is_never_given_up(impatient):
+    """Its wait always ends (the holds in place close or expire, and no new one starts), while
+    a given-up refund would leave the account refusing every request until an operator came."""
+    billing = impatient
+    account, charge_id = await _bought(billing)
+    hold = await _reserve(billing, account, 600)
+    assert hold is not None
+    billing.sim.refund(charge_id)
+    await billing.idle()
+    await asyncio.sleep(3.0)  # past the time other waiting events are given up
+    async with billing.db.read() as session:
+        waiting = (
+            (await session.execute(select(StripeEvent).where(StripeEvent.handled_at.is_(None))))
+            .scalars()
+            .all()
+        )
+    assert waiting, "the refund should still be waiting for the hold"
+    assert all(event.given_up_at is None for event in waiting)
+    assert all(event.next_attempt_at is not None for event in waiting)
+    async with billing.db.write() as session:
+        assert await credits.settle(session, hold, 600, time.time()) is not None
+    await _settled(billing)
+    assert await billing.state(account) == (0, 0, 0)
 
 
 # -- refunds and disputes together -------------------------------------------------------------

@@ -103,13 +103,13 @@ async def test_an_idempotency_key_outlasting_the_hold_window_is_kept(database_ur
         database_url=database_url,
         catalog=slow_catalog(),
         run_background_tasks=True,
-        image_hold_seconds=0.6,
+        image_hold_seconds=1.2,  # renewed with 0.8 s left: room for a loaded machine
         sweep_interval=0.05,
         poll_interval=0.5,
     )
     account, key = await gateway.account(credits=1000)
     gateway.upstream.faults = {"primary.test": "hang"}
-    gateway.upstream.hang_seconds = 1.5  # two and a half hold windows
+    gateway.upstream.hang_seconds = 3.0  # two and a half hold windows
 
     async def generate() -> httpx.Response:
         return await gateway.client.post(
@@ -119,7 +119,7 @@ async def test_an_idempotency_key_outlasting_the_hold_window_is_kept(database_ur
         )
 
     first = asyncio.create_task(generate())
-    await asyncio.sleep(1.0)  # past the window: the sweeper has run many times
+    await asyncio.sleep(2.0)  # past the window: the sweeper has run many times
     retried = await generate()
     answered = await first
     assert answered.status_code == 200, answered.text

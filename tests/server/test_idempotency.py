@@ -85,9 +85,10 @@ async def test_a_hundred_waiters_cost_little_and_get_the_same_answer(db_gateway)
     release.set()
     responses = [await first, *await asyncio.gather(*waiters)]
 
-    # The old loop kept a core busy (every waiter: a write transaction every 50 ms); the
-    # unrelated requests themselves use a few percent of it.
-    assert statistics.median(during) < 2 * before + 0.01, (before, statistics.median(during))
+    # The old loop kept a core busy (every waiter: a write transaction every 50 ms, 2,000 a
+    # second); the unrelated requests themselves use a few percent of it. The latency bound
+    # leaves room for a machine busy with other work (the CPU bound is the strict one).
+    assert statistics.median(during) < 3 * before + 0.02, (before, statistics.median(during))
     assert cpu < 0.35 * wall, (cpu, wall)
     assert {r.status_code for r in responses} == {200}
     assert len({r.text for r in responses}) == 1

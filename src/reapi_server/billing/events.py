@@ -140,12 +140,15 @@ async def _note_attempt(
     give_up_after: float | None,
 ) -> None:
     """Note a failed attempt: when to try again (the backoff, sooner if the wait says so), or
-    never when that would fall past `give_up_after` from the event's arrival."""
+    never when that would fall past `give_up_after` from the event's arrival. A wait on an
+    account's credit holds is never given up: it always ends (the holds close or expire, and
+    no new one starts meanwhile), and the account refuses new requests until it does."""
     delay = retry_delay(row.attempts + 1)
     if waiting is not None and waiting.retry_after is not None:
         delay = min(delay, waiting.retry_after)
     due = now + delay
-    give_up = give_up_after is not None and due > row.received_at + give_up_after
+    on_holds = waiting is not None and waiting.hold_account is not None
+    give_up = give_up_after is not None and not on_holds and due > row.received_at + give_up_after
     async with db.write() as session:
         if waiting is not None and waiting.hold_account is not None:
             await movements.hold_for_refund(session, waiting.hold_account)  # accounts first

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,7 +17,6 @@ from ..ids import ordered_id
 from .metrics import Metrics
 
 if TYPE_CHECKING:
-    from ..openai_api.hot_routes import HotRoutes
     from ..own_host import OwnHost
     from .scrape import MetricsListener
 
@@ -85,6 +84,14 @@ def method_of(scope: Scope) -> str:
     return str(scope["method"]) if scope["method"] in METHODS else "OTHER"
 
 
+class Shortcut(Protocol):
+    """Routes served without the router (`openai_api.hot_routes`)."""
+
+    def take(self, scope: Scope) -> ASGIApp | None:
+        """The app that serves this http request (the scope annotated as the router would
+        have), or None: the request goes on through the app's stack."""
+
+
 class AccessMiddleware:
     """The outermost of the app's own layers, and the only one on the hot path: it asks, in
     this order, the metrics listener (whose requests it answers and nothing more), the own
@@ -99,7 +106,7 @@ class AccessMiddleware:
         *,
         listener: MetricsListener | None = None,
         own_host: OwnHost | None = None,
-        hot_routes: HotRoutes | None = None,
+        hot_routes: Shortcut | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics

@@ -34,6 +34,7 @@ from .email.outbox import run_outbox
 from .exit_signals import on_exit_signal
 from .fleet_secret import resolve_blocking
 from .identity.housekeeping import run_housekeeping
+from .identity.sessions import SessionPolicy
 from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
@@ -50,7 +51,7 @@ from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
-from .web import create_web_app, mount_web
+from .web.mount import mount_web
 from .webhooks.sender import WebhookSender, hand_back_deliveries
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
@@ -89,8 +90,6 @@ def create_app(
         span_exporter=span_exporter,
         **extra,
     )
-    web_app = create_web_app(rt)
-    identity = web_app.state.web.identity
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -122,7 +121,7 @@ def create_app(
                 asyncio.create_task(
                     run_housekeeping(
                         rt.db,
-                        identity.config.sessions,
+                        SessionPolicy.from_settings(settings),
                         rt.now,
                         interval=settings.retention_interval,
                     )
@@ -173,7 +172,7 @@ def create_app(
     app.include_router(billing_webhook_router)
     if settings.metrics_token is not None:
         app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
-    mount_web(app, web_app)  # last: it takes every path the API does not have
+    mount_web(app, rt)  # last: it takes every path the API does not have; built when first used
     if rt.tracing is not None:
         from .observability.tracing.middleware import TracingMiddleware
 

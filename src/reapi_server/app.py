@@ -46,6 +46,7 @@ from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
 from .observability.scrape import MetricsListener, MetricsRoute
+from .openai_api.hot_routes import HotRoutes
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
@@ -177,16 +178,19 @@ def create_app(
 
         # Inside the access middleware (added later, so outer): its request id, in the span.
         app.add_middleware(TracingMiddleware, tracing=rt.tracing)
-    app.add_middleware(AccessMiddleware, metrics=rt.metrics)
-    # Outer (added later): it hands a new scope inwards, which the router then annotates.
-    app.add_middleware(
-        OwnHost, public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
-    )
     metrics_address = settings.metrics_address
     app.add_middleware(
-        MetricsListener,
+        AccessMiddleware,
         metrics=rt.metrics,
-        port=metrics_address[1] if metrics_address is not None else None,
+        listener=MetricsListener(
+            metrics=rt.metrics, port=metrics_address[1] if metrics_address is not None else None
+        ),
+        own_host=OwnHost(
+            public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
+        ),
+        hot_routes=HotRoutes(
+            app, (route for router in V1_ROUTERS for route in router.routes), tracing=rt.tracing
+        ),
     )
     return app
 

@@ -1,41 +1,52 @@
 """reapi: one OpenAI-compatible API for every major image and video model.
 
 Failover between upstream providers in well under a second, and zero retention of request bodies.
+
+Each name below is imported from its module on first use (PEP 562), so `from reapi import
+ReapiError` does not load the client, its resources and their dependencies: a gateway process
+that uses the engine, the catalog and the router never holds the client side.
 """
 
-from . import webhooks
-from ._client import AsyncReAPI, ReAPI
-from ._exceptions import (
-    APIConnectionError,
-    APIResponseError,
-    APIStatusError,
-    APITimeoutError,
-    AttemptSummary,
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    ContentPolicyError,
-    InsufficientCreditsError,
-    InternalServerError,
-    InvalidRequestError,
-    JobFailedError,
-    ModelNotFoundError,
-    NoRouteAvailableError,
-    NotFoundError,
-    PermissionDeniedError,
-    QuotaExceededError,
-    RateLimitError,
-    ReapiError,
-    RouteRefusedError,
-    WebhookVerificationError,
-)
-from ._payload import File, Payload
-from ._urls import UrlPolicy
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .catalog import Catalog, load_catalog
-from .router import BreakerPolicy, BreakerStore, HedgePolicy, InMemoryBreakerStore, RouterConfig
-from .types import BinaryContent, Image, ImagesResponse, Model, ModelList, Video, VideoList
-from .webhooks import Webhook
+
+if TYPE_CHECKING:
+    from . import webhooks
+    from ._client import AsyncReAPI, ReAPI
+    from ._exceptions import (
+        APIConnectionError,
+        APIResponseError,
+        APIStatusError,
+        APITimeoutError,
+        AttemptSummary,
+        AuthenticationError,
+        BadRequestError,
+        ConfigurationError,
+        ContentPolicyError,
+        InsufficientCreditsError,
+        InternalServerError,
+        InvalidRequestError,
+        JobFailedError,
+        ModelNotFoundError,
+        NoRouteAvailableError,
+        NotFoundError,
+        PermissionDeniedError,
+        QuotaExceededError,
+        RateLimitError,
+        ReapiError,
+        RouteRefusedError,
+        WebhookVerificationError,
+    )
+    from ._payload import File, Payload
+    from ._urls import UrlPolicy
+    from .catalog import Catalog, load_catalog
+    from .router import BreakerPolicy, BreakerStore, HedgePolicy, InMemoryBreakerStore, RouterConfig
+    from .types import BinaryContent, Image, ImagesResponse, Model, ModelList, Video, VideoList
+    from .webhooks import Webhook
 
 __all__ = [
     "APIConnectionError",
@@ -83,3 +94,66 @@ __all__ = [
     "load_catalog",
     "webhooks",
 ]
+
+#: Where each public name lives (module relative to this package; "" for a submodule itself).
+_HOMES = {
+    "webhooks": "",
+    "AsyncReAPI": "._client",
+    "ReAPI": "._client",
+    **dict.fromkeys(
+        (
+            "APIConnectionError",
+            "APIResponseError",
+            "APIStatusError",
+            "APITimeoutError",
+            "AttemptSummary",
+            "AuthenticationError",
+            "BadRequestError",
+            "ConfigurationError",
+            "ContentPolicyError",
+            "InsufficientCreditsError",
+            "InternalServerError",
+            "InvalidRequestError",
+            "JobFailedError",
+            "ModelNotFoundError",
+            "NoRouteAvailableError",
+            "NotFoundError",
+            "PermissionDeniedError",
+            "QuotaExceededError",
+            "RateLimitError",
+            "ReapiError",
+            "RouteRefusedError",
+            "WebhookVerificationError",
+        ),
+        "._exceptions",
+    ),
+    "File": "._payload",
+    "Payload": "._payload",
+    "UrlPolicy": "._urls",
+    "Catalog": ".catalog",
+    "load_catalog": ".catalog",
+    **dict.fromkeys(
+        ("BreakerPolicy", "BreakerStore", "HedgePolicy", "InMemoryBreakerStore", "RouterConfig"),
+        ".router",
+    ),
+    **dict.fromkeys(
+        ("BinaryContent", "Image", "ImagesResponse", "Model", "ModelList", "Video", "VideoList"),
+        ".types",
+    ),
+    "Webhook": ".webhooks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = import_module("." + name if home == "" else home, __name__)
+    if home != "":
+        value = getattr(value, name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -25,6 +25,7 @@ import httpx
 from ._detached import first_of_group, translated, translated_async
 from ._exceptions import (
     APIConnectionError,
+    APIResponseError,
     APITimeoutError,
     AttemptSummary,
     InvalidRequestError,
@@ -37,7 +38,7 @@ from ._fetch import AsyncFetcher, SyncFetcher
 from ._observe import Attempt, AttemptObserver, Watch
 from .catalog import Route
 from .providers import Batch, FetchReference, Protocol, Sleep, UpstreamRequest, UpstreamResponse
-from .router import Router
+from .router import MAX_ANSWER_BYTES, Router
 
 __all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine"]
 
@@ -171,6 +172,13 @@ def _log_reply(request: UpstreamRequest, provider: str, status: int, elapsed_ms:
         log.debug("%s %s %s -> %s in %.1f ms", provider, request.method, path, status, elapsed_ms)
 
 
+def answer_too_large(provider: str, limit: int) -> APIResponseError:
+    """The error of an answer longer than the engine reads (`RouterConfig.max_answer_bytes`,
+    `max_download_bytes`): the provider's fault, like any answer that cannot be used."""
+    message = f"{provider} sent an answer larger than {limit} bytes"
+    return APIResponseError(message, provider=provider)
+
+
 def connection_error(exc: BaseException, provider: str, phase: str) -> APIConnectionError:
     """The error an attempt fails with when the upstream could not be reached or did not answer
     in time; names the exception's type and the phase, never its message (which may hold a URL)."""
@@ -188,13 +196,26 @@ class AsyncTransport(typing.Protocol):
 
     `exchange` answers (status, headers with lower-case names, body) or raises the error of
     `connection_error`; `first_byte` bounds the wait for the answer's first byte (and, for a
-    streamed answer, each silence after it), `body` the rest of the answer."""
+    streamed answer, each silence after it), `body` the rest of the answer. An answer of more
+    than `limit` bytes (once decompressed) raises `answer_too_large`'s error, its rest unread."""
 
     async def exchange(
-        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+        self,
+        request: UpstreamRequest,
+        provider: str,
+        first_byte: float,
+        body: float,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> tuple[int, dict[str, str], bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+def _declared_length(headers: httpx.Headers) -> int:
+    """The answer's Content-Length (0 when absent or not a number): past the limit, nothing of
+    it is read. A compressed answer may still grow past it, so reads are counted as well."""
+    value = headers.get("content-length", "")
+    return int(value) if value.isdigit() else 0
 
 
 class HttpxTransport:
@@ -204,9 +225,14 @@ class HttpxTransport:
         self.client = client
 
     async def exchange(
-        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+        self,
+        request: UpstreamRequest,
+        provider: str,
+        first_byte: float,
+        body: float,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> tuple[int, dict[str, str], bytes]:
-        error: APIConnectionError | None = None
+        error: APIConnectionError | APIResponseError | None = None
         try:
             built = self.client.build_request(
                 request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
@@ -217,17 +243,26 @@ class HttpxTransport:
             error = connection_error(exc, provider, "waiting for the first byte")
         if error is not None:
             raise error
-        content = b""
+        chunks: list[bytes] = []
         try:
             with anyio.fail_after(body):
-                content = await response.aread()
+                if _declared_length(response.headers) > limit:
+                    error = answer_too_large(provider, limit)
+                else:
+                    size = 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            error = answer_too_large(provider, limit)
+                            break
+                        chunks.append(chunk)
         except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
             error = connection_error(exc, provider, "reading the body")
         finally:
             await response.aclose()
         if error is not None:
             raise error
-        return response.status_code, dict(response.headers), content
+        return response.status_code, dict(response.headers), b"".join(chunks)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -250,6 +285,10 @@ class _Base:
 
     def _watch(self, host_of: HostOf | None) -> Watch | None:
         return Watch(self.observer, host_of) if self.observer is not None else None
+
+    def _answer_limit(self, request: UpstreamRequest) -> int:
+        cfg = self.router.config
+        return cfg.max_download_bytes if request.download else cfg.max_answer_bytes
 
     def _deadlines(self, request: UpstreamRequest, first_byte: float) -> tuple[float, float]:
         """(seconds to the first byte and per read after it, seconds for the rest): for a
@@ -294,7 +333,7 @@ class SyncEngine(_Base):
     def send(self, request: UpstreamRequest, provider: str, first_byte: float) -> UpstreamResponse:
         first_byte, body_deadline = self._deadlines(request, first_byte)
         started = time.perf_counter()
-        error: APIConnectionError | None = None
+        error: APIConnectionError | APIResponseError | None = None
         try:
             built = self._client.build_request(
                 request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
@@ -305,8 +344,15 @@ class SyncEngine(_Base):
         if error is not None:
             raise error
         chunks: list[bytes] = []
+        limit, size = self._answer_limit(request), 0
         try:
-            for chunk in response.iter_bytes():
+            if _declared_length(response.headers) > limit:
+                error = answer_too_large(provider, limit)
+            for chunk in () if error is not None else response.iter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    error = answer_too_large(provider, limit)
+                    break
                 chunks.append(chunk)
                 if time.perf_counter() - started > first_byte + body_deadline:
                     error = APITimeoutError(
@@ -517,7 +563,7 @@ class AsyncEngine(_Base):
         first_byte, body_deadline = self._deadlines(request, first_byte)
         started = time.perf_counter()
         status, headers, content = await self.transport.exchange(
-            request, provider, first_byte, body_deadline
+            request, provider, first_byte, body_deadline, self._answer_limit(request)
         )
         elapsed_ms = (time.perf_counter() - started) * 1000
         _log_reply(request, provider, status, elapsed_ms)

@@ -6,12 +6,13 @@ have keys, builds each attempt's protocol and turns results into OpenAI-shaped o
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import time
 import uuid
+from base64 import b64encode
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._engine import Outcome
@@ -34,7 +35,7 @@ from .providers import (
     UpstreamResponse,
     VideoCall,
 )
-from .types import Attempt, Image, ImagesResponse, ReapiInfo, Video, VideoError
+from .types import Attempt, ImagesResponse, ReapiInfo, Video, VideoError
 
 __all__ = [
     "GATEWAY_HINTS",
@@ -195,26 +196,44 @@ class LocalCore:
     def images_response(
         self, prepared: PreparedImage, outcome: Outcome[ImageResult]
     ) -> ImagesResponse:
+        return ImagesResponse.model_validate(self.images_answer(prepared, outcome))
+
+    def images_answer(
+        self, prepared: PreparedImage, outcome: Outcome[ImageResult]
+    ) -> dict[str, Any]:
+        """`images_response` as the JSON object it dumps to (fields that are None left out),
+        built without pydantic: a server answers it as it is. An image the provider sent as
+        base64 keeps the provider's text. Raises pydantic's `ValidationError`, as
+        `images_response` does, when the provider's answer gave a field of the wrong type."""
         result = outcome.result
-        data = []
+        data: list[dict[str, str]] = []
         expiries = []
         for image in result.images:
             if image.data is not None:
-                data.append(Image(b64_json=base64.b64encode(image.data).decode()))
+                encoded = image.b64 if image.b64 is not None else b64encode(image.data).decode()
+                data.append({"b64_json": encoded})
             else:
-                data.append(Image(url=image.url))
+                data.append({"url": image.url} if image.url is not None else {})
                 if image.url_expires_at:
                     expiries.append(image.url_expires_at)
-        return ImagesResponse(
-            created=int(time.time()),
-            data=data,
-            background=result.background or prepared.params.background,
-            output_format=result.output_format or prepared.params.output_format,
-            size=result.size or prepared.shape.size,
-            quality=result.quality or prepared.params.quality,
-            usage=dict(result.usage) if result.usage else None,
-            reapi=_info(outcome, min(expiries) if expiries else None),
-        )
+        params = prepared.params
+        answer: dict[str, Any] = {"created": int(time.time()), "data": data}
+        plain = True
+        for name, value in (
+            ("background", result.background or params.background),
+            ("output_format", result.output_format or params.output_format),
+            ("size", result.size or prepared.shape.size),
+            ("quality", result.quality or params.quality),
+        ):
+            if value is not None:
+                answer[name] = value
+                plain = plain and isinstance(value, str)
+        if result.usage:
+            answer["usage"] = dict(result.usage)
+        answer["reapi"] = _info_object(outcome, min(expiries) if expiries else None)
+        if not plain:  # what the model refuses, refused the same way
+            ImagesResponse.model_validate(answer)
+        return answer
 
     # -- videos ------------------------------------------------------------------------------
     def prepare_video(self, params: VideoParams, payload: Payload) -> PreparedVideo:
@@ -332,12 +351,21 @@ def attempts_of(outcome: Outcome[object]) -> tuple[Attempt, ...]:
     )
 
 
-def _info(outcome: Outcome[object], url_expires_at: int | None) -> ReapiInfo:
-    log = attempts_of(outcome)
-    return ReapiInfo(
-        provider=outcome.route.provider,
-        route=outcome.route.key,
-        attempts=len(log),
-        attempt_log=list(log),
-        url_expires_at=url_expires_at,
-    )
+def _info_object(outcome: Outcome[object], url_expires_at: int | None) -> dict[str, Any]:
+    """`ReapiInfo` as the JSON object it dumps to (fields that are None left out)."""
+    log = []
+    for a in outcome.attempts:
+        attempt: dict[str, Any] = {"provider": a.provider, "route": a.route, "code": a.code}
+        if a.status is not None:
+            attempt["status"] = a.status
+        attempt["elapsed_ms"] = float(a.elapsed_ms)
+        log.append(attempt)
+    info: dict[str, Any] = {
+        "provider": outcome.route.provider,
+        "route": outcome.route.key,
+        "attempts": len(log),
+        "attempt_log": log,
+    }
+    if url_expires_at is not None:
+        info["url_expires_at"] = url_expires_at
+    return info

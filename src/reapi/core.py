@@ -9,7 +9,14 @@ An import-linter contract (`make test`) keeps the gateway off the private module
 from __future__ import annotations
 
 from ._detached import detached, first_of_group, translated, translated_async
-from ._engine import HEDGE_LOST, AsyncEngine, AsyncTransport, HttpxTransport, connection_error
+from ._engine import (
+    HEDGE_LOST,
+    AsyncEngine,
+    AsyncTransport,
+    HttpxTransport,
+    answer_too_large,
+    connection_error,
+)
 from ._excerpt import excerpt
 from ._fetch import AsyncFetcher, PostAnswer
 from ._hidden import HiddenValues
@@ -55,6 +62,7 @@ __all__ = [
     "Shape",
     "UrlPolicy",
     "VideoParams",
+    "answer_too_large",
     "ascii_whole_number",
     "connection_error",
     "decode_data_url",

@@ -7,7 +7,14 @@ Both are imported on first use, so that the `reapi-server` command can name the 
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
+
+# httpx imports its command-line client with the package whenever click, rich and pygments are
+# installed (typer brings rich): ~3 MiB resident in every gateway process, which never runs it.
+# Marked absent, httpx falls back to the stub it has for an install without `httpx[cli]`. No
+# effect when httpx is already imported (the process then keeps what it has).
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 if TYPE_CHECKING:
     from .app import create_app

@@ -34,6 +34,7 @@ from .email.outbox import run_outbox
 from .exit_signals import on_exit_signal
 from .fleet_secret import resolve_blocking
 from .identity.housekeeping import run_housekeeping
+from .identity.sessions import SessionPolicy
 from .jobs.lease import hand_back_leases
 from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
@@ -45,11 +46,12 @@ from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
 from .observability.middleware import AccessMiddleware
 from .observability.scrape import MetricsListener, MetricsRoute
+from .openai_api.hot_routes import HotRoutes
 from .openai_api.router import V1_ROUTERS
 from .own_host import OwnHost
 from .retention.service import run_retention
 from .runtime import Runtime, build_runtime
-from .web import create_web_app, mount_web
+from .web.mount import mount_web
 from .webhooks.sender import WebhookSender, hand_back_deliveries
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
@@ -88,8 +90,6 @@ def create_app(
         span_exporter=span_exporter,
         **extra,
     )
-    web_app = create_web_app(rt)
-    identity = web_app.state.web.identity
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,7 +121,7 @@ def create_app(
                 asyncio.create_task(
                     run_housekeeping(
                         rt.db,
-                        identity.config.sessions,
+                        SessionPolicy.from_settings(settings),
                         rt.now,
                         interval=settings.retention_interval,
                     )
@@ -172,22 +172,25 @@ def create_app(
     app.include_router(billing_webhook_router)
     if settings.metrics_token is not None:
         app.router.routes.append(MetricsRoute(rt.metrics, settings.metrics_token))
-    mount_web(app, web_app)  # last: it takes every path the API does not have
+    mount_web(app, rt)  # last: it takes every path the API does not have; built when first used
     if rt.tracing is not None:
         from .observability.tracing.middleware import TracingMiddleware
 
         # Inside the access middleware (added later, so outer): its request id, in the span.
         app.add_middleware(TracingMiddleware, tracing=rt.tracing)
-    app.add_middleware(AccessMiddleware, metrics=rt.metrics)
-    # Outer (added later): it hands a new scope inwards, which the router then annotates.
-    app.add_middleware(
-        OwnHost, public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
-    )
     metrics_address = settings.metrics_address
     app.add_middleware(
-        MetricsListener,
+        AccessMiddleware,
         metrics=rt.metrics,
-        port=metrics_address[1] if metrics_address is not None else None,
+        listener=MetricsListener(
+            metrics=rt.metrics, port=metrics_address[1] if metrics_address is not None else None
+        ),
+        own_host=OwnHost(
+            public_base_url=settings.public_base_url, listen=(settings.host, settings.port)
+        ),
+        hot_routes=HotRoutes(
+            app, (route for router in V1_ROUTERS for route in router.routes), tracing=rt.tracing
+        ),
     )
     return app
 

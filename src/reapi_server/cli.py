@@ -13,7 +13,7 @@ import time
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -21,35 +21,25 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from reapi import ReapiError
 
-from . import admin
-from .accounts.export import to_json
 from .api_keys.limits import KeyLimits, LimitsInvalid, parse_limits
-from .api_keys.service import KeyView
-from .audit import Actor
 from .billing import repository as payments_repository
-from .billing.operator import (
-    PaymentView,
-    RefundDone,
-    list_payments,
-    parse_money,
-    refund_payment,
-    with_billing,
-)
 from .billing.service import Billing
 from .billing.settings import format_money
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings
 from .db_errors import error_name
-from .demo import run_demo
-from .email.notices import NoticeDraft, Progress
 from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
-from .identity.errors import FormInvalid
 from .models import PromoCode
-from .promo.service import parse_terms
 from .serving import run_server
-from .usage.command import export_usage
+
+# The administration commands' modules (accounts, billing, notices, promotions, usage export, the
+# demo) are imported by the command that needs them: `reapi-server serve` runs without them.
+if TYPE_CHECKING:
+    from .api_keys.service import KeyView
+    from .billing.operator import PaymentView, RefundDone
+    from .email.notices import NoticeDraft, Progress
 
 __all__ = ["app", "main"]
 
@@ -218,6 +208,8 @@ def migrate(
     ] = False,
 ) -> None:
     """Create or upgrade the database schema."""
+    from . import admin
+
     settings = _settings(data_dir, database_url, config)
     if adopt_secret:
         if settings.secret_key is None:
@@ -238,6 +230,8 @@ def accounts_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an account (optionally with credits)."""
+    from . import admin
+
     view = _run(admin.add_account(_settings(data_dir, database_url), email, credits))
     typer.echo(f"account {view.id} {view.email} balance={view.balance}")
 
@@ -245,6 +239,8 @@ def accounts_create(
 @accounts_app.command("show")
 def accounts_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Show an account's balance."""
+    from . import admin
+
     view = _run(admin.show_account(_settings(data_dir, database_url), email))
     typer.echo(f"account {view.id} {view.email} balance={view.balance} reserved={view.reserved}")
 
@@ -257,6 +253,8 @@ def _when(timestamp: float) -> str:
 def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List users: id, email, verified or not, created, accounts owned; admins and disabled
     accounts are marked."""
+    from . import admin
+
     for user in _run(admin.list_users(_settings(data_dir, database_url))):
         state = "verified" if user.verified else "unverified"
         accounts = ",".join(user.account_ids) or "-"
@@ -269,6 +267,8 @@ def users_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
 @users_app.command("show")
 def users_show(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Show a user: verification, password set, sessions, consents, accounts."""
+    from . import admin
+
     user = _run(admin.show_user(_settings(data_dir, database_url), email))
     typer.echo(f"user {user.id} {user.email}")
     typer.echo(f"  role: {user.role}")
@@ -295,6 +295,8 @@ def users_delete(
     """Delete a user and their accounts' data, as "Delete account" in Settings does: keys
     revoked, sessions ended, video jobs cancelled, outputs and usage deleted, payment records
     kept (detached) for 7 years; a confirmation mail goes to their address."""
+    from . import admin
+
     if not yes:
         typer.confirm(f"Delete the user {email} and all their data?", abort=True)
     deletion = _run(admin.remove_user(_settings(data_dir, database_url, config), email))
@@ -323,6 +325,9 @@ def users_export(
     config: ConfigFile = None,
 ) -> None:
     """Export a user's data: the JSON document "Download my data" in Settings gives."""
+    from . import admin
+    from .accounts.export import to_json
+
     document = _run(admin.export_user(_settings(data_dir, database_url, config), email))
     body = to_json(document)
     if output is None:
@@ -343,6 +348,8 @@ def users_reset_two_factor(
 ) -> None:
     """Turn a user's two-factor authentication off (lost app and backup codes): check who they
     are first. Their sessions end and they are mailed."""
+    from . import admin
+
     if not yes:
         typer.confirm(f"Turn off two-factor authentication for {email}?", abort=True)
     _run(admin.reset_two_factor(_settings(data_dir, database_url), email))
@@ -352,6 +359,8 @@ def users_reset_two_factor(
 @users_app.command("promote")
 def users_promote(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Make a person an admin (the /admin pages). Their sessions end: they sign in again."""
+    from . import admin
+
     shown = email.strip().lower()
     if _run(admin.promote(_settings(data_dir, database_url), email)):
         typer.echo(f"promoted {shown} to admin; their sessions are signed out")
@@ -360,6 +369,8 @@ def users_promote(email: Email, data_dir: DataDir = None, database_url: Database
 
 
 def _set_disabled(email: str, data_dir: Path | None, database_url: str | None, *, on: bool) -> None:
+    from . import admin
+
     account_id, changed = _run(
         admin.set_disabled(_settings(data_dir, database_url), email, disabled=on)
     )
@@ -476,6 +487,8 @@ def keys_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Issue an API key, optionally with limits. It is printed once: only its hash is kept."""
+    from . import admin
+
     changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
     settings = _settings(data_dir, database_url)
     if management and changes:
@@ -502,6 +515,8 @@ def keys_set_limits(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Change a key's limits: each flag given replaces that limit; the others stay."""
+    from . import admin
+
     changes = _typed_limits(spend_limit, period, models, expires, rpm, max_videos)
     if not changes:
         _exit_with("give at least one limit to change (see --help)")
@@ -513,6 +528,8 @@ def keys_set_limits(
 def keys_list(email: Email, data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List an account's keys: id, prefix and last four, state, name, limits, spend, default
     webhook."""
+    from . import admin
+
     for view in _run(admin.list_keys(_settings(data_dir, database_url), email)):
         state = "revoked" if view.revoked_at else "expired" if view.expired else "active"
         name = view.name or "-"
@@ -530,6 +547,8 @@ def keys_revoke(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Revoke a key: refused at once here, within two seconds by running servers."""
+    from . import admin
+
     if not _run(admin.revoke(_settings(data_dir, database_url), key)):
         typer.secho("error: no active key matches", err=True, fg="red")
         raise typer.Exit(1)
@@ -552,6 +571,8 @@ def keys_set_webhook(
 ) -> None:
     """Set a key's default webhook URL: its video jobs announce their end there (signed with
     the key's webhook secret) unless a request names another `webhook_url`."""
+    from . import admin
+
     if (url is not None) == clear:
         _exit_with("give either --url URL or --clear")
     settings = _settings(data_dir, database_url, config)
@@ -573,6 +594,8 @@ def keys_webhook_secret(
 ) -> None:
     """Print the secret (whsec_...) that signs a key's webhooks; give it to the receiver, which
     verifies with reapi.webhooks.verify or any Standard Webhooks library."""
+    from . import admin
+
     secret = _run(
         admin.webhook_secret(_settings(data_dir, database_url, config), key_id, rotate=rotate)
     )
@@ -589,6 +612,8 @@ def credits_grant(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Add credits to an account (a ledger row)."""
+    from . import admin
+
     view = _run(admin.grant_credits(_settings(data_dir, database_url), email, credits))
     typer.echo(f"account {view.email} balance={view.balance}")
 
@@ -604,6 +629,8 @@ def credits_adjust(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Correct an account's balance with a reason (ledger kind adjustment; audited)."""
+    from . import admin
+
     view = _run(admin.adjust_credits(_settings(data_dir, database_url), email, credits, reason))
     typer.echo(f"account {view.email} balance={view.balance}")
 
@@ -618,6 +645,8 @@ def outputs_delete(
     config: ConfigFile = None,
 ) -> None:
     """Delete a task's stored outputs now: rows, then objects (any account)."""
+    from . import admin
+
     result = _run(admin.delete_outputs(_settings(data_dir, database_url, config), task))
     typer.echo(f"deleted {result.rows} outputs of {task}")
     if not result.complete:
@@ -636,6 +665,8 @@ def outputs_purge(
 ) -> None:
     """Run the retention job once: delete what is older than retention_days (payment records:
     payment_retention_days)."""
+    from . import admin
+
     report = _run(admin.purge_expired(_settings(data_dir, database_url, config)))
     typer.echo(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
@@ -662,6 +693,8 @@ def usage_export(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write an account's usage rows as CSV (newest first), as the dashboard exports them."""
+    from .usage.command import export_usage
+
     written = _run(
         export_usage(
             _settings(data_dir, database_url),
@@ -717,6 +750,8 @@ def _progress(progress: Progress) -> None:
 
 
 def _send_notice(settings: Settings, draft: NoticeDraft, batch_size: int) -> None:
+    from . import admin
+
     done = _run(admin.send_notice(settings, draft, batch=batch_size, on_batch=_progress))
     typer.echo(
         f"notice {done.notice_id}: {done.added} queued by this run, {done.queued} in all; "
@@ -742,6 +777,8 @@ def notify_policy_change(
     """Email every user before a policy change takes effect (whatever their newsletter choice).
 
     Run the same command again to continue an interrupted run: nobody gets a notice twice."""
+    from .email.notices import NoticeDraft
+
     day = _day(effective)
     settings = _settings(data_dir, database_url, config)
     subject = subject or (
@@ -763,6 +800,8 @@ def notify_newsletter(
     """Email a newsletter issue to users who opted in and verified their address.
 
     Run the same command again to continue an interrupted run: nobody gets an issue twice."""
+    from .email.notices import NoticeDraft
+
     settings = _settings(data_dir, database_url, config)
     draft = NoticeDraft("newsletter", subject, _notice_text(file))
     _send_notice(settings, draft, batch_size)
@@ -775,6 +814,8 @@ def notify_unsubscribe(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Stop the newsletter for a user (asked by mail, e.g. to the unsubscribe mailbox)."""
+    from . import admin
+
     was = _run(admin.unsubscribe(_settings(data_dir, database_url), email))
     typer.echo(
         f"{email} will no longer receive the newsletter" + ("" if was else " (was not subscribed)")
@@ -792,6 +833,9 @@ def payments_list(
     config: ConfigFile = None,
 ) -> None:
     """List payments, newest first: id, date, account owner, pack, credits, amount, status."""
+    from . import admin
+    from .billing.operator import list_payments, with_billing
+
     settings = _settings(data_dir, database_url, config)
 
     async def work(billing: Billing) -> list[PaymentView]:
@@ -828,6 +872,9 @@ def payments_refund(
     config: ConfigFile = None,
 ) -> None:
     """Refund a payment through Stripe and take back the credits it bought."""
+    from .audit import Actor
+    from .billing.operator import parse_money, refund_payment, with_billing
+
     settings = _settings(data_dir, database_url, config)
 
     async def work(billing: Billing) -> RefundDone:
@@ -887,6 +934,10 @@ def promo_create(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create a promotion code: each account may redeem it once, on the billing page."""
+    from . import admin
+    from .identity.errors import FormInvalid
+    from .promo.service import parse_terms
+
     try:
         terms = parse_terms(code=code, credits=credits, max_uses=uses, expires=expires, note=note)
     except FormInvalid as error:
@@ -901,6 +952,8 @@ def promo_create(
 @promo_app.command("list")
 def promo_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """List promotion codes, the newest first: code, credits, uses (taken/allowed), state."""
+    from . import admin
+
     for code in _run(admin.list_promos(_settings(data_dir, database_url))):
         typer.echo(_promo_line(code))
 
@@ -912,6 +965,8 @@ def promo_disable(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Withdraw a promotion code: refused from now on (credit given before stays)."""
+    from . import admin
+
     if _run(admin.disable_promo(_settings(data_dir, database_url), code)):
         typer.echo("withdrawn")
     else:
@@ -928,6 +983,8 @@ def demo(
     ] = 0,
 ) -> None:
     """The gateway with the built-in provider simulators: nothing leaves this machine."""
+    from .demo import run_demo
+
     run_demo(_settings(data_dir, database_url, port=port), simulator_port=simulator_port)
 
 

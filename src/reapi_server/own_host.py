@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import urlsplit
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 __all__ = ["OwnHost"]
 
@@ -26,25 +26,25 @@ def _authority(host: str, port: int | None, scheme: str) -> bytes:
 
 
 class OwnHost:
-    def __init__(
-        self, app: ASGIApp, *, public_base_url: str | None, listen: tuple[str, int]
-    ) -> None:
-        self.app = app
+    """Applied by the access layer (`observability.middleware`), before anything reads the
+    request: one layer for the three things every request passes."""
+
+    def __init__(self, *, public_base_url: str | None, listen: tuple[str, int]) -> None:
         self._public: tuple[str, bytes] | None = None
         if public_base_url:
             parts = urlsplit(public_base_url)
             self._public = parts.scheme, parts.netloc.encode("idna")
         self._listen = listen  # when the connection has no address (a Unix socket)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            if self._public is not None:
-                scheme, authority = self._public
-            else:
-                scheme = scope["scheme"]
-                host, port = scope.get("server") or self._listen
-                authority = _authority(host, port, scheme)
-            headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
-            headers.append((b"host", authority))
-            scope = {**scope, "headers": headers, "scheme": scheme}
-        await self.app(scope, receive, send)
+    def pin(self, scope: Scope) -> None:
+        """Set an http scope's Host header and scheme to the gateway's own, in place."""
+        if self._public is not None:
+            scheme, authority = self._public
+        else:
+            scheme = scope["scheme"]
+            host, port = scope.get("server") or self._listen
+            authority = _authority(host, port, scheme)
+        headers = [(name, value) for name, value in scope["headers"] if name != b"host"]
+        headers.append((b"host", authority))
+        scope["headers"] = headers
+        scope["scheme"] = scheme

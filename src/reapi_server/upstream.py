@@ -21,19 +21,29 @@ it. aiohttp does that itself for idempotent methods; a POST is ours to retry.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import json
 import ssl
-from types import SimpleNamespace
+import weakref
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
 import certifi
 import httpx
+import yarl
 
-from reapi.core import AsyncEngine, AsyncFetcher, AttemptObserver, connection_error, detached
+from reapi.core import (
+    AsyncEngine,
+    AsyncFetcher,
+    AttemptObserver,
+    answer_too_large,
+    connection_error,
+    detached,
+)
 from reapi.providers import UpstreamRequest
-from reapi.router import Router
+from reapi.router import MAX_ANSWER_BYTES, Router
 
 __all__ = ["AiohttpTransport", "aiohttp_engine", "encode_body"]
 
@@ -42,6 +52,15 @@ _KEEPALIVE_SECONDS = 30.0
 #: Methods aiohttp already sends again once when a connection breaks (RFC 9112 §9.3.1.1).
 _RETRIED_BY_AIOHTTP = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 _CLOSED_BY_PEER = frozenset({errno.ECONNRESET, errno.EPIPE})
+#: JSON bodies as httpx writes them (one encoder, not one made per call as `json.dumps` does).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+@lru_cache(maxsize=1024)
+def _parsed(url: str) -> yarl.URL:
+    """A URL parsed once: a route's endpoint is the same for every request (aiohttp would
+    parse the text again each time)."""
+    return yarl.URL(url)
 
 
 def encode_body(request: UpstreamRequest) -> tuple[bytes | None, dict[str, str]]:
@@ -62,8 +81,7 @@ def encode_body(request: UpstreamRequest) -> tuple[bytes | None, dict[str, str]]
     if request.json is not None:
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
-        dumped = json.dumps(request.json, ensure_ascii=False, separators=(",", ":"))
-        return dumped.encode(), headers
+        return _JSON.encode(request.json).encode(), headers
     return request.content, headers
 
 
@@ -76,20 +94,30 @@ def _form_fields(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any] | None:
     return fields
 
 
-async def _mark_reused(
-    _session: aiohttp.ClientSession,
-    context: SimpleNamespace,
-    _params: aiohttp.TraceConnectionReuseconnParams,
-) -> None:
-    if context.trace_request_ctx is not None:
-        context.trace_request_ctx.reused = True
+#: Whether the current request went out on a pooled connection: set by `_PoolConnector.connect`,
+#: which runs in the task of the request (aiohttp's trace signals cost ten times as much).
+_REUSED: contextvars.ContextVar[bool] = contextvars.ContextVar("reapi_upstream_reused")
 
 
-def _reuse_tracer() -> aiohttp.TraceConfig:
-    """Tells each request (its `trace_request_ctx`) whether it went out on a pooled connection."""
-    tracer = aiohttp.TraceConfig()
-    tracer.on_connection_reuseconn.append(_mark_reused)
-    return tracer
+class _PoolConnector(aiohttp.TCPConnector):
+    """A connector that tells each request (`_REUSED`) whether its connection served an earlier
+    one: a connection is remembered, weakly, once it has been handed out."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._handed_out: weakref.WeakSet[object] = weakref.WeakSet()
+
+    async def connect(
+        self,
+        req: aiohttp.ClientRequest,
+        traces: list[aiohttp.tracing.Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109 (aiohttp passes it by this name)
+    ) -> aiohttp.connector.Connection:
+        connection = await super().connect(req, traces, timeout)
+        protocol = connection.protocol
+        _REUSED.set(protocol in self._handed_out)
+        self._handed_out.add(protocol)
+        return connection
 
 
 def _stale(exc: BaseException) -> bool:
@@ -121,7 +149,7 @@ class AiohttpTransport:
     def _session_now(self) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the running event loop.
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(
+            connector = _PoolConnector(
                 limit=_POOL_LIMIT,
                 limit_per_host=0,
                 keepalive_timeout=_KEEPALIVE_SECONDS,
@@ -135,7 +163,6 @@ class AiohttpTransport:
                 # every request; a gateway that needs a proxy sets upstream_client = "httpx".
                 trust_env=False,
                 raise_for_status=False,
-                trace_configs=[_reuse_tracer()],
             )
         return self._session
 
@@ -152,12 +179,17 @@ class AiohttpTransport:
             await self._session.close()
 
     async def exchange(
-        self, request: UpstreamRequest, provider: str, first_byte: float, body: float
+        self,
+        request: UpstreamRequest,
+        provider: str,
+        first_byte: float,
+        body: float,
+        limit: int = MAX_ANSWER_BYTES,
     ) -> tuple[int, dict[str, str], bytes]:
         data, headers = encode_body(request)
         retry_stale = request.method not in _RETRIED_BY_AIOHTTP
         while True:
-            connection = SimpleNamespace(reused=False)
+            _REUSED.set(False)
             phase = "waiting for the first byte"
             try:
                 # The outer deadline only bounds an upstream that drips: reads are timed per read.
@@ -165,25 +197,46 @@ class AiohttpTransport:
                 async with asyncio.timeout(first_byte + body):
                     async with self._session_now().request(
                         request.method,
-                        request.url,
+                        _parsed(request.url),
                         headers=headers,
                         data=data,
                         allow_redirects=False,
                         timeout=self._timeout(first_byte),
-                        trace_request_ctx=connection,
                     ) as response:
                         phase = "reading the body"
-                        return response.status, _headers_of(response), await response.read()
+                        content = await _read_within(response, limit)
+                        if content is None:  # the rest unread: the connection is not reused
+                            break
+                        return response.status, _headers_of(response), content
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 # Before any byte of answer, on a connection from the pool: stale. Once.
                 before_answer = phase != "reading the body"
-                if retry_stale and connection.reused and before_answer and _stale(exc):
+                if retry_stale and _REUSED.get() and before_answer and _stale(exc):
                     retry_stale = False
                     continue
                 error = connection_error(exc, provider, phase)
             # aiohttp's errors keep the request (`request_info.headers` with the provider's key):
             # the error raised instead chains nothing.
             raise detached(error)
+        raise answer_too_large(provider, limit)
+
+
+async def _read_within(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The answer's body (decompressed, as aiohttp gives it), or None once it passes `limit`
+    bytes: by its Content-Length, before reading any of it, or by what was read (a compressed
+    answer may grow past what it declared)."""
+    if (response.content_length or 0) > limit:
+        return None
+    if response.content_length is not None and response.headers.get("content-encoding") is None:
+        return await response.read()  # exactly the declared length: aiohttp's one read
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.readany():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def aiohttp_engine(

@@ -1,7 +1,7 @@
 """What a gateway process keeps in memory: modules the hot path never needs are imported only
 when used (issue 15: idle RSS). Checked in a fresh interpreter that starts the gateway the way
-`reapi-server serve` does: migrate (here: find the database at the newest schema), then build
-the app."""
+`reapi-server serve` does: import the command line, migrate (here: find the database at the
+newest schema), then build the app."""
 
 import json
 import os
@@ -13,6 +13,21 @@ from reapi_server.migrate import alembic_config, head_revisions
 
 #: Loaded by sign-in with a provider, a second factor, or a migration that has work to do.
 HEAVY = ("alembic", "mako", "authlib", "joserfc", "cryptography")
+#: Loaded with the web half (built by its first request), or by the first mail or policy page.
+WEB = ("jinja2", "markdown_it", "segno", "pyotp", "argon2", "httpx2")
+#: httpx's command-line client, which httpx imports with itself when they are installed.
+HTTPX_CLI = ("rich", "pygments")
+#: What only the administration commands use: `reapi-server serve` imports the CLI without it.
+ADMIN = (
+    "reapi_server.admin",
+    "reapi_server.accounts.export",
+    "reapi_server.billing.operator",
+    "reapi_server.email.notices",
+    "reapi_server.promo.service",
+    "reapi_server.usage.command",
+)
+#: The SDK's client side (`reapi.ReAPI` and its resources): the gateway uses the engine.
+SDK_CLIENT = ("reapi._client", "reapi._raw_clients", "reapi.resources.images", "tenacity")
 
 
 def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_template):
@@ -22,6 +37,7 @@ def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_templat
     script = textwrap.dedent(
         f"""
         import asyncio, json, sys
+        import reapi_server.cli
         from reapi_server.app import create_app
         from reapi_server.config import Settings
         from reapi_server.fleet_secret import resolve_for
@@ -29,7 +45,7 @@ def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_templat
         settings = Settings(data_dir={str(data_dir)!r})
         asyncio.run(resolve_for(settings, migrate=True))
         create_app(settings, migrate=False)
-        print(json.dumps(sorted({{name.split(".")[0] for name in sys.modules}})))
+        print(json.dumps(sorted(sys.modules)))
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("REAPI_")}
@@ -41,9 +57,22 @@ def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_templat
         env={**env, "REAPI_METRICS_LISTEN": "off"},
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    loaded = set(json.loads(run.stdout.splitlines()[-1]))
+    modules = set(json.loads(run.stdout.splitlines()[-1]))
+    loaded = {name.split(".")[0] for name in modules}
     assert "reapi_server" in loaded
     assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert loaded.isdisjoint(WEB), sorted(loaded & set(WEB))
+    assert loaded.isdisjoint(HTTPX_CLI), sorted(loaded & set(HTTPX_CLI))
+    assert "httpx" in loaded
+    assert modules.isdisjoint(SDK_CLIENT), sorted(modules & set(SDK_CLIENT))
+    assert modules.isdisjoint(ADMIN), sorted(modules & set(ADMIN))
+    web_pages = sorted(
+        m
+        for m in modules
+        if m.startswith(("reapi_server.web.", "reapi_server.identity.service"))
+        and m != "reapi_server.web.mount"
+    )
+    assert not web_pages, web_pages
 
 
 def test_the_newest_revisions_are_read_as_alembic_reads_them():

@@ -207,7 +207,7 @@ async def test_the_error_pages_have_the_headers_too(web, browsers):
     async def broken(request):
         raise RuntimeError("boom")
 
-    web_app = web.app.routes[-1].app
+    web_app = web.app.routes[-1].app.app  # the web half (`LazyWebApp`), built by now
     web_app.router.routes.insert(1, Route("/broken", broken))
     failed = await browser.get("/broken")
     assert failed.status_code == 500 and "Something went wrong" in failed.text

@@ -139,6 +139,9 @@ class GeneratedFile:
     fetch: UpstreamRequest | None = None
     #: Unix seconds when the upstream URL stops working, when known.
     url_expires_at: int | None = None
+    #: `data` as the provider's own base64 text, when it sent it so (checked when decoded): a
+    #: `b64_json` answer passes it on instead of encoding the bytes again.
+    b64: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,8 +155,9 @@ class ArkAdapter(Adapter):
                 failures.append(str(error.get("code") or ""))
                 continue
             if isinstance(item.get("b64_json"), str):
-                data = b64decode(item["b64_json"], self.provider)
-                images.append(GeneratedFile(content_type, data=data))
+                encoded = item["b64_json"]
+                data = b64decode(encoded, self.provider)
+                images.append(GeneratedFile(content_type, data=data, b64=encoded))
             elif isinstance(item.get("url"), str):
                 url = item["url"]
                 # A presigned object-storage URL: it must not be sent our key.

@@ -195,7 +195,9 @@ class GeminiAdapter(GoogleAdapter):
             inline = part.get("inlineData")
             if isinstance(inline, dict) and isinstance(inline.get("data"), str):
                 content_type = str(inline.get("mimeType") or "image/png")
-                return GeneratedFile(content_type, data=b64decode(inline["data"], self.provider))
+                encoded = inline["data"]
+                data = b64decode(encoded, self.provider)
+                return GeneratedFile(content_type, data=data, b64=encoded)
         return None
 
     def _blocked(self, response: UpstreamResponse, reason: str, what: str) -> ContentPolicyError:

@@ -184,8 +184,9 @@ class OpenAIAdapter(Adapter):
         images = []
         for item in body["data"]:
             if isinstance(item, dict) and isinstance(item.get("b64_json"), str):
-                data = b64decode(item["b64_json"], self.provider)
-                images.append(GeneratedFile(content_type, data=data))
+                encoded = item["b64_json"]
+                data = b64decode(encoded, self.provider)
+                images.append(GeneratedFile(content_type, data=data, b64=encoded))
             elif isinstance(item, dict) and isinstance(item.get("url"), str):
                 url = item["url"]
                 expires = int(time.time()) + lifetime if lifetime else None

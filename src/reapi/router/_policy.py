@@ -19,7 +19,15 @@ from .._exceptions import (
     ReapiError,
 )
 
-__all__ = ["BreakerPolicy", "FailureVerdict", "HedgePolicy", "RouterConfig", "judge"]
+__all__ = [
+    "MAX_ANSWER_BYTES",
+    "MAX_DOWNLOAD_BYTES",
+    "BreakerPolicy",
+    "FailureVerdict",
+    "HedgePolicy",
+    "RouterConfig",
+    "judge",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,12 @@ class HedgePolicy:
             raise ValueError("floor must be >= 0 and min_samples >= 1")
 
 
+#: Defaults of `RouterConfig.max_answer_bytes` and `max_download_bytes`: several times the
+#: largest answer a provider sends (ten 4K images as base64; a long video).
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class RouterConfig:
     """Deadlines and failover behaviour. The defaults keep failover well under a second."""
@@ -68,6 +82,11 @@ class RouterConfig:
     body_timeout: float = 30.0
     #: Seconds to read a binary result (image or video download).
     download_timeout: float = 300.0
+    #: Bytes of a JSON answer read at most: past it the answer is the provider's fault
+    #: (`APIResponseError`, failover), never a gateway's memory filled by one upstream.
+    max_answer_bytes: int = MAX_ANSWER_BYTES
+    #: Bytes of a binary result read whole at most (a video mirrored to storage is streamed).
+    max_download_bytes: int = MAX_DOWNLOAD_BYTES
     #: Start the next route after this many seconds without an answer, for every image request
     #: (None: only where `hedge` allows, after the route's observed latency).
     hedge_after: float | None = None

@@ -99,14 +99,14 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> Principal:
         token = bearer_token(authorization)
-        if not is_well_formed(token):
-            # Refused on its shape and checksum alone: no database work for garbage.
-            raise InvalidApiKey("the API key is not valid")
         key_hash = hash_key(token)
         now = self._clock()
         cached = self._cache.get(key_hash)
         if cached is not None and cached[1] > now:
-            return cached[0]
+            return cached[0]  # only a well-formed key was ever cached: not checked again
+        if not is_well_formed(token):
+            # Refused on its shape and checksum alone: no database work for garbage.
+            raise InvalidApiKey("the API key is not valid")
         async with self._db.read() as session:
             found = await repository.find_active(session, key_hash)
         if found is None:

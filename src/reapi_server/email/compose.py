@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import time
 from datetime import date
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..links import Links
-from .markdown import MailBody
 from .message import Message, MessageKind
+
+if TYPE_CHECKING:  # Jinja2 and markdown-it load with the first message, not at start-up
+    from jinja2 import Environment
+
+    from .markdown import MailBody
 
 __all__ = ["MailComposer"]
 
@@ -46,7 +49,12 @@ class MailComposer:
         self.contact = contact
         #: A mailbox offered beside the one-click link in List-Unsubscribe.
         self.unsubscribe_mailto = unsubscribe_mailto
-        self._env = Environment(
+
+    @cached_property
+    def _env(self) -> Environment:
+        from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+        return Environment(
             loader=PackageLoader("reapi_server.email", "templates"),
             autoescape=select_autoescape(enabled_extensions=("html",), default=False),
             undefined=StrictUndefined,

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import ColumnElement, exists, func, select, true, update
 from sqlalchemy.exc import IntegrityError
@@ -32,10 +32,12 @@ from ..errors import GatewayError
 from ..ids import new_id
 from ..models import Notice, NoticeDelivery, User
 from .compose import MailComposer
-from .markdown import MailBody, render_markdown
 from .message import Message
 from .outbox import enqueue
 from .unsubscribe import unsubscribe_token
+
+if TYPE_CHECKING:  # markdown-it loads with the first notice, not with every process
+    from .markdown import MailBody
 
 __all__ = ["NoticeDraft", "NoticeKind", "Notices", "Progress", "deliveries_of"]
 
@@ -130,6 +132,8 @@ class Notices:
         """Queue `draft` for everyone it is meant for and not yet queued for; what was done."""
         today = datetime.fromtimestamp(self.clock(), UTC).date()
         _check(draft, today, newsletter_offered=self.newsletter_offered)
+        from .markdown import render_markdown
+
         body = render_markdown(draft.markdown)
         notice_id = await self._open(draft)
         queued, left = await self._counts(notice_id, draft.kind)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..config import Settings
 from ..models import User, WebSession
 from . import repository
 
@@ -31,6 +32,13 @@ class SessionPolicy:
     absolute_seconds: float = 30 * DAY
     #: `last_seen_at` is written at most this often (not on every page).
     touch_seconds: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionPolicy:
+        return cls(
+            idle_seconds=settings.session_idle_days * DAY,
+            absolute_seconds=settings.session_max_days * DAY,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,10 +146,9 @@ async def generate(
             raise
         charge = price_of(prepared.spec, prepared.shape, images=len(files), input_images=inputs)
         provider, attempts = outcome.route.provider, len(outcome.attempts)
-        response = rt.core.images_response(prepared, outcome)
-        if response.reapi is not None:
-            response.reapi.url_expires_at = None  # our URLs do not expire
-        template = response.model_dump(mode="json", exclude_none=True, exclude={"data"})
+        template = rt.core.images_answer(prepared, outcome)
+        template["reapi"].pop("url_expires_at", None)  # our URLs do not expire
+        inline: list[dict[str, str]] = template.pop("data")  # the images, as b64_json
         snapshot = {
             "kind": "images",
             "response": template,
@@ -196,10 +195,7 @@ async def generate(
         rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
         rt.auto_top_up.spent(principal.account_id)  # in memory: checked off the request path
 
-    if as_url:
-        data = [{"url": file_url(base_url, f.file_id)} for f in files]
-    else:
-        data = [{"b64_json": image.b64_json or ""} for image in response.data]
+    data = [{"url": file_url(base_url, f.file_id)} for f in files] if as_url else inline
     return ImageAnswer(_body(template, data), snapshot)
 
 

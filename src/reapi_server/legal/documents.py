@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from markdown_it import MarkdownIt
+if TYPE_CHECKING:  # markdown-it is imported by the first policy page, not at start-up
+    from markdown_it import MarkdownIt
 
 __all__ = ["POLICIES", "LegalFacts", "PolicyDocument", "load_policy", "policy_versions"]
 
@@ -67,6 +69,8 @@ class PolicyFileError(ValueError):
 
 @cache
 def _markdown() -> MarkdownIt:
+    from markdown_it import MarkdownIt  # with the first page that shows a policy
+
     return MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table")
 
 

@@ -64,6 +64,17 @@ class LocalDiskStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @root.setter
+    def root(self, root: Path) -> None:
+        self._root = root
+        #: Where outputs go, as text: each write builds its path as a string (three `Path`
+        #: joins cost more than the rest of the path's making).
+        self._outputs = os.path.join(os.fspath(root), OUTPUTS_PREFIX)
+
     def prepare(self) -> None:
         """Make the 256 folders outputs go to, so that no request makes one (start-up)."""
         for shard in _SHARDS:
@@ -71,12 +82,15 @@ class LocalDiskStore:
 
     def path_of(self, key: str) -> Path:
         """Where the object under `key` is written (see the module's docstring)."""
+        return Path(self._file_of(key))
+
+    def _file_of(self, key: str) -> str:
         check_key(key)
         parts = _task_and_name(key)
         if parts is None:
-            return self.root / key
+            return os.fspath(self.root / key)
         task_id, name = parts
-        return self.root / OUTPUTS_PREFIX / _shard(task_id) / f"{task_id}{_JOIN}{name}"
+        return f"{self._outputs}{_shard(task_id)}/{task_id}{_JOIN}{name}"
 
     def legacy_path_of(self, key: str) -> Path:
         """Where earlier versions wrote it: the key itself, one folder per task."""
@@ -94,10 +108,11 @@ class LocalDiskStore:
         return relative
 
     async def put(self, key: str, body: Body, content_type: str) -> int:
-        path = self.path_of(key)
+        target = self._file_of(key)
         if isinstance(body, bytes) and len(body) <= _INLINE_LIMIT:
-            _write_small(path, _header(content_type) + body)
+            _write_small(target, _header(content_type) + body)
             return len(body)
+        path = Path(target)
         handle, tmp = await anyio.to_thread.run_sync(_create_temp, path, content_type)
         size = 0
         # Worker threads are not abandoned on cancellation, so no write outlives the handle.
@@ -196,10 +211,9 @@ def _header(content_type: str) -> bytes:
     return content_type.encode("ascii", "replace") + b"\n"
 
 
-def _write_small(path: Path, data: bytes) -> None:
+def _write_small(target: str, data: bytes) -> None:
     """A small object, on the loop: written whole to a file without a name, then named (Linux);
     else to a temp file beside it, then renamed."""
-    target = os.fspath(path)
     if _UNNAMED and _write_unnamed(target, data):
         return
     tmp = Path(f"{os.path.dirname(target)}/{TEMP_PREFIX}{secrets.token_hex(8)}")

@@ -3,8 +3,12 @@ Google): the providers (`github`, `google`), the rules (`service`), their SQL (`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..config import Settings
-from .providers import Provider
+
+if TYPE_CHECKING:  # httpx2 comes with the providers: loaded by the sign-in pages
+    from .providers import Provider
 
 __all__ = ["configured_providers"]
 

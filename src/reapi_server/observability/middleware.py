@@ -1,4 +1,5 @@
-"""The outermost layer: a request id, the access log line and the HTTP metrics.
+"""The outermost of the app's own layers: a request id, the access log line and the HTTP
+metrics.
 
 Pure ASGI (no BaseHTTPMiddleware) so that it adds no task or copy per request.
 """
@@ -8,12 +9,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..ids import ordered_id
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from ..own_host import OwnHost
+    from .scrape import MetricsListener
 
 __all__ = [
     "METHODS",
@@ -79,24 +84,57 @@ def method_of(scope: Scope) -> str:
     return str(scope["method"]) if scope["method"] in METHODS else "OTHER"
 
 
+class Shortcut(Protocol):
+    """Routes served without the router (`openai_api.hot_routes`)."""
+
+    def take(self, scope: Scope) -> ASGIApp | None:
+        """The app that serves this http request (the scope annotated as the router would
+        have), or None: the request goes on through the app's stack."""
+
+
 class AccessMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    """The outermost of the app's own layers, and the only one on the hot path: it asks, in
+    this order, the metrics listener (whose requests it answers and nothing more), the own
+    host (which pins the Host header), then, once the request has its id, the hot routes (which
+    serve the image endpoints without the router's layers). One layer rather than three: each
+    layer is passed at every resumption of the request's coroutine."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: Metrics,
+        *,
+        listener: MetricsListener | None = None,
+        own_host: OwnHost | None = None,
+        hot_routes: Shortcut | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.listener = listener
+        self.own_host = own_host
+        self.hot_routes = hot_routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.listener is not None:
+            answer = self.listener.answer(scope)
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
+        if self.own_host is not None:
+            self.own_host.pin(scope)
         started = time.perf_counter()
         context = context_of(scope)
+        app = (self.hot_routes.take(scope) if self.hot_routes is not None else None) or self.app
         status = 500
-        started_response = [False]
+        started_response = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
-                started_response[0] = True
+                started_response = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", context.request_id.encode()))
@@ -105,30 +143,32 @@ class AccessMiddleware:
 
         try:
             try:
-                await self.app(scope, receive, send_with_id)
+                await app(scope, receive, send_with_id)
             except Exception as exc:
                 # Answer here so that no server further out prints the traceback, whose
                 # exception message could hold request data; we log the type only.
                 log.error("unhandled error", extra={"code": type(exc).__name__})
-                if status == 500 and not started_response[0]:
+                if status == 500 and not started_response:
                     await send_with_id(_INTERNAL_START)
                     await send_with_id(_INTERNAL_BODY)
         finally:
-            elapsed = time.perf_counter() - started
-            route = route_template(scope)
-            method = method_of(scope)
-            self.metrics.requests.labels(method, route, str(status)).inc()
-            self.metrics.latency.labels(method, route).observe(elapsed)
-            if route not in ("/metrics", "/healthz", "/readyz"):
-                log.info(
-                    "request",
-                    extra={
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "provider": context.provider,
-                        "attempts": context.attempts,
-                        "request_id": context.request_id,
-                        "duration_ms": round(elapsed * 1000, 2),
-                    },
-                )
+            self._record(scope, context, status, time.perf_counter() - started)
+
+    def _record(self, scope: Scope, context: RequestContext, status: int, elapsed: float) -> None:
+        route = route_template(scope)
+        method = method_of(scope)
+        self.metrics.requests.labels(method, route, str(status)).inc()
+        self.metrics.latency.labels(method, route).observe(elapsed)
+        if route not in ("/metrics", "/healthz", "/readyz") and log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "provider": context.provider,
+                    "attempts": context.attempts,
+                    "request_id": context.request_id,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Scope
 
 from ..json_api.errors import error_response
 from .metrics import Metrics
@@ -49,20 +49,18 @@ class MetricsRoute(Route):
 
 
 class MetricsListener:
-    """Outermost: a request that came in on the metrics listener's port is answered here."""
+    """Asked first by the access layer: a request that came in on the metrics listener's port
+    is answered here (and is neither logged nor counted)."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, port: int | None) -> None:
-        self.app = app
+    def __init__(self, *, metrics: Metrics, port: int | None) -> None:
         self.metrics = metrics
         self.port = port
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        server = scope.get("server") if scope["type"] == "http" else None
+    def answer(self, scope: Scope) -> Response | None:
+        """The answer to an http request on the metrics listener; None on any other."""
+        server = scope.get("server")
         if self.port is None or server is None or server[1] != self.port:
-            await self.app(scope, receive, send)
-            return
+            return None
         if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
-            response = _exposition(self.metrics)
-        else:
-            response = error_response(404, "no such endpoint", code="http_404")
-        await response(scope, receive, send)
+            return _exposition(self.metrics)
+        return error_response(404, "no such endpoint", code="http_404")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -56,7 +57,33 @@ async def request_context(request: Request) -> RequestContext:
 
 def base_url_of(request: Request) -> str:
     configured = _runtime(request).settings.public_base_url
-    return configured or str(request.base_url)
+    if configured:
+        return configured
+    scope = request.scope
+    return _base_url(
+        scope["scheme"],
+        scope.get("server"),
+        request.headers.get("host"),
+        scope.get("root_path", ""),
+        scope.get("app_root_path"),
+    )
+
+
+@functools.lru_cache(maxsize=64)  # a few listening addresses (`OwnHost` pins the Host header)
+def _base_url(
+    scheme: str,
+    server: tuple[str, int] | None,
+    host: str | None,
+    root_path: str,
+    app_root_path: str | None,
+) -> str:
+    """Starlette's `request.base_url` of a request with these parts: all it is made of."""
+    headers = [(b"host", host.encode("latin-1"))] if host is not None else []
+    scope: dict[str, object] = {"type": "http", "scheme": scheme, "server": server}
+    scope.update(path="/", query_string=b"", headers=headers, root_path=root_path)
+    if app_root_path is not None:
+        scope["app_root_path"] = app_root_path
+    return str(Request(scope).base_url)
 
 
 Rt = Annotated[Runtime, Depends(runtime)]

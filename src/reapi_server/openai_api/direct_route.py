@@ -11,7 +11,8 @@ made, so a new parameter cannot be silently left unsolved.
 
 What is not done here is done as before, further out: a raised error becomes its answer in the
 app's exception middleware (the same handlers a FastAPI route calls), and a method the route does
-not serve gets FastAPI's own 405.
+not serve gets FastAPI's own 405. The image routes are usually not reached through the router at
+all: the access layer hands their requests to `hot_routes` directly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .dependencies import caller, request_context, runtime
@@ -89,6 +91,11 @@ class DirectRoute(APIRoute):
             await super().handle(scope, receive, send)  # FastAPI's 405
             return
         request = Request(scope, receive, send)
-        arguments = {name: await resolve(request) for name, resolve in self._resolvers}
-        response = await self.endpoint(**arguments)
+        response = await self.respond(request)
         await response(scope, receive, send)
+
+    async def respond(self, request: Request) -> Response:
+        """The endpoint's answer, its dependencies resolved in order."""
+        arguments = {name: await resolve(request) for name, resolve in self._resolvers}
+        response: Response = await self.endpoint(**arguments)
+        return response

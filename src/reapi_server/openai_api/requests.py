@@ -80,6 +80,11 @@ class _Body(HiddenValues):
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
 
+_NOT_OPTIONS = frozenset(
+    {"prompt", "model", "user", "stream", "image", "images", "mask", "partial_images"}
+)
+
+
 class _ImageOptions(_Body):
     model: str = "gpt-image-2"
     n: WholeNumber | None = Field(default=None, ge=1, le=10)
@@ -95,8 +100,8 @@ class _ImageOptions(_Body):
     stream: bool | None = None
 
     def options(self) -> dict[str, Any]:
-        skip = {"prompt", "model", "user", "stream", "image", "images", "mask", "partial_images"}
-        return {k: v for k, v in self.model_dump().items() if v is not None and k not in skip}
+        # The fields' values as validated (no dump: the ones that could nest are skipped).
+        return {k: v for k, v in vars(self).items() if v is not None and k not in _NOT_OPTIONS}
 
 
 class ImageGenerationBody(_ImageOptions):

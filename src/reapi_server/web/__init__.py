@@ -1,6 +1,2 @@
-"""The browser surface: server-rendered pages in a sub-application mounted beside the API.
-See `web.app` for how it is kept away from /v1."""
-
-from .app import create_web_app, mount_web
-
-__all__ = ["create_web_app", "mount_web"]
+"""The browser surface: server-rendered pages in a sub-application mounted beside the API,
+built by its first request. See `web.mount` for where it sits, `web.app` for what it is."""

@@ -15,7 +15,6 @@ from importlib import resources
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +27,7 @@ from ..email.unsubscribe import unsubscribe_key
 from ..errors import GatewayError
 from ..identity.keys import IdentityKeys
 from ..identity.service import Identity, IdentityConfig
-from ..identity.sessions import DAY, SessionPolicy
+from ..identity.sessions import SessionPolicy
 from ..identity.throttle import Throttle
 from ..json_api.errors import error_response
 from ..legal.documents import policy_versions
@@ -73,10 +72,7 @@ from .templates import render
 from .turnstile import Turnstile
 from .visitor import VisitorMiddleware
 
-__all__ = ["API_PREFIX", "PAGES", "create_web_app", "mount_web"]
-
-#: Everything under this belongs to the API, never to the web half.
-API_PREFIX = "/v1"
+__all__ = ["PAGES", "build_context", "create_web_app"]
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -128,10 +124,7 @@ def build_context(rt: Runtime) -> WebContext:
     settings = rt.settings
     links = Links.from_settings(settings)
     root = rt.fingerprint_secret
-    policy = SessionPolicy(
-        idle_seconds=settings.session_idle_days * DAY,
-        absolute_seconds=settings.session_max_days * DAY,
-    )
+    policy = SessionPolicy.from_settings(settings)
     identity = Identity(
         rt.db,
         config=IdentityConfig(
@@ -324,26 +317,3 @@ def create_web_app(rt: Runtime) -> FastAPI:
     app.add_middleware(_ServerErrorPage)
     app.add_middleware(SecurityHeadersMiddleware, https=web.links.is_https, csp=web.embeds.csp())
     return app
-
-
-class _WebMount(Mount):
-    """Mount("/") that never takes a request meant for the API: nothing under /v1, and no
-    path an API route has (a wrong method there is the API's 405, not a web page)."""
-
-    def __init__(self, app: FastAPI, api_routes: list[BaseRoute]) -> None:
-        super().__init__("", app=app)
-        self.api_routes = api_routes
-
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        path: str = scope.get("path", "")
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            return Match.NONE, {}
-        for route in self.api_routes:
-            if route is not self and route.matches(scope)[0] != Match.NONE:
-                return Match.NONE, {}
-        return super().matches(scope)
-
-
-def mount_web(api: FastAPI, web_app: FastAPI) -> None:
-    """Mount the web half on `api`, after (and below) every route of the API."""
-    api.router.routes.append(_WebMount(web_app, api.router.routes))

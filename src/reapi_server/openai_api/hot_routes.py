@@ -1,0 +1,101 @@
+"""`HotRoutes`: the /v1 image endpoints, served straight from the access layer.
+
+Between the access layer and a `DirectRoute` stand Starlette's exception middleware, FastAPI's
+exit stack, the app's router, the included router's and the route's own dispatch: six layers a
+request passes twice (in, and at each resumption of its coroutine), with nothing to do on the
+hot path. A POST to an image endpoint's exact path is taken from the access layer to the route
+here instead; everything else (another method, a trailing slash, a root path) goes the long
+way, so FastAPI's 405 and redirects answer as before.
+
+What the skipped layers did that the route needs is done here: the scope names the route (the
+access log and metrics label requests with its template), and a raised error becomes its
+answer through the app's own exception handlers, looked up as Starlette's exception middleware
+looks them up. An error no handler takes goes on to the access layer, which answers it as it
+answers any unhandled error. With tracing on, the request's span is made here as it would be
+further in.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .direct_route import DirectRoute
+
+if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from ..observability.tracing.setup import Tracing
+
+__all__ = ["HotRoutes"]
+
+
+class HotRoutes:
+    def __init__(
+        self, app: FastAPI, routes: Iterable[BaseRoute], *, tracing: Tracing | None = None
+    ) -> None:
+        self._app = app
+        self._routes = {
+            route.path: route
+            for route in routes
+            if isinstance(route, DirectRoute) and route.methods and "{" not in route.path
+        }
+        self._serve: ASGIApp = self._call
+        if tracing is not None:
+            from ..observability.tracing.middleware import TracingMiddleware
+
+            self._serve = TracingMiddleware(self._call, tracing=tracing)
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
+    def take(self, scope: Scope) -> ASGIApp | None:
+        """For a request one of the routes serves: the app that serves it, the scope annotated
+        as the router would have. None for any other request."""
+        route = self._routes.get(scope["path"])
+        if route is None or scope["method"] not in (route.methods or ()) or scope.get("root_path"):
+            return None
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {}
+        scope["router"] = self._app.router
+        return self._serve
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route: DirectRoute = scope["route"]
+        request = Request(scope, receive, send)
+        try:
+            response = await route.respond(request)
+        except Exception as exc:
+            handler = self._handler_for(exc)
+            if handler is None:
+                raise
+            if inspect.iscoroutinefunction(handler):
+                response = await handler(request, exc)
+            else:
+                response = await run_in_threadpool(handler, request, exc)
+        await response(scope, receive, send)
+
+    def _handler_for(self, exc: Exception) -> Any:
+        """The app's handler for `exc`, as Starlette's exception middleware finds it: by status
+        for an HTTP exception, else by the nearest class. Exception's (and 500's) is the server
+        error middleware's, never the exception middleware's."""
+        handlers = self._app.exception_handlers  # read at each error: tests hook them
+        if isinstance(exc, HTTPException) and exc.status_code != 500:
+            by_status = handlers.get(exc.status_code)
+            if by_status is not None:
+                return by_status
+        for cls in type(exc).__mro__:
+            if cls is Exception:
+                return None
+            handler = handlers.get(cls)
+            if handler is not None:
+                return handler
+        return None

@@ -2,9 +2,9 @@
 
 Failover between upstream providers in well under a second, and zero retention of request bodies.
 
-Each name below is imported from its module on first use (PEP 562), so `from reapi import
-ReapiError` does not load the client, its resources and their dependencies: a gateway process
-that uses the engine, the catalog and the router never holds the client side.
+The errors are imported at once; every other name from its module on first use (PEP 562), so
+`from reapi import ReapiError` does not load the client, its resources and their dependencies:
+a gateway process that uses the engine, the catalog and the router never holds the client side.
 """
 
 from __future__ import annotations
@@ -12,35 +12,36 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+# The errors are a small module of plain classes, and every use of reapi raises or catches them.
+from ._exceptions import (
+    APIConnectionError,
+    APIResponseError,
+    APIStatusError,
+    APITimeoutError,
+    AttemptSummary,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContentPolicyError,
+    InsufficientCreditsError,
+    InternalServerError,
+    InvalidRequestError,
+    JobFailedError,
+    ModelNotFoundError,
+    NoRouteAvailableError,
+    NotFoundError,
+    PermissionDeniedError,
+    QuotaExceededError,
+    RateLimitError,
+    ReapiError,
+    RouteRefusedError,
+    WebhookVerificationError,
+)
 from ._version import __version__
 
 if TYPE_CHECKING:
     from . import webhooks
     from ._client import AsyncReAPI, ReAPI
-    from ._exceptions import (
-        APIConnectionError,
-        APIResponseError,
-        APIStatusError,
-        APITimeoutError,
-        AttemptSummary,
-        AuthenticationError,
-        BadRequestError,
-        ConfigurationError,
-        ContentPolicyError,
-        InsufficientCreditsError,
-        InternalServerError,
-        InvalidRequestError,
-        JobFailedError,
-        ModelNotFoundError,
-        NoRouteAvailableError,
-        NotFoundError,
-        PermissionDeniedError,
-        QuotaExceededError,
-        RateLimitError,
-        ReapiError,
-        RouteRefusedError,
-        WebhookVerificationError,
-    )
     from ._payload import File, Payload
     from ._urls import UrlPolicy
     from .catalog import Catalog, load_catalog
@@ -100,33 +101,6 @@ _HOMES = {
     "webhooks": "",
     "AsyncReAPI": "._client",
     "ReAPI": "._client",
-    **dict.fromkeys(
-        (
-            "APIConnectionError",
-            "APIResponseError",
-            "APIStatusError",
-            "APITimeoutError",
-            "AttemptSummary",
-            "AuthenticationError",
-            "BadRequestError",
-            "ConfigurationError",
-            "ContentPolicyError",
-            "InsufficientCreditsError",
-            "InternalServerError",
-            "InvalidRequestError",
-            "JobFailedError",
-            "ModelNotFoundError",
-            "NoRouteAvailableError",
-            "NotFoundError",
-            "PermissionDeniedError",
-            "QuotaExceededError",
-            "RateLimitError",
-            "ReapiError",
-            "RouteRefusedError",
-            "WebhookVerificationError",
-        ),
-        "._exceptions",
-    ),
     "File": "._payload",
     "Payload": "._payload",
     "UrlPolicy": "._urls",

@@ -575,7 +575,10 @@ async def test_an_event_waiting_too_long_is_given_up_then_applied_when_its_purch
     stopped = await _event(billing, refunded)
     assert stopped.handled_at is None and stopped.next_attempt_at is None
     await asyncio.sleep(1.0)  # the retry loop (every 0.2 s) leaves it alone
-    assert (await _event(billing, refunded)).attempts == stopped.attempts
+    await asyncio.to_thread(billing.sim.wait_idle)
+    # Stripe's own redelivery (a delivery the loaded gateway answered too late for it) may try
+    # it again; the retry loop never does: no more attempts than deliveries.
+    assert (await _event(billing, refunded)).attempts <= len(billing.sim.deliveries(refunded))
     # What Admin → Billing lists: given up, not applied.
     events, unhandled = await stored_events(billing.billing, unhandled_only=True)
     [shown] = [event for event in events if event.id == refunded]

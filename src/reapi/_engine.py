@@ -348,17 +348,18 @@ class SyncEngine(_Base):
         try:
             if _declared_length(response.headers) > limit:
                 error = answer_too_large(provider, limit)
-            for chunk in () if error is not None else response.iter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    error = answer_too_large(provider, limit)
-                    break
-                chunks.append(chunk)
-                if time.perf_counter() - started > first_byte + body_deadline:
-                    error = APITimeoutError(
-                        f"{provider} did not finish its answer in time", provider=provider
-                    )
-                    break
+            else:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        error = answer_too_large(provider, limit)
+                        break
+                    chunks.append(chunk)
+                    if time.perf_counter() - started > first_byte + body_deadline:
+                        error = APITimeoutError(
+                            f"{provider} did not finish its answer in time", provider=provider
+                        )
+                        break
         except (httpx.TransportError, httpx.StreamError) as exc:
             error = self._connection_error(exc, provider, "reading the body")
         finally:

@@ -544,18 +544,23 @@ class AsyncEngine(_Base):
         observer: AttemptObserver | None = None,
     ) -> None:
         super().__init__(router, observer)
-        self._client = client or httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
-        self.transport: AsyncTransport = transport or HttpxTransport(self._client)
+        # Made when first needed: with another transport (the gateway's aiohttp), only streams
+        # and mirrored videos use it, and an idle pool with its TLS context costs ~0.8 MiB.
+        self._client = client
+        self.transport: AsyncTransport = transport or HttpxTransport(self.client)
         self.fetcher = fetcher or AsyncFetcher()
 
     async def aclose(self) -> None:
         await self.transport.aclose()
-        await self._client.aclose()  # closing twice (the default transport shares it) is a no-op
+        if self._client is not None:  # closing twice (the default transport shares it): no-op
+            await self._client.aclose()
 
     @property
     def client(self) -> httpx.AsyncClient:
         """The pooled client, for a caller that streams a large body itself instead of reading
         it whole (the gateway mirroring a video into storage)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
         return self._client
 
     async def send(
@@ -575,7 +580,8 @@ class AsyncEngine(_Base):
         self, request: UpstreamRequest, provider: str, *, first_byte: float, idle: float
     ) -> AsyncIterator[tuple[int, AsyncIterator[bytes]]]:
         """The async twin of `SyncEngine.stream_chunks`."""
-        built = self._client.build_request(
+        client = self.client
+        built = client.build_request(
             request.method,
             request.url,
             timeout=_stream_timeouts(first_byte, idle),
@@ -584,7 +590,7 @@ class AsyncEngine(_Base):
 
         async def send() -> httpx.Response:
             with anyio.fail_after(first_byte + idle):
-                return await self._client.send(built, stream=True)
+                return await client.send(built, stream=True)
 
         response = await translated_async(
             send,

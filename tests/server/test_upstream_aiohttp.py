@@ -97,6 +97,27 @@ async def test_send_answers_like_the_httpx_engine(sims, faults):
         await engine.aclose()
 
 
+async def test_the_httpx_pool_is_made_only_when_something_streams(sims):
+    """Idle memory (issue 15): the aiohttp engine's requests never touch the httpx pool; it is
+    made by the first stream (or mirrored video), and closing an engine that never made it works."""
+    engine = aiohttp_engine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    base = sims.provider_urls["primary"]
+    try:
+        assert (await engine.send(image_request(base), "primary", FIRST_BYTE)).status == 200
+        assert engine._client is None
+        async with engine.stream_chunks(
+            image_request(base), "primary", first_byte=FIRST_BYTE, idle=5
+        ) as (status, chunks):
+            assert status == 200
+            assert json.loads(b"".join([chunk async for chunk in chunks]))["data"]
+        assert engine.client is engine.client
+    finally:
+        await engine.aclose()
+    unused = aiohttp_engine(Router(RouterConfig()))
+    await unused.aclose()
+    assert unused._client is None
+
+
 def test_bodies_are_encoded_as_httpx_encodes_them():
     plain = UpstreamRequest("POST", "http://upstream.test/v1/x", json={"prompt": "é", "n": 1})
     body, headers = encode_body(plain)

@@ -1,13 +1,18 @@
 """What a gateway process keeps in memory: modules the hot path never needs are imported only
-when used (issue 15: idle RSS). Checked in a fresh interpreter that starts the gateway the way
-`reapi-server serve` does: import the command line, migrate (here: find the database at the
-newest schema), then build the app."""
+when used (issue 15: idle RSS). Checked in fresh interpreters that start the gateway the way
+`reapi-server serve` does: the command line imports itself and migrates (here: finds the
+database at the newest schema), then execs an interpreter that builds and serves the app."""
 
 import json
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+from tests.server.served import served_gateway
 
 from reapi_server.migrate import alembic_config, head_revisions
 
@@ -28,33 +33,44 @@ ADMIN = (
 )
 #: The SDK's client side (`reapi.ReAPI` and its resources): the gateway uses the engine.
 SDK_CLIENT = ("reapi._client", "reapi._raw_clients", "reapi.resources.images", "tenacity")
+#: The command line and its configuration checks: left behind by the exec.
+CLI = ("typer", "reapi_server.cli", "reapi_server.config_check")
+
+#: `reapi-server serve` before its exec: the command line, the migration (nothing to do here).
+COMMAND_LINE = """
+import asyncio
+import reapi_server.cli
+from reapi_server.config import Settings
+from reapi_server.fleet_secret import resolve_for
+
+asyncio.run(resolve_for(Settings(), migrate=True))
+"""
+#: After it: what `serve_from_environment` builds before it serves.
+SERVING = """
+import uvicorn
+from reapi_server.app import app_from_environment
+
+app_from_environment()
+"""
 
 
-def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_template):
+@pytest.mark.parametrize(
+    ("script", "also_absent"), [(COMMAND_LINE, ()), (SERVING, CLI)], ids=["command-line", "serving"]
+)
+def test_the_gateway_starts_without_the_heavy_modules(
+    tmp_path, migrated_template, script, also_absent
+):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "reapi.db").write_bytes(migrated_template.read_bytes())
-    script = textwrap.dedent(
-        f"""
-        import asyncio, json, sys
-        import reapi_server.cli
-        from reapi_server.app import create_app
-        from reapi_server.config import Settings
-        from reapi_server.fleet_secret import resolve_for
-
-        settings = Settings(data_dir={str(data_dir)!r})
-        asyncio.run(resolve_for(settings, migrate=True))
-        create_app(settings, migrate=False)
-        print(json.dumps(sorted(sys.modules)))
-        """
-    )
+    script = textwrap.dedent(script) + "import json, sys; print(json.dumps(sorted(sys.modules)))"
     env = {k: v for k, v in os.environ.items() if not k.startswith("REAPI_")}
     run = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**env, "REAPI_METRICS_LISTEN": "off"},
+        env={**env, "REAPI_METRICS_LISTEN": "off", "REAPI_DATA_DIR": str(data_dir)},
     )
     assert run.returncode == 0, run.stderr[-2000:]
     modules = set(json.loads(run.stdout.splitlines()[-1]))
@@ -73,6 +89,7 @@ def test_the_gateway_starts_without_the_heavy_modules(tmp_path, migrated_templat
         and m != "reapi_server.web.mount"
     )
     assert not web_pages, web_pages
+    assert modules.isdisjoint(also_absent), sorted(modules & set(also_absent))
 
 
 def test_the_newest_revisions_are_read_as_alembic_reads_them():
@@ -80,3 +97,21 @@ def test_the_newest_revisions_are_read_as_alembic_reads_them():
 
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     assert head_revisions() == frozenset(heads)
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_serve_execs_a_fresh_interpreter_with_the_command_lines_settings(tmp_path):
+    """The process that serves is the one `reapi-server serve` started (same pid: signals and
+    supervisors see no change), running only the gateway; the data dir and port given on the
+    command line are the ones it serves (the key made in that data dir is accepted)."""
+    with served_gateway(tmp_path) as gateway:
+        cmdline = Path(f"/proc/{gateway.process.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"reapi-server" not in b" ".join(cmdline)
+        assert any(b"serve_from_environment()" in part for part in cmdline), cmdline
+        answer = httpx.get(
+            f"{gateway.base_url}/v1/credits",
+            headers={"Authorization": f"Bearer {gateway.key}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["balance"] == 1000

@@ -28,6 +28,7 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
 - `reapi-w2`: the SQLite gateway with `--workers 2`, not pinned (both cores); it brings
   `reapi-unpinned`, the one-worker gateway not pinned either, so that one and two workers are
   also compared in the same topology (both share both cores with wrk and the upstream);
+- `reapi-w2-before` (with `--before`): the same with the earlier code;
 - `reapi-pg-w2`: `--workers 2` on PostgreSQL, not pinned;
 - `litellm`: LiteLLM's proxy, 1 worker, no database (it then checks only the master key and
   writes no spend rows), in its own venv (`--litellm-venv`, made if missing).
@@ -99,6 +100,7 @@ ALL_TARGETS = (
     "reapi-pg",
     "reapi-pg-before",
     "reapi-w2",
+    "reapi-w2-before",
     "reapi-unpinned",
     "reapi-pg-w2",
     "litellm",
@@ -112,6 +114,7 @@ LABELS = {
     "reapi-pg": "reapi PostgreSQL",
     "reapi-pg-before": "reapi PostgreSQL before",
     "reapi-w2": "reapi --workers 2",
+    "reapi-w2-before": "reapi --workers 2 before",
     "reapi-unpinned": "reapi unpinned",
     "reapi-pg-w2": "reapi PostgreSQL --workers 2",
     "litellm": "LiteLLM",
@@ -540,6 +543,7 @@ def report(
         ("reapi-pg-before", "reapi-before", "before: PostgreSQL ÷ SQLite"),
         ("reapi-w2", "reapi", "2 workers ÷ 1"),
         ("reapi-w2", "reapi-unpinned", "2 workers ÷ 1 unpinned"),
+        ("reapi-w2", "reapi-w2-before", "2 workers ÷ before"),
         ("reapi-pg-w2", "reapi-pg", "PostgreSQL: 2 workers ÷ 1"),
     ]
     ratios = [r for r in ratios if r[0] in names and r[1] in names]
@@ -635,7 +639,11 @@ def report(
 
 
 #: (two workers, one worker pinned to its core, one worker in the two workers' topology)
-WORKER_PAIRS = (("reapi-w2", "reapi", "reapi-unpinned"), ("reapi-pg-w2", "reapi-pg", None))
+WORKER_PAIRS = (
+    ("reapi-w2", "reapi", "reapi-unpinned"),
+    ("reapi-w2-before", "reapi-before", None),
+    ("reapi-pg-w2", "reapi-pg", None),
+)
 
 
 def workers_table(names, upstreams, levels, per_rep) -> list[str]:  # type: ignore[no-untyped-def]
@@ -694,7 +702,7 @@ def _workers_row(  # type: ignore[no-untyped-def]
     row = [
         label,
         str(level),
-        "SQLite" if one == "reapi" else "PostgreSQL",
+        {"reapi": "SQLite", "reapi-before": "SQLite, before"}.get(one, "PostgreSQL"),
         each(lambda run: run.result.rps, ",.0f", one, free, two),
         both(one, lambda a, b: a.result.rps / b.result.rps),
         both(free, lambda a, b: a.result.rps / b.result.rps),
@@ -778,8 +786,10 @@ def main() -> None:
         wanted.insert(wanted.index("lean") + 1 if "lean" in wanted else 1, "lean-burn")
     if "lean-burn" in wanted and args.lean_burn is None:
         sys.exit("the target lean-burn needs --lean-burn MS")
-    if {"reapi-before", "reapi-pg-before"} & set(wanted) and args.before is None:
-        sys.exit("the targets reapi-before and reapi-pg-before need --before SRC")
+    if {"reapi-before", "reapi-pg-before", "reapi-w2-before"} & set(wanted) and not args.before:
+        sys.exit("the targets reapi-before, reapi-pg-before and reapi-w2-before need --before SRC")
+    if args.before is not None and "reapi-w2" in wanted and "reapi-w2-before" not in wanted:
+        wanted.insert(wanted.index("reapi-w2") + 1, "reapi-w2-before")
     if "reapi-w2" in wanted and "reapi-unpinned" not in wanted:
         wanted.insert(wanted.index("reapi-w2"), "reapi-unpinned")
     if "direct" not in wanted:
@@ -821,9 +831,15 @@ def main() -> None:
                         target = reapi_target(
                             name, upstream_url, workdir, gw_core, source=args.before.resolve()
                         )
-                    elif name in ("reapi-w2", "reapi-unpinned"):
-                        workers = 2 if name == "reapi-w2" else 1
-                        target = reapi_target(name, upstream_url, workdir, None, workers=workers)
+                    elif name in ("reapi-w2", "reapi-w2-before", "reapi-unpinned"):
+                        target = reapi_target(
+                            name,
+                            upstream_url,
+                            workdir,
+                            None,
+                            workers=1 if name == "reapi-unpinned" else 2,
+                            source=args.before.resolve() if name == "reapi-w2-before" else None,
+                        )
                     elif name in ("reapi-pg", "reapi-pg-before", "reapi-pg-w2"):
                         if postgres is None:
                             postgres = Postgres(load_core, args.pg_synchronous_commit)

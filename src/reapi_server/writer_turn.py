@@ -40,8 +40,9 @@ SUFFIX = "-writer"
 
 
 class WriterTurn:
-    """`async with turn:` holds the writer's turn; `database`: the SQLite file's path, or None
-    for a database no other process can open (in memory)."""
+    """`async with turn:` (or `acquire`/`release`, as an `asyncio.Lock`) holds the writer's
+    turn; `database`: the SQLite file's path, or None for a database no other process can open
+    (in memory)."""
 
     def __init__(self, database: str | None, timeout: float = 30.0) -> None:
         self._local = asyncio.Lock()
@@ -58,7 +59,7 @@ class WriterTurn:
     def locked(self) -> bool:
         return self._local.locked()
 
-    async def __aenter__(self) -> None:
+    async def acquire(self) -> None:
         await self._local.acquire()
         try:
             await self._take_file()
@@ -66,18 +67,24 @@ class WriterTurn:
             self._local.release()
             raise
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def release(self) -> None:
         held, self._held = self._held, None
         if held is not None:
             fcntl.flock(held, fcntl.LOCK_UN)
             if held != self._fd:
                 os.close(held)
         self._local.release()
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
 
     def _descriptor(self) -> int | None:
         """The lock file, opened on first use (and again in a forked child, whose inherited

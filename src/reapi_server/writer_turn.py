@@ -11,10 +11,11 @@ So a writer first takes an exclusive `flock` on a file beside the database (`<da
 for as long as its transaction (or checkpoint) lasts. Free, as it nearly always is, that is one
 system call. Held by another process, a worker thread blocks in `flock` and the kernel wakes it
 the moment the holder lets go; the event loop serves other requests meanwhile, and what queues
-for the writer joins the next transaction. The kernel drops the lock of a process that dies. A
-wait longer than the busy timeout ends as SQLite's own would, with SQLITE_BUSY. SQLite's lock
-stays the rule: a writer outside this protocol (the `sqlite3` shell, say) still makes
-`BEGIN IMMEDIATE` fail and the writer retry, as before.
+for the writer joins the next transaction. The kernel drops the lock of a process that dies.
+SQLite's lock stays the rule: a writer outside this protocol (the `sqlite3` shell, say) still
+makes `BEGIN IMMEDIATE` fail and the writer retry, as before; and a wait for the file lock that
+outlasts the busy timeout (a holder that hangs) gives up on it and leaves the writer to SQLite's
+lock, so that errors come where and as they came before.
 
 Within a process an `asyncio.Lock` orders the turn first (the file lock belongs to the process's
 open file, which its own tasks share).
@@ -25,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import sqlite3
 import threading
 from types import TracebackType
 
@@ -125,11 +125,9 @@ class WriterTurn:
         if claim.settle():
             self._held = claim.fd
             self.waits += 1
-            return
-        busy = sqlite3.OperationalError("database is locked")
-        busy.sqlite_errorcode = sqlite3.SQLITE_BUSY
-        busy.sqlite_errorname = "SQLITE_BUSY"
-        raise busy
+        # Else the wait outlasted the busy timeout: the turn goes on without the file lock, and
+        # SQLite's own lock decides, as for a writer outside this protocol (the writer retries
+        # it for its busy timeout, then fails with SQLITE_BUSY: `database_unavailable`).
 
 
 class _Claim:

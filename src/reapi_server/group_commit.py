@@ -72,6 +72,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from .db_errors import is_sqlite_busy, is_unavailable
 from .models import CommitMarker
 from .wal_bound import WalBound
+from .writer_turn import WriterTurn
 
 __all__ = ["GroupCommitter", "SessionTx", "Statement", "Tx", "as_tx", "forget_idle_markers"]
 
@@ -289,6 +290,7 @@ class GroupCommitter:
         lock_accounts: LockAccounts | None = None,
         wal: WalBound | None = None,
         connect: Callable[[], sqlite3.Connection] | None = None,
+        turn: WriterTurn | None = None,
     ) -> None:
         self._engine = engine
         #: On PostgreSQL: run first in every transaction, on the accounts of its ops.
@@ -306,8 +308,9 @@ class GroupCommitter:
         #: `transactions` when the last checkpoint that completed began.
         self._checkpointed_after = -1
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
-        #: on SQLite, by a session of the writer engine (`turn`).
-        self._turn = asyncio.Lock()
+        #: on SQLite, by a session of the writer engine (`turn`); on a SQLite file, across
+        #: the processes that write it (`writer_turn`).
+        self._turn = turn if turn is not None else WriterTurn(None)
         self._dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._queue: list[_Item] = []
@@ -416,10 +419,11 @@ class GroupCommitter:
         finally:
             self._runner = None
 
-    def turn(self) -> asyncio.Lock:
+    def turn(self) -> WriterTurn:
         """The writer's turn: whoever else writes through this process's SQLite writer takes it
-        for the length of their transaction, so that they and group commits never meet at
-        SQLite's write lock (where the loser could only poll)."""
+        for the length of their transaction, so that they and group commits (of this process
+        and, on a file, of the others: `writer_turn`) never meet at SQLite's write lock, where
+        the loser could only poll."""
         return self._turn
 
     def close(self) -> None:
@@ -700,7 +704,9 @@ class GroupCommitter:
 
     @staticmethod
     async def _begin_immediate(connection: sqlite3.Connection) -> None:
-        """Take the write lock; while another process holds it, wait with async sleeps."""
+        """Take the write lock; while another process holds it, wait with async sleeps (a
+        writer outside `writer_turn`: the processes of this gateway wait for each other
+        there)."""
         deadline = anyio.current_time() + _BUSY_TIMEOUT
         pause = 0.001
         while True:

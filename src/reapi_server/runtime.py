@@ -141,7 +141,7 @@ def _engine(
     fetcher: AsyncFetcher,
     observer: AttemptObserver | None,
 ) -> AsyncEngine:
-    """Plain HTTP/1.1 (`upstream_h1`) for provider calls unless told otherwise; an injected
+    """aiohttp for provider calls unless told otherwise (`h1`: `upstream_h1`); an injected
     httpx client (tests, an embedding application) is always used as given."""
     if http_client is None and settings.upstream_client == "h1":
         return AsyncEngine(router, None, fetcher, transport=H1Transport(), observer=observer)

@@ -53,7 +53,7 @@ def hedging_settings(tmp_path, migrated_template, sims, **overrides):
     values = {
         "provider_keys": {"primary": SIMULATOR_KEY, "backup": SIMULATOR_KEY},
         "provider_base_urls": sims.provider_urls,
-        "upstream_client": "h1",  # the default transport; the loser's cancel closes its socket
+        "upstream_client": "h1",  # the loser's cancel closes its socket
         "first_byte_timeout": 30.0,
         "hedge_models": ["gpt-image-2"],
         "hedge_floor_seconds": 0.1,

@@ -420,8 +420,21 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("logging and metrics", ("/logging/", "prometheus_client/", "reapi_server/observability/")),
     ("JSON", ("/json/", "orjson")),
     (
-        "upstream call (aiohttp, adapter, router)",
-        ("aiohttp/", "yarl/", "multidict/", "/reapi/", "reapi_server/upstream.py"),
+        # py-spy names a file by its path under sys.path: the SDK's are `reapi/...` (its other
+        # modules, such as `reapi/_detached.py`, pass the sample on to their caller).
+        "upstream call (transport, adapter, router)",
+        (
+            "aiohttp/",
+            "yarl/",
+            "multidict/",
+            "reapi/_engine.py",
+            "reapi/_local.py",
+            "reapi/_sse.py",
+            "reapi/providers/",
+            "reapi/router/",
+            "reapi/catalog/",
+            "reapi_server/upstream",
+        ),
     ),
     ("uvicorn, Starlette, FastAPI", ("uvicorn/", "starlette/", "fastapi/", "httptools/", "h11/")),
     ("reapi's request, credit and usage code", ("reapi_server/",)),

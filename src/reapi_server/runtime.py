@@ -49,6 +49,7 @@ from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .observability.metrics import Metrics
 from .upstream import aiohttp_engine
+from .upstream_h1 import H1Transport
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -140,8 +141,10 @@ def _engine(
     fetcher: AsyncFetcher,
     observer: AttemptObserver | None,
 ) -> AsyncEngine:
-    """aiohttp for provider calls unless told otherwise; an injected httpx client (tests, an
-    embedding application) is always used as given."""
+    """aiohttp for provider calls unless told otherwise (`h1`: `upstream_h1`); an injected
+    httpx client (tests, an embedding application) is always used as given."""
+    if http_client is None and settings.upstream_client == "h1":
+        return AsyncEngine(router, None, fetcher, transport=H1Transport(), observer=observer)
     if http_client is None and settings.upstream_client == "aiohttp":
         return aiohttp_engine(router, fetcher=fetcher, observer=observer)
     return AsyncEngine(router, http_client, fetcher, observer=observer)

@@ -2,7 +2,8 @@
 `max_download_bytes` for binary results): past it the attempt fails as the provider's fault
 (`APIResponseError`: failover), whatever the answer declared, however it came (a Content-Length,
 chunks, gzip that grows once decompressed), on every engine: the SDK's httpx engines and the
-gateway's aiohttp transport. Real sockets: an asyncio server writes the answers byte by byte."""
+gateway's h1 and aiohttp transports. Real sockets: an asyncio server writes the answers byte by
+byte."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from reapi.core import AsyncEngine, answer_too_large
 from reapi.providers import UpstreamRequest
 from reapi.router import MAX_ANSWER_BYTES, Router, RouterConfig
 from reapi_server.upstream import aiohttp_engine
+from reapi_server.upstream_h1 import H1Transport
 
 LIMIT = 64 * 1024
 
@@ -107,6 +109,7 @@ def _request(base: str, kind: str, *, download: bool = False) -> UpstreamRequest
 ENGINES: dict[str, Callable[[], AsyncEngine]] = {
     "httpx": lambda: AsyncEngine(Router(_config())),
     "aiohttp": lambda: aiohttp_engine(Router(_config())),
+    "h1": lambda: AsyncEngine(Router(_config()), transport=H1Transport()),
 }
 
 

@@ -27,7 +27,7 @@ from reapi.testing import (
 )
 from reapi_server.app import create_app
 from reapi_server.config import ConfigError
-from reapi_server.upstream import AiohttpTransport
+from reapi_server.upstream_h1 import H1Transport
 
 USUAL = 0.3
 SAMPLES = 3
@@ -53,7 +53,7 @@ def hedging_settings(tmp_path, migrated_template, sims, **overrides):
     values = {
         "provider_keys": {"primary": SIMULATOR_KEY, "backup": SIMULATOR_KEY},
         "provider_base_urls": sims.provider_urls,
-        "upstream_client": "aiohttp",
+        "upstream_client": "h1",  # the loser's cancel closes its socket
         "first_byte_timeout": 30.0,
         "hedge_models": ["gpt-image-2"],
         "hedge_floor_seconds": 0.1,
@@ -78,7 +78,7 @@ async def gateway(tmp_path, migrated_template, sims):
 async def test_a_hung_primary_is_hedged_and_one_image_is_charged(gateway, sims):
     client, app = gateway
     rt = app.state.runtime
-    assert isinstance(rt.engine.transport, AiohttpTransport)
+    assert isinstance(rt.engine.transport, H1Transport)
     account, key = await make_account(rt, credits=1000)
     primary = sims.servers["primary"]
 

@@ -380,9 +380,10 @@ async def test_a_write_in_progress_is_not_swept(tmp_path):
 
 
 async def test_a_small_object_is_written_whole_private_and_can_be_written_again(tmp_path):
-    """Local disk: a small object is made without a name and then linked (Linux), or written to
-    a temp file and renamed; either way it appears whole, 0600, with no temp file left. Written
-    again under the same key (a link never replaces), the second write wins."""
+    """Local disk: a task's small output is written straight under its name the first time;
+    written again under the same key (that way, and a link, never replace), it goes to a file
+    without a name then linked, or to a temp file then renamed, and the second write wins.
+    Either way it appears whole, 0600, with no temp file left."""
     store = LocalDiskStore(tmp_path / "outputs")
     store.prepare()
     key = "outputs/req_3333333333333333/0.png"
@@ -401,3 +402,37 @@ async def test_a_small_object_in_a_missing_folder_is_still_written(tmp_path):
     await store.put(key, PNG, "image/png")
     assert (await read_object(store, key)).data == PNG
     assert leftovers(store) == []
+
+
+_FAILING_WRITE = """
+import asyncio, os, resource, signal, sys
+from reapi_server.mirror import LocalDiskStore
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past the limit, write fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+store = LocalDiskStore(__import__("pathlib").Path(sys.argv[1]))
+store.prepare()
+try:
+    asyncio.run(store.put(sys.argv[2], os.urandom(4096), "image/png"))
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+@pytest.mark.parametrize("key", ["outputs/req_5555555555555555/0.png", "uploads/file_55/0.png"])
+def test_a_small_write_the_disk_refuses_leaves_nothing(tmp_path, key):
+    """Local disk, a real failure (the file size limit, in a child process): neither a task's
+    output, written straight under its name, nor any other key leaves a file or a temp file."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "outputs"
+    run = subprocess.run(
+        [sys.executable, "-c", _FAILING_WRITE, str(root), key],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.stdout.strip() == "OSError", run.stderr[-2000:]
+    store = LocalDiskStore(root)
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+    assert not store.path_of(key).exists()

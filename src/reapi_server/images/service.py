@@ -76,7 +76,11 @@ async def generate(
     try:
         principal.require_model(params.model)
         # The gateway always takes the bytes (to mirror them); `url` then means *our* URL.
-        prepared = rt.core.prepare_image(replace(params, response_format=None), payload, edit=edit)
+        # (Copied only when set: a dataclass `replace` costs more than the rest of the line.)
+        core_params = params
+        if params.response_format is not None:
+            core_params = replace(params, response_format=None)
+        prepared = rt.core.prepare_image(core_params, payload, edit=edit)
     except (ReapiError, GatewayError) as error:
         await record_refusal(rt, principal, context, params.model, endpoint, error.code, started)
         raise

@@ -6,6 +6,12 @@ on Linux, to a file without a name, then linked under its own): readers see all 
 and a failed or cancelled write leaves no file behind. A process killed
 mid-write leaves its temp file; the retention job sweeps it (`sweep_abandoned`).
 
+A small task output written for the first time goes straight to its name instead (create, write,
+close: no temp name, no link). Nobody reads it before its row exists, and the row is written after
+it; a failed write removes it, and what a killed process leaves is under the task's prefix, which
+its cleanup deletes (the hold sweeper queues it, `jobs.sweeper`). A video job's retry that writes
+the key again finds the file there and takes the atomic way.
+
 Where a key's file lives (`path_of`): a task's output `outputs/<task id>/<name>` is the file
 `outputs/<xx>/<task id>-<name>`, `xx` the last two hex digits of the task id (random: a
 request's id starts with the time, `ids.ordered_id`): 256 folders made once (`prepare`), files
@@ -85,12 +91,16 @@ class LocalDiskStore:
         return Path(self._file_of(key))
 
     def _file_of(self, key: str) -> str:
+        return self._target(key)[0]
+
+    def _target(self, key: str) -> tuple[str, bool]:
+        """(the file of `key`, whether it is a task's output)."""
         check_key(key)
         parts = _task_and_name(key)
         if parts is None:
-            return os.fspath(self.root / key)
+            return os.fspath(self.root / key), False
         task_id, name = parts
-        return f"{self._outputs}{_shard(task_id)}/{task_id}{_JOIN}{name}"
+        return f"{self._outputs}{_shard(task_id)}/{task_id}{_JOIN}{name}", True
 
     def legacy_path_of(self, key: str) -> Path:
         """Where earlier versions wrote it: the key itself, one folder per task."""
@@ -108,9 +118,11 @@ class LocalDiskStore:
         return relative
 
     async def put(self, key: str, body: Body, content_type: str) -> int:
-        target = self._file_of(key)
+        target, output = self._target(key)
         if isinstance(body, bytes) and len(body) <= _INLINE_LIMIT:
-            _write_small(target, _header(content_type) + body)
+            data = _header(content_type) + body
+            if not (output and _write_new(target, data)):
+                _write_small(target, data)
             return len(body)
         path = Path(target)
         handle, tmp = await anyio.to_thread.run_sync(_create_temp, path, content_type)
@@ -224,6 +236,25 @@ def _write_small(target: str, data: bytes) -> None:
         finally:
             os.close(descriptor)
         os.replace(tmp, target)
+
+
+def _write_new(target: str, data: bytes) -> bool:
+    """A task's output, straight under its name (see the module's docstring): three calls where
+    `_write_unnamed` makes four, one of them a path through /proc. False, with nothing written,
+    when the file is already there (written again) or its folder is missing."""
+    try:
+        descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except (FileExistsError, FileNotFoundError):
+        return False
+    try:
+        try:
+            _write_all(descriptor, data)
+        finally:
+            os.close(descriptor)
+    except BaseException:
+        os.unlink(target)  # ours (O_EXCL made it): a failed write leaves nothing
+        raise
+    return True
 
 
 def _write_unnamed(target: str, data: bytes) -> bool:

@@ -1,5 +1,6 @@
-"""The gateway's aiohttp engine on real sockets: the OpenAI simulators as upstreams, their fault
-switches on, and the same answers, errors and failover as the SDK's httpx engine."""
+"""The gateway's upstream transports (aiohttp, the default, and plain HTTP/1.1 `h1`) on real
+sockets: the OpenAI simulators as upstreams, their fault switches on, and the same answers,
+errors and failover as the SDK's httpx engine."""
 
 import asyncio
 import base64
@@ -18,6 +19,7 @@ from tests.server.helpers import auth, ledger_matches, make_account
 
 from reapi import APIConnectionError, APITimeoutError
 from reapi.catalog import Catalog
+from reapi.core import AsyncEngine
 from reapi.providers import UpstreamRequest
 from reapi.router import InMemoryBreakerStore, Router, RouterConfig
 from reapi.testing import (
@@ -29,8 +31,24 @@ from reapi.testing import (
 )
 from reapi_server.app import create_app
 from reapi_server.upstream import AiohttpTransport, aiohttp_engine, encode_body
+from reapi_server.upstream_h1 import H1Transport
 
 FIRST_BYTE = 0.3
+TRANSPORTS = {"aiohttp": AiohttpTransport, "h1": H1Transport}
+
+
+@pytest.fixture(params=sorted(TRANSPORTS))
+def kind(request: pytest.FixtureRequest) -> str:
+    """Which transport (`upstream_client`) a test runs on: each test runs on both."""
+    return request.param
+
+
+def engine_for(kind: str, router: Router) -> AsyncEngine:
+    if kind == "aiohttp":
+        return aiohttp_engine(router)
+    return AsyncEngine(router, transport=H1Transport())
+
+
 PNG_B64 = base64.b64encode(PNG).decode()
 
 
@@ -69,8 +87,8 @@ def image_request(base: str) -> UpstreamRequest:
     )
 
 
-async def test_send_answers_like_the_httpx_engine(sims, faults):
-    engine = aiohttp_engine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+async def test_send_answers_like_the_httpx_engine(sims, faults, kind):
+    engine = engine_for(kind, Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
     base = sims.provider_urls["primary"]
     try:
         reply = await engine.send(image_request(base), "primary", FIRST_BYTE)
@@ -149,7 +167,7 @@ def gateway_catalog() -> Catalog:
 
 
 @pytest.fixture
-async def aiohttp_gateway(tmp_path, migrated_template, sims, gateway_catalog):
+async def aiohttp_gateway(tmp_path, migrated_template, sims, gateway_catalog, kind):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     shutil.copy(migrated_template, data_dir / "reapi.db")
@@ -157,7 +175,7 @@ async def aiohttp_gateway(tmp_path, migrated_template, sims, gateway_catalog):
         data_dir,
         provider_keys={"primary": SIMULATOR_KEY, "backup": SIMULATOR_KEY},
         provider_base_urls=sims.provider_urls,
-        upstream_client="aiohttp",
+        upstream_client=kind,
     )
     app = create_app(
         settings,
@@ -173,9 +191,11 @@ async def aiohttp_gateway(tmp_path, migrated_template, sims, gateway_catalog):
     await lifespan.__aexit__(None, None, None)
 
 
-async def test_the_gateway_serves_and_fails_over_through_aiohttp(aiohttp_gateway, sims, faults):
+async def test_the_gateway_serves_and_fails_over_through_its_transport(
+    aiohttp_gateway, sims, faults, kind
+):
     client, rt = aiohttp_gateway
-    assert isinstance(rt.engine.transport, AiohttpTransport)
+    assert isinstance(rt.engine.transport, TRANSPORTS[kind])
     account, key = await make_account(rt, credits=1000)
 
     def generate() -> object:
@@ -252,8 +272,8 @@ async def test_a_stale_pooled_connection_is_retried_before_the_breaker_counts(
     assert await ledger_matches(rt, account) == (1000 - 2 * 40, 0)
 
 
-async def test_only_a_reused_connection_is_retried_and_only_once(sims, faults):
-    engine = aiohttp_engine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+async def test_only_a_reused_connection_is_retried_and_only_once(sims, faults, kind):
+    engine = engine_for(kind, Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
     base = sims.provider_urls["primary"]
     server = sims.servers["primary"]
     try:
@@ -268,9 +288,9 @@ async def test_only_a_reused_connection_is_retried_and_only_once(sims, faults):
         await engine.aclose()
 
 
-async def test_a_failed_exchange_chains_nothing_of_the_request():
+async def test_a_failed_exchange_chains_nothing_of_the_request(kind):
     """aiohttp's ClientResponseError keeps `request_info.headers`, the provider's key among them:
-    the error the engine raises instead must not chain it (issue 9 A5)."""
+    the error the engine raises instead must not chain it (issue 9 A5); nor h1's."""
     import asyncio
     import traceback
 
@@ -284,7 +304,7 @@ async def test_a_failed_exchange_chains_nothing_of_the_request():
 
     server = await asyncio.start_server(malformed, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    engine = aiohttp_engine(Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
+    engine = engine_for(kind, Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
     request = UpstreamRequest(
         "POST",
         f"http://127.0.0.1:{port}/v1/images/generations",
@@ -302,10 +322,11 @@ async def test_a_failed_exchange_chains_nothing_of_the_request():
     assert error.__context__ is None and error.__cause__ is None
     text = repr(error) + str(error) + "".join(traceback.format_exception(error))
     assert key not in text and "MARKER" not in text
-    assert "ClientResponseError" in error.message  # the kind of failure is still said
+    said = {"aiohttp": "ClientResponseError", "h1": "UpstreamProtocolError"}[kind]
+    assert said in error.message  # the kind of failure is still said
 
 
-async def test_an_upstream_that_drips_is_cut_off_at_first_byte_plus_body():
+async def test_an_upstream_that_drips_is_cut_off_at_first_byte_plus_body(kind):
     """Every read comes within the first-byte deadline, so only the exchange's outer deadline
     (`first_byte + body`) ends it: a timeout, after about that long."""
     import asyncio
@@ -325,7 +346,7 @@ async def test_an_upstream_that_drips_is_cut_off_at_first_byte_plus_body():
 
     server = await asyncio.start_server(drip, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    transport = AiohttpTransport()
+    transport = TRANSPORTS[kind]()
     request = UpstreamRequest("POST", f"http://127.0.0.1:{port}/v1/x", json={"n": 1})
     try:
         started = time.perf_counter()
@@ -344,7 +365,9 @@ async def test_an_upstream_that_drips_is_cut_off_at_first_byte_plus_body():
 _TOGETHER = 120
 
 
-async def test_concurrent_requests_are_all_at_the_upstream_at_once(tmp_path, migrated_template):
+async def test_concurrent_requests_are_all_at_the_upstream_at_once(
+    tmp_path, migrated_template, kind
+):
     """The upstream answers nobody until every request is in: the gateway must have them all out
     at once (no connection pool, semaphore or batch of requests smaller than the load). A pool
     of 32 connections in front of a 50 ms upstream would cap 32 connections' throughput; here
@@ -378,7 +401,7 @@ async def test_concurrent_requests_are_all_at_the_upstream_at_once(tmp_path, mig
         data_dir,
         provider_keys={"primary": SIMULATOR_KEY},
         provider_base_urls={"primary": base},
-        upstream_client="aiohttp",
+        upstream_client=kind,
         requests_per_minute=10_000,
     )
     app = create_app(

@@ -29,14 +29,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from .group_commit import Statement, Tx
 from .models import Account
 
-__all__ = ["lock_accounts"]
+__all__ = ["LOCKING", "lock_accounts"]
 
-_LOCK = Statement(
+#: Locks the accounts named by the array parameter `b_ids`, in id order. The group committer
+#: runs it as part of its first statement (`GroupCommitter`), the other write paths alone.
+LOCKING = (
     select(Account.id)
     .where(Account.id == any_(bindparam("b_ids", type_=ARRAY(String))))
     .order_by(Account.id)
     .with_for_update(key_share=True)
 )
+_LOCK = Statement(LOCKING)
 
 
 async def lock_accounts(tx: Tx, account_ids: Iterable[str]) -> None:

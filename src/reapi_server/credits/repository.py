@@ -35,7 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import ordered_id
-from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry
+from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry, UsageRecord
+from ..usage import repository as usage_rows
+from ..usage.row import UsageRow
 
 __all__ = [
     "GRANT_KINDS",
@@ -257,9 +259,14 @@ def _recorded(debited: ColumnElement[Any], period: ColumnElement[Any]) -> tuple[
     return hold, ledger
 
 
-def _reserving(with_key: bool) -> Statement:
-    """PostgreSQL: the decision, the hold and its ledger row in one statement (one round trip
-    instead of three). With a key, answers (the counter's period start or NULL, accounts
+#: The columns of the request's usage row a hold may write with it (`reserve`).
+_USAGE_COLUMNS = tuple(UsageRecord.__table__.columns)
+
+
+def _reserving(with_key: bool, with_usage: bool) -> Statement:
+    """PostgreSQL: the decision, the hold and its ledger row (and, `with_usage`, the request's
+    pending usage row: its columns as parameters `u_<column>`) in one statement (one round trip
+    instead of three or four). With a key, answers (the counter's period start or NULL, accounts
     debited) as `_SPEND_AND_DEBIT` does; without, (accounts debited)."""
     spend = _SPEND_CLAUSE.cte("spend") if with_key else None
     debit_clause = update(Account).where(*_FUNDED)
@@ -274,13 +281,24 @@ def _reserving(with_key: bool) -> Statement:
         select(spend.c.period_start).scalar_subquery() if spend is not None else null()
     )
     hold, ledger = _recorded(debit.c.id, period)
+    written = [hold.cte("hold"), ledger.cte("ledger")]
+    if with_usage:
+        usage = insert(UsageRecord).from_select(
+            [c.key for c in _USAGE_COLUMNS],
+            select(*(bindparam(f"u_{c.key}", type_=c.type) for c in _USAGE_COLUMNS)).where(
+                exists(select(debit.c.id))
+            ),
+        )
+        written.append(usage.cte("usage"))
     debited = select(func.count()).select_from(debit).scalar_subquery()
     answer = select(period, debited) if spend is not None else select(debited)
-    return Statement(answer.add_cte(hold.cte("hold"), ledger.cte("ledger")))
+    return Statement(answer.add_cte(*written))
 
 
-_RESERVE_IN_ONE = _reserving(with_key=False)
-_SPEND_RESERVE_IN_ONE = _reserving(with_key=True)
+_RESERVE_IN_ONE = _reserving(with_key=False, with_usage=False)
+_SPEND_RESERVE_IN_ONE = _reserving(with_key=True, with_usage=False)
+_RESERVE_WITH_USAGE = _reserving(with_key=False, with_usage=True)
+_SPEND_RESERVE_WITH_USAGE = _reserving(with_key=True, with_usage=True)
 #: Takes back a key's hold whose debit did not happen (see `_spend`).
 _UNSPEND = Statement(
     update(ApiKey)
@@ -494,9 +512,12 @@ async def reserve(
     expires_at: float | None,
     now: float,
     key: KeySpend | None = None,
+    usage: UsageRow | None = None,
 ) -> str | None:
     """Move `amount` from balance to reserved (and add it to `key`'s spend counter), or return
     None if the account cannot fund it or the key may not spend it (`why_refused` says which).
+    `usage`: the request's usage row, written with the hold (on PostgreSQL by the same
+    statement), and only if the hold is made.
 
     One conditional statement decides: concurrent reservations can never overdraw an account
     nor overshoot a key's limit, on SQLite (writers queue) or PostgreSQL (the row lock
@@ -508,7 +529,7 @@ async def reserve(
     hold_id = ordered_id("hold", 24)
     if tx.dialect_name == "postgresql":
         return await _reserve_in_one(
-            tx, account_id, amount, hold_id, purpose, request_id, expires_at, now, key
+            tx, account_id, amount, hold_id, purpose, request_id, expires_at, now, key, usage
         )
     period: float | None = None
     if key is None:
@@ -536,6 +557,8 @@ async def reserve(
         },
     )
     await _ledger(tx, account_id, "reserve", -amount, amount, hold_id, now)
+    if usage is not None:
+        await usage_rows.insert(tx, usage)
     return hold_id
 
 
@@ -549,9 +572,10 @@ async def _reserve_in_one(
     expires_at: float | None,
     now: float,
     key: KeySpend | None,
+    usage: UsageRow | None,
 ) -> str | None:
     """PostgreSQL: `reserve` in one statement (`_reserving`)."""
-    params = {
+    params: dict[str, Any] = {
         "b_account": account_id,
         "b_amount": amount,
         "b_hold": hold_id,
@@ -562,11 +586,15 @@ async def _reserve_in_one(
         "b_key": key.key_id if key is not None else None,
         "b_period": key.period_start if key is not None else None,
     }
+    if usage is not None:
+        params.update({f"u_{c.key}": getattr(usage, c.key) for c in _USAGE_COLUMNS})
     if key is None:
-        row = await tx.first(_RESERVE_IN_ONE, params)
+        statement = _RESERVE_WITH_USAGE if usage is not None else _RESERVE_IN_ONE
+        row = await tx.first(statement, params)
         assert row is not None  # a SELECT of a scalar subquery: always one row
         return hold_id if row[0] else None
-    row = await tx.first(_SPEND_RESERVE_IN_ONE, params)
+    statement = _SPEND_RESERVE_WITH_USAGE if usage is not None else _SPEND_RESERVE_IN_ONE
+    row = await tx.first(statement, params)
     assert row is not None
     period, debited = row
     if period is not None and not debited:

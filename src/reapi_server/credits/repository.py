@@ -37,6 +37,7 @@ from ..group_commit import Statement, Tx, as_tx
 from ..ids import ordered_id
 from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry, UsageRecord
 from ..usage import repository as usage_rows
+from ..usage.repository import Finish
 from ..usage.row import UsageRow
 
 __all__ = [
@@ -371,11 +372,12 @@ def _closing(*conditions: ColumnElement[bool]) -> Statement:
     return Statement(_closing_clause(*conditions))
 
 
-def _closing_in_one(*conditions: ColumnElement[bool]) -> Statement:
+def _closing_in_one(*conditions: ColumnElement[bool], with_usage: bool = False) -> Statement:
     """PostgreSQL: the hold's closing, the refund to the balance, the unspent rest given back to
-    the key's counter and the ledger row in one statement (one round trip instead of three; a
-    data-modifying WITH always runs to completion). Answers what `_closing` does, then the
-    balance; no row when the hold was not held."""
+    the key's counter and the ledger row (and, `with_usage`, the request's usage row closed with
+    what was charged: `usage.repository.finishing`, parameters `u_<name>`) in one statement (one
+    round trip instead of three or four; a data-modifying WITH always runs to completion).
+    Answers what `_closing` does, then the balance; no row when the hold was not held."""
     closed = _closing_clause(*conditions).cte("closed")
     refund_amount = closed.c.amount - closed.c.charged
     refund = (
@@ -409,6 +411,10 @@ def _closing_in_one(*conditions: ColumnElement[bool]) -> Statement:
             _NOW,
         ),
     )
+    written = [give_back, ledger.cte("ledger")]
+    if with_usage:
+        charged = func.coalesce(select(closed.c.charged).scalar_subquery(), 0)
+        written.append(usage_rows.finishing(charged, prefix="u_").cte("finished"))
     return Statement(
         select(
             closed.c.account_id,
@@ -418,7 +424,7 @@ def _closing_in_one(*conditions: ColumnElement[bool]) -> Statement:
             closed.c.period_start,
             closed.c.key_spend,
             select(refund.c.balance).scalar_subquery(),
-        ).add_cte(give_back, ledger.cte("ledger"))
+        ).add_cte(*written)
     )
 
 
@@ -427,6 +433,7 @@ _CLOSE = _closing()
 _EXPIRED = CreditHold.expires_at < bindparam("b_now")
 _CLOSE_EXPIRED = _closing(_EXPIRED)
 _CLOSE_IN_ONE = _closing_in_one()
+_CLOSE_WITH_USAGE = _closing_in_one(with_usage=True)
 _CLOSE_EXPIRED_IN_ONE = _closing_in_one(_EXPIRED)
 _REFUND = Statement(
     update(Account)
@@ -676,15 +683,33 @@ async def _close(
     charge: int | None,
     now: float,
     expired: bool = False,
+    usage: Finish | None = None,
 ) -> ClosedHold | None:
-    """`expired`: the sweeper's release (`release_expired`)."""
+    """`expired`: the sweeper's release (`release_expired`). `usage`: the request's usage row is
+    closed too, with what was charged (0 when the hold was no longer held)."""
     tx = as_tx(session)
     kind = "settle" if status == "settled" else "release"
     params = {"b_hold": hold_id, "b_status": status, "b_charge": max(charge or 0, 0), "b_now": now}
     if tx.dialect_name == "postgresql":
-        in_one = _CLOSE_EXPIRED_IN_ONE if expired else _CLOSE_IN_ONE
+        if usage is not None:
+            assert not expired  # no variant for the sweeper: it closes no request's row with it
+            in_one = _CLOSE_WITH_USAGE
+            params.update(usage.params("u_"))
+        else:
+            in_one = _CLOSE_EXPIRED_IN_ONE if expired else _CLOSE_IN_ONE
         row = await tx.first(in_one, {**params, "b_kind": kind})
         return None if row is None else _closed(row, balance=row[6])
+    closed = await _close_in_turns(tx, hold_id, kind, params, expired)
+    if usage is not None:
+        await usage_rows.finish_as(tx, usage, closed.charged if closed is not None else 0)
+    return closed
+
+
+async def _close_in_turns(
+    tx: Tx, hold_id: str, kind: str, params: dict[str, Any], expired: bool
+) -> ClosedHold | None:
+    """SQLite: `_close` statement by statement."""
+    now = params["b_now"]
     row = await tx.first(_CLOSE_EXPIRED if expired else _CLOSE, params)
     if row is None:
         return None
@@ -718,10 +743,17 @@ def _closed(row: Sequence[Any], *, balance: Any) -> ClosedHold:
 
 
 async def settle(
-    session: AsyncSession | Tx, hold_id: str, charge: int, now: float
+    session: AsyncSession | Tx,
+    hold_id: str,
+    charge: int,
+    now: float,
+    *,
+    usage: Finish | None = None,
 ) -> ClosedHold | None:
-    """Charge up to the held amount; any rest returns to the balance. None: already closed."""
-    return await _close(session, hold_id, status="settled", charge=charge, now=now)
+    """Charge up to the held amount; any rest returns to the balance. None: already closed.
+    `usage`: also close the request's usage row with the charge (0 if already closed), on
+    PostgreSQL in the same statement."""
+    return await _close(session, hold_id, status="settled", charge=charge, now=now, usage=usage)
 
 
 async def release(session: AsyncSession | Tx, hold_id: str, now: float) -> ClosedHold | None:

@@ -158,17 +158,16 @@ async def generate(
 
         async def close_request(tx: Tx) -> ClosedHold | None:
             now = rt.now()
-            closed = await credit_rows.settle(tx, hold_id, charge, now)
-            await insert_outputs(tx, files, principal.account_id, now)
-            await usage_rows.finish(
-                tx,
+            done = usage_rows.Finish(
                 request_id,
-                status="succeeded",
-                credit_cost=closed.charged if closed else 0,
+                "succeeded",
                 provider=provider,
                 attempts=attempts,
                 duration_ms=_ms(started),
             )
+            # The usage row is closed with what was charged (0 if the hold was already closed).
+            closed = await credit_rows.settle(tx, hold_id, charge, now, usage=done)
+            await insert_outputs(tx, files, principal.account_id, now)
             if record is not None:  # with the charge: no crash can come between the two
                 await record(tx, 200, snapshot)
             return closed

@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import ordered_id
+from ..mirror.outputs import MirroredFile
+from ..mirror.repository import insert_outputs, output_arrays, outputs_inserting
 from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry, UsageRecord
 from ..usage import repository as usage_rows
 from ..usage.repository import Finish
@@ -44,6 +46,7 @@ __all__ = [
     "GRANT_KINDS",
     "ClosedHold",
     "KeySpend",
+    "Outputs",
     "Refusal",
     "adjust",
     "balance_of",
@@ -76,6 +79,14 @@ class ClosedHold:
     #: the low-balance alerts watch (`alerts.watch`) without a statement of their own.
     key_id: str | None = None
     key_spend: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """A request's stored outputs, whose rows a settlement writes (`settle`)."""
+
+    files: Sequence[MirroredFile]
+    account_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,11 +383,15 @@ def _closing(*conditions: ColumnElement[bool]) -> Statement:
     return Statement(_closing_clause(*conditions))
 
 
-def _closing_in_one(*conditions: ColumnElement[bool], with_usage: bool = False) -> Statement:
+def _closing_in_one(
+    *conditions: ColumnElement[bool], with_usage: bool = False, with_outputs: bool = False
+) -> Statement:
     """PostgreSQL: the hold's closing, the refund to the balance, the unspent rest given back to
     the key's counter and the ledger row (and, `with_usage`, the request's usage row closed with
-    what was charged: `usage.repository.finishing`, parameters `u_<name>`) in one statement (one
-    round trip instead of three or four; a data-modifying WITH always runs to completion).
+    what was charged: `usage.repository.finishing`, parameters `u_<name>`; `with_outputs`, the
+    request's output rows: `mirror.repository.outputs_inserting`, parameters `o_<column>`) in
+    one statement (one round trip instead of three to five; a data-modifying WITH always runs
+    to completion).
     Answers what `_closing` does, then the balance; no row when the hold was not held."""
     closed = _closing_clause(*conditions).cte("closed")
     refund_amount = closed.c.amount - closed.c.charged
@@ -415,6 +430,8 @@ def _closing_in_one(*conditions: ColumnElement[bool], with_usage: bool = False) 
     if with_usage:
         charged = func.coalesce(select(closed.c.charged).scalar_subquery(), 0)
         written.append(usage_rows.finishing(charged, prefix="u_").cte("finished"))
+    if with_outputs:
+        written.append(outputs_inserting("o_").cte("outputs"))
     return Statement(
         select(
             closed.c.account_id,
@@ -434,6 +451,7 @@ _EXPIRED = CreditHold.expires_at < bindparam("b_now")
 _CLOSE_EXPIRED = _closing(_EXPIRED)
 _CLOSE_IN_ONE = _closing_in_one()
 _CLOSE_WITH_USAGE = _closing_in_one(with_usage=True)
+_CLOSE_WITH_USAGE_AND_OUTPUTS = _closing_in_one(with_usage=True, with_outputs=True)
 _CLOSE_EXPIRED_IN_ONE = _closing_in_one(_EXPIRED)
 _REFUND = Statement(
     update(Account)
@@ -684,24 +702,31 @@ async def _close(
     now: float,
     expired: bool = False,
     usage: Finish | None = None,
+    outputs: Outputs | None = None,
 ) -> ClosedHold | None:
     """`expired`: the sweeper's release (`release_expired`). `usage`: the request's usage row is
-    closed too, with what was charged (0 when the hold was no longer held)."""
+    closed too, with what was charged (0 when the hold was no longer held). `outputs`: rows
+    for the request's stored outputs, written too (with `usage` only)."""
     tx = as_tx(session)
     kind = "settle" if status == "settled" else "release"
     params = {"b_hold": hold_id, "b_status": status, "b_charge": max(charge or 0, 0), "b_now": now}
     if tx.dialect_name == "postgresql":
         if usage is not None:
             assert not expired  # no variant for the sweeper: it closes no request's row with it
-            in_one = _CLOSE_WITH_USAGE
+            in_one = _CLOSE_WITH_USAGE if outputs is None else _CLOSE_WITH_USAGE_AND_OUTPUTS
             params.update(usage.params("u_"))
+            if outputs is not None:
+                params.update(output_arrays(outputs.files, outputs.account_id, now, "o_"))
         else:
+            assert outputs is None
             in_one = _CLOSE_EXPIRED_IN_ONE if expired else _CLOSE_IN_ONE
         row = await tx.first(in_one, {**params, "b_kind": kind})
         return None if row is None else _closed(row, balance=row[6])
     closed = await _close_in_turns(tx, hold_id, kind, params, expired)
     if usage is not None:
         await usage_rows.finish_as(tx, usage, closed.charged if closed is not None else 0)
+    if outputs is not None:
+        await insert_outputs(tx, outputs.files, outputs.account_id, now)
     return closed
 
 
@@ -749,11 +774,15 @@ async def settle(
     now: float,
     *,
     usage: Finish | None = None,
+    outputs: Outputs | None = None,
 ) -> ClosedHold | None:
     """Charge up to the held amount; any rest returns to the balance. None: already closed.
-    `usage`: also close the request's usage row with the charge (0 if already closed), on
-    PostgreSQL in the same statement."""
-    return await _close(session, hold_id, status="settled", charge=charge, now=now, usage=usage)
+    `usage`: also close the request's usage row with the charge (0 if already closed);
+    `outputs` (with `usage`): also write the rows of the request's stored outputs. On
+    PostgreSQL all in the same statement."""
+    return await _close(
+        session, hold_id, status="settled", charge=charge, now=now, usage=usage, outputs=outputs
+    )
 
 
 async def release(session: AsyncSession | Tx, hold_id: str, now: float) -> ClosedHold | None:

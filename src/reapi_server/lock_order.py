@@ -10,6 +10,11 @@ deadlock. A group commit locks the accounts of all its ops in one statement (eac
 account: `Database.grouped`); the other write paths (the poller's settlement, failing a job,
 deleting a video, the sweeper's releases) call `Database.lock_accounts` first.
 
+The one row taken before accounts: a Stripe event's. Applying an event claims its row first
+(its first statement, so that two deliveries of one event cannot both apply it), then locks the
+accounts the change touches; noting an attempt that failed takes them in the same order.
+Nothing else locks an event's row while it holds an account.
+
 What needs nothing: a transaction that locks a single row, and one that never waits
 (`FOR UPDATE SKIP LOCKED`: the pollers' claims, the sweeper's bulk deletes, the renewal of
 running requests' holds and idempotency records).

@@ -423,6 +423,48 @@ async def test_a_refund_of_held_credits_waits_and_cannot_be_kept_by_cancelling(b
     assert (refund.credits, refund.credits_taken, refund.credits_waived) == (1000, 1000, 0)
 
 
+async def test_noting_a_wait_on_held_credits_never_deadlocks_with_a_copy_applying_it(billing):
+    """Two deliveries of one refund at once (Stripe redelivers one answered late): one notes
+    that the refund waits, the other applies it. Applying claims the event's row, then locks
+    the account; noting the wait must take them in that order too, or each holds what the
+    other waits for (PostgreSQL aborts one: its attempt ended as `DBAPIError`)."""
+    if not billing.db.is_postgres:
+        pytest.skip("SQLite has one writer: nothing to order")
+    from sqlalchemy import update
+
+    from reapi_server.billing import event_store
+    from reapi_server.billing.applying import Waiting
+    from reapi_server.credits import movements
+
+    account, _, session_id = await _bought(billing)
+    await _reserve(billing, account, 1000)
+    billing.sim.refund(_charge_of(billing, session_id))
+    await billing.idle()
+    refunded = billing.sim.last_event("charge.refunded")["id"]
+    async with billing.db.read() as session:
+        row = await event_store.get(session, refunded)
+    assert row is not None and row.last_error == "waiting"
+    wait = Waiting("credits held", hold_account=account, retry_after=1.0)
+    async with billing.db.write() as applying:  # the copy applying it: the claim's row lock
+        await applying.execute(
+            update(StripeEvent)
+            .where(StripeEvent.id == refunded)
+            .values(attempts=StripeEvent.attempts)
+            .execution_options(synchronize_session=False)
+        )
+        noting = asyncio.create_task(
+            events._note_attempt(billing.db, row, "waiting", time.time(), wait, None)
+        )
+        await asyncio.sleep(0.5)  # noting takes what it can before it waits
+        await movements.lock_account(applying, account)  # then the account, as applying does
+    await noting  # before the fix: one of the two was aborted as a deadlock
+    async with billing.db.read() as session:
+        noted = await event_store.get(session, refunded)
+        assert (await session.get(Account, account)).on_hold is not None
+    assert noted is not None and noted.last_error == "waiting"
+    assert noted.attempts == row.attempts + 1
+
+
 async def test_a_refund_waits_for_held_credits_and_waives_only_what_was_spent(billing):
     account, _, session_id = await _bought(billing)
     hold = await _reserve(billing, account, 600)

@@ -108,4 +108,4 @@ def test_the_command_line_entry_runs_until_interrupted():
             assert meta["issuer"] == described["urls"]["google"]
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(10) == 0
+        assert process.wait(60) == 0  # a loaded machine (the whole suite) took over 10 s once

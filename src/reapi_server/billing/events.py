@@ -150,8 +150,7 @@ async def _note_attempt(
     on_holds = waiting is not None and waiting.hold_account is not None
     give_up = give_up_after is not None and not on_holds and due > row.received_at + give_up_after
     async with db.write() as session:
-        if waiting is not None and waiting.hold_account is not None:
-            await movements.hold_for_refund(session, waiting.hold_account)  # accounts first
+        # The event's row before its account, as applying it takes them (`lock_order`).
         await event_store.failed_attempt(
             session,
             row.id,
@@ -160,3 +159,5 @@ async def _note_attempt(
             next_attempt_at=None if give_up else due,
             now=now,
         )
+        if waiting is not None and waiting.hold_account is not None:
+            await movements.hold_for_refund(session, waiting.hold_account)

@@ -15,6 +15,10 @@ The one row taken before accounts: a Stripe event's. Applying an event claims it
 accounts the change touches; noting an attempt that failed takes them in the same order.
 Nothing else locks an event's row while it holds an account.
 
+A group commit's marker row (`commit_markers`, its own) is written by the statement that locks
+its accounts, after them; only its committer and the probe that reads a lost COMMIT's outcome
+(holding nothing else) ever take that row.
+
 What needs nothing: a transaction that locks a single row, and one that never waits
 (`FOR UPDATE SKIP LOCKED`: the pollers' claims, the sweeper's bulk deletes, the renewal of
 running requests' holds and idempotency records).

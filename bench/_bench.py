@@ -118,10 +118,11 @@ def process_tree(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process tree (its threads included), in seconds."""
+def cpu_seconds(pid: int, *, tree: bool = True) -> float:
+    """User + system CPU time of a process tree (its threads included), in seconds;
+    `tree=False`: of that process alone."""
     ticks = 0
-    for member in process_tree(pid):
+    for member in process_tree(pid) if tree else [pid]:
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = Path(f"/proc/{member}/stat").read_text().rpartition(")")[2].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime

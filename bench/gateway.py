@@ -25,7 +25,11 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
 - `reapi-pg`: the same on PostgreSQL (Debian's, started here, fsync on, `synchronous_commit=off`
   like SQLite's `synchronous=NORMAL`: a crash may lose the last commits, never corrupt);
   with `--before`, also `reapi-pg-before` (the earlier code, on a database of its own there);
-- `reapi-w2`: the SQLite gateway with `--workers 2`, not pinned (both cores);
+- `reapi-w2`: the SQLite gateway with `--workers 2`, not pinned (both cores); it brings
+  `reapi-unpinned`, the one-worker gateway not pinned either, so that one and two workers are
+  also compared in the same topology (both share both cores with wrk and the upstream);
+- `reapi-w2-before` (with `--before`): the same with the earlier code;
+- `reapi-pg-w2`: `--workers 2` on PostgreSQL, not pinned;
 - `litellm`: LiteLLM's proxy, 1 worker, no database (it then checks only the master key and
   writes no spend rows), in its own venv (`--litellm-venv`, made if missing).
 
@@ -33,7 +37,9 @@ With taskset and 2+ cores, the single-process gateways are pinned to core 0 and 
 and PostgreSQL to core 1. Each repetition runs every scenario (upstream by concurrency) once per
 target, the targets one after the other (their order rotated each repetition), so ratios are taken
 within a repetition, at the same moment; the tables give medians and the range over repetitions.
-CPU per request is the gateway's process-tree CPU time over a run divided by its answers. Idle
+CPU per request is the gateway's process-tree CPU time over a run divided by its answers; the
+load's (wrk's and the upstream's) is measured alike, and with them what two cores can give two
+workers (the `--workers 2` table). Idle
 RSS is measured after start-up and one warm-up request; under load, the high-water mark. At the
 end, py-spy samples reapi at 32 connections with an instant upstream and the samples are split by
 the code they were in (the time split). Exit status 0 even when a target could not run: the report
@@ -43,8 +49,10 @@ says why.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -57,6 +65,7 @@ from pathlib import Path
 
 from _bench import (
     BENCH,
+    CLOCK_TICKS,
     IMAGE_BODY,
     ROOT,
     Result,
@@ -66,6 +75,7 @@ from _bench import (
     http,
     peak_rss_mib,
     pinned,
+    process_tree,
     provision_gateway,
     rss_mib,
     set_delay,
@@ -90,6 +100,9 @@ ALL_TARGETS = (
     "reapi-pg",
     "reapi-pg-before",
     "reapi-w2",
+    "reapi-w2-before",
+    "reapi-unpinned",
+    "reapi-pg-w2",
     "litellm",
 )
 LABELS = {
@@ -101,6 +114,9 @@ LABELS = {
     "reapi-pg": "reapi PostgreSQL",
     "reapi-pg-before": "reapi PostgreSQL before",
     "reapi-w2": "reapi --workers 2",
+    "reapi-w2-before": "reapi --workers 2 before",
+    "reapi-unpinned": "reapi unpinned",
+    "reapi-pg-w2": "reapi PostgreSQL --workers 2",
     "litellm": "LiteLLM",
 }
 
@@ -283,6 +299,14 @@ class Postgres:
             self._made.add(name)
         return self.server.url(name)
 
+    def pids(self) -> list[int]:
+        """The postmaster's (its backends are its children), if it runs."""
+        try:
+            first = Path(self.server.data, "postmaster.pid").read_text().split("\n", 1)[0]
+        except OSError:
+            return []
+        return [int(first)] if first.strip().isdigit() else []
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -306,6 +330,12 @@ class Upstream:
 class Run:
     result: Result
     cpu_ms: float | None  # per answer
+    #: wrk's and the upstream's CPU per answer: what the load itself took of the machine.
+    load_ms: float | None = None
+    #: Every core's busy time per answer (the gateway, the load and whatever else ran).
+    machine_ms: float | None = None
+    #: Each worker's share of the gateway's CPU (several workers), largest first.
+    shares: tuple[float, ...] = ()
 
 
 def warm(target: Target, workdir: Path, core: int | None) -> str | None:
@@ -316,15 +346,54 @@ def warm(target: Target, workdir: Path, core: int | None) -> str | None:
     return None
 
 
+def _busy_ticks() -> int:
+    """All cores' non-idle time since boot, in clock ticks (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4]  # idle, iowait
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(
-    target: Target, concurrency: int, duration: float, workdir: Path, core: int | None
+    target: Target,
+    concurrency: int,
+    duration: float,
+    workdir: Path,
+    core: int | None,
+    load_pids: list[int],
 ) -> Run:
+    """`load_pids`: the processes (trees) that serve the gateway besides wrk: the upstream, and
+    PostgreSQL for its targets."""
     pid = target.process.pid if target.process is not None and target.name != "direct" else None
-    before = cpu_seconds(pid) if pid else 0.0
+    members = process_tree(pid) if pid else []
+    before = {member: cpu_seconds(member, tree=False) for member in members}
+
+    def load_cpu() -> float:
+        return sum(cpu_seconds(p) for p in load_pids) + _children_cpu()
+
+    load_before = load_cpu()
+    busy_before = _busy_ticks()
     result = wrk(target.url, IMAGE_BODY, target.key, concurrency, duration, workdir, core)
-    cpu = (cpu_seconds(pid) - before) if pid else None
+    busy = (_busy_ticks() - busy_before) / CLOCK_TICKS
+    load = load_cpu() - load_before
+    used = {member: cpu_seconds(member, tree=False) - before[member] for member in members}
+    cpu = sum(used.values()) if pid else None
     answered = max(result.requests, 1)
-    return Run(result, cpu / answered * 1000 if cpu is not None else None)
+    shares: tuple[float, ...] = ()
+    if cpu:
+        # The supervisor and multiprocessing's helper use next to nothing: workers only.
+        shares = tuple(sorted((u / cpu for u in used.values() if u > 0.05 * cpu), reverse=True))
+    return Run(
+        result,
+        cpu / answered * 1000 if cpu is not None else None,
+        # `direct`: the upstream is the target, its CPU is not load on top.
+        None if pid is None else load / answered * 1000,
+        busy / answered * 1000,
+        shares if len(shares) > 1 else (),
+    )
 
 
 # -- the time split --------------------------------------------------------------------------
@@ -473,6 +542,9 @@ def report(
         ("reapi-pg", "reapi", "PostgreSQL ÷ SQLite"),
         ("reapi-pg-before", "reapi-before", "before: PostgreSQL ÷ SQLite"),
         ("reapi-w2", "reapi", "2 workers ÷ 1"),
+        ("reapi-w2", "reapi-unpinned", "2 workers ÷ 1 unpinned"),
+        ("reapi-w2", "reapi-w2-before", "2 workers ÷ before"),
+        ("reapi-pg-w2", "reapi-pg", "PostgreSQL: 2 workers ÷ 1"),
     ]
     ratios = [r for r in ratios if r[0] in names and r[1] in names]
     head = ["upstream", "conc.", *(LABELS[n] for n in names), *(r[2] for r in ratios)]
@@ -549,6 +621,7 @@ def report(
                 row.append(_spread(values, ".2f"))
             lines.append("| " + " | ".join(row) + " |")
 
+    lines += workers_table(names, upstreams, levels, per_rep)
     lines += [
         "",
         "### Memory (MiB)",
@@ -563,6 +636,86 @@ def report(
         lines.append(f"| {LABELS[target.name]} | {idle} | {peak_rss_mib(target.process.pid):.0f} |")
     lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines)
+
+
+#: (two workers, one worker pinned to its core, one worker in the two workers' topology)
+WORKER_PAIRS = (
+    ("reapi-w2", "reapi", "reapi-unpinned"),
+    ("reapi-w2-before", "reapi-before", None),
+    ("reapi-pg-w2", "reapi-pg", None),
+)
+
+
+def workers_table(names, upstreams, levels, per_rep) -> list[str]:  # type: ignore[no-untyped-def]
+    """Two workers against one, with what two cores can give them: each run's gateway CPU and
+    its load's (wrk, the upstream, PostgreSQL) per answer bound what two cores serve, 2000 ms
+    of CPU a second over (gateway + load) ms per answer. A ratio short of that bound is time
+    the workers could not use; a second worker costing more CPU per answer lowers the bound."""
+    pairs = [p for p in WORKER_PAIRS if p[0] in names and p[1] in names]
+    if not pairs:
+        return []
+    lines = [
+        "",
+        "### `--workers 2`: scaling, and what two cores can give",
+        "",
+        "Per answer: the gateway's CPU (all workers) and the load's (wrk, the upstream, and "
+        "PostgreSQL for its rows). Bound: 2 cores ÷ (gateway + load CPU per answer) of the "
+        "two-worker run; one worker on core 0 is bound by its one core.",
+        "",
+        "| upstream | conc. | gateway | req/s 1 worker (core 0) / unpinned / 2 workers "
+        "| 2 ÷ 1 | 2 ÷ 1 unpinned | CPU ms/req 1 / unpinned / 2 | 2 workers' CPU ÷ 1's "
+        "| workers' shares | load CPU ms/req | bound req/s | bound ÷ 1 worker "
+        "| 2 workers ÷ bound | machine busy ms/req |",
+        "|---|--:|---|---|--:|--:|---|--:|---|--:|--:|--:|--:|--:|",
+    ]
+
+    for upstream in upstreams:
+        for level in levels:
+            for two, one, free in pairs:
+                values = functools.partial(per_rep, upstream, level)
+                lines.append(_workers_row(names, upstream.label, level, two, one, free, values))
+    return lines
+
+
+def _workers_row(  # type: ignore[no-untyped-def]
+    names: list[str], label: str, level: int, two: str, one: str, free: str | None, values
+) -> str:
+    """`values(fn)`: fn(runs of the repetition) for each repetition."""
+
+    def each(fn, fmt: str, *who: str | None) -> str:  # type: ignore[no-untyped-def]
+        return " / ".join(
+            _spread(values(lambda r, n=n: fn(r(n))), fmt) if n is not None and n in names else "—"
+            for n in who
+        )
+
+    def both(other: str | None, fn) -> str:  # type: ignore[no-untyped-def]
+        if other is None or other not in names:
+            return "—"
+        return _spread(values(lambda r: fn(r(two), r(other))), ".2f", "x")
+
+    def bound(run: Run) -> float:
+        if run.cpu_ms is None or run.load_ms is None:
+            return float("nan")
+        return 2000 / (run.cpu_ms + run.load_ms)
+
+    shares = values(lambda r: r(two).shares or None)
+    row = [
+        label,
+        str(level),
+        {"reapi": "SQLite", "reapi-before": "SQLite, before"}.get(one, "PostgreSQL"),
+        each(lambda run: run.result.rps, ",.0f", one, free, two),
+        both(one, lambda a, b: a.result.rps / b.result.rps),
+        both(free, lambda a, b: a.result.rps / b.result.rps),
+        each(lambda run: run.cpu_ms, ".2f", one, free, two),
+        both(free or one, lambda a, b: a.cpu_ms / b.cpu_ms),
+        " / ".join("+".join(f"{x:.0%}" for x in split) for split in shares) or "—",
+        each(lambda run: run.load_ms, ".2f", two),
+        each(bound, ",.0f", two),
+        both(one, lambda a, b: bound(a) / b.result.rps),
+        _spread(values(lambda r: r(two).result.rps / bound(r(two))), ".0%"),
+        each(lambda run: run.machine_ms, ".2f", two),
+    ]
+    return "| " + " | ".join(row) + " |"
 
 
 def parse_upstreams(text: str) -> list[Upstream]:
@@ -633,8 +786,12 @@ def main() -> None:
         wanted.insert(wanted.index("lean") + 1 if "lean" in wanted else 1, "lean-burn")
     if "lean-burn" in wanted and args.lean_burn is None:
         sys.exit("the target lean-burn needs --lean-burn MS")
-    if {"reapi-before", "reapi-pg-before"} & set(wanted) and args.before is None:
-        sys.exit("the targets reapi-before and reapi-pg-before need --before SRC")
+    if {"reapi-before", "reapi-pg-before", "reapi-w2-before"} & set(wanted) and not args.before:
+        sys.exit("the targets reapi-before, reapi-pg-before and reapi-w2-before need --before SRC")
+    if args.before is not None and "reapi-w2" in wanted and "reapi-w2-before" not in wanted:
+        wanted.insert(wanted.index("reapi-w2") + 1, "reapi-w2-before")
+    if "reapi-w2" in wanted and "reapi-unpinned" not in wanted:
+        wanted.insert(wanted.index("reapi-w2"), "reapi-unpinned")
     if "direct" not in wanted:
         wanted.insert(0, "direct")  # every ratio and "added" column needs it
     upstreams = parse_upstreams(args.upstreams)
@@ -645,7 +802,7 @@ def main() -> None:
         f"python {sys.version.split()[0]}, {os.cpu_count()} cores, "
         + (
             "gateways on core 0; wrk, the upstream and PostgreSQL on core 1; "
-            "reapi --workers 2 not pinned"
+            "reapi --workers 2 and reapi unpinned not pinned"
             if pin
             else "no pinning"
         ),
@@ -674,18 +831,27 @@ def main() -> None:
                         target = reapi_target(
                             name, upstream_url, workdir, gw_core, source=args.before.resolve()
                         )
-                    elif name == "reapi-w2":
-                        target = reapi_target(name, upstream_url, workdir, None, workers=2)
-                    elif name in ("reapi-pg", "reapi-pg-before"):
-                        if postgres is None:
-                            postgres = Postgres(load_core, args.pg_synchronous_commit)
-                        before = name == "reapi-pg-before"
+                    elif name in ("reapi-w2", "reapi-w2-before", "reapi-unpinned"):
                         target = reapi_target(
                             name,
                             upstream_url,
                             workdir,
-                            gw_core,
-                            database_url=postgres.database("reapi_before" if before else "reapi"),
+                            None,
+                            workers=1 if name == "reapi-unpinned" else 2,
+                            source=args.before.resolve() if name == "reapi-w2-before" else None,
+                        )
+                    elif name in ("reapi-pg", "reapi-pg-before", "reapi-pg-w2"):
+                        if postgres is None:
+                            postgres = Postgres(load_core, args.pg_synchronous_commit)
+                        before = name == "reapi-pg-before"
+                        two = name == "reapi-pg-w2"
+                        target = reapi_target(
+                            name,
+                            upstream_url,
+                            workdir,
+                            None if two else gw_core,
+                            workers=2 if two else 1,
+                            database_url=postgres.database(name.replace("-", "_")),
                             source=args.before.resolve() if before else None,
                         )
                     else:
@@ -720,10 +886,19 @@ def main() -> None:
                                 workdir,
                                 load_core,
                             )
-                            run = measure(target, level, args.duration, workdir, load_core)
+                            load_pids = [upstream_proc.pid]
+                            if postgres is not None and target.name.startswith("reapi-pg"):
+                                load_pids += postgres.pids()
+                            run = measure(
+                                target, level, args.duration, workdir, load_core, load_pids
+                            )
                             runs[(rep, upstream, level, target.name)] = run
                             r = run.result
                             cpu = f"  cpu {run.cpu_ms:.2f} ms/req" if run.cpu_ms else ""
+                            if run.load_ms is not None:
+                                cpu += f" (load {run.load_ms:.2f})"
+                            if run.shares:
+                                cpu += " split " + "+".join(f"{x:.0%}" for x in run.shares)
                             print(
                                 f"  rep {rep + 1} {upstream.label:>12} c={level:<3} "
                                 f"{target.name:9} {r.rps:8.1f} req/s  p50 {r.p50:7.2f}  "
@@ -760,6 +935,9 @@ def main() -> None:
                                 "requests": run.result.requests,
                                 "bad": run.result.bad,
                                 "cpu_ms_per_request": run.cpu_ms,
+                                "load_cpu_ms_per_request": run.load_ms,
+                                "machine_busy_ms_per_request": run.machine_ms,
+                                "worker_cpu_shares": list(run.shares),
                             }
                             for (rep, up, level, name), run in runs.items()
                         ],

@@ -54,3 +54,13 @@ def test_usage_rollup_writes_bench_runs_and_prints_its_table():
 
 def test_fleet_bench_parses_its_arguments():
     assert "--instances" in run(str(BENCH / "fleet.py"), "--help")
+
+
+def test_db_hot_path_bench_runs_and_prints_its_table():
+    out = run(
+        str(BENCH / "db_hot_path.py"),
+        *("--requests", "40", "--concurrency", "1,4", "--repetitions", "1"),
+        *("--page-sizes", "2048", "--frames"),
+    )
+    assert "as migrated, opening transaction:" in out and "credit_holds" in out
+    assert "| as migrated | 4 |" in out and "| 2048-byte pages | 1 |" in out

@@ -3,8 +3,9 @@
 SQLite (the default) allows one writer at a time. Rather than letting concurrent writers fail with
 "database is locked", every write transaction here starts with `BEGIN IMMEDIATE`, on a dedicated
 single-connection engine or on the group committer's own connection: writers in this process take
-turns (`GroupCommitter.turn`), writers in other processes wait for the lock with async sleeps (see
-`_begin_write`). Reads use a separate pool and never
+turns (`GroupCommitter.turn`), and so do the writers of other processes on the same file
+(`writer_turn`: a file lock, waited for on a worker thread); a writer outside that protocol is
+waited for with async sleeps (see `_begin_write`). Reads use a separate pool and never
 block behind writers (WAL mode). SQLite calls run inline on the event loop (`sqlite_inline`).
 
 PostgreSQL uses one pooled asyncpg engine for both; row-level locking does the queueing.
@@ -47,6 +48,8 @@ from .lock_order import LOCKING, lock_accounts
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
 from .wal_bound import WAL_LIMIT_BYTES, WalBound
+from .writer_turn import SUFFIX as WRITER_LOCK_SUFFIX
+from .writer_turn import WriterTurn
 
 __all__ = ["Database"]
 
@@ -137,7 +140,7 @@ def _private_sqlite_files(database: str) -> None:
     if not path.parent.is_dir():
         return  # SQLite says what is wrong when it opens it
     private_file(path)
-    for suffix in ("-wal", "-shm", "-journal"):
+    for suffix in ("-wal", "-shm", "-journal", WRITER_LOCK_SUFFIX):
         tighten(path.with_name(path.name + suffix), PRIVATE_FILE)
 
 
@@ -175,6 +178,7 @@ class Database:
             LOCKING if self.is_postgres else None,
             wal=WalBound(path) if on_file else None,
             connect=(lambda: _group_writer(path)) if on_file else None,
+            turn=WriterTurn(path if on_file else None, _BUSY_TIMEOUT_MS / 1000),
         )
         self._unavailable_at: float | None = None
 

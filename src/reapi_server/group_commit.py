@@ -54,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import operator
 import secrets
 import sqlite3
 import time
@@ -71,6 +72,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from .db_errors import is_sqlite_busy, is_unavailable
 from .models import CommitMarker
 from .wal_bound import WalBound
+from .writer_turn import WriterTurn
 
 __all__ = ["GroupCommitter", "SessionTx", "Statement", "Tx", "as_tx", "forget_idle_markers"]
 
@@ -93,12 +95,14 @@ class Statement:
     `column_keys` names the columns an INSERT without explicit values writes (its parameters
     are then named after the columns)."""
 
-    __slots__ = ("_compiled", "clause", "column_keys")
+    __slots__ = ("_bound", "_compiled", "clause", "column_keys")
 
     def __init__(self, clause: Executable, *, column_keys: Sequence[str] | None = None) -> None:
         self.clause = clause
         self.column_keys = tuple(column_keys) if column_keys is not None else None
         self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+        #: Per dialect: (SQL, what picks the parameters' values in order, the literals).
+        self._bound: dict[str, tuple[str, Callable[[Params], tuple[Any, ...]], dict[str, Any]]] = {}
 
     def compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         """(SQL, parameter names in order, values of the statement's own literals)."""
@@ -118,9 +122,26 @@ class Statement:
             cached = self._compiled[dialect.name] = (str(compiled), names, literals)
         return cached
 
-    def values(self, dialect: Dialect, params: Params) -> tuple[str, list[Any]]:
-        sql, names, literals = self.compiled(dialect)
-        return sql, [params[n] if n in params else literals[n] for n in names]
+    def values(self, dialect: Dialect, params: Params) -> tuple[str, tuple[Any, ...]]:
+        """The SQL and its parameters' values in order (`params` first, then the literals).
+        Run for every statement of every request: one C-level `itemgetter` call."""
+        bound = self._bound.get(dialect.name)
+        if bound is None:
+            sql, names, literals = self.compiled(dialect)
+            bound = self._bound[dialect.name] = (sql, _picker(names), literals)
+        sql, pick, literals = bound
+        return sql, pick({**literals, **params} if literals else params)
+
+
+def _picker(names: Sequence[str]) -> Callable[[Params], tuple[Any, ...]]:
+    """The values of `names` in a mapping, as a tuple (`itemgetter` answers a bare value for
+    one name)."""
+    if len(names) > 1:
+        return operator.itemgetter(*names)
+    if names:
+        (name,) = names
+        return lambda params: (params[name],)
+    return lambda params: ()
 
 
 class Tx(Protocol):
@@ -284,6 +305,7 @@ class GroupCommitter:
         locking: Select[Any] | None = None,
         wal: WalBound | None = None,
         connect: Callable[[], sqlite3.Connection] | None = None,
+        turn: WriterTurn | None = None,
     ) -> None:
         self._engine = engine
         #: On PostgreSQL: locks the accounts of a transaction's ops, with its marker's write
@@ -302,8 +324,9 @@ class GroupCommitter:
         #: `transactions` when the last checkpoint that completed began.
         self._checkpointed_after = -1
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
-        #: on SQLite, by a session of the writer engine (`turn`).
-        self._turn = asyncio.Lock()
+        #: on SQLite, by a session of the writer engine (`turn`); on a SQLite file, across
+        #: the processes that write it (`writer_turn`).
+        self._turn = turn if turn is not None else WriterTurn(None)
         self._dialect = engine.dialect
         self._sqlite = engine.dialect.name == "sqlite"
         self._queue: list[_Item] = []
@@ -412,10 +435,11 @@ class GroupCommitter:
         finally:
             self._runner = None
 
-    def turn(self) -> asyncio.Lock:
+    def turn(self) -> WriterTurn:
         """The writer's turn: whoever else writes through this process's SQLite writer takes it
-        for the length of their transaction, so that they and group commits never meet at
-        SQLite's write lock (where the loser could only poll)."""
+        for the length of their transaction, so that they and group commits (of this process
+        and, on a file, of the others: `writer_turn`) never meet at SQLite's write lock, where
+        the loser could only poll."""
         return self._turn
 
     def close(self) -> None:
@@ -709,7 +733,9 @@ class GroupCommitter:
 
     @staticmethod
     async def _begin_immediate(connection: sqlite3.Connection) -> None:
-        """Take the write lock; while another process holds it, wait with async sleeps."""
+        """Take the write lock; while another process holds it, wait with async sleeps (a
+        writer outside `writer_turn`: the processes of this gateway wait for each other
+        there)."""
         deadline = anyio.current_time() + _BUSY_TIMEOUT
         pause = 0.001
         while True:

@@ -201,6 +201,45 @@ async def test_a_hold_released_after_the_reset_gives_nothing_to_the_new_period(d
     assert await ledger_matches(rt, account) == (100_000 - PRICE, 0)
 
 
+async def test_a_hold_closed_after_the_reset_reports_no_spend_of_its_period(db_gateway):
+    """What the closing statement reads back of the key's counter (the spend alerts watch it):
+    the spend of the hold's own period, or none once the counter has moved on to a later one,
+    never the new period's counter."""
+    gateway = db_gateway
+    clock = Clock(at("2027-06-30T23:59:00"))
+    gateway.rt.clock = clock
+    account, key, _ = await limited(gateway, spend_limit=10 * PRICE, spend_period="daily")
+    rt = gateway.rt
+    principal = await rt.auth.authenticate(f"Bearer {key}")
+
+    async def hold(tx):
+        return await credit_rows.reserve(
+            tx,
+            account,
+            PRICE,
+            purpose="image",
+            request_id=f"req_{rt.now()}",
+            expires_at=None,
+            now=rt.now(),
+            key=principal.spend(rt.now()),
+        )
+
+    async def release(hold_id):
+        async def op(tx):
+            return await credit_rows.release(tx, hold_id, rt.now())
+
+        return await rt.db.grouped(op, account=account)
+
+    same = await rt.db.grouped(hold, account=account)
+    old = await rt.db.grouped(hold, account=account)
+    closed = await release(same)
+    assert closed is not None and closed.key_spend == PRICE  # `old` is still held in its period
+    clock.now = at("2027-07-01T08:00:00")
+    assert (await generate(gateway, key)).status_code == 200  # the counter's new period
+    closed = await release(old)
+    assert closed is not None and closed.key_id is not None and closed.key_spend is None
+
+
 # -- allowlist, expiry, revocation ---------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ IMAGE = b"MARKER-killed-image-c27e"
 USER = "MARKER-killed-user-81d0"
 MARKERS = [b"MARKER-killed"]
 MIB = 1024 * 1024
-DB_FILES = {"reapi.db", "reapi.db-wal", "reapi.db-shm"}
+DB_FILES = {"reapi.db", "reapi.db-wal", "reapi.db-shm", "reapi.db-writer"}
 
 T = TypeVar("T")
 

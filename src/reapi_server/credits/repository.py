@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -345,10 +346,16 @@ _WHY_REFUSED = Statement(
 
 
 #: The key's counter in the hold's period, read as the hold closes (before the unspent rest
-#: is given back): NULL when the counter has moved on to a later period.
+#: is given back): NULL when the counter has moved on to a later period. The hold's columns are
+#: named with their table: in a RETURNING clause SQLAlchemy names the updated table's columns
+#: bare, and a bare `period_start` inside this subquery is the key's own (SQLite then compared
+#: the key's period with itself, and reported a new period's spend for an old hold).
 _KEY_SPEND_READ = (
     select(ApiKey.period_spend)
-    .where(ApiKey.id == CreditHold.api_key_id, ApiKey.period_start == CreditHold.period_start)
+    .where(
+        ApiKey.id == literal_column(f"{CreditHold.__tablename__}.api_key_id", String),
+        ApiKey.period_start == literal_column(f"{CreditHold.__tablename__}.period_start", Float),
+    )
     .scalar_subquery()
 )
 

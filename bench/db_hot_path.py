@@ -1,0 +1,251 @@
+"""What an image request's database writes cost on SQLite, without HTTP around them.
+
+    python bench/db_hot_path.py [--requests 6000] [--concurrency 1,32] [--repetitions 3]
+        [--page-sizes 1024,2048] [--frames]
+
+Runs the writes of `images.service.generate` through the group committer on a freshly
+migrated database (the gateway's own `Database`, its settings and WAL bound): per request the
+opening op (key counter, debit, hold, ledger row, pending usage row; committed at once when the
+writer is idle) and, after one turn of the event loop, the closing op (the hold's settlement,
+refund, ledger row, output row, usage row's finish). `--concurrency` requests run at a time.
+Reported per request: CPU (this process, checkpoints included), transactions, and bytes
+appended to the WAL. `--frames` first lists the b-trees (tables and indexes) each of one request's
+two transactions writes a page of: at one connection every one of them is a page in the WAL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench import provision_gateway
+from sqlalchemy import text
+
+from reapi_server.credits import repository as credit_rows
+from reapi_server.credits.repository import KeySpend
+from reapi_server.credits.service import hold_or_record_refusal
+from reapi_server.db import Database
+from reapi_server.group_commit import Tx
+from reapi_server.ids import ordered_id
+from reapi_server.mirror.outputs import MirroredFile
+from reapi_server.mirror.repository import insert_outputs
+from reapi_server.usage import repository as usage_rows
+from reapi_server.usage.row import UsageRow
+
+PRICE = 4
+
+
+def wal_frames_bytes(path: str) -> int:
+    """Bytes of the frames in the WAL since it last started over (those carrying its header's
+    salt): what its transactions appended, whatever the file's size (it is reused)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return 0
+    if len(data) < 32:
+        return 0
+    page = int.from_bytes(data[8:12], "big")
+    salt = data[16:24]
+    frame, offset = 24 + page, 32
+    while offset + frame <= len(data) and data[offset + 8 : offset + 16] == salt:
+        offset += frame
+    return offset - 32
+
+
+async def _request(db: Database, account: str, key: KeySpend) -> None:
+    now = time.time()
+    request_id = ordered_id("req", 20)
+    usage = UsageRow(
+        request_id, account, key.key_id, "gpt-image-2", "images.generations", 0, "pending",
+        None, None, 0, 1, now,
+    )  # fmt: skip
+
+    async def open_request(tx: Tx) -> object:
+        return await hold_or_record_refusal(
+            tx, usage, PRICE, purpose="image", expires_at=now + 900, now=now, key=key
+        )
+
+    hold_id = await db.grouped(open_request, account=account, at_once=True)
+    assert isinstance(hold_id, str), hold_id
+    await asyncio.sleep(0)
+    file_id = ordered_id("file", 37)
+    files = [MirroredFile(file_id, request_id, f"outputs/{request_id}/0.png", "image/png", 4200,
+                          "image")]  # fmt: skip
+
+    async def close_request(tx: Tx) -> object:
+        closed = await credit_rows.settle(tx, hold_id, PRICE, now)
+        await insert_outputs(tx, files, account, now)
+        await usage_rows.finish(
+            tx, request_id, status="succeeded", credit_cost=PRICE, provider="openai",
+            attempts=1, duration_ms=3,
+        )  # fmt: skip
+        return closed
+
+    await db.grouped(close_request, account=account)
+
+
+async def _run(url: str, requests: int, concurrency: int) -> dict[str, float]:
+    db = Database(url)
+    async with db.read() as session:
+        row = (await session.execute(text("SELECT id, account_id FROM api_keys"))).one()
+    key_id, account = str(row[0]), str(row[1])
+    key = KeySpend(key_id, 0.0)
+    wal = db.group._wal
+    assert wal is not None
+    wal_path = wal.database + "-wal"
+    written, uncounted = 0, 0.0
+    checkpoint = wal.checkpoint
+
+    async def counted() -> bool:
+        nonlocal written, uncounted
+        counting = time.process_time()
+        appended = wal_frames_bytes(wal_path)
+        uncounted += time.process_time() - counting  # the bench's own reading
+        done = await checkpoint()
+        if done:
+            written += appended
+        return done
+
+    wal.checkpoint = counted  # type: ignore[method-assign]
+    await db.group.checkpoint()
+    written, uncounted = -wal_frames_bytes(wal_path), 0.0
+    queue = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in queue:
+            await _request(db, account, key)
+
+    transactions = db.group.transactions
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    cpu, wall = time.process_time() - cpu - uncounted, time.perf_counter() - wall
+    transactions = db.group.transactions - transactions
+    written += wal_frames_bytes(wal_path)
+    await db.dispose()
+    return {
+        "cpu_us": cpu / requests * 1e6,
+        "wall_us": wall / requests * 1e6,
+        "tx": transactions / requests,
+        "wal_kib": written / requests / 1024,
+    }
+
+
+def _frames_by_tree(database: str) -> list[str]:
+    """The b-tree (table or index) of each page in the WAL since it last started over."""
+    data = Path(database + "-wal").read_bytes()
+    page, salt = int.from_bytes(data[8:12], "big"), data[16:24]
+    pages, offset = [], 32
+    while offset + 24 + page <= len(data) and data[offset + 8 : offset + 16] == salt:
+        pages.append(int.from_bytes(data[offset : offset + 4], "big"))
+        offset += 24 + page
+    with sqlite3.connect(database) as connection:
+        trees = dict(connection.execute("SELECT pageno, name FROM dbstat"))
+    return sorted(trees.get(number, f"page {number}") for number in pages)
+
+
+async def _frames(url: str, database: str) -> list[list[str]]:
+    """What each of one request's two transactions writes to the WAL (run alone, after 50
+    requests), b-tree by b-tree."""
+    db = Database(url)
+    async with db.read() as session:
+        row = (await session.execute(text("SELECT id, account_id FROM api_keys"))).one()
+    key, account = KeySpend(str(row[0]), 0.0), str(row[1])
+    for _ in range(50):
+        await _request(db, account, key)
+    group, found = db.group, []
+    transaction = group._sqlite_transaction
+
+    async def traced(connection: sqlite3.Connection, ops: Any, seq: int) -> Any:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        results = await transaction(connection, ops, seq)
+        found.append(_frames_by_tree(database))
+        return results
+
+    group._sqlite_transaction = traced  # type: ignore[method-assign]
+    await _request(db, account, key)
+    await db.dispose()
+    return found
+
+
+def _set_page_size(database: str, size: int) -> None:
+    """Rewrite the database with pages of `size` bytes (SQLite changes it only outside WAL)."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=DELETE")
+        connection.execute(f"PRAGMA page_size={size}")
+        connection.execute("VACUUM")
+        connection.execute("PRAGMA journal_mode=WAL")
+    finally:
+        connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--concurrency", default="1,32")
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument(
+        "--page-sizes",
+        default="",
+        help="also run on copies rewritten with these page sizes (bytes, comma-separated),"
+        " interleaved with the database as migrated",
+    )
+    parser.add_argument(
+        "--frames", action="store_true", help="print the b-trees each transaction writes"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as workdir:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("REAPI_")},
+            "REAPI_DATA_DIR": workdir,
+            "REAPI_LOG_LEVEL": "WARNING",
+            "REAPI_METRICS_LISTEN": "off",
+        }
+        provision_gateway(env, "bench@example.com", {"bench": []})
+        template = Path(workdir) / "reapi.db"
+        databases = {"as migrated": str(template)}
+        for size in [int(s) for s in args.page_sizes.split(",") if s]:
+            copy = Path(workdir) / f"pages-{size}" / "reapi.db"
+            copy.parent.mkdir()
+            shutil.copy(template, copy)
+            _set_page_size(str(copy), size)
+            databases[f"{size}-byte pages"] = str(copy)
+        if args.frames:
+            for name, database in databases.items():
+                opening, closing = asyncio.run(_frames(f"sqlite+aiosqlite:///{database}", database))
+                for what, trees in (("opening", opening), ("closing", closing)):
+                    print(f"{name}, {what} transaction: {len(trees)} pages: {', '.join(trees)}")
+            print()
+        print(
+            "| database | conc. | CPU per request (us) | runs | transactions per request |"
+            " WAL per request (KiB) |"
+        )
+        print("|---|--:|--:|---|--:|--:|")
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            runs: dict[str, list[dict[str, float]]] = {name: [] for name in databases}
+            for _ in range(args.repetitions):
+                for name, database in databases.items():  # interleaved
+                    url = f"sqlite+aiosqlite:///{database}"
+                    runs[name].append(asyncio.run(_run(url, args.requests, concurrency)))
+            for name, done in runs.items():
+                median = {k: statistics.median(r[k] for r in done) for k in done[0]}
+                print(
+                    f"| {name} | {concurrency} | {median['cpu_us']:.0f} |"
+                    f" {', '.join(format(r['cpu_us'], '.0f') for r in done)} |"
+                    f" {median['tx']:.3f} | {median['wal_kib']:.1f} |",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

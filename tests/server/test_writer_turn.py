@@ -1,0 +1,155 @@
+"""The writer's turn across processes on one SQLite file (`writer_turn`): a writer waits for
+another process's turn on the kernel's lock, woken when it ends, instead of retrying
+`BEGIN IMMEDIATE` in growing sleeps; a wait has a bound; a holder that dies frees the turn."""
+
+import asyncio
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from reapi_server.db import Database
+from reapi_server.db_errors import is_sqlite_busy
+from reapi_server.group_commit import Statement, Tx
+from reapi_server.writer_turn import WriterTurn
+
+_INSERT = Statement(text("INSERT INTO t VALUES (2)"))
+
+#: Another gateway process: takes the turn, writes, says so, holds it for `hold` seconds.
+_HOLDER = """
+import asyncio, sqlite3, sys
+from reapi_server.writer_turn import WriterTurn
+
+async def main(path, hold):
+    async with WriterTurn(path):
+        connection = sqlite3.connect(path, isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("INSERT INTO t VALUES (1)")
+        print("held", flush=True)
+        await asyncio.sleep(hold)
+        connection.execute("COMMIT")
+    print("released", flush=True)
+    await asyncio.sleep(30)  # alive, turn released, until stopped
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2])))
+"""
+
+
+def _holder(path: Path, hold: float) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(path), str(hold)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "held"
+    return process
+
+
+async def _database(tmp_path: Path, migrated_template: Path) -> tuple[Database, Path]:
+    path = tmp_path / "reapi.db"
+    shutil.copy(migrated_template, path)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+    return db, path
+
+
+async def test_a_group_commit_waits_for_another_process_turn_without_polling(
+    tmp_path, migrated_template
+):
+    db, path = await _database(tmp_path, migrated_template)
+    begins: list[str] = []
+    db.group._own_connection().set_trace_callback(
+        lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None
+    )
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def insert(tx: Tx) -> None:
+        await tx.execute(_INSERT, {})
+
+    holder = _holder(path, 0.4)
+    try:
+        tick_task = asyncio.create_task(ticker())
+        started = time.perf_counter()
+        await db.grouped(insert, account=None)
+        waited = time.perf_counter() - started
+        tick_task.cancel()
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "released"
+    finally:
+        holder.terminate()
+        holder.wait(10)
+    assert waited >= 0.3  # it did wait for the other process's transaction
+    # One BEGIN IMMEDIATE, once the turn was free: none failed against the other's lock
+    # (retrying in sleeps of 1, 2, 4 ... 50 ms took eleven over 0.4 s).
+    assert begins == ["BEGIN IMMEDIATE"]
+    assert db.group.turn().waits == 1
+    assert ticks >= 20  # the event loop went on meanwhile
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    await db.dispose()
+
+
+async def test_a_wait_past_the_timeout_leaves_sqlite_lock_to_decide_and_leaks_no_lock(tmp_path):
+    path = tmp_path / "x.db"
+    sqlite3.connect(path).executescript("CREATE TABLE t (v INTEGER)")
+    holder = _holder(path, 0.6)
+    try:
+        turn = WriterTurn(str(path), timeout=0.2)
+        started = time.perf_counter()
+        async with turn:
+            # Past the timeout without the file lock: SQLite's lock, still the other's, decides
+            # (the writer retries it for its own busy timeout, then fails as busy).
+            assert 0.15 <= time.perf_counter() - started < 0.5
+            with pytest.raises(sqlite3.OperationalError) as raised:
+                sqlite3.connect(path, timeout=0).execute("BEGIN IMMEDIATE")
+            assert is_sqlite_busy(raised.value)
+        assert turn.waits == 0
+        assert not turn.locked()
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "released"
+        # The given-up wait's thread took the lock when the holder let go, and let it go.
+        deadline = time.monotonic() + 5
+        while True:
+            taken = WriterTurn(str(path), timeout=0.05)
+            async with taken:
+                if taken.waits == 0 and taken._held is not None:
+                    break
+            assert time.monotonic() < deadline, "a given-up wait kept the lock"
+            await asyncio.sleep(0.05)
+    finally:
+        holder.terminate()
+        holder.wait(10)
+
+
+async def test_a_holder_that_dies_frees_the_turn(tmp_path):
+    path = tmp_path / "x.db"
+    sqlite3.connect(path).executescript("CREATE TABLE t (v INTEGER)")
+    holder = _holder(path, 60)
+    turn = WriterTurn(str(path), timeout=10)
+
+    async def take() -> float:
+        async with turn:
+            return time.perf_counter()
+
+    waiting = asyncio.create_task(take())
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    os.kill(holder.pid, signal.SIGKILL)
+    killed = time.perf_counter()
+    holder.wait(10)
+    assert await waiting - killed < 2

@@ -44,7 +44,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool
 from .db_errors import is_sqlite_busy, is_unavailable
 from .extras import require
 from .group_commit import GroupCommitter, Tx, as_tx
-from .lock_order import lock_accounts
+from .lock_order import LOCKING, lock_accounts
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
 from .wal_bound import WAL_LIMIT_BYTES, WalBound
@@ -175,7 +175,7 @@ class Database:
         on_file = self.dialect == "sqlite" and _is_file(path)
         self.group = GroupCommitter(
             self._writer,
-            lock_accounts if self.is_postgres else None,
+            LOCKING if self.is_postgres else None,
             wal=WalBound(path) if on_file else None,
             connect=(lambda: _group_writer(path)) if on_file else None,
             turn=WriterTurn(path if on_file else None, _BUSY_TIMEOUT_MS / 1000),

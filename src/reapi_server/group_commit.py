@@ -62,11 +62,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import anyio
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from .db_errors import is_sqlite_busy, is_unavailable
@@ -254,8 +254,6 @@ class _AsyncpgTx:
 
 #: (op, its future, the account whose rows it touches)
 _Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]", str | None]
-#: Locks accounts' rows in id order (`lock_order.lock_accounts`).
-LockAccounts = Callable[[Tx, Sequence[str]], Awaitable[None]]
 
 _MARK = Statement(
     update(CommitMarker)
@@ -263,6 +261,23 @@ _MARK = Statement(
     .values(seq=bindparam("b_seq"), updated_at=bindparam("b_now"))
 )
 _NEW_MARK = Statement(insert(CommitMarker), column_keys=("owner", "seq", "updated_at"))
+
+
+def _lock_and_mark(locking: Select[Any]) -> Statement:
+    """PostgreSQL: a transaction's first statement locks its ops' accounts (`locking`, on the
+    array parameter `b_ids`) and then writes its number into the marker row, in one round trip
+    instead of two. Answers (accounts locked, marker rows written). The select list runs in
+    order, so the accounts are locked before any other row, as `lock_order` requires (the
+    marker row is this committer's alone)."""
+    mark = _MARK.clause.returning(CommitMarker.owner).cte("mark")  # type: ignore[attr-defined]
+    return Statement(
+        select(
+            select(func.count()).select_from(locking.subquery("locked")).scalar_subquery(),
+            select(func.count()).select_from(mark).scalar_subquery(),
+        )
+    )
+
+
 #: FOR UPDATE (PostgreSQL; SQLite has no COMMIT in flight): waits for the transaction that
 #: holds the row, so what it reads is final.
 _READ_MARK = Statement(
@@ -287,14 +302,15 @@ class GroupCommitter:
     def __init__(
         self,
         engine: AsyncEngine,
-        lock_accounts: LockAccounts | None = None,
+        locking: Select[Any] | None = None,
         wal: WalBound | None = None,
         connect: Callable[[], sqlite3.Connection] | None = None,
         turn: WriterTurn | None = None,
     ) -> None:
         self._engine = engine
-        #: On PostgreSQL: run first in every transaction, on the accounts of its ops.
-        self._lock_accounts = lock_accounts
+        #: On PostgreSQL: locks the accounts of a transaction's ops, with its marker's write
+        #: (`lock_order.LOCKING`: the first statement of every transaction).
+        self._lock_and_mark = _lock_and_mark(locking) if locking is not None else None
         #: On SQLite: checkpointed between transactions once past its bound (`wal_bound`).
         self._wal = wal
         #: On a SQLite file: opens the committer's own connection (made on first use).
@@ -592,9 +608,24 @@ class GroupCommitter:
             await tx.execute(_NEW_MARK, {"owner": self._owner, "seq": seq, "updated_at": now})
 
     async def _run_ops(
-        self, tx: Tx, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
+        self,
+        tx: Tx,
+        ops: list[Callable[[Tx], Awaitable[Any]]],
+        seq: int,
+        accounts: Sequence[str] = (),
     ) -> list[Any]:
-        await self._mark(tx, seq)
+        if self._lock_and_mark is None:
+            await self._mark(tx, seq)
+        else:
+            params = {
+                "b_ids": sorted(set(accounts)),
+                "b_owner": self._owner,
+                "b_seq": seq,
+                "b_now": time.time(),
+            }
+            row = await tx.first(self._lock_and_mark, params)
+            if row is None or not row[1]:  # the committer's first transaction: no row yet
+                await self._mark(tx, seq)
         return [await op(tx) for op in ops]
 
     async def _sqlite_transaction(
@@ -641,9 +672,7 @@ class GroupCommitter:
         await transaction.start()
         tx = _AsyncpgTx(driver, self._dialect)
         try:
-            if self._lock_accounts is not None:
-                await self._lock_accounts(tx, accounts)
-            results = await self._run_ops(tx, ops, seq)
+            results = await self._run_ops(tx, ops, seq, accounts)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await rollback()

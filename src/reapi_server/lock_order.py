@@ -15,6 +15,10 @@ The one row taken before accounts: a Stripe event's. Applying an event claims it
 accounts the change touches; noting an attempt that failed takes them in the same order.
 Nothing else locks an event's row while it holds an account.
 
+A group commit's marker row (`commit_markers`, its own) is written by the statement that locks
+its accounts, after them; only its committer and the probe that reads a lost COMMIT's outcome
+(holding nothing else) ever take that row.
+
 What needs nothing: a transaction that locks a single row, and one that never waits
 (`FOR UPDATE SKIP LOCKED`: the pollers' claims, the sweeper's bulk deletes, the renewal of
 running requests' holds and idempotency records).
@@ -34,14 +38,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from .group_commit import Statement, Tx
 from .models import Account
 
-__all__ = ["lock_accounts"]
+__all__ = ["LOCKING", "lock_accounts"]
 
-_LOCK = Statement(
+#: Locks the accounts named by the array parameter `b_ids`, in id order. The group committer
+#: runs it as part of its first statement (`GroupCommitter`), the other write paths alone.
+LOCKING = (
     select(Account.id)
     .where(Account.id == any_(bindparam("b_ids", type_=ARRAY(String))))
     .order_by(Account.id)
     .with_for_update(key_share=True)
 )
+_LOCK = Statement(LOCKING)
 
 
 async def lock_accounts(tx: Tx, account_ids: Iterable[str]) -> None:

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 from tests.server.fakes import PNG
 from tests.server.helpers import auth, ledger_matches
 
-from reapi_server.images import service as images_service
+from reapi_server.credits import repository as credit_rows
 from reapi_server.mirror import read_object
 from reapi_server.mirror.outputs import Output, mirror
 from reapi_server.mirror.repository import insert_outputs
@@ -18,7 +18,8 @@ async def test_a_failed_settlement_leaves_neither_rows_nor_objects(gateway, monk
     async def broken_insert(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(images_service, "insert_outputs", broken_insert)
+    # The rows are written by the settlement, after the hold's closing: it fails midway.
+    monkeypatch.setattr(credit_rows, "insert_outputs", broken_insert)
     response = await gateway.client.post(
         "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
     )

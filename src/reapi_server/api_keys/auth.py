@@ -3,14 +3,19 @@ parameter.
 
 A lookup is cached for at most `ttl` seconds, so a revoked key, a changed allowlist or expiry
 takes effect within that time in every process, and at once in the process that changed it
-(which clears its cache). A key whose account is disabled is refused and never cached, so
-enabling the account again works at once. Whatever starts a charged request is checked again,
+(which clears its cache). One lookup per key runs at a time: when the cached entry expires under
+load, the requests that come meanwhile wait for it instead of each taking a database connection
+(on PostgreSQL the pool opened and closed a connection for each, every cache period). A key
+whose account is disabled is refused and never cached, so enabling the account again works at
+once. Whatever starts a charged request is checked again,
 at once everywhere, by the statement that holds its credit (`credits.repository`): a revoked or
 expired key, a disabled account, the key's spend limit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +23,7 @@ from dataclasses import dataclass, field
 from ..credits.repository import KeySpend
 from ..db import Database
 from ..errors import AccountDisabled, InvalidApiKey, KeyExpired, ModelNotAllowed
+from ..models import ApiKey
 from . import repository
 from .keys import MANAGEMENT_PREFIX, hash_key, is_well_formed
 from .last_used import KeyUsage
@@ -94,6 +100,8 @@ class Authenticator:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[Principal, float]] = {}
+        #: The lookups in flight, by key hash (`_find`).
+        self._lookups: dict[str, asyncio.Task[tuple[ApiKey, bool] | None]] = {}
         #: The keys used since the last write of their last use (`last_used`).
         self.usage = KeyUsage()
 
@@ -107,8 +115,7 @@ class Authenticator:
         if not is_well_formed(token):
             # Refused on its shape and checksum alone: no database work for garbage.
             raise InvalidApiKey("the API key is not valid")
-        async with self._db.read() as session:
-            found = await repository.find_active(session, key_hash)
+        found = await self._find(key_hash)
         if found is None:
             self._cache.pop(key_hash, None)
             raise InvalidApiKey("the API key is not valid or has been revoked")
@@ -134,6 +141,26 @@ class Authenticator:
             self._cache.clear()
         self._cache[key_hash] = (principal, now + self._ttl)
         return principal
+
+    async def _find(self, key_hash: str) -> tuple[ApiKey, bool] | None:
+        """The key's row, by one lookup shared with whoever asks for it meanwhile. Shielded: a
+        caller that is cancelled leaves the lookup to the others."""
+        lookup = self._lookups.get(key_hash)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._read(key_hash))
+            self._lookups[key_hash] = lookup
+            lookup.add_done_callback(functools.partial(self._looked_up, key_hash))
+        return await asyncio.shield(lookup)
+
+    async def _read(self, key_hash: str) -> tuple[ApiKey, bool] | None:
+        async with self._db.read() as session:
+            return await repository.find_active(session, key_hash)
+
+    def _looked_up(self, key_hash: str, lookup: asyncio.Task[tuple[ApiKey, bool] | None]) -> None:
+        if self._lookups.get(key_hash) is lookup:
+            del self._lookups[key_hash]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: its callers (if any are left) have it
 
     def forget_all(self) -> None:
         """Called after a revocation in this process, so it takes effect at once here."""

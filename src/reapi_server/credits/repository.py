@@ -36,12 +36,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import ordered_id
-from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry
+from ..mirror.outputs import MirroredFile
+from ..mirror.repository import insert_outputs, output_arrays, outputs_inserting
+from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry, UsageRecord
+from ..usage import repository as usage_rows
+from ..usage.repository import Finish
+from ..usage.row import UsageRow
 
 __all__ = [
     "GRANT_KINDS",
     "ClosedHold",
     "KeySpend",
+    "Outputs",
     "Refusal",
     "adjust",
     "balance_of",
@@ -74,6 +80,14 @@ class ClosedHold:
     #: the low-balance alerts watch (`alerts.watch`) without a statement of their own.
     key_id: str | None = None
     key_spend: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """A request's stored outputs, whose rows a settlement writes (`settle`)."""
+
+    files: Sequence[MirroredFile]
+    account_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +272,14 @@ def _recorded(debited: ColumnElement[Any], period: ColumnElement[Any]) -> tuple[
     return hold, ledger
 
 
-def _reserving(with_key: bool) -> Statement:
-    """PostgreSQL: the decision, the hold and its ledger row in one statement (one round trip
-    instead of three). With a key, answers (the counter's period start or NULL, accounts
+#: The columns of the request's usage row a hold may write with it (`reserve`).
+_USAGE_COLUMNS = tuple(UsageRecord.__table__.columns)
+
+
+def _reserving(with_key: bool, with_usage: bool) -> Statement:
+    """PostgreSQL: the decision, the hold and its ledger row (and, `with_usage`, the request's
+    pending usage row: its columns as parameters `u_<column>`) in one statement (one round trip
+    instead of three or four). With a key, answers (the counter's period start or NULL, accounts
     debited) as `_SPEND_AND_DEBIT` does; without, (accounts debited)."""
     spend = _SPEND_CLAUSE.cte("spend") if with_key else None
     debit_clause = update(Account).where(*_FUNDED)
@@ -275,13 +294,24 @@ def _reserving(with_key: bool) -> Statement:
         select(spend.c.period_start).scalar_subquery() if spend is not None else null()
     )
     hold, ledger = _recorded(debit.c.id, period)
+    written = [hold.cte("hold"), ledger.cte("ledger")]
+    if with_usage:
+        usage = insert(UsageRecord).from_select(
+            [c.key for c in _USAGE_COLUMNS],
+            select(*(bindparam(f"u_{c.key}", type_=c.type) for c in _USAGE_COLUMNS)).where(
+                exists(select(debit.c.id))
+            ),
+        )
+        written.append(usage.cte("usage"))
     debited = select(func.count()).select_from(debit).scalar_subquery()
     answer = select(period, debited) if spend is not None else select(debited)
-    return Statement(answer.add_cte(hold.cte("hold"), ledger.cte("ledger")))
+    return Statement(answer.add_cte(*written))
 
 
-_RESERVE_IN_ONE = _reserving(with_key=False)
-_SPEND_RESERVE_IN_ONE = _reserving(with_key=True)
+_RESERVE_IN_ONE = _reserving(with_key=False, with_usage=False)
+_SPEND_RESERVE_IN_ONE = _reserving(with_key=True, with_usage=False)
+_RESERVE_WITH_USAGE = _reserving(with_key=False, with_usage=True)
+_SPEND_RESERVE_WITH_USAGE = _reserving(with_key=True, with_usage=True)
 #: Takes back a key's hold whose debit did not happen (see `_spend`).
 _UNSPEND = Statement(
     update(ApiKey)
@@ -360,11 +390,16 @@ def _closing(*conditions: ColumnElement[bool]) -> Statement:
     return Statement(_closing_clause(*conditions))
 
 
-def _closing_in_one(*conditions: ColumnElement[bool]) -> Statement:
+def _closing_in_one(
+    *conditions: ColumnElement[bool], with_usage: bool = False, with_outputs: bool = False
+) -> Statement:
     """PostgreSQL: the hold's closing, the refund to the balance, the unspent rest given back to
-    the key's counter and the ledger row in one statement (one round trip instead of three; a
-    data-modifying WITH always runs to completion). Answers what `_closing` does, then the
-    balance; no row when the hold was not held."""
+    the key's counter and the ledger row (and, `with_usage`, the request's usage row closed with
+    what was charged: `usage.repository.finishing`, parameters `u_<name>`; `with_outputs`, the
+    request's output rows: `mirror.repository.outputs_inserting`, parameters `o_<column>`) in
+    one statement (one round trip instead of three to five; a data-modifying WITH always runs
+    to completion).
+    Answers what `_closing` does, then the balance; no row when the hold was not held."""
     closed = _closing_clause(*conditions).cte("closed")
     refund_amount = closed.c.amount - closed.c.charged
     refund = (
@@ -398,6 +433,12 @@ def _closing_in_one(*conditions: ColumnElement[bool]) -> Statement:
             _NOW,
         ),
     )
+    written = [give_back, ledger.cte("ledger")]
+    if with_usage:
+        charged = func.coalesce(select(closed.c.charged).scalar_subquery(), 0)
+        written.append(usage_rows.finishing(charged, prefix="u_").cte("finished"))
+    if with_outputs:
+        written.append(outputs_inserting("o_").cte("outputs"))
     return Statement(
         select(
             closed.c.account_id,
@@ -407,7 +448,7 @@ def _closing_in_one(*conditions: ColumnElement[bool]) -> Statement:
             closed.c.period_start,
             closed.c.key_spend,
             select(refund.c.balance).scalar_subquery(),
-        ).add_cte(give_back, ledger.cte("ledger"))
+        ).add_cte(*written)
     )
 
 
@@ -416,6 +457,8 @@ _CLOSE = _closing()
 _EXPIRED = CreditHold.expires_at < bindparam("b_now")
 _CLOSE_EXPIRED = _closing(_EXPIRED)
 _CLOSE_IN_ONE = _closing_in_one()
+_CLOSE_WITH_USAGE = _closing_in_one(with_usage=True)
+_CLOSE_WITH_USAGE_AND_OUTPUTS = _closing_in_one(with_usage=True, with_outputs=True)
 _CLOSE_EXPIRED_IN_ONE = _closing_in_one(_EXPIRED)
 _REFUND = Statement(
     update(Account)
@@ -501,9 +544,12 @@ async def reserve(
     expires_at: float | None,
     now: float,
     key: KeySpend | None = None,
+    usage: UsageRow | None = None,
 ) -> str | None:
     """Move `amount` from balance to reserved (and add it to `key`'s spend counter), or return
     None if the account cannot fund it or the key may not spend it (`why_refused` says which).
+    `usage`: the request's usage row, written with the hold (on PostgreSQL by the same
+    statement), and only if the hold is made.
 
     One conditional statement decides: concurrent reservations can never overdraw an account
     nor overshoot a key's limit, on SQLite (writers queue) or PostgreSQL (the row lock
@@ -515,7 +561,7 @@ async def reserve(
     hold_id = ordered_id("hold", 24)
     if tx.dialect_name == "postgresql":
         return await _reserve_in_one(
-            tx, account_id, amount, hold_id, purpose, request_id, expires_at, now, key
+            tx, account_id, amount, hold_id, purpose, request_id, expires_at, now, key, usage
         )
     period: float | None = None
     if key is None:
@@ -543,6 +589,8 @@ async def reserve(
         },
     )
     await _ledger(tx, account_id, "reserve", -amount, amount, hold_id, now)
+    if usage is not None:
+        await usage_rows.insert(tx, usage)
     return hold_id
 
 
@@ -556,9 +604,10 @@ async def _reserve_in_one(
     expires_at: float | None,
     now: float,
     key: KeySpend | None,
+    usage: UsageRow | None,
 ) -> str | None:
     """PostgreSQL: `reserve` in one statement (`_reserving`)."""
-    params = {
+    params: dict[str, Any] = {
         "b_account": account_id,
         "b_amount": amount,
         "b_hold": hold_id,
@@ -569,11 +618,15 @@ async def _reserve_in_one(
         "b_key": key.key_id if key is not None else None,
         "b_period": key.period_start if key is not None else None,
     }
+    if usage is not None:
+        params.update({f"u_{c.key}": getattr(usage, c.key) for c in _USAGE_COLUMNS})
     if key is None:
-        row = await tx.first(_RESERVE_IN_ONE, params)
+        statement = _RESERVE_WITH_USAGE if usage is not None else _RESERVE_IN_ONE
+        row = await tx.first(statement, params)
         assert row is not None  # a SELECT of a scalar subquery: always one row
         return hold_id if row[0] else None
-    row = await tx.first(_SPEND_RESERVE_IN_ONE, params)
+    statement = _SPEND_RESERVE_WITH_USAGE if usage is not None else _SPEND_RESERVE_IN_ONE
+    row = await tx.first(statement, params)
     assert row is not None
     period, debited = row
     if period is not None and not debited:
@@ -655,15 +708,40 @@ async def _close(
     charge: int | None,
     now: float,
     expired: bool = False,
+    usage: Finish | None = None,
+    outputs: Outputs | None = None,
 ) -> ClosedHold | None:
-    """`expired`: the sweeper's release (`release_expired`)."""
+    """`expired`: the sweeper's release (`release_expired`). `usage`: the request's usage row is
+    closed too, with what was charged (0 when the hold was no longer held). `outputs`: rows
+    for the request's stored outputs, written too (with `usage` only)."""
     tx = as_tx(session)
     kind = "settle" if status == "settled" else "release"
     params = {"b_hold": hold_id, "b_status": status, "b_charge": max(charge or 0, 0), "b_now": now}
     if tx.dialect_name == "postgresql":
-        in_one = _CLOSE_EXPIRED_IN_ONE if expired else _CLOSE_IN_ONE
+        if usage is not None:
+            assert not expired  # no variant for the sweeper: it closes no request's row with it
+            in_one = _CLOSE_WITH_USAGE if outputs is None else _CLOSE_WITH_USAGE_AND_OUTPUTS
+            params.update(usage.params("u_"))
+            if outputs is not None:
+                params.update(output_arrays(outputs.files, outputs.account_id, now, "o_"))
+        else:
+            assert outputs is None
+            in_one = _CLOSE_EXPIRED_IN_ONE if expired else _CLOSE_IN_ONE
         row = await tx.first(in_one, {**params, "b_kind": kind})
         return None if row is None else _closed(row, balance=row[6])
+    closed = await _close_in_turns(tx, hold_id, kind, params, expired)
+    if usage is not None:
+        await usage_rows.finish_as(tx, usage, closed.charged if closed is not None else 0)
+    if outputs is not None:
+        await insert_outputs(tx, outputs.files, outputs.account_id, now)
+    return closed
+
+
+async def _close_in_turns(
+    tx: Tx, hold_id: str, kind: str, params: dict[str, Any], expired: bool
+) -> ClosedHold | None:
+    """SQLite: `_close` statement by statement."""
+    now = params["b_now"]
     row = await tx.first(_CLOSE_EXPIRED if expired else _CLOSE, params)
     if row is None:
         return None
@@ -697,10 +775,21 @@ def _closed(row: Sequence[Any], *, balance: Any) -> ClosedHold:
 
 
 async def settle(
-    session: AsyncSession | Tx, hold_id: str, charge: int, now: float
+    session: AsyncSession | Tx,
+    hold_id: str,
+    charge: int,
+    now: float,
+    *,
+    usage: Finish | None = None,
+    outputs: Outputs | None = None,
 ) -> ClosedHold | None:
-    """Charge up to the held amount; any rest returns to the balance. None: already closed."""
-    return await _close(session, hold_id, status="settled", charge=charge, now=now)
+    """Charge up to the held amount; any rest returns to the balance. None: already closed.
+    `usage`: also close the request's usage row with the charge (0 if already closed);
+    `outputs` (with `usage`): also write the rows of the request's stored outputs. On
+    PostgreSQL all in the same statement."""
+    return await _close(
+        session, hold_id, status="settled", charge=charge, now=now, usage=usage, outputs=outputs
+    )
 
 
 async def release(session: AsyncSession | Tx, hold_id: str, now: float) -> ClosedHold | None:

@@ -72,6 +72,8 @@ async def hold_or_record_refusal(
     write the row as refused instead. One transaction either way: the hold id, or the error to
     answer with (returned, not raised: the op shares a group commit). For an account that is
     gone or being deleted nothing is written."""
+    # The row's status is set either way: a group commit may run this op a second time.
+    usage.status, usage.error_code = "pending", None
     hold_id = await repository.reserve(
         tx,
         usage.account_id,
@@ -81,11 +83,9 @@ async def hold_or_record_refusal(
         expires_at=expires_at,
         now=now,
         key=key,
+        usage=usage,  # written with the hold
     )
-    # The row's status is set either way: a group commit may run this op a second time.
     if hold_id is not None:
-        usage.status, usage.error_code = "pending", None
-        await usage_rows.insert(tx, usage)
         return hold_id
     found = await repository.why_refused(tx, usage.account_id, key)
     if found is None or found.account_closed:

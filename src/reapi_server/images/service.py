@@ -34,7 +34,7 @@ from ..errors import GatewayError, OutputsDeleted
 from ..group_commit import Tx
 from ..idempotency.service import RecordAnswer
 from ..mirror.outputs import Output, file_url, mirror
-from ..mirror.repository import insert_outputs, recorded_ids
+from ..mirror.repository import recorded_ids
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
 from ..references.service import has_references, resolve
@@ -162,17 +162,17 @@ async def generate(
 
         async def close_request(tx: Tx) -> ClosedHold | None:
             now = rt.now()
-            closed = await credit_rows.settle(tx, hold_id, charge, now)
-            await insert_outputs(tx, files, principal.account_id, now)
-            await usage_rows.finish(
-                tx,
+            done = usage_rows.Finish(
                 request_id,
-                status="succeeded",
-                credit_cost=closed.charged if closed else 0,
+                "succeeded",
                 provider=provider,
                 attempts=attempts,
                 duration_ms=_ms(started),
             )
+            # The usage row is closed with what was charged (0 if the hold was already closed),
+            # and the output rows written, by the settlement (one statement on PostgreSQL).
+            stored = credit_rows.Outputs(files, principal.account_id)
+            closed = await credit_rows.settle(tx, hold_id, charge, now, usage=done, outputs=stored)
             if record is not None:  # with the charge: no crash can come between the two
                 await record(tx, 200, snapshot)
             return closed

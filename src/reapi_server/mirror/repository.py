@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Insert, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
@@ -20,7 +22,9 @@ __all__ = [
     "get_output",
     "insert_outputs",
     "latest_outputs",
+    "output_arrays",
     "outputs_for_account",
+    "outputs_inserting",
     "postpone_deletion",
     "recorded_ids",
     "remove_deletions",
@@ -43,11 +47,8 @@ _OUTPUT_COLUMNS = (
 _INSERT_OUTPUTS = Statement(insert(StoredOutput), column_keys=_OUTPUT_COLUMNS)
 
 
-async def insert_outputs(
-    session: AsyncSession | Tx, files: Sequence[MirroredFile], account_id: str, now: float
-) -> None:
-    """Rows for objects already stored (never before: no row may point at a missing object)."""
-    rows = [
+def _rows(files: Sequence[MirroredFile], account_id: str, now: float) -> list[dict[str, Any]]:
+    return [
         {
             "id": f.file_id,
             "account_id": account_id,
@@ -60,7 +61,32 @@ async def insert_outputs(
         }
         for f in files
     ]
-    await as_tx(session).execute_many(_INSERT_OUTPUTS, rows)
+
+
+async def insert_outputs(
+    session: AsyncSession | Tx, files: Sequence[MirroredFile], account_id: str, now: float
+) -> None:
+    """Rows for objects already stored (never before: no row may point at a missing object)."""
+    await as_tx(session).execute_many(_INSERT_OUTPUTS, _rows(files, account_id, now))
+
+
+def outputs_inserting(prefix: str) -> Insert:
+    """PostgreSQL: `insert_outputs` as one INSERT of arrays (parameters `<prefix><column>`,
+    `output_arrays`), for a statement that writes the rows with others (a settlement's)."""
+    table = StoredOutput.__table__
+    arrays = [
+        func.unnest(bindparam(f"{prefix}{name}", type_=ARRAY(table.c[name].type)))
+        for name in _OUTPUT_COLUMNS
+    ]
+    return insert(StoredOutput).from_select(list(_OUTPUT_COLUMNS), select(*arrays))
+
+
+def output_arrays(
+    files: Sequence[MirroredFile], account_id: str, now: float, prefix: str
+) -> dict[str, list[Any]]:
+    """The parameters of `outputs_inserting`: a list per column, a row per file."""
+    rows = _rows(files, account_id, now)
+    return {f"{prefix}{name}": [row[name] for row in rows] for name in _OUTPUT_COLUMNS}
 
 
 async def recorded_ids(session: AsyncSession, file_ids: Sequence[str]) -> set[str]:

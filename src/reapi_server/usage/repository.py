@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, func, select, update
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    Update,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,9 +24,12 @@ from ..models import UsageRecord
 from .row import UsageRow
 
 __all__ = [
+    "Finish",
     "all_for_account",
     "delete_for_account",
     "finish",
+    "finish_as",
+    "finishing",
     "insert",
     "last_used_by_key",
     "list_for_account",
@@ -23,18 +39,55 @@ __all__ = [
 _COLUMNS = tuple(c.key for c in UsageRecord.__table__.columns)
 # Compiled once per dialect: these run on every request (hot path, usually in a group commit).
 _INSERT = Statement(sa_insert(UsageRecord), column_keys=_COLUMNS)
-_FINISH = Statement(
-    update(UsageRecord)
-    .where(UsageRecord.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        credit_cost=bindparam("b_cost"),
-        error_code=bindparam("b_error"),
-        provider=func.coalesce(bindparam("b_provider"), UsageRecord.provider),
-        attempts=func.coalesce(bindparam("b_attempts"), UsageRecord.attempts),
-        duration_ms=func.coalesce(bindparam("b_duration"), UsageRecord.duration_ms),
+
+
+def finishing(cost: ColumnElement[Any], prefix: str = "b_") -> Update:
+    """The UPDATE that closes a request's row (`finish`), charging `cost`; its other values are
+    the parameters `<prefix>id`, `status`, `error`, `provider`, `attempts`, `duration`
+    (`Finish.params`). Also part of the hold's closing statement (`credits.repository.settle`)."""
+    return (
+        update(UsageRecord)
+        .where(UsageRecord.id == bindparam(f"{prefix}id", type_=String))
+        .values(
+            status=bindparam(f"{prefix}status", type_=String),
+            credit_cost=cost,
+            error_code=bindparam(f"{prefix}error", type_=String),
+            provider=func.coalesce(
+                bindparam(f"{prefix}provider", type_=String), UsageRecord.provider
+            ),
+            attempts=func.coalesce(
+                bindparam(f"{prefix}attempts", type_=Integer), UsageRecord.attempts
+            ),
+            duration_ms=func.coalesce(
+                bindparam(f"{prefix}duration", type_=Integer), UsageRecord.duration_ms
+            ),
+        )
     )
-)
+
+
+_FINISH = Statement(finishing(bindparam("b_cost")))
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """How a request ended, for its row (`finish`): None keeps what is there."""
+
+    request_id: str
+    status: str
+    error_code: str | None = None
+    provider: str | None = None
+    attempts: int | None = None
+    duration_ms: int | None = None
+
+    def params(self, prefix: str = "b_") -> dict[str, Any]:
+        return {
+            f"{prefix}id": self.request_id,
+            f"{prefix}status": self.status,
+            f"{prefix}error": self.error_code,
+            f"{prefix}provider": self.provider,
+            f"{prefix}attempts": self.attempts,
+            f"{prefix}duration": self.duration_ms,
+        }
 
 
 async def insert(session: AsyncSession | Tx, record: UsageRow) -> None:
@@ -54,18 +107,13 @@ async def finish(
     duration_ms: int | None = None,
 ) -> None:
     """Close a request's row. `provider`, `attempts`, `duration_ms`: None keeps what is there."""
-    await as_tx(session).execute(
-        _FINISH,
-        {
-            "b_id": request_id,
-            "b_status": status,
-            "b_cost": credit_cost,
-            "b_error": error_code,
-            "b_provider": provider,
-            "b_attempts": attempts,
-            "b_duration": duration_ms,
-        },
-    )
+    done = Finish(request_id, status, error_code, provider, attempts, duration_ms)
+    await finish_as(session, done, credit_cost)
+
+
+async def finish_as(session: AsyncSession | Tx, done: Finish, credit_cost: int) -> None:
+    """`finish`, as `done` says."""
+    await as_tx(session).execute(_FINISH, {**done.params(), "b_cost": credit_cost})
 
 
 async def status_of(session: AsyncSession, request_id: str) -> str | None:

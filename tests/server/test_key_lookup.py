@@ -1,0 +1,55 @@
+"""The API key lookup behind the authenticator's short cache."""
+
+import asyncio
+
+from sqlalchemy.exc import OperationalError
+
+from reapi_server.api_keys import repository as key_rows
+
+
+async def test_requests_that_miss_the_cache_together_share_one_lookup(gateway, monkeypatch):
+    """When a key's cached entry expires under load, every request that comes before the
+    lookup answers waits for that one lookup: a read each took a database connection each
+    (on PostgreSQL the pool opened and closed a connection per waiter, every cache period)."""
+    _, key = await gateway.account()
+    lookups = 0
+    real_find = key_rows.find_active
+
+    async def counted(session, key_hash):
+        nonlocal lookups
+        lookups += 1
+        await asyncio.sleep(0.05)  # a read that takes a while, as under load
+        return await real_find(session, key_hash)
+
+    monkeypatch.setattr(key_rows, "find_active", counted)
+    principals = await asyncio.gather(
+        *(gateway.rt.auth.authenticate(f"Bearer {key}") for _ in range(20))
+    )
+    assert lookups == 1
+    assert len({p.key_id for p in principals}) == 1
+
+
+async def test_a_failed_shared_lookup_fails_its_waiters_and_is_not_kept(gateway, monkeypatch):
+    _, key = await gateway.account()
+    real_find = key_rows.find_active
+    failing = True
+
+    async def flaky(session, key_hash):
+        await asyncio.sleep(0.01)
+        if failing:
+            raise ConnectionResetError("database went away")
+        return await real_find(session, key_hash)
+
+    monkeypatch.setattr(key_rows, "find_active", flaky)
+    outcomes = await asyncio.gather(
+        *(gateway.rt.auth.authenticate(f"Bearer {key}") for _ in range(5)),
+        return_exceptions=True,
+    )
+    # As the database's unavailability always comes: SQLAlchemy's error, the driver's inside.
+    assert all(
+        isinstance(o, OperationalError) and isinstance(o.orig, ConnectionResetError)
+        for o in outcomes
+    ), outcomes
+    failing = False
+    principal = await gateway.rt.auth.authenticate(f"Bearer {key}")  # looked up afresh
+    assert principal.account_id

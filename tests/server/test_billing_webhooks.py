@@ -462,7 +462,8 @@ async def test_noting_a_wait_on_held_credits_never_deadlocks_with_a_copy_applyin
         noted = await event_store.get(session, refunded)
         assert (await session.get(Account, account)).on_hold is not None
     assert noted is not None and noted.last_error == "waiting"
-    assert noted.attempts == row.attempts + 1
+    # This attempt was noted (the retry loop may have made more of its own meanwhile).
+    assert noted.attempts >= row.attempts + 1
 
 
 async def test_a_refund_waits_for_held_credits_and_waives_only_what_was_spent(billing):

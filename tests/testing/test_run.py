@@ -114,3 +114,24 @@ def test_main_loop_blocks_until_stopped():
     running.stop()
     thread.join(10)
     assert not thread.is_alive() and handles[1] is running
+
+
+def test_ctrl_c_before_the_wait_stops_the_simulators_as_one_during_it():
+    """Ctrl-C can come while `on_ready` still prints the URLs: the command line stops as
+    cleanly (exit 0), not with a KeyboardInterrupt."""
+    seen = []
+
+    def interrupted(handle):
+        seen.append(handle)
+        raise KeyboardInterrupt
+
+    stopped = main_loop(default_simulators(), on_ready=interrupted)
+    assert stopped is seen[0] and stopped.wait(0)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(stopped.urls["openai"] + "/__sim__/health", timeout=1)
+
+
+def test_wait_times_out_then_returns_once_stopped(sims):
+    assert sims.wait(0.05) is False
+    threading.Timer(0.1, sims.stop).start()
+    assert sims.wait(10) is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -93,12 +94,21 @@ class RunningSimulators:
         self._stopped.set()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until `stop()` (True) or the timeout (False). Ctrl-C stops the simulators."""
+        """Block until `stop()` (True) or the timeout (False). Ctrl-C stops the simulators.
+
+        Sleeps and looks, rather than `Event.wait`: a KeyboardInterrupt can land inside
+        `Event.wait` just after it took its condition's lock, and then `stop()`'s `set()`
+        waits for that lock forever (the command line hung after Ctrl-C, rarely, under load)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            return self._stopped.wait(timeout)
+            while not self._stopped.is_set():
+                left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+                if left <= 0:
+                    return False
+                time.sleep(left)
         except KeyboardInterrupt:
             self.stop()
-            return True
+        return True
 
 
 class _Control:
@@ -185,6 +195,8 @@ def main_loop(
         if on_ready is not None:
             on_ready(handle)
         handle.wait()
+    except KeyboardInterrupt:  # Ctrl-C before the wait began (printing the URLs): a stop too
+        pass
     finally:
         handle.stop()
     return handle

@@ -2,6 +2,7 @@
 
 import asyncio
 
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from reapi_server.api_keys import repository as key_rows
@@ -53,3 +54,32 @@ async def test_a_failed_shared_lookup_fails_its_waiters_and_is_not_kept(gateway,
     failing = False
     principal = await gateway.rt.auth.authenticate(f"Bearer {key}")  # looked up afresh
     assert principal.account_id
+
+
+async def test_a_key_revoked_during_a_shared_lookup_is_refused_at_once(gateway, monkeypatch):
+    """A revocation in this process takes effect at once here: a request after it does not
+    join a lookup that read the key before it, and what that lookup read is not cached."""
+    from reapi_server.api_keys.service import keys_service
+    from reapi_server.errors import InvalidApiKey
+
+    account, key = await gateway.account()
+    real_find = key_rows.find_active
+    read = asyncio.Event()
+
+    async def slow(session, key_hash):
+        row = await real_find(session, key_hash)  # read before the revocation...
+        read.set()
+        await asyncio.sleep(0.2)  # ...and answered after it
+        return row
+
+    monkeypatch.setattr(key_rows, "find_active", slow)
+    early = asyncio.create_task(gateway.rt.auth.authenticate(f"Bearer {key}"))
+    await read.wait()
+    keys = keys_service(gateway.rt)
+    [view] = await keys.list(account)
+    await keys.revoke(account, view.id)
+    with pytest.raises(InvalidApiKey):
+        await gateway.rt.auth.authenticate(f"Bearer {key}")
+    assert (await early).account_id == account  # in flight before it: as before
+    with pytest.raises(InvalidApiKey):  # and not cached by it
+        await gateway.rt.auth.authenticate(f"Bearer {key}")

@@ -102,6 +102,8 @@ class Authenticator:
         self._cache: dict[str, tuple[Principal, float]] = {}
         #: The lookups in flight, by key hash (`_find`).
         self._lookups: dict[str, asyncio.Task[tuple[ApiKey, bool] | None]] = {}
+        #: Counts `forget_all` calls: a lookup that began before one is not cached.
+        self._generation = 0
         #: The keys used since the last write of their last use (`last_used`).
         self.usage = KeyUsage()
 
@@ -115,6 +117,7 @@ class Authenticator:
         if not is_well_formed(token):
             # Refused on its shape and checksum alone: no database work for garbage.
             raise InvalidApiKey("the API key is not valid")
+        generation = self._generation
         found = await self._find(key_hash)
         if found is None:
             self._cache.pop(key_hash, None)
@@ -137,6 +140,8 @@ class Authenticator:
             account_disabled=account_disabled,
             webhook_url=row.webhook_url if row.webhook_disabled_at is None else None,
         )
+        if generation != self._generation:
+            return principal  # read before a change in this process: answers only this request
         if len(self._cache) >= _CACHE_LIMIT:
             self._cache.clear()
         self._cache[key_hash] = (principal, now + self._ttl)
@@ -163,5 +168,9 @@ class Authenticator:
             lookup.exception()  # retrieved: its callers (if any are left) have it
 
     def forget_all(self) -> None:
-        """Called after a revocation in this process, so it takes effect at once here."""
+        """Called after a revocation in this process, so it takes effect at once here: the
+        requests that come after it look the key up afresh, and what a lookup already under way
+        read is not cached."""
         self._cache.clear()
+        self._lookups.clear()
+        self._generation += 1

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from authlib.integrations.starlette_client import OAuth
 from tests.server.sim_browser import choose
 
@@ -108,4 +109,12 @@ def test_the_command_line_entry_runs_until_interrupted():
             assert meta["issuer"] == described["urls"]["google"]
     finally:
         process.send_signal(signal.SIGINT)
-        assert process.wait(60) == 0  # a loaded machine (the whole suite) took over 10 s once
+        # communicate, not wait: it drains the pipes, which a chatty child could fill and then
+        # block on forever; and on a hang it shows what the child said.
+        try:
+            _, said = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, said = process.communicate()
+            pytest.fail(f"still running 60 s after SIGINT; stderr: {said[-3000:]}")
+        assert process.returncode == 0, said[-3000:]

@@ -170,13 +170,8 @@ async def test_the_period_resets_and_an_old_hold_never_touches_the_new_one(db_ga
     assert error_of(await generate(gateway, key))["code"] == "key_spend_limit_reached"
 
 
-async def test_a_hold_released_after_the_reset_gives_nothing_to_the_new_period(db_gateway):
-    gateway = db_gateway
-    clock = Clock(at("2027-06-30T23:59:00"))
-    gateway.rt.clock = clock
-    account, key, key_id = await limited(gateway, spend_limit=10 * PRICE, spend_period="daily")
-    rt = gateway.rt
-    principal = await rt.auth.authenticate(f"Bearer {key}")
+async def _held(rt, account, principal, request_id):
+    """A hold of PRICE on the key's spend, made through the group committer as a request's."""
 
     async def hold(tx):
         return await credit_rows.reserve(
@@ -184,13 +179,23 @@ async def test_a_hold_released_after_the_reset_gives_nothing_to_the_new_period(d
             account,
             PRICE,
             purpose="image",
-            request_id="req_old",
+            request_id=request_id,
             expires_at=None,
             now=rt.now(),
             key=principal.spend(rt.now()),
         )
 
-    old = await rt.db.grouped(hold, account=account)
+    return await rt.db.grouped(hold, account=account)
+
+
+async def test_a_hold_released_after_the_reset_gives_nothing_to_the_new_period(db_gateway):
+    gateway = db_gateway
+    clock = Clock(at("2027-06-30T23:59:00"))
+    gateway.rt.clock = clock
+    account, key, key_id = await limited(gateway, spend_limit=10 * PRICE, spend_period="daily")
+    rt = gateway.rt
+    principal = await rt.auth.authenticate(f"Bearer {key}")
+    old = await _held(rt, account, principal, "req_old")
     assert await counter(gateway, key_id) == (PRICE, at("2027-06-30T00:00:00"))
     clock.now = at("2027-07-01T08:00:00")
     assert (await generate(gateway, key)).status_code == 200
@@ -212,26 +217,14 @@ async def test_a_hold_closed_after_the_reset_reports_no_spend_of_its_period(db_g
     rt = gateway.rt
     principal = await rt.auth.authenticate(f"Bearer {key}")
 
-    async def hold(tx):
-        return await credit_rows.reserve(
-            tx,
-            account,
-            PRICE,
-            purpose="image",
-            request_id=f"req_{rt.now()}",
-            expires_at=None,
-            now=rt.now(),
-            key=principal.spend(rt.now()),
-        )
-
     async def release(hold_id):
         async def op(tx):
             return await credit_rows.release(tx, hold_id, rt.now())
 
         return await rt.db.grouped(op, account=account)
 
-    same = await rt.db.grouped(hold, account=account)
-    old = await rt.db.grouped(hold, account=account)
+    same = await _held(rt, account, principal, "req_same")
+    old = await _held(rt, account, principal, "req_old")
     closed = await release(same)
     assert closed is not None and closed.key_spend == PRICE  # `old` is still held in its period
     clock.now = at("2027-07-01T08:00:00")

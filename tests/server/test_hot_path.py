@@ -402,13 +402,18 @@ async def test_an_outcome_that_cannot_be_learned_runs_nothing_again(
     )
     holding = blocker.transaction()
     real_commit = group._send_commit
+    here = asyncio.get_running_loop()
 
-    async def commit_then_hold_the_marker(commit):
-        await real_commit(commit)
+    async def hold_the_marker() -> None:
         await holding.start()
         await blocker.execute(
             "SELECT 1 FROM commit_markers WHERE owner = $1 FOR UPDATE", group._owner
         )
+
+    async def commit_then_hold_the_marker(commit):
+        await real_commit(commit)
+        # The blocker's connection belongs to this loop; the COMMIT runs on the writer's.
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(hold_the_marker(), here))
         raise ConnectionResetError("connection lost during COMMIT")
 
     monkeypatch.setattr(group, "_send_commit", commit_then_hold_the_marker)

@@ -33,6 +33,9 @@ ADMIN = (
 )
 #: The SDK's client side (`reapi.ReAPI` and its resources): the gateway uses the engine.
 SDK_CLIENT = ("reapi._client", "reapi._raw_clients", "reapi.resources.images", "tenacity")
+#: SQLAlchemy's PostgreSQL dialect (with its drivers' dialects): a gateway on SQLite has no use
+#: for it (~3 MiB). Loaded by a `postgresql_*` keyword on a model or a module-level import.
+POSTGRESQL = ("sqlalchemy.dialects.postgresql",)
 #: The command line and its configuration checks: left behind by the exec.
 CLI = ("typer", "reapi_server.cli", "reapi_server.config_check")
 
@@ -82,6 +85,7 @@ def test_the_gateway_starts_without_the_heavy_modules(
     assert "httpx" in loaded
     assert modules.isdisjoint(SDK_CLIENT), sorted(modules & set(SDK_CLIENT))
     assert modules.isdisjoint(ADMIN), sorted(modules & set(ADMIN))
+    assert modules.isdisjoint(POSTGRESQL), sorted(modules & set(POSTGRESQL))
     web_pages = sorted(
         m
         for m in modules

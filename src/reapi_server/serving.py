@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from .app import runtime_of
 from .config import Settings
 from .fleet_secret import resolve_for
 from .observability.logging import configure_logging
@@ -22,7 +21,14 @@ from .observability.multiprocess import use_multiprocess_dir
 if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
     from .head_limits import GatewayConfig
 
-__all__ = ["freeze_heap", "gateway_config", "run_server", "serve_from_environment"]
+__all__ = [
+    "app_for_serving",
+    "freeze_heap",
+    "gateway_config",
+    "refuse_pydantic_v1",
+    "run_server",
+    "serve_from_environment",
+]
 
 log = logging.getLogger("reapi_server")
 
@@ -33,6 +39,14 @@ def freeze_heap() -> None:
     and stopped the event loop for 45-85 ms under load, the gateway's p99 at 32 connections."""
     gc.collect()
     gc.freeze()
+
+
+def refuse_pydantic_v1() -> None:
+    """Make `import pydantic.v1` fail in this process (unless something has loaded it already).
+    FastAPI imports pydantic's v1 copy (~2 MiB resident) only to ask whether a route's model, or
+    a value it encodes, is a v1 model, and takes "cannot import it" for "no", which holds: the
+    gateway has no v1 model and nothing else it runs imports v1 (`test_startup_imports`)."""
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 
 def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayConfig:
@@ -142,16 +156,26 @@ def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
         os.execv(sys.executable, argv)  # noqa: S606 (this interpreter, fixed arguments)
     # Workers import the app themselves and read the same settings from the environment.
     use_multiprocess_dir(settings.data_dir)  # so that a scrape adds every worker's counts up
-    factory = "reapi_server.app:app_from_environment"
+    factory = "reapi_server.serving:app_for_serving"
     config = gateway_config(factory, settings, factory=True, workers=settings.workers)
     _serve(config, settings.metrics_address)
+
+
+def app_for_serving() -> FastAPI:
+    """The gateway a serving process runs, from REAPI_* settings: the one worker's after the
+    exec, or each of `--workers N`'s (uvicorn's factory). pydantic.v1 is refused before the
+    first route is declared (declaring one is what makes FastAPI import it)."""
+    refuse_pydantic_v1()
+    from .app import app_from_environment
+
+    return app_from_environment()
 
 
 def serve_from_environment() -> None:
     """`reapi-server serve` with one worker, once the command line has checked the settings and
     migrated: the gateway built and served in this fresh interpreter (settings from REAPI_*)."""
-    from .app import app_from_environment
+    from .app import runtime_of
 
-    app = app_from_environment()
+    app = app_for_serving()
     settings = runtime_of(app).settings
     _serve(gateway_config(app, settings), settings.metrics_address)

@@ -174,8 +174,8 @@ def app_for_serving() -> FastAPI:
 def serve_from_environment() -> None:
     """`reapi-server serve` with one worker, once the command line has checked the settings and
     migrated: the gateway built and served in this fresh interpreter (settings from REAPI_*)."""
-    from .app import runtime_of
-
     app = app_for_serving()
+    from .app import runtime_of  # after: importing the app declares its routes
+
     settings = runtime_of(app).settings
     _serve(gateway_config(app, settings), settings.metrics_address)

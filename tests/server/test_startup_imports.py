@@ -51,12 +51,13 @@ from reapi_server.fleet_secret import resolve_for
 
 asyncio.run(resolve_for(Settings(), migrate=True))
 """
-#: After it: what `serve_from_environment` (or each of N workers) builds before it serves.
+#: After it: what `serve_from_environment` builds and imports until it would serve (each of N
+#: workers builds `app_for_serving` alike).
 SERVING = """
-import uvicorn
-from reapi_server.serving import app_for_serving
+from reapi_server import serving
 
-app_for_serving()
+serving._serve = lambda config, metrics_address: config.load()
+serving.serve_from_environment()
 """
 
 

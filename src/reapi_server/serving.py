@@ -17,6 +17,7 @@ from .config import Settings
 from .fleet_secret import resolve_for
 from .observability.logging import configure_logging
 from .observability.multiprocess import use_multiprocess_dir
+from .uvicorn_core import import_uvicorn_core
 
 if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
     from .head_limits import GatewayConfig
@@ -88,8 +89,6 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
-    from .supervisor import Supervisor
-
     server = uvicorn.Server(config)
     try:
         sockets = [config.bind_socket()]
@@ -104,6 +103,8 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
                 sys.exit(STARTUP_FAILURE)
             log.info("metrics listener on %s:%d", *metrics_address)
         if config.workers > 1:
+            from .supervisor import Supervisor  # uvicorn's supervisors: for N workers only
+
             Supervisor(config, sockets=sockets).run()
         else:
             server.run(sockets=sockets)
@@ -164,8 +165,10 @@ def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
 def app_for_serving() -> FastAPI:
     """The gateway a serving process runs, from REAPI_* settings: the one worker's after the
     exec, or each of `--workers N`'s (uvicorn's factory). pydantic.v1 is refused before the
-    first route is declared (declaring one is what makes FastAPI import it)."""
+    first route is declared (declaring one is what makes FastAPI import it), and uvicorn is
+    imported without its command line."""
     refuse_pydantic_v1()
+    import_uvicorn_core()  # a worker of N has it whole already (its Config came pickled)
     from .app import app_from_environment
 
     return app_from_environment()

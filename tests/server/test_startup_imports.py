@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.server.live import free_port
 from tests.server.served import served_gateway
 
 from reapi_server.migrate import alembic_config, head_revisions
@@ -38,9 +39,11 @@ SDK_CLIENT = ("reapi._client", "reapi._raw_clients", "reapi.resources.images", "
 POSTGRESQL = ("sqlalchemy.dialects.postgresql",)
 #: The command line and its configuration checks: left behind by the exec.
 CLI = ("typer", "reapi_server.cli", "reapi_server.config_check")
+#: uvicorn's command line and supervisors (`uvicorn_core`): one worker serves without them.
+UVICORN_CLI = ("uvicorn.main", "uvicorn.supervisors", "click", "watchfiles", "multiprocessing")
 #: pydantic's v1 copy, which FastAPI would import to check that no model is a v1 one: the
 #: serving process refuses it (`refuse_pydantic_v1`).
-SERVING_ONLY = (*CLI, "pydantic.v1")
+SERVING_ONLY = (*CLI, "pydantic.v1", *UVICORN_CLI)
 
 #: `reapi-server serve` before its exec: the command line, the migration (nothing to do here).
 COMMAND_LINE = """
@@ -56,7 +59,22 @@ asyncio.run(resolve_for(Settings(), migrate=True))
 SERVING = """
 from reapi_server import serving
 
-serving._serve = lambda config, metrics_address: config.load()
+serve = serving._serve
+
+
+def run(self, sockets=None):  # uvicorn's Server.run, stopped before it serves
+    self.config.load()
+    self.started = True
+
+
+def serve_once(config, metrics_address):
+    from uvicorn.server import Server
+
+    Server.run = run
+    serve(config, metrics_address)
+
+
+serving._serve = serve_once
 serving.serve_from_environment()
 """
 
@@ -82,7 +100,12 @@ def test_the_gateway_starts_without_the_heavy_modules(
         capture_output=True,
         text=True,
         timeout=120,
-        env={**env, "REAPI_METRICS_LISTEN": "off", "REAPI_DATA_DIR": str(data_dir)},
+        env={
+            **env,
+            "REAPI_METRICS_LISTEN": "off",
+            "REAPI_DATA_DIR": str(data_dir),
+            "REAPI_PORT": str(free_port()),
+        },
     )
     assert run.returncode == 0, run.stderr[-2000:]
     modules = set(json.loads(run.stdout.splitlines()[-1]))
@@ -134,3 +157,27 @@ def test_serve_execs_a_fresh_interpreter_with_the_command_lines_settings(tmp_pat
             page = httpx.get(f"{gateway.base_url}{path}", timeout=30)
             assert page.status_code == 200, (path, page.text[:500])
             assert marker in page.text, (path, page.text[:500])
+
+
+def test_uvicorn_without_its_command_line_loads_it_on_first_use():
+    """`import_uvicorn_core` leaves uvicorn's `__init__` for later, not out: `uvicorn.run`,
+    `uvicorn.main` and the version are there on first use, with the same `Config` class."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from reapi_server.uvicorn_core import import_uvicorn_core
+
+        import_uvicorn_core()
+        import uvicorn
+        from uvicorn.lifespan.on import LifespanOn
+        assert "click" not in sys.modules and "uvicorn.main" not in sys.modules
+        config_class = uvicorn.Config
+        assert callable(uvicorn.run) and uvicorn.__version__
+        assert "click" in sys.modules and uvicorn.Config is config_class
+        assert uvicorn.Server is sys.modules["uvicorn.server"].Server
+        print("ok")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "ok"

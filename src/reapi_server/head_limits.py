@@ -14,8 +14,6 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from .one_write import HeldHead
-
 __all__ = ["GatewayConfig", "HeadLimitedProtocol", "HeadLimits", "HeadMeter"]
 
 log = logging.getLogger("reapi_server.access")
@@ -105,9 +103,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     against the same total limit.
 
     A request pipelined behind another starts being counted after the earlier one's last byte
-    was parsed, so its head can pass the limit by at most the rest of that one socket read.
-
-    Each request's answer is written through `one_write.HeldHead`: head and body in one write."""
+    was parsed, so its head can pass the limit by at most the rest of that one socket read."""
 
     def __init__(
         self,
@@ -145,14 +141,6 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._held = rest - handed_over if handed_over else self._held + rest
         if self._held > self._meter.limits.total_bytes:
             self._refuse()
-
-    def on_headers_complete(self) -> None:
-        earlier = self.cycle
-        super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is not None and cycle is not earlier:
-            # Its answer's head goes out with the body's first bytes (`one_write`).
-            cycle.transport = HeldHead(self.transport, cycle, self.loop)  # type: ignore[assignment]
 
     def on_body(self, body: bytes) -> None:
         self._body_bytes += len(body)

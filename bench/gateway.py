@@ -413,6 +413,8 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reapi_server/db.py",
             "reapi_server/sqlite_inline.py",
             "reapi_server/lock_order.py",
+            "reapi_server/wal_bound.py",
+            "reapi_server/writer_turn.py",
             "repository.py",
         ),
     ),
@@ -436,6 +438,9 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "reapi_server/upstream",
         ),
     ),
+    # The event loop's own work (uvloop's I/O and callbacks, in C) shows as the frame that runs
+    # the loop: uvicorn's, which is not uvicorn's protocol at work.
+    ("event loop and other", ("uvicorn/_compat.py", "uvicorn/server.py")),
     ("uvicorn, Starlette, FastAPI", ("uvicorn/", "starlette/", "fastapi/", "httptools/", "h11/")),
     ("reapi's request, credit and usage code", ("reapi_server/",)),
 )

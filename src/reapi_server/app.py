@@ -40,7 +40,7 @@ from .jobs.poller import JobPoller
 from .jobs.sweeper import run_checkpointer, run_sweeper
 from .json_api.errors import install_error_handlers
 from .mirror import LocalDiskStore, ObjectStore
-from .observability.fastapi_telemetry import fastapi_without_telemetry
+from .observability.entry import EnteredAtAccess
 from .observability.health import router as health_router
 from .observability.logging import configure_logging
 from .observability.loop_errors import loop_errors_by_type
@@ -155,7 +155,7 @@ def create_app(
             await sender.aclose()
             await rt.aclose()
 
-    app = fastapi_without_telemetry(
+    app = EnteredAtAccess(
         title="reapi gateway",
         version=__version__,
         summary="OpenAI-compatible image and video API with failover and zero retention.",

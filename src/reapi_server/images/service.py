@@ -16,8 +16,8 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
+from typing import Any, NamedTuple
 
 import anyio
 
@@ -48,10 +48,12 @@ __all__ = ["ImageAnswer", "generate", "replay"]
 log = logging.getLogger("reapi_server.images")
 
 
-@dataclass(frozen=True, slots=True)
-class ImageAnswer:
+class ImageAnswer(NamedTuple):
+    """The HTTP status, the body, and the snapshot (what an idempotent replay needs: the answer
+    without its image bytes, plus file ids): what `openai_api.idempotent` takes as is."""
+
+    status: int
     body: dict[str, Any]
-    #: What an idempotent replay needs: the answer without its image bytes, plus file ids.
     snapshot: dict[str, Any]
 
 
@@ -200,7 +202,7 @@ async def generate(
         rt.auto_top_up.spent(principal.account_id)  # in memory: checked off the request path
 
     data = [{"url": file_url(base_url, f.file_id)} for f in files] if as_url else inline
-    return ImageAnswer(_body(template, data), snapshot)
+    return ImageAnswer(200, _body(template, data), snapshot)
 
 
 async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:

@@ -59,19 +59,28 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, read from the ASGI messages themselves: a body that came in one message
+    (any small JSON body) is returned as it came, without the stream's generator and a copy."""
     declared = ascii_whole_number(request.headers.get("content-length") or "")
     if declared is not None and declared > limit:
         raise _too_large(limit)
-
-    async def read() -> bytes:
-        chunks = bytearray()
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > limit:
-                raise _too_large(limit)
-        return bytes(chunks)
-
-    return await translated_async(read, ClientDisconnect, _unreadable)
+    receive = request.receive
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.disconnect":
+            raise _unreadable(ClientDisconnect())
+        if kind != "http.request":
+            continue  # as Starlette's stream: nothing else carries the body
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            return b"".join((*parts, chunk)) if parts else chunk
+        parts.append(chunk)
 
 
 async def read_json(request: Request, limit: int) -> Any:

@@ -13,28 +13,28 @@ from ..errors import RateLimited
 from ..observability.middleware import RequestContext, context_of
 from ..runtime import Runtime
 
-__all__ = ["Caller", "Context", "Rt", "base_url_of"]
+__all__ = ["Caller", "Context", "Rt", "base_url_of", "runtime_of"]
 
 # Declares the bearer scheme in the OpenAPI document; the check itself is ours (auto_error=False
 # so that a missing key gets OpenAI's error shape, not FastAPI's).
 _bearer = HTTPBearer(auto_error=False, description="An API key: rk_live_...")
 
 
-def _runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
 
 
 # Dependencies are coroutines on purpose: FastAPI runs plain functions in a thread pool.
 async def runtime(request: Request) -> Runtime:
-    return _runtime(request)
+    return runtime_of(request)
 
 
 async def caller(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    rt = _runtime(request)
+    rt = runtime_of(request)
     principal = await rt.auth.authenticate(request.headers.get("authorization"))
     now = rt.now()
     principal.require_model_key(now)
@@ -56,7 +56,7 @@ async def request_context(request: Request) -> RequestContext:
 
 
 def base_url_of(request: Request) -> str:
-    configured = _runtime(request).settings.public_base_url
+    configured = runtime_of(request).settings.public_base_url
     if configured:
         return configured
     scope = request.scope

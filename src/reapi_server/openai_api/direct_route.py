@@ -26,27 +26,34 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .dependencies import caller, request_context, runtime
+from ..observability.middleware import context_of
+from .dependencies import caller, request_context, runtime, runtime_of
 
 __all__ = ["DirectRoute"]
 
-Resolver = Callable[[Request], Awaitable[Any]]
+#: How a dependency's value is had: awaited (the caller: authentication, rate limit) or read at
+#: once (the runtime, the request's context), without a coroutine of its own.
+Resolver = tuple[Callable[[Request], Any], bool]
 
 
-async def _caller(request: Request) -> Any:
+def _caller(request: Request) -> Awaitable[Any]:
     # The bearer scheme's own dependency (`auto_error=False`) only declares it in the OpenAPI
     # document: it reads the header `caller` reads itself, and never refuses.
-    return await caller(request, None)
+    return caller(request, None)
 
 
-async def _request(request: Request) -> Request:
+def _request(request: Request) -> Request:
     return request
 
 
+def _context(request: Request) -> Any:
+    return context_of(request.scope)
+
+
 _RESOLVERS: dict[Callable[..., Any], Resolver] = {
-    runtime: runtime,
-    caller: _caller,
-    request_context: request_context,
+    runtime: (runtime_of, False),
+    caller: (_caller, True),
+    request_context: (_context, False),
 }
 
 
@@ -72,7 +79,7 @@ def _resolvers_of(dependant: Dependant) -> tuple[tuple[str, Resolver], ...]:
         )
     resolvers: list[tuple[str, Resolver]] = []
     if dependant.request_param_name is not None:
-        resolvers.append((dependant.request_param_name, _request))
+        resolvers.append((dependant.request_param_name, (_request, False)))
     for sub in dependant.dependencies:
         resolver = _RESOLVERS.get(sub.call) if sub.call is not None else None
         if resolver is None or sub.name is None:
@@ -91,11 +98,14 @@ class DirectRoute(APIRoute):
             await super().handle(scope, receive, send)  # FastAPI's 405
             return
         request = Request(scope, receive, send)
-        response = await self.respond(request)
+        response: Response = await self.endpoint(**await self.arguments(request))
         await response(scope, receive, send)
 
-    async def respond(self, request: Request) -> Response:
-        """The endpoint's answer, its dependencies resolved in order."""
-        arguments = {name: await resolve(request) for name, resolve in self._resolvers}
-        response: Response = await self.endpoint(**arguments)
-        return response
+    async def arguments(self, request: Request) -> dict[str, Any]:
+        """The endpoint's arguments, its dependencies resolved in order. The caller awaits the
+        endpoint itself: one coroutine less that each resumption of the request passes."""
+        arguments = {}
+        for name, (resolve, awaited) in self._resolvers:
+            value = resolve(request)
+            arguments[name] = await value if awaited else value
+        return arguments

@@ -72,7 +72,7 @@ class HotRoutes:
         route: DirectRoute = scope["route"]
         request = Request(scope, receive, send)
         try:
-            response = await route.respond(request)
+            response = await route.endpoint(**await route.arguments(request))
         except Exception as exc:
             handler = self._handler_for(exc)
             if handler is None:

@@ -103,6 +103,12 @@ ANSWERS = {
         False,
     ),
     "until close": (b"HTTP/1.1 200 OK\r\n\r\nhello", False),
+    "http/1.0": (b"HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\nhello", False),
+    "http/1.0 keep-alive": (
+        b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 5\r\n\r\nhello",
+        True,
+    ),
+    "http/1.0 until close": (b"HTTP/1.0 200 OK\r\n\r\nhello", False),
 }
 
 
@@ -264,3 +270,42 @@ async def test_https_is_spoken_and_checked_against_the_roots(upstream_for, tmp_p
     assert "SSL" in str(refused.value)
     # Both on one connection; the refused handshake never reached the server's handler.
     assert len(upstream.requests) == 2 and upstream.connections == 1
+
+
+async def test_large_bodies_flow_both_ways_past_the_socket_buffers():
+    """A request body the upstream reads slowly and an answer larger than the sockets hold go
+    through whole, and the connection serves the next exchange: nothing waits on a paused
+    transport or a write never flushed."""
+    size = 6 * 1024 * 1024
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                got = 0
+                while got < length:  # slowly: the client's writes must wait for room
+                    got += len(await reader.read(min(256 * 1024, length - got)))
+                    await asyncio.sleep(0.005)
+                body = b"a" * size
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+    transport = H1Transport()
+    request = UpstreamRequest("POST", url, content=b"b" * size)
+    try:
+        for _ in range(2):
+            status, _, content = await asyncio.wait_for(transport.exchange(request, "p", 5, 5), 10)
+            assert status == 200 and len(content) == size
+    finally:
+        await transport.aclose()
+        server.close()
+    assert connections == 1

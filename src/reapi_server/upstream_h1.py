@@ -165,6 +165,9 @@ class _Connection(asyncio.Protocol):
         self._reset_answer(limit)
         self._head_only = head_only
         answer = self._answer = self._loop.create_future()
+        if self.closed:  # its close was read before the request went out: nothing can answer
+            answer.set_exception(UpstreamDisconnected())
+            return answer
         self.transport.write(data)
         now = self._loop.time()
         self._first_byte, self._deadline, self._last_read = first_byte, now + whole, now
@@ -375,7 +378,8 @@ class H1Transport:
                 ssl=tls,
                 server_hostname=origin.host if tls is not None else None,
             )
-        self._open.add(connection)
+        if not connection.closed:  # (closed already: `_forget` has run, nothing to keep)
+            self._open.add(connection)
         return connection
 
     async def exchange(

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from reapi import APIConnectionError
 from reapi.providers import UpstreamRequest
-from reapi_server.upstream_h1 import H1Transport
+from reapi_server.upstream_h1 import H1Transport, _origin
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
 
@@ -309,3 +309,33 @@ async def test_large_bodies_flow_both_ways_past_the_socket_buffers():
         await transport.aclose()
         server.close()
     assert connections == 1
+
+
+async def test_a_connection_closed_before_its_request_fails_at_once():
+    """An upstream that accepts and closes at once (its connection limit, a proxy refusing):
+    when the close is read before the request is written, the exchange fails at once instead of
+    waiting out its read deadline on a connection that can no longer answer."""
+
+    server = await asyncio.start_server(_close_at_once, "127.0.0.1", 0)
+    transport = H1Transport()
+    port = server.sockets[0].getsockname()[1]
+    request = _post(f"http://127.0.0.1:{port}/v1/x")
+    try:
+        origin = _origin(request.url)
+        connection = await transport._connect(origin, 5)
+        for _ in range(50):  # until its close has been read
+            if connection.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert connection.closed
+        answer_future = connection.begin(b"POST / HTTP/1.1\r\n\r\n", 10, 5, 10, False)
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(answer_future, 1)
+        connection.end()
+    finally:
+        await transport.aclose()
+        server.close()
+
+
+async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()

@@ -1,4 +1,4 @@
-"""The gateway's upstream transports (aiohttp, the default, and plain HTTP/1.1 `h1`) on real
+"""The gateway's upstream transports (plain HTTP/1.1 `h1`, the default, and aiohttp) on real
 sockets: the OpenAI simulators as upstreams, their fault switches on, and the same answers,
 errors and failover as the SDK's httpx engine."""
 

@@ -17,6 +17,7 @@ transaction on the writer connection (`group_commit`).
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -39,7 +40,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, NullPool
 
 from .db_errors import is_sqlite_busy, is_unavailable
 from .extras import require
@@ -158,6 +159,7 @@ class Database:
         partition, a dead host) would otherwise hold requests forever."""
         self.url = url
         self.dialect = make_url(url).get_backend_name()
+        writer_engine: Callable[[], AsyncEngine] | None = None
         if self.dialect == "sqlite":
             _private_sqlite_files(make_url(url).database or "")
             self._reader = _sqlite_engine(url, writer=False)
@@ -169,6 +171,11 @@ class Database:
             self._reader = self._writer = create_async_engine(
                 url, pool_size=10, max_overflow=20, pool_pre_ping=True, connect_args=limits
             )
+            # The group committer's connections, on its writer loop (`writer_loop`): it keeps
+            # one, and opens another only to learn a lost COMMIT's outcome.
+            writer_engine = functools.partial(
+                create_async_engine, url, poolclass=NullPool, connect_args=limits
+            )
         self._read_sessions = async_sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._writer, expire_on_commit=False)
         path = make_url(url).database or ""
@@ -179,6 +186,7 @@ class Database:
             wal=WalBound(path) if on_file else None,
             connect=(lambda: _group_writer(path)) if on_file else None,
             turn=WriterTurn(path if on_file else None, _BUSY_TIMEOUT_MS / 1000),
+            writer_engine=writer_engine,
         )
         self._unavailable_at: float | None = None
 

@@ -72,6 +72,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from .db_errors import is_sqlite_busy, is_unavailable
 from .models import CommitMarker
 from .wal_bound import WalBound
+from .writer_loop import WriterLoop
 from .writer_turn import WriterTurn
 
 __all__ = ["GroupCommitter", "SessionTx", "Statement", "Tx", "as_tx", "forget_idle_markers"]
@@ -254,6 +255,8 @@ class _AsyncpgTx:
 
 #: (op, its future, the account whose rows it touches)
 _Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]", str | None]
+#: (an op's future, its result, or the error it is to raise)
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 _MARK = Statement(
     update(CommitMarker)
@@ -306,8 +309,14 @@ class GroupCommitter:
         wal: WalBound | None = None,
         connect: Callable[[], sqlite3.Connection] | None = None,
         turn: WriterTurn | None = None,
+        writer_engine: Callable[[], AsyncEngine] | None = None,
     ) -> None:
         self._engine = engine
+        #: On PostgreSQL: makes the engine of the committer's own connection, on the loop of a
+        #: thread of its own (`writer_loop`), where its transactions run.
+        self._make_writer_engine = writer_engine
+        self._writer = WriterLoop() if writer_engine is not None else None
+        self._writer_engine: AsyncEngine | None = None
         #: On PostgreSQL: locks the accounts of a transaction's ops, with its marker's write
         #: (`lock_order.LOCKING`: the first statement of every transaction).
         self._lock_and_mark = _lock_and_mark(locking) if locking is not None else None
@@ -474,6 +483,17 @@ class GroupCommitter:
         return done
 
     async def _commit(self, batch: list[_Item]) -> None:
+        """Commit `batch` and hand each op's caller its outcome. On PostgreSQL the transaction
+        runs on the writer's own loop (`writer_loop`); the futures are settled here, on theirs."""
+        if self._writer is not None:
+            outcomes = await self._writer.run(functools.partial(self._outcomes, batch))
+        else:
+            outcomes = await self._outcomes(batch)
+        for future, result, error in outcomes:
+            _settle(future, result=result, error=error)
+
+    async def _outcomes(self, batch: list[_Item]) -> list[_Outcome]:
+        """Run `batch` in one transaction: what each op's future is to be given."""
         try:
             results = await self._transaction(
                 [op for op, _, _ in batch], [a for _, _, a in batch if a is not None]
@@ -481,31 +501,32 @@ class GroupCommitter:
         except _OutcomeUnknown as unknown:
             landed = await self._landed(unknown.seq)
             if landed is None:
-                for _, future, _ in batch:
-                    _settle(future, error=_as_sqlalchemy(unknown.error))
-                return
+                error = _as_sqlalchemy(unknown.error)
+                return [(future, None, error) for _, future, _ in batch]
             if not landed:
-                await self._failed(batch, unknown.error)
-                return
+                return await self._failed(batch, unknown.error)
             log.info("commit outcome was unknown: it landed", extra={"code": unknown.args[0]})
             results = unknown.results
             self.transactions += 1
             self.ops += len(batch)
         except Exception as error:
-            await self._failed(batch, error)
-            return
-        for (_, future, _), result in zip(batch, results, strict=True):
-            _settle(future, result=(result, len(batch)))
+            return await self._failed(batch, error)
+        size = len(batch)
+        return [
+            (future, (result, size), None)
+            for (_, future, _), result in zip(batch, results, strict=True)
+        ]
 
-    async def _failed(self, batch: list[_Item], error: Exception) -> None:
+    async def _failed(self, batch: list[_Item], error: Exception) -> list[_Outcome]:
         """The batch's transaction did not commit: run each op again, alone, so that only the
         op at fault fails."""
         if len(batch) == 1:
-            _settle(batch[0][1], error=_as_sqlalchemy(error))
-            return
+            return [(batch[0][1], None, _as_sqlalchemy(error))]
         log.info("group commit retried op by op", extra={"code": type(error).__name__})
+        outcomes: list[_Outcome] = []
         for item in batch:
-            await self._commit([item])
+            outcomes += await self._outcomes([item])
+        return outcomes
 
     async def _transaction(
         self, ops: list[Callable[[Tx], Awaitable[Any]]], accounts: Sequence[str] = ()
@@ -570,7 +591,7 @@ class GroupCommitter:
         on first use (the pool pings it then) and kept for the next transactions."""
         self._held_asyncpg = None
         if self._held is None:
-            self._held = await self._engine.connect()
+            self._held = await self._postgres_engine().connect()
         raw = await self._held.get_raw_connection()
         self._held_asyncpg = raw.driver_connection
         return self._held_asyncpg
@@ -594,12 +615,33 @@ class GroupCommitter:
                 )
             await _close(held)
 
+    def _postgres_engine(self) -> AsyncEngine:
+        """The engine of the committer's connections on PostgreSQL: its own, made on the
+        writer's loop, or else (no `writer_engine`) the writer engine."""
+        if self._make_writer_engine is None:
+            return self._engine
+        if self._writer_engine is None:
+            self._writer_engine = self._make_writer_engine()
+        return self._writer_engine
+
     async def aclose(self) -> None:
-        """Close the committer's connections (`close`, and on PostgreSQL its kept one)."""
+        """Close the committer's connections (`close`, and on PostgreSQL its kept one) and
+        stop its writer loop."""
         self.close()
+        if self._writer is None:
+            await self._close_held()
+            return
+        if self._writer.started:
+            await self._writer.run(self._close_held)
+            self._writer.stop()
+
+    async def _close_held(self) -> None:
         held, self._held = self._held, None
         if held is not None:
             await _close(held)
+        engine, self._writer_engine = self._writer_engine, None
+        if engine is not None:
+            await engine.dispose()
 
     async def _mark(self, tx: Tx, seq: int) -> None:
         """Write this transaction's number into the committer's marker row."""
@@ -712,7 +754,7 @@ class GroupCommitter:
                 return None
             return row is not None and int(row[0]) == seq
         try:
-            connection = await self._engine.connect()
+            connection = await (self._engine if self._sqlite else self._postgres_engine()).connect()
             try:
                 raw = await connection.get_raw_connection()
                 driver: Any = raw.driver_connection

@@ -32,8 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import String, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ARRAY, String, any_, bindparam, select
 
 from .group_commit import Statement, Tx
 from .models import Account

@@ -13,16 +13,23 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from .app import runtime_of
 from .config import Settings
 from .fleet_secret import resolve_for
 from .observability.logging import configure_logging
 from .observability.multiprocess import use_multiprocess_dir
+from .uvicorn_core import import_uvicorn_core
 
 if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
     from .head_limits import GatewayConfig
 
-__all__ = ["freeze_heap", "gateway_config", "run_server", "serve_from_environment"]
+__all__ = [
+    "app_for_serving",
+    "freeze_heap",
+    "gateway_config",
+    "refuse_pydantic_v1",
+    "run_server",
+    "serve_from_environment",
+]
 
 log = logging.getLogger("reapi_server")
 
@@ -33,6 +40,14 @@ def freeze_heap() -> None:
     and stopped the event loop for 45-85 ms under load, the gateway's p99 at 32 connections."""
     gc.collect()
     gc.freeze()
+
+
+def refuse_pydantic_v1() -> None:
+    """Make `import pydantic.v1` fail in this process (unless something has loaded it already).
+    FastAPI imports pydantic's v1 copy (~2 MiB resident) only to ask whether a route's model, or
+    a value it encodes, is a v1 model, and takes "cannot import it" for "no", which holds: the
+    gateway has no v1 model and nothing else it runs imports v1 (`test_startup_imports`)."""
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
 
 
 def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayConfig:
@@ -74,8 +89,6 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
     import uvicorn
     from uvicorn.config import STARTUP_FAILURE
 
-    from .supervisor import Supervisor
-
     server = uvicorn.Server(config)
     try:
         sockets = [config.bind_socket()]
@@ -90,6 +103,8 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
                 sys.exit(STARTUP_FAILURE)
             log.info("metrics listener on %s:%d", *metrics_address)
         if config.workers > 1:
+            from .supervisor import Supervisor  # uvicorn's supervisors: for N workers only
+
             Supervisor(config, sockets=sockets).run()
         else:
             server.run(sockets=sockets)
@@ -142,16 +157,28 @@ def run_server(settings: Settings, app_instance: FastAPI | None = None) -> None:
         os.execv(sys.executable, argv)  # noqa: S606 (this interpreter, fixed arguments)
     # Workers import the app themselves and read the same settings from the environment.
     use_multiprocess_dir(settings.data_dir)  # so that a scrape adds every worker's counts up
-    factory = "reapi_server.app:app_from_environment"
+    factory = "reapi_server.serving:app_for_serving"
     config = gateway_config(factory, settings, factory=True, workers=settings.workers)
     _serve(config, settings.metrics_address)
+
+
+def app_for_serving() -> FastAPI:
+    """The gateway a serving process runs, from REAPI_* settings: the one worker's after the
+    exec, or each of `--workers N`'s (uvicorn's factory). pydantic.v1 is refused before the
+    first route is declared (declaring one is what makes FastAPI import it), and uvicorn is
+    imported without its command line."""
+    refuse_pydantic_v1()
+    import_uvicorn_core()  # a worker of N has it whole already (its Config came pickled)
+    from .app import app_from_environment
+
+    return app_from_environment()
 
 
 def serve_from_environment() -> None:
     """`reapi-server serve` with one worker, once the command line has checked the settings and
     migrated: the gateway built and served in this fresh interpreter (settings from REAPI_*)."""
-    from .app import app_from_environment
+    app = app_for_serving()
+    from .app import runtime_of  # after: importing the app declares its routes
 
-    app = app_from_environment()
     settings = runtime_of(app).settings
     _serve(gateway_config(app, settings), settings.metrics_address)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from tests.server.billing_live import SECRET, LiveBilling, live_billing
 
 from reapi.testing import Fault
-from reapi_server.billing import events
+from reapi_server.billing import event_store, events
 from reapi_server.billing.operator import stored_events
 from reapi_server.models import Account, Dispute, Refund, StripeEvent
 from reapi_server.testing.stripe_sim import Delivery, Tamper
@@ -635,3 +635,34 @@ async def test_an_event_waiting_too_long_is_given_up_then_applied_when_its_purch
 
     await billing.wait_until(settled, seconds=10)
     assert await billing.state(account) == (500, 0, 0)
+
+
+async def test_the_retry_loop_leaves_a_stored_event_to_the_delivery_applying_it(billing):
+    """The delivery that stores an event applies it at once; the retry loop running meanwhile
+    does not apply it too (a second Stripe fetch, a second attempt counted). Only when that
+    attempt never noted its end, the lease later, does the loop take it."""
+    started = await billing.checkout(await billing.person())
+    billing.sim.hold_events()
+    billing.sim.complete_session(started.session_id)
+    billing.sim.refund(_charge_of(billing, started.session_id), amount=500)
+    refunded = billing.sim.last_event("charge.refunded")["id"]
+    stored_at = billing.billing.clock()
+    async with billing.db.write() as session:  # stored, and the process stops before applying
+        await event_store.store(
+            session,
+            event_id=refunded,
+            type_="charge.refunded",
+            object_id=_charge_of(billing, started.session_id),
+            created=float(billing.sim.now()),
+            now=stored_at,
+        )
+    await billing.billing.retry_due()
+    assert (await _event(billing, refunded)).attempts == 0  # the delivery's to make
+    clock = billing.billing.clock
+    billing.billing.clock = lambda: clock() + event_store.FIRST_ATTEMPT_LEASE + 1
+    try:
+        await billing.billing.retry_due()
+    finally:
+        billing.billing.clock = clock
+    taken = await _event(billing, refunded)
+    assert taken.attempts == 1 and taken.last_error == "waiting"  # for its purchase

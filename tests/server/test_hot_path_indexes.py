@@ -1,11 +1,15 @@
 """The indexes on the rows every request writes: each one is a b-tree changed per request, so
-the hot tables carry only those a query uses (migration 0019), and the queries still find
-theirs."""
+the hot tables carry only those a query uses (migrations 0019 and 0020), and the queries still
+find theirs."""
 
 import shutil
 import sqlite3
 
 import pytest
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+from reapi_server.models import StoredOutput, UsageRecord
+from reapi_server.retention.repository import expired_by_account
 
 
 @pytest.fixture
@@ -65,3 +69,23 @@ def test_a_source_still_moves_credit_once(schema):
     schema.execute(row.format("'pi_1:purchase'"))
     with pytest.raises(sqlite3.IntegrityError):
         schema.execute(row.format("'pi_1:purchase'"))
+
+
+def test_usage_rows_and_outputs_have_no_index_on_age_alone(schema):
+    assert "ix_usage_records_created_at" not in _indexes(schema, "usage_records")
+    assert "ix_stored_outputs_created_at" not in _indexes(schema, "stored_outputs")
+
+
+@pytest.mark.parametrize(
+    ("model", "index"),
+    [
+        (UsageRecord, "ix_usage_records_account_created"),
+        (StoredOutput, "ix_stored_outputs_account_created"),
+    ],
+)
+def test_retention_finds_old_rows_in_each_accounts_index(schema, model, index):
+    batch = expired_by_account("sqlite", model, 1000.0, 500)
+    sql = str(batch.compile(dialect=sqlite_dialect(), compile_kwargs={"literal_binds": True}))
+    plan = _plan(schema, sql)
+    assert f"SEARCH {model.__tablename__} USING" in plan and index in plan, plan
+    assert f"SCAN {model.__tablename__}" not in plan, plan

@@ -182,3 +182,27 @@ async def test_accounts_become_users_on_postgres(postgres_server):  # noqa: F811
         await _check_downgrade(url, db)
     finally:
         await db.dispose()
+
+
+def test_partial_indexes_are_partial_on_both_databases():
+    """The models declare each partial index's condition once (`partial_index`): PostgreSQL's
+    CREATE INDEX carries it as SQLite's does, as the migrations made them."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex
+
+    partial = {
+        index.name: index
+        for table in Base.metadata.tables.values()
+        for index in table.indexes
+        if index.dialect_options["sqlite"]["where"] is not None
+    }
+    assert set(partial) >= {
+        "uq_credit_ledger_source_id",
+        "ix_credit_holds_held_expires",
+        "uq_top_ups_one_auto_in_flight",
+    }
+    for index in partial.values():
+        where = str(index.dialect_options["sqlite"]["where"])
+        for dialect in (postgresql.dialect(), sqlite.dialect()):
+            ddl = str(CreateIndex(index).compile(dialect=dialect))
+            assert ddl.endswith(f" WHERE {where}"), (dialect.name, ddl)

@@ -203,3 +203,27 @@ async def test_a_queued_task_whose_rows_were_written_since_is_kept(gateway):
     await purge_deletions(rt)
     assert list(gateway.stored()) == [files[0].storage_key]
     assert await _count(rt, PendingDeletion) == 0
+
+
+async def test_old_rows_of_every_account_go_in_small_batches(db_gateway):
+    """Retention finds old rows account by account (migration 0020), on SQLite and PostgreSQL:
+    with batches of one, every account's old rows go and every young one stays."""
+    rt = db_gateway.rt
+    start = rt.now()
+    keys = [(await db_gateway.account(credits=1000))[1] for _ in range(3)]
+    requests: dict[str, list[str]] = {"old": [], "young": []}
+    for age, at in (("old", start), ("young", start + 2 * DAY)):
+        rt.clock = lambda at=at: at
+        for key in keys:
+            answer = await db_gateway.client.post(
+                "/v1/images/generations", json={"prompt": "p"}, headers=auth(key)
+            )
+            assert answer.status_code == 200
+            requests[age].append(answer.headers["x-request-id"])
+    rt.clock = lambda: start + 31 * DAY
+    report = await purge_once(rt, batch=1)
+    assert (report.usage_rows, report.outputs) == (3, 3)
+    async with rt.db.read() as session:
+        kept = set((await session.execute(select(UsageRecord.id))).scalars())
+        tasks = set((await session.execute(select(StoredOutput.task_id))).scalars())
+    assert kept == set(requests["young"]) and tasks == set(requests["young"])

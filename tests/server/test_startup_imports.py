@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.server.live import free_port
 from tests.server.served import served_gateway
 
 from reapi_server.migrate import alembic_config, head_revisions
@@ -33,8 +34,16 @@ ADMIN = (
 )
 #: The SDK's client side (`reapi.ReAPI` and its resources): the gateway uses the engine.
 SDK_CLIENT = ("reapi._client", "reapi._raw_clients", "reapi.resources.images", "tenacity")
+#: SQLAlchemy's PostgreSQL dialect (with its drivers' dialects): a gateway on SQLite has no use
+#: for it (~3 MiB). Loaded by a `postgresql_*` keyword on a model or a module-level import.
+POSTGRESQL = ("sqlalchemy.dialects.postgresql",)
 #: The command line and its configuration checks: left behind by the exec.
 CLI = ("typer", "reapi_server.cli", "reapi_server.config_check")
+#: uvicorn's command line and supervisors (`uvicorn_core`): one worker serves without them.
+UVICORN_CLI = ("uvicorn.main", "uvicorn.supervisors", "click", "watchfiles", "multiprocessing")
+#: pydantic's v1 copy, which FastAPI would import to check that no model is a v1 one: the
+#: serving process refuses it (`refuse_pydantic_v1`).
+SERVING_ONLY = (*CLI, "pydantic.v1", *UVICORN_CLI)
 
 #: `reapi-server serve` before its exec: the command line, the migration (nothing to do here).
 COMMAND_LINE = """
@@ -45,17 +54,35 @@ from reapi_server.fleet_secret import resolve_for
 
 asyncio.run(resolve_for(Settings(), migrate=True))
 """
-#: After it: what `serve_from_environment` builds before it serves.
+#: After it: what `serve_from_environment` builds and imports until it would serve (each of N
+#: workers builds `app_for_serving` alike).
 SERVING = """
-import uvicorn
-from reapi_server.app import app_from_environment
+from reapi_server import serving
 
-app_from_environment()
+serve = serving._serve
+
+
+def run(self, sockets=None):  # uvicorn's Server.run, stopped before it serves
+    self.config.load()
+    self.started = True
+
+
+def serve_once(config, metrics_address):
+    from uvicorn.server import Server
+
+    Server.run = run
+    serve(config, metrics_address)
+
+
+serving._serve = serve_once
+serving.serve_from_environment()
 """
 
 
 @pytest.mark.parametrize(
-    ("script", "also_absent"), [(COMMAND_LINE, ()), (SERVING, CLI)], ids=["command-line", "serving"]
+    ("script", "also_absent"),
+    [(COMMAND_LINE, ()), (SERVING, SERVING_ONLY)],
+    ids=["command-line", "serving"],
 )
 def test_the_gateway_starts_without_the_heavy_modules(
     tmp_path, migrated_template, script, also_absent
@@ -63,14 +90,22 @@ def test_the_gateway_starts_without_the_heavy_modules(
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "reapi.db").write_bytes(migrated_template.read_bytes())
-    script = textwrap.dedent(script) + "import json, sys; print(json.dumps(sorted(sys.modules)))"
+    script = textwrap.dedent(script) + (
+        "import json, sys\n"
+        "print(json.dumps(sorted(n for n, m in sys.modules.items() if m is not None)))"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("REAPI_")}
     run = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**env, "REAPI_METRICS_LISTEN": "off", "REAPI_DATA_DIR": str(data_dir)},
+        env={
+            **env,
+            "REAPI_METRICS_LISTEN": "off",
+            "REAPI_DATA_DIR": str(data_dir),
+            "REAPI_PORT": str(free_port()),
+        },
     )
     assert run.returncode == 0, run.stderr[-2000:]
     modules = set(json.loads(run.stdout.splitlines()[-1]))
@@ -82,6 +117,7 @@ def test_the_gateway_starts_without_the_heavy_modules(
     assert "httpx" in loaded
     assert modules.isdisjoint(SDK_CLIENT), sorted(modules & set(SDK_CLIENT))
     assert modules.isdisjoint(ADMIN), sorted(modules & set(ADMIN))
+    assert modules.isdisjoint(POSTGRESQL), sorted(modules & set(POSTGRESQL))
     web_pages = sorted(
         m
         for m in modules
@@ -115,3 +151,33 @@ def test_serve_execs_a_fresh_interpreter_with_the_command_lines_settings(tmp_pat
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["balance"] == 1000
+        # What FastAPI builds on first use, in a process that refuses pydantic.v1: the web
+        # half (its routes registered by this request) and the OpenAPI document.
+        for path, marker in (("/", "<html"), ("/signup", "<form"), ("/openapi.json", '"paths"')):
+            page = httpx.get(f"{gateway.base_url}{path}", timeout=30)
+            assert page.status_code == 200, (path, page.text[:500])
+            assert marker in page.text, (path, page.text[:500])
+
+
+def test_uvicorn_without_its_command_line_loads_it_on_first_use():
+    """`import_uvicorn_core` leaves uvicorn's `__init__` for later, not out: `uvicorn.run`,
+    `uvicorn.main` and the version are there on first use, with the same `Config` class."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from reapi_server.uvicorn_core import import_uvicorn_core
+
+        import_uvicorn_core()
+        import uvicorn
+        from uvicorn.lifespan.on import LifespanOn
+        assert "click" not in sys.modules and "uvicorn.main" not in sys.modules
+        config_class = uvicorn.Config
+        assert callable(uvicorn.run) and uvicorn.__version__
+        assert "click" in sys.modules and uvicorn.Config is config_class
+        assert uvicorn.Server is sys.modules["uvicorn.server"].Server
+        print("ok")
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip() == "ok"

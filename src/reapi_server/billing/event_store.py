@@ -17,6 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import StripeEvent
 
+# Seconds the delivery that stored an event has to apply it before the retry loop may (`store`);
+# the first backoff's length.
+FIRST_ATTEMPT_LEASE = 10.0
+
 __all__ = [
     "claim",
     "delete_handled_before",
@@ -45,7 +49,11 @@ async def store(
     created: float,
     now: float,
 ) -> bool:
-    """Store the event unless it is stored already: True when this call stored it."""
+    """Store the event unless it is stored already: True when this call stored it. Its first
+    attempt is the delivery's own, right after; the retry loop takes the event only if that
+    attempt never notes how it ended (the process stopped mid-attempt), `FIRST_ATTEMPT_LEASE`
+    later. Due at once, the loop would apply it alongside the delivery: two Stripe fetches,
+    two attempts counted, and a backoff worked out from a count the other had not written."""
     if await session.get(StripeEvent, event_id) is not None:
         return False
     row = StripeEvent(
@@ -55,7 +63,7 @@ async def store(
         stripe_created=created,
         received_at=now,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=now + FIRST_ATTEMPT_LEASE,
     )
     try:
         async with session.begin_nested():

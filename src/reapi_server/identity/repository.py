@@ -7,7 +7,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import CursorResult, case, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -23,6 +22,7 @@ from ..models import (
     UserToken,
     WebSession,
 )
+from ..upserts import conflict_insert
 
 __all__ = [
     "clear_throttle",
@@ -296,8 +296,7 @@ async def upsert_known_device(
     session: AsyncSession, user_id: str, device_hash: str, now: float
 ) -> None:
     """Seen now; a device forgotten (unseen too long) starts again as first seen now."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = conflict_insert(session)
     statement = insert(KnownDevice).values(
         user_id=user_id, device_hash=device_hash, first_seen_at=now, last_seen_at=now
     )
@@ -553,8 +552,7 @@ def _counted(
 ) -> Any:
     """The upsert that counts one attempt under `key` (the first of a new window when the last
     one ended); with `limit`, only while the running window is under it."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = conflict_insert(session)
     statement = insert(AuthThrottle).values(key=key, failures=1, window_started_at=now)
     running = AuthThrottle.window_started_at > now - window
     return statement.on_conflict_do_update(

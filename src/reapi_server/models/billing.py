@@ -31,11 +31,11 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
+from .partial_index import partial_index
 
 __all__ = ["BillingProfile", "Dispute", "Payment", "Refund", "StripeEvent", "TopUp"]
 
@@ -45,12 +45,11 @@ class TopUp(Base):
     __table_args__ = (
         # One automatic top-up in flight per account, whatever process or race starts another:
         # `open` (no PaymentIntent known yet) or `pending` (Stripe is processing it).
-        Index(
+        partial_index(
             "uq_top_ups_one_auto_in_flight",
             "account_id",
             unique=True,
-            sqlite_where=text("kind = 'auto' AND status IN ('open', 'pending')"),
-            postgresql_where=text("kind = 'auto' AND status IN ('open', 'pending')"),
+            where="kind = 'auto' AND status IN ('open', 'pending')",
         ),
     )
 

@@ -13,14 +13,13 @@ from sqlalchemy import (
     CheckConstraint,
     Float,
     ForeignKey,
-    Index,
     Integer,
     String,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
+from .partial_index import partial_index
 
 __all__ = ["MAX_CREDITS", "CreditHold", "LedgerEntry"]
 
@@ -44,12 +43,8 @@ class LedgerEntry(Base):
         ),
         # An index, not a constraint: SQLite adds one to an existing table without a rebuild.
         # Partial: most rows (every request's) have no source, and need no entry.
-        Index(
-            "uq_credit_ledger_source_id",
-            "source_id",
-            unique=True,
-            sqlite_where=text("source_id IS NOT NULL"),
-            postgresql_where=text("source_id IS NOT NULL"),
+        partial_index(
+            "uq_credit_ledger_source_id", "source_id", unique=True, where="source_id IS NOT NULL"
         ),
     )
 
@@ -77,12 +72,7 @@ class CreditHold(Base):
         # What the sweeper looks for: only holds still held have an entry, so a closed hold
         # leaves the index instead of moving within it, and the index stays as small as the
         # number of requests in flight.
-        Index(
-            "ix_credit_holds_held_expires",
-            "expires_at",
-            sqlite_where=text("status = 'held'"),
-            postgresql_where=text("status = 'held'"),
-        ),
+        partial_index("ix_credit_holds_held_expires", "expires_at", where="status = 'held'"),
         CheckConstraint(
             f"amount BETWEEN 0 AND {MAX_CREDITS} AND charged BETWEEN 0 AND amount",
             name="amounts_within_bound",

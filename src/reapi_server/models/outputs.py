@@ -14,8 +14,8 @@ __all__ = ["StoredOutput"]
 class StoredOutput(Base):
     __tablename__ = "stored_outputs"
     #: The dashboard lists an account's outputs newest first, a page at a time; the same index
-    #: finds an account's outputs for everything else (an index on `account_id` alone would be
-    #: one more b-tree written with every output and never read).
+    #: finds an account's outputs for everything else, retention's by age included (an index on
+    #: `account_id` or `created_at` alone would be one more b-tree written with every output).
     __table_args__ = (Index("ix_stored_outputs_account_created", "account_id", "created_at"),)
 
     #: The unguessable public id in `/v1/files/{id}/content`.
@@ -29,5 +29,6 @@ class StoredOutput(Base):
     #: The image request (its `x-request-id`) or video job the output belongs to; its objects
     #: live under `outputs/<task id>/`. None for outputs stored before tasks were recorded.
     task_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
-    #: Retention deletes rows (and objects) by age.
-    created_at: Mapped[float] = mapped_column(Float, index=True)
+    #: Retention deletes rows (and objects) by age, account by account, through
+    #: `ix_stored_outputs_account_created` (migration 0020).
+    created_at: Mapped[float] = mapped_column(Float)

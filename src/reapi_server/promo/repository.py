@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import PromoCode, PromoRedemption
+from ..upserts import conflict_insert
 
 __all__ = [
     "add_code",
@@ -24,14 +24,9 @@ def _changed(result: object) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _insert_or_ignore(session: AsyncSession) -> type[postgresql.Insert] | type[sqlite.Insert]:
-    dialect = session.get_bind().dialect.name
-    return postgresql.Insert if dialect == "postgresql" else sqlite.Insert
-
-
 async def add_code(session: AsyncSession, code: PromoCode) -> bool:
     """Insert `code`; False (nothing written) when its text is taken already."""
-    insert = _insert_or_ignore(session)
+    insert = conflict_insert(session)
     statement = insert(PromoCode).values(
         id=code.id,
         code=code.code,
@@ -84,7 +79,7 @@ async def claim_redemption(session: AsyncSession, redemption: PromoRedemption) -
     """Insert the redemption; False (nothing written) when the account has one of this code
     already. A concurrent insert for the same pair waits for the other's transaction on the
     unique index (PostgreSQL) or for the write lock (SQLite), then finds it."""
-    insert = _insert_or_ignore(session)
+    insert = conflict_insert(session)
     statement = insert(PromoRedemption).values(
         id=redemption.id,
         code_id=redemption.code_id,

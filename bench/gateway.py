@@ -19,6 +19,8 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
 - `reapi`: `reapi-server serve`, 1 worker, SQLite in a fresh data dir, everything on (auth, rate
   limit, credit hold and settlement, usage row, output stored on local disk, access log at
   WARNING, metrics);
+- `reapi-h1`, `reapi-aiohttp`: the same as `reapi` with `upstream_client` set to `h1` or
+  `aiohttp` (the two upstream transports, side by side in one run);
 - `reapi-before` (with `--before SRC`): the same as `reapi`, running another checkout's `src`
   (say `git archive <commit> src | tar -x -C /tmp/reapi-before`) in this venv: before and after
   a change, in one run;
@@ -96,6 +98,8 @@ ALL_TARGETS = (
     "lean",
     "lean-burn",
     "reapi",
+    "reapi-h1",
+    "reapi-aiohttp",
     "reapi-before",
     "reapi-pg",
     "reapi-pg-before",
@@ -110,6 +114,8 @@ LABELS = {
     "lean": "lean aiohttp",
     "lean-burn": "lean + burn",
     "reapi": "reapi",
+    "reapi-h1": "reapi h1",
+    "reapi-aiohttp": "reapi aiohttp",
     "reapi-before": "reapi before",
     "reapi-pg": "reapi PostgreSQL",
     "reapi-pg-before": "reapi PostgreSQL before",
@@ -154,8 +160,10 @@ def reapi_target(
     workers: int = 1,
     database_url: str | None = None,
     source: Path | None = None,
+    upstream_client: str | None = None,
 ) -> Target:
-    """`source`: another checkout's `src` directory, run instead of this one's (same venv)."""
+    """`source`: another checkout's `src` directory, run instead of this one's (same venv);
+    `upstream_client`: the setting's value (its default when None)."""
     data = workdir / f"{name}-data"
     port = free_port()
     env = {
@@ -172,6 +180,8 @@ def reapi_target(
         env["REAPI_DATABASE_URL"] = database_url
     if source is not None:
         env["PYTHONPATH"] = str(source)
+    if upstream_client is not None:
+        env["REAPI_UPSTREAM_CLIENT"] = upstream_client
     key = provision_gateway(env, EMAIL, {"bench": []})["bench"]
     cli = str(Path(sys.executable).with_name("reapi-server"))
     log = workdir / f"{name}.log"
@@ -845,6 +855,14 @@ def main() -> None:
                         target = lean_target(upstream_url, gw_core, args.lean_burn)
                     elif name == "reapi":
                         target = reapi_target(name, upstream_url, workdir, gw_core)
+                    elif name in ("reapi-h1", "reapi-aiohttp"):
+                        target = reapi_target(
+                            name,
+                            upstream_url,
+                            workdir,
+                            gw_core,
+                            upstream_client=name.removeprefix("reapi-"),
+                        )
                     elif name == "reapi-before":
                         target = reapi_target(
                             name, upstream_url, workdir, gw_core, source=args.before.resolve()

@@ -206,10 +206,10 @@ class Settings(BaseSettings):
 
     # -- upstream deadlines ----------------------------------------------------------------------
     first_byte_timeout: float | None = None
-    #: The HTTP client for provider calls: aiohttp (several times less CPU per call than
-    #: httpx), plain HTTP/1.1 on asyncio and httptools (`h1`, a third of aiohttp's CPU per
-    #: call; opt-in for now), or the SDK's httpx client (which honours HTTPS_PROXY).
-    upstream_client: Literal["aiohttp", "h1", "httpx"] = "aiohttp"
+    #: The HTTP client for provider calls: plain HTTP/1.1 on asyncio and httptools (`h1`, a
+    #: third of aiohttp's CPU per call), aiohttp (several times less CPU per call than httpx),
+    #: or the SDK's httpx client (which honours HTTPS_PROXY).
+    upstream_client: Literal["aiohttp", "h1", "httpx"] = "h1"
     #: Active health probes: each provider route with traffic (or an open breaker) gets a cheap
     #: authenticated read every `health_probe_interval` seconds (never a caller's data); two in a
     #: row with no answer within `health_probe_timeout`, or a 5xx, open its breaker. Each process

@@ -141,7 +141,7 @@ def _engine(
     fetcher: AsyncFetcher,
     observer: AttemptObserver | None,
 ) -> AsyncEngine:
-    """aiohttp for provider calls unless told otherwise (`h1`: `upstream_h1`); an injected
+    """The setting's client for provider calls (`h1`: `upstream_h1`, the default); an injected
     httpx client (tests, an embedding application) is always used as given."""
     if http_client is None and settings.upstream_client == "h1":
         return AsyncEngine(router, None, fetcher, transport=H1Transport(), observer=observer)

@@ -124,7 +124,12 @@ def _stale(exc: BaseException) -> bool:
     """The peer closed or reset the connection (not a timeout, not a refused connect)."""
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return True
-    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in _CLOSED_BY_PEER
+    if not isinstance(exc, aiohttp.ClientOSError):
+        return False
+    # A connection whose close had arrived but not yet been read when it left the pool fails
+    # the body's write: aiohttp says so with an errno-less ClientOSError, the reset as cause.
+    closed = isinstance(exc.__cause__, ConnectionResetError | BrokenPipeError)
+    return closed or exc.errno in _CLOSED_BY_PEER
 
 
 def _headers_of(response: aiohttp.ClientResponse) -> dict[str, str]:

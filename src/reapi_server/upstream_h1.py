@@ -12,6 +12,8 @@ Content-Length, chunked or up to the connection's close. It asks for `identity` 
 a gzip or deflate answer (decompressed within the answer bound). No proxies, no redirects
 (the engine follows none), no cookies: what the gateway's aiohttp session did not do either.
 
+A host's addresses are tried as RFC 8305 asks (`upstream_connect`), as aiohttp does.
+
 Deadlines as the aiohttp transport has them: connecting within `first_byte`; from the moment the
 request is written, each read within `first_byte` of the last (the first byte too); the whole
 answer within `first_byte + body`. A connection from the pool that the upstream closed or reset
@@ -41,6 +43,7 @@ from reapi.providers import UpstreamRequest
 from reapi.router import MAX_ANSWER_BYTES
 
 from .upstream import encode_body
+from .upstream_connect import open_socket
 
 __all__ = ["H1Transport", "UpstreamDisconnected"]
 
@@ -165,6 +168,9 @@ class _Connection(asyncio.Protocol):
         self._reset_answer(limit)
         self._head_only = head_only
         answer = self._answer = self._loop.create_future()
+        if self.closed:  # its close was read before the request went out: nothing can answer
+            answer.set_exception(UpstreamDisconnected())
+            return answer
         self.transport.write(data)
         now = self._loop.time()
         self._first_byte, self._deadline, self._last_read = first_byte, now + whole, now
@@ -368,14 +374,21 @@ class H1Transport:
                 self._tls = ssl.create_default_context(cafile=certifi.where())
             tls = self._tls
         async with asyncio.timeout(first_byte):
-            _, connection = await loop.create_connection(
-                lambda: _Connection(self, origin.key),
-                origin.host,
-                origin.port,
-                ssl=tls,
-                server_hostname=origin.host if tls is not None else None,
-            )
-        self._open.add(connection)
+            sock = await open_socket(origin.host, origin.port)
+            made = False
+            try:
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(self, origin.key),
+                    sock=sock,
+                    ssl=tls,
+                    server_hostname=origin.host if tls is not None else None,
+                )
+                made = True
+            finally:
+                if not made:  # (a transport made closes its socket itself)
+                    sock.close()
+        if not connection.closed:  # (closed already: `_forget` has run, nothing to keep)
+            self._open.add(connection)
         return connection
 
     async def exchange(

@@ -24,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from reapi import APIConnectionError
 from reapi.providers import UpstreamRequest
-from reapi_server.upstream_h1 import H1Transport
+from reapi_server.upstream_h1 import H1Transport, _origin
 
 Handler = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
 
@@ -103,6 +103,12 @@ ANSWERS = {
         False,
     ),
     "until close": (b"HTTP/1.1 200 OK\r\n\r\nhello", False),
+    "http/1.0": (b"HTTP/1.0 200 OK\r\ncontent-length: 5\r\n\r\nhello", False),
+    "http/1.0 keep-alive": (
+        b"HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 5\r\n\r\nhello",
+        True,
+    ),
+    "http/1.0 until close": (b"HTTP/1.0 200 OK\r\n\r\nhello", False),
 }
 
 
@@ -264,3 +270,72 @@ async def test_https_is_spoken_and_checked_against_the_roots(upstream_for, tmp_p
     assert "SSL" in str(refused.value)
     # Both on one connection; the refused handshake never reached the server's handler.
     assert len(upstream.requests) == 2 and upstream.connections == 1
+
+
+async def test_large_bodies_flow_both_ways_past_the_socket_buffers():
+    """A request body the upstream reads slowly and an answer larger than the sockets hold go
+    through whole, and the connection serves the next exchange: nothing waits on a paused
+    transport or a write never flushed."""
+    size = 6 * 1024 * 1024
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                got = 0
+                while got < length:  # slowly: the client's writes must wait for room
+                    got += len(await reader.read(min(256 * 1024, length - got)))
+                    await asyncio.sleep(0.005)
+                body = b"a" * size
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size + body)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x"
+    transport = H1Transport()
+    request = UpstreamRequest("POST", url, content=b"b" * size)
+    try:
+        for _ in range(2):
+            status, _, content = await asyncio.wait_for(transport.exchange(request, "p", 5, 5), 10)
+            assert status == 200 and len(content) == size
+    finally:
+        await transport.aclose()
+        server.close()
+    assert connections == 1
+
+
+async def test_a_connection_closed_before_its_request_fails_at_once():
+    """An upstream that accepts and closes at once (its connection limit, a proxy refusing):
+    when the close is read before the request is written, the exchange fails at once instead of
+    waiting out its read deadline on a connection that can no longer answer."""
+
+    server = await asyncio.start_server(_close_at_once, "127.0.0.1", 0)
+    transport = H1Transport()
+    port = server.sockets[0].getsockname()[1]
+    request = _post(f"http://127.0.0.1:{port}/v1/x")
+    try:
+        origin = _origin(request.url)
+        connection = await transport._connect(origin, 5)
+        for _ in range(50):  # until its close has been read
+            if connection.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert connection.closed
+        answer_future = connection.begin(b"POST / HTTP/1.1\r\n\r\n", 10, 5, 10, False)
+        with pytest.raises(ConnectionError):
+            await asyncio.wait_for(answer_future, 1)
+        connection.end()
+    finally:
+        await transport.aclose()
+        server.close()
+
+
+async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()

@@ -1,4 +1,4 @@
-"""The gateway's upstream transports (aiohttp, the default, and plain HTTP/1.1 `h1`) on real
+"""The gateway's upstream transports (plain HTTP/1.1 `h1`, the default, and aiohttp) on real
 sockets: the OpenAI simulators as upstreams, their fault switches on, and the same answers,
 errors and failover as the SDK's httpx engine."""
 
@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 
@@ -431,3 +432,114 @@ async def test_concurrent_requests_are_all_at_the_upstream_at_once(
         await runner.cleanup()
     assert [a.status_code for a in answers] == [200] * _TOGETHER, answers[0].text
     assert arrived == _TOGETHER
+
+
+# -- a kept-alive connection closed under the request (the stall hunt of issue 15) ------------
+
+#: Far longer than any exchange here takes: a transport that waits for its read deadline
+#: instead of noticing the close would take this long.
+_PATIENT = 5.0
+
+
+class _ClosingUpstream:
+    """A raw HTTP/1.1 server whose every connection answers its first request with keep-alive,
+    then does `how` to the connection: `fin` closes it at once after the answer (the idle close
+    already under way when the client picks the connection), `read_fin` reads the next request
+    and closes without a byte (the idle timeout firing as that request arrived), `rst` reads it
+    and resets the connection."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            await self._read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            await writer.drain()
+            if self.how != "fin":
+                await self._read_request(reader)
+                if self.how == "rst":
+                    writer.transport.abort()  # with the request unanswered: a reset
+                    return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    @staticmethod
+    async def _read_request(reader: asyncio.StreamReader) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        await reader.readexactly(length)
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/v1/x"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.parametrize("how", ["fin", "read_fin", "rst"])
+async def test_a_kept_alive_connection_closed_under_the_request_costs_no_wait(kind, how):
+    """Every connection of this upstream serves one answer and is then closed as the next
+    request goes out on it: each request is answered at once, on a fresh connection, never
+    after a read deadline (the multi-second waits looked for in issue 15)."""
+    upstream = _ClosingUpstream(how)
+    transport = TRANSPORTS[kind]()
+    async with upstream as url:
+        request = UpstreamRequest("POST", url, json={"n": 1})
+        try:
+            for _ in range(10):
+                started = time.perf_counter()
+                status, _, content = await transport.exchange(request, "p", _PATIENT, _PATIENT)
+                assert (status, content) == (200, b"ok")
+                assert time.perf_counter() - started < 1.0
+        finally:
+            await transport.aclose()
+    assert upstream.connections >= 10
+
+
+async def test_failed_and_cancelled_exchanges_give_their_pool_slots_back(kind):
+    """More failed, timed-out and cancelled exchanges than the pool has slots (512), then one
+    that must be answered at once: a slot or connection kept by any of them would leave it
+    waiting."""
+    upstream = _ClosingUpstream("fin")
+    transport = TRANSPORTS[kind]()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    refused_url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1/x"
+    hung = await asyncio.start_server(lambda r, w: asyncio.sleep(30), "127.0.0.1", 0)
+    hung_url = f"http://127.0.0.1:{hung.sockets[0].getsockname()[1]}/v1/x"
+    async with upstream as url:
+        try:
+            for _ in range(520):
+                with pytest.raises(APIConnectionError):
+                    await transport.exchange(UpstreamRequest("GET", refused_url), "p", 1, 1)
+            timed_out = [
+                transport.exchange(UpstreamRequest("GET", hung_url), "p", 0.2, 0.2)
+                for _ in range(40)
+            ]
+            for outcome in await asyncio.gather(*timed_out, return_exceptions=True):
+                assert isinstance(outcome, APITimeoutError)
+            cancelled = [
+                asyncio.create_task(transport.exchange(UpstreamRequest("GET", hung_url), "p", 9, 9))
+                for _ in range(40)
+            ]
+            await asyncio.sleep(0.2)
+            for task in cancelled:
+                task.cancel()
+            await asyncio.gather(*cancelled, return_exceptions=True)
+            answer = transport.exchange(UpstreamRequest("POST", url, json={"n": 1}), "p", 5, 5)
+            status, _, content = await asyncio.wait_for(answer, 2)
+            assert (status, content) == (200, b"ok")
+        finally:
+            await transport.aclose()
+            closed.close()
+            hung.close()

@@ -335,6 +335,18 @@ async def test_ops_whose_commit_outcome_is_unknown_take_effect_once(
     assert held == 5
 
 
+async def _on_postgres(postgres_server, make_gateway):
+    """A gateway on a fresh PostgreSQL database of its own, and an account with ten images'
+    credit: (the database's name, the gateway's runtime, the account)."""
+    name = f"t_{secrets.token_hex(6)}"
+    await asyncio.to_thread(
+        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
+    )
+    gateway = await make_gateway(database_url=postgres_server.url(name))
+    account, _ = await gateway.account(credits=10 * PRICE)
+    return name, gateway.rt, account
+
+
 @pytest.mark.postgres
 async def test_a_lost_connection_before_commit_runs_the_ops_again_once(
     postgres_server, make_gateway, monkeypatch
@@ -342,13 +354,7 @@ async def test_a_lost_connection_before_commit_runs_the_ops_again_once(
     """PostgreSQL: the server ends the connection before the COMMIT reaches it. The outcome
     is unknown to the gateway; the commit marker says it did not land, so the ops run again
     (once)."""
-    name = f"t_{secrets.token_hex(6)}"
-    await asyncio.to_thread(
-        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
-    )
-    gateway = await make_gateway(database_url=postgres_server.url(name))
-    account, _ = await gateway.account(credits=10 * PRICE)
-    rt = gateway.rt
+    name, rt, account = await _on_postgres(postgres_server, make_gateway)
     group = rt.db.group
     real_transaction, real_commit = group._transaction, group._send_commit
     sizes: list[int] = []
@@ -389,13 +395,7 @@ async def test_an_outcome_that_cannot_be_learned_runs_nothing_again(
     did commit, exist once)."""
     import asyncpg
 
-    name = f"t_{secrets.token_hex(6)}"
-    await asyncio.to_thread(
-        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
-    )
-    gateway = await make_gateway(database_url=postgres_server.url(name))
-    account, _ = await gateway.account(credits=10 * PRICE)
-    rt = gateway.rt
+    name, rt, account = await _on_postgres(postgres_server, make_gateway)
     group = rt.db.group
     monkeypatch.setattr("reapi_server.group_commit._PROBE_WAIT_MS", 200)
     blocker = await asyncpg.connect(
@@ -447,13 +447,7 @@ async def test_a_postgres_batch_commits_while_the_gateway_loop_is_busy(
     """PostgreSQL: a group commit's round trips do not wait for turns of the gateway's event
     loop (each statement used to: N + 3 turns per transaction under load). Here the loop is
     blocked outright once the batch is handed over, and the transaction still commits."""
-    name = f"t_{secrets.token_hex(6)}"
-    await asyncio.to_thread(
-        postgres_server.execute, f"CREATE DATABASE {name} TEMPLATE reapi_template"
-    )
-    gateway = await make_gateway(database_url=postgres_server.url(name))
-    account, _ = await gateway.account(credits=10 * PRICE)
-    rt = gateway.rt
+    _, rt, account = await _on_postgres(postgres_server, make_gateway)
     group = rt.db.group
 
     async def hold(tx: Tx) -> str | None:

@@ -6,6 +6,7 @@ breaker a probe opened closes. A breaker that traffic opened is not closed by a 
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import anyio
@@ -16,7 +17,7 @@ from reapi import AsyncReAPI, RouterConfig
 from reapi._probes import HealthProber, ProbeConfig, ProbeReport, ProbeVerdict, probe_targets
 from reapi.catalog import Catalog
 from reapi.router import BreakerState
-from reapi.testing import Fault, OpenAISimulator, SimServer
+from reapi.testing import Fault, FaultState, OpenAISimulator, SimServer
 
 #: What the primary's route waits for a first byte: the shipped gpt-image-2 route's 180 s stands
 #: behind it; the tests only need it long enough that waiting it out would show.
@@ -260,12 +261,21 @@ def test_probes_can_be_pointed_at_nothing():
 
 
 async def test_a_request_sent_before_the_probes_found_the_outage_does_not_close_the_breaker(
-    sims, client
+    sims, client, monkeypatch
 ):
     """Answers already on their way when the provider stopped answering new calls (a stream
     that began earlier) say nothing about it now: they must not undo what the probes found."""
     primary, _ = sims
     primary.faults.set(latency=1.5)
+    arrived = threading.Event()  # the request read by the primary, its fault state taken
+    take = primary.faults.take
+
+    def taken() -> FaultState:
+        state = take()
+        arrived.set()
+        return state
+
+    monkeypatch.setattr(primary.faults, "take", taken)
     probes = prober(client)
     target = target_of(probes, "primary")
     router = client._engine.router
@@ -276,7 +286,9 @@ async def test_a_request_sent_before_the_probes_found_the_outage_does_not_close_
 
     async with anyio.create_task_group() as group:
         group.start_soon(one)
-        await anyio.sleep(0.1)  # the request is at the primary, its answer 1.4 s away
+        # The request is at the primary (a loaded machine may take more than a moment), its
+        # answer 1.5 s away; only then does the primary stop answering new calls.
+        assert await anyio.to_thread.run_sync(arrived.wait, 10)
         primary.faults.set(Fault.HANG)
         for _ in range(2):
             await probes.check(target)

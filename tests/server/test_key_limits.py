@@ -188,13 +188,20 @@ async def _held(rt, account, principal, request_id):
     return await rt.db.grouped(hold, account=account)
 
 
-async def test_a_hold_released_after_the_reset_gives_nothing_to_the_new_period(db_gateway):
-    gateway = db_gateway
+async def _daily_key_before_midnight(gateway):
+    """A key with a daily spend limit, a minute before its period resets: (the gateway's clock,
+    the account, the key, its id, the key's principal)."""
     clock = Clock(at("2027-06-30T23:59:00"))
     gateway.rt.clock = clock
     account, key, key_id = await limited(gateway, spend_limit=10 * PRICE, spend_period="daily")
+    principal = await gateway.rt.auth.authenticate(f"Bearer {key}")
+    return clock, account, key, key_id, principal
+
+
+async def test_a_hold_released_after_the_reset_gives_nothing_to_the_new_period(db_gateway):
+    gateway = db_gateway
     rt = gateway.rt
-    principal = await rt.auth.authenticate(f"Bearer {key}")
+    clock, account, key, key_id, principal = await _daily_key_before_midnight(gateway)
     old = await _held(rt, account, principal, "req_old")
     assert await counter(gateway, key_id) == (PRICE, at("2027-06-30T00:00:00"))
     clock.now = at("2027-07-01T08:00:00")
@@ -211,11 +218,8 @@ async def test_a_hold_closed_after_the_reset_reports_no_spend_of_its_period(db_g
     the spend of the hold's own period, or none once the counter has moved on to a later one,
     never the new period's counter."""
     gateway = db_gateway
-    clock = Clock(at("2027-06-30T23:59:00"))
-    gateway.rt.clock = clock
-    account, key, _ = await limited(gateway, spend_limit=10 * PRICE, spend_period="daily")
     rt = gateway.rt
-    principal = await rt.auth.authenticate(f"Bearer {key}")
+    clock, account, key, _, principal = await _daily_key_before_midnight(gateway)
 
     async def release(hold_id):
         async def op(tx):

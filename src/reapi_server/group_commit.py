@@ -253,6 +253,24 @@ class _AsyncpgTx:
         return [tuple(row) for row in await self._connection.fetch(sql, *values)]
 
 
+class _OpFuture(asyncio.Future[Any]):
+    """What an op's caller awaits: its result or error, once its transaction has committed (or
+    certainly did not). It refuses to be cancelled: the op commits whatever its caller does,
+    and the caller must learn what came of it. A task cancelled while awaiting it (a bare
+    `task.cancel()`, `asyncio.timeout`) keeps waiting and is woken with the cancellation once
+    the outcome is in (`run_sized` hands it over).
+
+    Awaited directly, it wakes its caller in the next pass of the event loop after the commit.
+    It replaced `asyncio.shield` over a plain future, whose relay is a callback of its own: one
+    more pass per group commit, and under load every pass first runs the other requests' ready
+    work (about 2 ms a pass at 32 connections with a 50 ms upstream: issue 15)."""
+
+    __slots__ = ()
+
+    def cancel(self, msg: Any = None) -> bool:
+        return False
+
+
 #: (op, its future, the account whose rows it touches)
 _Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]", str | None]
 #: (an op's future, its result, or the error it is to raise)
@@ -365,7 +383,7 @@ class GroupCommitter:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[T, int]] = loop.create_future()
+        future: asyncio.Future[tuple[T, int]] = _OpFuture(loop=loop)
         if at_once and self._idle():
             await self._lead((op, future, account))
             return future.result()
@@ -375,24 +393,17 @@ class GroupCommitter:
             self._runner = loop.create_task(self._drain())
         with anyio.CancelScope(shield=True):
             try:
-                return await asyncio.shield(future)
+                return await future
             except asyncio.CancelledError:
-                if future.cancelled():
+                if not future.done():
                     raise
-            # Cancelled outside anyio (a bare task.cancel()): wait for the outcome all the
-            # same, hand it over (a result or the op's error), and let the cancellation land
-            # at the caller's next await.
+            # Cancelled outside anyio (a bare task.cancel()): the future refused it, so the
+            # task waited for the outcome all the same. Hand it over (a result or the op's
+            # error) and let the cancellation land at the caller's next await.
             try:
-                while True:
-                    try:
-                        result = await asyncio.shield(future)
-                        break
-                    except asyncio.CancelledError:
-                        if future.cancelled():
-                            raise
+                result = future.result()
             finally:
-                if not future.cancelled():
-                    _recancel()
+                _recancel()
         return result
 
     def _idle(self) -> bool:

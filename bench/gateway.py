@@ -161,9 +161,11 @@ def reapi_target(
     database_url: str | None = None,
     source: Path | None = None,
     upstream_client: str | None = None,
+    timeline: Path | None = None,
 ) -> Target:
     """`source`: another checkout's `src` directory, run instead of this one's (same venv);
-    `upstream_client`: the setting's value (its default when None)."""
+    `upstream_client`: the setting's value (its default when None); `timeline`: a folder the
+    gateway writes its per-request timeline to at exit (`bench/_timeline`)."""
     data = workdir / f"{name}-data"
     port = free_port()
     env = {
@@ -178,8 +180,13 @@ def reapi_target(
     }
     if database_url is not None:
         env["REAPI_DATABASE_URL"] = database_url
+    paths = [str(BENCH / "_timeline")] if timeline is not None else []
     if source is not None:
-        env["PYTHONPATH"] = str(source)
+        paths.append(str(source))
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+    if timeline is not None:
+        env["BENCH_TIMELINE_OUT"] = str(timeline / name)
     if upstream_client is not None:
         env["REAPI_UPSTREAM_CLIENT"] = upstream_client
     key = provision_gateway(env, EMAIL, {"bench": []})["bench"]
@@ -797,6 +804,13 @@ def main() -> None:
         help="py-spy's run for the time split; 0: none",
     )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
+    parser.add_argument(
+        "--timeline",
+        type=Path,
+        metavar="DIR",
+        help="the SQLite gateways (reapi, reapi-before) write a per-request timeline into DIR "
+        "when they stop (read it with bench/timeline.py); it costs a little CPU per request",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
@@ -854,7 +868,9 @@ def main() -> None:
                     elif name == "lean-burn":
                         target = lean_target(upstream_url, gw_core, args.lean_burn)
                     elif name == "reapi":
-                        target = reapi_target(name, upstream_url, workdir, gw_core)
+                        target = reapi_target(
+                            name, upstream_url, workdir, gw_core, timeline=args.timeline
+                        )
                     elif name in ("reapi-h1", "reapi-aiohttp"):
                         target = reapi_target(
                             name,
@@ -865,7 +881,12 @@ def main() -> None:
                         )
                     elif name == "reapi-before":
                         target = reapi_target(
-                            name, upstream_url, workdir, gw_core, source=args.before.resolve()
+                            name,
+                            upstream_url,
+                            workdir,
+                            gw_core,
+                            source=args.before.resolve(),
+                            timeline=args.timeline,
                         )
                     elif name in ("reapi-w2", "reapi-w2-before", "reapi-unpinned"):
                         target = reapi_target(

@@ -11,8 +11,10 @@ takes another's work with it (ops are deterministic: their ids are made before t
 Ops queued during one pass of the event loop share a transaction at the start of the next pass.
 An op that opens a request (its credit hold, which the upstream call waits for) is instead
 committed at once, in its caller's task, on a SQLite file (a SQLite transaction never leaves the
-loop), when the writer is idle (nothing queued) and no other opening op went at once in this pass
-(`at_once`, `_idle`). Holding those back until the next pass, as this did before, released the
+loop), when the writer's turn is free and no other opening op went at once in this pass (`at_once`,
+`_idle`); ops already queued for the next pass's transaction do not count (waiting until none
+was, as this did before the sixth round of issue 15, held back most holds under load: some
+other request's settlement nearly always was queued). Holding those back until the next pass, as this did before, released the
 requests of one pass together: they called the upstream together, came back together and were
 processed one after the other while the core otherwise idled. With a 50 ms upstream at 32
 connections the gateway ran in such waves at 58% of the upstream's own throughput (issue 15).
@@ -370,7 +372,8 @@ class GroupCommitter:
     ) -> T:
         """Run `op` in the next shared transaction and return its result once committed.
         `account`: the account whose rows the op touches (locked first: see `lock_order`).
-        `at_once`: committed now, alone, if the writer is idle (an op that opens a request).
+        `at_once`: committed now, alone, if the writer's turn is free (an op that opens a
+        request; see `_idle`).
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
@@ -407,13 +410,13 @@ class GroupCommitter:
         return result
 
     def _idle(self) -> bool:
-        """Whether an op may be committed at once (`_lead`): on a SQLite file, with no
-        transaction queued or running, none committed at once yet in this pass of the event
-        loop, no session holding the turn, and no checkpoint due (the queue's runner does that
-        one between two transactions)."""
+        """Whether an op may be committed at once (`_lead`): on a SQLite file, with none
+        committed at once yet in this pass of the event loop, the turn free (no transaction
+        running, no session holding it) and no checkpoint due (the queue's runner does that one
+        between two transactions). Ops queued for the next shared transaction do not count:
+        it starts in the next pass whatever this op does."""
         return (
             self._connect is not None
-            and self._runner is None
             and not self._led
             and not self._turn.locked()
             and not (self._wal is not None and self._wal.due())

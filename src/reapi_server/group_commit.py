@@ -11,12 +11,13 @@ takes another's work with it (ops are deterministic: their ids are made before t
 Ops queued during one pass of the event loop share a transaction at the start of the next pass.
 An op that opens a request (its credit hold, which the upstream call waits for) is instead
 committed at once, in its caller's task, on a SQLite file (a SQLite transaction never leaves the
-loop), when the writer's turn is free and no other opening op went at once in this pass (`at_once`,
-`_idle`); ops already queued for the next pass's transaction do not count (waiting until none
-was, as this did before the sixth round of issue 15, held back most holds under load: some
-other request's settlement nearly always was queued). Holding those back until the next pass, as this did before, released the
-requests of one pass together: they called the upstream together, came back together and were
-processed one after the other while the core otherwise idled. With a 50 ms upstream at 32
+loop), when the writer's turn is free and no other opening op went at once in this pass
+(`at_once`, `_idle`); ops already queued for the next pass's transaction do not count (waiting
+until none was, as this did before the sixth round of issue 15, held back most holds under
+load: some other request's settlement nearly always was queued). Holding the opening ops back
+until the next pass, as this did before, released the requests of one pass together: they
+called the upstream together, came back together and were processed one after the other while
+the core otherwise idled. With a 50 ms upstream at 32
 connections the gateway ran in such waves at 58% of the upstream's own throughput (issue 15).
 One opening op per pass is enough to break them: requests that the loop handles one after the
 other then leave for the upstream one after the other. The later opening ops of a busy pass join

@@ -45,7 +45,9 @@ workers (the `--workers 2` table). Idle
 RSS is measured after start-up and one warm-up request; under load, the high-water mark. At the
 end, py-spy samples reapi at 32 connections with an instant upstream and the samples are split by
 the code they were in (the time split). Exit status 0 even when a target could not run: the report
-says why.
+says why. `--timeline DIR`: reapi and reapi-before keep a per-request timeline (when the head was
+parsed, the hold and the settlement committed, the upstream answered, the answer went), read with
+`bench/timeline.py DIR/*`.
 """
 
 from __future__ import annotations

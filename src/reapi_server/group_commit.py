@@ -266,7 +266,7 @@ class _OpFuture(asyncio.Future[Any]):
     Awaited directly, it wakes its caller in the next pass of the event loop after the commit.
     It replaced `asyncio.shield` over a plain future, whose relay is a callback of its own: one
     more pass per group commit, and under load every pass first runs the other requests' ready
-    work (about 2 ms a pass at 32 connections with a 50 ms upstream: issue 15)."""
+    work (1-1.5 ms a pass at p50, at 32 connections with a 50 ms upstream: issue 15)."""
 
     __slots__ = ()
 

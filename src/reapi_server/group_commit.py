@@ -71,6 +71,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from .db_errors import is_sqlite_busy, is_unavailable
 from .models import CommitMarker
+from .pg_pipeline import Sequential, run_pipelined
 from .wal_bound import WalBound
 from .writer_loop import WriterLoop
 from .writer_turn import WriterTurn
@@ -655,7 +656,10 @@ class GroupCommitter:
         ops: list[Callable[[Tx], Awaitable[Any]]],
         seq: int,
         accounts: Sequence[str] = (),
+        pipelined: Any = None,
     ) -> list[Any]:
+        """`pipelined`: on PostgreSQL, the asyncpg connection of `tx`, over which the ops'
+        statements go in runs (`pg_pipeline`)."""
         if self._lock_and_mark is None:
             await self._mark(tx, seq)
         else:
@@ -668,6 +672,8 @@ class GroupCommitter:
             row = await tx.first(self._lock_and_mark, params)
             if row is None or not row[1]:  # the committer's first transaction: no row yet
                 await self._mark(tx, seq)
+        if pipelined is not None and len(ops) > 1:
+            return await run_pipelined(tx, pipelined, self._dialect, ops)
         return [await op(tx) for op in ops]
 
     async def _sqlite_transaction(
@@ -714,7 +720,15 @@ class GroupCommitter:
         await transaction.start()
         tx = _AsyncpgTx(driver, self._dialect)
         try:
-            results = await self._run_ops(tx, ops, seq, accounts)
+            try:
+                results = await self._run_ops(tx, ops, seq, accounts, pipelined=driver)
+            except Sequential:
+                # The ops cannot go in runs and keep their order (`pg_pipeline`): nothing of
+                # the attempt stands; the same transaction's work, op after op.
+                await transaction.rollback()
+                transaction = driver.transaction()
+                await transaction.start()
+                results = await self._run_ops(tx, ops, seq, accounts)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await rollback()

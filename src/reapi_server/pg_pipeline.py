@@ -30,13 +30,15 @@ What keeps it exact:
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # group_commit imports this module
     from .group_commit import Params, Row, Statement, Tx
 
-__all__ = ["Sequential", "one_row", "own_rows", "run_pipelined"]
+__all__ = ["Sequential", "inline_sql", "one_row", "own_rows", "run_pipelined"]
 
 #: Statements that always answer exactly one row (registered by `one_row`).
 _ONE_ROW: set[int] = set()
@@ -199,3 +201,36 @@ async def _step(tx: Tx, item: _Op) -> None:
         item.send(error=error)  # the op may catch it (it would see it either way)
         return
     item.send(answer)
+
+
+#: Text written into SQL as it is: nothing a string literal could be ended or escaped by,
+#: whether `standard_conforming_strings` is on or off.
+_PLAIN = re.compile(r"[A-Za-z0-9_.:-]*")
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def inline_sql(statement: Statement, dialect: Any, params: Params) -> str | None:
+    """`statement`'s SQL with its parameters' values written in, for a simple query that
+    also carries other statements (the group commit's BEGIN). Only plain text, integers,
+    finite floats and lists of plain text are written in; None for anything else, and the
+    caller sends the statement with its parameters."""
+    sql, values = statement.values(dialect, params)
+    literals = [_literal(value) for value in values]
+    if None in literals:
+        return None
+    return _PLACEHOLDER.sub(lambda match: literals[int(match.group(1)) - 1] or "", sql)
+
+
+def _literal(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return f"'{value}'" if _PLAIN.fullmatch(value) else None
+    if isinstance(value, list):
+        items = [f"'{item}'" for item in value if isinstance(item, str) and _PLAIN.fullmatch(item)]
+        return f"ARRAY[{','.join(items)}]" if len(items) == len(value) else None
+    return None

@@ -199,30 +199,40 @@ def as_tx(target: Tx | AsyncSession) -> Tx:
 
 
 class _SqliteTx:
+    """A transaction's statements on one `sqlite3` cursor: `Connection.execute` makes a cursor
+    per statement, about a microsecond each (a request runs ~15 statements). The transaction's
+    BEGIN, COMMIT and ROLLBACK go through the same cursor (`statement`): a cursor resets its last
+    statement before the next, and SQLite refuses to COMMIT while a write statement is still in
+    progress (an UPDATE ... RETURNING whose rows `first` did not all read)."""
+
     dialect_name = "sqlite"
 
     def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
-        self._connection = connection
+        self._cursor = connection.cursor()
         self._dialect = dialect
+
+    def statement(self, sql: str) -> None:
+        """A statement of the transaction's own (BEGIN, COMMIT, ROLLBACK)."""
+        self._cursor.execute(sql)
 
     async def execute(self, statement: Statement, params: Params) -> int:
         sql, values = statement.values(self._dialect, params)
-        return self._connection.execute(sql, values).rowcount
+        return self._cursor.execute(sql, values).rowcount
 
     async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None:
         if rows:
             sql, _ = statement.values(self._dialect, rows[0])
             batch = [statement.values(self._dialect, row)[1] for row in rows]
-            self._connection.executemany(sql, batch)
+            self._cursor.executemany(sql, batch)
 
     async def first(self, statement: Statement, params: Params) -> Row | None:
         sql, values = statement.values(self._dialect, params)
-        row: Row | None = self._connection.execute(sql, values).fetchone()
+        row: Row | None = self._cursor.execute(sql, values).fetchone()
         return row
 
     async def all(self, statement: Statement, params: Params) -> list[Row]:
         sql, values = statement.values(self._dialect, params)
-        return list(self._connection.execute(sql, values).fetchall())
+        return list(self._cursor.execute(sql, values).fetchall())
 
 
 class _AsyncpgTx:
@@ -696,19 +706,20 @@ class GroupCommitter:
     async def _sqlite_transaction(
         self, connection: sqlite3.Connection, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
     ) -> list[Any]:
+        tx = _SqliteTx(connection, self._dialect)
 
         async def rollback() -> bool:
             if not connection.in_transaction:
                 return False
-            connection.execute("ROLLBACK")
+            tx.statement("ROLLBACK")
             return True
 
         async def commit() -> None:
-            connection.execute("COMMIT")
+            tx.statement("COMMIT")
 
-        await self._begin_immediate(connection)
+        await self._begin_immediate(tx)
         try:
-            results = await self._run_ops(_SqliteTx(connection, self._dialect), ops, seq)
+            results = await self._run_ops(tx, ops, seq)
         except BaseException:
             await rollback()
             raise
@@ -808,18 +819,24 @@ class GroupCommitter:
         return row is not None and int(row[0]) == seq
 
     @staticmethod
-    async def _begin_immediate(connection: sqlite3.Connection) -> None:
+    async def _begin_immediate(tx: _SqliteTx) -> None:
         """Take the write lock; while another process holds it, wait with async sleeps (a
         writer outside `writer_turn`: the processes of this gateway wait for each other
-        there)."""
-        deadline = anyio.current_time() + _BUSY_TIMEOUT
+        there). The clock is read only once the lock was found held (every transaction
+        begins, few wait)."""
+        deadline: float | None = None
         pause = 0.001
         while True:
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                tx.statement("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if not is_sqlite_busy(error) or anyio.current_time() >= deadline:
+                if not is_sqlite_busy(error):
+                    raise
+                now = anyio.current_time()
+                if deadline is None:
+                    deadline = now + _BUSY_TIMEOUT
+                elif now >= deadline:
                     raise
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.05)

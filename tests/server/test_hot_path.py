@@ -8,14 +8,14 @@ import secrets
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from tests.server.helpers import auth, ledger_matches
 from tests.server.test_credits import PRICE, hammer
 from tests.server.test_videos import create, drive
 
 from reapi_server.credits import repository as credit_rows
-from reapi_server.group_commit import Tx
+from reapi_server.group_commit import Statement, Tx
 from reapi_server.jobs.sweeper import sweep_once
 from reapi_server.models import (
     ACTIVE_JOB_STATES,
@@ -499,6 +499,43 @@ async def test_commit_markers_of_processes_long_gone_are_swept(gateway):
 
 async def _noop(tx: Tx) -> None:
     return None
+
+
+_MARK_ALL = Statement(
+    update(CommitMarker)
+    .where(CommitMarker.owner.like("left-%"))
+    .values(seq=CommitMarker.seq + 1)
+    .returning(CommitMarker.owner)
+)
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+async def test_a_statement_read_in_part_does_not_keep_its_transaction_open(gateway, at_once):
+    """An op may read one row of an UPDATE ... RETURNING that changes several (`Tx.first`):
+    the statement is then still in progress, and SQLite refuses to COMMIT beside it. The
+    transaction commits all the same, with every row changed."""
+    rt = gateway.rt
+    async with rt.db.write() as session:
+        session.add_all(
+            [CommitMarker(owner=o, seq=0, updated_at=0.0) for o in ("left-1", "left-2")]
+        )
+
+    async def op(tx: Tx) -> object:
+        return await tx.first(_MARK_ALL, {})
+
+    assert await rt.db.grouped(op, account=None, at_once=at_once) is not None
+    async with rt.db.read() as session:
+        seqs = (
+            (
+                await session.execute(
+                    select(CommitMarker.seq).where(CommitMarker.owner.in_(["left-1", "left-2"]))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert seqs == [1, 1]
+    assert await rt.db.grouped(_noop, account=None) is None  # the writer is free again
 
 
 # -- the per-key count of unfinished video jobs ------------------------------------------------

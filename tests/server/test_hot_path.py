@@ -7,6 +7,7 @@ import asyncio
 import secrets
 import time
 
+import anyio
 import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -217,6 +218,54 @@ async def test_a_cancelled_request_whose_op_fails_stays_cancelled(gateway):
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert reached == ["failed"]
+
+
+@pytest.mark.parametrize("op", ["succeeds", "fails"])
+async def test_a_request_in_a_cancelled_anyio_scope_learns_its_outcome(gateway, op):
+    """An anyio cancel scope cancelled while the op is queued: the caller still gets the op's
+    outcome, the cancellation lands at its next await and the scope takes it as its own. The
+    wait in between is quiet (anyio delivers its cancellation on every pass of the loop until
+    the task is shielded from it: a wait that took it each time would spin)."""
+    account, _ = await gateway.account(credits=100)
+    rt = gateway.rt
+    outcome: list[object] = []
+    scopes: list[anyio.CancelScope] = []
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, 30, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    async def request() -> int:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            try:
+                outcome.append(
+                    await rt.db.grouped(hold if op == "succeeds" else _fail, account=account)
+                )
+            except _OpFailed:
+                outcome.append("failed")
+            await asyncio.sleep(10)
+            outcome.append("not cancelled")
+        assert scope.cancelled_caught
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    async with rt.db.group.turn():  # the writer is busy: the op queues
+        task = asyncio.create_task(request())
+        await _queued(rt.db.group, 1)
+        scopes[0].cancel()
+        spent = time.process_time()
+        await asyncio.sleep(0.3)
+        spent = time.process_time() - spent
+    assert await asyncio.wait_for(task, 5) == 0
+    assert spent < 0.15
+    if op == "succeeds":
+        assert len(outcome) == 1 and isinstance(outcome[0], str)  # the hold's id
+        assert await ledger_matches(rt, account) == (70, 30)
+    else:
+        assert outcome == ["failed"]
 
 
 @pytest.mark.parametrize("op", ["succeeds", "fails"])

@@ -35,6 +35,12 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
 - `litellm`: LiteLLM's proxy, 1 worker, no database (it then checks only the master key and
   writes no spend rows), in its own venv (`--litellm-venv`, made if missing).
 
+With `--disk-load`, another process writes big files to the gateways' file system through every
+measured run (bench/_disk_load.py: `dd ... conv=fdatasync` in a loop, pinned with the load), and
+a probe asks each reapi target's `/healthz` every 10 ms: the table "Event-loop stalls" gives its
+slowest and 99th-percentile answer and wrk's slowest (`--loop-probe`: the probe alone, to
+compare with a quiet disk).
+
 With taskset and 2+ cores, the single-process gateways are pinned to core 0 and wrk, the upstream
 and PostgreSQL to core 1. Each repetition runs every scenario (upstream by concurrency) once per
 target, the targets one after the other (their order rotated each repetition), so ratios are taken
@@ -51,6 +57,7 @@ says why.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -87,6 +94,7 @@ from _bench import (
     wait_ready,
     wrk,
 )
+from _disk_load import DiskLoad, LoopProbe
 from _upstream import SIM_KEY
 
 LITELLM_KEY = "sk-bench-litellm-master-0123456789"
@@ -346,6 +354,8 @@ class Run:
     machine_ms: float | None = None
     #: Each worker's share of the gateway's CPU (several workers), largest first.
     shares: tuple[float, ...] = ()
+    #: The /healthz probe's slowest and 99th-percentile answer (ms), when it ran.
+    probe: tuple[float, float] | None = None
 
 
 def warm(target: Target, workdir: Path, core: int | None) -> str | None:
@@ -374,9 +384,33 @@ def measure(
     workdir: Path,
     core: int | None,
     load_pids: list[int],
+    *,
+    disk_load: bool = False,
+    loop_probe: bool = False,
 ) -> Run:
     """`load_pids`: the processes (trees) that serve the gateway besides wrk: the upstream, and
-    PostgreSQL for its targets."""
+    PostgreSQL for its targets. `disk_load`: a busy disk through the run; `loop_probe`: the
+    /healthz probe (reapi targets)."""
+    with contextlib.ExitStack() as stack:
+        if disk_load:
+            stack.enter_context(DiskLoad(workdir, core))
+        probe = None
+        if loop_probe and target.name.startswith("reapi"):
+            probe = stack.enter_context(LoopProbe(target.base.removesuffix("/v1")))
+        run = _measure(target, concurrency, duration, workdir, core, load_pids)
+    if probe is not None:
+        run.probe = probe.figures()
+    return run
+
+
+def _measure(
+    target: Target,
+    concurrency: int,
+    duration: float,
+    workdir: Path,
+    core: int | None,
+    load_pids: list[int],
+) -> Run:
     pid = target.process.pid if target.process is not None and target.name != "direct" else None
     members = process_tree(pid) if pid else []
     before = {member: cpu_seconds(member, tree=False) for member in members}
@@ -650,6 +684,29 @@ def report(
             lines.append("| " + " | ".join(row) + " |")
 
     lines += workers_table(names, upstreams, levels, per_rep)
+    probed = [n for n in gateways if any(r.probe for (_, _, _, m), r in runs.items() if m == n)]
+    if probed:
+        lines += [
+            "",
+            "### Event-loop stalls: /healthz every 10 ms, slowest / p99; wrk's slowest (ms)",
+            "",
+        ]
+        head = ["upstream", "conc.", *(LABELS[n] for n in probed)]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * len(probed)]
+        for upstream in upstreams:
+            for level in levels:
+                row = [upstream.label, str(level)]
+                for name in probed:
+                    worst = per_rep(upstream, level, lambda r, n=name: (r(n).probe or (None,))[0])
+                    p99 = per_rep(
+                        upstream, level, lambda r, n=name: r(n).probe[1] if r(n).probe else None
+                    )
+                    slowest = per_rep(upstream, level, lambda r, n=name: r(n).result.slowest)
+                    row.append(
+                        f"{_spread(worst, '.0f')} / {_spread(p99, '.1f')}; "
+                        f"{_spread(slowest, '.0f')}"
+                    )
+                lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
         "### Memory (MiB)",
@@ -796,6 +853,17 @@ def main() -> None:
         default=10.0,
         help="py-spy's run for the time split; 0: none",
     )
+    parser.add_argument(
+        "--disk-load",
+        action="store_true",
+        help="another process writes big files to the gateways' disk through every run "
+        "(implies --loop-probe)",
+    )
+    parser.add_argument(
+        "--loop-probe",
+        action="store_true",
+        help="ask reapi targets' /healthz every 10 ms through every run: event-loop stalls",
+    )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -926,7 +994,14 @@ def main() -> None:
                             if postgres is not None and target.name.startswith("reapi-pg"):
                                 load_pids += postgres.pids()
                             run = measure(
-                                target, level, args.duration, workdir, load_core, load_pids
+                                target,
+                                level,
+                                args.duration,
+                                workdir,
+                                load_core,
+                                load_pids,
+                                disk_load=args.disk_load,
+                                loop_probe=args.loop_probe or args.disk_load,
                             )
                             runs[(rep, upstream, level, target.name)] = run
                             r = run.result
@@ -935,6 +1010,9 @@ def main() -> None:
                                 cpu += f" (load {run.load_ms:.2f})"
                             if run.shares:
                                 cpu += " split " + "+".join(f"{x:.0%}" for x in run.shares)
+                            if run.probe:
+                                cpu += f" healthz max {run.probe[0]:.0f} p99 {run.probe[1]:.1f}"
+                                cpu += f" wrk max {r.slowest:.0f} ms"
                             print(
                                 f"  rep {rep + 1} {upstream.label:>12} c={level:<3} "
                                 f"{target.name:9} {r.rps:8.1f} req/s  p50 {r.p50:7.2f}  "
@@ -974,6 +1052,9 @@ def main() -> None:
                                 "load_cpu_ms_per_request": run.load_ms,
                                 "machine_busy_ms_per_request": run.machine_ms,
                                 "worker_cpu_shares": list(run.shares),
+                                "slowest_ms": run.result.slowest,
+                                "healthz_max_ms": run.probe[0] if run.probe else None,
+                                "healthz_p99_ms": run.probe[1] if run.probe else None,
                             }
                             for (rep, up, level, name), run in runs.items()
                         ],

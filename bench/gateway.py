@@ -39,7 +39,8 @@ With `--disk-load`, another process writes big files to the gateways' file syste
 measured run (bench/_disk_load.py: `dd ... conv=fdatasync` in a loop, pinned with the load), and
 a probe asks each reapi target's `/healthz` every 10 ms: the table "Event-loop stalls" gives its
 slowest and 99th-percentile answer and wrk's slowest (`--loop-probe`: the probe alone, to
-compare with a quiet disk).
+compare with a quiet disk); the py-spy run then has the busy disk too, profiles `reapi-before`
+as well, and says for how long each one's event-loop thread was in each bucket.
 
 With taskset and 2+ cores, the single-process gateways are pinned to core 0 and wrk, the upstream
 and PostgreSQL to core 1. Each repetition runs every scenario (upstream by concurrency) once per
@@ -499,8 +500,10 @@ def classify(stack: list[str]) -> str:
     return "event loop and other"
 
 
-def time_split(raw: Path) -> list[tuple[str, float]]:
-    """py-spy's raw (collapsed) samples → share of samples per bucket, largest first."""
+def bucket_samples(raw: Path, *, loop_only: bool = False) -> Counter[str]:
+    """py-spy's raw (collapsed) samples per bucket; `loop_only`: the event loop's thread's
+    (stacks that start in `threading`'s bootstrap are other threads': the output writer's, the
+    worker threads')."""
     counts: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -511,16 +514,27 @@ def time_split(raw: Path) -> list[tuple[str, float]]:
             frames = frames[1:]
         if frames and frames[0].startswith("thread "):
             frames = frames[1:]
+        if loop_only and frames and "(threading.py" in frames[0]:
+            continue
         counts[classify(frames)] += int(count)
+    return counts
+
+
+def time_split(raw: Path) -> list[tuple[str, float]]:
+    """py-spy's raw (collapsed) samples → share of samples per bucket, largest first."""
+    counts = bucket_samples(raw)
     total = sum(counts.values()) or 1
     return [(bucket, n / total) for bucket, n in counts.most_common()]
 
 
-def profile(target: Target, duration: float, workdir: Path, core: int | None) -> str:
+def profile(
+    target: Target, duration: float, workdir: Path, core: int | None, *, disk_load: bool = False
+) -> str:
+    """`disk_load`: with the busy disk, and what held the event loop's thread, in seconds."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists() or target.process is None:
         return "time split skipped: py-spy not found (pip install py-spy)"
-    raw = workdir / "reapi.spy"
+    raw = workdir / f"{target.name}.spy"
     recorder = subprocess.Popen(
         [
             spy,
@@ -541,13 +555,20 @@ def profile(target: Target, duration: float, workdir: Path, core: int | None) ->
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1)
-    wrk(target.url, IMAGE_BODY, target.key, 32, duration - 1, workdir, core)
-    _, err = recorder.communicate(timeout=duration + 60)
+    with DiskLoad(workdir, core) if disk_load else contextlib.nullcontext():
+        time.sleep(1)
+        wrk(target.url, IMAGE_BODY, target.key, 32, duration - 1, workdir, core)
+        _, err = recorder.communicate(timeout=duration + 60)
     if not raw.exists():
         return f"time split skipped: py-spy failed: {err.strip()[-300:]}"
-    rows = ["| where reapi's CPU goes (instant upstream, c=32, py-spy) | share |", "|---|--:|"]
-    rows += [f"| {bucket} | {share:.0%} |" for bucket, share in time_split(raw)]
+    who = LABELS[target.name]
+    busy = ", busy disk" if disk_load else ""
+    rows = [f"| where {who}'s CPU goes (instant upstream, c=32{busy}, py-spy) | share |"]
+    rows += ["|---|--:|", *(f"| {bucket} | {share:.0%} |" for bucket, share in time_split(raw))]
+    if disk_load:
+        held = bucket_samples(raw, loop_only=True)
+        rows += ["", f"| {who}: the event loop's thread in ({duration:g} s run) | seconds |"]
+        rows += ["|---|--:|", *(f"| {b} | {n / 200:.2f} |" for b, n in held.most_common())]
     return "\n".join(rows)
 
 
@@ -1023,10 +1044,15 @@ def main() -> None:
                                 print(tail(target.log, 5), flush=True)
 
             split = ""
-            reapi = next((t for t in targets if t.name == "reapi"), None)
-            if reapi is not None and args.profile_seconds > 0:
+            # With the busy disk, the earlier code's too: what held each one's event loop.
+            profiled = ("reapi", "reapi-before") if args.disk_load else ("reapi",)
+            if args.profile_seconds > 0:
                 set_delay(control, 0)
-                split = profile(reapi, args.profile_seconds, workdir, load_core)
+                split = "\n\n".join(
+                    profile(t, args.profile_seconds, workdir, load_core, disk_load=args.disk_load)
+                    for t in targets
+                    if t.name in profiled
+                )
             for target in targets:
                 if target.version:
                     notes.append(f"{LABELS[target.name]} {target.version}")

@@ -1,13 +1,16 @@
 """CPU per small output written by the local store: on its writer thread (`LocalDiskStore.put`,
 as the gateway does) against the same write made on the event loop itself (what the store did
-before the sixth round of issue 15), one at a time (a request at a time) and 32 at once.
+before the sixth round of issue 15) and on a worker thread of its own per write
+(`anyio.to_thread`), one at a time (a request at a time) and 32 at once.
 
     python bench/output_write.py                 # 3 rounds of 2,000 writes each way
     python bench/output_write.py --writes 5000 --rounds 5
 
-CPU is the process's (both threads) over the writes; the ways alternate within each round. The
-body is the 4,182-byte PNG bench/gateway.py's upstream answers with; each write is a new task
-output (a file straight under its name), deleted again between rounds.
+CPU is the process's (both threads) over the writes; the ways take turns going first. The body
+is as large as the PNG bench/gateway.py's upstream answers with; each write is a new task output
+(a file straight under its name), deleted again between rounds. The file system's own CPU swings
+with whatever else writes to the disk, so each way is also timed with the write replaced by a
+call that does nothing: what is left is the cost of the way there and back alone.
 """
 
 from __future__ import annotations
@@ -22,10 +25,15 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import anyio
+
 from reapi_server.mirror import LocalDiskStore, local
 
 #: As large as the PNG bench/gateway.py's upstream answers with.
 PNG = os.urandom(4182)
+
+
+WAYS = ("thread", "loop", "anyio")
 
 
 def _keys(round_: int, way: str, count: int) -> list[str]:
@@ -44,44 +52,63 @@ async def _timed(writes: list[Callable[[], Awaitable[object]]], at_once: int) ->
     return (time.process_time() - start) / len(writes) * 1e6
 
 
+def _nothing(target: str, data: bytes, output: bool) -> None:
+    """In place of the write: what is left is the cost of getting there and back."""
+
+
 async def main(writes: int, rounds: int) -> None:
     root = Path(tempfile.mkdtemp(prefix="reapi-output-write-"))
     store = LocalDiskStore(root)
     store.prepare()
-    results: dict[tuple[str, int], list[float]] = {}
+    results: dict[tuple[str, str, int], list[float]] = {}
     try:
         for round_ in range(rounds):
-            for at_once in (1, 32):
-                for way in ("thread", "loop"):
-                    keys = _keys(round_ * 2 + (at_once > 1), way[0], writes)
-
-                    def thread_write(key: str) -> Callable[[], Awaitable[object]]:
-                        return lambda: store.put(key, PNG, "image/png")
-
-                    def loop_write(key: str) -> Callable[[], Awaitable[object]]:
-                        async def write() -> None:
-                            target, output = store._target(key)
-                            local._write_whole(target, local._header("image/png") + PNG, output)
-
-                        return write
-
-                    make = thread_write if way == "thread" else loop_write
-                    cost = await _timed([make(key) for key in keys], at_once)
-                    results.setdefault((way, at_once), []).append(cost)
+            order = WAYS[round_ % 3 :] + WAYS[: round_ % 3]  # no way always first
+            for kind, function in (("write", local._write_whole), ("bare", _nothing)):
+                for at_once in (1, 32):
+                    for way in order:
+                        letter = "abc"[WAYS.index(way)]
+                        keys = _keys(
+                            round_ * 4 + (at_once > 1) * 2 + (kind == "bare"), letter, writes
+                        )
+                        writes_ = [_way(way, store, function, key) for key in keys]
+                        cost = await _timed(writes_, at_once)
+                        results.setdefault((kind, way, at_once), []).append(cost)
             for shard in (root / "outputs").iterdir():
                 for entry in shard.iterdir():
                     entry.unlink()
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print("| writes in flight | on the loop (µs CPU/write) | on the writer thread | difference |")
-    print("|---|--:|--:|--:|")
-    for at_once in (1, 32):
-        loop_cost = statistics.median(results[("loop", at_once)])
-        thread_cost = statistics.median(results[("thread", at_once)])
+    for kind, title in (("write", "the write"), ("bare", "the way there and back alone")):
         print(
-            f"| {at_once} | {loop_cost:.1f} | {thread_cost:.1f} | {thread_cost - loop_cost:+.1f} |"
+            f"| {title}: in flight | on the loop (µs CPU) | on the writer thread "
+            "| a worker thread each (anyio) |"
         )
-    print(f"\n({rounds} rounds of {writes} writes each way, medians)")
+        print("|---|--:|--:|--:|")
+        for at_once in (1, 32):
+            loop_cost, thread_cost, anyio_cost = (
+                statistics.median(results[(kind, way, at_once)])
+                for way in ("loop", "thread", "anyio")
+            )
+            print(f"| {at_once} | {loop_cost:.1f} | {thread_cost:.1f} | {anyio_cost:.1f} |")
+        print()
+    print(f"({rounds} rounds of {writes} writes each way, medians)")
+
+
+def _way(
+    way: str, store: LocalDiskStore, function: Callable[[str, bytes, bool], None], key: str
+) -> Callable[[], Awaitable[object]]:
+    async def write() -> None:
+        target, output = store._target(key)
+        data = local._header("image/png") + PNG
+        if way == "loop":
+            function(target, data, output)
+        elif way == "thread":
+            await store.writer.run(function, target, data, output)
+        else:
+            await anyio.to_thread.run_sync(function, target, data, output)
+
+    return write
 
 
 if __name__ == "__main__":

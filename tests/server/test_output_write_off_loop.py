@@ -137,20 +137,18 @@ async def test_a_call_that_fails_raises_its_own_error_in_its_caller():
     assert await writer.run(len, b"abc") == 3  # the thread is still there for the next
 
 
-def _writer_threads() -> int:
-    return sum(t.name == "reapi-file-writer" for t in threading.enumerate())
+def _writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "reapi-file-writer"}
 
 
 async def test_the_thread_leaves_when_idle_and_comes_back_with_the_next_write(tmp_path):
-    before = _writer_threads()
+    before = _writer_threads()  # other tests' stores' threads, leaving in their own time
     writer = FileWriter(idle_seconds=0.05)
     store = LocalDiskStore(tmp_path / "outputs", writer=writer)
     await store.put(KEY, PNG, "image/png")
-    for _ in range(200):
-        if _writer_threads() == before:
-            break
-        await asyncio.sleep(0.01)
-    assert _writer_threads() == before
+    (ours,) = _writer_threads() - before
+    await asyncio.to_thread(ours.join, 10)
+    assert not ours.is_alive()
     await store.put(KEY, b"again", "image/png")
     assert (await read_object(store, KEY)).data == b"again"
     await store.delete(KEY)

@@ -159,6 +159,7 @@ class Result:
     p99: float  # ms
     requests: int
     bad: int  # non-2xx answers + socket errors
+    slowest: float = float("nan")  # ms
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
@@ -231,7 +232,15 @@ def wrk(
         print("    wrk's latency lines not found:", out[-600:].replace("\n", " | "), flush=True)
         p50, p99 = (_ms(percentiles[p]) if p in percentiles else float("nan") for p in ("50", "99"))
         return Result(rps, p50, p99, requests, bad)
-    return Result(rps, _ms(percentiles["50"]), _ms(percentiles["99"]), requests, bad)
+    slowest = re.search(r"^\s+Latency\s+\S+\s+\S+\s+(\S+)", out, re.M)
+    return Result(
+        rps,
+        _ms(percentiles["50"]),
+        _ms(percentiles["99"]),
+        requests,
+        bad,
+        _ms(slowest.group(1)) if slowest else float("nan"),
+    )
 
 
 def provision_gateway(

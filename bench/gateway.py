@@ -35,6 +35,13 @@ The upstream (bench/_upstream.py, aiohttp) answers `gpt-image-2` with a real 4.2
 - `litellm`: LiteLLM's proxy, 1 worker, no database (it then checks only the master key and
   writes no spend rows), in its own venv (`--litellm-venv`, made if missing).
 
+With `--disk-load`, another process writes big files to the gateways' file system through every
+measured run (bench/_disk_load.py: `dd ... conv=fdatasync` in a loop, pinned with the load), and
+a probe asks each reapi target's `/healthz` every 10 ms: the table "Event-loop stalls" gives its
+slowest and 99th-percentile answer and wrk's slowest (`--loop-probe`: the probe alone, to
+compare with a quiet disk); the py-spy run then has the busy disk too, profiles `reapi-before`
+as well, and says for how long each one's event-loop thread was in each bucket.
+
 With taskset and 2+ cores, the single-process gateways are pinned to core 0 and wrk, the upstream
 and PostgreSQL to core 1. Each repetition runs every scenario (upstream by concurrency) once per
 target, the targets one after the other (their order rotated each repetition), so ratios are taken
@@ -53,6 +60,7 @@ parsed, the hold and the settlement committed, the upstream answered, the answer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -89,6 +97,7 @@ from _bench import (
     wait_ready,
     wrk,
 )
+from _disk_load import DiskLoad, LoopProbe
 from _upstream import SIM_KEY
 
 LITELLM_KEY = "sk-bench-litellm-master-0123456789"
@@ -355,6 +364,8 @@ class Run:
     machine_ms: float | None = None
     #: Each worker's share of the gateway's CPU (several workers), largest first.
     shares: tuple[float, ...] = ()
+    #: The /healthz probe's slowest and 99th-percentile answer (ms), when it ran.
+    probe: tuple[float, float] | None = None
 
 
 def warm(target: Target, workdir: Path, core: int | None) -> str | None:
@@ -383,9 +394,33 @@ def measure(
     workdir: Path,
     core: int | None,
     load_pids: list[int],
+    *,
+    disk_load: bool = False,
+    loop_probe: bool = False,
 ) -> Run:
     """`load_pids`: the processes (trees) that serve the gateway besides wrk: the upstream, and
-    PostgreSQL for its targets."""
+    PostgreSQL for its targets. `disk_load`: a busy disk through the run; `loop_probe`: the
+    /healthz probe (reapi targets)."""
+    with contextlib.ExitStack() as stack:
+        if disk_load:
+            stack.enter_context(DiskLoad(workdir, core))
+        probe = None
+        if loop_probe and target.name.startswith("reapi"):
+            probe = stack.enter_context(LoopProbe(target.base.removesuffix("/v1")))
+        run = _measure(target, concurrency, duration, workdir, core, load_pids)
+    if probe is not None:
+        run.probe = probe.figures()
+    return run
+
+
+def _measure(
+    target: Target,
+    concurrency: int,
+    duration: float,
+    workdir: Path,
+    core: int | None,
+    load_pids: list[int],
+) -> Run:
     pid = target.process.pid if target.process is not None and target.name != "direct" else None
     members = process_tree(pid) if pid else []
     before = {member: cpu_seconds(member, tree=False) for member in members}
@@ -474,8 +509,10 @@ def classify(stack: list[str]) -> str:
     return "event loop and other"
 
 
-def time_split(raw: Path) -> list[tuple[str, float]]:
-    """py-spy's raw (collapsed) samples → share of samples per bucket, largest first."""
+def bucket_samples(raw: Path, *, loop_only: bool = False) -> Counter[str]:
+    """py-spy's raw (collapsed) samples per bucket; `loop_only`: the event loop's thread's
+    (stacks that start in `threading`'s bootstrap are other threads': the output writer's, the
+    worker threads')."""
     counts: Counter[str] = Counter()
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -486,16 +523,27 @@ def time_split(raw: Path) -> list[tuple[str, float]]:
             frames = frames[1:]
         if frames and frames[0].startswith("thread "):
             frames = frames[1:]
+        if loop_only and frames and "(threading.py" in frames[0]:
+            continue
         counts[classify(frames)] += int(count)
+    return counts
+
+
+def time_split(raw: Path) -> list[tuple[str, float]]:
+    """py-spy's raw (collapsed) samples → share of samples per bucket, largest first."""
+    counts = bucket_samples(raw)
     total = sum(counts.values()) or 1
     return [(bucket, n / total) for bucket, n in counts.most_common()]
 
 
-def profile(target: Target, duration: float, workdir: Path, core: int | None) -> str:
+def profile(
+    target: Target, duration: float, workdir: Path, core: int | None, *, disk_load: bool = False
+) -> str:
+    """`disk_load`: with the busy disk, and what held the event loop's thread, in seconds."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists() or target.process is None:
         return "time split skipped: py-spy not found (pip install py-spy)"
-    raw = workdir / "reapi.spy"
+    raw = workdir / f"{target.name}.spy"
     recorder = subprocess.Popen(
         [
             spy,
@@ -516,13 +564,20 @@ def profile(target: Target, duration: float, workdir: Path, core: int | None) ->
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1)
-    wrk(target.url, IMAGE_BODY, target.key, 32, duration - 1, workdir, core)
-    _, err = recorder.communicate(timeout=duration + 60)
+    with DiskLoad(workdir, core) if disk_load else contextlib.nullcontext():
+        time.sleep(1)
+        wrk(target.url, IMAGE_BODY, target.key, 32, duration - 1, workdir, core)
+        _, err = recorder.communicate(timeout=duration + 60)
     if not raw.exists():
         return f"time split skipped: py-spy failed: {err.strip()[-300:]}"
-    rows = ["| where reapi's CPU goes (instant upstream, c=32, py-spy) | share |", "|---|--:|"]
-    rows += [f"| {bucket} | {share:.0%} |" for bucket, share in time_split(raw)]
+    who = LABELS[target.name]
+    busy = ", busy disk" if disk_load else ""
+    rows = [f"| where {who}'s CPU goes (instant upstream, c=32{busy}, py-spy) | share |"]
+    rows += ["|---|--:|", *(f"| {bucket} | {share:.0%} |" for bucket, share in time_split(raw))]
+    if disk_load:
+        held = bucket_samples(raw, loop_only=True)
+        rows += ["", f"| {who}: the event loop's thread in ({duration:g} s run) | seconds |"]
+        rows += ["|---|--:|", *(f"| {b} | {n / 200:.2f} |" for b, n in held.most_common())]
     return "\n".join(rows)
 
 
@@ -659,6 +714,29 @@ def report(
             lines.append("| " + " | ".join(row) + " |")
 
     lines += workers_table(names, upstreams, levels, per_rep)
+    probed = [n for n in gateways if any(r.probe for (_, _, _, m), r in runs.items() if m == n)]
+    if probed:
+        lines += [
+            "",
+            "### Event-loop stalls: /healthz every 10 ms, slowest / p99; wrk's slowest (ms)",
+            "",
+        ]
+        head = ["upstream", "conc.", *(LABELS[n] for n in probed)]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * len(probed)]
+        for upstream in upstreams:
+            for level in levels:
+                row = [upstream.label, str(level)]
+                for name in probed:
+                    worst = per_rep(upstream, level, lambda r, n=name: (r(n).probe or (None,))[0])
+                    p99 = per_rep(
+                        upstream, level, lambda r, n=name: r(n).probe[1] if r(n).probe else None
+                    )
+                    slowest = per_rep(upstream, level, lambda r, n=name: r(n).result.slowest)
+                    row.append(
+                        f"{_spread(worst, '.0f')} / {_spread(p99, '.1f')}; "
+                        f"{_spread(slowest, '.0f')}"
+                    )
+                lines.append("| " + " | ".join(row) + " |")
     lines += [
         "",
         "### Memory (MiB)",
@@ -805,6 +883,17 @@ def main() -> None:
         default=10.0,
         help="py-spy's run for the time split; 0: none",
     )
+    parser.add_argument(
+        "--disk-load",
+        action="store_true",
+        help="another process writes big files to the gateways' disk through every run "
+        "(implies --loop-probe)",
+    )
+    parser.add_argument(
+        "--loop-probe",
+        action="store_true",
+        help="ask reapi targets' /healthz every 10 ms through every run: event-loop stalls",
+    )
     parser.add_argument("--json", type=Path, help="also write every run's figures here")
     parser.add_argument(
         "--timeline",
@@ -949,7 +1038,14 @@ def main() -> None:
                             if postgres is not None and target.name.startswith("reapi-pg"):
                                 load_pids += postgres.pids()
                             run = measure(
-                                target, level, args.duration, workdir, load_core, load_pids
+                                target,
+                                level,
+                                args.duration,
+                                workdir,
+                                load_core,
+                                load_pids,
+                                disk_load=args.disk_load,
+                                loop_probe=args.loop_probe or args.disk_load,
                             )
                             runs[(rep, upstream, level, target.name)] = run
                             r = run.result
@@ -958,6 +1054,9 @@ def main() -> None:
                                 cpu += f" (load {run.load_ms:.2f})"
                             if run.shares:
                                 cpu += " split " + "+".join(f"{x:.0%}" for x in run.shares)
+                            if run.probe:
+                                cpu += f" healthz max {run.probe[0]:.0f} p99 {run.probe[1]:.1f}"
+                                cpu += f" wrk max {r.slowest:.0f} ms"
                             print(
                                 f"  rep {rep + 1} {upstream.label:>12} c={level:<3} "
                                 f"{target.name:9} {r.rps:8.1f} req/s  p50 {r.p50:7.2f}  "
@@ -968,10 +1067,15 @@ def main() -> None:
                                 print(tail(target.log, 5), flush=True)
 
             split = ""
-            reapi = next((t for t in targets if t.name == "reapi"), None)
-            if reapi is not None and args.profile_seconds > 0:
+            # With the busy disk, the earlier code's too: what held each one's event loop.
+            profiled = ("reapi", "reapi-before") if args.disk_load else ("reapi",)
+            if args.profile_seconds > 0:
                 set_delay(control, 0)
-                split = profile(reapi, args.profile_seconds, workdir, load_core)
+                split = "\n\n".join(
+                    profile(t, args.profile_seconds, workdir, load_core, disk_load=args.disk_load)
+                    for t in targets
+                    if t.name in profiled
+                )
             for target in targets:
                 if target.version:
                     notes.append(f"{LABELS[target.name]} {target.version}")
@@ -997,6 +1101,9 @@ def main() -> None:
                                 "load_cpu_ms_per_request": run.load_ms,
                                 "machine_busy_ms_per_request": run.machine_ms,
                                 "worker_cpu_shares": list(run.shares),
+                                "slowest_ms": run.result.slowest,
+                                "healthz_max_ms": run.probe[0] if run.probe else None,
+                                "healthz_p99_ms": run.probe[1] if run.probe else None,
                             }
                             for (rep, up, level, name), run in runs.items()
                         ],

@@ -74,6 +74,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from .db_errors import is_sqlite_busy, is_unavailable
 from .models import CommitMarker
+from .pg_pipeline import Sequential, inline_sql, run_pipelined
 from .wal_bound import WalBound
 from .writer_loop import WriterLoop
 from .writer_turn import WriterTurn
@@ -201,30 +202,40 @@ def as_tx(target: Tx | AsyncSession) -> Tx:
 
 
 class _SqliteTx:
+    """A transaction's statements on one `sqlite3` cursor: `Connection.execute` makes a cursor
+    per statement, about a microsecond each (a request runs ~15 statements). The transaction's
+    BEGIN, COMMIT and ROLLBACK go through the same cursor (`statement`): a cursor resets its last
+    statement before the next, and SQLite refuses to COMMIT while a write statement is still in
+    progress (an UPDATE ... RETURNING whose rows `first` did not all read)."""
+
     dialect_name = "sqlite"
 
     def __init__(self, connection: sqlite3.Connection, dialect: Dialect) -> None:
-        self._connection = connection
+        self._cursor = connection.cursor()
         self._dialect = dialect
+
+    def statement(self, sql: str) -> None:
+        """A statement of the transaction's own (BEGIN, COMMIT, ROLLBACK)."""
+        self._cursor.execute(sql)
 
     async def execute(self, statement: Statement, params: Params) -> int:
         sql, values = statement.values(self._dialect, params)
-        return self._connection.execute(sql, values).rowcount
+        return self._cursor.execute(sql, values).rowcount
 
     async def execute_many(self, statement: Statement, rows: Sequence[Params]) -> None:
         if rows:
             sql, _ = statement.values(self._dialect, rows[0])
             batch = [statement.values(self._dialect, row)[1] for row in rows]
-            self._connection.executemany(sql, batch)
+            self._cursor.executemany(sql, batch)
 
     async def first(self, statement: Statement, params: Params) -> Row | None:
         sql, values = statement.values(self._dialect, params)
-        row: Row | None = self._connection.execute(sql, values).fetchone()
+        row: Row | None = self._cursor.execute(sql, values).fetchone()
         return row
 
     async def all(self, statement: Statement, params: Params) -> list[Row]:
         sql, values = statement.values(self._dialect, params)
-        return list(self._connection.execute(sql, values).fetchall())
+        return list(self._cursor.execute(sql, values).fetchall())
 
 
 class _AsyncpgTx:
@@ -256,24 +267,6 @@ class _AsyncpgTx:
         return [tuple(row) for row in await self._connection.fetch(sql, *values)]
 
 
-class _OpFuture(asyncio.Future[Any]):
-    """What an op's caller awaits: its result or error, once its transaction has committed (or
-    certainly did not). It refuses to be cancelled: the op commits whatever its caller does,
-    and the caller must learn what came of it. A task cancelled while awaiting it (a bare
-    `task.cancel()`, `asyncio.timeout`) keeps waiting and is woken with the cancellation once
-    the outcome is in (`run_sized` hands it over).
-
-    Awaited directly, it wakes its caller in the next pass of the event loop after the commit.
-    It replaced `asyncio.shield` over a plain future, whose relay is a callback of its own: one
-    more pass per group commit, and under load every pass first runs the other requests' ready
-    work (1-1.5 ms a pass at p50, at 32 connections with a 50 ms upstream: issue 15)."""
-
-    __slots__ = ()
-
-    def cancel(self, msg: Any = None) -> bool:
-        return False
-
-
 #: (op, its future, the account whose rows it touches)
 _Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]", str | None]
 #: (an op's future, its result, or the error it is to raise)
@@ -292,8 +285,22 @@ def _lock_and_mark(locking: Select[Any]) -> Statement:
     array parameter `b_ids`) and then writes its number into the marker row, in one round trip
     instead of two. Answers (accounts locked, marker rows written). The select list runs in
     order, so the accounts are locked before any other row, as `lock_order` requires (the
-    marker row is this committer's alone)."""
-    mark = _MARK.clause.returning(CommitMarker.owner).cte("mark")  # type: ignore[attr-defined]
+    marker row is this committer's alone). The marker is upserted: the statement is sent
+    without waiting for its answer (`_begin_locked`), and the sweeper may have deleted an idle
+    committer's row (`forget_idle_markers`)."""
+    from sqlalchemy.dialects.postgresql import insert as upsert  # PostgreSQL's only
+
+    new = upsert(CommitMarker).values(
+        owner=bindparam("b_owner"), seq=bindparam("b_seq"), updated_at=bindparam("b_now")
+    )
+    mark = (
+        new.on_conflict_do_update(
+            index_elements=[CommitMarker.owner],
+            set_={"seq": new.excluded.seq, "updated_at": new.excluded.updated_at},
+        )
+        .returning(CommitMarker.owner)
+        .cte("mark")
+    )
     return Statement(
         select(
             select(func.count()).select_from(locking.subquery("locked")).scalar_subquery(),
@@ -387,7 +394,7 @@ class GroupCommitter:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[T, int]] = _OpFuture(loop=loop)
+        future: asyncio.Future[tuple[T, int]] = loop.create_future()
         if at_once and self._idle():
             await self._lead((op, future, account))
             return future.result()
@@ -395,19 +402,29 @@ class GroupCommitter:
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
             self._runner = loop.create_task(self._drain())
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError as cancelled:
+            if future.cancelled():
+                raise
+            message = cancelled.args[0] if cancelled.args else None
+        # Cancelled while queued (a bare task.cancel(), or an enclosing anyio scope): wait for
+        # the outcome all the same, hand it over (a result or the op's error), and let the same
+        # cancellation land at the caller's next await. The anyio scope is entered only here:
+        # it costs ~7 us a wait, and on the usual path nothing cancels; from now on it keeps
+        # anyio from delivering its cancellation again on every pass of the loop.
         with anyio.CancelScope(shield=True):
             try:
-                return await future
-            except asyncio.CancelledError:
-                if not future.done():
-                    raise
-            # Cancelled outside anyio (a bare task.cancel()): the future refused it, so the
-            # task waited for the outcome all the same. Hand it over (a result or the op's
-            # error) and let the cancellation land at the caller's next await.
-            try:
-                result = future.result()
+                while True:
+                    try:
+                        result = await asyncio.shield(future)
+                        break
+                    except asyncio.CancelledError:
+                        if future.cancelled():
+                            raise
             finally:
-                _recancel()
+                if not future.cancelled():
+                    _recancel(message)
         return result
 
     def _idle(self) -> bool:
@@ -665,42 +682,51 @@ class GroupCommitter:
             await tx.execute(_NEW_MARK, {"owner": self._owner, "seq": seq, "updated_at": now})
 
     async def _run_ops(
-        self,
-        tx: Tx,
-        ops: list[Callable[[Tx], Awaitable[Any]]],
-        seq: int,
-        accounts: Sequence[str] = (),
+        self, tx: Tx, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
     ) -> list[Any]:
-        if self._lock_and_mark is None:
-            await self._mark(tx, seq)
-        else:
-            params = {
-                "b_ids": sorted(set(accounts)),
-                "b_owner": self._owner,
-                "b_seq": seq,
-                "b_now": time.time(),
-            }
-            row = await tx.first(self._lock_and_mark, params)
-            if row is None or not row[1]:  # the committer's first transaction: no row yet
-                await self._mark(tx, seq)
+        await self._mark(tx, seq)
         return [await op(tx) for op in ops]
+
+    async def _begin_locked(self, driver: Any, tx: Tx, seq: int, accounts: Sequence[str]) -> None:
+        """PostgreSQL: BEGIN, then lock the ops' accounts and write the commit marker. Sent as
+        one round trip (one simple query, the values written in: `inline_sql`) whenever the
+        values allow; one simple query is planned each time (~0.2 ms of the server's CPU per
+        transaction), a round trip costs more (the writer thread then waits for the GIL on a
+        busy gateway's core)."""
+        if self._lock_and_mark is None:
+            await driver.execute("BEGIN")
+            await self._mark(tx, seq)
+            return
+        params = {
+            "b_ids": sorted(set(accounts)),
+            "b_owner": self._owner,
+            "b_seq": seq,
+            "b_now": time.time(),
+        }
+        inline = inline_sql(self._lock_and_mark, self._dialect, params)
+        if inline is not None:
+            await driver.execute(f"BEGIN;\n{inline}")
+            return
+        await driver.execute("BEGIN")
+        await tx.first(self._lock_and_mark, params)
 
     async def _sqlite_transaction(
         self, connection: sqlite3.Connection, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
     ) -> list[Any]:
+        tx = _SqliteTx(connection, self._dialect)
 
         async def rollback() -> bool:
             if not connection.in_transaction:
                 return False
-            connection.execute("ROLLBACK")
+            tx.statement("ROLLBACK")
             return True
 
         async def commit() -> None:
-            connection.execute("COMMIT")
+            tx.statement("COMMIT")
 
-        await self._begin_immediate(connection)
+        await self._begin_immediate(tx)
         try:
-            results = await self._run_ops(_SqliteTx(connection, self._dialect), ops, seq)
+            results = await self._run_ops(tx, ops, seq)
         except BaseException:
             await rollback()
             raise
@@ -714,27 +740,38 @@ class GroupCommitter:
         seq: int,
         accounts: Sequence[str],
     ) -> list[Any]:
-        transaction = driver.transaction()
-
         async def rollback() -> bool:
             """True when the transaction was still open and is now rolled back."""
             try:
                 if driver.is_closed() or not driver.is_in_transaction():
                     return False
-                await transaction.rollback()
+                await driver.execute("ROLLBACK")
             except Exception:
                 return False
             return True
 
-        await transaction.start()
+        async def commit() -> None:
+            await driver.execute("COMMIT")
+
         tx = _AsyncpgTx(driver, self._dialect)
         try:
-            results = await self._run_ops(tx, ops, seq, accounts)
+            await self._begin_locked(driver, tx, seq, accounts)
+            try:
+                if len(ops) > 1:
+                    results = await run_pipelined(tx, driver, self._dialect, ops)
+                else:
+                    results = [await op(tx) for op in ops]
+            except Sequential:
+                # The ops cannot go in runs and keep their order (`pg_pipeline`): nothing of
+                # the attempt stands; the same transaction's work, op after op.
+                await driver.execute("ROLLBACK")
+                await self._begin_locked(driver, tx, seq, accounts)
+                results = [await op(tx) for op in ops]
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await rollback()
             raise
-        await self._finish(transaction.commit, rollback, seq, results)
+        await self._finish(commit, rollback, seq, results)
         return results
 
     async def _finish(
@@ -789,20 +826,26 @@ class GroupCommitter:
         return row is not None and int(row[0]) == seq
 
     @staticmethod
-    async def _begin_immediate(connection: sqlite3.Connection) -> None:
+    async def _begin_immediate(tx: _SqliteTx) -> None:
         """Take the write lock; while another process holds it, wait with async sleeps (a
         writer outside `writer_turn`: the processes of this gateway wait for each other
-        there)."""
-        deadline = anyio.current_time() + _BUSY_TIMEOUT
+        there). The clock is read only once the lock was found held (every transaction
+        begins, few wait), on `time.monotonic` (anyio's clock costs a syscall or two more)."""
+        deadline: float | None = None
         pause = 0.001
         while True:
             try:
-                connection.execute("BEGIN IMMEDIATE")
+                tx.statement("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if not is_sqlite_busy(error) or anyio.current_time() >= deadline:
+                if not is_sqlite_busy(error):
                     raise
-            await anyio.sleep(pause)
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + _BUSY_TIMEOUT
+                elif now >= deadline:
+                    raise
+            await asyncio.sleep(pause)
             pause = min(pause * 2, 0.05)
 
 
@@ -825,14 +868,15 @@ async def _close(connection: AsyncConnection) -> None:
             )
 
 
-def _recancel() -> None:
-    """Cancel the current task again: the cancellation swallowed while waiting is redelivered.
-    The cancel request stays counted once (`uncancel` first), so that `asyncio.timeout` still
-    recognises its own cancellation and raises TimeoutError."""
+def _recancel(message: Any = None) -> None:
+    """Cancel the current task again: the cancellation swallowed while waiting is redelivered,
+    with its message (by which an anyio scope knows its own). The cancel request stays counted
+    once (`uncancel` first), so that `asyncio.timeout` still recognises its own cancellation
+    and raises TimeoutError."""
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
-        task.cancel()
+        task.cancel(message)
 
 
 @functools.cache

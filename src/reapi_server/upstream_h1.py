@@ -355,15 +355,14 @@ class H1Transport:
 
     async def _connection(self, origin: _Origin, first_byte: float) -> _Connection:
         idle = self._idle.get(origin.key)
-        if idle:
-            loop = asyncio.get_running_loop()
-            while idle:
-                connection = idle.pop()
-                transport = connection.transport
-                fresh = loop.time() - connection.idle_since < _KEEPALIVE_SECONDS
-                if fresh and not connection.closed and transport and not transport.is_closing():
-                    return connection
-                connection.close()
+        while idle:
+            connection = idle.pop()
+            transport = connection.transport
+            # The connection's loop: `get_running_loop()` is a getpid system call on 3.11.
+            fresh = connection._loop.time() - connection.idle_since < _KEEPALIVE_SECONDS
+            if fresh and not connection.closed and transport and not transport.is_closing():
+                return connection
+            connection.close()
         return await self._connect(origin, first_byte)
 
     async def _connect(self, origin: _Origin, first_byte: float) -> _Connection:

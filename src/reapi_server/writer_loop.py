@@ -6,6 +6,8 @@ runs every other request's ready callbacks first, so a transaction of N ops (BEG
 accounts' lock with the commit marker, N statements, COMMIT: N + 3 round trips) took N + 3
 such turns while the gateway's core was a third idle. Here the transaction's statements follow
 each other as soon as the server answers; the gateway's loop waits once per transaction.
+Each round trip still wakes this thread, which then waits for the GIL (and, pinned, for the
+gateway's core): `pg_pipeline` makes a batch about four of them whatever its size.
 
 Only the committer's own connection lives here (made from an engine created on this loop:
 asyncpg connections belong to the loop that opened them). The ops themselves run here too:

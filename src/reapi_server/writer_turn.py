@@ -38,6 +38,11 @@ __all__ = ["SUFFIX", "WriterTurn"]
 #: The suffix of the lock file, beside the database's own -wal and -shm.
 SUFFIX = "-writer"
 
+#: Forks this process came through: a descriptor opened before the last one is the parent's
+#: (counted, rather than `os.getpid()` compared on every turn: a system call each).
+_forks = [0]
+os.register_at_fork(after_in_child=lambda: _forks.__setitem__(0, _forks[0] + 1))
+
 
 class WriterTurn:
     """`async with turn:` (or `acquire`/`release`, as an `asyncio.Lock`) holds the writer's
@@ -48,9 +53,9 @@ class WriterTurn:
         self._local = asyncio.Lock()
         self._path = None if database is None else database + SUFFIX
         self._timeout = timeout
-        #: The lock file, opened once per process (`_descriptor`), and who opened it.
+        #: The lock file, opened once per process (`_descriptor`), and after which fork.
         self._fd: int | None = None
-        self._pid = 0
+        self._opened_after = 0
         #: The descriptor whose lock this turn holds (one of its own after a wait), if any.
         self._held: int | None = None
         #: Turns taken after waiting for another process (for tests and the benchmarks).
@@ -91,13 +96,13 @@ class WriterTurn:
         descriptor would share the parent's lock); None where it cannot be made."""
         if self._path is None:
             return None
-        if self._fd is None or self._pid != os.getpid():
+        if self._fd is None or self._opened_after != _forks[0]:
             try:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
             except OSError:
                 self._path = None  # a read-only folder: SQLite's lock alone, as before
                 return None
-            self._pid = os.getpid()
+            self._opened_after = _forks[0]
         return self._fd
 
     async def _take_file(self) -> None:

@@ -7,15 +7,16 @@ import asyncio
 import secrets
 import time
 
+import anyio
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from tests.server.helpers import auth, ledger_matches
 from tests.server.test_credits import PRICE, hammer
 from tests.server.test_videos import create, drive
 
 from reapi_server.credits import repository as credit_rows
-from reapi_server.group_commit import Tx
+from reapi_server.group_commit import Statement, Tx
 from reapi_server.jobs.sweeper import sweep_once
 from reapi_server.models import (
     ACTIVE_JOB_STATES,
@@ -141,47 +142,6 @@ async def test_an_opening_op_goes_at_once_while_others_wait_for_the_next_pass(ga
     assert group.transactions == transactions + 2
 
 
-async def _passes_from_commit_to_caller(group, at_once: bool) -> int:
-    """How many passes of the event loop a queued op's caller waits between its op running (in
-    the shared transaction, just before COMMIT) and its own next step."""
-    passes = 0
-    ran_at: list[int] = []
-
-    async def ticker() -> None:  # one step per pass
-        nonlocal passes
-        while True:
-            passes += 1
-            await asyncio.sleep(0)
-
-    async def op(tx: Tx) -> None:
-        ran_at.append(passes)
-
-    ticking = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    try:
-        await group.run(op, at_once=at_once)
-        resumed_at = passes
-    finally:
-        ticking.cancel()
-    return resumed_at - ran_at[0]
-
-
-@pytest.mark.parametrize("at_once", [False, True], ids=["closing", "opening-while-busy"])
-async def test_a_queued_op_resumes_its_caller_in_the_next_pass(gateway, at_once):
-    """SQLite: once the shared transaction has committed, the callers of its ops run in the next
-    pass of the event loop. (Their outcome used to reach them through `asyncio.shield`, whose
-    relay is a callback of its own: one more pass, and under load every pass first runs the
-    other requests' ready work. Two group commits per request: two passes per request.)"""
-    group = gateway.rt.db.group
-    if at_once:
-        async with group.turn():  # the writer is busy: the opening op queues
-            waiting = asyncio.create_task(_passes_from_commit_to_caller(group, at_once))
-            await _queued(group, 1)
-        assert await waiting <= 1
-    else:
-        assert await _passes_from_commit_to_caller(group, at_once) <= 1
-
-
 async def test_reserves_queued_together_never_overdraw(db_gateway):
     gateway = db_gateway
     account, _ = await gateway.account(credits=10 * PRICE)
@@ -284,6 +244,54 @@ async def test_a_cancelled_request_whose_op_fails_stays_cancelled(gateway):
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
     assert reached == ["failed"]
+
+
+@pytest.mark.parametrize("op", ["succeeds", "fails"])
+async def test_a_request_in_a_cancelled_anyio_scope_learns_its_outcome(gateway, op):
+    """An anyio cancel scope cancelled while the op is queued: the caller still gets the op's
+    outcome, the cancellation lands at its next await and the scope takes it as its own. The
+    wait in between is quiet (anyio delivers its cancellation on every pass of the loop until
+    the task is shielded from it: a wait that took it each time would spin)."""
+    account, _ = await gateway.account(credits=100)
+    rt = gateway.rt
+    outcome: list[object] = []
+    scopes: list[anyio.CancelScope] = []
+
+    async def hold(tx: Tx) -> str | None:
+        return await credit_rows.reserve(
+            tx, account, 30, purpose="image", request_id="r", expires_at=None, now=1.0
+        )
+
+    async def request() -> int:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            try:
+                outcome.append(
+                    await rt.db.grouped(hold if op == "succeeds" else _fail, account=account)
+                )
+            except _OpFailed:
+                outcome.append("failed")
+            await asyncio.sleep(10)
+            outcome.append("not cancelled")
+        assert scope.cancelled_caught
+        task = asyncio.current_task()
+        assert task is not None
+        return task.cancelling()
+
+    async with rt.db.group.turn():  # the writer is busy: the op queues
+        task = asyncio.create_task(request())
+        await _queued(rt.db.group, 1)
+        scopes[0].cancel()
+        spent = time.process_time()
+        await asyncio.sleep(0.3)
+        spent = time.process_time() - spent
+    assert await asyncio.wait_for(task, 5) == 0
+    assert spent < 0.15
+    if op == "succeeds":
+        assert len(outcome) == 1 and isinstance(outcome[0], str)  # the hold's id
+        assert await ledger_matches(rt, account) == (70, 30)
+    else:
+        assert outcome == ["failed"]
 
 
 @pytest.mark.parametrize("op", ["succeeds", "fails"])
@@ -566,6 +574,43 @@ async def test_commit_markers_of_processes_long_gone_are_swept(gateway):
 
 async def _noop(tx: Tx) -> None:
     return None
+
+
+_MARK_ALL = Statement(
+    update(CommitMarker)
+    .where(CommitMarker.owner.like("left-%"))
+    .values(seq=CommitMarker.seq + 1)
+    .returning(CommitMarker.owner)
+)
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+async def test_a_statement_read_in_part_does_not_keep_its_transaction_open(gateway, at_once):
+    """An op may read one row of an UPDATE ... RETURNING that changes several (`Tx.first`):
+    the statement is then still in progress, and SQLite refuses to COMMIT beside it. The
+    transaction commits all the same, with every row changed."""
+    rt = gateway.rt
+    async with rt.db.write() as session:
+        session.add_all(
+            [CommitMarker(owner=o, seq=0, updated_at=0.0) for o in ("left-1", "left-2")]
+        )
+
+    async def op(tx: Tx) -> object:
+        return await tx.first(_MARK_ALL, {})
+
+    assert await rt.db.grouped(op, account=None, at_once=at_once) is not None
+    async with rt.db.read() as session:
+        seqs = (
+            (
+                await session.execute(
+                    select(CommitMarker.seq).where(CommitMarker.owner.in_(["left-1", "left-2"]))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert seqs == [1, 1]
+    assert await rt.db.grouped(_noop, account=None) is None  # the writer is free again
 
 
 # -- the per-key count of unfinished video jobs ------------------------------------------------

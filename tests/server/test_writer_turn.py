@@ -3,6 +3,7 @@ another process's turn on the kernel's lock, woken when it ends, instead of retr
 `BEGIN IMMEDIATE` in growing sleeps; a wait has a bound; a holder that dies frees the turn."""
 
 import asyncio
+import fcntl
 import os
 import shutil
 import signal
@@ -153,3 +154,23 @@ async def test_a_holder_that_dies_frees_the_turn(tmp_path):
     killed = time.perf_counter()
     holder.wait(10)
     assert await waiting - killed < 2
+
+
+def test_a_forked_child_takes_the_turn_on_a_descriptor_of_its_own(tmp_path):
+    """The lock file's descriptor opened before a fork is the parent's open file: the child
+    taking its lock on it would share the parent's turn instead of waiting for it."""
+    turn = WriterTurn(str(tmp_path / "db.sqlite"))
+    asyncio.run(turn.acquire())  # the parent holds the turn (its descriptor opened)
+    try:
+        child = os.fork()
+        if child == 0:  # the child: the turn must be busy for it
+            try:
+                fcntl.flock(turn._descriptor(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os._exit(0)
+            finally:
+                os._exit(1)
+        _, status = os.waitpid(child, 0)
+    finally:
+        turn.release()
+    assert os.waitstatus_to_exitcode(status) == 0

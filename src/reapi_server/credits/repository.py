@@ -39,6 +39,7 @@ from ..ids import ordered_id
 from ..mirror.outputs import MirroredFile
 from ..mirror.repository import insert_outputs, output_arrays, outputs_inserting
 from ..models import MAX_CREDITS, Account, ApiKey, CreditHold, LedgerEntry, UsageRecord
+from ..pg_pipeline import one_row
 from ..usage import repository as usage_rows
 from ..usage.repository import Finish
 from ..usage.row import UsageRow
@@ -305,7 +306,7 @@ def _reserving(with_key: bool, with_usage: bool) -> Statement:
         written.append(usage.cte("usage"))
     debited = select(func.count()).select_from(debit).scalar_subquery()
     answer = select(period, debited) if spend is not None else select(debited)
-    return Statement(answer.add_cte(*written))
+    return one_row(Statement(answer.add_cte(*written)))  # scalar subqueries: one row
 
 
 _RESERVE_IN_ONE = _reserving(with_key=False, with_usage=False)
@@ -439,16 +440,19 @@ def _closing_in_one(
         written.append(usage_rows.finishing(charged, prefix="u_").cte("finished"))
     if with_outputs:
         written.append(outputs_inserting("o_").cte("outputs"))
-    return Statement(
-        select(
-            closed.c.account_id,
-            closed.c.amount,
-            closed.c.charged,
-            closed.c.api_key_id,
-            closed.c.period_start,
-            closed.c.key_spend,
-            select(refund.c.balance).scalar_subquery(),
-        ).add_cte(*written)
+    # One row always, NULLs when nothing closed: so a group commit may send it in a run
+    # (`pg_pipeline`).
+    answer = (
+        closed.c.account_id,
+        closed.c.amount,
+        closed.c.charged,
+        closed.c.api_key_id,
+        closed.c.period_start,
+        closed.c.key_spend,
+        refund.c.balance,
+    )
+    return one_row(
+        Statement(select(*(select(c).scalar_subquery() for c in answer)).add_cte(*written))
     )
 
 
@@ -728,7 +732,7 @@ async def _close(
             assert outputs is None
             in_one = _CLOSE_EXPIRED_IN_ONE if expired else _CLOSE_IN_ONE
         row = await tx.first(in_one, {**params, "b_kind": kind})
-        return None if row is None else _closed(row, balance=row[6])
+        return None if row is None or row[0] is None else _closed(row, balance=row[6])
     closed = await _close_in_turns(tx, hold_id, kind, params, expired)
     if usage is not None:
         await usage_rows.finish_as(tx, usage, closed.charged if closed is not None else 0)

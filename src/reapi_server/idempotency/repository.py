@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..group_commit import Statement, Tx, as_tx
 from ..models import IdempotencyRecord
+from ..pg_pipeline import own_rows
 
 __all__ = [
     "abandoned",
@@ -24,10 +25,13 @@ __all__ = [
 ]
 
 # Compiled once per dialect: the answer is recorded in the request's own group commit.
-_COMPLETE = Statement(
-    update(IdempotencyRecord)
-    .where(IdempotencyRecord.id == bindparam("b_id"))
-    .values(state="done", status_code=bindparam("b_status"), response=bindparam("b_response"))
+#: Its own request's row only: may follow later ops' statements in a run (`pg_pipeline`).
+_COMPLETE = own_rows(
+    Statement(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == bindparam("b_id"))
+        .values(state="done", status_code=bindparam("b_status"), response=bindparam("b_response"))
+    )
 )
 
 

@@ -18,6 +18,11 @@ request's id starts with the time, `ids.ordered_id`): 256 folders made once (`pr
 spread evenly over them, no folder per request and no folder made while a request waits.
 Outputs stored before this layout (one folder per task, the key itself as the path) are still
 found there, served and deleted (`legacy_path_of`).
+
+Nothing here changes the disk on the event loop: a small object's write, a stream's final rename
+and a delete are calls on the store's `FileWriter` thread (`file_writer`), in batches, and a
+stream's pieces go to worker threads. On a busy disk those calls can block for seconds; the
+caller waits for its own, the loop serves everyone else meanwhile.
 """
 
 from __future__ import annotations
@@ -33,13 +38,14 @@ from typing import BinaryIO
 import anyio
 
 from ..private import PRIVATE_FILE, make_private_dirs
+from .file_writer import FileWriter
 from .keys import OUTPUTS_PREFIX, is_task_id
 from .storage import Body, OpenedObject, check_key, rechunk
 
 __all__ = ["LocalDiskStore"]
 
-#: Objects up to this size are read and written on the event loop itself: a small file takes
-#: microseconds (no fsync), less than a thread hop.
+#: Objects up to this size are written whole in one call on the writer's thread, and read on
+#: the event loop itself (from the page cache, microseconds: less than a thread hop).
 _INLINE_LIMIT = 1024 * 1024
 #: Streams are written and read in pieces of this size, each on a worker thread.
 _PIECE = 1024 * 1024
@@ -67,8 +73,10 @@ def _shard(task_id: str) -> str:
 
 
 class LocalDiskStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, writer: FileWriter | None = None) -> None:
         self.root = root
+        #: Where the store's changes to the disk are made, off the event loop.
+        self.writer = writer or FileWriter()
 
     @property
     def root(self) -> Path:
@@ -120,9 +128,7 @@ class LocalDiskStore:
     async def put(self, key: str, body: Body, content_type: str) -> int:
         target, output = self._target(key)
         if isinstance(body, bytes) and len(body) <= _INLINE_LIMIT:
-            data = _header(content_type) + body
-            if not (output and _write_new(target, data)):
-                _write_small(target, data)
+            await self.writer.run(_write_whole, target, _header(content_type) + body, output)
             return len(body)
         path = Path(target)
         handle, tmp = await anyio.to_thread.run_sync(_create_temp, path, content_type)
@@ -135,7 +141,7 @@ class LocalDiskStore:
                     size += len(piece)
             finally:
                 handle.close()
-            os.replace(tmp, path)
+            await self.writer.run(os.replace, tmp, path)
         return size
 
     async def open(self, key: str) -> OpenedObject | None:
@@ -168,6 +174,9 @@ class LocalDiskStore:
         return OpenedObject(content_type, size, chunks(), close)
 
     async def delete(self, key: str) -> None:
+        await self.writer.run(self._delete, key)
+
+    def _delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)
         legacy = self.legacy_path_of(key)
         legacy.unlink(missing_ok=True)
@@ -223,8 +232,15 @@ def _header(content_type: str) -> bytes:
     return content_type.encode("ascii", "replace") + b"\n"
 
 
+def _write_whole(target: str, data: bytes, output: bool) -> None:
+    """A small object (on the writer's thread): a task's output new under its name, else the
+    atomic way."""
+    if not (output and _write_new(target, data)):
+        _write_small(target, data)
+
+
 def _write_small(target: str, data: bytes) -> None:
-    """A small object, on the loop: written whole to a file without a name, then named (Linux);
+    """A small object: written whole to a file without a name, then named (Linux);
     else to a temp file beside it, then renamed."""
     if _UNNAMED and _write_unnamed(target, data):
         return

@@ -55,6 +55,7 @@ COMMIT, so the transaction runs again, once, on a new one (`_postgres_transactio
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import operator
@@ -62,7 +63,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -267,10 +268,41 @@ class _AsyncpgTx:
         return [tuple(row) for row in await self._connection.fetch(sql, *values)]
 
 
-#: (op, its future, the account whose rows it touches)
-_Item = tuple[Callable[[Tx], Awaitable[Any]], "asyncio.Future[Any]", str | None]
-#: (an op's future, its result, or the error it is to raise)
-_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
+class _Handoff:
+    """Where the committer leaves an op's outcome. Its caller awaits `future` itself, so that
+    it resumes in the pass after the commit (through `asyncio.shield` it was one pass later:
+    the shield's relay is a callback of its own, and under load every pass first runs the
+    other requests' ready work). A cancellation of the caller cancels only that future: the
+    outcome, once settled, is kept here for the caller to collect after all."""
+
+    __slots__ = ("error", "future", "result", "settled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.future: asyncio.Future[Any] = loop.create_future()
+        self.settled = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
+        if self.settled:
+            return
+        self.settled, self.result, self.error = True, result, error
+        if not self.future.done():
+            if error is not None:
+                self.future.set_exception(error)
+            else:
+                self.future.set_result(result)
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+#: (op, where its outcome goes, the account whose rows it touches)
+_Item = tuple[Callable[[Tx], Awaitable[Any]], _Handoff, str | None]
+#: (where an op's outcome goes, its result, or the error it is to raise)
+_Outcome = tuple[_Handoff, Any, BaseException | None]
 
 _MARK = Statement(
     update(CommitMarker)
@@ -394,19 +426,19 @@ class GroupCommitter:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[T, int]] = loop.create_future()
+        handoff = _Handoff(loop)
         if at_once and self._idle():
-            await self._lead((op, future, account))
-            return future.result()
-        self._queue.append((op, future, account))
+            await self._lead((op, handoff, account))
+            return cast("tuple[T, int]", handoff.outcome())
+        self._queue.append((op, handoff, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
             self._runner = loop.create_task(self._drain())
         try:
-            return await asyncio.shield(future)
+            return cast("tuple[T, int]", await handoff.future)
         except asyncio.CancelledError as cancelled:
-            if future.cancelled():
-                raise
+            # The caller's (an op's error is never one: it would stop the writer, `_drain`),
+            # also when it came just after the outcome was settled.
             message = cancelled.args[0] if cancelled.args else None
         # Cancelled while queued (a bare task.cancel(), or an enclosing anyio scope): wait for
         # the outcome all the same, hand it over (a result or the op's error), and let the same
@@ -415,17 +447,13 @@ class GroupCommitter:
         # anyio from delivering its cancellation again on every pass of the loop.
         with anyio.CancelScope(shield=True):
             try:
-                while True:
-                    try:
-                        result = await asyncio.shield(future)
-                        break
-                    except asyncio.CancelledError:
-                        if future.cancelled():
-                            raise
+                while not handoff.settled:
+                    handoff.future = loop.create_future()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await handoff.future  # a bare task.cancel() again: wait on
             finally:
-                if not future.cancelled():
-                    _recancel(message)
-        return result
+                _recancel(message)
+        return cast("tuple[T, int]", handoff.outcome())
 
     def _idle(self) -> bool:
         """Whether an op may be committed at once (`_lead`): on a SQLite file, with none
@@ -469,8 +497,8 @@ class GroupCommitter:
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
             stopped = RuntimeError("the database writer stopped")
-            for _, future, _ in [*batch, *self._queue]:
-                _settle(future, error=stopped)
+            for _, handoff, _ in [*batch, *self._queue]:
+                handoff.settle(error=stopped)
             self._queue = []
             raise
         finally:
@@ -521,11 +549,11 @@ class GroupCommitter:
             outcomes = await self._writer.run(functools.partial(self._outcomes, batch))
         else:
             outcomes = await self._outcomes(batch)
-        for future, result, error in outcomes:
-            _settle(future, result=result, error=error)
+        for handoff, result, error in outcomes:
+            handoff.settle(result, error)
 
     async def _outcomes(self, batch: list[_Item]) -> list[_Outcome]:
-        """Run `batch` in one transaction: what each op's future is to be given."""
+        """Run `batch` in one transaction: what each op's caller is to be given."""
         try:
             results = await self._transaction(
                 [op for op, _, _ in batch], [a for _, _, a in batch if a is not None]
@@ -534,7 +562,7 @@ class GroupCommitter:
             landed = await self._landed(unknown.seq)
             if landed is None:
                 error = _as_sqlalchemy(unknown.error)
-                return [(future, None, error) for _, future, _ in batch]
+                return [(handoff, None, error) for _, handoff, _ in batch]
             if not landed:
                 return await self._failed(batch, unknown.error)
             log.info("commit outcome was unknown: it landed", extra={"code": unknown.args[0]})
@@ -545,8 +573,8 @@ class GroupCommitter:
             return await self._failed(batch, error)
         size = len(batch)
         return [
-            (future, (result, size), None)
-            for (_, future, _), result in zip(batch, results, strict=True)
+            (handoff, (result, size), None)
+            for (_, handoff, _), result in zip(batch, results, strict=True)
         ]
 
     async def _failed(self, batch: list[_Item], error: Exception) -> list[_Outcome]:
@@ -910,14 +938,3 @@ def _as_sqlalchemy(error: Exception) -> Exception:
         return error
     wrapped.__cause__ = error
     return wrapped
-
-
-def _settle(
-    future: asyncio.Future[Any], *, result: Any = None, error: BaseException | None = None
-) -> None:
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)

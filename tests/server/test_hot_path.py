@@ -142,6 +142,47 @@ async def test_an_opening_op_goes_at_once_while_others_wait_for_the_next_pass(ga
     assert group.transactions == transactions + 2
 
 
+async def _passes_from_commit_to_caller(group, at_once: bool) -> int:
+    """How many passes of the event loop a queued op's caller waits between its op running (in
+    the shared transaction, just before COMMIT) and its own next step."""
+    passes = 0
+    ran_at: list[int] = []
+
+    async def ticker() -> None:  # one step per pass
+        nonlocal passes
+        while True:
+            passes += 1
+            await asyncio.sleep(0)
+
+    async def op(tx: Tx) -> None:
+        ran_at.append(passes)
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        await group.run(op, at_once=at_once)
+        resumed_at = passes
+    finally:
+        ticking.cancel()
+    return resumed_at - ran_at[0]
+
+
+@pytest.mark.parametrize("at_once", [False, True], ids=["closing", "opening-while-busy"])
+async def test_a_queued_op_resumes_its_caller_in_the_next_pass(gateway, at_once):
+    """SQLite: once the shared transaction has committed, the callers of its ops run in the next
+    pass of the event loop. (Their outcome used to reach them through `asyncio.shield`, whose
+    relay is a callback of its own: one more pass, and under load every pass first runs the
+    other requests' ready work. Two group commits per request: two passes per request.)"""
+    group = gateway.rt.db.group
+    if at_once:
+        async with group.turn():  # the writer is busy: the opening op queues
+            waiting = asyncio.create_task(_passes_from_commit_to_caller(group, at_once))
+            await _queued(group, 1)
+        assert await waiting <= 1
+    else:
+        assert await _passes_from_commit_to_caller(group, at_once) <= 1
+
+
 async def test_reserves_queued_together_never_overdraw(db_gateway):
     gateway = db_gateway
     account, _ = await gateway.account(credits=10 * PRICE)

@@ -5,6 +5,7 @@ held deterministically by wrapping the store's real write in one that waits on a
 
 import asyncio
 import threading
+from pathlib import Path
 
 import pytest
 from tests.server.fakes import PNG
@@ -40,12 +41,20 @@ class HeldWrite:
         assert await asyncio.to_thread(self.entered.wait, 10), "the write never started"
 
 
-async def test_the_loop_keeps_running_while_an_output_write_is_held(tmp_path, monkeypatch):
+async def _put_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[LocalDiskStore, HeldWrite, asyncio.Task[int]]:
+    """A store's `put` whose write has started on the writer thread and is held there."""
     store = LocalDiskStore(tmp_path / "outputs")
     store.prepare()
     held = HeldWrite(monkeypatch)
     put = asyncio.create_task(store.put(KEY, PNG, "image/png"))
     await held.wait_entered()
+    return store, held, put
+
+
+async def test_the_loop_keeps_running_while_an_output_write_is_held(tmp_path, monkeypatch):
+    store, held, put = await _put_held(tmp_path, monkeypatch)
     held.events.append("loop ran")  # while the write is held, not after it
     assert not put.done()
     held.released.set()
@@ -76,11 +85,7 @@ async def test_other_requests_are_answered_while_a_requests_output_is_written(ga
 
 async def test_a_cancelled_put_waits_for_its_write(tmp_path, monkeypatch):
     """No write outlives its `put`: the caller's cleanup, after the cancellation, finds it."""
-    store = LocalDiskStore(tmp_path / "outputs")
-    store.prepare()
-    held = HeldWrite(monkeypatch)
-    put = asyncio.create_task(store.put(KEY, PNG, "image/png"))
-    await held.wait_entered()
+    store, held, put = await _put_held(tmp_path, monkeypatch)
     put.cancel()
     await asyncio.sleep(0.05)
     assert not put.done()

@@ -5,8 +5,10 @@ held deterministically by wrapping the store's real write in one that waits on a
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
+import anyio
 import pytest
 from tests.server.fakes import PNG
 from tests.server.helpers import auth
@@ -98,6 +100,34 @@ async def test_a_cancelled_put_waits_for_its_write(tmp_path, monkeypatch):
     assert store.path_of(KEY).read_bytes() == b"image/png\n" + PNG
     await store.delete_prefix("outputs/req_6666666666666666/")
     assert not store.path_of(KEY).exists()
+
+
+async def test_a_put_in_a_cancelled_anyio_scope_waits_for_its_write_quietly(tmp_path, monkeypatch):
+    """Starlette cancels a request's anyio scope when its client goes away. anyio delivers that
+    cancellation on every pass of the loop until the task is shielded from it: a wait that
+    took each one would spin on the loop for as long as the disk holds the write."""
+    store = LocalDiskStore(tmp_path / "outputs")
+    store.prepare()
+    held = HeldWrite(monkeypatch)
+    scopes: list[anyio.CancelScope] = []
+
+    async def request() -> None:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await store.put(KEY, PNG, "image/png")
+        assert scope.cancelled_caught
+
+    task = asyncio.create_task(request())
+    await held.wait_entered()
+    scopes[0].cancel()
+    spent = time.process_time()
+    await asyncio.sleep(0.3)
+    spent = time.process_time() - spent
+    assert not task.done()
+    held.released.set()
+    await asyncio.wait_for(task, 5)
+    assert spent < 0.15
+    assert store.path_of(KEY).read_bytes() == b"image/png\n" + PNG
 
 
 async def test_writes_queued_together_come_back_together_each_with_its_own_outcome(tmp_path):

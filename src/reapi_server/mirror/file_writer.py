@@ -26,6 +26,8 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, TypeVar
 
+import anyio
+
 __all__ = ["FileWriter"]
 
 T = TypeVar("T")
@@ -158,12 +160,14 @@ def _settle(calls: list[_Call]) -> None:
 
 async def _made(call: _Call) -> None:
     """A cancelled caller's wait for its call to be made (cancelling it again changes nothing:
-    the file is being written either way, and the caller's cleanup must come after it)."""
+    the file is being written either way, and the caller's cleanup must come after it). In
+    anyio's shield: a cancelled anyio scope (Starlette's, when the client goes away) delivers
+    its cancellation again on every pass of the loop until its task is shielded from it, and
+    a wait that took each one would spin for as long as the disk takes."""
     if call.settled:
         return
     call.finished = finished = call.loop.create_future()
-    while not finished.done():
-        try:
-            await asyncio.shield(finished)
-        except asyncio.CancelledError:
-            continue
+    with anyio.CancelScope(shield=True):
+        while not finished.done():
+            with suppress(asyncio.CancelledError):
+                await asyncio.shield(finished)

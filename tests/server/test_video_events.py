@@ -70,6 +70,18 @@ class Stream:
                 event.data += value
         return None
 
+    def read_comments(self, count: int) -> None:
+        """Read on until `count` comments are held (bounded by the client's read timeout, not
+        by wall time: a loaded machine may send its heartbeats late, but it must send them)."""
+        for line in self.lines:
+            if line.startswith(":"):
+                self.comments.append(line[1:].strip())
+                if len(self.comments) >= count:
+                    return
+            elif line:
+                raise AssertionError(f"an event came before {count} comments: {line!r}")
+        raise AssertionError(f"the stream ended before {count} comments")
+
 
 def open_stream(
     gw: LiveGateway, video_id: str, *, key: str | None = None, last_event_id: str | None = None
@@ -218,7 +230,7 @@ def test_heartbeats_keep_an_idle_stream_open(quiet):
     video = create(quiet)
     with streaming(quiet, video["id"]) as stream:
         stream.next()
-        time.sleep(1.0)
+        stream.read_comments(2)
         set_job(quiet, video["id"], progress=10)
         event = stream.next()
         assert event.video["progress"] == 10

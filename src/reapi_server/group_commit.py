@@ -55,7 +55,6 @@ COMMIT, so the transaction runs again, once, on a new one (`_postgres_transactio
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import operator
@@ -74,6 +73,7 @@ from sqlalchemy.sql import Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from .db_errors import is_sqlite_busy, is_unavailable
+from .kept_outcome import KeptOutcome
 from .models import CommitMarker
 from .pg_pipeline import Sequential, inline_sql, run_pipelined
 from .wal_bound import WalBound
@@ -268,41 +268,10 @@ class _AsyncpgTx:
         return [tuple(row) for row in await self._connection.fetch(sql, *values)]
 
 
-class _Handoff:
-    """Where the committer leaves an op's outcome. Its caller awaits `future` itself, so that
-    it resumes in the pass after the commit (through `asyncio.shield` it was one pass later:
-    the shield's relay is a callback of its own, and under load every pass first runs the
-    other requests' ready work). A cancellation of the caller cancels only that future: the
-    outcome, once settled, is kept here for the caller to collect after all."""
-
-    __slots__ = ("error", "future", "result", "settled")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.future: asyncio.Future[Any] = loop.create_future()
-        self.settled = False
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def settle(self, result: Any = None, error: BaseException | None = None) -> None:
-        if self.settled:
-            return
-        self.settled, self.result, self.error = True, result, error
-        if not self.future.done():
-            if error is not None:
-                self.future.set_exception(error)
-            else:
-                self.future.set_result(result)
-
-    def outcome(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.result
-
-
 #: (op, where its outcome goes, the account whose rows it touches)
-_Item = tuple[Callable[[Tx], Awaitable[Any]], _Handoff, str | None]
+_Item = tuple[Callable[[Tx], Awaitable[Any]], KeptOutcome, str | None]
 #: (where an op's outcome goes, its result, or the error it is to raise)
-_Outcome = tuple[_Handoff, Any, BaseException | None]
+_Outcome = tuple[KeptOutcome, Any, BaseException | None]
 
 _MARK = Statement(
     update(CommitMarker)
@@ -426,7 +395,7 @@ class GroupCommitter:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
         loop = asyncio.get_running_loop()
-        handoff = _Handoff(loop)
+        handoff = KeptOutcome(loop)
         if at_once and self._idle():
             await self._lead((op, handoff, account))
             return cast("tuple[T, int]", handoff.outcome())
@@ -442,17 +411,11 @@ class GroupCommitter:
             message = cancelled.args[0] if cancelled.args else None
         # Cancelled while queued (a bare task.cancel(), or an enclosing anyio scope): wait for
         # the outcome all the same, hand it over (a result or the op's error), and let the same
-        # cancellation land at the caller's next await. The anyio scope is entered only here:
-        # it costs ~7 us a wait, and on the usual path nothing cancels; from now on it keeps
-        # anyio from delivering its cancellation again on every pass of the loop.
-        with anyio.CancelScope(shield=True):
-            try:
-                while not handoff.settled:
-                    handoff.future = loop.create_future()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await handoff.future  # a bare task.cancel() again: wait on
-            finally:
-                _recancel(message)
+        # cancellation land at the caller's next await.
+        try:
+            await handoff.wait_after_cancel()
+        finally:
+            _recancel(message)
         return cast("tuple[T, int]", handoff.outcome())
 
     def _idle(self) -> bool:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import Any, TypeVar
 
-import anyio
+from ..kept_outcome import KeptOutcome
 
 __all__ = ["FileWriter"]
 
@@ -36,8 +36,10 @@ T = TypeVar("T")
 IDLE_SECONDS = 10.0
 
 
-class _Call:
-    __slots__ = ("args", "error", "finished", "function", "future", "loop", "result", "settled")
+class _Call(KeptOutcome):
+    """One file call; its result or error is set on the writer's thread and settled on the loop."""
+
+    __slots__ = ("args", "function")
 
     def __init__(
         self,
@@ -45,16 +47,9 @@ class _Call:
         function: Callable[..., Any],
         args: tuple[Any, ...],
     ) -> None:
-        self.loop = loop
+        super().__init__(loop)
         self.function = function
         self.args = args
-        self.future: asyncio.Future[Any] = loop.create_future()
-        self.result: Any = None
-        self.error: BaseException | None = None
-        #: Set on the loop once the call's outcome is back there.
-        self.settled = False
-        #: What a cancelled caller waits on instead of `future` (made only then).
-        self.finished: asyncio.Future[None] | None = None
 
 
 class FileWriter:
@@ -88,7 +83,9 @@ class FileWriter:
         try:
             result: T = await call.future
         except asyncio.CancelledError:
-            await _made(call)
+            # Cancelling again changes nothing: the file is being written either way, and the
+            # caller's cleanup must come after it.
+            await call.wait_after_cancel()
             raise
         return result
 
@@ -146,28 +143,5 @@ def _hand_back(batch: list[_Call]) -> None:
 def _settle(calls: list[_Call]) -> None:
     """On the loop: each caller gets its own outcome."""
     for call in calls:
-        call.settled = True
-        future = call.future
-        if not future.done():
-            if call.error is None:
-                future.set_result(call.result)
-            else:
-                future.set_exception(call.error)
-        if call.finished is not None and not call.finished.done():
-            call.finished.set_result(None)
-        call.error = None  # no cycle through the traceback's frames
-
-
-async def _made(call: _Call) -> None:
-    """A cancelled caller's wait for its call to be made (cancelling it again changes nothing:
-    the file is being written either way, and the caller's cleanup must come after it). In
-    anyio's shield: a cancelled anyio scope (Starlette's, when the client goes away) delivers
-    its cancellation again on every pass of the loop until its task is shielded from it, and
-    a wait that took each one would spin for as long as the disk takes."""
-    if call.settled:
-        return
-    call.finished = finished = call.loop.create_future()
-    with anyio.CancelScope(shield=True):
-        while not finished.done():
-            with suppress(asyncio.CancelledError):
-                await asyncio.shield(finished)
+        call.settle(call.result, call.error)
+        call.error = None  # no cycle through the traceback's frames (the future has the error)

@@ -1,7 +1,7 @@
 """What an image request's database writes cost on SQLite, without HTTP around them.
 
     python bench/db_hot_path.py [--requests 6000] [--concurrency 1,32] [--repetitions 3]
-        [--page-sizes 1024,2048] [--frames]
+        [--page-sizes 1024,2048] [--frames] [--prefill 200000]
 
 Runs the writes of `images.service.generate` through the group committer on a freshly
 migrated database (the gateway's own `Database`, its settings and WAL bound): per request the
@@ -10,13 +10,19 @@ writer is idle) and, after one turn of the event loop, the closing op (the hold'
 refund, ledger row, output row, usage row's finish). `--concurrency` requests run at a time.
 Reported per request: CPU (this process, checkpoints included), transactions, and bytes
 appended to the WAL. `--frames` first lists the b-trees (tables and indexes) each of one request's
-two transactions writes a page of: at one connection every one of them is a page in the WAL.
+two transactions writes a page of: at one connection every one of them is a page in the WAL; then,
+at each `--concurrency`, the WAL frames per request of each b-tree over a run (page splits, the
+header page of a growing file and pages shared by a batch's requests included). `--prefill`
+first writes that many earlier requests' rows (usage row, hold, two ledger rows, output row),
+spread over the last 30 days, so that the trees have the depth of a gateway in service: splits
+and their frames are counted as they come there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import shutil
 import sqlite3
@@ -117,8 +123,11 @@ async def _run(url: str, requests: int, concurrency: int) -> dict[str, float]:
         return done
 
     wal.checkpoint = counted  # type: ignore[method-assign]
-    await db.group.checkpoint()
-    written, uncounted = -wal_frames_bytes(wal_path), 0.0
+    restarted = await db.group.checkpoint()
+    # After a completed checkpoint the next commit restarts the WAL, whose old frames (still
+    # carrying its header's salt until then) are not this run's.
+    written = 0 if restarted else -wal_frames_bytes(wal_path)
+    uncounted = 0.0
     queue = iter(range(requests))
 
     async def worker() -> None:
@@ -177,6 +186,129 @@ async def _frames(url: str, database: str) -> list[list[str]]:
     return found
 
 
+def _prefill(database: str, requests: int) -> None:
+    """Rows of `requests` earlier requests of the bench's account and key, spread over the last
+    30 days, written by plain SQL in one transaction (the roll-up's triggers run as usual)."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    try:
+        account, key = connection.execute("SELECT account_id, id FROM api_keys").fetchone()
+        start, step = time.time() - 30 * 86_400, 30 * 86_400 / max(requests, 1)
+        connection.execute("BEGIN")
+        connection.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?)"
+            " INSERT INTO usage_records (id, account_id, api_key_id, model, endpoint,"
+            " credit_cost, status, error_code, provider, attempts, duration_ms, created_at)"
+            " SELECT printf('req_%011x%s', CAST((? + i * ?) * 1000 AS INTEGER),"
+            " lower(hex(randomblob(10)))), ?, ?, 'gpt-image-2', 'images.generations', ?,"
+            " 'succeeded', NULL, 'openai', 1, 3, ? + i * ? FROM n",
+            (requests, start, step, account, key, PRICE, start, step),
+        )
+        connection.execute(
+            "INSERT INTO credit_holds (id, account_id, amount, charged, status, purpose,"
+            " request_id, expires_at, created_at, closed_at, api_key_id, period_start)"
+            " SELECT 'hold_' || substr(id, 5, 11) || lower(hex(randomblob(12))), account_id,"
+            " credit_cost, credit_cost, 'settled', 'image', id, created_at + 900, created_at,"
+            " created_at + 1, api_key_id, 0 FROM usage_records ORDER BY created_at"
+        )
+        for kind, amount, reserved in (("reserve", -PRICE, PRICE), ("settle", 0, -PRICE)):
+            connection.execute(
+                "INSERT INTO credit_ledger (account_id, kind, amount, reserved_delta,"
+                " debt_delta, hold_id, created_at) SELECT account_id, ?, ?, ?, 0, id, created_at"
+                " FROM credit_holds ORDER BY created_at",
+                (kind, amount, reserved),
+            )
+        connection.execute(
+            "INSERT INTO stored_outputs (id, account_id, storage_key, content_type, size_bytes,"
+            " kind, task_id, created_at) SELECT 'file_' || lower(hex(randomblob(18))),"
+            " account_id, 'outputs/' || id || '/0.png', 'image/png', 4200, 'image', id,"
+            " created_at FROM usage_records ORDER BY created_at"
+        )
+        connection.execute("COMMIT")
+    finally:
+        connection.close()
+
+
+class _AppendedFrames:
+    """The page numbers of the frames appended to the WAL since the last call, read from where
+    the last call stopped (from the start again once SQLite restarted the WAL: a new salt)."""
+
+    def __init__(self, database: str) -> None:
+        self._wal = database + "-wal"
+        self._salt, self._offset = b"", 32
+
+    def __call__(self) -> list[int]:
+        try:
+            file = open(self._wal, "rb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            return []
+        with file:
+            header = file.read(32)
+            if len(header) < 32:
+                return []
+            page, salt = int.from_bytes(header[8:12], "big"), header[16:24]
+            if salt != self._salt:
+                self._salt, self._offset = salt, 32
+            pages = []
+            while True:
+                frame = os.pread(file.fileno(), 24, self._offset)
+                if len(frame) < 24 or frame[8:16] != salt:
+                    return pages
+                pages.append(int.from_bytes(frame[:4], "big"))
+                self._offset += 24 + page
+
+
+async def _frames_per_request(
+    url: str, database: str, concurrency: int, requests: int
+) -> tuple[dict[str, float], float]:
+    """WAL frames per request of each b-tree over `requests` requests at `concurrency` (each
+    transaction's frames read after it), and transactions per request. Pages are named by the
+    b-tree that holds them at the end of the run (pages new to the file are named then too)."""
+    db = Database(url)
+    async with db.read() as session:
+        row = (await session.execute(text("SELECT id, account_id FROM api_keys"))).one()
+    key, account = KeySpend(str(row[0]), 0.0), str(row[1])
+    group, pages = db.group, collections.Counter[int]()
+    transaction, transactions = group._sqlite_transaction, 0
+    appended = _AppendedFrames(database)
+
+    async def traced(connection: sqlite3.Connection, ops: Any, seq: int) -> Any:
+        nonlocal transactions
+        appended()  # whatever came before (a checkpoint's restart is seen by its new salt)
+        results = await transaction(connection, ops, seq)
+        pages.update(appended())
+        transactions += 1
+        return results
+
+    group._sqlite_transaction = traced  # type: ignore[method-assign]
+    queue = iter(range(requests))
+
+    async def worker() -> None:
+        for _ in queue:
+            await _request(db, account, key)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await db.dispose()
+    with sqlite3.connect(database) as connection:
+        trees = dict(connection.execute("SELECT pageno, name FROM dbstat"))
+    counted = collections.Counter[str]()
+    for number, n in pages.items():
+        counted[trees.get(number, "page freed since")] += n
+    return {tree: n / requests for tree, n in counted.items()}, transactions / requests
+
+
+def _print_frames(name: str, found: dict[int, tuple[dict[str, float], float]]) -> None:
+    levels = sorted(found)
+    print(f"{name}: WAL frames per request, by b-tree")
+    print(f"| b-tree | {' | '.join(f'c={c}' for c in levels)} |")
+    print(f"|---|{'--:|' * len(levels)}")
+    trees = {tree for per_tree, _ in found.values() for tree in per_tree}
+    for tree in sorted(trees, key=lambda t: -sum(found[c][0].get(t, 0.0) for c in levels)):
+        print(f"| {tree} | {' | '.join(f'{found[c][0].get(tree, 0.0):.2f}' for c in levels)} |")
+    print(f"| **all** | {' | '.join(f'**{sum(found[c][0].values()):.2f}**' for c in levels)} |")
+    print(f"| transactions | {' | '.join(f'{found[c][1]:.3f}' for c in levels)} |")
+    print()
+
+
 def _set_page_size(database: str, size: int) -> None:
     """Rewrite the database with pages of `size` bytes (SQLite changes it only outside WAL)."""
     connection = sqlite3.connect(database, isolation_level=None)
@@ -201,7 +333,15 @@ def main() -> None:
         " interleaved with the database as migrated",
     )
     parser.add_argument(
-        "--frames", action="store_true", help="print the b-trees each transaction writes"
+        "--frames",
+        action="store_true",
+        help="print the b-trees each transaction writes, and the WAL frames per request of each",
+    )
+    parser.add_argument(
+        "--prefill",
+        type=int,
+        default=0,
+        help="earlier requests' rows written first (spread over 30 days): trees of that size",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as workdir:
@@ -213,6 +353,8 @@ def main() -> None:
         }
         provision_gateway(env, "bench@example.com", {"bench": []})
         template = Path(workdir) / "reapi.db"
+        if args.prefill:
+            _prefill(str(template), args.prefill)
         databases = {"as migrated": str(template)}
         for size in [int(s) for s in args.page_sizes.split(",") if s]:
             copy = Path(workdir) / f"pages-{size}" / "reapi.db"
@@ -226,6 +368,14 @@ def main() -> None:
                 for what, trees in (("opening", opening), ("closing", closing)):
                     print(f"{name}, {what} transaction: {len(trees)} pages: {', '.join(trees)}")
             print()
+            levels = [int(c) for c in args.concurrency.split(",")]
+            for name, database in databases.items():
+                url = f"sqlite+aiosqlite:///{database}"
+                found = {
+                    c: asyncio.run(_frames_per_request(url, database, c, args.requests))
+                    for c in levels
+                }
+                _print_frames(name, found)
         print(
             "| database | conc. | CPU per request (us) | runs | transactions per request |"
             " WAL per request (KiB) |"

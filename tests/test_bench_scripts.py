@@ -60,7 +60,13 @@ def test_db_hot_path_bench_runs_and_prints_its_table():
     out = run(
         str(BENCH / "db_hot_path.py"),
         *("--requests", "40", "--concurrency", "1,4", "--repetitions", "1"),
-        *("--page-sizes", "2048", "--frames"),
+        *("--page-sizes", "2048", "--frames", "--prefill", "300"),
     )
     assert "as migrated, opening transaction:" in out and "credit_holds" in out
     assert "| as migrated | 4 |" in out and "| 2048-byte pages | 1 |" in out
+    # Frames per request, b-tree by b-tree, at each concurrency: at one connection each
+    # transaction writes a page of each b-tree it touches, the commit marker's among them.
+    assert "as migrated: WAL frames per request, by b-tree" in out
+    assert "| b-tree | c=1 | c=4 |" in out
+    marker = next(line for line in out.splitlines() if line.startswith("| commit_markers |"))
+    assert marker.split("|")[2].strip() == "2.00", marker

@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+from tests.server.helpers import auth
 
 from reapi_server.models import StoredOutput, UsageRecord
 from reapi_server.retention.repository import expired_by_account
@@ -89,3 +90,84 @@ def test_retention_finds_old_rows_in_each_accounts_index(schema, model, index):
     plan = _plan(schema, sql)
     assert f"SEARCH {model.__tablename__} USING" in plan and index in plan, plan
     assert f"SCAN {model.__tablename__}" not in plan, plan
+
+
+#: The b-trees (tables and indexes) each of an image request's two transactions writes a page
+#: of: at one connection each is a 4 KiB frame in the WAL, about 5 us of COMMIT (docs/benchmarks.md,
+#: "Seventh round: what each transaction writes"). A new index on these tables, or a new row per
+#: request, shows here first: it must be worth a frame in every transaction.
+OPENING = [
+    "accounts",  # the debit
+    "api_keys",  # the key's spend counter
+    "commit_markers",
+    "credit_holds",
+    "credit_ledger",
+    "ix_credit_holds_account_id",
+    "ix_credit_holds_held_expires",
+    "ix_credit_ledger_account_id",
+    "ix_usage_records_account_created",
+    "sqlite_autoindex_credit_holds_1",
+    "sqlite_autoindex_usage_records_1",
+    "usage_records",  # the pending usage row
+    "usage_rollups",
+]
+CLOSING = [
+    "accounts",  # the refund of the unspent rest (and `reserved`)
+    "commit_markers",
+    "credit_holds",
+    "credit_ledger",
+    "ix_credit_holds_held_expires",  # the hold leaves it
+    "ix_credit_ledger_account_id",
+    "ix_stored_outputs_account_created",
+    "ix_stored_outputs_task_id",
+    "sqlite_autoindex_stored_outputs_1",
+    "stored_outputs",
+    "usage_records",  # the usage row finished
+    "usage_rollups",
+]
+
+
+def _written_trees(database: str) -> list[str]:
+    """The b-tree of each page in the WAL (restarted before the transaction)."""
+    with open(f"{database}-wal", "rb") as wal:
+        data = wal.read()
+    page, salt, offset, pages = int.from_bytes(data[8:12], "big"), data[16:24], 32, []
+    while offset + 24 + page <= len(data) and data[offset + 8 : offset + 16] == salt:
+        pages.append(int.from_bytes(data[offset : offset + 4], "big"))
+        offset += 24 + page
+    connection = sqlite3.connect(database)
+    try:
+        trees = dict(connection.execute("SELECT pageno, name FROM dbstat"))
+    finally:
+        connection.close()
+    return sorted(trees[number] for number in pages)
+
+
+async def test_an_image_request_writes_a_page_of_these_trees_and_no_more(gateway, monkeypatch):
+    """One image request at one connection, each transaction alone in the WAL."""
+    _, key = await gateway.account(credits=1000)
+    group = gateway.rt.db.group
+    database = group._wal.database
+
+    async def generate() -> None:
+        response = await gateway.client.post(
+            "/v1/images/generations",
+            json={"model": "gpt-image-2", "prompt": "p"},
+            headers=auth(key),
+        )
+        assert response.status_code == 200, response.text
+
+    for _ in range(3):  # the first requests create the roll-up's group and the marker's row
+        await generate()
+    written: list[list[str]] = []
+    transaction = group._sqlite_transaction
+
+    async def traced(connection, ops, seq):
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        results = await transaction(connection, ops, seq)
+        written.append(_written_trees(database))
+        return results
+
+    monkeypatch.setattr(group, "_sqlite_transaction", traced)
+    await generate()
+    assert written == [OPENING, CLOSING]

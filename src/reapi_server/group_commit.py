@@ -363,6 +363,9 @@ class GroupCommitter:
         self._led = False
         #: `transactions` when the last checkpoint that completed began.
         self._checkpointed_after = -1
+        #: `transactions` when `_wal_due` last asked the WAL, and its answer.
+        self._wal_asked = -1
+        self._wal_was_due = False
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
         #: on SQLite, by a session of the writer engine (`turn`); on a SQLite file, across
         #: the processes that write it (`writer_turn`).
@@ -432,8 +435,20 @@ class GroupCommitter:
             self._connect is not None
             and not self._led
             and not self._turn.locked()
-            and not (self._wal is not None and self._wal.due())
+            and not self._wal_due()
         )
+
+    def _wal_due(self) -> bool:
+        """`WalBound.due`, asked again only once this committer has committed since it last
+        asked (or checkpointed): at one connection the runner asks after each settlement, and
+        the next request's hold need not ask again (a `stat`, 2 to 6 us). The WAL grows by
+        commits; another writer's grows it until this committer's next commit, which asks."""
+        if self._wal is None:
+            return False
+        if self._wal_asked != self.transactions:
+            self._wal_asked = self.transactions
+            self._wal_was_due = self._wal.due()
+        return self._wal_was_due
 
     async def _lead(self, op: Callable[[Tx], Awaitable[Any]], account: str | None) -> _Outcome:
         """Commit one op now, in its caller's task, on the committer's own SQLite connection:
@@ -467,7 +482,7 @@ class GroupCommitter:
                     # By account (stable: in queue order within one), as accounts are locked.
                     batch.sort(key=lambda item: item[2] or "")
                     await self._commit(batch)
-                    if self._wal is not None and self._wal.due():
+                    if self._wal_due():
                         await self._checkpoint()
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
@@ -513,6 +528,7 @@ class GroupCommitter:
         assert self._wal is not None
         transactions = self.transactions
         done = await self._wal.checkpoint()
+        self._wal_asked = -1  # the WAL started over, or the next try has a time of its own
         if done:
             self._checkpointed_after = transactions
         return done

@@ -5,11 +5,13 @@
 
 Runs `Database.grouped` on a freshly migrated SQLite file (the gateway's own `Database`, uvloop)
 with an op that does nothing, one at a time: `at once` (an opening op, committed in its caller's
-task: every call after a pass of the event loop, as at one connection) and `queued` (a closing op,
-committed by the queue's runner in the next pass). `bare` is the same transaction on `sqlite3`
-alone (BEGIN IMMEDIATE, the commit marker's UPDATE, COMMIT): the difference is the committer's
-Python, the writer's turn and the WAL's size check. Each figure is this process's CPU time per
-transaction, the pass of the event loop between two calls included (the same in every column).
+task: every call after a pass of the event loop, as at one connection), `queued` (a closing op,
+committed by the queue's runner in the next pass) and `a request`: one of each, as an image
+request makes them at one connection (its hold, then its settlement: two transactions, the figure
+per request). `bare` is the same transaction on `sqlite3` alone (BEGIN IMMEDIATE, the commit
+marker's UPDATE, COMMIT): the difference is the committer's Python, the writer's turn and the
+WAL's size check. Each figure is this process's CPU time per transaction (per request for `a
+request`), the pass of the event loop between two calls included (the same in every column).
 With `--before SRC` the same runs on another checkout's `src` too (in a child process with that
 tree first on its path), interleaved with this one, repetition by repetition.
 """
@@ -29,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-MODES = ("at once", "queued", "bare")
+MODES = ("at once", "queued", "a request", "bare")
 
 
 async def _nothing(tx: Any) -> None:
@@ -42,17 +44,23 @@ async def _measure(database: str, transactions: int) -> dict[str, float]:
     db = Database(f"sqlite+aiosqlite:///{database}")
     figures: dict[str, float] = {}
     try:
-        for at_once, mode in ((True, "at once"), (False, "queued")):
+        for mode, kinds in (
+            ("at once", (True,)),
+            ("queued", (False,)),
+            ("a request", (True, False)),
+        ):
             for _ in range(200):  # warm: statements prepared, the marker row written
-                await db.grouped(_nothing, account=None, at_once=at_once)
+                for at_once in kinds:
+                    await db.grouped(_nothing, account=None, at_once=at_once)
                 await asyncio.sleep(0)
             before = db.group.transactions
             cpu = time.process_time()
             for _ in range(transactions):
-                await db.grouped(_nothing, account=None, at_once=at_once)
+                for at_once in kinds:
+                    await db.grouped(_nothing, account=None, at_once=at_once)
                 await asyncio.sleep(0)  # the pass ends: the next opening op may go at once
             cpu = time.process_time() - cpu
-            assert db.group.transactions - before == transactions
+            assert db.group.transactions - before == transactions * len(kinds)
             figures[mode] = cpu / transactions * 1e6
     finally:
         await db.dispose()

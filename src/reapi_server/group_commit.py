@@ -456,13 +456,14 @@ class GroupCommitter:
         makes `BEGIN IMMEDIATE` wait, and then whatever queues meanwhile waits for the turn
         this holds).
 
-        Not shielded (anyio's shield cost ~7 us a request): the task can be cancelled only
-        where it suspends, and that is only while it waits for another process, for the file
-        lock (`writer_turn`, whose wait lets go of a lock taken as it is cancelled) or for
-        SQLite's lock (`_begin_immediate`), before its transaction began. Then nothing was
-        written, and the cancellation is the whole outcome. Once begun, a SQLite transaction
-        does not suspend (an op awaits nothing but its `Tx`: `Database.grouped`); one that
-        did would be rolled back by its cancellation, nothing written either."""
+        Not shielded (anyio's shield cost 7 us a request on a quiet machine, ~28 on a busy
+        one: `bench/group_commit_overhead.py`): the task can be cancelled only where it
+        suspends, and that is only while it waits for another process, for the file lock
+        (`writer_turn`, whose wait lets go of a lock taken as it is cancelled) or for SQLite's
+        lock (`_begin_immediate`), before its transaction began. Then nothing was written, and
+        the cancellation is the whole outcome. Once begun, a SQLite transaction does not
+        suspend (an op awaits nothing but its `Tx`: `Database.grouped`); one that did would be
+        rolled back by its cancellation, nothing written either."""
         self._led = True
         asyncio.get_running_loop().call_soon(self._next_pass)
         async with self._turn:
@@ -744,11 +745,7 @@ class GroupCommitter:
         async def commit() -> None:
             tx.statement("COMMIT")
 
-        try:
-            tx.statement("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if not is_sqlite_busy(error):
-                raise
+        if not _began(tx):
             await self._begin_immediate(tx)  # another process's lock: wait for it
         try:
             results = await self._run_ops(tx, ops, seq)
@@ -868,6 +865,17 @@ class GroupCommitter:
             except sqlite3.OperationalError as error:
                 if not is_sqlite_busy(error) or time.monotonic() >= deadline:
                     raise
+
+
+def _began(tx: _SqliteTx) -> bool:
+    """`BEGIN IMMEDIATE`, once: False when another process holds SQLite's write lock."""
+    try:
+        tx.statement("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if not is_sqlite_busy(error):
+            raise
+        return False
+    return True
 
 
 async def forget_idle_markers(session: AsyncSession, before: float) -> int:

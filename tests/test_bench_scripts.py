@@ -70,3 +70,8 @@ def test_db_hot_path_bench_runs_and_prints_its_table():
     assert "| b-tree | c=1 | c=4 |" in out
     marker = next(line for line in out.splitlines() if line.startswith("| commit_markers |"))
     assert marker.split("|")[2].strip() == "2.00", marker
+
+
+def test_group_commit_overhead_bench_runs_and_prints_its_table():
+    out = run(str(BENCH / "group_commit_overhead.py"), "--transactions", "50", "--repetitions", "1")
+    assert all(f"| this | {mode} |" in out for mode in ("at once", "queued", "bare"))

@@ -84,11 +84,11 @@ def _patch_group(module) -> None:  # reapi_server.group_commit
         record[tag + "n"] = result[1]
         return result
 
-    async def timed_lead(self, item):
+    async def timed_lead(self, *args):
         record = current.get()
         if record is not None:  # which of its ops went at once: the hold, the settlement
             record["led"] = record.get("led", "") + ("s" if "h1" in record else "h")
-        return await lead(self, item)
+        return await lead(self, *args)
 
     cls.run_sized = timed
     cls._lead = timed_lead

@@ -197,9 +197,16 @@ class Database:
         return its result once committed. The op must not await anything but its `Tx`.
         `account`: the account whose rows the op touches (see `lock_order`). `at_once`: the op
         opens a request (the upstream call waits for it): committed now if the writer is idle,
-        instead of waiting for the others of this pass of the event loop (`group_commit`)."""
-        with self._watched():
+        instead of waiting for the others of this pass of the event loop (`group_commit`).
+        Its errors as `_watched` has them, without the context manager (~2 us, twice a
+        request)."""
+        try:
             return await self.group.run(op, account, at_once)
+        except Exception as error:
+            wrapped = self._seen(error)
+            if wrapped is None:
+                raise
+        raise wrapped  # outside the except block: nothing chained as __context__
 
     async def lock_accounts(self, session: AsyncSession, *account_ids: str) -> None:
         """The first statement of a write transaction that changes several rows: lock their
@@ -221,16 +228,22 @@ class Database:
         try:
             yield
         except Exception as error:
-            if not is_unavailable(error):
+            wrapped = self._seen(error)
+            if wrapped is None:
                 raise
-            self._unavailable_at = time.monotonic()
-            if isinstance(error, SQLAlchemyError):
-                raise
-            # Raised below, outside this block, so that nothing is chained as __context__; the
-            # driver's error stays as `.orig`, as SQLAlchemy keeps it for its own errors.
-            wrapped = OperationalError(None, None, error)
         if wrapped is not None:
-            raise wrapped
+            raise wrapped  # outside the except block: nothing chained as __context__
+
+    def _seen(self, error: Exception) -> OperationalError | None:
+        """An error that means the database is unavailable is remembered (`_watched`); what is
+        to be raised instead of `error`, or None to raise it as it is. The driver's error stays
+        as `.orig`, as SQLAlchemy keeps it for its own errors."""
+        if not is_unavailable(error):
+            return None
+        self._unavailable_at = time.monotonic()
+        if isinstance(error, SQLAlchemyError):
+            return None
+        return OperationalError(None, None, error)
 
     def seconds_since_unavailable(self) -> float | None:
         """How long ago an operation last failed because the database was unavailable."""

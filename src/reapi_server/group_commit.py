@@ -268,10 +268,12 @@ class _AsyncpgTx:
         return [tuple(row) for row in await self._connection.fetch(sql, *values)]
 
 
+#: An op and the account whose rows it touches.
+_Op = tuple[Callable[[Tx], Awaitable[Any]], str | None]
 #: (op, where its outcome goes, the account whose rows it touches)
 _Item = tuple[Callable[[Tx], Awaitable[Any]], KeptOutcome, str | None]
-#: (where an op's outcome goes, its result, or the error it is to raise)
-_Outcome = tuple[KeptOutcome, Any, BaseException | None]
+#: An op's result (with its transaction's size), or the error it is to raise.
+_Outcome = tuple[Any, BaseException | None]
 
 _MARK = Statement(
     update(CommitMarker)
@@ -361,6 +363,9 @@ class GroupCommitter:
         self._led = False
         #: `transactions` when the last checkpoint that completed began.
         self._checkpointed_after = -1
+        #: `transactions` when `_wal_due` last asked the WAL, and its answer.
+        self._wal_asked = -1
+        self._wal_was_due = False
         #: Held by a transaction, by a checkpoint (which must come between two of them) and,
         #: on SQLite, by a session of the writer engine (`turn`); on a SQLite file, across
         #: the processes that write it (`writer_turn`).
@@ -394,11 +399,13 @@ class GroupCommitter:
     ) -> tuple[T, int]:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
+        if at_once and self._idle():
+            result, error = await self._lead(op, account)
+            if error is not None:
+                raise error
+            return cast("tuple[T, int]", result)
         loop = asyncio.get_running_loop()
         handoff = KeptOutcome(loop)
-        if at_once and self._idle():
-            await self._lead((op, handoff, account))
-            return cast("tuple[T, int]", handoff.outcome())
         self._queue.append((op, handoff, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
@@ -428,19 +435,40 @@ class GroupCommitter:
             self._connect is not None
             and not self._led
             and not self._turn.locked()
-            and not (self._wal is not None and self._wal.due())
+            and not self._wal_due()
         )
 
-    async def _lead(self, item: _Item) -> None:
+    def _wal_due(self) -> bool:
+        """`WalBound.due`, asked again only once this committer has committed since it last
+        asked (or checkpointed): at one connection the runner asks after each settlement, and
+        the next request's hold need not ask again (a `stat`, 2 to 6 us). The WAL grows by
+        commits; another writer's grows it until this committer's next commit, which asks."""
+        if self._wal is None:
+            return False
+        if self._wal_asked != self.transactions:
+            self._wal_asked = self.transactions
+            self._wal_was_due = self._wal.due()
+        return self._wal_was_due
+
+    async def _lead(self, op: Callable[[Tx], Awaitable[Any]], account: str | None) -> _Outcome:
         """Commit one op now, in its caller's task, on the committer's own SQLite connection:
         the transaction runs without leaving the event loop (only another process's write lock
         makes `BEGIN IMMEDIATE` wait, and then whatever queues meanwhile waits for the turn
-        this holds)."""
+        this holds).
+
+        Not shielded (anyio's shield cost 7 us a request on a quiet machine, ~28 on a busy
+        one: `bench/group_commit_overhead.py`): the task can be cancelled only where it
+        suspends, and that is only while it waits for another process, for the file lock
+        (`writer_turn`, whose wait lets go of a lock taken as it is cancelled) or for SQLite's
+        lock (`_begin_immediate`), before its transaction began. Then nothing was written, and
+        the cancellation is the whole outcome. Once begun, a SQLite transaction does not
+        suspend (an op awaits nothing but its `Tx`: `Database.grouped`); one that did would be
+        rolled back by its cancellation, nothing written either."""
         self._led = True
         asyncio.get_running_loop().call_soon(self._next_pass)
-        with anyio.CancelScope(shield=True):
-            async with self._turn:
-                await self._commit([item])
+        async with self._turn:
+            (outcome,) = await self._outcomes([(op, account)])
+        return outcome
 
     def _next_pass(self) -> None:
         self._led = False
@@ -455,7 +483,7 @@ class GroupCommitter:
                     # By account (stable: in queue order within one), as accounts are locked.
                     batch.sort(key=lambda item: item[2] or "")
                     await self._commit(batch)
-                    if self._wal is not None and self._wal.due():
+                    if self._wal_due():
                         await self._checkpoint()
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
@@ -501,6 +529,7 @@ class GroupCommitter:
         assert self._wal is not None
         transactions = self.transactions
         done = await self._wal.checkpoint()
+        self._wal_asked = -1  # the WAL started over, or the next try has a time of its own
         if done:
             self._checkpointed_after = transactions
         return done
@@ -508,24 +537,25 @@ class GroupCommitter:
     async def _commit(self, batch: list[_Item]) -> None:
         """Commit `batch` and hand each op's caller its outcome. On PostgreSQL the transaction
         runs on the writer's own loop (`writer_loop`); the futures are settled here, on theirs."""
+        ops = [(op, account) for op, _, account in batch]
         if self._writer is not None:
-            outcomes = await self._writer.run(functools.partial(self._outcomes, batch))
+            outcomes = await self._writer.run(functools.partial(self._outcomes, ops))
         else:
-            outcomes = await self._outcomes(batch)
-        for handoff, result, error in outcomes:
+            outcomes = await self._outcomes(ops)
+        for (_, handoff, _), (result, error) in zip(batch, outcomes, strict=True):
             handoff.settle(result, error)
 
-    async def _outcomes(self, batch: list[_Item]) -> list[_Outcome]:
-        """Run `batch` in one transaction: what each op's caller is to be given."""
+    async def _outcomes(self, batch: list[_Op]) -> list[_Outcome]:
+        """Run `batch` in one transaction: what each op's caller is to be given, in order."""
         try:
             results = await self._transaction(
-                [op for op, _, _ in batch], [a for _, _, a in batch if a is not None]
+                [op for op, _ in batch], [a for _, a in batch if a is not None]
             )
         except _OutcomeUnknown as unknown:
             landed = await self._landed(unknown.seq)
             if landed is None:
                 error = _as_sqlalchemy(unknown.error)
-                return [(handoff, None, error) for _, handoff, _ in batch]
+                return [(None, error)] * len(batch)
             if not landed:
                 return await self._failed(batch, unknown.error)
             log.info("commit outcome was unknown: it landed", extra={"code": unknown.args[0]})
@@ -535,20 +565,17 @@ class GroupCommitter:
         except Exception as error:
             return await self._failed(batch, error)
         size = len(batch)
-        return [
-            (handoff, (result, size), None)
-            for (_, handoff, _), result in zip(batch, results, strict=True)
-        ]
+        return [((result, size), None) for result in results]
 
-    async def _failed(self, batch: list[_Item], error: Exception) -> list[_Outcome]:
+    async def _failed(self, batch: list[_Op], error: Exception) -> list[_Outcome]:
         """The batch's transaction did not commit: run each op again, alone, so that only the
         op at fault fails."""
         if len(batch) == 1:
-            return [(batch[0][1], None, _as_sqlalchemy(error))]
+            return [(None, _as_sqlalchemy(error))]
         log.info("group commit retried op by op", extra={"code": type(error).__name__})
         outcomes: list[_Outcome] = []
-        for item in batch:
-            outcomes += await self._outcomes([item])
+        for op in batch:
+            outcomes += await self._outcomes([op])
         return outcomes
 
     async def _transaction(
@@ -676,7 +703,10 @@ class GroupCommitter:
         self, tx: Tx, ops: list[Callable[[Tx], Awaitable[Any]]], seq: int
     ) -> list[Any]:
         await self._mark(tx, seq)
-        return [await op(tx) for op in ops]
+        results = []
+        for op in ops:  # a loop, not a list comprehension: that would be a coroutine more
+            results.append(await op(tx))
+        return results
 
     async def _begin_locked(self, driver: Any, tx: Tx, seq: int, accounts: Sequence[str]) -> None:
         """PostgreSQL: BEGIN, then lock the ops' accounts and write the commit marker. Sent as
@@ -715,7 +745,8 @@ class GroupCommitter:
         async def commit() -> None:
             tx.statement("COMMIT")
 
-        await self._begin_immediate(tx)
+        if not _began(tx):
+            await self._begin_immediate(tx)  # another process's lock: wait for it
         try:
             results = await self._run_ops(tx, ops, seq)
         except BaseException:
@@ -818,26 +849,33 @@ class GroupCommitter:
 
     @staticmethod
     async def _begin_immediate(tx: _SqliteTx) -> None:
-        """Take the write lock; while another process holds it, wait with async sleeps (a
-        writer outside `writer_turn`: the processes of this gateway wait for each other
-        there). The clock is read only once the lock was found held (every transaction
-        begins, few wait), on `time.monotonic` (anyio's clock costs a syscall or two more)."""
-        deadline: float | None = None
+        """Take the write lock after `BEGIN IMMEDIATE` found it held by another process: wait
+        with async sleeps (a writer outside `writer_turn`: the processes of this gateway wait
+        for each other there). The first try is the caller's, without this coroutine (every
+        transaction begins, few wait); the clock is read only from here on, on
+        `time.monotonic` (anyio's clock costs a syscall or two more)."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT
         pause = 0.001
         while True:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
             try:
                 tx.statement("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as error:
-                if not is_sqlite_busy(error):
+                if not is_sqlite_busy(error) or time.monotonic() >= deadline:
                     raise
-                now = time.monotonic()
-                if deadline is None:
-                    deadline = now + _BUSY_TIMEOUT
-                elif now >= deadline:
-                    raise
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.05)
+
+
+def _began(tx: _SqliteTx) -> bool:
+    """`BEGIN IMMEDIATE`, once: False when another process holds SQLite's write lock."""
+    try:
+        tx.statement("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as error:
+        if not is_sqlite_busy(error):
+            raise
+        return False
+    return True
 
 
 async def forget_idle_markers(session: AsyncSession, before: float) -> int:

@@ -2,13 +2,16 @@
 without stalling the event loop."""
 
 import asyncio
+import shutil
 import sqlite3
 import threading
 import time
 
+import pytest
 from sqlalchemy import text
 
 from reapi_server.db import Database
+from reapi_server.group_commit import Statement, Tx
 
 
 async def test_writer_waits_for_a_foreign_lock_without_blocking_the_loop(tmp_path):
@@ -55,6 +58,37 @@ async def test_writer_waits_for_a_foreign_lock_without_blocking_the_loop(tmp_pat
     thread.join()
     assert waited >= 0.3
     assert ticks >= 20  # the loop kept running while the writer waited
+    async with db.read() as session:
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    await db.dispose()
+
+
+@pytest.mark.parametrize("at_once", [True, False], ids=["at-once", "queued"])
+async def test_a_group_commit_waits_for_a_foreign_lock_then_commits(
+    tmp_path, migrated_template, at_once
+):
+    """A writer outside the writer turn (the `sqlite3` shell, say) holds SQLite's lock: the
+    group commit's first `BEGIN IMMEDIATE` finds it busy, and the transaction waits with
+    sleeps on the loop and commits once the lock is free."""
+    path = tmp_path / "x.db"
+    shutil.copy(migrated_template, path)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE t (v INTEGER)"))
+    insert = Statement(text("INSERT INTO t VALUES (2)"))
+
+    async def op(tx: Tx) -> int:
+        return await tx.execute(insert, {})
+
+    foreign = sqlite3.connect(path, isolation_level=None)
+    foreign.execute("BEGIN IMMEDIATE")
+    foreign.execute("INSERT INTO t VALUES (1)")
+    task = asyncio.create_task(db.grouped(op, account=None, at_once=at_once))
+    await asyncio.sleep(0.2)
+    assert not task.done()
+    foreign.execute("COMMIT")
+    foreign.close()
+    assert await asyncio.wait_for(task, 5) == 1
     async with db.read() as session:
         assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
     await db.dispose()

@@ -90,3 +90,71 @@ async def test_checkpoints_complete_under_writes_and_concurrent_reads(
             assert (await session.execute(text("SELECT count(*) FROM blobs"))).scalar() == 300
     finally:
         await db.dispose()
+
+
+async def _blobs_database(tmp_path, migrated_template) -> Database:
+    path = tmp_path / "reapi.db"
+    shutil.copy(migrated_template, path)
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE blobs (v BLOB)"))
+    return db
+
+
+async def _insert(tx: Tx) -> None:
+    await tx.execute(_INSERT, {})
+
+
+async def test_opening_ops_alone_keep_the_bound(tmp_path, migrated_template):
+    """Ops committed at once, none queued (the runner, which checkpoints, runs only for the
+    queued ones): each asks the WAL after a commit of the committer's since it last asked, so
+    the one that finds it past its bound is queued, and the runner checkpoints after it."""
+    db = await _blobs_database(tmp_path, migrated_template)
+    wal_bound = db.group._wal
+    assert wal_bound is not None
+    wal_bound.limit = 2 * MIB
+    sizes = []
+    try:
+        for _ in range(60):  # 12 MB through the WAL
+            await db.grouped(_insert, account=None, at_once=True)
+            await asyncio.sleep(0)  # the pass ends: the next one may go at once
+            sizes.append(wal_bound.size())
+        assert max(sizes) < 3 * MIB, f"the WAL reached {max(sizes) / MIB:.1f} MiB"
+        assert wal_bound.completed >= 2
+    finally:
+        await db.dispose()
+
+
+async def test_a_request_asks_the_wal_its_size_once(tmp_path, migrated_template, monkeypatch):
+    """At one connection: a hold at once, then the settlement queued. The runner asks the WAL
+    (a `stat`) after the settlement's commit; the next hold, with nothing committed since,
+    takes that answer instead of asking again."""
+    db = await _blobs_database(tmp_path, migrated_template)
+    wal_bound = db.group._wal
+    assert wal_bound is not None
+    stats = 0
+    size = wal_bound.size
+
+    def counted() -> int:
+        nonlocal stats
+        stats += 1
+        return size()
+
+    monkeypatch.setattr(wal_bound, "size", counted)
+
+    async def nothing(tx: Tx) -> None:
+        return None
+
+    try:
+        for _ in range(3):  # warm: the hold of the first request asks
+            await db.grouped(nothing, account=None, at_once=True)
+            await db.grouped(nothing, account=None)
+            await asyncio.sleep(0)
+        stats = 0
+        for _ in range(10):
+            await db.grouped(nothing, account=None, at_once=True)  # the hold
+            await db.grouped(nothing, account=None)  # the settlement
+            await asyncio.sleep(0)
+        assert stats == 10
+    finally:
+        await db.dispose()

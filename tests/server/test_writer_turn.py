@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import text
 
@@ -174,3 +175,52 @@ def test_a_forked_child_takes_the_turn_on_a_descriptor_of_its_own(tmp_path):
     finally:
         turn.release()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("cancel", ["task", "anyio scope"])
+async def test_an_opening_op_cancelled_while_another_process_has_the_turn_runs_not(
+    tmp_path, migrated_template, cancel
+):
+    """An opening op (`at_once`) finding the writer idle runs in its caller's task, unshielded
+    (`GroupCommitter._lead`). Cancelled while it waits for another process's turn, before its
+    transaction began, the caller gets the cancellation and the op never runs (with anyio's
+    shield, as before, it ran once the turn came and its caller learned nothing of it); the
+    turn is left free for the next writer."""
+    db, path = await _database(tmp_path, migrated_template)
+    ran: list[str] = []
+    scopes: list[anyio.CancelScope] = []
+
+    async def insert(tx: Tx) -> None:
+        ran.append("ran")
+        await tx.execute(_INSERT, {})
+
+    async def request() -> bool:
+        with anyio.CancelScope() as scope:
+            scopes.append(scope)
+            await db.grouped(insert, account=None, at_once=True)
+        return scope.cancelled_caught
+
+    holder = _holder(path, 0.5)
+    try:
+        task = asyncio.create_task(request())
+        await asyncio.sleep(0.1)  # waiting for the other process's turn
+        assert not task.done()
+        if cancel == "task":
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            scopes[0].cancel()
+            assert await asyncio.wait_for(task, 5)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "released"
+    finally:
+        holder.terminate()
+        holder.wait(10)
+    await asyncio.sleep(0.1)  # the holder's release reached the abandoned wait's thread
+    assert ran == []
+    assert not db.group.turn().locked()
+    await db.grouped(insert, account=None, at_once=True)
+    async with db.read() as session:  # the other process's row and the last op's
+        assert (await session.execute(text("SELECT count(*) FROM t"))).scalar() == 2
+    await db.dispose()

@@ -64,3 +64,8 @@ def test_db_hot_path_bench_runs_and_prints_its_table():
     )
     assert "as migrated, opening transaction:" in out and "credit_holds" in out
     assert "| as migrated | 4 |" in out and "| 2048-byte pages | 1 |" in out
+
+
+def test_upstream_exchange_bench_runs_and_prints_its_table():
+    out = run(str(BENCH / "upstream_exchange.py"), "--exchanges", "20", "--repetitions", "1")
+    assert "| this checkout |" in out and "CPU us per exchange" in out

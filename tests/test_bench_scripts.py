@@ -75,3 +75,8 @@ def test_db_hot_path_bench_runs_and_prints_its_table():
 def test_group_commit_overhead_bench_runs_and_prints_its_table():
     out = run(str(BENCH / "group_commit_overhead.py"), "--transactions", "50", "--repetitions", "1")
     assert all(f"| this | {mode} |" in out for mode in ("at once", "queued", "bare"))
+
+
+def test_upstream_exchange_bench_runs_and_prints_its_table():
+    out = run(str(BENCH / "upstream_exchange.py"), "--exchanges", "20", "--repetitions", "1")
+    assert "| this checkout |" in out and "CPU us per exchange" in out

@@ -14,10 +14,10 @@ never meet a blank line, would otherwise grow memory for as long as the sender l
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._answer_codecs import json_loads
 from ._detached import translated
 from ._exceptions import APIResponseError
 from ._numbers import ascii_whole_number
@@ -58,7 +58,7 @@ class ServerSentEvent:
         """The data as JSON; data that is not JSON is the sender's fault (fail over). The
         decoder's error holds the data, which may echo the prompt: not chained."""
         return translated(
-            lambda: json.loads(self.data),
+            lambda: json_loads(self.data),
             ValueError,
             lambda _: APIResponseError(
                 "the provider sent an event that is not valid JSON", provider=provider
@@ -94,38 +94,44 @@ class EventDecoder:
         chunk = self._unstarted(chunk)
         if not chunk:
             return []
-        if self._after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
+        start = 1 if self._after_cr and chunk.startswith(b"\n") else 0
         self._after_cr = chunk.endswith(b"\r")
         events = []
-        # bytes.splitlines breaks at CRLF, LF and CR only (unlike str's): the standard's line
-        # ends. Each piece keeps its end; a last piece without one is a line still coming.
-        for piece in chunk.splitlines(keepends=True):
-            if piece.endswith(b"\n"):
-                end = -2 if piece.endswith(b"\r\n") else -1
-            elif piece.endswith(b"\r"):
-                end = -1
-            else:
-                self._line.append(piece)
-                self._line_bytes += len(piece)
+        # Line ends are found with `find` (memchr), each position kept until passed: a streamed
+        # image is one line of megabytes, which `bytes.splitlines` walks a byte at a time.
+        size = len(chunk)
+        none = size + 1  # no line end after `start`
+        lf = cr = -1
+        while start < size:
+            if lf < start:
+                lf = chunk.find(b"\n", start)
+                lf = none if lf < 0 else lf
+            if cr < start:
+                cr = chunk.find(b"\r", start)
+                cr = none if cr < 0 else cr
+            end = min(lf, cr)
+            if end == none:  # a line still coming
+                self._line.append(chunk[start:])
+                self._line_bytes += size - start
                 self._check_size()
                 break
             if self._line:
-                self._line.append(piece[:end])
+                self._line.append(chunk[start:end])
                 line = b"".join(self._line)
                 self._line, self._line_bytes = [], 0
             else:
-                line = piece[:end]
+                line = chunk[start:end]
             event = self._field(line)
             if event is not None:
                 events.append(event)
+            start = end + 2 if end == cr and lf == cr + 1 else end + 1  # CRLF, CR or LF
         return events
 
     def _unstarted(self, chunk: bytes) -> bytes:
         """`chunk` without the stream's byte order mark, which may come split over chunks."""
         if self._started:
             return chunk
-        head = b"".join(self._line) + chunk
+        head = b"".join(self._line) + chunk if self._line else chunk
         if _BOM.startswith(head):  # the mark, or its start: wait for more
             self._line, self._line_bytes = [head] if head else [], len(head)
             return b""
@@ -136,20 +142,27 @@ class EventDecoder:
     def _field(self, raw: bytes) -> ServerSentEvent | None:
         if not raw:
             return self._dispatch()
-        line = raw.decode("utf-8", errors="replace")
-        if line.startswith(":"):
+        if raw.startswith(b":"):
             return None
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
+        # The name is compared as bytes and only the value is decoded: the colon and the space
+        # are ASCII, so this is the line decoded, then split (one copy of a long value, not three).
+        colon_at = raw.find(b":")
+        if colon_at < 0:
+            name, first = raw, len(raw)
+        else:
+            name, first = raw[:colon_at], colon_at + 1
+            if raw.startswith(b" ", first):
+                first += 1
+        if name == b"data":
+            self._data.append(raw[first:].decode("utf-8", errors="replace"))
             self._data_bytes += len(raw)
             self._check_size()
-        elif name == "id" and "\0" not in value:
-            self._id = value
-        elif name == "retry":
+        elif name == b"event":
+            self._event = raw[first:].decode("utf-8", errors="replace")
+        elif name == b"id" and b"\0" not in raw[first:]:
+            self._id = raw[first:].decode("utf-8", errors="replace")
+        elif name == b"retry":
+            value = raw[first:].decode("utf-8", errors="replace")
             retry_ms = ascii_whole_number(value, max_digits=9)
             self.retry_ms = retry_ms if retry_ms is not None else self.retry_ms
         return None

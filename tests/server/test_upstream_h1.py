@@ -194,8 +194,16 @@ async def test_a_cancelled_exchange_never_hands_its_connection_on(upstream_for):
 
 @pytest.mark.parametrize(
     "headers",
-    [{"X-Evil": "a\r\nX-Injected: 1"}, {"X-Evil\r\nX": "a"}, {"Bad Name": "a"}],
-    ids=["value", "name", "space"],
+    [
+        {"X-Evil": "a\r\nX-Injected: 1"},
+        {"X-Evil": "a\nX-Injected: 1"},
+        {"X-Evil": "a\rX-Injected: 1"},
+        {"X-Evil": "a\x00"},
+        {"X-Evil\r\nX": "a"},
+        {"Bad Name": "a"},
+        {"X:Evil": "a"},
+    ],
+    ids=["value", "value-lf", "value-cr", "value-nul", "name", "space", "colon"],
 )
 async def test_a_header_that_would_break_the_request_is_refused_unsent(upstream_for, headers):
     async def answer(request: bytes, writer: asyncio.StreamWriter) -> bool:

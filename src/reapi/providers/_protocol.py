@@ -7,11 +7,11 @@ The engine drives the same generator from sync or async code, so protocol logic 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from .._answer_codecs import json_loads
 from .._detached import translated
 from .._exceptions import APIResponseError
 
@@ -82,7 +82,7 @@ class UpstreamResponse:
         """Parse the body; a body that is not JSON is the upstream's fault (failover-able)."""
         # The decoder's error holds the whole body, which may echo the prompt: not chained.
         return translated(
-            lambda: json.loads(self.content),
+            lambda: json_loads(self.content),
             ValueError,
             lambda _: APIResponseError(
                 "the provider answered with a body that is not valid JSON",

@@ -25,11 +25,15 @@ class RecentOutcomes:
     def record(self, key: str, *, failed: bool, now: float) -> None:
         index = int(now // self.step)
         with self._lock:
-            buckets = self._buckets.setdefault(key, deque())
-            if not buckets or buckets[-1][0] != index:
-                buckets.append([index, 0, 0])
-            buckets[-1][1] += 1
-            buckets[-1][2] += int(failed)
+            buckets = self._buckets.get(key)
+            if buckets is None:
+                buckets = self._buckets[key] = deque()
+            elif buckets and buckets[-1][0] == index:  # the usual case: the old ones went already
+                last = buckets[-1]
+                last[1] += 1
+                last[2] += failed
+                return
+            buckets.append([index, 1, int(failed)])
             first = self._first_kept(now)
             while buckets and buckets[0][0] < first:
                 buckets.popleft()

@@ -45,10 +45,10 @@ class Router:
         """
         yielded = False
         for route in routes:
-            now = self._clock()
-            if self.breakers.allow(route.key, now):
+            now, key = self._clock(), route.key
+            if self.breakers.allow(key, now):
                 yielded = True
-                self._attempted[route.key] = now
+                self._attempted[key] = now
                 yield route
         if not yielded and routes:
             self._attempted[routes[0].key] = self._clock()
@@ -61,15 +61,15 @@ class Router:
         """`seconds`: how long the successful attempt took, when it was timed. An attempt that
         began before a health probe found the route down (an answer already on its way) says
         nothing about the route now and leaves its breaker open."""
-        now = self._clock()
-        self.outcomes.record(route.key, failed=False, now=now)
+        now, key = self._clock(), route.key  # (`key` is made anew on each read)
+        self.outcomes.record(key, failed=False, now=now)
         if seconds is not None:
-            self.latencies.record(route.key, seconds)
-            opened = self._opened_by_probe.get(route.key)
+            self.latencies.record(key, seconds)
+            opened = self._opened_by_probe.get(key)
             if opened is not None and now - seconds < opened:
                 return
-        self._opened_by_probe.pop(route.key, None)
-        self.breakers.record_success(route.key)
+        self._opened_by_probe.pop(key, None)
+        self.breakers.record_success(key)
 
     def record_failure(self, route: Route, error: ReapiError) -> bool:
         """Update the route's breaker; return True when the request should fail over."""

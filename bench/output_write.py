@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
+from _bench import unjournaled_note
 
 from reapi_server.mirror import LocalDiskStore, local
 
@@ -93,6 +94,8 @@ async def main(writes: int, rounds: int) -> None:
             print(f"| {at_once} | {loop_cost:.1f} | {thread_cost:.1f} | {anyio_cost:.1f} |")
         print()
     print(f"({rounds} rounds of {writes} writes each way, medians)")
+    if (note := unjournaled_note(root.parent)) is not None:
+        print(f"({note})")
 
 
 def _way(

@@ -64,3 +64,18 @@ def test_db_hot_path_bench_runs_and_prints_its_table():
     )
     assert "as migrated, opening transaction:" in out and "credit_holds" in out
     assert "| as migrated | 4 |" in out and "| 2048-byte pages | 1 |" in out
+
+
+def test_output_write_bench_runs_and_prints_its_tables():
+    out = run(str(BENCH / "output_write.py"), "--writes", "40", "--rounds", "1")
+    assert "| the write: in flight |" in out and "| 32 |" in out
+
+
+def test_a_path_on_no_block_device_is_not_taken_for_unjournaled_ext4():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _bench import unjournaled_ext4, unjournaled_note
+    finally:
+        sys.path.remove(str(BENCH))
+    assert unjournaled_ext4(Path("/proc")) is None  # procfs: no block device
+    assert unjournaled_note(Path("/proc")) is None

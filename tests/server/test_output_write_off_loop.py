@@ -244,7 +244,7 @@ async def test_the_loops_descriptor_is_closed_when_the_thread_leaves():
     before = _open_descriptors()
     writer = FileWriter(idle_seconds=0.05)
     assert await writer.run(len, b"abc") == 3
-    for _ in range(200):  # the thread leaves, then the loop closes what it watched
+    for _ in range(1000):  # the thread leaves, then the loop closes what it watched
         await asyncio.sleep(0.01)
         if _open_descriptors() <= before and not writer._running:
             break

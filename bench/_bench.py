@@ -46,6 +46,35 @@ def http(
         return error.code, error.read().decode(errors="replace")
 
 
+def unjournaled_ext4(path: Path) -> str | None:
+    """The device's name when `path` is on ext4 without a journal (Linux), else None.
+
+    There each new file's inode costs CPU in proportion to the inodes deleted nearby in the last
+    one to six minutes, by any process (ext4 skips them so that a crash cannot mix an old file's
+    data into a new one; with a journal it does not check): on a shared machine the output
+    file's CPU then swings with what other processes delete (docs/benchmarks.md, "Seventh round:
+    the output file")."""
+    try:
+        device = os.stat(path).st_dev
+        name = Path(os.readlink(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}")).name
+        journal = Path(f"/sys/fs/ext4/{name}/journal_task").read_text().strip()
+    except OSError:  # not Linux, not ext4, or not a block device
+        return None
+    return name if journal == "<none>" else None
+
+
+def unjournaled_note(path: Path) -> str | None:
+    """A report line saying that `path` is on ext4 without a journal, if it is."""
+    device = unjournaled_ext4(path)
+    if device is None:
+        return None
+    return (
+        f"{path} is on ext4 without a journal ({device}): each new file's inode costs CPU in "
+        "proportion to what was deleted there in the last minutes, by any process; set TMPDIR "
+        "to a journaled file system to leave that out"
+    )
+
+
 def tail(path: Path | None, lines: int = 15) -> str:
     if path is None:
         return "(no log)"

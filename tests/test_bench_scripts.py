@@ -80,3 +80,18 @@ def test_group_commit_overhead_bench_runs_and_prints_its_table():
 def test_upstream_exchange_bench_runs_and_prints_its_table():
     out = run(str(BENCH / "upstream_exchange.py"), "--exchanges", "20", "--repetitions", "1")
     assert "| this checkout |" in out and "CPU us per exchange" in out
+
+
+def test_output_write_bench_runs_and_prints_its_tables():
+    out = run(str(BENCH / "output_write.py"), "--writes", "40", "--rounds", "1")
+    assert "| the write: in flight |" in out and "| 32 |" in out
+
+
+def test_a_path_on_no_block_device_is_not_taken_for_unjournaled_ext4():
+    sys.path.insert(0, str(BENCH))
+    try:
+        from _bench import unjournaled_ext4, unjournaled_note
+    finally:
+        sys.path.remove(str(BENCH))
+    assert unjournaled_ext4(Path("/proc")) is None  # procfs: no block device
+    assert unjournaled_note(Path("/proc")) is None

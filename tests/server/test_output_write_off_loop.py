@@ -4,6 +4,7 @@ held deterministically by wrapping the store's real write in one that waits on a
 `threading.Event`; the disk itself is real."""
 
 import asyncio
+import os
 import threading
 import time
 from pathlib import Path
@@ -188,3 +189,65 @@ async def test_the_thread_leaves_when_idle_and_comes_back_with_the_next_write(tm
     assert (await read_object(store, KEY)).data == b"again"
     await store.delete(KEY)
     assert await store.open(KEY) is None
+
+
+def _open_descriptors() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not hasattr(os, "eventfd"), reason="the eventfd way back is Linux's")
+async def test_the_way_back_wakes_the_loop_without_call_soon_threadsafe(tmp_path, monkeypatch):
+    """`call_soon_threadsafe` wakes the loop while the writer still holds the GIL, which costs
+    four more context switches per write on one core; the writer wakes it through an eventfd
+    instead, written with the GIL let go."""
+    loop = asyncio.get_running_loop()
+    from_writer: list[str] = []
+    real = loop.call_soon_threadsafe
+
+    def counted(*args: object, **kwargs: object) -> object:
+        if threading.current_thread().name == "reapi-file-writer":
+            from_writer.append("call_soon_threadsafe")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+    writer = FileWriter()
+    store = LocalDiskStore(tmp_path / "outputs", writer=writer)
+    store.prepare()
+    for n in range(3):
+        assert await store.put(f"outputs/req_88888888888888{n:02x}/0.png", PNG, "image/png") == len(
+            PNG
+        )
+    results = await asyncio.gather(*(writer.run(len, b"x" * n) for n in range(5)))
+    assert results == [0, 1, 2, 3, 4]
+    assert from_writer == []
+
+
+async def test_a_loop_that_cannot_watch_a_descriptor_gets_its_outcomes_all_the_same(monkeypatch):
+    loop = asyncio.get_running_loop()
+
+    def refuse(*args: object) -> None:
+        raise NotImplementedError
+
+    monkeypatch.setattr(loop, "add_reader", refuse)
+    writer = FileWriter()
+    assert await asyncio.gather(*(writer.run(len, b"x" * n) for n in range(3))) == [0, 1, 2]
+    with pytest.raises(PermissionError):
+        await writer.run(_refuse_permission)
+
+
+def _refuse_permission() -> None:
+    raise PermissionError(13, "Permission denied")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+async def test_the_loops_descriptor_is_closed_when_the_thread_leaves():
+    before = _open_descriptors()
+    writer = FileWriter(idle_seconds=0.05)
+    assert await writer.run(len, b"abc") == 3
+    for _ in range(1000):  # the thread leaves, then the loop closes what it watched
+        await asyncio.sleep(0.01)
+        if _open_descriptors() <= before and not writer._running:
+            break
+    assert not writer._running
+    assert _open_descriptors() <= before
+    assert await writer.run(len, b"ab") == 2  # a new thread, a new way back

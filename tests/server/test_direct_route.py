@@ -60,3 +60,39 @@ def test_an_endpoint_declaring_anything_else_is_refused_when_the_route_is_made()
     router.add_api_route("/fine", fine, methods=["POST"])
     with pytest.raises(TypeError, match="direct route"):
         router.add_api_route("/query", with_query, methods=["POST"])
+
+
+async def test_an_image_request_reads_the_runtime_once(gateway, monkeypatch):
+    """Each read is a failed attribute lookup on Starlette's `State` before its `__getattr__`
+    (~1.6 us): the route reads it once for the endpoint, the caller and the base URL."""
+    from starlette.datastructures import State
+
+    reads: list[str] = []
+    original = State.__getattr__
+
+    def counting(self, name):
+        reads.append(name)
+        return original(self, name)
+
+    _, key = await gateway.account()
+    monkeypatch.setattr(State, "__getattr__", counting)
+    body = {"model": "gpt-image-2", "prompt": "a lighthouse"}
+    response = await gateway.client.post("/v1/images/generations", json=body, headers=auth(key))
+    assert response.status_code == 200
+    assert reads.count("runtime") == 1
+
+
+@pytest.mark.parametrize("name", ["authorization", "Content-Type", "x-twice", "idempotency-key"])
+def test_a_direct_request_reads_its_headers_as_starlette_does(name):
+    from starlette.requests import Request
+
+    from reapi_server.openai_api.direct_request import DirectRequest
+
+    raw = [(b"authorization", b"Bearer k"), (b"content-type", b"application/json")]
+    raw += [(b"x-twice", b"first"), (b"x-twice", b"second"), (b"x-latin", "é".encode("latin-1"))]
+    scope = {"type": "http", "headers": raw}
+    direct, starlette = DirectRequest(dict(scope)).headers, Request(dict(scope)).headers
+    assert direct.get(name) == starlette.get(name)
+    assert direct.get(name, "default") == starlette.get(name, "default")
+    assert direct.get("x-latin") == starlette.get("x-latin") == "é"
+    assert direct.raw == starlette.raw and dict(direct) == dict(starlette)

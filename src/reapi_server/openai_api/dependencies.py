@@ -13,7 +13,7 @@ from ..errors import RateLimited
 from ..observability.middleware import RequestContext, context_of
 from ..runtime import Runtime
 
-__all__ = ["Caller", "Context", "Rt", "base_url_of", "runtime_of"]
+__all__ = ["Caller", "Context", "Rt", "authorized", "base_url_of", "runtime_of"]
 
 # Declares the bearer scheme in the OpenAPI document; the check itself is ours (auto_error=False
 # so that a missing key gets OpenAI's error shape, not FastAPI's).
@@ -34,7 +34,12 @@ async def caller(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    rt = runtime_of(request)
+    return await authorized(request, runtime_of(request))
+
+
+async def authorized(request: Request, rt: Runtime) -> Principal:
+    """The caller, authenticated and counted against its rate limits (`caller`, given the
+    runtime: a direct route reads it once for all its dependencies)."""
     principal = await rt.auth.authenticate(request.headers.get("authorization"))
     now = rt.now()
     principal.require_model_key(now)
@@ -55,8 +60,8 @@ async def request_context(request: Request) -> RequestContext:
     return context_of(request.scope)
 
 
-def base_url_of(request: Request) -> str:
-    configured = runtime_of(request).settings.public_base_url
+def base_url_of(request: Request, rt: Runtime) -> str:
+    configured = rt.settings.public_base_url
     if configured:
         return configured
     scope = request.scope

@@ -27,31 +27,39 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from ..observability.middleware import context_of
-from .dependencies import caller, request_context, runtime, runtime_of
+from ..runtime import Runtime
+from .dependencies import authorized, caller, request_context, runtime, runtime_of
+from .direct_request import DirectRequest
 
 __all__ = ["DirectRoute"]
 
-#: How a dependency's value is had: awaited (the caller: authentication, rate limit) or read at
-#: once (the runtime, the request's context), without a coroutine of its own.
-Resolver = tuple[Callable[[Request], Any], bool]
+#: How a dependency's value is had, from the request and the runtime (read once a request: it
+#: is an attribute lookup on Starlette's `State` that fails before `__getattr__`, ~1.6 us):
+#: awaited (the caller: authentication, rate limit) or read at once (the runtime, the
+#: request's context), without a coroutine of its own.
+Resolver = tuple[Callable[[Request, Runtime], Any], bool]
 
 
-def _caller(request: Request) -> Awaitable[Any]:
+def _caller(request: Request, rt: Runtime) -> Awaitable[Any]:
     # The bearer scheme's own dependency (`auto_error=False`) only declares it in the OpenAPI
     # document: it reads the header `caller` reads itself, and never refuses.
-    return caller(request, None)
+    return authorized(request, rt)
 
 
-def _request(request: Request) -> Request:
+def _runtime(request: Request, rt: Runtime) -> Runtime:
+    return rt
+
+
+def _request(request: Request, rt: Runtime) -> Request:
     return request
 
 
-def _context(request: Request) -> Any:
+def _context(request: Request, rt: Runtime) -> Any:
     return context_of(request.scope)
 
 
 _RESOLVERS: dict[Callable[..., Any], Resolver] = {
-    runtime: (runtime_of, False),
+    runtime: (_runtime, False),
     caller: (_caller, True),
     request_context: (_context, False),
 }
@@ -97,15 +105,16 @@ class DirectRoute(APIRoute):
         if self.methods and scope["method"] not in self.methods:
             await super().handle(scope, receive, send)  # FastAPI's 405
             return
-        request = Request(scope, receive, send)
+        request = DirectRequest(scope, receive, send)
         response: Response = await self.endpoint(**await self.arguments(request))
         await response(scope, receive, send)
 
     async def arguments(self, request: Request) -> dict[str, Any]:
         """The endpoint's arguments, its dependencies resolved in order. The caller awaits the
         endpoint itself: one coroutine less that each resumption of the request passes."""
+        rt = runtime_of(request)
         arguments = {}
         for name, (resolve, awaited) in self._resolvers:
-            value = resolve(request)
+            value = resolve(request, rt)
             arguments[name] = await value if awaited else value
         return arguments

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .direct_request import DirectRequest
 from .direct_route import DirectRoute
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
@@ -70,7 +70,7 @@ class HotRoutes:
 
     async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         route: DirectRoute = scope["route"]
-        request = Request(scope, receive, send)
+        request = DirectRequest(scope, receive, send)
         try:
             response = await route.endpoint(**await route.arguments(request))
         except Exception as exc:

@@ -58,7 +58,7 @@ _EDIT_SCHEMA["required"] = ["prompt", "image"]
 async def create_image(request: Request, rt: Rt, principal: Caller, context: Context) -> Response:
     # Only the parameters and the sealed payload outlive this line: the body is gone.
     params, payload = await image_generation_request(request, rt.settings.max_body_bytes)
-    base_url = base_url_of(request)
+    base_url = base_url_of(request, rt)
 
     def run(record: RecordAnswer | None) -> Awaitable[Created]:
         # The generation's own coroutine, not one around it: one frame less per resumption.
@@ -97,7 +97,7 @@ async def edit_image(request: Request, rt: Rt, principal: Caller, context: Conte
     params, payload = await image_edit_request(
         request, rt.settings.max_body_bytes, rt.fetcher.policy
     )
-    base_url = base_url_of(request)
+    base_url = base_url_of(request, rt)
 
     def run(record: RecordAnswer | None) -> Awaitable[Created]:
         # The generation's own coroutine, not one around it: one frame less per resumption.

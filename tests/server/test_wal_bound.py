@@ -158,3 +158,53 @@ async def test_a_request_asks_the_wal_its_size_once(tmp_path, migrated_template,
         assert stats == 10
     finally:
         await db.dispose()
+
+
+async def test_the_copy_ahead_holds_no_commit_back(tmp_path, migrated_template, monkeypatch):
+    """Past three quarters of the bound the WAL is copied into the database on a thread, beside
+    the commits: a commit made while the copy is held up returns all the same. Once the copy is
+    done, the next commit finds the RESTART due, and the WAL starts over."""
+    import reapi_server.wal_bound as wal_module
+
+    db = await _blobs_database(tmp_path, migrated_template)
+    wal_bound = db.group._wal
+    assert wal_bound is not None
+    wal_bound.limit = 2 * MIB
+    release = threading.Event()
+    checkpoint = wal_module._checkpoint
+    modes = []
+
+    def held_copy(database: str, mode: str) -> bool:
+        modes.append(mode)
+        if mode == "PASSIVE":
+            assert release.wait(10)
+        return checkpoint(database, mode)
+
+    monkeypatch.setattr(wal_module, "_checkpoint", held_copy)
+    try:
+        for _ in range(9):  # 200 KB each: past 1.5 MiB after the eighth
+            await db.grouped(_insert, account=None)
+            if wal_bound._copy is not None:
+                break
+        assert wal_bound._copy is not None, "no copy ahead started"
+        assert wal_bound.size() <= wal_bound.limit
+        for _ in range(200):  # the copy's thread has begun and is held up
+            if modes:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(db.grouped(_insert, account=None), 2)
+        assert modes == ["PASSIVE"] and wal_bound.completed == 0 and wal_bound._copy is not None
+        release.set()
+        copy = wal_bound._copy
+        await asyncio.wait_for(asyncio.wait([copy]), 5)
+        assert wal_bound._copy is None and wal_bound.copied_ahead == 1
+        await db.grouped(_insert, account=None)  # the runner restarts the WAL after it
+        for _ in range(200):
+            if wal_bound.completed:
+                break
+            await asyncio.sleep(0.01)
+        assert modes == ["PASSIVE", "RESTART"] and wal_bound.completed == 1
+        assert wal_bound.size() <= wal_bound.limit
+    finally:
+        release.set()
+        await db.dispose()

@@ -523,7 +523,6 @@ class GroupCommitter:
             return None
         if self.transactions == self._checkpointed_after and not self._wal.due():
             return None
-        await self._wal.copy()  # beside the commits: the RESTART then holds them back briefly
         async with self._turn:
             return await self._checkpoint()
 

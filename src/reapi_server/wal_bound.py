@@ -25,8 +25,7 @@ bound, a PASSIVE checkpoint copies what it holds on a worker thread, beside the 
 no lock a writer needs), and the RESTART that follows holds the writer only for what was
 committed meanwhile (~10 ms instead of ~60 in `bench/`'s measure). The RESTART still comes at
 the bound whatever the copy's state; one still running is waited for, rather than met at
-SQLite's checkpoint lock. The periodic checkpoint (`checkpoint_interval`) copies first in the
-same way, then restarts.
+SQLite's checkpoint lock.
 """
 
 from __future__ import annotations
@@ -84,14 +83,6 @@ class WalBound:
         Nothing waits for the copy; the next commit finds the RESTART due once it is done."""
         if self._copy is None and not self._copied and self._size > self.limit * _COPY_AHEAD:
             self._copy = asyncio.get_running_loop().create_task(self._copy_ahead())
-
-    async def copy(self) -> None:
-        """Copy the WAL into the database now, beside the commits (the periodic checkpoint's
-        first half, before the RESTART that holds the writer); a copy under way is waited for."""
-        if self._copy is None and not self._copied:
-            self._copy = asyncio.get_running_loop().create_task(self._copy_ahead())
-        if self._copy is not None:
-            await asyncio.wait([self._copy])
 
     async def _copy_ahead(self) -> None:
         try:

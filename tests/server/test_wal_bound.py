@@ -208,29 +208,3 @@ async def test_the_copy_ahead_holds_no_commit_back(tmp_path, migrated_template, 
     finally:
         release.set()
         await db.dispose()
-
-
-async def test_the_periodic_checkpoint_copies_before_it_holds_the_writer(
-    tmp_path, migrated_template, monkeypatch
-):
-    """`checkpoint_interval`'s checkpoint: a PASSIVE copy with the writer's turn free, then the
-    RESTART with it held."""
-    import reapi_server.wal_bound as wal_module
-
-    db = await _blobs_database(tmp_path, migrated_template)
-    turn = db.group.turn()
-    checkpoint = wal_module._checkpoint
-    calls = []
-
-    def watched(database: str, mode: str) -> bool:
-        calls.append((mode, turn.locked()))
-        return checkpoint(database, mode)
-
-    monkeypatch.setattr(wal_module, "_checkpoint", watched)
-    try:
-        await db.grouped(_insert, account=None)
-        await db.checkpoint()
-        assert calls == [("PASSIVE", False), ("RESTART", True)]
-        assert db.group._wal is not None and db.group._wal.completed == 1
-    finally:
-        await db.dispose()

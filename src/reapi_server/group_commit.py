@@ -485,8 +485,6 @@ class GroupCommitter:
                     await self._commit(batch)
                     if self._wal_due():
                         await self._checkpoint()
-                    elif self._wal is not None:
-                        self._wal.copy_ahead()
         except BaseException:
             # Only when the loop itself is going away: nobody must wait forever.
             stopped = RuntimeError("the database writer stopped")

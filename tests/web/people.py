@@ -301,12 +301,12 @@ def about(table: Table, person: Person, throttle_key: bytes) -> ColumnElement[bo
     if table.name == "refunds":  # through their payment (kept, detached, after deletion)
         owned = select(Payment.id).where(Payment.account_id == person.account_id)
         return c.payment_id.in_(owned.scalar_subquery())
+    if table.name == "outbox_messages":  # by the person, and to their address
+        return or_(c.user_id == person.user_id, c.to_address == person.email)
     if "user_id" in c:
         return c.user_id == person.user_id
     if "account_id" in c:
         return c.account_id == person.account_id
-    if table.name == "outbox_messages":
-        return c.to_address == person.email
     if table.name == "auth_throttle":
         digest = keyed_digest(throttle_key, person.email)[:40]
         return or_(

@@ -6,7 +6,8 @@ One transaction, in this order (the accounts locked first, in id order: `lock_or
    commit on, nothing is held for it in any process (the reserve checks it), so no new request
    runs, whatever a process's key cache still says;
 2. the person goes: sessions (signed out everywhere at once), the sign-in throttle rows about
-   them (and the accounts' billing limits' counts), every mail row to their address,
+   them (and the accounts' billing limits' counts), every mail row to them (at any address they
+   had, or asked to move to),
    memberships, then the user row with what hangs from it (one-time links, consents,
    two-factor backup codes, known devices, linked GitHub and Google identities and sign-ins
    under way, notice deliveries);
@@ -33,7 +34,7 @@ from ..billing import repository as payments
 from ..billing import throttles as billing_throttles
 from ..db import Database
 from ..email.compose import MailComposer
-from ..email.outbox import drop_for_address, enqueue
+from ..email.outbox import drop_for_person, enqueue
 from ..identity import repository as users
 from ..identity.throttle import Throttle
 from ..webhooks.outbox import drop_for_account
@@ -80,7 +81,7 @@ async def delete_user(
         await users.clear_throttle(session, billing_throttles.account_keys(account_id))
     ended = await users.delete_sessions(session, user_id=user_id)
     await users.clear_throttle(session, [c.key for c in throttle.counters_about(email, user_id)])
-    await drop_for_address(session, email)
+    await drop_for_person(session, user_id, email)
     await repository.delete_memberships(session, user_id)
     await users.delete_user(session, user_id)  # with every row that hangs from it
     kept = 0

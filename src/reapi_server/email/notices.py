@@ -233,7 +233,8 @@ class Notices:
                 await _complete(session, notice_id, now)
                 return 0
             for user_id, email in rows:
-                outbox_id = await enqueue(session, self._message(draft, body, user_id, email), now)
+                message = self._message(draft, body, user_id, email)
+                outbox_id = await enqueue(session, message, now, user_id=user_id)
                 session.add(
                     NoticeDelivery(
                         notice_id=notice_id, user_id=user_id, outbox_id=outbox_id, created_at=now

@@ -9,7 +9,8 @@ A failure is retried with exponential backoff (longer when the backend says Retr
 `max_attempts` the row is marked failed. A backend that throttles (`SendThrottled`: a rate limit)
 puts the rest of the pass back for its Retry-After without counting an attempt.
 Once sent, the row keeps only metadata: its subject and bodies are dropped (a message in
-`FORGET_ONCE_SENT` loses its row entirely).
+`FORGET_ONCE_SENT` loses its row entirely). A row names the user it was sent to, so that their
+export and deletion find it after they changed address (`list_for_person`, `drop_for_person`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import Database
 from ..ids import new_id
-from ..models import OutboxMessage
+from ..models import OutboxMessage, User
 from .message import Message
 from .sender import Sender, SendFailed, SendThrottled
 
@@ -33,10 +34,10 @@ __all__ = [
     "FORGET_ONCE_SENT",
     "OutboxPolicy",
     "deliver_due",
-    "drop_for_address",
+    "drop_for_person",
     "drop_newsletters",
     "enqueue",
-    "list_for_address",
+    "list_for_person",
     "purge_finished",
     "run_outbox",
 ]
@@ -63,13 +64,21 @@ class OutboxPolicy:
         return float(min(self.first_backoff * 2 ** max(attempts - 1, 0), self.max_backoff))
 
 
-async def enqueue(session: AsyncSession, message: Message, now: float) -> str:
-    """Queue `message` in the caller's transaction; its id (the backend's idempotency key)."""
+async def enqueue(
+    session: AsyncSession, message: Message, now: float, *, user_id: str | None = None
+) -> str:
+    """Queue `message` in the caller's transaction; its id (the backend's idempotency key).
+    `user_id`: the person it is for, when the address is not (yet) theirs (a change of address
+    asked for); by default, the user whose address it is now, if any."""
+    if user_id is None:
+        found = await session.execute(select(User.id).where(User.email == message.to))
+        user_id = found.scalar_one_or_none()
     row = OutboxMessage(
         id=new_id("mail"),
         kind=message.kind,
         template=message.template,
         to_address=message.to,
+        user_id=user_id,
         subject=message.subject,
         text_body=message.text,
         html_body=message.html,
@@ -213,18 +222,24 @@ async def purge_finished(session: AsyncSession, cutoff: float) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def list_for_address(session: AsyncSession, address: str) -> list[OutboxMessage]:
+def _about(user_id: str, address: str) -> ColumnElement[bool]:
+    return or_(OutboxMessage.user_id == user_id, OutboxMessage.to_address == address)
+
+
+async def list_for_person(session: AsyncSession, user_id: str, address: str) -> list[OutboxMessage]:
+    """The messages to the user, at any address they had, and to their address `address`."""
     result = await session.execute(
         select(OutboxMessage)
-        .where(OutboxMessage.to_address == address)
+        .where(_about(user_id, address))
         .order_by(OutboxMessage.created_at, OutboxMessage.id)
     )
     return list(result.scalars())
 
 
-async def drop_for_address(session: AsyncSession, address: str) -> int:
-    """Forget every message to `address`, sent or not (its owner is being deleted)."""
-    result = await session.execute(delete(OutboxMessage).where(OutboxMessage.to_address == address))
+async def drop_for_person(session: AsyncSession, user_id: str, address: str) -> int:
+    """Forget every message to the user, sent or not, at whichever address (an old one, one
+    they asked to move to) and to `address` (they are being deleted)."""
+    result = await session.execute(delete(OutboxMessage).where(_about(user_id, address)))
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -541,7 +541,8 @@ class Identity:
             token = await tokens.issue(
                 session, user_id=user.id, email=email, purpose=CHANGE_EMAIL, now=now
             )
-            await enqueue(session, self.mail.change_email(email, token, old=user.email), now)
+            change = self.mail.change_email(email, token, old=user.email)
+            await enqueue(session, change, now, user_id=user.id)  # not their address yet
             notice = self.mail.email_change_requested(user.email, now, new=email)
             await enqueue(session, notice, now)
         log.info("email change requested", extra={"code": "email_change_requested"})
@@ -568,7 +569,8 @@ class Identity:
                 await repository.set_email(session, user.id, old=old, new=used.email, now=now)
                 await repository.delete_sessions(session, user_id=user.id)
                 await repository.delete_unused_tokens(session, user.id)
-                await enqueue(session, self.mail.email_changed(old, now, new=used.email), now)
+                changed = self.mail.email_changed(old, now, new=used.email)
+                await enqueue(session, changed, now, user_id=user.id)  # no longer their address
                 if current is None or current.user.id != user.id:
                     return None
                 await session.refresh(user)

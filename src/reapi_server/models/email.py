@@ -27,6 +27,10 @@ class OutboxMessage(Base):
     #: Which template made it (verify_email, reset_password, ...): for logs and metrics.
     template: Mapped[str] = mapped_column(String(40))
     to_address: Mapped[str] = mapped_column(String(320), index=True)
+    #: The person it was sent to or about (set when it was queued), so that their export and
+    #: deletion find it after they changed address; None when no user is meant (a deleted
+    #: person's confirmation). Not a foreign key: the deletion drops the rows itself.
+    user_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
     subject: Mapped[str | None] = mapped_column(String(300), default=None)
     text_body: Mapped[str | None] = mapped_column(Text, default=None)
     html_body: Mapped[str | None] = mapped_column(Text, default=None)

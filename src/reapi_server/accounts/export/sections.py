@@ -18,7 +18,7 @@ from ...audit.export import rows_about as audit_rows_about
 from ...billing import repository as payments
 from ...credits import repository as credits
 from ...email.notices import deliveries_of
-from ...email.outbox import list_for_address
+from ...email.outbox import list_for_person
 from ...idempotency import repository as idempotency
 from ...identity import repository as users
 from ...jobs import repository as jobs
@@ -180,12 +180,13 @@ async def _mail(session: AsyncSession, subject: Subject) -> list[Row]:
     return [
         {
             "id": m.id,
+            "to": m.to_address,
             "message": m.template,
             "status": m.status,
             "created_at": iso(m.created_at),
             "sent_at": iso(m.sent_at),
         }
-        for m in await list_for_address(session, subject.email)
+        for m in await list_for_person(session, subject.user_id, subject.email)
     ]
 
 

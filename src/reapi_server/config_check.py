@@ -9,7 +9,8 @@ problem, never a value (it may be a secret), never a traceback.
 - the database: it answers, and on PostgreSQL a configured secret agrees with the fleet's;
 - an optional extra that a setting needs and is not installed (`tracing = true` without `otel`);
 - Redis unreachable, S3 bucket unreachable: `serve` starts anyway (it falls back, or answers 502
-  until storage is back) but says so; `check-config` counts them as problems.
+  until storage is back) but says so; `check-config` counts them as problems. So is an S3 bucket
+  that keeps deleted objects (versioning on, no rule expiring noncurrent versions).
 """
 
 from __future__ import annotations
@@ -156,11 +157,50 @@ def _bucket(settings: Settings) -> list[Problem]:
         return [Problem(str(error))]
     from .mirror.s3 import s3_client
 
+    client = s3_client(settings)
     try:
-        s3_client(settings).head_bucket(Bucket=settings.s3_bucket)
+        client.head_bucket(Bucket=settings.s3_bucket)
     except Exception as error:
         return [Problem(f"s3: bucket unreachable ({type(error).__name__})", fatal=False)]
-    return []
+    return _versions_kept(client, settings.s3_bucket)
+
+
+def _versions_kept(client: Any, bucket: str | None) -> list[Problem]:
+    """In a versioned bucket a deleted object stays as a noncurrent version: an output deleted
+    by its owner, the retention job or an account's deletion would live on, unless a lifecycle
+    rule expires noncurrent versions under `outputs/`. A key not allowed to ask is not told."""
+    try:
+        status = client.get_bucket_versioning(Bucket=bucket).get("Status")
+    except Exception:
+        return []
+    if status not in ("Enabled", "Suspended") or _expires_noncurrent(client, bucket):
+        return []
+    return [
+        Problem(
+            "s3: bucket versioning is on and no lifecycle rule expires noncurrent versions"
+            " under outputs/: deleted outputs stay in the bucket (docs: storage, Deletion)",
+            fatal=False,
+        )
+    ]
+
+
+def _expires_noncurrent(client: Any, bucket: str | None) -> bool:
+    try:
+        rules = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except Exception:  # NoSuchLifecycleConfiguration: no rule at all
+        return False
+    for rule in rules:
+        found = rule.get("Filter", {})
+        if "Tag" in found or found.get("And", {}).get("Tags"):
+            continue  # the gateway tags no object
+        prefix = found.get("Prefix", found.get("And", {}).get("Prefix", rule.get("Prefix", "")))
+        if (
+            rule.get("Status") == "Enabled"
+            and "NoncurrentVersionExpiration" in rule
+            and "outputs/".startswith(prefix)
+        ):
+            return True
+    return False
 
 
 def _tracing(settings: Settings) -> list[Problem]:

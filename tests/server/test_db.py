@@ -170,3 +170,33 @@ async def test_a_migration_may_rebuild_a_parent_table_without_cascading(tmp_path
     async with db.read() as session:
         assert (await session.execute(text("SELECT count(*) FROM child"))).scalar() == 0
     await db.dispose()
+
+
+def test_every_connection_overwrites_what_it_deletes(tmp_path):
+    """`secure_delete` on every connection: a deleted row's bytes are zeroed in its page (and a
+    freed page is zeroed) instead of staying in the file until reused. Many builds (Debian's)
+    have it on by default, others (python.org's) do not: the gateway does not rely on the
+    build."""
+    from reapi_server.db import _configure
+
+    connection = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    connection.execute("PRAGMA secure_delete=0")  # as a build without it starts
+    _configure(connection, writer=True)
+    assert connection.execute("PRAGMA secure_delete").fetchone() == (1,)
+    connection.close()
+
+
+async def test_a_deleted_row_is_not_left_in_the_database_file(tmp_path):
+    path = tmp_path / "d.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    marker = "deleted-person-7f3a9c@example.com"
+    async with db.write() as session:
+        await session.execute(text("CREATE TABLE t (v TEXT)"))
+        await session.execute(text("INSERT INTO t VALUES (:v)"), {"v": marker})
+        await session.execute(text("INSERT INTO t VALUES ('kept')"))
+    await db.checkpoint()
+    async with db.write() as session:
+        await session.execute(text("DELETE FROM t WHERE v = :v"), {"v": marker})
+    await db.checkpoint()
+    await db.dispose()
+    assert marker.encode() not in path.read_bytes()

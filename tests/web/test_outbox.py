@@ -113,6 +113,22 @@ async def test_a_permanent_refusal_is_not_retried(web):
     assert row.status == "failed" and row.attempts == 1
 
 
+@pytest.mark.parametrize("retryable", [False, True])
+async def test_a_message_given_up_keeps_only_metadata_too(web, clock, retryable):
+    """Its text (a one-time link, the person's details) will never be sent: it goes as a sent
+    message's does, not 30 days later with the row."""
+    rt = web.rt
+    async with rt.db.write() as session:
+        await enqueue(session, MESSAGE, rt.now())
+    policy = OutboxPolicy(max_attempts=2)
+    for _ in range(2):
+        await deliver_due(rt.db, Flaky(100, retryable=retryable), rt.now, policy)
+        clock.advance(10_000)
+    [row] = await _rows(rt)
+    assert row.status == "failed" and row.last_error == "http_503"
+    assert (row.subject, row.text_body, row.html_body, row.headers) == (None, None, None, None)
+
+
 @pytest.mark.parametrize("outcome", ["sent", "given up"])
 async def test_a_deleted_persons_confirmation_leaves_no_row(web, outcome):
     """The last trace of a deleted person's address: gone once sent (or given up on)."""

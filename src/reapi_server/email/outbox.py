@@ -8,9 +8,10 @@ same row at once, and a row whose process died is claimed again once the lease r
 A failure is retried with exponential backoff (longer when the backend says Retry-After); after
 `max_attempts` the row is marked failed. A backend that throttles (`SendThrottled`: a rate limit)
 puts the rest of the pass back for its Retry-After without counting an attempt.
-Once sent, the row keeps only metadata: its subject and bodies are dropped (a message in
-`FORGET_ONCE_SENT` loses its row entirely). A row names the user it was sent to, so that their
-export and deletion find it after they changed address (`list_for_person`, `drop_for_person`).
+Once sent or given up, the row keeps only metadata: its subject and bodies are dropped (a
+message in `FORGET_ONCE_SENT` loses its row entirely). A row names the user it was sent to, so
+that their export and deletion find it after they changed address (`list_for_person`,
+`drop_for_person`).
 """
 
 from __future__ import annotations
@@ -184,6 +185,9 @@ async def _record_failure(
         if final and row.template in FORGET_ONCE_SENT:
             await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row.id))
             return
+        # Given up, it will never be sent: its text (one-time links, the person's details)
+        # goes now, as a sent message's does.
+        forgotten = dict.fromkeys(("subject", "text_body", "html_body", "headers")) if final else {}
         await session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == row.id)
@@ -191,6 +195,7 @@ async def _record_failure(
                 status="failed" if final else "pending",
                 not_before=now + wait,
                 last_error=failure.code,
+                **forgotten,
             )
         )
 

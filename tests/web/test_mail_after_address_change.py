@@ -73,3 +73,23 @@ async def test_deletion_drops_mail_to_the_old_and_the_asked_for_address(db_web, 
     assert deleted.status_code == 303, deleted.text
     await mail_to(db_web.rt, new)  # the confirmation is sent, and its row goes
     assert await _rows_to(db_web.rt, old, new, pending) == []
+
+
+async def test_the_next_owner_of_an_old_address_gets_none_of_its_mail(db_web, browsers):
+    """Someone who signs up with an address another person left: the mail sent there before
+    is the other person's, in their export and not in the newcomer's, nor deleted with them."""
+    _, old, _, _ = await _moved(db_web, browsers)
+    newcomer = browsers(db_web)
+    await newcomer.sign_up(old)
+    await mail_to(db_web.rt, old)
+    theirs = (await newcomer.get("/settings/data/export.json")).json()["mail"]
+    assert [m["message"] for m in theirs] == ["welcome"]
+    before = await _rows_to(db_web.rt, old)
+    deleted = await newcomer.submit(
+        "/settings/delete", "/settings/delete", {"current_password": PASSWORD, "confirmation": old}
+    )
+    assert deleted.status_code == 303, deleted.text
+    await mail_to(db_web.rt, old)
+    left = sorted(t for _, t in await _rows_to(db_web.rt, old))
+    assert len(before) == 4  # the first person's three, the newcomer's welcome
+    assert left == ["email_change_requested", "email_changed", "welcome"]

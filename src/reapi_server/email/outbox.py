@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-from sqlalchemy import ColumnElement, delete, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..db import Database
@@ -228,11 +228,17 @@ async def purge_finished(session: AsyncSession, cutoff: float) -> int:
 
 
 def _about(user_id: str, address: str) -> ColumnElement[bool]:
-    return or_(OutboxMessage.user_id == user_id, OutboxMessage.to_address == address)
+    """The user's rows, and the rows to `address` that name nobody (queued before 0021 and
+    for no one then): a row to their address that names someone else is that person's (who
+    had the address before them)."""
+    return or_(
+        OutboxMessage.user_id == user_id,
+        and_(OutboxMessage.user_id.is_(None), OutboxMessage.to_address == address),
+    )
 
 
 async def list_for_person(session: AsyncSession, user_id: str, address: str) -> list[OutboxMessage]:
-    """The messages to the user, at any address they had, and to their address `address`."""
+    """The messages to the user, at any address they had (`_about`)."""
     result = await session.execute(
         select(OutboxMessage)
         .where(_about(user_id, address))
@@ -243,7 +249,7 @@ async def list_for_person(session: AsyncSession, user_id: str, address: str) -> 
 
 async def drop_for_person(session: AsyncSession, user_id: str, address: str) -> int:
     """Forget every message to the user, sent or not, at whichever address (an old one, one
-    they asked to move to) and to `address` (they are being deleted)."""
+    they asked to move to): they are being deleted (`_about`)."""
     result = await session.execute(delete(OutboxMessage).where(_about(user_id, address)))
     return int(result.rowcount)  # type: ignore[attr-defined]
 

@@ -334,6 +334,7 @@ def users_export(
         sys.stdout.buffer.write(body)
         return
     fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # personal data
+    os.fchmod(fd, 0o600)  # a file that was there keeps its mode through O_TRUNC
     with os.fdopen(fd, "wb") as handle:
         handle.write(body)
     typer.echo(f"wrote {output}", err=True)

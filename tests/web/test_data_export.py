@@ -156,6 +156,8 @@ async def test_the_cli_exports_the_same_document(people_web, browsers, providers
     person = await seed_person(people_web, browsers, providers)
     from_page = (await person.browser.get("/settings/data/export.json")).json()
     output = tmp_path / "export.json"
+    output.write_text("an earlier export, readable by all")  # overwritten, and made private
+    output.chmod(0o644)
     args = ["users", "export", "--email", person.email, "--output", str(output)]
     args += ["--data-dir", str(people_web.data_dir)]
     if people_web.rt.settings.database_url:

@@ -69,8 +69,8 @@ async def enqueue(
     session: AsyncSession, message: Message, now: float, *, user_id: str | None = None
 ) -> str:
     """Queue `message` in the caller's transaction; its id (the backend's idempotency key).
-    `user_id`: the person it is for, when the address is not (yet) theirs (a change of address
-    asked for); by default, the user whose address it is now, if any."""
+    `user_id`: the person it is for, when the address is not theirs (one they asked to move
+    to, or the one they just left); by default, the user whose address it is now, if any."""
     if user_id is None:
         found = await session.execute(select(User.id).where(User.email == message.to))
         user_id = found.scalar_one_or_none()

@@ -43,14 +43,17 @@ async def idempotent(
     """`params`: the request's parameters (a mapping, or a dataclass turned into one only when
     the request has an `Idempotency-Key`: doing it for every request costs them for nothing)."""
     key = request.headers.get("idempotency-key")
-    if key is None:
+    fields = None if key is None else _fields(params)
+    if fields is None or not principal.allows(fields["model"]):
+        # A key that may not call the model is refused as it is without the header: records
+        # are the account's, and a replay would hand it what another of its keys made.
         status, body, _ = await run(None)
         return json_response(body, status)
     claimed = await service.begin(
         rt,
         principal.account_id,
         key,
-        fingerprint(rt.fingerprint_secret, endpoint, _fields(params), payload),
+        fingerprint(rt.fingerprint_secret, endpoint, fields, payload),
         wait_seconds=_WAIT_FOR_FIRST,
     )
     if isinstance(claimed, service.Replay):

@@ -43,8 +43,7 @@ async def idempotent(
     """`params`: the request's parameters (a mapping, or a dataclass turned into one only when
     the request has an `Idempotency-Key`: doing it for every request costs them for nothing)."""
     key = request.headers.get("idempotency-key")
-    fields = None if key is None else _fields(params)
-    if fields is None or not principal.allows(fields["model"]):
+    if key is None or not principal.allows(_model_of(params)):
         # A key that may not call the model is refused as it is without the header: records
         # are the account's, and a replay would hand it what another of its keys made.
         status, body, _ = await run(None)
@@ -53,7 +52,7 @@ async def idempotent(
         rt,
         principal.account_id,
         key,
-        fingerprint(rt.fingerprint_secret, endpoint, fields, payload),
+        fingerprint(rt.fingerprint_secret, endpoint, _fields(params), payload),
         wait_seconds=_WAIT_FOR_FIRST,
     )
     if isinstance(claimed, service.Replay):
@@ -66,6 +65,11 @@ async def idempotent(
         raise
     await service.finish(rt, claimed, status, snapshot)
     return json_response(body, status)
+
+
+def _model_of(params: Any) -> str:
+    model: str = params["model"] if isinstance(params, Mapping) else params.model
+    return model
 
 
 def _fields(params: Any) -> Mapping[str, Any]:

@@ -25,6 +25,7 @@ from reapi.core import AsyncFetcher, HealthProber, ProbeConfig
 from reapi.router import RouterConfig
 
 from .alerts.watch import run_alert_watch
+from .api_docs import add_docs_page
 from .api_keys.last_used import run_last_used
 from .billing.webhook import router as billing_webhook_router
 from .config import Settings
@@ -160,12 +161,14 @@ def create_app(
         version=__version__,
         summary="OpenAI-compatible image and video API with failover and zero retention.",
         lifespan=lifespan,
-        docs_url="/docs" if settings.openapi_docs else None,
+        docs_url=None,  # our own page (`api_docs`), when `openapi_docs`
         openapi_url="/openapi.json" if settings.openapi_docs else None,
         redoc_url=None,
     )
     app.state.runtime = rt
     install_error_handlers(app)
+    if settings.openapi_docs:
+        add_docs_page(app, openapi_url="/openapi.json")
     for router in V1_ROUTERS:
         app.include_router(router)
     app.include_router(health_router)

@@ -158,6 +158,9 @@ class Settings(BaseSettings):
     #: headers), in bytes: a request over either is answered 431 before more of it is read.
     max_header_line_bytes: int = Field(default=16 * 1024, ge=1024)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Seconds a request head may take to arrive (a new connection's first, and each later one
+    #: from its first byte): past them it is answered 408 and its connection closed.
+    header_timeout: float = Field(default=30.0, gt=0, le=3600)
 
     # -- caller URLs (reference images, source videos) ------------------------------------------
     #: The gateway downloads every URL a caller hands it, public addresses only (SSRF checks on

@@ -1,7 +1,13 @@
 """Bounded request heads. The httptools parser buffers a header whole before it hands it over,
 with no cap: a 64 MiB header was read, held (about 160 MB) and parsed. Bytes are counted here as
 they arrive, before the parser sees them, and a request whose request line or header line, or
-whose head in all, is over the limit is answered 431 and its connection closed."""
+whose head in all, is over the limit is answered 431 and its connection closed.
+
+A head must also arrive in time: uvicorn closes a connection idle after a response, but not
+a new one that sends nothing, nor one that sends its head a byte at a time, so anyone could
+hold connections (and file descriptors) for ever. A connection's first head, and each later
+one from its first byte, gets `HeadLimits.seconds`; past them it is answered 408 (closed
+without an answer if nothing came) and closed."""
 
 from __future__ import annotations
 
@@ -22,18 +28,31 @@ _BODY = (
     b'{"error":{"message":"the request head is larger than this gateway accepts",'
     b'"type":"invalid_request_error","param":null,"code":"request_header_fields_too_large"}}'
 )
-_HEAD = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-    b"content-type: application/json\r\n"
-    b"content-length: " + str(len(_BODY)).encode() + b"\r\n"
-    b"connection: close\r\n"
+_LATE_BODY = (
+    b'{"error":{"message":"the request head did not arrive in time",'
+    b'"type":"invalid_request_error","param":null,"code":"request_timeout"}}'
 )
+
+
+def _head(status: bytes, body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\n"
+        b"content-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n"
+        b"connection: close\r\n"
+    )
+
+
+_HEAD = _head(b"431 Request Header Fields Too Large", _BODY)
+_LATE_HEAD = _head(b"408 Request Timeout", _LATE_BODY)
 
 
 @dataclass(frozen=True, slots=True)
 class HeadLimits:
     line_bytes: int = 16 * 1024
     total_bytes: int = 64 * 1024
+    #: How long a request head may take to arrive.
+    seconds: float = 30.0
 
 
 class HeadMeter:
@@ -42,6 +61,11 @@ class HeadMeter:
     parsers skip, do not end it)."""
 
     __slots__ = ("_cr_only", "_line", "_lines", "_total", "head_end", "limits", "reading")
+
+    @property
+    def started(self) -> bool:
+        """Some bytes of this head have arrived."""
+        return self._total > 0 or self._line > 0
 
     def __init__(self, limits: HeadLimits) -> None:
         self.limits = limits
@@ -119,15 +143,47 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._held = 0  # bytes read in a body since the parser last handed over body bytes
         self._restarted = False  # a request ended in the read being parsed
         self._refused = False
+        self._late: asyncio.TimerHandle | None = None  # the deadline of the head being read
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._late = self.loop.call_later(self._meter.limits.seconds, self._head_late)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_deadline()
+        super().connection_lost(exc)
+
+    def _stop_deadline(self) -> None:
+        if self._late is not None:
+            self._late.cancel()
+            self._late = None
+
+    def _head_late(self) -> None:
+        self._late = None
+        if self._refused or self.transport.is_closing() or not self._meter.reading:
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A request runs; this head is pipelined behind it and waits its turn.
+            self._late = self.loop.call_later(self._meter.limits.seconds, self._head_late)
+            return
+        if self._meter.started:
+            self._refuse(_LATE_HEAD, _LATE_BODY, 408, "request_timeout")
+        else:  # nothing came: closed as uvicorn closes an idle keep-alive connection
+            self._refused = True
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
         head_bytes = 0
         if self._meter.reading:
+            if self._late is None:  # the first bytes of a later head: its time starts
+                self._late = self.loop.call_later(self._meter.limits.seconds, self._head_late)
             if not self._meter.accept(data):
                 self._refuse()
                 return
+            if not self._meter.reading:
+                self._stop_deadline()
             head_bytes = len(data) if self._meter.reading else self._meter.head_end
         if head_bytes == len(data):
             super().data_received(data)
@@ -151,16 +207,21 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._meter.restart()
         self._held, self._restarted = 0, True
 
-    def _refuse(self) -> None:
+    def _refuse(
+        self,
+        status_head: bytes = _HEAD,
+        body: bytes = _BODY,
+        status: int = 431,
+        code: str = "request_header_fields_too_large",
+    ) -> None:
         self._refused = True  # nothing more is read from this connection
+        self._stop_deadline()
         if self.transport.is_closing():
             return
         if self.cycle is None or not self.cycle.response_started:
-            head = [_HEAD]
+            head = [status_head]
             for name, value in self.server_state.default_headers:
                 head.append(name + b": " + value + b"\r\n")
-            self.transport.write(b"".join(head) + b"\r\n" + _BODY)
+            self.transport.write(b"".join(head) + b"\r\n" + body)
         self.transport.close()
-        log.info(
-            "request refused", extra={"status": 431, "code": "request_header_fields_too_large"}
-        )
+        log.info("request refused", extra={"status": status, "code": code})

@@ -70,7 +70,9 @@ def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayCon
         # SIGTERM: stop accepting, give requests in flight this long, then the lifespan ends.
         "timeout_graceful_shutdown": settings.drain_seconds,
     }
-    limits = HeadLimits(settings.max_header_line_bytes, settings.max_header_bytes)
+    limits = HeadLimits(
+        settings.max_header_line_bytes, settings.max_header_bytes, settings.header_timeout
+    )
     return GatewayConfig(app, head_limits=limits, **{**options, **overrides})
 
 

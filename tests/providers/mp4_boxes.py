@@ -32,16 +32,25 @@ def tkhd(version: int, width: int, height: int) -> bytes:
 
 
 def track(
-    handler: bytes, *, width: int, height: int, frames: int, fps: int, version: int = 0
+    handler: bytes,
+    *,
+    width: int,
+    height: int,
+    frames: int,
+    fps: int,
+    version: int = 0,
+    track_seconds: float | None = None,
 ) -> bytes:
-    """A track of `frames` samples at `fps` (timescale fps * 100), stts split in two runs."""
+    """A track of `frames` samples at `fps` (timescale fps * 100), stts split in two runs; its
+    header states `track_seconds` if given (a file may say what its samples do not)."""
     scale = fps * 100
     first = frames // 2
     stts = full_box(b"stts", 0, struct.pack(">IIIII", 2, first, 100, frames - first, 100))
     hdlr = full_box(b"hdlr", 0, struct.pack(">I4s12x", 0, handler) + b"\0")
+    stated = frames * 100 if track_seconds is None else round(track_seconds * scale)
     mdia = box(
         b"mdia",
-        full_box(b"mdhd", version, _times(version, scale, frames * 100) + bytes(4))
+        full_box(b"mdhd", version, _times(version, scale, stated) + bytes(4))
         + hdlr
         + box(b"minf", box(b"stbl", stts)),
     )
@@ -59,11 +68,22 @@ def mp4(
     large_mdat: bool = False,
     audio_first: bool = True,
     brand: bytes = b"isom",
+    movie_seconds: float | None = None,
+    track_seconds: float | None = None,
 ) -> bytes:
-    """A file whose video track has these properties (an audio track before it by default)."""
-    seconds = frames / fps
+    """A file whose video track has these properties (an audio track before it by default);
+    its movie and track headers state `movie_seconds` and `track_seconds` if given."""
+    seconds = frames / fps if movie_seconds is None else movie_seconds
     mvhd = full_box(b"mvhd", version, _times(version, 1000, round(seconds * 1000)) + bytes(80))
-    tracks = track(b"vide", width=width, height=height, frames=frames, fps=fps, version=version)
+    tracks = track(
+        b"vide",
+        width=width,
+        height=height,
+        frames=frames,
+        fps=fps,
+        version=version,
+        track_seconds=track_seconds,
+    )
     if audio_first:
         tracks = track(b"soun", width=0, height=0, frames=10, fps=10) + tracks
     moov = box(b"moov", mvhd + tracks)

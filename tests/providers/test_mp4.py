@@ -29,6 +29,18 @@ def test_box_layouts(layout):
     assert info == VideoInfo(1920, 1080, 3.0, 72, 24.0)
 
 
+@pytest.mark.parametrize(
+    "stated",
+    [
+        {"movie_seconds": 1.0},  # the movie header says 1 s
+        {"movie_seconds": 1.0, "track_seconds": 1.0},  # so does the track's
+    ],
+)
+def test_the_duration_is_the_longest_the_file_states(stated):
+    """What a length limit is held to: 60 s of samples under headers that say 1 s are 60 s."""
+    assert read_video_info(mp4(frames=24 * 60, fps=24, **stated)).duration == 60.0
+
+
 def test_a_quicktime_file_says_so():
     assert read_video_info(mp4(brand=b"qt  ")).container == "mov"
     assert read_video_info(mp4()).container == "mp4"

@@ -215,6 +215,12 @@ def test_a_source_url_that_is_no_video_is_refused_at_its_first_bytes(httpx_mock,
         ({}, "input_reference"),
         ({"input_reference": b"\x89PNG\r\n\x1a\n" + bytes(40)}, "input_reference"),
         ({"input_reference": mp4(frames=24 * 17)}, "input_reference"),  # 17 s > 16 s
+        # 17 s of samples whose movie (and track) header claims 10 s
+        ({"input_reference": mp4(frames=24 * 17, movie_seconds=10)}, "input_reference"),
+        (
+            {"input_reference": mp4(frames=24 * 17, movie_seconds=10, track_seconds=10)},
+            "input_reference",
+        ),
         ({"input_reference": mp4(width=3840, height=2160), "resolution": "1080p"}, "resolution"),
         ({"input_reference": sample_mp4(), "resolution": "8k"}, "resolution"),
         ({"input_reference": sample_mp4(), "size": "1920x1080"}, "size"),

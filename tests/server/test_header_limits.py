@@ -146,3 +146,54 @@ def test_the_meter_counts_heads_split_anywhere():
         assert not all(meter.accept(p) for p in pieces), size  # the 95-byte line
         meter = HeadMeter(HeadLimits(line_bytes=100, total_bytes=100))
         assert not all(meter.accept(p) for p in pieces), size  # the 131-byte head
+
+
+def _answer_within(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
+    """What the gateway sends until it closes, and when it closed (inf: it did not)."""
+    sock.settimeout(seconds)
+    started, answer = time.monotonic(), b""
+    try:
+        while chunk := sock.recv(65536):
+            answer += chunk
+    except TimeoutError:
+        return answer, float("inf")
+    except ConnectionResetError:
+        pass
+    return answer, time.monotonic() - started
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_head_that_does_not_arrive_in_time_is_refused(tmp_path):
+    """Connections that send nothing, or their head a byte at a time, were held for ever (a
+    file descriptor each, no key needed): a head now has `header_timeout` to arrive."""
+    with served_gateway(tmp_path, env={"REAPI_HEADER_TIMEOUT": "1"}) as gateway:
+        port = gateway.port
+        # A new connection that sends nothing is closed, without an answer.
+        with socket.create_connection(("127.0.0.1", port)) as idle:
+            answer, closed_after = _answer_within(idle, 8)
+        assert answer == b"" and closed_after < 8
+        # A head trickled a byte at a time is answered 408 once its time is up.
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            started = time.monotonic()
+            slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            try:
+                while time.monotonic() - started < 6:
+                    slow.sendall(b"x")
+                    time.sleep(0.2)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            answer, closed_after = _answer_within(slow, 8)
+        assert _status(answer) == 408, answer[:300]
+        assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] == "request_timeout"
+        assert time.monotonic() - started < 6
+        # A keep-alive connection: the second head's time starts with its first byte, so a
+        # request that follows a slow response is not cut short, and a prompt one passes.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as kept:
+            for _ in range(2):
+                kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                time.sleep(0.6)  # within the second, split across reads
+                kept.sendall(b"\r\n")
+                answer = b""
+                while not answer.endswith(b'{"status":"ok"}'):
+                    answer += kept.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 200 ")

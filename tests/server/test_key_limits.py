@@ -275,6 +275,39 @@ async def test_a_video_key_may_be_refused_images_and_an_image_key_videos(gateway
     assert (await generate(gateway, key)).status_code == 200
 
 
+async def _narrow_key(gateway, account: str, model: str) -> str:
+    created = await keys_service(gateway.rt).create(
+        account, name="narrow", limits=KeyLimits(models=(model,))
+    )
+    return created.plaintext
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "narrow_to"),
+    [
+        ("/v1/images/generations", {"prompt": "p", "model": "gpt-image-2"}, "sim-video"),
+        ("/v1/videos", {"model": "sim-video", "prompt": "w", "size": "1280x720"}, "gpt-image-2"),
+    ],
+)
+async def test_an_idempotent_replay_is_refused_to_a_key_not_allowed_the_model(
+    gateway, path, body, narrow_to
+):
+    """Idempotency records are the account's: a key limited to other models must not get, by
+    reusing another key's Idempotency-Key, what that key made with a model it may not call."""
+    account, wide, _ = await limited(gateway)
+    narrow = await _narrow_key(gateway, account, narrow_to)
+    once = {"idempotency-key": "shared"}
+    first = await gateway.client.post(path, json=body, headers={**auth(wide), **once})
+    assert first.status_code == 200, first.text
+    again = await gateway.client.post(path, json=body, headers={**auth(narrow), **once})
+    assert again.status_code == 403, again.text
+    assert error_of(again)["code"] == "model_not_allowed"
+    assert "idempotent-replayed" not in again.headers
+    # The wide key still gets its replay.
+    replayed = await gateway.client.post(path, json=body, headers={**auth(wide), **once})
+    assert replayed.headers.get("idempotent-replayed") == "true", replayed.text
+
+
 async def test_expiry(gateway):
     clock = Clock(at("2027-01-01T00:00:00"))
     gateway.rt.clock = clock

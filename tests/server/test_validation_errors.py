@@ -79,6 +79,22 @@ async def test_a_video_without_a_model_says_model_is_required(gateway):
     assert "sora" not in response.text
 
 
+@pytest.mark.parametrize("seconds", [4.5, [4], {"s": 4}, 10**40])
+async def test_a_parameter_of_two_types_is_named_as_sent(gateway, seconds):
+    """`seconds` takes an integer or a string: pydantic names the union's members in the
+    location (`seconds.int`, `seconds.str`), and the answer named them as the parameter."""
+    _, key = await gateway.account(credits=100)
+    body = {"model": "sim-video", "prompt": "a wave", "seconds": seconds}
+    response = await post(gateway, key, "/v1/videos", body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == {
+        "message": "seconds must be an integer or a string",
+        "type": "invalid_request_error",
+        "param": "seconds",
+        "code": "invalid_type",
+    }
+
+
 async def test_query_parameters_state_their_limit(gateway):
     _, key = await gateway.account()
     response = await gateway.client.get("/v1/videos?limit=1000", headers=auth(key))

@@ -257,6 +257,35 @@ def test_a_job_deleted_while_streaming(quiet):
         assert stream.next() is None
 
 
+def _change_key(gw: LiveGateway, **values) -> None:
+    """What another process does to the key (a revocation from the command line)."""
+
+    async def write() -> None:
+        db = Database(gw.runtime.settings.resolved_database_url)
+        try:
+            async with db.write() as session:
+                await session.execute(update(ApiKey).values(**values))
+        finally:
+            await db.dispose()
+
+    asyncio.run(write())
+
+
+@pytest.mark.parametrize("change", [{"revoked_at": 1.0}, {"expires_at": 1.0}])
+def test_a_stream_ends_when_its_key_is_revoked_or_expires(quiet, change):
+    """A stream opened before a revocation went on telling the job's changes to whoever held
+    the key, for the stream's whole lifetime (600 s by default)."""
+    video = create(quiet)
+    with streaming(quiet, video["id"]) as stream:
+        assert stream.next().event == "video.updated"
+        _change_key(quiet, **change)
+        set_job(quiet, video["id"], status="in_progress", progress=50)
+        assert stream.next() is None  # ended at the next re-read, the change untold
+    # Reconnecting within the authentication cache's two seconds: a stream that tells nothing.
+    again = httpx.get(f"{quiet.base_url}/v1/videos/{video['id']}/events", headers=auth(quiet.key))
+    assert "event:" not in again.text
+
+
 def test_streams_are_authenticated_and_scoped_like_every_v1_route(quiet):
     video = create(quiet)
     path = f"{quiet.base_url}/v1/videos/{video['id']}/events"

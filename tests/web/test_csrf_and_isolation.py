@@ -197,6 +197,17 @@ async def test_security_headers_on_every_page(web, browsers, signed_in):
     assert "max-age" in css.headers["cache-control"]
 
 
+async def test_a_missing_static_file_is_a_404_not_a_crash(web, browsers):
+    """Static files get no visitor, and the error page needs one: a missing file was a 500
+    (an unhandled KeyError logged at error level), for anyone, in a loop."""
+    browser = browsers(web)
+    for path in ("/static/nope.css", "/static/..%2f..%2fpyproject.toml"):
+        missing = await browser.get(path)
+        assert missing.status_code == 404, (path, missing.status_code)
+    wrong_method = await browser.client.post("/static/app.css")
+    assert wrong_method.status_code == 405
+
+
 async def test_the_error_pages_have_the_headers_too(web, browsers):
     browser = browsers(web)
     await browser.get("/login")

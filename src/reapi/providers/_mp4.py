@@ -8,7 +8,10 @@ upload. They are all in the `moov` box of an ISO base media file:
 - `moov/trak/mdia/hdlr`: the track's kind (`vide` for video);
 - `moov/trak/mdia/mdhd`: the track's own timescale and duration;
 - `moov/trak/mdia/minf/stbl/stts`: (sample count, sample delta) runs; their counts add up to the
-  number of frames.
+  number of frames, and count times delta to the time the samples play.
+
+The duration given is the longest of the movie's, the track's and the samples': each is the
+file's own claim, and a file that states a short movie over long samples is as long as they.
 
 Only the box headers are walked: sample data (`mdat`) is skipped over wherever it sits.
 Fragmented files (`moof`), whose samples are not listed in `stts`, are refused.
@@ -31,7 +34,7 @@ class Mp4Error(ValueError):
 class VideoInfo:
     width: int
     height: int
-    #: Seconds.
+    #: Seconds: the longest of the movie's, the video track's and its samples' durations.
     duration: float
     frame_count: int
     #: Frames per second, as the track's timing gives it (e.g. 23.976).
@@ -101,12 +104,14 @@ def _size(data: bytes, tkhd: _Box) -> tuple[int, int]:
     return fields[-2] >> 16, fields[-1] >> 16
 
 
-def _frame_count(data: bytes, stts: _Box) -> int:
+def _samples(data: bytes, stts: _Box) -> tuple[int, int]:
+    """(frames, their total duration in the track's timescale), from the sample table."""
     (entries,) = _full_box(data, stts, "I", "I")
     first = stts.start + 8
     if first + 8 * entries > stts.end:
         raise Mp4Error("truncated sample table")
-    return sum(struct.unpack_from(">I", data, first + 8 * i)[0] for i in range(entries))
+    runs = [struct.unpack_from(">II", data, first + 8 * i) for i in range(entries)]
+    return sum(count for count, _ in runs), sum(count * delta for count, delta in runs)
 
 
 def _video_track(data: bytes, moov: _Box) -> _Box:
@@ -134,16 +139,19 @@ def read_video_info(data: bytes) -> VideoInfo:
     if tkhd is None or mdhd is None or stts is None:
         raise Mp4Error("the video track has no header or sample table")
     width, height = _size(data, tkhd)
-    frames = _frame_count(data, stts)
+    frames, sample_time = _samples(data, stts)
     movie_scale, movie_duration = _timing(data, mvhd)
     track_scale, track_duration = _timing(data, mdhd)
     if not (width and height and frames and movie_scale and track_scale and track_duration):
         raise Mp4Error("the video track has no frames (a fragmented MP4 is not supported)")
     track_seconds = track_duration / track_scale
+    # The longest of what the file states: a movie header can say 10 s over samples that play
+    # for an hour, and a length limit (what an enhancement is priced for) must see the hour.
+    seconds = max(movie_duration / movie_scale, track_seconds, sample_time / track_scale)
     return VideoInfo(
         width=width,
         height=height,
-        duration=round(movie_duration / movie_scale or track_seconds, 3),
+        duration=round(seconds, 3),
         frame_count=frames,
         frame_rate=round(frames / track_seconds, 3),
         container="mov" if data[8:12] == b"qt  " else "mp4",

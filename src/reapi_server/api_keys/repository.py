@@ -17,6 +17,7 @@ __all__ = [
     "find_active",
     "get",
     "get_for_account",
+    "in_force",
     "insert",
     "list_for_account",
     "revoke",
@@ -65,6 +66,21 @@ async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, boo
     )
     row = result.one_or_none()
     return None if row is None else (row[0], bool(row[1]))
+
+
+async def in_force(session: AsyncSession, key_id: str, now: float) -> bool:
+    """The key is unrevoked, unexpired and its account enabled (`find_active`'s rule, by id)."""
+    result = await session.execute(
+        select(ApiKey.id)
+        .join(Account, Account.id == ApiKey.account_id)
+        .where(
+            ApiKey.id == key_id,
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+            Account.disabled_at.is_(None),
+        )
+    )
+    return result.first() is not None
 
 
 async def get(session: AsyncSession, key_id: str) -> ApiKey | None:

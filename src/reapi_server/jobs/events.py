@@ -11,6 +11,9 @@ process are found by re-reading the job every `video_events_reread_seconds`. A c
 sent when nothing else was for `video_events_heartbeat_seconds`, and a stream ends after
 `video_events_max_seconds`, or when the server stops: the client reconnects to go on. One key
 holds at most `video_events_max_streams` streams open in one process (each re-reads its job).
+
+Each re-read also reads the key again: a stream ends once its key is revoked or expired or its
+account disabled, as the next request with that key would be refused (a reconnect is).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import anyio
 import orjson
 
+from ..api_keys import repository as key_rows
 from ..api_keys.auth import Principal
 from ..errors import NotFound, RateLimited
 from ..runtime import Runtime
@@ -72,6 +76,11 @@ async def _current(rt: Runtime, principal: Principal, job_id: str) -> dict[str, 
         return None
 
 
+async def _key_in_force(rt: Runtime, principal: Principal) -> bool:
+    async with rt.db.read() as session:
+        return await key_rows.in_force(session, principal.key_id, rt.now())
+
+
 async def _events(
     rt: Runtime, principal: Principal, job_id: str, seen: str | None
 ) -> AsyncIterator[bytes]:
@@ -99,6 +108,8 @@ async def _follow(
     # Watched before each read: a change between the read and the wait is not lost.
     with changes.watch(job_id) as signal:
         while not changes.closed:
+            if not await _key_in_force(rt, principal):
+                return
             video = await _current(rt, principal, job_id)
             if video is None:
                 yield _event(

@@ -71,9 +71,17 @@ def _range(name: str, ctx: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _location(error: Mapping[str, Any]) -> list[Any]:
+    location = [p for p in error.get("loc", ()) if p not in _SKIP]
+    if len(location) > 1 and location[-1] in _TYPE_NAMES:
+        # pydantic names a union's member last (`seconds.int`): the parameter is `seconds`.
+        location.pop()
+    return location
+
+
 def _one(error: Mapping[str, Any]) -> Described:
     # A location may hold a key the caller wrote (an unknown field): an excerpt at most.
-    location = [excerpt(p) for p in error.get("loc", ()) if p not in _SKIP]
+    location = [excerpt(p) for p in _location(error)]
     param = ".".join(location) or None
     name = param or "the request body"
     kind = str(error.get("type", ""))
@@ -120,7 +128,15 @@ def _one(error: Mapping[str, Any]) -> Described:
 
 def describe(errors: Sequence[Mapping[str, Any]]) -> Described:
     """One message for up to three problems; the code and param of the first."""
-    described = [_one(error) for error in errors[:3]]
+    described: list[Described] = []
+    for message, code, param in (_one(error) for error in errors[:3]):
+        earlier = described[-1] if described else None
+        alternative = f"{param} must be "
+        if earlier is not None and earlier[2] == param and message.startswith(alternative):
+            # Each member of a union refused the value: one rule, `x must be a or b`.
+            described[-1] = (f"{earlier[0]} or {message.removeprefix(alternative)}", *earlier[1:])
+        else:
+            described.append((message, code, param))
     if not described:
         return "the request is invalid", "invalid_value", None
     _, code, param = described[0]

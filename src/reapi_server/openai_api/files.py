@@ -1,10 +1,11 @@
 """Mirrored outputs at stable URLs, and their deletion.
 
-`GET /v1/files/{file_id}/content`: the URL is the capability. File ids carry 192 random bits and
-are only ever given to the account that paid for the output, so the URL works without a key (as
-`response_format=url` answers must, for browsers and `<img>` tags) and cannot be guessed. A request
-that does present a key is held to the usual rule: another account's file answers 404. When the
-store has direct URLs (a public bucket domain, or presigned URLs), the answer redirects there.
+`GET /v1/files/{file_id}/content`: the URL is the capability. File ids carry 148 random bits
+(after the time they were made) and are only ever given to the account that paid for the output,
+so the URL works without a key (as `response_format=url` answers must, for browsers and `<img>`
+tags) and cannot be guessed. A request that does present a key is held to the usual rule: another
+account's file answers 404. When the store has direct URLs (a public bucket domain, or presigned
+URLs), the answer redirects there.
 
 `DELETE /v1/files/{file_id}` (OpenAI's shape) deletes one output; `DELETE /v1/outputs/{task_id}`
 deletes every output of an image request (its `x-request-id`) or a video.

@@ -43,7 +43,9 @@ async def idempotent(
     """`params`: the request's parameters (a mapping, or a dataclass turned into one only when
     the request has an `Idempotency-Key`: doing it for every request costs them for nothing)."""
     key = request.headers.get("idempotency-key")
-    if key is None:
+    if key is None or not principal.allows(_model_of(params)):
+        # A key that may not call the model is refused as it is without the header: records
+        # are the account's, and a replay would hand it what another of its keys made.
         status, body, _ = await run(None)
         return json_response(body, status)
     claimed = await service.begin(
@@ -63,6 +65,11 @@ async def idempotent(
         raise
     await service.finish(rt, claimed, status, snapshot)
     return json_response(body, status)
+
+
+def _model_of(params: Any) -> str:
+    model: str = params["model"] if isinstance(params, Mapping) else params.model
+    return model
 
 
 def _fields(params: Any) -> Mapping[str, Any]:

@@ -196,6 +196,9 @@ def _install_error_pages(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if "visitor" not in request.scope.get("state", {}):
+            # A static file (no visitor is made for those): no page to render, a bare status.
+            return Response(status_code=exc.status_code, headers=exc.headers)
         if exc.status_code == 404:
             return _not_found(request)
         return render(

@@ -103,9 +103,7 @@ async def test_the_loop_writes_again_once_the_disk_was_quiet_for_a_while(tmp_pat
     assert where.last(1) == [threading.current_thread().name]
 
 
-async def test_a_write_behind_one_in_hand_on_the_thread_waits_there_in_turn(
-    tmp_path, monkeypatch
-):
+async def test_a_write_behind_one_in_hand_on_the_thread_waits_there_in_turn(tmp_path, monkeypatch):
     """Calls are made in the order they come: none on the loop while the thread has one."""
     where = WhereWritten(monkeypatch)
     store = _store(tmp_path)

@@ -67,6 +67,7 @@ async def test_after_a_streak_of_fast_writes_a_lone_write_is_made_on_the_loop(
 
 async def test_a_slow_write_sends_the_next_ones_to_the_thread(tmp_path, monkeypatch):
     """A busy disk holds the loop at most once: for the write that finds it busy."""
+    monkeypatch.setattr(file_writer_module, "QUIET_SECONDS", 60.0)
     where = WhereWritten(monkeypatch)
     store = _store(tmp_path)
     for n in range(FAST_STREAK + 1):

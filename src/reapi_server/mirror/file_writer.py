@@ -55,12 +55,14 @@ T = TypeVar("T")
 
 #: Seconds without work after which the thread leaves (the next call starts one again).
 IDLE_SECONDS = 10.0
-#: A call that took longer than this found the disk busy (a quiet disk's output: 40-400 us).
-SLOW_SECONDS = 0.002
+#: A call that took longer than this found the disk busy. A quiet disk's output takes 40-500 us;
+#: a lower bound would also count the calls another process's turn on the core held up (at a
+#: load average of 4 on two cores, 1% of them past 2 ms, 0.1% past 10).
+SLOW_SECONDS = 0.01
 #: Calls in a row under `SLOW_SECONDS` before `run_quick` makes one on the loop...
 FAST_STREAK = 32
 #: ...and seconds since the last slow one.
-QUIET_SECONDS = 10.0
+QUIET_SECONDS = 2.0
 
 
 class _Call(KeptOutcome):

@@ -1,8 +1,7 @@
-"""CPU per small output written by the local store: on its writer thread (`FileWriter.run`)
-against the same write made on the event loop itself (what the store did before the sixth
-round of issue 15), on a worker thread of its own per write (`anyio.to_thread`), and the way
-`LocalDiskStore.put` makes it since the eighth round (`FileWriter.run_quick`: on the loop while
-the thread is idle and the disk fast), one at a time (a request at a time) and 32 at once.
+"""CPU per small output written by the local store: on its writer thread (`LocalDiskStore.put`,
+as the gateway does) against the same write made on the event loop itself (what the store did
+before the sixth round of issue 15) and on a worker thread of its own per write
+(`anyio.to_thread`), one at a time (a request at a time) and 32 at once.
 
     python bench/output_write.py                 # 3 rounds of 2,000 writes each way
     python bench/output_write.py --writes 5000 --rounds 5
@@ -37,7 +36,7 @@ from reapi_server.mirror import LocalDiskStore, local
 PNG = os.urandom(4182)
 
 
-WAYS = ("thread", "loop", "anyio", "quick")
+WAYS = ("thread", "loop", "anyio")
 
 
 def _keys(round_: int, way: str, count: int) -> list[str]:
@@ -67,11 +66,11 @@ async def main(writes: int, rounds: int) -> None:
     results: dict[tuple[str, str, int], list[float]] = {}
     try:
         for round_ in range(rounds):
-            order = WAYS[round_ % 4 :] + WAYS[: round_ % 4]  # no way always first
+            order = WAYS[round_ % 3 :] + WAYS[: round_ % 3]  # no way always first
             for kind, function in (("write", local._write_whole), ("bare", _nothing)):
                 for at_once in (1, 32):
                     for way in order:
-                        letter = "abcd"[WAYS.index(way)]
+                        letter = "abc"[WAYS.index(way)]
                         keys = _keys(
                             round_ * 4 + (at_once > 1) * 2 + (kind == "bare"), letter, writes
                         )
@@ -83,18 +82,15 @@ async def main(writes: int, rounds: int) -> None:
     for kind, title in (("write", "the write"), ("bare", "the way there and back alone")):
         print(
             f"| {title}: in flight | on the loop (µs CPU) | on the writer thread "
-            "| a worker thread each (anyio) | `run_quick` |"
+            "| a worker thread each (anyio) |"
         )
-        print("|---|--:|--:|--:|--:|")
+        print("|---|--:|--:|--:|")
         for at_once in (1, 32):
-            loop_cost, thread_cost, anyio_cost, quick_cost = (
+            loop_cost, thread_cost, anyio_cost = (
                 statistics.median(results[(kind, way, at_once)])
-                for way in ("loop", "thread", "anyio", "quick")
+                for way in ("loop", "thread", "anyio")
             )
-            print(
-                f"| {at_once} | {loop_cost:.1f} | {thread_cost:.1f} | {anyio_cost:.1f} "
-                f"| {quick_cost:.1f} |"
-            )
+            print(f"| {at_once} | {loop_cost:.1f} | {thread_cost:.1f} | {anyio_cost:.1f} |")
         print()
     print(f"({rounds} rounds of {writes} writes each way, medians)")
     if (note := unjournaled_note(root.parent)) is not None:
@@ -111,8 +107,6 @@ def _way(
             function(target, data, output)
         elif way == "thread":
             await store.writer.run(function, target, data, output)
-        elif way == "quick":
-            await store.writer.run_quick(function, target, data, output)
         else:
             await anyio.to_thread.run_sync(function, target, data, output)
 

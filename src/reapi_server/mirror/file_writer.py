@@ -24,16 +24,6 @@ holds the GIL, and on one core the loop, run at once, then blocks on the GIL's c
 and on its mutex before it gets it: 6 context switches per write at one in flight instead of 2
 (docs/benchmarks.md, "Seventh round: the output file"). A loop that cannot watch a descriptor
 gets the outcomes by `call_soon_threadsafe`. Each loop's eventfd is closed when the thread leaves.
-
-At one request at a time that hand-off is most of a small output's cost: the loop has nothing
-else to do meanwhile, and the trip there and back costs two wake-ups and the thread's Python
-(~40 us of CPU per write, 4 to 5 of the request's ~9 context switches; docs/benchmarks.md,
-"Eighth round: one connection's added latency"). So `run_quick` makes a call right on the loop
-when that is sure to be quick: the thread has nothing queued or in hand (the call then comes
-after every earlier one, as on the thread), and the disk has answered fast lately: the last
-`FAST_STREAK` calls each took under `SLOW_SECONDS`, on either side, and none took longer for
-`QUIET_SECONDS`. A busy disk thus stalls the loop at most once, for the call that finds it busy;
-the calls after it go to the thread until the disk has been quiet again for a while.
 """
 
 from __future__ import annotations
@@ -41,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
@@ -55,14 +44,6 @@ T = TypeVar("T")
 
 #: Seconds without work after which the thread leaves (the next call starts one again).
 IDLE_SECONDS = 10.0
-#: A call that took longer than this found the disk busy. A quiet disk's output takes 40-500 us;
-#: a lower bound would also count the calls another process's turn on the core held up (at a
-#: load average of 4 on two cores, 1% of them past 2 ms, 0.1% past 10).
-SLOW_SECONDS = 0.01
-#: Calls in a row under `SLOW_SECONDS` before `run_quick` makes one on the loop...
-FAST_STREAK = 32
-#: ...and seconds since the last slow one.
-QUIET_SECONDS = 2.0
 
 
 class _Call(KeptOutcome):
@@ -151,37 +132,6 @@ class FileWriter:
         self._sleeping = False  # it waits on `_wake`, and nobody has woken it yet
         #: Each loop's way back, while a thread is there (`None`: that loop has none).
         self._wakers: dict[asyncio.AbstractEventLoop, _Waker | None] = {}
-        self._in_hand = False  # the thread is making a batch
-        #: Calls in a row that took under `SLOW_SECONDS`, and when one last took longer.
-        self._fast_streak = 0
-        self._slow_at = -QUIET_SECONDS
-
-    async def run_quick(self, function: Callable[..., T], *args: Any) -> T:
-        """`run`, or made right here on the loop when that is sure to be quick (the thread has
-        nothing to do, and the disk answered fast lately: see the module's docstring)."""
-        if not self._quick():
-            return await self.run(function, *args)
-        started = time.perf_counter()
-        try:
-            return function(*args)
-        finally:
-            self._timed(time.perf_counter() - started)
-
-    def _quick(self) -> bool:
-        if self._fast_streak < FAST_STREAK:
-            return False
-        with self._mutex:
-            if self._queued or self._in_hand:
-                return False
-        return time.perf_counter() - self._slow_at >= QUIET_SECONDS
-
-    def _timed(self, seconds: float) -> None:
-        """What a call took (on the loop or the thread): how `run_quick` knows the disk."""
-        if seconds < SLOW_SECONDS:
-            self._fast_streak += 1
-        else:
-            self._fast_streak = 0
-            self._slow_at = time.perf_counter()
 
     async def run(self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` on the writer's thread; its result, or its error raised here."""
@@ -228,14 +178,10 @@ class FileWriter:
         while True:
             with self._mutex:
                 batch, self._queued = self._queued, []
-                self._in_hand = bool(batch)
                 if not batch:
                     self._sleeping = True
             if batch:
-                _make(batch, self._timed)
-                with self._mutex:  # before the hand-back: its callers' next call may be quick
-                    self._in_hand = False
-                _hand_back(batch)
+                _make(batch)
                 continue
             if self._wake.acquire(timeout=self._idle_seconds):
                 continue  # woken by `run`, which cleared `_sleeping`
@@ -251,15 +197,14 @@ class FileWriter:
                 waker.close_later()
 
 
-def _make(batch: list[_Call], timed: Callable[[float], None]) -> None:
-    """Make each call (`timed` is told how long each took)."""
+def _make(batch: list[_Call]) -> None:
+    """Make each call, then hand the outcomes back."""
     for call in batch:
-        started = time.perf_counter()
         try:
             call.result = call.function(*call.args)
         except BaseException as error:  # every outcome goes back to its caller
             call.error = error
-        timed(time.perf_counter() - started)
+    _hand_back(batch)
 
 
 def _hand_back(batch: list[_Call]) -> None:

@@ -19,12 +19,10 @@ spread evenly over them, no folder per request and no folder made while a reques
 Outputs stored before this layout (one folder per task, the key itself as the path) are still
 found there, served and deleted (`legacy_path_of`).
 
-A stream's final rename and a delete are calls on the store's `FileWriter` thread
-(`file_writer`), in batches, and a stream's pieces go to worker threads. On a busy disk those
-calls can block for seconds; the caller waits for its own, the loop serves everyone else
-meanwhile. A small object's write goes there too, unless the writer finds it sure to be quick
-(its thread idle, the disk fast lately: `FileWriter.run_quick`), and then it is made on the loop,
-which spares the trip to the thread and back (most of a lone output's cost).
+Nothing here changes the disk on the event loop: a small object's write, a stream's final rename
+and a delete are calls on the store's `FileWriter` thread (`file_writer`), in batches, and a
+stream's pieces go to worker threads. On a busy disk those calls can block for seconds; the
+caller waits for its own, the loop serves everyone else meanwhile.
 """
 
 from __future__ import annotations
@@ -130,8 +128,7 @@ class LocalDiskStore:
     async def put(self, key: str, body: Body, content_type: str) -> int:
         target, output = self._target(key)
         if isinstance(body, bytes) and len(body) <= _INLINE_LIMIT:
-            write = self.writer.run_quick  # on the loop when sure to be quick (`file_writer`)
-            await write(_write_whole, target, _header(content_type) + body, output)
+            await self.writer.run(_write_whole, target, _header(content_type) + body, output)
             return len(body)
         path = Path(target)
         handle, tmp = await anyio.to_thread.run_sync(_create_temp, path, content_type)

@@ -158,6 +158,20 @@ def cpu_seconds(pid: int, *, tree: bool = True) -> float:
     return ticks / CLOCK_TICKS
 
 
+def run_delay_seconds(pid: int) -> float | None:
+    """How long the process tree's threads were runnable but not running (waiting in a run
+    queue for a core), in seconds since each started; None where the kernel does not keep it
+    (/proc/<pid>/task/<tid>/schedstat, CONFIG_SCHED_INFO)."""
+    total = 0
+    found = False
+    for member in process_tree(pid):
+        for task in Path(f"/proc/{member}/task").glob("*"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                total += int((task / "schedstat").read_text().split()[1])
+                found = True
+    return total / 1e9 if found else None
+
+
 def _status_kib(pid: int, field: str) -> int:
     total = 0
     for member in process_tree(pid):

@@ -46,7 +46,9 @@ With taskset and 2+ cores, the single-process gateways are pinned to core 0 and 
 and PostgreSQL to core 1. Each repetition runs every scenario (upstream by concurrency) once per
 target, the targets one after the other (their order rotated each repetition), so ratios are taken
 within a repetition, at the same moment; the tables give medians and the range over repetitions.
-CPU per request is the gateway's process-tree CPU time over a run divided by its answers; the
+CPU per request is the gateway's process-tree CPU time over a run divided by its answers (and
+the time its threads waited for a core, runnable but not running, from /proc's schedstat: on a
+shared machine, at one connection, as much of the added latency as the CPU itself); the
 load's (wrk's and the upstream's) is measured alike, and with them what two cores can give two
 workers (the `--workers 2` table). Idle
 RSS is measured after start-up and one warm-up request; under load, the high-water mark. At the
@@ -90,6 +92,7 @@ from _bench import (
     process_tree,
     provision_gateway,
     rss_mib,
+    run_delay_seconds,
     set_delay,
     stop,
     tail,
@@ -367,6 +370,8 @@ class Run:
     shares: tuple[float, ...] = ()
     #: The /healthz probe's slowest and 99th-percentile answer (ms), when it ran.
     probe: tuple[float, float] | None = None
+    #: How long the gateway's threads waited for a core per answer (ms): runnable, not running.
+    waited_ms: float | None = None
 
 
 def warm(target: Target, workdir: Path, core: int | None) -> str | None:
@@ -431,7 +436,9 @@ def _measure(
 
     load_before = load_cpu()
     busy_before = _busy_ticks()
+    waited_before = run_delay_seconds(pid) if pid else None
     result = wrk(target.url, IMAGE_BODY, target.key, concurrency, duration, workdir, core)
+    waited_after = run_delay_seconds(pid) if pid else None
     busy = (_busy_ticks() - busy_before) / CLOCK_TICKS
     load = load_cpu() - load_before
     used = {member: cpu_seconds(member, tree=False) - before[member] for member in members}
@@ -448,6 +455,9 @@ def _measure(
         None if pid is None else load / answered * 1000,
         busy / answered * 1000,
         shares if len(shares) > 1 else (),
+        waited_ms=None
+        if waited_before is None or waited_after is None
+        else (waited_after - waited_before) / answered * 1000,
     )
 
 
@@ -711,6 +721,20 @@ def report(
             row = [upstream.label, str(level)]
             for name in gateways:
                 values = per_rep(upstream, level, lambda r, n=name: r(n).cpu_ms)
+                row.append(_spread(values, ".2f"))
+            lines.append("| " + " | ".join(row) + " |")
+
+    lines += [
+        "",
+        "### Waiting for a core (ms per request the gateway's threads were runnable, not running)",
+        "",
+    ]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * len(gateways)]
+    for upstream in upstreams:
+        for level in levels:
+            row = [upstream.label, str(level)]
+            for name in gateways:
+                values = per_rep(upstream, level, lambda r, n=name: r(n).waited_ms)
                 row.append(_spread(values, ".2f"))
             lines.append("| " + " | ".join(row) + " |")
 
@@ -1055,6 +1079,8 @@ def main() -> None:
                             cpu = f"  cpu {run.cpu_ms:.2f} ms/req" if run.cpu_ms else ""
                             if run.load_ms is not None:
                                 cpu += f" (load {run.load_ms:.2f})"
+                            if run.waited_ms is not None:
+                                cpu += f" waited {run.waited_ms:.2f}"
                             if run.shares:
                                 cpu += " split " + "+".join(f"{x:.0%}" for x in run.shares)
                             if run.probe:
@@ -1103,6 +1129,7 @@ def main() -> None:
                                 "cpu_ms_per_request": run.cpu_ms,
                                 "load_cpu_ms_per_request": run.load_ms,
                                 "machine_busy_ms_per_request": run.machine_ms,
+                                "waited_for_core_ms_per_request": run.waited_ms,
                                 "worker_cpu_shares": list(run.shares),
                                 "slowest_ms": run.result.slowest,
                                 "healthz_max_ms": run.probe[0] if run.probe else None,

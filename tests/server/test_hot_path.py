@@ -5,7 +5,9 @@ Where a guarantee depends on the database, it is checked on SQLite and on Postgr
 
 import asyncio
 import secrets
+import sqlite3
 import time
+from typing import Any
 
 import anyio
 import pytest
@@ -15,6 +17,7 @@ from tests.server.helpers import auth, ledger_matches
 from tests.server.test_credits import PRICE, hammer
 from tests.server.test_videos import create, drive
 
+from reapi_server import db as db_module
 from reapi_server.credits import repository as credit_rows
 from reapi_server.group_commit import Statement, Tx
 from reapi_server.jobs.sweeper import sweep_once
@@ -652,6 +655,35 @@ async def test_a_statement_read_in_part_does_not_keep_its_transaction_open(gatew
         )
     assert seqs == [1, 1]
     assert await rt.db.grouped(_noop, account=None) is None  # the writer is free again
+
+
+async def test_the_committers_transactions_share_one_cursor(gateway, monkeypatch):
+    """A cursor per transaction cost ~5,000 instructions (made, registered with its connection,
+    freed): the committer's own connection keeps one for all its transactions."""
+    group = gateway.rt.db.group
+    made: list[int] = []
+
+    class Counting(sqlite3.Connection):
+        def cursor(self, *args: Any, **kwargs: Any) -> sqlite3.Cursor:
+            made.append(1)
+            return super().cursor(*args, **kwargs)
+
+    path = group._wal.database
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(path, isolation_level=None, factory=Counting)
+        db_module._configure(connection, writer=True)
+        made.clear()  # its settings' statements: counted from here on
+        return connection
+
+    group.close()
+    monkeypatch.setattr(group, "_connect", connect)
+    before = group.transactions
+    for at_once in (True, False, True, False):
+        assert await gateway.rt.db.grouped(_noop, account=None, at_once=at_once) is None
+        await asyncio.sleep(0)  # the next pass: the next opening op may go at once
+    assert group.transactions - before == 4
+    assert made == [1]
 
 
 # -- the per-key count of unfinished video jobs ------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from reapi import ReapiError
+from reapi._frozen import quick_init
 from reapi.core import translated_async
 
 from ..errors import StorageUnavailable
@@ -20,6 +21,7 @@ __all__ = ["MirroredFile", "Output", "file_url", "mirror"]
 log = logging.getLogger("reapi_server.mirror")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Output:
     """One generated file to store: its bytes, or a stream of them still arriving. No content
@@ -30,6 +32,7 @@ class Output:
     body: Body
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MirroredFile:
     file_id: str

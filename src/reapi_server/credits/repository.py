@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reapi._frozen import quick_init
+from reapi.core import quick_init
 
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import ordered_id

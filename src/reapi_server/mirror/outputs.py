@@ -7,8 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from reapi import ReapiError
-from reapi._frozen import quick_init
-from reapi.core import translated_async
+from reapi.core import quick_init, translated_async
 
 from ..errors import StorageUnavailable
 from ..ids import TIME_DIGITS, ordered_id

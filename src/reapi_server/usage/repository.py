@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reapi._frozen import quick_init
+from reapi.core import quick_init
 
 from ..group_commit import Statement, Tx, as_tx
 from ..models import UsageRecord

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ._frozen import quick_init
+
 __all__ = [
     "APIConnectionError",
     "APIResponseError",
@@ -215,6 +217,7 @@ class JobFailedError(ReapiError):
     http_status = 502
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AttemptSummary:
     """How one attempt on one route ended: metadata only."""

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from ._engine import Outcome
 from ._exceptions import ConfigurationError, ModelNotFoundError
 from ._excerpt import excerpt
+from ._frozen import quick_init
 from ._jobs import VideoHandle
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import Payload
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class PreparedImage:
     spec: ModelSpec

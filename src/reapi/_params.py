@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ._frozen import quick_init
+
 __all__ = ["ImageParams", "Shape", "VideoParams"]
 
 ResponseFormat = Literal["url", "b64_json"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ImageParams:
     model: str
@@ -41,6 +44,7 @@ class VideoParams:
     seed: int | None = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Shape:
     """The output geometry after the catalog resolved `size` against the model's capabilities.

@@ -20,6 +20,7 @@ from typing import Any
 from ._answer_codecs import json_loads
 from ._detached import translated
 from ._exceptions import APIResponseError
+from ._frozen import quick_init
 from ._numbers import ascii_whole_number
 
 __all__ = [
@@ -45,6 +46,7 @@ class EventTooLarge(ValueError):
     """An event (or a line of it) over the decoder's bound."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ServerSentEvent:
     #: The `event` field; "message" when the event has none.

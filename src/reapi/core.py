@@ -19,6 +19,7 @@ from ._engine import (
 )
 from ._excerpt import excerpt
 from ._fetch import AsyncFetcher, PostAnswer
+from ._frozen import quick_init
 from ._hidden import HiddenValues
 from ._local import GATEWAY_HINTS, LocalCore, PreparedVideo
 from ._media import IMAGE_TYPES, MEDIA_TYPES, SNIFFED_TYPES, extension_for, sniff_media_type
@@ -71,6 +72,7 @@ __all__ = [
     "extension_for",
     "first_of_group",
     "image_request",
+    "quick_init",
     "resolve_connections",
     "sniff_media_type",
     "translated",

@@ -23,7 +23,9 @@ if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands d
     from .head_limits import GatewayConfig
 
 __all__ = [
+    "YOUNG_COLLECTION_THRESHOLD",
     "app_for_serving",
+    "collect_less_often",
     "freeze_heap",
     "gateway_config",
     "refuse_pydantic_v1",
@@ -34,12 +36,31 @@ __all__ = [
 log = logging.getLogger("reapi_server")
 
 
+#: Net new container objects between two young collections (CPython's default is 700). The
+#: requests in flight hold a few thousand young objects that they free by reference counting
+#: (a request leaves next to no cycle behind): at 700 their coming and going alone set off a
+#: young collection every ~17 requests at 32 connections (~0.2 ms each: it walks every young
+#: object in flight), a middle one every ~180 and a full one every ~2,000 (~4 ms): 14-19 us of
+#: CPU per request (gc.callbacks, in process), ~1.5-2% of it. At 10,000, one young collection
+#: in ~4,000 requests. A garbage cycle waits at most this many allocations for its collection.
+YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
 def freeze_heap() -> None:
     """Put what start-up built (modules, the app, the catalog) out of the garbage collector's
     sight: it lives as long as the process. Without this, each full collection walked all of it
-    and stopped the event loop for 45-85 ms under load, the gateway's p99 at 32 connections."""
+    and stopped the event loop for 45-85 ms under load, the gateway's p99 at 32 connections.
+    Then collect less often (`collect_less_often`)."""
     gc.collect()
     gc.freeze()
+    collect_less_often()
+
+
+def collect_less_often() -> None:
+    """The young generation's threshold raised to `YOUNG_COLLECTION_THRESHOLD`, the older
+    generations' left as they are (each counts the collections of the one before it)."""
+    young, middle, oldest = gc.get_threshold()
+    gc.set_threshold(max(YOUNG_COLLECTION_THRESHOLD, young), middle, oldest)
 
 
 def refuse_pydantic_v1() -> None:

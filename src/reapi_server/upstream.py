@@ -32,6 +32,7 @@ from typing import Any
 import aiohttp
 import certifi
 import httpx
+import orjson
 import yarl
 
 from reapi.core import (
@@ -54,6 +55,10 @@ _RETRIED_BY_AIOHTTP = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELE
 _CLOSED_BY_PEER = frozenset({errno.ECONNRESET, errno.EPIPE})
 #: JSON bodies as httpx writes them (one encoder, not one made per call as `json.dumps` does).
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: Values orjson writes byte for byte as `_JSON` does, or refuses (a key not a string, a lone
+#: surrogate, an integer past 64 bits): not floats, which the two write differently (`1e+16`
+#: against `1e16`), nor what `json` refuses and orjson writes (dataclasses, dates, enums).
+_SAME_IN_ORJSON = frozenset({str, int, bool, type(None), dict, list})
 
 
 @lru_cache(maxsize=1024)
@@ -81,8 +86,40 @@ def encode_body(request: UpstreamRequest) -> tuple[bytes | None, dict[str, str]]
     if request.json is not None:
         if not any(name.lower() == "content-type" for name in headers):
             headers["Content-Type"] = "application/json"
-        return _JSON.encode(request.json).encode(), headers
+        return _dumps(request.json), headers
     return request.content, headers
+
+
+def _dumps(value: Any) -> bytes:
+    """`_JSON.encode(value).encode()`, by orjson when it writes the same bytes (~1 against
+    ~3.6 us for an image request's body): what it refuses is left to `json`, which writes it
+    or raises its own error."""
+    if _same_in_orjson(value):
+        try:
+            return orjson.dumps(value)
+        except orjson.JSONEncodeError:
+            pass
+    return _JSON.encode(value).encode()
+
+
+def _same_in_orjson(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            item = item.values()
+        elif kind is not list:
+            if kind not in _SAME_IN_ORJSON:
+                return False
+            continue
+        for inner in item:
+            inner_kind = type(inner)
+            if inner_kind is dict or inner_kind is list:
+                pending.append(inner)
+            elif inner_kind not in _SAME_IN_ORJSON:
+                return False
+    return True
 
 
 def _form_fields(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from reapi_server.api_keys import periods
 from reapi_server.api_keys.periods import current_spend, next_reset, period_start
 
 
@@ -47,3 +48,39 @@ def test_a_counter_from_an_earlier_period_reads_as_zero():
 def test_unknown_period_is_refused():
     with pytest.raises(ValueError):
         period_start("hourly", 0.0)
+
+
+def _calendar(period: str, now: float) -> float:
+    """The period's start from the calendar alone (what `period_start` answered before it kept
+    the current period)."""
+    day = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "weekly":
+        day = day.fromordinal(day.toordinal() - day.weekday()).replace(tzinfo=UTC)
+    elif period == "monthly":
+        day = day.replace(day=1)
+    return day.timestamp()
+
+
+@pytest.mark.parametrize("period", ["daily", "weekly", "monthly"])
+def test_the_kept_period_answers_as_the_calendar(period):
+    """Moments in any order, across ends of days, weeks and months and within a microsecond of
+    them (where `datetime` rounds): the same start as the calendar's every time."""
+    ends = [at(f"2027-{month:02d}-01T00:00:00") for month in range(1, 13)]
+    ends += [at("2027-03-08T00:00:00"), at("2027-03-15T00:00:00"), at("2028-02-29T00:00:00")]
+    moments = [end + delta for end in ends for delta in (-1.0, -7e-7, -4e-7, -1e-9, 0.0, 3e-7, 1)]
+    moments += [at("2027-03-10T13:45:00") + 3_600 * hour for hour in range(0, 24 * 40, 5)]
+    for now in moments + moments[::-1] + sorted(moments):
+        assert period_start(period, now) == _calendar(period, now), now
+
+
+def test_the_calendar_is_read_once_a_period(monkeypatch):
+    calls = []
+    real = periods._calendar_start
+    monkeypatch.setattr(periods, "_held", {})
+    monkeypatch.setattr(periods, "_calendar_start", lambda *a: calls.append(a) or real(*a))
+    march = at("2027-03-10T13:45:00")
+    for second in range(0, 86_400 * 3, 600):
+        assert period_start("monthly", march + second) == at("2027-03-01T00:00:00")
+    assert len(calls) == 1
+    assert period_start("monthly", at("2027-04-01T00:00:00")) == at("2027-04-01T00:00:00")
+    assert len(calls) == 2

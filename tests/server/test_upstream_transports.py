@@ -4,6 +4,7 @@ errors and failover as the SDK's httpx engine."""
 
 import asyncio
 import base64
+import enum
 import json
 import shutil
 import socket
@@ -30,6 +31,7 @@ from reapi.testing import (
     SimulatorSpec,
     run_simulators,
 )
+from reapi_server import upstream
 from reapi_server.app import create_app
 from reapi_server.upstream import AiohttpTransport, aiohttp_engine, encode_body
 from reapi_server.upstream_h1 import H1Transport
@@ -153,6 +155,52 @@ def test_bodies_are_encoded_as_httpx_encodes_them():
     boundary = headers["Content-Type"].split("boundary=")[1]
     assert body is not None and body.count(boundary.encode()) == 5  # 4 parts and the end
     assert body.count(PNG) == 2 and b'name="prompt"' in body
+
+
+def _httpx_json(value: object) -> bytes | type[BaseException]:
+    try:
+        return httpx.Request("POST", "http://upstream.test/", json=value).content
+    except (TypeError, ValueError) as error:  # UnicodeEncodeError is a ValueError
+        return type(error)
+
+
+class _Size(enum.Enum):
+    SMALL = "256x256"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"prompt": 'a "quoted" \\ line\n\t\x00\x1f\x7f\u2028 é 😀', "n": 1, "stream": True},
+        {"nested": [{"a": [1, -1, None, False, ""]}, []], "empty": {}},
+        {"big": 2**63 - 1, "small": -(2**63), "past": 2**64, "below": -(2**63) - 1},
+        {"ratio": 1e16, "tiny": 1e-05, "f": 0.1},  # floats: json's way
+        {1: "an int key", "k": "v"},  # json writes the key as a string, orjson refuses it
+        {"pair": ("a", 1)},  # a tuple: json's way (a list)
+        {"lone": "\ud800"},  # a lone surrogate: json's error
+        {"size": _Size.SMALL},  # an enum: json refuses it, orjson would write its value
+        "a bare string",
+        [1, "two", None],
+    ],
+)
+def test_json_bodies_are_httpx_bytes_whoever_writes_them(value):
+    """orjson writes the bodies it writes as httpx would; whatever it would write differently
+    or refuse is written by `json` (or refused with `json`'s error)."""
+    expected = _httpx_json(value)
+    request = UpstreamRequest("POST", "http://upstream.test/", json=value)
+    if isinstance(expected, bytes):
+        assert encode_body(request)[0] == expected
+    else:
+        with pytest.raises(expected):
+            encode_body(request)
+
+
+def test_an_image_body_is_written_by_orjson(monkeypatch):
+    monkeypatch.setattr(upstream, "_JSON", None)  # json's encoder is not reached
+    request = UpstreamRequest(
+        "POST", "http://upstream.test/", json={"prompt": "p", "n": 1, "size": "1024x1024"}
+    )
+    assert encode_body(request)[0] == b'{"prompt":"p","n":1,"size":"1024x1024"}'
 
 
 def _single_route_catalog() -> Catalog:

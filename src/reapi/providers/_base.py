@@ -28,6 +28,7 @@ from .._exceptions import (
     RateLimitError,
     ReapiError,
 )
+from .._frozen import quick_init
 from .._params import ImageParams, Shape, VideoParams
 from .._payload import Payload
 from .._secret import Secret
@@ -66,6 +67,7 @@ class Connection:
         return self.base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ImageCall:
     route: Route

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 from .._answer_codecs import json_loads
 from .._detached import translated
 from .._exceptions import APIResponseError
+from .._frozen import quick_init
 
 __all__ = [
     "Batch",
@@ -42,6 +43,7 @@ def _masked(headers: Mapping[str, str]) -> dict[str, str]:
 Purpose = Literal["create", "poll", "download", "cancel", "probe"]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
     """One HTTP request to an upstream. Bodies and secret headers never show in its repr."""
@@ -71,6 +73,7 @@ class UpstreamRequest:
         return _masked(self.headers)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class UpstreamResponse:
     status: int
@@ -129,6 +132,7 @@ Step = UpstreamRequest | Sleep | Batch | FetchReference
 Protocol = Generator[Step, Any, T]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class GeneratedFile:
     """One output: inline bytes, or a URL with the request that fetches it (auth if needed)."""
@@ -144,6 +148,7 @@ class GeneratedFile:
     b64: str | None = field(default=None, repr=False)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ImageResult:
     images: tuple[GeneratedFile, ...]

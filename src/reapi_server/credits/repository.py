@@ -34,6 +34,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reapi.core import quick_init
+
 from ..group_commit import Statement, Tx, as_tx
 from ..ids import ordered_id
 from ..mirror.outputs import MirroredFile
@@ -69,6 +71,7 @@ __all__ = [
 ]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClosedHold:
     account_id: str
@@ -91,6 +94,7 @@ class Outputs:
     account_id: str
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class KeySpend:
     """The key a hold counts against, and the start of its current period by the caller's

@@ -33,4 +33,5 @@ def task_of_prefix(target: str) -> str | None:
 
 
 def output_key(task_id: str, index: int, content_type: str) -> str:
-    return check_key(f"{task_prefix(task_id)}{index}.{extension_for(content_type)}")
+    # One check: the key passing it, its prefix (`task_prefix`) would pass it too.
+    return check_key(f"{OUTPUTS_PREFIX}{task_id}/{index}.{extension_for(content_type)}")

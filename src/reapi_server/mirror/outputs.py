@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from reapi import ReapiError
-from reapi.core import translated_async
+from reapi.core import quick_init, translated_async
 
 from ..errors import StorageUnavailable
 from ..ids import TIME_DIGITS, ordered_id
@@ -20,6 +20,7 @@ __all__ = ["MirroredFile", "Output", "file_url", "mirror"]
 log = logging.getLogger("reapi_server.mirror")
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Output:
     """One generated file to store: its bytes, or a stream of them still arriving. No content
@@ -30,6 +31,7 @@ class Output:
     body: Body
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class MirroredFile:
     file_id: str

@@ -19,6 +19,8 @@ from sqlalchemy import (
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reapi.core import quick_init
+
 from ..group_commit import Statement, Tx, as_tx
 from ..models import UsageRecord
 from .row import UsageRow
@@ -68,6 +70,7 @@ def finishing(cost: ColumnElement[Any], prefix: str = "b_") -> Update:
 _FINISH = Statement(finishing(bindparam("b_cost")))
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Finish:
     """How a request ended, for its row (`finish`): None keeps what is there."""

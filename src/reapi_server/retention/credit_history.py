@@ -28,10 +28,19 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
 
 from ..models import MAX_CREDITS, CreditHold, LedgerEntry
 
-__all__ = ["CARRIED", "FOLDED_KINDS", "LedgerFold", "delete_closed_holds", "fold_ledger_batch"]
+__all__ = [
+    "CARRIED",
+    "FOLDED_KINDS",
+    "LedgerFold",
+    "closed_holds",
+    "delete_closed_holds",
+    "fold_ledger_batch",
+    "ledger_after",
+]
 
 #: The kind of a row that carries the sums of per-request rows past retention.
 CARRIED = "carried"
@@ -46,21 +55,38 @@ def _hold_id_at(ms: int) -> str:
     return f"hold_{ms:011x}"
 
 
-async def delete_closed_holds(session: AsyncSession, cutoff: float, limit: int) -> int:
-    """Delete up to `limit` settled or released holds created before `cutoff`."""
+def closed_holds(cutoff: float, limit: int) -> list[Select[Any]]:
+    """The ids of up to `limit` closed holds created before `cutoff`, in each range of the
+    primary key where they can be."""
     # Ordered ids come from the wall clock (`time`), and none is made a day ahead of it.
     ranges = (
         CreditHold.id < _hold_id_at(int(cutoff * 1000)),
         CreditHold.id >= _hold_id_at(int(time.time() * 1000) + _DAY_MS),
     )
+    return [
+        select(CreditHold.id)
+        .where(in_range, CreditHold.status != "held", CreditHold.created_at < cutoff)
+        .limit(limit)
+        for in_range in ranges
+    ]
+
+
+def ledger_after(after: int, limit: int) -> Select[int, str, str, float]:
+    """Up to `limit` ledger rows after id `after`, in id order."""
+    return (
+        select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.account_id, LedgerEntry.created_at)
+        .where(LedgerEntry.id > after)
+        .order_by(LedgerEntry.id)
+        .limit(limit)
+    )
+
+
+async def delete_closed_holds(session: AsyncSession, cutoff: float, limit: int) -> int:
+    """Delete up to `limit` settled or released holds created before `cutoff`."""
     connection = await session.connection()
     deleted = 0
-    for in_range in ranges:
-        batch = (
-            select(CreditHold.id)
-            .where(in_range, CreditHold.status != "held", CreditHold.created_at < cutoff)
-            .limit(limit - deleted)
-        )
+    for batch in closed_holds(cutoff, limit):
+        batch = batch.limit(limit - deleted)
         result = await connection.execute(
             delete(CreditHold).where(CreditHold.id.in_(batch.scalar_subquery()))
         )
@@ -99,14 +125,7 @@ async def fold_ledger_batch(
     created before `cutoff` (up to the first younger row) into carried rows; how many rows
     the ledger lost."""
     connection = await session.connection()
-    rows = (
-        await connection.execute(
-            select(LedgerEntry.id, LedgerEntry.kind, LedgerEntry.account_id, LedgerEntry.created_at)
-            .where(LedgerEntry.id > run.after)
-            .order_by(LedgerEntry.id)
-            .limit(limit)
-        )
-    ).all()
+    rows = (await connection.execute(ledger_after(run.after, limit))).all()
     old = []
     for row in rows:
         if row.created_at >= cutoff:  # the rest are as young or younger

@@ -213,3 +213,31 @@ async def test_a_closed_hold_goes_at_31_days_not_29(db_gateway, status):
     rt.clock = lambda: start + 31 * DAY
     await purge_once(rt)
     assert await _holds(rt, account) == []
+
+
+async def test_two_processes_fold_each_row_once(db_gateway):
+    """Two processes running the job at once, in batches of one: the sums stay, and every old
+    per-request row is folded (a row another process folded first is not counted again)."""
+    import asyncio
+
+    from tests.server.test_videos import _second_runtime
+
+    rt = db_gateway.rt
+    start = rt.now()
+    rt.clock = lambda: start
+    accounts = [await db_gateway.account(credits=1000) for _ in range(2)]
+    for _ in range(3):
+        for _, key in accounts:
+            await _request(db_gateway, key)
+    before = {account: await _sums(rt, account) for account, _ in accounts}
+    second = await _second_runtime(db_gateway, rt.settings.resolved_database_url)
+    try:
+        rt.clock = second.clock = lambda: start + 31 * DAY
+        await asyncio.gather(purge_once(rt, batch=1), purge_once(second, batch=1))
+    finally:
+        await second.aclose()
+    for account, _ in accounts:
+        assert await _sums(rt, account) == before[account]
+        kinds = {e.kind for e in await _ledger(rt, account)}
+        assert kinds == {"carried", "grant"}
+        assert await _holds(rt, account) == []

@@ -38,8 +38,9 @@ __all__ = [
     "LedgerFold",
     "closed_holds",
     "delete_closed_holds",
-    "fold_ledger_batch",
+    "fold",
     "ledger_after",
+    "next_to_fold",
 ]
 
 #: The kind of a row that carries the sums of per-request rows past retention.
@@ -118,12 +119,12 @@ class _Sums:
     newest: tuple[int, float] = (0, 0.0)
 
 
-async def fold_ledger_batch(
+async def next_to_fold(
     session: AsyncSession, cutoff: float, limit: int, run: LedgerFold
-) -> int:
-    """Read up to `limit` ledger rows after `run.after`, and fold those of `FOLDED_KINDS`
-    created before `cutoff` (up to the first younger row) into carried rows; how many rows
-    the ledger lost."""
+) -> list[int]:
+    """Read up to `limit` ledger rows after `run.after`: the ids of those of `FOLDED_KINDS`
+    created before `cutoff` (up to the first younger row), and of the carried rows this run
+    wrote for their accounts. A read: most runs find nothing to fold, and take no write lock."""
     connection = await session.connection()
     rows = (await connection.execute(ledger_after(run.after, limit))).all()
     old = []
@@ -134,14 +135,19 @@ async def fold_ledger_batch(
         old.append(row)
     run.done = run.done or len(rows) < limit
     if not old:
-        return 0
+        return []
     run.after = old[-1].id
     folded = [row for row in old if row.kind in FOLDED_KINDS]
     ids = [row.id for row in folded]
     for account_id in {row.account_id for row in folded}:
         ids += run.carried.pop(account_id, [])
-    if not ids:
-        return 0
+    return ids
+
+
+async def fold(session: AsyncSession, ids: list[int], run: LedgerFold) -> int:
+    """Replace the rows `ids` (those still there, of `FOLDED_KINDS`) by carried rows with
+    their sums, per account; how many rows the ledger lost."""
+    connection = await session.connection()
     deleted = await connection.execute(
         delete(LedgerEntry)
         .where(LedgerEntry.id.in_(ids), LedgerEntry.kind.in_(FOLDED_KINDS))

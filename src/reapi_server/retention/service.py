@@ -83,8 +83,11 @@ async def _fold_ledger(rt: Runtime, cutoff: float, size: int) -> int:
     run = credit_history.LedgerFold()
     total = 0
     while not run.done:
-        async with rt.db.write() as session:
-            total += await credit_history.fold_ledger_batch(session, cutoff, size, run)
+        async with rt.db.read() as session:
+            ids = await credit_history.next_to_fold(session, cutoff, size, run)
+        if ids:
+            async with rt.db.write() as session:
+                total += await credit_history.fold(session, ids, run)
     return total
 
 

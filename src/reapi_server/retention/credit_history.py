@@ -16,8 +16,10 @@ when a key spent what, kept no longer than the usage rows (`retention_days`).
   the id and time of the newest row it replaces, so it stays in that old part and the next run
   folds it again: an account keeps one carried row, not one per run.
 
-Several processes may run this at once: a batch folds what its own DELETE returned, so rows
-another process folded first are not counted twice.
+Each run reads the kept part again (payment, grant and promotion rows, a carried row per
+account), outside any write transaction: a batch takes the write lock only when it has rows to
+fold. Several processes may run this at once: a batch folds what its own DELETE returned, so
+rows another process folded first are not counted twice.
 """
 
 from __future__ import annotations

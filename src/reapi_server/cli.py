@@ -671,7 +671,9 @@ def outputs_purge(
     report = _run(admin.purge_expired(_settings(data_dir, database_url, config)))
     typer.echo(
         f"deleted {report.outputs} outputs, {report.usage_rows} usage rows, "
-        f"{report.video_jobs} video jobs, {report.payments} payment records past their 7 years; "
+        f"{report.video_jobs} video jobs, {report.credit_holds} credit holds, "
+        f"{report.payments} payment records past their 7 years; "
+        f"{report.ledger_rows} ledger rows folded into carried sums; "
         f"{report.objects} objects removed from storage"
     )
 

@@ -53,7 +53,8 @@ class LedgerEntry(Base):
         ForeignKey("accounts.id", ondelete="CASCADE"), index=True
     )
     #: grant | adjustment (an operator's, either way) | reserve | settle | release; billing:
-    #: purchase | refund | dispute | dispute_won; promo (a promotion code)
+    #: purchase | refund | dispute | dispute_won; promo (a promotion code); carried (the sums
+    #: of reserve/settle/release rows past `retention_days`: `retention.credit_history`)
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     reserved_delta: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -1,8 +1,10 @@
 """The retention job, in every server process: delete what is older than `retention_days`
-(webhook deliveries: `webhook_retention_days`, when that is shorter; Stripe events handled that
-long ago), and payment records older than `payment_retention_days` (7 years), with their
-refunds and disputes; a kept payment detached from its deleted account loses any link to
-Stripe's hosted invoice or receipt pages left on it (they show the buyer's name and card).
+(closed credit holds and per-request ledger rows too, the latter folded into their sums:
+`credit_history`; webhook deliveries: `webhook_retention_days`, when that is shorter; Stripe
+events handled that long ago), and payment records older than `payment_retention_days`
+(7 years), with their refunds and disputes; a kept payment detached from its deleted account
+loses any link to Stripe's hosted invoice or receipt pages left on it (they show the buyer's
+name and card).
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -27,7 +29,7 @@ from ..mirror.repository import enqueue_deletions
 from ..mirror.service import purge_deletions
 from ..runtime import Runtime
 from ..webhooks import repository as webhook_rows
-from . import repository
+from . import credit_history, repository
 
 __all__ = ["RetentionReport", "purge_once", "run_retention"]
 
@@ -50,6 +52,10 @@ class RetentionReport:
     webhook_deliveries: int = 0
     #: Stripe events handled before `retention_days` (their effects are in the rows they made).
     stripe_events: int = 0
+    #: Settled or released credit holds (each one request's) created before `retention_days`.
+    credit_holds: int = 0
+    #: Per-request ledger rows folded into `carried` rows (net: rows the ledger lost).
+    ledger_rows: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -73,6 +79,18 @@ async def _in_batches(rt: Runtime, work: Batch, cutoff: float, size: int) -> int
     return await _until_short(step, size)
 
 
+async def _fold_ledger(rt: Runtime, cutoff: float, size: int) -> int:
+    run = credit_history.LedgerFold()
+    total = 0
+    while not run.done:
+        async with rt.db.read() as session:
+            ids = await credit_history.next_to_fold(session, cutoff, size, run)
+        if ids:
+            async with rt.db.write() as session:
+                total += await credit_history.fold(session, ids, run)
+    return total
+
+
 async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     cutoff = rt.now() - rt.settings.retention_days * DAY
 
@@ -84,6 +102,9 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     expired_outputs = await _in_batches(rt, outputs, cutoff, batch)
     usage_rows = await _in_batches(rt, repository.delete_expired_usage, cutoff, batch)
     video_jobs = await _in_batches(rt, repository.delete_expired_jobs, cutoff, batch)
+    # After the jobs, whose `hold_id` names them; what a request's credit rows said about it.
+    holds = await _in_batches(rt, credit_history.delete_closed_holds, cutoff, batch)
+    ledger_rows = await _fold_ledger(rt, cutoff, batch)
     payment_cutoff = rt.now() - rt.settings.payment_retention_days * DAY
     old_payments = await _in_batches(rt, payments.delete_expired, payment_cutoff, batch)
     async with rt.db.write() as session:
@@ -108,15 +129,16 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         abandoned,
         deliveries,
         events,
+        holds,
+        ledger_rows,
     )
-    if (
-        any((expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries))
-        or events
-    ):
+    if any(
+        (expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries)
+    ) or any((events, holds, ledger_rows)):
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
             f"payments={old_payments} objects={objects} abandoned={abandoned} "
-            f"webhooks={deliveries} events={events}"
+            f"webhooks={deliveries} events={events} holds={holds} ledger={ledger_rows}"
         )
         log.info("retention purge", extra={"code": counts})
     return report

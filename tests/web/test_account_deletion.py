@@ -320,6 +320,8 @@ async def test_a_person_without_a_password_steps_up_with_a_recent_sign_in(db_web
         await create_account(session, email, credits_granted=5, now=rt.now())
         user = await users.find_user_by_email(session, email)
     identity = web_context(db_web).identity
+    async with rt.db.write() as session:  # the consent page, passed (operator-made)
+        await users.insert_consents(session, user.id, identity.config.consents(), rt.now())
     signed_in = await identity.start_session(user, Client("127.0.0.1", "test"))
     browser = browsers(db_web)
     browser.client.cookies.set("reapi_session", signed_in.token)

@@ -197,6 +197,8 @@ async def test_a_user_without_a_password_steps_up_by_a_recent_sign_in(db_web, br
         from reapi_server.identity import repository
 
         user = await repository.find_user_by_email(session, email)
+    async with db_web.rt.db.write() as session:  # the consent page, passed (operator-made)
+        await repository.insert_consents(session, user.id, identity.config.consents(), clock.now)
     signed_in = await identity.start_session(user, Client("127.0.0.1", "test"))
     browser = browsers(db_web)
     browser.client.cookies.set("reapi_session", signed_in.token)

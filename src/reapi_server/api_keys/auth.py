@@ -9,7 +9,8 @@ load, the requests that come meanwhile wait for it instead of each taking a data
 whose account is disabled is refused and never cached, so enabling the account again works at
 once. Whatever starts a charged request is checked again,
 at once everywhere, by the statement that holds its credit (`credits.repository`): a revoked or
-expired key, a disabled account, the key's spend limit.
+expired key, a disabled account, the key's spend limit. A well-formed key that is no key is
+remembered as such, and an address's lookups that found nothing are budgeted (`misses`).
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from starlette.requests import HTTPConnection
+
 from ..credits.repository import KeySpend
 from ..db import Database
-from ..errors import AccountDisabled, InvalidApiKey, KeyExpired, ModelNotAllowed
+from ..errors import AccountDisabled, InvalidApiKey, KeyExpired, ModelNotAllowed, RateLimited
 from ..models import ApiKey
 from . import repository
 from .keys import MANAGEMENT_PREFIX, hash_key, is_well_formed
 from .last_used import KeyUsage
 from .limits import parse_allowlist
+from .misses import UnknownKeys
 from .periods import period_start
 
-__all__ = ["Authenticator", "Principal"]
+__all__ = ["Authenticator", "Principal", "client_address"]
 
 _CACHE_LIMIT = 10_000
 
@@ -81,6 +85,11 @@ class Principal:
         return KeySpend(self.key_id, period_start(self.spend_period, now))
 
 
+def client_address(connection: HTTPConnection) -> str | None:
+    """The client's address as the server sees it (the proxy's headers, when trusted)."""
+    return connection.client.host if connection.client is not None else None
+
+
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
         raise InvalidApiKey(
@@ -106,8 +115,14 @@ class Authenticator:
         self._generation = 0
         #: The keys used since the last write of their last use (`last_used`).
         self.usage = KeyUsage()
+        #: Digests found to be no key, and each address's budget of such lookups (`misses`).
+        self.unknown = UnknownKeys()
 
-    async def authenticate(self, authorization: str | None) -> Principal:
+    async def authenticate(
+        self, authorization: str | None, address: str | None = None
+    ) -> Principal:
+        """The key's principal. `address`, the client's: a budget of lookups that found no key
+        (`misses`)."""
         token = bearer_token(authorization)
         key_hash = hash_key(token)
         now = self._clock()
@@ -117,10 +132,20 @@ class Authenticator:
         if not is_well_formed(token):
             # Refused on its shape and checksum alone: no database work for garbage.
             raise InvalidApiKey("the API key is not valid")
+        if self.unknown.known(key_hash, now):
+            raise InvalidApiKey("the API key is not valid or has been revoked")
+        if cached is None and address is not None:  # a key seen valid here is looked up
+            wait = self.unknown.wait(address, now)
+            if wait is not None:
+                raise RateLimited(
+                    "too many requests with keys that are not valid; retry later",
+                    retry_after=wait,
+                )
         generation = self._generation
         found = await self._find(key_hash)
         if found is None:
             self._cache.pop(key_hash, None)
+            self.unknown.remember(key_hash, address, now)
             raise InvalidApiKey("the API key is not valid or has been revoked")
         row, account_disabled = found
         if account_disabled:

@@ -26,6 +26,7 @@ from ..upserts import conflict_insert
 
 __all__ = [
     "clear_throttle",
+    "consent_kinds",
     "consume_token",
     "count_backup_codes_left",
     "count_users",
@@ -514,6 +515,14 @@ async def insert_consents(
         for kind, version in versions
     )
     await session.flush()
+
+
+async def consent_kinds(session: AsyncSession, user_id: str) -> set[str]:
+    """The kinds of consent the user has given (any version)."""
+    result = await session.execute(
+        select(Consent.kind).where(Consent.user_id == user_id).distinct()
+    )
+    return set(result.scalars())
 
 
 async def list_consents(session: AsyncSession, user_id: str) -> list[Consent]:

@@ -151,6 +151,9 @@ class CurrentSession:
     signed_in_at: float = 0.0
     #: A pending sign-in: the second factor is still due.
     awaiting_second_factor: bool = False
+    #: The user has not confirmed what a sign-up asks (16 or older, the terms and the privacy
+    #: policy): an operator made their account. Until they do, only that page is theirs.
+    consent_due: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,13 +352,37 @@ class Identity:
         policy = self.config.sessions
         async with self.db.read() as session:
             found = await sessions.find(session, cookie, policy, now)
-        if found is None:
-            return None
-        row, user = found
+            if found is None:
+                return None
+            row, user = found
+            due = not row.awaiting_second_factor and not self._consented(
+                await repository.consent_kinds(session, user.id)
+            )
         if now - row.last_seen_at >= policy.touch_seconds:
             async with self.db.write() as session:
                 await repository.touch_session(session, row.id, now)
-        return CurrentSession(row.id, user, cookie, row.created_at, row.awaiting_second_factor)
+        return CurrentSession(
+            row.id, user, cookie, row.created_at, row.awaiting_second_factor, consent_due=due
+        )
+
+    def _consented(self, given: set[str]) -> bool:
+        return all(kind in given for kind, _ in self.config.consents())
+
+    async def give_consents(
+        self, current: CurrentSession, *, age_16_plus: bool, accept_terms: bool
+    ) -> None:
+        """A person whose account an operator made (so no sign-up asked them) confirms what
+        every sign-up asks, at their first sign-in: 16 or older, and the terms and privacy
+        policy, whose versions are recorded with the time. Kinds given already are kept."""
+        errors = consent_errors(age_16_plus, accept_terms)
+        if errors:
+            raise FormInvalid(errors)
+        now = self.clock()
+        async with self.db.write() as session:
+            given = await repository.consent_kinds(session, current.user.id)
+            missing = [(kind, v) for kind, v in self.config.consents() if kind not in given]
+            await repository.insert_consents(session, current.user.id, missing, now)
+        log.info("consents given at a first sign-in", extra={"code": "consents_given"})
 
     async def sign_out(self, cookie: str) -> None:
         token_hash = sessions.hash_token(cookie)

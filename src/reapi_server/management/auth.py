@@ -18,6 +18,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from ..accounts.service import account_of
+from ..api_keys.auth import client_address
 from ..errors import AccountDisabled, InvalidApiKey
 from ..identity.service import require_verified
 from ..models import User
@@ -53,7 +54,7 @@ async def manager_of(request: Request) -> ManagerOf:
     rt = runtime_of(request)
     authorization = request.headers.get("authorization")
     if authorization is not None:
-        principal = await rt.auth.authenticate(authorization)
+        principal = await rt.auth.authenticate(authorization, client_address(request))
         if principal.kind != "management":
             raise InvalidApiKey(
                 "an API key (rk_live_...) calls models and cannot manage keys: use a management "

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ..api_keys.auth import Principal
+from ..api_keys.auth import Principal, client_address
 from ..errors import RateLimited
 from ..observability.middleware import RequestContext, context_of
 from ..runtime import Runtime
@@ -40,7 +40,9 @@ async def caller(
 async def authorized(request: Request, rt: Runtime) -> Principal:
     """The caller, authenticated and counted against its rate limits (`caller`, given the
     runtime: a direct route reads it once for all its dependencies)."""
-    principal = await rt.auth.authenticate(request.headers.get("authorization"))
+    principal = await rt.auth.authenticate(
+        request.headers.get("authorization"), client_address(request)
+    )
     now = rt.now()
     principal.require_model_key(now)
     rt.auth.usage.saw(principal.key_id, now)

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+from ..api_keys.auth import client_address
 from ..errors import NotFound
 from ..mirror.keys import is_task_id
 from ..mirror.media import served_type
@@ -120,7 +121,7 @@ async def file_content(request: Request, file_id: FileId, rt: Rt) -> Response:
     output = await find_output(rt, file_id)
     authorization = request.headers.get("authorization")
     if authorization is not None:
-        principal = await rt.auth.authenticate(authorization)
+        principal = await rt.auth.authenticate(authorization, client_address(request))
         if output is not None and output.account_id != principal.account_id:
             output = None
     if output is None:

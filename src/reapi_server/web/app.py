@@ -39,6 +39,7 @@ from ..oauth.service import OAuthSignIn
 from ..observability.fastapi_telemetry import fastapi_without_telemetry
 from ..runtime import Runtime
 from .admin_gate import AdminGate
+from .consent_gate import ConsentGate
 from .context import WebContext
 from .cookies import CookiePolicy
 from .csrf import CsrfMiddleware
@@ -52,6 +53,7 @@ from .pages import (
     alerts,
     auth,
     billing,
+    consent,
     dashboard,
     data,
     email_change,
@@ -83,6 +85,7 @@ PAGES = (
     oauth,
     settings,
     two_factor,
+    consent,
     email_change,
     notifications,
     alerts,
@@ -313,6 +316,7 @@ def create_web_app(rt: Runtime) -> FastAPI:
         app.include_router(module.router)
     _install_error_pages(app)
     app.add_middleware(AdminGate, not_found=_not_found_page)
+    app.add_middleware(ConsentGate, key_prefixes=(MANAGEMENT_PREFIX + "/",))
     app.add_middleware(
         CsrfMiddleware, web=web, refuse=_refuse, bearer_prefixes=(MANAGEMENT_PREFIX + "/",)
     )

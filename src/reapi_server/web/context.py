@@ -66,8 +66,10 @@ class Visitor:
     stale_session_cookie: bool = False
     #: The session cookie as sent (valid or not): a sign-in ends the session it names.
     session_cookie: str | None = None
-    #: A sign-in waiting for its second factor: good for the code page only (`session` is
-    #: None meanwhile, so every other page treats the browser as signed out).
+    #: A sign-in waiting for its second factor, or a session whose person has still to confirm
+    #: what a sign-up asks (`CurrentSession.consent_due`): good for the code page, or the
+    #: consent page (`ConsentGate` sends every other page there), only. `session` is None
+    #: meanwhile, so no page treats the browser as signed in.
     pending: CurrentSession | None = None
 
     @property

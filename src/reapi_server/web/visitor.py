@@ -34,7 +34,9 @@ class VisitorMiddleware:
         if session_cookie is not None and well_formed(session_cookie):
             current = await self.web.identity.current(session_cookie)
         browser_id = well_formed(cookies.get(policy.csrf_name))
-        pending = current is not None and current.awaiting_second_factor
+        # A sign-in waiting for its second factor, or for the consent of a person an operator
+        # made the account of: not a session yet for any page but the one it waits on.
+        pending = current is not None and (current.awaiting_second_factor or current.consent_due)
         visitor = Visitor(
             session=None if pending else current,
             browser_id=browser_id or new_browser_id(),

@@ -35,7 +35,8 @@ def _grouped(secret: str) -> str:
 
 
 def _pending(request: Request) -> CurrentSession | None:
-    return visitor_of(request).pending
+    pending = visitor_of(request).pending
+    return pending if pending is not None and pending.awaiting_second_factor else None
 
 
 @router.get("/login/2fa")

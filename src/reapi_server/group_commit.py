@@ -514,13 +514,18 @@ class GroupCommitter:
         return self._own
 
     async def checkpoint(self) -> bool | None:
-        """Checkpoint and restart the SQLite WAL between two transactions (`wal_bound`):
-        whether it completed; None without a WAL (PostgreSQL), or when this committer wrote
-        nothing since its last one and the WAL is within its bound."""
+        """The periodic checkpoint (`wal_bound`): within the WAL's bound, a copy beside the
+        commits; past it, a RESTART between two transactions. Whether it copied all the WAL
+        held; None without a WAL (PostgreSQL), or with nothing to do. Without a WAL-index to
+        read, a RESTART unless this committer wrote nothing since its last one."""
         if self._wal is None or not self._wal.size():
             return None
-        if self.transactions == self._checkpointed_after and not self._wal.due():
-            return None
+        if not self._wal.due():
+            copied = await self._wal.copy()
+            if copied is not None or self._wal.index.frames() is not None:
+                return copied
+            if self.transactions == self._checkpointed_after:
+                return None
         async with self._turn:
             return await self._checkpoint()
 

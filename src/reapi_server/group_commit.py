@@ -506,6 +506,8 @@ class GroupCommitter:
         if self._own is not None:
             self._own.close()
             self._own = None
+        if self._wal is not None:
+            self._wal.close()
 
     def _own_connection(self) -> sqlite3.Connection:
         assert self._connect is not None
@@ -683,6 +685,8 @@ class GroupCommitter:
         """Close the committer's connections (`close`, and on PostgreSQL its kept one) and
         stop its writer loop."""
         self.close()
+        if self._wal is not None:
+            await self._wal.aclose()
         if self._writer is None:
             await self._close_held()
             return

@@ -7,8 +7,9 @@ uvloop), one request at a time: its hold committed at once, then its settlement 
 writing ~14 WAL frames (a row with a 56 KB blob: about what an image request writes at one
 connection, 28 frames), so that the WAL reaches its 16 MiB bound every ~145 requests, as in the
 gateway. Per request: its wall time (both commits and the passes of the event loop between
-them), the figures p50, p99, p99.9 and the slowest; this process's CPU per request (the copies'
-worker thread included); how many copies beside the commits and RESTARTs ran. With `--before SRC`
+them), the figures p50, p99, p99.9 and the slowest (ms); this process's CPU per request (ms, the
+copies' worker thread included); how long each RESTART held the writer (median, slowest); how
+many copies beside the commits and RESTARTs ran. With `--before SRC`
 the same runs on another checkout's `src` too (a child process with that tree first on its
 path), interleaved with this one, repetition by repetition.
 """
@@ -55,6 +56,17 @@ async def _measure(database: str, requests: int) -> dict[str, float]:
             await asyncio.sleep(0)
         wal = db.group._wal
         assert wal is not None
+        held: list[float] = []  # each RESTART's wall time: the writer waits for all of it
+        restart = wal.checkpoint
+
+        async def timed() -> bool:
+            start = time.perf_counter()
+            try:
+                return await restart()
+            finally:
+                held.append(time.perf_counter() - start)
+
+        wal.checkpoint = timed  # type: ignore[method-assign]
         restarts, copies = wal.completed, getattr(wal, "copies", 0)
         cpu = time.process_time()
         for _ in range(requests):
@@ -78,6 +90,8 @@ async def _measure(database: str, requests: int) -> dict[str, float]:
         "p99.9": at(0.999),
         "max": times[-1] * 1e3,
         "cpu": cpu / requests * 1e3,
+        "restart ms": statistics.median(held) * 1e3 if held else 0.0,
+        "slowest restart ms": max(held, default=0.0) * 1e3,
         "restarts": restarts,
         "copies": copies,
     }
@@ -127,7 +141,17 @@ def main() -> None:
             for name, src in trees.items():  # interleaved
                 runs[name].append(_run(src, template, args.requests))
                 print(name, runs[name][-1], file=sys.stderr, flush=True)
-    keys = ("p50", "p99", "p99.9", "max", "cpu", "restarts", "copies")
+    keys = (
+        "p50",
+        "p99",
+        "p99.9",
+        "max",
+        "cpu",
+        "restart ms",
+        "slowest restart ms",
+        "restarts",
+        "copies",
+    )
     print("| code | " + " | ".join(keys) + " |")
     print("|---|" + "--:|" * len(keys))
     for name, done in runs.items():

@@ -22,7 +22,9 @@ Copying 16 MiB and syncing takes ~60 ms on a 2-core VM, and the RESTART holds th
 of it: at one connection, where it comes every ~150 requests, that was the whole p99 (+40-48 ms
 against a p50 of ~1.5). So the copying goes ahead, beside the commits: whenever the WAL holds an
 eighth of its bound that no checkpoint has copied yet, a PASSIVE checkpoint copies it on a
-worker thread (it takes no lock a writer needs, and `sqlite3` lets go of the GIL while it runs).
+worker thread (it takes no lock a writer needs, and `sqlite3` lets go of the GIL while it runs),
+except within an eighth of the bound, where the RESTART is near: a copy still running at the bound
+would make the writer wait for it as well.
 What the WAL holds is read from its WAL-index (`wal_index`), not from the file's size, which
 stays at the bound after a restart: a trigger on the size copied back to back (tried, issue 15's
 seventh round: the CPU per request doubled). One copy at a time; one that readers or another
@@ -104,6 +106,7 @@ class WalBound:
             self._copy is None
             and not self._restarting
             and (held - copied) * frame >= self.limit * _COPY_SHARE
+            and (held * frame) <= self.limit * (1 - _COPY_SHARE)
             and time.monotonic() >= self._copy_not_before
         ):
             self._copy = asyncio.get_running_loop().create_task(self._run_copy())

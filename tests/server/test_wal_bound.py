@@ -303,8 +303,9 @@ async def test_a_copy_starts_only_once_the_wal_holds_enough_new_frames(
         await _settle(wal_bound)
         modes = checkpoints.modes()
         assert modes and set(modes) == {"PASSIVE"}
-        _, _, (_, held, _) = checkpoints.calls[-1]
-        assert len(modes) <= held * 4120 // (wal_bound.limit // 8)  # one per eighth at most
+        # Each found an eighth of the bound in the WAL at least (a copy that caught up lets the
+        # next commit start the WAL over: then a second one may come after another eighth).
+        assert all(held * 4120 >= wal_bound.limit // 8 for _, _, (_, held, _) in checkpoints.calls)
     finally:
         await db.dispose()
 

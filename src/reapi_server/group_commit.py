@@ -521,6 +521,8 @@ class GroupCommitter:
         if self._own is not None:
             self._own.close()
             self._own = self._own_tx = None
+        if self._wal is not None:
+            self._wal.close()
 
     def _own_connection(self) -> sqlite3.Connection:
         assert self._connect is not None
@@ -529,13 +531,18 @@ class GroupCommitter:
         return self._own
 
     async def checkpoint(self) -> bool | None:
-        """Checkpoint and restart the SQLite WAL between two transactions (`wal_bound`):
-        whether it completed; None without a WAL (PostgreSQL), or when this committer wrote
-        nothing since its last one and the WAL is within its bound."""
+        """The periodic checkpoint (`wal_bound`): within the WAL's bound, a copy beside the
+        commits; past it, a RESTART between two transactions. Whether it copied all the WAL
+        held; None without a WAL (PostgreSQL), or with nothing to do. Without a WAL-index to
+        read, a RESTART unless this committer wrote nothing since its last one."""
         if self._wal is None or not self._wal.size():
             return None
-        if self.transactions == self._checkpointed_after and not self._wal.due():
-            return None
+        if not self._wal.due():
+            copied = await self._wal.copy()
+            if copied is not None or self._wal.index.frames() is not None:
+                return copied
+            if self.transactions == self._checkpointed_after:
+                return None
         async with self._turn:
             return await self._checkpoint()
 
@@ -693,6 +700,8 @@ class GroupCommitter:
         """Close the committer's connections (`close`, and on PostgreSQL its kept one) and
         stop its writer loop."""
         self.close()
+        if self._wal is not None:
+            await self._wal.aclose()
         if self._writer is None:
             await self._close_held()
             return

@@ -49,6 +49,7 @@ from .lock_order import LOCKING, lock_accounts
 from .private import PRIVATE_FILE, private_file, tighten
 from .sqlite_inline import connect_inline
 from .wal_bound import WAL_LIMIT_BYTES, WalBound
+from .wal_erasure import WalErasure
 from .writer_turn import SUFFIX as WRITER_LOCK_SUFFIX
 from .writer_turn import WriterTurn
 
@@ -192,7 +193,18 @@ class Database:
             turn=WriterTurn(path if on_file else None, _BUSY_TIMEOUT_MS / 1000),
             writer_engine=writer_engine,
         )
+        #: On a SQLite file: the WAL truncated after deletions (`wal_erasure`).
+        self._erasure = WalErasure(self.group.erase_wal) if on_file else None
         self._unavailable_at: float | None = None
+
+    def personal_data_deleted(self) -> None:
+        """Call once a deletion the privacy policy promises has committed (an account, an
+        output, the retention job's run, a sent message's text): on a SQLite file the WAL,
+        which may still hold the rows as they were, is truncated within
+        `wal_erasure.ERASE_AFTER_SECONDS`, readers permitting. PostgreSQL: nothing (its old
+        row versions go with autovacuum)."""
+        if self._erasure is not None:
+            self._erasure.request()
 
     async def grouped(
         self, op: Callable[[Tx], Awaitable[T]], *, account: str | None, at_once: bool = False
@@ -333,6 +345,8 @@ class Database:
             await session.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._erasure is not None:
+            await self._erasure.aclose()
         await self.group.aclose()
         await self._reader.dispose()
         if self._writer is not self._reader:

@@ -546,11 +546,23 @@ class GroupCommitter:
         async with self._turn:
             return await self._checkpoint()
 
-    async def _checkpoint(self) -> bool:
+    async def erase_wal(self) -> bool:
+        """A TRUNCATE checkpoint (`wal_erasure`): the WAL copied into the database and its file
+        cut to zero bytes, so that no page image written before a deletion is left in it. As
+        the RESTART at the bound: a copy beside the commits first, then the TRUNCATE between
+        two transactions, holding the writer for what came since and the same bounded wait
+        for readers. Whether it finished (True without a WAL file)."""
+        if self._wal is None:
+            return True
+        await self._wal.copy()
+        async with self._turn:
+            return await self._checkpoint("TRUNCATE")
+
+    async def _checkpoint(self, mode: str = "RESTART") -> bool:
         """With the turn held."""
         assert self._wal is not None
         transactions = self.transactions
-        done = await self._wal.checkpoint()
+        done = await self._wal.checkpoint(mode)
         self._wal_asked = -1  # the WAL started over, or the next try has a time of its own
         if done:
             self._checkpointed_after = transactions

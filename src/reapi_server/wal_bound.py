@@ -53,6 +53,8 @@ __all__ = ["WAL_LIMIT_BYTES", "WalBound"]
 WAL_LIMIT_BYTES = 16 * 1024 * 1024
 #: How long a checkpoint waits for the write lock and for readers on older snapshots.
 _BUSY_MS = 500
+#: A TRUNCATE after deletions (`wal_erasure`) waits less: nothing presses it, it is tried again.
+_ERASE_BUSY_MS = 100
 #: After a checkpoint that could not finish, the next try waits this long.
 _RETRY_SECONDS = 0.05
 #: A copy starts once the WAL holds this share of its bound not yet copied.
@@ -80,6 +82,8 @@ class WalBound:
         #: The copies' and RESTARTs' connection, one of them at a time, kept: opening one and
         #: reading the schema cost ~1 ms of CPU, per copy when each opened its own.
         self._connection: sqlite3.Connection | None = None
+        #: Its busy timeout (ms): the wait for the write lock and for readers.
+        self._wait_ms = _BUSY_MS
 
     def size(self) -> int:
         try:
@@ -139,14 +143,15 @@ class WalBound:
             self._copy_not_before = time.monotonic() + _RETRY_SECONDS
         self.index.reopen()
 
-    async def checkpoint(self) -> bool:
-        """Copy the WAL into the database and have it restarted; False when readers or another
-        writer kept it from finishing within the wait (it is tried again later)."""
+    async def checkpoint(self, mode: str = "RESTART") -> bool:
+        """Copy the WAL into the database and have it restarted (`mode` RESTART), or cut to
+        zero bytes (TRUNCATE: `wal_erasure`); False when readers or another writer kept it
+        from finishing within the wait (it is tried again later)."""
         if self._copy is not None:  # it holds SQLite's checkpoint lock: let it finish
             await asyncio.wait([self._copy])
         self._restarting = True
         try:
-            done = await anyio.to_thread.run_sync(self._checkpoint, "RESTART")
+            done = await anyio.to_thread.run_sync(self._checkpoint, mode)
         finally:
             self._restarting = False
         if done:
@@ -158,12 +163,17 @@ class WalBound:
     def _checkpoint(self, mode: str) -> bool:
         """One `wal_checkpoint`, on a worker thread: whether it copied all the WAL held."""
         if self._connection is None:
+            self._wait_ms = _BUSY_MS
             self._connection = sqlite3.connect(
                 self.database,
                 timeout=_BUSY_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
+        wait = _ERASE_BUSY_MS if mode == "TRUNCATE" else _BUSY_MS
+        if wait != self._wait_ms:
+            self._connection.execute(f"PRAGMA busy_timeout={wait}")
+            self._wait_ms = wait
         row = self._connection.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
         busy, held, copied = row
         return not busy and held == copied

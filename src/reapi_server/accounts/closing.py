@@ -84,4 +84,6 @@ async def purge_deleted_accounts(rt: Runtime, *, batch: int = 50) -> int:
             log.error("deleted account not purged", extra={"code": type(exc).__name__})
             continue
         removed += purged.removed
+    if account_ids:
+        rt.db.personal_data_deleted()
     return removed

@@ -110,4 +110,5 @@ class PersonalData:
                 purged.append(await purge_account(rt, account_id))
             except Exception as exc:  # the person is gone already; the sweeper finishes
                 log.error("account not purged yet", extra={"code": type(exc).__name__})
+        rt.db.personal_data_deleted()  # the WAL's copies of it too (`wal_erasure`)
         return Deletion(deleted, tuple(purged))

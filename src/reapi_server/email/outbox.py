@@ -169,6 +169,8 @@ async def deliver_due(
                     )
                 )
         sent += 1
+    if claimed:  # the texts sent (or given up on) are gone: the WAL's copies of them too
+        db.personal_data_deleted()
     return sent
 
 

@@ -149,6 +149,7 @@ async def _discard(
 
 async def _after_discard(rt: Runtime, discarded: _Discarded) -> None:
     rt.memory.forget(discarded.job_id)
+    rt.db.personal_data_deleted()
     if discarded.unfinished:
         tell_ended(rt, discarded.job_id)
     else:

@@ -98,6 +98,7 @@ async def delete_file(rt: Runtime, file_id: str, account_id: str | None) -> bool
         if key is None:
             return False
         await repository.enqueue_deletions(session, [key], rt.now())
+    rt.db.personal_data_deleted()
     await delete_queued(rt, [key])
     return True
 
@@ -168,6 +169,7 @@ async def delete_task_outputs(
         forgotten = await forget_task(session, task_id, account_id, rt.now())
     if forgotten is None:
         return None
+    rt.db.personal_data_deleted()
     count, targets = forgotten
     return count, await delete_queued(rt, targets)
 

@@ -141,6 +141,7 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
             f"webhooks={deliveries} events={events} holds={holds} ledger={ledger_rows}"
         )
         log.info("retention purge", extra={"code": counts})
+        rt.db.personal_data_deleted()
     return report
 
 

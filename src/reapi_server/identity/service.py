@@ -605,6 +605,7 @@ class Identity:
 
         # IntegrityError: the address was taken a moment ago.
         signed_in = await translated_async(change, IntegrityError, lambda _: EmailTaken())
+        self.db.personal_data_deleted()  # the old address: out of the WAL too
         log.info("email changed", extra={"code": "email_changed"})
         return signed_in
 

@@ -203,6 +203,7 @@ class TwoFactor:
             await repository.set_totp_secret(session, user.id, None)
             await repository.delete_backup_codes(session, user.id)
             await enqueue(session, identity.mail.two_factor_changed(user.email, now, on=False), now)
+        identity.db.personal_data_deleted()  # the secret: out of the WAL too
 
     async def new_backup_codes(self, proof: StepUp) -> list[str]:
         """Ten new backup codes (the old ones stop working); returned here only."""

@@ -437,6 +437,7 @@ class OAuthSignIn:
             if fresh.password_hash is None and len(identities) == 1:
                 raise LastSignInMethod(label)
             await repository.delete_identity(session, user.id, identity_id)
+        self.db.personal_data_deleted()  # the provider's id and address: out of the WAL too
         log.info("provider identity unlinked", extra={"code": target.provider})
         return label
 

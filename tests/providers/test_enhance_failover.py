@@ -14,7 +14,9 @@ from mp4_boxes import mp4
 from reapi import InternalServerError, InvalidRequestError, ReAPI, ReapiError
 from reapi.catalog import default_catalog
 from reapi.router import BreakerState, RouterConfig
-from reapi.testing import sample_mp4
+from reapi.testing import Fault, SimServer, sample_mp4
+from reapi.testing.replicate_sim import ReplicateSimulator
+from reapi.testing.topaz_sim import TopazSimulator
 
 MODEL = "enhance-video-1.0"
 TOPAZ = "http://topaz.test"
@@ -146,4 +148,58 @@ def test_an_uploaded_source_goes_to_replicate_as_a_file_too(httpx_mock):
 def test_a_refused_option_makes_no_upload(httpx_mock):
     with pytest.raises(ReapiError):
         client().videos.create(model=MODEL, input_reference=sample_mp4(), prompt="sharper")
+    assert httpx_mock.get_requests() == []
+
+
+# -- against the simulators, on real sockets ---------------------------------------------------
+@pytest.fixture
+def sims():
+    topaz = SimServer(TopazSimulator("tz-key")).start()
+    replicate = SimServer(ReplicateSimulator("r8-key")).start()
+    topaz.faults.set(Fault.ERROR_503)  # the maker down: every create fails over
+    yield topaz, replicate
+    topaz.stop()
+    replicate.stop()
+
+
+def sim_client(sims, media_host) -> ReAPI:
+    topaz, replicate = sims
+    made = ReAPI(
+        catalog=default_catalog(),
+        provider_keys={"topaz": "tz-key", "replicate": "r8-key"},
+        provider_base_urls={"topaz": topaz.base_url, "replicate": replicate.base_url + "/v1"},
+        router=RouterConfig(first_byte_timeout=0.5, body_timeout=1.0),
+    )
+    made._engine.fetcher = media_host.sync_fetcher()
+    return made
+
+
+def test_with_topaz_failing_replicate_reads_the_bytes_reapi_fetched(sims, media_host):
+    source = media_host.serve("/clip.mp4", sample_mp4())
+    video = sim_client(sims, media_host).videos.create(model=MODEL, input_reference=source)
+    assert video.reapi.provider == "replicate"
+    assert sims[1].app.videos == [sample_mp4()]
+    assert len(media_host.requests) == 1
+
+
+def test_with_topaz_failing_a_long_source_reaches_no_host(sims, media_host):
+    source = media_host.serve("/clip.mp4", LONG)
+    with pytest.raises(InvalidRequestError) as info:
+        sim_client(sims, media_host).videos.create(model=MODEL, input_reference=source)
+    assert info.value.code == "video_too_long"
+    assert sims[1].app.videos == [] and sims[1].app.requests == {}
+    assert sims[0].app.requests == {}
+
+
+def test_with_topaz_up_a_long_source_is_refused_not_passed_on(httpx_mock):
+    """Topaz's own refusal used to count as a route refusal: the router moved on to Replicate."""
+    made = ReAPI(
+        catalog=default_catalog(),
+        provider_keys={"topaz": "tz-key", "replicate": "r8-key"},
+        provider_base_urls={"topaz": TOPAZ, "replicate": REPLICATE},
+        router=RouterConfig(first_byte_timeout=0.5),
+    )
+    with pytest.raises(InvalidRequestError) as info:
+        made.videos.create(model=MODEL, input_reference=LONG)
+    assert info.value.code == "video_too_long"
     assert httpx_mock.get_requests() == []

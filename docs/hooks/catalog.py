@@ -42,6 +42,8 @@ def _caps(model: ModelSpec) -> list[str]:
     if caps.input_reference:
         rows.append("input_reference: " + ("the video to work on" if caps.input_video
                                            else "first-frame image"))
+    if caps.max_source_seconds is not None:
+        rows.append(f"source video: up to {caps.max_source_seconds:g} s")
     return rows
 
 

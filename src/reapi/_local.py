@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._engine import Outcome
-from ._exceptions import ConfigurationError, ModelNotFoundError
+from ._exceptions import ConfigurationError, ModelNotFoundError, RouteRefusedError
 from ._excerpt import excerpt
 from ._frozen import quick_init
 from ._jobs import VideoHandle
@@ -32,9 +32,12 @@ from .providers import (
     ImageCall,
     ImageResult,
     Protocol,
+    SourceVideo,
     TaskStatus,
     UpstreamResponse,
     VideoCall,
+    source_limit,
+    source_video,
 )
 from .types import Attempt, ImagesResponse, ReapiInfo, Video, VideoError
 
@@ -68,6 +71,8 @@ class PreparedVideo:
     payload: Payload
     routes: tuple[Route, ...]
     idempotency_key: str
+    #: An enhancement model's source, vetted once for every route (`LocalCore.vet_video`).
+    source: SourceVideo | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +257,28 @@ class LocalCore:
             spec, params, shape, payload, self._with_keys(spec, routes), _new_key()
         )
 
+    def vet_video(self, prepared: PreparedVideo) -> Protocol[PreparedVideo]:
+        """Before the routes are tried: an enhancement model's source taken from bytes reapi
+        holds (a caller's URL fetched by the engine's safe fetcher) and held to the length the
+        price covers, once for every route. A refusal is the request's, whatever the route."""
+        if not prepared.spec.capabilities.input_video or prepared.source is not None:
+            return prepared
+        limit = prepared.spec.capabilities.max_source_seconds
+        source = yield from source_video(prepared.payload, limit)
+        return dataclasses.replace(prepared, source=source)
+
     def video_attempt(self, prepared: PreparedVideo, route: Route) -> Protocol[str]:
+        if prepared.spec.capabilities.input_video:
+            # A host that did not vet first (`vet_video`) gets the same check here.
+            prepared = yield from self.vet_video(prepared)
+            _check_route_length(prepared, route)
         call = VideoCall(
-            route, prepared.params, prepared.shape, prepared.payload, prepared.idempotency_key
+            route,
+            prepared.params,
+            prepared.shape,
+            prepared.payload,
+            prepared.idempotency_key,
+            source=prepared.source,
         )
         task_id: str = yield from self.adapter(route).submit_video(call)
         return task_id
@@ -372,3 +396,16 @@ def _info_object(outcome: Outcome[object], url_expires_at: int | None) -> dict[s
     if url_expires_at is not None:
         info["url_expires_at"] = url_expires_at
     return info
+
+
+def _check_route_length(prepared: PreparedVideo, route: Route) -> None:
+    """A route narrower than its model (`limits` or option `max_source_seconds`) leaves a longer
+    source to the next route: refused before anything is sent, like any option it lacks."""
+    limit = source_limit(prepared.spec, route)
+    source = prepared.source
+    if source is not None and limit is not None and source.info.duration > limit:
+        raise RouteRefusedError(
+            f"input_reference is longer than {route.provider} takes for this model ({limit:g} s)",
+            param="input_reference",
+            code="video_too_long",
+        )

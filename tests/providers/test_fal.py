@@ -13,6 +13,7 @@ from second_hosts import host_catalog, host_route, model_spec
 from reapi import ContentPolicyError, InvalidRequestError, ReAPI
 from reapi.catalog import Catalog, default_catalog
 from reapi.router import RouterConfig
+from reapi.testing import sample_mp4
 
 FAL = "https://fal.test"
 BACKUP = "https://fal-backup.test"
@@ -411,9 +412,10 @@ def test_vidu_refuses_a_ratio_beside_a_reference(httpx_mock):
 def test_topaz_upscale_sends_the_video_and_the_routes_factor(httpx_mock):
     path = "fal-ai/topaz/upscale/video"
     httpx_mock.add_response(method="POST", url=f"{FAL}/{path}", json=queued(FAL, path))
-    client().videos.create(model="upscale-video-2x", input_reference=("in.mp4", MP4, "video/mp4"))
+    video = sample_mp4()
+    client().videos.create(model="upscale-video-2x", input_reference=("in.mp4", video, "video/mp4"))
     assert sent_json(httpx_mock, f"{FAL}/{path}") == {
-        "video_url": data_url(MP4, "video/mp4"),
+        "video_url": data_url(video, "video/mp4"),
         "upscale_factor": 2,
         "model": "Proteus",
     }
@@ -422,7 +424,7 @@ def test_topaz_upscale_sends_the_video_and_the_routes_factor(httpx_mock):
 @pytest.mark.parametrize("kwargs", [{"resolution": "4k"}, {"prompt": "sharper"}])
 def test_topaz_on_fal_refuses_what_it_cannot_honour(httpx_mock, kwargs):
     with pytest.raises(InvalidRequestError):
-        client().videos.create(model="upscale-video-2x", input_reference=MP4, **kwargs)
+        client().videos.create(model="upscale-video-2x", input_reference=sample_mp4(), **kwargs)
     assert httpx_mock.get_requests() == []
 
 

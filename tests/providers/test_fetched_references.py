@@ -4,6 +4,8 @@ over its inline limit."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from reapi import File, InvalidRequestError, Payload
 from reapi.providers._host_inputs import _video
 from reapi.providers._reference import image_url
+from reapi.providers._source_video import SourceVideo, source_video
 from reapi.providers.dashscope import _frame_url
 from reapi.testing import png_bytes, sample_mp4
 
@@ -34,15 +37,28 @@ def test_dashscope_gets_the_vetted_url_of_a_fetched_first_frame():
         _frame_url(File(PNG, "i.png", "image/png"))
 
 
-def test_a_second_host_gets_the_url_of_a_fetched_video_not_the_video_inline():
-    def call(reference: File) -> SimpleNamespace:
-        return SimpleNamespace(payload=Payload(input_reference=reference))
+def test_a_second_host_gets_the_vetted_video_never_the_url_it_was_fetched_from():
+    """A host fetching the caller's URL again could get other bytes than reapi vetted: it gets
+    the vetted bytes inline, or its own copy of them (uploaded by its adapter)."""
+    fetched = File(sample_mp4(), "v.mp4", "video/mp4", source_url="https://media.example.com/v")
+    source = _vetted(fetched)
 
-    video = sample_mp4()
-    fetched = File(video, "v.mp4", "video/mp4", source_url="https://media.example.com/v.mp4")
-    assert _video(call(fetched)) == "https://media.example.com/v.mp4"  # type: ignore[arg-type]
-    uploaded = File(video, "v.mp4", "video/mp4")
-    assert _video(call(uploaded)).startswith("data:video/mp4;base64,")  # type: ignore[arg-type]
+    def call(source: SourceVideo) -> SimpleNamespace:
+        return SimpleNamespace(payload=Payload(input_reference=fetched), source=source)
+
+    inline = _video(call(source))  # type: ignore[arg-type]
+    assert inline == "data:video/mp4;base64," + base64.b64encode(sample_mp4()).decode()
+    copy = dataclasses.replace(source, host_url="https://api.replicate.com/v1/files/abc")
+    assert _video(call(copy)) == "https://api.replicate.com/v1/files/abc"  # type: ignore[arg-type]
+    assert "media.example.com" not in repr(source)
+
+
+def _vetted(reference: File) -> SourceVideo:
+    protocol = source_video(Payload(input_reference=reference), 16)
+    with pytest.raises(StopIteration) as done:
+        next(protocol)
+    vetted: SourceVideo = done.value.value
+    return vetted
 
 
 def test_the_source_url_never_shows_in_a_files_repr():

@@ -13,6 +13,7 @@ from second_hosts import host_catalog, host_route, model_spec
 from reapi import ContentPolicyError, InvalidRequestError, ReAPI
 from reapi.catalog import Catalog, default_catalog
 from reapi.router import RouterConfig
+from reapi.testing import sample_mp4
 
 API = "https://replicate.test/v1"
 BACKUP = "https://replicate-backup.test/v1"
@@ -305,17 +306,43 @@ def test_veo_4k_is_not_sent_to_replicate(httpx_mock):
     assert httpx_mock.get_requests() == []
 
 
-def test_topaz_upscale_sends_the_video_and_target_resolution(httpx_mock):
+def test_topaz_upscale_uploads_the_video_then_sends_its_file_url(httpx_mock):
+    """The video goes to the Files API (`POST /files`, multipart `content`); the model is given
+    Replicate's copy (`urls.get`), never a URL of the caller's to fetch again."""
+    file_url = f"{API}/files/cmu2b9jn3a5y8zf1l6dnkyrlrg"
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{API}/files",
+        status_code=201,
+        json={"id": "cmu2b9jn3a5y8zf1l6dnkyrlrg", "urls": {"get": file_url}},
+    )
     httpx_mock.add_response(
         method="POST", url=create_url("topazlabs/video-upscale"), json=prediction("starting")
     )
-    client().videos.create(
-        model="enhance-video-1.0", input_reference="https://example.test/in.mp4", resolution="4k"
-    )
+    client().videos.create(model="enhance-video-1.0", input_reference=sample_mp4(), resolution="4k")
+    [upload] = httpx_mock.get_requests(url=f"{API}/files")
+    assert upload.headers["authorization"] == "Bearer r8_primary"
+    assert b'name="content"; filename="input_reference.mp4"' in upload.content
+    assert sample_mp4() in upload.content
     assert sent_input(httpx_mock, create_url("topazlabs/video-upscale")) == {
-        "video": "https://example.test/in.mp4",
+        "video": file_url,
         "target_resolution": "4k",
     }
+
+
+def test_an_upload_without_a_file_url_fails_over(httpx_mock):
+    httpx_mock.add_response(method="POST", url=f"{API}/files", status_code=201, json={"id": "x"})
+    file_url = f"{BACKUP}/files/y"
+    httpx_mock.add_response(
+        method="POST", url=f"{BACKUP}/files", status_code=201, json={"urls": {"get": file_url}}
+    )
+    httpx_mock.add_response(
+        method="POST",
+        url=create_url("topazlabs/video-upscale", BACKUP),
+        json=prediction("starting"),
+    )
+    video = client().videos.create(model="enhance-video-1.0", input_reference=sample_mp4())
+    assert video.reapi.provider == "backup"
 
 
 def test_a_failed_video_is_resubmitted_once_to_the_next_route(httpx_mock):

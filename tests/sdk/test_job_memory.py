@@ -2,6 +2,7 @@
 still be resubmitted: once it is final, or resubmitted, nothing reachable from the client holds
 it. What stays is id forwarding (old id → new id), and that is bounded too."""
 
+import dataclasses
 import secrets
 
 import pytest
@@ -13,7 +14,9 @@ from reapi._local import PreparedVideo
 from reapi._params import VideoParams
 from reapi._payload import Payload
 from reapi.catalog import Route
-from reapi.resources._jobs_memory import JobMemory, RememberedJob
+from reapi.providers._mp4 import VideoInfo
+from reapi.providers._source_video import SourceVideo
+from reapi.resources._jobs_memory import Bodies, JobMemory, RememberedJob
 from reapi.testing import Fault, OpenAISimulator, SimServer, png_bytes
 
 
@@ -136,3 +139,22 @@ def test_forwarding_is_bounded_in_count():
         memory.forward(f"v{index}", f"w{index}")
     assert len(memory.created) <= 3
     assert memory.resolve("v3") == "w3" and memory.resolve("v0") == "v0"
+
+
+def test_a_source_fetched_from_a_url_counts_against_the_bound():
+    """An enhancement's source fetched from the caller's URL is held beside the body (which
+    holds only the URL): it counts; an upload's bytes are counted once, as the body's."""
+    fetched = dataclasses.replace(
+        _job(0).prepared,
+        payload=Payload(input_reference="https://media.example.com/clip.mp4"),
+        source=SourceVideo(b"\0" * 600, VideoInfo(16, 16, 1.0, 12, 12.0)),
+    )
+    job = RememberedJob(fetched)
+    job.tried.add(fetched.routes[0].key)
+    memory = Bodies(max_bytes=500)
+    assert memory.remember("video_a", job) is False and memory.bytes == 0
+    uploaded = _job(400)
+    source = SourceVideo(b"\0" * 400, VideoInfo(16, 16, 1.0, 12, 12.0))
+    uploaded.prepared = dataclasses.replace(uploaded.prepared, source=source)
+    memory.remember("video_b", uploaded)
+    assert memory.bytes == 401  # the upload and the prompt, the source not again

@@ -185,3 +185,13 @@ def test_an_input_the_makers_api_lacks_goes_to_the_second_host_without_a_call(
     assert [a.provider for a in video.reapi.attempt_log] == [maker, second]
     assert video.reapi.attempt_log[0].status is None
     assert submissions(sims, maker) == before
+
+
+def test_an_enhancement_failed_over_reaches_replicate_as_the_vetted_bytes(sims, client):
+    """Replicate's simulator reads the video the way Replicate does (its Files API copy):
+    what the model got is the bytes reapi vetted."""
+    replicate = sims.servers["replicate"].app
+    sims.servers["topaz"].faults.set(Fault.ERROR_503)
+    made = request(client, "enhance-video-1.0")
+    assert made.reapi.provider == "replicate" and made.status == "completed"
+    assert replicate.videos[-1] == sample_mp4()

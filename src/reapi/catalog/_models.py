@@ -73,6 +73,9 @@ class Capabilities(_Frozen):
     input_reference: bool = False
     #: The reference input is a video (enhancement/upscaling), not an image.
     input_video: bool = False
+    #: The longest source video (seconds) a request's price covers; checked on every route
+    #: from the bytes reapi fetched, before any upstream call (`providers._source_video`).
+    max_source_seconds: float | None = Field(default=None, gt=0)
     #: False for models driven by their input alone (e.g. video enhancement).
     prompt_required: bool = True
     #: Resolutions that allow only some durations (Veo: 1080p and 4k need 8 s).

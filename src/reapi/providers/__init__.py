@@ -17,6 +17,7 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from ._source_video import SourceVideo, source_limit, source_video
 from .ark import ArkAdapter
 from .dashscope import DashScopeAdapter
 from .fal import FalAdapter
@@ -39,6 +40,7 @@ __all__ = [
     "ImageResult",
     "Protocol",
     "Sleep",
+    "SourceVideo",
     "Step",
     "TaskState",
     "TaskStatus",
@@ -46,6 +48,8 @@ __all__ = [
     "UpstreamResponse",
     "VideoCall",
     "parse_retry_after",
+    "source_limit",
+    "source_video",
 ]
 
 #: Adapter name (as written in the catalog) → adapter class.

@@ -41,6 +41,7 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from ._source_video import SourceVideo
 
 __all__ = [
     "Adapter",
@@ -86,6 +87,9 @@ class VideoCall:
     payload: Payload
     idempotency_key: str
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The vetted source of an enhancement model (`capabilities.input_video`): the bytes the
+    #: adapter sends, never the caller's URL (`_source_video`).
+    source: SourceVideo | None = None
 
 
 #: Retry-After as delta-seconds (a fraction tolerated).

@@ -11,7 +11,8 @@ and sealed payload into the host's model path and input object. Other route opti
 - `upscale_factor`, `upscale_model`, `target_fps`: fixed settings of the hosted Topaz upscalers.
 
 What a host's input cannot express is refused here with the parameter's name, never dropped.
-Input images and videos travel as data URLs, or as the user's own URL (the host fetches it).
+Input images travel as data URLs, or as the user's own URL (the host fetches it). A video to
+enhance travels only as the bytes reapi vetted: the host's own file URL or a data URL.
 Field names come from each host's model page (PROVIDERS.md §10-§12); docs/providers/fal.md and
 docs/providers/replicate.md say which are UNVERIFIED.
 """
@@ -28,6 +29,7 @@ from .._payload import File
 from ..catalog import Route
 from ._base import ImageCall, VideoCall
 from ._reference import image_url
+from ._source_video import invalid_video
 from ._util import as_data_url, drop_none
 
 __all__ = [
@@ -129,21 +131,15 @@ def _reference(call: VideoCall) -> str | None:
 
 
 def _video(call: VideoCall) -> str:
-    """The video to enhance, as a URL the host fetches: the user's own, or a data URL."""
-    reference = call.payload.get("input_reference")
-    if isinstance(reference, str) and reference.startswith(("https://", "http://", "data:video/")):
-        return reference
-    if isinstance(reference, File) and reference.source_url:
-        return reference.source_url  # fetched and vetted by the gateway: no video inline
-    if isinstance(reference, File) and reference.content[4:8] == b"ftyp":
-        kind = reference.content_type
-        content_type = kind if kind.startswith("video/") else "video/mp4"
-        return as_data_url(File(reference.content, reference.filename, content_type))
-    raise InvalidRequestError(
-        "input_reference must be an MP4/MOV video file or an https URL of one",
-        param="input_reference",
-        code="invalid_video",
-    )
+    """The vetted source as the host reads it: the host's own copy when its adapter uploaded
+    it, else a data URL of the bytes. Never the caller's URL, which the host would fetch again
+    and could get other bytes from than reapi vetted (`_source_video`)."""
+    source = call.source
+    if source is None:
+        raise invalid_video()
+    if source.host_url is not None:
+        return source.host_url
+    return as_data_url(File(source.content, source.filename, source.media_type))
 
 
 def _prompt(call: ImageCall | VideoCall) -> Any:

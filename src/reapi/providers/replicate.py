@@ -6,6 +6,8 @@ Images ask Replicate to hold the answer (`Prefer: wait=N`, route option `wait`, 
 poll `GET predictions/{id}` if it is not finished by then; videos are created plainly and polled.
 States `starting` / `processing` / `succeeded` / `failed` / `canceled` / `aborted` map onto
 reapi's four. `output` is a URL or a list of URLs, deleted with the prediction after one hour.
+A video to enhance (vetted by `_source_video`) is first uploaded to `POST files` and the model
+is given Replicate's copy, never the caller's URL.
 
 A prediction's `error` is free text that may quote the input, so only a Replicate code found in
 it (`E####`, or the `E005` models use for "flagged as sensitive") is kept; `E005` is a content
@@ -16,6 +18,7 @@ means the account is out of credit. Replicate has no idempotency header, so crea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import time
 from datetime import datetime
@@ -45,6 +48,7 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from ._source_video import SourceVideo
 from ._util import content_type_for
 
 __all__ = ["ReplicateAdapter"]
@@ -191,6 +195,24 @@ class ReplicateAdapter(Adapter):
                 start = min(start, datetime.fromisoformat(created_at).timestamp())
         return int(start) + lifetime
 
+    def _upload(self, source: SourceVideo) -> Protocol[str]:
+        """`POST /files` (multipart, the bytes as `content`): Replicate's own copy of a vetted
+        source, whose `urls.get` a model input takes like any file URL (Replicate fetches it
+        with the account's token). Data URLs are only recommended under 1 MB."""
+        response = yield UpstreamRequest(
+            "POST",
+            self.connection.url("files"),
+            self._headers(),
+            files=(("content", (source.filename, source.content, source.media_type)),),
+        )
+        assert response is not None
+        body = self.check(response).json(self.provider)
+        urls = body.get("urls") if isinstance(body, dict) else None
+        url = urls.get("get") if isinstance(urls, dict) else None
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise APIResponseError("the provider returned no file URL", provider=self.provider)
+        return url
+
     # -- images ------------------------------------------------------------------------------
     def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:
         mapper = input_map(REPLICATE_INPUTS, call.route, self.name).image
@@ -242,6 +264,12 @@ class ReplicateAdapter(Adapter):
         mapper = input_map(REPLICATE_INPUTS, call.route, self.name).video
         if mapper is None:
             raise InvalidRequestError("this route serves images, not videos", param="model")
+        if call.source is not None:
+            # Refusals first (with the copy's URL still unknown), then the vetted bytes go to
+            # Replicate's file store, and the model reads that copy.
+            mapper(dataclasses.replace(call, source=dataclasses.replace(call.source, host_url="")))
+            url = yield from self._upload(call.source)
+            call = dataclasses.replace(call, source=dataclasses.replace(call.source, host_url=url))
         prediction = yield from self._create(mapper(call), wait=None)
         if _STATES[prediction["status"]] == "failed":
             raise self._failure(prediction)

@@ -1,15 +1,15 @@
 """Topaz Labs Video API: enhance (upscale) a video the caller supplies.
 
-Wire format: PROVIDERS.md §10. Submitting is five steps inside one create attempt:
+Wire format: PROVIDERS.md §10. The source video comes vetted (`VideoCall.source`: read from
+bytes reapi holds and held to the model's length by `_source_video`, as on every route of the
+model). Submitting is four steps inside one create attempt:
 
-1. the source video: the uploaded file, a `data:video/...;base64,` URL, or the caller's http(s)
-   URL fetched first (through the engine's safe fetcher, without any key);
-2. `POST /video/` with the source's metadata (read from the MP4 boxes by `_mp4`), the output
+1. `POST /video/` with the source's metadata (read from the MP4 boxes by `_mp4`), the output
    resolution (the requested tier at the source's aspect ratio) and one filter, the route's
    `upstream_model` (a Topaz model such as `prob-4`, Proteus);
-3. `PATCH /video/{id}/accept` reserves Topaz credits and returns signed upload URLs;
-4. a `PUT` of each part of the bytes to its URL (without the key), keeping each `ETag`;
-5. `PATCH /video/{id}/complete-upload/` with the ETags queues the job.
+2. `PATCH /video/{id}/accept` reserves Topaz credits and returns signed upload URLs;
+3. a `PUT` of each part of the bytes to its URL (without the key), keeping each `ETag`;
+4. `PATCH /video/{id}/complete-upload/` with the ETags queues the job.
 
 Then `GET /video/{id}/status` until `complete`, whose `download.url` is the result. Topaz documents
 the status field but not its words: the ones below are assumed (UNVERIFIED), and a word reapi does
@@ -20,26 +20,21 @@ Topaz has no idempotency header.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from math import ceil
 from typing import Any
 
-from .._detached import translated
 from .._exceptions import (
     APIResponseError,
     InvalidRequestError,
     QuotaExceededError,
     ReapiError,
 )
-from .._payload import File
 from ..catalog import Route
 from ._base import Adapter, VideoCall
-from ._mp4 import Mp4Error, VideoInfo, read_video_info
+from ._mp4 import VideoInfo
 from ._protocol import (
     Batch,
-    FetchReference,
     GeneratedFile,
     Protocol,
     TaskState,
@@ -47,6 +42,7 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from ._source_video import invalid_video
 
 __all__ = ["TopazAdapter"]
 
@@ -67,9 +63,6 @@ _STATES: dict[str, TaskState] = {
 }
 #: Short side of each output tier (the long side follows the source's aspect ratio).
 _TIERS = {"720p": 720, "1080p": 1080, "1440p": 1440, "4k": 2160}
-_MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime"}
-#: What a source fetched from a URL may be (the MP4 box reader reads both).
-_SOURCE_TYPES = frozenset(_MEDIA_TYPES.values())
 #: Used when the request names no resolution.
 _DEFAULT_TIER = "1080p"
 #: Enhancement runs for minutes.
@@ -96,12 +89,12 @@ class TopazAdapter(Adapter):
     # -- create ------------------------------------------------------------------------------
     def submit_video(self, call: VideoCall) -> Protocol[str]:
         _refuse_generation_options(call)
-        source = yield from self._source(call)
-        info = _read(source)
-        _check_length(call.route, info)
+        if call.source is None:  # vetted by the core for every input_video model
+            raise invalid_video()
+        source, info = call.source.content, call.source.info
         request_id = yield from self._create(call, source, info)
         urls = yield from self._accept(request_id)
-        results = yield from self._upload(source, urls, _MEDIA_TYPES[info.container])
+        results = yield from self._upload(source, urls, call.source.media_type)
         response = yield UpstreamRequest(
             "PATCH",
             self.connection.url(f"video/{request_id}/complete-upload/"),
@@ -111,19 +104,6 @@ class TopazAdapter(Adapter):
         assert response is not None
         self.check(response)
         return request_id
-
-    def _source(self, call: VideoCall) -> Protocol[bytes]:
-        reference = call.payload.get("input_reference")
-        if isinstance(reference, File):
-            return reference.content
-        if isinstance(reference, str) and reference.startswith("data:video/"):
-            return _decode_data_url(reference)
-        if not isinstance(reference, str) or not reference.startswith(("https://", "http://")):
-            raise _invalid_video()
-        # The caller's own URL: fetched by the engine's safe fetcher (SSRF checks on every
-        # hop, size limit, magic bytes), never with a key.
-        file: File = yield FetchReference(reference, "input_reference", _SOURCE_TYPES)
-        return file.content
 
     def _create(self, call: VideoCall, source: bytes, info: VideoInfo) -> Protocol[str]:
         width, height = _target(call.shape.resolution or _DEFAULT_TIER, info)
@@ -234,29 +214,6 @@ def _is_http(url: object) -> bool:
     return isinstance(url, str) and url.startswith(("https://", "http://"))
 
 
-def _invalid_video() -> InvalidRequestError:
-    return InvalidRequestError(
-        "input_reference must be an MP4/MOV video file or an http(s) URL of one",
-        param="input_reference",
-        code="invalid_video",
-    )
-
-
-def _decode_data_url(url: str) -> bytes:
-    header, _, data = url.partition(",")
-    if not header.endswith(";base64"):
-        raise _invalid_video()
-    return translated(
-        lambda: base64.b64decode(data, validate=True),
-        (binascii.Error, ValueError),
-        lambda _: _invalid_video(),
-    )
-
-
-def _read(source: bytes) -> VideoInfo:
-    return translated(lambda: read_video_info(source), Mp4Error, lambda _: _invalid_video())
-
-
 def _refuse_generation_options(call: VideoCall) -> None:
     """Enhancement is driven by the video alone: what only generation takes is refused."""
     for param, given in (
@@ -270,17 +227,6 @@ def _refuse_generation_options(call: VideoCall) -> None:
                 "given as input_reference",
                 param=param,
             )
-
-
-def _check_length(route: Route, info: VideoInfo) -> None:
-    """The catalog prices a request for sources up to the route's `max_source_seconds`."""
-    limit = route.options.get("max_source_seconds")
-    if isinstance(limit, int | float) and info.duration > limit:
-        raise InvalidRequestError(
-            f"input_reference is longer than this model takes ({limit:g} s)",
-            param="input_reference",
-            code="video_too_long",
-        )
 
 
 def _target(tier: str, info: VideoInfo) -> tuple[int, int]:

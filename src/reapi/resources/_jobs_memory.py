@@ -57,6 +57,15 @@ def body_bytes(payload: Payload) -> int:
     return sum(_size(value) for value in payload.reveal().values())
 
 
+def _fetched_source_bytes(job: RememberedJob) -> int:
+    """A vetted enhancement source fetched from a URL is held beside the body (an upload's
+    bytes are the body's own, counted there)."""
+    source = job.prepared.source
+    if source is None or isinstance(job.prepared.payload.get("input_reference"), File):
+        return 0
+    return len(source.content)
+
+
 @dataclass(slots=True)
 class _Held:
     job: RememberedJob
@@ -92,7 +101,7 @@ class Bodies:
 
     def remember(self, job_id: str, job: RememberedJob) -> bool:
         """Keep the body if a resubmission is possible and it fits; False when it is not kept."""
-        size = body_bytes(job.prepared.payload)
+        size = body_bytes(job.prepared.payload) + _fetched_source_bytes(job)
         with self._lock:
             self._drop(job_id)
             if not job.next_routes() or size > self.max_bytes or self.max_jobs < 1:

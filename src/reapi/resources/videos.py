@@ -162,7 +162,11 @@ class Videos(SyncResource):
                 retry=key is not None,
             )
         prepared = self._core.prepare_video(params, payload)
-        return self._submit(RememberedJob(prepared), prepared.routes, None, call)
+        first = prepared.routes[0]
+        vetted = self._engine.drive(
+            self._core.vet_video(prepared), first.provider, self._deadline(first, call)
+        )
+        return self._submit(RememberedJob(vetted), vetted.routes, None, call)
 
     def _submit(
         self, job: RememberedJob, routes: Any, previous: str | None, call: CallOptions
@@ -415,7 +419,11 @@ class AsyncVideos(AsyncResource):
                 retry=key is not None,
             )
         prepared = self._core.prepare_video(params, payload)
-        return await self._submit(RememberedJob(prepared), prepared.routes, None, call)
+        first = prepared.routes[0]
+        vetted = await self._engine.drive(
+            self._core.vet_video(prepared), first.provider, self._deadline(first, call)
+        )
+        return await self._submit(RememberedJob(vetted), vetted.routes, None, call)
 
     async def _submit(
         self, job: RememberedJob, routes: Any, previous: str | None, call: CallOptions

@@ -22,6 +22,7 @@ slow body and truncated JSON come from `SimServer`.
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from collections.abc import Mapping
@@ -276,6 +277,9 @@ class FalSimulator(ProviderSimulator):
         super().__init__(api_key, polls_before_done=polls_before_done)
         #: Field names (never values) of the last input submitted per model path.
         self.fields: dict[str, list[str]] = {}
+        #: The `video_url` of each submit as the model reads it: a data URI's bytes, or the
+        #: outside URL fal would fetch.
+        self.videos: list[bytes | str] = []
         self._queue: dict[str, _Request] = {}
 
     # -- entry point -------------------------------------------------------------------------
@@ -342,6 +346,8 @@ class FalSimulator(ProviderSimulator):
         request_id = str(uuid.uuid4())
         with self._lock:
             self.fields[model] = sorted(given)
+            if isinstance(given.get("video_url"), str):
+                self.videos.append(_read_file_url(given["video_url"]))
             self._queue[request_id] = _Request(model, app, outcome, given, problem)
             position = sum(1 for r in self._queue.values() if r.output is None) - 1
         response_url = f"{origin}/{app}/requests/{request_id}"
@@ -461,6 +467,17 @@ class FalSimulator(ProviderSimulator):
         if schema is not None and "enable_safety_checker" in schema.fields:
             output["has_nsfw_concepts"] = [False] * len(images)
         return output
+
+
+def _read_file_url(value: str) -> bytes | str:
+    """A data URI's bytes (fal takes one wherever it takes a file URL), else the URL itself."""
+    header, _, data = value.partition(",")
+    if value.startswith("data:") and header.endswith(";base64"):
+        try:
+            return base64.b64decode(data, validate=True)
+        except ValueError:
+            return value
+    return value
 
 
 def _error(loc: list[str], msg: str, kind: str, given: object = None) -> dict[str, Any]:

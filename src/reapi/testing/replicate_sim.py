@@ -1,6 +1,9 @@
 """A simulator of Replicate's predictions API (PROVIDERS.md §11) for tests, generic over models.
 
 `POST /v1/models/{owner}/{name}/predictions` with `{"input": {...}}` creates a prediction (201);
+`POST /v1/files` (multipart, the bytes as `content`) stores an input file whose `urls.get`
+(`<origin>/v1/files/<id>`, read with the token) a model input takes; `sim.videos` lists what
+each enhancement read;
 `GET /v1/predictions/{id}` moves it `starting` → `processing` → `succeeded` (or `failed` with an
 `error` text carrying a code); `POST /v1/predictions/{id}/cancel` cancels it. With
 `Prefer: wait[=N]` the create answer holds the finished prediction (as Replicate does when the
@@ -20,6 +23,8 @@ Refuse, reset, hang, slow body and truncated JSON come from `SimServer`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import secrets
 import time
@@ -29,7 +34,7 @@ from typing import Any
 
 from ._faults import Fault
 from ._media import png_bytes, sample_mp4
-from ._messages import Answer, SimRequest, json_answer
+from ._messages import Answer, SimRequest, json_answer, parse_multipart
 from ._provider_sim import Outcome, ProviderSimulator, Refusal, json_object, task_outcome
 from ._schema import Schema, boolean, integer, one_of, text, url, urls
 
@@ -105,7 +110,8 @@ _ROUTE = re.compile(
     r"/files/(?P<file>[\w\-]+\.(?:png|mp4))"
     r"|/v1/models/(?P<model>[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*)/predictions"
     r"|/v1/predictions/(?P<id>[a-z0-9]+)(?P<cancel>/cancel)?"
-    r"|/v1/(?P<account>account)",
+    r"|/v1/(?P<account>account)"
+    r"|/v1/(?P<uploads>files)(?:/(?P<upload>[a-z0-9]{1,64}))?",
     re.ASCII,
 )
 _TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
@@ -159,6 +165,11 @@ class ReplicateSimulator(ProviderSimulator):
         self.wait_finishes = True
         #: Field names (never values) of the last input per model.
         self.fields: dict[str, list[str]] = {}
+        #: Files uploaded with `POST /v1/files`, by id.
+        self.uploads: dict[str, bytes] = {}
+        #: The video each enhancement prediction read: bytes (an uploaded file, a data URL) or
+        #: the outside URL it would have fetched.
+        self.videos: list[bytes | str] = []
         self._predictions: dict[str, _Prediction] = {}
 
     # -- entry point -------------------------------------------------------------------------
@@ -171,6 +182,10 @@ class ReplicateSimulator(ProviderSimulator):
             return self._cancel(route["id"], origin)
         if route["id"] and not route["cancel"] and method == "GET":
             return self._get(route["id"], origin)
+        if route["uploads"] and not route["upload"] and method == "POST":
+            return self._create_file(request)
+        if route["upload"] and method == "GET":
+            return self._read_file(route["upload"])
         if route["account"] and method == "GET":
             # `GET /v1/account`: who the token belongs to.
             account = {"type": "organization", "username": "sim", "name": "Simulated account"}
@@ -187,6 +202,8 @@ class ReplicateSimulator(ProviderSimulator):
             return f"/v1/models/{route['model']}/predictions"
         if route["account"]:
             return "/v1/account"
+        if route["uploads"]:
+            return "/v1/files/{id}" if route["upload"] else "/v1/files"
         return f"/v1/predictions/{{id}}{route['cancel'] or ''}"
 
     def _authenticate(self, request: SimRequest) -> None:
@@ -214,6 +231,69 @@ class ReplicateSimulator(ProviderSimulator):
             )
         return state.fault
 
+    # -- files (the Files API: inputs uploaded for a model to read) ------------------------------
+    def _create_file(self, request: SimRequest) -> Answer:
+        """`POST /v1/files`, multipart with the bytes as `content` (and optional `metadata`)."""
+        try:
+            parts = parse_multipart(request.headers.get("content-type", ""), request.body)
+        except ValueError:
+            raise _problem(400, "Bad request", "Expected a multipart/form-data body") from None
+        content = [p for p in parts if p.name == "content"]
+        if len(content) != 1 or set(p.name for p in parts) - {"content", "metadata"}:
+            raise _problem(400, "Bad request", "- content: required")
+        part = content[0]
+        file_id = secrets.token_hex(12)
+        md5 = hashlib.md5(part.data, usedforsecurity=False).hexdigest()
+        with self._lock:
+            self.uploads[file_id] = part.data
+        created = _now()
+        url = f"{request.origin}/v1/files/{file_id}"
+        return json_answer(
+            201,
+            {
+                "id": file_id,
+                "name": part.filename or "file",
+                "content_type": part.content_type or "application/octet-stream",
+                "size": len(part.data),
+                "etag": md5,
+                "checksums": {
+                    "sha256": hashlib.sha256(part.data).hexdigest(),
+                    "md5": md5,
+                },
+                "metadata": {},
+                "created_at": created,
+                "expires_at": None,
+                "urls": {"get": url},
+            },
+        )
+
+    def _read_file(self, file_id: str) -> Answer:
+        with self._lock:
+            content = self.uploads.get(file_id)
+        if content is None:
+            raise self._unknown_path()
+        return 200, {"content-type": "application/octet-stream"}, content
+
+    def _read_video(self, value: object, origin: str) -> bytes | str:
+        """What a model reads from a file input: an uploaded file's or a data URL's bytes; an
+        outside URL (which Replicate would fetch) as the URL itself. A file of this account that
+        is not there is a validation error, as on Replicate."""
+        text = str(value)
+        own = f"{origin}/v1/files/"
+        if text.startswith(own):
+            with self._lock:
+                content = self.uploads.get(text[len(own) :])
+            if content is None:
+                raise _problem(422, "Input validation failed", "- video: file not found")
+            return content
+        header, _, data = text.partition(",")
+        if text.startswith("data:") and header.endswith(";base64"):
+            try:
+                return base64.b64decode(data, validate=True)
+            except ValueError:
+                return text
+        return text
+
     # -- create ------------------------------------------------------------------------------
     def _create(self, model: str, body: bytes, origin: str, *, wait: bool) -> Answer:
         request = json_object(
@@ -230,6 +310,10 @@ class ReplicateSimulator(ProviderSimulator):
             invalid = [{"type": problem.kind, "field": problem.field, "description": detail}]
             raise _problem(422, "Input validation failed", detail, invalid_fields=invalid)
         outcome = task_outcome(self._take_fault(), given.get("prompt"))
+        if "video" in given and schema is not None and schema.output == "video":
+            video = self._read_video(given["video"], origin)
+            with self._lock:
+                self.videos.append(video)
         prediction = _Prediction(secrets.token_hex(13), model, outcome, given, created_at=_now())
         with self._lock:
             self.fields[model] = sorted(given)

@@ -168,7 +168,7 @@ async def create(
     if refused is not None:
         raise refused
     rt.metrics.credits.labels("reserved").inc(cost)
-    if has_references(prepared.payload):
+    if has_references(prepared.payload) or prepared.spec.capabilities.input_video:
         prepared = await _with_inputs(rt, principal, job_id, prepared)
     remembered = RememberedJob(prepared)
     # Kept from before the submission, so that a poll of the new task never finds it missing.
@@ -192,9 +192,16 @@ async def create(
 async def _with_inputs(
     rt: Runtime, principal: Principal, job_id: str, prepared: PreparedVideo
 ) -> PreparedVideo:
-    """The request with its references loaded; a refusal fails the job (its hold released)."""
+    """The request with its references loaded and, for an enhancement model, its source vetted
+    once for every route (`LocalCore.vet_video`: the length the price covers, from these bytes);
+    a refusal fails the job (its hold released)."""
     try:
-        return replace(prepared, payload=await resolve(rt, principal, prepared.payload))
+        if has_references(prepared.payload):
+            prepared = replace(prepared, payload=await resolve(rt, principal, prepared.payload))
+        first = prepared.routes[0]
+        return await rt.engine.drive(
+            rt.core.vet_video(prepared), first.provider, rt.router.first_byte_timeout(first)
+        )
     except BaseException as error:
         await finish_failed(rt, job_id, error_code(error), states=("submitting",), owner=None)
         raise

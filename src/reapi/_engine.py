@@ -37,7 +37,15 @@ from ._exceptions import (
 from ._fetch import AsyncFetcher, SyncFetcher
 from ._observe import Attempt, AttemptObserver, Watch
 from .catalog import Route
-from .providers import Batch, FetchReference, Protocol, Sleep, UpstreamRequest, UpstreamResponse
+from .providers import (
+    Batch,
+    FetchReference,
+    Protocol,
+    Sleep,
+    Step,
+    UpstreamRequest,
+    UpstreamResponse,
+)
 from .router import MAX_ANSWER_BYTES, Router
 
 __all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine"]
@@ -157,6 +165,16 @@ def _first_step(protocol: Protocol[T]) -> Any:
     """Start an attempt. A request refused before any upstream call is the route's limit (an
     option or input its API lacks), not the caller's mistake: mark it so the router moves on."""
     return translated(lambda: next(protocol), InvalidRequestError, _route_refusal)
+
+
+def _next_step(protocol: Protocol[T], reply: Any, failure: ReapiError | None) -> Any:
+    """The protocol's next step: given the last step's reply, or its error raised where that
+    step was yielded. An adapter that left something upstream (an uploaded input) can so remove
+    it before the error goes on (`try` around its `yield`); one that does not catch lets the
+    error leave `drive` as before."""
+    if failure is not None:
+        return protocol.throw(failure)
+    return protocol.send(reply)
 
 
 def _route_refusal(refusal: BaseException) -> RouteRefusedError:
@@ -408,25 +426,30 @@ class SyncEngine(_Base):
                 return
             yield chunk
 
+    def _reply(self, step: Step, provider: str, first_byte: float) -> Any:
+        if isinstance(step, Sleep):
+            time.sleep(step.seconds)
+            return None
+        if isinstance(step, Batch):
+            futures = [
+                self._executor().submit(self.send, r, provider, first_byte) for r in step.requests
+            ]
+            return tuple(f.result() for f in futures)
+        if isinstance(step, FetchReference):
+            return self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
+        return self.send(step, provider, first_byte)
+
     def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
             step = _first_step(protocol)
             while True:
-                reply: Any
-                if isinstance(step, Sleep):
-                    time.sleep(step.seconds)
-                    reply = None
-                elif isinstance(step, Batch):
-                    futures = [
-                        self._executor().submit(self.send, r, provider, first_byte)
-                        for r in step.requests
-                    ]
-                    reply = tuple(f.result() for f in futures)
-                elif isinstance(step, FetchReference):
-                    reply = self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
-                else:
-                    reply = self.send(step, provider, first_byte)
-                step = protocol.send(reply)
+                reply: Any = None
+                failure: ReapiError | None = None
+                try:
+                    reply = self._reply(step, provider, first_byte)
+                except ReapiError as error:
+                    failure = error
+                step = _next_step(protocol, reply, failure)
         except StopIteration as stop:
             result: T = stop.value
             return result
@@ -614,21 +637,27 @@ class AsyncEngine(_Base):
                 return
             yield chunk
 
+    async def _reply(self, step: Step, provider: str, first_byte: float) -> Any:
+        if isinstance(step, Sleep):
+            await anyio.sleep(step.seconds)
+            return None
+        if isinstance(step, Batch):
+            return await self._send_all(step.requests, provider, first_byte)
+        if isinstance(step, FetchReference):
+            return await self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
+        return await self.send(step, provider, first_byte)
+
     async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
         try:
             step = _first_step(protocol)
             while True:
-                reply: Any
-                if isinstance(step, Sleep):
-                    await anyio.sleep(step.seconds)
-                    reply = None
-                elif isinstance(step, Batch):
-                    reply = await self._send_all(step.requests, provider, first_byte)
-                elif isinstance(step, FetchReference):
-                    reply = await self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
-                else:
-                    reply = await self.send(step, provider, first_byte)
-                step = protocol.send(reply)
+                reply: Any = None
+                failure: ReapiError | None = None
+                try:
+                    reply = await self._reply(step, provider, first_byte)
+                except ReapiError as error:
+                    failure = error
+                step = _next_step(protocol, reply, failure)
         except StopIteration as stop:
             result: T = stop.value
             return result

@@ -330,11 +330,15 @@ def test_topaz_upscale_uploads_the_video_then_sends_its_file_url(httpx_mock):
     }
 
 
-def test_an_upload_without_a_file_url_fails_over(httpx_mock):
+def test_an_upload_without_a_file_url_fails_over_and_is_deleted(httpx_mock):
     httpx_mock.add_response(method="POST", url=f"{API}/files", status_code=201, json={"id": "x"})
+    httpx_mock.add_response(method="DELETE", url=f"{API}/files/x", status_code=204)
     file_url = f"{BACKUP}/files/y"
     httpx_mock.add_response(
-        method="POST", url=f"{BACKUP}/files", status_code=201, json={"urls": {"get": file_url}}
+        method="POST",
+        url=f"{BACKUP}/files",
+        status_code=201,
+        json={"id": "y", "urls": {"get": file_url}},
     )
     httpx_mock.add_response(
         method="POST",
@@ -343,6 +347,29 @@ def test_an_upload_without_a_file_url_fails_over(httpx_mock):
     )
     video = client().videos.create(model="enhance-video-1.0", input_reference=sample_mp4())
     assert video.reapi.provider == "backup"
+    assert httpx_mock.get_requests(method="DELETE", url=f"{API}/files/x")
+
+
+def test_an_upload_without_a_file_id_is_not_used(httpx_mock):
+    """A copy reapi could not delete is never given to a model."""
+    file_url = f"{API}/files/x"
+    httpx_mock.add_response(
+        method="POST", url=f"{API}/files", status_code=201, json={"urls": {"get": file_url}}
+    )
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{BACKUP}/files",
+        status_code=201,
+        json={"id": "y", "urls": {"get": f"{BACKUP}/files/y"}},
+    )
+    httpx_mock.add_response(
+        method="POST",
+        url=create_url("topazlabs/video-upscale", BACKUP),
+        json=prediction("starting"),
+    )
+    video = client().videos.create(model="enhance-video-1.0", input_reference=sample_mp4())
+    assert video.reapi.provider == "backup"
+    assert httpx_mock.get_requests(url=create_url("topazlabs/video-upscale")) == []
 
 
 def test_a_failed_video_is_resubmitted_once_to_the_next_route(httpx_mock):

@@ -40,7 +40,9 @@ def _masked(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 #: "probe": a health probe (`Adapter.probe`), which carries no request of a caller.
-Purpose = Literal["create", "poll", "download", "cancel", "probe"]
+#: "cleanup": deleting what reapi left upstream for a request (an uploaded input), sent through
+#: `_cleanup.removed`: best effort, it never fails the caller's request.
+Purpose = Literal["create", "poll", "download", "cancel", "probe", "cleanup"]
 
 
 @quick_init

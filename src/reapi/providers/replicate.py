@@ -7,7 +7,10 @@ poll `GET predictions/{id}` if it is not finished by then; videos are created pl
 States `starting` / `processing` / `succeeded` / `failed` / `canceled` / `aborted` map onto
 reapi's four. `output` is a URL or a list of URLs, deleted with the prediction after one hour.
 A video to enhance (vetted by `_source_video`) is first uploaded to `POST files` and the model
-is given Replicate's copy, never the caller's URL.
+is given Replicate's copy, never the caller's URL. That copy is deleted (`DELETE files/{id}`,
+`_cleanup`) once the prediction has ended (succeeded, failed, canceled: seen by a poll), when
+the job is cancelled or deleted, and when creating the prediction fails; so the task id of such a
+prediction is `<prediction id>.<file id>`.
 
 A prediction's `error` is free text that may quote the input, so only a Replicate code found in
 it (`E####`, or the `E005` models use for "flagged as sensitive") is kept; `E005` is a content
@@ -48,6 +51,7 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
+from ._cleanup import removed
 from ._source_video import SourceVideo
 from ._util import content_type_for
 
@@ -63,6 +67,8 @@ _STATES: dict[str, TaskState] = {
 }
 _ENDED = {"canceled": "cancelled", "aborted": "cancelled"}
 _PREDICTION_ID = re.compile(r"[a-z0-9]{1,64}")
+#: A Files API id (no `.`: it follows the prediction's id in a task id, after a `.`).
+_FILE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,127}", re.ASCII)
 _OFFICIAL_MODEL = re.compile(r"[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*", re.ASCII)
 #: Replicate's codes in an error text: `(E005)`-style model codes and its own `E####` codes.
 _ERROR_CODE = re.compile(r"\b(E\d{3,4})\b")
@@ -195,10 +201,11 @@ class ReplicateAdapter(Adapter):
                 start = min(start, datetime.fromisoformat(created_at).timestamp())
         return int(start) + lifetime
 
-    def _upload(self, source: SourceVideo) -> Protocol[str]:
+    def _upload(self, source: SourceVideo) -> Protocol[tuple[str, str]]:
         """`POST /files` (multipart, the bytes as `content`): Replicate's own copy of a vetted
         source, whose `urls.get` a model input takes like any file URL (Replicate fetches it
-        with the account's token). Data URLs are only recommended under 1 MB."""
+        with the account's token). Data URLs are only recommended under 1 MB. Returns the
+        file's (id, URL); a file without an id could not be deleted, so it is not used."""
         response = yield UpstreamRequest(
             "POST",
             self.connection.url("files"),
@@ -207,11 +214,33 @@ class ReplicateAdapter(Adapter):
         )
         assert response is not None
         body = self.check(response).json(self.provider)
-        urls = body.get("urls") if isinstance(body, dict) else None
+        file_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(file_id, str) or not _FILE_ID.fullmatch(file_id):
+            raise APIResponseError("the provider returned no file id", provider=self.provider)
+        urls = body.get("urls")
         url = urls.get("get") if isinstance(urls, dict) else None
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            yield from self._delete_file(file_id)
             raise APIResponseError("the provider returned no file URL", provider=self.provider)
-        return url
+        return file_id, url
+
+    def _delete_file(self, file_id: str) -> Protocol[bool]:
+        """`DELETE /files/{id}` with the token, best effort (`_cleanup.removed`)."""
+        url = self.connection.url(f"files/{file_id}")
+        request = UpstreamRequest("DELETE", url, self._headers(), purpose="cleanup")
+        done: bool = yield from removed(request, self.provider)
+        return done
+
+    def _task(self, task_id: str) -> tuple[str, str | None]:
+        """(prediction id, id of the uploaded input to delete once it ends, if any)."""
+        prediction_id, dot, file_id = task_id.partition(".")
+        if dot and not _FILE_ID.fullmatch(file_id):
+            raise InvalidRequestError(
+                "no such video: this id names no Replicate prediction",
+                param="video_id",
+                code="not_found",
+            )
+        return prediction_id, file_id or None
 
     # -- images ------------------------------------------------------------------------------
     def generate_image(self, call: ImageCall) -> Protocol[ImageResult]:
@@ -264,20 +293,41 @@ class ReplicateAdapter(Adapter):
         mapper = input_map(REPLICATE_INPUTS, call.route, self.name).video
         if mapper is None:
             raise InvalidRequestError("this route serves images, not videos", param="model")
-        if call.source is not None:
-            # Refusals first (with the copy's URL still unknown), then the vetted bytes go to
-            # Replicate's file store, and the model reads that copy.
-            mapper(dataclasses.replace(call, source=dataclasses.replace(call.source, host_url="")))
-            url = yield from self._upload(call.source)
-            call = dataclasses.replace(call, source=dataclasses.replace(call.source, host_url=url))
-        prediction = yield from self._create(mapper(call), wait=None)
-        if _STATES[prediction["status"]] == "failed":
-            raise self._failure(prediction)
-        task_id: str = prediction["id"]
-        return task_id
+        if call.source is None:
+            prediction = yield from self._create(mapper(call), wait=None)
+            if _STATES[prediction["status"]] == "failed":
+                raise self._failure(prediction)
+            task_id: str = prediction["id"]
+            return task_id
+        # Refusals first (with the copy's URL still unknown), then the vetted bytes go to
+        # Replicate's file store, and the model reads that copy.
+        mapper(dataclasses.replace(call, source=dataclasses.replace(call.source, host_url="")))
+        file_id, url = yield from self._upload(call.source)
+        call = dataclasses.replace(call, source=dataclasses.replace(call.source, host_url=url))
+        failure: ReapiError | None = None
+        try:
+            prediction = yield from self._create(mapper(call), wait=None)
+        except ReapiError as error:  # an answer, or none (the engine's error)
+            failure = error
+        if failure is None and _STATES[prediction["status"]] == "failed":
+            failure = self._failure(prediction)
+        if failure is not None:
+            # No prediction will read the copy (or one that did has ended): it goes first.
+            yield from self._delete_file(file_id)
+            raise failure
+        return f"{prediction['id']}.{file_id}"
 
     def poll_video(self, route: Route, task_id: str) -> Protocol[TaskStatus]:
-        prediction = yield from self._get(task_id)
+        prediction_id, file_id = self._task(task_id)
+        prediction = yield from self._get(prediction_id)
+        status = self._status(prediction)
+        if file_id is not None and status.state in ("completed", "failed"):
+            # The prediction has ended: Replicate's copy of the caller's video is not needed.
+            # (A later poll of the same task asks again, and is told 404: already gone.)
+            yield from self._delete_file(file_id)
+        return status
+
+    def _status(self, prediction: dict[str, Any]) -> TaskStatus:
         status = prediction["status"]
         state = _STATES[status]
         if state in ("queued", "in_progress"):
@@ -294,4 +344,15 @@ class ReplicateAdapter(Adapter):
         return TaskStatus(state="completed", progress=100, outputs=outputs[:1])
 
     def cancel_video(self, route: Route, task_id: str) -> Protocol[None]:
-        yield from self._cancel(task_id)
+        """Cancel the prediction, then delete its uploaded input even if cancelling failed
+        (the job is being deleted or given up: nothing will read the copy for it)."""
+        prediction_id, file_id = self._task(task_id)
+        failure: ReapiError | None = None
+        try:
+            yield from self._cancel(prediction_id)
+        except ReapiError as error:
+            failure = error
+        if file_id is not None:
+            yield from self._delete_file(file_id)
+        if failure is not None:
+            raise failure

@@ -3,7 +3,8 @@
 `POST /v1/models/{owner}/{name}/predictions` with `{"input": {...}}` creates a prediction (201);
 `POST /v1/files` (multipart, the bytes as `content`) stores an input file whose `urls.get`
 (`<origin>/v1/files/<id>`, read with the token) a model input takes; `sim.videos` lists what
-each enhancement read;
+each enhancement read; `DELETE /v1/files/{id}` deletes one (204, 404 when there is none) and
+`sim.deleted_files` lists the ids deleted (`sim.failed_deletes = N`: the next N answer 503);
 `GET /v1/predictions/{id}` moves it `starting` → `processing` → `succeeded` (or `failed` with an
 `error` text carrying a code); `POST /v1/predictions/{id}/cancel` cancels it. With
 `Prefer: wait[=N]` the create answer holds the finished prediction (as Replicate does when the
@@ -170,6 +171,10 @@ class ReplicateSimulator(ProviderSimulator):
         #: The video each enhancement prediction read: bytes (an uploaded file, a data URL) or
         #: the outside URL it would have fetched.
         self.videos: list[bytes | str] = []
+        #: Ids of the files deleted with `DELETE /v1/files/{id}`, in order.
+        self.deleted_files: list[str] = []
+        #: Deletes still to answer 503 (a Files API having trouble).
+        self.failed_deletes = 0
         self._predictions: dict[str, _Prediction] = {}
 
     # -- entry point -------------------------------------------------------------------------
@@ -186,6 +191,8 @@ class ReplicateSimulator(ProviderSimulator):
             return self._create_file(request)
         if route["upload"] and method == "GET":
             return self._read_file(route["upload"])
+        if route["upload"] and method == "DELETE":
+            return self._delete_file(route["upload"])
         if route["account"] and method == "GET":
             # `GET /v1/account`: who the token belongs to.
             account = {"type": "organization", "username": "sim", "name": "Simulated account"}
@@ -273,6 +280,16 @@ class ReplicateSimulator(ProviderSimulator):
         if content is None:
             raise self._unknown_path()
         return 200, {"content-type": "application/octet-stream"}, content
+
+    def _delete_file(self, file_id: str) -> Answer:
+        with self._lock:
+            if self.failed_deletes > 0:
+                self.failed_deletes -= 1
+                raise _problem(503, "Service unavailable", "Service unavailable")
+            if self.uploads.pop(file_id, None) is None:
+                raise self._unknown_path()
+            self.deleted_files.append(file_id)
+        return 204, {}, b""
 
     def _read_video(self, value: object, origin: str) -> bytes | str:
         """What a model reads from a file input: an uploaded file's or a data URL's bytes; an

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
 import pytest
 from second_hosts import host_catalog, host_route, model_spec
 
@@ -445,3 +446,121 @@ def test_only_official_owner_name_models_are_routed(httpx_mock):
         client(cat).videos.create(model="veo-3.1", prompt="p")
     assert info.value.code == "configuration_error"
     assert httpx_mock.get_requests() == []
+
+
+# -- the uploaded source deleted once its prediction has ended -------------------------------------
+FILE = "cmu2b9jn3a5y8zf1l6dnkyrlrg"
+
+
+def upload_answer(base: str = API) -> dict[str, object]:
+    return {"id": FILE, "urls": {"get": f"{base}/files/{FILE}"}}
+
+
+def started_enhancement(httpx_mock, replicate: ReAPI | None = None):
+    httpx_mock.add_response(
+        method="POST", url=f"{API}/files", status_code=201, json=upload_answer()
+    )
+    httpx_mock.add_response(
+        method="POST", url=create_url("topazlabs/video-upscale"), json=prediction("starting")
+    )
+    replicate = replicate or client()
+    return replicate, replicate.videos.create(
+        model="enhance-video-1.0", input_reference=sample_mp4()
+    )
+
+
+def deletes(httpx_mock, base: str = API) -> int:
+    return len(httpx_mock.get_requests(method="DELETE", url=f"{base}/files/{FILE}"))
+
+
+@pytest.mark.parametrize(
+    ("ended", "state"),
+    [
+        (prediction("succeeded", f"{DELIVERY}.mp4"), "completed"),
+        (prediction("failed", error="Prediction failed. (E1000)"), "failed"),
+        (prediction("canceled"), "failed"),
+    ],
+)
+def test_the_uploaded_source_is_deleted_once_the_prediction_ends(httpx_mock, ended, state):
+    replicate, made = started_enhancement(httpx_mock, client(catalog(backup=False)))
+    httpx_mock.add_response(url=poll_url(), json=prediction("processing"))
+    assert replicate.videos.retrieve(made.id).status == "in_progress"
+    assert deletes(httpx_mock) == 0  # the model may still be reading it
+    httpx_mock.add_response(url=poll_url(), json=ended)
+    httpx_mock.add_response(method="DELETE", url=f"{API}/files/{FILE}", status_code=204)
+    assert replicate.videos.retrieve(made.id).status == state
+    [delete] = httpx_mock.get_requests(method="DELETE", url=f"{API}/files/{FILE}")
+    assert delete.headers["authorization"] == "Bearer r8_primary"
+
+
+def test_the_uploaded_source_is_deleted_when_the_caller_deletes_the_video(httpx_mock):
+    replicate, made = started_enhancement(httpx_mock)
+    httpx_mock.add_response(
+        method="POST", url=f"{API}/predictions/{ID}/cancel", json=prediction("canceled")
+    )
+    httpx_mock.add_response(method="DELETE", url=f"{API}/files/{FILE}", status_code=404)
+    replicate.videos.delete(made.id)
+    assert deletes(httpx_mock) == 1  # 404: already gone, not asked again
+
+
+@pytest.mark.parametrize("create", [{"status_code": 503}, {"status_code": 402}, "no answer"])
+def test_the_uploaded_source_is_deleted_when_creating_the_prediction_fails(httpx_mock, create):
+    httpx_mock.add_response(
+        method="POST", url=f"{API}/files", status_code=201, json=upload_answer()
+    )
+    if create == "no answer":
+        httpx_mock.add_exception(
+            httpx.ReadTimeout("timed out"), method="POST", url=create_url("topazlabs/video-upscale")
+        )
+    else:
+        httpx_mock.add_response(
+            method="POST", url=create_url("topazlabs/video-upscale"), json={}, **create
+        )
+    httpx_mock.add_response(method="DELETE", url=f"{API}/files/{FILE}", status_code=204)
+    httpx_mock.add_response(
+        method="POST", url=f"{BACKUP}/files", status_code=201, json=upload_answer(BACKUP)
+    )
+    httpx_mock.add_response(
+        method="POST",
+        url=create_url("topazlabs/video-upscale", BACKUP),
+        json=prediction("starting"),
+    )
+    video = client().videos.create(model="enhance-video-1.0", input_reference=sample_mp4())
+    assert video.reapi.provider == "backup"
+    assert deletes(httpx_mock) == 1 and deletes(httpx_mock, BACKUP) == 0
+
+
+def test_a_failing_delete_is_retried_then_logged_and_never_fails_the_poll(httpx_mock, caplog):
+    replicate, made = started_enhancement(httpx_mock, client(catalog(backup=False)))
+    httpx_mock.add_response(url=poll_url(), json=prediction("succeeded", f"{DELIVERY}.mp4"))
+    httpx_mock.add_response(method="DELETE", url=f"{API}/files/{FILE}", status_code=503)
+    httpx_mock.add_exception(
+        httpx.ConnectError("refused"), method="DELETE", url=f"{API}/files/{FILE}"
+    )
+    httpx_mock.add_response(method="DELETE", url=f"{API}/files/{FILE}", status_code=500)
+    with caplog.at_level("WARNING", logger="reapi"):
+        assert replicate.videos.retrieve(made.id).status == "completed"
+    assert deletes(httpx_mock) == 3
+    [record] = [r for r in caplog.records if r.name == "reapi" and r.levelname == "WARNING"]
+    assert (record.provider, record.status, record.attempts) == ("replicate", 500, 3)
+    assert FILE not in record.getMessage() and MARKER not in record.getMessage()
+
+
+def test_a_refused_delete_is_not_retried(httpx_mock, caplog):
+    replicate, made = started_enhancement(httpx_mock, client(catalog(backup=False)))
+    httpx_mock.add_response(url=poll_url(), json=prediction("failed", error="(E1000)"))
+    httpx_mock.add_response(method="DELETE", url=f"{API}/files/{FILE}", status_code=403)
+    with caplog.at_level("WARNING", logger="reapi"):
+        assert replicate.videos.retrieve(made.id).status == "failed"
+    assert deletes(httpx_mock) == 1
+    assert [r.status for r in caplog.records if r.levelname == "WARNING"] == [403]
+
+
+def test_a_generation_has_no_file_to_delete(httpx_mock):
+    httpx_mock.add_response(
+        method="POST", url=create_url("google/veo-3.1"), json=prediction("starting")
+    )
+    httpx_mock.add_response(url=poll_url(), json=prediction("succeeded", f"{DELIVERY}.mp4"))
+    replicate = client()
+    replicate.videos.retrieve(replicate.videos.create(model="veo-3.1", prompt="p").id)
+    assert httpx_mock.get_requests(method="DELETE") == []

@@ -148,9 +148,7 @@ async def test_the_uploaded_source_is_deleted_after_a_failed_prediction(gateway,
     assert await ledger_matches(gateway.rt, account) == (10_000, 0)
 
 
-async def test_the_uploaded_source_is_deleted_when_the_caller_deletes_the_job(
-    gateway, media_host
-):
+async def test_the_uploaded_source_is_deleted_when_the_caller_deletes_the_job(gateway, media_host):
     _, key = await gateway.account()
     video_id = await started(gateway, media_host, key)
     replicate = gateway.upstream.replicate
@@ -161,9 +159,7 @@ async def test_the_uploaded_source_is_deleted_when_the_caller_deletes_the_job(
     assert replicate.deleted_files == [file_id] and replicate.uploads == {}
 
 
-async def test_the_uploaded_source_is_deleted_when_the_job_is_given_up(
-    make_gateway, media_host
-):
+async def test_the_uploaded_source_is_deleted_when_the_job_is_given_up(make_gateway, media_host):
     gateway = await make_gateway(
         catalog=catalog(),
         provider_keys=KEYS,

@@ -40,6 +40,7 @@ from .._exceptions import (
 from .._excerpt import excerpt
 from ..catalog import Route
 from ._base import Adapter, ImageCall, VideoCall
+from ._cleanup import removed
 from ._host_inputs import REPLICATE_INPUTS, HostInput, input_map, route_seconds
 from ._protocol import (
     GeneratedFile,
@@ -51,7 +52,6 @@ from ._protocol import (
     UpstreamRequest,
     UpstreamResponse,
 )
-from ._cleanup import removed
 from ._source_video import SourceVideo
 from ._util import content_type_for
 

@@ -2,6 +2,8 @@
 
 An adapter never touches the network. Each operation is a generator that yields `UpstreamRequest`
 (or `Sleep`) steps and receives `UpstreamResponse` objects back; its return value is the result.
+A step that fails in the engine (no answer, a deadline, a refused fetch) raises its `ReapiError`
+at that `yield`, so an adapter may remove what it left upstream first (`_cleanup`).
 The engine drives the same generator from sync or async code, so protocol logic is written once.
 """
 

@@ -34,8 +34,13 @@ class SimUpstream(FakeUpstream):
     replicate: ReplicateSimulator = field(
         default_factory=lambda: ReplicateSimulator(KEYS["replicate"])
     )
+    #: Deletes still to get no answer (the connection refused).
+    unanswered_deletes: int = 0
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "DELETE" and self.unanswered_deletes:
+            self.unanswered_deletes -= 1
+            raise httpx.ConnectError("refused", request=request)
         app = self.topaz if request.url.host == "topaz.test" else self.replicate
         if app is self.topaz:
             app.faults.set(Fault.ERROR_503)
@@ -182,13 +187,35 @@ async def test_the_uploaded_source_is_deleted_when_the_job_is_given_up(make_gate
 
 
 async def test_a_failing_delete_is_retried_and_never_fails_the_job(gateway, media_host):
+    """One delete unanswered (the engine raises its error in the adapter), one answered 503,
+    the third done: the job completes meanwhile."""
     _, key = await gateway.account()
     video_id = await started(gateway, media_host, key)
     replicate = gateway.upstream.replicate
     [file_id] = replicate.uploads
-    replicate.failed_deletes = 2
+    gateway.upstream.unanswered_deletes, replicate.failed_deletes = 1, 1
     for _ in range(replicate.polls_before_done + 1):
         await poll_now(gateway, video_id)
     assert (await status_of(gateway, key, video_id))["status"] == "completed"
-    assert replicate.requests["DELETE /v1/files/{id}"] == 3
+    assert gateway.upstream.unanswered_deletes == 0
+    assert replicate.requests["DELETE /v1/files/{id}"] == 2  # the unanswered one never got there
     assert replicate.deleted_files == [file_id]
+
+
+async def test_a_delete_that_never_succeeds_is_logged_and_the_job_completes(
+    gateway, media_host, caplog
+):
+    _, key = await gateway.account()
+    video_id = await started(gateway, media_host, key)
+    gateway.upstream.unanswered_deletes = 99
+    with caplog.at_level("WARNING", logger="reapi"):
+        for _ in range(gateway.upstream.replicate.polls_before_done + 1):
+            await poll_now(gateway, video_id)
+    assert (await status_of(gateway, key, video_id))["status"] == "completed"
+    assert gateway.upstream.unanswered_deletes == 99 - 3
+    [record] = [r for r in caplog.records if r.levelname == "WARNING" and r.name == "reapi"]
+    assert (record.provider, record.code, record.attempts) == (
+        "replicate",
+        "upstream_unreachable",
+        3,
+    )

@@ -12,13 +12,37 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 IMAGE_BODY = {"model": "gpt-image-2", "prompt": "a lighthouse at dusk", "size": "1024x1024"}
+T = TypeVar("T")
+
+
+def interleaved(
+    before: str | None,
+    repetitions: int,
+    measure: Callable[[str | None], T],
+    *,
+    echo: bool = False,
+) -> dict[str, list[T]]:
+    """`measure` of this checkout's `src` ("this", None) and of `before`'s (if given), one after
+    the other in each repetition, so that both see the machine as it is at that moment."""
+    trees: dict[str, str | None] = {"this": None}
+    if before:
+        trees["before"] = before
+    runs: dict[str, list[T]] = {name: [] for name in trees}
+    for _ in range(repetitions):
+        for name, src in trees.items():
+            runs[name].append(measure(src))
+            if echo:
+                print(name, runs[name][-1], file=sys.stderr, flush=True)
+    return runs
 
 
 def free_port() -> int:

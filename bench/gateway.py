@@ -74,6 +74,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -713,30 +714,28 @@ def report(
                 )
             lines.append("| " + " | ".join(row) + " |")
 
-    lines += ["", "### CPU per request (ms of the gateway's CPU time per answer)", ""]
     head = ["upstream", "conc.", *(LABELS[n] for n in gateways)]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * len(gateways)]
-    for upstream in upstreams:
-        for level in levels:
-            row = [upstream.label, str(level)]
-            for name in gateways:
-                values = per_rep(upstream, level, lambda r, n=name: r(n).cpu_ms)
-                row.append(_spread(values, ".2f"))
-            lines.append("| " + " | ".join(row) + " |")
 
-    lines += [
-        "",
-        "### Waiting for a core (ms per request the gateway's threads were runnable, not running)",
-        "",
-    ]
-    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "--:|" * len(gateways)]
-    for upstream in upstreams:
-        for level in levels:
-            row = [upstream.label, str(level)]
-            for name in gateways:
-                values = per_rep(upstream, level, lambda r, n=name: r(n).waited_ms)
-                row.append(_spread(values, ".2f"))
-            lines.append("| " + " | ".join(row) + " |")
+    def per_request_table(title: str, figure: Callable[[Run], float]) -> list[str]:
+        """One figure per request of each gateway, by upstream and concurrency."""
+        table = ["", f"### {title}", "", "| " + " | ".join(head) + " |"]
+        table.append("|" + "---|" * 2 + "--:|" * len(gateways))
+        for upstream in upstreams:
+            for level in levels:
+                row = [upstream.label, str(level)]
+                for name in gateways:
+                    values = per_rep(upstream, level, lambda r, n=name: figure(r(n)))
+                    row.append(_spread(values, ".2f"))
+                table.append("| " + " | ".join(row) + " |")
+        return table
+
+    lines += per_request_table(
+        "CPU per request (ms of the gateway's CPU time per answer)", lambda run: run.cpu_ms
+    )
+    lines += per_request_table(
+        "Waiting for a core (ms per request the gateway's threads were runnable, not running)",
+        lambda run: run.waited_ms,
+    )
 
     lines += workers_table(names, upstreams, levels, per_rep)
     probed = [n for n in gateways if any(r.probe for (_, _, _, m), r in runs.items() if m == n)]

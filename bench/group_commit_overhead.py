@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bench import interleaved
+
 MODES = ("at once", "queued", "a request", "bare")
 
 
@@ -133,15 +135,11 @@ def main() -> None:
     if args.child:
         _child(args.child, args.transactions)
         return
-    trees: dict[str, str | None] = {"this": None}
-    if args.before:
-        trees["before"] = args.before
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as workdir:
         database = _migrate(workdir)
-        for _ in range(args.repetitions):
-            for name, src in trees.items():  # interleaved
-                runs[name].append(_run(src, database, args.transactions))
+        runs = interleaved(
+            args.before, args.repetitions, lambda src: _run(src, database, args.transactions)
+        )
     print("| code | mode | CPU per transaction (us), median | runs |")
     print("|---|---|--:|---|")
     for mode in MODES:

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _bench import interleaved
 from group_commit_overhead import _migrate
 
 _ROW = "INSERT INTO wal_copy_rows VALUES (randomblob(56000))"
@@ -131,16 +132,14 @@ def main() -> None:
     if args.child:
         _child(args.child, args.requests)
         return
-    trees: dict[str, str | None] = {"this": None}
-    if args.before:
-        trees["before"] = args.before
-    runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory() as workdir:
         template = _migrate(workdir)
-        for _ in range(args.repetitions):
-            for name, src in trees.items():  # interleaved
-                runs[name].append(_run(src, template, args.requests))
-                print(name, runs[name][-1], file=sys.stderr, flush=True)
+        runs = interleaved(
+            args.before,
+            args.repetitions,
+            lambda src: _run(src, template, args.requests),
+            echo=True,
+        )
     keys = (
         "p50",
         "p99",

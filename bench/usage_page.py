@@ -171,10 +171,12 @@ async def _run(
             file=sys.stderr,
         )
         web = app.routes[-1].app.state.web
-        async with rt.db.read() as session:
-            from reapi_server.identity import repository as users
+        from reapi_server.identity import repository as users
 
+        async with rt.db.write() as session:
             user = await users.get_user(session, user_id)
+            # What a sign-up records (the account was made as an operator makes one).
+            await users.insert_consents(session, user_id, web.identity.config.consents(), now)
         signed_in = await web.identity.start_session(user, Client("127.0.0.1", "bench"))
         cookies = {web.cookies.session_name: signed_in.token}
         transport = httpx.ASGITransport(app=app)

@@ -121,9 +121,9 @@ class WalBound:
         under way): whether all of it was copied; None when nothing was left to copy, or there
         is no WAL-index to read (then only a RESTART can tell)."""
         if self._copy is None:
-            frames = self.index.frames()
             if self._restarting:
                 return None
+            frames = self.index.frames()
             if frames is None or frames[0] == frames[1]:
                 return None
             self._copy = asyncio.get_running_loop().create_task(self._run_copy())

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,9 +132,7 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         holds,
         ledger_rows,
     )
-    if any(
-        (expired_outputs, usage_rows, video_jobs, old_payments, objects, abandoned, deliveries)
-    ) or any((events, holds, ledger_rows)):
+    if any(astuple(report)):  # something was deleted
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
             f"payments={old_payments} objects={objects} abandoned={abandoned} "

@@ -95,3 +95,22 @@ def test_a_path_on_no_block_device_is_not_taken_for_unjournaled_ext4():
         sys.path.remove(str(BENCH))
     assert unjournaled_ext4(Path("/proc")) is None  # procfs: no block device
     assert unjournaled_note(Path("/proc")) is None
+
+
+def test_the_timeline_makes_its_folder(tmp_path):
+    """`gateway.py --timeline DIR` with DIR missing: the gateway's requests wrote into it and
+    failed with a 500 each."""
+    out = tmp_path / "missing" / "reapi"
+    code = "import sitecustomize as t; t.records.append({'p': 1}); t._dump()"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(BENCH / "_timeline"), "BENCH_TIMELINE_OUT": str(out)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (written,) = out.parent.iterdir()
+    assert written.name.startswith("reapi.")
+    assert written.read_text() == '{"p": 1}\n'

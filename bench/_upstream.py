@@ -7,7 +7,10 @@ that it does not compress away) as `b64_json`, with `usage`; `"stream": true` ge
 one `image_generation.completed` server-sent event. The latency is set at run time:
 `POST /control {"latency_ms": 50, "jitter_ms": 25}` makes every answer wait 50 ms ± up to 25 ms
 (uniform). It checks nothing but the bearer key: it must cost the load core little, so that the
-direct baseline measures the load tool, not this server.
+direct baseline measures the load tool, not this server. With `BENCH_UPSTREAM_STAMP=1` (set by
+`gateway.py --timeline`) each answer carries `X-Bench-Sent-Ns`, this process's perf_counter_ns
+as it answers (CLOCK_MONOTONIC, the gateway's clock too): the timeline then tells the upstream's
+lateness from the time the gateway's loop took to read the answer.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import random
 import struct
 import sys
@@ -82,6 +86,7 @@ def main() -> None:
     delay = {"latency": 0.0, "jitter": 0.0}
     rng = random.Random(50)
     expected = f"Bearer {SIM_KEY}"
+    stamp = os.environ.get("BENCH_UPSTREAM_STAMP") == "1"
 
     async def images(request: web.Request) -> web.Response:
         if request.headers.get("Authorization") != expected:
@@ -92,7 +97,8 @@ def main() -> None:
         if wait > 0:
             await asyncio.sleep(wait)
         data, content_type = _answer(stream)
-        return web.Response(body=data, content_type=content_type)
+        headers = {"X-Bench-Sent-Ns": str(time.perf_counter_ns())} if stamp else None
+        return web.Response(body=data, content_type=content_type, headers=headers)
 
     async def control(request: web.Request) -> web.Response:
         fields = await request.json()

@@ -974,6 +974,8 @@ def main() -> None:
         workdir = Path(tmp)
         if (note := unjournaled_note(workdir)) is not None:
             notes.append(note)  # the output file's CPU swings with other processes' deletions
+        if args.timeline is not None:  # its answers then carry their send time (`_upstream`)
+            os.environ["BENCH_UPSTREAM_STAMP"] = "1"
         upstream_proc, upstream_url, control = upstream_process(load_core)
         try:
             for name in wanted:

@@ -5,7 +5,8 @@
 Each line of a file is one image request's perf_counter_ns stamps (`bench/_timeline`): its head
 parsed (p), its task entered (e), the credit hold asked (h0) and committed (h1), the upstream
 call begun (u0), written (w), its first byte (b), read whole (a), the task resumed with it (r),
-the output written (o0, o1), the settlement asked (s0) and committed (s1), the answer's head and
+the output written (o0, o1), the upstream's own answer (us, with `--timeline`: its clock is
+the same CLOCK_MONOTONIC), the settlement asked (s0) and committed (s1), the answer's head and
 body sent (x0, x). Prints each gap's p50, p90, p99 and mean in ms, over the requests that have
 both stamps (the first and last `--trim` of them dropped: warm-up and shutdown).
 """
@@ -24,6 +25,8 @@ GAPS = (
     ("h1", "u0", "hold committed → upstream call"),
     ("u0", "w", "upstream request written"),
     ("w", "b", "written → first upstream byte"),
+    ("w", "us", "of which: written → the upstream answers (its wait, its core)"),
+    ("us", "b", "of which: the upstream answers → our loop reads it"),
     ("b", "a", "first byte → answer whole"),
     ("a", "r", "answer whole → task resumes"),
     ("r", "o0", "answer → output write"),

@@ -3,6 +3,7 @@ tests). bench/gateway.py needs wrk and LiteLLM's venv, so only its help is check
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,14 @@ def test_the_timeline_makes_its_folder(tmp_path):
     (written,) = out.parent.iterdir()
     assert written.name.startswith("reapi.")
     assert written.read_text() == '{"p": 1}\n'
+
+
+def test_the_timeline_splits_the_upstream_wait_by_the_upstream_stamp(tmp_path):
+    """With the upstream's own answer time (`us`), the wait for the upstream is split into the
+    upstream's part and the gateway loop's."""
+    record = {"p": 0, "e": 1, "w": 1_000_000, "us": 51_000_000, "b": 53_000_000, "x": 60_000_000}
+    timeline = tmp_path / "reapi.1"
+    timeline.write_text(json.dumps(record) + "\n")
+    out = run(str(BENCH / "timeline.py"), "--trim", "0", str(timeline))
+    assert "| of which: written → the upstream answers (its wait, its core) | 1 | 50.00 |" in out
+    assert "| of which: the upstream answers → our loop reads it | 1 | 2.00 |" in out

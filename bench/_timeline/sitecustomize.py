@@ -112,6 +112,10 @@ def _patch_h1(module) -> None:  # reapi_server.upstream_h1
         record = getattr(self, "_tl", None)
         if record is not None and "b" not in record:
             record["b"] = now()
+            sent = data.find(b"X-Bench-Sent-Ns: ")  # the upstream's stamp (`_upstream.py`)
+            if sent >= 0:
+                start = sent + len(b"X-Bench-Sent-Ns: ")
+                record["us"] = int(data[start : data.index(b"\r", start)])
         return received(self, data)
 
     def timed_complete(self):

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from tests.server.helpers import auth
 from tests.web.helpers import PASSWORD, Browser
 from tests.web.test_management_api import error_of, management_key, verified
+from tests.web.two_factor_helpers import code_at, turn_on
 
 from reapi_server.api_keys.service import keys_service
 from reapi_server.models import WebSession
@@ -170,3 +171,22 @@ async def test_the_management_api_asks_a_stale_session_not_a_management_key(web,
     )
     allowed = await browser.client.post("/api/keys", json={"name": "ci"}, headers=headers)
     assert allowed.status_code == 201
+
+
+async def test_with_two_factor_on_the_confirmation_asks_for_a_code_too(web, browsers, clock):
+    browser = browsers(web)
+    account = await verified(web, browser)
+    secret, _ = await turn_on(browser, clock.now)
+    clock.advance(STALE)
+    asked = await _mint(browser)
+    assert asked.status_code == 403 and 'name="code"' in asked.text
+    password_only = await _mint(browser, confirm_access="1", current_password=PASSWORD)
+    assert password_only.status_code == 400 and 'id="f-code-error"' in password_only.text
+    assert await _kinds(web, account) == []
+    done = await _mint(
+        browser,
+        confirm_access="1",
+        current_password=PASSWORD,
+        code=code_at(secret, clock.now),
+    )
+    assert done.status_code == 201 and await _kinds(web, account) == ["management"]

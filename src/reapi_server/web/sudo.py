@@ -74,13 +74,15 @@ async def confirm_page(
     fields: Iterable[tuple[str, str]] = (),
     back: str,
     doing: str = "",
+    cancel: str | None = None,
     status: int = 403,
     errors: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """The confirm-access page: its form posts `fields` and the password to `action`; a user
     without a password signs in again and comes back to `back`. `doing`: what the person is
-    about to do ("make a management key"), said in the page's lead."""
+    about to do ("make a management key"), said in the page's lead; `cancel`: where "Cancel"
+    goes (`back` by default)."""
     return render(
         request,
         "confirm_access.html",
@@ -88,6 +90,7 @@ async def confirm_page(
         headers=headers,
         title="Confirm it is you",
         doing=doing,
+        cancel=cancel or back,
         action=action,
         replay=[(k, v) for k, v in fields if k not in _OWN_FIELDS],
         step_up=await step_up_needs(request, back=back),
@@ -96,7 +99,12 @@ async def confirm_page(
 
 
 async def sudo_or_confirm(
-    request: Request, form: Iterable[tuple[str, object]], *, back: str, doing: str = ""
+    request: Request,
+    form: Iterable[tuple[str, object]],
+    *,
+    back: str,
+    doing: str = "",
+    cancel: str | None = None,
 ) -> Response | None:
     """None when the action may go on (recent, or the password the confirm-access page posted
     with `form` is right: the session remembers it); else the page to answer."""
@@ -106,7 +114,9 @@ async def sudo_or_confirm(
     given = dict(pairs)
     action = request.url.path
     if REPLAY_MARK not in given:
-        return await confirm_page(request, action=action, fields=pairs, back=back, doing=doing)
+        return await confirm_page(
+            request, action=action, fields=pairs, back=back, doing=doing, cancel=cancel
+        )
     try:
         await require_step_up(request, given, remember=True)
     except GatewayError as error:
@@ -116,6 +126,7 @@ async def sudo_or_confirm(
             fields=pairs,
             back=back,
             doing=doing,
+            cancel=cancel,
             status=error.http_status,
             errors=field_errors(error),
             headers=retry_headers(error),

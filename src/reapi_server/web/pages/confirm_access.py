@@ -4,6 +4,8 @@ points; once confirmed, back to `next`."""
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
@@ -16,6 +18,23 @@ __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 
+_DOWNLOADS = "/settings/data/"
+
+
+class _Wording(TypedDict):
+    back: str
+    doing: str
+    cancel: str
+
+
+def _for(next_url: str) -> _Wording:
+    """What the page says and where its links go, for a confirmation on its way to `next`."""
+    return {
+        "back": next_url,
+        "doing": "download your data" if next_url.startswith(_DOWNLOADS) else "",
+        "cancel": "/settings",  # `next` may be a download, which would send back here
+    }
+
 
 @router.get(CONFIRM_PAGE)
 async def confirm_access_page(request: Request) -> Response:
@@ -24,7 +43,7 @@ async def confirm_access_page(request: Request) -> Response:
     if web_of(request).identity.recently_authenticated(current):
         return RedirectResponse(next_url, status_code=303)
     return await confirm_page(
-        request, action=CONFIRM_PAGE, fields=[("next", next_url)], back=next_url, status=200
+        request, action=CONFIRM_PAGE, fields=[("next", next_url)], status=200, **_for(next_url)
     )
 
 
@@ -32,5 +51,5 @@ async def confirm_access_page(request: Request) -> Response:
 async def confirm_access(request: Request) -> Response:
     form = await read_form(request)
     next_url = safe_next(form.get("next"))
-    asked = await sudo_or_confirm(request, form.items(), back=next_url)
+    asked = await sudo_or_confirm(request, form.items(), **_for(next_url))
     return asked or RedirectResponse(next_url, status_code=303)

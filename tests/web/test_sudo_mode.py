@@ -130,7 +130,10 @@ async def test_the_webhook_secret_and_the_data_download_ask_too(web, browsers, c
     )
     assert confirmed.status_code == 303
     assert confirmed.headers["location"] == "/settings/data/export.json"
-    assert (await browser.get("/settings/data/export.json")).status_code == 200
+    exported = await browser.get("/settings/data/export.json")
+    assert exported.status_code == 200
+    [row] = exported.json()["sessions"]
+    assert row["confirmed_at"] is not None  # what the session keeps is in the export
     assert (await browser.submit(page, f"{page}/webhook-secret", {})).status_code == 200
     # Confirmed already: the page itself goes straight on.
     assert (await browser.get(f"{CONFIRM}?next=/dashboard")).headers["location"] == "/dashboard"

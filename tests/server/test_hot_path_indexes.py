@@ -108,8 +108,7 @@ OPENING = [
     "ix_usage_records_account_created",
     "sqlite_autoindex_credit_holds_1",
     "sqlite_autoindex_usage_records_1",
-    "usage_records",  # the pending usage row
-    "usage_rollups",
+    "usage_records",  # the pending usage row (not in the roll-up: migration 0022)
 ]
 CLOSING = [
     "accounts",  # the refund of the unspent rest (and `reserved`)
@@ -123,7 +122,7 @@ CLOSING = [
     "sqlite_autoindex_stored_outputs_1",
     "stored_outputs",
     "usage_records",  # the usage row finished
-    "usage_rollups",
+    "usage_rollups",  # and counted
 ]
 
 

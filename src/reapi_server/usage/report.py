@@ -5,9 +5,11 @@ The totals come from one GROUP BY (day, key): the account total, the per-key tot
 per-day totals are sums of the same groups, so they cannot disagree with each other. They read
 `usage_rollups` (the rows counted per 15-minute slot, key, model and status, kept by triggers in
 the same statement as each row), which holds the same numbers as the rows in far fewer groups:
-every local midnight falls on a slot's edge. A range whose edges do not (a zone with an offset
-that is not whole quarter hours) is counted from the rows themselves. Every statement is bound
-to one account.
+every local midnight falls on a slot's edge. Rows still pending are not in it (migration 0022:
+the hold's transaction writes one b-tree less): they are the requests of the holds still held,
+a few rows however large the tables, and are added one by one. A range whose edges do not fall
+on slots (a zone with an offset that is not whole quarter hours) is counted from the rows
+themselves. Every statement is bound to one account, but for the requests in flight.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
 from ..db import Database
-from ..models import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
+from ..models import ROLLUP_SLOT_SECONDS, CreditHold, UsageRecord, UsageRollup
 from .calendar import DayRange
 from .filters import Cursor, UsageFilter
 
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 _DAY = 86_400
+_EPOCH = date(1970, 1, 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +223,38 @@ async def totals(session: AsyncSession, f: UsageFilter) -> UsageTotals:
     if f.status is not None:
         query = query.where(UsageRollup.status == f.status)
     groups = (await session.execute(query.group_by(day, UsageRollup.api_key_id))).all()
-    return _summed(f.days, [(d, k or None, n, c, x) for d, k, n, c, x in groups])
+    in_flight = await _pending(session, f) if f.status in (None, "pending") else []
+    return _summed(f.days, [(d, k or None, n, c, x) for d, k, n, c, x in groups] + in_flight)
+
+
+async def _pending(
+    session: AsyncSession, f: UsageFilter
+) -> list[tuple[int, str | None, int, int, int]]:
+    """The pending rows `f` matches, as groups of one (what `totals` reads from the roll-up
+    leaves them out). A pending row is the request of a hold still held: the two are written
+    in one transaction and closed in one (the settlement, the release, the sweeper's, a video
+    job's end). The held holds are read through `ix_credit_holds_held_expires` (the requests
+    in flight, of every account) and their rows by id: an index on the account would read all
+    of the account's holds or rows instead, and the filter is applied here."""
+    held = select(CreditHold.request_id).where(CreditHold.status == "held")
+    rows = await session.execute(
+        select(
+            UsageRecord.account_id,
+            UsageRecord.created_at,
+            UsageRecord.api_key_id,
+            UsageRecord.model,
+            UsageRecord.credit_cost,
+        ).where(UsageRecord.id.in_(held), UsageRecord.status == "pending")
+    )
+    start, end = f.days.start, f.days.end
+    return [
+        ((f.days.day_of(at) - _EPOCH).days, key_id, 1, int(cost), 0)
+        for account_id, at, key_id, model, cost in rows.all()
+        if account_id == f.account_id
+        and start <= at < end
+        and (f.key_id is None or key_id == f.key_id)
+        and (f.model is None or model == f.model)
+    ]
 
 
 async def totals_from_rows(session: AsyncSession, f: UsageFilter) -> UsageTotals:

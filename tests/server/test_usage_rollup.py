@@ -269,3 +269,66 @@ def _check_backfill(url: str) -> None:
     command.downgrade(alembic_config(url), "0008_admin")
     upgrade_sync(url)
     asyncio.run(check())
+
+
+def test_0022_takes_pending_rows_out_and_its_downgrade_puts_them_back(tmp_path):
+    _check_pending_groups(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+
+
+def test_0022_takes_pending_rows_out_and_its_downgrade_puts_them_back_on_postgres(
+    postgres_server,  # noqa: F811
+):
+    name = f"t_{secrets.token_hex(6)}"
+    postgres_server.execute(f"CREATE DATABASE {name}")
+    _check_pending_groups(postgres_server.url(name))
+
+
+def _check_pending_groups(url: str) -> None:
+    command.upgrade(alembic_config(url), "0021_mail_by_person")
+    at = ts("2027-01-10T00:00:00")
+
+    async def write(sql: str, **values: object) -> None:
+        db = Database(url)
+        try:
+            async with db.write() as session:
+                await session.execute(text(sql), values)
+        finally:
+            await db.dispose()
+
+    async def groups() -> dict[str, tuple[int, int]]:
+        db = Database(url)
+        try:
+            async with db.read() as session:
+                rows = await session.execute(select(UsageRollup))
+                return {r.status: (r.requests, r.credits) for r in rows.scalars()}
+        finally:
+            await db.dispose()
+
+    row = (
+        "INSERT INTO usage_records (id, account_id, api_key_id, model, endpoint, credit_cost,"
+        " status, provider, attempts, duration_ms, created_at) VALUES (:id, 'acct_1', NULL,"
+        " 'gpt-image-2', 'images.generations', :cost, :status, 'p', 1, 1, :at)"
+    )
+    asyncio.run(
+        write("INSERT INTO accounts (id, balance, reserved, created_at) VALUES ('acct_1', 0, 0, 1)")
+    )
+    asyncio.run(write(row, id="req_done", cost=40, status="succeeded", at=at))
+    asyncio.run(write(row, id="req_running", cost=0, status="pending", at=at + 1))
+    assert asyncio.run(groups()) == {"succeeded": (1, 40), "pending": (1, 0)}
+    upgrade_sync(url)
+    assert asyncio.run(groups()) == {"succeeded": (1, 40)}
+    # The triggers now: a pending row is counted once finished, and a finished one goes.
+    asyncio.run(write(row, id="req_new", cost=0, status="pending", at=at + 2))
+    assert asyncio.run(groups()) == {"succeeded": (1, 40)}
+    done = "UPDATE usage_records SET status = 'failed', credit_cost = 0 WHERE id = :id"
+    asyncio.run(write(done, id="req_new"))
+    assert asyncio.run(groups()) == {"succeeded": (1, 40), "failed": (1, 0)}
+    asyncio.run(write("DELETE FROM usage_records WHERE id = :id", id="req_running"))
+    asyncio.run(write("DELETE FROM usage_records WHERE id = :id", id="req_done"))
+    assert asyncio.run(groups()) == {"failed": (1, 0)}
+    asyncio.run(write(row, id="req_later", cost=0, status="pending", at=at + 3))
+    command.downgrade(alembic_config(url), "0021_mail_by_person")
+    assert asyncio.run(groups()) == {"failed": (1, 0), "pending": (1, 0)}
+    # 0013's triggers again: a pending row's insert is counted.
+    asyncio.run(write(row, id="req_old_way", cost=0, status="pending", at=at + 4))
+    assert asyncio.run(groups()) == {"failed": (1, 0), "pending": (2, 0)}

@@ -9,7 +9,9 @@ final group when it finished: the roll-up's page was one more b-tree in both of 
 transactions (a 4 KiB WAL frame each at one connection, issue 15). Pending rows are now left
 out; the usage page counts them from the rows themselves, found through the requests in flight
 (`usage.report`: a pending row is always a held hold's request, written and closed with it).
-The triggers keep their names; the finish only adds the row to its final group.
+A finish only adds the row to its final group. On SQLite the update's trigger is split in
+two (`usage_rollup_update_add` is the new one), and each trigger says in its WHEN that it has
+nothing to do with a pending row: then SQLite runs none of its statements.
 
 The slot and key expressions are spelled out as in 0013_usage (a migration must not change
 with the code).
@@ -26,45 +28,63 @@ down_revision: str | None = "0021_mail_by_person"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_TRIGGERS = ("usage_rollup_insert", "usage_rollup_update", "usage_rollup_delete")
+_SQLITE_TRIGGERS = (
+    "usage_rollup_insert",
+    "usage_rollup_update",
+    "usage_rollup_update_add",
+    "usage_rollup_delete",
+)
 
-#: SQLite: `{old}` / `{new}` are extra conditions on the old and the new row (empty in 0013).
+#: SQLite: what a row's old values take from their group, and its new values add to theirs.
 _SQLITE_REMOVE = """UPDATE usage_rollups
         SET requests = requests - 1, credits = credits - OLD.credit_cost
         WHERE account_id = OLD.account_id AND slot = CAST(OLD.created_at / 900 AS INTEGER)
             AND api_key_id = COALESCE(OLD.api_key_id, '') AND model = OLD.model
-            AND status = OLD.status{old};
+            AND status = OLD.status;
         DELETE FROM usage_rollups
         WHERE account_id = OLD.account_id AND slot = CAST(OLD.created_at / 900 AS INTEGER)
             AND api_key_id = COALESCE(OLD.api_key_id, '') AND model = OLD.model
-            AND status = OLD.status AND requests = 0{old};"""
+            AND status = OLD.status AND requests = 0;"""
 _SQLITE_ADD = """INSERT INTO usage_rollups
         (account_id, slot, api_key_id, model, status, requests, credits)
-        SELECT NEW.account_id, CAST(NEW.created_at / 900 AS INTEGER),
-                COALESCE(NEW.api_key_id, ''), NEW.model, NEW.status, 1, NEW.credit_cost
-        WHERE true{new}
+        VALUES (NEW.account_id, CAST(NEW.created_at / 900 AS INTEGER),
+                COALESCE(NEW.api_key_id, ''), NEW.model, NEW.status, 1, NEW.credit_cost)
         ON CONFLICT (account_id, slot, api_key_id, model, status) DO UPDATE
         SET requests = requests + 1, credits = credits + excluded.credits;"""
-_SQLITE_CHANGED = """OLD.account_id IS NOT NEW.account_id OR OLD.created_at IS NOT NEW.created_at
+_SQLITE_CHANGED = """(OLD.account_id IS NOT NEW.account_id OR OLD.created_at IS NOT NEW.created_at
         OR OLD.api_key_id IS NOT NEW.api_key_id OR OLD.model IS NOT NEW.model
-        OR OLD.status IS NOT NEW.status OR OLD.credit_cost IS NOT NEW.credit_cost"""
+        OR OLD.status IS NOT NEW.status OR OLD.credit_cost IS NOT NEW.credit_cost)"""
+_OLD_FINISHED, _NEW_FINISHED = "OLD.status <> 'pending'", "NEW.status <> 'pending'"
 
 
-def _sqlite(finished_only: bool) -> list[str]:
-    old = " AND OLD.status <> 'pending'" if finished_only else ""
-    new = " AND NEW.status <> 'pending'" if finished_only else ""
-    remove, add = _SQLITE_REMOVE.format(old=old), _SQLITE_ADD.format(new=new)
+def _sqlite_triggers(finished_only: bool) -> list[str]:
+    """The triggers of 0013_usage, or (`finished_only`) the same with pending rows left out:
+    a trigger whose WHEN is false costs no statement at all, so the change of a row's values
+    is two triggers, what the old values take and what the new ones add."""
+    on = "ON usage_records FOR EACH ROW"
+    if not finished_only:
+        return [
+            f"CREATE TRIGGER usage_rollup_insert AFTER INSERT {on} BEGIN {_SQLITE_ADD} END",
+            f"CREATE TRIGGER usage_rollup_update AFTER UPDATE {on} WHEN {_SQLITE_CHANGED}"
+            f" BEGIN {_SQLITE_REMOVE} {_SQLITE_ADD} END",
+            f"CREATE TRIGGER usage_rollup_delete AFTER DELETE {on} BEGIN {_SQLITE_REMOVE} END",
+        ]
     return [
-        f"CREATE TRIGGER usage_rollup_insert AFTER INSERT ON usage_records BEGIN {add} END",
-        f"CREATE TRIGGER usage_rollup_update AFTER UPDATE ON usage_records"
-        f" WHEN {_SQLITE_CHANGED} BEGIN {remove} {add} END",
-        f"CREATE TRIGGER usage_rollup_delete AFTER DELETE ON usage_records BEGIN {remove} END",
+        f"CREATE TRIGGER usage_rollup_insert AFTER INSERT {on} WHEN {_NEW_FINISHED}"
+        f" BEGIN {_SQLITE_ADD} END",
+        f"CREATE TRIGGER usage_rollup_update AFTER UPDATE {on}"
+        f" WHEN {_OLD_FINISHED} AND {_SQLITE_CHANGED} BEGIN {_SQLITE_REMOVE} END",
+        f"CREATE TRIGGER usage_rollup_update_add AFTER UPDATE {on}"
+        f" WHEN {_NEW_FINISHED} AND {_SQLITE_CHANGED} BEGIN {_SQLITE_ADD} END",
+        f"CREATE TRIGGER usage_rollup_delete AFTER DELETE {on} WHEN {_OLD_FINISHED}"
+        f" BEGIN {_SQLITE_REMOVE} END",
     ]
 
 
-def _postgres(finished_only: bool) -> str:
-    old = " AND OLD.status <> 'pending'" if finished_only else ""
-    new = " AND NEW.status <> 'pending'" if finished_only else ""
+def _postgres_function(finished_only: bool) -> str:
+    """0013_usage's function, or (`finished_only`) the same with pending rows left out."""
+    old = f" AND {_OLD_FINISHED}" if finished_only else ""
+    new = f" AND {_NEW_FINISHED}" if finished_only else ""
     return f"""CREATE OR REPLACE FUNCTION usage_rollup_apply() RETURNS trigger
     LANGUAGE plpgsql AS $$
     BEGIN
@@ -111,13 +131,29 @@ _PENDING_GROUPS = {
 }
 
 
+def _postgres_triggers(finished_only: bool) -> list[str]:
+    """The insert's and the deletion's triggers, which (`finished_only`) skip pending rows
+    without calling the function; the update's stays (a row may move either way)."""
+    on, call = "ON usage_records FOR EACH ROW", "EXECUTE FUNCTION usage_rollup_apply()"
+    insert = f"WHEN ({_NEW_FINISHED}) " if finished_only else ""
+    delete = f"WHEN ({_OLD_FINISHED}) " if finished_only else ""
+    return [
+        "DROP TRIGGER usage_rollup_insert ON usage_records",
+        "DROP TRIGGER usage_rollup_delete ON usage_records",
+        f"CREATE TRIGGER usage_rollup_insert AFTER INSERT {on} {insert}{call}",
+        f"CREATE TRIGGER usage_rollup_delete AFTER DELETE {on} {delete}{call}",
+    ]
+
+
 def _replace_triggers(finished_only: bool) -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_postgres(finished_only))  # the triggers call it by name
+        op.execute(_postgres_function(finished_only))
+        for statement in _postgres_triggers(finished_only):
+            op.execute(statement)
         return
-    for trigger in _TRIGGERS:
-        op.execute(f"DROP TRIGGER {trigger}")
-    for statement in _sqlite(finished_only):
+    for trigger in _SQLITE_TRIGGERS:
+        op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for statement in _sqlite_triggers(finished_only):
         op.execute(statement)
 
 

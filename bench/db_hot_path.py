@@ -112,12 +112,12 @@ async def _run(url: str, requests: int, concurrency: int) -> dict[str, float]:
     written, uncounted = 0, 0.0
     checkpoint = wal.checkpoint
 
-    async def counted() -> bool:
+    async def counted(mode: str = "RESTART") -> bool:
         nonlocal written, uncounted
         counting = time.process_time()
         appended = wal_frames_bytes(wal_path)
         uncounted += time.process_time() - counting  # the bench's own reading
-        done = await checkpoint()
+        done = await checkpoint(mode)
         if done:
             written += appended
         return done

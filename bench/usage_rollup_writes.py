@@ -3,8 +3,9 @@
     python bench/usage_rollup_writes.py [--requests 20000] [--batch 20]
 
 A request writes its usage row twice: inserted (pending) when it starts, finished (status and
-credits) when it ends; migration 0010_usage's triggers add an upsert into `usage_rollups` to the
-first and a move between groups to the second. Two copies of a freshly migrated database, one
+credits) when it ends; the roll-up's triggers add an upsert into `usage_rollups` to the second
+(migration 0023_rollup_finished_rows; before it, an upsert to the first too, and a move between
+groups to the second). Two copies of a freshly migrated database, one
 with the triggers dropped, get the same rows through the same statements, in group-commit-sized
 transactions (`--batch` requests each, WAL, synchronous=NORMAL as the gateway runs SQLite);
 reported: CPU time per request, with and without the triggers.

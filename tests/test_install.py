@@ -18,7 +18,7 @@ from tests.server.otlp_collector import running_collector
 from tests.server.served import KEY_LINE
 from tests.server.test_cli import _wait_for
 
-pytestmark = pytest.mark.install
+pytestmark = [pytest.mark.install, pytest.mark.timeout(1800)]  # pip resolves for minutes
 
 ROOT = Path(__file__).parents[1]
 

@@ -62,6 +62,9 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("reapi_server")
 
+#: At shutdown, the longest the cancelled background tasks are waited for.
+_STOP_SECONDS = 10.0
+
 
 def create_app(
     settings: Settings | None = None,
@@ -149,7 +152,7 @@ def create_app(
             rt.job_changes.close()
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _stopped(tasks)
             await rt.alerts.settle()  # the crossings requests saw: written before the end
             await hand_back_leases(rt)
             await hand_back_deliveries(rt)
@@ -196,6 +199,20 @@ def create_app(
         ),
     )
     return app
+
+
+async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for the cancelled background tasks, within `_STOP_SECONDS`: one that does not
+    stop (a dependency that never answers its close) must not keep the process from ending."""
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=_STOP_SECONDS)
+    for task in done:  # retrieved, as gathering them did: a task's end is not an error here
+        if not task.cancelled():
+            task.exception()
+    if pending:
+        names = (getattr(task.get_coro(), "__qualname__", task.get_name()) for task in pending)
+        log.warning("background tasks did not stop", extra={"code": ",".join(sorted(names))})
 
 
 def runtime_of(app: FastAPI) -> Runtime:

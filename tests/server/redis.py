@@ -5,6 +5,7 @@ Tests share the server and keep apart by key prefix (`redis_key_prefix`), one pe
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import socket
@@ -12,6 +13,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -99,5 +101,24 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis_settings(redis_server: RedisServer) -> dict[str, object]:
-    """Gateway settings for the session's Redis, with a key prefix of this test's own."""
-    return {"redis_url": redis_server.url, "redis_key_prefix": f"t{secrets.token_hex(4)}:"}
+    """Gateway settings for the session's Redis, with a key prefix of this test's own. The
+    timeout is generous: on a slow, busy machine a late reply would count as an outage (the
+    instance falls back, drops a message); the tests of outages set their own."""
+    return {
+        "redis_url": redis_server.url,
+        "redis_key_prefix": f"t{secrets.token_hex(4)}:",
+        "redis_timeout": 5.0,
+    }
+
+
+async def until_subscribed(runtime: Any, listeners: int, seconds: float = 10.0) -> None:
+    """Until `listeners` instances listen on the fleet's bus (each subscribes in the background
+    once started), as seen from `runtime`'s Redis."""
+    channel = runtime.bus.channel("wake")
+    deadline = time.monotonic() + seconds
+    while True:
+        ((_, count),) = await runtime.redis.client.pubsub_numsub(channel)
+        if count >= listeners:
+            return
+        assert time.monotonic() < deadline, f"{count} of {listeners} instances subscribed"
+        await asyncio.sleep(0.02)

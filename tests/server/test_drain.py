@@ -14,7 +14,11 @@ from tests.conftest import two_host_catalog
 from tests.server.conftest import settings_for
 from tests.server.fault_proxy import FaultProxy
 from tests.server.live import free_port
-from tests.server.redis import redis_server, redis_settings  # noqa: F401  (fixtures)
+from tests.server.redis import (  # noqa: F401  (fixtures)
+    redis_server,
+    redis_settings,
+    until_subscribed,
+)
 from tests.server.served import make_key
 from tests.server.test_cli import _bin, _wait_for
 from tests.server.test_videos import create
@@ -60,8 +64,9 @@ async def test_leases_are_handed_back_and_the_others_woken(
     async with rt.db.write() as session:
         taken = await repository.claim_due(session, rt.instance_id, now, now + 600, 16)
     assert [job.id for job in taken] == [video["id"]]
+    await until_subscribed(keeper.rt, listeners=2)  # both instances listen on the bus
     woken = asyncio.create_task(keeper.rt.wakeups.wait("jobs-due", 10.0))
-    await asyncio.sleep(0.3)  # subscribed
+    await asyncio.sleep(0)
     await lifespan.__aexit__(None, None, None)  # what SIGTERM ends in
     job = await _job(keeper, video["id"])
     assert job.lease_owner is None and job.lease_expires_at is None

@@ -1,7 +1,8 @@
-"""usage_rollups, kept by triggers, always equals a GROUP BY of the usage rows, whatever writes
-them (insert, a request's finish, the sweeper, retention, a deletion), on SQLite and PostgreSQL;
-the totals read from it equal the totals of the rows in every time zone; the migration counts
-the rows that were there before it."""
+"""usage_rollups, kept by triggers, always equals a GROUP BY of the usage rows that are not
+pending, whatever writes them (insert, a request's finish, the sweeper, retention, a deletion),
+on SQLite and PostgreSQL; the totals read from it (and from the requests in flight) equal the
+totals of the rows in every time zone; the migration counts the rows that were there before
+it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from sqlalchemy import delete, func, select, text, update
 from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.web.dashboard import ts, usage_row
 
+from reapi_server.credits import repository as credit_rows
+from reapi_server.credits.service import hold_or_record_refusal
 from reapi_server.db import Database
 from reapi_server.migrate import alembic_config, upgrade_sync
 from reapi_server.models import ROLLUP_SLOT_SECONDS, Account, UsageRecord, UsageRollup
@@ -21,7 +24,8 @@ from reapi_server.retention import purge_once
 from reapi_server.usage import report
 from reapi_server.usage.calendar import DayRange, zone_named
 from reapi_server.usage.filters import UsageFilter
-from reapi_server.usage.repository import finish, insert
+from reapi_server.usage.repository import Finish, finish, insert
+from reapi_server.usage.row import UsageRow
 
 
 async def grouped_rows(db: Database) -> dict[tuple, tuple[int, int]]:
@@ -29,6 +33,8 @@ async def grouped_rows(db: Database) -> dict[tuple, tuple[int, int]]:
         rows = (await session.execute(select(UsageRecord))).scalars().all()
     groups: dict[tuple, list[int]] = {}
     for row in rows:
+        if row.status == "pending":  # a request in flight: not rolled up (migration 0023)
+            continue
         group = (
             row.account_id,
             int(row.created_at // ROLLUP_SLOT_SECONDS),
@@ -141,6 +147,10 @@ async def test_totals_from_the_rollup_equal_totals_from_the_rows(db_gateway):
     async with rt.db.write() as session:
         for row in rows:
             await insert(session, row)
+            if row.status == "pending":  # a request in flight holds credit
+                await session.execute(
+                    text(_HELD), {"id": f"hold_{row.id}", "a": account, "r": row.id}
+                )
     for zone in ("UTC", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe"):
         days = DayRange(
             DayRange.date_of_day_number(int(start // 86_400) + 1),
@@ -154,6 +164,50 @@ async def test_totals_from_the_rollup_equal_totals_from_the_rows(db_gateway):
                 slow = await report.totals_from_rows(session, f)
             assert fast == slow, (zone, only)
             assert fast.requests > 0
+
+
+_HELD = (
+    "INSERT INTO credit_holds (id, account_id, amount, charged, status, purpose, request_id,"
+    " expires_at, created_at) VALUES (:id, :a, 0, 0, 'held', 'image', :r, NULL, 0)"
+)
+
+
+async def test_a_request_in_flight_is_counted_without_the_rollup(db_gateway):
+    """The hold's transaction writes the pending row and no roll-up group; the totals count
+    the request all the same, and the roll-up has it once it is finished."""
+    rt = db_gateway.rt
+    account, _ = await db_gateway.account(credits=100)
+    now = ts("2027-01-10T12:00:00")
+    usage = UsageRow(
+        "req_in_flight", account, None, "gpt-image-2", "images.generations", 0, "pending",
+        None, None, 0, 1, now,
+    )  # fmt: skip
+    async with rt.db.write() as session:
+        hold_id = await hold_or_record_refusal(
+            session, usage, 40, purpose="image", expires_at=now + 60, now=now
+        )
+    assert isinstance(hold_id, str)
+    assert await rollup(rt.db) == {}
+    days = DayRange(
+        DayRange.date_of_day_number(int(now // 86_400)),
+        DayRange.date_of_day_number(int(now // 86_400)),
+        zone_named("UTC"),
+    )
+    for only in ({}, {"status": "pending"}, {"model": "gpt-image-2"}, {"status": "failed"}):
+        f = UsageFilter(account, days, **only)  # type: ignore[arg-type]
+        async with rt.db.read() as session:
+            assert await report.totals(session, f) == await report.totals_from_rows(session, f)
+    async with rt.db.read() as session:
+        assert (await report.totals(session, UsageFilter(account, days))).requests == 1
+        other = UsageFilter((await db_gateway.account())[0], days)
+        assert (await report.totals(session, other)).requests == 0
+    async with rt.db.write() as session:
+        done = Finish("req_in_flight", "succeeded")
+        await credit_rows.settle(session, hold_id, 40, now, usage=done)
+    assert await rollup(rt.db) == await grouped_rows(rt.db)
+    assert sum(n for n, _ in (await rollup(rt.db)).values()) == 1
+    async with rt.db.read() as session:
+        assert (await report.totals(session, UsageFilter(account, days))).credits == 40
 
 
 def test_the_migration_counts_the_rows_already_there(tmp_path):
@@ -215,3 +269,66 @@ def _check_backfill(url: str) -> None:
     command.downgrade(alembic_config(url), "0008_admin")
     upgrade_sync(url)
     asyncio.run(check())
+
+
+def test_0023_takes_pending_rows_out_and_its_downgrade_puts_them_back(tmp_path):
+    _check_pending_groups(f"sqlite+aiosqlite:///{tmp_path / 'p.db'}")
+
+
+def test_0023_takes_pending_rows_out_and_its_downgrade_puts_them_back_on_postgres(
+    postgres_server,  # noqa: F811
+):
+    name = f"t_{secrets.token_hex(6)}"
+    postgres_server.execute(f"CREATE DATABASE {name}")
+    _check_pending_groups(postgres_server.url(name))
+
+
+def _check_pending_groups(url: str) -> None:
+    command.upgrade(alembic_config(url), "0022_session_step_up")
+    at = ts("2027-01-10T00:00:00")
+
+    async def write(sql: str, **values: object) -> None:
+        db = Database(url)
+        try:
+            async with db.write() as session:
+                await session.execute(text(sql), values)
+        finally:
+            await db.dispose()
+
+    async def groups() -> dict[str, tuple[int, int]]:
+        db = Database(url)
+        try:
+            async with db.read() as session:
+                rows = await session.execute(select(UsageRollup))
+                return {r.status: (r.requests, r.credits) for r in rows.scalars()}
+        finally:
+            await db.dispose()
+
+    row = (
+        "INSERT INTO usage_records (id, account_id, api_key_id, model, endpoint, credit_cost,"
+        " status, provider, attempts, duration_ms, created_at) VALUES (:id, 'acct_1', NULL,"
+        " 'gpt-image-2', 'images.generations', :cost, :status, 'p', 1, 1, :at)"
+    )
+    asyncio.run(
+        write("INSERT INTO accounts (id, balance, reserved, created_at) VALUES ('acct_1', 0, 0, 1)")
+    )
+    asyncio.run(write(row, id="req_done", cost=40, status="succeeded", at=at))
+    asyncio.run(write(row, id="req_running", cost=0, status="pending", at=at + 1))
+    assert asyncio.run(groups()) == {"succeeded": (1, 40), "pending": (1, 0)}
+    upgrade_sync(url)
+    assert asyncio.run(groups()) == {"succeeded": (1, 40)}
+    # The triggers now: a pending row is counted once finished, and a finished one goes.
+    asyncio.run(write(row, id="req_new", cost=0, status="pending", at=at + 2))
+    assert asyncio.run(groups()) == {"succeeded": (1, 40)}
+    done = "UPDATE usage_records SET status = 'failed', credit_cost = 0 WHERE id = :id"
+    asyncio.run(write(done, id="req_new"))
+    assert asyncio.run(groups()) == {"succeeded": (1, 40), "failed": (1, 0)}
+    asyncio.run(write("DELETE FROM usage_records WHERE id = :id", id="req_running"))
+    asyncio.run(write("DELETE FROM usage_records WHERE id = :id", id="req_done"))
+    assert asyncio.run(groups()) == {"failed": (1, 0)}
+    asyncio.run(write(row, id="req_later", cost=0, status="pending", at=at + 3))
+    command.downgrade(alembic_config(url), "0022_session_step_up")
+    assert asyncio.run(groups()) == {"failed": (1, 0), "pending": (1, 0)}
+    # 0013's triggers again: a pending row's insert is counted.
+    asyncio.run(write(row, id="req_old_way", cost=0, status="pending", at=at + 4))
+    assert asyncio.run(groups()) == {"failed": (1, 0), "pending": (2, 0)}

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import text
 from tests.web.helpers import Browser, new_email
 
 from reapi_server.accounts.service import account_of
@@ -74,9 +75,25 @@ def usage_row(account_id: str, at: float, **fields: object) -> UsageRecord:
 
 
 async def seed(gateway, rows: list[UsageRecord]) -> None:
+    """As the gateway writes them: a pending row's request holds credit (a held hold), which is
+    how the totals find the requests in flight (`usage.report`)."""
     async with gateway.rt.db.write() as session:
         for record in rows:
             await insert(session, record)
+            if record.status == "pending":
+                await session.execute(
+                    text(
+                        "INSERT INTO credit_holds (id, account_id, amount, charged, status,"
+                        " purpose, request_id, expires_at, created_at) VALUES"
+                        " (:id, :account, 0, 0, 'held', 'image', :request, NULL, :at)"
+                    ),
+                    {
+                        "id": f"hold_{record.id}",
+                        "account": record.account_id,
+                        "request": record.id,
+                        "at": record.created_at,
+                    },
+                )
 
 
 def read_csv(text: str) -> list[dict[str, str]]:

@@ -18,7 +18,10 @@ async def test_default_policies_say_what_the_software_does(make_gateway, browser
     privacy = await browser.get("/legal/privacy")
     assert privacy.status_code == 200
     text = privacy.text
-    assert "<h1>Privacy policy</h1>" in text and "Version 2026-12-05" in text
+    assert "<h1>Privacy policy</h1>" in text and "Version 2026-12-06" in text
+    # The version moved with the credit history row (and the policy says so at its end).
+    assert "credit balance and its history" in text
+    assert "2026-12-06: the table says how long we keep your credit balance" in text
     assert "Example Ltd" in text and "privacy@example.com" in text
     assert "14 days" in text and "30 days" not in text.split("sessions")[0]
     assert "7 years" in text and "16" in text

@@ -13,7 +13,7 @@ import secrets
 import pytest
 from sqlalchemy import func, select
 from tests.web.conftest import BASE
-from tests.web.helpers import deletion_services, mail_to, new_email
+from tests.web.helpers import PASSWORD, deletion_services, mail_to, new_email
 from tests.web.oauth import (
     ADA_GITHUB,
     ADA_GOOGLE,
@@ -35,6 +35,7 @@ from tests.web.two_factor_helpers import code_at, turn_on
 
 from reapi.testing import Fault
 from reapi_server.accounts.service import account_of, create_account
+from reapi_server.api_keys.service import keys_service
 from reapi_server.identity import repository as users
 from reapi_server.identity.housekeeping import purge_once
 from reapi_server.identity.sessions import DAY, SessionPolicy
@@ -623,6 +624,53 @@ async def test_signing_in_again_with_two_factor_on_asks_for_the_code(
         {"code": code_at(secret, clock.now)},
     )
     assert codes.status_code == 200 and "backup" in codes.text.lower()
+
+
+async def test_a_user_without_a_password_mints_a_key_after_signing_in_again(
+    sqlite_gateway, browsers, clock
+):
+    """Sudo mode for an OAuth-only account: the confirm-access page offers "Sign in again with
+    GitHub" (no password to type), which comes back to the keys page with a recent sign-in."""
+    gateway = sqlite_gateway
+    browser = await _oauth_only(gateway, browsers)
+    clock.advance(STALE)
+    asked = await browser.submit("/dashboard/keys", "/dashboard/keys/management", {"name": "ops"})
+    assert asked.status_code == 403 and "make a management key" in asked.text
+    assert 'name="current_password"' not in asked.text
+    assert 'action="/auth/github/reauth"' in asked.text
+    assert 'name="next" value="/dashboard/keys"' in asked.text
+    forced = await browser.submit(
+        "/dashboard/keys", "/dashboard/keys/management", {"name": "ops", "confirm_access": "1"}
+    )
+    assert forced.status_code == 401 and "sign in again" in forced.text
+    user = await _user(gateway, ADA)
+    async with gateway.rt.db.read() as session:
+        account = await account_of(session, user.id)
+    assert await keys_service(gateway.rt).list(account.id) == []
+
+    authorization = await start_again(browser, "github", "/dashboard/keys")
+    back = await browser.get(local(at_provider(authorization, ADA_GITHUB)))
+    assert back.status_code == 303 and back.headers["location"] == "/dashboard/keys"
+    done = await browser.submit("/dashboard/keys", "/dashboard/keys/management", {"name": "ops"})
+    assert done.status_code == 201 and "rk_mgmt_" in done.text
+
+
+async def test_linking_another_identity_asks_a_stale_session_to_confirm(
+    sqlite_gateway, browsers, clock
+):
+    """Whoever a linked identity belongs to signs in to the account from then on: a stolen
+    session must not be able to add the thief's."""
+    browser, _ = await _signed_in(sqlite_gateway, browsers)
+    clock.advance(STALE)
+    asked = await browser.submit("/settings", "/settings/identities/github/link", {})
+    assert asked.status_code == 403 and "link a GitHub account" in asked.text
+    assert 'action="/settings/identities/github/link"' in asked.text
+    confirmed = await browser.submit(
+        "/settings",
+        "/settings/identities/github/link",
+        {"confirm_access": "1", "current_password": PASSWORD},
+    )
+    assert confirmed.status_code == 303 and not confirmed.headers["location"].startswith("/")
 
 
 # -- linking and unlinking in Settings -------------------------------------------------------

@@ -5,10 +5,15 @@ straight to their settings, keys and billing with neither shown nor recorded).""
 
 from __future__ import annotations
 
+from sqlalchemy import update
+from tests.server.helpers import auth
 from tests.web.helpers import mail_to, new_email
 
-from reapi_server.accounts.service import create_account
+from reapi_server.accounts.service import account_of, create_account
+from reapi_server.api_keys.service import keys_service
 from reapi_server.identity import repository as users
+from reapi_server.legal.documents import policy_versions
+from reapi_server.models import Consent
 
 PASSWORD = "a brand new passphrase 77"
 CONSENT = "/login/consent"
@@ -85,3 +90,58 @@ async def test_signing_out_and_the_consent_page_itself_stay_open(web, browsers):
     out = await browser.submit(CONSENT, "/logout", {})
     assert out.status_code == 303 and out.headers["location"] == "/login?done=signed_out"
     assert (await browser.get(CONSENT)).headers["location"] == "/login"
+
+
+# -- a policy's new version ----------------------------------------------------------------------
+
+
+async def _accepted_an_older_privacy_policy(gateway, email: str) -> None:
+    """As every person who signed up before the privacy policy's version moved."""
+    async with gateway.rt.db.write() as session:
+        user = await users.find_user_by_email(session, email)
+        await session.execute(
+            update(Consent)
+            .where(Consent.user_id == user.id, Consent.kind == "privacy")
+            .values(policy_version="2026-12-05")
+        )
+
+
+async def test_a_new_privacy_policy_version_is_accepted_before_the_dashboard(web, browsers):
+    """The privacy policy's version moved (2026-12-05 → 2026-12-06, the credit history row):
+    a person who accepted the older one is asked once for the new one (not their age again),
+    and their API keys keep working meanwhile (the gate is the dashboard's, as docs say).
+    Before, any version of a policy counted as accepted: nobody was asked."""
+    assert policy_versions(None)["privacy"] == "2026-12-06"
+    email = new_email()
+    browser = browsers(web)
+    await browser.sign_up(email)
+    async with web.rt.db.read() as session:
+        user = await users.find_user_by_email(session, email)
+        account = await account_of(session, user.id)
+    model = await keys_service(web.rt).create(account.id, name="app")
+    management = await keys_service(web.rt).create(account.id, name="ops", kind="management")
+    await _accepted_an_older_privacy_policy(web, email)
+
+    held = await browser.get("/dashboard/keys")
+    assert held.status_code == 303
+    assert held.headers["location"] == CONSENT + "?next=%2Fdashboard%2Fkeys"
+    page = await browser.get(held.headers["location"])
+    assert page.status_code == 200 and "We updated our policies" in page.text
+    assert '<a href="/legal/privacy">privacy policy</a>' in page.text
+    assert "terms of service</a> since" not in page.text  # the terms did not change
+    assert 'name="age_16_plus"' not in page.text  # asked at sign-up; it has no version
+
+    api = browsers(web).client
+    assert (await api.get("/api/keys", headers=auth(management.plaintext))).status_code == 200
+    assert (await api.get("/v1/models", headers=auth(model.plaintext))).status_code == 200
+
+    refused = await browser.submit(CONSENT, CONSENT, {})
+    assert refused.status_code == 400 and "Accept the terms and the privacy policy" in refused.text
+    accepted = await browser.submit(
+        CONSENT, CONSENT, {"accept_terms": "yes", "next": "/dashboard/keys"}
+    )
+    assert accepted.status_code == 303 and accepted.headers["location"] == "/dashboard/keys"
+    assert (await browser.get("/dashboard/keys")).status_code == 200
+    async with web.rt.db.read() as session:
+        given = await users.consents_given(session, user.id)
+    assert ("privacy", "2026-12-06") in given and ("privacy", "2026-12-05") in given  # history

@@ -23,6 +23,8 @@ log = logging.getLogger("reapi_server.redis")
 Handler = Callable[[bytes], None]
 
 _RECONNECT_PAUSE = 1.0
+#: The longest the subscription's connection takes to close.
+_CLOSE_SECONDS = 2.0
 
 
 class Bus:
@@ -92,7 +94,9 @@ class Bus:
                     except Exception as error:  # a bad message must not end the listener
                         log.warning("bad fleet message", extra={"code": type(error).__name__})
         finally:
-            with anyio.CancelScope(shield=True):
+            # Shielded (the connection goes back to the pool even when cancelled), but bounded:
+            # a shutdown must not wait on Redis for ever.
+            with anyio.move_on_after(_CLOSE_SECONDS, shield=True):
                 try:
                     await pubsub.aclose()
                 except Exception as error:

@@ -26,7 +26,9 @@ from ..upserts import conflict_insert
 
 __all__ = [
     "clear_throttle",
+    "confirm_session",
     "consent_kinds",
+    "consents_given",
     "consume_token",
     "count_backup_codes_left",
     "count_users",
@@ -381,6 +383,13 @@ async def touch_session(session: AsyncSession, session_id: str, now: float) -> N
     )
 
 
+async def confirm_session(session: AsyncSession, session_id: str, now: float) -> None:
+    """The session's person has just confirmed who they are (step-up)."""
+    await session.execute(
+        update(WebSession).where(WebSession.id == session_id).values(confirmed_at=now)
+    )
+
+
 async def list_sessions(session: AsyncSession, user_id: str) -> list[WebSession]:
     """The user's signed-in sessions (not those still waiting for a second factor)."""
     result = await session.execute(
@@ -523,6 +532,15 @@ async def consent_kinds(session: AsyncSession, user_id: str) -> set[str]:
         select(Consent.kind).where(Consent.user_id == user_id).distinct()
     )
     return set(result.scalars())
+
+
+async def consents_given(session: AsyncSession, user_id: str) -> set[tuple[str, str]]:
+    """(kind, version) of every consent the user has given: a policy accepted in an older
+    version than the current one is not accepted."""
+    result = await session.execute(
+        select(Consent.kind, Consent.policy_version).where(Consent.user_id == user_id).distinct()
+    )
+    return {(kind, version) for kind, version in result.all()}
 
 
 async def list_consents(session: AsyncSession, user_id: str) -> list[Consent]:

@@ -62,6 +62,7 @@ from .two_factor import TwoFactor
 from .user_agents import describe
 
 __all__ = [
+    "ConsentsDue",
     "CurrentSession",
     "Identity",
     "IdentityConfig",
@@ -120,6 +121,16 @@ def consent_errors(age_16_plus: bool, accept_terms: bool) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsentsDue:
+    """What a signed-in user has still to confirm (`Identity.consents_due`)."""
+
+    #: "I am 16 or older" was never asked (an operator made the account).
+    age: bool
+    #: The policies ("terms", "privacy") accepted before in an older version.
+    changed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class SignUpForm:
     email: str
     password: str = field(repr=False)
@@ -152,8 +163,15 @@ class CurrentSession:
     #: A pending sign-in: the second factor is still due.
     awaiting_second_factor: bool = False
     #: The user has not confirmed what a sign-up asks (16 or older, the terms and the privacy
-    #: policy): an operator made their account. Until they do, only that page is theirs.
+    #: policy, each policy in its current version). Until they do, only that page is theirs.
     consent_due: bool = False
+    #: When the person last confirmed who they are on this session (step-up); 0: never.
+    confirmed_at: float = 0.0
+
+    @property
+    def authenticated_at(self) -> float:
+        """The last time the person proved it was them: the sign-in, or a later step-up."""
+        return max(self.signed_in_at, self.confirmed_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,34 +373,55 @@ class Identity:
             if found is None:
                 return None
             row, user = found
-            due = not row.awaiting_second_factor and not self._consented(
-                await repository.consent_kinds(session, user.id)
+            due = not row.awaiting_second_factor and bool(
+                self._missing(await repository.consents_given(session, user.id))
             )
         if now - row.last_seen_at >= policy.touch_seconds:
             async with self.db.write() as session:
                 await repository.touch_session(session, row.id, now)
         return CurrentSession(
-            row.id, user, cookie, row.created_at, row.awaiting_second_factor, consent_due=due
+            row.id,
+            user,
+            cookie,
+            row.created_at,
+            row.awaiting_second_factor,
+            consent_due=due,
+            confirmed_at=row.confirmed_at or 0.0,
         )
 
-    def _consented(self, given: set[str]) -> bool:
-        return all(kind in given for kind, _ in self.config.consents())
+    def _missing(self, given: set[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The (kind, version) a sign-up records today that the user has not given: all of
+        them for a person an operator made, a policy's new version after it changed."""
+        return [pair for pair in self.config.consents() if pair not in given]
+
+    async def consents_due(self, current: CurrentSession) -> ConsentsDue:
+        """What the consent page must ask this user."""
+        async with self.db.read() as session:
+            given = await repository.consents_given(session, current.user.id)
+        kinds = {kind for kind, _ in given}
+        missing = [kind for kind, _ in self._missing(given)]
+        return ConsentsDue(
+            age=AGE_CONSENT in missing,
+            changed=tuple(k for k in missing if k != AGE_CONSENT and k in kinds),
+        )
 
     async def give_consents(
         self, current: CurrentSession, *, age_16_plus: bool, accept_terms: bool
     ) -> None:
         """A person whose account an operator made (so no sign-up asked them) confirms what
         every sign-up asks, at their first sign-in: 16 or older, and the terms and privacy
-        policy, whose versions are recorded with the time. Kinds given already are kept."""
-        errors = consent_errors(age_16_plus, accept_terms)
+        policy, whose versions are recorded with the time; a person who accepted an older
+        version of a policy accepts the current one (the age box is not asked again).
+        Consents given already are kept."""
+        due = await self.consents_due(current)
+        errors = consent_errors(age_16_plus or not due.age, accept_terms)
         if errors:
             raise FormInvalid(errors)
         now = self.clock()
         async with self.db.write() as session:
-            given = await repository.consent_kinds(session, current.user.id)
-            missing = [(kind, v) for kind, v in self.config.consents() if kind not in given]
-            await repository.insert_consents(session, current.user.id, missing, now)
-        log.info("consents given at a first sign-in", extra={"code": "consents_given"})
+            given = await repository.consents_given(session, current.user.id)
+            await repository.insert_consents(session, current.user.id, self._missing(given), now)
+        log.info("consents given at a sign-in", extra={"code": "consents_given"})
 
     async def sign_out(self, cookie: str) -> None:
         token_hash = sessions.hash_token(cookie)
@@ -532,6 +571,22 @@ class Identity:
         if user.totp_enabled_at is not None:
             await self.two_factor.check(user.id, code, client)
         return StepUp(user.id, current.id, self.clock())
+
+    def recently_authenticated(self, current: CurrentSession) -> bool:
+        """Step-up ("sudo mode"): the person signed in, or confirmed who they are on this
+        session, in the last ten minutes."""
+        return self.clock() - current.authenticated_at <= RECENT_SIGN_IN
+
+    async def confirm_access(
+        self, current: CurrentSession, *, password: str, code: str, client: Client
+    ) -> StepUp:
+        """`step_up`, and the session remembers it: for the next ten minutes the actions
+        that ask for a recent authentication go through without asking again."""
+        proof = await self.step_up(current, password=password, code=code, client=client)
+        async with self.db.write() as session:
+            await repository.confirm_session(session, current.id, proof.at)
+        log.info("access confirmed", extra={"code": "access_confirmed"})
+        return proof
 
     def _check_proof(self, proof: StepUp, current: CurrentSession) -> None:
         if proof.user_id != current.user.id or proof.session_id != current.id:

@@ -24,6 +24,7 @@ from ..identity.service import require_verified
 from ..models import User
 from ..runtime import Runtime
 from ..web.context import visitor_of
+from ..web.sudo import require_sudo
 
 __all__ = ["Manager", "ManagerOf", "manager_of", "runtime_of"]
 
@@ -37,6 +38,12 @@ class ManagerOf:
     user: User | None
     #: The management key (None: a session).
     key_id: str | None
+
+    def require_recent_authentication(self, request: Request) -> None:
+        """Before minting a credential (a key, a webhook signing secret): a session must have
+        authenticated in the last minutes (`web.sudo`); a management key is one already."""
+        if self.user is not None:
+            require_sudo(request)
 
     def require_verified(self) -> None:
         """Before anything that creates keys: a person must have verified their address (a

@@ -1,7 +1,8 @@
 """/api/keys: list, create, read, change the limits and default webhook URL of, and revoke the
 account's API keys, through the same service as the keys page (`api_keys.service.ApiKeys`);
 /api/keys/{id}/webhook_secret reads (GET) or renews (POST .../rotate) the secret that signs the
-key's webhooks.
+key's webhooks. Called with a session (not a management key), making a key and reading or
+renewing a secret need a recent authentication (403 `step_up_required`, see `web.sudo`).
 
 A key is answered as `KeyView.as_json` (times in Unix seconds); a new key carries its secret
 once, as `key`. Bodies: `{"name": ..., "limits": {...}, "webhook_url": ...}`, where a PATCH
@@ -81,6 +82,7 @@ async def list_keys(request: Request, manager: Manager) -> Response:
 @router.post("")
 async def create_key(request: Request, manager: Manager) -> Response:
     manager.require_verified()
+    manager.require_recent_authentication(request)
     body = await parse_body(request, KeyBody)
     service = keys_service(runtime_of(request))
     limits = body.limits.changes() if body.limits is not None else {}
@@ -120,6 +122,7 @@ def _secret(key_id: str, secret: str) -> Response:
 @router.get("/{key_id}/webhook_secret")
 async def webhook_secret(request: Request, manager: Manager, key_id: str = KeyId) -> Response:
     """The secret that signs the key's webhooks (made on first use; the same until rotated)."""
+    manager.require_recent_authentication(request)
     service = keys_service(runtime_of(request))
     return _secret(key_id, await service.webhook_secret(manager.account_id, key_id))
 
@@ -130,6 +133,7 @@ async def rotate_webhook_secret(
 ) -> Response:
     """A new signing secret; the previous one signs beside it for a while (a day by default),
     so that receivers can switch without losing a message."""
+    manager.require_recent_authentication(request)
     service = keys_service(runtime_of(request))
     secret = await service.webhook_secret(manager.account_id, key_id, rotate=True)
     return _secret(key_id, secret)

@@ -39,10 +39,13 @@ ROLLUP_SLOT_SECONDS = 900
 
 
 class UsageRollup(Base):
-    """The usage rows counted per account, 15-minute slot (UTC), key, model and status: what the
-    dashboard's totals read instead of the rows. Kept by triggers on `usage_records` (migration
-    0013_usage) in the statement that inserts, changes or deletes a row, so it always equals a
-    GROUP BY of the rows, whoever writes them. A group whose count drops to 0 is deleted."""
+    """The finished usage rows counted per account, 15-minute slot (UTC), key, model and
+    status: what the dashboard's totals read instead of the rows. Kept by triggers on
+    `usage_records` (migrations 0013_usage, 0023_rollup_finished_rows) in the statement that
+    inserts, changes or deletes a row, so it always equals a GROUP BY of the rows that are not
+    pending, whoever writes them. A group whose count drops to 0 is deleted. Pending rows (a
+    request in flight) are left out, so that a request's hold does not write it:
+    `usage.report` counts them from the rows."""
 
     __tablename__ = "usage_rollups"
     __table_args__ = {"sqlite_with_rowid": False}

@@ -87,6 +87,9 @@ class WebSession(Base):
     awaiting_second_factor: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
+    #: When its person last confirmed who they are (step-up, "sudo mode"); None: never, the
+    #: sign-in (`created_at`) stands for it.
+    confirmed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Consent(Base):

@@ -53,6 +53,7 @@ from .pages import (
     alerts,
     auth,
     billing,
+    confirm_access,
     consent,
     dashboard,
     data,
@@ -85,6 +86,7 @@ PAGES = (
     oauth,
     settings,
     two_factor,
+    confirm_access,
     consent,
     email_change,
     notifications,
@@ -311,7 +313,9 @@ def create_web_app(rt: Runtime) -> FastAPI:
         StaticFiles(directory=str(resources.files("reapi_server.web").joinpath("static"))),
         name="static",
     )
-    app.mount(MANAGEMENT_PREFIX, create_management_app(rt))
+    management = create_management_app(rt)
+    management.state.web = web  # its session callers are the web half's (`web.sudo`)
+    app.mount(MANAGEMENT_PREFIX, management)
     for module in PAGES:
         app.include_router(module.router)
     _install_error_pages(app)

@@ -45,7 +45,8 @@ class StepUpNeeds:
     back: str = "/settings"
 
 
-async def step_up_needs(request: Request) -> StepUpNeeds:
+async def step_up_needs(request: Request, *, back: str | None = None) -> StepUpNeeds:
+    """`back`: where signing in again returns to (this page by default)."""
     current = require_session(request)
     user = current.user
     web = web_of(request)
@@ -58,7 +59,7 @@ async def step_up_needs(request: Request) -> StepUpNeeds:
         code=user.totp_enabled_at is not None,
         sign_in_again=again,
         providers=tuple((p.name, p.label) for p in linked),
-        back=request.url.path,
+        back=back or request.url.path,
     )
 
 
@@ -67,10 +68,15 @@ def second_factor_code(form: dict[str, str]) -> str:
     return (form.get("code", "").strip() or form.get("backup_code", "")).strip()
 
 
-async def require_step_up(request: Request, form: dict[str, str]) -> StepUp:
-    """The proof that the signed-in person has just confirmed who they are; raises otherwise."""
+async def require_step_up(
+    request: Request, form: dict[str, str], *, remember: bool = False
+) -> StepUp:
+    """The proof that the signed-in person has just confirmed who they are; raises otherwise.
+    `remember`: the session keeps it for ten minutes (sudo mode, see `web.sudo`)."""
     current = require_session(request)
-    return await web_of(request).identity.step_up(
+    identity = web_of(request).identity
+    confirm = identity.confirm_access if remember else identity.step_up
+    return await confirm(
         current,
         password=form.get("current_password", ""),
         code=second_factor_code(form),

@@ -146,6 +146,7 @@ async def _sessions(session: AsyncSession, subject: Subject) -> list[Row]:
             "created_at": iso(s.created_at),
             "last_seen_at": iso(s.last_seen_at),
             "expires_at": iso(s.expires_at),
+            "confirmed_at": iso(s.confirmed_at),
         }
         for s in await users.list_sessions(session, subject.user_id)
     ]

@@ -1,5 +1,6 @@
-"""The consent page of a person whose account an operator made (`consent_gate`): the two boxes
-every sign-up has, asked once at their first sign-in, before any other page."""
+"""The consent page (`consent_gate`): for a person whose account an operator made, the two boxes
+every sign-up has, asked once at their first sign-in, before any other page; for a person who
+accepted an older version of the terms or the privacy policy, the new version, once."""
 
 from __future__ import annotations
 
@@ -31,16 +32,26 @@ def _elsewhere(request: Request, next_url: str) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
-def _page(request: Request, *, status: int = 200, **values: Any) -> Response:
-    return render(request, "login_consent.html", status=status, **values)
+_TITLES = {"terms": "terms of service", "privacy": "privacy policy"}
+
+
+async def _page(
+    request: Request, current: CurrentSession, *, status: int = 200, **values: Any
+) -> Response:
+    due = await web_of(request).identity.consents_due(current)
+    changed = [(name, _TITLES.get(name, name)) for name in due.changed]
+    return render(
+        request, "login_consent.html", status=status, ask_age=due.age, changed=changed, **values
+    )
 
 
 @router.get(CONSENT_PAGE)
 async def consent_page(request: Request) -> Response:
     next_url = safe_next(request.query_params.get("next"))
-    if _due(request) is None:
+    current = _due(request)
+    if current is None:
         return _elsewhere(request, next_url)
-    return _page(request, next_url=next_url)
+    return await _page(request, current, next_url=next_url)
 
 
 @router.post(CONSENT_PAGE)
@@ -54,8 +65,9 @@ async def consent(request: Request) -> Response:
     try:
         await web_of(request).identity.give_consents(current, age_16_plus=age, accept_terms=terms)
     except GatewayError as error:
-        return _page(
+        return await _page(
             request,
+            current,
             status=error.http_status,
             errors=field_errors(error),
             next_url=next_url,

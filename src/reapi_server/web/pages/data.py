@@ -1,5 +1,6 @@
-"""Settings → Data: download your data (one JSON file, CSV for usage and payments) and delete
-your account (step-up and a typed confirmation first)."""
+"""Settings → Data: download your data (one JSON file, CSV for usage and payments; after a
+recent authentication, `web.sudo`) and delete your account (step-up and a typed confirmation
+first)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..forms import field_errors, read_form, retry_headers
 from ..guards import require_session
 from ..signin import signed_out_response
 from ..step_up import require_step_up, step_up_needs
+from ..sudo import sudo_redirect
 from ..templates import render
 
 __all__ = ["router"]
@@ -46,6 +48,8 @@ def _download(
 @router.get("/settings/data/export.json")
 async def download_data(request: Request) -> Response:
     current = require_session(request)
+    if (confirm := sudo_redirect(request)) is not None:
+        return confirm
     document = await web_of(request).personal_data.export(current.user.id)
     if document is None:
         raise HTTPException(404)
@@ -55,6 +59,8 @@ async def download_data(request: Request) -> Response:
 @router.get("/settings/data/{section}.csv")
 async def download_csv(request: Request, section: str) -> Response:
     current = require_session(request)
+    if (confirm := sudo_redirect(request)) is not None:
+        return confirm
     columns = _CSV_SECTIONS.get(section)
     if columns is None:
         raise HTTPException(404)

@@ -2,7 +2,8 @@
 shown once, on the page that answers the form), see each key's spend in its current period
 against its limit, edit limits and the default webhook URL, show or renew the secret that signs
 its webhooks (only on the answer to a form, never to a GET), revoke; management keys in a
-section of their own.
+section of their own. Making a key and showing a signing secret need a recent authentication
+(`web.sudo`): a stolen session cookie alone mints no credential.
 
 Everything goes through `api_keys.service.ApiKeys`, as the management API does."""
 
@@ -29,6 +30,7 @@ from ...runtime import Runtime
 from ...usage.calendar import zone_named
 from ..forms import field_errors
 from ..guards import require_session
+from ..sudo import sudo_or_confirm
 from ..templates import render
 
 __all__ = ["router"]
@@ -209,6 +211,10 @@ async def _create(request: Request, *, kind: str) -> Response:
     current = require_session(request)
     rt = runtime_of(request)
     form = await _read(request)
+    doing = "make a management key" if kind == "management" else "make an API key"
+    asked = await sudo_or_confirm(request, form.multi_items(), back=PAGE, doing=doing)
+    if asked is not None:
+        return asked
     entered = _entered(form)
     try:
         require_verified(current.user)
@@ -314,6 +320,11 @@ async def save_limits(request: Request, key_id: str) -> Response:
 
 async def _show_secret(request: Request, key_id: str, *, rotate: bool) -> Response:
     rt, account_id, _ = await _key(request, key_id)
+    form = await _read(request)
+    doing = "renew the key's webhook signing secret" if rotate else "see its webhook signing secret"
+    asked = await sudo_or_confirm(request, form.multi_items(), back=f"{PAGE}/{key_id}", doing=doing)
+    if asked is not None:
+        return asked
     try:
         secret = await keys_service(rt).webhook_secret(account_id, key_id, rotate=rotate)
     except GatewayError as error:

@@ -26,6 +26,7 @@ from ..forms import (
 )
 from ..guards import require_session
 from ..signin import complete_sign_in
+from ..sudo import sudo_or_confirm
 from ..templates import render
 from .settings import settings_with_errors
 
@@ -174,8 +175,15 @@ async def sign_in_again(request: Request, name: str) -> Response:
 
 @router.post("/settings/identities/{name}/link")
 async def link(request: Request, name: str) -> Response:
+    """Another identity to sign in with: after a recent authentication (`web.sudo`), since
+    whoever it belongs to can sign in to this account from then on."""
     current = require_session(request)
     provider = _provider(request, name)
+    form = await read_form(request)
+    doing = f"link a {provider.label} account to sign in with"
+    asked = await sudo_or_confirm(request, form.items(), back="/settings", doing=doing)
+    if asked is not None:
+        return asked
     return await _redirect_to(request, provider, "/settings", user=current.user)
 
 

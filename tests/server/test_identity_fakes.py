@@ -90,9 +90,18 @@ def test_given_apps_are_the_ones_served():
         assert not reachable
 
 
+#: The module's entry, with Ctrl-C's own handler even where this test runs with SIGINT ignored
+#: (a job started in the background): the child would inherit that and never see the signal.
+INTERRUPTIBLE_FAKES = (
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from reapi_server.testing.identity_fakes import main; "
+    "raise SystemExit(main(['--port', '0', '--json']))"
+)
+
+
 def test_the_command_line_entry_runs_until_interrupted():
     process = subprocess.Popen(
-        [sys.executable, "-m", "reapi_server.testing.identity_fakes", "--port", "0", "--json"],
+        [sys.executable, "-c", INTERRUPTIBLE_FAKES],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,7 +5,7 @@ The totals come from one GROUP BY (day, key): the account total, the per-key tot
 per-day totals are sums of the same groups, so they cannot disagree with each other. They read
 `usage_rollups` (the rows counted per 15-minute slot, key, model and status, kept by triggers in
 the same statement as each row), which holds the same numbers as the rows in far fewer groups:
-every local midnight falls on a slot's edge. Rows still pending are not in it (migration 0022:
+every local midnight falls on a slot's edge. Rows still pending are not in it (migration 0023:
 the hold's transaction writes one b-tree less): they are the requests of the holds still held,
 a few rows however large the tables, counted from the rows in the same statement. A range
 whose edges do not fall on slots (a zone with an offset that is not whole quarter hours) is

@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import select, update
 from tests.media_host import MediaHost
+from tests.web.helpers import PASSWORD
 from tests.web.test_keys_page import create as create_on_page
 from tests.web.test_keys_page import key_item
 from tests.web.test_management_api import error_of, management_key, verified
@@ -246,3 +247,44 @@ async def test_the_page_shows_and_rotates_the_signing_secret_on_request(hooked_w
     assert rotated.status_code == 200
     [new] = set(WHSEC.findall(rotated.text))
     assert new != secret and "keeps signing" in rotated.text
+
+
+async def test_a_stale_session_sends_a_keys_webhooks_elsewhere_only_after_the_password(
+    hooked_web, browsers, media_host, clock
+):
+    """Where a key's job results go is as good as a credential: a session whose sign-in is
+    over ten minutes old changes it only once its person confirms (sudo mode), on the page and
+    through the management API. Other changes, and taking the URL away, need nothing more."""
+    gateway = hooked_web
+    browser = browsers(gateway)
+    await verified(gateway, browser)
+    url = media_host.url("/hook")
+    key_id = key_id_in((await create_on_page(browser, webhook_url=url)).text)
+    edit = f"/dashboard/keys/{key_id}"
+    clock.advance(11 * 60)
+
+    elsewhere = {"name": "p", "model_access": "all", "webhook_url": media_host.url("/attacker")}
+    asked = await browser.submit(edit, edit, elsewhere)
+    assert asked.status_code == 403 and "send the key&#39;s webhooks to a new address" in asked.text
+    assert (await stored(gateway, key_id)).webhook_url == url
+    same = {"name": "q", "model_access": "all", "webhook_url": url}
+    renamed = await browser.submit(edit, edit, same)
+    assert renamed.status_code == 303  # the same URL: nothing to confirm
+
+    token = await browser.token("/dashboard/keys")
+    api = browser.client
+    refused = await api.patch(
+        f"/api/keys/{key_id}",
+        json={"webhook_url": media_host.url("/attacker")},
+        headers={"x-csrf-token": token},
+    )
+    assert refused.status_code == 403 and error_of(refused)["code"] == "step_up_required"
+    assert (await stored(gateway, key_id)).webhook_url == url
+    cleared = await api.patch(
+        f"/api/keys/{key_id}", json={"webhook_url": None}, headers={"x-csrf-token": token}
+    )
+    assert cleared.status_code == 200 and (await stored(gateway, key_id)).webhook_url is None
+
+    confirmed = {**elsewhere, "confirm_access": "1", "current_password": PASSWORD}
+    assert (await browser.submit(edit, edit, confirmed)).status_code == 303
+    assert (await stored(gateway, key_id)).webhook_url == media_host.url("/attacker")

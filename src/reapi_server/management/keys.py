@@ -104,8 +104,11 @@ async def get_key(request: Request, manager: Manager, key_id: str = KeyId) -> Re
 @router.patch("/{key_id}")
 async def update_key(request: Request, manager: Manager, key_id: str = KeyId) -> Response:
     body = await parse_body(request, KeyBody)
+    changes = body.changes()
+    if changes.get(WEBHOOK_URL):  # where the key's job results go: as minting a credential
+        manager.require_recent_authentication(request)
     service = keys_service(runtime_of(request))
-    view = await service.update(manager.account_id, key_id, body.changes())
+    view = await service.update(manager.account_id, key_id, changes)
     return json_response(view.as_json())
 
 

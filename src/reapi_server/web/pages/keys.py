@@ -301,6 +301,13 @@ async def edit_page(request: Request, key_id: str) -> Response:
 async def save_limits(request: Request, key_id: str) -> Response:
     rt, account_id, view = await _key(request, key_id)
     form = await _read(request)
+    if view.kind == "model" and _webhook_change(form, view).get(WEBHOOK_URL):
+        # Where the key's job results go: a stolen session must not redirect them.
+        doing = "send the key's webhooks to a new address"
+        back = f"{PAGE}/{key_id}"
+        asked = await sudo_or_confirm(request, form.multi_items(), back=back, doing=doing)
+        if asked is not None:
+            return asked
     try:
         changes: dict[str, Any] = {"name": str(form.get("name", ""))}
         if view.kind == "model":

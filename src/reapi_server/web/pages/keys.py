@@ -301,7 +301,8 @@ async def edit_page(request: Request, key_id: str) -> Response:
 async def save_limits(request: Request, key_id: str) -> Response:
     rt, account_id, view = await _key(request, key_id)
     form = await _read(request)
-    if view.kind == "model" and _webhook_change(form, view).get(WEBHOOK_URL):
+    webhook = _webhook_change(form, view) if view.kind == "model" else {}
+    if webhook.get(WEBHOOK_URL):
         # Where the key's job results go: a stolen session must not redirect them.
         doing = "send the key's webhooks to a new address"
         back = f"{PAGE}/{key_id}"
@@ -312,7 +313,7 @@ async def save_limits(request: Request, key_id: str) -> Response:
         changes: dict[str, Any] = {"name": str(form.get("name", ""))}
         if view.kind == "model":
             changes.update(_changes(form, stored=view.limits))
-            changes.update(_webhook_change(form, view))
+            changes.update(webhook)
         await keys_service(rt).update(account_id, key_id, changes)
     except GatewayError as error:
         return await _edit_page(

@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     #: Seconds a request head may take to arrive (a new connection's first, and each later one
     #: from its first byte): past them it is answered 408 and its connection closed.
     header_timeout: float = Field(default=30.0, gt=0, le=3600)
+    #: Seconds a request body may take after its head, plus one for every
+    #: `body_min_bytes_per_second` bytes of it that arrived: past them it is answered 408 and its
+    #: connection closed (a body has to keep coming; a large upload on a slow line still passes).
+    body_timeout: float = Field(default=30.0, gt=0, le=3600)
+    body_min_bytes_per_second: int = Field(default=500, ge=1)
 
     # -- caller URLs (reference images, source videos) ------------------------------------------
     #: The gateway downloads every URL a caller hands it, public addresses only (SSRF checks on

@@ -7,7 +7,14 @@ A head must also arrive in time: uvicorn closes a connection idle after a respon
 a new one that sends nothing, nor one that sends its head a byte at a time, so anyone could
 hold connections (and file descriptors) for ever. A connection's first head, and each later
 one from its first byte, gets `HeadLimits.seconds`; past them it is answered 408 (closed
-without an answer if nothing came) and closed."""
+without an answer if nothing came) and closed.
+
+A body that does not come whole with its head must keep coming, as Apache's mod_reqtimeout
+asks (`body=…,MinRate=…`): it gets `HeadLimits.body_seconds` from the end of its head, plus a
+second for every `HeadLimits.body_bytes_per_second` bytes that arrived. Past that it is
+answered 408 and closed (a trickled body held a connection for as long as its sender liked).
+Time the gateway itself takes to read (uvicorn stops reading while the application has not
+taken what came) is not counted against it."""
 
 from __future__ import annotations
 
@@ -32,6 +39,10 @@ _LATE_BODY = (
     b'{"error":{"message":"the request head did not arrive in time",'
     b'"type":"invalid_request_error","param":null,"code":"request_timeout"}}'
 )
+_SLOW_BODY = (
+    b'{"error":{"message":"the request body did not arrive in time",'
+    b'"type":"invalid_request_error","param":null,"code":"request_timeout"}}'
+)
 
 
 def _head(status: bytes, body: bytes) -> bytes:
@@ -45,6 +56,7 @@ def _head(status: bytes, body: bytes) -> bytes:
 
 _HEAD = _head(b"431 Request Header Fields Too Large", _BODY)
 _LATE_HEAD = _head(b"408 Request Timeout", _LATE_BODY)
+_SLOW_HEAD = _head(b"408 Request Timeout", _SLOW_BODY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +65,10 @@ class HeadLimits:
     total_bytes: int = 64 * 1024
     #: How long a request head may take to arrive.
     seconds: float = 30.0
+    #: How long a body may take from the end of its head, plus a second for each
+    #: `body_bytes_per_second` bytes of it that arrived.
+    body_seconds: float = 30.0
+    body_bytes_per_second: int = 500
 
 
 class HeadMeter:
@@ -144,6 +160,9 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         self._restarted = False  # a request ended in the read being parsed
         self._refused = False
         self._late: asyncio.TimerHandle | None = None  # the deadline of the head being read
+        self._body_late: asyncio.TimerHandle | None = None  # the body's, once it is due
+        self._body_since = 0.0  # the loop's time when the body's count began
+        self._body_base = 0  # `_body_bytes` then
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -151,12 +170,41 @@ class HeadLimitedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_deadline()
+        self._stop_body_deadline()
         super().connection_lost(exc)
 
     def _stop_deadline(self) -> None:
         if self._late is not None:
             self._late.cancel()
             self._late = None
+
+    def _stop_body_deadline(self) -> None:
+        if self._body_late is not None:
+            self._body_late.cancel()
+            self._body_late = None
+
+    def _body_begins(self, base: int) -> None:
+        """The head ended and its body did not come with it: the body's time starts."""
+        self._body_since, self._body_base = self.loop.time(), base
+        self._body_late = self.loop.call_later(self._meter.limits.body_seconds, self._body_due)
+
+    def _body_due(self) -> None:
+        self._body_late = None
+        if self._refused or self.transport.is_closing():
+            return
+        limits, now = self._meter.limits, self.loop.time()
+        if self.flow.read_paused:
+            # The gateway is behind (the application has not taken what came, or a request
+            # pipelined before this one still runs): the sender's time starts again after it.
+            self._body_since, self._body_base = now, self._body_bytes
+            self._body_late = self.loop.call_later(limits.body_seconds, self._body_due)
+            return
+        arrived = self._body_bytes - self._body_base
+        due = self._body_since + limits.body_seconds + arrived / limits.body_bytes_per_second
+        if now < due:
+            self._body_late = self.loop.call_later(due - now, self._body_due)
+        else:
+            self._refuse(_SLOW_HEAD, _SLOW_BODY, 408, "request_timeout")
 
     def _head_late(self) -> None:
         self._late = None
@@ -175,7 +223,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        head_bytes = 0
+        head_bytes, head_ended = 0, False
         if self._meter.reading:
             if self._late is None:  # the first bytes of a later head: its time starts
                 self._late = self.loop.call_later(self._meter.limits.seconds, self._head_late)
@@ -184,13 +232,15 @@ class HeadLimitedProtocol(HttpToolsProtocol):
                 return
             if not self._meter.reading:
                 self._stop_deadline()
+                head_ended = True
             head_bytes = len(data) if self._meter.reading else self._meter.head_end
-        if head_bytes == len(data):
-            super().data_received(data)
-            return
         handed_over, self._restarted = self._body_bytes, False
         super().data_received(data)
         if self._restarted:  # that request ended in this read; the next head began
+            return
+        if head_ended and not self._refused:  # and its body is still to come
+            self._body_begins(handed_over)
+        if head_bytes == len(data):
             return
         handed_over = self._body_bytes - handed_over
         rest = len(data) - head_bytes
@@ -203,6 +253,7 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._stop_body_deadline()
         super().on_message_complete()
         self._meter.restart()
         self._held, self._restarted = 0, True

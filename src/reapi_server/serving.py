@@ -92,7 +92,11 @@ def gateway_config(app: Any, settings: Settings, **overrides: Any) -> GatewayCon
         "timeout_graceful_shutdown": settings.drain_seconds,
     }
     limits = HeadLimits(
-        settings.max_header_line_bytes, settings.max_header_bytes, settings.header_timeout
+        settings.max_header_line_bytes,
+        settings.max_header_bytes,
+        settings.header_timeout,
+        settings.body_timeout,
+        settings.body_min_bytes_per_second,
     )
     return GatewayConfig(app, head_limits=limits, **{**options, **overrides})
 

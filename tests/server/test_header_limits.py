@@ -197,3 +197,71 @@ def test_a_head_that_does_not_arrive_in_time_is_refused(tmp_path):
                 while not answer.endswith(b'{"status":"ok"}'):
                     answer += kept.recv(65536)
                 assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def _post_head(port: int, key: str, length: int) -> bytes:
+    return (
+        f"POST /v1/images/generations HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def _trickle(sock: socket.socket, body: bytes, *, chunk: int, every: float) -> None:
+    """Send `body` `chunk` bytes at a time, `every` seconds apart, until it is sent or the
+    gateway closed the connection."""
+    try:
+        for start in range(0, len(body), chunk):
+            sock.sendall(body[start : start + chunk])
+            time.sleep(every)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+def test_a_body_that_stops_coming_is_refused(tmp_path):
+    """A body trickled, or stopped after its head, held the connection for as long as its
+    sender liked (a file descriptor and a request each): a body now has `body_timeout` after
+    its head plus a second for every `body_min_bytes_per_second` bytes that arrived."""
+    env = {"REAPI_BODY_TIMEOUT": "1", "REAPI_BODY_MIN_BYTES_PER_SECOND": "100"}
+    with served_gateway(tmp_path, env=env) as gateway:
+        port, key = gateway.port, gateway.key
+        # A head that announces a body, then nothing: 408 once the body's time is up.
+        with socket.create_connection(("127.0.0.1", port)) as stalled:
+            started = time.monotonic()
+            stalled.sendall(_post_head(port, key, 1000) + b'{"model": "gpt-image-2", ')
+            answer, closed_after = _answer_within(stalled, 8)
+        assert _status(answer) == 408, answer[:300]
+        error = json.loads(answer.partition(b"\r\n\r\n")[2])["error"]
+        assert error["code"] == "request_timeout" and "body" in error["message"]
+        assert 0.9 < time.monotonic() - started < 4 and closed_after < 8
+        # Bytes that keep coming, but slower than the rate: refused all the same (a byte every
+        # 0.2 s is 5 bytes a second; each buys 10 ms against the 100 bytes a second asked).
+        with socket.create_connection(("127.0.0.1", port)) as slow:
+            started = time.monotonic()
+            slow.sendall(_post_head(port, key, 1000))
+            _trickle(slow, b"x" * 40, chunk=1, every=0.2)
+            answer, _ = _answer_within(slow, 8)
+        assert _status(answer) == 408, answer[:300]
+        assert time.monotonic() - started < 6
+        # A body that arrives faster than the rate passes, however long it takes in all: the
+        # gateway read it whole (its JSON is answered, as malformed), after 3 s > 1 s.
+        body = b'{"model": "gpt-image-2", "prompt": ' + b" " * 560 + b"}"
+        with socket.create_connection(("127.0.0.1", port)) as steady:
+            started = time.monotonic()
+            steady.sendall(_post_head(port, key, len(body)))
+            _trickle(steady, body, chunk=60, every=0.3)  # 200 bytes a second
+            answer, _ = _answer_within(steady, 8)
+        assert time.monotonic() - started > 2.5
+        assert _status(answer) == 400, answer[:300]
+        # One connection, two requests: the second's body is timed from its own head.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as kept:
+            for _ in range(2):
+                kept.sendall(_post_head(port, key, 2))
+                time.sleep(0.6)
+                kept.sendall(b"{}")
+                answer = b""
+                while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                    answer += kept.recv(65536)
+                assert _status(answer) == 400, answer[:300]
+    assert "Traceback" not in gateway.text, gateway.text[-2000:]

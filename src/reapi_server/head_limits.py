@@ -193,9 +193,11 @@ class HeadLimitedProtocol(HttpToolsProtocol):
         if self._refused or self.transport.is_closing():
             return
         limits, now = self._meter.limits, self.loop.time()
-        if self.flow.read_paused:
-            # The gateway is behind (the application has not taken what came, or a request
-            # pipelined before this one still runs): the sender's time starts again after it.
+        waiting = self.cycle is not None and self.cycle.waiting_for_100_continue
+        if self.flow.read_paused or waiting:
+            # The gateway is behind (the application has not taken what came, a request
+            # pipelined before this one still runs, or the sender waits for `100 Continue`,
+            # which goes when the application first reads): the sender's time starts again.
             self._body_since, self._body_base = now, self._body_bytes
             self._body_late = self.loop.call_later(limits.body_seconds, self._body_due)
             return

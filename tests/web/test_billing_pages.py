@@ -215,6 +215,14 @@ async def test_auto_top_up_needs_a_saved_card_and_keeps_what_was_typed(shop, bro
     )
     assert bad.status_code == 400 and "Enter a number of credits" in bad.text
     assert 'value="lots"' in bad.text
+    # A cap no column holds, or one whose conversion would hold the event loop: refused.
+    for cap in ("1e30", "1e300000", "sNaN"):
+        huge = await browser.submit(
+            "/dashboard/billing",
+            "/dashboard/billing/auto-top-up",
+            {"enabled": "no", "threshold": "500", "pack": "starter", "monthly_cap": cap},
+        )
+        assert huge.status_code == 400 and "Enter an amount" in huge.text, cap
     saved = await browser.submit(
         "/dashboard/billing",
         "/dashboard/billing/auto-top-up",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 
 import httpx
 import pytest
@@ -232,6 +233,32 @@ async def test_auto_top_up_needs_a_saved_card_and_keeps_what_was_typed(shop, bro
     page = await browser.get(saved.headers["location"])
     assert "automatic top-up settings are saved" in page.text
     assert 'value="50.00"' in page.text and "below 500 credits" in page.text
+
+
+async def test_turning_auto_top_up_on_needs_a_recent_sign_in(shop, browsers, sim):
+    """It charges the saved card on its own: a session past its ten minutes (a stolen cookie)
+    does not set it to charge without end until its person types their password; turning it
+    off asks nothing."""
+    browser, _ = await _person(shop, browsers)
+    await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
+    )
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    await _apply_all(shop, sim)
+    start = time.time()
+    shop.rt.clock = lambda: start + 11 * 60
+    form = {"enabled": "yes", "threshold": "999999", "pack": "starter", "monthly_cap": "100000"}
+    asked = await browser.submit("/dashboard/billing", "/dashboard/billing/auto-top-up", form)
+    assert asked.status_code == 403 and 'name="current_password"' in asked.text
+    assert "charge your saved card automatically" in asked.text
+    assert 'value="999999"' not in (await browser.get("/dashboard/billing")).text  # not saved
+    off = {**form, "enabled": "no"}
+    page = "/dashboard/billing"
+    assert (await browser.submit(page, "/dashboard/billing/auto-top-up", off)).status_code == 303
+    confirmed = {**form, "confirm_access": "1", "current_password": PASSWORD}
+    saved = await browser.submit(page, "/dashboard/billing/auto-top-up", confirmed)
+    assert saved.status_code == 303 and "auto_top_up_saved" in saved.headers["location"]
 
 
 async def test_an_admin_refunds_half_and_applies_a_waiting_event(shop, browsers, sim):

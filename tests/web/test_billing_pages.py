@@ -261,6 +261,25 @@ async def test_turning_auto_top_up_on_needs_a_recent_sign_in(shop, browsers, sim
     assert saved.status_code == 303 and "auto_top_up_saved" in saved.headers["location"]
 
 
+async def test_deleting_the_account_expires_its_open_checkout(shop, browsers, sim):
+    """Checkout open in one tab, the account deleted in another: the session is expired at
+    Stripe, so it cannot take money for credits that would have no account (its top-up goes
+    with the account: nothing would credit or record the payment)."""
+    browser, email = await _person(shop, browsers)
+    bought = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+    )
+    assert bought.status_code == 303
+    deleted = await browser.submit(
+        "/settings/delete",
+        "/settings/delete",
+        {"confirmation": email, "current_password": PASSWORD},
+    )
+    assert deleted.status_code == 303
+    [session] = sim.objects("checkout.session")
+    assert session["status"] == "expired"
+
+
 async def test_an_admin_refunds_half_and_applies_a_waiting_event(shop, browsers, sim):
     from tests.web.staff import signed_in_admin
 

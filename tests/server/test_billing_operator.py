@@ -4,6 +4,7 @@ gateway's database and the Stripe simulator (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from tests.server.billing_live import PACKS, SECRET, LiveBilling, live_billing
@@ -104,10 +105,21 @@ def test_amounts_in_the_currency_unit():
     assert parse_money("5", "eur") == 500
     assert parse_money("5.5", "usd") == 550
     assert parse_money("1000", "jpy") == 1000
-    for bad in ("0", "-1", "5.555", "abc", "1.5"):
+    assert parse_money("999999999999.99", "eur") == 99_999_999_999_999
+    for bad in ("0", "-1", "5.555", "abc", "1.5", "NaN", "sNaN", "Infinity", "1e12", "1e30"):
         currency = "jpy" if bad == "1.5" else "eur"
         with pytest.raises(GatewayError):
             parse_money(bad, currency)
+
+
+def test_a_huge_exponent_is_refused_before_any_work():
+    """Turning `1e999999` into an integer takes tens of seconds (quadratic in the exponent),
+    in the event loop: any signed-in person typed it as an automatic top-up's monthly cap."""
+    started = time.process_time()
+    for typed in ("1e999999", "9" * 5000, "1e-999999"):
+        with pytest.raises(GatewayError):
+            parse_money(typed, "eur")
+    assert time.process_time() - started < 0.5
 
 
 async def test_deletion_keeps_payments_seven_years_then_the_retention_job_purges_them(billing):

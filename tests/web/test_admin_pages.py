@@ -10,12 +10,12 @@ from sqlalchemy import select
 from starlette.routing import Route
 from tests.server.helpers import auth, ledger_matches
 from tests.server.other_process import OtherProcess
-from tests.web.helpers import csrf_of
+from tests.web.helpers import PASSWORD, csrf_of
 from tests.web.staff import account_id_of, signed_in, signed_in_admin, user_id_of
 
 from reapi_server.models import AuditEntry, LedgerEntry, User
 from reapi_server.web.pages import admin as admin_pages
-from reapi_server.web.pages import admin_billing
+from reapi_server.web.pages import admin_billing, admin_promo
 
 
 def _text(page: str) -> str:
@@ -25,7 +25,8 @@ def _text(page: str) -> str:
 def _admin_routes() -> list[tuple[str, str]]:
     """(method, path template) of every admin route."""
     found = []
-    for route in (*admin_pages.router.routes, *admin_billing.router.routes):
+    routers = (admin_pages.router, admin_billing.router, admin_promo.router)
+    for route in (route for router in routers for route in router.routes):
         assert isinstance(route, Route)
         assert route.path == "/admin" or route.path.startswith("/admin/"), route.path
         for method in sorted(route.methods or ()):
@@ -47,6 +48,7 @@ async def _people(gateway, browsers):
         "user_id": await user_id_of(gateway, email),
         "payment_id": "pay_0",
         "event_id": "evt_0",
+        "code_id": "promo_0",
     }
     return admin, customer, email, values
 
@@ -216,6 +218,40 @@ async def test_deleting_a_user_needs_their_email_typed(db_web, browsers):
     assert (await customer.get("/settings")).status_code == 303  # signed out
     # The person's own deletion ran: their account went with them (the audit row stays).
     assert (await admin.get(account)).status_code == 404
+
+
+async def test_a_stale_admin_session_acts_only_after_the_password(web, browsers, clock):
+    """Sudo mode (`web.sudo`) on every admin action: an admin session whose sign-in is more
+    than ten minutes old moves no credit, disables, deletes, refunds and applies nothing, and
+    makes or withdraws no code, until its person confirms with their password."""
+    rt = web.rt
+    admin, _, email, values = await _people(web, browsers)
+    account = f"/admin/accounts/{values['account_id']}"
+    clock.advance(11 * 60)
+    form = {"amount": "500", "reason": "gift", "confirm_email": email, "code": "GIFT"}
+    form |= {"credits": "100", "max_uses": "1"}
+    posts = [_filled(path, values) for method, path in _admin_routes() if method == "POST"]
+    assert len(posts) == 8
+    for path in posts:
+        asked = await admin.submit(account, path, form)
+        assert asked.status_code == 403, (path, asked.status_code)
+        assert "Confirm it is you" in asked.text and 'name="current_password"' in asked.text
+        assert f'action="{path}"' in asked.text  # the form is posted back once confirmed
+    assert await _audit(rt) == []
+    assert await ledger_matches(rt, values["account_id"]) == (0, 0)
+    async with rt.db.read() as session:
+        assert await session.get(User, values["user_id"]) is not None
+
+    wrong = {**form, "confirm_access": "1", "current_password": "not it"}
+    refused = await admin.submit(account, f"{account}/credits", wrong)
+    assert refused.status_code == 401 and await _audit(rt) == []
+    right = {**form, "confirm_access": "1", "current_password": PASSWORD}
+    done = await admin.submit(account, f"{account}/credits", right)
+    assert done.status_code == 303
+    assert await ledger_matches(rt, values["account_id"]) == (500, 0)
+    # Confirmed for the next ten minutes: the next action asks nothing.
+    assert (await admin.submit(account, f"{account}/disable", {})).status_code == 303
+    assert [e.action for e in await _audit(rt)] == ["credits.adjust", "account.disable"]
 
 
 async def test_an_admin_cannot_delete_themselves(web, browsers):

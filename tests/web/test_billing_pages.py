@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 
 import httpx
 import pytest
@@ -215,6 +216,14 @@ async def test_auto_top_up_needs_a_saved_card_and_keeps_what_was_typed(shop, bro
     )
     assert bad.status_code == 400 and "Enter a number of credits" in bad.text
     assert 'value="lots"' in bad.text
+    # A cap no column holds, or one whose conversion would hold the event loop: refused.
+    for cap in ("1e30", "1e300000", "sNaN"):
+        huge = await browser.submit(
+            "/dashboard/billing",
+            "/dashboard/billing/auto-top-up",
+            {"enabled": "no", "threshold": "500", "pack": "starter", "monthly_cap": cap},
+        )
+        assert huge.status_code == 400 and "Enter an amount" in huge.text, cap
     saved = await browser.submit(
         "/dashboard/billing",
         "/dashboard/billing/auto-top-up",
@@ -224,6 +233,51 @@ async def test_auto_top_up_needs_a_saved_card_and_keeps_what_was_typed(shop, bro
     page = await browser.get(saved.headers["location"])
     assert "automatic top-up settings are saved" in page.text
     assert 'value="50.00"' in page.text and "below 500 credits" in page.text
+
+
+async def test_turning_auto_top_up_on_needs_a_recent_sign_in(shop, browsers, sim):
+    """It charges the saved card on its own: a session past its ten minutes (a stolen cookie)
+    does not set it to charge without end until its person types their password; turning it
+    off asks nothing."""
+    browser, _ = await _person(shop, browsers)
+    await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
+    )
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    await _apply_all(shop, sim)
+    start = time.time()
+    shop.rt.clock = lambda: start + 11 * 60
+    form = {"enabled": "yes", "threshold": "999999", "pack": "starter", "monthly_cap": "100000"}
+    asked = await browser.submit("/dashboard/billing", "/dashboard/billing/auto-top-up", form)
+    assert asked.status_code == 403 and 'name="current_password"' in asked.text
+    assert "charge your saved card automatically" in asked.text
+    assert 'value="999999"' not in (await browser.get("/dashboard/billing")).text  # not saved
+    off = {**form, "enabled": "no"}
+    page = "/dashboard/billing"
+    assert (await browser.submit(page, "/dashboard/billing/auto-top-up", off)).status_code == 303
+    confirmed = {**form, "confirm_access": "1", "current_password": PASSWORD}
+    saved = await browser.submit(page, "/dashboard/billing/auto-top-up", confirmed)
+    assert saved.status_code == 303 and "auto_top_up_saved" in saved.headers["location"]
+
+
+async def test_deleting_the_account_expires_its_open_checkout(shop, browsers, sim):
+    """Checkout open in one tab, the account deleted in another: the session is expired at
+    Stripe, so it cannot take money for credits that would have no account (its top-up goes
+    with the account: nothing would credit or record the payment)."""
+    browser, email = await _person(shop, browsers)
+    bought = await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"}
+    )
+    assert bought.status_code == 303
+    deleted = await browser.submit(
+        "/settings/delete",
+        "/settings/delete",
+        {"confirmation": email, "current_password": PASSWORD},
+    )
+    assert deleted.status_code == 303
+    [session] = sim.objects("checkout.session")
+    assert session["status"] == "expired"
 
 
 async def test_an_admin_refunds_half_and_applies_a_waiting_event(shop, browsers, sim):

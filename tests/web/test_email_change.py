@@ -159,6 +159,40 @@ async def test_a_reset_link_sent_to_the_old_address_stops_working(db_web, browse
     assert page.status_code == 400
 
 
+async def test_a_new_password_cancels_a_pending_change(db_web, browsers):
+    """Someone who knew the password asked to move the account to their address; its owner
+    changes the password (or resets it) to lock them out: the link no longer works, so it
+    cannot take the account back within its 24 hours."""
+    new_password = "a brand new passphrase 77"
+    for how in ("change", "reset"):
+        email, theirs = new_email(), new_email()
+        owner, intruder = browsers(db_web), browsers(db_web)
+        await owner.sign_up(email)
+        await intruder.sign_in(email)
+        await _ask(intruder, {"email": theirs, "current_password": PASSWORD})
+        await browsers(db_web).submit("/reset", "/reset", {"email": email})
+        [change] = await mail_to(db_web.rt, theirs)
+        [reset] = [m for m in await mail_to(db_web.rt, email) if "Reset" in m.subject]
+        if how == "change":
+            form = {"current_password": PASSWORD, "password": new_password}
+            assert (await owner.submit("/settings", "/settings/password", form)).status_code == 303
+            # The reset link asked before the change stops working too.
+            assert (await browsers(db_web).get(reset.link("/reset/confirm"))).status_code == 400
+        else:
+            link = reset.link("/reset/confirm")
+            form = {"token": reset.token("/reset/confirm"), "password": new_password}
+            assert (await owner.submit(link, "/reset/confirm", form)).status_code == 303
+        assert (
+            await browsers(db_web).get(change.link("/settings/email/confirm"))
+        ).status_code == 400
+        token = change.token("/settings/email/confirm")
+        refused = await browsers(db_web).submit(
+            "/login", "/settings/email/confirm", {"token": token}
+        )
+        assert refused.status_code == 400 and "no longer works" in refused.text, how
+        assert (await browsers(db_web).sign_in(email, new_password)).status_code == 303
+
+
 async def test_the_address_taken_meanwhile_is_refused_at_the_link(db_web, browsers):
     email, new = new_email(), new_email()
     browser = browsers(db_web)

@@ -6,10 +6,15 @@ PaymentIntent (refunds and disputes name the PaymentIntent, so they lead back to
 account's Stripe customer once there is one, creates an invoice for every purchase, and asks
 for Stripe Tax and tax IDs when the operator turned them on. It is created with the top-up's id
 as idempotency key: a retried call never makes a second session.
+
+When its account is deleted, a session still open is expired at Stripe
+(`expire_open_checkouts`): paid afterwards, it would take money for credits that have no
+account to go to, and no record of ours would say so.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +27,15 @@ from .settings import CreditPack
 from .stripe_api import BillingUnavailable
 from .throttles import checkout_counters, take_all
 
-__all__ = ["CheckoutStarted", "UnknownPack", "open_top_up", "start_checkout"]
+__all__ = [
+    "CheckoutStarted",
+    "UnknownPack",
+    "expire_open_checkouts",
+    "open_top_up",
+    "start_checkout",
+]
+
+log = logging.getLogger("reapi_server.billing")
 
 
 def open_top_up(
@@ -168,3 +181,22 @@ async def start_checkout(
     if failure is not None:
         raise failure
     return CheckoutStarted(top_up.id, str(created["id"]), str(created["url"]))
+
+
+async def expire_open_checkouts(billing: Billing, account_id: str) -> int:
+    """Expire the account's Checkout Sessions still open (it is being deleted); how many.
+    Best effort: one Stripe refuses (paid meanwhile, expired already) or cannot be reached for
+    is left as it is, and the deletion goes on."""
+    if billing.api is None:
+        return 0
+    async with billing.db.read() as session:
+        found = await repository.open_checkout_sessions(session, account_id)
+    expired = 0
+    for session_id in found:
+        try:
+            await billing.api.expire_checkout_session(session_id)
+        except Exception as error:  # Stripe's refusal or an outage: never the deletion's end
+            log.warning("checkout not expired", extra={"code": type(error).__name__})
+            continue
+        expired += 1
+    return expired

@@ -105,6 +105,13 @@ class RefundDone:
     waiting: bool = False
 
 
+#: An amount has fewer whole digits than this: far above any payment (Stripe takes 8 digits of
+#: minor units) and any monthly cap. Checked before anything is computed: a typed `1e999999`
+#: would cost tens of seconds of CPU to turn into an integer (quadratic in its exponent), and
+#: overflow the database column after.
+_MAX_WHOLE_DIGITS = 12
+
+
 def parse_money(text: str, currency: str) -> int:
     """`"5"`, `"5.5"` or `"5.50"` in the currency's own unit → minor units (cents)."""
     try:
@@ -112,12 +119,16 @@ def parse_money(text: str, currency: str) -> int:
     except InvalidOperation:
         value = Decimal(-1)
     exponent = 0 if currency.lower() in ZERO_DECIMAL_CURRENCIES else 2
+    unit = "whole units" if exponent == 0 else "at most 2 decimals"
+    refused = RefundRefused(
+        f"the amount is a positive number in {currency.upper()} ({unit})", param="amount"
+    )
+    # is_finite first: comparing a signalling NaN (`sNaN`) raises.
+    if not value.is_finite() or value <= 0 or value.adjusted() >= _MAX_WHOLE_DIGITS:
+        raise refused
     minor = value.scaleb(exponent)
-    if not value.is_finite() or minor <= 0 or minor != minor.to_integral_value():
-        unit = "whole units" if exponent == 0 else "at most 2 decimals"
-        raise RefundRefused(
-            f"the amount is a positive number in {currency.upper()} ({unit})", param="amount"
-        )
+    if minor != minor.to_integral_value():
+        raise refused
     return int(minor)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "list_for_account",
     "list_payments",
     "lock_payment",
+    "open_checkout_sessions",
     "open_disputes",
     "payment_keys",
     "profile",
@@ -262,6 +263,19 @@ async def clear_detached_links(session: AsyncSession) -> int:
         .execution_options(synchronize_session=False)
     )
     return _changed(result)
+
+
+async def open_checkout_sessions(session: AsyncSession, account_id: str) -> list[str]:
+    """The Checkout Sessions of the account's top-ups still waiting to be paid."""
+    result = await session.execute(
+        select(TopUp.stripe_checkout_session_id).where(
+            TopUp.account_id == account_id,
+            TopUp.kind == "checkout",
+            TopUp.status == "open",
+            TopUp.stripe_checkout_session_id.is_not(None),
+        )
+    )
+    return [str(found) for found in result.scalars()]
 
 
 async def forget_account(session: AsyncSession, account_id: str) -> None:

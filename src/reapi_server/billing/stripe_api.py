@@ -148,6 +148,10 @@ class StripeApi:
             )
         )
 
+    async def expire_checkout_session(self, session_id: str) -> StripeObject:
+        """Close an open session: it can no longer be paid (refused if it is not open)."""
+        return await _call(lambda: self._v1.checkout.sessions.expire_async(session_id))
+
     async def payment_intent(self, intent_id: str) -> StripeObject:
         return await _call(
             lambda: self._v1.payment_intents.retrieve_async(

@@ -109,6 +109,15 @@ class IdentityConfig:
         return [(AGE_CONSENT, "1"), *self.policy_versions.items()]
 
 
+async def _cancel_account_links(session: AsyncSession, user_id: str) -> None:
+    """A new password ends what someone who knew the old one (or held a session) may have set
+    going: a pending email change (its link, at an address they chose, would still move the
+    account there for 24 hours) and a reset link. A verification link proves only the
+    person's own address: it stays."""
+    for purpose in (CHANGE_EMAIL, RESET_PASSWORD):
+        await repository.delete_unused_tokens(session, user_id, purpose.name)
+
+
 def consent_errors(age_16_plus: bool, accept_terms: bool) -> dict[str, str]:
     """Field → message for what a person signing up has not confirmed (any way of signing up
     asks the same)."""
@@ -512,6 +521,7 @@ class Identity:
             await repository.set_password_hash(session, user.id, new_hash)
             await repository.mark_email_verified(session, user.id, used.email, now)
             await repository.delete_sessions(session, user_id=user.id)
+            await _cancel_account_links(session, user.id)
             await Throttle.clear(session, [self.throttle.for_email(SIGN_IN_PER_EMAIL, user.email)])
             await enqueue(session, self.mail.password_changed(user.email, now), now)
             signed_in = None
@@ -543,6 +553,7 @@ class Identity:
         async with self.db.write() as session:
             await repository.set_password_hash(session, user.id, new_hash)
             await repository.delete_sessions(session, user_id=user.id)
+            await _cancel_account_links(session, user.id)
             cookie, row = await sessions.start(session, user.id, client, self.config.sessions, now)
             await enqueue(session, self.mail.password_changed(user.email, now), now)
         return SignedIn(user, row.id, cookie)

@@ -2,7 +2,9 @@
 accounts, see an account's money, keys, usage, outputs and audit trail, adjust its credits,
 disable or enable it, delete its owner, see the hosts' health and the audit log.
 
-Every action is a `backoffice.actions` function, run in one transaction with its audit row."""
+Every action is a `backoffice.actions` function, run in one transaction with its audit row, and
+asks for a recent authentication first (sudo mode, `web.sudo`): a stolen admin session alone
+moves no money and disables or deletes no one."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ...site.health import by_host, overall, route_health
 from ..context import web_of
 from ..forms import field_errors, read_form
 from ..guards import require_admin
+from ..sudo import sudo_or_confirm
 from ..templates import render
 
 __all__ = ["router"]
@@ -119,6 +122,10 @@ async def adjust_credits(request: Request, account_id: str) -> Response:
     actor = _actor(request)
     web = web_of(request)
     form = await read_form(request)
+    back = f"/admin/accounts/{account_id}"
+    asked = await sudo_or_confirm(request, form.items(), back=back, doing="adjust its credits")
+    if asked is not None:
+        return asked
     try:
         amount = _amount(form.get("amount", ""))
         async with web.db.write() as session:
@@ -142,6 +149,12 @@ async def _set_disabled(request: Request, account_id: str, *, disabled: bool) ->
     async with web.db.read() as session:
         if not await lookup.account_exists(session, account_id):
             raise HTTPException(404)
+    form = await read_form(request)
+    doing = "disable the account" if disabled else "enable the account"
+    back = f"/admin/accounts/{account_id}"
+    asked = await sudo_or_confirm(request, form.items(), back=back, doing=doing)
+    if asked is not None:
+        return asked
     async with web.db.write() as session:
         await action(session, actor, account_id, now=web.clock())
     # This process refuses the account's keys at once; the others on their next lookup.
@@ -170,6 +183,10 @@ async def delete_person(request: Request, user_id: str) -> Response:
     if found is None or found.user is None:
         raise HTTPException(404)
     user, account = found.user, found.account
+    back = f"/admin/accounts/{account.id}" if account is not None else "/admin/users"
+    asked = await sudo_or_confirm(request, form.items(), back=back, doing="delete this person")
+    if asked is not None:
+        return asked
     errors: dict[str, str] = {}
     if user.id == actor.user_id:
         errors["confirm_email"] = "you cannot delete yourself here: ask another admin"

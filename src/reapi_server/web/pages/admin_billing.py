@@ -1,7 +1,7 @@
 """Admin → Billing (admins only, like every /admin page): the latest payments with a refund
 form each (through Stripe; the credits come back as for any refund), and the stored Stripe
 events with what came of each, and "Apply now" for one not applied yet. Both actions are
-audited."""
+audited, and move money: they ask for a recent authentication first (sudo mode, `web.sudo`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from ...errors import GatewayError
 from ..context import web_of
 from ..forms import field_errors, read_form
 from ..guards import require_admin
+from ..sudo import sudo_or_confirm
 from ..templates import render
 
 __all__ = ["router"]
@@ -105,6 +106,9 @@ async def refund(request: Request, payment_id: str) -> Response:
     actor = Actor.admin(require_admin(request).user.id)
     billing = _billing(request)
     form = await read_form(request)
+    asked = await sudo_or_confirm(request, form.items(), back=PAGE, doing="refund a payment")
+    if asked is not None:
+        return asked
     refused: GatewayError | None = None
     try:
         typed = form.get("amount", "").strip()
@@ -128,6 +132,10 @@ async def refund(request: Request, payment_id: str) -> Response:
 @router.post(PAGE + "/events/{event_id}/apply")
 async def apply_event(request: Request, event_id: str) -> Response:
     actor = Actor.admin(require_admin(request).user.id)
+    form = await read_form(request)
+    asked = await sudo_or_confirm(request, form.items(), back=PAGE, doing="apply a Stripe event")
+    if asked is not None:
+        return asked
     try:
         applied = await reapply_event(_billing(request), event_id, actor)
     except GatewayError as error:

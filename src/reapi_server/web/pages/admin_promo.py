@@ -1,6 +1,7 @@
 """The operator's promotion codes page (/admin/promo): the codes with their uses, a form to
 create one, and withdrawing one. Both actions are `backoffice.promo` functions, audited in the
-transaction that makes them."""
+transaction that makes them; a code hands out credits, so both ask for a recent authentication
+first (sudo mode, `web.sudo`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ...promo.service import NOTE_MAX, codes, parse_terms
 from ..context import web_of
 from ..forms import field_errors, read_form
 from ..guards import require_admin
+from ..sudo import sudo_or_confirm
 from ..templates import render
 
 __all__ = ["router"]
@@ -75,6 +77,9 @@ async def create(request: Request) -> Response:
     actor = Actor.admin(require_admin(request).user.id)
     web = web_of(request)
     form = await read_form(request)
+    asked = await sudo_or_confirm(request, form.items(), back=PAGE, doing="create a promotion code")
+    if asked is not None:
+        return asked
     try:
         terms = parse_terms(
             code=form.get("code", ""),
@@ -95,6 +100,10 @@ async def create(request: Request) -> Response:
 async def disable(request: Request, code_id: str) -> Response:
     actor = Actor.admin(require_admin(request).user.id)
     web = web_of(request)
+    form = await read_form(request)
+    asked = await sudo_or_confirm(request, form.items(), back=PAGE, doing="withdraw the code")
+    if asked is not None:
+        return asked
     async with web.db.write() as session:
         await actions.disable_code(session, actor, code_id, now=web.clock())
     return RedirectResponse(f"{PAGE}?done=promo_disabled#code-{code_id}", 303)

@@ -1,5 +1,6 @@
 """Dashboard → Billing: the balance, buying a credit pack through Stripe Checkout (verified
-users only), the success and cancel pages Checkout returns to, automatic top-up, redeeming a
+users only), the success and cancel pages Checkout returns to, automatic top-up (turning it on,
+or changing it while on, is sudo mode: `web.sudo`), redeeming a
 promotion code (`pages.promo`), and the billing history (every payment, refund and dispute, with
 invoices; CSV).
 
@@ -31,6 +32,7 @@ from ...models import Account, TopUp
 from ..context import client_of, web_of
 from ..forms import field_errors, read_form, retry_headers
 from ..guards import require_session
+from ..sudo import sudo_or_confirm
 from ..templates import render
 from . import promo
 
@@ -261,6 +263,13 @@ async def auto_top_up(request: Request) -> Response:
     form = await read_form(request)
     account = await _account(request, current)
     entered = {key: form.get(key, "") for key in ("enabled", "threshold", "pack", "monthly_cap")}
+    if entered["enabled"] == "yes":
+        # It charges the saved card on its own, up to the cap: a stolen session must not set
+        # a threshold that is always reached and a cap of millions. Turning it off asks nothing.
+        doing = "charge your saved card automatically"
+        asked = await sudo_or_confirm(request, form.items(), back=PAGE, doing=doing)
+        if asked is not None:
+            return asked
     errors: dict[str, str] = {}
     threshold = entered["threshold"].strip().replace(",", "")
     if not threshold.isdigit() or len(threshold) > 15:

@@ -123,7 +123,9 @@ async def adjust_credits(request: Request, account_id: str) -> Response:
     web = web_of(request)
     form = await read_form(request)
     back = f"/admin/accounts/{account_id}"
-    asked = await sudo_or_confirm(request, form.items(), back=back, doing="adjust its credits")
+    asked = await sudo_or_confirm(
+        request, form.items(), back=back, doing="adjust this account's credits"
+    )
     if asked is not None:
         return asked
     try:

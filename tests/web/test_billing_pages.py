@@ -280,6 +280,187 @@ async def test_deleting_the_account_expires_its_open_checkout(shop, browsers, si
     assert session["status"] == "expired"
 
 
+async def _delete_account(browser, email) -> None:
+    deleted = await browser.submit(
+        "/settings/delete",
+        "/settings/delete",
+        {"confirmation": email, "current_password": PASSWORD},
+    )
+    assert deleted.status_code == 303
+
+
+async def _outcomes(gateway) -> dict[str, str | None]:
+    from reapi_server.models import StripeEvent
+
+    async with gateway.rt.db.read() as session:
+        rows = (await session.execute(select(StripeEvent))).scalars()
+        return {row.type: row.outcome for row in rows}
+
+
+async def _tombstones(gateway) -> list[str]:
+    from reapi_server.models import DeletedTopUp
+
+    async with gateway.rt.db.read() as session:
+        return list((await session.execute(select(DeletedTopUp.id))).scalars())
+
+
+async def test_a_payment_landing_after_the_deletion_is_refunded_and_recorded(
+    shop, browsers, sim, caplog
+):
+    """Paid seconds before the account's deletion, its webhook applied after: the top-up went
+    with the account, so nothing can be credited. The payment is refunded in full at Stripe,
+    kept on record without an account (with its refund), logged, and its event says so on
+    Admin → Billing; the top-up's tombstone goes with the retention job after 30 days."""
+    from tests.web.staff import signed_in_admin
+
+    from reapi_server.models import Refund
+    from reapi_server.retention import purge_once
+
+    browser, email = await _person(shop, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])  # paid; its webhook not applied yet
+    await _delete_account(browser, email)
+    [top_up_id] = await _tombstones(shop)
+    assert top_up_id == session["client_reference_id"]
+
+    await _apply_all(shop, sim)
+    [refund] = sim.objects("refund")
+    assert refund["amount"] == 1000 and refund["status"] == "succeeded"
+    assert refund["metadata"]["requested_by"] == "gateway"
+    outcomes = await _outcomes(shop)
+    paid_events = ("checkout.session.completed", "payment_intent.succeeded")
+    assert sorted(outcomes[kind] for kind in paid_events) == ["account_deleted", "nothing"]
+    assert any(
+        r.levelname == "WARNING" and "after its account was deleted" in r.getMessage()
+        for r in caplog.records
+    )
+    await _apply_all(shop, sim)  # charge.refunded, after the refund: already recorded
+    assert (await _outcomes(shop))["charge.refunded"] == "nothing"
+    assert len(sim.objects("refund")) == 1
+    async with shop.rt.db.read() as db:
+        [payment] = (await db.execute(select(Payment))).scalars()
+        [row] = (await db.execute(select(Refund))).scalars()
+    assert payment.account_id is None and payment.detached_at is not None
+    assert (payment.status, payment.amount, payment.amount_refunded) == ("paid", 1000, 1000)
+    assert payment.credits == 0 and payment.top_up_id == top_up_id
+    assert payment.stripe_payment_intent_id == refund["payment_intent"]
+    assert payment.receipt_url is None and payment.stripe_customer_id is None
+    assert (row.id, row.payment_id, row.amount) == (refund["id"], payment.id, 1000)
+    assert (row.requested_by, row.credits) == ("gateway", 0)
+
+    admin, _ = await signed_in_admin(shop, browsers)
+    page = await admin.get("/admin/billing")
+    assert "paid after the account was deleted: refunded" in page.text
+    assert "deleted account" in page.text and "Refunded" in page.text
+
+    start = shop.rt.now()
+    shop.rt.clock = lambda: start + 29 * 86_400
+    assert (await purge_once(shop.rt)).deleted_top_ups == 0
+    shop.rt.clock = lambda: start + 31 * 86_400
+    assert (await purge_once(shop.rt)).deleted_top_ups == 1
+    assert await _tombstones(shop) == []
+    async with shop.rt.db.read() as db:  # the payment stays (7 years)
+        assert (await db.execute(select(Payment.id))).scalars().all() == [payment.id]
+
+
+async def test_a_bank_debit_settling_after_the_deletion_is_refunded(shop, browsers, sim):
+    """A SEPA debit processing when the account was deleted (its pending payment detached
+    with the account) succeeds days later: refunded in full, the record says paid and
+    refunded, no account."""
+    browser, email = await _person(shop, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"], pay_later=True)
+    await _apply_all(shop, sim)
+    assert (await _outcomes(shop))["checkout.session.completed"] == "pending"
+    await _delete_account(browser, email)
+    assert len(await _tombstones(shop)) == 1
+
+    sim.settle_session(session["id"], succeeded=True)
+    await _apply_all(shop, sim)
+    [refund] = sim.objects("refund")
+    assert refund["amount"] == 1000
+    assert "account_deleted" in (await _outcomes(shop)).values()
+    async with shop.rt.db.read() as db:
+        [payment] = (await db.execute(select(Payment))).scalars()
+    assert payment.account_id is None and payment.status == "paid"
+    assert (payment.amount_refunded, payment.credits) == (1000, 0)
+
+
+async def test_a_failing_refund_keeps_the_event_for_a_retry(shop, browsers, sim, monkeypatch):
+    """Stripe refuses or cannot be reached for the refund: the event is not applied (nothing
+    recorded), stays listed as not applied with its error, and its retry refunds it."""
+    from tests.web.staff import signed_in_admin
+
+    from reapi_server.billing.stripe_api import BillingUnavailable
+    from reapi_server.models import StripeEvent
+
+    browser, email = await _person(shop, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    await _delete_account(browser, email)
+    api = shop.rt.billing.api
+    refund = api.create_refund
+
+    async def unavailable(**_: object) -> None:
+        raise BillingUnavailable("the payment provider answered 500")
+
+    monkeypatch.setattr(api, "create_refund", unavailable)
+    completed = sim.last_event("checkout.session.completed")["id"]
+    with pytest.raises(BillingUnavailable):
+        await _apply_all(shop, sim, first=completed)
+    async with shop.rt.db.read() as db:
+        event = await db.get(StripeEvent, completed)
+        assert event.handled_at is None and event.last_error == "BillingUnavailable"
+        assert event.next_attempt_at is not None and event.given_up_at is None
+        assert (await db.execute(select(Payment))).first() is None
+    admin, _ = await signed_in_admin(shop, browsers)
+    page = await admin.get("/admin/billing?events=unhandled")
+    assert completed in page.text and "BillingUnavailable" in page.text
+
+    monkeypatch.setattr(api, "create_refund", refund)
+    applied = await shop.rt.billing.apply(completed)  # what the retry loop does when due
+    assert (applied.state, applied.outcome) == ("applied", "account_deleted")
+    assert [r["amount"] for r in sim.objects("refund")] == [1000]
+
+
+async def test_another_integration_s_payment_stays_not_ours(shop, sim):
+    """A payment on the same Stripe account for a top-up id that was never ours is neither
+    refunded nor recorded: `not_ours`, as before."""
+    api = shop.rt.billing.api
+    metadata = {"top_up_id": "tu_elsewhere"}
+    made = await api.create_checkout_session(
+        {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": "eur",
+                        "unit_amount": 700,
+                        "product_data": {"name": "Another shop's product"},
+                    },
+                }
+            ],
+            "client_reference_id": "tu_elsewhere",
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "success_url": "http://elsewhere.test/done",
+        },
+        idempotency_key="elsewhere",
+    )
+    sim.complete_session(made["id"])
+    await _apply_all(shop, sim)
+    outcomes = await _outcomes(shop)
+    assert outcomes["checkout.session.completed"] == "not_ours"
+    assert outcomes["payment_intent.succeeded"] == "not_ours"
+    assert sim.objects("refund") == []
+    async with shop.rt.db.read() as db:
+        assert (await db.execute(select(Payment))).first() is None
+
+
 async def test_an_admin_refunds_half_and_applies_a_waiting_event(shop, browsers, sim):
     from tests.web.staff import signed_in_admin
 

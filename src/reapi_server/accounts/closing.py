@@ -7,7 +7,9 @@ set, keys revoked: nothing more is held for it, in any process):
    and its hold released, exactly once;
 2. its outputs (rows now, objects queued with them and deleted at once), usage rows and
    idempotency records are deleted; its payment records (with their refunds and disputes) are
-   detached and kept; its billing profile (Stripe customer, saved card) and top-ups go;
+   detached and kept; its billing profile (Stripe customer, saved card) and top-ups go, a
+   tombstone (ids only) of each top-up that may still be paid staying 30 days, so a payment
+   already on its way is refunded when it lands (`billing.after_deletion`);
 3. once no request of it is in flight (no credit held), its ledger, holds, keys and the account
    row itself. An image request still running when the person left finishes as it would have
    (its rows are written against the closed account, which still exists), and the next pass
@@ -64,7 +66,7 @@ async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
         usage_rows = await usage.delete_for_account(session, account_id)
         await idempotency.delete_for_account(session, account_id)
         await payments.detach_account(session, account_id, now=now)
-        await payments.forget_account(session, account_id)
+        await payments.forget_account(session, account_id, now=now)
         removed = False
         if not in_flight:
             # Nothing can be held any more (the account is closed), so nothing settles after.

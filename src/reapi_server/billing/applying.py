@@ -77,13 +77,19 @@ async def payment_of(session: AsyncSession, about: StripeObject) -> Payment | No
         return payment  # under review: its refunds and disputes move money, no credits
     metadata = intent.get("metadata") if isinstance(intent, dict) else None
     top_up_id = metadata.get("top_up_id") if isinstance(metadata, dict) else None
-    ours = payment is not None or (
-        isinstance(top_up_id, str) and await repository.get_top_up(session, top_up_id) is not None
-    )
+    ours = payment is not None or (isinstance(top_up_id, str) and await _known(session, top_up_id))
     if ours:
         waits_for = object_id(intent) or charge_id or top_up_id
         raise Waiting("the payment is not credited yet", on=waits_for)
     return None
+
+
+async def _known(session: AsyncSession, top_up_id: str) -> bool:
+    """A top-up of ours, or the tombstone of one whose account was deleted (its payment is
+    recorded when its own event is applied: `after_deletion`)."""
+    if await repository.get_top_up(session, top_up_id) is not None:
+        return True
+    return await repository.deleted_top_up(session, top_up_id) is not None
 
 
 async def lock_account(session: AsyncSession, account_id: str | None) -> None:

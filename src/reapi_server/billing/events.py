@@ -3,7 +3,8 @@
 Applying an event (`apply_event`):
 
 1. fetch from Stripe what it is about, again (never trusting the event's body: it was signed,
-   but it is a snapshot, maybe older than another event already applied);
+   but it is a snapshot, maybe older than another event already applied); a payment of a
+   deleted account's top-up is refunded at this point (`after_deletion`);
 2. in ONE transaction: claim the event (`event_store.claim`: `handled_at` set if nobody has),
    lock the account, bring our rows to what Stripe says, move the credit, queue the receipt.
    A failure, or a dependency not there yet (`Waiting`), rolls all of it back, claim included;
@@ -23,6 +24,7 @@ from ..credits import movements
 from ..db import Database
 from ..models import StripeEvent
 from . import event_store
+from .after_deletion import LatePayment, apply_late, late_checkout, late_intent, refund_first
 from .applying import Applying, Waiting
 from .disputes import apply_dispute
 from .purchases import apply_checkout, apply_intent, charged_from, checkout_from
@@ -32,30 +34,46 @@ from .stripe_api import StripeApi, object_id
 __all__ = ["HANDLED_TYPES", "Applied", "apply_event", "retry_delay"]
 
 Apply = Callable[[AsyncSession, Applying], Awaitable[str]]
-Fetch = Callable[[StripeApi, str], Awaitable[Apply]]
+Fetch = Callable[[StripeApi, Database, str], Awaitable[Apply]]
 
 
-async def _checkout(api: StripeApi, session_id: str) -> Apply:
+async def _or_late(db: Database, api: StripeApi, ours: Apply, late: LatePayment) -> Apply:
+    """`ours`, or, for a top-up that went with its deleted account, `after_deletion`'s: its
+    refund made first (outside the transaction), then recorded."""
+    charge = await refund_first(db, api, late)
+
+    async def apply(session: AsyncSession, ctx: Applying) -> str:
+        outcome = await ours(session, ctx)
+        if outcome != "not_ours":
+            return outcome
+        return await apply_late(session, late, charge, ctx)
+
+    return apply
+
+
+async def _checkout(api: StripeApi, db: Database, session_id: str) -> Apply:
     found = await api.checkout_session(session_id)
     invoice_id = object_id(found.get("invoice"))
     invoice = await api.invoice(invoice_id) if invoice_id else None
     checkout = checkout_from(found, invoice)
-    return lambda session, ctx: apply_checkout(session, checkout, ctx)
+    ours: Apply = lambda session, ctx: apply_checkout(session, checkout, ctx)  # noqa: E731
+    return await _or_late(db, api, ours, late_checkout(checkout))
 
 
-async def _refunds(api: StripeApi, charge_id: str) -> Apply:
+async def _refunds(api: StripeApi, db: Database, charge_id: str) -> Apply:
     charge = await api.charge(charge_id)
     return lambda session, ctx: apply_charge_refunds(session, charge, ctx)
 
 
-async def _dispute(api: StripeApi, dispute_id: str) -> Apply:
+async def _dispute(api: StripeApi, db: Database, dispute_id: str) -> Apply:
     dispute = await api.dispute(dispute_id)
     return lambda session, ctx: apply_dispute(session, dispute, ctx)
 
 
-async def _intent(api: StripeApi, intent_id: str) -> Apply:
+async def _intent(api: StripeApi, db: Database, intent_id: str) -> Apply:
     intent = charged_from(await api.payment_intent(intent_id))
-    return lambda session, ctx: apply_intent(session, intent, ctx)
+    ours: Apply = lambda session, ctx: apply_intent(session, intent, ctx)  # noqa: E731
+    return await _or_late(db, api, ours, late_intent(intent))
 
 
 #: Event type → how to fetch what it is about. The webhook endpoint must send these.
@@ -112,7 +130,7 @@ async def apply_event(
         return Applied("ignored" if ignored else "done")
     failure: Exception | None = None
     try:
-        apply = await fetch(api, row.object_id)
+        apply = await fetch(api, db, row.object_id)
         ctx = make_context()
         async with db.write() as session:
             if not await event_store.claim(session, event_id, ctx.now, "applying"):

@@ -77,6 +77,13 @@ def _metadata(refund: Mapping[str, Any]) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _requested_by(metadata: Mapping[str, Any]) -> str:
+    """operator (admin, CLI), gateway (a payment after its account's deletion: `after_deletion`)
+    or stripe (its dashboard, or Stripe itself)."""
+    asked = metadata.get("requested_by")
+    return asked if asked in ("operator", "gateway") else "stripe"
+
+
 #: How soon a refund waiting for holds looks again: a hold may close at any moment.
 HOLD_RETRY_SECONDS = 5.0
 
@@ -169,7 +176,7 @@ async def apply_charge_refunds(session: AsyncSession, charge: StripeObject, ctx:
             credits_taken=0,
             credits_debt=0,
             credits_waived=to_take,
-            requested_by="operator" if metadata.get("requested_by") == "operator" else "stripe",
+            requested_by=_requested_by(metadata),
             created_at=ctx.now,  # our clock, as the payment's: one order in the history
         )
         if payment.account_id is not None and to_take > 0:

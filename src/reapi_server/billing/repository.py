@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import CursorResult, delete, func, or_, select, update
+from sqlalchemy import CursorResult, Float, delete, func, literal, or_, select, update
+from sqlalchemy import insert as insert_into
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
-from ..models import BillingProfile, Dispute, Payment, Refund, TopUp
+from ..models import BillingProfile, DeletedTopUp, Dispute, Payment, Refund, TopUp
 
 __all__ = [
     "auto_spent_since",
     "clear_detached_links",
     "delete_expired",
+    "delete_tombstones_before",
+    "deleted_top_up",
     "detach",
     "detach_account",
     "dispute",
@@ -106,7 +109,7 @@ async def auto_spent_since(session: AsyncSession, account_id: str, since: float)
 async def insert(
     session: AsyncSession,
     *,
-    account_id: str,
+    account_id: str | None,
     product: str,
     credits: int,
     amount: int,
@@ -278,15 +281,48 @@ async def open_checkout_sessions(session: AsyncSession, account_id: str) -> list
     return [str(found) for found in result.scalars()]
 
 
-async def forget_account(session: AsyncSession, account_id: str) -> None:
+#: Top-ups that may still be paid: a checkout not paid yet (its session may still be open, if
+#: expiring it failed), or a payment Stripe is processing (a bank debit settles in days).
+_PAYABLE = ("open", "pending")
+
+
+async def forget_account(session: AsyncSession, account_id: str, *, now: float) -> None:
     """The account is being deleted: its billing profile (Stripe customer, saved card, auto
-    top-up settings) and top-ups go; its disputes stay with their payments, detached."""
+    top-up settings) and top-ups go, a tombstone (ids only) staying for each top-up that may
+    still be paid (`after_deletion`); its disputes stay with their payments, detached."""
     connection = await session.connection()
+    payable = select(
+        TopUp.id,
+        TopUp.stripe_checkout_session_id,
+        TopUp.stripe_payment_intent_id,
+        literal(now, Float),
+    ).where(TopUp.account_id == account_id, TopUp.status.in_(_PAYABLE))
+    await connection.execute(
+        insert_into(DeletedTopUp).from_select(
+            ["id", "stripe_checkout_session_id", "stripe_payment_intent_id", "deleted_at"],
+            payable,
+        )
+    )
     await connection.execute(delete(BillingProfile).where(BillingProfile.account_id == account_id))
     await connection.execute(delete(TopUp).where(TopUp.account_id == account_id))
     await connection.execute(
         update(Dispute).where(Dispute.account_id == account_id).values(account_id=None)
     )
+
+
+async def deleted_top_up(session: AsyncSession, top_up_id: str) -> DeletedTopUp | None:
+    """The tombstone of a deleted account's top-up that could still be paid, if any."""
+    return await session.get(DeletedTopUp, top_up_id, populate_existing=True)
+
+
+async def delete_tombstones_before(session: AsyncSession, cutoff: float, limit: int) -> int:
+    """Tombstones of top-ups deleted before `cutoff` (any payment of theirs has settled)."""
+    batch = select(DeletedTopUp.id).where(DeletedTopUp.deleted_at < cutoff).limit(limit)
+    connection = await session.connection()
+    result = await connection.execute(
+        delete(DeletedTopUp).where(DeletedTopUp.id.in_(batch.scalar_subquery()))
+    )
+    return _changed(result)
 
 
 async def delete_expired(session: AsyncSession, cutoff: float, limit: int) -> int:

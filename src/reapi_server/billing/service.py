@@ -26,8 +26,9 @@ __all__ = ["BadEvent", "Billing"]
 
 log = logging.getLogger("reapi_server.billing")
 
-#: Outcomes other events may wait for: a payment credited (its refunds, its disputes).
-_DEPENDED_ON = frozenset({"credited"})
+#: Outcomes other events may wait for: a payment credited (its refunds, its disputes), or
+#: recorded and refunded after its account's deletion (`after_deletion`).
+_DEPENDED_ON = frozenset({"credited", "account_deleted"})
 #: Stripe's events are far below this; anything larger is not one.
 MAX_EVENT_BYTES = 1024 * 1024
 

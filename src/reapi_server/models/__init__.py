@@ -5,7 +5,15 @@ from .alerts import BalanceAlert, KeySpendAlert
 from .api_keys import ApiKey
 from .audit import AuditEntry
 from .base import Base
-from .billing import BillingProfile, Dispute, Payment, Refund, StripeEvent, TopUp
+from .billing import (
+    BillingProfile,
+    DeletedTopUp,
+    Dispute,
+    Payment,
+    Refund,
+    StripeEvent,
+    TopUp,
+)
 from .commit_markers import CommitMarker
 from .credits import MAX_CREDITS, CreditHold, LedgerEntry
 from .deletions import PendingDeletion
@@ -45,6 +53,7 @@ __all__ = [
     "CommitMarker",
     "Consent",
     "CreditHold",
+    "DeletedTopUp",
     "Dispute",
     "FleetSecret",
     "IdempotencyRecord",

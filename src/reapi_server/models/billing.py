@@ -19,6 +19,9 @@
   Only ids and types are kept: Stripe's objects are fetched again from Stripe before anything
   moves.
 - `BillingProfile`: an account's Stripe customer, its saved card and its auto top-up settings.
+- `DeletedTopUp`: a tombstone of a deleted account's top-up that could still be paid (open,
+  or a bank debit processing): ids only, for `billing.after_deletion` to recognise a payment
+  that arrives afterwards and refund it. Deleted by the retention job after 30 days.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .base import Base
 from .partial_index import partial_index
 
-__all__ = ["BillingProfile", "Dispute", "Payment", "Refund", "StripeEvent", "TopUp"]
+__all__ = [
+    "BillingProfile",
+    "DeletedTopUp",
+    "Dispute",
+    "Payment",
+    "Refund",
+    "StripeEvent",
+    "TopUp",
+]
 
 
 class TopUp(Base):
@@ -83,6 +94,19 @@ class TopUp(Base):
     closed_at: Mapped[float | None] = mapped_column(Float, default=None)
     #: An automatic top-up's PaymentIntent was last fetched again from Stripe (while pending).
     checked_at: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class DeletedTopUp(Base):
+    """A top-up that went with its account while it could still be paid. Nothing of the
+    person, the account or the money: what a payment event names it by, and when."""
+
+    __tablename__ = "deleted_top_ups"
+
+    #: Our top-up id (the Checkout Session's `client_reference_id`, the metadata's `top_up_id`).
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    deleted_at: Mapped[float] = mapped_column(Float, index=True)
 
 
 class Payment(Base):
@@ -158,7 +182,8 @@ class Refund(Base):
     credits_taken: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_debt: Mapped[int] = mapped_column(BigInteger, default=0)
     credits_waived: Mapped[int] = mapped_column(BigInteger, default=0)
-    #: Who asked: operator (admin or CLI) | stripe (the Stripe dashboard, or Stripe itself)
+    #: Who asked: operator (admin or CLI) | gateway (paid after its account was deleted) |
+    #: stripe (the Stripe dashboard, or Stripe itself)
     requested_by: Mapped[str] = mapped_column(String(16), default="stripe")
     created_at: Mapped[float] = mapped_column(Float)
 

@@ -4,7 +4,7 @@
 events handled that long ago), and payment records older than `payment_retention_days`
 (7 years), with their refunds and disputes; a kept payment detached from its deleted account
 loses any link to Stripe's hosted invoice or receipt pages left on it (they show the buyer's
-name and card).
+name and card); a deleted account's top-up tombstones (ids only) after 30 days.
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..billing import event_store
 from ..billing import repository as payments
+from ..billing.after_deletion import TOMBSTONE_DAYS
 from ..mirror.repository import enqueue_deletions
 from ..mirror.service import purge_deletions
 from ..runtime import Runtime
@@ -56,6 +57,8 @@ class RetentionReport:
     credit_holds: int = 0
     #: Per-request ledger rows folded into `carried` rows (net: rows the ledger lost).
     ledger_rows: int = 0
+    #: Tombstones of deleted accounts' top-ups past `TOMBSTONE_DAYS` (`billing.after_deletion`).
+    deleted_top_ups: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -111,6 +114,8 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         # Kept payments hold no links to Stripe's hosted pages once detached.
         await payments.clear_detached_links(session)
     events = await _in_batches(rt, event_store.delete_handled_before, cutoff, batch)
+    tombstone_cutoff = rt.now() - TOMBSTONE_DAYS * DAY
+    tombstones = await _in_batches(rt, payments.delete_tombstones_before, tombstone_cutoff, batch)
     objects = await _until_short(lambda: purge_deletions(rt, batch=batch), batch)
     abandoned = await rt.store.sweep_abandoned(rt.now() - rt.settings.abandoned_write_seconds)
     deliveries = await _in_batches(
@@ -131,12 +136,14 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         events,
         holds,
         ledger_rows,
+        tombstones,
     )
     if any(astuple(report)):  # something was deleted
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
             f"payments={old_payments} objects={objects} abandoned={abandoned} "
-            f"webhooks={deliveries} events={events} holds={holds} ledger={ledger_rows}"
+            f"webhooks={deliveries} events={events} holds={holds} ledger={ledger_rows} "
+            f"tombstones={tombstones}"
         )
         log.info("retention purge", extra={"code": counts})
         rt.db.personal_data_deleted()

@@ -47,6 +47,7 @@ OUTCOMES = {
     "nothing": "no change needed",
     "by_checkout": "left to its checkout",
     "not_ours": "not one of ours",
+    "account_deleted": "paid after the account was deleted: refunded",
     "amount_mismatch": "amount mismatch: not credited",
     "review": "paid, not its pack: held for review",
     "other_intent": "a second payment for one top-up: not credited",

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 
 from reapi_server.db import Database
@@ -206,3 +206,41 @@ def test_partial_indexes_are_partial_on_both_databases():
         for dialect in (postgresql.dialect(), sqlite.dialect()):
             ddl = str(CreateIndex(index).compile(dialect=dialect))
             assert ddl.endswith(f" WHERE {where}"), (dialect.name, ddl)
+
+
+# -- 0024_deleted_top_ups: tombstones of a deleted account's payable top-ups -------------------
+
+
+async def _check_0024_round_trip(url: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0024_deleted_top_ups")
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO deleted_top_ups (id, stripe_checkout_session_id,"
+                    " stripe_payment_intent_id, deleted_at) VALUES ('tu_1', 'cs_1', NULL, 5.0)"
+                )
+            )
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0023_rollup_finished_rows")
+    db = Database(url)
+    try:
+        with pytest.raises(DBAPIError):
+            async with db.read() as session:
+                await session.execute(text("SELECT count(*) FROM deleted_top_ups"))
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+
+
+async def test_0024_adds_the_tombstones_and_its_downgrade_drops_them(tmp_path):
+    await _check_0024_round_trip(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.postgres
+async def test_0024_on_postgres(postgres_server):  # noqa: F811
+    name = f"m_{secrets.token_hex(6)}"
+    await asyncio.to_thread(postgres_server.execute, f"CREATE DATABASE {name}")
+    await _check_0024_round_trip(postgres_server.url(name))

@@ -53,6 +53,7 @@ NOT_PERSONAL = {
     "fleet_secret": "the installation's one secret (one row); no owner",
     "stripe_events": "Stripe's event ids and types (what they are about is fetched from Stripe)",
     "promo_codes": "the operator's promotion codes; who redeemed one: promo_redemptions",
+    "deleted_top_ups": "made at deletion: ids of top-ups still payable (ours, Stripe's), no owner",
 }
 #: Tables whose rows about a person outlive them on purpose (and why). Deletion leaves these,
 #: naming only ids that no longer lead to anyone; `payments` is kept too, detached (its

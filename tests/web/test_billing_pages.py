@@ -45,6 +45,14 @@ async def shop(make_gateway, sim):
     return await make_gateway(public_base_url="http://gateway.test", billing=_billing(sim))
 
 
+@pytest.fixture
+async def db_shop(database_url, make_gateway, sim):
+    """`shop` on SQLite, then on PostgreSQL."""
+    return await make_gateway(
+        database_url=database_url, public_base_url="http://gateway.test", billing=_billing(sim)
+    )
+
+
 async def _person(gateway, browsers, *, verified: bool = True):
     browser = browsers(gateway)
     email = new_email()
@@ -305,7 +313,7 @@ async def _tombstones(gateway) -> list[str]:
 
 
 async def test_a_payment_landing_after_the_deletion_is_refunded_and_recorded(
-    shop, browsers, sim, caplog
+    db_shop, browsers, sim, caplog
 ):
     """Paid seconds before the account's deletion, its webhook applied after: the top-up went
     with the account, so nothing can be credited. The payment is refunded in full at Stripe,
@@ -316,29 +324,29 @@ async def test_a_payment_landing_after_the_deletion_is_refunded_and_recorded(
     from reapi_server.models import Refund
     from reapi_server.retention import purge_once
 
-    browser, email = await _person(shop, browsers)
+    browser, email = await _person(db_shop, browsers)
     await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
     [session] = sim.objects("checkout.session")
     sim.complete_session(session["id"])  # paid; its webhook not applied yet
     await _delete_account(browser, email)
-    [top_up_id] = await _tombstones(shop)
+    [top_up_id] = await _tombstones(db_shop)
     assert top_up_id == session["client_reference_id"]
 
-    await _apply_all(shop, sim)
+    await _apply_all(db_shop, sim)
     [refund] = sim.objects("refund")
     assert refund["amount"] == 1000 and refund["status"] == "succeeded"
     assert refund["metadata"]["requested_by"] == "gateway"
-    outcomes = await _outcomes(shop)
+    outcomes = await _outcomes(db_shop)
     paid_events = ("checkout.session.completed", "payment_intent.succeeded")
     assert sorted(outcomes[kind] for kind in paid_events) == ["account_deleted", "nothing"]
     assert any(
         r.levelname == "WARNING" and "after its account was deleted" in r.getMessage()
         for r in caplog.records
     )
-    await _apply_all(shop, sim)  # charge.refunded, after the refund: already recorded
-    assert (await _outcomes(shop))["charge.refunded"] == "nothing"
+    await _apply_all(db_shop, sim)  # charge.refunded, after the refund: already recorded
+    assert (await _outcomes(db_shop))["charge.refunded"] == "nothing"
     assert len(sim.objects("refund")) == 1
-    async with shop.rt.db.read() as db:
+    async with db_shop.rt.db.read() as db:
         [payment] = (await db.execute(select(Payment))).scalars()
         [row] = (await db.execute(select(Refund))).scalars()
     assert payment.account_id is None and payment.detached_at is not None
@@ -349,18 +357,18 @@ async def test_a_payment_landing_after_the_deletion_is_refunded_and_recorded(
     assert (row.id, row.payment_id, row.amount) == (refund["id"], payment.id, 1000)
     assert (row.requested_by, row.credits) == ("gateway", 0)
 
-    admin, _ = await signed_in_admin(shop, browsers)
+    admin, _ = await signed_in_admin(db_shop, browsers)
     page = await admin.get("/admin/billing")
     assert "paid after the account was deleted: refunded" in page.text
     assert "deleted account" in page.text and "Refunded" in page.text
 
-    start = shop.rt.now()
-    shop.rt.clock = lambda: start + 29 * 86_400
-    assert (await purge_once(shop.rt)).deleted_top_ups == 0
-    shop.rt.clock = lambda: start + 31 * 86_400
-    assert (await purge_once(shop.rt)).deleted_top_ups == 1
-    assert await _tombstones(shop) == []
-    async with shop.rt.db.read() as db:  # the payment stays (7 years)
+    start = db_shop.rt.now()
+    db_shop.rt.clock = lambda: start + 29 * 86_400
+    assert (await purge_once(db_shop.rt)).deleted_top_ups == 0
+    db_shop.rt.clock = lambda: start + 31 * 86_400
+    assert (await purge_once(db_shop.rt)).deleted_top_ups == 1
+    assert await _tombstones(db_shop) == []
+    async with db_shop.rt.db.read() as db:  # the payment stays (7 years)
         assert (await db.execute(select(Payment.id))).scalars().all() == [payment.id]
 
 

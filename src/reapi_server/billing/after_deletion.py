@@ -121,11 +121,11 @@ async def refund_first(db: Database, api: StripeApi, late: LatePayment) -> Strip
     intent = late.intent
     if not late.paid or late.top_up_id is None or intent is None or intent.charge_id is None:
         return None
-    async with db.read() as session:
+    async with db.read() as session:  # one primary-key read for a top-up of a live account
         tombstone = await repository.deleted_top_up(session, late.top_up_id)
+        if tombstone is None or not _matches(tombstone, late):
+            return None
         recorded = await repository.find_payment(session, top_up_id=late.top_up_id)
-    if tombstone is None or not _matches(tombstone, late):
-        return None
     if recorded is not None and recorded.amount_refunded >= recorded.amount:
         return None
     charge = await api.charge(intent.charge_id)

@@ -396,6 +396,35 @@ async def test_a_bank_debit_settling_after_the_deletion_is_refunded(shop, browse
     assert (payment.amount_refunded, payment.credits) == (1000, 0)
 
 
+async def test_a_dashboard_refund_before_it_waits_and_the_rest_is_refunded(shop, browsers, sim):
+    """Part of it refunded from Stripe's dashboard before its payment's event was applied: the
+    refund's event waits for the payment (it is ours: a tombstone), the payment's event refunds
+    what is left, and both refunds are on record."""
+    from reapi_server.models import Refund, StripeEvent
+
+    browser, email = await _person(shop, browsers)
+    await browser.submit("/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter"})
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    await _delete_account(browser, email)
+    charge = sim.get(session["id"], expand=["payment_intent"])["payment_intent"]["latest_charge"]
+    sim.refund(charge, amount=100)
+    refunded = sim.last_event("charge.refunded")["id"]
+    await _apply_all(shop, sim, first=refunded)
+    assert sorted(r["amount"] for r in sim.objects("refund")) == [100, 900]
+    async with shop.rt.db.read() as db:
+        event = await db.get(StripeEvent, refunded)
+        assert event.handled_at is None and event.last_error == "waiting"
+    await shop.rt.billing.retry_due()  # woken by the payment's record
+    async with shop.rt.db.read() as db:
+        event = await db.get(StripeEvent, refunded)
+        [payment] = (await db.execute(select(Payment))).scalars()
+        rows = (await db.execute(select(Refund))).scalars().all()
+    assert event.handled_at is not None
+    assert payment.account_id is None and payment.amount_refunded == 1000
+    assert sorted((r.amount, r.requested_by) for r in rows) == [(100, "stripe"), (900, "gateway")]
+
+
 async def test_a_failing_refund_keeps_the_event_for_a_retry(shop, browsers, sim, monkeypatch):
     """Stripe refuses or cannot be reached for the refund: the event is not applied (nothing
     recorded), stays listed as not applied with its error, and its retry refunds it."""

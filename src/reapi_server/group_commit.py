@@ -22,22 +22,23 @@ connections the gateway ran in such waves at 58% of the upstream's own throughpu
 One opening op per pass is enough to break them: requests that the loop handles one after the
 other then leave for the upstream one after the other. The later opening ops of a busy pass join
 the batch, because a transaction per op costs two to three times the CPU of its ops (under load
-a transaction per request cost about a third more CPU per request than sharing one). For the
-same reason the opening op committed at once carries the ops queued by then in its
-transaction (`_lead`), and a closing op (a settlement: its caller's answer waits for it, no
-upstream call does) waits a little for company when enough other requests are open, like
-PostgreSQL's commit_delay gated by commit_siblings: its transaction starts `_DEFER` later
-instead of in the next pass when `_SIBLINGS` or more requests are between their opening and
-closing ops (`siblings`, which the caller knows: the image requests' live holds), or at once
-when an opening op queues meanwhile; an opening op committed
-at once meanwhile carries it. With one connection nothing else is open, and nothing waits. With
-a 50 ± 25 ms upstream at 32 connections (tenth round of issue 15) requests arrive spread out and
-each transaction carried few ops: 0.9 transactions per request, against 0.7 with the wait. Skipping
-every at-once commit while batches keep coming, as tried, brought the waves back (the model: 76%
-of direct instead of 94%). Ops that come while the writer is busy (a
+a transaction per request cost about a third more CPU per request than sharing one).
+Skipping every at-once commit while batches keep coming, as tried, brought the waves back
+(the model: 76% of direct instead of 94%). Ops that come while the writer is busy (a
 `Database.write` session holds it, a checkpoint runs, another process holds SQLite's lock, or on
 PostgreSQL a transaction is on the wire) queue and share the next transaction.
 `bench/lockstep_model.py` compares these rules.
+
+A transaction costs more than its ops, so the opening op committed at once also carries the ops
+queued by then in its transaction (`_lead`), and on a SQLite file a closing op (a settlement: its
+caller's answer waits for it, no upstream call does) waits a little for company when enough other
+requests are open, as PostgreSQL's commit_delay gated by commit_siblings: its transaction starts
+`_DEFER` later instead of in the next pass when the caller counts `_SIBLINGS` or more other
+requests between their opening and closing ops (`siblings`: the image requests' live holds), and at
+once when an opening op queues meanwhile; an opening op committed at once meanwhile carries it.
+With one connection nothing else is open and nothing waits. With a 50 ± 25 ms upstream at 32
+connections requests come back spread out and each transaction carried few ops: 1.0 transactions
+per request, 0.7 with the wait (tenth round of issue 15, docs/benchmarks.md).
 
 An op must never take effect twice, so nothing is run again unless its transaction certainly did
 not commit. A COMMIT whose answer is lost (the connection dropped during it) may have landed:
@@ -424,7 +425,7 @@ class GroupCommitter:
         `at_once`: committed now if the writer's turn is free (an op that opens a request; see
         `_idle`). `siblings`: how many other requests are open (between their opening and
         closing ops) as the caller knows them; from `_SIBLINGS` on, a closing op's transaction
-        waits `_DEFER` for company.
+        waits up to `_DEFER` for company (on a SQLite file).
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
@@ -450,8 +451,9 @@ class GroupCommitter:
         self._queue.append((op, handoff, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
-            # A closing op among enough open requests waits a little longer for company.
-            defer = not at_once and siblings >= _SIBLINGS
+            # A closing op among enough open requests waits a little longer for company (on a
+            # SQLite file, where it was measured).
+            defer = not at_once and siblings >= _SIBLINGS and self._connect is not None
             self._runner = loop.create_task(self._drain(defer))
         elif at_once and self._deferred is not None:
             _wake(self._deferred)  # an opening op waits for no company

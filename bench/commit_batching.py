@@ -39,6 +39,7 @@ COUNTERS = ("holds", "settles", "leads", "batches", "batched_ops")
 COLUMNS = (
     ("rps", "req/s"),
     ("p50", "p50 ms"),
+    ("bad", "bad answers"),
     ("cpu", "CPU ms/req"),
     ("loop_cpu", "loop thread CPU ms/req"),
     ("tx", "transactions/req"),
@@ -157,6 +158,7 @@ def measure(target, prefix, connections, args, workdir, upstream_pid) -> dict:
         "target": target.name,
         "rps": run.result.rps,
         "p50": run.result.p50,
+        "bad": float(run.result.bad),  # answers other than 2xx, and socket errors
         "cpu": run.cpu_ms,
         "loop_cpu": loop_ticks / CLOCK_TICKS / requests * 1000,
         "tx": (delta.get("leads", 0) + delta.get("batches", 0)) / requests,

@@ -21,7 +21,12 @@ Commit rules:
 - `first-opening`: the first opening op of each pass at once, the rest as in `pass` (the
   gateway now: as fast as `opening` at 50 ms, nearly as few transactions as `pass` under load);
 - `idle`: as `opening`, but only when no batch was committed in the last two passes (tried:
-  under load batches come every pass, so the waves came back).
+  under load batches come every pass, so the waves came back);
+- `carry`: as `first-opening`, and the opening op committed at once takes the ops queued by
+  then into its transaction (the gateway since the tenth round);
+- `defer`: as `carry`, and a closing op that finds no transaction queued, with `--siblings`
+  or more other requests between their two ops, starts it `--defer` ms later instead of in
+  the next pass (an opening op queued meanwhile starts it at once).
 
 With the default costs (about 1.2 ms of CPU per request) `pass` reproduces what issue 15
 measured at 32 connections and 50 ms: 58% of direct, the core half idle, p50 81 ms instead of 51.
@@ -76,6 +81,10 @@ class Loop:
     sequence: int = 0
     passes: int = 0
     batched_at: int = -10
+    defer: float = 0.0
+    siblings: int = 4
+    open: int = 0
+    deferred: bool = False
 
     def at(self, when: float, kind: str, client: int) -> None:
         self.sequence += 1
@@ -99,14 +108,14 @@ class Loop:
             self.at(self.now + NETWORK_MS, "answered", client)
 
     def at_once(self, phase: str) -> bool:
-        if self.runner:
+        if self.runner and self.rule not in ("carry", "defer"):
             return False  # a transaction is queued: the writer is busy
         if self.rule == "every" or (self.rule == "opening" and phase == "opening"):
             return True
         if self.rule == "idle" and phase == "opening":
             return self.passes - self.batched_at > QUIET_PASSES
-        if self.rule in ("first", "first-opening") and not self.led:
-            if self.rule == "first-opening" and phase != "opening":
+        if self.rule in ("first", "first-opening", "carry", "defer") and not self.led:
+            if self.rule != "first" and phase != "opening":
                 return False
             self.led = True
             self.next_pass.append(("new pass", -1, ""))
@@ -114,20 +123,42 @@ class Loop:
         return False
 
     def op(self, client: int, phase: str) -> None:
+        if phase == "opening":
+            self.open += 1
+        else:
+            self.open -= 1
+        if self.rule in ("carry", "defer") and self.deferred and phase == "opening":
+            self.deferred = False  # an opening op waits for no company: the runner starts
+            self.next_pass.append(("commit", -1, ""))
         if self.at_once(phase):
-            self.commit(1)
+            carried: list[tuple[int, str]] = []
+            if self.rule in ("carry", "defer"):
+                carried, self.queued = self.queued, []
+            self.commit(1 + len(carried))
             self.committed(client, phase)
+            self.next_pass.extend(("resume", c, p) for c, p in carried)
             return
         self.queued.append((client, phase))
         if not self.runner:
             self.runner = True
-            self.next_pass.append(("commit", -1, ""))
+            if self.rule == "defer" and phase != "opening" and self.open >= self.siblings:
+                self.deferred = True
+                self.at(self.now + self.defer, "deferred", -1)
+            else:
+                self.next_pass.append(("commit", -1, ""))
 
 
 def run(
-    rule: str, costs: Costs, latency: float, jitter: float, clients: int, seconds: float = 20
+    rule: str,
+    costs: Costs,
+    latency: float,
+    jitter: float,
+    clients: int,
+    seconds: float = 20,
+    defer: float = 0.5,
+    siblings: int = 4,
 ) -> Outcome:
-    loop = Loop(rule, costs, latency, jitter, random.Random(15))
+    loop = Loop(rule, costs, latency, jitter, random.Random(15), defer=defer, siblings=siblings)
     for client in range(clients):
         loop.at(loop.rng.uniform(0, 0.1), "request", client)
     started: dict[int, float] = {}
@@ -150,6 +181,8 @@ def run(
     def commit(_: int, __: str) -> None:
         batch, loop.queued = loop.queued, []
         loop.runner = False
+        if not batch:  # an opening op committed at once carried them
+            return
         loop.commit(len(batch))
         loop.batched_at = loop.passes
         loop.next_pass.extend(("resume", client, phase) for client, phase in batch)
@@ -157,12 +190,18 @@ def run(
     def new_pass(_: int, __: str) -> None:
         loop.led = False
 
+    def deferred(_: int, __: str) -> None:
+        if loop.deferred:
+            loop.deferred = False
+            commit(-1, "")
+
     handlers.update(
         request=request,
         upstream=upstream,
         answered=answered,
         commit=commit,
         resume=loop.committed,
+        deferred=deferred,
     )
     handlers["new pass"] = new_pass
     end = seconds * 1000
@@ -195,7 +234,9 @@ def main() -> None:
     parser.add_argument("--tx", type=float, default=0.08, help="ms per transaction")
     parser.add_argument("--op", type=float, default=0.03, help="ms per op in a transaction")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rules", default="pass,opening,first,first-opening,idle")
+    parser.add_argument("--rules", default="pass,opening,first,first-opening,idle,carry,defer")
+    parser.add_argument("--defer", type=float, default=0.5, help="ms (the `defer` rule)")
+    parser.add_argument("--siblings", type=int, default=4, help="(the `defer` rule)")
     args = parser.parse_args()
     a, b, c, e = (float(x) for x in args.cpu.split(","))
     costs = Costs(a, b, c, e, args.tx, args.op)
@@ -206,7 +247,9 @@ def main() -> None:
         direct = clients / (latency + 2 * NETWORK_MS + CLIENT_MS) * 1000
         label = f"{latency:g} ms" + (f" ± {jitter:g}" if jitter else "") if latency else "instant"
         for rule in args.rules.split(","):
-            out = run(rule, costs, latency, jitter, clients)
+            out = run(
+                rule, costs, latency, jitter, clients, defer=args.defer, siblings=args.siblings
+            )
             share = f"{out.rps / direct:.0%}" if latency else "—"
             print(
                 f"| {label} | {rule} | {out.rps:,.0f} | {share} | {out.busy:.0%} | {out.p50:.1f} "

@@ -40,6 +40,15 @@ def test_gateway_bench_parses_its_arguments():
     assert "--duration" in run(str(BENCH / "gateway.py"), "--help")
 
 
+def test_commit_batching_bench_parses_its_arguments():
+    assert "--scenarios" in run(str(BENCH / "commit_batching.py"), "--help")
+
+
+def test_lockstep_model_compares_the_carry_and_defer_rules():
+    out = run(str(BENCH / "lockstep_model.py"), "--rules", "first-opening,carry,defer")
+    assert all(f"| 50 ms ± 25 | {rule} |" in out for rule in ("first-opening", "carry", "defer"))
+
+
 def test_usage_page_bench_runs_and_prints_its_table():
     out = run(
         str(BENCH / "usage_page.py"), "--rows", "300", "--other-rows", "100", "--renders", "2"

@@ -22,12 +22,23 @@ connections the gateway ran in such waves at 58% of the upstream's own throughpu
 One opening op per pass is enough to break them: requests that the loop handles one after the
 other then leave for the upstream one after the other. The later opening ops of a busy pass join
 the batch, because a transaction per op costs two to three times the CPU of its ops (under load
-a transaction per request cost about a third more CPU per request than sharing one). Skipping
-every at-once commit while batches keep coming, as tried, brought the waves back (the model: 76%
-of direct instead of 94%). Ops that come while the writer is busy (a
+a transaction per request cost about a third more CPU per request than sharing one).
+Skipping every at-once commit while batches keep coming, as tried, brought the waves back
+(the model: 76% of direct instead of 94%). Ops that come while the writer is busy (a
 `Database.write` session holds it, a checkpoint runs, another process holds SQLite's lock, or on
 PostgreSQL a transaction is on the wire) queue and share the next transaction.
 `bench/lockstep_model.py` compares these rules.
+
+A transaction costs more than its ops, so the opening op committed at once also carries the ops
+queued by then in its transaction (`_lead`), and on a SQLite file a closing op (a settlement: its
+caller's answer waits for it, no upstream call does) waits a little for company when enough other
+requests are open, as PostgreSQL's commit_delay gated by commit_siblings: its transaction starts
+`_DEFER` later instead of in the next pass when the caller counts `_SIBLINGS` or more other
+requests between their opening and closing ops (`siblings`: the image requests' live holds), and at
+once when an opening op queues meanwhile; an opening op committed at once meanwhile carries it.
+With one connection nothing else is open and nothing waits. With a 50 ± 25 ms upstream at 32
+connections requests come back spread out and each transaction carried few ops: 1.0 transactions
+per request, 0.7 with the wait (tenth round of issue 15, docs/benchmarks.md).
 
 An op must never take effect twice, so nothing is run again unless its transaction certainly did
 not commit. A COMMIT whose answer is lost (the connection dropped during it) may have landed:
@@ -62,7 +73,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast, overload
 
 import anyio
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -91,6 +102,10 @@ Params = Mapping[str, Any]
 #: Ops per transaction at most; the rest wait for the next one.
 _MAX_BATCH = 256
 _BUSY_TIMEOUT = 30.0
+#: How long a closing op's transaction waits for company (seconds), and how many other
+#: requests must be open for it to wait at all (PostgreSQL's commit_delay and commit_siblings).
+_DEFER = 0.0005
+_SIBLINGS = 4
 #: How long a commit marker is waited for when a COMMIT's outcome is unknown (PostgreSQL).
 _PROBE_WAIT_MS = 10_000
 
@@ -376,6 +391,8 @@ class GroupCommitter:
         self._held_asyncpg: Any = None
         #: Whether an opening op was committed at once in this pass of the event loop.
         self._led = False
+        #: While the runner waits for company (`_DEFER`): what wakes it early.
+        self._deferred: asyncio.Future[None] | None = None
         #: `transactions` when the last checkpoint that completed began.
         self._checkpointed_after = -1
         #: `transactions` when `_wal_due` last asked the WAL, and its answer.
@@ -397,20 +414,30 @@ class GroupCommitter:
         self.ops = 0
 
     async def run(
-        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None, at_once: bool = False
+        self,
+        op: Callable[[Tx], Awaitable[T]],
+        account: str | None = None,
+        at_once: bool = False,
+        siblings: int = 0,
     ) -> T:
         """Run `op` in the next shared transaction and return its result once committed.
         `account`: the account whose rows the op touches (locked first: see `lock_order`).
-        `at_once`: committed now, alone, if the writer's turn is free (an op that opens a
-        request; see `_idle`).
+        `at_once`: committed now if the writer's turn is free (an op that opens a request; see
+        `_idle`). `siblings`: how many other requests are open (between their opening and
+        closing ops) as the caller knows them; from `_SIBLINGS` on, a closing op's transaction
+        waits up to `_DEFER` for company (on a SQLite file).
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
-        result, _ = await self.run_sized(op, account, at_once)
+        result, _ = await self.run_sized(op, account, at_once, siblings)
         return result
 
     async def run_sized(
-        self, op: Callable[[Tx], Awaitable[T]], account: str | None = None, at_once: bool = False
+        self,
+        op: Callable[[Tx], Awaitable[T]],
+        account: str | None = None,
+        at_once: bool = False,
+        siblings: int = 0,
     ) -> tuple[T, int]:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
@@ -424,7 +451,12 @@ class GroupCommitter:
         self._queue.append((op, handoff, account))
         if self._runner is None:
             # Started on the next loop turn: every request that queues before then joins in.
-            self._runner = loop.create_task(self._drain())
+            # A closing op among enough open requests waits a little longer for company (on a
+            # SQLite file, where it was measured).
+            defer = not at_once and siblings >= _SIBLINGS and self._connect is not None
+            self._runner = loop.create_task(self._drain(defer))
+        elif at_once and self._deferred is not None:
+            _wake(self._deferred)  # an opening op waits for no company
         try:
             return cast("tuple[T, int]", await handoff.future)
         except asyncio.CancelledError as cancelled:
@@ -445,7 +477,7 @@ class GroupCommitter:
         committed at once yet in this pass of the event loop, the turn free (no transaction
         running, no session holding it) and no checkpoint due (the queue's runner does that one
         between two transactions). Ops queued for the next shared transaction do not count:
-        it starts in the next pass whatever this op does."""
+        this op carries them."""
         return (
             self._connect is not None
             and not self._led
@@ -478,23 +510,63 @@ class GroupCommitter:
         lock (`_begin_immediate`), before its transaction began. Then nothing was written, and
         the cancellation is the whole outcome. Once begun, a SQLite transaction does not
         suspend (an op awaits nothing but its `Tx`: `Database.grouped`); one that did would be
-        rolled back by its cancellation, nothing written either."""
+        rolled back by its cancellation, nothing written either.
+
+        The ops queued for the next shared transaction by then ride along (`carried`): their
+        transaction would follow within a pass, and a transaction costs more than its ops. If
+        this one does not commit, or is cancelled (before it began), they go back to the
+        queue, ahead of what came since, for the runner already on its way, and this op runs
+        alone."""
         self._led = True
         asyncio.get_running_loop().call_soon(self._next_pass)
         async with self._turn:
-            (outcome,) = await self._outcomes([(op, account)])
-        return outcome
+            # Taken once the turn is ours, as the runner takes its batch.
+            carried, self._queue = self._queue[: _MAX_BATCH - 1], self._queue[_MAX_BATCH - 1 :]
+            if not carried:
+                (outcome,) = await self._outcomes([(op, account)])
+                return outcome
+            ops = [(o, a) for o, _, a in carried]
+            try:
+                outcomes = await self._outcomes([*ops, (op, account)], retry=False)
+            except BaseException:
+                self._requeue(carried)
+                raise
+            if outcomes is None:
+                self._requeue(carried)
+                (outcome,) = await self._outcomes([(op, account)])
+                return outcome
+        for (_, handoff, _), (result, error) in zip(carried, outcomes[:-1], strict=True):
+            handoff.settle(result, error)
+        return outcomes[-1]
+
+    def _requeue(self, carried: list[_Item]) -> None:
+        """Put ops an at-once transaction carried but did not commit back at the queue's head,
+        with a runner (the one they had may have found the queue empty meanwhile)."""
+        self._queue[:0] = carried
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._drain())
 
     def _next_pass(self) -> None:
         self._led = False
 
-    async def _drain(self) -> None:
+    async def _drain(self, defer: bool = False) -> None:
         batch: list[_Item] = []
         try:
+            if defer:
+                loop = asyncio.get_running_loop()
+                deferred = self._deferred = loop.create_future()
+                timer = loop.call_later(_DEFER, _wake, deferred)
+                try:
+                    await deferred
+                finally:
+                    timer.cancel()
+                    self._deferred = None
             while self._queue:
                 async with self._turn:
                     # Taken once the turn is ours: whatever queued while we waited joins in.
                     batch, self._queue = self._queue[:_MAX_BATCH], self._queue[_MAX_BATCH:]
+                    if not batch:  # an op committed at once carried them (`_lead`)
+                        break
                     # By account (stable: in queue order within one), as accounts are locked.
                     batch.sort(key=lambda item: item[2] or "")
                     await self._commit(batch)
@@ -579,8 +651,15 @@ class GroupCommitter:
         for (_, handoff, _), (result, error) in zip(batch, outcomes, strict=True):
             handoff.settle(result, error)
 
-    async def _outcomes(self, batch: list[_Op]) -> list[_Outcome]:
-        """Run `batch` in one transaction: what each op's caller is to be given, in order."""
+    @overload
+    async def _outcomes(self, batch: list[_Op]) -> list[_Outcome]: ...
+
+    @overload
+    async def _outcomes(self, batch: list[_Op], retry: bool) -> list[_Outcome] | None: ...
+
+    async def _outcomes(self, batch: list[_Op], retry: bool = True) -> list[_Outcome] | None:
+        """Run `batch` in one transaction: what each op's caller is to be given, in order.
+        `retry=False`: None when the transaction did not commit, the ops not run again."""
         try:
             results = await self._transaction(
                 [op for op, _ in batch], [a for _, a in batch if a is not None]
@@ -591,13 +670,13 @@ class GroupCommitter:
                 error = _as_sqlalchemy(unknown.error)
                 return [(None, error)] * len(batch)
             if not landed:
-                return await self._failed(batch, unknown.error)
+                return await self._failed(batch, unknown.error) if retry else None
             log.info("commit outcome was unknown: it landed", extra={"code": unknown.args[0]})
             results = unknown.results
             self.transactions += 1
             self.ops += len(batch)
         except Exception as error:
-            return await self._failed(batch, error)
+            return await self._failed(batch, error) if retry else None
         size = len(batch)
         return [((result, size), None) for result in results]
 
@@ -895,6 +974,11 @@ class GroupCommitter:
             except sqlite3.OperationalError as error:
                 if not is_sqlite_busy(error) or time.monotonic() >= deadline:
                     raise
+
+
+def _wake(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():
+        waiting.set_result(None)
 
 
 def _began(tx: _SqliteTx) -> bool:

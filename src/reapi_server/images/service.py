@@ -180,7 +180,12 @@ async def generate(
             return closed
 
         try:
-            closed = await rt.db.grouped(close_request, account=principal.account_id)
+            # The other image requests open now: with enough of them, the settlement's
+            # transaction waits a little for theirs (`group_commit`).
+            others = len(rt.live_holds) - 1
+            closed = await rt.db.grouped(
+                close_request, account=principal.account_id, siblings=others
+            )
         except Exception:
             # The COMMIT's outcome may be unknown (a connection dropped during it, and group
             # commit could not learn whether it landed): the rows say whether it did.

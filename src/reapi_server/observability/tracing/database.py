@@ -27,13 +27,20 @@ class TracedDatabase(Database):
         return {"db.system.name": self.dialect, "reapi.db.kind": kind}
 
     async def grouped(
-        self, op: Callable[[Tx], Awaitable[T]], *, account: str | None, at_once: bool = False
+        self,
+        op: Callable[[Tx], Awaitable[T]],
+        *,
+        account: str | None,
+        at_once: bool = False,
+        siblings: int = 0,
     ) -> T:
         with self._tracing.child("db transaction", self._attributes("grouped")) as span:
             if span is None:
-                return await super().grouped(op, account=account, at_once=at_once)
+                return await super().grouped(
+                    op, account=account, at_once=at_once, siblings=siblings
+                )
             with self._watched():
-                result, batch = await self.group.run_sized(op, account, at_once)
+                result, batch = await self.group.run_sized(op, account, at_once, siblings)
             span.set_attribute("reapi.db.batch_size", batch)
             return result
 

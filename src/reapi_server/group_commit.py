@@ -525,9 +525,8 @@ class GroupCommitter:
             if not carried:
                 (outcome,) = await self._outcomes([(op, account)])
                 return outcome
-            ops = [(o, a) for o, _, a in carried]
             try:
-                outcomes = await self._outcomes([*ops, (op, account)], retry=False)
+                outcomes = await self._outcomes([*_ops(carried), (op, account)], retry=False)
             except BaseException:
                 self._requeue(carried)
                 raise
@@ -535,8 +534,7 @@ class GroupCommitter:
                 self._requeue(carried)
                 (outcome,) = await self._outcomes([(op, account)])
                 return outcome
-        for (_, handoff, _), (result, error) in zip(carried, outcomes[:-1], strict=True):
-            handoff.settle(result, error)
+        _hand_over(carried, outcomes[:-1])
         return outcomes[-1]
 
     def _requeue(self, carried: list[_Item]) -> None:
@@ -643,13 +641,12 @@ class GroupCommitter:
     async def _commit(self, batch: list[_Item]) -> None:
         """Commit `batch` and hand each op's caller its outcome. On PostgreSQL the transaction
         runs on the writer's own loop (`writer_loop`); the futures are settled here, on theirs."""
-        ops = [(op, account) for op, _, account in batch]
+        ops = _ops(batch)
         if self._writer is not None:
             outcomes = await self._writer.run(functools.partial(self._outcomes, ops))
         else:
             outcomes = await self._outcomes(ops)
-        for (_, handoff, _), (result, error) in zip(batch, outcomes, strict=True):
-            handoff.settle(result, error)
+        _hand_over(batch, outcomes)
 
     @overload
     async def _outcomes(self, batch: list[_Op]) -> list[_Outcome]: ...
@@ -974,6 +971,18 @@ class GroupCommitter:
             except sqlite3.OperationalError as error:
                 if not is_sqlite_busy(error) or time.monotonic() >= deadline:
                     raise
+
+
+def _ops(items: list[_Item]) -> list[_Op]:
+    """The queued items' ops with their accounts, for `_outcomes`."""
+    return [(op, account) for op, _, account in items]
+
+
+def _hand_over(items: list[_Item], outcomes: list[_Outcome]) -> None:
+    """Give each queued item's caller its op's outcome (the runner's batch, an at-once op's
+    carried ops: the same hand-off)."""
+    for (_, handoff, _), (result, error) in zip(items, outcomes, strict=True):
+        handoff.settle(result, error)
 
 
 def _wake(waiting: asyncio.Future[None]) -> None:

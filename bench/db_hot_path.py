@@ -175,7 +175,12 @@ async def _frames(url: str, database: str) -> list[list[str]]:
     transaction = group._sqlite_transaction
 
     async def traced(connection: sqlite3.Connection, ops: Any, seq: int) -> Any:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        # The writer's busy timeout is 0: a checkpoint the WAL bound's thread still runs makes
+        # this one answer "busy" at once, and the WAL would still hold the earlier requests.
+        for _ in range(500):
+            if not connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]:
+                break
+            await asyncio.sleep(0.01)
         results = await transaction(connection, ops, seq)
         found.append(_frames_by_tree(database))
         return results

@@ -135,3 +135,8 @@ def test_the_timeline_splits_the_upstream_wait_by_the_upstream_stamp(tmp_path):
     out = run(str(BENCH / "timeline.py"), "--trim", "0", str(timeline))
     assert "| of which: written → the upstream answers (its wait, its core) | 1 | 50.00 |" in out
     assert "| of which: the upstream answers → our loop reads it | 1 | 2.00 |" in out
+
+
+def test_request_instructions_bench_parses_its_arguments():
+    # Counting needs valgrind and minutes under it: the suite checks the script loads.
+    assert "--concurrency" in run(str(BENCH / "request_instructions.py"), "--help")

@@ -24,11 +24,13 @@ from starlette.responses import Response
 
 from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
 
+from ..config import Settings
 from ..db_errors import error_name, is_unavailable
-from ..errors import GatewayError
+from ..errors import GatewayError, InsufficientCredits
+from ..links import Links
 from .validation import describe
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "where_to_buy"]
 
 log = logging.getLogger("reapi_server.errors")
 
@@ -69,6 +71,14 @@ def error_response(
     if retry_after is not None or status == 429:
         headers["retry-after"] = str(max(math.ceil(retry_after or 1), 1))
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def where_to_buy(settings: Settings) -> str:
+    """What a person out of credit does next: the dashboard's Billing page where this gateway
+    sells credits, else its operator, who grants them."""
+    if settings.billing.enabled:
+        return f"buy credits at {Links.from_settings(settings).page('/dashboard/billing')}"
+    return "ask the operator of this gateway for credits"
 
 
 def _from_reapi(error: ReapiError) -> Response:
@@ -119,12 +129,15 @@ def install_error_handlers(app: FastAPI) -> None:
         _forget_frames(exc)
         return _from_reapi(exc)
 
-    async def on_gateway(_: Request, exc: Exception) -> Response:
+    async def on_gateway(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
         _forget_frames(exc)
+        message = exc.message
+        if isinstance(exc, InsufficientCredits):
+            message = f"{message}; {where_to_buy(request.app.state.runtime.settings)}"
         return error_response(
             exc.http_status,
-            exc.message,
+            message,
             code=exc.code,
             param=exc.param,
             error_type=exc.error_type,

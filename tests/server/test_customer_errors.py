@@ -112,3 +112,18 @@ async def test_a_variant_the_host_does_not_make_is_refused_as_the_sdk_refuses_it
     assert error["message"] == f"this video has no {variant}: primary does not make one"
     video = await gateway.client.get(f"/v1/videos/{video_id}/content", headers=auth(key))
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+
+
+async def test_an_upload_over_the_limit_says_the_limit_in_words(make_gateway):
+    gateway = await make_gateway(max_body_bytes=2 << 20)
+    _, key = await gateway.account(credits=1000)
+    response = await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p"},
+        files={"image": ("big.png", b"\x89PNG" + b"\0" * (3 << 20), "image/png")},
+        headers=auth(key),
+    )
+    assert response.status_code == 413
+    error = error_of(response)
+    assert error["code"] == "request_too_large"
+    assert error["message"] == "the request body is larger than this gateway's limit of 2 MiB"

@@ -62,7 +62,8 @@ def _unreadable(error: BaseException) -> GatewayError:
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    size = f"{limit / (1 << 20):g} MiB" if limit >= 1 << 20 else f"{limit:,} bytes"
+    return PayloadTooLarge(f"the request body is larger than this gateway's limit of {size}")
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -127,3 +127,18 @@ async def test_an_upload_over_the_limit_says_the_limit_in_words(make_gateway):
     error = error_of(response)
     assert error["code"] == "request_too_large"
     assert error["message"] == "the request body is larger than this gateway's limit of 2 MiB"
+
+
+async def test_a_providers_key_sent_by_mistake_is_told_what_a_key_here_looks_like(gateway):
+    """The openai client sends OPENAI_API_KEY when no api_key= is given."""
+    secret = "sk-proj-Walk11NotOurs0123456789"
+    response = await gateway.client.post(
+        "/v1/images/generations",
+        json={"model": "gpt-image-2", "prompt": "p"},
+        headers={"authorization": f"Bearer {secret}"},
+    )
+    assert response.status_code == 401
+    error = error_of(response)
+    assert error["code"] == "invalid_api_key"
+    assert "start with `rk_live_`" in error["message"] and "Keys page" in error["message"]
+    assert secret not in response.text

@@ -142,3 +142,15 @@ async def test_a_providers_key_sent_by_mistake_is_told_what_a_key_here_looks_lik
     assert error["code"] == "invalid_api_key"
     assert "start with `rk_live_`" in error["message"] and "Keys page" in error["message"]
     assert secret not in response.text
+
+
+async def test_one_of_our_keys_cut_short_is_told_so(gateway):
+    _, key = await gateway.account()
+    response = await gateway.client.post(
+        "/v1/images/generations",
+        json={"model": "gpt-image-2", "prompt": "p"},
+        headers={"authorization": f"Bearer {key[:-6]}"},
+    )
+    assert response.status_code == 401
+    message = error_of(response)["message"]
+    assert "incomplete or mistyped" in message and "rk_live_`" not in message

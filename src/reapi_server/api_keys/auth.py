@@ -107,6 +107,11 @@ NOT_A_KEY = (
     " key, such as OpenAI's `sk-...`, does not work here); create one on the dashboard's Keys"
     " page"
 )
+#: One of ours in shape but not in its checksum: cut short or mistyped when copied.
+MISTYPED_KEY = (
+    "the API key is not valid: it is incomplete or mistyped (check that it was copied whole),"
+    " or create a new one on the dashboard's Keys page"
+)
 
 
 class Authenticator:
@@ -140,7 +145,7 @@ class Authenticator:
         if not is_well_formed(token):
             # Refused on its shape and checksum alone: no database work for garbage. Most often
             # a provider's key (OPENAI_API_KEY) an OpenAI client sent for want of ours.
-            raise InvalidApiKey(NOT_A_KEY)
+            raise InvalidApiKey(MISTYPED_KEY if token.startswith("rk_") else NOT_A_KEY)
         if self.unknown.known(key_hash, now):
             raise InvalidApiKey("the API key is not valid or has been revoked")
         if cached is None and address is not None:  # a key seen valid here is looked up

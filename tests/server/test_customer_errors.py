@@ -1,9 +1,13 @@
 """What a customer calling /v1 is told when a request cannot be served, found by walking the
 demo as a new customer: each answer in OpenAI's error shape, saying what to do next."""
 
+import base64
+import json
+
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import update
+from tests.server.fakes import PNG
 from tests.server.helpers import auth
 
 from reapi_server.billing.settings import BillingSettings, CreditPack
@@ -154,3 +158,15 @@ async def test_one_of_our_keys_cut_short_is_told_so(gateway):
     assert response.status_code == 401
     message = error_of(response)["message"]
     assert "incomplete or mistyped" in message and "rk_live_`" not in message
+
+
+async def test_an_edit_reads_its_content_type_whatever_its_case(gateway):
+    _, key = await gateway.account(credits=1000)
+    image = f"data:image/png;base64,{base64.b64encode(PNG).decode()}"
+    body = {"model": "gpt-image-2", "prompt": "p", "images": [{"image_url": image}]}
+    response = await gateway.client.post(
+        "/v1/images/edits",
+        content=json.dumps(body).encode(),
+        headers={**auth(key), "content-type": "Application/JSON; charset=UTF-8"},
+    )
+    assert response.status_code == 200, response.text

@@ -170,3 +170,15 @@ async def test_an_edit_reads_its_content_type_whatever_its_case(gateway):
         headers={**auth(key), "content-type": "Application/JSON; charset=UTF-8"},
     )
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/chat/completions", "/v1/embeddings", "/v1/image/generations"]
+)
+async def test_an_endpoint_it_does_not_serve_says_what_it_serves(gateway, path):
+    _, key = await gateway.account()
+    response = await gateway.client.post(path, json={}, headers=auth(key))
+    assert response.status_code == 404
+    error = error_of(response)
+    assert error["code"] == "http_404"
+    assert "POST /v1/images/generations" in error["message"] and "chat" in error["message"]

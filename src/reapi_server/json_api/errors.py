@@ -73,6 +73,14 @@ def error_response(
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
 
+#: What /v1 serves, for a client that asked for something else (chat, embeddings, audio).
+NO_SUCH_API_ENDPOINT = (
+    "no such endpoint: this gateway serves image and video generation (POST"
+    " /v1/images/generations, POST /v1/images/edits, POST /v1/videos, GET /v1/models);"
+    " chat, embeddings and audio are not served here"
+)
+
+
 def where_to_buy(settings: Settings) -> str:
     """What a person out of credit does next: the dashboard's Billing page where this gateway
     sells credits, else its operator, who grants them."""
@@ -151,10 +159,12 @@ def install_error_handlers(app: FastAPI) -> None:
         message, code, param = describe(list(exc.errors()))
         return error_response(400, message, code=code, param=param)
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         messages = {404: "no such endpoint", 405: "method not allowed on this endpoint"}
         message = messages.get(exc.status_code, "the request could not be served")
+        if exc.status_code == 404 and request.url.path.startswith("/v1/"):
+            message = NO_SUCH_API_ENDPOINT  # a chat or embeddings client pointed here, say
         return error_response(exc.status_code, message, code=f"http_{exc.status_code}")
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

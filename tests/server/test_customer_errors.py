@@ -182,3 +182,13 @@ async def test_an_endpoint_it_does_not_serve_says_what_it_serves(gateway, path):
     error = error_of(response)
     assert error["code"] == "http_404"
     assert "POST /v1/images/generations" in error["message"] and "chat" in error["message"]
+
+
+async def test_openai_endpoints_it_does_not_serve_are_named_as_such(gateway):
+    """What an openai client user may try: images.create_variation, videos.remix."""
+    _, key = await gateway.account()
+    for path in ("/v1/images/variations", "/v1/videos/video_x/remix"):
+        response = await gateway.client.post(path, json={}, headers=auth(key))
+        assert response.status_code == 404, path
+        message = error_of(response)["message"]
+        assert "image variations, video remix) are not served" in message

@@ -76,8 +76,8 @@ def error_response(
 #: What /v1 serves, for a client that asked for something else (chat, embeddings, audio).
 NO_SUCH_API_ENDPOINT = (
     "no such endpoint: this gateway serves image and video generation (POST"
-    " /v1/images/generations, POST /v1/images/edits, POST /v1/videos, GET /v1/models);"
-    " chat, embeddings and audio are not served here"
+    " /v1/images/generations, POST /v1/images/edits, /v1/videos, GET /v1/models); other OpenAI"
+    " endpoints (chat, embeddings, audio, image variations, video remix) are not served here"
 )
 
 

@@ -121,6 +121,12 @@ def _port_taken(host: str, port: int) -> bool:
     return False
 
 
+def _free_port(host: str) -> int:
+    with socket.create_server((host, 0)) as probe:
+        port: int = probe.getsockname()[1]
+    return port
+
+
 def _simulators() -> ModuleType | None:
     try:
         import reapi.testing
@@ -130,6 +136,7 @@ def _simulators() -> ModuleType | None:
 
 
 def run_demo(settings: Settings, *, simulator_port: int) -> None:
+    chosen = settings.model_fields_set  # what the environment or config file set, before ours
     testing = _simulators()
     if testing is None:
         typer.secho("error: reapi.testing (the provider simulators) is not available", fg="red")
@@ -145,6 +152,11 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
         )
         raise typer.Exit(1)
     metrics = settings.metrics_address
+    if metrics is not None and _port_taken(*metrics) and "metrics_listen" not in chosen:
+        # The default port, held by another gateway (a first demo: `make demo PORT=8001` is
+        # how the Makefile says to start a second): any free port will do for a demo's metrics.
+        settings = settings.with_overrides(metrics_listen=f"{metrics[0]}:{_free_port(metrics[0])}")
+        metrics = settings.metrics_address
     if metrics is not None and _port_taken(*metrics):
         typer.secho(
             f"error: the metrics port {metrics[1]} on {metrics[0]} is in use; set "

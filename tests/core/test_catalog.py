@@ -57,6 +57,17 @@ def test_invalid_choices_name_the_parameter(field, value):
     assert info.value.param == field
 
 
+def test_an_option_the_model_does_not_have_says_to_leave_it_out():
+    gemini = default_catalog().models["gemini-3-pro-image"]
+    with pytest.raises(InvalidRequestError) as info:
+        check_image(gemini, ImageParams(model="gemini-3-pro-image", quality="high"))
+    assert info.value.param == "quality"
+    assert info.value.message == (
+        "quality is not supported by gemini-3-pro-image; this model has no quality option:"
+        " leave it out"
+    )
+
+
 def test_image_model_refuses_video_checks():
     with pytest.raises(InvalidRequestError, match="image model"):
         check_video(gpt(), VideoParams(model="gpt-image-2"))

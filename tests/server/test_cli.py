@@ -107,13 +107,16 @@ def test_serve_runs_the_gateway(tmp_path):
 
 
 @contextmanager
-def running_demo(tmp_path):
+def running_demo(tmp_path, metrics_listen: str | None = "off"):
     """`reapi-server demo` in a subprocess: yields its base URL, the key it printed and its
-    banner."""
+    banner. `metrics_listen` None: the variable unset (the default metrics port)."""
     port = free_port()  # the simulators take any free ports (the demo's default)
+    env = {k: v for k, v in os.environ.items() if k != "REAPI_METRICS_LISTEN"}
+    if metrics_listen is not None:
+        env["REAPI_METRICS_LISTEN"] = metrics_listen
     process = subprocess.Popen(
         [_bin("reapi-server"), "demo", "--port", str(port), "--data-dir", str(tmp_path)],
-        env={**os.environ, "REAPI_METRICS_LISTEN": "off"},
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -227,6 +230,23 @@ def test_demo_checks_its_metrics_port_before_printing_a_key(tmp_path):
     assert f"metrics port {metrics_port} on 127.0.0.1 is in use" in done.stderr
     assert "REAPI_API_KEY" not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_second_demo_starts_beside_the_first_on_another_metrics_port(tmp_path):
+    """`make demo PORT=8001` while a first demo runs: the default metrics port (9464) is the
+    first's, so the second takes a free one rather than refusing to start. (Whoever holds 9464
+    here, this test or another gateway on the machine, the second must start.)"""
+    try:
+        first = socket.create_server(("127.0.0.1", 9464))
+    except OSError:
+        first = None  # already held: the case itself
+    try:
+        with running_demo(tmp_path, metrics_listen=None) as (base, key, _):
+            response = httpx.get(f"{base}/v1/models", headers={"authorization": f"Bearer {key}"})
+            assert response.status_code == 200
+    finally:
+        if first is not None:
+            first.close()
 
 
 def test_make_demo_takes_a_port():

@@ -80,3 +80,32 @@ async def test_a_disabled_account_is_told_why_its_keys_are_refused(web, browsers
         )
     html = (await someone.browser.get("/dashboard")).text
     assert '<div class="notice notice-error" role="alert">This account is disabled' in html
+
+
+async def test_without_credit_it_points_to_buying_some_where_the_gateway_sells_them(
+    make_gateway, clock, browsers
+):
+    from pydantic import SecretStr
+
+    from reapi_server.billing.settings import BillingSettings, CreditPack
+
+    selling = BillingSettings(
+        stripe_secret_key=SecretStr("sk_test_walk"),
+        stripe_webhook_secrets=[SecretStr("whsec_walk")],
+        stripe_api_base="http://127.0.0.1:9",
+        packs=[CreditPack(id="starter", name="1,000 credits", credits=1000, unit_amount=1000)],
+    )
+    web = await make_gateway(public_base_url="http://gateway.test", billing=selling)
+    web.rt.clock = clock
+    someone = await person(web, browsers)
+    html = (await someone.browser.get("/dashboard")).text
+    assert "You have no credits yet." in html and 'href="/dashboard/billing">Buy credits' in html
+    rich = await person(web, browsers, credits=100)
+    assert "You have no credits" not in (await rich.browser.get("/dashboard")).text
+
+
+async def test_without_credit_where_none_are_sold_it_points_to_the_operator(web, browsers):
+    someone = await person(web, browsers)
+    html = (await someone.browser.get("/dashboard")).text
+    assert "You have no credits." in html and "the operator of this gateway" in html
+    assert "Buy credits" not in html

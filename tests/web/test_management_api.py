@@ -236,6 +236,8 @@ async def test_a_disabled_account_cannot_manage(web):
         ({"name": "x", "limits": {"spend_period": "hourly"}}, "invalid_value", None),
         ({"name": "x", "limits": {"models": ["nope"]}}, "invalid_limit", "models"),
         ({"name": "x", "limits": {"expires_at": 1}}, "invalid_limit", "expires_at"),
+        # The year ~3x10^11: a typo or a stand-in for "never" (which is null).
+        ({"name": "x", "limits": {"expires_at": 2**63 - 1}}, "invalid_limit", "expires_at"),
         ({"name": "x", "limits": {"quota": 5}}, "unknown_parameter", "limits.quota"),
         ({"name": "x", "secret": "rk_live_abc"}, "unknown_parameter", "secret"),
         ({"name": "x" * 101}, "string_above_max_length", "name"),
@@ -263,3 +265,51 @@ async def test_a_body_that_is_not_json_is_refused(web):
         headers={**auth(mgmt), "content-type": "application/json"},
     )
     assert response.status_code == 400 and error_of(response)["code"] == "invalid_json"
+
+
+async def test_an_expiry_more_than_100_years_ahead_is_refused_and_one_within_is_kept(web):
+    account, _ = await web.account()
+    mgmt = await management_key(web, account)
+    year = 365.25 * 86_400
+    far = {"name": "x", "limits": {"expires_at": int(web.rt.now() + 101 * year)}}
+    refused = await web.client.post("/api/keys", json=far, headers=auth(mgmt))
+    assert refused.status_code == 400, refused.text
+    error = error_of(refused)
+    assert error["code"] == "invalid_limit" and error["param"] == "expires_at"
+    assert "within 100 years" in error["message"] and "never expires" in error["message"]
+    near = {"name": "x", "limits": {"expires_at": int(web.rt.now() + 99 * year)}}
+    kept = await web.client.post("/api/keys", json=near, headers=auth(mgmt))
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["limits"]["expires_at"] == near["limits"]["expires_at"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/xml", "text/plain", "application/x-www-form-urlencoded"]
+)
+async def test_a_json_body_declared_as_another_type_is_refused(web, content_type):
+    account, _ = await web.account()
+    mgmt = await management_key(web, account)
+    response = await web.client.post(
+        "/api/keys",
+        content=b'{"name": "x"}',
+        headers={**auth(mgmt), "content-type": content_type},
+    )
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert error["code"] == "unsupported_content_type"
+    assert "Content-Type: application/json" in error["message"]
+    assert content_type not in error["message"]  # what the client sent is never echoed
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/json; charset=utf-8", "Application/JSON"]
+)
+async def test_json_with_or_without_a_charset_is_read(web, content_type):
+    account, _ = await web.account()
+    mgmt = await management_key(web, account)
+    response = await web.client.post(
+        "/api/keys",
+        content=b'{"name": "x"}',
+        headers={**auth(mgmt), "content-type": content_type},
+    )
+    assert response.status_code == 201, response.text

@@ -2,6 +2,7 @@
 same price function that charges), the changelog from the installed package, the contact page,
 and the status page (breakers as the router sees them, no request data)."""
 
+import ast
 import html
 import re
 from importlib import resources
@@ -46,6 +47,33 @@ async def test_signed_in_people_see_the_landing_page_too_with_their_dashboard(we
     assert page.status_code == 200
     assert 'href="/dashboard"' in page.text
     assert 'href="/signup"' not in page.text
+
+
+async def test_the_landing_pages_example_prints_what_it_says_when_run(web, browsers):
+    """Its images.generate call, made with the official openai client against this gateway,
+    and the expression it prints: an image's URL, not None (the default answer is b64_json,
+    whose `url` is None)."""
+    import httpx2
+    import openai
+
+    page = await browsers(web).get("/")
+    [code] = re.findall(r'<pre class="code code-dark"><code>(.*?)</code></pre>', page.text, re.S)
+    tree = ast.parse(html.unescape(re.sub(r"<[^>]+>", "", code)))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    [generate] = [c for c in calls if ast.unparse(c.func) == "client.images.generate"]
+    [printed] = [c.args[0] for c in calls if ast.unparse(c.func) == "print"]
+    _, key = await web.account()
+    client = openai.AsyncOpenAI(
+        base_url=f"{BASE}/v1",
+        api_key=key,
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=web.app)),
+    )
+    image = await client.images.generate(
+        **{k.arg: ast.literal_eval(k.value) for k in generate.keywords if k.arg}
+    )
+    shown = eval(ast.unparse(printed), {"image": image})  # the page's own expression
+    assert isinstance(shown, str) and shown.startswith(f"{BASE}/v1/files/"), shown
 
 
 # -- models --------------------------------------------------------------------------------------

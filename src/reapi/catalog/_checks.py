@@ -96,7 +96,9 @@ def _resolve_shape(
 
 def _check_choice(model: ModelSpec, param: str, value: str | None, allowed: Sequence[str]) -> None:
     if value is not None and value not in allowed:
-        _refuse(model, param, allowed or ["(none: this model has no such option)"])
+        if not allowed:
+            _refuse(model, param, (), f"this model has no {param} option: leave it out")
+        _refuse(model, param, allowed)
 
 
 def check_image(

@@ -101,6 +101,19 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+#: A token that cannot be one of this gateway's keys (never echoed: it may be a real secret).
+NOT_A_KEY = (
+    "the API key is not a key of this gateway: its keys start with `rk_live_` (a provider's"
+    " key, such as OpenAI's `sk-...`, does not work here); create one on the dashboard's Keys"
+    " page"
+)
+#: One of ours in shape but not in its checksum: cut short or mistyped when copied.
+MISTYPED_KEY = (
+    "the API key is not valid: it is incomplete or mistyped (check that it was copied whole),"
+    " or create a new one on the dashboard's Keys page"
+)
+
+
 class Authenticator:
     def __init__(
         self, db: Database, *, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic
@@ -130,8 +143,9 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             return cached[0]  # only a well-formed key was ever cached: not checked again
         if not is_well_formed(token):
-            # Refused on its shape and checksum alone: no database work for garbage.
-            raise InvalidApiKey("the API key is not valid")
+            # Refused on its shape and checksum alone: no database work for garbage. Most often
+            # a provider's key (OPENAI_API_KEY) an OpenAI client sent for want of ours.
+            raise InvalidApiKey(MISTYPED_KEY if token.startswith("rk_") else NOT_A_KEY)
         if self.unknown.known(key_hash, now):
             raise InvalidApiKey("the API key is not valid or has been revoked")
         if cached is None and address is not None:  # a key seen valid here is looked up

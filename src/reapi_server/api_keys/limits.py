@@ -15,6 +15,7 @@ from .periods import PERIODS
 
 __all__ = [
     "LIMIT_FIELDS",
+    "MAX_EXPIRY_YEARS",
     "MAX_MODELS",
     "MAX_REQUESTS_PER_MINUTE",
     "MAX_VIDEOS",
@@ -30,6 +31,10 @@ MAX_REQUESTS_PER_MINUTE = 10**9
 MAX_VIDEOS = 10**9
 #: The most models one allowlist may name (every catalog model fits many times over).
 MAX_MODELS = 200
+#: How far ahead an expiry may be: further is a typo or a stand-in for "never" (which is no
+#: expiry), and a date past year 9999 cannot even be shown.
+MAX_EXPIRY_YEARS = 100
+MAX_EXPIRY_SECONDS = MAX_EXPIRY_YEARS * 365.25 * 86400
 
 
 class LimitsInvalid(GatewayError):
@@ -104,8 +109,14 @@ class KeyLimits:
                 errors["models"] = f"Name at most {MAX_MODELS} models."
         if models is not None:
             models = tuple(sorted(set(models)))
-        if "expires_at" in changed and self.expires_at is not None and self.expires_at <= now:
-            errors["expires_at"] = "The expiry date must be in the future."
+        if "expires_at" in changed and self.expires_at is not None:
+            if self.expires_at <= now:
+                errors["expires_at"] = "The expiry date must be in the future."
+            elif self.expires_at > now + MAX_EXPIRY_SECONDS:
+                errors["expires_at"] = (
+                    f"The expiry date must be within {MAX_EXPIRY_YEARS} years; leave it empty"
+                    " for a key that never expires."
+                )
         rpm = self.requests_per_minute
         if rpm is not None and not 1 <= rpm <= MAX_REQUESTS_PER_MINUTE:
             errors["requests_per_minute"] = (

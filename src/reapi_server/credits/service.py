@@ -135,7 +135,7 @@ def refusal_error(found: Refusal | None, amount: int, now: float) -> GatewayErro
             f"this request costs {amount} credits and this key has {found.period_spend} of "
             f"its {limit} credits{per} spent or held{when}"
         )
-    return insufficient(amount)
+    return insufficient(amount, found.balance)
 
 
 _PER = {"daily": "day", "weekly": "week", "monthly": "month"}
@@ -177,7 +177,10 @@ async def adjust(session: AsyncSession, account_id: str, amount: int, now: float
         )
 
 
-def insufficient(amount: int) -> InsufficientCredits:
+def insufficient(amount: int, available: int) -> InsufficientCredits:
+    """Where to get more is added where the answer is written (`json_api.errors`): it depends
+    on the gateway's address and whether it sells credits."""
     return InsufficientCredits(
-        f"this request costs {amount} credits and the account's balance is lower",
+        f"this request costs {amount:,} credits and the account has {max(available, 0):,}"
+        " available (credits held by running requests are not)",
     )

@@ -92,8 +92,17 @@ async def content(rt: Runtime, principal: Principal, job_id: str, variant: str) 
             raise GatewayError(
                 "this video is not completed yet", param="video_id", code="video_not_ready"
             )
-        file_id = job.thumbnail_file_id if variant == "thumbnail" else job.video_file_id
-        if variant == "spritesheet" or file_id is None:
+        files = {"video": job.video_file_id, "thumbnail": job.thumbnail_file_id}
+        file_id = files.get(variant)  # no host makes a spritesheet
+        if variant != "video" and file_id is None:
+            # As the SDK refuses it in-process: the host makes none, nothing is missing.
+            maker = job.provider or "its provider"
+            raise GatewayError(
+                f"this video has no {variant}: {maker} does not make one",
+                param="variant",
+                code="variant_unavailable",
+            )
+        if file_id is None:
             raise NotFound(f"this video has no {variant}", param="variant")
         output = await get_output(session, file_id)
     if output is None:  # the job completed with it; its row went with the output since

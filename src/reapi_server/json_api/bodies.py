@@ -23,7 +23,14 @@ from reapi.core import ascii_whole_number, translated, translated_async
 
 from ..errors import GatewayError, PayloadTooLarge
 
-__all__ = ["FormFile", "ParsedForm", "read_body", "read_form", "read_json"]
+__all__ = [
+    "FormFile",
+    "ParsedForm",
+    "read_body",
+    "read_form",
+    "read_json",
+    "require_json_content_type",
+]
 
 _MAX_PARTS = 40
 
@@ -55,7 +62,8 @@ def _unreadable(error: BaseException) -> GatewayError:
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    size = f"{limit / (1 << 20):g} MiB" if limit >= 1 << 20 else f"{limit:,} bytes"
+    return PayloadTooLarge(f"the request body is larger than this gateway's limit of {size}")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -83,7 +91,24 @@ async def read_body(request: Request, limit: int) -> bytes:
         parts.append(chunk)
 
 
+def require_json_content_type(content_type: str | None) -> None:
+    """A body declared as something other than JSON is refused, as OpenAI refuses it, rather
+    than parsed as JSON anyway: `application/json` with any parameters (`; charset=utf-8`), in
+    any case, passes, and so does a body that declares no type at all."""
+    if not content_type:
+        return
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == "application/json":
+        return
+    raise GatewayError(
+        "the request body must be JSON sent with `Content-Type: application/json`; this"
+        " request declared another content type",
+        code="unsupported_content_type",
+    )
+
+
 async def read_json(request: Request, limit: int) -> Any:
+    require_json_content_type(request.headers.get("content-type"))
     raw = await read_body(request, limit)
     return translated(
         lambda: orjson.loads(raw),

@@ -24,11 +24,13 @@ from starlette.responses import Response
 
 from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
 
+from ..config import Settings
 from ..db_errors import error_name, is_unavailable
-from ..errors import GatewayError
+from ..errors import GatewayError, InsufficientCredits
+from ..links import Links
 from .validation import describe
 
-__all__ = ["error_response", "install_error_handlers"]
+__all__ = ["error_response", "install_error_handlers", "where_to_buy"]
 
 log = logging.getLogger("reapi_server.errors")
 
@@ -69,6 +71,22 @@ def error_response(
     if retry_after is not None or status == 429:
         headers["retry-after"] = str(max(math.ceil(retry_after or 1), 1))
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+#: What /v1 serves, for a client that asked for something else (chat, embeddings, audio).
+NO_SUCH_API_ENDPOINT = (
+    "no such endpoint: this gateway serves image and video generation (POST"
+    " /v1/images/generations, POST /v1/images/edits, /v1/videos, GET /v1/models); other OpenAI"
+    " endpoints (chat, embeddings, audio, image variations, video remix) are not served here"
+)
+
+
+def where_to_buy(settings: Settings) -> str:
+    """What a person out of credit does next: the dashboard's Billing page where this gateway
+    sells credits, else its operator, who grants them."""
+    if settings.billing.enabled:
+        return f"buy credits at {Links.from_settings(settings).page('/dashboard/billing')}"
+    return "ask the operator of this gateway for credits"
 
 
 def _from_reapi(error: ReapiError) -> Response:
@@ -119,12 +137,15 @@ def install_error_handlers(app: FastAPI) -> None:
         _forget_frames(exc)
         return _from_reapi(exc)
 
-    async def on_gateway(_: Request, exc: Exception) -> Response:
+    async def on_gateway(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
         _forget_frames(exc)
+        message = exc.message
+        if isinstance(exc, InsufficientCredits):
+            message = f"{message}; {where_to_buy(request.app.state.runtime.settings)}"
         return error_response(
             exc.http_status,
-            exc.message,
+            message,
             code=exc.code,
             param=exc.param,
             error_type=exc.error_type,
@@ -138,10 +159,12 @@ def install_error_handlers(app: FastAPI) -> None:
         message, code, param = describe(list(exc.errors()))
         return error_response(400, message, code=code, param=param)
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         messages = {404: "no such endpoint", 405: "method not allowed on this endpoint"}
         message = messages.get(exc.status_code, "the request could not be served")
+        if exc.status_code == 404 and request.url.path.startswith("/v1/"):
+            message = NO_SUCH_API_ENDPOINT  # a chat or embeddings client pointed here, say
         return error_response(exc.status_code, message, code=f"http_{exc.status_code}")
 
     async def on_unexpected(request: Request, exc: Exception) -> Response:

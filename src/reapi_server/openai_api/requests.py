@@ -233,7 +233,7 @@ async def image_edit_request(
     request: Request, limit: int, policy: UrlPolicy
 ) -> tuple[ImageParams, Payload]:
     """Uploads (multipart), or images and mask by reference (JSON)."""
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()  # case-insensitive (RFC 9110)
     if content_type.startswith("multipart/form-data"):
         return _edit_from_form(await read_form(request, limit))
     if content_type.startswith("application/json"):
@@ -305,7 +305,7 @@ VideoRequest = tuple[VideoParams, Payload, str | None]
 
 async def video_request_of(request: Request, limit: int, policy: UrlPolicy) -> VideoRequest:
     """JSON (`input_reference` by reference) or multipart (an upload, or a URL in the field)."""
-    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
         return _video_from_form(await read_form(request, limit), policy)
     return _video_from_json(parse_model(VideoBody, await read_json(request, limit)), policy)
 

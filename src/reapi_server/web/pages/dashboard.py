@@ -50,6 +50,9 @@ async def dashboard_page(request: Request) -> Response:
         chart=credits_chart(view.totals.by_day, today=days.day_of(now), zone=zone.key),
         rows=usage_rows(view.recent, zone, keys),
         has_key=any(not k.revoked for k in view.keys),
+        # Nothing to spend and nothing running: every request would be refused (402).
+        no_credit=view.balance <= 0 and view.reserved <= 0,
+        sells_credits=web.runtime.billing.enabled,
         disabled=view.disabled,
         verified=signed_in.session.user.email_verified_at is not None,
         base_url=web.links.base_url,

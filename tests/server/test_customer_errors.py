@@ -74,6 +74,8 @@ async def test_a_json_body_declared_as_another_type_is_refused(gateway, path, co
     assert error["code"] == "unsupported_content_type"
     assert error["type"] == "invalid_request_error"
     assert "Content-Type: application/json" in error["message"]
+    # The form type is what `curl -d` sends unless told otherwise: the message says so.
+    assert ("curl's `-d`" in error["message"]) == (content_type.endswith("urlencoded"))
     assert gateway.upstream.calls == []  # refused before any upstream call
 
 

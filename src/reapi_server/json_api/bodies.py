@@ -100,9 +100,14 @@ def require_json_content_type(content_type: str | None) -> None:
     media_type = content_type.partition(";")[0].strip().lower()
     if media_type == "application/json":
         return
+    hint = (
+        " (curl's `-d` sends a form type unless given `-H 'Content-Type: application/json'`)"
+        if media_type == "application/x-www-form-urlencoded"
+        else ""
+    )
     raise GatewayError(
         "the request body must be JSON sent with `Content-Type: application/json`; this"
-        " request declared another content type",
+        f" request declared another content type{hint}",
         code="unsupported_content_type",
     )
 

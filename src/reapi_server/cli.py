@@ -218,7 +218,13 @@ def migrate(
         _run(resolve_for(settings, migrate=True, adopt=True))
         typer.echo("database is up to date; the configured secret is the fleet's")
         return
-    _run(admin.migrate(settings))
+    newer = _run(admin.migrate(settings))
+    if newer:
+        typer.echo(
+            f"the database is at {', '.join(sorted(newer))}, newer than this version: "
+            "left as it is (this version runs on it; upgrade reapi to migrate further)"
+        )
+        return
     typer.echo("database is up to date")
 
 

@@ -77,3 +77,30 @@ def test_serve_does_not_start_on_them(tmp_path):
         "error: unknown environment variable REAPI_HOTS (did you mean REAPI_HOST?)"
     )
     assert not (tmp_path / "reapi.db").exists()
+
+
+def test_a_list_or_table_that_is_not_json(tmp_path):
+    """`REAPI_FORWARDED_ALLOW_IPS=["10.0.0.1"]` in a file a shell sources loses its quotes
+    (`[10.0.0.1]`); a provider key table typed by hand loses a brace. That was a traceback of
+    pydantic-settings' internals, not a line naming the setting."""
+    result = _check(
+        tmp_path,
+        {"REAPI_FORWARDED_ALLOW_IPS": "[10.0.0.1]", "REAPI_PROVIDER_KEYS": '{"openai": "sk-x'},
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(
+        "error: forwarded_allow_ips: REAPI_FORWARDED_ALLOW_IPS is not valid JSON"
+    )
+    served = subprocess.run(
+        [_bin("reapi-server"), "serve", "--data-dir", str(tmp_path)],
+        env={"PATH": "/usr/bin:/bin", "REAPI_PROVIDER_KEYS": '{"openai": "sk-secret-value'},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 1
+    [line] = served.stderr.strip().splitlines()
+    assert line.startswith("error: provider_keys: REAPI_PROVIDER_KEYS is not valid JSON")
+    assert "sk-secret-value" not in served.stderr

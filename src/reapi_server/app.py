@@ -29,6 +29,7 @@ from .api_docs import add_docs_page
 from .api_keys.last_used import run_last_used
 from .billing.webhook import router as billing_webhook_router
 from .config import Settings
+from .credits.pending import run_pending_releases
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
@@ -107,6 +108,7 @@ def create_app(
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
+            tasks.append(asyncio.create_task(run_pending_releases(rt.pending_releases)))
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.billing.webhook_enabled and rt.billing.api is not None:
                 tasks.append(asyncio.create_task(rt.billing.run_retries()))

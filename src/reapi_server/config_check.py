@@ -34,7 +34,7 @@ from .db import Database
 from .db_errors import error_name
 from .extras import OTEL_PACKAGES, MissingExtraError, require
 
-__all__ = ["Problem", "check_live", "check_settings"]
+__all__ = ["Problem", "check_live", "check_settings", "not_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ def check_settings(
     except ConfigError as error:  # a secret's file cannot be read
         return None, [*problems, Problem(str(error))]
     except SettingsError as error:  # a list or table in the environment that is not JSON
-        return None, [*problems, Problem(_not_json(error))]
+        return None, [*problems, Problem(not_json(error))]
     except tomllib.TOMLDecodeError as error:
         return None, [*problems, Problem(f"the config file is not valid TOML ({error})")]
     except OSError as error:  # the config file named cannot be read
@@ -101,7 +101,7 @@ def check_settings(
     return (settings if not problems else None), problems
 
 
-def _not_json(error: SettingsError) -> str:
+def not_json(error: SettingsError) -> str:
     """pydantic-settings' words name the field; the value (maybe a secret) is left out."""
     found = re.search(r'field "([^"]+)"', str(error))
     if found is None:

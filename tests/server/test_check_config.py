@@ -104,3 +104,49 @@ def test_a_list_or_table_that_is_not_json(tmp_path):
     [line] = served.stderr.strip().splitlines()
     assert line.startswith("error: provider_keys: REAPI_PROVIDER_KEYS is not valid JSON")
     assert "sk-secret-value" not in served.stderr
+
+
+def test_urls_that_cannot_work_are_named(tmp_path):
+    """A `postgres://` URL (as hosted databases hand it out) was a traceback of SQLAlchemy's
+    plugin loader at start, a Redis URL of another scheme one of redis-py's, and a
+    `public_base_url` without a scheme was taken (every output URL then broken)."""
+    result = _check(
+        tmp_path,
+        {
+            "REAPI_DATABASE_URL": "mysql://reapi:db-password@db/reapi",
+            "REAPI_REDIS_URL": "http://:redis-password@cache:6379",
+            "REAPI_PUBLIC_BASE_URL": "api.example.com",
+        },
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "error: database_url is postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path "
+        "('mysql://' is not one)",
+        "error: public_base_url is an http:// or https:// URL (https://api.example.com)",
+        "error: redis_url is redis://host:6379/0 (rediss:// for TLS, or unix://)",
+    ]
+    for secret in ("db-password", "redis-password"):
+        assert secret not in result.output
+
+
+def test_a_postgres_url_means_asyncpg():
+    from reapi_server.config import Settings
+
+    url = "postgres://reapi:pw@db:5432/reapi"
+    assert Settings(database_url=url).database_url == "postgresql+asyncpg://reapi:pw@db:5432/reapi"
+    url = "postgresql://reapi@db/reapi"
+    assert Settings(database_url=url).database_url == "postgresql+asyncpg://reapi@db/reapi"
+
+
+def test_administration_commands_check_their_flags_and_urls(tmp_path):
+    """The administration commands took `--database-url` (and the environment's, after a
+    flag) without the settings' checks: `postgres://` was a traceback."""
+    result = runner.invoke(
+        app,
+        ["accounts", "show", "--email", "a@example.com", "--database-url", "mysql://u:pw-9@h/d"],
+        env={"REAPI_DATA_DIR": str(tmp_path / "data"), "REAPI_CONFIG": None},
+    )
+    assert result.exit_code == 1
+    assert "'mysql://' is not one" in result.output
+    assert "pw-9" not in result.output and "Traceback" not in result.output

@@ -29,7 +29,7 @@ from .api_docs import add_docs_page
 from .api_keys.last_used import run_last_used
 from .billing.webhook import router as billing_webhook_router
 from .config import Settings
-from .credits.pending import run_pending_releases
+from .credits.pending import release_before_exit, run_pending_releases
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
@@ -150,6 +150,8 @@ def create_app(
             with loop_errors_by_type():
                 yield
         finally:
+            # Requests cut at the end of the drain give their holds back before the end.
+            await release_before_exit(rt.live_holds, rt.pending_releases, _STOP_SECONDS)
             forget_signals()
             rt.job_changes.close()
             for task in tasks:

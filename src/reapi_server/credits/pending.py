@@ -17,7 +17,14 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
-__all__ = ["PendingReleases", "retry_pending_releases", "run_pending_releases"]
+from .live import LiveHolds
+
+__all__ = [
+    "PendingReleases",
+    "release_before_exit",
+    "retry_pending_releases",
+    "run_pending_releases",
+]
 
 log = logging.getLogger("reapi_server.credits")
 
@@ -64,3 +71,17 @@ async def run_pending_releases(pending: PendingReleases) -> None:
             except Exception as exc:  # still unavailable: the next round tries again
                 log.warning("pending releases wait", extra={"code": type(exc).__name__})
         await anyio.sleep(RETRY_SECONDS)
+
+
+async def release_before_exit(live: LiveHolds, pending: PendingReleases, seconds: float) -> None:
+    """At shutdown, once the server has cut the requests the drain did not finish: their
+    shielded releases still run, and need the database this process is about to close. Wait
+    for them (up to `seconds`: `live` empties as each request ends), then try once more those
+    that failed; what is left, the sweeper releases at its expiry."""
+    with anyio.move_on_after(seconds):
+        await live.until_empty()
+    if pending:
+        try:
+            await retry_pending_releases(pending)
+        except Exception as exc:
+            log.warning("releases left to the sweeper", extra={"code": type(exc).__name__})

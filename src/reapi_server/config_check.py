@@ -33,6 +33,7 @@ from .config import ConfigError, Settings, settings_error_lines, unknown_variabl
 from .db import Database
 from .db_errors import error_name
 from .extras import OTEL_PACKAGES, MissingExtraError, require
+from .secret_files import mistyped_secret_files
 
 __all__ = ["Problem", "check_live", "check_settings", "not_json"]
 
@@ -79,6 +80,7 @@ def check_settings(
     the process's environment (the settings read it)."""
     unknown = [name for name in environ if unknown_variables({name: environ[name]})]
     problems = [Problem(line) for line in unknown_variables(environ)]
+    problems += [Problem(line) for line in mistyped_secret_files(Settings, environ)]
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         with _environment_without(unknown):

@@ -150,3 +150,22 @@ def test_administration_commands_check_their_flags_and_urls(tmp_path):
     assert result.exit_code == 1
     assert "'mysql://' is not one" in result.output
     assert "pw-9" not in result.output and "Traceback" not in result.output
+
+
+def test_a_mistyped_file_in_the_secrets_directory(tmp_path):
+    """`secret_kye` in REAPI_SECRETS_DIR was read by nothing and said nothing: `secret_key`
+    silently unset, where the same typo in the environment is refused. Files of unrelated
+    names (another service's secrets) are still left alone."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "secret_kye").write_text("a-secret-value\n")
+    (secrets_dir / "provider_key__openai").write_text("sk-value\n")
+    (secrets_dir / "postgres_password").write_text("pw\n")
+    result = _check(tmp_path, {"REAPI_SECRETS_DIR": str(secrets_dir)})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: unknown secret file 'provider_key__openai' in REAPI_SECRETS_DIR "
+        "(did you mean provider_keys__openai?)",
+        "error: unknown secret file 'secret_kye' in REAPI_SECRETS_DIR (did you mean secret_key?)",
+    ]
+    assert "a-secret-value" not in result.output

@@ -150,13 +150,16 @@ def create_app(
             with loop_errors_by_type():
                 yield
         finally:
-            # Requests cut at the end of the drain give their holds back before the end.
-            await release_before_exit(rt.live_holds, rt.pending_releases, _STOP_SECONDS)
             forget_signals()
             rt.job_changes.close()
             for task in tasks:
                 task.cancel()
-            await _stopped(tasks)
+            # Side by side, within the one bound: the requests cut at the end of the drain
+            # give their holds back while the background tasks stop.
+            await asyncio.gather(
+                release_before_exit(rt.live_holds, rt.pending_releases, _STOP_SECONDS),
+                _stopped(tasks),
+            )
             await rt.alerts.settle()  # the crossings requests saw: written before the end
             await hand_back_leases(rt)
             await hand_back_deliveries(rt)

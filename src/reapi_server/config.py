@@ -104,6 +104,14 @@ class OAuthApps(BaseModel):
     google: GoogleApp = Field(default_factory=GoogleApp)
 
 
+def _port_parses(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018  (read to be parsed)
+    except ValueError:
+        return False
+    return True
+
+
 #: The database URL schemes the gateway has drivers for.
 _DATABASE_SCHEMES = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
@@ -492,6 +500,8 @@ class Settings(BaseSettings):
         if scheme in ("postgres", "postgresql"):
             return f"postgresql+asyncpg://{rest}"
         if sep and scheme in _DATABASE_SCHEMES:
+            if not _port_parses(url.strip()):  # a traceback of SQLAlchemy's otherwise
+                raise ValueError("database_url: its port is not a number from 0 to 65535")
             return url.strip()
         given = f" ('{excerpt(scheme)}://' is not one)" if sep else " (no scheme given)"
         raise ValueError(

@@ -169,3 +169,12 @@ def test_a_mistyped_file_in_the_secrets_directory(tmp_path):
         "error: unknown secret file 'secret_kye' in REAPI_SECRETS_DIR (did you mean secret_key?)",
     ]
     assert "a-secret-value" not in result.output
+
+
+def test_a_database_port_that_is_no_number(tmp_path):
+    result = _check(tmp_path, {"REAPI_DATABASE_URL": "postgresql+asyncpg://u:pw-7@db:5432x/r"})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: database_url: its port is not a number from 0 to 65535"
+    ]
+    assert "pw-7" not in result.output

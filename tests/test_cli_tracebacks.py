@@ -40,7 +40,7 @@ def test_both_apps_hide_locals_explicitly():
         (
             "reapi_server.cli",
             "reapi-server keys revoke rk_live_MARKERcli7c2d "
-            "--database-url nosuchdialect://x".split(),
+            "--database-url sqlite+aiosqlite:////proc/no-such-dir/x.db".split(),
             "MARKERcli7c2d",
         ),
     ],

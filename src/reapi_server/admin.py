@@ -149,11 +149,14 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awa
         await db.dispose()
 
 
-async def migrate(settings: Settings) -> None:
-    async def nothing(_: AsyncSession) -> None:
-        return None
-
-    await _in_transaction(settings, nothing)
+async def migrate(settings: Settings) -> frozenset[str]:
+    """Migrate; the revisions of a newer version the database is at (left as they are)."""
+    settings.ensure_data_dir()
+    db = Database(settings.resolved_database_url)
+    try:
+        return await upgrade(db)
+    finally:
+        await db.dispose()
 
 
 async def _view(session: AsyncSession, account_id: str) -> AccountView:

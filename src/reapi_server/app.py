@@ -29,6 +29,7 @@ from .api_docs import add_docs_page
 from .api_keys.last_used import run_last_used
 from .billing.webhook import router as billing_webhook_router
 from .config import Settings
+from .credits.pending import release_before_exit, run_pending_releases
 from .credits.renewal import run_hold_renewal
 from .email.factory import build_sender
 from .email.outbox import run_outbox
@@ -107,6 +108,7 @@ def create_app(
             tasks.append(asyncio.create_task(JobPoller(rt).run_forever()))
             tasks.append(asyncio.create_task(run_sweeper(rt)))
             tasks.append(asyncio.create_task(run_hold_renewal(rt)))
+            tasks.append(asyncio.create_task(run_pending_releases(rt.pending_releases)))
             tasks.append(asyncio.create_task(run_retention(rt)))
             if rt.billing.webhook_enabled and rt.billing.api is not None:
                 tasks.append(asyncio.create_task(rt.billing.run_retries()))
@@ -152,7 +154,12 @@ def create_app(
             rt.job_changes.close()
             for task in tasks:
                 task.cancel()
-            await _stopped(tasks)
+            # Side by side, within the one bound: the requests cut at the end of the drain
+            # give their holds back while the background tasks stop.
+            await asyncio.gather(
+                release_before_exit(rt.live_holds, rt.pending_releases, _STOP_SECONDS),
+                _stopped(tasks),
+            )
             await rt.alerts.settle()  # the crossings requests saw: written before the end
             await hand_back_leases(rt)
             await hand_back_deliveries(rt)

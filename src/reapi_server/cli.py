@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from sqlalchemy.exc import SQLAlchemyError
 
 from reapi import ReapiError
@@ -26,7 +27,7 @@ from .billing import repository as payments_repository
 from .billing.service import Billing
 from .billing.settings import format_money
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
-from .config_check import Problem, check_live, check_settings
+from .config_check import Problem, check_live, check_settings, not_json
 from .db_errors import error_name
 from .errors import GatewayError
 from .extras import MissingExtraError
@@ -105,9 +106,11 @@ def _settings(
     if config is not None:
         os.environ[CONFIG_ENV] = str(config)
     try:
-        settings = Settings()
+        settings = Settings().with_overrides(data_dir=data_dir, database_url=database_url, **more)
     except ValidationError as error:
         _exit_with(describe_settings_error(error))
+    except SettingsError as error:  # a list or table in the environment that is not JSON
+        _exit_with(not_json(error))
     except ConfigError as error:  # a secret's file cannot be read
         _exit_with(str(error))
     except tomllib.TOMLDecodeError as error:
@@ -115,7 +118,7 @@ def _settings(
     except OSError as error:  # the config file named cannot be read
         reason = error.strerror or type(error).__name__
         _exit_with(f"the config file {error.filename or ''} cannot be read ({reason})")
-    return settings.with_overrides(data_dir=data_dir, database_url=database_url, **more)
+    return settings
 
 
 def _exit_with(message: str) -> NoReturn:
@@ -218,7 +221,13 @@ def migrate(
         _run(resolve_for(settings, migrate=True, adopt=True))
         typer.echo("database is up to date; the configured secret is the fleet's")
         return
-    _run(admin.migrate(settings))
+    newer = _run(admin.migrate(settings))
+    if newer:
+        typer.echo(
+            f"the database is at {', '.join(sorted(newer))}, newer than this version: "
+            "left as it is (this version runs on it; upgrade reapi to migrate further)"
+        )
+        return
     typer.echo("database is up to date")
 
 

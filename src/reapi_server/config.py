@@ -104,6 +104,18 @@ class OAuthApps(BaseModel):
     google: GoogleApp = Field(default_factory=GoogleApp)
 
 
+def _port_parses(url: str) -> bool:
+    try:
+        urlsplit(url).port  # noqa: B018  (read to be parsed)
+    except ValueError:
+        return False
+    return True
+
+
+#: The database URL schemes the gateway has drivers for.
+_DATABASE_SCHEMES = ("postgresql+asyncpg", "sqlite+aiosqlite")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -476,6 +488,48 @@ class Settings(BaseSettings):
             raise ValueError("tracing_endpoint is an http:// or https:// URL")
         return value.strip()
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, url: str | None) -> str | None:
+        """The two drivers the gateway runs on. `postgres://` and `postgresql://` (what hosted
+        databases hand out) mean asyncpg; anything else is refused here, naming the scheme
+        only (the URL may hold a password), not as a traceback of SQLAlchemy's plugin loader."""
+        if url is None:
+            return None
+        scheme, sep, rest = url.strip().partition("://")
+        if scheme in ("postgres", "postgresql"):
+            return f"postgresql+asyncpg://{rest}"
+        if sep and scheme in _DATABASE_SCHEMES:
+            if not _port_parses(url.strip()):  # a traceback of SQLAlchemy's otherwise
+                raise ValueError("database_url: its port is not a number from 0 to 65535")
+            return url.strip()
+        given = f" ('{excerpt(scheme)}://' is not one)" if sep else " (no scheme given)"
+        raise ValueError(
+            "database_url is postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path" + given
+        )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is None:
+            return None
+        scheme, sep, _ = url.get_secret_value().strip().partition("://")
+        if not sep or scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("redis_url is redis://host:6379/0 (rediss:// for TLS, or unix://)")
+        return url
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "public_base_url is an http:// or https:// URL (https://api.example.com)"
+            )
+        return url.strip()
+
     @field_validator("fetch_allow_networks", "webhook_allow_networks")
     @classmethod
     def _networks(cls, networks: list[str]) -> list[str]:
@@ -564,8 +618,11 @@ class Settings(BaseSettings):
 
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied (None means "not given")."""
-        given = {k: v for k, v in changes.items() if v is not None}
-        return self.model_copy(update=given)
+        copy = self.model_copy()
+        for name, value in changes.items():
+            if value is not None:  # validated as the environment's values are
+                self.__pydantic_validator__.validate_assignment(copy, name, value)
+        return copy
 
 
 def _suggestion(name: str, known: list[str]) -> str:
@@ -605,10 +662,10 @@ def settings_error_lines(error: ValidationError) -> list[str]:
         where = ".".join(str(part) for part in item["loc"])
         if item["type"] == "extra_forbidden":
             problems.append(f"unknown setting '{excerpt(where)}'{_suggestion(where, known)}")
-        elif where:
-            problems.append(f"{where}: {item['msg']}")
         else:
-            problems.append(str(item["msg"]).removeprefix("Value error, "))
+            message = str(item["msg"]).removeprefix("Value error, ")
+            named = not where or message.startswith(where)  # the validator's words name it
+            problems.append(message if named else f"{where}: {item['msg']}")
     return problems
 
 

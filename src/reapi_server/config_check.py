@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,15 +26,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import SettingsConfigDict, SettingsError
 from sqlalchemy import text
 
 from .config import ConfigError, Settings, settings_error_lines, unknown_variables
 from .db import Database
 from .db_errors import error_name
 from .extras import OTEL_PACKAGES, MissingExtraError, require
+from .secret_files import mistyped_secret_files
 
-__all__ = ["Problem", "check_live", "check_settings"]
+__all__ = ["Problem", "check_live", "check_settings", "not_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ def check_settings(
     the process's environment (the settings read it)."""
     unknown = [name for name in environ if unknown_variables({name: environ[name]})]
     problems = [Problem(line) for line in unknown_variables(environ)]
+    problems += [Problem(line) for line in mistyped_secret_files(Settings, environ)]
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     try:
         with _environment_without(unknown):
@@ -89,6 +92,8 @@ def check_settings(
         return None, problems + [Problem(line) for line in lines]
     except ConfigError as error:  # a secret's file cannot be read
         return None, [*problems, Problem(str(error))]
+    except SettingsError as error:  # a list or table in the environment that is not JSON
+        return None, [*problems, Problem(not_json(error))]
     except tomllib.TOMLDecodeError as error:
         return None, [*problems, Problem(f"the config file is not valid TOML ({error})")]
     except OSError as error:  # the config file named cannot be read
@@ -96,6 +101,18 @@ def check_settings(
         where = error.filename or ""
         return None, [*problems, Problem(f"the config file {where} cannot be read ({reason})")]
     return (settings if not problems else None), problems
+
+
+def not_json(error: SettingsError) -> str:
+    """pydantic-settings' words name the field; the value (maybe a secret) is left out."""
+    found = re.search(r'field "([^"]+)"', str(error))
+    if found is None:
+        return "a setting's value in the environment is not valid JSON"
+    name = found.group(1)
+    return (
+        f"{name}: REAPI_{name.upper()} is not valid JSON (a list or table in the environment "
+        f"is written as JSON, quoted for the shell: REAPI_{name.upper()}='[\"...\"]')"
+    )
 
 
 async def _database(settings: Settings) -> list[Problem]:

@@ -8,6 +8,7 @@ that check: about 9 MiB of a worker's memory for nothing (issue 15).
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import cache
 from importlib import resources
@@ -21,7 +22,9 @@ from .db import Database
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["alembic_config", "head_revisions", "upgrade", "upgrade_sync"]
+__all__ = ["alembic_config", "head_revisions", "known_revisions", "upgrade", "upgrade_sync"]
+
+log = logging.getLogger("reapi_server")
 
 _VERSION_TABLE = "alembic_version"
 _REVISION = re.compile(r"^revision(?:\s*:[^=]*)?\s*=\s*[\"']([^\"']+)[\"']", re.M)
@@ -29,9 +32,9 @@ _DOWN_REVISION = re.compile(r"^down_revision(?:\s*:[^=]*)?\s*=\s*(.+)$", re.M)
 
 
 @cache
-def head_revisions() -> frozenset[str]:
-    """The newest revisions of the migration scripts: those no other script follows (what
-    Alembic's `ScriptDirectory.get_heads` says, read from the files without importing it)."""
+def _scripts() -> tuple[frozenset[str], frozenset[str]]:
+    """The revisions of the migration scripts, and those some script follows (read from the
+    files without importing Alembic)."""
     revisions: set[str] = set()
     followed: set[str] = set()
     versions = resources.files("reapi_server.migrations").joinpath("versions")
@@ -44,7 +47,19 @@ def head_revisions() -> frozenset[str]:
             continue
         revisions.add(revision.group(1))
         followed.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
-    return frozenset(revisions - followed)
+    return frozenset(revisions), frozenset(followed)
+
+
+def head_revisions() -> frozenset[str]:
+    """The newest revisions of the migration scripts: those no other script follows (what
+    Alembic's `ScriptDirectory.get_heads` says)."""
+    revisions, followed = _scripts()
+    return revisions - followed
+
+
+def known_revisions() -> frozenset[str]:
+    """Every revision this version has a script for."""
+    return _scripts()[0]
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -76,22 +91,37 @@ def _stamped_revisions(connection: Connection) -> set[str]:
     return {str(row[0]) for row in rows}
 
 
-async def _at_head(db: Database) -> bool:
+async def _stamped(db: Database) -> set[str]:
     async with db.read() as session:
         connection = await session.connection()
-        stamped = await connection.run_sync(_stamped_revisions)
-    return stamped == head_revisions()
+        return await connection.run_sync(_stamped_revisions)
 
 
-async def upgrade(db: Database) -> None:
+async def upgrade(db: Database) -> frozenset[str]:
     """Bring `db` to the newest schema (inside an event loop), in one write transaction, so two
     processes never migrate at once: on SQLite it waits for the write lock like any other
     writer; on PostgreSQL for an advisory lock (instances of a fleet start together). On
     SQLite, foreign keys are not enforced while it runs (checked before it commits): a
     migration that rebuilds a table must not cascade into the tables pointing at it. A
-    database already at the newest schema is left alone (no write lock taken)."""
-    if await _at_head(db):
-        return
+    database already at the newest schema is left alone (no write lock taken).
+
+    A database a newer version has migrated (stamped with a revision this one has no script
+    for) is left alone too, and those revisions returned: migrations only add, so this version
+    runs on it. Without that, an instance of the previous version could not restart during a
+    rolling upgrade, nor could a deploy be rolled back (Alembic cannot locate the revision)."""
+    stamped = await _stamped(db)
+    if stamped == head_revisions():
+        return frozenset()
+    newer = frozenset(stamped - known_revisions())
+    if newer:
+        log.warning(
+            "database schema is newer than this version: not migrating",
+            extra={
+                "code": f"database={','.join(sorted(newer))} "
+                f"this_version={','.join(sorted(head_revisions()))}"
+            },
+        )
+        return newer
 
     def _run(connection: Connection) -> None:
         from alembic import command
@@ -107,3 +137,4 @@ async def upgrade(db: Database) -> None:
             )
         connection = await session.connection()
         await connection.run_sync(_run)
+    return frozenset()

@@ -39,6 +39,7 @@ from .coordination.breakers import SharedBreakerStore
 from .coordination.bus import Bus
 from .coordination.wakeups import Wakeups
 from .credits.live import LiveHolds
+from .credits.pending import PendingReleases
 from .db import Database
 from .email.compose import MailComposer
 from .extras import OTEL_PACKAGES, require
@@ -90,6 +91,8 @@ class Runtime:
     memory: PayloadMemory = field(init=False)
     #: Credit holds of the image requests running in this process (renewed while they run).
     live_holds: LiveHolds = field(default_factory=LiveHolds)
+    #: Releases of holds that met an unavailable database, tried again each second.
+    pending_releases: PendingReleases = field(default_factory=PendingReleases)
     #: Stripe checkout, webhooks, refunds and auto top-up (`billing`).
     billing: Billing = field(init=False)
     #: Automatic top-ups, started off the request path by the accounts requests charged.

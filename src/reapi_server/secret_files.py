@@ -14,6 +14,7 @@ variable and the path, never the contents.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Mapping
@@ -26,7 +27,13 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from .config_errors import ConfigError
 
-__all__ = ["SECRETS_DIR_ENV", "SecretFiles", "file_variables", "secret_settings"]
+__all__ = [
+    "SECRETS_DIR_ENV",
+    "SecretFiles",
+    "file_variables",
+    "mistyped_secret_files",
+    "secret_settings",
+]
 
 PREFIX = "REAPI_"
 SECRETS_DIR_ENV = "REAPI_SECRETS_DIR"
@@ -109,3 +116,31 @@ class SecretFiles(PydanticBaseSettingsSource):
     def _is_mapping(self, name: str) -> bool:
         annotation = self.settings_cls.model_fields[name].annotation
         return getattr(annotation, "__origin__", None) is dict
+
+
+def mistyped_secret_files(
+    settings_cls: type[BaseSettings], environ: Mapping[str, str]
+) -> list[str]:
+    """A message for each file of `REAPI_SECRETS_DIR` that no setting reads and whose name is
+    close to one that would be read (`secret_kye`): ignored, it would leave that setting unset
+    without a word. Files of other names are left alone (a directory of secrets may hold other
+    services' secrets)."""
+    directory = environ.get(SECRETS_DIR_ENV)
+    if not directory or not Path(directory).is_dir():
+        return []
+    names = secret_settings(settings_cls)
+    source = SecretFiles(settings_cls, {SECRETS_DIR_ENV: directory})
+    nested = [n for n in names if n not in _ALSO_SECRET and source._is_mapping(n)]
+    problems = []
+    for found in sorted(Path(directory).glob("*")):
+        name, _, key = found.name.lower().partition("__")
+        if (name in nested and key) or (name in names and not key):
+            continue
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+        if close:
+            meant = f"{close[0]}__{key}" if key and close[0] in nested else close[0]
+            problems.append(
+                f"unknown secret file '{found.name[:80]}' in {SECRETS_DIR_ENV} "
+                f"(did you mean {meant}?)"
+            )
+    return problems

@@ -77,3 +77,104 @@ def test_serve_does_not_start_on_them(tmp_path):
         "error: unknown environment variable REAPI_HOTS (did you mean REAPI_HOST?)"
     )
     assert not (tmp_path / "reapi.db").exists()
+
+
+def test_a_list_or_table_that_is_not_json(tmp_path):
+    """`REAPI_FORWARDED_ALLOW_IPS=["10.0.0.1"]` in a file a shell sources loses its quotes
+    (`[10.0.0.1]`); a provider key table typed by hand loses a brace. That was a traceback of
+    pydantic-settings' internals, not a line naming the setting."""
+    result = _check(
+        tmp_path,
+        {"REAPI_FORWARDED_ALLOW_IPS": "[10.0.0.1]", "REAPI_PROVIDER_KEYS": '{"openai": "sk-x'},
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(
+        "error: forwarded_allow_ips: REAPI_FORWARDED_ALLOW_IPS is not valid JSON"
+    )
+    served = subprocess.run(
+        [_bin("reapi-server"), "serve", "--data-dir", str(tmp_path)],
+        env={"PATH": "/usr/bin:/bin", "REAPI_PROVIDER_KEYS": '{"openai": "sk-secret-value'},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 1
+    [line] = served.stderr.strip().splitlines()
+    assert line.startswith("error: provider_keys: REAPI_PROVIDER_KEYS is not valid JSON")
+    assert "sk-secret-value" not in served.stderr
+
+
+def test_urls_that_cannot_work_are_named(tmp_path):
+    """A `postgres://` URL (as hosted databases hand it out) was a traceback of SQLAlchemy's
+    plugin loader at start, a Redis URL of another scheme one of redis-py's, and a
+    `public_base_url` without a scheme was taken (every output URL then broken)."""
+    result = _check(
+        tmp_path,
+        {
+            "REAPI_DATABASE_URL": "mysql://reapi:db-password@db/reapi",
+            "REAPI_REDIS_URL": "http://:redis-password@cache:6379",
+            "REAPI_PUBLIC_BASE_URL": "api.example.com",
+        },
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        "error: database_url is postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path "
+        "('mysql://' is not one)",
+        "error: public_base_url is an http:// or https:// URL (https://api.example.com)",
+        "error: redis_url is redis://host:6379/0 (rediss:// for TLS, or unix://)",
+    ]
+    for secret in ("db-password", "redis-password"):
+        assert secret not in result.output
+
+
+def test_a_postgres_url_means_asyncpg():
+    from reapi_server.config import Settings
+
+    url = "postgres://reapi:pw@db:5432/reapi"
+    assert Settings(database_url=url).database_url == "postgresql+asyncpg://reapi:pw@db:5432/reapi"
+    url = "postgresql://reapi@db/reapi"
+    assert Settings(database_url=url).database_url == "postgresql+asyncpg://reapi@db/reapi"
+
+
+def test_administration_commands_check_their_flags_and_urls(tmp_path):
+    """The administration commands took `--database-url` (and the environment's, after a
+    flag) without the settings' checks: `postgres://` was a traceback."""
+    result = runner.invoke(
+        app,
+        ["accounts", "show", "--email", "a@example.com", "--database-url", "mysql://u:pw-9@h/d"],
+        env={"REAPI_DATA_DIR": str(tmp_path / "data"), "REAPI_CONFIG": None},
+    )
+    assert result.exit_code == 1
+    assert "'mysql://' is not one" in result.output
+    assert "pw-9" not in result.output and "Traceback" not in result.output
+
+
+def test_a_mistyped_file_in_the_secrets_directory(tmp_path):
+    """`secret_kye` in REAPI_SECRETS_DIR was read by nothing and said nothing: `secret_key`
+    silently unset, where the same typo in the environment is refused. Files of unrelated
+    names (another service's secrets) are still left alone."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "secret_kye").write_text("a-secret-value\n")
+    (secrets_dir / "provider_key__openai").write_text("sk-value\n")
+    (secrets_dir / "postgres_password").write_text("pw\n")
+    result = _check(tmp_path, {"REAPI_SECRETS_DIR": str(secrets_dir)})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: unknown secret file 'provider_key__openai' in REAPI_SECRETS_DIR "
+        "(did you mean provider_keys__openai?)",
+        "error: unknown secret file 'secret_kye' in REAPI_SECRETS_DIR (did you mean secret_key?)",
+    ]
+    assert "a-secret-value" not in result.output
+
+
+def test_a_database_port_that_is_no_number(tmp_path):
+    result = _check(tmp_path, {"REAPI_DATABASE_URL": "postgresql+asyncpg://u:pw-7@db:5432x/r"})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: database_url: its port is not a number from 0 to 65535"
+    ]
+    assert "pw-7" not in result.output

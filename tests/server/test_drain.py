@@ -4,6 +4,7 @@ them at once rather than after the lease runs out (and, with Redis, is woken to 
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -14,6 +15,7 @@ from tests.conftest import two_host_catalog
 from tests.server.conftest import settings_for
 from tests.server.fault_proxy import FaultProxy
 from tests.server.live import free_port
+from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 from tests.server.redis import (  # noqa: F401  (fixtures)
     redis_server,
     redis_settings,
@@ -129,4 +131,75 @@ def test_sigterm_finishes_what_it_has_and_refuses_the_rest(tmp_path):
         output = process.communicate()[0]
         slow.close()
         simulators.stop()
+    assert key not in output
+
+
+@pytest.mark.postgres
+def test_a_request_cut_at_the_end_of_the_drain_gives_its_credits_back(
+    tmp_path,
+    postgres_server,  # noqa: F811
+    monkeypatch,
+):
+    """A request longer than `drain_seconds` is cut when the drain ends. Its hold's release
+    (shielded) raced the shutdown, which closed the PostgreSQL pool under it: the credits
+    stayed reserved until another instance's sweeper found the hold expired, 15 minutes later
+    (SQLite's release, on the loop, happened to win the race)."""
+    from tests.server.test_cli import cli
+
+    name = f"drain_{secrets.token_hex(4)}"
+    postgres_server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
+    monkeypatch.setenv("REAPI_DATABASE_URL", postgres_server.url(name))
+
+    simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
+    slow = FaultProxy(int(simulators.provider_urls["openai"].split(":")[2].split("/")[0]))
+    key = make_key(tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": simulators.api_key,
+        "REAPI_PROVIDER_BASE_URLS__OPENAI": f"http://127.0.0.1:{slow.port}/v1",
+        "REAPI_FIRST_BYTE_TIMEOUT": "30",
+        "REAPI_METRICS_LISTEN": "off",
+        "REAPI_DRAIN_SECONDS": "1",
+    }
+    process = subprocess.Popen(
+        [_bin("reapi-server"), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/healthz", process)
+        slow.delay(10)  # far longer than the drain
+
+        async def scenario() -> None:
+            async with httpx.AsyncClient(timeout=30) as client:
+                running = [
+                    asyncio.create_task(
+                        client.post(
+                            f"{base}/v1/images/generations",
+                            json={"model": "gpt-image-2", "prompt": "p"},
+                            headers={"authorization": f"Bearer {key}"},
+                        )
+                    )
+                    for _ in range(3)
+                ]
+                await asyncio.sleep(1.0)  # at the provider, their holds taken
+                process.send_signal(signal.SIGTERM)
+                for answer in await asyncio.gather(*running, return_exceptions=True):
+                    # cut: no answer, or uvicorn's own 500
+                    assert isinstance(answer, httpx.HTTPError) or answer.status_code >= 500
+
+        asyncio.run(scenario())
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0]
+        slow.close()
+        simulators.stop()
+    shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
+    assert "reserved=0" in shown, (shown, output[-2000:])
     assert key not in output

@@ -2,6 +2,7 @@
 migrations keep what was there (SQLite and PostgreSQL)."""
 
 import asyncio
+import os
 import secrets
 import subprocess
 import sys
@@ -244,3 +245,59 @@ async def test_0024_on_postgres(postgres_server):  # noqa: F811
     name = f"m_{secrets.token_hex(6)}"
     await asyncio.to_thread(postgres_server.execute, f"CREATE DATABASE {name}")
     await _check_0024_round_trip(postgres_server.url(name))
+
+
+# -- a database a newer version migrated (a rolling upgrade, a roll-back) ----------------------
+
+
+async def _stamp_as_newer(url: str) -> None:
+    """What a newer version's migration leaves: a column this version does not know, and a
+    revision it has no script for."""
+    db = Database(url)
+    try:
+        await upgrade(db)
+        async with db.write() as session:
+            await session.execute(text("ALTER TABLE accounts ADD COLUMN future_note VARCHAR(40)"))
+            await session.execute(text("UPDATE alembic_version SET version_num = '0099_newer'"))
+    finally:
+        await db.dispose()
+
+
+async def test_a_newer_schema_is_left_alone_and_this_version_runs_on_it(tmp_path):
+    """The first instance of a new version migrates the shared database at its start; an
+    instance of the previous version that restarts then (a crash, a host's reboot, a roll-back)
+    must still start. It failed with Alembic's `Can't locate revision '0099_newer'`."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reapi.db'}"
+    await _stamp_as_newer(url)
+    db = Database(url)
+    try:
+        assert await upgrade(db) == {"0099_newer"}
+        async with db.read() as session:
+            stamped = await session.execute(text("SELECT version_num FROM alembic_version"))
+            assert stamped.scalars().all() == ["0099_newer"]
+    finally:
+        await db.dispose()
+
+
+def test_migrate_and_administration_on_a_newer_schema(tmp_path):
+    from tests.server.test_cli import _bin
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    asyncio.run(_stamp_as_newer(f"sqlite+aiosqlite:///{data_dir / 'reapi.db'}"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REAPI_")}
+    env["REAPI_DATA_DIR"] = str(data_dir)
+    migrate = subprocess.run(
+        [_bin("reapi-server"), "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    assert "0099_newer, newer than this version: left as it is" in migrate.stdout
+    account = subprocess.run(
+        [_bin("reapi-server"), "accounts", "create", "--email", "a@example.com"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert account.returncode == 0, account.stderr
+    assert "a@example.com" in account.stdout

@@ -238,6 +238,7 @@ async def _release(
     """Give the hold back and close the usage row; shielded, so a cancelled request still does."""
     provider, attempts = failed_attempts(error)
     code = error_code(error)
+    duration_ms = _ms(started)  # the request's, not a later retry's
 
     async def release_request(tx: Tx) -> ClosedHold | None:
         closed = await credit_rows.release(tx, hold_id, rt.now())
@@ -249,21 +250,24 @@ async def _release(
                 error_code=code,
                 provider=provider,
                 attempts=attempts,
-                duration_ms=_ms(started),
+                duration_ms=duration_ms,
             )
         return closed
 
+    async def release() -> None:
+        closed = await rt.db.grouped(release_request, account=account_id)
+        rt.alerts.observe(closed)
+        if closed is not None:
+            rt.metrics.credits.labels("released").inc(closed.amount)
+
     with anyio.CancelScope(shield=True):
         try:
-            closed = await rt.db.grouped(release_request, account=account_id)
-        except Exception as exc:  # the sweeper releases it later; never hide the first error
+            await release()
+        except Exception as exc:  # retried each second (`credits.pending`); the error stands
             log.error(
                 "release failed", extra={"request_id": request_id, "code": type(exc).__name__}
             )
-            return
-    rt.alerts.observe(closed)
-    if closed is not None:
-        rt.metrics.credits.labels("released").inc(closed.amount)
+            rt.pending_releases.add(hold_id, release)
 
 
 def _ms(started: float) -> int:

@@ -1,0 +1,87 @@
+"""Releases of credit holds that met an unavailable database, tried again until one lands.
+
+A request whose settlement or release fails because the database is away (a restart, a
+failover, a partition) answers `503 database_unavailable`; its hold, already committed, stays
+held. Left to the sweeper it would keep the caller's credits reserved for `image_hold_seconds`
+(15 minutes) after the database came back. So the process keeps the release (`PendingReleases`,
+memory only) and a background task tries it again every second: the credits come back within a
+second or so of the database. Releasing is idempotent (a hold closed meanwhile, by the sweeper
+or another try, is left as it is). A process that dies first loses the list, and the sweeper
+releases those holds at their expiry, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from .live import LiveHolds
+
+__all__ = [
+    "PendingReleases",
+    "release_before_exit",
+    "retry_pending_releases",
+    "run_pending_releases",
+]
+
+log = logging.getLogger("reapi_server.credits")
+
+#: Gives a hold back (and closes its request's rows); raises while the database is away.
+Release = Callable[[], Awaitable[None]]
+
+#: How often the releases are tried again.
+RETRY_SECONDS = 1.0
+
+
+class PendingReleases:
+    def __init__(self) -> None:
+        self._releases: dict[str, Release] = {}
+
+    def __len__(self) -> int:
+        return len(self._releases)
+
+    def add(self, hold_id: str, release: Release) -> None:
+        self._releases[hold_id] = release
+
+    def items(self) -> list[tuple[str, Release]]:
+        return list(self._releases.items())
+
+    def done(self, hold_id: str) -> None:
+        self._releases.pop(hold_id, None)
+
+
+async def retry_pending_releases(pending: PendingReleases) -> int:
+    """One round, oldest first, stopping at the first failure (the database is still away);
+    how many were released."""
+    released = 0
+    for hold_id, release in pending.items():
+        await release()
+        pending.done(hold_id)
+        released += 1
+    return released
+
+
+async def run_pending_releases(pending: PendingReleases) -> None:
+    while True:
+        if pending:
+            try:
+                await retry_pending_releases(pending)
+            except Exception as exc:  # still unavailable: the next round tries again
+                log.warning("pending releases wait", extra={"code": type(exc).__name__})
+        await anyio.sleep(RETRY_SECONDS)
+
+
+async def release_before_exit(live: LiveHolds, pending: PendingReleases, seconds: float) -> None:
+    """At shutdown, once the server has cut the requests the drain did not finish: their
+    shielded releases still run, and need the database this process is about to close. Wait
+    for them (up to `seconds`: `live` empties as each request ends), then try once more those
+    that failed; what is left, the sweeper releases at its expiry."""
+    with anyio.move_on_after(seconds):
+        await live.until_empty()
+    if pending:
+        try:
+            await retry_pending_releases(pending)
+        except Exception as exc:
+            log.warning("releases left to the sweeper", extra={"code": type(exc).__name__})

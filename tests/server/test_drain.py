@@ -203,3 +203,68 @@ def test_a_request_cut_at_the_end_of_the_drain_gives_its_credits_back(
     shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
     assert "reserved=0" in shown, (shown, output[-2000:])
     assert key not in output
+
+
+def test_a_request_cut_at_the_end_of_the_drain_is_answered_in_the_api_s_error_shape(tmp_path):
+    """uvicorn cancels what still runs when `drain_seconds` is up; its own answer was a
+    plain-text 500. The access layer answers 503 `server_shutting_down` with Retry-After, so an
+    OpenAI client retries it (on another instance) rather than failing on an unreadable body."""
+    simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
+    slow = FaultProxy(int(simulators.provider_urls["openai"].split(":")[2].split("/")[0]))
+    key = make_key(tmp_path)
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": simulators.api_key,
+        "REAPI_PROVIDER_BASE_URLS__OPENAI": f"http://127.0.0.1:{slow.port}/v1",
+        "REAPI_FIRST_BYTE_TIMEOUT": "30",
+        "REAPI_METRICS_LISTEN": "off",
+        "REAPI_DRAIN_SECONDS": "1",
+    }
+    process = subprocess.Popen(
+        [_bin("reapi-server"), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(f"{base}/healthz", process)
+        slow.delay(10)  # far longer than the drain
+
+        async def scenario() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=30) as client:
+                running = [
+                    asyncio.create_task(
+                        client.post(
+                            f"{base}/v1/images/generations",
+                            json={"model": "gpt-image-2", "prompt": "p"},
+                            headers={"authorization": f"Bearer {key}"},
+                        )
+                    )
+                    for _ in range(2)
+                ]
+                await asyncio.sleep(1.0)  # at the provider
+                process.send_signal(signal.SIGTERM)
+                return await asyncio.gather(*running)
+
+        answers = asyncio.run(scenario())
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        output = process.communicate()[0]
+        slow.close()
+        simulators.stop()
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "1"
+        assert answer.headers["x-request-id"].startswith("req_")
+        error = answer.json()["error"]
+        assert error["code"] == "server_shutting_down" and error["type"] == "server_error"
+    from tests.server.test_cli import cli
+
+    shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
+    assert "reserved=0" in shown, (shown, output[-2000:])  # the holds were given back
+    assert key not in output

@@ -6,6 +6,7 @@ Pure ASGI (no BaseHTTPMiddleware) so that it adds no task or copy per request.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -44,6 +45,23 @@ _INTERNAL_BODY: Message = {
     "type": "http.response.body",
     "body": b'{"error":{"message":"the gateway failed to handle this request",'
     b'"type":"server_error","param":null,"code":"internal_error"}}',
+}
+#: A request still running when the drain after SIGTERM ends (`drain_seconds`) is cancelled
+#: by uvicorn, whose own answer would be a plain-text 500.
+_CUT_AT_SHUTDOWN_START: Message = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"application/json"),
+        (b"retry-after", b"1"),
+        (b"connection", b"close"),
+    ],
+}
+_CUT_AT_SHUTDOWN_BODY: Message = {
+    "type": "http.response.body",
+    "body": b'{"error":{"message":"this gateway instance shut down before the request finished;'
+    b' retry it (with the same Idempotency-Key, a request that did finish is not run again)",'
+    b'"type":"server_error","param":null,"code":"server_shutting_down"}}',
 }
 
 
@@ -144,6 +162,11 @@ class AccessMiddleware:
         try:
             try:
                 await app(scope, receive, send_with_id)
+            except asyncio.CancelledError:
+                if not started_response:
+                    await send_with_id(_CUT_AT_SHUTDOWN_START)
+                    await send_with_id(_CUT_AT_SHUTDOWN_BODY)
+                raise
             except Exception as exc:
                 # Answer here so that no server further out prints the traceback, whose
                 # exception message could hold request data; we log the type only.

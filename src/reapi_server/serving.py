@@ -17,6 +17,7 @@ from .config import Settings
 from .fleet_secret import resolve_for
 from .observability.logging import configure_logging
 from .observability.multiprocess import use_multiprocess_dir
+from .process_name import name_this_process
 from .uvicorn_core import import_uvicorn_core
 
 if TYPE_CHECKING:  # uvicorn is imported when serving: administration commands do not need it
@@ -194,6 +195,7 @@ def app_for_serving() -> FastAPI:
     exec, or each of `--workers N`'s (uvicorn's factory). pydantic.v1 is refused before the
     first route is declared (declaring one is what makes FastAPI import it), and uvicorn is
     imported without its command line."""
+    name_this_process()
     refuse_pydantic_v1()
     import_uvicorn_core()  # a worker of N has it whole already (its Config came pickled)
     from .app import app_from_environment

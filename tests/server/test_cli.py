@@ -99,6 +99,8 @@ def test_serve_runs_the_gateway(tmp_path):
         models = httpx.get(f"{base}/v1/models", headers={"authorization": f"Bearer {key}"})
         assert models.status_code == 200 and models.json()["object"] == "list"
         assert httpx.get(f"{base}/v1/models").status_code == 401
+        if sys.platform.startswith("linux"):  # `pgrep reapi-server` finds it after its exec
+            assert Path(f"/proc/{process.pid}/comm").read_text().strip() == "reapi-server"
     finally:
         process.terminate()
         output = process.communicate(timeout=15)[0]

@@ -5,6 +5,8 @@ import asyncio
 import os
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -59,6 +61,16 @@ def test_two_workers_share_one_sqlite_file(tmp_path):
         base = f"http://127.0.0.1:{port}"
         _wait_for(f"{base}/healthz", process)
         statuses = asyncio.run(_spend(base, key, 40))
+        if sys.platform.startswith("linux"):  # each worker shows as reapi-server, not python
+            children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text()
+            commands = {
+                c: Path(f"/proc/{c}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                for c in children.split()
+            }
+            workers = [c for c, command in commands.items() if "resource_tracker" not in command]
+            assert len(workers) == 2, commands  # not multiprocessing's resource tracker
+            names = {Path(f"/proc/{c}/comm").read_text().strip() for c in workers}
+            assert names == {"reapi-server"}, (names, commands)
         # the workers got the gateway's uvicorn config (pickled to them): heads are bounded
         oversize = httpx.get(f"{base}/healthz", headers={"x-big": "a" * 17_000})
         assert oversize.status_code == 431

@@ -161,6 +161,10 @@ def test_a_mistyped_file_in_the_secrets_directory(tmp_path):
     (secrets_dir / "secret_kye").write_text("a-secret-value\n")
     (secrets_dir / "provider_key__openai").write_text("sk-value\n")
     (secrets_dir / "postgres_password").write_text("pw\n")
+    # Another application's secrets beside ours, close in spelling: left alone (they stopped
+    # the start).
+    (secrets_dir / "secret_key_base").write_text("rails\n")
+    (secrets_dir / "jwt_secret_key").write_text("jwt\n")
     result = _check(tmp_path, {"REAPI_SECRETS_DIR": str(secrets_dir)})
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [

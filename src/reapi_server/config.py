@@ -105,11 +105,18 @@ class OAuthApps(BaseModel):
 
 
 def _port_parses(url: str) -> bool:
+    """Whether the port reads as a number from 0 to 65535, read as SQLAlchemy reads the URL:
+    a password may hold `#`, `/` or `?` unencoded, which `urlsplit` takes for the end of the
+    address (such a URL worked, and was refused as having a bad port)."""
+    from sqlalchemy.engine import make_url  # only here: not every command opens a database
+
     try:
-        urlsplit(url).port  # noqa: B018  (read to be parsed)
-    except ValueError:
+        port = make_url(url).port
+    except ValueError:  # int() of the port; a URL it cannot parse at all is the driver's to say
         return False
-    return True
+    except Exception:
+        return True
+    return port is None or 0 <= port <= 65535
 
 
 #: The database URL schemes the gateway has drivers for.
@@ -498,7 +505,7 @@ class Settings(BaseSettings):
             return None
         scheme, sep, rest = url.strip().partition("://")
         if scheme in ("postgres", "postgresql"):
-            return f"postgresql+asyncpg://{rest}"
+            scheme, url = "postgresql+asyncpg", f"postgresql+asyncpg://{rest}"
         if sep and scheme in _DATABASE_SCHEMES:
             if not _port_parses(url.strip()):  # a traceback of SQLAlchemy's otherwise
                 raise ValueError("database_url: its port is not a number from 0 to 65535")

@@ -182,3 +182,20 @@ def test_a_database_port_that_is_no_number(tmp_path):
         "error: database_url: its port is not a number from 0 to 65535"
     ]
     assert "pw-7" not in result.output
+
+
+def test_a_database_password_with_characters_a_url_parser_stops_at(tmp_path):
+    """An unencoded `#`, `/` or `?` in the password: SQLAlchemy reads such a URL, and the
+    gateway ran on it; the port check read it with `urlsplit` and refused it as a bad port."""
+    from reapi_server.config import Settings
+
+    for url in [
+        "postgresql+asyncpg://u:ab#1@db:5432/r",
+        "postgresql+asyncpg://u:a/b@db:5432/r",
+        "postgres://u:a?b@db/r",
+    ]:
+        assert Settings(database_url=url).database_url.startswith("postgresql+asyncpg://u:a")
+    result = _check(tmp_path, {"REAPI_DATABASE_URL": "postgres://u:pw-8@db:54x/r"})
+    assert result.output.strip().splitlines() == [
+        "error: database_url: its port is not a number from 0 to 65535"
+    ]

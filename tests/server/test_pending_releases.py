@@ -65,3 +65,26 @@ async def test_the_try_at_shutdown_stays_within_its_bound_on_a_hanging_database(
     with anyio.fail_after(5):
         await release_before_exit(LiveHolds(), pending, 0.2)
     assert len(pending) == 1  # left to the sweeper
+
+
+async def test_shutdown_waits_for_the_cut_requests_idempotency_records_too():
+    """A cut request drops its unanswered idempotency record after its hold is released: the
+    wait ended with the holds, the pool closed under the drop, and the record stayed
+    `in_progress`, so the retry the 503 asks for (same Idempotency-Key) was held up until the
+    sweeper took it for dead (`image_hold_seconds`, 15 minutes)."""
+    from reapi_server.idempotency.local import LocalClaims
+
+    claims = LocalClaims()
+    claims.claimed(7, alive_until=1e12)
+
+    async def abandon_later() -> None:
+        await anyio.sleep(0.1)
+        claims.ended(7)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(abandon_later)
+        with anyio.fail_after(5):
+            await release_before_exit(
+                LiveHolds(), PendingReleases(), 2.0, also=(claims.until_empty,)
+            )
+        assert claims.event(7) is None  # returned once the claim had ended

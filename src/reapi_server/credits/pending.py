@@ -13,7 +13,7 @@ releases those holds at their expiry, as before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
@@ -89,13 +89,22 @@ async def run_pending_releases(pending: PendingReleases) -> None:
         await anyio.sleep(RETRY_SECONDS)
 
 
-async def release_before_exit(live: LiveHolds, pending: PendingReleases, seconds: float) -> None:
+async def release_before_exit(
+    live: LiveHolds,
+    pending: PendingReleases,
+    seconds: float,
+    *,
+    also: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
     """At shutdown, once the server has cut the requests the drain did not finish: their
     shielded releases still run, and need the database this process is about to close. Wait
     for them (up to `seconds`: `live` empties as each request ends), then try once more those
-    that failed; what is left, the sweeper releases at its expiry."""
+    that failed; what is left, the sweeper releases at its expiry. `also`: the other ends the
+    cut requests still write after their holds (their idempotency records dropped)."""
     with anyio.move_on_after(seconds):  # the retry too: a database that hangs cannot hold us
         await live.until_empty()
+        for ended in also:
+            await ended()
         if pending:
             try:
                 await retry_pending_releases(pending)

@@ -199,3 +199,17 @@ def test_a_database_password_with_characters_a_url_parser_stops_at(tmp_path):
     assert result.output.strip().splitlines() == [
         "error: database_url: its port is not a number from 0 to 65535"
     ]
+
+
+def test_a_hosted_database_s_sslmode_is_given_to_asyncpg_as_ssl():
+    """`postgres://...?sslmode=require` (Heroku, Render, Neon): asyncpg's connect() has no
+    `sslmode`, and the first connection failed on it."""
+    from sqlalchemy.engine import make_url
+
+    from reapi_server.config import Settings
+
+    url = Settings(database_url="postgres://u:p#1@db:5432/r?sslmode=require").database_url
+    parsed = make_url(url)
+    assert url.startswith("postgresql+asyncpg://")
+    assert dict(parsed.query) == {"ssl": "require"}
+    assert parsed.password == "p#1" and parsed.port == 5432 and parsed.database == "r"

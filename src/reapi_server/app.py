@@ -157,7 +157,12 @@ def create_app(
             # Side by side, within the one bound: the requests cut at the end of the drain
             # give their holds back while the background tasks stop.
             await asyncio.gather(
-                release_before_exit(rt.live_holds, rt.pending_releases, _STOP_SECONDS),
+                release_before_exit(
+                    rt.live_holds,
+                    rt.pending_releases,
+                    _STOP_SECONDS,
+                    also=(rt.idempotency_claims.until_empty,),  # a retry with the key runs
+                ),
                 _stopped(tasks),
             )
             await rt.alerts.settle()  # the crossings requests saw: written before the end

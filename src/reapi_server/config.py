@@ -104,12 +104,33 @@ class OAuthApps(BaseModel):
     google: GoogleApp = Field(default_factory=GoogleApp)
 
 
+def _asyncpg_ssl(url: str) -> str:
+    """libpq's `sslmode=require` (in the URL hosted databases hand out) as asyncpg's
+    `ssl=require`: passed on as it is, asyncpg's connect() refused it at the first connection
+    (an unexpected keyword argument)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if "sslmode" not in parsed.query:
+        return url
+    query = dict(parsed.query)
+    query["ssl"] = query.pop("sslmode")
+    return parsed.set(query=query).render_as_string(hide_password=False)
+
+
 def _port_parses(url: str) -> bool:
+    """Whether the port reads as a number from 0 to 65535, read as SQLAlchemy reads the URL:
+    a password may hold `#`, `/` or `?` unencoded, which `urlsplit` takes for the end of the
+    address (such a URL worked, and was refused as having a bad port)."""
+    from sqlalchemy.engine import make_url  # only here: not every command opens a database
+
     try:
-        urlsplit(url).port  # noqa: B018  (read to be parsed)
-    except ValueError:
+        port = make_url(url).port
+    except ValueError:  # int() of the port; a URL it cannot parse at all is the driver's to say
         return False
-    return True
+    except Exception:
+        return True
+    return port is None or 0 <= port <= 65535
 
 
 #: The database URL schemes the gateway has drivers for.
@@ -498,11 +519,11 @@ class Settings(BaseSettings):
             return None
         scheme, sep, rest = url.strip().partition("://")
         if scheme in ("postgres", "postgresql"):
-            return f"postgresql+asyncpg://{rest}"
+            scheme, url = "postgresql+asyncpg", f"postgresql+asyncpg://{rest}"
         if sep and scheme in _DATABASE_SCHEMES:
             if not _port_parses(url.strip()):  # a traceback of SQLAlchemy's otherwise
                 raise ValueError("database_url: its port is not a number from 0 to 65535")
-            return url.strip()
+            return _asyncpg_ssl(url.strip()) if scheme == "postgresql+asyncpg" else url.strip()
         given = f" ('{excerpt(scheme)}://' is not one)" if sep else " (no scheme given)"
         raise ValueError(
             "database_url is postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path" + given

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -17,49 +18,85 @@ from typing import TYPE_CHECKING
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from .config_errors import ConfigError
 from .db import Database
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["alembic_config", "head_revisions", "known_revisions", "upgrade", "upgrade_sync"]
+__all__ = [
+    "SchemaTooNew",
+    "alembic_config",
+    "head_revisions",
+    "known_revisions",
+    "serving_revisions",
+    "upgrade",
+    "upgrade_sync",
+]
 
 log = logging.getLogger("reapi_server")
 
 _VERSION_TABLE = "alembic_version"
+_COMPATIBILITY_TABLE = "schema_compatibility"
 _REVISION = re.compile(r"^revision(?:\s*:[^=]*)?\s*=\s*[\"']([^\"']+)[\"']", re.M)
 _DOWN_REVISION = re.compile(r"^down_revision(?:\s*:[^=]*)?\s*=\s*(.+)$", re.M)
 
 
+_COMPATIBLE = re.compile(r"^backward_compatible(?:\s*:[^=]*)?\s*=\s*True\b", re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scripts:
+    #: Each revision with those it follows.
+    down: dict[str, tuple[str, ...]]
+    #: The revisions whose script declares `backward_compatible = True`: expand only, the code
+    #: of the revision before runs on the schema it leaves.
+    compatible: frozenset[str]
+
+
 @cache
-def _scripts() -> tuple[frozenset[str], frozenset[str]]:
-    """The revisions of the migration scripts, and those some script follows (read from the
-    files without importing Alembic)."""
-    revisions: set[str] = set()
-    followed: set[str] = set()
+def _scripts() -> _Scripts:
+    """The migration scripts' revisions, read from the files without importing Alembic."""
+    down: dict[str, tuple[str, ...]] = {}
+    compatible: set[str] = set()
     versions = resources.files("reapi_server.migrations").joinpath("versions")
     for script in versions.iterdir():
         if not script.name.endswith(".py"):
             continue
         source = script.read_text(encoding="utf-8")
-        revision, down = _REVISION.search(source), _DOWN_REVISION.search(source)
-        if revision is None or down is None:
+        revision, follows = _REVISION.search(source), _DOWN_REVISION.search(source)
+        if revision is None or follows is None:
             continue
-        revisions.add(revision.group(1))
-        followed.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
-    return frozenset(revisions), frozenset(followed)
+        down[revision.group(1)] = tuple(re.findall(r"[\"']([^\"']+)[\"']", follows.group(1)))
+        if _COMPATIBLE.search(source):
+            compatible.add(revision.group(1))
+    return _Scripts(down, frozenset(compatible))
 
 
 def head_revisions() -> frozenset[str]:
     """The newest revisions of the migration scripts: those no other script follows (what
     Alembic's `ScriptDirectory.get_heads` says)."""
-    revisions, followed = _scripts()
-    return revisions - followed
+    scripts = _scripts()
+    followed = {r for downs in scripts.down.values() for r in downs}
+    return frozenset(scripts.down) - followed
 
 
 def known_revisions() -> frozenset[str]:
     """Every revision this version has a script for."""
-    return _scripts()[0]
+    return frozenset(_scripts().down)
+
+
+def serving_revisions() -> frozenset[str]:
+    """The revisions whose code runs on the newest schema: the heads, and back from each as
+    long as the migrations declare `backward_compatible` (a merge stops the walk)."""
+    scripts = _scripts()
+    serving: set[str] = set()
+    for revision in head_revisions():
+        serving.add(revision)
+        while revision in scripts.compatible and len(scripts.down[revision]) == 1:
+            revision = scripts.down[revision][0]
+            serving.add(revision)
+    return frozenset(serving)
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -83,18 +120,38 @@ def upgrade_sync(url: str) -> None:
 MIGRATION_LOCK = 0x7265617069
 
 
-def _stamped_revisions(connection: Connection) -> set[str]:
-    """The revisions the database is stamped with (none before its first migration)."""
-    if not inspect(connection).has_table(_VERSION_TABLE):
-        return set()
+def _stamped_revisions(connection: Connection) -> tuple[set[str], set[str]]:
+    """The revisions the database is stamped with (none before its first migration), and those
+    its last migration said may run on it (`schema_compatibility`)."""
+    tables = inspect(connection)
+    if not tables.has_table(_VERSION_TABLE):
+        return set(), set()
     rows = connection.execute(text("SELECT version_num FROM alembic_version"))
-    return {str(row[0]) for row in rows}
+    stamped = {str(row[0]) for row in rows}
+    if not tables.has_table(_COMPATIBILITY_TABLE):
+        return stamped, set()
+    rows = connection.execute(text("SELECT revision FROM schema_compatibility"))
+    return stamped, {str(row[0]) for row in rows}
 
 
-async def _stamped(db: Database) -> set[str]:
+async def _stamped(db: Database) -> tuple[set[str], set[str]]:
     async with db.read() as session:
         connection = await session.connection()
         return await connection.run_sync(_stamped_revisions)
+
+
+def _say_who_runs(connection: Connection) -> None:
+    """Write which revisions' code runs on the schema just migrated to (same transaction)."""
+    connection.execute(text("DELETE FROM schema_compatibility"))
+    for revision in sorted(serving_revisions()):
+        connection.execute(
+            text("INSERT INTO schema_compatibility (revision) VALUES (:revision)"),
+            {"revision": revision},
+        )
+
+
+class SchemaTooNew(ConfigError):
+    """A newer version migrated the database in a way this one may not run on."""
 
 
 async def upgrade(db: Database) -> frozenset[str]:
@@ -106,20 +163,28 @@ async def upgrade(db: Database) -> frozenset[str]:
     database already at the newest schema is left alone (no write lock taken).
 
     A database a newer version has migrated (stamped with a revision this one has no script
-    for) is left alone too, and those revisions returned: migrations only add, so this version
-    runs on it. Without that, an instance of the previous version could not restart during a
-    rolling upgrade, nor could a deploy be rolled back (Alembic cannot locate the revision)."""
-    stamped = await _stamped(db)
+    for) is left alone, and those revisions returned, when that version declared this one's
+    revision able to run on it (`schema_compatibility`: its migrations since only expand).
+    Then an instance of the previous version can restart during a rolling upgrade, and a
+    deploy be rolled back. Otherwise `SchemaTooNew`: serving a schema it does not know (a
+    column it does not fill, a table renamed) could fail requests or record them wrongly."""
+    stamped, serving = await _stamped(db)
     if stamped == head_revisions():
         return frozenset()
     newer = frozenset(stamped - known_revisions())
     if newer:
+        database, ours = ",".join(sorted(newer)), ",".join(sorted(head_revisions()))
+        # The list must be the migrating version's (it names its own head), not one left by
+        # an older migration and not rewritten since (Alembic run by hand, `upgrade_sync`).
+        if not (stamped | head_revisions()) <= serving:
+            raise SchemaTooNew(
+                f"the database's schema is at {database}, newer than this version's ({ours}),"
+                " and the version that migrated it does not declare this one able to run on"
+                " it: run that version (or newer), not this one"
+            )
         log.warning(
             "database schema is newer than this version: not migrating",
-            extra={
-                "code": f"database={','.join(sorted(newer))} "
-                f"this_version={','.join(sorted(head_revisions()))}"
-            },
+            extra={"code": f"database={database} this_version={ours}"},
         )
         return newer
 
@@ -129,6 +194,7 @@ async def upgrade(db: Database) -> frozenset[str]:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        _say_who_runs(connection)
 
     async with db.write(enforce_foreign_keys=False) as session:
         if db.is_postgres:

@@ -136,7 +136,7 @@ def mistyped_secret_files(
         name, _, key = found.name.lower().partition("__")
         if (name in nested and key) or (name in names and not key):
             continue
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.8)
+        close = [c for c in difflib.get_close_matches(name, names, cutoff=0.8) if _typo(name, c)]
         if close:
             meant = f"{close[0]}__{key}" if key and close[0] in nested else close[0]
             problems.append(
@@ -144,3 +144,10 @@ def mistyped_secret_files(
                 f"(did you mean {meant}?)"
             )
     return problems
+
+
+def _typo(name: str, setting: str) -> bool:
+    """A name a slip of the keyboard away from the setting's: a letter or two more, fewer or
+    swapped. One that holds the setting's whole name and more (`secret_key_base`, a web
+    framework's; `jwt_secret_key`) is another secret, not a typo of ours."""
+    return abs(len(name) - len(setting)) <= 2 and setting not in name

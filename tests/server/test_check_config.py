@@ -161,6 +161,10 @@ def test_a_mistyped_file_in_the_secrets_directory(tmp_path):
     (secrets_dir / "secret_kye").write_text("a-secret-value\n")
     (secrets_dir / "provider_key__openai").write_text("sk-value\n")
     (secrets_dir / "postgres_password").write_text("pw\n")
+    # Another application's secrets beside ours, close in spelling: left alone (they stopped
+    # the start).
+    (secrets_dir / "secret_key_base").write_text("rails\n")
+    (secrets_dir / "jwt_secret_key").write_text("jwt\n")
     result = _check(tmp_path, {"REAPI_SECRETS_DIR": str(secrets_dir)})
     assert result.exit_code == 1
     assert result.output.strip().splitlines() == [
@@ -178,3 +182,34 @@ def test_a_database_port_that_is_no_number(tmp_path):
         "error: database_url: its port is not a number from 0 to 65535"
     ]
     assert "pw-7" not in result.output
+
+
+def test_a_database_password_with_characters_a_url_parser_stops_at(tmp_path):
+    """An unencoded `#`, `/` or `?` in the password: SQLAlchemy reads such a URL, and the
+    gateway ran on it; the port check read it with `urlsplit` and refused it as a bad port."""
+    from reapi_server.config import Settings
+
+    for url in [
+        "postgresql+asyncpg://u:ab#1@db:5432/r",
+        "postgresql+asyncpg://u:a/b@db:5432/r",
+        "postgres://u:a?b@db/r",
+    ]:
+        assert Settings(database_url=url).database_url.startswith("postgresql+asyncpg://u:a")
+    result = _check(tmp_path, {"REAPI_DATABASE_URL": "postgres://u:pw-8@db:54x/r"})
+    assert result.output.strip().splitlines() == [
+        "error: database_url: its port is not a number from 0 to 65535"
+    ]
+
+
+def test_a_hosted_database_s_sslmode_is_given_to_asyncpg_as_ssl():
+    """`postgres://...?sslmode=require` (Heroku, Render, Neon): asyncpg's connect() has no
+    `sslmode`, and the first connection failed on it."""
+    from sqlalchemy.engine import make_url
+
+    from reapi_server.config import Settings
+
+    url = Settings(database_url="postgres://u:p#1@db:5432/r?sslmode=require").database_url
+    parsed = make_url(url)
+    assert url.startswith("postgresql+asyncpg://")
+    assert dict(parsed.query) == {"ssl": "require"}
+    assert parsed.password == "p#1" and parsed.port == 5432 and parsed.database == "r"

@@ -81,7 +81,16 @@ async def test_a_json_body_declared_as_another_type_is_refused(gateway, path, co
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8", None],
+    [
+        "application/json",
+        "application/json; charset=utf-8",
+        "Application/JSON;charset=UTF-8",
+        "application/json ; charset=UTF-8",
+        # JSON types other clients send, read before the refusal came: still read.
+        "text/json",
+        "application/vnd.api+json",
+        None,
+    ],
 )
 async def test_json_with_or_without_a_charset_or_a_type_is_served(gateway, content_type):
     _, key = await gateway.account(credits=1000)
@@ -162,14 +171,15 @@ async def test_one_of_our_keys_cut_short_is_told_so(gateway):
     assert "incomplete or mistyped" in message and "rk_live_`" not in message
 
 
-async def test_an_edit_reads_its_content_type_whatever_its_case(gateway):
+@pytest.mark.parametrize("content_type", ["Application/JSON; charset=UTF-8", "text/json"])
+async def test_an_edit_reads_its_content_type_whatever_its_case(gateway, content_type):
     _, key = await gateway.account(credits=1000)
     image = f"data:image/png;base64,{base64.b64encode(PNG).decode()}"
     body = {"model": "gpt-image-2", "prompt": "p", "images": [{"image_url": image}]}
     response = await gateway.client.post(
         "/v1/images/edits",
         content=json.dumps(body).encode(),
-        headers={**auth(key), "content-type": "Application/JSON; charset=UTF-8"},
+        headers={**auth(key), "content-type": content_type},
     )
     assert response.status_code == 200, response.text
 

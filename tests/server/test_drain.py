@@ -181,10 +181,10 @@ def test_a_request_cut_at_the_end_of_the_drain_gives_its_credits_back(
                         client.post(
                             f"{base}/v1/images/generations",
                             json={"model": "gpt-image-2", "prompt": "p"},
-                            headers={"authorization": f"Bearer {key}"},
+                            headers={"authorization": f"Bearer {key}", "idempotency-key": f"k{n}"},
                         )
                     )
-                    for _ in range(3)
+                    for n in range(3)
                 ]
                 await asyncio.sleep(1.0)  # at the provider, their holds taken
                 process.send_signal(signal.SIGTERM)
@@ -203,6 +203,25 @@ def test_a_request_cut_at_the_end_of_the_drain_gives_its_credits_back(
     shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
     assert "reserved=0" in shown, (shown, output[-2000:])
     assert key not in output
+    # Their idempotency records dropped too: a retry with the same key runs at once (an
+    # `in_progress` one left behind held the retry up until the sweeper's expiry).
+    assert asyncio.run(_in_progress_records(postgres_server.url(name))) == 0, output[-2000:]
+
+
+async def _in_progress_records(url: str) -> int:
+    from sqlalchemy import text
+
+    from reapi_server.db import Database
+
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            found = await session.execute(
+                text("SELECT count(*) FROM idempotency_records WHERE state = 'in_progress'")
+            )
+            return int(found.scalar_one())
+    finally:
+        await db.dispose()
 
 
 def test_a_request_cut_at_the_end_of_the_drain_is_answered_in_the_api_s_error_shape(tmp_path):

@@ -16,7 +16,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 
 from reapi_server.db import Database
-from reapi_server.migrate import alembic_config, upgrade, upgrade_sync
+from reapi_server.migrate import (
+    SchemaTooNew,
+    alembic_config,
+    head_revisions,
+    serving_revisions,
+    upgrade,
+    upgrade_sync,
+)
 from reapi_server.models import MAX_CREDITS, Base
 
 BODY_LIKE = {"prompt", "body", "content", "input", "user", "mask", "image", "images", "payload"}
@@ -250,15 +257,20 @@ async def test_0024_on_postgres(postgres_server):  # noqa: F811
 # -- a database a newer version migrated (a rolling upgrade, a roll-back) ----------------------
 
 
-async def _stamp_as_newer(url: str) -> None:
-    """What a newer version's migration leaves: a column this version does not know, and a
-    revision it has no script for."""
+async def _stamp_as_newer(url: str, *, runs_on_it: bool = True) -> None:
+    """What a newer version's migration leaves: a column this version does not know, a revision
+    it has no script for, and whether that version declared this one able to run on it."""
     db = Database(url)
     try:
         await upgrade(db)
         async with db.write() as session:
             await session.execute(text("ALTER TABLE accounts ADD COLUMN future_note VARCHAR(40)"))
             await session.execute(text("UPDATE alembic_version SET version_num = '0099_newer'"))
+            await session.execute(text("DELETE FROM schema_compatibility"))
+            for revision in ["0099_newer", *(head_revisions() if runs_on_it else [])]:
+                await session.execute(
+                    text("INSERT INTO schema_compatibility VALUES (:r)"), {"r": revision}
+                )
     finally:
         await db.dispose()
 
@@ -279,17 +291,73 @@ async def test_a_newer_schema_is_left_alone_and_this_version_runs_on_it(tmp_path
         await db.dispose()
 
 
+async def test_a_newer_schema_not_declared_compatible_is_refused(tmp_path):
+    """A newer version whose migrations do more than expand (a NOT NULL column this version
+    would not fill, a table renamed) does not list this version: it must not serve on it (it
+    did, from the revision alone), and says what to run instead."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reapi.db'}"
+    await _stamp_as_newer(url, runs_on_it=False)
+    db = Database(url)
+    try:
+        with pytest.raises(SchemaTooNew, match="0099_newer, newer than this version's"):
+            await upgrade(db)
+        async with db.read() as session:
+            stamped = await session.execute(text("SELECT version_num FROM alembic_version"))
+            assert stamped.scalars().all() == ["0099_newer"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_list_the_newer_version_did_not_write_is_not_trusted(tmp_path):
+    """The list names the head that wrote it: one this version wrote, left as it was by a newer
+    migration run without it (Alembic by hand), says nothing of the newer schema."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reapi.db'}"
+    await _stamp_as_newer(url)
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                text("DELETE FROM schema_compatibility WHERE revision = '0099_newer'")
+            )
+        with pytest.raises(SchemaTooNew):
+            await upgrade(db)
+    finally:
+        await db.dispose()
+
+
+async def test_migrating_says_which_versions_run_on_the_schema(tmp_path):
+    """Each migration declares whether the code before it still runs (`backward_compatible`);
+    migrating writes the revisions that may, for an older instance to read."""
+    assert serving_revisions() >= {"0025_schema_compatibility", "0024_deleted_top_ups"}
+    assert "0023_rollup_finished_rows" not in serving_revisions()  # 0024 declares nothing
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reapi.db'}"
+    db = Database(url)
+    try:
+        await upgrade(db)
+        async with db.read() as session:
+            rows = await session.execute(text("SELECT revision FROM schema_compatibility"))
+            assert set(rows.scalars().all()) == serving_revisions()
+    finally:
+        await db.dispose()
+
+
+def _migrate_cli(data_dir):
+    from tests.server.test_cli import _bin
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REAPI_")}
+    env["REAPI_DATA_DIR"] = str(data_dir)
+    return env, subprocess.run(
+        [_bin("reapi-server"), "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_migrate_and_administration_on_a_newer_schema(tmp_path):
     from tests.server.test_cli import _bin
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     asyncio.run(_stamp_as_newer(f"sqlite+aiosqlite:///{data_dir / 'reapi.db'}"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REAPI_")}
-    env["REAPI_DATA_DIR"] = str(data_dir)
-    migrate = subprocess.run(
-        [_bin("reapi-server"), "migrate"], env=env, capture_output=True, text=True, timeout=120
-    )
+    env, migrate = _migrate_cli(data_dir)
     assert migrate.returncode == 0, migrate.stderr
     assert "0099_newer, newer than this version: left as it is" in migrate.stdout
     account = subprocess.run(
@@ -301,3 +369,14 @@ def test_migrate_and_administration_on_a_newer_schema(tmp_path):
     )
     assert account.returncode == 0, account.stderr
     assert "a@example.com" in account.stdout
+
+
+def test_migrate_refuses_a_newer_schema_in_one_line(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    url = f"sqlite+aiosqlite:///{data_dir / 'reapi.db'}"
+    asyncio.run(_stamp_as_newer(url, runs_on_it=False))
+    _, migrate = _migrate_cli(data_dir)
+    assert migrate.returncode == 1
+    assert migrate.stderr.startswith("error: the database's schema is at 0099_newer")
+    assert "Traceback" not in migrate.stderr

@@ -54,6 +54,7 @@ NOT_PERSONAL = {
     "stripe_events": "Stripe's event ids and types (what they are about is fetched from Stripe)",
     "promo_codes": "the operator's promotion codes; who redeemed one: promo_redemptions",
     "deleted_top_ups": "made at deletion: ids of top-ups still payable (ours, Stripe's), no owner",
+    "schema_compatibility": "the migration revisions whose code runs on the schema; no owner",
 }
 #: Tables whose rows about a person outlive them on purpose (and why). Deletion leaves these,
 #: naming only ids that no longer lead to anyone; `payments` is kept too, detached (its

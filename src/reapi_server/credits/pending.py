@@ -13,10 +13,11 @@ releases those holds at their expiry, as before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 
+from ..db_errors import is_unavailable
 from .live import LiveHolds
 
 __all__ = [
@@ -33,6 +34,9 @@ Release = Callable[[], Awaitable[None]]
 
 #: How often the releases are tried again.
 RETRY_SECONDS = 1.0
+#: The most kept in memory: a database failing for long under load (timeouts) must not grow
+#: the list without end; past it, holds wait for the sweeper as before.
+MAX_PENDING = 10_000
 
 
 class PendingReleases:
@@ -43,6 +47,9 @@ class PendingReleases:
         return len(self._releases)
 
     def add(self, hold_id: str, release: Release) -> None:
+        if len(self._releases) >= MAX_PENDING:  # the sweeper releases it at its expiry
+            log.error("pending releases full", extra={"code": str(MAX_PENDING)})
+            return
         self._releases[hold_id] = release
 
     def items(self) -> list[tuple[str, Release]]:
@@ -53,11 +60,20 @@ class PendingReleases:
 
 
 async def retry_pending_releases(pending: PendingReleases) -> int:
-    """One round, oldest first, stopping at the first failure (the database is still away);
-    how many were released."""
+    """One round, oldest first, stopping at the first failure of an unavailable database (it
+    is still away); how many were released. A release failing otherwise (a bug, a constraint)
+    would fail again each second and hold up those behind it: it is dropped, left to the
+    sweeper."""
     released = 0
     for hold_id, release in pending.items():
-        await release()
+        try:
+            await release()
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            log.error("pending release dropped", extra={"code": type(exc).__name__})
+            pending.done(hold_id)
+            continue
         pending.done(hold_id)
         released += 1
     return released
@@ -73,15 +89,24 @@ async def run_pending_releases(pending: PendingReleases) -> None:
         await anyio.sleep(RETRY_SECONDS)
 
 
-async def release_before_exit(live: LiveHolds, pending: PendingReleases, seconds: float) -> None:
+async def release_before_exit(
+    live: LiveHolds,
+    pending: PendingReleases,
+    seconds: float,
+    *,
+    also: Sequence[Callable[[], Awaitable[None]]] = (),
+) -> None:
     """At shutdown, once the server has cut the requests the drain did not finish: their
     shielded releases still run, and need the database this process is about to close. Wait
     for them (up to `seconds`: `live` empties as each request ends), then try once more those
-    that failed; what is left, the sweeper releases at its expiry."""
-    with anyio.move_on_after(seconds):
+    that failed; what is left, the sweeper releases at its expiry. `also`: the other ends the
+    cut requests still write after their holds (their idempotency records dropped)."""
+    with anyio.move_on_after(seconds):  # the retry too: a database that hangs cannot hold us
         await live.until_empty()
-    if pending:
-        try:
-            await retry_pending_releases(pending)
-        except Exception as exc:
-            log.warning("releases left to the sweeper", extra={"code": type(exc).__name__})
+        for ended in also:
+            await ended()
+        if pending:
+            try:
+                await retry_pending_releases(pending)
+            except Exception as exc:
+                log.warning("releases left to the sweeper", extra={"code": type(exc).__name__})

@@ -26,6 +26,7 @@ from ..errors import GatewayError, PayloadTooLarge
 __all__ = [
     "FormFile",
     "ParsedForm",
+    "is_json_type",
     "read_body",
     "read_form",
     "read_json",
@@ -91,15 +92,23 @@ async def read_body(request: Request, limit: int) -> bytes:
         parts.append(chunk)
 
 
+def is_json_type(content_type: str) -> bool:
+    """`application/json`, and the JSON types clients also send (`text/json`, a `+json`
+    suffix such as `application/vnd.api+json`), with any parameters, in any case. Never a
+    type a browser may send cross-site without asking (`text/plain`, forms)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    return media_type in ("application/json", "text/json") or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
 def require_json_content_type(content_type: str | None) -> None:
     """A body declared as something other than JSON is refused, as OpenAI refuses it, rather
     than parsed as JSON anyway: `application/json` with any parameters (`; charset=utf-8`), in
     any case, passes, and so does a body that declares no type at all."""
-    if not content_type:
+    if not content_type or is_json_type(content_type):
         return
     media_type = content_type.partition(";")[0].strip().lower()
-    if media_type == "application/json":
-        return
     hint = (
         " (curl's `-d` sends a form type unless given `-H 'Content-Type: application/json'`)"
         if media_type == "application/x-www-form-urlencoded"

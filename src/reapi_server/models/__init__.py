@@ -24,6 +24,7 @@ from .jobs import ACTIVE_JOB_STATES, VideoJob
 from .oauth import OAuthIdentity, OAuthRequest
 from .outputs import StoredOutput
 from .promo import PromoCode, PromoRedemption
+from .schema import SchemaCompatibility
 from .usage import ROLLUP_SLOT_SECONDS, UsageRecord, UsageRollup
 from .users import (
     AuthThrottle,
@@ -71,6 +72,7 @@ __all__ = [
     "PromoCode",
     "PromoRedemption",
     "Refund",
+    "SchemaCompatibility",
     "StoredOutput",
     "StripeEvent",
     "TopUp",

@@ -59,8 +59,11 @@ _CUT_AT_SHUTDOWN_START: Message = {
 }
 _CUT_AT_SHUTDOWN_BODY: Message = {
     "type": "http.response.body",
-    "body": b'{"error":{"message":"this gateway instance shut down before the request finished;'
-    b' retry it (with the same Idempotency-Key, a request that did finish is not run again)",'
+    # Cut as its charge committed, a request was charged for this answer: say so, and how the
+    # caller gets what it paid for (the record is written with the charge) without paying twice.
+    "body": b'{"error":{"message":"this gateway instance shut down before the answer was sent;'
+    b" retry with the same Idempotency-Key: a request that had finished, and was charged, is"
+    b' answered from its record and not charged again (without one, a retry is a new request)",'
     b'"type":"server_error","param":null,"code":"server_shutting_down"}}',
 }
 

@@ -44,7 +44,7 @@ from reapi.core import (
 )
 
 from ..errors import GatewayError
-from ..json_api.bodies import FormFile, ParsedForm, read_form, read_json
+from ..json_api.bodies import FormFile, ParsedForm, is_json_type, read_form, read_json
 from ..json_api.validation import bounds_of
 from ..references.reference import PNG_ONLY, Reference
 
@@ -236,7 +236,7 @@ async def image_edit_request(
     content_type = request.headers.get("content-type", "").lower()  # case-insensitive (RFC 9110)
     if content_type.startswith("multipart/form-data"):
         return _edit_from_form(await read_form(request, limit))
-    if content_type.startswith("application/json"):
+    if is_json_type(content_type):
         return _edit_from_json(parse_model(ImageEditBody, await read_json(request, limit)), policy)
     raise GatewayError(
         "send images/edits as multipart/form-data (files) or application/json "

@@ -76,6 +76,8 @@ async def test_a_json_body_declared_as_another_type_is_refused(gateway, path, co
     assert "Content-Type: application/json" in error["message"]
     # The form type is what `curl -d` sends unless told otherwise: the message says so.
     assert ("curl's `-d`" in error["message"]) == (content_type.endswith("urlencoded"))
+    # /v1/videos takes uploads too, and says so.
+    assert ("multipart/form-data (an upload)" in error["message"]) == (path == "/v1/videos")
     assert gateway.upstream.calls == []  # refused before any upstream call
 
 

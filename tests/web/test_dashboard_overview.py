@@ -99,7 +99,7 @@ async def test_without_credit_it_points_to_buying_some_where_the_gateway_sells_t
     web.rt.clock = clock
     someone = await person(web, browsers)
     html = (await someone.browser.get("/dashboard")).text
-    assert "You have no credits yet." in html and 'href="/dashboard/billing">Buy credits' in html
+    assert "You have no credits." in html and 'href="/dashboard/billing">Buy credits' in html
     rich = await person(web, browsers, credits=100)
     assert "You have no credits" not in (await rich.browser.get("/dashboard")).text
 

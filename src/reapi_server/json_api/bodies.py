@@ -31,6 +31,7 @@ __all__ = [
     "read_form",
     "read_json",
     "require_json_content_type",
+    "unsupported_content_type",
 ]
 
 _MAX_PARTS = 40
@@ -108,15 +109,21 @@ def require_json_content_type(content_type: str | None) -> None:
     any case, passes, and so does a body that declares no type at all."""
     if not content_type or is_json_type(content_type):
         return
+    raise unsupported_content_type(content_type)
+
+
+def unsupported_content_type(
+    content_type: str, send_as: str = "JSON sent with `Content-Type: application/json`"
+) -> GatewayError:
+    """The refusal of a body declared as `content_type`, saying how to send it (`send_as`)."""
     media_type = content_type.partition(";")[0].strip().lower()
     hint = (
         " (curl's `-d` sends a form type unless given `-H 'Content-Type: application/json'`)"
         if media_type == "application/x-www-form-urlencoded"
         else ""
     )
-    raise GatewayError(
-        "the request body must be JSON sent with `Content-Type: application/json`; this"
-        f" request declared another content type{hint}",
+    return GatewayError(
+        f"the request body must be {send_as}; this request declared another content type{hint}",
         code="unsupported_content_type",
     )
 

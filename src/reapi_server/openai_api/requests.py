@@ -44,7 +44,14 @@ from reapi.core import (
 )
 
 from ..errors import GatewayError
-from ..json_api.bodies import FormFile, ParsedForm, is_json_type, read_form, read_json
+from ..json_api.bodies import (
+    FormFile,
+    ParsedForm,
+    is_json_type,
+    read_form,
+    read_json,
+    unsupported_content_type,
+)
 from ..json_api.validation import bounds_of
 from ..references.reference import PNG_ONLY, Reference
 
@@ -305,8 +312,15 @@ VideoRequest = tuple[VideoParams, Payload, str | None]
 
 async def video_request_of(request: Request, limit: int, policy: UrlPolicy) -> VideoRequest:
     """JSON (`input_reference` by reference) or multipart (an upload, or a URL in the field)."""
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
         return _video_from_form(await read_form(request, limit), policy)
+    if content_type and not is_json_type(content_type):  # no type at all is read as JSON
+        raise unsupported_content_type(
+            content_type,
+            "JSON sent with `Content-Type: application/json` (input_reference by image_url or"
+            " file_id) or multipart/form-data (an upload)",
+        )
     return _video_from_json(parse_model(VideoBody, await read_json(request, limit)), policy)
 
 

@@ -22,7 +22,7 @@ from tests.server.redis import (  # noqa: F401  (fixtures)
     until_subscribed,
 )
 from tests.server.served import make_key
-from tests.server.test_cli import _bin, _wait_for
+from tests.server.test_cli import _bin, _wait_for, cli
 from tests.server.test_videos import create
 
 from reapi.testing import SIMULATOR_KEY, OpenAISimulator, SimulatorSpec, run_simulators
@@ -144,62 +144,13 @@ def test_a_request_cut_at_the_end_of_the_drain_gives_its_credits_back(
     (shielded) raced the shutdown, which closed the PostgreSQL pool under it: the credits
     stayed reserved until another instance's sweeper found the hold expired, 15 minutes later
     (SQLite's release, on the loop, happened to win the race)."""
-    from tests.server.test_cli import cli
-
     name = f"drain_{secrets.token_hex(4)}"
     postgres_server.execute(f"CREATE DATABASE {name} TEMPLATE reapi_template")
     monkeypatch.setenv("REAPI_DATABASE_URL", postgres_server.url(name))
 
-    simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
-    slow = FaultProxy(int(simulators.provider_urls["openai"].split(":")[2].split("/")[0]))
-    key = make_key(tmp_path)
-    port = free_port()
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": simulators.api_key,
-        "REAPI_PROVIDER_BASE_URLS__OPENAI": f"http://127.0.0.1:{slow.port}/v1",
-        "REAPI_FIRST_BYTE_TIMEOUT": "30",
-        "REAPI_METRICS_LISTEN": "off",
-        "REAPI_DRAIN_SECONDS": "1",
-    }
-    process = subprocess.Popen(
-        [_bin("reapi-server"), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{base}/healthz", process)
-        slow.delay(10)  # far longer than the drain
-
-        async def scenario() -> None:
-            async with httpx.AsyncClient(timeout=30) as client:
-                running = [
-                    asyncio.create_task(
-                        client.post(
-                            f"{base}/v1/images/generations",
-                            json={"model": "gpt-image-2", "prompt": "p"},
-                            headers={"authorization": f"Bearer {key}", "idempotency-key": f"k{n}"},
-                        )
-                    )
-                    for n in range(3)
-                ]
-                await asyncio.sleep(1.0)  # at the provider, their holds taken
-                process.send_signal(signal.SIGTERM)
-                for answer in await asyncio.gather(*running, return_exceptions=True):
-                    # cut: no answer, or uvicorn's own 500
-                    assert isinstance(answer, httpx.HTTPError) or answer.status_code >= 500
-
-        asyncio.run(scenario())
-        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        output = process.communicate()[0]
-        slow.close()
-        simulators.stop()
+    answers, output, key = _cut_at_the_drain_end(tmp_path, 3, idempotency_keys=True)
+    for answer in answers:  # cut: no answer, or the 503 of a request cut by the shutdown
+        assert isinstance(answer, httpx.HTTPError) or answer.status_code == 503
     shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
     assert "reserved=0" in shown, (shown, output[-2000:])
     assert key not in output
@@ -228,6 +179,24 @@ def test_a_request_cut_at_the_end_of_the_drain_is_answered_in_the_api_s_error_sh
     """uvicorn cancels what still runs when `drain_seconds` is up; its own answer was a
     plain-text 500. The access layer answers 503 `server_shutting_down` with Retry-After, so an
     OpenAI client retries it (on another instance) rather than failing on an unreadable body."""
+    answers, output, key = _cut_at_the_drain_end(tmp_path, 2)
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "1"
+        assert answer.headers["x-request-id"].startswith("req_")
+        error = answer.json()["error"]
+        assert error["code"] == "server_shutting_down" and error["type"] == "server_error"
+    shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
+    assert "reserved=0" in shown, (shown, output[-2000:])  # the holds were given back
+    assert key not in output
+
+
+def _cut_at_the_drain_end(
+    tmp_path, requests: int, *, idempotency_keys: bool = False
+) -> tuple[list, str, str]:
+    """`serve` (a 1 s drain) in front of a provider that takes 10 s, with `requests` image
+    requests at the provider when SIGTERM comes: their answers (or the client's errors), the
+    server's output and the key."""
     simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
     slow = FaultProxy(int(simulators.provider_urls["openai"].split(":")[2].split("/")[0]))
     key = make_key(tmp_path)
@@ -252,21 +221,24 @@ def test_a_request_cut_at_the_end_of_the_drain_is_answered_in_the_api_s_error_sh
         _wait_for(f"{base}/healthz", process)
         slow.delay(10)  # far longer than the drain
 
-        async def scenario() -> list[httpx.Response]:
+        async def scenario() -> list:
             async with httpx.AsyncClient(timeout=30) as client:
                 running = [
                     asyncio.create_task(
                         client.post(
                             f"{base}/v1/images/generations",
                             json={"model": "gpt-image-2", "prompt": "p"},
-                            headers={"authorization": f"Bearer {key}"},
+                            headers={
+                                "authorization": f"Bearer {key}",
+                                **({"idempotency-key": f"k{n}"} if idempotency_keys else {}),
+                            },
                         )
                     )
-                    for _ in range(2)
+                    for n in range(requests)
                 ]
-                await asyncio.sleep(1.0)  # at the provider
+                await asyncio.sleep(1.0)  # at the provider, their holds taken
                 process.send_signal(signal.SIGTERM)
-                return await asyncio.gather(*running)
+                return await asyncio.gather(*running, return_exceptions=True)
 
         answers = asyncio.run(scenario())
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
@@ -276,14 +248,4 @@ def test_a_request_cut_at_the_end_of_the_drain_is_answered_in_the_api_s_error_sh
         output = process.communicate()[0]
         slow.close()
         simulators.stop()
-    for answer in answers:
-        assert answer.status_code == 503, answer.text
-        assert answer.headers["retry-after"] == "1"
-        assert answer.headers["x-request-id"].startswith("req_")
-        error = answer.json()["error"]
-        assert error["code"] == "server_shutting_down" and error["type"] == "server_error"
-    from tests.server.test_cli import cli
-
-    shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
-    assert "reserved=0" in shown, (shown, output[-2000:])  # the holds were given back
-    assert key not in output
+    return answers, output, key

@@ -8,6 +8,8 @@ import secrets
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -76,7 +78,20 @@ async def test_leases_are_handed_back_and_the_others_woken(
     assert await woken is True
 
 
-def test_sigterm_finishes_what_it_has_and_refuses_the_rest(tmp_path):
+@dataclass
+class _Served:
+    process: subprocess.Popen
+    base: str
+    key: str
+    slow: FaultProxy
+    output: str = ""
+
+
+@contextmanager
+def _served_behind_a_slow_provider(tmp_path, *, drain: float, first_byte: float):
+    """`reapi-server serve` with `drain_seconds` = `drain`, its OpenAI provider behind a proxy
+    whose delay the test sets (`slow.delay`); killed if still running at the end, its output
+    kept in `output`."""
     simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
     slow = FaultProxy(int(simulators.provider_urls["openai"].split(":")[2].split("/")[0]))
     key = make_key(tmp_path)
@@ -85,9 +100,9 @@ def test_sigterm_finishes_what_it_has_and_refuses_the_rest(tmp_path):
         **os.environ,
         "OPENAI_API_KEY": simulators.api_key,
         "REAPI_PROVIDER_BASE_URLS__OPENAI": f"http://127.0.0.1:{slow.port}/v1",
-        "REAPI_FIRST_BYTE_TIMEOUT": "20",
+        "REAPI_FIRST_BYTE_TIMEOUT": str(first_byte),
         "REAPI_METRICS_LISTEN": "off",
-        "REAPI_DRAIN_SECONDS": "15",
+        "REAPI_DRAIN_SECONDS": str(drain),
     }
     process = subprocess.Popen(
         [_bin("reapi-server"), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
@@ -96,10 +111,22 @@ def test_sigterm_finishes_what_it_has_and_refuses_the_rest(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    base = f"http://127.0.0.1:{port}"
+    served = _Served(process, f"http://127.0.0.1:{port}", key, slow)
     try:
-        _wait_for(f"{base}/healthz", process)
-        slow.delay(1.5)  # each way: the request takes some 3 s upstream
+        _wait_for(f"{served.base}/healthz", process)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.kill()
+        served.output = process.communicate()[0]
+        slow.close()
+        simulators.stop()
+
+
+def test_sigterm_finishes_what_it_has_and_refuses_the_rest(tmp_path):
+    with _served_behind_a_slow_provider(tmp_path, drain=15, first_byte=20) as served:
+        base, key, process = served.base, served.key, served.process
+        served.slow.delay(1.5)  # each way: the request takes some 3 s upstream
 
         async def in_flight() -> httpx.Response:
             async with httpx.AsyncClient(timeout=30) as client:
@@ -125,13 +152,7 @@ def test_sigterm_finishes_what_it_has_and_refuses_the_rest(tmp_path):
         # managers expect of a clean stop
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
         assert time.monotonic() - answered < 10
-    finally:
-        if process.poll() is None:
-            process.kill()
-        output = process.communicate()[0]
-        slow.close()
-        simulators.stop()
-    assert key not in output
+    assert key not in served.output
 
 
 @pytest.mark.postgres
@@ -197,29 +218,9 @@ def _cut_at_the_drain_end(
     """`serve` (a 1 s drain) in front of a provider that takes 10 s, with `requests` image
     requests at the provider when SIGTERM comes: their answers (or the client's errors), the
     server's output and the key."""
-    simulators = run_simulators({"openai": SimulatorSpec(OpenAISimulator(SIMULATOR_KEY), "/v1")})
-    slow = FaultProxy(int(simulators.provider_urls["openai"].split(":")[2].split("/")[0]))
-    key = make_key(tmp_path)
-    port = free_port()
-    env = {
-        **os.environ,
-        "OPENAI_API_KEY": simulators.api_key,
-        "REAPI_PROVIDER_BASE_URLS__OPENAI": f"http://127.0.0.1:{slow.port}/v1",
-        "REAPI_FIRST_BYTE_TIMEOUT": "30",
-        "REAPI_METRICS_LISTEN": "off",
-        "REAPI_DRAIN_SECONDS": "1",
-    }
-    process = subprocess.Popen(
-        [_bin("reapi-server"), "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{base}/healthz", process)
-        slow.delay(10)  # far longer than the drain
+    with _served_behind_a_slow_provider(tmp_path, drain=1, first_byte=30) as served:
+        base, key, process = served.base, served.key, served.process
+        served.slow.delay(10)  # far longer than the drain
 
         async def scenario() -> list:
             async with httpx.AsyncClient(timeout=30) as client:
@@ -242,10 +243,4 @@ def _cut_at_the_drain_end(
 
         answers = asyncio.run(scenario())
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        output = process.communicate()[0]
-        slow.close()
-        simulators.stop()
-    return answers, output, key
+    return answers, served.output, key

@@ -517,13 +517,14 @@ class Settings(BaseSettings):
         only (the URL may hold a password), not as a traceback of SQLAlchemy's plugin loader."""
         if url is None:
             return None
-        scheme, sep, rest = url.strip().partition("://")
+        url = url.strip()
+        scheme, sep, rest = url.partition("://")
         if scheme in ("postgres", "postgresql"):
             scheme, url = "postgresql+asyncpg", f"postgresql+asyncpg://{rest}"
         if sep and scheme in _DATABASE_SCHEMES:
-            if not _port_parses(url.strip()):  # a traceback of SQLAlchemy's otherwise
+            if not _port_parses(url):  # a traceback of SQLAlchemy's otherwise
                 raise ValueError("database_url: its port is not a number from 0 to 65535")
-            return _asyncpg_ssl(url.strip()) if scheme == "postgresql+asyncpg" else url.strip()
+            return _asyncpg_ssl(url) if scheme == "postgresql+asyncpg" else url
         given = f" ('{excerpt(scheme)}://' is not one)" if sep else " (no scheme given)"
         raise ValueError(
             "database_url is postgresql+asyncpg://user@host/db or sqlite+aiosqlite:///path" + given

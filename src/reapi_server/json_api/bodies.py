@@ -93,11 +93,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         parts.append(chunk)
 
 
+def _media_type(content_type: str) -> str:
+    """`Application/JSON; charset=utf-8` → `application/json`."""
+    return content_type.partition(";")[0].strip().lower()
+
+
 def is_json_type(content_type: str) -> bool:
     """`application/json`, and the JSON types clients also send (`text/json`, a `+json`
     suffix such as `application/vnd.api+json`), with any parameters, in any case. Never a
     type a browser may send cross-site without asking (`text/plain`, forms)."""
-    media_type = content_type.partition(";")[0].strip().lower()
+    media_type = _media_type(content_type)
     return media_type in ("application/json", "text/json") or (
         media_type.startswith("application/") and media_type.endswith("+json")
     )
@@ -116,10 +121,9 @@ def unsupported_content_type(
     content_type: str, send_as: str = "JSON sent with `Content-Type: application/json`"
 ) -> GatewayError:
     """The refusal of a body declared as `content_type`, saying how to send it (`send_as`)."""
-    media_type = content_type.partition(";")[0].strip().lower()
     hint = (
         " (curl's `-d` sends a form type unless given `-H 'Content-Type: application/json'`)"
-        if media_type == "application/x-www-form-urlencoded"
+        if _media_type(content_type) == "application/x-www-form-urlencoded"
         else ""
     )
     return GatewayError(

@@ -11,7 +11,7 @@ process that dies stops renewing, and its holds expire as before.
 
 from __future__ import annotations
 
-import anyio
+from ..when_empty import WhenEmpty
 
 __all__ = ["LiveHolds"]
 
@@ -19,8 +19,7 @@ __all__ = ["LiveHolds"]
 class LiveHolds:
     def __init__(self) -> None:
         self._expiry: dict[str, float] = {}
-        #: Set once none is left, for whoever waits for that (`until_empty`: shutdown).
-        self._emptied: anyio.Event | None = None
+        self._emptied = WhenEmpty()  # for `until_empty` (shutdown)
 
     def __len__(self) -> int:
         return len(self._expiry)
@@ -31,14 +30,11 @@ class LiveHolds:
 
     def discard(self, hold_id: str) -> None:
         self._expiry.pop(hold_id, None)
-        if self._emptied is not None and not self._expiry:
-            self._emptied.set()
+        self._emptied.removed(len(self._expiry))
 
     async def until_empty(self) -> None:
         """Return once every running request has ended (its hold settled or released)."""
-        if self._expiry:
-            self._emptied = anyio.Event()
-            await self._emptied.wait()
+        await self._emptied.wait(len(self._expiry))
 
     def due(self, now: float, window: float) -> list[str]:
         """Holds with less than two thirds of their window left."""

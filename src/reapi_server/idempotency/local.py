@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 
-import anyio
+from ..when_empty import WhenEmpty
 
 __all__ = ["LocalClaims"]
 
@@ -23,8 +23,7 @@ class LocalClaims:
     def __init__(self) -> None:
         self._events: dict[int, asyncio.Event] = {}
         self._alive_until: dict[int, float] = {}
-        #: Set once no claim is left, for whoever waits for that (`until_empty`: shutdown).
-        self._emptied: anyio.Event | None = None
+        self._emptied = WhenEmpty()  # for `until_empty` (shutdown)
 
     def claimed(self, record_id: int, alive_until: float) -> None:
         self._events[record_id] = asyncio.Event()
@@ -40,16 +39,13 @@ class LocalClaims:
         event = self._events.pop(record_id, None)
         if event is not None:
             event.set()
-        if self._emptied is not None and not self._events:
-            self._emptied.set()
+        self._emptied.removed(len(self._events))
 
     async def until_empty(self) -> None:
         """Return once every claim of this process has ended: at shutdown, a request cut at
         the end of the drain drops its unanswered record (`abandon`) after its hold is
         released, and needs the database until then."""
-        if self._events:
-            self._emptied = anyio.Event()
-            await self._emptied.wait()
+        await self._emptied.wait(len(self._events))
 
     def due(self, now: float, window: float) -> list[int]:
         """Records with less than two thirds of their window left (as `LiveHolds.due`)."""

@@ -127,7 +127,7 @@ async def test_body_size_limit(make_gateway):
         ({"quality": "ultra"}, 400, "invalid_value", "quality"),
         ({"n": 0}, 400, "integer_below_min_value", "n"),
         ({"prompt": ""}, 400, "empty_string", "prompt"),
-        ({"stream": True}, 400, "invalid_request", "stream"),
+        ({"stream": "yes"}, 400, "invalid_type", "stream"),
     ],
 )
 async def test_invalid_requests(gateway, fields, status, code, param):

@@ -239,7 +239,7 @@ def image_generate(
             _client(catalog, provider_url, base_url, api_key) as client,
             console.status(f"generating with {model}…"),
         ):
-            return client.images.generate(
+            answer = client.images.generate(
                 prompt=prompt,
                 model=model,
                 n=n,
@@ -249,6 +249,8 @@ def image_generate(
                 aspect_ratio=aspect_ratio,
                 resolution=resolution,
             )
+            assert isinstance(answer, ImagesResponse)  # not streamed
+            return answer
 
     _write_images(_reported(generated), output)
 
@@ -281,7 +283,7 @@ def image_edit(
             _client(catalog, provider_url, base_url, api_key) as client,
             console.status(f"editing with {model}…"),
         ):
-            return client.images.edit(
+            answer = client.images.edit(
                 prompt=prompt,
                 model=model,
                 image=list(image),
@@ -291,6 +293,8 @@ def image_edit(
                 quality=quality,
                 output_format=output_format,
             )
+            assert isinstance(answer, ImagesResponse)  # not streamed
+            return answer
 
     _write_images(_reported(edited), output)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .._options import CallOptions, Headers, Query
-from ..types import ImagesResponse
+from .._params import ImageParams
+from ..types import ImagesResponse, ImageStreamEvent
 from ._base import AsyncResource, SyncResource
+from ._image_stream import completed_events, listed, open_async, open_sync, streamed
 from ._inputs import FileInput, image_request
 
 __all__ = ["AsyncImages", "Images"]
@@ -34,13 +37,16 @@ class Images(SyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
-        """Generate images. `aspect_ratio`/`resolution` are reapi extensions to OpenAI's shape."""
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]:
+        """Generate images. `aspect_ratio`/`resolution` are reapi extensions to OpenAI's shape.
+        `stream=True`: an iterator of `ImageStreamEvent`s instead (`partial_images`, 0-3)."""
         params, payload = image_request(
             prompt=prompt,
             model=model,
@@ -60,6 +66,8 @@ class Images(SyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return self._stream(streamed(params, partial_images), payload, call, edit=False)
         return self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     def edit(
@@ -80,13 +88,16 @@ class Images(SyncResource):
         aspect_ratio: str | None = None,
         resolution: str | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
-        """Edit or compose from one or more input images (and an optional mask)."""
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]:
+        """Edit or compose from one or more input images (and an optional mask); `stream=True`
+        as for `generate`."""
         images: list[FileInput] = image if isinstance(image, list) else [image]
         params, payload = image_request(
             prompt=prompt,
@@ -108,6 +119,8 @@ class Images(SyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return self._stream(streamed(params, partial_images), payload, call, edit=True)
         return self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     def _run(
@@ -142,6 +155,17 @@ class Images(SyncResource):
         )
         return core.images_response(prepared, outcome)
 
+    def _stream(
+        self, params: ImageParams, payload: Any, call: CallOptions, *, edit: bool
+    ) -> Iterator[ImageStreamEvent]:
+        if self._setup.gateway is None:
+            answer = self._run(params, payload, call, edit=edit, idempotency_key=None)
+            return iter(completed_events(answer, edit=edit))
+        deadline = self._gateway_deadline(call)
+        return open_sync(
+            self._engine, self._gateway, params, payload, call, edit=edit, deadline=deadline
+        )
+
 
 class AsyncImages(AsyncResource):
     async def generate(
@@ -161,12 +185,14 @@ class AsyncImages(AsyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]:
         params, payload = image_request(
             prompt=prompt,
             model=model,
@@ -186,6 +212,8 @@ class AsyncImages(AsyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return await self._stream(streamed(params, partial_images), payload, call, edit=False)
         return await self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     async def edit(
@@ -206,12 +234,14 @@ class AsyncImages(AsyncResource):
         aspect_ratio: str | None = None,
         resolution: str | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]:
         images: list[FileInput] = image if isinstance(image, list) else [image]
         params, payload = image_request(
             prompt=prompt,
@@ -233,6 +263,8 @@ class AsyncImages(AsyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return await self._stream(streamed(params, partial_images), payload, call, edit=True)
         return await self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     async def _run(
@@ -267,3 +299,14 @@ class AsyncImages(AsyncResource):
             prepared.routes, attempt, host_of=core.host_of, hedge_for=prepared.spec.id
         )
         return core.images_response(prepared, outcome)
+
+    async def _stream(
+        self, params: ImageParams, payload: Any, call: CallOptions, *, edit: bool
+    ) -> AsyncIterator[ImageStreamEvent]:
+        if self._setup.gateway is None:
+            answer = await self._run(params, payload, call, edit=edit, idempotency_key=None)
+            return listed(completed_events(answer, edit=edit))
+        deadline = self._gateway_deadline(call)
+        return await open_async(
+            self._engine, self._gateway, params, payload, call, edit=edit, deadline=deadline
+        )

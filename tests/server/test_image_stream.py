@@ -9,6 +9,7 @@ import base64
 import json
 
 import anyio
+import httpx
 import httpx2
 import openai
 import pytest
@@ -141,9 +142,7 @@ async def test_after_a_partial_image_a_second_host_finishes_the_stream(streaming
     assert (await usage_of(streaming, key))["attempts"] == 2
 
 
-async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothing(
-    streaming, sims
-):
+async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothing(streaming, sims):
     for sim in sims.sims.values():
         sim.faults.set(Fault.TASK_FAILS)  # drafts, then an error event
     account, key = await streaming.account(credits=1000)
@@ -173,7 +172,7 @@ async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims)
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["code"] == "upstream_unavailable"
     assert await ledger_matches(streaming.rt, account) == (1000, 0)
-    poor, poor_key = await streaming.account(credits=0)
+    _, poor_key = await streaming.account(credits=0)
     response = await streaming.client.post(GENERATIONS, json=body, headers=auth(poor_key))
     assert response.status_code == 402 and response.json()["error"]["code"]
 
@@ -288,3 +287,77 @@ async def test_partial_images_are_never_stored(streaming, sims):
             content = path.read_bytes()
             for draft in drafts:
                 assert draft not in content, path
+
+
+def sdk(gateway, key: str):
+    from reapi import AsyncReAPI
+
+    return AsyncReAPI(
+        base_url="http://gateway.test/v1",
+        api_key=key,
+        http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway.app)),
+    )
+
+
+async def test_the_sdk_pointed_at_the_gateway_streams_typed_events(streaming, sims):
+    from reapi import InsufficientCreditsError
+    from reapi.types import ImageStreamEvent
+
+    _, key = await streaming.account(credits=1000)
+    client = sdk(streaming, key)
+    stream = await client.images.generate(
+        model="gpt-image-2", prompt="p", stream=True, partial_images=2
+    )
+    events = [event async for event in stream]
+    assert all(isinstance(e, ImageStreamEvent) for e in events)
+    assert [e.partial_image_index for e in events] == [0, 1, None]
+    assert events[-1].type == "image_generation.completed" and is_png(events[-1].image_bytes)
+    edited = await client.images.edit(
+        model="gpt-image-2", prompt="p", image=PNG, stream=True, partial_images=1
+    )
+    assert [e.type async for e in edited] == ["image_edit.partial_image", "image_edit.completed"]
+    _, poor = await streaming.account(credits=0)
+    with pytest.raises(InsufficientCreditsError):  # refused before the stream: raised at once
+        await sdk(streaming, poor).images.generate(model="gpt-image-2", prompt="p", stream=True)
+    await client.aclose()
+
+
+async def test_the_sdk_raises_an_error_event(streaming, sims):
+    from reapi import ReapiError
+
+    for sim in sims.sims.values():
+        sim.faults.set(Fault.TASK_FAILS)
+    _, key = await streaming.account(credits=1000)
+    stream = await sdk(streaming, key).images.generate(
+        model="gpt-image-2", prompt="p", stream=True, partial_images=1
+    )
+    seen = []
+    with pytest.raises(ReapiError) as raised:
+        async for event in stream:
+            seen.append(event.type)
+    assert seen == ["image_generation.partial_image"]
+    assert raised.value.code == "upstream_unavailable"
+
+
+def test_the_sdk_in_process_streams_the_completed_events(httpx_mock):
+    """In-process there is no one to stream from: the images come as completed events."""
+    from tests.conftest import two_host_catalog
+
+    from reapi import ReAPI
+    from reapi.router import RouterConfig
+
+    httpx_mock.add_response(
+        url="http://primary.test/v1/images/generations",
+        json={"created": 1, "data": [{"b64_json": base64.b64encode(PNG).decode()}] * 2},
+    )
+    client = ReAPI(
+        catalog=two_host_catalog(),
+        provider_keys={"primary": "k1", "backup": "k2"},
+        provider_base_urls={"primary": "http://primary.test/v1", "backup": "http://b.test/v1"},
+        router=RouterConfig(first_byte_timeout=1),
+    )
+    events = list(client.images.generate(model="gpt-image-2", prompt="p", n=2, stream=True))
+    assert [e.type for e in events] == ["image_generation.completed"] * 2
+    assert events[0].image_bytes == PNG and events[0].created_at > 0
+    with pytest.raises(Exception, match="response_format"):
+        client.images.generate(model="gpt-image-2", prompt="p", stream=True, response_format="url")

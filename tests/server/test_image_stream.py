@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 
 import anyio
 import httpx
@@ -20,6 +21,7 @@ from tests.server.sim_upstream import SimUpstream
 from reapi.testing import Fault, is_png
 
 GENERATIONS = "/v1/images/generations"
+MARKER = "MARKER-streamed-prompt-41c9"
 #: gpt-image-2 at its default settings in the test catalog.
 PRICE = 40
 
@@ -269,12 +271,13 @@ async def test_a_caller_gone_mid_stream_is_charged_as_for_a_json_answer(streamin
     assert await ledger_matches(streaming.rt, account) == (1000 - PRICE, 0)
 
 
-async def test_partial_images_are_never_stored(streaming, sims):
+async def test_partial_images_are_never_stored(streaming, sims, caplog):
     """Only the final image is kept (as for a JSON answer); no draft reaches storage, the
-    database or the data directory."""
+    database, the data directory or the logs, nor does the prompt."""
+    caplog.set_level(logging.DEBUG)
     _, key = await streaming.account(credits=1000)
     stream = await client_for(streaming, key).images.generate(
-        model="gpt-image-2", prompt="p", stream=True, partial_images=3
+        model="gpt-image-2", prompt=MARKER, stream=True, partial_images=3
     )
     events = [event async for event in stream]
     drafts = {base64.b64decode(e.b64_json) for e in events[:-1]}
@@ -287,6 +290,11 @@ async def test_partial_images_are_never_stored(streaming, sims):
             content = path.read_bytes()
             for draft in drafts:
                 assert draft not in content, path
+            assert MARKER.encode() not in content, path
+    logs = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records and MARKER not in logs
+    for event in events[:-1]:
+        assert event.b64_json not in logs
 
 
 def sdk(gateway, key: str):

@@ -239,7 +239,7 @@ def image_generate(
             _client(catalog, provider_url, base_url, api_key) as client,
             console.status(f"generating with {model}…"),
         ):
-            answer = client.images.generate(
+            return client.images.generate(
                 prompt=prompt,
                 model=model,
                 n=n,
@@ -249,8 +249,6 @@ def image_generate(
                 aspect_ratio=aspect_ratio,
                 resolution=resolution,
             )
-            assert isinstance(answer, ImagesResponse)  # not streamed
-            return answer
 
     _write_images(_reported(generated), output)
 
@@ -283,7 +281,7 @@ def image_edit(
             _client(catalog, provider_url, base_url, api_key) as client,
             console.status(f"editing with {model}…"),
         ):
-            answer = client.images.edit(
+            return client.images.edit(
                 prompt=prompt,
                 model=model,
                 image=list(image),
@@ -293,8 +291,6 @@ def image_edit(
                 quality=quality,
                 output_format=output_format,
             )
-            assert isinstance(answer, ImagesResponse)  # not streamed
-            return answer
 
     _write_images(_reported(edited), output)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal, overload
 
 from .._options import CallOptions, Headers, Query
 from .._params import ImageParams
@@ -20,6 +20,60 @@ def _options(**kwargs: Any) -> dict[str, Any]:
 
 
 class Images(SyncResource):
+    @overload
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> Iterator[ImageStreamEvent]: ...
+
     def generate(
         self,
         *,
@@ -69,6 +123,62 @@ class Images(SyncResource):
         if stream:
             return self._stream(streamed(params, partial_images), payload, call, edit=False)
         return self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
+
+    @overload
+    def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> Iterator[ImageStreamEvent]: ...
 
     def edit(
         self,
@@ -168,6 +278,60 @@ class Images(SyncResource):
 
 
 class AsyncImages(AsyncResource):
+    @overload
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> AsyncIterator[ImageStreamEvent]: ...
+
     async def generate(
         self,
         *,
@@ -215,6 +379,62 @@ class AsyncImages(AsyncResource):
         if stream:
             return await self._stream(streamed(params, partial_images), payload, call, edit=False)
         return await self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
+
+    @overload
+    async def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    async def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> AsyncIterator[ImageStreamEvent]: ...
 
     async def edit(
         self,

@@ -58,7 +58,8 @@ from .router import MAX_ANSWER_BYTES, Router
 __all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine", "Tap"]
 
 #: Hears each event of a provider's streamed answer as it comes (`AsyncEngine.drive_tapped`):
-#: called on the engine's task, it must not block; the answer still reaches the adapter whole.
+#: called on the engine's task, it must not block. The adapter then reads the answer without
+#: its partial images, which are let go as soon as they are heard.
 Tap = Callable[[ServerSentEvent], None]
 
 T = TypeVar("T")
@@ -297,16 +298,25 @@ class HttpxTransport:
         await self.client.aclose()
 
 
-def _tapped(decoder: EventDecoder, chunk: bytes, tap: Tap) -> EventDecoder | None:
-    """Hand `tap` the events `chunk` completes; an event over the bound stops the tapping (the
-    adapter, reading the whole answer, refuses it as the provider's fault)."""
-    try:
-        events = decoder.feed(chunk)
-    except EventTooLarge:
-        return None
+def _tapped(decoder: EventDecoder, chunk: bytes, tap: Tap, provider: str) -> list[bytes]:
+    """Hand `tap` the events `chunk` completes; what the adapter still reads of them: every
+    event but the partial images, which are let go once heard. An event over the bound is the
+    provider's fault, as the adapter's own reading would find."""
+    events = translated(
+        lambda: decoder.feed(chunk),
+        EventTooLarge,
+        lambda _: APIResponseError(
+            f"the provider sent an event larger than {MAX_UPSTREAM_EVENT_BYTES // 2**20} MiB",
+            provider=provider,
+        ),
+    )
+    kept = []
     for event in events:
         tap(event)
-    return decoder
+        if not event.event.endswith(".partial_image"):
+            data = event.data.replace("\n", "\ndata: ")
+            kept.append(f"event: {event.event}\ndata: {data}\n\n".encode())
+    return kept
 
 
 def _started(watch: Watch | None, route: Route) -> Attempt | None:
@@ -743,11 +753,14 @@ class AsyncEngine(_Base):
                     if size > limit:
                         error = answer_too_large(provider, limit)
                         break
-                    chunks.append(chunk)
-                    if decoder is not None:
-                        decoder = _tapped(decoder, chunk, tap)
+                    if decoder is None:
+                        chunks.append(chunk)
+                    else:
+                        chunks.extend(_tapped(decoder, chunk, tap, provider))
         except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
             error = connection_error(exc, provider, "reading the body")
+        except APIResponseError as exc:  # an event over the bound
+            error = exc
         finally:
             await response.aclose()
         if error is not None:

@@ -369,3 +369,34 @@ def test_the_sdk_in_process_streams_the_completed_events(httpx_mock):
     assert events[0].image_bytes == PNG and events[0].created_at > 0
     with pytest.raises(Exception, match="response_format"):
         client.images.generate(model="gpt-image-2", prompt="p", stream=True, response_format="url")
+
+
+def _events(text: str) -> list[tuple[str, dict]]:
+    blocks = [b for b in text.split("\n\n") if b]
+    pairs = [block.split("\n") for block in blocks]
+    return [(n.removeprefix("event: "), json.loads(d.removeprefix("data: "))) for n, d in pairs]
+
+
+async def test_the_events_validate_against_openais_schemas(streaming, sims):
+    from tests.server.test_openai_schemas import check
+
+    _, key = await streaming.account(credits=1000)
+    body = {"model": "gpt-image-2", "prompt": "p", "stream": True, "partial_images": 1}
+    generated = await streaming.client.post(GENERATIONS, json=body, headers=auth(key))
+    edited = await streaming.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p", "stream": "true", "partial_images": "1"},
+        files={"image": ("a.png", PNG, "image/png")},
+        headers=auth(key),
+    )
+    schemas = {
+        "image_generation.partial_image": "ImageGenPartialImageEvent",
+        "image_generation.completed": "ImageGenCompletedEvent",
+        "image_edit.partial_image": "ImageEditPartialImageEvent",
+        "image_edit.completed": "ImageEditCompletedEvent",
+    }
+    seen = _events(generated.text) + _events(edited.text)
+    assert [name for name, _ in seen] == list(schemas)
+    for name, data in seen:
+        assert data["type"] == name
+        check(schemas[name], data)

@@ -36,6 +36,22 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["Images"], route_class=DirectRoute)
 
 _ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 429, 502, 503, 504)
+#: `stream: true`: the answer as server-sent events (`image_stream`).
+_ANSWERS = {
+    **_ERRORS,
+    200: {
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": "with stream: true, server-sent events: <kind>.partial_image, "
+                    "<kind>.completed (one per image) and error, as OpenAI's Images API sends "
+                    "them",
+                }
+            }
+        }
+    },
+}
 
 
 def _binary(schema: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -74,7 +90,7 @@ _EDIT_SCHEMA["required"] = ["prompt", "image"]
     "/images/generations",
     summary="Create images from a prompt",
     response_model=ImagesResponse,
-    responses=_ERRORS,
+    responses=_ANSWERS,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -111,7 +127,7 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
     "/images/edits",
     summary="Edit or compose images: uploads (multipart) or references (JSON)",
     response_model=ImagesResponse,
-    responses=_ERRORS,
+    responses=_ANSWERS,
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -25,7 +25,7 @@ class SimUpstream:
     )
     #: host → events sent before the connection is reset.
     cut_after: dict[str, int] = field(default_factory=dict)
-    #: (host, path, the JSON or form fields' `stream` as sent) of each call.
+    #: (host, path) of each call, and its body, in order.
     calls: list[tuple[str, str]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
 

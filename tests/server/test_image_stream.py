@@ -400,3 +400,21 @@ async def test_the_events_validate_against_openais_schemas(streaming, sims):
     for name, data in seen:
         assert data["type"] == name
         check(schemas[name], data)
+
+
+async def test_a_json_edit_streams_too(gateway):
+    """images/edits in JSON (images by URL): `stream` read from the JSON body."""
+    _, key = await gateway.account(credits=1000)
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    response = await gateway.client.post(
+        "/v1/images/edits",
+        json={
+            "model": "gpt-image-2",
+            "prompt": "p",
+            "images": [{"image_url": data_url}],
+            "stream": True,
+        },
+        headers=auth(key),
+    )
+    assert response.status_code == 200
+    assert [name for name, _ in _events(response.text)] == ["image_edit.completed"]

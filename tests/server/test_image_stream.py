@@ -112,6 +112,7 @@ async def test_an_upstream_that_does_not_stream_gives_the_completed_events_only(
         assert isinstance(event["created_at"], int)
     usage = await usage_of(gateway, key)
     assert usage["status"] == "succeeded" and usage["credit_cost"] == 2 * PRICE
+    assert usage["id"] == response.headers["x-request-id"]
 
 
 async def test_a_host_that_breaks_before_its_first_event_is_failed_over(streaming, sims):

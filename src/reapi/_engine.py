@@ -36,6 +36,13 @@ from ._exceptions import (
 )
 from ._fetch import AsyncFetcher, SyncFetcher
 from ._observe import Attempt, AttemptObserver, Watch
+from ._sse import (
+    MAX_UPSTREAM_EVENT_BYTES,
+    EventDecoder,
+    EventTooLarge,
+    ServerSentEvent,
+    is_event_stream,
+)
 from .catalog import Route
 from .providers import (
     Batch,
@@ -48,7 +55,12 @@ from .providers import (
 )
 from .router import MAX_ANSWER_BYTES, Router
 
-__all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine"]
+__all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine", "Tap"]
+
+#: Hears each event of a provider's streamed answer as it comes (`AsyncEngine.drive_tapped`):
+#: called on the engine's task, it must not block. The adapter then reads the answer without
+#: its partial images, which are let go as soon as they are heard.
+Tap = Callable[[ServerSentEvent], None]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -284,6 +296,27 @@ class HttpxTransport:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _tapped(decoder: EventDecoder, chunk: bytes, tap: Tap, provider: str) -> list[bytes]:
+    """Hand `tap` the events `chunk` completes; what the adapter still reads of them: every
+    event but the partial images, which are let go once heard. An event over the bound is the
+    provider's fault, as the adapter's own reading would find."""
+    events = translated(
+        lambda: decoder.feed(chunk),
+        EventTooLarge,
+        lambda _: APIResponseError(
+            f"the provider sent an event larger than {MAX_UPSTREAM_EVENT_BYTES // 2**20} MiB",
+            provider=provider,
+        ),
+    )
+    kept = []
+    for event in events:
+        tap(event)
+        if not event.event.endswith(".partial_image"):
+            data = event.data.replace("\n", "\ndata: ")
+            kept.append(f"event: {event.event}\ndata: {data}\n\n".encode())
+    return kept
 
 
 def _started(watch: Watch | None, route: Route) -> Attempt | None:
@@ -663,6 +696,80 @@ class AsyncEngine(_Base):
             return result
         finally:
             protocol.close()
+
+    async def drive_tapped(
+        self, protocol: Protocol[T], provider: str, first_byte: float, tap: Tap
+    ) -> T:
+        """`drive`, with each event of a streamed answer to a creating request handed to `tap`
+        as it arrives (a caller streaming partial images on). Such a request is read through
+        the engine's own httpx client, not its transport: the transports read answers whole."""
+        try:
+            step = _first_step(protocol)
+            while True:
+                reply: Any = None
+                failure: ReapiError | None = None
+                try:
+                    if isinstance(step, UpstreamRequest) and step.purpose == "create":
+                        reply = await self._send_tapped(step, provider, first_byte, tap)
+                    else:
+                        reply = await self._reply(step, provider, first_byte)
+                except ReapiError as error:
+                    failure = error
+                step = _next_step(protocol, reply, failure)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            protocol.close()
+
+    async def _send_tapped(
+        self, request: UpstreamRequest, provider: str, first_byte: float, tap: Tap
+    ) -> UpstreamResponse:
+        first_byte, body_deadline = self._deadlines(request, first_byte)
+        limit = self._answer_limit(request)
+        started = time.perf_counter()
+        error: APIConnectionError | APIResponseError | None = None
+        client = self.client
+        try:
+            built = client.build_request(
+                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
+            )
+            with anyio.fail_after(first_byte):
+                response = await client.send(built, stream=True)
+        except (httpx.TransportError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "waiting for the first byte")
+        if error is not None:
+            raise error
+        streamed = response.status_code < 400 and is_event_stream(
+            response.headers.get("content-type")
+        )
+        decoder = EventDecoder(max_event_bytes=MAX_UPSTREAM_EVENT_BYTES) if streamed else None
+        chunks: list[bytes] = []
+        try:
+            with anyio.fail_after(body_deadline):
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        error = answer_too_large(provider, limit)
+                        break
+                    if decoder is None:
+                        chunks.append(chunk)
+                    else:
+                        chunks.extend(_tapped(decoder, chunk, tap, provider))
+        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
+            error = connection_error(exc, provider, "reading the body")
+        except APIResponseError as exc:  # an event over the bound
+            error = exc
+        finally:
+            await response.aclose()
+        if error is not None:
+            raise error
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        _log_reply(request, provider, response.status_code, elapsed_ms)
+        return UpstreamResponse(
+            response.status_code, dict(response.headers), b"".join(chunks), elapsed_ms
+        )
 
     async def _send_all(
         self, requests: Sequence[UpstreamRequest], provider: str, first_byte: float

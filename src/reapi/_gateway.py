@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -32,10 +33,19 @@ from ._params import ImageParams, VideoParams
 from ._payload import File, Payload
 from ._raw import note_answer
 from ._secret import Secret
+from ._sse import ServerSentEvent
 from .providers import Protocol, UpstreamRequest, UpstreamResponse, parse_retry_after
 from .providers._protocol import Purpose
 from .providers._util import drop_none
-from .types import BinaryContent, ImagesResponse, ModelList, Video, VideoDeleted, VideoList
+from .types import (
+    BinaryContent,
+    ImagesResponse,
+    ImageStreamEvent,
+    ModelList,
+    Video,
+    VideoDeleted,
+    VideoList,
+)
 
 __all__ = ["GatewayProtocols"]
 
@@ -187,6 +197,39 @@ class GatewayProtocols:
         )
         response = yield request
         return self._parse(response, ImagesResponse)
+
+    def image_stream(
+        self, params: ImageParams, payload: Payload, call: CallOptions, *, edit: bool
+    ) -> UpstreamRequest:
+        """The request of a streamed image call (`stream: true`), read by the engine as it
+        comes: its events are `stream_event`'s."""
+        protocol = self.images(params, payload, call, edit=edit, idempotency_key=None)
+        request = next(protocol)
+        protocol.close()
+        assert isinstance(request, UpstreamRequest)
+        extra = {"stream": True, "partial_images": params.partial_images or 0}
+        headers = {**request.headers, "Accept": "text/event-stream"}
+        if request.files:
+            data = (*request.data, *((k, _form_value(v)) for k, v in extra.items()))
+            return replace(request, headers=headers, data=data)
+        return replace(request, headers=headers, json={**request.json, **extra})
+
+    def stream_error(self, status: int, content: bytes) -> ReapiError:
+        """The error of a refused stream (its JSON body), or of an `error` event (its data)."""
+        return self._error(UpstreamResponse(status, {}, content))
+
+    def stream_event(self, event: ServerSentEvent) -> ImageStreamEvent:
+        data = event.json(_PROVIDER)
+        if isinstance(data, dict) and data.get("error"):
+            raise self.stream_error(500, event.data.encode())
+        return translated(
+            lambda: ImageStreamEvent.model_validate(data),
+            ValidationError,
+            lambda _: APIResponseError(
+                "the gateway sent an event that does not have the expected shape",
+                provider=_PROVIDER,
+            ),
+        )
 
     # -- videos --------------------------------------------------------------------------------
     def create_video(

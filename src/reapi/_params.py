@@ -32,6 +32,9 @@ class ImageParams:
     response_format: ResponseFormat | None = None
     input_fidelity: str | None = None
     seed: int | None = None
+    #: Set only for a streamed request (`stream: true`): how many partial images the caller
+    #: asked for (0-3). An upstream that streams is asked for them; others send none.
+    partial_images: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from ._engine import (
     AsyncEngine,
     AsyncTransport,
     HttpxTransport,
+    Tap,
     answer_too_large,
     connection_error,
 )
@@ -29,6 +30,7 @@ from ._params import ImageParams, Shape, VideoParams
 from ._payload import File, Payload
 from ._probes import HealthProber, ProbeConfig, ProbeReport
 from ._settings import SDK_ENV, resolve_connections
+from ._sse import ServerSentEvent
 from ._urls import ByteBudget, UrlPolicy, decode_data_url
 from .resources._inputs import image_request, video_request
 from .resources._jobs_memory import Bodies, RememberedJob
@@ -60,7 +62,9 @@ __all__ = [
     "ProbeConfig",
     "ProbeReport",
     "RememberedJob",
+    "ServerSentEvent",
     "Shape",
+    "Tap",
     "UrlPolicy",
     "VideoParams",
     "answer_too_large",

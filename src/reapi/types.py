@@ -15,6 +15,7 @@ __all__ = [
     "Attempt",
     "BinaryContent",
     "Image",
+    "ImageStreamEvent",
     "ImagesResponse",
     "Model",
     "ModelList",
@@ -76,6 +77,28 @@ class ImagesResponse(_Shape):
     quality: str | None = None
     usage: dict[str, Any] | None = None
     reapi: ReapiInfo | None = None
+
+
+class ImageStreamEvent(_Shape):
+    """One event of a streamed image request (`stream=True`), as OpenAI's Images API sends
+    them: `type` is `image_generation.partial_image` or `image_edit.partial_image` (a draft,
+    with `partial_image_index`) or `image_generation.completed` / `image_edit.completed` (an
+    image, with `usage` when the provider reports it)."""
+
+    type: str
+    b64_json: str
+    created_at: int | None = None
+    size: str | None = None
+    quality: str | None = None
+    background: str | None = None
+    output_format: str | None = None
+    partial_image_index: int | None = None
+    usage: dict[str, Any] | None = None
+    reapi: ReapiInfo | None = None
+
+    @property
+    def image_bytes(self) -> bytes:
+        return base64.b64decode(self.b64_json)
 
 
 class VideoError(_Shape):

@@ -237,3 +237,52 @@ def test_the_streamed_request_carries_the_routes_idle_deadline(httpx_mock):
     httpx_mock.add_callback(answer, url=f"{PRIMARY}/images/generations")
     client().images.generate(model="gpt-image-2", prompt="p")
     assert seen[0]["read"] == 5.0
+
+
+async def test_a_tapped_drive_hears_each_event_and_lets_the_drafts_go(httpx_mock):
+    """`AsyncEngine.drive_tapped` (a caller streaming): the tap hears every event as it comes;
+    the adapter reads the stream without its drafts (multi-line data kept line by line) and
+    makes the same result."""
+    from reapi import AsyncReAPI
+    from reapi.core import image_request
+    from reapi.providers import UpstreamResponse
+
+    spread = b'event: keepalive\ndata: {"a":\ndata: 1}\n\n'
+    httpx_mock.add_response(**stream(partial(0), spread, partial(1), completed()))
+    sdk = AsyncReAPI(
+        catalog=streaming_catalog(),
+        provider_keys={"primary": "sk-primary", "backup": "sk-backup"},
+        provider_base_urls={"primary": PRIMARY, "backup": BACKUP},
+        router=RouterConfig(first_byte_timeout=5.0),
+    )
+    core, engine = sdk._setup.core, sdk._engine
+    params, payload = image_request(prompt=MARKER, model="gpt-image-2", partial_images=2)
+    prepared = core.prepare_image(params, payload, edit=False)
+    seen: list[UpstreamResponse] = []
+
+    def spied(protocol):  # the adapter's protocol, noting the answers it is given
+        step = next(protocol)
+        while True:
+            reply = yield step
+            seen.append(reply)
+            try:
+                step = protocol.send(reply)
+            except StopIteration as stop:
+                return stop.value
+
+    heard: list[str] = []
+    attempt = spied(core.image_attempt(prepared, prepared.routes[0]))
+    result = await engine.drive_tapped(attempt, "primary", 5.0, lambda e: heard.append(e.event))
+    assert heard == [
+        "image_generation.partial_image",
+        "keepalive",
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    assert result.images[0].data == FINAL
+    body = seen[0].content
+    assert b"partial_image" not in body and base64.b64encode(DRAFT) not in body
+    assert b'data: {"a":\ndata: 1}' in body
+    sent = json.loads(httpx_mock.get_requests()[0].content)
+    assert sent["stream"] is True and sent["partial_images"] == 2
+    await sdk.aclose()

@@ -39,7 +39,7 @@ async def _requests(gateway, key: str) -> list[tuple[str, str, dict]]:
         ("POST", GENERATIONS, {"json": {"prompt": ""}, "headers": auth(key)}),  # 400 (pydantic)
         ("POST", GENERATIONS, {"json": {**good, "n": True}, "headers": auth(key)}),
         ("POST", GENERATIONS, {"json": {**good, "model": "no-such"}, "headers": auth(key)}),
-        ("POST", GENERATIONS, {"json": {**good, "stream": True}, "headers": auth(key)}),
+        ("POST", GENERATIONS, {"json": {**good, "stream": "yes"}, "headers": auth(key)}),
         ("POST", GENERATIONS, {"content": b"x" * 2048, "headers": auth(key)}),  # 413
         ("GET", GENERATIONS, {"headers": auth(key)}),  # 405
         ("PUT", GENERATIONS, {"json": good, "headers": auth(key)}),  # 405

@@ -156,7 +156,7 @@ async def test_an_image_over_the_model_s_limit_is_refused_before_the_hold(gatewa
         ({"quality": "ultra"}, 400, "invalid_value", "quality"),
         ({"n": 0}, 400, "integer_below_min_value", "n"),
         ({"prompt": ""}, 400, "empty_string", "prompt"),
-        ({"stream": True}, 400, "invalid_request", "stream"),
+        ({"stream": "yes"}, 400, "invalid_type", "stream"),
     ],
 )
 async def test_invalid_requests(gateway, fields, status, code, param):

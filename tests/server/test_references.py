@@ -140,9 +140,9 @@ async def test_a_malformed_reference_is_a_400_without_the_value(gateway, images,
     assert "x.example" not in response.text
 
 
-async def test_a_json_edit_with_stream_is_refused_before_any_fetch(gateway, media_host):
+async def test_a_json_edit_with_a_bad_stream_flag_is_refused_before_any_fetch(gateway, media_host):
     _, key = await gateway.account()
-    response = await edit(gateway, key, [{"image_url": media_host.url("/a.png")}], stream=True)
+    response = await edit(gateway, key, [{"image_url": media_host.url("/a.png")}], stream="yes")
     assert response.status_code == 400 and response.json()["error"]["param"] == "stream"
     assert media_host.requests == []
 

@@ -277,6 +277,32 @@ async def test_the_gateway_serves_and_fails_over_through_its_transport(
     assert await ledger_matches(rt, account) == (1000 - 3 * 40, 0)
 
 
+async def test_a_streamed_request_reads_the_simulators_drafts_on_real_sockets(
+    aiohttp_gateway, sims, faults, kind
+):
+    """`stream: true` with the production `upstream_client` settings: the drafts are read off
+    a real socket as they come (the engine's own client), and a host that stops mid-stream is
+    failed over (its silence is held to the first-byte deadline)."""
+    client, rt = aiohttp_gateway
+    account, key = await make_account(rt, credits=1000)
+    body = {"prompt": "p", "model": "gpt-image-2", "stream": True, "partial_images": 2}
+    response = await client.post("/v1/images/generations", json=body, headers=auth(key))
+    assert response.status_code == 200, response.text
+    names = [line for line in response.text.split("\n") if line.startswith("event: ")]
+    assert names == [
+        "event: image_generation.partial_image",
+        "event: image_generation.partial_image",
+        "event: image_generation.completed",
+    ]
+    faults["primary"] = "hang_mid_stream"
+    apply(sims, faults)
+    response = await client.post("/v1/images/generations", json=body, headers=auth(key))
+    assert response.status_code == 200
+    assert response.text.count("event: image_generation.completed") == 1
+    assert response.text.count("event: image_generation.partial_image") == 2
+    assert await ledger_matches(rt, account) == (1000 - 2 * 40, 0)
+
+
 # -- a pooled connection the upstream has just closed -------------------------------------------
 
 

@@ -82,6 +82,19 @@ async def _exercise(gateway, key: str, media_host) -> list[bytes]:
         answers.append(response.content)
         return response
 
+    async def streamed(path: str, **options):
+        """`stream: true`: answered as server-sent events (or a JSON error before the first)."""
+        fields = {"model": "gpt-image-2", "prompt": PROMPT, "user": USER, "stream": "true"}
+        if path.endswith("edits"):
+            files = [("image", ("a.png", _image(IMAGE), "image/png"))]
+            options = {"data": fields, "files": files, **options}
+        else:
+            options = {"json": {**fields, "stream": True}, **options}
+        headers = {**auth(key), **options.pop("headers", {})}
+        response = await client.post(path, headers=headers, **options)
+        answers.append(response.content)
+        return response
+
     async def edit_by_url(url: str):
         response = await client.post(
             "/v1/images/edits",
@@ -117,6 +130,11 @@ async def _exercise(gateway, key: str, media_host) -> list[bytes]:
     answers.append(big.content)
     assert big.status_code == 200
     assert (await edit_by_url(fetched)).status_code == 200  # a reference image fetched by URL
+    for path in ("/v1/images/generations", "/v1/images/edits"):  # streamed answers
+        assert b".completed" in (await streamed(path)).content
+    # A streamed request with an Idempotency-Key (the prompt here): refused, without it.
+    keyed = await streamed("/v1/images/generations", headers={"idempotency-key": PROMPT})
+    assert keyed.status_code == 400
     assert (await edit_by_url(refused)).status_code == 400  # one refused (SSRF, on redirect)
     assert (await generate(n=PROMPT)).status_code == 400  # validation error
     bad = await client.post(
@@ -135,8 +153,10 @@ async def _exercise(gateway, key: str, media_host) -> list[bytes]:
     )
     answers.append(response.content)
     assert response.status_code == 400
+    assert (await streamed("/v1/images/edits")).status_code == 400  # streamed: a JSON error
     faults(primary="500", backup="500")  # 5xx everywhere
     assert (await edit()).status_code == 502
+    assert (await streamed("/v1/images/generations")).status_code == 502
     faults(primary="hang", backup="hang")  # timeouts
     up.hang_seconds = 1.0
     assert (await edit()).status_code == 504

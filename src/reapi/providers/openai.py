@@ -10,6 +10,10 @@ image forms and `<kind>.completed` with the image and usage, `kind` being `image
 completed event into the same shape as an answer that is not streamed. An `error` event (data
 `{"error": {...}}`) mid-stream is mapped by its code. How a stream carries several images is not
 documented, so `n > 1` is not streamed.
+
+A caller that streams itself (`ImageParams.partial_images` set, above 0) gets the stream asked for
+with its own count: the gateway reads the partial images off the wire as they come
+(`AsyncEngine.drive_tapped`) and passes them on; this adapter still reads only the result.
 """
 
 from __future__ import annotations
@@ -96,7 +100,11 @@ class OpenAIAdapter(Adapter):
         fields = self._image_fields(call)
         fields["prompt"] = call.payload.get("prompt")
         idle = call.route.stream_idle_timeout if call.params.n == 1 else None
-        if idle is not None:
+        partials = call.params.partial_images  # set when the caller streams
+        if partials and call.params.n == 1:
+            fields["stream"] = True
+            fields["partial_images"] = partials
+        elif idle is not None:
             fields["stream"] = True
             fields["partial_images"] = int(call.route.options.get("partial_images", 1))
         headers = self._headers(call.idempotency_key)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal, overload
 
 from .._options import CallOptions, Headers, Query
-from ..types import ImagesResponse
+from .._params import ImageParams
+from ..types import ImagesResponse, ImageStreamEvent
 from ._base import AsyncResource, SyncResource
+from ._image_stream import completed_events, listed, open_async, open_sync, streamed
 from ._inputs import FileInput, image_request
 
 __all__ = ["AsyncImages", "Images"]
@@ -17,6 +20,7 @@ def _options(**kwargs: Any) -> dict[str, Any]:
 
 
 class Images(SyncResource):
+    @overload
     def generate(
         self,
         *,
@@ -34,13 +38,69 @@ class Images(SyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
-        """Generate images. `aspect_ratio`/`resolution` are reapi extensions to OpenAI's shape."""
+    ) -> ImagesResponse: ...
+
+    @overload
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> Iterator[ImageStreamEvent]: ...
+
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]:
+        """Generate images. `aspect_ratio`/`resolution` are reapi extensions to OpenAI's shape.
+        `stream=True`: an iterator of `ImageStreamEvent`s instead (`partial_images`, 0-3)."""
         params, payload = image_request(
             prompt=prompt,
             model=model,
@@ -60,7 +120,65 @@ class Images(SyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return self._stream(streamed(params, partial_images), payload, call, edit=False)
         return self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
+
+    @overload
+    def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> Iterator[ImageStreamEvent]: ...
 
     def edit(
         self,
@@ -80,13 +198,16 @@ class Images(SyncResource):
         aspect_ratio: str | None = None,
         resolution: str | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
-        """Edit or compose from one or more input images (and an optional mask)."""
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]:
+        """Edit or compose from one or more input images (and an optional mask); `stream=True`
+        as for `generate`."""
         images: list[FileInput] = image if isinstance(image, list) else [image]
         params, payload = image_request(
             prompt=prompt,
@@ -108,6 +229,8 @@ class Images(SyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return self._stream(streamed(params, partial_images), payload, call, edit=True)
         return self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     def _run(
@@ -142,8 +265,20 @@ class Images(SyncResource):
         )
         return core.images_response(prepared, outcome)
 
+    def _stream(
+        self, params: ImageParams, payload: Any, call: CallOptions, *, edit: bool
+    ) -> Iterator[ImageStreamEvent]:
+        if self._setup.gateway is None:
+            answer = self._run(params, payload, call, edit=edit, idempotency_key=None)
+            return iter(completed_events(answer, edit=edit))
+        deadline = self._gateway_deadline(call)
+        return open_sync(
+            self._engine, self._gateway, params, payload, call, edit=edit, deadline=deadline
+        )
+
 
 class AsyncImages(AsyncResource):
+    @overload
     async def generate(
         self,
         *,
@@ -161,12 +296,67 @@ class AsyncImages(AsyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
+    ) -> ImagesResponse: ...
+
+    @overload
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> AsyncIterator[ImageStreamEvent]: ...
+
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]:
         params, payload = image_request(
             prompt=prompt,
             model=model,
@@ -186,7 +376,65 @@ class AsyncImages(AsyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return await self._stream(streamed(params, partial_images), payload, call, edit=False)
         return await self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
+
+    @overload
+    async def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[False] | None = None,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse: ...
+
+    @overload
+    async def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: Literal[True],
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> AsyncIterator[ImageStreamEvent]: ...
 
     async def edit(
         self,
@@ -206,12 +454,14 @@ class AsyncImages(AsyncResource):
         aspect_ratio: str | None = None,
         resolution: str | None = None,
         user: str | None = None,
+        stream: bool | None = None,
+        partial_images: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
-    ) -> ImagesResponse:
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]:
         images: list[FileInput] = image if isinstance(image, list) else [image]
         params, payload = image_request(
             prompt=prompt,
@@ -233,6 +483,8 @@ class AsyncImages(AsyncResource):
             ),
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
+        if stream:
+            return await self._stream(streamed(params, partial_images), payload, call, edit=True)
         return await self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     async def _run(
@@ -267,3 +519,14 @@ class AsyncImages(AsyncResource):
             prepared.routes, attempt, host_of=core.host_of, hedge_for=prepared.spec.id
         )
         return core.images_response(prepared, outcome)
+
+    async def _stream(
+        self, params: ImageParams, payload: Any, call: CallOptions, *, edit: bool
+    ) -> AsyncIterator[ImageStreamEvent]:
+        if self._setup.gateway is None:
+            answer = await self._run(params, payload, call, edit=edit, idempotency_key=None)
+            return listed(completed_events(answer, edit=edit))
+        deadline = self._gateway_deadline(call)
+        return await open_async(
+            self._engine, self._gateway, params, payload, call, edit=edit, deadline=deadline
+        )

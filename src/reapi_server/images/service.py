@@ -23,7 +23,7 @@ import anyio
 
 from reapi import APIResponseError, ReapiError
 from reapi.catalog import Route
-from reapi.core import ImageParams, Payload
+from reapi.core import ImageParams, Payload, Tap
 from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal
@@ -71,7 +71,10 @@ async def generate(
     edit: bool,
     base_url: str,
     record: RecordAnswer | None = None,
+    tap: Tap | None = None,
 ) -> ImageAnswer:
+    """`tap`: hears each event of a streamed upstream answer as it comes (a caller streaming,
+    `openai_api.image_stream`); the request is otherwise the same."""
     endpoint = "images.edits" if edit else "images.generations"
     started = time.perf_counter()
     as_url = params.response_format == "url"
@@ -120,11 +123,11 @@ async def generate(
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
     async def attempt(route: Route) -> ImageResult:
-        return await rt.engine.drive(
-            rt.core.image_attempt(prepared, route),
-            route.provider,
-            rt.router.first_byte_timeout(route),
-        )
+        protocol = rt.core.image_attempt(prepared, route)
+        first_byte = rt.router.first_byte_timeout(route)
+        if tap is not None:
+            return await rt.engine.drive_tapped(protocol, route.provider, first_byte, tap)
+        return await rt.engine.drive(protocol, route.provider, first_byte)
 
     try:
         if has_references(prepared.payload):

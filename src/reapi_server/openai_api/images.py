@@ -10,11 +10,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from reapi.core import ImageParams, Payload, Tap
+
+from ..api_keys.auth import Principal
 from ..idempotency.service import RecordAnswer
 from ..images import service
+from ..observability.middleware import RequestContext
+from ..runtime import Runtime
 from .dependencies import Caller, Context, Rt, base_url_of
 from .direct_route import DirectRoute
 from .idempotent import Created, idempotent
+from .image_stream import ImageEventStream, refuse_unstreamable
 from .requests import (
     ImageEditBody,
     ImageEditForm,
@@ -30,6 +36,22 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1", tags=["Images"], route_class=DirectRoute)
 
 _ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 429, 502, 503, 504)
+#: `stream: true`: the answer as server-sent events (`image_stream`).
+_ANSWERS = {
+    **_ERRORS,
+    200: {
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": "with stream: true, server-sent events: <kind>.partial_image, "
+                    "<kind>.completed (one per image) and error, as OpenAI's Images API sends "
+                    "them",
+                }
+            }
+        }
+    },
+}
 
 
 def _binary(schema: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -37,6 +59,27 @@ def _binary(schema: dict[str, Any], *names: str) -> dict[str, Any]:
     for name in names:
         properties[name] = {"type": "string", "format": "binary"}
     return {**schema, "properties": properties, "required": [*schema.get("required", []), names[0]]}
+
+
+def _streamed(
+    rt: Runtime,
+    principal: Principal,
+    context: RequestContext,
+    request: Request,
+    params: ImageParams,
+    payload: Payload,
+    edit: bool,
+    base_url: str,
+) -> Response:
+    """The answer to `stream: true`: server-sent events (`image_stream`)."""
+    refuse_unstreamable(params, request.headers.get("idempotency-key"))
+
+    def run(tap: Tap) -> Awaitable[service.ImageAnswer]:
+        return service.generate(
+            rt, principal, context, params, payload, edit=edit, base_url=base_url, tap=tap
+        )
+
+    return ImageEventStream(run, edit=edit, partial_images=params.partial_images or 0)
 
 
 _EDIT_SCHEMA = _binary(ImageEditForm.model_json_schema(), "image", "mask")
@@ -47,7 +90,7 @@ _EDIT_SCHEMA["required"] = ["prompt", "image"]
     "/images/generations",
     summary="Create images from a prompt",
     response_model=ImagesResponse,
-    responses=_ERRORS,
+    responses=_ANSWERS,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -59,6 +102,8 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
     # Only the parameters and the sealed payload outlive this line: the body is gone.
     params, payload = await image_generation_request(request, rt.settings.max_body_bytes)
     base_url = base_url_of(request, rt)
+    if params.partial_images is not None:  # stream: true
+        return _streamed(rt, principal, context, request, params, payload, False, base_url)
 
     def run(record: RecordAnswer | None) -> Awaitable[Created]:
         # The generation's own coroutine, not one around it: one frame less per resumption.
@@ -82,7 +127,7 @@ async def create_image(request: Request, rt: Rt, principal: Caller, context: Con
     "/images/edits",
     summary="Edit or compose images: uploads (multipart) or references (JSON)",
     response_model=ImagesResponse,
-    responses=_ERRORS,
+    responses=_ANSWERS,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -98,6 +143,8 @@ async def edit_image(request: Request, rt: Rt, principal: Caller, context: Conte
         request, rt.settings.max_body_bytes, rt.fetcher.policy
     )
     base_url = base_url_of(request, rt)
+    if params.partial_images is not None:  # stream: true
+        return _streamed(rt, principal, context, request, params, payload, True, base_url)
 
     def run(record: RecordAnswer | None) -> Awaitable[Created]:
         # The generation's own coroutine, not one around it: one frame less per resumption.

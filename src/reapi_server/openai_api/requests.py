@@ -83,6 +83,20 @@ def _not_a_boolean(value: Any) -> Any:
 WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
+def _a_boolean(value: Any) -> Any:
+    # JSON's true and false, or (in forms) their spelling; pydantic's lax mode would also take
+    # "yes", "on" and 1, which OpenAI refuses.
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise PydanticCustomError("bool_type", "Input should be a valid boolean")
+
+
+#: A boolean field: true or false (in forms, "true" or "false"), nothing else.
+Flag = Annotated[bool, BeforeValidator(_a_boolean)]
+
+
 class _Body(HiddenValues):
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
 
@@ -104,7 +118,9 @@ class _ImageOptions(_Body):
     aspect_ratio: str | None = None
     resolution: str | None = None
     user: str | None = None
-    stream: bool | None = None
+    #: Server-sent events instead of one JSON answer (`openai_api.image_stream`).
+    stream: Flag | None = None
+    partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
 
     def options(self) -> dict[str, Any]:
         # The fields' values as validated (no dump: the ones that could nest are skipped).
@@ -147,7 +163,6 @@ class ImageEditBody(_ImageOptions):
     mask: ImageRef | None = None
     input_fidelity: str | None = None
     moderation: str | None = None
-    partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
 
 
 class VideoBody(_Body):
@@ -221,16 +236,18 @@ def parse_model(model: type[_Body], data: Any) -> Any:
     return translated(lambda: model.model_validate(data), ValidationError, _invalid(model))
 
 
-def _refuse_streaming(stream: bool | None) -> None:
-    if stream:
-        raise GatewayError("streaming is not supported by this gateway", param="stream")
+def _stream_options(body: _ImageOptions, options: dict[str, Any]) -> dict[str, Any]:
+    """`options`, plus the partial images a streamed request asks for (0 by default): set,
+    `ImageParams.partial_images` is what marks the request as streamed."""
+    if body.stream:
+        options["partial_images"] = body.partial_images or 0
+    return options
 
 
 # -- images/generations --------------------------------------------------------------------------
 async def image_generation_request(request: Request, limit: int) -> tuple[ImageParams, Payload]:
     body = parse_model(ImageGenerationBody, await read_json(request, limit))
-    _refuse_streaming(body.stream)
-    options = body.options()
+    options = _stream_options(body, body.options())
     options.pop("style", None)
     return image_request(prompt=body.prompt, model=body.model, user=body.user, **options)
 
@@ -262,7 +279,6 @@ def _form_fields(form: ParsedForm) -> dict[str, str]:
 
 def _edit_from_form(form: ParsedForm) -> tuple[ImageParams, Payload]:
     body = parse_model(ImageEditForm, _form_fields(form))
-    _refuse_streaming(body.stream)
     images = [_file(f) for name, f in form.files if name in ("image", "image[]")]
     masks = [_file(f) for name, f in form.files if name == "mask"]
     if not images:
@@ -277,7 +293,7 @@ def _edit_from_form(form: ParsedForm) -> tuple[ImageParams, Payload]:
         images=images,
         mask=masks[0] if masks else None,
         user=body.user,
-        **body.options(),
+        **_stream_options(body, body.options()),
     )
 
 
@@ -294,13 +310,15 @@ def _by_reference(
 
 
 def _edit_from_json(body: ImageEditBody, policy: UrlPolicy) -> tuple[ImageParams, Payload]:
-    _refuse_streaming(body.stream)
     images = tuple(
         _by_reference(ref, f"images[{i}]", IMAGE_TYPES, policy) for i, ref in enumerate(body.images)
     )
     mask = _by_reference(body.mask, "mask", PNG_ONLY, policy) if body.mask else None
     params, payload = image_request(
-        prompt=body.prompt, model=body.model, user=body.user, **body.options()
+        prompt=body.prompt,
+        model=body.model,
+        user=body.user,
+        **_stream_options(body, body.options()),
     )
     return params, payload.with_fields(images=images, mask=mask)
 

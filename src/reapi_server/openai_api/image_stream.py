@@ -1,0 +1,201 @@
+"""`stream: true` on POST /v1/images/generations and /v1/images/edits: the answer as server-sent
+events, as OpenAI sends them (`kind` is `image_generation` or `image_edit`):
+
+- `<kind>.partial_image`: a draft (`b64_json`, `partial_image_index` from 0, `size`, `quality`,
+  `background`, `output_format`, `created_at`), at most `partial_images` of them, and only from
+  an upstream that streams them (OpenAI's image models): passed on as they arrive, never stored;
+- `<kind>.completed`: one per image (`b64_json`, `usage`, the same settings, `created_at`);
+- `error` (data `{"type": "error", "error": {...}}`, the error body of a JSON answer) when the
+  request fails after the first event went out.
+
+The request is the one a JSON answer would have (`images.service.generate`: checks, hold,
+failover, settlement, usage row and outputs alike); only what the caller sees differs. Nothing
+is sent before the first event, so a failure before it (a refusal, every host failing) is the
+usual JSON error with its status. Partial images wait in a bounded buffer for the caller's
+socket: one that finds it full is dropped (OpenAI may send fewer than asked), so a slow reader
+never holds up the upstream read nor grows memory. A caller that goes away mid-stream is treated
+as one that leaves a request answered in JSON: the generation runs to its end and is charged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from reapi.core import ServerSentEvent, Tap
+
+from ..errors import GatewayError
+from ..images.service import ImageAnswer
+
+__all__ = ["ImageEventStream", "refuse_unstreamable"]
+
+#: Partial images waiting for the caller's socket; one more is dropped.
+_BUFFER = 3
+#: The settings an event repeats from the image it is about.
+_SETTINGS = ("size", "quality", "background", "output_format")
+_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # a proxy in front must not hold events back
+]
+
+
+def refuse_unstreamable(params: Any, idempotency_key: str | None) -> None:
+    """What a streamed request may not ask for, refused before anything is held."""
+    if idempotency_key is not None:
+        raise GatewayError(
+            "stream cannot be combined with an Idempotency-Key: a streamed answer is not "
+            "replayed; send the request without one, or without stream",
+            param="stream",
+        )
+    if params.response_format == "url":
+        raise GatewayError(
+            "response_format url cannot be streamed: streamed images come as b64_json",
+            param="response_format",
+        )
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+class ImageEventStream(Response):
+    """The ASGI answer of one streamed request. `run` is the generation, given the tap that
+    hears the upstream's events. A `Response` for its callers' types; it sends itself."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self, run: Callable[[Tap], Awaitable[ImageAnswer]], *, edit: bool, partial_images: int
+    ) -> None:
+        super().__init__()
+        self._run = run
+        self._kind = "image_edit" if edit else "image_generation"
+        self._partials = partial_images
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sender, receiver = anyio.create_memory_object_stream[tuple[str, Any]](_BUFFER)
+        forwarded = 0
+
+        def tap(event: ServerSentEvent) -> None:
+            nonlocal forwarded
+            if forwarded >= self._partials or not event.event.endswith(".partial_image"):
+                return
+            partial = self._partial(event, forwarded)
+            if partial is None:
+                return
+            try:
+                sender.send_nowait(("partial", partial))
+            except anyio.WouldBlock:
+                return  # the caller reads slower than the drafts come: this one is skipped
+            forwarded += 1
+
+        async def generate() -> None:
+            async with sender:
+                try:
+                    answer = await self._run(tap)
+                except Exception as error:  # answered below: as JSON, or as an error event
+                    await sender.send(("error", error))
+                    return
+                await sender.send(("done", answer))
+
+        writer = _Writer(send)
+        async with anyio.create_task_group() as group:
+            group.start_soon(generate)
+            async with receiver:
+                async for kind, value in receiver:
+                    if kind == "error":
+                        answer = await _error_answer(scope, receive, value)
+                        if not writer.started:
+                            await answer(scope, receive, send)
+                            return
+                        error = orjson.loads(bytes(answer.body)).get("error")
+                        await writer.write(_event("error", {"type": "error", "error": error}))
+                        await writer.end()
+                        return
+                    await writer.start()
+                    if kind == "partial":
+                        await writer.write(_event(f"{self._kind}.partial_image", value))
+                    else:
+                        for completed in self._completed(value):
+                            await writer.write(_event(f"{self._kind}.completed", completed))
+                        await writer.end()
+
+    def _partial(self, event: ServerSentEvent, index: int) -> dict[str, Any] | None:
+        """The upstream's draft in OpenAI's shape, numbered by what this stream sent (a second
+        host's drafts follow a first one's); None for data that is not a draft."""
+        try:
+            data = orjson.loads(event.data)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("b64_json"), str):
+            return None
+        return {
+            "type": f"{self._kind}.partial_image",
+            "b64_json": data["b64_json"],
+            "created_at": data.get("created_at"),
+            "partial_image_index": index,
+            **{name: data.get(name) for name in _SETTINGS},
+        }
+
+    def _completed(self, answer: ImageAnswer) -> list[dict[str, Any]]:
+        body = answer.body
+        settings = {name: body.get(name) for name in _SETTINGS}
+        return [
+            {
+                "type": f"{self._kind}.completed",
+                "b64_json": image.get("b64_json"),
+                "created_at": body.get("created"),
+                **settings,
+                "usage": body.get("usage"),
+                "reapi": body.get("reapi"),
+            }
+            for image in body["data"]
+        ]
+
+
+class _Writer:
+    """The answer's bytes to the caller: the head once, then events. A caller that has gone
+    away is written to no more; the request goes on (see the module's notes)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self._gone = False
+
+    async def start(self) -> None:
+        if not self.started:
+            self.started = True
+            await self._message({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+
+    async def write(self, chunk: bytes) -> None:
+        await self._message({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    async def end(self) -> None:
+        await self._message({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _message(self, message: dict[str, Any]) -> None:
+        if self._gone:
+            return
+        try:
+            await self._send(message)
+        except OSError:  # the server's "client disconnected" (uvicorn's is an OSError)
+            self._gone = True
+
+
+async def _error_answer(scope: Scope, receive: Receive, error: Exception) -> Response:
+    """The JSON answer the app's exception handlers give `error` (found as Starlette's
+    exception middleware finds them: by the nearest class)."""
+    handlers = scope["app"].exception_handlers
+    for cls in type(error).__mro__:
+        handler = handlers.get(cls)
+        if handler is not None:
+            answer: Response = await handler(Request(scope, receive), error)
+            return answer
+    raise error  # unreachable: the app handles Exception

@@ -147,6 +147,32 @@ async def test_a_closing_op_with_few_siblings_does_not_wait(gateway, monkeypatch
     assert await _passes(closing, 50) < 50
 
 
+async def test_a_closing_op_with_no_other_request_open_commits_at_once(gateway):
+    """A closing op whose caller counted no other open request (one connection) commits in its
+    own task, as an opening op does, with no runner task; and it leaves the pass's at-once slot
+    to an opening op."""
+    group = gateway.rt.db.group
+    transactions = group.transactions
+    closing = asyncio.ensure_future(group.run_sized(_noop, siblings=0))
+    await asyncio.sleep(0)  # one pass: its own task has run
+    assert closing.done() and closing.result() == (None, 1)
+    assert group.transactions == transactions + 1
+    assert group._runner is None
+    opening = asyncio.ensure_future(group.run_sized(_noop, at_once=True))
+    await asyncio.sleep(0)
+    assert opening.done()  # at once still: the closing op took no slot
+
+
+async def test_a_closing_op_not_counted_is_queued(gateway):
+    """Without a count (`siblings=None`: a release, a refusal's row) an op queues for the next
+    shared transaction, as before."""
+    group = gateway.rt.db.group
+    closing = asyncio.ensure_future(group.run(_noop))
+    await asyncio.sleep(0)
+    assert not closing.done() and group._runner is not None
+    await asyncio.wait_for(closing, 1)
+
+
 async def test_a_closing_op_among_many_open_requests_waits_for_company(gateway, monkeypatch):
     """With `_SIBLINGS` or more other requests open, a closing op's transaction waits up to
     `_DEFER`; an opening op committed at once meanwhile carries it (one transaction)."""

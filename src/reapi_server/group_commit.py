@@ -446,9 +446,11 @@ class GroupCommitter:
     ) -> tuple[T, int]:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
-        if (at_once or siblings == 0) and self._idle():
-            # A closing op with no other request open (one connection): no runner task, no
-            # hand-over, no resumption of the request through its coroutines for the outcome.
+        # A closing op with no other request open (one connection) goes at once too: no runner
+        # task, no hand-over, no resumption of the request through its coroutines for the
+        # outcome. It does not ask the WAL (a read of its index each time): the next opening
+        # op asks, and a checkpoint due meanwhile comes one transaction later.
+        if (at_once and self._idle()) or (siblings == 0 and self._idle(asking_wal=False)):
             result, error = await self._lead(op, account, opening=at_once)
             if error is not None:
                 raise error
@@ -484,23 +486,24 @@ class GroupCommitter:
             _recancel(message)
         return cast("tuple[T, int]", handoff.outcome())
 
-    def _idle(self) -> bool:
+    def _idle(self, asking_wal: bool = True) -> bool:
         """Whether an op may be committed at once (`_lead`): on a SQLite file, with none
         committed at once yet in this pass of the event loop, the turn free (no transaction
         running, no session holding it) and no checkpoint due (the queue's runner does that one
-        between two transactions). Ops queued for the next shared transaction do not count:
-        this op carries them."""
+        between two transactions; not asked with `asking_wal` False). Ops queued for the next
+        shared transaction do not count: this op carries them."""
         return (
             self._connect is not None
             and not self._led
             and not self._turn.locked()
-            and not self._wal_due()
+            and not (asking_wal and self._wal_due())
         )
 
     def _wal_due(self) -> bool:
         """`WalBound.due`, asked again only once this committer has committed since it last
-        asked (or checkpointed): at one connection the runner asks after each settlement, and
-        the next request's hold need not ask again (a `stat`, 2 to 6 us). The WAL grows by
+        asked (or checkpointed): at one connection the next request's hold asks once for the
+        two transactions before it (a settlement committed at once does not ask: `run_sized`;
+        a `stat` or a `pread`, 2 to 6 us). The WAL grows by
         commits; another writer's grows it until this committer's next commit, which asks."""
         if self._wal is None:
             return False

@@ -163,6 +163,21 @@ async def test_a_closing_op_with_no_other_request_open_commits_at_once(gateway):
     assert opening.done()  # at once still: the closing op took no slot
 
 
+async def test_one_connection_asks_the_wal_once_per_request(gateway, monkeypatch):
+    """A hold and a settlement each committed at once: the WAL is asked before the hold (for
+    the two transactions since the last ask), not again before the settlement."""
+    group = gateway.rt.db.group
+    asked = []
+    due = group._wal.due
+    monkeypatch.setattr(group._wal, "due", lambda: asked.append(1) or due())
+    for _ in range(3):
+        await group.run(_noop, at_once=True)  # the hold
+        await asyncio.sleep(0)  # the upstream call: the pass ends
+        await group.run(_noop, siblings=0)  # the settlement
+        await asyncio.sleep(0)
+    assert len(asked) == 3
+
+
 async def test_a_closing_op_not_counted_is_queued(gateway):
     """Without a count (`siblings=None`: a release, a refusal's row) an op queues for the next
     shared transaction, as before."""

@@ -140,3 +140,8 @@ def test_the_timeline_splits_the_upstream_wait_by_the_upstream_stamp(tmp_path):
 def test_request_instructions_bench_parses_its_arguments():
     # Counting needs valgrind and minutes under it: the suite checks the script loads.
     assert "--concurrency" in run(str(BENCH / "request_instructions.py"), "--help")
+
+
+def test_request_bytecodes_bench_parses_its_arguments():
+    # Counting serves a gateway under a trace function for a minute: the suite checks it loads.
+    assert "--before" in run(str(BENCH / "request_bytecodes.py"), "--help")

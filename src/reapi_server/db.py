@@ -212,15 +212,16 @@ class Database:
         *,
         account: str | None,
         at_once: bool = False,
-        siblings: int = 0,
+        siblings: int | None = None,
     ) -> T:
         """Run `op` in a transaction shared with the other requests' writes (group commit),
         return its result once committed. The op must not await anything but its `Tx`.
         `account`: the account whose rows the op touches (see `lock_order`). `at_once`: the op
         opens a request (the upstream call waits for it): committed now if the writer is idle,
         instead of waiting for the others of this pass of the event loop (`group_commit`).
-        `siblings`: the other requests open beside this closing op; with enough of them its
-        transaction waits a little for company (`group_commit`).
+        `siblings`: the other requests open beside this closing op (None: not counted); with
+        enough of them its transaction waits a little for company, with none it is committed
+        now if the writer is idle (`group_commit`).
         Its errors as `_watched` has them, without the context manager (~2 us, twice a
         request)."""
         try:

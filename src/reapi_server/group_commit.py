@@ -36,7 +36,10 @@ requests are open, as PostgreSQL's commit_delay gated by commit_siblings: its tr
 `_DEFER` later instead of in the next pass when the caller counts `_SIBLINGS` or more other
 requests between their opening and closing ops (`siblings`: the image requests' live holds), and at
 once when an opening op queues meanwhile; an opening op committed at once meanwhile carries it.
-With one connection nothing else is open and nothing waits. With a 50 ± 25 ms upstream at 32
+With one connection nothing else is open and nothing waits: a closing op whose caller counted
+no other open request is committed at once too, when the writer is idle, without taking the
+pass's at-once slot (no runner task, no hand-over, one resumption of the request less: ~1% of
+its instructions, twelfth round). With a 50 ± 25 ms upstream at 32
 connections requests come back spread out and each transaction carried few ops: 1.0 transactions
 per request, 0.7 with the wait (tenth round of issue 15, docs/benchmarks.md).
 
@@ -418,14 +421,16 @@ class GroupCommitter:
         op: Callable[[Tx], Awaitable[T]],
         account: str | None = None,
         at_once: bool = False,
-        siblings: int = 0,
+        siblings: int | None = None,
     ) -> T:
         """Run `op` in the next shared transaction and return its result once committed.
         `account`: the account whose rows the op touches (locked first: see `lock_order`).
         `at_once`: committed now if the writer's turn is free (an op that opens a request; see
         `_idle`). `siblings`: how many other requests are open (between their opening and
-        closing ops) as the caller knows them; from `_SIBLINGS` on, a closing op's transaction
-        waits up to `_DEFER` for company (on a SQLite file).
+        closing ops) as the caller counted them (None: not counted); from `_SIBLINGS` on, a
+        closing op's transaction waits up to `_DEFER` for company (on a SQLite file), and at 0
+        it is committed now as an opening op is, if the writer is idle (`_lead`): nobody is
+        there to share its transaction, and it does not take the pass's at-once slot.
 
         Shielded like `Database.write`: a request cancelled while its op is queued still learns
         the outcome (say, whether its credit hold exists); the cancellation lands afterwards."""
@@ -437,12 +442,16 @@ class GroupCommitter:
         op: Callable[[Tx], Awaitable[T]],
         account: str | None = None,
         at_once: bool = False,
-        siblings: int = 0,
+        siblings: int | None = None,
     ) -> tuple[T, int]:
         """`run`, and how many ops the transaction that committed this one carried (1 when it
         ran alone after its batch failed, or at once): what a trace says of the group commit."""
-        if at_once and self._idle():
-            result, error = await self._lead(op, account)
+        # A closing op with no other request open (one connection) goes at once too: no runner
+        # task, no hand-over, no resumption of the request through its coroutines for the
+        # outcome. It does not ask the WAL (a read of its index each time): the next opening
+        # op asks, and a checkpoint due meanwhile comes one transaction later.
+        if (at_once and self._idle()) or (siblings == 0 and self._idle(asking_wal=False)):
+            result, error = await self._lead(op, account, opening=at_once)
             if error is not None:
                 raise error
             return cast("tuple[T, int]", result)
@@ -453,7 +462,12 @@ class GroupCommitter:
             # Started on the next loop turn: every request that queues before then joins in.
             # A closing op among enough open requests waits a little longer for company (on a
             # SQLite file, where it was measured).
-            defer = not at_once and siblings >= _SIBLINGS and self._connect is not None
+            defer = (
+                not at_once
+                and siblings is not None
+                and siblings >= _SIBLINGS
+                and self._connect is not None
+            )
             self._runner = loop.create_task(self._drain(defer))
         elif at_once and self._deferred is not None:
             _wake(self._deferred)  # an opening op waits for no company
@@ -472,23 +486,24 @@ class GroupCommitter:
             _recancel(message)
         return cast("tuple[T, int]", handoff.outcome())
 
-    def _idle(self) -> bool:
+    def _idle(self, asking_wal: bool = True) -> bool:
         """Whether an op may be committed at once (`_lead`): on a SQLite file, with none
         committed at once yet in this pass of the event loop, the turn free (no transaction
         running, no session holding it) and no checkpoint due (the queue's runner does that one
-        between two transactions). Ops queued for the next shared transaction do not count:
-        this op carries them."""
+        between two transactions; not asked with `asking_wal` False). Ops queued for the next
+        shared transaction do not count: this op carries them."""
         return (
             self._connect is not None
             and not self._led
             and not self._turn.locked()
-            and not self._wal_due()
+            and not (asking_wal and self._wal_due())
         )
 
     def _wal_due(self) -> bool:
         """`WalBound.due`, asked again only once this committer has committed since it last
-        asked (or checkpointed): at one connection the runner asks after each settlement, and
-        the next request's hold need not ask again (a `stat`, 2 to 6 us). The WAL grows by
+        asked (or checkpointed): at one connection the next request's hold asks once for the
+        two transactions before it (a settlement committed at once does not ask: `run_sized`;
+        a `stat` or a `pread`, 2 to 6 us). The WAL grows by
         commits; another writer's grows it until this committer's next commit, which asks."""
         if self._wal is None:
             return False
@@ -497,7 +512,9 @@ class GroupCommitter:
             self._wal_was_due = self._wal.due()
         return self._wal_was_due
 
-    async def _lead(self, op: Callable[[Tx], Awaitable[Any]], account: str | None) -> _Outcome:
+    async def _lead(
+        self, op: Callable[[Tx], Awaitable[Any]], account: str | None, opening: bool = True
+    ) -> _Outcome:
         """Commit one op now, in its caller's task, on the committer's own SQLite connection:
         the transaction runs without leaving the event loop (only another process's write lock
         makes `BEGIN IMMEDIATE` wait, and then whatever queues meanwhile waits for the turn
@@ -516,9 +533,11 @@ class GroupCommitter:
         transaction would follow within a pass, and a transaction costs more than its ops. If
         this one does not commit, or is cancelled (before it began), they go back to the
         queue, ahead of what came since, for the runner already on its way, and this op runs
-        alone."""
-        self._led = True
-        asyncio.get_running_loop().call_soon(self._next_pass)
+        alone. An opening op takes the pass's one at-once slot (`opening`); a closing op
+        committed at once because no other request is open does not."""
+        if opening:
+            self._led = True
+            asyncio.get_running_loop().call_soon(self._next_pass)
         async with self._turn:
             # Taken once the turn is ours, as the runner takes its batch.
             carried, self._queue = self._queue[: _MAX_BATCH - 1], self._queue[_MAX_BATCH - 1 :]

@@ -76,7 +76,16 @@ class HeadMeter:
     them, up to the empty line that ends the head (empty lines before the request line, which
     parsers skip, do not end it)."""
 
-    __slots__ = ("_cr_only", "_line", "_lines", "_total", "head_end", "limits", "reading")
+    __slots__ = (
+        "_cr_only",
+        "_line",
+        "_lines",
+        "_total",
+        "_whole_below",
+        "head_end",
+        "limits",
+        "reading",
+    )
 
     @property
     def started(self) -> bool:
@@ -85,6 +94,8 @@ class HeadMeter:
 
     def __init__(self, limits: HeadLimits) -> None:
         self.limits = limits
+        #: A head shorter than this is within both limits, whatever its lines.
+        self._whole_below = min(limits.line_bytes, limits.total_bytes)
         self.restart()
 
     def restart(self) -> None:
@@ -99,6 +110,11 @@ class HeadMeter:
 
     def accept(self, data: bytes) -> bool:
         """False once the head is over a limit. Bytes after the head are not counted."""
+        if not self._total and not self._line:
+            whole = _whole_head(data, self._whole_below)
+            if whole:  # within both limits: nothing to count line by line
+                self.reading, self.head_end, self._total = False, whole, whole
+                return True
         position, end = 0, len(data)
         while position < end:
             newline = data.find(b"\n", position)
@@ -124,6 +140,21 @@ class HeadMeter:
                 self._lines += 1
             self._line, self._cr_only = 0, False
         return self._total <= self.limits.total_bytes
+
+
+def _whole_head(data: bytes, limit: int) -> int:
+    """Where a head that begins `data` ends, when it ends within its first `limit` bytes (then
+    no line of it, nor the whole, is over a limit); else 0, and the head is counted line by
+    line. The usual request's head comes whole in one read: two searches in C instead of a
+    pass of Python per line (about 700 bytecodes a request). A head ends at its first empty
+    line, "\n" or a lone "\r"; one that starts with either is left to the line count (an
+    empty line before the request line does not end it)."""
+    if data[:1] in (b"\r", b"\n"):
+        return 0
+    bare, crlf = data.find(b"\n\n", 0, limit), data.find(b"\n\r\n", 0, limit)
+    if crlf != -1 and (bare == -1 or crlf < bare):
+        return crlf + 3
+    return bare + 2 if bare != -1 else 0
 
 
 class GatewayConfig(uvicorn.Config):

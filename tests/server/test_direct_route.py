@@ -96,3 +96,20 @@ def test_a_direct_request_reads_its_headers_as_starlette_does(name):
     assert direct.get(name, "default") == starlette.get(name, "default")
     assert direct.get("x-latin") == starlette.get("x-latin") == "é"
     assert direct.raw == starlette.raw and dict(direct) == dict(starlette)
+
+
+def test_direct_headers_answer_as_starlettes():
+    """One dict made per request answers as `Headers.get` does: any case, the first value of a
+    repeated header, the default for a missing one."""
+    from starlette.datastructures import Headers
+
+    from reapi_server.openai_api.direct_request import DirectHeaders
+
+    scope = {
+        "type": "http",
+        "headers": [(b"x-a", b"1"), (b"host", b"h\xe9"), (b"x-a", b"2"), (b"empty", b"")],
+    }
+    direct, theirs = DirectHeaders(scope=scope), Headers(scope=scope)
+    for name in ("x-a", "X-A", "host", "empty", "missing"):
+        assert direct.get(name) == theirs.get(name), name
+        assert direct.get(name, "d") == theirs.get(name, "d"), name

@@ -147,6 +147,47 @@ async def test_a_closing_op_with_few_siblings_does_not_wait(gateway, monkeypatch
     assert await _passes(closing, 50) < 50
 
 
+async def test_a_closing_op_with_no_other_request_open_commits_at_once(gateway):
+    """A closing op whose caller counted no other open request (one connection) commits in its
+    own task, as an opening op does, with no runner task; and it leaves the pass's at-once slot
+    to an opening op."""
+    group = gateway.rt.db.group
+    transactions = group.transactions
+    closing = asyncio.ensure_future(group.run_sized(_noop, siblings=0))
+    await asyncio.sleep(0)  # one pass: its own task has run
+    assert closing.done() and closing.result() == (None, 1)
+    assert group.transactions == transactions + 1
+    assert group._runner is None
+    opening = asyncio.ensure_future(group.run_sized(_noop, at_once=True))
+    await asyncio.sleep(0)
+    assert opening.done()  # at once still: the closing op took no slot
+
+
+async def test_one_connection_asks_the_wal_once_per_request(gateway, monkeypatch):
+    """A hold and a settlement each committed at once: the WAL is asked before the hold (for
+    the two transactions since the last ask), not again before the settlement."""
+    group = gateway.rt.db.group
+    asked = []
+    due = group._wal.due
+    monkeypatch.setattr(group._wal, "due", lambda: asked.append(1) or due())
+    for _ in range(3):
+        await group.run(_noop, at_once=True)  # the hold
+        await asyncio.sleep(0)  # the upstream call: the pass ends
+        await group.run(_noop, siblings=0)  # the settlement
+        await asyncio.sleep(0)
+    assert len(asked) == 3
+
+
+async def test_a_closing_op_not_counted_is_queued(gateway):
+    """Without a count (`siblings=None`: a release, a refusal's row) an op queues for the next
+    shared transaction, as before."""
+    group = gateway.rt.db.group
+    closing = asyncio.ensure_future(group.run(_noop))
+    await asyncio.sleep(0)
+    assert not closing.done() and group._runner is not None
+    await asyncio.wait_for(closing, 1)
+
+
 async def test_a_closing_op_among_many_open_requests_waits_for_company(gateway, monkeypatch):
     """With `_SIBLINGS` or more other requests open, a closing op's transaction waits up to
     `_DEFER`; an opening op committed at once meanwhile carries it (one transaction)."""

@@ -148,6 +148,36 @@ def test_the_meter_counts_heads_split_anywhere():
         assert not all(meter.accept(p) for p in pieces), size  # the 131-byte head
 
 
+def test_a_head_that_comes_whole_is_measured_as_line_by_line():
+    """A head that comes in one read is found without a pass per line (`_whole_head`): the
+    same end and the same refusals as when its bytes come one at a time (line by line), for
+    heads with bare newlines, lone carriage returns, empty lines first and lines at the
+    limits."""
+    import random
+
+    from reapi_server.head_limits import HeadLimits, HeadMeter
+
+    def measured(pieces: list[bytes], limits: HeadLimits) -> tuple[bool, int]:
+        meter, seen = HeadMeter(limits), 0
+        for piece in pieces:
+            if not meter.accept(piece):
+                return False, -1
+            if not meter.reading:
+                return True, seen + meter.head_end
+            seen += len(piece)
+        return True, -1  # not ended yet
+
+    parts = [b"GET / HTTP/1.1", b"Host: x", b"a: " + b"b" * 40, b"\r", b"", b"x-y: z\r"]
+    ends = [b"\r\n", b"\n"]
+    rng = random.Random(15)
+    for _ in range(3000):
+        lines = [rng.choice(parts) + rng.choice(ends) for _ in range(rng.randint(1, 6))]
+        head = b"".join(lines) + b"BODY\r\n\r\n"
+        limits = HeadLimits(line_bytes=rng.choice((20, 50, 100)), total_bytes=rng.choice((60, 300)))
+        whole = measured([head], limits)
+        assert whole == measured([head[i : i + 1] for i in range(len(head))], limits), head
+
+
 def _answer_within(sock: socket.socket, seconds: float) -> tuple[bytes, float]:
     """What the gateway sends until it closes, and when it closed (inf: it did not)."""
     sock.settimeout(seconds)

@@ -22,3 +22,36 @@ def test_known_labels_count_in_the_series_prometheus_client_made():
         'reapi_http_request_duration_seconds_count{method="POST",route="/v1/images/generations"}'
         " 2.0" in text
     )
+
+
+def test_counts_and_observations_read_as_prometheus_clients_own():
+    """The children's `inc` and `observe` that skip prometheus-client's checks (and find the
+    bucket by bisection) leave the same exposition as prometheus-client's own methods, on
+    every bucket bound and between them; the cases they do not take still refuse as before."""
+    import math
+
+    import prometheus_client
+    import pytest
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from reapi_server.observability import metrics as ours
+
+    def exposed(counter_class: type, histogram_class: type) -> str:
+        registry = CollectorRegistry()
+        counter = counter_class("c", "c", ["k"], registry=registry)
+        histogram = histogram_class("h", "h", ["k"], registry=registry, buckets=(0.001, 0.01, 1))
+        for amount in (0, 1, 2.5):
+            counter.labels("a").inc(amount)
+        for amount in (-1, 0, 0.0005, 0.001, 0.002, 0.01, 0.5, 1, 2, math.inf, math.nan):
+            histogram.labels("a").observe(amount)
+        lines = generate_latest(registry).decode().splitlines()
+        return "\n".join(line for line in lines if "_created" not in line)  # a time each
+
+    theirs = exposed(prometheus_client.Counter, prometheus_client.Histogram)
+    assert exposed(ours.Counter, ours.Histogram) == theirs
+    registry = CollectorRegistry()
+    counter = ours.Counter("c", "c", ["k"], registry=registry)
+    with pytest.raises(ValueError, match="non-negative"):
+        counter.labels("a").inc(-1)
+    with pytest.raises(ValueError, match="missing label values"):
+        counter.inc()

@@ -10,6 +10,7 @@ from memory (breaker states) is the answering worker's view.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -52,7 +53,8 @@ class _BreakerCollector(Collector):
 
 
 class _KnownLabels:
-    """`labels(...)` that finds an existing child by a dict lookup. prometheus-client checks
+    """`labels(...)` that finds an existing child by a dict lookup (and, below, `inc` and
+    `observe` that skip checks a child passes). prometheus-client checks
     and converts the values and takes a lock on every call (about 2 us, six times a request on
     the hot path); a child it has already made, under the same string values, is returned as it
     would have returned it. Anything else (a first time, keyword or non-string values) goes to
@@ -68,11 +70,27 @@ class _KnownLabels:
 
 
 class Counter(_KnownLabels, prometheus_client.Counter):
-    pass
+    def inc(self, amount: float = 1, exemplar: dict[str, str] | None = None) -> None:
+        """prometheus-client's `inc` for a labelled metric's child (the hot path: three of a
+        request's six counts), without its two checks' calls: the child has its values (it
+        came from `labels`). Anything else, or an exemplar, goes to prometheus-client."""
+        if self._labelvalues and amount >= 0 and exemplar is None:
+            self._value.inc(amount)
+        else:
+            super().inc(amount, exemplar)
 
 
 class Histogram(_KnownLabels, prometheus_client.Histogram):
-    pass
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        """prometheus-client's `observe` for a labelled metric's child, its bucket found by
+        bisection instead of a Python loop over the bounds (each request's latency passes up
+        to 16). The same bucket: the first whose bound is at least `amount` (the last is
+        +Inf). A NaN, which falls in no bucket, or an exemplar goes to prometheus-client."""
+        if self._labelvalues and amount == amount and exemplar is None:
+            self._sum.inc(amount)
+            self._buckets[bisect_left(self._upper_bounds, amount)].inc(1)
+        else:
+            super().observe(amount, exemplar)
 
 
 #: prometheus-client's own variable: set, its metrics live in files in that directory.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 _COLUMNS = tuple(c.key for c in UsageRecord.__table__.columns)
+#: A row's values in the columns' order: one call in C, where a comprehension over the twelve
+#: columns ran ~120 bytecodes a request.
+_VALUES = operator.attrgetter(*_COLUMNS)
 # Compiled once per dialect: these run on every request (hot path, usually in a group commit).
 _INSERT = Statement(sa_insert(UsageRecord), column_keys=_COLUMNS)
 
@@ -95,7 +99,7 @@ class Finish:
 
 async def insert(session: AsyncSession | Tx, record: UsageRow) -> None:
     """Every column is given (`usage.service.new_row` fills them all)."""
-    await as_tx(session).execute(_INSERT, {key: getattr(record, key) for key in _COLUMNS})
+    await as_tx(session).execute(_INSERT, dict(zip(_COLUMNS, _VALUES(record), strict=True)))
 
 
 async def finish(

@@ -32,7 +32,7 @@ class TracedDatabase(Database):
         *,
         account: str | None,
         at_once: bool = False,
-        siblings: int = 0,
+        siblings: int | None = None,
     ) -> T:
         with self._tracing.child("db transaction", self._attributes("grouped")) as span:
             if span is None:

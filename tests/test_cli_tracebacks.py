@@ -3,6 +3,7 @@ showed locals by default, which printed the prompt of `reapi image` and the key 
 `reapi-server keys revoke`. Each crash here runs with typer's default switched back to
 showing locals, so only the apps' own explicit setting keeps the values out."""
 
+import os
 import subprocess
 import sys
 
@@ -39,13 +40,15 @@ def test_both_apps_hide_locals_explicitly():
         ),
         (
             "reapi_server.cli",
+            # a file that is not a database: SQLite's own error, raised from inside the command
             "reapi-server keys revoke rk_live_MARKERcli7c2d "
-            "--database-url sqlite+aiosqlite:////proc/no-such-dir/x.db".split(),
+            "--database-url sqlite+aiosqlite:///not-a-database.db".split(),
             "MARKERcli7c2d",
         ),
     ],
 )
 def test_a_crash_prints_no_locals(tmp_path, module, argv, marker):
+    (tmp_path / "not-a-database.db").write_bytes(b"not a database " * 512)
     script = _CRASH.format(module=module, argv=argv)
     crashed = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
@@ -53,3 +56,26 @@ def test_a_crash_prints_no_locals(tmp_path, module, argv, marker):
     assert crashed.returncode != 0
     assert "Traceback" in crashed.stderr  # typer's (rich) traceback was printed ...
     assert marker not in crashed.stderr + crashed.stdout  # ... without the values
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], ["keys", "revoke", "rk_live_x"]])
+def test_a_database_file_that_cannot_be_opened_is_one_line(tmp_path, command):
+    """SQLite's `unable to open database file` came as a traceback (from `migrate` and the
+    administration commands) or without the path (`serve`): one line, the path and the cause."""
+    argv = ["reapi-server", *command, "--database-url", "sqlite+aiosqlite:////nonexistent/x.db"]
+    script = _CRASH.format(module="reapi_server.cli", argv=argv)
+    env = {**os.environ, "REAPI_METRICS_LISTEN": "off"}
+    ran = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.strip().splitlines() == [
+        "error: database: cannot create /nonexistent/x.db: the directory /nonexistent does not"
+        " exist"
+    ]

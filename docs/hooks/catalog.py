@@ -38,6 +38,8 @@ def _caps(model: ModelSpec) -> list[str]:
     rows.append(f"n: up to {caps.n_max}")
     if caps.edits:
         rows.append(f"edits: up to {caps.max_input_images} input images"
+                    + (f" of at most {caps.max_input_image_mb:g} MB each"
+                       if caps.max_input_image_mb is not None else "")
                     + (", mask" if caps.mask else ""))
     if caps.input_reference:
         rows.append("input_reference: " + ("the video to work on" if caps.input_video

@@ -21,7 +21,7 @@ from ._excerpt import excerpt
 from ._frozen import quick_init
 from ._jobs import VideoHandle
 from ._params import ImageParams, Shape, VideoParams
-from ._payload import Payload
+from ._payload import File, Payload
 from ._suggest import did_you_mean
 from .catalog import Catalog, ModelSpec, Route, check_image, check_video, eligible_routes
 from .providers import (
@@ -159,8 +159,15 @@ class LocalCore:
     # -- images ------------------------------------------------------------------------------
     def prepare_image(self, params: ImageParams, payload: Payload, *, edit: bool) -> PreparedImage:
         spec = self.model(params.model)
-        images = len(payload.get("images") or ())
-        shape = check_image(spec, params, input_images=images, has_mask="mask" in payload)
+        inputs = payload.get("images") or ()
+        images = len(inputs)
+        shape = check_image(
+            spec,
+            params,
+            input_images=images,
+            has_mask="mask" in payload,
+            input_sizes=[len(i.content) for i in inputs if isinstance(i, File)],
+        )
         routes = eligible_routes(
             spec, shape, n=params.n, input_images=images, hint=self.hints.capabilities
         )

@@ -34,6 +34,7 @@ from .extras import MissingExtraError
 from .fleet_secret import resolve_for
 from .models import PromoCode
 from .serving import run_server
+from .sqlite_path import sqlite_problem
 
 # The administration commands' modules (accounts, billing, notices, promotions, usage export, the
 # demo) are imported by the command that needs them: `reapi-server serve` runs without them.
@@ -118,6 +119,10 @@ def _settings(
     except OSError as error:  # the config file named cannot be read
         reason = error.strerror or type(error).__name__
         _exit_with(f"the config file {error.filename or ''} cannot be read ({reason})")
+    if settings.database_url is not None or settings.data_dir.is_dir():  # else made here
+        unusable = sqlite_problem(settings.resolved_database_url)
+        if unusable is not None:
+            _exit_with(unusable)
     return settings
 
 

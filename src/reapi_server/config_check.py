@@ -34,6 +34,7 @@ from .db import Database
 from .db_errors import error_name
 from .extras import OTEL_PACKAGES, MissingExtraError, require
 from .secret_files import mistyped_secret_files
+from .sqlite_path import sqlite_problem
 
 __all__ = ["Problem", "check_live", "check_settings", "not_json"]
 
@@ -121,6 +122,9 @@ async def _database(settings: Settings) -> list[Problem]:
 
     if settings.database_url is None and not settings.data_dir.is_dir():
         return []  # a new installation: `serve` makes the data dir and the SQLite file
+    unusable = sqlite_problem(settings.resolved_database_url)
+    if unusable is not None:
+        return [Problem(unusable)]
     db = Database(settings.resolved_database_url, timeout=settings.database_timeout)
     try:
         async with db.read() as session:

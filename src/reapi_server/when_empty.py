@@ -13,8 +13,8 @@ __all__ = ["WhenEmpty"]
 
 
 class WhenEmpty:
-    """Told how many are left after each removal (`removed`), wakes the one waiter (`wait`)
-    once none is."""
+    """Told how many are left after each removal (`removed`), wakes every waiter (`wait`) once
+    none is: the lifespan's wait, and any other (a second shutdown path, a test) beside it."""
 
     def __init__(self) -> None:
         self._emptied: anyio.Event | None = None
@@ -22,8 +22,10 @@ class WhenEmpty:
     def removed(self, left: int) -> None:
         if self._emptied is not None and not left:
             self._emptied.set()
+            self._emptied = None  # the next wait, once more are added, waits afresh
 
     async def wait(self, left: int) -> None:
         if left:
-            self._emptied = anyio.Event()
+            if self._emptied is None:  # one event for all who wait: each is woken
+                self._emptied = anyio.Event()
             await self._emptied.wait()

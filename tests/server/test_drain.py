@@ -6,6 +6,7 @@ import asyncio
 import os
 import secrets
 import signal
+import sqlite3
 import subprocess
 import time
 from contextlib import contextmanager
@@ -244,3 +245,43 @@ def _cut_at_the_drain_end(
         answers = asyncio.run(scenario())
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
     return answers, served.output, key
+
+
+def test_a_request_cut_while_its_charge_commits_is_answered_with_what_it_paid_for(tmp_path):
+    """The drain ends (uvicorn cancels the request) while the settlement waits to commit; it
+    commits all the same, and the request, sent without an Idempotency-Key (no record to fetch
+    its answer by), must be answered with the image it was charged for, not `503
+    server_shutting_down`. The group commit keeps the cancellation until the outcome is in, and
+    nothing between the commit and the answer's last byte suspends, so it lands after."""
+    with _served_behind_a_slow_provider(tmp_path, drain=1, first_byte=30) as served:
+        base, key, process = served.base, served.key, served.process
+        served.slow.delay(0.4)  # each way: the provider answers within the drain
+
+        async def scenario() -> httpx.Response:
+            async with httpx.AsyncClient(timeout=30) as client:
+                running = asyncio.create_task(
+                    client.post(
+                        f"{base}/v1/images/generations",
+                        json={"model": "gpt-image-2", "prompt": "p"},
+                        headers={"authorization": f"Bearer {key}"},
+                    )
+                )
+                await asyncio.sleep(0.3)  # its hold taken, the provider working
+                # Another writer holds SQLite's write lock: the settlement waits for it...
+                lock = sqlite3.connect(tmp_path / "reapi.db", isolation_level=None, timeout=10)
+                lock.execute("BEGIN IMMEDIATE")
+                try:
+                    await asyncio.sleep(0.7)
+                    process.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(2.0)  # ...past the drain's end (1 s): cancelled
+                finally:
+                    lock.execute("ROLLBACK")
+                    lock.close()
+                return await running
+
+        answer = asyncio.run(scenario())
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
+    assert answer.status_code == 200, (answer.text, shown, served.output[-3000:])
+    assert answer.json()["data"][0]["b64_json"]
+    assert "balance=960 reserved=0" in shown, shown  # charged once, for what it was given

@@ -7,12 +7,14 @@ import asyncio
 import secrets
 
 import pytest
+from sqlalchemy import select
 from tests.server.fault_proxy import FaultProxy
 from tests.server.helpers import auth, ledger_matches
 from tests.server.postgres import postgres_server  # noqa: F401  (fixture)
 
 from reapi_server.credits.pending import retry_pending_releases
 from reapi_server.jobs.sweeper import sweep_once
+from reapi_server.models import VideoJob
 
 pytestmark = pytest.mark.postgres
 
@@ -92,3 +94,40 @@ async def test_the_database_lost_mid_request(proxied, upstream, fault):
     assert again.status_code == 200
     balance, reserved = await ledger_matches(gateway.rt, account)
     assert reserved == 0 and 0 < balance < 100  # charged once, for the answered request
+
+
+async def test_a_failed_video_submission_is_released_when_the_database_is_back(proxied, upstream):
+    """A video whose submission failed while the database was away: its release is kept and
+    tried again like an image request's (each second), not left in `submitting` until the job
+    lease (`job_lease_seconds`, 120 s) expires for the sweeper."""
+    gateway, proxy = proxied
+    account, key = await gateway.account(credits=100)
+    upstream.faults.update({"primary.test": "hang", "backup.test": "hang"})
+    upstream.hang_seconds = 5.0  # past the first-byte deadline (0.3 s): every route fails
+
+    async def lose_the_database() -> None:
+        for _ in range(2000):  # until the hold is taken: the upstream call runs
+            if upstream.calls:
+                break
+            await asyncio.sleep(0.005)
+        proxy.refuse()
+
+    losing = asyncio.create_task(lose_the_database())
+    body = {"model": "sim-video", "prompt": "a wave", "size": "1280x720"}
+    answer = await asyncio.wait_for(
+        gateway.client.post("/v1/videos", json=body, headers=auth(key)), timeout=20
+    )
+    await losing
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "database_unavailable"
+    pending = gateway.rt.pending_releases
+    assert len(pending) == 1
+    with pytest.raises(Exception):  # still away
+        await retry_pending_releases(pending)
+    proxy.heal()
+    await asyncio.sleep(0.3)
+    assert await retry_pending_releases(pending) == 1
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
+    async with gateway.rt.db.read() as session:
+        (job,) = (await session.execute(select(VideoJob))).scalars().all()
+    assert job.status == "failed" and job.lease_owner is None

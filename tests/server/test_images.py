@@ -119,6 +119,35 @@ async def test_body_size_limit(make_gateway):
     assert response.status_code == 413
 
 
+async def test_an_image_over_the_model_s_limit_is_refused_before_the_hold(gateway):
+    """OpenAI takes input images under 50 MB each; the body limit (64 MiB) lets a 60 MB one
+    through. It is refused at once, naming the limit and the size, without holding credit or
+    calling the provider (which would refuse it after the hold)."""
+    account, key = await gateway.account(credits=100)
+    big = PNG + b"\0" * (60_000_000 - len(PNG))
+    response = await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p"},
+        files=[("image[]", ("a.png", PNG, "image/png")), ("image[]", ("b.png", big, "image/png"))],
+        headers=auth(key),
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] == "image" and error["type"] == "invalid_request_error"
+    assert "image 2 is 60.0 MB" in error["message"] and "at most 50 MB" in error["message"]
+    assert gateway.upstream.count("/images/edits") == 0
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
+    # At the limit, it goes on.
+    limit = PNG + b"\0" * (50_000_000 - len(PNG))
+    response = await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p"},
+        files={"image": ("a.png", limit, "image/png")},
+        headers=auth(key),
+    )
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize(
     ("fields", "status", "code", "param"),
     [

@@ -27,6 +27,12 @@ SKIP_NO_PLAYWRIGHT = (
 )
 
 
+#: The code windows (`pre.code`) that scroll sideways: on a phone, none may (half of an example
+#: out of sight); their long lines wrap instead.
+SIDEWAYS_CODE = """() => [...document.querySelectorAll("pre.code")]
+  .filter((pre) => pre.scrollWidth > pre.clientWidth).length"""
+
+
 def chromium_available() -> bool:
     return os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM) is not None
 

@@ -24,6 +24,7 @@ import pytest
 from tests.server.fakes import FakeUpstream
 from tests.web.browser import (
     ARTIFACTS,
+    SIDEWAYS_CODE,
     accessibility_problems,
     chromium,  # noqa: F401  (fixture)
 )
@@ -151,6 +152,7 @@ def _look_at_every_page(chromium, base: str, cookies: list, pages: dict[str, str
                     "document.documentElement.scrollWidth - document.documentElement.clientWidth"
                 )
                 assert overflow <= 0, f"{path} is {overflow}px wider than a {width} screen"
+                assert page.evaluate(SIDEWAYS_CODE) == 0, f"{path}: a code window scrolls"
                 if scripts:
                     _shoot(page, f"{name}-{width}")
                     found = accessibility_problems(page)

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from tests.web.browser import (
     ARTIFACTS,
+    SIDEWAYS_CODE,
     chromium,  # noqa: F401  (fixture)
 )
 from tests.web.live import live_web_server
@@ -80,6 +81,7 @@ def test_the_site_without_javascript_and_an_admins_round(chromium, tmp_path, mig
                 page.goto(base + path)
                 name = path.strip("/").replace("/", "-") or "landing"
                 _shoot(page, f"{name}-{label}")
+                assert page.evaluate(SIDEWAYS_CODE) == 0, f"{path}: a code window scrolls"
             context.close()
 
         # On a phone the top bar is a menu, opened without any script.

@@ -102,9 +102,15 @@ def _check_choice(model: ModelSpec, param: str, value: str | None, allowed: Sequ
 
 
 def check_image(
-    model: ModelSpec, params: ImageParams, *, input_images: int = 0, has_mask: bool = False
+    model: ModelSpec,
+    params: ImageParams,
+    *,
+    input_images: int = 0,
+    has_mask: bool = False,
+    input_sizes: Sequence[int] = (),
 ) -> Shape:
-    """Validate an image generation (input_images == 0) or edit; return the resolved shape."""
+    """Validate an image generation (input_images == 0) or edit; return the resolved shape.
+    `input_sizes`: the bytes of each input image at hand (uploads; not those by reference)."""
     caps = model.capabilities
     if model.kind != "image":
         raise InvalidRequestError(
@@ -116,6 +122,7 @@ def check_image(
         _refuse(model, "image", (), "this model does not take input images")
     if input_images > caps.max_input_images:
         _refuse(model, "image", (), f"at most {caps.max_input_images} input images")
+    _check_input_sizes(model, caps, input_sizes)
     if has_mask and not caps.mask:
         _refuse(model, "mask", (), "this model does not take a mask")
     _check_choice(
@@ -133,6 +140,22 @@ def check_image(
     if params.response_format not in (None, "url", "b64_json"):
         _refuse(model, "response_format", ("url", "b64_json"))
     return _resolve_shape(model, caps, params.size, params.aspect_ratio, params.resolution)
+
+
+def _check_input_sizes(model: ModelSpec, caps: Capabilities, sizes: Sequence[int]) -> None:
+    """The maker's per-image limit, in its own unit (MB): the size said is metadata, not
+    content."""
+    if caps.max_input_image_mb is None:
+        return
+    limit = caps.max_input_image_mb
+    for index, size in enumerate(sizes):
+        if size > limit * 1_000_000:
+            raise InvalidRequestError(
+                f"image {index + 1} is {size / 1_000_000:.1f} MB; {model.id} takes input images"
+                f" of at most {limit:g} MB each",
+                param="image",
+                code="file_too_large",
+            )
 
 
 def check_video(

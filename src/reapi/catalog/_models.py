@@ -69,6 +69,9 @@ class Capabilities(_Frozen):
     n_max: int = 1
     edits: bool = False
     max_input_images: int = 0
+    #: The largest input image (MB, 10^6 bytes) the model's maker documents; a larger upload is
+    #: refused before any upstream call, rather than sent to be refused there.
+    max_input_image_mb: float | None = Field(default=None, gt=0)
     mask: bool = False
     input_reference: bool = False
     #: The reference input is a video (enhancement/upscaling), not an image.

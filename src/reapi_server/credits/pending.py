@@ -3,11 +3,13 @@
 A request whose settlement or release fails because the database is away (a restart, a
 failover, a partition) answers `503 database_unavailable`; its hold, already committed, stays
 held. Left to the sweeper it would keep the caller's credits reserved for `image_hold_seconds`
-(15 minutes) after the database came back. So the process keeps the release (`PendingReleases`,
-memory only) and a background task tries it again every second: the credits come back within a
-second or so of the database. Releasing is idempotent (a hold closed meanwhile, by the sweeper
-or another try, is left as it is). A process that dies first loses the list, and the sweeper
-releases those holds at their expiry, as before.
+(15 minutes) after the database came back, or, for a video whose submission failed (its job
+failed with the hold: `jobs.submission`), until the job's lease expires (`job_lease_seconds`).
+So the process keeps the release (`PendingReleases`, memory only) and a background task tries
+it again every second: the credits come back within a second or so of the database. Releasing
+is idempotent (a hold closed meanwhile, by the sweeper or another try, is left as it is). A
+process that dies first loses the list, and the sweeper releases those holds at their expiry, as
+before.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class PendingReleases:
         return len(self._releases)
 
     def add(self, hold_id: str, release: Release) -> None:
+        """`hold_id`: what the release is known by (a video's: its job id)."""
         if len(self._releases) >= MAX_PENDING:  # the sweeper releases it at its expiry
             log.error("pending releases full", extra={"code": str(MAX_PENDING)})
             return

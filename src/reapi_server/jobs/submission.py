@@ -203,7 +203,7 @@ async def _with_inputs(
             rt.core.vet_video(prepared), first.provider, rt.router.first_byte_timeout(first)
         )
     except BaseException as error:
-        await finish_failed(rt, job_id, error_code(error), states=("submitting",), owner=None)
+        await _fail_or_keep(rt, job_id, error_code(error), states=("submitting",))
         raise
 
 
@@ -234,12 +234,11 @@ async def submit(
         outcome = await rt.engine.run(routes, attempt)
     except BaseException as error:
         provider, attempts = failed_attempts(error)
-        await finish_failed(
+        await _fail_or_keep(
             rt,
             job_id,
             error_code(error),
             states=states,
-            owner=None,
             provider=provider,
             attempts=previous_attempts + attempts,
         )
@@ -277,6 +276,33 @@ async def submit(
     if job is None:
         raise NotFound("no such video", param="video_id")
     return job
+
+
+async def _fail_or_keep(
+    rt: Runtime,
+    job_id: str,
+    code: str,
+    *,
+    states: tuple[str, ...],
+    provider: str | None = None,
+    attempts: int | None = None,
+) -> None:
+    """`finish_failed` for a submission that failed. One that meets an unavailable database
+    raises as before (the request answers its error), and is kept with the image requests'
+    releases (`credits.pending`), tried again each second: the hold comes back within a second
+    of the database rather than when the job's lease expires for the sweeper (minutes)."""
+
+    async def fail() -> None:
+        await finish_failed(
+            rt, job_id, code, states=states, owner=None, provider=provider, attempts=attempts
+        )
+
+    try:
+        await fail()
+    except Exception as exc:
+        log.error("release failed", extra={"job_id": job_id, "code": type(exc).__name__})
+        rt.pending_releases.add(job_id, fail)
+        raise
 
 
 async def finish_failed(

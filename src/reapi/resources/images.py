@@ -121,7 +121,9 @@ class Images(SyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return self._stream(streamed(params, partial_images), payload, call, edit=False)
+            return self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=False
+            )
         return self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     @overload
@@ -230,7 +232,9 @@ class Images(SyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return self._stream(streamed(params, partial_images), payload, call, edit=True)
+            return self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=True
+            )
         return self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     def _run(
@@ -377,7 +381,9 @@ class AsyncImages(AsyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return await self._stream(streamed(params, partial_images), payload, call, edit=False)
+            return await self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=False
+            )
         return await self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     @overload
@@ -484,7 +490,9 @@ class AsyncImages(AsyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return await self._stream(streamed(params, partial_images), payload, call, edit=True)
+            return await self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=True
+            )
         return await self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     async def _run(

@@ -11,9 +11,9 @@ events, as OpenAI sends them (`kind` is `image_generation` or `image_edit`):
 The request is the one a JSON answer would have (`images.service.generate`: checks, hold,
 failover, settlement, usage row and outputs alike); only what the caller sees differs. Nothing
 is sent before the first event, so a failure before it (a refusal, every host failing) is the
-usual JSON error with its status. Partial images wait in a bounded buffer for the caller's
-socket: one that finds it full is dropped (OpenAI may send fewer than asked), so a slow reader
-never holds up the upstream read nor grows memory. A caller that goes away mid-stream is treated
+usual JSON error with its status. Partial images wait in a buffer for the caller's socket, as
+many as a stream sends (3 at most): a slow reader never holds up the upstream read, and holds
+no more than those in memory. A caller that goes away mid-stream is treated
 as one that leaves a request answered in JSON: the generation runs to its end and is charged.
 A stream cut by the drain's end (`drain_seconds`) still sends the images it was charged for (a
 settlement, once begun, commits); cut before them, it ends with an `error` event
@@ -38,7 +38,7 @@ from ..images.service import ImageAnswer
 
 __all__ = ["ImageEventStream", "refuse_unstreamable"]
 
-#: Partial images waiting for the caller's socket; one more is dropped.
+#: Partial images waiting for the caller's socket: all a stream sends (`partial_images` <= 3).
 _BUFFER = 3
 #: The settings an event repeats from the image it is about.
 _SETTINGS = ("size", "quality", "background", "output_format")
@@ -108,7 +108,7 @@ class ImageEventStream(Response):
             try:
                 sender.send_nowait(partial)
             except anyio.WouldBlock:
-                return  # the caller reads slower than the drafts come: this one is skipped
+                return  # not with `_BUFFER` drafts at most: the upstream read never waits
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                 return  # the answer is being cut (the drain's end): no one reads drafts
             forwarded += 1

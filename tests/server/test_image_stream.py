@@ -309,6 +309,35 @@ async def test_a_stream_cut_before_its_image_ends_with_an_error_event(streaming,
     assert await ledger_matches(streaming.rt, account) == (1000, 0)
 
 
+async def test_a_stream_cut_while_its_image_waits_for_a_slow_reader_still_sends_it(streaming, sims):
+    """Charged, its completed event waiting for the caller's socket (a slow reader: the
+    server's `send` waits), the drain's end cuts the request: the event still goes out, once,
+    and the answer ends."""
+    account, key = await streaming.account(credits=1000)
+    scope, receive = _asgi_request(key, {"partial_images": 1})
+    sent: list[dict] = []
+    waiting = anyio.Event()
+
+    async def send(message):
+        if b"image_generation.completed" in message.get("body", b"") and not waiting.is_set():
+            waiting.set()
+            await anyio.sleep_forever()  # the socket's buffer is full: cut here
+        sent.append(message)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as server:
+            server.start_soon(streaming.app, scope, receive, send)
+            await waiting.wait()
+            server.cancel_scope.cancel()  # uvicorn, once `drain_seconds` are up
+    events = _events(b"".join(m.get("body", b"") for m in sent[1:]).decode())
+    assert [name for name, _ in events] == [
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert await ledger_matches(streaming.rt, account) == (1000 - PRICE, 0)
+
+
 async def test_partial_images_are_never_stored(streaming, sims, caplog):
     """Only the final image is kept (as for a JSON answer); no draft reaches storage, the
     database, the data directory or the logs, nor does the prompt."""

@@ -129,14 +129,15 @@ class ImageEventStream(Response):
                     async for partial in receiver:
                         await writer.start()
                         await writer.write(_event(f"{self._kind}.partial_image", partial))
+            await self._finish(scope, receive, send, writer, outcome)
         except anyio.get_cancelled_exc_class():
             # Cut (the drain's end): the generation, cancelled with it, may have been charged
             # all the same (a settlement commits once begun). Its images are owed and still
-            # go out; an answer cut before them says why it ends.
+            # go out (from where the cut stopped them); an answer cut before them says why it
+            # ends.
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CUT_DELIVERY_SECONDS):
-                await self._finish(scope, receive, send, writer, outcome)
+                await self._finish(scope, receive, send, writer, outcome, cut=True)
             raise
-        await self._finish(scope, receive, send, writer, outcome)
 
     async def _finish(
         self,
@@ -145,28 +146,29 @@ class ImageEventStream(Response):
         send: Send,
         writer: _Writer,
         outcome: ImageAnswer | Exception | None,
+        *,
+        cut: bool = False,
     ) -> None:
         """The answer's end: the completed events, or the error (as JSON before the first
-        event, as an `error` event after it). None: cut before an outcome; unstarted, the
-        access layer answers (503 `server_shutting_down`)."""
+        event, as an `error` event after it). Unstarted and cut, or cut before an outcome, it
+        is left to the access layer (503 `server_shutting_down`)."""
+        if isinstance(outcome, ImageAnswer):
+            events = [
+                _event(f"{self._kind}.completed", completed)
+                for completed in self._completed(outcome)
+            ]
+            await writer.finish(events)
+            return
+        if not writer.started:
+            if isinstance(outcome, Exception) and not cut:
+                answer = await _error_answer(scope, receive, outcome)
+                await answer(scope, receive, send)
+            return
+        error = _SHUT_DOWN
         if isinstance(outcome, Exception):
             answer = await _error_answer(scope, receive, outcome)
-            if not writer.started:
-                await answer(scope, receive, send)
-                return
             error = orjson.loads(bytes(answer.body)).get("error")
-        elif outcome is None:
-            if not writer.started:
-                return
-            error = _SHUT_DOWN
-        else:
-            await writer.start()
-            for completed in self._completed(outcome):
-                await writer.write(_event(f"{self._kind}.completed", completed))
-            await writer.end()
-            return
-        await writer.write(_event("error", {"type": "error", "error": error}))
-        await writer.end()
+        await writer.finish([_event("error", {"type": "error", "error": error})])
 
     def _partial(self, event: ServerSentEvent, index: int) -> dict[str, Any] | None:
         """The upstream's draft in OpenAI's shape, numbered by what this stream sent (a second
@@ -203,23 +205,38 @@ class ImageEventStream(Response):
 
 class _Writer:
     """The answer's bytes to the caller: the head once, then events. A caller that has gone
-    away is written to no more; the request goes on (see the module's notes)."""
+    away is written to no more; the request goes on (see the module's notes). What was sent is
+    noted once sent: a write cut before it (waiting for a slow reader) is made again."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = False
+        self._ended = False
         self._gone = False
+        #: The answer's last events (`finish`), and how many of them went out.
+        self._last: list[bytes] | None = None
+        self._last_sent = 0
 
     async def start(self) -> None:
         if not self.started:
-            self.started = True
             await self._message({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            self.started = True
 
     async def write(self, chunk: bytes) -> None:
         await self._message({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    async def end(self) -> None:
-        await self._message({"type": "http.response.body", "body": b"", "more_body": False})
+    async def finish(self, events: list[bytes]) -> None:
+        """The last events, then the end. Called again (the first call cut), it goes on where
+        that one stopped: nothing is sent twice."""
+        if self._last is None:
+            self._last = events
+        await self.start()
+        while self._last_sent < len(self._last):
+            await self.write(self._last[self._last_sent])
+            self._last_sent += 1
+        if not self._ended:
+            await self._message({"type": "http.response.body", "body": b"", "more_body": False})
+            self._ended = True
 
     async def _message(self, message: dict[str, Any]) -> None:
         if self._gone:

@@ -74,6 +74,33 @@ class Images(SyncResource):
         extra_body: Query | None = None,
     ) -> Iterator[ImageStreamEvent]: ...
 
+    @overload
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]: ...
+
     def generate(
         self,
         *,
@@ -181,6 +208,34 @@ class Images(SyncResource):
         extra_query: Query | None = None,
         extra_body: Query | None = None,
     ) -> Iterator[ImageStreamEvent]: ...
+
+    @overload
+    def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]: ...
 
     def edit(
         self,
@@ -336,6 +391,33 @@ class AsyncImages(AsyncResource):
         extra_body: Query | None = None,
     ) -> AsyncIterator[ImageStreamEvent]: ...
 
+    @overload
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]: ...
+
     async def generate(
         self,
         *,
@@ -441,6 +523,34 @@ class AsyncImages(AsyncResource):
         extra_query: Query | None = None,
         extra_body: Query | None = None,
     ) -> AsyncIterator[ImageStreamEvent]: ...
+
+    @overload
+    async def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]: ...
 
     async def edit(
         self,

@@ -13,11 +13,11 @@ failover, settlement, usage row and outputs alike); only what the caller sees di
 is sent before the first event, so a failure before it (a refusal, every host failing) is the
 usual JSON error with its status. Partial images wait in a buffer for the caller's socket, as
 many as a stream sends (3 at most): a slow reader never holds up the upstream read, and holds
-no more than those in memory. A caller that goes away mid-stream is treated
-as one that leaves a request answered in JSON: the generation runs to its end and is charged.
-A stream cut by the drain's end (`drain_seconds`) still sends the images it was charged for (a
-settlement, once begun, commits); cut before them, it ends with an `error` event
-(`server_shutting_down`), or, if nothing was sent yet, the access layer's 503.
+no more than those in memory. A caller that goes away mid-stream is treated as one that leaves
+a request answered in JSON: the generation runs to its end and is charged. A stream cut by the
+drain's end (`drain_seconds`) still sends the images it was charged for (a settlement, once
+begun, commits); cut before them, it ends with an `error` event (`server_shutting_down`), or,
+if nothing was sent yet, the access layer's 503.
 """
 
 from __future__ import annotations

@@ -40,7 +40,9 @@ def _caps(model: ModelSpec) -> list[str]:
         rows.append(f"edits: up to {caps.max_input_images} input images"
                     + (f" of at most {caps.max_input_image_mb:g} MB each"
                        if caps.max_input_image_mb is not None else "")
-                    + (", mask" if caps.mask else ""))
+                    + (", mask" if caps.mask else "")
+                    + (f" of at most {caps.max_mask_mb:g} MB"
+                       if caps.mask and caps.max_mask_mb is not None else ""))
     if caps.input_reference:
         rows.append("input_reference: " + ("the video to work on" if caps.input_video
                                            else "first-frame image"))

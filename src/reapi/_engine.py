@@ -108,6 +108,8 @@ def _stream_timeouts(first_byte: float, idle: float) -> httpx.Timeout:
     return httpx.Timeout(idle, connect=first_byte, pool=first_byte)
 
 
+#: What a request sent on a pooled connection the upstream had closed or reset raises.
+_CLOSED_BY_PEER = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 #: What reading a streamed answer may raise: each becomes an `APIConnectionError`.
 _STREAM_ERRORS = (httpx.TransportError, httpx.StreamError)
 
@@ -729,17 +731,7 @@ class AsyncEngine(_Base):
         limit = self._answer_limit(request)
         started = time.perf_counter()
         error: APIConnectionError | APIResponseError | None = None
-        client = self.client
-        try:
-            built = client.build_request(
-                request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
-            )
-            with anyio.fail_after(first_byte):
-                response = await client.send(built, stream=True)
-        except (httpx.TransportError, TimeoutError) as exc:
-            error = connection_error(exc, provider, "waiting for the first byte")
-        if error is not None:
-            raise error
+        response = await self._open_tapped(request, provider, first_byte)
         streamed = response.status_code < 400 and is_event_stream(
             response.headers.get("content-type")
         )
@@ -770,6 +762,43 @@ class AsyncEngine(_Base):
         return UpstreamResponse(
             response.status_code, dict(response.headers), b"".join(chunks), elapsed_ms
         )
+
+    async def _open_tapped(
+        self, request: UpstreamRequest, provider: str, first_byte: float
+    ) -> httpx.Response:
+        """The head of a tapped request's answer. Sent on a pooled connection the upstream had
+        just closed or reset (before any of the answer), it is sent once more, on a new one, as
+        the gateway's transports do (`upstream_h1`): else a single-route request failed (502)
+        and counted against the breaker. httpx does not say whether it reused a connection; its
+        trace does (a request sent without connecting)."""
+        client = self.client
+        for last in (False, True):
+            connected = sent = False
+
+            async def trace(name: str, info: Any) -> None:
+                nonlocal connected, sent
+                connected = connected or name.startswith("connection.connect_tcp.")
+                sent = sent or name.startswith("http11.send_request_headers.")
+
+            built = client.build_request(
+                request.method,
+                request.url,
+                timeout=_timeouts(first_byte),
+                extensions={"trace": trace},
+                **_httpx_kwargs(request),
+            )
+            error: APIConnectionError | None = None
+            try:
+                with anyio.fail_after(first_byte):
+                    return await client.send(built, stream=True)
+            except _CLOSED_BY_PEER as exc:
+                if last or connected or not sent:  # a new connection's failure is the host's
+                    error = connection_error(exc, provider, "waiting for the first byte")
+            except (httpx.TransportError, TimeoutError) as exc:
+                error = connection_error(exc, provider, "waiting for the first byte")
+            if error is not None:
+                raise error
+        raise AssertionError("unreachable: the last try returns or raises")
 
     async def _send_all(
         self, requests: Sequence[UpstreamRequest], provider: str, first_byte: float

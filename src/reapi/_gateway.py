@@ -49,6 +49,16 @@ from .types import (
 
 __all__ = ["GatewayProtocols"]
 
+#: An `error` event has no HTTP status of its own: the one its type stands for, so that it
+#: raises what the same error answered in JSON raises (a content block is no server error).
+_STATUS_OF_TYPE = {"invalid_request_error": 400, "insufficient_quota": 402, "rate_limit_error": 429}
+
+
+def _status_of(error: object) -> int:
+    kind = error.get("type") if isinstance(error, dict) else None
+    return _STATUS_OF_TYPE.get(kind, 500) if isinstance(kind, str) else 500
+
+
 _PROVIDER = "reapi-gateway"
 M = TypeVar("M", bound=BaseModel)
 
@@ -221,7 +231,7 @@ class GatewayProtocols:
     def stream_event(self, event: ServerSentEvent) -> ImageStreamEvent:
         data = event.json(_PROVIDER)
         if isinstance(data, dict) and data.get("error"):
-            raise self.stream_error(500, event.data.encode())
+            raise self.stream_error(_status_of(data["error"]), event.data.encode())
         return translated(
             lambda: ImageStreamEvent.model_validate(data),
             ValidationError,

@@ -161,12 +161,14 @@ class LocalCore:
         spec = self.model(params.model)
         inputs = payload.get("images") or ()
         images = len(inputs)
+        mask = payload.get("mask")
         shape = check_image(
             spec,
             params,
             input_images=images,
             has_mask="mask" in payload,
             input_sizes=[len(i.content) for i in inputs if isinstance(i, File)],
+            mask_size=len(mask.content) if isinstance(mask, File) else None,
         )
         routes = eligible_routes(
             spec, shape, n=params.n, input_images=images, hint=self.hints.capabilities

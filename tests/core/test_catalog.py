@@ -187,3 +187,14 @@ def test_the_readme_lists_every_model_with_its_hosts_in_catalog_order():
     listed = {model: [names[h.strip()] for h in hosts.split("→")] for model, _, hosts in rows}
     shipped = {m.id: [r.provider for r in m.routes] for m in default_catalog().models.values()}
     assert listed == shipped
+
+
+def test_a_size_just_over_the_limit_never_reads_as_the_limit():
+    """50 000 001 bytes against a 50 MB limit: "50.1 MB", not "50.0 MB" (rounded up)."""
+    params = ImageParams(model="gpt-image-2")
+    with pytest.raises(InvalidRequestError, match=r"image 1 is 50\.1 MB; .* at most 50 MB"):
+        check_image(gpt(), params, input_images=1, input_sizes=[50_000_001])
+    with pytest.raises(InvalidRequestError, match=r"the mask is 4\.1 MB; .* at most 4 MB"):
+        check_image(gpt(), params, input_images=1, has_mask=True, mask_size=4_000_001)
+    # At the limits.
+    check_image(gpt(), params, input_images=1, input_sizes=[50_000_000], mask_size=4_000_000)

@@ -126,3 +126,40 @@ def test_models_from_the_gateway(httpx_mock):
         },
     )
     assert [m.id for m in gw().models.list().data] == ["gpt-image-2"]
+
+
+def _sse(*events: dict) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+def test_a_streamed_error_event_raises_what_the_json_error_raises(httpx_mock):
+    """An `error` event mid-stream (a content block after the drafts) raises the class the
+    same error answered in JSON (400) raises, not a server error: its type says which."""
+    partial = {"type": "image_generation.partial_image", "b64_json": PNG, "partial_image_index": 0}
+    blocked = {
+        "type": "error",
+        "error": {
+            "message": "the provider refused this content",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "content_policy_violation",
+        },
+    }
+    httpx_mock.add_response(
+        url=f"{GW}/images/generations",
+        headers={"content-type": "text/event-stream"},
+        content=_sse(partial, blocked),
+    )
+    events = gw().images.generate(model="gpt-image-2", prompt="p", stream=True, partial_images=1)
+    with pytest.raises(InvalidRequestError) as raised:
+        for _ in events:
+            pass
+    assert raised.value.code == "content_policy_violation"
+
+
+def test_a_stream_with_an_idempotency_key_is_refused_as_the_gateway_refuses_it():
+    """Dropped unsaid before: a caller counting on it for a safe retry had none. The gateway
+    refuses the pair with 400, and so does the SDK, before any request."""
+    with pytest.raises(InvalidRequestError) as raised:
+        gw().images.generate(model="gpt-image-2", prompt="p", stream=True, idempotency_key="k1")
+    assert raised.value.param == "stream"

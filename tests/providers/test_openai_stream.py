@@ -114,6 +114,24 @@ def test_zero_partial_images_is_one_completed_event(httpx_mock):
     assert result.data[0].content() == FINAL
 
 
+@pytest.mark.parametrize(("asked", "sent"), [(1, 2), (3, 3)])
+def test_a_caller_streaming_keeps_at_least_the_routes_drafts(asked, sent):
+    """The route's idle deadline counts on its drafts (2 here) to break its silences: a caller
+    streaming with fewer (`partial_images=1`) has the route's asked for (it is passed its own
+    count only: `image_stream`), one with more its own. Asking for 1 made the silences longer
+    than the deadline was set for."""
+    from reapi.core import image_request
+
+    setup = client()._setup
+    params, payload = image_request(prompt="p", model="gpt-image-2", partial_images=asked)
+    prepared = setup.core.prepare_image(params, payload, edit=False)
+    protocol = setup.core.image_attempt(prepared, prepared.routes[0])
+    request = next(protocol)
+    protocol.close()
+    assert request.json["stream"] is True and request.json["partial_images"] == sent
+    assert request.idle_timeout == 5.0
+
+
 def test_several_images_are_not_streamed(httpx_mock):
     """How a stream carries n > 1 images is not documented: such requests go unstreamed."""
     b64 = base64.b64encode(FINAL).decode()

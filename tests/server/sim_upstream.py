@@ -1,7 +1,8 @@
 """Two OpenAI simulators (primary, backup) behind one httpx.MockTransport, for the gateway's
 upstream: the simulators speak OpenAI's streamed image answer (`stream: true`), which the fake
 upstream does not. A streamed answer goes out one event per chunk, so a reader sees the events
-arrive one by one; `cut_after` makes a host's stream break (a reset) after that many events."""
+arrive one by one; `cut_after` makes a host's stream break (a reset) after that many events,
+`hang_after` go silent."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ class SimUpstream:
     )
     #: host → events sent before the connection is reset.
     cut_after: dict[str, int] = field(default_factory=dict)
+    #: host → events sent before the stream goes silent (for good).
+    hang_after: dict[str, int] = field(default_factory=dict)
     #: (host, path) of each call, and its body, in order.
     calls: list[tuple[str, str]] = field(default_factory=list)
     bodies: list[bytes] = field(default_factory=list)
@@ -45,18 +48,23 @@ class SimUpstream:
             return httpx.Response(status, headers=answer_headers, content=content)
         events = [e + b"\n\n" for e in content.split(b"\n\n") if e]
         return httpx.Response(
-            status, headers=answer_headers, stream=_Events(events, self.cut_after.get(host))
+            status,
+            headers=answer_headers,
+            stream=_Events(events, self.cut_after.get(host), self.hang_after.get(host)),
         )
 
 
 class _Events(httpx.AsyncByteStream):
-    def __init__(self, events: list[bytes], cut_after: int | None) -> None:
+    def __init__(self, events: list[bytes], cut_after: int | None, hang_after: int | None) -> None:
         self.events = events
         self.cut_after = cut_after
+        self.hang_after = hang_after
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for index, event in enumerate(self.events):
             if index == self.cut_after:
                 raise httpx.ReadError("connection reset by peer")
+            if index == self.hang_after:
+                await anyio.sleep_forever()
             yield event
             await anyio.sleep(0.01)

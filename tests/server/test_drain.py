@@ -285,3 +285,47 @@ def test_a_request_cut_while_its_charge_commits_is_answered_with_what_it_paid_fo
     assert answer.status_code == 200, (answer.text, shown, served.output[-3000:])
     assert answer.json()["data"][0]["b64_json"]
     assert "balance=960 reserved=0" in shown, shown  # charged once, for what it was given
+
+
+def test_a_stream_cut_while_its_charge_commits_still_sends_its_image(tmp_path):
+    """The same cut on a streamed request (`stream: true`): its drafts had gone out when the
+    drain ended during the settlement, which committed (charged); the stream then broke off
+    without the image. The completed event still goes out, and the stream ends cleanly."""
+    with _served_behind_a_slow_provider(tmp_path, drain=1, first_byte=30) as served:
+        base, key, process = served.base, served.key, served.process
+        served.slow.delay(0.4)
+        body = {"model": "gpt-image-2", "prompt": "p", "stream": True, "partial_images": 2}
+
+        async def read() -> tuple[int, str]:
+            async with (
+                httpx.AsyncClient(timeout=30) as client,
+                client.stream(
+                    "POST",
+                    f"{base}/v1/images/generations",
+                    json=body,
+                    headers={"authorization": f"Bearer {key}"},
+                ) as response,
+            ):
+                return response.status_code, (await response.aread()).decode()
+
+        async def scenario() -> tuple[int, str]:
+            running = asyncio.create_task(read())
+            await asyncio.sleep(0.3)  # its hold taken, the provider working
+            lock = sqlite3.connect(tmp_path / "reapi.db", isolation_level=None, timeout=10)
+            lock.execute("BEGIN IMMEDIATE")  # the settlement waits for SQLite's lock...
+            try:
+                await asyncio.sleep(0.7)
+                process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(2.0)  # ...past the drain's end (1 s): cancelled
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            return await running
+
+        status, text = asyncio.run(scenario())
+        assert process.wait(timeout=20) in (0, -signal.SIGTERM)
+    shown = cli("accounts", "show", "--email", "p@example.com", "--data-dir", str(tmp_path))
+    assert "balance=960 reserved=0" in shown, shown  # charged once...
+    names = [line for line in text.split("\n") if line.startswith("event: ")]
+    assert status == 200 and names[-1] == "event: image_generation.completed", text[-500:]
+    assert names.count("event: image_generation.completed") == 1  # ...for the image it got

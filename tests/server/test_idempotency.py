@@ -283,3 +283,30 @@ async def test_a_replay_after_its_video_was_deleted_says_so(gateway, deletion):
     _assert_outputs_deleted(await gateway.client.post("/v1/videos", json=body, headers=headers))
     assert gateway.upstream.count("/videos") == 1
     assert await ledger_matches(gateway.rt, account) == (960, 0)
+
+
+async def test_a_record_from_before_partial_images_is_replayed_after_the_upgrade(
+    gateway, monkeypatch
+):
+    """`ImageParams` gained `partial_images` (streamed requests): its None went into every
+    fingerprint, so a request whose record the previous version wrote, retried with its key on
+    an upgraded instance (a rolling deploy), was refused 409 `idempotency_key_reused` instead
+    of replayed. The previous version's fingerprint had no such field."""
+    from reapi_server.openai_api import idempotent
+
+    _, key = await gateway.account(credits=1000)
+    current = idempotent._fields
+
+    def previous(params):  # the fields as the version before hashed them
+        fields = dict(current(params))
+        fields.pop("partial_images", None)
+        return fields
+
+    body = {"model": "gpt-image-2", "prompt": "p"}
+    headers = auth(key) | {"idempotency-key": "k-deploy"}
+    monkeypatch.setattr(idempotent, "_fields", previous)
+    first = await gateway.client.post("/v1/images/generations", json=body, headers=headers)
+    monkeypatch.setattr(idempotent, "_fields", current)
+    retry = await gateway.client.post("/v1/images/generations", json=body, headers=headers)
+    assert first.status_code == 200 and retry.status_code == 200, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"

@@ -221,13 +221,10 @@ async def test_a_multipart_stream_flag_other_than_true_or_false_is_refused(gatew
     assert response.status_code == 200 and response.json()["data"][0]["b64_json"]
 
 
-async def test_a_caller_gone_mid_stream_is_charged_as_for_a_json_answer(streaming, sims):
-    """The socket breaks after the first event: the generation runs to its end and settles,
-    as a request answered in JSON whose caller left does; nothing more is written."""
-    account, key = await streaming.account(credits=1000)
-    body = json.dumps(
-        {"model": "gpt-image-2", "prompt": "p", "stream": True, "partial_images": 2}
-    ).encode()
+def _asgi_request(key: str, fields: dict) -> tuple[dict, object]:
+    """The scope and `receive` of a streamed generation sent straight to the app (a test that
+    plays the server: its `send` breaks, or the server cancels the request)."""
+    body = json.dumps({"model": "gpt-image-2", "prompt": "p", "stream": True, **fields}).encode()
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -247,7 +244,6 @@ async def test_a_caller_gone_mid_stream_is_charged_as_for_a_json_answer(streamin
         "client": ("127.0.0.1", 40000),
         "server": ("gateway.test", 80),
     }
-    sent: list[dict] = []
     bodies = iter([{"type": "http.request", "body": body, "more_body": False}])
 
     async def receive():
@@ -255,6 +251,16 @@ async def test_a_caller_gone_mid_stream_is_charged_as_for_a_json_answer(streamin
         if message is None:
             await anyio.sleep_forever()
         return message
+
+    return scope, receive
+
+
+async def test_a_caller_gone_mid_stream_is_charged_as_for_a_json_answer(streaming, sims):
+    """The socket breaks after the first event: the generation runs to its end and settles,
+    as a request answered in JSON whose caller left does; nothing more is written."""
+    account, key = await streaming.account(credits=1000)
+    scope, receive = _asgi_request(key, {"partial_images": 2})
+    sent: list[dict] = []
 
     async def send(message):
         if message["type"] == "http.response.body" and any(
@@ -269,6 +275,66 @@ async def test_a_caller_gone_mid_stream_is_charged_as_for_a_json_answer(streamin
     assert b"image_generation.partial_image" in sent[1]["body"]
     usage = await usage_of(streaming, key)
     assert usage["status"] == "succeeded" and usage["credit_cost"] == PRICE
+    assert await ledger_matches(streaming.rt, account) == (1000 - PRICE, 0)
+
+
+async def test_a_stream_cut_before_its_image_ends_with_an_error_event(streaming, sims):
+    """The drain's end cancels a request whose drafts went out and whose image is not made:
+    its hold comes back, and the stream says why it ends (a `server_shutting_down` error
+    event, the answer completed) rather than breaking off mid-stream. (Cut while its charge
+    commits, it sends its image: test_drain.)"""
+    for host in sims.sims:
+        sims.hang_after[host] = 1  # one draft, then silence
+    account, key = await streaming.account(credits=1000)
+    scope, receive = _asgi_request(key, {"partial_images": 2})
+    sent: list[dict] = []
+    first_event = anyio.Event()
+
+    async def send(message):
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            first_event.set()
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as server:
+            server.start_soon(streaming.app, scope, receive, send)
+            await first_event.wait()
+            server.cancel_scope.cancel()  # uvicorn, once `drain_seconds` are up
+    bodies = [m for m in sent if m["type"] == "http.response.body"]
+    assert b"image_generation.partial_image" in bodies[0]["body"]
+    events = _events(b"".join(m["body"] for m in bodies[1:]).decode())
+    assert [name for name, _ in events] == ["error"]
+    assert events[0][1]["error"]["code"] == "server_shutting_down"
+    assert bodies[-1]["more_body"] is False
+    assert await ledger_matches(streaming.rt, account) == (1000, 0)
+
+
+async def test_a_stream_cut_while_its_image_waits_for_a_slow_reader_still_sends_it(streaming, sims):
+    """Charged, its completed event waiting for the caller's socket (a slow reader: the
+    server's `send` waits), the drain's end cuts the request: the event still goes out, once,
+    and the answer ends."""
+    account, key = await streaming.account(credits=1000)
+    scope, receive = _asgi_request(key, {"partial_images": 1})
+    sent: list[dict] = []
+    waiting = anyio.Event()
+
+    async def send(message):
+        if b"image_generation.completed" in message.get("body", b"") and not waiting.is_set():
+            waiting.set()
+            await anyio.sleep_forever()  # the socket's buffer is full: cut here
+        sent.append(message)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as server:
+            server.start_soon(streaming.app, scope, receive, send)
+            await waiting.wait()
+            server.cancel_scope.cancel()  # uvicorn, once `drain_seconds` are up
+    events = _events(b"".join(m.get("body", b"") for m in sent[1:]).decode())
+    assert [name for name, _ in events] == [
+        "image_generation.partial_image",
+        "image_generation.completed",
+    ]
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
     assert await ledger_matches(streaming.rt, account) == (1000 - PRICE, 0)
 
 

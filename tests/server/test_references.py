@@ -243,6 +243,28 @@ async def test_a_redirect_from_a_public_host_to_loopback_is_refused_everywhere(g
     await _assert_nothing_charged_or_kept(gateway, account, key, "MARKER")
 
 
+async def test_a_mask_over_the_model_s_limit_is_refused_before_the_upstream(gateway, media_host):
+    """OpenAI takes a mask under 4 MB; the fetch limit (20 MiB) let a 5 MB one by URL through,
+    to be refused by OpenAI after the hold. Refused once fetched (400, `param` mask, the hold
+    given back, no upstream call); one by data: URL with the request, before any fetch."""
+    account, key = await gateway.account()
+    large = MASK + b"\0" * (5_000_000 - len(MASK))
+    by_url = media_host.serve("/mask.png", large)
+    response = await edit(
+        gateway, key, [{"image_url": data_url(IMAGE)}], mask={"image_url": by_url}
+    )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["param"], error["code"]) == ("mask", "file_too_large")
+    assert "the mask is 5.0 MB" in error["message"] and "at most 4 MB" in error["message"]
+    image = media_host.serve("/a.png", IMAGE)
+    response = await edit(gateway, key, [{"image_url": image}], mask={"image_url": data_url(large)})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "mask"
+    assert [path for path, _ in media_host.requests] == ["/mask.png"]
+    assert gateway.upstream.count("/images/edits") == 0
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+
+
 async def test_a_body_over_the_limit_is_cut_off(make_gateway, media_host):
     gateway = await make_gateway(fetch_max_image_bytes=64 * 1024)
     gateway.rt.fetcher = media_host.async_fetcher(gateway.rt.settings.url_policy)

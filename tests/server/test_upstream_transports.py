@@ -347,6 +347,36 @@ async def test_a_stale_pooled_connection_is_retried_before_the_breaker_counts(
     assert await ledger_matches(rt, account) == (1000 - 2 * 40, 0)
 
 
+@pytest.mark.parametrize("gateway_catalog", [_single_route_catalog()], ids=["single-route"])
+@pytest.mark.parametrize(
+    ("fault", "count"), [("stale_connection", None), ("reset", 1)], ids=["closed", "reset"]
+)
+async def test_a_streamed_request_on_a_stale_pooled_connection_is_retried_too(
+    aiohttp_gateway, sims, faults, fault, count
+):
+    """`stream: true` is read through the engine's httpx client, not the transport: its
+    request on a connection the upstream had just closed failed (502 with a single route) and
+    counted against the breaker, where the same request unstreamed was retried."""
+    client, rt = aiohttp_gateway
+    breakers = rt.router.breakers = CountingBreakers()
+    account, key = await make_account(rt, credits=1000)
+    body = {"prompt": "p", "model": "gpt-image-2", "stream": True, "partial_images": 1}
+
+    def generate() -> object:
+        return client.post("/v1/images/generations", json=body, headers=auth(key))
+
+    assert (await generate()).status_code == 200  # its connection stays in the pool
+    sims.servers["primary"].faults.set(fault, count=count)
+    retried = await generate()
+    assert retried.status_code == 200, retried.text
+    assert retried.text.count("event: image_generation.completed") == 1
+    assert breakers.failures == []
+    assert await ledger_matches(rt, account) == (1000 - 2 * 40, 0)
+    sims.servers["primary"].faults.set("reset")  # every connection: a new one's is not retried
+    failed = await generate()
+    assert failed.status_code == 502 and len(breakers.failures) == 1
+
+
 async def test_only_a_reused_connection_is_retried_and_only_once(sims, faults, kind):
     engine = engine_for(kind, Router(RouterConfig(first_byte_timeout=FIRST_BYTE)))
     base = sims.provider_urls["primary"]

@@ -1,6 +1,12 @@
 """The model catalog: public ids → capabilities, prices and ordered upstream routes."""
 
-from ._checks import aspect_ratio_of, check_image, check_video, eligible_routes
+from ._checks import (
+    aspect_ratio_of,
+    check_image,
+    check_input_sizes,
+    check_video,
+    eligible_routes,
+)
 from ._loader import CATALOG_ENV, default_catalog, load_catalog
 from ._models import (
     Capabilities,
@@ -25,6 +31,7 @@ __all__ = [
     "SizeRule",
     "aspect_ratio_of",
     "check_image",
+    "check_input_sizes",
     "check_video",
     "default_catalog",
     "eligible_routes",

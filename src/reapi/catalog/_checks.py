@@ -7,14 +7,20 @@ logs and responses. Each check names the parameter and what would have been acce
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from math import gcd
+from math import ceil, gcd
 
 from .._exceptions import InvalidRequestError
 from .._numbers import ascii_whole_number
 from .._params import ImageParams, Shape, VideoParams
 from ._models import Capabilities, ModelSpec, Route, SizeRule
 
-__all__ = ["aspect_ratio_of", "check_image", "check_video", "eligible_routes"]
+__all__ = [
+    "aspect_ratio_of",
+    "check_image",
+    "check_input_sizes",
+    "check_video",
+    "eligible_routes",
+]
 
 
 def _refuse(model: ModelSpec, param: str, allowed: Iterable[object], what: str = "") -> None:
@@ -108,9 +114,11 @@ def check_image(
     input_images: int = 0,
     has_mask: bool = False,
     input_sizes: Sequence[int] = (),
+    mask_size: int | None = None,
 ) -> Shape:
     """Validate an image generation (input_images == 0) or edit; return the resolved shape.
-    `input_sizes`: the bytes of each input image at hand (uploads; not those by reference)."""
+    `input_sizes`, `mask_size`: the bytes of each input image, and of the mask, at hand
+    (uploads; those by reference are checked once fetched: `check_input_sizes`)."""
     caps = model.capabilities
     if model.kind != "image":
         raise InvalidRequestError(
@@ -122,9 +130,9 @@ def check_image(
         _refuse(model, "image", (), "this model does not take input images")
     if input_images > caps.max_input_images:
         _refuse(model, "image", (), f"at most {caps.max_input_images} input images")
-    _check_input_sizes(model, caps, input_sizes)
     if has_mask and not caps.mask:
         _refuse(model, "mask", (), "this model does not take a mask")
+    check_input_sizes(model, input_sizes, mask_size)
     _check_choice(
         model, "quality", params.quality if params.quality != "auto" else None, caps.qualities
     )
@@ -142,20 +150,32 @@ def check_image(
     return _resolve_shape(model, caps, params.size, params.aspect_ratio, params.resolution)
 
 
-def _check_input_sizes(model: ModelSpec, caps: Capabilities, sizes: Sequence[int]) -> None:
-    """The maker's per-image limit, in its own unit (MB): the size said is metadata, not
-    content."""
-    if caps.max_input_image_mb is None:
-        return
+def check_input_sizes(model: ModelSpec, images: Sequence[int], mask: int | None = None) -> None:
+    """The maker's per-file limits, in its own unit (MB): each input image's
+    (`max_input_image_mb`) and the mask's (`max_mask_mb`). The size said is rounded up: one
+    over the limit never reads as the limit."""
+    caps = model.capabilities
     limit = caps.max_input_image_mb
-    for index, size in enumerate(sizes):
-        if size > limit * 1_000_000:
-            raise InvalidRequestError(
-                f"image {index + 1} is {size / 1_000_000:.1f} MB; {model.id} takes input images"
-                f" of at most {limit:g} MB each",
-                param="image",
-                code="file_too_large",
-            )
+    if limit is not None:
+        for index, size in enumerate(images):
+            if size > limit * 1_000_000:
+                raise InvalidRequestError(
+                    f"image {index + 1} is {_megabytes(size)} MB; {model.id} takes input images"
+                    f" of at most {limit:g} MB each",
+                    param="image",
+                    code="file_too_large",
+                )
+    limit = caps.max_mask_mb
+    if mask is not None and limit is not None and mask > limit * 1_000_000:
+        raise InvalidRequestError(
+            f"the mask is {_megabytes(mask)} MB; {model.id} takes a mask of at most {limit:g} MB",
+            param="mask",
+            code="file_too_large",
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{ceil(size / 100_000) / 10:.1f}"
 
 
 def check_video(

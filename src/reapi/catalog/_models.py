@@ -73,6 +73,8 @@ class Capabilities(_Frozen):
     #: refused before any upstream call, rather than sent to be refused there.
     max_input_image_mb: float | None = Field(default=None, gt=0)
     mask: bool = False
+    #: The largest mask (MB) the maker documents, refused as `max_input_image_mb` is.
+    max_mask_mb: float | None = Field(default=None, gt=0)
     input_reference: bool = False
     #: The reference input is a video (enhancement/upscaling), not an image.
     input_video: bool = False

@@ -12,8 +12,10 @@ completed event into the same shape as an answer that is not streamed. An `error
 documented, so `n > 1` is not streamed.
 
 A caller that streams itself (`ImageParams.partial_images` set, above 0) gets the stream asked for
-with its own count: the gateway reads the partial images off the wire as they come
-(`AsyncEngine.drive_tapped`) and passes them on; this adapter still reads only the result.
+with its own count, or the route's where that is more (the route's idle deadline counts on its
+drafts; the caller is passed its own count only): the gateway reads the partial images off the
+wire as they come (`AsyncEngine.drive_tapped`) and passes them on; this adapter still reads only
+the result.
 """
 
 from __future__ import annotations
@@ -100,13 +102,17 @@ class OpenAIAdapter(Adapter):
         fields = self._image_fields(call)
         fields["prompt"] = call.payload.get("prompt")
         idle = call.route.stream_idle_timeout if call.params.n == 1 else None
-        partials = call.params.partial_images  # set when the caller streams
-        if partials and call.params.n == 1:
+        partials = call.params.partial_images or 0  # set when the caller streams
+        if idle is not None:
+            # The route's drafts are what its idle deadline counts on (its silences between
+            # events): a caller asking for fewer gets its own count passed on, no more.
+            fields["stream"] = True
+            fields["partial_images"] = max(
+                partials, int(call.route.options.get("partial_images", 1))
+            )
+        elif partials and call.params.n == 1:
             fields["stream"] = True
             fields["partial_images"] = partials
-        elif idle is not None:
-            fields["stream"] = True
-            fields["partial_images"] = int(call.route.options.get("partial_images", 1))
         headers = self._headers(call.idempotency_key)
         if not call.edit:
             request = UpstreamRequest(

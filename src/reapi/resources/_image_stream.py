@@ -27,8 +27,17 @@ __all__ = ["completed_events", "listed", "open_async", "open_sync", "streamed"]
 _NAME = "reapi-gateway"
 
 
-def streamed(params: ImageParams, partial_images: int | None) -> ImageParams:
-    """The parameters of a streamed call: `partial_images` marks it (0-3)."""
+def streamed(
+    params: ImageParams, partial_images: int | None, idempotency_key: str | None
+) -> ImageParams:
+    """The parameters of a streamed call: `partial_images` marks it (0-3). Refused as a
+    gateway refuses them: an idempotency key (it was dropped unsaid), a `url` answer."""
+    if idempotency_key is not None:
+        raise InvalidRequestError(
+            "stream cannot be combined with an idempotency_key: a streamed answer is not "
+            "replayed; call without one, or without stream",
+            param="stream",
+        )
     if params.response_format == "url":
         raise InvalidRequestError(
             "response_format url cannot be streamed: streamed images come as b64_json",

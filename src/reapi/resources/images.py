@@ -74,6 +74,33 @@ class Images(SyncResource):
         extra_body: Query | None = None,
     ) -> Iterator[ImageStreamEvent]: ...
 
+    @overload
+    def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]: ...
+
     def generate(
         self,
         *,
@@ -121,7 +148,9 @@ class Images(SyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return self._stream(streamed(params, partial_images), payload, call, edit=False)
+            return self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=False
+            )
         return self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     @overload
@@ -180,6 +209,34 @@ class Images(SyncResource):
         extra_body: Query | None = None,
     ) -> Iterator[ImageStreamEvent]: ...
 
+    @overload
+    def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | Iterator[ImageStreamEvent]: ...
+
     def edit(
         self,
         *,
@@ -230,7 +287,9 @@ class Images(SyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return self._stream(streamed(params, partial_images), payload, call, edit=True)
+            return self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=True
+            )
         return self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     def _run(
@@ -332,6 +391,33 @@ class AsyncImages(AsyncResource):
         extra_body: Query | None = None,
     ) -> AsyncIterator[ImageStreamEvent]: ...
 
+    @overload
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        moderation: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]: ...
+
     async def generate(
         self,
         *,
@@ -377,7 +463,9 @@ class AsyncImages(AsyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return await self._stream(streamed(params, partial_images), payload, call, edit=False)
+            return await self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=False
+            )
         return await self._run(params, payload, call, edit=False, idempotency_key=idempotency_key)
 
     @overload
@@ -436,6 +524,34 @@ class AsyncImages(AsyncResource):
         extra_body: Query | None = None,
     ) -> AsyncIterator[ImageStreamEvent]: ...
 
+    @overload
+    async def edit(
+        self,
+        *,
+        image: FileInput | list[FileInput],
+        prompt: str,
+        model: str,
+        mask: FileInput | None = None,
+        n: int | None = None,
+        size: str | None = None,
+        quality: str | None = None,
+        background: str | None = None,
+        output_format: str | None = None,
+        output_compression: int | None = None,
+        input_fidelity: str | None = None,
+        response_format: str | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        user: str | None = None,
+        stream: bool,
+        partial_images: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+    ) -> ImagesResponse | AsyncIterator[ImageStreamEvent]: ...
+
     async def edit(
         self,
         *,
@@ -484,7 +600,9 @@ class AsyncImages(AsyncResource):
         )
         call = self._call(timeout, extra_headers, extra_query, extra_body)
         if stream:
-            return await self._stream(streamed(params, partial_images), payload, call, edit=True)
+            return await self._stream(
+                streamed(params, partial_images, idempotency_key), payload, call, edit=True
+            )
         return await self._run(params, payload, call, edit=True, idempotency_key=idempotency_key)
 
     async def _run(

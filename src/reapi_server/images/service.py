@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 import anyio
 
 from reapi import APIResponseError, ReapiError
-from reapi.catalog import Route
-from reapi.core import ImageParams, Payload, Tap
+from reapi.catalog import ModelSpec, Route, check_input_sizes
+from reapi.core import File, ImageParams, Payload, Tap
 from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal
@@ -132,6 +132,7 @@ async def generate(
     try:
         if has_references(prepared.payload):
             prepared = replace(prepared, payload=await resolve(rt, principal, prepared.payload))
+            _check_fetched_sizes(prepared.spec, prepared.payload)
         outcome = await rt.engine.run(prepared.routes, attempt, hedge_for=prepared.spec.id)
         rt.metrics.record_attempts(
             prepared.spec.id, ((a.provider, a.code) for a in outcome.attempts)
@@ -211,6 +212,16 @@ async def generate(
 
     data = [{"url": file_url(base_url, f.file_id)} for f in files] if as_url else inline
     return ImageAnswer(200, _body(template, data), snapshot)
+
+
+def _check_fetched_sizes(spec: ModelSpec, payload: Payload) -> None:
+    """The model's per-file limits on the inputs just fetched (uploads were checked with the
+    request): a fetch limit above them (`fetch_max_image_bytes`) must not let through what the
+    provider would refuse."""
+    images: tuple[File, ...] = payload.get("images") or ()
+    mask: File | None = payload.get("mask")
+    sizes = [len(image.content) for image in images]
+    check_input_sizes(spec, sizes, len(mask.content) if mask is not None else None)
 
 
 async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:

@@ -72,5 +72,18 @@ def _model_of(params: Any) -> str:
     return model
 
 
+#: Parameters left out of a fingerprint: added after records were written (a record lives a
+#: day), their None would make the retry of an earlier request a mismatch (409
+#: `idempotency_key_reused`) on the upgraded instances of a rolling deploy. `partial_images` is
+#: set only on a streamed request, which never has a key.
+_ADDED_LATER = ("partial_images",)
+
+
 def _fields(params: Any) -> Mapping[str, Any]:
-    return params if isinstance(params, Mapping) else dataclasses.asdict(params)
+    if isinstance(params, Mapping):
+        return params
+    fields = dataclasses.asdict(params)
+    for name in _ADDED_LATER:
+        if fields.get(name) is None:
+            fields.pop(name, None)
+    return fields

@@ -11,10 +11,13 @@ events, as OpenAI sends them (`kind` is `image_generation` or `image_edit`):
 The request is the one a JSON answer would have (`images.service.generate`: checks, hold,
 failover, settlement, usage row and outputs alike); only what the caller sees differs. Nothing
 is sent before the first event, so a failure before it (a refusal, every host failing) is the
-usual JSON error with its status. Partial images wait in a bounded buffer for the caller's
-socket: one that finds it full is dropped (OpenAI may send fewer than asked), so a slow reader
-never holds up the upstream read nor grows memory. A caller that goes away mid-stream is treated
-as one that leaves a request answered in JSON: the generation runs to its end and is charged.
+usual JSON error with its status. Partial images wait in a buffer for the caller's socket, as
+many as a stream sends (3 at most): a slow reader never holds up the upstream read, and holds
+no more than those in memory. A caller that goes away mid-stream is treated as one that leaves
+a request answered in JSON: the generation runs to its end and is charged. A stream cut by the
+drain's end (`drain_seconds`) still sends the images it was charged for (a settlement, once
+begun, commits); cut before them, it ends with an `error` event (`server_shutting_down`), or,
+if nothing was sent yet, the access layer's 503.
 """
 
 from __future__ import annotations
@@ -35,10 +38,20 @@ from ..images.service import ImageAnswer
 
 __all__ = ["ImageEventStream", "refuse_unstreamable"]
 
-#: Partial images waiting for the caller's socket; one more is dropped.
+#: Partial images waiting for the caller's socket: all a stream sends (`partial_images` <= 3).
 _BUFFER = 3
 #: The settings an event repeats from the image it is about.
 _SETTINGS = ("size", "quality", "background", "output_format")
+#: How long a stream cut by the drain's end may still take to send the images it was charged
+#: for (a caller's socket that stopped reading holds its last writes).
+_CUT_DELIVERY_SECONDS = 5.0
+#: The `error` event of a stream cut before its images (nothing was charged for it).
+_SHUT_DOWN = {
+    "message": "this gateway instance shut down before the image was ready; retry the request",
+    "type": "server_error",
+    "param": None,
+    "code": "server_shutting_down",
+}
 _HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -80,8 +93,10 @@ class ImageEventStream(Response):
         self._partials = partial_images
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sender, receiver = anyio.create_memory_object_stream[tuple[str, Any]](_BUFFER)
+        sender, receiver = anyio.create_memory_object_stream[dict[str, Any]](_BUFFER)
         forwarded = 0
+        #: The generation's answer or error, once it has one.
+        outcome: ImageAnswer | Exception | None = None
 
         def tap(event: ServerSentEvent) -> None:
             nonlocal forwarded
@@ -91,41 +106,69 @@ class ImageEventStream(Response):
             if partial is None:
                 return
             try:
-                sender.send_nowait(("partial", partial))
+                sender.send_nowait(partial)
             except anyio.WouldBlock:
-                return  # the caller reads slower than the drafts come: this one is skipped
+                return  # not with `_BUFFER` drafts at most: the upstream read never waits
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the answer is being cut (the drain's end): no one reads drafts
             forwarded += 1
 
         async def generate() -> None:
-            async with sender:
+            nonlocal outcome
+            with sender:  # closed with the outcome in: the drafts end there
                 try:
-                    answer = await self._run(tap)
+                    outcome = await self._run(tap)
                 except Exception as error:  # answered below: as JSON, or as an error event
-                    await sender.send(("error", error))
-                    return
-                await sender.send(("done", answer))
+                    outcome = error
 
         writer = _Writer(send)
-        async with anyio.create_task_group() as group:
-            group.start_soon(generate)
-            async with receiver:
-                async for kind, value in receiver:
-                    if kind == "error":
-                        answer = await _error_answer(scope, receive, value)
-                        if not writer.started:
-                            await answer(scope, receive, send)
-                            return
-                        error = orjson.loads(bytes(answer.body)).get("error")
-                        await writer.write(_event("error", {"type": "error", "error": error}))
-                        await writer.end()
-                        return
-                    await writer.start()
-                    if kind == "partial":
-                        await writer.write(_event(f"{self._kind}.partial_image", value))
-                    else:
-                        for completed in self._completed(value):
-                            await writer.write(_event(f"{self._kind}.completed", completed))
-                        await writer.end()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(generate)
+                async with receiver:
+                    async for partial in receiver:
+                        await writer.start()
+                        await writer.write(_event(f"{self._kind}.partial_image", partial))
+            await self._finish(scope, receive, send, writer, outcome)
+        except anyio.get_cancelled_exc_class():
+            # Cut (the drain's end): the generation, cancelled with it, may have been charged
+            # all the same (a settlement commits once begun). Its images are owed and still
+            # go out (from where the cut stopped them); an answer cut before them says why it
+            # ends.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_CUT_DELIVERY_SECONDS):
+                await self._finish(scope, receive, send, writer, outcome, cut=True)
+            raise
+
+    async def _finish(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        writer: _Writer,
+        outcome: ImageAnswer | Exception | None,
+        *,
+        cut: bool = False,
+    ) -> None:
+        """The answer's end: the completed events, or the error (as JSON before the first
+        event, as an `error` event after it). Unstarted and cut, or cut before an outcome, it
+        is left to the access layer (503 `server_shutting_down`)."""
+        if isinstance(outcome, ImageAnswer):
+            events = [
+                _event(f"{self._kind}.completed", completed)
+                for completed in self._completed(outcome)
+            ]
+            await writer.finish(events)
+            return
+        if not writer.started:
+            if isinstance(outcome, Exception) and not cut:
+                answer = await _error_answer(scope, receive, outcome)
+                await answer(scope, receive, send)
+            return
+        error = _SHUT_DOWN
+        if isinstance(outcome, Exception):
+            answer = await _error_answer(scope, receive, outcome)
+            error = orjson.loads(bytes(answer.body)).get("error")
+        await writer.finish([_event("error", {"type": "error", "error": error})])
 
     def _partial(self, event: ServerSentEvent, index: int) -> dict[str, Any] | None:
         """The upstream's draft in OpenAI's shape, numbered by what this stream sent (a second
@@ -162,23 +205,38 @@ class ImageEventStream(Response):
 
 class _Writer:
     """The answer's bytes to the caller: the head once, then events. A caller that has gone
-    away is written to no more; the request goes on (see the module's notes)."""
+    away is written to no more; the request goes on (see the module's notes). What was sent is
+    noted once sent: a write cut before it (waiting for a slow reader) is made again."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = False
+        self._ended = False
         self._gone = False
+        #: The answer's last events (`finish`), and how many of them went out.
+        self._last: list[bytes] | None = None
+        self._last_sent = 0
 
     async def start(self) -> None:
         if not self.started:
-            self.started = True
             await self._message({"type": "http.response.start", "status": 200, "headers": _HEADERS})
+            self.started = True
 
     async def write(self, chunk: bytes) -> None:
         await self._message({"type": "http.response.body", "body": chunk, "more_body": True})
 
-    async def end(self) -> None:
-        await self._message({"type": "http.response.body", "body": b"", "more_body": False})
+    async def finish(self, events: list[bytes]) -> None:
+        """The last events, then the end. Called again (the first call cut), it goes on where
+        that one stopped: nothing is sent twice."""
+        if self._last is None:
+            self._last = events
+        await self.start()
+        while self._last_sent < len(self._last):
+            await self.write(self._last[self._last_sent])
+            self._last_sent += 1
+        if not self._ended:
+            await self._message({"type": "http.response.body", "body": b"", "more_body": False})
+            self._ended = True
 
     async def _message(self, message: dict[str, Any]) -> None:
         if self._gone:

@@ -57,7 +57,7 @@ from .router import MAX_ANSWER_BYTES, Router
 
 __all__ = ["HEDGE_LOST", "AsyncEngine", "Outcome", "SyncEngine", "Tap"]
 
-#: Hears each event of a provider's streamed answer as it comes (`AsyncEngine.drive_tapped`):
+#: Hears each event of a provider's streamed answer as it comes (`AsyncEngine.drive` with a tap):
 #: called on the engine's task, it must not block. The adapter then reads the answer without
 #: its partial images, which are let go as soon as they are heard.
 Tap = Callable[[ServerSentEvent], None]
@@ -682,36 +682,24 @@ class AsyncEngine(_Base):
             return await self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
         return await self.send(step, provider, first_byte)
 
-    async def drive(self, protocol: Protocol[T], provider: str, first_byte: float) -> T:
-        try:
-            step = _first_step(protocol)
-            while True:
-                reply: Any = None
-                failure: ReapiError | None = None
-                try:
-                    reply = await self._reply(step, provider, first_byte)
-                except ReapiError as error:
-                    failure = error
-                step = _next_step(protocol, reply, failure)
-        except StopIteration as stop:
-            result: T = stop.value
-            return result
-        finally:
-            protocol.close()
-
-    async def drive_tapped(
-        self, protocol: Protocol[T], provider: str, first_byte: float, tap: Tap
+    async def drive(
+        self, protocol: Protocol[T], provider: str, first_byte: float, tap: Tap | None = None
     ) -> T:
-        """`drive`, with each event of a streamed answer to a creating request handed to `tap`
-        as it arrives (a caller streaming partial images on). Such a request is read through
-        the engine's own httpx client, not its transport: the transports read answers whole."""
+        """Run `protocol`'s steps to its result. With `tap`, each event of a streamed answer to
+        its creating request is handed to `tap` as it arrives (a caller streaming partial
+        images on); such a request is read through the engine's own httpx client, not its
+        transport: the transports read answers whole."""
         try:
             step = _first_step(protocol)
             while True:
                 reply: Any = None
                 failure: ReapiError | None = None
                 try:
-                    if isinstance(step, UpstreamRequest) and step.purpose == "create":
+                    if (
+                        tap is not None
+                        and isinstance(step, UpstreamRequest)
+                        and step.purpose == "create"
+                    ):
                         reply = await self._send_tapped(step, provider, first_byte, tap)
                     else:
                         reply = await self._reply(step, provider, first_byte)

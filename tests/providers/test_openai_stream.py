@@ -258,7 +258,7 @@ def test_the_streamed_request_carries_the_routes_idle_deadline(httpx_mock):
 
 
 async def test_a_tapped_drive_hears_each_event_and_lets_the_drafts_go(httpx_mock):
-    """`AsyncEngine.drive_tapped` (a caller streaming): the tap hears every event as it comes;
+    """`AsyncEngine.drive` with a tap (a caller streaming): the tap hears every event as it comes;
     the adapter reads the stream without its drafts (multi-line data kept line by line) and
     makes the same result."""
     from reapi import AsyncReAPI
@@ -290,7 +290,7 @@ async def test_a_tapped_drive_hears_each_event_and_lets_the_drafts_go(httpx_mock
 
     heard: list[str] = []
     attempt = spied(core.image_attempt(prepared, prepared.routes[0]))
-    result = await engine.drive_tapped(attempt, "primary", 5.0, lambda e: heard.append(e.event))
+    result = await engine.drive(attempt, "primary", 5.0, lambda e: heard.append(e.event))
     assert heard == [
         "image_generation.partial_image",
         "keepalive",

@@ -14,7 +14,7 @@ documented, so `n > 1` is not streamed.
 A caller that streams itself (`ImageParams.partial_images` set, above 0) gets the stream asked for
 with its own count, or the route's where that is more (the route's idle deadline counts on its
 drafts; the caller is passed its own count only): the gateway reads the partial images off the
-wire as they come (`AsyncEngine.drive_tapped`) and passes them on; this adapter still reads only
+wire as they come (`AsyncEngine.drive` with a tap) and passes them on; this adapter still reads only
 the result.
 """
 

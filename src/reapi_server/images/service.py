@@ -123,11 +123,12 @@ async def generate(
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
     async def attempt(route: Route) -> ImageResult:
-        protocol = rt.core.image_attempt(prepared, route)
-        first_byte = rt.router.first_byte_timeout(route)
-        if tap is not None:
-            return await rt.engine.drive_tapped(protocol, route.provider, first_byte, tap)
-        return await rt.engine.drive(protocol, route.provider, first_byte)
+        return await rt.engine.drive(
+            rt.core.image_attempt(prepared, route),
+            route.provider,
+            rt.router.first_byte_timeout(route),
+            tap,
+        )
 
     try:
         if has_references(prepared.payload):

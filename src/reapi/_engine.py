@@ -17,6 +17,7 @@ import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -250,6 +251,45 @@ def _declared_length(headers: httpx.Headers) -> int:
     return int(value) if value.isdigit() else 0
 
 
+async def _read_answer(
+    response: httpx.Response,
+    provider: str,
+    limit: int,
+    deadline: float,
+    kept: Callable[[bytes], list[bytes]] | None = None,
+) -> bytes:
+    """The body of `response`, read within `deadline` seconds and `limit` bytes (an answer
+    over it raises `answer_too_large`'s error, its rest unread), the response closed after.
+    `kept`: what of each chunk is kept (all of it without), which may raise an
+    `APIResponseError` of the provider's (a tapped stream's event over its bound)."""
+    error: APIConnectionError | APIResponseError | None = None
+    chunks: list[bytes] = []
+    try:
+        with anyio.fail_after(deadline):
+            if _declared_length(response.headers) > limit:
+                error = answer_too_large(provider, limit)
+            else:
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        error = answer_too_large(provider, limit)
+                        break
+                    if kept is None:
+                        chunks.append(chunk)
+                    else:
+                        chunks.extend(kept(chunk))
+    except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
+        error = connection_error(exc, provider, "reading the body")
+    except APIResponseError as exc:
+        error = exc
+    finally:
+        await response.aclose()
+    if error is not None:
+        raise error
+    return b"".join(chunks)
+
+
 class HttpxTransport:
     """The default transport: one pooled `httpx.AsyncClient`."""
 
@@ -275,26 +315,8 @@ class HttpxTransport:
             error = connection_error(exc, provider, "waiting for the first byte")
         if error is not None:
             raise error
-        chunks: list[bytes] = []
-        try:
-            with anyio.fail_after(body):
-                if _declared_length(response.headers) > limit:
-                    error = answer_too_large(provider, limit)
-                else:
-                    size = 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > limit:
-                            error = answer_too_large(provider, limit)
-                            break
-                        chunks.append(chunk)
-        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
-            error = connection_error(exc, provider, "reading the body")
-        finally:
-            await response.aclose()
-        if error is not None:
-            raise error
-        return response.status_code, dict(response.headers), b"".join(chunks)
+        content = await _read_answer(response, provider, limit, body)
+        return response.status_code, dict(response.headers), content
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -718,38 +740,15 @@ class AsyncEngine(_Base):
         first_byte, body_deadline = self._deadlines(request, first_byte)
         limit = self._answer_limit(request)
         started = time.perf_counter()
-        error: APIConnectionError | APIResponseError | None = None
         response = await self._open_tapped(request, provider, first_byte)
-        streamed = response.status_code < 400 and is_event_stream(
-            response.headers.get("content-type")
-        )
-        decoder = EventDecoder(max_event_bytes=MAX_UPSTREAM_EVENT_BYTES) if streamed else None
-        chunks: list[bytes] = []
-        try:
-            with anyio.fail_after(body_deadline):
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        error = answer_too_large(provider, limit)
-                        break
-                    if decoder is None:
-                        chunks.append(chunk)
-                    else:
-                        chunks.extend(_tapped(decoder, chunk, tap, provider))
-        except (httpx.TransportError, httpx.StreamError, TimeoutError) as exc:
-            error = connection_error(exc, provider, "reading the body")
-        except APIResponseError as exc:  # an event over the bound
-            error = exc
-        finally:
-            await response.aclose()
-        if error is not None:
-            raise error
+        kept: Callable[[bytes], list[bytes]] | None = None
+        if response.status_code < 400 and is_event_stream(response.headers.get("content-type")):
+            decoder = EventDecoder(max_event_bytes=MAX_UPSTREAM_EVENT_BYTES)
+            kept = partial(_tapped, decoder, tap=tap, provider=provider)
+        content = await _read_answer(response, provider, limit, body_deadline, kept)
         elapsed_ms = (time.perf_counter() - started) * 1000
         _log_reply(request, provider, response.status_code, elapsed_ms)
-        return UpstreamResponse(
-            response.status_code, dict(response.headers), b"".join(chunks), elapsed_ms
-        )
+        return UpstreamResponse(response.status_code, dict(response.headers), content, elapsed_ms)
 
     async def _open_tapped(
         self, request: UpstreamRequest, provider: str, first_byte: float

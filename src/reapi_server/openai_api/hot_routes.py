@@ -17,18 +17,16 @@ further in.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .direct_request import DirectRequest
 from .direct_route import DirectRoute
+from .error_answers import answer_with, handler_for
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
     from ..observability.tracing.setup import Tracing
@@ -74,28 +72,8 @@ class HotRoutes:
         try:
             response = await route.endpoint(**await route.arguments(request))
         except Exception as exc:
-            handler = self._handler_for(exc)
+            handler = handler_for(self._app, exc)
             if handler is None:
                 raise
-            if inspect.iscoroutinefunction(handler):
-                response = await handler(request, exc)
-            else:
-                response = await run_in_threadpool(handler, request, exc)
+            response = await answer_with(handler, request, exc)
         await response(scope, receive, send)
-
-    def _handler_for(self, exc: Exception) -> Any:
-        """The app's handler for `exc`, as Starlette's exception middleware finds it: by status
-        for an HTTP exception, else by the nearest class. Exception's (and 500's) is the server
-        error middleware's, never the exception middleware's."""
-        handlers = self._app.exception_handlers  # read at each error: tests hook them
-        if isinstance(exc, HTTPException) and exc.status_code != 500:
-            by_status = handlers.get(exc.status_code)
-            if by_status is not None:
-                return by_status
-        for cls in type(exc).__mro__:
-            if cls is Exception:
-                return None
-            handler = handlers.get(cls)
-            if handler is not None:
-                return handler
-        return None

@@ -35,6 +35,7 @@ from reapi.core import ServerSentEvent, Tap
 
 from ..errors import GatewayError
 from ..images.service import ImageAnswer
+from .error_answers import answer_with, handler_for
 
 __all__ = ["ImageEventStream", "refuse_unstreamable"]
 
@@ -248,12 +249,8 @@ class _Writer:
 
 
 async def _error_answer(scope: Scope, receive: Receive, error: Exception) -> Response:
-    """The JSON answer the app's exception handlers give `error` (found as Starlette's
-    exception middleware finds them: by the nearest class)."""
-    handlers = scope["app"].exception_handlers
-    for cls in type(error).__mro__:
-        handler = handlers.get(cls)
-        if handler is not None:
-            answer: Response = await handler(Request(scope, receive), error)
-            return answer
-    raise error  # unreachable: the app handles Exception
+    """The JSON answer the app gives `error`: its exception middleware's handler, else (an
+    unexpected error) the app's handler of last resort, Exception's."""
+    app = scope["app"]
+    handler = handler_for(app, error) or app.exception_handlers[Exception]
+    return await answer_with(handler, Request(scope, receive), error)

@@ -6,6 +6,8 @@ import secrets
 from typing import Any
 
 import httpx
+import httpx2
+import openai
 
 from reapi_server.accounts.service import create_account
 from reapi_server.api_keys.service import issue_key
@@ -44,3 +46,13 @@ async def scrape_metrics(gateway: Any) -> str:
         response = await client.get("/metrics")
     assert response.status_code == 200, response.text
     return response.text
+
+
+def client_for(gateway: Any, key: str) -> openai.AsyncOpenAI:
+    """The official openai-python client, talking to the in-process gateway."""
+    return openai.AsyncOpenAI(
+        base_url="http://gateway.test/v1",
+        api_key=key,
+        max_retries=0,
+        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway.app)),
+    )

@@ -11,6 +11,8 @@ import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -32,6 +34,8 @@ from reapi.testing import SIMULATOR_KEY, OpenAISimulator, SimulatorSpec, run_sim
 from reapi_server.app import create_app
 from reapi_server.jobs import repository
 from reapi_server.models import VideoJob
+
+T = TypeVar("T")
 
 
 async def _job(gateway, job_id: str) -> VideoJob:
@@ -247,6 +251,24 @@ def _cut_at_the_drain_end(
     return answers, served.output, key
 
 
+async def _cut_while_settling(
+    database: Path, process: subprocess.Popen[bytes], running: asyncio.Task[T]
+) -> T:
+    """`running`'s request cut by the drain's end while its settlement waits to commit: another
+    writer holds SQLite's write lock from before the settlement until past the drain (1 s)."""
+    await asyncio.sleep(0.3)  # its hold taken, the provider working
+    lock = sqlite3.connect(database, isolation_level=None, timeout=10)
+    lock.execute("BEGIN IMMEDIATE")  # the settlement waits for SQLite's lock...
+    try:
+        await asyncio.sleep(0.7)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(2.0)  # ...past the drain's end (1 s): cancelled
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    return await running
+
+
 def test_a_request_cut_while_its_charge_commits_is_answered_with_what_it_paid_for(tmp_path):
     """The drain ends (uvicorn cancels the request) while the settlement waits to commit; it
     commits all the same, and the request, sent without an Idempotency-Key (no record to fetch
@@ -266,18 +288,7 @@ def test_a_request_cut_while_its_charge_commits_is_answered_with_what_it_paid_fo
                         headers={"authorization": f"Bearer {key}"},
                     )
                 )
-                await asyncio.sleep(0.3)  # its hold taken, the provider working
-                # Another writer holds SQLite's write lock: the settlement waits for it...
-                lock = sqlite3.connect(tmp_path / "reapi.db", isolation_level=None, timeout=10)
-                lock.execute("BEGIN IMMEDIATE")
-                try:
-                    await asyncio.sleep(0.7)
-                    process.send_signal(signal.SIGTERM)
-                    await asyncio.sleep(2.0)  # ...past the drain's end (1 s): cancelled
-                finally:
-                    lock.execute("ROLLBACK")
-                    lock.close()
-                return await running
+                return await _cut_while_settling(tmp_path / "reapi.db", process, running)
 
         answer = asyncio.run(scenario())
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)
@@ -310,17 +321,7 @@ def test_a_stream_cut_while_its_charge_commits_still_sends_its_image(tmp_path):
 
         async def scenario() -> tuple[int, str]:
             running = asyncio.create_task(read())
-            await asyncio.sleep(0.3)  # its hold taken, the provider working
-            lock = sqlite3.connect(tmp_path / "reapi.db", isolation_level=None, timeout=10)
-            lock.execute("BEGIN IMMEDIATE")  # the settlement waits for SQLite's lock...
-            try:
-                await asyncio.sleep(0.7)
-                process.send_signal(signal.SIGTERM)
-                await asyncio.sleep(2.0)  # ...past the drain's end (1 s): cancelled
-            finally:
-                lock.execute("ROLLBACK")
-                lock.close()
-            return await running
+            return await _cut_while_settling(tmp_path / "reapi.db", process, running)
 
         status, text = asyncio.run(scenario())
         assert process.wait(timeout=20) in (0, -signal.SIGTERM)

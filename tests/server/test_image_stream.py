@@ -11,11 +11,10 @@ import logging
 
 import anyio
 import httpx
-import httpx2
 import openai
 import pytest
 from tests.server.fakes import PNG
-from tests.server.helpers import auth, ledger_matches
+from tests.server.helpers import auth, client_for, ledger_matches
 from tests.server.sim_upstream import SimUpstream
 
 from reapi.testing import Fault, is_png
@@ -24,15 +23,6 @@ GENERATIONS = "/v1/images/generations"
 MARKER = "MARKER-streamed-prompt-41c9"
 #: gpt-image-2 at its default settings in the test catalog.
 PRICE = 40
-
-
-def client_for(gateway, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url="http://gateway.test/v1",
-        api_key=key,
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway.app)),
-    )
 
 
 @pytest.fixture

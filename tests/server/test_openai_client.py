@@ -1,20 +1,11 @@
 """The official openai-python client works unchanged against the gateway, errors included."""
 
-import httpx2
 import openai
 import pytest
 from tests.server.fakes import MP4, PNG
+from tests.server.helpers import client_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")
-
-
-def client_for(gateway, key: str) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
-        base_url="http://gateway.test/v1",
-        api_key=key,
-        max_retries=0,
-        http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway.app)),
-    )
 
 
 async def test_images(gateway):

@@ -310,6 +310,29 @@ def wrk(
     )
 
 
+def counting_env(workdir: Path, upstream: str, source: str | None) -> dict[str, str]:
+    """The environment of a one-worker gateway whose work per request is counted
+    (`request_instructions`, `request_bytecodes`): SQLite in `workdir`, `upstream` as OpenAI,
+    `source` (another checkout's `src`) if given, no rate limit, no metrics listener, and the
+    background tasks off: the timers (outboxes, job polls, health probes, sweeps) are not a
+    request's work, and under a counter's slowness they would run far more often per request."""
+    from _upstream import SIM_KEY
+
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("REAPI_")},
+        "REAPI_DATA_DIR": str(workdir / "data"),
+        "REAPI_PROVIDER_BASE_URLS": json.dumps({"openai": upstream}),
+        "REAPI_PROVIDER_KEYS": json.dumps({"openai": SIM_KEY}),
+        "REAPI_LOG_LEVEL": "WARNING",
+        "REAPI_METRICS_LISTEN": "off",
+        "REAPI_REQUESTS_PER_MINUTE": str(10**9),
+        "REAPI_RUN_BACKGROUND_TASKS": "false",
+    }
+    if source is not None:
+        env["PYTHONPATH"] = source
+    return env
+
+
 def provision_gateway(
     env: dict[str, str], email: str, keys: dict[str, list[str]]
 ) -> dict[str, str]:

@@ -20,7 +20,6 @@ counted: with callgrind they were ~2% of a request's instructions.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import signal
@@ -31,8 +30,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _bench import free_port, provision_gateway, stop, upstream_process, wait_ready
-from _upstream import SIM_KEY
+from _bench import counting_env, free_port, provision_gateway, stop, upstream_process, wait_ready
 from request_instructions import EMAIL, WARM_UP, _send
 
 #: Run in the gateway's process: SIGUSR1 starts the count, each SIGUSR2 ends a window (the
@@ -87,18 +85,7 @@ def count(source: str | None, requests: int, concurrency: int) -> Counter[tuple[
     with tempfile.TemporaryDirectory(prefix="reapi-bytecodes-") as tmp:
         workdir = Path(tmp)
         upstream, url, _control = upstream_process(None)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("REAPI_")},
-            "REAPI_DATA_DIR": str(workdir / "data"),
-            "REAPI_PROVIDER_BASE_URLS": json.dumps({"openai": url}),
-            "REAPI_PROVIDER_KEYS": json.dumps({"openai": SIM_KEY}),
-            "REAPI_LOG_LEVEL": "WARNING",
-            "REAPI_METRICS_LISTEN": "off",
-            "REAPI_REQUESTS_PER_MINUTE": str(10**9),
-            "REAPI_RUN_BACKGROUND_TASKS": "false",
-        }
-        if source is not None:
-            env["PYTHONPATH"] = source
+        env = counting_env(workdir, url, source)
         key = provision_gateway(env, EMAIL, {"bench": []})["bench"]
         env["REAPI_PORT"] = str(port := free_port())
         out, log = workdir / "counts.pickle", workdir / "gateway.log"

@@ -41,6 +41,7 @@ from pathlib import Path
 
 from _bench import (
     IMAGE_BODY,
+    counting_env,
     free_port,
     pinned,
     provision_gateway,
@@ -48,7 +49,6 @@ from _bench import (
     upstream_process,
     wait_ready,
 )
-from _upstream import SIM_KEY
 
 EMAIL = "bench@reapi.local"
 WARM_UP = 100
@@ -57,20 +57,7 @@ WARM_UP = 100
 def _serve(
     workdir: Path, upstream: str, source: str | None, core: int | None
 ) -> tuple[subprocess.Popen[bytes], int, str]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("REAPI_")},
-        "REAPI_DATA_DIR": str(workdir / "data"),
-        "REAPI_PROVIDER_BASE_URLS": json.dumps({"openai": upstream}),
-        "REAPI_PROVIDER_KEYS": json.dumps({"openai": SIM_KEY}),
-        "REAPI_LOG_LEVEL": "WARNING",
-        "REAPI_METRICS_LISTEN": "off",
-        "REAPI_REQUESTS_PER_MINUTE": str(10**9),
-        # The timers (outboxes, job polls, health probes, sweeps) are not the request's work,
-        # and under callgrind's slowness they would run ~100 times as often per request.
-        "REAPI_RUN_BACKGROUND_TASKS": "false",
-    }
-    if source is not None:
-        env["PYTHONPATH"] = source
+    env = counting_env(workdir, upstream, source)
     key = provision_gateway(env, EMAIL, {"bench": []})["bench"]
     port = free_port()
     cli = str(Path(sys.executable).with_name("reapi-server"))

@@ -236,9 +236,10 @@ def parse_model(model: type[_Body], data: Any) -> Any:
     return translated(lambda: model.model_validate(data), ValidationError, _invalid(model))
 
 
-def _stream_options(body: _ImageOptions, options: dict[str, Any]) -> dict[str, Any]:
-    """`options`, plus the partial images a streamed request asks for (0 by default): set,
-    `ImageParams.partial_images` is what marks the request as streamed."""
+def _image_options(body: _ImageOptions) -> dict[str, Any]:
+    """`body`'s options, plus the partial images a streamed request asks for (0 by default):
+    set, `ImageParams.partial_images` is what marks the request as streamed."""
+    options = body.options()
     if body.stream:
         options["partial_images"] = body.partial_images or 0
     return options
@@ -247,7 +248,7 @@ def _stream_options(body: _ImageOptions, options: dict[str, Any]) -> dict[str, A
 # -- images/generations --------------------------------------------------------------------------
 async def image_generation_request(request: Request, limit: int) -> tuple[ImageParams, Payload]:
     body = parse_model(ImageGenerationBody, await read_json(request, limit))
-    options = _stream_options(body, body.options())
+    options = _image_options(body)
     options.pop("style", None)
     return image_request(prompt=body.prompt, model=body.model, user=body.user, **options)
 
@@ -293,7 +294,7 @@ def _edit_from_form(form: ParsedForm) -> tuple[ImageParams, Payload]:
         images=images,
         mask=masks[0] if masks else None,
         user=body.user,
-        **_stream_options(body, body.options()),
+        **_image_options(body),
     )
 
 
@@ -318,7 +319,7 @@ def _edit_from_json(body: ImageEditBody, policy: UrlPolicy) -> tuple[ImageParams
         prompt=body.prompt,
         model=body.model,
         user=body.user,
-        **_stream_options(body, body.options()),
+        **_image_options(body),
     )
     return params, payload.with_fields(images=images, mask=mask)
 

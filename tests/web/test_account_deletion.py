@@ -116,6 +116,9 @@ async def test_deletion_keeps_detached_payments_and_nothing_else(
     assert (await other.client.get("/v1/credits", headers=auth(alice.key))).status_code == 200
     bob_before = await counts(rt, bob)
     assert objects_of(people_web, alice) and objects_of(people_web, bob)
+    # Their mail so far delivered: with the file backend, a copy of each on the server's disk.
+    assert await mail_to(rt, alice.email) and await mail_to(rt, bob.email)
+    bobs_mail = {m.path for m in await mail_to(rt, bob.email)}
 
     deleted = await delete_by_page(alice)
     assert deleted.status_code == 303
@@ -155,8 +158,10 @@ async def test_deletion_keeps_detached_payments_and_nothing_else(
         assert (await people_web.client.get(url)).status_code == 404
     assert objects_of(people_web, alice) == set() and objects_of(people_web, bob)
 
-    # The confirmation mail went to the address they had; after it, not a row about them.
+    # The confirmation mail went to the address they had, and is the only message to them left
+    # (the file backend's copies of the others went with them); after it, not a row about them.
     (mail,) = await mail_to(rt, alice.email)
+    assert {m.path for m in await mail_to(rt, bob.email)} == bobs_mail
     assert mail.subject.endswith("account was deleted") and "7 years" in mail.text
     left = await left_about(rt, alice)
     assert left == {}, f"rows about a deleted person: {left}"

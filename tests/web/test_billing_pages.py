@@ -288,6 +288,28 @@ async def test_deleting_the_account_expires_its_open_checkout(shop, browsers, si
     assert session["status"] == "expired"
 
 
+async def test_deleting_the_account_takes_its_saved_card_off_the_stripe_customer(
+    shop, browsers, sim
+):
+    """The card was saved for the account's automatic top-up; the account gone, it would stay
+    chargeable at Stripe (from its dashboard) for as long as the customer lives."""
+    browser, email = await _person(shop, browsers)
+    await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
+    )
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    await _apply_all(shop, sim)
+    assert "Visa •••• 4242" in (await browser.get("/dashboard/billing")).text
+    [card] = sim.objects("payment_method")
+    assert card["customer"] is not None
+    await _delete_account(browser, email)
+    [card] = sim.objects("payment_method")
+    assert card["customer"] is None
+    [customer] = sim.objects("customer")  # kept: the payment records (7 years) name it
+    assert customer.get("deleted") is not True
+
+
 async def _delete_account(browser, email) -> None:
     deleted = await browser.submit(
         "/settings/delete",

@@ -12,7 +12,13 @@ from sqlalchemy import select
 
 from reapi_server.email import Message, SendFailed
 from reapi_server.email.files import FileSender
-from reapi_server.email.outbox import OutboxPolicy, deliver_due, enqueue, purge_finished
+from reapi_server.email.outbox import (
+    OutboxPolicy,
+    deliver_due,
+    enqueue,
+    purge_finished,
+    run_outbox,
+)
 from reapi_server.models import OutboxMessage
 
 MESSAGE = Message(
@@ -227,6 +233,33 @@ async def test_the_file_backend_reports_a_failed_write_by_its_type_only(tmp_path
         await sender.send(MESSAGE, message_id="mail_1")
     assert failed.value.code == "NotADirectoryError" and failed.value.retryable
     assert failed.value.__context__ is None and failed.value.__cause__ is None
+
+
+async def test_the_file_backends_copies_go_with_the_rows(web, clock, tmp_path):
+    """A message's file holds all of it (links, the address): the outbox's purge removes the
+    files as old as the rows it purges, at its first pass and every 600th after."""
+    rt = web.rt
+    sender = FileSender(tmp_path / "mail", sender="reapi <no-reply@reapi.example>")
+    await sender.send(MESSAGE, message_id="mail_old")
+    (tmp_path / "mail" / "20260101T000000.000000-mail_dead.part").write_bytes(b"half")
+    clock.advance(31 * 86_400)
+    for path in (tmp_path / "mail").iterdir():  # written 31 days ago
+        os.utime(path, (rt.now() - 31 * 86_400, rt.now() - 31 * 86_400))
+    await sender.send(MESSAGE, message_id="mail_new")
+    [new] = (tmp_path / "mail").glob("*-mail_new.eml")
+    os.utime(new, (rt.now(), rt.now()))  # written now, on the test's clock
+    loop = asyncio.create_task(run_outbox(rt.db, sender, rt.now, interval=0.01))
+    try:
+        for _ in range(200):
+            if len(list((tmp_path / "mail").iterdir())) == 1:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        loop.cancel()
+    [left] = (tmp_path / "mail").iterdir()
+    assert left.name.endswith("-mail_new.eml")
+    assert await sender.forget_before(rt.now() + 1) == 1
+    assert list((tmp_path / "mail").iterdir()) == []
 
 
 def test_a_message_repr_holds_no_body():

@@ -2,7 +2,8 @@
 set, keys revoked: nothing more is held for it, in any process):
 
 0. its Checkout Sessions still open are expired at Stripe (best effort), so none is paid
-   once the top-ups are gone (nothing would credit it or record it);
+   once the top-ups are gone (nothing would credit it or record it), and its saved card is
+   taken off its Stripe customer (best effort), so it can no longer be charged;
 1. its video jobs go through the videos' own delete path: a running one is cancelled upstream
    and its hold released, exactly once;
 2. its outputs (rows now, objects queued with them and deleted at once), usage rows and
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 
 from ..api_keys import repository as keys
 from ..billing import repository as payments
-from ..billing.checkout import expire_open_checkouts
+from ..billing.checkout import expire_open_checkouts, forget_saved_card
 from ..credits import repository as credits
 from ..idempotency import repository as idempotency
 from ..jobs import repository as jobs
@@ -55,6 +56,7 @@ class AccountPurged:
 async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
     """Delete what is left of a closed account (see the module's steps)."""
     await expire_open_checkouts(rt.billing, account_id)
+    await forget_saved_card(rt.billing, account_id)  # before its profile row goes
     video_jobs = await delete_all_videos(rt, account_id)
     now = rt.now()
     async with rt.db.write() as session:

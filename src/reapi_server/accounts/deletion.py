@@ -34,7 +34,7 @@ from ..billing import repository as payments
 from ..billing import throttles as billing_throttles
 from ..db import Database
 from ..email.compose import MailComposer
-from ..email.outbox import drop_for_person, enqueue
+from ..email.outbox import drop_for_person, enqueue, list_for_person
 from ..identity import repository as users
 from ..identity.throttle import Throttle
 from ..webhooks.outbox import drop_for_account
@@ -52,6 +52,9 @@ class UserDeleted:
     sessions_ended: int
     #: Payment records kept, detached from the accounts.
     payments_kept: int
+    #: The outbox ids of every message to the person (dropped): a backend that keeps copies
+    #: (the file backend) removes them once this commits.
+    mail_ids: tuple[str, ...] = ()
 
 
 async def delete_user(
@@ -81,6 +84,7 @@ async def delete_user(
         await users.clear_throttle(session, billing_throttles.account_keys(account_id))
     ended = await users.delete_sessions(session, user_id=user_id)
     await users.clear_throttle(session, [c.key for c in throttle.counters_about(email, user_id)])
+    mail_ids = tuple(m.id for m in await list_for_person(session, user_id, email))
     await drop_for_person(session, user_id, email)
     await repository.delete_memberships(session, user_id)
     await users.delete_user(session, user_id)  # with every row that hangs from it
@@ -88,7 +92,7 @@ async def delete_user(
     for account_id in account_ids:
         kept += await payments.detach_account(session, account_id, now=now)
     await enqueue(session, mail.account_deleted(email, now), now)
-    deleted = UserDeleted(user_id, account_ids, revoked, ended, kept)
+    deleted = UserDeleted(user_id, account_ids, revoked, ended, kept, mail_ids)
     if actor is not None:
         await _audit(session, actor, deleted, now)
     return deleted

@@ -8,8 +8,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+
 from ..audit import Actor
 from ..email.compose import MailComposer
+from ..email.files import forget_messages
 from ..identity import repository as users
 from ..identity.emails import normalise_email
 from ..identity.throttle import Throttle
@@ -104,6 +107,8 @@ class PersonalData:
         if deleted is None:
             return None
         rt.auth.forget_all()  # this process refuses the keys at once (others: at the reserve)
+        if rt.settings.email_backend == "file":  # the messages' copies on this disk
+            await anyio.to_thread.run_sync(forget_messages, rt.settings.mail_dir, deleted.mail_ids)
         purged = []
         for account_id in deleted.account_ids:
             try:

@@ -207,6 +207,10 @@ class StripeApi:
     async def payment_method(self, method_id: str) -> StripeObject:
         return await _call(lambda: self._v1.payment_methods.retrieve_async(method_id))
 
+    async def detach_payment_method(self, method_id: str) -> StripeObject:
+        """Take a saved card off its customer: it can no longer be charged."""
+        return await _call(lambda: self._v1.payment_methods.detach_async(method_id))
+
     async def event(self, event_id: str) -> StripeObject:
         return await _call(lambda: self._v1.events.retrieve_async(event_id))
 

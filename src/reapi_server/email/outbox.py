@@ -287,6 +287,11 @@ async def run_outbox(
             if passes % 600 == 1:  # now and then: old rows go
                 async with db.write() as session:
                     await purge_finished(session, clock() - policy.keep_seconds)
+                # A backend that keeps the messages itself (the file backend) drops its copies
+                # on the same schedule.
+                forget_before = getattr(sender, "forget_before", None)
+                if forget_before is not None:
+                    await forget_before(clock() - policy.keep_seconds)
         except Exception as exc:  # a database hiccup must not end the loop
             log.error("outbox pass failed", extra={"code": type(exc).__name__})
         await anyio.sleep(interval)

@@ -48,6 +48,7 @@ async def _profile(session: AsyncSession, subject: Subject) -> list[Row]:
             "role": user.role,
             "created_at": iso(user.created_at),
             "disabled_at": iso(user.disabled_at),
+            "time_zone": user.time_zone,
         }
     ]
 
@@ -209,6 +210,8 @@ async def _accounts(session: AsyncSession, subject: Subject) -> list[Row]:
                     "id": account.id,
                     "balance": balance,
                     "reserved": reserved,
+                    "debt": account.debt,
+                    "on_hold": account.on_hold,
                     "created_at": iso(account.created_at),
                     "disabled_at": iso(account.disabled_at),
                 }
@@ -238,6 +241,8 @@ async def _api_keys(session: AsyncSession, subject: Subject) -> list[Row]:
                 "models": _models(k.model_allowlist),
                 "requests_per_minute": k.requests_per_minute,
                 "max_concurrent_videos": k.max_concurrent_videos,
+                "webhook_url": k.webhook_url,
+                "webhook_disabled_at": iso(k.webhook_disabled_at),
             }
             for k in await keys.list_for_account(session, account_id)
         ]
@@ -308,7 +313,9 @@ async def _credit_ledger(session: AsyncSession, subject: Subject) -> list[Row]:
                 "kind": e.kind,
                 "amount": e.amount,
                 "reserved_delta": e.reserved_delta,
+                "debt_delta": e.debt_delta,
                 "hold_id": e.hold_id,
+                "source_id": e.source_id,
             }
             for e in await credits.ledger_for_account(session, account_id)
         ]
@@ -323,6 +330,7 @@ async def _credit_holds(session: AsyncSession, subject: Subject) -> list[Row]:
                 "id": h.id,
                 "purpose": h.purpose,
                 "request_id": h.request_id,
+                "api_key_id": h.api_key_id,
                 "amount": h.amount,
                 "charged": h.charged,
                 "status": h.status,
@@ -344,6 +352,7 @@ async def _payments(session: AsyncSession, subject: Subject) -> list[Row]:
                 "product": p.product,
                 "credits": p.credits,
                 "amount": p.amount,
+                "amount_subtotal": p.amount_subtotal,
                 "currency": p.currency,
                 "status": p.status,
                 "invoice_id": p.invoice_id,
@@ -472,6 +481,7 @@ async def _video_jobs(session: AsyncSession, subject: Subject) -> list[Row]:
                 "cost": j.cost,
                 "provider": j.provider,
                 "error_code": j.error_code,
+                "webhook_url": j.webhook_url,
             }
             for j in await jobs.all_for_account(session, account_id)
         ]

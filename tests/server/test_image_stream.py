@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import replace
 
 import anyio
 import httpx
@@ -132,6 +133,38 @@ async def test_after_a_partial_image_a_second_host_finishes_the_stream(streaming
     # The second host's drafts continue the numbering; no more than asked go out.
     assert [getattr(e, "partial_image_index", None) for e in events] == [0, 1, None]
     assert events[-1].type == "image_generation.completed"
+    assert (await usage_of(streaming, key))["attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("primary_pace", "backup_pace", "winner"),
+    [(0.2, 0.2, "primary"), (0.5, 0.01, "backup")],
+    ids=["the-owner-wins", "the-hedge-wins"],
+)
+async def test_hedged_attempts_drafts_come_from_one_attempt(
+    streaming, sims, primary_pace, backup_pace, winner
+):
+    """The primary sends its first draft before the hedge starts, so it owns the drafts: the
+    hedge's, sent while the primary runs, are dropped (not interleaved with the primary's). The
+    completed image is the winner's, which may be the hedge (its drafts never shown)."""
+    rt = streaming.rt
+    rt.router.config = replace(
+        rt.router.config, hedge_after=0.1, first_byte_timeout=5.0, body_timeout=10.0
+    )
+    sims.pace.update({"primary.test": primary_pace, "backup.test": backup_pace})
+    sims.stamps.update({"primary.test": 1, "backup.test": 2})
+    _, key = await streaming.account(credits=1000)
+    body = {"model": "gpt-image-2", "prompt": "p", "stream": True, "partial_images": 3}
+    response = await streaming.client.post(GENERATIONS, json=body, headers=auth(key))
+    assert response.status_code == 200, response.text
+    assert [host for host, _ in sims.calls] == ["primary.test", "backup.test"]
+    events = _events(response.text)
+    drafts = [data for name, data in events if name.endswith("partial_image")]
+    assert [d["created_at"] for d in drafts] == [1] * len(drafts)  # the primary's only
+    assert [d["partial_image_index"] for d in drafts] == list(range(len(drafts)))
+    assert len(drafts) == (3 if winner == "primary" else 1)
+    assert [name for name, _ in events[len(drafts) :]] == ["image_generation.completed"]
+    assert events[-1][1]["reapi"]["provider"] == winner
     assert (await usage_of(streaming, key))["attempts"] == 2
 
 

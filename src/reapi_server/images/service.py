@@ -42,6 +42,7 @@ from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
 from ..usage.service import new_row
+from .drafts import SharedTap
 
 __all__ = ["ImageAnswer", "generate", "replay"]
 
@@ -122,13 +123,16 @@ async def generate(
     rt.metrics.credits.labels("reserved").inc(cost)
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
+    # Hedged attempts run at once: the caller hears one's drafts at a time (`drafts`).
+    shared = SharedTap(tap) if tap is not None else None
+
     async def attempt(route: Route) -> ImageResult:
-        return await rt.engine.drive(
-            rt.core.image_attempt(prepared, route),
-            route.provider,
-            rt.router.first_byte_timeout(route),
-            tap,
-        )
+        protocol = rt.core.image_attempt(prepared, route)
+        first_byte = rt.router.first_byte_timeout(route)
+        if shared is None:
+            return await rt.engine.drive(protocol, route.provider, first_byte)
+        with shared.attempt() as its_tap:
+            return await rt.engine.drive(protocol, route.provider, first_byte, its_tap)
 
     try:
         if has_references(prepared.payload):

@@ -210,6 +210,12 @@ async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims)
         ({"stream": True, "partial_images": -1}, {}, "partial_images"),
         ({"stream": "yes"}, {}, "stream"),
         ({"stream": 1}, {}, "stream"),
+        # JSON has booleans and numbers: their spelling is a form's (OpenAI refuses it too).
+        ({"stream": "true"}, {}, "stream"),
+        ({"stream": "false"}, {}, "stream"),
+        ({"stream": True, "partial_images": "2"}, {}, "partial_images"),
+        ({"stream": True, "partial_images": True}, {}, "partial_images"),
+        ({"stream": True, "partial_images": 1.0}, {}, "partial_images"),
         ({"stream": True}, {"idempotency-key": "k1"}, "stream"),
         ({"stream": True, "response_format": "url"}, {}, "response_format"),
     ],
@@ -508,3 +514,15 @@ async def test_a_json_edit_streams_too(gateway):
     )
     assert response.status_code == 200
     assert [name for name, _ in _events(response.text)] == ["image_edit.completed"]
+
+
+async def test_a_json_edit_refuses_a_spelled_stream_flag(gateway):
+    _, key = await gateway.account(credits=1000)
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    body = {"model": "gpt-image-2", "prompt": "p", "images": [{"image_url": data_url}]}
+    response = await gateway.client.post(
+        "/v1/images/edits", json={**body, "stream": "true"}, headers=auth(key)
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "stream"
+    assert gateway.upstream.calls == []

@@ -19,6 +19,7 @@ from tests.server.helpers import auth, client_for, ledger_matches
 from tests.server.sim_upstream import SimUpstream
 
 from reapi.testing import Fault, is_png
+from reapi_server.observability.logging import JsonFormatter
 
 GENERATIONS = "/v1/images/generations"
 MARKER = "MARKER-streamed-prompt-41c9"
@@ -44,7 +45,16 @@ async def usage_of(gateway, key: str) -> dict:
     return rows[0]
 
 
-async def test_the_openai_client_streams_a_generation_with_its_partial_images(streaming, sims):
+def access_entries(caplog) -> list[dict]:
+    """The access log lines, as written."""
+    records = [r for r in caplog.records if r.name == "reapi_server.access"]
+    return [json.loads(JsonFormatter().format(r)) for r in records]
+
+
+async def test_the_openai_client_streams_a_generation_with_its_partial_images(
+    streaming, sims, caplog
+):
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     account, key = await streaming.account(credits=1000)
     stream = await client_for(streaming, key).images.generate(
         model="gpt-image-2", prompt="a lighthouse", stream=True, partial_images=2
@@ -66,6 +76,8 @@ async def test_the_openai_client_streams_a_generation_with_its_partial_images(st
     usage = await usage_of(streaming, key)
     assert usage["status"] == "succeeded" and usage["credit_cost"] == PRICE
     assert await ledger_matches(streaming.rt, account) == (1000 - PRICE, 0)
+    (entry,) = [e for e in access_entries(caplog) if e["route"] == GENERATIONS]
+    assert entry["status"] == 200 and "code" not in entry
 
 
 async def test_the_openai_client_streams_a_multipart_edit(streaming, sims):
@@ -168,7 +180,10 @@ async def test_hedged_attempts_drafts_come_from_one_attempt(
     assert (await usage_of(streaming, key))["attempts"] == 2
 
 
-async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothing(streaming, sims):
+async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothing(
+    streaming, sims, caplog
+):
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     for sim in sims.sims.values():
         sim.faults.set(Fault.TASK_FAILS)  # drafts, then an error event
     account, key = await streaming.account(credits=1000)
@@ -186,9 +201,13 @@ async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothi
     assert usage["status"] == "failed" and usage["error_code"] == "upstream_unavailable"
     assert usage["credit_cost"] == 0
     assert await ledger_matches(streaming.rt, account) == (1000, 0)
+    # Sent as 200 (with the head): the access log line says it failed, as its usage row does.
+    (entry,) = [e for e in access_entries(caplog) if e["route"] == GENERATIONS]
+    assert entry["status"] == 200 and entry["code"] == "upstream_unavailable"
 
 
-async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims):
+async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims, caplog):
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     for host in sims.sims:
         sims.cut_after[host] = 0
     account, key = await streaming.account(credits=1000)
@@ -201,6 +220,9 @@ async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims)
     _, poor_key = await streaming.account(credits=0)
     response = await streaming.client.post(GENERATIONS, json=body, headers=auth(poor_key))
     assert response.status_code == 402 and response.json()["error"]["code"]
+    # Failed as JSON: logged with its status, and its code as a failed stream is.
+    logged = [(e["status"], e.get("code")) for e in access_entries(caplog)]
+    assert logged == [(502, "upstream_unavailable"), (402, "insufficient_credits")]
 
 
 @pytest.mark.parametrize(

@@ -279,14 +279,10 @@ async def _release(
         if closed is not None:
             rt.metrics.credits.labels("released").inc(closed.amount)
 
-    with anyio.CancelScope(shield=True):
-        try:
-            await release()
-        except Exception as exc:  # retried each second (`credits.pending`); the error stands
-            log.error(
-                "release failed", extra={"request_id": request_id, "code": type(exc).__name__}
-            )
-            rt.pending_releases.add(hold_id, release)
+    with anyio.CancelScope(shield=True):  # failing, retried each second; the error stands
+        await rt.pending_releases.release_or_keep(
+            hold_id, release, logger=log, about={"request_id": request_id}, reraise=False
+        )
 
 
 def _ms(started: float) -> int:

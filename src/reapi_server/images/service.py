@@ -23,7 +23,7 @@ import anyio
 
 from reapi import APIResponseError, ReapiError
 from reapi.catalog import ModelSpec, Route, check_input_sizes
-from reapi.core import File, ImageParams, Payload, Tap
+from reapi.core import ImageParams, Payload, Tap, input_sizes
 from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal
@@ -223,10 +223,7 @@ def _check_fetched_sizes(spec: ModelSpec, payload: Payload) -> None:
     """The model's per-file limits on the inputs just fetched (uploads were checked with the
     request): a fetch limit above them (`fetch_max_image_bytes`) must not let through what the
     provider would refuse."""
-    images: tuple[File, ...] = payload.get("images") or ()
-    mask: File | None = payload.get("mask")
-    sizes = [len(image.content) for image in images]
-    check_input_sizes(spec, sizes, len(mask.content) if mask is not None else None)
+    check_input_sizes(spec, *input_sizes(payload))
 
 
 async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from ._excerpt import excerpt
 from ._frozen import quick_init
 from ._jobs import VideoHandle
 from ._params import ImageParams, Shape, VideoParams
-from ._payload import File, Payload
+from ._payload import Payload, input_sizes
 from ._suggest import did_you_mean
 from .catalog import Catalog, ModelSpec, Route, check_image, check_video, eligible_routes
 from .providers import (
@@ -161,14 +161,14 @@ class LocalCore:
         spec = self.model(params.model)
         inputs = payload.get("images") or ()
         images = len(inputs)
-        mask = payload.get("mask")
+        sizes, mask_size = input_sizes(payload)
         shape = check_image(
             spec,
             params,
             input_images=images,
             has_mask="mask" in payload,
-            input_sizes=[len(i.content) for i in inputs if isinstance(i, File)],
-            mask_size=len(mask.content) if isinstance(mask, File) else None,
+            input_sizes=sizes,
+            mask_size=mask_size,
         )
         routes = eligible_routes(
             spec, shape, n=params.n, input_images=images, hint=self.hints.capabilities

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-__all__ = ["File", "Payload"]
+__all__ = ["File", "Payload", "input_sizes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +98,13 @@ class Payload:
         return self is other
 
     __hash__ = object.__hash__
+
+
+def input_sizes(payload: Payload) -> tuple[list[int], int | None]:
+    """The bytes of each input image and of the mask at hand (files; one by reference, not yet
+    fetched, is left out): what the model's per-file limits are checked on (`check_image`, and
+    `check_input_sizes` once references are fetched). Lengths are metadata, never content."""
+    images = payload.get("images") or ()
+    mask = payload.get("mask")
+    sizes = [len(image.content) for image in images if isinstance(image, File)]
+    return sizes, len(mask.content) if isinstance(mask, File) else None

@@ -27,7 +27,7 @@ from ._media import IMAGE_TYPES, MEDIA_TYPES, SNIFFED_TYPES, extension_for, snif
 from ._numbers import ascii_whole_number
 from ._observe import Attempt, AttemptEnd, AttemptObserver
 from ._params import ImageParams, Shape, VideoParams
-from ._payload import File, Payload
+from ._payload import File, Payload, input_sizes
 from ._probes import HealthProber, ProbeConfig, ProbeReport
 from ._settings import SDK_ENV, resolve_connections
 from ._sse import ServerSentEvent
@@ -76,6 +76,7 @@ __all__ = [
     "extension_for",
     "first_of_group",
     "image_request",
+    "input_sizes",
     "quick_init",
     "resolve_connections",
     "sniff_media_type",

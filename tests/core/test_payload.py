@@ -4,6 +4,7 @@ import pickle
 import pytest
 
 from reapi import File, Payload
+from reapi.core import input_sizes
 
 MARKER = "MARKER-7f3a-prompt"
 
@@ -51,3 +52,13 @@ def test_reveal_is_the_only_way_in_and_payload_is_immutable():
 
 def test_none_fields_are_dropped():
     assert len(Payload(prompt="p", user=None)) == 1
+
+
+def test_input_sizes_are_those_of_the_files_at_hand():
+    """What the per-file limits are checked on: at the request (uploads; a reference, not yet
+    fetched, is left out) and once references are fetched (every input a file)."""
+    reference = object()  # stands for a file by URL or id, fetched later
+    payload = Payload(images=(File(b"a" * 3), reference, File(b"b" * 5)), mask=File(b"m" * 2))
+    assert input_sizes(payload) == ([3, 5], 2)
+    assert input_sizes(Payload(images=(File(b"a"),), mask=reference)) == ([1], None)
+    assert input_sizes(Payload(prompt="p")) == ([], None)

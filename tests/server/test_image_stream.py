@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from dataclasses import replace
 
 import anyio
 import httpx
@@ -18,6 +19,7 @@ from tests.server.helpers import auth, client_for, ledger_matches
 from tests.server.sim_upstream import SimUpstream
 
 from reapi.testing import Fault, is_png
+from reapi_server.observability.logging import JsonFormatter
 
 GENERATIONS = "/v1/images/generations"
 MARKER = "MARKER-streamed-prompt-41c9"
@@ -43,7 +45,16 @@ async def usage_of(gateway, key: str) -> dict:
     return rows[0]
 
 
-async def test_the_openai_client_streams_a_generation_with_its_partial_images(streaming, sims):
+def access_entries(caplog) -> list[dict]:
+    """The access log lines, as written."""
+    records = [r for r in caplog.records if r.name == "reapi_server.access"]
+    return [json.loads(JsonFormatter().format(r)) for r in records]
+
+
+async def test_the_openai_client_streams_a_generation_with_its_partial_images(
+    streaming, sims, caplog
+):
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     account, key = await streaming.account(credits=1000)
     stream = await client_for(streaming, key).images.generate(
         model="gpt-image-2", prompt="a lighthouse", stream=True, partial_images=2
@@ -65,6 +76,8 @@ async def test_the_openai_client_streams_a_generation_with_its_partial_images(st
     usage = await usage_of(streaming, key)
     assert usage["status"] == "succeeded" and usage["credit_cost"] == PRICE
     assert await ledger_matches(streaming.rt, account) == (1000 - PRICE, 0)
+    (entry,) = [e for e in access_entries(caplog) if e["route"] == GENERATIONS]
+    assert entry["status"] == 200 and "code" not in entry
 
 
 async def test_the_openai_client_streams_a_multipart_edit(streaming, sims):
@@ -135,7 +148,42 @@ async def test_after_a_partial_image_a_second_host_finishes_the_stream(streaming
     assert (await usage_of(streaming, key))["attempts"] == 2
 
 
-async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothing(streaming, sims):
+@pytest.mark.parametrize(
+    ("primary_pace", "backup_pace", "winner"),
+    [(0.2, 0.2, "primary"), (0.5, 0.01, "backup")],
+    ids=["the-owner-wins", "the-hedge-wins"],
+)
+async def test_hedged_attempts_drafts_come_from_one_attempt(
+    streaming, sims, primary_pace, backup_pace, winner
+):
+    """The primary sends its first draft before the hedge starts, so it owns the drafts: the
+    hedge's, sent while the primary runs, are dropped (not interleaved with the primary's). The
+    completed image is the winner's, which may be the hedge (its drafts never shown)."""
+    rt = streaming.rt
+    rt.router.config = replace(
+        rt.router.config, hedge_after=0.1, first_byte_timeout=5.0, body_timeout=10.0
+    )
+    sims.pace.update({"primary.test": primary_pace, "backup.test": backup_pace})
+    sims.stamps.update({"primary.test": 1, "backup.test": 2})
+    _, key = await streaming.account(credits=1000)
+    body = {"model": "gpt-image-2", "prompt": "p", "stream": True, "partial_images": 3}
+    response = await streaming.client.post(GENERATIONS, json=body, headers=auth(key))
+    assert response.status_code == 200, response.text
+    assert [host for host, _ in sims.calls] == ["primary.test", "backup.test"]
+    events = _events(response.text)
+    drafts = [data for name, data in events if name.endswith("partial_image")]
+    assert [d["created_at"] for d in drafts] == [1] * len(drafts)  # the primary's only
+    assert [d["partial_image_index"] for d in drafts] == list(range(len(drafts)))
+    assert len(drafts) == (3 if winner == "primary" else 1)
+    assert [name for name, _ in events[len(drafts) :]] == ["image_generation.completed"]
+    assert events[-1][1]["reapi"]["provider"] == winner
+    assert (await usage_of(streaming, key))["attempts"] == 2
+
+
+async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothing(
+    streaming, sims, caplog
+):
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     for sim in sims.sims.values():
         sim.faults.set(Fault.TASK_FAILS)  # drafts, then an error event
     account, key = await streaming.account(credits=1000)
@@ -153,9 +201,13 @@ async def test_a_failure_after_the_first_event_is_an_error_event_and_costs_nothi
     assert usage["status"] == "failed" and usage["error_code"] == "upstream_unavailable"
     assert usage["credit_cost"] == 0
     assert await ledger_matches(streaming.rt, account) == (1000, 0)
+    # Sent as 200 (with the head): the access log line says it failed, as its usage row does.
+    (entry,) = [e for e in access_entries(caplog) if e["route"] == GENERATIONS]
+    assert entry["status"] == 200 and entry["code"] == "upstream_unavailable"
 
 
-async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims):
+async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims, caplog):
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     for host in sims.sims:
         sims.cut_after[host] = 0
     account, key = await streaming.account(credits=1000)
@@ -168,6 +220,9 @@ async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims)
     _, poor_key = await streaming.account(credits=0)
     response = await streaming.client.post(GENERATIONS, json=body, headers=auth(poor_key))
     assert response.status_code == 402 and response.json()["error"]["code"]
+    # Failed as JSON: logged with its status, and its code as a failed stream is.
+    logged = [(e["status"], e.get("code")) for e in access_entries(caplog)]
+    assert logged == [(502, "upstream_unavailable"), (402, "insufficient_credits")]
 
 
 @pytest.mark.parametrize(
@@ -177,6 +232,12 @@ async def test_a_failure_before_the_first_event_is_a_json_error(streaming, sims)
         ({"stream": True, "partial_images": -1}, {}, "partial_images"),
         ({"stream": "yes"}, {}, "stream"),
         ({"stream": 1}, {}, "stream"),
+        # JSON has booleans and numbers: their spelling is a form's (OpenAI refuses it too).
+        ({"stream": "true"}, {}, "stream"),
+        ({"stream": "false"}, {}, "stream"),
+        ({"stream": True, "partial_images": "2"}, {}, "partial_images"),
+        ({"stream": True, "partial_images": True}, {}, "partial_images"),
+        ({"stream": True, "partial_images": 1.0}, {}, "partial_images"),
         ({"stream": True}, {"idempotency-key": "k1"}, "stream"),
         ({"stream": True, "response_format": "url"}, {}, "response_format"),
     ],
@@ -475,3 +536,15 @@ async def test_a_json_edit_streams_too(gateway):
     )
     assert response.status_code == 200
     assert [name for name, _ in _events(response.text)] == ["image_edit.completed"]
+
+
+async def test_a_json_edit_refuses_a_spelled_stream_flag(gateway):
+    _, key = await gateway.account(credits=1000)
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    body = {"model": "gpt-image-2", "prompt": "p", "images": [{"image_url": data_url}]}
+    response = await gateway.client.post(
+        "/v1/images/edits", json={**body, "stream": "true"}, headers=auth(key)
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "stream"
+    assert gateway.upstream.calls == []

@@ -2,6 +2,8 @@
 another reason does not hold up the rest, the list is bounded, and the try at shutdown stays
 within its bound."""
 
+import logging
+
 import anyio
 import pytest
 
@@ -43,6 +45,34 @@ async def test_an_unavailable_database_stops_the_round_and_keeps_the_release():
     with pytest.raises(ConnectionRefusedError):
         await retry_pending_releases(pending)
     assert len(pending) == 2 and done == []
+
+
+@pytest.mark.parametrize("reraise", [False, True])
+async def test_release_or_keep_runs_now_and_keeps_what_fails(caplog, reraise):
+    """The image request's release (error swallowed) and the video submission's (raised): a
+    release that lands is not kept; one that fails is logged on the caller's logger with its
+    id and kept for the retries."""
+    done: list[str] = []
+    pending = PendingReleases()
+    caller = logging.getLogger("reapi_server.caller")
+    await pending.release_or_keep(
+        "h_ok", _release(done, "h_ok"), logger=caller, about={"job_id": "j1"}, reraise=reraise
+    )
+    assert done == ["h_ok"] and len(pending) == 0 and not caplog.records
+    away = _release(done, "h_away", ConnectionRefusedError())
+    if reraise:
+        with pytest.raises(ConnectionRefusedError):
+            await pending.release_or_keep(
+                "h_away", away, logger=caller, about={"job_id": "j1"}, reraise=True
+            )
+    else:
+        await pending.release_or_keep(
+            "h_away", away, logger=caller, about={"job_id": "j1"}, reraise=False
+        )
+    assert pending.items() == [("h_away", away)]
+    (record,) = caplog.records
+    assert (record.name, record.getMessage()) == ("reapi_server.caller", "release failed")
+    assert (record.job_id, record.code) == ("j1", "ConnectionRefusedError")
 
 
 def test_the_list_is_bounded(monkeypatch):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tests.server.helpers import auth
 from tests.web.conftest import BASE
+from tests.web.helpers import mail_to
 from tests.web.staff import signed_in
 
 from reapi._params import Shape
@@ -47,6 +48,25 @@ async def test_signed_in_people_see_the_landing_page_too_with_their_dashboard(we
     assert page.status_code == 200
     assert 'href="/dashboard"' in page.text
     assert 'href="/signup"' not in page.text
+
+
+async def test_the_landing_pages_first_step_follows_the_email_verification(web, browsers):
+    """Signed in, the first step says what is left: verify the address, or nothing (it read
+    "You have an account. and verify your email address." for a verified person)."""
+    browser, email = await signed_in(web, browsers)
+    text = _text((await browser.get("/")).text)
+    assert "Verify your email address" in text and "open the link we sent you" in text
+    [mail] = await mail_to(web.rt, email)
+    confirmed = await browser.submit("/settings", "/verify", {"token": mail.token("/verify")})
+    assert confirmed.status_code == 303
+    text = _text((await browser.get("/")).text)
+    assert "You have an account , and your email address is verified." in text
+    assert "verify your email" not in text.lower()
+    # No page of the dashboard asks a verified person to verify.
+    for path in ("/dashboard", "/dashboard/keys", "/dashboard/billing", "/settings"):
+        page = await browser.get(path)
+        assert page.status_code == 200, path
+        assert "verify your email" not in _text(page.text).lower(), path
 
 
 async def test_the_landing_pages_example_prints_what_it_says_when_run(web, browsers):

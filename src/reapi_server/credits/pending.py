@@ -55,6 +55,26 @@ class PendingReleases:
             return
         self._releases[hold_id] = release
 
+    async def release_or_keep(
+        self,
+        hold_id: str,
+        release: Release,
+        *,
+        logger: logging.Logger,
+        about: dict[str, str],
+        reraise: bool,
+    ) -> None:
+        """Run `release` now; failing, log it on the caller's `logger` ("release failed", with
+        `about`: the request's or the job's id) and keep it, tried again each second. Its error
+        is raised again with `reraise` (the request answers it), else swallowed."""
+        try:
+            await release()
+        except Exception as exc:
+            logger.error("release failed", extra={**about, "code": type(exc).__name__})
+            self.add(hold_id, release)
+            if reraise:
+                raise
+
     def items(self) -> list[tuple[str, Release]]:
         return list(self._releases.items())
 

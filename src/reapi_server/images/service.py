@@ -23,7 +23,7 @@ import anyio
 
 from reapi import APIResponseError, ReapiError
 from reapi.catalog import ModelSpec, Route, check_input_sizes
-from reapi.core import File, ImageParams, Payload, Tap
+from reapi.core import ImageParams, Payload, Tap, input_sizes
 from reapi.providers import ImageResult
 
 from ..api_keys.auth import Principal
@@ -42,6 +42,7 @@ from ..runtime import Runtime
 from ..usage import repository as usage_rows
 from ..usage.outcomes import error_code, failed_attempts, record_refusal
 from ..usage.service import new_row
+from .drafts import SharedTap
 
 __all__ = ["ImageAnswer", "generate", "replay"]
 
@@ -122,13 +123,16 @@ async def generate(
     rt.metrics.credits.labels("reserved").inc(cost)
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
+    # Hedged attempts run at once: the caller hears one's drafts at a time (`drafts`).
+    shared = SharedTap(tap) if tap is not None else None
+
     async def attempt(route: Route) -> ImageResult:
-        return await rt.engine.drive(
-            rt.core.image_attempt(prepared, route),
-            route.provider,
-            rt.router.first_byte_timeout(route),
-            tap,
-        )
+        protocol = rt.core.image_attempt(prepared, route)
+        first_byte = rt.router.first_byte_timeout(route)
+        if shared is None:
+            return await rt.engine.drive(protocol, route.provider, first_byte)
+        with shared.attempt() as its_tap:
+            return await rt.engine.drive(protocol, route.provider, first_byte, its_tap)
 
     try:
         if has_references(prepared.payload):
@@ -219,10 +223,7 @@ def _check_fetched_sizes(spec: ModelSpec, payload: Payload) -> None:
     """The model's per-file limits on the inputs just fetched (uploads were checked with the
     request): a fetch limit above them (`fetch_max_image_bytes`) must not let through what the
     provider would refuse."""
-    images: tuple[File, ...] = payload.get("images") or ()
-    mask: File | None = payload.get("mask")
-    sizes = [len(image.content) for image in images]
-    check_input_sizes(spec, sizes, len(mask.content) if mask is not None else None)
+    check_input_sizes(spec, *input_sizes(payload))
 
 
 async def replay(rt: Runtime, snapshot: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -275,14 +276,10 @@ async def _release(
         if closed is not None:
             rt.metrics.credits.labels("released").inc(closed.amount)
 
-    with anyio.CancelScope(shield=True):
-        try:
-            await release()
-        except Exception as exc:  # retried each second (`credits.pending`); the error stands
-            log.error(
-                "release failed", extra={"request_id": request_id, "code": type(exc).__name__}
-            )
-            rt.pending_releases.add(hold_id, release)
+    with anyio.CancelScope(shield=True):  # failing, retried each second; the error stands
+        await rt.pending_releases.release_or_keep(
+            hold_id, release, logger=log, about={"request_id": request_id}, reraise=False
+        )
 
 
 def _ms(started: float) -> int:

@@ -297,12 +297,9 @@ async def _fail_or_keep(
             rt, job_id, code, states=states, owner=None, provider=provider, attempts=attempts
         )
 
-    try:
-        await fail()
-    except Exception as exc:
-        log.error("release failed", extra={"job_id": job_id, "code": type(exc).__name__})
-        rt.pending_releases.add(job_id, fail)
-        raise
+    await rt.pending_releases.release_or_keep(
+        job_id, fail, logger=log, about={"job_id": job_id}, reraise=True
+    )
 
 
 async def finish_failed(

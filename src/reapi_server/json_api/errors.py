@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -28,7 +29,11 @@ from ..config import Settings
 from ..db_errors import error_name, is_unavailable
 from ..errors import GatewayError, InsufficientCredits
 from ..links import Links
+from ..observability.middleware import context_of
 from .validation import describe
+
+#: An exception handler as Starlette calls it.
+Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 __all__ = ["error_response", "install_error_handlers", "where_to_buy"]
 
@@ -48,6 +53,14 @@ _TYPES = {
     422: "invalid_request_error",
     429: "rate_limit_error",
 }
+
+
+class ErrorAnswer(Response):
+    """An error answer that knows its code (for the access log: `_noted`)."""
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str], code: str | None):
+        super().__init__(body, status, headers, media_type="application/json")
+        self.code = code
 
 
 def error_response(
@@ -70,7 +83,7 @@ def error_response(
     headers = {}
     if retry_after is not None or status == 429:
         headers["retry-after"] = str(max(math.ceil(retry_after or 1), 1))
-    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+    return ErrorAnswer(orjson.dumps(body), status, headers, code)
 
 
 #: What /v1 serves, for a client that asked for something else (chat, embeddings, audio).
@@ -131,6 +144,19 @@ def _document_validation_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _noted(handler: Handler) -> Handler:
+    """`handler`, noting its answer's code on the request's context: the access log line of a
+    failed request says why it failed, as a streamed one's does (`RequestContext.code`)."""
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if isinstance(response, ErrorAnswer):
+            context_of(request.scope).code = response.code
+        return response
+
+    return answer
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_reapi(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ReapiError)
@@ -187,9 +213,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     _document_validation_errors(app)
-    app.add_exception_handler(ReapiError, on_reapi)
-    app.add_exception_handler(GatewayError, on_gateway)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(SQLAlchemyError, on_database)
-    app.add_exception_handler(Exception, on_unexpected)
+    app.add_exception_handler(ReapiError, _noted(on_reapi))
+    app.add_exception_handler(GatewayError, _noted(on_gateway))
+    app.add_exception_handler(RequestValidationError, _noted(on_validation))
+    app.add_exception_handler(StarletteHTTPException, _noted(on_http))
+    app.add_exception_handler(SQLAlchemyError, _noted(on_database))
+    app.add_exception_handler(Exception, _noted(on_unexpected))

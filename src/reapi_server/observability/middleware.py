@@ -77,6 +77,9 @@ class RequestContext:
     attempts: int | None = None
     #: The catalog's id of the model served, once the catalog has resolved it (never as sent).
     model: str | None = None
+    #: The error code of an answer that failed: its JSON error's, or (a stream, whose status
+    #: went out as 200 with the head) its `error` event's. None for a success.
+    code: str | None = None
 
 
 def new_request_id() -> str:
@@ -167,6 +170,7 @@ class AccessMiddleware:
                 await app(scope, receive, send_with_id)
             except asyncio.CancelledError:
                 if not started_response:
+                    context.code = "server_shutting_down"
                     await send_with_id(_CUT_AT_SHUTDOWN_START)
                     await send_with_id(_CUT_AT_SHUTDOWN_BODY)
                 raise
@@ -175,6 +179,7 @@ class AccessMiddleware:
                 # exception message could hold request data; we log the type only.
                 log.error("unhandled error", extra={"code": type(exc).__name__})
                 if status == 500 and not started_response:
+                    context.code = "internal_error"
                     await send_with_id(_INTERNAL_START)
                     await send_with_id(_INTERNAL_BODY)
         finally:
@@ -196,5 +201,6 @@ class AccessMiddleware:
                     "attempts": context.attempts,
                     "request_id": context.request_id,
                     "duration_ms": round(elapsed * 1000, 2),
+                    "code": context.code,
                 },
             )

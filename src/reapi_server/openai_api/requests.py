@@ -21,6 +21,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
+    StrictBool,
     ValidationError,
     model_validator,
 )
@@ -83,18 +85,20 @@ def _not_a_boolean(value: Any) -> Any:
 WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
-def _a_boolean(value: Any) -> Any:
-    # JSON's true and false, or (in forms) their spelling; pydantic's lax mode would also take
-    # "yes", "on" and 1, which OpenAI refuses.
-    if isinstance(value, bool):
-        return value
+#: A JSON integer field that OpenAI's schema types as one: a number, not "2" (nor a boolean).
+StrictWholeNumber = Annotated[int, Strict()]
+
+
+def _a_spelled_boolean(value: Any) -> Any:
+    # A form's fields are strings: "true" and "false" (what the openai client sends for a
+    # boolean); pydantic's lax mode would also take "yes", "on" and "1", which OpenAI refuses.
     if value in ("true", "false"):
         return value == "true"
     raise PydanticCustomError("bool_type", "Input should be a valid boolean")
 
 
-#: A boolean field: true or false (in forms, "true" or "false"), nothing else.
-Flag = Annotated[bool, BeforeValidator(_a_boolean)]
+#: A form's boolean field: "true" or "false", nothing else. (JSON's is a `StrictBool`.)
+FormFlag = Annotated[bool, BeforeValidator(_a_spelled_boolean)]
 
 
 class _Body(HiddenValues):
@@ -118,9 +122,10 @@ class _ImageOptions(_Body):
     aspect_ratio: str | None = None
     resolution: str | None = None
     user: str | None = None
-    #: Server-sent events instead of one JSON answer (`openai_api.image_stream`).
-    stream: Flag | None = None
-    partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
+    #: Server-sent events instead of one JSON answer (`openai_api.image_stream`). In JSON, a
+    #: boolean and an integer, as OpenAI's schema has them ("true" is refused, as OpenAI does).
+    stream: StrictBool | None = None
+    partial_images: StrictWholeNumber | None = Field(default=None, ge=0, le=3)
 
     def options(self) -> dict[str, Any]:
         # The fields' values as validated (no dump: the ones that could nest are skipped).
@@ -137,6 +142,9 @@ class ImageGenerationBody(_ImageOptions):
 class ImageEditForm(_ImageOptions):
     prompt: str = Prompt
     input_fidelity: str | None = None
+    #: A form's fields are strings: these two are spelled ("true", "2").
+    stream: FormFlag | None = None
+    partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
 
 
 class ImageRef(HiddenValues):

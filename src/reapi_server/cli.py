@@ -688,6 +688,7 @@ def outputs_purge(
         f"{report.video_jobs} video jobs, {report.credit_holds} credit holds, "
         f"{report.payments} payment records past their 7 years; "
         f"{report.ledger_rows} ledger rows folded into carried sums; "
+        f"{report.audit_rows} audit-log rows past audit_retention_days; "
         f"{report.objects} objects removed from storage"
     )
 

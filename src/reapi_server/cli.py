@@ -172,7 +172,7 @@ def _report(problems: list[Problem], *, all_fatal: bool) -> bool:
     """Print one line per problem; True when one of them stops the start."""
     stop = False
     for problem in problems:
-        fatal = problem.fatal or all_fatal
+        fatal = problem.fatal or (all_fatal and not problem.advisory)
         stop = stop or fatal
         label = "error" if fatal else "warning"
         typer.secho(f"{label}: {problem.text}", err=True, fg="red" if fatal else "yellow")
@@ -688,6 +688,7 @@ def outputs_purge(
         f"{report.video_jobs} video jobs, {report.credit_holds} credit holds, "
         f"{report.payments} payment records past their 7 years; "
         f"{report.ledger_rows} ledger rows folded into carried sums; "
+        f"{report.audit_rows} audit-log rows past audit_retention_days; "
         f"{report.objects} objects removed from storage"
     )
 

@@ -326,6 +326,9 @@ class Settings(BaseSettings):
     #: Payment records are kept this long (7 years, with the leap days, as tax and accounting
     #: law asks), also after their account is deleted; then the retention job deletes them.
     payment_retention_days: float = Field(default=7 * 365 + 2, gt=0)
+    #: Audit-log rows (what operators did) are deleted this long after they were written. A
+    #: deleted person's rows lose whom they were about at once (`audit.detach`).
+    audit_retention_days: float = Field(default=365.0, gt=0)
     #: How often each server process runs the retention job.
     retention_interval: float = Field(default=600.0, gt=0)
     #: A temp file or multipart upload of an output untouched this long was left by a process

@@ -11,6 +11,9 @@ problem, never a value (it may be a secret), never a traceback.
 - Redis unreachable, S3 bucket unreachable: `serve` starts anyway (it falls back, or answers 502
   until storage is back) but says so; `check-config` counts them as problems. So is an S3 bucket
   that keeps deleted objects (versioning on, no rule expiring noncurrent versions).
+- advice, a warning for both commands, never a stop: the `file` mail backend (the default) on a
+  gateway served over https, which is a public one: its mail (verification and reset links,
+  receipts) would be written to `data_dir/mail` and reach nobody.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Problem:
     text: str
     #: False: `serve` starts anyway (it has a fallback), after saying so.
     fatal: bool = True
+    #: A likely mistake that breaks nothing here: a warning for `check-config` too.
+    advisory: bool = False
 
 
 @contextmanager
@@ -224,6 +229,21 @@ def _expires_noncurrent(client: Any, bucket: str | None) -> bool:
     return False
 
 
+def _mail(settings: Settings) -> list[Problem]:
+    public = (settings.public_base_url or "").lower().startswith("https://")
+    if settings.email_backend != "file" or not public:
+        return []
+    return [
+        Problem(
+            'email_backend = "file" with an https public_base_url: mail (verification and '
+            "password reset links, receipts) is written to data_dir/mail and sent to nobody; "
+            'set email_backend = "resend" (docs/email.md)',
+            fatal=False,
+            advisory=True,
+        )
+    ]
+
+
 def _tracing(settings: Settings) -> list[Problem]:
     if not settings.tracing:
         return []
@@ -240,4 +260,8 @@ async def check_live(settings: Settings) -> list[Problem]:
     found = await asyncio.gather(
         _database(settings), _redis(settings), asyncio.to_thread(_bucket, settings)
     )
-    return [*_tracing(settings), *(problem for problems in found for problem in problems)]
+    return [
+        *_mail(settings),
+        *_tracing(settings),
+        *(problem for problems in found for problem in problems),
+    ]

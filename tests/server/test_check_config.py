@@ -213,3 +213,26 @@ def test_a_hosted_database_s_sslmode_is_given_to_asyncpg_as_ssl():
     assert url.startswith("postgresql+asyncpg://")
     assert dict(parsed.query) == {"ssl": "require"}
     assert parsed.password == "p#1" and parsed.port == 5432 and parsed.database == "r"
+
+
+def test_file_mail_on_a_public_https_gateway_is_a_warning(tmp_path, monkeypatch, capsys):
+    """The default `file` mail backend on a gateway served over https: nobody would get a
+    verification link. Said by check-config and serve, stopping neither."""
+    public = {"REAPI_PUBLIC_BASE_URL": "https://api.example.com"}
+    result = _check(tmp_path, public)
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith('warning: email_backend = "file" with an https public_base_url')
+    assert lines[-1] == "configuration ok"
+    assert _check(tmp_path, {"REAPI_PUBLIC_BASE_URL": "http://localhost:8000"}).output == (
+        "configuration ok\n"
+    )
+
+    from reapi_server import cli
+
+    for name, value in {"REAPI_DATA_DIR": str(tmp_path / "data"), **public}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REAPI_CONFIG", raising=False)
+    settings = cli._checked(None, {})  # as `serve` checks before it starts
+    assert settings.public_base_url == "https://api.example.com"
+    assert "warning: email_backend" in capsys.readouterr().err

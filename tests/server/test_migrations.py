@@ -254,6 +254,60 @@ async def test_0024_on_postgres(postgres_server):  # noqa: F811
     await _check_0024_round_trip(postgres_server.url(name))
 
 
+# -- 0026_session_browser_names: a session keeps a browser's name, not its User-Agent ---------
+
+
+async def _check_0026_names_the_browsers(url: str) -> None:
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0025_schema_compatibility")
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0 QZXMK"
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO users (id, email, created_at, role) VALUES"
+                    " ('user_1', 'a@example.com', 1.0, 'user')"
+                )
+            )
+            for n, agent in enumerate([firefox, firefox, "", "Chrome on macOS"]):
+                await session.execute(
+                    text(
+                        "INSERT INTO web_sessions (id, token_hash, user_id, created_at,"
+                        " last_seen_at, expires_at, client_address, user_agent)"
+                        " VALUES (:id, :hash, 'user_1', 1.0, 1.0, 9.0, '', :agent)"
+                    ),
+                    {"id": f"sess_{n}", "hash": f"{n:064d}", "agent": agent},
+                )
+    finally:
+        await db.dispose()
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0026_session_browser_names")
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            rows = await session.execute(text("SELECT id, user_agent FROM web_sessions"))
+            names = {id_: agent for id_, agent in rows.all()}
+    finally:
+        await db.dispose()
+    assert names == {
+        "sess_0": "Firefox on Linux",
+        "sess_1": "Firefox on Linux",
+        "sess_2": "Unknown browser",
+        "sess_3": "Chrome on macOS",  # a name already (upgraded again after a downgrade)
+    }
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+
+
+async def test_0026_keeps_the_browsers_name_only(tmp_path):
+    await _check_0026_names_the_browsers(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.postgres
+async def test_0026_on_postgres(postgres_server):  # noqa: F811
+    name = f"m_{secrets.token_hex(6)}"
+    await asyncio.to_thread(postgres_server.execute, f"CREATE DATABASE {name}")
+    await _check_0026_names_the_browsers(postgres_server.url(name))
+
+
 # -- a database a newer version migrated (a rolling upgrade, a roll-back) ----------------------
 
 

@@ -134,6 +134,41 @@ async def test_the_retention_period_is_configurable(make_gateway):
     assert gateway.stored() == {}
 
 
+async def test_audit_rows_go_after_audit_retention_days(make_gateway):
+    """What operators did is kept `audit_retention_days` (365 unless configured), then the
+    retention job deletes it, in batches."""
+    from reapi_server.audit import Actor, record
+    from reapi_server.models import AuditEntry
+
+    gateway = await make_gateway(audit_retention_days=10)
+    rt = gateway.rt
+    account, _ = await gateway.account()
+    start = rt.now()
+    async with rt.db.write() as session:
+        for age in (11, 11, 11, 9):
+            await record(
+                session,
+                Actor.cli(),
+                "credits.adjust",
+                now=start - age * DAY,
+                account_id=account,
+                detail={"amount": 1, "reason": "goodwill"},
+            )
+    rt.clock = lambda: start
+    assert (await purge_once(rt, batch=2)).audit_rows == 3
+    async with rt.db.read() as session:
+        (left,) = (await session.execute(select(AuditEntry))).scalars()
+    assert left.created_at == start - 9 * DAY
+    rt.clock = lambda: start + 1.1 * DAY
+    assert (await purge_once(rt)).audit_rows == 1 and await _count(rt, AuditEntry) == 0
+
+
+def test_audit_rows_are_kept_a_year_by_default():
+    from reapi_server.config import Settings
+
+    assert Settings(secret_key="x").audit_retention_days == 365
+
+
 # -- what dead processes leave behind --------------------------------------------------------
 
 

@@ -56,12 +56,9 @@ NOT_PERSONAL = {
     "deleted_top_ups": "made at deletion: ids of top-ups still payable (ours, Stripe's), no owner",
     "schema_compatibility": "the migration revisions whose code runs on the schema; no owner",
 }
-#: Tables whose rows about a person outlive them on purpose (and why). Deletion leaves these,
-#: naming only ids that no longer lead to anyone; `payments` is kept too, detached (its
-#: `account_id` emptied), so it needs no entry here.
-KEPT_AFTER_DELETION = {
-    "audit_log": "the operators' record of what they did (ids, counts, a reason; no address)",
-}
+#: Tables whose rows about a person outlive them on purpose (and why), naming them. None does:
+#: `payments` and `audit_log` keep rows, but detached (the person's ids emptied).
+KEPT_AFTER_DELETION: dict[str, str] = {}
 
 
 @dataclass

@@ -2,7 +2,8 @@
 step-up and a typed confirmation first; then keys and sessions end at once (in every process),
 running videos are cancelled with their holds released once, outputs go from storage, and
 nothing about the person is left in any table but their payment records, detached and kept
-for 7 years, and the audit log's rows about them (SQLite and PostgreSQL, local disk and S3)."""
+for 7 years; the audit log's rows about them stay detached: what an operator did, without the
+person's ids or the reason typed (SQLite and PostgreSQL, local disk and S3)."""
 
 import asyncio
 import json
@@ -30,7 +31,7 @@ from tests.web.people import (
     seed_person,
     throttle_key_of,
 )
-from tests.web.staff import signed_in_admin
+from tests.web.staff import signed_in_admin, user_id_of
 from tests.web.two_factor_helpers import code_at
 from typer.testing import CliRunner
 
@@ -407,17 +408,22 @@ async def test_the_operator_deletes_through_the_same_service(people_web, browser
     assert left == {}, f"rows about a deleted person: {left}"
     async with rt.db.read() as session:
         assert (await session.execute(select(func.count()).select_from(UsageRecord))).scalar() == 0
-    # The operator's deletion is audited (ids and counts; the address goes with the person),
-    # and the rows of the audit log about the person stay: the operators' record.
+    # The operator's deletion is audited (counts only), and the audit log's rows about the
+    # person stay as the operators' record of what they did, detached: no id of hers, no
+    # reason typed about her, no address.
     async with rt.db.read() as session:
-        logged = await audit.about(session, user_id=alice.user_id, account_ids=[alice.account_id])
+        about = await audit.about(session, user_id=alice.user_id, account_ids=[alice.account_id])
+        assert about == []
+        logged = await audit.recent(session, limit=10)
     assert [(e.action, e.via) for e in logged] == [
         ("user.delete", "cli"),
         ("credits.adjust", "cli"),
     ]
-    assert logged[0].account_id == alice.account_id
     assert json.loads(logged[0].detail)["payments_kept"] == 1
-    assert all(alice.email not in e.detail for e in logged)
+    assert json.loads(logged[1].detail) == {"amount": 50, "about": "a deleted person"}
+    for entry in logged:
+        assert (entry.account_id, entry.target_user_id) == (None, None)
+        assert not any(i in entry.detail for i in (*alice.identifiers, "goodwill"))
 
 
 async def test_a_disabled_account_is_deleted_by_the_admin_page_and_by_its_owner(
@@ -429,7 +435,8 @@ async def test_a_disabled_account_is_deleted_by_the_admin_page_and_by_its_owner(
     rt = people_web.rt
     alice = await seed_person(people_web, browsers, providers)
     bob = await seed_person(people_web, browsers, providers)
-    admin, _ = await signed_in_admin(people_web, browsers)
+    admin, admin_email = await signed_in_admin(people_web, browsers)
+    admin_id = await user_id_of(people_web, admin_email)
     for person in (alice, bob):
         account = f"/admin/accounts/{person.account_id}"
         assert (await admin.submit(account, f"{account}/disable", {})).status_code == 303
@@ -457,10 +464,24 @@ async def test_a_disabled_account_is_deleted_by_the_admin_page_and_by_its_owner(
         assert left == {}, f"rows about a deleted person: {left}"
         async with rt.db.read() as session:
             payment = await session.get(Payment, person.payment_id)
-            logged = await audit.about(
+            about = await audit.about(
                 session, user_id=person.user_id, account_ids=[person.account_id]
             )
         assert payment.account_id is None and payment.detached_at is not None
-        actions = [(e.action, e.via) for e in reversed(logged)]
-        assert actions[:2] == [("credits.adjust", "cli"), ("account.disable", "web")]
-        assert actions[2:] == ([("user.delete", "web")] if person is alice else [])
+        assert about == []  # detached
+    # What the admin did stays, with the admin, but about nobody any more.
+    async with rt.db.read() as session:
+        rows = reversed(await audit.recent(session, limit=20))
+    logged = [e for e in rows if e.target_user_id != admin_id]  # but the admin's promotion
+    assert [(e.action, e.via) for e in logged] == [
+        ("credits.adjust", "cli"),
+        ("credits.adjust", "cli"),
+        ("account.disable", "web"),
+        ("account.disable", "web"),
+        ("user.delete", "web"),
+    ]
+    assert {e.actor_user_id for e in logged if e.via == "web"} == {admin_id}
+    for entry in logged:
+        assert (entry.account_id, entry.target_user_id) == (None, None)
+        assert json.loads(entry.detail)["about"] == "a deleted person"
+        assert "goodwill" not in entry.detail

@@ -3,6 +3,7 @@ admin form; each action through its form writes its audit row, shown on the page
 account's key is refused at once; SQLite and PostgreSQL."""
 
 import html
+import json
 import re
 
 import pytest
@@ -214,9 +215,13 @@ async def test_deleting_a_user_needs_their_email_typed(db_web, browsers):
     async with rt.db.read() as session:
         assert await session.get(User, values["user_id"]) is None
     (entry,) = await _audit(rt)
-    assert (entry.action, entry.target_user_id) == ("user.delete", values["user_id"])
+    # Detached: who deleted a person, and when; not whom.
+    assert (entry.action, entry.target_user_id, entry.account_id) == ("user.delete", None, None)
+    assert json.loads(entry.detail)["about"] == "a deleted person"
     assert (await customer.get("/settings")).status_code == 303  # signed out
     # The person's own deletion ran: their account went with them (the audit row stays).
+    log = _text((await admin.get("/admin/audit")).text)
+    assert "Deleted the person" in log and "about a deleted person" in log
     assert (await admin.get(account)).status_code == 404
 
 

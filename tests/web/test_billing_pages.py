@@ -310,6 +310,99 @@ async def test_deleting_the_account_takes_its_saved_card_off_the_stripe_customer
     assert customer.get("deleted") is not True
 
 
+async def _saved_card(gateway, browser, sim) -> None:
+    """A purchase with "save this card" ticked, then automatic top-up turned on."""
+    await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
+    )
+    [session] = sim.objects("checkout.session")
+    sim.complete_session(session["id"])
+    await _apply_all(gateway, sim)
+    on = await browser.submit(
+        "/dashboard/billing",
+        "/dashboard/billing/auto-top-up",
+        {"enabled": "yes", "threshold": "500", "pack": "starter", "monthly_cap": "50.00"},
+    )
+    assert on.status_code == 303
+
+
+async def _profile(gateway):
+    from reapi_server.models import BillingProfile
+
+    async with gateway.rt.db.read() as session:
+        [profile] = (await session.execute(select(BillingProfile))).scalars()
+    return profile
+
+
+async def test_a_person_removes_their_saved_card(shop, browsers, sim):
+    """Short of deleting the account: the card is taken off the Stripe customer (no longer
+    chargeable from anywhere), forgotten here, and automatic top-up is off."""
+    browser, _ = await _person(shop, browsers)
+    await _saved_card(shop, browser, sim)
+    page = await browser.get("/dashboard/billing")
+    assert "Visa •••• 4242" in page.text and "Remove card</button>" in page.text
+    assert 'action="/dashboard/billing/card/remove"' in page.text
+    # A form of our own pages only (CSRF), as every other.
+    forged = await browser.client.post("/dashboard/billing/card/remove", data={})
+    assert forged.status_code == 403
+    assert (await _profile(shop)).payment_method_id is not None
+
+    removed = await browser.submit("/dashboard/billing", "/dashboard/billing/card/remove", {})
+    assert removed.status_code == 303
+    assert removed.headers["location"] == "/dashboard/billing?done=card_removed#auto-top-up"
+    [card] = sim.objects("payment_method")
+    assert card["customer"] is None  # detached at Stripe
+    [customer] = sim.objects("customer")
+    assert customer["invoice_settings"]["default_payment_method"] is None
+    profile = await _profile(shop)
+    assert (profile.payment_method_id, profile.card_label, profile.auto_enabled) == (
+        None,
+        None,
+        False,
+    )
+    page = await browser.get(removed.headers["location"])
+    assert "Your saved card is removed" in page.text and "no card saved" in page.text
+    assert "Visa •••• 4242" not in page.text.split("Recent")[0]
+    assert "Remove card</button>" not in page.text
+    again = await browser.submit("/dashboard/billing", "/dashboard/billing/card/remove", {})
+    assert again.headers["location"] == "/dashboard/billing?done=no_card#auto-top-up"
+    refused = await browser.submit(
+        "/dashboard/billing",
+        "/dashboard/billing/auto-top-up",
+        {"enabled": "yes", "threshold": "500", "pack": "starter", "monthly_cap": "50.00"},
+    )
+    assert refused.status_code == 400 and "save a card first" in refused.text
+
+
+async def test_a_card_detached_at_stripe_already_is_forgotten_and_an_outage_keeps_it(
+    shop, browsers, sim
+):
+    """Stripe unreachable: nothing changes and the page says to try again. Detached already
+    (from Stripe's dashboard): forgotten here all the same."""
+    from reapi.testing import Fault
+
+    browser, _ = await _person(shop, browsers)
+    await _saved_card(shop, browser, sim)
+    sim.server.faults.set(Fault.ERROR_503)  # every call the gateway makes
+    down = await browser.submit("/dashboard/billing", "/dashboard/billing/card/remove", {})
+    sim.server.faults.clear()
+    assert down.status_code == 502 and "your card is still saved" in down.text
+    [card] = sim.objects("payment_method")
+    assert card["customer"] is not None
+    assert (await _profile(shop)).payment_method_id == card["id"]
+    assert (await _profile(shop)).auto_enabled
+
+    async with httpx.AsyncClient(trust_env=False) as stripe_dashboard:
+        detach = await stripe_dashboard.post(
+            f"{sim.base_url}/v1/payment_methods/{card['id']}/detach",
+            headers={"Authorization": f"Bearer {sim.secret_key}"},
+        )
+    assert detach.status_code == 200, detach.text
+    removed = await browser.submit("/dashboard/billing", "/dashboard/billing/card/remove", {})
+    assert removed.headers["location"] == "/dashboard/billing?done=card_removed#auto-top-up"
+    assert (await _profile(shop)).payment_method_id is None
+
+
 async def _delete_account(browser, email) -> None:
     deleted = await browser.submit(
         "/settings/delete",

@@ -194,6 +194,7 @@ EXPORTED_AS = {
     ("api_keys", "model_allowlist"): "models",
     ("consents", "accepted_at"): "accepted_at",
     ("stored_outputs", "storage_key"): "url",
+    ("web_sessions", "user_agent"): "browser",  # the column's old name; it holds the name
     ("billing_profiles", "card_label"): "saved_card",
     ("billing_profiles", "auto_enabled"): "auto_top_up",
     ("billing_profiles", "auto_threshold"): "auto_top_up_threshold",

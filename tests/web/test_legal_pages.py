@@ -1,10 +1,51 @@
 """The legal pages: Markdown an operator may replace (no raw HTML gets through), filled with
 this installation's facts; the cookie policy generated from the configuration."""
 
+import html
+import re
+
 from sqlalchemy import select
 from tests.web.helpers import new_email
+from tests.web.people import personal_tables
 
 from reapi_server.models import Consent
+
+#: For each table about people, the words of the privacy policy's table saying what it keeps
+#: (each must be in the row's "What", and the row must say how long). A table added later
+#: fails `test_the_privacy_policy_lists_every_table_about_people` until the policy says so.
+POLICY_ROW_FOR = {
+    "users": "Your email address",
+    "memberships": "Your email address",
+    "accounts": "what the account owes and that it is on hold",
+    "consents": "acceptance of the terms and this policy",
+    "oauth_identities": "your user id there",
+    "oauth_requests": "While a sign-in with GitHub or Google is under way",
+    "user_tokens": "Links we email you",
+    "web_sessions": "the browser's name",
+    "backup_codes": "backup codes",
+    "known_devices": "for each device you sign in from",
+    "api_keys": "the limits you set on a key",
+    "balance_alerts": "low-balance thresholds",
+    "key_spend_alerts": "each key's spend alert",
+    "usage_records": "Usage records",
+    "usage_rollups": "their daily sums",
+    "credit_ledger": "Your credit balance and its history",
+    "credit_holds": "the credit held and charged",
+    "promo_redemptions": "promotion codes",
+    "stored_outputs": "Generated images and videos",
+    "video_jobs": "Video requests",
+    "webhook_deliveries": "Webhook deliveries",
+    "idempotency_records": "Idempotency-Key",
+    "billing_profiles": "automatic top-up settings",
+    "top_ups": "each purchase you start",
+    "payments": "Payments: amount",
+    "refunds": "refunds and disputes",
+    "disputes": "refunds and disputes",
+    "outbox_messages": "Messages we email you",
+    "notice_deliveries": "which policy change notices",
+    "auth_throttle": "Failed sign-in counts",
+    "audit_log": "Records of what our operators did",
+}
 
 
 async def test_default_policies_say_what_the_software_does(make_gateway, browsers):
@@ -18,9 +59,10 @@ async def test_default_policies_say_what_the_software_does(make_gateway, browser
     privacy = await browser.get("/legal/privacy")
     assert privacy.status_code == 200
     text = privacy.text
-    assert "<h1>Privacy policy</h1>" in text and "Version 2026-12-06" in text
-    # The version moved with the credit history row (and the policy says so at its end).
+    assert "<h1>Privacy policy</h1>" in text and "Version 2026-12-07" in text
+    # The version moved with the rows added (and the policy says so at its end).
     assert "credit balance and its history" in text
+    assert "2026-12-07: the table lists everything else we keep" in text
     assert "2026-12-06: the table says how long we keep your credit balance" in text
     assert "Example Ltd" in text and "privacy@example.com" in text
     assert "14 days" in text and "30 days" not in text.split("sessions")[0]
@@ -111,3 +153,47 @@ async def test_the_privacy_policy_covers_the_newsletter_and_policy_notices(web, 
     page = (await browsers(web).get("/legal/privacy")).text
     assert "newsletter" in page and "policy change notices" in page
     assert "We email every account holder before a change to this policy takes effect" in page
+
+
+def _policy_rows(page: str) -> list[tuple[str, str]]:
+    """(what, how long) of each row of the policy's table, as text."""
+    rows = []
+    for row in re.findall(r"<tr>(.*?)</tr>", page, re.S):
+        cells = [
+            html.unescape(re.sub(r"<[^>]+>", "", c))
+            for c in re.findall(r"<td>(.*?)</td>", row, re.S)
+        ]
+        if cells:
+            rows.append((cells[0], cells[-1]))
+    return rows
+
+
+async def test_the_privacy_policy_lists_every_table_about_people(make_gateway, browsers):
+    """Every table that holds something about a person has its row in the policy, saying how
+    long; the periods quoted are this installation's settings."""
+    gateway = await make_gateway(
+        retention_days=20,
+        webhook_retention_days=5,
+        idempotency_ttl_seconds=12 * 3600,
+        audit_retention_days=400,
+    )
+    rows = _policy_rows((await browsers(gateway).get("/legal/privacy")).text)
+    tables = {t.name for t in personal_tables()}
+    assert tables == set(POLICY_ROW_FOR), "say in the policy what a new table keeps"
+    for table, words in POLICY_ROW_FOR.items():
+        found = [(what, how_long) for what, how_long in rows if words in what]
+        assert found, f"{table}: no row of the policy says {words!r}"
+        assert all(how_long.strip() for _, how_long in found)
+    periods = {what.split(":")[0]: how_long for what, how_long in rows}
+    assert periods["Webhook deliveries"] == "5 days"
+    assert periods["Video requests"].startswith("20 days after it was made")
+    assert periods["Records of what our operators did about your account"].startswith("400 days.")
+    assert any(how_long == "12 hours" for what, how_long in rows if "Idempotency-Key" in what)
+    sessions = next(what for what, _ in rows if what.startswith("Your signed-in sessions"))
+    assert "never the full User-Agent" in sessions
+
+
+async def test_webhook_deliveries_are_quoted_at_the_shorter_retention(make_gateway, browsers):
+    gateway = await make_gateway(retention_days=3, webhook_retention_days=7)
+    rows = _policy_rows((await browsers(gateway).get("/legal/privacy")).text)
+    assert ("Webhook deliveries", "3 days") in [(w.split(":")[0], h) for w, h in rows]

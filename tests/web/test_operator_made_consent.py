@@ -102,16 +102,17 @@ async def _accepted_an_older_privacy_policy(gateway, email: str) -> None:
         await session.execute(
             update(Consent)
             .where(Consent.user_id == user.id, Consent.kind == "privacy")
-            .values(policy_version="2026-12-05")
+            .values(policy_version="2026-12-06")
         )
 
 
 async def test_a_new_privacy_policy_version_is_accepted_before_the_dashboard(web, browsers):
-    """The privacy policy's version moved (2026-12-05 → 2026-12-06, the credit history row):
+    """The privacy policy's version moved (2026-12-06 → 2026-12-07, every kind of row kept is
+    listed, deletion detaches the audit rows):
     a person who accepted the older one is asked once for the new one (not their age again),
     and their API keys keep working meanwhile (the gate is the dashboard's, as docs say).
     Before, any version of a policy counted as accepted: nobody was asked."""
-    assert policy_versions(None)["privacy"] == "2026-12-06"
+    assert policy_versions(None)["privacy"] == "2026-12-07"
     email = new_email()
     browser = browsers(web)
     await browser.sign_up(email)
@@ -144,4 +145,4 @@ async def test_a_new_privacy_policy_version_is_accepted_before_the_dashboard(web
     assert (await browser.get("/dashboard/keys")).status_code == 200
     async with web.rt.db.read() as session:
         given = await users.consents_given(session, user.id)
-    assert ("privacy", "2026-12-06") in given and ("privacy", "2026-12-05") in given  # history
+    assert ("privacy", "2026-12-07") in given and ("privacy", "2026-12-06") in given  # history

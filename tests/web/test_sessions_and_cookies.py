@@ -67,6 +67,28 @@ async def test_the_database_keeps_only_a_hash_of_the_session_id(db_web, browsers
     assert len(cookie) >= 43  # 256 bits
 
 
+async def test_a_session_keeps_the_browsers_name_not_its_user_agent(db_web, browsers):
+    """The privacy policy says "browser name": the row holds what the sessions list shows, and
+    nothing else of the User-Agent (its version, its platform details, a marker in it)."""
+    agent = (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.6778.86 Safari/537.36 QZXMKmarker"
+    )
+    email = new_email()
+    first, second = browsers(db_web), browsers(db_web)
+    await first.sign_up(email)
+    second.client.headers["user-agent"] = agent
+    assert (await second.sign_in(email)).status_code == 303
+    async with db_web.rt.db.read() as session:
+        stored = (await session.execute(select(WebSession.browser))).scalars().all()
+    assert "Chrome on macOS" in stored
+    assert not any(("/" in name or "QZXMK" in name or "131" in name) for name in stored)
+    assert "Chrome on macOS" in (await first.get("/settings")).text
+    export = (await second.get("/settings/data/export.json")).json()
+    assert "Chrome on macOS" in {s["browser"] for s in export["sessions"]}
+    assert "QZXMK" not in str(export)
+
+
 async def test_session_fixation_nothing_from_before_sign_in_survives_it(db_web, browsers):
     email = new_email()
     await browsers(db_web).sign_up(email)

@@ -12,9 +12,9 @@ set, keys revoked: nothing more is held for it, in any process):
    tombstone (ids only) of each top-up that may still be paid staying 30 days, so a payment
    already on its way is refunded when it lands (`billing.after_deletion`);
 3. once no request of it is in flight (no credit held), its ledger, holds, keys and the account
-   row itself. An image request still running when the person left finishes as it would have
-   (its rows are written against the closed account, which still exists), and the next pass
-   deletes what it wrote.
+   row itself (any audit row naming it since is detached). An image request still running when
+   the person left finishes as it would have (its rows are written against the closed account,
+   which still exists), and the next pass deletes what it wrote.
 
 Run right after the deletion commits, then by the sweeper for every account left half-done (a
 request in flight, a process that died): each step is idempotent.
@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass
 
 from ..api_keys import repository as keys
+from ..audit.repository import detach as detach_audit
 from ..billing import repository as payments
 from ..billing.checkout import expire_open_checkouts, forget_saved_card
 from ..credits import repository as credits
@@ -75,6 +76,9 @@ async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
             await jobs.delete_for_account(session, account_id)
             await credits.delete_for_account(session, account_id)
             await keys.delete_for_account(session, account_id)
+            # An operator's action on the closed account since its deletion (none is offered:
+            # its pages are gone) would name it: detached as the others were.
+            await detach_audit(session, account_ids=[account_id])
             removed = await repository.delete_account(session, account_id)
     await delete_queued(rt, targets)
     return AccountPurged(account_id, video_jobs, len(targets), usage_rows, removed)

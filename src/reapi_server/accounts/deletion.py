@@ -14,9 +14,11 @@ One transaction, in this order (the accounts locked first, in id order: `lock_or
 3. payment records are detached (kept 7 years, as the law asks, without the account) and the
    confirmation mail is queued to the address they had (after their mail was dropped, so it
    is the one message left for it);
-4. when an operator deletes the person (the admin pages, `reapi-server users delete`), the
-   audit row saying so (ids and counts, never the address). Audit rows are the operator's
-   record: they stay, naming ids that no longer lead to anyone.
+4. the audit log's rows about the person or their accounts are detached (`audit.detach`):
+   they keep what an operator did and when, and which admin, but lose the person's user and
+   account ids and the reason an operator typed; when an operator deletes the person (the
+   admin pages, `reapi-server users delete`), the audit row saying so, detached as well
+   (counts only).
 What hangs from the accounts (video jobs, outputs, usage, credit, keys, the account rows) goes
 right after it commits, through `closing.purge_account`: cancelling a video calls its provider,
 and deleting an object calls storage, neither of which may run inside a transaction.
@@ -30,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..api_keys import repository as keys
 from ..audit import Actor, record
+from ..audit.repository import DETACHED, detach
 from ..billing import repository as payments
 from ..billing import throttles as billing_throttles
 from ..db import Database
@@ -88,6 +91,7 @@ async def delete_user(
     await drop_for_person(session, user_id, email)
     await repository.delete_memberships(session, user_id)
     await users.delete_user(session, user_id)  # with every row that hangs from it
+    await detach(session, user_id=user_id, account_ids=account_ids)
     kept = 0
     for account_id in account_ids:
         kept += await payments.detach_account(session, account_id, now=now)
@@ -104,12 +108,12 @@ async def _audit(session: AsyncSession, actor: Actor, deleted: UserDeleted, now:
         actor,
         "user.delete",
         now=now,
-        target_user_id=deleted.user_id,
-        account_id=deleted.account_ids[0] if deleted.account_ids else None,
+        # Whom it was about goes with them: the row says who deleted a person, and when.
         detail={
             "accounts": len(deleted.account_ids),
             "keys_revoked": deleted.keys_revoked,
             "sessions_ended": deleted.sessions_ended,
             "payments_kept": deleted.payments_kept,
+            **DETACHED,
         },
     )

@@ -1,20 +1,27 @@
-"""All SQL about the audit log: rows are written once and never changed."""
+"""All SQL about the audit log. A row is written once; it changes only when the person it is
+about is deleted (`detach`), and goes after `audit_retention_days` (`delete_before`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..models import AuditEntry
 from .actor import Actor
 
-__all__ = ["about", "recent", "record"]
+__all__ = ["FREE_TEXT", "about", "delete_before", "detach", "recent", "record"]
 
 #: What a row's detail may hold: scalars only (amounts, counts, a short reason).
 Detail = Mapping[str, str | int | float | bool | None]
+
+#: Detail keys whose value an operator typed: it may say anything about the person, so it goes
+#: with them (`detach`).
+FREE_TEXT = ("reason",)
+#: What a detached row's detail says instead of whom it was about.
+DETACHED = {"about": "a deleted person"}
 
 
 async def record(
@@ -71,3 +78,29 @@ async def about(
     if limit is not None:
         query = query.limit(limit)
     return list((await session.execute(query)).scalars())
+
+
+async def detach(
+    session: AsyncSession, *, user_id: str | None = None, account_ids: Sequence[str] = ()
+) -> int:
+    """The person (or these accounts) was deleted: the rows about them keep what the operator
+    did and when (and which admin: `actor_user_id`, the operator's own record), but lose the
+    person's user and account ids and what an operator typed about them. How many rows."""
+    entries = await about(session, user_id=user_id, account_ids=account_ids)
+    for entry in entries:
+        detail = {k: v for k, v in json.loads(entry.detail).items() if k not in FREE_TEXT}
+        entry.detail = json.dumps({**detail, **DETACHED}, sort_keys=True)
+        entry.target_user_id = None
+        entry.account_id = None
+    await session.flush()
+    return len(entries)
+
+
+async def delete_before(session: AsyncSession, cutoff: float, limit: int) -> int:
+    """Delete up to `limit` rows written before `cutoff` (`audit_retention_days`)."""
+    batch = select(AuditEntry.id).where(AuditEntry.created_at < cutoff).limit(limit)
+    connection = await session.connection()
+    result = await connection.execute(
+        delete(AuditEntry).where(AuditEntry.id.in_(batch.scalar_subquery()))
+    )
+    return int(result.rowcount)

@@ -348,7 +348,7 @@ async def insert_session(
     now: float,
     expires_at: float,
     client_address: str,
-    user_agent: str,
+    browser: str,
     awaiting_second_factor: bool = False,
 ) -> WebSession:
     row = WebSession(
@@ -359,7 +359,7 @@ async def insert_session(
         last_seen_at=now,
         expires_at=expires_at,
         client_address=client_address,
-        user_agent=user_agent,
+        browser=browser,
         awaiting_second_factor=awaiting_second_factor,
     )
     session.add(row)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..config import Settings
 from ..models import User, WebSession
 from . import repository
+from .user_agents import describe
 
 __all__ = ["PENDING_SECONDS", "Client", "SessionPolicy", "find", "hash_token", "start"]
 
@@ -23,6 +24,8 @@ DAY = 86_400.0
 PENDING_SECONDS = 10 * 60.0
 
 _SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+#: What a Client keeps of a User-Agent (in memory: the device fingerprint and the session's
+#: browser name are derived from it; the User-Agent itself is never stored).
 _USER_AGENT_CHARS = 200
 
 
@@ -82,7 +85,7 @@ async def start(
         now=now,
         expires_at=now + (PENDING_SECONDS if awaiting_second_factor else policy.absolute_seconds),
         client_address=client.address,
-        user_agent=client.user_agent,
+        browser=describe(client.user_agent),  # the name only: the policy's "browser name"
         awaiting_second_factor=awaiting_second_factor,
     )
     return token, row

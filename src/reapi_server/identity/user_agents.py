@@ -4,7 +4,7 @@ sessions list and the new-device mail. A guess by well-known tokens; anything el
 
 from __future__ import annotations
 
-__all__ = ["describe"]
+__all__ = ["NAMES", "describe"]
 
 # Order matters: Edge and Opera say "Chrome" too, Chrome says "Safari".
 _BROWSERS = (
@@ -35,3 +35,14 @@ def describe(user_agent: str) -> str:
     if "HeadlessChrome/" in user_agent:
         browser = "Headless Chrome"
     return f"{browser} on {system}" if system else browser
+
+
+def _names() -> frozenset[str]:
+    browsers = [name for _, name in _BROWSERS] + ["Headless Chrome", "Unknown browser"]
+    systems = [name for _, name in _SYSTEMS]
+    with_system = {f"{browser} on {system}" for browser in browsers for system in systems}
+    return frozenset(with_system | set(browsers))
+
+
+#: Every name `describe` gives (what a session row holds).
+NAMES = _names()

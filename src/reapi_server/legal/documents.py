@@ -41,6 +41,11 @@ class LegalFacts:
     session_max_days: str
     #: A Markdown list.
     subprocessors: str
+    #: How long webhook deliveries are kept (never past `retention_days`).
+    webhook_retention_days: str
+    #: How long an idempotency record answers a retry.
+    idempotency_hours: str
+    audit_retention_days: str
 
     def values(self) -> Mapping[str, str]:
         return {
@@ -51,6 +56,9 @@ class LegalFacts:
             "session_idle_days": self.session_idle_days,
             "session_max_days": self.session_max_days,
             "subprocessors": self.subprocessors,
+            "webhook_retention_days": self.webhook_retention_days,
+            "idempotency_hours": self.idempotency_hours,
+            "audit_retention_days": self.audit_retention_days,
         }
 
 

@@ -3,7 +3,9 @@ user...), by whom, when, on which account or person. Metadata only: ids, amounts
 operator typed; never a request body, a key or an email address (a deleted person's address
 must not outlive them here).
 
-No foreign keys: the log outlives the accounts and people it mentions."""
+No foreign keys: the log outlives the accounts and people it mentions, but detached
+(`audit.repository.detach`: their ids and the reason typed go with them), and every row goes
+after `audit_retention_days`."""
 
 from __future__ import annotations
 

@@ -80,8 +80,10 @@ class WebSession(Base):
     #: The absolute end; the idle end is `last_seen_at` plus the idle limit.
     expires_at: Mapped[float] = mapped_column(Float, index=True)
     client_address: Mapped[str] = mapped_column(String(64), default="")
-    #: Truncated to 200 characters.
-    user_agent: Mapped[str] = mapped_column(String(200), default="")
+    #: The browser's name ("Firefox on Linux", `identity.user_agents.describe`), never its
+    #: User-Agent. The column kept its old name (`user_agent`, which held the User-Agent
+    #: before migration 0026) so that the version before it runs on the schema.
+    browser: Mapped[str] = mapped_column("user_agent", String(200), default="")
     #: The password (or provider) was right but the second factor is still due: this session
     #: reaches the code page only, and ends in minutes.
     awaiting_second_factor: Mapped[bool] = mapped_column(

@@ -4,7 +4,8 @@
 events handled that long ago), and payment records older than `payment_retention_days`
 (7 years), with their refunds and disputes; a kept payment detached from its deleted account
 loses any link to Stripe's hosted invoice or receipt pages left on it (they show the buyer's
-name and card); a deleted account's top-up tombstones (ids only) after 30 days.
+name and card); a deleted account's top-up tombstones (ids only) after 30 days; audit-log rows
+after `audit_retention_days`.
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -23,6 +24,7 @@ from dataclasses import astuple, dataclass
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..audit import repository as audit_rows
 from ..billing import event_store
 from ..billing import repository as payments
 from ..billing.after_deletion import TOMBSTONE_DAYS
@@ -59,6 +61,8 @@ class RetentionReport:
     ledger_rows: int = 0
     #: Tombstones of deleted accounts' top-ups past `TOMBSTONE_DAYS` (`billing.after_deletion`).
     deleted_top_ups: int = 0
+    #: Audit-log rows past `audit_retention_days`.
+    audit_rows: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -125,6 +129,8 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         rt.now() - min(rt.settings.webhook_retention_days, rt.settings.retention_days) * DAY,
         batch,
     )
+    audit_cutoff = rt.now() - rt.settings.audit_retention_days * DAY
+    audited = await _in_batches(rt, audit_rows.delete_before, audit_cutoff, batch)
     report = RetentionReport(
         expired_outputs,
         usage_rows,
@@ -137,13 +143,14 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         holds,
         ledger_rows,
         tombstones,
+        audited,
     )
     if any(astuple(report)):  # something was deleted
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
             f"payments={old_payments} objects={objects} abandoned={abandoned} "
             f"webhooks={deliveries} events={events} holds={holds} ledger={ledger_rows} "
-            f"tombstones={tombstones}"
+            f"tombstones={tombstones} audit={audited}"
         )
         log.info("retention purge", extra={"code": counts})
         rt.db.personal_data_deleted()

@@ -54,6 +54,9 @@ NOTICES: Mapping[str, str] = {
     "promo_redeemed": "The promotion code is redeemed: its credits are in your balance.",
     "auto_top_up_saved": "Your automatic top-up settings are saved.",
     "auto_top_up_off": "Automatic top-up is off.",
+    "card_removed": "Your saved card is removed: Stripe no longer keeps it for this account, and "
+    "automatic top-up is off.",
+    "no_card": "No card is saved.",
     "alerts_saved": "Your low-balance alerts are saved.",
     "key_alerts_saved": "Your key spend alerts are saved.",
 }

@@ -143,7 +143,7 @@ async def _sessions(session: AsyncSession, subject: Subject) -> list[Row]:
         {
             "id": s.id,
             "client_address": s.client_address,
-            "user_agent": s.user_agent,
+            "browser": s.browser,
             "created_at": iso(s.created_at),
             "last_seen_at": iso(s.last_seen_at),
             "expires_at": iso(s.expires_at),

@@ -1,6 +1,8 @@
 """Dashboard → Billing: the balance, buying a credit pack through Stripe Checkout (verified
 users only), the success and cancel pages Checkout returns to, automatic top-up (turning it on,
-or changing it while on, is sudo mode: `web.sudo`), redeeming a
+or changing it while on, is sudo mode: `web.sudo`), removing the saved card (which turns
+automatic top-up off: like turning it off, it only takes a power away, so it asks nothing
+more than the session and its CSRF token), redeeming a
 promotion code (`pages.promo`), and the billing history (every payment, refund and dispute, with
 invoices; CSV).
 
@@ -23,6 +25,7 @@ from ...billing import views
 from ...billing.auto_top_up import AutoTopUpSettings, configure
 from ...billing.checkout import start_checkout
 from ...billing.operator import parse_money
+from ...billing.saved_card import remove_saved_card
 from ...billing.service import Billing
 from ...billing.settings import CreditPack, decimal_amount, format_money
 from ...billing.throttles import success_wait_counters, take_all
@@ -297,6 +300,24 @@ async def auto_top_up(request: Request) -> Response:
     if errors:
         return await _page(request, status=400, errors=errors, auto=entered)
     done = "auto_top_up_saved" if entered["enabled"] == "yes" else "auto_top_up_off"
+    return RedirectResponse(f"{PAGE}?done={done}#auto-top-up", status_code=303)
+
+
+@router.post(PAGE + "/card/remove")
+async def remove_card(request: Request) -> Response:
+    current = require_session(request)
+    account = await _account(request, current)
+    try:
+        removed = await remove_saved_card(_billing(request), account.id)
+    except GatewayError as error:
+        message = "Stripe could not be reached, so your card is still saved. Try again shortly."
+        return await _page(
+            request,
+            status=error.http_status,
+            headers=retry_headers(error),
+            errors={"card": message},
+        )
+    done = "card_removed" if removed else "no_card"
     return RedirectResponse(f"{PAGE}?done={done}#auto-top-up", status_code=303)
 
 

@@ -30,6 +30,10 @@ def facts(web: WebContext) -> LegalFacts:
         session_idle_days=_days(settings.session_idle_days),
         session_max_days=_days(settings.session_max_days),
         subprocessors=as_markdown(subprocessors(settings, web.providers)),
+        # Deliveries never outlive the general retention (`retention.service`).
+        webhook_retention_days=_days(min(settings.webhook_retention_days, settings.retention_days)),
+        idempotency_hours=f"{settings.idempotency_ttl_seconds / 3600:g}",
+        audit_retention_days=_days(settings.audit_retention_days),
     )
 
 

@@ -18,7 +18,6 @@ from ..forms import PASSWORD_HINT, field_errors, read_form, retry_headers
 from ..guards import require_session
 from ..signin import sign_in_response
 from ..templates import render
-from ..user_agents import describe
 from .alert_settings import alert_settings
 
 __all__ = ["router", "settings_with_errors"]
@@ -40,7 +39,7 @@ async def _settings_page(
         {
             "id": row.id,
             "current": row.id == current.id,
-            "device": describe(row.user_agent),
+            "device": row.browser,
             "address": row.client_address or "unknown address",
             "last_seen": _when(row.last_seen_at),
             "created": _when(row.created_at),

@@ -1,0 +1,41 @@
+"""Billing → "Remove card": the person takes their saved card off without deleting the account.
+The card is detached from their Stripe customer first (so it can no longer be charged, from
+here or from Stripe's dashboard), then forgotten here with automatic top-up turned off, which
+had nothing left to charge. Stripe out of reach: nothing changes and the person tries again;
+a card Stripe says is detached already (from its dashboard, or an earlier try whose answer was
+lost) is forgotten all the same."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from . import repository
+from .applying import lock_account
+from .service import Billing
+from .stripe_api import BillingUnavailable, StripeRefused
+
+__all__ = ["remove_saved_card"]
+
+
+async def remove_saved_card(billing: Billing, account_id: str) -> bool:
+    """Whether a card was saved (and is removed now). Raises `BillingUnavailable` when Stripe
+    could not be asked (billing off, an outage): the card stays, saved and attached."""
+    async with billing.db.read() as session:
+        profile = await repository.profile(session, account_id)
+    method = profile.payment_method_id if profile is not None else None
+    if method is None:
+        return False
+    if billing.api is None:
+        raise BillingUnavailable("billing is off: the card cannot be taken off at Stripe now")
+    with suppress(StripeRefused):  # not attached any more: nothing left to take off there
+        await billing.api.detach_payment_method(method)
+    async with billing.db.write() as session:
+        await lock_account(session, account_id)  # as a top-up does before reading the card
+        profile = await repository.profile(session, account_id)
+        # Unless a purchase saved another card meanwhile: that one stays until removed too.
+        if profile is not None and profile.payment_method_id == method:
+            profile.payment_method_id = None
+            profile.card_label = None
+            profile.auto_enabled = False
+            profile.updated_at = billing.clock()
+    return True

@@ -96,6 +96,13 @@ class EventDecoder:
         chunk = self._unstarted(chunk)
         if not chunk:
             return []
+        if b"\r" not in chunk:  # (memchr) lines that end with LF alone: nearly every stream
+            return self._lf_lines(chunk)
+        return self._any_lines(chunk)
+
+    def _any_lines(self, chunk: bytes) -> list[ServerSentEvent]:
+        """`feed`'s events for a chunk with any line ends (CR, LF, CRLF, one cut between
+        chunks)."""
         start = 1 if self._after_cr and chunk.startswith(b"\n") else 0
         self._after_cr = chunk.endswith(b"\r")
         events = []
@@ -127,6 +134,40 @@ class EventDecoder:
             if event is not None:
                 events.append(event)
             start = end + 2 if end == cr and lf == cr + 1 else end + 1  # CRLF, CR or LF
+        return events
+
+    def _lf_lines(self, chunk: bytes) -> list[ServerSentEvent]:
+        """`feed`'s events for a chunk without CR: its lines split in C, and the two fields a
+        stream is made of (`data: `, `event: `) read in place; every other line, as in `feed`,
+        by `_field`. The same events, bounds and state as the general loop."""
+        if self._after_cr:  # a CR ended the last chunk: a LF opening this one belongs to it
+            self._after_cr = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
+        lines = chunk.split(b"\n")
+        rest = lines.pop()  # after the last LF: a line still coming (b"" when none)
+        if self._line and lines:
+            self._line.append(lines[0])
+            lines[0] = b"".join(self._line)
+            self._line, self._line_bytes = [], 0
+        events = []
+        for line in lines:
+            if not line:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+            elif line.startswith(b"data: "):
+                self._data.append(line[6:].decode("utf-8", errors="replace"))
+                self._data_bytes += len(line)
+                self._check_size()
+            elif line.startswith(b"event: "):
+                self._event = line[7:].decode("utf-8", errors="replace")
+            else:
+                self._field(line)
+        if rest:
+            self._line.append(rest)
+            self._line_bytes += len(rest)
+            self._check_size()
         return events
 
     def _unstarted(self, chunk: bytes) -> bytes:

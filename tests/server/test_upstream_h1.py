@@ -347,3 +347,77 @@ async def test_a_connection_closed_before_its_request_fails_at_once():
 
 async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     writer.close()
+
+
+def _head_line_by_line(method: str, url: str, headers: dict[str, str], body: bytes | None) -> bytes:
+    """The request head as first written, a header at a time (the reference for `_head`)."""
+    lines = [method, _origin(url).request_line]
+    given = set()
+    for name, value in headers.items():
+        unsafe = any(c in name for c in ":\x7f") or any(ord(c) <= 0x20 for c in name)
+        if unsafe or "\r" in value or "\n" in value or "\0" in value:
+            raise ValueError("a header would break the request's head")
+        if name.lower() in {"host", "content-length", "transfer-encoding", "connection"}:
+            continue
+        given.add(name.lower())
+        lines.append(f"{name}: {value}\r\n")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body) if body is not None else 0}\r\n")
+    for name, line in (
+        ("accept-encoding", "Accept-Encoding: identity\r\n"),
+        ("user-agent", "User-Agent: reapi-server\r\n"),
+    ):
+        if name not in given:
+            lines.append(line)
+    lines.append("\r\n")
+    return "".join(lines).encode()
+
+
+def test_the_head_is_written_as_a_header_at_a_time_would_write_it():
+    """`_head` checks a request's names once per set of names and its values in one pass, and
+    writes its lines in C: the same bytes, and the same refusals, as a header at a time."""
+    import random
+
+    from reapi_server.upstream_h1 import _head
+
+    names = ["Authorization", "Idempotency-Key", "Content-Type", "user-AGENT", "Accept-Encoding"]
+    names += ["Host", "Content-Length", "connection", "Transfer-Encoding", "X:Bad", "X Bad", "é"]
+    values = ["Bearer sk", "k-1", "application/json", "", "a\r\nX: 1", "a\n", "b\r", "\0", "é"]
+    rng = random.Random(11)
+    refused = 0
+    for _ in range(3000):
+        headers = {rng.choice(names): rng.choice(values) for _ in range(rng.randint(0, 5))}
+        method = rng.choice(["POST", "GET", "PUT", "DELETE"])
+        body = rng.choice([None, b"", b'{"n":1}'])
+        url = rng.choice(["http://u.test/v1/x", "https://u.test:8443/v1/y?a=1"])
+        try:
+            expected: bytes | type[ValueError] = _head_line_by_line(method, url, headers, body)
+        except ValueError:
+            expected = ValueError
+        try:
+            written: bytes | type[ValueError] = _head(method, _origin(url), headers, body)
+        except ValueError:
+            written = ValueError
+        assert written == expected, headers
+        refused += expected is ValueError
+    assert 300 < refused < 2700  # both answers were exercised
+
+
+def test_the_answers_headers_are_read_as_a_header_at_a_time_would_read_them():
+    import random
+
+    from reapi_server.upstream_h1 import _answer_headers
+
+    rng = random.Random(12)
+    raw = [b"Content-Type", b"content-type", b"X-A", b"x-a", b"\xc0-Z", b"Date", b"Set-Cookie"]
+    for _ in range(2000):
+        pairs = [
+            (rng.choice(raw), rng.choice([b"1", b"", b"\xe9t\xe9", b"a, b"])) for _ in range(4)
+        ]
+        pairs = pairs[: rng.randint(0, 4)]
+        expected: dict[str, str] = {}
+        for raw_name, raw_value in pairs:
+            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
+            expected[name] = f"{expected[name]}, {value}" if name in expected else value
+        read = _answer_headers(pairs)
+        assert read == expected and list(read) == list(expected), pairs

@@ -137,36 +137,41 @@ class EventDecoder:
         return events
 
     def _lf_lines(self, chunk: bytes) -> list[ServerSentEvent]:
-        """`feed`'s events for a chunk without CR: its lines split in C, and the two fields a
-        stream is made of (`data: `, `event: `) read in place; every other line, as in `feed`,
-        by `_field`. The same events, bounds and state as the general loop."""
+        """`feed`'s events for a chunk without CR: one `find` (memchr) a line, and the two
+        fields a stream is made of (`data: `, `event: `) read in place; every other line, as in
+        `_any_lines`, by `_field`. The same events, bounds and state as the general loop.
+        (Not `bytes.split`: it walks a byte at a time, ~0.7 ms for a 300 KB image line.)"""
+        start = 0
         if self._after_cr:  # a CR ended the last chunk: a LF opening this one belongs to it
             self._after_cr = False
-            if chunk.startswith(b"\n"):
-                chunk = chunk[1:]
-        lines = chunk.split(b"\n")
-        rest = lines.pop()  # after the last LF: a line still coming (b"" when none)
-        if self._line and lines:
-            self._line.append(lines[0])
-            lines[0] = b"".join(self._line)
-            self._line, self._line_bytes = [], 0
+            start = 1 if chunk.startswith(b"\n") else 0
         events = []
-        for line in lines:
-            if not line:
+        end = chunk.find(b"\n", start)
+        if end >= 0 and self._line:  # the line the last chunk left unfinished ends here
+            self._line.append(chunk[start:end])
+            line = b"".join(self._line)
+            self._line, self._line_bytes = [], 0
+            event = self._field(line)
+            if event is not None:
+                events.append(event)
+            start, end = end + 1, chunk.find(b"\n", end + 1)
+        while end >= 0:
+            if start == end:
                 event = self._dispatch()
                 if event is not None:
                     events.append(event)
-            elif line.startswith(b"data: "):
-                self._data.append(line[6:].decode("utf-8", errors="replace"))
-                self._data_bytes += len(line)
+            elif chunk.startswith(b"data: ", start):
+                self._data.append(chunk[start + 6 : end].decode("utf-8", errors="replace"))
+                self._data_bytes += end - start
                 self._check_size()
-            elif line.startswith(b"event: "):
-                self._event = line[7:].decode("utf-8", errors="replace")
+            elif chunk.startswith(b"event: ", start):
+                self._event = chunk[start + 7 : end].decode("utf-8", errors="replace")
             else:
-                self._field(line)
-        if rest:
-            self._line.append(rest)
-            self._line_bytes += len(rest)
+                self._field(chunk[start:end])
+            start, end = end + 1, chunk.find(b"\n", end + 1)
+        if start < len(chunk):  # a line still coming
+            self._line.append(chunk[start:])
+            self._line_bytes += len(chunk) - start
             self._check_size()
         return events
 

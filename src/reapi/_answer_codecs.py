@@ -22,9 +22,6 @@ from __future__ import annotations
 
 import binascii
 import json
-import operator
-from functools import partial
-from itertools import compress
 from typing import Any
 
 try:  # the gateway's extras: `reapi[server]`
@@ -69,34 +66,15 @@ _REFUSED = object()
 
 def _no_wide_integer(value: Any) -> bool:
     """Whether no float in `value` is whole and at least 2**63 in size (walked without
-    recursion: orjson reads up to 1,024 levels, past Python's recursion limit).
-
-    A container's values are sorted by type in C (`map`, `compress`): an image event's ~20
-    values cost a few bytecodes per container, not ~20 per value; only its floats, if any, are
-    looked at one by one."""
-    kind = type(value)
-    if kind is float:
-        return not _wide(value)
-    if kind is not dict and kind is not list:
-        return True
+    recursion: orjson reads up to 1,024 levels, past Python's recursion limit)."""
     pending = [value]
     while pending:
         item = pending.pop()
-        values = item.values() if type(item) is dict else item
-        kinds = set(map(type, values))
-        if float in kinds:
-            for number in compress(values, map(_is_float, map(type, values))):
-                if _wide(number):
-                    return False
-        if not kinds.isdisjoint(_CONTAINERS):
-            pending.extend(compress(values, map(_CONTAINERS.__contains__, map(type, values))))
+        kind = type(item)
+        if kind is dict:
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+        elif kind is float and abs(item) >= _INTEGER_BOUND and item.is_integer():
+            return False
     return True
-
-
-_CONTAINERS = frozenset({dict, list})
-_is_float = partial(operator.is_, float)
-
-
-def _wide(number: float) -> bool:
-    """A float orjson may have made of an integer past 64 bits."""
-    return abs(number) >= _INTEGER_BOUND and number.is_integer()

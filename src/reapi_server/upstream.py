@@ -27,7 +27,6 @@ import json
 import ssl
 import weakref
 from functools import lru_cache
-from itertools import compress
 from typing import Any
 
 import aiohttp
@@ -104,24 +103,23 @@ def _dumps(value: Any) -> bytes:
 
 
 def _same_in_orjson(value: Any) -> bool:
-    """Whether every value in `value` is of a `_SAME_IN_ORJSON` type. A container's values are
-    sorted by type in C (`map`, `compress`): a few bytecodes per container, not per value."""
-    kind = type(value)
-    if kind is not dict and kind is not list:
-        return kind in _SAME_IN_ORJSON
     pending = [value]
     while pending:
         item = pending.pop()
-        values = item.values() if type(item) is dict else item
-        kinds = set(map(type, values))
-        if not kinds <= _SAME_IN_ORJSON:
-            return False
-        if not kinds.isdisjoint(_CONTAINERS):
-            pending.extend(compress(values, map(_CONTAINERS.__contains__, map(type, values))))
+        kind = type(item)
+        if kind is dict:
+            item = item.values()
+        elif kind is not list:
+            if kind not in _SAME_IN_ORJSON:
+                return False
+            continue
+        for inner in item:
+            inner_kind = type(inner)
+            if inner_kind is dict or inner_kind is list:
+                pending.append(inner)
+            elif inner_kind not in _SAME_IN_ORJSON:
+                return False
     return True
-
-
-_CONTAINERS = frozenset({dict, list})
 
 
 def _form_fields(pairs: tuple[tuple[str, str], ...]) -> dict[str, Any] | None:

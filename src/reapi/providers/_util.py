@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import operator
-from functools import partial
-from itertools import compress
 from typing import Any
 
 from .._answer_codecs import b64decode_strict
@@ -59,9 +56,4 @@ def as_data_url(file: File) -> str:
 
 
 def drop_none(fields: dict[str, Any]) -> dict[str, Any]:
-    """`fields` without its None values (falsy ones kept), in order; picked in C (`compress`):
-    a comprehension cost ~7 bytecodes a field, and an image request has a dozen."""
-    return dict(compress(fields.items(), map(_is_not_none, fields.values())))
-
-
-_is_not_none = partial(operator.is_not, None)
+    return {k: v for k, v in fields.items() if v is not None}

@@ -51,9 +51,6 @@ from ._util import b64decode, content_type_for, drop_none
 
 __all__ = ["OpenAIAdapter"]
 
-#: What a stream's last completed event says of the image, as the answer not streamed says it.
-_OUTCOME = ("background", "output_format", "quality", "size")
-
 _VIDEO_STATES: dict[str, TaskState] = {
     "queued": "queued",
     "in_progress": "in_progress",
@@ -169,10 +166,9 @@ class OpenAIAdapter(Adapter):
                 "the provider's stream ended before its image", provider=self.provider
             )
         last = completed[-1]
-        answer = dict(zip(_OUTCOME, map(last.get, _OUTCOME), strict=True))
-        answer["data"] = [{"b64_json": event.get("b64_json")} for event in completed]
-        answer["usage"] = last.get("usage")
-        return answer
+        outcome = {k: last.get(k) for k in ("background", "output_format", "quality", "size")}
+        data = [{"b64_json": event.get("b64_json")} for event in completed]
+        return {**outcome, "data": data, "usage": last.get("usage")}
 
     def _stream_error(self, error: object, response: UpstreamResponse) -> ReapiError:
         """An error sent as an event: the stream had begun (HTTP 200), so only its code says

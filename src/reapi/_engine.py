@@ -694,7 +694,9 @@ class AsyncEngine(_Base):
                 return
             yield chunk
 
-    async def _reply(self, step: Step, provider: str, first_byte: float) -> Any:
+    async def _reply(
+        self, step: Step, provider: str, first_byte: float, tap: Tap | None = None
+    ) -> Any:
         if isinstance(step, Sleep):
             await anyio.sleep(step.seconds)
             return None
@@ -702,6 +704,8 @@ class AsyncEngine(_Base):
             return await self._send_all(step.requests, provider, first_byte)
         if isinstance(step, FetchReference):
             return await self.fetcher.fetch(step.url, accept=step.accept, param=step.param)
+        if tap is not None and step.purpose == "create":
+            return await self._send_tapped(step, provider, first_byte, tap)
         return await self.send(step, provider, first_byte)
 
     async def drive(
@@ -718,13 +722,13 @@ class AsyncEngine(_Base):
                 failure: ReapiError | None = None
                 try:
                     if (
-                        tap is not None
-                        and isinstance(step, UpstreamRequest)
-                        and step.purpose == "create"
-                    ):
+                        type(step) is not UpstreamRequest
+                    ):  # a sleep, a batch, a fetch (or a subclass)
+                        reply = await self._reply(step, provider, first_byte, tap)
+                    elif tap is not None and step.purpose == "create":
                         reply = await self._send_tapped(step, provider, first_byte, tap)
-                    else:
-                        reply = await self._reply(step, provider, first_byte)
+                    else:  # the usual step: one request (`_reply` would find it last)
+                        reply = await self.send(step, provider, first_byte)
                 except ReapiError as error:
                     failure = error
                 step = _next_step(protocol, reply, failure)

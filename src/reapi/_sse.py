@@ -96,6 +96,13 @@ class EventDecoder:
         chunk = self._unstarted(chunk)
         if not chunk:
             return []
+        if b"\r" not in chunk:  # (memchr) lines that end with LF alone: nearly every stream
+            return self._lf_lines(chunk)
+        return self._any_lines(chunk)
+
+    def _any_lines(self, chunk: bytes) -> list[ServerSentEvent]:
+        """`feed`'s events for a chunk with any line ends (CR, LF, CRLF, one cut between
+        chunks)."""
         start = 1 if self._after_cr and chunk.startswith(b"\n") else 0
         self._after_cr = chunk.endswith(b"\r")
         events = []
@@ -127,6 +134,45 @@ class EventDecoder:
             if event is not None:
                 events.append(event)
             start = end + 2 if end == cr and lf == cr + 1 else end + 1  # CRLF, CR or LF
+        return events
+
+    def _lf_lines(self, chunk: bytes) -> list[ServerSentEvent]:
+        """`feed`'s events for a chunk without CR: one `find` (memchr) a line, and the two
+        fields a stream is made of (`data: `, `event: `) read in place; every other line, as in
+        `_any_lines`, by `_field`. The same events, bounds and state as the general loop.
+        (Not `bytes.split`: it walks a byte at a time, ~0.7 ms for a 300 KB image line.)"""
+        start = 0
+        if self._after_cr:  # a CR ended the last chunk: a LF opening this one belongs to it
+            self._after_cr = False
+            start = 1 if chunk.startswith(b"\n") else 0
+        events = []
+        end = chunk.find(b"\n", start)
+        if end >= 0 and self._line:  # the line the last chunk left unfinished ends here
+            self._line.append(chunk[start:end])
+            line = b"".join(self._line)
+            self._line, self._line_bytes = [], 0
+            event = self._field(line)
+            if event is not None:
+                events.append(event)
+            start, end = end + 1, chunk.find(b"\n", end + 1)
+        while end >= 0:
+            if start == end:
+                event = self._dispatch()
+                if event is not None:
+                    events.append(event)
+            elif chunk.startswith(b"data: ", start):
+                self._data.append(chunk[start + 6 : end].decode("utf-8", errors="replace"))
+                self._data_bytes += end - start
+                self._check_size()
+            elif chunk.startswith(b"event: ", start):
+                self._event = chunk[start + 7 : end].decode("utf-8", errors="replace")
+            else:
+                self._field(chunk[start:end])
+            start, end = end + 1, chunk.find(b"\n", end + 1)
+        if start < len(chunk):  # a line still coming
+            self._line.append(chunk[start:])
+            self._line_bytes += len(chunk) - start
+            self._check_size()
         return events
 
     def _unstarted(self, chunk: bytes) -> bytes:

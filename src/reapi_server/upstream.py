@@ -84,7 +84,7 @@ def encode_body(request: UpstreamRequest) -> tuple[bytes | None, dict[str, str]]
         headers["Content-Type"] = built.headers["content-type"]
         return body, headers
     if request.json is not None:
-        if not any(name.lower() == "content-type" for name in headers):
+        if "content-type" not in map(str.lower, headers):
             headers["Content-Type"] = "application/json"
         return _dumps(request.json), headers
     return request.content, headers

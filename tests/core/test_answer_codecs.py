@@ -141,3 +141,62 @@ def test_a_base64_refusal_is_binasciis_with_nothing_chained():
     with pytest.raises(binascii.Error) as caught:
         b64decode_strict("QUJ=D")
     assert caught.value.__context__ is None and caught.value.__cause__ is None
+
+
+def _reference_no_wide_integer(value):
+    """The check as first written: every value visited one by one."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif type(item) is float and abs(item) >= 2.0**63 and item.is_integer():
+            return False
+    return True
+
+
+def _random_value(rng, depth=0):
+    roll = rng.random()
+    if depth < 4 and roll < 0.25:
+        return {f"k{i}": _random_value(rng, depth + 1) for i in range(rng.randint(0, 5))}
+    if depth < 4 and roll < 0.45:
+        return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 5))]
+    return rng.choice(
+        [
+            "text",
+            12,
+            True,
+            None,
+            0.5,
+            -0.0,
+            1e19,  # whole and past 2**63: what orjson makes of a wide integer
+            -9.223372036854776e18,  # -2**63: wide too
+            9.2e18,  # whole, under 2**63
+            1.5e300,
+            float("inf"),
+            2**70,  # an int (json's reading), never wide
+        ]
+    )
+
+
+def test_the_wide_integer_walk_finds_a_wide_float_wherever_it_is():
+    """The walk stacks containers only and looks at scalars where they lie: it must still find
+    a wide float at any depth, in a dict or a list, among any other values, and nothing else."""
+    rng = random.Random(63)
+    found = 0
+    for _ in range(5000):
+        value = _random_value(rng)
+        expected = _reference_no_wide_integer(value)
+        assert _answer_codecs._no_wide_integer(value) is expected, value
+        found += not expected
+    assert 500 < found < 4500  # both answers were exercised
+
+
+def test_a_wide_float_deep_in_an_event_sends_the_answer_to_json():
+    text = '{"type": "x", "usage": {"a": 1, "details": {"b": [1, 2, 18446744073709551616]}}}'
+    value = json_loads(text)
+    assert value["usage"]["details"]["b"][2] == 18446744073709551616
+    assert type(value["usage"]["details"]["b"][2]) is int
+    assert _answer_codecs._no_wide_integer(json.loads(text.replace("18446744073709551616", "1")))

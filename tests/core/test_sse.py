@@ -201,3 +201,65 @@ def test_an_events_repr_hides_its_data():
 )
 def test_is_event_stream(content_type, expected):
     assert is_event_stream(content_type) is expected
+
+
+def _general_loop(decoder: EventDecoder, chunk: bytes) -> list[ServerSentEvent]:
+    """`feed` without its fast path for chunks with no CR: every chunk by the general loop."""
+    chunk = decoder._unstarted(chunk)
+    return decoder._any_lines(chunk) if chunk else []
+
+
+def _outcome(feed, chunks: list[bytes], max_event_bytes: int):
+    decoder = EventDecoder(max_event_bytes=max_event_bytes)
+    events = []
+    try:
+        for chunk in chunks:
+            events.extend(feed(decoder, chunk))
+    except EventTooLarge:
+        events.append("too large")
+    state = (decoder.last_id, decoder.retry_ms, decoder._after_cr, b"".join(decoder._line))
+    return events, state, decoder._line_bytes, decoder._data, decoder._event
+
+
+LINES = [
+    b"data: x",
+    b"data:y",
+    b"data:  two spaces",
+    b"data",
+    b"data: caf\xc3\xa9 \xe2\x98\x95",
+    b"data: \xff",
+    b"event: image_generation.partial_image",
+    b"event:e",
+    b"event",
+    b"id: 7",
+    b"id: a\0b",
+    b"retry: 250",
+    b": keep-alive",
+    b"",
+    b"",
+    b"unknown: v",
+    b"Data: case",
+    b"data: " + b"z" * 40,
+    b"\xef\xbb\xbfdata: after a mark",
+]
+
+
+def test_lf_only_chunks_decode_as_the_general_loop_does():
+    """The fast path for chunks without CR (split in C, `data:`/`event:` read in place) gives
+    the same events, state and size errors as the general loop, wherever the chunks are cut
+    (a CR ending one chunk included)."""
+    import random
+
+    rng = random.Random(13)
+    for _ in range(3000):
+        body = b"\n".join(rng.choice(LINES) for _ in range(rng.randint(0, 12)))
+        body = rng.choice([b"", b"\xef\xbb\xbf", b"\xef\xbb"]) + body + rng.choice([b"", b"\n"])
+        if rng.random() < 0.2:  # a CR line end here and there: later chunks may start with LF
+            at = rng.randint(0, len(body))
+            body = body[:at] + rng.choice([b"\r", b"\r\n"]) + body[at:]
+        cuts = sorted(rng.sample(range(len(body) + 1), min(len(body) + 1, rng.randint(0, 4))))
+        chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+        bound = rng.choice([64, 1024])
+        assert _outcome(EventDecoder.feed, chunks, bound) == _outcome(
+            _general_loop, chunks, bound
+        ), chunks

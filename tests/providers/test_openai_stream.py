@@ -304,3 +304,31 @@ async def test_a_tapped_drive_hears_each_event_and_lets_the_drafts_go(httpx_mock
     sent = json.loads(httpx_mock.get_requests()[0].content)
     assert sent["stream"] is True and sent["partial_images"] == 2
     await sdk.aclose()
+
+
+def test_a_drafts_event_is_let_go_unread_and_every_other_event_is_read(httpx_mock):
+    """A `.partial_image` event's JSON is not parsed (nobody uses a draft unless a tap hears
+    it, and the tap's path lets it go unread too): a draft that is not JSON costs nothing. An
+    event of any other name is still read: one that is not JSON fails over, as before."""
+    broken_draft = b"event: image_generation.partial_image\ndata: {" + MARKER.encode() + b"\n\n"
+    httpx_mock.add_response(**stream(broken_draft, partial(1), completed()))
+    result = client().images.generate(model="gpt-image-2", prompt="p")
+    assert result.reapi.provider == "primary"
+    assert [image.content() for image in result.data] == [FINAL]
+
+    unnamed = b"data: {" + MARKER.encode() + b"\n\n"  # no `event:` field: "message", read
+    httpx_mock.add_response(**stream(unnamed, completed()))
+    httpx_mock.add_response(**stream(completed(), url=f"{BACKUP}/images/generations"))
+    result = client().images.generate(model="gpt-image-2", prompt="p")
+    assert result.reapi.provider == "backup"
+    assert result.reapi.attempt_log[0].code == "upstream_bad_response"
+
+
+def test_a_drafts_event_over_the_size_bound_still_fails_over(httpx_mock, monkeypatch):
+    monkeypatch.setattr("reapi._sse.MAX_UPSTREAM_EVENT_BYTES", 4096)
+    huge_draft = event("image_generation.partial_image", b64_json="A" * 8000)
+    httpx_mock.add_response(**stream(huge_draft, completed()))
+    httpx_mock.add_response(**stream(completed(), url=f"{BACKUP}/images/generations"))
+    result = client().images.generate(model="gpt-image-2", prompt="p")
+    assert result.reapi.provider == "backup"
+    assert result.reapi.attempt_log[0].code == "upstream_bad_response"

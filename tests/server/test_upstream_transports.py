@@ -203,6 +203,13 @@ def test_an_image_body_is_written_by_orjson(monkeypatch):
     assert encode_body(request)[0] == b'{"prompt":"p","n":1,"size":"1024x1024"}'
 
 
+def test_a_content_type_given_in_any_case_is_kept():
+    request = UpstreamRequest(
+        "POST", "http://upstream.test/", {"CONTENT-type": "application/x.json"}, json={"a": 1}
+    )
+    assert encode_body(request)[1] == {"CONTENT-type": "application/x.json"}
+
+
 def _single_route_catalog() -> Catalog:
     """gpt-image-2 served by `primary` only: nothing to fail over to."""
     data = two_host_catalog().model_dump(mode="json")

@@ -15,7 +15,9 @@ A caller that streams itself (`ImageParams.partial_images` set, above 0) gets th
 with its own count, or the route's where that is more (the route's idle deadline counts on its
 drafts; the caller is passed its own count only): the gateway reads the partial images off the
 wire as they come (`AsyncEngine.drive` with a tap) and passes them on; this adapter still reads only
-the result.
+the result. A draft's event (its `event:` field ends with `.partial_image`) is let go unread,
+as a tapped stream lets it go: only its size is bounded, by the event decoder; events of any
+other name are read and checked (an `error` event, one whose data is not a JSON object).
 """
 
 from __future__ import annotations
@@ -147,6 +149,8 @@ class OpenAIAdapter(Adapter):
         """The completed events, as the answer that is not streamed would have put them."""
         completed: list[dict[str, Any]] = []
         for event in read_events(response.content, self.provider):
+            if event.event.endswith(".partial_image"):
+                continue  # a draft: it proved the upstream alive; its JSON is not read
             data = event.json(self.provider)
             if not isinstance(data, dict):
                 raise APIResponseError(

@@ -109,7 +109,10 @@ def _send(port: int, key: str, requests: int, concurrency: int) -> None:
 def _annotate(path: Path) -> list[tuple[int, str, str]]:
     """(own instructions, function, shared object) of each function in a callgrind file."""
     out = subprocess.run(
-        ["callgrind_annotate", "--threshold=100", str(path)],
+        # --auto=no: with a library's C sources on disk (a compiled extension's support
+        # files, say) the default annotates them line by line, and those lines would match
+        # the pattern below and be counted again.
+        ["callgrind_annotate", "--threshold=100", "--auto=no", str(path)],
         capture_output=True,
         text=True,
         check=True,

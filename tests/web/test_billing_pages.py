@@ -877,3 +877,31 @@ async def test_the_admin_sees_an_event_given_up_and_may_still_apply_it(make_gate
     await _apply_all(gateway, sim)  # the purchase: its refund is applied after it
     page = await admin.get("/admin/billing?events=unhandled")
     assert "Every stored event is applied" in page.text
+
+
+async def test_a_deletion_that_cannot_reach_stripe_keeps_the_card_until_the_next_pass(
+    shop, browsers, sim
+):
+    """Stripe out of reach while the account is deleted: its card is still on the customer, so
+    the billing profile naming it (and the closed account) wait for the sweeper, which takes
+    the card off once Stripe answers, then removes them."""
+    from reapi.testing import Fault
+    from reapi_server.accounts.closing import purge_deleted_accounts
+    from reapi_server.models import Account, BillingProfile
+
+    browser, email = await _person(shop, browsers)
+    await _saved_card(shop, browser, sim)
+    sim.server.faults.set(Fault.ERROR_503)  # every call the gateway makes
+    await _delete_account(browser, email)
+    sim.server.faults.clear()
+    [card] = sim.objects("payment_method")
+    assert card["customer"] is not None  # still chargeable at Stripe: not forgotten here
+    async with shop.rt.db.read() as session:
+        assert (await session.execute(select(BillingProfile))).scalars().all()
+
+    assert await purge_deleted_accounts(shop.rt) == 1
+    [card] = sim.objects("payment_method")
+    assert card["customer"] is None
+    async with shop.rt.db.read() as session:
+        assert not (await session.execute(select(BillingProfile))).scalars().all()
+        assert not (await session.execute(select(Account))).scalars().all()

@@ -3,7 +3,8 @@ set, keys revoked: nothing more is held for it, in any process):
 
 0. its Checkout Sessions still open are expired at Stripe (best effort), so none is paid
    once the top-ups are gone (nothing would credit it or record it), and its saved card is
-   taken off its Stripe customer (best effort), so it can no longer be charged;
+   taken off its Stripe customer, so it can no longer be charged (Stripe out of reach: the
+   billing profile and the account row wait for the next pass, which asks again);
 1. its video jobs go through the videos' own delete path: a running one is cancelled upstream
    and its hold released, exactly once;
 2. its outputs (rows now, objects queued with them and deleted at once), usage rows and
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 from ..api_keys import repository as keys
 from ..audit.repository import detach as detach_audit
 from ..billing import repository as payments
-from ..billing.checkout import expire_open_checkouts, forget_saved_card
+from ..billing.checkout import expire_open_checkouts
+from ..billing.saved_card import forget_saved_card
 from ..credits import repository as credits
 from ..idempotency import repository as idempotency
 from ..jobs import repository as jobs
@@ -57,7 +59,7 @@ class AccountPurged:
 async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
     """Delete what is left of a closed account (see the module's steps)."""
     await expire_open_checkouts(rt.billing, account_id)
-    await forget_saved_card(rt.billing, account_id)  # before its profile row goes
+    card_gone = await forget_saved_card(rt.billing, account_id)  # before its profile row goes
     video_jobs = await delete_all_videos(rt, account_id)
     now = rt.now()
     async with rt.db.write() as session:
@@ -69,9 +71,10 @@ async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
         usage_rows = await usage.delete_for_account(session, account_id)
         await idempotency.delete_for_account(session, account_id)
         await payments.detach_account(session, account_id, now=now)
-        await payments.forget_account(session, account_id, now=now)
         removed = False
-        if not in_flight:
+        if card_gone:  # else the profile names a card still on the customer: kept to retry
+            await payments.forget_account(session, account_id, now=now)
+        if not in_flight and card_gone:
             # Nothing can be held any more (the account is closed), so nothing settles after.
             await jobs.delete_for_account(session, account_id)
             await credits.delete_for_account(session, account_id)

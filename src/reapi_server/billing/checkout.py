@@ -31,7 +31,6 @@ __all__ = [
     "CheckoutStarted",
     "UnknownPack",
     "expire_open_checkouts",
-    "forget_saved_card",
     "open_top_up",
     "start_checkout",
 ]
@@ -201,24 +200,3 @@ async def expire_open_checkouts(billing: Billing, account_id: str) -> int:
             continue
         expired += 1
     return expired
-
-
-async def forget_saved_card(billing: Billing, account_id: str) -> bool:
-    """Take the account's saved card (automatic top-up's) off its Stripe customer: the account
-    is being deleted, and with it the only use the card was saved for. The customer stays
-    (the kept payments name it); a card left on it could still be charged from Stripe's
-    dashboard. Best effort, as `expire_open_checkouts`: a refusal or an outage is logged and
-    the deletion goes on. Whether a card was taken off."""
-    if billing.api is None:
-        return False
-    async with billing.db.read() as session:
-        profile = await repository.profile(session, account_id)
-    method = profile.payment_method_id if profile is not None else None
-    if method is None:
-        return False
-    try:
-        await billing.api.detach_payment_method(method)
-    except Exception as error:  # Stripe's refusal (detached already) or an outage
-        log.warning("saved card not detached", extra={"code": type(error).__name__})
-        return False
-    return True

@@ -3,10 +3,14 @@ The card is detached from their Stripe customer first (so it can no longer be ch
 here or from Stripe's dashboard), then forgotten here with automatic top-up turned off, which
 had nothing left to charge. Stripe out of reach: nothing changes and the person tries again;
 a card Stripe says is detached already (from its dashboard, or an earlier try whose answer was
-lost) is forgotten all the same."""
+lost) is forgotten all the same.
+
+An account's deletion takes the card off the same way (`forget_saved_card`), and waits for
+Stripe rather than forget a card still attached there."""
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
 
 from . import repository
@@ -14,7 +18,9 @@ from .applying import lock_account
 from .service import Billing
 from .stripe_api import BillingUnavailable, StripeRefused
 
-__all__ = ["remove_saved_card"]
+__all__ = ["forget_saved_card", "remove_saved_card"]
+
+log = logging.getLogger(__name__)
 
 
 async def remove_saved_card(billing: Billing, account_id: str) -> bool:
@@ -38,4 +44,26 @@ async def remove_saved_card(billing: Billing, account_id: str) -> bool:
             profile.card_label = None
             profile.auto_enabled = False
             profile.updated_at = billing.clock()
+    return True
+
+
+async def forget_saved_card(billing: Billing, account_id: str) -> bool:
+    """The account is being deleted, and with it the only use its saved card had: take the card
+    off its Stripe customer (the customer stays: the kept payments name it, and a card left on it
+    could still be charged from Stripe's dashboard). Whether nothing is left to take off there:
+    no card, taken off now, detached there already, or billing turned off (nothing can ask
+    Stripe any more). False when Stripe could not be asked now: the deletion then keeps the
+    card's row for its next pass, rather than forget a card that is still chargeable."""
+    async with billing.db.read() as session:
+        profile = await repository.profile(session, account_id)
+    method = profile.payment_method_id if profile is not None else None
+    if method is None or billing.api is None:
+        return True
+    try:
+        await billing.api.detach_payment_method(method)
+    except StripeRefused:  # not attached any more
+        return True
+    except BillingUnavailable as error:  # an outage: the next pass tries again
+        log.warning("saved card not detached", extra={"code": type(error).__name__})
+        return False
     return True

@@ -114,6 +114,7 @@ async def make_gateway(
         database_url: str | None = None,
         catalog: Catalog | None = None,
         span_exporter: object = None,
+        router_config: RouterConfig | None = None,
         **overrides: object,
     ) -> Gateway:
         data_dir = tmp_path / f"data{len(stack)}"
@@ -129,7 +130,7 @@ async def make_gateway(
             settings,
             catalog=catalog or two_host_catalog(),
             http_client=httpx.AsyncClient(transport=upstream.transport()),
-            router_config=RouterConfig(first_byte_timeout=0.3, body_timeout=0.5),
+            router_config=router_config or RouterConfig(first_byte_timeout=0.3, body_timeout=0.5),
             migrate=database_url is not None,
             span_exporter=span_exporter,  # type: ignore[arg-type]
         )

@@ -42,6 +42,11 @@ class FakeUpstream:
     headers: list[httpx.Headers] = field(default_factory=list)
     tasks: dict[str, Task] = field(default_factory=dict)
     hang_seconds: float = 30.0
+    #: When set, a "hang" lasts until this event is set (at most `hang_seconds`): a test holds
+    #: a request at the upstream for exactly as long as its step takes, whatever the load.
+    release: anyio.Event | None = None
+    #: When set, set as a hang begins: the request is at the upstream.
+    held: anyio.Event | None = None
     #: What a finished task's video download returns.
     video_body: bytes = MP4
     #: When set, the video download sends this many bytes, then stalls for `hang_seconds`.
@@ -68,7 +73,7 @@ class FakeUpstream:
         polling = method == "GET" and "/videos/" in path and not path.endswith("/content")
         fault = (self.poll_faults if polling else self.faults).get(host, "ok")
         if fault == "hang":
-            await anyio.sleep(self.hang_seconds)
+            await self._hang()
         if fault == "reset":
             raise httpx.ReadError("connection reset by peer")
         if fault == "500":
@@ -91,6 +96,15 @@ class FakeUpstream:
         if fault == "truncated":
             return httpx.Response(200, content=b'{"created": 1, "data": [{"b64_')
         return self._answer(request, host, method, path)
+
+    async def _hang(self) -> None:
+        if self.held is not None:
+            self.held.set()
+        if self.release is None:
+            await anyio.sleep(self.hang_seconds)
+            return
+        with anyio.move_on_after(self.hang_seconds):
+            await self.release.wait()
 
     def _answer(self, request: httpx.Request, host: str, method: str, path: str) -> httpx.Response:
         if path.endswith("/images/generations") or path.endswith("/images/edits"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -12,6 +13,7 @@ import openai
 from reapi_server.accounts.service import create_account
 from reapi_server.api_keys.service import issue_key
 from reapi_server.credits import repository as credit_rows
+from reapi_server.observability.logging import JsonFormatter
 from reapi_server.runtime import Runtime
 
 
@@ -56,3 +58,9 @@ def client_for(gateway: Any, key: str) -> openai.AsyncOpenAI:
         max_retries=0,
         http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gateway.app)),
     )
+
+
+def access_entries(caplog: Any) -> list[dict[str, Any]]:
+    """The access log lines caught (`caplog` at INFO for reapi_server.access), as written."""
+    records = [r for r in caplog.records if r.name == "reapi_server.access"]
+    return [json.loads(JsonFormatter().format(r)) for r in records]

@@ -2,6 +2,8 @@
 repeat, query parameters out of range, malformed idempotency keys. Always a 4xx in OpenAI's
 error shape, never a 500, and never more than a short excerpt of the input."""
 
+import base64
+
 import pytest
 from tests.server.fakes import PNG
 from tests.server.helpers import auth, ledger_matches
@@ -83,6 +85,49 @@ async def test_whole_number_fields_refuse_booleans_and_other_digits(gateway, fie
         form = assert_refused(await edit_form(gateway, key, **{field: value}))
         assert form["param"] == field
     assert gateway.upstream.calls == []
+
+
+async def edit_json(gateway, key, **fields):
+    image = {"image_url": "data:image/png;base64," + base64.b64encode(PNG).decode()}
+    body = {"model": "gpt-image-2", "prompt": "p", "images": [image], **fields}
+    return await gateway.client.post("/v1/images/edits", json=body, headers=auth(key))
+
+
+# JSON has numbers: an integer field's digits in a string are refused, as OpenAI does
+# ("Invalid type for 'n'"); a form's fields are strings, so there digits are the number.
+@pytest.mark.parametrize(
+    ("send", "field", "value"),
+    [
+        (generate, "n", "2"),
+        (generate, "output_compression", "50"),
+        (generate, "seed", "7"),
+        (generate, "n", 2.0),
+        (edit_json, "n", "2"),
+        (edit_json, "output_compression", "50"),
+        (video, "seed", "7"),
+        (video, "seed", 7.0),
+    ],
+)
+async def test_json_integer_fields_refuse_strings(gateway, send, field, value):
+    account, key = await gateway.account()
+    response = await send(gateway, key, **{field: value})
+    error = assert_refused(response)
+    assert (error["param"], error["code"]) == (field, "invalid_type")
+    assert error["message"] == f"{field} must be an integer"
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+async def test_json_integers_and_form_digits_are_taken(gateway):
+    _, key = await gateway.account()
+    for response in (
+        await generate(gateway, key, n=2, output_compression=50, seed=7, output_format="jpeg"),
+        await edit_json(gateway, key, n=2, output_compression=50, output_format="jpeg"),
+        await edit_form(gateway, key, n="2", output_compression="50", output_format="jpeg"),
+        await video(gateway, key, seed=7, seconds=8),
+        await video_form(gateway, key, seed="7", seconds="8"),
+    ):
+        assert response.status_code == 200, response.text[:300]
 
 
 async def test_a_json_number_of_5000_digits_is_a_400(gateway):

@@ -15,11 +15,10 @@ import httpx
 import openai
 import pytest
 from tests.server.fakes import PNG
-from tests.server.helpers import auth, client_for, ledger_matches
+from tests.server.helpers import access_entries, auth, client_for, ledger_matches
 from tests.server.sim_upstream import SimUpstream
 
 from reapi.testing import Fault, is_png
-from reapi_server.observability.logging import JsonFormatter
 
 GENERATIONS = "/v1/images/generations"
 MARKER = "MARKER-streamed-prompt-41c9"
@@ -43,12 +42,6 @@ async def usage_of(gateway, key: str) -> dict:
     rows = (await gateway.client.get("/v1/usage", headers=auth(key))).json()["data"]
     assert len(rows) == 1, rows
     return rows[0]
-
-
-def access_entries(caplog) -> list[dict]:
-    """The access log lines, as written."""
-    records = [r for r in caplog.records if r.name == "reapi_server.access"]
-    return [json.loads(JsonFormatter().format(r)) for r in records]
 
 
 async def test_the_openai_client_streams_a_generation_with_its_partial_images(

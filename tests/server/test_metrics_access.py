@@ -5,12 +5,13 @@ public unless `openapi_docs` is off."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 
 import httpx
 import pytest
-from tests.server.helpers import auth, scrape_metrics
+from tests.server.helpers import access_entries, auth, scrape_metrics
 from tests.server.live import free_port
 from tests.server.served import served_gateway
 
@@ -35,13 +36,21 @@ async def test_a_metrics_token_opens_the_main_listener(make_gateway):
     assert right.status_code == 200 and "reapi_http_requests_total" in right.text
 
 
-async def test_the_metrics_listener_serves_metrics_only(gateway):
+async def test_the_metrics_listener_serves_metrics_only(gateway, caplog):
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     port = gateway.rt.settings.metrics_address[1]
     transport = httpx.ASGITransport(app=gateway.app)
     async with httpx.AsyncClient(transport=transport, base_url=f"http://127.0.0.1:{port}") as c:
         assert (await c.get("/metrics")).status_code == 200
         for path in ("/v1/models", "/healthz", "/docs", "/openapi.json"):
-            assert (await c.get(path)).status_code == 404, path
+            missing = await c.get(path)
+            assert missing.status_code == 404, path
+            assert missing.json()["error"]["code"] == "http_404"
+    # Its requests are neither logged nor counted: no access line, so none lacks a code.
+    assert access_entries(caplog) == []
+    # On the main listener, a hidden /metrics is the app's 404: logged, with its code.
+    assert (await gateway.client.get("/metrics")).status_code == 404
+    assert [(e["status"], e.get("code")) for e in access_entries(caplog)] == [(404, "http_404")]
 
 
 async def test_docs_can_be_turned_off(make_gateway):

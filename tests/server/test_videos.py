@@ -2,11 +2,13 @@
 
 import asyncio
 
+import anyio
 import pytest
 from sqlalchemy import func, select
 from tests.server.fakes import MP4, PNG
 from tests.server.helpers import auth, ledger_matches
 
+from reapi.router import RouterConfig
 from reapi_server.credits import repository as credit_rows
 from reapi_server.jobs.poller import MAX_OUTPUT_FAILURES, JobPoller
 from reapi_server.jobs.sweeper import sweep_once
@@ -372,20 +374,28 @@ async def test_video_limit_is_exact_under_concurrency(make_gateway):
     assert sorted(r.status_code for r in responses) == [200] * 3 + [429] * 7
 
 
-async def test_a_task_started_after_its_job_was_swept_is_cancelled_upstream(gateway):
+async def test_a_task_started_after_its_job_was_swept_is_cancelled_upstream(make_gateway):
     """The sweeper failed (and refunded) a `submitting` job whose submission was still under
     way: the task the upstream then started is nobody's, so it is cancelled, not left to run."""
     from reapi_server.jobs.submission import finish_failed
 
+    # The upstream holds the submission until the sweep is done, however long that takes on a
+    # busy machine: a first-byte deadline of 30 s (not the tests' 0.3 s) never cuts it short,
+    # which would fail over to the backup instead.
+    gateway = await make_gateway(router_config=RouterConfig(first_byte_timeout=30.0))
     account, key = await gateway.account(credits=100)
     gateway.upstream.faults = {"primary.test": "hang"}
-    gateway.upstream.hang_seconds = 0.2  # answers, but only after the sweep below
+    gateway.upstream.release, gateway.upstream.held = anyio.Event(), anyio.Event()
     rt = gateway.rt
     task = asyncio.create_task(create(gateway, key))
-    await asyncio.sleep(0.1)
+    with anyio.fail_after(10):  # the submission reached the upstream: its job is `submitting`
+        await gateway.upstream.held.wait()
     async with rt.db.read() as session:
         job_id = (await session.execute(select(VideoJob.id))).scalar_one()
     assert await finish_failed(rt, job_id, "interrupted", owner=None, states=("submitting",))
+    gateway.upstream.release.set()  # now the upstream answers: a task, started after the sweep
     await task
+    assert gateway.upstream.calls[0][:2] == ("primary.test", "POST")
+    assert gateway.upstream.count("/videos") == 1  # no failover
     assert gateway.upstream.count("/videos/task_primary_1", method="DELETE") == 1
     assert await ledger_matches(rt, account) == (100, 0)

@@ -1,11 +1,12 @@
 """CSRF on every form of the web half, its security headers on every page, and /v1 untouched:
 no cookie, no CSRF, no web headers there, answers exactly as before."""
 
+import logging
 import re
 
 import pytest
 from starlette.routing import Route
-from tests.server.helpers import auth, scrape_metrics
+from tests.server.helpers import access_entries, auth, scrape_metrics
 from tests.web.helpers import Browser, new_email, web_context
 
 from reapi_server.web.app import PAGES as PAGE_MODULES
@@ -162,11 +163,31 @@ async def test_a_token_works_only_in_the_browser_it_was_made_for(web, browsers):
     await fresh.aclose()
 
 
-async def test_a_form_too_large_is_refused(web, browsers):
+async def test_a_form_too_large_is_refused(web, browsers, caplog):
     browser = browsers(web)
     await browser.get("/login")
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
     response = await browser.client.post("/login", data={"email": "x" * 70_000})
     assert response.status_code == 413
+    # Answered before any error handler: its access log line says why all the same.
+    refused = await browser.client.post("/login", data={"email": "a@example.com"})
+    assert refused.status_code == 403
+    logged = [(e["status"], e.get("code")) for e in access_entries(caplog)]
+    assert logged == [(413, "request_too_large"), (403, "csrf_failed")]
+
+
+async def test_the_management_api_too_large_is_json_and_logged_with_its_code(web, browsers, caplog):
+    browser = browsers(web)
+    await browser.sign_up(new_email())
+    caplog.set_level(logging.INFO, logger="reapi_server.access")
+    response = await browser.client.post(
+        "/api/keys",
+        content=b"name=" + b"x" * 70_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert [e.get("code") for e in access_entries(caplog)] == ["request_too_large"]
 
 
 @pytest.mark.parametrize("signed_in", [False, True])

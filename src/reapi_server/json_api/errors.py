@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -22,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from reapi import ConfigurationError, NoRouteAvailableError, RateLimitError, ReapiError
 
@@ -29,11 +29,8 @@ from ..config import Settings
 from ..db_errors import error_name, is_unavailable
 from ..errors import GatewayError, InsufficientCredits
 from ..links import Links
-from ..observability.middleware import context_of
+from ..observability.middleware import note_code
 from .validation import describe
-
-#: An exception handler as Starlette calls it.
-Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 __all__ = ["error_response", "install_error_handlers", "where_to_buy"]
 
@@ -56,11 +53,17 @@ _TYPES = {
 
 
 class ErrorAnswer(Response):
-    """An error answer that knows its code (for the access log: `_noted`)."""
+    """An error answer that knows its code, and says it to the access log as it is sent: the
+    line of a failed request says why it failed, whoever built the answer (an error handler,
+    a hot route, the web half's body-size and CSRF refusals, the billing webhook)."""
 
     def __init__(self, body: bytes, status: int, headers: dict[str, str], code: str | None):
         super().__init__(body, status, headers, media_type="application/json")
         self.code = code
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        note_code(scope, self.code)
+        await super().__call__(scope, receive, send)
 
 
 def error_response(
@@ -144,19 +147,6 @@ def _document_validation_errors(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _noted(handler: Handler) -> Handler:
-    """`handler`, noting its answer's code on the request's context: the access log line of a
-    failed request says why it failed, as a streamed one's does (`RequestContext.code`)."""
-
-    async def answer(request: Request, exc: Exception) -> Response:
-        response = await handler(request, exc)
-        if isinstance(response, ErrorAnswer):
-            context_of(request.scope).code = response.code
-        return response
-
-    return answer
-
-
 def install_error_handlers(app: FastAPI) -> None:
     async def on_reapi(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ReapiError)
@@ -213,9 +203,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     _document_validation_errors(app)
-    app.add_exception_handler(ReapiError, _noted(on_reapi))
-    app.add_exception_handler(GatewayError, _noted(on_gateway))
-    app.add_exception_handler(RequestValidationError, _noted(on_validation))
-    app.add_exception_handler(StarletteHTTPException, _noted(on_http))
-    app.add_exception_handler(SQLAlchemyError, _noted(on_database))
-    app.add_exception_handler(Exception, _noted(on_unexpected))
+    app.add_exception_handler(ReapiError, on_reapi)
+    app.add_exception_handler(GatewayError, on_gateway)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(SQLAlchemyError, on_database)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -27,6 +27,7 @@ __all__ = [
     "RequestContext",
     "context_of",
     "method_of",
+    "note_code",
     "route_template",
 ]
 
@@ -95,6 +96,15 @@ def context_of(scope: Scope) -> RequestContext:
     if context is None:
         context = state["reapi_context"] = RequestContext(new_request_id())
     return context
+
+
+def note_code(scope: Scope, code: str | None) -> None:
+    """`code` for the access log line of this request (`RequestContext.code`): said by any
+    answer that fails, wherever it is built. A request the access layer does not log (the
+    metrics listener's) has no context, and gets none."""
+    context = scope.get("state", {}).get("reapi_context")
+    if context is not None:
+        context.code = code
 
 
 def route_template(scope: Scope) -> str:

@@ -42,11 +42,18 @@ _ANSWERS = {
     200: {
         "content": {
             "text/event-stream": {
+                # One event (its `event` and `data` lines), as a stream's schema describes
+                # each (OpenAPI 3.2's itemSchema; schemathesis reads `schema` so).
                 "schema": {
-                    "type": "string",
+                    "type": "object",
                     "description": "with stream: true, server-sent events: <kind>.partial_image, "
                     "<kind>.completed (one per image) and error, as OpenAI's Images API sends "
-                    "them",
+                    "them; each event's data is one JSON object whose type is the event's",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string"},
+                        "data": {"type": "string", "contentMediaType": "application/json"},
+                    },
                 }
             }
         }

@@ -63,6 +63,7 @@ __all__ = [
     "ImageGenerationBody",
     "ImageRef",
     "VideoBody",
+    "VideoForm",
     "VideoRequest",
     "image_edit_request",
     "image_generation_request",
@@ -81,11 +82,12 @@ def _not_a_boolean(value: Any) -> Any:
     return value
 
 
-#: An integer field: JSON numbers and (in forms) ASCII digits, never a boolean.
+#: A form's integer field (a form's fields are strings): ASCII digits, never a boolean.
 WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 
 
-#: A JSON integer field that OpenAI's schema types as one: a number, not "2" (nor a boolean).
+#: A JSON integer field (OpenAI's schema, or reapi's for `seed`, types it as one): a number,
+#: not "2" (nor a boolean, nor 2.0), as OpenAI refuses a value of the wrong JSON type.
 StrictWholeNumber = Annotated[int, Strict()]
 
 
@@ -112,18 +114,19 @@ _NOT_OPTIONS = frozenset(
 
 class _ImageOptions(_Body):
     model: str = "gpt-image-2"
-    n: WholeNumber | None = Field(default=None, ge=1, le=10)
+    #: In JSON, the integers and the boolean are of JSON's types, as OpenAI's schema has them
+    #: ("2" and "true" are refused, as OpenAI does); a form spells them (`ImageEditForm`).
+    n: StrictWholeNumber | None = Field(default=None, ge=1, le=10)
     size: str | None = None
     quality: str | None = None
     background: str | None = None
     output_format: str | None = None
-    output_compression: WholeNumber | None = Field(default=None, ge=0, le=100)
+    output_compression: StrictWholeNumber | None = Field(default=None, ge=0, le=100)
     response_format: Literal["url", "b64_json"] | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
     user: str | None = None
-    #: Server-sent events instead of one JSON answer (`openai_api.image_stream`). In JSON, a
-    #: boolean and an integer, as OpenAI's schema has them ("true" is refused, as OpenAI does).
+    #: Server-sent events instead of one JSON answer (`openai_api.image_stream`).
     stream: StrictBool | None = None
     partial_images: StrictWholeNumber | None = Field(default=None, ge=0, le=3)
 
@@ -135,14 +138,16 @@ class _ImageOptions(_Body):
 class ImageGenerationBody(_ImageOptions):
     prompt: str = Prompt
     moderation: str | None = None
-    seed: WholeNumber | None = None
+    seed: StrictWholeNumber | None = None
     style: str | None = None
 
 
 class ImageEditForm(_ImageOptions):
     prompt: str = Prompt
     input_fidelity: str | None = None
-    #: A form's fields are strings: these two are spelled ("true", "2").
+    #: A form's fields are strings: its numbers and boolean are spelled ("2", "true").
+    n: WholeNumber | None = Field(default=None, ge=1, le=10)
+    output_compression: WholeNumber | None = Field(default=None, ge=0, le=100)
     stream: FormFlag | None = None
     partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
 
@@ -182,13 +187,20 @@ class VideoBody(_Body):
     size: str | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
-    seed: WholeNumber | None = None
+    #: reapi's extension, a JSON integer ("7" is refused); a form spells it (`VideoForm`).
+    seed: StrictWholeNumber | None = None
     #: `{"image_url": "https://..." | "data:..."}` or `{"file_id": ...}`; uploads come as
     #: multipart instead.
     input_reference: ImageRef | None = None
     #: reapi's extension: where the finished video is POSTed (Standard Webhooks, signed with
     #: the key's secret); without it, the key's default, if any.
     webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+class VideoForm(VideoBody):
+    """The multipart form of videos: its fields are strings, `seed` spelled in digits."""
+
+    seed: WholeNumber | None = None
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -380,7 +392,7 @@ def _video_from_json(body: VideoBody, policy: UrlPolicy) -> VideoRequest:
 def _video_from_form(form: ParsedForm, policy: UrlPolicy) -> VideoRequest:
     fields: dict[str, Any] = _form_fields(form)
     text = fields.pop("input_reference", None)
-    body = parse_model(VideoBody, fields)
+    body = parse_model(VideoForm, fields)
     uploads = [_file(f) for name, f in form.files if name == "input_reference"]
     reference: File | Reference | None = uploads[0] if uploads else None
     if reference is None and text:

@@ -37,6 +37,7 @@ from ..management.app import create_management_app
 from ..oauth import configured_providers
 from ..oauth.service import OAuthSignIn
 from ..observability.fastapi_telemetry import fastapi_without_telemetry
+from ..observability.middleware import note_code
 from ..runtime import Runtime
 from .admin_gate import AdminGate
 from .consent_gate import ConsentGate
@@ -181,6 +182,7 @@ def _turnstile(settings: Settings) -> Turnstile | None:
 
 
 def _not_found(request: Request) -> Response:
+    note_code(request.scope, "http_404")
     return render(
         request,
         "error.html",
@@ -199,8 +201,10 @@ def _install_error_pages(app: FastAPI) -> None:
         assert isinstance(exc, SignInRequired)
         return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
 
+    # A page's access log line carries the code the API's JSON would (`json_api.errors`).
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        note_code(request.scope, f"http_{exc.status_code}")
         if "visitor" not in request.scope.get("state", {}):
             # A static file (no visitor is made for those): no page to render, a bare status.
             return Response(status_code=exc.status_code, headers=exc.headers)
@@ -216,6 +220,7 @@ def _install_error_pages(app: FastAPI) -> None:
 
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)
+        note_code(request.scope, exc.code)
         return render(
             request,
             "error.html",
@@ -226,6 +231,7 @@ def _install_error_pages(app: FastAPI) -> None:
         )
 
     async def server_error(request: Request, exc: Exception) -> Response:
+        note_code(request.scope, "internal_error")
         return render(
             request,
             "error.html",
@@ -271,6 +277,8 @@ class _ServerErrorPage:
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, status: int) -> None:
     request = Request(scope, receive)
+    # The access log line says why, for a page as for the API's JSON (its ErrorAnswer says it).
+    note_code(scope, "request_too_large" if status == 413 else "csrf_failed")
     if request.url.path.startswith(MANAGEMENT_PREFIX + "/"):  # an API: JSON, never a page
         if status == 413:
             refusal = error_response(413, "the request body is too large", code="request_too_large")

@@ -308,6 +308,60 @@ async def test_0026_on_postgres(postgres_server):  # noqa: F811
     await _check_0026_names_the_browsers(postgres_server.url(name))
 
 
+async def test_0026_renames_many_sessions_in_a_few_statements(tmp_path):
+    """Many distinct User-Agents (each browser version, each build): the migration reads the
+    table once and updates by id in batches, not once per value (a full scan each, as
+    `user_agent` has no index)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0025_schema_compatibility")
+    db = Database(url)
+    try:
+        async with db.write() as session:
+            await session.execute(
+                text(
+                    "INSERT INTO users (id, email, created_at, role) VALUES"
+                    " ('user_1', 'a@example.com', 1.0, 'user')"
+                )
+            )
+            for n in range(600):
+                await session.execute(
+                    text(
+                        "INSERT INTO web_sessions (id, token_hash, user_id, created_at,"
+                        " last_seen_at, expires_at, client_address, user_agent)"
+                        " VALUES (:id, :hash, 'user_1', 1.0, 1.0, 9.0, '', :agent)"
+                    ),
+                    {
+                        "id": f"sess_{n}",
+                        "hash": f"{n:064d}",
+                        "agent": f"Mozilla/5.0 (X11; Linux x86_64) Firefox/{n}.0",
+                    },
+                )
+    finally:
+        await db.dispose()
+    updates: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE WEB_SESSIONS"):
+            updates.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0026_session_browser_names")
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(updates) == 2  # one name, 600 rows: two batches of ids
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            rows = await session.execute(text("SELECT DISTINCT user_agent FROM web_sessions"))
+            assert rows.scalars().all() == ["Firefox on Linux"]
+    finally:
+        await db.dispose()
+
+
 # -- a database a newer version migrated (a rolling upgrade, a roll-back) ----------------------
 
 

@@ -257,9 +257,9 @@ async def test_0024_on_postgres(postgres_server):  # noqa: F811
 # -- 0026_session_browser_names: a session keeps a browser's name, not its User-Agent ---------
 
 
-async def _check_0026_names_the_browsers(url: str) -> None:
+async def _sessions_at_0025(url: str, agents: list[str]) -> None:
+    """A database at 0025 with a session (`sess_<n>`) for each User-Agent."""
     await asyncio.to_thread(command.upgrade, alembic_config(url), "0025_schema_compatibility")
-    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0 QZXMK"
     db = Database(url)
     try:
         async with db.write() as session:
@@ -269,7 +269,7 @@ async def _check_0026_names_the_browsers(url: str) -> None:
                     " ('user_1', 'a@example.com', 1.0, 'user')"
                 )
             )
-            for n, agent in enumerate([firefox, firefox, "", "Chrome on macOS"]):
+            for n, agent in enumerate(agents):
                 await session.execute(
                     text(
                         "INSERT INTO web_sessions (id, token_hash, user_id, created_at,"
@@ -280,6 +280,11 @@ async def _check_0026_names_the_browsers(url: str) -> None:
                 )
     finally:
         await db.dispose()
+
+
+async def _check_0026_names_the_browsers(url: str) -> None:
+    firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0 QZXMK"
+    await _sessions_at_0025(url, [firefox, firefox, "", "Chrome on macOS"])
     await asyncio.to_thread(command.upgrade, alembic_config(url), "0026_session_browser_names")
     db = Database(url)
     try:
@@ -306,6 +311,37 @@ async def test_0026_on_postgres(postgres_server):  # noqa: F811
     name = f"m_{secrets.token_hex(6)}"
     await asyncio.to_thread(postgres_server.execute, f"CREATE DATABASE {name}")
     await _check_0026_names_the_browsers(postgres_server.url(name))
+
+
+async def test_0026_renames_many_sessions_in_a_few_statements(tmp_path):
+    """Many distinct User-Agents (each browser version, each build): the migration reads the
+    table once and updates by id in batches, not once per value (a full scan each, as
+    `user_agent` has no index)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'm.db'}"
+    agents = [f"Mozilla/5.0 (X11; Linux x86_64) Firefox/{n}.0" for n in range(600)]
+    await _sessions_at_0025(url, agents)
+    updates: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE WEB_SESSIONS"):
+            updates.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "0026_session_browser_names")
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(updates) == 2  # one name, 600 rows: two batches of ids
+    db = Database(url)
+    try:
+        async with db.read() as session:
+            rows = await session.execute(text("SELECT DISTINCT user_agent FROM web_sessions"))
+            assert rows.scalars().all() == ["Firefox on Linux"]
+    finally:
+        await db.dispose()
 
 
 # -- a database a newer version migrated (a rolling upgrade, a roll-back) ----------------------

@@ -905,3 +905,37 @@ async def test_a_deletion_that_cannot_reach_stripe_keeps_the_card_until_the_next
     async with shop.rt.db.read() as session:
         assert not (await session.execute(select(BillingProfile))).scalars().all()
         assert not (await session.execute(select(Account))).scalars().all()
+
+
+async def test_a_deletion_stripe_keeps_refusing_gives_up_on_the_card_after_a_while(
+    shop, browsers, sim, caplog
+):
+    """A key Stripe answers 401 to (rotated away at Stripe, still configured here) never lets
+    the card be detached: the closed account waits `DETACH_DAYS`, then goes all the same
+    (logged for the operator), rather than stay for ever and hold up the deletions after it."""
+    from sqlalchemy import update
+
+    from reapi_server.accounts.closing import purge_deleted_accounts
+    from reapi_server.billing.saved_card import DETACH_DAYS
+    from reapi_server.models import Account, BillingProfile
+
+    browser, email = await _person(shop, browsers)
+    await _saved_card(shop, browser, sim)
+    sim.api.secret_key = "sk_test_rotated"  # every call the gateway makes: 401
+    await _delete_account(browser, email)
+
+    async def closed_days_ago(days: float) -> None:
+        async with shop.rt.db.write() as session:
+            await session.execute(update(Account).values(deleted_at=shop.rt.now() - days * 86_400))
+
+    await closed_days_ago(DETACH_DAYS - 1)
+    assert await purge_deleted_accounts(shop.rt) == 0  # still waiting for Stripe
+    async with shop.rt.db.read() as session:
+        assert (await session.execute(select(BillingProfile))).scalars().all()
+
+    await closed_days_ago(DETACH_DAYS + 1)
+    assert await purge_deleted_accounts(shop.rt) == 1
+    async with shop.rt.db.read() as session:
+        assert not (await session.execute(select(BillingProfile))).scalars().all()
+        assert not (await session.execute(select(Account))).scalars().all()
+    assert "saved card given up on" in caplog.messages

@@ -4,7 +4,8 @@ set, keys revoked: nothing more is held for it, in any process):
 0. its Checkout Sessions still open are expired at Stripe (best effort), so none is paid
    once the top-ups are gone (nothing would credit it or record it), and its saved card is
    taken off its Stripe customer, so it can no longer be charged (Stripe out of reach: the
-   billing profile and the account row wait for the next pass, which asks again);
+   billing profile and the account row wait for the next pass, which asks again, for
+   `saved_card.DETACH_DAYS` at most);
 1. its video jobs go through the videos' own delete path: a running one is cancelled upstream
    and its hold released, exactly once;
 2. its outputs (rows now, objects queued with them and deleted at once), usage rows and
@@ -59,7 +60,11 @@ class AccountPurged:
 async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
     """Delete what is left of a closed account (see the module's steps)."""
     await expire_open_checkouts(rt.billing, account_id)
-    card_gone = await forget_saved_card(rt.billing, account_id)  # before its profile row goes
+    async with rt.db.read() as session:
+        account = await repository.get(session, account_id)
+    closed_at = account.deleted_at if account is not None else None
+    # Before its profile row goes; waiting for Stripe `saved_card.DETACH_DAYS` at most.
+    card_gone = await forget_saved_card(rt.billing, account_id, closed_at=closed_at)
     video_jobs = await delete_all_videos(rt, account_id)
     now = rt.now()
     async with rt.db.write() as session:

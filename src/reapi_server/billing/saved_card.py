@@ -6,7 +6,7 @@ a card Stripe says is detached already (from its dashboard, or an earlier try wh
 lost) is forgotten all the same.
 
 An account's deletion takes the card off the same way (`forget_saved_card`), and waits for
-Stripe rather than forget a card still attached there."""
+Stripe rather than forget a card still attached there, for `DETACH_DAYS` at most."""
 
 from __future__ import annotations
 
@@ -18,9 +18,17 @@ from .applying import lock_account
 from .service import Billing
 from .stripe_api import BillingUnavailable, StripeRefused
 
-__all__ = ["forget_saved_card", "remove_saved_card"]
+__all__ = ["DETACH_DAYS", "forget_saved_card", "remove_saved_card"]
 
 log = logging.getLogger(__name__)
+
+#: How long a deleted account waits for Stripe to take its card off. A failure that lasts
+#: (a key Stripe answers 401 or 403 to: revoked, rotated away, restricted) would otherwise keep
+#: the account's rows for ever, and hold up the sweeper's batch for every deletion after it:
+#: past this the card is forgotten here all the same, logged for the operator to detach it
+#: from Stripe's dashboard (the kept payments name the customer).
+DETACH_DAYS = 7
+_DAY = 86_400.0
 
 
 async def remove_saved_card(billing: Billing, account_id: str) -> bool:
@@ -47,13 +55,16 @@ async def remove_saved_card(billing: Billing, account_id: str) -> bool:
     return True
 
 
-async def forget_saved_card(billing: Billing, account_id: str) -> bool:
+async def forget_saved_card(
+    billing: Billing, account_id: str, *, closed_at: float | None = None
+) -> bool:
     """The account is being deleted, and with it the only use its saved card had: take the card
     off its Stripe customer (the customer stays: the kept payments name it, and a card left on it
     could still be charged from Stripe's dashboard). Whether nothing is left to take off there:
     no card, taken off now, detached there already, or billing turned off (nothing can ask
     Stripe any more). False when Stripe could not be asked now: the deletion then keeps the
-    card's row for its next pass, rather than forget a card that is still chargeable."""
+    card's row for its next pass, rather than forget a card that is still chargeable; True
+    again once the account was closed (`closed_at`) `DETACH_DAYS` ago: given up, logged."""
     async with billing.db.read() as session:
         profile = await repository.profile(session, account_id)
     method = profile.payment_method_id if profile is not None else None
@@ -64,6 +75,9 @@ async def forget_saved_card(billing: Billing, account_id: str) -> bool:
     except StripeRefused:  # not attached any more
         return True
     except BillingUnavailable as error:  # an outage: the next pass tries again
+        if closed_at is not None and closed_at < billing.clock() - DETACH_DAYS * _DAY:
+            log.error("saved card given up on", extra={"code": type(error).__name__})
+            return True
         log.warning("saved card not detached", extra={"code": type(error).__name__})
         return False
     return True

@@ -31,14 +31,24 @@ backward_compatible = True
 _sessions = sa.table("web_sessions", sa.column("id", sa.String), sa.column("user_agent", sa.String))
 
 
+#: Sessions renamed per statement (by primary key).
+_BATCH = 500
+
+
 def upgrade() -> None:
+    """Each row read once, then updated by id, a batch a statement: per distinct User-Agent,
+    an update matching on the unindexed column would scan the table once per value (for
+    100,000 sessions of 20,000 User-Agents, two billion rows read while the table is locked)."""
     bind = op.get_bind()
-    stored = bind.execute(sa.select(_sessions.c.user_agent).distinct()).scalars().all()
-    for value in stored:
-        name = describe(value)
+    renamed: dict[str, list[str]] = {}
+    for session_id, value in bind.execute(sa.select(_sessions.c.id, _sessions.c.user_agent)):
         if value not in NAMES:  # (a name already: upgraded again after a downgrade)
+            renamed.setdefault(describe(value), []).append(session_id)
+    for name, ids in renamed.items():
+        for start in range(0, len(ids), _BATCH):
+            batch = ids[start : start + _BATCH]
             bind.execute(
-                _sessions.update().where(_sessions.c.user_agent == value).values(user_agent=name)
+                _sessions.update().where(_sessions.c.id.in_(batch)).values(user_agent=name)
             )
 
 

@@ -939,3 +939,36 @@ async def test_a_deletion_stripe_keeps_refusing_gives_up_on_the_card_after_a_whi
         assert not (await session.execute(select(BillingProfile))).scalars().all()
         assert not (await session.execute(select(Account))).scalars().all()
     assert "saved card given up on" in caplog.messages
+
+
+async def _save_another_card(gateway, browser, sim) -> None:
+    """A second purchase with "save this card" ticked: the customer now holds two cards."""
+    await browser.submit(
+        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
+    )
+    newest = [s for s in sim.objects("checkout.session") if s["status"] == "open"]
+    sim.complete_session(newest[-1]["id"])
+    await _apply_all(gateway, sim)
+
+
+async def test_removing_the_card_takes_an_older_saved_card_off_too(shop, browsers, sim):
+    """Each purchase that saves a card attaches it to the customer without taking the older
+    one off: "Remove card" leaves none of them chargeable."""
+    browser, _ = await _person(shop, browsers)
+    await _saved_card(shop, browser, sim)
+    await _save_another_card(shop, browser, sim)
+    cards = sim.objects("payment_method")
+    assert len(cards) == 2 and all(card["customer"] is not None for card in cards)
+    removed = await browser.submit("/dashboard/billing", "/dashboard/billing/card/remove", {})
+    assert removed.headers["location"] == "/dashboard/billing?done=card_removed#auto-top-up"
+    assert [card["customer"] for card in sim.objects("payment_method")] == [None, None]
+    assert (await _profile(shop)).payment_method_id is None
+
+
+async def test_deleting_the_account_takes_every_saved_card_off(shop, browsers, sim):
+    browser, email = await _person(shop, browsers)
+    await _saved_card(shop, browser, sim)
+    await _save_another_card(shop, browser, sim)
+    assert len(sim.objects("payment_method")) == 2
+    await _delete_account(browser, email)
+    assert [card["customer"] for card in sim.objects("payment_method")] == [None, None]

@@ -16,7 +16,7 @@ from contextlib import suppress
 from . import repository
 from .applying import lock_account
 from .service import Billing
-from .stripe_api import BillingUnavailable, StripeRefused
+from .stripe_api import BillingUnavailable, StripeApi, StripeRefused
 
 __all__ = ["DETACH_DAYS", "forget_saved_card", "remove_saved_card"]
 
@@ -32,22 +32,22 @@ _DAY = 86_400.0
 
 
 async def remove_saved_card(billing: Billing, account_id: str) -> bool:
-    """Whether a card was saved (and is removed now). Raises `BillingUnavailable` when Stripe
-    could not be asked (billing off, an outage): the card stays, saved and attached."""
+    """Whether a card was saved (and is removed now, with any older one a purchase saved on the
+    customer before it). Raises `BillingUnavailable` when Stripe could not be asked (billing
+    off, an outage): the card stays, saved and attached."""
     async with billing.db.read() as session:
         profile = await repository.profile(session, account_id)
     method = profile.payment_method_id if profile is not None else None
-    if method is None:
+    if profile is None or method is None:
         return False
     if billing.api is None:
         raise BillingUnavailable("billing is off: the card cannot be taken off at Stripe now")
-    with suppress(StripeRefused):  # not attached any more: nothing left to take off there
-        await billing.api.detach_payment_method(method)
+    removed = await _take_off_cards(billing.api, profile.stripe_customer_id, method)
     async with billing.db.write() as session:
         await lock_account(session, account_id)  # as a top-up does before reading the card
         profile = await repository.profile(session, account_id)
         # Unless a purchase saved another card meanwhile: that one stays until removed too.
-        if profile is not None and profile.payment_method_id == method:
+        if profile is not None and profile.payment_method_id in removed:
             profile.payment_method_id = None
             profile.card_label = None
             profile.auto_enabled = False
@@ -67,13 +67,12 @@ async def forget_saved_card(
     again once the account was closed (`closed_at`) `DETACH_DAYS` ago: given up, logged."""
     async with billing.db.read() as session:
         profile = await repository.profile(session, account_id)
-    method = profile.payment_method_id if profile is not None else None
-    if method is None or billing.api is None:
+    if profile is None or billing.api is None:
+        return True
+    if profile.payment_method_id is None and profile.stripe_customer_id is None:
         return True
     try:
-        await billing.api.detach_payment_method(method)
-    except StripeRefused:  # not attached any more
-        return True
+        await _take_off_cards(billing.api, profile.stripe_customer_id, profile.payment_method_id)
     except BillingUnavailable as error:  # an outage: the next pass tries again
         if closed_at is not None and closed_at < billing.clock() - DETACH_DAYS * _DAY:
             log.error("saved card given up on", extra={"code": type(error).__name__})
@@ -81,3 +80,19 @@ async def forget_saved_card(
         log.warning("saved card not detached", extra={"code": type(error).__name__})
         return False
     return True
+
+
+async def _take_off_cards(api: StripeApi, customer: str | None, saved: str | None) -> set[str]:
+    """Detach every card on the customer and the saved one (a purchase that saves a card does
+    not take an older one off, so a customer can hold several); the ids taken off, or found
+    detached already (Stripe refuses those: nothing is left to take off)."""
+    cards: set[str] = set()
+    if customer is not None:
+        with suppress(StripeRefused):  # the customer is gone at Stripe, its cards with it
+            cards.update(await api.customer_cards(customer))
+    if saved is not None:
+        cards.add(saved)
+    for card in sorted(cards):
+        with suppress(StripeRefused):
+            await api.detach_payment_method(card)
+    return cards

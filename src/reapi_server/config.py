@@ -139,7 +139,13 @@ _DATABASE_SCHEMES = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=_PREFIX, env_nested_delimiter="__", extra="forbid", validate_default=True
+        env_prefix=_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+        # A duration of "inf" (or 1e400) would keep rows for ever and print "inf days" in the
+        # privacy policy: every number here is finite.
+        allow_inf_nan=False,
     )
 
     data_dir: Path = Path("reapi-data")

@@ -88,3 +88,12 @@ def test_config_errors_are_one_line_without_a_traceback(tmp_path, config_text, e
     assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert "not-a-number" not in done.stderr  # the value given is never repeated
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "nan"])
+@pytest.mark.parametrize("name", ["audit_retention_days", "retention_days", "drain_seconds"])
+def test_a_setting_is_never_infinite(monkeypatch, name, value):
+    """"inf" days would keep rows for ever (and print "inf days" in the privacy policy)."""
+    monkeypatch.setenv(f"REAPI_{name.upper()}", value)
+    with pytest.raises(ValidationError, match=name):
+        Settings()

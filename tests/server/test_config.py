@@ -93,7 +93,7 @@ def test_config_errors_are_one_line_without_a_traceback(tmp_path, config_text, e
 @pytest.mark.parametrize("value", ["inf", "1e400", "nan"])
 @pytest.mark.parametrize("name", ["audit_retention_days", "retention_days", "drain_seconds"])
 def test_a_setting_is_never_infinite(monkeypatch, name, value):
-    """"inf" days would keep rows for ever (and print "inf days" in the privacy policy)."""
+    """ "inf" days would keep rows for ever (and print "inf days" in the privacy policy)."""
     monkeypatch.setenv(f"REAPI_{name.upper()}", value)
     with pytest.raises(ValidationError, match=name):
         Settings()

@@ -209,12 +209,7 @@ async def test_auto_top_up_needs_a_saved_card_and_keeps_what_was_typed(shop, bro
         {"enabled": "yes", "threshold": "500", "pack": "starter", "monthly_cap": "50"},
     )
     assert refused.status_code == 400 and "save a card first" in refused.text
-    await browser.submit(
-        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
-    )
-    [session] = sim.objects("checkout.session")
-    sim.complete_session(session["id"])
-    await _apply_all(shop, sim)
+    await _buy_saving_card(shop, browser, sim)
     page = await browser.get("/dashboard/billing")
     assert "Visa •••• 4242" in page.text
     bad = await browser.submit(
@@ -248,12 +243,7 @@ async def test_turning_auto_top_up_on_needs_a_recent_sign_in(shop, browsers, sim
     does not set it to charge without end until its person types their password; turning it
     off asks nothing."""
     browser, _ = await _person(shop, browsers)
-    await browser.submit(
-        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
-    )
-    [session] = sim.objects("checkout.session")
-    sim.complete_session(session["id"])
-    await _apply_all(shop, sim)
+    await _buy_saving_card(shop, browser, sim)
     start = time.time()
     shop.rt.clock = lambda: start + 11 * 60
     form = {"enabled": "yes", "threshold": "999999", "pack": "starter", "monthly_cap": "100000"}
@@ -294,12 +284,7 @@ async def test_deleting_the_account_takes_its_saved_card_off_the_stripe_customer
     """The card was saved for the account's automatic top-up; the account gone, it would stay
     chargeable at Stripe (from its dashboard) for as long as the customer lives."""
     browser, email = await _person(shop, browsers)
-    await browser.submit(
-        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
-    )
-    [session] = sim.objects("checkout.session")
-    sim.complete_session(session["id"])
-    await _apply_all(shop, sim)
+    await _buy_saving_card(shop, browser, sim)
     assert "Visa •••• 4242" in (await browser.get("/dashboard/billing")).text
     [card] = sim.objects("payment_method")
     assert card["customer"] is not None
@@ -312,12 +297,7 @@ async def test_deleting_the_account_takes_its_saved_card_off_the_stripe_customer
 
 async def _saved_card(gateway, browser, sim) -> None:
     """A purchase with "save this card" ticked, then automatic top-up turned on."""
-    await browser.submit(
-        "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
-    )
-    [session] = sim.objects("checkout.session")
-    sim.complete_session(session["id"])
-    await _apply_all(gateway, sim)
+    await _buy_saving_card(gateway, browser, sim)
     on = await browser.submit(
         "/dashboard/billing",
         "/dashboard/billing/auto-top-up",
@@ -941,8 +921,9 @@ async def test_a_deletion_stripe_keeps_refusing_gives_up_on_the_card_after_a_whi
     assert "saved card given up on" in caplog.messages
 
 
-async def _save_another_card(gateway, browser, sim) -> None:
-    """A second purchase with "save this card" ticked: the customer now holds two cards."""
+async def _buy_saving_card(gateway, browser, sim) -> None:
+    """A purchase with "save this card" ticked, paid: its card is on the Stripe customer (one
+    more each time: a newer card does not take the older off)."""
     await browser.submit(
         "/dashboard/billing", "/dashboard/billing/checkout", {"pack": "starter", "save_card": "yes"}
     )
@@ -956,7 +937,7 @@ async def test_removing_the_card_takes_an_older_saved_card_off_too(shop, browser
     one off: "Remove card" leaves none of them chargeable."""
     browser, _ = await _person(shop, browsers)
     await _saved_card(shop, browser, sim)
-    await _save_another_card(shop, browser, sim)
+    await _buy_saving_card(shop, browser, sim)
     cards = sim.objects("payment_method")
     assert len(cards) == 2 and all(card["customer"] is not None for card in cards)
     removed = await browser.submit("/dashboard/billing", "/dashboard/billing/card/remove", {})
@@ -968,7 +949,7 @@ async def test_removing_the_card_takes_an_older_saved_card_off_too(shop, browser
 async def test_deleting_the_account_takes_every_saved_card_off(shop, browsers, sim):
     browser, email = await _person(shop, browsers)
     await _saved_card(shop, browser, sim)
-    await _save_another_card(shop, browser, sim)
+    await _buy_saving_card(shop, browser, sim)
     assert len(sim.objects("payment_method")) == 2
     await _delete_account(browser, email)
     assert [card["customer"] for card in sim.objects("payment_method")] == [None, None]

@@ -351,3 +351,20 @@ async def test_a_key_of_255_characters_is_taken(gateway):
         "/v1/images/generations", json={"prompt": "p"}, headers=headers
     )
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("seed", [str(2**64), str(2**63), str(-(2**63) - 1)])
+async def test_a_seed_past_64_bits_is_refused_in_a_form_too(gateway, seed):
+    """A form's digits can spell any size; no host takes a seed past a signed 64-bit integer."""
+    account, key = await gateway.account()
+    error = assert_refused(await video_form(gateway, key, seed=seed, seconds="8"))
+    assert error["param"] == "seed"
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+async def test_the_widest_seeds_are_taken(gateway):
+    _, key = await gateway.account()
+    for seed in (2**63 - 1, -(2**63)):
+        assert (await video(gateway, key, seed=seed, seconds=8)).status_code == 200
+        assert (await video_form(gateway, key, seed=str(seed), seconds="8")).status_code == 200

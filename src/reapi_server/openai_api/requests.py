@@ -90,6 +90,10 @@ WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 #: not "2" (nor a boolean, nor 2.0), as OpenAI refuses a value of the wrong JSON type.
 StrictWholeNumber = Annotated[int, Strict()]
 
+#: A seed fits a signed 64-bit integer, the widest any host's API takes (a form's digits could
+#: spell any size, and a JSON number past 64 bits is not read at all).
+_SEED_RANGE = Field(default=None, ge=-(2**63), le=2**63 - 1)
+
 
 def _a_spelled_boolean(value: Any) -> Any:
     # A form's fields are strings: "true" and "false" (what the openai client sends for a
@@ -138,7 +142,7 @@ class _ImageOptions(_Body):
 class ImageGenerationBody(_ImageOptions):
     prompt: str = Prompt
     moderation: str | None = None
-    seed: StrictWholeNumber | None = None
+    seed: StrictWholeNumber | None = _SEED_RANGE
     style: str | None = None
 
 
@@ -188,7 +192,7 @@ class VideoBody(_Body):
     aspect_ratio: str | None = None
     resolution: str | None = None
     #: reapi's extension, a JSON integer ("7" is refused); a form spells it (`VideoForm`).
-    seed: StrictWholeNumber | None = None
+    seed: StrictWholeNumber | None = _SEED_RANGE
     #: `{"image_url": "https://..." | "data:..."}` or `{"file_id": ...}`; uploads come as
     #: multipart instead.
     input_reference: ImageRef | None = None
@@ -200,7 +204,7 @@ class VideoBody(_Body):
 class VideoForm(VideoBody):
     """The multipart form of videos: its fields are strings, `seed` spelled in digits."""
 
-    seed: WholeNumber | None = None
+    seed: WholeNumber | None = _SEED_RANGE
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:

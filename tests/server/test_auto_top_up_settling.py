@@ -284,3 +284,34 @@ async def test_a_refund_that_came_first_is_woken_when_the_check_credits_the_debi
     applied = await billing.wait_until(refund_applied, seconds=30)
     assert applied.handled_at < waiting.next_attempt_at  # woken, not its backoff come round
     assert await billing.state(account) == (1000, 0, 0)  # credited 1,000, refunded in full
+
+
+async def test_a_card_removed_while_its_charge_was_on_its_way_pauses_nothing(billing):
+    """The attempt read the card, then the person removed it before the charge reached Stripe:
+    Stripe refuses the detached card, and that is the removal's doing, not the bank's. The
+    attempt ends; automatic top-up is not "paused" and nobody is mailed that it was."""
+    from reapi.testing import Fault
+    from reapi_server.billing.saved_card import remove_saved_card
+
+    account = await _saved_debit(billing, threshold=0)  # not due yet
+    billing.sim.server.faults.set(Fault.ERROR_503)  # the charge's first try gets no answer
+    await configure(
+        billing.billing,
+        account,
+        AutoTopUpSettings(enabled=True, threshold=5000, pack_id="starter", monthly_cap=50_000),
+    )
+    assert await consider(billing.billing, account) == "unavailable"
+    billing.sim.server.faults.clear()
+    assert await remove_saved_card(billing.billing, account)  # detached at Stripe, forgotten
+    real_clock = billing.billing.clock
+    billing.billing.clock = lambda: real_clock() + 120  # the attempt is stuck: driven again
+    try:
+        await consider(billing.billing, account)
+    finally:
+        billing.billing.clock = real_clock
+    [ended] = await _auto_top_ups(billing, account)
+    assert ended.status == "failed"
+    async with billing.db.read() as session:
+        profile = await session.get(BillingProfile, account)
+    assert profile is not None and profile.auto_paused_reason is None
+    assert await billing.mail("auto_top_up_paused") == []

@@ -272,7 +272,13 @@ async def _create(billing: Billing, attempt: _Attempt) -> str:
     except CardRefused as error:
         refused = error
     except StripeRefused as error:  # asked again, refused again: end it, do not retry
-        return await _end(billing, attempt.id, "charge_refused", stripe_code=error.stripe_code)
+        return await _end(
+            billing,
+            attempt.id,
+            "charge_refused",
+            stripe_code=error.stripe_code,
+            card=attempt.method,
+        )
     except BillingUnavailable:
         return "unavailable"  # still open: driven again once stuck
     if refused is not None:
@@ -302,16 +308,27 @@ async def _remember_intent(billing: Billing, top_up_id: str, intent_id: str) -> 
 
 
 async def _end(
-    billing: Billing, top_up_id: str, code: str, *, pause: bool = True, stripe_code: str = ""
+    billing: Billing,
+    top_up_id: str,
+    code: str,
+    *,
+    pause: bool = True,
+    stripe_code: str = "",
+    card: str | None = None,
 ) -> str:
     """The attempt ends without a charge: refused (auto top-up paused, the owner mailed why)
-    or, with `pause` off, given up."""
+    or, with `pause` off, given up. A refusal of `card` once the account no longer names it
+    (the person removed it, or saved another, while the charge was on its way) is the removal's
+    doing, not the bank's: given up, with nothing paused and nobody mailed."""
     async with billing.db.write() as session:
         top_up = await repository.get_top_up(session, top_up_id)
         if top_up is None:
             return "failed"
         await lock_account(session, top_up.account_id)
         await session.refresh(top_up)
+        if pause and card is not None:
+            profile = await repository.profile(session, top_up.account_id)
+            pause = profile is not None and profile.payment_method_id == card
         if pause:
             await refuse_auto_top_up(session, top_up, code, billing.context())
         elif top_up.status in ("open", "pending"):

@@ -83,13 +83,13 @@ async def forget_saved_card(
 
 
 async def _take_off_cards(api: StripeApi, customer: str | None, saved: str | None) -> set[str]:
-    """Detach every card on the customer and the saved one (a purchase that saves a card does
-    not take an older one off, so a customer can hold several); the ids taken off, or found
-    detached already (Stripe refuses those: nothing is left to take off)."""
+    """Detach every payment method on the customer (cards, SEPA debits) and the saved one (a
+    purchase that saves one does not take an older one off, so a customer can hold several);
+    the ids taken off, or found detached already (Stripe refuses those: nothing is left)."""
     cards: set[str] = set()
     if customer is not None:
         with suppress(StripeRefused):  # the customer is gone at Stripe, its cards with it
-            cards.update(await api.customer_cards(customer))
+            cards.update(await api.customer_methods(customer))
     if saved is not None:
         cards.add(saved)
     for card in sorted(cards):

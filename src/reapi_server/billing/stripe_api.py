@@ -207,17 +207,18 @@ class StripeApi:
     async def payment_method(self, method_id: str) -> StripeObject:
         return await _call(lambda: self._v1.payment_methods.retrieve_async(method_id))
 
-    async def customer_cards(self, customer: str) -> list[str]:
-        """The ids of every card saved on the customer (each purchase that saved one added it;
-        a newer one does not take the older off)."""
-        cards: list[str] = []
-        params: dict[str, Any] = {"customer": customer, "type": "card", "limit": 100}
+    async def customer_methods(self, customer: str) -> list[str]:
+        """The ids of every payment method saved on the customer, of any type (a card, a SEPA
+        debit): each purchase that saved one added it, and a newer one does not take the older
+        off."""
+        methods: list[str] = []
+        params: dict[str, Any] = {"customer": customer, "limit": 100}
         while True:
             page = await _call(lambda: self._v1.payment_methods.list_async(params=dict(params)))
-            ids = [card["id"] for card in listed(page) if isinstance(card.get("id"), str)]
-            cards += ids
+            ids = [method["id"] for method in listed(page) if isinstance(method.get("id"), str)]
+            methods += ids
             if not page.get("has_more") or not ids:
-                return cards
+                return methods
             params["starting_after"] = ids[-1]
 
     async def detach_payment_method(self, method_id: str) -> StripeObject:

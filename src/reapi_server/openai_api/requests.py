@@ -90,8 +90,12 @@ WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]
 #: not "2" (nor a boolean, nor 2.0), as OpenAI refuses a value of the wrong JSON type.
 StrictWholeNumber = Annotated[int, Strict()]
 
-#: A seed fits a signed 64-bit integer, the widest any host's API takes (a form's digits could
-#: spell any size, and a JSON number past 64 bits is not read at all).
+#: Each integer's bounds, the same in JSON and in a form. A seed fits a signed 64-bit integer,
+#: the widest any host's API takes (a form's digits could spell any size, and a JSON number
+#: past 64 bits is not read at all).
+_N_RANGE = Field(default=None, ge=1, le=10)
+_COMPRESSION_RANGE = Field(default=None, ge=0, le=100)
+_PARTIAL_IMAGES_RANGE = Field(default=None, ge=0, le=3)
 _SEED_RANGE = Field(default=None, ge=-(2**63), le=2**63 - 1)
 
 
@@ -120,19 +124,19 @@ class _ImageOptions(_Body):
     model: str = "gpt-image-2"
     #: In JSON, the integers and the boolean are of JSON's types, as OpenAI's schema has them
     #: ("2" and "true" are refused, as OpenAI does); a form spells them (`ImageEditForm`).
-    n: StrictWholeNumber | None = Field(default=None, ge=1, le=10)
+    n: StrictWholeNumber | None = _N_RANGE
     size: str | None = None
     quality: str | None = None
     background: str | None = None
     output_format: str | None = None
-    output_compression: StrictWholeNumber | None = Field(default=None, ge=0, le=100)
+    output_compression: StrictWholeNumber | None = _COMPRESSION_RANGE
     response_format: Literal["url", "b64_json"] | None = None
     aspect_ratio: str | None = None
     resolution: str | None = None
     user: str | None = None
     #: Server-sent events instead of one JSON answer (`openai_api.image_stream`).
     stream: StrictBool | None = None
-    partial_images: StrictWholeNumber | None = Field(default=None, ge=0, le=3)
+    partial_images: StrictWholeNumber | None = _PARTIAL_IMAGES_RANGE
 
     def options(self) -> dict[str, Any]:
         # The fields' values as validated (no dump: the ones that could nest are skipped).
@@ -150,10 +154,10 @@ class ImageEditForm(_ImageOptions):
     prompt: str = Prompt
     input_fidelity: str | None = None
     #: A form's fields are strings: its numbers and boolean are spelled ("2", "true").
-    n: WholeNumber | None = Field(default=None, ge=1, le=10)
-    output_compression: WholeNumber | None = Field(default=None, ge=0, le=100)
+    n: WholeNumber | None = _N_RANGE
+    output_compression: WholeNumber | None = _COMPRESSION_RANGE
     stream: FormFlag | None = None
-    partial_images: WholeNumber | None = Field(default=None, ge=0, le=3)
+    partial_images: WholeNumber | None = _PARTIAL_IMAGES_RANGE
 
 
 class ImageRef(HiddenValues):

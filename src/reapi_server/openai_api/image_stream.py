@@ -35,7 +35,7 @@ from reapi.core import ServerSentEvent, Tap
 
 from ..errors import GatewayError
 from ..images.service import ImageAnswer
-from ..observability.middleware import context_of
+from ..observability.middleware import note_code
 from .error_answers import answer_with, handler_for
 
 __all__ = ["ImageEventStream", "refuse_unstreamable"]
@@ -171,7 +171,7 @@ class ImageEventStream(Response):
             answer = await _error_answer(scope, receive, outcome)
             error = orjson.loads(bytes(answer.body)).get("error")
         # Its status went out as 200: the access log says it failed by its code.
-        context_of(scope).code = error.get("code") if isinstance(error, dict) else None
+        note_code(scope, error.get("code") if isinstance(error, dict) else None)
         await writer.finish([_event("error", {"type": "error", "error": error})])
 
     def _partial(self, event: ServerSentEvent, index: int) -> dict[str, Any] | None:

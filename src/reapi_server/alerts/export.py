@@ -10,10 +10,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ..models import KeySpendAlert
 from . import repository
 
 __all__ = ["key_alerts_about", "thresholds_about"]
@@ -44,23 +42,15 @@ async def thresholds_about(
 async def key_alerts_about(
     session: AsyncSession, user_id: str, account_ids: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Read from the table itself: the alerts' checking rows carry no times."""
-    found: list[dict[str, Any]] = []
-    for account_id in account_ids:
-        rows = await session.execute(
-            select(KeySpendAlert)
-            .where(KeySpendAlert.account_id == account_id)
-            .order_by(KeySpendAlert.created_at)
-        )
-        found += [
-            {
-                "account_id": account_id,
-                "key_id": alert.key_id,
-                "percent": alert.percent,
-                "armed": alert.armed,
-                "set_at": _iso(alert.created_at),
-                "last_mailed_at": _iso(alert.fired_at),
-            }
-            for alert in rows.scalars()
-        ]
-    return found
+    return [
+        {
+            "account_id": account_id,
+            "key_id": alert.key_id,
+            "percent": alert.percent,
+            "armed": alert.armed,
+            "set_at": _iso(alert.created_at),
+            "last_mailed_at": _iso(alert.fired_at),
+        }
+        for account_id in account_ids
+        for alert in await repository.key_alert_settings(session, account_id)
+    ]

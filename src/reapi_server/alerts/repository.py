@@ -26,6 +26,7 @@ __all__ = [
     "disarm_key",
     "due_balance_crossings",
     "key_alert",
+    "key_alert_settings",
     "key_alerts",
     "key_alerts_of",
     "rearm_balances",
@@ -238,6 +239,17 @@ async def key_alerts(session: AsyncSession) -> list[KeyAlertRow]:
 async def key_alerts_of(session: AsyncSession, account_id: str) -> list[KeyAlertRow]:
     result = await session.execute(_KEY_ALERTS.where(KeySpendAlert.account_id == account_id))
     return [_key_row(row) for row in result.all()]
+
+
+async def key_alert_settings(session: AsyncSession, account_id: str) -> list[KeySpendAlert]:
+    """The account's key alerts as set, with when each was set and last mailed (the checking
+    rows, `key_alerts_of`, carry no times): its data export's."""
+    result = await session.execute(
+        select(KeySpendAlert)
+        .where(KeySpendAlert.account_id == account_id)
+        .order_by(KeySpendAlert.created_at)
+    )
+    return list(result.scalars())
 
 
 async def key_alert(session: AsyncSession, key_id: str) -> KeyAlertRow | None:

@@ -721,9 +721,8 @@ class AsyncEngine(_Base):
                 reply: Any = None
                 failure: ReapiError | None = None
                 try:
-                    if (
-                        type(step) is not UpstreamRequest
-                    ):  # a sleep, a batch, a fetch (or a subclass)
+                    # A sleep, a batch, a fetch (or a subclass) goes through `_reply`.
+                    if type(step) is not UpstreamRequest:
                         reply = await self._reply(step, provider, first_byte, tap)
                     elif tap is not None and step.purpose == "create":
                         reply = await self._send_tapped(step, provider, first_byte, tap)

@@ -42,7 +42,7 @@ async def remove_saved_card(billing: Billing, account_id: str) -> bool:
         return False
     if billing.api is None:
         raise BillingUnavailable("billing is off: the card cannot be taken off at Stripe now")
-    removed = await _take_off_cards(billing.api, profile.stripe_customer_id, method)
+    removed = await _take_off_methods(billing.api, profile.stripe_customer_id, method)
     async with billing.db.write() as session:
         await lock_account(session, account_id)  # as a top-up does before reading the card
         profile = await repository.profile(session, account_id)
@@ -72,7 +72,7 @@ async def forget_saved_card(
     if profile.payment_method_id is None and profile.stripe_customer_id is None:
         return True
     try:
-        await _take_off_cards(billing.api, profile.stripe_customer_id, profile.payment_method_id)
+        await _take_off_methods(billing.api, profile.stripe_customer_id, profile.payment_method_id)
     except BillingUnavailable as error:  # an outage: the next pass tries again
         if closed_at is not None and closed_at < billing.clock() - DETACH_DAYS * _DAY:
             log.error("saved card given up on", extra={"code": type(error).__name__})
@@ -82,17 +82,17 @@ async def forget_saved_card(
     return True
 
 
-async def _take_off_cards(api: StripeApi, customer: str | None, saved: str | None) -> set[str]:
+async def _take_off_methods(api: StripeApi, customer: str | None, saved: str | None) -> set[str]:
     """Detach every payment method on the customer (cards, SEPA debits) and the saved one (a
     purchase that saves one does not take an older one off, so a customer can hold several);
     the ids taken off, or found detached already (Stripe refuses those: nothing is left)."""
-    cards: set[str] = set()
+    methods: set[str] = set()
     if customer is not None:
-        with suppress(StripeRefused):  # the customer is gone at Stripe, its cards with it
-            cards.update(await api.customer_methods(customer))
+        with suppress(StripeRefused):  # the customer is gone at Stripe, its methods with it
+            methods.update(await api.customer_methods(customer))
     if saved is not None:
-        cards.add(saved)
-    for card in sorted(cards):
+        methods.add(saved)
+    for method in sorted(methods):
         with suppress(StripeRefused):
-            await api.detach_payment_method(card)
-    return cards
+            await api.detach_payment_method(method)
+    return methods

@@ -16,7 +16,11 @@ cuts the file back to the bound when that happens: the file keeps its blocks up 
 which SQLite overwrites (cheaper than growing a file truncated to zero, measured: about a fifth
 less CPU per transaction, checkpoints included). The file outgrows the bound again only once the
 WAL holds more than the bound: that is when a checkpoint is due. Its waits are bounded
-(`_BUSY_MS`); a checkpoint that could not finish is tried again after a later commit.
+(`_BUSY_MS`); a checkpoint that could not finish is tried again after a later commit
+(`_RETRY_SECONDS`), and what was committed meanwhile lets the WAL outgrow its bound that once.
+Readers can keep a RESTART from finishing even when each reads for a few milliseconds only: two
+whose reads overlap, taking turns on one of the WAL-index's read slots, hold it at every moment,
+and the RESTART needs it to itself (seen with a cold page cache: 19 MiB at a 16 MiB bound).
 
 Copying 16 MiB and syncing takes ~60 ms on a 2-core VM, and the RESTART holds the writer for all
 of it: at one connection, where it comes every ~150 requests, that was the whole p99 (+40-48 ms
@@ -71,6 +75,8 @@ class WalBound:
         self._not_before = 0.0
         #: Checkpoints that completed (the WAL starts over), for tests and the soak bench.
         self.completed = 0
+        #: Checkpoints that readers or another writer kept from finishing within the wait.
+        self.missed = 0
         self.index = WalIndex(database)
         #: The copy under way, beside the commits (one at a time), and when the next may start.
         self._copy: asyncio.Task[None] | None = None
@@ -157,6 +163,7 @@ class WalBound:
         if done:
             self.completed += 1
         else:
+            self.missed += 1
             self._not_before = time.monotonic() + _RETRY_SECONDS
         return done
 

@@ -83,13 +83,32 @@ async def test_checkpoints_complete_under_writes_and_concurrent_reads(
                 reader.join()
         # The bound (16 MiB) holds, give or take the batch that crossed it; and checkpoints
         # completed again and again while the reads went on: the WAL started over each time.
-        assert max(sizes) < 17 * MIB, f"the WAL reached {max(sizes) / MIB:.0f} MiB"
+        # Past it only after a RESTART the readers kept from finishing (two overlapping readers
+        # taking turns on one read slot can), and then only until the next try, 50 ms later:
+        # at most ~25 of these 200 kB commits, then back within the bound.
         wal_bound = db.group._wal
         assert wal_bound is not None and wal_bound.completed >= 2
+        over = [i for i, size in enumerate(sizes) if size >= 17 * MIB]
+        assert not over or wal_bound.missed, f"the WAL reached {max(sizes) / MIB:.0f} MiB"
+        assert max(sizes) < 17 * MIB + 5 * MIB * wal_bound.missed, sizes
+        assert sizes[-1] < 17 * MIB
+        for start, end in _stretches(over):
+            assert end - start < 30, (start, end)
         async with db.read() as session:
             assert (await session.execute(text("SELECT count(*) FROM blobs"))).scalar() == 300
     finally:
         await db.dispose()
+
+
+def _stretches(indexes: list[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive indexes, as (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for index in indexes:
+        if runs and runs[-1][1] == index - 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
 
 
 async def _blobs_database(tmp_path, migrated_template) -> Database:

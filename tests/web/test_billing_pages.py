@@ -278,11 +278,12 @@ async def test_deleting_the_account_expires_its_open_checkout(shop, browsers, si
     assert session["status"] == "expired"
 
 
-async def test_deleting_the_account_takes_its_saved_card_off_the_stripe_customer(
+async def test_deleting_the_account_takes_its_saved_card_off_and_deletes_the_customer(
     shop, browsers, sim
 ):
     """The card was saved for the account's automatic top-up; the account gone, it would stay
-    chargeable at Stripe (from its dashboard) for as long as the customer lives."""
+    chargeable at Stripe (from its dashboard) for as long as the customer lives, and the
+    customer would keep the person's email address there."""
     browser, email = await _person(shop, browsers)
     await _buy_saving_card(shop, browser, sim)
     assert "Visa •••• 4242" in (await browser.get("/dashboard/billing")).text
@@ -291,8 +292,7 @@ async def test_deleting_the_account_takes_its_saved_card_off_the_stripe_customer
     await _delete_account(browser, email)
     [card] = sim.objects("payment_method")
     assert card["customer"] is None
-    [customer] = sim.objects("customer")  # kept: the payment records (7 years) name it
-    assert customer.get("deleted") is not True
+    assert sim.objects("customer") == []  # deleted there (with the address it held)
 
 
 async def _saved_card(gateway, browser, sim) -> None:
@@ -882,6 +882,7 @@ async def test_a_deletion_that_cannot_reach_stripe_keeps_the_card_until_the_next
     assert await purge_deleted_accounts(shop.rt) == 1
     [card] = sim.objects("payment_method")
     assert card["customer"] is None
+    assert sim.objects("customer") == []  # deleted there (with the address it held)
     async with shop.rt.db.read() as session:
         assert not (await session.execute(select(BillingProfile))).scalars().all()
         assert not (await session.execute(select(Account))).scalars().all()

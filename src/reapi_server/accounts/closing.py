@@ -31,7 +31,7 @@ from ..api_keys import repository as keys
 from ..audit.repository import detach as detach_audit
 from ..billing import repository as payments
 from ..billing.checkout import expire_open_checkouts
-from ..billing.saved_card import forget_saved_card
+from ..billing.saved_card import close_stripe_customer
 from ..credits import repository as credits
 from ..idempotency import repository as idempotency
 from ..jobs import repository as jobs
@@ -64,7 +64,7 @@ async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
         account = await repository.get(session, account_id)
     closed_at = account.deleted_at if account is not None else None
     # Before its profile row goes; waiting for Stripe `saved_card.DETACH_DAYS` at most.
-    card_gone = await forget_saved_card(rt.billing, account_id, closed_at=closed_at)
+    stripe_done = await close_stripe_customer(rt.billing, account_id, closed_at=closed_at)
     video_jobs = await delete_all_videos(rt, account_id)
     now = rt.now()
     async with rt.db.write() as session:
@@ -77,9 +77,9 @@ async def purge_account(rt: Runtime, account_id: str) -> AccountPurged:
         await idempotency.delete_for_account(session, account_id)
         await payments.detach_account(session, account_id, now=now)
         removed = False
-        if card_gone:  # else the profile names a card still on the customer: kept to retry
+        if stripe_done:  # else the profile names a card still on the customer: kept to retry
             await payments.forget_account(session, account_id, now=now)
-        if not in_flight and card_gone:
+        if not in_flight and stripe_done:
             # Nothing can be held any more (the account is closed), so nothing settles after.
             await jobs.delete_for_account(session, account_id)
             await credits.delete_for_account(session, account_id)

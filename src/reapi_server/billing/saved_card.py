@@ -5,8 +5,9 @@ had nothing left to charge. Stripe out of reach: nothing changes and the person 
 a card Stripe says is detached already (from its dashboard, or an earlier try whose answer was
 lost) is forgotten all the same.
 
-An account's deletion takes the card off the same way (`forget_saved_card`), and waits for
-Stripe rather than forget a card still attached there, for `DETACH_DAYS` at most."""
+An account's deletion takes the cards off the same way and then deletes its Stripe customer,
+which holds the person's email address there (`close_stripe_customer`); it waits for Stripe
+rather than forget a card still attached there, for `DETACH_DAYS` at most."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .applying import lock_account
 from .service import Billing
 from .stripe_api import BillingUnavailable, StripeApi, StripeRefused
 
-__all__ = ["DETACH_DAYS", "forget_saved_card", "remove_saved_card"]
+__all__ = ["DETACH_DAYS", "close_stripe_customer", "remove_saved_card"]
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,18 @@ async def remove_saved_card(billing: Billing, account_id: str) -> bool:
     return True
 
 
-async def forget_saved_card(
+async def close_stripe_customer(
     billing: Billing, account_id: str, *, closed_at: float | None = None
 ) -> bool:
-    """The account is being deleted, and with it the only use its saved card had: take the card
-    off its Stripe customer (the customer stays: the kept payments name it, and a card left on it
-    could still be charged from Stripe's dashboard). Whether nothing is left to take off there:
-    no card, taken off now, detached there already, or billing turned off (nothing can ask
-    Stripe any more). False when Stripe could not be asked now: the deletion then keeps the
-    card's row for its next pass, rather than forget a card that is still chargeable; True
-    again once the account was closed (`closed_at`) `DETACH_DAYS` ago: given up, logged."""
+    """The account is being deleted, and with it the only use its Stripe customer had: take
+    every saved card off it (so none can be charged, from Stripe's dashboard either), then
+    delete the customer, which holds the person's email address at Stripe. The kept payment
+    records name the customer's id, which stays a valid reference to Stripe's payments: those
+    Stripe keeps, deleted customer or not. Whether nothing is left to do there: no customer,
+    done now, gone there already, or billing turned off (nothing can ask Stripe any more).
+    False when Stripe could not be asked now: the deletion then keeps the profile for its next
+    pass, rather than forget a card that is still chargeable; True again once the account was
+    closed (`closed_at`) `DETACH_DAYS` ago: given up, logged."""
     async with billing.db.read() as session:
         profile = await repository.profile(session, account_id)
     if profile is None or billing.api is None:
@@ -73,6 +76,9 @@ async def forget_saved_card(
         return True
     try:
         await _take_off_methods(billing.api, profile.stripe_customer_id, profile.payment_method_id)
+        if profile.stripe_customer_id is not None:
+            with suppress(StripeRefused):  # deleted there already (an earlier pass, its dashboard)
+                await billing.api.delete_customer(profile.stripe_customer_id)
     except BillingUnavailable as error:  # an outage: the next pass tries again
         if closed_at is not None and closed_at < billing.clock() - DETACH_DAYS * _DAY:
             log.error("saved card given up on", extra={"code": type(error).__name__})

@@ -225,6 +225,11 @@ class StripeApi:
         """Take a saved card off its customer: it can no longer be charged."""
         return await _call(lambda: self._v1.payment_methods.detach_async(method_id))
 
+    async def delete_customer(self, customer: str) -> StripeObject:
+        """Delete the customer at Stripe (its email address, its saved payment methods); the
+        payments made stay there, under the same ids, as the law requires of Stripe."""
+        return await _call(lambda: self._v1.customers.delete_async(customer))
+
     async def event(self, event_id: str) -> StripeObject:
         return await _call(lambda: self._v1.events.retrieve_async(event_id))
 

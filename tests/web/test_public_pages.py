@@ -162,6 +162,9 @@ async def test_the_models_page_shows_each_model_its_hosts_and_prices(full_catalo
         assert f"{_charged(spec):,} credits {unit[spec.price.unit]}" in card, model_id
         for resolution in spec.price.by_resolution:
             assert f"{resolution}: {_charged(spec, resolution=resolution):,}" in card
+        if spec.price.by_resolution:  # the default's resolutions are named too, with its price
+            for resolution in spec.capabilities.resolutions:
+                assert f"{resolution}: {_charged(spec, resolution=resolution):,}" in card
         if spec.price.per_input_image:
             assert f"{spec.price.per_input_image:,} credits per input image" in card
         for size in spec.capabilities.sizes:

@@ -207,3 +207,36 @@ async def test_requests_never_wait_for_the_alert_tables(postgres_server, make_ga
         await blocker.close()
     mails = await alert_mail(rt)
     assert sorted(m.template for m in mails) == ["balance_low", "key_spend_high"]
+
+
+async def test_with_automatic_top_up_on_the_mail_says_it_is(db_gateway):
+    """A crossing while automatic top-up is on: the mail says a pack is bought below its
+    threshold, instead of only "add credits to keep your keys working" while the top-up's
+    receipt arrives a second later. Paused, it says "add credits" again."""
+    from reapi_server.billing import repository as billing_rows
+
+    gateway = db_gateway
+    rt = gateway.rt
+    account, key = await make_account(rt, credits=150)
+    async with rt.db.write() as session:
+        profile = await billing_rows.profile_or_new(session, account, rt.now())
+        profile.payment_method_id, profile.auto_enabled, profile.auto_threshold = "pm_1", True, 50
+    await set_thresholds(rt, account, 100)
+    assert await generate(gateway, key) == 200  # 110
+    assert await generate(gateway, key) == 200  # 70: crossed 100
+    [mail] = await alert_mail(rt)
+    text = mail.text_body or ""
+    assert "Automatic top-up is on: whenever the balance is below 50 credits" in text
+    assert "Add credits to keep your keys working" not in text
+    assert "Automatic top-up is on" in (mail.html_body or "")
+
+    async with rt.db.write() as session:
+        profile = await billing_rows.profile_or_new(session, account, rt.now())
+        profile.auto_paused_reason = "card_declined"
+        await credits.grant(session, account, 200, rt.now())  # 270
+    for _ in range(5):
+        assert await generate(gateway, key) == 200  # 230 (re-armed), 190, 150, 110, 70
+    mails = await alert_mail(rt)
+    assert len(mails) == 2
+    assert "Add credits to keep your keys working" in (mails[1].text_body or "")
+    assert "Automatic top-up" not in (mails[1].text_body or "")

@@ -954,3 +954,16 @@ async def test_deleting_the_account_takes_every_saved_card_off(shop, browsers, s
     assert len(sim.objects("payment_method")) == 2
     await _delete_account(browser, email)
     assert [card["customer"] for card in sim.objects("payment_method")] == [None, None]
+
+
+async def test_the_models_page_says_what_credits_cost(shop, web, browsers):
+    """Prices are in credits; a visitor comparing them with another gateway's needs money, so
+    the models page names the packs on sale (the billing page is behind sign-in)."""
+    page = (await browsers(shop).get("/models")).text
+    assert (
+        "Credits come in packs: 1,000 credits for 10.00 EUR, 10,000 credits for 90.00 EUR, "
+        "1,000 credits for 11.00 USD."
+    ) in page
+    assert 'href="/dashboard/billing"' in page
+    # A gateway that sells no credits says nothing about packs.
+    assert "Credits come in packs" not in (await browsers(web).get("/models")).text

@@ -82,6 +82,11 @@ def test_the_site_without_javascript_and_an_admins_round(chromium, tmp_path, mig
                 name = path.strip("/").replace("/", "-") or "landing"
                 _shoot(page, f"{name}-{label}")
                 assert page.evaluate(SIDEWAYS_CODE) == 0, f"{path}: a code window scrolls"
+                # A long identifier in the changelog's text made the whole page scroll sideways.
+                overflow = page.evaluate(
+                    "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+                )
+                assert overflow <= 0, f"{path} is {overflow}px wider than a {label} screen"
             context.close()
 
         # On a phone the top bar is a menu, opened without any script.

@@ -162,12 +162,19 @@ async def test_the_models_page_shows_each_model_its_hosts_and_prices(full_catalo
         assert f"{_charged(spec):,} credits {unit[spec.price.unit]}" in card, model_id
         for resolution in spec.price.by_resolution:
             assert f"{resolution}: {_charged(spec, resolution=resolution):,}" in card
+        if spec.price.by_resolution:  # the default's resolutions are named too, with its price
+            for resolution in spec.capabilities.resolutions:
+                assert f"{resolution}: {_charged(spec, resolution=resolution):,}" in card
         if spec.price.per_input_image:
             assert f"{spec.price.per_input_image:,} credits per input image" in card
         for size in spec.capabilities.sizes:
             assert size in card
         for seconds in spec.capabilities.seconds:
             assert f"{seconds} s" in card
+        # Shortest first (the catalog keeps the maker's default first: "8 s, 4 s, 6 s" read
+        # as a jumble).
+        listed = [int(s) for s in re.findall(r'<span class="chip">(\d+) s</span>', match[0])]
+        assert listed == sorted(spec.capabilities.seconds), model_id
 
 
 async def test_models_without_a_configured_host_are_not_offered(web, browsers):

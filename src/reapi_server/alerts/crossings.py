@@ -8,8 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from ..accounts import repository as accounts
 from ..api_keys.periods import next_reset, period_start
+from ..billing import repository as billing_rows
 from ..db import Database
 from ..email.compose import MailComposer
 from ..email.outbox import enqueue
@@ -45,10 +48,22 @@ async def fire_balance(mail: AlertMail, alert_id: int) -> Outcome:
             armed = await repository.balance_armed(session, alert_id)
             return "disarmed" if armed is False else "armed"
         threshold, balance = await repository.threshold_and_balance(session, alert_id)
+        auto_below = await _auto_top_up_below(session, account_id)
         for owner in await accounts.owners(session, account_id):
-            message = mail.composer.balance_low(owner.email, threshold=threshold, balance=balance)
+            message = mail.composer.balance_low(
+                owner.email, threshold=threshold, balance=balance, auto_top_up_below=auto_below
+            )
             await enqueue(session, message, now)
     return "mailed"
+
+
+async def _auto_top_up_below(session: AsyncSession, account_id: str) -> int | None:
+    """The balance below which automatic top-up buys credits, if it is on (and not paused, with
+    a card to charge): the mail says so rather than only "add credits" while a top-up is coming."""
+    profile = await billing_rows.profile(session, account_id)
+    if profile is None or not profile.auto_enabled or profile.auto_paused_reason is not None:
+        return None
+    return profile.auto_threshold if profile.payment_method_id else None
 
 
 async def arm_balance(mail: AlertMail, alert_id: int) -> bool:

@@ -273,14 +273,18 @@ class MailComposer:
             billing_link=self.links.page("/dashboard/billing"),
         )
 
-    def balance_low(self, to: str, *, threshold: int, balance: int) -> Message:
-        """The balance fell below a threshold its owner set (`alerts`)."""
+    def balance_low(
+        self, to: str, *, threshold: int, balance: int, auto_top_up_below: int | None = None
+    ) -> Message:
+        """The balance fell below a threshold its owner set (`alerts`); `auto_top_up_below`:
+        automatic top-up is on and buys credits below this balance."""
         return self._render(
             "balance_low",
             to=to,
             subject=f"Your {self.site_name} balance is below {threshold:,} credits",
             threshold=f"{threshold:,}",
             balance=f"{balance:,}",
+            auto_top_up_below=f"{auto_top_up_below:,}" if auto_top_up_below is not None else "",
             billing_link=self.links.page("/dashboard/billing"),
             settings_link=self.links.settings() + "#notifications",
         )

@@ -61,6 +61,16 @@ class ModelView:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def tier_prices(self) -> list[tuple[str, int]]:
+        """Each resolution with its price when they differ, the default's too, in the catalog's
+        order: "218 credits per second" beside "480p: 101 · 1080p: 539" did not say at which."""
+        price = self.price
+        if not price.by_resolution:
+            return []
+        listed = [*self.resolutions, *(r for r in price.by_resolution if r not in self.resolutions)]
+        return [(r, price.by_resolution.get(r, price.credits)) for r in listed]
+
 
 def _unit_price(spec: ModelSpec, resolution: str | None = None) -> int:
     if spec.price.unit == "second":

@@ -13,6 +13,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from ...accounts.export import PAYMENT_COLUMNS, USAGE_COLUMNS, to_json
+from ...accounts.service import account_of
+from ...billing import views as billing_views
 from ...errors import GatewayError
 from ...identity.emails import normalise_email
 from ..context import web_of
@@ -71,9 +73,21 @@ async def download_csv(request: Request, section: str) -> Response:
 
 
 async def _delete_page(request: Request, *, status: int = 200, **values: Any) -> Response:
-    require_session(request)
+    current = require_session(request)
     step_up = await step_up_needs(request)
-    return render(request, "delete_account.html", status=status, step_up=step_up, **values)
+    async with web_of(request).db.read() as session:
+        account = await account_of(session, current.user.id)
+        state = await billing_views.billing_state(session, account.id) if account else None
+    # The credits that go with the account, said in numbers: bought credits are not paid back.
+    balance = max(state.shown_balance, 0) if state is not None else 0
+    return render(
+        request,
+        "delete_account.html",
+        status=status,
+        step_up=step_up,
+        balance=f"{balance:,}" if balance else "",
+        **values,
+    )
 
 
 @router.get("/settings/delete")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from ...runtime import Runtime
 from ...site.changelog import changelog_html
 from ...site.health import by_host, overall, route_health
 from ...site.models import model_views
@@ -44,6 +45,20 @@ async def landing(request: Request) -> Response:
     )
 
 
+def _packs_on_sale(rt: Runtime) -> list[str]:
+    """What credits cost, as the billing page sells them ("1,000 credits for 10.00 EUR"), the
+    default currency first; none when this gateway sells no credits."""
+    billing = rt.billing.settings
+    if not rt.billing.enabled:
+        return []
+    return [
+        f"{pack.credits:,} credits for {pack.price}"
+        for currency in billing.currencies
+        for pack in billing.packs
+        if pack.currency == currency
+    ]
+
+
 @router.get("/models")
 async def models_page(request: Request) -> Response:
     rt = web_of(request).runtime
@@ -54,6 +69,7 @@ async def models_page(request: Request) -> Response:
         title="Models and prices",
         images=[m for m in models if m.kind == "image"],
         videos=[m for m in models if m.kind == "video"],
+        packs=_packs_on_sale(rt),
     )
 
 

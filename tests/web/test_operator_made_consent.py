@@ -186,7 +186,9 @@ async def test_an_operator_made_person_can_delete_the_account_without_confirming
     browser = browsers(web)
     await browser.sign_in(email, PASSWORD)
     deleted = await browser.submit(
-        "/settings/delete", "/settings/delete", {"confirmation": email, "current_password": PASSWORD}
+        "/settings/delete",
+        "/settings/delete",
+        {"confirmation": email, "current_password": PASSWORD},
     )
     assert deleted.status_code == 303
     assert deleted.headers["location"] == "/login?done=account_deleted"

@@ -92,7 +92,7 @@ async def _mirror_once(rt, url: str, task_id: str) -> int:
     )
     body = upstream_body(rt, route, video)
     assert body is not None
-    stored = await mirror(rt.store, task_id, [Output("video", body)])
+    stored = await mirror(rt.store, rt.output_names, task_id, [Output("video", body)])
     return stored[0].size_bytes
 
 

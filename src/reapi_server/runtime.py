@@ -48,6 +48,7 @@ from .jobs.changes import JobChanges, Signal
 from .jobs.memory import PayloadMemory, payload_memory
 from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
+from .mirror.keys import OutputNames
 from .observability.metrics import Metrics
 from .upstream import aiohttp_engine
 from .upstream_h1 import H1Transport
@@ -109,6 +110,7 @@ class Runtime:
     webhook_wakeup: Signal = field(default_factory=Signal)
     #: OpenTelemetry tracing; None (the default) when off.
     tracing: Tracing | None = None
+    _output_names: OutputNames | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.memory = payload_memory(self.settings, self.now)
@@ -126,6 +128,13 @@ class Runtime:
         if self.secret is None:
             raise RuntimeError("this runtime was built without the fleet's secret")
         return self.secret
+
+    @property
+    def output_names(self) -> OutputNames:
+        """The keys outputs are stored under (named with the fleet's secret)."""
+        if self._output_names is None:
+            self._output_names = OutputNames(self.fingerprint_secret)
+        return self._output_names
 
     async def aclose(self) -> None:
         await self.billing.aclose()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 import httpx
@@ -25,6 +27,15 @@ async def make_account(
         account = await create_account(session, email, credits_granted=credits, now=rt.now())
         _, issued = await issue_key(session, account.id, now=rt.now())
     return account.id, issued.plaintext
+
+
+_OUTPUT_NAME = re.compile(r"/(\d+)-[0-9a-f]{32}\.")
+
+
+def unnamed(keys: Iterable[str]) -> list[str]:
+    """Storage keys, sorted, with each output's keyed name taken out (`outputs/<task>/<n>.<ext>`):
+    the layout a test can spell without the fleet's secret."""
+    return sorted(_OUTPUT_NAME.sub(r"/\1.", key) for key in keys)
 
 
 def auth(key: str) -> dict[str, str]:

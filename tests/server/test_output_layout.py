@@ -81,13 +81,14 @@ async def test_a_gateway_writes_the_fan_out_and_serves_both_layouts(gateway):
     request_id = created.headers["x-request-id"]
     assert _folders(root) == folders
     shard = root / "outputs" / request_id[-2:]  # its random end (it starts with the time)
-    assert sorted(p.name for p in shard.iterdir()) == [f"{request_id}-0.png", f"{request_id}-1.png"]
+    keys = [gateway.rt.output_names.key(request_id, index, "image/png") for index in (0, 1)]
+    names = [key.rpartition("/")[2] for key in keys]  # `<n>-<name>.png`
+    assert sorted(p.name for p in shard.iterdir()) == [f"{request_id}-{name}" for name in names]
     urls = [d["url"] for d in created.json()["data"]]
 
     # Move them where the earlier version kept them: still served, still deleted with the task.
     store = gateway.rt.store
-    for index in (0, 1):
-        stored = f"outputs/{request_id}/{index}.png"
+    for stored in keys:
         legacy = store.legacy_path_of(stored)
         legacy.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(store.path_of(stored), legacy)

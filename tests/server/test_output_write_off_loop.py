@@ -82,7 +82,9 @@ async def test_other_requests_are_answered_while_a_requests_output_is_written(ga
     assert response.status_code == 200
     assert held.events == ["second answered", "written"]
     request_id = response.headers["x-request-id"]
-    stored = await read_object(gateway.rt.store, f"outputs/{request_id}/0.png")
+    stored = await read_object(
+        gateway.rt.store, gateway.rt.output_names.key(request_id, 0, "image/png")
+    )
     assert stored is not None and stored.content_type == "image/png"
 
 

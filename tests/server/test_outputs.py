@@ -2,7 +2,7 @@
 
 from sqlalchemy import func, select
 from tests.server.fakes import PNG
-from tests.server.helpers import auth, ledger_matches
+from tests.server.helpers import auth, ledger_matches, unnamed
 
 from reapi_server.credits import repository as credit_rows
 from reapi_server.mirror import read_object
@@ -35,9 +35,9 @@ async def test_objects_whose_rows_committed_are_kept(gateway):
     account, _ = await gateway.account()
     rt = gateway.rt
     outputs = [Output("image", PNG + b"a"), Output("image", PNG + b"b")]
-    kept = await mirror(rt.store, "req_0123456789abcdef01234567", outputs)
-    dropped = await mirror(rt.store, "req_76543210fedcba9876543210", outputs)
-    assert [f.storage_key for f in kept] == [
+    kept = await mirror(rt.store, rt.output_names, "req_0123456789abcdef01234567", outputs)
+    dropped = await mirror(rt.store, rt.output_names, "req_76543210fedcba9876543210", outputs)
+    assert unnamed(f.storage_key for f in kept) == [
         "outputs/req_0123456789abcdef01234567/0.png",
         "outputs/req_0123456789abcdef01234567/1.png",
     ]

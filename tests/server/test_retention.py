@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import func, select
-from tests.server.helpers import auth
+from tests.server.helpers import auth, unnamed
 from tests.server.test_videos import create, drive
 
 from reapi_server.jobs.poller import JobPoller
@@ -63,7 +63,7 @@ async def moved_clock_case(gateway, second_rt=None) -> None:
     assert sum(r.video_jobs for r in reports) == 1
     assert sum(r.objects for r in reports) == 4
 
-    assert sorted(gateway.stored()) == sorted(
+    assert unnamed(gateway.stored()) == sorted(
         [
             f"outputs/{young['request_id']}/0.png",
             f"outputs/{young['request_id']}/1.png",
@@ -208,7 +208,9 @@ async def test_a_dead_image_requests_outputs_are_deleted(gateway):
             expires_at=rt.now() + rt.settings.image_hold_seconds,
             now=rt.now(),
         )
-    await mirror(rt.store, request_id, [Output("image", PNG), Output("image", PNG)])
+    await mirror(
+        rt.store, rt.output_names, request_id, [Output("image", PNG), Output("image", PNG)]
+    )
     assert len(gateway.stored()) == 2
     start = rt.now()
     rt.clock = lambda: start + rt.settings.image_hold_seconds + 1
@@ -230,7 +232,7 @@ async def test_a_queued_task_whose_rows_were_written_since_is_kept(gateway):
     rt = gateway.rt
     account, _ = await gateway.account(credits=100)
     request_id = "req_eeeeeeeeeeeeeeeeeeeeeeee"
-    files = await mirror(rt.store, request_id, [Output("image", PNG)])
+    files = await mirror(rt.store, rt.output_names, request_id, [Output("image", PNG)])
     async with rt.db.write() as session:
         await enqueue_deletions(session, [task_prefix(request_id)], rt.now())
     async with rt.db.write() as session:

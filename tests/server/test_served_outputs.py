@@ -88,8 +88,16 @@ async def test_a_video_is_typed_by_its_bytes_too(gateway):
     assert content.content == HTML
     assert content.headers["content-type"] == "application/octet-stream"
     assert content.headers["x-content-type-options"] == "nosniff"
-    assert _stored_type(gateway, f"outputs/{video['id']}/0.bin") == "application/octet-stream"
-    assert _stored_type(gateway, f"outputs/{video['id']}/1.png") == "image/png"
+    assert (
+        _stored_type(
+            gateway, gateway.rt.output_names.key(video["id"], 0, "application/octet-stream")
+        )
+        == "application/octet-stream"
+    )
+    assert (
+        _stored_type(gateway, gateway.rt.output_names.key(video["id"], 1, "image/png"))
+        == "image/png"
+    )
 
 
 async def test_a_normal_video_keeps_its_type(gateway):
@@ -104,7 +112,10 @@ async def test_a_normal_video_keeps_its_type(gateway):
     # A video's file id is never handed out (it would be a key-less URL to the video).
     assert job.video_file_id not in content.headers["etag"]
     assert job.video_file_id[5:] not in content.headers["etag"]
-    assert _stored_type(gateway, f"outputs/{video['id']}/0.mp4") == "video/mp4"
+    assert (
+        _stored_type(gateway, gateway.rt.output_names.key(video["id"], 0, "video/mp4"))
+        == "video/mp4"
+    )
 
 
 async def test_objects_served_by_the_bucket_must_be_revalidated_too(make_gateway, storage_backend):

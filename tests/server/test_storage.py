@@ -4,6 +4,7 @@ behind, no metadata, direct URLs, and deletion at once."""
 
 import asyncio
 import os
+import re
 import secrets
 import stat
 import time
@@ -12,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from tests.server.fakes import PNG
-from tests.server.helpers import auth
+from tests.server.helpers import auth, unnamed
 from tests.server.test_videos import create, drive
 
 from reapi_server.errors import GatewayError
@@ -156,7 +157,7 @@ async def test_delete_outputs_of_an_image_request(gateway):
         "/v1/images/generations", json={"prompt": "p", "n": 2}, headers=auth(key)
     )
     request_id = response.headers["x-request-id"]
-    assert sorted(gateway.stored()) == [
+    assert unnamed(gateway.stored()) == [
         f"outputs/{request_id}/0.png",
         f"outputs/{request_id}/1.png",
     ]
@@ -242,7 +243,7 @@ async def test_deleting_a_videos_file_is_deleting_that_output(gateway):
     assert retrieved["status"] == "completed" and retrieved["reapi"]["outputs_deleted"] is True
     listed = (await gateway.client.get("/v1/videos", headers=auth(key))).json()["data"]
     assert listed[0]["id"] == video["id"] and listed[0]["reapi"]["outputs_deleted"] is True
-    assert sorted(gateway.stored()) == [f"outputs/{video['id']}/1.png"]
+    assert unnamed(gateway.stored()) == [f"outputs/{video['id']}/1.png"]
 
 
 async def test_a_large_video_is_streamed_through_in_parts(gateway):
@@ -253,7 +254,9 @@ async def test_a_large_video_is_streamed_through_in_parts(gateway):
     video = (await create(gateway, key)).json()
     await drive(gateway)
     stored = gateway.stored()
-    assert stored[f"outputs/{video['id']}/0.mp4"] == gateway.upstream.video_body
+    assert stored[gateway.rt.output_names.key(video["id"], 0, "video/mp4")] == (
+        gateway.upstream.video_body
+    )
     content = await gateway.client.get(f"/v1/videos/{video['id']}/content", headers=auth(key))
     assert content.content == gateway.upstream.video_body
     assert content.headers["content-length"] == str(len(gateway.upstream.video_body))
@@ -283,16 +286,64 @@ async def test_output_urls_redirect_to_presigned_urls(make_gateway, storage_back
     assert content.status_code == 200 and content.content.startswith(b"\x00\x00\x00\x18ftyp")
 
 
-def test_keys_name_only_the_task():
-    from reapi_server.mirror.keys import is_task_id, output_key, task_of_prefix
+def test_keys_name_only_the_task_and_a_name_only_the_secret_gives():
+    from reapi_server.mirror.keys import OutputNames, is_task_id, task_of_prefix
 
     task = f"req_{secrets.token_hex(12)}"
-    assert output_key(task, 0, "image/png") == f"outputs/{task}/0.png"
-    assert output_key(task, 1, "video/mp4; codecs=avc1") == f"outputs/{task}/1.mp4"
-    assert output_key(task, 2, "application/x-unknown") == f"outputs/{task}/2.bin"
+    names = OutputNames(b"the fleet's secret")
+    for index, content_type, extension in [
+        (0, "image/png", "png"),
+        (1, "video/mp4; codecs=avc1", "mp4"),
+        (2, "application/x-unknown", "bin"),
+    ]:
+        key = names.key(task, index, content_type)
+        prefix, _, name = key.rpartition("/")
+        assert prefix == f"outputs/{task}" and task_of_prefix(prefix + "/") == task
+        assert re.fullmatch(rf"{index}-[0-9a-f]{{32}}\.{extension}", name), name
+        assert key == names.key(task, index, content_type)  # a retry writes the same key
+    assert names.key(task, 0, "image/png") != names.key(task, 1, "image/png")
+    assert names.key(task, 0, "image/png") != OutputNames(b"another secret").key(
+        task, 0, "image/png"
+    )
     assert is_task_id(task) and not is_task_id("../etc") and not is_task_id("req_XYZ")
     assert task_of_prefix(f"outputs/{task}/") == task
-    assert task_of_prefix(f"outputs/{task}/0.png") is None
+    assert task_of_prefix(names.key(task, 0, "image/png")) is None
+
+
+async def test_a_public_bucket_serves_no_output_to_whoever_knows_its_request_id(
+    make_gateway, storage_backend, moto_server
+):
+    """Request and video ids are no secrets (the `x-request-id` header, every log line and
+    trace span, every answer about a video): the bucket's public domain, which serves any key it
+    is asked for, must not give their outputs to whoever saw one. The file's URL (its 148-bit
+    id) redirects to the real key."""
+    if storage_backend == "local":
+        pytest.skip("a public bucket domain is an S3 feature")
+    bucket = moto_server.new_bucket()
+    public = f"https://outputs.example/{bucket}"
+    gateway = await make_gateway(**moto_server.settings(bucket), s3_public_base_url=public)
+    _, key = await gateway.account()
+    answer = await gateway.client.post(
+        "/v1/images/generations",
+        json={"prompt": "p", "response_format": "url"},
+        headers=auth(key),
+    )
+    request_id = answer.headers["x-request-id"]
+    video = (await create(gateway, key)).json()
+    await drive(gateway)
+    stored = moto_server.objects(bucket)  # what the public domain would serve
+    assert len(stored) == 3
+    for guessed in (
+        f"outputs/{request_id}/0.png",
+        f"outputs/{video['id']}/0.mp4",
+        f"outputs/{video['id']}/1.png",
+    ):
+        assert guessed not in stored
+    redirect = await gateway.client.get(answer.json()["data"][0]["url"])
+    assert redirect.status_code == 307
+    location = redirect.headers["location"]
+    assert location.startswith(f"{public}/outputs/{request_id}/0-")
+    assert stored[location.removeprefix(f"{public}/")] == PNG
 
 
 async def test_operator_deletes_a_task_from_the_command_line(gateway, monkeypatch):
@@ -322,7 +373,7 @@ async def test_operator_deletes_a_task_from_the_command_line(gateway, monkeypatc
 
     done = await asyncio.to_thread(cli, "outputs", "delete", "--task", ids[0], *data)
     assert done.exit_code == 0 and f"deleted 1 outputs of {ids[0]}" in done.output, done.output
-    assert sorted(gateway.stored()) == [f"outputs/{ids[1]}/0.png"]
+    assert unnamed(gateway.stored()) == [f"outputs/{ids[1]}/0.png"]
     refused = await asyncio.to_thread(cli, "outputs", "delete", "--task", "../../etc", *data)
     assert refused.exit_code == 1 and "not a task id" in refused.output
     purged = await asyncio.to_thread(cli, "outputs", "purge", *data)

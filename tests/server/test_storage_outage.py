@@ -10,7 +10,7 @@ import os
 import pytest
 from sqlalchemy import func, select
 from tests.server.fault_proxy import FaultProxy
-from tests.server.helpers import auth, ledger_matches
+from tests.server.helpers import auth, ledger_matches, unnamed
 from tests.server.test_videos import COST, create
 
 from reapi_server.jobs.poller import MAX_OUTPUT_FAILURES, JobPoller
@@ -92,7 +92,7 @@ async def test_a_video_waits_out_an_outage_then_completes(gateway, link):
     link.heal()
     assert await _poll(gateway, video["id"]) == "completed"
     assert await ledger_matches(gateway.rt, account) == (60, 0)
-    assert sorted(gateway.stored()) == [
+    assert unnamed(gateway.stored()) == [
         f"outputs/{video['id']}/0.mp4",
         f"outputs/{video['id']}/1.png",
     ]
@@ -110,7 +110,9 @@ async def test_an_outage_mid_upload_aborts_then_the_retry_stores_it(gateway, lin
     assert gateway.stored() == {}  # no half object, ever
     assert await _poll(gateway, video["id"]) == "completed"
     stored = gateway.stored()
-    assert stored[f"outputs/{video['id']}/0.mp4"] == gateway.upstream.video_body
+    assert stored[gateway.rt.output_names.key(video["id"], 0, "video/mp4")] == (
+        gateway.upstream.video_body
+    )
     assert await ledger_matches(gateway.rt, account) == (60, 0)
 
 
@@ -178,4 +180,4 @@ async def test_a_video_keeps_its_hold_through_a_blackhole_and_finishes(hasty_gat
     link.heal()
     assert await _poll(gateway, video["id"]) == "completed"
     assert await ledger_matches(gateway.rt, account) == (60, 0)
-    assert f"outputs/{video['id']}/0.mp4" in gateway.stored()
+    assert f"outputs/{video['id']}/0.mp4" in unnamed(gateway.stored())

@@ -213,6 +213,25 @@ async def test_a_refused_consent_keeps_the_newsletter_choice(sqlite_gateway, bro
     assert box and "checked" in box.group(0)
 
 
+async def test_cancelling_the_consent_deletes_what_the_provider_said_at_once(
+    sqlite_gateway, browsers
+):
+    """Someone who will not (or may not: under 16) make an account leaves nothing behind:
+    "Cancel" deletes the pending sign-up with the provider's email and id, instead of keeping
+    it until it expires (30 minutes, then the next clean-up)."""
+    browser = browsers(sqlite_gateway)
+    await sign_in_with(browser, "github", ADA_GITHUB)
+    refused = await browser.submit("/auth/consent", "/auth/consent", {"accept_terms": "yes"})
+    assert refused.status_code == 400 and "16 or older" in refused.text
+    assert 'action="/auth/consent/cancel"' in refused.text
+    assert await _count(sqlite_gateway, OAuthRequest) == 1
+    left = await browser.submit("/auth/consent", "/auth/consent/cancel", {})
+    assert left.status_code == 303 and left.headers["location"] == "/login"
+    assert await _count(sqlite_gateway, OAuthRequest) == 0
+    await _nothing_made(sqlite_gateway)
+    assert (await browser.get("/auth/consent")).status_code == 400
+
+
 async def test_the_consent_page_is_this_browsers_only_and_used_once(sqlite_gateway, browsers):
     browser, other = browsers(sqlite_gateway), browsers(sqlite_gateway)
     await sign_in_with(browser, "github", ADA_GITHUB)

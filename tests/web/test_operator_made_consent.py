@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from sqlalchemy import update
 from tests.server.helpers import auth
+from tests.web.helpers import PASSWORD as PASSWORD_OF_SIGN_UP
 from tests.web.helpers import mail_to, new_email
 
 from reapi_server.accounts.service import account_of, create_account
@@ -146,3 +147,50 @@ async def test_a_new_privacy_policy_version_is_accepted_before_the_dashboard(web
     async with web.rt.db.read() as session:
         given = await users.consents_given(session, user.id)
     assert ("privacy", "2026-12-07") in given and ("privacy", "2026-12-06") in given  # history
+
+
+async def test_a_person_who_will_not_accept_can_still_download_their_data_and_leave(web, browsers):
+    """Neither the download of one's data nor the account's deletion waits for an acceptance:
+    someone who refuses a policy's new version (or an operator-made account's person who is
+    not 16) must not have to say yes to it to leave. Before, both pages sent them to the
+    consent page."""
+    email = new_email()
+    browser = browsers(web)
+    await browser.sign_up(email)
+    await _accepted_an_older_privacy_policy(web, email)
+    assert (await browser.get("/dashboard")).headers["location"].startswith(CONSENT)
+    page = await browser.get(CONSENT)
+    assert 'href="/settings/data/export.json"' in page.text
+    assert 'href="/settings/delete"' in page.text
+
+    export = await browser.get("/settings/data/export.json")
+    assert export.status_code == 200 and email in export.text
+    assert (await browser.get("/settings/data/usage.csv")).status_code == 200
+    assert (await browser.get("/settings/delete")).status_code == 200
+    deleted = await browser.submit(
+        "/settings/delete",
+        "/settings/delete",
+        {"confirmation": email, "current_password": PASSWORD_OF_SIGN_UP},
+    )
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/login?done=account_deleted"
+    async with web.rt.db.read() as session:
+        assert await users.find_user_by_email(session, email) is None
+
+
+async def test_an_operator_made_person_can_delete_the_account_without_confirming_anything(
+    web, browsers
+):
+    email = new_email()
+    await _operator_made_with_a_password(web, browsers, email)
+    browser = browsers(web)
+    await browser.sign_in(email, PASSWORD)
+    deleted = await browser.submit(
+        "/settings/delete",
+        "/settings/delete",
+        {"confirmation": email, "current_password": PASSWORD},
+    )
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/login?done=account_deleted"
+    async with web.rt.db.read() as session:
+        assert await users.find_user_by_email(session, email) is None

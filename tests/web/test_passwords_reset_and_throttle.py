@@ -215,6 +215,32 @@ async def test_failed_sign_ins_are_throttled_per_email_then_the_window_ends(
     assert all(email not in key for key in keys)  # a keyed hash, never the address
 
 
+async def test_a_failed_sign_in_does_the_same_password_work_for_any_email(
+    web, browsers, monkeypatch
+):
+    """An unknown email and an account without a password cost argon2 work too (a dummy
+    hash): skipping it would tell by the answer's time which addresses have an account."""
+    from reapi_server.accounts.service import create_account
+
+    identity = web.app.routes[-1].app.state.web.identity
+    real = identity.passwords.verify
+    verified = []
+
+    async def watched(stored, password):
+        verified.append("real hash" if stored is not None else "dummy")
+        return await real(stored, password)
+
+    monkeypatch.setattr(identity.passwords, "verify", watched)
+    email = new_email()
+    await browsers(web).sign_up(email)
+    async with web.rt.db.write() as session:
+        await create_account(session, "nopassword@example.com", credits_granted=0, now=web.rt.now())
+    for address in (email, new_email(), "nopassword@example.com"):
+        response = await browsers(web).sign_in(address, "wrong password here")
+        assert response.status_code == 401
+    assert verified == ["real hash", "dummy", "dummy"]
+
+
 async def test_failed_sign_ins_are_throttled_per_client_address(web, browsers, clock):
     victims = [new_email() for _ in range(5)]
     for _ in range(4):

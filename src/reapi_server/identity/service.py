@@ -301,7 +301,10 @@ class Identity:
             await _refuse_if_throttled(session, counters, self.clock())
             user = await repository.find_user_by_email(session, email)
         stored = user.password_hash if user is not None else None
-        if user is None or stored is None or not await self.passwords.verify(stored, password):
+        # Verified even without a hash (a dummy then): skipping argon2 for an unknown email
+        # would tell by the answer's time alone which addresses have an account.
+        matches = await self.passwords.verify(stored, password)
+        if user is None or stored is None or not matches:
             async with self.db.write() as session:
                 await Throttle.count(session, counters, self.clock())
             raise InvalidCredentials()

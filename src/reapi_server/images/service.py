@@ -151,6 +151,7 @@ async def generate(
         try:
             files = await mirror(
                 rt.store,
+                rt.output_names,
                 request_id,
                 [Output("image", i.data or b"") for i in images],
             )

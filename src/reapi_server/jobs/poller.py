@@ -187,7 +187,9 @@ class JobPoller:
         rt = self.rt
         try:
             async with kept_lease(rt, job.id):
-                mirrored = await mirror(rt.store, job.id, self._outputs(route, status))
+                mirrored = await mirror(
+                    rt.store, rt.output_names, job.id, self._outputs(route, status)
+                )
         except LeaseLost:
             log.info("lease lost while storing", extra={"job_id": job.id})
             await self._clean_if_over(job.id)

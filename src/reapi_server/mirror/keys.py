@@ -1,5 +1,13 @@
-"""Storage keys: `outputs/<task id>/<n>.<ext>`. They name only the task (an image request or a
-video job, both random ids) and the output's place in it: no user data, ever."""
+"""Storage keys: `outputs/<task id>/<n>-<name>.<ext>`. They name only the task (an image request
+or a video job, both random ids) and the output's place in it: no user data, ever.
+
+`<name>` is a keyed hash of the task id and the place, under a key derived from the fleet's
+secret. Task ids are not secrets (a request id is the `x-request-id` header, in every log line
+and trace span; a video id is in every answer about it), and a bucket served on a public domain
+(`s3_public_base_url`) serves any key it is asked for: without the name, whoever saw an id could
+fetch its outputs from the bucket, key or not. The name is the same for every attempt at the
+same output, so a video job's retry still writes the keys a failed attempt left.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +15,16 @@ import re
 
 from reapi.core import extension_for
 
+from ..derived_keys import derive_key, keyed_digest
 from .storage import check_key
 
-__all__ = ["OUTPUTS_PREFIX", "is_task_id", "output_key", "task_of_prefix", "task_prefix"]
+__all__ = [
+    "OUTPUTS_PREFIX",
+    "OutputNames",
+    "is_task_id",
+    "task_of_prefix",
+    "task_prefix",
+]
 
 #: Every key the gateway writes starts with this.
 OUTPUTS_PREFIX = "outputs/"
@@ -32,6 +47,20 @@ def task_of_prefix(target: str) -> str | None:
     return task_id if target.endswith("/") and is_task_id(task_id) else None
 
 
-def output_key(task_id: str, index: int, content_type: str) -> str:
-    # One check: the key passing it, its prefix (`task_prefix`) would pass it too.
-    return check_key(f"{OUTPUTS_PREFIX}{task_id}/{index}.{extension_for(content_type)}")
+#: Hex digits of an output's name: 128 bits, as hard to guess as the file id behind its URL.
+_NAME_DIGITS = 32
+
+
+class OutputNames:
+    """The keys outputs are stored under, named with the fleet's secret (see the module)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._key = derive_key(secret, "output-names")
+
+    def key(self, task_id: str, index: int, content_type: str) -> str:
+        name = keyed_digest(self._key, f"{task_id}/{index}")[:_NAME_DIGITS]
+        # One check: the key passing it, its prefix (`task_prefix`) would pass it too.
+        extension = extension_for(content_type)
+        return check_key(f"{OUTPUTS_PREFIX}{task_id}/{index}-{name}.{extension}")

@@ -11,7 +11,7 @@ from reapi.core import quick_init, translated_async
 
 from ..errors import StorageUnavailable
 from ..ids import TIME_DIGITS, ordered_id
-from .keys import output_key
+from .keys import OutputNames
 from .media import sniffed
 from .storage import Body, ObjectStore
 
@@ -48,11 +48,13 @@ def _new_file_id() -> str:
     return ordered_id("file", 48 - TIME_DIGITS)
 
 
-async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) -> list[MirroredFile]:
-    """Put each output under `outputs/<task id>/<n>.<ext>`, in order. A failure raises
-    `StorageUnavailable` — or the upstream's own error, when the stream of a file failed — and may
-    leave earlier outputs of the task stored: the caller deletes the task's objects (or, for a
-    video job, lets its retry write the same keys again)."""
+async def mirror(
+    store: ObjectStore, names: OutputNames, task_id: str, outputs: Sequence[Output]
+) -> list[MirroredFile]:
+    """Put each output under `outputs/<task id>/<n>-<name>.<ext>` (`names`), in order. A failure
+    raises `StorageUnavailable` — or the upstream's own error, when the stream of a file failed —
+    and may leave earlier outputs of the task stored: the caller deletes the task's objects (or,
+    for a video job, lets its retry write the same keys again)."""
     done: list[MirroredFile] = []
 
     async def put_all() -> None:
@@ -60,7 +62,7 @@ async def mirror(store: ObjectStore, task_id: str, outputs: Sequence[Output]) ->
             body: Body = output.body
             try:
                 content_type, body = await sniffed(output.body)
-                key = output_key(task_id, index, content_type)
+                key = names.key(task_id, index, content_type)
                 size = await store.put(key, body, content_type)
             finally:
                 for stream in (body, output.body):  # the sniffed stream, then the upstream's

@@ -334,6 +334,12 @@ class OAuthSignIn:
             return None
         return PendingSignUp(self._label(row.provider), row.email, row.email_verified)
 
+    async def cancel_sign_up(self, browser_id: str) -> None:
+        """The person left the consent page without an account (someone under 16, say): what
+        the provider said about them goes now, not when the sign-in would have expired."""
+        async with self.db.write() as session:
+            await repository.delete_requests_of_browser(session, _sha256(browser_id), CONSENT)
+
     async def sign_up(
         self,
         browser_id: str,

@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .consent_gate import serves_data_rights
 from .context import Visitor, WebContext
 from .cookies import new_browser_id, well_formed
 
@@ -35,8 +36,13 @@ class VisitorMiddleware:
             current = await self.web.identity.current(session_cookie)
         browser_id = well_formed(cookies.get(policy.csrf_name))
         # A sign-in waiting for its second factor, or for the consent of a person an operator
-        # made the account of: not a session yet for any page but the one it waits on.
-        pending = current is not None and (current.awaiting_second_factor or current.consent_due)
+        # made the account of (or of a policy's new version): not a session yet for any page
+        # but the one it waits on, and, owing only consent, the pages of the person's rights
+        # over their data (`consent_gate.serves_data_rights`).
+        pending = current is not None and (
+            current.awaiting_second_factor
+            or (current.consent_due and not serves_data_rights(scope["path"]))
+        )
         visitor = Visitor(
             session=None if pending else current,
             browser_id=browser_id or new_browser_id(),

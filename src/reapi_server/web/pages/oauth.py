@@ -118,6 +118,14 @@ async def consent(request: Request) -> Response:
     return await complete_sign_in(request, user, f"/settings?done={done}")
 
 
+@router.post("/auth/consent/cancel")
+async def cancel_consent(request: Request) -> Response:
+    """Leave without an account: the pending sign-up (the provider's email and id for this
+    person) is deleted at once."""
+    await web_of(request).oauth.cancel_sign_up(visitor_of(request).browser_id)
+    return RedirectResponse("/login", status_code=303)
+
+
 # -- signing in ------------------------------------------------------------------------------
 
 

@@ -94,6 +94,11 @@ def test_http_client_loggers_never_print_upstream_urls_at_info():
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
+    # The loggers it sets, as they were: left at DEBUG, ours made every later test's records
+    # differ from a run of that test alone.
+    touched = [logging.getLogger(n) for n in ("reapi", "reapi_server", "uvicorn.error")]
+    touched += [logging.getLogger(n) for n in ("httpx", "httpcore", "uvicorn.access")]
+    states = [(logger, logger.level, logger.propagate, logger.disabled) for logger in touched]
     logging.getLogger("httpx").setLevel(logging.NOTSET)
     try:
         configure_logging("DEBUG")
@@ -102,4 +107,7 @@ def test_http_client_loggers_never_print_upstream_urls_at_info():
     finally:  # configure_logging is for a server process: give pytest's logging back
         root.handlers[:], level = saved
         root.setLevel(level)
+        for logger, was, propagate, disabled in states:
+            logger.setLevel(was)
+            logger.propagate, logger.disabled = propagate, disabled
         logging.captureWarnings(False)

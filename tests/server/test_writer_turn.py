@@ -24,9 +24,11 @@ from reapi_server.writer_turn import WriterTurn
 
 _INSERT = Statement(text("INSERT INTO t VALUES (2)"))
 
-#: Another gateway process: takes the turn, writes, says so, holds it for `hold` seconds.
+#: Another gateway process: takes the turn, writes, says so, holds it until the test lets it go
+#: (`_let_go`), at most `hold` seconds. Timed by its own clock, a hold ended early by the
+#: test's whenever a busy machine was slow to wake the test after "held".
 _HOLDER = """
-import asyncio, sqlite3, sys
+import asyncio, select, sqlite3, sys
 from reapi_server.writer_turn import WriterTurn
 
 async def main(path, hold):
@@ -35,7 +37,7 @@ async def main(path, hold):
         connection.execute("BEGIN IMMEDIATE")
         connection.execute("INSERT INTO t VALUES (1)")
         print("held", flush=True)
-        await asyncio.sleep(hold)
+        select.select([sys.stdin], [], [], hold)
         connection.execute("COMMIT")
     print("released", flush=True)
     await asyncio.sleep(30)  # alive, turn released, until stopped
@@ -44,15 +46,24 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2])))
 """
 
 
-def _holder(path: Path, hold: float) -> subprocess.Popen[str]:
+def _holder(path: Path, hold: float = 30.0) -> subprocess.Popen[str]:
     process = subprocess.Popen(
         [sys.executable, "-c", _HOLDER, str(path), str(hold)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     assert process.stdout is not None
     assert process.stdout.readline().strip() == "held"
     return process
+
+
+def _let_go(holder: subprocess.Popen[str]) -> None:
+    """The holder commits and releases the turn now; returns once it has."""
+    assert holder.stdin is not None and holder.stdout is not None
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    assert holder.stdout.readline().strip() == "released"
 
 
 async def _database(tmp_path: Path, migrated_template: Path) -> tuple[Database, Path]:
@@ -73,25 +84,36 @@ async def test_a_group_commit_waits_for_another_process_turn_without_polling(
         lambda sql: begins.append(sql) if sql.startswith("BEGIN") else None
     )
     ticks = 0
+    twenty_ticks = asyncio.Event()
 
     async def ticker() -> None:
         nonlocal ticks
         while True:
             await asyncio.sleep(0.01)
             ticks += 1
+            if ticks == 20:
+                twenty_ticks.set()
 
     async def insert(tx: Tx) -> None:
         await tx.execute(_INSERT, {})
 
-    holder = _holder(path, 0.4)
+    async def let_go_later() -> None:
+        # Once 0.3 s have passed and the event loop ran meanwhile (20 ticks): while the wait
+        # blocked the loop, this task could not run, and the holder would let go after its
+        # 10 s alone, with the ticks short.
+        await asyncio.sleep(0.3)
+        await twenty_ticks.wait()
+        await asyncio.to_thread(_let_go, holder)
+
+    holder = _holder(path, 10)
     try:
         tick_task = asyncio.create_task(ticker())
         started = time.perf_counter()
+        letting_go = asyncio.create_task(let_go_later())
         await db.grouped(insert, account=None)
         waited = time.perf_counter() - started
         tick_task.cancel()
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "released"
+        await asyncio.wait_for(letting_go, 10)
     finally:
         holder.terminate()
         holder.wait(10)
@@ -109,21 +131,21 @@ async def test_a_group_commit_waits_for_another_process_turn_without_polling(
 async def test_a_wait_past_the_timeout_leaves_sqlite_lock_to_decide_and_leaks_no_lock(tmp_path):
     path = tmp_path / "x.db"
     sqlite3.connect(path).executescript("CREATE TABLE t (v INTEGER)")
-    holder = _holder(path, 0.6)
+    holder = _holder(path)
     try:
         turn = WriterTurn(str(path), timeout=0.2)
         started = time.perf_counter()
         async with turn:
             # Past the timeout without the file lock: SQLite's lock, still the other's, decides
-            # (the writer retries it for its own busy timeout, then fails as busy).
-            assert 0.15 <= time.perf_counter() - started < 0.5
+            # (the writer retries it for its own busy timeout, then fails as busy). The holder
+            # holds for 30 s: a wait that ends well before is the timeout's doing.
+            assert 0.15 <= time.perf_counter() - started < 5
             with pytest.raises(sqlite3.OperationalError) as raised:
                 sqlite3.connect(path, timeout=0).execute("BEGIN IMMEDIATE")
             assert is_sqlite_busy(raised.value)
         assert turn.waits == 0
         assert not turn.locked()
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "released"
+        _let_go(holder)
         # The given-up wait's thread took the lock when the holder let go, and let it go.
         deadline = time.monotonic() + 5
         while True:
@@ -200,7 +222,7 @@ async def test_an_opening_op_cancelled_while_another_process_has_the_turn_runs_n
             await db.grouped(insert, account=None, at_once=True)
         return scope.cancelled_caught
 
-    holder = _holder(path, 0.5)
+    holder = _holder(path)
     try:
         task = asyncio.create_task(request())
         await asyncio.sleep(0.1)  # waiting for the other process's turn
@@ -212,8 +234,7 @@ async def test_an_opening_op_cancelled_while_another_process_has_the_turn_runs_n
         else:
             scopes[0].cancel()
             assert await asyncio.wait_for(task, 5)
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "released"
+        _let_go(holder)
     finally:
         holder.terminate()
         holder.wait(10)

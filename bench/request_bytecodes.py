@@ -67,7 +67,7 @@ serve_from_environment()
 
 #: Layers by where a function's file is (the first that matches).
 LAYERS = (
-    ("server protocol (uvicorn, head limits)", ("uvicorn/", "head_limits.py")),
+    ("server protocol (uvicorn, head limits)", ("uvicorn/", "head_limits.py", "lean_http.py")),
     ("access layer, metrics, ids", ("observability/", "prometheus_client/", "own_host.py", "ids")),
     ("route, body, response", ("openai_api/", "json_api/", "starlette/", "fastapi/")),
     ("auth, rate limit", ("api_keys/", "limits/")),

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+
+from .lean_http import LeanHttpToolsProtocol
 
 __all__ = ["GatewayConfig", "HeadLimitedProtocol", "HeadLimits", "HeadMeter"]
 
@@ -166,8 +167,8 @@ class GatewayConfig(uvicorn.Config):
         self.head_limits = head_limits
 
 
-class HeadLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a `HeadMeter` in front of the parser.
+class HeadLimitedProtocol(LeanHttpToolsProtocol):
+    """uvicorn's httptools protocol (`lean_http`) with a `HeadMeter` in front of the parser.
 
     The parser also holds a chunked body's trailer fields (header lines after the last chunk)
     whole: in a body, bytes that arrive without body bytes being handed over are counted

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..ids import ordered_id
+from ..json_api.responses import JsonAnswer
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -118,12 +121,17 @@ def method_of(scope: Scope) -> str:
     return str(scope["method"]) if scope["method"] in METHODS else "OTHER"
 
 
+#: A hot route's handling of a request: the answer for the access layer to send, or None
+#: once it has sent its answer itself.
+Answer = Callable[[Scope, Receive, Send], Awaitable[Response | None]]
+
+
 class Shortcut(Protocol):
     """Routes served without the router (`openai_api.hot_routes`)."""
 
-    def take(self, scope: Scope) -> ASGIApp | None:
-        """The app that serves this http request (the scope annotated as the router would
-        have), or None: the request goes on through the app's stack."""
+    def take(self, scope: Scope) -> Answer | None:
+        """What answers this http request (the scope annotated as the router would have), or
+        None: the request goes on through the app's stack."""
 
 
 class AccessMiddleware:
@@ -161,7 +169,7 @@ class AccessMiddleware:
             self.own_host.pin(scope)
         started = time.perf_counter()
         context = context_of(scope)
-        app = (self.hot_routes.take(scope) if self.hot_routes is not None else None) or self.app
+        hot = self.hot_routes.take(scope) if self.hot_routes is not None else None
         status = 500
         started_response = False
 
@@ -177,7 +185,24 @@ class AccessMiddleware:
 
         try:
             try:
-                await app(scope, receive, send_with_id)
+                if hot is None:
+                    await self.app(scope, receive, send_with_id)
+                else:
+                    response = await hot(scope, receive, send_with_id)
+                    if type(response) is JsonAnswer:
+                        # Sent here as Starlette's `Response.__call__` sends it, with the
+                        # request id: no wrapper around `send` for its two messages.
+                        started_response, status = True, response.status_code
+                        headers = [
+                            *response.raw_headers,
+                            (b"x-request-id", context.request_id.encode()),
+                        ]
+                        await send(
+                            {"type": "http.response.start", "status": status, "headers": headers}
+                        )
+                        await send({"type": "http.response.body", "body": response.body})
+                    elif response is not None:
+                        await response(scope, receive, send_with_id)
             except asyncio.CancelledError:
                 if not started_response:
                     context.code = "server_shutting_down"

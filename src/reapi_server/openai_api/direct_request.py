@@ -34,6 +34,10 @@ class DirectHeaders(Headers):
 class DirectRequest(Request):
     @property
     def headers(self) -> Headers:
-        if not hasattr(self, "_headers"):
-            self._headers = DirectHeaders(scope=self.scope)
-        return self._headers
+        # Asked five or six times a request: a `try` costs nothing when the headers are made
+        # (`hasattr` is a call each time).
+        try:
+            return self._headers
+        except AttributeError:
+            self._headers: Headers = DirectHeaders(scope=self.scope)
+            return self._headers

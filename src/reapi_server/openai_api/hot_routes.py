@@ -21,14 +21,16 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from .direct_request import DirectRequest
 from .direct_route import DirectRoute
 from .error_answers import answer_with, handler_for
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
+    from ..observability.middleware import Answer
     from ..observability.tracing.setup import Tracing
 
 __all__ = ["HotRoutes"]
@@ -44,18 +46,24 @@ class HotRoutes:
             for route in routes
             if isinstance(route, DirectRoute) and route.methods and "{" not in route.path
         }
-        self._serve: ASGIApp = self._call
+        self._serve: Answer = self._answer
         if tracing is not None:
             from ..observability.tracing.middleware import TracingMiddleware
 
-            self._serve = TracingMiddleware(self._call, tracing=tracing)
+            traced = TracingMiddleware(self._call, tracing=tracing)
+
+            async def answer_traced(scope: Scope, receive: Receive, send: Send) -> None:
+                await traced(scope, receive, send)
+
+            self._serve = answer_traced
 
     @property
     def paths(self) -> frozenset[str]:
         return frozenset(self._routes)
 
-    def take(self, scope: Scope) -> ASGIApp | None:
-        """For a request one of the routes serves: the app that serves it, the scope annotated
+    def take(self, scope: Scope) -> Answer | None:
+        """For a request one of the routes serves: what answers it (the answer, for the access
+        layer to send; with tracing on, the request served in its span), the scope annotated
         as the router would have. None for any other request."""
         route = self._routes.get(scope["path"])
         if route is None or scope["method"] not in (route.methods or ()) or scope.get("root_path"):
@@ -66,14 +74,19 @@ class HotRoutes:
         scope["router"] = self._app.router
         return self._serve
 
-    async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> Response:
+        """The endpoint's answer, or the app's handler's answer to what it raised."""
         route: DirectRoute = scope["route"]
         request = DirectRequest(scope, receive, send)
         try:
-            response = await route.endpoint(**await route.arguments(request))
+            response: Response = await route.endpoint(**await route.arguments(request))
         except Exception as exc:
             handler = handler_for(self._app, exc)
             if handler is None:
                 raise
             response = await answer_with(handler, request, exc)
+        return response
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self._answer(scope, receive, send)
         await response(scope, receive, send)

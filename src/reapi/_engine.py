@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import httpx
 
-from ._detached import first_of_group, translated, translated_async
+from ._detached import detached, first_of_group, translated, translated_async
 from ._exceptions import (
     APIConnectionError,
     APIResponseError,
@@ -179,7 +179,11 @@ class _Tally:
 def _first_step(protocol: Protocol[T]) -> Any:
     """Start an attempt. A request refused before any upstream call is the route's limit (an
     option or input its API lacks), not the caller's mistake: mark it so the router moves on."""
-    return translated(lambda: next(protocol), InvalidRequestError, _route_refusal)
+    try:
+        return next(protocol)
+    except InvalidRequestError as refusal:
+        error = _route_refusal(refusal)
+    raise detached(error)
 
 
 def _next_step(protocol: Protocol[T], reply: Any, failure: ReapiError | None) -> Any:
@@ -730,7 +734,8 @@ class AsyncEngine(_Base):
                         reply = await self.send(step, provider, first_byte)
                 except ReapiError as error:
                     failure = error
-                step = _next_step(protocol, reply, failure)
+                # (`_next_step`, written out: once or twice a request)
+                step = protocol.send(reply) if failure is None else protocol.throw(failure)
         except StopIteration as stop:
             result: T = stop.value
             return result

@@ -370,7 +370,9 @@ class H1Transport:
         if idle and connection in idle:
             idle.remove(connection)
 
-    async def _connection(self, origin: _Origin, first_byte: float) -> _Connection:
+    def _pooled(self, origin: _Origin) -> _Connection | None:
+        """The origin's most recently idle connection that is still usable, if any (not a
+        coroutine: a connection from the pool, the usual case, costs no task step)."""
         idle = self._idle.get(origin.key)
         while idle:
             connection = idle.pop()
@@ -380,7 +382,7 @@ class H1Transport:
             if fresh and not connection.closed and transport and not transport.is_closing():
                 return connection
             connection.close()
-        return await self._connect(origin, first_byte)
+        return None
 
     async def _connect(self, origin: _Origin, first_byte: float) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -428,40 +430,36 @@ class H1Transport:
             message += data
         if self._slots is None:
             self._slots = asyncio.Semaphore(_LIMIT)
-        async with self._slots:
-            return await self._exchange(request, provider, origin, message, first_byte, body, limit)
-
-    async def _exchange(
-        self,
-        request: UpstreamRequest,
-        provider: str,
-        origin: _Origin,
-        message: bytes,
-        first_byte: float,
-        body: float,
-        limit: int,
-    ) -> tuple[int, dict[str, str], bytes]:
-        retry_stale = True
-        while True:
-            connection: _Connection | None = None
-            try:
-                connection = await self._connection(origin, first_byte)
-                answer = connection.begin(
-                    message, limit, first_byte, first_byte + body, request.method == "HEAD"
-                )
+        # One coroutine for the whole exchange: the pool's connection is taken without one,
+        # and the slot without `async with` (whose `__aenter__` and `__aexit__` are two more).
+        slots = self._slots
+        await slots.acquire()
+        try:
+            retry_stale = True
+            while True:
+                connection: _Connection | None = None
                 try:
-                    return await answer
-                finally:
-                    connection.end()
-            except _TooLarge:
-                break
-            except (TimeoutError, OSError) as exc:
-                reused = connection is not None and connection.served
-                before_answer = connection is None or not connection.got_bytes
-                if retry_stale and reused and before_answer and _stale(exc):
-                    retry_stale = False
-                    continue
-                phase = connection.phase if connection is not None else _FIRST_BYTE
-                error = connection_error(exc, provider, phase)
-            raise detached(error)
+                    connection = self._pooled(origin)
+                    if connection is None:
+                        connection = await self._connect(origin, first_byte)
+                    answer = connection.begin(
+                        message, limit, first_byte, first_byte + body, request.method == "HEAD"
+                    )
+                    try:
+                        return await answer
+                    finally:
+                        connection.end()
+                except _TooLarge:
+                    break
+                except (TimeoutError, OSError) as exc:
+                    reused = connection is not None and connection.served
+                    before_answer = connection is None or not connection.got_bytes
+                    if retry_stale and reused and before_answer and _stale(exc):
+                        retry_stale = False
+                        continue
+                    phase = connection.phase if connection is not None else _FIRST_BYTE
+                    error = connection_error(exc, provider, phase)
+                raise detached(error)
+        finally:
+            slots.release()
         raise answer_too_large(provider, limit)

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import httpx
 
-from ._detached import first_of_group, translated, translated_async
+from ._detached import detached, first_of_group, translated, translated_async
 from ._exceptions import (
     APIConnectionError,
     APIResponseError,
@@ -119,6 +119,20 @@ _STREAM_ERRORS = (httpx.TransportError, httpx.StreamError)
 HostOf = Callable[[Route], str | None]
 
 
+def _summary(
+    route: Route, code: str, status: int | None, started: float, host_of: HostOf | None
+) -> AttemptSummary:
+    """One attempt's line of the attempt log, timed from `started` to now."""
+    return AttemptSummary(
+        provider=route.provider,
+        route=route.key,
+        code=code,
+        status=status,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
+        host=host_of(route) if host_of is not None else None,
+    )
+
+
 class _Tally:
     """The attempts of one request so far, and the error owed when no route succeeds."""
 
@@ -132,14 +146,7 @@ class _Tally:
     def _summary(
         self, route: Route, code: str, status: int | None, started: float
     ) -> AttemptSummary:
-        return AttemptSummary(
-            provider=route.provider,
-            route=route.key,
-            code=code,
-            status=status,
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 2),
-            host=self.host_of(route) if self.host_of is not None else None,
-        )
+        return _summary(route, code, status, started, self.host_of)
 
     def succeeded(
         self, route: Route, started: float, losers: Sequence[tuple[Route, float]] = ()
@@ -179,7 +186,11 @@ class _Tally:
 def _first_step(protocol: Protocol[T]) -> Any:
     """Start an attempt. A request refused before any upstream call is the route's limit (an
     option or input its API lacks), not the caller's mistake: mark it so the router moves on."""
-    return translated(lambda: next(protocol), InvalidRequestError, _route_refusal)
+    try:
+        return next(protocol)
+    except InvalidRequestError as refusal:
+        error = _route_refusal(refusal)
+    raise detached(error)
 
 
 def _next_step(protocol: Protocol[T], reply: Any, failure: ReapiError | None) -> Any:
@@ -730,7 +741,8 @@ class AsyncEngine(_Base):
                         reply = await self.send(step, provider, first_byte)
                 except ReapiError as error:
                     failure = error
-                step = _next_step(protocol, reply, failure)
+                # (`_next_step`, written out: once or twice a request)
+                step = protocol.send(reply) if failure is None else protocol.throw(failure)
         except StopIteration as stop:
             result: T = stop.value
             return result
@@ -814,16 +826,22 @@ class AsyncEngine(_Base):
         host_of: HostOf | None = None,
         hedge_for: str | None = None,
     ) -> Outcome[T]:
-        tally = _Tally(routes, host_of)
         watch = self._watch(host_of)
         if self.router.hedges(hedge_for, routes):
-            return await self._run_hedged(routes, attempt, hedge_for, tally, watch)
+            return await self._run_hedged(
+                routes, attempt, hedge_for, _Tally(routes, host_of), watch
+            )
+        # The usual request: the first route answers. Its tally is made at the first failure
+        # (a success before any is its one summary), and the watch asked only when there is one.
+        tally: _Tally | None = None
         for route in self.router.candidates(routes):
             started = time.perf_counter()
-            observed = _started(watch, route)
+            observed = watch.start(route) if watch is not None else None
             try:
                 result = await attempt(route)
             except ReapiError as error:
+                if tally is None:
+                    tally = _Tally(routes, host_of)
                 tally.failed(route, error, started)
                 _ended(watch, observed, error)
                 log.info("route %s failed: %s (status %s)", route.key, error.code, error.status)
@@ -835,9 +853,12 @@ class AsyncEngine(_Base):
                 _ended(watch, observed, error)
                 raise
             self.router.record_success(route, time.perf_counter() - started)
-            _ended(watch, observed, None)
+            if watch is not None and observed is not None:
+                watch.end(observed, None)
+            if tally is None:
+                return Outcome(result, route, (_summary(route, "ok", None, started, host_of),))
             return Outcome(result, route, tally.succeeded(route, started))
-        raise tally.exhausted()
+        raise (tally or _Tally(routes, host_of)).exhausted()
 
     async def _run_hedged(
         self,

@@ -158,7 +158,9 @@ class _Connection(asyncio.Protocol):
 
     def _reset_answer(self, limit: int) -> None:
         self._limit = limit
-        self._headers: list[tuple[bytes, bytes]] = []
+        #: The answer's headers, names in lower case, a repeated one's values joined by ", ":
+        #: decoded as each arrives, so the answer's dict is made in one pass.
+        self._headers: dict[str, str] = {}
         self._body: list[bytes] = []
         self._size = 0
         self.got_bytes = False
@@ -257,25 +259,29 @@ class _Connection(asyncio.Protocol):
             self._fail(UpstreamProtocolError(type(exc).__name__))
 
     def _until_close(self) -> bool:
-        names = {name.lower() for name, _ in self._headers}
-        return b"content-length" not in names and b"transfer-encoding" not in names
+        headers = self._headers
+        return "content-length" not in headers and "transfer-encoding" not in headers
 
     # -- httptools' callbacks -------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name, value))
+        # (httptools joins a header cut between reads before calling this)
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1")
+        headers = self._headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if 100 <= status < 200:  # informational (103 Early Hints): the answer is still coming
             self._informational = True
-            self._headers = []
+            self._headers = {}
             return
         self._status = status
         self.phase = _BODY
-        for name, value in self._headers:
-            if name.lower() == b"content-length" and value.isdigit() and int(value) > self._limit:
-                self._fail(_TooLarge())
-                return
+        length = self._headers.get("content-length")
+        # (the parser refuses a Content-Length that is not digits, or two that differ)
+        if length is not None and _declares_over(length, self._limit):
+            self._fail(_TooLarge())
+            return
         if self._head_only:
             self._complete()
 
@@ -297,12 +303,9 @@ class _Connection(asyncio.Protocol):
         answer = self._answer
         if answer is None or answer.done():
             return
-        headers: dict[str, str] = {}
-        for raw_name, raw_value in self._headers:
-            name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        headers = self._headers
         content = b"".join(self._body)
-        self._body, self._headers = [], []  # an idle connection keeps nothing of the answer
+        self._body, self._headers = [], {}  # an idle connection keeps nothing of the answer
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             if encoding not in _DECODED:
@@ -317,6 +320,13 @@ class _Connection(asyncio.Protocol):
                 answer.set_exception(exc)
                 return
         answer.set_result((self._status, headers, content))
+
+
+def _declares_over(length: str, limit: int) -> bool:
+    """Whether a Content-Length (values of a repeated one joined by ", ") is past `limit`."""
+    if length.isdigit():
+        return int(length) > limit
+    return any(value.isdigit() and int(value) > limit for value in length.split(", "))
 
 
 def _decompressed(content: bytes, limit: int) -> bytes:
@@ -360,7 +370,9 @@ class H1Transport:
         if idle and connection in idle:
             idle.remove(connection)
 
-    async def _connection(self, origin: _Origin, first_byte: float) -> _Connection:
+    def _pooled(self, origin: _Origin) -> _Connection | None:
+        """The origin's most recently idle connection that is still usable, if any (not a
+        coroutine: a connection from the pool, the usual case, costs no task step)."""
         idle = self._idle.get(origin.key)
         while idle:
             connection = idle.pop()
@@ -370,7 +382,7 @@ class H1Transport:
             if fresh and not connection.closed and transport and not transport.is_closing():
                 return connection
             connection.close()
-        return await self._connect(origin, first_byte)
+        return None
 
     async def _connect(self, origin: _Origin, first_byte: float) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -418,40 +430,36 @@ class H1Transport:
             message += data
         if self._slots is None:
             self._slots = asyncio.Semaphore(_LIMIT)
-        async with self._slots:
-            return await self._exchange(request, provider, origin, message, first_byte, body, limit)
-
-    async def _exchange(
-        self,
-        request: UpstreamRequest,
-        provider: str,
-        origin: _Origin,
-        message: bytes,
-        first_byte: float,
-        body: float,
-        limit: int,
-    ) -> tuple[int, dict[str, str], bytes]:
-        retry_stale = True
-        while True:
-            connection: _Connection | None = None
-            try:
-                connection = await self._connection(origin, first_byte)
-                answer = connection.begin(
-                    message, limit, first_byte, first_byte + body, request.method == "HEAD"
-                )
+        # One coroutine for the whole exchange: the pool's connection is taken without one,
+        # and the slot without `async with` (whose `__aenter__` and `__aexit__` are two more).
+        slots = self._slots
+        await slots.acquire()
+        try:
+            retry_stale = True
+            while True:
+                connection: _Connection | None = None
                 try:
-                    return await answer
-                finally:
-                    connection.end()
-            except _TooLarge:
-                break
-            except (TimeoutError, OSError) as exc:
-                reused = connection is not None and connection.served
-                before_answer = connection is None or not connection.got_bytes
-                if retry_stale and reused and before_answer and _stale(exc):
-                    retry_stale = False
-                    continue
-                phase = connection.phase if connection is not None else _FIRST_BYTE
-                error = connection_error(exc, provider, phase)
-            raise detached(error)
+                    connection = self._pooled(origin)
+                    if connection is None:
+                        connection = await self._connect(origin, first_byte)
+                    answer = connection.begin(
+                        message, limit, first_byte, first_byte + body, request.method == "HEAD"
+                    )
+                    try:
+                        return await answer
+                    finally:
+                        connection.end()
+                except _TooLarge:
+                    break
+                except (TimeoutError, OSError) as exc:
+                    reused = connection is not None and connection.served
+                    before_answer = connection is None or not connection.got_bytes
+                    if retry_stale and reused and before_answer and _stale(exc):
+                        retry_stale = False
+                        continue
+                    phase = connection.phase if connection is not None else _FIRST_BYTE
+                    error = connection_error(exc, provider, phase)
+                raise detached(error)
+        finally:
+            slots.release()
         raise answer_too_large(provider, limit)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from .._answer_codecs import json_loads
-from .._detached import translated
 from .._exceptions import APIResponseError
 from .._frozen import quick_init
 
@@ -87,15 +86,16 @@ class UpstreamResponse:
 
     def json(self, provider: str) -> Any:
         """Parse the body; a body that is not JSON is the upstream's fault (failover-able)."""
-        # The decoder's error holds the whole body, which may echo the prompt: not chained.
-        return translated(
-            lambda: json_loads(self.content),
-            ValueError,
-            lambda _: APIResponseError(
-                "the provider answered with a body that is not valid JSON",
-                provider=provider,
-                status=self.status,
-            ),
+        # The decoder's error holds the whole body, which may echo the prompt: not chained
+        # (raised after the `except`, not through `translated`: two closures less a call).
+        try:
+            return json_loads(self.content)
+        except ValueError:
+            pass
+        raise APIResponseError(
+            "the provider answered with a body that is not valid JSON",
+            provider=provider,
+            status=self.status,
         )
 
     def header(self, name: str) -> str | None:

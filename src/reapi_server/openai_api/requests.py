@@ -39,9 +39,9 @@ from reapi.core import (
     UrlPolicy,
     VideoParams,
     decode_data_url,
+    detached,
     excerpt,
     image_request,
-    translated,
     video_request,
 )
 
@@ -261,7 +261,13 @@ def _invalid(model: type[BaseModel]) -> Callable[[BaseException], RequestValidat
 
 
 def parse_model(model: type[_Body], data: Any) -> Any:
-    return translated(lambda: model.model_validate(data), ValidationError, _invalid(model))
+    # (`translated` written out: its closures, and `_invalid`'s, cost more than a small body's
+    # checks; the refusal is made only for a body that fails them)
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        refused = _invalid(model)(error)
+    raise detached(refused)
 
 
 def _image_options(body: _ImageOptions) -> dict[str, Any]:

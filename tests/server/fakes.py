@@ -37,6 +37,9 @@ class FakeUpstream:
     poll_faults: dict[str, str] = field(default_factory=dict)
     video_outcome: str = "completed"
     polls_before_done: int = 1
+    #: While set, polls answer "queued" and count for nothing: a test keeps a job where it is
+    #: (its stream open first) however soon the poller comes.
+    videos_held: bool = False
     calls: list[tuple[str, str, str]] = field(default_factory=list)
     #: The headers of each request, in the order of `calls`.
     headers: list[httpx.Headers] = field(default_factory=list)
@@ -147,6 +150,8 @@ class FakeUpstream:
                 return httpx.Response(
                     200, content=self.video_body, headers={"content-type": "video/mp4"}
                 )
+            if self.videos_held:
+                return httpx.Response(200, json={"id": task_id, "status": "queued", "progress": 0})
             task.polls += 1
             if task.polls <= self.polls_before_done:
                 return httpx.Response(

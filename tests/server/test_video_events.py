@@ -161,10 +161,14 @@ def quiet(tmp_path: Path, migrated_template: Path) -> Iterator[LiveGateway]:
 
 
 def test_a_stream_follows_the_job_to_its_end(polled):
+    # The job stays queued until the stream has shown it so: on a loaded machine the poller
+    # (every 0.3 s) moved it on before the stream was open, and "queued" was never seen.
+    polled.upstream.videos_held = True
     video = create(polled)
     started = time.monotonic()
     with streaming(polled, video["id"]) as stream:
-        seen = []
+        seen = [stream.next()]
+        polled.upstream.videos_held = False
         while (event := stream.next()) is not None:
             seen.append(event)
         assert stream.retry is not None and int(stream.retry) > 0

@@ -32,6 +32,17 @@ async def billing(tmp_path, migrated_template, database_url):
         yield live
 
 
+@pytest.fixture
+async def unswept(tmp_path, migrated_template, database_url):
+    """The gateway's own auto top-up sweep (every 0.5 s in `billing`) kept away: the test is
+    the only one to drive an attempt. Under load the sweep came between the test's settings
+    and its check, made the attempt itself, and the check found nothing to do."""
+    async with live_billing(
+        tmp_path / "live", migrated_template, database_url=database_url, auto_top_up_interval=3600.0
+    ) as live:
+        yield live
+
+
 async def _saved_debit(billing: LiveBilling, *, threshold: int = 5000) -> str:
     """A person who bought 1,000 credits by SEPA debit, saving it, with auto top-up on (and
     below its threshold at once)."""
@@ -286,32 +297,32 @@ async def test_a_refund_that_came_first_is_woken_when_the_check_credits_the_debi
     assert await billing.state(account) == (1000, 0, 0)  # credited 1,000, refunded in full
 
 
-async def test_a_card_removed_while_its_charge_was_on_its_way_pauses_nothing(billing):
+async def test_a_card_removed_while_its_charge_was_on_its_way_pauses_nothing(unswept):
     """The attempt read the card, then the person removed it before the charge reached Stripe:
     Stripe refuses the detached card, and that is the removal's doing, not the bank's. The
     attempt ends; automatic top-up is not "paused" and nobody is mailed that it was."""
     from reapi.testing import Fault
     from reapi_server.billing.saved_card import remove_saved_card
 
-    account = await _saved_debit(billing, threshold=0)  # not due yet
-    billing.sim.server.faults.set(Fault.ERROR_503)  # the charge's first try gets no answer
+    account = await _saved_debit(unswept, threshold=0)  # not due yet
+    unswept.sim.server.faults.set(Fault.ERROR_503)  # the charge's first try gets no answer
     await configure(
-        billing.billing,
+        unswept.billing,
         account,
         AutoTopUpSettings(enabled=True, threshold=5000, pack_id="starter", monthly_cap=50_000),
     )
-    assert await consider(billing.billing, account) == "unavailable"
-    billing.sim.server.faults.clear()
-    assert await remove_saved_card(billing.billing, account)  # detached at Stripe, forgotten
-    real_clock = billing.billing.clock
-    billing.billing.clock = lambda: real_clock() + 120  # the attempt is stuck: driven again
+    assert await consider(unswept.billing, account) == "unavailable"
+    unswept.sim.server.faults.clear()
+    assert await remove_saved_card(unswept.billing, account)  # detached at Stripe, forgotten
+    real_clock = unswept.billing.clock
+    unswept.billing.clock = lambda: real_clock() + 120  # the attempt is stuck: driven again
     try:
-        await consider(billing.billing, account)
+        await consider(unswept.billing, account)
     finally:
-        billing.billing.clock = real_clock
-    [ended] = await _auto_top_ups(billing, account)
+        unswept.billing.clock = real_clock
+    [ended] = await _auto_top_ups(unswept, account)
     assert ended.status == "failed"
-    async with billing.db.read() as session:
+    async with unswept.db.read() as session:
         profile = await session.get(BillingProfile, account)
     assert profile is not None and profile.auto_paused_reason is None
-    assert await billing.mail("auto_top_up_paused") == []
+    assert await unswept.mail("auto_top_up_paused") == []

@@ -167,15 +167,7 @@ async def test_a_person_who_will_not_accept_can_still_download_their_data_and_le
     assert export.status_code == 200 and email in export.text
     assert (await browser.get("/settings/data/usage.csv")).status_code == 200
     assert (await browser.get("/settings/delete")).status_code == 200
-    deleted = await browser.submit(
-        "/settings/delete",
-        "/settings/delete",
-        {"confirmation": email, "current_password": PASSWORD_OF_SIGN_UP},
-    )
-    assert deleted.status_code == 303
-    assert deleted.headers["location"] == "/login?done=account_deleted"
-    async with web.rt.db.read() as session:
-        assert await users.find_user_by_email(session, email) is None
+    await _delete_account(web, browser, email, PASSWORD_OF_SIGN_UP)
 
 
 async def test_an_operator_made_person_can_delete_the_account_without_confirming_anything(
@@ -185,10 +177,15 @@ async def test_an_operator_made_person_can_delete_the_account_without_confirming
     await _operator_made_with_a_password(web, browsers, email)
     browser = browsers(web)
     await browser.sign_in(email, PASSWORD)
+    await _delete_account(web, browser, email, PASSWORD)
+
+
+async def _delete_account(web, browser, email: str, password: str) -> None:
+    """Settings → Delete account, confirmed with the address and password: the person is gone."""
     deleted = await browser.submit(
         "/settings/delete",
         "/settings/delete",
-        {"confirmation": email, "current_password": PASSWORD},
+        {"confirmation": email, "current_password": password},
     )
     assert deleted.status_code == 303
     assert deleted.headers["location"] == "/login?done=account_deleted"

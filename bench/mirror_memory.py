@@ -112,7 +112,8 @@ async def _measure(
     from reapi_server.runtime import build_runtime
 
     once = _buffered_once if buffered else _mirror_once
-    rt = build_runtime(settings)
+    # The fleet's secret names the stored outputs (`OutputNames`); any will do for a bench.
+    rt = build_runtime(settings, secret=os.urandom(32))
     try:
         await once(rt, url_small, "video_00000000000000000000000a")  # warm-up
         baseline = _status_kib("VmRSS")

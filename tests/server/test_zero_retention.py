@@ -36,7 +36,9 @@ USER = "MARKER-user-5e6f12"
 #: In the path and query of a reference image URL the gateway fetches (the image holds IMAGE).
 URL = "MARKER-url-0c4b7a"
 MARKERS = [PROMPT.encode(), IMAGE, MASK, USER.encode(), URL.encode()]
-OUTPUT_KEY = re.compile(r"^outputs/(req_[0-9a-f]{35}|video_[0-9a-f]{24})/\d+\.(png|mp4)$")
+OUTPUT_KEY = re.compile(
+    r"^outputs/(req_[0-9a-f]{35}|video_[0-9a-f]{24})/\d+-[0-9a-f]{32}\.(png|mp4)$"
+)
 
 
 @pytest.fixture(params=["local", "s3"])

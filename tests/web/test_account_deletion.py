@@ -365,8 +365,8 @@ async def test_a_person_without_a_password_signs_in_again_with_github(people_web
     clock.advance(11 * 60)
     page = await browser.get("/settings/delete")
     assert 'name="current_password"' not in page.text
-    # What goes with the account, in numbers: its 5 credits are not paid back.
-    assert "Your balance of <strong>5 credits</strong> goes with it" in page.text
+    # No credits (this gateway grants none at sign-up): no line about a balance of 0.
+    assert "Your balance of" not in page.text
     assert 'action="/auth/github/reauth"' in page.text and "Sign in again with GitHub" in page.text
     stale = await browser.submit("/settings/delete", "/settings/delete", {"confirmation": email})
     assert stale.status_code == 401 and "sign in again" in stale.text

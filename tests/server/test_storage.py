@@ -222,7 +222,8 @@ async def test_delete_outputs_of_a_video_keeps_the_job(gateway):
 
 async def test_deleting_a_videos_file_is_deleting_that_output(gateway):
     """The job stays completed (it was, and it was paid for); its downloads say the output was
-    deleted, as after DELETE /v1/outputs/{id}, and retrieve and list say so too."""
+    deleted, as after DELETE /v1/outputs/{id}, and retrieve and list say so too. Its thumbnail
+    (a frame of it, which the dashboard lists only beside its video) goes with it."""
     _, key = await gateway.account()
     video = (await create(gateway, key)).json()
     await drive(gateway)
@@ -238,12 +239,31 @@ async def test_deleting_a_videos_file_is_deleting_that_output(gateway):
     assert gone.json()["error"]["code"] == "outputs_deleted"
     assert "deleted" in gone.json()["error"]["message"]
     thumbnail = await gateway.client.get(f"{base}/content?variant=thumbnail", headers=auth(key))
-    assert thumbnail.status_code == 200 and thumbnail.content == PNG
+    assert thumbnail.status_code == 410
+    assert thumbnail.json()["error"]["code"] == "outputs_deleted"
+    still = await gateway.client.get(f"/v1/files/{job.thumbnail_file_id}/content")
+    assert still.status_code == 404
     retrieved = (await gateway.client.get(base, headers=auth(key))).json()
     assert retrieved["status"] == "completed" and retrieved["reapi"]["outputs_deleted"] is True
     listed = (await gateway.client.get("/v1/videos", headers=auth(key))).json()["data"]
     assert listed[0]["id"] == video["id"] and listed[0]["reapi"]["outputs_deleted"] is True
-    assert unnamed(gateway.stored()) == [f"outputs/{video['id']}/1.png"]
+    assert gateway.stored() == {} and await _count(gateway, StoredOutput) == 0
+
+
+async def test_deleting_a_videos_thumbnail_keeps_the_video(gateway):
+    _, key = await gateway.account()
+    video = (await create(gateway, key)).json()
+    await drive(gateway)
+    async with gateway.rt.db.read() as session:
+        job = (await session.execute(select(VideoJob))).scalar_one()
+    deleted = await gateway.client.delete(f"/v1/files/{job.thumbnail_file_id}", headers=auth(key))
+    assert deleted.status_code == 200
+    base = f"/v1/videos/{video['id']}"
+    thumbnail = await gateway.client.get(f"{base}/content?variant=thumbnail", headers=auth(key))
+    assert thumbnail.status_code == 410
+    content = await gateway.client.get(f"{base}/content", headers=auth(key))
+    assert content.status_code == 200 and content.content == gateway.upstream.video_body
+    assert unnamed(gateway.stored()) == [f"outputs/{video['id']}/0.mp4"]
 
 
 async def test_a_large_video_is_streamed_through_in_parts(gateway):

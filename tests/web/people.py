@@ -8,6 +8,7 @@ sign-in (the `people_web` and `providers` fixtures)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -223,7 +224,7 @@ async def seed_person(gateway, browsers, providers, *, product: str = "Starter p
                 api_key_id=key_row.id,
                 video_id=job.id,
                 url=job.webhook_url,
-                video_object="{}",
+                video_object=json.dumps({"id": job.id, "object": "video", "status": "completed"}),
                 status="delivered",
                 attempts=1,
                 next_attempt_at=rt.now(),

@@ -133,6 +133,32 @@ async def test_object_storage_is_a_subprocessor_when_configured(tmp_path):
     assert "R2" not in as_markdown(subprocessors(local, {}))
 
 
+async def test_a_database_or_redis_on_another_host_is_a_subprocessor(tmp_path):
+    """A hosted PostgreSQL holds everything the policy lists; one on this machine (loopback,
+    a Unix socket) is the operator's own, as SQLite in the data dir is."""
+    from reapi_server.config import Settings
+    from reapi_server.legal.subprocessors import as_markdown, subprocessors
+
+    hosted = Settings(
+        data_dir=tmp_path,
+        database_url="postgres://app:s3cret@db.hosting.example:5432/reapi",
+        redis_url="rediss://:p4ss@cache.hosting.example:6380/0",
+    )
+    listed = as_markdown(subprocessors(hosted, {}))
+    assert "**PostgreSQL database (db.hosting.example)**" in listed
+    assert "**Redis (cache.hosting.example)**" in listed
+    assert "s3cret" not in listed and "p4ss" not in listed and "app@" not in listed
+    for database, redis in (
+        ("postgresql+asyncpg://app@localhost/reapi", "redis://127.0.0.1:6379/0"),
+        ("postgresql+asyncpg://app@[::1]:5432/reapi", "unix:///run/redis.sock"),
+        ("postgresql+asyncpg://app@/reapi?host=/run/postgresql", None),
+        (None, None),  # SQLite in the data dir
+    ):
+        own = Settings(data_dir=tmp_path, database_url=database, redis_url=redis)
+        listed = as_markdown(subprocessors(own, {}))
+        assert "PostgreSQL" not in listed and "Redis" not in listed, (database, redis)
+
+
 async def test_resend_is_a_subprocessor_when_mail_goes_through_it(tmp_path):
     from reapi_server.config import Settings
     from reapi_server.legal.subprocessors import as_markdown, subprocessors

@@ -1,8 +1,9 @@
 """Who else handles personal data for this installation, from its configuration: the
-upstream providers that have a key, object storage when it is S3 or R2, GitHub and Google when
-people sign in with them, Resend when it sends the mail, Turnstile and a chat widget when
-enabled. An integration that sends data to a third party (payments) adds its line here, shown
-only when configured."""
+upstream providers that have a key, object storage when it is S3 or R2, the PostgreSQL database
+and Redis when they run on another host (a hosted database holds everything the policy says is
+kept), GitHub and Google when people sign in with them, Resend when it sends the mail,
+Turnstile and a chat widget when enabled. An integration that sends data to a third party
+(payments) adds its line here, shown only when configured."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def subprocessors(settings: Settings, providers: Mapping[str, str]) -> list[Subp
             else f"S3-compatible object storage ({_host(endpoint) if endpoint else 'AWS S3'})"
         )
         found.append(Subprocessor(where, "stores your generated outputs"))
+    found += _servers_elsewhere(settings)
     if settings.email_backend == "resend":
         found.append(
             Subprocessor(
@@ -58,6 +60,43 @@ def subprocessors(settings: Settings, providers: Mapping[str, str]) -> list[Subp
             )
         )
     found += _sign_in_and_embeds(settings)
+    return found
+
+
+#: Hosts that are this machine: a database or Redis there is the operator's own.
+_THIS_MACHINE = frozenset({"", "localhost", "::1"})
+
+
+def _remote_host(url: str) -> str | None:
+    """The host a server URL names, unless it is this machine (loopback, a Unix socket)."""
+    host = urlsplit(url).hostname or ""
+    return None if host in _THIS_MACHINE or host.startswith("127.") else host
+
+
+def _servers_elsewhere(settings: Settings) -> list[Subprocessor]:
+    """The database and Redis on another host: often a hosting company's (as object storage
+    is), which then holds what they hold. Like S3-compatible storage, listed by host: only
+    the operator knows whose machine it is, and can say so in their own policy."""
+    found = []
+    database = settings.database_url or ""
+    host = _remote_host(database) if database.startswith("postgresql") else None
+    if host is not None:
+        found.append(
+            Subprocessor(
+                f"PostgreSQL database ({host})",
+                "holds everything this policy says we keep, for as long as it says",
+            )
+        )
+    redis = settings.redis_url.get_secret_value() if settings.redis_url is not None else ""
+    host = _remote_host(redis) if redis else None
+    if host is not None:
+        found.append(
+            Subprocessor(
+                f"Redis ({host})",
+                "shares request counts between our servers, by API key and account (never "
+                "your requests), for a minute at most",
+            )
+        )
     return found
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "delete_account_rows",
     "delete_output_row",
     "delete_task_rows",
+    "delete_thumbnail_rows",
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
@@ -129,15 +130,33 @@ async def tasks_with_rows(session: AsyncSession, task_ids: Sequence[str]) -> set
 
 async def delete_output_row(
     session: AsyncSession, file_id: str, account_id: str | None
-) -> str | None:
-    """Delete one output's row; its storage key, or None when there is no such row (or it is
-    another account's)."""
+) -> tuple[str, str, str | None] | None:
+    """Delete one output's row; its storage key, kind and task, or None when there is no such
+    row (or it is another account's)."""
     query = delete(StoredOutput).where(StoredOutput.id == file_id)
     if account_id is not None:
         query = query.where(StoredOutput.account_id == account_id)
     connection = await session.connection()
+    result = await connection.execute(
+        query.returning(StoredOutput.storage_key, StoredOutput.kind, StoredOutput.task_id)
+    )
+    row = result.one_or_none()
+    return (str(row[0]), str(row[1]), row[2]) if row is not None else None
+
+
+async def delete_thumbnail_rows(
+    session: AsyncSession, task_id: str, account_id: str | None
+) -> list[str]:
+    """Delete the rows of a video's thumbnails (only the account's, when one is given); their
+    keys."""
+    query = delete(StoredOutput).where(
+        StoredOutput.task_id == task_id, StoredOutput.kind == "thumbnail"
+    )
+    if account_id is not None:
+        query = query.where(StoredOutput.account_id == account_id)
+    connection = await session.connection()
     result = await connection.execute(query.returning(StoredOutput.storage_key))
-    return result.scalar_one_or_none()
+    return list(result.scalars())
 
 
 async def delete_task_rows(

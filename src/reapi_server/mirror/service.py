@@ -92,14 +92,22 @@ async def delete_queued(rt: Runtime, targets: Sequence[str]) -> bool:
 
 
 async def delete_file(rt: Runtime, file_id: str, account_id: str | None) -> bool:
-    """Delete one output (row, then object); False when the account has no such output."""
+    """Delete one output (row, then object); False when the account has no such output.
+
+    A video goes with its thumbnail: a frame of it, which the dashboard shows only beside its
+    video, so that left alone it would stay stored and served at its URL, listed nowhere,
+    until retention. A thumbnail alone goes alone."""
     async with rt.db.write() as session:
-        key = await repository.delete_output_row(session, file_id, account_id)
-        if key is None:
+        deleted = await repository.delete_output_row(session, file_id, account_id)
+        if deleted is None:
             return False
-        await repository.enqueue_deletions(session, [key], rt.now())
+        key, kind, task_id = deleted
+        keys = [key]
+        if kind == "video" and task_id is not None:
+            keys += await repository.delete_thumbnail_rows(session, task_id, account_id)
+        await repository.enqueue_deletions(session, keys, rt.now())
     rt.db.personal_data_deleted()
-    await delete_queued(rt, [key])
+    await delete_queued(rt, keys)
     return True
 
 

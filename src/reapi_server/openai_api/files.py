@@ -7,8 +7,9 @@ tags) and cannot be guessed. A request that does present a key is held to the us
 account's file answers 404. When the store has direct URLs (a public bucket domain, or presigned
 URLs), the answer redirects there.
 
-`DELETE /v1/files/{file_id}` (OpenAI's shape) deletes one output; `DELETE /v1/outputs/{task_id}`
-deletes every output of an image request (its `x-request-id`) or a video.
+`DELETE /v1/files/{file_id}` (OpenAI's shape) deletes one output (a video's with its thumbnail,
+`mirror.service.delete_file`); `DELETE /v1/outputs/{task_id}` deletes every output of an image
+request (its `x-request-id`) or a video.
 """
 
 from __future__ import annotations

@@ -8,6 +8,9 @@ secret, backup code (nor its hash), PKCE verifier or nonce."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -503,6 +506,9 @@ async def _webhook_deliveries(session: AsyncSession, subject: Subject) -> list[R
                 "last_status": d.last_status,
                 "last_error": d.last_error,
                 "finished_at": iso(d.finished_at),
+                # What the privacy policy says is kept: the video's state as it was sent
+                # (the job itself may be deleted since).
+                "video_as_sent": _stored_json(d.video_object),
             }
             for d in await webhooks.all_for_account(session, account_id)
         ]
@@ -528,8 +534,14 @@ async def _outputs(session: AsyncSession, subject: Subject) -> list[Row]:
     return found
 
 
+def _stored_json(text: str | None) -> Any:
+    """A JSON document the gateway stored (what it sent or answered), as the export's JSON."""
+    return json.loads(text) if text is not None else None
+
+
 async def _idempotency(session: AsyncSession, subject: Subject) -> list[Row]:
-    """Only when and how: the key and the request are stored as keyed hashes."""
+    """When, and the answer kept for replays (ids and links, never image bytes or a prompt):
+    the key and the request are stored only as keyed hashes."""
     found = []
     for account_id in subject.account_ids:
         found += [
@@ -538,6 +550,7 @@ async def _idempotency(session: AsyncSession, subject: Subject) -> list[Row]:
                 "status_code": r.status_code,
                 "created_at": iso(r.created_at),
                 "expires_at": iso(r.expires_at),
+                "answer": _stored_json(r.response),
             }
             for r in await idempotency.list_for_account(session, account_id)
         ]

@@ -21,7 +21,8 @@ class JsonAnswer(Response):
     """A JSON body already encoded, with no headers of its own: Starlette's `Response` with
     the same two headers (content-length, content-type), set directly. Its generic
     `render` and `init_headers` took 2.1 us an answer, this 0.5 (every /v1 answer is one).
-    `charged`: the credits the request was charged (`CREDITS_CHARGED`), when known."""
+    `charged`: the credits the request was charged (`CREDITS_CHARGED`), when known (an answer
+    with a body: never a 204 or 304)."""
 
     media_type = "application/json"
 
@@ -31,11 +32,16 @@ class JsonAnswer(Response):
         self.body = body
         if status_code < 200 or status_code in (204, 304):  # no length, as `init_headers`
             self.raw_headers = [(b"content-type", _JSON)]
-        else:
-            length = str(len(body)).encode()
+            return
+        length = str(len(body)).encode()
+        if charged is None:
             self.raw_headers = [(b"content-length", length), (b"content-type", _JSON)]
-        if charged is not None:
-            self.raw_headers.append((_CREDITS_CHARGED, str(charged).encode()))
+        else:  # one list built whole: an append after it cost an image answer 6 bytecodes
+            self.raw_headers = [
+                (b"content-length", length),
+                (b"content-type", _JSON),
+                (_CREDITS_CHARGED, str(charged).encode()),
+            ]
 
 
 def json_response(

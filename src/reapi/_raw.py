@@ -62,6 +62,14 @@ class RawResponse(Generic[R]):
         value: str | None = self.headers.get("x-request-id")
         return value
 
+    @property
+    def credits_charged(self) -> int | None:
+        """The credits a gateway charged for this call (`x-reapi-credits-charged`): an image
+        request's, or a video's once it has settled. None where the answer does not say (a
+        video still running, a provider called directly, an answer of another kind)."""
+        value = self.headers.get("x-reapi-credits-charged")
+        return int(value) if value is not None and value.isdigit() else None
+
     def parse(self) -> R:
         return self._parsed
 

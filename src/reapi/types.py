@@ -51,6 +51,9 @@ class ReapiInfo(_Shape):
     resubmitted_from: str | None = None
     #: A gateway video whose stored output was deleted (its content answers 410).
     outputs_deleted: bool | None = None
+    #: What a gateway charged for a streamed image request (in its completed events; a JSON
+    #: answer says it in its `x-reapi-credits-charged` header: `RawResponse.credits_charged`).
+    credits_charged: int | None = None
 
 
 class Image(HiddenValues, _Shape):

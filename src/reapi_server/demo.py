@@ -34,7 +34,15 @@ if TYPE_CHECKING:
     from .testing.identity_fakes import IdentityFakes
     from .testing.stripe_sim import StripeSimulator
 
-__all__ = ["DEMO_EMAIL", "DEMO_PACKS", "demo_billing", "demo_catalog", "demo_sign_in", "run_demo"]
+__all__ = [
+    "DEMO_EMAIL",
+    "DEMO_PACKS",
+    "demo_billing",
+    "demo_catalog",
+    "demo_poll_interval",
+    "demo_sign_in",
+    "run_demo",
+]
 
 DEMO_EMAIL = "demo@reapi.local"
 DEMO_CREDITS = 1_000_000
@@ -180,8 +188,7 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
             settings = settings.with_overrides(
                 provider_base_urls=simulated,
                 provider_keys={name: SecretStr(handle.api_key) for name in simulated},
-                # The first poll of a new video, and the poller's pace: simulators are quick.
-                poll_interval=min(settings.poll_interval, _DEMO_POLL_INTERVAL),
+                poll_interval=demo_poll_interval(settings),
                 oauth=demo_sign_in(fakes),
                 billing=demo_billing(sim, settings),
             )
@@ -195,6 +202,12 @@ def run_demo(settings: Settings, *, simulator_port: int) -> None:
             run_server(settings, create_app(settings, catalog=catalog, migrate=False))
     finally:
         handle.stop()
+
+
+def demo_poll_interval(settings: Settings) -> float:
+    """The first poll of a new video, and the poller's pace: simulators are quick. Later polls
+    of a task follow its provider's `poll_interval` (`demo_catalog`: the simulator's)."""
+    return min(settings.poll_interval, _DEMO_POLL_INTERVAL)
 
 
 def demo_billing(sim: StripeSimulator, settings: Settings) -> BillingSettings:

@@ -51,6 +51,7 @@ _PLAIN = frozenset(
         b"retry-after",
         b"cache-control",
         b"idempotent-replayed",
+        b"x-reapi-credits-charged",  # json_api.responses.CREDITS_CHARGED
         b"location",
         b"vary",
         b"www-authenticate",

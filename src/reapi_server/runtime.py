@@ -31,7 +31,7 @@ from reapi.router import HedgePolicy, Router, RouterConfig
 from .alerts.crossings import AlertMail
 from .alerts.watch import AlertWatch
 from .api_keys.auth import Authenticator
-from .billing.auto_top_up import Watcher
+from .billing.auto_top_up import Watcher, top_up_coming
 from .billing.service import Billing
 from .config import ConfigError, Settings
 from .coordination import RedisLink, open_link
@@ -55,6 +55,7 @@ from .upstream_h1 import H1Transport
 
 if TYPE_CHECKING:  # OpenTelemetry is imported only when tracing is on
     from opentelemetry.sdk.trace.export import SpanExporter
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from .observability.tracing.setup import Tracing
 
@@ -116,8 +117,13 @@ class Runtime:
         self.memory = payload_memory(self.settings, self.now)
         self.billing = Billing.from_settings(self.settings, self.db, self.now)
         self.auto_top_up = Watcher(self.billing)
+        billing = self.billing
+
+        async def coming(session: AsyncSession, account_id: str) -> bool:
+            return await top_up_coming(session, billing, account_id)
+
         self.alerts = AlertWatch(
-            AlertMail(self.db, MailComposer.from_settings(self.settings), self.now)
+            AlertMail(self.db, MailComposer.from_settings(self.settings), self.now, coming)
         )
 
     def now(self) -> float:

@@ -177,34 +177,75 @@ def _video_request(spec) -> dict:
     return body
 
 
-def test_demo_videos_finish_in_about_two_seconds(tmp_path):
-    """The simulators' poll hints apply in the demo, not the real providers' 5-15 s."""
-    videos = [
-        m
-        for m in default_catalog().models.values()
-        if m.kind == "video" and m.capabilities.prompt_required
+def _demo_videos(catalog) -> list:
+    return [
+        m for m in catalog.models.values() if m.kind == "video" and m.capabilities.prompt_required
     ]
+
+
+def _polls_before_done(simulator) -> int:
+    """Status polls a simulator answers "not yet" before the one that says done."""
+    if hasattr(simulator, "polls_before_done"):
+        return int(simulator.polls_before_done)
+    return int(simulator.polls_to_complete) - 1  # OpenAI's: done at that poll
+
+
+#: How long a demo video may take by the demo's configuration (the gateway's first poll, then
+#: each further poll at its provider's pace): "about two seconds".
+DEMO_VIDEO_SECONDS = 2.0
+
+
+def test_demo_videos_finish_in_about_two_seconds():
+    """The simulators' poll hints apply in the demo, not the real providers' 5-15 s. Computed
+    from the demo's own settings, catalog and simulators, as `run_demo` builds them, rather
+    than timed (a loaded machine stretched the wall clock past any bound): a video is polled
+    first after the gateway's `poll_interval`, then at its provider's `poll_interval`, and its
+    simulator says done after a fixed number of polls. A slower setting anywhere (the demo's
+    first poll, a simulator's hint, a hint the demo catalog drops, more polls) fails here."""
+    from reapi.testing import default_simulators
+    from reapi_server.config import Settings
+    from reapi_server.demo import demo_catalog, demo_poll_interval
+
+    simulators = default_simulators()
+    catalog = demo_catalog(
+        default_catalog(),
+        {name: f"http://127.0.0.1/{name}" for name in simulators},
+        {name: spec.poll_interval for name, spec in simulators.items()},
+    )
+    first = demo_poll_interval(Settings())
+    videos = _demo_videos(catalog)
+    assert len(videos) >= 4, [m.id for m in videos]
+    for spec in videos:
+        for route in spec.routes:
+            hint = catalog.providers[route.provider].poll_interval
+            assert hint is not None, (spec.id, route.provider)  # else the real API's 5-15 s
+            polls = _polls_before_done(simulators[route.provider].app)
+            took = first + polls * hint
+            assert took <= DEMO_VIDEO_SECONDS, (spec.id, route.provider, first, polls, hint)
+
+
+def test_demo_videos_complete(tmp_path):
+    """Each demo video model's video completes, in the demo as started from the command line
+    (how soon is the test above: here only a generous bound, so that a loaded machine does
+    not fail it)."""
     with running_demo(tmp_path) as (base, key, _), httpx.Client(base_url=base, timeout=30) as http:
         headers = {"authorization": f"Bearer {key}"}
-        started = time.monotonic()
         ids = {}
-        for spec in videos:
+        for spec in _demo_videos(default_catalog()):
             created = http.post("/v1/videos", json=_video_request(spec), headers=headers)
             if created.status_code != 404:  # a model no simulator serves is not in the demo
                 assert created.status_code == 200, (spec.id, created.text)
                 ids[spec.id] = created.json()["id"]
         assert len(ids) >= 4, ids
         pending = dict(ids)
-        while pending and time.monotonic() - started < 30:
+        deadline = time.monotonic() + 90
+        while pending and time.monotonic() < deadline:
             for model, video_id in list(pending.items()):
-                if http.get(f"/v1/videos/{video_id}", headers=headers).json()["status"] in (
-                    "completed",
-                    "failed",
-                ):
+                status = http.get(f"/v1/videos/{video_id}", headers=headers).json()["status"]
+                if status in ("completed", "failed"):
                     del pending[model]
             time.sleep(0.1)
-        took = time.monotonic() - started
-    assert not pending and took < 4.5, (took, pending)
+    assert not pending, pending
 
 
 #: A demo that refuses to start does so before its heavy start-up, but its imports alone took

@@ -160,6 +160,13 @@ def test_a_json_answer_takes_the_fast_head() -> None:
     assert cycle._head(_start([(b"x-other", b"1")])) is None
 
 
+def test_an_image_answer_s_charge_takes_the_fast_head() -> None:
+    """`x-reapi-credits-charged` is on every image answer: the hot path's, not uvicorn's."""
+    cycle, _, _ = _cycle(True, "POST", True)
+    head = cycle._head(_start([*_JSON, (b"x-reapi-credits-charged", b"40")]))
+    assert head is not None and head.endswith(b"x-reapi-credits-charged: 40\r\n\r\n")
+
+
 async def _app(scope: Any, receive: Any, send: Any) -> None:
     pass
 

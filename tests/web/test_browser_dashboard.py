@@ -253,6 +253,8 @@ def test_the_customer_journey(chromium, tmp_path, migrated_template):  # noqa: F
         # Delete an output on the outputs page: its URL answers 404 at once, the others stay.
         page.goto(f"{base}/dashboard/outputs")
         assert page.locator(".output").count() == len(files)
+        page.locator(f'a[href="/dashboard/outputs/{first_file}/delete"]').click()
+        page.wait_for_url(f"{base}/dashboard/outputs/{first_file}/delete")  # asks first
         page.locator(f'form[action="/dashboard/outputs/{first_file}/delete"] button').click()
         page.wait_for_url(f"{base}/dashboard/outputs?done=output_deleted")
         assert httpx.get(f"{base}/v1/files/{first_file}/content").status_code == 404

@@ -92,13 +92,23 @@ async def _video_file(gateway, video_id: str) -> str:
     return job.video_file_id
 
 
-async def test_deleting_one_image_makes_its_url_404_at_once(web, browsers):
+async def test_deleting_one_image_asks_first_then_its_url_404s_at_once(web, browsers):
     someone = await person(web, browsers, credits=10_000)
     _, key = await key_for(web, someone.account_id)
     first, second = await make_image(web, key, n=2)
     objects = len(web.stored())
+    # The list's Delete is a link to a page that asks (as Delete all and Revoke do), not a form
+    # that deletes at once.
+    page = (await someone.browser.get("/dashboard/outputs")).text
+    assert f'href="/dashboard/outputs/{first}/delete"' in page
+    assert f'action="/dashboard/outputs/{first}/delete"' not in page
+    confirm = await someone.browser.get(f"/dashboard/outputs/{first}/delete")
+    assert confirm.status_code == 200 and "Delete this output?" in confirm.text
+    assert "It cannot be undone." in confirm.text and ">Delete this image</button>" in confirm.text
+    assert 'href="/dashboard/outputs">Cancel</a>' in confirm.text
+    assert await status_of(web, first) == 200  # asking deletes nothing
     answer = await someone.browser.submit(
-        "/dashboard/outputs", f"/dashboard/outputs/{first}/delete", {}
+        f"/dashboard/outputs/{first}/delete", f"/dashboard/outputs/{first}/delete", {}
     )
     assert answer.status_code == 303
     assert answer.headers["location"] == "/dashboard/outputs?done=output_deleted"
@@ -114,8 +124,10 @@ async def test_deleting_a_video_deletes_its_thumbnail_and_its_content(web, brows
     _, key = await key_for(web, someone.account_id)
     video_id = await make_video(web, key)
     file_id = await _video_file(web, video_id)
+    confirm = (await someone.browser.get(f"/dashboard/outputs/{file_id}/delete")).text
+    assert "its content can no longer be downloaded" in confirm and "Delete this video" in confirm
     answer = await someone.browser.submit(
-        "/dashboard/outputs", f"/dashboard/outputs/{file_id}/delete", {}
+        f"/dashboard/outputs/{file_id}/delete", f"/dashboard/outputs/{file_id}/delete", {}
     )
     assert answer.status_code == 303
     assert await status_of(web, file_id) == 404
@@ -152,6 +164,7 @@ async def test_another_persons_outputs_are_neither_listed_nor_deletable(web, bro
     _, key = await key_for(web, alice.account_id)
     (image,) = await make_image(web, key)
     assert listed((await bob.browser.get("/dashboard/outputs")).text) == []
+    assert (await bob.browser.get(f"/dashboard/outputs/{image}/delete")).status_code == 404
     answer = await bob.browser.submit(
         "/dashboard/outputs", f"/dashboard/outputs/{image}/delete", {}
     )

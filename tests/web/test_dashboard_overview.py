@@ -37,7 +37,7 @@ async def test_balance_held_credit_spend_and_latest_requests(web, browsers):
     assert '<main id="main" class="page page-wide" tabindex="-1">' in html
     stats = dict(re.findall(STAT, html))
     assert stats == {"Balance": "960", "Held": "40", "Last 30 days": "25"}
-    assert "credits spent on 2 requests" in html  # the running video and the 25-credit image
+    assert "credits spent on 2 requests</span>" in html  # the running video, the 25-credit image
     assert html.count('<code class="request-id">') == 2
     assert "sim-video" in html and "Running" in html
     assert "25 credits over 30 days" in html
@@ -109,3 +109,21 @@ async def test_without_credit_where_none_are_sold_it_points_to_the_operator(web,
     html = (await someone.browser.get("/dashboard")).text
     assert "You have no credits." in html and "the operator of this gateway" in html
     assert "Buy credits" not in html
+
+
+async def test_the_request_count_leaves_out_failed_and_refused_requests(web, browsers):
+    """ "credits spent on N requests": the requests that spent them, not the refused ones (no
+    credit, a bad parameter), which are said apart."""
+    someone = await person(web, browsers, credits=1000)
+    at = ts("2027-01-10T10:00:00")
+    failed = {"status": "failed", "error_code": "insufficient_credits", "credit_cost": 0}
+    await seed(
+        web,
+        [
+            usage_row(someone.account_id, at, credit_cost=25),
+            usage_row(someone.account_id, at + 1, **failed),
+            usage_row(someone.account_id, at + 2, **failed),
+        ],
+    )
+    html = (await someone.browser.get("/dashboard")).text
+    assert "credits spent on 1 request; 2 failed or refused, not charged</span>" in html

@@ -331,3 +331,25 @@ async def test_a_management_key_reads_usage_in_the_owners_time_zone(web, browser
         disabled = await someone.browser.get(path)
         assert disabled.status_code == 403, path
         assert disabled.json()["error"]["code"] == "account_disabled"
+
+
+async def test_requests_naming_no_model_here_are_labelled_so_a_person_understands(web, browsers):
+    """A request refused for a model the gateway does not offer has the model `unknown` in its
+    row (and in the API and the CSV); the page says what that means, and filters on it."""
+    someone = await person(web, browsers)
+    refused = usage_row(
+        someone.account_id,
+        ts("2027-01-10T12:00:00"),
+        model="unknown",
+        status="failed",
+        error_code="model_not_found",
+        credit_cost=0,
+    )
+    await seed(web, [refused, usage_row(someone.account_id, ts("2027-01-10T13:00:00"))])
+    page = (await someone.browser.get("/dashboard/usage")).text
+    assert '<option value="unknown">Model not offered here (refused)</option>' in page
+    assert ">unknown<" not in page
+    filtered = (await someone.browser.get("/dashboard/usage", params={"model": "unknown"})).text
+    assert filtered.count('<code class="request-id">') == 1
+    assert '<td data-label="Model" class="nowrap">Model not offered here (refused)</td>' in filtered
+    assert [r["model"] for r in await api_rows(someone.browser, model="unknown")] == ["unknown"]

@@ -4,7 +4,7 @@ the mail is queued in the same transaction (the outbox), and nothing happens twi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,10 +20,23 @@ from . import repository
 from .repository import KeyAlertRow
 from .rules import key_spend_now, key_threshold
 
-__all__ = ["AlertMail", "Outcome", "arm_balance", "arm_key", "fire_balance", "fire_key", "sweep"]
+__all__ = [
+    "AlertMail",
+    "Outcome",
+    "TopUpComing",
+    "arm_balance",
+    "arm_key",
+    "fire_balance",
+    "fire_key",
+    "sweep",
+]
 
-#: What a crossing's transaction found: it mailed, or the alert is (now) disarmed or armed.
-Outcome = Literal["mailed", "disarmed", "armed"]
+#: What a crossing's transaction found: it mailed, or the alert is (now) disarmed or armed,
+#: or `waiting`: left armed, not mailed, while an automatic top-up refills the account (the
+#: periodic pass looks again: mailed then if the balance is still below, the top-up failed).
+Outcome = Literal["mailed", "disarmed", "armed", "waiting"]
+#: Whether an automatic top-up is about to refill an account (`billing.auto_top_up`).
+TopUpComing = Callable[[AsyncSession, str], Awaitable[bool]]
 
 _PERIOD_WORDS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
 
@@ -35,18 +48,26 @@ class AlertMail:
     db: Database
     composer: MailComposer
     clock: Callable[[], float]
+    #: None: no automatic top-up to wait for (tests of the alerts alone).
+    top_up_coming: TopUpComing | None = None
 
 
 async def fire_balance(mail: AlertMail, alert_id: int) -> Outcome:
     """The balance crossed below this threshold: disarm it and mail the account's owners, if
     no one did already (`mailed`); otherwise what the alert is now: `disarmed` (by another),
-    `armed` (the balance is back above; or the alert is gone)."""
+    `armed` (the balance is back above; or the alert is gone), `waiting` (an automatic top-up
+    is about to refill the account: not mailed, left armed)."""
     now = mail.clock()
     async with mail.db.write() as session:
         account_id = await repository.disarm_balance(session, alert_id, now)
         if account_id is None:
             armed = await repository.balance_armed(session, alert_id)
             return "disarmed" if armed is False else "armed"
+        if mail.top_up_coming is not None and await mail.top_up_coming(session, account_id):
+            # Mailed now, "your balance is low" would be followed by the top-up's receipt a
+            # second later: left armed instead, for the periodic pass to look again.
+            await repository.keep_armed(session, alert_id)
+            return "waiting"
         threshold, balance = await repository.threshold_and_balance(session, alert_id)
         auto_below = await _auto_top_up_below(session, account_id)
         for owner in await accounts.owners(session, account_id):

@@ -119,6 +119,13 @@ async def disarm_balance(session: AsyncSession, alert_id: int, now: float) -> st
     return None if found is None else str(found)
 
 
+async def keep_armed(session: AsyncSession, alert_id: int) -> None:
+    """Undo this transaction's `disarm_balance`: the crossing is not mailed yet."""
+    await session.execute(
+        update(BalanceAlert).where(BalanceAlert.id == alert_id).values(armed=True)
+    )
+
+
 async def arm_balance(session: AsyncSession, alert_id: int) -> bool:
     """Arm the alert again if the balance is back at or above its threshold."""
     result = await session.execute(

@@ -108,6 +108,8 @@ class AlertWatch:
 
     async def _fire_balance(self, watched: _Watched) -> None:
         async def work() -> None:
+            # `waiting` stays disarmed here: the next requests below must not fire it again
+            # (the periodic pass, reading the flag from the database, does).
             watched.armed = await crossings.fire_balance(self.mail, watched.alert_id) == "armed"
 
         await self._guarded("balance", work)

@@ -44,9 +44,17 @@ from .applying import lock_account
 from .checkout import open_top_up
 from .purchases import apply_intent, charged_from, refuse_auto_top_up
 from .service import Billing
+from .settings import CreditPack
 from .stripe_api import BillingUnavailable, CardRefused, StripeRefused
 
-__all__ = ["AutoTopUpSettings", "Watcher", "configure", "consider", "month_start"]
+__all__ = [
+    "AutoTopUpSettings",
+    "Watcher",
+    "configure",
+    "consider",
+    "month_start",
+    "top_up_coming",
+]
 
 log = logging.getLogger("reapi_server.billing")
 
@@ -124,6 +132,34 @@ def _may_be_charged() -> tuple[ColumnElement[bool], ...]:
 async def _due_top_up(session: AsyncSession, billing: Billing, account_id: str) -> TopUp | None:
     """With the account locked: a new automatic top-up if one is due now, else None."""
     await lock_account(session, account_id)
+    pack = await _due_pack(session, billing, account_id)
+    if pack is None:
+        return None
+    top_up = open_top_up(account_id, pack, kind="auto", now=billing.clock())
+    if not await repository.insert_auto_top_up(session, top_up):
+        return None  # one is in flight already
+    return top_up
+
+
+async def top_up_coming(session: AsyncSession, billing: Billing, account_id: str) -> bool:
+    """Whether an automatic top-up is about to refill the account: one just started (its
+    charge not yet answered), or one the watcher starts at its next look (due now: on, with a
+    card, not paused, the balance below its threshold, past the cooldown, within the monthly
+    cap). Not a bank debit processing for days, nor one the cooldown or cap holds back: the
+    low-balance alert (`alerts.crossings`) waits for the first kind only."""
+    if not billing.enabled:
+        return False
+    last = await repository.last_auto_top_up(session, account_id)
+    if last is not None and last.status == "open":
+        return True
+    profile = await repository.profile(session, account_id)
+    if profile is None or profile.auto_paused_reason is not None:
+        return False
+    return await _due_pack(session, billing, account_id) is not None
+
+
+async def _due_pack(session: AsyncSession, billing: Billing, account_id: str) -> CreditPack | None:
+    """The pack an automatic top-up would buy for the account now, if one is due."""
     row = (
         await session.execute(
             select(Account.balance, BillingProfile)
@@ -151,10 +187,7 @@ async def _due_top_up(session: AsyncSession, billing: Billing, account_id: str) 
     spent = await repository.auto_spent_since(session, account_id, month_start(now))
     if spent + pack.unit_amount > profile.auto_monthly_cap:
         return None
-    top_up = open_top_up(account_id, pack, kind="auto", now=now)
-    if not await repository.insert_auto_top_up(session, top_up):
-        return None  # one is in flight already
-    return top_up
+    return pack
 
 
 @dataclass(frozen=True, slots=True)

@@ -861,6 +861,15 @@ async def balance_of(session: AsyncSession, account_id: str) -> tuple[int, int]:
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
+async def charged_by(session: AsyncSession, hold_id: str) -> int | None:
+    """What the hold finally charged (0: released); None while it is held, or if it is gone."""
+    result = await session.execute(
+        select(CreditHold.charged).where(CreditHold.id == hold_id, CreditHold.status != "held")
+    )
+    charged = result.scalar_one_or_none()
+    return None if charged is None else int(charged)
+
+
 async def ledger_sums(session: AsyncSession, account_id: str) -> tuple[int, int]:
     """(sum of amount, sum of reserved_delta): must equal (balance, reserved)."""
     result = await session.execute(

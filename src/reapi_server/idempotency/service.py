@@ -30,7 +30,11 @@ from ..runtime import Runtime
 from . import repository
 from .fingerprint import hash_idempotency_key
 
-__all__ = ["Claim", "RecordAnswer", "Replay", "abandon", "begin", "finish"]
+__all__ = ["CHARGED_KEY", "Claim", "RecordAnswer", "Replay", "abandon", "begin", "finish"]
+
+#: Where an answer's snapshot keeps the credits its request was charged, for a replay to send
+#: again (snapshots written before it was kept have none: their replays send no charge).
+CHARGED_KEY = "credits_charged"
 
 _MAX_KEY_LENGTH = 255
 #: A waiter whose key another process claimed reads the record after 50 ms, then ever less

@@ -32,7 +32,7 @@ from ..credits.repository import ClosedHold
 from ..credits.service import hold_or_record_refusal, price_of
 from ..errors import GatewayError, OutputsDeleted
 from ..group_commit import Tx
-from ..idempotency.service import RecordAnswer
+from ..idempotency.service import CHARGED_KEY, RecordAnswer
 from ..mirror.outputs import Output, file_url, mirror
 from ..mirror.repository import recorded_ids
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
@@ -50,12 +50,15 @@ log = logging.getLogger("reapi_server.images")
 
 
 class ImageAnswer(NamedTuple):
-    """The HTTP status, the body, and the snapshot (what an idempotent replay needs: the answer
-    without its image bytes, plus file ids): what `openai_api.idempotent` takes as is."""
+    """The HTTP status, the body, the snapshot (what an idempotent replay needs: the answer
+    without its image bytes, plus file ids, plus the charge) and the credits charged (None: the
+    settlement's commit was in doubt, and the rows said it landed): what
+    `openai_api.idempotent` takes as is."""
 
     status: int
     body: dict[str, Any]
     snapshot: dict[str, Any]
+    charged: int | None
 
 
 def _body(response: dict[str, Any], data: list[dict[str, str]]) -> dict[str, Any]:
@@ -186,6 +189,7 @@ async def generate(
             stored = credit_rows.Outputs(files, principal.account_id)
             closed = await credit_rows.settle(tx, hold_id, charge, now, usage=done, outputs=stored)
             if record is not None:  # with the charge: no crash can come between the two
+                snapshot[CHARGED_KEY] = closed.charged if closed is not None else 0
                 await record(tx, 200, snapshot)
             return closed
 
@@ -196,12 +200,14 @@ async def generate(
             closed = await rt.db.grouped(
                 close_request, account=principal.account_id, siblings=others
             )
+            charged = closed.charged if closed is not None else 0  # 0: the hold was swept
         except Exception:
             # The COMMIT's outcome may be unknown (a connection dropped during it, and group
             # commit could not learn whether it landed): the rows say whether it did.
             if not await discard_unrecorded(rt, request_id, files):
                 raise
             closed = None  # settled and recorded: the answer is owed
+            charged = None  # by a commit whose outcome came from the rows, not its statement
         except BaseException:
             await discard_unrecorded(rt, request_id, files)
             raise
@@ -217,7 +223,7 @@ async def generate(
         rt.auto_top_up.spent(principal.account_id)  # in memory: checked off the request path
 
     data = [{"url": file_url(base_url, f.file_id)} for f in files] if as_url else inline
-    return ImageAnswer(200, _body(template, data), snapshot)
+    return ImageAnswer(200, _body(template, data), snapshot, charged)
 
 
 def _check_fetched_sizes(spec: ModelSpec, payload: Payload) -> None:

@@ -28,7 +28,15 @@ from . import repository
 from .render import deleted_unfinished_body, video_body
 from .submission import cancel_upstream, tell_ended
 
-__all__ = ["content", "delete", "delete_all", "list_videos", "replay", "retrieve"]
+__all__ = [
+    "content",
+    "delete",
+    "delete_all",
+    "list_videos",
+    "replay",
+    "retrieve",
+    "retrieve_charged",
+]
 
 
 async def _outputs_deleted(session: AsyncSession, jobs: Sequence[VideoJob]) -> set[str]:
@@ -40,12 +48,24 @@ async def _outputs_deleted(session: AsyncSession, jobs: Sequence[VideoJob]) -> s
 
 
 async def retrieve(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:
+    body, _ = await retrieve_charged(rt, principal, job_id)
+    return body
+
+
+async def retrieve_charged(
+    rt: Runtime, principal: Principal, job_id: str
+) -> tuple[dict[str, Any], int | None]:
+    """The job, and what it was charged once its hold is closed (the charge of a completed
+    job, 0 for a failed one); None while it runs (its credit is held, not charged)."""
+    charged = None
     async with rt.db.read() as session:
         job = await repository.get_for_account(session, job_id, principal.account_id)
-        deleted = await _outputs_deleted(session, [job]) if job is not None else set()
-    if job is None:
-        raise NotFound("no such video", param="video_id")
-    return video_body(job, outputs_deleted=job.id in deleted)
+        if job is None:
+            raise NotFound("no such video", param="video_id")
+        deleted = await _outputs_deleted(session, [job])
+        if job.hold_id is not None and job.status not in ACTIVE_JOB_STATES:
+            charged = await credit_rows.charged_by(session, job.hold_id)
+    return video_body(job, outputs_deleted=job.id in deleted), charged
 
 
 async def replay(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ __all__ = [
     "OutputsPage",
     "StoredOutputs",
     "browse",
+    "listed_output",
     "output_of",
     "outputs_page",
     "stored_totals",
@@ -155,6 +156,17 @@ async def output_of(session: AsyncSession, account_id: str, file_id: str) -> Sto
         )
     )
     return result.scalar_one_or_none()
+
+
+async def listed_output(db: Database, account_id: str, file_id: str) -> ListedOutput | None:
+    """One of the account's images or videos as the list shows it (None: not the account's,
+    not listed, or gone)."""
+    async with db.read() as session:
+        row = await output_of(session, account_id, file_id)
+        if row is None or row.kind not in _LISTED_KINDS:
+            return None
+        [listed] = await _described(session, account_id, [row])
+    return listed
 
 
 async def stored_totals(session: AsyncSession, account_id: str) -> tuple[int, int]:

@@ -20,8 +20,9 @@ from .responses import json_response
 
 __all__ = ["Created", "Run", "idempotent"]
 
-#: (HTTP status, body, snapshot for replays)
-Created = tuple[int, dict[str, Any], dict[str, Any]]
+#: (HTTP status, body, snapshot for replays, the credits charged: None while unknown). A
+#: snapshot may hold the charge too (`service.CHARGED_KEY`): a replay sends it again.
+Created = tuple[int, dict[str, Any], dict[str, Any], int | None]
 #: Runs the request; given a key, it records its answer with `RecordAnswer` inside the
 #: transaction that makes its charge final (see `idempotency.service`).
 Run = Callable[[RecordAnswer | None], Awaitable[Created]]
@@ -46,8 +47,8 @@ async def idempotent(
     if key is None or not principal.allows(_model_of(params)):
         # A key that may not call the model is refused as it is without the header: records
         # are the account's, and a replay would hand it what another of its keys made.
-        status, body, _ = await run(None)
-        return json_response(body, status)
+        status, body, _, charged = await run(None)
+        return json_response(body, status, charged=charged)
     claimed = await service.begin(
         rt,
         principal.account_id,
@@ -57,14 +58,18 @@ async def idempotent(
     )
     if isinstance(claimed, service.Replay):
         body = await replay(claimed.snapshot)
-        return json_response(body, claimed.status_code, {"idempotent-replayed": "true"})
+        # The first answer again, its charge included (charged once: by the first request).
+        charged = claimed.snapshot.get(service.CHARGED_KEY)
+        return json_response(
+            body, claimed.status_code, {"idempotent-replayed": "true"}, charged=charged
+        )
     try:
-        status, body, snapshot = await run(claimed.record)
+        status, body, snapshot, charged = await run(claimed.record)
     except BaseException:
         await service.abandon(rt, claimed)
         raise
     await service.finish(rt, claimed, status, snapshot)
-    return json_response(body, status)
+    return json_response(body, status, charged=charged)
 
 
 def _model_of(params: Any) -> str:

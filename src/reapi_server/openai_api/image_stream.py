@@ -4,7 +4,9 @@ events, as OpenAI sends them (`kind` is `image_generation` or `image_edit`):
 - `<kind>.partial_image`: a draft (`b64_json`, `partial_image_index` from 0, `size`, `quality`,
   `background`, `output_format`, `created_at`), at most `partial_images` of them, and only from
   an upstream that streams them (OpenAI's image models): passed on as they arrive, never stored;
-- `<kind>.completed`: one per image (`b64_json`, `usage`, the same settings, `created_at`);
+- `<kind>.completed`: one per image (`b64_json`, `usage`, the same settings, `created_at`, and
+  reapi's `reapi` object with the request's `credits_charged`: a streamed answer's head leaves
+  before the charge is known, so it has no `x-reapi-credits-charged` header);
 - `error` (data `{"type": "error", "error": {...}}`, the error body of a JSON answer) when the
   request fails after the first event went out.
 
@@ -194,6 +196,12 @@ class ImageEventStream(Response):
     def _completed(self, answer: ImageAnswer) -> list[dict[str, Any]]:
         body = answer.body
         settings = {name: body.get(name) for name in _SETTINGS}
+        reapi = body.get("reapi")
+        if isinstance(reapi, dict) and answer.charged is not None:
+            # The head went out before the charge was known (with the first draft, or with
+            # these events: the same head either way): it is told here, the request's whole
+            # charge in each completed event.
+            reapi = {**reapi, "credits_charged": answer.charged}
         return [
             {
                 "type": f"{self._kind}.completed",
@@ -201,7 +209,7 @@ class ImageEventStream(Response):
                 "created_at": body.get("created"),
                 **settings,
                 "usage": body.get("usage"),
-                "reapi": body.get("reapi"),
+                "reapi": reapi,
             }
             for image in body["data"]
         ]

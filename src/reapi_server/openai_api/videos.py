@@ -65,7 +65,8 @@ async def create_video(request: Request, rt: Rt, principal: Caller, context: Con
         body = await submission.create(
             rt, principal, context, params, payload, record=record, webhook=webhook
         )
-        return 200, body, submission.replay_snapshot(body["id"])
+        # Held, not charged: what it costs is known once it settles (`retrieve_video`).
+        return 200, body, submission.replay_snapshot(body["id"]), None
 
     async def replay(snapshot: dict[str, Any]) -> dict[str, Any]:
         return await service.replay(rt, principal, snapshot["id"])
@@ -107,7 +108,8 @@ async def list_videos(
     responses=error_responses(400, 401, 404, 429),
 )
 async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
-    return json_response(await service.retrieve(rt, principal, video_id))
+    body, charged = await service.retrieve_charged(rt, principal, video_id)
+    return json_response(body, charged=charged)
 
 
 @router.delete(

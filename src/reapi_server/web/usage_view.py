@@ -16,7 +16,16 @@ from ..usage.calendar import zone_choices
 from ..usage.reading import KeyLabel
 from ..usage.report import UsageTotals
 
-__all__ = ["STATUS_LABELS", "key_rows", "usage_rows", "when", "zone_options"]
+__all__ = [
+    "STATUS_LABELS",
+    "UNKNOWN_MODEL",
+    "UNKNOWN_MODEL_LABEL",
+    "key_rows",
+    "model_label",
+    "usage_rows",
+    "when",
+    "zone_options",
+]
 
 #: status → (what the page says, badge style)
 STATUS_LABELS = {
@@ -44,6 +53,16 @@ def short_when(timestamp: float, zone: ZoneInfo) -> str:
     return datetime.fromtimestamp(timestamp, zone).strftime("%d %b, %H:%M:%S")
 
 
+#: The model a usage row names when the request named none the catalog has (refused before
+#: any call: `usage.outcomes.record_refusal`), and how the pages say it.
+UNKNOWN_MODEL = "unknown"
+UNKNOWN_MODEL_LABEL = "Model not offered here (refused)"
+
+
+def model_label(model: str) -> str:
+    return UNKNOWN_MODEL_LABEL if model == UNKNOWN_MODEL else model
+
+
 def usage_rows(
     rows: Sequence[UsageRecord], zone: ZoneInfo, keys: Mapping[str, KeyLabel]
 ) -> list[dict[str, Any]]:
@@ -57,7 +76,7 @@ def usage_rows(
                 "time": short_when(row.created_at, zone),
                 "iso": datetime.fromtimestamp(int(row.created_at), zone).isoformat(),
                 "key": key.label if key is not None else (row.api_key_id or "—"),
-                "model": row.model,
+                "model": model_label(row.model),
                 "endpoint": ENDPOINT_LABELS.get(row.endpoint, row.endpoint),
                 "credits": f"{row.credit_cost:,}" if row.status != "pending" else "—",
                 "status": label,

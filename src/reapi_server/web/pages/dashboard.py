@@ -46,7 +46,10 @@ async def dashboard_page(request: Request) -> Response:
         balance=f"{view.balance:,}",
         reserved=f"{view.reserved:,}",
         spent=f"{view.totals.credits:,}",
-        requests=f"{view.totals.requests:,}",
+        # The requests the credits were spent on (and those running): failed and refused
+        # ones are counted apart, as they cost nothing.
+        requests=f"{view.totals.requests - view.totals.failed:,}",
+        failed=f"{view.totals.failed:,}",
         chart=credits_chart(view.totals.by_day, today=days.day_of(now), zone=zone.key),
         rows=usage_rows(view.recent, zone, keys),
         has_key=any(not k.revoked for k in view.keys),

@@ -1,5 +1,6 @@
 """The outputs page: the account's stored images and videos, newest first, with the date each
-is deleted by retention; open one, copy its URL, delete one, delete all. Deleting goes through
+is deleted by retention; open one, copy its URL, delete one, delete all (each after a page that
+asks to confirm, as the other destructive actions of the dashboard). Deleting goes through
 the mirror's deletion service: rows first, so the URL answers 404 from that moment, then the
 objects (what storage refuses stays queued)."""
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import RedirectResponse, Response
 
-from ...mirror.listing import ListedOutput, browse
+from ...mirror.listing import ListedOutput, browse, listed_output
 from ...mirror.outputs import file_url
 from ...mirror.service import delete_account_outputs, delete_output
 from ...retention.service import DAY
@@ -94,6 +95,19 @@ async def outputs_page(request: Request) -> Response:
         else None,
         retention_days=f"{retention:g}",
     )
+
+
+@router.get("/dashboard/outputs/{file_id}/delete")
+async def confirm_delete_one(request: Request, file_id: str) -> Response:
+    """The confirmation the list's Delete leads to (a page, so it works without JavaScript):
+    which output, that its URL stops working, that it cannot be undone."""
+    signed_in = await require_account(request)
+    web = web_of(request)
+    output = await listed_output(web.db, signed_in.account_id, file_id[:64])
+    if output is None:
+        raise HTTPException(404)
+    card = _card(output, request, signed_in.zone, web.settings.retention_days)
+    return render(request, "outputs_delete.html", title="Delete output", output=card)
 
 
 @router.post("/dashboard/outputs/{file_id}/delete")

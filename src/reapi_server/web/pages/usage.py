@@ -19,7 +19,14 @@ from ..charts import credits_chart, day_label
 from ..context import runtime_of, web_of
 from ..forms import field_errors, read_form, safe_next
 from ..templates import render
-from ..usage_view import STATUS_LABELS, key_rows, usage_rows, zone_options
+from ..usage_view import (
+    STATUS_LABELS,
+    UNKNOWN_MODEL,
+    UNKNOWN_MODEL_LABEL,
+    key_rows,
+    usage_rows,
+    zone_options,
+)
 
 __all__ = ["PAGE_SIZE", "router"]
 
@@ -63,7 +70,9 @@ async def _page(
         "query": query.values,
         "errors": {**query.errors, **(errors or {})},
         "keys": report.keys,
-        "models": sorted({*rt.catalog.models, "unknown"}),
+        # (value, label): the catalog's models, then the rows of requests naming none of them.
+        "models": [(m, m) for m in sorted(rt.catalog.models)]
+        + [(UNKNOWN_MODEL, UNKNOWN_MODEL_LABEL)],
         "statuses": [(name, label) for name, (label, _) in STATUS_LABELS.items()],
         "totals": report.totals,
         "key_totals": key_rows(report.totals, keys),

@@ -284,6 +284,10 @@ class AsyncReAPI:
     async def aclose(self) -> None:
         await self._engine.aclose()
 
+    async def close(self) -> None:
+        """`aclose()` by openai-python's name (`await client.close()`)."""
+        await self.aclose()
+
     async def __aenter__(self) -> AsyncReAPI:
         return self
 

@@ -23,6 +23,7 @@ from .._exceptions import APIConnectionError, InvalidRequestError, JobFailedErro
 from .._jobs import VideoHandle
 from .._local import LocalCore, attempts_of
 from .._options import CallOptions, Headers, Query
+from .._raw_clients import AsyncVideosWithRawResponse, VideosWithRawResponse
 from ..providers import GeneratedFile, TaskStatus
 from ..types import BinaryContent, Video, VideoDeleted, VideoList
 from ._base import GATEWAY, AsyncResource, SyncResource
@@ -119,6 +120,13 @@ def _as_list(page: list[Video], has_more: bool) -> VideoList:
 
 
 class Videos(SyncResource):
+    @property
+    def with_raw_response(self) -> VideosWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.videos.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return VideosWithRawResponse(self)
+
     @property
     def _memory(self) -> JobMemory:
         return self._setup.jobs
@@ -376,6 +384,13 @@ class Videos(SyncResource):
 
 
 class AsyncVideos(AsyncResource):
+    @property
+    def with_raw_response(self) -> AsyncVideosWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.videos.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return AsyncVideosWithRawResponse(self)
+
     @property
     def _memory(self) -> JobMemory:
         return self._setup.jobs

@@ -1,0 +1,87 @@
+"""What an openai-python user reaches for by its openai-python name: `client.<resource>
+.with_raw_response`, `error.status_code` and `await AsyncOpenAI().close()`. Each raised
+AttributeError on ReAPI, whose names were `client.with_raw_response.<resource>`, `error.status`
+and `aclose()` only."""
+
+import httpx
+import pytest
+from tests.sdk.scripted_gateway import error_answer, image_answer, serve, video
+
+from reapi import (
+    AsyncReAPI,
+    AuthenticationError,
+    ConfigurationError,
+    InvalidRequestError,
+    NoRouteAvailableError,
+    ReAPI,
+)
+from reapi.testing import OpenAISimulator, SimServer
+
+
+def test_each_resource_has_its_raw_responses():
+    server, app = serve(
+        image_answer(),
+        (200, {"x-request-id": "req_v"}, video("video_1", "queued")),
+        (200, {"x-request-id": "req_m"}, {"object": "list", "data": []}),
+    )
+    with server, ReAPI(base_url=server.base_url + "/v1", api_key="rk") as client:
+        image = client.images.with_raw_response.generate(model="gpt-image-2", prompt="p")
+        assert image.status_code == 200 and image.request_id == "req_1"
+        assert image.parse().data[0].b64_json
+        retrieved = client.videos.with_raw_response.retrieve("video_1")
+        assert retrieved.request_id == "req_v" and retrieved.parse().status == "queued"
+        models = client.models.with_raw_response.list()
+        assert models.request_id == "req_m" and models.parse().data == []
+    assert [seen.path for seen in app.seen] == [
+        "/v1/images/generations",
+        "/v1/videos/video_1",
+        "/v1/models",
+    ]
+
+
+async def test_each_async_resource_has_its_raw_responses():
+    server, _ = serve((200, {"x-request-id": "req_v"}, video("video_1", "queued")))
+    with server:
+        async with AsyncReAPI(base_url=server.base_url + "/v1", api_key="rk") as client:
+            raw = await client.videos.with_raw_response.retrieve("video_1")
+            assert raw.request_id == "req_v" and raw.parse().id == "video_1"
+
+
+def test_raw_responses_of_a_resource_need_a_gateway(catalog):
+    client = ReAPI(catalog=catalog, provider_keys={"primary": "k"})
+    for resource in (client.images, client.videos, client.models):
+        with pytest.raises(ConfigurationError, match="with_raw_response needs gateway mode"):
+            resource.with_raw_response
+
+
+def test_a_gateway_error_has_its_status_code():
+    server, _ = serve(error_answer(401, "invalid_api_key", **{"x-request-id": "req_e"}))
+    with server, ReAPI(base_url=server.base_url + "/v1", api_key="rk") as client:
+        with pytest.raises(AuthenticationError) as info:
+            client.models.list()
+    assert info.value.status_code == 401 == info.value.status
+    assert info.value.request_id == "req_e" and info.value.code == "invalid_api_key"
+
+
+def test_an_in_process_error_has_the_providers_status_code_or_none(catalog):
+    with SimServer(OpenAISimulator("sk-sim")) as sim:
+        url = sim.base_url + "/v1"
+        with ReAPI(
+            catalog=catalog,
+            provider_keys={"primary": "sk-wrong"},
+            provider_base_urls={"primary": url},
+        ) as client:
+            with pytest.raises(NoRouteAvailableError) as failed:
+                client.images.generate(model="gpt-image-2", prompt="p")
+            with pytest.raises(InvalidRequestError) as refused:
+                client.images.generate(model="gpt-image-2", prompt="p", size="13x13")
+    assert failed.value.attempts[0].status == 401
+    assert failed.value.status_code is None  # no one answer: each attempt has its own
+    assert refused.value.status_code is None  # refused before any call
+
+
+async def test_the_async_client_closes_by_openai_pythons_name(catalog):
+    pool = httpx.AsyncClient()
+    client = AsyncReAPI(catalog=catalog, provider_keys={"primary": "k"}, http_client=pool)
+    await client.close()
+    assert pool.is_closed

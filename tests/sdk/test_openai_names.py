@@ -85,3 +85,15 @@ async def test_the_async_client_closes_by_openai_pythons_name(catalog):
     client = AsyncReAPI(catalog=catalog, provider_keys={"primary": "k"}, http_client=pool)
     await client.close()
     assert pool.is_closed
+
+
+@pytest.mark.parametrize("cls", [ReAPI, AsyncReAPI])
+def test_an_api_key_without_a_gateway_is_refused_not_ignored(cls, monkeypatch):
+    """`OpenAI(api_key="sk-...")` by habit: in-process the key was dropped unsaid, and the first
+    call failed for want of OPENAI_API_KEY."""
+    monkeypatch.delenv("REAPI_BASE_URL", raising=False)
+    with pytest.raises(ConfigurationError, match=r"needs base_url=.*provider_keys=") as info:
+        cls(api_key="sk-proj-abc")
+    assert "sk-proj-abc" not in str(info.value)
+    monkeypatch.setenv("REAPI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert cls(api_key="rk_live_x").mode == "gateway"

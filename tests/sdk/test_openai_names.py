@@ -1,7 +1,9 @@
 """What an openai-python user reaches for by its openai-python name: `client.<resource>
-.with_raw_response`, `error.status_code` and `await AsyncOpenAI().close()`. Each raised
-AttributeError on ReAPI, whose names were `client.with_raw_response.<resource>`, `error.status`
-and `aclose()` only."""
+.with_raw_response`, `error.status_code`, `await AsyncOpenAI().close()` and
+`videos.create_and_poll`/`poll`. Each raised AttributeError on ReAPI, whose names were
+`client.with_raw_response.<resource>`, `error.status`, `aclose()` and `wait()` only."""
+
+import time
 
 import httpx
 import pytest
@@ -15,7 +17,7 @@ from reapi import (
     NoRouteAvailableError,
     ReAPI,
 )
-from reapi.testing import OpenAISimulator, SimServer
+from reapi.testing import Fault, OpenAISimulator, SimServer
 
 
 def test_each_resource_has_its_raw_responses():
@@ -97,3 +99,41 @@ def test_an_api_key_without_a_gateway_is_refused_not_ignored(cls, monkeypatch):
     assert "sk-proj-abc" not in str(info.value)
     monkeypatch.setenv("REAPI_BASE_URL", "http://127.0.0.1:9/v1")
     assert cls(api_key="rk_live_x").mode == "gateway"
+
+
+def _sim_client(sim, catalog, cls=ReAPI):
+    url = sim.base_url + "/v1"
+    return cls(
+        catalog=catalog, provider_keys={"primary": "sk-sim"}, provider_base_urls={"primary": url}
+    )
+
+
+def test_videos_create_and_poll_and_poll(catalog):
+    seen = []
+    with SimServer(OpenAISimulator("sk-sim", polls_to_complete=2)) as sim:
+        with _sim_client(sim, catalog) as client:
+            done = client.videos.create_and_poll(
+                model="sim-video",
+                prompt="waves",
+                seconds=4,
+                size="1280x720",
+                poll_interval_ms=20,
+                on_progress=seen.append,
+            )
+            assert done.status == "completed" and done.size == "1280x720"
+            assert seen[-1].status == "completed"
+            again = client.videos.create(model="sim-video", prompt="waves", seconds=4)
+            started = time.monotonic()
+            assert client.videos.poll(again.id, poll_interval_ms=20).status == "completed"
+            assert time.monotonic() - started < 1.5  # 20 ms between polls, not 2 s
+
+
+async def test_async_videos_create_and_poll_returns_a_failed_video(catalog):
+    with SimServer(OpenAISimulator("sk-sim", polls_to_complete=1)) as sim:
+        sim.faults.set(Fault.TASK_FAILS)
+        async with _sim_client(sim, catalog, AsyncReAPI) as client:
+            done = await client.videos.create_and_poll(
+                model="sim-video", prompt="waves", seconds=4, poll_interval_ms=20
+            )
+    # As openai-python's: a failed video is returned (its error says why), not raised.
+    assert done.status == "failed" and done.error is not None

@@ -95,6 +95,11 @@ def _pick(video: Video, status: TaskStatus | None, variant: Variant) -> Generate
     return chosen
 
 
+def _interval(poll_interval_ms: int | None) -> float:
+    """openai-python's poll interval (milliseconds) as `wait`'s (seconds; 2 s by default)."""
+    return 2.0 if poll_interval_ms is None else poll_interval_ms / 1000
+
+
 def _wait_seconds(status: TaskStatus | None, poll_interval: float) -> float:
     hint = status.poll_after if status and status.poll_after is not None else None
     return min(poll_interval if hint is None else hint, max(poll_interval, 0.0))
@@ -296,6 +301,57 @@ class Videos(SyncResource):
             if broke:
                 events.broke()
         return events.final
+
+    def poll(
+        self,
+        video_id: str,
+        *,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """openai-python's name for `wait` (the interval in milliseconds, as there; 2 s when
+        not given): until the video is completed or failed, which is returned, not raised."""
+        return self.wait(
+            video_id, poll_interval=_interval(poll_interval_ms), on_progress=on_progress
+        )
+
+    def create_and_poll(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        seconds: int | str | None = None,
+        size: str | None = None,
+        input_reference: FileInput | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """`create`, then `poll` until the video is completed or failed, as openai-python's
+        `create_and_poll`; `timeout` is the create call's, as there."""
+        video = self.create(
+            model=model,
+            prompt=prompt,
+            seconds=seconds,
+            size=size,
+            input_reference=input_reference,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            seed=seed,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        return self.poll(video.id, poll_interval_ms=poll_interval_ms, on_progress=on_progress)
 
     def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)
@@ -564,6 +620,57 @@ class AsyncVideos(AsyncResource):
             if broke:
                 events.broke()
         return events.final
+
+    async def poll(
+        self,
+        video_id: str,
+        *,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """openai-python's name for `wait` (the interval in milliseconds, as there; 2 s when
+        not given): until the video is completed or failed, which is returned, not raised."""
+        return await self.wait(
+            video_id, poll_interval=_interval(poll_interval_ms), on_progress=on_progress
+        )
+
+    async def create_and_poll(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        seconds: int | str | None = None,
+        size: str | None = None,
+        input_reference: FileInput | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """`create`, then `poll` until the video is completed or failed, as openai-python's
+        `create_and_poll`; `timeout` is the create call's, as there."""
+        video = await self.create(
+            model=model,
+            prompt=prompt,
+            seconds=seconds,
+            size=size,
+            input_reference=input_reference,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            seed=seed,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        return await self.poll(video.id, poll_interval_ms=poll_interval_ms, on_progress=on_progress)
 
     async def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)

@@ -323,7 +323,7 @@ class Images(SyncResource):
         assert core is not None
         prepared = core.prepare_image(params, payload, edit=edit)
         outcome = engine.run(
-            prepared.routes,
+            self._bounded(prepared.routes, call),
             lambda route: engine.drive(
                 core.image_attempt(prepared, route), route.provider, self._deadline(route, call)
             ),
@@ -649,7 +649,10 @@ class AsyncImages(AsyncResource):
             )
 
         outcome = await engine.run(
-            prepared.routes, attempt, host_of=core.host_of, hedge_for=prepared.spec.id
+            self._bounded(prepared.routes, call),
+            attempt,
+            host_of=core.host_of,
+            hedge_for=prepared.spec.id,
         )
         return core.images_response(prepared, outcome)
 

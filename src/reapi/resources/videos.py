@@ -6,6 +6,7 @@ block) is resubmitted once to the next route while this client is alive.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
@@ -16,6 +17,7 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
 )
 
@@ -56,6 +58,25 @@ _POLL_RETRY: dict[str, Any] = {
     "wait": wait_exponential(multiplier=0.2, max=2),
     "reraise": True,
 }
+
+
+def _poll_retry(until: float | None) -> dict[str, Any]:
+    """`_POLL_RETRY`, for a wait's poll: no try starts after the wait's deadline (`until`)."""
+    if until is None:
+        return _POLL_RETRY
+    left = max(until - time.monotonic(), 0.0)
+    return {**_POLL_RETRY, "stop": stop_after_attempt(3) | stop_after_delay(left)}
+
+
+def _past(until: float) -> bool:
+    return time.monotonic() >= until
+
+
+def _within(seconds: float, until: float | None) -> float:
+    """A poll's first-byte deadline, cut to what is left of a wait that ends at `until`."""
+    if until is None:
+        return seconds
+    return max(min(seconds, until - time.monotonic()), 0.01)
 
 
 def _options(**kwargs: Any) -> dict[str, Any]:
@@ -202,8 +223,15 @@ class Videos(SyncResource):
             handle, None, attempts=attempts_of(outcome), resubmitted_from=previous
         )
 
-    def _poll(self, video_id: str, call: CallOptions) -> tuple[Video, TaskStatus | None]:
+    def _poll(
+        self, video_id: str, call: CallOptions, until: float | None = None
+    ) -> tuple[Video, TaskStatus | None]:
+        """The video now. `until`: the end of a wait, which no poll outlasts."""
         if self._setup.gateway is not None:
+            if until is not None:
+                call = dataclasses.replace(
+                    call, timeout=_within(self._gateway_deadline(call), until)
+                )
             video = self._through_gateway(
                 lambda gateway: gateway.retrieve_video(video_id, call), call
             )
@@ -212,12 +240,12 @@ class Videos(SyncResource):
         video_id = self._memory.resolve(video_id)
         handle = VideoHandle.decode(video_id)
         route = core.route_of(handle)
-        for attempt in Retrying(**_POLL_RETRY):
+        for attempt in Retrying(**_poll_retry(until)):
             with attempt:
                 status = engine.drive(
                     core.poll_video(route, handle.task_id),
                     route.provider,
-                    self._deadline(route, call),
+                    _within(self._deadline(route, call), until),
                 )
         job = _take_if_failed(self._memory, video_id, status)
         if job is not None:
@@ -260,7 +288,12 @@ class Videos(SyncResource):
             if followed is not None:
                 return followed
         while True:
-            video, status = self._poll(video_id, call)
+            try:
+                video, status = self._poll(video_id, call, deadline)
+            except APIConnectionError as error:  # a hung poll, cut at the wait's deadline
+                if _past(deadline):
+                    raise progress.timed_out() from error
+                raise
             video_id = video.id
             progress.see(video)
             if finished(video):
@@ -517,14 +550,21 @@ class AsyncVideos(AsyncResource):
             handle, None, attempts=attempts_of(outcome), resubmitted_from=previous
         )
 
-    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        async for attempt in AsyncRetrying(**_POLL_RETRY):
+    async def _retrying(self, call: Callable[[], Awaitable[_T]], until: float | None) -> _T:
+        async for attempt in AsyncRetrying(**_poll_retry(until)):
             with attempt:
                 return await call()
         raise AssertionError("unreachable")
 
-    async def _poll(self, video_id: str, call: CallOptions) -> tuple[Video, TaskStatus | None]:
+    async def _poll(
+        self, video_id: str, call: CallOptions, until: float | None = None
+    ) -> tuple[Video, TaskStatus | None]:
+        """The video now. `until`: the end of a wait, which no poll outlasts."""
         if self._setup.gateway is not None:
+            if until is not None:
+                call = dataclasses.replace(
+                    call, timeout=_within(self._gateway_deadline(call), until)
+                )
             video = await self._through_gateway(
                 lambda gateway: gateway.retrieve_video(video_id, call), call
             )
@@ -537,8 +577,9 @@ class AsyncVideos(AsyncResource):
             lambda: engine.drive(
                 core.poll_video(route, handle.task_id),
                 route.provider,
-                self._deadline(route, call),
-            )
+                _within(self._deadline(route, call), until),
+            ),
+            until,
         )
         job = _take_if_failed(self._memory, video_id, status)
         if job is not None:
@@ -578,7 +619,12 @@ class AsyncVideos(AsyncResource):
             if followed is not None:
                 return followed
         while True:
-            video, status = await self._poll(video_id, call)
+            try:
+                video, status = await self._poll(video_id, call, deadline)
+            except APIConnectionError as error:  # a hung poll, cut at the wait's deadline
+                if _past(deadline):
+                    raise progress.timed_out() from error
+                raise
             video_id = video.id
             progress.see(video)
             if finished(video):

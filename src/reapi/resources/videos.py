@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -21,6 +22,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from .._detached import translated, translated_async
 from .._exceptions import APIConnectionError, InvalidRequestError, JobFailedError, ReapiError
 from .._jobs import VideoHandle
 from .._local import LocalCore, attempts_of
@@ -77,6 +79,12 @@ def _within(seconds: float, until: float | None) -> float:
     if until is None:
         return seconds
     return max(min(seconds, until - time.monotonic()), 0.01)
+
+
+def _cut(error: BaseException, until: float, progress: Progress) -> BaseException:
+    """A poll that failed to connect or answer: the wait's timeout when it was cut at the
+    wait's deadline (`_within`), else its own error."""
+    return progress.timed_out() if _past(until) else error
 
 
 def _options(**kwargs: Any) -> dict[str, Any]:
@@ -288,12 +296,11 @@ class Videos(SyncResource):
             if followed is not None:
                 return followed
         while True:
-            try:
-                video, status = self._poll(video_id, call, deadline)
-            except APIConnectionError as error:  # a hung poll, cut at the wait's deadline
-                if _past(deadline):
-                    raise progress.timed_out() from error
-                raise
+            video, status = translated(
+                partial(self._poll, video_id, call, deadline),
+                APIConnectionError,
+                lambda error: _cut(error, deadline, progress),
+            )
             video_id = video.id
             progress.see(video)
             if finished(video):
@@ -619,12 +626,11 @@ class AsyncVideos(AsyncResource):
             if followed is not None:
                 return followed
         while True:
-            try:
-                video, status = await self._poll(video_id, call, deadline)
-            except APIConnectionError as error:  # a hung poll, cut at the wait's deadline
-                if _past(deadline):
-                    raise progress.timed_out() from error
-                raise
+            video, status = await translated_async(
+                partial(self._poll, video_id, call, deadline),
+                APIConnectionError,
+                lambda error: _cut(error, deadline, progress),
+            )
             video_id = video.id
             progress.see(video)
             if finished(video):

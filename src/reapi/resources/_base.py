@@ -51,8 +51,8 @@ class _Resource:
 
     def _bounded(self, routes: tuple[Route, ...], call: CallOptions) -> tuple[Route, ...]:
         """The routes with the call's `timeout` bounding a streamed answer's silences too, as
-        openai-python's timeout bounds every wait for a byte: a route's idle deadline (60 s on
-        OpenAI's and Gemini's streams) replaced the caller's timeout, which waited that long."""
+        openai-python's timeout bounds every wait for a byte. A streamed route waits on its idle
+        deadline (60 s on OpenAI's and Gemini's image streams), not on the first-byte one."""
         limit = call.timeout
         if limit is None:
             return routes

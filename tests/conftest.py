@@ -55,6 +55,23 @@ def two_host_catalog() -> Catalog:
     )
 
 
+def tiered_video_catalog() -> Catalog:
+    """sim-video with two tiers: 480p at 5 credits a second, 720p (unpriced: the default) at
+    10; its first preset is a 480p one, as Seedance's and Grok Imagine's are."""
+    data = two_host_catalog().model_dump(mode="json")
+    video = data["models"]["sim-video"]
+    video["capabilities"]["sizes"] = {
+        "864x480": {"aspect_ratio": "16:9", "resolution": "480p"},
+        "480x864": {"aspect_ratio": "9:16", "resolution": "480p"},
+        "1280x720": {"aspect_ratio": "16:9", "resolution": "720p"},
+        "720x1280": {"aspect_ratio": "9:16", "resolution": "720p"},
+    }
+    video["capabilities"]["aspect_ratios"] = ["16:9", "9:16"]
+    video["capabilities"]["resolutions"] = ["480p", "720p"]
+    video["price"] = {"unit": "second", "credits": 10, "by_resolution": {"480p": 5}}
+    return Catalog.model_validate(data)
+
+
 @pytest.fixture
 def catalog() -> Catalog:
     return two_host_catalog()

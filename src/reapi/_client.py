@@ -70,6 +70,14 @@ class _Setup:
             if router is None:
                 self.router = Router(RouterConfig(first_byte_timeout=600.0), breakers)
         else:
+            if api_key:
+                # openai-python's habit (`OpenAI(api_key="sk-...")`): a provider's key given
+                # here would be ignored unsaid, and the call fail for want of a key.
+                raise ConfigurationError(
+                    "api_key= is a reapi gateway's key and needs base_url= (or REAPI_BASE_URL); "
+                    "in-process, give each provider's key as provider_keys={'openai': ...} or "
+                    "its environment variable (OPENAI_API_KEY, GEMINI_API_KEY, ...)"
+                )
             if options.default_headers:
                 raise ConfigurationError(
                     "default_headers needs gateway mode (base_url=): in-process, each route "
@@ -283,6 +291,10 @@ class AsyncReAPI:
 
     async def aclose(self) -> None:
         await self._engine.aclose()
+
+    async def close(self) -> None:
+        """`aclose()` by openai-python's name (`await client.close()`)."""
+        await self.aclose()
 
     async def __aenter__(self) -> AsyncReAPI:
         return self

@@ -91,6 +91,12 @@ class ReapiError(Exception):
         self.request_id = request_id
         self.param = param
 
+    @property
+    def status_code(self) -> int | None:
+        """`status` by openai-python's name: the HTTP status of the answer that failed (the
+        gateway's in gateway mode, the provider's in-process); None when no answer came."""
+        return self.status
+
     def __repr__(self) -> str:
         parts = [f"code={self.code!r}"]
         if self.provider:

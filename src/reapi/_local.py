@@ -23,7 +23,15 @@ from ._jobs import VideoHandle
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import Payload, input_sizes
 from ._suggest import did_you_mean
-from .catalog import Catalog, ModelSpec, Route, check_image, check_video, eligible_routes
+from .catalog import (
+    Catalog,
+    ModelSpec,
+    Route,
+    check_image,
+    check_video,
+    eligible_routes,
+    video_size_label,
+)
 from .providers import (
     ADAPTERS,
     Adapter,
@@ -300,7 +308,7 @@ class LocalCore:
             task_id=outcome.result,
             created_at=int(time.time()),
             seconds=prepared.shape.seconds,
-            size=prepared.shape.size or _size_label(prepared.shape),
+            size=video_size_label(prepared.spec, prepared.shape),
         )
 
     def poll_video(self, route: Route, task_id: str) -> Protocol[TaskStatus]:
@@ -360,12 +368,6 @@ class LocalCore:
                 resubmitted_from=resubmitted_from,
             ),
         )
-
-
-def _size_label(shape: Shape) -> str | None:
-    if shape.aspect_ratio and shape.resolution:
-        return f"{shape.aspect_ratio}@{shape.resolution}"
-    return None
 
 
 def _failure_text(status: TaskStatus) -> str:

@@ -132,7 +132,9 @@ def _client(
         if not sep:
             raise typer.BadParameter("use NAME=URL", param_hint="--provider-url")
         urls[name] = url
-    return ReAPI(base_url=base_url, api_key=api_key, catalog=catalog, provider_base_urls=urls)
+    # $REAPI_API_KEY fills `api_key` in-process too, where it has no use.
+    key = api_key if base_url else None
+    return ReAPI(base_url=base_url, api_key=key, catalog=catalog, provider_base_urls=urls)
 
 
 def _say(message: str) -> None:

@@ -36,6 +36,9 @@ def test_models_json_lists_routes_and_capabilities():
 
 def test_image_and_video_commands(sim, tmp_path, monkeypatch, catalog):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-sim")
+    # A gateway key in the environment has no use in-process, and is no error there.
+    monkeypatch.setenv("REAPI_API_KEY", "rk_live_unused")
+    monkeypatch.delenv("REAPI_BASE_URL", raising=False)
     url = f"openai={sim.base_url}/v1"
     out = tmp_path / "fox.png"
     result = runner.invoke(

@@ -7,6 +7,7 @@ from ._checks import (
     check_video,
     eligible_routes,
 )
+from ._labels import video_size_label
 from ._loader import CATALOG_ENV, default_catalog, load_catalog
 from ._models import (
     Capabilities,
@@ -36,4 +37,5 @@ __all__ = [
     "default_catalog",
     "eligible_routes",
     "load_catalog",
+    "video_size_label",
 ]

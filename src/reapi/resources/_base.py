@@ -49,6 +49,20 @@ class _Resource:
         """A route's first-byte deadline: the call's timeout, else the route's or router's."""
         return call.timeout or self._setup.router.first_byte_timeout(route)
 
+    def _bounded(self, routes: tuple[Route, ...], call: CallOptions) -> tuple[Route, ...]:
+        """The routes with the call's `timeout` bounding a streamed answer's silences too, as
+        openai-python's timeout bounds every wait for a byte. A streamed route waits on its idle
+        deadline (60 s on OpenAI's and Gemini's image streams), not on the first-byte one."""
+        limit = call.timeout
+        if limit is None:
+            return routes
+        return tuple(
+            route.model_copy(update={"stream_idle_timeout": limit})
+            if route.stream_idle_timeout is not None and route.stream_idle_timeout > limit
+            else route
+            for route in routes
+        )
+
     @property
     def _gateway(self) -> GatewayProtocols:
         gateway = self._setup.gateway

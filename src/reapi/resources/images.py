@@ -7,6 +7,7 @@ from typing import Any, Literal, overload
 
 from .._options import CallOptions, Headers, Query
 from .._params import ImageParams
+from .._raw_clients import AsyncImagesWithRawResponse, ImagesWithRawResponse
 from ..types import ImagesResponse, ImageStreamEvent
 from ._base import AsyncResource, SyncResource
 from ._image_stream import completed_events, listed, open_async, open_sync, streamed
@@ -20,6 +21,13 @@ def _options(**kwargs: Any) -> dict[str, Any]:
 
 
 class Images(SyncResource):
+    @property
+    def with_raw_response(self) -> ImagesWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.images.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return ImagesWithRawResponse(self)
+
     @overload
     def generate(
         self,
@@ -315,7 +323,7 @@ class Images(SyncResource):
         assert core is not None
         prepared = core.prepare_image(params, payload, edit=edit)
         outcome = engine.run(
-            prepared.routes,
+            self._bounded(prepared.routes, call),
             lambda route: engine.drive(
                 core.image_attempt(prepared, route), route.provider, self._deadline(route, call)
             ),
@@ -337,6 +345,13 @@ class Images(SyncResource):
 
 
 class AsyncImages(AsyncResource):
+    @property
+    def with_raw_response(self) -> AsyncImagesWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.images.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return AsyncImagesWithRawResponse(self)
+
     @overload
     async def generate(
         self,
@@ -634,7 +649,10 @@ class AsyncImages(AsyncResource):
             )
 
         outcome = await engine.run(
-            prepared.routes, attempt, host_of=core.host_of, hedge_for=prepared.spec.id
+            self._bounded(prepared.routes, call),
+            attempt,
+            host_of=core.host_of,
+            hedge_for=prepared.spec.id,
         )
         return core.images_response(prepared, outcome)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._options import Headers, Query
+from .._raw_clients import AsyncModelsWithRawResponse, ModelsWithRawResponse
 from ..types import Model, ModelList
 from ._base import AsyncResource, SyncResource
 
@@ -25,6 +26,13 @@ def _from_catalog(setup: _Setup) -> ModelList:
 
 
 class Models(SyncResource):
+    @property
+    def with_raw_response(self) -> ModelsWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.models.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return ModelsWithRawResponse(self)
+
     def list(
         self,
         *,
@@ -39,6 +47,13 @@ class Models(SyncResource):
 
 
 class AsyncModels(AsyncResource):
+    @property
+    def with_raw_response(self) -> AsyncModelsWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.models.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return AsyncModelsWithRawResponse(self)
+
     async def list(
         self,
         *,

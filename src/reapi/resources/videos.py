@@ -6,8 +6,10 @@ block) is resubmitted once to the next route while this client is alive.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import anyio
@@ -16,13 +18,16 @@ from tenacity import (
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_after_delay,
     wait_exponential,
 )
 
+from .._detached import translated, translated_async
 from .._exceptions import APIConnectionError, InvalidRequestError, JobFailedError, ReapiError
 from .._jobs import VideoHandle
 from .._local import LocalCore, attempts_of
 from .._options import CallOptions, Headers, Query
+from .._raw_clients import AsyncVideosWithRawResponse, VideosWithRawResponse
 from ..providers import GeneratedFile, TaskStatus
 from ..types import BinaryContent, Video, VideoDeleted, VideoList
 from ._base import GATEWAY, AsyncResource, SyncResource
@@ -55,6 +60,31 @@ _POLL_RETRY: dict[str, Any] = {
     "wait": wait_exponential(multiplier=0.2, max=2),
     "reraise": True,
 }
+
+
+def _poll_retry(until: float | None) -> dict[str, Any]:
+    """`_POLL_RETRY`, for a wait's poll: no try starts after the wait's deadline (`until`)."""
+    if until is None:
+        return _POLL_RETRY
+    left = max(until - time.monotonic(), 0.0)
+    return {**_POLL_RETRY, "stop": stop_after_attempt(3) | stop_after_delay(left)}
+
+
+def _past(until: float) -> bool:
+    return time.monotonic() >= until
+
+
+def _within(seconds: float, until: float | None) -> float:
+    """A poll's first-byte deadline, cut to what is left of a wait that ends at `until`."""
+    if until is None:
+        return seconds
+    return max(min(seconds, until - time.monotonic()), 0.01)
+
+
+def _cut(error: BaseException, until: float, progress: Progress) -> BaseException:
+    """A poll that failed to connect or answer: the wait's timeout when it was cut at the
+    wait's deadline (`_within`), else its own error."""
+    return progress.timed_out() if _past(until) else error
 
 
 def _options(**kwargs: Any) -> dict[str, Any]:
@@ -94,6 +124,11 @@ def _pick(video: Video, status: TaskStatus | None, variant: Variant) -> Generate
     return chosen
 
 
+def _interval(poll_interval_ms: int | None) -> float:
+    """openai-python's poll interval (milliseconds) as `wait`'s (seconds; 2 s by default)."""
+    return 2.0 if poll_interval_ms is None else poll_interval_ms / 1000
+
+
 def _wait_seconds(status: TaskStatus | None, poll_interval: float) -> float:
     hint = status.poll_after if status and status.poll_after is not None else None
     return min(poll_interval if hint is None else hint, max(poll_interval, 0.0))
@@ -119,6 +154,13 @@ def _as_list(page: list[Video], has_more: bool) -> VideoList:
 
 
 class Videos(SyncResource):
+    @property
+    def with_raw_response(self) -> VideosWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.videos.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return VideosWithRawResponse(self)
+
     @property
     def _memory(self) -> JobMemory:
         return self._setup.jobs
@@ -189,8 +231,15 @@ class Videos(SyncResource):
             handle, None, attempts=attempts_of(outcome), resubmitted_from=previous
         )
 
-    def _poll(self, video_id: str, call: CallOptions) -> tuple[Video, TaskStatus | None]:
+    def _poll(
+        self, video_id: str, call: CallOptions, until: float | None = None
+    ) -> tuple[Video, TaskStatus | None]:
+        """The video now. `until`: the end of a wait, which no poll outlasts."""
         if self._setup.gateway is not None:
+            if until is not None:
+                call = dataclasses.replace(
+                    call, timeout=_within(self._gateway_deadline(call), until)
+                )
             video = self._through_gateway(
                 lambda gateway: gateway.retrieve_video(video_id, call), call
             )
@@ -199,12 +248,12 @@ class Videos(SyncResource):
         video_id = self._memory.resolve(video_id)
         handle = VideoHandle.decode(video_id)
         route = core.route_of(handle)
-        for attempt in Retrying(**_POLL_RETRY):
+        for attempt in Retrying(**_poll_retry(until)):
             with attempt:
                 status = engine.drive(
                     core.poll_video(route, handle.task_id),
                     route.provider,
-                    self._deadline(route, call),
+                    _within(self._deadline(route, call), until),
                 )
         job = _take_if_failed(self._memory, video_id, status)
         if job is not None:
@@ -247,7 +296,11 @@ class Videos(SyncResource):
             if followed is not None:
                 return followed
         while True:
-            video, status = self._poll(video_id, call)
+            video, status = translated(
+                partial(self._poll, video_id, call, deadline),
+                APIConnectionError,
+                lambda error: _cut(error, deadline, progress),
+            )
             video_id = video.id
             progress.see(video)
             if finished(video):
@@ -288,6 +341,57 @@ class Videos(SyncResource):
             if broke:
                 events.broke()
         return events.final
+
+    def poll(
+        self,
+        video_id: str,
+        *,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """openai-python's name for `wait` (the interval in milliseconds, as there; 2 s when
+        not given): until the video is completed or failed, which is returned, not raised."""
+        return self.wait(
+            video_id, poll_interval=_interval(poll_interval_ms), on_progress=on_progress
+        )
+
+    def create_and_poll(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        seconds: int | str | None = None,
+        size: str | None = None,
+        input_reference: FileInput | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """`create`, then `poll` until the video is completed or failed, as openai-python's
+        `create_and_poll`; `timeout` is the create call's, as there."""
+        video = self.create(
+            model=model,
+            prompt=prompt,
+            seconds=seconds,
+            size=size,
+            input_reference=input_reference,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            seed=seed,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        return self.poll(video.id, poll_interval_ms=poll_interval_ms, on_progress=on_progress)
 
     def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)
@@ -377,6 +481,13 @@ class Videos(SyncResource):
 
 class AsyncVideos(AsyncResource):
     @property
+    def with_raw_response(self) -> AsyncVideosWithRawResponse:
+        """These methods, each returning a `RawResponse` (openai-python's
+        `client.videos.with_raw_response`). Gateway mode only."""
+        self._setup.raw_responses()
+        return AsyncVideosWithRawResponse(self)
+
+    @property
     def _memory(self) -> JobMemory:
         return self._setup.jobs
 
@@ -446,14 +557,21 @@ class AsyncVideos(AsyncResource):
             handle, None, attempts=attempts_of(outcome), resubmitted_from=previous
         )
 
-    async def _retrying(self, call: Callable[[], Awaitable[_T]]) -> _T:
-        async for attempt in AsyncRetrying(**_POLL_RETRY):
+    async def _retrying(self, call: Callable[[], Awaitable[_T]], until: float | None) -> _T:
+        async for attempt in AsyncRetrying(**_poll_retry(until)):
             with attempt:
                 return await call()
         raise AssertionError("unreachable")
 
-    async def _poll(self, video_id: str, call: CallOptions) -> tuple[Video, TaskStatus | None]:
+    async def _poll(
+        self, video_id: str, call: CallOptions, until: float | None = None
+    ) -> tuple[Video, TaskStatus | None]:
+        """The video now. `until`: the end of a wait, which no poll outlasts."""
         if self._setup.gateway is not None:
+            if until is not None:
+                call = dataclasses.replace(
+                    call, timeout=_within(self._gateway_deadline(call), until)
+                )
             video = await self._through_gateway(
                 lambda gateway: gateway.retrieve_video(video_id, call), call
             )
@@ -466,8 +584,9 @@ class AsyncVideos(AsyncResource):
             lambda: engine.drive(
                 core.poll_video(route, handle.task_id),
                 route.provider,
-                self._deadline(route, call),
-            )
+                _within(self._deadline(route, call), until),
+            ),
+            until,
         )
         job = _take_if_failed(self._memory, video_id, status)
         if job is not None:
@@ -507,7 +626,11 @@ class AsyncVideos(AsyncResource):
             if followed is not None:
                 return followed
         while True:
-            video, status = await self._poll(video_id, call)
+            video, status = await translated_async(
+                partial(self._poll, video_id, call, deadline),
+                APIConnectionError,
+                lambda error: _cut(error, deadline, progress),
+            )
             video_id = video.id
             progress.see(video)
             if finished(video):
@@ -549,6 +672,57 @@ class AsyncVideos(AsyncResource):
             if broke:
                 events.broke()
         return events.final
+
+    async def poll(
+        self,
+        video_id: str,
+        *,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """openai-python's name for `wait` (the interval in milliseconds, as there; 2 s when
+        not given): until the video is completed or failed, which is returned, not raised."""
+        return await self.wait(
+            video_id, poll_interval=_interval(poll_interval_ms), on_progress=on_progress
+        )
+
+    async def create_and_poll(
+        self,
+        *,
+        model: str,
+        prompt: str | None = None,
+        seconds: int | str | None = None,
+        size: str | None = None,
+        input_reference: FileInput | None = None,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        seed: int | None = None,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        extra_headers: Headers | None = None,
+        extra_query: Query | None = None,
+        extra_body: Query | None = None,
+        poll_interval_ms: int | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> Video:
+        """`create`, then `poll` until the video is completed or failed, as openai-python's
+        `create_and_poll`; `timeout` is the create call's, as there."""
+        video = await self.create(
+            model=model,
+            prompt=prompt,
+            seconds=seconds,
+            size=size,
+            input_reference=input_reference,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            seed=seed,
+            idempotency_key=idempotency_key,
+            timeout=timeout,
+            extra_headers=extra_headers,
+            extra_query=extra_query,
+            extra_body=extra_body,
+        )
+        return await self.poll(video.id, poll_interval_ms=poll_interval_ms, on_progress=on_progress)
 
     async def create_and_wait(self, **kwargs: Any) -> Video:
         on_progress = kwargs.pop("on_progress", None)

@@ -21,7 +21,7 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reapi import ReapiError
-from reapi.catalog import ModelSpec, Route
+from reapi.catalog import Route, video_size_label
 from reapi.core import Payload, PreparedVideo, RememberedJob, VideoParams
 
 from ..accounts import repository as accounts
@@ -77,32 +77,6 @@ def replay_snapshot(job_id: str) -> dict[str, Any]:
     return {"kind": "video", "id": job_id}
 
 
-def _size_label(prepared: PreparedVideo) -> str | None:
-    """The size to report until the upstream says: as asked, else the model's preset in the
-    aspect ratio asked at the resolution charged for (the first preset, of a cheaper tier, would
-    show a size other than the one the credits paid for)."""
-    shape, spec = prepared.shape, prepared.spec
-    if shape.size:
-        return str(shape.size)
-    resolution = shape.resolution or _priced_default(spec)
-    for size, preset in spec.capabilities.sizes.items():
-        if shape.aspect_ratio in (None, preset.aspect_ratio) and resolution in (
-            None,
-            preset.resolution,
-        ):
-            return size
-    if shape.aspect_ratio and shape.resolution:
-        return f"{shape.aspect_ratio}@{shape.resolution}"
-    return next(iter(spec.capabilities.sizes), None)
-
-
-def _priced_default(spec: ModelSpec) -> str | None:
-    """The resolution a request naming none is charged as: the first without a price of its own
-    (`Price.cost` charges `credits` then; the catalog prices the maker's default that way)."""
-    tiers = spec.price.by_resolution
-    return next((res for res in spec.capabilities.resolutions if res not in tiers), None)
-
-
 async def create(
     rt: Runtime,
     principal: Principal,
@@ -135,7 +109,7 @@ async def create(
         status="submitting",
         progress=0,
         seconds=prepared.shape.seconds,
-        size=_size_label(prepared),
+        size=video_size_label(prepared.spec, prepared.shape),
         cost=cost,
         attempts=0,
         lease_owner=rt.instance_id,

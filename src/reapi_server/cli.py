@@ -28,7 +28,7 @@ from .billing.service import Billing
 from .billing.settings import format_money
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings, not_json
-from .db_errors import error_name
+from .database_problems import database_problem, describe_database_error
 from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
@@ -139,6 +139,13 @@ def _run(coroutine: Any) -> Any:
         message = error.message
     except ConfigError as error:
         message = str(error)
+    except (SQLAlchemyError, OSError) as error:
+        # A database the command cannot reach or use (a wrong password, a database not made):
+        # what to change, in one line. Any other error is a bug: its traceback is wanted.
+        said = database_problem(error)
+        if said is None:
+            raise
+        message = f"database: {said}"
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
 
@@ -163,7 +170,7 @@ def serve(
     except ConfigError as error:
         message = str(error)
     except SQLAlchemyError as error:  # the database went away between the check and now
-        message = f"database: cannot use it ({error_name(error)})"
+        message = describe_database_error(error)
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
 

@@ -33,8 +33,8 @@ from pydantic_settings import SettingsConfigDict, SettingsError
 from sqlalchemy import text
 
 from .config import ConfigError, Settings, settings_error_lines, unknown_variables
+from .database_problems import describe_database_error
 from .db import Database
-from .db_errors import error_name
 from .extras import OTEL_PACKAGES, MissingExtraError, require
 from .secret_files import mistyped_secret_files
 from .sqlite_path import sqlite_problem
@@ -141,7 +141,7 @@ async def _database(settings: Settings) -> list[Problem]:
             except Exception:  # not migrated yet: `serve` makes the row
                 return []
     except Exception as error:
-        return [Problem(f"database: cannot use it ({error_name(error)})")]
+        return [Problem(describe_database_error(error))]
     finally:
         await db.dispose()
     configured = verifier(settings.secret_key.get_secret_value().encode())

@@ -48,5 +48,11 @@ def bucket_problem(error: BaseException) -> BucketProblem:
             " the bucket's (R2: auto)",
             fatal=False,
         )
+    if type(error).__name__ == "NoCredentialsError":
+        return BucketProblem(
+            "s3: no credentials for the store: set s3_access_key_id and s3_secret_access_key"
+            " (or give the host an AWS role)",
+            fatal=False,
+        )
     detail = f"{type(error).__name__} {code}" if code else type(error).__name__
     return BucketProblem(f"s3: bucket unreachable ({detail})", fatal=False)

@@ -549,6 +549,18 @@ class Settings(BaseSettings):
             raise ValueError("redis_url is redis://host:6379/0 (rediss:// for TLS, or unix://)")
         return url
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, secret: SecretStr | None) -> SecretStr | None:
+        # An empty file (REAPI_SECRET_KEY_FILE, a secrets directory) would key every hash of
+        # the fleet with nothing at all: anyone could compute them.
+        if secret is not None and not secret.get_secret_value().strip():
+            raise ValueError(
+                "secret_key is empty (an empty secret file?): give 32 random bytes, hex"
+                " (`openssl rand -hex 32`)"
+            )
+        return secret
+
     @field_validator("public_base_url")
     @classmethod
     def _public_base_url(cls, url: str | None) -> str | None:

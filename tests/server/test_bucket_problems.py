@@ -42,3 +42,10 @@ def test_refused_credentials_and_another_region_are_named():
     assert outage.text == "s3: bucket unreachable (ClientError ServiceUnavailable)"
     assert not outage.fatal
     assert all("secret-bucket-name" not in p.text for p in (refused, elsewhere, outage))
+
+
+def test_no_credentials_at_all_are_named():
+    from botocore.exceptions import NoCredentialsError
+
+    missing = bucket_problem(NoCredentialsError())
+    assert missing.text.startswith("s3: no credentials for the store: set s3_access_key_id")

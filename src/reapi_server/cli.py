@@ -233,14 +233,20 @@ def migrate(
         _run(resolve_for(settings, migrate=True, adopt=True))
         typer.echo("database is up to date; the configured secret is the fleet's")
         return
-    newer = _run(admin.migrate(settings))
-    if newer:
+    done = _run(admin.migrate(settings))
+    if done.newer:
         typer.echo(
-            f"the database is at {', '.join(sorted(newer))}, newer than this version: "
+            f"the database is at {', '.join(sorted(done.newer))}, newer than this version: "
             "left as it is (this version runs on it; upgrade reapi to migrate further)"
         )
         return
-    typer.echo("database is up to date")
+    after = ", ".join(sorted(done.after))
+    if not done.before:
+        typer.echo(f"database created at {after}")
+    elif done.before != done.after:
+        typer.echo(f"database migrated from {', '.join(sorted(done.before))} to {after}")
+    else:
+        typer.echo(f"database is up to date ({after})")
 
 
 @accounts_app.command("create")

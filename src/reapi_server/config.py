@@ -561,6 +561,21 @@ class Settings(BaseSettings):
             )
         return secret
 
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_url(cls, url: str | None) -> str | None:
+        # boto3 refuses one without a scheme only when the first client is made (a traceback)
+        # or takes `host:port` as a scheme of that name (every storage call then fails).
+        if url is None:
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "s3_endpoint_url is an http:// or https:// URL"
+                " (https://<account id>.r2.cloudflarestorage.com, http://minio:9000)"
+            )
+        return url.strip()
+
     @field_validator("public_base_url")
     @classmethod
     def _public_base_url(cls, url: str | None) -> str | None:

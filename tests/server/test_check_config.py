@@ -236,3 +236,24 @@ def test_file_mail_on_a_public_https_gateway_is_a_warning(tmp_path, monkeypatch,
     settings = cli._checked(None, {})  # as `serve` checks before it starts
     assert settings.public_base_url == "https://api.example.com"
     assert "warning: email_backend" in capsys.readouterr().err
+
+
+def test_an_s3_endpoint_without_its_scheme(tmp_path):
+    """`REAPI_S3_ENDPOINT_URL=minio:9000` was a traceback of botocore's (`Invalid endpoint`)
+    from `check-config` and `serve`, and `127.0.0.1:9000` passed every check (boto3 reads
+    `127.0.0.1` as its scheme) and then failed every storage call."""
+    for endpoint in ("minio:9000", "127.0.0.1:9000"):
+        result = _check(
+            tmp_path,
+            {
+                "REAPI_STORAGE_BACKEND": "s3",
+                "REAPI_S3_BUCKET": "outputs",
+                "REAPI_S3_ENDPOINT_URL": endpoint,
+            },
+        )
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output
+        assert result.output.strip().splitlines() == [
+            "error: s3_endpoint_url is an http:// or https:// URL"
+            " (https://<account id>.r2.cloudflarestorage.com, http://minio:9000)"
+        ]

@@ -38,6 +38,7 @@ from .config import ConfigError, Settings, settings_error_lines, unknown_variabl
 from .database_problems import describe_database_error
 from .db import Database
 from .extras import OTEL_PACKAGES, MissingExtraError, require
+from .provider_names import provider_name_problems
 from .secret_files import mistyped_secret_files
 from .sqlite_path import sqlite_problem
 
@@ -264,6 +265,7 @@ async def check_live(settings: Settings) -> list[Problem]:
         _database(settings), _redis(settings), asyncio.to_thread(_bucket, settings)
     )
     return [
+        *(Problem(line) for line in provider_name_problems(settings)),
         *_mail(settings),
         *_tracing(settings),
         *(problem for problems in found for problem in problems),

@@ -257,3 +257,29 @@ def test_an_s3_endpoint_without_its_scheme(tmp_path):
             "error: s3_endpoint_url is an http:// or https:// URL"
             " (https://<account id>.r2.cloudflarestorage.com, http://minio:9000)"
         ]
+
+
+def test_a_provider_the_catalog_does_not_have(tmp_path):
+    """`REAPI_PROVIDER_KEYS__OPENAII` passed `check-config` ("configuration ok") and then
+    stopped `serve` with a traceback from its worker (`unknown provider(s) openaii`); a
+    `catalog_path` that does not exist was a traceback of both."""
+    result = _check(
+        tmp_path,
+        {
+            "REAPI_PROVIDER_KEYS__OPENAII": "sk-the-key-itself",
+            "REAPI_PROVIDER_BASE_URLS": '{"zzz": "http://127.0.0.1:9"}',
+        },
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: provider_keys: no provider 'openaii' in the catalog (did you mean openai?)",
+        "error: provider_base_urls: no provider 'zzz' in the catalog (known: byteplus, "
+        "dashscope, fal, gemini, openai, replicate, topaz, vidu, xai)",
+    ]
+    assert "sk-the-key-itself" not in result.output
+    missing = tmp_path / "no-catalog.toml"
+    result = _check(tmp_path, {"REAPI_CATALOG_PATH": str(missing)})
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: catalog: cannot read {missing} (No such file or directory)"
+    )

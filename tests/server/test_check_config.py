@@ -283,3 +283,20 @@ def test_a_provider_the_catalog_does_not_have(tmp_path):
     assert result.output.strip() == (
         f"error: catalog: cannot read {missing} (No such file or directory)"
     )
+
+
+def test_a_provider_url_without_its_scheme(tmp_path):
+    """`REAPI_OPENAI_BASE_URL=127.0.0.1:9100` passed every check; every request to OpenAI then
+    failed as `upstream_unreachable`."""
+    result = _check(
+        tmp_path,
+        {
+            "REAPI_OPENAI_BASE_URL": "127.0.0.1:9100",
+            "REAPI_PROVIDER_BASE_URLS": '{"fal": "fal.example:443"}',
+        },
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: provider_base_urls.fal is an http:// or https:// URL (http://127.0.0.1:9100/v1)",
+        "error: REAPI_OPENAI_BASE_URL is an http:// or https:// URL (http://127.0.0.1:9100/v1)",
+    ]

@@ -875,7 +875,10 @@ def payments_list(
             account_id = (await admin.show_account(settings, email)).id
         return await list_payments(billing, limit=limit, account_id=account_id)
 
-    for view in _run(with_billing(settings, work)):
+    views = _run(with_billing(settings, work))
+    if not views:  # on stderr: stdout stays one line per payment, for scripts
+        typer.echo("no payments" + (" for this account" if email else ""), err=True)
+    for view in views:
         refunded = f" refunded {view.refunded}" if view.amount_refunded else ""
         typer.echo(
             f"{view.id}  {_when(view.created_at)}  {view.email or '(deleted account)'}  "
@@ -985,7 +988,10 @@ def promo_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
     """List promotion codes, the newest first: code, credits, uses (taken/allowed), state."""
     from . import admin
 
-    for code in _run(admin.list_promos(_settings(data_dir, database_url))):
+    codes = _run(admin.list_promos(_settings(data_dir, database_url)))
+    if not codes:  # on stderr: stdout stays one line per code, for scripts
+        typer.echo("no promotion codes", err=True)
+    for code in codes:
         typer.echo(_promo_line(code))
 
 

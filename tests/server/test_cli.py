@@ -358,3 +358,16 @@ def test_migrate_says_from_which_revision_to_which(tmp_path):
     head = ", ".join(sorted(head_revisions()))
     said = cli("migrate", "--database-url", url).strip()
     assert said == f"database migrated from 0025_schema_compatibility to {head}"
+
+
+def test_an_empty_list_says_so_on_stderr(tmp_path):
+    """`payments list` and `promo list` printed nothing at all on a gateway with none: the
+    operator could not tell an empty list from a command that did nothing."""
+    data = ["--data-dir", str(tmp_path / "d")]
+    for command, said in (
+        (["payments", "list"], "no payments"),
+        (["promo", "list"], "no promotion codes"),
+    ):
+        result = runner.invoke(app, [*command, *data])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "" and result.stderr.strip() == said

@@ -18,9 +18,20 @@ import typer
 
 typer.Typer.__init__.__kwdefaults__["pretty_exceptions_show_locals"] = True  # typer < 0.23
 from {module} import app
+{bug}
 
 sys.argv = {argv!r}
 app()
+"""
+_BUG = """
+import reapi_server.admin
+
+
+async def revoke(settings, key):
+    raise RuntimeError("a bug")
+
+
+reapi_server.admin.revoke = revoke
 """
 
 
@@ -40,16 +51,17 @@ def test_both_apps_hide_locals_explicitly():
         ),
         (
             "reapi_server.cli",
-            # a file that is not a database: SQLite's own error, raised from inside the command
-            "reapi-server keys revoke rk_live_MARKERcli7c2d "
-            "--database-url sqlite+aiosqlite:///not-a-database.db".split(),
+            # a bug, raised from inside the command (a database that cannot be used is one
+            # line, not a crash: tests/server/test_database_problems.py)
+            "reapi-server keys revoke rk_live_MARKERcli7c2d --data-dir data".split(),
             "MARKERcli7c2d",
         ),
     ],
 )
 def test_a_crash_prints_no_locals(tmp_path, module, argv, marker):
-    (tmp_path / "not-a-database.db").write_bytes(b"not a database " * 512)
-    script = _CRASH.format(module=module, argv=argv)
+    script = _CRASH.format(
+        module=module, argv=argv, bug=_BUG if module == "reapi_server.cli" else ""
+    )
     crashed = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
@@ -63,7 +75,7 @@ def test_a_database_file_that_cannot_be_opened_is_one_line(tmp_path, command):
     """SQLite's `unable to open database file` came as a traceback (from `migrate` and the
     administration commands) or without the path (`serve`): one line, the path and the cause."""
     argv = ["reapi-server", *command, "--database-url", "sqlite+aiosqlite:////nonexistent/x.db"]
-    script = _CRASH.format(module="reapi_server.cli", argv=argv)
+    script = _CRASH.format(module="reapi_server.cli", argv=argv, bug="")
     env = {**os.environ, "REAPI_METRICS_LISTEN": "off"}
     ran = subprocess.run(
         [sys.executable, "-c", script],

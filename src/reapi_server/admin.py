@@ -34,7 +34,7 @@ from .errors import GatewayError
 from .fleet_secret import resolve_for, secret_of
 from .identity import repository as users
 from .identity.emails import normalise_email
-from .migrate import upgrade
+from .migrate import stamped_revisions, upgrade
 from .mirror.keys import is_task_id
 from .mirror.service import delete_task_outputs
 from .models import PromoCode
@@ -149,12 +149,24 @@ async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awa
         await db.dispose()
 
 
-async def migrate(settings: Settings) -> frozenset[str]:
-    """Migrate; the revisions of a newer version the database is at (left as they are)."""
+@dataclass(frozen=True, slots=True)
+class Migrated:
+    """What `migrate` found and left: revisions before (none: a new database) and after, and
+    those of a newer version it left alone."""
+
+    before: frozenset[str]
+    after: frozenset[str]
+    newer: frozenset[str]
+
+
+async def migrate(settings: Settings) -> Migrated:
+    """Migrate, saying from which revision to which (an operator upgrading wants to know)."""
     settings.ensure_data_dir()
     db = Database(settings.resolved_database_url)
     try:
-        return await upgrade(db)
+        before = await stamped_revisions(db)
+        newer = await upgrade(db)
+        return Migrated(before, await stamped_revisions(db), newer)
     finally:
         await db.dispose()
 

@@ -28,7 +28,7 @@ from .billing.service import Billing
 from .billing.settings import format_money
 from .config import CONFIG_ENV, ConfigError, Settings, describe_settings_error
 from .config_check import Problem, check_live, check_settings, not_json
-from .db_errors import error_name
+from .database_problems import database_problem, describe_database_error
 from .errors import GatewayError
 from .extras import MissingExtraError
 from .fleet_secret import resolve_for
@@ -139,6 +139,13 @@ def _run(coroutine: Any) -> Any:
         message = error.message
     except ConfigError as error:
         message = str(error)
+    except (SQLAlchemyError, OSError) as error:
+        # A database the command cannot reach or use (a wrong password, a database not made):
+        # what to change, in one line. Any other error is a bug: its traceback is wanted.
+        said = database_problem(error)
+        if said is None:
+            raise
+        message = f"database: {said}"
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
 
@@ -163,7 +170,7 @@ def serve(
     except ConfigError as error:
         message = str(error)
     except SQLAlchemyError as error:  # the database went away between the check and now
-        message = f"database: cannot use it ({error_name(error)})"
+        message = describe_database_error(error)
     typer.secho(f"error: {message}", err=True, fg="red")
     raise typer.Exit(1)
 
@@ -226,14 +233,20 @@ def migrate(
         _run(resolve_for(settings, migrate=True, adopt=True))
         typer.echo("database is up to date; the configured secret is the fleet's")
         return
-    newer = _run(admin.migrate(settings))
-    if newer:
+    done = _run(admin.migrate(settings))
+    if done.newer:
         typer.echo(
-            f"the database is at {', '.join(sorted(newer))}, newer than this version: "
+            f"the database is at {', '.join(sorted(done.newer))}, newer than this version: "
             "left as it is (this version runs on it; upgrade reapi to migrate further)"
         )
         return
-    typer.echo("database is up to date")
+    after = ", ".join(sorted(done.after))
+    if not done.before:
+        typer.echo(f"database created at {after}")
+    elif done.before != done.after:
+        typer.echo(f"database migrated from {', '.join(sorted(done.before))} to {after}")
+    else:
+        typer.echo(f"database is up to date ({after})")
 
 
 @accounts_app.command("create")
@@ -862,7 +875,10 @@ def payments_list(
             account_id = (await admin.show_account(settings, email)).id
         return await list_payments(billing, limit=limit, account_id=account_id)
 
-    for view in _run(with_billing(settings, work)):
+    views = _run(with_billing(settings, work))
+    if not views:  # on stderr: stdout stays one line per payment, for scripts
+        typer.echo("no payments" + (" for this account" if email else ""), err=True)
+    for view in views:
         refunded = f" refunded {view.refunded}" if view.amount_refunded else ""
         typer.echo(
             f"{view.id}  {_when(view.created_at)}  {view.email or '(deleted account)'}  "
@@ -972,7 +988,10 @@ def promo_list(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> No
     """List promotion codes, the newest first: code, credits, uses (taken/allowed), state."""
     from . import admin
 
-    for code in _run(admin.list_promos(_settings(data_dir, database_url))):
+    codes = _run(admin.list_promos(_settings(data_dir, database_url)))
+    if not codes:  # on stderr: stdout stays one line per code, for scripts
+        typer.echo("no promotion codes", err=True)
+    for code in codes:
         typer.echo(_promo_line(code))
 
 

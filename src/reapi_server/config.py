@@ -549,6 +549,33 @@ class Settings(BaseSettings):
             raise ValueError("redis_url is redis://host:6379/0 (rediss:// for TLS, or unix://)")
         return url
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key(cls, secret: SecretStr | None) -> SecretStr | None:
+        # An empty file (REAPI_SECRET_KEY_FILE, a secrets directory) would key every hash of
+        # the fleet with nothing at all: anyone could compute them.
+        if secret is not None and not secret.get_secret_value().strip():
+            raise ValueError(
+                "secret_key is empty (an empty secret file?): give 32 random bytes, hex"
+                " (`openssl rand -hex 32`)"
+            )
+        return secret
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _s3_endpoint_url(cls, url: str | None) -> str | None:
+        # boto3 refuses one without a scheme only when the first client is made (a traceback)
+        # or takes `host:port` as a scheme of that name (every storage call then fails).
+        if url is None:
+            return None
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                "s3_endpoint_url is an http:// or https:// URL"
+                " (https://<account id>.r2.cloudflarestorage.com, http://minio:9000)"
+            )
+        return url.strip()
+
     @field_validator("public_base_url")
     @classmethod
     def _public_base_url(cls, url: str | None) -> str | None:

@@ -10,7 +10,8 @@ problem, never a value (it may be a secret), never a traceback.
 - an optional extra that a setting needs and is not installed (`tracing = true` without `otel`);
 - Redis unreachable, S3 bucket unreachable: `serve` starts anyway (it falls back, or answers 502
   until storage is back) but says so; `check-config` counts them as problems. So is an S3 bucket
-  that keeps deleted objects (versioning on, no rule expiring noncurrent versions).
+  that keeps deleted objects (versioning on, no rule expiring noncurrent versions). A bucket
+  that does not exist stops `serve` too: no outage ends that.
 - advice, a warning for both commands, never a stop: the `file` mail backend (the default) on a
   gateway served over https, which is a public one: its mail (verification and reset links,
   receipts) would be written to `data_dir/mail` and reach nobody.
@@ -32,10 +33,12 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict, SettingsError
 from sqlalchemy import text
 
+from .bucket_problems import bucket_problem
 from .config import ConfigError, Settings, settings_error_lines, unknown_variables
+from .database_problems import describe_database_error
 from .db import Database
-from .db_errors import error_name
 from .extras import OTEL_PACKAGES, MissingExtraError, require
+from .provider_names import provider_name_problems
 from .secret_files import mistyped_secret_files
 from .sqlite_path import sqlite_problem
 
@@ -141,7 +144,7 @@ async def _database(settings: Settings) -> list[Problem]:
             except Exception:  # not migrated yet: `serve` makes the row
                 return []
     except Exception as error:
-        return [Problem(f"database: cannot use it ({error_name(error)})")]
+        return [Problem(describe_database_error(error))]
     finally:
         await db.dispose()
     configured = verifier(settings.secret_key.get_secret_value().encode())
@@ -187,7 +190,8 @@ def _bucket(settings: Settings) -> list[Problem]:
     try:
         client.head_bucket(Bucket=settings.s3_bucket)
     except Exception as error:
-        return [Problem(f"s3: bucket unreachable ({type(error).__name__})", fatal=False)]
+        found = bucket_problem(error)
+        return [Problem(found.text, fatal=found.fatal)]
     return _versions_kept(client, settings.s3_bucket)
 
 
@@ -261,6 +265,7 @@ async def check_live(settings: Settings) -> list[Problem]:
         _database(settings), _redis(settings), asyncio.to_thread(_bucket, settings)
     )
     return [
+        *(Problem(line) for line in provider_name_problems(settings)),
         *_mail(settings),
         *_tracing(settings),
         *(problem for problems in found for problem in problems),

@@ -11,7 +11,7 @@ import sqlite3
 
 from sqlalchemy import exc as sa
 
-__all__ = ["error_name", "is_sqlite_busy", "is_unavailable"]
+__all__ = ["error_causes", "error_name", "is_sqlite_busy", "is_unavailable"]
 
 #: SQLite primary result codes of a database that cannot work right now (locked past the busy
 #: timeout, out of memory or disk, read-only, I/O errors, unopenable or damaged files).
@@ -43,7 +43,7 @@ def is_sqlite_busy(error: BaseException) -> bool:
     return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
-def _causes(error: BaseException) -> list[BaseException]:
+def error_causes(error: BaseException) -> list[BaseException]:
     """The error, the driver's error it wraps, and what that was raised from."""
     found: list[BaseException] = []
     current: BaseException | None = error
@@ -59,7 +59,7 @@ def is_unavailable(error: BaseException) -> bool:
         return True  # no connection to be had from the pool, or it went away
     if isinstance(error, sa.DBAPIError) and error.connection_invalidated:
         return True
-    for cause in _causes(error):
+    for cause in error_causes(error):
         code = getattr(cause, "sqlite_errorcode", None)
         if isinstance(cause, sqlite3.Error) and isinstance(code, int):
             return code & 0xFF in _SQLITE_CODES
@@ -74,8 +74,8 @@ def is_unavailable(error: BaseException) -> bool:
 def error_name(error: BaseException) -> str:
     """For logs: the error's type and the driver's code, never its message (it may quote SQL
     parameters)."""
-    for cause in _causes(error):
+    for cause in error_causes(error):
         name = getattr(cause, "sqlite_errorname", None) or getattr(cause, "sqlstate", None)
         if isinstance(name, str) and name:
             return f"{type(error).__name__}:{name}"
-    return type(_causes(error)[-1]).__name__
+    return type(error_causes(error)[-1]).__name__

@@ -140,6 +140,12 @@ async def _stamped(db: Database) -> tuple[set[str], set[str]]:
         return await connection.run_sync(_stamped_revisions)
 
 
+async def stamped_revisions(db: Database) -> frozenset[str]:
+    """The revisions the database is stamped with (none before its first migration)."""
+    stamped, _serving = await _stamped(db)
+    return frozenset(stamped)
+
+
 def _say_who_runs(connection: Connection) -> None:
     """Write which revisions' code runs on the schema just migrated to (same transaction)."""
     connection.execute(text("DELETE FROM schema_compatibility"))

@@ -5,7 +5,8 @@ secrets need not sit in the environment or the config file.
 - `REAPI_<NAME>_FILE=/path`: the file holds the value of `REAPI_<NAME>` (e.g.
   `REAPI_SECRET_KEY_FILE`, `REAPI_PROVIDER_KEYS__OPENAI_FILE`);
 - `REAPI_SECRETS_DIR=/run/secrets`: a file there named like the variable without `REAPI_`, in
-  lower case (`secret_key`, `provider_keys__openai`), holds its value.
+  lower case (`secret_key`, `provider_keys__openai`), holds its value. The directory must
+  exist and be readable.
 
 A value given directly (environment, command line) wins over a file. A trailing newline is not
 part of the value. A file named but unreadable stops the start (`ConfigError`), naming the
@@ -75,6 +76,19 @@ def _read(variable: str, path: Path) -> str:
     raise ConfigError(f"{variable}: cannot read {path} ({reason})")
 
 
+def _require_directory(directory: str) -> None:
+    """A directory named but absent or unreadable stops the start: ignored, it left every secret
+    it should hold unset without a word (`database_url` then the SQLite file in the data dir,
+    S3 without credentials), as after a typo or with systemd credentials not loaded."""
+    try:
+        os.listdir(directory)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(
+            f"{SECRETS_DIR_ENV}: cannot read the directory {directory} ({reason})"
+        ) from error
+
+
 class SecretFiles(PydanticBaseSettingsSource):
     """A settings source of the values held in files (below the environment in precedence)."""
 
@@ -93,6 +107,7 @@ class SecretFiles(PydanticBaseSettingsSource):
         names = secret_settings(self.settings_cls)
         nested = [n for n in names if n not in _ALSO_SECRET and self._is_mapping(n)]
         if directory:
+            _require_directory(directory)
             for found in sorted(Path(directory).glob("*")):
                 name, _, key = found.name.lower().partition("__")
                 if name in nested and key:

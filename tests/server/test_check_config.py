@@ -60,7 +60,7 @@ def test_an_unreachable_database(tmp_path):
     result = _check(tmp_path, {"REAPI_DATABASE_URL": url})
     assert result.exit_code == 1
     [line] = result.output.strip().splitlines()
-    assert line.startswith("error: database: cannot use it (")
+    assert line.startswith("error: database: nothing accepts connections at database_url's host")
     assert "pw" not in result.output
 
 
@@ -236,3 +236,67 @@ def test_file_mail_on_a_public_https_gateway_is_a_warning(tmp_path, monkeypatch,
     settings = cli._checked(None, {})  # as `serve` checks before it starts
     assert settings.public_base_url == "https://api.example.com"
     assert "warning: email_backend" in capsys.readouterr().err
+
+
+def test_an_s3_endpoint_without_its_scheme(tmp_path):
+    """`REAPI_S3_ENDPOINT_URL=minio:9000` was a traceback of botocore's (`Invalid endpoint`)
+    from `check-config` and `serve`, and `127.0.0.1:9000` passed every check (boto3 reads
+    `127.0.0.1` as its scheme) and then failed every storage call."""
+    for endpoint in ("minio:9000", "127.0.0.1:9000"):
+        result = _check(
+            tmp_path,
+            {
+                "REAPI_STORAGE_BACKEND": "s3",
+                "REAPI_S3_BUCKET": "outputs",
+                "REAPI_S3_ENDPOINT_URL": endpoint,
+            },
+        )
+        assert result.exit_code == 1
+        assert "Traceback" not in result.output
+        assert result.output.strip().splitlines() == [
+            "error: s3_endpoint_url is an http:// or https:// URL"
+            " (https://<account id>.r2.cloudflarestorage.com, http://minio:9000)"
+        ]
+
+
+def test_a_provider_the_catalog_does_not_have(tmp_path):
+    """`REAPI_PROVIDER_KEYS__OPENAII` passed `check-config` ("configuration ok") and then
+    stopped `serve` with a traceback from its worker (`unknown provider(s) openaii`); a
+    `catalog_path` that does not exist was a traceback of both."""
+    result = _check(
+        tmp_path,
+        {
+            "REAPI_PROVIDER_KEYS__OPENAII": "sk-the-key-itself",
+            "REAPI_PROVIDER_BASE_URLS": '{"zzz": "http://127.0.0.1:9"}',
+        },
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: provider_keys: no provider 'openaii' in the catalog (did you mean openai?)",
+        "error: provider_base_urls: no provider 'zzz' in the catalog (known: byteplus, "
+        "dashscope, fal, gemini, openai, replicate, topaz, vidu, xai)",
+    ]
+    assert "sk-the-key-itself" not in result.output
+    missing = tmp_path / "no-catalog.toml"
+    result = _check(tmp_path, {"REAPI_CATALOG_PATH": str(missing)})
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"error: catalog: cannot read {missing} (No such file or directory)"
+    )
+
+
+def test_a_provider_url_without_its_scheme(tmp_path):
+    """`REAPI_OPENAI_BASE_URL=127.0.0.1:9100` passed every check; every request to OpenAI then
+    failed as `upstream_unreachable`."""
+    result = _check(
+        tmp_path,
+        {
+            "REAPI_OPENAI_BASE_URL": "127.0.0.1:9100",
+            "REAPI_PROVIDER_BASE_URLS": '{"fal": "fal.example:443"}',
+        },
+    )
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: provider_base_urls.fal is an http:// or https:// URL (http://127.0.0.1:9100/v1)",
+        "error: REAPI_OPENAI_BASE_URL is an http:// or https:// URL (http://127.0.0.1:9100/v1)",
+    ]

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from reapi.catalog import default_catalog
 from reapi_server.cli import app
+from reapi_server.migrate import head_revisions
 
 runner = CliRunner()
 KEY_LINE = re.compile(r"REAPI_API_KEY=(rk_live_\S+)")
@@ -32,7 +33,9 @@ def cli(*args: str) -> str:
 def test_administration(tmp_path, monkeypatch):
     monkeypatch.setenv("REAPI_DATA_DIR", str(tmp_path / "env-dir"))
     data = ["--data-dir", str(tmp_path / "d")]
-    assert "up to date" in cli("migrate", *data)
+    head = ", ".join(sorted(head_revisions()))
+    assert cli("migrate", *data).strip() == f"database created at {head}"
+    assert cli("migrate", *data).strip() == f"database is up to date ({head})"
     assert "balance=100" in cli(
         "accounts", "create", "--email", "Ops@Example.com", "--credits", "100", *data
     )
@@ -380,3 +383,32 @@ def test_demo_sells_credits_through_the_simulated_stripe(tmp_path):
         while not any("receipt" in m.subject for m in read_mail(tmp_path / "mail")):
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+def test_migrate_says_from_which_revision_to_which(tmp_path):
+    """An upgrade printed `database is up to date` whether it had just migrated the schema,
+    made it or found nothing to do: the operator could not tell which."""
+    from alembic import command
+
+    from reapi_server.migrate import alembic_config
+
+    data = tmp_path / "d"
+    data.mkdir()
+    url = f"sqlite+aiosqlite:///{data}/reapi.db"
+    command.upgrade(alembic_config(url), "0025_schema_compatibility")
+    head = ", ".join(sorted(head_revisions()))
+    said = cli("migrate", "--database-url", url).strip()
+    assert said == f"database migrated from 0025_schema_compatibility to {head}"
+
+
+def test_an_empty_list_says_so_on_stderr(tmp_path):
+    """`payments list` and `promo list` printed nothing at all on a gateway with none: the
+    operator could not tell an empty list from a command that did nothing."""
+    data = ["--data-dir", str(tmp_path / "d")]
+    for command, said in (
+        (["payments", "list"], "no payments"),
+        (["promo", "list"], "no promotion codes"),
+    ):
+        result = runner.invoke(app, [*command, *data])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "" and result.stderr.strip() == said

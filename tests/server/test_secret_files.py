@@ -2,6 +2,7 @@
 `REAPI_SECRETS_DIR` (Docker and Compose secrets, systemd credentials)."""
 
 import pytest
+from pydantic import ValidationError
 
 from reapi_server.config import ConfigError, Settings
 from reapi_server.secret_files import secret_settings
@@ -57,3 +58,32 @@ def test_an_unreadable_file_names_the_variable_not_the_contents(monkeypatch, tmp
         Settings()
     assert "REAPI_METRICS_TOKEN_FILE" in str(refused.value)
     assert "missing" in str(refused.value)
+
+
+def test_a_secrets_directory_that_is_not_there_stops_the_start(tmp_path):
+    """A typo in REAPI_SECRETS_DIR (or systemd credentials not loaded) was ignored: every
+    secret it held was unset without a word, `database_url` fell back to a fresh SQLite file in
+    the data dir and S3 had no credentials, and `serve` started on that."""
+    from typer.testing import CliRunner
+
+    from reapi_server.cli import app
+
+    env = {"REAPI_DATA_DIR": str(tmp_path / "data"), "REAPI_SECRETS_DIR": str(tmp_path / "nope")}
+    for command in (["check-config"], ["accounts", "show", "--email", "a@example.com"]):
+        result = CliRunner().invoke(app, command, env=env)
+        assert result.exit_code == 1
+        assert result.output.strip() == (
+            f"error: REAPI_SECRETS_DIR: cannot read the directory {tmp_path / 'nope'} "
+            "(No such file or directory)"
+        )
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_empty_secret_key_is_refused(tmp_path, monkeypatch):
+    """An empty REAPI_SECRET_KEY_FILE made the empty string the fleet's secret: every keyed
+    hash (idempotency fingerprints, webhook secrets, output names) keyed with nothing."""
+    empty = tmp_path / "secret_key"
+    empty.write_text("\n")
+    monkeypatch.setenv("REAPI_SECRET_KEY_FILE", str(empty))
+    with pytest.raises(ValidationError, match="secret_key is empty"):
+        Settings()

@@ -53,6 +53,7 @@ from collections import Counter
 from pathlib import Path
 
 from _bench import (
+    CLOCK_TICKS,
     IMAGE_BODY,
     counting_env,
     cpu_seconds,
@@ -164,7 +165,11 @@ def _cores() -> tuple[int | None, int | None]:
 
 
 def count(
-    source: str | None, requests: int, concurrency: int, delay: tuple[float, float]
+    source: str | None,
+    requests: int,
+    concurrency: int,
+    delay: tuple[float, float],
+    keep: Path | None = None,
 ) -> tuple[list[tuple[int, str, str]], float]:
     """Own instructions by function over `requests` requests, less what the gateway ran in as
     long again with no request (its remaining timers); and the share of the counted requests'
@@ -193,6 +198,10 @@ def count(
         dumps = sorted(workdir.glob("callgrind.*.[0-9]*"), key=lambda p: int(p.suffix[1:]))
         if len(dumps) < 2:
             raise SystemExit("callgrind wrote no dumps: " + (workdir / "gateway.log").read_text())
+        if keep is not None:  # for callgrind_annotate --inclusive=yes --tree=caller, say
+            keep.mkdir(parents=True, exist_ok=True)
+            for name, dump in zip(("requests", "idle"), dumps, strict=False):
+                shutil.copy(dump, keep / f"callgrind.{name}")
         idle: Counter[tuple[str, str]] = Counter()
         for n, function, obj in _annotate(dumps[1]):
             idle[function, obj] += n
@@ -209,12 +218,46 @@ KERNEL_EVENTS = ("raw_syscalls:sys_enter", "context-switches", "cpu-migrations")
 
 #: The system calls counted by name (every one of them, ~400 tracepoints on each thread, made
 #: each context switch dear enough to triple the gateway's CPU): those a request makes.
-SYSCALLS = (
-    "epoll_pwait epoll_wait epoll_ctl read write readv writev recvfrom sendto sendmsg recvmsg "
-    "accept4 pread64 pwrite64 fdatasync fsync fcntl flock futex openat close newfstatat statx "
-    "unlink unlinkat linkat rename getrandom getpid mmap munmap madvise brk ftruncate lseek "
-    "sched_yield clock_nanosleep ioctl"
-).split()
+SYSCALLS = [
+    "epoll_pwait",
+    "epoll_wait",
+    "epoll_ctl",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendto",
+    "sendmsg",
+    "recvmsg",
+    "accept4",
+    "pread64",
+    "pwrite64",
+    "fdatasync",
+    "fsync",
+    "fcntl",
+    "flock",
+    "futex",
+    "openat",
+    "close",
+    "newfstatat",
+    "statx",
+    "unlink",
+    "unlinkat",
+    "linkat",
+    "rename",
+    "getrandom",
+    "getpid",
+    "mmap",
+    "munmap",
+    "madvise",
+    "brk",
+    "ftruncate",
+    "lseek",
+    "sched_yield",
+    "clock_nanosleep",
+    "ioctl",
+]
 
 
 def _syscall_events() -> list[str]:
@@ -226,8 +269,16 @@ def _syscall_events() -> list[str]:
 
 
 def _switches(pid: int) -> Counter[str]:
-    """Voluntary and involuntary context switches of a process's live threads, from /proc."""
-    counts: Counter[str] = Counter()
+    """Voluntary and involuntary context switches of a process's live threads, and the
+    process's user and system CPU time (ms: those of its threads that left included), from
+    /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    counts: Counter[str] = Counter(
+        {
+            "user ms": int(fields[11]) * 1000 // CLOCK_TICKS,
+            "system ms": int(fields[12]) * 1000 // CLOCK_TICKS,
+        }
+    )
     for task in Path(f"/proc/{pid}/task").glob("*"):
         with contextlib.suppress(OSError):
             for line in (task / "status").read_text().splitlines():
@@ -239,10 +290,10 @@ def _switches(pid: int) -> Counter[str]:
 
 def kernel_counts(
     source: str | None, requests: int, concurrency: int, delay: tuple[float, float]
-) -> tuple[Counter[str], float, float]:
-    """System calls by name and context switches over `requests` requests of the gateway run
-    without callgrind, less as long again with no request; the requests per second and the
-    gateway's CPU milliseconds per request over them."""
+) -> tuple[Counter[str], float]:
+    """System calls by name, context switches and CPU time over `requests` requests of the
+    gateway run without callgrind, less as long again with no request; and the requests per
+    second."""
     gateway_core, load_core = _cores()
     with tempfile.TemporaryDirectory(prefix="reapi-kernel-") as tmp:
         workdir = Path(tmp)
@@ -268,18 +319,14 @@ def kernel_counts(
                     text=True,
                 )
                 time.sleep(0.3)  # perf attaches to the threads
-                switches, cpu, started = (
-                    _switches(process.pid),
-                    cpu_seconds(process.pid),
-                    time.monotonic(),
-                )
+                switches, started = _switches(process.pid), time.monotonic()
                 if load:
                     _send(port, key, load, concurrency, load_core)
                     elapsed = time.monotonic() - started
-                    cpu_ms = (cpu_seconds(process.pid) - cpu) * 1000 / load
                 else:
                     time.sleep(elapsed)
-                counts = Counter({k: v for k, v in (_switches(process.pid) - switches).items()})
+                counts = _switches(process.pid)
+                counts.subtract(switches)
                 perf.send_signal(signal.SIGINT)
                 for line in perf.communicate()[1].splitlines():
                     fields = line.split(",")
@@ -291,30 +338,26 @@ def kernel_counts(
             stop(upstream)
     busy, idle = counted
     busy.subtract(idle)
-    return busy, requests / elapsed, cpu_ms
+    return busy, requests / elapsed
 
 
-def report_kernel(
-    name: str, counts: Counter[str], rps: float, cpu_ms: float, requests: int, top: int
-) -> None:
+def report_kernel(name: str, counts: Counter[str], rps: float, requests: int, top: int) -> None:
     total = counts["raw_syscalls:sys_enter"]
     print(
         f"\n### {name}, without callgrind: {total / requests:.1f} system calls and "
         f"{counts['context-switches'] / requests:.2f} context switches per request "
-        f"({rps:,.0f} requests a second, {cpu_ms:.2f} ms of CPU each)\n"
+        f"({rps:,.0f} requests a second)\n"
     )
     print("| per request | count |\n|---|--:|")
     for label, key in (
         ("context switches (voluntary, /proc)", "voluntary_ctxt_switches"),
         ("context switches (involuntary, /proc)", "nonvoluntary_ctxt_switches"),
         ("CPU migrations", "cpu-migrations"),
+        ("user CPU (ms)", "user ms"),
+        ("system CPU (ms)", "system ms"),
     ):
-        print(f"| {label} | {counts[key] / requests:.2f} |")
-    calls = {
-        k: v
-        for k, v in counts.items()
-        if ":" not in k and "ctxt" not in k and k != "context-switches" and k != "cpu-migrations"
-    }
+        print(f"| {label} | {counts[key] / requests:.3f} |")
+    calls = {k: v for k, v in counts.items() if k in SYSCALLS}
     for call, n in sorted(calls.items(), key=lambda item: -item[1])[:top]:
         if n / requests >= 0.005:
             print(f"| `{call}` | {n / requests:.2f} |")
@@ -352,6 +395,9 @@ def main() -> None:
         "--syscalls", type=int, default=0, help="requests sent without callgrind under perf stat"
     )
     parser.add_argument("--no-callgrind", action="store_true", help="only the --syscalls part")
+    parser.add_argument(
+        "--keep", type=Path, help="copy the callgrind files to KEEP/<target>/ for annotation"
+    )
     args = parser.parse_args()
     if not args.no_callgrind and shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed: apt-get install valgrind")
@@ -364,7 +410,13 @@ def main() -> None:
     )
     if not args.no_callgrind:
         counted = {
-            name: count(src, args.requests, args.concurrency, args.upstream_ms)
+            name: count(
+                src,
+                args.requests,
+                args.concurrency,
+                args.upstream_ms,
+                None if args.keep is None else args.keep / name,
+            )
             for name, src in targets
         }
         print(f"{args.requests} requests, {shape}, after {WARM_UP} not counted")
@@ -380,8 +432,8 @@ def main() -> None:
             name: kernel_counts(src, args.syscalls, args.concurrency, args.upstream_ms)
             for name, src in targets
         }
-        for name, (counts, rps, cpu_ms) in kernel.items():
-            report_kernel(name, counts, rps, cpu_ms, args.syscalls, args.top)
+        for name, (counts, rps) in kernel.items():
+            report_kernel(name, counts, rps, args.syscalls, args.top)
 
 
 if __name__ == "__main__":

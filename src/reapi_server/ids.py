@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from reapi._random_hex import random_hex
+from reapi.core import random_hex
 
 __all__ = ["TIME_DIGITS", "new_id", "ordered_id"]
 

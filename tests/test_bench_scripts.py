@@ -138,8 +138,10 @@ def test_the_timeline_splits_the_upstream_wait_by_the_upstream_stamp(tmp_path):
 
 
 def test_request_instructions_bench_parses_its_arguments():
-    # Counting needs valgrind and minutes under it: the suite checks the script loads.
-    assert "--concurrency" in run(str(BENCH / "request_instructions.py"), "--help")
+    # Counting needs valgrind and minutes under it (and perf for --syscalls): the suite checks
+    # the script loads.
+    out = run(str(BENCH / "request_instructions.py"), "--help")
+    assert all(option in out for option in ("--concurrency", "--upstream-ms", "--syscalls"))
 
 
 def test_request_bytecodes_bench_parses_its_arguments():

@@ -29,6 +29,7 @@ from ._observe import Attempt, AttemptEnd, AttemptObserver
 from ._params import ImageParams, Shape, VideoParams
 from ._payload import File, Payload, input_sizes
 from ._probes import HealthProber, ProbeConfig, ProbeReport
+from ._random_hex import random_hex
 from ._settings import SDK_ENV, resolve_connections
 from ._sse import ServerSentEvent
 from ._urls import ByteBudget, UrlPolicy, decode_data_url
@@ -78,6 +79,7 @@ __all__ = [
     "image_request",
     "input_sizes",
     "quick_init",
+    "random_hex",
     "resolve_connections",
     "sniff_media_type",
     "translated",

@@ -82,11 +82,10 @@ def _require_directory(directory: str) -> None:
     S3 without credentials), as after a typo or with systemd credentials not loaded."""
     try:
         os.listdir(directory)
+        return
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise ConfigError(
-            f"{SECRETS_DIR_ENV}: cannot read the directory {directory} ({reason})"
-        ) from error
+    raise ConfigError(f"{SECRETS_DIR_ENV}: cannot read the directory {directory} ({reason})")
 
 
 class SecretFiles(PydanticBaseSettingsSource):

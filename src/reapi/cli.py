@@ -521,6 +521,11 @@ def simulate(
         f"\nTry:\n  OPENAI_API_KEY={handle.api_key} reapi image 'a lighthouse at dusk' "
         f"--model gpt-image-2 -o out.png {flags}"
     )
+    # A gateway calls only the providers it has a key for: every one, so that each simulator
+    # serves its models (the `Try:` line above needs one key only).
+    typer.echo("\nA gateway (reapi-server serve) on the simulators needs, in its environment:")
+    for name, value in handle.gateway_environment.items():
+        typer.echo(f"  {name}={value}")
     try:
         while True:
             time.sleep(3600)

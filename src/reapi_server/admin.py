@@ -139,7 +139,7 @@ async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[
 
 
 async def _in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    settings.ensure_data_dir()
+    settings.ensure_database_dir()
     db = Database(settings.resolved_database_url)
     try:
         await upgrade(db)
@@ -161,7 +161,7 @@ class Migrated:
 
 async def migrate(settings: Settings) -> Migrated:
     """Migrate, saying from which revision to which (an operator upgrading wants to know)."""
-    settings.ensure_data_dir()
+    settings.ensure_database_dir()
     db = Database(settings.resolved_database_url)
     try:
         before = await stamped_revisions(db)
@@ -487,7 +487,7 @@ async def send_notice(
 ) -> Progress:
     """Queue a policy change notice or a newsletter issue for everyone it is meant for and
     not yet queued for (a second run of the same notice continues the first)."""
-    settings.ensure_data_dir()
+    settings.ensure_database_dir()
     db = Database(settings.resolved_database_url)
     try:
         await upgrade(db)

@@ -674,6 +674,37 @@ class Settings(BaseSettings):
         make_private_dirs(self.data_dir)
         tighten(self.data_dir, PRIVATE_DIR)
 
+    @property
+    def database_in_data_dir(self) -> bool:
+        """The database is a SQLite file under `data_dir` (the default one, or a URL naming a
+        file there): SQLite cannot create it unless the directory exists."""
+        if self.database_url is None:
+            return True
+        from sqlalchemy.engine import make_url  # only here: not every command opens a database
+
+        parsed = make_url(self.database_url)
+        path = parsed.database or ""
+        if not parsed.drivername.startswith("sqlite") or path in ("", ":memory:"):
+            return False
+        return Path(path.removeprefix("file:")).resolve().is_relative_to(self.data_dir.resolve())
+
+    @property
+    def writes_data_dir(self) -> bool:
+        """Whether anything is kept under `data_dir`: the SQLite database, outputs on local
+        disk, mail as files. A gateway on PostgreSQL, S3 and Resend keeps nothing there."""
+        return (
+            self.database_in_data_dir
+            or self.storage_backend == "local"
+            or self.email_backend == "file"
+        )
+
+    def ensure_database_dir(self) -> None:
+        """The data dir, made only when the database lives in it: an administration command
+        that touches only the database leaves no empty `./reapi-data` beside a PostgreSQL
+        fleet."""
+        if self.database_in_data_dir:
+            self.ensure_data_dir()
+
     def with_overrides(self, **changes: Any) -> Settings:
         """A copy with CLI flags applied (None means "not given")."""
         copy = self.model_copy()

@@ -14,7 +14,9 @@ problem, never a value (it may be a secret), never a traceback.
   that does not exist stops `serve` too: no outage ends that.
 - advice, a warning for both commands, never a stop: the `file` mail backend (the default) on a
   gateway served over https, which is a public one: its mail (verification and reset links,
-  receipts) would be written to `data_dir/mail` and reach nobody.
+  receipts) would be written to `data_dir/mail` and reach nobody; a `secret_key` shorter than
+  32 bytes (a guessable root for every keyed hash), which deployments made before this check
+  may have and must keep starting with.
 """
 
 from __future__ import annotations
@@ -248,6 +250,26 @@ def _mail(settings: Settings) -> list[Problem]:
     ]
 
 
+#: What the docs ask of `secret_key` (`openssl rand -hex 32` gives 64 bytes of text).
+SECRET_KEY_MIN_BYTES = 32
+
+
+def _secret_length(settings: Settings) -> list[Problem]:
+    secret = settings.secret_key
+    if secret is None or len(secret.get_secret_value().encode()) >= SECRET_KEY_MIN_BYTES:
+        return []
+    return [
+        Problem(
+            f"secret_key is shorter than {SECRET_KEY_MIN_BYTES} bytes: the fleet's keyed hashes "
+            "and derived keys could be guessed; give every instance 32 random bytes, hex "
+            "(`openssl rand -hex 32`), knowing what a change resets (two-factor apps, webhook "
+            'secrets: docs/server.md, "One secret for the fleet")',
+            fatal=False,
+            advisory=True,
+        )
+    ]
+
+
 def _tracing(settings: Settings) -> list[Problem]:
     if not settings.tracing:
         return []
@@ -267,6 +289,7 @@ async def check_live(settings: Settings) -> list[Problem]:
     return [
         *(Problem(line) for line in provider_name_problems(settings)),
         *_mail(settings),
+        *_secret_length(settings),
         *_tracing(settings),
         *(problem for problems in found for problem in problems),
     ]

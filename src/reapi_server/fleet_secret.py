@@ -130,7 +130,7 @@ async def secret_of(db: Database, settings: Settings) -> bytes:
 
 async def resolve_for(settings: Settings, *, migrate: bool = False, adopt: bool = False) -> bytes:
     """Open the settings' database (migrating it first if asked), resolve, close it."""
-    settings.ensure_data_dir()
+    settings.ensure_database_dir()
     # A migration's statements may take long on big tables: no statement timeout for them.
     db = Database(
         settings.resolved_database_url, timeout=None if migrate else settings.database_timeout

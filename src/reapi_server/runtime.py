@@ -236,7 +236,8 @@ def build_runtime(
     span_exporter: SpanExporter | None = None,
 ) -> Runtime:
     """`span_exporter`: with tracing on, where spans go instead of OTLP/HTTP (tests)."""
-    settings.ensure_data_dir()
+    if settings.writes_data_dir:  # on PostgreSQL, S3 and Resend: nothing to keep there
+        settings.ensure_data_dir()
     tracing = _tracing(settings, span_exporter)
     catalog = catalog or load_catalog(settings.catalog_path)
     keys = {name: key.get_secret_value() for name, key in settings.provider_keys.items()}

@@ -300,3 +300,30 @@ def test_a_provider_url_without_its_scheme(tmp_path):
         "error: provider_base_urls.fal is an http:// or https:// URL (http://127.0.0.1:9100/v1)",
         "error: REAPI_OPENAI_BASE_URL is an http:// or https:// URL (http://127.0.0.1:9100/v1)",
     ]
+
+
+def test_a_short_secret_key_is_a_warning(tmp_path, monkeypatch, capsys):
+    """The docs ask for 32 random bytes; a shorter `secret_key` was accepted without a word, a
+    guessable root for every keyed hash. Said by check-config and serve, stopping neither (a
+    deployment made before the check keeps starting), never with the secret itself."""
+    short = "only-twenty-six-characters"
+    result = _check(tmp_path, {"REAPI_SECRET_KEY": short})
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith("warning: secret_key is shorter than 32 bytes")
+    assert "openssl rand -hex 32" in lines[0] and short not in result.output
+    assert lines[-1] == "configuration ok"
+    long_enough = _check(tmp_path, {"REAPI_SECRET_KEY": "k" * 32})
+    assert long_enough.output == "configuration ok\n"
+    assert _check(tmp_path, {}).output == "configuration ok\n"  # generated: nothing to say
+
+    from reapi_server import cli
+
+    for name, value in {
+        "REAPI_DATA_DIR": str(tmp_path / "data"),
+        "REAPI_SECRET_KEY": short,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("REAPI_CONFIG", raising=False)
+    cli._checked(None, {})  # as `serve` checks before it starts
+    assert "warning: secret_key is shorter than 32 bytes" in capsys.readouterr().err

@@ -110,3 +110,27 @@ async def test_the_sdk_surfaces_the_charge_in_gateway_mode(gateway):
     models = await client.with_raw_response.models.list()
     assert models.credits_charged is None  # an answer that charges nothing says nothing
     await client.aclose()
+
+
+async def test_the_openapi_document_declares_the_header_where_answers_carry_it(gateway):
+    """The header was sent and not declared: clients generated from `/openapi.json` did not know
+    it, and schemathesis did not check its value."""
+    document = (await gateway.client.get("/openapi.json")).json()
+    declared = {
+        (path, method): answer["headers"][HEADER]
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for status, answer in operation.get("responses", {}).items()
+        if HEADER in answer.get("headers", {}) and status == "200"
+    }
+    assert set(declared) == {
+        (GENERATIONS, "post"),
+        ("/v1/images/edits", "post"),
+        ("/v1/videos/{video_id}", "get"),  # not its create: a price held is not charged yet
+    }
+    for header in declared.values():
+        assert header["schema"] == {"type": "integer", "minimum": 0}
+        assert header["required"] is False  # absent while not known
+    # The image answer's 200 still documents both its JSON body and its event stream.
+    content = document["paths"][GENERATIONS]["post"]["responses"]["200"]["content"]
+    assert {"application/json", "text/event-stream"} <= set(content)

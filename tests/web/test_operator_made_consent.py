@@ -5,6 +5,8 @@ straight to their settings, keys and billing with neither shown nor recorded).""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import update
 from tests.server.helpers import auth
 from tests.web.helpers import PASSWORD as PASSWORD_OF_SIGN_UP
@@ -191,3 +193,22 @@ async def _delete_account(web, browser, email: str, password: str) -> None:
     assert deleted.headers["location"] == "/login?done=account_deleted"
     async with web.rt.db.read() as session:
         assert await users.find_user_by_email(session, email) is None
+
+
+async def test_an_operator_made_account_s_keys_work_before_anyone_confirmed_16_or_older(web):
+    """The design the operator vouches for: the age question is the dashboard's, so the keys of
+    an account `accounts create` made call /v1 with no consent recorded. docs/accounts.md says
+    so where it describes these accounts (before, it said only that the keys "work as before",
+    not that nobody had confirmed the person's age)."""
+    email = new_email()
+    async with web.rt.db.write() as session:
+        account = await create_account(session, email, credits_granted=5, now=web.rt.now())
+    key = await keys_service(web.rt).create(account.id, name="app")
+    assert (await web.client.get("/v1/credits", headers=auth(key.plaintext))).status_code == 200
+    assert await _consents(web, email) == set()
+
+    page = (Path(__file__).parents[2] / "docs" / "accounts.md").read_text()
+    section = page.split("### Accounts an operator makes", 1)[1].split("\n## ", 1)[0]
+    said = " ".join(section.split())
+    assert "nobody has confirmed that the person is 16 or older before their keys work" in said
+    assert "the operator takes on" in said and "reapi-server users show" in said

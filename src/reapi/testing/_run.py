@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from .._settings import base_url_env
 from ._http import SimServer, SimulatorApp, describe_fault, set_fault_from_json
 from ._messages import Answer, json_answer
 
@@ -82,6 +83,18 @@ class RunningSimulators:
     def provider_urls(self) -> dict[str, str]:
         """Base URLs as the adapters expect them (with each API's path prefix)."""
         return {name: self.urls[name] + self.paths[name] for name in self.servers}
+
+    @property
+    def gateway_environment(self) -> dict[str, str]:
+        """What a gateway (`reapi-server serve`) needs to use every simulator: each provider's
+        key as `REAPI_PROVIDER_KEYS__<NAME>` and its URL as `REAPI_<NAME>_BASE_URL`. A provider
+        without a key is never called (its models answer "no provider key"), so one key alone
+        (`OPENAI_API_KEY`) would leave every other simulator unused."""
+        environment = {}
+        for name, url in self.provider_urls.items():
+            environment[f"REAPI_PROVIDER_KEYS__{name.upper()}"] = self.api_key
+            environment[base_url_env(name)] = url
+        return environment
 
     @property
     def control_url(self) -> str:

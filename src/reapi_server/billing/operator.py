@@ -49,7 +49,7 @@ async def with_billing(settings: Settings, work: Callable[[Billing], Awaitable[T
     """For the CLI: the server's billing on its database, for one piece of work."""
     from ..migrate import upgrade
 
-    settings.ensure_data_dir()
+    settings.ensure_database_dir()
     db = Database(settings.resolved_database_url)
     billing = Billing.from_settings(settings, db, time.time)
     try:

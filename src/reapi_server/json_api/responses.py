@@ -8,13 +8,32 @@ import orjson
 from pydantic import BaseModel
 from starlette.responses import Response
 
-__all__ = ["CREDITS_CHARGED", "ErrorBody", "JsonAnswer", "error_responses", "json_response"]
+__all__ = [
+    "CREDITS_CHARGED",
+    "CREDITS_CHARGED_HEADERS",
+    "ErrorBody",
+    "JsonAnswer",
+    "error_responses",
+    "json_response",
+]
 
 _JSON = b"application/json"
 #: The credits a request was charged, on the answers that know it (an image's, a settled
 #: video's): what LiteLLM's response-cost header and OpenRouter's `usage.cost` tell.
 CREDITS_CHARGED = "x-reapi-credits-charged"
 _CREDITS_CHARGED = CREDITS_CHARGED.encode()
+#: `CREDITS_CHARGED` as the OpenAPI document declares it, on the 200 answers that may carry it
+#: (clients that generate code from the document, and schemathesis, read it there).
+CREDITS_CHARGED_HEADERS: dict[str, Any] = {
+    CREDITS_CHARGED: {
+        "description": "The credits this request was charged, when known: an image's JSON "
+        "answer (and its Idempotency-Key replay), a video once it has ended (0 if it failed). "
+        "Absent on a video whose price is only held, and on a streamed image (its completed "
+        "events carry reapi.credits_charged).",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
 
 
 class JsonAnswer(Response):

@@ -29,7 +29,7 @@ from .requests import (
     image_generation_request,
     json_schema,
 )
-from .responses import ImagesResponse, error_responses
+from .responses import CREDITS_CHARGED_HEADERS, ImagesResponse, error_responses
 
 __all__ = ["router"]
 
@@ -40,6 +40,7 @@ _ERRORS = error_responses(400, 401, 402, 404, 409, 410, 413, 429, 502, 503, 504)
 _ANSWERS = {
     **_ERRORS,
     200: {
+        "headers": CREDITS_CHARGED_HEADERS,
         "content": {
             "text/event-stream": {
                 # One event (its `event` and `data` lines), as a stream's schema describes
@@ -56,7 +57,7 @@ _ANSWERS = {
                     },
                 }
             }
-        }
+        },
     },
 }
 

@@ -6,9 +6,15 @@ from pydantic import BaseModel, ConfigDict
 
 from reapi.types import ImagesResponse, Model, ModelList, Video, VideoDeleted, VideoList
 
-from ..json_api.responses import ErrorBody, error_responses, json_response
+from ..json_api.responses import (
+    CREDITS_CHARGED_HEADERS,
+    ErrorBody,
+    error_responses,
+    json_response,
+)
 
 __all__ = [
+    "CREDITS_CHARGED_HEADERS",
     "CreditsBody",
     "ErrorBody",
     "ImagesResponse",

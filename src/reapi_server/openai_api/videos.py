@@ -17,7 +17,14 @@ from .dependencies import Caller, Context, Rt
 from .files import stored_response
 from .idempotent import Created, idempotent
 from .requests import VideoBody, json_schema, video_request_of
-from .responses import Video, VideoDeleted, VideoList, error_responses, json_response
+from .responses import (
+    CREDITS_CHARGED_HEADERS,
+    Video,
+    VideoDeleted,
+    VideoList,
+    error_responses,
+    json_response,
+)
 
 __all__ = ["router"]
 
@@ -105,7 +112,8 @@ async def list_videos(
     "/videos/{video_id}",
     summary="Retrieve a video job",
     response_model=Video,
-    responses=error_responses(400, 401, 404, 429),
+    # Once the video has ended, what it was charged (`json_response(charged=)`).
+    responses={**error_responses(400, 401, 404, 429), 200: {"headers": CREDITS_CHARGED_HEADERS}},
 )
 async def retrieve_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response:
     body, charged = await service.retrieve_charged(rt, principal, video_id)

@@ -37,7 +37,7 @@ async def export_usage(
     default) to `output` (created 0600) or `stdout`; how many rows were written."""
     if time_zone is not None and time_zone not in known_zones():
         raise GatewayError("unknown time zone (an IANA name such as Europe/Paris)")
-    settings.ensure_data_dir()
+    settings.ensure_database_dir()
     db = Database(settings.resolved_database_url)
     try:
         await upgrade(db)

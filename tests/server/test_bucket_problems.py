@@ -15,14 +15,17 @@ from reapi_server.bucket_problems import bucket_problem
 from reapi_server.config_check import check_live
 
 #: The shared settings name the test catalog's providers (primary, backup), which the live check
-#: reports as unknown to the shipped catalog; these tests look at the bucket alone.
-NO_TEST_PROVIDERS: dict[str, object] = {"provider_keys": {}, "provider_base_urls": {}}
+#: reports as unknown to the shipped catalog, and a short secret, which it warns about; these
+#: tests look at the bucket alone.
+BUCKET_ALONE: dict[str, object] = {
+    "provider_keys": {},
+    "provider_base_urls": {},
+    "secret_key": "a-test-secret-of-at-least-32-bytes",
+}
 
 
 def test_a_bucket_that_does_not_exist_stops_the_start(moto_server, tmp_path):  # noqa: F811
-    settings = settings_for(
-        tmp_path, **NO_TEST_PROVIDERS, **moto_server.settings("no-such-bucket-here")
-    )
+    settings = settings_for(tmp_path, **BUCKET_ALONE, **moto_server.settings("no-such-bucket-here"))
     problems = [(p.text, p.fatal) for p in asyncio.run(check_live(settings))]
     assert problems == [
         (

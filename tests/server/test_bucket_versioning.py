@@ -14,14 +14,19 @@ from tests.server.s3 import moto_server  # noqa: F401  (fixture)
 from reapi_server.config_check import check_live
 
 #: The shared settings name the test catalog's providers (primary, backup), which the live check
-#: reports as unknown to the shipped catalog; these tests look at the bucket alone.
-NO_TEST_PROVIDERS: dict[str, object] = {"provider_keys": {}, "provider_base_urls": {}}
+#: reports as unknown to the shipped catalog, and a short secret, which it warns about; these
+#: tests look at the bucket alone.
+BUCKET_ALONE: dict[str, object] = {
+    "provider_keys": {},
+    "provider_base_urls": {},
+    "secret_key": "a-test-secret-of-at-least-32-bytes",
+}
 
 KEPT = "s3: bucket versioning is on"
 
 
 def _problems(moto_server, bucket: str, tmp_path) -> list[tuple[str, bool]]:  # noqa: F811
-    settings = settings_for(tmp_path, **NO_TEST_PROVIDERS, **moto_server.settings(bucket))
+    settings = settings_for(tmp_path, **BUCKET_ALONE, **moto_server.settings(bucket))
     return [(p.text, p.fatal) for p in asyncio.run(check_live(settings))]
 
 

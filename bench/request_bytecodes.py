@@ -96,10 +96,10 @@ def count(source: str | None, requests: int, concurrency: int) -> Counter[tuple[
                 argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
             )
             wait_ready(f"http://127.0.0.1:{port}/healthz", process, 120, log)
-            _send(port, key, WARM_UP, concurrency)
+            _send(port, key, WARM_UP, concurrency, None)
             os.kill(process.pid, signal.SIGUSR1)
             started = time.monotonic()
-            _send(port, key, requests, concurrency)
+            _send(port, key, requests, concurrency, None)
             os.kill(process.pid, signal.SIGUSR2)
             time.sleep(time.monotonic() - started)
             os.kill(process.pid, signal.SIGUSR2)

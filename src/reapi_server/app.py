@@ -144,8 +144,8 @@ def create_app(
         if rt.bus is not None:
             tasks.append(asyncio.create_task(rt.bus.run()))
         log.info("gateway ready", extra={"code": f"providers={len(rt.core.connections)}"})
-        # Streams of events end when the server is told to stop, not when their lifetime does.
-        forget_signals = on_exit_signal(rt.job_changes.close)
+        # Streams of events end when the drain begins, not when their lifetime does.
+        forget_signals = on_exit_signal(rt.job_changes.close, settings.drain_delay_seconds)
         try:
             with loop_errors_by_type():
                 yield

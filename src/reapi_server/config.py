@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     #: On SIGTERM: seconds to finish the requests in flight (new ones are refused at once) before
     #: they are cut off. Video jobs' leases are handed back either way.
     drain_seconds: float = Field(default=30.0, ge=0)
+    #: On SIGTERM, before the drain: seconds of serving as usual while /readyz answers 503 and
+    #: every answer closes its connection, so that a proxy takes the instance out of rotation
+    #: and drops its kept-alive connections before the drain closes them. 0: drain at once.
+    drain_delay_seconds: float = Field(default=0.0, ge=0)
     #: The public address of this gateway, used in output URLs (`response_format=url`). When
     #: unset, URLs are built from the address the gateway listens on (the socket a request
     #: came in on), never from the Host header. Behind a proxy or NAT, set it.

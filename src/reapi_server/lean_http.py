@@ -16,6 +16,9 @@ Two things uvicorn (0.55) does on every request that the gateway can do for less
   changes the scope only when a request has an `X-Forwarded-For` or `X-Forwarded-Proto`
   header. A request without either (noticed as its headers arrive) is handed to the app inside
   it; one with them goes through it as before.
+
+In the drain delay after SIGTERM (`leaving`), every answer not begun is sent with `connection:
+close` (uvicorn then closes the connection after it), so that no request comes on it after.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
     RequestResponseCycle,
 )
+
+from .leaving import LEAVING
 
 __all__ = ["GatewayCycle", "LeanHttpToolsProtocol"]
 
@@ -106,6 +111,8 @@ class GatewayCycle(RequestResponseCycle):
         self.expected_content_length = 0
 
     async def send(self, message: ASGISendEvent) -> None:
+        if LEAVING.now and not self.response_started:
+            self.keep_alive = False  # the drain delay: the answer closes its connection
         if self.disconnected or self.access_log or self.flow.write_paused:
             await super().send(message)
         elif not self.response_started:

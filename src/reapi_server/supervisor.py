@@ -1,8 +1,12 @@
 """The parent of `serve --workers N`: uvicorn's supervisor (it restarts a worker that dies, and
 hands SIGTERM on to every worker so that each drains), telling the metrics which workers are
-gone."""
+gone. A SIGTERM or SIGINT that comes while the workers stop (in their drain delay) is handed on
+too, so that each drains at once, as one process does on a second signal."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 from uvicorn.supervisors import Multiprocess
 
@@ -30,6 +34,18 @@ class Supervisor(Multiprocess):
         self._forget_gone(before)
 
     def join_all(self) -> None:
-        super().join_all()
+        for process in self.processes:
+            while process.exitcode is None:
+                process.process.join(0.2)
+                self._hand_on_signals()
         for pid in self._pids():
             forget_worker(pid)
+
+    def _hand_on_signals(self) -> None:
+        """Signals that came since the workers were told to stop, each handed on to them."""
+        while self.signal_queue:
+            if self.signal_queue.pop(0) not in (signal.SIGTERM, signal.SIGINT):
+                continue
+            for process in self.processes:
+                if process.exitcode is None and process.pid is not None:
+                    os.kill(process.pid, signal.SIGTERM)

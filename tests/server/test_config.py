@@ -91,9 +91,20 @@ def test_config_errors_are_one_line_without_a_traceback(tmp_path, config_text, e
 
 
 @pytest.mark.parametrize("value", ["inf", "1e400", "nan"])
-@pytest.mark.parametrize("name", ["audit_retention_days", "retention_days", "drain_seconds"])
+@pytest.mark.parametrize(
+    "name", ["audit_retention_days", "retention_days", "drain_seconds", "drain_delay_seconds"]
+)
 def test_a_setting_is_never_infinite(monkeypatch, name, value):
     """ "inf" days would keep rows for ever (and print "inf days" in the privacy policy)."""
     monkeypatch.setenv(f"REAPI_{name.upper()}", value)
     with pytest.raises(ValidationError, match=name):
+        Settings()
+
+
+def test_the_drain_delay_is_off_by_default_and_never_negative(monkeypatch):
+    assert Settings().drain_delay_seconds == 0  # `make demo` and a bare `serve` stop at once
+    monkeypatch.setenv("REAPI_DRAIN_DELAY_SECONDS", "3")
+    assert Settings().drain_delay_seconds == 3
+    monkeypatch.setenv("REAPI_DRAIN_DELAY_SECONDS", "-1")
+    with pytest.raises(ValidationError, match="drain_delay_seconds"):
         Settings()

@@ -1,5 +1,6 @@
 """/healthz (the process answers) and /readyz (the database answers and works; what Redis does
-is said, but a Redis that is down does not make the gateway unready: it falls back)."""
+is said, but a Redis that is down does not make the gateway unready: it falls back). In the drain
+delay after SIGTERM (`leaving`), /readyz answers 503 so that a proxy stops sending here."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..leaving import LEAVING
 from ..runtime import Runtime
 
 __all__ = ["router"]
@@ -36,6 +38,9 @@ async def _database_ready(rt: Runtime) -> bool:
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
+    if LEAVING.now:
+        body = {"status": "stopping", "redis": rt.redis.status if rt.redis is not None else "off"}
+        return Response(orjson.dumps(body), 503, media_type="application/json")
     ready = await _database_ready(rt)
     body = {
         "status": "ready" if ready else "database unavailable",

@@ -139,6 +139,7 @@ def fleet(
         "REAPI_S3_SECRET_ACCESS_KEY_FILE": str(secrets_dir / "s3_secret_access_key"),
         "REAPI_PUBLIC_BASE_URL": "http://gateway.fleet.test",
         "REAPI_FORWARDED_ALLOW_IPS": '["127.0.0.1"]',
+        "REAPI_DRAIN_DELAY_SECONDS": "1",
         "REAPI_DRAIN_SECONDS": "15",
         "REAPI_LOG_JSON": "true",
         # the test's own

@@ -66,8 +66,13 @@ def test_compose_settings_are_valid_settings_and_secrets_come_from_files():
     assert not any("KEY=" in str(v) or "PASSWORD" in str(v) for v in gateway["environment"])
     caddy = compose["services"]["caddy"]["networks"]["reapi"]["ipv4_address"]
     assert gateway["environment"]["REAPI_FORWARDED_ALLOW_IPS"] == f'["{caddy}"]'
+    # Docker's SIGKILL comes after the serving delay and the drain, not during them; the delay
+    # lets Caddy's health check (its interval, plus a second) take the gateway out first.
     drain = float(gateway["environment"]["REAPI_DRAIN_SECONDS"])
-    assert float(gateway["stop_grace_period"].removesuffix("s")) > drain
+    delay = float(gateway["environment"]["REAPI_DRAIN_DELAY_SECONDS"])
+    assert float(gateway["stop_grace_period"].removesuffix("s")) > delay + drain
+    interval = re.search(r"health_interval (\d+)s", (ROOT / "deploy" / "Caddyfile").read_text())
+    assert interval and delay > float(interval[1])
 
 
 def test_the_image():

@@ -6,6 +6,7 @@ check, and the systemd unit drains on SIGTERM."""
 import re
 from pathlib import Path
 
+import uvicorn
 import yaml
 from tests.server.fleet import GATEWAY_COMMAND, GATEWAY_ENVIRONMENT
 
@@ -71,8 +72,13 @@ def test_compose_settings_are_valid_settings_and_secrets_come_from_files():
     drain = float(gateway["environment"]["REAPI_DRAIN_SECONDS"])
     delay = float(gateway["environment"]["REAPI_DRAIN_DELAY_SECONDS"])
     assert float(gateway["stop_grace_period"].removesuffix("s")) > delay + drain
-    interval = re.search(r"health_interval (\d+)s", (ROOT / "deploy" / "Caddyfile").read_text())
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    interval = re.search(r"health_interval (\d+)s", caddyfile)
     assert interval and delay > float(interval[1])
+    # Caddy lets an idle connection go before the gateway does (uvicorn's keep-alive timeout,
+    # which serving.py leaves at its default): a request is never sent on one closing under it.
+    idle = re.search(r"^\s*keepalive (\d+)s$", caddyfile, flags=re.M)
+    assert idle and float(idle[1]) < uvicorn.Config(app=None).timeout_keep_alive
 
 
 def test_the_image():

@@ -36,6 +36,7 @@ from ._exceptions import (
     RouteRefusedError,
 )
 from ._fetch import AsyncFetcher, SyncFetcher
+from ._interrupts import ClosedUnlessInterrupted, OnInterrupt
 from ._observe import Attempt, AttemptObserver, Watch
 from ._sse import (
     MAX_UPSTREAM_EVENT_BYTES,
@@ -97,6 +98,10 @@ def _httpx_kwargs(request: UpstreamRequest) -> dict[str, Any]:
     elif request.data:
         kwargs["data"] = dict(request.data)
     return kwargs
+
+
+def _new_sync_client() -> httpx.Client:
+    return httpx.Client(limits=_LIMITS, follow_redirects=False)
 
 
 def _timeouts(first_byte: float) -> httpx.Timeout:
@@ -400,9 +405,18 @@ class SyncEngine(_Base):
         observer: AttemptObserver | None = None,
     ) -> None:
         super().__init__(router, observer)
-        self._client = client or httpx.Client(limits=_LIMITS, follow_redirects=False)
+        self._owns_client = client is None
+        self._client = client or _new_sync_client()
         self.fetcher = fetcher or SyncFetcher()
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        # Ctrl-C inside httpcore may leave the pool's lock taken (`reapi._interrupts`): a
+        # pool of our own is then swapped for a fresh one, so `close()` and the next
+        # request do not wait on it forever. A caller's `http_client` is theirs to replace.
+        self._interrupts = OnInterrupt(self._drop_the_pool)
+
+    def _drop_the_pool(self) -> None:
+        if self._owns_client:
+            self._client = _new_sync_client()
 
     def close(self) -> None:
         self._client.close()
@@ -417,39 +431,43 @@ class SyncEngine(_Base):
         return self._pool
 
     def send(self, request: UpstreamRequest, provider: str, first_byte: float) -> UpstreamResponse:
+        with self._interrupts:
+            return self._send(request, provider, first_byte)
+
+    def _send(self, request: UpstreamRequest, provider: str, first_byte: float) -> UpstreamResponse:
         first_byte, body_deadline = self._deadlines(request, first_byte)
         started = time.perf_counter()
         error: APIConnectionError | APIResponseError | None = None
+        client = self._client
         try:
-            built = self._client.build_request(
+            built = client.build_request(
                 request.method, request.url, timeout=_timeouts(first_byte), **_httpx_kwargs(request)
             )
-            response = self._client.send(built, stream=True)
+            response = client.send(built, stream=True)
         except (httpx.TransportError, TimeoutError) as exc:
             error = self._connection_error(exc, provider, "waiting for the first byte")
         if error is not None:
             raise error
         chunks: list[bytes] = []
         limit, size = self._answer_limit(request), 0
-        try:
-            if _declared_length(response.headers) > limit:
-                error = answer_too_large(provider, limit)
-            else:
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        error = answer_too_large(provider, limit)
-                        break
-                    chunks.append(chunk)
-                    if time.perf_counter() - started > first_byte + body_deadline:
-                        error = APITimeoutError(
-                            f"{provider} did not finish its answer in time", provider=provider
-                        )
-                        break
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            error = self._connection_error(exc, provider, "reading the body")
-        finally:
-            response.close()
+        with ClosedUnlessInterrupted(response.close):
+            try:
+                if _declared_length(response.headers) > limit:
+                    error = answer_too_large(provider, limit)
+                else:
+                    for chunk in response.iter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            error = answer_too_large(provider, limit)
+                            break
+                        chunks.append(chunk)
+                        if time.perf_counter() - started > first_byte + body_deadline:
+                            error = APITimeoutError(
+                                f"{provider} did not finish its answer in time", provider=provider
+                            )
+                            break
+            except (httpx.TransportError, httpx.StreamError) as exc:
+                error = self._connection_error(exc, provider, "reading the body")
         if error is not None:
             raise error
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -466,21 +484,21 @@ class SyncEngine(_Base):
         chunks they came in; the reader splits them (`reapi._sse`: by the event-stream rules,
         within its bounds). A transport failure, at the start or mid-stream, is an
         `APIConnectionError` (`APITimeoutError` after `idle` seconds without a byte)."""
-        built = self._client.build_request(
+        client = self._client
+        built = client.build_request(
             request.method,
             request.url,
             timeout=_stream_timeouts(first_byte, idle),
             **_httpx_kwargs(request),
         )
-        response = translated(
-            lambda: self._client.send(built, stream=True),
-            (httpx.TransportError, TimeoutError),
-            lambda e: self._connection_error(e, provider, "waiting for the first byte"),
-        )
-        try:
-            yield response.status_code, self._chunks(response, provider)
-        finally:
-            response.close()
+        with self._interrupts:
+            response = translated(
+                lambda: client.send(built, stream=True),
+                (httpx.TransportError, TimeoutError),
+                lambda e: self._connection_error(e, provider, "waiting for the first byte"),
+            )
+            with ClosedUnlessInterrupted(response.close):
+                yield response.status_code, self._chunks(response, provider)
 
     def _chunks(self, response: httpx.Response, provider: str) -> Iterator[bytes]:
         chunks = response.iter_bytes()

@@ -35,6 +35,7 @@ import httpx
 
 from ._detached import translated, translated_async
 from ._exceptions import InvalidRequestError
+from ._interrupts import ClosedUnlessInterrupted
 from ._payload import File
 from ._urls import (
     ByteBudget,
@@ -262,12 +263,11 @@ class SyncFetcher:
         deadline = time.monotonic() + self.policy.timeout
         pins: Pins = {}
         backend = _Pinned(pins, self._backend)
-        with (
-            _unlogged(),
-            httpcore.ConnectionPool(
-                ssl_context=_ssl_context(), network_backend=backend, retries=0
-            ) as pool,
-        ):
+        pool = httpcore.ConnectionPool(
+            ssl_context=_ssl_context(), network_backend=backend, retries=0
+        )
+        # Not `with pool`: after Ctrl-C its close may wait forever (`reapi._interrupts`).
+        with _unlogged(), ClosedUnlessInterrupted(pool.close):
             while True:
                 hop = walk.hop
                 pins[hop.host] = self._pin(hop, walk.param)

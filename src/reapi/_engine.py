@@ -36,6 +36,7 @@ from ._exceptions import (
     RouteRefusedError,
 )
 from ._fetch import AsyncFetcher, SyncFetcher
+from ._frozen import quick_init
 from ._interrupts import ClosedUnlessInterrupted, OnInterrupt
 from ._observe import Attempt, AttemptObserver, Watch
 from ._sse import (
@@ -76,6 +77,7 @@ _LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, keepa
 HEDGE_LOST = "hedge_lost"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome(Generic[T_co]):
     result: T_co

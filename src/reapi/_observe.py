@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 import anyio
 
 from ._exceptions import ReapiError
+from ._frozen import quick_init
 from .catalog import Route
 
 __all__ = ["Attempt", "AttemptEnd", "AttemptObserver", "Outcome", "Watch"]
@@ -43,6 +44,7 @@ class Attempt:
     state: object = None
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AttemptEnd:
     outcome: Outcome

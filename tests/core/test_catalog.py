@@ -198,3 +198,21 @@ def test_a_size_just_over_the_limit_never_reads_as_the_limit():
         check_image(gpt(), params, input_images=1, has_mask=True, mask_size=4_000_001)
     # At the limits.
     check_image(gpt(), params, input_images=1, input_sizes=[50_000_000], mask_size=4_000_000)
+
+
+def test_a_routes_key_is_made_once_and_a_copy_makes_its_own():
+    """`Route.key` is cached on the route; a copy with other fields (`model_copy`, which
+    `copy.replace` uses too) must not keep the original's key: it names the breaker."""
+    import copy
+
+    from reapi.catalog import Route
+
+    route = Route(provider="openai", upstream_model="gpt-image-2")
+    assert route.key == "openai/gpt-image-2" and route.key is route.key
+    moved = route.model_copy(update={"provider": "fal"})
+    assert moved.key == "fal/gpt-image-2" and route.key == "openai/gpt-image-2"
+    assert route.model_copy(update={"upstream_model": "x"}, deep=True).key == "openai/x"
+    assert route.model_copy(update={"stream_idle_timeout": 5.0}).key == "openai/gpt-image-2"
+    assert copy.copy(route).key == copy.deepcopy(route).key == "openai/gpt-image-2"
+    assert route == Route(provider="openai", upstream_model="gpt-image-2")  # cache not compared
+    assert "key" not in route.model_dump()

@@ -8,8 +8,9 @@ from dataclasses import InitVar, dataclass, field
 
 import pytest
 
+from reapi._engine import Outcome
 from reapi._frozen import quick_init
-from reapi.core import ImageParams, Shape
+from reapi.core import AttemptEnd, ImageParams, Shape
 from reapi.providers import GeneratedFile, ImageResult, UpstreamRequest, UpstreamResponse
 
 
@@ -108,7 +109,17 @@ def test_what_it_cannot_do_exactly_is_refused_at_class_creation():
 
 
 @pytest.mark.parametrize(
-    "cls", [ImageParams, Shape, UpstreamRequest, UpstreamResponse, GeneratedFile, ImageResult]
+    "cls",
+    [
+        ImageParams,
+        Shape,
+        UpstreamRequest,
+        UpstreamResponse,
+        GeneratedFile,
+        ImageResult,
+        Outcome,
+        AttemptEnd,
+    ],
 )
 def test_the_hot_paths_objects_are_built_quickly(cls):
     # The generated `__init__` sets each field through `object.__setattr__`.

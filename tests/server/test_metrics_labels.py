@@ -55,3 +55,26 @@ def test_counts_and_observations_read_as_prometheus_clients_own():
         counter.labels("a").inc(-1)
     with pytest.raises(ValueError, match="missing label values"):
         counter.inc()
+
+
+def test_cached_children_count_in_prometheus_clients_series_and_appear_when_first_counted():
+    """`Metrics.http`, `credits_moved` and `attempts_by` hand out the children `labels` makes:
+    counts through either land in one series, and a series is not exposed before its first
+    count (a scrape's series appear when they did without the cache)."""
+    metrics = Metrics()
+    assert 'movement="charged"' not in metrics.exposition().decode()
+    assert metrics.credits_moved["charged"] is metrics.credits.labels("charged")
+    metrics.credits_moved["charged"].inc(3)
+    metrics.credits.labels("charged").inc(2)
+    requests, latency = metrics.http["POST", "/v1/images/generations", 200]
+    assert requests is metrics.requests.labels("POST", "/v1/images/generations", "200")
+    assert latency is metrics.latency.labels("POST", "/v1/images/generations")
+    assert metrics.http["POST", "/v1/images/generations", 200] == (requests, latency)
+    requests.inc()
+    metrics.record_attempts("m", [("primary", "ok"), ("primary", "ok")])
+    assert metrics.attempts_by["primary", "ok"] is metrics.upstream_attempts.labels("primary", "ok")
+    text = metrics.exposition().decode()
+    assert 'reapi_credits_total{movement="charged"} 5.0' in text
+    assert 'movement="released"' not in text and 'movement="reserved"' not in text
+    assert 'status="200"} 1.0' in text
+    assert 'reapi_upstream_attempts_total{code="ok",provider="primary"} 2.0' in text

@@ -330,6 +330,24 @@ def test_keys_name_only_the_task_and_a_name_only_the_secret_gives():
     assert task_of_prefix(names.key(task, 0, "image/png")) is None
 
 
+def test_output_names_are_the_keyed_digest_they_always_were():
+    """`OutputNames` copies one keyed HMAC state per name (`derived_keys.KeyedDigest`) instead
+    of keying HMAC anew: the same names, so outputs stored before keep their keys, and no name
+    carries state from the one before."""
+    from reapi_server.derived_keys import KeyedDigest, derive_key, keyed_digest
+    from reapi_server.mirror.keys import OutputNames
+
+    names = OutputNames(b"the fleet's secret")
+    key = derive_key(b"the fleet's secret", "output-names")
+    for task, index in [("req_" + "0" * 24, 0), (f"video_{secrets.token_hex(12)}", 3)] * 2:
+        digest = keyed_digest(key, f"{task}/{index}")
+        assert names.key(task, index, "image/png") == f"outputs/{task}/{index}-{digest[:32]}.png"
+    keyed = KeyedDigest(key)
+    assert [keyed.hex(v) for v in ("a", "", "a", "é" * 100)] == [
+        keyed_digest(key, v) for v in ("a", "", "a", "é" * 100)
+    ]
+
+
 async def test_a_public_bucket_serves_no_output_to_whoever_knows_its_request_id(
     make_gateway, storage_backend, moto_server
 ):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from functools import cached_property
+from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -118,9 +120,18 @@ class Route(_Frozen):
     #: event and between events, instead of `first_byte_timeout` before the whole answer.
     stream_idle_timeout: float | None = Field(default=None, gt=0)
 
-    @property
+    @cached_property
     def key(self) -> str:
+        """`provider/upstream_model`: the route's breaker, statistics and attempt log name.
+        Made once per route (a catalog's routes live as long as it; a request reads the key
+        four times) and kept in the instance's `__dict__`, where `model_copy` would copy it
+        along with the fields it came from: the copy below drops it."""
         return f"{self.provider}/{self.upstream_model}"
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("key", None)  # made again from the copy's own fields
+        return copied
 
 
 class ModelSpec(_Frozen):

@@ -123,7 +123,7 @@ async def generate(
     hold_id = await rt.db.grouped(open_request, account=principal.account_id, at_once=True)
     if isinstance(hold_id, GatewayError):
         raise hold_id
-    rt.metrics.credits.labels("reserved").inc(cost)
+    rt.metrics.credits_moved["reserved"].inc(cost)
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
     # Hedged attempts run at once: the caller hears one's drafts at a time (`drafts`).
@@ -218,8 +218,8 @@ async def generate(
         rt.live_holds.discard(hold_id)
     rt.alerts.observe(closed)  # memory only: a crossing's write runs apart
     if closed is not None:
-        rt.metrics.credits.labels("charged").inc(closed.charged)
-        rt.metrics.credits.labels("released").inc(closed.amount - closed.charged)
+        rt.metrics.credits_moved["charged"].inc(closed.charged)
+        rt.metrics.credits_moved["released"].inc(closed.amount - closed.charged)
         rt.auto_top_up.spent(principal.account_id)  # in memory: checked off the request path
 
     data = [{"url": file_url(base_url, f.file_id)} for f in files] if as_url else inline
@@ -281,7 +281,7 @@ async def _release(
         closed = await rt.db.grouped(release_request, account=account_id)
         rt.alerts.observe(closed)
         if closed is not None:
-            rt.metrics.credits.labels("released").inc(closed.amount)
+            rt.metrics.credits_moved["released"].inc(closed.amount)
 
     with anyio.CancelScope(shield=True):  # failing, retried each second; the error stands
         await rt.pending_releases.release_or_keep(

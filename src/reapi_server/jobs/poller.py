@@ -266,7 +266,7 @@ class JobPoller:
         rt.metrics.video_jobs.labels("completed").inc()
         rt.alerts.observe(closed)
         if closed is not None:
-            rt.metrics.credits.labels("charged").inc(closed.charged)
+            rt.metrics.credits_moved["charged"].inc(closed.charged)
             rt.auto_top_up.spent(job.account_id)
 
     async def _failed(self, job: VideoJob, route: Route, status: TaskStatus) -> None:

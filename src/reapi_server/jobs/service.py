@@ -184,7 +184,7 @@ async def _after_discard(rt: Runtime, discarded: _Discarded) -> None:
     else:
         rt.job_changes.changed(discarded.job_id)
     if discarded.released is not None:
-        rt.metrics.credits.labels("released").inc(discarded.released.amount)
+        rt.metrics.credits_moved["released"].inc(discarded.released.amount)
     # The objects go at once; they were queued with the rows, so an outage only delays it.
     await delete_queued(rt, discarded.targets)
     if discarded.upstream is not None:

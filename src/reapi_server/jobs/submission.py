@@ -156,7 +156,7 @@ async def create(
     refused = await rt.db.grouped(open_job, account=principal.account_id, at_once=True)
     if refused is not None:
         raise refused
-    rt.metrics.credits.labels("reserved").inc(cost)
+    rt.metrics.credits_moved["reserved"].inc(cost)
     if has_references(prepared.payload) or prepared.spec.capabilities.input_video:
         prepared = await _with_inputs(rt, principal, job_id, prepared)
     remembered = RememberedJob(prepared)
@@ -349,7 +349,7 @@ async def finish_failed(
     tell_ended(rt, job_id)
     rt.metrics.video_jobs.labels("failed").inc()
     if closed is not None:
-        rt.metrics.credits.labels("released").inc(closed.amount)
+        rt.metrics.credits_moved["released"].inc(closed.amount)
     return True
 
 

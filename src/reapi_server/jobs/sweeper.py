@@ -82,7 +82,7 @@ async def sweep_once(rt: Runtime) -> SweepReport:
                     await enqueue_deletions(session, [task_prefix(request_id)], now)
         if closed is not None:
             released += 1
-            rt.metrics.credits.labels("released").inc(closed.amount)
+            rt.metrics.credits_moved["released"].inc(closed.amount)
     failed = 0
     for job in submissions:
         if await finish_failed(

@@ -15,7 +15,7 @@ import re
 
 from reapi.core import extension_for
 
-from ..derived_keys import derive_key, keyed_digest
+from ..derived_keys import KeyedDigest, derive_key
 from .storage import check_key
 
 __all__ = [
@@ -54,13 +54,13 @@ _NAME_DIGITS = 32
 class OutputNames:
     """The keys outputs are stored under, named with the fleet's secret (see the module)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_names",)
 
     def __init__(self, secret: bytes) -> None:
-        self._key = derive_key(secret, "output-names")
+        self._names = KeyedDigest(derive_key(secret, "output-names"))
 
     def key(self, task_id: str, index: int, content_type: str) -> str:
-        name = keyed_digest(self._key, f"{task_id}/{index}")[:_NAME_DIGITS]
+        name = self._names.hex(f"{task_id}/{index}")[:_NAME_DIGITS]
         # One check: the key passing it, its prefix (`task_prefix`) would pass it too.
         extension = extension_for(content_type)
         return check_key(f"{OUTPUTS_PREFIX}{task_id}/{index}-{name}.{extension}")

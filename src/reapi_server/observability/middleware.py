@@ -223,8 +223,9 @@ class AccessMiddleware:
     def _record(self, scope: Scope, context: RequestContext, status: int, elapsed: float) -> None:
         route = route_template(scope)
         method = method_of(scope)
-        self.metrics.requests.labels(method, route, str(status)).inc()
-        self.metrics.latency.labels(method, route).observe(elapsed)
+        requests, latency = self.metrics.http[method, route, status]
+        requests.inc()
+        latency.observe(elapsed)
         if route not in ("/metrics", "/healthz", "/readyz") and log.isEnabledFor(logging.INFO):
             log.info(
                 "request",

@@ -25,6 +25,7 @@ from typer.core import TyperGroup
 from ._client import ReAPI
 from ._detached import translated
 from ._exceptions import ReapiError
+from ._files import write_whole
 from .catalog import Catalog, ModelSpec, load_catalog
 from .types import BinaryContent, ImagesResponse, Model, Video
 
@@ -212,7 +213,7 @@ FormatOption = Annotated[
 def _write_images(result: ImagesResponse, output: Path) -> None:
     for index, item in enumerate(result.data, start=1):
         target = output if len(result.data) == 1 else output.with_stem(f"{output.stem}-{index}")
-        target.write_bytes(item.content())
+        write_whole(target, item.content())
         _say(f"wrote {target}")
     if result.reapi:
         _say(f"served by {result.reapi.route} in {result.reapi.attempts} attempt(s)")

@@ -950,6 +950,10 @@ class AsyncEngine(_Base):
                             launch()
                 group.cancel_scope.cancel()
         finally:
+            # Every attempt has ended with the group: unclosed, the streams warn as they are
+            # collected (`ResourceWarning`, on every hedged call), cancelled or not.
+            send.close()
+            receive.close()
             if watch is not None:
                 watch.abandon_the_rest()  # hedges that lost, cancelled with the group
         if fatal is not None:

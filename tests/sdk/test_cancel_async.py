@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import warnings
 
 import anyio
 import pytest
@@ -113,3 +114,21 @@ async def test_a_stream_cancelled_mid_event_leaves_the_client_usable(sims):  # n
     gc.collect()
     await asyncio.sleep(0)
     assert unretrieved == []
+
+
+@pytest.mark.parametrize("cancelled", [False, True], ids=["answered", "cancelled"])
+async def test_a_hedged_call_leaves_nothing_unclosed(sims, cancelled):  # noqa: F811
+    """Before: every hedged call left its two result streams unclosed (a `ResourceWarning`
+    each, as they were collected)."""
+    primary, backup = sims
+    reapi = client(sims, hedge_after=0.05)
+    if cancelled:
+        primary.faults.set(Fault.HANG)
+        backup.faults.set(Fault.HANG)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with anyio.move_on_after(0.3):
+            await reapi.images.generate(model="gpt-image-2", prompt="p")
+        gc.collect()
+    await reapi.close()
+    assert [str(w.message) for w in seen if w.category is ResourceWarning] == []

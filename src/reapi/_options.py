@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 
 import httpx
 
+from ._detached import translated
 from ._exceptions import ConfigurationError, InvalidRequestError
 
 __all__ = [
@@ -136,10 +137,11 @@ class ClientOptions:
                     param=given[0],
                     code="gateway_only_option",
                 )
-        try:
-            seconds = timeout_seconds(timeout)
-        except ConfigurationError as error:
-            raise InvalidRequestError(str(error), param="timeout") from error
+        seconds = translated(
+            lambda: timeout_seconds(timeout),
+            ConfigurationError,
+            lambda error: InvalidRequestError(str(error), param="timeout"),
+        )
         if seconds is not None and seconds <= 0:
             raise InvalidRequestError(
                 "timeout must be a positive number of seconds", param="timeout"

@@ -23,7 +23,7 @@ from ._exceptions import ConfigurationError
 from ._fetch import AsyncFetcher, SyncFetcher
 from ._gateway import GatewayProtocols
 from ._local import LocalCore
-from ._options import DEFAULT_MAX_RETRIES, ClientOptions
+from ._options import DEFAULT_MAX_RETRIES, ClientOptions, TimeoutOption
 from ._raw_clients import AsyncReAPIWithRawResponse, ReAPIWithRawResponse
 from ._secret import Secret
 from ._settings import resolve_connections
@@ -128,11 +128,11 @@ class ReAPI:
         breakers: BreakerStore | None = None,
         http_client: httpx.Client | None = None,
         url_policy: UrlPolicy | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        options = ClientOptions(timeout, max_retries, dict(default_headers or {}))
+        options = ClientOptions.given(timeout, max_retries, dict(default_headers or {}))
         setup = _Setup(
             api_key=api_key,
             base_url=base_url,
@@ -172,7 +172,7 @@ class ReAPI:
     def with_options(
         self,
         *,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         max_retries: int | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> ReAPI:
@@ -222,11 +222,11 @@ class AsyncReAPI:
         breakers: BreakerStore | None = None,
         http_client: httpx.AsyncClient | None = None,
         url_policy: UrlPolicy | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        options = ClientOptions(timeout, max_retries, dict(default_headers or {}))
+        options = ClientOptions.given(timeout, max_retries, dict(default_headers or {}))
         setup = _Setup(
             api_key=api_key,
             base_url=base_url,
@@ -267,7 +267,7 @@ class AsyncReAPI:
     def with_options(
         self,
         *,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         max_retries: int | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> AsyncReAPI:

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 import anyio
 import httpx
 
+from ._daemon import in_daemon_thread
 from ._detached import detached, first_of_group, translated, translated_async
 from ._exceptions import (
     APIConnectionError,
@@ -410,7 +411,6 @@ class SyncEngine(_Base):
         self._owns_client = client is None
         self._client = client or _new_sync_client()
         self.fetcher = fetcher or SyncFetcher()
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         # Ctrl-C inside httpcore may leave the pool's lock taken (`reapi._interrupts`): a
         # pool of our own is then swapped for a fresh one, so `close()` and the next
         # request do not wait on it forever. A caller's `http_client` is theirs to replace.
@@ -422,15 +422,6 @@ class SyncEngine(_Base):
 
     def close(self) -> None:
         self._client.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-    def _executor(self) -> concurrent.futures.ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=16, thread_name_prefix="reapi"
-            )
-        return self._pool
 
     def send(self, request: UpstreamRequest, provider: str, first_byte: float) -> UpstreamResponse:
         with self._interrupts:
@@ -519,8 +510,10 @@ class SyncEngine(_Base):
             time.sleep(step.seconds)
             return None
         if isinstance(step, Batch):
+            # Daemon threads (`reapi._daemon`): after Ctrl-C, the program exits at once.
             futures = [
-                self._executor().submit(self.send, r, provider, first_byte) for r in step.requests
+                in_daemon_thread(lambda r: self.send(r, provider, first_byte), r)
+                for r in step.requests
             ]
             return tuple(f.result() for f in futures)
         if isinstance(step, FetchReference):
@@ -588,8 +581,9 @@ class SyncEngine(_Base):
         tally: _Tally,
         watch: Watch | None,
     ) -> Outcome[T]:
-        """A worker thread cannot be cancelled: a losing attempt runs on to its own deadline
-        and its result is dropped (`AsyncEngine` cancels it and closes its connection)."""
+        """A thread cannot be cancelled: a losing attempt runs on to its own deadline and its
+        result is dropped (`AsyncEngine` cancels it and closes its connection); it runs on a
+        daemon thread, so it never delays the program's exit (`reapi._daemon`)."""
         candidates: Iterator[Route] = self.router.candidates(routes)
         running: dict[concurrent.futures.Future[T], tuple[Route, float]] = {}
         observed: dict[concurrent.futures.Future[T], Attempt | None] = {}
@@ -603,7 +597,7 @@ class SyncEngine(_Base):
                 return
             heard = _started(watch, route)
             started = time.perf_counter()
-            future = self._executor().submit(attempt, route)
+            future = in_daemon_thread(attempt, route)
             running[future], observed[future] = (route, started), heard
             delay = self.router.hedge_delay(model, route)
             next_hedge = None if delay is None else started + delay
@@ -624,8 +618,6 @@ class SyncEngine(_Base):
                     _ended(watch, observed.pop(future), error)
                     if error is None:
                         self.router.record_success(route, time.perf_counter() - started)
-                        for other, _ in running.values():
-                            self.router.release(other)
                         losers = tuple(running.values())
                         succeeded = tally.succeeded(route, started, losers)
                         return Outcome(future.result(), route, succeeded)
@@ -638,8 +630,14 @@ class SyncEngine(_Base):
                     launch()
             raise tally.exhausted()
         finally:
+            # The attempts still running are left to finish alone (daemon threads: they do not
+            # hold up the program's exit), their results dropped. Their routes are released
+            # however this ends: a lost hedge, a fatal error, or Ctrl-C (a half-open probe left
+            # claimed would keep its route out of every later request).
+            for other, _ in running.values():
+                self.router.release(other)
             if watch is not None:
-                watch.abandon_the_rest()  # the threads still running are left to finish alone
+                watch.abandon_the_rest()
 
 
 class AsyncEngine(_Base):
@@ -954,6 +952,10 @@ class AsyncEngine(_Base):
                             launch()
                 group.cancel_scope.cancel()
         finally:
+            # Every attempt has ended with the group: unclosed, the streams warn as they are
+            # collected (`ResourceWarning`, on every hedged call), cancelled or not.
+            send.close()
+            receive.close()
             if watch is not None:
                 watch.abandon_the_rest()  # hedges that lost, cancelled with the group
         if fatal is not None:

@@ -10,11 +10,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeAlias
 
+import httpx
+
+from ._detached import translated
 from ._exceptions import ConfigurationError, InvalidRequestError
 
-__all__ = ["DEFAULT_MAX_RETRIES", "CallOptions", "ClientOptions", "new_idempotency_key"]
+__all__ = [
+    "DEFAULT_MAX_RETRIES",
+    "CallOptions",
+    "ClientOptions",
+    "TimeoutOption",
+    "new_idempotency_key",
+    "timeout_seconds",
+]
 
 #: openai-python's default: two more tries after the first.
 DEFAULT_MAX_RETRIES = 2
@@ -22,6 +32,27 @@ DEFAULT_MAX_RETRIES = 2
 Headers = Mapping[str, str]
 Query = Mapping[str, object]
 Body = Mapping[str, object]
+#: `timeout=` as openai-python takes it: seconds, or an `httpx.Timeout`.
+TimeoutOption: TypeAlias = float | httpx.Timeout | None
+
+
+def timeout_seconds(timeout: TimeoutOption) -> float | None:
+    """reapi's deadline for a `timeout=`: seconds as given; from an `httpx.Timeout`, its
+    `read` part (openai-python's wait for each byte, which reapi's deadlines bound: the first
+    byte, then each next one of a stream), else its longest part. `connect`, `write` and
+    `pool` have no deadline of their own in reapi: connecting and sending are part of the wait
+    for the first byte. An `httpx.Timeout(None)` (no deadline at all) is refused: reapi always
+    has one, and None keeps the default ones."""
+    if not isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout.read is not None:
+        return timeout.read
+    parts = [p for p in (timeout.connect, timeout.write, timeout.pool) if p is not None]
+    if not parts:
+        raise ConfigurationError(
+            "httpx.Timeout(None) sets no deadline; pass seconds, or None for the defaults"
+        )
+    return max(parts)
 
 
 def new_idempotency_key() -> str:
@@ -57,6 +88,14 @@ class ClientOptions:
     max_retries: int = DEFAULT_MAX_RETRIES
     default_headers: Headers = field(default_factory=dict)
 
+    @classmethod
+    def given(
+        cls, timeout: TimeoutOption, max_retries: int, default_headers: Headers
+    ) -> ClientOptions:
+        """The options as a client's constructor takes them (`timeout` an `httpx.Timeout`
+        too)."""
+        return cls(timeout_seconds(timeout), max_retries, default_headers)
+
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ConfigurationError("max_retries must be 0 or more")
@@ -66,6 +105,8 @@ class ClientOptions:
     def updated(self, **changes: Any) -> ClientOptions:
         """A copy with the given (not None) options replaced; headers are merged."""
         given = {k: v for k, v in changes.items() if v is not None}
+        if "timeout" in given:
+            given["timeout"] = timeout_seconds(given["timeout"])
         if "default_headers" in given:
             given["default_headers"] = {**self.default_headers, **given["default_headers"]}
         return replace(self, **given)
@@ -74,7 +115,7 @@ class ClientOptions:
         self,
         *,
         gateway: bool,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Body | None = None,
@@ -96,12 +137,17 @@ class ClientOptions:
                     param=given[0],
                     code="gateway_only_option",
                 )
-        if timeout is not None and timeout <= 0:
+        seconds = translated(
+            lambda: timeout_seconds(timeout),
+            ConfigurationError,
+            lambda error: InvalidRequestError(str(error), param="timeout"),
+        )
+        if seconds is not None and seconds <= 0:
             raise InvalidRequestError(
                 "timeout must be a positive number of seconds", param="timeout"
             )
         return CallOptions(
-            timeout=timeout if timeout is not None else self.timeout,
+            timeout=seconds if seconds is not None else self.timeout,
             headers={**self.default_headers, **(extra_headers or {})},
             query=dict(extra_query or {}),
             body=dict(extra_body or {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,9 @@ from typer.core import TyperGroup
 
 from ._client import ReAPI
 from ._detached import translated
+from ._entry import INTERRUPTED, interrupted
 from ._exceptions import ReapiError
+from ._files import write_whole
 from .catalog import Catalog, ModelSpec, load_catalog
 from .types import BinaryContent, ImagesResponse, Model, Video
 
@@ -142,11 +145,20 @@ def _say(message: str) -> None:
     typer.echo(message, err=True)
 
 
+#: Set once a command said what Ctrl-C interrupted (`main` says it otherwise).
+_interruption_told = threading.Event()
+
+
+def _say_interrupted(message: str) -> typer.Exit:
+    _interruption_told.set()
+    _say(message)
+    return typer.Exit(INTERRUPTED)
+
+
 def _fail(error: BaseException) -> typer.Exit:
     """The exit of a command that failed: the error's one-line message, or Ctrl-C's."""
     if isinstance(error, KeyboardInterrupt):
-        _say("interrupted")
-        return typer.Exit(130)
+        return _say_interrupted("interrupted")
     typer.secho(f"error: {error}", err=True, fg="red")
     return typer.Exit(1)
 
@@ -212,7 +224,7 @@ FormatOption = Annotated[
 def _write_images(result: ImagesResponse, output: Path) -> None:
     for index, item in enumerate(result.data, start=1):
         target = output if len(result.data) == 1 else output.with_stem(f"{output.stem}-{index}")
-        target.write_bytes(item.content())
+        write_whole(target, item.content())
         _say(f"wrote {target}")
     if result.reapi:
         _say(f"served by {result.reapi.route} in {result.reapi.attempts} attempt(s)")
@@ -342,11 +354,10 @@ def _follow(
 
     def interrupted(_: BaseException) -> typer.Exit:
         target = f" -o {output}" if output is not None else " -o video.mp4"
-        _say(
+        return _say_interrupted(
             f"interrupted: video {video_id} keeps running. Pick it up with:\n"
             f"  reapi video wait {video_id}{target}"
         )
-        return typer.Exit(130)
 
     def waited() -> Video:
         with VideoProgress(label) as progress:
@@ -534,10 +545,19 @@ def simulate(
 
 
 def main() -> None:
+    """The command line, run as `reapi` (from `reapi._entry`, which covers Ctrl-C during the
+    imports). typer ends a command Ctrl-C interrupted with exit code 130 but says nothing: say
+    `interrupted`, unless the command said more (`_say_interrupted`)."""
     try:
         app()
     except BrokenPipeError:  # `reapi models --json | head`
         sys.exit(0)
+    except SystemExit as leaving:
+        if leaving.code == INTERRUPTED:
+            interrupted(said=_interruption_told.is_set())
+        raise
+    except KeyboardInterrupt:  # outside typer's reach (its own exit, say)
+        interrupted(said=_interruption_told.is_set())
 
 
 if __name__ == "__main__":

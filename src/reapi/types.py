@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._files import write_whole
 from ._hidden import HiddenValues
 
 __all__ = [
@@ -170,4 +171,6 @@ class BinaryContent:
         return self.content
 
     def write_to_file(self, path: str | Path) -> None:
-        Path(path).write_bytes(self.content)
+        """Writes the bytes whole or not at all (`reapi._files`): Ctrl-C mid-write leaves no
+        truncated file under `path`."""
+        write_whole(path, self.content)

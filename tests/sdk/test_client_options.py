@@ -3,6 +3,7 @@ extra query and body, with_options and with_raw_response; retries in gateway mod
 
 import time
 
+import httpx
 import pytest
 from tests.sdk.scripted_gateway import error_answer, image_answer, serve, video
 
@@ -130,6 +131,53 @@ def test_timeout_per_client_and_per_call():
             client.models.list(timeout=0.1)
         assert time.monotonic() - started < 0.3 + 0.5
         assert client.timeout == 0.3 and client.with_options(timeout=5).timeout == 5
+
+
+def test_timeout_takes_an_httpx_timeout_as_openai_python_does():
+    """Its `read` part is the deadline (the wait for each byte), on the client, with_options
+    and per call; `connect` alone cannot shorten it."""
+    server, _ = serve(image_answer())
+    with server, gateway_client(server, timeout=httpx.Timeout(0.3, connect=5.0)) as client:
+        assert client.timeout == 0.3
+        assert client.with_options(timeout=httpx.Timeout(60.0, connect=2.0)).timeout == 60.0
+        server.faults.set(Fault.HANG)
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError):
+            client.with_options(max_retries=0).models.list()
+        assert time.monotonic() - started < 1.5
+        started = time.monotonic()
+        with pytest.raises(APITimeoutError):
+            client.with_options(timeout=30, max_retries=0).models.list(
+                timeout=httpx.Timeout(10.0, read=0.1)
+            )
+        assert time.monotonic() - started < 0.3 + 0.5
+
+
+async def test_async_timeout_takes_an_httpx_timeout():
+    server, _ = serve(image_answer())
+    with server:
+        async with AsyncReAPI(
+            base_url=server.base_url + "/v1",
+            api_key="rk",
+            timeout=httpx.Timeout(30.0),
+            max_retries=0,
+        ) as client:
+            assert client.timeout == 30.0
+            assert client.with_options(timeout=httpx.Timeout(None, connect=4.0)).timeout == 4.0
+            server.faults.set(Fault.HANG)
+            started = time.monotonic()
+            with pytest.raises(APITimeoutError):
+                await client.models.list(timeout=httpx.Timeout(0.1))
+            assert time.monotonic() - started < 0.3 + 0.5
+
+
+def test_an_httpx_timeout_without_any_deadline_is_refused(catalog):
+    with pytest.raises(ConfigurationError, match=r"httpx.Timeout\(None\) sets no deadline"):
+        ReAPI(catalog=catalog, provider_keys={"primary": "k"}, timeout=httpx.Timeout(None))
+    client = ReAPI(catalog=catalog, provider_keys={"primary": "k"})
+    with pytest.raises(InvalidRequestError, match="sets no deadline") as info:
+        client.images.generate(model="gpt-image-2", prompt="p", timeout=httpx.Timeout(None))
+    assert info.value.param == "timeout"
 
 
 def test_raw_response_has_status_headers_and_request_id():

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from .._engine import AsyncEngine, SyncEngine
 from .._gateway import GatewayProtocols
-from .._options import CallOptions, ClientOptions, Headers, Query
+from .._options import CallOptions, ClientOptions, Headers, Query, TimeoutOption
 from .._retries import call_async, call_sync
 from ..catalog import Route
 from ..providers import Protocol
@@ -29,7 +29,7 @@ class _Resource:
 
     def _call(
         self,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,

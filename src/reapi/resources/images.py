@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal, overload
 
-from .._options import CallOptions, Headers, Query
+from .._options import CallOptions, Headers, Query, TimeoutOption
 from .._params import ImageParams
 from .._raw_clients import AsyncImagesWithRawResponse, ImagesWithRawResponse
 from ..types import ImagesResponse, ImageStreamEvent
@@ -49,7 +49,7 @@ class Images(SyncResource):
         stream: Literal[False] | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -76,7 +76,7 @@ class Images(SyncResource):
         stream: Literal[True],
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -103,7 +103,7 @@ class Images(SyncResource):
         stream: bool,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -129,7 +129,7 @@ class Images(SyncResource):
         stream: bool | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -183,7 +183,7 @@ class Images(SyncResource):
         stream: Literal[False] | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -211,7 +211,7 @@ class Images(SyncResource):
         stream: Literal[True],
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -239,7 +239,7 @@ class Images(SyncResource):
         stream: bool,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -266,7 +266,7 @@ class Images(SyncResource):
         stream: bool | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -373,7 +373,7 @@ class AsyncImages(AsyncResource):
         stream: Literal[False] | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -400,7 +400,7 @@ class AsyncImages(AsyncResource):
         stream: Literal[True],
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -427,7 +427,7 @@ class AsyncImages(AsyncResource):
         stream: bool,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -453,7 +453,7 @@ class AsyncImages(AsyncResource):
         stream: bool | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -505,7 +505,7 @@ class AsyncImages(AsyncResource):
         stream: Literal[False] | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -533,7 +533,7 @@ class AsyncImages(AsyncResource):
         stream: Literal[True],
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -561,7 +561,7 @@ class AsyncImages(AsyncResource):
         stream: bool,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -588,7 +588,7 @@ class AsyncImages(AsyncResource):
         stream: bool | None = None,
         partial_images: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,

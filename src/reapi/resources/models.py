@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._options import Headers, Query
+from .._options import Headers, Query, TimeoutOption
 from .._raw_clients import AsyncModelsWithRawResponse, ModelsWithRawResponse
 from ..types import Model, ModelList
 from ._base import AsyncResource, SyncResource
@@ -36,7 +36,7 @@ class Models(SyncResource):
     def list(
         self,
         *,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> ModelList:
@@ -57,7 +57,7 @@ class AsyncModels(AsyncResource):
     async def list(
         self,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> ModelList:

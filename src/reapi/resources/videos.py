@@ -26,7 +26,7 @@ from .._detached import translated, translated_async
 from .._exceptions import APIConnectionError, InvalidRequestError, JobFailedError, ReapiError
 from .._jobs import VideoHandle
 from .._local import LocalCore, attempts_of
-from .._options import CallOptions, Headers, Query
+from .._options import CallOptions, Headers, Query, TimeoutOption
 from .._raw_clients import AsyncVideosWithRawResponse, VideosWithRawResponse
 from ..providers import GeneratedFile, TaskStatus
 from ..types import BinaryContent, Video, VideoDeleted, VideoList
@@ -183,7 +183,7 @@ class Videos(SyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -271,7 +271,7 @@ class Videos(SyncResource):
         self,
         video_id: str,
         *,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> Video:
@@ -367,7 +367,7 @@ class Videos(SyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -403,7 +403,7 @@ class Videos(SyncResource):
         video_id: str,
         *,
         variant: Variant = "video",
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> BinaryContent:
@@ -427,7 +427,7 @@ class Videos(SyncResource):
         limit: int = 20,
         after: str | None = None,
         order: Literal["asc", "desc"] = "desc",
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> SyncVideoPage:
@@ -459,7 +459,7 @@ class Videos(SyncResource):
         self,
         video_id: str,
         *,
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> VideoDeleted:
@@ -509,7 +509,7 @@ class AsyncVideos(AsyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -604,7 +604,7 @@ class AsyncVideos(AsyncResource):
         self,
         video_id: str,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> Video:
@@ -698,7 +698,7 @@ class AsyncVideos(AsyncResource):
         resolution: str | None = None,
         seed: int | None = None,
         idempotency_key: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
         extra_body: Query | None = None,
@@ -734,7 +734,7 @@ class AsyncVideos(AsyncResource):
         video_id: str,
         *,
         variant: Variant = "video",
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> BinaryContent:
@@ -758,7 +758,7 @@ class AsyncVideos(AsyncResource):
         limit: int = 20,
         after: str | None = None,
         order: Literal["asc", "desc"] = "desc",
-        timeout: float | None = None,
+        timeout: TimeoutOption = None,
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> AsyncVideoPaginator:
@@ -795,7 +795,7 @@ class AsyncVideos(AsyncResource):
         self,
         video_id: str,
         *,
-        timeout: float | None = None,  # noqa: ASYNC109 - openai-python's per-call option
+        timeout: TimeoutOption = None,  # noqa: ASYNC109 - openai-python's per-call option
         extra_headers: Headers | None = None,
         extra_query: Query | None = None,
     ) -> VideoDeleted:

@@ -38,7 +38,7 @@ from ._exceptions import (
 )
 from ._fetch import AsyncFetcher, SyncFetcher
 from ._frozen import quick_init
-from ._interrupts import ClosedUnlessInterrupted, OnInterrupt
+from ._interrupts import closed_unless_interrupted, on_interrupt
 from ._observe import Attempt, AttemptObserver, Watch
 from ._sse import (
     MAX_UPSTREAM_EVENT_BYTES,
@@ -414,7 +414,7 @@ class SyncEngine(_Base):
         # Ctrl-C inside httpcore may leave the pool's lock taken (`reapi._interrupts`): a
         # pool of our own is then swapped for a fresh one, so `close()` and the next
         # request do not wait on it forever. A caller's `http_client` is theirs to replace.
-        self._interrupts = OnInterrupt(self._drop_the_pool)
+        self._interrupts = on_interrupt(self._drop_the_pool)
 
     def _drop_the_pool(self) -> None:
         if self._owns_client:
@@ -443,7 +443,7 @@ class SyncEngine(_Base):
             raise error
         chunks: list[bytes] = []
         limit, size = self._answer_limit(request), 0
-        with ClosedUnlessInterrupted(response.close):
+        with closed_unless_interrupted(response.close):
             try:
                 if _declared_length(response.headers) > limit:
                     error = answer_too_large(provider, limit)
@@ -490,7 +490,7 @@ class SyncEngine(_Base):
                 (httpx.TransportError, TimeoutError),
                 lambda e: self._connection_error(e, provider, "waiting for the first byte"),
             )
-            with ClosedUnlessInterrupted(response.close):
+            with closed_unless_interrupted(response.close):
                 yield response.status_code, self._chunks(response, provider)
 
     def _chunks(self, response: httpx.Response, provider: str) -> Iterator[bytes]:

@@ -35,7 +35,7 @@ import httpx
 
 from ._detached import translated, translated_async
 from ._exceptions import InvalidRequestError
-from ._interrupts import ClosedUnlessInterrupted
+from ._interrupts import closed_unless_interrupted
 from ._payload import File
 from ._urls import (
     ByteBudget,
@@ -267,7 +267,7 @@ class SyncFetcher:
             ssl_context=_ssl_context(), network_backend=backend, retries=0
         )
         # Not `with pool`: after Ctrl-C its close may wait forever (`reapi._interrupts`).
-        with _unlogged(), ClosedUnlessInterrupted(pool.close):
+        with _unlogged(), closed_unless_interrupted(pool.close):
             while True:
                 hop = walk.hop
                 pins[hop.host] = self._pin(hop, walk.param)

@@ -12,15 +12,19 @@ from collections.abc import Callable
 from types import TracebackType
 
 
-def _interrupted(kind: type[BaseException] | None) -> bool:
-    return kind is not None and issubclass(kind, KeyboardInterrupt)
+def _nothing() -> None:
+    return None
 
 
-class OnInterrupt:
-    """`then()` when a KeyboardInterrupt leaves the block (it still propagates)."""
+class _AfterBlock:
+    """As the block ends: `interrupted()` if a KeyboardInterrupt ends it (it still
+    propagates), else `otherwise()`."""
 
-    def __init__(self, then: Callable[[], None]) -> None:
-        self._then = then
+    def __init__(
+        self, interrupted: Callable[[], None], otherwise: Callable[[], None] = _nothing
+    ) -> None:
+        self._interrupted = interrupted
+        self._otherwise = otherwise
 
     def __enter__(self) -> None:
         return None
@@ -31,24 +35,17 @@ class OnInterrupt:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if _interrupted(kind):
-            self._then()
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            self._interrupted()
+        else:
+            self._otherwise()
 
 
-class ClosedUnlessInterrupted:
+def on_interrupt(then: Callable[[], None]) -> _AfterBlock:
+    """`then()` when a KeyboardInterrupt leaves the block (it still propagates). Reusable."""
+    return _AfterBlock(then)
+
+
+def closed_unless_interrupted(close: Callable[[], None]) -> _AfterBlock:
     """`close()` as the block ends, unless a KeyboardInterrupt ends it (see the module)."""
-
-    def __init__(self, close: Callable[[], None]) -> None:
-        self._close = close
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if not _interrupted(kind):
-            self._close()
+    return _AfterBlock(_nothing, close)

@@ -16,19 +16,10 @@ import pytest
 from tests.sdk.test_hedge_policy import slow_catalog
 
 from reapi import ReAPI, RouterConfig
-from reapi.testing import Fault, OpenAISimulator, SimServer
+from reapi.testing import Fault
 
 #: Where `tests` is, for the child's imports.
 ROOT = str(Path(__file__).resolve().parents[2])
-
-
-@pytest.fixture
-def sims():
-    primary = SimServer(OpenAISimulator()).start()
-    backup = SimServer(OpenAISimulator()).start()
-    yield primary, backup
-    primary.stop()
-    backup.stop()
 
 
 def client(sims) -> ReAPI:

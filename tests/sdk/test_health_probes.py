@@ -17,7 +17,7 @@ from reapi import AsyncReAPI, RouterConfig
 from reapi._probes import HealthProber, ProbeConfig, ProbeReport, ProbeVerdict, probe_targets
 from reapi.catalog import Catalog
 from reapi.router import BreakerState
-from reapi.testing import Fault, FaultState, OpenAISimulator, SimServer
+from reapi.testing import Fault, FaultState
 
 #: What the primary's route waits for a first byte: the shipped gpt-image-2 route's 180 s stands
 #: behind it; the tests only need it long enough that waiting it out would show.
@@ -25,15 +25,6 @@ FIRST_BYTE = 30.0
 #: Probes' deadline: what finds a hung provider, and long enough that a loaded machine's slow
 #: answer is not taken for an outage (0.3 s failed a recovery's probe in a loaded run).
 FAST = ProbeConfig(interval=0.1, timeout=1.0, recheck=0.1)
-
-
-@pytest.fixture
-def sims():
-    primary = SimServer(OpenAISimulator()).start()
-    backup = SimServer(OpenAISimulator()).start()
-    yield primary, backup
-    primary.stop()
-    backup.stop()
 
 
 def slow_catalog() -> Catalog:

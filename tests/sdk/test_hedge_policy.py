@@ -15,22 +15,13 @@ from tests.conftest import two_host_catalog
 from reapi import AsyncReAPI, HedgePolicy, ReAPI, RouterConfig
 from reapi.catalog import Catalog, Route
 from reapi.router import Router
-from reapi.testing import Fault, OpenAISimulator, SimServer, is_png
+from reapi.testing import Fault, SimServer, is_png
 
 #: The primary's first-byte deadline: what a request would wait without hedging.
 FIRST_BYTE = 30.0
 #: The primary's usual generation time in these tests.
 USUAL = 0.3
 SAMPLES = 5
-
-
-@pytest.fixture
-def sims():
-    primary = SimServer(OpenAISimulator()).start()
-    backup = SimServer(OpenAISimulator()).start()
-    yield primary, backup
-    primary.stop()
-    backup.stop()
 
 
 def slow_catalog() -> Catalog:

@@ -9,20 +9,11 @@ from tests.providers.test_openai_stream import streaming_catalog
 
 from reapi import AsyncReAPI, ReAPI, RouterConfig
 from reapi.catalog import Catalog
-from reapi.testing import Fault, OpenAISimulator, SimServer, is_png
+from reapi.testing import Fault, is_png
 
 IDLE = 0.5
 #: What a route that is not streamed would wait: the whole generation.
 FIRST_BYTE = 30.0
-
-
-@pytest.fixture
-def sims():
-    primary = SimServer(OpenAISimulator()).start()
-    backup = SimServer(OpenAISimulator()).start()
-    yield primary, backup
-    primary.stop()
-    backup.stop()
 
 
 def catalog(partial_images: int = 2) -> Catalog:

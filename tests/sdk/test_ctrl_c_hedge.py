@@ -34,13 +34,24 @@ def client(sims) -> ReAPI:
 
 
 def ctrl_c_in(seconds: float) -> None:
-    """SIGINT to this (the main) thread, as a terminal's Ctrl-C does."""
+    """SIGINT to this (the main) thread, as a terminal's Ctrl-C does. With Python's own
+    handler: a job started in the background (CI's, `nohup ... &`) ignores SIGINT, and a
+    process inherits that, so the signal would never arrive as a KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     main = threading.main_thread().ident
     assert main is not None
     threading.Timer(seconds, signal.pthread_kill, (main, signal.SIGINT)).start()
 
 
-def test_ctrl_c_during_a_hedge_gives_back_the_half_open_probe(sims):
+@pytest.fixture
+def sigint_handler():
+    """The process's SIGINT handler put back after the test (`ctrl_c_in` sets Python's)."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+def test_ctrl_c_during_a_hedge_gives_back_the_half_open_probe(sims, sigint_handler):
     primary, backup = sims
     with client(sims) as reapi:
         first = reapi.router.candidates(slow_catalog().models["gpt-image-2"].routes)

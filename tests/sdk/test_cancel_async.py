@@ -12,7 +12,6 @@ import warnings
 
 import anyio
 import pytest
-from tests.sdk.test_ctrl_c_hedge import sims  # noqa: F401 - the fixture
 from tests.sdk.test_hedge_policy import slow_catalog, until_no_hang
 
 from reapi import AsyncReAPI, RouterConfig
@@ -21,7 +20,7 @@ from reapi.testing import Fault
 ROUTES = slow_catalog().models["gpt-image-2"].routes
 
 
-def client(sims, **router) -> AsyncReAPI:  # noqa: F811
+def client(sims, **router) -> AsyncReAPI:
     primary, backup = sims
     return AsyncReAPI(
         catalog=slow_catalog(),
@@ -58,7 +57,7 @@ async def move_on_after(call):
 
 @pytest.mark.parametrize("cancel", [wait_for, asyncio_timeout, move_on_after])
 @pytest.mark.parametrize("hedged", [False, True], ids=["plain", "hedged"])
-async def test_a_cancelled_call_leaves_the_client_usable(sims, cancel, hedged):  # noqa: F811
+async def test_a_cancelled_call_leaves_the_client_usable(sims, cancel, hedged):
     primary, backup = sims
     unretrieved: list[dict] = []
     asyncio.get_running_loop().set_exception_handler(
@@ -83,7 +82,7 @@ async def test_a_cancelled_call_leaves_the_client_usable(sims, cancel, hedged): 
     assert unretrieved == []
 
 
-async def test_a_stream_cancelled_mid_event_leaves_the_client_usable(sims):  # noqa: F811
+async def test_a_stream_cancelled_mid_event_leaves_the_client_usable(sims):
     from tests.sdk.test_stream_failover import make
 
     primary, backup = sims
@@ -117,7 +116,7 @@ async def test_a_stream_cancelled_mid_event_leaves_the_client_usable(sims):  # n
 
 
 @pytest.mark.parametrize("cancelled", [False, True], ids=["answered", "cancelled"])
-async def test_a_hedged_call_leaves_nothing_unclosed(sims, cancelled):  # noqa: F811
+async def test_a_hedged_call_leaves_nothing_unclosed(sims, cancelled):
     """Before: every hedged call left its two result streams unclosed (a `ResourceWarning`
     each, as they were collected)."""
     primary, backup = sims

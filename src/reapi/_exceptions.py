@@ -261,6 +261,11 @@ class NoRouteAvailableError(ReapiError):
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.attempts = attempts
         self.retry_after = retry_after
+        #: How the last route failed, as its own exception (an `AuthenticationError` when the
+        #: provider refused your key): what to catch on when one cause matters. None when no
+        #: route was tried. Metadata only, as every reapi exception; kept without its traceback,
+        #: whose frames hold the request (a prompt must not live as long as this error).
+        self.last_error = None if last_error is None else last_error.with_traceback(None)
         if last_error is not None:
             # The client sees the status class of how the last route failed (timeout → 504).
             self.http_status = last_error.http_status if last_error.http_status >= 500 else 503

@@ -78,6 +78,10 @@ def test_an_in_process_error_has_the_providers_status_code_or_none(catalog):
             with pytest.raises(InvalidRequestError) as refused:
                 client.images.generate(model="gpt-image-2", prompt="p", size="13x13")
     assert failed.value.attempts[0].status == 401
+    # What to catch on when the cause matters: the provider refused the key.
+    assert isinstance(failed.value.last_error, AuthenticationError)
+    assert failed.value.last_error.status_code == 401
+    assert failed.value.last_error.__traceback__ is None  # its frames held the prompt
     assert failed.value.status_code is None  # no one answer: each attempt has its own
     assert refused.value.status_code is None  # refused before any call
 

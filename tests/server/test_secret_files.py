@@ -1,6 +1,7 @@
 """Every secret setting can come from a file: `REAPI_<NAME>_FILE`, or a file named after it in
 `REAPI_SECRETS_DIR` (Docker and Compose secrets, systemd credentials)."""
 
+import asyncio
 import os
 
 import pytest
@@ -326,3 +327,84 @@ def _stripe_key_and_webhook_secrets(monkeypatch, tmp_path, webhook_secrets: str)
 
 def _values(secrets: list[SecretStr]) -> list[str]:
     return [secret.get_secret_value() for secret in secrets]
+
+
+def test_the_gateway_takes_its_stripe_secrets_from_files_alone(tmp_path):
+    """The real `reapi-server serve` with the Stripe key and the webhook signing secrets only in
+    REAPI_SECRETS_DIR (the packs in the config file): a purchase completed in the Stripe
+    simulator is delivered signed, accepted, fetched back from Stripe with the key, credited;
+    a delivery signed otherwise is refused."""
+    import time
+
+    import httpx
+    from tests.server.billing_live import PACKS, SECRET
+    from tests.server.served import served_gateway
+
+    from reapi_server.testing.stripe_sim import StripeSimulator, signature_header
+
+    data, secrets, config = tmp_path / "data", tmp_path / "secrets", tmp_path / "reapi.toml"
+    secrets.mkdir()
+    pack = PACKS[0]
+    with StripeSimulator(retry_delays=(0.2, 0.4, 0.8)) as sim:
+        (secrets / "billing__stripe_secret_key").write_text(sim.secret_key + "\n")
+        (secrets / "billing__stripe_webhook_secrets").write_text(f"whsec_before_it\n{SECRET}\n")
+        config.write_text(
+            f'[billing]\nstripe_api_base = "{sim.base_url}"\n[[billing.packs]]\n'
+            f'id = "{pack.id}"\nname = "{pack.name}"\ncredits = {pack.credits}\n'
+            f'unit_amount = {pack.unit_amount}\ncurrency = "{pack.currency}"\n'
+        )
+        env = {"REAPI_SECRETS_DIR": str(secrets), "REAPI_CONFIG": str(config)}
+        with served_gateway(data, env=env) as gateway:
+            webhook = f"{gateway.base_url}/billing/stripe/webhook"
+            sim.add_webhook_endpoint(webhook, SECRET)
+            assert asyncio.run(_bought_through(sim, data, pack.id)) == pack.credits
+            completed = sim.last_event("checkout.session.completed")["id"]
+            [delivery] = sim.deliveries(completed)
+            assert delivery.wait().status == 200
+            body = b'{"id": "evt_forged", "type": "checkout.session.completed"}'
+            forged = signature_header(body, ["whsec_not_ours"], int(time.time()))
+            refused = httpx.post(webhook, content=body, headers={"stripe-signature": forged})
+            assert refused.status_code == 400
+    assert sim.secret_key not in gateway.text and SECRET not in gateway.text
+
+
+async def _bought_through(sim, data_dir, pack_id: str) -> int:
+    """The test's side of a purchase on the gateway's database (a top-up and its Checkout
+    Session, paid in the simulator); the gateway does the rest. The account's balance once
+    credited (0 if never)."""
+    import time
+
+    from sqlalchemy import select
+    from tests.server.billing_live import billing_settings
+
+    from reapi_server.accounts.service import create_account
+    from reapi_server.billing.checkout import start_checkout
+    from reapi_server.billing.service import Billing
+    from reapi_server.db import Database
+    from reapi_server.models import Account
+
+    settings = Settings(data_dir=data_dir, billing=billing_settings(sim))
+    db = Database(settings.resolved_database_url)
+    billing = Billing.from_settings(settings, db, time.time)
+    try:
+        async with db.write() as session:
+            account = await create_account(
+                session, "buyer@example.com", credits_granted=0, now=time.time()
+            )
+        started = await start_checkout(
+            billing, account_id=account.id, email="buyer@example.com", pack_id=pack_id
+        )
+        sim.complete_session(started.session_id)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            async with db.read() as session:
+                balance = await session.scalar(
+                    select(Account.balance).where(Account.id == account.id)
+                )
+            if balance:
+                return int(balance)
+            await asyncio.sleep(0.05)
+        return 0
+    finally:
+        await billing.aclose()
+        await db.dispose()

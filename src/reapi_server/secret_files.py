@@ -105,10 +105,9 @@ def _secrets(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[Sec
         kind = _kind(field.annotation)
         if kind is None and not path and name in _ALSO_SECRET:
             kind = "value"
-        nested = _model(field.annotation)
         if kind is not None:
             yield Secret((*path, name), kind)
-        elif nested is not None:  # billing, oauth.github: the secrets inside
+        elif (nested := _model(field.annotation)) is not None:  # billing, oauth.github
             yield from _secrets(nested, (*path, name))
 
 
@@ -173,23 +172,24 @@ def _json(text: str) -> Any:
 def _value(kind: Kind, variable: str, path: Path) -> str | list[str] | dict[str, str]:
     """A file's value for a secret of this shape. A list is one secret a line (blank lines
     left out: rotating is two lines) or a JSON list; an empty one is refused, as it would
-    switch off what the secrets are for (the webhook endpoint) without a word."""
+    switch off what the secrets are for (the webhook endpoint) without a word. A table is
+    the JSON object its variable takes."""
     text = _read(variable, path)
     if kind == "value":
         return text
-    parsed = _json(text) if kind == "mapping" or text.lstrip().startswith("[") else None
     if kind == "mapping":
-        if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        table = _json(text)
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
             raise ConfigError(f'{variable}: {path} is not a JSON object ({{"name": "..."}})')
-        return parsed
-    if parsed is None and text.lstrip().startswith("["):
-        raise ConfigError(f'{variable}: {path} is not a JSON list (["...", "..."])')
-    lines = parsed if parsed is not None else [line.strip() for line in text.splitlines()]
+        return table
+    as_json = text.lstrip().startswith("[")  # no secret starts so
+    lines = _json(text) if as_json else [line.strip() for line in text.splitlines()]
     if not isinstance(lines, list) or not all(isinstance(line, str) for line in lines):
         raise ConfigError(f'{variable}: {path} is not a JSON list of strings (["...", "..."])')
-    if not any(lines):
+    found = lines if as_json else [line for line in lines if line]
+    if not found:
         raise ConfigError(f"{variable}: {path} holds no secret (one a line, or a JSON list)")
-    return [line for line in lines if line]
+    return found
 
 
 def _put(values: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

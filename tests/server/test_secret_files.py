@@ -59,6 +59,23 @@ def test_a_secrets_directory(monkeypatch, tmp_path):
     assert settings.database_url == "postgresql+asyncpg://u:pw@db/reapi"
 
 
+def test_the_whole_table_of_provider_keys_from_a_file(monkeypatch, tmp_path):
+    """The JSON object REAPI_PROVIDER_KEYS takes (it was read as a string, and refused)."""
+    (tmp_path / "keys").write_text('{"openai": "sk-from-a-file", "fal": "fal-key"}\n')
+    monkeypatch.setenv("REAPI_PROVIDER_KEYS_FILE", str(tmp_path / "keys"))
+    keys = Settings().provider_keys
+    assert {name: key.get_secret_value() for name, key in keys.items()} == {
+        "openai": "sk-from-a-file",
+        "fal": "fal-key",
+    }
+    (tmp_path / "keys").write_text("sk-not-a-table")
+    with pytest.raises(ConfigError) as refused:
+        Settings()
+    assert str(refused.value) == (
+        f'REAPI_PROVIDER_KEYS_FILE: {tmp_path / "keys"} is not a JSON object ({{"name": "..."}})'
+    )
+
+
 def test_the_environment_wins_over_a_file(monkeypatch, tmp_path):
     (tmp_path / "secret_key").write_text("from-the-dir")
     monkeypatch.setenv("REAPI_SECRETS_DIR", str(tmp_path))

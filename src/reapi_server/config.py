@@ -770,7 +770,7 @@ def settings_error_lines(error: ValidationError) -> list[str]:
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             named = not where or message.startswith(where)  # the validator's words name it
-            problems.append(message if named else f"{where}: {item['msg']}")
+            problems.append(message if named else f"{where}: {message}")
     return problems
 
 

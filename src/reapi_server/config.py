@@ -37,7 +37,13 @@ from reapi.core import SDK_ENV, excerpt
 from .billing.settings import BillingSettings
 from .config_errors import ConfigError
 from .private import PRIVATE_DIR, make_private_dirs, tighten
-from .secret_files import SECRETS_DIR_ENV, SecretFiles, file_variables
+from .secret_files import (
+    SECRETS_DIR_ENV,
+    EnvWithoutSecretFiles,
+    SecretFiles,
+    file_variables,
+    reads_variable,
+)
 
 __all__ = [
     "CONFIG_ENV",
@@ -607,10 +613,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Then values from files (`secret_files`), then the config file.
+        # Then values from files (`secret_files`), then the config file; the environment
+        # without the `_FILE` variables (read as files, not as values of their own).
         sources: list[PydanticBaseSettingsSource] = [
             init_settings,
-            env_settings,
+            EnvWithoutSecretFiles(settings_cls),
             SecretFiles(settings_cls),
         ]
         config_file = os.environ.get(CONFIG_ENV)
@@ -727,16 +734,21 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """A message for each `REAPI_*` variable that no setting reads (a typo would otherwise be
     ignored silently), with the nearest known name when one is close."""
     known = [_PREFIX + name.upper() for name in Settings.model_fields]
-    allowed = {*known, *SDK_ENV, CONFIG_ENV, SECRETS_DIR_ENV, *file_variables(Settings)}
+    files = sorted(file_variables(Settings))
+    allowed = {*known, *SDK_ENV, CONFIG_ENV, SECRETS_DIR_ENV, *files}
     found = []
     for variable in sorted(environ):
         name = variable.upper()
         if not name.startswith(_PREFIX) or name in allowed or _PROVIDER_URL.fullmatch(name):
             continue
-        # a nested value: REAPI_PROVIDER_KEYS__OPENAI, or its file: ..._OPENAI_FILE
-        if name.partition("__")[0] in known:
+        if reads_variable(Settings, name):  # a table's entry: REAPI_PROVIDER_KEYS__OPENAI_FILE
             continue
-        found.append(f"unknown environment variable {excerpt(variable)}{_suggestion(name, known)}")
+        # A nested value (REAPI_BILLING__PACKS; the model names what it lacks), but not a
+        # `_FILE` of no secret (REAPI_BILLING__STRIPE_SECRT_KEY_FILE): nothing would read it.
+        if name.partition("__")[0] in known and not name.endswith("_FILE"):
+            continue
+        suggestion = _suggestion(name, [*known, *files] if name.endswith("_FILE") else known)
+        found.append(f"unknown environment variable {excerpt(variable)}{suggestion}")
     return found
 
 
@@ -758,7 +770,7 @@ def settings_error_lines(error: ValidationError) -> list[str]:
         else:
             message = str(item["msg"]).removeprefix("Value error, ")
             named = not where or message.startswith(where)  # the validator's words name it
-            problems.append(message if named else f"{where}: {item['msg']}")
+            problems.append(message if named else f"{where}: {message}")
     return problems
 
 

@@ -327,3 +327,33 @@ def test_a_short_secret_key_is_a_warning(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("REAPI_CONFIG", raising=False)
     cli._checked(None, {})  # as `serve` checks before it starts
     assert "warning: secret_key is shorter than 32 bytes" in capsys.readouterr().err
+
+
+def test_nested_secrets_from_files(tmp_path):
+    """Billing's Stripe secrets from REAPI_SECRETS_DIR beside the config file's [billing]:
+    checked as `serve` reads them, nothing of them printed; a mistyped nested variable or file
+    is named with the one meant."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "billing__stripe_secret_key").write_text("sk_test_value_9\n")
+    (secrets_dir / "billing__stripe_webhook_secrets").write_text("whsec_value_8\nwhsec_value_7\n")
+    config = tmp_path / "reapi.toml"
+    config.write_text(
+        '[billing]\nstripe_api_base = "http://127.0.0.1:9/"\n[[billing.packs]]\n'
+        'id = "starter"\nname = "1,000 credits"\ncredits = 1000\nunit_amount = 1000\n'
+    )
+    env = {"REAPI_SECRETS_DIR": str(secrets_dir)}
+    result = _check(tmp_path, env, "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "configuration ok" in result.output
+    (secrets_dir / "oauth__github__client_secrt").write_text("github-value-6\n")
+    env["REAPI_BILLING__STRIPE_SECRT_KEY_FILE"] = str(secrets_dir / "billing__stripe_secret_key")
+    result = _check(tmp_path, env, "--config", str(config))
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: unknown environment variable REAPI_BILLING__STRIPE_SECRT_KEY_FILE "
+        "(did you mean REAPI_BILLING__STRIPE_SECRET_KEY_FILE?)",
+        "error: unknown secret file 'oauth__github__client_secrt' in REAPI_SECRETS_DIR "
+        "(did you mean oauth__github__client_secret?)",
+    ]
+    assert not any(value in result.output for value in ["_value_", "github-value"])

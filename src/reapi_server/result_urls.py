@@ -65,7 +65,7 @@ class ResultUrls:
             return
         await translated_async(
             lambda: self._vet(url),
-            (InvalidRequestError, OSError, UnicodeError),
+            (InvalidRequestError, UnicodeError),
             lambda _: APIResponseError(
                 f"{provider} answered with a URL that does not lead to a public address",
                 provider=provider,
@@ -74,8 +74,16 @@ class ResultUrls:
 
     async def _vet(self, url: str) -> None:
         hop = first_hop(url, self._policy, "url")  # scheme, credentials, a literal address
-        if hop.address is None:
-            vet_addresses(await self._resolve(hop.host, hop.port), self._policy, "url")
+        if hop.address is not None:
+            return
+        try:
+            addresses = await self._resolve(hop.host, hop.port)
+        except OSError:
+            # A name this machine cannot resolve, it cannot connect to either; through a proxy
+            # (`upstream_client = "httpx"` with `HTTPS_PROXY`, where only the proxy resolves
+            # names) the request is the proxy's to make or refuse.
+            return
+        vet_addresses(addresses, self._policy, "url")
 
 
 class CheckedTransport:

@@ -5,6 +5,7 @@ must not make the gateway read its own network and hand it to a caller as an ima
 from __future__ import annotations
 
 import base64
+import socket
 
 import pytest
 from tests.server.fakes import PNG
@@ -84,6 +85,8 @@ async def test_the_configured_origins_go_as_they_are_and_names_are_resolved():
 
     async def resolver(host: str, port: int) -> list[str]:
         asked.append((host, port))
+        if host == "unknown.example":  # as getaddrinfo fails (a proxy may know it)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
         return {"cdn.example": ["93.184.215.14"], "rebound.example": ["93.184.215.14", "10.0.0.1"]}[
             host
         ]
@@ -93,6 +96,7 @@ async def test_the_configured_origins_go_as_they_are_and_names_are_resolved():
     )
     await urls.check("http://127.0.0.1:8123/files/a.png", "sim")  # the operator's choice
     await urls.check("https://cdn.example/a.png", "sim")
+    await urls.check("https://unknown.example/a.png", "sim")  # not reachable from here either
     for refused in (
         "http://127.0.0.1:8124/files/a.png",  # another port of the same host
         "http://127.0.0.1:8123@10.0.0.1/a.png",
@@ -100,4 +104,4 @@ async def test_the_configured_origins_go_as_they_are_and_names_are_resolved():
     ):
         with pytest.raises(APIResponseError):
             await urls.check(refused, "sim")
-    assert asked == [("cdn.example", 443), ("rebound.example", 443)]
+    assert asked == [("cdn.example", 443), ("unknown.example", 443), ("rebound.example", 443)]

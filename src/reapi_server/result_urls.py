@@ -12,9 +12,11 @@ host that resolves only to public ones, as a caller's URL must; `fetch_allow_net
 private network through for both. A refusal is the provider's failure (`APIResponseError`: the
 request fails over, or fails as for any unusable answer), never a caller's.
 
-The transports resolve the name again to connect (TLS needs the name), so a host that answers a
-public address to this check and a private one a moment later (DNS rebinding) is not caught:
-this check stops the literal addresses and the names that plainly lead inside.
+The default transport (`upstream_h1`) then checks the addresses it resolved to connect, the
+very ones it connects to (`connect_check`): a host that answers a public address to the first
+check and a private one a moment later (DNS rebinding) is refused there. The aiohttp and httpx
+transports, and the mirror's stream of a video, resolve the name again on their own: there only
+the first check holds.
 """
 
 from __future__ import annotations
@@ -45,6 +47,14 @@ def _origin(base_url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else None
 
 
+def _key(base_url: str) -> tuple[bool, str, int] | None:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    tls = parts.scheme == "https"
+    return tls, parts.hostname, parts.port or (443 if tls else 80)
+
+
 class ResultUrls:
     def __init__(
         self,
@@ -52,9 +62,12 @@ class ResultUrls:
         policy: UrlPolicy,
         resolver: Resolver = _system_resolver,
     ) -> None:
+        connections = list(connections)
         origins = {_origin(c.base_url) for c in connections}
         #: "scheme://host[:port]/" of every configured connection: a prefix test, one C call.
         self.trusted = tuple(sorted(o for o in origins if o is not None))
+        #: The same as `upstream_h1` keys its connections: (tls, host, port).
+        self._trusted_keys = frozenset(k for c in connections if (k := _key(c.base_url)))
         self._policy = policy
         self._resolve = resolver
 
@@ -84,6 +97,17 @@ class ResultUrls:
             # names) the request is the proxy's to make or refuse.
             return
         vet_addresses(addresses, self._policy, "url")
+
+    def connect_check(self, key: tuple[bool, str, int], addresses: list[str]) -> None:
+        """For a transport about to connect to `addresses`, the ones it resolved the origin
+        `key` (tls, host, port) to: `PermissionError` (an `OSError`, a failed connect) when the
+        origin is no configured connection's and an address is not public."""
+        if key in self._trusted_keys:
+            return
+        try:
+            vet_addresses(addresses, self._policy, "url")
+        except InvalidRequestError:
+            raise PermissionError("a URL an answer named leads to no public address") from None
 
 
 class CheckedTransport:

@@ -260,6 +260,8 @@ def build_runtime(
     core = LocalCore(catalog, connections, hints=GATEWAY_HINTS)
     engine = _engine(settings, router, http_client, fetcher, _observer(tracing, core))
     result_urls = ResultUrls(connections.values(), settings.url_policy)
+    if isinstance(engine.transport, H1Transport):  # resolves once: checks what it connects to
+        engine.transport.address_check = result_urls.connect_check
     engine.transport = CheckedTransport(engine.transport, result_urls)
     return Runtime(
         settings=settings,

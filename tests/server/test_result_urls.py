@@ -4,6 +4,7 @@ must not make the gateway read its own network and hand it to a caller as an ima
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 
@@ -11,12 +12,13 @@ import pytest
 from tests.server.fakes import PNG
 from tests.server.helpers import auth
 
-from reapi import APIResponseError
+from reapi import APIConnectionError, APIResponseError
 from reapi._secret import Secret
 from reapi.core import UrlPolicy
 from reapi.providers import Connection, GeneratedFile, UpstreamRequest
 from reapi_server.mirror.fetch import upstream_body
-from reapi_server.result_urls import ResultUrls
+from reapi_server.result_urls import CheckedTransport, ResultUrls
+from reapi_server.upstream_h1 import H1Transport
 
 INSIDE = b"role credentials of the machine the gateway runs on"
 GENERATIONS = "/v1/images/generations"
@@ -105,3 +107,39 @@ async def test_the_configured_origins_go_as_they_are_and_names_are_resolved():
         with pytest.raises(APIResponseError):
             await urls.check(refused, "sim")
     assert asked == [("cdn.example", 443), ("unknown.example", 443), ("rebound.example", 443)]
+
+
+async def test_the_default_transport_checks_the_addresses_it_connects_to():
+    """DNS rebinding: the first check hears a public address, the connect resolves `localhost`
+    to loopback. `upstream_h1` resolves once and checks what it connects to."""
+    served: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ninside")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        return ["93.184.215.14"]  # what the first lookup heard
+
+    async def fetch(urls: ResultUrls) -> tuple[int, dict[str, str], bytes]:
+        h1 = H1Transport()
+        h1.address_check = urls.connect_check
+        transport = CheckedTransport(h1, urls)
+        request = UpstreamRequest("GET", f"http://localhost:{port}/x.png", download=True)
+        try:
+            return await transport.exchange(request, "sim", 2.0, 2.0)
+        finally:
+            await transport.aclose()
+
+    async with server:
+        with pytest.raises(APIConnectionError):
+            await fetch(ResultUrls([], UrlPolicy(), rebinding))
+        assert served == []
+        configured = [Connection("sim", f"http://localhost:{port}/v1", Secret("k"))]
+        status, _, body = await fetch(ResultUrls(configured, UrlPolicy(), rebinding))
+        assert (status, body) == (200, b"inside") and len(served) == 1

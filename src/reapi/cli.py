@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import sys
 import threading
@@ -29,7 +31,7 @@ from ._entry import INTERRUPTED, interrupted
 from ._exceptions import ReapiError
 from ._files import write_whole
 from .catalog import Catalog, ModelSpec, load_catalog
-from .types import BinaryContent, ImagesResponse, Model, Video
+from .types import BinaryContent, Image, ImagesResponse, Model, Video
 
 T = TypeVar("T")
 
@@ -221,10 +223,26 @@ FormatOption = Annotated[
 ]
 
 
-def _write_images(result: ImagesResponse, output: Path) -> None:
-    for index, item in enumerate(result.data, start=1):
-        target = output if len(result.data) == 1 else output.with_stem(f"{output.stem}-{index}")
-        write_whole(target, item.content())
+def _image_bytes(item: Image, index: int) -> bytes:
+    if item.b64_json is None:
+        raise _fail(ValueError(f"image {index} came as a URL, not as its bytes"))
+    try:
+        return base64.b64decode(item.b64_json, validate=True)
+    except binascii.Error:
+        raise _fail(ValueError(f"image {index} is not valid base64")) from None
+
+
+def _write_images(result: ImagesResponse, output: Path, asked: int) -> None:
+    """The first `asked` images, each decoded before any is written. An answer is the
+    gateway's (or another OpenAI-compatible server's) to write: one with no image, or an image
+    as a URL or in broken base64, ends the command with one line, and more images than asked
+    for do not rename the file asked for."""
+    images = [_image_bytes(item, i) for i, item in enumerate(result.data[:asked], start=1)]
+    if not images:
+        raise _fail(ValueError("the answer held no image"))
+    for index, content in enumerate(images, start=1):
+        target = output if len(images) == 1 else output.with_stem(f"{output.stem}-{index}")
+        write_whole(target, content)
         _say(f"wrote {target}")
     if result.reapi:
         _say(f"served by {result.reapi.route} in {result.reapi.attempts} attempt(s)")
@@ -264,7 +282,7 @@ def image_generate(
                 resolution=resolution,
             )
 
-    _write_images(_reported(generated), output)
+    _write_images(_reported(generated), output, n)
 
 
 @image_app.command("edit")
@@ -306,7 +324,7 @@ def image_edit(
                 output_format=output_format,
             )
 
-    _write_images(_reported(edited), output)
+    _write_images(_reported(edited), output, n)
 
 
 # -- videos ----------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from ._probes import HealthProber, ProbeConfig, ProbeReport
 from ._random_hex import random_hex
 from ._settings import SDK_ENV, resolve_connections
 from ._sse import ServerSentEvent
-from ._urls import ByteBudget, UrlPolicy, decode_data_url
+from ._urls import ByteBudget, UrlPolicy, decode_data_url, first_hop, vet_addresses
 from .resources._inputs import image_request, video_request
 from .resources._jobs_memory import Bodies, RememberedJob
 
@@ -75,6 +75,7 @@ __all__ = [
     "detached",
     "excerpt",
     "extension_for",
+    "first_hop",
     "first_of_group",
     "image_request",
     "input_sizes",
@@ -84,5 +85,6 @@ __all__ = [
     "sniff_media_type",
     "translated",
     "translated_async",
+    "vet_addresses",
     "video_request",
 ]

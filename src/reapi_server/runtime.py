@@ -50,6 +50,7 @@ from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .mirror.keys import OutputNames
 from .observability.metrics import Metrics
+from .result_urls import CheckedTransport, ResultUrls
 from .upstream import aiohttp_engine
 from .upstream_h1 import H1Transport
 
@@ -103,6 +104,9 @@ class Runtime:
     alerts: AlertWatch = field(init=False)
     #: Posts webhooks (SSRF-checked at every attempt, under `webhook_allow_networks`).
     webhook_fetcher: AsyncFetcher = field(default_factory=AsyncFetcher)
+    #: Checks the URLs upstream answers send the gateway to (`result_urls`); None: unchecked
+    #: (a runtime built by hand, with an engine of its own).
+    result_urls: ResultUrls | None = None
     #: Wakes the streams of a job's events when it changes (in this process; see `changes`).
     job_changes: JobChanges = field(default_factory=JobChanges)
     #: Event streams open in this process, per API key id.
@@ -254,13 +258,18 @@ def build_runtime(
     metrics.watch_breakers(router, catalog, connections)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
     core = LocalCore(catalog, connections, hints=GATEWAY_HINTS)
+    engine = _engine(settings, router, http_client, fetcher, _observer(tracing, core))
+    result_urls = ResultUrls(connections.values(), settings.url_policy)
+    if isinstance(engine.transport, H1Transport):  # resolves once: checks what it connects to
+        engine.transport.address_check = result_urls.connect_check
+    engine.transport = CheckedTransport(engine.transport, result_urls)
     return Runtime(
         settings=settings,
         db=db,
         catalog=catalog,
         core=core,
         router=router,
-        engine=_engine(settings, router, http_client, fetcher, _observer(tracing, core)),
+        engine=engine,
         store=_store(settings, store, tracing),
         auth=Authenticator(db),
         limiter=Limiter(redis),
@@ -274,4 +283,5 @@ def build_runtime(
         fetcher=fetcher,
         webhook_fetcher=AsyncFetcher(settings.webhook_url_policy),
         tracing=tracing,
+        result_urls=result_urls,
     )

@@ -14,6 +14,7 @@ import asyncio
 import ipaddress
 import itertools
 import socket
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["STAGGER", "connect_first", "open_socket"]
@@ -24,8 +25,12 @@ STAGGER = 0.25
 AddressInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr), as getaddrinfo gives
 
 
-async def open_socket(host: str, port: int) -> socket.socket:
-    """A connected, non-blocking TCP socket to one of `host`'s addresses."""
+async def open_socket(
+    host: str, port: int, check: Callable[[list[str]], None] | None = None
+) -> socket.socket:
+    """A connected, non-blocking TCP socket to one of `host`'s addresses. `check` sees the
+    addresses first and may refuse them (raising `OSError`): they are the ones connected to,
+    with no second lookup in between."""
     try:
         literal = ipaddress.ip_address(host)  # an address already: no lookup on a thread
     except ValueError:
@@ -37,6 +42,8 @@ async def open_socket(host: str, port: int) -> socket.socket:
         infos = [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port, 0, 0))]
     else:
         infos = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]
+    if check is not None:
+        check([str(info[4][0]) for info in infos])
     return await connect_first(_interleaved(infos))
 
 

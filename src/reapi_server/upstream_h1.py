@@ -32,7 +32,8 @@ import errno
 import re
 import ssl
 import zlib
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 import certifi
@@ -349,6 +350,9 @@ class H1Transport:
 
     def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         """`tls`: the context https upstreams are checked with (certifi's roots when None)."""
+        #: Sees the origin (tls, host, port) and the addresses a new connection is about to be
+        #: made to, and may refuse them with `OSError` (`result_urls.ResultUrls.connect_check`).
+        self.address_check: Callable[[tuple[bool, str, int], list[str]], None] | None = None
         self._idle: dict[tuple[bool, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._slots: asyncio.Semaphore | None = None
@@ -392,7 +396,10 @@ class H1Transport:
                 self._tls = ssl.create_default_context(cafile=certifi.where())
             tls = self._tls
         async with asyncio.timeout(first_byte):
-            sock = await open_socket(origin.host, origin.port)
+            check = self.address_check
+            sock = await open_socket(
+                origin.host, origin.port, None if check is None else partial(check, origin.key)
+            )
             made = False
             try:
                 _, connection = await loop.create_connection(

@@ -10,7 +10,7 @@ import time
 
 import pytest
 from rich.console import Console
-from tests.sdk.scripted_gateway import serve
+from tests.sdk.scripted_gateway import PNG_B64, serve
 from typer.testing import CliRunner
 
 from reapi.cli import VideoProgress, app
@@ -185,6 +185,49 @@ def test_models_lists_what_a_gateway_serves():
     assert [m["id"] for m in json.loads(result.stdout)] == ["gpt-image-2"]
     assert gateway.seen[0].path == "/v1/models"
     assert gateway.seen[0].headers["authorization"] == "Bearer rk"
+
+
+def _gateway(server: SimServer) -> list[str]:
+    return ["--base-url", server.base_url + "/v1", "--api-key", "rk"]
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ([{"url": "https://cdn.example/x.png"}], "image 1 came as a URL, not as its bytes"),
+        ([], "the answer held no image"),
+        ([{"b64_json": PNG_B64}, {"b64_json": "a"}], "image 2 is not valid base64"),
+    ],
+)
+def test_an_answer_without_usable_images_is_a_one_line_error(tmp_path, data, said):
+    """What a gateway answers is not the CLI's to trust (it may be another OpenAI-compatible
+    server, or a broken one): an image as a URL or in broken base64 was a 35-line traceback,
+    and no image at all wrote nothing and exited 0. Nothing is written unless every image is."""
+    server, _ = serve((200, {}, {"created": 1, "data": data}))
+    target = tmp_path / "out.png"
+    with server:
+        result = runner.invoke(
+            app,
+            [
+                *("image", "p", "--model", "gpt-image-2", "-o", str(target)),
+                *("-n", str(len(data) or 1), *_gateway(server)),
+            ],
+        )
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == f"error: {said}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_more_images_than_asked_for_writes_only_those_asked_for(tmp_path):
+    server, _ = serve((200, {}, {"created": 1, "data": [{"b64_json": PNG_B64}] * 3}))
+    target = tmp_path / "out.png"
+    with server:
+        result = runner.invoke(
+            app,
+            ["image", "p", "--model", "gpt-image-2", "-o", str(target), *_gateway(server)],
+        )
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
 
 def test_the_progress_bar_pulses_until_the_provider_reports_progress():

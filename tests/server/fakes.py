@@ -57,6 +57,10 @@ class FakeUpstream:
     #: What image answers hold, and the `output_format` they claim it is.
     image_body: bytes = PNG
     image_format: str = "png"
+    #: When set, image answers hold this URL (`{"url": ...}`) instead of the bytes.
+    image_url: str | None = None
+    #: What any other host answers (a URL an answer named: a CDN, or a host inside the network).
+    elsewhere: bytes = PNG
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def transport(self) -> httpx.MockTransport:
@@ -73,6 +77,8 @@ class FakeUpstream:
         host, path, method = request.url.host, request.url.path, request.method
         self.calls.append((host, method, path))
         self.headers.append(request.headers)
+        if host not in ("primary.test", "backup.test"):
+            return httpx.Response(200, content=self.elsewhere)
         polling = method == "GET" and "/videos/" in path and not path.endswith("/content")
         fault = (self.poll_faults if polling else self.faults).get(host, "ok")
         if fault == "hang":
@@ -114,11 +120,14 @@ class FakeUpstream:
             n = 1
             if path.endswith("/generations"):
                 n = int(json.loads(request.content).get("n", 1))
+            item = {"b64_json": base64.b64encode(self.image_body).decode()}
+            if self.image_url is not None:
+                item = {"url": self.image_url}
             return httpx.Response(
                 200,
                 json={
                     "created": 1,
-                    "data": [{"b64_json": base64.b64encode(self.image_body).decode()}] * n,
+                    "data": [item] * n,
                     "output_format": self.image_format,
                     "size": "1024x1024",
                     "quality": "high",

@@ -78,7 +78,7 @@ async def gateway(tmp_path, migrated_template, sims):
 async def test_a_hung_primary_is_hedged_and_one_image_is_charged(gateway, sims):
     client, app = gateway
     rt = app.state.runtime
-    assert isinstance(rt.engine.transport, H1Transport)
+    assert isinstance(rt.engine.transport.inner, H1Transport)  # behind `result_urls`
     account, key = await make_account(rt, credits=1000)
     primary = sims.servers["primary"]
 

@@ -64,6 +64,25 @@ async def test_a_bad_address_is_refused_before_any_step_up(db_web, browsers):
         assert refused.status_code in (400, 409) and message in refused.text, address
 
 
+async def test_asking_whether_addresses_have_accounts_is_limited_per_user(db_web, browsers, clock):
+    """The new address is checked before any step-up, and "already exists" tells whether it has
+    an account: each such answer counts towards the user's 5 email changes an hour, or any
+    signed-in person (an unverified one too) could test every address they like."""
+    taken = [new_email() for _ in range(6)]
+    for address in taken:
+        await browsers(db_web).sign_up(address)
+        clock.advance(60 * 60 + 1)  # past the sign-up limit per client address
+    browser = browsers(db_web)
+    await browser.sign_up(new_email())
+    answers = [(await _ask(browser, {"email": a})).status_code for a in taken]
+    assert answers == [409] * 5 + [429]
+    blocked = await _ask(browser, {"email": new_email(), "current_password": PASSWORD})
+    assert blocked.status_code == 429 and "retry-after" in blocked.headers
+    assert "already exists" not in blocked.text
+    clock.advance(60 * 60 + 1)
+    assert (await _ask(browser, {"email": taken[0]})).status_code == 409
+
+
 async def test_the_link_changes_the_email_once_and_ends_other_sessions(db_web, browsers):
     email, new = new_email(), new_email()
     browser = browsers(db_web)

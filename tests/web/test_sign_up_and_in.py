@@ -96,6 +96,27 @@ async def test_an_email_already_taken_is_refused(web, browsers):
     assert response.status_code == 409 and "already exists" in response.text
 
 
+async def test_asking_whether_addresses_have_accounts_counts_towards_the_sign_up_limit(
+    web, browsers, clock
+):
+    """ "Already exists" tells whether an address has an account: a sign-up answered so counts
+    towards the 10 an hour per client address as one that succeeds does, or one client could
+    test every address it likes. Once blocked, a taken and a free address get the same 429."""
+    taken = new_email()
+    await browsers(web).sign_up(taken)  # 1 of the 10
+    form = {"password": PASSWORD, "age_16_plus": "yes", "accept_terms": "yes"}
+
+    async def sign_up_as(email):
+        return await browsers(web).submit("/signup", "/signup", {"email": email, **form})
+
+    answers = [(await sign_up_as(taken)).status_code for _ in range(10)]
+    assert answers == [409] * 9 + [429]
+    blocked = await sign_up_as(new_email())
+    assert blocked.status_code == 429 and "retry-after" in blocked.headers
+    clock.advance(60 * 60 + 1)
+    assert (await sign_up_as(taken)).status_code == 409
+
+
 async def test_a_sign_up_racing_another_for_the_same_email_is_refused_with_no_chain(db_web):
     """The other sign-up lands while this one hashes its password: the unique email refuses
     the insert, and the refusal carries nothing of the database's error."""

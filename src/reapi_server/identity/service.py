@@ -249,10 +249,7 @@ class Identity:
         the terms and privacy policy, whose versions are recorded with the time."""
         email = self._check_sign_up(form)
         counter = self.throttle.for_address(SIGN_UP_PER_ADDRESS, client.address)
-        async with self.db.read() as session:
-            await _refuse_if_throttled(session, [counter], self.clock())
-            if await repository.find_user_by_email(session, email) is not None:
-                raise EmailTaken()
+        await self._refuse_taken(email, counter)
         password_hash = await self.passwords.hash(form.password)
         now = self.clock()
 
@@ -281,6 +278,18 @@ class Identity:
         user, cookie, row = await translated_async(create, IntegrityError, lambda _: EmailTaken())
         log.info("user signed up", extra={"code": "sign_up"})
         return SignedIn(user, row.id, cookie)
+
+    async def _refuse_taken(self, email: str, counter: Counter) -> None:
+        """EmailTaken when `email` has an account. The answer tells whether an address has
+        one, so it counts on `counter` (refused while that is blocked, whatever the address):
+        else one client could ask about every address it likes."""
+        async with self.db.read() as session:
+            await _refuse_if_throttled(session, [counter], self.clock())
+            taken = await repository.find_user_by_email(session, email) is not None
+        if taken:
+            async with self.db.write() as session:
+                await Throttle.count(session, [counter], self.clock())
+            raise EmailTaken()
 
     # -- sign-in -------------------------------------------------------------------------------
 
@@ -611,15 +620,14 @@ class Identity:
     # -- email change --------------------------------------------------------------------------
 
     async def check_new_email(self, user: User, new_email: str) -> str:
-        """The new address, normalised, if the user may move to it (before any step-up)."""
+        """The new address, normalised, if the user may move to it (before any step-up). An
+        address that has an account counts towards the user's email changes an hour."""
         email = normalise_email(new_email)
         if email == user.email:
             raise GatewayError(
                 "That is already your email address.", code="same_email", param="email"
             )
-        async with self.db.read() as session:
-            if await repository.find_user_by_email(session, email) is not None:
-                raise EmailTaken()
+        await self._refuse_taken(email, self.throttle.for_user(CHANGE_EMAIL_PER_USER, user.id))
         return email
 
     async def request_email_change(

@@ -35,6 +35,8 @@ def upstream_body(rt: Runtime, route: Route, file: GeneratedFile) -> Body | None
 async def _stream(rt: Runtime, route: Route, request: UpstreamRequest) -> AsyncIterator[bytes]:
     """The same deadlines as the engine's downloads: the first byte, each read, and the whole."""
     provider = route.provider
+    if rt.result_urls is not None:  # the provider's answer named it: not inside our network
+        await rt.result_urls.check(request.url, provider)
     first_byte = rt.router.first_byte_timeout(route)
     deadline = time.monotonic() + first_byte + rt.router.config.download_timeout
     client = rt.engine.client

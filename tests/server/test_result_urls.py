@@ -1,0 +1,145 @@
+"""URLs an upstream's answer sends the gateway to (a result to download) are requested only when
+they lead to a public address or to a configured provider's own origin: a compromised provider
+must not make the gateway read its own network and hand it to a caller as an image."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import socket
+
+import pytest
+from tests.server.fakes import PNG
+from tests.server.helpers import auth
+
+from reapi import APIConnectionError, APIResponseError
+from reapi._secret import Secret
+from reapi.core import UrlPolicy
+from reapi.providers import Connection, GeneratedFile, UpstreamRequest
+from reapi_server.mirror.fetch import upstream_body
+from reapi_server.result_urls import CheckedTransport, ResultUrls
+from reapi_server.upstream_h1 import H1Transport
+
+INSIDE = b"role credentials of the machine the gateway runs on"
+GENERATIONS = "/v1/images/generations"
+BODY = {"model": "gpt-image-2", "prompt": "a lighthouse"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/gateway",
+        "http://127.0.0.1:9464/metrics",
+        "http://localhost:9464/metrics",  # a name that resolves inside
+        "http://[::1]/x.png",
+        "http://10.0.0.5/x.png",
+        "http://[::ffff:7f00:1]/x.png",
+        "file:///etc/passwd",
+    ],
+)
+async def test_an_answer_naming_a_url_inside_the_network_is_not_fetched(gateway, url):
+    gateway.upstream.image_url = url
+    gateway.upstream.elsewhere = INSIDE
+    _, key = await gateway.account()
+    response = await gateway.client.post(GENERATIONS, json=BODY, headers=auth(key))
+    assert response.status_code == 502, response.text
+    assert base64.b64encode(INSIDE).decode() not in response.text
+    assert url not in response.text and "169.254" not in response.text
+    hosts = {host for host, _, _ in gateway.upstream.calls}
+    assert hosts <= {"primary.test", "backup.test"}, hosts
+
+
+async def test_an_answer_naming_a_public_url_is_fetched(gateway):
+    gateway.upstream.image_url = "http://93.184.215.14/generated/x.png"  # an address: no DNS
+    _, key = await gateway.account()
+    response = await gateway.client.post(GENERATIONS, json=BODY, headers=auth(key))
+    assert response.status_code == 200, response.text
+    assert base64.b64decode(response.json()["data"][0]["b64_json"]) == PNG
+    assert ("93.184.215.14", "GET", "/generated/x.png") in gateway.upstream.calls
+
+
+async def test_fetch_allow_networks_lets_a_private_network_through(make_gateway):
+    gateway = await make_gateway(fetch_allow_networks=["10.20.0.0/16"])
+    gateway.upstream.image_url = "http://10.20.3.4/x.png"
+    _, key = await gateway.account()
+    response = await gateway.client.post(GENERATIONS, json=BODY, headers=auth(key))
+    assert response.status_code == 200, response.text
+    assert ("10.20.3.4", "GET", "/x.png") in gateway.upstream.calls
+
+
+async def test_a_video_streamed_into_storage_is_checked_too(gateway):
+    route = gateway.rt.catalog.models["sim-video"].routes[0]
+    video = GeneratedFile(
+        "video/mp4",
+        url="http://169.254.169.254/video.mp4",
+        fetch=UpstreamRequest("GET", "http://169.254.169.254/video.mp4", download=True),
+    )
+    body = upstream_body(gateway.rt, route, video)
+    assert body is not None and not isinstance(body, bytes)
+    with pytest.raises(APIResponseError, match="does not lead to a public address"):
+        async for _ in body:
+            pass
+    assert gateway.upstream.calls == []
+
+
+async def test_the_configured_origins_go_as_they_are_and_names_are_resolved():
+    asked: list[tuple[str, int]] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        if host == "unknown.example":  # as getaddrinfo fails (a proxy may know it)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return {"cdn.example": ["93.184.215.14"], "rebound.example": ["93.184.215.14", "10.0.0.1"]}[
+            host
+        ]
+
+    urls = ResultUrls(
+        [Connection("sim", "http://127.0.0.1:8123/v1", Secret("k"))], UrlPolicy(), resolver
+    )
+    await urls.check("http://127.0.0.1:8123/files/a.png", "sim")  # the operator's choice
+    await urls.check("https://cdn.example/a.png", "sim")
+    await urls.check("https://unknown.example/a.png", "sim")  # not reachable from here either
+    for refused in (
+        "http://127.0.0.1:8124/files/a.png",  # another port of the same host
+        "http://127.0.0.1:8123@10.0.0.1/a.png",
+        "https://rebound.example/a.png",  # one private address among public ones
+    ):
+        with pytest.raises(APIResponseError):
+            await urls.check(refused, "sim")
+    assert asked == [("cdn.example", 443), ("unknown.example", 443), ("rebound.example", 443)]
+
+
+async def test_the_default_transport_checks_the_addresses_it_connects_to():
+    """DNS rebinding: the first check hears a public address, the connect resolves `localhost`
+    to loopback. `upstream_h1` resolves once and checks what it connects to."""
+    served: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\ninside")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        return ["93.184.215.14"]  # what the first lookup heard
+
+    async def fetch(urls: ResultUrls) -> tuple[int, dict[str, str], bytes]:
+        h1 = H1Transport()
+        h1.address_check = urls.connect_check
+        transport = CheckedTransport(h1, urls)
+        request = UpstreamRequest("GET", f"http://localhost:{port}/x.png", download=True)
+        try:
+            return await transport.exchange(request, "sim", 2.0, 2.0)
+        finally:
+            await transport.aclose()
+
+    async with server:
+        with pytest.raises(APIConnectionError):
+            await fetch(ResultUrls([], UrlPolicy(), rebinding))
+        assert served == []
+        configured = [Connection("sim", f"http://localhost:{port}/v1", Secret("k"))]
+        status, _, body = await fetch(ResultUrls(configured, UrlPolicy(), rebinding))
+        assert (status, body) == (200, b"inside") and len(served) == 1

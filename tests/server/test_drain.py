@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -251,12 +251,25 @@ def _cut_at_the_drain_end(
     return answers, served.output, key
 
 
+async def _held(database: Path, seconds: float = 15.0) -> None:
+    """Until a request's credit hold is committed (a loaded machine can take longer than any
+    fixed wait to get the request that far, and a lock taken before it cuts the hold instead)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with closing(sqlite3.connect(database, timeout=10)) as reader:
+            held = reader.execute("SELECT 1 FROM credit_holds WHERE status = 'held'").fetchone()
+        if held:
+            return
+        assert time.monotonic() < deadline, "no credit hold was taken"
+        await asyncio.sleep(0.02)
+
+
 async def _cut_while_settling(
     database: Path, process: subprocess.Popen[bytes], running: asyncio.Task[T]
 ) -> T:
     """`running`'s request cut by the drain's end while its settlement waits to commit: another
     writer holds SQLite's write lock from before the settlement until past the drain (1 s)."""
-    await asyncio.sleep(0.3)  # its hold taken, the provider working
+    await _held(database)  # its hold taken, the provider working
     lock = sqlite3.connect(database, isolation_level=None, timeout=10)
     lock.execute("BEGIN IMMEDIATE")  # the settlement waits for SQLite's lock...
     try:

@@ -337,6 +337,8 @@ async def _second_runtime(gateway, url):
         catalog=two_host_catalog(),
         http_client=httpx.AsyncClient(transport=gateway.upstream.transport()),
         router_config=RouterConfig(first_byte_timeout=0.3),
+        # Another process of the same fleet: it names outputs with the fleet's secret too.
+        secret=gateway.rt.secret,
     )
 
 

@@ -27,6 +27,10 @@ from pathlib import Path
 MIB = 1024 * 1024
 LIMIT_MIB = 64
 
+#: The video's host is on loopback: a URL an upstream's answer names is fetched only at public
+#: addresses unless the operator allows a private network, as here.
+LOOPBACK = ["127.0.0.0/8"]
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -173,8 +177,11 @@ def main() -> int:
             s3_secret_access_key="bench",  # type: ignore[arg-type]
             s3_addressing_style="path",
             log_json=False,
+            fetch_allow_networks=LOOPBACK,
         )
-        local = Settings(data_dir=work / "local-data", log_json=False)
+        local = Settings(
+            data_dir=work / "local-data", log_json=False, fetch_allow_networks=LOOPBACK
+        )
         urls = (f"http://127.0.0.1:{small_port}/v.mp4", f"http://127.0.0.1:{big_port}/v.mp4")
         print(f"mirroring a {args.mb} MB video ({size:,} bytes); part size 8 MiB")
         worst = 0.0

@@ -229,7 +229,8 @@ def _image_bytes(item: Image, index: int) -> bytes:
     try:
         return base64.b64decode(item.b64_json, validate=True)
     except binascii.Error:
-        raise _fail(ValueError(f"image {index} is not valid base64")) from None
+        pass
+    raise _fail(ValueError(f"image {index} is not valid base64"))
 
 
 def _write_images(result: ImagesResponse, output: Path, asked: int) -> None:

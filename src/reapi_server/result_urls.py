@@ -106,8 +106,10 @@ class ResultUrls:
             return
         try:
             vet_addresses(addresses, self._policy, "url")
+            return
         except InvalidRequestError:
-            raise PermissionError("a URL an answer named leads to no public address") from None
+            pass
+        raise PermissionError("a URL an answer named leads to no public address")
 
 
 class CheckedTransport:

@@ -31,6 +31,8 @@ from reapi.core import AsyncTransport, UrlPolicy, first_hop, translated_async, v
 from reapi.providers import Connection, UpstreamRequest
 from reapi.router import MAX_ANSWER_BYTES
 
+from .upstream_h1 import origin_key
+
 __all__ = ["CheckedTransport", "ResultUrls"]
 
 #: host, port → addresses (the default asks the system resolver).
@@ -47,14 +49,6 @@ def _origin(base_url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}/" if parts.scheme and parts.netloc else None
 
 
-def _key(base_url: str) -> tuple[bool, str, int] | None:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return None
-    tls = parts.scheme == "https"
-    return tls, parts.hostname, parts.port or (443 if tls else 80)
-
-
 class ResultUrls:
     def __init__(
         self,
@@ -66,8 +60,8 @@ class ResultUrls:
         origins = {_origin(c.base_url) for c in connections}
         #: "scheme://host[:port]/" of every configured connection: a prefix test, one C call.
         self.trusted = tuple(sorted(o for o in origins if o is not None))
-        #: The same as `upstream_h1` keys its connections: (tls, host, port).
-        self._trusted_keys = frozenset(k for c in connections if (k := _key(c.base_url)))
+        #: As `upstream_h1` keys its connections: (tls, host, port).
+        self._trusted_keys = frozenset(k for c in connections if (k := origin_key(c.base_url)))
         self._policy = policy
         self._resolve = resolver
 

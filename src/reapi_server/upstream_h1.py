@@ -46,7 +46,7 @@ from reapi.router import MAX_ANSWER_BYTES
 from .upstream import encode_body
 from .upstream_connect import open_socket
 
-__all__ = ["H1Transport", "UpstreamDisconnected"]
+__all__ = ["H1Transport", "UpstreamDisconnected", "origin_key"]
 
 #: Exchanges in flight at once, as the aiohttp connector's limit was.
 _LIMIT = 512
@@ -99,6 +99,15 @@ class _Origin:
 @lru_cache(maxsize=1024)
 def _origin(url: str) -> _Origin:
     return _Origin(url)
+
+
+def origin_key(url: str) -> tuple[bool, str, int] | None:
+    """What the transport keys `url`'s connections by (tls, host, port), as `address_check`
+    sees it; None for a URL it would not request."""
+    try:
+        return _origin(url).key
+    except ValueError:
+        return None
 
 
 #: Headers the transport writes itself, whatever the request gave.

@@ -197,6 +197,11 @@ class LocalCore:
             prepared.edit,
         )
         result = yield from adapter.generate_image(call)
+        if len(result.images) > prepared.params.n:
+            # Never more than asked: the request is priced and held for `n` images, so any
+            # more an upstream sent (a model that makes a set, a broken or hostile answer)
+            # would be handed out, downloaded and stored for nothing.
+            result = dataclasses.replace(result, images=result.images[: prepared.params.n])
         if prepared.params.response_format == "url":
             return result
         # Fetch URL results now: upstream URLs expire (1-24 h) and the caller asked for bytes.

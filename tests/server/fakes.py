@@ -61,6 +61,8 @@ class FakeUpstream:
     image_url: str | None = None
     #: What any other host answers (a URL an answer named: a CDN, or a host inside the network).
     elsewhere: bytes = PNG
+    #: Images an answer holds beyond the `n` asked (a model making a set, a broken answer).
+    extra_images: int = 0
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def transport(self) -> httpx.MockTransport:
@@ -127,7 +129,7 @@ class FakeUpstream:
                 200,
                 json={
                     "created": 1,
-                    "data": [item] * n,
+                    "data": [item] * (n + self.extra_images),
                     "output_format": self.image_format,
                     "size": "1024x1024",
                     "quality": "high",

@@ -45,6 +45,25 @@ async def test_b64_by_default_and_a_usage_row(gateway):
     assert credits == {"object": "credits", "balance": 920, "reserved": 0}
 
 
+@pytest.mark.parametrize("as_url", [False, True])
+async def test_an_answer_with_more_images_than_asked_gives_only_those_asked(gateway, as_url):
+    """The request is priced and held for `n` images: more from the upstream (a model that
+    makes a set, a broken or hostile answer) are neither handed out nor fetched nor stored,
+    rather than given away with only `n` charged."""
+    account, key = await gateway.account(credits=1000)
+    gateway.upstream.extra_images = 3
+    if as_url:
+        gateway.upstream.image_url = "http://93.184.215.14/generated/x.png"  # public: no DNS
+    response = await generate(gateway, key, n=2, response_format="url")
+    assert response.status_code == 200, response.text
+    assert len(response.json()["data"]) == 2
+    assert response.headers["x-reapi-credits-charged"] == "80"
+    assert await ledger_matches(gateway.rt, account) == (920, 0)
+    assert len(gateway.stored()) == 2
+    if as_url:  # the upstream's URLs past the second are never requested
+        assert gateway.upstream.count("/generated/x.png", method="GET") == 2
+
+
 async def test_url_format_serves_our_stable_copy(gateway):
     _, key = await gateway.account()
     body = (await generate(gateway, key, response_format="url")).json()

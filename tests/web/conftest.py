@@ -67,8 +67,8 @@ async def browsers() -> AsyncIterator[Callable[..., Browser]]:
     """Factory: a new browser (its own cookies) on a gateway's app."""
     opened: list[Browser] = []
 
-    def open_browser(gateway: Gateway, base_url: str = BASE) -> Browser:
-        browser = Browser(gateway.app, base_url)
+    def open_browser(gateway: Gateway, base_url: str = BASE, address: str = "127.0.0.1") -> Browser:
+        browser = Browser(gateway.app, base_url, address)
         opened.append(browser)
         return browser
 

@@ -46,9 +46,12 @@ class Clock:
 class Browser:
     """One browser: its own cookies, forms posted with the token of the page they are on."""
 
-    def __init__(self, app: object, base_url: str = "http://gateway.test") -> None:
+    def __init__(
+        self, app: object, base_url: str = "http://gateway.test", address: str = "127.0.0.1"
+    ) -> None:
+        # `address`: the client address the gateway sees (the transport's default otherwise).
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            transport=httpx.ASGITransport(app=app, client=(address, 123)),  # type: ignore[arg-type]
             base_url=base_url,
             follow_redirects=False,
         )

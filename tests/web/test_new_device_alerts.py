@@ -114,4 +114,8 @@ def test_a_device_is_a_keyed_hash_of_the_browser_and_its_network():
     v6 = device_hash(key, "user_1", Client("2001:db8:1:2::5", FIREFOX))
     assert device_hash(key, "user_1", Client("2001:db8:1:2:ffff::1", FIREFOX)) == v6
     assert device_hash(key, "user_1", Client("2001:db8:1:3::5", FIREFOX)) != v6
+    # An IPv4 client of a dual-stack listener (`::ffff:a.b.c.d`) is in its IPv4 /24, not in
+    # the `::/64` that holds every IPv4 address.
+    assert device_hash(key, "user_1", Client("::ffff:203.0.113.99", FIREFOX)) == base
+    assert device_hash(key, "user_1", Client("::ffff:198.51.100.7", FIREFOX)) != base
     assert "203.0.113" not in base and "Firefox" not in base

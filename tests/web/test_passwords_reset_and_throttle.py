@@ -252,6 +252,26 @@ async def test_failed_sign_ins_are_throttled_per_client_address(web, browsers, c
     assert (await browsers(web).sign_in(new_email(), "guess guess guess")).status_code == 401
 
 
+async def test_ipv4_clients_of_a_dual_stack_listener_are_counted_each_on_its_own(web, browsers):
+    """Behind a server or proxy listening on `::`, an IPv4 client comes as `::ffff:a.b.c.d`.
+    Counted per IPv6 /64, every one of them was in `::/64`: one client's 20 failures locked
+    every IPv4 client out of signing in (and of signing up, of resetting a password)."""
+    guesser = "::ffff:203.0.113.7"
+    for _ in range(20):
+        guessed = await browsers(web, address=guesser).sign_in(new_email(), "guess guess guess")
+        assert guessed.status_code == 401
+
+    async def sign_in_from(address: str) -> int:
+        return (await browsers(web, address=address).sign_in(new_email(), "x" * 12)).status_code
+
+    assert await sign_in_from(guesser) == 429
+    # Another IPv4 client, mapped or not, signs in as before.
+    assert await sign_in_from("::ffff:198.51.100.9") == 401
+    assert await sign_in_from("198.51.100.10") == 401
+    # The guesser's address written as IPv4: the same client, the same count.
+    assert await sign_in_from("203.0.113.7") == 429
+
+
 async def test_a_successful_reset_unlocks_the_email(web, browsers):
     email = new_email()
     await browsers(web).sign_up(email)

@@ -65,11 +65,15 @@ USER_RULES = (VERIFY_RESEND_PER_USER, SECOND_FACTOR_PER_USER, CHANGE_EMAIL_PER_U
 
 def client_network(address: str, *, ipv4_prefix: int = 32) -> str:
     """The network a client address stands for: IPv6 per /64 (what one subscriber usually
-    holds), IPv4 per `ipv4_prefix` (the address itself by default)."""
+    holds), IPv4 per `ipv4_prefix` (the address itself by default). An IPv4-mapped IPv6 address
+    (`::ffff:a.b.c.d`: an IPv4 client of a server or proxy listening on a dual-stack socket) is
+    its IPv4 address: as IPv6 its /64 would be `::/64`, every IPv4 client in one network."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address[:64] or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     prefix = 64 if ip.version == 6 else ipv4_prefix
     if prefix == ip.max_prefixlen:
         return str(ip)

@@ -158,6 +158,8 @@ async def test_verification_get_shows_a_button_and_only_the_post_uses_the_link(d
     confirmed = await browser.submit(link, "/verify", {"token": mail.token("/verify")})
     assert confirmed.status_code == 303
     assert confirmed.headers["location"] == "/settings?done=verified"
+    landed = (await browser.get(confirmed.headers["location"])).text
+    assert "Your email address is verified. Next: create an API key on the Keys page." in landed
     assert (await _user(db_web, email)).email_verified_at == db_web.rt.now()
     again = await browser.submit("/settings", "/verify", {"token": mail.token("/verify")})
     assert again.status_code == 400 and "Your email address is verified" in again.text

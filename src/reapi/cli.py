@@ -524,12 +524,14 @@ def video_cancel(
 ) -> None:
     """Cancel a video that is not finished (or delete a finished one)."""
 
-    def cancelled() -> None:
+    def ended_before() -> bool:
+        """Whether the video had ended: the same call deletes it then, and the line says so."""
         with _client(catalog, provider_url, base_url, api_key) as client:
+            ended = client.videos.retrieve(video_id).status in ("completed", "failed")
             client.videos.delete(video_id)
+            return ended
 
-    _reported(cancelled)
-    _say(f"cancelled {video_id}")
+    _say(f"{'deleted' if _reported(ended_before) else 'cancelled'} {video_id}")
 
 
 # -- simulators ------------------------------------------------------------------------------

@@ -110,6 +110,16 @@ def test_video_sizes_map_to_ratio_and_resolution():
     assert low.seconds == 4  # the model's first duration is its default
 
 
+def test_the_allowed_durations_are_named_shortest_first_whatever_the_default():
+    """The catalog lists the default first (veo-3.1: 8, 4, 6); a refusal lists them in order,
+    as /models does."""
+    model = video_model(seconds=(8, 4, 6))
+    with pytest.raises(InvalidRequestError) as info:
+        check_video(model, VideoParams(model="v", seconds=5))
+    assert info.value.message.endswith("allowed values: 4, 6, 8")
+    assert check_video(model, VideoParams(model="v")).seconds == 8  # still the default
+
+
 def test_prompt_and_input_video_requirements():
     model = video_model(prompt_required=False, input_video=True, input_reference=True)
     with pytest.raises(InvalidRequestError, match="input_reference"):

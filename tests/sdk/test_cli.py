@@ -138,6 +138,14 @@ def test_video_prints_the_id_at_once_and_the_subcommands_follow_it(video_cli, tm
     again = tmp_path / "again.mp4"
     assert video_cli("download", video_id, "-o", str(again)).exit_code == 0
     assert again.read_bytes() == out.read_bytes()
+    deleted = video_cli("cancel", video_id)  # a finished video is deleted, and it says so
+    assert deleted.exit_code == 0 and f"deleted {video_id}" in deleted.stderr
+    assert "cancelled" not in deleted.stderr
+
+
+def test_cancel_says_cancelled_for_a_video_still_running(sim, video_cli):
+    sim.app.polls_to_complete = 1_000  # it stays in progress
+    video_id = video_cli("waves", "--model", "sim-video", "--seconds", "4").stdout.strip()
     cancelled = video_cli("cancel", video_id)
     assert cancelled.exit_code == 0 and f"cancelled {video_id}" in cancelled.stderr
 

@@ -967,3 +967,12 @@ async def test_the_models_page_says_what_credits_cost(shop, web, browsers):
     assert 'href="/dashboard/billing"' in page
     # A gateway that sells no credits says nothing about packs.
     assert "Credits come in packs" not in (await browsers(web).get("/models")).text
+
+
+async def test_the_landing_pages_steps_say_to_buy_credits_where_they_are_sold(shop, web, browsers):
+    """A new account has no credits, so its first request is refused: the steps on the
+    landing page say where to buy them, on a gateway that sells them."""
+    steps = re.search(r'<ol class="steps">.*?</ol>', (await browsers(shop).get("/")).text, re.S)
+    assert "buy credits" in steps.group(0) and 'href="/dashboard/billing"' in steps.group(0)
+    free = re.search(r'<ol class="steps">.*?</ol>', (await browsers(web).get("/")).text, re.S)
+    assert "buy credits" not in free.group(0) and "/dashboard/billing" not in free.group(0)

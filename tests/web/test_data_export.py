@@ -148,7 +148,12 @@ async def test_usage_and_payments_as_csv_without_formulas(people_web, browsers, 
 
     paid = await person.browser.get("/settings/data/payments.csv")
     (payment,) = list(csv.DictReader(io.StringIO(paid.text)))
-    assert payment["id"] == person.payment_id and payment["amount"] == "900"
+    # In the currency's unit, as the billing history's CSV has it: "900" would read as 900 EUR.
+    assert payment["id"] == person.payment_id
+    assert (payment["amount"], payment["currency"]) == ("9.00", "EUR")
+    assert (await person.browser.get("/settings/data/export.json")).json()["payments"][0][
+        "amount"
+    ] == 900  # the JSON keeps Stripe's minor units, as documented
     assert payment["product"] == '\'=HYPERLINK("http://evil","x")'
 
 

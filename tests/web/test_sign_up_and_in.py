@@ -158,10 +158,43 @@ async def test_verification_get_shows_a_button_and_only_the_post_uses_the_link(d
     confirmed = await browser.submit(link, "/verify", {"token": mail.token("/verify")})
     assert confirmed.status_code == 303
     assert confirmed.headers["location"] == "/settings?done=verified"
+    landed = (await browser.get(confirmed.headers["location"])).text
+    assert "Your email address is verified. Next: create an API key on the Keys page." in landed
     assert (await _user(db_web, email)).email_verified_at == db_web.rt.now()
     again = await browser.submit("/settings", "/verify", {"token": mail.token("/verify")})
-    assert again.status_code == 400 and "no longer works" in again.text
+    assert again.status_code == 400 and "Your email address is verified" in again.text
     assert (await browser.get(link)).status_code == 400
+    assert (await other.get(link)).status_code == 400
+    assert "no longer works" in (await other.get(link)).text  # signed out: nothing to tell
+
+
+async def test_the_used_link_opened_again_by_its_verified_person_says_it_is_verified(
+    db_web, browsers
+):
+    """A second click on the mail's link (or a mail opened twice) is the common case: the
+    person is told their address is verified, not that something failed."""
+    browser = browsers(db_web)
+    email = new_email()
+    await browser.sign_up(email)
+    [mail] = await mail_to(db_web.rt, email)
+    await browser.submit(mail.link("/verify"), "/verify", {"token": mail.token("/verify")})
+    page = await browser.get(mail.link("/verify"))
+    assert page.status_code == 400
+    assert "Your email address is verified" in page.text and email in page.text
+    assert "no longer works" not in page.text and 'href="/dashboard"' in page.text
+
+
+async def test_an_unverified_person_with_a_dead_link_is_sent_to_settings_for_a_new_one(
+    web, browsers, clock
+):
+    browser = browsers(web)
+    email = new_email()
+    await browser.sign_up(email)
+    [mail] = await mail_to(web.rt, email)
+    clock.advance(24 * 3600 + 1)
+    page = await browser.get(mail.link("/verify"))
+    assert page.status_code == 400 and "no longer works" in page.text
+    assert "Ask for a new one from your settings" in page.text
 
 
 async def test_verification_links_expire_after_24_hours(web, browsers, clock):

@@ -197,7 +197,8 @@ def check_video(
             code="missing_required_parameter",
         )
     if params.seconds is not None and caps.seconds and params.seconds not in caps.seconds:
-        _refuse(model, "seconds", caps.seconds)
+        # Shortest first, as /models lists them: the catalog's order puts the default first.
+        _refuse(model, "seconds", sorted(caps.seconds))
     if has_reference and not caps.input_reference:
         _refuse(model, "input_reference", (), "this model does not take a reference input")
     shape = _resolve_shape(model, caps, params.size, params.aspect_ratio, params.resolution)
@@ -205,7 +206,7 @@ def check_video(
     allowed = caps.seconds_by_resolution.get(shape.resolution or "")
     if allowed and seconds not in allowed:
         rules = "; ".join(
-            f"{res} allows {', '.join(map(str, secs))}"
+            f"{res} allows {', '.join(map(str, sorted(secs)))}"
             for res, secs in caps.seconds_by_resolution.items()
         )
         _refuse(model, "seconds", (), f"durations depend on the resolution: {rules}")

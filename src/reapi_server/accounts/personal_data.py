@@ -82,12 +82,16 @@ class PersonalData:
         subject, rows = collected
         return export.document(subject, rows, site=self.rt.settings.site_name, now=self.rt.now())
 
-    async def section_csv(self, user_id: str, name: str, columns: tuple[str, ...]) -> bytes | None:
-        """One section as a spreadsheet-safe CSV file."""
+    async def section_csv(self, user_id: str, name: str) -> bytes | None:
+        """One section of `export.SPREADSHEETS` as a spreadsheet-safe CSV file."""
+        columns, cells = export.SPREADSHEETS[name]
         sections = tuple(s for s in export.SECTIONS if s.name == name)
         assert sections, f"no export section {name!r}"
         collected = await self._collect(user_id, sections)
-        return None if collected is None else export.to_csv(collected[1][name], columns)
+        if collected is None:
+            return None
+        rows = collected[1][name]
+        return export.to_csv([cells(row) for row in rows] if cells else rows, columns)
 
     async def delete(self, user_id: str, *, actor: Actor | None = None) -> Deletion | None:
         """Delete the person (`deletion.delete_user`), then what their accounts held

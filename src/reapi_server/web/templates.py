@@ -21,7 +21,8 @@ __all__ = ["NOTICES", "render"]
 #: Messages shown after a redirect (`?done=<key>`): fixed texts, never echoed input.
 NOTICES: Mapping[str, str] = {
     "welcome": "Your account is ready. We sent you an email: open its link to verify your address.",
-    "verified": "Your email address is verified.",
+    # Said where the person lands (Settings), which shows nothing of the next step.
+    "verified": "Your email address is verified. Next: create an API key on the Keys page.",
     "verification_sent": "We sent you a new verification link.",
     "signed_out": "You are signed out.",
     "password_changed": "Your password is changed. Your other sessions have been signed out.",

@@ -4,9 +4,13 @@ every query is keyed by their user id, their email address or the accounts they 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from decimal import Decimal
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ...billing import throttles as billing_throttles
+from ...billing.settings import decimal_amount
 from ...identity import repository as users
 from ...identity.throttle import Throttle
 from .. import repository as accounts
@@ -19,6 +23,7 @@ __all__ = [
     "FORMAT",
     "PAYMENT_COLUMNS",
     "SECTIONS",
+    "SPREADSHEETS",
     "USAGE_COLUMNS",
     "Row",
     "Section",
@@ -26,6 +31,7 @@ __all__ = [
     "collect",
     "document",
     "iso",
+    "payment_cells",
     "subject_of",
     "to_csv",
     "to_json",
@@ -60,6 +66,25 @@ PAYMENT_COLUMNS = (
     "stripe_checkout_session_id",
     "stripe_payment_intent_id",
 )
+
+
+def payment_cells(row: Row) -> Row:
+    """A payment as a spreadsheet shows it, as the billing history's CSV does: the amount in
+    the currency's own unit (`10.00`, `EUR`), where the JSON keeps Stripe's minor units
+    (`1000`, `eur`), which read as a thousand euros in a spreadsheet."""
+    currency = str(row["currency"])
+    return {
+        **row,
+        "amount": Decimal(decimal_amount(int(row["amount"]), currency)),
+        "currency": currency.upper(),
+    }
+
+
+#: The sections downloadable as CSV: their columns, and how a row becomes cells.
+SPREADSHEETS: dict[str, tuple[tuple[str, ...], Callable[[Row], Row] | None]] = {
+    "usage": (USAGE_COLUMNS, None),
+    "payments": (PAYMENT_COLUMNS, payment_cells),
+}
 
 
 async def subject_of(

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from ...accounts.export import PAYMENT_COLUMNS, USAGE_COLUMNS, to_json
+from ...accounts.export import SPREADSHEETS, to_json
 from ...accounts.service import account_of
 from ...billing import views as billing_views
 from ...errors import GatewayError
@@ -28,8 +28,6 @@ from ..templates import render
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
-
-_CSV_SECTIONS = {"usage": USAGE_COLUMNS, "payments": PAYMENT_COLUMNS}
 
 
 def _download(
@@ -63,10 +61,9 @@ async def download_csv(request: Request, section: str) -> Response:
     current = require_session(request)
     if (confirm := sudo_redirect(request)) is not None:
         return confirm
-    columns = _CSV_SECTIONS.get(section)
-    if columns is None:
+    if section not in SPREADSHEETS:
         raise HTTPException(404)
-    body = await web_of(request).personal_data.section_csv(current.user.id, section, columns)
+    body = await web_of(request).personal_data.section_csv(current.user.id, section)
     if body is None:
         raise HTTPException(404)
     return _download(request, body, section, "csv", "text/csv; charset=utf-8")

@@ -42,6 +42,8 @@ async def landing(request: Request) -> Response:
         video_count=len(models) - len(images),
         hosts=sorted({host for m in models for host in m.hosts}),
         featured=models[:12],
+        # A new account has no credits: where this gateway sells them, the steps say so.
+        sells_credits=rt.billing.enabled,
     )
 
 

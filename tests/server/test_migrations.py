@@ -56,6 +56,8 @@ def test_instances_starting_at_once_migrate_one_at_a_time(postgres_server):  # n
     postgres_server.execute(f"CREATE DATABASE {name}")
     code = (
         "import asyncio, sys\n"
+        "from reapi_server.observability.logging import configure_logging\n"
+        "configure_logging('INFO')\n"
         "from reapi_server.db import Database\n"
         "from reapi_server.migrate import upgrade\n"
         "async def main():\n"
@@ -77,6 +79,9 @@ def test_instances_starting_at_once_migrate_one_at_a_time(postgres_server):  # n
     ]
     outputs = [p.communicate(timeout=120)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], outputs
+    # The one that made the schema says so; those that waited for it found nothing to do.
+    said = [line for output in outputs for line in output.splitlines() if "database " in line]
+    assert len(said) == 1 and '"msg":"database created"' in said[0], outputs
 
 
 # -- 0005_identity: accounts become users ------------------------------------------------------

@@ -194,13 +194,19 @@ async def upgrade(db: Database) -> frozenset[str]:
         )
         return newer
 
-    def _run(connection: Connection) -> None:
+    def _run(connection: Connection) -> frozenset[str]:
         from alembic import command
 
+        # Read again under the lock: an instance that started beside this one may have
+        # migrated while this one waited for it.
+        before, _serving = _stamped_revisions(connection)
+        if before == head_revisions():
+            return frozenset(before)
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         _say_who_runs(connection)
+        return frozenset(before)
 
     async with db.write(enforce_foreign_keys=False) as session:
         if db.is_postgres:
@@ -208,5 +214,18 @@ async def upgrade(db: Database) -> frozenset[str]:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
             )
         connection = await session.connection()
-        await connection.run_sync(_run)
+        before = await connection.run_sync(_run)
+    _say_what_changed(before)
     return frozenset()
+
+
+def _say_what_changed(before: frozenset[str]) -> None:
+    """One line for the operator when this process changed the schema (`serve` migrates at
+    start): an upgrade should not go by unseen in the log. Revision ids only."""
+    after = ",".join(sorted(head_revisions()))
+    if before == head_revisions():
+        return
+    if not before:
+        log.info("database created", extra={"code": f"revision={after}"})
+    else:
+        log.info("database migrated", extra={"code": f"from={','.join(sorted(before))} to={after}"})

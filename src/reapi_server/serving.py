@@ -119,13 +119,26 @@ def _serve(config: GatewayConfig, metrics_address: tuple[str, int] | None) -> No
 
     server = uvicorn.Server(config)
     try:
-        sockets = [config.bind_socket()]
+        try:
+            sockets = [config.bind_socket()]
+        except SystemExit:
+            # uvicorn logged the error by its errno name only: say which address and setting.
+            log.error(
+                "cannot listen on %s:%d: set host and port (REAPI_HOST, REAPI_PORT) to a free"
+                " address",
+                config.host,
+                config.port,
+            )
+            raise
         if metrics_address is not None:
             try:
                 sockets.append(_bind(metrics_address))
             except OSError as error:
+                # Two instances on one host both default to 127.0.0.1:9464.
                 log.error(
-                    "metrics listener failed",
+                    "metrics listener failed: cannot listen on %s:%d: give each instance on a"
+                    " host its own metrics_listen (REAPI_METRICS_LISTEN), or off",
+                    *metrics_address,
                     extra={"code": errno.errorcode.get(error.errno or 0, "OSError")},
                 )
                 sys.exit(STARTUP_FAILURE)

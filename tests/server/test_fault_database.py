@@ -96,6 +96,46 @@ async def test_the_database_lost_mid_request(proxied, upstream, fault):
     assert reserved == 0 and 0 < balance < 100  # charged once, for the answered request
 
 
+async def test_images_stored_before_the_database_went_away_are_deleted(proxied, upstream):
+    """The images were stored, then the settlement that writes their rows met the outage: the
+    request could not ask whether its rows landed, so it kept the objects (an orphan is safer
+    than a row pointing at nothing), and the release that landed a second after the database
+    came back closed the hold without queuing them. No row ever pointed at them, so neither
+    the retention job nor the sweeper (the hold was no longer held) would delete them: kept for
+    ever on local disk, until a lifecycle rule on S3. Seen on a fleet whose PostgreSQL
+    restarted under load."""
+    from reapi_server.models import PendingDeletion
+    from reapi_server.retention import purge_once
+
+    gateway, proxy = proxied
+    account, key = await gateway.account(credits=100)
+    store = gateway.rt.store
+    put = store.put
+
+    async def put_then_lose_the_database(*args, **kwargs):
+        written = await put(*args, **kwargs)
+        proxy.refuse()  # the settlement, next, meets the outage
+        return written
+
+    store.put = put_then_lose_the_database
+    answer = await asyncio.wait_for(
+        gateway.client.post("/v1/images/generations", json={"prompt": "p"}, headers=auth(key)),
+        timeout=20,
+    )
+    store.put = put
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"]["code"] == "database_unavailable"
+    assert len(gateway.stored()) == 1  # kept: whether its row landed could not be asked
+    proxy.heal()
+    await asyncio.sleep(0.3)
+    assert await retry_pending_releases(gateway.rt.pending_releases) == 1
+    assert await ledger_matches(gateway.rt, account) == (100, 0)
+    await purge_once(gateway.rt)
+    assert gateway.stored() == {}
+    async with gateway.rt.db.read() as session:
+        assert (await session.execute(select(PendingDeletion))).first() is None
+
+
 async def test_a_failed_video_submission_is_released_when_the_database_is_back(proxied, upstream):
     """A video whose submission failed while the database was away: its release is kept and
     tried again like an image request's (each second), not left in `submitting` until the job

@@ -56,6 +56,8 @@ def test_instances_starting_at_once_migrate_one_at_a_time(postgres_server):  # n
     postgres_server.execute(f"CREATE DATABASE {name}")
     code = (
         "import asyncio, sys\n"
+        "from reapi_server.observability.logging import configure_logging\n"
+        "configure_logging('INFO')\n"
         "from reapi_server.db import Database\n"
         "from reapi_server.migrate import upgrade\n"
         "async def main():\n"
@@ -77,6 +79,9 @@ def test_instances_starting_at_once_migrate_one_at_a_time(postgres_server):  # n
     ]
     outputs = [p.communicate(timeout=120)[0] for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], outputs
+    # The one that made the schema says so; those that waited for it found nothing to do.
+    said = [line for output in outputs for line in output.splitlines() if "database " in line]
+    assert len(said) == 1 and '"msg":"database created"' in said[0], outputs
 
 
 # -- 0005_identity: accounts become users ------------------------------------------------------
@@ -470,3 +475,62 @@ def test_migrate_refuses_a_newer_schema_in_one_line(tmp_path):
     assert migrate.returncode == 1
     assert migrate.stderr.startswith("error: the database's schema is at 0099_newer")
     assert "Traceback" not in migrate.stderr
+
+
+async def test_an_instance_that_changes_the_schema_says_so_in_one_line(tmp_path, caplog):
+    """`serve` migrates at start: an upgrade (or a new database) went by without a word in its
+    log (Alembic's own per-step lines did not pass the log allowlist), so an operator could not
+    tell from the log whether, or from which revision, it had migrated. One line, revision ids
+    only; none when there was nothing to do."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'reapi.db'}"
+    head = ",".join(sorted(head_revisions()))
+    db = Database(url)
+    try:
+
+        def said() -> list[tuple[str, str]]:
+            lines = [(r.getMessage(), getattr(r, "code", "")) for r in caplog.records]
+            caplog.clear()
+            return [(m, c) for m, c in lines if m.startswith("database ")]
+
+        caplog.set_level("INFO", logger="reapi_server")
+        await upgrade(db)
+        assert said() == [("database created", f"revision={head}")]
+        await upgrade(db)
+        assert said() == []
+        await db.dispose()
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0024_deleted_top_ups")
+        db = Database(url)
+        await upgrade(db)
+        assert said() == [("database migrated", f"from=0024_deleted_top_ups to={head}")]
+    finally:
+        await db.dispose()
+
+
+def test_serve_logs_the_migration_it_ran_at_start(tmp_path):
+    """The same line in a real `serve`'s JSON log (through the formatter and the allowlist)."""
+    import json
+    import signal
+
+    from tests.server.live import free_port
+    from tests.server.test_cli import _bin, _wait_for
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REAPI_")}
+    port = free_port()
+    env.update(
+        REAPI_DATA_DIR=str(tmp_path / "data"), REAPI_METRICS_LISTEN="off", REAPI_PORT=str(port)
+    )
+    process = subprocess.Popen(
+        [_bin("reapi-server"), "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/healthz", process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+    records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    created = [r for r in records if r["msg"] == "database created"]
+    assert [r["code"] for r in created] == [f"revision={','.join(sorted(head_revisions()))}"]

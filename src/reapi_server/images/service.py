@@ -33,8 +33,9 @@ from ..credits.service import hold_or_record_refusal, price_of
 from ..errors import GatewayError, OutputsDeleted
 from ..group_commit import Tx
 from ..idempotency.service import CHARGED_KEY, RecordAnswer
+from ..mirror.keys import task_prefix
 from ..mirror.outputs import Output, file_url, mirror
-from ..mirror.repository import recorded_ids
+from ..mirror.repository import enqueue_deletion, recorded_ids
 from ..mirror.service import discard_unrecorded, queue_task_cleanup, read_outputs
 from ..observability.middleware import RequestContext
 from ..references.service import has_references, resolve
@@ -126,6 +127,7 @@ async def generate(
     rt.metrics.credits_moved["reserved"].inc(cost)
     rt.live_holds.add(hold_id, now + rt.settings.image_hold_seconds)  # renewed while it runs
 
+    images_stored = False
     # Hedged attempts run at once: the caller hears one's drafts at a time (`drafts`).
     shared = SharedTap(tap) if tap is not None else None
 
@@ -158,6 +160,7 @@ async def generate(
                 request_id,
                 [Output("image", i.data or b"") for i in images],
             )
+            images_stored = True
         except BaseException:
             # Images stored before the failure (an outage, or a cancelled request): no row will
             # ever point at them, so only the queue can get them deleted.
@@ -212,7 +215,7 @@ async def generate(
             await discard_unrecorded(rt, request_id, files)
             raise
     except BaseException as error:
-        await _release(rt, principal.account_id, hold_id, request_id, error, started)
+        await _release(rt, principal.account_id, hold_id, request_id, error, started, images_stored)
         raise
     finally:
         rt.live_holds.discard(hold_id)
@@ -257,14 +260,22 @@ async def _release(
     request_id: str,
     error: BaseException,
     started: float,
+    images_stored: bool,
 ) -> None:
-    """Give the hold back and close the usage row; shielded, so a cancelled request still does."""
+    """Give the hold back and close the usage row; shielded, so a cancelled request still does.
+    `images_stored`: its images were stored before it failed. The release closing the hold means the
+    settlement (which writes their rows) never landed, and when the database was away the
+    request could not have them deleted (`discard_unrecorded` keeps them when it cannot ask):
+    the release queues them, as the sweeper's does. The queue deletes nothing a row points at."""
     provider, attempts = failed_attempts(error)
     code = error_code(error)
     duration_ms = _ms(started)  # the request's, not a later retry's
 
     async def release_request(tx: Tx) -> ClosedHold | None:
-        closed = await credit_rows.release(tx, hold_id, rt.now())
+        now = rt.now()
+        closed = await credit_rows.release(tx, hold_id, now)
+        if closed is not None and images_stored:
+            await enqueue_deletion(tx, task_prefix(request_id), now)
         if closed is not None:  # else settled (the usage row says so) or swept (and closed)
             await usage_rows.finish(
                 tx,

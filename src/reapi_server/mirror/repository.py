@@ -18,6 +18,7 @@ __all__ = [
     "delete_output_row",
     "delete_task_rows",
     "delete_thumbnail_rows",
+    "enqueue_deletion",
     "enqueue_deletions",
     "get_output",
     "insert_outputs",
@@ -185,6 +186,18 @@ async def delete_account_rows(
 
 
 # -- the deletion queue ----------------------------------------------------------------------------
+
+
+_QUEUE_DELETION = Statement(
+    insert(PendingDeletion), column_keys=("storage_key", "attempts", "not_before", "created_at")
+)
+
+
+async def enqueue_deletion(tx: Tx, key: str, now: float) -> None:
+    """`enqueue_deletions` of one key, in a group-commit transaction (a request's release)."""
+    await tx.execute(
+        _QUEUE_DELETION, {"storage_key": key, "attempts": 0, "not_before": now, "created_at": now}
+    )
 
 
 async def enqueue_deletions(session: AsyncSession, keys: Sequence[str], now: float) -> None:

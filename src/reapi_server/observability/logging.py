@@ -89,7 +89,6 @@ ALLOWED: dict[tuple[str, int], tuple[re.Pattern[str], ...]] = {
         r"Cancel %s running task\(s\), timeout graceful shutdown exceeded",
         rf"Child process {_PID} failed to start, stopping the parent process\.",
     ),
-    ("alembic.runtime.migration", logging.INFO): _templates(r"Running upgrade %s -> %s, %s"),
 }
 
 

@@ -5,7 +5,7 @@ error shape, never a 500, and never more than a short excerpt of the input."""
 import base64
 
 import pytest
-from tests.server.fakes import PNG
+from tests.server.fakes import PNG, FakeUpstream
 from tests.server.helpers import auth, ledger_matches
 
 HUGE = "1" * 5000  # over int()'s 4,300-digit limit
@@ -449,3 +449,69 @@ async def test_a_prompt_with_a_long_number_is_read_as_written(gateway):
     response = await post_raw(gateway, key, "/v1/images/generations", raw)
     assert response.status_code == 200, response.text[:300]
     assert len(response.json()["data"]) == 2
+
+
+# -- uploads on images/edits: the bytes decide, not the part's label -----------------------------
+HTML = b"<!doctype html><html><body>not an image</body></html>"
+JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 64
+
+
+async def edit_parts(gateway, key, files):
+    return await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p"},
+        files=files,
+        headers=auth(key),
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "param", "message"),
+    [
+        ([("image", ("a.html", HTML, "text/html"))], "image", "image must be a PNG, JPEG or WebP"),
+        ([("image", ("a.png", HTML, "image/png"))], "image", "image must be a PNG, JPEG or WebP"),
+        (
+            [("image[]", ("a.png", PNG, "image/png")), ("image[]", ("b.png", HTML, "text/html"))],
+            "image",
+            "image must be a PNG, JPEG or WebP",
+        ),
+        (
+            [("image", ("a.png", PNG, "image/png")), ("mask", ("m.jpg", JPEG, "image/jpeg"))],
+            "mask",
+            "mask must be a PNG",
+        ),
+    ],
+)
+async def test_an_upload_that_is_not_an_image_is_refused_naming_its_part(
+    gateway, files, param, message
+):
+    account, key = await gateway.account()
+    error = assert_refused(await edit_parts(gateway, key, files))
+    assert (error["param"], error["code"]) == (param, "invalid_image")
+    assert error["message"].startswith(message)
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+async def test_an_image_under_another_label_goes_upstream_as_the_type_of_its_bytes(
+    make_gateway, monkeypatch
+):
+    """A PNG sent as `text/html` (or any label) is passed on as `image/png`: the upstream is told
+    what the bytes are, never the caller's label."""
+    sent: list[bytes] = []
+    handle = FakeUpstream.handle
+
+    async def recording(self, request):
+        if request.url.path.endswith("/images/edits"):
+            sent.append(request.content)
+        return await handle(self, request)
+
+    monkeypatch.setattr(FakeUpstream, "handle", recording)
+    gateway = await make_gateway()
+    _, key = await gateway.account()
+    files = [("image", ("a.html", PNG, "text/html")), ("mask", ("m", PNG, "application/x"))]
+    response = await edit_parts(gateway, key, files)
+    assert response.status_code == 200, response.text[:300]
+    [body] = sent
+    assert body.count(b"Content-Type: image/png") == 2
+    assert b"text/html" not in body and b"application/x" not in body

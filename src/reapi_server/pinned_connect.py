@@ -9,8 +9,9 @@ these do the same for the other two clients:
   connects to it (and before it enters aiohttp's DNS cache);
 - httpx: `PinnedBackend`, the network backend of the client's direct connections, resolves the
   name once, checks the addresses and connects to them, one after the other (the families
-  alternated). The TLS handshake and the Host header still name the host: only the socket's
-  address is pinned. Connections through a proxy (`HTTPS_PROXY`) keep httpx's own backend: the
+  alternated; a configured provider's host is connected to by name, as before). The TLS
+  handshake and the Host header still name the host: only the socket's address is pinned.
+  Connections through a proxy (`HTTPS_PROXY`) keep httpx's own backend: the
   proxy, which the operator chose, resolves the names there.
 
 `check(host, port, addresses)` raises `OSError` to refuse; each client reports it as a failed
@@ -82,8 +83,10 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         check: AddressCheck,
         inner: httpcore.AsyncNetworkBackend,
         lookup: Callable[[str, int], Any] = _system_lookup,
+        trusted: Callable[[str, int], bool] = lambda host, port: False,
     ) -> None:
         self._check = check
+        self._trusted = trusted
         self._inner = inner
         self._lookup = lookup
 
@@ -95,6 +98,8 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
+        if self._trusted(host, port):  # a configured provider's: connected as httpx would
+            return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
         try:
             addresses = await self._addresses(host, port)
             self._check(host, port, addresses)
@@ -133,16 +138,22 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def pin_client(client: httpx.AsyncClient, check: AddressCheck) -> bool:
+def pin_client(
+    client: httpx.AsyncClient,
+    check: AddressCheck,
+    trusted: Callable[[str, int], bool] = lambda host, port: False,
+) -> bool:
     """Puts `PinnedBackend` under `client`'s direct connections (not under its proxies');
     False when its transport is not httpx's own (a test's mock, an application's transport),
-    which is left as it is. httpx has no public way to give its pool a network backend: the
-    attributes reached here are httpx's and httpcore's own (a test checks they still exist)."""
+    which is left as it is. `trusted(host, port)`: an origin connected to as before, by name
+    (a configured provider's: its streams keep anyio's happy eyeballs). httpx has no public way
+    to give its pool a network backend: the attributes reached here are httpx's and
+    httpcore's own (a test checks they still exist)."""
     transport = client._transport
     if not isinstance(transport, httpx.AsyncHTTPTransport):
         return False
     pool = transport._pool
     if type(pool) is not httpcore.AsyncConnectionPool:  # a proxy's pool (AsyncHTTPProxy, …)
         return False
-    pool._network_backend = PinnedBackend(check, pool._network_backend)
+    pool._network_backend = PinnedBackend(check, pool._network_backend, trusted=trusted)
     return True

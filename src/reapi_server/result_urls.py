@@ -101,6 +101,10 @@ class ResultUrls:
         if key not in self._trusted_keys:
             self._refuse_unless_public(addresses)
 
+    def trusts(self, host: str, port: int) -> bool:
+        """Whether (host, port) is a configured connection's origin."""
+        return (host, port) in self._trusted_hosts
+
     def host_check(self, host: str, port: int, addresses: list[str]) -> None:
         """`connect_check` for a client that knows the host and port it connects to, not the
         scheme (aiohttp's resolver, httpcore's network backend)."""

@@ -173,7 +173,7 @@ def _engine(
     the mirror's copy of a video) gets a pinned network backend when it is made."""
 
     def pinned(client: httpx.AsyncClient) -> None:
-        pin_client(client, result_urls.host_check)
+        pin_client(client, result_urls.host_check, result_urls.trusts)
 
     if http_client is None and settings.upstream_client == "h1":
         h1 = H1Transport()

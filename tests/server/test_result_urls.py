@@ -10,6 +10,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator
 
+import httpcore
 import httpx
 import pytest
 from tests.conftest import two_host_catalog
@@ -277,3 +278,27 @@ async def test_the_httpx_client_keeps_its_proxies_and_pins_its_direct_connection
     mocked = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     assert not pin_client(mocked, ResultUrls([], UrlPolicy()).host_check)
     await mocked.aclose()
+
+
+async def test_a_configured_origin_is_connected_to_by_name():
+    """A provider's own host (its streams) is connected to as httpx would, by name: no lookup
+    of ours and no check, so nothing changes for it (anyio's happy eyeballs included)."""
+    looked_up: list[str] = []
+
+    async def lookup(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    def refuse(host: str, port: int, addresses: list[str]) -> None:
+        raise PermissionError("checked")
+
+    async with loopback_server() as (port, _):
+        backend = PinnedBackend(
+            refuse, httpcore.AnyIOBackend(), lookup, trusted=lambda h, _: h == "localhost"
+        )
+        stream = await backend.connect_tcp("localhost", port, timeout=2.0)
+        await stream.aclose()
+        assert looked_up == []
+        with pytest.raises(httpcore.ConnectError, match="checked"):
+            await backend.connect_tcp("elsewhere.test", port)
+        assert looked_up == ["elsewhere.test"]

@@ -10,9 +10,10 @@ from tests.server.helpers import auth
 from tests.web.helpers import Browser, mail_to, new_email
 
 from reapi_server.accounts.personal_data import PersonalData
-from reapi_server.accounts.repository import set_disabled
+from reapi_server.accounts.repository import mark_deleted, set_disabled
 from reapi_server.accounts.service import account_of
 from reapi_server.api_keys.service import keys_service
+from reapi_server.errors import InvalidApiKey
 from reapi_server.identity import repository as users
 from reapi_server.models import Account, ApiKey
 
@@ -341,4 +342,18 @@ async def test_a_management_key_stops_at_once_on_another_process(make_gateway, c
         assert error_of(response)["code"] == code
     async with second.rt.db.read() as session:
         made = await session.execute(select(ApiKey).where(ApiKey.name == "x"))
+        assert made.first() is None
+
+
+async def test_no_key_is_made_on_an_account_closed_in_the_meantime(db_web):
+    """The account closed between the management key's check and the create (its deletion's
+    first step, `deleted_at`, committed): the create's own transaction refuses it."""
+    account, _ = await db_web.account()
+    keys = keys_service(db_web.rt)
+    async with db_web.rt.db.write() as session:
+        await mark_deleted(session, account, db_web.rt.now())
+    with pytest.raises(InvalidApiKey):
+        await keys.create(account, name="late", kind="management")
+    async with db_web.rt.db.read() as session:
+        made = await session.execute(select(ApiKey).where(ApiKey.name == "late"))
         assert made.first() is None

@@ -651,11 +651,15 @@ class AsyncEngine(_Base):
         fetcher: AsyncFetcher | None = None,
         transport: AsyncTransport | None = None,
         observer: AttemptObserver | None = None,
+        client_setup: Callable[[httpx.AsyncClient], object] | None = None,
     ) -> None:
+        """`client_setup`: called with the pooled client when the engine makes it (not with a
+        `client` given), before its first request (the gateway pins its connections)."""
         super().__init__(router, observer)
         # Made when first needed: with another transport (the gateway's aiohttp), only streams
         # and mirrored videos use it, and an idle pool with its TLS context costs ~0.8 MiB.
         self._client = client
+        self._client_setup = client_setup
         self.transport: AsyncTransport = transport or HttpxTransport(self.client)
         self.fetcher = fetcher or AsyncFetcher()
 
@@ -670,6 +674,8 @@ class AsyncEngine(_Base):
         it whole (the gateway mirroring a video into storage)."""
         if self._client is None:
             self._client = httpx.AsyncClient(limits=_LIMITS, follow_redirects=False)
+            if self._client_setup is not None:
+                self._client_setup(self._client)
         return self._client
 
     async def send(

@@ -12,11 +12,11 @@ host that resolves only to public ones, as a caller's URL must; `fetch_allow_net
 private network through for both. A refusal is the provider's failure (`APIResponseError`: the
 request fails over, or fails as for any unusable answer), never a caller's.
 
-The default transport (`upstream_h1`) then checks the addresses it resolved to connect, the
-very ones it connects to (`connect_check`): a host that answers a public address to the first
-check and a private one a moment later (DNS rebinding) is refused there. The aiohttp and httpx
-transports, and the mirror's stream of a video, resolve the name again on their own: there only
-the first check holds.
+Every client then checks the addresses it resolved to connect, the very ones it connects to: a
+host that answers a public address to the first check and a private one a moment later (DNS
+rebinding) is refused there. `upstream_h1` (the default) calls `connect_check`; the aiohttp
+transport's resolver and the httpx client's network backend (`pinned_connect`; the httpx client
+carries the `httpx` transport, the streams and the mirror's copy of a video) call `host_check`.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class ResultUrls:
         self.trusted = tuple(sorted(o for o in origins if o is not None))
         #: As `upstream_h1` keys its connections: (tls, host, port).
         self._trusted_keys = frozenset(k for c in connections if (k := origin_key(c.base_url)))
+        #: As a resolver or a network backend sees them: (host, port).
+        self._trusted_hosts = frozenset((host, port) for _, host, port in self._trusted_keys)
         self._policy = policy
         self._resolve = resolver
 
@@ -96,8 +98,20 @@ class ResultUrls:
         """For a transport about to connect to `addresses`, the ones it resolved the origin
         `key` (tls, host, port) to: `PermissionError` (an `OSError`, a failed connect) when the
         origin is no configured connection's and an address is not public."""
-        if key in self._trusted_keys:
-            return
+        if key not in self._trusted_keys:
+            self._refuse_unless_public(addresses)
+
+    def trusts(self, host: str, port: int) -> bool:
+        """Whether (host, port) is a configured connection's origin."""
+        return (host, port) in self._trusted_hosts
+
+    def host_check(self, host: str, port: int, addresses: list[str]) -> None:
+        """`connect_check` for a client that knows the host and port it connects to, not the
+        scheme (aiohttp's resolver, httpcore's network backend)."""
+        if (host, port) not in self._trusted_hosts:
+            self._refuse_unless_public(addresses)
+
+    def _refuse_unless_public(self, addresses: list[str]) -> None:
         try:
             vet_addresses(addresses, self._policy, "url")
             return

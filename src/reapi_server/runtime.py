@@ -50,6 +50,7 @@ from .limits.limiter import Limiter
 from .mirror import ObjectStore, build_store
 from .mirror.keys import OutputNames
 from .observability.metrics import Metrics
+from .pinned_connect import pin_client
 from .result_urls import CheckedTransport, ResultUrls
 from .upstream import aiohttp_engine
 from .upstream_h1 import H1Transport
@@ -162,14 +163,31 @@ def _engine(
     http_client: httpx.AsyncClient | None,
     fetcher: AsyncFetcher,
     observer: AttemptObserver | None,
+    result_urls: ResultUrls,
 ) -> AsyncEngine:
     """The setting's client for provider calls (`h1`: `upstream_h1`, the default); an injected
-    httpx client (tests, an embedding application) is always used as given."""
+    httpx client (tests, an embedding application) is always used as given.
+
+    Each client connects only to addresses `result_urls` passed (DNS rebinding): h1 and aiohttp
+    check what they resolved, and the engine's own httpx client (the `httpx` transport, streams,
+    the mirror's copy of a video) gets a pinned network backend when it is made."""
+
+    def pinned(client: httpx.AsyncClient) -> None:
+        pin_client(client, result_urls.host_check, result_urls.trusts)
+
     if http_client is None and settings.upstream_client == "h1":
-        return AsyncEngine(router, None, fetcher, transport=H1Transport(), observer=observer)
+        h1 = H1Transport()
+        h1.address_check = result_urls.connect_check
+        return AsyncEngine(router, None, fetcher, h1, observer, client_setup=pinned)
     if http_client is None and settings.upstream_client == "aiohttp":
-        return aiohttp_engine(router, fetcher=fetcher, observer=observer)
-    return AsyncEngine(router, http_client, fetcher, observer=observer)
+        return aiohttp_engine(
+            router,
+            fetcher=fetcher,
+            observer=observer,
+            client_setup=pinned,
+            address_check=result_urls.host_check,
+        )
+    return AsyncEngine(router, http_client, fetcher, observer=observer, client_setup=pinned)
 
 
 def _tracing(settings: Settings, exporter: SpanExporter | None) -> Tracing | None:
@@ -258,10 +276,8 @@ def build_runtime(
     metrics.watch_breakers(router, catalog, connections)
     fetcher = fetcher or AsyncFetcher(settings.url_policy)
     core = LocalCore(catalog, connections, hints=GATEWAY_HINTS)
-    engine = _engine(settings, router, http_client, fetcher, _observer(tracing, core))
     result_urls = ResultUrls(connections.values(), settings.url_policy)
-    if isinstance(engine.transport, H1Transport):  # resolves once: checks what it connects to
-        engine.transport.address_check = result_urls.connect_check
+    engine = _engine(settings, router, http_client, fetcher, _observer(tracing, core), result_urls)
     engine.transport = CheckedTransport(engine.transport, result_urls)
     return Runtime(
         settings=settings,

@@ -26,6 +26,7 @@ import errno
 import json
 import ssl
 import weakref
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -45,6 +46,8 @@ from reapi.core import (
 )
 from reapi.providers import UpstreamRequest
 from reapi.router import MAX_ANSWER_BYTES, Router
+
+from .pinned_connect import AddressCheck, VettingResolver
 
 __all__ = ["AiohttpTransport", "aiohttp_engine", "encode_body"]
 
@@ -187,11 +190,17 @@ class AiohttpTransport:
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        #: Set before the first request: sees the addresses each name resolved to, before they
+        #: are connected to or cached, and may refuse them with `OSError`
+        #: (`result_urls.ResultUrls.host_check`, through `pinned_connect.VettingResolver`).
+        self.address_check: AddressCheck | None = None
 
     def _session_now(self) -> aiohttp.ClientSession:
         # Made on first use: a session belongs to the running event loop.
         if self._session is None or self._session.closed:
+            check = self.address_check
             connector = _PoolConnector(
+                resolver=VettingResolver(check) if check is not None else None,
                 limit=_POOL_LIMIT,
                 limit_per_host=0,
                 keepalive_timeout=_KEEPALIVE_SECONDS,
@@ -286,6 +295,11 @@ def aiohttp_engine(
     client: httpx.AsyncClient | None = None,
     fetcher: AsyncFetcher | None = None,
     observer: AttemptObserver | None = None,
+    client_setup: Callable[[httpx.AsyncClient], object] | None = None,
+    address_check: AddressCheck | None = None,
 ) -> AsyncEngine:
-    """The SDK's engine with its upstream requests on aiohttp."""
-    return AsyncEngine(router, client, fetcher, transport=AiohttpTransport(), observer=observer)
+    """The SDK's engine with its upstream requests on aiohttp (`address_check`: see
+    `AiohttpTransport.address_check`; `client_setup`: `AsyncEngine`'s)."""
+    transport = AiohttpTransport()
+    transport.address_check = address_check
+    return AsyncEngine(router, client, fetcher, transport, observer, client_setup=client_setup)

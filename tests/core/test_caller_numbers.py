@@ -120,3 +120,18 @@ def test_a_retry_after_in_seconds_or_as_a_date_is_read():
 
     assert parse_retry_after("7") == 7.0 and parse_retry_after("1.5") == 1.5
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480.0) == 0.0
+
+
+def test_an_input_image_is_labelled_by_its_bytes():
+    """An upstream is told what an image is by its bytes, whatever label it came with."""
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
+    jpeg = b"\xff\xd8\xff\xe0" + b"\0" * 32
+    _, payload = image_request(
+        prompt="p",
+        model="gpt-image-2",
+        images=[("a.html", jpeg, "text/html"), ("b.png", png, "image/png")],
+        mask=("m", png, "application/octet-stream"),
+    )
+    assert [f.content_type for f in payload.get("images")] == ["image/jpeg", "image/png"]
+    assert [f.filename for f in payload.get("images")] == ["a.html", "b.png"]
+    assert payload.get("mask").content_type == "image/png"

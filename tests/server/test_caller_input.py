@@ -5,7 +5,7 @@ error shape, never a 500, and never more than a short excerpt of the input."""
 import base64
 
 import pytest
-from tests.server.fakes import PNG
+from tests.server.fakes import PNG, FakeUpstream
 from tests.server.helpers import auth, ledger_matches
 
 HUGE = "1" * 5000  # over int()'s 4,300-digit limit
@@ -368,3 +368,150 @@ async def test_the_widest_seeds_are_taken(gateway):
     for seed in (2**63 - 1, -(2**63)):
         assert (await video(gateway, key, seed=seed, seconds=8)).status_code == 200
         assert (await video_form(gateway, key, seed=str(seed), seconds="8")).status_code == 200
+
+
+async def post_raw(gateway, key, path: str, raw: bytes):
+    headers = {**auth(key), "content-type": "application/json"}
+    return await gateway.client.post(path, content=raw, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "message", "code"),
+    [
+        ("/v1/images/generations", b'"n": 1e400', "n", "n must be an integer", "invalid_type"),
+        ("/v1/images/generations", b'"n": -1e400', "n", "n must be an integer", "invalid_type"),
+        (
+            "/v1/images/generations",
+            b'"seed": 18446744073709551616',
+            "seed",
+            "seed must be between -9223372036854775808 and 9223372036854775807",
+            "integer_above_max_value",
+        ),
+        (
+            "/v1/images/generations",
+            b'"seed": -99999999999999999999999',
+            "seed",
+            "seed must be between -9223372036854775808 and 9223372036854775807",
+            "integer_below_min_value",
+        ),
+        (
+            "/v1/images/generations",
+            b'"output_compression": ' + b"9" * 200,
+            "output_compression",
+            "output_compression must be an integer",
+            "invalid_type",
+        ),
+        (
+            "/v1/videos",
+            b'"seconds": 1e400',
+            "seconds",
+            "seconds must be an integer or a string",
+            "invalid_type",
+        ),
+    ],
+)
+async def test_valid_json_with_numbers_out_of_range_names_the_field(
+    gateway, path, body, param, message, code
+):
+    """JSON takes any number: one past a double (orjson refuses it) or past 64 bits (orjson
+    reads a float) is the field's error, not "not valid JSON"."""
+    account, key = await gateway.account()
+    model = b"sim-video" if path == "/v1/videos" else b"gpt-image-2"
+    raw = b'{"model": "' + model + b'", "prompt": "p", ' + body + b"}"
+    error = assert_refused(await post_raw(gateway, key, path, raw))
+    assert (error["param"], error["message"], error["code"]) == (param, message, code)
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"model": "gpt-image-2", "prompt": "p", "n": NaN}',
+        b'{"model": "gpt-image-2", "prompt": "p", "n": Infinity}',
+        b'{"model": "gpt-image-2", "prompt": "p", "n": 1e400',  # unclosed
+        b'{"model": "gpt-image-2", "prompt": "p", "n": 1e4OO}',
+        b'{"model": "gpt-image-2", "prompt": "\\ud800", "n": 1}',  # a lone surrogate
+    ],
+)
+async def test_a_body_that_is_not_json_still_says_so(gateway, raw):
+    _, key = await gateway.account()
+    error = assert_refused(await post_raw(gateway, key, "/v1/images/generations", raw))
+    assert (error["code"], error["param"]) == ("invalid_json", None)
+    assert error["message"] == "the request body is not valid JSON"
+
+
+async def test_a_prompt_with_a_long_number_is_read_as_written(gateway):
+    """Twenty digits in a string send the body through the second parser: the same body."""
+    _, key = await gateway.account()
+    prompt = "serial 123456789012345678901234567890, seed 7"
+    raw = b'{"model": "gpt-image-2", "prompt": "' + prompt.encode() + b'", "seed": 7, "n": 2}'
+    response = await post_raw(gateway, key, "/v1/images/generations", raw)
+    assert response.status_code == 200, response.text[:300]
+    assert len(response.json()["data"]) == 2
+
+
+# -- uploads on images/edits: the bytes decide, not the part's label -----------------------------
+HTML = b"<!doctype html><html><body>not an image</body></html>"
+JPEG = b"\xff\xd8\xff\xe0" + b"\0" * 64
+
+
+async def edit_parts(gateway, key, files):
+    return await gateway.client.post(
+        "/v1/images/edits",
+        data={"model": "gpt-image-2", "prompt": "p"},
+        files=files,
+        headers=auth(key),
+    )
+
+
+@pytest.mark.parametrize(
+    ("files", "param", "message"),
+    [
+        ([("image", ("a.html", HTML, "text/html"))], "image", "image must be a PNG, JPEG or WebP"),
+        ([("image", ("a.png", HTML, "image/png"))], "image", "image must be a PNG, JPEG or WebP"),
+        (
+            [("image[]", ("a.png", PNG, "image/png")), ("image[]", ("b.png", HTML, "text/html"))],
+            "image",
+            "image must be a PNG, JPEG or WebP",
+        ),
+        (
+            [("image", ("a.png", PNG, "image/png")), ("mask", ("m.jpg", JPEG, "image/jpeg"))],
+            "mask",
+            "mask must be a PNG",
+        ),
+    ],
+)
+async def test_an_upload_that_is_not_an_image_is_refused_naming_its_part(
+    gateway, files, param, message
+):
+    account, key = await gateway.account()
+    error = assert_refused(await edit_parts(gateway, key, files))
+    assert (error["param"], error["code"]) == (param, "invalid_image")
+    assert error["message"].startswith(message)
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+async def test_an_image_under_another_label_goes_upstream_as_the_type_of_its_bytes(
+    make_gateway, monkeypatch
+):
+    """A PNG sent as `text/html` (or any label) is passed on as `image/png`: the upstream is told
+    what the bytes are, never the caller's label."""
+    sent: list[bytes] = []
+    handle = FakeUpstream.handle
+
+    async def recording(self, request):
+        if request.url.path.endswith("/images/edits"):
+            sent.append(request.content)
+        return await handle(self, request)
+
+    monkeypatch.setattr(FakeUpstream, "handle", recording)
+    gateway = await make_gateway()
+    _, key = await gateway.account()
+    files = [("image", ("a.html", PNG, "text/html")), ("mask", ("m", PNG, "application/x"))]
+    response = await edit_parts(gateway, key, files)
+    assert response.status_code == 200, response.text[:300]
+    [body] = sent
+    assert body.count(b"Content-Type: image/png") == 2
+    assert b"text/html" not in body and b"application/x" not in body

@@ -6,18 +6,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 
+import httpcore
+import httpx
 import pytest
+from tests.conftest import two_host_catalog
+from tests.server.conftest import settings_for
 from tests.server.fakes import PNG
 from tests.server.helpers import auth
 
 from reapi import APIConnectionError, APIResponseError
 from reapi._secret import Secret
-from reapi.core import UrlPolicy
+from reapi.core import HttpxTransport, UrlPolicy
 from reapi.providers import Connection, GeneratedFile, UpstreamRequest
 from reapi_server.mirror.fetch import upstream_body
+from reapi_server.pinned_connect import PinnedBackend, pin_client
 from reapi_server.result_urls import CheckedTransport, ResultUrls
+from reapi_server.runtime import build_runtime
+from reapi_server.upstream import AiohttpTransport
 from reapi_server.upstream_h1 import H1Transport
 
 INSIDE = b"role credentials of the machine the gateway runs on"
@@ -143,3 +152,153 @@ async def test_the_default_transport_checks_the_addresses_it_connects_to():
         configured = [Connection("sim", f"http://localhost:{port}/v1", Secret("k"))]
         status, _, body = await fetch(ResultUrls(configured, UrlPolicy(), rebinding))
         assert (status, body) == (200, b"inside") and len(served) == 1
+
+
+async def rebinding(host: str, port: int) -> list[str]:
+    """What the first lookup hears; the client's own lookup of `localhost` then hears loopback."""
+    return ["93.184.215.14"]
+
+
+@contextlib.asynccontextmanager
+async def loopback_server() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A server on loopback, and the heads of the requests it was sent."""
+    served: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\nconnection: close\r\n\r\ninside")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1], served
+
+
+def aiohttp_transport(urls: ResultUrls) -> AiohttpTransport:
+    transport = AiohttpTransport()
+    transport.address_check = urls.host_check
+    return transport
+
+
+def httpx_transport(urls: ResultUrls) -> HttpxTransport:
+    client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+    assert pin_client(client, urls.host_check)
+    return HttpxTransport(client)
+
+
+@pytest.mark.parametrize("make", [aiohttp_transport, httpx_transport], ids=["aiohttp", "httpx"])
+async def test_the_aiohttp_and_httpx_transports_connect_only_to_checked_addresses(make):
+    """DNS rebinding on `upstream_client = "aiohttp"` and `"httpx"`: the first check hears a
+    public address, the client's own lookup loopback. Each checks what it connects to."""
+
+    async def fetch(urls: ResultUrls, port: int) -> tuple[int, dict[str, str], bytes]:
+        transport = CheckedTransport(make(urls), urls)
+        request = UpstreamRequest("GET", f"http://localhost:{port}/x.png", download=True)
+        try:
+            return await transport.exchange(request, "sim", 2.0, 2.0)
+        finally:
+            await transport.aclose()
+
+    async with loopback_server() as (port, served):
+        with pytest.raises(APIConnectionError):
+            await fetch(ResultUrls([], UrlPolicy(), rebinding), port)
+        assert served == []
+        allowed = UrlPolicy(allow_networks=("127.0.0.0/8",))
+        status, _, body = await fetch(ResultUrls([], allowed, rebinding), port)
+        assert (status, body) == (200, b"inside") and len(served) == 1
+        configured = [Connection("sim", f"http://localhost:{port}/v1", Secret("k"))]
+        status, _, body = await fetch(ResultUrls(configured, UrlPolicy(), rebinding), port)
+        assert (status, body) == (200, b"inside") and len(served) == 2
+
+
+@pytest.mark.parametrize("client", ["h1", "aiohttp", "httpx"])
+@pytest.mark.parametrize("allowed", [False, True], ids=["refused", "fetch_allow_networks"])
+async def test_every_upstream_client_connects_only_to_checked_addresses(tmp_path, client, allowed):
+    """The runtime as `upstream_client` builds it: a result URL whose name rebinds to loopback
+    after the first check is not requested, unless `fetch_allow_networks` lets loopback in."""
+    networks = ["127.0.0.0/8"] if allowed else []
+    settings = settings_for(tmp_path, upstream_client=client, fetch_allow_networks=networks)
+    rt = build_runtime(settings, catalog=two_host_catalog())
+    assert rt.result_urls is not None
+    rt.result_urls._resolve = rebinding
+    try:
+        async with loopback_server() as (port, served):
+            request = UpstreamRequest("GET", f"http://localhost:{port}/x.png", download=True)
+            if allowed:
+                status, _, body = await rt.engine.transport.exchange(request, "sim", 2.0, 2.0)
+                assert (status, body) == (200, b"inside") and len(served) == 1
+            else:
+                with pytest.raises(APIConnectionError):
+                    await rt.engine.transport.exchange(request, "sim", 2.0, 2.0)
+                assert served == []
+    finally:
+        await rt.engine.aclose()
+
+
+@pytest.mark.parametrize("client", ["h1", "aiohttp", "httpx"])
+async def test_a_video_is_copied_into_storage_only_from_checked_addresses(tmp_path, client):
+    """The mirror streams a video through the engine's httpx client, whatever the transport:
+    the runtime pins that client's connections too."""
+    rt = build_runtime(settings_for(tmp_path, upstream_client=client), catalog=two_host_catalog())
+    assert rt.result_urls is not None
+    rt.result_urls._resolve = rebinding
+    route = rt.catalog.models["sim-video"].routes[0]
+    try:
+        async with loopback_server() as (port, served):
+            url = f"http://localhost:{port}/video.mp4"
+            video = GeneratedFile(
+                "video/mp4", url=url, fetch=UpstreamRequest("GET", url, download=True)
+            )
+            body = upstream_body(rt, route, video)
+            assert body is not None and not isinstance(body, bytes)
+            with pytest.raises(APIConnectionError):
+                async for _ in body:
+                    pass
+            assert served == []
+    finally:
+        await rt.engine.aclose()
+
+
+async def test_the_httpx_client_keeps_its_proxies_and_pins_its_direct_connections(monkeypatch):
+    """Behind `HTTPS_PROXY` the proxy resolves names: its connections keep httpx's backend."""
+    monkeypatch.setenv("HTTPS_PROXY", "http://10.1.2.3:3128")
+    client = httpx.AsyncClient()
+    try:
+        assert pin_client(client, ResultUrls([], UrlPolicy()).host_check)
+        direct = client._transport
+        assert isinstance(direct, httpx.AsyncHTTPTransport)
+        assert isinstance(direct._pool._network_backend, PinnedBackend)
+        proxied = client._transport_for_url(httpx.URL("https://cdn.example/a.png"))
+        assert proxied is not direct
+        assert isinstance(proxied, httpx.AsyncHTTPTransport)
+        assert not isinstance(proxied._pool._network_backend, PinnedBackend)
+    finally:
+        await client.aclose()
+    mocked = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    assert not pin_client(mocked, ResultUrls([], UrlPolicy()).host_check)
+    await mocked.aclose()
+
+
+async def test_a_configured_origin_is_connected_to_by_name():
+    """A provider's own host (its streams) is connected to as httpx would, by name: no lookup
+    of ours and no check, so nothing changes for it (anyio's happy eyeballs included)."""
+    looked_up: list[str] = []
+
+    async def lookup(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    def refuse(host: str, port: int, addresses: list[str]) -> None:
+        raise PermissionError("checked")
+
+    async with loopback_server() as (port, _):
+        backend = PinnedBackend(
+            refuse, httpcore.AnyIOBackend(), lookup, trusted=lambda h, _: h == "localhost"
+        )
+        stream = await backend.connect_tcp("localhost", port, timeout=2.0)
+        await stream.aclose()
+        assert looked_up == []
+        with pytest.raises(httpcore.ConnectError, match="checked"):
+            await backend.connect_tcp("elsewhere.test", port)
+        assert looked_up == ["elsewhere.test"]

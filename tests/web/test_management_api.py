@@ -5,14 +5,17 @@ errors in OpenAI's shape."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from tests.server.helpers import auth
 from tests.web.helpers import Browser, mail_to, new_email
 
+from reapi_server.accounts.personal_data import PersonalData
+from reapi_server.accounts.repository import mark_deleted, set_disabled
 from reapi_server.accounts.service import account_of
 from reapi_server.api_keys.service import keys_service
+from reapi_server.errors import InvalidApiKey
 from reapi_server.identity import repository as users
-from reapi_server.models import Account
+from reapi_server.models import Account, ApiKey
 
 PRICE = 40  # gpt-image-2 in the test catalog
 
@@ -310,3 +313,47 @@ async def test_a_body_is_read_as_json_only_when_declared_json(web, content_type,
     assert error["code"] == "unsupported_content_type"
     assert "Content-Type: application/json" in error["message"]
     assert content_type not in error["message"]  # what the client sent is never echoed
+
+
+@pytest.mark.parametrize("change", ["deleted", "disabled"])
+async def test_a_management_key_stops_at_once_on_another_process(make_gateway, change):
+    """Two gateways on one database: the second has the management key in its key cache when
+    the first deletes (or an operator disables) the account. The second's next management call,
+    within the cache's seconds, is refused: no key made on a closed account, nothing read."""
+    first = await make_gateway()
+    second = await make_gateway(database_url=first.rt.settings.resolved_database_url)
+    email = new_email()
+    account, _ = await first.account(email=email)
+    mgmt = await management_key(first, account)
+    listed = await second.client.get("/api/keys", headers=auth(mgmt))
+    assert listed.status_code == 200  # the principal is in the second's cache now
+    if change == "deleted":
+        data = PersonalData.for_runtime(first.rt)
+        user_id = await data.user_id_for(email)
+        assert user_id is not None and await data.delete(user_id) is not None
+        code, status = "invalid_api_key", 401
+    else:
+        async with first.rt.db.write() as session:
+            assert await set_disabled(session, account, first.rt.now())
+        code, status = "account_disabled", 403
+    for method, path in (("POST", "/api/keys"), ("GET", "/api/keys"), ("GET", "/api/balance")):
+        response = await second.client.request(method, path, headers=auth(mgmt), json={"name": "x"})
+        assert response.status_code == status, (path, response.text)
+        assert error_of(response)["code"] == code
+    async with second.rt.db.read() as session:
+        made = await session.execute(select(ApiKey).where(ApiKey.name == "x"))
+        assert made.first() is None
+
+
+async def test_no_key_is_made_on_an_account_closed_in_the_meantime(db_web):
+    """The account closed between the management key's check and the create (its deletion's
+    first step, `deleted_at`, committed): the create's own transaction refuses it."""
+    account, _ = await db_web.account()
+    keys = keys_service(db_web.rt)
+    async with db_web.rt.db.write() as session:
+        await mark_deleted(session, account, db_web.rt.now())
+    with pytest.raises(InvalidApiKey):
+        await keys.create(account, name="late", kind="management")
+    async with db_web.rt.db.read() as session:
+        made = await session.execute(select(ApiKey).where(ApiKey.name == "late"))
+        assert made.first() is None

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, TypeAlias
 
 from .._exceptions import InvalidRequestError
+from .._media import IMAGE_TYPES
 from .._numbers import whole_number
 from .._params import ImageParams, VideoParams
 from .._payload import File, Payload
@@ -65,6 +67,22 @@ def _prompt(prompt: str) -> str:
     return prompt
 
 
+_PNG = frozenset({"image/png"})
+
+
+def _image(value: FileInput, param: str, accept: frozenset[str]) -> File:
+    """`value` as a file of the type its bytes are: an upstream is told that, not the label
+    it came with (a multipart part may say `text/html` or `application/octet-stream`)."""
+    file = to_file(value, param)
+    sniffed = sniff_image_type(file.content)
+    if sniffed not in accept:
+        kinds = "a PNG file" if accept == _PNG else "a PNG, JPEG or WebP file"
+        raise InvalidRequestError(f"{param} must be {kinds}", param=param, code="invalid_image")
+    if file.content_type == sniffed:
+        return file
+    return dataclasses.replace(file, content_type=sniffed)
+
+
 def image_request(
     *,
     prompt: str,
@@ -74,15 +92,8 @@ def image_request(
     user: str | None = None,
     **options: Any,
 ) -> tuple[ImageParams, Payload]:
-    files = [to_file(image, "image") for image in images]
-    for file in files:
-        if sniff_image_type(file.content) is None:
-            raise InvalidRequestError(
-                "image must be a PNG, JPEG or WebP file", param="image", code="invalid_image"
-            )
-    mask_file = to_file(mask, "mask") if mask is not None else None
-    if mask_file is not None and sniff_image_type(mask_file.content) != "image/png":
-        raise InvalidRequestError("mask must be a PNG file", param="mask", code="invalid_image")
+    files = [_image(image, "image", IMAGE_TYPES) for image in images]
+    mask_file = _image(mask, "mask", _PNG) if mask is not None else None
     n = options.pop("n", 1)
     params = ImageParams(
         model=model, n=1 if n is None else whole_number(n, "n"), **_whole_numbers(options)

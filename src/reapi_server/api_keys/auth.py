@@ -9,7 +9,9 @@ load, the requests that come meanwhile wait for it instead of each taking a data
 whose account is disabled is refused and never cached, so enabling the account again works at
 once. Whatever starts a charged request is checked again,
 at once everywhere, by the statement that holds its credit (`credits.repository`): a revoked or
-expired key, a disabled account, the key's spend limit. A well-formed key that is no key is
+expired key, a disabled account, the key's spend limit; and whatever a management key does,
+by `confirm` before it (a key on an account just deleted on another process is refused at
+once). A well-formed key that is no key is
 remembered as such, and an address's lookups that found nothing are budgeted (`misses`).
 """
 
@@ -205,6 +207,20 @@ class Authenticator:
             del self._lookups[key_hash]
         if not lookup.cancelled():
             lookup.exception()  # retrieved: its callers (if any are left) have it
+
+    async def confirm(self, principal: Principal, now: float) -> None:
+        """Refuse `principal`'s key unless the database says now that it is in force and its
+        account open and enabled: for the management API, where a key cached here may belong
+        to an account another process has just deleted or disabled (a key or a webhook created
+        on it, the account's data read). One indexed read; /v1 has the credit hold for that."""
+        async with self._db.read() as session:
+            disabled = await repository.standing(session, principal.key_id, now)
+        if disabled is None:
+            self._cache.clear()
+            raise InvalidApiKey("the API key is not valid or has been revoked")
+        if disabled:
+            self._cache.clear()
+            raise AccountDisabled("this account is disabled; contact the operator of this gateway")
 
     def forget_all(self) -> None:
         """Called after a revocation in this process, so it takes effect at once here: the

@@ -22,6 +22,7 @@ __all__ = [
     "list_for_account",
     "revoke",
     "revoke_all",
+    "standing",
     "touch",
     "update_key",
 ]
@@ -81,6 +82,23 @@ async def in_force(session: AsyncSession, key_id: str, now: float) -> bool:
         )
     )
     return result.first() is not None
+
+
+async def standing(session: AsyncSession, key_id: str, now: float) -> bool | None:
+    """None when the key is revoked or expired or its account closed (`deleted_at`), else
+    whether its account is disabled: read now, whatever a process's key cache says."""
+    result = await session.execute(
+        select(Account.disabled_at.is_not(None))
+        .join(ApiKey, Account.id == ApiKey.account_id)
+        .where(
+            ApiKey.id == key_id,
+            ApiKey.revoked_at.is_(None),
+            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+            Account.deleted_at.is_(None),
+        )
+    )
+    row = result.one_or_none()
+    return None if row is None else bool(row[0])
 
 
 async def get(session: AsyncSession, key_id: str) -> ApiKey | None:

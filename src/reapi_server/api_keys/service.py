@@ -22,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reapi import InvalidRequestError
 from reapi.core import translated_async
 
+from ..accounts import repository as accounts
 from ..db import Database
-from ..errors import GatewayError, NotFound
+from ..errors import GatewayError, InvalidApiKey, NotFound
 from ..models import ApiKey
 from ..webhooks import service as webhooks
 from ..webhooks.service import CheckedUrl
@@ -314,6 +315,11 @@ class ApiKeys:
         webhook = await self._webhook(webhook_url)
         now = self.clock()
         async with self.db.write() as session:
+            # First (`lock_order`): a deletion of the account, which locks it as its first step
+            # too, commits before this reads it, or waits for this to commit.
+            await self.db.lock_accounts(session, account_id)
+            if not await accounts.is_open(session, account_id):  # deleted meanwhile
+                raise InvalidApiKey("the API key is not valid or has been revoked")
             row, issued = await issue_key(
                 session,
                 account_id,

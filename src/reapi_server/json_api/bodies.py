@@ -10,8 +10,11 @@ The errors of a malformed body are raised in place of the parser's (`reapi._deta
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 from python_multipart import MultipartParser
@@ -35,6 +38,67 @@ __all__ = [
 ]
 
 _MAX_PARTS = 40
+_NOT_JSON = object()
+#: Digits enough for an integer orjson cannot hold (2^64 has 20); a prompt's long number too,
+#: which costs only the second parse.
+_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+#: Past this many digits an integer is kept as `OutOfRange` (Python refuses to read one over
+#: 4,300 digits, and no field takes one nearly as long).
+_MAX_INT_DIGITS = 100
+
+
+class OutOfRange:
+    """A JSON number no field can take (`1e400`, a 200-digit integer): it fails any field's
+    type, so the refusal names the field ("n must be an integer") instead of the body."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<number out of range>"
+
+
+_OUT_OF_RANGE = OutOfRange()
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _float(text: str) -> float | OutOfRange:
+    value = float(text)
+    return value if math.isfinite(value) else _OUT_OF_RANGE
+
+
+def _int(text: str) -> int | OutOfRange:
+    return int(text) if len(text.lstrip("-")) <= _MAX_INT_DIGITS else _OUT_OF_RANGE
+
+
+def _past_a_double(raw: bytes) -> Any:
+    """A body orjson refused, when a number past a double's range was why and it is JSON
+    otherwise; `ValueError` else (orjson's other refusals stand: a lone surrogate, say)."""
+    data = wide_numbers(raw)
+    found: list[OutOfRange] = []
+
+    def kept(value: object) -> None:
+        if not isinstance(value, OutOfRange):
+            raise TypeError
+        found.append(value)
+
+    try:
+        orjson.dumps(data, default=kept)  # what orjson refuses besides the numbers
+    except orjson.JSONEncodeError:
+        found.clear()
+    if not found:
+        raise ValueError("not JSON, whatever its numbers")
+    return data
+
+
+def wide_numbers(raw: bytes) -> Any:
+    """`raw` read by Python's parser, for the bodies orjson reads otherwise than written: an
+    integer past 64 bits exactly (a range check then says "seed must be between ..."), a
+    number past a double's range as `OutOfRange`. `ValueError` for what is not JSON (NaN and
+    Infinity included, which Python's parser alone would take)."""
+    return json.loads(raw, parse_float=_float, parse_int=_int, parse_constant=_refuse_constant)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,11 +199,30 @@ def unsupported_content_type(
 async def read_json(request: Request, limit: int) -> Any:
     require_json_content_type(request.headers.get("content-type"))
     raw = await read_body(request, limit)
-    return translated(
-        lambda: orjson.loads(raw),
-        orjson.JSONDecodeError,
-        lambda _: GatewayError("the request body is not valid JSON", code="invalid_json"),
-    )
+    return loads_json(raw)
+
+
+def loads_json(raw: bytes) -> Any:
+    """The body as JSON, its numbers as written (`wide_numbers`); "not valid JSON" only for
+    what is not."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = _NOT_JSON
+    if data is _NOT_JSON:  # orjson refuses a number past a double (`1e400`): JSON allows it
+        return translated(
+            lambda: _past_a_double(raw),
+            # json.JSONDecodeError is a ValueError, and so is a NaN or Infinity; Python's parser
+            # recurses, so nesting orjson would have taken may be too deep for it
+            (ValueError, RecursionError),
+            lambda _: GatewayError("the request body is not valid JSON", code="invalid_json"),
+        )
+    if _LONG_DIGITS.search(raw) is not None:  # orjson reads an integer past 64 bits as a float
+        try:
+            return wide_numbers(raw)
+        except RecursionError:  # deeper than Python's parser goes: orjson's reading stands
+            pass
+    return data
 
 
 class _Collector:

@@ -69,6 +69,9 @@ async def manager_of(request: Request) -> ManagerOf:
             )
         if principal.account_disabled:
             raise AccountDisabled("this account is disabled; contact the operator of this gateway")
+        # The cached principal may be up to the cache's age old: a key of an account another
+        # process has just deleted or disabled must not create keys or read the account's data.
+        await rt.auth.confirm(principal, rt.now())
         rt.auth.usage.saw(principal.key_id, rt.now())
         return ManagerOf(principal.account_id, None, principal.key_id)
     session = visitor_of(request).session

@@ -90,7 +90,7 @@ def offline_caller_urls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Caller URLs never reach DNS (nor so the internet) in tests: names do not resolve, unless
     a test hands its fetcher a resolver (see `media_host`)."""
     monkeypatch.setattr(_fetch, "_system_resolve", _offline)
-    monkeypatch.setattr(_fetch, "_system_resolve_async", _offline_async)
+    monkeypatch.setattr(_fetch, "system_resolve_async", _offline_async)
 
 
 @pytest.fixture

@@ -125,7 +125,7 @@ def _system_resolve(host: str, port: int) -> list[str]:
     return _addresses(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
 
 
-async def _system_resolve_async(host: str, port: int) -> list[str]:
+async def system_resolve_async(host: str, port: int) -> list[str]:
     return _addresses(await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM))
 
 
@@ -186,6 +186,24 @@ class _Pinned(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
+async def connect_in_turn(
+    backend: httpcore.AsyncNetworkBackend,
+    addresses: Sequence[str],
+    port: int,
+    timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+    local_address: str | None = None,
+    socket_options: Iterable[Any] | None = None,
+) -> httpcore.AsyncNetworkStream:
+    """`backend` connected to each address in turn, the next when one does not answer; the last
+    one's failure is raised. For network backends that pin what they connect to."""
+    *others, last = addresses
+    options = (timeout, local_address, socket_options)
+    for address in others:
+        with contextlib.suppress(*_CONNECT_ERRORS):
+            return await backend.connect_tcp(address, port, *options)
+    return await backend.connect_tcp(last, port, *options)
+
+
 class _AsyncPinned(httpcore.AsyncNetworkBackend):
     """The async twin of `_Pinned`."""
 
@@ -201,12 +219,10 @@ class _AsyncPinned(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        *others, last = _vetted(self._pins, host)
-        options = (timeout, local_address, socket_options)
-        for address in others:
-            with contextlib.suppress(*_CONNECT_ERRORS):
-                return await self._inner.connect_tcp(address, port, *options)
-        return await self._inner.connect_tcp(last, port, *options)
+        addresses = _vetted(self._pins, host)
+        return await connect_in_turn(
+            self._inner, addresses, port, timeout, local_address, socket_options
+        )
 
     async def connect_unix_socket(
         self,
@@ -307,7 +323,7 @@ class AsyncFetcher:
         async def resolve() -> Sequence[str]:
             if self._resolver is not None:
                 return self._resolver(hop.host, hop.port)
-            return await _system_resolve_async(hop.host, hop.port)
+            return await system_resolve_async(hop.host, hop.port)
 
         addresses = await translated_async(resolve, OSError, lambda _: not_allowed(param))
         return vet_addresses(addresses, self.policy, param)

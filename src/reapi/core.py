@@ -19,7 +19,7 @@ from ._engine import (
     connection_error,
 )
 from ._excerpt import excerpt
-from ._fetch import AsyncFetcher, PostAnswer
+from ._fetch import AsyncFetcher, PostAnswer, connect_in_turn, system_resolve_async
 from ._frozen import quick_init
 from ._hidden import HiddenValues
 from ._local import GATEWAY_HINTS, LocalCore, PreparedVideo
@@ -70,6 +70,7 @@ __all__ = [
     "VideoParams",
     "answer_too_large",
     "ascii_whole_number",
+    "connect_in_turn",
     "connection_error",
     "decode_data_url",
     "detached",
@@ -83,6 +84,7 @@ __all__ = [
     "random_hex",
     "resolve_connections",
     "sniff_media_type",
+    "system_resolve_async",
     "translated",
     "translated_async",
     "vet_addresses",

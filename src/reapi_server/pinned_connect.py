@@ -20,7 +20,6 @@ connection.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import itertools
 import socket
@@ -28,17 +27,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
-import anyio
 import httpcore
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
+
+from reapi.core import connect_in_turn, system_resolve_async
 
 __all__ = ["AddressCheck", "PinnedBackend", "VettingResolver", "pin_client"]
 
 #: host, port, the addresses about to be connected to → None, or `OSError` to refuse them.
 AddressCheck = Callable[[str, int, list[str]], None]
-
-_CONNECT_ERRORS = (httpcore.ConnectError, httpcore.ConnectTimeout)
 
 
 class VettingResolver(AbstractResolver):
@@ -59,11 +57,6 @@ class VettingResolver(AbstractResolver):
         await self._inner.close()
 
 
-async def _system_lookup(host: str, port: int) -> list[str]:
-    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
 def _alternated(addresses: list[str]) -> list[str]:
     """The families alternated, the resolver's first address first (RFC 8305 §4)."""
     by_family: dict[int, list[str]] = {}
@@ -82,7 +75,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
         self,
         check: AddressCheck,
         inner: httpcore.AsyncNetworkBackend,
-        lookup: Callable[[str, int], Any] = _system_lookup,
+        lookup: Callable[[str, int], Any] = system_resolve_async,
         trusted: Callable[[str, int], bool] = lambda host, port: False,
     ) -> None:
         self._check = check
@@ -109,12 +102,9 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
             refused = ""
         if refused:
             raise httpcore.ConnectError(refused)  # out of the except block: nothing chained
-        *others, last = _alternated(addresses)
-        options = (timeout, local_address, socket_options)
-        for address in others:
-            with contextlib.suppress(*_CONNECT_ERRORS):
-                return await self._inner.connect_tcp(address, port, *options)
-        return await self._inner.connect_tcp(last, port, *options)
+        return await connect_in_turn(
+            self._inner, _alternated(addresses), port, timeout, local_address, socket_options
+        )
 
     async def _addresses(self, host: str, port: int) -> list[str]:
         try:

@@ -27,7 +27,7 @@ from ..errors import GatewayError, NotFound
 from ..models import ApiKey
 from ..webhooks import service as webhooks
 from ..webhooks.service import CheckedUrl
-from . import repository
+from . import repository, throttle
 from .keys import PREFIXES, IssuedKey, hash_key, is_well_formed, new_key
 from .limits import LIMIT_FIELDS, KeyLimits, LimitsInvalid
 from .periods import current_spend, next_reset, period_start
@@ -314,6 +314,9 @@ class ApiKeys:
         webhook = await self._webhook(webhook_url)
         now = self.clock()
         async with self.db.write() as session:
+            await self.db.lock_accounts(session, account_id)  # first: lock_order
+            # Rolled back with the key when it is refused: only keys made are counted.
+            await throttle.take(session, account_id, now)
             row, issued = await issue_key(
                 session,
                 account_id,

@@ -9,11 +9,12 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
-from ..models import Account, ApiKey
+from ..models import Account, ApiKey, WebhookDelivery
 
 __all__ = [
     "count_active",
     "delete_for_account",
+    "delete_revoked_before",
     "find_active",
     "get",
     "get_for_account",
@@ -144,6 +145,34 @@ async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
 
 async def delete_for_account(session: AsyncSession, account_id: str) -> int:
     result = await session.execute(delete(ApiKey).where(ApiKey.account_id == account_id))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_revoked_before(session: AsyncSession, cutoff: float, limit: int) -> int:
+    """Delete up to `limit` keys revoked before `cutoff` (the retention job, with the usage
+    metadata's cutoff: no usage row, job or credit hold that could name them is left). Kept:
+    a key with an unfinished video (it settles on the key's spend counter) or a webhook
+    delivery still being sent (signed with the key's secret). Their spend alerts go with them
+    (ON DELETE CASCADE). Rows another transaction holds are skipped, never waited for.
+
+    No index on `revoked_at`: the statement reads the key table, which this job and the
+    creation throttle (`api_keys.throttle`) keep small, once a run."""
+    sending = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.api_key_id == ApiKey.id, WebhookDelivery.status == "pending")
+        .exists()
+    )
+    batch = (
+        select(ApiKey.id)
+        .where(ApiKey.revoked_at < cutoff, ApiKey.active_videos == 0, ~sending)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        delete(ApiKey)
+        .where(ApiKey.id.in_(batch.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

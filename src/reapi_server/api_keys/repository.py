@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -21,6 +21,7 @@ __all__ = [
     "in_force",
     "insert",
     "list_for_account",
+    "page_for_account",
     "revoke",
     "revoke_all",
     "touch",
@@ -121,6 +122,36 @@ async def list_for_account(session: AsyncSession, account_id: str) -> list[ApiKe
     result = await session.execute(
         select(ApiKey).where(ApiKey.account_id == account_id).order_by(ApiKey.created_at)
     )
+    return list(result.scalars())
+
+
+async def page_for_account(
+    session: AsyncSession,
+    account_id: str,
+    *,
+    limit: int,
+    after: tuple[bool, float, str] | None = None,
+    revoked: bool | None = None,
+) -> list[ApiKey]:
+    """Up to `limit` keys of the account: those not revoked first, then the revoked ones, each
+    newest first (id breaking ties); `after`: (revoked, created_at, id) of the last key of the
+    previous page; `revoked`: only those (True) or only the others (False)."""
+    group = case((ApiKey.revoked_at.is_(None), 0), else_=1)
+    query = select(ApiKey).where(ApiKey.account_id == account_id)
+    if revoked is not None:
+        query = query.where(
+            ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None)
+        )
+    if after is not None:
+        was_revoked, created_at, key_id = after
+        last = int(was_revoked)
+        older = or_(
+            ApiKey.created_at < created_at,
+            and_(ApiKey.created_at == created_at, ApiKey.id < key_id),
+        )
+        query = query.where(or_(group > last, and_(group == last, older)))
+    order = (group, ApiKey.created_at.desc(), ApiKey.id.desc())
+    result = await session.execute(query.order_by(*order).limit(limit))
     return list(result.scalars())
 
 

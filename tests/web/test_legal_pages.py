@@ -215,6 +215,8 @@ async def test_the_privacy_policy_lists_every_table_about_people(make_gateway, b
     assert periods["Video requests"].startswith("20 days after it was made")
     assert periods["Records of what our operators did about your account"].startswith("400 days.")
     assert any(how_long == "12 hours" for what, how_long in rows if "Idempotency-Key" in what)
+    # A revoked key goes with the usage that names it (`retention.service`).
+    assert "stays listed as revoked for 20 days" in periods["Your API keys"]
     sessions = next(what for what, _ in rows if what.startswith("Your signed-in sessions"))
     assert "never the full User-Agent" in sessions
 

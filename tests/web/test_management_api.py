@@ -67,7 +67,8 @@ async def test_a_signed_in_browser_manages_its_keys_with_its_csrf_token(db_web, 
     client = browser.client
 
     listed = await client.get("/api/keys")
-    assert listed.status_code == 200 and listed.json() == {"object": "list", "data": []}
+    assert listed.status_code == 200
+    assert listed.json() == {"object": "list", "data": [], "has_more": False, "next_cursor": None}
 
     body = {"name": "ci", "limits": {"spend_limit": PRICE, "spend_period": "daily"}}
     without_token = await client.post("/api/keys", json=body)

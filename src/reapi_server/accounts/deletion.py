@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..api_keys import repository as keys
+from ..api_keys import throttle as key_throttle
 from ..audit import Actor, record
 from ..audit.repository import DETACHED, detach
 from ..billing import repository as payments
@@ -85,6 +86,7 @@ async def delete_user(
         await repository.mark_deleted(session, account_id, now)
         await drop_for_account(session, account_id)
         await users.clear_throttle(session, billing_throttles.account_keys(account_id))
+        await users.clear_throttle(session, key_throttle.account_keys(account_id))
     ended = await users.delete_sessions(session, user_id=user_id)
     await users.clear_throttle(session, [c.key for c in throttle.counters_about(email, user_id)])
     mail_ids = tuple(m.id for m in await list_for_person(session, user_id, email))

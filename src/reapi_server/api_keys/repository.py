@@ -5,21 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
-from ..models import Account, ApiKey
+from ..models import Account, ApiKey, WebhookDelivery
 
 __all__ = [
     "count_active",
     "delete_for_account",
+    "delete_revoked_before",
     "find_active",
     "get",
     "get_for_account",
     "in_force",
     "insert",
     "list_for_account",
+    "page_for_account",
     "revoke",
     "revoke_all",
     "standing",
@@ -141,6 +143,36 @@ async def list_for_account(session: AsyncSession, account_id: str) -> list[ApiKe
     return list(result.scalars())
 
 
+async def page_for_account(
+    session: AsyncSession,
+    account_id: str,
+    *,
+    limit: int,
+    after: tuple[bool, float, str] | None = None,
+    revoked: bool | None = None,
+) -> list[ApiKey]:
+    """Up to `limit` keys of the account: those not revoked first, then the revoked ones, each
+    newest first (id breaking ties); `after`: (revoked, created_at, id) of the last key of the
+    previous page; `revoked`: only those (True) or only the others (False)."""
+    group = case((ApiKey.revoked_at.is_(None), 0), else_=1)
+    query = select(ApiKey).where(ApiKey.account_id == account_id)
+    if revoked is not None:
+        query = query.where(
+            ApiKey.revoked_at.is_not(None) if revoked else ApiKey.revoked_at.is_(None)
+        )
+    if after is not None:
+        was_revoked, created_at, key_id = after
+        last = int(was_revoked)
+        older = or_(
+            ApiKey.created_at < created_at,
+            and_(ApiKey.created_at == created_at, ApiKey.id < key_id),
+        )
+        query = query.where(or_(group > last, and_(group == last, older)))
+    order = (group, ApiKey.created_at.desc(), ApiKey.id.desc())
+    result = await session.execute(query.order_by(*order).limit(limit))
+    return list(result.scalars())
+
+
 async def count_active(session: AsyncSession, account_id: str) -> int:
     result = await session.execute(
         select(func.count())
@@ -162,6 +194,34 @@ async def revoke_all(session: AsyncSession, account_id: str, now: float) -> int:
 
 async def delete_for_account(session: AsyncSession, account_id: str) -> int:
     result = await session.execute(delete(ApiKey).where(ApiKey.account_id == account_id))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def delete_revoked_before(session: AsyncSession, cutoff: float, limit: int) -> int:
+    """Delete up to `limit` keys revoked before `cutoff` (the retention job, with the usage
+    metadata's cutoff: no usage row, job or credit hold that could name them is left). Kept:
+    a key with an unfinished video (it settles on the key's spend counter) or a webhook
+    delivery still being sent (signed with the key's secret). Their spend alerts go with them
+    (ON DELETE CASCADE). Rows another transaction holds are skipped, never waited for.
+
+    No index on `revoked_at`: the statement reads the key table, which this job and the
+    creation throttle (`api_keys.throttle`) keep small, once a run."""
+    sending = (
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.api_key_id == ApiKey.id, WebhookDelivery.status == "pending")
+        .exists()
+    )
+    batch = (
+        select(ApiKey.id)
+        .where(ApiKey.revoked_at < cutoff, ApiKey.active_videos == 0, ~sending)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        delete(ApiKey)
+        .where(ApiKey.id.in_(batch.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

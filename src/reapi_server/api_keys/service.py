@@ -28,9 +28,10 @@ from ..errors import GatewayError, InvalidApiKey, NotFound
 from ..models import ApiKey
 from ..webhooks import service as webhooks
 from ..webhooks.service import CheckedUrl
-from . import repository
+from . import repository, throttle
 from .keys import PREFIXES, IssuedKey, hash_key, is_well_formed, new_key
 from .limits import LIMIT_FIELDS, KeyLimits, LimitsInvalid
+from .paging import KeyCursor
 from .periods import current_spend, next_reset, period_start
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ __all__ = [
     "WEBHOOK_URL",
     "ApiKeys",
     "CreatedKey",
+    "KeyPage",
     "KeyView",
     "issue_key",
     "keys_service",
@@ -152,6 +154,13 @@ class CreatedKey:
     view: KeyView
     #: Shown once, never stored.
     plaintext: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPage:
+    keys: list[KeyView]
+    #: Where the next page starts (None: this is the last).
+    next: KeyCursor | None
 
 
 def _seconds(timestamp: float | None) -> int | None:
@@ -294,6 +303,30 @@ class ApiKeys:
         views.sort(key=lambda v: (v.revoked_at is not None, -v.created_at))
         return views
 
+    async def page(
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        after: KeyCursor | None = None,
+        revoked: bool | None = None,
+    ) -> KeyPage:
+        """A page of the account's keys (see `paging`); `revoked`: only those, or only the
+        others."""
+        async with self.db.read() as session:
+            rows = await repository.page_for_account(
+                session,
+                account_id,
+                limit=limit + 1,
+                after=after.as_tuple() if after else None,
+                revoked=revoked,
+            )
+        now = self.clock()
+        views = [view_of(row, now) for row in rows[:limit]]
+        last = views[-1] if len(rows) > limit else None
+        cursor = KeyCursor(last.revoked_at is not None, last.created_at, last.id) if last else None
+        return KeyPage(views, cursor)
+
     async def get(self, account_id: str, key_id: str) -> KeyView:
         async with self.db.read() as session:
             row = await repository.get_for_account(session, account_id, key_id)
@@ -320,6 +353,8 @@ class ApiKeys:
             await self.db.lock_accounts(session, account_id)
             if not await accounts.is_open(session, account_id):  # deleted meanwhile
                 raise InvalidApiKey("the API key is not valid or has been revoked")
+            # Rolled back with the key when it is refused: only keys made are counted.
+            await throttle.take(session, account_id, now)
             row, issued = await issue_key(
                 session,
                 account_id,

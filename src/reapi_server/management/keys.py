@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from ..api_keys.limits import MAX_MODELS, KeyLimits
+from ..api_keys.paging import KeyCursor
 from ..api_keys.service import MAX_NAME_LENGTH, WEBHOOK_URL, keys_service
+from ..errors import GatewayError
 from ..json_api.responses import json_response
 from ..webhooks.service import MAX_URL_LENGTH
 from .auth import Manager, runtime_of
@@ -29,6 +31,9 @@ __all__ = ["router"]
 router = APIRouter(prefix="/keys")
 
 KeyId = Path(max_length=64)
+#: Keys per page unless `limit` says otherwise, and the most it may say (as /api/usage).
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
 
 
 class LimitsBody(BaseModel):
@@ -73,10 +78,40 @@ class KeyBody(BaseModel):
         return changes
 
 
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise GatewayError(f"limit must be a whole number from 1 to {MAX_LIMIT}", param="limit")
+    return int(raw)
+
+
+def _after(request: Request) -> KeyCursor | None:
+    raw = request.query_params.get("older")
+    if raw is None:
+        return None
+    cursor = KeyCursor.decode(raw)
+    if cursor is None:
+        raise GatewayError("older must be the next_cursor of a page of keys", param="older")
+    return cursor
+
+
 @router.get("")
 async def list_keys(request: Request, manager: Manager) -> Response:
-    views = await keys_service(runtime_of(request)).list(manager.account_id)
-    return json_response({"object": "list", "data": [v.as_json() for v in views]})
+    """A page of the account's keys: active and expired ones first, then the revoked ones,
+    each newest first; `next_cursor` (as `older`) gives the next page."""
+    limit, after = _limit(request), _after(request)
+    page = await keys_service(runtime_of(request)).page(
+        manager.account_id, limit=limit, after=after
+    )
+    cursor = page.next.encode() if page.next else None
+    return json_response(
+        {
+            "object": "list",
+            "data": [v.as_json() for v in page.keys],
+            "has_more": cursor is not None,
+            "next_cursor": cursor,
+        }
+    )
 
 
 @router.post("")

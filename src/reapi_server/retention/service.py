@@ -5,7 +5,8 @@ events handled that long ago), and payment records older than `payment_retention
 (7 years), with their refunds and disputes; a kept payment detached from its deleted account
 loses any link to Stripe's hosted invoice or receipt pages left on it (they show the buyer's
 name and card); a deleted account's top-up tombstones (ids only) after 30 days; audit-log rows
-after `audit_retention_days`.
+after `audit_retention_days`; API keys revoked more than `retention_days` ago, once no usage row
+can name them (`api_keys.repository.delete_revoked_before`).
 
 Rows go in batches, each in its own short transaction; an output's object is queued for deletion
 in the same transaction as its row, then deleted from storage (`mirror.service`), so a storage
@@ -24,6 +25,7 @@ from dataclasses import astuple, dataclass
 import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..api_keys import repository as api_keys
 from ..audit import repository as audit_rows
 from ..billing import event_store
 from ..billing import repository as payments
@@ -63,6 +65,8 @@ class RetentionReport:
     deleted_top_ups: int = 0
     #: Audit-log rows past `audit_retention_days`.
     audit_rows: int = 0
+    #: API keys revoked before `retention_days` (after their usage rows, jobs and deliveries).
+    revoked_keys: int = 0
 
 
 Batch = Callable[[AsyncSession, float, int], Awaitable[int]]
@@ -131,6 +135,8 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
     )
     audit_cutoff = rt.now() - rt.settings.audit_retention_days * DAY
     audited = await _in_batches(rt, audit_rows.delete_before, audit_cutoff, batch)
+    # Last: the usage rows, jobs, holds and deliveries that named these keys are gone above.
+    revoked_keys = await _in_batches(rt, api_keys.delete_revoked_before, cutoff, batch)
     report = RetentionReport(
         expired_outputs,
         usage_rows,
@@ -144,13 +150,14 @@ async def purge_once(rt: Runtime, *, batch: int = 500) -> RetentionReport:
         ledger_rows,
         tombstones,
         audited,
+        revoked_keys,
     )
     if any(astuple(report)):  # something was deleted
         counts = (
             f"outputs={expired_outputs} usage={usage_rows} jobs={video_jobs} "
             f"payments={old_payments} objects={objects} abandoned={abandoned} "
             f"webhooks={deliveries} events={events} holds={holds} ledger={ledger_rows} "
-            f"tombstones={tombstones} audit={audited}"
+            f"tombstones={tombstones} audit={audited} keys={revoked_keys}"
         )
         log.info("retention purge", extra={"code": counts})
         rt.db.personal_data_deleted()

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ...api_keys import throttle as key_throttle
 from ...billing import throttles as billing_throttles
 from ...billing.settings import decimal_amount
 from ...identity import repository as users
@@ -102,11 +103,12 @@ async def subject_of(
     counters = throttle.counters_about(user.email, user.id)
     account_ids = tuple(await accounts.owned_account_ids(session, user.id))
     billing_keys = [key for a in account_ids for key in billing_throttles.account_keys(a)]
+    key_making = [key for a in account_ids for key in key_throttle.account_keys(a)]
     return Subject(
         user_id=user.id,
         email=user.email,
         account_ids=account_ids,
         base_url=base_url,
         output_retention_seconds=output_retention_seconds,
-        throttle_keys=(*(c.key for c in counters), *billing_keys),
+        throttle_keys=(*(c.key for c in counters), *billing_keys, *key_making),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
@@ -20,8 +21,15 @@ from starlette.responses import RedirectResponse, Response
 
 from ...accounts.service import account_of
 from ...api_keys.limits import MAX_MODELS, KeyLimits, LimitsInvalid, parse_limits
+from ...api_keys.paging import KeyCursor
 from ...api_keys.periods import PERIODS
-from ...api_keys.service import WEBHOOK_URL, CreatedKey, KeyView, keys_service
+from ...api_keys.service import (
+    MAX_ACTIVE_KEYS,
+    WEBHOOK_URL,
+    CreatedKey,
+    KeyView,
+    keys_service,
+)
 from ...errors import AccountDisabled, GatewayError
 from ...identity.service import CurrentSession, require_verified
 from ...management.auth import runtime_of
@@ -38,6 +46,8 @@ __all__ = ["router"]
 router = APIRouter(include_in_schema=False)
 
 PAGE = "/dashboard/keys"
+#: Revoked keys shown at once (the latest first); older ones are a link away.
+REVOKED_SHOWN = 20
 #: Messages after a redirect (`?done=`): fixed texts, never echoed input.
 _NOTICES = {
     "key_updated": "The key's limits are saved. They apply to its next request.",
@@ -175,7 +185,13 @@ async def _page(
     current = require_session(request)
     rt = runtime_of(request)
     account = await _account(rt, current)
-    views = await keys_service(rt).list(account.id)
+    service = keys_service(rt)
+    # Every key not revoked (at most MAX_ACTIVE_KEYS), then a page of the revoked ones.
+    live = await service.page(account.id, limit=MAX_ACTIVE_KEYS, revoked=False)
+    older = KeyCursor.decode(request.query_params.get("revoked_older", ""))
+    revoked = await service.page(account.id, limit=REVOKED_SHOWN, after=older, revoked=True)
+    views = live.keys + revoked.keys
+    more = revoked.next
     zone = zone_named(current.user.time_zone)
     model_keys = [_row(v, rt, zone) for v in views if v.kind == "model"]
     management_keys = [_row(v, rt, zone) for v in views if v.kind == "management"]
@@ -187,6 +203,9 @@ async def _page(
         notice=_NOTICES.get(request.query_params.get("done", "")),
         keys=model_keys,
         management_keys=management_keys,
+        revoked_older=older is not None,
+        retention_days=f"{rt.settings.retention_days:g}",
+        revoked_more=f"{PAGE}?revoked_older={quote(more.encode())}#revoked" if more else None,
         created=created,
         created_kind=created.view.kind if created else None,
         errors=errors or {},

@@ -25,6 +25,7 @@ import anyio
 from sqlalchemy import ColumnElement, and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ..background_rounds import RoundLog
 from ..db import Database
 from ..ids import new_id
 from ..models import OutboxMessage, User
@@ -280,6 +281,7 @@ async def run_outbox(
     """The background loop of every server process."""
     policy = policy or OutboxPolicy()
     passes = 0
+    rounds = RoundLog(log, "outbox pass")
     while True:
         try:
             await deliver_due(db, sender, clock, policy)
@@ -293,5 +295,7 @@ async def run_outbox(
                 if forget_before is not None:
                     await forget_before(clock() - policy.keep_seconds)
         except Exception as exc:  # a database hiccup must not end the loop
-            log.error("outbox pass failed", extra={"code": type(exc).__name__})
+            rounds.failed(exc)
+        else:
+            rounds.succeeded()
         await anyio.sleep(interval)

@@ -23,6 +23,7 @@ from reapi import JobFailedError, ReapiError
 from reapi.catalog import Route
 from reapi.providers import TaskStatus
 
+from ..background_rounds import RoundLog
 from ..credits import repository as credit_rows
 from ..errors import GatewayError, StorageUnavailable
 from ..mirror.fetch import upstream_body
@@ -63,12 +64,15 @@ class JobPoller:
         self.batch = batch
 
     async def run_forever(self) -> None:
+        rounds = RoundLog(log, "poller round")
         while True:
             try:
                 handled = await self.run_once()
             except Exception as exc:  # a database hiccup must not end the loop
-                log.error("poller round failed", extra={"code": type(exc).__name__})
+                rounds.failed(exc)
                 handled = 0
+            else:
+                rounds.succeeded()
             if not handled:  # a job handed back (another instance drains) wakes it at once
                 await self.rt.wakeups.wait(JOBS_DUE, min(self.rt.settings.poll_interval, 1.0))
 

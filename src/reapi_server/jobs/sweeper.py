@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import anyio
 
 from ..accounts.closing import purge_deleted_accounts
+from ..background_rounds import RoundLog
 from ..credits import repository as credit_rows
 from ..group_commit import forget_idle_markers
 from ..idempotency import repository as idempotency_rows
@@ -106,11 +107,14 @@ async def sweep_once(rt: Runtime) -> SweepReport:
 
 
 async def run_sweeper(rt: Runtime) -> None:
+    rounds = RoundLog(log, "sweep")
     while True:
         try:
             await sweep_once(rt)
         except Exception as exc:
-            log.error("sweep failed", extra={"code": type(exc).__name__})
+            rounds.failed(exc)
+        else:
+            rounds.succeeded()
         await anyio.sleep(rt.settings.sweep_interval)
 
 

@@ -25,6 +25,7 @@ from reapi import InvalidRequestError
 from reapi.core import PostAnswer
 from reapi.providers import parse_retry_after
 
+from ..background_rounds import RoundLog
 from ..models import WebhookDelivery
 from ..runtime import Runtime
 from . import repository
@@ -51,12 +52,15 @@ class WebhookSender:
 
     async def run_forever(self) -> None:
         rt = self.rt
+        rounds = RoundLog(log, "webhook round")
         while True:
             try:
                 handled = await self.run_once()
             except Exception as exc:  # a database hiccup must not end the loop
-                log.error("webhook round failed", extra={"code": type(exc).__name__})
+                rounds.failed(exc)
                 handled = 0
+            else:
+                rounds.succeeded()
             if not handled:
                 await rt.webhook_wakeup.wait(rt.settings.webhook_poll_interval)
 

@@ -376,3 +376,33 @@ def _status_of_stream(gw: LiveGateway, video_id: str) -> int:
     client, context = open_stream(gw, video_id)
     with client, context as response:
         return response.status_code
+
+
+def test_a_burst_of_streams_is_bounded_like_streams_opened_one_by_one(tmp_path, migrated_template):
+    """Twelve requests at once: each is counted when admitted, not when its first chunk goes
+    out (then many passed the check before any counted: up to 11 of 20 opened with a bound of 2)."""
+    with live_gateway(tmp_path / "d", migrated_template, video_events_max_streams=2) as gw:
+        path = f"/v1/videos/{create(gw)['id']}/events"
+
+        async def burst() -> list[int]:
+            limits = httpx.Limits(max_connections=20)
+            async with httpx.AsyncClient(base_url=gw.base_url, timeout=10, limits=limits) as client:
+                answers: list[httpx.Response] = []
+
+                async def open_one() -> int:
+                    request = client.build_request("GET", path, headers=auth(gw.key))
+                    answers.append(await client.send(request, stream=True))
+                    return answers[-1].status_code
+
+                try:
+                    return await asyncio.gather(*(open_one() for _ in range(12)))
+                finally:
+                    for answer in answers:
+                        await answer.aclose()
+
+        statuses = asyncio.run(burst())
+        assert sorted(statuses) == [200, 200] + [429] * 10, statuses
+        deadline = time.monotonic() + 5
+        while gw.runtime.event_streams:  # every place given back once the streams closed
+            assert time.monotonic() < deadline, gw.runtime.event_streams
+            time.sleep(0.05)

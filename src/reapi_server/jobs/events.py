@@ -14,10 +14,16 @@ holds at most `video_events_max_streams` streams open in one process (each re-re
 
 Each re-read also reads the key again: a stream ends once its key is revoked or expired or its
 account disabled, as the next request with that key would be refused (a reconnect is).
+
+A stream's place is taken when its request is admitted, in the same step as the count is checked
+(no await between), and given back once whichever way it ends: when its chunks end, or when the
+answer is over without them ever being read (`EventStream.release`). Counting only from the first
+chunk let a burst of requests all pass the check before any of them counted.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -31,7 +37,7 @@ from ..errors import NotFound, RateLimited
 from ..runtime import Runtime
 from . import service
 
-__all__ = ["MAX_EVENT_ID", "event_stream"]
+__all__ = ["MAX_EVENT_ID", "EventStream", "event_stream"]
 
 #: A Last-Event-ID longer than any id this module makes is no id of ours: ignored.
 MAX_EVENT_ID = 64
@@ -51,12 +57,43 @@ def _event(name: str, data: dict[str, Any], event_id: str | None = None) -> byte
     return f"{head}event: {name}\n".encode() + b"data: " + orjson.dumps(data) + b"\n\n"
 
 
+class _Place:
+    """One of a key's open streams in this process, given back at most once."""
+
+    def __init__(self, counts: Counter[str], key_id: str) -> None:
+        self._counts, self._key_id = counts, key_id
+        counts[key_id] += 1
+        self._held = True
+
+    def give_back(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        self._counts[self._key_id] -= 1
+        if self._counts[self._key_id] <= 0:
+            del self._counts[self._key_id]
+
+
+class EventStream:
+    """An admitted stream: its chunks, and `release`, which the answer calls once it is over
+    (its chunks may never have been read: a client gone before the first)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes], place: _Place) -> None:
+        self.chunks = chunks
+        self._place = place
+
+    def release(self) -> None:
+        self._place.give_back()
+
+
 async def event_stream(
     rt: Runtime, principal: Principal, job_id: str, last_event_id: str | None
-) -> AsyncIterator[bytes]:
-    """The stream's chunks. Raises `NotFound` for a job the caller cannot see, and `RateLimited`
-    when its key has too many streams open here, at once (before any chunk): the answer is then
-    a plain error."""
+) -> EventStream:
+    """The stream. Raises `NotFound` for a job the caller cannot see, and `RateLimited` when its
+    key has too many streams open here, at once (before any chunk): the answer is then a plain
+    error."""
+    await service.retrieve(rt, principal, job_id)
+    # Checked and taken in one step, after the last await: concurrent requests count each other.
     limit = rt.settings.video_events_max_streams
     if rt.event_streams[principal.key_id] >= limit:
         raise RateLimited(
@@ -64,9 +101,9 @@ async def event_stream(
             code="too_many_event_streams",
             retry_after=_RETRY_MS / 1000,
         )
-    await service.retrieve(rt, principal, job_id)
+    place = _Place(rt.event_streams, principal.key_id)
     seen = last_event_id if last_event_id and len(last_event_id) <= MAX_EVENT_ID else None
-    return _events(rt, principal, job_id, seen)
+    return EventStream(_events(rt, principal, job_id, seen, place), place)
 
 
 async def _current(rt: Runtime, principal: Principal, job_id: str) -> dict[str, Any] | None:
@@ -82,18 +119,14 @@ async def _key_in_force(rt: Runtime, principal: Principal) -> bool:
 
 
 async def _events(
-    rt: Runtime, principal: Principal, job_id: str, seen: str | None
+    rt: Runtime, principal: Principal, job_id: str, seen: str | None, place: _Place
 ) -> AsyncIterator[bytes]:
-    # Counted from the first chunk on: a generator never started has nothing to give back.
-    rt.event_streams[principal.key_id] += 1
     try:
         async with aclosing(_follow(rt, principal, job_id, seen)) as chunks:
             async for chunk in chunks:
                 yield chunk
     finally:
-        rt.event_streams[principal.key_id] -= 1
-        if rt.event_streams[principal.key_id] <= 0:
-            del rt.event_streams[principal.key_id]
+        place.give_back()
 
 
 async def _follow(

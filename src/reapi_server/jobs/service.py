@@ -146,12 +146,21 @@ class _Discarded:
 
 async def _discard(
     session: AsyncSession, rt: Runtime, job: VideoJob, *, announce: bool
-) -> _Discarded:
+) -> _Discarded | None:
     """In the caller's transaction: release an unfinished job's hold (once: the conditional
     release loses to a poller that settled it a moment ago), delete the row and its outputs'.
     Its webhook deliveries go with it; with `announce`, an unfinished job's end is sent to its
-    webhook like any other (not when its account is being deleted: its webhooks go too)."""
+    webhook like any other (not when its account is being deleted: its webhooks go too).
+    None: the job was gone once its account was locked (another delete took it)."""
     await rt.db.lock_accounts(session, job.account_id)  # first: lock_order
+    # Read again under the lock: on PostgreSQL another DELETE, or the poller ending the job,
+    # may have committed since it was read. The stale row answered a second delete 200 (its
+    # task cancelled and its end queued again) and sent a job completed and charged meanwhile
+    # to its webhook as cancelled.
+    current = await repository.reread(session, job.id)
+    if current is None:
+        return None
+    job = current
     unfinished = job.status in ACTIVE_JOB_STATES
     closed = None
     if unfinished and job.hold_id:
@@ -198,6 +207,8 @@ async def delete(rt: Runtime, principal: Principal, job_id: str) -> dict[str, An
         if job is None:
             raise NotFound("no such video", param="video_id")
         discarded = await _discard(session, rt, job, announce=True)
+    if discarded is None:
+        raise NotFound("no such video", param="video_id")
     await _after_discard(rt, discarded)
     return {"id": job_id, "object": "video.deleted", "deleted": True}
 
@@ -214,6 +225,8 @@ async def delete_all(rt: Runtime, account_id: str) -> int:
             if job is None:  # gone meanwhile (a DELETE, the retention job)
                 continue
             discarded = await _discard(session, rt, job, announce=False)
+        if discarded is None:
+            continue
         await _after_discard(rt, discarded)
         deleted += 1
     return deleted

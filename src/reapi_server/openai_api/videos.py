@@ -8,10 +8,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ..idempotency.service import RecordAnswer
 from ..jobs import service, submission
-from ..jobs.events import event_stream
+from ..jobs.events import EventStream, event_stream
 from ..webhooks.service import check_url
 from .dependencies import Caller, Context, Rt
 from .files import stored_response
@@ -130,6 +131,26 @@ async def delete_video(video_id: VideoId, rt: Rt, principal: Caller) -> Response
     return json_response(await service.delete(rt, principal, video_id))
 
 
+class _EventsResponse(StreamingResponse):
+    """The event stream's answer, which gives the stream's place back however it ends: also
+    when the client left before its first chunk was read (its generator never ran)."""
+
+    def __init__(self, stream: EventStream) -> None:
+        super().__init__(
+            stream.chunks,
+            media_type="text/event-stream",
+            # Proxies must neither cache nor buffer it (nginx reads X-Accel-Buffering).
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._stream = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._stream.release()
+
+
 @router.get(
     "/videos/{video_id}/events",
     summary="Follow a video job (Server-Sent Events)",
@@ -152,13 +173,7 @@ async def video_events(
     principal: Caller,
     last_event_id: Annotated[str | None, Header(max_length=1024)] = None,
 ) -> Response:
-    stream = await event_stream(rt, principal, video_id, last_event_id)
-    return StreamingResponse(
-        stream,
-        media_type="text/event-stream",
-        # Proxies must neither cache nor buffer it (nginx reads X-Accel-Buffering).
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return _EventsResponse(await event_stream(rt, principal, video_id, last_event_id))
 
 
 @router.get(

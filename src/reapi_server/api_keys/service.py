@@ -274,13 +274,14 @@ class ApiKeys:
         *,
         known_models: Collection[str],
         clock: Callable[[], float],
-        on_change: Callable[[], None] = lambda: None,
+        on_change: Callable[[str], None] = lambda key_id: None,
         check_webhook: WebhookCheck = _no_webhooks,
         signing_key: bytes | None = None,
     ) -> None:
         self.db = db
         self.known_models = known_models
         self.clock = clock
+        #: Called with a key's id once its change (limits, revocation) is committed.
         self.on_change = on_change
         self.check_webhook = check_webhook
         #: The fleet's secret, from which each key's webhook signing secret is derived.
@@ -392,7 +393,7 @@ class ApiKeys:
                 await webhooks.set_default_url(session, key_id, webhook, account_id=account_id)
             await session.refresh(row)
             view = view_of(row, now)
-        self.on_change()
+        self.on_change(key_id)
         return view
 
     async def webhook_secret(self, account_id: str, key_id: str, *, rotate: bool = False) -> str:
@@ -428,7 +429,7 @@ class ApiKeys:
             await repository.revoke(session, key_id=key_id, key_hash=None, now=now)
             await session.refresh(row)
             view = view_of(row, now)
-        self.on_change()
+        self.on_change(key_id)
         return view
 
 
@@ -446,7 +447,7 @@ def keys_service(rt: Runtime) -> ApiKeys:
         rt.db,
         known_models=frozenset(rt.catalog.models),
         clock=rt.now,
-        on_change=rt.auth.forget_all,
+        on_change=lambda key_id: rt.auth.changed(key_id=key_id),
         check_webhook=lambda url: webhooks.check_url(fetcher, url),
         signing_key=rt.fingerprint_secret,
     )

@@ -151,6 +151,8 @@ class Runtime:
         await self.billing.aclose()
         await self.engine.aclose()
         await self.db.dispose()
+        if self.bus is not None:
+            await self.bus.flush()  # what was said (a key revoked by the CLI) goes out first
         if self.redis is not None:
             await self.redis.aclose()
         if self.tracing is not None:
@@ -287,7 +289,7 @@ def build_runtime(
         router=router,
         engine=engine,
         store=_store(settings, store, tracing),
-        auth=Authenticator(db),
+        auth=Authenticator(db, bus=bus),
         limiter=Limiter(redis),
         redis=redis,
         bus=bus,

@@ -515,3 +515,53 @@ async def test_an_image_under_another_label_goes_upstream_as_the_type_of_its_byt
     [body] = sent
     assert body.count(b"Content-Type: image/png") == 2
     assert b"text/html" not in body and b"application/x" not in body
+
+
+# -- a video's uploaded input_reference: the bytes decide too -------------------------------------
+async def video_upload(gateway, key, reference):
+    return await gateway.client.post(
+        "/v1/videos",
+        data={"model": "sim-video", "prompt": "p", "seconds": "4", "size": "1280x720"},
+        files={"input_reference": reference},
+        headers=auth(key),
+    )
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [("r.html", HTML, "text/html"), ("r.png", HTML, "image/png"), ("r.mp4", HTML, "video/mp4")],
+)
+async def test_a_video_reference_upload_of_no_media_type_is_refused(gateway, reference):
+    account, key = await gateway.account()
+    error = assert_refused(await video_upload(gateway, key, reference))
+    assert (error["param"], error["code"]) == ("input_reference", "invalid_file")
+    assert error["message"].startswith("input_reference must be an image (PNG, JPEG or WebP)")
+    assert await ledger_matches(gateway.rt, account) == (10_000, 0)
+    assert gateway.upstream.calls == []
+
+
+@pytest.mark.parametrize(
+    ("content", "label", "expected"),
+    [(PNG, "text/html", b"image/png"), (JPEG, "image/png", b"image/jpeg")],
+)
+async def test_a_video_reference_goes_upstream_as_the_type_of_its_bytes(
+    make_gateway, monkeypatch, content, label, expected
+):
+    """An uploaded input_reference is passed on under the type its bytes show, never the
+    part's label."""
+    sent: list[bytes] = []
+    handle = FakeUpstream.handle
+
+    async def recording(self, request):
+        if request.method == "POST" and request.url.path.endswith("/videos"):
+            sent.append(request.content)
+        return await handle(self, request)
+
+    monkeypatch.setattr(FakeUpstream, "handle", recording)
+    gateway = await make_gateway()
+    _, key = await gateway.account()
+    response = await video_upload(gateway, key, ("r.bin", content, label))
+    assert response.status_code == 200, response.text[:300]
+    [body] = sent
+    assert b"Content-Type: " + expected in body
+    assert label.encode() not in body

@@ -358,3 +358,26 @@ async def test_no_key_is_made_on_an_account_closed_in_the_meantime(db_web):
     async with db_web.rt.db.read() as session:
         made = await session.execute(select(ApiKey).where(ApiKey.name == "late"))
         assert made.first() is None
+
+
+@pytest.mark.parametrize("rotate", [False, True])
+async def test_no_webhook_secret_is_made_on_an_account_closed_in_the_meantime(db_web, rotate):
+    """The account closed between the caller's check and the call (its deletion's first step,
+    `deleted_at`, committed): the secret's own transaction refuses it, made or rotated."""
+    account, _ = await db_web.account()
+    keys = keys_service(db_web.rt)
+    async with db_web.rt.db.read() as session:
+        found = await session.execute(select(ApiKey.id).where(ApiKey.account_id == account))
+        key_id = found.scalar_one()
+    if rotate:
+        await keys.webhook_secret(account, key_id)  # made while the account was open
+    async with db_web.rt.db.read() as session:
+        salt = (await session.get(ApiKey, key_id)).webhook_salt
+    async with db_web.rt.db.write() as session:
+        await mark_deleted(session, account, db_web.rt.now())
+    with pytest.raises(InvalidApiKey):
+        await keys.webhook_secret(account, key_id, rotate=rotate)
+    async with db_web.rt.db.read() as session:
+        row = await session.get(ApiKey, key_id)
+    assert row.webhook_salt == salt and row.webhook_previous_salt is None
+    assert (salt is None) is not rotate  # none made; the one there not rotated

@@ -110,7 +110,8 @@ class PersonalData:
             )
         if deleted is None:
             return None
-        rt.auth.forget_all()  # this process refuses the keys at once (others: at the reserve)
+        for account_id in deleted.account_ids:  # refused at once here, and on the fleet's bus
+            rt.auth.changed(account_id=account_id)
         if rt.settings.email_backend == "file":  # the messages' copies on this disk
             await anyio.to_thread.run_sync(forget_messages, rt.settings.mail_dir, deleted.mail_ids)
         purged = []

@@ -3,16 +3,19 @@ parameter.
 
 A lookup is cached for at most `ttl` seconds, so a revoked key, a changed allowlist or expiry
 takes effect within that time in every process, and at once in the process that changed it
-(which clears its cache). One lookup per key runs at a time: when the cached entry expires under
-load, the requests that come meanwhile wait for it instead of each taking a database connection
-(on PostgreSQL the pool opened and closed a connection for each, every cache period). A key
-whose account is disabled is refused and never cached, so enabling the account again works at
-once. Whatever starts a charged request is checked again,
-at once everywhere, by the statement that holds its credit (`credits.repository`): a revoked or
-expired key, a disabled account, the key's spend limit; and whatever a management key does,
-by `confirm` before it (a key on an account just deleted on another process is refused at
-once). A well-formed key that is no key is
-remembered as such, and an address's lookups that found nothing are budgeted (`misses`).
+(which clears its cache). With Redis, the process that changed a key or an account says so on
+the fleet's bus (`changed`) and every process drops that key's or account's principals when it
+hears it, so the change takes effect at once everywhere; the bus is a hint (a message lost while
+Redis is down), and the `ttl` stays the bound. The request's own path does no more work for it.
+One lookup per key runs at a time: when the cached entry expires under load, the requests that
+come meanwhile wait for it instead of each taking a database connection (on PostgreSQL the pool
+opened and closed a connection for each, every cache period). A key whose account is disabled is
+refused and never cached, so enabling the account again works at once. Whatever starts a charged
+request is checked again, at once everywhere, by the statement that holds its credit
+(`credits.repository`): a revoked or expired key, a disabled account, the key's spend limit; and
+whatever a management key does, by `confirm` before it (a key on an account just deleted on
+another process is refused at once). A well-formed key that is no key is remembered as such, and
+an address's lookups that found nothing are budgeted (`misses`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
+from ..coordination.bus import Bus
 from ..credits.repository import KeySpend
 from ..db import Database
 from ..errors import AccountDisabled, InvalidApiKey, KeyExpired, ModelNotAllowed, RateLimited
@@ -39,6 +43,8 @@ from .periods import period_start
 __all__ = ["Authenticator", "Principal", "client_address"]
 
 _CACHE_LIMIT = 10_000
+#: The bus topic of key and account changes: `key:<key id>` or `account:<account id>`.
+TOPIC = "keys"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +124,17 @@ MISTYPED_KEY = (
 
 class Authenticator:
     def __init__(
-        self, db: Database, *, ttl: float = 2.0, clock: Callable[[], float] = time.monotonic
+        self,
+        db: Database,
+        *,
+        ttl: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        bus: Bus | None = None,
     ) -> None:
         self._db = db
+        self._bus = bus
+        if bus is not None:
+            bus.on(TOPIC, self._heard)
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[str, tuple[Principal, float]] = {}
@@ -227,5 +241,29 @@ class Authenticator:
         requests that come after it look the key up afresh, and what a lookup already under way
         read is not cached."""
         self._cache.clear()
+        self._lookups.clear()
+        self._generation += 1
+
+    def changed(self, *, key_id: str | None = None, account_id: str | None = None) -> None:
+        """A key was revoked or its limits changed (`key_id`), or an account disabled or
+        deleted (`account_id`), by this process: forget here at once (`forget_all`) and tell
+        the other processes (`_heard`), after the change is committed."""
+        self.forget_all()
+        if self._bus is None:
+            return
+        for kind, ident in (("key", key_id), ("account", account_id)):
+            if ident is not None:
+                self._bus.soon(self._bus.publish(TOPIC, f"{kind}:{ident}".encode()))
+
+    def _heard(self, data: bytes) -> None:
+        """A process changed a key or an account: drop its principals here, and cache nothing
+        that a lookup already under way read (it may have read before the change)."""
+        kind, _, ident = data.decode().partition(":")
+        if kind == "key":
+            self._cache = {h: e for h, e in self._cache.items() if e[0].key_id != ident}
+        elif kind == "account":
+            self._cache = {h: e for h, e in self._cache.items() if e[0].account_id != ident}
+        else:
+            raise ValueError(f"unknown key change {kind!r}")
         self._lookups.clear()
         self._generation += 1

@@ -274,13 +274,14 @@ class ApiKeys:
         *,
         known_models: Collection[str],
         clock: Callable[[], float],
-        on_change: Callable[[], None] = lambda: None,
+        on_change: Callable[[str], None] = lambda key_id: None,
         check_webhook: WebhookCheck = _no_webhooks,
         signing_key: bytes | None = None,
     ) -> None:
         self.db = db
         self.known_models = known_models
         self.clock = clock
+        #: Called with a key's id once its change (limits, revocation) is committed.
         self.on_change = on_change
         self.check_webhook = check_webhook
         #: The fleet's secret, from which each key's webhook signing secret is derived.
@@ -327,6 +328,15 @@ class ApiKeys:
         cursor = KeyCursor(last.revoked_at is not None, last.created_at, last.id) if last else None
         return KeyPage(views, cursor)
 
+    async def _lock_open(self, session: AsyncSession, account_id: str) -> None:
+        """First in a transaction that makes something for the account (a key, a webhook
+        secret): lock the account (`lock_order`), so that a deletion, which locks it as its
+        first step too, commits before this reads it or waits for this to commit; and refuse
+        the account if it is closed (deleted meanwhile), as the credit hold refuses its keys."""
+        await self.db.lock_accounts(session, account_id)
+        if not await accounts.is_open(session, account_id):
+            raise InvalidApiKey("the API key is not valid or has been revoked")
+
     async def get(self, account_id: str, key_id: str) -> KeyView:
         async with self.db.read() as session:
             row = await repository.get_for_account(session, account_id, key_id)
@@ -348,11 +358,7 @@ class ApiKeys:
         webhook = await self._webhook(webhook_url)
         now = self.clock()
         async with self.db.write() as session:
-            # First (`lock_order`): a deletion of the account, which locks it as its first step
-            # too, commits before this reads it, or waits for this to commit.
-            await self.db.lock_accounts(session, account_id)
-            if not await accounts.is_open(session, account_id):  # deleted meanwhile
-                raise InvalidApiKey("the API key is not valid or has been revoked")
+            await self._lock_open(session, account_id)
             # Rolled back with the key when it is refused: only keys made are counted.
             await throttle.take(session, account_id, now)
             row, issued = await issue_key(
@@ -392,17 +398,18 @@ class ApiKeys:
                 await webhooks.set_default_url(session, key_id, webhook, account_id=account_id)
             await session.refresh(row)
             view = view_of(row, now)
-        self.on_change()
+        self.on_change(key_id)
         return view
 
     async def webhook_secret(self, account_id: str, key_id: str, *, rotate: bool = False) -> str:
         """The secret (`whsec_...`) that signs the key's webhooks, made on first use; `rotate`:
         a new one (the old one keeps signing beside it for `webhook_secret_overlap_seconds`).
         A revoked key's secret can be read (its last jobs may still announce their end), not
-        renewed; a management key has none."""
+        renewed; a management key has none. None is made on an account closed meanwhile."""
         if self.signing_key is None:
             raise GatewayError("this gateway signs no webhooks here", param="id")
         async with self.db.write() as session:
+            await self._lock_open(session, account_id)
             row = await repository.get_for_account(session, account_id, key_id)
             if row is None:
                 raise NotFound("no such key", param="id")
@@ -428,7 +435,7 @@ class ApiKeys:
             await repository.revoke(session, key_id=key_id, key_hash=None, now=now)
             await session.refresh(row)
             view = view_of(row, now)
-        self.on_change()
+        self.on_change(key_id)
         return view
 
 
@@ -446,7 +453,7 @@ def keys_service(rt: Runtime) -> ApiKeys:
         rt.db,
         known_models=frozenset(rt.catalog.models),
         clock=rt.now,
-        on_change=rt.auth.forget_all,
+        on_change=lambda key_id: rt.auth.changed(key_id=key_id),
         check_webhook=lambda url: webhooks.check_url(fetcher, url),
         signing_key=rt.fingerprint_secret,
     )

@@ -42,6 +42,7 @@ from reapi.core import (
     detached,
     excerpt,
     image_request,
+    sniff_media_type,
     video_request,
 )
 
@@ -403,11 +404,29 @@ def _video_from_json(body: VideoBody, policy: UrlPolicy) -> VideoRequest:
     return _video(body, reference)
 
 
+#: What an uploaded `input_reference` may be (`MEDIA_TYPES`), in words.
+_REFERENCE_KINDS = "an image (PNG, JPEG or WebP) or a video (MP4, QuickTime or WebM)"
+
+
+def _reference_upload(upload: FormFile) -> File:
+    """An uploaded `input_reference` as the type its bytes are: an upstream is told that, not
+    the part's label (which may say `text/html` or `application/octet-stream`), as a reference
+    by URL or file id is; bytes of no type a video model takes are refused here."""
+    content_type = sniff_media_type(upload.content)
+    if content_type is None or content_type not in MEDIA_TYPES:
+        raise GatewayError(
+            f"input_reference must be {_REFERENCE_KINDS}",
+            param="input_reference",
+            code="invalid_file",
+        )
+    return File(upload.content, upload.filename, content_type)
+
+
 def _video_from_form(form: ParsedForm, policy: UrlPolicy) -> VideoRequest:
     fields: dict[str, Any] = _form_fields(form)
     text = fields.pop("input_reference", None)
     body = parse_model(VideoForm, fields)
-    uploads = [_file(f) for name, f in form.files if name == "input_reference"]
+    uploads = [_reference_upload(f) for name, f in form.files if name == "input_reference"]
     reference: File | Reference | None = uploads[0] if uploads else None
     if reference is None and text:
         if text[:5].lower() == "data:":

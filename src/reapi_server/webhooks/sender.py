@@ -211,7 +211,8 @@ class WebhookSender:
                         session, delivery.api_key_id, delivery.url, now
                     )
         if recorded:
-            rt.auth.forget_all()  # the key's default changes at once in this process
+            if delivery.api_key_id:  # the key's default changes at once (the fleet: on the bus)
+                rt.auth.changed(key_id=delivery.api_key_id)
             rt.metrics.webhook_attempts.labels("gone").inc()
             rt.metrics.webhook_deliveries.labels("gone").inc(1 + stopped)
             log.warning("webhook receiver gone", extra={"job_id": delivery.video_id})

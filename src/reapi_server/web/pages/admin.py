@@ -159,8 +159,9 @@ async def _set_disabled(request: Request, account_id: str, *, disabled: bool) ->
         return asked
     async with web.db.write() as session:
         await action(session, actor, account_id, now=web.clock())
-    # This process refuses the account's keys at once; the others on their next lookup.
-    web.runtime.auth.forget_all()
+    # This process refuses the account's keys at once; the others when they hear it (Redis) or
+    # on their next lookup.
+    web.runtime.auth.changed(account_id=account_id)
     done = "account_disabled" if disabled else "account_enabled"
     return RedirectResponse(f"/admin/accounts/{account_id}?done={done}", 303)
 

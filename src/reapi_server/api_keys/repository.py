@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ..ids import new_id
@@ -71,17 +71,21 @@ async def find_active(session: AsyncSession, key_hash: str) -> tuple[ApiKey, boo
     return None if row is None else (row[0], bool(row[1]))
 
 
+def _unrevoked_unexpired(key_id: str, now: float) -> tuple[ColumnElement[bool], ...]:
+    """The key `key_id`, if it is neither revoked nor expired at `now`."""
+    return (
+        ApiKey.id == key_id,
+        ApiKey.revoked_at.is_(None),
+        or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
+    )
+
+
 async def in_force(session: AsyncSession, key_id: str, now: float) -> bool:
     """The key is unrevoked, unexpired and its account enabled (`find_active`'s rule, by id)."""
     result = await session.execute(
         select(ApiKey.id)
         .join(Account, Account.id == ApiKey.account_id)
-        .where(
-            ApiKey.id == key_id,
-            ApiKey.revoked_at.is_(None),
-            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-            Account.disabled_at.is_(None),
-        )
+        .where(*_unrevoked_unexpired(key_id, now), Account.disabled_at.is_(None))
     )
     return result.first() is not None
 
@@ -92,12 +96,7 @@ async def standing(session: AsyncSession, key_id: str, now: float) -> bool | Non
     result = await session.execute(
         select(Account.disabled_at.is_not(None))
         .join(ApiKey, Account.id == ApiKey.account_id)
-        .where(
-            ApiKey.id == key_id,
-            ApiKey.revoked_at.is_(None),
-            or_(ApiKey.expires_at.is_(None), ApiKey.expires_at > now),
-            Account.deleted_at.is_(None),
-        )
+        .where(*_unrevoked_unexpired(key_id, now), Account.deleted_at.is_(None))
     )
     row = result.one_or_none()
     return None if row is None else bool(row[0])
